@@ -1,0 +1,82 @@
+/**
+ * RFC 6902 JSON Patch, the subset the hub emits: `add`, `remove` and `replace`.
+ * The same operations go to the journal, to subscribers and into the SDK's mirror.
+ */
+export type PatchOp =
+  | { op: 'add'; path: string; value: unknown }
+  | { op: 'replace'; path: string; value: unknown }
+  | { op: 'remove'; path: string };
+
+/** Encodes one path segment as RFC 6901 requires (`~` → `~0`, `/` → `~1`). */
+export function escapeSegment(segment: string | number): string {
+  const text = String(segment);
+  return text.includes('~') || text.includes('/') ? text.replace(/~/g, '~0').replace(/\//g, '~1') : text;
+}
+
+/** Builds a JSON Pointer from path segments. */
+export function toPointer(path: ReadonlyArray<string | number>): string {
+  let pointer = '';
+  for (const segment of path) pointer += '/' + escapeSegment(segment);
+  return pointer;
+}
+
+/** Splits a JSON Pointer into its unescaped segments. */
+export function fromPointer(pointer: string): string[] {
+  if (pointer === '') return [];
+  if (pointer[0] !== '/') throw new Error(`invalid JSON pointer: ${pointer}`);
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => (s.includes('~') ? s.replace(/~1/g, '/').replace(/~0/g, '~') : s));
+}
+
+type Container = Record<string, unknown> | unknown[];
+
+function isContainer(value: unknown): value is Container {
+  return typeof value === 'object' && value !== null;
+}
+
+function arrayIndex(array: unknown[], segment: string, forInsert: boolean): number {
+  if (forInsert && segment === '-') return array.length;
+  if (!/^(0|[1-9][0-9]*)$/.test(segment)) throw new Error(`invalid array index: ${segment}`);
+  const index = Number(segment);
+  if (index > array.length || (!forInsert && index === array.length)) throw new Error(`array index out of range: ${segment}`);
+  return index;
+}
+
+/**
+ * Applies operations in order, mutating `document` in place, and returns the resulting root
+ * (a new value when an operation targets the root path `""`). Throws on a path that does not
+ * exist, as RFC 6902 requires.
+ */
+export function applyPatch<T>(document: T, ops: readonly PatchOp[]): T {
+  let root: unknown = document;
+  for (const op of ops) {
+    const segments = fromPointer(op.path);
+    if (segments.length === 0) {
+      if (op.op === 'remove') root = undefined;
+      else root = op.value;
+      continue;
+    }
+    let parent: unknown = root;
+    for (let i = 0; i < segments.length - 1; i++) {
+      const segment = segments[i]!;
+      if (!isContainer(parent)) throw new Error(`path not found: ${op.path}`);
+      parent = Array.isArray(parent) ? parent[arrayIndex(parent, segment, false)] : parent[segment];
+    }
+    if (!isContainer(parent)) throw new Error(`path not found: ${op.path}`);
+    const key = segments[segments.length - 1]!;
+    if (Array.isArray(parent)) {
+      if (op.op === 'add') parent.splice(arrayIndex(parent, key, true), 0, op.value);
+      else if (op.op === 'replace') parent[arrayIndex(parent, key, false)] = op.value;
+      else parent.splice(arrayIndex(parent, key, false), 1);
+    } else if (op.op === 'add') {
+      parent[key] = op.value;
+    } else {
+      if (!Object.hasOwn(parent, key)) throw new Error(`path not found: ${op.path}`);
+      if (op.op === 'replace') parent[key] = op.value;
+      else delete parent[key];
+    }
+  }
+  return root as T;
+}

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+
+/** Identifiers: letters, digits and `_ . : -`, up to 64 characters; safe in paths and URLs. */
+export const Id = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'ids are 1-64 characters of letters, digits, _ . : - starting with a letter or digit');
+export type Id = z.infer<typeof Id>;
+
+/** Milliseconds since the Unix epoch, as the hub's clock saw it. */
+export const Timestamp = z.number().int().nonnegative();
+
+/** A one-line name. */
+export const Name = z.string().trim().min(1).max(200);
+
+/** Free text such as a description or a reason. */
+export const Text = z.string().max(10_000);
+
+/** Priority of objectives and work orders, lowest first. */
+export const Priority = z.enum(['low', 'normal', 'high', 'critical']);
+export type Priority = z.infer<typeof Priority>;
+
+/** A percentage, 0 to 100 inclusive. */
+export const Percentage = z.number().min(0).max(100);
+
+const MAX_DEPTH = 16;
+
+/** Measures a JSON value: its serialised size in bytes and nesting depth, or why it is not JSON. */
+function measureJson(value: unknown, depth: number, budget: { bytes: number }): string | null {
+  if (depth > MAX_DEPTH) return `nesting deeper than ${MAX_DEPTH} levels`;
+  if (value === null || typeof value === 'boolean') {
+    budget.bytes -= 5;
+  } else if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return 'numbers must be finite';
+    budget.bytes -= 8;
+  } else if (typeof value === 'string') {
+    budget.bytes -= value.length + 2;
+  } else if (Array.isArray(value)) {
+    budget.bytes -= 2;
+    for (const item of value) {
+      const problem = measureJson(item, depth + 1, budget);
+      if (problem) return problem;
+      if (budget.bytes < 0) return null;
+    }
+  } else if (typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) return 'only plain JSON objects are allowed';
+    budget.bytes -= 2;
+    for (const [key, item] of Object.entries(value)) {
+      budget.bytes -= key.length + 3;
+      const problem = measureJson(item, depth + 1, budget);
+      if (problem) return problem;
+      if (budget.bytes < 0) return null;
+    }
+  } else {
+    return `${typeof value} is not a JSON value`;
+  }
+  return null;
+}
+
+/** A zod refinement that bounds a JSON value's size and depth and rejects what is not JSON. */
+function jsonWithin(maxBytes: number, label: string) {
+  return (value: unknown, ctx: z.RefinementCtx) => {
+    if (value === undefined) return;
+    const budget = { bytes: maxBytes };
+    const problem = measureJson(value, 0, budget);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    else if (budget.bytes < 0) ctx.addIssue({ code: 'custom', message: `${label} larger than ${maxBytes} bytes` });
+  };
+}
+
+/** Any JSON value up to `maxBytes` (approximate serialised size) and 16 levels of nesting. */
+export function boundedJson(maxBytes: number, label = 'value') {
+  return z.unknown().superRefine(jsonWithin(maxBytes, label));
+}
+
+/** Free metadata: a JSON object up to 16 KiB. */
+export const Metadata = z.record(z.string().max(200), z.unknown()).superRefine(jsonWithin(16_384, 'metadata'));
+export type Metadata = z.infer<typeof Metadata>;
+
+/** Pagination of list requests. */
+export const Page = {
+  limit: z.number().int().min(1).max(1000).default(100),
+  cursor: z.string().max(200).optional(),
+};

@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { Id, Percentage, Text, Timestamp } from './common.ts';
+import { KpiDirection } from './kpis.ts';
+import { ObjectiveStatus } from './objectives.ts';
+import { WorkflowStatus } from './workflow.ts';
+
+const Counts = <T extends string>(keys: readonly T[]) =>
+  z.object(Object.fromEntries(keys.map((k) => [k, z.number().int()])) as Record<T, z.ZodNumber>);
+
+/** The equivalent of the Python package's get_workflow_summary(). */
+export const WorkflowSummary = z.object({
+  id: Id,
+  version: z.number().int(),
+  userQuery: Text,
+  status: WorkflowStatus,
+  failureReason: Text.nullable(),
+  createdAt: Timestamp,
+  startedAt: Timestamp.nullable(),
+  endedAt: Timestamp.nullable(),
+  /** Time from start to end, or to now while running; null before the start. */
+  durationMs: z.number().int().nullable(),
+  progress: Percentage,
+  stages: z.array(z.object({ name: z.string(), progress: Percentage, completed: z.boolean() })),
+  steps: Counts(['total', 'pending', 'running', 'completed', 'failed'] as const).extend({
+    /** Sum of the durations of finished steps. */
+    totalDurationMs: z.number().int(),
+  }),
+  objectives: Counts(['total', ...ObjectiveStatus.options] as const).extend({
+    items: z.array(z.object({ id: Id, name: z.string(), status: ObjectiveStatus, progress: Percentage, target: Text })),
+  }),
+  kpis: z.object({
+    total: z.number().int(),
+    met: z.number().int(),
+    items: z.array(
+      z.object({
+        id: Id,
+        name: z.string(),
+        current: z.number().nullable(),
+        target: z.number(),
+        unit: z.string(),
+        direction: KpiDirection,
+        met: z.boolean(),
+      }),
+    ),
+  }),
+});
+export type WorkflowSummary = z.infer<typeof WorkflowSummary>;

@@ -1,0 +1,19 @@
+import { z } from 'zod';
+import { Id } from './common.ts';
+
+/** The roles a token can grant. admin is the control role. */
+export const Role = z.enum(['admin', 'agent', 'monitor']);
+export type Role = z.infer<typeof Role>;
+
+/** One access token and what it allows. */
+export const TokenGrant = z.strictObject({
+  token: z.string().min(8).max(200),
+  role: Role,
+  /** A readable name for logs and provenance; defaults to the role. */
+  name: z.string().max(100).optional(),
+  /** agent tokens: the only agentId this token may register as. */
+  agentId: Id.optional(),
+  /** monitor tokens: the only workflows this token may see. */
+  workflows: z.array(Id).max(10_000).optional(),
+});
+export type TokenGrant = z.infer<typeof TokenGrant>;

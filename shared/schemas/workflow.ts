@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { Id, Page, Percentage, Text, Timestamp } from './common.ts';
+import { Kpi } from './kpis.ts';
+import { Objective } from './objectives.ts';
+import { Step } from './steps.ts';
+
+/** A workflow's lifecycle: pending → in_progress → completed | failed | cancelled. */
+export const WorkflowStatus = z.enum(['pending', 'in_progress', 'completed', 'failed', 'cancelled']);
+export type WorkflowStatus = z.infer<typeof WorkflowStatus>;
+
+/** Per-workflow settings, as the Python package's `workflow_config`. */
+export const WorkflowConfig = z.strictObject({
+  /** Write JSON, Markdown and HTML reports to `outputFolder` periodically and when the workflow ends. */
+  enableAutoDocumentation: z.boolean().default(false),
+  /** Seconds between automatic reports. */
+  documentationInterval: z.number().int().min(1).max(86_400).default(300),
+  /** How many distinct agents may work on this workflow at once; null means no limit. */
+  maxConcurrentAgents: z.number().int().min(1).max(100_000).nullable().default(null),
+  /** Check registered local files (existence, size, sha256). */
+  enableDataValidation: z.boolean().default(true),
+});
+export type WorkflowConfig = z.infer<typeof WorkflowConfig>;
+
+/** Progress of one named stage. */
+export const StageProgress = z.object({
+  name: z.string(),
+  progress: Percentage,
+  startedAt: Timestamp,
+  updatedAt: Timestamp,
+  completedAt: Timestamp.nullable(),
+});
+export type StageProgress = z.infer<typeof StageProgress>;
+
+/** The authoritative state of one workflow: the document monitors mirror and patches describe. */
+export const Workflow = z.object({
+  id: Id,
+  userQuery: Text,
+  outputFolder: z.string(),
+  config: WorkflowConfig,
+  status: WorkflowStatus,
+  failureReason: Text.nullable(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  startedAt: Timestamp.nullable(),
+  endedAt: Timestamp.nullable(),
+  /** Mean progress over all stages, 0..100 (100 once completed). */
+  progress: Percentage,
+  stages: z.record(z.string(), StageProgress),
+  steps: z.record(z.string(), Step),
+  objectives: z.record(z.string(), Objective),
+  kpis: z.record(z.string(), Kpi),
+});
+export type Workflow = z.infer<typeof Workflow>;
+
+export const CreateWorkflowInput = z.strictObject({
+  /** Optional caller-chosen id; creating an existing id is refused with CONFLICT. */
+  id: Id.optional(),
+  userQuery: Text.min(1),
+  /** Where reports are written; defaults to `<dataDir>/workflows/<id>`. */
+  outputFolder: z.string().min(1).max(1024).optional(),
+  config: WorkflowConfig.default(WorkflowConfig.parse({})),
+});
+
+export const WorkflowRef = z.strictObject({ workflowId: Id });
+export const FailWorkflowInput = z.strictObject({ workflowId: Id, reason: Text.min(1) });
+export const CancelWorkflowInput = z.strictObject({ workflowId: Id, reason: Text.optional() });
+
+export const UpdateProgressInput = z.strictObject({
+  workflowId: Id,
+  stage: z.string().trim().min(1).max(200),
+  percentage: Percentage,
+});
+
+export const ListWorkflowsInput = z.strictObject({ status: WorkflowStatus.optional(), ...Page });
+
+/** The short form of a workflow used in lists. */
+export const WorkflowHeader = Workflow.pick({
+  id: true,
+  userQuery: true,
+  status: true,
+  progress: true,
+  createdAt: true,
+  updatedAt: true,
+  startedAt: true,
+  endedAt: true,
+});
+export type WorkflowHeader = z.infer<typeof WorkflowHeader>;
+
+/** A workflow together with the version of the state it shows. */
+export const VersionedWorkflow = z.object({ version: z.number().int(), workflow: Workflow });
+
+/** The reply to a lifecycle change: the new status and the version it produced. */
+export const StatusReply = z.object({ version: z.number().int(), status: WorkflowStatus });
