@@ -1,0 +1,57 @@
+import { HubError } from '../../shared/errors.ts';
+import type { Workflow } from '../../shared/schemas/workflow.ts';
+import type { HubState } from './state.ts';
+import type { Transaction } from './transaction.ts';
+
+/** Settings the domain needs from the hub's options. */
+export interface DomainSettings {
+  /** Folder under which a workflow's default outputFolder is created. */
+  outputRoot: string;
+  /** How many recent values each KPI keeps in `history`. */
+  kpiHistoryLimit: number;
+}
+
+/** What a transition gets besides the state: the time, an id source and settings. No I/O. */
+export interface DomainContext {
+  now: number;
+  newId(prefix: string): string;
+  settings: DomainSettings;
+}
+
+/** Everything a transition function receives. */
+export interface Transition<E = unknown> {
+  state: HubState;
+  tx: Transaction<E>;
+  ctx: DomainContext;
+}
+
+/** The workflow with this id, or NOT_FOUND. */
+export function requireWorkflow(state: HubState, workflowId: string): Workflow {
+  const workflow = state.workflows.get(workflowId);
+  if (!workflow) throw new HubError('NOT_FOUND', `workflow ${workflowId} does not exist`);
+  return workflow;
+}
+
+/** The entity `id` of a workflow's collection, or NOT_FOUND naming its kind. */
+export function requireEntity<T>(collection: Record<string, T>, id: string, kind: string, workflowId: string): T {
+  const entity = Object.hasOwn(collection, id) ? collection[id] : undefined;
+  if (entity === undefined) throw new HubError('NOT_FOUND', `${kind} ${id} does not exist in workflow ${workflowId}`);
+  return entity;
+}
+
+/** Refuses with CONFLICT when `id` is already taken in `collection`. */
+export function requireFreeId(collection: Record<string, unknown>, id: string, kind: string): void {
+  if (Object.hasOwn(collection, id)) throw new HubError('CONFLICT', `${kind} ${id} already exists`);
+}
+
+const ENDED = new Set(['completed', 'failed', 'cancelled']);
+
+/** True once a workflow has reached a final status. */
+export function isEnded(workflow: Workflow): boolean {
+  return ENDED.has(workflow.status);
+}
+
+/** Refuses changes to a workflow that has ended. */
+export function requireOpen(workflow: Workflow, what: string): void {
+  if (isEnded(workflow)) throw new HubError('INVALID_TRANSITION', `cannot ${what}: workflow ${workflow.id} is ${workflow.status}`);
+}

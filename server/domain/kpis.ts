@@ -1,0 +1,53 @@
+import type { ParsedRequestOf } from '../../shared/contract.ts';
+import type { Kpi } from '../../shared/schemas/kpis.ts';
+import { versionOf } from './state.ts';
+import { requireEntity, requireFreeId, requireOpen, requireWorkflow, type Transition } from './context.ts';
+import { touch } from './workflows.ts';
+
+/** Whether `value` meets `target` in the KPI's direction. */
+export function meetsTarget(kpi: Pick<Kpi, 'direction' | 'target'>, value: number | null): boolean {
+  if (value === null) return false;
+  return kpi.direction === 'higher' ? value >= kpi.target : value <= kpi.target;
+}
+
+/** Adds a KPI with no value yet. */
+export function addKpi(t: Transition, input: ParsedRequestOf<'control', 'kpi.add'>) {
+  const workflow = requireWorkflow(t.state, input.workflowId);
+  requireOpen(workflow, 'add a KPI');
+  const id = input.id ?? t.ctx.newId('kpi');
+  requireFreeId(workflow.kpis, id, 'KPI');
+  const kpi: Kpi = {
+    id,
+    name: input.name,
+    description: input.description,
+    target: input.target,
+    unit: input.unit,
+    direction: input.direction,
+    current: null,
+    history: [],
+    samples: 0,
+    met: false,
+    createdAt: t.ctx.now,
+    updatedAt: t.ctx.now,
+  };
+  t.tx.set(workflow.id, ['kpis', id], kpi);
+  touch(t, workflow.id);
+  return { version: versionOf(t.state, workflow.id), item: workflow.kpis[id]! };
+}
+
+/** Records a value: it becomes current, joins the bounded history, and `met` is re-evaluated. */
+export function recordKpi(t: Transition, input: ParsedRequestOf<'control', 'kpi.record'>) {
+  const workflow = requireWorkflow(t.state, input.workflowId);
+  const kpi = requireEntity(workflow.kpis, input.kpiId, 'KPI', workflow.id);
+  const path = ['kpis', kpi.id];
+  t.tx.append(workflow.id, [...path, 'history'], { value: input.value, at: t.ctx.now });
+  if (kpi.history.length > t.ctx.settings.kpiHistoryLimit) t.tx.remove(workflow.id, [...path, 'history', 0]);
+  t.tx.assign(workflow.id, path, {
+    current: input.value,
+    samples: kpi.samples + 1,
+    met: meetsTarget(kpi, input.value),
+    updatedAt: t.ctx.now,
+  });
+  touch(t, workflow.id);
+  return { version: versionOf(t.state, workflow.id), item: kpi };
+}

@@ -1,0 +1,45 @@
+import type { ParsedRequestOf } from '../../shared/contract.ts';
+import type { Objective } from '../../shared/schemas/objectives.ts';
+import { versionOf } from './state.ts';
+import { requireEntity, requireFreeId, requireOpen, requireWorkflow, type Transition } from './context.ts';
+import { touch } from './workflows.ts';
+
+/** Adds an objective, pending with no progress. */
+export function addObjective(t: Transition, input: ParsedRequestOf<'control', 'objective.add'>) {
+  const workflow = requireWorkflow(t.state, input.workflowId);
+  requireOpen(workflow, 'add an objective');
+  const id = input.id ?? t.ctx.newId('obj');
+  requireFreeId(workflow.objectives, id, 'objective');
+  const objective: Objective = {
+    id,
+    name: input.name,
+    description: input.description,
+    target: input.target,
+    priority: input.priority,
+    status: 'pending',
+    progress: 0,
+    createdAt: t.ctx.now,
+    updatedAt: t.ctx.now,
+  };
+  t.tx.set(workflow.id, ['objectives', id], objective);
+  touch(t, workflow.id);
+  return { version: versionOf(t.state, workflow.id), item: workflow.objectives[id]! };
+}
+
+/**
+ * Updates an objective. Progress 100 without an explicit status completes it; progress above 0
+ * moves a pending objective to in_progress, as a user reporting progress would expect.
+ */
+export function updateObjective(t: Transition, input: ParsedRequestOf<'control', 'objective.update'>) {
+  const workflow = requireWorkflow(t.state, input.workflowId);
+  const objective = requireEntity(workflow.objectives, input.objectiveId, 'objective', workflow.id);
+  const { workflowId, objectiveId, ...fields } = input;
+  let status = fields.status;
+  if (status === undefined && fields.progress !== undefined) {
+    if (fields.progress === 100) status = 'completed';
+    else if (fields.progress > 0 && objective.status === 'pending') status = 'in_progress';
+  }
+  t.tx.assign(workflowId, ['objectives', objectiveId], { ...fields, status, updatedAt: t.ctx.now });
+  touch(t, workflowId);
+  return { version: versionOf(t.state, workflowId), item: objective };
+}

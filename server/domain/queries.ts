@@ -1,0 +1,42 @@
+import { HubError } from '../../shared/errors.ts';
+import type { ParsedRequestOf, ReplyOf } from '../../shared/contract.ts';
+import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import { requireWorkflow } from './context.ts';
+import { versionOf, type HubState } from './state.ts';
+import { summarize } from './summary.ts';
+
+/** Workflows in creation order, filtered by status, a page at a time; the cursor is the last id seen. */
+export function listWorkflows(
+  state: HubState,
+  input: ParsedRequestOf<'control', 'workflow.list'>,
+  visible: (workflowId: string) => boolean = () => true,
+): ReplyOf<'control', 'workflow.list'> {
+  if (input.cursor !== undefined && !state.workflows.has(input.cursor)) throw new HubError('VALIDATION', `unknown cursor ${input.cursor}`);
+  const items: WorkflowHeader[] = [];
+  let passedCursor = input.cursor === undefined;
+  let more = false;
+  for (const workflow of state.workflows.values()) {
+    if (!passedCursor) {
+      passedCursor = workflow.id === input.cursor;
+      continue;
+    }
+    if ((input.status && workflow.status !== input.status) || !visible(workflow.id)) continue;
+    if (items.length === input.limit) {
+      more = true;
+      break;
+    }
+    const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt } = workflow;
+    items.push({ id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt });
+  }
+  return { items, nextCursor: more ? items[items.length - 1]!.id : null };
+}
+
+/** One workflow's whole state and version. */
+export function getWorkflow(state: HubState, workflowId: string): ReplyOf<'control', 'workflow.get'> {
+  return { version: versionOf(state, workflowId), workflow: requireWorkflow(state, workflowId) };
+}
+
+/** One workflow's summary at the current version. */
+export function workflowSummary(state: HubState, workflowId: string, now: number): ReplyOf<'control', 'workflow.summary'> {
+  return summarize(requireWorkflow(state, workflowId), versionOf(state, workflowId), now);
+}

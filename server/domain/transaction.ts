@@ -1,0 +1,145 @@
+import { toPointer, type PatchOp } from '../../shared/patch.ts';
+import { docRoot, dropDoc, putDoc, versionOf, type DocKey, type HubState } from './state.ts';
+
+type Path = ReadonlyArray<string | number>;
+type Container = Record<string, unknown> | unknown[];
+
+/** A plain deep copy of a JSON value, so that state never shares objects with emitted patches. */
+export function copyJson<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(copyJson) as T;
+  const out: Record<string, unknown> = {};
+  for (const key in value) {
+    const item = (value as Record<string, unknown>)[key];
+    if (item !== undefined) out[key] = copyJson(item);
+  }
+  return out as T;
+}
+
+/**
+ * Records one command's changes. Every write goes through here: it mutates the state in place,
+ * records the RFC 6902 op per document, bumps each touched document's version once, and keeps an
+ * undo so that the whole command (or a batch of commands) can be rolled back if it fails or its
+ * journal write fails. Cost is proportional to the change, never to the size of the state.
+ */
+export class Transaction<E = unknown> {
+  /** Ops per touched document, in the order they were made. */
+  readonly changes = new Map<DocKey, PatchOp[]>();
+  /** Things to do once the change is committed (push an assignment, ...). */
+  readonly effects: E[] = [];
+  private readonly undos: Array<() => void> = [];
+
+  constructor(private readonly state: HubState) {}
+
+  /** True when nothing was changed. */
+  get empty(): boolean {
+    return this.changes.size === 0;
+  }
+
+  /** The version `doc` is at, counting this transaction's change. */
+  version(doc: DocKey): number {
+    return versionOf(this.state, doc);
+  }
+
+  /** Queues an effect to run after commit. */
+  effect(effect: E): void {
+    this.effects.push(effect);
+  }
+
+  /** Creates (or replaces) a whole document. */
+  putDoc(doc: DocKey, value: object): void {
+    const previous = docRoot(this.state, doc);
+    putDoc(this.state, doc, copyJson(value));
+    this.undos.push(() => (previous === undefined ? dropDoc(this.state, doc) : putDoc(this.state, doc, previous)));
+    this.record(doc, { op: previous === undefined ? 'add' : 'replace', path: '', value });
+  }
+
+  /** Sets `path` in `doc` to `value` (an object key or an existing array index). */
+  set(doc: DocKey, path: Path, value: unknown): void {
+    const { parent, key } = this.locate(doc, path);
+    if (Array.isArray(parent)) {
+      const index = Number(key);
+      const old = parent[index];
+      parent[index] = copyJson(value);
+      this.undos.push(() => (parent[index] = old));
+      this.record(doc, { op: 'replace', path: toPointer(path), value });
+      return;
+    }
+    const had = Object.hasOwn(parent, key);
+    const old = parent[key];
+    parent[key] = copyJson(value);
+    this.undos.push(() => {
+      if (had) parent[key] = old;
+      else delete parent[key];
+    });
+    this.record(doc, { op: had ? 'replace' : 'add', path: toPointer(path), value });
+  }
+
+  /** Sets several fields of the object at `path` at once; fields equal to their current value are skipped. */
+  assign(doc: DocKey, path: Path, fields: Record<string, unknown>): void {
+    const target = this.resolve(doc, path) as Record<string, unknown>;
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === undefined || target[key] === value) continue;
+      this.set(doc, [...path, key], value);
+    }
+  }
+
+  /** Removes the object key or array element at `path`. */
+  remove(doc: DocKey, path: Path): void {
+    const { parent, key } = this.locate(doc, path);
+    if (Array.isArray(parent)) {
+      const index = Number(key);
+      const [old] = parent.splice(index, 1);
+      this.undos.push(() => parent.splice(index, 0, old));
+    } else {
+      if (!Object.hasOwn(parent, key)) return;
+      const old = parent[key];
+      delete parent[key];
+      this.undos.push(() => (parent[key] = old));
+    }
+    this.record(doc, { op: 'remove', path: toPointer(path) });
+  }
+
+  /** Appends `value` to the array at `path`. */
+  append(doc: DocKey, path: Path, value: unknown): void {
+    const array = this.resolve(doc, path);
+    if (!Array.isArray(array)) throw new Error(`not an array: ${toPointer(path)}`);
+    const index = array.length;
+    array.push(copyJson(value));
+    this.undos.push(() => array.pop());
+    this.record(doc, { op: 'add', path: toPointer([...path, index]), value });
+  }
+
+  /** Reverts every change of this transaction, newest first. */
+  rollback(): void {
+    for (let i = this.undos.length - 1; i >= 0; i--) this.undos[i]!();
+    this.undos.length = 0;
+  }
+
+  private record(doc: DocKey, op: PatchOp): void {
+    let ops = this.changes.get(doc);
+    if (!ops) {
+      ops = [];
+      this.changes.set(doc, ops);
+      const before = this.state.versions.get(doc);
+      this.state.versions.set(doc, (before ?? 0) + 1);
+      this.undos.push(() => (before === undefined ? this.state.versions.delete(doc) : this.state.versions.set(doc, before)));
+    }
+    ops.push(op);
+  }
+
+  /** The container at `path` in `doc`; throws when the path does not lead to one. */
+  private resolve(doc: DocKey, path: Path): Container {
+    let node: unknown = docRoot(this.state, doc);
+    for (const segment of path) {
+      if (typeof node !== 'object' || node === null) break;
+      node = (node as Record<string, unknown>)[segment as string];
+    }
+    if (typeof node !== 'object' || node === null) throw new Error(`path not found in ${doc}: ${toPointer(path)}`);
+    return node as Container;
+  }
+
+  private locate(doc: DocKey, path: Path): { parent: Container; key: string } {
+    return { parent: this.resolve(doc, path.slice(0, -1)), key: String(path[path.length - 1]) };
+  }
+}

@@ -1,0 +1,84 @@
+import { HubError } from '../../shared/errors.ts';
+import type { ParsedRequestOf, ReplyOf } from '../../shared/contract.ts';
+import type { Workflow, WorkflowStatus } from '../../shared/schemas/workflow.ts';
+import { AGENTS_DOC, versionOf } from './state.ts';
+import { requireWorkflow, type Transition } from './context.ts';
+
+type Input<E extends 'workflow.create' | 'workflow.fail' | 'workflow.cancel'> = ParsedRequestOf<'control', E>;
+
+/** Which statuses each lifecycle change may start from, and where it leads. */
+export const LIFECYCLE = {
+  start: { from: ['pending'], to: 'in_progress' },
+  complete: { from: ['in_progress'], to: 'completed' },
+  fail: { from: ['pending', 'in_progress'], to: 'failed' },
+  cancel: { from: ['pending', 'in_progress'], to: 'cancelled' },
+} as const satisfies Record<string, { from: readonly WorkflowStatus[]; to: WorkflowStatus }>;
+
+export type LifecycleChange = keyof typeof LIFECYCLE;
+
+/** Marks a workflow as changed now. Every workflow transition calls it once. */
+export function touch(t: Transition, workflowId: string): void {
+  t.tx.set(workflowId, ['updatedAt'], t.ctx.now);
+}
+
+/** Creates a workflow in status pending. */
+export function createWorkflow(t: Transition, input: Input<'workflow.create'>): ReplyOf<'control', 'workflow.create'> {
+  const id = input.id ?? t.ctx.newId('wf');
+  if (id === AGENTS_DOC) throw new HubError('VALIDATION', `${id} is reserved`);
+  if (t.state.workflows.has(id)) throw new HubError('CONFLICT', `workflow ${id} already exists`);
+  const now = t.ctx.now;
+  const workflow: Workflow = {
+    id,
+    userQuery: input.userQuery,
+    outputFolder: input.outputFolder ?? `${t.ctx.settings.outputRoot}/${id}`,
+    config: input.config,
+    status: 'pending',
+    failureReason: null,
+    createdAt: now,
+    updatedAt: now,
+    startedAt: null,
+    endedAt: null,
+    progress: 0,
+    stages: {},
+    steps: {},
+    objectives: {},
+    kpis: {},
+  };
+  t.tx.putDoc(id, workflow);
+  return { version: versionOf(t.state, id), workflow: requireWorkflow(t.state, id) };
+}
+
+/**
+ * Moves a workflow through its lifecycle. An illegal change (complete a pending workflow,
+ * start a completed one) is refused with INVALID_TRANSITION and changes nothing.
+ */
+export function changeStatus(
+  t: Transition,
+  workflowId: string,
+  change: LifecycleChange,
+  reason?: string,
+): { version: number; status: WorkflowStatus } {
+  const workflow = requireWorkflow(t.state, workflowId);
+  const rule = LIFECYCLE[change];
+  if (!(rule.from as readonly WorkflowStatus[]).includes(workflow.status)) {
+    throw new HubError('INVALID_TRANSITION', `cannot ${change} workflow ${workflowId}: it is ${workflow.status}`);
+  }
+  const now = t.ctx.now;
+  t.tx.set(workflowId, ['status'], rule.to);
+  if (change === 'start') t.tx.set(workflowId, ['startedAt'], now);
+  else t.tx.set(workflowId, ['endedAt'], now);
+  if (change === 'complete') t.tx.set(workflowId, ['progress'], 100);
+  if (reason !== undefined) t.tx.set(workflowId, ['failureReason'], reason);
+  touch(t, workflowId);
+  return { version: versionOf(t.state, workflowId), status: rule.to };
+}
+
+/** Fails a workflow with a reason. */
+export function failWorkflow(t: Transition, input: Input<'workflow.fail'>) {
+  return changeStatus(t, input.workflowId, 'fail', input.reason);
+}
+
+/** Cancels a workflow, optionally saying why. */
+export function cancelWorkflow(t: Transition, input: Input<'workflow.cancel'>) {
+  return changeStatus(t, input.workflowId, 'cancel', input.reason);
+}

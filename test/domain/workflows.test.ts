@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import { applyPatch } from '../../shared/patch.ts';
+import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import { HubError } from '../../shared/errors.ts';
+import { domain } from '../helpers/domain.ts';
+
+const create = (d: ReturnType<typeof domain>, userQuery = 'Analyze customer data') =>
+  d.run('workflow.create', CreateWorkflowInput.parse({ userQuery })).reply.workflow.id;
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return error instanceof HubError ? error.code : 'not a HubError';
+  }
+  return undefined;
+}
+
+describe('workflow lifecycle (domain)', () => {
+  it('moves pending → in_progress → completed and stamps the times', () => {
+    const d = domain();
+    const id = create(d);
+    d.advance(10);
+    d.run('workflow.start', { workflowId: id });
+    d.advance(25);
+    const { reply } = d.run('workflow.complete', { workflowId: id });
+    const workflow = d.state.workflows.get(id)!;
+    expect(reply.status).toBe('completed');
+    expect(workflow.startedAt).toBe(1010);
+    expect(workflow.endedAt).toBe(1035);
+    expect(workflow.progress).toBe(100);
+  });
+
+  it('refuses illegal transitions with INVALID_TRANSITION and changes nothing', () => {
+    const d = domain();
+    const id = create(d);
+    const before = structuredClone(d.state.workflows.get(id));
+    const version = d.state.versions.get(id);
+    expect(codeOf(() => d.run('workflow.complete', { workflowId: id }))).toBe('INVALID_TRANSITION');
+    d.run('workflow.start', { workflowId: id });
+    d.run('workflow.complete', { workflowId: id });
+    expect(codeOf(() => d.run('workflow.start', { workflowId: id }))).toBe('INVALID_TRANSITION');
+    expect(codeOf(() => d.run('workflow.fail', { workflowId: id, reason: 'late' }))).toBe('INVALID_TRANSITION');
+    expect(before!.status).toBe('pending');
+    expect(d.state.versions.get(id)).toBe(version! + 2);
+  });
+
+  it('records the failure reason and allows cancelling a pending workflow', () => {
+    const d = domain();
+    const a = create(d);
+    const b = create(d);
+    d.run('workflow.start', { workflowId: a });
+    d.run('workflow.fail', { workflowId: a, reason: 'source unreachable' });
+    d.run('workflow.cancel', { workflowId: b });
+    expect(d.state.workflows.get(a)).toMatchObject({ status: 'failed', failureReason: 'source unreachable' });
+    expect(d.state.workflows.get(b)!.status).toBe('cancelled');
+  });
+
+  it('reports NOT_FOUND for an unknown workflow and CONFLICT for a taken id', () => {
+    const d = domain();
+    expect(codeOf(() => d.run('workflow.start', { workflowId: 'nope' }))).toBe('NOT_FOUND');
+    d.run('workflow.create', CreateWorkflowInput.parse({ id: 'mine', userQuery: 'q' }));
+    expect(codeOf(() => d.run('workflow.create', CreateWorkflowInput.parse({ id: 'mine', userQuery: 'q' })))).toBe('CONFLICT');
+  });
+
+  it('bumps the version once per command and emits patches that rebuild the document', () => {
+    const d = domain();
+    const id = create(d);
+    const mirror = structuredClone(d.state.workflows.get(id));
+    const { tx } = d.run('workflow.start', { workflowId: id });
+    expect(d.state.versions.get(id)).toBe(2);
+    const ops = tx.changes.get(id)!;
+    expect(applyPatch(mirror, ops)).toEqual(d.state.workflows.get(id));
+  });
+});
+
+describe('execution steps (domain)', () => {
+  it('times a step from start to completion and keeps its agent and work order', () => {
+    const d = domain();
+    const id = create(d);
+    const step = d.run('step.add', { workflowId: id, name: 'load', description: '', agentId: 'a1', workOrderId: 'wo1', start: false }).reply.item;
+    expect(step.status).toBe('pending');
+    d.advance(5);
+    d.run('step.start', { workflowId: id, stepId: step.id });
+    d.advance(40);
+    const done = d.run('step.complete', { workflowId: id, stepId: step.id, result: { rows: 10 } }).reply.item;
+    expect(done).toMatchObject({ status: 'completed', startedAt: 1005, endedAt: 1045, durationMs: 40, agentId: 'a1', workOrderId: 'wo1', result: { rows: 10 } });
+  });
+
+  it('fails a running step with its error and refuses to complete it afterwards', () => {
+    const d = domain();
+    const id = create(d);
+    const step = d.run('step.add', { workflowId: id, name: 'clean', description: '', start: true }).reply.item;
+    d.run('step.fail', { workflowId: id, stepId: step.id, error: 'bad rows' });
+    expect(d.state.workflows.get(id)!.steps[step.id]).toMatchObject({ status: 'failed', error: 'bad rows' });
+    expect(codeOf(() => d.run('step.complete', { workflowId: id, stepId: step.id }))).toBe('INVALID_TRANSITION');
+  });
+});
+
+describe('objectives, KPIs and progress (domain)', () => {
+  it('completes an objective when its progress reaches 100', () => {
+    const d = domain();
+    const id = create(d);
+    const objective = d.run('objective.add', { workflowId: id, name: 'Analysis', description: '', target: '100%', priority: 'high' }).reply.item;
+    d.run('objective.update', { workflowId: id, objectiveId: objective.id, progress: 40 });
+    expect(d.state.workflows.get(id)!.objectives[objective.id]!.status).toBe('in_progress');
+    d.run('objective.update', { workflowId: id, objectiveId: objective.id, progress: 100 });
+    expect(d.state.workflows.get(id)!.objectives[objective.id]).toMatchObject({ status: 'completed', progress: 100 });
+  });
+
+  it('keeps KPI history bounded, tracks the current value and whether the target is met', () => {
+    const d = domain();
+    const id = create(d);
+    const latency = d.run('kpi.add', { workflowId: id, name: 'Latency', description: '', target: 200, unit: 'ms', direction: 'lower' }).reply.item;
+    for (const value of [500, 300, 250, 180]) d.run('kpi.record', { workflowId: id, kpiId: latency.id, value });
+    const kpi = d.state.workflows.get(id)!.kpis[latency.id]!;
+    expect(kpi.current).toBe(180);
+    expect(kpi.met).toBe(true);
+    expect(kpi.samples).toBe(4);
+    expect(kpi.history.map((h) => h.value)).toEqual([300, 250, 180]);
+  });
+
+  it('derives overall progress as the mean of the stages', () => {
+    const d = domain();
+    const id = create(d);
+    d.run('workflow.progress', { workflowId: id, stage: 'loading', percentage: 100 });
+    d.run('workflow.progress', { workflowId: id, stage: 'cleaning', percentage: 50 });
+    d.run('workflow.progress', { workflowId: id, stage: 'analysis', percentage: 0 });
+    const workflow = d.state.workflows.get(id)!;
+    expect(workflow.progress).toBe(50);
+    expect(workflow.stages.loading!.completedAt).toBe(1000);
+    expect(workflow.stages.cleaning!.completedAt).toBeNull();
+  });
+
+  it('rolls back every change of a command that fails half-way', () => {
+    const d = domain();
+    const id = create(d);
+    const before = structuredClone(d.state.workflows.get(id));
+    expect(codeOf(() => d.run('objective.update', { workflowId: id, objectiveId: 'missing', progress: 10 }))).toBe('NOT_FOUND');
+    expect(d.state.workflows.get(id)).toEqual(before);
+  });
+});

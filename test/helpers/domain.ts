@@ -1,0 +1,34 @@
+import { applyCommand, type Actor, type CommandInput, type CommandReply, type CommandType } from '../../server/domain/commands.ts';
+import type { DomainSettings } from '../../server/domain/context.ts';
+import { emptyState, type HubState } from '../../server/domain/state.ts';
+import { Transaction } from '../../server/domain/transaction.ts';
+
+const ADMIN: Actor = { role: 'admin', name: 'unit-test' };
+const SETTINGS: DomainSettings = { outputRoot: '/tmp/out', kpiHistoryLimit: 3 };
+
+/** A domain under test: a state, a manual clock and sequential ids; no hub, socket or disk. */
+export function domain(state: HubState = emptyState()) {
+  let clock = 1_000;
+  let counter = 0;
+  return {
+    state,
+    /** Moves the clock forward. */
+    advance(ms: number) {
+      clock += ms;
+    },
+    /** Applies a command and returns its reply plus the transaction (patches, effects). */
+    run<K extends CommandType>(type: K, input: CommandInput<K>, actor: Actor = ADMIN): { reply: CommandReply<K>; tx: Transaction } {
+      const tx = new Transaction(state);
+      try {
+        const reply = applyCommand(
+          { state, tx, ctx: { now: clock, newId: (prefix) => `${prefix}_${++counter}`, settings: SETTINGS } },
+          { type, input, actor },
+        );
+        return { reply, tx };
+      } catch (error) {
+        tx.rollback();
+        throw error;
+      }
+    },
+  };
+}
