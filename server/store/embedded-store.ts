@@ -1,0 +1,72 @@
+import { mkdirSync } from 'node:fs';
+import { compactInWorker } from './compaction.ts';
+import { Journal } from './journal.ts';
+import { acquireLock } from './lock.ts';
+import { recover, type Recovered } from './recovery.ts';
+import type { Store } from './store.ts';
+
+export interface EmbeddedStoreOptions {
+  dataDir: string;
+  /** fdatasync after every batch: survives power loss, costs a disk flush per batch. */
+  fsync: boolean;
+  /** Start a background snapshot once the journal holds this many bytes. */
+  snapshotAfterBytes: number;
+  onWarning: (message: string) => void;
+}
+
+/** The embedded store: an append-only journal of patches plus a lowdb snapshot, compacted in a worker. */
+export class EmbeddedStore implements Store {
+  private journal: Journal | undefined;
+  private release: (() => void) | undefined;
+  private compaction: Promise<void> | undefined;
+
+  constructor(private readonly options: EmbeddedStoreOptions) {}
+
+  async open(): Promise<Recovered> {
+    mkdirSync(this.options.dataDir, { recursive: true });
+    this.release = acquireLock(this.options.dataDir);
+    try {
+      const recovered = await recover(this.options.dataDir);
+      for (const warning of recovered.warnings) this.options.onWarning(warning);
+      this.journal = Journal.create(this.options.dataDir, recovered.lastSegment, this.options.fsync);
+      return recovered;
+    } catch (error) {
+      this.release();
+      throw error;
+    }
+  }
+
+  async append(text: string): Promise<void> {
+    const journal = this.requireJournal();
+    await journal.append(text);
+    if (journal.size >= this.options.snapshotAfterBytes && !this.compaction) void this.snapshot().catch(() => undefined);
+  }
+
+  snapshot(): Promise<void> {
+    if (this.compaction) return this.compaction.then(() => this.snapshot());
+    const journal = this.requireJournal();
+    if (journal.size === 0) return Promise.resolve();
+    const upto = journal.rotate();
+    this.compaction = compactInWorker(this.options.dataDir, upto)
+      .then(
+        () => undefined,
+        (error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`),
+      )
+      .finally(() => (this.compaction = undefined));
+    return this.compaction;
+  }
+
+  async close(): Promise<void> {
+    if (!this.journal) return;
+    await this.compaction;
+    if (this.journal.size > 0) await this.snapshot();
+    this.journal.close();
+    this.journal = undefined;
+    this.release?.();
+  }
+
+  private requireJournal(): Journal {
+    if (!this.journal) throw new Error('store is not open');
+    return this.journal;
+  }
+}

@@ -1,0 +1,130 @@
+import { closeSync, fdatasync, ftruncate, openSync, readdirSync, readFileSync, unlinkSync, write } from 'node:fs';
+import { join } from 'node:path';
+import { HubError } from '../../shared/errors.ts';
+import { decodeRecord, type JournalRecord } from './records.ts';
+
+const SEGMENT = /^(\d{8})\.journal$/;
+
+/** The file name of journal segment `n`. */
+export function segmentName(n: number): string {
+  return String(n).padStart(8, '0') + '.journal';
+}
+
+/** The numbers of the journal segments in `dir`, ascending. */
+export function listSegments(dir: string): number[] {
+  return readdirSync(dir)
+    .map((name) => SEGMENT.exec(name)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/** What reading a segment found. */
+export interface SegmentContents {
+  records: JournalRecord[];
+  /** Bytes of the file that hold whole, valid records. */
+  validBytes: number;
+  /** Whether a torn or corrupt last record was dropped. */
+  droppedTail: boolean;
+}
+
+/**
+ * Reads a segment. A torn or corrupt last record is dropped (the write it belonged to was never
+ * acknowledged); a bad record followed by good ones is corruption of acknowledged data and an error
+ * that names the file and line.
+ */
+export function readSegment(file: string): SegmentContents {
+  const buffer = readFileSync(file);
+  const records: JournalRecord[] = [];
+  let start = 0;
+  let line = 0;
+  while (start < buffer.length) {
+    const end = buffer.indexOf(10, start);
+    line++;
+    const record = end === -1 ? null : decodeRecord(buffer.toString('utf8', start, end));
+    if (!record) {
+      const isLast = end === -1 || end + 1 >= buffer.length;
+      if (!isLast) throw new HubError('INTERNAL', `journal ${file} is corrupt at line ${line}; records after it exist, refusing to drop them`);
+      return { records, validBytes: start, droppedTail: true };
+    }
+    records.push(record);
+    start = end + 1;
+  }
+  return { records, validBytes: start, droppedTail: false };
+}
+
+/**
+ * Appends records to the current segment; one write (and optionally one fsync) per batch.
+ * The caller keeps at most one append in flight.
+ */
+export class Journal {
+  private fd: number;
+  private offset = 0;
+  private bytesSinceSnapshot = 0;
+
+  private constructor(
+    private readonly dir: string,
+    private segment: number,
+    private readonly fsync: boolean,
+  ) {
+    this.fd = openSync(join(dir, segmentName(segment)), 'wx');
+  }
+
+  /** Opens a new segment after the highest existing one. */
+  static create(dir: string, afterSegment: number, fsync: boolean): Journal {
+    return new Journal(dir, afterSegment + 1, fsync);
+  }
+
+  /** The segment being written. */
+  get currentSegment(): number {
+    return this.segment;
+  }
+
+  /** Bytes appended since the last rotation. */
+  get size(): number {
+    return this.bytesSinceSnapshot;
+  }
+
+  /**
+   * Appends `text` (whole encoded records). On failure the segment is cut back to where it was,
+   * so a refused batch leaves no trace on disk, and the error is thrown.
+   */
+  append(text: string): Promise<void> {
+    const data = Buffer.from(text, 'utf8');
+    const position = this.offset;
+    return new Promise((resolve, reject) => {
+      const fail = (error: Error) => ftruncate(this.fd, position, () => reject(error));
+      const writeFrom = (done: number) => {
+        write(this.fd, data, done, data.length - done, position + done, (error, written) => {
+          if (error) return fail(error);
+          if (done + written < data.length) return writeFrom(done + written);
+          const finish = () => {
+            this.offset = position + data.length;
+            this.bytesSinceSnapshot += data.length;
+            resolve();
+          };
+          if (!this.fsync) return finish();
+          fdatasync(this.fd, (syncError) => (syncError ? fail(syncError) : finish()));
+        });
+      };
+      writeFrom(0);
+    });
+  }
+
+  /** Closes the current segment and starts the next; returns the number of the closed one. */
+  rotate(): number {
+    const closed = this.segment;
+    closeSync(this.fd);
+    this.segment++;
+    this.fd = openSync(join(this.dir, segmentName(this.segment)), 'wx');
+    this.offset = 0;
+    this.bytesSinceSnapshot = 0;
+    return closed;
+  }
+
+  /** Closes the segment; an empty one is removed. */
+  close(): void {
+    closeSync(this.fd);
+    if (this.offset === 0) unlinkSync(join(this.dir, segmentName(this.segment)));
+  }
+}

@@ -1,0 +1,49 @@
+import { join } from 'node:path';
+import { Low } from 'lowdb';
+import { DataFile } from 'lowdb/node';
+import { HubError } from '../../shared/errors.ts';
+import type { DocKey, StoredDoc } from '../domain/state.ts';
+
+/** The snapshot file: every document as of the end of journal segment `segment`. */
+export interface SnapshotData {
+  format: 1;
+  /** Every journal segment up to and including this one is contained in the snapshot. */
+  segment: number;
+  /** The sequence number of the last record contained. */
+  seq: number;
+  /** Documents in creation order (an array, since object keys that look like numbers reorder). */
+  docs: Array<[DocKey, StoredDoc]>;
+}
+
+export const SNAPSHOT_FILE = 'snapshot.json';
+
+function database(dir: string): Low<SnapshotData> {
+  const file = new DataFile<SnapshotData>(join(dir, SNAPSHOT_FILE), {
+    parse: (text) => {
+      try {
+        return JSON.parse(text) as SnapshotData;
+      } catch (error) {
+        throw new HubError('INTERNAL', `snapshot ${join(dir, SNAPSHOT_FILE)} is unreadable (${(error as Error).message}); refusing to start with an empty state`);
+      }
+    },
+    stringify: (data) => JSON.stringify(data),
+  });
+  return new Low(file, { format: 1, segment: 0, seq: 0, docs: [] });
+}
+
+/** Reads the snapshot (lowdb), or an empty one when there is none. */
+export async function readSnapshot(dir: string): Promise<SnapshotData> {
+  const db = database(dir);
+  await db.read();
+  if (db.data.format !== 1 || !Array.isArray(db.data.docs)) {
+    throw new HubError('INTERNAL', `snapshot ${join(dir, SNAPSHOT_FILE)} has an unknown format`);
+  }
+  return db.data;
+}
+
+/** Writes the snapshot atomically (lowdb writes a temporary file and renames it). */
+export async function writeSnapshot(dir: string, data: SnapshotData): Promise<void> {
+  const db = database(dir);
+  db.data = data;
+  await db.write();
+}
