@@ -1,0 +1,141 @@
+import type { ReplyOf, RequestOf } from '../shared/contract.ts';
+import { Connection, type ConnectOptions } from './connection.ts';
+
+type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type Request<E extends Parameters<Connection<'control'>['request']>[0]> = RequestOf<'control', E>;
+type Reply<E extends Parameters<Connection<'control'>['request']>[0]> = ReplyOf<'control', E>;
+
+/**
+ * One workflow, as the Python package's WorkflowManager and WorkflowUpdater: lifecycle, steps,
+ * objectives, KPIs and stage progress. `version` is the workflow version of the last reply.
+ */
+export class WorkflowHandle {
+  /** The workflow version after the last change made through this handle. */
+  version = 0;
+
+  constructor(
+    private readonly connection: Connection<'control'>,
+    readonly id: string,
+  ) {}
+
+  private seen<T extends { version: number }>(reply: T): T {
+    this.version = Math.max(this.version, reply.version);
+    return reply;
+  }
+
+  /** The whole state of the workflow. */
+  async get(): Promise<Reply<'workflow.get'>['workflow']> {
+    return this.seen(await this.connection.request('workflow.get', { workflowId: this.id })).workflow;
+  }
+
+  /** Status, durations, counts, progress, objectives and KPIs (get_workflow_summary). */
+  async summary(): Promise<Reply<'workflow.summary'>> {
+    return this.seen(await this.connection.request('workflow.summary', { workflowId: this.id }));
+  }
+
+  /** pending → in_progress. */
+  async start(): Promise<Reply<'workflow.start'>> {
+    return this.seen(await this.connection.request('workflow.start', { workflowId: this.id }));
+  }
+
+  /** in_progress → completed. */
+  async complete(): Promise<Reply<'workflow.complete'>> {
+    return this.seen(await this.connection.request('workflow.complete', { workflowId: this.id }));
+  }
+
+  /** pending | in_progress → failed, with the reason. */
+  async fail(reason: string): Promise<Reply<'workflow.fail'>> {
+    return this.seen(await this.connection.request('workflow.fail', { workflowId: this.id, reason }));
+  }
+
+  /** pending | in_progress → cancelled. */
+  async cancel(reason?: string): Promise<Reply<'workflow.cancel'>> {
+    const payload = reason === undefined ? { workflowId: this.id } : { workflowId: this.id, reason };
+    return this.seen(await this.connection.request('workflow.cancel', payload));
+  }
+
+  /** Sets a stage's progress, 0..100 (update_progress). */
+  async updateProgress(stage: string, percentage: number): Promise<Reply<'workflow.progress'>['item']> {
+    return this.seen(await this.connection.request('workflow.progress', { workflowId: this.id, stage, percentage })).item;
+  }
+
+  /** Adds an execution step; `start: true` starts it at once. */
+  async addStep(step: Without<Request<'step.add'>, 'workflowId'>): Promise<Reply<'step.add'>['item']> {
+    return this.seen(await this.connection.request('step.add', { ...step, workflowId: this.id })).item;
+  }
+
+  /** pending → running. */
+  async startStep(stepId: string): Promise<Reply<'step.start'>['item']> {
+    return this.seen(await this.connection.request('step.start', { workflowId: this.id, stepId })).item;
+  }
+
+  /** running → completed, with an optional result. */
+  async completeStep(stepId: string, result?: unknown): Promise<Reply<'step.complete'>['item']> {
+    const payload = result === undefined ? { workflowId: this.id, stepId } : { workflowId: this.id, stepId, result };
+    return this.seen(await this.connection.request('step.complete', payload)).item;
+  }
+
+  /** pending | running → failed, with the error. */
+  async failStep(stepId: string, error: string): Promise<Reply<'step.fail'>['item']> {
+    return this.seen(await this.connection.request('step.fail', { workflowId: this.id, stepId, error })).item;
+  }
+
+  /** Adds an objective (add_objective). */
+  async addObjective(objective: Without<Request<'objective.add'>, 'workflowId'>): Promise<Reply<'objective.add'>['item']> {
+    return this.seen(await this.connection.request('objective.add', { ...objective, workflowId: this.id })).item;
+  }
+
+  /** Changes an objective's status, progress or fields. */
+  async updateObjective(
+    objectiveId: string,
+    changes: Without<Request<'objective.update'>, 'workflowId' | 'objectiveId'>,
+  ): Promise<Reply<'objective.update'>['item']> {
+    return this.seen(await this.connection.request('objective.update', { ...changes, workflowId: this.id, objectiveId })).item;
+  }
+
+  /** Adds a KPI with a numeric target (add_kpi). */
+  async addKpi(kpi: Without<Request<'kpi.add'>, 'workflowId'>): Promise<Reply<'kpi.add'>['item']> {
+    return this.seen(await this.connection.request('kpi.add', { ...kpi, workflowId: this.id })).item;
+  }
+
+  /** Records a KPI value; the history is kept and `met` re-evaluated. */
+  async recordKpi(kpiId: string, value: number): Promise<Reply<'kpi.record'>['item']> {
+    return this.seen(await this.connection.request('kpi.record', { workflowId: this.id, kpiId, value })).item;
+  }
+}
+
+/** A control client: creates and drives workflows. */
+export class ControlClient {
+  constructor(readonly connection: Connection<'control'>) {}
+
+  /** Creates a workflow (pending) and returns its handle. */
+  async createWorkflow(input: Request<'workflow.create'>): Promise<WorkflowHandle> {
+    const reply = await this.connection.request('workflow.create', input);
+    const handle = new WorkflowHandle(this.connection, reply.workflow.id);
+    handle.version = reply.version;
+    return handle;
+  }
+
+  /** A handle on an existing workflow (no request is made). */
+  workflow(workflowId: string): WorkflowHandle {
+    return new WorkflowHandle(this.connection, workflowId);
+  }
+
+  /** Lists workflows, oldest first, a page at a time. */
+  listWorkflows(filter: Request<'workflow.list'> = {}): Promise<Reply<'workflow.list'>> {
+    return this.connection.request('workflow.list', filter);
+  }
+
+  /** Disconnects. */
+  close(): void {
+    this.connection.close();
+  }
+}
+
+/**
+ * Connects a control client (an admin token).
+ * @example const control = await connectControl({ url, token }); const wf = await control.createWorkflow({ userQuery: 'Analyse sales' });
+ */
+export async function connectControl(options: ConnectOptions): Promise<ControlClient> {
+  return new ControlClient(await Connection.open('control', options));
+}

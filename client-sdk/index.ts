@@ -1,0 +1,3 @@
+export { connectControl, ControlClient, WorkflowHandle } from './control.ts';
+export { Connection, type ConnectOptions } from './connection.ts';
+export { HubError, ERROR_CODES, type ErrorCode } from '../shared/errors.ts';

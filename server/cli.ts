@@ -1,0 +1,97 @@
+import { parseArgs } from 'node:util';
+import { createHub } from './index.ts';
+import { createLogger } from './logger.ts';
+import type { HubOptionsInput } from './options.ts';
+
+const HELP = `switchboard — a real-time coordination hub for multi-agent workflows
+
+Usage:
+  switchboard start [--port N] [--host H] [--data-dir DIR] [--fsync] [--log-level L]
+
+Commands:
+  start     Start a hub. Prints its URL and the tokens to use.
+
+Options (environment variable in brackets):
+  --port N          TCP port, 0 for any free one      [SWITCHBOARD_PORT]      default 4700
+  --host H          interface to listen on            [SWITCHBOARD_HOST]      default 127.0.0.1
+  --data-dir DIR    journal, snapshot and tokens      [SWITCHBOARD_DATA_DIR]  default ./.switchboard
+  --fsync           flush the journal to disk on every batch  [SWITCHBOARD_FSYNC=1]
+  --log-level L     debug | info | warn | error | silent      [SWITCHBOARD_LOG_LEVEL] default info
+  -h, --help        this help
+`;
+
+/** Exits with a clear message and a non-zero status. */
+function fail(message: string): never {
+  process.stderr.write(`switchboard: ${message}\n`);
+  process.exit(2);
+}
+
+function integer(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value)) fail(`${name} must be a whole number, got "${text}"`);
+  return value;
+}
+
+/** `switchboard start`: runs a hub until SIGINT or SIGTERM, then shuts it down cleanly. */
+async function start(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      fsync: { type: 'boolean' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return void process.stdout.write(HELP);
+  const env = process.env;
+  const options: HubOptionsInput = {};
+  const port = integer('--port', values.port ?? env.SWITCHBOARD_PORT);
+  if (port !== undefined) options.port = port;
+  const host = values.host ?? env.SWITCHBOARD_HOST;
+  if (host) options.host = host;
+  const dataDir = values['data-dir'] ?? env.SWITCHBOARD_DATA_DIR;
+  if (dataDir) options.dataDir = dataDir;
+  if (values.fsync || env.SWITCHBOARD_FSYNC === '1') options.fsync = true;
+  const logLevel = values['log-level'] ?? env.SWITCHBOARD_LOG_LEVEL;
+  if (logLevel) options.logLevel = logLevel as NonNullable<HubOptionsInput['logLevel']>;
+
+  const hub = await createHub(options, createLogger((options.logLevel ?? 'info') as 'info'));
+  const lines = [
+    `Switchboard hub listening on ${hub.url}`,
+    `  data directory: ${hub.options.dataDir}`,
+    `  tokens${hub.tokensCreated ? ' (generated, saved in the data directory)' : ''}:`,
+    ...hub.tokens.map((t) => `    ${t.role.padEnd(8)}${t.token}${t.name ? `  (${t.name})` : ''}`),
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`${signal}: shutting down, flushing state…\n`);
+    hub.close().then(
+      () => process.exit(0),
+      (error: Error) => {
+        process.stderr.write(`shutdown failed: ${error.message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+const [command, ...rest] = process.argv.slice(2);
+const commands: Record<string, (args: string[]) => Promise<void>> = { start };
+if (!command || command === '--help' || command === '-h' || command === 'help') {
+  process.stdout.write(HELP);
+} else if (!commands[command]) {
+  fail(`unknown command "${command}"; run switchboard --help`);
+} else {
+  commands[command](rest).catch((error: Error) => fail(error.message));
+}

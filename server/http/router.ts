@@ -1,0 +1,78 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HubError, type ErrorCode } from '../../shared/errors.ts';
+import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
+import type { Logger } from '../logger.ts';
+import type { TokenRegistry } from '../transport/auth.ts';
+
+/** What a route returns: a status, a body and its content type (JSON by default). */
+export interface HttpReply {
+  status?: number;
+  body: unknown;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export interface HttpRequest {
+  params: string[];
+  query: URLSearchParams;
+  grant: TokenGrant | undefined;
+  raw: IncomingMessage;
+}
+
+export interface Route {
+  method: 'GET' | 'POST';
+  pattern: RegExp;
+  /** Roles allowed; an empty list means no token is needed. */
+  roles: readonly Role[];
+  handle: (request: HttpRequest) => HttpReply | Promise<HttpReply>;
+}
+
+const STATUS: Record<ErrorCode, number> = {
+  VALIDATION: 400,
+  NOT_FOUND: 404,
+  INVALID_TRANSITION: 409,
+  STALE_ATTEMPT: 409,
+  FORBIDDEN: 403,
+  UNAUTHENTICATED: 401,
+  CONFLICT: 409,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  INTERNAL: 500,
+};
+
+function send(res: ServerResponse, reply: HttpReply): void {
+  const text = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
+  res.writeHead(reply.status ?? 200, {
+    'content-type': reply.contentType ?? 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...reply.headers,
+  });
+  res.end(text);
+}
+
+/** Builds the HTTP request listener: bearer-token auth, routing, and errors as the ack's error object. */
+export function createRouter(routes: readonly Route[], tokens: TokenRegistry, log: Logger) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const url = new URL(req.url ?? '/', 'http://hub');
+    // socket.io answers its own path on the same server.
+    if (url.pathname.startsWith('/socket.io/')) return;
+    const route = routes.find((r) => r.method === req.method && r.pattern.test(url.pathname));
+    if (!route) return send(res, { status: 404, body: { ok: false, error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } } });
+    const run = async (): Promise<HttpReply> => {
+      const header = req.headers.authorization;
+      const token = header?.startsWith('Bearer ') ? header.slice(7) : (url.searchParams.get('token') ?? undefined);
+      const grant = route.roles.length ? tokens.authorize(token, route.roles) : undefined;
+      const params = route.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
+      return route.handle({ params, query: url.searchParams, grant, raw: req });
+    };
+    run().then(
+      (reply) => send(res, reply),
+      (error: unknown) => {
+        if (!(error instanceof HubError)) log.error({ err: error, path: url.pathname }, 'http route failed');
+        const hubError = error instanceof HubError ? error : new HubError('INTERNAL', 'internal error');
+        send(res, { status: STATUS[hubError.code], body: { ok: false, error: hubError.toJSON() } });
+      },
+    );
+  };
+}

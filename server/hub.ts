@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto';
+import { Mutex } from 'async-mutex';
+import { HubError } from '../shared/errors.ts';
+import { applyCommand, type Command, type CommandReply, type CommandType } from './domain/commands.ts';
+import type { DomainSettings } from './domain/context.ts';
+import { stateFromDocs, type HubState } from './domain/state.ts';
+import { Transaction } from './domain/transaction.ts';
+import { encodeRecord, type JournalRecord } from './store/records.ts';
+import type { Store } from './store/store.ts';
+
+/** What a committed batch tells listeners: its records (patches per document) and effects. */
+export interface CommittedBatch<E = unknown> {
+  records: JournalRecord[];
+  effects: E[];
+}
+
+/** The records of one tick, written together; dispatchers wait for `committed`. */
+class Batch<E> {
+  readonly records: JournalRecord[] = [];
+  readonly transactions: Transaction<E>[] = [];
+  readonly committed: Promise<void>;
+  resolve!: () => void;
+  reject!: (error: Error) => void;
+  constructor() {
+    this.committed = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // A batch may fail with nobody awaiting it yet; the dispatchers see the rejection themselves.
+    this.committed.catch(() => undefined);
+  }
+}
+
+export interface HubCoreOptions {
+  store: Store;
+  settings: DomainSettings;
+  /** The clock; tests may pass their own. */
+  now?: () => number;
+  onError?: (error: Error, context: string) => void;
+}
+
+/**
+ * The single writer. Holds the authoritative state and its versions; every change is a command
+ * run by `dispatch` under the mutex, journaled (one write per tick) and only then acknowledged
+ * and announced to listeners. Reads use `state` directly, without the mutex.
+ */
+export class Hub<E = unknown> {
+  state: HubState;
+  private readonly mutex = new Mutex();
+  private readonly store: Store;
+  private readonly settings: DomainSettings;
+  private readonly clock: () => number;
+  private readonly onError: (error: Error, context: string) => void;
+  private readonly listeners: Array<(batch: CommittedBatch<E>) => void> = [];
+  private readonly rollbackListeners: Array<() => void> = [];
+  private current: Batch<E> | undefined;
+  private flushing: Promise<void> | undefined;
+  private seq = 0;
+  private closed = false;
+
+  private constructor(options: HubCoreOptions) {
+    this.store = options.store;
+    this.settings = options.settings;
+    this.clock = options.now ?? Date.now;
+    this.onError = options.onError ?? (() => undefined);
+    this.state = stateFromDocs(new Map());
+  }
+
+  /** Opens the store and loads the state it holds. */
+  static async open<E>(options: HubCoreOptions): Promise<Hub<E>> {
+    const hub = new Hub<E>(options);
+    const recovered = await options.store.open();
+    hub.state = stateFromDocs(recovered.docs);
+    hub.seq = recovered.seq;
+    return hub;
+  }
+
+  /** The hub's clock. */
+  now(): number {
+    return this.clock();
+  }
+
+  /** A new unique id with a readable prefix, e.g. `wf_Xy3…`. */
+  newId(prefix: string): string {
+    return `${prefix}_${randomBytes(9).toString('base64url')}`;
+  }
+
+  /** Calls `listener` after every committed batch, in commit order. */
+  onCommit(listener: (batch: CommittedBatch<E>) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Calls `listener` after uncommitted changes were rolled back (derived indexes must be rebuilt). */
+  onRollback(listener: () => void): void {
+    this.rollbackListeners.push(listener);
+  }
+
+  /**
+   * Runs a command: applies it under the mutex, waits until its journal record is written,
+   * and returns the reply. A command that fails changes nothing.
+   */
+  async dispatch<K extends CommandType>(command: Command<K>): Promise<CommandReply<K>> {
+    const { reply, batch } = await this.mutex.runExclusive(() => this.apply(command));
+    if (batch) {
+      try {
+        await batch.committed;
+      } catch (error) {
+        throw new HubError('UNAVAILABLE', `the change could not be stored: ${(error as Error).message}`);
+      }
+    }
+    return reply;
+  }
+
+  /** Waits until everything applied so far is on disk. */
+  async settle(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  /** Stops accepting commands, writes what is pending and closes the store. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.mutex.runExclusive(() => undefined);
+    await this.settle();
+    await this.store.close();
+  }
+
+  private apply<K extends CommandType>(command: Command<K>): { reply: CommandReply<K>; batch: Batch<E> | undefined } {
+    if (this.closed) throw new HubError('UNAVAILABLE', 'the hub is shutting down');
+    const tx = new Transaction<E>(this.state);
+    const now = this.clock();
+    let reply: CommandReply<K>;
+    try {
+      reply = applyCommand({ state: this.state, tx, ctx: { now, newId: (p) => this.newId(p), settings: this.settings } }, command);
+    } catch (error) {
+      tx.rollback();
+      if (!(error instanceof HubError)) {
+        for (const listener of this.rollbackListeners) listener();
+      }
+      throw error;
+    }
+    if (tx.empty && tx.effects.length === 0) return { reply, batch: undefined };
+    const batch = (this.current ??= new Batch<E>());
+    if (!tx.empty) {
+      const changes = [...tx.changes].map(([doc, ops]) => ({ doc, v: tx.version(doc), ops }));
+      batch.records.push({ seq: ++this.seq, at: now, changes });
+    }
+    batch.transactions.push(tx);
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+    return { reply, batch };
+  }
+
+  /** Writes batches one at a time until none is pending; a batch's records share one write. */
+  private async flush(): Promise<void> {
+    while (this.current) {
+      const batch = this.current;
+      this.current = undefined;
+      let text = '';
+      for (const record of batch.records) text += encodeRecord(record);
+      try {
+        if (text) await this.store.append(text);
+      } catch (error) {
+        this.rollBack(batch, error as Error);
+        continue;
+      }
+      batch.resolve();
+      const effects: E[] = [];
+      for (const tx of batch.transactions) effects.push(...tx.effects);
+      for (const listener of this.listeners) {
+        try {
+          listener({ records: batch.records, effects });
+        } catch (listenerError) {
+          this.onError(listenerError as Error, 'commit listener');
+        }
+      }
+    }
+    this.flushing = undefined;
+  }
+
+  /**
+   * Undoes a batch whose write failed, and every change applied after it, newest first: memory
+   * returns to what the disk holds. This runs synchronously, so no command interleaves with it.
+   */
+  private rollBack(failed: Batch<E>, error: Error): void {
+    const later = this.current;
+    this.current = undefined;
+    for (const batch of later ? [later, failed] : [failed]) {
+      for (let i = batch.transactions.length - 1; i >= 0; i--) batch.transactions[i]!.rollback();
+    }
+    const first = failed.records[0];
+    if (first) this.seq = first.seq - 1;
+    for (const listener of this.rollbackListeners) listener();
+    failed.reject(error);
+    later?.reject(error);
+    this.onError(error, 'journal write');
+  }
+}

@@ -1,0 +1,32 @@
+import { z } from 'zod';
+import { TokenGrant } from '../shared/schemas/tokens.ts';
+
+/** Every option of createHub() with its default; the README's configuration table is this schema. */
+export const HubOptions = z.strictObject({
+  /** TCP port; 0 picks a free one. */
+  port: z.number().int().min(0).max(65_535).default(4700),
+  /** Interface to listen on. */
+  host: z.string().default('127.0.0.1'),
+  /** Where the journal, snapshot, lock and generated tokens live. */
+  dataDir: z.string().min(1).default('./.switchboard'),
+  /** Access tokens; when absent they are read from (or generated into) `<dataDir>/tokens.json`. */
+  tokens: z.array(TokenGrant).min(1).optional(),
+  /** fdatasync the journal after every batch (survives power loss; slower). */
+  fsync: z.boolean().default(false),
+  /** Journal size that triggers a background snapshot. */
+  snapshotAfterBytes: z.number().int().min(1024).default(32 * 1024 * 1024),
+  /** Largest socket.io message accepted, in bytes; larger ones close the connection. */
+  maxHttpBufferSize: z.number().int().min(1024).default(1024 * 1024),
+  /** Per-connection request rate limit (token bucket). */
+  rateLimit: z.strictObject({ perSecond: z.number().positive().default(5000), burst: z.number().int().positive().default(10_000) }).default({
+    perSecond: 5000,
+    burst: 10_000,
+  }),
+  /** How many recent values each KPI keeps. */
+  kpiHistoryLimit: z.number().int().min(1).max(100_000).default(1000),
+  /** Log level; logs are JSON lines on stdout. */
+  logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+export type HubOptionsInput = z.input<typeof HubOptions>;
+export type ResolvedHubOptions = z.output<typeof HubOptions>;

@@ -1,0 +1,66 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { HubError } from '../../shared/errors.ts';
+import { TokenGrant, type Role } from '../../shared/schemas/tokens.ts';
+import type { Actor } from '../domain/commands.ts';
+
+const hash = (token: string) => createHash('sha256').update(token).digest('base64');
+
+/** The known tokens, looked up by hash so a lookup reveals nothing about near misses. */
+export class TokenRegistry {
+  private readonly grants = new Map<string, TokenGrant>();
+
+  constructor(grants: readonly TokenGrant[]) {
+    for (const grant of grants) this.grants.set(hash(grant.token), grant);
+  }
+
+  /** The grant of `token`, or UNAUTHENTICATED. */
+  authenticate(token: unknown): TokenGrant {
+    const grant = typeof token === 'string' ? this.grants.get(hash(token)) : undefined;
+    if (!grant) throw new HubError('UNAUTHENTICATED', token ? 'unknown token' : 'a token is required');
+    return grant;
+  }
+
+  /** The grant of `token` if it has one of `roles`, else UNAUTHENTICATED or FORBIDDEN. */
+  authorize(token: unknown, roles: readonly Role[]): TokenGrant {
+    const grant = this.authenticate(token);
+    if (!roles.includes(grant.role)) throw new HubError('FORBIDDEN', `a ${grant.role} token cannot use this; it needs ${roles.join(' or ')}`);
+    return grant;
+  }
+}
+
+/** The actor a grant acts as, for provenance and permission checks. */
+export function actorOf(grant: TokenGrant): Actor {
+  const actor: Actor = { role: grant.role, name: grant.name ?? grant.role };
+  if (grant.agentId) actor.agentId = grant.agentId;
+  return actor;
+}
+
+/** Whether a grant may see a workflow (monitor tokens can be scoped to some workflows). */
+export function canSee(grant: TokenGrant, workflowId: string): boolean {
+  return !grant.workflows || grant.workflows.includes(workflowId);
+}
+
+export const TOKENS_FILE = 'tokens.json';
+
+/**
+ * The tokens of a data directory: read from `tokens.json`, or generated on first start
+ * (one admin, one agent, one monitor token) and written there, readable by the owner only.
+ */
+export function loadOrCreateTokens(dataDir: string): { grants: TokenGrant[]; created: boolean } {
+  const file = join(dataDir, TOKENS_FILE);
+  if (existsSync(file)) {
+    const parsed = z.array(TokenGrant).safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    if (!parsed.success) throw new Error(`${file} is not a valid token list: ${parsed.error.message}`);
+    return { grants: parsed.data, created: false };
+  }
+  const grants: TokenGrant[] = (['admin', 'agent', 'monitor'] as const).map((role) => ({
+    token: `sb_${role}_${randomBytes(18).toString('base64url')}`,
+    role,
+    name: `default-${role}`,
+  }));
+  writeFileSync(file, JSON.stringify(grants, null, 2) + '\n', { mode: 0o600 });
+  return { grants, created: true };
+}

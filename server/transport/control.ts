@@ -1,0 +1,33 @@
+import type { EventName } from '../../shared/contract.ts';
+import type { CommandType } from '../domain/commands.ts';
+import { getWorkflow, listWorkflows, workflowSummary } from '../domain/queries.ts';
+import type { Hub } from '../hub.ts';
+import type { Handler, Handlers } from './namespaces.ts';
+
+/** A handler that turns the request into the command of the same name and dispatches it. */
+function command<E extends EventName<'control'> & CommandType>(hub: Hub, type: E): Handler<'control', E> {
+  return (input, session) => hub.dispatch({ type, input, actor: session.actor } as never) as never;
+}
+
+/** The handlers of `/control`: reads come straight from state, changes go through dispatch. */
+export function controlHandlers(hub: Hub): Handlers<'control'> {
+  return {
+    'workflow.create': command(hub, 'workflow.create'),
+    'workflow.list': (input) => listWorkflows(hub.state, input),
+    'workflow.get': (input) => getWorkflow(hub.state, input.workflowId),
+    'workflow.summary': (input) => workflowSummary(hub.state, input.workflowId, hub.now()),
+    'workflow.start': command(hub, 'workflow.start'),
+    'workflow.complete': command(hub, 'workflow.complete'),
+    'workflow.fail': command(hub, 'workflow.fail'),
+    'workflow.cancel': command(hub, 'workflow.cancel'),
+    'workflow.progress': command(hub, 'workflow.progress'),
+    'step.add': command(hub, 'step.add'),
+    'step.start': command(hub, 'step.start'),
+    'step.complete': command(hub, 'step.complete'),
+    'step.fail': command(hub, 'step.fail'),
+    'objective.add': command(hub, 'objective.add'),
+    'objective.update': command(hub, 'objective.update'),
+    'kpi.add': command(hub, 'kpi.add'),
+    'kpi.record': command(hub, 'kpi.record'),
+  };
+}

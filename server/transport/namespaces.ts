@@ -1,0 +1,129 @@
+import type { Namespace, Socket } from 'socket.io';
+import type { z } from 'zod';
+import type { Contract, EventName, NamespaceName, ParsedRequestOf, ReplyOf, RequestSpec } from '../../shared/contract.ts';
+import type { Ack } from '../../shared/envelope.ts';
+import { HubError, type ErrorIssue } from '../../shared/errors.ts';
+import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
+import type { Actor } from '../domain/commands.ts';
+import type { Logger } from '../logger.ts';
+import { actorOf, type TokenRegistry } from './auth.ts';
+import { RateLimiter } from './rate-limit.ts';
+
+/** Who is on the other end of a socket. */
+export interface Session {
+  grant: TokenGrant;
+  actor: Actor;
+  limiter: RateLimiter;
+}
+
+export type Handler<N extends NamespaceName, E extends EventName<N>> = (
+  input: ParsedRequestOf<N, E>,
+  session: Session,
+  socket: Socket,
+) => ReplyOf<N, E> | Promise<ReplyOf<N, E>>;
+
+/** One handler per request event of namespace N; the compiler checks none is missing. */
+export type Handlers<N extends NamespaceName> = { [E in EventName<N>]: Handler<N, E> };
+
+export interface NamespaceOptions {
+  tokens: TokenRegistry;
+  roles: readonly Role[];
+  rateLimit: { perSecond: number; burst: number };
+  log: Logger;
+  /** Further checks at connection time (e.g. an agent token's agentId); throw to refuse. */
+  admit?: (session: Session, socket: Socket) => void;
+  onConnect?: (session: Session, socket: Socket) => void;
+  onDisconnect?: (session: Session, socket: Socket, reason: string) => void;
+}
+
+function issuesOf(error: z.ZodError): ErrorIssue[] {
+  return error.issues.map((issue) => ({
+    path: issue.path.map((p) => (typeof p === 'number' ? p : String(p))),
+    message: issue.message,
+  }));
+}
+
+/** Turns anything thrown by a handler into the failed ack envelope; unexpected errors are logged. */
+export function failure(error: unknown, log: Logger, event: string): Ack<never> {
+  if (error instanceof HubError) return { ok: false, error: error.toJSON() };
+  log.error({ err: error, event }, 'handler failed');
+  return { ok: false, error: { code: 'INTERNAL', message: 'internal error; nothing was changed' } };
+}
+
+/** The session of a connected socket. */
+export function sessionOf(socket: Socket): Session {
+  return socket.data.session as Session;
+}
+
+/**
+ * Serves namespace N: authenticates every connection, then for each incoming event checks the
+ * rate limit, parses the payload with the contract's schema, runs the handler and acks with the
+ * envelope. No exception escapes; an event without an ack callback closes the socket.
+ */
+export function bindNamespace<N extends NamespaceName>(
+  nsp: Namespace,
+  events: Contract[N],
+  handlers: Handlers<N>,
+  options: NamespaceOptions,
+): void {
+  const specs = events as Record<string, RequestSpec>;
+  const table = handlers as Record<string, (input: unknown, session: Session, socket: Socket) => unknown>;
+  nsp.use((socket, next) => {
+    try {
+      const grant = options.tokens.authorize(socket.handshake.auth?.token, options.roles);
+      const session: Session = {
+        grant,
+        actor: actorOf(grant),
+        limiter: new RateLimiter(options.rateLimit.perSecond, options.rateLimit.burst),
+      };
+      options.admit?.(session, socket);
+      socket.data.session = session;
+      next();
+    } catch (error) {
+      const hubError = error instanceof HubError ? error : new HubError('INTERNAL', 'connection refused');
+      next(Object.assign(new Error(hubError.message), { data: hubError.toJSON() }));
+    }
+  });
+
+  nsp.on('connection', (socket) => {
+    const session = sessionOf(socket);
+    options.onConnect?.(session, socket);
+    socket.on('disconnect', (reason) => options.onDisconnect?.(session, socket, reason));
+    socket.onAny((event: string, ...args: unknown[]) => {
+      const ack = args[args.length - 1];
+      if (typeof ack !== 'function') {
+        options.log.debug({ event, namespace: nsp.name }, 'event without ack: closing socket');
+        socket.disconnect(true);
+        return;
+      }
+      const reply = (envelope: Ack<unknown>) => {
+        try {
+          (ack as (envelope: Ack<unknown>) => void)(envelope);
+        } catch (error) {
+          options.log.warn({ err: error, event }, 'could not send ack');
+        }
+      };
+      const spec = Object.hasOwn(specs, event) ? specs[event] : undefined;
+      if (!spec) return reply({ ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } });
+      if (!session.limiter.take()) return reply({ ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } });
+      const parsed = spec.request.safeParse(args.length > 1 ? args[0] : undefined);
+      if (!parsed.success) {
+        return reply({ ok: false, error: { code: 'VALIDATION', message: `invalid ${event} payload`, issues: issuesOf(parsed.error) } });
+      }
+      let result: unknown;
+      try {
+        result = table[event]!(parsed.data, session, socket);
+      } catch (error) {
+        return reply(failure(error, options.log, event));
+      }
+      if (result instanceof Promise) {
+        result.then(
+          (data) => reply({ ok: true, data }),
+          (error) => reply(failure(error, options.log, event)),
+        );
+      } else {
+        reply({ ok: true, data: result });
+      }
+    });
+  });
+}

@@ -1,0 +1,41 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { onTestFinished } from 'vitest';
+import { connectControl, type ControlClient } from '../../client-sdk/index.ts';
+import type { TokenGrant } from '../../shared/schemas/tokens.ts';
+import { createHub, type HubOptionsInput, type RunningHub } from '../../server/index.ts';
+
+/** The tokens every test hub accepts. */
+export const TOKENS = {
+  admin: 'test-admin-token',
+  agent: 'test-agent-token',
+  monitor: 'test-monitor-token',
+} as const;
+
+export const GRANTS: TokenGrant[] = [
+  { token: TOKENS.admin, role: 'admin', name: 'test-admin' },
+  { token: TOKENS.agent, role: 'agent', name: 'test-agent' },
+  { token: TOKENS.monitor, role: 'monitor', name: 'test-monitor' },
+];
+
+/** A fresh temporary data directory, removed when the test ends. */
+export function tempDir(prefix = 'switchboard-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Starts a hub on port 0 with the test tokens; it is closed when the test ends. */
+export async function startHub(options: HubOptionsInput = {}): Promise<RunningHub> {
+  const hub = await createHub({ port: 0, tokens: GRANTS, logLevel: 'silent', dataDir: options.dataDir ?? tempDir(), ...options });
+  onTestFinished(() => hub.close());
+  return hub;
+}
+
+/** Connects a control client with the admin token; it is closed when the test ends. */
+export async function control(hub: RunningHub): Promise<ControlClient> {
+  const client = await connectControl({ url: hub.url, token: TOKENS.admin });
+  onTestFinished(() => client.close());
+  return client;
+}

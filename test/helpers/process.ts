@@ -1,0 +1,40 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { onTestFinished } from 'vitest';
+
+export const CLI = fileURLToPath(new URL('../../bin/switchboard.mjs', import.meta.url));
+
+/** A hub running as a child process through the CLI. */
+export interface HubProcess {
+  child: ChildProcess;
+  url: string;
+  /** Everything the process printed so far. */
+  output(): string;
+  /** Resolves with the exit code once the process ends. */
+  exited: Promise<number | null>;
+}
+
+/** Runs `switchboard start` with `args` and `env`, resolving once it prints its URL; killed when the test ends. */
+export async function startHubProcess(args: string[], env: Record<string, string> = {}): Promise<HubProcess> {
+  const child = spawn(process.execPath, [CLI, 'start', ...args], {
+    env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(text);
+      if (match) resolve(match[1]!);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    exited.then((code) => reject(new Error(`hub exited with ${code} before listening:\n${text}`)));
+  });
+  return { child, url, output: () => text, exited };
+}

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { control, startHub, TOKENS } from './helpers/hub.ts';
+
+describe('HTTP API', () => {
+  it('answers /healthz without a token', async () => {
+    const hub = await startHub();
+    const res = await fetch(`${hub.url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: true });
+  });
+
+  it('serves a workflow summary as JSON to a bearer token', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'http' });
+    await wf.start();
+    await wf.updateProgress('loading', 60);
+    const res = await fetch(`${hub.url}/api/workflows/${wf.id}/summary`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ id: wf.id, status: 'in_progress', progress: 60, version: wf.version });
+    const list = await fetch(`${hub.url}/api/workflows`, { headers: { authorization: `Bearer ${TOKENS.admin}` } });
+    expect((await list.json()).items.map((w: { id: string }) => w.id)).toEqual([wf.id]);
+  });
+
+  it('refuses a missing or wrong token and reports unknown workflows as 404', async () => {
+    const hub = await startHub();
+    const missing = await fetch(`${hub.url}/api/workflows/x/summary`);
+    expect(missing.status).toBe(401);
+    expect((await missing.json()).error.code).toBe('UNAUTHENTICATED');
+    const agent = await fetch(`${hub.url}/api/workflows/x/summary`, { headers: { authorization: `Bearer ${TOKENS.agent}` } });
+    expect(agent.status).toBe(403);
+    const unknown = await fetch(`${hub.url}/api/workflows/nope/summary`, { headers: { authorization: `Bearer ${TOKENS.admin}` } });
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()).error.code).toBe('NOT_FOUND');
+  });
+});

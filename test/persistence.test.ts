@@ -1,0 +1,66 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createHub } from '../server/index.ts';
+import { control, GRANTS, startHub, tempDir } from './helpers/hub.ts';
+
+/** Builds a workflow that touches every kind of change. */
+async function busyWorkflow(client: Awaited<ReturnType<typeof control>>, n: number) {
+  const wf = await client.createWorkflow({ userQuery: `persist ${n}`, config: { maxConcurrentAgents: 2 } });
+  await wf.start();
+  const objective = await wf.addObjective({ name: 'goal', target: 'all' });
+  await wf.updateObjective(objective.id, { progress: 30 });
+  const kpi = await wf.addKpi({ name: 'rate', target: 10 });
+  for (let i = 0; i < 5; i++) await wf.recordKpi(kpi.id, i * 3);
+  const step = await wf.addStep({ name: 'step', start: true });
+  await wf.completeStep(step.id, { ok: true });
+  await wf.updateProgress('stage', 40 + n);
+  return wf;
+}
+
+describe('persistence', () => {
+  it('keeps every acknowledged change across a restart on the same data directory', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir });
+    const client = await control(first);
+    const workflows = [];
+    for (let n = 0; n < 5; n++) workflows.push(await busyWorkflow(client, n));
+    await workflows[4]!.complete();
+    const before = await Promise.all(workflows.map((w) => w.get()));
+    const versions = workflows.map((w) => w.version);
+    client.close();
+    await first.close();
+
+    const second = await startHub({ dataDir });
+    const again = await control(second);
+    const after = await Promise.all(workflows.map((w) => again.workflow(w.id).get()));
+    expect(after).toEqual(before);
+    const summaries = await Promise.all(workflows.map((w) => again.workflow(w.id).summary()));
+    expect(summaries.map((s) => s.version)).toEqual(versions);
+    expect((await again.listWorkflows()).items.map((w) => w.id)).toEqual(workflows.map((w) => w.id));
+  });
+
+  it('recovers from snapshots taken in the background plus the journal written after them', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir, snapshotAfterBytes: 2048 });
+    const client = await control(first);
+    const workflows = [];
+    for (let n = 0; n < 8; n++) workflows.push(await busyWorkflow(client, n));
+    await first.core.settle();
+    const before = await Promise.all(workflows.map((w) => w.get()));
+    client.close();
+    await first.close();
+    expect(existsSync(join(dataDir, 'snapshot.json'))).toBe(true);
+    expect(readdirSync(dataDir).filter((f) => f.endsWith('.journal'))).toEqual([]);
+
+    const second = await startHub({ dataDir });
+    const again = await control(second);
+    expect(await Promise.all(workflows.map((w) => again.workflow(w.id).get()))).toEqual(before);
+  });
+
+  it('refuses a second hub on the same data directory with a clear message', async () => {
+    const dataDir = tempDir();
+    await startHub({ dataDir });
+    await expect(createHub({ port: 0, dataDir, tokens: GRANTS, logLevel: 'silent' })).rejects.toThrow(/in use by another hub/);
+  });
+});
