@@ -36,6 +36,8 @@ export class Connection<N extends NamespaceName> {
     const socket = io(new URL(`/${namespace}`, options.url).href, {
       auth: { ...auth, token: options.token },
       transports: ['websocket'],
+      // Each client gets its own connection, so closing or losing one never takes another down.
+      forceNew: true,
       reconnectionDelay: 200,
       reconnectionDelayMax: 2000,
     });

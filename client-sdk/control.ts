@@ -98,6 +98,40 @@ export class WorkflowHandle {
     return this.seen(await this.connection.request('kpi.add', { ...kpi, workflowId: this.id })).item;
   }
 
+  /** Creates a work order; the hub offers it to the best agent as soon as it is ready. */
+  async createWorkOrder(order: Without<Request<'workOrder.create'>, 'workflowId'>): Promise<Reply<'workOrder.create'>['item']> {
+    return this.seen(await this.connection.request('workOrder.create', { ...order, workflowId: this.id })).item;
+  }
+
+  /** Creates up to 1000 work orders at once, all or none; they may depend on each other by id. */
+  async createWorkOrders(orders: Request<'workOrder.createMany'>['orders']): Promise<Reply<'workOrder.createMany'>['items']> {
+    return this.seen(await this.connection.request('workOrder.createMany', { workflowId: this.id, orders })).items;
+  }
+
+  /** One work order. */
+  async getWorkOrder(workOrderId: string): Promise<Reply<'workOrder.get'>['item']> {
+    return this.seen(await this.connection.request('workOrder.get', { workflowId: this.id, workOrderId })).item;
+  }
+
+  /** Work orders in creation order, optionally by state, a page at a time. */
+  listWorkOrders(filter: Without<Request<'workOrder.list'>, 'workflowId'> = {}): Promise<Reply<'workOrder.list'>> {
+    return this.connection.request('workOrder.list', { ...filter, workflowId: this.id });
+  }
+
+  /** Cancels a work order; an agent running it is told to stop (its ctx.signal aborts). */
+  async cancelWorkOrder(workOrderId: string, reason?: string): Promise<Reply<'workOrder.cancel'>['item']> {
+    const payload = reason === undefined ? { workflowId: this.id, workOrderId } : { workflowId: this.id, workOrderId, reason };
+    return this.seen(await this.connection.request('workOrder.cancel', payload)).item;
+  }
+
+  /**
+   * auto_assign_work_orders(), for parity: runs an assignment pass and returns the current
+   * assignments. Assignment is automatic, so nobody has to call this.
+   */
+  async autoAssign(): Promise<Reply<'workflow.autoAssign'>['assigned']> {
+    return (await this.connection.request('workflow.autoAssign', { workflowId: this.id })).assigned;
+  }
+
   /** Records a KPI value; the history is kept and `met` re-evaluated. */
   async recordKpi(kpiId: string, value: number): Promise<Reply<'kpi.record'>['item']> {
     return this.seen(await this.connection.request('kpi.record', { workflowId: this.id, kpiId, value })).item;
@@ -124,6 +158,21 @@ export class ControlClient {
   /** Lists workflows, oldest first, a page at a time. */
   listWorkflows(filter: Request<'workflow.list'> = {}): Promise<Reply<'workflow.list'>> {
     return this.connection.request('workflow.list', filter);
+  }
+
+  /** The agent pool with status, load and performance. */
+  async listAgents(): Promise<Reply<'agent.list'>['items']> {
+    return (await this.connection.request('agent.list', {})).items;
+  }
+
+  /** One agent. */
+  getAgent(agentId: string): Promise<Reply<'agent.get'>> {
+    return this.connection.request('agent.get', { agentId });
+  }
+
+  /** update_agent_status: drain or reactivate an agent, or set its status note. */
+  updateAgentStatus(agentId: string, change: Without<Request<'agent.update'>, 'agentId'>): Promise<Reply<'agent.update'>> {
+    return this.connection.request('agent.update', { ...change, agentId });
   }
 
   /** Disconnects. */

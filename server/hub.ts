@@ -3,21 +3,22 @@ import { Mutex } from 'async-mutex';
 import { HubError } from '../shared/errors.ts';
 import { applyCommand, type Command, type CommandReply, type CommandType } from './domain/commands.ts';
 import type { DomainSettings } from './domain/context.ts';
-import { stateFromDocs, type HubState } from './domain/state.ts';
+import type { Effect } from './domain/effects.ts';
+import { emptyState, stateFromDocs, type HubState } from './domain/state.ts';
 import { Transaction } from './domain/transaction.ts';
 import { encodeRecord, type JournalRecord } from './store/records.ts';
 import type { Store } from './store/store.ts';
 
 /** What a committed batch tells listeners: its records (patches per document) and effects. */
-export interface CommittedBatch<E = unknown> {
+export interface CommittedBatch {
   records: JournalRecord[];
-  effects: E[];
+  effects: Effect[];
 }
 
 /** The records of one tick, written together; dispatchers wait for `committed`. */
-class Batch<E> {
+class Batch {
   readonly records: JournalRecord[] = [];
-  readonly transactions: Transaction<E>[] = [];
+  readonly transactions: Transaction<Effect>[] = [];
   readonly committed: Promise<void>;
   resolve!: () => void;
   reject!: (error: Error) => void;
@@ -44,16 +45,15 @@ export interface HubCoreOptions {
  * run by `dispatch` under the mutex, journaled (one write per tick) and only then acknowledged
  * and announced to listeners. Reads use `state` directly, without the mutex.
  */
-export class Hub<E = unknown> {
+export class Hub {
   state: HubState;
   private readonly mutex = new Mutex();
   private readonly store: Store;
   private readonly settings: DomainSettings;
   private readonly clock: () => number;
   private readonly onError: (error: Error, context: string) => void;
-  private readonly listeners: Array<(batch: CommittedBatch<E>) => void> = [];
-  private readonly rollbackListeners: Array<() => void> = [];
-  private current: Batch<E> | undefined;
+  private readonly listeners: Array<(batch: CommittedBatch) => void> = [];
+  private current: Batch | undefined;
   private flushing: Promise<void> | undefined;
   private seq = 0;
   private closed = false;
@@ -63,15 +63,16 @@ export class Hub<E = unknown> {
     this.settings = options.settings;
     this.clock = options.now ?? Date.now;
     this.onError = options.onError ?? (() => undefined);
-    this.state = stateFromDocs(new Map());
+    this.state = emptyState(options.settings.agingMs);
   }
 
   /** Opens the store and loads the state it holds. */
-  static async open<E>(options: HubCoreOptions): Promise<Hub<E>> {
-    const hub = new Hub<E>(options);
+  static async open(options: HubCoreOptions): Promise<Hub> {
+    const hub = new Hub(options);
     const recovered = await options.store.open();
-    hub.state = stateFromDocs(recovered.docs);
+    hub.state = stateFromDocs(recovered.docs, hub.now(), options.settings.agingMs);
     hub.seq = recovered.seq;
+    await hub.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });
     return hub;
   }
 
@@ -86,13 +87,12 @@ export class Hub<E = unknown> {
   }
 
   /** Calls `listener` after every committed batch, in commit order. */
-  onCommit(listener: (batch: CommittedBatch<E>) => void): void {
+  onCommit(listener: (batch: CommittedBatch) => void): () => void {
     this.listeners.push(listener);
-  }
-
-  /** Calls `listener` after uncommitted changes were rolled back (derived indexes must be rebuilt). */
-  onRollback(listener: () => void): void {
-    this.rollbackListeners.push(listener);
+    return () => {
+      const index = this.listeners.indexOf(listener);
+      if (index >= 0) this.listeners.splice(index, 1);
+    };
   }
 
   /**
@@ -125,22 +125,21 @@ export class Hub<E = unknown> {
     await this.store.close();
   }
 
-  private apply<K extends CommandType>(command: Command<K>): { reply: CommandReply<K>; batch: Batch<E> | undefined } {
+  private apply<K extends CommandType>(command: Command<K>): { reply: CommandReply<K>; batch: Batch | undefined } {
     if (this.closed) throw new HubError('UNAVAILABLE', 'the hub is shutting down');
-    const tx = new Transaction<E>(this.state);
+    const tx = new Transaction<Effect>(this.state);
     const now = this.clock();
     let reply: CommandReply<K>;
     try {
       reply = applyCommand({ state: this.state, tx, ctx: { now, newId: (p) => this.newId(p), settings: this.settings } }, command);
     } catch (error) {
       tx.rollback();
-      if (!(error instanceof HubError)) {
-        for (const listener of this.rollbackListeners) listener();
-      }
+      // Domain functions validate before they change anything; anything else may have touched the index.
+      if (!(error instanceof HubError)) this.rebuildIndex();
       throw error;
     }
     if (tx.empty && tx.effects.length === 0) return { reply, batch: undefined };
-    const batch = (this.current ??= new Batch<E>());
+    const batch = (this.current ??= new Batch());
     if (!tx.empty) {
       const changes = [...tx.changes].map(([doc, ops]) => ({ doc, v: tx.version(doc), ops }));
       batch.records.push({ seq: ++this.seq, at: now, changes });
@@ -164,7 +163,7 @@ export class Hub<E = unknown> {
         continue;
       }
       batch.resolve();
-      const effects: E[] = [];
+      const effects: Effect[] = [];
       for (const tx of batch.transactions) effects.push(...tx.effects);
       for (const listener of this.listeners) {
         try {
@@ -177,11 +176,16 @@ export class Hub<E = unknown> {
     this.flushing = undefined;
   }
 
+  /** Rebuilds the scheduler's index from the documents (after a rollback). */
+  private rebuildIndex(): void {
+    this.state.work.rebuild(this.state.workflows.values(), this.clock());
+  }
+
   /**
    * Undoes a batch whose write failed, and every change applied after it, newest first: memory
    * returns to what the disk holds. This runs synchronously, so no command interleaves with it.
    */
-  private rollBack(failed: Batch<E>, error: Error): void {
+  private rollBack(failed: Batch, error: Error): void {
     const later = this.current;
     this.current = undefined;
     for (const batch of later ? [later, failed] : [failed]) {
@@ -189,7 +193,7 @@ export class Hub<E = unknown> {
     }
     const first = failed.records[0];
     if (first) this.seq = first.seq - 1;
-    for (const listener of this.rollbackListeners) listener();
+    this.rebuildIndex();
     failed.reject(error);
     later?.reject(error);
     this.onError(error, 'journal write');

@@ -14,6 +14,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
 import { EmbeddedStore } from './store/embedded-store.ts';
 import { loadOrCreateTokens, TokenRegistry } from './transport/auth.ts';
+import { AgentTransport } from './transport/agent.ts';
 import { controlHandlers } from './transport/control.ts';
 import { bindNamespace } from './transport/namespaces.ts';
 
@@ -57,7 +58,14 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
   });
   const core = await Hub.open({
     store,
-    settings: { outputRoot: resolve(dataDir, 'workflows'), kpiHistoryLimit: options.kpiHistoryLimit },
+    settings: {
+      outputRoot: resolve(dataDir, 'workflows'),
+      kpiHistoryLimit: options.kpiHistoryLimit,
+      agingMs: options.agingMs,
+      graceMs: options.graceMs,
+      backoffBaseMs: options.backoffBaseMs,
+      backoffMaxMs: options.backoffMaxMs,
+    },
     onError: (error, context) => logger.error({ err: error }, context),
   });
 
@@ -68,6 +76,19 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
   const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false });
   const common = { tokens, rateLimit: options.rateLimit, log: logger };
   bindNamespace(io.of('/control'), contract.control, controlHandlers(core), { ...common, roles: ['admin'] });
+  const agents = new AgentTransport(core, logger);
+  bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
+    ...common,
+    roles: ['agent'],
+    onDisconnect: (session, socket) => agents.onDisconnect(session, socket),
+  });
+  core.onCommit((batch) => agents.run(batch.effects));
+  const sweeper = setInterval(() => {
+    core.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
+      if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) logger.error({ err: error }, 'sweep failed');
+    });
+  }, options.sweepIntervalMs);
+  sweeper.unref();
 
   try {
     http.listen(options.port, options.host);
@@ -91,7 +112,8 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
     log: logger,
     close: () =>
       (closing ??= (async () => {
-        io.disconnectSockets(true);
+        clearInterval(sweeper);
+        // Closing the transport (not disconnecting each socket) lets clients reconnect to the next hub.
         await new Promise<void>((done) => io.close(() => done()));
         await core.close();
         logger.info('hub closed');

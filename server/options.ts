@@ -24,6 +24,15 @@ export const HubOptions = z.strictObject({
   }),
   /** How many recent values each KPI keeps. */
   kpiHistoryLimit: z.number().int().min(1).max(100_000).default(1000),
+  /** Waiting this long lifts a queued work order by one priority level (so nothing starves). */
+  agingMs: z.number().int().min(1).default(60_000),
+  /** How long a disconnected agent keeps its running work before it is reassigned. */
+  graceMs: z.number().int().min(0).default(10_000),
+  /** Retry backoff: backoffBaseMs × 2^(attempt − 1), at most backoffMaxMs. */
+  backoffBaseMs: z.number().int().min(0).default(1000),
+  backoffMaxMs: z.number().int().min(0).default(60_000),
+  /** How often offer deadlines, leases, grace periods, retries and timeouts are checked. */
+  sweepIntervalMs: z.number().int().min(10).max(60_000).default(250),
   /** Log level; logs are JSON lines on stdout. */
   logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });

@@ -1,5 +1,29 @@
 import { z } from 'zod';
 import type { Ack } from './envelope.ts';
+import {
+  Agent,
+  AgentRef,
+  AgentStatusInput,
+  HeartbeatInput,
+  RegisterAgentInput,
+  RegisterAgentReply,
+  UpdateAgentInput,
+} from './schemas/agent.ts';
+import {
+  Assignment,
+  CancelNotice,
+  CancelWorkOrderInput,
+  CompleteTaskInput,
+  CreateWorkOrderInput,
+  CreateWorkOrdersInput,
+  FailTaskInput,
+  ListWorkOrdersInput,
+  OfferReply,
+  ProgressInput,
+  WorkOrder,
+  WorkOrderRef,
+  WorkOrderState,
+} from './schemas/work-order.ts';
 import { AddKpiInput, Kpi, RecordKpiInput } from './schemas/kpis.ts';
 import { AddObjectiveInput, Objective, UpdateObjectiveInput } from './schemas/objectives.ts';
 import { AddStepInput, CompleteStepInput, FailStepInput, Step, StepRef } from './schemas/steps.ts';
@@ -54,10 +78,52 @@ export const controlEvents = {
   'objective.update': request(UpdateObjectiveInput, Versioned(Objective), 'Change an objective’s status, progress or fields.'),
   'kpi.add': request(AddKpiInput, Versioned(Kpi), 'Add a KPI with a numeric target.'),
   'kpi.record': request(RecordKpiInput, Versioned(Kpi), 'Record a value of a KPI; history is kept.'),
+  'workOrder.create': request(CreateWorkOrderInput, Versioned(WorkOrder), 'Create a work order; it is offered to an agent as soon as it is ready.'),
+  'workOrder.createMany': request(
+    CreateWorkOrdersInput,
+    z.object({ version: z.number().int(), items: z.array(WorkOrder) }),
+    'Create up to 1000 work orders at once, all or none; they may depend on each other.',
+  ),
+  'workOrder.get': request(WorkOrderRef, Versioned(WorkOrder), 'One work order.'),
+  'workOrder.list': request(
+    ListWorkOrdersInput,
+    z.object({ items: z.array(WorkOrder), nextCursor: z.string().nullable() }),
+    'Work orders of a workflow in creation order, optionally by state.',
+  ),
+  'workOrder.cancel': request(CancelWorkOrderInput, Versioned(WorkOrder), 'Cancel a work order; an agent running it is told to stop.'),
+  'workflow.autoAssign': request(
+    WorkflowRef,
+    z.object({ assigned: z.array(z.object({ workOrderId: z.string(), agentId: z.string(), state: z.enum(['offered', 'running']) })) }),
+    'Run an assignment pass now and list the workflow’s current assignments. Assignment is automatic; this exists for parity.',
+  ),
+  'agent.list': request(z.strictObject({}), z.object({ version: z.number().int(), items: z.array(Agent) }), 'The agent pool.'),
+  'agent.get': request(AgentRef, Agent, 'One agent with its status, load and performance.'),
+  'agent.update': request(UpdateAgentInput, Agent, 'Drain or reactivate an agent, or set its status note (update_agent_status).'),
 } as const;
 
 /** Requests of agents (namespace `/agent`, role agent). */
-export const agentEvents = {} as const;
+export const agentEvents = {
+  'agent.register': request(RegisterAgentInput, RegisterAgentReply, 'Join the pool (or rejoin after a reconnect, keeping in-flight work).'),
+  'agent.status': request(AgentStatusInput, Agent, 'Start or stop draining; set a status note.'),
+  'agent.heartbeat': request(
+    HeartbeatInput,
+    z.object({ renewed: z.array(z.string()), lost: z.array(z.string()) }),
+    'Renew the leases of running attempts; `lost` lists tokens this agent no longer holds.',
+  ),
+  'task.progress': request(ProgressInput, z.object({ version: z.number().int() }), 'Report progress (renews the lease; details become the checkpoint).'),
+  'task.complete': request(CompleteTaskInput, z.object({ version: z.number().int(), state: WorkOrderState }), 'Finish the attempt successfully.'),
+  'task.fail': request(FailTaskInput, z.object({ version: z.number().int(), state: WorkOrderState }), 'Report a failed attempt; it is retried unless not retryable or out of attempts.'),
+} as const;
+
+/** Events the hub pushes to clients: the payload, and the reply schema when it expects an ack. */
+export const pushEvents = {
+  agent: {
+    assignment: { payload: Assignment, reply: OfferReply, doc: 'An offer; ack with { accept: true } or { accept: false, reason } before acceptMs.' },
+    cancel: { payload: CancelNotice, reply: null, doc: 'Stop working on this attempt (cancelled, reassigned or timed out).' },
+  },
+  control: {},
+  monitor: {},
+} as const;
 
 /** Requests of monitors (namespace `/monitor`, role monitor or admin). */
 export const monitorEvents = {} as const;
@@ -81,6 +147,21 @@ export type RequestOf<N extends NamespaceName, E extends EventName<N>> = z.input
 export type ParsedRequestOf<N extends NamespaceName, E extends EventName<N>> = z.output<Spec<N, E>['req']>;
 /** What a successful request returns. */
 export type ReplyOf<N extends NamespaceName, E extends EventName<N>> = z.output<Spec<N, E>['res']>;
+
+type PushSpec = { payload: z.ZodType; reply: z.ZodType | null };
+type PushesOf<N extends NamespaceName> = (typeof pushEvents)[N];
+
+/** socket.io's typed map of server → client events for namespace N. */
+export type ServerEvents<N extends NamespaceName> = {
+  [E in keyof PushesOf<N> & string]: PushesOf<N>[E] extends { payload: infer P extends z.ZodType; reply: infer R }
+    ? R extends z.ZodType
+      ? (payload: z.output<P>, ack: (reply: z.input<R>) => void) => void
+      : (payload: z.output<P>) => void
+    : never;
+};
+
+/** The shape of a push entry (for documentation generators). */
+export type { PushSpec };
 
 /** socket.io's typed map of client → server events for namespace N. */
 export type ClientEvents<N extends NamespaceName> = {

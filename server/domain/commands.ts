@@ -1,17 +1,46 @@
-import type { ParsedRequestOf } from '../../shared/contract.ts';
-import type { Transition } from './context.ts';
+import type { EventName, ParsedRequestOf } from '../../shared/contract.ts';
+import { HubError } from '../../shared/errors.ts';
+import { agentIdOf, markDisconnected, recoverAfterRestart, registerAgent, requireAgent, setAgentStatus } from './agents.ts';
+import { answerOffer, completeTask, failTask, heartbeat, recordProgress } from './attempts.ts';
+import { requireWorkflow, type Transition } from './context.ts';
 import { addKpi, recordKpi } from './kpis.ts';
 import { addObjective, updateObjective } from './objectives.ts';
 import { updateProgress } from './progress.ts';
+import { schedule } from './scheduler.ts';
+import { versionOf, type HubState } from './state.ts';
 import { addStep, completeStep, failStep, startStep } from './steps.ts';
-import { cancelWorkflow, changeStatus, createWorkflow, failWorkflow } from './workflows.ts';
+import { sweep } from './sweep.ts';
+import { cancelOrder, cancelWorkflowOrders, createOrders, releaseWorkflowOrders } from './work-orders.ts';
+import { changeStatus, createWorkflow, type LifecycleChange } from './workflows.ts';
 
 /** Who asked for a change: recorded for provenance and checked for permissions. */
 export interface Actor {
   role: 'admin' | 'agent' | 'monitor' | 'system';
   /** The token's name (never the secret) or the subsystem. */
   name: string;
+  /** For agents: the agentId the session registered as. */
   agentId?: string;
+}
+
+type In<E extends EventName<'control'>> = ParsedRequestOf<'control', E>;
+type AgentIn<E extends EventName<'agent'>> = ParsedRequestOf<'agent', E>;
+
+/** The workflow's orders that are offered to or running on an agent now. */
+function currentAssignments(state: HubState, workflowId: string) {
+  const assigned = [];
+  for (const active of state.work.active.values()) {
+    if (active.workflowId === workflowId) assigned.push({ workOrderId: active.workOrderId, agentId: active.agentId, state: active.phase });
+  }
+  return assigned;
+}
+
+/** A lifecycle change, then what it means for the workflow's work orders. */
+function lifecycle(t: Transition, workflowId: string, change: LifecycleChange, reason?: string) {
+  const reply = changeStatus(t, workflowId, change, reason);
+  const workflow = requireWorkflow(t.state, workflowId);
+  if (change === 'start') releaseWorkflowOrders(t, workflow);
+  else cancelWorkflowOrders(t, workflow, `workflow ${change === 'complete' ? 'completed' : change === 'fail' ? 'failed' : 'cancelled'}`);
+  return { ...reply, version: versionOf(t.state, workflowId) };
 }
 
 /**
@@ -19,21 +48,66 @@ export interface Actor {
  * handler, an HTTP route or a timer builds a command; only Hub.dispatch runs it.
  */
 export const transitions = {
-  'workflow.create': (t: Transition, input: ParsedRequestOf<'control', 'workflow.create'>) => createWorkflow(t, input),
-  'workflow.start': (t: Transition, input: ParsedRequestOf<'control', 'workflow.start'>) => changeStatus(t, input.workflowId, 'start'),
-  'workflow.complete': (t: Transition, input: ParsedRequestOf<'control', 'workflow.complete'>) =>
-    changeStatus(t, input.workflowId, 'complete'),
-  'workflow.fail': failWorkflow,
-  'workflow.cancel': cancelWorkflow,
-  'workflow.progress': updateProgress,
-  'step.add': addStep,
-  'step.start': startStep,
-  'step.complete': completeStep,
-  'step.fail': failStep,
-  'objective.add': addObjective,
-  'objective.update': updateObjective,
-  'kpi.add': addKpi,
-  'kpi.record': recordKpi,
+  'workflow.create': (t: Transition, input: In<'workflow.create'>) => createWorkflow(t, input),
+  'workflow.start': (t: Transition, input: In<'workflow.start'>) => lifecycle(t, input.workflowId, 'start'),
+  'workflow.complete': (t: Transition, input: In<'workflow.complete'>) => lifecycle(t, input.workflowId, 'complete'),
+  'workflow.fail': (t: Transition, input: In<'workflow.fail'>) => lifecycle(t, input.workflowId, 'fail', input.reason),
+  'workflow.cancel': (t: Transition, input: In<'workflow.cancel'>) => lifecycle(t, input.workflowId, 'cancel', input.reason),
+  'workflow.progress': (t: Transition, input: In<'workflow.progress'>) => updateProgress(t, input),
+  'workflow.autoAssign': (t: Transition, input: In<'workflow.autoAssign'>) => {
+    requireWorkflow(t.state, input.workflowId);
+    schedule(t);
+    return { assigned: currentAssignments(t.state, input.workflowId) };
+  },
+  'step.add': (t: Transition, input: In<'step.add'>) => addStep(t, input),
+  'step.start': (t: Transition, input: In<'step.start'>) => startStep(t, input),
+  'step.complete': (t: Transition, input: In<'step.complete'>) => completeStep(t, input),
+  'step.fail': (t: Transition, input: In<'step.fail'>) => failStep(t, input),
+  'objective.add': (t: Transition, input: In<'objective.add'>) => addObjective(t, input),
+  'objective.update': (t: Transition, input: In<'objective.update'>) => updateObjective(t, input),
+  'kpi.add': (t: Transition, input: In<'kpi.add'>) => addKpi(t, input),
+  'kpi.record': (t: Transition, input: In<'kpi.record'>) => recordKpi(t, input),
+  'workOrder.create': (t: Transition, input: In<'workOrder.create'>) => {
+    const { workflowId, ...spec } = input;
+    const [item] = createOrders(t, workflowId, [spec]);
+    return { version: versionOf(t.state, workflowId), item: item! };
+  },
+  'workOrder.createMany': (t: Transition, input: In<'workOrder.createMany'>) => ({
+    items: createOrders(t, input.workflowId, input.orders),
+    version: versionOf(t.state, input.workflowId),
+  }),
+  'workOrder.cancel': (t: Transition, input: In<'workOrder.cancel'>) => cancelOrder(t, input),
+  'agent.update': (t: Transition, input: In<'agent.update'>) => {
+    const { agentId, ...change } = input;
+    return setAgentStatus(t, agentId, change);
+  },
+  'agent.register': (t: Transition, input: AgentIn<'agent.register'>) => registerAgent(t, input),
+  'agent.status': (t: Transition, input: AgentIn<'agent.status'>, actor: Actor) => setAgentStatus(t, agentIdOf(actor), input),
+  'agent.heartbeat': (t: Transition, input: AgentIn<'agent.heartbeat'>, actor: Actor) => heartbeat(t, input, actor),
+  'task.progress': (t: Transition, input: AgentIn<'task.progress'>, actor: Actor) => recordProgress(t, input, actor),
+  'task.complete': (t: Transition, input: AgentIn<'task.complete'>, actor: Actor) => completeTask(t, input, actor),
+  'task.fail': (t: Transition, input: AgentIn<'task.fail'>, actor: Actor) => failTask(t, input, actor),
+  /** The agent's answer to an assignment push (or the lack of one: accept false). */
+  'offer.answer': (
+    t: Transition,
+    input: { workflowId: string; workOrderId: string; attemptToken: string; accept: boolean; reason?: string },
+    actor: Actor,
+  ) => {
+    try {
+      answerOffer(t, input, actor);
+    } catch (error) {
+      // The offer may have been withdrawn meanwhile (deadline, cancel); a late answer changes nothing.
+      if (!(error instanceof HubError) || (error.code !== 'STALE_ATTEMPT' && error.code !== 'INVALID_TRANSITION')) throw error;
+    }
+    return {};
+  },
+  'agent.disconnect': (t: Transition, input: { agentId: string }) => {
+    markDisconnected(t, input.agentId);
+    const agent = requireAgent(t.state, input.agentId);
+    return { agentId: agent.id };
+  },
+  'hub.sweep': (t: Transition, _input: object) => sweep(t),
+  'hub.recover': (t: Transition, _input: object) => recoverAfterRestart(t),
 } as const;
 
 export type CommandType = keyof typeof transitions;
@@ -48,8 +122,10 @@ export interface Command<K extends CommandType = CommandType> {
   actor: Actor;
 }
 
-/** Runs one command against the state through its transaction. */
+/** Runs one command against the state through its transaction, then lets the scheduler act. */
 export function applyCommand<K extends CommandType>(t: Transition, command: Command<K>): CommandReply<K> {
   const transition = transitions[command.type] as unknown as (t: Transition, input: CommandInput<K>, actor: Actor) => CommandReply<K>;
-  return transition(t, command.input, command.actor);
+  const reply = transition(t, command.input, command.actor);
+  schedule(t);
+  return reply;
 }

@@ -1,6 +1,7 @@
 import { HubError } from '../../shared/errors.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import type { HubState } from './state.ts';
+import type { Effect } from './effects.ts';
 import type { Transaction } from './transaction.ts';
 
 /** Settings the domain needs from the hub's options. */
@@ -9,6 +10,13 @@ export interface DomainSettings {
   outputRoot: string;
   /** How many recent values each KPI keeps in `history`. */
   kpiHistoryLimit: number;
+  /** Waiting this long lifts an order by one priority level. */
+  agingMs: number;
+  /** How long a disconnected agent keeps its running work before it is reassigned. */
+  graceMs: number;
+  /** Retry backoff: base × 2^(attempt − 1), at most max. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
 }
 
 /** What a transition gets besides the state: the time, an id source and settings. No I/O. */
@@ -19,9 +27,9 @@ export interface DomainContext {
 }
 
 /** Everything a transition function receives. */
-export interface Transition<E = unknown> {
+export interface Transition {
   state: HubState;
-  tx: Transaction<E>;
+  tx: Transaction<Effect>;
   ctx: DomainContext;
 }
 

@@ -1,7 +1,7 @@
 import { HubError } from '../../shared/errors.ts';
 import type { ParsedRequestOf, ReplyOf } from '../../shared/contract.ts';
 import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
-import { requireWorkflow } from './context.ts';
+import { requireEntity, requireWorkflow } from './context.ts';
 import { versionOf, type HubState } from './state.ts';
 import { summarize } from './summary.ts';
 
@@ -39,4 +39,33 @@ export function getWorkflow(state: HubState, workflowId: string): ReplyOf<'contr
 /** One workflow's summary at the current version. */
 export function workflowSummary(state: HubState, workflowId: string, now: number): ReplyOf<'control', 'workflow.summary'> {
   return summarize(requireWorkflow(state, workflowId), versionOf(state, workflowId), now);
+}
+
+/** One work order and its workflow's version. */
+export function getWorkOrder(state: HubState, workflowId: string, workOrderId: string): ReplyOf<'control', 'workOrder.get'> {
+  const workflow = requireWorkflow(state, workflowId);
+  return { version: versionOf(state, workflowId), item: requireEntity(workflow.workOrders, workOrderId, 'work order', workflowId) };
+}
+
+/** A workflow's work orders in creation order, optionally by state; the cursor is the last id seen. */
+export function listWorkOrders(state: HubState, input: ParsedRequestOf<'control', 'workOrder.list'>): ReplyOf<'control', 'workOrder.list'> {
+  const workflow = requireWorkflow(state, input.workflowId);
+  if (input.cursor !== undefined && !Object.hasOwn(workflow.workOrders, input.cursor)) throw new HubError('VALIDATION', `unknown cursor ${input.cursor}`);
+  const items = [];
+  let passedCursor = input.cursor === undefined;
+  let more = false;
+  for (const id in workflow.workOrders) {
+    const order = workflow.workOrders[id]!;
+    if (!passedCursor) {
+      passedCursor = order.id === input.cursor;
+      continue;
+    }
+    if (input.state && order.state !== input.state) continue;
+    if (items.length === input.limit) {
+      more = true;
+      break;
+    }
+    items.push(order);
+  }
+  return { items, nextCursor: more ? items[items.length - 1]!.id : null };
 }

@@ -1,4 +1,6 @@
+import type { Agent } from '../../shared/schemas/agent.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
+import { WorkIndex } from './work-index.ts';
 
 /** The key of the hub-wide agent pool document; workflow ids can never take this form. */
 export const AGENTS_DOC = '@agents';
@@ -12,39 +14,49 @@ export interface StoredDoc {
   doc: unknown;
 }
 
-/** The hub's authoritative state: one document per workflow plus the agent pool, each versioned. */
+/**
+ * The hub's authoritative state: one document per workflow plus the agent pool, each versioned,
+ * and the scheduler's index (runtime facts and what is derived from the documents).
+ */
 export interface HubState {
   workflows: Map<string, Workflow>;
+  /** The `@agents` document; undefined until the first agent registers. */
+  agents: Record<string, Agent> | undefined;
   versions: Map<DocKey, number>;
+  work: WorkIndex;
 }
 
-/** A state with no workflows. */
-export function emptyState(): HubState {
-  return { workflows: new Map(), versions: new Map() };
+/** A state with no workflows and no agents. */
+export function emptyState(agingMs = 60_000): HubState {
+  return { workflows: new Map(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs) };
 }
 
 /** The root object of a document, or undefined when it does not exist. */
 export function docRoot(state: HubState, key: DocKey): Record<string, unknown> | undefined {
+  if (key === AGENTS_DOC) return state.agents;
   return state.workflows.get(key) as Record<string, unknown> | undefined;
 }
 
 /** Installs a whole document (creation, or loading from the store). */
 export function putDoc(state: HubState, key: DocKey, doc: unknown): void {
-  state.workflows.set(key, doc as Workflow);
+  if (key === AGENTS_DOC) state.agents = doc as Record<string, Agent>;
+  else state.workflows.set(key, doc as Workflow);
 }
 
 /** Removes a whole document. */
 export function dropDoc(state: HubState, key: DocKey): void {
-  state.workflows.delete(key);
+  if (key === AGENTS_DOC) state.agents = undefined;
+  else state.workflows.delete(key);
 }
 
-/** Builds the state from stored documents (snapshot plus replayed journal). */
-export function stateFromDocs(docs: Map<DocKey, StoredDoc>): HubState {
-  const state = emptyState();
+/** Builds the state from stored documents (snapshot plus replayed journal) and indexes it. */
+export function stateFromDocs(docs: Map<DocKey, StoredDoc>, now: number, agingMs?: number): HubState {
+  const state = emptyState(agingMs);
   for (const [key, { v, doc }] of docs) {
     putDoc(state, key, doc);
     state.versions.set(key, v);
   }
+  state.work.rebuild(state.workflows.values(), now);
   return state;
 }
 

@@ -16,6 +16,13 @@ export function copyJson<T>(value: T): T {
   return out as T;
 }
 
+/** Deep equality of two JSON values (objects compared by their serialisation, which is small here). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 /**
  * Records one command's changes. Every write goes through here: it mutates the state in place,
  * records the RFC 6902 op per document, bumps each touched document's version once, and keeps an
@@ -79,9 +86,14 @@ export class Transaction<E = unknown> {
   assign(doc: DocKey, path: Path, fields: Record<string, unknown>): void {
     const target = this.resolve(doc, path) as Record<string, unknown>;
     for (const [key, value] of Object.entries(fields)) {
-      if (value === undefined || target[key] === value) continue;
+      if (value === undefined || sameJson(target[key], value)) continue;
       this.set(doc, [...path, key], value);
     }
+  }
+
+  /** Registers how to revert a runtime change (one outside the documents) made by this command. */
+  onUndo(undo: () => void): void {
+    this.undos.push(undo);
   }
 
   /** Removes the object key or array element at `path`. */

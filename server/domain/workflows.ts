@@ -1,6 +1,7 @@
 import { HubError } from '../../shared/errors.ts';
 import type { ParsedRequestOf, ReplyOf } from '../../shared/contract.ts';
 import type { Workflow, WorkflowStatus } from '../../shared/schemas/workflow.ts';
+import { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import { AGENTS_DOC, versionOf } from './state.ts';
 import { requireWorkflow, type Transition } from './context.ts';
 
@@ -43,6 +44,9 @@ export function createWorkflow(t: Transition, input: Input<'workflow.create'>): 
     steps: {},
     objectives: {},
     kpis: {},
+    workOrders: {},
+    workOrderCounts: Object.fromEntries(WorkOrderState.options.map((state) => [state, 0])) as Workflow['workOrderCounts'],
+    agents: {},
   };
   t.tx.putDoc(id, workflow);
   return { version: versionOf(t.state, id), workflow: requireWorkflow(t.state, id) };

@@ -1,6 +1,7 @@
 import type { EventName } from '../../shared/contract.ts';
 import type { CommandType } from '../domain/commands.ts';
-import { getWorkflow, listWorkflows, workflowSummary } from '../domain/queries.ts';
+import { listAgents, requireAgent } from '../domain/agents.ts';
+import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders, workflowSummary } from '../domain/queries.ts';
 import type { Hub } from '../hub.ts';
 import type { Handler, Handlers } from './namespaces.ts';
 
@@ -29,5 +30,14 @@ export function controlHandlers(hub: Hub): Handlers<'control'> {
     'objective.update': command(hub, 'objective.update'),
     'kpi.add': command(hub, 'kpi.add'),
     'kpi.record': command(hub, 'kpi.record'),
+    'workOrder.create': command(hub, 'workOrder.create'),
+    'workOrder.createMany': command(hub, 'workOrder.createMany'),
+    'workOrder.get': (input) => getWorkOrder(hub.state, input.workflowId, input.workOrderId),
+    'workOrder.list': (input) => listWorkOrders(hub.state, input),
+    'workOrder.cancel': command(hub, 'workOrder.cancel'),
+    'workflow.autoAssign': command(hub, 'workflow.autoAssign'),
+    'agent.list': () => listAgents(hub.state),
+    'agent.get': (input) => requireAgent(hub.state, input.agentId),
+    'agent.update': command(hub, 'agent.update'),
   };
 }

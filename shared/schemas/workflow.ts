@@ -3,6 +3,7 @@ import { Id, Page, Percentage, Text, Timestamp } from './common.ts';
 import { Kpi } from './kpis.ts';
 import { Objective } from './objectives.ts';
 import { Step } from './steps.ts';
+import { WorkOrder, WorkOrderState } from './work-order.ts';
 
 /** A workflow's lifecycle: pending → in_progress → completed | failed | cancelled. */
 export const WorkflowStatus = z.enum(['pending', 'in_progress', 'completed', 'failed', 'cancelled']);
@@ -31,6 +32,18 @@ export const StageProgress = z.object({
 });
 export type StageProgress = z.infer<typeof StageProgress>;
 
+/** An agent's record within one workflow. */
+export const WorkflowAgent = z.object({
+  agentId: Id,
+  assigned: z.number().int(),
+  completed: z.number().int(),
+  failed: z.number().int(),
+  declined: z.number().int(),
+  /** Total running time of its completed attempts here. */
+  busyMs: z.number().int(),
+});
+export type WorkflowAgent = z.infer<typeof WorkflowAgent>;
+
 /** The authoritative state of one workflow: the document monitors mirror and patches describe. */
 export const Workflow = z.object({
   id: Id,
@@ -49,6 +62,11 @@ export const Workflow = z.object({
   steps: z.record(z.string(), Step),
   objectives: z.record(z.string(), Objective),
   kpis: z.record(z.string(), Kpi),
+  workOrders: z.record(z.string(), WorkOrder),
+  /** How many work orders are in each state, kept as they change. */
+  workOrderCounts: z.record(WorkOrderState, z.number().int()),
+  /** The agents that worked on this workflow and how they did here. */
+  agents: z.record(z.string(), WorkflowAgent),
 });
 export type Workflow = z.infer<typeof Workflow>;
 

@@ -2,9 +2,10 @@ import { applyCommand, type Actor, type CommandInput, type CommandReply, type Co
 import type { DomainSettings } from '../../server/domain/context.ts';
 import { emptyState, type HubState } from '../../server/domain/state.ts';
 import { Transaction } from '../../server/domain/transaction.ts';
+import type { Effect } from '../../server/domain/effects.ts';
 
 const ADMIN: Actor = { role: 'admin', name: 'unit-test' };
-const SETTINGS: DomainSettings = { outputRoot: '/tmp/out', kpiHistoryLimit: 3 };
+const SETTINGS: DomainSettings = { outputRoot: '/tmp/out', kpiHistoryLimit: 3, agingMs: 60_000, graceMs: 5_000, backoffBaseMs: 1_000, backoffMaxMs: 30_000 };
 
 /** A domain under test: a state, a manual clock and sequential ids; no hub, socket or disk. */
 export function domain(state: HubState = emptyState()) {
@@ -18,7 +19,7 @@ export function domain(state: HubState = emptyState()) {
     },
     /** Applies a command and returns its reply plus the transaction (patches, effects). */
     run<K extends CommandType>(type: K, input: CommandInput<K>, actor: Actor = ADMIN): { reply: CommandReply<K>; tx: Transaction } {
-      const tx = new Transaction(state);
+      const tx = new Transaction<Effect>(state);
       try {
         const reply = applyCommand(
           { state, tx, ctx: { now: clock, newId: (prefix) => `${prefix}_${++counter}`, settings: SETTINGS } },

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
-import { connectControl, type ControlClient } from '../../client-sdk/index.ts';
+import { connectAgent, connectControl, type AgentClient, type AgentOptions, type ControlClient } from '../../client-sdk/index.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
 import { createHub, type HubOptionsInput, type RunningHub } from '../../server/index.ts';
 
@@ -36,6 +36,13 @@ export async function startHub(options: HubOptionsInput = {}): Promise<RunningHu
 /** Connects a control client with the admin token; it is closed when the test ends. */
 export async function control(hub: RunningHub): Promise<ControlClient> {
   const client = await connectControl({ url: hub.url, token: TOKENS.admin });
+  onTestFinished(() => client.close());
+  return client;
+}
+
+/** Connects and registers an agent with the agent token; it is closed when the test ends. */
+export async function agent(hub: RunningHub, options: Omit<AgentOptions, 'url' | 'token'>): Promise<AgentClient> {
+  const client = await connectAgent({ url: hub.url, token: TOKENS.agent, ...options });
   onTestFinished(() => client.close());
   return client;
 }

@@ -1,0 +1,296 @@
+import type { ReplyOf, RequestOf } from '../shared/contract.ts';
+import { HubError } from '../shared/errors.ts';
+import type { Assignment, CancelNotice } from '../shared/schemas/work-order.ts';
+import { Connection, type ConnectOptions } from './connection.ts';
+
+/** Throw this from a task handler to fail the work order without retrying it. */
+export class NonRetryableError extends Error {
+  override readonly name = 'NonRetryableError';
+}
+
+/** What a task handler gets besides the assignment. */
+export interface TaskContext {
+  workflowId: string;
+  workOrderId: string;
+  /** 1 for the first attempt, 2 for the first retry, … */
+  attempt: number;
+  /** Details saved by the previous attempt's progress, or null. */
+  checkpoint: unknown;
+  /** Aborted when the hub cancels or reassigns this attempt; stop work when it fires. */
+  signal: AbortSignal;
+  /**
+   * Reports progress (0..100). Calls are coalesced: a hot loop costs the hub at most one update
+   * per `progressIntervalMs`. `details` become the checkpoint handed to a later attempt.
+   */
+  progress(percentage: number, message?: string, details?: unknown): Promise<void>;
+  /** Saves a checkpoint without changing the percentage. */
+  checkpointNow(details: unknown): Promise<void>;
+}
+
+/** What a handler may return: the result stored on the work order. */
+export type TaskOutcome = { result?: unknown } | void;
+
+export type TaskHandler = (task: Assignment, ctx: TaskContext) => Promise<TaskOutcome> | TaskOutcome;
+
+export interface AgentOptions extends ConnectOptions {
+  agentId: string;
+  agentType: string;
+  capabilities?: string[];
+  maxConcurrentTasks?: number;
+  labels?: Record<string, string>;
+  /** Least time between two progress updates of one task (default 100 ms). */
+  progressIntervalMs?: number;
+}
+
+interface RunningTask {
+  assignment: Assignment;
+  controller: AbortController;
+  progress: ProgressStream;
+  percentage: number;
+}
+
+/** Sends the latest progress of one task at most once per interval; callers wait for their update. */
+class ProgressStream {
+  private pending: RequestOf<'agent', 'task.progress'> | undefined;
+  private waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private inFlight = false;
+  private lastSent = 0;
+
+  constructor(
+    private readonly send: (update: RequestOf<'agent', 'task.progress'>) => Promise<unknown>,
+    private readonly intervalMs: number,
+  ) {}
+
+  push(update: RequestOf<'agent', 'task.progress'>): Promise<void> {
+    this.pending = update;
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.schedule();
+    return done;
+  }
+
+  private schedule(): void {
+    if (this.inFlight || this.timer || !this.pending) return;
+    const wait = Math.max(0, this.lastSent + this.intervalMs - Date.now());
+    this.timer = setTimeout(() => void this.flush(), wait);
+  }
+
+  private async flush(): Promise<void> {
+    this.timer = undefined;
+    const update = this.pending;
+    const waiters = this.waiters;
+    if (!update) return;
+    this.pending = undefined;
+    this.waiters = [];
+    this.inFlight = true;
+    this.lastSent = Date.now();
+    try {
+      await this.send(update);
+      for (const waiter of waiters) waiter.resolve();
+    } catch (error) {
+      for (const waiter of waiters) waiter.reject(error as Error);
+    } finally {
+      this.inFlight = false;
+      this.schedule();
+    }
+  }
+
+  /** Stops sending; whoever still waits is told why. */
+  stop(reason: Error): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = undefined;
+    for (const waiter of this.waiters.splice(0)) waiter.reject(reason);
+  }
+}
+
+const RETRYABLE_TRANSPORT: ReadonlySet<string> = new Set(['TIMEOUT', 'UNAVAILABLE', 'RATE_LIMITED']);
+
+/**
+ * An agent: registers its capabilities, receives work pushed by the hub, runs the handler for
+ * the task type, streams progress, heartbeats while tasks run, and reports the outcome.
+ * Reconnects transparently and re-registers, keeping its in-flight work.
+ */
+export class AgentClient {
+  private readonly handlers = new Map<string, TaskHandler>();
+  private readonly running = new Map<string, RunningTask>();
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private draining = false;
+  private closed = false;
+
+  constructor(
+    readonly connection: Connection<'agent'>,
+    private readonly options: AgentOptions,
+  ) {
+    const socket = connection.socket;
+    socket.on('assignment', (assignment: Assignment, ack: (reply: unknown) => void) => this.onAssignment(assignment, ack));
+    socket.on('cancel', (notice: CancelNotice) => this.abort(notice.attemptToken, `cancelled by the hub: ${notice.reason}`));
+    // The socket is connected now, so every later 'connect' is a reconnect: register again, and the
+    // hub keeps our running work if we are back within the grace period.
+    socket.on('connect', () => void this.register().catch(() => undefined));
+  }
+
+  /** The number of tasks running now. */
+  get activeTasks(): number {
+    return this.running.size;
+  }
+
+  /**
+   * Handles a task type (or `*` for any). Returning completes the work order with `result`;
+   * throwing fails the attempt (retried unless it is a NonRetryableError).
+   * @example agent.onTask('data_processing', async (task, ctx) => { await ctx.progress(50); return { result: 42 }; });
+   */
+  async onTask(taskType: string, handler: TaskHandler): Promise<this> {
+    this.handlers.set(taskType, handler);
+    await this.register();
+    return this;
+  }
+
+  /** Joins the pool with the current handlers; reconciles the attempts the hub thinks we hold. */
+  async register(): Promise<ReplyOf<'agent', 'agent.register'>> {
+    const reply = await this.connection.request('agent.register', {
+      agentId: this.options.agentId,
+      agentType: this.options.agentType,
+      capabilities: this.options.capabilities ?? [],
+      taskTypes: this.handlers.size === 0 ? [] : this.handlers.has('*') ? ['*'] : [...this.handlers.keys()],
+      maxConcurrentTasks: this.options.maxConcurrentTasks ?? 1,
+      labels: this.options.labels ?? {},
+    });
+    const held = new Set(reply.attempts.map((a) => a.attemptToken));
+    for (const token of this.running.keys()) if (!held.has(token)) this.abort(token, 'the hub reassigned this work while we were away');
+    for (const attempt of reply.attempts) {
+      if (attempt.state === 'running' && !this.running.has(attempt.attemptToken)) {
+        // The hub thinks we run this, but this process does not (it restarted): hand it back at once.
+        void this.report('task.fail', { ...attempt, error: 'the agent restarted and lost this attempt', retryable: true });
+      }
+    }
+    return reply;
+  }
+
+  /** Takes no new work; running tasks finish. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    await this.connection.request('agent.status', { status: 'draining' });
+  }
+
+  /** Takes new work again after drain(). */
+  async resume(): Promise<void> {
+    this.draining = false;
+    await this.connection.request('agent.status', { status: 'active' });
+  }
+
+  /** Sets a free-text status note shown in summaries and the dashboard. */
+  async setNote(note: string | null): Promise<void> {
+    await this.connection.request('agent.status', { note });
+  }
+
+  /** Disconnects. Running tasks are aborted; the hub reassigns them after the grace period. */
+  close(): void {
+    this.closed = true;
+    this.stopHeartbeat();
+    for (const token of [...this.running.keys()]) this.abort(token, 'the agent is closing');
+    this.connection.close();
+  }
+
+  private onAssignment(assignment: Assignment, ack: (reply: unknown) => void): void {
+    const handler = this.handlers.get(assignment.taskType) ?? this.handlers.get('*');
+    if (!handler) return ack({ accept: false, reason: `no handler for ${assignment.taskType}` });
+    if (this.draining || this.closed) return ack({ accept: false, reason: 'draining' });
+    ack({ accept: true });
+    void this.run(assignment, handler);
+  }
+
+  private async run(assignment: Assignment, handler: TaskHandler): Promise<void> {
+    const ref = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken };
+    const controller = new AbortController();
+    const progress = new ProgressStream((update) => this.connection.request('task.progress', update), this.options.progressIntervalMs ?? 100);
+    const task: RunningTask = { assignment, controller, progress, percentage: 0 };
+    this.running.set(assignment.attemptToken, task);
+    this.startHeartbeat();
+    const ctx: TaskContext = {
+      workflowId: assignment.workflowId,
+      workOrderId: assignment.workOrderId,
+      attempt: assignment.attempt,
+      checkpoint: assignment.checkpoint ?? null,
+      signal: controller.signal,
+      progress: (percentage, message, details) => {
+        task.percentage = percentage;
+        const update: RequestOf<'agent', 'task.progress'> = { ...ref, progress: percentage };
+        if (message !== undefined) update.message = message;
+        if (details !== undefined) update.details = details;
+        return progress.push(update);
+      },
+      checkpointNow: (details) => progress.push({ ...ref, progress: task.percentage, details }),
+    };
+    try {
+      const outcome = await handler(assignment, ctx);
+      if (controller.signal.aborted) return;
+      progress.stop(new HubError('INVALID_TRANSITION', 'the task has finished'));
+      const result = outcome && typeof outcome === 'object' && 'result' in outcome ? outcome.result : undefined;
+      await this.report('task.complete', result === undefined ? ref : { ...ref, result });
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      progress.stop(new HubError('INVALID_TRANSITION', 'the task has failed'));
+      const message = error instanceof Error ? error.message || error.name : String(error);
+      await this.report('task.fail', { ...ref, error: message.slice(0, 10_000), retryable: !(error instanceof NonRetryableError) });
+    } finally {
+      this.running.delete(assignment.attemptToken);
+      if (this.running.size === 0) this.stopHeartbeat();
+    }
+  }
+
+  /**
+   * Sends a completion or failure until the hub answers: retried across timeouts and reconnects.
+   * Safe to repeat: a second report of the same attempt is refused as STALE_ATTEMPT.
+   */
+  private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>): Promise<void> {
+    for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 5000)) {
+      try {
+        await this.connection.request(event, payload);
+        return;
+      } catch (error) {
+        if (!(error instanceof HubError) || !RETRYABLE_TRANSPORT.has(error.code)) return;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  private abort(attemptToken: string, reason: string): void {
+    const task = this.running.get(attemptToken);
+    if (!task) return;
+    task.progress.stop(new HubError('STALE_ATTEMPT', reason));
+    task.controller.abort(new HubError('STALE_ATTEMPT', reason));
+    this.running.delete(attemptToken);
+  }
+
+  private startHeartbeat(): void {
+    if (this.heartbeat) return;
+    const leaseMs = Math.min(...[...this.running.values()].map((t) => t.assignment.leaseMs));
+    this.heartbeat = setInterval(() => void this.beat(), Math.max(50, Math.floor(leaseMs / 3)));
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  private async beat(): Promise<void> {
+    if (this.running.size === 0 || !this.connection.socket.connected) return;
+    try {
+      const reply = await this.connection.request('agent.heartbeat', { attemptTokens: [...this.running.keys()] });
+      for (const token of reply.lost) this.abort(token, 'the lease was lost');
+    } catch {
+      // The next beat tries again; the lease covers a few missed ones.
+    }
+  }
+}
+
+/**
+ * Connects an agent and registers it.
+ * @example const agent = await connectAgent({ url, token, agentId: 'loader-1', agentType: 'loading', capabilities: ['csv'] });
+ */
+export async function connectAgent(options: AgentOptions): Promise<AgentClient> {
+  const agent = new AgentClient(await Connection.open('agent', options), options);
+  await agent.register();
+  return agent;
+}

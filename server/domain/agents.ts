@@ -1,0 +1,176 @@
+import { HubError } from '../../shared/errors.ts';
+import type { ParsedRequestOf, ReplyOf } from '../../shared/contract.ts';
+import type { Agent, AgentStatus } from '../../shared/schemas/agent.ts';
+import type { Actor } from './commands.ts';
+import type { Transition } from './context.ts';
+import { AGENTS_DOC, versionOf, type HubState } from './state.ts';
+import { withdrawOffer } from './attempts.ts';
+
+const RECENT_DURATIONS = 20;
+
+/** The agent with this id, or NOT_FOUND. */
+export function requireAgent(state: HubState, agentId: string): Agent {
+  const agent = state.agents && Object.hasOwn(state.agents, agentId) ? state.agents[agentId] : undefined;
+  if (!agent) throw new HubError('NOT_FOUND', `agent ${agentId} is not registered`);
+  return agent;
+}
+
+/** The agentId an agent command acts for: the registered agent of its session. */
+export function agentIdOf(actor: Actor): string {
+  if (!actor.agentId) throw new HubError('FORBIDDEN', 'register the agent first (agent.register)');
+  return actor.agentId;
+}
+
+/** idle or busy by load, unless draining or offline. */
+function statusFor(agent: Agent, load: number): AgentStatus {
+  if (agent.status === 'draining' || agent.status === 'offline') return agent.status;
+  return load > 0 ? 'busy' : 'idle';
+}
+
+/** Changes an agent's load by `delta`, keeping its status in step. */
+export function adjustLoad(t: Transition, agentId: string, delta: number): void {
+  const agent = requireAgent(t.state, agentId);
+  const load = Math.max(0, agent.load + delta);
+  const fields: Partial<Agent> = { load, status: statusFor(agent, load) };
+  if (delta > 0) fields.lastAssignedAt = t.ctx.now;
+  t.tx.assign(AGENTS_DOC, [agentId], fields);
+}
+
+/** Counts an outcome in the agent's hub-wide performance. */
+export function recordAgentOutcome(
+  t: Transition,
+  agentId: string,
+  taskType: string,
+  outcome: 'assigned' | 'completed' | 'failed' | 'declined',
+  durationMs = 0,
+): void {
+  const agent = requireAgent(t.state, agentId);
+  t.tx.set(AGENTS_DOC, [agentId, 'stats', outcome], agent.stats[outcome] + 1);
+  if (outcome !== 'completed' && outcome !== 'failed') return;
+  const path = [agentId, 'stats', 'byTaskType', taskType];
+  const stats = agent.stats.byTaskType[taskType];
+  if (!stats) {
+    const completed = outcome === 'completed' ? 1 : 0;
+    const recentMs = completed ? [durationMs] : [];
+    t.tx.set(AGENTS_DOC, path, { completed, failed: 1 - completed, avgMs: completed ? durationMs : 0, p95Ms: completed ? durationMs : 0, recentMs });
+    return;
+  }
+  if (outcome === 'failed') return t.tx.set(AGENTS_DOC, [...path, 'failed'], stats.failed + 1);
+  const completed = stats.completed + 1;
+  t.tx.append(AGENTS_DOC, [...path, 'recentMs'], durationMs);
+  if (stats.recentMs.length > RECENT_DURATIONS) t.tx.remove(AGENTS_DOC, [...path, 'recentMs', 0]);
+  const sorted = [...stats.recentMs].sort((a, b) => a - b);
+  t.tx.assign(AGENTS_DOC, path, {
+    completed,
+    avgMs: Math.round((stats.avgMs + (durationMs - stats.avgMs) / completed) * 100) / 100,
+    p95Ms: sorted[Math.max(0, Math.ceil(sorted.length * 0.95) - 1)] ?? durationMs,
+  });
+}
+
+/** The attempts the hub believes an agent holds. */
+export function heldAttempts(state: HubState, agentId: string): ReplyOf<'agent', 'agent.register'>['attempts'] {
+  const held = [];
+  for (const token of state.work.byAgent.get(agentId) ?? []) {
+    const attempt = state.work.active.get(token)!;
+    held.push({ workflowId: attempt.workflowId, workOrderId: attempt.workOrderId, attemptToken: token, state: attempt.phase });
+  }
+  return held;
+}
+
+/**
+ * Registers an agent, or re-registers it after a reconnect: the identity, stats and in-flight
+ * work are kept, and the fields it sends now replace the old ones.
+ */
+export function registerAgent(t: Transition, input: ParsedRequestOf<'agent', 'agent.register'>): ReplyOf<'agent', 'agent.register'> {
+  if (!t.state.agents) t.tx.putDoc(AGENTS_DOC, {});
+  const existing = t.state.agents![input.agentId];
+  const { agentId, ...fields } = input;
+  if (existing) {
+    const status = existing.status === 'offline' ? (existing.load > 0 ? 'busy' : 'idle') : existing.status;
+    t.tx.assign(AGENTS_DOC, [agentId], { ...fields, status });
+  } else {
+    const agent: Agent = {
+      id: agentId,
+      ...fields,
+      status: 'idle',
+      note: null,
+      load: 0,
+      registeredAt: t.ctx.now,
+      lastAssignedAt: null,
+      stats: { assigned: 0, completed: 0, failed: 0, declined: 0, byTaskType: {} },
+    };
+    t.tx.set(AGENTS_DOC, [agentId], agent);
+  }
+  markConnected(t, agentId);
+  return { agent: requireAgent(t.state, agentId), attempts: heldAttempts(t.state, agentId) };
+}
+
+/** Records that an agent's socket is up (runtime only; undone with the command). */
+function markConnected(t: Transition, agentId: string): void {
+  const work = t.state.work;
+  const since = work.disconnected.get(agentId);
+  const wasConnected = work.connected.has(agentId);
+  work.connected.add(agentId);
+  work.disconnected.delete(agentId);
+  work.freed.add(agentId);
+  t.tx.onUndo(() => {
+    if (!wasConnected) work.connected.delete(agentId);
+    if (since !== undefined) work.disconnected.set(agentId, since);
+  });
+}
+
+/**
+ * Records that an agent's socket is gone. Offers waiting for its answer go back to the queue at
+ * once; running work waits out the grace period (or its lease) for the agent to come back.
+ */
+export function markDisconnected(t: Transition, agentId: string): void {
+  const work = t.state.work;
+  if (!work.connected.has(agentId)) return;
+  work.connected.delete(agentId);
+  work.disconnected.set(agentId, t.ctx.now);
+  t.tx.onUndo(() => {
+    work.connected.add(agentId);
+    work.disconnected.delete(agentId);
+  });
+  for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
+    const active = work.active.get(token)!;
+    if (active.phase !== 'offered') continue;
+    withdrawOffer(t, t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!, 'agent disconnected', false);
+  }
+}
+
+/** draining / active and a status note, from the agent itself or a control client. */
+export function setAgentStatus(t: Transition, agentId: string, input: ParsedRequestOf<'agent', 'agent.status'>): Agent {
+  const agent = requireAgent(t.state, agentId);
+  if (input.status === 'draining' && agent.status !== 'offline') t.tx.set(AGENTS_DOC, [agentId, 'status'], 'draining');
+  if (input.status === 'active' && agent.status === 'draining') {
+    t.tx.set(AGENTS_DOC, [agentId, 'status'], agent.load > 0 ? 'busy' : 'idle');
+    t.state.work.freed.add(agentId);
+  }
+  if (input.note !== undefined) t.tx.set(AGENTS_DOC, [agentId, 'note'], input.note);
+  return agent;
+}
+
+/** The agent pool, as a list. */
+export function listAgents(state: HubState): { version: number; items: Agent[] } {
+  return { version: versionOf(state, AGENTS_DOC), items: Object.values(state.agents ?? {}) };
+}
+
+/**
+ * After a restart no agent is connected yet: offers in flight are withdrawn (their answers are
+ * lost) and every agent not already offline gets the grace period to reconnect and keep its work.
+ */
+export function recoverAfterRestart(t: Transition): { withdrawn: number } {
+  const work = t.state.work;
+  let withdrawn = 0;
+  for (const agent of Object.values(t.state.agents ?? {})) {
+    if (agent.status !== 'offline' && !work.connected.has(agent.id)) work.disconnected.set(agent.id, t.ctx.now);
+  }
+  for (const active of [...work.active.values()]) {
+    if (active.phase !== 'offered') continue;
+    const order = t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!;
+    withdrawOffer(t, order, 'the hub restarted before the offer was answered', false);
+    withdrawn++;
+  }
+  return { withdrawn };
+}

@@ -1,0 +1,98 @@
+/**
+ * The assignment policy, as pure functions. The scheduler feeds them; they decide.
+ *
+ * 1. Queue order: priority first, with ageing. Each priority level is worth `agingMs` of waiting,
+ *    so an order's key is `rank × agingMs − queuedAt` and higher keys go first: a low-priority
+ *    order that has waited 3 × agingMs is served before a critical one that just arrived. Nothing
+ *    starves. Equal keys keep arrival order.
+ * 2. Hard filter: the agent handles the task type, holds every required capability, is connected,
+ *    not draining or offline, has a free slot, has not declined this order, and taking it keeps
+ *    the workflow within maxConcurrentAgents distinct agents.
+ * 3. Score (higher wins), each part in 0..1:
+ *      4 × preference  — weight of the order's preferred capabilities the agent has / total weight
+ *      2 × reliability — (completed + 1) / (completed + failed + 2) on this task type
+ *      1 × speed       — fastest candidate's mean duration / this agent's (0.5 when it has none)
+ *      1 × capacity    — free slots / maxConcurrentTasks
+ * 4. Ties go to the agent assigned least recently (never-assigned first), then by id.
+ */
+import type { Agent } from '../../shared/schemas/agent.ts';
+import type { Priority } from '../../shared/schemas/common.ts';
+import type { WorkOrder } from '../../shared/schemas/work-order.ts';
+
+export const PRIORITY_RANK: Record<Priority, number> = { low: 0, normal: 1, high: 2, critical: 3 };
+
+export const SCORE_WEIGHTS = { preference: 4, reliability: 2, speed: 1, capacity: 1 } as const;
+
+/** The queue key of an order: higher is served first. */
+export function queueKey(priority: Priority, queuedAt: number, agingMs: number): number {
+  return PRIORITY_RANK[priority] * agingMs - queuedAt;
+}
+
+type OrderShape = Pick<WorkOrder, 'taskType' | 'requirements' | 'preferences' | 'declinedBy'>;
+
+/** Whether the agent can do this kind of work at all: task type and every requirement. */
+export function canServe(agent: Pick<Agent, 'capabilities' | 'taskTypes'>, order: Pick<WorkOrder, 'taskType' | 'requirements'>): boolean {
+  if (!agent.taskTypes.includes('*') && !agent.taskTypes.includes(order.taskType)) return false;
+  return order.requirements.every((requirement) => agent.capabilities.includes(requirement));
+}
+
+/** What the hub knows about an agent and a workflow at the moment of choosing. */
+export interface Situation {
+  connected: boolean;
+  /** The agent already has work in this workflow. */
+  activeInWorkflow: boolean;
+  /** Distinct agents with work in this workflow now. */
+  workflowAgents: number;
+  maxConcurrentAgents: number | null;
+}
+
+/** The hard filter: may this agent be offered this order now? */
+export function eligible(agent: Agent, order: OrderShape, situation: Situation): boolean {
+  if (!situation.connected || agent.status === 'draining' || agent.status === 'offline') return false;
+  if (agent.load >= agent.maxConcurrentTasks) return false;
+  if (order.declinedBy.includes(agent.id)) return false;
+  if (situation.maxConcurrentAgents !== null && !situation.activeInWorkflow && situation.workflowAgents >= situation.maxConcurrentAgents) {
+    return false;
+  }
+  return canServe(agent, order);
+}
+
+/** The parts of an agent's score for an order. `fastestAvgMs` is the best mean among candidates. */
+export function score(agent: Agent, order: OrderShape, fastestAvgMs: number | null) {
+  const weights = Object.entries(order.preferences);
+  const totalWeight = weights.reduce((sum, [, w]) => sum + w, 0);
+  const preference = totalWeight > 0 ? weights.reduce((sum, [c, w]) => sum + (agent.capabilities.includes(c) ? w : 0), 0) / totalWeight : 0;
+  const stats = agent.stats.byTaskType[order.taskType];
+  const reliability = ((stats?.completed ?? 0) + 1) / ((stats?.completed ?? 0) + (stats?.failed ?? 0) + 2);
+  const speed = stats && stats.completed > 0 && fastestAvgMs !== null ? fastestAvgMs / Math.max(stats.avgMs, fastestAvgMs, 1e-9) : 0.5;
+  const capacity = (agent.maxConcurrentTasks - agent.load) / agent.maxConcurrentTasks;
+  const total =
+    SCORE_WEIGHTS.preference * preference + SCORE_WEIGHTS.reliability * reliability + SCORE_WEIGHTS.speed * speed + SCORE_WEIGHTS.capacity * capacity;
+  return { total, preference, reliability, speed, capacity };
+}
+
+/** The best of the eligible candidates for an order, or undefined when there is none. */
+export function chooseAgent(candidates: readonly Agent[], order: OrderShape): Agent | undefined {
+  let fastest: number | null = null;
+  for (const agent of candidates) {
+    const stats = agent.stats.byTaskType[order.taskType];
+    if (stats && stats.completed > 0 && (fastest === null || stats.avgMs < fastest)) fastest = stats.avgMs;
+  }
+  let best: Agent | undefined;
+  let bestScore = -Infinity;
+  for (const agent of candidates) {
+    const total = score(agent, order, fastest).total;
+    if (best === undefined || total > bestScore + 1e-9 || (Math.abs(total - bestScore) <= 1e-9 && assignedEarlier(agent, best))) {
+      best = agent;
+      bestScore = total;
+    }
+  }
+  return best;
+}
+
+/** Tie-break: never assigned before any assigned; then the longer ago; then by id. */
+function assignedEarlier(a: Agent, b: Agent): boolean {
+  const at = a.lastAssignedAt ?? -Infinity;
+  const bt = b.lastAssignedAt ?? -Infinity;
+  return at !== bt ? at < bt : a.id < b.id;
+}

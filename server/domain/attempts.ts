@@ -1,0 +1,184 @@
+import { HubError } from '../../shared/errors.ts';
+import type { ParsedRequestOf } from '../../shared/contract.ts';
+import type { WorkOrder } from '../../shared/schemas/work-order.ts';
+import type { Workflow, WorkflowAgent } from '../../shared/schemas/workflow.ts';
+import { adjustLoad, agentIdOf, recordAgentOutcome } from './agents.ts';
+import type { Actor } from './commands.ts';
+import { requireWorkflow, type Transition } from './context.ts';
+import { versionOf } from './state.ts';
+import { finishOrder, queueOrder, requireOrder, setOrderState } from './work-orders.ts';
+import { touch } from './workflows.ts';
+
+type Outcome = 'completed' | 'failed' | 'cancelled' | 'lease_expired' | 'agent_lost' | 'declined';
+type AttemptInput = { workflowId: string; workOrderId: string; attemptToken: string };
+
+/** Counts an outcome in the agent's record within the workflow. */
+function recordWorkflowAgent(t: Transition, workflow: Workflow, agentId: string, field: keyof Omit<WorkflowAgent, 'agentId'>, add = 1): void {
+  const existing = workflow.agents[agentId];
+  if (!existing) {
+    const fresh: WorkflowAgent = { agentId, assigned: 0, completed: 0, failed: 0, declined: 0, busyMs: 0 };
+    fresh[field] += add;
+    t.tx.set(workflow.id, ['agents', agentId], fresh);
+  } else {
+    t.tx.set(workflow.id, ['agents', agentId, field], existing[field] + add);
+  }
+}
+
+/** Counts a new offer for the agent (hub-wide and in the workflow). */
+export function recordOffer(t: Transition, order: WorkOrder, agentId: string): void {
+  adjustLoad(t, agentId, +1);
+  recordAgentOutcome(t, agentId, order.taskType, 'assigned');
+  recordWorkflowAgent(t, requireWorkflow(t.state, order.workflowId), agentId, 'assigned');
+}
+
+/**
+ * Ends the order's current attempt: the agent's slot is freed, its performance counted, the
+ * attempt kept in the order's history, and, when someone else ended it, the agent told to stop.
+ */
+export function endAttempt(t: Transition, order: WorkOrder, outcome: Outcome, error: string | null, notifyAgent: boolean): void {
+  const attempt = order.attempt;
+  if (!attempt) return;
+  const workflow = requireWorkflow(t.state, order.workflowId);
+  const now = t.ctx.now;
+  const path = ['workOrders', order.id];
+  if (attempt.acceptedAt !== null && outcome !== 'declined') {
+    t.tx.append(workflow.id, [...path, 'history'], { number: attempt.number, agentId: attempt.agentId, outcome, error, startedAt: attempt.acceptedAt, endedAt: now });
+  }
+  t.tx.set(workflow.id, [...path, 'attempt'], null);
+  t.state.work.release(attempt.token);
+  adjustLoad(t, attempt.agentId, -1);
+  if (outcome === 'completed') {
+    const duration = now - (attempt.acceptedAt ?? attempt.offeredAt);
+    recordAgentOutcome(t, attempt.agentId, order.taskType, 'completed', duration);
+    recordWorkflowAgent(t, workflow, attempt.agentId, 'completed');
+    recordWorkflowAgent(t, workflow, attempt.agentId, 'busyMs', duration);
+  } else if (outcome === 'declined') {
+    recordAgentOutcome(t, attempt.agentId, order.taskType, 'declined');
+    recordWorkflowAgent(t, workflow, attempt.agentId, 'declined');
+  } else if (outcome !== 'cancelled') {
+    recordAgentOutcome(t, attempt.agentId, order.taskType, 'failed');
+    recordWorkflowAgent(t, workflow, attempt.agentId, 'failed');
+  }
+  if (notifyAgent && t.state.work.connected.has(attempt.agentId)) {
+    const reason = error ?? outcome;
+    t.tx.effect({ type: 'cancel', agentId: attempt.agentId, notice: { workflowId: workflow.id, workOrderId: order.id, attemptToken: attempt.token, reason } });
+  }
+}
+
+/**
+ * The order and attempt an agent's message refers to. A token that is not the order's current
+ * attempt is STALE_ATTEMPT; that is what keeps a late agent from completing work twice.
+ */
+function requireAttempt(t: Transition, input: AttemptInput, actor: Actor, phase: 'offered' | 'running'): WorkOrder {
+  const agentId = agentIdOf(actor);
+  const order = requireOrder(requireWorkflow(t.state, input.workflowId), input.workOrderId);
+  const attempt = order.attempt;
+  if (!attempt || attempt.token !== input.attemptToken) {
+    throw new HubError('STALE_ATTEMPT', `attempt ${input.attemptToken} is not the current attempt of work order ${order.id} (it is ${order.state})`);
+  }
+  if (attempt.agentId !== agentId) throw new HubError('FORBIDDEN', `work order ${order.id} is assigned to another agent`);
+  if (order.state !== phase) throw new HubError('INVALID_TRANSITION', `work order ${order.id} is ${order.state}, not ${phase}`);
+  return order;
+}
+
+/** The agent accepted the offer: the attempt starts and its lease runs. */
+export function acceptOffer(t: Transition, input: AttemptInput, actor: Actor): void {
+  const order = requireAttempt(t, input, actor, 'offered');
+  const now = t.ctx.now;
+  const path = ['workOrders', order.id];
+  setOrderState(t, order, 'running');
+  t.tx.assign(order.workflowId, path, { attempts: order.attempts + 1, startedAt: order.startedAt ?? now, progress: 0, message: null });
+  t.tx.set(order.workflowId, [...path, 'attempt', 'acceptedAt'], now);
+  const active = t.state.work.active.get(input.attemptToken)!;
+  active.phase = 'running';
+  t.state.work.leases.set(input.attemptToken, now + order.timeouts.leaseMs);
+  touch(t, order.workflowId);
+}
+
+/**
+ * The offer was declined, lapsed or its agent went away: the order goes back to the queue and is
+ * not offered to that agent again. None of these counts as an attempt.
+ */
+export function withdrawOffer(t: Transition, order: WorkOrder, reason: string, remember: boolean): void {
+  const attempt = order.attempt!;
+  endAttempt(t, order, 'declined', reason, false);
+  if (remember) t.tx.append(order.workflowId, ['workOrders', order.id, 'declinedBy'], attempt.agentId);
+  queueOrder(t, order);
+}
+
+/** The agent's answer to an offer, or its absence (`reason` set, accept false). */
+export function answerOffer(t: Transition, input: AttemptInput & { accept: boolean; reason?: string }, actor: Actor): void {
+  if (input.accept) return acceptOffer(t, input, actor);
+  const order = requireAttempt(t, input, actor, 'offered');
+  withdrawOffer(t, order, input.reason ?? 'declined', true);
+}
+
+/** Progress of a running attempt: percentage, message, and details kept as the checkpoint. Renews the lease. */
+export function recordProgress(t: Transition, input: ParsedRequestOf<'agent', 'task.progress'>, actor: Actor) {
+  const order = requireAttempt(t, input, actor, 'running');
+  const changes: Partial<WorkOrder> = { progress: input.progress, updatedAt: t.ctx.now };
+  if (input.message !== undefined) changes.message = input.message;
+  if (input.details !== undefined) changes.checkpoint = input.details;
+  t.tx.assign(order.workflowId, ['workOrders', order.id], changes);
+  t.state.work.leases.set(input.attemptToken, t.ctx.now + order.timeouts.leaseMs);
+  touch(t, order.workflowId);
+  return { version: versionOf(t.state, order.workflowId) };
+}
+
+/** The attempt finished: the order completes, exactly once. */
+export function completeTask(t: Transition, input: ParsedRequestOf<'agent', 'task.complete'>, actor: Actor) {
+  const order = requireAttempt(t, input, actor, 'running');
+  finishOrder(t, order, 'completed', { result: input.result ?? null, notifyAgent: false });
+  return { version: versionOf(t.state, order.workflowId), state: order.state };
+}
+
+/** Exponential backoff before attempt n+1. */
+function backoff(t: Transition, attempts: number): number {
+  return Math.min(t.ctx.settings.backoffMaxMs, t.ctx.settings.backoffBaseMs * 2 ** Math.max(0, attempts - 1));
+}
+
+/**
+ * A running attempt failed (reported, lease lapsed, or agent lost). The order is retried after a
+ * backoff, or fails for good (dead-lettered) when it is not retryable or out of attempts.
+ */
+export function failAttempt(t: Transition, order: WorkOrder, outcome: 'failed' | 'lease_expired' | 'agent_lost', error: string, retryable: boolean): void {
+  const reportedByAgent = outcome === 'failed';
+  if (!retryable || order.attempts >= order.maxAttempts) {
+    const why = retryable ? `failed after ${order.attempts} attempt(s): ${error}` : `failed (not retryable): ${error}`;
+    endAttempt(t, order, outcome, error, !reportedByAgent);
+    finishOrder(t, order, 'failed', { error: why });
+    return;
+  }
+  endAttempt(t, order, outcome, error, !reportedByAgent);
+  t.tx.set(order.workflowId, ['workOrders', order.id, 'error'], error);
+  queueOrder(t, order, t.ctx.now + backoff(t, order.attempts));
+}
+
+/** The agent reports that its attempt failed. */
+export function failTask(t: Transition, input: ParsedRequestOf<'agent', 'task.fail'>, actor: Actor) {
+  const order = requireAttempt(t, input, actor, 'running');
+  failAttempt(t, order, 'failed', input.error, input.retryable);
+  return { version: versionOf(t.state, order.workflowId), state: order.state };
+}
+
+/** Renews the leases of the agent's running attempts; reports the tokens it no longer holds. */
+export function heartbeat(t: Transition, input: ParsedRequestOf<'agent', 'agent.heartbeat'>, actor: Actor) {
+  const agentId = agentIdOf(actor);
+  const work = t.state.work;
+  const renewed: string[] = [];
+  const lost: string[] = [];
+  for (const token of input.attemptTokens) {
+    const active = work.active.get(token);
+    if (!active || active.agentId !== agentId) {
+      lost.push(token);
+      continue;
+    }
+    if (active.phase === 'running') {
+      const order = requireWorkflow(t.state, active.workflowId).workOrders[active.workOrderId]!;
+      work.leases.set(token, t.ctx.now + order.timeouts.leaseMs);
+    }
+    renewed.push(token);
+  }
+  return { renewed, lost };
+}
+

@@ -1,0 +1,129 @@
+import type { Agent } from '../../shared/schemas/agent.ts';
+import type { WorkOrder } from '../../shared/schemas/work-order.ts';
+import { chooseAgent, eligible, queueKey, type Situation } from './assignment.ts';
+import { recordOffer } from './attempts.ts';
+import type { Transition } from './context.ts';
+import { setOrderState } from './work-orders.ts';
+import { orderKey, type Bucket, type ReadyEntry } from './work-index.ts';
+
+/** How far down a bucket an agent looks past orders it may not take (declined, workflow full). */
+const SCAN_LIMIT = 64;
+
+/** The facts the hard filter needs about an agent and an order's workflow. */
+function situation(t: Transition, agentId: string, workflowId: string): Situation {
+  const holders = t.state.work.workflowAgents.get(workflowId);
+  return {
+    connected: t.state.work.connected.has(agentId),
+    activeInWorkflow: holders?.has(agentId) ?? false,
+    workflowAgents: holders?.size ?? 0,
+    maxConcurrentAgents: t.state.workflows.get(workflowId)!.config.maxConcurrentAgents,
+  };
+}
+
+function orderOf(t: Transition, entry: { workflowId: string; workOrderId: string }): WorkOrder | undefined {
+  return t.state.workflows.get(entry.workflowId)?.workOrders[entry.workOrderId];
+}
+
+/** Offers an order to an agent: a new attempt token, the agent's slot taken, the push queued. */
+function offer(t: Transition, order: WorkOrder, agent: Agent): void {
+  const now = t.ctx.now;
+  const token = t.ctx.newId('att');
+  const attempt = { number: order.attempts + 1, token, agentId: agent.id, offeredAt: now, acceptedAt: null };
+  setOrderState(t, order, 'offered');
+  t.tx.assign(order.workflowId, ['workOrders', order.id], { attempt, notBefore: null });
+  t.state.work.dequeue(order.workflowId, order.id);
+  t.state.work.hold({ token, workflowId: order.workflowId, workOrderId: order.id, agentId: agent.id, phase: 'offered', offerDeadline: now + order.timeouts.acceptMs });
+  recordOffer(t, order, agent.id);
+  t.tx.effect({
+    type: 'offer',
+    agentId: agent.id,
+    assignment: {
+      workflowId: order.workflowId,
+      workOrderId: order.id,
+      attemptToken: token,
+      attempt: attempt.number,
+      taskType: order.taskType,
+      description: order.description,
+      input: order.input,
+      priority: order.priority,
+      requirements: order.requirements,
+      checkpoint: order.checkpoint,
+      acceptMs: order.timeouts.acceptMs,
+      leaseMs: order.timeouts.leaseMs,
+    },
+  });
+}
+
+/** The best entry of a bucket this agent may take now; stale entries are dropped on the way. */
+function headFor(t: Transition, bucket: Bucket, agent: Agent): ReadyEntry | undefined {
+  const work = t.state.work;
+  const passed: ReadyEntry[] = [];
+  let found: ReadyEntry | undefined;
+  while (bucket.queue.size > 0 && passed.length < SCAN_LIMIT) {
+    const entry = bucket.queue.peek()!;
+    const order = orderOf(t, entry);
+    if (!work.isCurrent(entry) || !order || order.state !== 'queued') {
+      bucket.queue.pop();
+      continue;
+    }
+    if (eligible(agent, order, situation(t, agent.id, entry.workflowId))) {
+      found = entry;
+      break;
+    }
+    passed.push(bucket.queue.pop()!);
+  }
+  for (const entry of passed) bucket.queue.push(entry);
+  return found;
+}
+
+/** Gives a free agent the best queued orders it can take, until its slots are full. */
+function fillAgent(t: Transition, agentId: string): void {
+  const agent = t.state.agents?.[agentId];
+  if (!agent) return;
+  while (agent.load < agent.maxConcurrentTasks && agent.status !== 'draining' && agent.status !== 'offline' && t.state.work.connected.has(agentId)) {
+    let best: ReadyEntry | undefined;
+    for (const bucket of t.state.work.bucketsFor(agent)) {
+      const head = headFor(t, bucket, agent);
+      if (head && (!best || head.key > best.key || (head.key === best.key && head.seq < best.seq))) best = head;
+    }
+    for (const [key, bucket] of t.state.work.buckets) if (bucket.queue.size === 0) t.state.work.buckets.delete(key);
+    if (!best) return;
+    offer(t, orderOf(t, best)!, agent);
+  }
+}
+
+/** Offers a newly ready order to the best connected agent that may take it, if any. */
+function placeOrder(t: Transition, order: WorkOrder): void {
+  const candidates: Agent[] = [];
+  for (const agentId of t.state.work.connected) {
+    const agent = t.state.agents?.[agentId];
+    if (agent && eligible(agent, order, situation(t, agentId, order.workflowId))) candidates.push(agent);
+  }
+  const agent = chooseAgent(candidates, order);
+  if (agent) offer(t, order, agent);
+}
+
+/**
+ * Runs after every command: agents that got a free slot take the best work they can, then orders
+ * that became ready go to the best free agent. Work nobody can take stays queued until an agent
+ * that can take it registers or frees a slot. Cost is proportional to what changed.
+ */
+export function schedule(t: Transition): Array<{ workOrderId: string; agentId: string }> {
+  const work = t.state.work;
+  const offered: Array<{ workOrderId: string; agentId: string }> = [];
+  const before = t.tx.effects.length;
+  for (const agentId of work.freed) fillAgent(t, agentId);
+  work.freed.clear();
+  const agingMs = t.ctx.settings.agingMs;
+  const key = (order: WorkOrder) => queueKey(order.priority, order.queuedAt ?? 0, agingMs);
+  const fresh = work.fresh
+    .splice(0)
+    .map((entry) => orderOf(t, entry))
+    .filter((order): order is WorkOrder => order !== undefined)
+    .sort((a, b) => key(b) - key(a));
+  for (const order of fresh) if (order.state === 'queued' && work.queued.has(orderKey(order.workflowId, order.id))) placeOrder(t, order);
+  for (const effect of t.tx.effects.slice(before)) {
+    if (effect.type === 'offer') offered.push({ workOrderId: effect.assignment.workOrderId, agentId: effect.agentId });
+  }
+  return offered;
+}

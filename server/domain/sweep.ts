@@ -1,0 +1,61 @@
+import { AGENTS_DOC } from './state.ts';
+import { failAttempt, withdrawOffer } from './attempts.ts';
+import type { Transition } from './context.ts';
+import { FINAL_STATES, finishOrder } from './work-orders.ts';
+
+/**
+ * The hub's periodic check, with the clock it is given: offers past their accept deadline go to
+ * someone else, running attempts whose lease lapsed are retried, agents gone longer than the grace
+ * period are marked offline and lose their work, retries whose backoff is over are queued, and
+ * orders past their overall timeout fail. Cost is proportional to the work in flight and due.
+ */
+export function sweep(t: Transition): { expiredOffers: number; lapsedLeases: number; offline: number; timedOut: number } {
+  const work = t.state.work;
+  const now = t.ctx.now;
+  const result = { expiredOffers: 0, lapsedLeases: 0, offline: 0, timedOut: 0 };
+  const orderOf = (workflowId: string, workOrderId: string) => t.state.workflows.get(workflowId)?.workOrders[workOrderId];
+
+  for (const [agentId, since] of work.disconnected) {
+    const agent = t.state.agents?.[agentId];
+    if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > now) continue;
+    t.tx.set(AGENTS_DOC, [agentId, 'status'], 'offline');
+    result.offline++;
+    for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
+      const active = work.active.get(token)!;
+      const order = orderOf(active.workflowId, active.workOrderId)!;
+      if (active.phase === 'offered') withdrawOffer(t, order, 'agent went offline', false);
+      else failAttempt(t, order, 'agent_lost', `agent ${agentId} went offline`, true);
+    }
+  }
+
+  for (const [token, active] of [...work.active]) {
+    const order = orderOf(active.workflowId, active.workOrderId);
+    if (!order || order.attempt?.token !== token) continue;
+    if (active.phase === 'offered' && active.offerDeadline <= now) {
+      withdrawOffer(t, order, 'no answer before the accept deadline', true);
+      result.expiredOffers++;
+    } else if (active.phase === 'running' && (work.leases.get(token) ?? Infinity) <= now) {
+      failAttempt(t, order, 'lease_expired', `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, true);
+      result.lapsedLeases++;
+    }
+  }
+
+  while (work.delayed.size > 0 && work.delayed.peek()!.at <= now) {
+    const due = work.delayed.pop()!;
+    const order = orderOf(due.workflowId, due.workOrderId);
+    if (order?.state === 'queued' && order.notBefore !== null && order.notBefore <= now) {
+      t.tx.set(order.workflowId, ['workOrders', order.id, 'notBefore'], null);
+      work.enqueue(order, now);
+    }
+  }
+
+  while (work.deadlines.size > 0 && work.deadlines.peek()!.at <= now) {
+    const due = work.deadlines.pop()!;
+    const order = orderOf(due.workflowId, due.workOrderId);
+    if (!order || FINAL_STATES.has(order.state) || order.firstQueuedAt === null || order.timeouts.overallMs === null) continue;
+    if (order.firstQueuedAt + order.timeouts.overallMs > now) continue;
+    finishOrder(t, order, 'failed', { error: `overall timeout of ${order.timeouts.overallMs} ms exceeded` });
+    result.timedOut++;
+  }
+  return result;
+}

@@ -1,0 +1,181 @@
+import type { Agent } from '../../shared/schemas/agent.ts';
+import type { WorkOrder } from '../../shared/schemas/work-order.ts';
+import type { Workflow } from '../../shared/schemas/workflow.ts';
+import { canServe, queueKey } from './assignment.ts';
+import { PriorityQueue } from './priority-queue.ts';
+
+/** A queued work order waiting in its bucket. */
+export interface ReadyEntry {
+  key: number;
+  seq: number;
+  workflowId: string;
+  workOrderId: string;
+}
+
+/** Orders with the same task type and requirements: an agent can serve all of them or none. */
+export interface Bucket {
+  taskType: string;
+  requirements: string[];
+  queue: PriorityQueue<ReadyEntry>;
+}
+
+/** An attempt offered to or running on an agent. */
+export interface ActiveAttempt {
+  token: string;
+  workflowId: string;
+  workOrderId: string;
+  agentId: string;
+  phase: 'offered' | 'running';
+  /** Offer deadline while offered. */
+  offerDeadline: number;
+}
+
+interface Timed {
+  at: number;
+  workflowId: string;
+  workOrderId: string;
+}
+
+const byTime = (a: Timed, b: Timed) => a.at < b.at;
+const byKey = (a: ReadyEntry, b: ReadyEntry) => (a.key !== b.key ? a.key > b.key : a.seq < b.seq);
+
+/** The key of a work order across workflows. */
+export const orderKey = (workflowId: string, workOrderId: string) => `${workflowId}\u0000${workOrderId}`;
+
+function bucketKey(order: Pick<WorkOrder, 'taskType' | 'requirements'>): string {
+  return `${order.taskType}\u0000${[...order.requirements].sort().join('\u0001')}`;
+}
+
+/**
+ * What the scheduler needs to act without walking the state: ready queues, retry and timeout
+ * timers, the attempts in flight, agents' presence and leases. Presence and leases are runtime
+ * facts (not in any document); everything else is derived from the documents and rebuilt from
+ * them at start-up and after a rollback.
+ */
+export class WorkIndex {
+  /** Agents whose socket is gone, and since when; absent means connected or never seen. */
+  readonly disconnected = new Map<string, number>();
+  /** Agents with a live socket. */
+  readonly connected = new Set<string>();
+  /** Lease expiry of running attempts, by token. */
+  readonly leases = new Map<string, number>();
+
+  readonly buckets = new Map<string, Bucket>();
+  /** The valid queue entry of each queued order; older entries for it are skipped. */
+  readonly queued = new Map<string, number>();
+  readonly delayed = new PriorityQueue<Timed>(byTime);
+  readonly deadlines = new PriorityQueue<Timed>(byTime);
+  readonly active = new Map<string, ActiveAttempt>();
+  readonly byAgent = new Map<string, Set<string>>();
+  /** Per workflow, how many attempts each agent holds there. */
+  readonly workflowAgents = new Map<string, Map<string, number>>();
+
+  /** Agents that got a free slot during the current command, and orders that became ready. */
+  readonly freed = new Set<string>();
+  readonly fresh: Array<{ workflowId: string; workOrderId: string }> = [];
+  private seq = 0;
+
+  constructor(private readonly agingMs: number) {}
+
+  /** Puts a queued order in its bucket (or on the retry timer when it has a backoff). */
+  enqueue(order: WorkOrder, now: number): void {
+    if (order.notBefore !== null && order.notBefore > now) {
+      this.delayed.push({ at: order.notBefore, workflowId: order.workflowId, workOrderId: order.id });
+      return;
+    }
+    const key = bucketKey(order);
+    let bucket = this.buckets.get(key);
+    if (!bucket) {
+      bucket = { taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey) };
+      this.buckets.set(key, bucket);
+    }
+    const entry = { key: queueKey(order.priority, order.queuedAt ?? now, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id };
+    bucket.queue.push(entry);
+    this.queued.set(orderKey(order.workflowId, order.id), entry.seq);
+    this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
+  }
+
+  /** Whether a queue entry still stands for its order. */
+  isCurrent(entry: ReadyEntry): boolean {
+    return this.queued.get(orderKey(entry.workflowId, entry.workOrderId)) === entry.seq;
+  }
+
+  /** Forgets that an order is queued (it was offered, cancelled or failed). */
+  dequeue(workflowId: string, workOrderId: string): void {
+    this.queued.delete(orderKey(workflowId, workOrderId));
+  }
+
+  /** Starts the overall-timeout clock of an order. */
+  watchDeadline(order: WorkOrder): void {
+    if (order.timeouts.overallMs !== null && order.firstQueuedAt !== null) {
+      this.deadlines.push({ at: order.firstQueuedAt + order.timeouts.overallMs, workflowId: order.workflowId, workOrderId: order.id });
+    }
+  }
+
+  /** Records an attempt as in flight. */
+  hold(attempt: ActiveAttempt): void {
+    this.active.set(attempt.token, attempt);
+    let tokens = this.byAgent.get(attempt.agentId);
+    if (!tokens) this.byAgent.set(attempt.agentId, (tokens = new Set()));
+    tokens.add(attempt.token);
+    let agents = this.workflowAgents.get(attempt.workflowId);
+    if (!agents) this.workflowAgents.set(attempt.workflowId, (agents = new Map()));
+    agents.set(attempt.agentId, (agents.get(attempt.agentId) ?? 0) + 1);
+  }
+
+  /** Forgets an attempt that ended. */
+  release(token: string): ActiveAttempt | undefined {
+    const attempt = this.active.get(token);
+    if (!attempt) return undefined;
+    this.active.delete(token);
+    this.leases.delete(token);
+    this.byAgent.get(attempt.agentId)?.delete(token);
+    const agents = this.workflowAgents.get(attempt.workflowId);
+    const count = (agents?.get(attempt.agentId) ?? 1) - 1;
+    if (count > 0) agents!.set(attempt.agentId, count);
+    else agents?.delete(attempt.agentId);
+    this.freed.add(attempt.agentId);
+    return attempt;
+  }
+
+  /** The buckets an agent can serve. */
+  *bucketsFor(agent: Agent): Iterable<Bucket> {
+    for (const bucket of this.buckets.values()) if (canServe(agent, bucket)) yield bucket;
+  }
+
+  /** Rebuilds everything derived from the documents; presence and leases are kept. */
+  rebuild(workflows: Iterable<Workflow>, now: number): void {
+    this.buckets.clear();
+    this.queued.clear();
+    this.active.clear();
+    this.byAgent.clear();
+    this.workflowAgents.clear();
+    this.fresh.length = 0;
+    while (this.delayed.pop());
+    while (this.deadlines.pop());
+    const liveTokens = new Set<string>();
+    for (const workflow of workflows) {
+      if (workflow.status !== 'in_progress') continue;
+      for (const order of Object.values(workflow.workOrders)) {
+        if (order.state === 'queued') this.enqueue(order, now);
+        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order);
+        const attempt = order.attempt;
+        if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;
+        liveTokens.add(attempt.token);
+        this.hold({
+          token: attempt.token,
+          workflowId: workflow.id,
+          workOrderId: order.id,
+          agentId: attempt.agentId,
+          phase: order.state,
+          offerDeadline: attempt.offeredAt + order.timeouts.acceptMs,
+        });
+        if (order.state === 'running' && !this.leases.has(attempt.token)) this.leases.set(attempt.token, now + order.timeouts.leaseMs);
+      }
+    }
+    for (const token of this.leases.keys()) if (!liveTokens.has(token)) this.leases.delete(token);
+    this.fresh.length = 0;
+    // Connected agents may have free slots for what is queued now: let the next pass look.
+    for (const agentId of this.connected) this.freed.add(agentId);
+  }
+}

@@ -1,0 +1,191 @@
+import { HubError } from '../../shared/errors.ts';
+import type { ParsedRequestOf } from '../../shared/contract.ts';
+import type { WorkOrder, WorkOrderState } from '../../shared/schemas/work-order.ts';
+import type { Workflow } from '../../shared/schemas/workflow.ts';
+import { requireEntity, requireOpen, requireWorkflow, type Transition } from './context.ts';
+import { endAttempt } from './attempts.ts';
+import { versionOf } from './state.ts';
+import { touch } from './workflows.ts';
+
+type Spec = ParsedRequestOf<'control', 'workOrder.createMany'>['orders'][number];
+
+export const FINAL_STATES: ReadonlySet<WorkOrderState> = new Set(['completed', 'failed', 'cancelled']);
+
+/** The work order, or NOT_FOUND. */
+export function requireOrder(workflow: Workflow, workOrderId: string): WorkOrder {
+  return requireEntity(workflow.workOrders, workOrderId, 'work order', workflow.id);
+}
+
+/** Moves an order to `next`, keeping the workflow's per-state counts in step. */
+export function setOrderState(t: Transition, order: WorkOrder, next: WorkOrderState): void {
+  if (order.state === next) return;
+  const workflow = requireWorkflow(t.state, order.workflowId);
+  const counts = workflow.workOrderCounts;
+  t.tx.set(workflow.id, ['workOrderCounts', order.state], counts[order.state] - 1);
+  t.tx.set(workflow.id, ['workOrderCounts', next], counts[next] + 1);
+  t.tx.assign(workflow.id, ['workOrders', order.id], { state: next, updatedAt: t.ctx.now });
+}
+
+/** Puts an order in the queue now, or after `notBefore` when it is backing off. */
+export function queueOrder(t: Transition, order: WorkOrder, notBefore: number | null = null): void {
+  setOrderState(t, order, 'queued');
+  const now = t.ctx.now;
+  const first = order.firstQueuedAt === null;
+  t.tx.assign(order.workflowId, ['workOrders', order.id], { queuedAt: order.queuedAt ?? now, notBefore, firstQueuedAt: order.firstQueuedAt ?? now });
+  t.state.work.enqueue(order, now);
+  if (first) t.state.work.watchDeadline(order);
+}
+
+/** What an order's dependencies say: wait, go, or fail because of the named dependency. */
+function dependencyVerdict(workflow: Workflow, order: WorkOrder): { verdict: 'wait' } | { verdict: 'go' } | { verdict: 'fail'; because: WorkOrder } {
+  let waiting = false;
+  for (const id of order.dependencies) {
+    const dependency = workflow.workOrders[id]!;
+    if (dependency.state === 'completed') continue;
+    if (dependency.state === 'failed' || dependency.state === 'cancelled') {
+      if (!order.continueOnDependencyFailure) return { verdict: 'fail', because: dependency };
+      continue;
+    }
+    waiting = true;
+  }
+  return waiting ? { verdict: 'wait' } : { verdict: 'go' };
+}
+
+/** Decides where a pending or blocked order goes now that its workflow runs or a dependency ended. */
+function release(t: Transition, workflow: Workflow, order: WorkOrder): void {
+  const decision = dependencyVerdict(workflow, order);
+  if (decision.verdict === 'fail') finishOrder(t, order, 'failed', { error: `dependency ${decision.because.id} ${decision.because.state}` });
+  else if (decision.verdict === 'go') queueOrder(t, order);
+  else setOrderState(t, order, 'blocked');
+}
+
+/** Refuses a dependency graph with a cycle among the new orders (old ones cannot point to new ones). */
+function assertAcyclic(specs: Array<{ id: string; dependencies: string[] }>): void {
+  const batch = new Map(specs.map((s) => [s.id, s.dependencies]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (id: string, path: string[]) => {
+    if (state.get(id) === 'done' || !batch.has(id)) return;
+    if (state.get(id) === 'visiting') throw new HubError('CONFLICT', `dependency cycle: ${[...path, id].join(' → ')}`);
+    state.set(id, 'visiting');
+    for (const dependency of batch.get(id)!) visit(dependency, [...path, id]);
+    state.set(id, 'done');
+  };
+  for (const spec of specs) visit(spec.id, []);
+}
+
+/**
+ * Creates work orders, all or none. Dependencies must name existing orders or orders of the same
+ * batch and form no cycle. Ready orders are queued (and offered when the command ends).
+ */
+export function createOrders(t: Transition, workflowId: string, specs: Spec[]): WorkOrder[] {
+  const workflow = requireWorkflow(t.state, workflowId);
+  requireOpen(workflow, 'create work orders');
+  const withIds = specs.map((spec) => ({ ...spec, id: spec.id ?? t.ctx.newId('wo') }));
+  const ids = new Set<string>();
+  for (const spec of withIds) {
+    if (Object.hasOwn(workflow.workOrders, spec.id) || ids.has(spec.id)) throw new HubError('CONFLICT', `work order ${spec.id} already exists`);
+    ids.add(spec.id);
+  }
+  for (const spec of withIds) {
+    for (const dependency of spec.dependencies) {
+      if (dependency === spec.id) throw new HubError('CONFLICT', `work order ${spec.id} cannot depend on itself`);
+      if (!ids.has(dependency) && !Object.hasOwn(workflow.workOrders, dependency)) {
+        throw new HubError('NOT_FOUND', `dependency ${dependency} of ${spec.id} does not exist in workflow ${workflowId}`);
+      }
+    }
+  }
+  assertAcyclic(withIds);
+  const now = t.ctx.now;
+  for (const spec of withIds) {
+    const order: WorkOrder = {
+      id: spec.id,
+      workflowId,
+      taskType: spec.taskType,
+      description: spec.description,
+      requirements: spec.requirements,
+      preferences: spec.preferences,
+      priority: spec.priority,
+      input: spec.input ?? null,
+      dependencies: [...new Set(spec.dependencies)],
+      dependents: [],
+      continueOnDependencyFailure: spec.continueOnDependencyFailure,
+      maxAttempts: spec.maxAttempts,
+      timeouts: spec.timeouts,
+      state: 'pending',
+      createdAt: now,
+      updatedAt: now,
+      queuedAt: null,
+      firstQueuedAt: null,
+      notBefore: null,
+      startedAt: null,
+      endedAt: null,
+      attempts: 0,
+      attempt: null,
+      history: [],
+      declinedBy: [],
+      progress: 0,
+      message: null,
+      checkpoint: null,
+      result: null,
+      error: null,
+    };
+    t.tx.set(workflowId, ['workOrders', order.id], order);
+    t.tx.set(workflowId, ['workOrderCounts', 'pending'], workflow.workOrderCounts.pending + 1);
+  }
+  // Linked once all exist: a batch may depend on orders that come later in it.
+  for (const spec of withIds) {
+    for (const dependency of new Set(spec.dependencies)) t.tx.append(workflowId, ['workOrders', dependency, 'dependents'], spec.id);
+  }
+  if (workflow.status === 'in_progress') for (const spec of withIds) release(t, workflow, workflow.workOrders[spec.id]!);
+  touch(t, workflowId);
+  return withIds.map((spec) => workflow.workOrders[spec.id]!);
+}
+
+/**
+ * Ends an order for good: completed, failed (dead-lettered) or cancelled. Its attempt, if any, is
+ * released (a cancel is pushed to the agent unless it is the one reporting), and dependents move.
+ */
+export function finishOrder(
+  t: Transition,
+  order: WorkOrder,
+  state: 'completed' | 'failed' | 'cancelled',
+  fields: { error?: string; result?: unknown; notifyAgent?: boolean } = {},
+): void {
+  if (FINAL_STATES.has(order.state)) return;
+  const workflow = requireWorkflow(t.state, order.workflowId);
+  if (order.attempt) endAttempt(t, order, state === 'completed' ? 'completed' : state === 'cancelled' ? 'cancelled' : 'failed', fields.error ?? null, fields.notifyAgent ?? true);
+  t.state.work.dequeue(order.workflowId, order.id);
+  setOrderState(t, order, state);
+  const changes: Partial<WorkOrder> = { endedAt: t.ctx.now, notBefore: null };
+  if (fields.error !== undefined) changes.error = fields.error;
+  if (fields.result !== undefined) changes.result = fields.result;
+  if (state === 'completed') changes.progress = 100;
+  t.tx.assign(workflow.id, ['workOrders', order.id], changes);
+  touch(t, workflow.id);
+  if (workflow.status !== 'in_progress') return;
+  for (const id of order.dependents) {
+    const dependent = workflow.workOrders[id]!;
+    if (dependent.state === 'blocked') release(t, workflow, dependent);
+  }
+}
+
+/** Queues (or blocks) the pending orders of a workflow that has just started. */
+export function releaseWorkflowOrders(t: Transition, workflow: Workflow): void {
+  for (const order of Object.values(workflow.workOrders)) if (order.state === 'pending') release(t, workflow, order);
+}
+
+/** Cancels every unfinished order of a workflow that has ended. */
+export function cancelWorkflowOrders(t: Transition, workflow: Workflow, reason: string): void {
+  for (const order of Object.values(workflow.workOrders)) {
+    if (!FINAL_STATES.has(order.state)) finishOrder(t, order, 'cancelled', { error: reason });
+  }
+}
+
+/** Cancels one work order (control). Cancelling a finished order is refused. */
+export function cancelOrder(t: Transition, input: ParsedRequestOf<'control', 'workOrder.cancel'>) {
+  const workflow = requireWorkflow(t.state, input.workflowId);
+  const order = requireOrder(workflow, input.workOrderId);
+  if (FINAL_STATES.has(order.state)) throw new HubError('INVALID_TRANSITION', `work order ${order.id} is already ${order.state}`);
+  finishOrder(t, order, 'cancelled', { error: input.reason ?? 'cancelled by a control client' });
+  return { version: versionOf(t.state, workflow.id), item: order };
+}

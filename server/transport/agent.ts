@@ -1,0 +1,98 @@
+import type { Socket } from 'socket.io';
+import { HubError } from '../../shared/errors.ts';
+import { OfferReply, type Assignment, type CancelNotice } from '../../shared/schemas/work-order.ts';
+import type { Actor, CommandType } from '../domain/commands.ts';
+import type { Effect } from '../domain/effects.ts';
+import type { Hub } from '../hub.ts';
+import type { Logger } from '../logger.ts';
+import { sessionOf, type Handler, type Handlers, type Session } from './namespaces.ts';
+
+/**
+ * The `/agent` namespace: registration, task reports, and the pushes that carry offers and
+ * cancellations to agents. One live socket per agentId; a newer one takes over.
+ */
+export class AgentTransport {
+  private readonly sockets = new Map<string, Socket>();
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly log: Logger,
+  ) {}
+
+  /** How many agents have a live socket. */
+  get connectedCount(): number {
+    return this.sockets.size;
+  }
+
+  /** The request handlers. Everything but registration acts as the registered agent. */
+  handlers(): Handlers<'agent'> {
+    const hub = this.hub;
+    const asAgent =
+      <E extends 'agent.status' | 'agent.heartbeat' | 'task.progress' | 'task.complete' | 'task.fail'>(type: E & CommandType): Handler<'agent', E> =>
+      (input, session) => {
+        if (!session.actor.agentId) throw new HubError('FORBIDDEN', 'register the agent first (agent.register)');
+        return hub.dispatch({ type, input, actor: session.actor } as never) as never;
+      };
+    return {
+      'agent.register': (input, session, socket) => this.register(input, session, socket),
+      'agent.status': asAgent('agent.status'),
+      'agent.heartbeat': asAgent('agent.heartbeat'),
+      'task.progress': asAgent('task.progress'),
+      'task.complete': asAgent('task.complete'),
+      'task.fail': asAgent('task.fail'),
+    };
+  }
+
+  private async register(input: Parameters<Handler<'agent', 'agent.register'>>[0], session: Session, socket: Socket) {
+    const bound = session.grant.agentId;
+    if (bound && bound !== input.agentId) throw new HubError('FORBIDDEN', `this token may only register as agent ${bound}`);
+    if (session.actor.agentId && session.actor.agentId !== input.agentId) {
+      throw new HubError('CONFLICT', `this connection is already agent ${session.actor.agentId}`);
+    }
+    const reply = await this.hub.dispatch({ type: 'agent.register', input, actor: session.actor });
+    session.actor = { ...session.actor, agentId: input.agentId };
+    const previous = this.sockets.get(input.agentId);
+    this.sockets.set(input.agentId, socket);
+    if (previous && previous !== socket) previous.disconnect(true);
+    return reply;
+  }
+
+  /** Called when an agent socket closes: the agent waits out its grace period. */
+  onDisconnect(session: Session, socket: Socket): void {
+    const agentId = session.actor.agentId;
+    if (!agentId || this.sockets.get(agentId) !== socket) return;
+    this.sockets.delete(agentId);
+    this.hub.dispatch({ type: 'agent.disconnect', input: { agentId }, actor: session.actor }).catch((error: Error) => {
+      this.log.warn({ err: error, agentId }, 'could not record agent disconnect');
+    });
+  }
+
+  /** Carries out the effects of a committed batch. */
+  run(effects: readonly Effect[]): void {
+    for (const effect of effects) {
+      if (effect.type === 'offer') this.offer(effect.agentId, effect.assignment);
+      else this.cancel(effect.agentId, effect.notice);
+    }
+  }
+
+  /** Pushes an offer and turns the ack (or its absence before the deadline) into accept or decline. */
+  private offer(agentId: string, assignment: Assignment): void {
+    const socket = this.sockets.get(agentId);
+    const actor: Actor = socket ? sessionOf(socket).actor : { role: 'agent', name: 'hub', agentId };
+    const answer = (accept: boolean, reason?: string) => {
+      const input = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken, accept, ...(reason ? { reason } : {}) };
+      this.hub.dispatch({ type: 'offer.answer', input, actor }).catch((error: Error) => this.log.warn({ err: error, agentId }, 'could not record offer answer'));
+    };
+    if (!socket) return answer(false, 'agent not connected');
+    socket.timeout(assignment.acceptMs).emit('assignment', assignment, (error: Error | null, reply: unknown) => {
+      if (error) return answer(false, 'no answer before the accept deadline');
+      const parsed = OfferReply.safeParse(reply);
+      if (!parsed.success) return answer(false, 'unintelligible answer to the offer');
+      answer(parsed.data.accept, parsed.data.accept ? undefined : parsed.data.reason);
+    });
+  }
+
+  private cancel(agentId: string, notice: CancelNotice): void {
+    this.sockets.get(agentId)?.emit('cancel', notice);
+  }
+}

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { Id, Text, Timestamp } from './common.ts';
+
+/** A capability or task type name. */
+export const Capability = z.string().trim().min(1).max(100);
+
+/** idle/busy follow the agent's load; draining takes nothing new; the hub alone decides offline. */
+export const AgentStatus = z.enum(['idle', 'busy', 'draining', 'offline']);
+export type AgentStatus = z.infer<typeof AgentStatus>;
+
+/** How one agent does on one task type. */
+export const TaskTypeStats = z.object({
+  completed: z.number().int(),
+  failed: z.number().int(),
+  avgMs: z.number(),
+  p95Ms: z.number(),
+  /** Durations of the most recent completions (ms), oldest first, for the percentile. */
+  recentMs: z.array(z.number()),
+});
+export type TaskTypeStats = z.infer<typeof TaskTypeStats>;
+
+/** An agent in the hub-wide pool (the `@agents` document). */
+export const Agent = z.object({
+  id: Id,
+  agentType: z.string(),
+  capabilities: z.array(Capability),
+  /** Task types it has handlers for; `*` means any. */
+  taskTypes: z.array(z.string()),
+  labels: z.record(z.string(), z.string()),
+  maxConcurrentTasks: z.number().int(),
+  status: AgentStatus,
+  /** Free-text status note, e.g. what it is doing (update_agent_status's current_task). */
+  note: Text.nullable(),
+  /** Work orders offered to or running on it right now. */
+  load: z.number().int(),
+  registeredAt: Timestamp,
+  lastAssignedAt: Timestamp.nullable(),
+  stats: z.object({
+    assigned: z.number().int(),
+    completed: z.number().int(),
+    failed: z.number().int(),
+    declined: z.number().int(),
+    byTaskType: z.record(z.string(), TaskTypeStats),
+  }),
+});
+export type Agent = z.infer<typeof Agent>;
+
+export const RegisterAgentInput = z.strictObject({
+  agentId: Id,
+  agentType: z.string().trim().min(1).max(100),
+  capabilities: z.array(Capability).max(200).default([]),
+  taskTypes: z.array(z.string().trim().min(1).max(100)).max(200).default(['*']),
+  maxConcurrentTasks: z.number().int().min(1).max(1000).default(1),
+  labels: z.record(z.string().max(100), z.string().max(200)).default({}),
+});
+
+/** An attempt the hub believes the agent holds; sent back on (re-)registration. */
+export const HeldAttempt = z.object({
+  workflowId: Id,
+  workOrderId: Id,
+  attemptToken: z.string(),
+  state: z.enum(['offered', 'running']),
+});
+
+export const RegisterAgentReply = z.object({ agent: Agent, attempts: z.array(HeldAttempt) });
+
+/** An agent's own status change: draining stops new work; active resumes it. */
+export const AgentStatusInput = z.strictObject({
+  status: z.enum(['draining', 'active']).optional(),
+  note: Text.nullable().optional(),
+});
+
+/** update_agent_status from a control client. */
+export const UpdateAgentInput = AgentStatusInput.extend({ agentId: Id });
+
+export const AgentRef = z.strictObject({ agentId: Id });
+
+/** Renews the leases of the attempts an agent is running. */
+export const HeartbeatInput = z.strictObject({ attemptTokens: z.array(z.string().max(100)).max(1000) });

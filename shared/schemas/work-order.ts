@@ -1,0 +1,151 @@
+import { z } from 'zod';
+import { Id, Page, Percentage, Priority, Text, Timestamp, boundedJson } from './common.ts';
+import { Capability } from './agent.ts';
+
+/** A work order's life. completed, failed and cancelled are final. */
+export const WorkOrderState = z.enum(['pending', 'blocked', 'queued', 'offered', 'running', 'completed', 'failed', 'cancelled']);
+export type WorkOrderState = z.infer<typeof WorkOrderState>;
+
+/** The time limits of a work order. */
+export const WorkOrderTimeouts = z.strictObject({
+  /** How long an offered agent has to accept before the offer goes to someone else. */
+  acceptMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** How long a running attempt lives without a heartbeat or progress before it is retried. */
+  leaseMs: z.number().int().min(500).max(86_400_000).default(30_000),
+  /** Time from first queued to completion; past it the order fails. null: no limit. */
+  overallMs: z.number().int().min(1000).max(30 * 86_400_000).nullable().default(null),
+});
+
+/** How one attempt ended. */
+export const AttemptOutcome = z.enum(['completed', 'failed', 'lease_expired', 'agent_lost', 'cancelled']);
+
+/** One finished attempt, kept for the timeline and for debugging retries. */
+export const AttemptRecord = z.object({
+  number: z.number().int(),
+  agentId: Id,
+  outcome: AttemptOutcome,
+  error: Text.nullable(),
+  startedAt: Timestamp,
+  endedAt: Timestamp,
+});
+
+/** The attempt in flight: offered to, or running on, one agent. */
+export const CurrentAttempt = z.object({
+  number: z.number().int(),
+  token: z.string(),
+  agentId: Id,
+  offeredAt: Timestamp,
+  acceptedAt: Timestamp.nullable(),
+});
+
+/** A unit of work for one agent. */
+export const WorkOrder = z.object({
+  id: Id,
+  workflowId: Id,
+  taskType: z.string(),
+  description: Text,
+  requirements: z.array(Capability),
+  preferences: z.record(z.string(), z.number()),
+  priority: Priority,
+  input: z.unknown(),
+  dependencies: z.array(Id),
+  /** Work orders that depend on this one. */
+  dependents: z.array(Id),
+  continueOnDependencyFailure: z.boolean(),
+  maxAttempts: z.number().int(),
+  timeouts: z.object({ acceptMs: z.number(), leaseMs: z.number(), overallMs: z.number().nullable() }),
+  state: WorkOrderState,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  /** When it last became queued; the age that lifts its priority counts from here. */
+  queuedAt: Timestamp.nullable(),
+  firstQueuedAt: Timestamp.nullable(),
+  /** Retry backoff: not offered before this time. */
+  notBefore: Timestamp.nullable(),
+  startedAt: Timestamp.nullable(),
+  endedAt: Timestamp.nullable(),
+  /** Attempts that started (were accepted); maxAttempts bounds this. */
+  attempts: z.number().int(),
+  attempt: CurrentAttempt.nullable(),
+  history: z.array(AttemptRecord),
+  /** Agents that declined or let an offer lapse; not offered this order again. */
+  declinedBy: z.array(Id),
+  progress: Percentage,
+  message: Text.nullable(),
+  /** Progress details of the latest attempt, handed to the next attempt as its checkpoint. */
+  checkpoint: z.unknown(),
+  result: z.unknown(),
+  error: Text.nullable(),
+});
+export type WorkOrder = z.infer<typeof WorkOrder>;
+
+/** Fields of a new work order (without its workflow). */
+export const WorkOrderSpec = z.strictObject({
+  id: Id.optional(),
+  taskType: z.string().trim().min(1).max(100),
+  description: Text.default(''),
+  /** Capabilities an agent must all have. */
+  requirements: z.array(Capability).max(50).default([]),
+  /** Capabilities that raise an agent's score by their weight. */
+  preferences: z.record(Capability, z.number().min(0).max(100)).default({}),
+  priority: Priority.default('normal'),
+  input: boundedJson(262_144, 'input').optional(),
+  dependencies: z.array(Id).max(1000).default([]),
+  continueOnDependencyFailure: z.boolean().default(false),
+  maxAttempts: z.number().int().min(1).max(100).default(3),
+  timeouts: WorkOrderTimeouts.default(WorkOrderTimeouts.parse({})),
+});
+
+export const CreateWorkOrderInput = WorkOrderSpec.extend({ workflowId: Id });
+export const CreateWorkOrdersInput = z.strictObject({ workflowId: Id, orders: z.array(WorkOrderSpec).min(1).max(1000) });
+
+export const WorkOrderRef = z.strictObject({ workflowId: Id, workOrderId: Id });
+export const CancelWorkOrderInput = WorkOrderRef.extend({ reason: Text.optional() });
+export const ListWorkOrdersInput = z.strictObject({ workflowId: Id, state: WorkOrderState.optional(), ...Page });
+
+/** An offer pushed to an agent with the `assignment` event. */
+export const Assignment = z.object({
+  workflowId: Id,
+  workOrderId: Id,
+  attemptToken: z.string(),
+  attempt: z.number().int(),
+  taskType: z.string(),
+  description: Text,
+  input: z.unknown(),
+  priority: Priority,
+  requirements: z.array(z.string()),
+  /** Progress details saved by the previous attempt, if any. */
+  checkpoint: z.unknown(),
+  acceptMs: z.number().int(),
+  leaseMs: z.number().int(),
+});
+export type Assignment = z.infer<typeof Assignment>;
+
+/** The agent's answer to an assignment. */
+export const OfferReply = z.union([
+  z.strictObject({ accept: z.literal(true) }),
+  z.strictObject({ accept: z.literal(false), reason: Text.default('declined') }),
+]);
+
+/** Pushed to an agent when work it holds is cancelled or taken away. */
+export const CancelNotice = z.object({ workflowId: Id, workOrderId: Id, attemptToken: z.string(), reason: Text });
+export type CancelNotice = z.infer<typeof CancelNotice>;
+
+const AttemptRef = { workflowId: Id, workOrderId: Id, attemptToken: z.string().min(1).max(100) };
+
+export const ProgressInput = z.strictObject({
+  ...AttemptRef,
+  progress: Percentage,
+  message: Text.optional(),
+  /** Saved as the checkpoint handed to a later attempt. */
+  details: boundedJson(65_536, 'details').optional(),
+});
+
+export const CompleteTaskInput = z.strictObject({ ...AttemptRef, result: boundedJson(262_144, 'result').optional() });
+
+export const FailTaskInput = z.strictObject({
+  ...AttemptRef,
+  error: Text.min(1),
+  /** false: do not retry (dead-letter now). */
+  retryable: z.boolean().default(true),
+});

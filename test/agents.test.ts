@@ -1,0 +1,353 @@
+import { describe, expect, it } from 'vitest';
+import { io } from 'socket.io-client';
+import { connectAgent, HubError, NonRetryableError } from '../client-sdk/index.ts';
+import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { deferred, until } from './helpers/wait.ts';
+
+/** Hub settings that make leases and grace periods short enough to test without long waits. */
+const FAST = { sweepIntervalMs: 20, graceMs: 300, backoffBaseMs: 50, backoffMaxMs: 200 };
+
+describe('agents and work orders over the network', () => {
+  it('matches work to capabilities and prefers agents with the preferred ones', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'matching' });
+    await wf.start();
+    const ran: Record<string, string[]> = { csv: [], gpu: [], plain: [] };
+    const done = deferred();
+    let finished = 0;
+    for (const [name, capabilities] of [['csv', ['csv_processing']], ['gpu', ['csv_processing', 'gpu']], ['plain', []]] as const) {
+      const a = await agent(hub, { agentId: name, agentType: 'data_processing', capabilities: [...capabilities], maxConcurrentTasks: 5 });
+      await a.onTask('*', (task) => {
+        ran[name]!.push(task.workOrderId);
+        if (++finished === 3) done.resolve();
+        return { result: name };
+      });
+    }
+    await wf.createWorkOrder({ id: 'needs-csv', taskType: 'data_processing', requirements: ['csv_processing'], preferences: { gpu: 1 } });
+    await wf.createWorkOrder({ id: 'needs-gpu', taskType: 'data_processing', requirements: ['gpu'] });
+    await wf.createWorkOrder({ id: 'anyone', taskType: 'data_processing', preferences: { nothing_has_this: 1 } });
+    await done.promise;
+    expect(ran.gpu).toContain('needs-csv');
+    expect(ran.gpu).toContain('needs-gpu');
+    // Nobody has the preference: the tie goes to an agent never assigned before, not the busy one.
+    expect(ran.gpu).not.toContain('anyone');
+    expect([...ran.csv!, ...ran.plain!]).toEqual(['anyone']);
+    expect((await wf.getWorkOrder('needs-gpu')).result).toBe('gpu');
+  });
+
+  it('serves higher priority first when agents are scarce', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'priority' });
+    await wf.start();
+    const order: string[] = [];
+    const gate = deferred();
+    const all = deferred();
+    const a = await agent(hub, { agentId: 'solo', agentType: 'w', maxConcurrentTasks: 1 });
+    await a.onTask('t', async (task) => {
+      order.push(task.workOrderId);
+      if (task.workOrderId === 'blocker') await gate.promise;
+      if (order.length === 5) all.resolve();
+    });
+    await wf.createWorkOrder({ id: 'blocker', taskType: 't' });
+    await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrders.blocker!.state === 'running', 'blocker running');
+    await wf.createWorkOrders([
+      { id: 'low', taskType: 't', priority: 'low' },
+      { id: 'normal', taskType: 't', priority: 'normal' },
+      { id: 'critical', taskType: 't', priority: 'critical' },
+      { id: 'high', taskType: 't', priority: 'high' },
+    ]);
+    gate.resolve();
+    await all.promise;
+    expect(order).toEqual(['blocker', 'critical', 'high', 'normal', 'low']);
+  });
+
+  it('never exceeds an agent’s slots under a burst of 1,000 work orders over 10 agents, and completes each exactly once', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'burst' });
+    await wf.start();
+    const running = new Map<string, number>();
+    const peak = new Map<string, number>();
+    const completions = new Map<string, number>();
+    const all = deferred();
+    for (let i = 0; i < 10; i++) {
+      const id = `worker-${i}`;
+      const slots = 1 + (i % 4);
+      const a = await agent(hub, { agentId: id, agentType: 'w', maxConcurrentTasks: slots });
+      await a.onTask('burst', async (task) => {
+        running.set(id, (running.get(id) ?? 0) + 1);
+        peak.set(id, Math.max(peak.get(id) ?? 0, running.get(id)!));
+        expect(running.get(id)).toBeLessThanOrEqual(slots);
+        await new Promise((resolve) => setImmediate(resolve));
+        running.set(id, running.get(id)! - 1);
+        completions.set(task.workOrderId, (completions.get(task.workOrderId) ?? 0) + 1);
+        if (completions.size === 1000) all.resolve();
+      });
+    }
+    for (let batch = 0; batch < 4; batch++) {
+      await wf.createWorkOrders(Array.from({ length: 250 }, (_, i) => ({ id: `job-${batch * 250 + i}`, taskType: 'burst' })));
+    }
+    await all.promise;
+    const finished = await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrderCounts.completed === 1000 && hub.core.state.workflows.get(wf.id)!, 'all completed');
+    expect([...completions.values()].every((n) => n === 1)).toBe(true);
+    for (let i = 0; i < 10; i++) expect(peak.get(`worker-${i}`) ?? 0).toBeLessThanOrEqual(1 + (i % 4));
+    expect(finished.workOrderCounts).toMatchObject({ completed: 1000, queued: 0, offered: 0, running: 0, failed: 0 });
+    const agents = await client.listAgents();
+    expect(agents.reduce((sum, a) => sum + a.stats.completed, 0)).toBe(1000);
+    expect(agents.every((a) => a.load === 0)).toBe(true);
+  });
+
+  it('gives the work of an agent whose socket dropped mid-task to another agent, and completes it once', async () => {
+    const hub = await startHub(FAST);
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'failover' });
+    await wf.start();
+    const started = deferred();
+    const doomed = await agent(hub, { agentId: 'doomed', agentType: 'w' });
+    await doomed.onTask('t', async () => {
+      started.resolve();
+      await new Promise(() => undefined);
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 't', timeouts: { leaseMs: 5000 } });
+    await started.promise;
+    // Kill the connection the hard way: no goodbye, no reconnection.
+    doomed.connection.socket.io.reconnection(false);
+    doomed.connection.socket.io.engine.close();
+    const rescuer = await agent(hub, { agentId: 'rescuer', agentType: 'w' });
+    let rescued = 0;
+    await rescuer.onTask('t', () => {
+      rescued++;
+      return { result: 'rescued' };
+    });
+    const order = await until(hub, () => {
+      const o = hub.core.state.workflows.get(wf.id)!.workOrders.job!;
+      return o.state === 'completed' && o;
+    }, 'job completed by the rescuer');
+    expect(rescued).toBe(1);
+    expect(order.result).toBe('rescued');
+    expect(order.history.map((h) => [h.agentId, h.outcome])).toEqual([
+      ['doomed', 'agent_lost'],
+      ['rescuer', 'completed'],
+    ]);
+    expect((await client.getAgent('doomed')).status).toBe('offline');
+  });
+
+  it('refuses the late completion of an agent that stalled past its lease with STALE_ATTEMPT; one completion is recorded', async () => {
+    const hub = await startHub(FAST);
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'stale' });
+    await wf.start();
+    // A hand-written agent that accepts and then goes silent (no heartbeats), as if paused.
+    const socket = io(`${hub.url}/agent`, { auth: { token: TOKENS.agent }, transports: ['websocket'] });
+    const offered = deferred<{ workflowId: string; workOrderId: string; attemptToken: string }>();
+    socket.on('assignment', (assignment, ack) => {
+      ack({ accept: true });
+      offered.resolve(assignment);
+    });
+    const registered = await socket.emitWithAck('agent.register', { agentId: 'sleepy', agentType: 'w', taskTypes: ['t'] });
+    expect(registered.ok).toBe(true);
+    await wf.createWorkOrder({ id: 'job', taskType: 't', timeouts: { leaseMs: 500 } });
+    const assignment = await offered.promise;
+    const awake = await agent(hub, { agentId: 'awake', agentType: 'w' });
+    await awake.onTask('t', () => ({ result: 'fresh' }));
+    await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrders.job!.state === 'completed', 'job completed by the awake agent');
+    const { workflowId, workOrderId, attemptToken } = assignment;
+    const late = await socket.emitWithAck('task.complete', { workflowId, workOrderId, attemptToken, result: 'late' });
+    socket.disconnect();
+    expect(late).toMatchObject({ ok: false, error: { code: 'STALE_ATTEMPT' } });
+    const order = await wf.getWorkOrder('job');
+    expect(order.result).toBe('fresh');
+    expect(order.history.filter((h) => h.outcome === 'completed')).toHaveLength(1);
+    expect(order.history[0]).toMatchObject({ agentId: 'sleepy', outcome: 'lease_expired' });
+  });
+
+  it('runs a loading → cleaning → analysis DAG in order', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'pipeline' });
+    const log: string[] = [];
+    const done = deferred();
+    for (const stage of ['loading', 'cleaning', 'analysis']) {
+      const a = await agent(hub, { agentId: `${stage}-agent`, agentType: stage, capabilities: [stage], maxConcurrentTasks: 3 });
+      await a.onTask(stage, async (task) => {
+        log.push(`start ${task.workOrderId}`);
+        await new Promise((resolve) => setImmediate(resolve));
+        log.push(`end ${task.workOrderId}`);
+        if (stage === 'analysis') done.resolve();
+        return { result: `${stage} done` };
+      });
+    }
+    await wf.createWorkOrders([
+      { id: 'analysis', taskType: 'analysis', requirements: ['analysis'], dependencies: ['cleaning'] },
+      { id: 'cleaning', taskType: 'cleaning', requirements: ['cleaning'], dependencies: ['loading'] },
+      { id: 'loading', taskType: 'loading', requirements: ['loading'] },
+    ]);
+    expect((await wf.getWorkOrder('loading')).state).toBe('pending');
+    await wf.start();
+    await done.promise;
+    expect(log).toEqual(['start loading', 'end loading', 'start cleaning', 'end cleaning', 'start analysis', 'end analysis']);
+  });
+
+  it('delivers a cancellation to the running handler through ctx.signal', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'cancel' });
+    await wf.start();
+    const started = deferred();
+    const aborted = deferred<string>();
+    const a = await agent(hub, { agentId: 'worker', agentType: 'w' });
+    await a.onTask('long', async (_task, ctx) => {
+      started.resolve();
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+      aborted.resolve(String((ctx.signal.reason as Error).message));
+    });
+    await wf.createWorkOrder({ id: 'long', taskType: 'long' });
+    await started.promise;
+    const cancelled = await wf.cancelWorkOrder('long', 'user changed their mind');
+    expect(cancelled.state).toBe('cancelled');
+    expect(await aborted.promise).toContain('user changed their mind');
+    expect((await client.getAgent('worker')).load).toBe(0);
+  });
+
+  it('stops retrying a poison task after maxAttempts and dead-letters it with the reason', async () => {
+    const hub = await startHub(FAST);
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'poison' });
+    await wf.start();
+    let attempts = 0;
+    const a = await agent(hub, { agentId: 'worker', agentType: 'w' });
+    await a.onTask('poison', () => {
+      attempts++;
+      throw new Error('malformed input');
+    });
+    await wf.createWorkOrder({ id: 'poison', taskType: 'poison', maxAttempts: 3 });
+    const order = await until(hub, () => {
+      const o = hub.core.state.workflows.get(wf.id)!.workOrders.poison!;
+      return o.state === 'failed' && o;
+    }, 'poison task dead-lettered');
+    expect(attempts).toBe(3);
+    expect(order.error).toBe('failed after 3 attempt(s): malformed input');
+    expect(order.history.map((h) => h.outcome)).toEqual(['failed', 'failed', 'failed']);
+
+    await a.onTask('fatal', () => {
+      throw new NonRetryableError('cannot ever work');
+    });
+    await wf.createWorkOrder({ id: 'fatal', taskType: 'fatal', maxAttempts: 5 });
+    const fatal = await until(hub, () => {
+      const o = hub.core.state.workflows.get(wf.id)!.workOrders.fatal!;
+      return o.state === 'failed' && o;
+    }, 'fatal task failed');
+    expect(fatal.attempts).toBe(1);
+  });
+
+  it('streams progress, keeps per-agent performance, and answers agent errors with codes', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'progress' });
+    await wf.start();
+    const a = await agent(hub, { agentId: 'worker', agentType: 'w', progressIntervalMs: 20 });
+    const done = deferred();
+    await a.onTask('t', async (_task, ctx) => {
+      for (let i = 1; i <= 200; i++) void ctx.progress(i / 2, `row ${i}`).catch(() => undefined);
+      await ctx.progress(100, 'all rows', { rows: 200 });
+      done.resolve();
+      return { result: { rows: 200 } };
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    await done.promise;
+    const order = await until(hub, () => {
+      const o = hub.core.state.workflows.get(wf.id)!.workOrders.job!;
+      return o.state === 'completed' && o;
+    }, 'job completed');
+    expect(order).toMatchObject({ progress: 100, message: 'all rows', checkpoint: { rows: 200 } });
+    // 201 progress calls were coalesced into a handful of updates: few versions, not hundreds.
+    const versions = hub.core.state.versions.get(wf.id)!;
+    expect(versions).toBeLessThan(40);
+    const perf = await client.getAgent('worker');
+    expect(perf.stats).toMatchObject({ assigned: 1, completed: 1, failed: 0 });
+    expect(perf.stats.byTaskType.t).toMatchObject({ completed: 1 });
+    expect((await wf.get()).agents.worker).toMatchObject({ assigned: 1, completed: 1 });
+
+    await expect(a.connection.request('task.complete', { workflowId: wf.id, workOrderId: 'job', attemptToken: 'att_forged' })).rejects.toMatchObject({
+      code: 'STALE_ATTEMPT',
+    });
+    await expect(a.connection.request('task.complete', { workflowId: wf.id, workOrderId: 'nope', attemptToken: 'x' })).rejects.toBeInstanceOf(HubError);
+  });
+
+  it('keeps an agent’s identity and running work when it reconnects within the grace period', async () => {
+    const hub = await startHub({ ...FAST, graceMs: 10_000 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'reconnect' });
+    await wf.start();
+    const started = deferred();
+    const release = deferred();
+    const a = await agent(hub, { agentId: 'flaky', agentType: 'w' });
+    await a.onTask('t', async () => {
+      started.resolve();
+      await release.promise;
+      return { result: 'survived' };
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    await started.promise;
+    const reconnected = new Promise((resolve) => a.connection.socket.once('connect', resolve));
+    a.connection.socket.io.engine.close();
+    await reconnected;
+    // Registering again (the SDK does it on every reconnect) shows the hub kept the attempt for us.
+    const again = await a.register();
+    expect(again.attempts).toEqual([expect.objectContaining({ workOrderId: 'job', state: 'running' })]);
+    expect(again.agent.stats.assigned).toBe(1);
+    release.resolve();
+    const order = await until(hub, () => {
+      const o = hub.core.state.workflows.get(wf.id)!.workOrders.job!;
+      return o.state === 'completed' && o;
+    }, 'job completed after reconnect');
+    expect(order.result).toBe('survived');
+    expect(order.history).toHaveLength(1);
+  });
+
+  it('lets an agent finish its running task across a hub restart on the same data directory', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ ...FAST, dataDir, graceMs: 10_000 });
+    const client = await control(first);
+    const wf = await client.createWorkflow({ userQuery: 'restart' });
+    await wf.start();
+    const started = deferred();
+    const release = deferred();
+    const a = await agent(first, { agentId: 'steady', agentType: 'w' });
+    await a.onTask('t', async () => {
+      started.resolve();
+      await release.promise;
+      return { result: 'across restarts' };
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 't', timeouts: { leaseMs: 10_000 } });
+    await started.promise;
+    const reconnected = new Promise((resolve) => a.connection.socket.once('connect', resolve));
+    await first.close();
+    const second = await startHub({ ...FAST, dataDir, graceMs: 10_000, port: first.port });
+    await reconnected;
+    const again = await a.register();
+    expect(again.attempts.map((x) => x.workOrderId)).toEqual(['job']);
+    release.resolve();
+    const order = await until(second, () => {
+      const o = second.core.state.workflows.get(wf.id)!.workOrders.job!;
+      return o.state === 'completed' && o;
+    }, 'job completed after the restart');
+    expect(order.result).toBe('across restarts');
+    expect(order.history).toHaveLength(1);
+  });
+
+  it('refuses an agent token bound to another agentId, and a control token on /agent', async () => {
+    const hub = await startHub({
+      tokens: [
+        { token: TOKENS.admin, role: 'admin' },
+        { token: 'bound-agent-token', role: 'agent', agentId: 'alpha' },
+      ],
+    });
+    await expect(connectAgent({ url: hub.url, token: 'bound-agent-token', agentId: 'beta', agentType: 'w' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(connectAgent({ url: hub.url, token: TOKENS.admin, agentId: 'alpha', agentType: 'w' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    const alpha = await connectAgent({ url: hub.url, token: 'bound-agent-token', agentId: 'alpha', agentType: 'w' });
+    alpha.close();
+  });
+});

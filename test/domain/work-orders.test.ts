@@ -1,0 +1,189 @@
+import { describe, expect, it } from 'vitest';
+import { HubError } from '../../shared/errors.ts';
+import { RegisterAgentInput } from '../../shared/schemas/agent.ts';
+import { CreateWorkOrderInput, CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
+import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import type { Effect } from '../../server/domain/effects.ts';
+import { domain } from '../helpers/domain.ts';
+
+type Domain = ReturnType<typeof domain>;
+const asAgent = (agentId: string) => ({ role: 'agent' as const, name: agentId, agentId });
+
+function setup(config: Record<string, unknown> = {}) {
+  const d = domain();
+  const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q', config })).reply.workflow.id;
+  d.run('workflow.start', { workflowId });
+  return { d, workflowId };
+}
+
+function register(d: Domain, agentId: string, fields: Record<string, unknown> = {}) {
+  return d.run('agent.register', RegisterAgentInput.parse({ agentId, agentType: 'worker', ...fields }), asAgent(agentId));
+}
+
+const offers = (effects: Effect[]) => effects.filter((e) => e.type === 'offer').map((e) => (e.type === 'offer' ? e : never()));
+function never(): never {
+  throw new Error('unreachable');
+}
+
+function create(d: Domain, workflowId: string, spec: Record<string, unknown>) {
+  return d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, ...spec }));
+}
+
+/** Accepts the current offer of an order as its agent. */
+function accept(d: Domain, workflowId: string, workOrderId: string) {
+  const attempt = d.state.workflows.get(workflowId)!.workOrders[workOrderId]!.attempt!;
+  d.run('offer.answer', { workflowId, workOrderId, attemptToken: attempt.token, accept: true }, asAgent(attempt.agentId));
+  return attempt;
+}
+
+function complete(d: Domain, workflowId: string, workOrderId: string) {
+  const attempt = d.state.workflows.get(workflowId)!.workOrders[workOrderId]!.attempt!;
+  return d.run('task.complete', { workflowId, workOrderId, attemptToken: attempt.token }, asAgent(attempt.agentId));
+}
+
+const stateOf = (d: Domain, workflowId: string, id: string) => d.state.workflows.get(workflowId)!.workOrders[id]!.state;
+
+describe('scheduling (domain, manual clock)', () => {
+  it('offers a new order to a capable agent at once, and leaves it queued when nobody can serve it', () => {
+    const { d, workflowId } = setup();
+    register(d, 'csv-agent', { capabilities: ['csv'] });
+    const served = create(d, workflowId, { id: 'a', taskType: 'load', requirements: ['csv'] });
+    expect(offers(served.tx.effects).map((o) => o.agentId)).toEqual(['csv-agent']);
+    const waiting = create(d, workflowId, { id: 'b', taskType: 'load', requirements: ['parquet'] });
+    expect(offers(waiting.tx.effects)).toEqual([]);
+    expect(stateOf(d, workflowId, 'b')).toBe('queued');
+    // The moment a capable agent registers, it gets the order.
+    const joined = register(d, 'parquet-agent', { capabilities: ['parquet'] });
+    expect(offers(joined.tx.effects).map((o) => [o.agentId, o.assignment.workOrderId])).toEqual([['parquet-agent', 'b']]);
+  });
+
+  it('lets a long-waiting low-priority order go before a fresh critical one (ageing)', () => {
+    const { d, workflowId } = setup();
+    register(d, 'solo', { maxConcurrentTasks: 1 });
+    create(d, workflowId, { id: 'first', taskType: 't' });
+    accept(d, workflowId, 'first');
+    create(d, workflowId, { id: 'old-low', taskType: 't', priority: 'low' });
+    d.advance(3 * 60_000 + 1);
+    create(d, workflowId, { id: 'new-critical', taskType: 't', priority: 'critical' });
+    create(d, workflowId, { id: 'new-low', taskType: 't', priority: 'low' });
+    const done = complete(d, workflowId, 'first');
+    expect(offers(done.tx.effects).map((o) => o.assignment.workOrderId)).toEqual(['old-low']);
+    accept(d, workflowId, 'old-low');
+    expect(offers(complete(d, workflowId, 'old-low').tx.effects).map((o) => o.assignment.workOrderId)).toEqual(['new-critical']);
+  });
+
+  it('refuses a dependency cycle and unknown dependencies, creating nothing', () => {
+    const { d, workflowId } = setup();
+    const cyclic = CreateWorkOrdersInput.parse({
+      workflowId,
+      orders: [
+        { id: 'x', taskType: 't', dependencies: ['z'] },
+        { id: 'y', taskType: 't', dependencies: ['x'] },
+        { id: 'z', taskType: 't', dependencies: ['y'] },
+      ],
+    });
+    expect(() => d.run('workOrder.createMany', cyclic)).toThrow(/dependency cycle/);
+    expect(() => create(d, workflowId, { taskType: 't', dependencies: ['ghost'] })).toThrow(HubError);
+    expect(d.state.workflows.get(workflowId)!.workOrders).toEqual({});
+    expect(d.state.workflows.get(workflowId)!.workOrderCounts.pending).toBe(0);
+  });
+
+  it('fails the dependents of a failed order, unless they opt to continue', () => {
+    const { d, workflowId } = setup();
+    register(d, 'w');
+    d.run(
+      'workOrder.createMany',
+      CreateWorkOrdersInput.parse({
+        workflowId,
+        orders: [
+          { id: 'root', taskType: 't', maxAttempts: 1 },
+          { id: 'strict', taskType: 't', dependencies: ['root'] },
+          { id: 'grandchild', taskType: 't', dependencies: ['strict'] },
+          { id: 'lenient', taskType: 't', dependencies: ['root'], continueOnDependencyFailure: true },
+        ],
+      }),
+    );
+    expect(stateOf(d, workflowId, 'strict')).toBe('blocked');
+    const attempt = accept(d, workflowId, 'root');
+    d.run('task.fail', { workflowId, workOrderId: 'root', attemptToken: attempt.token, error: 'boom', retryable: true }, asAgent('w'));
+    const orders = d.state.workflows.get(workflowId)!.workOrders;
+    expect(orders.root!.state).toBe('failed');
+    expect(orders.strict).toMatchObject({ state: 'failed', error: 'dependency root failed' });
+    expect(orders.grandchild).toMatchObject({ state: 'failed', error: 'dependency strict failed' });
+    expect(['queued', 'offered']).toContain(orders.lenient!.state);
+  });
+
+  it('retries after a lapsed lease with backoff, hands over the checkpoint, and dead-letters after maxAttempts', () => {
+    const { d, workflowId } = setup();
+    register(d, 'w');
+    create(d, workflowId, { id: 'job', taskType: 't', maxAttempts: 2, timeouts: { leaseMs: 1000 } });
+    const first = accept(d, workflowId, 'job');
+    d.run('task.progress', { workflowId, workOrderId: 'job', attemptToken: first.token, progress: 40, details: { row: 400 } }, asAgent('w'));
+    d.advance(1001);
+    d.run('hub.sweep', {});
+    const order = () => d.state.workflows.get(workflowId)!.workOrders.job!;
+    // Lapsed at 2001 ms; the first retry backs off backoffBaseMs (1000 ms).
+    expect(order()).toMatchObject({ state: 'queued', attempts: 1, notBefore: 3001 });
+    expect(order().history[0]).toMatchObject({ outcome: 'lease_expired', agentId: 'w' });
+    d.advance(1000);
+    const retried = d.run('hub.sweep', {});
+    const offer = offers(retried.tx.effects)[0]!;
+    expect(offer.assignment).toMatchObject({ attempt: 2, checkpoint: { row: 400 } });
+    const second = accept(d, workflowId, 'job');
+    d.run('task.fail', { workflowId, workOrderId: 'job', attemptToken: second.token, error: 'still broken', retryable: true }, asAgent('w'));
+    expect(order()).toMatchObject({ state: 'failed', attempts: 2, error: 'failed after 2 attempt(s): still broken' });
+  });
+
+  it('refuses a stale attempt token with STALE_ATTEMPT and changes nothing', () => {
+    const { d, workflowId } = setup();
+    register(d, 'w');
+    create(d, workflowId, { id: 'job', taskType: 't', timeouts: { leaseMs: 1000 } });
+    const old = accept(d, workflowId, 'job');
+    d.advance(1001);
+    d.run('hub.sweep', {});
+    const version = d.state.versions.get(workflowId);
+    let code: string | undefined;
+    try {
+      d.run('task.complete', { workflowId, workOrderId: 'job', attemptToken: old.token }, asAgent('w'));
+    } catch (error) {
+      code = (error as HubError).code;
+    }
+    expect(code).toBe('STALE_ATTEMPT');
+    expect(d.state.versions.get(workflowId)).toBe(version);
+    expect(stateOf(d, workflowId, 'job')).toBe('queued');
+  });
+
+  it('withdraws an unanswered offer at the accept deadline and offers it to another agent', () => {
+    const { d, workflowId } = setup();
+    register(d, 'slow');
+    create(d, workflowId, { id: 'job', taskType: 't', timeouts: { acceptMs: 500 } });
+    register(d, 'quick');
+    d.advance(501);
+    const swept = d.run('hub.sweep', {});
+    expect(offers(swept.tx.effects).map((o) => o.agentId)).toEqual(['quick']);
+    expect(d.state.workflows.get(workflowId)!.workOrders.job!.declinedBy).toEqual(['slow']);
+  });
+
+  it('keeps a workflow within maxConcurrentAgents distinct agents', () => {
+    const { d, workflowId } = setup({ maxConcurrentAgents: 2 });
+    for (const id of ['a', 'b', 'c']) register(d, id, { maxConcurrentTasks: 2 });
+    d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders: Array.from({ length: 6 }, () => ({ taskType: 't' })) }));
+    const holders = new Set(Object.values(d.state.workflows.get(workflowId)!.workOrders).flatMap((o) => (o.attempt ? [o.attempt.agentId] : [])));
+    expect(holders.size).toBe(2);
+    expect(d.state.workflows.get(workflowId)!.workOrderCounts.offered).toBe(4);
+  });
+
+  it('cancels unfinished orders when the workflow is cancelled and tells their agents', () => {
+    const { d, workflowId } = setup();
+    register(d, 'w');
+    create(d, workflowId, { id: 'running', taskType: 't' });
+    accept(d, workflowId, 'running');
+    create(d, workflowId, { id: 'waiting', taskType: 't' });
+    const cancelled = d.run('workflow.cancel', { workflowId, reason: 'user abort' });
+    const cancels = cancelled.tx.effects.filter((e) => e.type === 'cancel');
+    expect(cancels).toHaveLength(1);
+    expect(stateOf(d, workflowId, 'running')).toBe('cancelled');
+    expect(stateOf(d, workflowId, 'waiting')).toBe('cancelled');
+    expect(d.state.agents!.w!.load).toBe(0);
+  });
+});
