@@ -291,7 +291,7 @@ describe('agents and work orders over the network', () => {
     });
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
     await started.promise;
-    const reconnected = new Promise((resolve) => a.connection.socket.once('connect', resolve));
+    const reconnected = new Promise<void>((resolve) => a.connection.socket.once('connect', () => resolve()));
     a.connection.socket.io.engine.close();
     await reconnected;
     // Registering again (the SDK does it on every reconnect) shows the hub kept the attempt for us.
@@ -323,7 +323,7 @@ describe('agents and work orders over the network', () => {
     });
     await wf.createWorkOrder({ id: 'job', taskType: 't', timeouts: { leaseMs: 10_000 } });
     await started.promise;
-    const reconnected = new Promise((resolve) => a.connection.socket.once('connect', resolve));
+    const reconnected = new Promise<void>((resolve) => a.connection.socket.once('connect', () => resolve()));
     await first.close();
     const second = await startHub({ ...FAST, dataDir, graceMs: 10_000, port: first.port });
     await reconnected;

@@ -18,7 +18,7 @@ export function domain(state: HubState = emptyState()) {
       clock += ms;
     },
     /** Applies a command and returns its reply plus the transaction (patches, effects). */
-    run<K extends CommandType>(type: K, input: CommandInput<K>, actor: Actor = ADMIN): { reply: CommandReply<K>; tx: Transaction } {
+    run<K extends CommandType>(type: K, input: CommandInput<K>, actor: Actor = ADMIN): { reply: CommandReply<K>; tx: Transaction<Effect> } {
       const tx = new Transaction<Effect>(state);
       try {
         const reply = applyCommand(
