@@ -2,3 +2,4 @@ export { connectAgent, AgentClient, NonRetryableError, type AgentOptions, type T
 export { connectControl, ControlClient, WorkflowHandle } from './control.ts';
 export { Connection, type ConnectOptions } from './connection.ts';
 export { HubError, ERROR_CODES, type ErrorCode } from '../shared/errors.ts';
+export { connectMonitor, MonitorClient, Mirror, type MirrorChange } from './monitor.ts';

@@ -53,6 +53,7 @@ export class Hub {
   private readonly clock: () => number;
   private readonly onError: (error: Error, context: string) => void;
   private readonly listeners: Array<(batch: CommittedBatch) => void> = [];
+  private readonly rollbackListeners: Array<() => void> = [];
   private current: Batch | undefined;
   private flushing: Promise<void> | undefined;
   private seq = 0;
@@ -93,6 +94,11 @@ export class Hub {
       const index = this.listeners.indexOf(listener);
       if (index >= 0) this.listeners.splice(index, 1);
     };
+  }
+
+  /** Calls `listener` after uncommitted changes were rolled back (a journal write failed). */
+  onRollback(listener: () => void): void {
+    this.rollbackListeners.push(listener);
   }
 
   /**
@@ -194,6 +200,7 @@ export class Hub {
     const first = failed.records[0];
     if (first) this.seq = first.seq - 1;
     this.rebuildIndex();
+    for (const listener of this.rollbackListeners) listener();
     failed.reject(error);
     later?.reject(error);
     this.onError(error, 'journal write');

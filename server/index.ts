@@ -16,6 +16,8 @@ import { EmbeddedStore } from './store/embedded-store.ts';
 import { loadOrCreateTokens, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { controlHandlers } from './transport/control.ts';
+import { monitorHandlers } from './transport/monitor.ts';
+import { PatchStream } from './transport/patch-stream.ts';
 import { bindNamespace } from './transport/namespaces.ts';
 
 export { HubOptions, type HubOptionsInput } from './options.ts';
@@ -34,6 +36,8 @@ export interface RunningHub {
   /** The state engine, for embedding programs that want to read state directly. */
   core: Hub;
   log: Logger;
+  /** Counters about the hub's connections and streams. */
+  stats(): { stalledSubscribers: number };
   /** Stops listening, finishes pending writes, snapshots and releases the data directory. */
   close(): Promise<void>;
 }
@@ -83,6 +87,13 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
     onDisconnect: (session, socket) => agents.onDisconnect(session, socket),
   });
   core.onCommit((batch) => agents.run(batch.effects));
+  const monitorNamespace = io.of('/monitor');
+  const patches = new PatchStream(monitorNamespace, core, {
+    intervalMs: options.patchIntervalMs,
+    resumeVersions: options.resumeVersions,
+    maxQueuedPackets: options.maxQueuedPackets,
+  });
+  bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(core, patches), { ...common, roles: ['monitor', 'admin'] });
   const sweeper = setInterval(() => {
     core.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
       if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) logger.error({ err: error }, 'sweep failed');
@@ -110,9 +121,11 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
     options,
     core,
     log: logger,
+    stats: () => ({ stalledSubscribers: patches.stalledCount }),
     close: () =>
       (closing ??= (async () => {
         clearInterval(sweeper);
+        patches.close();
         // Closing the transport (not disconnecting each socket) lets clients reconnect to the next hub.
         await new Promise<void>((done) => io.close(() => done()));
         await core.close();

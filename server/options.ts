@@ -33,6 +33,12 @@ export const HubOptions = z.strictObject({
   backoffMaxMs: z.number().int().min(0).default(60_000),
   /** How often offer deadlines, leases, grace periods, retries and timeouts are checked. */
   sweepIntervalMs: z.number().int().min(10).max(60_000).default(250),
+  /** Monitors get the changes of each document coalesced over this many ms (0: every tick). */
+  patchIntervalMs: z.number().int().min(0).max(10_000).default(25),
+  /** Versions of history kept per document so a reconnecting monitor gets only what it missed. */
+  resumeVersions: z.number().int().min(0).max(1_000_000).default(1000),
+  /** A monitor with more packets than this waiting unread is dropped to a snapshot resync. */
+  maxQueuedPackets: z.number().int().min(1).default(256),
   /** Log level; logs are JSON lines on stdout. */
   logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });

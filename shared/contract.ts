@@ -27,6 +27,7 @@ import {
 import { AddKpiInput, Kpi, RecordKpiInput } from './schemas/kpis.ts';
 import { AddObjectiveInput, Objective, UpdateObjectiveInput } from './schemas/objectives.ts';
 import { AddStepInput, CompleteStepInput, FailStepInput, Step, StepRef } from './schemas/steps.ts';
+import { DocName, PatchMessage, ResyncNotice, SubscribeAllInput, SubscribeInput, Subscription } from './schemas/monitor.ts';
 import { WorkflowSummary } from './schemas/summary.ts';
 import {
   CancelWorkflowInput,
@@ -122,11 +123,27 @@ export const pushEvents = {
     cancel: { payload: CancelNotice, reply: null, doc: 'Stop working on this attempt (cancelled, reassigned or timed out).' },
   },
   control: {},
-  monitor: {},
+  monitor: {
+    patch: { payload: PatchMessage, reply: null, doc: 'Changes to a followed document, from version `from` to `to`; apply only if you hold `from`.' },
+    resync: { payload: ResyncNotice, reply: null, doc: 'Subscribe to `doc` again (`*`: everything) with the version you hold; you fell behind.' },
+  },
 } as const;
 
 /** Requests of monitors (namespace `/monitor`, role monitor or admin). */
-export const monitorEvents = {} as const;
+export const monitorEvents = {
+  subscribe: request(
+    SubscribeInput,
+    Subscription,
+    'Follow one document (a workflow, or @agents): its state now, or with `version`, the patches missed since then. Then `patch` events.',
+  ),
+  subscribeAll: request(
+    SubscribeAllInput,
+    z.object({ docs: z.array(Subscription) }),
+    'Follow every document the token may see, including workflows created later.',
+  ),
+  unsubscribe: request(z.strictObject({ doc: DocName }), z.object({}), 'Stop following a document.'),
+  summary: request(WorkflowRef, WorkflowSummary, 'A workflow summary.'),
+} as const;
 
 /** Every request event of every namespace. Nobody spells an event name anywhere else. */
 export const contract = {

@@ -80,3 +80,49 @@ export function applyPatch<T>(document: T, ops: readonly PatchOp[]): T {
   }
   return root as T;
 }
+
+/** The proper prefixes of a pointer: `/a/b/c` → `/a`, `/a/b`. */
+function ancestors(pointer: string): string[] {
+  const out: string[] = [];
+  for (let i = pointer.indexOf('/', 1); i !== -1; i = pointer.indexOf('/', i + 1)) out.push(pointer.slice(0, i));
+  return out;
+}
+
+const NUMERIC_SEGMENT = /\/(0|[1-9][0-9]*|-)(\/|$)/;
+
+/**
+ * Shortens a sequence of operations without changing its result: a `replace` of a path that was
+ * already set earlier in the sequence overwrites that earlier value when nothing in between
+ * touched the path, its ancestors or its descendants. A burst of progress updates becomes one op
+ * per field. Paths through array indexes are left alone (other ops may shift them).
+ */
+export function compactOps(ops: readonly PatchOp[]): PatchOp[] {
+  const out: PatchOp[] = [];
+  /** Index in `out` of the last op at exactly this path. */
+  const lastAt = new Map<string, number>();
+  /** Index in `out` of the last op at this path or below it. */
+  const lastUnder = new Map<string, number>();
+  const record = (op: PatchOp, index: number) => {
+    lastAt.set(op.path, index);
+    lastUnder.set(op.path, index);
+    for (const ancestor of ancestors(op.path)) lastUnder.set(ancestor, index);
+  };
+  for (const op of ops) {
+    if (op.op === 'replace' && op.path !== '' && !NUMERIC_SEGMENT.test(op.path)) {
+      const candidate = lastAt.get(op.path);
+      const earlier = candidate === undefined ? undefined : out[candidate];
+      if (
+        earlier &&
+        earlier.op !== 'remove' &&
+        lastUnder.get(op.path) === candidate &&
+        ancestors(op.path).every((a) => (lastAt.get(a) ?? -1) < candidate!)
+      ) {
+        out[candidate!] = { ...earlier, value: op.value };
+        continue;
+      }
+    }
+    out.push(op);
+    record(op, out.length - 1);
+  }
+  return out;
+}

@@ -2,7 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
-import { connectAgent, connectControl, type AgentClient, type AgentOptions, type ControlClient } from '../../client-sdk/index.ts';
+import {
+  connectAgent,
+  connectControl,
+  connectMonitor,
+  type AgentClient,
+  type AgentOptions,
+  type ControlClient,
+  type MonitorClient,
+} from '../../client-sdk/index.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
 import { createHub, type HubOptionsInput, type RunningHub } from '../../server/index.ts';
 
@@ -43,6 +51,13 @@ export async function control(hub: RunningHub): Promise<ControlClient> {
 /** Connects and registers an agent with the agent token; it is closed when the test ends. */
 export async function agent(hub: RunningHub, options: Omit<AgentOptions, 'url' | 'token'>): Promise<AgentClient> {
   const client = await connectAgent({ url: hub.url, token: TOKENS.agent, ...options });
+  onTestFinished(() => client.close());
+  return client;
+}
+
+/** Connects a monitor (monitor token unless another is given); it is closed when the test ends. */
+export async function monitor(hub: RunningHub, token: string = TOKENS.monitor): Promise<MonitorClient> {
+  const client = await connectMonitor({ url: hub.url, token });
   onTestFinished(() => client.close());
   return client;
 }

@@ -29,3 +29,20 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
 }
+
+/** Resolves once a mirror has reached `version` (on its change events, no polling). */
+export function untilVersion(mirror: { version: number; on(event: 'change', fn: () => void): () => void }, version: number, timeoutMs = 15_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (mirror.version >= version) return resolve();
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`mirror stuck at version ${mirror.version}, wanted ${version}`));
+    }, timeoutMs);
+    const stop = mirror.on('change', () => {
+      if (mirror.version < version) return;
+      stop();
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,176 @@
+import type { ReplyOf } from '../shared/contract.ts';
+import { applyPatch } from '../shared/patch.ts';
+import type { PatchMessage, Subscription } from '../shared/schemas/monitor.ts';
+import { Connection, type ConnectOptions } from './connection.ts';
+import { Listeners } from './listeners.ts';
+
+/** What a mirror reports after each change. */
+export interface MirrorChange {
+  doc: string;
+  from: number;
+  to: number;
+  /** The operations applied; empty after a fresh snapshot. */
+  ops: PatchMessage['ops'];
+  snapshot: boolean;
+}
+
+/**
+ * A live copy of one document. `state` always equals the hub's state at `version`; patches are
+ * applied in order, and a gap (a message that does not start at `version`) triggers a resync.
+ */
+export class Mirror<T = unknown> {
+  state: T | undefined;
+  version = 0;
+  private readonly listeners = new Listeners<{ change: MirrorChange }>();
+
+  constructor(readonly doc: string) {}
+
+  /** Calls `listener` after every change; returns a function that stops it. */
+  on(event: 'change', listener: (change: MirrorChange) => void): () => void {
+    return this.listeners.on(event, listener);
+  }
+
+  /** Applies a subscription answer (snapshot or catch-up patches). */
+  load(subscription: Subscription): boolean {
+    if (subscription.mode === 'snapshot') {
+      const from = this.version;
+      this.state = subscription.state as T;
+      this.version = subscription.version;
+      this.listeners.emit('change', { doc: this.doc, from, to: this.version, ops: [], snapshot: true });
+      return true;
+    }
+    return this.apply({ doc: this.doc, from: subscription.from, to: subscription.to, ops: subscription.ops });
+  }
+
+  /** Applies a patch message; false when it does not follow on from `version` (a gap). */
+  apply(message: PatchMessage): boolean {
+    if (message.to <= this.version) return true;
+    if (message.from !== this.version) return false;
+    this.state = applyPatch(this.state, message.ops);
+    this.version = message.to;
+    this.listeners.emit('change', { doc: this.doc, from: message.from, to: message.to, ops: message.ops, snapshot: false });
+    return true;
+  }
+}
+
+/**
+ * A monitor: follows documents live and asks for summaries. Reconnects on its own and resumes
+ * each subscription from the version it holds.
+ */
+export class MonitorClient {
+  private readonly mirrors = new Map<string, Mirror>();
+  private followAll = false;
+  private readonly resyncing = new Map<string, PatchMessage[]>();
+  private readonly listeners = new Listeners<{ change: MirrorChange; doc: Mirror }>();
+
+  constructor(readonly connection: Connection<'monitor'>) {
+    const socket = connection.socket;
+    socket.on('patch', (message: PatchMessage) => this.onPatch(message));
+    socket.on('resync', (notice: { doc: string }) => void this.resync(notice.doc === '*' ? undefined : notice.doc));
+    // Connected now: every later 'connect' is a reconnect, after which subscriptions resume.
+    socket.on('connect', () => void this.resync(undefined).catch(() => undefined));
+  }
+
+  /** Every mirror this monitor holds, by document. */
+  get docs(): ReadonlyMap<string, Mirror> {
+    return this.mirrors;
+  }
+
+  /** Calls `listener` after any mirror changes; `doc` fires when a new document appears. */
+  on<K extends 'change' | 'doc'>(event: K, listener: (payload: K extends 'change' ? MirrorChange : Mirror) => void): () => void {
+    return this.listeners.on(event, listener as never);
+  }
+
+  /**
+   * Follows one workflow (or `@agents`): resolves with a mirror holding its state now.
+   * @example const sub = await monitor.subscribe(wf.id); sub.on('change', () => render(sub.state));
+   */
+  async subscribe<T = unknown>(doc: string): Promise<Mirror<T>> {
+    const subscription = await this.connection.request('subscribe', { doc });
+    const mirror = this.mirror(doc);
+    mirror.load(subscription);
+    return mirror as Mirror<T>;
+  }
+
+  /** Follows every document the token may see, including workflows created later. */
+  async subscribeAll(): Promise<ReadonlyMap<string, Mirror>> {
+    this.followAll = true;
+    await this.resync(undefined);
+    return this.mirrors;
+  }
+
+  /** Stops following a document. */
+  async unsubscribe(doc: string): Promise<void> {
+    this.mirrors.delete(doc);
+    await this.connection.request('unsubscribe', { doc });
+  }
+
+  /** A workflow summary (get_workflow_summary). */
+  summary(workflowId: string): Promise<ReplyOf<'monitor', 'summary'>> {
+    return this.connection.request('summary', { workflowId });
+  }
+
+  /** Disconnects. */
+  close(): void {
+    this.connection.close();
+  }
+
+  private mirror(doc: string): Mirror {
+    let mirror = this.mirrors.get(doc);
+    if (!mirror) {
+      mirror = new Mirror(doc);
+      mirror.on('change', (change) => this.listeners.emit('change', change));
+      this.mirrors.set(doc, mirror);
+      this.listeners.emit('doc', mirror);
+    }
+    return mirror;
+  }
+
+  private onPatch(message: PatchMessage): void {
+    const waiting = this.resyncing.get(message.doc) ?? this.resyncing.get('*');
+    if (waiting) return void waiting.push(message);
+    if (!this.mirrors.has(message.doc) && !this.followAll) return;
+    if (!this.mirror(message.doc).apply(message)) void this.resync(message.doc);
+  }
+
+  /**
+   * Catches up one document (or all of them) from the versions held: missed patches when the hub
+   * still has them, a snapshot otherwise. Patches arriving meanwhile are held and replayed.
+   */
+  private async resync(doc: string | undefined): Promise<void> {
+    const key = doc ?? '*';
+    if (this.resyncing.has(key)) return;
+    this.resyncing.set(key, []);
+    try {
+      if (doc === undefined) {
+        const versions = Object.fromEntries([...this.mirrors].map(([name, m]) => [name, m.version]));
+        if (this.followAll) {
+          for (const subscription of (await this.connection.request('subscribeAll', { versions })).docs) await this.catchUp(subscription);
+        } else {
+          for (const [name, version] of Object.entries(versions)) await this.catchUp(await this.connection.request('subscribe', { doc: name, version }));
+        }
+      } else {
+        const held = this.mirrors.get(doc);
+        await this.catchUp(await this.connection.request('subscribe', held ? { doc, version: held.version } : { doc }));
+      }
+    } finally {
+      const held = this.resyncing.get(key) ?? [];
+      this.resyncing.delete(key);
+      for (const message of held) this.onPatch(message);
+    }
+  }
+
+  private async catchUp(subscription: Subscription): Promise<void> {
+    const mirror = this.mirror(subscription.doc);
+    // Patches that do not start at our version cannot be applied: start again from a snapshot.
+    if (!mirror.load(subscription)) mirror.load(await this.connection.request('subscribe', { doc: subscription.doc }));
+  }
+}
+
+/**
+ * Connects a monitor (a monitor or admin token).
+ * @example const monitor = await connectMonitor({ url, token }); const sub = await monitor.subscribe(workflowId);
+ */
+export async function connectMonitor(options: ConnectOptions): Promise<MonitorClient> {
+  return new MonitorClient(await Connection.open('monitor', options));
+}

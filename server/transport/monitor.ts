@@ -1,0 +1,38 @@
+import { HubError } from '../../shared/errors.ts';
+import { AGENTS_DOC } from '../domain/state.ts';
+import { workflowSummary } from '../domain/queries.ts';
+import type { Hub } from '../hub.ts';
+import { canSee } from './auth.ts';
+import type { Handlers, Session } from './namespaces.ts';
+import type { PatchStream } from './patch-stream.ts';
+
+/** Whether a session may see a document: the agent pool is visible to every monitor. */
+function visible(session: Session, doc: string): boolean {
+  return doc === AGENTS_DOC || canSee(session.grant, doc);
+}
+
+function requireVisible(session: Session, doc: string): void {
+  if (!visible(session, doc)) throw new HubError('FORBIDDEN', `this token cannot see ${doc}`);
+}
+
+/** The handlers of `/monitor`: subscriptions to live state, and read-only views. Nothing here changes state. */
+export function monitorHandlers(hub: Hub, stream: PatchStream): Handlers<'monitor'> {
+  return {
+    subscribe: (input, session, socket) => {
+      requireVisible(session, input.doc);
+      if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) throw new HubError('NOT_FOUND', `workflow ${input.doc} does not exist`);
+      return stream.subscribe(socket, input.doc, input.version);
+    },
+    subscribeAll: (input, session, socket) => ({
+      docs: stream.subscribeAll(socket, input.versions, (doc) => visible(session, doc), session.grant.workflows),
+    }),
+    unsubscribe: (input, _session, socket) => {
+      stream.unsubscribe(socket, input.doc);
+      return {};
+    },
+    summary: (input, session) => {
+      requireVisible(session, input.workflowId);
+      return workflowSummary(hub.state, input.workflowId, hub.now());
+    },
+  };
+}

@@ -1,0 +1,189 @@
+import type { Namespace, Socket } from 'socket.io';
+import { compactOps, type PatchOp } from '../../shared/patch.ts';
+import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
+import { docRoot, versionOf, type DocKey } from '../domain/state.ts';
+import type { CommittedBatch, Hub } from '../hub.ts';
+
+interface VersionedOps {
+  v: number;
+  ops: PatchOp[];
+}
+
+/** The stream of one document: what subscribers have been sent, what waits, and recent history. */
+interface DocStream {
+  /** The last committed version. */
+  committed: number;
+  /** The version the broadcast has reached (the `to` of the last message). */
+  sent: number;
+  /** Committed changes not broadcast yet. */
+  pending: VersionedOps[];
+  /** Versions at which a message must end, because a subscriber's snapshot starts there. */
+  cuts: Set<number>;
+  /** Recent committed changes, oldest first, for subscribers that resume. */
+  recent: VersionedOps[];
+}
+
+export interface PatchStreamOptions {
+  /** How often pending changes are broadcast (0: every tick). */
+  intervalMs: number;
+  /** How many recent versions per document are kept for resuming subscribers. */
+  resumeVersions: number;
+  /** A subscriber with more packets than this waiting in its buffer is dropped to a resync. */
+  maxQueuedPackets: number;
+}
+
+const room = (doc: DocKey) => `doc:${doc}`;
+
+/**
+ * Packets waiting in the connection's engine.io write buffer. engine.io keeps them there while
+ * the peer does not read (the transport stays unwritable); its type marks the field private,
+ * but it has been the same public-in-practice array since engine.io 4.
+ */
+function queuedPackets(socket: Socket): number {
+  return (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
+}
+const ALL = 'all';
+
+/**
+ * Turns committed changes into the patch stream monitors see. Changes are coalesced per tick and
+ * broadcast once per document to a room (encoded once however many subscribe); each message
+ * says which version it starts from and ends at. A bounded history per document lets a
+ * reconnecting subscriber resume from the version it holds. A subscriber that stops reading is
+ * taken out of the rooms before its buffer grows past a bound, and told to resync once drained.
+ */
+export class PatchStream {
+  private readonly docs = new Map<DocKey, DocStream>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Subscribers dropped for falling behind. */
+  stalledCount = 0;
+
+  constructor(
+    private readonly nsp: Namespace,
+    private readonly hub: Hub,
+    private readonly options: PatchStreamOptions,
+  ) {
+    hub.onCommit((batch) => this.onCommit(batch));
+    hub.onRollback(() => this.onRollback());
+  }
+
+  private stream(doc: DocKey): DocStream {
+    let stream = this.docs.get(doc);
+    if (!stream) {
+      // A document first seen here is either loaded from disk or brand new: both committed as of now.
+      const committed = versionOf(this.hub.state, doc);
+      stream = { committed, sent: committed, pending: [], cuts: new Set(), recent: [] };
+      this.docs.set(doc, stream);
+    }
+    return stream;
+  }
+
+  private onCommit(batch: CommittedBatch): void {
+    for (const record of batch.records) {
+      for (const change of record.changes) {
+        const stream = this.docs.get(change.doc) ?? this.stream(change.doc);
+        if (change.v <= stream.committed) continue;
+        const entry = { v: change.v, ops: change.ops };
+        stream.pending.push(entry);
+        stream.recent.push(entry);
+        if (stream.recent.length > this.options.resumeVersions) stream.recent.splice(0, stream.recent.length - this.options.resumeVersions);
+        stream.committed = change.v;
+      }
+    }
+    if (!this.timer) this.timer = setTimeout(() => this.flush(), this.options.intervalMs);
+  }
+
+  /** Broadcasts what is pending, one message per document (more when a cut falls inside). */
+  flush(): void {
+    this.timer = undefined;
+    this.dropStalled();
+    for (const [doc, stream] of this.docs) {
+      if (stream.pending.length === 0) continue;
+      let from = stream.sent;
+      let ops: PatchOp[] = [];
+      for (const entry of stream.pending) {
+        ops.push(...entry.ops);
+        if (stream.cuts.has(entry.v) || entry === stream.pending[stream.pending.length - 1]) {
+          this.emit({ doc, from, to: entry.v, ops: compactOps(ops) });
+          stream.cuts.delete(entry.v);
+          from = entry.v;
+          ops = [];
+        }
+      }
+      stream.sent = from;
+      stream.pending = [];
+    }
+  }
+
+  private emit(message: PatchMessage): void {
+    this.nsp.to([room(message.doc), ALL]).emit('patch', message);
+  }
+
+  /**
+   * Subscribes a socket to one document. With the version it holds, and that version still in the
+   * recent history, it gets the missed patches; otherwise the document as it is now.
+   */
+  subscribe(socket: Socket, doc: DocKey, version?: number): Subscription {
+    const subscription = this.catchUp(doc, version);
+    void socket.join(room(doc));
+    return subscription;
+  }
+
+  /** Subscribes a socket to every document (and to documents created later). */
+  subscribeAll(socket: Socket, versions: Record<string, number>, visible: (doc: DocKey) => boolean, scope: readonly string[] | undefined): Subscription[] {
+    const docs = [...this.hub.state.workflows.keys(), ...(this.hub.state.agents ? ['@agents'] : [])].filter(visible);
+    const subscriptions = docs.map((doc) => this.catchUp(doc, versions[doc]));
+    if (scope) void socket.join([...scope, '@agents'].map(room));
+    else void socket.join(ALL);
+    return subscriptions;
+  }
+
+  /** Stops following a document. */
+  unsubscribe(socket: Socket, doc: DocKey): void {
+    void socket.leave(room(doc));
+  }
+
+  private catchUp(doc: DocKey, version: number | undefined): Subscription {
+    const stream = this.stream(doc);
+    const oldest = stream.recent[0];
+    if (version !== undefined && version <= stream.committed && (version === stream.committed || (oldest && oldest.v <= version + 1))) {
+      const ops: PatchOp[] = [];
+      for (const entry of stream.recent) if (entry.v > version) ops.push(...entry.ops);
+      if (stream.sent < stream.committed) stream.cuts.add(stream.committed);
+      return { doc, mode: 'patches', from: version, to: stream.committed, ops: compactOps(ops) };
+    }
+    const current = versionOf(this.hub.state, doc);
+    // Changes up to `current` may still be on their way to disk; the broadcast will end a message there.
+    if (current > stream.sent) stream.cuts.add(current);
+    return { doc, mode: 'snapshot', version: current, state: docRoot(this.hub.state, doc) ?? null };
+  }
+
+  /** Takes subscribers that stopped reading out of every room; they resync once their buffer drains. */
+  private dropStalled(): void {
+    for (const socket of this.nsp.sockets.values()) {
+      if (queuedPackets(socket) <= this.options.maxQueuedPackets || socket.data.stalled) continue;
+      socket.data.stalled = true;
+      this.stalledCount++;
+      const rooms = [...socket.rooms].filter((r) => r === ALL || r.startsWith('doc:'));
+      for (const name of rooms) void socket.leave(name);
+      socket.conn.once('drain', () => {
+        socket.data.stalled = false;
+        for (const name of rooms) socket.emit('resync', { doc: name === ALL ? '*' : name.slice(4), reason: 'fell behind' });
+      });
+    }
+  }
+
+  /** After a rollback, subscribers may hold versions that never reached disk: they start over. */
+  private onRollback(): void {
+    for (const [doc, stream] of this.docs) {
+      const current = versionOf(this.hub.state, doc);
+      for (const cut of stream.cuts) if (cut > current) stream.cuts.delete(cut);
+      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason: 'the hub rolled back changes that could not be stored' });
+    }
+  }
+
+  /** Stops the broadcast timer. */
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

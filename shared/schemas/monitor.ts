@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { Id } from './common.ts';
+
+/** A document a monitor can follow: a workflow id, or `@agents` for the agent pool. */
+export const DocName = z.union([Id, z.literal('@agents')]);
+
+/** RFC 6902 operations as they travel (the subset the hub emits). */
+export const PatchOperation = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('add'), path: z.string(), value: z.unknown() }),
+  z.object({ op: z.literal('replace'), path: z.string(), value: z.unknown() }),
+  z.object({ op: z.literal('remove'), path: z.string() }),
+]);
+
+/** Changes to one document taking it from version `from` to version `to`. */
+export const PatchMessage = z.object({ doc: DocName, from: z.number().int(), to: z.number().int(), ops: z.array(PatchOperation) });
+export type PatchMessage = z.infer<typeof PatchMessage>;
+
+/** The answer to a subscription: the whole document, or the patches since the version the client holds. */
+export const Subscription = z.discriminatedUnion('mode', [
+  z.object({ doc: DocName, mode: z.literal('snapshot'), version: z.number().int(), state: z.unknown() }),
+  z.object({ doc: DocName, mode: z.literal('patches'), from: z.number().int(), to: z.number().int(), ops: z.array(PatchOperation) }),
+]);
+export type Subscription = z.infer<typeof Subscription>;
+
+export const SubscribeInput = z.strictObject({
+  doc: DocName,
+  /** The version the client's mirror holds, to resume with the missed patches only. */
+  version: z.number().int().nonnegative().optional(),
+});
+
+export const SubscribeAllInput = z.strictObject({
+  /** Versions the client holds, per document, to resume. */
+  versions: z.record(z.string().max(100), z.number().int().nonnegative()).default({}),
+});
+
+/** Sent when a subscriber must fetch a fresh snapshot (it fell behind, or the hub rolled back). */
+export const ResyncNotice = z.object({ doc: DocName, reason: z.string() });
+
+export const ReportFormat = z.enum(['json', 'markdown', 'html']);
+export type ReportFormat = z.infer<typeof ReportFormat>;
+
+export const ReportInput = z.strictObject({ workflowId: Id, format: ReportFormat.default('markdown') });

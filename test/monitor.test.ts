@@ -1,0 +1,189 @@
+import { describe, expect, it } from 'vitest';
+import type { Mirror, MonitorClient } from '../client-sdk/index.ts';
+import type { RunningHub } from '../server/index.ts';
+import { agent, control, monitor, startHub, TOKENS } from './helpers/hub.ts';
+import { deferred, until, untilVersion } from './helpers/wait.ts';
+
+/** The hub's committed state of a document, as plain JSON, and its version. */
+function hubDoc(hub: RunningHub, doc: string): { version: number; json: string } {
+  const state = doc === '@agents' ? hub.core.state.agents : hub.core.state.workflows.get(doc);
+  return { version: hub.core.state.versions.get(doc) ?? 0, json: JSON.stringify(state) };
+}
+
+/** Waits until everything is on disk and the mirror has caught up, then compares it with the hub. */
+async function expectInSync(hub: RunningHub, mirror: Mirror): Promise<void> {
+  await hub.core.settle();
+  const { version, json } = hubDoc(hub, mirror.doc);
+  await untilVersion(mirror, version);
+  expect(mirror.version).toBe(version);
+  expect(JSON.stringify(mirror.state)).toBe(json);
+}
+
+/** Drops a client's connection as a network failure would; the client reconnects by itself. */
+function dropConnection(client: MonitorClient): Promise<void> {
+  const back = new Promise<void>((resolve) => client.connection.socket.once('connect', () => resolve()));
+  client.connection.socket.io.engine.close();
+  return back;
+}
+
+describe('live monitoring', () => {
+  it('answers a subscription with a snapshot and its version, then streams patches from→to', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'watch me' });
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe<{ status: string; progress: number }>(wf.id);
+    expect(mirror.version).toBe(wf.version);
+    expect(mirror.state!.status).toBe('pending');
+    const changes: Array<{ from: number; to: number }> = [];
+    mirror.on('change', (c) => changes.push({ from: c.from, to: c.to }));
+    await wf.start();
+    await wf.updateProgress('loading', 40);
+    await expectInSync(hub, mirror);
+    expect(mirror.state).toMatchObject({ status: 'in_progress', progress: 40 });
+    // Each message continues exactly where the previous one ended.
+    for (let i = 1; i < changes.length; i++) expect(changes[i]!.from).toBe(changes[i - 1]!.to);
+    expect(changes[0]!.from).toBe(1);
+  });
+
+  it('coalesces a burst of progress updates into a few messages', async () => {
+    const hub = await startHub({ patchIntervalMs: 50 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'burst' });
+    await wf.start();
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe(wf.id);
+    let messages = 0;
+    mirror.on('change', () => messages++);
+    await Promise.all(Array.from({ length: 500 }, (_, i) => wf.updateProgress('loading', (i % 100) + 1)));
+    await expectInSync(hub, mirror);
+    expect(hub.core.state.versions.get(wf.id)! - 2).toBeGreaterThanOrEqual(500);
+    expect(messages).toBeLessThan(50);
+  });
+
+  it('resumes after a reconnect with only the patches it missed', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'resume' });
+    await wf.start();
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe(wf.id);
+    const kinds: string[] = [];
+    mirror.on('change', (c) => kinds.push(c.snapshot ? 'snapshot' : 'patches'));
+    const paused = deferred();
+    watcher.connection.socket.once('disconnect', () => paused.resolve());
+    const back = dropConnection(watcher);
+    await paused.promise;
+    for (let i = 1; i <= 20; i++) await wf.updateProgress(`stage-${i % 3}`, i * 5);
+    await back;
+    await expectInSync(hub, mirror);
+    expect(kinds).not.toContain('snapshot');
+  });
+
+  it('falls back to a fresh snapshot when the missed patches are gone from the buffer', async () => {
+    const hub = await startHub({ resumeVersions: 5 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'evicted' });
+    await wf.start();
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe(wf.id);
+    const kinds: string[] = [];
+    mirror.on('change', (c) => kinds.push(c.snapshot ? 'snapshot' : 'patches'));
+    const paused = deferred();
+    watcher.connection.socket.once('disconnect', () => paused.resolve());
+    const back = dropConnection(watcher);
+    await paused.promise;
+    for (let i = 1; i <= 30; i++) await wf.updateProgress('loading', i);
+    await back;
+    await expectInSync(hub, mirror);
+    expect(kinds).toContain('snapshot');
+  });
+
+  it('keeps the mirror equal to the hub under randomised changes and forced disconnects', async () => {
+    const hub = await startHub({ resumeVersions: 40, patchIntervalMs: 5 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'random' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'worker', agentType: 'w', maxConcurrentTasks: 4, progressIntervalMs: 1 });
+    await worker.onTask('*', async (_task, ctx) => {
+      for (let p = 10; p <= 100; p += 30) await ctx.progress(p, `at ${p}`, { p });
+      return { result: 'ok' };
+    });
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe(wf.id);
+    const all = await monitor(hub, TOKENS.admin);
+    const everything = await all.subscribeAll();
+    let seed = 42;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const kpi = await wf.addKpi({ name: 'k', target: 10 });
+    const steps: string[] = [];
+    for (let round = 0; round < 12; round++) {
+      const writes: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 25; i++) {
+        const pick = random();
+        if (pick < 0.3) writes.push(wf.updateProgress(`s${Math.floor(random() * 4)}`, Math.floor(random() * 101)));
+        else if (pick < 0.5) writes.push(wf.recordKpi(kpi.id, Math.round(random() * 20)));
+        else if (pick < 0.65) writes.push(wf.addStep({ name: `step ${round}.${i}`, start: true }).then((s) => steps.push(s.id)));
+        else if (pick < 0.75 && steps.length) writes.push(wf.completeStep(steps.shift()!).catch(() => undefined));
+        else if (pick < 0.9) writes.push(wf.createWorkOrder({ taskType: 't', description: `job ${round}.${i}` }));
+        else writes.push(wf.addObjective({ name: `goal ${round}.${i}` }));
+      }
+      if (round % 3 === 1) writes.push(dropConnection(watcher));
+      if (round % 4 === 2) writes.push(dropConnection(all));
+      await Promise.all(writes);
+    }
+    await until(hub, () => {
+      const counts = hub.core.state.workflows.get(wf.id)!.workOrderCounts;
+      return counts.queued + counts.offered + counts.running === 0;
+    }, 'all work orders finished');
+    await expectInSync(hub, mirror);
+    await expectInSync(hub, everything.get(wf.id)!);
+    await expectInSync(hub, everything.get('@agents')!);
+  });
+
+  it('drops a stalled subscriber to a resync without slowing the others or growing without bound', async () => {
+    const hub = await startHub({ patchIntervalMs: 2, maxQueuedPackets: 8 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'stall' });
+    await wf.start();
+    const stalled = await monitor(hub);
+    const stalledMirror = await stalled.subscribe(wf.id);
+    const healthy = await monitor(hub);
+    const healthyMirror = await healthy.subscribe(wf.id);
+    // Stop reading from the socket, as a frozen process would.
+    const tcp = (stalled.connection.socket.io.engine.transport as unknown as { ws: { _socket: { pause(): void; resume(): void } } }).ws._socket;
+    tcp.pause();
+    const bulky = 'x'.repeat(8000);
+    for (let round = 0; round < 400 && hub.stats().stalledSubscribers === 0; round++) {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => wf.addStep({ name: `bulk ${round}.${i}`, description: bulky })));
+      // The healthy subscriber keeps up while the other one is frozen.
+      if (round % 20 === 0) await expectInSync(hub, healthyMirror);
+    }
+    expect(hub.stats().stalledSubscribers).toBe(1);
+    await expectInSync(hub, healthyMirror);
+    tcp.resume();
+    await expectInSync(hub, stalledMirror);
+  });
+
+  it('lets a scoped monitor see only its workflows (and the agent pool)', async () => {
+    const hub = await startHub({
+      tokens: [
+        { token: TOKENS.admin, role: 'admin' },
+        { token: 'scoped-monitor-token', role: 'monitor', workflows: ['visible'] },
+      ],
+    });
+    const client = await control(hub);
+    const visible = await client.createWorkflow({ id: 'visible', userQuery: 'yes' });
+    await client.createWorkflow({ id: 'hidden', userQuery: 'no' });
+    const scoped = await monitor(hub, 'scoped-monitor-token');
+    await expect(scoped.subscribe('hidden')).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(scoped.summary('hidden')).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    const docs = await scoped.subscribeAll();
+    expect([...docs.keys()]).toEqual(['visible']);
+    await client.createWorkflow({ id: 'later-hidden', userQuery: 'no' });
+    await visible.start();
+    await expectInSync(hub, docs.get('visible')!);
+    expect([...docs.keys()]).toEqual(['visible']);
+  });
+});
+
