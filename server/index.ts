@@ -9,6 +9,7 @@ import { HubError } from '../shared/errors.ts';
 import type { TokenGrant } from '../shared/schemas/tokens.ts';
 import { Hub } from './hub.ts';
 import { apiRoutes } from './http/api.ts';
+import { dashboardRoutes } from './http/dashboard.ts';
 import { createRouter } from './http/router.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
@@ -76,7 +77,7 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
   const { grants, created } = options.tokens ? { grants: options.tokens, created: false } : loadOrCreateTokens(dataDir);
   const tokens = new TokenRegistry(grants);
   const startedAt = core.now();
-  const http = createServer(createRouter(apiRoutes(core, startedAt), tokens, logger));
+  const http = createServer(createRouter([...apiRoutes(core, startedAt), ...dashboardRoutes()], tokens, logger));
   const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false });
   const common = { tokens, rateLimit: options.rateLimit, log: logger };
   bindNamespace(io.of('/control'), contract.control, controlHandlers(core), { ...common, roles: ['admin'] });
