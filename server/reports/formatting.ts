@@ -1,0 +1,61 @@
+/**
+ * Text formatting shared by the renderers. Everything here is locale- and timezone-free so that
+ * the same input gives the same bytes on every machine.
+ */
+
+/** Placeholder for a missing value. */
+export const NONE = '—';
+
+/**
+ * Makes user text literal inline Markdown on one line: line breaks become spaces and every
+ * character that could start markup (emphasis, code, links, images, raw HTML, entities, table
+ * cell breaks) is backslash-escaped. Safe in table cells and after a list marker.
+ */
+export function markdownText(text: string): string {
+  return text.replace(/\r\n|[\r\n\u2028\u2029]/g, ' ').replace(/[\\`*_[\]<>|~&!{}]/g, '\\$&');
+}
+
+/** Escapes text for HTML element content and double- or single-quoted attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** A timestamp (ms since the epoch) in UTC ISO 8601. */
+export function isoTime(ms: number | null): string {
+  return ms === null ? NONE : new Date(ms).toISOString();
+}
+
+/** A duration in milliseconds, e.g. `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`. */
+export function duration(ms: number | null): string {
+  if (ms === null) return NONE;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s`;
+  const minutes = Math.floor(seconds / 60);
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
+}
+
+/** A number with at most four decimals, without trailing zeros. */
+export function decimal(value: number | null): string {
+  if (value === null) return NONE;
+  return String(Number(value.toFixed(4)));
+}
+
+/** A percentage with one decimal. */
+export function percent(value: number): string {
+  return `${value.toFixed(1)}%`;
+}
+
+/** A size in bytes, in binary units. */
+export function byteSize(bytes: number | null): string {
+  if (bytes === null) return NONE;
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
