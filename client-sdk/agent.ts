@@ -2,6 +2,7 @@ import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { Assignment, CancelNotice } from '../shared/schemas/work-order.ts';
 import { Connection, type ConnectOptions } from './connection.ts';
+import { Listeners } from './listeners.ts';
 
 /** Throw this from a task handler to fail the work order without retrying it. */
 export class NonRetryableError extends Error {
@@ -40,6 +41,17 @@ export interface AgentOptions extends ConnectOptions {
   labels?: Record<string, string>;
   /** Least time between two progress updates of one task (default 100 ms). */
   progressIntervalMs?: number;
+}
+
+/** What happened to a completion or failure the agent reported. */
+export interface TaskReport {
+  workflowId: string;
+  workOrderId: string;
+  attemptToken: string;
+  outcome: 'completed' | 'failed';
+  /** Whether the hub accepted the report; a refused one carries the hub's error code. */
+  accepted: boolean;
+  code?: string;
 }
 
 interface RunningTask {
@@ -117,6 +129,10 @@ export class AgentClient {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private draining = false;
   private closed = false;
+  private readonly listeners = new Listeners<{ report: TaskReport }>();
+  /** Whether this connection is registered; task reports wait for it so none reaches the hub first. */
+  private isRegistered = true;
+  private readonly waitingForRegistration: Array<() => void> = [];
 
   constructor(
     readonly connection: Connection<'agent'>,
@@ -128,6 +144,12 @@ export class AgentClient {
     // The socket is connected now, so every later 'connect' is a reconnect: register again, and the
     // hub keeps our running work if we are back within the grace period.
     socket.on('connect', () => void this.register().catch(() => undefined));
+    socket.on('disconnect', () => (this.isRegistered = false));
+  }
+
+  /** Calls `listener` after the hub answers each completion or failure report. */
+  on(event: 'report', listener: (report: TaskReport) => void): () => void {
+    return this.listeners.on(event, listener);
   }
 
   /** The number of tasks running now. */
@@ -146,8 +168,14 @@ export class AgentClient {
     return this;
   }
 
-  /** Joins the pool with the current handlers; reconciles the attempts the hub thinks we hold. */
+  /**
+   * Joins the pool with the current handlers, then reconciles with the attempts the hub says we
+   * hold: work we ran from before the (re)connection that the hub gave to someone else is aborted,
+   * and work the hub thinks we run that this process does not know is handed back at once.
+   */
   async register(): Promise<ReplyOf<'agent', 'agent.register'>> {
+    // Tasks accepted while the request is in flight belong to this connection and stay.
+    const before = new Set(this.running.keys());
     const reply = await this.connection.request('agent.register', {
       agentId: this.options.agentId,
       agentType: this.options.agentType,
@@ -156,12 +184,14 @@ export class AgentClient {
       maxConcurrentTasks: this.options.maxConcurrentTasks ?? 1,
       labels: this.options.labels ?? {},
     });
+    this.isRegistered = true;
+    for (const resume of this.waitingForRegistration.splice(0)) resume();
     const held = new Set(reply.attempts.map((a) => a.attemptToken));
-    for (const token of this.running.keys()) if (!held.has(token)) this.abort(token, 'the hub reassigned this work while we were away');
-    for (const attempt of reply.attempts) {
-      if (attempt.state === 'running' && !this.running.has(attempt.attemptToken)) {
+    for (const token of before) if (!held.has(token)) this.abort(token, 'the hub reassigned this work while we were away');
+    for (const { workflowId, workOrderId, attemptToken, state } of reply.attempts) {
+      if (state === 'running' && !this.running.has(attemptToken)) {
         // The hub thinks we run this, but this process does not (it restarted): hand it back at once.
-        void this.report('task.fail', { ...attempt, error: 'the agent restarted and lost this attempt', retryable: true });
+        void this.report('task.fail', { workflowId, workOrderId, attemptToken, error: 'the agent restarted and lost this attempt', retryable: true });
       }
     }
     return reply;
@@ -203,7 +233,10 @@ export class AgentClient {
   private async run(assignment: Assignment, handler: TaskHandler): Promise<void> {
     const ref = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken };
     const controller = new AbortController();
-    const progress = new ProgressStream((update) => this.connection.request('task.progress', update), this.options.progressIntervalMs ?? 100);
+    const progress = new ProgressStream(async (update) => {
+      await this.registered();
+      return this.connection.request('task.progress', update);
+    }, this.options.progressIntervalMs ?? 100);
     const task: RunningTask = { assignment, controller, progress, percentage: 0 };
     this.running.set(assignment.attemptToken, task);
     this.startHeartbeat();
@@ -244,15 +277,28 @@ export class AgentClient {
    * Safe to repeat: a second report of the same attempt is refused as STALE_ATTEMPT.
    */
   private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>): Promise<void> {
+    const outcome = event === 'task.complete' ? 'completed' : 'failed';
+    const { workflowId, workOrderId, attemptToken } = payload as RequestOf<'agent', 'task.complete'>;
+    const base = { workflowId, workOrderId, attemptToken, outcome } as const;
     for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 5000)) {
       try {
+        await this.registered();
         await this.connection.request(event, payload);
+        this.listeners.emit('report', { ...base, accepted: true });
         return;
       } catch (error) {
-        if (!(error instanceof HubError) || !RETRYABLE_TRANSPORT.has(error.code)) return;
+        if (!(error instanceof HubError) || !RETRYABLE_TRANSPORT.has(error.code)) {
+          this.listeners.emit('report', { ...base, accepted: false, code: error instanceof HubError ? error.code : 'INTERNAL' });
+          return;
+        }
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
+  }
+
+  /** Resolves once the current connection is registered (at once when it is). */
+  private registered(): Promise<void> {
+    return this.isRegistered ? Promise.resolve() : new Promise((resolve) => this.waitingForRegistration.push(resolve));
   }
 
   private abort(attemptToken: string, reason: string): void {
@@ -277,6 +323,7 @@ export class AgentClient {
   private async beat(): Promise<void> {
     if (this.running.size === 0 || !this.connection.socket.connected) return;
     try {
+      await this.registered();
       const reply = await this.connection.request('agent.heartbeat', { attemptTokens: [...this.running.keys()] });
       for (const token of reply.lost) this.abort(token, 'the lease was lost');
     } catch {

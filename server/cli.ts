@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createHub } from './index.ts';
 import { createLogger } from './logger.ts';
@@ -6,12 +7,13 @@ import type { HubOptionsInput } from './options.ts';
 const HELP = `switchboard — a real-time coordination hub for multi-agent workflows
 
 Usage:
-  switchboard start [--port N] [--host H] [--data-dir DIR] [--fsync] [--log-level L]
+  switchboard start [--config FILE] [--port N] [--host H] [--data-dir DIR] [--fsync] [--log-level L]
 
 Commands:
   start     Start a hub. Prints its URL and the tokens to use.
 
 Options (environment variable in brackets):
+  --config FILE     JSON file with any createHub option (see README); flags win [SWITCHBOARD_CONFIG]
   --port N          TCP port, 0 for any free one      [SWITCHBOARD_PORT]      default 4700
   --host H          interface to listen on            [SWITCHBOARD_HOST]      default 127.0.0.1
   --data-dir DIR    journal, snapshot and tokens      [SWITCHBOARD_DATA_DIR]  default ./.switchboard
@@ -33,11 +35,29 @@ function integer(name: string, text: string | undefined): number | undefined {
   return value;
 }
 
+/** The options in a JSON config file; createHub validates them. */
+function readConfig(file: string): HubOptionsInput {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    fail(`cannot read config ${file}: ${(error as Error).message}`);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) fail(`config ${file} must hold a JSON object`);
+    return parsed as HubOptionsInput;
+  } catch (error) {
+    fail(`config ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
 /** `switchboard start`: runs a hub until SIGINT or SIGTERM, then shuts it down cleanly. */
 async function start(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
+      config: { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string' },
       'data-dir': { type: 'string' },
@@ -48,7 +68,8 @@ async function start(args: string[]): Promise<void> {
   });
   if (values.help) return void process.stdout.write(HELP);
   const env = process.env;
-  const options: HubOptionsInput = {};
+  const configFile = values.config ?? env.SWITCHBOARD_CONFIG;
+  const options: HubOptionsInput = configFile ? readConfig(configFile) : {};
   const port = integer('--port', values.port ?? env.SWITCHBOARD_PORT);
   if (port !== undefined) options.port = port;
   const host = values.host ?? env.SWITCHBOARD_HOST;

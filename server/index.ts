@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { Server } from 'socket.io';
+import { z } from 'zod';
 import { contract } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { TokenGrant } from '../shared/schemas/tokens.ts';
@@ -49,7 +50,7 @@ export interface RunningHub {
  */
 export async function createHub(input: HubOptionsInput = {}, log?: Logger): Promise<RunningHub> {
   const parsed = HubOptions.safeParse(input);
-  if (!parsed.success) throw new HubError('VALIDATION', `invalid hub options: ${parsed.error.message}`);
+  if (!parsed.success) throw new HubError('VALIDATION', `invalid hub options: ${z.prettifyError(parsed.error)}`);
   const options = parsed.data;
   const logger = log ?? createLogger(options.logLevel);
   const dataDir = resolve(options.dataDir);

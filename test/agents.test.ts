@@ -24,9 +24,12 @@ describe('agents and work orders over the network', () => {
         return { result: name };
       });
     }
-    await wf.createWorkOrder({ id: 'needs-csv', taskType: 'data_processing', requirements: ['csv_processing'], preferences: { gpu: 1 } });
-    await wf.createWorkOrder({ id: 'needs-gpu', taskType: 'data_processing', requirements: ['gpu'] });
-    await wf.createWorkOrder({ id: 'anyone', taskType: 'data_processing', preferences: { nothing_has_this: 1 } });
+    // One batch, so every order is placed before any agent finishes (a finished agent scores higher).
+    await wf.createWorkOrders([
+      { id: 'needs-csv', taskType: 'data_processing', requirements: ['csv_processing'], preferences: { gpu: 1 } },
+      { id: 'needs-gpu', taskType: 'data_processing', requirements: ['gpu'] },
+      { id: 'anyone', taskType: 'data_processing', preferences: { nothing_has_this: 1 } },
+    ]);
     await done.promise;
     expect(ran.gpu).toContain('needs-csv');
     expect(ran.gpu).toContain('needs-gpu');

@@ -78,13 +78,18 @@ export function heldAttempts(state: HubState, agentId: string): ReplyOf<'agent',
 }
 
 /**
- * Registers an agent, or re-registers it after a reconnect: the identity, stats and in-flight
- * work are kept, and the fields it sends now replace the old ones.
+ * Registers an agent, or re-registers it after a reconnect: the identity, stats and running work
+ * are kept, and the fields it sends now replace the old ones. Offers pushed over a previous
+ * connection can no longer be answered, so they go back to the queue.
  */
-export function registerAgent(t: Transition, input: ParsedRequestOf<'agent', 'agent.register'>): ReplyOf<'agent', 'agent.register'> {
+export function registerAgent(
+  t: Transition,
+  input: ParsedRequestOf<'agent', 'agent.register'> & { newConnection: boolean },
+): ReplyOf<'agent', 'agent.register'> {
   if (!t.state.agents) t.tx.putDoc(AGENTS_DOC, {});
-  const existing = t.state.agents![input.agentId];
-  const { agentId, ...fields } = input;
+  const { agentId, newConnection, ...fields } = input;
+  const existing = t.state.agents![agentId];
+  if (existing && newConnection) withdrawOffers(t, agentId, 'the agent reconnected before answering');
   if (existing) {
     const status = existing.status === 'offline' ? (existing.load > 0 ? 'busy' : 'idle') : existing.status;
     t.tx.assign(AGENTS_DOC, [agentId], { ...fields, status });
@@ -132,10 +137,16 @@ export function markDisconnected(t: Transition, agentId: string): void {
     work.connected.add(agentId);
     work.disconnected.delete(agentId);
   });
+  withdrawOffers(t, agentId, 'agent disconnected');
+}
+
+/** Puts the orders offered to an agent back in the queue without holding it against the agent. */
+function withdrawOffers(t: Transition, agentId: string, reason: string): void {
+  const work = t.state.work;
   for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
     const active = work.active.get(token)!;
     if (active.phase !== 'offered') continue;
-    withdrawOffer(t, t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!, 'agent disconnected', false);
+    withdrawOffer(t, t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!, reason, false);
   }
 }
 

@@ -81,7 +81,8 @@ export const transitions = {
     const { agentId, ...change } = input;
     return setAgentStatus(t, agentId, change);
   },
-  'agent.register': (t: Transition, input: AgentIn<'agent.register'>) => registerAgent(t, input),
+  /** `newConnection`: the agent registers over a socket other than the one it used before. */
+  'agent.register': (t: Transition, input: AgentIn<'agent.register'> & { newConnection: boolean }) => registerAgent(t, input),
   'agent.status': (t: Transition, input: AgentIn<'agent.status'>, actor: Actor) => setAgentStatus(t, agentIdOf(actor), input),
   'agent.heartbeat': (t: Transition, input: AgentIn<'agent.heartbeat'>, actor: Actor) => heartbeat(t, input, actor),
   'task.progress': (t: Transition, input: AgentIn<'task.progress'>, actor: Actor) => recordProgress(t, input, actor),

@@ -49,10 +49,23 @@ export class AgentTransport {
     if (session.actor.agentId && session.actor.agentId !== input.agentId) {
       throw new HubError('CONFLICT', `this connection is already agent ${session.actor.agentId}`);
     }
-    const reply = await this.hub.dispatch({ type: 'agent.register', input, actor: session.actor });
-    session.actor = { ...session.actor, agentId: input.agentId };
+    // The socket and the session's identity are in place before the command runs: the offers it
+    // makes are pushed (and answered) as soon as it commits, before dispatch returns here.
     const previous = this.sockets.get(input.agentId);
+    const previousActor = session.actor;
     this.sockets.set(input.agentId, socket);
+    session.actor = { ...session.actor, agentId: input.agentId };
+    let reply;
+    try {
+      reply = await this.hub.dispatch({ type: 'agent.register', input: { ...input, newConnection: previous !== socket }, actor: session.actor });
+    } catch (error) {
+      session.actor = previousActor;
+      if (this.sockets.get(input.agentId) === socket) {
+        if (previous) this.sockets.set(input.agentId, previous);
+        else this.sockets.delete(input.agentId);
+      }
+      throw error;
+    }
     if (previous && previous !== socket) previous.disconnect(true);
     return reply;
   }
@@ -78,13 +91,19 @@ export class AgentTransport {
   /** Pushes an offer and turns the ack (or its absence before the deadline) into accept or decline. */
   private offer(agentId: string, assignment: Assignment): void {
     const socket = this.sockets.get(agentId);
-    const actor: Actor = socket ? sessionOf(socket).actor : { role: 'agent', name: 'hub', agentId };
+    if (!socket) {
+      // The agent's socket is already gone: record that, which also withdraws the offer.
+      this.hub.dispatch({ type: 'agent.disconnect', input: { agentId }, actor: { role: 'system', name: 'transport' } }).catch(() => undefined);
+      return;
+    }
+    const actor: Actor = sessionOf(socket).actor;
     const answer = (accept: boolean, reason?: string) => {
       const input = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken, accept, ...(reason ? { reason } : {}) };
       this.hub.dispatch({ type: 'offer.answer', input, actor }).catch((error: Error) => this.log.warn({ err: error, agentId }, 'could not record offer answer'));
     };
-    if (!socket) return answer(false, 'agent not connected');
     socket.timeout(assignment.acceptMs).emit('assignment', assignment, (error: Error | null, reply: unknown) => {
+      // A socket that closed cannot answer; its disconnect (or the agent's reconnect) withdraws the offer.
+      if (error && socket.disconnected) return;
       if (error) return answer(false, 'no answer before the accept deadline');
       const parsed = OfferReply.safeParse(reply);
       if (!parsed.success) return answer(false, 'unintelligible answer to the offer');

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../../shared/errors.ts';
-import { RegisterAgentInput } from '../../shared/schemas/agent.ts';
 import { CreateWorkOrderInput, CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
 import type { Effect } from '../../server/domain/effects.ts';
@@ -17,7 +16,7 @@ function setup(config: Record<string, unknown> = {}) {
 }
 
 function register(d: Domain, agentId: string, fields: Record<string, unknown> = {}) {
-  return d.run('agent.register', RegisterAgentInput.parse({ agentId, agentType: 'worker', ...fields }), asAgent(agentId));
+  return d.register(agentId, fields);
 }
 
 const offers = (effects: Effect[]) => effects.filter((e) => e.type === 'offer').map((e) => (e.type === 'offer' ? e : never()));

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import { RegisterAgentInput } from '../../shared/schemas/agent.ts';
 import { applyCommand, type Actor, type CommandInput, type CommandReply, type CommandType } from '../../server/domain/commands.ts';
 import type { DomainSettings } from '../../server/domain/context.ts';
 import { emptyState, type HubState } from '../../server/domain/state.ts';
@@ -16,6 +18,11 @@ export function domain(state: HubState = emptyState()) {
     /** Moves the clock forward. */
     advance(ms: number) {
       clock += ms;
+    },
+    /** Registers (and connects) an agent, as the agent itself would. */
+    register(agentId: string, fields: Partial<z.input<typeof RegisterAgentInput>> = {}) {
+      const input = { ...RegisterAgentInput.parse({ agentId, agentType: 'worker', ...fields }), newConnection: true };
+      return this.run('agent.register', input, { role: 'agent', name: agentId, agentId });
     },
     /** Applies a command and returns its reply plus the transaction (patches, effects). */
     run<K extends CommandType>(type: K, input: CommandInput<K>, actor: Actor = ADMIN): { reply: CommandReply<K>; tx: Transaction<Effect> } {

@@ -42,21 +42,21 @@ export async function startHub(options: HubOptionsInput = {}): Promise<RunningHu
 }
 
 /** Connects a control client with the admin token; it is closed when the test ends. */
-export async function control(hub: RunningHub): Promise<ControlClient> {
+export async function control(hub: { url: string }): Promise<ControlClient> {
   const client = await connectControl({ url: hub.url, token: TOKENS.admin });
   onTestFinished(() => client.close());
   return client;
 }
 
 /** Connects and registers an agent with the agent token; it is closed when the test ends. */
-export async function agent(hub: RunningHub, options: Omit<AgentOptions, 'url' | 'token'>): Promise<AgentClient> {
+export async function agent(hub: { url: string }, options: Omit<AgentOptions, 'url' | 'token'>): Promise<AgentClient> {
   const client = await connectAgent({ url: hub.url, token: TOKENS.agent, ...options });
   onTestFinished(() => client.close());
   return client;
 }
 
 /** Connects a monitor (monitor token unless another is given); it is closed when the test ends. */
-export async function monitor(hub: RunningHub, token: string = TOKENS.monitor): Promise<MonitorClient> {
+export async function monitor(hub: { url: string }, token: string = TOKENS.monitor): Promise<MonitorClient> {
   const client = await connectMonitor({ url: hub.url, token });
   onTestFinished(() => client.close());
   return client;

@@ -1,4 +1,3 @@
-import { RegisterAgentInput } from '../../shared/schemas/agent.ts';
 import { AddKpiInput, RecordKpiInput } from '../../shared/schemas/kpis.ts';
 import { AddObjectiveInput, UpdateObjectiveInput } from '../../shared/schemas/objectives.ts';
 import { AddStepInput, CompleteStepInput, FailStepInput } from '../../shared/schemas/steps.ts';
@@ -54,8 +53,8 @@ export function realisticWorkflow() {
   d.advance(50);
   d.run('step.fail', FailStepInput.parse({ workflowId, stepId: 'validate', error: `bad row ${HOSTILE}` }));
 
-  d.run('agent.register', RegisterAgentInput.parse({ agentId: 'csv-agent', agentType: 'loader', capabilities: ['csv'] }), asAgent('csv-agent'));
-  d.run('agent.register', RegisterAgentInput.parse({ agentId: 'stats-agent', agentType: 'analyst', capabilities: ['stats'] }), asAgent('stats-agent'));
+  d.register('csv-agent', { agentType: 'loader', capabilities: ['csv'] });
+  d.register('stats-agent', { agentType: 'analyst', capabilities: ['stats'] });
   const order = (spec: Record<string, unknown>) => d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, ...spec }));
   order({ id: 'load-data', taskType: 'data_processing', description: 'Load the CSV', requirements: ['csv'], priority: 'high' });
   work(d, workflowId, 'load-data', 'complete');
@@ -120,7 +119,7 @@ export function largeWorkflow(count: number, completed: number) {
     d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders }));
     d.advance(1);
   }
-  d.run('agent.register', RegisterAgentInput.parse({ agentId: 'bulk-agent', agentType: 'converter', maxConcurrentTasks: 1 }), asAgent('bulk-agent'));
+  d.register('bulk-agent', { agentType: 'converter', maxConcurrentTasks: 1 });
   for (let i = 0; i < completed; i++) {
     const offered = Object.values(d.state.workflows.get(workflowId)!.workOrders).find((o) => o.state === 'offered')!;
     work(d, workflowId, offered.id, 'complete');

@@ -46,3 +46,21 @@ export function untilVersion(mirror: { version: number; on(event: 'change', fn: 
     });
   });
 }
+
+/** Resolves with the mirror's state once `predicate` holds for it (checked on each change). */
+export function untilMirror<T>(mirror: { state: unknown; on(event: 'change', fn: () => void): () => void }, predicate: (state: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const check = () => mirror.state !== undefined && predicate(mirror.state as T);
+    if (check()) return resolve(mirror.state as T);
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`timed out waiting for ${what}`));
+    }, timeoutMs);
+    const stop = mirror.on('change', () => {
+      if (!check()) return;
+      stop();
+      clearTimeout(timer);
+      resolve(mirror.state as T);
+    });
+  });
+}
