@@ -1,5 +1,7 @@
 import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
+import type { z } from 'zod';
+import type { DataReference, DataReferenceSpec } from '../shared/schemas/data.ts';
 import type { Assignment, CancelNotice } from '../shared/schemas/work-order.ts';
 import { Connection, type ConnectOptions } from './connection.ts';
 import { ProgressStream } from './progress-stream.ts';
@@ -26,10 +28,21 @@ export interface TaskContext {
   progress(percentage: number, message?: string, details?: unknown): Promise<void>;
   /** Saves a checkpoint without changing the percentage. */
   checkpointNow(details: unknown): Promise<void>;
+  /** Registers data this attempt produced; the hub records this agent, work order and attempt as its provenance. */
+  addDataReference(ref: DataSpec): Promise<DataReference>;
 }
 
-/** What a handler may return: the result stored on the work order. */
-export type TaskOutcome = { result?: unknown } | void;
+/** A data reference to register: path or URI, description, dataType, tags, metadata, … */
+export type DataSpec = z.input<typeof DataReferenceSpec>;
+
+/**
+ * What a handler may return: the result stored on the work order, and data it produced
+ * (registered with the completion; they become the outputs of the order's lineage run).
+ */
+export type TaskOutcome = { result?: unknown; outputs?: DataSpec[] } | void;
+
+/** Refusals of a completion that retrying cannot fix (bad outputs or result): the attempt fails for good. */
+const REFUSED_FOR_GOOD: ReadonlySet<string> = new Set(['VALIDATION', 'CONFLICT', 'NOT_FOUND', 'FORBIDDEN']);
 
 export type TaskHandler = (task: Assignment, ctx: TaskContext) => Promise<TaskOutcome> | TaskOutcome;
 
@@ -167,13 +180,21 @@ export class AgentClient {
         return progress.push(update);
       },
       checkpointNow: (details) => progress.push({ ...ref, progress: task.percentage, details }),
+      addDataReference: async (spec) => (await this.connection.request('data.register', { ...spec, ...ref })).item,
     };
     try {
       const outcome = await handler(assignment, ctx);
       if (controller.signal.aborted) return;
       progress.stop(new HubError('INVALID_TRANSITION', 'the task has finished'));
-      const result = outcome && typeof outcome === 'object' && 'result' in outcome ? outcome.result : undefined;
-      await this.report('task.complete', result === undefined ? ref : { ...ref, result });
+      const payload: RequestOf<'agent', 'task.complete'> = { ...ref };
+      if (outcome && typeof outcome === 'object') {
+        if (outcome.result !== undefined) payload.result = outcome.result;
+        if (outcome.outputs?.length) payload.outputs = outcome.outputs;
+      }
+      const refused = await this.report('task.complete', payload);
+      if (refused && REFUSED_FOR_GOOD.has(refused.code)) {
+        await this.report('task.fail', { ...ref, error: `the hub refused the completion: ${refused.message}`.slice(0, 10_000), retryable: false });
+      }
     } catch (error) {
       if (controller.signal.aborted) return;
       progress.stop(new HubError('INVALID_TRANSITION', 'the task has failed'));
@@ -187,15 +208,17 @@ export class AgentClient {
 
   /**
    * Sends a completion or failure until the hub answers: retried across timeouts and reconnects.
-   * Safe to repeat: a second report of the same attempt is refused as STALE_ATTEMPT.
+   * Safe to repeat: a second report of the same attempt is refused as STALE_ATTEMPT. Resolves
+   * with the hub's refusal, if it refused.
    */
-  private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>): Promise<void> {
+  private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>): Promise<HubError | undefined> {
     for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 5000)) {
       try {
         await this.connection.request(event, payload);
-        return;
+        return undefined;
       } catch (error) {
-        if (!(error instanceof HubError) || !RETRYABLE_TRANSPORT.has(error.code)) return;
+        if (!(error instanceof HubError)) return undefined;
+        if (!RETRYABLE_TRANSPORT.has(error.code)) return error;
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
