@@ -1,8 +1,11 @@
 import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
+import type { z } from 'zod';
+import type { DataReference, DataReferenceSpec } from '../shared/schemas/data.ts';
 import type { Assignment, CancelNotice } from '../shared/schemas/work-order.ts';
 import { Connection, type ConnectOptions } from './connection.ts';
 import { Listeners } from './listeners.ts';
+import { ProgressStream } from './progress-stream.ts';
 
 /** Throw this from a task handler to fail the work order without retrying it. */
 export class NonRetryableError extends Error {
@@ -26,10 +29,21 @@ export interface TaskContext {
   progress(percentage: number, message?: string, details?: unknown): Promise<void>;
   /** Saves a checkpoint without changing the percentage. */
   checkpointNow(details: unknown): Promise<void>;
+  /** Registers data this attempt produced; the hub records this agent, work order and attempt as its provenance. */
+  addDataReference(ref: DataSpec): Promise<DataReference>;
 }
 
-/** What a handler may return: the result stored on the work order. */
-export type TaskOutcome = { result?: unknown } | void;
+/** A data reference to register: path or URI, description, dataType, tags, metadata, … */
+export type DataSpec = z.input<typeof DataReferenceSpec>;
+
+/**
+ * What a handler may return: the result stored on the work order, and data it produced
+ * (registered with the completion; they become the outputs of the order's lineage run).
+ */
+export type TaskOutcome = { result?: unknown; outputs?: DataSpec[] } | void;
+
+/** Refusals of a completion that retrying cannot fix (bad outputs or result): the attempt fails for good. */
+const REFUSED_FOR_GOOD: ReadonlySet<string> = new Set(['VALIDATION', 'CONFLICT', 'NOT_FOUND', 'FORBIDDEN']);
 
 export type TaskHandler = (task: Assignment, ctx: TaskContext) => Promise<TaskOutcome> | TaskOutcome;
 
@@ -59,61 +73,6 @@ interface RunningTask {
   controller: AbortController;
   progress: ProgressStream;
   percentage: number;
-}
-
-/** Sends the latest progress of one task at most once per interval; callers wait for their update. */
-class ProgressStream {
-  private pending: RequestOf<'agent', 'task.progress'> | undefined;
-  private waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private inFlight = false;
-  private lastSent = 0;
-
-  constructor(
-    private readonly send: (update: RequestOf<'agent', 'task.progress'>) => Promise<unknown>,
-    private readonly intervalMs: number,
-  ) {}
-
-  push(update: RequestOf<'agent', 'task.progress'>): Promise<void> {
-    this.pending = update;
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    this.schedule();
-    return done;
-  }
-
-  private schedule(): void {
-    if (this.inFlight || this.timer || !this.pending) return;
-    const wait = Math.max(0, this.lastSent + this.intervalMs - Date.now());
-    this.timer = setTimeout(() => void this.flush(), wait);
-  }
-
-  private async flush(): Promise<void> {
-    this.timer = undefined;
-    const update = this.pending;
-    const waiters = this.waiters;
-    if (!update) return;
-    this.pending = undefined;
-    this.waiters = [];
-    this.inFlight = true;
-    this.lastSent = Date.now();
-    try {
-      await this.send(update);
-      for (const waiter of waiters) waiter.resolve();
-    } catch (error) {
-      for (const waiter of waiters) waiter.reject(error as Error);
-    } finally {
-      this.inFlight = false;
-      this.schedule();
-    }
-  }
-
-  /** Stops sending; whoever still waits is told why. */
-  stop(reason: Error): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.pending = undefined;
-    for (const waiter of this.waiters.splice(0)) waiter.reject(reason);
-  }
 }
 
 const RETRYABLE_TRANSPORT: ReadonlySet<string> = new Set(['TIMEOUT', 'UNAVAILABLE', 'RATE_LIMITED']);
@@ -254,13 +213,21 @@ export class AgentClient {
         return progress.push(update);
       },
       checkpointNow: (details) => progress.push({ ...ref, progress: task.percentage, details }),
+      addDataReference: async (spec) => (await this.connection.request('data.register', { ...spec, ...ref })).item,
     };
     try {
       const outcome = await handler(assignment, ctx);
       if (controller.signal.aborted) return;
       progress.stop(new HubError('INVALID_TRANSITION', 'the task has finished'));
-      const result = outcome && typeof outcome === 'object' && 'result' in outcome ? outcome.result : undefined;
-      await this.report('task.complete', result === undefined ? ref : { ...ref, result });
+      const payload: RequestOf<'agent', 'task.complete'> = { ...ref };
+      if (outcome && typeof outcome === 'object') {
+        if (outcome.result !== undefined) payload.result = outcome.result;
+        if (outcome.outputs?.length) payload.outputs = outcome.outputs;
+      }
+      const refused = await this.report('task.complete', payload);
+      if (refused && REFUSED_FOR_GOOD.has(refused.code)) {
+        await this.report('task.fail', { ...ref, error: `the hub refused the completion: ${refused.message}`.slice(0, 10_000), retryable: false });
+      }
     } catch (error) {
       if (controller.signal.aborted) return;
       progress.stop(new HubError('INVALID_TRANSITION', 'the task has failed'));
@@ -274,9 +241,10 @@ export class AgentClient {
 
   /**
    * Sends a completion or failure until the hub answers: retried across timeouts and reconnects.
-   * Safe to repeat: a second report of the same attempt is refused as STALE_ATTEMPT.
+   * Safe to repeat: a second report of the same attempt is refused as STALE_ATTEMPT. Resolves
+   * with the hub's refusal, if it refused.
    */
-  private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>): Promise<void> {
+  private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>): Promise<HubError | undefined> {
     const outcome = event === 'task.complete' ? 'completed' : 'failed';
     const { workflowId, workOrderId, attemptToken } = payload as RequestOf<'agent', 'task.complete'>;
     const base = { workflowId, workOrderId, attemptToken, outcome } as const;
@@ -285,11 +253,11 @@ export class AgentClient {
         await this.registered();
         await this.connection.request(event, payload);
         this.listeners.emit('report', { ...base, accepted: true });
-        return;
+        return undefined;
       } catch (error) {
         if (!(error instanceof HubError) || !RETRYABLE_TRANSPORT.has(error.code)) {
           this.listeners.emit('report', { ...base, accepted: false, code: error instanceof HubError ? error.code : 'INTERNAL' });
-          return;
+          return error instanceof HubError ? error : undefined;
         }
         await new Promise((resolve) => setTimeout(resolve, delay));
       }

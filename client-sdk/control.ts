@@ -136,6 +136,61 @@ export class WorkflowHandle {
   async recordKpi(kpiId: string, value: number): Promise<Reply<'kpi.record'>['item']> {
     return this.seen(await this.connection.request('kpi.record', { workflowId: this.id, kpiId, value })).item;
   }
+
+  /** Registers a data reference (add_data_reference); a local file's size and sha256 are checked when the workflow validates data. */
+  async addDataReference(ref: Without<Request<'data.register'>, 'workflowId'>): Promise<Reply<'data.register'>['item']> {
+    return this.seen(await this.connection.request('data.register', { ...ref, workflowId: this.id })).item;
+  }
+
+  /** Registers up to 1000 data references at once, all or none. */
+  async addDataReferences(items: Request<'data.registerMany'>['items']): Promise<Reply<'data.registerMany'>['items']> {
+    return this.seen(await this.connection.request('data.registerMany', { workflowId: this.id, items })).items;
+  }
+
+  /** Makes a new version of a data reference; the previous one is kept in its history. */
+  async updateDataReference(dataId: string, changes: Without<Request<'data.update'>, 'workflowId' | 'dataId'>): Promise<Reply<'data.update'>['item']> {
+    return this.seen(await this.connection.request('data.update', { ...changes, workflowId: this.id, dataId })).item;
+  }
+
+  /** Re-checks a local file: valid, missing, or changed since its checksum was recorded. */
+  async validateDataReference(dataId: string): Promise<Reply<'data.validate'>['item']> {
+    return this.seen(await this.connection.request('data.validate', { workflowId: this.id, dataId })).item;
+  }
+
+  /** One data reference with its provenance and history. */
+  async getDataReference(dataId: string): Promise<Reply<'data.get'>['item']> {
+    return this.seen(await this.connection.request('data.get', { workflowId: this.id, dataId })).item;
+  }
+
+  /** Searches data references (the same filter as GET /api/workflows/:id/data), a page at a time. */
+  searchData(filter: Without<Request<'data.search'>, 'workflowId'> = {}): Promise<Reply<'data.search'>> {
+    return this.connection.request('data.search', { ...filter, workflowId: this.id });
+  }
+
+  /** Links input references to output references through an operation. */
+  async linkLineage(link: Without<Request<'lineage.link'>, 'workflowId'>): Promise<Reply<'lineage.link'>['item']> {
+    return this.seen(await this.connection.request('lineage.link', { ...link, workflowId: this.id })).item;
+  }
+
+  /** What a reference was made from, to any depth or `maxDepth`. */
+  upstream(dataId: string, maxDepth?: number): Promise<Reply<'lineage.upstream'>> {
+    return this.connection.request('lineage.upstream', maxDepth === undefined ? { workflowId: this.id, dataId } : { workflowId: this.id, dataId, maxDepth });
+  }
+
+  /** What was made from a reference, to any depth or `maxDepth`. */
+  downstream(dataId: string, maxDepth?: number): Promise<Reply<'lineage.downstream'>> {
+    return this.connection.request('lineage.downstream', maxDepth === undefined ? { workflowId: this.id, dataId } : { workflowId: this.id, dataId, maxDepth });
+  }
+
+  /** The workflow's whole lineage graph. */
+  lineageGraph(): Promise<Reply<'lineage.graph'>> {
+    return this.connection.request('lineage.graph', { workflowId: this.id });
+  }
+
+  /** A finished work order as an OpenLineage RunEvent, ready to POST to Marquez's /api/v1/lineage. */
+  openLineageEvent(workOrderId: string): Promise<Reply<'lineage.openLineage'>> {
+    return this.connection.request('lineage.openLineage', { workflowId: this.id, workOrderId });
+  }
 }
 
 /** A control client: creates and drives workflows. */

@@ -1,4 +1,4 @@
-export { connectAgent, AgentClient, NonRetryableError, type AgentOptions, type TaskContext, type TaskHandler, type TaskOutcome, type TaskReport } from './agent.ts';
+export { connectAgent, AgentClient, NonRetryableError, type AgentOptions, type DataSpec, type TaskContext, type TaskHandler, type TaskOutcome, type TaskReport } from './agent.ts';
 export { connectControl, ControlClient, WorkflowHandle } from './control.ts';
 export { Connection, type ConnectOptions } from './connection.ts';
 export { HubError, ERROR_CODES, type ErrorCode } from '../shared/errors.ts';

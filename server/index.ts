@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { contract } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { TokenGrant } from '../shared/schemas/tokens.ts';
+import { DataFiles } from './data-files.ts';
 import { Hub } from './hub.ts';
 import { apiRoutes } from './http/api.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
@@ -67,6 +68,7 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
     settings: {
       outputRoot: resolve(dataDir, 'workflows'),
       kpiHistoryLimit: options.kpiHistoryLimit,
+      dataHistoryLimit: options.dataHistoryLimit,
       agingMs: options.agingMs,
       graceMs: options.graceMs,
       backoffBaseMs: options.backoffBaseMs,
@@ -81,8 +83,9 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
   const http = createServer(createRouter([...apiRoutes(core, startedAt), ...dashboardRoutes()], tokens, logger));
   const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false });
   const common = { tokens, rateLimit: options.rateLimit, log: logger };
-  bindNamespace(io.of('/control'), contract.control, controlHandlers(core), { ...common, roles: ['admin'] });
-  const agents = new AgentTransport(core, logger);
+  const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir]);
+  bindNamespace(io.of('/control'), contract.control, controlHandlers(core, files, options.openLineageProducer), { ...common, roles: ['admin'] });
+  const agents = new AgentTransport(core, logger, files);
   bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
     ...common,
     roles: ['agent'],

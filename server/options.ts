@@ -24,6 +24,15 @@ export const HubOptions = z.strictObject({
   }),
   /** How many recent values each KPI keeps. */
   kpiHistoryLimit: z.number().int().min(1).max(100_000).default(1000),
+  /** How many previous versions each data reference keeps. */
+  dataHistoryLimit: z.number().int().min(1).max(10_000).default(20),
+  /**
+   * Folders whose files the hub may read to validate data references (symlinks and `..` are
+   * resolved first, so nothing outside them is read). Default: the working directory and dataDir.
+   */
+  dataRoots: z.array(z.string().min(1)).min(1).max(100).optional(),
+  /** The `producer` URI of exported OpenLineage events. */
+  openLineageProducer: z.url().default('https://github.com/switchboard/switchboard'),
   /** Waiting this long lifts a queued work order by one priority level (so nothing starves). */
   agingMs: z.number().int().min(1).default(60_000),
   /** How long a disconnected agent keeps its running work before it is reassigned. */

@@ -24,7 +24,18 @@ import {
   WorkOrderRef,
   WorkOrderState,
 } from './schemas/work-order.ts';
+import {
+  AgentRegisterDataInput,
+  DataFilter,
+  DataPage,
+  DataRef,
+  DataReference,
+  RegisterDataInput,
+  RegisterDataManyInput,
+  UpdateDataInput,
+} from './schemas/data.ts';
 import { AddKpiInput, Kpi, RecordKpiInput } from './schemas/kpis.ts';
+import { LineageGraph, LineageQuery, LineageTraversal, LinkLineageInput, OpenLineageRef, OpenLineageRunEvent, Transformation } from './schemas/lineage.ts';
 import { AddObjectiveInput, Objective, UpdateObjectiveInput } from './schemas/objectives.ts';
 import { AddStepInput, CompleteStepInput, FailStepInput, Step, StepRef } from './schemas/steps.ts';
 import { DocName, PatchMessage, ResyncNotice, SubscribeAllInput, SubscribeInput, Subscription } from './schemas/monitor.ts';
@@ -100,6 +111,25 @@ export const controlEvents = {
   'agent.list': request(z.strictObject({}), z.object({ version: z.number().int(), items: z.array(Agent) }), 'The agent pool.'),
   'agent.get': request(AgentRef, Agent, 'One agent with its status, load and performance.'),
   'agent.update': request(UpdateAgentInput, Agent, 'Drain or reactivate an agent, or set its status note (update_agent_status).'),
+  'data.register': request(
+    RegisterDataInput,
+    Versioned(DataReference),
+    'Register a data reference; a local file is checked (size, sha256) when the workflow validates data. An existing id is CONFLICT.',
+  ),
+  'data.registerMany': request(
+    RegisterDataManyInput,
+    z.object({ version: z.number().int(), items: z.array(DataReference) }),
+    'Register up to 1000 data references at once, all or none.',
+  ),
+  'data.update': request(UpdateDataInput, Versioned(DataReference), 'Make a new version of a data reference; the previous one joins its history.'),
+  'data.validate': request(DataRef, Versioned(DataReference), 'Re-check a local file: valid, missing, or changed (sha256 differs from the recorded one).'),
+  'data.get': request(DataRef, Versioned(DataReference), 'One data reference with its provenance and history.'),
+  'data.search': request(DataFilter, DataPage, 'Search data references by type, tags, text, producer, status and time; sorted and paginated.'),
+  'lineage.link': request(LinkLineageInput, Versioned(Transformation), 'Link input references to output references through an operation.'),
+  'lineage.upstream': request(LineageQuery, LineageTraversal, 'What a reference was made from, to any depth (or maxDepth); cycle-safe.'),
+  'lineage.downstream': request(LineageQuery, LineageTraversal, 'What was made from a reference, to any depth (or maxDepth); cycle-safe.'),
+  'lineage.graph': request(WorkflowRef, LineageGraph, 'The whole lineage graph of a workflow.'),
+  'lineage.openLineage': request(OpenLineageRef, OpenLineageRunEvent, 'A finished work order as an OpenLineage RunEvent (COMPLETE, FAIL or ABORT), for Marquez and other consumers.'),
 } as const;
 
 /** Requests of agents (namespace `/agent`, role agent). */
@@ -113,6 +143,11 @@ export const agentEvents = {
   ),
   'task.progress': request(ProgressInput, z.object({ version: z.number().int() }), 'Report progress (renews the lease; details become the checkpoint).'),
   'task.complete': request(CompleteTaskInput, z.object({ version: z.number().int(), state: WorkOrderState }), 'Finish the attempt successfully.'),
+  'data.register': request(
+    AgentRegisterDataInput,
+    Versioned(DataReference),
+    'Register data produced by a running attempt; the hub fills in agent, work order and attempt.',
+  ),
   'task.fail': request(FailTaskInput, z.object({ version: z.number().int(), state: WorkOrderState }), 'Report a failed attempt; it is retried unless not retryable or out of attempts.'),
 } as const;
 

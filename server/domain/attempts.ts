@@ -5,12 +5,15 @@ import type { Workflow, WorkflowAgent } from '../../shared/schemas/workflow.ts';
 import { adjustLoad, agentIdOf, recordAgentOutcome } from './agents.ts';
 import type { Actor } from './commands.ts';
 import { requireWorkflow, type Transition } from './context.ts';
+import { registerReferences, type PreparedSpec, type Producer } from './inventory.ts';
 import { versionOf } from './state.ts';
 import { finishOrder, queueOrder, requireOrder, setOrderState } from './work-orders.ts';
 import { touch } from './workflows.ts';
 
 type Outcome = 'completed' | 'failed' | 'cancelled' | 'lease_expired' | 'agent_lost' | 'declined';
 type AttemptInput = { workflowId: string; workOrderId: string; attemptToken: string };
+type CompleteInput = Omit<ParsedRequestOf<'agent', 'task.complete'>, 'outputs'> & { outputs?: PreparedSpec[] | undefined };
+type RegisterInput = AttemptInput & PreparedSpec;
 
 /** Counts an outcome in the agent's record within the workflow. */
 function recordWorkflowAgent(t: Transition, workflow: Workflow, agentId: string, field: keyof Omit<WorkflowAgent, 'agentId'>, add = 1): void {
@@ -69,7 +72,7 @@ export function endAttempt(t: Transition, order: WorkOrder, outcome: Outcome, er
  * The order and attempt an agent's message refers to. A token that is not the order's current
  * attempt is STALE_ATTEMPT; that is what keeps a late agent from completing work twice.
  */
-function requireAttempt(t: Transition, input: AttemptInput, actor: Actor, phase: 'offered' | 'running'): WorkOrder {
+export function requireAttempt(t: Transition, input: AttemptInput, actor: Actor, phase: 'offered' | 'running'): WorkOrder {
   const agentId = agentIdOf(actor);
   const order = requireOrder(requireWorkflow(t.state, input.workflowId), input.workOrderId);
   const attempt = order.attempt;
@@ -125,9 +128,24 @@ export function recordProgress(t: Transition, input: ParsedRequestOf<'agent', 't
   return { version: versionOf(t.state, order.workflowId) };
 }
 
-/** The attempt finished: the order completes, exactly once. */
-export function completeTask(t: Transition, input: ParsedRequestOf<'agent', 'task.complete'>, actor: Actor) {
+/** Provenance of data registered by the order's current attempt. */
+function producerOf(order: WorkOrder): Producer {
+  const attempt = order.attempt!;
+  return { agentId: attempt.agentId, workOrderId: order.id, attempt: attempt.number };
+}
+
+/** An agent registers data its running attempt produced; agent, work order and attempt come from the hub. */
+export function registerTaskData(t: Transition, input: RegisterInput, actor: Actor) {
+  const { workflowId, workOrderId, attemptToken, ...spec } = input;
+  const order = requireAttempt(t, { workflowId, workOrderId, attemptToken }, actor, 'running');
+  const [item] = registerReferences(t, workflowId, [spec], actor, producerOf(order));
+  return { version: versionOf(t.state, workflowId), item: item! };
+}
+
+/** The attempt finished: its outputs are registered and the order completes, exactly once, in one change. */
+export function completeTask(t: Transition, input: CompleteInput, actor: Actor) {
   const order = requireAttempt(t, input, actor, 'running');
+  if (input.outputs?.length) registerReferences(t, order.workflowId, input.outputs, actor, producerOf(order));
   finishOrder(t, order, 'completed', { result: input.result ?? null, notifyAgent: false });
   return { version: versionOf(t.state, order.workflowId), state: order.state };
 }

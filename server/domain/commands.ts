@@ -1,9 +1,11 @@
 import type { EventName, ParsedRequestOf } from '../../shared/contract.ts';
 import { HubError } from '../../shared/errors.ts';
 import { agentIdOf, markDisconnected, recoverAfterRestart, registerAgent, requireAgent, setAgentStatus } from './agents.ts';
-import { answerOffer, completeTask, failTask, heartbeat, recordProgress } from './attempts.ts';
+import { answerOffer, completeTask, failTask, heartbeat, recordProgress, registerTaskData } from './attempts.ts';
 import { requireWorkflow, type Transition } from './context.ts';
+import { registerReferences, updateReference, validateReference, type Observation, type PreparedSpec } from './inventory.ts';
 import { addKpi, recordKpi } from './kpis.ts';
+import { linkLineage } from './lineage.ts';
 import { addObjective, updateObjective } from './objectives.ts';
 import { updateProgress } from './progress.ts';
 import { schedule } from './scheduler.ts';
@@ -77,6 +79,14 @@ export const transitions = {
     version: versionOf(t.state, input.workflowId),
   }),
   'workOrder.cancel': (t: Transition, input: In<'workOrder.cancel'>) => cancelOrder(t, input),
+  /** data.register and data.registerMany, once the transport has looked at the files. */
+  'data.register': (t: Transition, input: { workflowId: string; items: PreparedSpec[] }, actor: Actor) => ({
+    items: registerReferences(t, input.workflowId, input.items, actor),
+    version: versionOf(t.state, input.workflowId),
+  }),
+  'data.update': (t: Transition, input: In<'data.update'> & { observed: Observation | null }, actor: Actor) => updateReference(t, input, actor),
+  'data.validate': (t: Transition, input: { workflowId: string; dataId: string; version: number; observed: Observation }) => validateReference(t, input),
+  'lineage.link': (t: Transition, input: In<'lineage.link'>, actor: Actor) => linkLineage(t, input, actor),
   'agent.update': (t: Transition, input: In<'agent.update'>) => {
     const { agentId, ...change } = input;
     return setAgentStatus(t, agentId, change);
@@ -86,7 +96,8 @@ export const transitions = {
   'agent.status': (t: Transition, input: AgentIn<'agent.status'>, actor: Actor) => setAgentStatus(t, agentIdOf(actor), input),
   'agent.heartbeat': (t: Transition, input: AgentIn<'agent.heartbeat'>, actor: Actor) => heartbeat(t, input, actor),
   'task.progress': (t: Transition, input: AgentIn<'task.progress'>, actor: Actor) => recordProgress(t, input, actor),
-  'task.complete': (t: Transition, input: AgentIn<'task.complete'>, actor: Actor) => completeTask(t, input, actor),
+  'task.complete': (t: Transition, input: Parameters<typeof completeTask>[1], actor: Actor) => completeTask(t, input, actor),
+  'task.registerData': (t: Transition, input: Parameters<typeof registerTaskData>[1], actor: Actor) => registerTaskData(t, input, actor),
   'task.fail': (t: Transition, input: AgentIn<'task.fail'>, actor: Actor) => failTask(t, input, actor),
   /** The agent's answer to an assignment push (or the lack of one: accept false). */
   'offer.answer': (

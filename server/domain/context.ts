@@ -10,6 +10,8 @@ export interface DomainSettings {
   outputRoot: string;
   /** How many recent values each KPI keeps in `history`. */
   kpiHistoryLimit: number;
+  /** How many previous versions each data reference keeps in `history`. */
+  dataHistoryLimit: number;
   /** Waiting this long lifts an order by one priority level. */
   agingMs: number;
   /** How long a disconnected agent keeps its running work before it is reassigned. */

@@ -2,7 +2,8 @@ import type { Agent } from '../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
 import { chooseAgent, eligible, queueKey, type Situation } from './assignment.ts';
 import { recordOffer } from './attempts.ts';
-import type { Transition } from './context.ts';
+import { requireWorkflow, type Transition } from './context.ts';
+import { assignmentInputs } from './inventory.ts';
 import { setOrderState } from './work-orders.ts';
 import { orderKey, type Bucket, type ReadyEntry } from './work-index.ts';
 
@@ -45,6 +46,7 @@ function offer(t: Transition, order: WorkOrder, agent: Agent): void {
       taskType: order.taskType,
       description: order.description,
       input: order.input,
+      inputs: assignmentInputs(requireWorkflow(t.state, order.workflowId), order),
       priority: order.priority,
       requirements: order.requirements,
       checkpoint: order.checkpoint,

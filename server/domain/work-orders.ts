@@ -4,6 +4,7 @@ import type { WorkOrder, WorkOrderState } from '../../shared/schemas/work-order.
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { requireEntity, requireOpen, requireWorkflow, type Transition } from './context.ts';
 import { endAttempt } from './attempts.ts';
+import { recordRun } from './lineage.ts';
 import { versionOf } from './state.ts';
 import { touch } from './workflows.ts';
 
@@ -54,9 +55,12 @@ function dependencyVerdict(workflow: Workflow, order: WorkOrder): { verdict: 'wa
 /** Decides where a pending or blocked order goes now that its workflow runs or a dependency ended. */
 function release(t: Transition, workflow: Workflow, order: WorkOrder): void {
   const decision = dependencyVerdict(workflow, order);
-  if (decision.verdict === 'fail') finishOrder(t, order, 'failed', { error: `dependency ${decision.because.id} ${decision.because.state}` });
-  else if (decision.verdict === 'go') queueOrder(t, order);
-  else setOrderState(t, order, 'blocked');
+  if (decision.verdict === 'fail') return finishOrder(t, order, 'failed', { error: `dependency ${decision.because.id} ${decision.because.state}` });
+  if (decision.verdict === 'wait') return setOrderState(t, order, 'blocked');
+  // Inputs an upstream order was to produce must exist by now; running without them would be wrong.
+  const absent = order.inputs.find((id) => !Object.hasOwn(workflow.data, id));
+  if (absent !== undefined) finishOrder(t, order, 'failed', { error: `input data reference ${absent} does not exist` });
+  else queueOrder(t, order);
 }
 
 /** Refuses a dependency graph with a cycle among the new orders (old ones cannot point to new ones). */
@@ -87,6 +91,12 @@ export function createOrders(t: Transition, workflowId: string, specs: Spec[]): 
     ids.add(spec.id);
   }
   for (const spec of withIds) {
+    // Without dependencies nothing upstream can produce an input later, so it must exist now.
+    if (spec.dependencies.length === 0) {
+      for (const input of spec.inputs) {
+        if (!Object.hasOwn(workflow.data, input)) throw new HubError('NOT_FOUND', `input data reference ${input} of ${spec.id} does not exist in workflow ${workflowId}`);
+      }
+    }
     for (const dependency of spec.dependencies) {
       if (dependency === spec.id) throw new HubError('CONFLICT', `work order ${spec.id} cannot depend on itself`);
       if (!ids.has(dependency) && !Object.hasOwn(workflow.workOrders, dependency)) {
@@ -107,6 +117,8 @@ export function createOrders(t: Transition, workflowId: string, specs: Spec[]): 
       priority: spec.priority,
       input: spec.input ?? null,
       dependencies: [...new Set(spec.dependencies)],
+      inputs: [...new Set(spec.inputs)],
+      outputs: [],
       dependents: [],
       continueOnDependencyFailure: spec.continueOnDependencyFailure,
       maxAttempts: spec.maxAttempts,
@@ -161,6 +173,7 @@ export function finishOrder(
   if (fields.result !== undefined) changes.result = fields.result;
   if (state === 'completed') changes.progress = 100;
   t.tx.assign(workflow.id, ['workOrders', order.id], changes);
+  if (state !== 'cancelled') recordRun(t, order, state, fields.error);
   touch(t, workflow.id);
   if (workflow.status !== 'in_progress') return;
   for (const id of order.dependents) {

@@ -47,6 +47,8 @@ export function createWorkflow(t: Transition, input: Input<'workflow.create'>): 
     workOrders: {},
     workOrderCounts: Object.fromEntries(WorkOrderState.options.map((state) => [state, 0])) as Workflow['workOrderCounts'],
     agents: {},
+    data: {},
+    lineage: {},
   };
   t.tx.putDoc(id, workflow);
   return { version: versionOf(t.state, id), workflow: requireWorkflow(t.state, id) };

@@ -1,5 +1,7 @@
 import { HubError } from '../../shared/errors.ts';
+import { DataFilter } from '../../shared/schemas/data.ts';
 import { ListWorkflowsInput } from '../../shared/schemas/workflow.ts';
+import { searchData } from '../domain/data-search.ts';
 import { listWorkflows, workflowSummary } from '../domain/queries.ts';
 import type { Hub } from '../hub.ts';
 import { canSee } from '../transport/auth.ts';
@@ -12,6 +14,34 @@ function visibleWorkflow(request: HttpRequest): string {
   const workflowId = request.params[0]!;
   if (request.grant && !canSee(request.grant, workflowId)) throw new HubError('FORBIDDEN', `this token cannot see workflow ${workflowId}`);
   return workflowId;
+}
+
+const FILTER_TEXT = ['dataType', 'text', 'agentId', 'workOrderId', 'source', 'status', 'sort', 'order', 'cursor'] as const;
+const FILTER_NUMBERS = ['limit', 'createdAfter', 'createdBefore'] as const;
+
+/**
+ * The data.search filter from query parameters, parsed by the same schema as the socket event.
+ * `tag` may repeat (or `tags` be comma-separated); times are ms since the epoch or ISO dates.
+ */
+export function dataFilterFromQuery(workflowId: string, query: URLSearchParams): DataFilter {
+  const raw: Record<string, unknown> = { workflowId };
+  for (const key of FILTER_TEXT) if (query.has(key)) raw[key] = query.get(key);
+  for (const key of FILTER_NUMBERS) {
+    const text = query.get(key);
+    if (text === null) continue;
+    const number = Number(text);
+    const date = key === 'limit' ? NaN : Date.parse(text);
+    // Left as text when it is neither, so the schema's message says what was expected.
+    raw[key] = text.trim() !== '' && Number.isFinite(number) ? number : Number.isNaN(date) ? text : date;
+  }
+  const tags = [...query.getAll('tag'), ...query.getAll('tags').flatMap((list) => list.split(','))].filter((tag) => tag !== '');
+  if (tags.length) raw.tags = tags;
+  const parsed = DataFilter.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => ({ path: issue.path.map((p) => (typeof p === 'number' ? p : String(p))), message: issue.message }));
+    throw new HubError('VALIDATION', 'invalid data filter', issues);
+  }
+  return parsed.data;
 }
 
 /** The REST routes: health, and read-only views of workflows for plain HTTP clients. */
@@ -42,6 +72,12 @@ export function apiRoutes(hub: Hub, startedAt: number): Route[] {
       pattern: /^\/api\/workflows\/([^/]+)\/summary$/,
       roles: READERS,
       handle: (request) => ({ body: workflowSummary(hub.state, visibleWorkflow(request), hub.now()) }),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/workflows\/([^/]+)\/data$/,
+      roles: READERS,
+      handle: (request) => ({ body: searchData(hub.state, dataFilterFromQuery(visibleWorkflow(request), request.query)) }),
     },
   ];
 }

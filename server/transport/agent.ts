@@ -1,10 +1,12 @@
 import type { Socket } from 'socket.io';
 import { HubError } from '../../shared/errors.ts';
 import { OfferReply, type Assignment, type CancelNotice } from '../../shared/schemas/work-order.ts';
+import type { DataFiles } from '../data-files.ts';
 import type { Actor, CommandType } from '../domain/commands.ts';
 import type { Effect } from '../domain/effects.ts';
 import type { Hub } from '../hub.ts';
 import type { Logger } from '../logger.ts';
+import { prepareSpecs } from './inventory.ts';
 import { sessionOf, type Handler, type Handlers, type Session } from './namespaces.ts';
 
 /**
@@ -17,6 +19,7 @@ export class AgentTransport {
   constructor(
     private readonly hub: Hub,
     private readonly log: Logger,
+    private readonly files: DataFiles,
   ) {}
 
   /** How many agents have a live socket. */
@@ -27,10 +30,13 @@ export class AgentTransport {
   /** The request handlers. Everything but registration acts as the registered agent. */
   handlers(): Handlers<'agent'> {
     const hub = this.hub;
+    const registered = (session: Session) => {
+      if (!session.actor.agentId) throw new HubError('FORBIDDEN', 'register the agent first (agent.register)');
+    };
     const asAgent =
-      <E extends 'agent.status' | 'agent.heartbeat' | 'task.progress' | 'task.complete' | 'task.fail'>(type: E & CommandType): Handler<'agent', E> =>
+      <E extends 'agent.status' | 'agent.heartbeat' | 'task.progress' | 'task.fail'>(type: E & CommandType): Handler<'agent', E> =>
       (input, session) => {
-        if (!session.actor.agentId) throw new HubError('FORBIDDEN', 'register the agent first (agent.register)');
+        registered(session);
         return hub.dispatch({ type, input, actor: session.actor } as never) as never;
       };
     return {
@@ -38,7 +44,17 @@ export class AgentTransport {
       'agent.status': asAgent('agent.status'),
       'agent.heartbeat': asAgent('agent.heartbeat'),
       'task.progress': asAgent('task.progress'),
-      'task.complete': asAgent('task.complete'),
+      // Output files are checked before the completion is dispatched, never under the mutex.
+      'task.complete': async ({ outputs, ...input }, session) => {
+        registered(session);
+        const prepared = outputs?.length ? await prepareSpecs(hub, this.files, input.workflowId, outputs) : undefined;
+        return hub.dispatch({ type: 'task.complete', input: prepared ? { ...input, outputs: prepared } : input, actor: session.actor });
+      },
+      'data.register': async ({ workflowId, workOrderId, attemptToken, ...spec }, session) => {
+        registered(session);
+        const [prepared] = await prepareSpecs(hub, this.files, workflowId, [spec]);
+        return hub.dispatch({ type: 'task.registerData', input: { workflowId, workOrderId, attemptToken, ...prepared! }, actor: session.actor });
+      },
       'task.fail': asAgent('task.fail'),
     };
   }

@@ -2,7 +2,9 @@ import type { EventName } from '../../shared/contract.ts';
 import type { CommandType } from '../domain/commands.ts';
 import { listAgents, requireAgent } from '../domain/agents.ts';
 import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders, workflowSummary } from '../domain/queries.ts';
+import type { DataFiles } from '../data-files.ts';
 import type { Hub } from '../hub.ts';
+import { inventoryHandlers } from './inventory.ts';
 import type { Handler, Handlers } from './namespaces.ts';
 
 /** A handler that turns the request into the command of the same name and dispatches it. */
@@ -11,8 +13,9 @@ function command<E extends EventName<'control'> & CommandType>(hub: Hub, type: E
 }
 
 /** The handlers of `/control`: reads come straight from state, changes go through dispatch. */
-export function controlHandlers(hub: Hub): Handlers<'control'> {
+export function controlHandlers(hub: Hub, files: DataFiles, openLineageProducer: string): Handlers<'control'> {
   return {
+    ...inventoryHandlers(hub, files, openLineageProducer),
     'workflow.create': command(hub, 'workflow.create'),
     'workflow.list': (input) => listWorkflows(hub.state, input),
     'workflow.get': (input) => getWorkflow(hub.state, input.workflowId),

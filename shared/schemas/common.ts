@@ -77,6 +77,9 @@ export function boundedJson(maxBytes: number, label = 'value') {
 export const Metadata = z.record(z.string().max(200), z.unknown()).superRefine(jsonWithin(16_384, 'metadata'));
 export type Metadata = z.infer<typeof Metadata>;
 
+/** The attempt an agent's message is about; the token proves it still holds the work. */
+export const AttemptRef = { workflowId: Id, workOrderId: Id, attemptToken: z.string().min(1).max(100) };
+
 /** Pagination of list requests. */
 export const Page = {
   limit: z.number().int().min(1).max(1000).default(100),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { Id, Page, Percentage, Priority, Text, Timestamp, boundedJson } from './common.ts';
+import { AttemptRef, Id, Page, Percentage, Priority, Text, Timestamp, boundedJson } from './common.ts';
 import { Capability } from './agent.ts';
+import { DataReferenceSpec } from './data.ts';
 
 /** A work order's life. completed, failed and cancelled are final. */
 export const WorkOrderState = z.enum(['pending', 'blocked', 'queued', 'offered', 'running', 'completed', 'failed', 'cancelled']);
@@ -49,6 +50,10 @@ export const WorkOrder = z.object({
   priority: Priority,
   input: z.unknown(),
   dependencies: z.array(Id),
+  /** Data references the work reads; they become the inputs of its lineage run. */
+  inputs: z.array(Id),
+  /** Data references registered by its attempts (ctx.addDataReference or returned outputs). */
+  outputs: z.array(Id),
   /** Work orders that depend on this one. */
   dependents: z.array(Id),
   continueOnDependencyFailure: z.boolean(),
@@ -91,6 +96,11 @@ export const WorkOrderSpec = z.strictObject({
   priority: Priority.default('normal'),
   input: boundedJson(262_144, 'input').optional(),
   dependencies: z.array(Id).max(1000).default([]),
+  /**
+   * Data references it reads. They must exist at creation, or, for an order with dependencies,
+   * once its dependencies are done (an upstream order may produce them); otherwise it fails.
+   */
+  inputs: z.array(Id).max(1000).default([]),
   continueOnDependencyFailure: z.boolean().default(false),
   maxAttempts: z.number().int().min(1).max(100).default(3),
   timeouts: WorkOrderTimeouts.default(WorkOrderTimeouts.parse({})),
@@ -112,6 +122,8 @@ export const Assignment = z.object({
   taskType: z.string(),
   description: Text,
   input: z.unknown(),
+  /** The data references the order reads, as they are when it is offered. */
+  inputs: z.array(z.object({ id: Id, path: z.string(), dataType: z.string(), version: z.number().int(), checksum: z.string().nullable() })),
   priority: Priority,
   requirements: z.array(z.string()),
   /** Progress details saved by the previous attempt, if any. */
@@ -131,8 +143,6 @@ export const OfferReply = z.union([
 export const CancelNotice = z.object({ workflowId: Id, workOrderId: Id, attemptToken: z.string(), reason: Text });
 export type CancelNotice = z.infer<typeof CancelNotice>;
 
-const AttemptRef = { workflowId: Id, workOrderId: Id, attemptToken: z.string().min(1).max(100) };
-
 export const ProgressInput = z.strictObject({
   ...AttemptRef,
   progress: Percentage,
@@ -141,7 +151,12 @@ export const ProgressInput = z.strictObject({
   details: boundedJson(65_536, 'details').optional(),
 });
 
-export const CompleteTaskInput = z.strictObject({ ...AttemptRef, result: boundedJson(262_144, 'result').optional() });
+export const CompleteTaskInput = z.strictObject({
+  ...AttemptRef,
+  result: boundedJson(262_144, 'result').optional(),
+  /** Data the attempt produced; registered with its provenance in the same change as the completion. */
+  outputs: z.array(DataReferenceSpec).max(1000).optional(),
+});
 
 export const FailTaskInput = z.strictObject({
   ...AttemptRef,

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { Id, Page, Percentage, Text, Timestamp } from './common.ts';
+import { DataReference } from './data.ts';
 import { Kpi } from './kpis.ts';
+import { Transformation } from './lineage.ts';
 import { Objective } from './objectives.ts';
 import { Step } from './steps.ts';
 import { WorkOrder, WorkOrderState } from './work-order.ts';
@@ -67,6 +69,10 @@ export const Workflow = z.object({
   workOrderCounts: z.record(WorkOrderState, z.number().int()),
   /** The agents that worked on this workflow and how they did here. */
   agents: z.record(z.string(), WorkflowAgent),
+  /** The data inventory: references by id, with provenance and version history. */
+  data: z.record(z.string(), DataReference),
+  /** Transformations linking input references to output references, by id. */
+  lineage: z.record(z.string(), Transformation),
 });
 export type Workflow = z.infer<typeof Workflow>;
 

@@ -1,0 +1,56 @@
+import type { RequestOf } from '../shared/contract.ts';
+
+/** Sends the latest progress of one task at most once per interval; callers wait for their update. */
+export class ProgressStream {
+  private pending: RequestOf<'agent', 'task.progress'> | undefined;
+  private waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private inFlight = false;
+  private lastSent = 0;
+
+  constructor(
+    private readonly send: (update: RequestOf<'agent', 'task.progress'>) => Promise<unknown>,
+    private readonly intervalMs: number,
+  ) {}
+
+  push(update: RequestOf<'agent', 'task.progress'>): Promise<void> {
+    this.pending = update;
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.schedule();
+    return done;
+  }
+
+  private schedule(): void {
+    if (this.inFlight || this.timer || !this.pending) return;
+    const wait = Math.max(0, this.lastSent + this.intervalMs - Date.now());
+    this.timer = setTimeout(() => void this.flush(), wait);
+  }
+
+  private async flush(): Promise<void> {
+    this.timer = undefined;
+    const update = this.pending;
+    const waiters = this.waiters;
+    if (!update) return;
+    this.pending = undefined;
+    this.waiters = [];
+    this.inFlight = true;
+    this.lastSent = Date.now();
+    try {
+      await this.send(update);
+      for (const waiter of waiters) waiter.resolve();
+    } catch (error) {
+      for (const waiter of waiters) waiter.reject(error as Error);
+    } finally {
+      this.inFlight = false;
+      this.schedule();
+    }
+  }
+
+  /** Stops sending; whoever still waits is told why. */
+  stop(reason: Error): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = undefined;
+    for (const waiter of this.waiters.splice(0)) waiter.reject(reason);
+  }
+}

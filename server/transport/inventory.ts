@@ -1,0 +1,85 @@
+import { HubError } from '../../shared/errors.ts';
+import { isRemoteUri, type DataReferenceSpec } from '../../shared/schemas/data.ts';
+import type { DataFiles } from '../data-files.ts';
+import { requireWorkflow } from '../domain/context.ts';
+import { getData, searchData } from '../domain/data-search.ts';
+import type { PreparedSpec } from '../domain/inventory.ts';
+import { lineageGraph, traverse } from '../domain/lineage-graph.ts';
+import { runEvent } from '../domain/open-lineage.ts';
+import type { Hub } from '../hub.ts';
+import type { Handlers } from './namespaces.ts';
+
+/** Files observed at once per request, so a bulk registration cannot exhaust file descriptors. */
+const PARALLEL_FILES = 8;
+
+type DataEvents = 'data.register' | 'data.registerMany' | 'data.update' | 'data.validate' | 'data.get' | 'data.search';
+type LineageEvents = 'lineage.link' | 'lineage.upstream' | 'lineage.downstream' | 'lineage.graph' | 'lineage.openLineage';
+
+/** Whether the hub reads local files for this workflow (NOT_FOUND for an unknown workflow). */
+function validates(hub: Hub, workflowId: string): boolean {
+  return requireWorkflow(hub.state, workflowId).config.enableDataValidation;
+}
+
+async function prepareOne(files: DataFiles, spec: DataReferenceSpec, check: boolean): Promise<PreparedSpec> {
+  if (!check || isRemoteUri(spec.path)) return { ...spec, observed: null };
+  const path = files.localPath(spec.path);
+  return { ...spec, path, observed: await files.observe(path, spec.requireExists) };
+}
+
+/**
+ * Readies specs for the pure domain before dispatch (async, off the mutex): when the workflow
+ * validates data, local paths are made absolute and their files observed (size, sha256); URIs,
+ * and every path of a workflow that does not validate, are recorded as given and nothing is read.
+ */
+export async function prepareSpecs(hub: Hub, files: DataFiles, workflowId: string, specs: readonly DataReferenceSpec[]): Promise<PreparedSpec[]> {
+  const check = validates(hub, workflowId);
+  const prepared: PreparedSpec[] = new Array(specs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < specs.length) {
+      const index = next++;
+      prepared[index] = await prepareOne(files, specs[index]!, check);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_FILES, specs.length) }, worker));
+  return prepared;
+}
+
+/** The `/control` handlers of the data inventory and lineage: files are checked first, then the command is dispatched. */
+export function inventoryHandlers(hub: Hub, files: DataFiles, openLineageProducer: string): Pick<Handlers<'control'>, DataEvents | LineageEvents> {
+  return {
+    'data.register': async ({ workflowId, ...spec }, session) => {
+      const items = await prepareSpecs(hub, files, workflowId, [spec]);
+      const reply = await hub.dispatch({ type: 'data.register', input: { workflowId, items }, actor: session.actor });
+      return { version: reply.version, item: reply.items[0]! };
+    },
+    'data.registerMany': async ({ workflowId, items }, session) => {
+      const prepared = await prepareSpecs(hub, files, workflowId, items);
+      return hub.dispatch({ type: 'data.register', input: { workflowId, items: prepared }, actor: session.actor });
+    },
+    'data.update': async (input, session) => {
+      const ref = getData(hub.state, input.workflowId, input.dataId).item;
+      const path = input.path ?? ref.path;
+      let prepared = { ...input, observed: null as PreparedSpec['observed'] };
+      if (validates(hub, input.workflowId) && !isRemoteUri(path)) {
+        const local = files.localPath(path);
+        prepared = { ...input, path: local, observed: await files.observe(local, input.requireExists) };
+      }
+      return hub.dispatch({ type: 'data.update', input: prepared, actor: session.actor });
+    },
+    'data.validate': async (input, session) => {
+      const ref = getData(hub.state, input.workflowId, input.dataId).item;
+      if (!validates(hub, input.workflowId)) throw new HubError('VALIDATION', `data validation is off for workflow ${input.workflowId} (config.enableDataValidation)`);
+      if (ref.location === 'uri') throw new HubError('VALIDATION', `${ref.path} is a URI; the hub validates local files only`);
+      const observed = await files.observe(ref.path, false);
+      return hub.dispatch({ type: 'data.validate', input: { ...input, version: ref.version, observed }, actor: session.actor });
+    },
+    'data.get': (input) => getData(hub.state, input.workflowId, input.dataId),
+    'data.search': (input) => searchData(hub.state, input),
+    'lineage.link': (input, session) => hub.dispatch({ type: 'lineage.link', input, actor: session.actor }),
+    'lineage.upstream': (input) => traverse(hub.state, input, 'upstream'),
+    'lineage.downstream': (input) => traverse(hub.state, input, 'downstream'),
+    'lineage.graph': (input) => lineageGraph(hub.state, input.workflowId),
+    'lineage.openLineage': (input) => runEvent(hub.state, input, openLineageProducer),
+  };
+}

@@ -1,0 +1,193 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { HubError } from '../client-sdk/index.ts';
+import type { RunningHub } from '../server/index.ts';
+import { agent, control, startHub, tempDir } from './helpers/hub.ts';
+import { deferred, until } from './helpers/wait.ts';
+
+const sha256 = (content: string | Buffer) => createHash('sha256').update(content).digest('hex');
+
+/** The code of the HubError a promise rejects with. */
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return error instanceof HubError ? error.code : `not a HubError: ${String(error)}`;
+  }
+  return 'resolved';
+}
+
+/** A hub whose only data root is a fresh temp folder, a control client and a workflow. */
+async function setup(config: { enableDataValidation?: boolean } = {}) {
+  const root = tempDir('switchboard-data-');
+  const hub = await startHub({ dataRoots: [root] });
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery: 'inventory', config });
+  const write = (name: string, content: string | Buffer) => {
+    const path = join(root, name);
+    writeFileSync(path, content);
+    return path;
+  };
+  return { hub, client, wf, root, write };
+}
+
+const dataOf = (hub: RunningHub, workflowId: string) => hub.core.state.workflows.get(workflowId)!.data;
+
+describe('data inventory over the network', () => {
+  it('registers a real file from the control SDK with its size, sha256 and the control client as provenance', async () => {
+    const { wf, write } = await setup();
+    const content = 'id,name\n1,Ada\n2,Grace\n';
+    const ref = await wf.addDataReference({
+      id: 'customers',
+      path: write('customers.csv', content),
+      description: 'Customer dataset',
+      tags: ['raw', 'pii'],
+      metadata: { study: 'EXP001', participants: 100 },
+    });
+    expect(ref).toMatchObject({
+      id: 'customers',
+      size: Buffer.byteLength(content),
+      checksum: sha256(content),
+      status: 'valid',
+      dataType: 'csv',
+      location: 'file',
+      version: 1,
+      metadata: { study: 'EXP001', participants: 100 },
+      provenance: { registeredBy: { role: 'admin', name: 'test-admin' }, agentId: null, workOrderId: null, source: 'external' },
+    });
+    // A file of several chunks is streamed through the hash, not read at once.
+    const big = Buffer.alloc(5 * 1024 * 1024 + 17, 7);
+    const large = await wf.addDataReference({ path: write('large.bin', big) });
+    expect([large.size, large.checksum]).toEqual([big.length, sha256(big)]);
+    const remote = await wf.addDataReference({ path: 's3://lake/sales/2024.parquet', size: 1234 });
+    expect(remote).toMatchObject({ status: 'registered', location: 'uri', dataType: 'parquet', size: 1234, checksum: null });
+  });
+
+  it('records a missing file as `missing`, or refuses it with NOT_FOUND when requireExists is set', async () => {
+    const { hub, wf, root } = await setup();
+    const missing = await wf.addDataReference({ id: 'later', path: join(root, 'not-yet.csv') });
+    expect(missing).toMatchObject({ status: 'missing', size: null, checksum: null });
+    expect(await codeOf(wf.addDataReference({ path: join(root, 'nope.csv'), requireExists: true }))).toBe('NOT_FOUND');
+    expect(Object.keys(dataOf(hub, wf.id))).toEqual(['later']);
+  });
+
+  it('tells valid, changed and missing apart when a file is re-validated, and keeps versions on update', async () => {
+    const { wf, write } = await setup();
+    const path = write('model.pkl', 'weights v1');
+    await wf.addDataReference({ id: 'model', path });
+    expect((await wf.validateDataReference('model')).status).toBe('valid');
+    write('model.pkl', 'weights v2, retrained');
+    const changed = await wf.validateDataReference('model');
+    expect(changed).toMatchObject({ status: 'changed', checksum: sha256('weights v1'), version: 1 });
+    const updated = await wf.updateDataReference('model', { description: 'retrained' });
+    expect(updated).toMatchObject({ version: 2, status: 'valid', checksum: sha256('weights v2, retrained'), description: 'retrained' });
+    expect(updated.history).toEqual([expect.objectContaining({ version: 1, checksum: sha256('weights v1'), status: 'changed', updatedBy: 'test-admin' })]);
+    rmSync(path);
+    expect((await wf.validateDataReference('model')).status).toBe('missing');
+    expect(await codeOf(wf.updateDataReference('model', { description: 'x', expectedVersion: 1 }))).toBe('CONFLICT');
+  });
+
+  it('never silently overwrites: registering an existing id is CONFLICT and changes nothing', async () => {
+    const { hub, wf, write } = await setup();
+    await wf.addDataReference({ id: 'raw', path: write('raw.csv', 'a') });
+    const version = hub.core.state.versions.get(wf.id);
+    expect(await codeOf(wf.addDataReference({ id: 'raw', path: write('other.csv', 'b') }))).toBe('CONFLICT');
+    expect(dataOf(hub, wf.id).raw!.checksum).toBe(sha256('a'));
+    expect(hub.core.state.versions.get(wf.id)).toBe(version);
+  });
+
+  it('refuses paths outside the data roots (absolute, `..`, symlinks) with FORBIDDEN and registers nothing', async () => {
+    const { hub, wf, root, write } = await setup();
+    const outside = tempDir('switchboard-outside-');
+    writeFileSync(join(outside, 'secret.txt'), 'top secret');
+    symlinkSync(join(outside, 'secret.txt'), join(root, 'innocent.csv'));
+    symlinkSync(outside, join(root, 'linked-dir'));
+    mkdirSync(join(root, 'sub'));
+    const attempts = [
+      '/etc/passwd',
+      // Unnormalised on purpose: the hub resolves the `..` itself.
+      `${root}/sub/../../${basename(outside)}/secret.txt`,
+      join(root, 'innocent.csv'),
+      join(root, 'linked-dir', 'not-there-yet.csv'),
+      `file://${join(outside, 'secret.txt')}`,
+    ];
+    for (const path of attempts) expect([path, await codeOf(wf.addDataReference({ path }))]).toEqual([path, 'FORBIDDEN']);
+    // All or none: one bad path in a batch leaves the good ones unregistered too.
+    const batch = [{ path: write('good.csv', 'fine') }, { path: '/etc/hostname' }];
+    expect(await codeOf(wf.addDataReferences(batch))).toBe('FORBIDDEN');
+    expect(dataOf(hub, wf.id)).toEqual({});
+  });
+
+  it('refuses oversized metadata, too many tags and an over-long path with VALIDATION and registers nothing', async () => {
+    const { hub, wf, write } = await setup();
+    const path = write('a.csv', 'x');
+    expect(await codeOf(wf.addDataReference({ path, metadata: { blob: 'x'.repeat(20_000) } }))).toBe('VALIDATION');
+    expect(await codeOf(wf.addDataReference({ path, tags: Array.from({ length: 51 }, (_, i) => `t${i}`) }))).toBe('VALIDATION');
+    expect(await codeOf(wf.addDataReference({ path: `/${'p'.repeat(2048)}` }))).toBe('VALIDATION');
+    expect(await codeOf(wf.addDataReferences(Array.from({ length: 1001 }, (_, i) => ({ path: `s3://b/${i}` }))))).toBe('VALIDATION');
+    expect(dataOf(hub, wf.id)).toEqual({});
+  });
+
+  it('reads no file when the workflow does not validate data', async () => {
+    const { wf } = await setup({ enableDataValidation: false });
+    const ref = await wf.addDataReference({ path: '/etc/passwd' });
+    expect(ref).toMatchObject({ path: '/etc/passwd', status: 'registered', size: null, checksum: null, validatedAt: null });
+    expect(await codeOf(wf.validateDataReference(ref.id))).toBe('VALIDATION');
+  });
+
+  it('fills provenance from the attempt when an agent registers data with ctx.addDataReference or returns outputs', async () => {
+    const { hub, wf, write } = await setup();
+    await wf.start();
+    const loader = await agent(hub, { agentId: 'loader', agentType: 'loading' });
+    await loader.onTask('load', async (_task, ctx) => {
+      await ctx.addDataReference({ id: 'partial', path: write('part-0.csv', 'rows 0-99'), tags: ['partial'] });
+      return { result: { rows: 200 }, outputs: [{ id: 'full', path: write('full.csv', 'rows 0-199'), dataType: 'csv' }] };
+    });
+    await wf.createWorkOrder({ id: 'load', taskType: 'load' });
+    const order = await until(hub, () => {
+      const o = hub.core.state.workflows.get(wf.id)!.workOrders.load!;
+      return o.state === 'completed' && o;
+    }, 'load completed');
+    expect(order.outputs).toEqual(['partial', 'full']);
+    for (const id of ['partial', 'full']) {
+      expect(await wf.getDataReference(id)).toMatchObject({
+        status: 'valid',
+        provenance: { agentId: 'loader', workOrderId: 'load', attempt: 1, source: 'produced', registeredBy: { role: 'agent' } },
+      });
+    }
+    expect((await wf.getDataReference('full')).checksum).toBe(sha256('rows 0-199'));
+
+    // Outputs the hub refuses fail the order with the reason, instead of leaving it running.
+    await loader.onTask('leak', () => ({ outputs: [{ path: '/etc/passwd' }] }));
+    await wf.createWorkOrder({ id: 'leak', taskType: 'leak' });
+    const leak = await until(hub, () => {
+      const o = hub.core.state.workflows.get(wf.id)!.workOrders.leak!;
+      return o.state === 'failed' && o;
+    }, 'leak failed');
+    expect(leak.error).toContain('outside the hub');
+    expect(Object.keys(dataOf(hub, wf.id)).sort()).toEqual(['full', 'partial']);
+  });
+
+  it('refuses agent registrations without a current attempt', async () => {
+    const { hub, wf, write } = await setup();
+    await wf.start();
+    const started = deferred<{ workOrderId: string; attemptToken: string }>();
+    const release = deferred();
+    const worker = await agent(hub, { agentId: 'worker', agentType: 'w' });
+    await worker.onTask('t', async (task) => {
+      started.resolve(task);
+      await release.promise;
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    const task = await started.promise;
+    const path = write('x.csv', 'x');
+    const forged = worker.connection.request('data.register', { workflowId: wf.id, workOrderId: 'job', attemptToken: 'att_forged', path });
+    expect(await codeOf(forged)).toBe('STALE_ATTEMPT');
+    const spoofed = worker.connection.request('data.register', { workflowId: wf.id, workOrderId: 'job', attemptToken: task.attemptToken, path, agentId: 'someone-else' } as never);
+    expect(await codeOf(spoofed)).toBe('VALIDATION');
+    release.resolve();
+    expect(dataOf(hub, wf.id)).toEqual({});
+  });
+});

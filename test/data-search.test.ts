@@ -1,0 +1,122 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { WorkflowHandle } from '../client-sdk/index.ts';
+import type { RunningHub } from '../server/index.ts';
+import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { until } from './helpers/wait.ts';
+
+type Filter = Parameters<WorkflowHandle['searchData']>[0];
+
+/**
+ * A workflow with six references: three external ones registered first, then, once the clock has
+ * moved on, two produced by agents' work orders and one derived by a control client.
+ */
+async function inventory() {
+  const root = tempDir('switchboard-search-');
+  const write = (name: string, content: string) => {
+    writeFileSync(join(root, name), content);
+    return join(root, name);
+  };
+  const hub = await startHub({ dataRoots: [root] });
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery: 'search' });
+  await wf.start();
+  const [first] = await wf.addDataReferences([
+    { id: 'sales', path: write('sales.csv', 'x'.repeat(300)), tags: ['raw', 'eu'], description: 'Monthly SALES figures' },
+    { id: 'users', path: join(root, 'users.parquet'), tags: ['raw'] },
+    { id: 'events', path: 's3://lake/events.json', tags: ['eu'], size: 5000 },
+  ]);
+  const batchOne = first!.createdAt;
+  // The second batch must carry a later timestamp than the first.
+  while (Date.now() <= batchOne) await new Promise((resolve) => setImmediate(resolve));
+  for (const [agentId, taskType, id, file, tags] of [
+    ['cleaner', 'clean', 'clean', 'clean.csv', ['clean', 'eu']],
+    ['profiler', 'profile', 'profile', 'profile.json', ['report']],
+  ] as const) {
+    const worker = await agent(hub, { agentId, agentType: taskType });
+    await worker.onTask(taskType, () => ({ outputs: [{ id, path: write(file, `${id} output`), tags: [...tags] }] }));
+    // profile waits for clean, so the two outputs are created in this order.
+    await wf.createWorkOrder({ id: taskType, taskType, inputs: ['sales'], dependencies: taskType === 'profile' ? ['clean'] : [] });
+  }
+  await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrderCounts.completed === 2, 'both work orders completed');
+  await wf.addDataReference({ id: 'summary', path: 's3://lake/summary.md', derivedFrom: ['clean', 'profile'] });
+  return { hub, wf, batchTwo: (await wf.getDataReference('clean')).createdAt };
+}
+
+/** The ids a search returns, over the SDK. */
+async function viaSocket(wf: WorkflowHandle, filter: Filter) {
+  return (await wf.searchData(filter)).items.map((item) => item.id);
+}
+
+/** The ids the HTTP endpoint returns for the same filter written as a query string. */
+async function viaHttp(hub: RunningHub, workflowId: string, query: string, token: string = TOKENS.monitor) {
+  const res = await fetch(`${hub.url}/api/workflows/${workflowId}/data?${query}`, { headers: { authorization: `Bearer ${token}` } });
+  const body = await res.json();
+  return { status: res.status, body, ids: res.ok ? (body.items as Array<{ id: string }>).map((item) => item.id) : [] };
+}
+
+describe('data search', () => {
+  it('filters by type, tags, text, producing agent and work order, source, status and time, from the SDK and over HTTP alike', async () => {
+    const { hub, wf, batchTwo } = await inventory();
+    const cases: Array<[Filter, string, string[]]> = [
+      // Oldest first; references created in the same millisecond follow their ids.
+      [{}, '', ['events', 'sales', 'users', 'clean', 'profile', 'summary']],
+      [{ dataType: 'csv' }, 'dataType=csv', ['sales', 'clean']],
+      [{ tags: ['raw', 'eu'] }, 'tag=raw&tag=eu', ['sales']],
+      [{ tags: ['eu'] }, 'tags=eu', ['events', 'sales', 'clean']],
+      [{ text: 'sales' }, 'text=sales', ['sales']],
+      [{ text: 'LAKE/' }, 'text=LAKE%2F', ['events', 'summary']],
+      [{ agentId: 'cleaner' }, 'agentId=cleaner', ['clean']],
+      [{ workOrderId: 'profile' }, 'workOrderId=profile', ['profile']],
+      [{ source: 'produced' }, 'source=produced', ['clean', 'profile']],
+      [{ source: 'derived' }, 'source=derived', ['summary']],
+      [{ status: 'missing' }, 'status=missing', ['users']],
+      [{ status: 'registered' }, 'status=registered', ['events', 'summary']],
+      [{ createdBefore: batchTwo }, `createdBefore=${batchTwo}`, ['events', 'sales', 'users']],
+      [{ createdAfter: batchTwo, source: 'produced' }, `createdAfter=${new Date(batchTwo).toISOString()}&source=produced`, ['clean', 'profile']],
+      [{ sort: 'size', order: 'desc', tags: ['eu'] }, 'sort=size&order=desc&tag=eu', ['events', 'sales', 'clean']],
+      [{ sort: 'path', text: '.csv' }, 'sort=path&text=.csv', ['clean', 'sales']],
+    ];
+    for (const [filter, query, expected] of cases) {
+      expect([query, await viaSocket(wf, filter)]).toEqual([query, expected]);
+      expect([query, (await viaHttp(hub, wf.id, query)).ids]).toEqual([query, expected]);
+    }
+  });
+
+  it('pages through every match exactly once, from the SDK and over HTTP', async () => {
+    const { hub, wf } = await inventory();
+    const all = await viaSocket(wf, { sort: 'path', order: 'desc' });
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await wf.searchData(cursor ? { sort: 'path', order: 'desc', limit: 4, cursor } : { sort: 'path', order: 'desc', limit: 4 });
+      expect(page.total).toBe(6);
+      seen.push(...page.items.map((item) => item.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen).toEqual(all);
+
+    const first = await viaHttp(hub, wf.id, 'limit=5');
+    const second = await viaHttp(hub, wf.id, `limit=5&cursor=${first.body.nextCursor}`);
+    expect([...first.ids, ...second.ids]).toEqual(await viaSocket(wf, {}));
+    expect(second.body.nextCursor).toBeNull();
+  });
+
+  it('answers a bad filter with VALIDATION and a workflow the token cannot see with FORBIDDEN', async () => {
+    const hub = await startHub({
+      tokens: [
+        { token: TOKENS.admin, role: 'admin' },
+        { token: 'scoped-monitor-token', role: 'monitor', workflows: ['other'] },
+      ],
+    });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'scoped' });
+    for (const query of ['limit=abc', 'limit=0', 'status=lost', 'sort=colour', 'createdAfter=yesterday', 'cursor=garbage']) {
+      const reply = await viaHttp(hub, wf.id, query, TOKENS.admin);
+      expect([query, reply.status, reply.body.error.code]).toEqual([query, 400, 'VALIDATION']);
+    }
+    const hidden = await viaHttp(hub, wf.id, '', 'scoped-monitor-token');
+    expect([hidden.status, hidden.body.error.code]).toEqual([403, 'FORBIDDEN']);
+    await expect(wf.searchData({ status: 'lost' as never })).rejects.toMatchObject({ code: 'VALIDATION' });
+  });
+});

@@ -1,0 +1,160 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { HubError, NonRetryableError } from '../client-sdk/index.ts';
+import { agent, control, startHub, tempDir } from './helpers/hub.ts';
+import { until } from './helpers/wait.ts';
+
+/** The required structure of an OpenLineage 2-0-2 RunEvent (BaseEvent + RunEvent + BaseFacet), written from the spec. */
+const Facet = z.looseObject({ _producer: z.url(), _schemaURL: z.url() });
+const Dataset = z.looseObject({ namespace: z.string().min(1), name: z.string().min(1), facets: z.record(z.string(), Facet).optional() });
+const RunEventSpec = z.looseObject({
+  eventTime: z.iso.datetime(),
+  producer: z.url(),
+  schemaURL: z.literal('https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent'),
+  eventType: z.enum(['START', 'RUNNING', 'COMPLETE', 'ABORT', 'FAIL', 'OTHER']).optional(),
+  run: z.looseObject({ runId: z.uuid(), facets: z.record(z.string(), Facet).optional() }),
+  job: z.looseObject({ namespace: z.string().min(1), name: z.string().min(1), facets: z.record(z.string(), Facet).optional() }),
+  inputs: z.array(Dataset).optional(),
+  outputs: z.array(Dataset).optional(),
+});
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return error instanceof HubError ? error.code : `not a HubError: ${String(error)}`;
+  }
+  return 'resolved';
+}
+
+/**
+ * raw → clean → features → model: raw registered by a control client, each later step a work
+ * order that reads the previous output (declared before it exists) and returns its own.
+ */
+async function pipeline() {
+  const root = tempDir('switchboard-lineage-');
+  const hub = await startHub({ dataRoots: [root] });
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery: 'train a model' });
+  writeFileSync(join(root, 'raw.csv'), 'raw rows');
+  await wf.addDataReference({ id: 'raw', path: join(root, 'raw.csv') });
+  const steps = [
+    { taskType: 'clean', input: 'raw', output: 'clean' },
+    { taskType: 'features', input: 'clean', output: 'features' },
+    { taskType: 'train', input: 'features', output: 'model' },
+  ];
+  const worker = await agent(hub, { agentId: 'ml-agent', agentType: 'ml', maxConcurrentTasks: 3 });
+  for (const step of steps) {
+    await worker.onTask(step.taskType, (task) => {
+      const path = join(root, `${step.output}.out`);
+      writeFileSync(path, `${step.output} made from ${task.inputs.map((i) => i.id).join(',')}`);
+      return { result: 'ok', outputs: [{ id: step.output, path }] };
+    });
+  }
+  await wf.createWorkOrders(
+    steps.map((step, i) => ({ id: step.taskType, taskType: step.taskType, inputs: [step.input], dependencies: i === 0 ? [] : [steps[i - 1]!.taskType] })),
+  );
+  await wf.start();
+  await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrders.train!.state === 'completed', 'the model trained');
+  return { hub, client, wf, root, worker };
+}
+
+const chain = (nodes: Array<{ id: string; depth: number }>) => nodes.map((n) => `${n.id}@${n.depth}`);
+
+describe('lineage', () => {
+  it('records a raw → clean → features → model chain from work orders and answers upstream and downstream to any depth', async () => {
+    const { wf } = await pipeline();
+    const up = await wf.upstream('model');
+    expect(chain(up.nodes)).toEqual(['model@0', 'features@1', 'clean@2', 'raw@3']);
+    expect(up.edges.map((e) => [e.from, e.to, e.operation, e.workOrderId])).toEqual([
+      ['features', 'model', 'train', 'train'],
+      ['clean', 'features', 'features', 'features'],
+      ['raw', 'clean', 'clean', 'clean'],
+    ]);
+    expect(up.truncated).toBe(false);
+    const down = await wf.downstream('raw');
+    expect(chain(down.nodes)).toEqual(['raw@0', 'clean@1', 'features@2', 'model@3']);
+
+    const near = await wf.upstream('model', 1);
+    expect([chain(near.nodes), near.edges.length, near.truncated]).toEqual([['model@0', 'features@1'], 1, true]);
+    const two = await wf.downstream('raw', 2);
+    expect([chain(two.nodes), two.truncated]).toEqual([['raw@0', 'clean@1', 'features@2'], true]);
+
+    const graph = await wf.lineageGraph();
+    expect(graph.nodes.map((n) => n.id).sort()).toEqual(['clean', 'features', 'model', 'raw']);
+    expect(graph.transformations).toHaveLength(3);
+    for (const run of graph.transformations) expect(run).toMatchObject({ agentId: 'ml-agent', attempt: 1, status: 'completed', recordedBy: 'hub' });
+    expect(await wf.getDataReference('features')).toMatchObject({ provenance: { agentId: 'ml-agent', workOrderId: 'features', attempt: 1, source: 'produced' } });
+  });
+
+  it('survives a cycle made with lineage.link: each reference is visited once', async () => {
+    const { wf } = await pipeline();
+    await wf.linkLineage({ id: 'feedback', operation: 'retrain-on-predictions', inputs: ['model'], outputs: ['raw'] });
+    const up = await wf.upstream('model');
+    expect(chain(up.nodes)).toEqual(['model@0', 'features@1', 'clean@2', 'raw@3']);
+    expect(up.edges.map((e) => `${e.from}>${e.to}`)).toContain('model>raw');
+    const down = await wf.downstream('clean');
+    expect(chain(down.nodes)).toEqual(['clean@0', 'features@1', 'model@2', 'raw@3']);
+    expect(down.edges).toHaveLength(4);
+  });
+
+  it('refuses a link with an unknown reference with NOT_FOUND and leaves the lineage unchanged', async () => {
+    const { hub, wf } = await pipeline();
+    const before = await wf.lineageGraph();
+    expect(await codeOf(wf.linkLineage({ operation: 'merge', inputs: ['raw', 'ghost'], outputs: ['model'] }))).toBe('NOT_FOUND');
+    expect(await codeOf(wf.linkLineage({ operation: 'merge', inputs: ['raw'], outputs: ['model'], workOrderId: 'no-such-order' }))).toBe('NOT_FOUND');
+    expect(await wf.lineageGraph()).toEqual(before);
+    expect(hub.core.state.versions.get(wf.id)).toBe(before.version);
+    // A work order that reads an unknown reference is refused too, unless something upstream may produce it.
+    expect(await codeOf(wf.createWorkOrder({ taskType: 'clean', inputs: ['ghost'] }))).toBe('NOT_FOUND');
+    await wf.createWorkOrder({ id: 'after-train', taskType: 'features', inputs: ['never-made'], dependencies: ['train'] });
+    const order = await until(hub, () => {
+      const o = hub.core.state.workflows.get(wf.id)!.workOrders['after-train']!;
+      return o.state === 'failed' && o;
+    }, 'the order whose input never appeared failed');
+    expect(order.error).toBe('input data reference never-made does not exist');
+  });
+
+  it('exports finished work orders as valid OpenLineage RunEvents: COMPLETE with datasets, FAIL with the error', async () => {
+    const { hub, wf, worker, root } = await pipeline();
+    const event = await wf.openLineageEvent('features');
+    expect(RunEventSpec.safeParse(event).error?.issues ?? []).toEqual([]);
+    expect(event).toMatchObject({
+      eventType: 'COMPLETE',
+      job: { namespace: 'switchboard', name: `${wf.id}.features` },
+      inputs: [{ namespace: 'file', name: join(root, 'clean.out') }],
+      outputs: [{ namespace: 'file', name: join(root, 'features.out') }],
+    });
+    expect((await wf.openLineageEvent('features')).run.runId).toBe(event.run.runId);
+    expect((await wf.openLineageEvent('clean')).run.runId).not.toBe(event.run.runId);
+
+    await worker.onTask('score', () => {
+      throw new NonRetryableError('model file is corrupt');
+    });
+    await wf.createWorkOrder({ id: 'score', taskType: 'score', inputs: ['model'] });
+    await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrders.score!.state === 'failed', 'scoring failed');
+    const failed = await wf.openLineageEvent('score');
+    expect(RunEventSpec.safeParse(failed).error?.issues ?? []).toEqual([]);
+    expect(failed).toMatchObject({ eventType: 'FAIL', inputs: [{ name: join(root, 'model.out') }], outputs: [] });
+    expect(failed.run.facets.errorMessage).toMatchObject({ message: expect.stringContaining('model file is corrupt') });
+    expect((await wf.lineageGraph()).transformations.find((t) => t.workOrderId === 'score')).toMatchObject({ status: 'failed', inputs: ['model'] });
+
+    await worker.onTask('slow', () => new Promise(() => undefined));
+    await wf.createWorkOrder({ id: 'slow', taskType: 'slow' });
+    expect(await codeOf(wf.openLineageEvent('slow'))).toBe('INVALID_TRANSITION');
+  });
+
+  it('keeps data and lineage across a hub restart', async () => {
+    const dataDir = tempDir();
+    const root = tempDir('switchboard-lineage-');
+    const first = await startHub({ dataDir, dataRoots: [root] });
+    const wf = await (await control(first)).createWorkflow({ id: 'durable', userQuery: 'restart' });
+    await wf.addDataReferences([{ id: 'a', path: 's3://b/a' }, { id: 'b', path: 's3://b/b', derivedFrom: ['a'] }]);
+    await first.close();
+    const second = await startHub({ dataDir, dataRoots: [root] });
+    const again = (await control(second)).workflow('durable');
+    expect(chain((await again.upstream('b')).nodes)).toEqual(['b@0', 'a@1']);
+  });
+});
