@@ -19,12 +19,26 @@ function errnoOf(error: unknown): string | undefined {
  * read. Hashing streams the file, so a large file never blocks the event loop or the hub's mutex.
  */
 export class DataFiles {
-  private constructor(private readonly roots: readonly string[]) {}
+  private constructor(
+    private readonly roots: readonly string[],
+    private readonly hubDir: string | undefined,
+  ) {}
 
-  /** Resolves the roots once (a root that does not exist yet is kept as written). */
-  static async open(roots: readonly string[]): Promise<DataFiles> {
-    const resolved = await Promise.all(roots.map((root) => realpath(resolve(root)).catch(() => resolve(root))));
-    return new DataFiles([...new Set(resolved)]);
+  /**
+   * Resolves the roots once (a root that does not exist yet is kept as written). `hubDir` is the
+   * hub's own data directory: its journal, snapshot and tokens are never read, whatever the roots;
+   * only its `workflows/` folder (default report and output location) is.
+   */
+  static async open(roots: readonly string[], hubDir?: string): Promise<DataFiles> {
+    const real = (path: string) => realpath(resolve(path)).catch(() => resolve(path));
+    const resolved = await Promise.all(roots.map(real));
+    return new DataFiles([...new Set(resolved)], hubDir === undefined ? undefined : await real(hubDir));
+  }
+
+  private allowed(real: string): boolean {
+    const inside = (root: string) => real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
+    if (this.hubDir && inside(this.hubDir) && !inside(join(this.hubDir, 'workflows'))) return false;
+    return this.roots.some(inside);
   }
 
   /** The absolute local path a spec names (`file://` URIs included), relative paths against the working directory. */
@@ -40,7 +54,7 @@ export class DataFiles {
   async observe(path: string, requireExists: boolean): Promise<Observation> {
     const absolute = this.localPath(path);
     const real = await this.realLocation(absolute);
-    if (!this.roots.some((root) => real === root || real.startsWith(root.endsWith(sep) ? root : root + sep))) {
+    if (!this.allowed(real)) {
       throw new HubError('FORBIDDEN', `${path} is outside the hub's data roots; nothing was read`);
     }
     let handle;

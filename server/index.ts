@@ -83,7 +83,7 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
   const http = createServer(createRouter([...apiRoutes(core, startedAt), ...dashboardRoutes()], tokens, logger));
   const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false });
   const common = { tokens, rateLimit: options.rateLimit, log: logger };
-  const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir]);
+  const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], dataDir);
   bindNamespace(io.of('/control'), contract.control, controlHandlers(core, files, options.openLineageProducer), { ...common, roles: ['admin'] });
   const agents = new AgentTransport(core, logger, files);
   bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {

@@ -32,7 +32,7 @@ export const HubOptions = z.strictObject({
    */
   dataRoots: z.array(z.string().min(1)).min(1).max(100).optional(),
   /** The `producer` URI of exported OpenLineage events. */
-  openLineageProducer: z.url().default('https://github.com/switchboard/switchboard'),
+  openLineageProducer: z.url().default('urn:switchboard:hub:0.1.0'),
   /** Waiting this long lifts a queued work order by one priority level (so nothing starves). */
   agingMs: z.number().int().min(1).default(60_000),
   /** How long a disconnected agent keeps its running work before it is reassigned. */

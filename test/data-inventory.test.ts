@@ -120,6 +120,17 @@ describe('data inventory over the network', () => {
     expect(dataOf(hub, wf.id)).toEqual({});
   });
 
+  it('never reads the hub’s own journal, snapshot or tokens, even inside a data root', async () => {
+    const dataDir = tempDir();
+    const hub = await startHub({ dataDir, dataRoots: [dataDir] });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'own files' });
+    expect(await codeOf(wf.addDataReference({ path: join(dataDir, 'tokens.json') }))).toBe('FORBIDDEN');
+    mkdirSync(join(dataDir, 'workflows'), { recursive: true });
+    writeFileSync(join(dataDir, 'workflows', 'output.csv'), 'a,b\n');
+    expect((await wf.addDataReference({ path: join(dataDir, 'workflows', 'output.csv') })).checksum).toBe(sha256('a,b\n'));
+  });
+
   it('refuses oversized metadata, too many tags and an over-long path with VALIDATION and registers nothing', async () => {
     const { hub, wf, write } = await setup();
     const path = write('a.csv', 'x');
