@@ -98,6 +98,16 @@ export class WorkflowHandle {
     return this.seen(await this.connection.request('kpi.add', { ...kpi, workflowId: this.id })).item;
   }
 
+  /** A report of the workflow as it is now (json, markdown or html), with its version and content hash. */
+  report(format: Request<'workflow.report'>['format'] = 'markdown'): Promise<Reply<'workflow.report'>> {
+    return this.connection.request('workflow.report', { workflowId: this.id, format });
+  }
+
+  /** Writes report.json, report.md and report.html to the workflow's outputFolder (generate_all_reports). */
+  generateReports(): Promise<Reply<'workflow.generateReports'>> {
+    return this.connection.request('workflow.generateReports', { workflowId: this.id });
+  }
+
   /** Creates a work order; the hub offers it to the best agent as soon as it is ready. */
   async createWorkOrder(order: Without<Request<'workOrder.create'>, 'workflowId'>): Promise<Reply<'workOrder.create'>['item']> {
     return this.seen(await this.connection.request('workOrder.create', { ...order, workflowId: this.id })).item;

@@ -110,6 +110,14 @@ export class MonitorClient {
     return this.connection.request('summary', { workflowId });
   }
 
+  /**
+   * A report snapshot of a workflow: json, markdown or html, stating its version and content hash.
+   * @example const { body } = await monitor.report(workflowId, 'html');
+   */
+  report(workflowId: string, format: 'json' | 'markdown' | 'html' = 'markdown'): Promise<ReplyOf<'monitor', 'report'>> {
+    return this.connection.request('report', { workflowId, format });
+  }
+
   /** Disconnects. */
   close(): void {
     this.connection.close();

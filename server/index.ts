@@ -15,6 +15,7 @@ import { dashboardRoutes } from './http/dashboard.ts';
 import { createRouter } from './http/router.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
+import { AutoDocumentation } from './reports/auto-documentation.ts';
 import { EmbeddedStore } from './store/embedded-store.ts';
 import { loadOrCreateTokens, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
@@ -98,6 +99,7 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
     resumeVersions: options.resumeVersions,
     maxQueuedPackets: options.maxQueuedPackets,
   });
+  const autoDocumentation = new AutoDocumentation(core, logger);
   bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(core, patches), { ...common, roles: ['monitor', 'admin'] });
   const sweeper = setInterval(() => {
     core.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
@@ -131,6 +133,7 @@ export async function createHub(input: HubOptionsInput = {}, log?: Logger): Prom
       (closing ??= (async () => {
         clearInterval(sweeper);
         patches.close();
+        await autoDocumentation.close();
         // Closing the transport (not disconnecting each socket) lets clients reconnect to the next hub.
         await new Promise<void>((done) => io.close(() => done()));
         await core.close();

@@ -39,6 +39,7 @@ import { LineageGraph, LineageQuery, LineageTraversal, LinkLineageInput, OpenLin
 import { AddObjectiveInput, Objective, UpdateObjectiveInput } from './schemas/objectives.ts';
 import { AddStepInput, CompleteStepInput, FailStepInput, Step, StepRef } from './schemas/steps.ts';
 import { DocName, PatchMessage, ResyncNotice, SubscribeAllInput, SubscribeInput, Subscription } from './schemas/monitor.ts';
+import { Report, ReportInput, WrittenReports } from './schemas/report.ts';
 import { WorkflowSummary } from './schemas/summary.ts';
 import {
   CancelWorkflowInput,
@@ -103,6 +104,12 @@ export const controlEvents = {
     'Work orders of a workflow in creation order, optionally by state.',
   ),
   'workOrder.cancel': request(CancelWorkOrderInput, Versioned(WorkOrder), 'Cancel a work order; an agent running it is told to stop.'),
+  'workflow.report': request(ReportInput, Report, 'A report of the workflow as it is now: json, markdown or html.'),
+  'workflow.generateReports': request(
+    WorkflowRef,
+    WrittenReports,
+    'Write report.json, report.md and report.html to the workflow’s outputFolder now (generate_all_reports).',
+  ),
   'workflow.autoAssign': request(
     WorkflowRef,
     z.object({ assigned: z.array(z.object({ workOrderId: z.string(), agentId: z.string(), state: z.enum(['offered', 'running']) })) }),
@@ -178,6 +185,7 @@ export const monitorEvents = {
   ),
   unsubscribe: request(z.strictObject({ doc: DocName }), z.object({}), 'Stop following a document.'),
   summary: request(WorkflowRef, WorkflowSummary, 'A workflow summary.'),
+  report: request(ReportInput, Report, 'A report of the workflow as it is now: json, markdown or html.'),
 } as const;
 
 /** Every request event of every namespace. Nobody spells an event name anywhere else. */

@@ -4,6 +4,7 @@ import { ListWorkflowsInput } from '../../shared/schemas/workflow.ts';
 import { searchData } from '../domain/data-search.ts';
 import { listWorkflows, workflowSummary } from '../domain/queries.ts';
 import type { Hub } from '../hub.ts';
+import { reportsOf } from '../reports/writer.ts';
 import { canSee } from '../transport/auth.ts';
 import type { HttpRequest, Route } from './router.ts';
 
@@ -65,6 +66,16 @@ export function apiRoutes(hub: Hub, startedAt: number): Route[] {
         });
         if (!parsed.success) throw new HubError('VALIDATION', parsed.error.message);
         return { body: listWorkflows(hub.state, parsed.data, (id) => !request.grant || canSee(request.grant, id)) };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/workflows\/([^/]+)\/report\.(json|md|html)$/,
+      roles: READERS,
+      handle: (request) => {
+        const format = ({ json: 'json', md: 'markdown', html: 'html' } as const)[request.params[1] as 'json' | 'md' | 'html'];
+        const report = reportsOf(hub.state, visibleWorkflow(request), [format])[0]!;
+        return { body: report.body, contentType: report.contentType, headers: { etag: `"${report.hash}"`, 'x-switchboard-version': String(report.version) } };
       },
     },
     {

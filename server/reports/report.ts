@@ -1,3 +1,4 @@
+import { ReportFormat, type Report } from '../../shared/schemas/report.ts';
 import { sealReport } from './hashing.ts';
 import { renderHtml } from './html.ts';
 import { renderJson } from './json.ts';
@@ -7,23 +8,8 @@ import { buildReportModel, type ReportInput, type ReportModel } from './model.ts
 export type { ReportInput } from './model.ts';
 export { HASH_PLACEHOLDER, verifyReportHash } from './hashing.ts';
 
-/** The formats a report can be rendered in. */
-export type ReportFormat = 'json' | 'markdown' | 'html';
-export const REPORT_FORMATS: readonly ReportFormat[] = ['json', 'markdown', 'html'];
-
-/** A rendered report snapshot of one workflow at one version. */
-export interface Report {
-  format: ReportFormat;
-  workflowId: string;
-  /** The workflow state version the report describes. */
-  version: number;
-  contentType: string;
-  /** A file name for the report, e.g. `report-v42.md`. */
-  fileName: string;
-  /** The content hash stated in the body; see hashing.ts for how it is defined. */
-  hash: string;
-  body: string;
-}
+export type { Report, ReportFormat } from '../../shared/schemas/report.ts';
+export const REPORT_FORMATS: readonly ReportFormat[] = ReportFormat.options;
 
 const FORMATS: Record<ReportFormat, { contentType: string; extension: string; render: (model: ReportModel, hash: string) => string }> = {
   json: { contentType: 'application/json; charset=utf-8', extension: 'json', render: renderJson },

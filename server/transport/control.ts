@@ -4,6 +4,8 @@ import { listAgents, requireAgent } from '../domain/agents.ts';
 import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders, workflowSummary } from '../domain/queries.ts';
 import type { DataFiles } from '../data-files.ts';
 import type { Hub } from '../hub.ts';
+import { requireWorkflow } from '../domain/context.ts';
+import { reportsOf, writeReports } from '../reports/writer.ts';
 import { inventoryHandlers } from './inventory.ts';
 import type { Handler, Handlers } from './namespaces.ts';
 
@@ -39,6 +41,12 @@ export function controlHandlers(hub: Hub, files: DataFiles, openLineageProducer:
     'workOrder.list': (input) => listWorkOrders(hub.state, input),
     'workOrder.cancel': command(hub, 'workOrder.cancel'),
     'workflow.autoAssign': command(hub, 'workflow.autoAssign'),
+    'workflow.report': (input) => reportsOf(hub.state, input.workflowId, [input.format])[0]!,
+    'workflow.generateReports': async (input) => {
+      const workflow = requireWorkflow(hub.state, input.workflowId);
+      const reports = reportsOf(hub.state, input.workflowId);
+      return { version: reports[0]!.version, files: await writeReports(workflow.outputFolder, reports) };
+    },
     'agent.list': () => listAgents(hub.state),
     'agent.get': (input) => requireAgent(hub.state, input.agentId),
     'agent.update': command(hub, 'agent.update'),

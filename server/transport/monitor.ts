@@ -2,6 +2,7 @@ import { HubError } from '../../shared/errors.ts';
 import { AGENTS_DOC } from '../domain/state.ts';
 import { workflowSummary } from '../domain/queries.ts';
 import type { Hub } from '../hub.ts';
+import { reportsOf } from '../reports/writer.ts';
 import { canSee } from './auth.ts';
 import type { Handlers, Session } from './namespaces.ts';
 import type { PatchStream } from './patch-stream.ts';
@@ -33,6 +34,10 @@ export function monitorHandlers(hub: Hub, stream: PatchStream): Handlers<'monito
     summary: (input, session) => {
       requireVisible(session, input.workflowId);
       return workflowSummary(hub.state, input.workflowId, hub.now());
+    },
+    report: (input, session) => {
+      requireVisible(session, input.workflowId);
+      return reportsOf(hub.state, input.workflowId, [input.format])[0]!;
     },
   };
 }

@@ -35,8 +35,3 @@ export const SubscribeAllInput = z.strictObject({
 
 /** Sent when a subscriber must fetch a fresh snapshot (it fell behind, or the hub rolled back). */
 export const ResyncNotice = z.object({ doc: DocName, reason: z.string() });
-
-export const ReportFormat = z.enum(['json', 'markdown', 'html']);
-export type ReportFormat = z.infer<typeof ReportFormat>;
-
-export const ReportInput = z.strictObject({ workflowId: Id, format: ReportFormat.default('markdown') });

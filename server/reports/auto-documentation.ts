@@ -1,0 +1,75 @@
+import type { Workflow } from '../../shared/schemas/workflow.ts';
+import { isEnded } from '../domain/context.ts';
+import { AGENTS_DOC, versionOf } from '../domain/state.ts';
+import type { Hub } from '../hub.ts';
+import type { Logger } from '../logger.ts';
+import { reportsOf, writeReports } from './writer.ts';
+
+/**
+ * Writes a workflow's reports to its output folder every `documentationInterval` seconds while it
+ * runs, and once more when it ends, for workflows with `enableAutoDocumentation`. Unchanged
+ * versions are not written again. It reacts to committed changes; it never changes state.
+ */
+export class AutoDocumentation {
+  private readonly timers = new Map<string, ReturnType<typeof setInterval>>();
+  private readonly written = new Map<string, number>();
+  private readonly writing = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly log: Logger,
+  ) {
+    for (const workflow of hub.state.workflows.values()) this.track(workflow);
+    hub.onCommit((batch) => {
+      for (const record of batch.records) {
+        for (const change of record.changes) {
+          const workflow = change.doc === AGENTS_DOC ? undefined : hub.state.workflows.get(change.doc);
+          if (workflow) this.track(workflow);
+        }
+      }
+    });
+  }
+
+  /** Starts or stops the workflow's timer to match its status and config. */
+  private track(workflow: Workflow): void {
+    const enabled = workflow.config.enableAutoDocumentation;
+    const timer = this.timers.get(workflow.id);
+    if (enabled && workflow.status === 'in_progress' && !timer) {
+      const every = workflow.config.documentationInterval * 1000;
+      const interval = setInterval(() => void this.write(workflow.id), every);
+      interval.unref();
+      this.timers.set(workflow.id, interval);
+    } else if ((!enabled || workflow.status !== 'in_progress') && timer) {
+      clearInterval(timer);
+      this.timers.delete(workflow.id);
+    }
+    if (enabled && isEnded(workflow) && this.written.get(workflow.id) !== versionOf(this.hub.state, workflow.id)) void this.write(workflow.id);
+  }
+
+  /** Writes all three formats if the workflow changed since the last write; one write at a time per workflow. */
+  write(workflowId: string): Promise<void> {
+    const previous = this.writing.get(workflowId) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      const workflow = this.hub.state.workflows.get(workflowId);
+      const version = versionOf(this.hub.state, workflowId);
+      if (!workflow || this.written.get(workflowId) === version) return;
+      try {
+        await writeReports(workflow.outputFolder, reportsOf(this.hub.state, workflowId));
+        this.written.set(workflowId, version);
+      } catch (error) {
+        this.log.warn({ err: error, workflowId, folder: workflow.outputFolder }, 'could not write reports');
+      }
+    });
+    this.writing.set(workflowId, next);
+    return next.finally(() => {
+      if (this.writing.get(workflowId) === next) this.writing.delete(workflowId);
+    });
+  }
+
+  /** Stops the timers and waits for writes in progress. */
+  async close(): Promise<void> {
+    for (const timer of this.timers.values()) clearInterval(timer);
+    this.timers.clear();
+    await Promise.all(this.writing.values());
+  }
+}

@@ -1,0 +1,31 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ReportFormat } from '../../shared/schemas/report.ts';
+import { versionOf, type HubState } from '../domain/state.ts';
+import { requireWorkflow } from '../domain/context.ts';
+import { renderReports, type Report } from './report.ts';
+
+const EXTENSION: Record<ReportFormat, string> = { json: 'json', markdown: 'md', html: 'html' };
+
+/** Renders reports of a workflow as it is now (its version, and the agent pool for agent details). */
+export function reportsOf(state: HubState, workflowId: string, formats?: readonly ReportFormat[]): Report[] {
+  const workflow = requireWorkflow(state, workflowId);
+  return renderReports({ workflow, version: versionOf(state, workflowId), agents: state.agents ?? {} }, formats);
+}
+
+/**
+ * Writes reports to `folder` as report.json, report.md and report.html, each atomically (a
+ * temporary file renamed over the old one), so a reader never sees half a report.
+ */
+export async function writeReports(folder: string, reports: readonly Report[]): Promise<Array<{ format: ReportFormat; path: string; hash: string }>> {
+  await mkdir(folder, { recursive: true });
+  return Promise.all(
+    reports.map(async (report) => {
+      const path = join(folder, `report.${EXTENSION[report.format]}`);
+      const temporary = `${path}.${process.pid}.tmp`;
+      await writeFile(temporary, report.body);
+      await rename(temporary, path);
+      return { format: report.format, path, hash: report.hash };
+    }),
+  );
+}
