@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createHub } from './index.ts';
-import { createLogger } from './logger.ts';
 import type { HubOptionsInput } from './options.ts';
 
 const HELP = `switchboard — a real-time coordination hub for multi-agent workflows
@@ -80,7 +79,7 @@ async function start(args: string[]): Promise<void> {
   const logLevel = values['log-level'] ?? env.SWITCHBOARD_LOG_LEVEL;
   if (logLevel) options.logLevel = logLevel as NonNullable<HubOptionsInput['logLevel']>;
 
-  const hub = await createHub(options, createLogger((options.logLevel ?? 'info') as 'info'));
+  const hub = await createHub(options);
   const lines = [
     `Switchboard hub listening on ${hub.url}`,
     `  data directory: ${hub.options.dataDir}`,

@@ -17,6 +17,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
 import { AutoDocumentation } from './reports/auto-documentation.ts';
 import { EmbeddedStore } from './store/embedded-store.ts';
+import type { Store } from './store/store.ts';
 import { loadOrCreateTokens, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { controlHandlers } from './transport/control.ts';
@@ -25,7 +26,17 @@ import { PatchStream } from './transport/patch-stream.ts';
 import { bindNamespace } from './transport/namespaces.ts';
 
 export { HubOptions, type HubOptionsInput } from './options.ts';
+export type { Store } from './store/store.ts';
+export { EmbeddedStore } from './store/embedded-store.ts';
 export { HubError } from '../shared/errors.ts';
+
+/** Replaceable parts of a hub, for embedding programs (and tests that need a failing disk). */
+export interface HubParts {
+  /** A pino-compatible logger; by default JSON lines on stdout at `logLevel`. */
+  logger?: Logger;
+  /** Where state is kept; by default the embedded journal and lowdb snapshot in `dataDir`. */
+  store?: Store;
+}
 
 /** A hub that is listening: where to reach it, its tokens, and how to stop it. */
 export interface RunningHub {
@@ -50,20 +61,22 @@ export interface RunningHub {
  * Starts a hub: loads the state from `dataDir`, then serves socket.io namespaces and HTTP.
  * @example const hub = await createHub({ port: 0, dataDir: './data', tokens }); console.log(hub.url);
  */
-export async function createHub(input: HubOptionsInput = {}, log?: Logger): Promise<RunningHub> {
+export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {}): Promise<RunningHub> {
   const parsed = HubOptions.safeParse(input);
   if (!parsed.success) throw new HubError('VALIDATION', `invalid hub options: ${z.prettifyError(parsed.error)}`);
   const options = parsed.data;
-  const logger = log ?? createLogger(options.logLevel);
+  const logger = parts.logger ?? createLogger(options.logLevel);
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
 
-  const store = new EmbeddedStore({
-    dataDir,
-    fsync: options.fsync,
-    snapshotAfterBytes: options.snapshotAfterBytes,
-    onWarning: (message) => logger.warn(message),
-  });
+  const store =
+    parts.store ??
+    new EmbeddedStore({
+      dataDir,
+      fsync: options.fsync,
+      snapshotAfterBytes: options.snapshotAfterBytes,
+      onWarning: (message) => logger.warn(message),
+    });
   const core = await Hub.open({
     store,
     settings: {

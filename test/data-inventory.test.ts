@@ -2,22 +2,12 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HubError } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, startHub, tempDir } from './helpers/hub.ts';
 import { deferred, until } from './helpers/wait.ts';
+import { codeOf } from './helpers/errors.ts';
 
 const sha256 = (content: string | Buffer) => createHash('sha256').update(content).digest('hex');
-
-/** The code of the HubError a promise rejects with. */
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return error instanceof HubError ? error.code : `not a HubError: ${String(error)}`;
-  }
-  return 'resolved';
-}
 
 /** A hub whose only data root is a fresh temp folder, a control client and a workflow. */
 async function setup(config: { enableDataValidation?: boolean } = {}) {

@@ -2,9 +2,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { HubError, NonRetryableError } from '../client-sdk/index.ts';
+import { NonRetryableError } from '../client-sdk/index.ts';
 import { agent, control, startHub, tempDir } from './helpers/hub.ts';
 import { until } from './helpers/wait.ts';
+import { codeOf } from './helpers/errors.ts';
 
 /** The required structure of an OpenLineage 2-0-2 RunEvent (BaseEvent + RunEvent + BaseFacet), written from the spec. */
 const Facet = z.looseObject({ _producer: z.url(), _schemaURL: z.url() });
@@ -19,15 +20,6 @@ const RunEventSpec = z.looseObject({
   inputs: z.array(Dataset).optional(),
   outputs: z.array(Dataset).optional(),
 });
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return error instanceof HubError ? error.code : `not a HubError: ${String(error)}`;
-  }
-  return 'resolved';
-}
 
 /**
  * raw → clean → features → model: raw registered by a control client, each later step a work

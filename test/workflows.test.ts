@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../client-sdk/index.ts';
 import { control, startHub } from './helpers/hub.ts';
-
-/** The code of the HubError a promise rejects with. */
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return error instanceof HubError ? error.code : `not a HubError: ${String(error)}`;
-  }
-  return 'resolved';
-}
+import { codeOf } from './helpers/errors.ts';
 
 describe('workflows over the network', () => {
   it('creates many workflows with their config, lists them a page at a time and gets one', async () => {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { HubError } from '../../shared/errors.ts';
 import { DataFilter, DataReferenceSpec } from '../../shared/schemas/data.ts';
 import { CreateWorkOrderInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
@@ -9,6 +8,7 @@ import type { Observation, PreparedSpec } from '../../server/domain/inventory.ts
 import { lineageGraph, traverse } from '../../server/domain/lineage-graph.ts';
 import { datasetName, uuidFrom } from '../../server/domain/open-lineage.ts';
 import { domain } from '../helpers/domain.ts';
+import { codeOfCall as codeOf } from '../helpers/errors.ts';
 
 type Domain = ReturnType<typeof domain>;
 const HASH_A = 'a'.repeat(64);
@@ -27,15 +27,6 @@ function spec(fields: z.input<typeof DataReferenceSpec>, observed: Observation |
 
 function register(d: Domain, workflowId: string, ...items: PreparedSpec[]) {
   return d.run('data.register', { workflowId, items }).reply.items;
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof HubError ? error.code : 'not a HubError';
-  }
-  return undefined;
 }
 
 const search = (d: Domain, filter: z.input<typeof DataFilter>) => searchData(d.state, DataFilter.parse(filter));

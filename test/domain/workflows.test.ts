@@ -1,20 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { applyPatch } from '../../shared/patch.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
-import { HubError } from '../../shared/errors.ts';
 import { domain } from '../helpers/domain.ts';
+import { codeOfCall as codeOf } from '../helpers/errors.ts';
 
 const create = (d: ReturnType<typeof domain>, userQuery = 'Analyze customer data') =>
   d.run('workflow.create', CreateWorkflowInput.parse({ userQuery })).reply.workflow.id;
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof HubError ? error.code : 'not a HubError';
-  }
-  return undefined;
-}
 
 describe('workflow lifecycle (domain)', () => {
   it('moves pending → in_progress → completed and stamps the times', () => {

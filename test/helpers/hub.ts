@@ -12,7 +12,7 @@ import {
   type MonitorClient,
 } from '../../client-sdk/index.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
-import { createHub, type HubOptionsInput, type RunningHub } from '../../server/index.ts';
+import { createHub, type HubOptionsInput, type HubParts, type RunningHub } from '../../server/index.ts';
 
 /** The tokens every test hub accepts. */
 export const TOKENS = {
@@ -35,8 +35,8 @@ export function tempDir(prefix = 'switchboard-test-'): string {
 }
 
 /** Starts a hub on port 0 with the test tokens; it is closed when the test ends. */
-export async function startHub(options: HubOptionsInput = {}): Promise<RunningHub> {
-  const hub = await createHub({ port: 0, tokens: GRANTS, logLevel: 'silent', dataDir: options.dataDir ?? tempDir(), ...options });
+export async function startHub(options: HubOptionsInput = {}, parts: HubParts = {}): Promise<RunningHub> {
+  const hub = await createHub({ port: 0, tokens: GRANTS, logLevel: 'silent', dataDir: options.dataDir ?? tempDir(), ...options }, parts);
   onTestFinished(() => hub.close());
   return hub;
 }

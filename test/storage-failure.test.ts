@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { createHub, EmbeddedStore, type Store } from '../server/index.ts';
+import { agent, control, GRANTS, monitor, startHub, tempDir } from './helpers/hub.ts';
+import { untilVersion } from './helpers/wait.ts';
+import { codeOf } from './helpers/errors.ts';
+
+/** The embedded store, with a switch that makes the next writes fail as a full disk would. */
+class FailingStore implements Store {
+  failing = false;
+  constructor(private readonly inner: Store) {}
+  open() {
+    return this.inner.open();
+  }
+  append(text: string) {
+    if (this.failing) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+    return this.inner.append(text);
+  }
+  snapshot() {
+    return this.inner.snapshot();
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+async function failingHub(dataDir: string) {
+  const store = new FailingStore(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+  const hub = await startHub({ dataDir }, { store });
+  return { hub, store };
+}
+
+describe('a failed journal write', () => {
+  it('refuses the change with UNAVAILABLE, leaves memory as on disk, and the hub carries on', async () => {
+    const dataDir = tempDir();
+    const { hub, store } = await failingHub(dataDir);
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'disk full' });
+    await wf.start();
+    await wf.updateProgress('loading', 10);
+    const before = await wf.get();
+    const version = hub.core.state.versions.get(wf.id);
+
+    store.failing = true;
+    // Several changes in the same tick share the failed write: all are refused and undone.
+    const codes = await Promise.all([wf.updateProgress('loading', 50), wf.addObjective({ name: 'never stored' }), wf.createWorkOrder({ taskType: 't' })].map(codeOf));
+    expect(codes).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
+    expect(hub.core.state.versions.get(wf.id)).toBe(version);
+    expect(await wf.get()).toEqual(before);
+
+    store.failing = false;
+    await wf.updateProgress('loading', 60);
+    expect((await wf.get()).stages.loading!.progress).toBe(60);
+    client.close();
+    await hub.close();
+
+    const again = await createHub({ port: 0, dataDir, tokens: GRANTS, logLevel: 'silent' });
+    const state = again.core.state.workflows.get(wf.id)!;
+    expect(state.stages.loading!.progress).toBe(60);
+    expect(Object.keys(state.objectives)).toEqual([]);
+    await again.close();
+  });
+
+  it('does not push the offer of a refused work order, and assigns the next one normally', async () => {
+    const { hub, store } = await failingHub(tempDir());
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'offers after commit' });
+    await wf.start();
+    const received: string[] = [];
+    const worker = await agent(hub, { agentId: 'w', agentType: 'w' });
+    await worker.onTask('t', (task) => {
+      received.push(task.workOrderId);
+      return { result: 'ok' };
+    });
+    store.failing = true;
+    expect(await codeOf(wf.createWorkOrder({ id: 'refused', taskType: 't' }))).toBe('UNAVAILABLE');
+    store.failing = false;
+    await wf.createWorkOrder({ id: 'accepted', taskType: 't' });
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe<{ workOrderCounts: { completed: number } }>(wf.id);
+    while (mirror.state!.workOrderCounts.completed < 1) await untilVersion(mirror, mirror.version + 1);
+    expect(received).toEqual(['accepted']);
+    expect(hub.core.state.agents!.w!.load).toBe(0);
+    expect(hub.core.state.workflows.get(wf.id)!.workOrders.refused).toBeUndefined();
+  });
+});
