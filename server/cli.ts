@@ -6,13 +6,16 @@ import type { HubOptionsInput } from './options.ts';
 const HELP = `switchboard — a real-time coordination hub for multi-agent workflows
 
 Usage:
-  switchboard start [--config FILE] [--port N] [--host H] [--data-dir DIR] [--fsync] [--log-level L]
+  switchboard start [--config FILE] [--tokens FILE] [--port N] [--host H] [--data-dir DIR] [--fsync] [--log-level L]
 
 Commands:
   start     Start a hub. Prints its URL and the tokens to use.
 
 Options (environment variable in brackets):
   --config FILE     JSON file with any createHub option (see README); flags win [SWITCHBOARD_CONFIG]
+  --tokens FILE     JSON token list [{ token, role, agentId?, workflows? }]  [SWITCHBOARD_TOKENS_FILE]
+                    (or the list itself as JSON in SWITCHBOARD_TOKENS); default: generated once
+                    into the data directory's tokens.json
   --port N          TCP port, 0 for any free one      [SWITCHBOARD_PORT]      default 4700
   --host H          interface to listen on            [SWITCHBOARD_HOST]      default 127.0.0.1
   --data-dir DIR    journal, snapshot and tokens      [SWITCHBOARD_DATA_DIR]  default ./.switchboard
@@ -57,6 +60,7 @@ async function start(args: string[]): Promise<void> {
     args,
     options: {
       config: { type: 'string' },
+      tokens: { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string' },
       'data-dir': { type: 'string' },
@@ -69,6 +73,15 @@ async function start(args: string[]): Promise<void> {
   const env = process.env;
   const configFile = values.config ?? env.SWITCHBOARD_CONFIG;
   const options: HubOptionsInput = configFile ? readConfig(configFile) : {};
+  const tokensFile = values.tokens ?? env.SWITCHBOARD_TOKENS_FILE;
+  if (tokensFile) options.tokensFile = tokensFile;
+  if (env.SWITCHBOARD_TOKENS) {
+    try {
+      options.tokens = JSON.parse(env.SWITCHBOARD_TOKENS) as NonNullable<HubOptionsInput['tokens']>;
+    } catch (error) {
+      fail(`SWITCHBOARD_TOKENS is not valid JSON: ${(error as Error).message}`);
+    }
+  }
   const port = integer('--port', values.port ?? env.SWITCHBOARD_PORT);
   if (port !== undefined) options.port = port;
   const host = values.host ?? env.SWITCHBOARD_HOST;

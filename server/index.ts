@@ -18,7 +18,7 @@ import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './opt
 import { AutoDocumentation } from './reports/auto-documentation.ts';
 import { EmbeddedStore } from './store/embedded-store.ts';
 import type { Store } from './store/store.ts';
-import { loadOrCreateTokens, TokenRegistry } from './transport/auth.ts';
+import { loadOrCreateTokens, readTokens, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { controlHandlers } from './transport/control.ts';
 import { monitorHandlers } from './transport/monitor.ts';
@@ -91,7 +91,11 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     onError: (error, context) => logger.error({ err: error }, context),
   });
 
-  const { grants, created } = options.tokens ? { grants: options.tokens, created: false } : loadOrCreateTokens(dataDir);
+  const { grants, created } = options.tokens
+    ? { grants: options.tokens, created: false }
+    : options.tokensFile
+      ? { grants: readTokens(options.tokensFile), created: false }
+      : loadOrCreateTokens(dataDir);
   const tokens = new TokenRegistry(grants);
   const startedAt = core.now();
   const http = createServer(createRouter([...apiRoutes(core, startedAt), ...dashboardRoutes()], tokens, logger));

@@ -45,17 +45,26 @@ export function canSee(grant: TokenGrant, workflowId: string): boolean {
 
 export const TOKENS_FILE = 'tokens.json';
 
+/** Reads a token list from a JSON file, with a clear error naming the file when it is not one. */
+export function readTokens(file: string): TokenGrant[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new HubError('VALIDATION', `cannot read token file ${file}: ${(error as Error).message}`);
+  }
+  const parsed = z.array(TokenGrant).min(1).safeParse(json);
+  if (!parsed.success) throw new HubError('VALIDATION', `${file} is not a valid token list: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
 /**
  * The tokens of a data directory: read from `tokens.json`, or generated on first start
  * (one admin, one agent, one monitor token) and written there, readable by the owner only.
  */
 export function loadOrCreateTokens(dataDir: string): { grants: TokenGrant[]; created: boolean } {
   const file = join(dataDir, TOKENS_FILE);
-  if (existsSync(file)) {
-    const parsed = z.array(TokenGrant).safeParse(JSON.parse(readFileSync(file, 'utf8')));
-    if (!parsed.success) throw new Error(`${file} is not a valid token list: ${parsed.error.message}`);
-    return { grants: parsed.data, created: false };
-  }
+  if (existsSync(file)) return { grants: readTokens(file), created: false };
   const grants: TokenGrant[] = (['admin', 'agent', 'monitor'] as const).map((role) => ({
     token: `sb_${role}_${randomBytes(18).toString('base64url')}`,
     role,

@@ -1,0 +1,114 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { io, type Socket } from 'socket.io-client';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { codeOf } from './helpers/errors.ts';
+import { deferred, until } from './helpers/wait.ts';
+import { startHubProcess } from './helpers/process.ts';
+import { connectControl } from '../client-sdk/index.ts';
+
+/** Connects a raw socket.io client; resolves with the socket, or the connect_error's code. */
+function rawConnect(url: string, namespace: string, token: string | undefined): Promise<{ socket?: Socket; refused?: string }> {
+  const socket = io(`${url}${namespace}`, { auth: token === undefined ? {} : { token }, transports: ['websocket'], forceNew: true, reconnection: false });
+  onTestFinished(() => void socket.disconnect());
+  return new Promise((resolve) => {
+    socket.once('connect', () => resolve({ socket }));
+    socket.once('connect_error', (error: Error & { data?: { code?: string } }) => resolve({ refused: error.data?.code ?? error.message }));
+  });
+}
+
+describe('security', () => {
+  it('refuses a missing, unknown or wrong-role token on every namespace with connect_error', async () => {
+    const hub = await startHub();
+    const allowed = { '/control': [TOKENS.admin], '/agent': [TOKENS.agent], '/monitor': [TOKENS.monitor, TOKENS.admin] } as const;
+    for (const namespace of ['/control', '/agent', '/monitor'] as const) {
+      expect((await rawConnect(hub.url, namespace, undefined)).refused, namespace).toBe('UNAUTHENTICATED');
+      expect((await rawConnect(hub.url, namespace, 'not-a-real-token')).refused, namespace).toBe('UNAUTHENTICATED');
+      for (const token of Object.values(TOKENS)) {
+        const outcome = await rawConnect(hub.url, namespace, token);
+        expect(outcome.refused, `${namespace} with ${token}`).toBe((allowed[namespace] as readonly string[]).includes(token) ? undefined : 'FORBIDDEN');
+      }
+    }
+  });
+
+  it('lets a monitor change nothing: control events on /monitor are unknown there', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'read only' });
+    const { socket } = await rawConnect(hub.url, '/monitor', TOKENS.monitor);
+    const version = hub.core.state.versions.get(wf.id);
+    for (const event of ['workflow.start', 'workflow.cancel', 'workOrder.create', 'task.complete']) {
+      const reply = await socket!.emitWithAck(event, { workflowId: wf.id, taskType: 't' });
+      expect(reply, event).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
+    }
+    expect(hub.core.state.versions.get(wf.id)).toBe(version);
+    expect((await wf.get()).status).toBe('pending');
+  });
+
+  it('lets an agent touch only work assigned to it, even with the right attempt token', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'mine' });
+    await wf.start();
+    const holder = await agent(hub, { agentId: 'holder', agentType: 'w' });
+    const started = deferred<string>();
+    await holder.onTask('t', async (task) => {
+      started.resolve(task.attemptToken);
+      await new Promise(() => undefined);
+    });
+    const thief = await agent(hub, { agentId: 'thief', agentType: 'other' });
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    const attemptToken = await started.promise;
+    await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrders.job!.state === 'running', 'job running');
+    const version = hub.core.state.versions.get(wf.id);
+    const steal = { workflowId: wf.id, workOrderId: 'job', attemptToken };
+    expect(await codeOf(thief.connection.request('task.complete', steal))).toBe('FORBIDDEN');
+    expect(await codeOf(thief.connection.request('task.progress', { ...steal, progress: 99 }))).toBe('FORBIDDEN');
+    expect(await codeOf(thief.connection.request('task.fail', { ...steal, error: 'x' }))).toBe('FORBIDDEN');
+    expect(hub.core.state.versions.get(wf.id)).toBe(version);
+    expect(hub.core.state.workflows.get(wf.id)!.workOrders.job!.state).toBe('running');
+  });
+
+  it('answers RATE_LIMITED past the per-connection rate and keeps serving the rest', async () => {
+    const hub = await startHub({ rateLimit: { perSecond: 5, burst: 20 } });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'limits' });
+    const codes = await Promise.all(Array.from({ length: 60 }, (_, i) => codeOf(wf.updateProgress('s', i % 100))));
+    const limited = codes.filter((c) => c === 'RATE_LIMITED').length;
+    expect(limited).toBeGreaterThan(0);
+    expect(codes.filter((c) => c !== 'RATE_LIMITED' && c !== 'resolved')).toEqual([]);
+    // Each accepted change happened, the refused ones did not.
+    expect(hub.core.state.versions.get(wf.id)).toBe(1 + (60 - limited));
+    // Another connection has its own budget.
+    const other = await control(hub);
+    expect((await other.listWorkflows()).items).toHaveLength(1);
+  });
+
+  it('closes a connection that sends more than maxHttpBufferSize, and stays up for others', async () => {
+    const hub = await startHub({ maxHttpBufferSize: 64 * 1024 });
+    const { socket } = await rawConnect(hub.url, '/control', TOKENS.admin);
+    const closed = new Promise<string>((resolve) => socket!.once('disconnect', (reason) => resolve(reason)));
+    socket!.emit('workflow.create', { userQuery: 'x'.repeat(200 * 1024) }, () => undefined);
+    expect(await closed).toMatch(/transport (close|error)/);
+    const client = await control(hub);
+    await client.createWorkflow({ userQuery: 'still here' });
+    expect(hub.core.state.workflows.size).toBe(1);
+  });
+
+  it('reads tokens from a file or the environment when started from the CLI', async () => {
+    const dataDir = tempDir();
+    const file = join(dataDir, 'my-tokens.json');
+    writeFileSync(file, JSON.stringify([{ token: 'file-admin-token', role: 'admin' }]));
+    const fromFile = await startHubProcess(['--port', '0', '--data-dir', dataDir, '--tokens', file]);
+    const client = await connectControl({ url: fromFile.url, token: 'file-admin-token' });
+    expect((await client.listWorkflows()).items).toEqual([]);
+    client.close();
+    fromFile.child.kill('SIGTERM');
+    await fromFile.exited;
+    const fromEnv = await startHubProcess(['--port', '0', '--data-dir', dataDir], { SWITCHBOARD_TOKENS: JSON.stringify([{ token: 'env-admin-token', role: 'admin' }]) });
+    expect(await codeOf(connectControl({ url: fromEnv.url, token: 'file-admin-token' }))).toBe('UNAUTHENTICATED');
+    const viaEnv = await connectControl({ url: fromEnv.url, token: 'env-admin-token' });
+    viaEnv.close();
+  });
+});
