@@ -38,6 +38,8 @@ export interface HubCoreOptions {
   /** The clock; tests may pass their own. */
   now?: () => number;
   onError?: (error: Error, context: string) => void;
+  /** Told how long each journal write took (ms) and how many records it held. */
+  onJournalWrite?: (ms: number, records: number) => void;
 }
 
 /**
@@ -52,6 +54,7 @@ export class Hub {
   private readonly settings: DomainSettings;
   private readonly clock: () => number;
   private readonly onError: (error: Error, context: string) => void;
+  private readonly onJournalWrite: (ms: number, records: number) => void;
   private readonly listeners: Array<(batch: CommittedBatch) => void> = [];
   private readonly rollbackListeners: Array<() => void> = [];
   private current: Batch | undefined;
@@ -64,6 +67,7 @@ export class Hub {
     this.settings = options.settings;
     this.clock = options.now ?? Date.now;
     this.onError = options.onError ?? (() => undefined);
+    this.onJournalWrite = options.onJournalWrite ?? (() => undefined);
     this.state = emptyState(options.settings.agingMs);
   }
 
@@ -163,7 +167,11 @@ export class Hub {
       let text = '';
       for (const record of batch.records) text += encodeRecord(record);
       try {
-        if (text) await this.store.append(text);
+        if (text) {
+          const started = performance.now();
+          await this.store.append(text);
+          this.onJournalWrite(performance.now() - started, batch.records.length);
+        }
       } catch (error) {
         this.rollBack(batch, error as Error);
         continue;

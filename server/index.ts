@@ -12,6 +12,7 @@ import { DataFiles } from './data-files.ts';
 import { Hub } from './hub.ts';
 import { apiRoutes } from './http/api.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
+import { Metrics, metricsRoute } from './http/metrics.ts';
 import { createRouter } from './http/router.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
@@ -89,7 +90,10 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       backoffMaxMs: options.backoffMaxMs,
     },
     onError: (error, context) => logger.error({ err: error }, context),
+    onJournalWrite: (ms, records) => metrics?.recordJournalWrite(ms, records),
   });
+  // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
+  let metrics: Metrics | undefined;
 
   const { grants, created } = options.tokens
     ? { grants: options.tokens, created: false }
@@ -98,12 +102,12 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       : loadOrCreateTokens(dataDir);
   const tokens = new TokenRegistry(grants);
   const startedAt = core.now();
-  const http = createServer(createRouter([...apiRoutes(core, startedAt), ...dashboardRoutes()], tokens, logger));
+  const http = createServer();
   const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false });
   const common = { tokens, rateLimit: options.rateLimit, log: logger };
   const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], dataDir);
   bindNamespace(io.of('/control'), contract.control, controlHandlers(core, files, options.openLineageProducer), { ...common, roles: ['admin'] });
-  const agents = new AgentTransport(core, logger, files);
+  const agents = new AgentTransport(core, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
   bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
     ...common,
     roles: ['agent'],
@@ -118,6 +122,13 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   });
   const autoDocumentation = new AutoDocumentation(core, logger);
   bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(core, patches), { ...common, roles: ['monitor', 'admin'] });
+  metrics = new Metrics({
+    hub: core,
+    namespaces: { control: io.of('/control'), agent: io.of('/agent'), monitor: monitorNamespace },
+    stalledSubscribers: () => patches.stalledCount,
+  });
+  // socket.io answers its own path first; the router serves everything else.
+  http.on('request', createRouter([...apiRoutes(core, startedAt), metricsRoute(metrics), ...dashboardRoutes()], tokens, logger));
   const sweeper = setInterval(() => {
     core.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
       if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) logger.error({ err: error }, 'sweep failed');
@@ -150,6 +161,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       (closing ??= (async () => {
         clearInterval(sweeper);
         patches.close();
+        metrics?.close();
         await autoDocumentation.close();
         // Closing the transport (not disconnecting each socket) lets clients reconnect to the next hub.
         await new Promise<void>((done) => io.close(() => done()));

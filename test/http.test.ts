@@ -34,3 +34,26 @@ describe('HTTP API', () => {
     expect((await unknown.json()).error.code).toBe('NOT_FOUND');
   });
 });
+
+describe('metrics', () => {
+  it('serves Prometheus text with connections, work orders by state, latencies and memory', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'metrics' });
+    await wf.start();
+    await wf.createWorkOrders([{ taskType: 'nobody-serves-this' }, { taskType: 'nobody-serves-this' }]);
+    expect((await fetch(`${hub.url}/metrics`)).status).toBe(401);
+    const res = await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } });
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    const text = await res.text();
+    const value = (line: string) => Number(text.split('\n').find((l) => l.startsWith(line + ' '))?.split(' ')[1]);
+    expect(value('switchboard_connections{namespace="control"}')).toBe(1);
+    expect(value('switchboard_work_orders{state="queued"}')).toBe(2);
+    expect(value('switchboard_workflows{status="in_progress"}')).toBe(1);
+    expect(value('switchboard_journal_records_total')).toBeGreaterThanOrEqual(3);
+    expect(value('switchboard_journal_write_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(text).toContain('switchboard_assignment_latency_seconds_bucket{le="+Inf"}');
+    expect(value('nodejs_heap_used_bytes')).toBeGreaterThan(0);
+    expect(text).toMatch(/nodejs_eventloop_delay_seconds\{quantile="0.99"\} \d/);
+  });
+});

@@ -38,6 +38,7 @@ function offer(t: Transition, order: WorkOrder, agent: Agent): void {
   t.tx.effect({
     type: 'offer',
     agentId: agent.id,
+    queuedAt: order.queuedAt ?? now,
     assignment: {
       workflowId: order.workflowId,
       workOrderId: order.id,

@@ -20,6 +20,8 @@ export class AgentTransport {
     private readonly hub: Hub,
     private readonly log: Logger,
     private readonly files: DataFiles,
+    /** Told, for each offer pushed, how long its order waited in the queue (ms). */
+    private readonly onOffer: (waitedMs: number) => void = () => undefined,
   ) {}
 
   /** How many agents have a live socket. */
@@ -99,7 +101,10 @@ export class AgentTransport {
   /** Carries out the effects of a committed batch. */
   run(effects: readonly Effect[]): void {
     for (const effect of effects) {
-      if (effect.type === 'offer') this.offer(effect.agentId, effect.assignment);
+      if (effect.type === 'offer') {
+        this.onOffer(this.hub.now() - effect.queuedAt);
+        this.offer(effect.agentId, effect.assignment);
+      }
       else this.cancel(effect.agentId, effect.notice);
     }
   }
