@@ -126,6 +126,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     hub: core,
     namespaces: { control: io.of('/control'), agent: io.of('/agent'), monitor: monitorNamespace },
     stalledSubscribers: () => patches.stalledCount,
+    queuedPackets: () => patches.queuedPackets(),
   });
   // socket.io answers its own path first; the router serves everything else.
   http.on('request', createRouter([...apiRoutes(core, startedAt), metricsRoute(metrics), ...dashboardRoutes()], tokens, logger));

@@ -39,6 +39,8 @@ export interface MetricSources {
   hub: Hub;
   namespaces: Record<string, Namespace>;
   stalledSubscribers: () => number;
+  /** Packets waiting unread in monitor connections' buffers. */
+  queuedPackets: () => number;
 }
 
 /** The hub's counters and histograms, fed by the transports and the hub core. */
@@ -85,6 +87,7 @@ export class Metrics {
     out.push(`switchboard_journal_records_total ${this.journalRecords}`);
     out.push('# HELP switchboard_stalled_subscribers_total Monitors dropped to a resync for falling behind.', '# TYPE switchboard_stalled_subscribers_total counter');
     out.push(`switchboard_stalled_subscribers_total ${this.sources.stalledSubscribers()}`);
+    gauge('switchboard_monitor_queued_packets', 'Packets waiting unread in monitor connections (bounded by maxQueuedPackets each).', [['', this.sources.queuedPackets()]]);
     out.push('# HELP nodejs_eventloop_delay_seconds Event-loop delay since the hub started.', '# TYPE nodejs_eventloop_delay_seconds summary');
     for (const q of [0.5, 0.99]) out.push(`nodejs_eventloop_delay_seconds{quantile="${q}"} ${this.loopDelay.percentile(q * 100) / 1e9}`);
     out.push(`nodejs_eventloop_delay_seconds_max ${this.loopDelay.max / 1e9}`);

@@ -157,6 +157,13 @@ export class PatchStream {
     return { doc, mode: 'snapshot', version: current, state: docRoot(this.hub.state, doc) ?? null };
   }
 
+  /** Packets waiting unread, summed over every monitor connection. */
+  queuedPackets(): number {
+    let total = 0;
+    for (const socket of this.nsp.sockets.values()) total += queuedPackets(socket);
+    return total;
+  }
+
   /** Takes subscribers that stopped reading out of every room; they resync once their buffer drains. */
   private dropStalled(): void {
     for (const socket of this.nsp.sockets.values()) {
