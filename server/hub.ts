@@ -166,28 +166,29 @@ export class Hub {
       this.current = undefined;
       let text = '';
       for (const record of batch.records) text += encodeRecord(record);
+      const started = performance.now();
       try {
-        if (text) {
-          const started = performance.now();
-          await this.store.append(text);
-          this.onJournalWrite(performance.now() - started, batch.records.length);
-        }
+        if (text) await this.store.append(text);
       } catch (error) {
         this.rollBack(batch, error as Error);
         continue;
       }
+      if (text) this.notify(() => this.onJournalWrite(performance.now() - started, batch.records.length), 'journal write observer');
       batch.resolve();
       const effects: Effect[] = [];
       for (const tx of batch.transactions) effects.push(...tx.effects);
-      for (const listener of this.listeners) {
-        try {
-          listener({ records: batch.records, effects });
-        } catch (listenerError) {
-          this.onError(listenerError as Error, 'commit listener');
-        }
-      }
+      for (const listener of this.listeners) this.notify(() => listener({ records: batch.records, effects }), 'commit listener');
     }
     this.flushing = undefined;
+  }
+
+  /** Runs an observer; what it throws is reported, never taken for a failed write. */
+  private notify(observer: () => void, context: string): void {
+    try {
+      observer();
+    } catch (error) {
+      this.onError(error as Error, context);
+    }
   }
 
   /** Rebuilds the scheduler's index from the documents (after a rollback). */

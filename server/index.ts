@@ -78,6 +78,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       snapshotAfterBytes: options.snapshotAfterBytes,
       onWarning: (message) => logger.warn(message),
     });
+  // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
+  let metrics: Metrics | undefined;
   const core = await Hub.open({
     store,
     settings: {
@@ -92,8 +94,6 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     onError: (error, context) => logger.error({ err: error }, context),
     onJournalWrite: (ms, records) => metrics?.recordJournalWrite(ms, records),
   });
-  // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
-  let metrics: Metrics | undefined;
 
   const { grants, created } = options.tokens
     ? { grants: options.tokens, created: false }

@@ -33,7 +33,7 @@ describe('agents that die or freeze mid-task', () => {
     // Freeze the sleeper mid-task until the hub has given its task to someone else, then wake it.
     const sleeperTask = (await sleeper.process.next((line) => line.startsWith('START '))).split(' ')[1]!;
     sleeper.process.child.kill('SIGSTOP');
-    await untilMirror<Workflow>(mirror, (w) => w.workOrders[sleeperTask]!.history.some((h) => h.agentId === 'sleeper' && h.outcome === 'lease_expired'), 'sleeper lease expired');
+    await untilMirror<Workflow>(mirror, (w) => !!w.workOrders[sleeperTask]?.history.some((h) => h.agentId === 'sleeper' && h.outcome === 'lease_expired'), 'sleeper lease expired');
     sleeper.process.child.kill('SIGCONT');
 
     const done = await untilMirror<Workflow>(mirror, (w) => w.workOrderCounts.completed === ORDERS, 'all orders completed');
