@@ -24,7 +24,7 @@ import { AgentTransport } from './transport/agent.ts';
 import { controlHandlers } from './transport/control.ts';
 import { monitorHandlers } from './transport/monitor.ts';
 import { PatchStream } from './transport/patch-stream.ts';
-import { bindNamespace } from './transport/namespaces.ts';
+import { bindNamespace, sessionOf } from './transport/namespaces.ts';
 
 export { HubOptions, type HubOptionsInput } from './options.ts';
 export type { Store } from './store/store.ts';
@@ -52,6 +52,11 @@ export interface RunningHub {
   /** The state engine, for embedding programs that want to read state directly. */
   core: Hub;
   log: Logger;
+  /**
+   * Reads the tokens again from their file (tokensFile, or the data directory's tokens.json) and
+   * disconnects connections whose token is gone. Returns how many tokens are in force.
+   */
+  reloadTokens(): number;
   /** Counters about the hub's connections and streams. */
   stats(): { stalledSubscribers: number };
   /** Stops listening, finishes pending writes, snapshots and releases the data directory. */
@@ -95,11 +100,14 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     onJournalWrite: (ms, records) => metrics?.recordJournalWrite(ms, records),
   });
 
-  const { grants, created } = options.tokens
-    ? { grants: options.tokens, created: false }
-    : options.tokensFile
-      ? { grants: readTokens(options.tokensFile), created: false }
-      : loadOrCreateTokens(dataDir);
+  const tokenSource = () =>
+    options.tokens
+      ? { grants: options.tokens, created: false }
+      : options.tokensFile
+        ? { grants: readTokens(options.tokensFile), created: false }
+        : loadOrCreateTokens(dataDir);
+  const { grants, created } = tokenSource();
+  let grantsInForce = grants;
   const tokens = new TokenRegistry(grants);
   const startedAt = core.now();
   const http = createServer();
@@ -152,11 +160,23 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   return {
     url,
     port,
-    tokens: grants,
+    get tokens() {
+      return grantsInForce;
+    },
     tokensCreated: created,
     options,
     core,
     log: logger,
+    reloadTokens: () => {
+      const reloaded = tokenSource().grants;
+      tokens.replace(reloaded);
+      grantsInForce = reloaded;
+      for (const nsp of [io.of('/control'), io.of('/agent'), monitorNamespace]) {
+        for (const socket of nsp.sockets.values()) if (!tokens.holds(sessionOf(socket).grant)) socket.disconnect(true);
+      }
+      logger.info({ tokens: reloaded.length }, 'tokens reloaded');
+      return reloaded.length;
+    },
     stats: () => ({ stalledSubscribers: patches.stalledCount }),
     close: () =>
       (closing ??= (async () => {

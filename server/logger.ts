@@ -1,9 +1,34 @@
+import { Writable } from 'node:stream';
 import { pino, type Logger as PinoLogger } from 'pino';
 
 export type Logger = Pick<PinoLogger, 'debug' | 'info' | 'warn' | 'error' | 'child'>;
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
-/** A structured logger: JSON lines on stdout (or the given stream), at `level`. */
+const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
+
+/** Turns pino's JSON lines into `12:01:02 INFO  message key=value` for a person at a terminal. */
+function readableLines(out: NodeJS.WriteStream): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) {
+        if (!line) continue;
+        const record = JSON.parse(line) as Record<string, unknown>;
+        const { level, time, msg, err } = record;
+        const fields = Object.entries(record).filter(([key]) => !['level', 'time', 'msg', 'err', 'service', 'pid', 'hostname'].includes(key));
+        const extra = fields.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+        const error = err ? `\n  ${(err as { stack?: string }).stack ?? JSON.stringify(err)}` : '';
+        out.write(`${new Date(time as number).toISOString().slice(11, 19)} ${LEVELS[level as number] ?? level} ${msg ?? ''}${extra.length ? '  ' + extra.join(' ') : ''}${error}\n`);
+      }
+      done();
+    },
+  });
+}
+
+/**
+ * A structured logger at `level`: JSON lines on stdout when it is not a terminal (for log
+ * shippers), readable lines when a person is watching; or the given stream.
+ */
 export function createLogger(level: LogLevel, destination?: NodeJS.WritableStream): Logger {
-  return pino({ level, base: { service: 'switchboard' } }, destination ?? pino.destination({ fd: 1, sync: false }));
+  const stream = destination ?? (process.stdout.isTTY ? readableLines(process.stdout) : pino.destination({ fd: 1, sync: false }));
+  return pino({ level, base: { service: 'switchboard' } }, stream);
 }

@@ -9,11 +9,14 @@ import { tempDir } from './helpers/hub.ts';
 describe('switchboard CLI', () => {
   it('starts a hub that prints its URL and generated tokens, and flushes state on SIGTERM', async () => {
     const dataDir = tempDir();
-    const first = await startHubProcess(['--port', '0', '--data-dir', dataDir]);
+    const first = await startHubProcess(['--port', '0', '--data-dir', dataDir], { SWITCHBOARD_LOG_LEVEL: 'info' });
     const tokens = JSON.parse(readFileSync(join(dataDir, 'tokens.json'), 'utf8')) as Array<{ role: string; token: string }>;
     const admin = tokens.find((t) => t.role === 'admin')!.token;
     expect(first.output()).toContain(admin);
     expect(tokens.map((t) => t.role).sort()).toEqual(['admin', 'agent', 'monitor']);
+    // Not a terminal: the logs are JSON lines, ready for a log shipper.
+    const logLine = first.output().split('\n').find((line) => line.startsWith('{'));
+    expect(JSON.parse(logLine!)).toMatchObject({ level: 30, msg: 'hub listening', service: 'switchboard' });
 
     const client = await connectControl({ url: first.url, token: admin });
     const wf = await client.createWorkflow({ userQuery: 'from the CLI' });
@@ -40,5 +43,49 @@ describe('switchboard CLI', () => {
     const unknown = spawnSync(process.execPath, [CLI, 'launch'], { encoding: 'utf8' });
     expect(unknown.status).not.toBe(0);
     expect(unknown.stderr).toContain('unknown command "launch"');
+  });
+});
+
+describe('switchboard status, report and tokens', () => {
+  it('shows a running hub’s workflows and agents, fetches reports, and manages tokens with a SIGHUP reload', async () => {
+    const dataDir = tempDir();
+    const hub = await startHubProcess(['--port', '0', '--data-dir', dataDir]);
+    const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--data-dir', dataDir, ...(args[0] === 'tokens' ? [] : ['--url', hub.url])], { encoding: 'utf8' });
+    const admin = (JSON.parse(readFileSync(join(dataDir, 'tokens.json'), 'utf8')) as Array<{ role: string; token: string }>).find((t) => t.role === 'admin')!.token;
+    const client = await connectControl({ url: hub.url, token: admin });
+    const wf = await client.createWorkflow({ id: 'cli-wf', userQuery: 'Analyze from the CLI' });
+    await wf.start();
+    await wf.updateProgress('loading', 40);
+    await wf.addObjective({ name: 'Answer the question' });
+
+    const shown = run('status');
+    expect(shown.status).toBe(0);
+    expect(shown.stdout).toMatch(/cli-wf\s+in_progress\s+40%/);
+    expect(JSON.parse(run('status', '--json').stdout).workflows[0]).toMatchObject({ id: 'cli-wf', status: 'in_progress' });
+
+    const out = join(dataDir, 'report.html');
+    const saved = run('report', 'cli-wf', '--format', 'html', '--out', out);
+    expect(saved.status).toBe(0);
+    expect(readFileSync(out, 'utf8')).toContain('<meta name="switchboard-version"');
+    expect(run('report', 'cli-wf').stdout).toContain('Answer the question');
+    const missing = run('report', 'no-such-workflow');
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain('NOT_FOUND');
+    expect(run('report', 'cli-wf', '--format', 'pdf').stderr).toContain('--format must be one of md, html, json');
+
+    expect(run('tokens').stdout).toMatch(/admin\s+sb_admin_/);
+    const created = run('tokens', 'create', '--role', 'monitor', '--name', 'ci-monitor', '--workflows', 'cli-wf');
+    expect(created.status).toBe(0);
+    const fresh = created.stdout.trim();
+    expect((await fetch(`${hub.url}/api/workflows/cli-wf/summary`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(401);
+    const reloaded = new Promise<void>((resolve) => hub.child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('SIGHUP') && resolve()));
+    hub.child.kill('SIGHUP');
+    await reloaded;
+    expect((await fetch(`${hub.url}/api/workflows/cli-wf/summary`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
+    expect(run('tokens', 'create', '--role', 'janitor').stderr).toContain('--role must be admin, agent or monitor');
+
+    client.close();
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toBe(0);
   });
 });

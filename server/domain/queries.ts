@@ -25,8 +25,8 @@ export function listWorkflows(
       more = true;
       break;
     }
-    const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt } = workflow;
-    items.push({ id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt });
+    const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts } = workflow;
+    items.push({ id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts });
   }
   return { items, nextCursor: more ? items[items.length - 1]!.id : null };
 }

@@ -5,6 +5,7 @@ import { searchData } from '../domain/data-search.ts';
 import { listWorkflows, workflowSummary } from '../domain/queries.ts';
 import type { Hub } from '../hub.ts';
 import { reportsOf } from '../reports/writer.ts';
+import { listAgents } from '../domain/agents.ts';
 import { canSee } from '../transport/auth.ts';
 import type { HttpRequest, Route } from './router.ts';
 
@@ -77,6 +78,12 @@ export function apiRoutes(hub: Hub, startedAt: number): Route[] {
         const report = reportsOf(hub.state, visibleWorkflow(request), [format])[0]!;
         return { body: report.body, contentType: report.contentType, headers: { etag: `"${report.hash}"`, 'x-switchboard-version': String(report.version) } };
       },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/agents$/,
+      roles: READERS,
+      handle: () => ({ body: listAgents(hub.state) }),
     },
     {
       method: 'GET',

@@ -13,7 +13,18 @@ export class TokenRegistry {
   private readonly grants = new Map<string, TokenGrant>();
 
   constructor(grants: readonly TokenGrant[]) {
+    this.replace(grants);
+  }
+
+  /** Puts a new token list in force (a reload); connections keep the grant they were admitted with. */
+  replace(grants: readonly TokenGrant[]): void {
+    this.grants.clear();
     for (const grant of grants) this.grants.set(hash(grant.token), grant);
+  }
+
+  /** Whether this grant is still in force with the same role and scope. */
+  holds(grant: TokenGrant): boolean {
+    return JSON.stringify(this.grants.get(hash(grant.token))) === JSON.stringify(grant);
   }
 
   /** The grant of `token`, or UNAUTHENTICATED. */
@@ -45,6 +56,11 @@ export function canSee(grant: TokenGrant, workflowId: string): boolean {
 
 export const TOKENS_FILE = 'tokens.json';
 
+/** A fresh random token whose prefix says its role. */
+export function newToken(role: Role): string {
+  return `sb_${role}_${randomBytes(18).toString('base64url')}`;
+}
+
 /** Reads a token list from a JSON file, with a clear error naming the file when it is not one. */
 export function readTokens(file: string): TokenGrant[] {
   let json: unknown;
@@ -65,11 +81,7 @@ export function readTokens(file: string): TokenGrant[] {
 export function loadOrCreateTokens(dataDir: string): { grants: TokenGrant[]; created: boolean } {
   const file = join(dataDir, TOKENS_FILE);
   if (existsSync(file)) return { grants: readTokens(file), created: false };
-  const grants: TokenGrant[] = (['admin', 'agent', 'monitor'] as const).map((role) => ({
-    token: `sb_${role}_${randomBytes(18).toString('base64url')}`,
-    role,
-    name: `default-${role}`,
-  }));
+  const grants: TokenGrant[] = (['admin', 'agent', 'monitor'] as const).map((role) => ({ token: newToken(role), role, name: `default-${role}` }));
   writeFileSync(file, JSON.stringify(grants, null, 2) + '\n', { mode: 0o600 });
   return { grants, created: true };
 }

@@ -107,6 +107,7 @@ export const WorkflowHeader = Workflow.pick({
   updatedAt: true,
   startedAt: true,
   endedAt: true,
+  workOrderCounts: true,
 });
 export type WorkflowHeader = z.infer<typeof WorkflowHeader>;
 

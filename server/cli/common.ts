@@ -1,0 +1,70 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TokenGrant } from '../../shared/schemas/tokens.ts';
+
+/** An error the CLI reports as one line and a non-zero exit. */
+export class CliError extends Error {}
+
+/** Parses a whole number option, or says which flag was wrong. */
+export function integer(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value)) throw new CliError(`${name} must be a whole number, got "${text}"`);
+  return value;
+}
+
+/** The data directory from the flag, the environment, or the default. */
+export function dataDirOf(flag: string | undefined): string {
+  return flag ?? process.env.SWITCHBOARD_DATA_DIR ?? './.switchboard';
+}
+
+/**
+ * Where a running hub is and which token to use: flags, then SWITCHBOARD_URL / SWITCHBOARD_TOKEN,
+ * then the defaults (the local hub on port 4700, and a token of the data directory's tokens.json).
+ */
+export function hubAddress(values: { url?: string | undefined; token?: string | undefined; 'data-dir'?: string | undefined }): { url: string; token: string } {
+  const url = values.url ?? process.env.SWITCHBOARD_URL ?? `http://127.0.0.1:${process.env.SWITCHBOARD_PORT ?? 4700}`;
+  const token = values.token ?? process.env.SWITCHBOARD_TOKEN ?? localToken(dataDirOf(values['data-dir']));
+  if (!token) throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN, or run where the hub’s data directory (tokens.json) is');
+  return { url, token };
+}
+
+/** An admin (else monitor) token from a data directory's tokens.json, if there is one. */
+function localToken(dataDir: string): string | undefined {
+  const file = join(dataDir, 'tokens.json');
+  if (!existsSync(file)) return undefined;
+  const grants = JSON.parse(readFileSync(file, 'utf8')) as TokenGrant[];
+  return (grants.find((g) => g.role === 'admin') ?? grants.find((g) => g.role === 'monitor'))?.token;
+}
+
+/** GETs a path of the hub's HTTP API with the token; the hub's error message on failure. */
+export async function getFromHub(address: { url: string; token: string }, path: string): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, address.url), { headers: { authorization: `Bearer ${address.token}` } });
+  } catch (error) {
+    throw new CliError(`cannot reach the hub at ${address.url}: ${(error as Error).cause ?? (error as Error).message}`);
+  }
+  if (!response.ok) {
+    const body = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
+    throw new CliError(`${path}: ${body?.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${response.status}`}`);
+  }
+  return response;
+}
+
+/** Prints a progress line on a terminal (overwritten in place), nothing when piped. */
+export function progress(text: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);
+}
+
+/** Ends a progress line. */
+export function progressDone(): void {
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+}
+
+/** Lays rows out in aligned columns. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return [line(header), ...rows.map(line)].join('\n');
+}

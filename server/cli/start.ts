@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { createHub } from '../index.ts';
+import type { HubOptionsInput } from '../options.ts';
+import { CliError, integer } from './common.ts';
+
+export const START_HELP = `switchboard start — run a hub until SIGINT or SIGTERM
+
+Usage: switchboard start [--config FILE] [--tokens FILE] [--port N] [--host H] [--data-dir DIR] [--fsync] [--log-level L]
+
+Options (environment variable in brackets):
+  --config FILE     JSON file with any createHub option (see README); flags win   [SWITCHBOARD_CONFIG]
+  --tokens FILE     JSON token list [{ token, role, agentId?, workflows? }]     [SWITCHBOARD_TOKENS_FILE]
+                    (or the list itself as JSON in SWITCHBOARD_TOKENS); default: generated once
+                    into the data directory's tokens.json. SIGHUP reloads the tokens.
+  --port N          TCP port, 0 for any free one      [SWITCHBOARD_PORT]      default 4700
+  --host H          interface to listen on            [SWITCHBOARD_HOST]      default 127.0.0.1
+  --data-dir DIR    journal, snapshot and tokens      [SWITCHBOARD_DATA_DIR]  default ./.switchboard
+  --fsync           flush the journal to disk on every batch               [SWITCHBOARD_FSYNC=1]
+  --log-level L     debug | info | warn | error | silent  [SWITCHBOARD_LOG_LEVEL] default info
+`;
+
+/** The options in a JSON config file; createHub validates them. */
+function readConfig(file: string): HubOptionsInput {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`cannot read config ${file}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`config ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new CliError(`config ${file} must hold a JSON object`);
+  return parsed as HubOptionsInput;
+}
+
+/** The hub options from a config file, the flags and the environment (flags win). */
+function optionsFrom(args: string[]): HubOptionsInput | undefined {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      tokens: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      fsync: { type: 'boolean' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return undefined;
+  const env = process.env;
+  const configFile = values.config ?? env.SWITCHBOARD_CONFIG;
+  const options: HubOptionsInput = configFile ? readConfig(configFile) : {};
+  const tokensFile = values.tokens ?? env.SWITCHBOARD_TOKENS_FILE;
+  if (tokensFile) options.tokensFile = tokensFile;
+  if (env.SWITCHBOARD_TOKENS) {
+    try {
+      options.tokens = JSON.parse(env.SWITCHBOARD_TOKENS) as NonNullable<HubOptionsInput['tokens']>;
+    } catch (error) {
+      throw new CliError(`SWITCHBOARD_TOKENS is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  const port = integer('--port', values.port ?? env.SWITCHBOARD_PORT);
+  if (port !== undefined) options.port = port;
+  const host = values.host ?? env.SWITCHBOARD_HOST;
+  if (host) options.host = host;
+  const dataDir = values['data-dir'] ?? env.SWITCHBOARD_DATA_DIR;
+  if (dataDir) options.dataDir = dataDir;
+  if (values.fsync || env.SWITCHBOARD_FSYNC === '1') options.fsync = true;
+  const logLevel = values['log-level'] ?? env.SWITCHBOARD_LOG_LEVEL;
+  if (logLevel) options.logLevel = logLevel as NonNullable<HubOptionsInput['logLevel']>;
+  return options;
+}
+
+/** `switchboard start`: runs a hub until SIGINT or SIGTERM, then shuts it down cleanly (state flushed). */
+export async function start(args: string[]): Promise<void> {
+  const options = optionsFrom(args);
+  if (!options) return void process.stdout.write(START_HELP);
+  const hub = await createHub(options);
+  const monitorToken = hub.tokens.find((t) => t.role === 'monitor' && !t.workflows) ?? hub.tokens.find((t) => t.role === 'admin');
+  const lines = [
+    `Switchboard hub listening on ${hub.url}`,
+    `  dashboard:      ${hub.url}/${monitorToken ? `?token=${monitorToken.token}` : ''}`,
+    `  data directory: ${hub.options.dataDir}`,
+    `  tokens${hub.tokensCreated ? ' (generated, saved in the data directory)' : ''}:`,
+    ...hub.tokens.map((t) => `    ${t.role.padEnd(8)}${t.token}${t.name ? `  (${t.name})` : ''}`),
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`${signal}: shutting down, flushing state…\n`);
+    hub.close().then(
+      () => process.exit(0),
+      (error: Error) => {
+        process.stderr.write(`shutdown failed: ${error.message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    try {
+      const count = hub.reloadTokens();
+      process.stdout.write(`SIGHUP: ${count} tokens in force\n`);
+    } catch (error) {
+      process.stderr.write(`SIGHUP: tokens not reloaded: ${(error as Error).message}\n`);
+    }
+  });
+}
