@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
 import { connectAgent, HubError, NonRetryableError } from '../client-sdk/index.ts';
 import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
-import { deferred, until } from './helpers/wait.ts';
+import { deferred, until, untilOrder } from './helpers/wait.ts';
 
 /** Hub settings that make leases and grace periods short enough to test without long waits. */
 const FAST = { sweepIntervalMs: 20, graceMs: 300, backoffBaseMs: 50, backoffMaxMs: 200 };
@@ -124,10 +124,7 @@ describe('agents and work orders over the network', () => {
       rescued++;
       return { result: 'rescued' };
     });
-    const order = await until(hub, () => {
-      const o = hub.core.state.workflows.get(wf.id)!.workOrders.job!;
-      return o.state === 'completed' && o;
-    }, 'job completed by the rescuer');
+    const order = await untilOrder(hub, wf.id, 'job', 'completed');
     expect(rescued).toBe(1);
     expect(order.result).toBe('rescued');
     expect(order.history.map((h) => [h.agentId, h.outcome])).toEqual([
@@ -226,10 +223,7 @@ describe('agents and work orders over the network', () => {
       throw new Error('malformed input');
     });
     await wf.createWorkOrder({ id: 'poison', taskType: 'poison', maxAttempts: 3 });
-    const order = await until(hub, () => {
-      const o = hub.core.state.workflows.get(wf.id)!.workOrders.poison!;
-      return o.state === 'failed' && o;
-    }, 'poison task dead-lettered');
+    const order = await untilOrder(hub, wf.id, 'poison', 'failed');
     expect(attempts).toBe(3);
     expect(order.error).toBe('failed after 3 attempt(s): malformed input');
     expect(order.history.map((h) => h.outcome)).toEqual(['failed', 'failed', 'failed']);
@@ -238,10 +232,7 @@ describe('agents and work orders over the network', () => {
       throw new NonRetryableError('cannot ever work');
     });
     await wf.createWorkOrder({ id: 'fatal', taskType: 'fatal', maxAttempts: 5 });
-    const fatal = await until(hub, () => {
-      const o = hub.core.state.workflows.get(wf.id)!.workOrders.fatal!;
-      return o.state === 'failed' && o;
-    }, 'fatal task failed');
+    const fatal = await untilOrder(hub, wf.id, 'fatal', 'failed');
     expect(fatal.attempts).toBe(1);
   });
 
@@ -260,10 +251,7 @@ describe('agents and work orders over the network', () => {
     });
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
     await done.promise;
-    const order = await until(hub, () => {
-      const o = hub.core.state.workflows.get(wf.id)!.workOrders.job!;
-      return o.state === 'completed' && o;
-    }, 'job completed');
+    const order = await untilOrder(hub, wf.id, 'job', 'completed');
     expect(order).toMatchObject({ progress: 100, message: 'all rows', checkpoint: { rows: 200 } });
     // 201 progress calls were coalesced into a handful of updates: few versions, not hundreds.
     const versions = hub.core.state.versions.get(wf.id)!;
@@ -302,10 +290,7 @@ describe('agents and work orders over the network', () => {
     expect(again.attempts).toEqual([expect.objectContaining({ workOrderId: 'job', state: 'running' })]);
     expect(again.agent.stats.assigned).toBe(1);
     release.resolve();
-    const order = await until(hub, () => {
-      const o = hub.core.state.workflows.get(wf.id)!.workOrders.job!;
-      return o.state === 'completed' && o;
-    }, 'job completed after reconnect');
+    const order = await untilOrder(hub, wf.id, 'job', 'completed');
     expect(order.result).toBe('survived');
     expect(order.history).toHaveLength(1);
   });
@@ -333,10 +318,7 @@ describe('agents and work orders over the network', () => {
     const again = await a.register();
     expect(again.attempts.map((x) => x.workOrderId)).toEqual(['job']);
     release.resolve();
-    const order = await until(second, () => {
-      const o = second.core.state.workflows.get(wf.id)!.workOrders.job!;
-      return o.state === 'completed' && o;
-    }, 'job completed after the restart');
+    const order = await untilOrder(second, wf.id, 'job', 'completed');
     expect(order.result).toBe('across restarts');
     expect(order.history).toHaveLength(1);
   });

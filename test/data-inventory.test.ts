@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, startHub, tempDir } from './helpers/hub.ts';
-import { deferred, until } from './helpers/wait.ts';
+import { deferred, untilOrder } from './helpers/wait.ts';
 import { codeOf } from './helpers/errors.ts';
 
 const sha256 = (content: string | Buffer) => createHash('sha256').update(content).digest('hex');
@@ -147,10 +147,7 @@ describe('data inventory over the network', () => {
       return { result: { rows: 200 }, outputs: [{ id: 'full', path: write('full.csv', 'rows 0-199'), dataType: 'csv' }] };
     });
     await wf.createWorkOrder({ id: 'load', taskType: 'load' });
-    const order = await until(hub, () => {
-      const o = hub.core.state.workflows.get(wf.id)!.workOrders.load!;
-      return o.state === 'completed' && o;
-    }, 'load completed');
+    const order = await untilOrder(hub, wf.id, 'load', 'completed');
     expect(order.outputs).toEqual(['partial', 'full']);
     for (const id of ['partial', 'full']) {
       expect(await wf.getDataReference(id)).toMatchObject({
@@ -163,10 +160,7 @@ describe('data inventory over the network', () => {
     // Outputs the hub refuses fail the order with the reason, instead of leaving it running.
     await loader.onTask('leak', () => ({ outputs: [{ path: '/etc/passwd' }] }));
     await wf.createWorkOrder({ id: 'leak', taskType: 'leak' });
-    const leak = await until(hub, () => {
-      const o = hub.core.state.workflows.get(wf.id)!.workOrders.leak!;
-      return o.state === 'failed' && o;
-    }, 'leak failed');
+    const leak = await untilOrder(hub, wf.id, 'leak', 'failed');
     expect(leak.error).toContain('outside the hub');
     expect(Object.keys(dataOf(hub, wf.id)).sort()).toEqual(['full', 'partial']);
   });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { NonRetryableError } from '../client-sdk/index.ts';
 import { agent, control, startHub, tempDir } from './helpers/hub.ts';
-import { until } from './helpers/wait.ts';
+import { until, untilOrder } from './helpers/wait.ts';
 import { codeOf } from './helpers/errors.ts';
 
 /** The required structure of an OpenLineage 2-0-2 RunEvent (BaseEvent + RunEvent + BaseFacet), written from the spec. */
@@ -102,10 +102,7 @@ describe('lineage', () => {
     // A work order that reads an unknown reference is refused too, unless something upstream may produce it.
     expect(await codeOf(wf.createWorkOrder({ taskType: 'clean', inputs: ['ghost'] }))).toBe('NOT_FOUND');
     await wf.createWorkOrder({ id: 'after-train', taskType: 'features', inputs: ['never-made'], dependencies: ['train'] });
-    const order = await until(hub, () => {
-      const o = hub.core.state.workflows.get(wf.id)!.workOrders['after-train']!;
-      return o.state === 'failed' && o;
-    }, 'the order whose input never appeared failed');
+    const order = await untilOrder(hub, wf.id, 'after-train', 'failed');
     expect(order.error).toBe('input data reference never-made does not exist');
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Mirror, MonitorClient } from '../client-sdk/index.ts';
+import type { Mirror, MonitorClient, WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, monitor, startHub, TOKENS } from './helpers/hub.ts';
 import { deferred, until, untilVersion } from './helpers/wait.ts';
@@ -24,6 +24,27 @@ function dropConnection(client: MonitorClient): Promise<void> {
   const back = new Promise<void>((resolve) => client.connection.socket.once('connect', () => resolve()));
   client.connection.socket.io.engine.close();
   return back;
+}
+
+/**
+ * Subscribes a monitor to a running workflow, cuts its connection, makes `changes` while it is
+ * away, and waits for it to come back. Returns how each later change reached the mirror.
+ */
+async function watchWhileAway(hub: RunningHub, changes: (wf: WorkflowHandle) => Promise<void>) {
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery: 'away' });
+  await wf.start();
+  const watcher = await monitor(hub);
+  const mirror = await watcher.subscribe(wf.id);
+  const kinds: string[] = [];
+  mirror.on('change', (c) => kinds.push(c.snapshot ? 'snapshot' : 'patches'));
+  const gone = deferred();
+  watcher.connection.socket.once('disconnect', () => gone.resolve());
+  const back = dropConnection(watcher);
+  await gone.promise;
+  await changes(wf);
+  await back;
+  return { wf, mirror, kinds };
 }
 
 describe('live monitoring', () => {
@@ -63,38 +84,19 @@ describe('live monitoring', () => {
 
   it('resumes after a reconnect with only the patches it missed', async () => {
     const hub = await startHub();
-    const client = await control(hub);
-    const wf = await client.createWorkflow({ userQuery: 'resume' });
-    await wf.start();
-    const watcher = await monitor(hub);
-    const mirror = await watcher.subscribe(wf.id);
-    const kinds: string[] = [];
-    mirror.on('change', (c) => kinds.push(c.snapshot ? 'snapshot' : 'patches'));
-    const paused = deferred();
-    watcher.connection.socket.once('disconnect', () => paused.resolve());
-    const back = dropConnection(watcher);
-    await paused.promise;
-    for (let i = 1; i <= 20; i++) await wf.updateProgress(`stage-${i % 3}`, i * 5);
-    await back;
+    const { wf, mirror, kinds } = await watchWhileAway(hub, async (wf) => {
+      for (let i = 1; i <= 20; i++) await wf.updateProgress(`stage-${i % 3}`, i * 5);
+    });
     await expectInSync(hub, mirror);
+    expect(wf.version).toBe(mirror.version);
     expect(kinds).not.toContain('snapshot');
   });
 
   it('falls back to a fresh snapshot when the missed patches are gone from the buffer', async () => {
     const hub = await startHub({ resumeVersions: 5 });
-    const client = await control(hub);
-    const wf = await client.createWorkflow({ userQuery: 'evicted' });
-    await wf.start();
-    const watcher = await monitor(hub);
-    const mirror = await watcher.subscribe(wf.id);
-    const kinds: string[] = [];
-    mirror.on('change', (c) => kinds.push(c.snapshot ? 'snapshot' : 'patches'));
-    const paused = deferred();
-    watcher.connection.socket.once('disconnect', () => paused.resolve());
-    const back = dropConnection(watcher);
-    await paused.promise;
-    for (let i = 1; i <= 30; i++) await wf.updateProgress('loading', i);
-    await back;
+    const { mirror, kinds } = await watchWhileAway(hub, async (wf) => {
+      for (let i = 1; i <= 30; i++) await wf.updateProgress('loading', i);
+    });
     await expectInSync(hub, mirror);
     expect(kinds).toContain('snapshot');
   });

@@ -1,4 +1,5 @@
 import type { RunningHub } from '../../server/index.ts';
+import type { WorkOrder, WorkOrderState } from '../../shared/schemas/work-order.ts';
 
 /**
  * Resolves once `predicate` holds, checking now and after every batch the hub commits (an event,
@@ -63,4 +64,16 @@ export function untilMirror<T>(mirror: { state: unknown; on(event: 'change', fn:
       resolve(mirror.state as T);
     });
   });
+}
+
+/** Resolves with a work order once it reaches `state` in the hub (checked after every commit). */
+export function untilOrder(hub: RunningHub, workflowId: string, workOrderId: string, state: WorkOrderState): Promise<WorkOrder> {
+  return until(
+    hub,
+    () => {
+      const order = hub.core.state.workflows.get(workflowId)?.workOrders[workOrderId];
+      return order?.state === state && order;
+    },
+    `work order ${workOrderId} ${state}`,
+  );
 }
