@@ -21,6 +21,8 @@ const trace = process.env.RAW_AGENT_TRACE ? (direction, text) => console.log(`${
 
 /** One Engine.IO connection; Socket.IO namespaces (/agent, /control) are multiplexed over it. */
 class HubConnection {
+  /** Rejects when the WebSocket closes. */
+  closed;
   #ws;
   #nextAckId = 1;
   #waitingAcks = new Map(); // "<namespace>:<ackId>" → resolve(envelope)
@@ -43,6 +45,15 @@ class HubConnection {
         else if (text[0] === '4') connection.#onPacket(text.slice(1));
       });
     });
+    // The hub closes the connection on a packet it cannot parse, an event without an ack id, or a missed pong.
+    connection.closed = new Promise((_, reject) => {
+      connection.#ws.once('close', (code) => {
+        const error = { ok: false, error: { code: 'UNAVAILABLE', message: `the hub closed the connection (${code})` } };
+        for (const waiter of [...connection.#waitingAcks.values()]) waiter(error);
+        reject(new Error(error.error.message));
+      });
+    });
+    connection.closed.catch(() => undefined);
     const handshake = await opened;
     say(`engine.io open: sid ${handshake.sid}, ping every ${handshake.pingInterval} ms, max message ${handshake.maxPayload} bytes`);
     return connection;
@@ -97,6 +108,7 @@ class HubConnection {
   }
 
   async close() {
+    if (this.#ws.readyState !== WebSocket.OPEN) return;
     for (const namespace of this.#connecting.keys()) this.#send(`1${namespace},`);
     this.#ws.close();
     await once(this.#ws, 'close');
@@ -194,7 +206,7 @@ async function main() {
     } else {
       say('waiting for a shout work order');
     }
-    const result = await served;
+    const result = await Promise.race([served, hub.closed]);
     say(`result: ${JSON.stringify(result)}`);
   } finally {
     await hub.close();
