@@ -12,8 +12,6 @@ export interface ExampleHub {
   dataRoot: string;
   /** Whether the hub may read files in `dataRoot` to validate them (false for a given hub without SWITCHBOARD_DATA_ROOT). */
   validatesData: boolean;
-  /** Whether the example started this hub itself. */
-  own: boolean;
   /** Stops the hub (if the example started it) and removes the temporary folders. */
   close(): Promise<void>;
 }
@@ -53,7 +51,6 @@ export async function useHub(): Promise<ExampleHub> {
       tokens: givenTokens(),
       dataRoot: sharedRoot ? temporary(join(sharedRoot, 'example-')) : temporary(join(tmpdir(), 'switchboard-example-data-')),
       validatesData: sharedRoot !== undefined,
-      own: false,
       close: async () => removeFolders(),
     };
   }
@@ -71,7 +68,6 @@ export async function useHub(): Promise<ExampleHub> {
     tokens,
     dataRoot,
     validatesData: true,
-    own: true,
     close: async () => {
       await hub.close();
       removeFolders();
