@@ -1,0 +1,72 @@
+// Embedding the hub in an existing HTTP application: a plain node:http server (the Flask app of the
+// Python package's "With Flask Applications") serves /workflow/status from a hub running in the
+// same process, and its own POST /workflow/progress feeds the hub (the "on_task_complete" integration).
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectControl, HubError } from 'switchboard/client';
+import { createHub } from 'switchboard/server';
+import { useHub } from './support/hub.ts';
+
+// The hub starts inside this process, on a port of its own (SWITCHBOARD_URL uses a hub elsewhere instead).
+const given = process.env.SWITCHBOARD_URL ? await useHub() : undefined;
+const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-embedded-'));
+const adminToken = `sb_admin_${randomBytes(18).toString('base64url')}`;
+const hub = given ? undefined : await createHub({ port: 0, dataDir, logLevel: 'warn', tokens: [{ token: adminToken, role: 'admin', name: 'http-app' }] });
+const control = await connectControl({ url: given?.url ?? hub!.url, token: given?.tokens.admin ?? adminToken });
+const wf = await control.createWorkflow({ userQuery: 'API workflow' });
+await wf.start();
+console.log(`hub ${hub ? `embedded at ${hub.url}` : `given at ${given!.url}`}; workflow ${wf.id} started`);
+
+async function body(req: IncomingMessage): Promise<unknown> {
+  let text = '';
+  for await (const chunk of req) text += chunk;
+  return JSON.parse(text || '{}');
+}
+
+function send(res: ServerResponse, status: number, value: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+}
+
+// The application's own routes; errors from the hub keep their code.
+const app = createServer((req, res) => {
+  const handle = async () => {
+    if (req.method === 'GET' && req.url === '/workflow/status') return send(res, 200, await wf.summary());
+    if (req.method === 'POST' && req.url === '/workflow/progress') {
+      const { stage, percentage } = (await body(req)) as { stage: string; percentage: number };
+      return send(res, 200, await wf.updateProgress(stage, percentage));
+    }
+    send(res, 404, { error: 'no such route' });
+  };
+  handle().catch((error: unknown) => send(res, error instanceof HubError && error.code === 'VALIDATION' ? 400 : 500, { error: String(error) }));
+});
+app.listen(0, '127.0.0.1');
+await once(app, 'listening');
+const appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+console.log(`application listening on ${appUrl}`);
+
+try {
+  for (const [stage, percentage] of [['data_loading', 100], ['analysis', 40]] as const) {
+    const response = await fetch(`${appUrl}/workflow/progress`, { method: 'POST', body: JSON.stringify({ stage, percentage }) });
+    const stageProgress = (await response.json()) as { name: string; progress: number };
+    console.log(`POST /workflow/progress ${stage}=${percentage} → ${response.status}: ${stageProgress.name} at ${stageProgress.progress}%`);
+  }
+  const bad = await fetch(`${appUrl}/workflow/progress`, { method: 'POST', body: JSON.stringify({ stage: 'analysis', percentage: 140 }) });
+  console.log(`POST /workflow/progress analysis=140 → ${bad.status} (the hub refused it with VALIDATION)`);
+  const response = await fetch(`${appUrl}/workflow/status`);
+  const summary = (await response.json()) as { status: string; progress: number; stages: Array<{ name: string; progress: number }> };
+  console.log(`GET /workflow/status → ${response.status}: ${summary.status}, progress ${summary.progress}% ` +
+    `(${summary.stages.map((s) => `${s.name} ${s.progress}%`).join(', ')})`);
+} finally {
+  app.close();
+  app.closeAllConnections();
+  control.close();
+  await hub?.close();
+  await given?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+}
+console.log('embedded hub closed with the application');
