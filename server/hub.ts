@@ -5,7 +5,7 @@ import { applyCommand, type Command, type CommandReply, type CommandType } from 
 import type { DomainSettings } from './domain/context.ts';
 import type { Effect } from './domain/effects.ts';
 import { emptyState, stateFromDocs, type HubState } from './domain/state.ts';
-import { Transaction } from './domain/transaction.ts';
+import { copyJson, Transaction } from './domain/transaction.ts';
 import { encodeRecord, type JournalRecord } from './store/records.ts';
 import type { Store } from './store/store.ts';
 
@@ -141,7 +141,8 @@ export class Hub {
     const now = this.clock();
     let reply: CommandReply<K>;
     try {
-      reply = applyCommand({ state: this.state, tx, ctx: { now, newId: (p) => this.newId(p), settings: this.settings } }, command);
+      // A copy: the reply is sent after the journal write, by when later commands may have changed the state it shows.
+      reply = copyJson(applyCommand({ state: this.state, tx, ctx: { now, newId: (p) => this.newId(p), settings: this.settings } }, command));
     } catch (error) {
       tx.rollback();
       // Domain functions validate before they change anything; anything else may have touched the index.

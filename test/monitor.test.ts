@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Mirror, MonitorClient, WorkflowHandle } from '../client-sdk/index.ts';
+import type { Mirror, MirrorChange, MonitorClient, WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, monitor, startHub, TOKENS } from './helpers/hub.ts';
 import { deferred, until, untilVersion } from './helpers/wait.ts';
@@ -165,6 +165,17 @@ describe('live monitoring', () => {
     await expectInSync(hub, healthyMirror);
     tcp.resume();
     await expectInSync(hub, stalledMirror);
+  });
+
+  it('sends a workflow created after subscribeAll as a patch from version 0, without a resync', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const watcher = await monitor(hub);
+    const docs = await watcher.subscribeAll();
+    const arrived = new Promise<MirrorChange>((resolve) => watcher.on('change', (change) => change.doc === 'fresh' && resolve(change)));
+    await client.createWorkflow({ id: 'fresh', userQuery: 'new' });
+    expect(await arrived).toMatchObject({ doc: 'fresh', from: 0, to: 1, snapshot: false });
+    expect(docs.get('fresh')!.state).toMatchObject({ id: 'fresh', status: 'pending' });
   });
 
   it('lets a scoped monitor see only its workflows (and the agent pool)', async () => {

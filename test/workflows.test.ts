@@ -151,6 +151,16 @@ describe('workflows over the network', () => {
     expect(summary.version).toBe(wf.version);
   });
 
+  it('replies with the state as the change left it, even when a later change follows in the same tick', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const created = client.connection.request('workflow.create', { id: 'same-tick', userQuery: 'q' });
+    const started = client.connection.request('workflow.start', { workflowId: 'same-tick' });
+    expect((await created).workflow).toMatchObject({ status: 'pending', startedAt: null });
+    expect((await created).version).toBe(1);
+    expect(await started).toMatchObject({ status: 'in_progress', version: 2 });
+  });
+
   it('answers a malformed payload with VALIDATION and the issues, and stays up', async () => {
     const hub = await startHub();
     const client = await control(hub);

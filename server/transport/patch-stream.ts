@@ -1,7 +1,7 @@
 import type { Namespace, Socket } from 'socket.io';
 import { compactOps, type PatchOp } from '../../shared/patch.ts';
 import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
-import { docRoot, versionOf, type DocKey } from '../domain/state.ts';
+import { AGENTS_DOC, docRoot, versionOf, type DocKey } from '../domain/state.ts';
 import type { CommittedBatch, Hub } from '../hub.ts';
 
 interface VersionedOps {
@@ -62,15 +62,16 @@ export class PatchStream {
     private readonly hub: Hub,
     private readonly options: PatchStreamOptions,
   ) {
+    // Documents loaded from disk are committed up to their version.
+    for (const doc of [...hub.state.workflows.keys(), ...(hub.state.agents ? [AGENTS_DOC] : [])]) this.stream(doc, versionOf(hub.state, doc));
     hub.onCommit((batch) => this.onCommit(batch));
     hub.onRollback(() => this.onRollback());
   }
 
-  private stream(doc: DocKey): DocStream {
+  /** The stream of a document, started at `committed` (the version its history begins after). */
+  private stream(doc: DocKey, committed: number): DocStream {
     let stream = this.docs.get(doc);
     if (!stream) {
-      // A document first seen here is either loaded from disk or brand new: both committed as of now.
-      const committed = versionOf(this.hub.state, doc);
       stream = { committed, sent: committed, pending: [], cuts: new Set(), recent: [] };
       this.docs.set(doc, stream);
     }
@@ -80,7 +81,8 @@ export class PatchStream {
   private onCommit(batch: CommittedBatch): void {
     for (const record of batch.records) {
       for (const change of record.changes) {
-        const stream = this.docs.get(change.doc) ?? this.stream(change.doc);
+        // First seen in a commit: its stream starts just before this change (from 0 for a new workflow).
+        const stream = this.stream(change.doc, change.v - 1);
         if (change.v <= stream.committed) continue;
         const entry = { v: change.v, ops: change.ops };
         stream.pending.push(entry);
@@ -143,7 +145,8 @@ export class PatchStream {
   }
 
   private catchUp(doc: DocKey, version: number | undefined): Subscription {
-    const stream = this.stream(doc);
+    // No stream yet: the document was created after start-up and its creation is not committed yet.
+    const stream = this.stream(doc, 0);
     const oldest = stream.recent[0];
     if (version !== undefined && version <= stream.committed && (version === stream.committed || (oldest && oldest.v <= version + 1))) {
       const ops: PatchOp[] = [];
