@@ -1,6 +1,7 @@
 // Embedding the hub in an existing HTTP application: a plain node:http server (the Flask app of the
 // Python package's "With Flask Applications") serves /workflow/status from a hub running in the
-// same process, and its own POST /workflow/progress feeds the hub (the "on_task_complete" integration).
+// same process and on the same port, and its own POST /workflow/progress feeds the hub (the
+// "on_task_complete" integration). Agents, monitors and the dashboard reach the hub there too.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
@@ -12,15 +13,20 @@ import { connectControl, HubError } from 'switchboard/client';
 import { createHub } from 'switchboard/server';
 import { useHub } from './support/hub.ts';
 
-// The hub starts inside this process, on a port of its own (SWITCHBOARD_URL uses a hub elsewhere instead).
+// The application's server, created first; the hub attaches to it (SWITCHBOARD_URL uses a hub elsewhere instead).
+const app = createServer((req, res) => void route(req, res));
 const given = process.env.SWITCHBOARD_URL ? await useHub() : undefined;
 const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-embedded-'));
 const adminToken = `sb_admin_${randomBytes(18).toString('base64url')}`;
-const hub = given ? undefined : await createHub({ port: 0, dataDir, logLevel: 'warn', tokens: [{ token: adminToken, role: 'admin', name: 'http-app' }] });
-const control = await connectControl({ url: given?.url ?? hub!.url, token: given?.tokens.admin ?? adminToken });
+const hub = given ? undefined : await createHub({ dataDir, logLevel: 'warn', tokens: [{ token: adminToken, role: 'admin', name: 'http-app' }] }, { server: app });
+app.listen(0, '127.0.0.1');
+await once(app, 'listening');
+const appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+console.log(`application listening on ${appUrl}${hub ? `, with the hub embedded at ${hub.url}` : ''}`);
+const control = await connectControl({ url: given?.url ?? appUrl, token: given?.tokens.admin ?? adminToken });
 const wf = await control.createWorkflow({ userQuery: 'API workflow' });
 await wf.start();
-console.log(`hub ${hub ? `embedded at ${hub.url}` : `given at ${given!.url}`}; workflow ${wf.id} started`);
+console.log(`hub ${hub ? 'embedded' : `given at ${given!.url}`}; workflow ${wf.id} started`);
 
 async function body(req: IncomingMessage): Promise<unknown> {
   let text = '';
@@ -32,22 +38,21 @@ function send(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
 }
 
-// The application's own routes; errors from the hub keep their code.
-const app = createServer((req, res) => {
-  const handle = async () => {
+// The application's own routes; everything else goes to the hub (its API, /metrics, the dashboard).
+// Errors from the hub keep their code.
+async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  try {
     if (req.method === 'GET' && req.url === '/workflow/status') return send(res, 200, await wf.summary());
     if (req.method === 'POST' && req.url === '/workflow/progress') {
       const { stage, percentage } = (await body(req)) as { stage: string; percentage: number };
       return send(res, 200, await wf.updateProgress(stage, percentage));
     }
+    if (hub) return hub.handle(req, res);
     send(res, 404, { error: 'no such route' });
-  };
-  handle().catch((error: unknown) => send(res, error instanceof HubError && error.code === 'VALIDATION' ? 400 : 500, { error: String(error) }));
-});
-app.listen(0, '127.0.0.1');
-await once(app, 'listening');
-const appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
-console.log(`application listening on ${appUrl}`);
+  } catch (error) {
+    send(res, error instanceof HubError && error.code === 'VALIDATION' ? 400 : 500, { error: String(error) });
+  }
+}
 
 try {
   for (const [stage, percentage] of [['data_loading', 100], ['analysis', 40]] as const) {
@@ -61,11 +66,15 @@ try {
   const summary = (await response.json()) as { status: string; progress: number; stages: Array<{ name: string; progress: number }> };
   console.log(`GET /workflow/status → ${response.status}: ${summary.status}, progress ${summary.progress}% ` +
     `(${summary.stages.map((s) => `${s.name} ${s.progress}%`).join(', ')})`);
+  if (hub) {
+    const health = await fetch(`${appUrl}/healthz`);
+    console.log(`GET /healthz on the same port → ${health.status} (served by the embedded hub)`);
+  }
 } finally {
-  app.close();
-  app.closeAllConnections();
   control.close();
   await hub?.close();
+  app.close();
+  app.closeAllConnections();
   await given?.close();
   rmSync(dataDir, { recursive: true, force: true });
 }
