@@ -164,12 +164,14 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       throw error;
     }
   }
-  const address = () => http.address() as AddressInfo | null;
+  // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
+  let bound: AddressInfo | null = null;
+  const address = () => (bound ??= http.address() as AddressInfo | null);
   const urlOf = () => {
-    const bound = address();
-    if (!bound) return '';
-    const host = bound.address === '::' || bound.address === '0.0.0.0' ? '127.0.0.1' : bound.address;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${bound.port}`;
+    const at = address();
+    if (!at) return '';
+    const host = at.address === '::' || at.address === '0.0.0.0' ? '127.0.0.1' : at.address;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${at.port}`;
   };
   logger.info({ url: urlOf(), dataDir, workflows: core.state.workflows.size }, parts.server ? 'hub attached' : 'hub listening');
 
