@@ -61,11 +61,13 @@ export function applyPatch<T>(document: T, ops: readonly PatchOp[]): T {
     let parent: unknown = root;
     for (let i = 0; i < segments.length - 1; i++) {
       const segment = segments[i]!;
-      if (!isContainer(parent)) throw new Error(`path not found: ${op.path}`);
+      // Own properties only: a patch never reaches into (or replaces) a prototype.
+      if (!isContainer(parent) || (!Array.isArray(parent) && !Object.hasOwn(parent, segment))) throw new Error(`path not found: ${op.path}`);
       parent = Array.isArray(parent) ? parent[arrayIndex(parent, segment, false)] : parent[segment];
     }
     if (!isContainer(parent)) throw new Error(`path not found: ${op.path}`);
     const key = segments[segments.length - 1]!;
+    if (key === '__proto__') throw new Error(`refusing to write __proto__: ${op.path}`);
     if (Array.isArray(parent)) {
       if (op.op === 'add') parent.splice(arrayIndex(parent, key, true), 0, op.value);
       else if (op.op === 'replace') parent[arrayIndex(parent, key, false)] = op.value;

@@ -70,6 +70,25 @@ describe('security', () => {
     expect(hub.core.state.workflows.get(wf.id)!.workOrders.job!.state).toBe('running');
   });
 
+  it('refuses names that would reach into Object.prototype (__proto__, constructor, toString)', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'pollution' });
+    await wf.start();
+    const version = hub.core.state.versions.get(wf.id);
+    expect(await codeOf(wf.updateProgress('__proto__', 25))).toBe('VALIDATION');
+    expect(await codeOf(wf.updateProgress('constructor', 25))).toBe('VALIDATION');
+    expect(await codeOf(wf.createWorkOrder({ taskType: 'toString' }))).toBe('VALIDATION');
+    expect(await codeOf(wf.createWorkOrder({ taskType: 't', requirements: ['hasOwnProperty'] }))).toBe('VALIDATION');
+    expect(await codeOf(wf.createWorkOrder({ taskType: 't', input: JSON.parse('{"__proto__": {"polluted": true}}') }))).toBe('VALIDATION');
+    expect(hub.core.state.versions.get(wf.id)).toBe(version);
+    // Records (metadata, labels) drop a __proto__ key while parsing (zod's own guard).
+    const ref = await wf.addDataReference({ path: 's3://bucket/x', metadata: JSON.parse('{"__proto__": {"polluted": true}, "kept": 1}') });
+    expect(Object.keys(ref.metadata)).toEqual(['kept']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(({} as Record<string, unknown>).progress).toBeUndefined();
+  });
+
   it('answers RATE_LIMITED past the per-connection rate and keeps serving the rest', async () => {
     const hub = await startHub({ rateLimit: { perSecond: 5, burst: 20 } });
     const client = await control(hub);

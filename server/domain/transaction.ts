@@ -9,7 +9,8 @@ export function copyJson<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map(copyJson) as T;
   const out: Record<string, unknown> = {};
-  for (const key in value) {
+  // Own keys only; schemas refuse `__proto__`, which an assignment here would turn into a prototype.
+  for (const key of Object.keys(value)) {
     const item = (value as Record<string, unknown>)[key];
     if (item !== undefined) out[key] = copyJson(item);
   }
@@ -144,7 +145,11 @@ export class Transaction<E = unknown> {
   private resolve(doc: DocKey, path: Path): Container {
     let node: unknown = docRoot(this.state, doc);
     for (const segment of path) {
-      if (typeof node !== 'object' || node === null) break;
+      // Own properties only: a path never leads into a prototype.
+      if (typeof node !== 'object' || node === null || !Object.hasOwn(node, segment)) {
+        node = undefined;
+        break;
+      }
       node = (node as Record<string, unknown>)[segment as string];
     }
     if (typeof node !== 'object' || node === null) throw new Error(`path not found in ${doc}: ${toPointer(path)}`);

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { Id, Text, Timestamp } from './common.ts';
+import { Id, keyName, Text, Timestamp } from './common.ts';
 
 /** A capability or task type name. */
-export const Capability = z.string().trim().min(1).max(100);
+export const Capability = keyName(100);
 
 /** idle/busy follow the agent's load; draining takes nothing new; the hub alone decides offline. */
 export const AgentStatus = z.enum(['idle', 'busy', 'draining', 'offline']);
@@ -49,9 +49,9 @@ export const RegisterAgentInput = z.strictObject({
   agentId: Id,
   agentType: z.string().trim().min(1).max(100),
   capabilities: z.array(Capability).max(200).default([]),
-  taskTypes: z.array(z.string().trim().min(1).max(100)).max(200).default(['*']),
+  taskTypes: z.array(keyName(100)).max(200).default(['*']),
   maxConcurrentTasks: z.number().int().min(1).max(1000).default(1),
-  labels: z.record(z.string().max(100), z.string().max(200)).default({}),
+  labels: z.record(keyName(100), z.string().max(200)).default({}),
 });
 
 /** An attempt the hub believes the agent holds; sent back on (re-)registration. */

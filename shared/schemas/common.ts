@@ -1,5 +1,22 @@
 import { z } from 'zod';
 
+/**
+ * Names of Object.prototype members (`__proto__`, `constructor`, `toString`, …). A name that
+ * becomes a key of the state (a stage, a task type, a capability, a label) must not be one: a
+ * lookup by such a key would find the prototype's member instead of nothing.
+ */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__']);
+
+/** A free-form name used as a key in the state: trimmed, 1..max characters, not a reserved key. */
+export function keyName(max: number) {
+  return z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .refine((name) => !RESERVED_KEYS.has(name), { message: 'this name is reserved (it is a member of every JavaScript object)' });
+}
+
 /** Identifiers: letters, digits and `_ . : -`, up to 64 characters; safe in paths and URLs. */
 export const Id = z
   .string()
@@ -46,6 +63,7 @@ function measureJson(value: unknown, depth: number, budget: { bytes: number }): 
     if (proto !== Object.prototype && proto !== null) return 'only plain JSON objects are allowed';
     budget.bytes -= 2;
     for (const [key, item] of Object.entries(value)) {
+      if (key === '__proto__') return 'the key __proto__ is not allowed';
       budget.bytes -= key.length + 3;
       const problem = measureJson(item, depth + 1, budget);
       if (problem) return problem;
@@ -74,7 +92,7 @@ export function boundedJson(maxBytes: number, label = 'value') {
 }
 
 /** Free metadata: a JSON object up to 16 KiB. */
-export const Metadata = z.record(z.string().max(200), z.unknown()).superRefine(jsonWithin(16_384, 'metadata'));
+export const Metadata = z.record(keyName(200), z.unknown()).superRefine(jsonWithin(16_384, 'metadata'));
 export type Metadata = z.infer<typeof Metadata>;
 
 /** The attempt an agent's message is about; the token proves it still holds the work. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AttemptRef, Id, Page, Percentage, Priority, Text, Timestamp, boundedJson } from './common.ts';
+import { AttemptRef, Id, Page, Percentage, Priority, Text, Timestamp, boundedJson, keyName } from './common.ts';
 import { Capability } from './agent.ts';
 import { DataReferenceSpec } from './data.ts';
 
@@ -87,7 +87,7 @@ export type WorkOrder = z.infer<typeof WorkOrder>;
 /** Fields of a new work order (without its workflow). */
 export const WorkOrderSpec = z.strictObject({
   id: Id.optional(),
-  taskType: z.string().trim().min(1).max(100),
+  taskType: keyName(100),
   description: Text.default(''),
   /** Capabilities an agent must all have. */
   requirements: z.array(Capability).max(50).default([]),

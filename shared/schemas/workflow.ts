@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Id, Page, Percentage, Text, Timestamp } from './common.ts';
+import { Id, Page, Percentage, Text, Timestamp, keyName } from './common.ts';
 import { DataReference } from './data.ts';
 import { Kpi } from './kpis.ts';
 import { Transformation } from './lineage.ts';
@@ -91,7 +91,7 @@ export const CancelWorkflowInput = z.strictObject({ workflowId: Id, reason: Text
 
 export const UpdateProgressInput = z.strictObject({
   workflowId: Id,
-  stage: z.string().trim().min(1).max(200),
+  stage: keyName(200),
   percentage: Percentage,
 });
 

@@ -21,6 +21,13 @@ describe('JSON patch', () => {
     expect(() => applyPatch({}, [{ op: 'replace', path: '/missing', value: 1 }])).toThrow(/path not found/);
   });
 
+  it('never writes through or into a prototype', () => {
+    expect(() => applyPatch({}, [{ op: 'add', path: '/__proto__/polluted', value: true }])).toThrow(/path not found/);
+    expect(() => applyPatch({}, [{ op: 'add', path: '/__proto__', value: { polluted: true } }])).toThrow(/__proto__/);
+    expect(() => applyPatch({}, [{ op: 'add', path: '/constructor/prototype/polluted', value: true }])).toThrow(/path not found/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('compacts repeated replaces of one field into one op', () => {
     const ops: PatchOp[] = Array.from({ length: 100 }, (_, i) => ({ op: 'replace', path: '/workOrders/w1/progress', value: i }));
     expect(compactOps(ops)).toEqual([{ op: 'replace', path: '/workOrders/w1/progress', value: 99 }]);
