@@ -88,7 +88,8 @@ export class AgentClient {
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private draining = false;
   private closed = false;
-  private readonly listeners = new Listeners<{ report: TaskReport }>();
+  private readonly listeners = new Listeners<{ report: TaskReport; error: HubError }>();
+  private heartbeatEvery = Infinity;
   /** Whether this connection is registered; task reports wait for it so none reaches the hub first. */
   private isRegistered = true;
   private readonly waitingForRegistration: Array<() => void> = [];
@@ -102,13 +103,40 @@ export class AgentClient {
     socket.on('cancel', (notice: CancelNotice) => this.abort(notice.attemptToken, `cancelled by the hub: ${notice.reason}`));
     // The socket is connected now, so every later 'connect' is a reconnect: register again, and the
     // hub keeps our running work if we are back within the grace period.
-    socket.on('connect', () => void this.register().catch(() => undefined));
-    socket.on('disconnect', () => (this.isRegistered = false));
+    socket.on('connect', () => void this.registerUntilDone());
+    socket.on('disconnect', (reason) => {
+      this.isRegistered = false;
+      // The hub closed us on purpose (a newer connection took this agentId over, or our token was
+      // revoked): socket.io will not reconnect, so the work here can no longer be reported.
+      if (reason === 'io server disconnect') {
+        for (const token of [...this.running.keys()]) this.abort(token, 'the hub closed this connection');
+        this.listeners.emit('error', new HubError('UNAVAILABLE', 'the hub closed this connection (another connection registered this agentId, or the token was revoked)'));
+      }
+    });
   }
 
-  /** Calls `listener` after the hub answers each completion or failure report. */
-  on(event: 'report', listener: (report: TaskReport) => void): () => void {
-    return this.listeners.on(event, listener);
+  /**
+   * `report`: after the hub answers each completion or failure report. `error`: the agent cannot
+   * go on (registration refused, or the hub closed the connection).
+   */
+  on<K extends 'report' | 'error'>(event: K, listener: (payload: K extends 'report' ? TaskReport : HubError) => void): () => void {
+    return this.listeners.on(event, listener as never);
+  }
+
+  /** After a reconnect: registers, retrying while the hub is busy or unreachable, until it answers. */
+  private async registerUntilDone(): Promise<void> {
+    for (let delay = 100; !this.closed && this.connection.socket.connected; delay = Math.min(delay * 2, 5000)) {
+      try {
+        await this.register();
+        return;
+      } catch (error) {
+        if (error instanceof HubError && !RETRYABLE_TRANSPORT.has(error.code)) {
+          this.listeners.emit('error', error);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   /** The number of tasks running now. */
@@ -213,7 +241,10 @@ export class AgentClient {
         return progress.push(update);
       },
       checkpointNow: (details) => progress.push({ ...ref, progress: task.percentage, details }),
-      addDataReference: async (spec) => (await this.connection.request('data.register', { ...spec, ...ref })).item,
+      addDataReference: async (spec) => {
+        await this.registered();
+        return (await this.connection.request('data.register', { ...spec, ...ref })).item;
+      },
     };
     try {
       const outcome = await handler(assignment, ctx);
@@ -277,15 +308,20 @@ export class AgentClient {
     this.running.delete(attemptToken);
   }
 
+  /** Beats three times per shortest lease among the running tasks (restarted when a shorter one starts). */
   private startHeartbeat(): void {
-    if (this.heartbeat) return;
     const leaseMs = Math.min(...[...this.running.values()].map((t) => t.assignment.leaseMs));
-    this.heartbeat = setInterval(() => void this.beat(), Math.max(50, Math.floor(leaseMs / 3)));
+    const every = Math.max(50, Math.floor(leaseMs / 3));
+    if (this.heartbeat && every >= this.heartbeatEvery) return;
+    this.stopHeartbeat();
+    this.heartbeatEvery = every;
+    this.heartbeat = setInterval(() => void this.beat(), every);
   }
 
   private stopHeartbeat(): void {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
+    this.heartbeatEvery = Infinity;
   }
 
   private async beat(): Promise<void> {

@@ -66,9 +66,9 @@ export class MonitorClient {
   constructor(readonly connection: Connection<'monitor'>) {
     const socket = connection.socket;
     socket.on('patch', (message: PatchMessage) => this.onPatch(message));
-    socket.on('resync', (notice: { doc: string }) => void this.resync(notice.doc === '*' ? undefined : notice.doc));
+    socket.on('resync', (notice: { doc: string }) => void this.resync(notice.doc === '*' ? undefined : notice.doc).catch(() => this.resyncUntilDone()));
     // Connected now: every later 'connect' is a reconnect, after which subscriptions resume.
-    socket.on('connect', () => void this.resync(undefined).catch(() => undefined));
+    socket.on('connect', () => void this.resyncUntilDone());
   }
 
   /** Every mirror this monitor holds, by document. */
@@ -123,6 +123,18 @@ export class MonitorClient {
     this.connection.close();
   }
 
+  /** Resumes every subscription after a reconnect, retrying while the hub is busy or unreachable. */
+  private async resyncUntilDone(): Promise<void> {
+    for (let delay = 100; this.connection.socket.connected; delay = Math.min(delay * 2, 5000)) {
+      try {
+        await this.resync(undefined);
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
   private mirror(doc: string): Mirror {
     let mirror = this.mirrors.get(doc);
     if (!mirror) {
@@ -138,7 +150,7 @@ export class MonitorClient {
     const waiting = this.resyncing.get(message.doc) ?? this.resyncing.get('*');
     if (waiting) return void waiting.push(message);
     if (!this.mirrors.has(message.doc) && !this.followAll) return;
-    if (!this.mirror(message.doc).apply(message)) void this.resync(message.doc);
+    if (!this.mirror(message.doc).apply(message)) void this.resync(message.doc).catch(() => this.resyncUntilDone());
   }
 
   /**

@@ -267,6 +267,28 @@ describe('agents and work orders over the network', () => {
     await expect(a.connection.request('task.complete', { workflowId: wf.id, workOrderId: 'nope', attemptToken: 'x' })).rejects.toBeInstanceOf(HubError);
   });
 
+  it('heartbeats often enough for the shortest lease among its running tasks', async () => {
+    const hub = await startHub(FAST);
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'leases' });
+    await wf.start();
+    const a = await agent(hub, { agentId: 'worker', agentType: 'w', maxConcurrentTasks: 2 });
+    const longStarted = deferred();
+    const releaseLong = deferred();
+    await a.onTask('long', async () => {
+      longStarted.resolve();
+      await releaseLong.promise;
+    });
+    // The work of the short task outlasts its lease three times over: only heartbeats keep it.
+    await a.onTask('short', () => new Promise((resolve) => setTimeout(resolve, 1500)));
+    await wf.createWorkOrder({ id: 'long', taskType: 'long', timeouts: { leaseMs: 30_000 } });
+    await longStarted.promise;
+    await wf.createWorkOrder({ id: 'short', taskType: 'short', timeouts: { leaseMs: 500 } });
+    const short = await untilOrder(hub, wf.id, 'short', 'completed');
+    expect(short.history.map((h) => h.outcome)).toEqual(['completed']);
+    releaseLong.resolve();
+  });
+
   it('keeps an agent’s identity and running work when it reconnects within the grace period', async () => {
     const hub = await startHub({ ...FAST, graceMs: 10_000 });
     const client = await control(hub);

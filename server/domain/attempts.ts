@@ -99,21 +99,23 @@ export function acceptOffer(t: Transition, input: AttemptInput, actor: Actor): v
 }
 
 /**
- * The offer was declined, lapsed or its agent went away: the order goes back to the queue and is
- * not offered to that agent again. None of these counts as an attempt.
+ * The offer was declined, lapsed or its agent went away: the order goes back to the queue. None
+ * of these counts as an attempt. `remember`: not offered to that agent again. Unless the agent
+ * itself declined, it is told to drop the offer, in case it accepted after all (late, or over a
+ * connection it has since replaced) and started the work.
  */
-export function withdrawOffer(t: Transition, order: WorkOrder, reason: string, remember: boolean): void {
+export function withdrawOffer(t: Transition, order: WorkOrder, reason: string, remember: boolean, declinedByAgent = false): void {
   const attempt = order.attempt!;
-  endAttempt(t, order, 'declined', reason, false);
+  endAttempt(t, order, 'declined', reason, !declinedByAgent);
   if (remember) t.tx.append(order.workflowId, ['workOrders', order.id, 'declinedBy'], attempt.agentId);
   queueOrder(t, order);
 }
 
-/** The agent's answer to an offer, or its absence (`reason` set, accept false). */
-export function answerOffer(t: Transition, input: AttemptInput & { accept: boolean; reason?: string }, actor: Actor): void {
+/** The agent's answer to an offer; `silent`: there was none before the accept deadline. */
+export function answerOffer(t: Transition, input: AttemptInput & { accept: boolean; reason?: string; silent?: boolean }, actor: Actor): void {
   if (input.accept) return acceptOffer(t, input, actor);
   const order = requireAttempt(t, input, actor, 'offered');
-  withdrawOffer(t, order, input.reason ?? 'declined', true);
+  withdrawOffer(t, order, input.reason ?? 'declined', true, !input.silent);
 }
 
 /** Progress of a running attempt: percentage, message, and details kept as the checkpoint. Renews the lease. */

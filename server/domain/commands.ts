@@ -102,7 +102,7 @@ export const transitions = {
   /** The agent's answer to an assignment push (or the lack of one: accept false). */
   'offer.answer': (
     t: Transition,
-    input: { workflowId: string; workOrderId: string; attemptToken: string; accept: boolean; reason?: string },
+    input: { workflowId: string; workOrderId: string; attemptToken: string; accept: boolean; reason?: string; silent?: boolean },
     actor: Actor,
   ) => {
     try {

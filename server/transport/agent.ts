@@ -111,6 +111,9 @@ export class AgentTransport {
 
   /** Pushes an offer and turns the ack (or its absence before the deadline) into accept or decline. */
   private offer(agentId: string, assignment: Assignment): void {
+    // Withdrawn between commit and push (the agent reconnected, the offer lapsed): nothing to send.
+    const current = this.hub.state.workflows.get(assignment.workflowId)?.workOrders[assignment.workOrderId]?.attempt;
+    if (current?.token !== assignment.attemptToken) return;
     const socket = this.sockets.get(agentId);
     if (!socket) {
       // The agent's socket is already gone: record that, which also withdraws the offer.
@@ -118,16 +121,16 @@ export class AgentTransport {
       return;
     }
     const actor: Actor = sessionOf(socket).actor;
-    const answer = (accept: boolean, reason?: string) => {
-      const input = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken, accept, ...(reason ? { reason } : {}) };
+    const answer = (accept: boolean, reason?: string, silent = false) => {
+      const input = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken, accept, silent, ...(reason ? { reason } : {}) };
       this.hub.dispatch({ type: 'offer.answer', input, actor }).catch((error: Error) => this.log.warn({ err: error, agentId }, 'could not record offer answer'));
     };
     socket.timeout(assignment.acceptMs).emit('assignment', assignment, (error: Error | null, reply: unknown) => {
       // A socket that closed cannot answer; its disconnect (or the agent's reconnect) withdraws the offer.
       if (error && socket.disconnected) return;
-      if (error) return answer(false, 'no answer before the accept deadline');
+      if (error) return answer(false, 'no answer before the accept deadline', true);
       const parsed = OfferReply.safeParse(reply);
-      if (!parsed.success) return answer(false, 'unintelligible answer to the offer');
+      if (!parsed.success) return answer(false, 'unintelligible answer to the offer', true);
       answer(parsed.data.accept, parsed.data.accept ? undefined : parsed.data.reason);
     });
   }

@@ -161,6 +161,8 @@ describe('scheduling (domain, manual clock)', () => {
     const swept = d.run('hub.sweep', {});
     expect(offers(swept.tx.effects).map((o) => o.agentId)).toEqual(['quick']);
     expect(d.state.workflows.get(workflowId)!.workOrders.job!.declinedBy).toEqual(['slow']);
+    // Had the slow agent accepted late and started, it is told to stop.
+    expect(swept.tx.effects.filter((e) => e.type === 'cancel').map((e) => e.agentId)).toEqual(['slow']);
   });
 
   it('keeps a workflow within maxConcurrentAgents distinct agents', () => {
