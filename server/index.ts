@@ -82,15 +82,21 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const logger = parts.logger ?? createLogger(options.logLevel);
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
+  // Everything that can be refused for a bad setting is checked before the data directory is taken.
+  const tokenSource = () =>
+    options.tokens
+      ? { grants: options.tokens, created: false }
+      : options.tokensFile
+        ? { grants: readTokens(options.tokensFile), created: false }
+        : loadOrCreateTokens(dataDir);
+  const { grants, created } = tokenSource();
+  let grantsInForce = grants;
+  const tokens = new TokenRegistry(grants);
+  const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], dataDir);
 
   const store =
     parts.store ??
-    new EmbeddedStore({
-      dataDir,
-      fsync: options.fsync,
-      snapshotAfterBytes: options.snapshotAfterBytes,
-      onWarning: (message) => logger.warn(message),
-    });
+    new EmbeddedStore({ dataDir, fsync: options.fsync, snapshotAfterBytes: options.snapshotAfterBytes, onWarning: (message) => logger.warn(message) });
   // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
   let metrics: Metrics | undefined;
   const core = await Hub.open({
@@ -107,117 +113,110 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     onError: (error, context) => logger.error({ err: error }, context),
     onJournalWrite: (ms, records) => metrics?.recordJournalWrite(ms, records),
   });
+  /** What to undo at close (or when start-up fails half-way), newest first. */
+  const stops: Array<() => unknown> = [() => core.close()];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop();
+  };
 
-  const tokenSource = () =>
-    options.tokens
-      ? { grants: options.tokens, created: false }
-      : options.tokensFile
-        ? { grants: readTokens(options.tokensFile), created: false }
-        : loadOrCreateTokens(dataDir);
-  const { grants, created } = tokenSource();
-  let grantsInForce = grants;
-  const tokens = new TokenRegistry(grants);
-  const startedAt = core.now();
-  const http = parts.server ?? createServer();
-  const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false });
-  const common = { tokens, rateLimit: options.rateLimit, log: logger };
-  const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], dataDir);
-  bindNamespace(io.of('/control'), contract.control, controlHandlers(core, files, options.openLineageProducer), { ...common, roles: ['admin'] });
-  const agents = new AgentTransport(core, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
-  bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
-    ...common,
-    roles: ['agent'],
-    onDisconnect: (session, socket) => agents.onDisconnect(session, socket),
-  });
-  core.onCommit((batch) => agents.run(batch.effects));
-  const monitorNamespace = io.of('/monitor');
-  const patches = new PatchStream(monitorNamespace, core, {
-    intervalMs: options.patchIntervalMs,
-    resumeVersions: options.resumeVersions,
-    maxQueuedPackets: options.maxQueuedPackets,
-  });
-  const autoDocumentation = new AutoDocumentation(core, logger);
-  bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(core, patches), { ...common, roles: ['monitor', 'admin'] });
-  metrics = new Metrics({
-    hub: core,
-    namespaces: { control: io.of('/control'), agent: io.of('/agent'), monitor: monitorNamespace },
-    stalledSubscribers: () => patches.stalledCount,
-    queuedPackets: () => patches.queuedPackets(),
-  });
-  const router = createRouter([...apiRoutes(core, startedAt), metricsRoute(metrics), ...dashboardRoutes()], tokens, logger);
-  // socket.io answers its own path first; the router serves everything else (a shared server's
-  // own handler calls it for what it does not serve).
-  if (!parts.server) http.on('request', router);
-  const sweeper = setInterval(() => {
-    core.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
-      if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) logger.error({ err: error }, 'sweep failed');
+  try {
+    const startedAt = core.now();
+    const http = parts.server ?? createServer();
+    const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false });
+    stops.push(() =>
+      parts.server
+        ? // The application owns its server: only the hub's connections end.
+          (io.disconnectSockets(true), io.engine.close())
+        : // Closing the transport (not each socket) lets clients reconnect to the next hub.
+          new Promise<void>((done) => io.close(() => done())),
+    );
+    const common = { tokens, rateLimit: options.rateLimit, log: logger };
+    bindNamespace(io.of('/control'), contract.control, controlHandlers(core, files, options.openLineageProducer), { ...common, roles: ['admin'] });
+    const agents = new AgentTransport(core, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
+    bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
+      ...common,
+      roles: ['agent'],
+      onDisconnect: (session, socket) => agents.onDisconnect(session, socket),
     });
-  }, options.sweepIntervalMs);
-  sweeper.unref();
-
-  if (!parts.server) {
-    try {
+    core.onCommit((batch) => agents.run(batch.effects));
+    const monitorNamespace = io.of('/monitor');
+    const patches = new PatchStream(monitorNamespace, core, {
+      intervalMs: options.patchIntervalMs,
+      resumeVersions: options.resumeVersions,
+      maxQueuedPackets: options.maxQueuedPackets,
+    });
+    stops.push(() => patches.close());
+    const autoDocumentation = new AutoDocumentation(core, logger);
+    stops.push(() => autoDocumentation.close());
+    bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(core, patches), { ...common, roles: ['monitor', 'admin'] });
+    const live = metrics = new Metrics({
+      hub: core,
+      namespaces: { control: io.of('/control'), agent: io.of('/agent'), monitor: monitorNamespace },
+      stalledSubscribers: () => patches.stalledCount,
+      queuedPackets: () => patches.queuedPackets(),
+    });
+    stops.push(() => live.close());
+    const router = createRouter([...apiRoutes(core, startedAt), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
+    // socket.io answers its own path first; the router serves everything else (a shared server's
+    // own handler calls it for what it does not serve).
+    if (!parts.server) http.on('request', router);
+    const sweeper = setInterval(() => {
+      core.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
+        if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) logger.error({ err: error }, 'sweep failed');
+      });
+    }, options.sweepIntervalMs);
+    sweeper.unref();
+    stops.push(() => clearInterval(sweeper));
+    if (!parts.server) {
       http.listen(options.port, options.host);
       await once(http, 'listening');
-    } catch (error) {
-      await core.close();
-      throw error;
     }
-  }
-  // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
-  let bound: AddressInfo | null = null;
-  const address = () => (bound ??= http.address() as AddressInfo | null);
-  const urlOf = () => {
-    const at = address();
-    if (!at) return '';
-    const host = at.address === '::' || at.address === '0.0.0.0' ? '127.0.0.1' : at.address;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${at.port}`;
-  };
-  logger.info({ url: urlOf(), dataDir, workflows: core.state.workflows.size }, parts.server ? 'hub attached' : 'hub listening');
 
-  let closing: Promise<void> | undefined;
-  return {
-    get url() {
-      return urlOf();
-    },
-    get port() {
-      return address()?.port ?? 0;
-    },
-    handle: router,
-    get tokens() {
-      return grantsInForce;
-    },
-    tokensCreated: created,
-    options,
-    core,
-    log: logger,
-    reloadTokens: () => {
-      const reloaded = tokenSource().grants;
-      tokens.replace(reloaded);
-      grantsInForce = reloaded;
-      for (const nsp of [io.of('/control'), io.of('/agent'), monitorNamespace]) {
-        for (const socket of nsp.sockets.values()) if (!tokens.holds(sessionOf(socket).grant)) socket.disconnect(true);
-      }
-      logger.info({ tokens: reloaded.length }, 'tokens reloaded');
-      return reloaded.length;
-    },
-    stats: () => ({ stalledSubscribers: patches.stalledCount }),
-    close: () =>
-      (closing ??= (async () => {
-        clearInterval(sweeper);
-        patches.close();
-        metrics?.close();
-        await autoDocumentation.close();
-        if (parts.server) {
-          // The application owns its server: only the hub's connections end.
-          io.disconnectSockets(true);
-          io.engine.close();
-        } else {
-          // Closing the transport (not disconnecting each socket) lets clients reconnect to the next hub.
-          await new Promise<void>((done) => io.close(() => done()));
+    // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
+    let bound: AddressInfo | null = null;
+    const address = () => (bound ??= http.address() as AddressInfo | null);
+    const urlOf = () => {
+      const at = address();
+      if (!at) return '';
+      const host = at.address === '::' || at.address === '0.0.0.0' ? '127.0.0.1' : at.address;
+      return `http://${host.includes(':') ? `[${host}]` : host}:${at.port}`;
+    };
+    logger.info({ url: urlOf(), dataDir, workflows: core.state.workflows.size }, parts.server ? 'hub attached' : 'hub listening');
+
+    let closing: Promise<void> | undefined;
+    return {
+      get url() {
+        return urlOf();
+      },
+      get port() {
+        return address()?.port ?? 0;
+      },
+      handle: router,
+      get tokens() {
+        return grantsInForce;
+      },
+      tokensCreated: created,
+      options,
+      core,
+      log: logger,
+      reloadTokens: () => {
+        const reloaded = tokenSource().grants;
+        tokens.replace(reloaded);
+        grantsInForce = reloaded;
+        for (const nsp of [io.of('/control'), io.of('/agent'), monitorNamespace]) {
+          for (const socket of nsp.sockets.values()) if (!tokens.holds(sessionOf(socket).grant)) socket.disconnect(true);
         }
-        await core.close();
-        logger.info('hub closed');
-      })()),
-  };
+        logger.info({ tokens: reloaded.length }, 'tokens reloaded');
+        return reloaded.length;
+      },
+      stats: () => ({ stalledSubscribers: patches.stalledCount }),
+      close: () =>
+        (closing ??= stopAll().then(() => {
+          logger.info('hub closed');
+        })),
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
 }

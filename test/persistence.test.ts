@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createHub } from '../server/index.ts';
@@ -56,6 +56,20 @@ describe('persistence', () => {
     const second = await startHub({ dataDir });
     const again = await control(second);
     expect(await Promise.all(workflows.map((w) => again.workflow(w.id).get()))).toEqual(before);
+  });
+
+  it('releases the data directory when start-up fails, and takes over a lock no live hub holds', async () => {
+    const dataDir = tempDir();
+    const first = await startHub();
+    // The port is taken: this start fails after the store was opened, and must let go of it.
+    await expect(createHub({ port: first.port, dataDir, tokens: GRANTS, logLevel: 'silent' })).rejects.toThrow(/EADDRINUSE/);
+    const second = await startHub({ dataDir });
+    expect(second.url).toMatch(/^http:/);
+    await second.close();
+    // A lock file naming this very process, held by no hub here (e.g. a container's pid 1 after a restart).
+    writeFileSync(join(dataDir, 'hub.lock'), String(process.pid));
+    const third = await startHub({ dataDir });
+    expect(third.core.state.workflows.size).toBe(0);
   });
 
   it('refuses a second hub on the same data directory with a clear message', async () => {
