@@ -60,7 +60,15 @@ export class DataFiles {
     let handle;
     try {
       handle = await open(real, OPEN_FLAGS);
+      // A directory on the way may have been swapped for a symlink since realpath: check what was
+      // actually opened (Linux names it in /proc; elsewhere the check above stands alone).
+      const opened = await realpath(`/proc/self/fd/${handle.fd}`).catch(() => undefined);
+      if (opened !== undefined && !this.allowed(opened)) {
+        await handle.close();
+        throw new HubError('FORBIDDEN', `${path} is outside the hub's data roots; nothing was read`);
+      }
     } catch (error) {
+      if (error instanceof HubError) throw error;
       const code = errnoOf(error);
       if (code === 'ENOENT' || code === 'ENOTDIR') {
         if (requireExists) throw new HubError('NOT_FOUND', `${path} does not exist`);

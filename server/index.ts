@@ -37,6 +37,8 @@ export interface HubParts {
   logger?: Logger;
   /** Where state is kept; by default the embedded journal and lowdb snapshot in `dataDir`. */
   store?: Store;
+  /** The clock (ms since the epoch) for timestamps, leases and timeouts; Date.now by default. */
+  clock?: () => number;
   /**
    * An HTTP server of your application to share. socket.io attaches to it (its `/socket.io/`
    * requests never reach your handler); your handler passes the requests it does not serve to
@@ -101,6 +103,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   let metrics: Metrics | undefined;
   const core = await Hub.open({
     store,
+    ...(parts.clock ? { now: parts.clock } : {}),
     settings: {
       outputRoot: resolve(dataDir, 'workflows'),
       kpiHistoryLimit: options.kpiHistoryLimit,

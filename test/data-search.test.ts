@@ -18,18 +18,18 @@ async function inventory() {
     writeFileSync(join(root, name), content);
     return join(root, name);
   };
-  const hub = await startHub({ dataRoots: [root] });
+  let now = Date.UTC(2026, 11, 1, 9);
+  const hub = await startHub({ dataRoots: [root] }, { clock: () => now });
   const client = await control(hub);
   const wf = await client.createWorkflow({ userQuery: 'search' });
   await wf.start();
-  const [first] = await wf.addDataReferences([
+  await wf.addDataReferences([
     { id: 'sales', path: write('sales.csv', 'x'.repeat(300)), tags: ['raw', 'eu'], description: 'Monthly SALES figures' },
     { id: 'users', path: join(root, 'users.parquet'), tags: ['raw'] },
     { id: 'events', path: 's3://lake/events.json', tags: ['eu'], size: 5000 },
   ]);
-  const batchOne = first!.createdAt;
-  // The second batch must carry a later timestamp than the first.
-  while (Date.now() <= batchOne) await new Promise((resolve) => setImmediate(resolve));
+  // The second batch carries a later timestamp than the first.
+  now += 60_000;
   for (const [agentId, taskType, id, file, tags] of [
     ['cleaner', 'clean', 'clean', 'clean.csv', ['clean', 'eu']],
     ['profiler', 'profile', 'profile', 'profile.json', ['report']],

@@ -182,21 +182,33 @@ describe('live monitoring', () => {
     const hub = await startHub({
       tokens: [
         { token: TOKENS.admin, role: 'admin' },
+        { token: TOKENS.agent, role: 'agent' },
         { token: 'scoped-monitor-token', role: 'monitor', workflows: ['visible'] },
       ],
     });
     const client = await control(hub);
     const visible = await client.createWorkflow({ id: 'visible', userQuery: 'yes' });
     await client.createWorkflow({ id: 'hidden', userQuery: 'no' });
+    await agent(hub, { agentId: 'pool-member', agentType: 'w' });
     const scoped = await monitor(hub, 'scoped-monitor-token');
     await expect(scoped.subscribe('hidden')).rejects.toMatchObject({ code: 'FORBIDDEN' });
     await expect(scoped.summary('hidden')).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(scoped.report('hidden', 'json')).rejects.toMatchObject({ code: 'FORBIDDEN' });
     const docs = await scoped.subscribeAll();
-    expect([...docs.keys()]).toEqual(['visible']);
-    await client.createWorkflow({ id: 'later-hidden', userQuery: 'no' });
+    expect([...docs.keys()].sort()).toEqual(['@agents', 'visible']);
+    expect(Object.keys(docs.get('@agents')!.state as object)).toEqual(['pool-member']);
+
+    // A hidden workflow created now, and changed, must not reach the scoped monitor. An unscoped
+    // one sees those changes first; a change to `visible` after them then reaches both, so
+    // anything broadcast about the hidden one would have arrived at the scoped one before it.
+    const admin = await monitor(hub, TOKENS.admin);
+    const everything = await admin.subscribeAll();
+    const laterHidden = await client.createWorkflow({ id: 'later-hidden', userQuery: 'no' });
+    await laterHidden.start();
+    await untilVersion(everything.get('later-hidden') ?? (await admin.subscribe('later-hidden')), laterHidden.version);
     await visible.start();
     await expectInSync(hub, docs.get('visible')!);
-    expect([...docs.keys()]).toEqual(['visible']);
+    expect([...docs.keys()].sort()).toEqual(['@agents', 'visible']);
   });
 });
 

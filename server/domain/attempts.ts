@@ -6,7 +6,7 @@ import { adjustLoad, agentIdOf, recordAgentOutcome } from './agents.ts';
 import type { Actor } from './commands.ts';
 import { requireWorkflow, type Transition } from './context.ts';
 import { registerReferences, type PreparedSpec, type Producer } from './inventory.ts';
-import { versionOf } from './state.ts';
+import { versionOf, type HubState } from './state.ts';
 import { finishOrder, queueOrder, requireOrder, setOrderState } from './work-orders.ts';
 import { touch } from './workflows.ts';
 
@@ -73,14 +73,22 @@ export function endAttempt(t: Transition, order: WorkOrder, outcome: Outcome, er
  * attempt is STALE_ATTEMPT; that is what keeps a late agent from completing work twice.
  */
 export function requireAttempt(t: Transition, input: AttemptInput, actor: Actor, phase: 'offered' | 'running'): WorkOrder {
+  return checkAttempt(t.state, input, actor, phase);
+}
+
+/**
+ * requireAttempt as a read, for checks made before a command (e.g. before reading files for it).
+ * Without `phase` the attempt may still be offered: its accept can be queued just ahead.
+ */
+export function checkAttempt(state: HubState, input: AttemptInput, actor: Actor, phase?: 'offered' | 'running'): WorkOrder {
   const agentId = agentIdOf(actor);
-  const order = requireOrder(requireWorkflow(t.state, input.workflowId), input.workOrderId);
+  const order = requireOrder(requireWorkflow(state, input.workflowId), input.workOrderId);
   const attempt = order.attempt;
   if (!attempt || attempt.token !== input.attemptToken) {
     throw new HubError('STALE_ATTEMPT', `attempt ${input.attemptToken} is not the current attempt of work order ${order.id} (it is ${order.state})`);
   }
   if (attempt.agentId !== agentId) throw new HubError('FORBIDDEN', `work order ${order.id} is assigned to another agent`);
-  if (order.state !== phase) throw new HubError('INVALID_TRANSITION', `work order ${order.id} is ${order.state}, not ${phase}`);
+  if (phase !== undefined && order.state !== phase) throw new HubError('INVALID_TRANSITION', `work order ${order.id} is ${order.state}, not ${phase}`);
   return order;
 }
 

@@ -11,7 +11,8 @@ export function listWorkflows(
   input: ParsedRequestOf<'control', 'workflow.list'>,
   visible: (workflowId: string) => boolean = () => true,
 ): ReplyOf<'control', 'workflow.list'> {
-  if (input.cursor !== undefined && !state.workflows.has(input.cursor)) throw new HubError('VALIDATION', `unknown cursor ${input.cursor}`);
+  // A cursor this reader may not see is as unknown as one that does not exist.
+  if (input.cursor !== undefined && (!state.workflows.has(input.cursor) || !visible(input.cursor))) throw new HubError('VALIDATION', `unknown cursor ${input.cursor}`);
   const items: WorkflowHeader[] = [];
   let passedCursor = input.cursor === undefined;
   let more = false;

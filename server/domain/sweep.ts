@@ -19,6 +19,9 @@ export function sweep(t: Transition): { expiredOffers: number; lapsedLeases: num
     const agent = t.state.agents?.[agentId];
     if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > now) continue;
     t.tx.set(AGENTS_DOC, [agentId, 'status'], 'offline');
+    // Offline now: no longer watched every sweep (ephemeral agent ids would pile up otherwise).
+    work.disconnected.delete(agentId);
+    t.tx.onUndo(() => work.disconnected.set(agentId, since));
     result.offline++;
     for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
       const active = work.active.get(token)!;

@@ -78,13 +78,3 @@ export function changeStatus(
   touch(t, workflowId);
   return { version: versionOf(t.state, workflowId), status: rule.to };
 }
-
-/** Fails a workflow with a reason. */
-export function failWorkflow(t: Transition, input: Input<'workflow.fail'>) {
-  return changeStatus(t, input.workflowId, 'fail', input.reason);
-}
-
-/** Cancels a workflow, optionally saying why. */
-export function cancelWorkflow(t: Transition, input: Input<'workflow.cancel'>) {
-  return changeStatus(t, input.workflowId, 'cancel', input.reason);
-}

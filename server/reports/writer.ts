@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ReportFormat } from '../../shared/schemas/report.ts';
@@ -22,7 +23,8 @@ export async function writeReports(folder: string, reports: readonly Report[]): 
   return Promise.all(
     reports.map(async (report) => {
       const path = join(folder, `report.${EXTENSION[report.format]}`);
-      const temporary = `${path}.${process.pid}.tmp`;
+      // Unique per write: an on-demand write and an automatic one may run at once for one folder.
+      const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
       await writeFile(temporary, report.body);
       await rename(temporary, path);
       return { format: report.format, path, hash: report.hash };

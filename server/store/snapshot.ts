@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
@@ -41,9 +42,21 @@ export async function readSnapshot(dir: string): Promise<SnapshotData> {
   return db.data;
 }
 
-/** Writes the snapshot atomically (lowdb writes a temporary file and renames it). */
+/**
+ * Writes the snapshot atomically (lowdb writes a temporary file and renames it), then flushes the
+ * file and its directory to disk: the journal segments it replaces are deleted right after, so
+ * the snapshot must not live only in the page cache.
+ */
 export async function writeSnapshot(dir: string, data: SnapshotData): Promise<void> {
   const db = database(dir);
   db.data = data;
   await db.write();
+  for (const path of [join(dir, SNAPSHOT_FILE), dir]) {
+    const handle = await open(path, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
 }

@@ -3,6 +3,7 @@ import { HubError } from '../../shared/errors.ts';
 import { OfferReply, type Assignment, type CancelNotice } from '../../shared/schemas/work-order.ts';
 import type { DataFiles } from '../data-files.ts';
 import type { Actor, CommandType } from '../domain/commands.ts';
+import { checkAttempt } from '../domain/attempts.ts';
 import type { Effect } from '../domain/effects.ts';
 import type { Hub } from '../hub.ts';
 import type { Logger } from '../logger.ts';
@@ -24,11 +25,6 @@ export class AgentTransport {
     private readonly onOffer: (waitedMs: number) => void = () => undefined,
   ) {}
 
-  /** How many agents have a live socket. */
-  get connectedCount(): number {
-    return this.sockets.size;
-  }
-
   /** The request handlers. Everything but registration acts as the registered agent. */
   handlers(): Handlers<'agent'> {
     const hub = this.hub;
@@ -46,14 +42,17 @@ export class AgentTransport {
       'agent.status': asAgent('agent.status'),
       'agent.heartbeat': asAgent('agent.heartbeat'),
       'task.progress': asAgent('task.progress'),
-      // Output files are checked before the completion is dispatched, never under the mutex.
+      // Output files are checked before the completion is dispatched, never under the mutex, and
+      // only once the attempt is seen to be this agent's (the command checks it again).
       'task.complete': async ({ outputs, ...input }, session) => {
         registered(session);
+        if (outputs?.length) checkAttempt(hub.state, input, session.actor);
         const prepared = outputs?.length ? await prepareSpecs(hub, this.files, input.workflowId, outputs) : undefined;
         return hub.dispatch({ type: 'task.complete', input: prepared ? { ...input, outputs: prepared } : input, actor: session.actor });
       },
       'data.register': async ({ workflowId, workOrderId, attemptToken, ...spec }, session) => {
         registered(session);
+        checkAttempt(hub.state, { workflowId, workOrderId, attemptToken }, session.actor);
         const [prepared] = await prepareSpecs(hub, this.files, workflowId, [spec]);
         return hub.dispatch({ type: 'task.registerData', input: { workflowId, workOrderId, attemptToken, ...prepared! }, actor: session.actor });
       },

@@ -6,14 +6,21 @@ export const Role = z.enum(['admin', 'agent', 'monitor']);
 export type Role = z.infer<typeof Role>;
 
 /** One access token and what it allows. */
-export const TokenGrant = z.strictObject({
-  token: z.string().min(8).max(200),
-  role: Role,
-  /** A readable name for logs and provenance; defaults to the role. */
-  name: z.string().max(100).optional(),
-  /** agent tokens: the only agentId this token may register as. */
-  agentId: Id.optional(),
-  /** monitor tokens: the only workflows this token may see. */
-  workflows: z.array(Id).max(10_000).optional(),
-});
+export const TokenGrant = z
+  .strictObject({
+    token: z.string().min(8).max(200),
+    role: Role,
+    /** A readable name for logs and provenance; defaults to the role. */
+    name: z.string().max(100).optional(),
+    /**
+     * agent tokens: the only agentId this token may register as. An agent token without it may
+     * register as any agent (a fleet token): give each agent its own bound token where agents do
+     * not trust each other.
+     */
+    agentId: Id.optional(),
+    /** monitor tokens: the only workflows this token may see. */
+    workflows: z.array(Id).max(10_000).optional(),
+  })
+  .refine((grant) => grant.agentId === undefined || grant.role === 'agent', { message: 'agentId binds agent tokens only', path: ['agentId'] })
+  .refine((grant) => grant.workflows === undefined || grant.role === 'monitor', { message: 'workflows scopes monitor tokens only', path: ['workflows'] });
 export type TokenGrant = z.infer<typeof TokenGrant>;
