@@ -5,7 +5,7 @@ import { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import { AGENTS_DOC, versionOf } from './state.ts';
 import { requireWorkflow, type Transition } from './context.ts';
 
-type Input<E extends 'workflow.create' | 'workflow.fail' | 'workflow.cancel'> = ParsedRequestOf<'control', E>;
+type Input<E extends 'workflow.create'> = ParsedRequestOf<'control', E>;
 
 /** Which statuses each lifecycle change may start from, and where it leads. */
 export const LIFECYCLE = {
