@@ -1,6 +1,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { EmbeddedStore } from '../server/store/embedded-store.ts';
 import { readSegment, segmentName } from '../server/store/journal.ts';
 import { decodeRecord, encodeRecord, type JournalRecord } from '../server/store/records.ts';
 import { recover } from '../server/store/recovery.ts';
@@ -69,5 +70,23 @@ describe('journal recovery', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'snapshot.json'), '{"format":1,"docs":{');
     await expect(recover(dir)).rejects.toThrow(/snapshot.*unreadable/);
+  });
+});
+
+describe('embedded store', () => {
+  it('keeps the journal readable when a snapshot is asked for while a batch is being written', async () => {
+    const dir = tempDir();
+    const store = new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
+    await store.open();
+    await store.append(encodeRecord(record(1, 1)));
+    const writing = store.append(encodeRecord(record(2, 2)));
+    const snapshot = store.snapshot();
+    await writing;
+    await store.append(encodeRecord(record(3, 3)));
+    await snapshot;
+    await store.close();
+    const recovered = await recover(dir);
+    expect(recovered.docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
+    expect(recovered.warnings).toEqual([]);
   });
 });
