@@ -19,6 +19,18 @@ export interface RawBaseline {
   lifecycleSaturationPerSecond: number;
 }
 
+const none = { count: 0, mean: NaN, p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN };
+/** A baseline with nothing measured (`--no-baseline`, for profiling the hub alone): ratios stay empty. */
+export const NO_BASELINE: RawBaseline = {
+  echoPerSecond: NaN,
+  echoLatency: none,
+  pushPerSecond: NaN,
+  pushLatency: none,
+  lifecycleDelivery: none,
+  lifecycleCompletedPerSecond: NaN,
+  lifecycleSaturationPerSecond: NaN,
+};
+
 const summary = (data: HistogramData) => Histogram.fromJSON(data).summary();
 
 /** Waits until the raw server holds no agent sockets from an earlier phase. */

@@ -38,7 +38,8 @@ export async function startHub(ctx: BenchContext, name: string, options: HubOpti
   const profile: string[] = [];
   if (ctx.profileDir) {
     mkdirSync(ctx.profileDir, { recursive: true });
-    profile.push('--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=hub-${name}-${Date.now()}.cpuprofile`);
+    // One folder per hub; node names each thread's file (tsx's loader thread writes one too).
+    profile.push('--cpu-prof', `--cpu-prof-dir=${join(ctx.profileDir, `hub-${name}-${Date.now()}`)}`);
   }
   const started = performance.now();
   const { process: hub, ready } = await BenchChild.start<HubReady>(`hub(${name})`, './hub-entry.ts', { args: [config], nodeArgs: [...profile, ...nodeArgs] });

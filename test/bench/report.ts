@@ -25,9 +25,11 @@ export interface Target {
 
 /** Builds a check, computing the ratio and whether the target holds. */
 export function check(metric: string, unit: string, hub: number, baseline: number | null = null, target?: Target): Check {
+  if (baseline !== null && !Number.isFinite(baseline)) baseline = null;
   const ratio = baseline !== null && baseline > 0 ? round(hub / baseline, 3) : null;
   let pass: boolean | null = null;
-  if (target) {
+  const needsRatio = target && (target.ratioMax !== undefined || target.ratioMin !== undefined);
+  if (target && !(needsRatio && ratio === null && baseline === null)) {
     pass = true;
     if (target.max !== undefined) pass &&= hub <= target.max;
     if (target.min !== undefined) pass &&= hub >= target.min;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAssignment } from './assignment.ts';
-import { runBaseline, type RawBaseline } from './baseline.ts';
+import { NO_BASELINE, runBaseline, type RawBaseline } from './baseline.ts';
 import { runFanout } from './fanout.ts';
 import type { BenchContext } from './launch.ts';
 import { runMemory } from './memory.ts';
@@ -22,6 +22,8 @@ export interface SuiteOptions {
   only?: readonly ScenarioName[];
   /** Run hubs under --cpu-prof, writing profiles here. */
   profileDir?: string;
+  /** Skip the raw baseline (hub figures only, no ratios): for profiling. */
+  noBaseline?: boolean;
   /** A word on the machine, e.g. "shared, other jobs running". */
   note?: string;
   command?: string;
@@ -33,6 +35,7 @@ export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
   const started = performance.now();
   const selected = new Set<ScenarioName>(options.only?.length ? options.only : SCENARIOS);
   if ([...selected].some((name) => NEEDS_BASELINE.has(name))) selected.add('baseline');
+  if (options.noBaseline) selected.delete('baseline');
   const workDir = mkdtempSync(join(tmpdir(), 'switchboard-bench-'));
   const log = options.log ?? (() => undefined);
   const ctx: BenchContext = { scale: SCALES[options.scale], workDir, profileDir: options.profileDir, log };
@@ -44,7 +47,7 @@ export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
     scenarios: [],
     failures: [],
   };
-  let baseline: RawBaseline | undefined;
+  let baseline: RawBaseline | undefined = options.noBaseline ? NO_BASELINE : undefined;
   const steps: Record<ScenarioName, () => Promise<ScenarioResult>> = {
     baseline: async () => {
       const run = await runBaseline(ctx);
