@@ -5,7 +5,7 @@ export interface Scale {
   assignment: { agents: number; rate: number; durationMs: number; saturation: { concurrency: number; durationMs: number; warmupMs: number } };
   push: { agents: number; rate: number; durationMs: number; saturation: { concurrency: number; durationMs: number; warmupMs: number } };
   fanout: { subscribers: number[]; durationMs: number };
-  persistence: { sizes: number[]; agents: number; progressChanges: number; completions: number; snapshotLoadRate: number };
+  persistence: { sizes: number[]; agents: number; progressChanges: number; completions: number; rounds: number; snapshotLoadRate: number };
   memory: { agents: number[] };
   restart: { orders: number };
 }
@@ -17,7 +17,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     assignment: { agents: 200, rate: 500, durationMs: 10_000, saturation: { concurrency: 200, durationMs: 5000, warmupMs: 1000 } },
     push: { agents: 200, rate: 500, durationMs: 5000, saturation: { concurrency: 400, durationMs: 5000, warmupMs: 1000 } },
     fanout: { subscribers: [20, 100], durationMs: 8000 },
-    persistence: { sizes: [1000, 100_000], agents: 100, progressChanges: 5000, completions: 500, snapshotLoadRate: 2000 },
+    persistence: { sizes: [1000, 100_000], agents: 100, progressChanges: 20_000, completions: 500, rounds: 5, snapshotLoadRate: 2000 },
     memory: { agents: [1000, 5000] },
     restart: { orders: 100_000 },
   },
@@ -27,7 +27,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     assignment: { agents: 50, rate: 100, durationMs: 3000, saturation: { concurrency: 50, durationMs: 2000, warmupMs: 500 } },
     push: { agents: 50, rate: 100, durationMs: 2000, saturation: { concurrency: 100, durationMs: 2000, warmupMs: 500 } },
     fanout: { subscribers: [5, 20], durationMs: 3000 },
-    persistence: { sizes: [1000, 10_000], agents: 50, progressChanges: 2000, completions: 300, snapshotLoadRate: 1000 },
+    persistence: { sizes: [1000, 10_000], agents: 50, progressChanges: 6000, completions: 300, rounds: 3, snapshotLoadRate: 1000 },
     memory: { agents: [200, 1000] },
     restart: { orders: 10_000 },
   },
@@ -37,7 +37,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     assignment: { agents: 5, rate: 20, durationMs: 500, saturation: { concurrency: 5, durationMs: 500, warmupMs: 200 } },
     push: { agents: 5, rate: 50, durationMs: 500, saturation: { concurrency: 10, durationMs: 500, warmupMs: 200 } },
     fanout: { subscribers: [2], durationMs: 500 },
-    persistence: { sizes: [200, 1000], agents: 10, progressChanges: 200, completions: 50, snapshotLoadRate: 200 },
+    persistence: { sizes: [200, 1000], agents: 10, progressChanges: 200, completions: 40, rounds: 2, snapshotLoadRate: 200 },
     memory: { agents: [20, 50] },
     restart: { orders: 1000 },
   },
