@@ -112,6 +112,8 @@ function placeOrder(t: Transition, order: WorkOrder): void {
  */
 export function schedule(t: Transition): Array<{ workOrderId: string; agentId: string }> {
   const work = t.state.work;
+  // Most commands (progress, heartbeats) free no agent and ready no order: nothing to do.
+  if (work.freed.size === 0 && work.fresh.length === 0) return [];
   const offered: Array<{ workOrderId: string; agentId: string }> = [];
   const before = t.tx.effects.length;
   for (const agentId of work.freed) fillAgent(t, agentId);
