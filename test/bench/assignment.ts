@@ -37,9 +37,11 @@ export async function runAssignment(ctx: BenchContext, raw: RawBaseline): Promis
         check('creation ack p99', 'ms', createAck.p99),
         check('orders not completed or refused', '', run.open.created - run.open.completed + errors, null, { max: 0, text: '0' }),
         check('hub CPU (both phases)', '%', usage.hub ?? 0),
+        check('hub event-loop delay p99 (both phases)', 'ms', cpu.loopDelay.hub?.p99 ?? 0),
+        check('hub event-loop delay max (both phases)', 'ms', cpu.loopDelay.hub?.max ?? 0),
         check('generator CPU (both phases)', '%', usage.generator ?? 0),
       ],
-      details: { ...run, open: { ...run.open, delivery, createAck }, usage },
+      details: { ...run, open: { ...run.open, delivery, createAck }, usage, loopDelay: cpu.loopDelay },
       notes: [
         `${agents} SDK agents (connectAgent, maxConcurrentTasks 1) in one generator process with the control client; each task reports progress once and completes.`,
         'The raw column relays the same messages through a bare socket.io server (bare sockets as agents).',

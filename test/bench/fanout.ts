@@ -45,11 +45,12 @@ export async function runFanout(ctx: BenchContext, raw: RawBaseline): Promise<Sc
         check(`staleness max, ${count} subscribers`, 'ms', staleness.max),
         check(`progress ack p99 meanwhile, ${count} subscribers`, 'ms', ack.p99, raw.echoLatency.p99),
         check(`hub CPU, ${count} subscribers`, '%', usage.hub ?? 0),
+        check(`hub event-loop delay max, ${count} subscribers`, 'ms', cpu.loopDelay.hub?.max ?? 0),
         check(`subscriber process CPU, ${count} subscribers`, '%', usage.monitors ?? 0),
         check(`agent generator CPU, ${count} subscribers`, '%', usage.agents ?? 0),
         check(`changes never seen or resyncs, ${count} subscribers`, '', seen.unseen + seen.resyncs, null, { max: 0, text: '0' }),
       );
-      details[`subscribers${count}`] = { staleness, ack, usage, patches: seen.patches, resyncs: seen.resyncs, unseen: seen.unseen, errors: open.errors, unanswered: open.unanswered };
+      details[`subscribers${count}`] = { staleness, ack, usage, loopDelay: cpu.loopDelay, patches: seen.patches, resyncs: seen.resyncs, unseen: seen.unseen, errors: open.errors, unanswered: open.unanswered };
     }
   } finally {
     await stopAll(monitors);

@@ -57,13 +57,19 @@ export async function startGenerator(name = 'generator'): Promise<BenchChild> {
   return (await BenchChild.start(name, './generator.ts')).process;
 }
 
-/** CPU use of several processes over one phase: call `end()` when it is over. */
-export async function measureCpu(processes: Record<string, BenchChild>): Promise<{ end(): Promise<Record<string, number>> }> {
+/**
+ * CPU use of several processes over one phase: call `end()` when it is over. `end()` also keeps
+ * each process's event-loop delay over the phase in `loopDelay`.
+ */
+export async function measureCpu(processes: Record<string, BenchChild>): Promise<{ end(): Promise<Record<string, number>>; loopDelay: Record<string, Usage['loopDelay']> }> {
   const names = Object.keys(processes);
   const before = await Promise.all(names.map((n) => processes[n]!.usage()));
+  const loopDelay: Record<string, Usage['loopDelay']> = {};
   return {
+    loopDelay,
     async end() {
       const after: Usage[] = await Promise.all(names.map((n) => processes[n]!.usage()));
+      names.forEach((n, i) => (loopDelay[n] = after[i]!.loopDelay));
       return Object.fromEntries(names.map((n, i) => [n, cpuPercent(before[i]!, after[i]!)]));
     },
   };

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 /** A request over IPC to a bench child process, and its reply. */
@@ -16,6 +17,8 @@ export interface Usage {
   memory: NodeJS.MemoryUsage;
   /** performance.now() in the child when it answered (ms). */
   at: number;
+  /** The child's event-loop delay since the previous reading (ms): its own stalls, GC included. */
+  loopDelay: { p50: number; p99: number; max: number };
 }
 
 /** The CPU share (100 = one core) a process used between two usage readings. */
@@ -119,8 +122,15 @@ type Handler = (request: IpcRequest) => unknown;
  */
 export function serveParent(handlers: Record<string, Handler>, payload: unknown, onExit: () => Promise<void> | void = () => undefined): void {
   const send = (message: unknown) => process.send?.(message);
+  const delay = monitorEventLoopDelay({ resolution: 2 });
+  delay.enable();
   const all: Record<string, Handler> = {
-    usage: (): Usage => ({ cpu: process.cpuUsage(), memory: process.memoryUsage(), at: performance.now() }),
+    usage: (): Usage => {
+      const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+      const loopDelay = { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) };
+      delay.reset();
+      return { cpu: process.cpuUsage(), memory: process.memoryUsage(), at: performance.now(), loopDelay };
+    },
     exit: async () => {
       await onExit();
       setImmediate(() => process.exit(0));

@@ -75,6 +75,7 @@ export async function runProgress(ctx: BenchContext, raw: RawBaseline): Promise<
     cpu = await measureCpu({ hub: rig.hub, generator: rig.agents });
     const open = await rig.progress('p', rate, durationMs);
     const openCpu = await cpu.end();
+    const loopDelay = cpu.loopDelay;
     const latency = Histogram.fromJSON(open.latency).summary();
     const errors = Object.values(open.errors).reduce((a, b) => a + b, 0) + Object.values(sat.errors).reduce((a, b) => a + b, 0);
     return {
@@ -90,9 +91,11 @@ export async function runProgress(ctx: BenchContext, raw: RawBaseline): Promise<
         check('hub CPU at saturation', '%', satCpu.hub ?? 0),
         check('generator CPU at saturation', '%', satCpu.generator ?? 0),
         check(`hub CPU at ${rate}/s`, '%', openCpu.hub ?? 0),
+        check(`hub event-loop delay p99 at ${rate}/s`, 'ms', loopDelay.hub?.p99 ?? 0),
+        check(`hub event-loop delay max at ${rate}/s`, 'ms', loopDelay.hub?.max ?? 0),
         check(`generator CPU at ${rate}/s`, '%', openCpu.generator ?? 0),
       ],
-      details: { saturation: { ...sat, latency: Histogram.fromJSON(sat.latency).summary() }, open: { ...open, latency, sendLag: Histogram.fromJSON(open.sendLag).summary() }, satCpu, openCpu },
+      details: { saturation: { ...sat, latency: Histogram.fromJSON(sat.latency).summary() }, open: { ...open, latency, sendLag: Histogram.fromJSON(open.sendLag).summary() }, satCpu, openCpu, loopDelay },
       notes: [
         `Agents are bare socket.io-client sockets in one generator process, each running one work order; saturation keeps ${saturation.concurrency} requests in flight.`,
         'Latency is from the intended send time to the ack, which the hub sends after the change is journaled.',
