@@ -59,9 +59,15 @@ export function eligible(agent: Agent, order: OrderShape, situation: Situation):
 
 /** The parts of an agent's score for an order. `fastestAvgMs` is the best mean among candidates. */
 export function score(agent: Agent, order: OrderShape, fastestAvgMs: number | null) {
-  const weights = Object.entries(order.preferences);
-  const totalWeight = weights.reduce((sum, [, w]) => sum + w, 0);
-  const preference = totalWeight > 0 ? weights.reduce((sum, [c, w]) => sum + (agent.capabilities.includes(c) ? w : 0), 0) / totalWeight : 0;
+  // Loops rather than Object.entries(): this runs for every candidate of every order placed.
+  let totalWeight = 0;
+  let held = 0;
+  for (const capability in order.preferences) {
+    const weight = order.preferences[capability]!;
+    totalWeight += weight;
+    if (agent.capabilities.includes(capability)) held += weight;
+  }
+  const preference = totalWeight > 0 ? held / totalWeight : 0;
   const stats = agent.stats.byTaskType[order.taskType];
   const reliability = ((stats?.completed ?? 0) + 1) / ((stats?.completed ?? 0) + (stats?.failed ?? 0) + 2);
   const speed = stats && stats.completed > 0 && fastestAvgMs !== null ? fastestAvgMs / Math.max(stats.avgMs, fastestAvgMs, 1e-9) : 0.5;
