@@ -58,6 +58,8 @@ export class Hub {
   private flushing: Promise<void> | undefined;
   private seq = 0;
   private closed = false;
+  private randomPool = Buffer.alloc(0);
+  private randomOffset = 0;
 
   private constructor(options: HubCoreOptions) {
     this.store = options.store;
@@ -82,9 +84,16 @@ export class Hub {
     return this.clock();
   }
 
-  /** A new unique id with a readable prefix, e.g. `wf_Xy3…`. */
+  /** A new unique id with a readable prefix, e.g. `wf_Xy3…`: 9 random bytes, base64url. */
   newId(prefix: string): string {
-    return `${prefix}_${randomBytes(9).toString('base64url')}`;
+    // One call to the system's random source per 455 ids, not one per id (as crypto.randomUUID pools).
+    if (this.randomOffset + 9 > this.randomPool.length) {
+      this.randomPool = randomBytes(4095);
+      this.randomOffset = 0;
+    }
+    const id = `${prefix}_${this.randomPool.toString('base64url', this.randomOffset, this.randomOffset + 9)}`;
+    this.randomOffset += 9;
+    return id;
   }
 
   /** Calls `listener` after every committed batch, in commit order. */
