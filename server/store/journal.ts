@@ -1,7 +1,7 @@
 import { closeSync, fdatasync, ftruncate, openSync, readdirSync, readFileSync, unlinkSync, write } from 'node:fs';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
-import { decodeRecord, type JournalRecord } from './records.ts';
+import { decodeLine, type JournalRecord } from './records.ts';
 
 const SEGMENT = /^(\d{8})\.journal$/;
 
@@ -41,7 +41,7 @@ export function readSegment(file: string): SegmentContents {
   while (start < buffer.length) {
     const end = buffer.indexOf(10, start);
     line++;
-    const record = end === -1 ? null : decodeRecord(buffer.toString('utf8', start, end));
+    const record = end === -1 ? null : decodeLine(buffer, start, end);
     if (!record) {
       const isLast = end === -1 || end + 1 >= buffer.length;
       if (!isLast) throw new HubError('INTERNAL', `journal ${file} is corrupt at line ${line}; records after it exist, refusing to drop them`);

@@ -25,11 +25,21 @@ export function encodeRecord(record: JournalRecord): string {
 
 /** Parses one journal line (without its newline), or returns null when it is torn or corrupt. */
 export function decodeRecord(line: string): JournalRecord | null {
-  if (line.length < 10 || line[8] !== ' ') return null;
-  const json = line.slice(9);
-  if (crc32(json).toString(16).padStart(8, '0') !== line.slice(0, 8)) return null;
+  return decodeLine(Buffer.from(line, 'utf8'), 0, Buffer.byteLength(line, 'utf8'));
+}
+
+const SPACE = 0x20;
+
+/**
+ * decodeRecord for the line at bytes [start, end) of a segment: the checksum is taken over the
+ * bytes as they are on disk, and only the JSON is turned into a string (start-up reads every
+ * line of the journal through here).
+ */
+export function decodeLine(buffer: Buffer, start: number, end: number): JournalRecord | null {
+  if (end - start < 10 || buffer[start + 8] !== SPACE) return null;
+  if (crc32(buffer.subarray(start + 9, end)).toString(16).padStart(8, '0') !== buffer.toString('latin1', start, start + 8)) return null;
   try {
-    return JSON.parse(json) as JournalRecord;
+    return JSON.parse(buffer.toString('utf8', start + 9, end)) as JournalRecord;
   } catch {
     return null;
   }
