@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedStore } from '../server/store/embedded-store.ts';
 import { readSegment, segmentName } from '../server/store/journal.ts';
-import { decodeRecord, encodeRecord, type JournalRecord } from '../server/store/records.ts';
+import { decodeRecord, encodeRecord, encodeRecords, type JournalRecord } from '../server/store/records.ts';
 import { recover } from '../server/store/recovery.ts';
 import { tempDir } from './helpers/hub.ts';
 
@@ -18,6 +18,12 @@ describe('journal records', () => {
     const line = encodeRecord(record(1, 7));
     expect(line.endsWith('\n')).toBe(true);
     expect(decodeRecord(line.slice(0, -1))).toEqual(record(1, 7));
+  });
+
+  it('are written in batches byte for byte as one by one, whatever the characters', () => {
+    const records = [record(1, 7), { ...record(2, 8), changes: [{ doc: 'wf1', v: 2, ops: [{ op: 'replace' as const, path: '/n', value: 'ünïcødé ✓ 🚀 \u0000' }] }] }, record(3, 9)];
+    expect(encodeRecords(records).toString('utf8')).toBe(records.map(encodeRecord).join(''));
+    expect(encodeRecords([]).length).toBe(0);
   });
 
   it('are refused when a byte changed (checksum)', () => {

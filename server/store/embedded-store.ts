@@ -38,9 +38,9 @@ export class EmbeddedStore implements Store {
     }
   }
 
-  async append(text: string): Promise<void> {
+  async append(records: string | Uint8Array): Promise<void> {
     const journal = this.requireJournal();
-    const writing = journal.append(text);
+    const writing = journal.append(records);
     this.writing = writing;
     try {
       await writing;

@@ -86,11 +86,11 @@ export class Journal {
   }
 
   /**
-   * Appends `text` (whole encoded records). On failure the segment is cut back to where it was,
+   * Appends whole encoded records. On failure the segment is cut back to where it was,
    * so a refused batch leaves no trace on disk, and the error is thrown.
    */
-  append(text: string): Promise<void> {
-    const data = Buffer.from(text, 'utf8');
+  append(records: string | Uint8Array): Promise<void> {
+    const data = typeof records === 'string' ? Buffer.from(records, 'utf8') : records;
     const position = this.offset;
     return new Promise((resolve, reject) => {
       const fail = (error: Error) => ftruncate(this.fd, position, () => reject(error));
