@@ -6,7 +6,7 @@ import type { DomainSettings } from './domain/context.ts';
 import type { Effect } from './domain/effects.ts';
 import { emptyState, stateFromDocs, type HubState } from './domain/state.ts';
 import { Transaction } from './domain/transaction.ts';
-import { encodeRecord, type JournalRecord } from './store/records.ts';
+import { encodeRecords, type JournalRecord } from './store/records.ts';
 import type { Store } from './store/store.ts';
 
 /** What a committed batch tells listeners: its records (patches per document) and effects. */
@@ -58,6 +58,8 @@ export class Hub {
   private flushing: Promise<void> | undefined;
   private seq = 0;
   private closed = false;
+  /** newId bound once: a closure made per command costs, under tsx, a defineProperty for its name too. */
+  private readonly idSource = (prefix: string) => this.newId(prefix);
   private randomPool = Buffer.alloc(0);
   private randomOffset = 0;
 
@@ -149,7 +151,7 @@ export class Hub {
     const now = this.clock();
     let reply: CommandReply<K>;
     try {
-      reply = applyCommand({ state: this.state, tx, ctx: { now, newId: (p) => this.newId(p), settings: this.settings } }, command);
+      reply = applyCommand({ state: this.state, tx, ctx: { now, newId: this.idSource, settings: this.settings } }, command);
     } catch (error) {
       tx.rollback();
       // Domain functions validate before they change anything; anything else may have touched the index.
@@ -172,10 +174,8 @@ export class Hub {
     while (this.current) {
       const batch = this.current;
       this.current = undefined;
-      let text = '';
-      for (const record of batch.records) text += encodeRecord(record);
       try {
-        if (text) await this.store.append(text);
+        if (batch.records.length > 0) await this.store.append(encodeRecords(batch.records));
       } catch (error) {
         this.rollBack(batch, error as Error);
         continue;
