@@ -1,4 +1,4 @@
-import type { RawBaseline } from './baseline.ts';
+import type { RawFigures } from './baseline.ts';
 import { Histogram, type HistogramData } from './histogram.ts';
 import { measureCpu, startGenerator, stopAll, type BenchContext } from './launch.ts';
 import { epochMs } from './open-loop.ts';
@@ -11,7 +11,7 @@ import { check, type ScenarioResult } from './report.ts';
  * 20 and then 100 subscribers (bare sockets in their own process) follow the workflow; each
  * measures staleness, from a request's intended send time until a patch showing it arrives.
  */
-export async function runFanout(ctx: BenchContext, raw: RawBaseline): Promise<ScenarioResult> {
+export async function runFanout(ctx: BenchContext, raw: RawFigures): Promise<ScenarioResult> {
   const started = performance.now();
   const { agents, rate } = ctx.scale.progress;
   const { subscribers, durationMs } = ctx.scale.fanout;
@@ -43,7 +43,7 @@ export async function runFanout(ctx: BenchContext, raw: RawBaseline): Promise<Sc
         check(`staleness p99, ${count} subscribers`, 'ms', staleness.p99, null, last ? { max: 250, text: '≤ 250 ms' } : undefined),
         check(`staleness p50, ${count} subscribers`, 'ms', staleness.p50),
         check(`staleness max, ${count} subscribers`, 'ms', staleness.max),
-        check(`progress ack p99 meanwhile, ${count} subscribers`, 'ms', ack.p99, raw.echoLatency.p99),
+        check(`progress ack p99 meanwhile, ${count} subscribers (raw: echo, no subscribers)`, 'ms', ack.p99, raw.echoLatency?.p99 ?? null),
         check(`hub CPU, ${count} subscribers`, '%', usage.hub ?? 0),
         check(`hub event-loop delay max, ${count} subscribers`, 'ms', cpu.loopDelay.hub?.max ?? 0),
         check(`subscriber process CPU, ${count} subscribers`, '%', usage.monitors ?? 0),

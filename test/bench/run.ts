@@ -5,7 +5,6 @@
  *   npm run bench -- --quick               a short run: writes test/bench/results/quick.json and quick.md
  *   npm run bench -- --only progress,assign
  *   npm run bench -- --profile DIR         hubs run under --cpu-prof; profiles land in DIR
- *   npm run bench -- --no-baseline         hub figures only (no raw run, no ratios), for profiling
  *   npm run bench -- --note "quiet machine"
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,7 +20,6 @@ const { values } = parseArgs({
     smoke: { type: 'boolean' },
     only: { type: 'string' },
     profile: { type: 'string' },
-    'no-baseline': { type: 'boolean' },
     note: { type: 'string' },
     json: { type: 'string' },
     markdown: { type: 'string' },
@@ -30,7 +28,7 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick | --smoke] [--only ${SCENARIOS.join(',')}] [--profile DIR] [--no-baseline] [--note TEXT] [--json FILE] [--markdown FILE]\n`);
+  process.stdout.write(`usage: npm run bench -- [--quick | --smoke] [--only ${SCENARIOS.join(',')}] [--profile DIR] [--note TEXT] [--json FILE] [--markdown FILE]\n`);
   process.exit(0);
 }
 
@@ -52,7 +50,6 @@ const result = await runSuite({
   scale,
   ...(only ? { only } : {}),
   ...(values.profile ? { profileDir: values.profile } : {}),
-  noBaseline: values['no-baseline'] ?? false,
   note: values.note ?? '',
   command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
   log: (message) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}\n`),

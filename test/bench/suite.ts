@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAssignment } from './assignment.ts';
-import { NO_BASELINE, runBaseline, type RawBaseline } from './baseline.ts';
+import { runBaseline, type RawFigures } from './baseline.ts';
 import { runFanout } from './fanout.ts';
 import type { BenchContext } from './launch.ts';
 import { runMemory } from './memory.ts';
@@ -12,18 +12,15 @@ import { describeMachine, type BenchResult, type ScenarioResult } from './report
 import { runRestart } from './restart.ts';
 import { SCALES, type Scale } from './scale.ts';
 
-/** The scenarios, in the order they run. baseline runs whenever one that compares with it does. */
+/** The scenarios, in the order they run. */
 export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
-const NEEDS_BASELINE: ReadonlySet<ScenarioName> = new Set(['progress', 'assign', 'fanout']);
 
 export interface SuiteOptions {
   scale: Scale['name'];
   only?: readonly ScenarioName[];
   /** Run hubs under --cpu-prof, writing profiles here. */
   profileDir?: string;
-  /** Skip the raw baseline (hub figures only, no ratios): for profiling. */
-  noBaseline?: boolean;
   /** A word on the machine, e.g. "shared, other jobs running". */
   note?: string;
   command?: string;
@@ -34,8 +31,6 @@ export interface SuiteOptions {
 export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
   const started = performance.now();
   const selected = new Set<ScenarioName>(options.only?.length ? options.only : SCENARIOS);
-  if ([...selected].some((name) => NEEDS_BASELINE.has(name))) selected.add('baseline');
-  if (options.noBaseline) selected.delete('baseline');
   const workDir = mkdtempSync(join(tmpdir(), 'switchboard-bench-'));
   const log = options.log ?? (() => undefined);
   const ctx: BenchContext = { scale: SCALES[options.scale], workDir, profileDir: options.profileDir, log };
@@ -47,16 +42,13 @@ export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
     scenarios: [],
     failures: [],
   };
-  let baseline: RawBaseline | undefined = options.noBaseline ? NO_BASELINE : undefined;
+  // Raw figures measured by one scenario and shown beside the hub's by a later one.
+  const raw: RawFigures = {};
   const steps: Record<ScenarioName, () => Promise<ScenarioResult>> = {
-    baseline: async () => {
-      const run = await runBaseline(ctx);
-      baseline = run.baseline;
-      return run.result;
-    },
-    progress: () => runProgress(ctx, requireBaseline(baseline)),
-    assign: () => runAssignment(ctx, requireBaseline(baseline)),
-    fanout: () => runFanout(ctx, requireBaseline(baseline)),
+    baseline: () => runBaseline(ctx),
+    progress: () => runProgress(ctx, raw),
+    assign: () => runAssignment(ctx),
+    fanout: () => runFanout(ctx, raw),
     persistence: () => runPersistence(ctx),
     memory: () => runMemory(ctx),
     restart: () => runRestart(ctx),
@@ -77,9 +69,4 @@ export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
   }
   result.durationMs = Math.round(performance.now() - started);
   return result;
-}
-
-function requireBaseline(baseline: RawBaseline | undefined): RawBaseline {
-  if (!baseline) throw new Error('the raw baseline did not complete, so there is nothing to compare with');
-  return baseline;
 }

@@ -39,6 +39,8 @@ class Tally {
 export interface LifecycleOptions {
   url: string;
   agents: number;
+  /** Agent ids are `${prefix}-${n}`: a new prefix per round keeps rounds apart. */
+  prefix: string;
   rate: number;
   durationMs: number;
   /** The saturation run: creations in flight and how long. */
@@ -97,7 +99,7 @@ export async function hubLifecycle(options: LifecycleOptions) {
     for (let i = 0; i < options.agents; i += 50) {
       const batch = await Promise.all(
         Array.from({ length: Math.min(50, options.agents - i) }, (_, k) =>
-          connectAgent({ url: options.url, token: BENCH_TOKENS.agent, agentId: `life-${i + k}`, agentType: 'bench', maxConcurrentTasks: 1, requestTimeoutMs: 60_000 }),
+          connectAgent({ url: options.url, token: BENCH_TOKENS.agent, agentId: `${options.prefix}-${i + k}`, agentType: 'bench', maxConcurrentTasks: 1, requestTimeoutMs: 60_000 }),
         ),
       );
       agents.push(...batch);
