@@ -47,6 +47,7 @@ export async function runFanout(ctx: BenchContext, raw: RawFigures): Promise<Sce
         check(`hub CPU, ${count} subscribers`, '%', usage.hub ?? 0),
         check(`hub event-loop delay max, ${count} subscribers`, 'ms', cpu.loopDelay.hub?.max ?? 0),
         check(`subscriber process CPU, ${count} subscribers`, '%', usage.monitors ?? 0),
+        check(`subscriber process event-loop delay max, ${count} subscribers`, 'ms', cpu.loopDelay.monitors?.max ?? 0),
         check(`agent generator CPU, ${count} subscribers`, '%', usage.agents ?? 0),
         check(`changes never seen or resyncs, ${count} subscribers`, '', seen.unseen + seen.resyncs, null, { max: 0, text: '0' }),
       );

@@ -42,7 +42,9 @@ export async function startHub(ctx: BenchContext, name: string, options: HubOpti
     profile.push('--cpu-prof', `--cpu-prof-dir=${join(ctx.profileDir, `hub-${name}-${Date.now()}`)}`);
   }
   const started = performance.now();
-  const { process: hub, ready } = await BenchChild.start<HubReady>(`hub(${name})`, './hub-entry.ts', { args: [config], nodeArgs: [...profile, ...nodeArgs] });
+  // BENCH_HUB_NODE_ARGS adds node flags to every hub (e.g. --trace-gc) for investigations.
+  const extra = process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const { process: hub, ready } = await BenchChild.start<HubReady>(`hub(${name})`, './hub-entry.ts', { args: [config], nodeArgs: [...profile, ...nodeArgs, ...extra] });
   return { hub, ready, spawnToReadyMs: performance.now() - started };
 }
 
