@@ -80,9 +80,9 @@ describe('journal recovery', () => {
 });
 
 describe('embedded store', () => {
-  it('keeps the journal readable when a snapshot is asked for while a batch is being written', async () => {
+  it.each([true, false])('keeps the journal readable when a snapshot is asked for while a batch is being written (fsync %s)', async (fsync) => {
     const dir = tempDir();
-    const store = new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
+    const store = new EmbeddedStore({ dataDir: dir, fsync, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
     await store.open();
     await store.append(encodeRecord(record(1, 1)));
     const writing = store.append(encodeRecord(record(2, 2)));
