@@ -5,7 +5,15 @@ import type { BenchChild, Usage } from './processes.ts';
 import { check, type ScenarioResult } from './report.ts';
 
 interface LifecycleRun {
-  open: { created: number; createErrors: Record<string, number>; completed: number; completedPerSecond: number; createAck: HistogramData; delivery: HistogramData };
+  open: {
+    created: number;
+    createErrors: Record<string, number>;
+    completed: number;
+    completedPerSecond: number;
+    createAck: HistogramData;
+    delivery: HistogramData;
+    generatorLoopDelay: { p99: number; max: number };
+  };
   saturation: { completedPerSecond: number; createdPerSecond: number; errors: Record<string, number> };
 }
 
@@ -13,6 +21,7 @@ interface Round {
   run: LifecycleRun;
   cpu: Record<string, number>;
   loopDelay: Usage['loopDelay'];
+  generatorLoopDelay: Usage['loopDelay'];
 }
 
 /**
@@ -46,7 +55,7 @@ export async function runAssignment(ctx: BenchContext): Promise<ScenarioResult> 
           durationMs: durationMs / rounds,
           saturate: { ...saturation, durationMs: saturation.durationMs / rounds },
         });
-        results[side].push({ run, cpu: await cpu.end(), loopDelay: cpu.loopDelay.server! });
+        results[side].push({ run, cpu: await cpu.end(), loopDelay: cpu.loopDelay.server!, generatorLoopDelay: cpu.loopDelay.generator! });
       }
     }
     const delivery = (side: 'raw' | 'hub') => merged(results[side].map((r) => r.run.open.delivery)).summary();
@@ -69,11 +78,12 @@ export async function runAssignment(ctx: BenchContext): Promise<ScenarioResult> 
         check('orders not completed or refused', '', missing, null, { max: 0, text: '0' }),
         check('server CPU (both phases)', '%', hubCpu.server ?? 0, rawCpu.server ?? null),
         check('generator CPU (both phases)', '%', hubCpu.generator ?? 0, rawCpu.generator ?? null),
-        check('server event-loop delay max', 'ms', Math.max(...results.hub.map((r) => r.loopDelay.max)), Math.max(...results.raw.map((r) => r.loopDelay.max))),
+        check('server event-loop delay max (both phases)', 'ms', Math.max(...results.hub.map((r) => r.loopDelay.max)), Math.max(...results.raw.map((r) => r.loopDelay.max))),
+        check(`generator event-loop delay max at ${rate}/s`, 'ms', Math.max(...results.hub.map((r) => r.run.open.generatorLoopDelay.max)), Math.max(...results.raw.map((r) => r.run.open.generatorLoopDelay.max))),
       ],
       details: {
-        hub: { delivery: hubDelivery, createAck: hubAck, rounds: results.hub.map((r) => ({ open: { ...r.run.open, delivery: undefined, createAck: undefined }, saturation: r.run.saturation, cpu: r.cpu, loopDelay: r.loopDelay })) },
-        raw: { delivery: rawDelivery, createAck: rawAck, rounds: results.raw.map((r) => ({ open: { ...r.run.open, delivery: undefined, createAck: undefined }, saturation: r.run.saturation, cpu: r.cpu, loopDelay: r.loopDelay })) },
+        hub: { delivery: hubDelivery, createAck: hubAck, rounds: results.hub.map((r) => ({ open: { ...r.run.open, delivery: undefined, createAck: undefined }, saturation: r.run.saturation, cpu: r.cpu, loopDelay: r.loopDelay, generatorLoopDelay: r.generatorLoopDelay })) },
+        raw: { delivery: rawDelivery, createAck: rawAck, rounds: results.raw.map((r) => ({ open: { ...r.run.open, delivery: undefined, createAck: undefined }, saturation: r.run.saturation, cpu: r.cpu, loopDelay: r.loopDelay, generatorLoopDelay: r.generatorLoopDelay })) },
       },
       notes: [
         `${agents} SDK agents (connectAgent, maxConcurrentTasks 1) in one generator process with the control client; each task reports progress once and completes. The saturation phase keeps ${saturation.concurrency} creations in flight.`,

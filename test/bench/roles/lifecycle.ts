@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Socket } from 'socket.io-client';
 import { connectAgent, connectControl, type AgentClient, type ControlClient, type WorkflowHandle } from '../../../client-sdk/index.ts';
 import { Histogram } from '../histogram.ts';
@@ -56,14 +57,20 @@ async function settle(tally: Tally, count: number, ms: number): Promise<void> {
 /** Runs the open-loop and the saturation phase with `create(stamp)` and reports both. */
 async function measure(tally: Tally, options: LifecycleOptions, create: (stamp: Stamp) => Promise<void>) {
   const openStart = epochMs() + 20;
+  // The generator's own stalls during the open loop: they delay sends and receipts alike.
+  const delay = monitorEventLoopDelay({ resolution: 2 });
+  delay.enable();
   const open = await runOpenLoop({
     startEpochMs: openStart,
     rate: options.rate,
     durationMs: options.durationMs,
     send: (i, intended, done) => create({ i, t: intended }).then(() => done(), (error: { code?: string }) => done(error.code ?? 'ERROR')),
   });
+  delay.disable();
   await settle(tally, open.answered, 10_000);
   const openRun = {
+    generatorLoopDelay: { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 },
+    sendLag: open.sendLag.summary(),
     created: open.answered,
     createErrors: open.errors,
     completed: tally.completed,
