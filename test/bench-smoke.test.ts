@@ -43,6 +43,25 @@ describe('benchmark suite (smoke)', () => {
     expect(result.latency.max).toBeGreaterThan(90_000);
   });
 
+  it('sends the warm-up at the same rate without counting it', async () => {
+    const sent: number[] = [];
+    const result = await runOpenLoop({
+      rate: 1000,
+      durationMs: 100,
+      warmupMs: 50,
+      send: (index, _intended, done) => {
+        sent.push(index);
+        // Only the warm-up is slow.
+        setTimeout(() => done(), index < 50 ? 30 : 0);
+      },
+    });
+    expect(sent).toHaveLength(150);
+    expect(result.scheduled).toBe(100);
+    expect(result.answered).toBe(100);
+    expect(result.latency.count).toBe(100);
+    expect(result.latency.percentile(50)).toBeLessThan(20_000);
+  });
+
   it('keeps the requested number of requests in flight at saturation', async () => {
     let inFlight = 0;
     let most = 0;

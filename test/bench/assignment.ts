@@ -31,7 +31,7 @@ interface Round {
  */
 export async function runAssignment(ctx: BenchContext): Promise<ScenarioResult> {
   const started = performance.now();
-  const { agents, rate, durationMs, saturation, rounds } = ctx.scale.assignment;
+  const { agents, rate, durationMs, warmupMs, saturation, rounds } = ctx.scale.assignment;
   ctx.log(`assignment: ${agents} agents at ${rate}/s, hub and raw`);
   const { hub, ready } = await startHub(ctx, 'assignment');
   let raw: BenchChild | undefined;
@@ -53,6 +53,7 @@ export async function runAssignment(ctx: BenchContext): Promise<ScenarioResult> 
           prefix: `life${r}`,
           rate,
           durationMs: durationMs / rounds,
+          warmupMs,
           saturate: { ...saturation, durationMs: saturation.durationMs / rounds },
         });
         results[side].push({ run, cpu: await cpu.end(), loopDelay: cpu.loopDelay.server!, generatorLoopDelay: cpu.loopDelay.generator! });
@@ -87,7 +88,7 @@ export async function runAssignment(ctx: BenchContext): Promise<ScenarioResult> 
       },
       notes: [
         `${agents} SDK agents (connectAgent, maxConcurrentTasks 1) in one generator process with the control client; each task reports progress once and completes. The saturation phase keeps ${saturation.concurrency} creations in flight.`,
-        `The raw column relays the same messages through a bare socket.io server (bare sockets as agents); ${rounds} rounds alternate raw and hub, new agents each round.`,
+        `The raw column relays the same messages through a bare socket.io server (bare sockets as agents); ${rounds} rounds alternate raw and hub, new agents each round. The first ${warmupMs} ms of each open-loop phase are a warm-up at the same rate, not counted.`,
       ],
       durationMs: performance.now() - started,
     };

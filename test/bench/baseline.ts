@@ -29,7 +29,7 @@ export async function runBaseline(ctx: BenchContext): Promise<ScenarioResult> {
     const cpu = await measureCpu({ raw, generator });
     const pushSat = await raw.request<{ perSecond: number }>('pushSaturate', push.saturation);
     const satCpu = await cpu.end();
-    const pushOpen = await raw.request<{ latency: HistogramData; unanswered: number }>('push', { rate: push.rate, durationMs: push.durationMs });
+    const pushOpen = await raw.request<{ latency: HistogramData; unanswered: number }>('push', { rate: push.rate, durationMs: push.durationMs, warmupMs: push.warmupMs });
     const latency = Histogram.fromJSON(pushOpen.latency).summary();
     return {
       name: 'baseline',

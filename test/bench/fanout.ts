@@ -13,7 +13,7 @@ import { check, type ScenarioResult } from './report.ts';
  */
 export async function runFanout(ctx: BenchContext, raw: RawFigures): Promise<ScenarioResult> {
   const started = performance.now();
-  const { agents, rate } = ctx.scale.progress;
+  const { agents, rate, warmupMs } = ctx.scale.progress;
   const { subscribers, durationMs } = ctx.scale.fanout;
   ctx.log(`hub fan-out: ${agents} agents at ${rate}/s`);
   const rig = await ProgressRig.start(ctx, 'fanout', agents);
@@ -27,10 +27,11 @@ export async function runFanout(ctx: BenchContext, raw: RawFigures): Promise<Sce
       await monitors.request('monitors.connect', { url: rig.url, count, doc: rig.workflowId });
       const run = `f${count}`;
       const startEpochMs = epochMs() + 300;
-      const total = Math.round((rate * durationMs) / 1000);
-      await monitors.request('monitors.arm', { run, startEpochMs, rate, agents: rig.agentCount, total });
+      const firstIndex = Math.round((rate * warmupMs) / 1000);
+      const total = firstIndex + Math.round((rate * durationMs) / 1000);
+      await monitors.request('monitors.arm', { run, startEpochMs, rate, agents: rig.agentCount, total, firstIndex });
       const cpu = await measureCpu({ hub: rig.hub, agents: rig.agents, monitors });
-      const open = await rig.progress(run, rate, durationMs, startEpochMs);
+      const open = await rig.progress(run, rate, durationMs, warmupMs, startEpochMs);
       // Patches leave the hub at most one patch interval after the last commit.
       await new Promise((resolve) => setTimeout(resolve, 500));
       const usage = await cpu.end();

@@ -31,7 +31,13 @@ export type Send = (index: number, intendedEpochMs: number, done: (errorCode?: s
 export interface OpenLoopOptions {
   /** Requests per second, all senders together. */
   rate: number;
+  /** The measured period, after the warm-up. */
   durationMs: number;
+  /**
+   * A first period at the same rate whose requests are sent and answered but not counted:
+   * fresh connections, cold JIT and growing buffers on either side are not the steady state.
+   */
+  warmupMs?: number;
   send: Send;
   /** How long to wait for the last answers after the schedule ends (default 5 s). */
   drainMs?: number;
@@ -47,9 +53,11 @@ export interface OpenLoopOptions {
  */
 export function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
   const { rate, durationMs, send } = options;
-  const total = Math.max(1, Math.round((rate * durationMs) / 1000));
+  const warmup = Math.round((rate * (options.warmupMs ?? 0)) / 1000);
+  const total = warmup + Math.max(1, Math.round((rate * durationMs) / 1000));
   const interval = 1000 / rate;
   const start = options.startEpochMs ?? epochMs();
+  const measuredFrom = start + warmup * interval;
   const latency = new Histogram();
   const sendLag = new Histogram();
   const errors: Record<string, number> = {};
@@ -61,16 +69,16 @@ export function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
     const finish = () => {
       if (drainTimer) clearTimeout(drainTimer);
       const end = epochMs();
-      for (const intended of pending.values()) latency.recordMs(end - intended);
+      for (const [index, intended] of pending) if (index >= warmup) latency.recordMs(end - intended);
       resolve({
-        scheduled: total,
+        scheduled: total - warmup,
         answered,
-        unanswered: pending.size,
+        unanswered: [...pending.keys()].filter((index) => index >= warmup).length,
         errors,
         latency,
         sendLag,
-        achievedPerSecond: (answered * 1000) / Math.max(1, end - start),
-        elapsedMs: end - start,
+        achievedPerSecond: (answered * 1000) / Math.max(1, end - measuredFrom),
+        elapsedMs: end - measuredFrom,
       });
     };
     const tick = () => {
@@ -79,10 +87,12 @@ export function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
       while (next < due) {
         const index = next++;
         const intended = start + index * interval;
-        sendLag.recordMs(Math.max(0, now - intended));
+        const counted = index >= warmup;
+        if (counted) sendLag.recordMs(Math.max(0, now - intended));
         pending.set(index, intended);
         send(index, intended, (errorCode) => {
           if (!pending.delete(index)) return;
+          if (!counted) return void (next >= total && pending.size === 0 && finish());
           latency.recordMs(epochMs() - intended);
           answered++;
           if (errorCode) errors[errorCode] = (errors[errorCode] ?? 0) + 1;

@@ -58,8 +58,8 @@ export class ProgressRig {
   }
 
   /** Open-loop progress at `rate` from pool `pool`; `startEpochMs` lets subscribers know the schedule. */
-  progress(run: string, rate: number, durationMs: number, startEpochMs?: number, pool = 'hub'): Promise<OpenRun> {
-    return this.agents.request<OpenRun>('agents.progressOpen', { pool, run, rate, durationMs, ...(startEpochMs === undefined ? {} : { startEpochMs }) });
+  progress(run: string, rate: number, durationMs: number, warmupMs: number, startEpochMs?: number, pool = 'hub'): Promise<OpenRun> {
+    return this.agents.request<OpenRun>('agents.progressOpen', { pool, run, rate, durationMs, warmupMs, ...(startEpochMs === undefined ? {} : { startEpochMs }) });
   }
 
   stop(): Promise<void> {
@@ -82,7 +82,7 @@ async function phase<T>(server: BenchChild, generator: BenchChild, run: () => Pr
  */
 export async function runProgress(ctx: BenchContext, raw: RawFigures): Promise<ScenarioResult> {
   const started = performance.now();
-  const { agents, rate, durationMs, saturation, rounds } = ctx.scale.progress;
+  const { agents, rate, durationMs, warmupMs, saturation, rounds } = ctx.scale.progress;
   ctx.log(`progress: ${agents} agents on the hub and as many on the raw server`);
   const rig = await ProgressRig.start(ctx, 'progress', agents);
   let rawServer: BenchChild | undefined;
@@ -99,7 +99,7 @@ export async function runProgress(ctx: BenchContext, raw: RawFigures): Promise<S
         ctx.log(`progress: round ${r + 1}/${rounds}, ${side}: saturation, then ${rate}/s`);
         const { server, pool } = sides[side];
         sat[side].push(await phase(server, rig.agents, () => rig.agents.request<ClosedRun>('agents.progressClosed', { pool, ...satRound })));
-        open[side].push(await phase(server, rig.agents, () => rig.progress(`${side}${r}`, rate, durationMs / rounds, undefined, pool)));
+        open[side].push(await phase(server, rig.agents, () => rig.progress(`${side}${r}`, rate, durationMs / rounds, warmupMs, undefined, pool)));
       }
     }
     const perSecond = (side: 'raw' | 'hub') => sat[side].reduce((sum, p) => sum + p.result.perSecond, 0) / rounds;
@@ -137,7 +137,7 @@ export async function runProgress(ctx: BenchContext, raw: RawFigures): Promise<S
       },
       notes: [
         `Agents are bare socket.io-client sockets in one generator process, each running one work order; the raw column is the same process driving as many sockets against a bare socket.io server that acks. ${rounds} rounds alternate raw and hub.`,
-        `Saturation keeps ${saturation.concurrency} requests in flight. Latency is from the intended send time to the ack, which the hub sends after the change is journaled.`,
+        `Saturation keeps ${saturation.concurrency} requests in flight. Latency is from the intended send time to the ack, which the hub sends after the change is journaled; the first ${warmupMs} ms of each open-loop phase are a warm-up at the same rate, not counted.`,
       ],
       durationMs: performance.now() - started,
     };

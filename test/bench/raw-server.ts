@@ -74,7 +74,7 @@ serveParent(
   {
     /** Open-loop pushes with ack, round-robin over the connected agents. */
     push: async (request) => {
-      const result = await runOpenLoop({ rate: Number(request.rate), durationMs: Number(request.durationMs), send: (i, _t, done) => pushOne(i, done) });
+      const result = await runOpenLoop({ rate: Number(request.rate), durationMs: Number(request.durationMs), warmupMs: Number(request.warmupMs ?? 0), send: (i, _t, done) => pushOne(i, done) });
       return { ...result, latency: result.latency.toJSON(), sendLag: result.sendLag.toJSON(), agents: agents.length };
     },
     /** Pushes with ack at saturation: `concurrency` in flight. */

@@ -84,10 +84,11 @@ export class AgentPool {
   }
 
   /** Open-loop progress: request i from agent i mod n at start + i / rate; its message is `run:i`. */
-  async progressOpen(options: { rate: number; durationMs: number; startEpochMs?: number; run: string }) {
+  async progressOpen(options: { rate: number; durationMs: number; warmupMs?: number; startEpochMs?: number; run: string }) {
     const result = await runOpenLoop({
       rate: options.rate,
       durationMs: options.durationMs,
+      warmupMs: options.warmupMs ?? 0,
       ...(options.startEpochMs === undefined ? {} : { startEpochMs: options.startEpochMs }),
       send: (i, _intended, done) => this.sendProgress(i, options.run, done),
     });

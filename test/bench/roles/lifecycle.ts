@@ -21,8 +21,11 @@ class Tally {
   windowEnd = Infinity;
   completedInWindow = 0;
 
+  /** Orders numbered below this are the warm-up: delivered, not counted. */
+  firstCounted = 0;
+
   received(stamp: Stamp | undefined): void {
-    if (stamp && typeof stamp.t === 'number') this.delivery.recordMs(epochMs() - stamp.t);
+    if (stamp && typeof stamp.t === 'number' && stamp.i >= this.firstCounted) this.delivery.recordMs(epochMs() - stamp.t);
   }
 
   complete(): void {
@@ -44,6 +47,8 @@ export interface LifecycleOptions {
   prefix: string;
   rate: number;
   durationMs: number;
+  /** At the start of the open loop, not counted (see runOpenLoop). */
+  warmupMs: number;
   /** The saturation run: creations in flight and how long. */
   saturate: { concurrency: number; durationMs: number; warmupMs: number };
 }
@@ -60,18 +65,25 @@ async function measure(tally: Tally, options: LifecycleOptions, create: (stamp: 
   // The generator's own stalls during the open loop: they delay sends and receipts alike.
   const delay = monitorEventLoopDelay({ resolution: 2 });
   delay.enable();
+  tally.firstCounted = Math.round((options.rate * options.warmupMs) / 1000);
+  let created = 0;
   const open = await runOpenLoop({
     startEpochMs: openStart,
     rate: options.rate,
     durationMs: options.durationMs,
-    send: (i, intended, done) => create({ i, t: intended }).then(() => done(), (error: { code?: string }) => done(error.code ?? 'ERROR')),
+    warmupMs: options.warmupMs,
+    send: (i, intended, done) =>
+      create({ i, t: intended }).then(
+        () => (created++, done()),
+        (error: { code?: string }) => done(error.code ?? 'ERROR'),
+      ),
   });
   delay.disable();
-  await settle(tally, open.answered, 10_000);
+  await settle(tally, created, 10_000);
   const openRun = {
     generatorLoopDelay: { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 },
     sendLag: open.sendLag.summary(),
-    created: open.answered,
+    created,
     createErrors: open.errors,
     completed: tally.completed,
     completedPerSecond: (tally.completed * 1000) / Math.max(1, tally.lastCompletion - openStart),

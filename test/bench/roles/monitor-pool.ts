@@ -17,8 +17,10 @@ interface Armed {
   startEpochMs: number;
   rate: number;
   agents: number;
-  /** Requests in the run. */
+  /** Requests in the run, warm-up included. */
   total: number;
+  /** Requests before this index are the warm-up: not counted. */
+  firstIndex: number;
 }
 
 /**
@@ -60,7 +62,7 @@ export class MonitorPool {
 
   /** Stops measuring and returns what was seen. */
   collect() {
-    const expected = (this.armed?.total ?? 0) * this.sockets.length;
+    const expected = ((this.armed?.total ?? 0) - (this.armed?.firstIndex ?? 0)) * this.sockets.length;
     this.armed = undefined;
     return { staleness: this.staleness.toJSON(), patches: this.patches, resyncs: this.resyncs, unseen: expected - this.staleness.count };
   }
@@ -79,7 +81,7 @@ export class MonitorPool {
       if (previous !== undefined && index <= previous) continue;
       // Requests of one agent are index, index - n, index - 2n, …: every one up to this is now visible.
       for (let k = previous === undefined ? index % armed.agents : previous + armed.agents; k <= index; k += armed.agents) {
-        this.staleness.recordMs(now - (armed.startEpochMs + (k * 1000) / armed.rate));
+        if (k >= armed.firstIndex) this.staleness.recordMs(now - (armed.startEpochMs + (k * 1000) / armed.rate));
       }
       seen.set(op.path, index);
     }
