@@ -59,8 +59,23 @@ async function settle(tally: Tally, count: number, ms: number): Promise<void> {
   while (tally.completed < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
-/** Runs the open-loop and the saturation phase with `create(stamp)` and reports both. */
+/**
+ * Runs the saturation phase, then the open loop, with `create(stamp)`, and reports both.
+ * Saturation first: it also brings both ends out of their cold start before latency is measured.
+ */
 async function measure(tally: Tally, options: LifecycleOptions, create: (stamp: Stamp) => Promise<void>) {
+  const start = epochMs();
+  tally.windowStart = start + options.saturate.warmupMs;
+  tally.windowEnd = tally.windowStart + options.saturate.durationMs;
+  let n = 0;
+  const closed = await runClosedLoop({
+    ...options.saturate,
+    send: (_i, done) => create({ i: n++, t: epochMs() }).then(() => done(), (error: { code?: string }) => done(error.code ?? 'ERROR')),
+  });
+  await settle(tally, n, 10_000);
+  const saturation = { completedPerSecond: (tally.completedInWindow * 1000) / options.saturate.durationMs, createdPerSecond: closed.perSecond, errors: closed.errors };
+
+  tally.reset();
   const openStart = epochMs() + 20;
   // The generator's own stalls during the open loop: they delay sends and receipts alike.
   const delay = monitorEventLoopDelay({ resolution: 2 });
@@ -90,17 +105,6 @@ async function measure(tally: Tally, options: LifecycleOptions, create: (stamp: 
     createAck: open.latency.toJSON(),
     delivery: tally.delivery.toJSON(),
   };
-  tally.reset();
-  const start = epochMs();
-  tally.windowStart = start + options.saturate.warmupMs;
-  tally.windowEnd = tally.windowStart + options.saturate.durationMs;
-  let n = 0;
-  const closed = await runClosedLoop({
-    ...options.saturate,
-    send: (_i, done) => create({ i: n++, t: epochMs() }).then(() => done(), (error: { code?: string }) => done(error.code ?? 'ERROR')),
-  });
-  await settle(tally, n, 10_000);
-  const saturation = { completedPerSecond: (tally.completedInWindow * 1000) / options.saturate.durationMs, createdPerSecond: closed.perSecond, errors: closed.errors };
   return { open: openRun, saturation };
 }
 
