@@ -21,7 +21,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     assignment: { agents: 200, rate: 500, durationMs: 12_000, warmupMs: 1000, rounds: 2, saturation: { concurrency: 200, durationMs: 6000, warmupMs: 1000 } },
     push: { agents: 200, rate: 500, durationMs: 5000, warmupMs: 1000, saturation: { concurrency: 400, durationMs: 5000, warmupMs: 1000 } },
     fanout: { subscribers: [20, 100], durationMs: 8000 },
-    persistence: { sizes: [1000, 100_000], agents: 100, progressChanges: 20_000, completions: 500, rounds: 5, snapshotLoadRate: 2000 },
+    persistence: { sizes: [1000, 100_000], agents: 100, progressChanges: 30_000, completions: 700, rounds: 7, snapshotLoadRate: 2000 },
     memory: { agents: [1000, 5000] },
     restart: { orders: 100_000 },
   },
