@@ -34,6 +34,7 @@ export async function runBaseline(ctx: BenchContext): Promise<ScenarioResult> {
     return {
       name: 'baseline',
       title: 'Raw socket.io: server push with ack',
+      subject: 'Raw socket.io',
       checks: [
         check(`push with ack at saturation, ${push.agents} connections`, 'push/s', pushSat.perSecond),
         check(`push with ack p50 at ${push.rate}/s`, 'ms', latency.p50),

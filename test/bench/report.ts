@@ -42,6 +42,8 @@ export function check(metric: string, unit: string, hub: number, baseline: numbe
 export interface ScenarioResult {
   name: string;
   title: string;
+  /** What the first column measures (default: the hub). */
+  subject?: string;
   checks: Check[];
   /** Every figure measured, for the JSON file. */
   details: Record<string, unknown>;
@@ -95,6 +97,11 @@ function format(value: number | null, unit = ''): string {
   return unit ? `${text} ${unit}` : text;
 }
 
+/** Ratios with three significant digits, so that 0.498 does not read as a passing 0.5. */
+function ratio(value: number | null): string {
+  return value === null ? '—' : value >= 100 ? String(Math.round(value)) : value.toPrecision(3);
+}
+
 function verdict(pass: boolean | null): string {
   return pass === null ? '' : pass ? 'pass' : '**FAIL**';
 }
@@ -122,14 +129,14 @@ export function toMarkdown(result: BenchResult, findings: string): string {
   ];
   for (const scenario of result.scenarios) {
     for (const c of scenario.checks.filter((c) => c.pass !== null)) {
-      lines.push(`| ${scenario.title} | ${c.metric} | ${format(c.hub, c.unit)} | ${format(c.baseline, c.unit)} | ${format(c.ratio)} | ${c.target} | ${verdict(c.pass)} |`);
+      lines.push(`| ${scenario.title} | ${c.metric} | ${format(c.hub, c.unit)} | ${format(c.baseline, c.unit)} | ${ratio(c.ratio)} | ${c.target} | ${verdict(c.pass)} |`);
     }
   }
   for (const failure of result.failures) lines.push(`| ${failure.scenario} | did not complete | | | | | **ERROR**: ${failure.error.split('\n')[0]} |`);
   for (const scenario of result.scenarios) {
-    lines.push('', `## ${scenario.title}`, '', '| Metric | Hub | Raw socket.io | Ratio | Target | Result |', '|---|---:|---:|---:|---|---|');
+    lines.push('', `## ${scenario.title}`, '', `| Metric | ${scenario.subject ?? 'Hub'} | ${scenario.subject ? 'Compared with' : 'Raw socket.io'} | Ratio | Target | Result |`, '|---|---:|---:|---:|---|---|');
     for (const c of scenario.checks) {
-      lines.push(`| ${c.metric} | ${format(c.hub, c.unit)} | ${format(c.baseline, c.unit)} | ${format(c.ratio)} | ${c.target} | ${verdict(c.pass)} |`);
+      lines.push(`| ${c.metric} | ${format(c.hub, c.unit)} | ${format(c.baseline, c.unit)} | ${ratio(c.ratio)} | ${c.target} | ${verdict(c.pass)} |`);
     }
     if (scenario.notes.length) lines.push('', ...scenario.notes.map((n) => `- ${n}`));
   }
@@ -141,7 +148,7 @@ export function toMarkdown(result: BenchResult, findings: string): string {
 export function toText(result: BenchResult): string {
   const rows = [['scenario', 'metric', 'hub', 'raw', 'ratio', 'target', 'result']];
   for (const scenario of result.scenarios) {
-    for (const c of scenario.checks) rows.push([scenario.name, c.metric, format(c.hub, c.unit), format(c.baseline, c.unit), format(c.ratio), c.target, c.pass === null ? '' : c.pass ? 'pass' : 'FAIL']);
+    for (const c of scenario.checks) rows.push([scenario.name, c.metric, format(c.hub, c.unit), format(c.baseline, c.unit), ratio(c.ratio), c.target, c.pass === null ? '' : c.pass ? 'pass' : 'FAIL']);
   }
   for (const failure of result.failures) rows.push([failure.scenario, 'ERROR', '', '', '', '', failure.error.split('\n')[0]!.slice(0, 80)]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

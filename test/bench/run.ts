@@ -1,11 +1,12 @@
 /**
  * `npm run bench`: the benchmark suite against raw socket.io (issue #7).
  *
- *   npm run bench                          full run (~8 min): writes test/bench/results/latest.json and BENCHMARKS.md
+ *   npm run bench                          full run (~3½ min): writes test/bench/results/latest.json and BENCHMARKS.md
  *   npm run bench -- --quick               a short run: writes test/bench/results/quick.json and quick.md
  *   npm run bench -- --only progress,assign
  *   npm run bench -- --profile DIR         hubs run under --cpu-prof; profiles land in DIR
  *   npm run bench -- --note "quiet machine"
+ *   npm run bench -- --from-json test/bench/results/latest.json   re-render BENCHMARKS.md (after editing findings.md)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -23,12 +24,13 @@ const { values } = parseArgs({
     note: { type: 'string' },
     json: { type: 'string' },
     markdown: { type: 'string' },
+    'from-json': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick | --smoke] [--only ${SCENARIOS.join(',')}] [--profile DIR] [--note TEXT] [--json FILE] [--markdown FILE]\n`);
+  process.stdout.write(`usage: npm run bench -- [--quick | --smoke] [--only ${SCENARIOS.join(',')}] [--profile DIR] [--note TEXT] [--json FILE] [--markdown FILE] [--from-json FILE]\n`);
   process.exit(0);
 }
 
@@ -45,13 +47,22 @@ const stem = scale === 'full' ? 'latest' : scale;
 const jsonFile = values.json ?? `${resultsDir}${stem}.json`;
 const markdownFile = values.markdown ?? (scale === 'full' ? fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url)) : `${resultsDir}${stem}.md`);
 
+if (values['from-json']) {
+  // Re-render the Markdown (e.g. after editing findings.md) from a results file, without running anything.
+  const saved = JSON.parse(readFileSync(values['from-json'], 'utf8')) as Awaited<ReturnType<typeof runSuite>>;
+  const target = values.markdown ?? fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
+  writeFileSync(target, toMarkdown(saved, readFileSync(new URL('./findings.md', import.meta.url), 'utf8')));
+  process.stdout.write(`${toText(saved)}\n\nwrote ${target}\n`);
+  process.exit(0);
+}
+
 const started = Date.now();
 const result = await runSuite({
   scale,
   ...(only ? { only } : {}),
   ...(values.profile ? { profileDir: values.profile } : {}),
   note: values.note ?? '',
-  command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
+  command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2).map((a) => (/\s/.test(a) ? JSON.stringify(a) : a))] : [])].join(' '),
   log: (message) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}\n`),
 });
 
