@@ -6,7 +6,7 @@ import type { DomainSettings } from './domain/context.ts';
 import type { Effect } from './domain/effects.ts';
 import { emptyState, stateFromDocs, type HubState } from './domain/state.ts';
 import { copyJson, Transaction } from './domain/transaction.ts';
-import { encodeRecord, type JournalRecord } from './store/records.ts';
+import { encodeRecords, type JournalRecord } from './store/records.ts';
 import type { Store } from './store/store.ts';
 
 /** What a committed batch tells listeners: its records (patches per document) and effects. */
@@ -61,6 +61,10 @@ export class Hub {
   private flushing: Promise<void> | undefined;
   private seq = 0;
   private closed = false;
+  /** newId bound once: a closure made per command costs, under tsx, a defineProperty for its name too. */
+  private readonly idSource = (prefix: string) => this.newId(prefix);
+  private randomPool = Buffer.alloc(0);
+  private randomOffset = 0;
 
   private constructor(options: HubCoreOptions) {
     this.store = options.store;
@@ -86,9 +90,16 @@ export class Hub {
     return this.clock();
   }
 
-  /** A new unique id with a readable prefix, e.g. `wf_Xy3…`. */
+  /** A new unique id with a readable prefix, e.g. `wf_Xy3…`: 9 random bytes, base64url. */
   newId(prefix: string): string {
-    return `${prefix}_${randomBytes(9).toString('base64url')}`;
+    // One call to the system's random source per 455 ids, not one per id (as crypto.randomUUID pools).
+    if (this.randomOffset + 9 > this.randomPool.length) {
+      this.randomPool = randomBytes(4095);
+      this.randomOffset = 0;
+    }
+    const id = `${prefix}_${this.randomPool.toString('base64url', this.randomOffset, this.randomOffset + 9)}`;
+    this.randomOffset += 9;
+    return id;
   }
 
   /** Calls `listener` after every committed batch, in commit order. */
@@ -110,7 +121,10 @@ export class Hub {
    * and returns the reply. A command that fails changes nothing.
    */
   async dispatch<K extends CommandType>(command: Command<K>): Promise<CommandReply<K>> {
-    const { reply, batch } = await this.mutex.runExclusive(() => this.apply(command));
+    // apply() is synchronous, so run-to-completion already makes it exclusive. The mutex is waited
+    // for only while someone holds it (close(), and the commands queued behind it, in arrival
+    // order); otherwise taking it would only cost a few promise hops per command.
+    const { reply, batch } = this.mutex.isLocked() ? await this.mutex.runExclusive(() => this.apply(command)) : this.apply(command);
     if (batch) {
       try {
         await batch.committed;
@@ -142,7 +156,7 @@ export class Hub {
     let reply: CommandReply<K>;
     try {
       // A copy: the reply is sent after the journal write, by when later commands may have changed the state it shows.
-      reply = copyJson(applyCommand({ state: this.state, tx, ctx: { now, newId: (p) => this.newId(p), settings: this.settings } }, command));
+      reply = copyJson(applyCommand({ state: this.state, tx, ctx: { now, newId: this.idSource, settings: this.settings } }, command));
     } catch (error) {
       tx.rollback();
       // Domain functions validate before they change anything; anything else may have touched the index.
@@ -165,16 +179,14 @@ export class Hub {
     while (this.current) {
       const batch = this.current;
       this.current = undefined;
-      let text = '';
-      for (const record of batch.records) text += encodeRecord(record);
       const started = performance.now();
       try {
-        if (text) await this.store.append(text);
+        if (batch.records.length > 0) await this.store.append(encodeRecords(batch.records));
       } catch (error) {
         this.rollBack(batch, error as Error);
         continue;
       }
-      if (text) this.notify(() => this.onJournalWrite(performance.now() - started, batch.records.length), 'journal write observer');
+      if (batch.records.length > 0) this.notify(() => this.onJournalWrite(performance.now() - started, batch.records.length), 'journal write observer');
       batch.resolve();
       const effects: Effect[] = [];
       for (const tx of batch.transactions) effects.push(...tx.effects);

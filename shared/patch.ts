@@ -24,10 +24,14 @@ export function toPointer(path: ReadonlyArray<string | number>): string {
 export function fromPointer(pointer: string): string[] {
   if (pointer === '') return [];
   if (pointer[0] !== '/') throw new Error(`invalid JSON pointer: ${pointer}`);
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((s) => (s.includes('~') ? s.replace(/~1/g, '/').replace(/~0/g, '~') : s));
+  const segments = pointer.slice(1).split('/');
+  // Escapes are rare: leave the common path without a second array.
+  return pointer.includes('~') ? segments.map(unescapeSegment) : segments;
+}
+
+/** Decodes one RFC 6901 path segment. */
+function unescapeSegment(segment: string): string {
+  return segment.includes('~') ? segment.replace(/~1/g, '/').replace(/~0/g, '~') : segment;
 }
 
 type Container = Record<string, unknown> | unknown[];
@@ -52,22 +56,26 @@ function arrayIndex(array: unknown[], segment: string, forInsert: boolean): numb
 export function applyPatch<T>(document: T, ops: readonly PatchOp[]): T {
   let root: unknown = document;
   for (const op of ops) {
-    const segments = fromPointer(op.path);
-    if (segments.length === 0) {
+    const path = op.path;
+    if (path === '') {
       if (op.op === 'remove') root = undefined;
       else root = op.value;
       continue;
     }
+    if (path[0] !== '/') throw new Error(`invalid JSON pointer: ${path}`);
+    // Walks the pointer in place (no array of segments): replaying a journal applies millions of ops.
     let parent: unknown = root;
-    for (let i = 0; i < segments.length - 1; i++) {
-      const segment = segments[i]!;
+    let from = 1;
+    for (let slash = path.indexOf('/', from); slash !== -1; slash = path.indexOf('/', from)) {
+      const segment = unescapeSegment(path.slice(from, slash));
       // Own properties only: a patch never reaches into (or replaces) a prototype.
-      if (!isContainer(parent) || (!Array.isArray(parent) && !Object.hasOwn(parent, segment))) throw new Error(`path not found: ${op.path}`);
+      if (!isContainer(parent) || (!Array.isArray(parent) && !Object.hasOwn(parent, segment))) throw new Error(`path not found: ${path}`);
       parent = Array.isArray(parent) ? parent[arrayIndex(parent, segment, false)] : parent[segment];
+      from = slash + 1;
     }
-    if (!isContainer(parent)) throw new Error(`path not found: ${op.path}`);
-    const key = segments[segments.length - 1]!;
-    if (key === '__proto__') throw new Error(`refusing to write __proto__: ${op.path}`);
+    if (!isContainer(parent)) throw new Error(`path not found: ${path}`);
+    const key = unescapeSegment(path.slice(from));
+    if (key === '__proto__') throw new Error(`refusing to write __proto__: ${path}`);
     if (Array.isArray(parent)) {
       if (op.op === 'add') parent.splice(arrayIndex(parent, key, true), 0, op.value);
       else if (op.op === 'replace') parent[arrayIndex(parent, key, false)] = op.value;

@@ -1,8 +1,9 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { EmbeddedStore } from '../server/store/embedded-store.ts';
 import { readSegment, segmentName } from '../server/store/journal.ts';
-import { decodeRecord, encodeRecord, type JournalRecord } from '../server/store/records.ts';
+import { decodeRecord, encodeRecord, encodeRecords, type JournalRecord } from '../server/store/records.ts';
 import { recover } from '../server/store/recovery.ts';
 import { tempDir } from './helpers/hub.ts';
 
@@ -17,6 +18,12 @@ describe('journal records', () => {
     const line = encodeRecord(record(1, 7));
     expect(line.endsWith('\n')).toBe(true);
     expect(decodeRecord(line.slice(0, -1))).toEqual(record(1, 7));
+  });
+
+  it('are written in batches byte for byte as one by one, whatever the characters', () => {
+    const records = [record(1, 7), { ...record(2, 8), changes: [{ doc: 'wf1', v: 2, ops: [{ op: 'replace' as const, path: '/n', value: 'ünïcødé ✓ 🚀 \u0000' }] }] }, record(3, 9)];
+    expect(encodeRecords(records).toString('utf8')).toBe(records.map(encodeRecord).join(''));
+    expect(encodeRecords([]).length).toBe(0);
   });
 
   it('are refused when a byte changed (checksum)', () => {
@@ -69,5 +76,23 @@ describe('journal recovery', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'snapshot.json'), '{"format":1,"docs":{');
     await expect(recover(dir)).rejects.toThrow(/snapshot.*unreadable/);
+  });
+});
+
+describe('embedded store', () => {
+  it.each([true, false])('keeps the journal readable when a snapshot is asked for while a batch is being written (fsync %s)', async (fsync) => {
+    const dir = tempDir();
+    const store = new EmbeddedStore({ dataDir: dir, fsync, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
+    await store.open();
+    await store.append(encodeRecord(record(1, 1)));
+    const writing = store.append(encodeRecord(record(2, 2)));
+    const snapshot = store.snapshot();
+    await writing;
+    await store.append(encodeRecord(record(3, 3)));
+    await snapshot;
+    await store.close();
+    const recovered = await recover(dir);
+    expect(recovered.docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
+    expect(recovered.warnings).toEqual([]);
   });
 });

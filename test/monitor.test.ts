@@ -101,6 +101,30 @@ describe('live monitoring', () => {
     expect(kinds).toContain('snapshot');
   });
 
+  it('still resumes from exactly resumeVersions back after a long stream of changes', async () => {
+    const hub = await startHub({ resumeVersions: 5 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'long stream' });
+    await wf.start();
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe(wf.id);
+    const kinds: string[] = [];
+    mirror.on('change', (c) => kinds.push(c.snapshot ? 'snapshot' : 'patches'));
+    for (let i = 1; i <= 150; i++) await wf.updateProgress('loading', i % 100);
+    await expectInSync(hub, mirror);
+    for (const missed of [5, 6]) {
+      kinds.length = 0;
+      const paused = deferred();
+      watcher.connection.socket.once('disconnect', () => paused.resolve());
+      const back = dropConnection(watcher);
+      await paused.promise;
+      for (let i = 1; i <= missed; i++) await wf.updateProgress('loading', i);
+      await back;
+      await expectInSync(hub, mirror);
+      expect(kinds.includes('snapshot')).toBe(missed > 5);
+    }
+  });
+
   it('keeps the mirror equal to the hub under randomised changes and forced disconnects', async () => {
     const hub = await startHub({ resumeVersions: 40, patchIntervalMs: 5 });
     const client = await control(hub);

@@ -33,7 +33,9 @@ type OrderShape = Pick<WorkOrder, 'taskType' | 'requirements' | 'preferences' | 
 /** Whether the agent can do this kind of work at all: task type and every requirement. */
 export function canServe(agent: Pick<Agent, 'capabilities' | 'taskTypes'>, order: Pick<WorkOrder, 'taskType' | 'requirements'>): boolean {
   if (!agent.taskTypes.includes('*') && !agent.taskTypes.includes(order.taskType)) return false;
-  return order.requirements.every((requirement) => agent.capabilities.includes(requirement));
+  // A loop, not every() with a closure: this runs for every candidate of every order placed.
+  for (const requirement of order.requirements) if (!agent.capabilities.includes(requirement)) return false;
+  return true;
 }
 
 /** What the hub knows about an agent and a workflow at the moment of choosing. */
@@ -57,18 +59,43 @@ export function eligible(agent: Agent, order: OrderShape, situation: Situation):
   return canServe(agent, order);
 }
 
-/** The parts of an agent's score for an order. `fastestAvgMs` is the best mean among candidates. */
-export function score(agent: Agent, order: OrderShape, fastestAvgMs: number | null) {
-  const weights = Object.entries(order.preferences);
-  const totalWeight = weights.reduce((sum, [, w]) => sum + w, 0);
-  const preference = totalWeight > 0 ? weights.reduce((sum, [c, w]) => sum + (agent.capabilities.includes(c) ? w : 0), 0) / totalWeight : 0;
+/** An agent's score for an order and its parts. */
+export interface Score {
+  total: number;
+  preference: number;
+  reliability: number;
+  speed: number;
+  capacity: number;
+}
+
+/**
+ * The parts of an agent's score for an order. `fastestAvgMs` is the best mean among candidates.
+ * With `into`, the parts are written there instead of into a new object (chooseAgent scores every
+ * candidate of every order placed).
+ */
+export function score(agent: Agent, order: OrderShape, fastestAvgMs: number | null, into?: Score): Score {
+  // Loops rather than Object.entries(): this runs for every candidate of every order placed.
+  let totalWeight = 0;
+  let held = 0;
+  for (const capability in order.preferences) {
+    const weight = order.preferences[capability]!;
+    totalWeight += weight;
+    if (agent.capabilities.includes(capability)) held += weight;
+  }
+  const preference = totalWeight > 0 ? held / totalWeight : 0;
   const stats = agent.stats.byTaskType[order.taskType];
   const reliability = ((stats?.completed ?? 0) + 1) / ((stats?.completed ?? 0) + (stats?.failed ?? 0) + 2);
   const speed = stats && stats.completed > 0 && fastestAvgMs !== null ? fastestAvgMs / Math.max(stats.avgMs, fastestAvgMs, 1e-9) : 0.5;
   const capacity = (agent.maxConcurrentTasks - agent.load) / agent.maxConcurrentTasks;
   const total =
     SCORE_WEIGHTS.preference * preference + SCORE_WEIGHTS.reliability * reliability + SCORE_WEIGHTS.speed * speed + SCORE_WEIGHTS.capacity * capacity;
-  return { total, preference, reliability, speed, capacity };
+  if (!into) return { total, preference, reliability, speed, capacity };
+  into.total = total;
+  into.preference = preference;
+  into.reliability = reliability;
+  into.speed = speed;
+  into.capacity = capacity;
+  return into;
 }
 
 /** The best of the eligible candidates for an order, or undefined when there is none. */
@@ -80,8 +107,9 @@ export function chooseAgent(candidates: readonly Agent[], order: OrderShape): Ag
   }
   let best: Agent | undefined;
   let bestScore = -Infinity;
+  const scratch: Score = { total: 0, preference: 0, reliability: 0, speed: 0, capacity: 0 };
   for (const agent of candidates) {
-    const total = score(agent, order, fastest).total;
+    const total = score(agent, order, fastest, scratch).total;
     if (best === undefined || total > bestScore + 1e-9 || (Math.abs(total - bestScore) <= 1e-9 && assignedEarlier(agent, best))) {
       best = agent;
       bestScore = total;

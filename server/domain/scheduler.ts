@@ -95,12 +95,35 @@ function fillAgent(t: Transition, agentId: string): void {
   }
 }
 
-/** Offers a newly ready order to the best connected agent that may take it, if any. */
+/** Whether an agent is connected, neither draining nor offline, and has a free slot. */
+function hasFreeSlot(t: Transition, agent: Agent | undefined): agent is Agent {
+  return agent !== undefined && agent.load < agent.maxConcurrentTasks && agent.status !== 'draining' && agent.status !== 'offline' && t.state.work.connected.has(agent.id);
+}
+
+/**
+ * Offers a newly ready order to the best connected agent that may take it, if any. Only agents
+ * that may have a free slot are looked at (the others cannot be eligible); one found without a
+ * free slot leaves that set until it is freed again (undone with the command).
+ */
 function placeOrder(t: Transition, order: WorkOrder): void {
+  const work = t.state.work;
+  const holders = work.workflowAgents.get(order.workflowId);
+  const situation: Situation = {
+    connected: true,
+    activeInWorkflow: false,
+    workflowAgents: holders?.size ?? 0,
+    maxConcurrentAgents: t.state.workflows.get(order.workflowId)!.config.maxConcurrentAgents,
+  };
   const candidates: Agent[] = [];
-  for (const agentId of t.state.work.connected) {
+  for (const agentId of work.available) {
     const agent = t.state.agents?.[agentId];
-    if (agent && eligible(agent, order, situation(t, agentId, order.workflowId))) candidates.push(agent);
+    if (!hasFreeSlot(t, agent)) {
+      work.available.delete(agentId);
+      t.tx.onUndo(() => work.available.add(agentId));
+      continue;
+    }
+    situation.activeInWorkflow = holders?.has(agentId) ?? false;
+    if (eligible(agent, order, situation)) candidates.push(agent);
   }
   const agent = chooseAgent(candidates, order);
   if (agent) offer(t, order, agent);
@@ -113,9 +136,14 @@ function placeOrder(t: Transition, order: WorkOrder): void {
  */
 export function schedule(t: Transition): Array<{ workOrderId: string; agentId: string }> {
   const work = t.state.work;
+  // Most commands (progress, heartbeats) free no agent and ready no order: nothing to do.
+  if (work.freed.size === 0 && work.fresh.length === 0) return [];
   const offered: Array<{ workOrderId: string; agentId: string }> = [];
   const before = t.tx.effects.length;
-  for (const agentId of work.freed) fillAgent(t, agentId);
+  for (const agentId of work.freed) {
+    work.available.add(agentId);
+    fillAgent(t, agentId);
+  }
   work.freed.clear();
   const agingMs = t.ctx.settings.agingMs;
   const key = (order: WorkOrder) => queueKey(order.priority, order.queuedAt ?? 0, agingMs);

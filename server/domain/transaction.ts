@@ -1,4 +1,4 @@
-import { toPointer, type PatchOp } from '../../shared/patch.ts';
+import { escapeSegment, toPointer, type PatchOp } from '../../shared/patch.ts';
 import { docRoot, dropDoc, putDoc, versionOf, type DocKey, type HubState } from './state.ts';
 
 type Path = ReadonlyArray<string | number>;
@@ -86,9 +86,24 @@ export class Transaction<E = unknown> {
   /** Sets several fields of the object at `path` at once; fields equal to their current value are skipped. */
   assign(doc: DocKey, path: Path, fields: Record<string, unknown>): void {
     const target = this.resolve(doc, path) as Record<string, unknown>;
-    for (const [key, value] of Object.entries(fields)) {
-      if (value === undefined || sameJson(target[key], value)) continue;
-      this.set(doc, [...path, key], value);
+    if (Array.isArray(target)) {
+      for (const [key, value] of Object.entries(fields)) if (value !== undefined && !sameJson(target[key as never], value)) this.set(doc, [...path, key], value);
+      return;
+    }
+    // The hot path (progress, state changes): the object is found once and its pointer built once.
+    let base: string | undefined;
+    for (const key in fields) {
+      const value = fields[key];
+      if (value === undefined || !Object.hasOwn(fields, key) || sameJson(target[key], value)) continue;
+      base ??= toPointer(path);
+      const had = Object.hasOwn(target, key);
+      const old = target[key];
+      target[key] = copyJson(value);
+      this.undos.push(() => {
+        if (had) target[key] = old;
+        else delete target[key];
+      });
+      this.record(doc, { op: had ? 'replace' : 'add', path: `${base}/${escapeSegment(key)}`, value });
     }
   }
 

@@ -57,6 +57,12 @@ export class WorkIndex {
   readonly disconnected = new Map<string, number>();
   /** Agents with a live socket. */
   readonly connected = new Set<string>();
+  /**
+   * Agents that may have a free slot: every agent in `freed` joins it when the scheduler runs,
+   * and the scheduler drops one it finds connected-and-free no more. A superset of the agents
+   * that can take work, so placing an order looks at those, not at every connected agent.
+   */
+  readonly available = new Set<string>();
   /** Lease expiry of running attempts, by token. */
   readonly leases = new Map<string, number>();
 

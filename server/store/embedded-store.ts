@@ -19,6 +19,8 @@ export class EmbeddedStore implements Store {
   private journal: Journal | undefined;
   private release: (() => void) | undefined;
   private compaction: Promise<void> | undefined;
+  /** The append being written; the journal may not rotate under it. */
+  private writing: Promise<void> | undefined;
 
   constructor(private readonly options: EmbeddedStoreOptions) {}
 
@@ -36,14 +38,22 @@ export class EmbeddedStore implements Store {
     }
   }
 
-  async append(text: string): Promise<void> {
+  async append(records: string | Uint8Array): Promise<void> {
     const journal = this.requireJournal();
-    await journal.append(text);
+    const writing = journal.append(records);
+    this.writing = writing;
+    try {
+      await writing;
+    } finally {
+      if (this.writing === writing) this.writing = undefined;
+    }
     if (journal.size >= this.options.snapshotAfterBytes && !this.compaction) void this.snapshot().catch(() => undefined);
   }
 
   snapshot(): Promise<void> {
     if (this.compaction) return this.compaction.then(() => this.snapshot());
+    // Rotating under a write in flight would land its bytes, and the next ones, at the old offset of the new segment.
+    if (this.writing) return this.writing.then(() => this.snapshot(), () => this.snapshot());
     const journal = this.requireJournal();
     if (journal.size === 0) return Promise.resolve();
     const upto = journal.rotate();

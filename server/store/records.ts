@@ -23,13 +23,48 @@ export function encodeRecord(record: JournalRecord): string {
   return crc32(json).toString(16).padStart(8, '0') + ' ' + json + '\n';
 }
 
+const SPACE = 0x20;
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const NEWLINE = 0x0a;
+
+/**
+ * The journal lines of `records` (as encodeRecord writes them), straight into one buffer: each
+ * JSON is encoded to UTF-8 once and checksummed as bytes, with no intermediate strings. This is
+ * the batch the hub writes once per tick.
+ */
+export function encodeRecords(records: readonly JournalRecord[]): Buffer {
+  const jsons = records.map((record) => JSON.stringify(record));
+  let size = 0;
+  for (const json of jsons) size += Buffer.byteLength(json, 'utf8') + 10;
+  const buffer = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const json of jsons) {
+    const start = at + 9;
+    const end = start + buffer.write(json, start, 'utf8');
+    let crc = crc32(buffer.subarray(start, end));
+    for (let i = 7; i >= 0; i--, crc >>>= 4) buffer[at + i] = HEX[crc & 0xf]!;
+    buffer[at + 8] = SPACE;
+    buffer[end] = NEWLINE;
+    at = end + 1;
+  }
+  return buffer;
+}
+
 /** Parses one journal line (without its newline), or returns null when it is torn or corrupt. */
 export function decodeRecord(line: string): JournalRecord | null {
-  if (line.length < 10 || line[8] !== ' ') return null;
-  const json = line.slice(9);
-  if (crc32(json).toString(16).padStart(8, '0') !== line.slice(0, 8)) return null;
+  return decodeLine(Buffer.from(line, 'utf8'), 0, Buffer.byteLength(line, 'utf8'));
+}
+
+/**
+ * decodeRecord for the line at bytes [start, end) of a segment: the checksum is taken over the
+ * bytes as they are on disk, and only the JSON is turned into a string (start-up reads every
+ * line of the journal through here).
+ */
+export function decodeLine(buffer: Buffer, start: number, end: number): JournalRecord | null {
+  if (end - start < 10 || buffer[start + 8] !== SPACE) return null;
+  if (crc32(buffer.subarray(start + 9, end)).toString(16).padStart(8, '0') !== buffer.toString('latin1', start, start + 8)) return null;
   try {
-    return JSON.parse(json) as JournalRecord;
+    return JSON.parse(buffer.toString('utf8', start + 9, end)) as JournalRecord;
   } catch {
     return null;
   }

@@ -19,8 +19,13 @@ interface DocStream {
   pending: VersionedOps[];
   /** Versions at which a message must end, because a subscriber's snapshot starts there. */
   cuts: Set<number>;
-  /** Recent committed changes, oldest first, for subscribers that resume. */
+  /**
+   * Recent committed changes, oldest first, for subscribers that resume: those from index
+   * `dropped` on. Entries before it are past the history bound and are cut off in bulk, so that
+   * a change never costs a shift of the whole history.
+   */
   recent: VersionedOps[];
+  dropped: number;
 }
 
 export interface PatchStreamOptions {
@@ -72,7 +77,7 @@ export class PatchStream {
   private stream(doc: DocKey, committed: number): DocStream {
     let stream = this.docs.get(doc);
     if (!stream) {
-      stream = { committed, sent: committed, pending: [], cuts: new Set(), recent: [] };
+      stream = { committed, sent: committed, pending: [], cuts: new Set(), recent: [], dropped: 0 };
       this.docs.set(doc, stream);
     }
     return stream;
@@ -87,7 +92,11 @@ export class PatchStream {
         const entry = { v: change.v, ops: change.ops };
         stream.pending.push(entry);
         stream.recent.push(entry);
-        if (stream.recent.length > this.options.resumeVersions) stream.recent.splice(0, stream.recent.length - this.options.resumeVersions);
+        stream.dropped = Math.max(0, stream.recent.length - this.options.resumeVersions);
+        if (stream.dropped >= Math.max(64, this.options.resumeVersions)) {
+          stream.recent.splice(0, stream.dropped);
+          stream.dropped = 0;
+        }
         stream.committed = change.v;
       }
     }
@@ -100,6 +109,14 @@ export class PatchStream {
     this.dropStalled();
     for (const [doc, stream] of this.docs) {
       if (stream.pending.length === 0) continue;
+      if (!this.followed(doc)) {
+        // Nobody would receive the message: skip building it. A later subscriber starts from a
+        // snapshot or the recent history, never from a broadcast it was not in the room for.
+        for (const entry of stream.pending) stream.cuts.delete(entry.v);
+        stream.sent = stream.pending[stream.pending.length - 1]!.v;
+        stream.pending = [];
+        continue;
+      }
       let from = stream.sent;
       let ops: PatchOp[] = [];
       for (const entry of stream.pending) {
@@ -114,6 +131,12 @@ export class PatchStream {
       stream.sent = from;
       stream.pending = [];
     }
+  }
+
+  /** Whether any socket is in a room that gets `doc`'s patches. */
+  private followed(doc: DocKey): boolean {
+    const rooms = this.nsp.adapter.rooms;
+    return (rooms.get(room(doc))?.size ?? 0) > 0 || (rooms.get(ALL)?.size ?? 0) > 0;
   }
 
   private emit(message: PatchMessage): void {
@@ -147,10 +170,13 @@ export class PatchStream {
   private catchUp(doc: DocKey, version: number | undefined): Subscription {
     // No stream yet: the document was created after start-up and its creation is not committed yet.
     const stream = this.stream(doc, 0);
-    const oldest = stream.recent[0];
+    const oldest = stream.recent[stream.dropped];
     if (version !== undefined && version <= stream.committed && (version === stream.committed || (oldest && oldest.v <= version + 1))) {
       const ops: PatchOp[] = [];
-      for (const entry of stream.recent) if (entry.v > version) ops.push(...entry.ops);
+      for (let i = stream.dropped; i < stream.recent.length; i++) {
+        const entry = stream.recent[i]!;
+        if (entry.v > version) ops.push(...entry.ops);
+      }
       if (stream.sent < stream.committed) stream.cuts.add(stream.committed);
       return { doc, mode: 'patches', from: version, to: stream.committed, ops: compactOps(ops) };
     }

@@ -56,6 +56,24 @@ describe('scheduling (domain, manual clock)', () => {
     expect(offers(joined.tx.effects).map((o) => [o.agentId, o.assignment.workOrderId])).toEqual([['parquet-agent', 'b']]);
   });
 
+  it('offers a new order to an agent that was full when earlier orders came and has since been freed', () => {
+    const { d, workflowId } = setup();
+    register(d, 'a');
+    register(d, 'b');
+    const [first, second] = ['1', '2'].map((id) => offers(create(d, workflowId, { id, taskType: 'job' }).tx.effects)[0]!.agentId);
+    expect([first, second].sort()).toEqual(['a', 'b']);
+    accept(d, workflowId, '1');
+    accept(d, workflowId, '2');
+    // Both are full: the order waits, and the scheduler has seen each of them without a free slot.
+    expect(offers(create(d, workflowId, { id: '3', taskType: 'job' }).tx.effects)).toEqual([]);
+    expect(offers(complete(d, workflowId, '1').tx.effects).map((o) => [o.agentId, o.assignment.workOrderId])).toEqual([[first, '3']]);
+    accept(d, workflowId, '3');
+    expect(offers(create(d, workflowId, { id: '4', taskType: 'job' }).tx.effects)).toEqual([]);
+    expect(offers(complete(d, workflowId, '2').tx.effects).map((o) => [o.agentId, o.assignment.workOrderId])).toEqual([[second, '4']]);
+    complete(d, workflowId, '3');
+    expect(offers(create(d, workflowId, { id: '5', taskType: 'job' }).tx.effects).map((o) => o.agentId)).toEqual([first]);
+  });
+
   it('lets a long-waiting low-priority order go before a fresh critical one (ageing)', () => {
     const { d, workflowId } = setup();
     register(d, 'solo', { maxConcurrentTasks: 1 });

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { Histogram } from './bench/histogram.ts';
+import { runClosedLoop, runOpenLoop } from './bench/open-loop.ts';
+import { toMarkdown, toText } from './bench/report.ts';
+import { runSuite } from './bench/suite.ts';
+
+/** Timing targets belong to `npm run bench`; these only keep the suite working. */
+describe('benchmark suite (smoke)', () => {
+  it('reports percentiles within 1 % of the exact ones, and survives a trip through JSON and a merge', () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const values = Array.from({ length: 20_000 }, () => Math.exp(random() * 12)); // 1 µs .. 160 ms, log-spread
+    const histogram = new Histogram();
+    for (const value of values) histogram.record(value);
+    const sorted = [...values].sort((a, b) => a - b);
+    for (const p of [50, 90, 99, 99.9]) {
+      const exact = sorted[Math.ceil((p / 100) * sorted.length) - 1]!;
+      expect(Math.abs(histogram.percentile(p) - exact) / exact).toBeLessThan(0.01);
+    }
+    expect(histogram.percentile(100)).toBe(sorted[sorted.length - 1]);
+    const half = Histogram.fromJSON(JSON.parse(JSON.stringify(histogram.toJSON())));
+    expect(half.summary()).toEqual(histogram.summary());
+    expect(new Histogram().merge(half).merge(histogram).count).toBe(2 * values.length);
+  });
+
+  it('measures open-loop latency from the intended send time, so a stalled server shows', async () => {
+    // A "server" that answers at once, except that it stalls for 100 ms once.
+    let stalledUntil = 0;
+    const result = await runOpenLoop({
+      rate: 1000,
+      durationMs: 300,
+      send: (index, _intended, done) => {
+        if (index === 100) stalledUntil = performance.now() + 100;
+        const wait = Math.max(0, stalledUntil - performance.now());
+        setTimeout(() => done(), wait);
+      },
+    });
+    expect(result.scheduled).toBe(300);
+    expect(result.answered).toBe(300);
+    expect(result.unanswered).toBe(0);
+    // Every request due during the stall waited for it: about 10 % of them took 50 ms or more.
+    expect(result.latency.percentile(95)).toBeGreaterThan(40);
+    expect(result.latency.max).toBeGreaterThan(90_000);
+  });
+
+  it('sends the warm-up at the same rate without counting it', async () => {
+    const sent: number[] = [];
+    const result = await runOpenLoop({
+      rate: 1000,
+      durationMs: 100,
+      warmupMs: 50,
+      send: (index, _intended, done) => {
+        sent.push(index);
+        // Only the warm-up is slow.
+        setTimeout(() => done(), index < 50 ? 30 : 0);
+      },
+    });
+    expect(sent).toHaveLength(150);
+    expect(result.scheduled).toBe(100);
+    expect(result.answered).toBe(100);
+    expect(result.latency.count).toBe(100);
+    expect(result.latency.percentile(50)).toBeLessThan(20_000);
+  });
+
+  it('keeps the requested number of requests in flight at saturation', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const result = await runClosedLoop({
+      concurrency: 8,
+      durationMs: 200,
+      warmupMs: 50,
+      send: (_index, done) => {
+        most = Math.max(most, ++inFlight);
+        setTimeout(() => (inFlight--, done()), 1);
+      },
+    });
+    expect(most).toBe(8);
+    expect(result.perSecond).toBeGreaterThan(0);
+  });
+
+  it('runs the progress and persistence scenarios end to end and produces a well-formed result', async () => {
+    const result = await runSuite({ scale: 'smoke', only: ['progress', 'persistence'] });
+    expect(result.failures).toEqual([]);
+    expect(result.machine.cores).toBeGreaterThan(0);
+    expect(result.machine.node).toBe(process.version);
+    expect(result.scenarios.map((s) => s.name)).toEqual(['progress', 'persistence']);
+    for (const scenario of result.scenarios) {
+      expect(scenario.checks.length).toBeGreaterThan(0);
+      for (const c of scenario.checks) {
+        expect(Number.isFinite(c.hub)).toBe(true);
+        expect(c.pass === null || typeof c.pass === 'boolean').toBe(true);
+        if (c.ratio !== null) expect(c.ratio).toBeCloseTo(c.hub / c.baseline!, 1);
+      }
+    }
+    const progress = result.scenarios[0]!;
+    expect(progress.checks.find((c) => c.metric.startsWith('throughput'))!.baseline).toBeGreaterThan(0);
+    expect(progress.checks.find((c) => c.metric.startsWith('requests refused'))!.hub).toBe(0);
+    const markdown = toMarkdown(result, '## Findings\n\nnone');
+    expect(markdown).toContain('| 1. Progress updates |');
+    expect(markdown).toContain('## 4. Persistence');
+    expect(toText(result)).toContain('persistence');
+    expect(JSON.parse(JSON.stringify(result))).toEqual(result);
+  }, 120_000);
+});

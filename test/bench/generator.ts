@@ -1,0 +1,43 @@
+/**
+ * A load-generator process: agents, subscribers or a lifecycle driver, as the runner asks over
+ * IPC. Kept apart from the hub and from the runner so that what it costs is its own CPU, which
+ * the runner reports next to the hub's. Started by BenchChild.start('generator', './generator.ts').
+ */
+import { AgentPool } from './roles/agent-pool.ts';
+import { hubLifecycle, rawLifecycle, type LifecycleOptions } from './roles/lifecycle.ts';
+import { MonitorPool } from './roles/monitor-pool.ts';
+import { serveParent, type IpcRequest } from './processes.ts';
+
+/** Agent pools by name, so that a run can add connections to those it already holds. */
+const pools = new Map<string, AgentPool>();
+const pool = (r: IpcRequest) => {
+  const name = String(r.pool ?? 'default');
+  if (!pools.has(name)) pools.set(name, new AgentPool());
+  return pools.get(name)!;
+};
+const monitors = new MonitorPool();
+/** The fields of a request, as the role expects them (the runner is the only sender). */
+const args = <T>(request: IpcRequest): T => request as unknown as T;
+
+serveParent(
+  {
+    'agents.connect': (r) => pool(r).connect(args<Parameters<AgentPool['connect']>[0]>(r)),
+    'agents.progressOpen': (r) => pool(r).progressOpen(args<Parameters<AgentPool['progressOpen']>[0]>(r)),
+    'agents.progressClosed': (r) => pool(r).progressClosed(args<Parameters<AgentPool['progressClosed']>[0]>(r)),
+    'agents.close': (r) => {
+      pool(r).close();
+      pools.delete(String(r.pool ?? 'default'));
+    },
+    'monitors.connect': (r) => monitors.connect(args<Parameters<MonitorPool['connect']>[0]>(r)),
+    'monitors.arm': (r) => monitors.arm(args<Parameters<MonitorPool['arm']>[0]>(r)),
+    'monitors.collect': () => monitors.collect(),
+    'monitors.close': () => monitors.close(),
+    'lifecycle.hub': (r) => hubLifecycle(args<LifecycleOptions>(r)),
+    'lifecycle.raw': (r) => rawLifecycle(args<LifecycleOptions>(r)),
+  },
+  { pid: process.pid },
+  () => {
+    for (const agents of pools.values()) agents.close();
+    monitors.close();
+  },
+);

@@ -1,0 +1,83 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HubOptionsInput } from '../../server/index.ts';
+import { BenchChild, cpuPercent, type Usage } from './processes.ts';
+import type { Scale } from './scale.ts';
+import { BENCH_GRANTS } from './workload.ts';
+
+/** What every scenario gets from the runner. */
+export interface BenchContext {
+  scale: Scale;
+  /** A folder for data directories and configs; removed after the run. */
+  workDir: string;
+  /** When set, hubs run under --cpu-prof and write their profiles here. */
+  profileDir: string | undefined;
+  log(message: string): void;
+}
+
+/** What a hub child reports once it listens. */
+export interface HubReady {
+  url: string;
+  processToListeningMs: number;
+  createHubMs: number;
+}
+
+/** A fresh data directory under the run's work folder. */
+export function dataDir(ctx: BenchContext, name: string): string {
+  return mkdtempSync(join(ctx.workDir, `${name}-`));
+}
+
+/**
+ * Starts a hub in its own process (test/bench/hub-entry.ts → createHub) with the bench tokens,
+ * warnings-only logging and `options`; under --cpu-prof when the run profiles.
+ */
+export async function startHub(ctx: BenchContext, name: string, options: HubOptionsInput = {}, nodeArgs: string[] = []): Promise<{ hub: BenchChild; ready: HubReady; spawnToReadyMs: number }> {
+  const dir = options.dataDir ?? dataDir(ctx, name);
+  const config = join(ctx.workDir, `${name}-${Date.now()}.json`);
+  writeFileSync(config, JSON.stringify({ port: 0, tokens: BENCH_GRANTS, logLevel: 'warn', ...options, dataDir: dir }));
+  const profile: string[] = [];
+  if (ctx.profileDir) {
+    mkdirSync(ctx.profileDir, { recursive: true });
+    // One folder per hub; node names each thread's file (tsx's loader thread writes one too).
+    profile.push('--cpu-prof', `--cpu-prof-dir=${join(ctx.profileDir, `hub-${name}-${Date.now()}`)}`);
+  }
+  const started = performance.now();
+  // BENCH_HUB_NODE_ARGS adds node flags to every hub (e.g. --trace-gc) for investigations.
+  const extra = process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const { process: hub, ready } = await BenchChild.start<HubReady>(`hub(${name})`, './hub-entry.ts', { args: [config], nodeArgs: [...profile, ...nodeArgs, ...extra] });
+  return { hub, ready, spawnToReadyMs: performance.now() - started };
+}
+
+/** Starts the raw socket.io baseline server in its own process. */
+export async function startRawServer(nodeArgs: string[] = []): Promise<{ raw: BenchChild; url: string }> {
+  const { process: raw, ready } = await BenchChild.start<{ url: string }>('raw-server', './raw-server.ts', { nodeArgs });
+  return { raw, url: ready.url };
+}
+
+/** Starts a load-generator process. */
+export async function startGenerator(name = 'generator'): Promise<BenchChild> {
+  return (await BenchChild.start(name, './generator.ts')).process;
+}
+
+/**
+ * CPU use of several processes over one phase: call `end()` when it is over. `end()` also keeps
+ * each process's event-loop delay over the phase in `loopDelay`.
+ */
+export async function measureCpu(processes: Record<string, BenchChild>): Promise<{ end(): Promise<Record<string, number>>; loopDelay: Record<string, Usage['loopDelay']> }> {
+  const names = Object.keys(processes);
+  const before = await Promise.all(names.map((n) => processes[n]!.usage()));
+  const loopDelay: Record<string, Usage['loopDelay']> = {};
+  return {
+    loopDelay,
+    async end() {
+      const after: Usage[] = await Promise.all(names.map((n) => processes[n]!.usage()));
+      names.forEach((n, i) => (loopDelay[n] = after[i]!.loopDelay));
+      return Object.fromEntries(names.map((n, i) => [n, cpuPercent(before[i]!, after[i]!)]));
+    },
+  };
+}
+
+/** Stops every child given, ignoring those already gone. */
+export async function stopAll(...children: Array<BenchChild | undefined>): Promise<void> {
+  await Promise.all(children.map((child) => child?.stop().catch(() => child.kill())));
+}

@@ -1,0 +1,116 @@
+import { io, type Socket } from 'socket.io-client';
+import { runClosedLoop, runOpenLoop } from '../open-loop.ts';
+import { BENCH_TOKENS, progressPayload } from '../workload.ts';
+
+type Envelope = { ok: true; data: unknown } | { ok: false; error: { code: string; message: string } };
+interface AttemptRef {
+  workflowId: string;
+  workOrderId: string;
+  attemptToken: string;
+}
+
+/** Opens `count` raw socket.io connections to `namespace`, `parallel` handshakes at a time. */
+export async function openSockets(url: string, namespace: string, token: string, count: number, parallel = 100): Promise<Socket[]> {
+  const sockets: Socket[] = [];
+  const openOne = () =>
+    new Promise<Socket>((resolve, reject) => {
+      const socket = io(new URL(namespace, url).href, { auth: { token }, transports: ['websocket'], forceNew: true, reconnection: false });
+      socket.once('connect', () => resolve(socket));
+      socket.once('connect_error', (error) => reject(error));
+    });
+  for (let i = 0; i < count; i += parallel) {
+    sockets.push(...(await Promise.all(Array.from({ length: Math.min(parallel, count - i) }, openOne))));
+  }
+  return sockets;
+}
+
+/** Sends a request and resolves with its ack envelope. */
+export function ask(socket: Socket, event: string, payload: unknown): Promise<Envelope> {
+  return new Promise((resolve) => socket.emit(event, payload, (reply: Envelope) => resolve(reply)));
+}
+
+/**
+ * Agents as bare sockets: cheap enough for hundreds per process. Each registers, accepts the
+ * one work order it is offered and then streams progress on it (`task.progress`, acked).
+ * Against the raw server the same requests are sent with invented but same-sized references.
+ */
+export class AgentPool {
+  private sockets: Socket[] = [];
+  private refs: AttemptRef[] = [];
+
+  /** Connects and registers `count` agents; with `takeWork`, waits until each runs one order. */
+  async connect(options: { url: string; count: number; prefix: string; taskType: string; takeWork: boolean }): Promise<{ agents: number }> {
+    this.sockets = await openSockets(options.url, '/agent', BENCH_TOKENS.agent, options.count);
+    const offered = this.sockets.map(
+      (socket) =>
+        new Promise<AttemptRef>((resolve) => {
+          socket.on('assignment', (assignment: AttemptRef, ack: (reply: unknown) => void) => {
+            ack({ accept: true });
+            resolve({ workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken });
+          });
+        }),
+    );
+    await Promise.all(
+      this.sockets.map(async (socket, i) => {
+        const reply = await ask(socket, 'agent.register', { agentId: `${options.prefix}-${i}`, agentType: 'bench', taskTypes: [options.taskType], maxConcurrentTasks: 1 });
+        if (!reply.ok) throw new Error(`agent.register refused: ${reply.error.code} ${reply.error.message}`);
+      }),
+    );
+    if (!options.takeWork) {
+      // The raw server assigns nothing: references of the same shape and length as the hub's.
+      this.refs = this.sockets.map((_, i) => ({ workflowId: 'wf_AAAAAAAAAAAA', workOrderId: `wo_${String(i).padStart(12, '0')}`, attemptToken: `att_${String(i).padStart(12, '0')}` }));
+      return { agents: this.sockets.length };
+    }
+    this.refs = await withTimeout(Promise.all(offered), 60_000, 'every agent to be offered a work order');
+    // The acceptance is committed before the first progress of each agent is; check that it is.
+    await Promise.all(
+      this.sockets.map(async (socket, i) => {
+        for (let tries = 0; ; tries++) {
+          const reply = await ask(socket, 'task.progress', progressPayload(this.refs[i]!, 0));
+          if (reply.ok) return;
+          if (tries > 100) throw new Error(`agent ${i} cannot report progress: ${reply.error.code} ${reply.error.message}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }),
+    );
+    return { agents: this.sockets.length };
+  }
+
+  private sendProgress(index: number, label: string, done: (errorCode?: string) => void): void {
+    const n = this.sockets.length;
+    const socket = this.sockets[index % n]!;
+    const payload = { ...progressPayload(this.refs[index % n]!, index), message: `${label}:${index}` };
+    socket.emit('task.progress', payload, (reply: Envelope) => done(reply.ok ? undefined : reply.error.code));
+  }
+
+  /** Open-loop progress: request i from agent i mod n at start + i / rate; its message is `run:i`. */
+  async progressOpen(options: { rate: number; durationMs: number; warmupMs?: number; startEpochMs?: number; run: string }) {
+    const result = await runOpenLoop({
+      rate: options.rate,
+      durationMs: options.durationMs,
+      warmupMs: options.warmupMs ?? 0,
+      ...(options.startEpochMs === undefined ? {} : { startEpochMs: options.startEpochMs }),
+      send: (i, _intended, done) => this.sendProgress(i, options.run, done),
+    });
+    return { ...result, latency: result.latency.toJSON(), sendLag: result.sendLag.toJSON() };
+  }
+
+  /** Progress at saturation: `concurrency` requests in flight over all agents. */
+  async progressClosed(options: { concurrency: number; durationMs: number; warmupMs: number }) {
+    const result = await runClosedLoop({ ...options, send: (i, done) => this.sendProgress(i, 'sat', done) });
+    return { ...result, latency: result.latency.toJSON() };
+  }
+
+  close(): void {
+    for (const socket of this.sockets) socket.disconnect();
+    this.sockets = [];
+  }
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))),
+  ]);
+}

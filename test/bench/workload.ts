@@ -1,0 +1,47 @@
+import type { Hub } from '../../server/hub.ts';
+import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import { CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
+import type { TokenGrant } from '../../shared/schemas/tokens.ts';
+
+/** The tokens of every bench hub (and of the raw baseline server, which ignores them). */
+export const BENCH_TOKENS = { admin: 'bench-admin-token', agent: 'bench-agent-token', monitor: 'bench-monitor-token' } as const;
+
+export const BENCH_GRANTS: TokenGrant[] = [
+  { token: BENCH_TOKENS.admin, role: 'admin', name: 'bench-admin' },
+  { token: BENCH_TOKENS.agent, role: 'agent', name: 'bench-agent' },
+  { token: BENCH_TOKENS.monitor, role: 'monitor', name: 'bench-monitor' },
+];
+
+/** Work orders of the bench: nobody lets a lease or an offer lapse during a run. */
+export const LONG_TIMEOUTS = { acceptMs: 600_000, leaseMs: 86_400_000, overallMs: null } as const;
+
+/** The task type every load agent handles. */
+export const BENCH_TASK = 'bench.work';
+
+const ADMIN = { role: 'admin', name: 'bench-admin' } as const;
+
+/**
+ * Creates a started workflow with `orders` work orders of `taskType`, `batch` per createMany,
+ * straight through Hub.dispatch (the path every socket request ends in, minus the socket).
+ */
+export async function preloadWorkOrders(hub: Hub, options: { orders: number; batch: number; taskType: string }): Promise<string> {
+  const created = await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ userQuery: `bench: ${options.orders} work orders` }), actor: ADMIN });
+  const workflowId = created.workflow.id;
+  await hub.dispatch({ type: 'workflow.start', input: { workflowId }, actor: ADMIN });
+  for (let done = 0; done < options.orders; done += options.batch) {
+    const count = Math.min(options.batch, options.orders - done);
+    const orders = Array.from({ length: count }, (_, i) => ({
+      taskType: options.taskType,
+      description: `bench order ${done + i}`,
+      input: { n: done + i },
+      timeouts: LONG_TIMEOUTS,
+    }));
+    await hub.dispatch({ type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId, orders }), actor: ADMIN });
+  }
+  return workflowId;
+}
+
+/** A progress update as an agent sends it; `message` carries the request's sequence number. */
+export function progressPayload(ref: { workflowId: string; workOrderId: string; attemptToken: string }, sequence: number) {
+  return { ...ref, progress: sequence % 100, message: String(sequence) };
+}
