@@ -60,6 +60,8 @@ export class Mirror<T = unknown> {
 export class MonitorClient {
   private readonly mirrors = new Map<string, Mirror>();
   private followAll = false;
+  /** The hub run our versions belong to; after a hub restart the hub answers with snapshots. */
+  private epoch: string | undefined;
   private readonly resyncing = new Map<string, PatchMessage[]>();
   private readonly listeners = new Listeners<{ change: MirrorChange; doc: Mirror }>();
 
@@ -87,6 +89,7 @@ export class MonitorClient {
    */
   async subscribe<T = unknown>(doc: string): Promise<Mirror<T>> {
     const subscription = await this.connection.request('subscribe', { doc });
+    this.epoch = subscription.epoch;
     const mirror = this.mirror(doc);
     mirror.load(subscription);
     return mirror as Mirror<T>;
@@ -164,14 +167,16 @@ export class MonitorClient {
     try {
       if (doc === undefined) {
         const versions = Object.fromEntries([...this.mirrors].map(([name, m]) => [name, m.version]));
+        const epoch = this.epoch === undefined ? {} : { epoch: this.epoch };
         if (this.followAll) {
-          for (const subscription of (await this.connection.request('subscribeAll', { versions })).docs) await this.catchUp(subscription);
+          for (const subscription of (await this.connection.request('subscribeAll', { versions, ...epoch })).docs) await this.catchUp(subscription);
         } else {
-          for (const [name, version] of Object.entries(versions)) await this.catchUp(await this.connection.request('subscribe', { doc: name, version }));
+          for (const [name, version] of Object.entries(versions)) await this.catchUp(await this.connection.request('subscribe', { doc: name, version, ...epoch }));
         }
       } else {
         const held = this.mirrors.get(doc);
-        await this.catchUp(await this.connection.request('subscribe', held ? { doc, version: held.version } : { doc }));
+        const resume = held && this.epoch !== undefined ? { version: held.version, epoch: this.epoch } : {};
+        await this.catchUp(await this.connection.request('subscribe', { doc, ...resume }));
       }
     } finally {
       const held = this.resyncing.get(key) ?? [];
@@ -181,6 +186,7 @@ export class MonitorClient {
   }
 
   private async catchUp(subscription: Subscription): Promise<void> {
+    this.epoch = subscription.epoch;
     const mirror = this.mirror(subscription.doc);
     // Patches that do not start at our version cannot be applied: start again from a snapshot.
     if (!mirror.load(subscription)) mirror.load(await this.connection.request('subscribe', { doc: subscription.doc }));

@@ -176,23 +176,27 @@ export class Hub {
 
   /** Writes batches one at a time until none is pending; a batch's records share one write. */
   private async flush(): Promise<void> {
-    while (this.current) {
-      const batch = this.current;
-      this.current = undefined;
-      const started = performance.now();
-      try {
-        if (batch.records.length > 0) await this.store.append(encodeRecords(batch.records));
-      } catch (error) {
-        this.rollBack(batch, error as Error);
-        continue;
+    try {
+      while (this.current) {
+        const batch = this.current;
+        this.current = undefined;
+        const started = performance.now();
+        try {
+          if (batch.records.length > 0) await this.store.append(encodeRecords(batch.records));
+        } catch (error) {
+          this.rollBack(batch, error as Error);
+          continue;
+        }
+        if (batch.records.length > 0) this.notify(() => this.onJournalWrite(performance.now() - started, batch.records.length), 'journal write observer');
+        batch.resolve();
+        const effects: Effect[] = [];
+        for (const tx of batch.transactions) effects.push(...tx.effects);
+        for (const listener of this.listeners) this.notify(() => listener({ records: batch.records, effects }), 'commit listener');
       }
-      if (batch.records.length > 0) this.notify(() => this.onJournalWrite(performance.now() - started, batch.records.length), 'journal write observer');
-      batch.resolve();
-      const effects: Effect[] = [];
-      for (const tx of batch.transactions) effects.push(...tx.effects);
-      for (const listener of this.listeners) this.notify(() => listener({ records: batch.records, effects }), 'commit listener');
+    } finally {
+      // Whatever happens, the next change starts a new flush instead of waiting on this one forever.
+      this.flushing = undefined;
     }
-    this.flushing = undefined;
   }
 
   /** Runs an observer; what it throws is reported, never taken for a failed write. */

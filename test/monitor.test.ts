@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Mirror, MirrorChange, MonitorClient, WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
-import { agent, control, monitor, startHub, TOKENS } from './helpers/hub.ts';
+import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { deferred, until, untilVersion } from './helpers/wait.ts';
 
 /** The hub's committed state of a document, as plain JSON, and its version. */
@@ -67,7 +67,7 @@ describe('live monitoring', () => {
     expect(changes[0]!.from).toBe(1);
   });
 
-  it('coalesces a burst of progress updates into a few messages', async () => {
+  it('coalesces a burst of progress updates: fewer messages than changes, and the mirror exact', async () => {
     const hub = await startHub({ patchIntervalMs: 50 });
     const client = await control(hub);
     const wf = await client.createWorkflow({ userQuery: 'burst' });
@@ -79,7 +79,8 @@ describe('live monitoring', () => {
     await Promise.all(Array.from({ length: 500 }, (_, i) => wf.updateProgress('loading', (i % 100) + 1)));
     await expectInSync(hub, mirror);
     expect(hub.core.state.versions.get(wf.id)! - 2).toBeGreaterThanOrEqual(500);
-    expect(messages).toBeLessThan(50);
+    // How many depends on timing (see test/patch-stream.test.ts for the exact count); never one per change.
+    expect(messages).toBeLessThan(500);
   });
 
   it('resumes after a reconnect with only the patches it missed', async () => {
@@ -123,6 +124,26 @@ describe('live monitoring', () => {
       await expectInSync(hub, mirror);
       expect(kinds.includes('snapshot')).toBe(missed > 5);
     }
+  });
+
+  it('takes a fresh snapshot after the hub restarts, never patches onto versions of the old run', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir });
+    const client = await control(first);
+    const wf = await client.createWorkflow({ userQuery: 'restart' });
+    await wf.start();
+    const watcher = await monitor(first);
+    const mirror = await watcher.subscribe(wf.id);
+    const kinds: string[] = [];
+    mirror.on('change', (c) => kinds.push(c.snapshot ? 'snapshot' : 'patches'));
+    const back = new Promise<void>((resolve) => watcher.connection.socket.once('connect', () => resolve()));
+    await first.close();
+    const second = await startHub({ dataDir, port: first.port });
+    await back;
+    const again = await control(second);
+    await again.workflow(wf.id).updateProgress('loading', 30);
+    await expectInSync(second, mirror);
+    expect(kinds[0]).toBe('snapshot');
   });
 
   it('keeps the mirror equal to the hub under randomised changes and forced disconnects', async () => {

@@ -48,7 +48,12 @@ export function endAttempt(t: Transition, order: WorkOrder, outcome: Outcome, er
     t.tx.append(workflow.id, [...path, 'history'], { number: attempt.number, agentId: attempt.agentId, outcome, error, startedAt: attempt.acceptedAt, endedAt: now });
   }
   t.tx.set(workflow.id, [...path, 'attempt'], null);
-  t.state.work.release(attempt.token);
+  const work = t.state.work;
+  work.release(attempt.token);
+  // The agent left a workflow capped at maxConcurrentAgents: its place opens for another agent.
+  if (workflow.config.maxConcurrentAgents !== null && !work.workflowAgents.get(workflow.id)?.has(attempt.agentId)) {
+    for (const agentId of work.available) work.freed.add(agentId);
+  }
   adjustLoad(t, attempt.agentId, -1);
   if (outcome === 'completed') {
     const duration = now - (attempt.acceptedAt ?? attempt.offeredAt);

@@ -1,13 +1,16 @@
 import type { Agent } from '../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
-import { chooseAgent, eligible, queueKey, type Situation } from './assignment.ts';
+import { canServe, chooseAgent, eligible, queueKey, type Situation } from './assignment.ts';
 import { recordOffer } from './attempts.ts';
 import { requireWorkflow, type Transition } from './context.ts';
 import { assignmentInputs } from './inventory.ts';
 import { setOrderState } from './work-orders.ts';
 import { orderKey, type Bucket, type ReadyEntry } from './work-index.ts';
 
-/** How far down a bucket an agent looks past orders it may not take (declined, workflow full). */
+/**
+ * How far down a bucket an agent looks past orders it declined before. (A workflow at its
+ * maxConcurrentAgents closes the whole bucket at once, so only declines are skipped one by one.)
+ */
 const SCAN_LIMIT = 64;
 
 /** The facts the hard filter needs about an agent and an order's workflow. */
@@ -29,6 +32,7 @@ function orderOf(t: Transition, entry: { workflowId: string; workOrderId: string
 function offer(t: Transition, order: WorkOrder, agent: Agent): void {
   const now = t.ctx.now;
   const token = t.ctx.newId('att');
+  const readyAt = t.state.work.readySince.get(orderKey(order.workflowId, order.id)) ?? now;
   const attempt = { number: order.attempts + 1, token, agentId: agent.id, offeredAt: now, acceptedAt: null };
   setOrderState(t, order, 'offered');
   t.tx.assign(order.workflowId, ['workOrders', order.id], { attempt, notBefore: null });
@@ -38,7 +42,7 @@ function offer(t: Transition, order: WorkOrder, agent: Agent): void {
   t.tx.effect({
     type: 'offer',
     agentId: agent.id,
-    queuedAt: order.queuedAt ?? now,
+    readyAt,
     assignment: {
       workflowId: order.workflowId,
       workOrderId: order.id,
@@ -60,6 +64,8 @@ function offer(t: Transition, order: WorkOrder, agent: Agent): void {
 /** The best entry of a bucket this agent may take now; stale entries are dropped on the way. */
 function headFor(t: Transition, bucket: Bucket, agent: Agent): ReadyEntry | undefined {
   const work = t.state.work;
+  const room = situation(t, agent.id, bucket.workflowId);
+  if (room.maxConcurrentAgents !== null && !room.activeInWorkflow && room.workflowAgents >= room.maxConcurrentAgents) return undefined;
   const passed: ReadyEntry[] = [];
   let found: ReadyEntry | undefined;
   while (bucket.queue.size > 0 && passed.length < SCAN_LIMIT) {
@@ -85,11 +91,12 @@ function fillAgent(t: Transition, agentId: string): void {
   if (!agent) return;
   while (agent.load < agent.maxConcurrentTasks && agent.status !== 'draining' && agent.status !== 'offline' && t.state.work.connected.has(agentId)) {
     let best: ReadyEntry | undefined;
-    for (const bucket of t.state.work.bucketsFor(agent)) {
+    for (const [key, bucket] of t.state.work.buckets) {
+      if (!canServe(agent, bucket)) continue;
       const head = headFor(t, bucket, agent);
+      if (bucket.queue.size === 0) t.state.work.buckets.delete(key);
       if (head && (!best || head.key > best.key || (head.key === best.key && head.seq < best.seq))) best = head;
     }
-    for (const [key, bucket] of t.state.work.buckets) if (bucket.queue.size === 0) t.state.work.buckets.delete(key);
     if (!best) return;
     offer(t, orderOf(t, best)!, agent);
   }
@@ -134,12 +141,10 @@ function placeOrder(t: Transition, order: WorkOrder): void {
  * that became ready go to the best free agent. Work nobody can take stays queued until an agent
  * that can take it registers or frees a slot. Cost is proportional to what changed.
  */
-export function schedule(t: Transition): Array<{ workOrderId: string; agentId: string }> {
+export function schedule(t: Transition): void {
   const work = t.state.work;
   // Most commands (progress, heartbeats) free no agent and ready no order: nothing to do.
-  if (work.freed.size === 0 && work.fresh.length === 0) return [];
-  const offered: Array<{ workOrderId: string; agentId: string }> = [];
-  const before = t.tx.effects.length;
+  if (work.freed.size === 0 && work.fresh.length === 0) return;
   for (const agentId of work.freed) {
     work.available.add(agentId);
     fillAgent(t, agentId);
@@ -153,8 +158,4 @@ export function schedule(t: Transition): Array<{ workOrderId: string; agentId: s
     .filter((order): order is WorkOrder => order !== undefined)
     .sort((a, b) => key(b) - key(a));
   for (const order of fresh) if (order.state === 'queued' && work.queued.has(orderKey(order.workflowId, order.id))) placeOrder(t, order);
-  for (const effect of t.tx.effects.slice(before)) {
-    if (effect.type === 'offer') offered.push({ workOrderId: effect.assignment.workOrderId, agentId: effect.agentId });
-  }
-  return offered;
 }

@@ -1,7 +1,6 @@
-import type { Agent } from '../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { canServe, queueKey } from './assignment.ts';
+import { queueKey } from './assignment.ts';
 import { PriorityQueue } from './priority-queue.ts';
 
 /** A queued work order waiting in its bucket. */
@@ -12,8 +11,12 @@ export interface ReadyEntry {
   workOrderId: string;
 }
 
-/** Orders with the same task type and requirements: an agent can serve all of them or none. */
+/**
+ * Orders of one workflow with the same task type and requirements: an agent can serve all of
+ * them or none, and a workflow at its maxConcurrentAgents closes its buckets to newcomers at once.
+ */
 export interface Bucket {
+  workflowId: string;
   taskType: string;
   requirements: string[];
   queue: PriorityQueue<ReadyEntry>;
@@ -42,8 +45,8 @@ const byKey = (a: ReadyEntry, b: ReadyEntry) => (a.key !== b.key ? a.key > b.key
 /** The key of a work order across workflows. */
 export const orderKey = (workflowId: string, workOrderId: string) => `${workflowId}\u0000${workOrderId}`;
 
-function bucketKey(order: Pick<WorkOrder, 'taskType' | 'requirements'>): string {
-  return `${order.taskType}\u0000${[...order.requirements].sort().join('\u0001')}`;
+function bucketKey(order: Pick<WorkOrder, 'workflowId' | 'taskType' | 'requirements'>): string {
+  return `${order.workflowId}\u0000${order.taskType}\u0000${[...order.requirements].sort().join('\u0001')}`;
 }
 
 /**
@@ -69,6 +72,8 @@ export class WorkIndex {
   readonly buckets = new Map<string, Bucket>();
   /** The valid queue entry of each queued order; older entries for it are skipped. */
   readonly queued = new Map<string, number>();
+  /** When each queued order last became ready to offer (for the assignment latency metric). */
+  readonly readySince = new Map<string, number>();
   readonly delayed = new PriorityQueue<Timed>(byTime);
   readonly deadlines = new PriorityQueue<Timed>(byTime);
   readonly active = new Map<string, ActiveAttempt>();
@@ -92,12 +97,13 @@ export class WorkIndex {
     const key = bucketKey(order);
     let bucket = this.buckets.get(key);
     if (!bucket) {
-      bucket = { taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey) };
+      bucket = { workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey) };
       this.buckets.set(key, bucket);
     }
     const entry = { key: queueKey(order.priority, order.queuedAt ?? now, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id };
     bucket.queue.push(entry);
     this.queued.set(orderKey(order.workflowId, order.id), entry.seq);
+    this.readySince.set(orderKey(order.workflowId, order.id), now);
     this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
   }
 
@@ -109,6 +115,7 @@ export class WorkIndex {
   /** Forgets that an order is queued (it was offered, cancelled or failed). */
   dequeue(workflowId: string, workOrderId: string): void {
     this.queued.delete(orderKey(workflowId, workOrderId));
+    this.readySince.delete(orderKey(workflowId, workOrderId));
   }
 
   /** Starts the overall-timeout clock of an order. */
@@ -144,15 +151,13 @@ export class WorkIndex {
     return attempt;
   }
 
-  /** The buckets an agent can serve. */
-  *bucketsFor(agent: Agent): Iterable<Bucket> {
-    for (const bucket of this.buckets.values()) if (canServe(agent, bucket)) yield bucket;
-  }
+
 
   /** Rebuilds everything derived from the documents; presence and leases are kept. */
   rebuild(workflows: Iterable<Workflow>, now: number): void {
     this.buckets.clear();
     this.queued.clear();
+    this.readySince.clear();
     this.active.clear();
     this.byAgent.clear();
     this.workflowAgents.clear();

@@ -79,7 +79,7 @@ export class Metrics {
     const agents: Record<string, number> = {};
     for (const agent of Object.values(hub.state.agents ?? {})) agents[agent.status] = (agents[agent.status] ?? 0) + 1;
     gauge('switchboard_agents', 'Registered agents by status.', Object.entries(agents).map(([s, n]) => [`{status="${s}"}`, n]));
-    out.push('# HELP switchboard_assignment_latency_seconds Time from a work order being queued to its offer being pushed.');
+    out.push('# HELP switchboard_assignment_latency_seconds Time from a work order becoming ready (queued, or its retry backoff over) to its offer being pushed.');
     out.push('# TYPE switchboard_assignment_latency_seconds histogram', ...this.assignmentLatency.lines('switchboard_assignment_latency_seconds'));
     out.push('# HELP switchboard_journal_write_seconds Duration of one journal write (a batch of records).');
     out.push('# TYPE switchboard_journal_write_seconds histogram', ...this.journalWrite.lines('switchboard_journal_write_seconds'));

@@ -21,7 +21,7 @@ export class AgentTransport {
     private readonly hub: Hub,
     private readonly log: Logger,
     private readonly files: DataFiles,
-    /** Told, for each offer pushed, how long its order waited in the queue (ms). */
+    /** Told, for each offer pushed, how long its order waited since it became ready (ms). */
     private readonly onOffer: (waitedMs: number) => void = () => undefined,
   ) {}
 
@@ -101,7 +101,7 @@ export class AgentTransport {
   run(effects: readonly Effect[]): void {
     for (const effect of effects) {
       if (effect.type === 'offer') {
-        this.onOffer(this.hub.now() - effect.queuedAt);
+        this.onOffer(this.hub.now() - effect.readyAt);
         this.offer(effect.agentId, effect.assignment);
       }
       else this.cancel(effect.agentId, effect.notice);

@@ -22,10 +22,10 @@ export function monitorHandlers(hub: Hub, stream: PatchStream): Handlers<'monito
     subscribe: (input, session, socket) => {
       requireVisible(session, input.doc);
       if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) throw new HubError('NOT_FOUND', `workflow ${input.doc} does not exist`);
-      return stream.subscribe(socket, input.doc, input.version);
+      return stream.subscribe(socket, input.doc, input.version, input.epoch);
     },
     subscribeAll: (input, session, socket) => ({
-      docs: stream.subscribeAll(socket, input.versions, (doc) => visible(session, doc), session.grant.workflows),
+      docs: stream.subscribeAll(socket, input.versions, input.epoch, (doc) => visible(session, doc), session.grant.workflows),
     }),
     unsubscribe: (input, _session, socket) => {
       stream.unsubscribe(socket, input.doc);

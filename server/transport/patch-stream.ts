@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Namespace, Socket } from 'socket.io';
 import { compactOps, type PatchOp } from '../../shared/patch.ts';
 import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
@@ -58,9 +59,13 @@ const ALL = 'all';
  */
 export class PatchStream {
   private readonly docs = new Map<DocKey, DocStream>();
+  /** Documents with pending changes: a flush looks at these only, not at every document. */
+  private dirty = new Set<DocKey>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** Subscribers dropped for falling behind. */
   stalledCount = 0;
+  /** This run of the hub: versions of an earlier run may not have reached disk. */
+  readonly epoch = randomBytes(9).toString('base64url');
 
   constructor(
     private readonly nsp: Namespace,
@@ -91,6 +96,7 @@ export class PatchStream {
         if (change.v <= stream.committed) continue;
         const entry = { v: change.v, ops: change.ops };
         stream.pending.push(entry);
+        this.dirty.add(change.doc);
         stream.recent.push(entry);
         stream.dropped = Math.max(0, stream.recent.length - this.options.resumeVersions);
         if (stream.dropped >= Math.max(64, this.options.resumeVersions)) {
@@ -107,7 +113,10 @@ export class PatchStream {
   flush(): void {
     this.timer = undefined;
     this.dropStalled();
-    for (const [doc, stream] of this.docs) {
+    const dirty = this.dirty;
+    this.dirty = new Set();
+    for (const doc of dirty) {
+      const stream = this.docs.get(doc)!;
       if (stream.pending.length === 0) continue;
       if (!this.followed(doc)) {
         // Nobody would receive the message: skip building it. A later subscriber starts from a
@@ -147,16 +156,23 @@ export class PatchStream {
    * Subscribes a socket to one document. With the version it holds, and that version still in the
    * recent history, it gets the missed patches; otherwise the document as it is now.
    */
-  subscribe(socket: Socket, doc: DocKey, version?: number): Subscription {
-    const subscription = this.catchUp(doc, version);
+  subscribe(socket: Socket, doc: DocKey, version?: number, epoch?: string): Subscription {
+    const subscription = this.catchUp(doc, epoch === this.epoch ? version : undefined);
     void socket.join(room(doc));
     return subscription;
   }
 
   /** Subscribes a socket to every document (and to documents created later). */
-  subscribeAll(socket: Socket, versions: Record<string, number>, visible: (doc: DocKey) => boolean, scope: readonly string[] | undefined): Subscription[] {
+  subscribeAll(
+    socket: Socket,
+    versions: Record<string, number>,
+    epoch: string | undefined,
+    visible: (doc: DocKey) => boolean,
+    scope: readonly string[] | undefined,
+  ): Subscription[] {
     const docs = [...this.hub.state.workflows.keys(), ...(this.hub.state.agents ? ['@agents'] : [])].filter(visible);
-    const subscriptions = docs.map((doc) => this.catchUp(doc, versions[doc]));
+    const held = (doc: DocKey) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined);
+    const subscriptions = docs.map((doc) => this.catchUp(doc, held(doc)));
     if (scope) void socket.join([...scope, '@agents'].map(room));
     else void socket.join(ALL);
     return subscriptions;
@@ -178,12 +194,12 @@ export class PatchStream {
         if (entry.v > version) ops.push(...entry.ops);
       }
       if (stream.sent < stream.committed) stream.cuts.add(stream.committed);
-      return { doc, mode: 'patches', from: version, to: stream.committed, ops: compactOps(ops) };
+      return { doc, epoch: this.epoch, mode: 'patches', from: version, to: stream.committed, ops: compactOps(ops) };
     }
     const current = versionOf(this.hub.state, doc);
     // Changes up to `current` may still be on their way to disk; the broadcast will end a message there.
     if (current > stream.sent) stream.cuts.add(current);
-    return { doc, mode: 'snapshot', version: current, state: docRoot(this.hub.state, doc) ?? null };
+    return { doc, epoch: this.epoch, mode: 'snapshot', version: current, state: docRoot(this.hub.state, doc) ?? null };
   }
 
   /** Packets waiting unread, summed over every monitor connection. */

@@ -15,10 +15,16 @@ export const PatchOperation = z.discriminatedUnion('op', [
 export const PatchMessage = z.object({ doc: DocName, from: z.number().int(), to: z.number().int(), ops: z.array(PatchOperation) });
 export type PatchMessage = z.infer<typeof PatchMessage>;
 
+/**
+ * Which run of the hub versions belong to. A hub that restarts starts a new epoch: versions a
+ * subscriber saw may never have reached disk, so it resumes from a snapshot, not from patches.
+ */
+export const Epoch = z.string().min(1).max(64);
+
 /** The answer to a subscription: the whole document, or the patches since the version the client holds. */
 export const Subscription = z.discriminatedUnion('mode', [
-  z.object({ doc: DocName, mode: z.literal('snapshot'), version: z.number().int(), state: z.unknown() }),
-  z.object({ doc: DocName, mode: z.literal('patches'), from: z.number().int(), to: z.number().int(), ops: z.array(PatchOperation) }),
+  z.object({ doc: DocName, epoch: Epoch, mode: z.literal('snapshot'), version: z.number().int(), state: z.unknown() }),
+  z.object({ doc: DocName, epoch: Epoch, mode: z.literal('patches'), from: z.number().int(), to: z.number().int(), ops: z.array(PatchOperation) }),
 ]);
 export type Subscription = z.infer<typeof Subscription>;
 
@@ -26,11 +32,15 @@ export const SubscribeInput = z.strictObject({
   doc: DocName,
   /** The version the client's mirror holds, to resume with the missed patches only. */
   version: z.number().int().nonnegative().optional(),
+  /** The epoch that version belongs to; another epoch (or none) gets a snapshot. */
+  epoch: Epoch.optional(),
 });
 
 export const SubscribeAllInput = z.strictObject({
   /** Versions the client holds, per document, to resume. */
   versions: z.record(z.string().max(100), z.number().int().nonnegative()).default({}),
+  /** The epoch those versions belong to. */
+  epoch: Epoch.optional(),
 });
 
 /** Sent when a subscriber must fetch a fresh snapshot (it fell behind, or the hub rolled back). */

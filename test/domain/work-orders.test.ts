@@ -192,6 +192,35 @@ describe('scheduling (domain, manual clock)', () => {
     expect(d.state.workflows.get(workflowId)!.workOrderCounts.offered).toBe(4);
   });
 
+  it('offers a capped workflow’s freed place to another agent at once', () => {
+    const { d, workflowId } = setup({ maxConcurrentAgents: 1 });
+    register(d, 'A', { taskTypes: ['x'] });
+    register(d, 'B', { taskTypes: ['y'] });
+    create(d, workflowId, { id: 'o1', taskType: 'x' });
+    accept(d, workflowId, 'o1');
+    create(d, workflowId, { id: 'o2', taskType: 'y' });
+    expect(stateOf(d, workflowId, 'o2')).toBe('queued');
+    const done = complete(d, workflowId, 'o1');
+    expect(offers(done.tx.effects).map((o) => [o.agentId, o.assignment.workOrderId])).toEqual([['B', 'o2']]);
+  });
+
+  it('does not let a long queue of another, full workflow hide an order a free agent may take', () => {
+    const d = domain();
+    const w1 = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'w1', userQuery: 'q', config: { maxConcurrentAgents: 1 } })).reply.workflow.id;
+    const w2 = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'w2', userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId: w1 });
+    d.run('workflow.start', { workflowId: w2 });
+    register(d, 'A', { taskTypes: ['x'] });
+    register(d, 'B', { taskTypes: ['x', 'z'] });
+    create(d, w2, { id: 'z1', taskType: 'z' });
+    accept(d, w2, 'z1');
+    // w1 is held by A and has 100 high-priority orders waiting; w2 has one normal order.
+    d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId: w1, orders: Array.from({ length: 100 }, (_, i) => ({ id: `h${i}`, taskType: 'x', priority: 'high' })) }));
+    create(d, w2, { id: 'lone', taskType: 'x' });
+    const done = complete(d, w2, 'z1');
+    expect(offers(done.tx.effects).map((o) => [o.agentId, o.assignment.workOrderId])).toEqual([['B', 'lone']]);
+  });
+
   it('cancels unfinished orders when the workflow is cancelled and tells their agents', () => {
     const { d, workflowId } = setup();
     register(d, 'w');

@@ -1,0 +1,41 @@
+import type { Namespace } from 'socket.io';
+import { describe, expect, it } from 'vitest';
+import type { PatchMessage } from '../shared/schemas/monitor.ts';
+import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
+import { Hub } from '../server/hub.ts';
+import { PatchStream } from '../server/transport/patch-stream.ts';
+import { MemoryStore } from './helpers/memory-store.ts';
+
+const SETTINGS = { outputRoot: '/tmp', kpiHistoryLimit: 10, dataHistoryLimit: 10, agingMs: 60_000, graceMs: 1000, backoffBaseMs: 100, backoffMaxMs: 1000 };
+const ADMIN = { role: 'admin' as const, name: 'test' };
+
+/** Just enough of a socket.io namespace: one listener in every room, and a record of broadcasts. */
+function fakeNamespace() {
+  const sent: PatchMessage[] = [];
+  const listener = new Set(['listener']);
+  const nsp = {
+    sockets: new Map(),
+    adapter: { rooms: { get: () => listener } },
+    to: () => ({ emit: (_event: string, message: PatchMessage) => sent.push(message) }),
+  };
+  return { nsp: nsp as unknown as Namespace, sent };
+}
+
+describe('patch stream (no network)', () => {
+  it('sends a burst of changes as one message per flush, with repeated fields compacted', async () => {
+    const hub = await Hub.open({ store: new MemoryStore(), settings: SETTINGS });
+    const { nsp, sent } = fakeNamespace();
+    // An interval that never fires: the test decides when the flush happens.
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const { workflow } = await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
+    await hub.dispatch({ type: 'workflow.start', input: { workflowId: workflow.id }, actor: ADMIN });
+    await Promise.all(Array.from({ length: 500 }, (_, i) => hub.dispatch({ type: 'workflow.progress', input: { workflowId: 'w', stage: 'loading', percentage: (i % 100) + 1 }, actor: ADMIN })));
+    stream.flush();
+    stream.close();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ doc: 'w', from: 0, to: 502 });
+    // Five hundred updates of the same few fields: a handful of ops, not fifteen hundred.
+    expect(sent[0]!.ops.length).toBeLessThan(20);
+    await hub.close();
+  });
+});
