@@ -104,7 +104,6 @@ export class Journal {
             this.bytesSinceSnapshot += data.length;
             resolve();
           };
-          if (!this.fsync) return finish();
           fdatasync(this.fd, (syncError) => (syncError ? fail(syncError) : finish()));
         });
       };
