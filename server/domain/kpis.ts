@@ -1,8 +1,8 @@
 import type { ParsedRequestOf } from '../../shared/contract.ts';
 import type { Kpi } from '../../shared/schemas/kpis.ts';
 import { versionOf } from './state.ts';
-import { requireEntity, requireFreeId, requireOpen, requireWorkflow, type Transition } from './context.ts';
-import { touch } from './workflows.ts';
+import { requireEntity, requireWorkflow, type Transition } from './context.ts';
+import { addToWorkflow, touch } from './workflows.ts';
 
 /** Whether `value` meets `target` in the KPI's direction. */
 export function meetsTarget(kpi: Pick<Kpi, 'direction' | 'target'>, value: number | null): boolean {
@@ -12,11 +12,7 @@ export function meetsTarget(kpi: Pick<Kpi, 'direction' | 'target'>, value: numbe
 
 /** Adds a KPI with no value yet. */
 export function addKpi(t: Transition, input: ParsedRequestOf<'control', 'kpi.add'>) {
-  const workflow = requireWorkflow(t.state, input.workflowId);
-  requireOpen(workflow, 'add a KPI');
-  const id = input.id ?? t.ctx.newId('kpi');
-  requireFreeId(workflow.kpis, id, 'KPI');
-  const kpi: Kpi = {
+  return addToWorkflow(t, input.workflowId, 'kpis', { id: input.id, kind: 'KPI', prefix: 'kpi' }, (id, now) => ({
     id,
     name: input.name,
     description: input.description,
@@ -27,12 +23,9 @@ export function addKpi(t: Transition, input: ParsedRequestOf<'control', 'kpi.add
     history: [],
     samples: 0,
     met: false,
-    createdAt: t.ctx.now,
-    updatedAt: t.ctx.now,
-  };
-  t.tx.set(workflow.id, ['kpis', id], kpi);
-  touch(t, workflow.id);
-  return { version: versionOf(t.state, workflow.id), item: workflow.kpis[id]! };
+    createdAt: now,
+    updatedAt: now,
+  }));
 }
 
 /** Records a value: it becomes current, joins the bounded history, and `met` is re-evaluated. */

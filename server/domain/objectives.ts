@@ -1,16 +1,11 @@
 import type { ParsedRequestOf } from '../../shared/contract.ts';
-import type { Objective } from '../../shared/schemas/objectives.ts';
 import { versionOf } from './state.ts';
-import { requireEntity, requireFreeId, requireOpen, requireWorkflow, type Transition } from './context.ts';
-import { touch } from './workflows.ts';
+import { requireEntity, requireWorkflow, type Transition } from './context.ts';
+import { addToWorkflow, touch } from './workflows.ts';
 
 /** Adds an objective, pending with no progress. */
 export function addObjective(t: Transition, input: ParsedRequestOf<'control', 'objective.add'>) {
-  const workflow = requireWorkflow(t.state, input.workflowId);
-  requireOpen(workflow, 'add an objective');
-  const id = input.id ?? t.ctx.newId('obj');
-  requireFreeId(workflow.objectives, id, 'objective');
-  const objective: Objective = {
+  return addToWorkflow(t, input.workflowId, 'objectives', { id: input.id, kind: 'objective', prefix: 'obj' }, (id, now) => ({
     id,
     name: input.name,
     description: input.description,
@@ -18,12 +13,9 @@ export function addObjective(t: Transition, input: ParsedRequestOf<'control', 'o
     priority: input.priority,
     status: 'pending',
     progress: 0,
-    createdAt: t.ctx.now,
-    updatedAt: t.ctx.now,
-  };
-  t.tx.set(workflow.id, ['objectives', id], objective);
-  touch(t, workflow.id);
-  return { version: versionOf(t.state, workflow.id), item: workflow.objectives[id]! };
+    createdAt: now,
+    updatedAt: now,
+  }));
 }
 
 /**

@@ -2,8 +2,8 @@ import { HubError } from '../../shared/errors.ts';
 import type { ParsedRequestOf } from '../../shared/contract.ts';
 import type { Step, StepStatus } from '../../shared/schemas/steps.ts';
 import { versionOf } from './state.ts';
-import { requireEntity, requireFreeId, requireOpen, requireWorkflow, type Transition } from './context.ts';
-import { touch } from './workflows.ts';
+import { requireEntity, requireWorkflow, type Transition } from './context.ts';
+import { addToWorkflow, touch } from './workflows.ts';
 
 type Input<E extends 'step.add' | 'step.start' | 'step.complete' | 'step.fail'> = ParsedRequestOf<'control', E>;
 
@@ -14,12 +14,7 @@ function reply(t: Transition, workflowId: string, stepId: string): { version: nu
 
 /** Adds an execution step, pending, or running when `start` is set. */
 export function addStep(t: Transition, input: Input<'step.add'>) {
-  const workflow = requireWorkflow(t.state, input.workflowId);
-  requireOpen(workflow, 'add a step');
-  const id = input.id ?? t.ctx.newId('step');
-  requireFreeId(workflow.steps, id, 'step');
-  const now = t.ctx.now;
-  const step: Step = {
+  return addToWorkflow(t, input.workflowId, 'steps', { id: input.id, kind: 'step', prefix: 'step' }, (id, now) => ({
     id,
     name: input.name,
     description: input.description,
@@ -31,10 +26,7 @@ export function addStep(t: Transition, input: Input<'step.add'>) {
     endedAt: null,
     durationMs: null,
     error: null,
-  };
-  t.tx.set(workflow.id, ['steps', id], step);
-  touch(t, workflow.id);
-  return reply(t, workflow.id, id);
+  }));
 }
 
 /** Moves a step to `to` if it is in one of `from`, stamping start or end times. */

@@ -3,7 +3,7 @@ import type { ParsedRequestOf, ReplyOf } from '../../shared/contract.ts';
 import type { Workflow, WorkflowStatus } from '../../shared/schemas/workflow.ts';
 import { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import { AGENTS_DOC, versionOf } from './state.ts';
-import { requireWorkflow, type Transition } from './context.ts';
+import { requireFreeId, requireOpen, requireWorkflow, type Transition } from './context.ts';
 
 type Input<E extends 'workflow.create'> = ParsedRequestOf<'control', E>;
 
@@ -20,6 +20,28 @@ export type LifecycleChange = keyof typeof LIFECYCLE;
 /** Marks a workflow as changed now. Every workflow transition calls it once. */
 export function touch(t: Transition, workflowId: string): void {
   t.tx.set(workflowId, ['updatedAt'], t.ctx.now);
+}
+
+type Collection = 'steps' | 'objectives' | 'kpis';
+
+/**
+ * Adds a new entity to one of an open workflow's collections: the caller's id or a fresh one
+ * (a taken id is CONFLICT), one write, the workflow touched. Returns it with the version.
+ */
+export function addToWorkflow<K extends Collection>(
+  t: Transition,
+  workflowId: string,
+  collection: K,
+  requested: { id?: string | undefined; kind: string; prefix: string },
+  build: (id: string, now: number) => Workflow[K][string],
+): { version: number; item: Workflow[K][string] } {
+  const workflow = requireWorkflow(t.state, workflowId);
+  requireOpen(workflow, `add a ${requested.kind}`);
+  const id = requested.id ?? t.ctx.newId(requested.prefix);
+  requireFreeId(workflow[collection], id, requested.kind);
+  t.tx.set(workflowId, [collection, id], build(id, t.ctx.now));
+  touch(t, workflowId);
+  return { version: versionOf(t.state, workflowId), item: workflow[collection][id]! as Workflow[K][string] };
 }
 
 /** Creates a workflow in status pending. */
