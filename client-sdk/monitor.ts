@@ -30,6 +30,28 @@ export class Mirror<T = unknown> {
     return this.listeners.on(event, listener);
   }
 
+  /**
+   * Resolves with the state once `predicate(state, version)` holds, checked now and on every change
+   * (no polling); rejects after `timeoutMs` with `what` in the message.
+   * @example const done = await sub.until((wf) => wf.workOrderCounts.completed === 3, { what: 'three orders completed' });
+   */
+  until(predicate: (state: T, version: number) => boolean, options: { timeoutMs?: number; what?: string } = {}): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const holds = () => this.state !== undefined && predicate(this.state, this.version);
+      if (holds()) return resolve(this.state as T);
+      const timer = setTimeout(() => {
+        stop();
+        reject(new Error(`timed out waiting for ${options.what ?? 'the condition'} (mirror of ${this.doc} at version ${this.version})`));
+      }, options.timeoutMs ?? 30_000);
+      const stop = this.on('change', () => {
+        if (!holds()) return;
+        stop();
+        clearTimeout(timer);
+        resolve(this.state as T);
+      });
+    });
+  }
+
   /** Applies a subscription answer (snapshot or catch-up patches). */
   load(subscription: Subscription): boolean {
     if (subscription.mode === 'snapshot') {

@@ -3,7 +3,6 @@
 // (register_agent, create_work_order, auto_assign_work_orders).
 import { connectAgent, connectControl, connectMonitor, type TaskReport } from 'switchboard/client';
 import { useHub } from './support/hub.ts';
-import { when } from './support/wait.ts';
 
 const hub = await useHub();
 const control = await connectControl({ url: hub.url, token: hub.tokens.admin });
@@ -42,7 +41,7 @@ try {
   const assigned = await wf.autoAssign(); // assignment is automatic; this lists what is assigned right now
   console.log(`assignments right after start: ${assigned.map((a) => `${a.workOrderId} → ${a.agentId}`).join(', ') || 'none'}`);
 
-  await when(watch, (state) => state.workOrderCounts.completed === 2, 'the two servable orders to complete');
+  await watch.until((state) => state.workOrderCounts.completed === 2, { what: 'the two servable orders to complete' });
   for (const id of [processing.id, reporting.id]) {
     const order = await wf.getWorkOrder(id);
     console.log(`${id}: ${order.state} by ${order.history.at(-1)?.agentId}, result ${JSON.stringify(order.result)}`);

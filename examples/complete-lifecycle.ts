@@ -4,7 +4,6 @@
 import { basename } from 'node:path';
 import { connectAgent, connectControl, connectMonitor, HubError } from 'switchboard/client';
 import { useHub } from './support/hub.ts';
-import { when } from './support/wait.ts';
 
 type Progress = { workOrderCounts: Record<string, number>; progress: number };
 
@@ -44,7 +43,7 @@ try {
   const step = await wf.addStep({ name: 'consolidate', description: 'extract three regions, then load', start: true });
   await wf.start();
   await wf.updateProgress('extract', 0);
-  const done = await when(live, (state) => state.workOrderCounts.completed === orders.length, 'every work order to complete');
+  const done = await live.until((state) => state.workOrderCounts.completed === orders.length, { what: 'every work order to complete' });
   await wf.updateProgress('extract', 100);
   const load = await wf.getWorkOrder('load');
   const loaded = (load.result as { loaded: number }).loaded;

@@ -5,7 +5,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectAgent, connectControl, connectMonitor } from 'switchboard/client';
 import { useHub } from './support/hub.ts';
-import { when } from './support/wait.ts';
 
 const hub = await useHub();
 const control = await connectControl({ url: hub.url, token: hub.tokens.admin });
@@ -58,7 +57,7 @@ try {
     { id: 'analysis', taskType: 'analysis', description: 'Execute analysis stage', requirements: ['statistics'], dependencies: ['cleaning'], inputs: ['clean'] },
   ]);
   await wf.start();
-  await when(live, (state) => state.workOrderCounts.completed === 3, 'the three stages to complete');
+  await live.until((state) => state.workOrderCounts.completed === 3, { what: 'the three stages to complete' });
   for (const id of ['loading', 'cleaning', 'analysis']) {
     const order = await wf.getWorkOrder(id);
     console.log(`${id}: ${order.state} by ${order.history.at(-1)?.agentId}; result ${JSON.stringify(order.result)}; outputs [${order.outputs.join(', ')}]`);

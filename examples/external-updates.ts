@@ -6,7 +6,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectAgent, connectControl, connectMonitor } from 'switchboard/client';
 import { useHub } from './support/hub.ts';
-import { when } from './support/wait.ts';
 
 const hub = await useHub();
 const control = await connectControl({ url: hub.url, token: hub.tokens.admin });
@@ -50,7 +49,7 @@ try {
   const summary = (await response.json()) as { progress: number; version: number };
   console.log(`GET /api/workflows/${wf.id}/summary → ${response.status}: progress ${summary.progress}%, version ${summary.version}`);
 
-  const state = await when(live, () => live.version >= wf.version, `the monitor to reach version ${wf.version}`);
+  const state = await live.until(() => live.version >= wf.version, { what: `the monitor to reach version ${wf.version}` });
   console.log(`monitor saw ${operations} operations in ${messages} messages (changes are coalesced per tick)`);
   console.log(`monitor in sync at version ${live.version}: stages ${Object.entries(state.stages).map(([name, s]) => `${name} ${s.progress}%`).join(', ')}; data [${Object.keys(state.data).join(', ')}]`);
 } finally {

@@ -5,7 +5,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectAgent, connectControl, connectMonitor } from 'switchboard/client';
 import { useHub } from './support/hub.ts';
-import { when } from './support/wait.ts';
 
 /** A one-feature dataset: label = x > 0.62, with every 25th label flipped as noise. Deterministic. */
 function dataset(n: number, step: number, offset: number): Array<{ x: number; y: boolean }> {
@@ -56,7 +55,7 @@ try {
       { id: `train-${round}`, taskType: 'train', requirements: ['sklearn'], input: { epochs, round } },
       { id: `evaluate-${round}`, taskType: 'evaluate', requirements: ['metrics'], dependencies: [`train-${round}`], inputs: [`model-v${round}`] },
     ]);
-    await when(live, (state) => state.workOrderCounts.completed === 2 * round, `round ${round} to finish`);
+    await live.until((state) => state.workOrderCounts.completed === 2 * round, { what: `round ${round} to finish` });
     const trained = await wf.getWorkOrder(`train-${round}`);
     const { accuracy: measured } = (await wf.getWorkOrder(`evaluate-${round}`)).result as { accuracy: number };
     const recorded = await wf.recordKpi(kpi.id, measured);

@@ -6,7 +6,6 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { connectAgent, connectControl, connectMonitor } from 'switchboard/client';
 import { useHub } from './support/hub.ts';
-import { when } from './support/wait.ts';
 
 /** mulberry32: a small seeded generator, so every run draws the same numbers. */
 function random(seed: number): () => number {
@@ -80,7 +79,7 @@ try {
 
   await wf.start();
   await wf.createWorkOrder({ id: 'analysis', taskType: 'permutation_test', description: 'Two-sided permutation test', requirements: ['statistics'], inputs: ['research_data'] });
-  await when(live, (state) => state.workOrderCounts.completed === 1, 'the analysis to complete');
+  await live.until((state) => state.workOrderCounts.completed === 1, { what: 'the analysis to complete' });
   const { pValue, power, observed } = (await wf.getWorkOrder('analysis')).result as { pValue: number; power: number; observed: number };
   console.log(`analysis: treatment − control = ${observed} points, p = ${pValue}, power ≈ ${power}`);
   const recorded = await wf.recordKpi(kpi.id, power);

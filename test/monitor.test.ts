@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Mirror, MirrorChange, MonitorClient, WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
-import { deferred, until, untilVersion } from './helpers/wait.ts';
+import { deferred, until } from './helpers/wait.ts';
 
 /** The hub's committed state of a document, as plain JSON, and its version. */
 function hubDoc(hub: RunningHub, doc: string): { version: number; json: string } {
@@ -14,7 +14,7 @@ function hubDoc(hub: RunningHub, doc: string): { version: number; json: string }
 async function expectInSync(hub: RunningHub, mirror: Mirror): Promise<void> {
   await hub.core.settle();
   const { version, json } = hubDoc(hub, mirror.doc);
-  await untilVersion(mirror, version);
+  await mirror.until((_, at) => at >= version, { what: `version ${version}` });
   expect(mirror.version).toBe(version);
   expect(JSON.stringify(mirror.state)).toBe(json);
 }
@@ -250,7 +250,7 @@ describe('live monitoring', () => {
     const everything = await admin.subscribeAll();
     const laterHidden = await client.createWorkflow({ id: 'later-hidden', userQuery: 'no' });
     await laterHidden.start();
-    await untilVersion(everything.get('later-hidden') ?? (await admin.subscribe('later-hidden')), laterHidden.version);
+    await (everything.get('later-hidden') ?? (await admin.subscribe('later-hidden'))).until((_, at) => at >= laterHidden.version);
     await visible.start();
     await expectInSync(hub, docs.get('visible')!);
     expect([...docs.keys()].sort()).toEqual(['@agents', 'visible']);

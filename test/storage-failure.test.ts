@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createHub, EmbeddedStore, type Store } from '../server/index.ts';
 import { agent, control, GRANTS, monitor, startHub, tempDir } from './helpers/hub.ts';
-import { untilVersion } from './helpers/wait.ts';
 import { codeOf } from './helpers/errors.ts';
 
 /** The embedded store, with a switch that makes the next writes fail as a full disk would. */
@@ -77,7 +76,7 @@ describe('a failed journal write', () => {
     await wf.createWorkOrder({ id: 'accepted', taskType: 't' });
     const watcher = await monitor(hub);
     const mirror = await watcher.subscribe<{ workOrderCounts: { completed: number } }>(wf.id);
-    while (mirror.state!.workOrderCounts.completed < 1) await untilVersion(mirror, mirror.version + 1);
+    await mirror.until((w) => w.workOrderCounts.completed >= 1, { what: 'one order completed' });
     expect(received).toEqual(['accepted']);
     expect(hub.core.state.agents!.w!.load).toBe(0);
     expect(hub.core.state.workflows.get(wf.id)!.workOrders.refused).toBeUndefined();

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { control, monitor, tempDir, TOKENS } from '../helpers/hub.ts';
-import { untilMirror } from '../helpers/wait.ts';
 import { HubUnderTest } from './cluster.ts';
 import { LineProcess } from './process-lines.ts';
 
@@ -33,10 +32,10 @@ describe('agents that die or freeze mid-task', () => {
     // Freeze the sleeper mid-task until the hub has given its task to someone else, then wake it.
     const sleeperTask = (await sleeper.process.next((line) => line.startsWith('START '))).split(' ')[1]!;
     sleeper.process.child.kill('SIGSTOP');
-    await untilMirror<Workflow>(mirror, (w) => !!w.workOrders[sleeperTask]?.history.some((h) => h.agentId === 'sleeper' && h.outcome === 'lease_expired'), 'sleeper lease expired');
+    await mirror.until((w) => !!w.workOrders[sleeperTask]?.history.some((h) => h.agentId === 'sleeper' && h.outcome === 'lease_expired'), { what: 'sleeper lease expired', timeoutMs: 60_000 });
     sleeper.process.child.kill('SIGCONT');
 
-    const done = await untilMirror<Workflow>(mirror, (w) => w.workOrderCounts.completed === ORDERS, 'all orders completed');
+    const done = await mirror.until((w) => w.workOrderCounts.completed === ORDERS, { what: 'all orders completed', timeoutMs: 60_000 });
     for (const order of Object.values(done.workOrders)) {
       expect(order.history.filter((h) => h.outcome === 'completed'), order.id).toHaveLength(1);
     }

@@ -5,7 +5,6 @@ import { connectControl, HubError } from '../../client-sdk/index.ts';
 import { recover } from '../../server/store/recovery.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { agent, monitor, TOKENS, tempDir } from '../helpers/hub.ts';
-import { untilMirror } from '../helpers/wait.ts';
 import { HubUnderTest } from './cluster.ts';
 
 const KILLS = Number(process.env.FAULT_KILLS ?? 20);
@@ -71,7 +70,7 @@ describe('crash recovery (kill -9 under load)', () => {
     // Let the agents finish what remains (watched live), then check each order completed exactly once.
     const watcher = await monitor(hub);
     const mirror = await watcher.subscribe<Workflow>(wf.id);
-    const state = await untilMirror<Workflow>(mirror, (w) => Object.values(w.workOrders).every((o) => o.state === 'completed'), 'all orders completed').catch(
+    const state = await mirror.until((w) => Object.values(w.workOrders).every((o) => o.state === 'completed'), { what: 'all orders completed', timeoutMs: 60_000 }).catch(
       async (error) => {
         const stuck = Object.values((await wf.get()).workOrders).filter((o) => o.state !== 'completed');
         console.log(JSON.stringify(stuck.slice(0, 3), null, 1), JSON.stringify(await client.listAgents(), null, 1).slice(0, 3000));

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { control, monitor, tempDir, TOKENS } from '../helpers/hub.ts';
-import { untilVersion } from '../helpers/wait.ts';
 import { HubUnderTest } from './cluster.ts';
 import { LineProcess } from './process-lines.ts';
 
@@ -33,7 +32,7 @@ describe('a monitor frozen under load', () => {
         const text = String(i).padEnd(9000, '.');
         const made = performance.now();
         await wf.updateObjective(objective.id, { description: text, target: text });
-        await untilVersion(mirror, wf.version);
+        await mirror.until((_, version) => version >= wf.version, { what: `version ${wf.version}` });
         staleness.push(performance.now() - made);
       }
       return staleness;

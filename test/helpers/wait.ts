@@ -31,40 +31,7 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   return { promise, resolve };
 }
 
-/** Resolves once a mirror has reached `version` (on its change events, no polling). */
-export function untilVersion(mirror: { version: number; on(event: 'change', fn: () => void): () => void }, version: number, timeoutMs = 15_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (mirror.version >= version) return resolve();
-    const timer = setTimeout(() => {
-      stop();
-      reject(new Error(`mirror stuck at version ${mirror.version}, wanted ${version}`));
-    }, timeoutMs);
-    const stop = mirror.on('change', () => {
-      if (mirror.version < version) return;
-      stop();
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
 
-/** Resolves with the mirror's state once `predicate` holds for it (checked on each change). */
-export function untilMirror<T>(mirror: { state: unknown; on(event: 'change', fn: () => void): () => void }, predicate: (state: T) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const check = () => mirror.state !== undefined && predicate(mirror.state as T);
-    if (check()) return resolve(mirror.state as T);
-    const timer = setTimeout(() => {
-      stop();
-      reject(new Error(`timed out waiting for ${what}`));
-    }, timeoutMs);
-    const stop = mirror.on('change', () => {
-      if (!check()) return;
-      stop();
-      clearTimeout(timer);
-      resolve(mirror.state as T);
-    });
-  });
-}
 
 /** Resolves with a work order once it reaches `state` in the hub (checked after every commit). */
 export function untilOrder(hub: RunningHub, workflowId: string, workOrderId: string, state: WorkOrderState): Promise<WorkOrder> {
