@@ -20,10 +20,15 @@ function validates(hub: Hub, workflowId: string): boolean {
   return requireWorkflow(hub.state, workflowId).config.enableDataValidation;
 }
 
+/** The path as it will be recorded, and what the hub saw there (null when it reads nothing). */
+async function look(files: DataFiles, path: string, requireExists: boolean, check: boolean): Promise<{ path: string; observed: PreparedSpec['observed'] }> {
+  if (!check || isRemoteUri(path)) return { path, observed: null };
+  const local = files.localPath(path);
+  return { path: local, observed: await files.observe(local, requireExists) };
+}
+
 async function prepareOne(files: DataFiles, spec: DataReferenceSpec, check: boolean): Promise<PreparedSpec> {
-  if (!check || isRemoteUri(spec.path)) return { ...spec, observed: null };
-  const path = files.localPath(spec.path);
-  return { ...spec, path, observed: await files.observe(path, spec.requireExists) };
+  return { ...spec, ...(await look(files, spec.path, spec.requireExists, check)) };
 }
 
 /**
@@ -59,12 +64,9 @@ export function inventoryHandlers(hub: Hub, files: DataFiles, openLineageProduce
     },
     'data.update': async (input, session) => {
       const ref = getData(hub.state, input.workflowId, input.dataId).item;
-      const path = input.path ?? ref.path;
-      let prepared = { ...input, observed: null as PreparedSpec['observed'] };
-      if (validates(hub, input.workflowId) && !isRemoteUri(path)) {
-        const local = files.localPath(path);
-        prepared = { ...input, path: local, observed: await files.observe(local, input.requireExists) };
-      }
+      const seen = await look(files, input.path ?? ref.path, input.requireExists, validates(hub, input.workflowId));
+      // An update that does not name a path keeps the recorded one, whatever the hub saw.
+      const prepared = input.path === undefined ? { ...input, observed: seen.observed } : { ...input, ...seen };
       return hub.dispatch({ type: 'data.update', input: prepared, actor: session.actor });
     },
     'data.validate': async (input, session) => {
