@@ -1,6 +1,8 @@
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { CompactionWorker } from '../server/store/compaction.ts';
 import { EmbeddedStore } from '../server/store/embedded-store.ts';
 import { readSegment, segmentName } from '../server/store/journal.ts';
 import { decodeRecord, encodeRecord, encodeRecords, type JournalRecord } from '../server/store/records.ts';
@@ -26,8 +28,33 @@ describe('journal records', () => {
     expect(encodeRecords([]).length).toBe(0);
   });
 
+  it('lay a record out as one flat array and round-trip every kind of op', () => {
+    const mixed: JournalRecord = {
+      seq: 4,
+      at: 1004,
+      changes: [
+        { doc: 'wf1', v: 4, ops: [{ op: 'add', path: '/a', value: { x: [1, null] } }, { op: 'remove', path: '/b' }, { op: 'replace', path: '/c~1d', value: '' }] },
+        { doc: '@agents', v: 9, ops: [{ op: 'replace', path: '', value: {} }] },
+      ],
+    };
+    const line = encodeRecord(mixed).slice(0, -1);
+    expect(JSON.parse(line.slice(9))).toEqual([4, 1004, 'wf1', 4, ['+', '/a', { x: [1, null] }, '-', '/b', '=', '/c~1d', ''], '@agents', 9, ['=', '', {}]]);
+    expect(decodeRecord(line)).toEqual(mixed);
+  });
+
+  it('of the first format (one object per record) are still read', () => {
+    const json = JSON.stringify(record(2, 7));
+    expect(decodeRecord(`${crc32(json).toString(16).padStart(8, '0')} ${json}`)).toEqual(record(2, 7));
+  });
+
+  it('are refused when the checksum holds but the shape is not a record', () => {
+    for (const json of ['[1]', '[1,2,"wf1",3]', '[1,2,"wf1",3,["?","/a",1]]', '[1,2,"wf1",3,["=",7,1]]', '{"seq":1}', '42']) {
+      expect(decodeRecord(`${crc32(json).toString(16).padStart(8, '0')} ${json}`), json).toBeNull();
+    }
+  });
+
   it('are refused when a byte changed (checksum)', () => {
-    const line = encodeRecord(record(2, 7)).slice(0, -1).replace('"value":7', '"value":8');
+    const line = encodeRecord(record(2, 7)).slice(0, -1).replace(',7]', ',8]');
     expect(decodeRecord(line)).toBeNull();
   });
 });
@@ -47,7 +74,7 @@ describe('journal recovery', () => {
   it('drops a corrupt last record (bad checksum) with a warning', async () => {
     const dir = tempDir();
     const file = join(dir, segmentName(1));
-    writeFileSync(file, encodeRecord(record(1, 1)) + encodeRecord(record(2, 2)).replace('"value":2', '"value":9'));
+    writeFileSync(file, encodeRecord(record(1, 1)) + encodeRecord(record(2, 2)).replace(',2]', ',9]'));
     const recovered = await recover(dir);
     expect(recovered.docs.get('wf1')).toEqual({ v: 1, doc: { n: 1 } });
     expect(recovered.warnings[0]).toMatch(/dropped a torn or corrupt last record/);
@@ -58,7 +85,7 @@ describe('journal recovery', () => {
     const file = join(dir, segmentName(1));
     writeFileSync(file, encodeRecord(record(1, 1)) + 'garbage\n');
     appendFileSync(file, encodeRecord(record(3, 3)));
-    expect(() => readSegment(file)).toThrow(/corrupt at line 2/);
+    expect(() => readSegment(file, () => undefined)).toThrow(/corrupt at line 2/);
   });
 
   it('replays segments in order on top of the snapshot', async () => {
@@ -94,5 +121,25 @@ describe('embedded store', () => {
     const recovered = await recover(dir);
     expect(recovered.docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
     expect(recovered.warnings).toEqual([]);
+  });
+});
+
+describe('compaction worker', () => {
+  it('serves snapshot after snapshot, and a failed job does not stop the next', async () => {
+    const dir = tempDir();
+    const compactor = new CompactionWorker();
+    try {
+      writeFileSync(join(dir, segmentName(1)), encodeRecord(record(1, 1)));
+      await expect(compactor.compact(dir, 1)).resolves.toEqual({ seq: 1, docs: 1 });
+      writeFileSync(join(dir, segmentName(2)), encodeRecord(record(2, 2)) + 'garbage\n' + encodeRecord(record(3, 3)));
+      await expect(compactor.compact(dir, 2)).rejects.toThrow(/compaction failed: .*corrupt at line 2/);
+      writeFileSync(join(dir, segmentName(2)), encodeRecord(record(2, 2)) + encodeRecord(record(3, 3)));
+      await expect(compactor.compact(dir, 2)).resolves.toEqual({ seq: 3, docs: 1 });
+      const recovered = await recover(dir);
+      expect(recovered.docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
+      expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([]);
+    } finally {
+      await compactor.close();
+    }
   });
 });

@@ -5,30 +5,67 @@ import { Worker } from 'node:worker_threads';
 const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './compaction-worker.ts' : './compaction-worker.js', import.meta.url);
 
 /** Starts a worker; TypeScript sources (tests, tsx) get tsx's loader registered inside it first. */
-function startWorker(workerData: unknown): Worker {
-  if (!workerUrl.pathname.endsWith('.ts')) return new Worker(workerUrl, { workerData });
+function startWorker(): Worker {
+  if (!workerUrl.pathname.endsWith('.ts')) return new Worker(workerUrl);
   // The package exports only a CommonJS path to require.resolve; the ESM entry sits beside it.
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
   const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
+  return new Worker(bootstrap, { eval: true });
 }
 
-/** Compacts the journal into the snapshot in a worker thread; resolves when the snapshot is on disk. */
-export function compactInWorker(dir: string, uptoSegment: number): Promise<{ seq: number; docs: number }> {
-  return new Promise((resolve, reject) => {
-    const worker = startWorker({ dir, uptoSegment });
-    let settled = false;
-    worker.once('message', (message: { ok: true; seq: number; docs: number } | { ok: false; message: string }) => {
-      settled = true;
-      if (message.ok) resolve({ seq: message.seq, docs: message.docs });
-      else reject(new Error(`compaction failed: ${message.message}`));
-      void worker.terminate();
+type Reply = { ok: true; seq: number; docs: number } | { ok: false; message: string };
+
+/**
+ * The thread that folds the journal into the snapshot, kept for the store's life: starting a
+ * worker (and, from sources, tsx inside it) was a third of each snapshot's CPU. One job at a
+ * time; a worker that dies fails its job and is replaced at the next one. It holds the process
+ * open only while a job runs.
+ */
+export class CompactionWorker {
+  private worker: Worker | undefined;
+  private job: { resolve: (reply: { seq: number; docs: number }) => void; reject: (error: Error) => void } | undefined;
+
+  /** Compacts `dir` up to segment `uptoSegment`; resolves when the snapshot is on disk. */
+  compact(dir: string, uptoSegment: number): Promise<{ seq: number; docs: number }> {
+    if (this.job) return Promise.reject(new Error('a compaction is already running'));
+    const worker = (this.worker ??= this.start());
+    return new Promise((resolve, reject) => {
+      this.job = { resolve, reject };
+      worker.ref();
+      worker.postMessage({ dir, uptoSegment });
     });
-    worker.once('error', (error) => {
-      if (!settled) reject(error);
+  }
+
+  /** Stops the thread (after the running job, which the store awaits first). */
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
+  }
+
+  private start(): Worker {
+    const worker = startWorker();
+    worker.unref();
+    worker.on('message', (reply: Reply) => {
+      const job = this.finish(worker);
+      if (reply.ok) job?.resolve({ seq: reply.seq, docs: reply.docs });
+      else job?.reject(new Error(`compaction failed: ${reply.message}`));
     });
-    worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`compaction worker exited with code ${code}`));
-    });
-  });
+    worker.on('error', (error) => this.fail(worker, error));
+    worker.on('exit', (code) => this.fail(worker, new Error(`compaction worker exited with code ${code}`)));
+    return worker;
+  }
+
+  private finish(worker: Worker) {
+    const job = this.job;
+    this.job = undefined;
+    worker.unref();
+    return job;
+  }
+
+  /** The worker is gone: its job fails, and the next one starts a new worker. */
+  private fail(worker: Worker, error: Error): void {
+    if (this.worker === worker) this.worker = undefined;
+    this.finish(worker)?.reject(error);
+  }
 }

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { compactInWorker } from './compaction.ts';
+import { CompactionWorker } from './compaction.ts';
 import { Journal } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import { recover, type Recovered } from './recovery.ts';
@@ -19,6 +19,7 @@ export class EmbeddedStore implements Store {
   private journal: Journal | undefined;
   private release: (() => void) | undefined;
   private compaction: Promise<void> | undefined;
+  private readonly compactor = new CompactionWorker();
   /** The append being written; the journal may not rotate under it. */
   private writing: Promise<void> | undefined;
 
@@ -57,7 +58,8 @@ export class EmbeddedStore implements Store {
     const journal = this.requireJournal();
     if (journal.size === 0) return Promise.resolve();
     const upto = journal.rotate();
-    this.compaction = compactInWorker(this.options.dataDir, upto)
+    this.compaction = this.compactor
+      .compact(this.options.dataDir, upto)
       .then(
         () => undefined,
         (error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`),
@@ -70,6 +72,7 @@ export class EmbeddedStore implements Store {
     if (!this.journal) return;
     await this.compaction;
     if (this.journal.size > 0) await this.snapshot();
+    await this.compactor.close();
     this.journal.close();
     this.journal = undefined;
     this.release?.();

@@ -21,7 +21,8 @@ export function listSegments(dir: string): number[] {
 
 /** What reading a segment found. */
 export interface SegmentContents {
-  records: JournalRecord[];
+  /** How many valid records it holds. */
+  records: number;
   /** Bytes of the file that hold whole, valid records. */
   validBytes: number;
   /** Whether a torn or corrupt last record was dropped. */
@@ -29,13 +30,13 @@ export interface SegmentContents {
 }
 
 /**
- * Reads a segment. A torn or corrupt last record is dropped (the write it belonged to was never
- * acknowledged); a bad record followed by good ones is corruption of acknowledged data and an error
- * that names the file and line.
+ * Reads a segment, handing each record to `visit` as it is decoded (a segment's records are never
+ * all held at once: replay keeps only the documents). A torn or corrupt last record is dropped
+ * (the write it belonged to was never acknowledged); a bad record followed by good ones is
+ * corruption of acknowledged data and an error that names the file and line.
  */
-export function readSegment(file: string): SegmentContents {
+export function readSegment(file: string, visit: (record: JournalRecord) => void): SegmentContents {
   const buffer = readFileSync(file);
-  const records: JournalRecord[] = [];
   let start = 0;
   let line = 0;
   while (start < buffer.length) {
@@ -45,12 +46,12 @@ export function readSegment(file: string): SegmentContents {
     if (!record) {
       const isLast = end === -1 || end + 1 >= buffer.length;
       if (!isLast) throw new HubError('INTERNAL', `journal ${file} is corrupt at line ${line}; records after it exist, refusing to drop them`);
-      return { records, validBytes: start, droppedTail: true };
+      return { records: line - 1, validBytes: start, droppedTail: true };
     }
-    records.push(record);
+    visit(record);
     start = end + 1;
   }
-  return { records, validBytes: start, droppedTail: false };
+  return { records: line, validBytes: start, droppedTail: false };
 }
 
 /**

@@ -17,9 +17,56 @@ export interface JournalRecord {
   changes: DocChange[];
 }
 
+/**
+ * How a record is laid out on its journal line: one flat JSON array,
+ * `[seq, at, doc, v, ops, doc, v, ops, …]`, with each document's ops flat as well:
+ * `"=", path, value` (replace), `"+", path, value` (add), `"-", path` (remove). The keys an
+ * object per record and per op would repeat were a third of a progress update's line, and every
+ * byte is written once, read back by every snapshot and by every restart.
+ */
+type Line = Array<string | number | unknown[]>;
+
+const CODE = { add: '+', replace: '=', remove: '-' } as const;
+
+function toLine(record: JournalRecord): Line {
+  const line: Line = [record.seq, record.at];
+  for (const change of record.changes) {
+    const ops: unknown[] = [];
+    for (const op of change.ops) {
+      if (op.op === 'remove') ops.push('-', op.path);
+      else ops.push(CODE[op.op], op.path, op.value);
+    }
+    line.push(change.doc, change.v, ops);
+  }
+  return line;
+}
+
+/** The record a line holds, or null when its shape is not one. */
+function fromLine(line: unknown): JournalRecord | null {
+  if (!Array.isArray(line) || line.length < 2 || (line.length - 2) % 3 !== 0) return null;
+  const changes: DocChange[] = [];
+  for (let i = 2; i < line.length; i += 3) {
+    const flat = line[i + 2] as unknown[];
+    if (!Array.isArray(flat)) return null;
+    const ops: PatchOp[] = [];
+    for (let k = 0; k < flat.length; ) {
+      const code = flat[k];
+      const path = flat[k + 1];
+      if (typeof path !== 'string') return null;
+      if (code === '-') ops.push({ op: 'remove', path });
+      else if (code === '=') ops.push({ op: 'replace', path, value: flat[k + 2] });
+      else if (code === '+') ops.push({ op: 'add', path, value: flat[k + 2] });
+      else return null;
+      k += code === '-' ? 2 : 3;
+    }
+    changes.push({ doc: line[i] as DocKey, v: line[i + 1] as number, ops });
+  }
+  return { seq: line[0] as number, at: line[1] as number, changes };
+}
+
 /** A journal line: the CRC-32 of the JSON (8 hex digits), a space, the JSON, a newline. */
 export function encodeRecord(record: JournalRecord): string {
-  const json = JSON.stringify(record);
+  const json = JSON.stringify(toLine(record));
   return crc32(json).toString(16).padStart(8, '0') + ' ' + json + '\n';
 }
 
@@ -33,7 +80,7 @@ const NEWLINE = 0x0a;
  * the batch the hub writes once per tick.
  */
 export function encodeRecords(records: readonly JournalRecord[]): Buffer {
-  const jsons = records.map((record) => JSON.stringify(record));
+  const jsons = records.map((record) => JSON.stringify(toLine(record)));
   let size = 0;
   for (const json of jsons) size += Buffer.byteLength(json, 'utf8') + 10;
   const buffer = Buffer.allocUnsafe(size);
@@ -58,16 +105,20 @@ export function decodeRecord(line: string): JournalRecord | null {
 /**
  * decodeRecord for the line at bytes [start, end) of a segment: the checksum is taken over the
  * bytes as they are on disk, and only the JSON is turned into a string (start-up reads every
- * line of the journal through here).
+ * line of the journal through here). Lines of the first format (one object per record, written
+ * by hubs before the flat layout) are read as they are.
  */
 export function decodeLine(buffer: Buffer, start: number, end: number): JournalRecord | null {
   if (end - start < 10 || buffer[start + 8] !== SPACE) return null;
   if (crc32(buffer.subarray(start + 9, end)).toString(16).padStart(8, '0') !== buffer.toString('latin1', start, start + 8)) return null;
+  let parsed: unknown;
   try {
-    return JSON.parse(buffer.toString('utf8', start + 9, end)) as JournalRecord;
+    parsed = JSON.parse(buffer.toString('utf8', start + 9, end));
   } catch {
     return null;
   }
+  if (Array.isArray(parsed)) return fromLine(parsed);
+  return typeof parsed === 'object' && parsed !== null && Array.isArray((parsed as JournalRecord).changes) ? (parsed as JournalRecord) : null;
 }
 
 /** Applies a committed record to stored documents (start-up replay and compaction share this). */

@@ -33,12 +33,11 @@ export async function recover(dir: string, uptoSegment = Infinity): Promise<Reco
       continue;
     }
     if (n > uptoSegment) break;
-    const contents = readSegment(file);
-    for (const record of contents.records) {
-      if (record.seq <= seq) continue;
+    const contents = readSegment(file, (record) => {
+      if (record.seq <= seq) return;
       replayRecord(docs, record);
       seq = record.seq;
-    }
+    });
     if (contents.droppedTail && uptoSegment === Infinity) {
       warnings.push(`journal ${file}: dropped a torn or corrupt last record (it was never acknowledged)`);
       truncateSync(file, contents.validBytes);
