@@ -34,7 +34,9 @@ export function dataDir(ctx: BenchContext, name: string): string {
 export async function startHub(ctx: BenchContext, name: string, options: HubOptionsInput = {}, nodeArgs: string[] = []): Promise<{ hub: BenchChild; ready: HubReady; spawnToReadyMs: number }> {
   const dir = options.dataDir ?? dataDir(ctx, name);
   const config = join(ctx.workDir, `${name}-${Date.now()}.json`);
-  writeFileSync(config, JSON.stringify({ port: 0, tokens: BENCH_GRANTS, logLevel: 'warn', ...options, dataDir: dir }));
+  // BENCH_HUB_OPTIONS (JSON) overrides hub options of every hub (e.g. {"snapshotAfterBytes":1e12}) for investigations.
+  const override = JSON.parse(process.env.BENCH_HUB_OPTIONS ?? '{}') as HubOptionsInput;
+  writeFileSync(config, JSON.stringify({ port: 0, tokens: BENCH_GRANTS, logLevel: 'warn', ...options, ...override, dataDir: dir }));
   const profile: string[] = [];
   if (ctx.profileDir) {
     mkdirSync(ctx.profileDir, { recursive: true });

@@ -131,8 +131,8 @@ export async function runProgress(ctx: BenchContext, raw: RawFigures): Promise<S
       details: {
         saturation: { hub: sat.hub.map((p) => ({ perSecond: p.result.perSecond, cpu: p.cpu })), raw: sat.raw.map((p) => ({ perSecond: p.result.perSecond, cpu: p.cpu })) },
         open: {
-          hub: { latency: hubLatency, rounds: open.hub.map((p) => ({ achievedPerSecond: p.result.achievedPerSecond, errors: p.result.errors, unanswered: p.result.unanswered, cpu: p.cpu, loopDelay: p.loopDelay, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
-          raw: { latency: rawLatency, rounds: open.raw.map((p) => ({ achievedPerSecond: p.result.achievedPerSecond, cpu: p.cpu, loopDelay: p.loopDelay, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
+          hub: { latency: hubLatency, rounds: open.hub.map((p) => ({ latency: Histogram.fromJSON(p.result.latency).summary(), achievedPerSecond: p.result.achievedPerSecond, errors: p.result.errors, unanswered: p.result.unanswered, cpu: p.cpu, loopDelay: p.loopDelay, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
+          raw: { latency: rawLatency, rounds: open.raw.map((p) => ({ latency: Histogram.fromJSON(p.result.latency).summary(), achievedPerSecond: p.result.achievedPerSecond, cpu: p.cpu, loopDelay: p.loopDelay, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
         },
       },
       notes: [
