@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { ask, openSockets } from './bench/roles/agent-pool.ts';
+import { patchTextParser, scanProgress } from './bench/roles/monitor-pool.ts';
+import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { Histogram } from './bench/histogram.ts';
 import { runClosedLoop, runOpenLoop } from './bench/open-loop.ts';
 import { toMarkdown, toText } from './bench/report.ts';
@@ -101,4 +104,34 @@ describe('benchmark suite (smoke)', () => {
     expect(toText(result)).toContain('persistence');
     expect(JSON.parse(JSON.stringify(result))).toEqual(result);
   }, 120_000);
+});
+
+describe('bench subscribers', () => {
+  it('read a real hub patch frame as text and find each progress message in it', async () => {
+    const hub = await startHub({ patchIntervalMs: 20 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'text frames' });
+    await wf.start();
+    const [socket] = await openSockets(hub.url, '/monitor', TOKENS.monitor, 1, 1, patchTextParser);
+    onTestFinished(() => void socket!.disconnect());
+    const frames: unknown[] = [];
+    const carrying = new Promise<string>((resolve) =>
+      socket!.on('patch', (frame: unknown) => {
+        frames.push(frame);
+        if (typeof frame === 'string' && frame.includes('"r7:')) resolve(frame);
+      }),
+    );
+    expect(await ask(socket!, 'subscribe', { doc: wf.id })).toMatchObject({ ok: true });
+    const worker = await agent(hub, { agentId: 'w', agentType: 'w', progressIntervalMs: 1 });
+    await worker.onTask('*', async (_task, ctx) => {
+      await ctx.progress(10, 'other:4');
+      await ctx.progress(20, 'r7:3');
+      return { result: null };
+    });
+    const order = await wf.createWorkOrder({ taskType: 't', description: 'one' });
+    const found: Array<[string, number]> = [];
+    scanProgress(await carrying, 'r7', (path, index) => found.push([path, index]));
+    expect(found).toEqual([[`/workOrders/${order.id}/message`, 3]]);
+    expect(frames.every((frame) => typeof frame === 'string')).toBe(true);
+  });
 });

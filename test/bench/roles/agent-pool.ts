@@ -1,4 +1,4 @@
-import { io, type Socket } from 'socket.io-client';
+import { io, type ManagerOptions, type Socket } from 'socket.io-client';
 import { runClosedLoop, runOpenLoop } from '../open-loop.ts';
 import { BENCH_TOKENS, progressPayload } from '../workload.ts';
 
@@ -9,12 +9,12 @@ interface AttemptRef {
   attemptToken: string;
 }
 
-/** Opens `count` raw socket.io connections to `namespace`, `parallel` handshakes at a time. */
-export async function openSockets(url: string, namespace: string, token: string, count: number, parallel = 100): Promise<Socket[]> {
+/** Opens `count` raw socket.io connections to `namespace`, `parallel` handshakes at a time; `parser` replaces socket.io's. */
+export async function openSockets(url: string, namespace: string, token: string, count: number, parallel = 100, parser?: ManagerOptions['parser']): Promise<Socket[]> {
   const sockets: Socket[] = [];
   const openOne = () =>
     new Promise<Socket>((resolve, reject) => {
-      const socket = io(new URL(namespace, url).href, { auth: { token }, transports: ['websocket'], forceNew: true, reconnection: false });
+      const socket = io(new URL(namespace, url).href, { auth: { token }, transports: ['websocket'], forceNew: true, reconnection: false, ...(parser ? { parser } : {}) });
       socket.once('connect', () => resolve(socket));
       socket.once('connect_error', (error) => reject(error));
     });
