@@ -15,8 +15,14 @@ export interface CommittedBatch {
   effects: Effect[];
 }
 
+/** A batch is written before the end of the turn once it holds this many commands, or is this old (ms). */
+const EARLY_WRITE_COMMANDS = 32;
+const EARLY_WRITE_MS = 2;
+
 /** The records of one tick, written together; dispatchers wait for `committed`. */
 class Batch {
+  /** When the first command joined (performance.now()). */
+  readonly openedAt = performance.now();
   readonly records: JournalRecord[] = [];
   readonly transactions: Transaction<Effect>[] = [];
   readonly committed: Promise<void>;
@@ -44,7 +50,7 @@ export interface HubCoreOptions {
 
 /**
  * The single writer. Holds the authoritative state and its versions; every change is a command
- * run by `dispatch` under the mutex, journaled (one write per tick) and only then acknowledged
+ * run by `dispatch` under the mutex, journaled (one write per turn of the event loop, more in a busy one) and only then acknowledged
  * and announced to listeners. Reads use `state` directly, without the mutex.
  */
 export class Hub {
@@ -58,7 +64,10 @@ export class Hub {
   private readonly listeners: Array<(batch: CommittedBatch) => void> = [];
   private readonly rollbackListeners: Array<() => void> = [];
   private current: Batch | undefined;
+  /** The write loop, while it runs. */
   private flushing: Promise<void> | undefined;
+  /** Whether a write is scheduled for the end of this turn of the event loop. */
+  private scheduled = false;
   private seq = 0;
   private closed = false;
   /** newId bound once: a closure made per command costs, under tsx, a defineProperty for its name too. */
@@ -137,7 +146,7 @@ export class Hub {
 
   /** Waits until everything applied so far is on disk. */
   async settle(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.flushing || this.scheduled) await (this.flushing ?? new Promise((resolve) => setImmediate(resolve)));
   }
 
   /** Stops accepting commands, writes what is pending and closes the store. */
@@ -170,12 +179,29 @@ export class Hub {
       batch.records.push({ seq: ++this.seq, at: now, changes });
     }
     batch.transactions.push(tx);
-    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+    // Written at the end of this turn of the event loop, or at once when the batch is already big
+    // or old: a busy turn (hundreds of requests read from as many sockets) would otherwise hold
+    // the acks of its first requests until its last one was handled.
+    if (batch.transactions.length >= EARLY_WRITE_COMMANDS || performance.now() - batch.openedAt >= EARLY_WRITE_MS) this.startWriting();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.startWriting();
+      });
+    }
     return { reply, batch };
+  }
+
+  /** Starts the write loop, unless it runs already (it takes the current batch when done with its own). */
+  private startWriting(): void {
+    this.flushing ??= this.flush();
   }
 
   /** Writes batches one at a time until none is pending; a batch's records share one write. */
   private async flush(): Promise<void> {
+    // Never finishes synchronously: `flushing` is assigned before the loop can end and clear it.
+    await undefined;
     try {
       while (this.current) {
         const batch = this.current;

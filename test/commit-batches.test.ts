@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
+import { Hub } from '../server/hub.ts';
+import { MemoryStore } from './helpers/memory-store.ts';
+
+const SETTINGS = { outputRoot: '/tmp', kpiHistoryLimit: 10, dataHistoryLimit: 10, agingMs: 60_000, graceMs: 1000, backoffBaseMs: 100, backoffMaxMs: 1000 };
+const ADMIN = { role: 'admin' as const, name: 'test' };
+
+describe('group commit', () => {
+  it('writes a busy turn in batches of at most 32 commands, in order, each acked after its write', async () => {
+    const store = new MemoryStore();
+    const hub = await Hub.open({ store, settings: SETTINGS });
+    const { workflow } = await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
+    await hub.dispatch({ type: 'workflow.start', input: { workflowId: workflow.id }, actor: ADMIN });
+    const before = store.batches.length;
+    // Each command in its own callback of one turn, as requests read from many sockets are.
+    const writesSeenByAck: number[] = [];
+    const replies = await Promise.all(
+      Array.from(
+        { length: 100 },
+        (_, i) =>
+          new Promise<number>((resolve, reject) =>
+            setImmediate(() =>
+              hub.dispatch({ type: 'workflow.progress', input: { workflowId: 'w', stage: 's', percentage: i }, actor: ADMIN }).then((reply) => {
+                writesSeenByAck.push(store.batches.length - before);
+                resolve(reply.version);
+              }, reject),
+            ),
+          ),
+      ),
+    );
+    const batches = store.batches.slice(before);
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(100);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(32);
+    expect(batches.length).toBeGreaterThanOrEqual(4);
+    // Versions follow dispatch order, and the first commands were acknowledged before the last was written.
+    expect(replies).toEqual([...replies].sort((a, b) => a - b));
+    expect(writesSeenByAck[0]).toBeLessThan(batches.length);
+    await hub.close();
+  });
+});
