@@ -25,14 +25,14 @@ export class CompactionWorker {
   private worker: Worker | undefined;
   private job: { resolve: (reply: { seq: number; docs: number }) => void; reject: (error: Error) => void } | undefined;
 
-  /** Compacts `dir` up to segment `uptoSegment`; resolves when the snapshot is on disk. */
-  compact(dir: string, uptoSegment: number): Promise<{ seq: number; docs: number }> {
+  /** Compacts `dir` up to segment `uptoSegment` (`paced`: with a bounded share of a core); resolves when the snapshot is on disk. */
+  compact(dir: string, uptoSegment: number, paced = false): Promise<{ seq: number; docs: number }> {
     if (this.job) return Promise.reject(new Error('a compaction is already running'));
     const worker = (this.worker ??= this.start());
     return new Promise((resolve, reject) => {
       this.job = { resolve, reject };
       worker.ref();
-      worker.postMessage({ dir, uptoSegment });
+      worker.postMessage({ dir, uptoSegment, paced });
     });
   }
 

@@ -48,18 +48,23 @@ export class EmbeddedStore implements Store {
     } finally {
       if (this.writing === writing) this.writing = undefined;
     }
-    if (journal.size >= this.options.snapshotAfterBytes && !this.compaction) void this.snapshot().catch(() => undefined);
+    // Paced: a snapshot taken while the hub serves must not take the CPU its clients need.
+    if (journal.size >= this.options.snapshotAfterBytes && !this.compaction) void this.compact(true).catch(() => undefined);
   }
 
   snapshot(): Promise<void> {
-    if (this.compaction) return this.compaction.then(() => this.snapshot());
+    return this.compact(false);
+  }
+
+  private compact(paced: boolean): Promise<void> {
+    if (this.compaction) return this.compaction.then(() => this.compact(paced));
     // Rotating under a write in flight would land its bytes, and the next ones, at the old offset of the new segment.
-    if (this.writing) return this.writing.then(() => this.snapshot(), () => this.snapshot());
+    if (this.writing) return this.writing.then(() => this.compact(paced), () => this.compact(paced));
     const journal = this.requireJournal();
     if (journal.size === 0) return Promise.resolve();
     const upto = journal.rotate();
     this.compaction = this.compactor
-      .compact(this.options.dataDir, upto)
+      .compact(this.options.dataDir, upto, paced)
       .then(
         () => undefined,
         (error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`),

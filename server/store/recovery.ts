@@ -17,9 +17,10 @@ export interface Recovered {
 /**
  * Loads the snapshot and replays the journal segments after it, oldest first. Segments the
  * snapshot already contains are removed; a torn last record is dropped and cut from the file.
- * With `uptoSegment`, only segments up to it are replayed and nothing is cut.
+ * With `uptoSegment`, only segments up to it are replayed and nothing is cut. `onRecord` is
+ * called after each replayed record (the compaction worker paces itself there).
  */
-export async function recover(dir: string, uptoSegment = Infinity): Promise<Recovered> {
+export async function recover(dir: string, uptoSegment = Infinity, onRecord?: () => void): Promise<Recovered> {
   const snapshot = await readSnapshot(dir);
   const docs = new Map<DocKey, StoredDoc>(snapshot.docs);
   const warnings: string[] = [];
@@ -37,6 +38,7 @@ export async function recover(dir: string, uptoSegment = Infinity): Promise<Reco
       if (record.seq <= seq) return;
       replayRecord(docs, record);
       seq = record.seq;
+      onRecord?.();
     });
     if (contents.droppedTail && uptoSegment === Infinity) {
       warnings.push(`journal ${file}: dropped a torn or corrupt last record (it was never acknowledged)`);
@@ -50,8 +52,8 @@ export async function recover(dir: string, uptoSegment = Infinity): Promise<Reco
  * Folds every segment up to `uptoSegment` into a new snapshot, then deletes those segments.
  * Runs in a worker thread so the hub's event loop never parses or serialises the whole state.
  */
-export async function compact(dir: string, uptoSegment: number): Promise<{ seq: number; docs: number }> {
-  const { docs, seq } = await recover(dir, uptoSegment);
+export async function compact(dir: string, uptoSegment: number, onRecord?: () => void): Promise<{ seq: number; docs: number }> {
+  const { docs, seq } = await recover(dir, uptoSegment, onRecord);
   await writeSnapshot(dir, { format: 1, segment: uptoSegment, seq, docs: [...docs] });
   for (const n of listSegments(dir)) if (n <= uptoSegment) unlinkSync(join(dir, segmentName(n)));
   return { seq, docs: docs.size };
