@@ -130,14 +130,39 @@ describe('compaction worker', () => {
     const compactor = new CompactionWorker();
     try {
       writeFileSync(join(dir, segmentName(1)), encodeRecord(record(1, 1)));
-      await expect(compactor.compact(dir, 1)).resolves.toEqual({ seq: 1, docs: 1 });
+      await expect(compactor.compact(dir, 1)).resolves.toEqual({ seq: 1, docs: 1, pausedMs: 0 });
       writeFileSync(join(dir, segmentName(2)), encodeRecord(record(2, 2)) + 'garbage\n' + encodeRecord(record(3, 3)));
       await expect(compactor.compact(dir, 2)).rejects.toThrow(/compaction failed: .*corrupt at line 2/);
       writeFileSync(join(dir, segmentName(2)), encodeRecord(record(2, 2)) + encodeRecord(record(3, 3)));
-      await expect(compactor.compact(dir, 2)).resolves.toEqual({ seq: 3, docs: 1 });
+      await expect(compactor.compact(dir, 2)).resolves.toEqual({ seq: 3, docs: 1, pausedMs: 0 });
       const recovered = await recover(dir);
       expect(recovered.docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
       expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([]);
+    } finally {
+      await compactor.close();
+    }
+  });
+});
+
+describe('paced compaction', () => {
+  /** A segment of `count` small changes after record 1 (the document), from seq `first`. */
+  const segment = (dir: string, n: number, first: number, count: number) =>
+    writeFileSync(join(dir, segmentName(n)), encodeRecords(Array.from({ length: count }, (_, i) => record(first + i, first + i))));
+
+  it('sleeps between slices of replay in the background, and not once told to hurry or asked for directly', async () => {
+    const dir = tempDir();
+    const compactor = new CompactionWorker();
+    try {
+      segment(dir, 1, 1, 1);
+      segment(dir, 2, 2, 30_000);
+      const paced = await compactor.compact(dir, 2, true);
+      expect(paced.seq).toBe(30_001);
+      expect(paced.pausedMs).toBeGreaterThan(0);
+      segment(dir, 3, 30_002, 30_000);
+      const hurried = compactor.compact(dir, 3, true);
+      compactor.hurry();
+      await expect(hurried).resolves.toEqual({ seq: 60_001, docs: 1, pausedMs: 0 });
+      expect((await recover(dir)).docs.get('wf1')).toEqual({ v: 60_001, doc: { n: 60_001 } });
     } finally {
       await compactor.close();
     }

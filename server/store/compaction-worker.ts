@@ -1,4 +1,4 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { compact } from './recovery.ts';
 
 /**
@@ -9,25 +9,31 @@ import { compact } from './recovery.ts';
  */
 const DUTY = 0.25;
 const WORK_SLICE_MS = 5;
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Set to 1 by CompactionWorker.hurry(): stop pacing (the sleep below wakes on it). */
+const hurry = (workerData as { hurry: Int32Array }).hurry;
 
 /** Called per replayed record: after each slice of work, sleeps (without CPU) for three times as long. */
-function pacer(): () => void {
-  let sliceStart = performance.now();
-  let count = 0;
-  return () => {
-    if (++count % 64 !== 0) return;
-    const worked = performance.now() - sliceStart;
+class Pacer {
+  /** Time spent asleep, ms. */
+  pausedMs = 0;
+  private sliceStart = performance.now();
+  private count = 0;
+  readonly onRecord = () => {
+    if (++this.count % 64 !== 0 || Atomics.load(hurry, 0) === 1) return;
+    const worked = performance.now() - this.sliceStart;
     if (worked < WORK_SLICE_MS) return;
-    Atomics.wait(sleeper, 0, 0, worked * (1 / DUTY - 1));
-    sliceStart = performance.now();
+    const asleep = performance.now();
+    Atomics.wait(hurry, 0, 0, worked * (1 / DUTY - 1));
+    this.sliceStart = performance.now();
+    this.pausedMs += this.sliceStart - asleep;
   };
 }
 
 /** Worker entry: for each `{ dir, uptoSegment, paced }` received, compacts and reports back. */
 parentPort?.on('message', ({ dir, uptoSegment, paced }: { dir: string; uptoSegment: number; paced: boolean }) => {
-  compact(dir, uptoSegment, paced ? pacer() : undefined).then(
-    (result) => parentPort?.postMessage({ ok: true, ...result }),
+  const pacer = paced ? new Pacer() : undefined;
+  compact(dir, uptoSegment, pacer?.onRecord).then(
+    (result) => parentPort?.postMessage({ ok: true, ...result, pausedMs: pacer?.pausedMs ?? 0 }),
     (error: Error) => parentPort?.postMessage({ ok: false, message: error.message }),
   );
 });

@@ -5,15 +5,21 @@ import { Worker } from 'node:worker_threads';
 const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './compaction-worker.ts' : './compaction-worker.js', import.meta.url);
 
 /** Starts a worker; TypeScript sources (tests, tsx) get tsx's loader registered inside it first. */
-function startWorker(): Worker {
-  if (!workerUrl.pathname.endsWith('.ts')) return new Worker(workerUrl);
+function startWorker(workerData: unknown): Worker {
+  if (!workerUrl.pathname.endsWith('.ts')) return new Worker(workerUrl, { workerData });
   // The package exports only a CommonJS path to require.resolve; the ESM entry sits beside it.
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
   const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
-  return new Worker(bootstrap, { eval: true });
+  return new Worker(bootstrap, { eval: true, workerData });
 }
 
-type Reply = { ok: true; seq: number; docs: number } | { ok: false; message: string };
+/** What a compaction did; `pausedMs`: how long a paced one slept. */
+export interface Compacted {
+  seq: number;
+  docs: number;
+  pausedMs: number;
+}
+type Reply = ({ ok: true } & Compacted) | { ok: false; message: string };
 
 /**
  * The thread that folds the journal into the snapshot, kept for the store's life: starting a
@@ -23,17 +29,26 @@ type Reply = { ok: true; seq: number; docs: number } | { ok: false; message: str
  */
 export class CompactionWorker {
   private worker: Worker | undefined;
-  private job: { resolve: (reply: { seq: number; docs: number }) => void; reject: (error: Error) => void } | undefined;
+  /** Shared with the worker: 1 tells a paced job to stop pacing (it sleeps on this word, so it wakes at once). */
+  private readonly hurryFlag = new Int32Array(new SharedArrayBuffer(4));
+  private job: { resolve: (reply: Compacted) => void; reject: (error: Error) => void } | undefined;
 
   /** Compacts `dir` up to segment `uptoSegment` (`paced`: with a bounded share of a core); resolves when the snapshot is on disk. */
-  compact(dir: string, uptoSegment: number, paced = false): Promise<{ seq: number; docs: number }> {
+  compact(dir: string, uptoSegment: number, paced = false): Promise<Compacted> {
     if (this.job) return Promise.reject(new Error('a compaction is already running'));
     const worker = (this.worker ??= this.start());
     return new Promise((resolve, reject) => {
       this.job = { resolve, reject };
+      Atomics.store(this.hurryFlag, 0, 0);
       worker.ref();
       worker.postMessage({ dir, uptoSegment, paced });
     });
+  }
+
+  /** Lets the running job finish at full speed (the store is closing and nobody is served any more). */
+  hurry(): void {
+    Atomics.store(this.hurryFlag, 0, 1);
+    Atomics.notify(this.hurryFlag, 0);
   }
 
   /** Stops the thread (after the running job, which the store awaits first). */
@@ -44,11 +59,11 @@ export class CompactionWorker {
   }
 
   private start(): Worker {
-    const worker = startWorker();
+    const worker = startWorker({ hurry: this.hurryFlag });
     worker.unref();
     worker.on('message', (reply: Reply) => {
       const job = this.finish(worker);
-      if (reply.ok) job?.resolve({ seq: reply.seq, docs: reply.docs });
+      if (reply.ok) job?.resolve({ seq: reply.seq, docs: reply.docs, pausedMs: reply.pausedMs });
       else job?.reject(new Error(`compaction failed: ${reply.message}`));
     });
     worker.on('error', (error) => this.fail(worker, error));

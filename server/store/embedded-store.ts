@@ -75,6 +75,7 @@ export class EmbeddedStore implements Store {
 
   async close(): Promise<void> {
     if (!this.journal) return;
+    this.compactor.hurry();
     await this.compaction;
     if (this.journal.size > 0) await this.snapshot();
     await this.compactor.close();
