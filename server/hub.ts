@@ -19,7 +19,7 @@ export interface CommittedBatch {
 const EARLY_WRITE_COMMANDS = 32;
 const EARLY_WRITE_MS = 2;
 
-/** The records of one tick, written together; dispatchers wait for `committed`. */
+/** Records written together (a turn's, or part of a busy one); dispatchers wait for `committed`. */
 class Batch {
   /** When the first command joined (performance.now()). */
   readonly openedAt = performance.now();
@@ -50,8 +50,9 @@ export interface HubCoreOptions {
 
 /**
  * The single writer. Holds the authoritative state and its versions; every change is a command
- * run by `dispatch` under the mutex, journaled (one write per turn of the event loop, more in a busy one) and only then acknowledged
- * and announced to listeners. Reads use `state` directly, without the mutex.
+ * run by `dispatch` under the mutex, journaled (one write per turn of the event loop, more in a
+ * busy one) and only then acknowledged and announced to listeners. Reads use `state` directly,
+ * without the mutex.
  */
 export class Hub {
   state: HubState;
