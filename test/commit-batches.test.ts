@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
 import { Hub } from '../server/hub.ts';
+import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
-
-const SETTINGS = { outputRoot: '/tmp', kpiHistoryLimit: 10, dataHistoryLimit: 10, agingMs: 60_000, graceMs: 1000, backoffBaseMs: 100, backoffMaxMs: 1000 };
-const ADMIN = { role: 'admin' as const, name: 'test' };
 
 describe('group commit', () => {
   it('writes a busy turn in batches of at most 32 commands, in order, each acked after its write', async () => {

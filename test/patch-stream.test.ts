@@ -4,10 +4,8 @@ import type { PatchMessage } from '../shared/schemas/monitor.ts';
 import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
 import { Hub } from '../server/hub.ts';
 import { PatchStream } from '../server/transport/patch-stream.ts';
+import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
-
-const SETTINGS = { outputRoot: '/tmp', kpiHistoryLimit: 10, dataHistoryLimit: 10, agingMs: 60_000, graceMs: 1000, backoffBaseMs: 100, backoffMaxMs: 1000 };
-const ADMIN = { role: 'admin' as const, name: 'test' };
 
 /** Just enough of a socket.io namespace: one listener in every room, and a record of broadcasts. */
 function fakeNamespace() {

@@ -21,8 +21,6 @@ export function listSegments(dir: string): number[] {
 
 /** What reading a segment found. */
 export interface SegmentContents {
-  /** How many valid records it holds. */
-  records: number;
   /** Bytes of the file that hold whole, valid records. */
   validBytes: number;
   /** Whether a torn or corrupt last record was dropped. */
@@ -46,12 +44,12 @@ export function readSegment(file: string, visit: (record: JournalRecord) => void
     if (!record) {
       const isLast = end === -1 || end + 1 >= buffer.length;
       if (!isLast) throw new HubError('INTERNAL', `journal ${file} is corrupt at line ${line}; records after it exist, refusing to drop them`);
-      return { records: line - 1, validBytes: start, droppedTail: true };
+      return { validBytes: start, droppedTail: true };
     }
     visit(record);
     start = end + 1;
   }
-  return { records: line, validBytes: start, droppedTail: false };
+  return { validBytes: start, droppedTail: false };
 }
 
 /**
