@@ -7,6 +7,7 @@ import { EmbeddedStore } from '../server/store/embedded-store.ts';
 import { readSegment, segmentName } from '../server/store/journal.ts';
 import { decodeRecord, encodeRecord, encodeRecords, type JournalRecord } from '../server/store/records.ts';
 import { recover } from '../server/store/recovery.ts';
+import { readSnapshot } from '../server/store/snapshot.ts';
 import { tempDir } from './helpers/hub.ts';
 
 const record = (seq: number, value: number): JournalRecord => ({
@@ -121,6 +122,26 @@ describe('embedded store', () => {
     const recovered = await recover(dir);
     expect(recovered.docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
     expect(recovered.warnings).toEqual([]);
+  });
+
+  it('writes a due snapshot from the documents it is handed, as they were when handed, and keeps the journal after it', async () => {
+    const dir = tempDir();
+    const store = new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: 1, onWarning: (m) => expect.fail(m) });
+    await store.open();
+    await store.append(encodeRecord(record(1, 1)));
+    await store.append(encodeRecord(record(2, 2)));
+    expect(store.snapshotDue()).toBe(true);
+    const doc = { n: 2 };
+    store.startSnapshot({ seq: 2, docs: [['wf1', { v: 2, doc }]] });
+    // The hub changes its documents right after; the snapshot holds them as they were.
+    doc.n = 3;
+    expect(store.snapshotDue()).toBe(false);
+    await store.append(encodeRecord(record(3, 3)));
+    await store.snapshotSettled();
+    expect(await readSnapshot(dir)).toEqual({ format: 1, segment: 1, seq: 2, docs: [['wf1', { v: 2, doc: { n: 2 } }]] });
+    expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([segmentName(2)]);
+    expect((await recover(dir)).docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
+    await store.close();
   });
 });
 

@@ -1,7 +1,10 @@
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createHub } from '../server/index.ts';
+import { holdsAtMost } from '../server/domain/state.ts';
+import { SNAPSHOT_FROM_MEMORY_VALUES } from '../server/hub.ts';
+import { createHub, EmbeddedStore } from '../server/index.ts';
+import { readSnapshot } from '../server/store/snapshot.ts';
 import { control, GRANTS, startHub, tempDir } from './helpers/hub.ts';
 
 /** Builds a workflow that touches every kind of change. */
@@ -40,17 +43,29 @@ describe('persistence', () => {
     expect((await again.listWorkflows()).items.map((w) => w.id)).toEqual(workflows.map((w) => w.id));
   });
 
-  it('recovers from snapshots taken in the background plus the journal written after them', async () => {
+  it.each([
+    ['small: written from memory', 0],
+    ['large: rebuilt from the journal', 1_200],
+  ])('recovers from snapshots taken in the background (%s) plus the journal written after them', async (_, orders) => {
     const dataDir = tempDir();
-    const first = await startHub({ dataDir, snapshotAfterBytes: 2048 });
+    const store = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 2048, onWarning: (m) => expect.fail(m) });
+    const first = await startHub({ dataDir }, { store });
     const client = await control(first);
     const workflows = [];
+    if (orders > 0) {
+      const many = await client.createWorkflow({ userQuery: 'many orders' });
+      for (let done = 0; done < orders; done += 400) await many.createWorkOrders(Array.from({ length: 400 }, (_, i) => ({ taskType: 'idle', description: `order ${done + i}` })));
+      workflows.push(many);
+    }
+    expect(holdsAtMost(first.core.state, SNAPSHOT_FROM_MEMORY_VALUES)).toBe(orders === 0);
     for (let n = 0; n < 8; n++) workflows.push(await busyWorkflow(client, n));
     await first.core.settle();
+    await store.snapshotSettled();
+    // Taken while the hub served, not only when it closed.
+    expect((await readSnapshot(dataDir)).seq).toBeGreaterThan(0);
     const before = await Promise.all(workflows.map((w) => w.get()));
     client.close();
     await first.close();
-    expect(existsSync(join(dataDir, 'snapshot.json'))).toBe(true);
     expect(readdirSync(dataDir).filter((f) => f.endsWith('.journal'))).toEqual([]);
 
     const second = await startHub({ dataDir });

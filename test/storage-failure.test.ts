@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createHub, EmbeddedStore, type Store } from '../server/index.ts';
+import type { CurrentDocs } from '../server/store/store.ts';
 import { agent, control, GRANTS, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
 
@@ -13,6 +14,12 @@ class FailingStore implements Store {
   append(text: string) {
     if (this.failing) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
     return this.inner.append(text);
+  }
+  snapshotDue() {
+    return this.inner.snapshotDue();
+  }
+  startSnapshot(current?: CurrentDocs) {
+    this.inner.startSnapshot(current);
   }
   snapshot() {
     return this.inner.snapshot();

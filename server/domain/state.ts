@@ -60,6 +60,35 @@ export function stateFromDocs(docs: Map<DocKey, StoredDoc>, now: number, agingMs
   return state;
 }
 
+/** The key of every document there is: each workflow, in creation order, then the agent pool. */
+export function docKeys(state: HubState): DocKey[] {
+  return state.agents ? [...state.workflows.keys(), AGENTS_DOC] : [...state.workflows.keys()];
+}
+
+/** Every document with its version, as a snapshot stores them (the objects are the live ones). */
+export function storedDocs(state: HubState): Array<[DocKey, StoredDoc]> {
+  return docKeys(state).map((key) => [key, { v: versionOf(state, key), doc: docRoot(state, key) }]);
+}
+
+/**
+ * Whether the documents hold at most `limit` values (each object entry and array element counts
+ * one), which is what serialising them costs. The walk stops at the limit, so asking costs
+ * O(limit), never O(state).
+ */
+export function holdsAtMost(state: HubState, limit: number): boolean {
+  let left = limit;
+  const within = (value: unknown): boolean => {
+    if (typeof value !== 'object' || value === null) return true;
+    if (Array.isArray(value)) {
+      for (const item of value) if (--left < 0 || !within(item)) return false;
+      return true;
+    }
+    for (const key in value) if (--left < 0 || !within((value as Record<string, unknown>)[key])) return false;
+    return true;
+  };
+  return docKeys(state).every((key) => within(docRoot(state, key)));
+}
+
 /** The current version of a document (0 when it does not exist yet). */
 export function versionOf(state: HubState, key: DocKey): number {
   return state.versions.get(key) ?? 0;

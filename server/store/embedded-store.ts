@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { CompactionWorker } from './compaction.ts';
-import { Journal } from './journal.ts';
+import { dropSegments, Journal } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import { recover, type Recovered } from './recovery.ts';
-import type { Store } from './store.ts';
+import { snapshotText, writeSnapshot } from './snapshot.ts';
+import type { CurrentDocs, Store } from './store.ts';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
@@ -48,23 +49,44 @@ export class EmbeddedStore implements Store {
     } finally {
       if (this.writing === writing) this.writing = undefined;
     }
-    // Paced: a snapshot taken while the hub serves must not take the CPU its clients need.
-    if (journal.size >= this.options.snapshotAfterBytes && !this.compaction) void this.compact(true).catch(() => undefined);
+  }
+
+  snapshotDue(): boolean {
+    return this.journal !== undefined && this.journal.size >= this.options.snapshotAfterBytes && !this.compaction && !this.writing;
+  }
+
+  startSnapshot(current?: CurrentDocs): void {
+    // Busy, the documents would have moved on by the time the snapshot could start: rebuild instead.
+    if (current && (this.compaction || this.writing)) current = undefined;
+    this.compact(true, current).catch((error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`));
   }
 
   snapshot(): Promise<void> {
     return this.compact(false);
   }
 
-  private compact(paced: boolean): Promise<void> {
+  /** Resolves once the snapshot being taken, if any, is on disk (or has failed and been reported). */
+  async snapshotSettled(): Promise<void> {
+    while (this.compaction) await this.compaction;
+  }
+
+  /**
+   * Rotates the journal and writes a snapshot of everything before the new segment: from `current`
+   * (serialised here, synchronously), or by replaying the journal in the compaction worker, paced
+   * when `paced`. A failed snapshot leaves the journal in place.
+   */
+  private compact(paced: boolean, current?: CurrentDocs): Promise<void> {
     if (this.compaction) return this.compaction.then(() => this.compact(paced));
     // Rotating under a write in flight would land its bytes, and the next ones, at the old offset of the new segment.
     if (this.writing) return this.writing.then(() => this.compact(paced), () => this.compact(paced));
     const journal = this.requireJournal();
     if (journal.size === 0) return Promise.resolve();
     const upto = journal.rotate();
-    this.compaction = this.compactor
-      .compact(this.options.dataDir, upto, paced)
+    const dir = this.options.dataDir;
+    const job = current
+      ? writeSnapshot(dir, snapshotText({ format: 1, segment: upto, seq: current.seq, docs: current.docs })).then(() => dropSegments(dir, upto))
+      : this.compactor.compact(dir, upto, paced);
+    this.compaction = job
       .then(
         () => undefined,
         (error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`),

@@ -19,6 +19,11 @@ export function listSegments(dir: string): number[] {
     .sort((a, b) => a - b);
 }
 
+/** Deletes the segments a new snapshot contains: every one up to `uptoSegment`. */
+export function dropSegments(dir: string, uptoSegment: number): void {
+  for (const n of listSegments(dir)) if (n <= uptoSegment) unlinkSync(join(dir, segmentName(n)));
+}
+
 /** What reading a segment found. */
 export interface SegmentContents {
   /** Bytes of the file that hold whole, valid records. */

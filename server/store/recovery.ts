@@ -1,7 +1,7 @@
 import { truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DocKey, StoredDoc } from '../domain/state.ts';
-import { listSegments, readSegment, segmentName } from './journal.ts';
+import { dropSegments, listSegments, readSegment, segmentName } from './journal.ts';
 import { replayRecord } from './records.ts';
 import { readSnapshot, writeSnapshot } from './snapshot.ts';
 
@@ -55,6 +55,6 @@ export async function recover(dir: string, uptoSegment = Infinity, onRecord?: ()
 export async function compact(dir: string, uptoSegment: number, onRecord?: () => void): Promise<{ seq: number; docs: number }> {
   const { docs, seq } = await recover(dir, uptoSegment, onRecord);
   await writeSnapshot(dir, { format: 1, segment: uptoSegment, seq, docs: [...docs] });
-  for (const n of listSegments(dir)) if (n <= uptoSegment) unlinkSync(join(dir, segmentName(n)));
+  dropSegments(dir, uptoSegment);
   return { seq, docs: docs.size };
 }

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
-import { DataFile } from 'lowdb/node';
+import { DataFile, TextFile } from 'lowdb/node';
 import { HubError } from '../../shared/errors.ts';
 import type { DocKey, StoredDoc } from '../domain/state.ts';
 
@@ -27,7 +27,7 @@ function database(dir: string): Low<SnapshotData> {
         throw new HubError('INTERNAL', `snapshot ${join(dir, SNAPSHOT_FILE)} is unreadable (${(error as Error).message}); refusing to start with an empty state`);
       }
     },
-    stringify: (data) => JSON.stringify(data),
+    stringify: snapshotText,
   });
   return new Low(file, { format: 1, segment: 0, seq: 0, docs: [] });
 }
@@ -42,15 +42,18 @@ export async function readSnapshot(dir: string): Promise<SnapshotData> {
   return db.data;
 }
 
+/** The text of the snapshot file holding `data`. */
+export function snapshotText(data: SnapshotData): string {
+  return JSON.stringify(data);
+}
+
 /**
- * Writes the snapshot atomically (lowdb writes a temporary file and renames it), then flushes the
- * file and its directory to disk: the journal segments it replaces are deleted right after, so
- * the snapshot must not live only in the page cache.
+ * Writes the snapshot (or its text, from `snapshotText`) atomically: lowdb writes a temporary
+ * file and renames it. Then flushes the file and its directory to disk: the journal segments it
+ * replaces are deleted right after, so the snapshot must not live only in the page cache.
  */
-export async function writeSnapshot(dir: string, data: SnapshotData): Promise<void> {
-  const db = database(dir);
-  db.data = data;
-  await db.write();
+export async function writeSnapshot(dir: string, data: SnapshotData | string): Promise<void> {
+  await new TextFile(join(dir, SNAPSHOT_FILE)).write(typeof data === 'string' ? data : snapshotText(data));
   for (const path of [join(dir, SNAPSHOT_FILE), dir]) {
     const handle = await open(path, 'r');
     try {

@@ -1,4 +1,11 @@
+import type { DocKey, StoredDoc } from '../domain/state.ts';
 import type { Recovered } from './recovery.ts';
+
+/** Every document as the journal holds it, and the sequence number of the last record written. */
+export interface CurrentDocs {
+  seq: number;
+  docs: Array<[DocKey, StoredDoc]>;
+}
 
 /**
  * Where the hub keeps its state. The embedded store (journal plus lowdb snapshot) implements it;
@@ -9,6 +16,13 @@ export interface Store {
   open(): Promise<Recovered>;
   /** Durably appends encoded records in one write; rejects (leaving nothing on disk) on failure. */
   append(records: string | Uint8Array): Promise<void>;
+  /** Whether the journal has grown enough for a snapshot and none is being taken. */
+  snapshotDue(): boolean;
+  /**
+   * Starts a snapshot in the background: written from `current` (serialised before this returns)
+   * when given, else rebuilt from the journal without taking the CPU the hub's clients need.
+   */
+  startSnapshot(current?: CurrentDocs): void;
   /** Folds the journal into a new snapshot now, waiting for it. */
   snapshot(): Promise<void>;
   /** Finishes background work, writes a final snapshot and releases the directory. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Namespace, Socket } from 'socket.io';
 import { compactOps, type PatchOp } from '../../shared/patch.ts';
 import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
-import { AGENTS_DOC, docRoot, versionOf, type DocKey } from '../domain/state.ts';
+import { docKeys, docRoot, versionOf, type DocKey } from '../domain/state.ts';
 import type { CommittedBatch, Hub } from '../hub.ts';
 
 interface VersionedOps {
@@ -73,7 +73,7 @@ export class PatchStream {
     private readonly options: PatchStreamOptions,
   ) {
     // Documents loaded from disk are committed up to their version.
-    for (const doc of [...hub.state.workflows.keys(), ...(hub.state.agents ? [AGENTS_DOC] : [])]) this.stream(doc, versionOf(hub.state, doc));
+    for (const doc of docKeys(hub.state)) this.stream(doc, versionOf(hub.state, doc));
     hub.onCommit((batch) => this.onCommit(batch));
     hub.onRollback(() => this.onRollback());
   }
@@ -170,7 +170,7 @@ export class PatchStream {
     visible: (doc: DocKey) => boolean,
     scope: readonly string[] | undefined,
   ): Subscription[] {
-    const docs = [...this.hub.state.workflows.keys(), ...(this.hub.state.agents ? ['@agents'] : [])].filter(visible);
+    const docs = docKeys(this.hub.state).filter(visible);
     const held = (doc: DocKey) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined);
     const subscriptions = docs.map((doc) => this.catchUp(doc, held(doc)));
     if (scope) void socket.join([...scope, '@agents'].map(room));

@@ -11,6 +11,10 @@ export class MemoryStore implements Store {
   async append(records: string | Uint8Array): Promise<void> {
     this.batches.push(Buffer.from(records).toString('utf8').split('\n').length - 1);
   }
+  snapshotDue(): boolean {
+    return false;
+  }
+  startSnapshot(): void {}
   async snapshot(): Promise<void> {}
   async close(): Promise<void> {}
 }
