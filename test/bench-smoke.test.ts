@@ -107,6 +107,14 @@ describe('benchmark suite (smoke)', () => {
 });
 
 describe('bench subscribers', () => {
+  it('find every progress message of their run in a frame, and only those', () => {
+    const op = (id: string, value: string) => `{"op":"replace","path":"/workOrders/${id}/message","value":"${value}"}`;
+    const frame = `2/monitor,["patch",{"doc":"wf_1","from":1,"to":4,"ops":[${op('wo_a', 'r7:1203')},${op('wo_b', 'r70:5')},${op('wo_c', 'r7:0')},${op('wo_d', 'x')}]}]`;
+    const found: number[] = [];
+    scanProgress(frame, 'r7', (index) => found.push(index));
+    expect(found).toEqual([1203, 0]);
+  });
+
   it('read a real hub patch frame as text and find each progress message in it', async () => {
     const hub = await startHub({ patchIntervalMs: 20 });
     const client = await control(hub);
@@ -129,9 +137,11 @@ describe('bench subscribers', () => {
       return { result: null };
     });
     const order = await wf.createWorkOrder({ taskType: 't', description: 'one' });
-    const found: Array<[string, number]> = [];
-    scanProgress(await carrying, 'r7', (path, index) => found.push([path, index]));
-    expect(found).toEqual([[`/workOrders/${order.id}/message`, 3]]);
+    const frame = await carrying;
+    expect(frame).toContain(`"path":"/workOrders/${order.id}/message","value":"r7:3"`);
+    const found: number[] = [];
+    scanProgress(frame, 'r7', (index) => found.push(index));
+    expect(found).toEqual([3]);
     expect(frames.every((frame) => typeof frame === 'string')).toBe(true);
   });
 });
