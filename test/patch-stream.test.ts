@@ -36,4 +36,27 @@ describe('patch stream (no network)', () => {
     expect(sent[0]!.ops.length).toBeLessThan(20);
     await hub.close();
   });
+
+  it('keeps a document’s history for resuming only from the first subscription to it (or to all) on', async () => {
+    const hub = await Hub.open({ store: new MemoryStore(), settings: SETTINGS });
+    const { nsp } = fakeNamespace();
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
+    const progress = (workflowId: string, percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId, stage: 's', percentage }, actor: ADMIN });
+    await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
+    for (let i = 1; i <= 5; i++) await progress('w', i);
+    // Nobody followed `w` yet, so nobody can hold one of its versions: none were kept.
+    const first = stream.subscribe(socket, 'w', 2, stream.epoch);
+    expect(first).toMatchObject({ mode: 'snapshot', version: 6 });
+    for (let i = 6; i <= 8; i++) await progress('w', i);
+    expect(stream.subscribe(socket, 'w', 6, stream.epoch)).toMatchObject({ mode: 'patches', from: 6, to: 9 });
+
+    // After a subscription to every document, one created later keeps its history from its creation.
+    stream.subscribeAll(socket, {}, undefined, () => true, undefined);
+    await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'x', userQuery: 'q' }), actor: ADMIN });
+    await progress('x', 1);
+    expect(stream.subscribe(socket, 'x', 0, stream.epoch)).toMatchObject({ mode: 'patches', from: 0, to: 2 });
+    stream.close();
+    await hub.close();
+  });
 });

@@ -27,6 +27,13 @@ interface DocStream {
    */
   recent: VersionedOps[];
   dropped: number;
+  /**
+   * Whether anyone subscribed to the document in this run of the hub. Until then nobody holds a
+   * version of it to resume from (versions of another run are never resumed), so no history is
+   * kept: at 10k changes/s, keeping 1,000 versions held each change for ~100 ms, long enough for
+   * V8 to promote it, and those promotions ended in a mark-compact every ~14 s.
+   */
+  followed: boolean;
 }
 
 export interface PatchStreamOptions {
@@ -62,6 +69,8 @@ export class PatchStream {
   /** Documents with pending changes: a flush looks at these only, not at every document. */
   private dirty = new Set<DocKey>();
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether anyone subscribed to every document: each then keeps its history from its creation on. */
+  private followedAll = false;
   /** Subscribers dropped for falling behind. */
   stalledCount = 0;
   /** This run of the hub: versions of an earlier run may not have reached disk. */
@@ -82,7 +91,7 @@ export class PatchStream {
   private stream(doc: DocKey, committed: number): DocStream {
     let stream = this.docs.get(doc);
     if (!stream) {
-      stream = { committed, sent: committed, pending: [], cuts: new Set(), recent: [], dropped: 0 };
+      stream = { committed, sent: committed, pending: [], cuts: new Set(), recent: [], dropped: 0, followed: this.followedAll };
       this.docs.set(doc, stream);
     }
     return stream;
@@ -97,13 +106,14 @@ export class PatchStream {
         const entry = { v: change.v, ops: change.ops };
         stream.pending.push(entry);
         this.dirty.add(change.doc);
+        stream.committed = change.v;
+        if (!stream.followed) continue;
         stream.recent.push(entry);
         stream.dropped = Math.max(0, stream.recent.length - this.options.resumeVersions);
         if (stream.dropped >= Math.max(64, this.options.resumeVersions)) {
           stream.recent.splice(0, stream.dropped);
           stream.dropped = 0;
         }
-        stream.committed = change.v;
       }
     }
     if (!this.timer) this.timer = setTimeout(() => this.flush(), this.options.intervalMs);
@@ -170,6 +180,7 @@ export class PatchStream {
     visible: (doc: DocKey) => boolean,
     scope: readonly string[] | undefined,
   ): Subscription[] {
+    this.followedAll = true;
     const docs = docKeys(this.hub.state).filter(visible);
     const held = (doc: DocKey) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined);
     const subscriptions = docs.map((doc) => this.catchUp(doc, held(doc)));
@@ -186,6 +197,7 @@ export class PatchStream {
   private catchUp(doc: DocKey, version: number | undefined): Subscription {
     // No stream yet: the document was created after start-up and its creation is not committed yet.
     const stream = this.stream(doc, 0);
+    stream.followed = true;
     const oldest = stream.recent[stream.dropped];
     if (version !== undefined && version <= stream.committed && (version === stream.committed || (oldest && oldest.v <= version + 1))) {
       const ops: PatchOp[] = [];
