@@ -67,12 +67,12 @@ export class ProgressRig {
   }
 }
 
-/** One phase against one server: its result, the CPU of the server and of the generator, the server's loop delay. */
-async function phase<T>(server: BenchChild, generator: BenchChild, run: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number>; loopDelay: Usage['loopDelay'] }> {
+/** One phase against one server: its result, the CPU and event-loop delay of the server and of the generator. */
+async function phase<T>(server: BenchChild, generator: BenchChild, run: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number>; loopDelay: Usage['loopDelay']; generatorLoopDelay: Usage['loopDelay'] }> {
   const cpu = await measureCpu({ server, generator });
   const result = await run();
   const usage = await cpu.end();
-  return { result, cpu: usage, loopDelay: cpu.loopDelay.server! };
+  return { result, cpu: usage, loopDelay: cpu.loopDelay.server!, generatorLoopDelay: cpu.loopDelay.generator! };
 }
 
 /**
@@ -131,8 +131,8 @@ export async function runProgress(ctx: BenchContext, raw: RawFigures): Promise<S
       details: {
         saturation: { hub: sat.hub.map((p) => ({ perSecond: p.result.perSecond, cpu: p.cpu })), raw: sat.raw.map((p) => ({ perSecond: p.result.perSecond, cpu: p.cpu })) },
         open: {
-          hub: { latency: hubLatency, rounds: open.hub.map((p) => ({ latency: Histogram.fromJSON(p.result.latency).summary(), achievedPerSecond: p.result.achievedPerSecond, errors: p.result.errors, unanswered: p.result.unanswered, cpu: p.cpu, loopDelay: p.loopDelay, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
-          raw: { latency: rawLatency, rounds: open.raw.map((p) => ({ latency: Histogram.fromJSON(p.result.latency).summary(), achievedPerSecond: p.result.achievedPerSecond, cpu: p.cpu, loopDelay: p.loopDelay, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
+          hub: { latency: hubLatency, rounds: open.hub.map((p) => ({ latency: Histogram.fromJSON(p.result.latency).summary(), achievedPerSecond: p.result.achievedPerSecond, errors: p.result.errors, unanswered: p.result.unanswered, cpu: p.cpu, loopDelay: p.loopDelay, generatorLoopDelay: p.generatorLoopDelay, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
+          raw: { latency: rawLatency, rounds: open.raw.map((p) => ({ latency: Histogram.fromJSON(p.result.latency).summary(), achievedPerSecond: p.result.achievedPerSecond, cpu: p.cpu, loopDelay: p.loopDelay, generatorLoopDelay: p.generatorLoopDelay, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
         },
       },
       notes: [
