@@ -25,6 +25,7 @@ import { controlHandlers } from './transport/control.ts';
 import { monitorHandlers } from './transport/monitor.ts';
 import { PatchStream } from './transport/patch-stream.ts';
 import { bindNamespace, sessionOf } from './transport/namespaces.ts';
+import { tuneV8ForHub } from './v8-tuning.ts';
 
 export { HubOptions, type HubOptionsInput } from './options.ts';
 export type { Store } from './store/store.ts';
@@ -116,6 +117,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     onError: (error, context) => logger.error({ err: error }, context),
     onJournalWrite: (ms, records) => metrics?.recordJournalWrite(ms, records),
   });
+  // After recovery, which builds long-lived state and may keep V8's default.
+  tuneV8ForHub();
   /** What to undo at close (or when start-up fails half-way), newest first. */
   const stops: Array<() => unknown> = [() => core.close()];
   const stopAll = async () => {

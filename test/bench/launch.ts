@@ -1,7 +1,6 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HubOptionsInput } from '../../server/index.ts';
-import { HUB_NODE_FLAGS } from '../../server/node-flags.ts';
 import { BenchChild, cpuPercent, type Usage } from './processes.ts';
 import type { Scale } from './scale.ts';
 import { BENCH_GRANTS } from './workload.ts';
@@ -29,9 +28,8 @@ export function dataDir(ctx: BenchContext, name: string): string {
 }
 
 /**
- * Starts a hub in its own process (test/bench/hub-entry.ts → createHub) with the node flags of
- * `switchboard start`, the bench tokens, warnings-only logging and `options`; under --cpu-prof
- * when the run profiles.
+ * Starts a hub in its own process (test/bench/hub-entry.ts → createHub) with the bench tokens,
+ * warnings-only logging and `options`; under --cpu-prof when the run profiles.
  */
 export async function startHub(ctx: BenchContext, name: string, options: HubOptionsInput = {}, nodeArgs: string[] = []): Promise<{ hub: BenchChild; ready: HubReady; spawnToReadyMs: number }> {
   const dir = options.dataDir ?? dataDir(ctx, name);
@@ -48,7 +46,7 @@ export async function startHub(ctx: BenchContext, name: string, options: HubOpti
   const started = performance.now();
   // BENCH_HUB_NODE_ARGS adds node flags to every hub (e.g. --trace-gc) for investigations.
   const extra = process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const { process: hub, ready } = await BenchChild.start<HubReady>(`hub(${name})`, './hub-entry.ts', { args: [config], nodeArgs: [...HUB_NODE_FLAGS, ...profile, ...nodeArgs, ...extra] });
+  const { process: hub, ready } = await BenchChild.start<HubReady>(`hub(${name})`, './hub-entry.ts', { args: [config], nodeArgs: [...profile, ...nodeArgs, ...extra] });
   return { hub, ready, spawnToReadyMs: performance.now() - started };
 }
 
