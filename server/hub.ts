@@ -4,7 +4,7 @@ import { HubError } from '../shared/errors.ts';
 import { applyCommand, type Command, type CommandReply, type CommandType } from './domain/commands.ts';
 import type { DomainSettings } from './domain/context.ts';
 import type { Effect } from './domain/effects.ts';
-import { emptyState, holdsAtMost, stateFromDocs, storedDocs, type HubState } from './domain/state.ts';
+import { emptyState, smallerThan, stateFromDocs, storedDocs, type HubState } from './domain/state.ts';
 import { copyJson, Transaction } from './domain/transaction.ts';
 import { encodeRecords, type JournalRecord } from './store/records.ts';
 import type { CurrentDocs, Store } from './store/store.ts';
@@ -20,13 +20,13 @@ const EARLY_WRITE_COMMANDS = 32;
 const EARLY_WRITE_MS = 2;
 
 /**
- * Up to this many values in all documents (a work order holds ~37), a due snapshot is serialised
- * from memory on the event loop (~10 ms at the bound on an idle core) instead of being rebuilt by
- * replaying the journal in the worker: replaying 32 MB of progress updates to a 500-order state
- * took a second of CPU and, on 2 cores, took the hub's ack p99 from ~15 ms to 80–140 ms while it
- * ran, paced to a quarter or a twentieth of a core, or in a niced process.
+ * Up to this much JSON (about 1,300 work orders), a due snapshot is serialised from memory on the
+ * event loop (~15 ms at the bound on an idle core, sizing included) instead of being rebuilt by replaying the
+ * journal in the worker: replaying 32 MB of progress updates to a 500-order state took a second of
+ * CPU and, on 2 cores, stalled the hub's loop for 40–70 ms while it ran, paced to a quarter or a
+ * twentieth of a core, or in a niced process (measured before the pretenuring fix, v8-tuning.ts).
  */
-export const SNAPSHOT_FROM_MEMORY_VALUES = 40_000;
+export const SNAPSHOT_FROM_MEMORY_BYTES = 1_000_000;
 
 /** Records written together (a turn's, or part of a busy one); dispatchers wait for `committed`. */
 class Batch {
@@ -228,19 +228,22 @@ export class Hub {
         const effects: Effect[] = [];
         for (const tx of batch.transactions) effects.push(...tx.effects);
         for (const listener of this.listeners) this.notify(() => listener({ records: batch.records, effects }), 'commit listener');
+        if (this.store.snapshotDue()) this.notify(() => this.store.startSnapshot(this.currentDocs()), 'snapshot');
       }
-      // Everything applied is written now, and nothing else runs before this returns: the moment
-      // a snapshot can be taken from memory.
-      if (this.store.snapshotDue()) this.notify(() => this.store.startSnapshot(this.smallDocs()), 'snapshot');
     } finally {
       // Whatever happens, the next change starts a new flush instead of waiting on this one forever.
       this.flushing = undefined;
     }
   }
 
-  /** Every document, when they are small enough to serialise on the event loop. */
-  private smallDocs(): CurrentDocs | undefined {
-    return holdsAtMost(this.state, SNAPSHOT_FROM_MEMORY_VALUES) ? { seq: this.seq, docs: storedDocs(this.state) } : undefined;
+  /**
+   * Every document as the journal holds it, for a snapshot from memory: only when no applied
+   * command waits to be written (memory is then exactly what is on disk) and the documents are
+   * small enough to serialise on the event loop.
+   */
+  private currentDocs(): CurrentDocs | undefined {
+    if (this.current) return undefined;
+    return smallerThan(this.state, SNAPSHOT_FROM_MEMORY_BYTES) ? { seq: this.seq, docs: storedDocs(this.state) } : undefined;
   }
 
   /** Runs an observer; what it throws is reported, never taken for a failed write. */

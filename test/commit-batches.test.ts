@@ -36,4 +36,30 @@ describe('group commit', () => {
     expect(writesSeenByAck[0]).toBeLessThan(batches.length);
     await hub.close();
   });
+
+  it('takes a due snapshot while writes keep coming: from memory only when nothing applied waits to be written', async () => {
+    const store = new MemoryStore({ slowWrites: true, snapshotEvery: 3 });
+    const hub = await Hub.open({ store, settings: SETTINGS });
+    await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
+    // A command every turn while each write takes a turn: the write loop never runs dry.
+    let dispatched = 0;
+    const replies: Array<Promise<unknown>> = [];
+    await new Promise<void>((resolve) => {
+      const next = () => {
+        replies.push(hub.dispatch({ type: 'workflow.progress', input: { workflowId: 'w', stage: 's', percentage: dispatched }, actor: ADMIN }));
+        if (++dispatched < 40) setImmediate(next);
+        else resolve();
+      };
+      next();
+    });
+    const whileBusy = store.snapshots.length;
+    expect(whileBusy).toBeGreaterThan(0);
+    expect(store.snapshots.slice(0, whileBusy).some((s) => !s.fromMemory)).toBe(true);
+    await Promise.all(replies);
+    await hub.settle();
+    // Quiet: the next due snapshot is taken from the documents in memory.
+    for (let i = 0; i < 3; i++) await hub.dispatch({ type: 'workflow.progress', input: { workflowId: 'w', stage: 's', percentage: 50 + i }, actor: ADMIN });
+    expect(store.snapshots.at(-1)).toMatchObject({ fromMemory: true });
+    await hub.close();
+  });
 });

@@ -131,14 +131,15 @@ describe('embedded store', () => {
     await store.append(encodeRecord(record(1, 1)));
     await store.append(encodeRecord(record(2, 2)));
     expect(store.snapshotDue()).toBe(true);
-    const doc = { n: 2 };
+    // Not what replaying the journal gives (n: 2): the snapshot is the documents handed over.
+    const doc = { n: 42 };
     store.startSnapshot({ seq: 2, docs: [['wf1', { v: 2, doc }]] });
     // The hub changes its documents right after; the snapshot holds them as they were.
-    doc.n = 3;
+    doc.n = 43;
     expect(store.snapshotDue()).toBe(false);
     await store.append(encodeRecord(record(3, 3)));
     await store.snapshotSettled();
-    expect(await readSnapshot(dir)).toEqual({ format: 1, segment: 1, seq: 2, docs: [['wf1', { v: 2, doc: { n: 2 } }]] });
+    expect(await readSnapshot(dir)).toEqual({ format: 1, segment: 1, seq: 2, docs: [['wf1', { v: 2, doc: { n: 42 } }]] });
     expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([segmentName(2)]);
     expect((await recover(dir)).docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
     await store.close();

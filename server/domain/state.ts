@@ -71,20 +71,21 @@ export function storedDocs(state: HubState): Array<[DocKey, StoredDoc]> {
 }
 
 /**
- * Whether the documents hold at most `limit` values (each object entry and array element counts
- * one), which is what serialising them costs. The walk stops at the limit, so asking costs
- * O(limit), never O(state).
+ * Whether the documents' JSON is at most about `bytes` long, which is what serialising them costs.
+ * Estimated while walking them (a string by its length, a key and any other value by a few bytes);
+ * the walk stops at the bound, so asking costs O(bound + documents), never O(state).
  */
-export function holdsAtMost(state: HubState, limit: number): boolean {
-  let left = limit;
+export function smallerThan(state: HubState, bytes: number): boolean {
+  let left = bytes;
   const within = (value: unknown): boolean => {
-    if (typeof value !== 'object' || value === null) return true;
+    if (typeof value === 'string') return (left -= value.length + 2) >= 0;
+    if (typeof value !== 'object' || value === null) return (left -= 8) >= 0;
     if (Array.isArray(value)) {
-      for (const item of value) if (--left < 0 || !within(item)) return false;
-      return true;
+      for (const item of value) if (!within(item)) return false;
+      return (left -= 2) >= 0;
     }
-    for (const key in value) if (--left < 0 || !within((value as Record<string, unknown>)[key])) return false;
-    return true;
+    for (const key in value) if ((left -= key.length + 4) < 0 || !within((value as Record<string, unknown>)[key])) return false;
+    return (left -= 2) >= 0;
   };
   return docKeys(state).every((key) => within(docRoot(state, key)));
 }

@@ -51,16 +51,19 @@ export class EmbeddedStore implements Store {
     }
   }
 
+  /** Whether the journal reached `snapshotAfterBytes`, with no snapshot or write in progress. */
   snapshotDue(): boolean {
     return this.journal !== undefined && this.journal.size >= this.options.snapshotAfterBytes && !this.compaction && !this.writing;
   }
 
+  /** Starts a background snapshot (from `current`, or paced replay); does nothing while a snapshot or write is in progress. */
   startSnapshot(current?: CurrentDocs): void {
-    // Busy, the documents would have moved on by the time the snapshot could start: rebuild instead.
-    if (current && (this.compaction || this.writing)) current = undefined;
-    this.compact(true, current).catch((error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`));
+    // Busy, the documents would have moved on by the time it could start; the hub asks again later.
+    if (this.compaction || this.writing) return;
+    void this.compact(true, current);
   }
 
+  /** Folds the journal into a new snapshot at full speed, after any in progress. */
   snapshot(): Promise<void> {
     return this.compact(false);
   }

@@ -21,6 +21,7 @@ export interface Store {
   /**
    * Starts a snapshot in the background: written from `current` (serialised before this returns)
    * when given, else rebuilt from the journal without taking the CPU the hub's clients need.
+   * The hub calls it after a write while `snapshotDue()`; a store that is busy may do nothing.
    */
   startSnapshot(current?: CurrentDocs): void;
   /** Folds the journal into a new snapshot now, waiting for it. */

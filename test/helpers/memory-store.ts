@@ -1,20 +1,38 @@
 import type { Recovered } from '../../server/store/recovery.ts';
-import type { Store } from '../../server/store/store.ts';
+import type { CurrentDocs, Store } from '../../server/store/store.ts';
+
+export interface MemoryStoreOptions {
+  /** Each write takes a turn of the event loop, as one waiting for fsync does. */
+  slowWrites?: boolean;
+  /** A snapshot is due every this many writes (never without). */
+  snapshotEvery?: number;
+}
 
 /** A store that keeps nothing: for tests of the hub core that need no disk. */
 export class MemoryStore implements Store {
   /** Records per append, in order. */
   readonly batches: number[] = [];
+  /** Snapshots started: after how many writes, and whether the hub handed its documents over. */
+  readonly snapshots: Array<{ afterWrites: number; fromMemory: boolean }> = [];
+
+  constructor(private readonly options: MemoryStoreOptions = {}) {}
+
   async open(): Promise<Recovered> {
     return { docs: new Map(), seq: 0, lastSegment: 0, warnings: [] };
   }
   async append(records: string | Uint8Array): Promise<void> {
+    if (this.options.slowWrites) await new Promise((resolve) => setImmediate(resolve));
     this.batches.push(Buffer.from(records).toString('utf8').split('\n').length - 1);
   }
+  /** Due every `snapshotEvery` writes. */
   snapshotDue(): boolean {
-    return false;
+    const every = this.options.snapshotEvery;
+    return every !== undefined && this.batches.length - (this.snapshots.at(-1)?.afterWrites ?? 0) >= every;
   }
-  startSnapshot(): void {}
+  /** Records the snapshot; it is "written" at once. */
+  startSnapshot(current?: CurrentDocs): void {
+    this.snapshots.push({ afterWrites: this.batches.length, fromMemory: current !== undefined });
+  }
   async snapshot(): Promise<void> {}
   async close(): Promise<void> {}
 }

@@ -59,7 +59,7 @@ export class MonitorPool {
   private staleness = new Histogram();
   private patches = 0;
   private resyncs = 0;
-  /** Per subscriber, per agent (request i is agent i mod agents'): the highest request index seen, -1 for none. */
+  /** Per subscriber, per agent (request i is agent i mod agents): the highest request index seen, -1 for none. */
   private seen: Float64Array[] = [];
 
   async connect(options: { url: string; count: number; doc: string }): Promise<{ subscribers: number }> {
