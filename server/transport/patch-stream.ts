@@ -30,8 +30,8 @@ interface DocStream {
   /**
    * Whether anyone subscribed to the document in this run of the hub. Until then nobody holds a
    * version of it to resume from (versions of another run are never resumed), so no history is
-   * kept: at 10k changes/s, keeping 1,000 versions held each change for ~100 ms, long enough for
-   * V8 to promote it, and those promotions ended in a mark-compact every ~14 s.
+   * kept: at 10k changes/s, keeping 1,000 versions held each change for 100–200 ms, past a
+   * scavenge or two, so that V8 moved it to the old generation only for it to die there.
    */
   followed: boolean;
 }
