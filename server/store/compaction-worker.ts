@@ -4,15 +4,16 @@ import { compact } from './recovery.ts';
 /**
  * A paced compaction works at most this share of the time. Replaying a 32 MB journal takes about
  * a second of CPU; unpaced, on a 2-core machine it took the core the hub's clients needed (the
- * hub's ack p99 went from ~15 ms to ~200 ms while it ran). The cost-based delay of PostgreSQL's
- * autovacuum is the same idea.
+ * hub's ack p99 went from ~15 ms to ~200 ms while it ran). At a quarter of a core, the assignment
+ * benchmark's p99 was 4.9–15.1 ms in six runs (2.98–6.69 ms without snapshots); at a tenth,
+ * 5.2–7.1 ms in three. The cost-based delay of PostgreSQL's autovacuum is the same idea.
  */
-const DUTY = 0.25;
+const DUTY = 0.1;
 const WORK_SLICE_MS = 5;
 /** Set to 1 by CompactionWorker.hurry(): stop pacing (the sleep below wakes on it). */
 const hurry = (workerData as { hurry: Int32Array }).hurry;
 
-/** Called per replayed record: after each slice of work, sleeps (without CPU) for three times as long. */
+/** Called per replayed record: after each slice of work, sleeps (without CPU) for nine times as long. */
 class Pacer {
   /** Time spent asleep, ms. */
   pausedMs = 0;
