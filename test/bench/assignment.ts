@@ -37,7 +37,7 @@ export async function runAssignment(ctx: BenchContext): Promise<ScenarioResult> 
   let raw: BenchChild | undefined;
   let generator: BenchChild | undefined;
   try {
-    const rawStarted = await startRawServer();
+    const rawStarted = await startRawServer(ctx);
     raw = rawStarted.raw;
     generator = await startGenerator('lifecycle');
     const sides = { raw: { server: raw, url: rawStarted.url, command: 'lifecycle.raw' }, hub: { server: hub, url: ready.url, command: 'lifecycle.hub' } } as const;

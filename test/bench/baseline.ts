@@ -21,7 +21,7 @@ export interface RawFigures {
 export async function runBaseline(ctx: BenchContext): Promise<ScenarioResult> {
   const started = performance.now();
   const { push } = ctx.scale;
-  const { raw, url } = await startRawServer();
+  const { raw, url } = await startRawServer(ctx);
   const generator = await startGenerator();
   try {
     ctx.log(`raw push: ${push.agents} connections`);

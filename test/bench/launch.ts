@@ -37,12 +37,7 @@ export async function startHub(ctx: BenchContext, name: string, options: HubOpti
   // BENCH_HUB_OPTIONS (JSON) overrides hub options of every hub (e.g. {"snapshotAfterBytes":1e12}) for investigations.
   const override = JSON.parse(process.env.BENCH_HUB_OPTIONS ?? '{}') as HubOptionsInput;
   writeFileSync(config, JSON.stringify({ port: 0, tokens: BENCH_GRANTS, logLevel: 'warn', ...options, ...override, dataDir: dir }));
-  const profile: string[] = [];
-  if (ctx.profileDir) {
-    mkdirSync(ctx.profileDir, { recursive: true });
-    // One folder per hub; node names each thread's file (tsx's loader thread writes one too).
-    profile.push('--cpu-prof', `--cpu-prof-dir=${join(ctx.profileDir, `hub-${name}-${Date.now()}`)}`);
-  }
+  const profile = profileArgs(ctx, `hub-${name}`);
   const started = performance.now();
   // BENCH_HUB_NODE_ARGS adds node flags to every hub (e.g. --trace-gc) for investigations.
   const extra = process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
@@ -50,9 +45,17 @@ export async function startHub(ctx: BenchContext, name: string, options: HubOpti
   return { hub, ready, spawnToReadyMs: performance.now() - started };
 }
 
-/** Starts the raw socket.io baseline server in its own process. */
-export async function startRawServer(nodeArgs: string[] = []): Promise<{ raw: BenchChild; url: string }> {
-  const { process: raw, ready } = await BenchChild.start<{ url: string }>('raw-server', './raw-server.ts', { nodeArgs });
+/** Node flags that profile a server child into its own folder when the run profiles. */
+function profileArgs(ctx: BenchContext, name: string): string[] {
+  if (!ctx.profileDir) return [];
+  mkdirSync(ctx.profileDir, { recursive: true });
+  // One folder per server; node names each thread's file (tsx's loader thread writes one too).
+  return ['--cpu-prof', `--cpu-prof-dir=${join(ctx.profileDir, `${name}-${Date.now()}`)}`];
+}
+
+/** Starts the raw socket.io baseline server in its own process (profiled beside the hubs, to compare). */
+export async function startRawServer(ctx: BenchContext, nodeArgs: string[] = []): Promise<{ raw: BenchChild; url: string }> {
+  const { process: raw, ready } = await BenchChild.start<{ url: string }>('raw-server', './raw-server.ts', { nodeArgs: [...profileArgs(ctx, 'raw'), ...nodeArgs] });
   return { raw, url: ready.url };
 }
 

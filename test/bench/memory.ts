@@ -34,7 +34,7 @@ export async function runMemory(ctx: BenchContext): Promise<ScenarioResult> {
   const counts = ctx.scale.memory.agents;
   ctx.log(`memory: ${counts.join(' then ')} idle agents`);
   const { hub, ready } = await startHub(ctx, 'memory', {}, ['--expose-gc']);
-  const { raw, url } = await startRawServer(['--expose-gc']);
+  const { raw, url } = await startRawServer(ctx, ['--expose-gc']);
   const generator = await startGenerator('idle-agents');
   try {
     const hubRows = await perConnection(hub, generator, ready.url, counts, 'hub');

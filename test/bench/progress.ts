@@ -87,7 +87,7 @@ export async function runProgress(ctx: BenchContext, raw: RawFigures): Promise<S
   const rig = await ProgressRig.start(ctx, 'progress', agents);
   let rawServer: BenchChild | undefined;
   try {
-    const started_ = await startRawServer();
+    const started_ = await startRawServer(ctx);
     rawServer = started_.raw;
     await rig.agents.request('agents.connect', { pool: 'raw', url: started_.url, count: agents, prefix: 'echo', taskType: BENCH_TASK, takeWork: false });
     const sides = { raw: { server: rawServer, pool: 'raw' }, hub: { server: rig.hub, pool: 'hub' } } as const;

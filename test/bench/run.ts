@@ -4,7 +4,7 @@
  *   npm run bench                          full run (~3½ min): writes test/bench/results/latest.json and BENCHMARKS.md
  *   npm run bench -- --quick               a short run: writes test/bench/results/quick.json and quick.md
  *   npm run bench -- --only progress,assign
- *   npm run bench -- --profile DIR         hubs run under --cpu-prof; profiles land in DIR
+ *   npm run bench -- --profile DIR         hubs and the raw server run under --cpu-prof; profiles land in DIR
  *   npm run bench -- --note "quiet machine"
  *   npm run bench -- --from-json test/bench/results/latest.json   re-render BENCHMARKS.md (after editing findings.md)
  */
