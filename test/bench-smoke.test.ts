@@ -98,9 +98,15 @@ describe('benchmark suite (smoke)', () => {
     const progress = result.scenarios[0]!;
     expect(progress.checks.find((c) => c.metric.startsWith('throughput'))!.baseline).toBeGreaterThan(0);
     expect(progress.checks.find((c) => c.metric.startsWith('requests refused'))!.hub).toBe(0);
+    // Every server process times the CPU probe: a slowed machine shows on both sides of a round.
+    const probe = progress.checks.find((c) => c.metric.startsWith('server CPU probe'))!;
+    expect(probe.hub).toBeGreaterThan(0);
+    expect(probe.baseline).toBeGreaterThan(0);
+    expect(result.machine.cpuProbeIdleUs).toBeGreaterThan(0);
     const markdown = toMarkdown(result, '## Findings\n\nnone');
     expect(markdown).toContain('| 1. Progress updates |');
     expect(markdown).toContain('## 4. Persistence');
+    expect(markdown).toContain('CPU probe');
     expect(toText(result)).toContain('persistence');
     expect(JSON.parse(JSON.stringify(result))).toEqual(result);
   }, 120_000);

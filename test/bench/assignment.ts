@@ -22,6 +22,7 @@ interface Round {
   cpu: Record<string, number>;
   loopDelay: Usage['loopDelay'];
   generatorLoopDelay: Usage['loopDelay'];
+  cpuProbe: Record<string, Usage['cpuProbe']>;
 }
 
 /**
@@ -56,7 +57,7 @@ export async function runAssignment(ctx: BenchContext): Promise<ScenarioResult> 
           warmupMs,
           saturate: { ...saturation, durationMs: saturation.durationMs / rounds },
         });
-        results[side].push({ run, cpu: await cpu.end(), loopDelay: cpu.loopDelay.server!, generatorLoopDelay: cpu.loopDelay.generator! });
+        results[side].push({ run, cpu: await cpu.end(), loopDelay: cpu.loopDelay.server!, generatorLoopDelay: cpu.loopDelay.generator!, cpuProbe: cpu.cpuProbe });
       }
     }
     const delivery = (side: 'raw' | 'hub') => merged(results[side].map((r) => r.run.open.delivery)).summary();
@@ -83,8 +84,8 @@ export async function runAssignment(ctx: BenchContext): Promise<ScenarioResult> 
         check(`generator event-loop delay max at ${rate}/s`, 'ms', Math.max(...results.hub.map((r) => r.run.open.generatorLoopDelay.max)), Math.max(...results.raw.map((r) => r.run.open.generatorLoopDelay.max))),
       ],
       details: {
-        hub: { delivery: hubDelivery, createAck: hubAck, rounds: results.hub.map((r) => ({ open: { ...r.run.open, delivery: undefined, createAck: undefined }, saturation: r.run.saturation, cpu: r.cpu, loopDelay: r.loopDelay, generatorLoopDelay: r.generatorLoopDelay })) },
-        raw: { delivery: rawDelivery, createAck: rawAck, rounds: results.raw.map((r) => ({ open: { ...r.run.open, delivery: undefined, createAck: undefined }, saturation: r.run.saturation, cpu: r.cpu, loopDelay: r.loopDelay, generatorLoopDelay: r.generatorLoopDelay })) },
+        hub: { delivery: hubDelivery, createAck: hubAck, rounds: results.hub.map((r) => ({ open: { ...r.run.open, delivery: undefined, createAck: undefined }, saturation: r.run.saturation, cpu: r.cpu, loopDelay: r.loopDelay, generatorLoopDelay: r.generatorLoopDelay, cpuProbe: r.cpuProbe })) },
+        raw: { delivery: rawDelivery, createAck: rawAck, rounds: results.raw.map((r) => ({ open: { ...r.run.open, delivery: undefined, createAck: undefined }, saturation: r.run.saturation, cpu: r.cpu, loopDelay: r.loopDelay, generatorLoopDelay: r.generatorLoopDelay, cpuProbe: r.cpuProbe })) },
       },
       notes: [
         `${agents} SDK agents (connectAgent, maxConcurrentTasks 1) in one generator process with the control client; each task reports progress once and completes. The saturation phase keeps ${saturation.concurrency} creations in flight.`,

@@ -66,17 +66,22 @@ export async function startGenerator(name = 'generator'): Promise<BenchChild> {
 
 /**
  * CPU use of several processes over one phase: call `end()` when it is over. `end()` also keeps
- * each process's event-loop delay over the phase in `loopDelay`.
+ * each process's event-loop delay over the phase in `loopDelay`, and its CPU probe in `cpuProbe`.
  */
-export async function measureCpu(processes: Record<string, BenchChild>): Promise<{ end(): Promise<Record<string, number>>; loopDelay: Record<string, Usage['loopDelay']> }> {
+export async function measureCpu(processes: Record<string, BenchChild>): Promise<{ end(): Promise<Record<string, number>>; loopDelay: Record<string, Usage['loopDelay']>; cpuProbe: Record<string, Usage['cpuProbe']> }> {
   const names = Object.keys(processes);
   const before = await Promise.all(names.map((n) => processes[n]!.usage()));
   const loopDelay: Record<string, Usage['loopDelay']> = {};
+  const cpuProbe: Record<string, Usage['cpuProbe']> = {};
   return {
     loopDelay,
+    cpuProbe,
     async end() {
       const after: Usage[] = await Promise.all(names.map((n) => processes[n]!.usage()));
-      names.forEach((n, i) => (loopDelay[n] = after[i]!.loopDelay));
+      names.forEach((n, i) => {
+        loopDelay[n] = after[i]!.loopDelay;
+        cpuProbe[n] = after[i]!.cpuProbe;
+      });
       return Object.fromEntries(names.map((n, i) => [n, cpuPercent(before[i]!, after[i]!)]));
     },
   };

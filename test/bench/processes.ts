@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { startCpuProbe } from './cpu-probe.ts';
 
 /** A request over IPC to a bench child process, and its reply. */
 export interface IpcRequest {
@@ -19,6 +20,8 @@ export interface Usage {
   at: number;
   /** The child's event-loop delay since the previous reading (ms): its own stalls, GC included. */
   loopDelay: { p50: number; p99: number; max: number };
+  /** How long the CPU probe's fixed work took since the previous reading (µs; cpu-probe.ts). */
+  cpuProbe: { p50: number; p90: number };
 }
 
 /** The CPU share (100 = one core) a process used between two usage readings. */
@@ -124,12 +127,13 @@ export function serveParent(handlers: Record<string, Handler>, payload: unknown,
   const send = (message: unknown) => process.send?.(message);
   const delay = monitorEventLoopDelay({ resolution: 2 });
   delay.enable();
+  const probe = startCpuProbe();
   const all: Record<string, Handler> = {
     usage: (): Usage => {
       const ms = (ns: number) => Math.round(ns / 1e4) / 100;
       const loopDelay = { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) };
       delay.reset();
-      return { cpu: process.cpuUsage(), memory: process.memoryUsage(), at: performance.now(), loopDelay };
+      return { cpu: process.cpuUsage(), memory: process.memoryUsage(), at: performance.now(), loopDelay, cpuProbe: probe.take() };
     },
     exit: async () => {
       await onExit();

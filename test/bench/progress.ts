@@ -68,11 +68,11 @@ export class ProgressRig {
 }
 
 /** One phase against one server: its result, the CPU and event-loop delay of the server and of the generator. */
-async function phase<T>(server: BenchChild, generator: BenchChild, run: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number>; loopDelay: Usage['loopDelay']; generatorLoopDelay: Usage['loopDelay'] }> {
+async function phase<T>(server: BenchChild, generator: BenchChild, run: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number>; loopDelay: Usage['loopDelay']; generatorLoopDelay: Usage['loopDelay']; cpuProbe: Record<string, Usage['cpuProbe']> }> {
   const cpu = await measureCpu({ server, generator });
   const result = await run();
   const usage = await cpu.end();
-  return { result, cpu: usage, loopDelay: cpu.loopDelay.server!, generatorLoopDelay: cpu.loopDelay.generator! };
+  return { result, cpu: usage, loopDelay: cpu.loopDelay.server!, generatorLoopDelay: cpu.loopDelay.generator!, cpuProbe: cpu.cpuProbe };
 }
 
 /**
@@ -112,6 +112,7 @@ export async function runProgress(ctx: BenchContext, raw: RawFigures): Promise<S
     const unanswered = open.hub.reduce((n, p) => n + p.result.unanswered, 0);
     const loopMax = Math.max(...open.hub.map((p) => p.loopDelay.max));
     const loopP99 = Math.max(...open.hub.map((p) => p.loopDelay.p99));
+    const slowestProbe = (side: 'raw' | 'hub') => Math.max(...open[side].map((p) => p.cpuProbe.server?.p50 ?? 0));
     return {
       name: 'progress',
       title: '1. Progress updates',
@@ -127,16 +128,18 @@ export async function runProgress(ctx: BenchContext, raw: RawFigures): Promise<S
         check(`generator CPU at ${rate}/s`, '%', cpu(open.hub).generator ?? 0, cpu(open.raw).generator ?? null),
         check(`server event-loop delay p99 at ${rate}/s (worst round)`, 'ms', loopP99, Math.max(...open.raw.map((p) => p.loopDelay.p99))),
         check(`server event-loop delay max at ${rate}/s`, 'ms', loopMax, Math.max(...open.raw.map((p) => p.loopDelay.max))),
+        check(`server CPU probe p50 at ${rate}/s (slowest round)`, 'µs', slowestProbe('hub'), slowestProbe('raw')),
       ],
       details: {
         saturation: { hub: sat.hub.map((p) => ({ perSecond: p.result.perSecond, cpu: p.cpu })), raw: sat.raw.map((p) => ({ perSecond: p.result.perSecond, cpu: p.cpu })) },
         open: {
-          hub: { latency: hubLatency, rounds: open.hub.map((p) => ({ latency: Histogram.fromJSON(p.result.latency).summary(), achievedPerSecond: p.result.achievedPerSecond, errors: p.result.errors, unanswered: p.result.unanswered, cpu: p.cpu, loopDelay: p.loopDelay, generatorLoopDelay: p.generatorLoopDelay, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
-          raw: { latency: rawLatency, rounds: open.raw.map((p) => ({ latency: Histogram.fromJSON(p.result.latency).summary(), achievedPerSecond: p.result.achievedPerSecond, cpu: p.cpu, loopDelay: p.loopDelay, generatorLoopDelay: p.generatorLoopDelay, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
+          hub: { latency: hubLatency, rounds: open.hub.map((p) => ({ latency: Histogram.fromJSON(p.result.latency).summary(), achievedPerSecond: p.result.achievedPerSecond, errors: p.result.errors, unanswered: p.result.unanswered, cpu: p.cpu, loopDelay: p.loopDelay, generatorLoopDelay: p.generatorLoopDelay, cpuProbe: p.cpuProbe, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
+          raw: { latency: rawLatency, rounds: open.raw.map((p) => ({ latency: Histogram.fromJSON(p.result.latency).summary(), achievedPerSecond: p.result.achievedPerSecond, cpu: p.cpu, loopDelay: p.loopDelay, generatorLoopDelay: p.generatorLoopDelay, cpuProbe: p.cpuProbe, sendLag: Histogram.fromJSON(p.result.sendLag).summary() })) },
         },
       },
       notes: [
         `Agents are bare socket.io-client sockets in one generator process, each running one work order; the raw column is the same process driving as many sockets against a bare socket.io server that acks. ${rounds} rounds alternate raw and hub.`,
+        'The CPU probe is a fixed piece of work each process times every 10 ms (machine line above for the idle figure): when it is slow in a round, that round ran on a slowed CPU, whichever server it measured.',
         `Saturation keeps ${saturation.concurrency} requests in flight. Latency is from the intended send time to the ack, which the hub sends after the change is journaled; the first ${warmupMs} ms of each open-loop phase are a warm-up at the same rate, not counted.`,
       ],
       durationMs: performance.now() - started,

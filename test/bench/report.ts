@@ -1,4 +1,5 @@
 import { cpus, loadavg, release, totalmem } from 'node:os';
+import { probeNow } from './cpu-probe.ts';
 
 /** One line of a scenario's table: the hub's figure beside its raw baseline, and the target. */
 export interface Check {
@@ -59,6 +60,8 @@ export interface Machine {
   os: string;
   date: string;
   loadAverageAtStart: number[];
+  /** The CPU probe's fixed work on this idle machine before the run (µs; cpu-probe.ts). Absent in older results. */
+  cpuProbeIdleUs?: number;
   note: string;
 }
 
@@ -87,6 +90,7 @@ export function describeMachine(note: string): Machine {
     os: `${process.platform} ${release()}`,
     date: new Date().toISOString(),
     loadAverageAtStart: loadavg().map((n) => round(n, 2)),
+    cpuProbeIdleUs: round(probeNow(), 1),
     note,
   };
 }
@@ -119,6 +123,7 @@ export function toMarkdown(result: BenchResult, findings: string): string {
     '',
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, ${m.os}`,
     `- Node ${m.node}; run ${m.date}; scale \`${result.scale}\`; ${Math.round(result.durationMs / 1000)} s; load average at start ${m.loadAverageAtStart.join(' / ')}`,
+    ...(m.cpuProbeIdleUs ? [`- CPU probe (a fixed piece of work every bench process times every 10 ms): ${m.cpuProbeIdleUs} µs on the idle machine at start`] : []),
     `- Command: \`${result.command}\``,
     ...(m.note ? [`- Note: ${m.note}`] : []),
     '',
