@@ -21,7 +21,7 @@ export interface Usage {
   /** The child's event-loop delay since the previous reading (ms): its own stalls, GC included. */
   loopDelay: { p50: number; p99: number; max: number };
   /** How long the CPU probe's fixed work took since the previous reading (µs; cpu-probe.ts). */
-  cpuProbe: { p50: number; p90: number };
+  cpuProbe: { p50: number; p90: number; p99: number };
 }
 
 /** The CPU share (100 = one core) a process used between two usage readings. */
