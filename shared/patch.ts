@@ -100,24 +100,67 @@ function ancestors(pointer: string): string[] {
 
 const NUMERIC_SEGMENT = /\/(0|[1-9][0-9]*|-)(\/|$)/;
 
+export interface CompactOptions {
+  /**
+   * Also fold an op into an earlier one of the sequence that wrote one of its ancestors whole
+   * (`add` or `replace`) when nothing has written that ancestor or its own ancestors since: the
+   * op is applied to a copy of the earlier value instead of being kept. A work order created and
+   * then queued in one command becomes one `add`. For the journal; subscribers keep the ops at
+   * the paths that changed (the dashboard's activity feed reads state changes from them).
+   */
+  fold?: boolean;
+}
+
 /**
  * Shortens a sequence of operations without changing its result: a `replace` of a path that was
  * already set earlier in the sequence overwrites that earlier value when nothing in between
- * touched the path, its ancestors or its descendants. A burst of progress updates becomes one op
- * per field. Paths through array indexes are left alone (other ops may shift them).
+ * touched the path, its ancestors (the document's root included) or its descendants. A burst of
+ * progress updates becomes one op per field. Paths through array indexes are left alone (other
+ * ops may shift them). With `fold`, see CompactOptions.
  */
-export function compactOps(ops: readonly PatchOp[]): PatchOp[] {
+export function compactOps(ops: readonly PatchOp[], options: CompactOptions = {}): PatchOp[] {
   const out: PatchOp[] = [];
   /** Index in `out` of the last op at exactly this path. */
   const lastAt = new Map<string, number>();
   /** Index in `out` of the last op at this path or below it. */
   const lastUnder = new Map<string, number>();
+  /** Ops in `out` whose value is this function's own copy, which folding may change. */
+  const owned = new Set<number>();
   const record = (op: PatchOp, index: number) => {
     lastAt.set(op.path, index);
     lastUnder.set(op.path, index);
     for (const ancestor of ancestors(op.path)) lastUnder.set(ancestor, index);
   };
+  /** The index and path of the op in `out` that an op at `path` folds into, if any. */
+  const foldTarget = (path: string): [number, string] | undefined => {
+    // Outermost first: a write there after an inner one makes the inner one stale.
+    let newer = -1;
+    for (const ancestor of ['', ...ancestors(path)]) {
+      const index = lastAt.get(ancestor);
+      if (index === undefined || index < newer) continue;
+      // Through an array index the earlier op may name another element by now (splices shift them).
+      if (out[index]!.op !== 'remove') return NUMERIC_SEGMENT.test(ancestor) ? undefined : [index, ancestor];
+      newer = index;
+    }
+    return undefined;
+  };
   for (const op of ops) {
+    if (options.fold && op.path !== '') {
+      const target = foldTarget(op.path);
+      if (target) {
+        const [index, at] = target;
+        const whole = out[index] as Extract<PatchOp, { value: unknown }>;
+        if (!owned.has(index)) {
+          out[index] = { ...whole, value: structuredClone(whole.value) };
+          owned.add(index);
+        }
+        const inner = out[index] as Extract<PatchOp, { value: unknown }>;
+        const path = op.path.slice(at.length);
+        // The value goes in as a copy too: a later fold may change what it holds.
+        inner.value = applyPatch(inner.value, [op.op === 'remove' ? { op: 'remove', path } : { op: op.op, path, value: structuredClone(op.value) }]);
+        continue;
+      }
+    }
     if (op.op === 'replace' && op.path !== '' && !NUMERIC_SEGMENT.test(op.path)) {
       const candidate = lastAt.get(op.path);
       const earlier = candidate === undefined ? undefined : out[candidate];
@@ -125,9 +168,10 @@ export function compactOps(ops: readonly PatchOp[]): PatchOp[] {
         earlier &&
         earlier.op !== 'remove' &&
         lastUnder.get(op.path) === candidate &&
-        ancestors(op.path).every((a) => (lastAt.get(a) ?? -1) < candidate!)
+        ['', ...ancestors(op.path)].every((a) => (lastAt.get(a) ?? -1) < candidate!)
       ) {
         out[candidate!] = { ...earlier, value: op.value };
+        owned.delete(candidate!);
         continue;
       }
     }
@@ -136,3 +180,4 @@ export function compactOps(ops: readonly PatchOp[]): PatchOp[] {
   }
   return out;
 }
+
