@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { CompactionWorker } from '../server/store/compaction.ts';
 import { EmbeddedStore } from '../server/store/embedded-store.ts';
 import { readSegment, segmentName } from '../server/store/journal.ts';
-import { decodeRecord, encodeRecord, encodeRecords, type JournalRecord } from '../server/store/records.ts';
+import { decodeRecord, encodeRecord, encodeRecords, replayRecord, type JournalRecord } from '../server/store/records.ts';
 import { recover } from '../server/store/recovery.ts';
 import { readSnapshot } from '../server/store/snapshot.ts';
 import { tempDir } from './helpers/hub.ts';
@@ -27,6 +27,28 @@ describe('journal records', () => {
     const records = [record(1, 7), { ...record(2, 8), changes: [{ doc: 'wf1', v: 2, ops: [{ op: 'replace' as const, path: '/n', value: 'ünïcødé ✓ 🚀 \u0000' }] }] }, record(3, 9)];
     expect(encodeRecords(records).toString('utf8')).toBe(records.map(encodeRecord).join(''));
     expect(encodeRecords([]).length).toBe(0);
+  });
+
+  it('fold the ops of a bulk command into the orders it created, and replay to the same documents', () => {
+    const ops: JournalRecord['changes'][number]['ops'] = [];
+    for (let i = 0; i < 12; i++) ops.push({ op: 'add', path: `/orders/o${i}`, value: { id: `o${i}`, state: 'pending', queuedAt: null } });
+    for (let i = 0; i < 12; i++) {
+      ops.push({ op: 'replace', path: `/orders/o${i}/state`, value: 'queued' });
+      ops.push({ op: 'replace', path: `/orders/o${i}/queuedAt`, value: i });
+      ops.push({ op: 'replace', path: '/queued', value: i + 1 });
+    }
+    const bulk: JournalRecord = { seq: 2, at: 1002, changes: [{ doc: 'wf1', v: 2, ops }] };
+    const decoded = decodeRecord(encodeRecord(bulk).slice(0, -1))!;
+    expect(decoded.changes[0]!.ops).toHaveLength(13);
+    expect(decoded.changes[0]!.ops[0]).toEqual({ op: 'add', path: '/orders/o0', value: { id: 'o0', state: 'queued', queuedAt: 0 } });
+    const replayed = (record: JournalRecord) => {
+      const docs = new Map([['wf1' as const, { v: 1, doc: { orders: {}, queued: 0 } as unknown }]]);
+      replayRecord(docs, structuredClone(record));
+      return docs.get('wf1');
+    };
+    expect(replayed(decoded)).toEqual(replayed(bulk));
+    // A command with a few ops is written as it is.
+    expect(decodeRecord(encodeRecord(record(2, 7)).slice(0, -1))).toEqual(record(2, 7));
   });
 
   it('lay a record out as one flat array and round-trip every kind of op', () => {
