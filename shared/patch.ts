@@ -100,6 +100,51 @@ function ancestors(pointer: string): string[] {
 
 const NUMERIC_SEGMENT = /\/(0|[1-9][0-9]*|-)(\/|$)/;
 
+/** `value` itself when folding made it (it is in `copies`) or it is no container, else a shallow copy that is. */
+function ownedCopy(value: unknown, copies: WeakSet<object>): unknown {
+  if (!isContainer(value) || copies.has(value)) return value;
+  const copy = Array.isArray(value) ? value.slice() : { ...value };
+  copies.add(copy);
+  return copy;
+}
+
+/**
+ * Applies `op` (its path relative to `root`, not empty) to `root`, first copying every container
+ * on the way that is not in `copies` (path copying): values shared with the ops given, which
+ * subscribers get, are never changed. Returns the new root.
+ */
+function applyCopying(root: unknown, op: PatchOp, copies: WeakSet<object>): unknown {
+  const top = ownedCopy(root, copies);
+  let parent = top;
+  const segments = fromPointer(op.path);
+  for (let i = 0; i < segments.length - 1; i++) {
+    const key = segments[i]!;
+    // A path that leads nowhere is left for applyPatch to refuse.
+    if (!isContainer(parent) || !Object.hasOwn(parent, key)) break;
+    const child = ownedCopy((parent as Record<string, unknown>)[key], copies);
+    (parent as Record<string, unknown>)[key] = child;
+    parent = child;
+  }
+  return applyPatch(top, [op]);
+}
+
+/**
+ * The index in `out` (and the path) of the op that an op at `path` folds into: the outermost
+ * ancestor written whole (the root included) that nothing outside it has overwritten since.
+ */
+function foldTarget(path: string, lastAt: ReadonlyMap<string, number>, out: readonly PatchOp[]): [number, string] | undefined {
+  let newer = -1;
+  for (let end = 0; end !== -1; end = path.indexOf('/', end + 1)) {
+    const ancestor = path.slice(0, end);
+    const index = lastAt.get(ancestor);
+    if (index === undefined || index < newer) continue;
+    // Through an array index the earlier op may name another element by now (splices shift them).
+    if (out[index]!.op !== 'remove') return NUMERIC_SEGMENT.test(ancestor) ? undefined : [index, ancestor];
+    newer = index;
+  }
+  return undefined;
+}
+
 export interface CompactOptions {
   /**
    * Also fold an op into an earlier one of the sequence that wrote one of its ancestors whole
@@ -124,40 +169,26 @@ export function compactOps(ops: readonly PatchOp[], options: CompactOptions = {}
   const lastAt = new Map<string, number>();
   /** Index in `out` of the last op at this path or below it. */
   const lastUnder = new Map<string, number>();
-  /** Ops in `out` whose value is this function's own copy, which folding may change. */
-  const owned = new Set<number>();
+  /** Ops in `out` that are this function's own objects (their values are copied as folding changes them). */
+  const ownOps = new Set<number>();
+  /** The containers folding copied, which it may change in place. */
+  const copies = new WeakSet<object>();
   const record = (op: PatchOp, index: number) => {
     lastAt.set(op.path, index);
     lastUnder.set(op.path, index);
     for (const ancestor of ancestors(op.path)) lastUnder.set(ancestor, index);
   };
-  /** The index and path of the op in `out` that an op at `path` folds into, if any. */
-  const foldTarget = (path: string): [number, string] | undefined => {
-    // Outermost first: a write there after an inner one makes the inner one stale.
-    let newer = -1;
-    for (const ancestor of ['', ...ancestors(path)]) {
-      const index = lastAt.get(ancestor);
-      if (index === undefined || index < newer) continue;
-      // Through an array index the earlier op may name another element by now (splices shift them).
-      if (out[index]!.op !== 'remove') return NUMERIC_SEGMENT.test(ancestor) ? undefined : [index, ancestor];
-      newer = index;
-    }
-    return undefined;
-  };
   for (const op of ops) {
     if (options.fold && op.path !== '') {
-      const target = foldTarget(op.path);
+      const target = foldTarget(op.path, lastAt, out);
       if (target) {
         const [index, at] = target;
-        const whole = out[index] as Extract<PatchOp, { value: unknown }>;
-        if (!owned.has(index)) {
-          out[index] = { ...whole, value: structuredClone(whole.value) };
-          owned.add(index);
+        if (!ownOps.has(index)) {
+          out[index] = { ...out[index]! };
+          ownOps.add(index);
         }
-        const inner = out[index] as Extract<PatchOp, { value: unknown }>;
-        const path = op.path.slice(at.length);
-        // The value goes in as a copy too: a later fold may change what it holds.
-        inner.value = applyPatch(inner.value, [op.op === 'remove' ? { op: 'remove', path } : { op: op.op, path, value: structuredClone(op.value) }]);
+        const whole = out[index] as Extract<PatchOp, { value: unknown }>;
+        whole.value = applyCopying(whole.value, { ...op, path: op.path.slice(at.length) }, copies);
         continue;
       }
     }
@@ -168,10 +199,11 @@ export function compactOps(ops: readonly PatchOp[], options: CompactOptions = {}
         earlier &&
         earlier.op !== 'remove' &&
         lastUnder.get(op.path) === candidate &&
-        ['', ...ancestors(op.path)].every((a) => (lastAt.get(a) ?? -1) < candidate!)
+        (lastAt.get('') ?? -1) < candidate! &&
+        ancestors(op.path).every((a) => (lastAt.get(a) ?? -1) < candidate!)
       ) {
         out[candidate!] = { ...earlier, value: op.value };
-        owned.delete(candidate!);
+        ownOps.delete(candidate!);
         continue;
       }
     }
@@ -180,4 +212,3 @@ export function compactOps(ops: readonly PatchOp[], options: CompactOptions = {}
   }
   return out;
 }
-
