@@ -15,7 +15,8 @@ describe('switchboard CLI', () => {
     expect(first.output()).toContain(admin);
     expect(tokens.map((t) => t.role).sort()).toEqual(['admin', 'agent', 'monitor']);
     // Not a terminal: the logs are JSON lines, ready for a log shipper.
-    const logLine = first.output().split('\n').find((line) => line.startsWith('{'));
+    const logged = await first.waitForOutput(/^\{.*"msg":"hub listening"/m);
+    const logLine = logged.split('\n').find((line) => line.startsWith('{') && line.includes('"msg":"hub listening"'));
     expect(JSON.parse(logLine!)).toMatchObject({ level: 30, msg: 'hub listening', service: 'switchboard' });
 
     const client = await connectControl({ url: first.url, token: admin });

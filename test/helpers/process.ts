@@ -11,6 +11,8 @@ export interface HubProcess {
   url: string;
   /** Everything the process printed so far. */
   output(): string;
+  /** Resolves with the output once it matches `pattern` (the logger and the banner write separately). */
+  waitForOutput(pattern: RegExp): Promise<string>;
   /** Resolves with the exit code once the process ends. */
   exited: Promise<number | null>;
 }
@@ -36,5 +38,19 @@ export async function startHubProcess(args: string[], env: Record<string, string
     child.stderr!.on('data', onData);
     exited.then((code) => reject(new Error(`hub exited with ${code} before listening:\n${text}`)));
   });
-  return { child, url, output: () => text, exited };
+  const waitForOutput = (pattern: RegExp) =>
+    new Promise<string>((resolve, reject) => {
+      if (pattern.test(text)) return resolve(text);
+      const onData = () => {
+        if (!pattern.test(text)) return;
+        child.stdout!.off('data', onData);
+        child.stderr!.off('data', onData);
+        resolve(text);
+      };
+      // Registered after the collecting listener above, so `text` already holds the chunk.
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      exited.then((code) => reject(new Error(`hub exited with ${code} before printing ${pattern}:\n${text}`)));
+    });
+  return { child, url, output: () => text, waitForOutput, exited };
 }
