@@ -8,7 +8,7 @@ import { Histogram } from './histogram.ts';
  */
 const data = new Float64Array(4096);
 
-/** Times one run of the fixed work (about 40 µs on an idle core of the bench machine), in µs. */
+/** Times one run of the fixed work, in µs (40–125 µs on the idle bench machine, depending on the moment). */
 export function probeOnce(): number {
   const started = process.hrtime.bigint();
   for (let pass = 0; pass < 8; pass++) {

@@ -28,16 +28,9 @@ export async function startHubProcess(args: string[], env: Record<string, string
   onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      text += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(text);
-      if (match) resolve(match[1]!);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    exited.then((code) => reject(new Error(`hub exited with ${code} before listening:\n${text}`)));
-  });
+  const collect = (chunk: Buffer) => (text += chunk.toString());
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
   const waitForOutput = (pattern: RegExp) =>
     new Promise<string>((resolve, reject) => {
       if (pattern.test(text)) return resolve(text);
@@ -47,10 +40,12 @@ export async function startHubProcess(args: string[], env: Record<string, string
         child.stderr!.off('data', onData);
         resolve(text);
       };
-      // Registered after the collecting listener above, so `text` already holds the chunk.
+      // Registered after `collect`, so `text` already holds the chunk.
       child.stdout!.on('data', onData);
       child.stderr!.on('data', onData);
       exited.then((code) => reject(new Error(`hub exited with ${code} before printing ${pattern}:\n${text}`)));
     });
+  const listening = /listening on (http:\/\/\S+)/;
+  const url = listening.exec(await waitForOutput(listening))![1]!;
   return { child, url, output: () => text, waitForOutput, exited };
 }
