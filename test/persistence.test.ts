@@ -1,7 +1,8 @@
-import { readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createHub, EmbeddedStore } from '../server/index.ts';
+import { LOCK_FILE } from '../server/store/lock.ts';
 import { readSnapshot } from '../server/store/snapshot.ts';
 import { control, GRANTS, startHub, tempDir } from './helpers/hub.ts';
 
@@ -39,6 +40,31 @@ describe('persistence', () => {
     const summaries = await Promise.all(workflows.map((w) => again.workflow(w.id).summary()));
     expect(summaries.map((s) => s.version)).toEqual(versions);
     expect((await again.listWorkflows()).items.map((w) => w.id)).toEqual(workflows.map((w) => w.id));
+  });
+
+  it('recovers a bulk creation from the journal alone, as a crash leaves it (its ops folded into the orders created)', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir });
+    const client = await control(first);
+    const wf = await client.createWorkflow({ userQuery: 'bulk' });
+    await wf.start();
+    // Enough ops in one record to be folded: orders queued at once, others waiting on them, with dependents recorded.
+    const created = await wf.createWorkOrders(
+      Array.from({ length: 40 }, (_, i) => ({ id: `o${i}`, taskType: 'idle', description: `order ${i}`, requirements: i % 3 ? [] : ['gpu'], dependencies: i >= 20 ? [`o${i - 20}`, `o${(i * 7) % 20}`] : [] })),
+    );
+    expect(created).toHaveLength(40);
+    await first.core.settle();
+    const before = await wf.get();
+    expect(Object.values(before.workOrders).filter((o) => o.state === 'queued')).toHaveLength(20);
+    // What a kill -9 leaves: the journal as written, no snapshot (the lock file stays behind too).
+    const copy = tempDir();
+    for (const name of readdirSync(dataDir)) if (name !== LOCK_FILE) cpSync(join(dataDir, name), join(copy, name), { recursive: true });
+    expect(readdirSync(copy).filter((f) => f === 'snapshot.json')).toEqual([]);
+    client.close();
+
+    const second = await startHub({ dataDir: copy });
+    const again = await control(second);
+    expect(await again.workflow(wf.id).get()).toEqual(before);
   });
 
   it.each([

@@ -112,10 +112,11 @@ describe('JSON patch', () => {
         const keys = Object.keys(shadow.items);
         const pick = random();
         let op: PatchOp;
-        if (pick < 0.15) op = { op: 'add', path: `/items/k${Math.floor(random() * 4)}`, value: { n: i, sub: { m: i }, arr: [i] } };
-        else if (pick < 0.35 && keys.length) op = { op: 'replace', path: `/items/${pickOf(keys)}/${pickOf(['n', 'sub/m'])}`, value: i };
-        else if (pick < 0.42 && keys.length) op = { op: 'add', path: `/items/${pickOf(keys)}/arr/0`, value: i };
-        else if (pick < 0.47 && keys.length) op = { op: 'remove', path: `/items/${pickOf(keys)}` };
+        // Keys with `/` and `~` travel escaped (`~1`, `~0`).
+        if (pick < 0.15) op = { op: 'add', path: `/items/${escapeSegment(pickOf(['k0', 'k1', 'a/b', 'c~d']))}`, value: { n: i, sub: { m: i }, arr: [i] } };
+        else if (pick < 0.35 && keys.length) op = { op: 'replace', path: `/items/${escapeSegment(pickOf(keys))}/${pickOf(['n', 'sub/m'])}`, value: i };
+        else if (pick < 0.42 && keys.length) op = { op: 'add', path: `/items/${escapeSegment(pickOf(keys))}/arr/0`, value: i };
+        else if (pick < 0.47 && keys.length) op = { op: 'remove', path: `/items/${escapeSegment(pickOf(keys))}` };
         else if (pick < 0.52) op = { op: 'replace', path: '/a', value: { x: i, y: { z: i } } };
         else if (pick < 0.62) op = { op: 'replace', path: pickOf(['/a/x', '/a/y/z']), value: i };
         else if (pick < 0.67) op = { op: 'add', path: '/list/0', value: { v: i } };
