@@ -7,16 +7,17 @@ import { PatchStream } from '../server/transport/patch-stream.ts';
 import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
 
-/** Just enough of a socket.io namespace: one listener in every room, and a record of broadcasts. */
+/** Just enough of a socket.io namespace: one listener in every room (while `listening`), and a record of broadcasts. */
 function fakeNamespace() {
   const sent: PatchMessage[] = [];
   const listener = new Set(['listener']);
+  const state = { listening: true };
   const nsp = {
     sockets: new Map(),
-    adapter: { rooms: { get: () => listener } },
+    adapter: { rooms: { get: () => (state.listening ? listener : undefined) } },
     to: () => ({ emit: (_event: string, message: PatchMessage) => sent.push(message) }),
   };
-  return { nsp: nsp as unknown as Namespace, sent };
+  return { nsp: nsp as unknown as Namespace, sent, state };
 }
 
 describe('patch stream (no network)', () => {
@@ -34,6 +35,25 @@ describe('patch stream (no network)', () => {
     expect(sent[0]).toMatchObject({ doc: 'w', from: 0, to: 502 });
     // Five hundred updates of the same few fields: a handful of ops, not fifteen hundred.
     expect(sent[0]!.ops.length).toBeLessThan(20);
+    await hub.close();
+  });
+
+  it('holds no changes for a document nobody is in a room for; a later subscriber gets patches from its snapshot on', async () => {
+    const hub = await Hub.open({ store: new MemoryStore(), settings: SETTINGS });
+    const { nsp, sent, state } = fakeNamespace();
+    state.listening = false;
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
+    const progress = (percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId: 'w', stage: 's', percentage }, actor: ADMIN });
+    await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
+    for (let i = 1; i <= 5; i++) await progress(i);
+    // Subscribed before any flush: what was committed while nobody listened is in its snapshot, not in a broadcast.
+    state.listening = true;
+    expect(stream.subscribe(socket, 'w')).toMatchObject({ mode: 'snapshot', version: 6 });
+    for (let i = 6; i <= 7; i++) await progress(i);
+    stream.flush();
+    expect(sent.map(({ from, to }) => ({ from, to }))).toEqual([{ from: 6, to: 8 }]);
+    stream.close();
     await hub.close();
   });
 

@@ -104,9 +104,17 @@ export class PatchStream {
         const stream = this.stream(change.doc, change.v - 1);
         if (change.v <= stream.committed) continue;
         const entry = { v: change.v, ops: change.ops };
-        stream.pending.push(entry);
-        this.dirty.add(change.doc);
         stream.committed = change.v;
+        if (stream.pending.length === 0 && !this.followed(change.doc)) {
+          // Nobody is in a room for it: the change counts as broadcast now. Held until the next
+          // flush instead, every change outlived a scavenge or two at 10k/s and was promoted to
+          // die in the old generation, whose growth then brought on mark-compacts.
+          stream.cuts.delete(change.v);
+          stream.sent = change.v;
+        } else {
+          stream.pending.push(entry);
+          this.dirty.add(change.doc);
+        }
         if (!stream.followed) continue;
         stream.recent.push(entry);
         stream.dropped = Math.max(0, stream.recent.length - this.options.resumeVersions);
@@ -116,7 +124,7 @@ export class PatchStream {
         }
       }
     }
-    if (!this.timer) this.timer = setTimeout(() => this.flush(), this.options.intervalMs);
+    if (!this.timer && this.dirty.size > 0) this.timer = setTimeout(() => this.flush(), this.options.intervalMs);
   }
 
   /** Broadcasts what is pending, one message per document (more when a cut falls inside). */
