@@ -103,15 +103,18 @@ export class PatchStream {
         // First seen in a commit: its stream starts just before this change (from 0 for a new workflow).
         const stream = this.stream(change.doc, change.v - 1);
         if (change.v <= stream.committed) continue;
-        const entry = { v: change.v, ops: change.ops };
         stream.committed = change.v;
-        if (stream.pending.length === 0 && !this.followed(change.doc)) {
+        const broadcast = stream.pending.length > 0 || this.followed(change.doc);
+        if (!broadcast) {
           // Nobody is in a room for it: the change counts as broadcast now. Held until the next
           // flush instead, every change outlived a scavenge or two at 10k/s and was promoted to
           // die in the old generation, whose growth then brought on mark-compacts.
           stream.cuts.delete(change.v);
           stream.sent = change.v;
-        } else {
+          if (!stream.followed) continue;
+        }
+        const entry = { v: change.v, ops: change.ops };
+        if (broadcast) {
           stream.pending.push(entry);
           this.dirty.add(change.doc);
         }
