@@ -19,21 +19,35 @@ const monitors = new MonitorPool();
 /** The fields of a request, as the role expects them (the runner is the only sender). */
 const args = <T>(request: IpcRequest): T => request as unknown as T;
 
+const gc = (globalThis as { gc?: () => void }).gc;
+/**
+ * Runs a measured phase after a full collection. The generator is the measuring instrument: a
+ * mark-compact of its own during a phase stalls its sends, and open-loop latency counts that
+ * stall against whichever server the phase measured (a traced run had two inside hub phases,
+ * each stalling the generator's loop ~20 ms). Started with --expose-gc (launch.ts).
+ */
+const measured =
+  <T>(phase: (request: IpcRequest) => Promise<T>) =>
+  (request: IpcRequest): Promise<T> => {
+    gc?.();
+    return phase(request);
+  };
+
 serveParent(
   {
     'agents.connect': (r) => pool(r).connect(args<Parameters<AgentPool['connect']>[0]>(r)),
-    'agents.progressOpen': (r) => pool(r).progressOpen(args<Parameters<AgentPool['progressOpen']>[0]>(r)),
-    'agents.progressClosed': (r) => pool(r).progressClosed(args<Parameters<AgentPool['progressClosed']>[0]>(r)),
+    'agents.progressOpen': measured((r) => pool(r).progressOpen(args<Parameters<AgentPool['progressOpen']>[0]>(r))),
+    'agents.progressClosed': measured((r) => pool(r).progressClosed(args<Parameters<AgentPool['progressClosed']>[0]>(r))),
     'agents.close': (r) => {
       pool(r).close();
       pools.delete(String(r.pool ?? 'default'));
     },
     'monitors.connect': (r) => monitors.connect(args<Parameters<MonitorPool['connect']>[0]>(r)),
-    'monitors.arm': (r) => monitors.arm(args<Parameters<MonitorPool['arm']>[0]>(r)),
+    'monitors.arm': measured(async (r) => monitors.arm(args<Parameters<MonitorPool['arm']>[0]>(r))),
     'monitors.collect': () => monitors.collect(),
     'monitors.close': () => monitors.close(),
-    'lifecycle.hub': (r) => hubLifecycle(args<LifecycleOptions>(r)),
-    'lifecycle.raw': (r) => rawLifecycle(args<LifecycleOptions>(r)),
+    'lifecycle.hub': measured((r) => hubLifecycle(args<LifecycleOptions>(r))),
+    'lifecycle.raw': measured((r) => rawLifecycle(args<LifecycleOptions>(r))),
   },
   { pid: process.pid },
   () => {

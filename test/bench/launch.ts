@@ -61,7 +61,10 @@ export async function startRawServer(ctx: BenchContext, nodeArgs: string[] = [])
 
 /** Starts a load-generator process. */
 export async function startGenerator(name = 'generator'): Promise<BenchChild> {
-  return (await BenchChild.start(name, './generator.ts')).process;
+  // --expose-gc: the generator collects before each measured phase (generator.ts).
+  // BENCH_GEN_NODE_ARGS adds node flags to every generator (e.g. --cpu-prof) for investigations.
+  const extra = process.env.BENCH_GEN_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  return (await BenchChild.start(name, './generator.ts', { nodeArgs: ['--expose-gc', ...extra] })).process;
 }
 
 /**

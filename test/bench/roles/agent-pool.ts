@@ -79,7 +79,7 @@ export class AgentPool {
   private sendProgress(index: number, label: string, done: (errorCode?: string) => void): void {
     const n = this.sockets.length;
     const socket = this.sockets[index % n]!;
-    const payload = { ...progressPayload(this.refs[index % n]!, index), message: `${label}:${index}` };
+    const payload = progressPayload(this.refs[index % n]!, index, `${label}:${index}`);
     socket.emit('task.progress', payload, (reply: Envelope) => done(reply.ok ? undefined : reply.error.code));
   }
 
