@@ -26,6 +26,8 @@ export async function runFanout(ctx: BenchContext, raw: RawFigures): Promise<Sce
       ctx.log(`hub fan-out: ${count} subscribers`);
       await monitors.request('monitors.connect', { url: rig.url, count, doc: rig.workflowId });
       const run = `f${count}`;
+      // Both generators collect before the schedule is set, so that neither starts it late.
+      await Promise.all([rig.agents.request('gc'), monitors.request('gc')]);
       const startEpochMs = epochMs() + 300;
       const firstIndex = Math.round((rate * warmupMs) / 1000);
       const total = firstIndex + Math.round((rate * durationMs) / 1000);

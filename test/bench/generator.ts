@@ -24,17 +24,24 @@ const gc = (globalThis as { gc?: () => void }).gc;
  * Runs a measured phase after a full collection. The generator is the measuring instrument: a
  * mark-compact of its own during a phase stalls its sends, and open-loop latency counts that
  * stall against whichever server the phase measured (a traced run had two inside hub phases,
- * each stalling the generator's loop ~20 ms). Started with --expose-gc (launch.ts).
+ * each stalling the generator's loop ~20 ms). Started with --expose-gc (launch.ts). A phase on a
+ * schedule the runner set (`startEpochMs`) must not start late: the runner asks for the
+ * collection (`gc`) before it sets the schedule.
  */
 const measured =
   <T>(phase: (request: IpcRequest) => Promise<T>) =>
   (request: IpcRequest): Promise<T> => {
-    gc?.();
+    if (request.startEpochMs === undefined) gc?.();
     return phase(request);
   };
 
 serveParent(
   {
+    /** A full collection now, before the runner sets a shared schedule (see `measured`). */
+    gc: () => {
+      gc?.();
+      return null;
+    },
     'agents.connect': (r) => pool(r).connect(args<Parameters<AgentPool['connect']>[0]>(r)),
     'agents.progressOpen': measured((r) => pool(r).progressOpen(args<Parameters<AgentPool['progressOpen']>[0]>(r))),
     'agents.progressClosed': measured((r) => pool(r).progressClosed(args<Parameters<AgentPool['progressClosed']>[0]>(r))),
@@ -43,7 +50,7 @@ serveParent(
       pools.delete(String(r.pool ?? 'default'));
     },
     'monitors.connect': (r) => monitors.connect(args<Parameters<MonitorPool['connect']>[0]>(r)),
-    'monitors.arm': measured(async (r) => monitors.arm(args<Parameters<MonitorPool['arm']>[0]>(r))),
+    'monitors.arm': (r) => monitors.arm(args<Parameters<MonitorPool['arm']>[0]>(r)),
     'monitors.collect': () => monitors.collect(),
     'monitors.close': () => monitors.close(),
     'lifecycle.hub': measured((r) => hubLifecycle(args<LifecycleOptions>(r))),
