@@ -19,7 +19,14 @@ const monitors = new MonitorPool();
 /** The fields of a request, as the role expects them (the runner is the only sender). */
 const args = <T>(request: IpcRequest): T => request as unknown as T;
 
-const gc = (globalThis as { gc?: () => void }).gc;
+const exposedGc = (globalThis as { gc?: () => void }).gc;
+/** A full collection; launch.ts starts every generator with --expose-gc, so its absence is a broken setup. */
+function collect(): null {
+  if (!exposedGc) throw new Error('start the generator with --expose-gc');
+  exposedGc();
+  return null;
+}
+
 /**
  * Runs a measured phase after a full collection. The generator is the measuring instrument: a
  * mark-compact of its own during a phase stalls its sends, and open-loop latency counts that
@@ -31,17 +38,14 @@ const gc = (globalThis as { gc?: () => void }).gc;
 const measured =
   <T>(phase: (request: IpcRequest) => Promise<T>) =>
   (request: IpcRequest): Promise<T> => {
-    if (request.startEpochMs === undefined) gc?.();
+    if (request.startEpochMs === undefined) collect();
     return phase(request);
   };
 
 serveParent(
   {
     /** A full collection now, before the runner sets a shared schedule (see `measured`). */
-    gc: () => {
-      gc?.();
-      return null;
-    },
+    gc: collect,
     'agents.connect': (r) => pool(r).connect(args<Parameters<AgentPool['connect']>[0]>(r)),
     'agents.progressOpen': measured((r) => pool(r).progressOpen(args<Parameters<AgentPool['progressOpen']>[0]>(r))),
     'agents.progressClosed': measured((r) => pool(r).progressClosed(args<Parameters<AgentPool['progressClosed']>[0]>(r))),
