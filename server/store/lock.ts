@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const LOCK_FILE = 'hub.lock';
@@ -15,21 +16,22 @@ function alive(pid: number): boolean {
   }
 }
 
+const codeOf = (error: unknown) => (error as NodeJS.ErrnoException).code;
+
+/** A file name beside `file` that no other hub will pick. */
+const privateName = (file: string, tag: string) => `${file}.${tag}.${process.pid}.${randomBytes(6).toString('hex')}`;
+
 /**
  * Takes the data directory for this hub, or throws when another live hub holds it. A lock left
  * by a dead process, or by this process without a hub holding it now (a failed start, or a
- * restarted container where the pid came round again), is taken over. Creation is atomic
- * (O_EXCL); two hubs taking over the same stale lock at the same instant is not guarded against.
+ * restarted container where the pid came round again), is taken over.
  */
 export function acquireLock(dir: string): () => void {
   const key = resolve(dir);
   if (heldHere.has(key)) throw new Error(`data directory ${dir} is in use by another hub in this process`);
   const file = join(dir, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(file, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (createLock(file)) {
       heldHere.add(key);
       return () => {
         heldHere.delete(key);
@@ -39,14 +41,70 @@ export function acquireLock(dir: string): () => void {
           // already gone: nothing to release
         }
       };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const pid = Number(readFileSync(file, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new Error(`data directory ${dir} is in use by another hub (pid ${pid}); stop it, or remove ${file} if that process is not a hub`);
-      }
-      unlinkSync(file);
     }
+    let holder: string;
+    try {
+      holder = readFileSync(file, 'utf8');
+    } catch (error) {
+      if (codeOf(error) === 'ENOENT') continue; // released meanwhile: try again
+      throw error;
+    }
+    const pid = Number(holder.trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      throw new Error(`data directory ${dir} is in use by another hub (pid ${pid}); stop it, or remove ${file} if that process is not a hub`);
+    }
+    breakStaleLock(file, holder);
   }
   throw new Error(`could not lock data directory ${dir}`);
+}
+
+/**
+ * Creates the lock file holding this process's pid; false when it exists. The file is written
+ * under a private name and linked into place, so nobody ever reads it empty (and takes a lock
+ * being written for a stale one). Where the file system has no hard links, it is created in place.
+ */
+function createLock(file: string): boolean {
+  const draft = privateName(file, 'new');
+  writeFileSync(draft, String(process.pid), { flag: 'wx' });
+  try {
+    linkSync(draft, file);
+    return true;
+  } catch (error) {
+    if (codeOf(error) === 'EEXIST') return false;
+    if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(codeOf(error) ?? '')) throw error;
+  } finally {
+    unlinkSync(draft);
+  }
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch (error) {
+    if (codeOf(error) === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+/**
+ * Removes the lock file if it still holds `stale`. It is first moved aside, which only one of
+ * several hubs breaking the same lock can do; if what was moved is not the stale lock (another
+ * hub broke it and took the directory meanwhile), it is put back. Only a third hub locking the
+ * directory in the instant the lock is aside can still end with two holders.
+ */
+export function breakStaleLock(file: string, stale: string): void {
+  const aside = privateName(file, 'stale');
+  try {
+    renameSync(file, aside);
+  } catch (error) {
+    if (codeOf(error) === 'ENOENT') return;
+    throw error;
+  }
+  if (readFileSync(aside, 'utf8') === stale) return unlinkSync(aside);
+  try {
+    linkSync(aside, file);
+  } catch (error) {
+    if (codeOf(error) === 'EEXIST') return unlinkSync(aside);
+    // No hard links here: a rename puts it back too.
+    return renameSync(aside, file);
+  }
+  unlinkSync(aside);
 }
