@@ -1,51 +1,13 @@
 import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
-import type { z } from 'zod';
-import type { DataReference, DataReferenceSpec } from '../shared/schemas/data.ts';
 import type { Assignment, CancelNotice } from '../shared/schemas/work-order.ts';
 import { Connection, type ConnectOptions } from './connection.ts';
 import { Listeners } from './listeners.ts';
 import { ProgressStream } from './progress-stream.ts';
-
-/** Throw this from a task handler to fail the work order without retrying it. */
-export class NonRetryableError extends Error {
-  override readonly name = 'NonRetryableError';
-}
-
-/** What a task handler gets besides the assignment. */
-export interface TaskContext {
-  workflowId: string;
-  workOrderId: string;
-  /** 1 for the first attempt, 2 for the first retry, … */
-  attempt: number;
-  /** Details saved by the previous attempt's progress, or null. */
-  checkpoint: unknown;
-  /** Aborted when the hub cancels or reassigns this attempt; stop work when it fires. */
-  signal: AbortSignal;
-  /**
-   * Reports progress (0..100). Calls are coalesced: a hot loop costs the hub at most one update
-   * per `progressIntervalMs`. `details` become the checkpoint handed to a later attempt.
-   */
-  progress(percentage: number, message?: string, details?: unknown): Promise<void>;
-  /** Saves a checkpoint without changing the percentage. */
-  checkpointNow(details: unknown): Promise<void>;
-  /** Registers data this attempt produced; the hub records this agent, work order and attempt as its provenance. */
-  addDataReference(ref: DataSpec): Promise<DataReference>;
-}
-
-/** A data reference to register: path or URI, description, dataType, tags, metadata, … */
-export type DataSpec = z.input<typeof DataReferenceSpec>;
-
-/**
- * What a handler may return: the result stored on the work order, and data it produced
- * (registered with the completion; they become the outputs of the order's lineage run).
- */
-export type TaskOutcome = { result?: unknown; outputs?: DataSpec[] } | void;
+import { NonRetryableError, type TaskContext, type TaskHandler, type TaskReport } from './task.ts';
 
 /** Refusals of a completion that retrying cannot fix (bad outputs or result): the attempt fails for good. */
 const REFUSED_FOR_GOOD: ReadonlySet<string> = new Set(['VALIDATION', 'CONFLICT', 'NOT_FOUND', 'FORBIDDEN']);
-
-export type TaskHandler = (task: Assignment, ctx: TaskContext) => Promise<TaskOutcome> | TaskOutcome;
 
 export interface AgentOptions extends ConnectOptions {
   agentId: string;
@@ -55,17 +17,6 @@ export interface AgentOptions extends ConnectOptions {
   labels?: Record<string, string>;
   /** Least time between two progress updates of one task (default 100 ms). */
   progressIntervalMs?: number;
-}
-
-/** What happened to a completion or failure the agent reported. */
-export interface TaskReport {
-  workflowId: string;
-  workOrderId: string;
-  attemptToken: string;
-  outcome: 'completed' | 'failed';
-  /** Whether the hub accepted the report; a refused one carries the hub's error code. */
-  accepted: boolean;
-  code?: string;
 }
 
 interface RunningTask {

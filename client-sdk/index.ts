@@ -1,4 +1,5 @@
-export { connectAgent, AgentClient, NonRetryableError, type AgentOptions, type DataSpec, type TaskContext, type TaskHandler, type TaskOutcome, type TaskReport } from './agent.ts';
+export { connectAgent, AgentClient, type AgentOptions } from './agent.ts';
+export { NonRetryableError, type DataSpec, type TaskContext, type TaskHandler, type TaskOutcome, type TaskReport } from './task.ts';
 export { connectControl, ControlClient, WorkflowHandle } from './control.ts';
 export { Connection, type ConnectOptions } from './connection.ts';
 export { HubError, ERROR_CODES, type ErrorCode } from '../shared/errors.ts';
