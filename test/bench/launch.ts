@@ -40,9 +40,13 @@ export async function startHub(ctx: BenchContext, name: string, options: HubOpti
   const profile = profileArgs(ctx, `hub-${name}`);
   const started = performance.now();
   // BENCH_HUB_NODE_ARGS adds node flags to every hub (e.g. --trace-gc) for investigations.
-  const extra = process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const { process: hub, ready } = await BenchChild.start<HubReady>(`hub(${name})`, './hub-entry.ts', { args: [config], nodeArgs: [...profile, ...nodeArgs, ...extra] });
+  const { process: hub, ready } = await BenchChild.start<HubReady>(`hub(${name})`, './hub-entry.ts', { args: [config], nodeArgs: [...profile, ...nodeArgs, ...envArgs('BENCH_HUB_NODE_ARGS')] });
   return { hub, ready, spawnToReadyMs: performance.now() - started };
+}
+
+/** The space-separated node flags in environment variable `name`, if any. */
+function envArgs(name: string): string[] {
+  return process.env[name]?.split(' ').filter(Boolean) ?? [];
 }
 
 /** Node flags that profile a server child into its own folder when the run profiles. */
@@ -63,8 +67,7 @@ export async function startRawServer(ctx: BenchContext, nodeArgs: string[] = [])
 export async function startGenerator(name = 'generator'): Promise<BenchChild> {
   // --expose-gc: the generator collects before each measured phase (generator.ts).
   // BENCH_GEN_NODE_ARGS adds node flags to every generator (e.g. --cpu-prof) for investigations.
-  const extra = process.env.BENCH_GEN_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  return (await BenchChild.start(name, './generator.ts', { nodeArgs: ['--expose-gc', ...extra] })).process;
+  return (await BenchChild.start(name, './generator.ts', { nodeArgs: ['--expose-gc', ...envArgs('BENCH_GEN_NODE_ARGS')] })).process;
 }
 
 /**
