@@ -59,7 +59,8 @@ function profileArgs(ctx: BenchContext, name: string): string[] {
 
 /** Starts the raw socket.io baseline server in its own process (profiled beside the hubs, to compare). */
 export async function startRawServer(ctx: BenchContext, nodeArgs: string[] = []): Promise<{ raw: BenchChild; url: string }> {
-  const { process: raw, ready } = await BenchChild.start<{ url: string }>('raw-server', './raw-server.ts', { nodeArgs: [...profileArgs(ctx, 'raw'), ...nodeArgs] });
+  // BENCH_RAW_NODE_ARGS adds node flags to the raw server (e.g. --trace-gc), as BENCH_HUB_NODE_ARGS to hubs.
+  const { process: raw, ready } = await BenchChild.start<{ url: string }>('raw-server', './raw-server.ts', { nodeArgs: [...profileArgs(ctx, 'raw'), ...nodeArgs, ...envArgs('BENCH_RAW_NODE_ARGS')] });
   return { raw, url: ready.url };
 }
 
