@@ -126,7 +126,7 @@ describe('bench subscribers', () => {
     const client = await control(hub);
     const wf = await client.createWorkflow({ userQuery: 'text frames' });
     await wf.start();
-    const [socket] = await openSockets(hub.url, '/monitor', TOKENS.monitor, 1, 1, patchTextParser);
+    const [socket] = await openSockets(hub.url, '/monitor', TOKENS.monitor, 1, { parser: patchTextParser });
     onTestFinished(() => void socket!.disconnect());
     const frames: unknown[] = [];
     const carrying = new Promise<string>((resolve) =>

@@ -63,7 +63,7 @@ export class MonitorPool {
   private seen: Float64Array[] = [];
 
   async connect(options: { url: string; count: number; doc: string }): Promise<{ subscribers: number }> {
-    this.sockets = await openSockets(options.url, '/monitor', BENCH_TOKENS.monitor, options.count, 100, patchTextParser);
+    this.sockets = await openSockets(options.url, '/monitor', BENCH_TOKENS.monitor, options.count, { parser: patchTextParser });
     await Promise.all(
       this.sockets.map(async (socket, i) => {
         socket.on('patch', (frame: string) => this.onPatch(i, frame));
