@@ -7,10 +7,21 @@
 const SUB_BUCKETS = 128;
 const SUB_BITS = 7;
 const MAX_EXPONENT = 40; // 2^47 µs: more than four years, so nothing is ever out of range
+const BUCKETS = SUB_BUCKETS + MAX_EXPONENT * SUB_BUCKETS + SUB_BUCKETS;
+const UINT32 = 2 ** 32;
 
+/**
+ * The bucket of a value. The fan-out's subscriber process records a million values a second, so
+ * below 2^32 µs (71 minutes) the power of two comes from Math.clz32 and the mantissa from a shift;
+ * Math.log2 and a division per value were a fifth of that process's CPU.
+ */
 function indexOf(micros: number): number {
-  const value = Math.max(0, Math.floor(micros));
+  const value = micros > 0 ? Math.floor(micros) : 0;
   if (value < SUB_BUCKETS) return value;
+  if (value < UINT32) {
+    const exponent = 32 - Math.clz32(value) - SUB_BITS - 1; // value < 2^(exponent + 8)
+    return SUB_BUCKETS + exponent * SUB_BUCKETS + ((value >>> exponent) - SUB_BUCKETS);
+  }
   const bits = Math.floor(Math.log2(value)) + 1; // value < 2^bits
   const exponent = Math.min(bits - SUB_BITS - 1, MAX_EXPONENT);
   const mantissa = Math.min(Math.floor(value / 2 ** exponent), 2 * SUB_BUCKETS - 1);
@@ -46,7 +57,8 @@ export interface LatencySummary {
 }
 
 export class Histogram {
-  private readonly counts = new Map<number, number>();
+  /** Count per bucket: a typed array, not a Map, for the same reason as indexOf. */
+  private readonly counts = new Float64Array(BUCKETS);
   count = 0;
   min = Infinity;
   max = 0;
@@ -55,7 +67,7 @@ export class Histogram {
   /** Counts one value (µs). */
   record(micros: number): void {
     const index = indexOf(micros);
-    this.counts.set(index, (this.counts.get(index) ?? 0) + 1);
+    this.counts[index] = this.counts[index]! + 1;
     this.count++;
     this.sum += micros;
     if (micros < this.min) this.min = micros;
@@ -73,8 +85,8 @@ export class Histogram {
     if (percent >= 100) return this.max;
     const rank = Math.max(1, Math.ceil((percent / 100) * this.count));
     let seen = 0;
-    for (const index of [...this.counts.keys()].sort((a, b) => a - b)) {
-      seen += this.counts.get(index)!;
+    for (let index = 0; index < BUCKETS; index++) {
+      seen += this.counts[index]!;
       if (seen >= rank) return Math.max(this.min, Math.min(upperBound(index), this.max));
     }
     return this.max;
@@ -83,7 +95,10 @@ export class Histogram {
   /** Adds another histogram's counts to this one. */
   merge(other: Histogram | HistogramData): this {
     const data = other instanceof Histogram ? other.toJSON() : other;
-    for (const [index, n] of data.buckets) this.counts.set(index, (this.counts.get(index) ?? 0) + n);
+    for (const [index, n] of data.buckets) {
+      if (!(index >= 0 && index < BUCKETS)) throw new Error(`histogram bucket ${index} out of range`);
+      this.counts[index] = this.counts[index]! + n;
+    }
     this.count += data.count;
     this.sum += data.sum;
     if (data.count > 0) {
@@ -94,7 +109,9 @@ export class Histogram {
   }
 
   toJSON(): HistogramData {
-    return { buckets: [...this.counts], count: this.count, min: this.count ? this.min : 0, max: this.max, sum: this.sum };
+    const buckets: Array<[number, number]> = [];
+    for (let index = 0; index < BUCKETS; index++) if (this.counts[index]) buckets.push([index, this.counts[index]!]);
+    return { buckets, count: this.count, min: this.count ? this.min : 0, max: this.max, sum: this.sum };
   }
 
   static fromJSON(data: HistogramData): Histogram {
