@@ -10,7 +10,7 @@ interface AttemptRef {
 }
 
 /**
- * Opens `count` raw socket.io connections to `namespace`, `parallel` handshakes at a time; `parser`
+ * Opens `count` raw socket.io connections to `namespace`, 100 handshakes at a time; `parser`
  * replaces socket.io's. With `spreadMs`, the handshakes are paced over that long instead, one batch
  * per 100 ms: engine.io pings each socket every 25 s from its connection, so sockets opened within
  * a second of each other are all pinged (and pong) in one burst.
@@ -20,11 +20,11 @@ export async function openSockets(
   namespace: string,
   token: string,
   count: number,
-  options: { parallel?: number; parser?: ManagerOptions['parser']; spreadMs?: number } = {},
+  options: { parser?: ManagerOptions['parser']; spreadMs?: number } = {},
 ): Promise<Socket[]> {
   const sockets: Socket[] = [];
   const spreadMs = options.spreadMs ?? 0;
-  const parallel = spreadMs > 0 ? Math.max(1, Math.ceil((count * 100) / spreadMs)) : (options.parallel ?? 100);
+  const parallel = spreadMs > 0 ? Math.max(1, Math.ceil((count * 100) / spreadMs)) : 100;
   const openOne = () =>
     new Promise<Socket>((resolve, reject) => {
       const socket = io(new URL(namespace, url).href, { auth: { token }, transports: ['websocket'], forceNew: true, reconnection: false, ...(options.parser ? { parser: options.parser } : {}) });
