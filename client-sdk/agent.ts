@@ -200,7 +200,7 @@ export class AgentClient {
     try {
       const outcome = await handler(assignment, ctx);
       if (controller.signal.aborted) return;
-      progress.stop(new HubError('INVALID_TRANSITION', 'the task has finished'));
+      progress.stop(() => new HubError('INVALID_TRANSITION', 'the task has finished'));
       const payload: RequestOf<'agent', 'task.complete'> = { ...ref };
       if (outcome && typeof outcome === 'object') {
         if (outcome.result !== undefined) payload.result = outcome.result;
@@ -212,7 +212,7 @@ export class AgentClient {
       }
     } catch (error) {
       if (controller.signal.aborted) return;
-      progress.stop(new HubError('INVALID_TRANSITION', 'the task has failed'));
+      progress.stop(() => new HubError('INVALID_TRANSITION', 'the task has failed'));
       const message = error instanceof Error ? error.message || error.name : String(error);
       await this.report('task.fail', { ...ref, error: message.slice(0, 10_000), retryable: !(error instanceof NonRetryableError) });
     } finally {
@@ -254,7 +254,7 @@ export class AgentClient {
   private abort(attemptToken: string, reason: string): void {
     const task = this.running.get(attemptToken);
     if (!task) return;
-    task.progress.stop(new HubError('STALE_ATTEMPT', reason));
+    task.progress.stop(() => new HubError('STALE_ATTEMPT', reason));
     task.controller.abort(new HubError('STALE_ATTEMPT', reason));
     this.running.delete(attemptToken);
   }

@@ -46,11 +46,17 @@ export class ProgressStream {
     }
   }
 
-  /** Stops sending; whoever still waits is told why. */
-  stop(reason: Error): void {
+  /**
+   * Stops sending; whoever still waits is told why. `reason` is called only if someone waits: every
+   * task stops its stream, and an Error's stack trace cost ~16 µs per task in a profile of 200 agents.
+   */
+  stop(reason: () => Error): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.pending = undefined;
-    for (const waiter of this.waiters.splice(0)) waiter.reject(reason);
+    const waiters = this.waiters.splice(0);
+    if (waiters.length === 0) return;
+    const error = reason();
+    for (const waiter of waiters) waiter.reject(error);
   }
 }

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { ProgressStream } from '../client-sdk/progress-stream.ts';
+import type { RequestOf } from '../shared/contract.ts';
+
+type Update = RequestOf<'agent', 'task.progress'>;
+const update = (progress: number): Update => ({ workflowId: 'wf_1', workOrderId: 'wo_1', attemptToken: 'att_1', progress });
+
+/** A send whose calls are recorded and answered by the test. */
+function controlledSend() {
+  const sent: Update[] = [];
+  const answers: Array<() => void> = [];
+  let announce: () => void = () => undefined;
+  const started = () => new Promise<void>((resolve) => (announce = resolve));
+  const send = (u: Update) =>
+    new Promise<void>((resolve) => {
+      sent.push(u);
+      answers.push(resolve);
+      announce();
+    });
+  return { sent, answers, started, send };
+}
+
+describe('ProgressStream (SDK)', () => {
+  it('on stop, rejects the updates still waiting with one error made for them, and sends nothing more', async () => {
+    const wire = controlledSend();
+    const stream = new ProgressStream(wire.send, 0);
+    const firstSent = wire.started();
+    const first = stream.push(update(10));
+    await firstSent;
+    const second = stream.push(update(20)); // waits behind the update in flight
+    let made = 0;
+    stream.stop(() => (made++, new Error('the task has finished')));
+    await expect(second).rejects.toThrow('the task has finished');
+    wire.answers[0]!();
+    await expect(first).resolves.toBeUndefined();
+    expect(made).toBe(1);
+    expect(wire.sent.map((u) => u.progress)).toEqual([10]);
+  });
+
+  it('does not make the error when nobody waits', async () => {
+    const wire = controlledSend();
+    const stream = new ProgressStream(wire.send, 0);
+    const sent = wire.started();
+    const only = stream.push(update(50));
+    await sent;
+    wire.answers[0]!();
+    await only;
+    let made = 0;
+    stream.stop(() => (made++, new Error('unused')));
+    expect(made).toBe(0);
+    expect(wire.sent).toHaveLength(1);
+  });
+});
