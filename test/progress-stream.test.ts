@@ -20,13 +20,19 @@ function controlledSend() {
   return { sent, answers, started, send };
 }
 
+/** A stream over a controlled send, with one update pushed and already on the wire. */
+async function streamWithOneSent(progress: number) {
+  const wire = controlledSend();
+  const stream = new ProgressStream(wire.send, 0);
+  const sent = wire.started();
+  const first = stream.push(update(progress));
+  await sent;
+  return { wire, stream, first };
+}
+
 describe('ProgressStream (SDK)', () => {
   it('on stop, rejects the updates still waiting with one error made for them, and sends nothing more', async () => {
-    const wire = controlledSend();
-    const stream = new ProgressStream(wire.send, 0);
-    const firstSent = wire.started();
-    const first = stream.push(update(10));
-    await firstSent;
+    const { wire, stream, first } = await streamWithOneSent(10);
     const second = stream.push(update(20)); // waits behind the update in flight
     let made = 0;
     stream.stop(() => (made++, new Error('the task has finished')));
@@ -38,13 +44,9 @@ describe('ProgressStream (SDK)', () => {
   });
 
   it('does not make the error when nobody waits', async () => {
-    const wire = controlledSend();
-    const stream = new ProgressStream(wire.send, 0);
-    const sent = wire.started();
-    const only = stream.push(update(50));
-    await sent;
+    const { wire, stream, first } = await streamWithOneSent(50);
     wire.answers[0]!();
-    await only;
+    await first;
     let made = 0;
     stream.stop(() => (made++, new Error('unused')));
     expect(made).toBe(0);
