@@ -1,29 +1,9 @@
 import { meanCpu, merged } from './baseline.ts';
-import type { HistogramData } from './histogram.ts';
-import { measureCpu, startGenerator, startHub, startRawServer, stopAll, type BenchContext } from './launch.ts';
-import type { BenchChild, Usage } from './processes.ts';
+import { Histogram, type HistogramData } from './histogram.ts';
+import { alternateRounds, startGenerator, startHub, startRawServer, stopAll, type BenchContext, type Measured, type Side } from './launch.ts';
+import type { BenchChild } from './processes.ts';
 import { check, type ScenarioResult } from './report.ts';
-
-interface LifecycleRun {
-  open: {
-    created: number;
-    createErrors: Record<string, number>;
-    completed: number;
-    completedPerSecond: number;
-    createAck: HistogramData;
-    delivery: HistogramData;
-    generatorLoopDelay: { p99: number; max: number };
-  };
-  saturation: { completedPerSecond: number; createdPerSecond: number; errors: Record<string, number> };
-}
-
-interface Round {
-  run: LifecycleRun;
-  cpu: Record<string, number>;
-  loopDelay: Usage['loopDelay'];
-  generatorLoopDelay: Usage['loopDelay'];
-  cpuProbe: Record<string, Usage['cpuProbe']>;
-}
+import type { OpenLifecycle, SaturatedLifecycle } from './roles/lifecycle.ts';
 
 /**
  * Scenario 2: the assignment lifecycle through the SDK. A control client creates work orders
@@ -40,33 +20,45 @@ export async function runAssignment(ctx: BenchContext): Promise<ScenarioResult> 
   try {
     const rawStarted = await startRawServer(ctx);
     raw = rawStarted.raw;
-    generator = await startGenerator('lifecycle');
-    const sides = { raw: { server: raw, url: rawStarted.url, command: 'lifecycle.raw' }, hub: { server: hub, url: ready.url, command: 'lifecycle.hub' } } as const;
-    const results: Record<'raw' | 'hub', Round[]> = { raw: [], hub: [] };
-    for (let r = 0; r < rounds; r++) {
-      for (const side of ['raw', 'hub'] as const) {
-        ctx.log(`assignment: round ${r + 1}/${rounds}, ${side}`);
-        const { server, url, command } = sides[side];
-        const cpu = await measureCpu({ server, generator });
-        const run = await generator.request<LifecycleRun>(command, {
-          url,
-          agents,
-          prefix: `life${r}`,
-          rate,
-          durationMs: durationMs / rounds,
-          warmupMs,
-          saturate: { ...saturation, durationMs: saturation.durationMs / rounds },
-        });
-        results[side].push({ run, cpu: await cpu.end(), loopDelay: cpu.loopDelay.server!, generatorLoopDelay: cpu.loopDelay.generator!, cpuProbe: cpu.cpuProbe });
-      }
-    }
-    const delivery = (side: 'raw' | 'hub') => merged(results[side].map((r) => r.run.open.delivery)).summary();
-    const mean = (side: 'raw' | 'hub', pick: (run: LifecycleRun) => number) => results[side].reduce((sum, r) => sum + pick(r.run), 0) / rounds;
-    const [hubDelivery, rawDelivery] = [delivery('hub'), delivery('raw')];
-    const hubAck = merged(results.hub.map((r) => r.run.open.createAck)).summary();
-    const rawAck = merged(results.raw.map((r) => r.run.open.createAck)).summary();
-    const missing = results.hub.reduce((n, r) => n + r.run.open.created - r.run.open.completed + Object.values(r.run.open.createErrors).reduce((a, b) => a + b, 0), 0);
-    const [hubCpu, rawCpu] = [meanCpu(results.hub.map((r) => r.cpu)), meanCpu(results.raw.map((r) => r.cpu))];
+    const driver = await startGenerator('lifecycle');
+    generator = driver;
+    const servers = { raw, hub };
+    const urls = { raw: rawStarted.url, hub: ready.url };
+    for (const side of ['raw', 'hub'] as const) await driver.request('lifecycle.connect', { side, url: urls[side], agents, prefix: side });
+    const log = (what: string) => (r: number, side: Side) => ctx.log(`assignment: round ${r + 1}/${rounds}, ${side}: ${what}`);
+    // Every open-loop round runs before any saturation, as in the progress scenario: a saturated
+    // hub promoted its in-flight requests and thousands of new orders into the old generation,
+    // and the open loop that followed it in the same round met the scavenges and mark-compact
+    // that came of it.
+    const open = await alternateRounds(rounds, servers, driver, log(`${rate}/s`), (side) =>
+      driver.request<OpenLifecycle>('lifecycle.open', { side, rate, durationMs: durationMs / rounds, warmupMs }),
+    );
+    const sat = await alternateRounds(rounds, servers, driver, log('saturation'), (side) =>
+      driver.request<SaturatedLifecycle>('lifecycle.saturate', { side, ...saturation, durationMs: saturation.durationMs / rounds }),
+    );
+    const summary = (side: Side, pick: (run: OpenLifecycle) => HistogramData) => merged(open[side].map((m) => pick(m.result))).summary();
+    const [hubDelivery, rawDelivery] = [summary('hub', (r) => r.delivery), summary('raw', (r) => r.delivery)];
+    const [hubAck, rawAck] = [summary('hub', (r) => r.createAck), summary('raw', (r) => r.createAck)];
+    const mean = <T>(runs: Array<Measured<T>>, pick: (run: T) => number) => runs.reduce((sum, m) => sum + pick(m.result), 0) / runs.length;
+    const errors = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+    const missing = open.hub.reduce((n, m) => n + m.result.created - m.result.completed + errors(m.result.createErrors), 0) + sat.hub.reduce((n, m) => n + errors(m.result.errors), 0);
+    const cpu = (runs: Array<Measured<unknown>>) => meanCpu(runs.map((m) => m.cpu));
+    const [hubCpu, rawCpu, hubSatCpu, rawSatCpu] = [cpu(open.hub), cpu(open.raw), cpu(sat.hub), cpu(sat.raw)];
+    const worst = (side: Side, pick: (m: Measured<OpenLifecycle>) => number) => Math.max(...open[side].map(pick));
+    const perRound = (side: Side) =>
+      open[side].map((m, r) => ({
+        delivery: Histogram.fromJSON(m.result.delivery).summary(),
+        createAck: Histogram.fromJSON(m.result.createAck).summary(),
+        sendLag: m.result.sendLag,
+        created: m.result.created,
+        completed: m.result.completed,
+        createErrors: m.result.createErrors,
+        cpu: m.cpu,
+        loopDelay: m.loopDelay,
+        generatorLoopDelay: m.generatorLoopDelay,
+        cpuProbe: m.cpuProbe,
+        saturation: { ...sat[side][r]!.result, cpu: sat[side][r]!.cpu, loopDelay: sat[side][r]!.loopDelay },
+      }));
     return {
       name: 'assign',
       title: '2. Assignment lifecycle',
@@ -75,21 +67,23 @@ export async function runAssignment(ctx: BenchContext): Promise<ScenarioResult> 
         check(`creation → agent p50 at ${rate}/s`, 'ms', hubDelivery.p50, rawDelivery.p50),
         check(`creation → agent max at ${rate}/s`, 'ms', hubDelivery.max, rawDelivery.max),
         check(`creation ack p99 at ${rate}/s`, 'ms', hubAck.p99, rawAck.p99),
-        check(`completed per second at ${rate}/s offered`, 'orders/s', mean('hub', (r) => r.open.completedPerSecond), mean('raw', (r) => r.open.completedPerSecond)),
-        check('completed per second at saturation', 'orders/s', mean('hub', (r) => r.saturation.completedPerSecond), mean('raw', (r) => r.saturation.completedPerSecond)),
+        check(`completed per second at ${rate}/s offered`, 'orders/s', mean(open.hub, (r) => r.completedPerSecond), mean(open.raw, (r) => r.completedPerSecond)),
+        check('completed per second at saturation', 'orders/s', mean(sat.hub, (r) => r.completedPerSecond), mean(sat.raw, (r) => r.completedPerSecond)),
         check('orders not completed or refused', '', missing, null, { max: 0, text: '0' }),
-        check('server CPU (both phases)', '%', hubCpu.server ?? 0, rawCpu.server ?? null),
-        check('generator CPU (both phases)', '%', hubCpu.generator ?? 0, rawCpu.generator ?? null),
-        check('server event-loop delay max (both phases)', 'ms', Math.max(...results.hub.map((r) => r.loopDelay.max)), Math.max(...results.raw.map((r) => r.loopDelay.max))),
-        check(`generator event-loop delay max at ${rate}/s`, 'ms', Math.max(...results.hub.map((r) => r.run.open.generatorLoopDelay.max)), Math.max(...results.raw.map((r) => r.run.open.generatorLoopDelay.max))),
+        check(`server CPU at ${rate}/s`, '%', hubCpu.server ?? 0, rawCpu.server ?? null),
+        check(`generator CPU at ${rate}/s`, '%', hubCpu.generator ?? 0, rawCpu.generator ?? null),
+        check('server CPU at saturation', '%', hubSatCpu.server ?? 0, rawSatCpu.server ?? null),
+        check(`server event-loop delay p99 at ${rate}/s (worst round)`, 'ms', worst('hub', (m) => m.loopDelay.p99), worst('raw', (m) => m.loopDelay.p99)),
+        check(`server event-loop delay max at ${rate}/s`, 'ms', worst('hub', (m) => m.loopDelay.max), worst('raw', (m) => m.loopDelay.max)),
+        check(`generator event-loop delay max at ${rate}/s`, 'ms', worst('hub', (m) => m.result.generatorLoopDelay.max), worst('raw', (m) => m.result.generatorLoopDelay.max)),
       ],
       details: {
-        hub: { delivery: hubDelivery, createAck: hubAck, rounds: results.hub.map((r) => ({ open: { ...r.run.open, delivery: undefined, createAck: undefined }, saturation: r.run.saturation, cpu: r.cpu, loopDelay: r.loopDelay, generatorLoopDelay: r.generatorLoopDelay, cpuProbe: r.cpuProbe })) },
-        raw: { delivery: rawDelivery, createAck: rawAck, rounds: results.raw.map((r) => ({ open: { ...r.run.open, delivery: undefined, createAck: undefined }, saturation: r.run.saturation, cpu: r.cpu, loopDelay: r.loopDelay, generatorLoopDelay: r.generatorLoopDelay, cpuProbe: r.cpuProbe })) },
+        hub: { delivery: hubDelivery, createAck: hubAck, rounds: perRound('hub') },
+        raw: { delivery: rawDelivery, createAck: rawAck, rounds: perRound('raw') },
       },
       notes: [
         `${agents} SDK agents (connectAgent, maxConcurrentTasks 1) in one generator process with the control client; each task reports progress once and completes. The saturation phase keeps ${saturation.concurrency} creations in flight.`,
-        `The raw column relays the same messages through a bare socket.io server (bare sockets as agents); ${rounds} rounds alternate raw and hub, new agents each round. The first ${warmupMs} ms of each open-loop phase are a warm-up at the same rate, not counted.`,
+        `The raw column relays the same messages through a bare socket.io server (bare sockets as agents). ${rounds} open-loop rounds alternate raw and hub, then ${rounds} saturation rounds; each side keeps its agents throughout. The first ${warmupMs} ms of each open-loop phase are a warm-up at the same rate, not counted.`,
       ],
       durationMs: performance.now() - started,
     };

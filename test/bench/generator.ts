@@ -4,7 +4,7 @@
  * the runner reports next to the hub's. Started by BenchChild.start('generator', './generator.ts').
  */
 import { AgentPool } from './roles/agent-pool.ts';
-import { hubLifecycle, rawLifecycle, type LifecycleOptions } from './roles/lifecycle.ts';
+import { hubRig, rawRig, runOpenPhase, runSaturationPhase, type LifecycleRig, type OpenPhase, type RigOptions, type SaturationPhase } from './roles/lifecycle.ts';
 import { MonitorPool } from './roles/monitor-pool.ts';
 import { serveParent, type IpcRequest } from './processes.ts';
 
@@ -16,6 +16,13 @@ const pool = (r: IpcRequest) => {
   return pools.get(name)!;
 };
 const monitors = new MonitorPool();
+/** Lifecycle rigs by server side ('hub' or 'raw'), kept from `lifecycle.connect` to `lifecycle.close`. */
+const rigs = new Map<string, LifecycleRig>();
+const rig = (r: IpcRequest) => {
+  const found = rigs.get(String(r.side));
+  if (!found) throw new Error(`no lifecycle rig for side ${String(r.side)}: send lifecycle.connect first`);
+  return found;
+};
 /** The fields of a request, as the role expects them (the runner is the only sender). */
 const args = <T>(request: IpcRequest): T => request as unknown as T;
 
@@ -57,12 +64,22 @@ serveParent(
     'monitors.arm': (r) => monitors.arm(args<Parameters<MonitorPool['arm']>[0]>(r)),
     'monitors.collect': () => monitors.collect(),
     'monitors.close': () => monitors.close(),
-    'lifecycle.hub': measured((r) => hubLifecycle(args<LifecycleOptions>(r))),
-    'lifecycle.raw': measured((r) => rawLifecycle(args<LifecycleOptions>(r))),
+    'lifecycle.connect': async (r) => {
+      const side = String(r.side);
+      if (rigs.has(side)) throw new Error(`a lifecycle rig for side ${side} is already connected`);
+      rigs.set(side, await (side === 'hub' ? hubRig : rawRig)(args<RigOptions>(r)));
+    },
+    'lifecycle.open': measured((r) => runOpenPhase(rig(r), args<OpenPhase>(r))),
+    'lifecycle.saturate': measured((r) => runSaturationPhase(rig(r), args<SaturationPhase>(r))),
+    'lifecycle.close': (r) => {
+      rigs.get(String(r.side))?.close();
+      rigs.delete(String(r.side));
+    },
   },
   { pid: process.pid },
   () => {
     for (const agents of pools.values()) agents.close();
     monitors.close();
+    for (const lifecycle of rigs.values()) lifecycle.close();
   },
 );

@@ -97,6 +97,46 @@ export async function measureCpu(processes: Record<string, BenchChild>): Promise
   };
 }
 
+/** A phase's result, with the server's and the generator's CPU, event-loop delay and CPU probe over it. */
+export interface Measured<T> {
+  result: T;
+  cpu: Record<string, number>;
+  loopDelay: Usage['loopDelay'];
+  generatorLoopDelay: Usage['loopDelay'];
+  cpuProbe: Record<string, Usage['cpuProbe']>;
+}
+
+/** Runs one phase against `server`, measuring the server and the generator over that phase only. */
+export async function measurePhase<T>(server: BenchChild, generator: BenchChild, run: () => Promise<T>): Promise<Measured<T>> {
+  const cpu = await measureCpu({ server, generator });
+  const result = await run();
+  const usage = await cpu.end();
+  return { result, cpu: usage, loopDelay: cpu.loopDelay.server!, generatorLoopDelay: cpu.loopDelay.generator!, cpuProbe: cpu.cpuProbe };
+}
+
+export type Side = 'raw' | 'hub';
+
+/**
+ * `rounds` rounds of a phase, alternating raw and hub, each measured (measurePhase): a slow
+ * moment of the machine weighs on both sides alike.
+ */
+export async function alternateRounds<T>(
+  rounds: number,
+  servers: Record<Side, BenchChild>,
+  generator: BenchChild,
+  log: (round: number, side: Side) => void,
+  run: (side: Side, round: number) => Promise<T>,
+): Promise<Record<Side, Array<Measured<T>>>> {
+  const out: Record<Side, Array<Measured<T>>> = { raw: [], hub: [] };
+  for (let r = 0; r < rounds; r++) {
+    for (const side of ['raw', 'hub'] as const) {
+      log(r, side);
+      out[side].push(await measurePhase(servers[side], generator, () => run(side, r)));
+    }
+  }
+  return out;
+}
+
 /** Stops every child given, ignoring those already gone. */
 export async function stopAll(...children: Array<BenchChild | undefined>): Promise<void> {
   await Promise.all(children.map((child) => child?.stop().catch(() => child.kill())));

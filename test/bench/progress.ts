@@ -1,8 +1,8 @@
 import { connectControl } from '../../client-sdk/index.ts';
 import { meanCpu, merged, type RawFigures } from './baseline.ts';
 import { Histogram, type HistogramData } from './histogram.ts';
-import { measureCpu, startGenerator, startHub, startRawServer, stopAll, type BenchContext } from './launch.ts';
-import type { BenchChild, Usage } from './processes.ts';
+import { alternateRounds, startGenerator, startHub, startRawServer, stopAll, type BenchContext } from './launch.ts';
+import type { BenchChild } from './processes.ts';
 import { check, type ScenarioResult } from './report.ts';
 import { BENCH_TASK, BENCH_TOKENS, LONG_TIMEOUTS } from './workload.ts';
 
@@ -67,15 +67,6 @@ export class ProgressRig {
   }
 }
 
-/** One phase against one server: its result, the CPU and event-loop delay of the server and of the generator. */
-async function phase<T>(server: BenchChild, generator: BenchChild, run: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number>; loopDelay: Usage['loopDelay']; generatorLoopDelay: Usage['loopDelay']; cpuProbe: Record<string, Usage['cpuProbe']> }> {
-  const cpu = await measureCpu({ server, generator });
-  const result = await run();
-  const usage = await cpu.end();
-  return { result, cpu: usage, loopDelay: cpu.loopDelay.server!, generatorLoopDelay: cpu.loopDelay.generator!, cpuProbe: cpu.cpuProbe };
-}
-type Measured<T> = Awaited<ReturnType<typeof phase<T>>>;
-
 /**
  * Scenario 1: progress updates. The same generator process drives the hub's agents and, through
  * a second pool of as many sockets, a bare socket.io server that only acks; saturation and the
@@ -91,25 +82,16 @@ export async function runProgress(ctx: BenchContext, raw: RawFigures): Promise<S
     const started_ = await startRawServer(ctx);
     rawServer = started_.raw;
     await rig.agents.request('agents.connect', { pool: 'raw', url: started_.url, count: agents, prefix: 'echo', taskType: BENCH_TASK, takeWork: false });
-    const sides = { raw: { server: rawServer, pool: 'raw' }, hub: { server: rig.hub, pool: 'hub' } } as const;
-    const sat = { raw: [] as Array<Measured<ClosedRun>>, hub: [] as Array<Measured<ClosedRun>> };
-    const open = { raw: [] as Array<Measured<OpenRun>>, hub: [] as Array<Measured<OpenRun>> };
+    // The generator's agent pools are named after the sides they drive.
+    const servers = { raw: rawServer, hub: rig.hub };
     const satRound = { ...saturation, durationMs: Math.round(saturation.durationMs / rounds) };
-    /** `rounds` rounds of `what`, alternating raw and hub. */
-    const alternate = async <T>(what: string, into: Record<'raw' | 'hub', Array<Measured<T>>>, run: (pool: string, r: number, side: 'raw' | 'hub') => Promise<T>) => {
-      for (let r = 0; r < rounds; r++) {
-        for (const side of ['raw', 'hub'] as const) {
-          ctx.log(`progress: round ${r + 1}/${rounds}, ${side}: ${what}`);
-          into[side].push(await phase(sides[side].server, rig.agents, () => run(sides[side].pool, r, side)));
-        }
-      }
-    };
+    const log = (what: string) => (r: number, side: string) => ctx.log(`progress: round ${r + 1}/${rounds}, ${side}: ${what}`);
     // Every open-loop round runs before any saturation: a saturated server holds a thousand
     // requests at a time, they outlive scavenges into the old generation, and the mark-compact
     // that collected them fell into the open-loop phase that followed (traced; with saturation
     // first in each round, the hub's first round was its worst in 8 of 11 runs).
-    await alternate(`${rate}/s`, open, (pool, r, side) => rig.progress(`${side}${r}`, rate, durationMs / rounds, warmupMs, undefined, pool));
-    await alternate('saturation', sat, (pool) => rig.agents.request<ClosedRun>('agents.progressClosed', { pool, ...satRound }));
+    const open = await alternateRounds(rounds, servers, rig.agents, log(`${rate}/s`), (side, r) => rig.progress(`${side}${r}`, rate, durationMs / rounds, warmupMs, undefined, side));
+    const sat = await alternateRounds(rounds, servers, rig.agents, log('saturation'), (side) => rig.agents.request<ClosedRun>('agents.progressClosed', { pool: side, ...satRound }));
     const perSecond = (side: 'raw' | 'hub') => sat[side].reduce((sum, p) => sum + p.result.perSecond, 0) / rounds;
     const latency = (side: 'raw' | 'hub') => merged(open[side].map((p) => p.result.latency)).summary();
     const count = (runs: Array<{ result: { errors: Record<string, number> } }>) => runs.reduce((n, p) => n + Object.values(p.result.errors).reduce((a, b) => a + b, 0), 0);

@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Socket } from 'socket.io-client';
-import { connectAgent, connectControl, type AgentClient, type ControlClient, type WorkflowHandle } from '../../../client-sdk/index.ts';
-import { Histogram } from '../histogram.ts';
+import { connectAgent, connectControl, type AgentClient, type ControlClient } from '../../../client-sdk/index.ts';
+import { Histogram, type HistogramData, type LatencySummary } from '../histogram.ts';
 import { epochMs, runClosedLoop, runOpenLoop } from '../open-loop.ts';
 import { BENCH_TASK, BENCH_TOKENS, LONG_TIMEOUTS } from '../workload.ts';
 import { ask, openSockets } from './agent-pool.ts';
@@ -12,7 +12,7 @@ interface Stamp {
   t: number;
 }
 
-/** Counts deliveries (creation → agent) and completions during a run. */
+/** Counts deliveries (creation → agent) and completions during a phase. */
 class Tally {
   delivery = new Histogram();
   completed = 0;
@@ -40,17 +40,53 @@ class Tally {
   }
 }
 
-export interface LifecycleOptions {
+/** A lifecycle driver against one server: a control connection and agents, kept across phases. */
+export interface LifecycleRig {
+  readonly tally: Tally;
+  /** Creates one work order carrying `stamp`; rejects with the error's code. */
+  create(stamp: Stamp): Promise<void>;
+  close(): void;
+}
+
+export interface RigOptions {
   url: string;
   agents: number;
-  /** Agent ids are `${prefix}-${n}`: a new prefix per round keeps rounds apart. */
+  /** Agent ids are `${prefix}-${n}`. */
   prefix: string;
+}
+
+/** An open-loop phase at `rate`, whose first `warmupMs` are not counted (see runOpenLoop). */
+export interface OpenPhase {
   rate: number;
   durationMs: number;
-  /** At the start of the open loop, not counted (see runOpenLoop). */
   warmupMs: number;
-  /** The saturation run: creations in flight and how long. */
-  saturate: { concurrency: number; durationMs: number; warmupMs: number };
+}
+
+/** A saturation phase: `concurrency` creations in flight for `durationMs` after `warmupMs`. */
+export interface SaturationPhase {
+  concurrency: number;
+  durationMs: number;
+  warmupMs: number;
+}
+
+/** What an open-loop phase measured. */
+export interface OpenLifecycle {
+  created: number;
+  createErrors: Record<string, number>;
+  completed: number;
+  completedPerSecond: number;
+  createAck: HistogramData;
+  delivery: HistogramData;
+  sendLag: LatencySummary;
+  /** The generator's own event-loop delay: its stalls delay sends and receipts alike. */
+  generatorLoopDelay: { p99: number; max: number };
+}
+
+/** What a saturation phase measured. */
+export interface SaturatedLifecycle {
+  completedPerSecond: number;
+  createdPerSecond: number;
+  errors: Record<string, number>;
 }
 
 /** Waits until `count` completions or `ms` passed. */
@@ -59,65 +95,67 @@ async function settle(tally: Tally, count: number, ms: number): Promise<void> {
   while (tally.completed < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
-/**
- * Runs the saturation phase, then the open loop, with `create(stamp)`, and reports both.
- * Saturation first: it also brings both ends out of their cold start before latency is measured.
- */
-async function measure(tally: Tally, options: LifecycleOptions, create: (stamp: Stamp) => Promise<void>) {
-  const start = epochMs();
-  tally.windowStart = start + options.saturate.warmupMs;
-  tally.windowEnd = tally.windowStart + options.saturate.durationMs;
-  let n = 0;
-  const closed = await runClosedLoop({
-    ...options.saturate,
-    send: (_i, done) => create({ i: n++, t: epochMs() }).then(() => done(), (error: { code?: string }) => done(error.code ?? 'ERROR')),
-  });
-  await settle(tally, n, 10_000);
-  const saturation = { completedPerSecond: (tally.completedInWindow * 1000) / options.saturate.durationMs, createdPerSecond: closed.perSecond, errors: closed.errors };
-
+/** Creates orders in an open loop and reports creation → agent delivery, once all completed. */
+export async function runOpenPhase(rig: LifecycleRig, phase: OpenPhase): Promise<OpenLifecycle> {
+  const { tally } = rig;
   tally.reset();
+  tally.firstCounted = Math.round((phase.rate * phase.warmupMs) / 1000);
   const openStart = epochMs() + 20;
-  // The generator's own stalls during the open loop: they delay sends and receipts alike.
   const delay = monitorEventLoopDelay({ resolution: 2 });
   delay.enable();
-  tally.firstCounted = Math.round((options.rate * options.warmupMs) / 1000);
   let created = 0;
   const open = await runOpenLoop({
     startEpochMs: openStart,
-    rate: options.rate,
-    durationMs: options.durationMs,
-    warmupMs: options.warmupMs,
+    ...phase,
     send: (i, intended, done) =>
-      create({ i, t: intended }).then(
+      rig.create({ i, t: intended }).then(
         () => (created++, done()),
         (error: { code?: string }) => done(error.code ?? 'ERROR'),
       ),
   });
   delay.disable();
   await settle(tally, created, 10_000);
-  const openRun = {
-    generatorLoopDelay: { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 },
-    sendLag: open.sendLag.summary(),
+  return {
     created,
     createErrors: open.errors,
     completed: tally.completed,
     completedPerSecond: (tally.completed * 1000) / Math.max(1, tally.lastCompletion - openStart),
     createAck: open.latency.toJSON(),
     delivery: tally.delivery.toJSON(),
+    sendLag: open.sendLag.summary(),
+    generatorLoopDelay: { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 },
   };
-  return { open: openRun, saturation };
+}
+
+/** Keeps `concurrency` creations in flight and reports completions per second in the window. */
+export async function runSaturationPhase(rig: LifecycleRig, phase: SaturationPhase): Promise<SaturatedLifecycle> {
+  const { tally } = rig;
+  tally.reset();
+  tally.windowStart = epochMs() + phase.warmupMs;
+  tally.windowEnd = tally.windowStart + phase.durationMs;
+  let n = 0;
+  const closed = await runClosedLoop({
+    ...phase,
+    send: (_i, done) => rig.create({ i: n++, t: epochMs() }).then(() => done(), (error: { code?: string }) => done(error.code ?? 'ERROR')),
+  });
+  await settle(tally, n, 10_000);
+  return { completedPerSecond: (tally.completedInWindow * 1000) / phase.durationMs, createdPerSecond: closed.perSecond, errors: closed.errors };
 }
 
 /**
- * The assignment lifecycle through the product: a control client creates work orders (open
- * loop); SDK agents get them pushed, accept, report progress once and complete.
+ * The assignment lifecycle through the product: a control client creates work orders in one
+ * started workflow; SDK agents get them pushed, accept, report progress once and complete.
  */
-export async function hubLifecycle(options: LifecycleOptions) {
+export async function hubRig(options: RigOptions): Promise<LifecycleRig> {
   const tally = new Tally();
   const control: ControlClient = await connectControl({ url: options.url, token: BENCH_TOKENS.admin, requestTimeoutMs: 60_000 });
   const agents: AgentClient[] = [];
+  const close = () => {
+    for (const agent of agents) agent.close();
+    control.close();
+  };
   try {
-    const wf: WorkflowHandle = await control.createWorkflow({ userQuery: 'bench: assignment lifecycle' });
+    const wf = await control.createWorkflow({ userQuery: 'bench: assignment lifecycle' });
     await wf.start();
     for (let i = 0; i < options.agents; i += 50) {
       const batch = await Promise.all(
@@ -138,10 +176,10 @@ export async function hubLifecycle(options: LifecycleOptions) {
     const create = async (stamp: Stamp) => {
       await wf.createWorkOrder({ taskType: BENCH_TASK, description: `bench order ${stamp.i}`, input: stamp, timeouts: LONG_TIMEOUTS });
     };
-    return await measure(tally, options, create);
-  } finally {
-    for (const agent of agents) agent.close();
-    control.close();
+    return { tally, create, close };
+  } catch (error) {
+    close();
+    throw error;
   }
 }
 
@@ -149,27 +187,29 @@ export async function hubLifecycle(options: LifecycleOptions) {
  * The same messages over bare socket.io: the raw server acks each creation and pushes an offer of
  * the same shape to the next agent, which acks it, then sends one progress and one completion.
  */
-export async function rawLifecycle(options: LifecycleOptions) {
+export async function rawRig(options: RigOptions): Promise<LifecycleRig> {
   const tally = new Tally();
   const [control] = await openSockets(options.url, '/control', BENCH_TOKENS.admin, 1);
   const agents: Socket[] = await openSockets(options.url, '/agent', BENCH_TOKENS.agent, options.agents);
-  try {
-    for (const socket of agents) {
-      socket.on('assignment', (assignment: { input: Stamp; workflowId: string; workOrderId: string; attemptToken: string }, ack: (reply: unknown) => void) => {
-        tally.received(assignment.input);
-        ack({ accept: true });
-        const ref = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken };
-        void ask(socket, 'task.progress', { ...ref, progress: 50, message: 'halfway' })
-          .then(() => ask(socket, 'task.complete', { ...ref, result: { ok: true } }))
-          .then(() => tally.complete());
-      });
-    }
-    const create = async (stamp: Stamp) => {
-      const reply = await ask(control!, 'workOrder.create', { workflowId: 'wf_AAAAAAAAAAAA', taskType: BENCH_TASK, description: `bench order ${stamp.i}`, input: stamp, timeouts: LONG_TIMEOUTS });
-      if (!reply.ok) throw Object.assign(new Error(reply.error.message), { code: reply.error.code });
-    };
-    return await measure(tally, options, create);
-  } finally {
-    for (const socket of [control!, ...agents]) socket.disconnect();
+  for (const socket of agents) {
+    socket.on('assignment', (assignment: { input: Stamp; workflowId: string; workOrderId: string; attemptToken: string }, ack: (reply: unknown) => void) => {
+      tally.received(assignment.input);
+      ack({ accept: true });
+      const ref = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken };
+      void ask(socket, 'task.progress', { ...ref, progress: 50, message: 'halfway' })
+        .then(() => ask(socket, 'task.complete', { ...ref, result: { ok: true } }))
+        .then(() => tally.complete());
+    });
   }
+  const create = async (stamp: Stamp) => {
+    const reply = await ask(control!, 'workOrder.create', { workflowId: 'wf_AAAAAAAAAAAA', taskType: BENCH_TASK, description: `bench order ${stamp.i}`, input: stamp, timeouts: LONG_TIMEOUTS });
+    if (!reply.ok) throw Object.assign(new Error(reply.error.message), { code: reply.error.code });
+  };
+  return {
+    tally,
+    create,
+    close: () => {
+      for (const socket of [control!, ...agents]) socket.disconnect();
+    },
+  };
 }
