@@ -5,6 +5,7 @@ import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { Histogram } from './bench/histogram.ts';
 import { runClosedLoop, runOpenLoop } from './bench/open-loop.ts';
 import { toMarkdown, toText } from './bench/report.ts';
+import { SCALES } from './bench/scale.ts';
 import { runSuite } from './bench/suite.ts';
 
 /** Timing targets belong to `npm run bench`; these only keep the suite working. */
@@ -110,6 +111,25 @@ describe('benchmark suite (smoke)', () => {
     expect(markdown).toContain('CPU probe');
     expect(toText(result)).toContain('persistence');
     expect(JSON.parse(JSON.stringify(result))).toEqual(result);
+  }, 120_000);
+
+  it('runs the assignment scenario: primed, open-loop rounds then saturation, every order delivered and completed on both sides', async () => {
+    const result = await runSuite({ scale: 'smoke', only: ['assign'] });
+    expect(result.failures).toEqual([]);
+    const assign = result.scenarios[0]!;
+    expect(assign.checks.find((c) => c.metric.startsWith('orders not completed'))!.hub).toBe(0);
+    expect(assign.checks.find((c) => c.metric.startsWith('completed per second at saturation'))!.baseline).toBeGreaterThan(0);
+    const details = assign.details as Record<'hub' | 'raw', { rounds: Array<{ created: number; completed: number; delivery: { count: number }; saturation: { completedPerSecond: number } }> }>;
+    const { rate, warmupMs } = SCALES.smoke.assignment;
+    for (const side of ['hub', 'raw'] as const) {
+      // The priming run is not among the rounds, and a round's delivery figures leave out its warm-up.
+      const [round] = details[side].rounds;
+      expect(details[side].rounds).toHaveLength(1);
+      expect(round!.created).toBeGreaterThan(0);
+      expect(round!.completed).toBe(round!.created);
+      expect(round!.delivery.count).toBe(round!.created - Math.round((rate * warmupMs) / 1000));
+      expect(round!.saturation.completedPerSecond).toBeGreaterThan(0);
+    }
   }, 120_000);
 });
 
