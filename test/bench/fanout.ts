@@ -14,7 +14,7 @@ import { check, type ScenarioResult } from './report.ts';
 export async function runFanout(ctx: BenchContext, raw: RawFigures): Promise<ScenarioResult> {
   const started = performance.now();
   const { agents, rate, warmupMs } = ctx.scale.progress;
-  const { subscribers, durationMs } = ctx.scale.fanout;
+  const { subscribers, durationMs, primeMs } = ctx.scale.fanout;
   ctx.log(`hub fan-out: ${agents} agents at ${rate}/s`);
   const rig = await ProgressRig.start(ctx, 'fanout', agents);
   let monitors: BenchChild | undefined;
@@ -22,6 +22,11 @@ export async function runFanout(ctx: BenchContext, raw: RawFigures): Promise<Sce
   const details: Record<string, unknown> = {};
   try {
     monitors = await startGenerator('monitors');
+    // The load once before any subscriber, not counted: the hub's first seconds of it ran on code
+    // V8 had not optimised yet, and its loop stalled 100–500 ms at a time (traced) in what was
+    // the 20-subscriber phase.
+    ctx.log(`hub fan-out: priming the hub for ${primeMs} ms, not counted`);
+    await rig.progress('prime', rate, primeMs, 0);
     for (const count of subscribers) {
       ctx.log(`hub fan-out: ${count} subscribers`);
       await monitors.request('monitors.connect', { url: rig.url, count, doc: rig.workflowId });

@@ -9,7 +9,8 @@ export interface Scale {
   /** primeMs: one open-loop run per side at the rate before the rounds, not counted (assignment.ts). */
   assignment: { agents: number; rate: number; durationMs: number; warmupMs: number; primeMs: number; rounds: number; saturation: { concurrency: number; durationMs: number; warmupMs: number } };
   push: { agents: number; rate: number; durationMs: number; warmupMs: number; saturation: { concurrency: number; durationMs: number; warmupMs: number } };
-  fanout: { subscribers: number[]; durationMs: number };
+  /** primeMs: the progress load once before the first subscribers connect, not counted (fanout.ts). */
+  fanout: { subscribers: number[]; durationMs: number; primeMs: number };
   persistence: { sizes: number[]; agents: number; progressChanges: number; completions: number; rounds: number; snapshotLoadRate: number };
   memory: { agents: number[] };
   restart: { orders: number };
@@ -21,7 +22,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     progress: { agents: 500, rate: 10_000, durationMs: 12_000, warmupMs: 1000, rounds: 3, saturation: { concurrency: 1000, durationMs: 6000, warmupMs: 1000 } },
     assignment: { agents: 200, rate: 500, durationMs: 12_000, warmupMs: 1000, primeMs: 4000, rounds: 2, saturation: { concurrency: 200, durationMs: 6000, warmupMs: 1000 } },
     push: { agents: 200, rate: 500, durationMs: 5000, warmupMs: 1000, saturation: { concurrency: 400, durationMs: 5000, warmupMs: 1000 } },
-    fanout: { subscribers: [20, 100], durationMs: 8000 },
+    fanout: { subscribers: [20, 100], durationMs: 8000, primeMs: 4000 },
     persistence: { sizes: [1000, 100_000], agents: 100, progressChanges: 30_000, completions: 700, rounds: 7, snapshotLoadRate: 2000 },
     memory: { agents: [1000, 5000] },
     restart: { orders: 100_000 },
@@ -31,7 +32,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     progress: { agents: 100, rate: 2000, durationMs: 4000, warmupMs: 500, rounds: 2, saturation: { concurrency: 200, durationMs: 2000, warmupMs: 500 } },
     assignment: { agents: 50, rate: 100, durationMs: 4000, warmupMs: 500, primeMs: 1000, rounds: 2, saturation: { concurrency: 50, durationMs: 2000, warmupMs: 500 } },
     push: { agents: 50, rate: 100, durationMs: 2000, warmupMs: 500, saturation: { concurrency: 100, durationMs: 2000, warmupMs: 500 } },
-    fanout: { subscribers: [5, 20], durationMs: 3000 },
+    fanout: { subscribers: [5, 20], durationMs: 3000, primeMs: 1000 },
     persistence: { sizes: [1000, 10_000], agents: 50, progressChanges: 6000, completions: 300, rounds: 3, snapshotLoadRate: 1000 },
     memory: { agents: [200, 1000] },
     restart: { orders: 10_000 },
@@ -41,7 +42,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     progress: { agents: 10, rate: 200, durationMs: 500, warmupMs: 100, rounds: 1, saturation: { concurrency: 20, durationMs: 500, warmupMs: 200 } },
     assignment: { agents: 5, rate: 20, durationMs: 500, warmupMs: 100, primeMs: 200, rounds: 1, saturation: { concurrency: 5, durationMs: 500, warmupMs: 200 } },
     push: { agents: 5, rate: 50, durationMs: 500, warmupMs: 100, saturation: { concurrency: 10, durationMs: 500, warmupMs: 200 } },
-    fanout: { subscribers: [2], durationMs: 500 },
+    fanout: { subscribers: [2], durationMs: 500, primeMs: 200 },
     persistence: { sizes: [200, 1000], agents: 10, progressChanges: 200, completions: 40, rounds: 2, snapshotLoadRate: 200 },
     memory: { agents: [20, 50] },
     restart: { orders: 1000 },
