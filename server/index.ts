@@ -22,6 +22,7 @@ import type { Store } from './store/store.ts';
 import { loadOrCreateTokens, readTokens, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { controlHandlers } from './transport/control.ts';
+import { hubParser } from './transport/encoded-json.ts';
 import { monitorHandlers } from './transport/monitor.ts';
 import { PatchStream } from './transport/patch-stream.ts';
 import { bindNamespace, sessionOf } from './transport/namespaces.ts';
@@ -128,7 +129,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   try {
     const startedAt = core.now();
     const http = parts.server ?? createServer();
-    const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false });
+    const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false, parser: hubParser });
     stops.push(() =>
       parts.server
         ? // The application owns its server: only the hub's connections end.

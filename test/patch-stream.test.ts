@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { PatchMessage } from '../shared/schemas/monitor.ts';
 import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
 import { Hub } from '../server/hub.ts';
+import { EncodedJson } from '../server/transport/encoded-json.ts';
 import { PatchStream } from '../server/transport/patch-stream.ts';
 import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
@@ -76,6 +77,39 @@ describe('patch stream (no network)', () => {
     await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'x', userQuery: 'q' }), actor: ADMIN });
     await progress('x', 1);
     expect(stream.subscribe(socket, 'x', 0, stream.epoch)).toMatchObject({ mode: 'patches', from: 0, to: 2 });
+    stream.close();
+    await hub.close();
+  });
+
+  it('serialises a snapshot once for everyone subscribing at its version, and never hands out one of a version rolled back', async () => {
+    const store = new MemoryStore();
+    let failing = false;
+    const append = store.append.bind(store);
+    store.append = (records) => (failing ? Promise.reject(new Error('ENOSPC')) : append(records));
+    const hub = await Hub.open({ store, settings: SETTINGS });
+    const { nsp } = fakeNamespace();
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
+    const snapshot = () => {
+      const subscription = stream.subscribe(socket, 'w');
+      if (subscription.mode !== 'snapshot' || !(subscription.state instanceof EncodedJson)) throw new Error('expected a serialised snapshot');
+      return { version: subscription.version, state: subscription.state, doc: JSON.parse(subscription.state.json) as { progress: number } };
+    };
+    const progress = (percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId: 'w', stage: 's', percentage }, actor: ADMIN });
+    await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
+    await progress(10);
+    const [a, b] = [snapshot(), snapshot()];
+    expect(b.state).toBe(a.state);
+    expect(a.doc).toEqual(JSON.parse(JSON.stringify(hub.state.workflows.get('w'))));
+
+    // A change applied but refused by the disk: a snapshot taken meanwhile shows it, at a version given again after the rollback.
+    failing = true;
+    const refused = progress(50);
+    expect(snapshot()).toMatchObject({ version: a.version + 1, doc: { progress: 50 } });
+    await expect(refused).rejects.toThrow(/could not be stored/);
+    failing = false;
+    await progress(60);
+    expect(snapshot()).toMatchObject({ version: a.version + 1, doc: { progress: 60 } });
     stream.close();
     await hub.close();
   });

@@ -4,6 +4,7 @@ import { workflowSummary } from '../domain/queries.ts';
 import type { Hub } from '../hub.ts';
 import { reportsOf } from '../reports/writer.ts';
 import { canSee } from './auth.ts';
+import { holdsEncoded } from './encoded-json.ts';
 import type { Handlers, Session } from './namespaces.ts';
 import type { PatchStream } from './patch-stream.ts';
 
@@ -22,11 +23,10 @@ export function monitorHandlers(hub: Hub, stream: PatchStream): Handlers<'monito
     subscribe: (input, session, socket) => {
       requireVisible(session, input.doc);
       if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) throw new HubError('NOT_FOUND', `workflow ${input.doc} does not exist`);
-      return stream.subscribe(socket, input.doc, input.version, input.epoch);
+      return holdsEncoded(stream.subscribe(socket, input.doc, input.version, input.epoch));
     },
-    subscribeAll: (input, session, socket) => ({
-      docs: stream.subscribeAll(socket, input.versions, input.epoch, (doc) => visible(session, doc), session.grant.workflows),
-    }),
+    subscribeAll: (input, session, socket) =>
+      holdsEncoded({ docs: stream.subscribeAll(socket, input.versions, input.epoch, (doc) => visible(session, doc), session.grant.workflows) }),
     unsubscribe: (input, _session, socket) => {
       stream.unsubscribe(socket, input.doc);
       return {};
