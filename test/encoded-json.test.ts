@@ -23,7 +23,7 @@ describe('the hub’s socket.io encoder', () => {
     for (const nsp of ['/monitor', '/']) {
       const [text] = hub.encode(ack(marked, nsp));
       expect(text).toBe(plain.encode(ack(reply(first, second), nsp))[0]);
-      expect(JSON.parse((text as string).slice((text as string).indexOf('['))) ).toEqual([{ ok: true, data: reply(first, second) }]);
+      expect(JSON.parse((text as string).slice((text as string).indexOf('[')))).toEqual([{ ok: true, data: reply(first, second) }]);
     }
   });
 

@@ -17,6 +17,8 @@ export function holdsEncoded<T extends object>(reply: T): T {
 
 /** Stands for an EncodedJson while the rest of the packet is serialised; never valid JSON text of its own. */
 const PLACEHOLDER = `\u0000encoded-${randomBytes(6).toString('hex')}-`;
+/** A placeholder as JSON.stringify writes it (the NUL escaped), with the fragment's index. */
+const PLACED = new RegExp(`"\\\\u0000${PLACEHOLDER.slice(1)}(\\d+)"`, 'g');
 
 /**
  * socket.io's encoder, except for acks whose reply is marked with holdsEncoded: those are written
@@ -39,7 +41,7 @@ class HubEncoder extends Encoder {
     });
     // The prefix (type, namespace, ack id) exactly as socket.io writes it: its encoding of the packet without data.
     const prefix = super.encode({ ...packet, data: undefined })[0] as string;
-    const text = json.replace(new RegExp(`"\\\\u0000${PLACEHOLDER.slice(1)}(\\d+)"`, 'g'), (_match, index: string) => fragments[Number(index)]!);
+    const text = json.replace(PLACED, (_match, index: string) => fragments[Number(index)]!);
     return [prefix + text];
   }
 }
