@@ -16,7 +16,7 @@ const pool = (r: IpcRequest) => {
   return pools.get(name)!;
 };
 const monitors = new MonitorPool();
-/** Lifecycle rigs by server side ('hub' or 'raw'), kept from `lifecycle.connect` to `lifecycle.close`. */
+/** Lifecycle rigs by server side ('hub' or 'raw'), kept from `lifecycle.connect` until the generator exits. */
 const rigs = new Map<string, LifecycleRig>();
 const rig = (r: IpcRequest) => {
   const found = rigs.get(String(r.side));
@@ -71,10 +71,6 @@ serveParent(
     },
     'lifecycle.open': measured((r) => runOpenPhase(rig(r), args<OpenPhase>(r))),
     'lifecycle.saturate': measured((r) => runSaturationPhase(rig(r), args<SaturationPhase>(r))),
-    'lifecycle.close': (r) => {
-      rigs.get(String(r.side))?.close();
-      rigs.delete(String(r.side));
-    },
   },
   { pid: process.pid },
   () => {
