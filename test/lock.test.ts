@@ -47,4 +47,14 @@ describe('data directory lock', () => {
     breakStaleLock(join(empty, LOCK_FILE), DEAD_PID);
     expect(readdirSync(empty)).toEqual([]);
   });
+
+  it('removes the drafts and set-aside locks of a process that died while locking, and keeps those of live ones', () => {
+    const dir = tempDir();
+    const dead = [`${LOCK_FILE}.new.${DEAD_PID}.0123456789ab`, `${LOCK_FILE}.stale.${DEAD_PID}.ba9876543210`];
+    const live = `${LOCK_FILE}.new.${process.ppid}.abcdefabcdef`;
+    for (const name of [...dead, live, 'journal.notes']) writeFileSync(join(dir, name), DEAD_PID);
+    const release = acquireLock(dir);
+    expect(readdirSync(dir).sort()).toEqual([LOCK_FILE, live, 'journal.notes'].sort());
+    release();
+  });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const LOCK_FILE = 'hub.lock';
@@ -20,6 +20,24 @@ const codeOf = (error: unknown) => (error as NodeJS.ErrnoException).code;
 
 /** A file name beside `file` that no other hub will pick. */
 const privateName = (file: string, tag: string) => `${file}.${tag}.${process.pid}.${randomBytes(6).toString('hex')}`;
+/** A private name of the lock file (see privateName), with the pid of the process that made it. */
+const PRIVATE_NAME = /^hub\.lock\.(?:new|stale)\.(\d+)\.[0-9a-f]{12}$/;
+
+/**
+ * Removes the private files of locking (a draft, a stale lock moved aside) that a process which
+ * died in the middle of locking left behind. Those of live processes may be in use and are kept.
+ */
+function removeLeftovers(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const pid = Number(PRIVATE_NAME.exec(name)?.[1]);
+    if (!pid || alive(pid)) continue;
+    try {
+      unlinkSync(join(dir, name));
+    } catch {
+      // Removed by another hub meanwhile.
+    }
+  }
+}
 
 /**
  * Takes the data directory for this hub, or throws when another live hub holds it. A lock left
@@ -33,6 +51,7 @@ export function acquireLock(dir: string): () => void {
   for (let attempt = 0; attempt < 3; attempt++) {
     if (createLock(file)) {
       heldHere.add(key);
+      removeLeftovers(dir);
       return () => {
         heldHere.delete(key);
         try {
