@@ -98,6 +98,16 @@ export class PatchStream {
     hub.onRollback(() => this.onRollback());
   }
 
+  /** Keeps a committed change in the document's recent history, for subscribers that resume. */
+  private remember(stream: DocStream, entry: VersionedOps): void {
+    stream.recent.push(entry);
+    stream.dropped = Math.max(0, stream.recent.length - this.options.resumeVersions);
+    if (stream.dropped >= Math.max(64, this.options.resumeVersions)) {
+      stream.recent.splice(0, stream.dropped);
+      stream.dropped = 0;
+    }
+  }
+
   /** The stream of a document, started at `committed` (the version its history begins after). */
   private stream(doc: DocKey, committed: number): DocStream {
     let stream = this.docs.get(doc);
@@ -115,27 +125,19 @@ export class PatchStream {
         const stream = this.stream(change.doc, change.v - 1);
         if (change.v <= stream.committed) continue;
         stream.committed = change.v;
-        const broadcast = stream.pending.length > 0 || this.followed(change.doc);
-        if (!broadcast) {
+        if (stream.pending.length === 0 && !this.followed(change.doc)) {
           // Nobody is in a room for it: the change counts as broadcast now. Held until the next
           // flush instead, every change outlived a scavenge or two at 10k/s and was promoted to
           // die in the old generation, whose growth then brought on mark-compacts.
           stream.cuts.delete(change.v);
           stream.sent = change.v;
-          if (!stream.followed) continue;
+          if (stream.followed) this.remember(stream, { v: change.v, ops: change.ops });
+          continue;
         }
         const entry = { v: change.v, ops: change.ops };
-        if (broadcast) {
-          stream.pending.push(entry);
-          this.dirty.add(change.doc);
-        }
-        if (!stream.followed) continue;
-        stream.recent.push(entry);
-        stream.dropped = Math.max(0, stream.recent.length - this.options.resumeVersions);
-        if (stream.dropped >= Math.max(64, this.options.resumeVersions)) {
-          stream.recent.splice(0, stream.dropped);
-          stream.dropped = 0;
-        }
+        stream.pending.push(entry);
+        this.dirty.add(change.doc);
+        if (stream.followed) this.remember(stream, entry);
       }
     }
     if (!this.timer && this.dirty.size > 0) this.timer = setTimeout(() => this.flush(), this.options.intervalMs);
