@@ -52,7 +52,7 @@ export function endAttempt(t: Transition, order: WorkOrder, outcome: Outcome, er
   work.release(attempt.token);
   // The agent left a workflow capped at maxConcurrentAgents: its place opens for another agent.
   if (workflow.config.maxConcurrentAgents !== null && !work.workflowAgents.get(workflow.id)?.has(attempt.agentId)) {
-    for (const agentId of work.available) work.freed.add(agentId);
+    for (const agentId of work.availableAgents()) work.freed.add(agentId);
   }
   adjustLoad(t, attempt.agentId, -1);
   if (outcome === 'completed') {

@@ -109,8 +109,9 @@ function hasFreeSlot(t: Transition, agent: Agent | undefined): agent is Agent {
 
 /**
  * Offers a newly ready order to the best connected agent that may take it, if any. Only agents
- * that may have a free slot are looked at (the others cannot be eligible); one found without a
- * free slot leaves that set until it is freed again (undone with the command).
+ * filed under the order's task type or `*` that may have a free slot are looked at (the others
+ * cannot be eligible); one found without a free slot, or no longer of that type, leaves that set
+ * until it is freed again (undone with the command).
  */
 function placeOrder(t: Transition, order: WorkOrder): void {
   const work = t.state.work;
@@ -122,16 +123,24 @@ function placeOrder(t: Transition, order: WorkOrder): void {
     maxConcurrentAgents: t.state.workflows.get(order.workflowId)!.config.maxConcurrentAgents,
   };
   const candidates: Agent[] = [];
-  for (const agentId of work.available) {
-    const agent = t.state.agents?.[agentId];
-    if (!hasFreeSlot(t, agent)) {
-      work.available.delete(agentId);
-      t.tx.onUndo(() => work.available.add(agentId));
-      continue;
+  const gather = (type: string) => {
+    const agents = work.available.get(type);
+    if (!agents) return;
+    for (const agentId of agents) {
+      const agent = t.state.agents?.[agentId];
+      if (!hasFreeSlot(t, agent) || !agent.taskTypes.includes(type)) {
+        agents.delete(agentId);
+        t.tx.onUndo(() => agents.add(agentId));
+        continue;
+      }
+      // An agent filed under both was looked at with the order's own type.
+      if (type !== order.taskType && agent.taskTypes.includes(order.taskType)) continue;
+      situation.activeInWorkflow = holders?.has(agentId) ?? false;
+      if (eligible(agent, order, situation)) candidates.push(agent);
     }
-    situation.activeInWorkflow = holders?.has(agentId) ?? false;
-    if (eligible(agent, order, situation)) candidates.push(agent);
-  }
+  };
+  gather(order.taskType);
+  if (order.taskType !== '*') gather('*');
   const agent = chooseAgent(candidates, order);
   if (agent) offer(t, order, agent);
 }
@@ -146,7 +155,8 @@ export function schedule(t: Transition): void {
   // Most commands (progress, heartbeats) free no agent and ready no order: nothing to do.
   if (work.freed.size === 0 && work.fresh.length === 0) return;
   for (const agentId of work.freed) {
-    work.available.add(agentId);
+    const agent = t.state.agents?.[agentId];
+    if (agent) work.makeAvailable(agent);
     fillAgent(t, agentId);
   }
   work.freed.clear();

@@ -1,3 +1,4 @@
+import type { Agent } from '../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { queueKey } from './assignment.ts';
@@ -61,11 +62,12 @@ export class WorkIndex {
   /** Agents with a live socket. */
   readonly connected = new Set<string>();
   /**
-   * Agents that may have a free slot: every agent in `freed` joins it when the scheduler runs,
-   * and the scheduler drops one it finds connected-and-free no more. A superset of the agents
-   * that can take work, so placing an order looks at those, not at every connected agent.
+   * Agents that may have a free slot, under each task type they declared (`*` for any): every
+   * agent in `freed` joins when the scheduler runs, and the scheduler drops one it finds
+   * connected-and-free no more, or no longer of that type. A superset of the agents that can take
+   * work, so placing an order looks at those of its task type, not at every connected agent.
    */
-  readonly available = new Set<string>();
+  readonly available = new Map<string, Set<string>>();
   /** Lease expiry of running attempts, by token. */
   readonly leases = new Map<string, number>();
 
@@ -112,6 +114,20 @@ export class WorkIndex {
     return this.queued.get(orderKey(entry.workflowId, entry.workOrderId)) === entry.seq;
   }
 
+  /** Files an agent that may have a free slot under each of its task types. */
+  makeAvailable(agent: Pick<Agent, 'id' | 'taskTypes'>): void {
+    for (const type of agent.taskTypes) {
+      let agents = this.available.get(type);
+      if (!agents) this.available.set(type, (agents = new Set()));
+      agents.add(agent.id);
+    }
+  }
+
+  /** Every agent that may have a free slot (one of several task types once per type). */
+  *availableAgents(): Generator<string> {
+    for (const agents of this.available.values()) yield* agents;
+  }
+
   /** Forgets that an order is queued (it was offered, cancelled or failed). */
   dequeue(workflowId: string, workOrderId: string): void {
     this.queued.delete(orderKey(workflowId, workOrderId));
@@ -150,8 +166,6 @@ export class WorkIndex {
     this.freed.add(attempt.agentId);
     return attempt;
   }
-
-
 
   /** Rebuilds everything derived from the documents; presence and leases are kept. */
   rebuild(workflows: Iterable<Workflow>, now: number): void {

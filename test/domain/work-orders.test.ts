@@ -221,6 +221,28 @@ describe('scheduling (domain, manual clock)', () => {
     expect(offers(done.tx.effects).map((o) => [o.agentId, o.assignment.workOrderId])).toEqual([['B', 'lone']]);
   });
 
+  it('offers an order among the free agents of its task type and those of any type, as they last registered', () => {
+    const { d, workflowId } = setup();
+    register(d, 'typed', { taskTypes: ['x'] });
+    register(d, 'other', { taskTypes: ['y'] });
+    register(d, 'any', { taskTypes: ['*'] });
+    const offeredTo = (id: string, taskType: string) => offers(create(d, workflowId, { id, taskType }).tx.effects).map((o) => o.agentId);
+    // Equal scores: the never-assigned agent with the lower id wins the tie.
+    expect(offeredTo('x1', 'x')).toEqual(['any']);
+    expect(offeredTo('x2', 'x')).toEqual(['typed']);
+    for (const id of ['x1', 'x2']) {
+      accept(d, workflowId, id);
+      complete(d, workflowId, id);
+    }
+    // Registering again changes what an agent is offered: `typed` now does z and no longer x.
+    register(d, 'typed', { taskTypes: ['z'] });
+    register(d, 'any', { taskTypes: ['w'] });
+    expect(offeredTo('z1', 'z')).toEqual(['typed']);
+    expect(offeredTo('y1', 'y')).toEqual(['other']);
+    expect(offeredTo('x3', 'x')).toEqual([]);
+    expect(stateOf(d, workflowId, 'x3')).toBe('queued');
+  });
+
   it('cancels unfinished orders when the workflow is cancelled and tells their agents', () => {
     const { d, workflowId } = setup();
     register(d, 'w');
