@@ -47,7 +47,10 @@ const byKey = (a: ReadyEntry, b: ReadyEntry) => (a.key !== b.key ? a.key > b.key
 export const orderKey = (workflowId: string, workOrderId: string) => `${workflowId}\u0000${workOrderId}`;
 
 function bucketKey(order: Pick<WorkOrder, 'workflowId' | 'taskType' | 'requirements'>): string {
-  return `${order.workflowId}\u0000${order.taskType}\u0000${[...order.requirements].sort().join('\u0001')}`;
+  // Most orders have no requirement or one: no sorted copy for them (start-up files every queued order).
+  const { requirements } = order;
+  const held = requirements.length < 2 ? (requirements[0] ?? '') : [...requirements].sort().join('\u0001');
+  return `${order.workflowId}\u0000${order.taskType}\u0000${held}`;
 }
 
 /**
@@ -90,8 +93,11 @@ export class WorkIndex {
 
   constructor(private readonly agingMs: number) {}
 
-  /** Puts a queued order in its bucket (or on the retry timer when it has a backoff). */
-  enqueue(order: WorkOrder, now: number): void {
+  /**
+   * Puts a queued order in its bucket (or on the retry timer when it has a backoff). It counts as
+   * newly ready for the scheduler unless `fresh` is false (a rebuild, which looks at none).
+   */
+  enqueue(order: WorkOrder, now: number, fresh = true): void {
     if (order.notBefore !== null && order.notBefore > now) {
       this.delayed.push({ at: order.notBefore, workflowId: order.workflowId, workOrderId: order.id });
       return;
@@ -104,9 +110,10 @@ export class WorkIndex {
     }
     const entry = { key: queueKey(order.priority, order.queuedAt ?? now, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id };
     bucket.queue.push(entry);
-    this.queued.set(orderKey(order.workflowId, order.id), entry.seq);
-    this.readySince.set(orderKey(order.workflowId, order.id), now);
-    this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
+    const ordered = orderKey(order.workflowId, order.id);
+    this.queued.set(ordered, entry.seq);
+    this.readySince.set(ordered, now);
+    if (fresh) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
   }
 
   /** Whether a queue entry still stands for its order. */
@@ -182,7 +189,7 @@ export class WorkIndex {
     for (const workflow of workflows) {
       if (workflow.status !== 'in_progress') continue;
       for (const order of Object.values(workflow.workOrders)) {
-        if (order.state === 'queued') this.enqueue(order, now);
+        if (order.state === 'queued') this.enqueue(order, now, false);
         if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order);
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;
@@ -199,7 +206,6 @@ export class WorkIndex {
       }
     }
     for (const token of this.leases.keys()) if (!liveTokens.has(token)) this.leases.delete(token);
-    this.fresh.length = 0;
     // Connected agents may have free slots for what is queued now: let the next pass look.
     for (const agentId of this.connected) this.freed.add(agentId);
   }
