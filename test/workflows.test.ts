@@ -34,6 +34,23 @@ describe('workflows over the network', () => {
     });
   });
 
+  it('lists a workflow\'s work orders a page at a time, with orders added meanwhile at the end', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'paging' });
+    await wf.createWorkOrders(Array.from({ length: 45 }, (_, i) => ({ id: `o${i}`, taskType: 't' })));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await wf.listWorkOrders(cursor ? { limit: 20, cursor } : { limit: 20 });
+      seen.push(...page.items.map((order) => order.id));
+      cursor = page.nextCursor ?? undefined;
+      if (seen.length === 20) await wf.createWorkOrder({ id: 'late', taskType: 't' });
+    } while (cursor);
+    expect(seen).toEqual([...Array.from({ length: 45 }, (_, i) => `o${i}`), 'late']);
+    expect(await codeOf(wf.listWorkOrders({ cursor: 'nope' }))).toBe('VALIDATION');
+  });
+
   it('fills config defaults and filters the list by status', async () => {
     const hub = await startHub();
     const client = await control(hub);

@@ -51,16 +51,17 @@ export function getWorkOrder(state: HubState, workflowId: string, workOrderId: s
 /** A workflow's work orders in creation order, optionally by state; the cursor is the last id seen. */
 export function listWorkOrders(state: HubState, input: ParsedRequestOf<'control', 'workOrder.list'>): ReplyOf<'control', 'workOrder.list'> {
   const workflow = requireWorkflow(state, input.workflowId);
-  if (input.cursor !== undefined && !Object.hasOwn(workflow.workOrders, input.cursor)) throw new HubError('VALIDATION', `unknown cursor ${input.cursor}`);
+  const { ids, at } = state.work.orderLists.of(workflow);
+  let from = 0;
+  if (input.cursor !== undefined) {
+    const place = at.get(input.cursor);
+    if (place === undefined) throw new HubError('VALIDATION', `unknown cursor ${input.cursor}`);
+    from = place + 1;
+  }
   const items = [];
-  let passedCursor = input.cursor === undefined;
   let more = false;
-  for (const id in workflow.workOrders) {
-    const order = workflow.workOrders[id]!;
-    if (!passedCursor) {
-      passedCursor = order.id === input.cursor;
-      continue;
-    }
+  for (let place = from; place < ids.length; place++) {
+    const order = workflow.workOrders[ids[place]!]!;
     if (input.state && order.state !== input.state) continue;
     if (items.length === input.limit) {
       more = true;

@@ -2,6 +2,7 @@ import type { Agent } from '../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { queueKey } from './assignment.ts';
+import { OrderLists } from './order-lists.ts';
 import { PriorityQueue } from './priority-queue.ts';
 
 /** A queued work order waiting in its bucket. */
@@ -89,6 +90,8 @@ export class WorkIndex {
   /** Agents that got a free slot during the current command, and orders that became ready. */
   readonly freed = new Set<string>();
   readonly fresh: Array<{ workflowId: string; workOrderId: string }> = [];
+  /** Each listed workflow's order ids in listing order, for paging. */
+  readonly orderLists = new OrderLists();
   private seq = 0;
 
   constructor(private readonly agingMs: number) {}
@@ -183,6 +186,7 @@ export class WorkIndex {
     this.byAgent.clear();
     this.workflowAgents.clear();
     this.fresh.length = 0;
+    this.orderLists.clear();
     while (this.delayed.pop());
     while (this.deadlines.pop());
     const liveTokens = new Set<string>();

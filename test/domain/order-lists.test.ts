@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { HubError } from '../../shared/errors.ts';
+import { CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
+import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import { applyCommand } from '../../server/domain/commands.ts';
+import { listWorkOrders } from '../../server/domain/queries.ts';
+import { Transaction } from '../../server/domain/transaction.ts';
+import type { Effect } from '../../server/domain/effects.ts';
+import { ADMIN, SETTINGS, domain } from '../helpers/domain.ts';
+
+type Domain = ReturnType<typeof domain>;
+
+function setup() {
+  const d = domain();
+  const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q' })).reply.workflow.id;
+  return { d, workflowId };
+}
+
+function createOrders(d: Domain, workflowId: string, ids: string[]) {
+  d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders: ids.map((id) => ({ id, taskType: 't' })) }));
+}
+
+/** Every id, page by page; checks that each page but the last is full. */
+function pageThrough(d: Domain, workflowId: string, limit: number, between?: (page: number) => void): string[] {
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; ; page++) {
+    const reply = listWorkOrders(d.state, { workflowId, limit, ...(cursor ? { cursor } : {}) });
+    seen.push(...reply.items.map((order) => order.id));
+    if (reply.nextCursor === null) return seen;
+    expect(reply.items).toHaveLength(limit);
+    cursor = reply.nextCursor;
+    between?.(page);
+  }
+}
+
+const keysOf = (d: Domain, workflowId: string) => Object.keys(d.state.workflows.get(workflowId)!.workOrders);
+
+describe('listing work orders a page at a time', () => {
+  it('gives every order once, in creation order, and the orders added between pages at the end', () => {
+    const { d, workflowId } = setup();
+    createOrders(d, workflowId, Array.from({ length: 250 }, (_, i) => `o${i}`));
+    const workflow = d.state.workflows.get(workflowId)!;
+    const list = d.state.work.orderLists.of(workflow);
+    const seen = pageThrough(d, workflowId, 100, (page) => createOrders(d, workflowId, [`late${page}a`, `late${page}b`]));
+    expect(seen).toEqual(keysOf(d, workflowId));
+    expect(seen).toHaveLength(254);
+    expect(seen.slice(-2)).toEqual(['late1a', 'late1b']);
+    // Kept up to date as orders came, not built again for each page.
+    expect(d.state.work.orderLists.of(workflow)).toBe(list);
+  });
+
+  it('keeps the order JavaScript gives ids that look like array indexes', () => {
+    const { d, workflowId } = setup();
+    createOrders(d, workflowId, ['b', '7', 'a']);
+    expect(pageThrough(d, workflowId, 2)).toEqual(['7', 'b', 'a']);
+    createOrders(d, workflowId, ['c', '3']);
+    expect(pageThrough(d, workflowId, 2)).toEqual(['3', '7', 'b', 'a', 'c']);
+  });
+
+  it('filters by state from the cursor on, and refuses an unknown cursor with VALIDATION', () => {
+    const { d, workflowId } = setup();
+    createOrders(d, workflowId, ['p1', 'p2', 'p3']);
+    d.register('w');
+    d.run('workflow.start', { workflowId });
+    createOrders(d, workflowId, ['q1', 'q2']);
+    const offered = listWorkOrders(d.state, { workflowId, limit: 10, state: 'offered' }).items.map((o) => o.id);
+    expect(offered).toEqual(['p1']);
+    expect(listWorkOrders(d.state, { workflowId, limit: 10, state: 'queued', cursor: 'p2' }).items.map((o) => o.id)).toEqual(['p3', 'q1', 'q2']);
+    expect(() => listWorkOrders(d.state, { workflowId, limit: 10, cursor: 'nope' })).toThrow(HubError);
+    expect(() => listWorkOrders(d.state, { workflowId, limit: 10, cursor: 'nope' })).toThrow(/unknown cursor nope/);
+  });
+
+  it('forgets orders whose creation was rolled back, and lists those created after them', () => {
+    const { d, workflowId } = setup();
+    createOrders(d, workflowId, ['a', 'b']);
+    expect(pageThrough(d, workflowId, 1)).toEqual(['a', 'b']);
+    // A creation undone as the hub undoes a batch whose journal write failed.
+    const tx = new Transaction<Effect>(d.state);
+    applyCommand(
+      { state: d.state, tx, ctx: { now: 5_000, newId: (prefix) => `${prefix}_x`, settings: SETTINGS } },
+      { type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId, orders: [{ id: 'gone1', taskType: 't' }, { id: 'gone2', taskType: 't' }] }), actor: ADMIN },
+    );
+    expect(pageThrough(d, workflowId, 10)).toEqual(['a', 'b', 'gone1', 'gone2']);
+    tx.rollback();
+    expect(pageThrough(d, workflowId, 1)).toEqual(['a', 'b']);
+    createOrders(d, workflowId, ['c', 'd']);
+    expect(pageThrough(d, workflowId, 3)).toEqual(['a', 'b', 'c', 'd']);
+  });
+});
