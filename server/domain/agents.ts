@@ -92,7 +92,9 @@ export function registerAgent(
   if (existing && newConnection) withdrawOffers(t, agentId, 'the agent reconnected before answering');
   if (existing) {
     const status = existing.status === 'offline' ? (existing.load > 0 ? 'busy' : 'idle') : existing.status;
+    const declared = existing.taskTypes;
     t.tx.assign(AGENTS_DOC, [agentId], { ...fields, status });
+    unfileDropped(t, agentId, declared);
   } else {
     const agent: Agent = {
       id: agentId,
@@ -108,6 +110,15 @@ export function registerAgent(
   }
   markConnected(t, agentId);
   return { agent: requireAgent(t.state, agentId), attempts: heldAttempts(t.state, agentId) };
+}
+
+/** Takes an agent out of the sets of the task types it no longer declares (undone with the command). */
+function unfileDropped(t: Transition, agentId: string, declared: readonly string[]): void {
+  const work = t.state.work;
+  const current = t.state.agents![agentId]!.taskTypes;
+  for (const type of declared) {
+    if (!current.includes(type) && work.unfile(type, agentId)) t.tx.onUndo(() => work.fileUnder(type, agentId));
+  }
 }
 
 /** Records that an agent's socket is up (runtime only; undone with the command). */

@@ -13,7 +13,9 @@
  *      2 × reliability — (completed + 1) / (completed + failed + 2) on this task type
  *      1 × speed       — fastest candidate's mean duration / this agent's (0.5 when it has none)
  *      1 × capacity    — free slots / maxConcurrentTasks
- * 4. Ties go to the agent assigned least recently (never-assigned first), then by id.
+ * 4. Ties (scores equal to nine decimal places) go to the agent assigned least recently
+ *    (never-assigned first), then by id. When a place opens in a workflow at its
+ *    maxConcurrentAgents, the free agents look for its work in the same order.
  */
 import type { Agent } from '../../shared/schemas/agent.ts';
 import type { Priority } from '../../shared/schemas/common.ts';
@@ -109,8 +111,10 @@ export function chooseAgent(candidates: readonly Agent[], order: OrderShape): Ag
   let bestScore = -Infinity;
   const scratch: Score = { total: 0, preference: 0, reliability: 0, speed: 0, capacity: 0 };
   for (const agent of candidates) {
-    const total = score(agent, order, fastest, scratch).total;
-    if (best === undefined || total > bestScore + 1e-9 || (Math.abs(total - bestScore) <= 1e-9 && assignedEarlier(agent, best))) {
+    // Scores are compared to the nearest 1e-9, so that sums made in another order still tie; rounded, not
+    // within a tolerance, so that the choice does not depend on the order candidates come in.
+    const total = Math.round(score(agent, order, fastest, scratch).total * 1e9);
+    if (best === undefined || total > bestScore || (total === bestScore && assignedEarlier(agent, best))) {
       best = agent;
       bestScore = total;
     }
@@ -119,7 +123,7 @@ export function chooseAgent(candidates: readonly Agent[], order: OrderShape): Ag
 }
 
 /** Tie-break: never assigned before any assigned; then the longer ago; then by id. */
-function assignedEarlier(a: Agent, b: Agent): boolean {
+export function assignedEarlier(a: Agent, b: Agent): boolean {
   const at = a.lastAssignedAt ?? -Infinity;
   const bt = b.lastAssignedAt ?? -Infinity;
   return at !== bt ? at < bt : a.id < b.id;

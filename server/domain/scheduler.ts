@@ -107,41 +107,58 @@ function hasFreeSlot(t: Transition, agent: Agent | undefined): agent is Agent {
   return agent !== undefined && agent.load < agent.maxConcurrentTasks && agent.status !== 'draining' && agent.status !== 'offline' && t.state.work.connected.has(agent.id);
 }
 
+/** What placing one order knows while it gathers candidates. */
+interface Placing {
+  order: WorkOrder;
+  holders: Map<string, number> | undefined;
+  situation: Situation;
+  candidates: Agent[];
+}
+
+/**
+ * Adds to `placing.candidates` the eligible agents filed under `type`. One found without a free
+ * slot, or no longer of that type, leaves that set until it is freed again (undone with the
+ * command); one also filed under the order's own type was looked at with it.
+ */
+function gatherCandidates(t: Transition, placing: Placing, type: string): void {
+  const work = t.state.work;
+  const agents = work.available.get(type);
+  if (!agents) return;
+  const { order, holders, situation, candidates } = placing;
+  for (const agentId of agents) {
+    const agent = t.state.agents?.[agentId];
+    if (!hasFreeSlot(t, agent) || !agent.taskTypes.includes(type)) {
+      work.unfile(type, agentId);
+      t.tx.onUndo(() => work.fileUnder(type, agentId));
+      continue;
+    }
+    if (type !== order.taskType && agent.taskTypes.includes(order.taskType)) continue;
+    situation.activeInWorkflow = holders?.has(agentId) ?? false;
+    if (eligible(agent, order, situation)) candidates.push(agent);
+  }
+}
+
 /**
  * Offers a newly ready order to the best connected agent that may take it, if any. Only agents
  * filed under the order's task type or `*` that may have a free slot are looked at (the others
- * cannot be eligible); one found without a free slot, or no longer of that type, leaves that set
- * until it is freed again (undone with the command).
+ * cannot be eligible).
  */
 function placeOrder(t: Transition, order: WorkOrder): void {
-  const work = t.state.work;
-  const holders = work.workflowAgents.get(order.workflowId);
-  const situation: Situation = {
-    connected: true,
-    activeInWorkflow: false,
-    workflowAgents: holders?.size ?? 0,
-    maxConcurrentAgents: t.state.workflows.get(order.workflowId)!.config.maxConcurrentAgents,
+  const holders = t.state.work.workflowAgents.get(order.workflowId);
+  const placing: Placing = {
+    order,
+    holders,
+    situation: {
+      connected: true,
+      activeInWorkflow: false,
+      workflowAgents: holders?.size ?? 0,
+      maxConcurrentAgents: t.state.workflows.get(order.workflowId)!.config.maxConcurrentAgents,
+    },
+    candidates: [],
   };
-  const candidates: Agent[] = [];
-  const gather = (type: string) => {
-    const agents = work.available.get(type);
-    if (!agents) return;
-    for (const agentId of agents) {
-      const agent = t.state.agents?.[agentId];
-      if (!hasFreeSlot(t, agent) || !agent.taskTypes.includes(type)) {
-        agents.delete(agentId);
-        t.tx.onUndo(() => agents.add(agentId));
-        continue;
-      }
-      // An agent filed under both was looked at with the order's own type.
-      if (type !== order.taskType && agent.taskTypes.includes(order.taskType)) continue;
-      situation.activeInWorkflow = holders?.has(agentId) ?? false;
-      if (eligible(agent, order, situation)) candidates.push(agent);
-    }
-  };
-  gather(order.taskType);
-  if (order.taskType !== '*') gather('*');
-  const agent = chooseAgent(candidates, order);
+  gatherCandidates(t, placing, order.taskType);
+  if (order.taskType !== '*') gatherCandidates(t, placing, '*');
+  const agent = chooseAgent(placing.candidates, order);
   if (agent) offer(t, order, agent);
 }
 

@@ -50,8 +50,8 @@ export const orderKey = (workflowId: string, workOrderId: string) => `${workflow
 function bucketKey(order: Pick<WorkOrder, 'workflowId' | 'taskType' | 'requirements'>): string {
   // Most orders have no requirement or one: no sorted copy for them (start-up files every queued order).
   const { requirements } = order;
-  const held = requirements.length < 2 ? (requirements[0] ?? '') : [...requirements].sort().join('\u0001');
-  return `${order.workflowId}\u0000${order.taskType}\u0000${held}`;
+  const requirementsKey = requirements.length < 2 ? (requirements[0] ?? '') : [...requirements].sort().join('\u0001');
+  return `${order.workflowId}\u0000${order.taskType}\u0000${requirementsKey}`;
 }
 
 /**
@@ -113,9 +113,9 @@ export class WorkIndex {
     }
     const entry = { key: queueKey(order.priority, order.queuedAt ?? now, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id };
     bucket.queue.push(entry);
-    const ordered = orderKey(order.workflowId, order.id);
-    this.queued.set(ordered, entry.seq);
-    this.readySince.set(ordered, now);
+    const keyOfOrder = orderKey(order.workflowId, order.id);
+    this.queued.set(keyOfOrder, entry.seq);
+    this.readySince.set(keyOfOrder, now);
     if (fresh) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
   }
 
@@ -126,16 +126,29 @@ export class WorkIndex {
 
   /** Files an agent that may have a free slot under each of its task types. */
   makeAvailable(agent: Pick<Agent, 'id' | 'taskTypes'>): void {
-    for (const type of agent.taskTypes) {
-      let agents = this.available.get(type);
-      if (!agents) this.available.set(type, (agents = new Set()));
-      agents.add(agent.id);
-    }
+    for (const type of agent.taskTypes) this.fileUnder(type, agent.id);
   }
 
-  /** Every agent that may have a free slot (one of several task types once per type). */
-  *availableAgents(): Generator<string> {
-    for (const agents of this.available.values()) yield* agents;
+  /** Files an agent under one task type (also how a removal is undone). */
+  fileUnder(type: string, agentId: string): void {
+    let agents = this.available.get(type);
+    if (!agents) this.available.set(type, (agents = new Set()));
+    agents.add(agentId);
+  }
+
+  /** Takes an agent out of one task type's set, dropping a set left empty; false when it was not in it. */
+  unfile(type: string, agentId: string): boolean {
+    const agents = this.available.get(type);
+    if (!agents?.delete(agentId)) return false;
+    if (agents.size === 0) this.available.delete(type);
+    return true;
+  }
+
+  /** Every agent that may have a free slot, once each. */
+  availableAgents(): Set<string> {
+    const all = new Set<string>();
+    for (const agents of this.available.values()) for (const agentId of agents) all.add(agentId);
+    return all;
   }
 
   /** Forgets that an order is queued (it was offered, cancelled or failed). */

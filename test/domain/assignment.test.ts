@@ -88,6 +88,17 @@ describe('assignment policy: score and ties', () => {
     expect(chooseAgent([recent, earlier], order())?.id).toBe('earlier');
     expect(chooseAgent([recent, earlier, never], order())?.id).toBe('never');
   });
+
+  it('chooses the same agent whatever order the candidates come in, near-ties included', () => {
+    // Scores 6e-10 apart in a row: p and q, q and r within 1e-9 of each other, p and r not.
+    const p = makeAgent('p', { capabilities: ['big'] });
+    const q = makeAgent('q', { capabilities: ['big', 'c1'] });
+    const r = makeAgent('r', { capabilities: ['big', 'c2'] });
+    const wanted = order({ preferences: { big: 100, c1: 1.5e-8, c2: 3e-8 } });
+    const orders = [[p, q, r], [p, r, q], [q, p, r], [q, r, p], [r, p, q], [r, q, p]];
+    const chosen = new Set(orders.map((candidates) => chooseAgent(candidates, wanted)?.id));
+    expect(chosen.size).toBe(1);
+  });
 });
 
 describe('assignment policy: queue order', () => {

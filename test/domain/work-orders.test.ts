@@ -3,7 +3,9 @@ import { HubError } from '../../shared/errors.ts';
 import { CreateWorkOrderInput, CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
 import type { Effect } from '../../server/domain/effects.ts';
-import { domain } from '../helpers/domain.ts';
+import { applyCommand } from '../../server/domain/commands.ts';
+import { Transaction } from '../../server/domain/transaction.ts';
+import { ADMIN, SETTINGS, domain } from '../helpers/domain.ts';
 
 type Domain = ReturnType<typeof domain>;
 const asAgent = (agentId: string) => ({ role: 'agent' as const, name: agentId, agentId });
@@ -241,6 +243,66 @@ describe('scheduling (domain, manual clock)', () => {
     expect(offeredTo('y1', 'y')).toEqual(['other']);
     expect(offeredTo('x3', 'x')).toEqual([]);
     expect(stateOf(d, workflowId, 'x3')).toBe('queued');
+  });
+
+  it('offers orders to an agent of a type and of any type, and orders of type * to agents of any type', () => {
+    const { d, workflowId } = setup();
+    register(d, 'both', { taskTypes: ['y', '*'] });
+    register(d, 'typed', { taskTypes: ['x'] });
+    const offeredTo = (id: string, taskType: string) => offers(create(d, workflowId, { id, taskType }).tx.effects).map((o) => o.agentId);
+    expect(offeredTo('x1', 'x')).toEqual(['both']);
+    expect(offeredTo('x2', 'x')).toEqual(['typed']);
+    for (const id of ['x1', 'x2']) {
+      accept(d, workflowId, id);
+      complete(d, workflowId, id);
+    }
+    expect(offeredTo('star', '*')).toEqual(['both']);
+  });
+
+  it('lets the free agents look for a capped workflow’s opened place least recently assigned first', () => {
+    const d = domain();
+    const capped = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'capped', userQuery: 'q', config: { maxConcurrentAgents: 1 } })).reply.workflow.id;
+    const other = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'other', userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId: capped });
+    d.run('workflow.start', { workflowId: other });
+    register(d, 'holder');
+    create(d, capped, { id: 'c1', taskType: 't' });
+    accept(d, capped, 'c1');
+    register(d, 'earlier');
+    register(d, 'never');
+    d.advance(10);
+    // `earlier` has had work; `never` has not. Both are free, and the capped workflow is full.
+    create(d, other, { id: 'o1', taskType: 't' });
+    expect(d.state.workflows.get(other)!.workOrders.o1!.attempt!.agentId).toBe('earlier');
+    accept(d, other, 'o1');
+    complete(d, other, 'o1');
+    create(d, capped, { id: 'c2', taskType: 't' });
+    expect(stateOf(d, capped, 'c2')).toBe('queued');
+    d.run('agent.status', { status: 'draining' }, asAgent('holder'));
+    const done = complete(d, capped, 'c1');
+    expect(offers(done.tx.effects).map((o) => [o.agentId, o.assignment.workOrderId])).toEqual([['never', 'c2']]);
+  });
+
+  it('keeps one entry per declared task type however often an agent registers with new ones', () => {
+    const { d } = setup();
+    for (let i = 0; i < 50; i++) register(d, 'shifty', { taskTypes: [`type${i}`] });
+    expect([...d.state.work.available.keys()]).toEqual(['type49']);
+    expect(d.state.work.availableAgents()).toEqual(new Set(['shifty']));
+  });
+
+  it('puts back an agent dropped from the index when the command that dropped it is rolled back', () => {
+    const { d, workflowId } = setup();
+    register(d, 'w', { maxConcurrentTasks: 1 });
+    create(d, workflowId, { id: 'first', taskType: 't' });
+    const tx = new Transaction<Effect>(d.state);
+    // The next placement finds `w` full and drops it from the set of agents that may be free.
+    applyCommand(
+      { state: d.state, tx, ctx: { now: 2_000, newId: (prefix) => `${prefix}_x`, settings: SETTINGS } },
+      { type: 'workOrder.create', input: CreateWorkOrderInput.parse({ workflowId, id: 'second', taskType: 't' }), actor: ADMIN },
+    );
+    expect(d.state.work.availableAgents().has('w')).toBe(false);
+    tx.rollback();
+    expect(d.state.work.availableAgents().has('w')).toBe(true);
   });
 
   it('cancels unfinished orders when the workflow is cancelled and tells their agents', () => {
