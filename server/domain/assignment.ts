@@ -122,8 +122,13 @@ export function chooseAgent(candidates: readonly Agent[], order: OrderShape): Ag
   return best;
 }
 
+/** The tie-break as a sort order: least recently assigned first. */
+export function byLeastRecentlyAssigned(a: Agent, b: Agent): number {
+  return a === b ? 0 : assignedEarlier(a, b) ? -1 : 1;
+}
+
 /** Tie-break: never assigned before any assigned; then the longer ago; then by id. */
-export function assignedEarlier(a: Agent, b: Agent): boolean {
+function assignedEarlier(a: Agent, b: Agent): boolean {
   const at = a.lastAssignedAt ?? -Infinity;
   const bt = b.lastAssignedAt ?? -Infinity;
   return at !== bt ? at < bt : a.id < b.id;

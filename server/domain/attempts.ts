@@ -4,7 +4,7 @@ import type { Agent } from '../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
 import type { Workflow, WorkflowAgent } from '../../shared/schemas/workflow.ts';
 import { adjustLoad, agentIdOf, recordAgentOutcome } from './agents.ts';
-import { assignedEarlier } from './assignment.ts';
+import { byLeastRecentlyAssigned } from './assignment.ts';
 import type { Actor } from './commands.ts';
 import { requireWorkflow, type Transition } from './context.ts';
 import { registerReferences, type PreparedSpec, type Producer } from './inventory.ts';
@@ -53,15 +53,15 @@ export function endAttempt(t: Transition, order: WorkOrder, outcome: Outcome, er
   const work = t.state.work;
   work.release(attempt.token);
   // The agent left a workflow capped at maxConcurrentAgents: its place opens for another agent.
-  // The free agents look for work least recently assigned first, as ties go in the policy.
+  // Every agent that may be free looks for work, this one included, least recently assigned first.
   if (workflow.config.maxConcurrentAgents !== null && !work.workflowAgents.get(workflow.id)?.has(attempt.agentId)) {
     const agents: Agent[] = [];
-    for (const agentId of work.availableAgents()) {
+    for (const agentId of new Set([...work.freed, ...work.availableAgents()])) {
       const agent = t.state.agents?.[agentId];
       if (agent) agents.push(agent);
     }
-    agents.sort((a, b) => (assignedEarlier(a, b) ? -1 : 1));
-    for (const agent of agents) work.freed.add(agent.id);
+    work.freed.clear();
+    for (const agent of agents.sort(byLeastRecentlyAssigned)) work.freed.add(agent.id);
   }
   adjustLoad(t, attempt.agentId, -1);
   if (outcome === 'completed') {

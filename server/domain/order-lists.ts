@@ -1,26 +1,106 @@
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 
-/** A workflow's order ids in listing order, the place of each, and the orders object they came from. */
-export interface OrderList {
-  of: Record<string, WorkOrder>;
-  ids: string[];
-  at: Map<string, number>;
+/**
+ * A workflow's order ids in the order `for…in` gives them: ids that are array indexes first,
+ * ascending, then the others in creation order.
+ */
+export class OrderList {
+  /** Ids that are array indexes, ascending. */
+  private readonly indexed: string[];
+  /** The other ids, in creation order, and the place of each among them. */
+  private readonly named: string[];
+  private readonly namedPlace: Map<string, number>;
+
+  constructor(
+    /** The orders object the ids were read from. */
+    readonly orders: Record<string, WorkOrder>,
+    /** How many orders the workflow's counts said it had when the list was built, plus those added since. */
+    public counted: number,
+  ) {
+    const ids = Object.keys(orders);
+    // Object.keys gives the array indexes first: the others start at the first id that is not one.
+    let boundary = 0;
+    while (boundary < ids.length && isArrayIndex(ids[boundary]!)) boundary++;
+    this.indexed = ids.slice(0, boundary);
+    this.named = boundary === 0 ? ids : ids.slice(boundary);
+    this.namedPlace = new Map(this.named.map((id, place) => [id, place]));
+  }
+
+  /** How many ids the list holds. */
+  get size(): number {
+    return this.indexed.length + this.named.length;
+  }
+
+  /** The place of an order in the list, or undefined when it is not in it. */
+  placeOf(orderId: string): number | undefined {
+    if (!isArrayIndex(orderId)) {
+      const place = this.namedPlace.get(orderId);
+      return place === undefined ? undefined : this.indexed.length + place;
+    }
+    const place = indexedPlace(this.indexed, orderId);
+    return this.indexed[place] === orderId ? place : undefined;
+  }
+
+  /** The id at a place of the list. */
+  idAt(place: number): string | undefined {
+    return place < this.indexed.length ? this.indexed[place] : this.named[place - this.indexed.length];
+  }
+
+  /** Adds a new order's id where `for…in` lists it; returns what undoes that, or false when the list can no longer be kept. */
+  add(orderId: string): () => boolean {
+    this.counted++;
+    if (isArrayIndex(orderId)) {
+      this.indexed.splice(indexedPlace(this.indexed, orderId), 0, orderId);
+      return () => {
+        this.counted--;
+        const place = indexedPlace(this.indexed, orderId);
+        if (this.indexed[place] !== orderId) return false;
+        this.indexed.splice(place, 1);
+        return true;
+      };
+    }
+    this.namedPlace.set(orderId, this.named.push(orderId) - 1);
+    return () => {
+      this.counted--;
+      // Undone newest first; anything else and the list is built again when next needed.
+      if (this.named.at(-1) !== orderId) return false;
+      this.named.pop();
+      this.namedPlace.delete(orderId);
+      return true;
+    };
+  }
 }
+
+/** How many workflows keep a list: those listed most recently. */
+const KEPT_LISTS = 16;
 
 /** JavaScript lists keys that are array indexes first, in ascending order, whenever they were added. */
 function isArrayIndex(key: string): boolean {
   return /^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 2 ** 32 - 1;
 }
 
+/** Where `id` (an array index) is in `indexed`, or where it would go. */
+function indexedPlace(indexed: readonly string[], id: string): number {
+  const value = Number(id);
+  let low = 0;
+  let high = indexed.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (Number(indexed[middle]) < value) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
 const nothingToUndo = () => undefined;
 
 /**
- * The ids of each listed workflow's work orders in the order `for…in` gives them (creation
- * order), so that a page of orders starts at its cursor: enumerating the keys of a 100,000-order
- * workflow for every page took 23–34 ms of the hub's loop each. A list is built on its workflow's
- * first listing and kept up to date as orders are added; it is built again whenever it may be
- * out of step (a rollback clears them all, a replaced document or a count that differs is noticed).
+ * The ids of recently listed workflows' work orders in listing order, so that a page of orders
+ * starts at its cursor: enumerating the keys of a 100,000-order workflow for every page took
+ * 23–34 ms of the hub's loop each. A list is built at its workflow's first listing and kept up
+ * to date as orders are added; it is built again whenever it may be out of step (a rollback
+ * clears them all; a replaced document or a different count is noticed).
  */
 export class OrderLists {
   private readonly lists = new Map<string, OrderList>();
@@ -28,11 +108,15 @@ export class OrderLists {
   /** The kept list of a workflow's orders, built now when there is none that matches. */
   of(workflow: Workflow): OrderList {
     let list = this.lists.get(workflow.id);
-    if (!list || list.of !== workflow.workOrders || list.ids.length !== countOrders(workflow)) {
-      const ids = Object.keys(workflow.workOrders);
-      list = { of: workflow.workOrders, ids, at: new Map(ids.map((id, place) => [id, place])) };
-      this.lists.set(workflow.id, list);
+    const counted = countOrders(workflow);
+    if (list && list.orders === workflow.workOrders && list.counted === counted) {
+      // Most recently listed last: the first is the one to drop.
+      this.lists.delete(workflow.id);
+    } else {
+      list = new OrderList(workflow.workOrders, counted);
     }
+    this.lists.set(workflow.id, list);
+    if (this.lists.size > KEPT_LISTS) this.lists.delete(this.lists.keys().next().value!);
     return list;
   }
 
@@ -40,15 +124,9 @@ export class OrderLists {
   added(workflowId: string, orderId: string): () => void {
     const list = this.lists.get(workflowId);
     if (!list) return nothingToUndo;
-    // Such an id is not listed last: build the list again when it is next needed.
-    if (isArrayIndex(orderId)) {
-      this.lists.delete(workflowId);
-      return nothingToUndo;
-    }
-    list.at.set(orderId, list.ids.push(orderId) - 1);
+    const undo = list.add(orderId);
     return () => {
-      list.ids.pop();
-      list.at.delete(orderId);
+      if (!undo()) this.lists.delete(workflowId);
     };
   }
 

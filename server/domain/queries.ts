@@ -48,20 +48,23 @@ export function getWorkOrder(state: HubState, workflowId: string, workOrderId: s
   return { version: versionOf(state, workflowId), item: requireEntity(workflow.workOrders, workOrderId, 'work order', workflowId) };
 }
 
-/** A workflow's work orders in creation order, optionally by state; the cursor is the last id seen. */
+/**
+ * A workflow's work orders in creation order, optionally by state; the cursor is the last id seen.
+ * The list of the workflow's order ids that paging reads is built here on first use, then kept.
+ */
 export function listWorkOrders(state: HubState, input: ParsedRequestOf<'control', 'workOrder.list'>): ReplyOf<'control', 'workOrder.list'> {
   const workflow = requireWorkflow(state, input.workflowId);
-  const { ids, at } = state.work.orderLists.of(workflow);
+  const list = state.work.orderLists.of(workflow);
   let from = 0;
   if (input.cursor !== undefined) {
-    const place = at.get(input.cursor);
+    const place = list.placeOf(input.cursor);
     if (place === undefined) throw new HubError('VALIDATION', `unknown cursor ${input.cursor}`);
     from = place + 1;
   }
   const items = [];
   let more = false;
-  for (let place = from; place < ids.length; place++) {
-    const order = workflow.workOrders[ids[place]!]!;
+  for (let place = from; place < list.size; place++) {
+    const order = workflow.workOrders[list.idAt(place)!]!;
     if (input.state && order.state !== input.state) continue;
     if (items.length === input.limit) {
       more = true;

@@ -50,12 +50,20 @@ describe('listing work orders a page at a time', () => {
     expect(d.state.work.orderLists.of(workflow)).toBe(list);
   });
 
-  it('keeps the order JavaScript gives ids that look like array indexes', () => {
+  it('keeps the order JavaScript gives ids that look like array indexes, as they are added between pages', () => {
     const { d, workflowId } = setup();
     createOrders(d, workflowId, ['b', '7', 'a']);
     expect(pageThrough(d, workflowId, 2)).toEqual(['7', 'b', 'a']);
-    createOrders(d, workflowId, ['c', '3']);
-    expect(pageThrough(d, workflowId, 2)).toEqual(['3', '7', 'b', 'a', 'c']);
+    const list = d.state.work.orderLists.of(d.state.workflows.get(workflowId)!);
+    createOrders(d, workflowId, ['c', '3', '4294967295', '10']);
+    // Ids added while paging land where JavaScript lists them: index-like ones before the cursor are not met again.
+    const seen = pageThrough(d, workflowId, 2, (page) => createOrders(d, workflowId, [`${100 + page}`, `n${page}`]));
+    expect(new Set(seen).size).toBe(seen.length);
+    const named = (ids: string[]) => ids.filter((id) => /^n\d/.test(id));
+    expect(named(seen)).toEqual(named(keysOf(d, workflowId)));
+    expect(pageThrough(d, workflowId, 3)).toEqual(keysOf(d, workflowId));
+    expect(keysOf(d, workflowId).slice(0, 5)).toEqual(['3', '7', '10', '100', '101']);
+    expect(d.state.work.orderLists.of(d.state.workflows.get(workflowId)!)).toBe(list);
   });
 
   it('filters by state from the cursor on, and refuses an unknown cursor with VALIDATION', () => {
