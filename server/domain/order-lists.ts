@@ -47,7 +47,7 @@ export class OrderList {
     return place < this.indexed.length ? this.indexed[place] : this.named[place - this.indexed.length];
   }
 
-  /** Adds a new order's id where `for…in` lists it; returns what undoes that, or false when the list can no longer be kept. */
+  /** Adds a new order's id where `for…in` lists it; returns its undo, which is false when the list can no longer be kept. */
   add(orderId: string): () => boolean {
     this.counted++;
     if (isArrayIndex(orderId)) {
