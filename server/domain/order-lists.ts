@@ -93,8 +93,6 @@ function indexedPlace(indexed: readonly string[], id: string): number {
   return low;
 }
 
-const nothingToUndo = () => undefined;
-
 /**
  * The ids of recently listed workflows' work orders in listing order, so that a page of orders
  * starts at its cursor: enumerating the keys of a 100,000-order workflow for every page took
@@ -120,10 +118,10 @@ export class OrderLists {
     return list;
   }
 
-  /** Notes an order just added to a workflow; returns what undoes that. */
-  added(workflowId: string, orderId: string): () => void {
+  /** Notes an order just added to a workflow; returns what undoes that, if anything needs undoing. */
+  added(workflowId: string, orderId: string): (() => void) | undefined {
     const list = this.lists.get(workflowId);
-    if (!list) return nothingToUndo;
+    if (!list) return undefined;
     const undo = list.add(orderId);
     return () => {
       if (!undo()) this.lists.delete(workflowId);

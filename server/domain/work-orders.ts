@@ -142,7 +142,8 @@ export function createOrders(t: Transition, workflowId: string, specs: Spec[]): 
       error: null,
     };
     t.tx.set(workflowId, ['workOrders', order.id], order);
-    t.tx.onUndo(t.state.work.orderLists.added(workflowId, order.id));
+    const unlist = t.state.work.orderLists.added(workflowId, order.id);
+    if (unlist) t.tx.onUndo(unlist);
     t.tx.set(workflowId, ['workOrderCounts', 'pending'], workflow.workOrderCounts.pending + 1);
   }
   // Linked once all exist: a batch may depend on orders that come later in it.

@@ -87,12 +87,27 @@ describe('listing work orders a page at a time', () => {
     const tx = new Transaction<Effect>(d.state);
     applyCommand(
       { state: d.state, tx, ctx: { now: 5_000, newId: (prefix) => `${prefix}_x`, settings: SETTINGS } },
-      { type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId, orders: [{ id: 'gone1', taskType: 't' }, { id: 'gone2', taskType: 't' }] }), actor: ADMIN },
+      { type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId, orders: [{ id: 'gone1', taskType: 't' }, { id: '5', taskType: 't' }, { id: 'gone2', taskType: 't' }] }), actor: ADMIN },
     );
-    expect(pageThrough(d, workflowId, 10)).toEqual(['a', 'b', 'gone1', 'gone2']);
+    expect(pageThrough(d, workflowId, 10)).toEqual(['5', 'a', 'b', 'gone1', 'gone2']);
     tx.rollback();
     expect(pageThrough(d, workflowId, 1)).toEqual(['a', 'b']);
     createOrders(d, workflowId, ['c', 'd']);
     expect(pageThrough(d, workflowId, 3)).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('keeps the lists of the 16 workflows listed last, and builds a dropped one again when it is listed', () => {
+    const d = domain();
+    const workflows = Array.from({ length: 17 }, (_, i) => d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: `q${i}` })).reply.workflow.id);
+    const lists = workflows.map((workflowId) => {
+      createOrders(d, workflowId, ['x', 'y']);
+      listWorkOrders(d.state, { workflowId, limit: 1 });
+      return d.state.work.orderLists.of(d.state.workflows.get(workflowId)!);
+    });
+    const listOf = (workflowId: string) => d.state.work.orderLists.of(d.state.workflows.get(workflowId)!);
+    expect(listOf(workflows[16]!)).toBe(lists[16]);
+    expect(listOf(workflows[1]!)).toBe(lists[1]);
+    expect(listOf(workflows[0]!)).not.toBe(lists[0]);
+    expect(pageThrough(d, workflows[0]!, 1)).toEqual(['x', 'y']);
   });
 });
