@@ -3,6 +3,21 @@ import { HubError } from '../client-sdk/index.ts';
 import { control, startHub } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
 
+type Page = { items: Array<{ id: string }>; nextCursor: string | null };
+
+/** The ids of every page of a list, following nextCursor; `afterPage` runs after each page. */
+async function idsOfAllPages(page: (cursor: string | undefined) => Promise<Page>, afterPage?: (seen: string[]) => Promise<unknown>): Promise<string[]> {
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const reply = await page(cursor);
+    seen.push(...reply.items.map((item) => item.id));
+    cursor = reply.nextCursor ?? undefined;
+    await afterPage?.(seen);
+  } while (cursor);
+  return seen;
+}
+
 describe('workflows over the network', () => {
   it('creates many workflows with their config, lists them a page at a time and gets one', async () => {
     const hub = await startHub();
@@ -17,13 +32,7 @@ describe('workflows over the network', () => {
         }),
       );
     }
-    const seen: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await client.listWorkflows(cursor ? { limit: 10, cursor } : { limit: 10 });
-      seen.push(...page.items.map((w) => w.id));
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor);
+    const seen = await idsOfAllPages((cursor) => client.listWorkflows(cursor ? { limit: 10, cursor } : { limit: 10 }));
     expect(seen).toEqual(created.map((w) => w.id));
     const fourth = await created[4]!.get();
     expect(fourth).toMatchObject({
@@ -39,14 +48,10 @@ describe('workflows over the network', () => {
     const client = await control(hub);
     const wf = await client.createWorkflow({ userQuery: 'paging' });
     await wf.createWorkOrders(Array.from({ length: 45 }, (_, i) => ({ id: `o${i}`, taskType: 't' })));
-    const seen: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await wf.listWorkOrders(cursor ? { limit: 20, cursor } : { limit: 20 });
-      seen.push(...page.items.map((order) => order.id));
-      cursor = page.nextCursor ?? undefined;
-      if (seen.length === 20) await wf.createWorkOrder({ id: 'late', taskType: 't' });
-    } while (cursor);
+    const seen = await idsOfAllPages(
+      (cursor) => wf.listWorkOrders(cursor ? { limit: 20, cursor } : { limit: 20 }),
+      async (ids) => ids.length === 20 && wf.createWorkOrder({ id: 'late', taskType: 't' }),
+    );
     expect(seen).toEqual([...Array.from({ length: 45 }, (_, i) => `o${i}`), 'late']);
     expect(await codeOf(wf.listWorkOrders({ cursor: 'nope' }))).toBe('VALIDATION');
   });

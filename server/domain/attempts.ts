@@ -55,8 +55,10 @@ export function endAttempt(t: Transition, order: WorkOrder, outcome: Outcome, er
   // The agent left a workflow capped at maxConcurrentAgents: its place opens for another agent.
   // Every agent that may be free looks for work, this one included, least recently assigned first.
   if (workflow.config.maxConcurrentAgents !== null && !work.workflowAgents.get(workflow.id)?.has(attempt.agentId)) {
+    const agentIds = work.availableAgents();
+    for (const agentId of work.freed) agentIds.add(agentId);
     const agents: Agent[] = [];
-    for (const agentId of new Set([...work.freed, ...work.availableAgents()])) {
+    for (const agentId of agentIds) {
       const agent = t.state.agents?.[agentId];
       if (agent) agents.push(agent);
     }

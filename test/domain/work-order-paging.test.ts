@@ -90,8 +90,12 @@ describe('listing work orders a page at a time', () => {
       { type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId, orders: [{ id: 'gone1', taskType: 't' }, { id: '5', taskType: 't' }, { id: 'gone2', taskType: 't' }] }), actor: ADMIN },
     );
     expect(pageThrough(d, workflowId, 10)).toEqual(['5', 'a', 'b', 'gone1', 'gone2']);
+    const workflow = d.state.workflows.get(workflowId)!;
+    const list = d.state.work.orderLists.of(workflow);
     tx.rollback();
     expect(pageThrough(d, workflowId, 1)).toEqual(['a', 'b']);
+    // Undone in place, not found out of step and built again.
+    expect(d.state.work.orderLists.of(workflow)).toBe(list);
     createOrders(d, workflowId, ['c', 'd']);
     expect(pageThrough(d, workflowId, 3)).toEqual(['a', 'b', 'c', 'd']);
   });

@@ -10,11 +10,16 @@ import { ADMIN, SETTINGS, domain } from '../helpers/domain.ts';
 type Domain = ReturnType<typeof domain>;
 const asAgent = (agentId: string) => ({ role: 'agent' as const, name: agentId, agentId });
 
+/** Creates and starts a workflow; returns its id. */
+function startWorkflow(d: Domain, config: Record<string, unknown> = {}, id?: string): string {
+  const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ ...(id ? { id } : {}), userQuery: 'q', config })).reply.workflow.id;
+  d.run('workflow.start', { workflowId });
+  return workflowId;
+}
+
 function setup(config: Record<string, unknown> = {}) {
   const d = domain();
-  const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q', config })).reply.workflow.id;
-  d.run('workflow.start', { workflowId });
-  return { d, workflowId };
+  return { d, workflowId: startWorkflow(d, config) };
 }
 
 function register(d: Domain, agentId: string, fields: Record<string, unknown> = {}) {
@@ -208,10 +213,8 @@ describe('scheduling (domain, manual clock)', () => {
 
   it('does not let a long queue of another, full workflow hide an order a free agent may take', () => {
     const d = domain();
-    const w1 = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'w1', userQuery: 'q', config: { maxConcurrentAgents: 1 } })).reply.workflow.id;
-    const w2 = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'w2', userQuery: 'q' })).reply.workflow.id;
-    d.run('workflow.start', { workflowId: w1 });
-    d.run('workflow.start', { workflowId: w2 });
+    const w1 = startWorkflow(d, { maxConcurrentAgents: 1 }, 'w1');
+    const w2 = startWorkflow(d, {}, 'w2');
     register(d, 'A', { taskTypes: ['x'] });
     register(d, 'B', { taskTypes: ['x', 'z'] });
     create(d, w2, { id: 'z1', taskType: 'z' });
@@ -261,10 +264,8 @@ describe('scheduling (domain, manual clock)', () => {
 
   it('lets the free agents look for a capped workflow’s opened place least recently assigned first', () => {
     const d = domain();
-    const capped = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'capped', userQuery: 'q', config: { maxConcurrentAgents: 1 } })).reply.workflow.id;
-    const other = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'other', userQuery: 'q' })).reply.workflow.id;
-    d.run('workflow.start', { workflowId: capped });
-    d.run('workflow.start', { workflowId: other });
+    const capped = startWorkflow(d, { maxConcurrentAgents: 1 }, 'capped');
+    const other = startWorkflow(d, {}, 'other');
     register(d, 'holder');
     create(d, capped, { id: 'c1', taskType: 't' });
     accept(d, capped, 'c1');
