@@ -100,7 +100,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
 
   const store =
     parts.store ??
-    new EmbeddedStore({ dataDir, fsync: options.fsync, snapshotAfterBytes: options.snapshotAfterBytes, onWarning: (message) => logger.warn(message) });
+    new EmbeddedStore({ dataDir, fsync: options.fsync, snapshotAfterBytes: options.snapshotAfterBytes, truncateDamagedJournal: options.truncateDamagedJournal, onWarning: (message) => logger.warn(message) });
   // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
   let metrics: Metrics | undefined;
   const core = await Hub.open({

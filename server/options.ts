@@ -15,6 +15,12 @@ export const HubOptions = z.strictObject({
   tokensFile: z.string().min(1).optional(),
   /** fdatasync the journal after every batch (survives power loss; slower). */
   fsync: z.boolean().default(false),
+  /**
+   * Start although a journal record other than the newest one's tail is damaged: the state is
+   * rebuilt from the records before it, and it and every record after it are deleted (a warning
+   * says exactly what). For one start after damage, never as a standing setting.
+   */
+  truncateDamagedJournal: z.boolean().default(false),
   /** Journal size that triggers a background snapshot. */
   snapshotAfterBytes: z.number().int().min(1024).default(32 * 1024 * 1024),
   /** Largest socket.io message accepted, in bytes; larger ones close the connection. */

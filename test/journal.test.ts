@@ -1,13 +1,13 @@
-import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { CompactionWorker } from '../server/store/compaction.ts';
 import { EmbeddedStore } from '../server/store/embedded-store.ts';
-import { readSegment, segmentName } from '../server/store/journal.ts';
+import { segmentName } from '../server/store/journal.ts';
 import { decodeRecord, encodeRecord, encodeRecords, replayRecord, type JournalRecord } from '../server/store/records.ts';
 import { recover } from '../server/store/recovery.ts';
-import { readSnapshot } from '../server/store/snapshot.ts';
+import { readSnapshot, snapshotText } from '../server/store/snapshot.ts';
 import { tempDir } from './helpers/hub.ts';
 
 const record = (seq: number, value: number): JournalRecord => ({
@@ -103,12 +103,40 @@ describe('journal recovery', () => {
     expect(recovered.warnings[0]).toMatch(/dropped a torn or corrupt last record/);
   });
 
-  it('refuses to start when a record in the middle is corrupt, naming the file and line', () => {
+  it('refuses to start when a record in the middle is corrupt, naming the file and byte', async () => {
     const dir = tempDir();
     const file = join(dir, segmentName(1));
     writeFileSync(file, encodeRecord(record(1, 1)) + 'garbage\n');
     appendFileSync(file, encodeRecord(record(3, 3)));
-    expect(() => readSegment(file, () => undefined)).toThrow(/corrupt at line 2/);
+    const offset = encodeRecord(record(1, 1)).length;
+    await expect(recover(dir)).rejects.toThrow(new RegExp(`00000001\\.journal is damaged at byte ${offset} \\(line 2\\)`));
+  });
+
+  it('refuses a damaged last record when a later segment exists: only the newest segment can be torn by a crash', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, segmentName(1)), encodeRecord(record(1, 1)) + encodeRecord(record(2, 2)).slice(0, -7));
+    writeFileSync(join(dir, segmentName(2)), encodeRecord(record(3, 3)));
+    const before = readFileSync(join(dir, segmentName(1)));
+    await expect(recover(dir)).rejects.toThrow(/00000001\.journal is damaged at byte \d+ \(line 2\): the record is cut short\. The records after record 1 were acknowledged/);
+    expect(readFileSync(join(dir, segmentName(1)))).toEqual(before);
+  });
+
+  it('with truncateDamaged, starts from the records before the damage and deletes it and all after it, saying what', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, segmentName(1)), encodeRecord(record(1, 1)) + encodeRecord(record(2, 2)).replace(',2]', ',9]') + encodeRecord(record(3, 3)));
+    writeFileSync(join(dir, segmentName(2)), encodeRecord(record(4, 4)) + encodeRecord(record(5, 5)));
+    const recovered = await recover(dir, { truncateDamaged: true });
+    expect(recovered.docs.get('wf1')).toEqual({ v: 1, doc: { n: 1 } });
+    expect(recovered.warnings).toEqual([expect.stringMatching(/deleted 2 line\(s\) of 00000001\.journal from byte \d+, 00000002\.journal \(2 line\(s\)\); the state is as of record 1$/)]);
+    expect(readFileSync(join(dir, segmentName(1)), 'utf8')).toBe(encodeRecord(record(1, 1)));
+    expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([segmentName(1)]);
+  });
+
+  it('refuses a journal with records missing between segments', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, segmentName(1)), encodeRecord(record(1, 1)));
+    writeFileSync(join(dir, segmentName(3)), encodeRecord(record(4, 4)));
+    await expect(recover(dir)).rejects.toThrow(/00000003\.journal is damaged at byte 0 \(line 1\): records 2 to 3 are missing before it/);
   });
 
   it('replays segments in order on top of the snapshot', async () => {
@@ -120,6 +148,56 @@ describe('journal recovery', () => {
     expect(recovered.docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
     expect(recovered.seq).toBe(3);
     expect(recovered.lastSegment).toBe(3);
+  });
+
+  it('refuses a snapshot without the manifest that names it, and a journal whose newest segment is gone', async () => {
+    const dir = tempDir();
+    const store = new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
+    await store.open();
+    await store.append(encodeRecord(record(1, 1)));
+    await store.snapshot();
+    await store.append(encodeRecord(record(2, 2)));
+    // kill -9 here: the snapshot holds record 1, segment 2 holds record 2, the manifest names both.
+    const manifest = readFileSync(join(dir, 'manifest.json'));
+    expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([segmentName(2)]);
+    unlinkSync(join(dir, segmentName(2)));
+    await expect(recover(dir)).rejects.toThrow(/00000002\.journal is missing \(the manifest names it as the newest segment\)/);
+    unlinkSync(join(dir, 'manifest.json'));
+    await expect(recover(dir)).rejects.toThrow(/manifest\.json is missing while \S*snapshot\.json exists/);
+    writeFileSync(join(dir, 'manifest.json'), manifest);
+    writeFileSync(join(dir, segmentName(2)), encodeRecord(record(2, 2)));
+    expect((await recover(dir)).docs.get('wf1')).toEqual({ v: 2, doc: { n: 2 } });
+  });
+
+  it('continues from the snapshot a compaction was replacing when it crashed before the new one was in place', async () => {
+    const dir = tempDir();
+    const store = new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
+    await store.open();
+    await store.append(encodeRecord(record(1, 1)));
+    await store.snapshot();
+    await store.append(encodeRecord(record(2, 2)));
+    // The next compaction lists its snapshot beside the one on disk, then dies before renaming it into place.
+    const onDisk = (await readSnapshot(dir))!.ref;
+    const next = snapshotText({ segment: 2, seq: 2, docs: [['wf1', { v: 2, doc: { n: 2 } }]] });
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ format: 1, snapshots: [next.ref, onDisk], segment: 3 }));
+    writeFileSync(join(dir, segmentName(3)), encodeRecord(record(3, 3)));
+    expect((await recover(dir)).docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
+    // Had it renamed the new one into place, that one is taken.
+    writeFileSync(join(dir, 'snapshot.json'), next.text);
+    const recovered = await recover(dir);
+    expect(recovered.docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
+    expect(recovered.snapshot).toEqual(next.ref);
+  });
+
+  it('reads a snapshot of the first format (no checksum, no manifest) and writes it anew with both', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'snapshot.json'), JSON.stringify({ format: 1, segment: 1, seq: 1, docs: [['wf1', { v: 1, doc: { n: 1 } }]] }));
+    writeFileSync(join(dir, segmentName(2)), encodeRecord(record(2, 2)));
+    const store = new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
+    expect((await store.open()).docs.get('wf1')).toEqual({ v: 2, doc: { n: 2 } });
+    expect(await readSnapshot(dir)).toMatchObject({ format: 2, segment: 2, seq: 2 });
+    await store.close();
+    expect((await recover(dir)).docs.get('wf1')).toEqual({ v: 2, doc: { n: 2 } });
   });
 
   it('refuses an unreadable snapshot instead of starting empty', async () => {
@@ -161,7 +239,7 @@ describe('embedded store', () => {
     expect(store.snapshotDue()).toBe(false);
     await store.append(encodeRecord(record(3, 3)));
     await store.snapshotSettled();
-    expect(await readSnapshot(dir)).toEqual({ format: 1, segment: 1, seq: 2, docs: [['wf1', { v: 2, doc: { n: 42 } }]] });
+    expect(await readSnapshot(dir)).toMatchObject({ format: 2, segment: 1, seq: 2, docs: [['wf1', { v: 2, doc: { n: 42 } }]] });
     expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([segmentName(2)]);
     expect((await recover(dir)).docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
     await store.close();
@@ -173,15 +251,18 @@ describe('compaction worker', () => {
     const dir = tempDir();
     const compactor = new CompactionWorker();
     try {
+      // Each compaction follows a rotation: the store has opened the next segment already.
       writeFileSync(join(dir, segmentName(1)), encodeRecord(record(1, 1)));
+      writeFileSync(join(dir, segmentName(2)), '');
       await expect(compactor.compact(dir, 1)).resolves.toEqual({ seq: 1, docs: 1, pausedMs: 0 });
       writeFileSync(join(dir, segmentName(2)), encodeRecord(record(2, 2)) + 'garbage\n' + encodeRecord(record(3, 3)));
-      await expect(compactor.compact(dir, 2)).rejects.toThrow(/compaction failed: .*corrupt at line 2/);
+      writeFileSync(join(dir, segmentName(3)), '');
+      await expect(compactor.compact(dir, 2)).rejects.toThrow(/compaction failed: .*damaged at byte \d+ \(line 2\)/);
       writeFileSync(join(dir, segmentName(2)), encodeRecord(record(2, 2)) + encodeRecord(record(3, 3)));
       await expect(compactor.compact(dir, 2)).resolves.toEqual({ seq: 3, docs: 1, pausedMs: 0 });
       const recovered = await recover(dir);
       expect(recovered.docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
-      expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([]);
+      expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([segmentName(3)]);
     } finally {
       await compactor.close();
     }
@@ -199,10 +280,12 @@ describe('paced compaction', () => {
     try {
       segment(dir, 1, 1, 1);
       segment(dir, 2, 2, 30_000);
+      segment(dir, 3, 0, 0);
       const paced = await compactor.compact(dir, 2, true);
       expect(paced.seq).toBe(30_001);
       expect(paced.pausedMs).toBeGreaterThan(0);
       segment(dir, 3, 30_002, 30_000);
+      segment(dir, 4, 0, 0);
       const hurried = compactor.compact(dir, 3, true);
       compactor.hurry();
       await expect(hurried).resolves.toEqual({ seq: 60_001, docs: 1, pausedMs: 0 });

@@ -7,6 +7,7 @@ import { CliError, integer } from './common.ts';
 export const START_HELP = `switchboard start — run a hub until SIGINT or SIGTERM
 
 Usage: switchboard start [--config FILE] [--tokens FILE] [--port N] [--host H] [--data-dir DIR] [--fsync] [--log-level L]
+                         [--truncate-damaged-journal]
 
 Options (environment variable in brackets):
   --config FILE     JSON file with any createHub option (see README); flags win   [SWITCHBOARD_CONFIG]
@@ -18,6 +19,10 @@ Options (environment variable in brackets):
   --data-dir DIR    journal, snapshot and tokens      [SWITCHBOARD_DATA_DIR]  default ./.switchboard
   --fsync           flush the journal to disk on every batch               [SWITCHBOARD_FSYNC=1]
   --log-level L     debug | info | warn | error | silent  [SWITCHBOARD_LOG_LEVEL] default info
+  --truncate-damaged-journal
+                    start although an acknowledged journal record is damaged: rebuild the
+                    state from the records before it and delete it and everything after it
+                    (the hub says exactly what). Use once, after a refused start says so.
 `;
 
 /** The options in a JSON config file; createHub validates them. */
@@ -49,6 +54,7 @@ function optionsFrom(args: string[]): HubOptionsInput | undefined {
       host: { type: 'string' },
       'data-dir': { type: 'string' },
       fsync: { type: 'boolean' },
+      'truncate-damaged-journal': { type: 'boolean' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -73,6 +79,7 @@ function optionsFrom(args: string[]): HubOptionsInput | undefined {
   const dataDir = values['data-dir'] ?? env.SWITCHBOARD_DATA_DIR;
   if (dataDir) options.dataDir = dataDir;
   if (values.fsync || env.SWITCHBOARD_FSYNC === '1') options.fsync = true;
+  if (values['truncate-damaged-journal']) options.truncateDamagedJournal = true;
   const logLevel = values['log-level'] ?? env.SWITCHBOARD_LOG_LEVEL;
   if (logLevel) options.logLevel = logLevel as NonNullable<HubOptionsInput['logLevel']>;
   return options;

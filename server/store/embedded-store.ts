@@ -1,9 +1,11 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { CompactionWorker } from './compaction.ts';
-import { dropSegments, Journal } from './journal.ts';
+import { Journal, listSegments, segmentName } from './journal.ts';
 import { acquireLock } from './lock.ts';
+import { writeManifest } from './manifest.ts';
 import { recover, type Recovered } from './recovery.ts';
-import { snapshotText, writeSnapshot } from './snapshot.ts';
+import { replaceSnapshot, snapshotOnDisk, snapshotText } from './snapshot.ts';
 import type { CurrentDocs, Store } from './store.ts';
 
 export interface EmbeddedStoreOptions {
@@ -12,6 +14,8 @@ export interface EmbeddedStoreOptions {
   fsync: boolean;
   /** Start a background snapshot once the journal holds this many bytes. */
   snapshotAfterBytes: number;
+  /** Start from the records before a damaged journal record, deleting it and all after it (said in a warning). */
+  truncateDamagedJournal?: boolean;
   onWarning: (message: string) => void;
 }
 
@@ -30,9 +34,21 @@ export class EmbeddedStore implements Store {
     mkdirSync(this.options.dataDir, { recursive: true });
     this.release = acquireLock(this.options.dataDir);
     try {
-      const recovered = await recover(this.options.dataDir);
+      const dir = this.options.dataDir;
+      const recovered = await recover(dir, { truncateDamaged: this.options.truncateDamagedJournal ?? false });
       for (const warning of recovered.warnings) this.options.onWarning(warning);
-      this.journal = Journal.create(this.options.dataDir, recovered.lastSegment, this.options.fsync);
+      this.journal = Journal.create(dir, recovered.lastSegment, this.options.fsync);
+      let snapshot = recovered.snapshot;
+      if (recovered.oldSnapshot) {
+        // A snapshot without a checksum (written before manifests) is replaced by one with it.
+        const next = snapshotText({ segment: recovered.lastSegment, seq: recovered.seq, docs: [...recovered.docs] });
+        await replaceSnapshot(dir, next);
+        snapshot = next.ref;
+      }
+      const current = this.journal.currentSegment;
+      await writeManifest(dir, { format: 1, snapshots: [snapshot], segment: current });
+      // Segments left empty by earlier runs hold nothing; the manifest no longer names them.
+      for (const n of listSegments(dir)) if (n < current && statSync(join(dir, segmentName(n))).size === 0) unlinkSync(join(dir, segmentName(n)));
       return recovered;
     } catch (error) {
       this.release();
@@ -86,9 +102,7 @@ export class EmbeddedStore implements Store {
     if (journal.size === 0) return Promise.resolve();
     const upto = journal.rotate();
     const dir = this.options.dataDir;
-    const job = current
-      ? writeSnapshot(dir, snapshotText({ format: 1, segment: upto, seq: current.seq, docs: current.docs })).then(() => dropSegments(dir, upto))
-      : this.compactor.compact(dir, upto, paced);
+    const job = current ? replaceSnapshot(dir, snapshotText({ segment: upto, seq: current.seq, docs: current.docs })) : this.compactor.compact(dir, upto, paced);
     this.compaction = job
       .then(
         () => undefined,
@@ -104,7 +118,14 @@ export class EmbeddedStore implements Store {
     await this.compaction;
     if (this.journal.size > 0) await this.snapshot();
     await this.compactor.close();
-    this.journal.close();
+    const segment = this.journal.currentSegment;
+    if (this.journal.close()) {
+      // A clean stop leaves the snapshot alone: the manifest stops naming the empty segment before it goes.
+      const dir = this.options.dataDir;
+      const onDisk = await snapshotOnDisk(dir);
+      await writeManifest(dir, { format: 1, snapshots: [onDisk], segment: onDisk?.segment ?? 0 });
+      unlinkSync(join(dir, segmentName(segment)));
+    }
     this.journal = undefined;
     this.release?.();
   }

@@ -1,6 +1,5 @@
 import { closeSync, fdatasync, ftruncate, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync, write, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { HubError } from '../../shared/errors.ts';
 import { decodeLine, type JournalRecord } from './records.ts';
 
 const SEGMENT = /^(\d{8})\.journal$/;
@@ -24,21 +23,30 @@ export function dropSegments(dir: string, uptoSegment: number): void {
   for (const n of listSegments(dir)) if (n <= uptoSegment) unlinkSync(join(dir, segmentName(n)));
 }
 
-/** What reading a segment found. */
+/** Where a segment stops holding good records. */
+export interface Damage {
+  /** Byte offset of the first line that is not kept. */
+  offset: number;
+  /** Its line number, from 1. */
+  line: number;
+  /** A record that does not decode on the file's last line: what a crash in the middle of a write leaves. */
+  torn: boolean;
+  reason: string;
+}
+
+/** What reading a segment found: `damage` when it stopped before the end of the file. */
 export interface SegmentContents {
   /** Bytes of the file that hold whole, valid records. */
   validBytes: number;
-  /** Whether a torn or corrupt last record was dropped. */
-  droppedTail: boolean;
+  damage?: Damage;
 }
 
 /**
  * Reads a segment, handing each record to `visit` as it is decoded (a segment's records are never
- * all held at once: replay keeps only the documents). A torn or corrupt last record is dropped
- * (the write it belonged to was never acknowledged); a bad record followed by good ones is
- * corruption of acknowledged data and an error that names the file and line.
+ * all held at once: replay keeps only the documents). Reading stops at a line that does not decode
+ * (torn or corrupt), or where `visit` returns a reason to stop; the caller decides what that means.
  */
-export function readSegment(file: string, visit: (record: JournalRecord) => void): SegmentContents {
+export function readSegment(file: string, visit: (record: JournalRecord) => string | undefined): SegmentContents {
   const buffer = readFileSync(file);
   let start = 0;
   let line = 0;
@@ -47,14 +55,25 @@ export function readSegment(file: string, visit: (record: JournalRecord) => void
     line++;
     const record = end === -1 ? null : decodeLine(buffer, start, end);
     if (!record) {
-      const isLast = end === -1 || end + 1 >= buffer.length;
-      if (!isLast) throw new HubError('INTERNAL', `journal ${file} is corrupt at line ${line}; records after it exist, refusing to drop them`);
-      return { validBytes: start, droppedTail: true };
+      const torn = end === -1 || end + 1 >= buffer.length;
+      return { validBytes: start, damage: { offset: start, line, torn, reason: end === -1 ? 'the record is cut short' : 'the record fails its checksum' } };
     }
-    visit(record);
+    const stop = visit(record);
+    if (stop !== undefined) return { validBytes: start, damage: { offset: start, line, torn: false, reason: stop } };
     start = end + 1;
   }
-  return { validBytes: start, droppedTail: false };
+  return { validBytes: start };
+}
+
+/** How many lines (whole or cut short) a segment holds from byte `offset` on. */
+export function linesFrom(file: string, offset: number): number {
+  const buffer = readFileSync(file);
+  let lines = 0;
+  for (let at = offset; at < buffer.length; lines++) {
+    const end = buffer.indexOf(10, at);
+    at = end === -1 ? buffer.length : end + 1;
+  }
+  return lines;
 }
 
 /**
@@ -147,9 +166,9 @@ export class Journal {
     return closed;
   }
 
-  /** Closes the segment; an empty one is removed. */
-  close(): void {
+  /** Closes the segment; returns whether it is empty (the caller removes it once the manifest no longer names it). */
+  close(): boolean {
     closeSync(this.fd);
-    if (this.offset === 0) unlinkSync(join(this.dir, segmentName(this.segment)));
+    return this.offset === 0;
   }
 }

@@ -1,13 +1,16 @@
-import { open } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
-import { DataFile, TextFile } from 'lowdb/node';
+import { DataFile } from 'lowdb/node';
 import { HubError } from '../../shared/errors.ts';
 import type { DocKey, StoredDoc } from '../domain/state.ts';
+import { dropSegments } from './journal.ts';
+import { sameSnapshot, writeManifest, type SnapshotRef } from './manifest.ts';
+import { syncedWrite } from './synced-write.ts';
 
-/** The snapshot file: every document as of the end of journal segment `segment`. */
-export interface SnapshotData {
-  format: 1;
+/** What a snapshot holds: every document as of the end of journal segment `segment`. */
+export interface SnapshotContents {
   /** Every journal segment up to and including this one is contained in the snapshot. */
   segment: number;
   /** The sequence number of the last record contained. */
@@ -16,50 +19,84 @@ export interface SnapshotData {
   docs: Array<[DocKey, StoredDoc]>;
 }
 
+/** A snapshot read from disk, with the reference that names it. Format 1 (before checksums) is still read. */
+export interface Snapshot extends SnapshotContents {
+  format: 1 | 2;
+  ref: SnapshotRef;
+}
+
 export const SNAPSHOT_FILE = 'snapshot.json';
 
-function database(dir: string): Low<SnapshotData> {
-  const file = new DataFile<SnapshotData>(join(dir, SNAPSHOT_FILE), {
-    parse: (text) => {
-      try {
-        return JSON.parse(text) as SnapshotData;
-      } catch (error) {
-        throw new HubError('INTERNAL', `snapshot ${join(dir, SNAPSHOT_FILE)} is unreadable (${(error as Error).message}); refusing to start with an empty state`);
-      }
-    },
-    stringify: snapshotText,
-  });
-  return new Low(file, { format: 1, segment: 0, seq: 0, docs: [] });
-}
+/**
+ * The file is one JSON object whose first member is the SHA-256 of everything after that member:
+ * `{"sha256":"<64 hex>",` then `"format":2,"segment":…,"seq":…,"docs":[…]}`. The checksum is
+ * checked on the text as read, without serialising anything again, and the file stays plain JSON.
+ */
+const PREFIX = '{"sha256":"';
+const BODY_START = PREFIX.length + 64 + 2;
+const HEADER = /^\{"sha256":"([0-9a-f]{64})","format":2,"segment":(\d+),"seq":(\d+),/;
 
-/** Reads the snapshot (lowdb), or an empty one when there is none. */
-export async function readSnapshot(dir: string): Promise<SnapshotData> {
-  const db = database(dir);
-  await db.read();
-  if (db.data.format !== 1 || !Array.isArray(db.data.docs)) {
-    throw new HubError('INTERNAL', `snapshot ${join(dir, SNAPSHOT_FILE)} has an unknown format`);
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+function parseSnapshot(text: string, file: string): Snapshot {
+  let parsed: Snapshot & { sha256?: string };
+  try {
+    parsed = JSON.parse(text) as Snapshot & { sha256?: string };
+  } catch (error) {
+    throw new HubError('INTERNAL', `snapshot ${file} is unreadable (${(error as Error).message}); refusing to start with an empty state`);
   }
-  return db.data;
+  if (typeof parsed !== 'object' || parsed === null || !Array.isArray(parsed.docs) || !Number.isSafeInteger(parsed.segment) || !Number.isSafeInteger(parsed.seq)) {
+    throw new HubError('INTERNAL', `snapshot ${file} has an unknown format`);
+  }
+  if (parsed.format === 2) {
+    const sha = text.startsWith(PREFIX) ? text.slice(PREFIX.length, PREFIX.length + 64) : '';
+    if (sha !== parsed.sha256 || sha256(text.slice(BODY_START)) !== sha) {
+      throw new HubError('INTERNAL', `snapshot ${file} does not match its checksum: it was edited or damaged; refusing to start with an altered state`);
+    }
+    return { format: 2, segment: parsed.segment, seq: parsed.seq, docs: parsed.docs, ref: { segment: parsed.segment, seq: parsed.seq, sha256: sha } };
+  }
+  if (parsed.format !== 1) throw new HubError('INTERNAL', `snapshot ${file} has an unknown format`);
+  return { format: 1, segment: parsed.segment, seq: parsed.seq, docs: parsed.docs, ref: { segment: parsed.segment, seq: parsed.seq, sha256: sha256(text) } };
 }
 
-/** The text of the snapshot file holding `data`. */
-export function snapshotText(data: SnapshotData): string {
-  return JSON.stringify(data);
+/** Reads the snapshot (lowdb), or undefined when there is none. */
+export async function readSnapshot(dir: string): Promise<Snapshot | undefined> {
+  const file = join(dir, SNAPSHOT_FILE);
+  const db = new Low<Snapshot | null>(new DataFile<Snapshot | null>(file, { parse: (text) => parseSnapshot(text, file), stringify: () => '' }), null);
+  await db.read();
+  return db.data ?? undefined;
+}
+
+/** The reference of the snapshot on disk, from its first bytes when it has a checksum; null when there is none. */
+export async function snapshotOnDisk(dir: string): Promise<SnapshotRef | null> {
+  const file = join(dir, SNAPSHOT_FILE);
+  if (!existsSync(file)) return null;
+  const head = Buffer.alloc(256);
+  const fd = openSync(file, 'r');
+  try {
+    const match = HEADER.exec(head.toString('utf8', 0, readSync(fd, head, 0, head.length, 0)));
+    if (match) return { sha256: match[1]!, segment: Number(match[2]), seq: Number(match[3]) };
+  } finally {
+    closeSync(fd);
+  }
+  return (await readSnapshot(dir))?.ref ?? null;
+}
+
+/** The text of a snapshot holding `contents`, and the reference that names it. */
+export function snapshotText(contents: SnapshotContents): { text: string; ref: SnapshotRef } {
+  const body = JSON.stringify({ format: 2, segment: contents.segment, seq: contents.seq, docs: contents.docs }).slice(1);
+  const sha = sha256(body);
+  return { text: `${PREFIX}${sha}",${body}`, ref: { segment: contents.segment, seq: contents.seq, sha256: sha } };
 }
 
 /**
- * Writes the snapshot (or its text, from `snapshotText`) atomically: lowdb writes a temporary
- * file and renames it. Then flushes the file and its directory to disk: the journal segments it
- * replaces are deleted right after, so the snapshot must not live only in the page cache.
+ * Replaces the snapshot and deletes the journal segments it contains. The manifest names the new
+ * snapshot beside the one on disk first, so a crash at any step leaves a directory it describes.
  */
-export async function writeSnapshot(dir: string, data: SnapshotData | string): Promise<void> {
-  await new TextFile(join(dir, SNAPSHOT_FILE)).write(typeof data === 'string' ? data : snapshotText(data));
-  for (const path of [join(dir, SNAPSHOT_FILE), dir]) {
-    const handle = await open(path, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
+export async function replaceSnapshot(dir: string, snapshot: { text: string; ref: SnapshotRef }): Promise<void> {
+  const onDisk = await snapshotOnDisk(dir);
+  const snapshots = sameSnapshot(onDisk, snapshot.ref) ? [snapshot.ref] : [snapshot.ref, onDisk];
+  await writeManifest(dir, { format: 1, snapshots, segment: snapshot.ref.segment + 1 });
+  await syncedWrite(dir, SNAPSHOT_FILE, snapshot.text);
+  dropSegments(dir, snapshot.ref.segment);
 }

@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { HubOptionsInput } from '../../server/index.ts';
 import { GRANTS } from '../helpers/hub.ts';
-import { startHubProcess, type HubProcess } from '../helpers/process.ts';
+import { CLI, startHubProcess, type HubProcess } from '../helpers/process.ts';
 
 /** A free TCP port on loopback, so a restarted hub comes back where its clients reconnect. */
 export function freePort(): Promise<number> {
@@ -41,10 +42,16 @@ export class HubUnderTest {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** Starts the hub and resolves once it listens. */
-  async start(): Promise<HubProcess> {
-    this.current = await startHubProcess(['--config', this.configFile]);
+  /** Starts the hub (with `args` beside its config) and resolves once it listens. */
+  async start(args: string[] = []): Promise<HubProcess> {
+    this.current = await startHubProcess(['--config', this.configFile, ...args]);
     return this.current;
+  }
+
+  /** Starts the hub and waits for it to exit, for starts it must refuse: its exit code and what it printed. */
+  refusedStart(): { status: number | null; output: string } {
+    const run = spawnSync(process.execPath, [CLI, 'start', '--config', this.configFile], { encoding: 'utf8', timeout: 20_000 });
+    return { status: run.status, output: run.stdout + run.stderr };
   }
 
   /** kill -9: no shutdown, no flush, no snapshot. */

@@ -1,0 +1,59 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HubError } from '../../shared/errors.ts';
+import { syncedWrite } from './synced-write.ts';
+
+/** Which snapshot a data directory holds: the journal segment and record it covers, and its checksum. */
+export interface SnapshotRef {
+  segment: number;
+  seq: number;
+  sha256: string;
+}
+
+/**
+ * What the data directory must hold, so that a missing or swapped file is noticed at start-up:
+ * the snapshots the journal may continue from (null: none, an empty directory's start), and the
+ * newest journal segment. A compaction lists the new snapshot beside the one on disk before it
+ * replaces it, so a crash at any point leaves a directory the manifest describes.
+ */
+export interface Manifest {
+  format: 1;
+  snapshots: Array<SnapshotRef | null>;
+  segment: number;
+}
+
+export const MANIFEST_FILE = 'manifest.json';
+
+const isRef = (value: unknown): value is SnapshotRef =>
+  typeof value === 'object' &&
+  value !== null &&
+  Number.isSafeInteger((value as SnapshotRef).segment) &&
+  Number.isSafeInteger((value as SnapshotRef).seq) &&
+  /^[0-9a-f]{64}$/.test((value as SnapshotRef).sha256);
+
+/** Reads the manifest, or undefined when the directory has none (a new one, or one written before manifests). */
+export function readManifest(dir: string): Manifest | undefined {
+  const file = join(dir, MANIFEST_FILE);
+  if (!existsSync(file)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new HubError('INTERNAL', `${file} is unreadable (${(error as Error).message}); refusing to start`);
+  }
+  const manifest = parsed as Manifest;
+  if (manifest?.format !== 1 || !Array.isArray(manifest.snapshots) || !manifest.snapshots.every((s) => s === null || isRef(s)) || !Number.isSafeInteger(manifest.segment)) {
+    throw new HubError('INTERNAL', `${file} is not a manifest this hub can read; refusing to start`);
+  }
+  return manifest;
+}
+
+/** Replaces the manifest atomically and durably (written before the files it names change). */
+export function writeManifest(dir: string, manifest: Manifest): Promise<void> {
+  return syncedWrite(dir, MANIFEST_FILE, JSON.stringify(manifest));
+}
+
+/** Whether two references name the same snapshot (null: no snapshot). */
+export function sameSnapshot(a: SnapshotRef | null, b: SnapshotRef | null): boolean {
+  return a === null || b === null ? a === b : a.seq === b.seq && a.segment === b.segment && a.sha256 === b.sha256;
+}
