@@ -94,7 +94,7 @@ export function requireAttempt(t: Transition, input: AttemptInput, actor: Actor,
 
 /**
  * requireAttempt as a read, for checks made before a command (e.g. before reading files for it).
- * Without `phase` the attempt may still be offered: its accept can be queued just ahead.
+ * Without `phase` the attempt may still be offered: the report itself accepts it (requireRunningAttempt).
  */
 export function checkAttempt(state: HubState, input: AttemptInput, actor: Actor, phase?: 'offered' | 'running'): WorkOrder {
   const agentId = agentIdOf(actor);
@@ -119,7 +119,23 @@ export function acceptOffer(t: Transition, input: AttemptInput, actor: Actor): v
   const active = t.state.work.active.get(input.attemptToken)!;
   active.phase = 'running';
   t.state.work.leases.set(input.attemptToken, now + order.timeouts.leaseMs);
+  // An implicit accept (see requireRunningAttempt) is followed by the report, which may still be refused.
+  t.tx.onUndo(() => {
+    active.phase = 'offered';
+    t.state.work.leases.delete(input.attemptToken);
+  });
   touch(t, order.workflowId);
+}
+
+/**
+ * The running attempt an agent reports on. A report on an attempt still offered to that agent
+ * accepts the offer first: the agent has the offer and is working, but its accept ack may come
+ * after its first report (python-socketio acks only once the handler returns).
+ */
+export function requireRunningAttempt(t: Transition, input: AttemptInput, actor: Actor): WorkOrder {
+  const order = checkAttempt(t.state, input, actor);
+  if (order.state === 'offered') acceptOffer(t, input, actor);
+  return requireAttempt(t, input, actor, 'running');
 }
 
 /**
@@ -144,7 +160,7 @@ export function answerOffer(t: Transition, input: AttemptInput & { accept: boole
 
 /** Progress of a running attempt: percentage, message, and details kept as the checkpoint. Renews the lease. */
 export function recordProgress(t: Transition, input: ParsedRequestOf<'agent', 'task.progress'>, actor: Actor) {
-  const order = requireAttempt(t, input, actor, 'running');
+  const order = requireRunningAttempt(t, input, actor);
   const changes: Partial<WorkOrder> = { progress: input.progress, updatedAt: t.ctx.now };
   if (input.message !== undefined) changes.message = input.message;
   if (input.details !== undefined) changes.checkpoint = input.details;
@@ -163,14 +179,14 @@ function producerOf(order: WorkOrder): Producer {
 /** An agent registers data its running attempt produced; agent, work order and attempt come from the hub. */
 export function registerTaskData(t: Transition, input: RegisterInput, actor: Actor) {
   const { workflowId, workOrderId, attemptToken, ...spec } = input;
-  const order = requireAttempt(t, { workflowId, workOrderId, attemptToken }, actor, 'running');
+  const order = requireRunningAttempt(t, { workflowId, workOrderId, attemptToken }, actor);
   const [item] = registerReferences(t, workflowId, [spec], actor, producerOf(order));
   return { version: versionOf(t.state, workflowId), item: item! };
 }
 
 /** The attempt finished: its outputs are registered and the order completes, exactly once, in one change. */
 export function completeTask(t: Transition, input: CompleteInput, actor: Actor) {
-  const order = requireAttempt(t, input, actor, 'running');
+  const order = requireRunningAttempt(t, input, actor);
   if (input.outputs?.length) registerReferences(t, order.workflowId, input.outputs, actor, producerOf(order));
   finishOrder(t, order, 'completed', { result: input.result ?? null, notifyAgent: false });
   return { version: versionOf(t.state, order.workflowId), state: order.state };
@@ -200,12 +216,12 @@ export function failAttempt(t: Transition, order: WorkOrder, outcome: 'failed' |
 
 /** The agent reports that its attempt failed. */
 export function failTask(t: Transition, input: ParsedRequestOf<'agent', 'task.fail'>, actor: Actor) {
-  const order = requireAttempt(t, input, actor, 'running');
+  const order = requireRunningAttempt(t, input, actor);
   failAttempt(t, order, 'failed', input.error, input.retryable);
   return { version: versionOf(t.state, order.workflowId), state: order.state };
 }
 
-/** Renews the leases of the agent's running attempts; reports the tokens it no longer holds. */
+/** Renews the leases of the agent's attempts (accepting those still offered); reports the tokens it no longer holds. */
 export function heartbeat(t: Transition, input: ParsedRequestOf<'agent', 'agent.heartbeat'>, actor: Actor) {
   const agentId = agentIdOf(actor);
   const work = t.state.work;
@@ -217,7 +233,10 @@ export function heartbeat(t: Transition, input: ParsedRequestOf<'agent', 'agent.
       lost.push(token);
       continue;
     }
-    if (active.phase === 'running') {
+    // An agent heartbeats the attempts it works on: for one still offered, that is its accept.
+    if (active.phase === 'offered') {
+      acceptOffer(t, { workflowId: active.workflowId, workOrderId: active.workOrderId, attemptToken: token }, actor);
+    } else {
       const order = requireWorkflow(t.state, active.workflowId).workOrders[active.workOrderId]!;
       work.leases.set(token, t.ctx.now + order.timeouts.leaseMs);
     }

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { DataReferenceSpec } from '../../shared/schemas/data.ts';
+import { CreateWorkOrderInput } from '../../shared/schemas/work-order.ts';
+import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import { domain } from '../helpers/domain.ts';
+import { codeOfCall as codeOf } from '../helpers/errors.ts';
+
+type Domain = ReturnType<typeof domain>;
+const asAgent = (agentId: string) => ({ role: 'agent' as const, name: agentId, agentId });
+/** A data reference as the transport hands it to the domain (nothing observed on disk). */
+const spec = (id: string, path: string) => ({ ...DataReferenceSpec.parse({ id, path }), observed: null });
+
+/** A started workflow with one order offered (not yet accepted) to agent `w`. */
+function offered(orderFields: Record<string, unknown> = {}) {
+  const d = domain();
+  const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q' })).reply.workflow.id;
+  d.run('workflow.start', { workflowId });
+  d.register('w');
+  d.register('other');
+  d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'job', taskType: 't', ...orderFields }));
+  const order = () => d.state.workflows.get(workflowId)!.workOrders.job!;
+  const attempt = order().attempt!;
+  expect(order().state).toBe('offered');
+  const ref = { workflowId, workOrderId: 'job', attemptToken: attempt.token };
+  return { d, workflowId, order, ref, agentId: attempt.agentId };
+}
+
+/** The hub's record of the attempt in flight (phase and lease), or undefined. */
+const inFlight = (d: Domain, token: string) => ({ phase: d.state.work.active.get(token)?.phase, lease: d.state.work.leases.get(token) });
+
+describe('reporting before the accept arrives (domain)', () => {
+  it('takes a progress report on an offered attempt as its accept, then records the progress', () => {
+    const { d, order, ref, agentId } = offered({ timeouts: { leaseMs: 5_000 } });
+    d.advance(10);
+    d.run('task.progress', { ...ref, progress: 20, message: 'started' }, asAgent(agentId));
+    expect(order()).toMatchObject({ state: 'running', attempts: 1, startedAt: 1010, progress: 20, message: 'started' });
+    expect(order().attempt).toMatchObject({ token: ref.attemptToken, acceptedAt: 1010 });
+    expect(inFlight(d, ref.attemptToken)).toEqual({ phase: 'running', lease: 1010 + 5_000 });
+    // The accept ack that was on its way arrives afterwards: it changes nothing.
+    const late = d.run('offer.answer', { ...ref, accept: true }, asAgent(agentId));
+    expect(late.tx.empty).toBe(true);
+    expect(order()).toMatchObject({ state: 'running', attempts: 1, progress: 20 });
+  });
+
+  it('completes an offered attempt whose completion arrives before its accept, once', () => {
+    const { d, workflowId, order, ref, agentId } = offered();
+    d.run('task.complete', { ...ref, result: { ok: true } }, asAgent(agentId));
+    expect(order()).toMatchObject({ state: 'completed', attempts: 1, result: { ok: true }, attempt: null });
+    expect(order().history).toEqual([expect.objectContaining({ number: 1, agentId, outcome: 'completed' })]);
+    expect(d.state.agents![agentId]).toMatchObject({ load: 0, stats: { assigned: 1, completed: 1, declined: 0 } });
+    expect(d.state.workflows.get(workflowId)!.workOrderCounts).toMatchObject({ completed: 1, offered: 0, running: 0 });
+    expect(d.run('offer.answer', { ...ref, accept: true }, asAgent(agentId)).tx.empty).toBe(true);
+  });
+
+  it('counts a failure reported before the accept as a started attempt, and retries it', () => {
+    const { d, order, ref, agentId } = offered();
+    d.run('task.fail', { ...ref, error: 'no disk', retryable: true }, asAgent(agentId));
+    expect(order()).toMatchObject({ state: 'queued', attempts: 1, error: 'no disk' });
+    expect(order().history).toEqual([expect.objectContaining({ number: 1, agentId, outcome: 'failed', error: 'no disk' })]);
+  });
+
+  it('takes a heartbeat naming an offered attempt as its accept, and starts its lease', () => {
+    const { d, order, ref, agentId } = offered({ timeouts: { leaseMs: 5_000 } });
+    const { reply } = d.run('agent.heartbeat', { attemptTokens: [ref.attemptToken] }, asAgent(agentId));
+    expect(reply).toEqual({ renewed: [ref.attemptToken], lost: [] });
+    expect(order()).toMatchObject({ state: 'running', attempts: 1 });
+    expect(inFlight(d, ref.attemptToken)).toEqual({ phase: 'running', lease: 1000 + 5_000 });
+  });
+
+  it('still refuses a report on an offered attempt from another agent (FORBIDDEN) or with a stale token (STALE_ATTEMPT)', () => {
+    const { d, workflowId, order, ref, agentId } = offered();
+    const stranger = agentId === 'w' ? 'other' : 'w';
+    const version = d.state.versions.get(workflowId);
+    expect(codeOf(() => d.run('task.progress', { ...ref, progress: 5 }, asAgent(stranger)))).toBe('FORBIDDEN');
+    expect(codeOf(() => d.run('task.complete', { ...ref }, asAgent(stranger)))).toBe('FORBIDDEN');
+    expect(codeOf(() => d.run('task.progress', { ...ref, attemptToken: 'att_old', progress: 5 }, asAgent(agentId)))).toBe('STALE_ATTEMPT');
+    expect(codeOf(() => d.run('task.fail', { ...ref, attemptToken: 'att_old', error: 'x', retryable: true }, asAgent(agentId)))).toBe('STALE_ATTEMPT');
+    expect(d.run('agent.heartbeat', { attemptTokens: [ref.attemptToken] }, asAgent(stranger)).reply).toEqual({ renewed: [], lost: [ref.attemptToken] });
+    expect(order()).toMatchObject({ state: 'offered', attempts: 0 });
+    expect(inFlight(d, ref.attemptToken)).toEqual({ phase: 'offered', lease: undefined });
+    expect(d.state.versions.get(workflowId)).toBe(version);
+  });
+
+  it('undoes the implicit accept when the report itself is refused, leaving the offer open', () => {
+    const { d, workflowId, order, ref, agentId } = offered();
+    d.run('data.register', { workflowId, items: [spec('taken', 's3://b/x')] });
+    expect(codeOf(() => d.run('task.complete', { ...ref, outputs: [spec('taken', 's3://b/y')] }, asAgent(agentId)))).toBe('CONFLICT');
+    expect(order()).toMatchObject({ state: 'offered', attempts: 0, attempt: { acceptedAt: null } });
+    expect(inFlight(d, ref.attemptToken)).toEqual({ phase: 'offered', lease: undefined });
+    // The offer can still be answered as usual.
+    d.run('offer.answer', { ...ref, accept: true }, asAgent(agentId));
+    expect(order().state).toBe('running');
+  });
+});

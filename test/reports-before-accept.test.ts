@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { io, type Socket } from 'socket.io-client';
+import type { Assignment } from '../shared/schemas/work-order.ts';
+import { control, startHub, TOKENS } from './helpers/hub.ts';
+import { deferred, untilOrder } from './helpers/wait.ts';
+
+type Offer = { assignment: Assignment; ack: (reply: unknown) => void };
+
+/**
+ * A hand-written agent (socket.io-client, no SDK) that holds on to each offer's ack, the way
+ * python-socketio acks only once its handler has returned: its reports can overtake its accept.
+ */
+async function rawAgent(url: string, agentId: string, taskTypes: string[]) {
+  const socket: Socket = io(`${url}/agent`, { auth: { token: TOKENS.agent }, transports: ['websocket'], reconnection: false });
+  const offers: Offer[] = [];
+  let wake = deferred();
+  socket.on('assignment', (assignment: Assignment, ack: (reply: unknown) => void) => {
+    offers.push({ assignment, ack });
+    wake.resolve();
+  });
+  const registered = await socket.emitWithAck('agent.register', { agentId, agentType: 'raw', taskTypes });
+  expect(registered.ok).toBe(true);
+  return {
+    socket,
+    /** The next offer pushed to this agent, its ack not yet sent. */
+    async nextOffer(): Promise<Offer> {
+      while (offers.length === 0) {
+        await wake.promise;
+        wake = deferred();
+      }
+      return offers.shift()!;
+    },
+    request: (event: string, payload: unknown) => socket.emitWithAck(event, payload),
+    close: () => socket.disconnect(),
+  };
+}
+
+async function setup() {
+  const hub = await startHub();
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery: 'reports before the accept' });
+  await wf.start();
+  const worker = await rawAgent(hub.url, 'eager', ['t']);
+  return { hub, client, wf, worker };
+}
+
+const refOf = ({ workflowId, workOrderId, attemptToken }: Assignment) => ({ workflowId, workOrderId, attemptToken });
+
+describe('an agent that reports before its accept ack', () => {
+  it('runs the order when progress arrives before the accept, and the accept that follows changes nothing', async () => {
+    const { hub, client, wf, worker } = await setup();
+    const stranger = await rawAgent(hub.url, 'stranger', ['other']);
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    const { assignment, ack } = await worker.nextOffer();
+    const ref = refOf(assignment);
+
+    // Someone else's report, or a made-up token, is still refused and does not accept the offer.
+    expect(await stranger.request('task.progress', { ...ref, progress: 1 })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await worker.request('task.progress', { ...ref, attemptToken: 'att_madeup', progress: 1 })).toMatchObject({ ok: false, error: { code: 'STALE_ATTEMPT' } });
+    expect((await wf.getWorkOrder('job')).state).toBe('offered');
+
+    expect(await worker.request('task.progress', { ...ref, progress: 30, message: 'under way' })).toMatchObject({ ok: true });
+    expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'running', attempts: 1, progress: 30, message: 'under way' });
+
+    ack({ accept: true });
+    // Requests on one socket are handled in order: once this one is answered, so is the ack before it.
+    expect(await worker.request('agent.heartbeat', { attemptTokens: [ref.attemptToken] })).toEqual({ ok: true, data: { renewed: [ref.attemptToken], lost: [] } });
+    expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'running', attempts: 1, progress: 30, declinedBy: [] });
+
+    expect(await worker.request('task.complete', { ...ref, result: 'done' })).toMatchObject({ ok: true, data: { state: 'completed' } });
+    const order = await untilOrder(hub, wf.id, 'job', 'completed');
+    expect(order.history).toEqual([expect.objectContaining({ number: 1, agentId: 'eager', outcome: 'completed' })]);
+    expect(await client.getAgent('eager')).toMatchObject({ load: 0, stats: { assigned: 1, completed: 1, declined: 0 } });
+    worker.close();
+    stranger.close();
+  });
+
+  it('completes the order when the completion arrives before the accept, once, and the late accept is harmless', async () => {
+    const { hub, client, wf, worker } = await setup();
+    await wf.createWorkOrder({ id: 'quick', taskType: 't' });
+    const { assignment, ack } = await worker.nextOffer();
+    const ref = refOf(assignment);
+
+    expect(await worker.request('task.complete', { ...ref, result: { rows: 3 } })).toMatchObject({ ok: true, data: { state: 'completed' } });
+    ack({ accept: true });
+    // A second completion with the same token is refused as ever; it also orders the ack before it.
+    expect(await worker.request('task.complete', { ...ref, result: { rows: 4 } })).toMatchObject({ ok: false, error: { code: 'STALE_ATTEMPT' } });
+
+    const order = await untilOrder(hub, wf.id, 'quick', 'completed');
+    expect(order).toMatchObject({ attempts: 1, result: { rows: 3 }, declinedBy: [] });
+    expect(order.history).toEqual([expect.objectContaining({ number: 1, agentId: 'eager', outcome: 'completed' })]);
+    expect(hub.core.state.workflows.get(wf.id)!.workOrderCounts).toMatchObject({ completed: 1, offered: 0, running: 0, queued: 0 });
+    expect(await client.getAgent('eager')).toMatchObject({ load: 0, stats: { assigned: 1, completed: 1, declined: 0 } });
+    worker.close();
+  });
+});
