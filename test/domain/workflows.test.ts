@@ -123,6 +123,24 @@ describe('objectives, KPIs and progress (domain)', () => {
     expect(workflow.stages.cleaning!.completedAt).toBeNull();
   });
 
+  it('shows 100 once a workflow completes, while its stages keep theirs; failing or cancelling keeps the stage mean', () => {
+    const d = domain();
+    const [completed, failed, cancelled] = [create(d), create(d), create(d)];
+    for (const id of [completed, failed, cancelled]) {
+      d.run('workflow.start', { workflowId: id });
+      d.run('workflow.progress', { workflowId: id, stage: 'loading', percentage: 20 });
+    }
+    d.run('workflow.complete', { workflowId: completed });
+    d.run('workflow.fail', { workflowId: failed, reason: 'source gone' });
+    d.run('workflow.cancel', { workflowId: cancelled });
+    const progressOf = (id: string) => [d.state.workflows.get(id)!.progress, d.state.workflows.get(id)!.stages.loading!.progress];
+    expect(progressOf(completed)).toEqual([100, 20]);
+    expect(progressOf(failed)).toEqual([20, 20]);
+    expect(progressOf(cancelled)).toEqual([20, 20]);
+    // And a finished workflow takes no more stage progress.
+    expect(codeOf(() => d.run('workflow.progress', { workflowId: failed, stage: 'loading', percentage: 90 }))).toBe('INVALID_TRANSITION');
+  });
+
   it('rolls back every change of a command that fails half-way', () => {
     const d = domain();
     const id = create(d);
