@@ -1,12 +1,30 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { acquireLock, breakStaleLock, LOCK_FILE } from '../server/store/lock.ts';
 
 const tempDir = () => mkdtempSync(join(tmpdir(), 'switchboard-lock-'));
 /** A pid above Linux's pid_max: no process has it. */
 const DEAD_PID = '99999999';
+/** Whether this system shows process start times in /proc (Linux). */
+const HAS_PROC = existsSync('/proc/self/stat');
+
+/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+function startTime(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3]!;
+}
+
+/** A live process that is not a hub (a `sleep`), killed when the test ends. */
+async function stranger(): Promise<number> {
+  const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+  onTestFinished(() => void child.kill('SIGKILL'));
+  await once(child, 'spawn');
+  return child.pid!;
+}
 
 describe('data directory lock', () => {
   it('takes over a lock left by a dead process, or half-written by an older hub, and releases it', () => {
@@ -14,7 +32,7 @@ describe('data directory lock', () => {
       const dir = tempDir();
       writeFileSync(join(dir, LOCK_FILE), left);
       const release = acquireLock(dir);
-      expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(String(process.pid));
+      expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(HAS_PROC ? `${process.pid} ${startTime(process.pid)}` : String(process.pid));
       expect(readdirSync(dir)).toEqual([LOCK_FILE]);
       release();
       expect(readdirSync(dir)).toEqual([]);
@@ -26,6 +44,26 @@ describe('data directory lock', () => {
     writeFileSync(join(dir, LOCK_FILE), String(process.ppid));
     expect(() => acquireLock(dir)).toThrow(new RegExp(`in use by another hub \\(pid ${process.ppid}\\)`));
     expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(String(process.ppid));
+  });
+
+  it.runIf(HAS_PROC)('takes over a lock whose pid a live stranger now has (another start time), and leaves the stranger running', async () => {
+    const pid = await stranger();
+    const dir = tempDir();
+    // A hub that started before the sleep wrote this lock, died, and its pid came round to the sleep.
+    writeFileSync(join(dir, LOCK_FILE), `${pid} ${Number(startTime(pid)) - 1}`);
+    const release = acquireLock(dir);
+    expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid} ${startTime(process.pid)}`);
+    expect(existsSync(`/proc/${pid}`)).toBe(true);
+    release();
+  });
+
+  it.runIf(HAS_PROC)('refuses a lock naming a live process with its own start time, and leaves that lock alone', async () => {
+    const pid = await stranger();
+    const dir = tempDir();
+    const lock = `${pid} ${startTime(pid)}\n`;
+    writeFileSync(join(dir, LOCK_FILE), lock);
+    expect(() => acquireLock(dir)).toThrow(new RegExp(`in use by another hub \\(pid ${pid}\\)`));
+    expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(lock);
   });
 
   it('breaking a stale lock removes it only if it is still the stale one', () => {

@@ -7,6 +7,46 @@ export const LOCK_FILE = 'hub.lock';
 /** Data directories held by hubs of this process (a pid check cannot tell them apart). */
 const heldHere = new Set<string>();
 
+/**
+ * When process `pid` started (field 22 of /proc/PID/stat, clock ticks since boot), or undefined
+ * where /proc cannot say (not Linux, or the process is gone). With the pid it names one process
+ * for the machine's uptime: a pid reused by another process comes with another start time.
+ */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 2 (the command name, in parentheses) may hold spaces and parentheses: count from the last ')'.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return start && /^\d+$/.test(start) ? start : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What this process writes in its lock: its pid, and its start time where known. */
+function ownLock(): string {
+  const start = startTimeOf(process.pid);
+  return start === undefined ? String(process.pid) : `${process.pid} ${start}`;
+}
+
+/** The pid and start time a lock names (older hubs wrote the pid alone); undefined if it names none. */
+function parseLock(holder: string): { pid: number; start: string | undefined } | undefined {
+  const match = /^(\d+)(?:\s+(\d+))?$/.exec(holder.trim());
+  const pid = Number(match?.[1]);
+  return match && Number.isSafeInteger(pid) && pid > 0 ? { pid, start: match[2] } : undefined;
+}
+
+/**
+ * Whether the process a lock names still runs: its pid is alive and, when the lock recorded a start
+ * time and /proc shows the pid's, they match (else the pid was reused by a stranger).
+ */
+function holderAlive(holder: { pid: number; start: string | undefined }): boolean {
+  if (!alive(holder.pid)) return false;
+  if (holder.start === undefined) return true;
+  const now = startTimeOf(holder.pid);
+  return now === undefined || now === holder.start;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -41,8 +81,9 @@ function removeLeftovers(dir: string): void {
 
 /**
  * Takes the data directory for this hub, or throws when another live hub holds it. A lock left
- * by a dead process, or by this process without a hub holding it now (a failed start, or a
- * restarted container where the pid came round again), is taken over.
+ * by a dead process, by a live one that is not its writer (the pid was reused: another start
+ * time), or by this process without a hub holding it now (a failed start, or a restarted
+ * container where the pid came round again), is taken over.
  */
 export function acquireLock(dir: string): () => void {
   const key = resolve(dir);
@@ -68,9 +109,9 @@ export function acquireLock(dir: string): () => void {
       if (codeOf(error) === 'ENOENT') continue; // released meanwhile: try again
       throw error;
     }
-    const pid = Number(holder.trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-      throw new Error(`data directory ${dir} is in use by another hub (pid ${pid}); stop it, or remove ${file} if that process is not a hub`);
+    const owner = parseLock(holder);
+    if (owner && owner.pid !== process.pid && holderAlive(owner)) {
+      throw new Error(`data directory ${dir} is in use by another hub (pid ${owner.pid}); stop it, or remove ${file} if that process is not a hub`);
     }
     breakStaleLock(file, holder);
   }
@@ -78,13 +119,14 @@ export function acquireLock(dir: string): () => void {
 }
 
 /**
- * Creates the lock file holding this process's pid; false when it exists. The file is written
+ * Creates the lock file holding this process's pid and start time; false when it exists. The file is written
  * under a private name and linked into place, so nobody ever reads it empty (and takes a lock
  * being written for a stale one). Where the file system has no hard links, it is created in place.
  */
 function createLock(file: string): boolean {
+  const content = ownLock();
   const draft = privateName(file, 'new');
-  writeFileSync(draft, String(process.pid), { flag: 'wx' });
+  writeFileSync(draft, content, { flag: 'wx' });
   try {
     linkSync(draft, file);
     return true;
@@ -95,7 +137,7 @@ function createLock(file: string): boolean {
     unlinkSync(draft);
   }
   try {
-    writeFileSync(file, String(process.pid), { flag: 'wx' });
+    writeFileSync(file, content, { flag: 'wx' });
     return true;
   } catch (error) {
     if (codeOf(error) === 'EEXIST') return false;
