@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep, isAbsolute } from 'node:path';
+import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HubError } from '../shared/errors.ts';
 import type { Observation } from './domain/inventory.ts';
+import type { HubDirectory } from './hub-directory.ts';
+import { realLocation } from './real-location.ts';
 
 // O_NONBLOCK: opening a FIFO must not hang; O_NOFOLLOW: the last component was resolved already.
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOFOLLOW ?? 0);
@@ -21,23 +23,23 @@ function errnoOf(error: unknown): string | undefined {
 export class DataFiles {
   private constructor(
     private readonly roots: readonly string[],
-    private readonly hubDir: string | undefined,
+    private readonly hub: HubDirectory | undefined,
   ) {}
 
   /**
-   * Resolves the roots once (a root that does not exist yet is kept as written). `hubDir` is the
-   * hub's own data directory: its journal, snapshot and tokens are never read, whatever the roots;
-   * only its `workflows/` folder (default report and output location) is.
+   * Resolves the roots once (a root that does not exist yet is kept as written). `hub` is the
+   * hub's own data directory: its files are never read, whatever the roots and whatever name
+   * reaches them; only its `workflows/` folder (default report and output location) is.
    */
-  static async open(roots: readonly string[], hubDir?: string): Promise<DataFiles> {
+  static async open(roots: readonly string[], hub?: HubDirectory): Promise<DataFiles> {
     const real = (path: string) => realpath(resolve(path)).catch(() => resolve(path));
     const resolved = await Promise.all(roots.map(real));
-    return new DataFiles([...new Set(resolved)], hubDir === undefined ? undefined : await real(hubDir));
+    return new DataFiles([...new Set(resolved)], hub);
   }
 
   private allowed(real: string): boolean {
     const inside = (root: string) => real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
-    if (this.hubDir && inside(this.hubDir) && !inside(join(this.hubDir, 'workflows'))) return false;
+    if (this.hub?.owns(real)) return false;
     return this.roots.some(inside);
   }
 
@@ -47,13 +49,14 @@ export class DataFiles {
   }
 
   /**
-   * Looks at a local file: FORBIDDEN outside the roots; a missing file is `exists: false` (or
-   * NOT_FOUND when `requireExists`); a directory exists without size or checksum; anything else
-   * that is not a regular file is VALIDATION.
+   * Looks at a local file: FORBIDDEN outside the roots or when it is one of the hub's files (a hard
+   * link to one included); a missing file is `exists: false` (or NOT_FOUND when `requireExists`);
+   * a directory exists without size or checksum; anything else that is not a regular file is
+   * VALIDATION.
    */
   async observe(path: string, requireExists: boolean): Promise<Observation> {
     const absolute = this.localPath(path);
-    const real = await this.realLocation(absolute);
+    const real = await realLocation(absolute);
     if (!this.allowed(real)) {
       throw new HubError('FORBIDDEN', `${path} is outside the hub's data roots; nothing was read`);
     }
@@ -78,9 +81,10 @@ export class DataFiles {
       throw new HubError('VALIDATION', `${path} cannot be read (${code ?? 'error'})`);
     }
     try {
-      const stats = await handle.stat();
+      const stats = await handle.stat({ bigint: true });
       if (stats.isDirectory()) return { exists: true, size: null, checksum: null };
       if (!stats.isFile()) throw new HubError('VALIDATION', `${path} is not a regular file or directory`);
+      if (await this.hub?.holds(stats)) throw new HubError('FORBIDDEN', `${path} is one of the hub's own files; nothing was read`);
       const hash = createHash('sha256');
       let size = 0;
       for await (const chunk of handle.createReadStream({ autoClose: false, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
@@ -93,23 +97,6 @@ export class DataFiles {
       throw new HubError('VALIDATION', `${path} cannot be read (${errnoOf(error) ?? 'error'})`);
     } finally {
       await handle.close();
-    }
-  }
-
-  /** realpath of the path, or of its nearest existing ancestor joined with the rest (for missing files). */
-  private async realLocation(absolute: string): Promise<string> {
-    let existing = absolute;
-    for (;;) {
-      try {
-        const real = await realpath(existing);
-        const rest = relative(existing, absolute);
-        return rest && !isAbsolute(rest) ? join(real, rest) : real;
-      } catch (error) {
-        const code = errnoOf(error);
-        const parent = dirname(existing);
-        if ((code !== 'ENOENT' && code !== 'ENOTDIR') || parent === existing) throw new HubError('VALIDATION', `${absolute} cannot be resolved (${code ?? 'error'})`);
-        existing = parent;
-      }
     }
   }
 }

@@ -9,6 +9,7 @@ import { contract } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { TokenGrant } from '../shared/schemas/tokens.ts';
 import { DataFiles } from './data-files.ts';
+import { HubDirectory } from './hub-directory.ts';
 import { Hub } from './hub.ts';
 import { apiRoutes } from './http/api.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
@@ -96,7 +97,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const { grants, created } = tokenSource();
   let grantsInForce = grants;
   const tokens = new TokenRegistry(grants);
-  const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], dataDir);
+  const hubDirectory = await HubDirectory.open(dataDir);
+  const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], hubDirectory);
 
   const store =
     parts.store ??

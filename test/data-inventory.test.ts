@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunningHub } from '../server/index.ts';
@@ -119,6 +119,38 @@ describe('data inventory over the network', () => {
     mkdirSync(join(dataDir, 'workflows'), { recursive: true });
     writeFileSync(join(dataDir, 'workflows', 'output.csv'), 'a,b\n');
     expect((await wf.addDataReference({ path: join(dataDir, 'workflows', 'output.csv') })).checksum).toBe(sha256('a,b\n'));
+  });
+
+  it('never reads the hub’s own files through a hard link, wherever the link is and whenever the file appeared', async () => {
+    const root = tempDir('switchboard-data-');
+    const dataDir = tempDir();
+    const hub = await startHub({ dataDir, dataRoots: [root] });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'hard links' });
+    const segment = readdirSync(dataDir).find((name) => name.endsWith('.journal'))!;
+    // A file the hub made after it started, in a folder of its own (as an archive would be).
+    mkdirSync(join(dataDir, 'archive'));
+    writeFileSync(join(dataDir, 'archive', 'old.journal'), 'kept by the hub');
+    mkdirSync(join(dataDir, 'workflows'));
+    const links = [
+      [join(dataDir, segment), join(root, 'j')],
+      [join(dataDir, 'hub.lock'), join(root, 'lock.csv')],
+      [join(dataDir, 'archive', 'old.journal'), join(root, 'archive.csv')],
+      // Inside workflows/, which the hub does read: the inode, not the name, decides.
+      [join(dataDir, segment), join(dataDir, 'workflows', 'j')],
+    ] as const;
+    for (const [target, link] of links) linkSync(target, link);
+    for (const [, link] of links) expect([link, await codeOf(wf.addDataReference({ path: link }))]).toEqual([link, 'FORBIDDEN']);
+    expect(dataOf(hub, wf.id)).toEqual({});
+
+    // Linking a file into the data directory makes it one of the hub's: it is refused from then on.
+    writeFileSync(join(root, 'mine.csv'), 'a,b\n');
+    const mine = await wf.addDataReference({ id: 'mine', path: join(root, 'mine.csv') });
+    expect(mine.status).toBe('valid');
+    linkSync(join(root, 'mine.csv'), join(dataDir, 'mine.csv'));
+    const version = hub.core.state.versions.get(wf.id);
+    expect(await codeOf(wf.validateDataReference('mine'))).toBe('FORBIDDEN');
+    expect(hub.core.state.versions.get(wf.id)).toBe(version);
+    expect(dataOf(hub, wf.id).mine).toEqual(mine);
   });
 
   it('refuses oversized metadata, too many tags and an over-long path with VALIDATION and registers nothing', async () => {
