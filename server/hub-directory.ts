@@ -1,6 +1,8 @@
 import type { BigIntStats } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
+import { HubError } from '../shared/errors.ts';
+import { realLocation } from './real-location.ts';
 
 /** The folder of the data directory that holds workflows' reports and outputs; the rest is the hub's. */
 export const WORKFLOWS_FOLDER = 'workflows';
@@ -11,7 +13,7 @@ const missing = (error: unknown) => ['ENOENT', 'ENOTDIR'].includes((error as Nod
 /**
  * The hub's data directory. Everything in it but `workflows/` is the hub's own (journal segments,
  * snapshot, manifest, tokens, lock, and whatever a later version keeps there): never read for a
- * client, by whatever name it is reached.
+ * client, by whatever name it is reached, and never a place to write reports.
  */
 export class HubDirectory {
   private constructor(readonly path: string) {}
@@ -36,6 +38,13 @@ export class HubDirectory {
     // Hard links do not cross file systems.
     if (!self || self.dev !== file.dev) return false;
     return this.search(this.path, file);
+  }
+
+  /** Refuses (FORBIDDEN) a folder for reports that is the data directory or inside it outside `workflows/`. */
+  async requireOutputFolder(folder: string): Promise<void> {
+    if (this.owns(await realLocation(resolve(folder)))) {
+      throw new HubError('FORBIDDEN', `${folder} is in the hub's data directory ${this.path}, where only ${WORKFLOWS_FOLDER}/ may hold reports`);
+    }
   }
 
   private async search(folder: string, file: BigIntStats): Promise<boolean> {

@@ -140,7 +140,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
           new Promise<void>((done) => io.close(() => done())),
     );
     const common = { tokens, rateLimit: options.rateLimit, log: logger };
-    bindNamespace(io.of('/control'), contract.control, controlHandlers(core, files, options.openLineageProducer), { ...common, roles: ['admin'] });
+    bindNamespace(io.of('/control'), contract.control, controlHandlers(core, files, hubDirectory, options.openLineageProducer), { ...common, roles: ['admin'] });
     const agents = new AgentTransport(core, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
     bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
       ...common,
@@ -155,7 +155,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       maxQueuedPackets: options.maxQueuedPackets,
     });
     stops.push(() => patches.close());
-    const autoDocumentation = new AutoDocumentation(core, logger);
+    const autoDocumentation = new AutoDocumentation(core, logger, hubDirectory);
     stops.push(() => autoDocumentation.close());
     bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(core, patches), { ...common, roles: ['monitor', 'admin'] });
     const live = metrics = new Metrics({

@@ -1,10 +1,11 @@
-import { mkdirSync, readFileSync, watch } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, watch } from 'node:fs';
+import { join, relative } from 'node:path';
 import { marked } from 'marked';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { verifyReportHash } from '../server/reports/report.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { until } from './helpers/wait.ts';
+import { codeOf } from './helpers/errors.ts';
 
 /** Resolves once `file` in `folder` is (re)written and holds `wanted` (watched, not polled). */
 function fileWith(folder: string, file: string, wanted: (text: string) => boolean): Promise<string> {
@@ -122,5 +123,26 @@ describe('report snapshots over the network', () => {
     const finalVersion = hub.core.state.versions.get(wf.id)!;
     const final = await fileWith(folder, 'report.html', (text) => text.includes(`<meta name="switchboard-version" content="${finalVersion}">`));
     expect(final).toContain('completed');
+  });
+
+  it('refuses an output folder in the hub’s data directory, however it is named, with FORBIDDEN; workflows/ is where reports go', async () => {
+    const dataDir = tempDir();
+    const hub = await startHub({ dataDir });
+    const client = await control(hub);
+    const elsewhere = tempDir('switchboard-link-');
+    symlinkSync(dataDir, join(elsewhere, 'hub'));
+    const folders = [dataDir, `${dataDir}/workflows/..`, join(elsewhere, 'hub'), join(dataDir, 'archive'), relative(process.cwd(), dataDir)];
+    for (const outputFolder of folders) {
+      expect([outputFolder, await codeOf(client.createWorkflow({ userQuery: 'beside the journal', outputFolder }))]).toEqual([outputFolder, 'FORBIDDEN']);
+    }
+    expect(hub.core.state.workflows.size).toBe(0);
+
+    const custom = await client.createWorkflow({ userQuery: 'in workflows/', outputFolder: join(dataDir, 'workflows', 'custom') });
+    expect((await custom.generateReports()).files).toHaveLength(3);
+    // A default folder that became a link to the data directory after the workflow was created.
+    const moved = await client.createWorkflow({ id: 'moved', userQuery: 'moved' });
+    symlinkSync(dataDir, join(dataDir, 'workflows', 'moved'));
+    expect(await codeOf(moved.generateReports())).toBe('FORBIDDEN');
+    expect(readdirSync(dataDir).filter((name) => name.startsWith('report.'))).toEqual([]);
   });
 });

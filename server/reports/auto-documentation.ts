@@ -2,6 +2,7 @@ import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { isEnded } from '../domain/context.ts';
 import { AGENTS_DOC, versionOf } from '../domain/state.ts';
 import type { Hub } from '../hub.ts';
+import type { HubDirectory } from '../hub-directory.ts';
 import type { Logger } from '../logger.ts';
 import { reportsOf, writeReports } from './writer.ts';
 
@@ -18,6 +19,7 @@ export class AutoDocumentation {
   constructor(
     private readonly hub: Hub,
     private readonly log: Logger,
+    private readonly hubDirectory: HubDirectory,
   ) {
     for (const workflow of hub.state.workflows.values()) this.track(workflow);
     hub.onCommit((batch) => {
@@ -54,7 +56,7 @@ export class AutoDocumentation {
       const version = versionOf(this.hub.state, workflowId);
       if (!workflow || this.written.get(workflowId) === version) return;
       try {
-        await writeReports(workflow.outputFolder, reportsOf(this.hub.state, workflowId));
+        await writeReports(workflow.outputFolder, reportsOf(this.hub.state, workflowId), this.hubDirectory);
         this.written.set(workflowId, version);
       } catch (error) {
         this.log.warn({ err: error, workflowId, folder: workflow.outputFolder }, 'could not write reports');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { ReportFormat } from '../../shared/schemas/report.ts';
 import { versionOf, type HubState } from '../domain/state.ts';
 import { requireWorkflow } from '../domain/context.ts';
+import type { HubDirectory } from '../hub-directory.ts';
 import { renderReports, type Report } from './report.ts';
 
 const EXTENSION: Record<ReportFormat, string> = { json: 'json', markdown: 'md', html: 'html' };
@@ -16,9 +17,16 @@ export function reportsOf(state: HubState, workflowId: string, formats?: readonl
 
 /**
  * Writes reports to `folder` as report.json, report.md and report.html, each atomically (a
- * temporary file renamed over the old one), so a reader never sees half a report.
+ * temporary file renamed over the old one), so a reader never sees half a report. A folder in the
+ * hub's data directory outside `workflows/` is refused (FORBIDDEN) before anything is written:
+ * it may have been recorded before that was checked, or become a symlink into it since.
  */
-export async function writeReports(folder: string, reports: readonly Report[]): Promise<Array<{ format: ReportFormat; path: string; hash: string }>> {
+export async function writeReports(
+  folder: string,
+  reports: readonly Report[],
+  hubDirectory: HubDirectory,
+): Promise<Array<{ format: ReportFormat; path: string; hash: string }>> {
+  await hubDirectory.requireOutputFolder(folder);
   await mkdir(folder, { recursive: true });
   return Promise.all(
     reports.map(async (report) => {

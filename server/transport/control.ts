@@ -3,6 +3,7 @@ import type { CommandType } from '../domain/commands.ts';
 import { listAgents, requireAgent } from '../domain/agents.ts';
 import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders, workflowSummary } from '../domain/queries.ts';
 import type { DataFiles } from '../data-files.ts';
+import type { HubDirectory } from '../hub-directory.ts';
 import type { Hub } from '../hub.ts';
 import { requireWorkflow } from '../domain/context.ts';
 import { reportsOf, writeReports } from '../reports/writer.ts';
@@ -14,11 +15,18 @@ function command<E extends EventName<'control'> & CommandType>(hub: Hub, type: E
   return (input, session) => hub.dispatch({ type, input, actor: session.actor } as never) as never;
 }
 
-/** The handlers of `/control`: reads come straight from state, changes go through dispatch. */
-export function controlHandlers(hub: Hub, files: DataFiles, openLineageProducer: string): Handlers<'control'> {
+/**
+ * The handlers of `/control`: reads come straight from state, changes go through dispatch. An
+ * output folder in the hub's data directory (outside `workflows/`) is refused before dispatch.
+ */
+export function controlHandlers(hub: Hub, files: DataFiles, hubDirectory: HubDirectory, openLineageProducer: string): Handlers<'control'> {
+  const create = command(hub, 'workflow.create');
   return {
     ...inventoryHandlers(hub, files, openLineageProducer),
-    'workflow.create': command(hub, 'workflow.create'),
+    'workflow.create': async (input, session, socket) => {
+      if (input.outputFolder !== undefined) await hubDirectory.requireOutputFolder(input.outputFolder);
+      return create(input, session, socket);
+    },
     'workflow.list': (input) => listWorkflows(hub.state, input),
     'workflow.get': (input) => getWorkflow(hub.state, input.workflowId),
     'workflow.summary': (input) => workflowSummary(hub.state, input.workflowId, hub.now()),
@@ -45,7 +53,7 @@ export function controlHandlers(hub: Hub, files: DataFiles, openLineageProducer:
     'workflow.generateReports': async (input) => {
       const workflow = requireWorkflow(hub.state, input.workflowId);
       const reports = reportsOf(hub.state, input.workflowId);
-      return { version: reports[0]!.version, files: await writeReports(workflow.outputFolder, reports) };
+      return { version: reports[0]!.version, files: await writeReports(workflow.outputFolder, reports, hubDirectory) };
     },
     'agent.list': () => listAgents(hub.state),
     'agent.get': (input) => requireAgent(hub.state, input.agentId),
