@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { contract, pushEvents } from '../shared/contract.ts';
 import { contractJsonSchema, contractJsonSchemaText, SCHEMA_FILE } from '../shared/json-schema.ts';
+import { Id, keyedRecord, keyName, Metadata, RESERVED_KEYS } from '../shared/schemas/common.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -96,5 +97,18 @@ describe('published JSON Schema', () => {
     const ack = published('Ack');
     expect(ack.safeParse({ ok: false, error: { code: 'STALE_ATTEMPT', message: 'lost' } }).success).toBe(true);
     expect(ack.safeParse({ ok: false, error: { code: 'OOPS', message: 'lost' } }).success).toBe(false);
+  });
+
+  it('refuses every member of Object.prototype as an id, a name and a record key, __proto__ included', () => {
+    const record = keyedRecord(keyName(100), z.number());
+    for (const name of RESERVED_KEYS) {
+      // Only the names Id's pattern lets through reach the reserved-name rule; the rest fail the pattern.
+      expect([name, Id.safeParse(name).success, keyName(100).safeParse(name).success]).toEqual([name, false, false]);
+      // As the hub receives it: JSON.parse makes even `__proto__` an own key.
+      const keyed = JSON.parse(JSON.stringify({ [name]: 1 }));
+      expect([name, record.safeParse(keyed).success, Metadata.safeParse(keyed).success]).toEqual([name, false, false]);
+    }
+    expect(record.safeParse({ ok: 1 }).data).toEqual({ ok: 1 });
+    expect(Id.safeParse('constructor-1').success).toBe(true);
   });
 });

@@ -81,12 +81,48 @@ describe('security', () => {
     expect(await codeOf(wf.createWorkOrder({ taskType: 'toString' }))).toBe('VALIDATION');
     expect(await codeOf(wf.createWorkOrder({ taskType: 't', requirements: ['hasOwnProperty'] }))).toBe('VALIDATION');
     expect(await codeOf(wf.createWorkOrder({ taskType: 't', input: JSON.parse('{"__proto__": {"polluted": true}}') }))).toBe('VALIDATION');
+    // JSON.parse makes `__proto__` an own key; zod's record parsing used to drop it without a word.
+    const proto = JSON.parse('{"__proto__": {"polluted": true}, "kept": 1}');
+    expect(await codeOf(wf.addDataReference({ path: 's3://bucket/x', metadata: proto }))).toBe('VALIDATION');
+    expect(await codeOf(wf.addDataReference({ path: 's3://bucket/x', metadata: { constructor: 1 } }))).toBe('VALIDATION');
+    expect(await codeOf(wf.updateDataReference('nope', { metadata: proto }))).toBe('VALIDATION');
+    expect(await codeOf(wf.createWorkOrder({ taskType: 't', preferences: JSON.parse('{"__proto__": 5}') }))).toBe('VALIDATION');
+    expect(await codeOf(agent(hub, { agentId: 'labelled', agentType: 'w', labels: JSON.parse('{"__proto__": "x"}') }))).toBe('VALIDATION');
+    const { socket } = await rawConnect(hub.url, '/monitor', TOKENS.monitor);
+    expect(await socket!.emitWithAck('subscribeAll', { versions: proto })).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
     expect(hub.core.state.versions.get(wf.id)).toBe(version);
-    // Records (metadata, labels) drop a __proto__ key while parsing (zod's own guard).
-    const ref = await wf.addDataReference({ path: 's3://bucket/x', metadata: JSON.parse('{"__proto__": {"polluted": true}, "kept": 1}') });
-    expect(Object.keys(ref.metadata)).toEqual(['kept']);
+    expect(hub.core.state.workflows.get(wf.id)!.data).toEqual({});
+    expect(hub.core.state.agents?.labelled).toBeUndefined();
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(({} as Record<string, unknown>).progress).toBeUndefined();
+  });
+
+  it('refuses the same names as every client-chosen id: workflow, work order, step, objective, KPI, data, lineage, agent', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    expect(await codeOf(client.createWorkflow({ id: 'constructor', userQuery: 'x' }))).toBe('VALIDATION');
+    expect(hub.core.state.workflows.has('constructor')).toBe(false);
+    const wf = await client.createWorkflow({ id: 'ids', userQuery: 'reserved ids' });
+    await wf.start();
+    const ref = await wf.addDataReference({ id: 'in', path: 's3://bucket/in' });
+    const version = hub.core.state.versions.get(wf.id);
+    for (const name of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString']) {
+      const refused = [
+        await codeOf(wf.createWorkOrder({ id: name, taskType: 't' })),
+        await codeOf(wf.createWorkOrders([{ id: name, taskType: 't' }])),
+        await codeOf(wf.addStep({ id: name, name: 's' })),
+        await codeOf(wf.addObjective({ id: name, name: 'o' })),
+        await codeOf(wf.addKpi({ id: name, name: 'k', target: 1 })),
+        await codeOf(wf.addDataReference({ id: name, path: 's3://bucket/x' })),
+        await codeOf(wf.linkLineage({ id: name, operation: 'op', inputs: [ref.id], outputs: [ref.id] })),
+        await codeOf(wf.recordKpi(name, 1)),
+        await codeOf(client.workflow(name).get()),
+        await codeOf(agent(hub, { agentId: name, agentType: 'w' })),
+      ];
+      expect([name, ...refused]).toEqual([name, ...refused.map(() => 'VALIDATION')]);
+    }
+    expect(hub.core.state.versions.get(wf.id)).toBe(version);
+    expect(hub.core.state.agents ?? {}).toEqual({});
   });
 
   it('answers RATE_LIMITED past the per-connection rate and keeps serving the rest', async () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Id, keyName, Text, Timestamp } from './common.ts';
+import { Id, keyedRecord, keyName, Text, Timestamp } from './common.ts';
 
 /** A capability or task type name. */
 export const Capability = keyName(100);
@@ -51,7 +51,7 @@ export const RegisterAgentInput = z.strictObject({
   capabilities: z.array(Capability).max(200).default([]),
   taskTypes: z.array(keyName(100)).max(200).default(['*']),
   maxConcurrentTasks: z.number().int().min(1).max(1000).default(1),
-  labels: z.record(keyName(100), z.string().max(200)).default({}),
+  labels: keyedRecord(keyName(100), z.string().max(200)).prefault({}),
 });
 
 /** An attempt the hub believes the agent holds; sent back on (re-)registration. */

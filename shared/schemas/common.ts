@@ -1,27 +1,50 @@
 import { z } from 'zod';
 
 /**
- * Names of Object.prototype members (`__proto__`, `constructor`, `toString`, …). A name that
- * becomes a key of the state (a stage, a task type, a capability, a label) must not be one: a
- * lookup by such a key would find the prototype's member instead of nothing.
+ * Names of Object.prototype members (`__proto__`, `constructor`, `toString`, …). No client-chosen
+ * id or key may be one: ids and names become keys of the state (a workflow, a work order, a
+ * stage, a metadata key), and a lookup by such a key would find the prototype's member instead of
+ * nothing. One rule for every id and key, so no code path has to remember which are safe.
  */
 export const RESERVED_KEYS: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__']);
 
-/** A free-form name used as a key in the state: trimmed, 1..max characters, not a reserved key. */
-export function keyName(max: number) {
-  return z
-    .string()
-    .trim()
-    .min(1)
-    .max(max)
-    .refine((name) => !RESERVED_KEYS.has(name), { message: 'this name is reserved (it is a member of every JavaScript object)' });
+const RESERVED = 'this name is reserved (it is a member of every JavaScript object)';
+
+/** The one rule for client-chosen ids and keys: refuses the names in RESERVED_KEYS. */
+function unreserved<S extends z.ZodType<string>>(schema: S): S {
+  return schema.refine((name) => !RESERVED_KEYS.has(name), { message: RESERVED }) as S;
 }
 
-/** Identifiers: letters, digits and `_ . : -`, up to 64 characters; safe in paths and URLs. */
-export const Id = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'ids are 1-64 characters of letters, digits, _ . : - starting with a letter or digit');
+/** A free-form name used as a key in the state: trimmed, 1..max characters, not a reserved key. */
+export function keyName(max: number) {
+  return unreserved(z.string().trim().min(1).max(max));
+}
+
+/** Identifiers: letters, digits and `_ . : -`, up to 64 characters, not a reserved key; safe in paths and URLs. */
+export const Id = unreserved(
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'ids are 1-64 characters of letters, digits, _ . : - starting with a letter or digit'),
+);
 export type Id = z.infer<typeof Id>;
+
+/**
+ * Refuses an own `__proto__` key (JSON.parse makes one) before zod's record parsing, which
+ * skips that key without a word; every other reserved key meets the record's key schema.
+ */
+function refuseProtoKey<T>(value: T, ctx: z.RefinementCtx): T {
+  if (value !== null && typeof value === 'object' && Object.hasOwn(value, '__proto__')) {
+    ctx.addIssue({ code: 'custom', message: RESERVED, path: ['__proto__'], input: value });
+  }
+  return value;
+}
+
+/**
+ * A record keyed by client-chosen names: `key` should be keyName or Id, and `__proto__` is refused
+ * too. Give it a default with `.prefault({})`: the JSON Schema drops a `.default` behind a preprocess.
+ */
+export function keyedRecord<K extends z.ZodType<string>, V extends z.ZodType>(key: K, value: V) {
+  const record = z.record(key, value);
+  return z.preprocess((input: z.input<typeof record>, ctx) => refuseProtoKey(input, ctx), record);
+}
 
 /** Milliseconds since the Unix epoch, as the hub's clock saw it. */
 export const Timestamp = z.number().int().nonnegative();
@@ -92,7 +115,7 @@ export function boundedJson(maxBytes: number, label = 'value') {
 }
 
 /** Free metadata: a JSON object up to 16 KiB. */
-export const Metadata = z.record(keyName(200), z.unknown()).superRefine(jsonWithin(16_384, 'metadata'));
+export const Metadata = keyedRecord(keyName(200), z.unknown()).superRefine(jsonWithin(16_384, 'metadata'));
 export type Metadata = z.infer<typeof Metadata>;
 
 /** The attempt an agent's message is about; the token proves it still holds the work. */

@@ -95,7 +95,7 @@ export const DataReferenceSpec = z.strictObject({
   size: z.number().int().nonnegative().optional(),
   checksum: Sha256.optional(),
   tags: z.array(Tag).max(50).default([]),
-  metadata: Metadata.default({}),
+  metadata: Metadata.prefault({}),
   derivedFrom: z.array(Id).max(1000).default([]),
   /** Refuse (NOT_FOUND) instead of recording status `missing` when a local file is not there. */
   requireExists: z.boolean().default(false),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Id } from './common.ts';
+import { Id, keyedRecord } from './common.ts';
 
 /** A document a monitor can follow: a workflow id, or `@agents` for the agent pool. */
 export const DocName = z.union([Id, z.literal('@agents')]);
@@ -38,7 +38,7 @@ export const SubscribeInput = z.strictObject({
 
 export const SubscribeAllInput = z.strictObject({
   /** Versions the client holds, per document, to resume. */
-  versions: z.record(z.string().max(100), z.number().int().nonnegative()).default({}),
+  versions: keyedRecord(DocName, z.number().int().nonnegative()).prefault({}),
   /** The epoch those versions belong to. */
   epoch: Epoch.optional(),
 });

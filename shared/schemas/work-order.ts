@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AttemptRef, Id, Page, Percentage, Priority, Text, Timestamp, boundedJson, keyName } from './common.ts';
+import { AttemptRef, Id, Page, Percentage, Priority, Text, Timestamp, boundedJson, keyedRecord, keyName } from './common.ts';
 import { Capability } from './agent.ts';
 import { DataReferenceSpec } from './data.ts';
 
@@ -92,7 +92,7 @@ export const WorkOrderSpec = z.strictObject({
   /** Capabilities an agent must all have. */
   requirements: z.array(Capability).max(50).default([]),
   /** Capabilities that raise an agent's score by their weight. */
-  preferences: z.record(Capability, z.number().min(0).max(100)).default({}),
+  preferences: keyedRecord(Capability, z.number().min(0).max(100)).prefault({}),
   priority: Priority.default('normal'),
   input: boundedJson(262_144, 'input').optional(),
   dependencies: z.array(Id).max(1000).default([]),
