@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { control, startHub, TOKENS } from './helpers/hub.ts';
+import { errorRecorder, rawGet } from './helpers/http.ts';
 
 describe('HTTP API', () => {
   it('answers /healthz without a token', async () => {
@@ -32,6 +33,40 @@ describe('HTTP API', () => {
     const unknown = await fetch(`${hub.url}/api/workflows/nope/summary`, { headers: { authorization: `Bearer ${TOKENS.admin}` } });
     expect(unknown.status).toBe(404);
     expect((await unknown.json()).error.code).toBe('NOT_FOUND');
+  });
+
+  it('answers malformed percent-encoding, non-id workflows and bad query values with 400 VALIDATION, and logs no error', async () => {
+    const { logger, errors } = errorRecorder();
+    const hub = await startHub({}, { logger });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'real', userQuery: 'http' });
+    const targets = [
+      '/api/workflows/%E0%A4%A/summary',
+      '/api/workflows/%/report.md',
+      '/api/workflows/%ZZ/data',
+      '/api/workflows/..%2F..%2Fetc/summary',
+      '/api/workflows/constructor/summary',
+      '/api/workflows/%00/report.json',
+      '/api/workflows?limit=abc',
+      '/api/workflows?status=%E0%A4%A',
+      `/api/workflows/${wf.id}/data?limit=1e999`,
+      `/api/workflows/${wf.id}/data?createdAfter=%E0%A4%A`,
+    ];
+    for (const target of targets) {
+      const reply = await rawGet(hub.url, target, TOKENS.admin);
+      expect([target, reply.status, JSON.parse(reply.body).error.code]).toEqual([target, 400, 'VALIDATION']);
+    }
+    expect(errors).toEqual([]);
+    expect((await rawGet(hub.url, `/api/workflows/${wf.id}/summary`, TOKENS.admin)).status).toBe(200);
+  });
+
+  it('answers a request target no URL parser accepts with 400 instead of crashing', async () => {
+    const hub = await startHub();
+    for (const target of ['//[', '//[/api/workflows', 'http://x:99999/healthz']) {
+      const reply = await rawGet(hub.url, target, TOKENS.admin);
+      expect([target, reply.status, JSON.parse(reply.body).error.code]).toEqual([target, 400, 'VALIDATION']);
+    }
+    expect((await fetch(`${hub.url}/healthz`)).status).toBe(200);
   });
 });
 

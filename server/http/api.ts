@@ -1,4 +1,5 @@
 import { HubError } from '../../shared/errors.ts';
+import { Id } from '../../shared/schemas/common.ts';
 import { DataFilter } from '../../shared/schemas/data.ts';
 import { ListWorkflowsInput } from '../../shared/schemas/workflow.ts';
 import { searchData } from '../domain/data-search.ts';
@@ -11,9 +12,10 @@ import type { HttpRequest, Route } from './router.ts';
 
 const READERS = ['admin', 'monitor'] as const;
 
-/** The workflow id of the route, if the request's token may see it. */
+/** The workflow id of the route (VALIDATION when it is not an id), if the request's token may see it. */
 function visibleWorkflow(request: HttpRequest): string {
   const workflowId = request.params[0]!;
+  if (!Id.safeParse(workflowId).success) throw new HubError('VALIDATION', `not a workflow id: ${JSON.stringify(workflowId.slice(0, 100))}`);
   if (request.grant && !canSee(request.grant, workflowId)) throw new HubError('FORBIDDEN', `this token cannot see workflow ${workflowId}`);
   return workflowId;
 }

@@ -51,10 +51,37 @@ function send(res: ServerResponse, reply: HttpReply): void {
   res.end(text);
 }
 
+function refuse(res: ServerResponse, error: HubError): void {
+  send(res, { status: STATUS[error.code], body: { ok: false, error: error.toJSON() } });
+}
+
+/** The request's URL; a target no URL parser accepts (`//[`) is VALIDATION, not a crash. */
+function requestUrl(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://hub');
+  } catch {
+    throw new HubError('VALIDATION', 'malformed request target');
+  }
+}
+
+/** A path segment, percent-decoded; malformed percent-encoding (`%E0%A4%A`) is VALIDATION. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HubError('VALIDATION', `malformed percent-encoding in the path: ${segment.slice(0, 100)}`);
+  }
+}
+
 /** Builds the HTTP request listener: bearer-token auth, routing, and errors as the ack's error object. */
 export function createRouter(routes: readonly Route[], tokens: TokenRegistry, log: Logger) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const url = new URL(req.url ?? '/', 'http://hub');
+    let url: URL;
+    try {
+      url = requestUrl(req);
+    } catch (error) {
+      return refuse(res, error as HubError);
+    }
     // socket.io answers its own path on the same server.
     if (url.pathname.startsWith('/socket.io/')) return;
     const route = routes.find((r) => r.method === req.method && r.pattern.test(url.pathname));
@@ -63,15 +90,14 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
       const header = req.headers.authorization;
       const token = header?.startsWith('Bearer ') ? header.slice(7) : (url.searchParams.get('token') ?? undefined);
       const grant = route.roles.length ? tokens.authorize(token, route.roles) : undefined;
-      const params = route.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
+      const params = route.pattern.exec(url.pathname)!.slice(1).map(decodeSegment);
       return route.handle({ params, query: url.searchParams, grant, raw: req });
     };
     run().then(
       (reply) => send(res, reply),
       (error: unknown) => {
         if (!(error instanceof HubError)) log.error({ err: error, path: url.pathname }, 'http route failed');
-        const hubError = error instanceof HubError ? error : new HubError('INTERNAL', 'internal error');
-        send(res, { status: STATUS[hubError.code], body: { ok: false, error: hubError.toJSON() } });
+        refuse(res, error instanceof HubError ? error : new HubError('INTERNAL', 'internal error'));
       },
     );
   };

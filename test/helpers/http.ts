@@ -1,0 +1,39 @@
+import { request } from 'node:http';
+import { Writable } from 'node:stream';
+import { createLogger, type Logger } from '../../server/logger.ts';
+
+/** What a raw HTTP request got back. */
+export interface RawReply {
+  status: number;
+  body: string;
+}
+
+/**
+ * Sends `GET target` with the request target exactly as written (fetch would normalise or refuse
+ * `//[` and `%E0%A4%A`), with the given bearer token.
+ */
+export function rawGet(url: string, target: string, token?: string): Promise<RawReply> {
+  return new Promise((resolve, reject) => {
+    const headers = token === undefined ? {} : { authorization: `Bearer ${token}` };
+    const req = request(url, { path: target, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A logger that keeps the messages of the errors it is given, to assert that none was logged. */
+export function errorRecorder(): { logger: Logger; errors: string[] } {
+  const errors: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) errors.push(String((JSON.parse(line) as { msg?: unknown }).msg));
+      done();
+    },
+  });
+  return { logger: createLogger('error', sink), errors };
+}
