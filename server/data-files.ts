@@ -45,7 +45,13 @@ export class DataFiles {
 
   /** The absolute local path a spec names (`file://` URIs included), relative paths against the working directory. */
   localPath(path: string): string {
-    return path.toLowerCase().startsWith('file://') ? fileURLToPath(path) : resolve(path);
+    if (!path.toLowerCase().startsWith('file://')) return resolve(path);
+    try {
+      return fileURLToPath(path);
+    } catch (error) {
+      // The schema refuses these URIs (a host, %2F); a path recorded before it did is still the caller's error.
+      throw new HubError('VALIDATION', `${path} does not name a local file (${(error as Error).message})`);
+    }
   }
 
   /**

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, startHub, tempDir } from './helpers/hub.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
-import { codeOf } from './helpers/errors.ts';
+import { codeOf, codeOfCall } from './helpers/errors.ts';
+import { DataFiles } from '../server/data-files.ts';
 
 const sha256 = (content: string | Buffer) => createHash('sha256').update(content).digest('hex');
 
@@ -108,6 +109,39 @@ describe('data inventory over the network', () => {
     const batch = [{ path: write('good.csv', 'fine') }, { path: '/etc/hostname' }];
     expect(await codeOf(wf.addDataReferences(batch))).toBe('FORBIDDEN');
     expect(dataOf(hub, wf.id)).toEqual({});
+  });
+
+  it('refuses file:// URIs that name no local file (a host, an encoded slash, bad escapes) with VALIDATION, validating or not', async () => {
+    for (const enableDataValidation of [true, false]) {
+      const { hub, wf, root, write } = await setup({ enableDataValidation });
+      write('a.csv', 'x');
+      const uris = [
+        'file://evil/etc/passwd',
+        `file://evil${root}/a.csv`,
+        'file:///a%2Fb',
+        `file://${root}%2Fa.csv`,
+        `file://${root}/a%E0%A4%A.csv`,
+        `file://${root}/a.csv%00`,
+        `file://${root}/a.csv?version=2`,
+        'file://[',
+      ];
+      for (const path of uris) {
+        expect([path, await codeOf(wf.addDataReference({ path }))]).toEqual([path, 'VALIDATION']);
+        expect([path, await codeOf(wf.addDataReferences([{ path: 's3://b/ok' }, { path }]))]).toEqual([path, 'VALIDATION']);
+      }
+      expect(dataOf(hub, wf.id)).toEqual({});
+      // The same file named properly is fine.
+      const ref = await wf.addDataReference({ path: `file://localhost${root}/a.csv` });
+      expect(ref.path).toBe(enableDataValidation ? join(root, 'a.csv') : `file://localhost${root}/a.csv`);
+      expect(await codeOf(wf.updateDataReference(ref.id, { path: 'file://evil/etc/passwd' }))).toBe('VALIDATION');
+      expect(dataOf(hub, wf.id)[ref.id]!.version).toBe(1);
+    }
+  });
+
+  it('turns a file:// URI fileURLToPath cannot convert into VALIDATION, even one that bypassed the schema', async () => {
+    const files = await DataFiles.open([tempDir()]);
+    for (const path of ['file://evil/etc/passwd', 'file:///a%2Fb', 'file:///%E0%A4%A']) expect([path, codeOfCall(() => files.localPath(path))]).toEqual([path, 'VALIDATION']);
+    expect(files.localPath('file://localhost/srv/a.csv')).toBe('/srv/a.csv');
   });
 
   it('never reads the hub’s own journal, snapshot or tokens, even inside a data root', async () => {

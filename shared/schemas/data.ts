@@ -15,13 +15,42 @@ export type DataSource = z.infer<typeof DataSource>;
 /** A sha256 digest as 64 lowercase hex digits. */
 export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits');
 
-/** A local path or a URI (s3://, https://, file://). */
+/**
+ * Why a `file://` URI cannot name a file on the hub's machine, or null when it can (or is no
+ * `file://` URI). The hub turns such a URI into a path with node's fileURLToPath, which throws
+ * for a host, an encoded slash or bad percent-encoding; a query or fragment it would drop.
+ */
+export function fileUriProblem(path: string): string | null {
+  if (!path.toLowerCase().startsWith('file://')) return null;
+  let url: URL;
+  try {
+    url = new URL(path);
+  } catch {
+    return 'not a valid file:// URI';
+  }
+  if (url.hostname !== '') return 'a file:// URI names a file on the hub: no host but localhost (file:///path)';
+  if (url.search !== '' || url.hash !== '') return 'a file:// URI cannot have a query or a fragment';
+  if (/%2f|%5c/i.test(url.pathname)) return 'a file:// URI cannot encode / or \\ (%2F, %5C) in its path';
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(url.pathname);
+  } catch {
+    return 'malformed percent-encoding in a file:// URI';
+  }
+  return decoded.includes('\0') ? 'paths cannot contain NUL' : null;
+}
+
+/** A local path or a URI (s3://, https://, file:// of a local file). */
 export const DataPath = z
   .string()
   .trim()
   .min(1)
   .max(2048)
-  .refine((path) => !path.includes('\0'), 'paths cannot contain NUL');
+  .refine((path) => !path.includes('\0'), 'paths cannot contain NUL')
+  .superRefine((path, ctx) => {
+    const problem = fileUriProblem(path);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem, input: path });
+  });
 
 export const Tag = z.string().trim().min(1).max(100);
 export const DataType = z.string().trim().min(1).max(100);
