@@ -140,6 +140,21 @@ describe('security', () => {
     expect((await other.listWorkflows()).items).toHaveLength(1);
   });
 
+  it('counts every request against the rate limit, unknown events and malformed payloads included', async () => {
+    // A bucket that practically never refills: exactly `burst` requests get through.
+    const hub = await startHub({ rateLimit: { perSecond: 0.001, burst: 20 } });
+    const { socket } = await rawConnect(hub.url, '/control', TOKENS.admin);
+    const codes = await Promise.all(Array.from({ length: 30 }, (_, i) => socket!.emitWithAck(`no.such.event.${i}`, {}).then((reply) => reply.error.code)));
+    expect(codes).toEqual([...Array(20).fill('VALIDATION'), ...Array(10).fill('RATE_LIMITED')]);
+    expect((await socket!.emitWithAck('workflow.create', { userQuery: 'too late' })).error.code).toBe('RATE_LIMITED');
+    expect((await socket!.emitWithAck('workflow.create', 'not an object')).error.code).toBe('RATE_LIMITED');
+    expect(hub.core.state.workflows.size).toBe(0);
+    // Another connection has its own budget, spent the same way by malformed payloads.
+    const { socket: other } = await rawConnect(hub.url, '/control', TOKENS.admin);
+    const malformed = await Promise.all(Array.from({ length: 21 }, () => other!.emitWithAck('workflow.create', 'not an object').then((reply) => reply.error.code)));
+    expect(malformed).toEqual([...Array(20).fill('VALIDATION'), 'RATE_LIMITED']);
+  });
+
   it('closes a connection that sends more than maxHttpBufferSize, and stays up for others', async () => {
     const hub = await startHub({ maxHttpBufferSize: 64 * 1024 });
     const { socket } = await rawConnect(hub.url, '/control', TOKENS.admin);

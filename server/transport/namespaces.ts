@@ -71,8 +71,8 @@ export function sessionOf(socket: Socket): Session {
 }
 
 /**
- * Serves namespace N: authenticates every connection, then for each incoming event checks the
- * rate limit, parses the payload with the contract's schema, runs the handler and acks with the
+ * Serves namespace N: authenticates every connection, then for each incoming event (known or not)
+ * checks the rate limit, parses the payload with the contract's schema, runs the handler and acks with the
  * envelope. No exception escapes; an event without an ack callback closes the socket.
  */
 export function bindNamespace<N extends NamespaceName>(
@@ -112,9 +112,10 @@ export function bindNamespace<N extends NamespaceName>(
         return;
       }
       const answer = ack as Answer;
+      // Before anything else: every request costs a token, an unknown or malformed one too.
+      if (!session.limiter.take()) return send(answer, { ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } }, options.log, event);
       const spec = Object.hasOwn(specs, event) ? specs[event] : undefined;
       if (!spec) return send(answer, { ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } }, options.log, event);
-      if (!session.limiter.take()) return send(answer, { ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } }, options.log, event);
       const parsed = spec.request.safeParse(args.length > 1 ? args[0] : undefined);
       if (!parsed.success) {
         return send(answer, { ok: false, error: { code: 'VALIDATION', message: `invalid ${event} payload`, issues: issuesOf(parsed.error) } }, options.log, event);
