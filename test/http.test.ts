@@ -68,6 +68,14 @@ describe('HTTP API', () => {
     }
     expect((await fetch(`${hub.url}/healthz`)).status).toBe(200);
   });
+
+  it('answers a target that only normalises to socket.io’s path instead of leaving it hanging', async () => {
+    const hub = await startHub();
+    // socket.io compares the raw target; these are not its requests, so the router must answer.
+    for (const target of ['/../socket.io/x', '/%2e%2e/socket.io/', '/./socket.io/?EIO=4&transport=polling']) {
+      expect([target, (await rawGet(hub.url, target, TOKENS.admin)).status]).toEqual([target, 404]);
+    }
+  });
 });
 
 describe('metrics', () => {

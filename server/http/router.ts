@@ -76,14 +76,15 @@ function decodeSegment(segment: string): string {
 /** Builds the HTTP request listener: bearer-token auth, routing, and errors as the ack's error object. */
 export function createRouter(routes: readonly Route[], tokens: TokenRegistry, log: Logger) {
   return (req: IncomingMessage, res: ServerResponse): void => {
+    // socket.io answers its own path on the same server. It compares the raw target, so this
+    // must too: `/../socket.io/` normalises to that path, yet socket.io leaves it to us.
+    if (req.url?.startsWith('/socket.io/')) return;
     let url: URL;
     try {
       url = requestUrl(req);
     } catch (error) {
       return refuse(res, error as HubError);
     }
-    // socket.io answers its own path on the same server.
-    if (url.pathname.startsWith('/socket.io/')) return;
     const route = routes.find((r) => r.method === req.method && r.pattern.test(url.pathname));
     if (!route) return send(res, { status: 404, body: { ok: false, error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } } });
     const run = async (): Promise<HttpReply> => {

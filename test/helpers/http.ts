@@ -9,21 +9,28 @@ export interface RawReply {
 }
 
 /**
- * Sends `GET target` with the request target exactly as written (fetch would normalise or refuse
- * `//[` and `%E0%A4%A`), with the given bearer token.
+ * Sends `method target` with the request target exactly as written (fetch would normalise or
+ * refuse `//[` and `%E0%A4%A`), with the given bearer token.
  */
-export function rawGet(url: string, target: string, token?: string): Promise<RawReply> {
+export function rawRequest(url: string, method: string, target: string, token?: string): Promise<RawReply> {
   return new Promise((resolve, reject) => {
     const headers = token === undefined ? {} : { authorization: `Bearer ${token}` };
-    const req = request(url, { path: target, headers }, (res) => {
+    const req = request(url, { method, path: target, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
       res.on('end', () => resolve({ status: res.statusCode!, body }));
     });
+    // A request nobody answers would otherwise hang the test without naming itself.
+    req.setTimeout(15_000, () => req.destroy(new Error(`no answer to ${method} ${target.slice(0, 200)}`)));
     req.on('error', reject);
     req.end();
   });
+}
+
+/** rawRequest with GET. */
+export function rawGet(url: string, target: string, token?: string): Promise<RawReply> {
+  return rawRequest(url, 'GET', target, token);
 }
 
 /** A logger that keeps the messages of the errors it is given, to assert that none was logged. */
