@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   RATE_LIMITED: 'Too many requests on this connection; retry after a short pause.',
   UNAVAILABLE: 'The hub cannot accept changes right now (storage failure or shutting down). Nothing was changed.',
   TIMEOUT: 'The request or the peer did not answer in time.',
+  DISCONNECTED: 'The client has no connection to the hub (it could not connect, or the connection dropped); a request sent before the drop may or may not have taken effect.',
   INTERNAL: 'An unexpected error in the hub. Nothing was changed.',
 } as const;
 

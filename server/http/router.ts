@@ -38,6 +38,8 @@ const STATUS: Record<ErrorCode, number> = {
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
   TIMEOUT: 504,
+  // Raised by clients only; the HTTP API never answers with it.
+  DISCONNECTED: 503,
   INTERNAL: 500,
 };
 
