@@ -2,23 +2,32 @@ import { io, type Socket } from 'socket.io-client';
 import type { EventName, NamespaceName, ReplyOf, RequestOf } from '../shared/contract.ts';
 import type { Ack } from '../shared/envelope.ts';
 import { HubError, isErrorCode } from '../shared/errors.ts';
+import { connectError } from './connect-error.ts';
+import { hubUrl } from './hub-url.ts';
 
 /** How to reach a hub. */
 export interface ConnectOptions {
-  /** The hub's base URL, e.g. http://127.0.0.1:4700 */
+  /** The hub's base URL, e.g. http://127.0.0.1:4700 (no path: the hub serves its clients at the root). */
   url: string;
   token: string;
   /** How long a request waits for its ack before failing with TIMEOUT (default 10 s). */
   requestTimeoutMs?: number;
-  /** How long the first connection may take before failing with UNAVAILABLE (default 10 s). */
+  /** How long the first connection may take before failing with DISCONNECTED (default 10 s). */
   connectTimeoutMs?: number;
 }
 
-/** Turns a connect_error into a HubError with the hub's code. */
-function connectError(error: Error & { data?: unknown }): HubError {
-  const data = error.data as { code?: unknown; message?: unknown } | undefined;
-  if (data && isErrorCode(data.code)) return new HubError(data.code, String(data.message ?? error.message));
-  return new HubError('UNAVAILABLE', `cannot reach the hub: ${error.message}`);
+/** Per-request options, accepted as the last argument of every request method. */
+export interface RequestOptions {
+  /** Aborts the request: it rejects with an AbortError (a request already sent may still take effect). */
+  signal?: AbortSignal;
+  /** How long to wait for the answer (default: the client's `requestTimeoutMs`). */
+  timeoutMs?: number;
+}
+
+/** The error an aborted request rejects with; `cause` is the signal's reason. */
+function abortError(event: string, signal: AbortSignal, sent: boolean): Error {
+  const message = sent ? `${event} was aborted before the hub answered; it may still take effect` : `${event} was aborted before it was sent`;
+  return Object.assign(new Error(message, { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
 }
 
 /**
@@ -26,14 +35,26 @@ function connectError(error: Error & { data?: unknown }): HubError {
  * envelopes back into values or thrown HubErrors. Reconnects on its own.
  */
 export class Connection<N extends NamespaceName> {
+  /** Why the last (re)connection attempt failed, to say why a request could not be sent. */
+  private lastConnectError: HubError | undefined;
+
   private constructor(
     readonly socket: Socket,
+    readonly url: string,
+    namespace: N,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    socket.on('connect_error', (error) => (this.lastConnectError = connectError(error, url, namespace)));
+    socket.on('connect', () => (this.lastConnectError = undefined));
+  }
 
-  /** Connects to `namespace`; rejects with the hub's error code if the token is refused. */
-  static open<N extends NamespaceName>(namespace: N, options: ConnectOptions, auth: Record<string, unknown> = {}): Promise<Connection<N>> {
-    const socket = io(new URL(`/${namespace}`, options.url).href, {
+  /**
+   * Connects to `namespace`. Rejects at the first failure: a refused token (UNAUTHENTICATED,
+   * FORBIDDEN) or an unreachable hub (DISCONNECTED), each saying what to do; a bad URL is VALIDATION.
+   */
+  static async open<N extends NamespaceName>(namespace: N, options: ConnectOptions, auth: Record<string, unknown> = {}): Promise<Connection<N>> {
+    const url = hubUrl(options.url);
+    const socket = io(`${url}/${namespace}`, {
       auth: { ...auth, token: options.token },
       transports: ['websocket'],
       // Each client gets its own connection, so closing or losing one never takes another down.
@@ -42,7 +63,6 @@ export class Connection<N extends NamespaceName> {
       reconnectionDelayMax: 2000,
     });
     return new Promise((resolve, reject) => {
-      let lastError = new HubError('UNAVAILABLE', `no answer from ${options.url}`);
       const giveUp = (error: HubError) => {
         clearTimeout(timer);
         socket.off('connect', onConnect);
@@ -50,36 +70,80 @@ export class Connection<N extends NamespaceName> {
         socket.disconnect();
         reject(error);
       };
-      const timer = setTimeout(() => giveUp(lastError), options.connectTimeoutMs ?? 10_000);
-      const onError = (error: Error) => {
-        lastError = connectError(error);
-        // A refused token will not become valid by retrying; a network error might.
-        if (lastError.code !== 'UNAVAILABLE') giveUp(lastError);
-      };
+      const timer = setTimeout(
+        () => giveUp(new HubError('DISCONNECTED', `no answer from the hub at ${url} within ${options.connectTimeoutMs ?? 10_000} ms. Is the hub running and reachable?`)),
+        options.connectTimeoutMs ?? 10_000,
+      );
+      // The first connection fails fast: a refused port or token will not change by retrying now,
+      // and whoever connects wants to know. Only an established connection reconnects on its own.
+      const onError = (error: Error) => giveUp(connectError(error, url, namespace));
       const onConnect = () => {
         clearTimeout(timer);
         socket.off('connect_error', onError);
-        resolve(new Connection<N>(socket, options.requestTimeoutMs ?? 10_000));
+        resolve(new Connection<N>(socket, url, namespace, options.requestTimeoutMs ?? 10_000));
       };
       socket.once('connect', onConnect);
-      socket.on('connect_error', onError);
+      socket.once('connect_error', onError);
     });
   }
 
-  /** Sends a request and resolves with its reply, or throws the HubError the hub answered with. */
-  async request<E extends EventName<N>>(event: E, payload: RequestOf<N, E>): Promise<ReplyOf<N, E>> {
-    let ack: Ack<ReplyOf<N, E>>;
-    try {
-      ack = await this.socket.timeout(this.timeoutMs).emitWithAck(event, payload);
-    } catch {
-      throw new HubError('TIMEOUT', `${event} got no answer within ${this.timeoutMs} ms`);
-    }
+  /**
+   * Sends a request and resolves with its reply, or throws the HubError the hub answered with.
+   * While the connection is down the request waits (unsent) for the reconnection, up to its
+   * timeout; then, or when the connection drops before the answer, it fails with DISCONNECTED.
+   */
+  async request<E extends EventName<N>>(event: E, payload: RequestOf<N, E>, options: RequestOptions = {}): Promise<ReplyOf<N, E>> {
+    const { signal } = options;
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    if (signal?.aborted) throw abortError(event, signal, false);
+    if (!this.socket.connected) await this.connected(event, timeoutMs, signal);
+    const ack = await new Promise<Ack<ReplyOf<N, E>>>((resolve, reject) => {
+      const onAbort = () => reject(abortError(event, signal!, true));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const wait = Math.max(1, deadline - Date.now());
+      this.socket.timeout(wait).emit(event, payload, (error: Error | null, reply: Ack<ReplyOf<N, E>>) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (!error) return resolve(reply);
+        // socket.io fails the pending acks of a connection that dropped at once, before their timeout.
+        if (!this.socket.connected) {
+          return reject(new HubError('DISCONNECTED', `the connection to the hub at ${this.url} dropped before ${event} was answered; it may or may not have taken effect`));
+        }
+        reject(new HubError('TIMEOUT', `${event} got no answer from the hub at ${this.url} within ${timeoutMs} ms`));
+      });
+    });
     if (ack.ok) return ack.data;
     throw new HubError(isErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL', ack.error.message, ack.error.issues);
   }
 
-  /** Closes the socket. */
-  close(): void {
+  /** Resolves once the socket is connected again; rejects with DISCONNECTED after `timeoutMs`, or when it will not reconnect. */
+  private connected(event: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    const notSent = (why: string) => new HubError('DISCONNECTED', `${event} was not sent: ${why}`);
+    if (!this.socket.active) return Promise.reject(notSent(`the connection to the hub at ${this.url} is closed`));
+    return new Promise((resolve, reject) => {
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        this.socket.off('connect', onConnect);
+        signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onConnect = () => done();
+      const onAbort = () => done(abortError(event, signal!, false));
+      const timer = setTimeout(() => {
+        const cause = this.lastConnectError ? ` (${this.lastConnectError.message})` : '';
+        done(notSent(`no connection to the hub at ${this.url} for ${timeoutMs} ms; it keeps reconnecting${cause}`));
+      }, timeoutMs);
+      this.socket.once('connect', onConnect);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Closes the socket; resolves once its last packets are flushed and the connection is closed. */
+  async close(): Promise<void> {
+    const engine = this.socket.io.engine;
+    const closed = engine && engine.readyState !== 'closed' ? new Promise<void>((resolve) => engine.once('close', () => resolve())) : undefined;
     this.socket.disconnect();
+    await closed;
   }
 }

@@ -1,0 +1,58 @@
+import { HubError, isErrorCode } from '../shared/errors.ts';
+
+/** Where tokens come from, for anyone whose token was refused. */
+const WHERE_TOKENS_COME_FROM =
+  'Tokens come from the hub: it prints them when it starts, `npx switchboard tokens list` lists them, ' +
+  'and they are stored in <dataDir>/tokens.json (./.switchboard/tokens.json by default).';
+
+/** Which role each namespace needs, for a token of the wrong role. */
+const ROLE_NEEDED: Record<string, string> = {
+  control: 'connectControl needs an admin token',
+  agent: 'connectAgent needs an agent token',
+  monitor: 'connectMonitor needs a monitor or admin token',
+};
+
+/** What socket.io-client hands to `connect_error`: the hub's refusal, or a transport error. */
+type ConnectFailure = Error & { data?: unknown; description?: unknown };
+
+/** The system error (ECONNREFUSED, ENOTFOUND, EPROTO, …) under a transport error, if any. */
+function systemError(error: ConnectFailure): { code?: string; message: string } | undefined {
+  const description = error.description as { error?: { code?: unknown; message?: unknown }; message?: unknown } | undefined;
+  const cause = description?.error;
+  if (cause && typeof cause.message === 'string') return { ...(typeof cause.code === 'string' ? { code: cause.code } : {}), message: cause.message };
+  if (description && typeof description.message === 'string') return { message: description.message };
+  return undefined;
+}
+
+/** What to do about a network failure, by its system error code. */
+function advice(url: string, code: string | undefined, message: string): string {
+  if (code === 'ECONNREFUSED') return 'Is the hub running? Start it with `npx switchboard start`.';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `The host name of ${url} does not resolve: check the URL.`;
+  if (code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return 'Check the host, port and firewall.';
+  if (/SSL|TLS|CERT|EPROTO/i.test(`${code ?? ''} ${message}`)) {
+    return 'The TLS handshake failed: a hub started with `npx switchboard start` speaks plain http, so use http:// unless a TLS proxy stands in front of it.';
+  }
+  if (/Unexpected server response/i.test(message)) return `The server at ${url} is not a Switchboard hub (or not this version of one): check the URL and port.`;
+  return 'Is the hub running? Start it with `npx switchboard start`.';
+}
+
+/**
+ * Turns a `connect_error` into a HubError that says what went wrong and what to do: the hub's
+ * refusal of the token (UNAUTHENTICATED, FORBIDDEN) with where tokens come from, or a network
+ * failure (DISCONNECTED) naming the URL, its cause and the fix.
+ */
+export function connectError(error: ConnectFailure, url: string, namespace: string): HubError {
+  const data = error.data as { code?: unknown; message?: unknown } | undefined;
+  if (data && isErrorCode(data.code)) {
+    const refusal = String(data.message ?? error.message);
+    if (data.code === 'UNAUTHENTICATED') return new HubError(data.code, `the hub at ${url} refused the token: ${refusal}. ${WHERE_TOKENS_COME_FROM}`);
+    if (data.code === 'FORBIDDEN') return new HubError(data.code, `the hub at ${url} refused the token: ${refusal}. ${ROLE_NEEDED[namespace] ?? ''}. ${WHERE_TOKENS_COME_FROM}`);
+    return new HubError(data.code, `the hub at ${url} refused the connection: ${refusal}`);
+  }
+  if (error.message === 'Invalid namespace') {
+    return new HubError('DISCONNECTED', `the server at ${url} speaks socket.io but has no /${namespace} namespace: it is not a Switchboard hub; check the URL and port`);
+  }
+  const cause = systemError(error);
+  const what = cause ? `${cause.code ? `${cause.code}: ` : ''}${cause.message}` : error.message;
+  return new HubError('DISCONNECTED', `cannot reach the hub at ${url} (${what}). ${advice(url, cause?.code, what)}`);
+}
