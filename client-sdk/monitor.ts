@@ -1,8 +1,15 @@
-import type { ReplyOf } from '../shared/contract.ts';
 import { applyPatch } from '../shared/patch.ts';
+import type { Agent } from '../shared/schemas/agent.ts';
 import type { PatchMessage, Subscription } from '../shared/schemas/monitor.ts';
-import { Connection, type ConnectOptions } from './connection.ts';
+import type { Report, ReportFormat } from '../shared/schemas/report.ts';
+import type { WorkflowSummary } from '../shared/schemas/summary.ts';
+import type { Workflow } from '../shared/schemas/workflow.ts';
+import { Connection, type ConnectOptions, type RequestOptions } from './connection.ts';
+import './dispose.ts';
 import { Listeners } from './listeners.ts';
+
+/** The `@agents` document: the agent pool by agent id. */
+export type AgentPool = Record<string, Agent>;
 
 /** What a mirror reports after each change. */
 export interface MirrorChange {
@@ -106,11 +113,13 @@ export class MonitorClient {
   }
 
   /**
-   * Follows one workflow (or `@agents`): resolves with a mirror holding its state now.
-   * @example const sub = await monitor.subscribe(wf.id); sub.on('change', () => render(sub.state));
+   * Follows one workflow (or `@agents`, the agent pool): resolves with a mirror holding its state now.
+   * @example const sub = await monitor.subscribe(wf.id); sub.on('change', () => render(sub.state.progress));
    */
-  async subscribe<T = unknown>(doc: string): Promise<Mirror<T>> {
-    const subscription = await this.connection.request('subscribe', { doc });
+  subscribe<T = AgentPool>(doc: '@agents', options?: RequestOptions): Promise<Mirror<T>>;
+  subscribe<T = Workflow>(doc: string, options?: RequestOptions): Promise<Mirror<T>>;
+  async subscribe<T>(doc: string, options?: RequestOptions): Promise<Mirror<T>> {
+    const subscription = await this.connection.request('subscribe', { doc }, options);
     this.epoch = subscription.epoch;
     const mirror = this.mirror(doc);
     mirror.load(subscription);
@@ -125,27 +134,32 @@ export class MonitorClient {
   }
 
   /** Stops following a document. */
-  async unsubscribe(doc: string): Promise<void> {
+  async unsubscribe(doc: string, options?: RequestOptions): Promise<void> {
     this.mirrors.delete(doc);
-    await this.connection.request('unsubscribe', { doc });
+    await this.connection.request('unsubscribe', { doc }, options);
   }
 
   /** A workflow summary (get_workflow_summary). */
-  summary(workflowId: string): Promise<ReplyOf<'monitor', 'summary'>> {
-    return this.connection.request('summary', { workflowId });
+  summary(workflowId: string, options?: RequestOptions): Promise<WorkflowSummary> {
+    return this.connection.request('summary', { workflowId }, options);
   }
 
   /**
    * A report snapshot of a workflow: json, markdown or html, stating its version and content hash.
    * @example const { body } = await monitor.report(workflowId, 'html');
    */
-  report(workflowId: string, format: 'json' | 'markdown' | 'html' = 'markdown'): Promise<ReplyOf<'monitor', 'report'>> {
-    return this.connection.request('report', { workflowId, format });
+  report(workflowId: string, format: ReportFormat = 'markdown', options?: RequestOptions): Promise<Report> {
+    return this.connection.request('report', { workflowId, format }, options);
   }
 
-  /** Disconnects. */
-  close(): void {
-    this.connection.close();
+  /** Disconnects; resolves once the connection is closed. */
+  close(): Promise<void> {
+    return this.connection.close();
+  }
+
+  /** `await using monitor = await connectMonitor(...)` closes it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Resumes every subscription after a reconnect, retrying while the hub is busy or unreachable. */
