@@ -1,10 +1,13 @@
+import type { z } from 'zod';
 import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { Assignment, CancelNotice } from '../shared/schemas/work-order.ts';
-import { Connection, type ConnectOptions } from './connection.ts';
+import { Attempt, type AttemptHost, type Registration } from './attempt.ts';
+import { Connection, type ConnectOptions, type RequestOptions } from './connection.ts';
+import './dispose.ts';
+import { Heartbeat } from './heartbeat.ts';
 import { Listeners } from './listeners.ts';
-import { ProgressStream } from './progress-stream.ts';
-import { NonRetryableError, type TaskContext, type TaskHandler, type TaskReport } from './task.ts';
+import type { AgentLogger, TaskHandler, TaskOptions, TaskReport } from './task.ts';
 
 /** Refusals of a completion that retrying cannot fix (bad outputs or result): the attempt fails for good. */
 const REFUSED_FOR_GOOD: ReadonlySet<string> = new Set(['VALIDATION', 'CONFLICT', 'NOT_FOUND', 'FORBIDDEN']);
@@ -17,16 +20,11 @@ export interface AgentOptions extends ConnectOptions {
   labels?: Record<string, string>;
   /** Least time between two progress updates of one task (default 100 ms). */
   progressIntervalMs?: number;
+  /** Where errors thrown by task handlers are logged, with their stack (default console; null: nowhere). */
+  logger?: AgentLogger | null;
 }
 
-interface RunningTask {
-  assignment: Assignment;
-  controller: AbortController;
-  progress: ProgressStream;
-  percentage: number;
-}
-
-const RETRYABLE_TRANSPORT: ReadonlySet<string> = new Set(['TIMEOUT', 'UNAVAILABLE', 'RATE_LIMITED']);
+const RETRYABLE_TRANSPORT: ReadonlySet<string> = new Set(['TIMEOUT', 'DISCONNECTED', 'UNAVAILABLE', 'RATE_LIMITED']);
 
 /**
  * An agent: registers its capabilities, receives work pushed by the hub, runs the handler for
@@ -34,13 +32,14 @@ const RETRYABLE_TRANSPORT: ReadonlySet<string> = new Set(['TIMEOUT', 'UNAVAILABL
  * Reconnects transparently and re-registers, keeping its in-flight work.
  */
 export class AgentClient {
-  private readonly handlers = new Map<string, TaskHandler>();
-  private readonly running = new Map<string, RunningTask>();
-  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private readonly handlers = new Map<string, Registration>();
+  private readonly running = new Map<string, Attempt>();
+  private readonly heartbeat = new Heartbeat(() => void this.beat());
   private draining = false;
   private closed = false;
   private readonly listeners = new Listeners<{ report: TaskReport; error: HubError }>();
-  private heartbeatEvery = Infinity;
+  /** What each attempt needs from this agent. */
+  private readonly host: AttemptHost;
   /** Whether this connection is registered; task reports wait for it so none reaches the hub first. */
   private isRegistered = true;
   private readonly waitingForRegistration: Array<() => void> = [];
@@ -49,6 +48,15 @@ export class AgentClient {
     readonly connection: Connection<'agent'>,
     private readonly options: AgentOptions,
   ) {
+    this.host = {
+      agentId: options.agentId,
+      progressIntervalMs: options.progressIntervalMs ?? 100,
+      logger: options.logger === undefined ? console : options.logger,
+      send: async (event, payload) => {
+        await this.registered();
+        return this.connection.request(event, payload);
+      },
+    };
     const socket = connection.socket;
     socket.on('assignment', (assignment: Assignment, ack: (reply: unknown) => void) => this.onAssignment(assignment, ack));
     socket.on('cancel', (notice: CancelNotice) => this.abort(notice.attemptToken, `cancelled by the hub: ${notice.reason}`));
@@ -61,7 +69,7 @@ export class AgentClient {
       // revoked): socket.io will not reconnect, so the work here can no longer be reported.
       if (reason === 'io server disconnect') {
         for (const token of [...this.running.keys()]) this.abort(token, 'the hub closed this connection');
-        this.listeners.emit('error', new HubError('UNAVAILABLE', 'the hub closed this connection (another connection registered this agentId, or the token was revoked)'));
+        this.listeners.emit('error', new HubError('DISCONNECTED', 'the hub closed this connection (another connection registered this agentId, or the token was revoked)'));
       }
     });
   }
@@ -97,11 +105,16 @@ export class AgentClient {
 
   /**
    * Handles a task type (or `*` for any). Returning completes the work order with `result`;
-   * throwing fails the attempt (retried unless it is a NonRetryableError).
-   * @example agent.onTask('data_processing', async (task, ctx) => { await ctx.progress(50); return { result: 42 }; });
+   * throwing fails the attempt (retried unless it is a NonRetryableError) and logs the error.
+   * With `{ input: schema }` each task's input is checked first: a mismatch fails the attempt
+   * without retrying, with the issues in the work order's error, and the handler gets the parsed input.
+   * @example await agent.onTask('clean', { input: z.object({ rows: z.number() }) }, async (task, ctx) => ({ result: task.input.rows }));
    */
-  async onTask(taskType: string, handler: TaskHandler): Promise<this> {
-    this.handlers.set(taskType, handler);
+  onTask<Input = unknown, Result = unknown>(taskType: string, handler: TaskHandler<Input, Result>): Promise<this>;
+  onTask<Schema extends z.ZodType, Result = unknown>(taskType: string, options: TaskOptions<Schema>, handler: TaskHandler<z.output<Schema>, Result>): Promise<this>;
+  async onTask(taskType: string, ...args: [TaskHandler] | [TaskOptions, TaskHandler]): Promise<this> {
+    const [options, handler] = args.length === 1 ? [undefined, args[0]] : args;
+    this.handlers.set(taskType, { handler, input: options?.input });
     await this.register();
     return this;
   }
@@ -136,88 +149,60 @@ export class AgentClient {
   }
 
   /** Takes no new work; running tasks finish. */
-  async drain(): Promise<void> {
+  async drain(options?: RequestOptions): Promise<void> {
     this.draining = true;
-    await this.connection.request('agent.status', { status: 'draining' });
+    await this.connection.request('agent.status', { status: 'draining' }, options);
   }
 
   /** Takes new work again after drain(). */
-  async resume(): Promise<void> {
+  async resume(options?: RequestOptions): Promise<void> {
     this.draining = false;
-    await this.connection.request('agent.status', { status: 'active' });
+    await this.connection.request('agent.status', { status: 'active' }, options);
   }
 
   /** Sets a free-text status note shown in summaries and the dashboard. */
-  async setNote(note: string | null): Promise<void> {
-    await this.connection.request('agent.status', { note });
+  async setNote(note: string | null, options?: RequestOptions): Promise<void> {
+    await this.connection.request('agent.status', { note }, options);
   }
 
-  /** Disconnects. Running tasks are aborted; the hub reassigns them after the grace period. */
-  close(): void {
+  /** Disconnects; resolves once the connection is closed. Running tasks are aborted; the hub reassigns them after the grace period. */
+  close(): Promise<void> {
     this.closed = true;
-    this.stopHeartbeat();
+    this.heartbeat.stop();
     for (const token of [...this.running.keys()]) this.abort(token, 'the agent is closing');
-    this.connection.close();
+    return this.connection.close();
+  }
+
+  /** `await using agent = await connectAgent(...)` closes it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   private onAssignment(assignment: Assignment, ack: (reply: unknown) => void): void {
-    const handler = this.handlers.get(assignment.taskType) ?? this.handlers.get('*');
-    if (!handler) return ack({ accept: false, reason: `no handler for ${assignment.taskType}` });
+    const registration = this.handlers.get(assignment.taskType) ?? this.handlers.get('*');
+    if (!registration) return ack({ accept: false, reason: `no handler for ${assignment.taskType}` });
     if (this.draining || this.closed) return ack({ accept: false, reason: 'draining' });
     ack({ accept: true });
-    void this.run(assignment, handler);
+    void this.run(assignment, registration);
   }
 
-  private async run(assignment: Assignment, handler: TaskHandler): Promise<void> {
-    const ref = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken };
-    const controller = new AbortController();
-    const progress = new ProgressStream(async (update) => {
-      await this.registered();
-      return this.connection.request('task.progress', update);
-    }, this.options.progressIntervalMs ?? 100);
-    const task: RunningTask = { assignment, controller, progress, percentage: 0 };
-    this.running.set(assignment.attemptToken, task);
-    this.startHeartbeat();
-    const ctx: TaskContext = {
-      workflowId: assignment.workflowId,
-      workOrderId: assignment.workOrderId,
-      attempt: assignment.attempt,
-      checkpoint: assignment.checkpoint ?? null,
-      signal: controller.signal,
-      progress: (percentage, message, details) => {
-        task.percentage = percentage;
-        const update: RequestOf<'agent', 'task.progress'> = { ...ref, progress: percentage };
-        if (message !== undefined) update.message = message;
-        if (details !== undefined) update.details = details;
-        return progress.push(update);
-      },
-      checkpointNow: (details) => progress.push({ ...ref, progress: task.percentage, details }),
-      addDataReference: async (spec) => {
-        await this.registered();
-        return (await this.connection.request('data.register', { ...spec, ...ref })).item;
-      },
-    };
+  private async run(assignment: Assignment, registration: Registration): Promise<void> {
+    const attempt = new Attempt(assignment, this.host);
+    this.running.set(assignment.attemptToken, attempt);
+    this.heartbeat.cover(assignment.leaseMs);
     try {
-      const outcome = await handler(assignment, ctx);
-      if (controller.signal.aborted) return;
-      progress.stop(() => new HubError('INVALID_TRANSITION', 'the task has finished'));
-      const payload: RequestOf<'agent', 'task.complete'> = { ...ref };
-      if (outcome && typeof outcome === 'object') {
-        if (outcome.result !== undefined) payload.result = outcome.result;
-        if (outcome.outputs?.length) payload.outputs = outcome.outputs;
-      }
-      const refused = await this.report('task.complete', payload);
+      const outcome = await attempt.run(registration);
+      if (outcome?.event === 'task.fail') await this.report('task.fail', outcome.payload);
+      if (outcome?.event !== 'task.complete') return;
+      const refused = await this.report('task.complete', outcome.payload);
       if (refused && REFUSED_FOR_GOOD.has(refused.code)) {
-        await this.report('task.fail', { ...ref, error: `the hub refused the completion: ${refused.message}`.slice(0, 10_000), retryable: false });
+        const { workflowId, workOrderId, attemptToken } = outcome.payload;
+        const error = `the hub refused the completion: ${refused.message}`.slice(0, 10_000);
+        await this.report('task.fail', { workflowId, workOrderId, attemptToken, error, retryable: false });
       }
-    } catch (error) {
-      if (controller.signal.aborted) return;
-      progress.stop(() => new HubError('INVALID_TRANSITION', 'the task has failed'));
-      const message = error instanceof Error ? error.message || error.name : String(error);
-      await this.report('task.fail', { ...ref, error: message.slice(0, 10_000), retryable: !(error instanceof NonRetryableError) });
     } finally {
       this.running.delete(assignment.attemptToken);
-      if (this.running.size === 0) this.stopHeartbeat();
+      if (this.running.size === 0) this.heartbeat.stop();
     }
   }
 
@@ -252,27 +237,8 @@ export class AgentClient {
   }
 
   private abort(attemptToken: string, reason: string): void {
-    const task = this.running.get(attemptToken);
-    if (!task) return;
-    task.progress.stop(() => new HubError('STALE_ATTEMPT', reason));
-    task.controller.abort(new HubError('STALE_ATTEMPT', reason));
+    this.running.get(attemptToken)?.abort(reason);
     this.running.delete(attemptToken);
-  }
-
-  /** Beats three times per shortest lease among the running tasks (restarted when a shorter one starts). */
-  private startHeartbeat(): void {
-    const leaseMs = Math.min(...[...this.running.values()].map((t) => t.assignment.leaseMs));
-    const every = Math.max(50, Math.floor(leaseMs / 3));
-    if (this.heartbeat && every >= this.heartbeatEvery) return;
-    this.stopHeartbeat();
-    this.heartbeatEvery = every;
-    this.heartbeat = setInterval(() => void this.beat(), every);
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = undefined;
-    this.heartbeatEvery = Infinity;
   }
 
   private async beat(): Promise<void> {

@@ -3,8 +3,8 @@ import type { DataReference, DataReferenceSpec } from '../shared/schemas/data.ts
 import type { Assignment } from '../shared/schemas/work-order.ts';
 
 /*
- * What a task handler deals with: the context it is given, what it may return or throw, and
- * the report an agent makes of each outcome. The agent client (agent.ts) runs handlers.
+ * What a task handler deals with: the task and context it is given, what it may return or throw,
+ * and the report an agent makes of each outcome. The agent client (agent.ts) runs handlers.
  */
 
 /** Throw this from a task handler to fail the work order without retrying it. */
@@ -12,7 +12,10 @@ export class NonRetryableError extends Error {
   override readonly name = 'NonRetryableError';
 }
 
-/** What a task handler gets besides the assignment. */
+/** The assignment a handler runs, with its `input` typed (checked first when onTask was given a schema). */
+export type Task<Input = unknown> = Omit<Assignment, 'input'> & { input: Input };
+
+/** What a task handler gets besides the task. */
 export interface TaskContext {
   workflowId: string;
   workOrderId: string;
@@ -40,10 +43,24 @@ export type DataSpec = z.input<typeof DataReferenceSpec>;
  * What a handler may return: the result stored on the work order, and data it produced
  * (registered with the completion; they become the outputs of the order's lineage run).
  */
-export type TaskOutcome = { result?: unknown; outputs?: DataSpec[] } | void;
+export type TaskOutcome<Result = unknown> = { result?: Result; outputs?: DataSpec[] } | void;
 
-/** Runs one assignment; throw to fail it (NonRetryableError: without retrying). */
-export type TaskHandler = (task: Assignment, ctx: TaskContext) => Promise<TaskOutcome> | TaskOutcome;
+/** Runs one task; throw to fail it (NonRetryableError: without retrying). */
+export type TaskHandler<Input = unknown, Result = unknown> = (task: Task<Input>, ctx: TaskContext) => Promise<TaskOutcome<Result>> | TaskOutcome<Result>;
+
+/** How a task type is handled, besides its handler. */
+export interface TaskOptions<Schema extends z.ZodType = z.ZodType> {
+  /**
+   * Checked against each task's input before the handler runs; the handler gets the parsed value.
+   * An input that does not match fails the attempt without retrying, with the issues in its error.
+   */
+  input: Schema;
+}
+
+/** Where an agent reports what its handlers throw: `console` by default; `null` for nowhere. */
+export interface AgentLogger {
+  error(message: string, error: unknown): void;
+}
 
 /** What happened to a completion or failure the agent reported. */
 export interface TaskReport {
@@ -54,4 +71,16 @@ export interface TaskReport {
   /** Whether the hub accepted the report; a refused one carries the hub's error code. */
   accepted: boolean;
   code?: string;
+}
+
+/**
+ * The input a handler gets: the task's own, or parsed by the schema. A mismatch throws a
+ * NonRetryableError naming each issue, which becomes the work order's error.
+ */
+export function taskInput(taskType: string, input: unknown, schema: z.ZodType | undefined): unknown {
+  if (!schema) return input;
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(input)'}: ${issue.message}`);
+  throw new NonRetryableError(`the input does not match the schema of task "${taskType}": ${issues.join('; ')}`);
 }
