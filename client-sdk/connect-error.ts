@@ -7,9 +7,9 @@ const WHERE_TOKENS_COME_FROM =
 
 /** Which role each namespace needs, for a token of the wrong role. */
 const ROLE_NEEDED: Record<string, string> = {
-  control: 'connectControl needs an admin token',
-  agent: 'connectAgent needs an agent token',
-  monitor: 'connectMonitor needs a monitor or admin token',
+  control: 'connectControl takes an admin token',
+  agent: 'connectAgent takes an agent token',
+  monitor: 'connectMonitor takes a monitor or admin token',
 };
 
 /** What socket.io-client hands to `connect_error`: the hub's refusal, or a transport error. */
@@ -19,8 +19,8 @@ type ConnectFailure = Error & { data?: unknown; description?: unknown };
 function systemError(error: ConnectFailure): { code?: string; message: string } | undefined {
   const description = error.description as { error?: { code?: unknown; message?: unknown }; message?: unknown } | undefined;
   const cause = description?.error;
-  if (cause && typeof cause.message === 'string') return { ...(typeof cause.code === 'string' ? { code: cause.code } : {}), message: cause.message };
-  if (description && typeof description.message === 'string') return { message: description.message };
+  if (cause && typeof cause.message === 'string') return { ...(typeof cause.code === 'string' ? { code: cause.code } : {}), message: cause.message.trim() };
+  if (description && typeof description.message === 'string') return { message: description.message.trim() };
   return undefined;
 }
 
@@ -46,7 +46,7 @@ export function connectError(error: ConnectFailure, url: string, namespace: stri
   if (data && isErrorCode(data.code)) {
     const refusal = String(data.message ?? error.message);
     if (data.code === 'UNAUTHENTICATED') return new HubError(data.code, `the hub at ${url} refused the token: ${refusal}. ${WHERE_TOKENS_COME_FROM}`);
-    if (data.code === 'FORBIDDEN') return new HubError(data.code, `the hub at ${url} refused the token: ${refusal}. ${ROLE_NEEDED[namespace] ?? ''}. ${WHERE_TOKENS_COME_FROM}`);
+    if (data.code === 'FORBIDDEN') return new HubError(data.code, `the hub at ${url} refused the token: ${refusal} (${ROLE_NEEDED[namespace] ?? namespace}). ${WHERE_TOKENS_COME_FROM}`);
     return new HubError(data.code, `the hub at ${url} refused the connection: ${refusal}`);
   }
   if (error.message === 'Invalid namespace') {

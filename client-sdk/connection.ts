@@ -119,7 +119,7 @@ export class Connection<N extends NamespaceName> {
   /** Resolves once the socket is connected again; rejects with DISCONNECTED after `timeoutMs`, or when it will not reconnect. */
   private connected(event: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     const notSent = (why: string) => new HubError('DISCONNECTED', `${event} was not sent: ${why}`);
-    if (!this.socket.active) return Promise.reject(notSent(`the connection to the hub at ${this.url} is closed`));
+    if (!this.socket.active) return Promise.reject(notSent(`the connection to the hub at ${this.url} was closed (by close(), or by the hub) and does not reconnect`));
     return new Promise((resolve, reject) => {
       const done = (error?: Error) => {
         clearTimeout(timer);
