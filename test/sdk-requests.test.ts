@@ -1,0 +1,125 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server } from 'socket.io';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { connectControl, HubError, type ControlClient } from '../client-sdk/index.ts';
+import { control, startHub, TOKENS } from './helpers/hub.ts';
+
+/** What a request rejected with. */
+async function failure(request: Promise<unknown>): Promise<Error> {
+  const error = await request.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(Error);
+  return error as Error;
+}
+
+/** A socket.io server with a /control namespace that accepts anyone and never answers. */
+async function silentServer(): Promise<string> {
+  const http = createServer();
+  const io = new Server(http);
+  io.of('/control');
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  onTestFinished(() => io.close());
+  return `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+}
+
+describe('SDK requests', () => {
+  it('rejects a request whose signal aborts with an AbortError naming the event, sent or not', async () => {
+    const client = await control(await startHub());
+    const wf = await client.createWorkflow({ userQuery: 'abort' });
+    const before = await failure(wf.start({ signal: AbortSignal.abort() }));
+    expect(before).toMatchObject({ name: 'AbortError', message: 'workflow.start was aborted before it was sent' });
+
+    const controller = new AbortController();
+    const sent = wf.summary({ signal: controller.signal });
+    controller.abort(new Error('the user went away'));
+    const during = await failure(sent);
+    expect(during).toMatchObject({ name: 'AbortError', message: 'workflow.summary was aborted before the hub answered; it may still take effect' });
+    expect((during.cause as Error).message).toBe('the user went away');
+    expect((await wf.get()).status).toBe('pending');
+  });
+
+  it('fails with TIMEOUT, naming the event and the hub, when no answer comes within timeoutMs', async () => {
+    const url = await silentServer();
+    const client = await connectControl({ url, token: TOKENS.admin });
+    onTestFinished(() => client.close());
+    const error = await failure(client.listAgents({ timeoutMs: 20 }));
+    expect(error).toBeInstanceOf(HubError);
+    expect(error).toMatchObject({ code: 'TIMEOUT', message: `agent.list got no answer from the hub at ${url} within 20 ms` });
+  });
+
+  it('fails with DISCONNECTED, not TIMEOUT, when the connection drops before the answer', async () => {
+    const client = await control(await startHub());
+    const pending = client.listAgents();
+    client.connection.socket.io.engine.close();
+    const error = await failure(pending);
+    expect(error).toBeInstanceOf(HubError);
+    expect((error as HubError).code).toBe('DISCONNECTED');
+    expect(error.message).toContain('dropped before agent.list was answered');
+  });
+
+  it('fails with DISCONNECTED, naming the hub and why, when the hub stays down past timeoutMs; the request is never sent', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const dropped = new Promise((resolve) => client.connection.socket.once('disconnect', resolve));
+    await hub.close();
+    await dropped;
+    const error = await failure(client.listAgents({ timeoutMs: 50 }));
+    expect(error).toMatchObject({ code: 'DISCONNECTED' });
+    expect(error.message).toContain(`agent.list was not sent: no connection to the hub at ${hub.url}`);
+  });
+
+  it('fails at once with DISCONNECTED after close(), which resolves once the connection is closed', async () => {
+    const client = await connectControl({ url: (await startHub()).url, token: TOKENS.admin });
+    await client.close();
+    expect(client.connection.socket.connected).toBe(false);
+    expect(client.connection.socket.io.engine.readyState).toBe('closed');
+    const error = await failure(client.listAgents({ timeoutMs: 600_000 }));
+    expect(error).toMatchObject({ code: 'DISCONNECTED' });
+    expect(error.message).toContain('was closed');
+  });
+
+  it('closes a client declared with await using at the end of its block', async () => {
+    const hub = await startHub();
+    let used: ControlClient | undefined;
+    {
+      await using client = await connectControl({ url: hub.url, token: TOKENS.admin });
+      used = client;
+      expect(client.connection.socket.connected).toBe(true);
+    }
+    expect(used.connection.socket.connected).toBe(false);
+    expect(used.connection.socket.io.engine.readyState).toBe('closed');
+  });
+});
+
+describe('SDK paged lists', () => {
+  it('iterates every work order of a state across pages, in creation order', async () => {
+    const client = await control(await startHub());
+    const wf = await client.createWorkflow({ userQuery: 'paging' });
+    const orders = await wf.createWorkOrders(Array.from({ length: 23 }, (_, i) => ({ id: `wo-${String(i).padStart(2, '0')}`, taskType: 't' })));
+    const cancelled = orders.filter((_, i) => i % 2 === 0).map((order) => order.id);
+    for (const id of cancelled) await wf.cancelWorkOrder(id);
+    const seen: string[] = [];
+    for await (const order of wf.workOrders({ state: 'cancelled', limit: 5 })) seen.push(order.id);
+    expect(seen).toEqual(cancelled);
+    const all: string[] = [];
+    for await (const order of wf.workOrders({ limit: 7 })) all.push(order.id);
+    expect(all).toEqual(orders.map((order) => order.id));
+  });
+
+  it('iterates every workflow and every matching data reference across pages', async () => {
+    const client = await control(await startHub());
+    const created = [];
+    for (let i = 0; i < 5; i++) created.push((await client.createWorkflow({ userQuery: `workflow ${i}` })).id);
+    const workflows: string[] = [];
+    for await (const header of client.workflows({ limit: 2 })) workflows.push(header.id);
+    expect(workflows).toEqual(created);
+
+    const wf = client.workflow(created[0]!);
+    await wf.addDataReferences(Array.from({ length: 9 }, (_, i) => ({ id: `d${i}`, path: `s3://bucket/d${i}.csv`, tags: i % 3 === 0 ? ['keep'] : [] })));
+    const kept: string[] = [];
+    for await (const ref of wf.dataReferences({ tags: ['keep'], sort: 'path', limit: 1 })) kept.push(ref.id);
+    expect(kept).toEqual(['d0', 'd3', 'd6']);
+  });
+});

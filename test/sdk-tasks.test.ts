@@ -1,0 +1,95 @@
+import { describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
+import { NonRetryableError } from '../client-sdk/index.ts';
+import { agent, control, startHub } from './helpers/hub.ts';
+import { deferred, untilOrder } from './helpers/wait.ts';
+
+const Clean = z.object({ rows: z.array(z.number()), dropEmpty: z.boolean().default(true) });
+
+/** A logger that keeps what it is given. */
+function collectingLogger() {
+  const logged: Array<{ message: string; error: unknown }> = [];
+  return { logged, error: (message: string, error: unknown) => void logged.push({ message, error }) };
+}
+
+describe('typed task handlers', () => {
+  it('hands the handler the input its schema parsed, defaults applied', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'typed input' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'cleaner', agentType: 'cleaning' });
+    await worker.onTask('clean', { input: Clean }, (task) => ({ result: { kept: task.input.rows.length, dropEmpty: task.input.dropEmpty } }));
+    await wf.createWorkOrder({ id: 'ok', taskType: 'clean', input: { rows: [1, 2, 3] } });
+    expect((await untilOrder(hub, wf.id, 'ok', 'completed')).result).toEqual({ kept: 3, dropEmpty: true });
+  });
+
+  it('fails an order whose input does not match the schema at once, without retrying or running the handler, with the issues in its error', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'wrong input' });
+    await wf.start();
+    const logger = collectingLogger();
+    const worker = await agent(hub, { agentId: 'cleaner', agentType: 'cleaning', logger });
+    const ran = vi.fn();
+    await worker.onTask('clean', { input: Clean }, ran);
+    await wf.createWorkOrder({ id: 'bad', taskType: 'clean', input: { rows: [1, 'two'], dropEmpty: 'yes' }, maxAttempts: 3 });
+    const order = await untilOrder(hub, wf.id, 'bad', 'failed');
+    expect(order.attempts).toBe(1);
+    expect(order.error).toContain('the input does not match the schema of task "clean"');
+    expect(order.error).toMatch(/rows\.1: [^;]*expected number/);
+    expect(order.error).toMatch(/dropEmpty: [^;]*expected boolean/);
+    expect(ran).not.toHaveBeenCalled();
+    expect(logger.logged).toHaveLength(1);
+    expect(logger.logged[0]!.message).toContain('the input did not match the schema of task "clean" on work order bad');
+    expect(logger.logged[0]!.error).toBeInstanceOf(NonRetryableError);
+  });
+});
+
+describe('handler errors', () => {
+  it('reach the logger with their stack, naming the agent, task and work order', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'throwing handler' });
+    await wf.start();
+    const logger = collectingLogger();
+    const worker = await agent(hub, { agentId: 'thrower', agentType: 'w', logger });
+    await worker.onTask('explode', function explodingHandler() {
+      throw new Error('boom');
+    });
+    await wf.createWorkOrder({ id: 'kaboom', taskType: 'explode', maxAttempts: 1 });
+    expect((await untilOrder(hub, wf.id, 'kaboom', 'failed')).error).toBe('failed after 1 attempt(s): boom');
+    expect(logger.logged).toHaveLength(1);
+    const [{ message, error }] = logger.logged as [{ message: string; error: Error }];
+    expect(message).toBe(`[switchboard] agent thrower: the "explode" handler threw on work order kaboom of workflow ${wf.id} (attempt 1); the attempt fails:`);
+    expect(error.message).toBe('boom');
+    expect(error.stack).toContain('explodingHandler');
+  });
+
+  it('go to console.error by default, and nowhere with logger: null', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'default logger' });
+    await wf.start();
+    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const loud = await agent(hub, { agentId: 'loud', agentType: 'w' });
+      await loud.onTask('loud', () => {
+        throw new Error('heard');
+      });
+      const silent = await agent(hub, { agentId: 'silent', agentType: 'w', logger: null });
+      const silentFailed = deferred();
+      silent.on('report', (report) => report.outcome === 'failed' && silentFailed.resolve());
+      await silent.onTask('silent', () => {
+        throw new Error('unheard');
+      });
+      await wf.createWorkOrders([
+        { id: 'silent', taskType: 'silent', maxAttempts: 1 },
+        { id: 'loud', taskType: 'loud', maxAttempts: 1 },
+      ]);
+      await untilOrder(hub, wf.id, 'loud', 'failed');
+      await silentFailed.promise;
+      expect(consoleError.mock.calls.map(([message, error]) => [String(message).slice(0, 33), (error as Error).message])).toEqual([
+        ['[switchboard] agent loud: the "lo', 'heard'],
+      ]);
+    } finally {
+      consoleError.mockRestore();
+    }
+  });
+});
