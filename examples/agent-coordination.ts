@@ -2,20 +2,21 @@
 // hub pushes each order to the best agent. The Python package's AgentCoordinator
 // (register_agent, create_work_order, auto_assign_work_orders).
 import { connectAgent, connectControl, connectMonitor, type TaskReport } from 'switchboard/client';
+import { z } from 'zod';
 import { useHub } from './support/hub.ts';
 
 const hub = await useHub();
 const control = await connectControl({ url: hub.url, token: hub.tokens.admin });
 const monitor = await connectMonitor({ url: hub.url, token: hub.tokens.monitor });
-const agents = await Promise.all([
+const [processor, writer] = await Promise.all([
   connectAgent({ url: hub.url, token: hub.tokens.agent, agentId: 'data_processor', agentType: 'data_processing', capabilities: ['csv_processing', 'data_validation'], maxConcurrentTasks: 3 }),
   connectAgent({ url: hub.url, token: hub.tokens.agent, agentId: 'report_writer', agentType: 'reporting', capabilities: ['markdown'] }),
 ]);
 try {
-  const [processor, writer] = agents as [(typeof agents)[0], (typeof agents)[0]];
   // A handler per task type; returning completes the work order, throwing fails the attempt (and it is retried).
-  await processor.onTask('data_processing', async (task, ctx) => {
-    const rows = String((task.input as { csv: string }).csv).trim().split('\n').slice(1);
+  // The schema checks each order's input before the handler runs; the handler sees it typed.
+  await processor.onTask('data_processing', { input: z.object({ csv: z.string() }) }, async (task, ctx) => {
+    const rows = task.input.csv.trim().split('\n').slice(1);
     await ctx.progress(50, `parsed ${rows.length} rows`);
     const valid = rows.filter((row) => row.split(',').every((cell) => cell.trim() !== ''));
     return { result: { rows: rows.length, valid: valid.length } };
@@ -30,7 +31,7 @@ try {
   for (const agent of [processor, writer]) agent.on('report', (report) => reports.push(report));
 
   const wf = await control.createWorkflow({ userQuery: 'Multi-agent data processing' });
-  const watch = await monitor.subscribe<{ workOrderCounts: Record<string, number> }>(wf.id);
+  const watch = await monitor.subscribe(wf.id);
   // Created before start, the orders wait in `pending`; start() releases them to the agents.
   const csv = 'id,name,email\n1,Ada,ada@example.com\n2,Grace,\n3,Alan,alan@example.com\n';
   const processing = await wf.createWorkOrder({ taskType: 'data_processing', description: 'Process customer data CSV', requirements: ['csv_processing'], priority: 'high', input: { csv } });
@@ -55,8 +56,6 @@ try {
   await wf.complete();
   console.log(`agent coordination: ${(await wf.summary()).status}`);
 } finally {
-  for (const agent of agents) agent.close();
-  monitor.close();
-  control.close();
+  await Promise.all([processor.close(), writer.close(), monitor.close(), control.close()]);
   await hub.close();
 }

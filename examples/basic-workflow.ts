@@ -5,8 +5,9 @@ import { connectControl } from 'switchboard/client';
 import { useHub } from './support/hub.ts';
 
 const hub = await useHub();
-const control = await connectControl({ url: hub.url, token: hub.tokens.admin });
 try {
+  // `await using` closes the client when this block ends, however it ends.
+  await using control = await connectControl({ url: hub.url, token: hub.tokens.admin });
   const wf = await control.createWorkflow({ userQuery: 'Analyze customer data and generate insights' });
   console.log(`created workflow ${wf.id}`);
   await wf.start();
@@ -42,6 +43,5 @@ try {
   console.log(`markdown report starts with: ${markdown.body.split('\n')[0]}`);
   console.log(`basic workflow ${wf.id}: ${summary.status}`);
 } finally {
-  control.close();
   await hub.close();
 }

@@ -3,9 +3,11 @@
 // error path: an illegal transition refused with a code, and a workflow failed with its reason.
 import { basename } from 'node:path';
 import { connectAgent, connectControl, connectMonitor, HubError } from 'switchboard/client';
+import { z } from 'zod';
 import { useHub } from './support/hub.ts';
 
-type Progress = { workOrderCounts: Record<string, number>; progress: number };
+/** What the load task returns; the control side reads it back with the same schema. */
+const Loaded = z.object({ loaded: z.number() });
 
 const hub = await useHub();
 const control = await connectControl({ url: hub.url, token: hub.tokens.admin });
@@ -17,19 +19,19 @@ try {
     userQuery: 'Nightly sales consolidation',
     config: { maxConcurrentAgents: 2, enableDataValidation: hub.validatesData },
   });
-  const live = await monitor.subscribe<Progress>(wf.id);
+  const live = await monitor.subscribe(wf.id);
   const objective = await wf.addObjective({ name: 'Consolidate sales', target: 'all regions loaded', priority: 'critical' });
   const kpi = await wf.addKpi({ name: 'Rows loaded', target: 3000, unit: 'rows' });
   console.log(`1. created ${wf.id} with objective "${objective.name}" and KPI "${kpi.name}" (config: at most 2 agents)`);
 
   // 2. Agents: one handler per task type; the step and the stage progress follow the work.
   const rowsByRegion: Record<string, number> = { emea: 1200, amer: 1500, apac: 900 };
-  await worker.onTask('extract', async (task, ctx) => {
-    const region = (task.input as { region: string }).region;
+  await worker.onTask('extract', { input: z.object({ region: z.string() }) }, async (task, ctx) => {
+    const { region } = task.input;
     await ctx.progress(50, `reading ${region}`);
     return { result: { region, rows: rowsByRegion[region] } };
   });
-  await worker.onTask('load', () => ({ result: { loaded: Object.values(rowsByRegion).reduce((a, b) => a + b, 0) } }));
+  await worker.onTask<unknown, z.infer<typeof Loaded>>('load', () => ({ result: { loaded: Object.values(rowsByRegion).reduce((a, b) => a + b, 0) } }));
   console.log('2. agent etl-worker handles extract and load');
 
   // 3. Work orders: three extracts in parallel, then one load that depends on all of them.
@@ -46,7 +48,7 @@ try {
   const done = await live.until((state) => state.workOrderCounts.completed === orders.length, { what: 'every work order to complete' });
   await wf.updateProgress('extract', 100);
   const load = await wf.getWorkOrder('load');
-  const loaded = (load.result as { loaded: number }).loaded;
+  const { loaded } = Loaded.parse(load.result);
   await wf.updateProgress('load', 100);
   await wf.completeStep(step.id, { loaded });
   console.log(`4. all ${done.workOrderCounts.completed} work orders completed; load reported ${loaded} rows`);
@@ -77,8 +79,6 @@ try {
   console.log(`   a second workflow failed with its reason: ${failed.status}, "${failed.failureReason}"`);
   console.log(`complete lifecycle ${wf.id}: ${summary.status}`);
 } finally {
-  worker.close();
-  monitor.close();
-  control.close();
+  await Promise.all([worker.close(), monitor.close(), control.close()]);
   await hub.close();
 }

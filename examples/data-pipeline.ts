@@ -16,7 +16,7 @@ const agents = await Promise.all([
   connect('data_cleaner', 'cleaning', ['validation', 'transformation']),
   connect('analyzer', 'analysis', ['statistics', 'ml']),
 ]);
-const [loader, cleaner, analyzer] = agents as [(typeof agents)[0], (typeof agents)[0], (typeof agents)[0]];
+const [loader, cleaner, analyzer] = agents;
 const file = (name: string) => join(hub.dataRoot, name);
 const rowsOf = (path: string) => readFileSync(path, 'utf8').trim().split('\n').slice(1).map((line) => line.split(','));
 
@@ -49,7 +49,7 @@ try {
   console.log('agents: data_loader (csv, json), data_cleaner (validation, transformation), analyzer (statistics, ml)');
 
   const wf = await control.createWorkflow({ userQuery: 'Mean sale per region', config: { enableDataValidation: hub.validatesData } });
-  const live = await monitor.subscribe<{ workOrderCounts: Record<string, number> }>(wf.id);
+  const live = await monitor.subscribe(wf.id);
   // Inputs that do not exist yet are fine for orders with dependencies: they are checked once those are done.
   await wf.createWorkOrders([
     { id: 'loading', taskType: 'loading', description: 'Execute loading stage', requirements: ['csv'] },
@@ -68,13 +68,12 @@ try {
   console.log(`summary.json: ${summary.status}, ${summary.size ?? '?'} bytes; provenance: ${source} by ${agentId} in ${workOrderId} (attempt ${attempt})`);
   const upstream = await wf.upstream('summary');
   console.log(`lineage of summary: ${upstream.nodes.map((n) => `${n.id}@${n.depth}`).join(' ← ')} via ${upstream.edges.map((e) => e.operation).join(', ')}`);
-  const cleanOnes = await wf.searchData({ tags: ['clean'] });
-  console.log(`search tag=clean: ${cleanOnes.items.map((d) => `${d.id} (dropped ${String(d.metadata.dropped)})`).join(', ')}`);
+  const cleanOnes: string[] = [];
+  for await (const ref of wf.dataReferences({ tags: ['clean'] })) cleanOnes.push(`${ref.id} (dropped ${String(ref.metadata.dropped)})`);
+  console.log(`search tag=clean: ${cleanOnes.join(', ')}`);
   await wf.complete();
   console.log(`data pipeline: ${(await wf.summary()).status}`);
 } finally {
-  for (const agent of agents) agent.close();
-  monitor.close();
-  control.close();
+  await Promise.all([...agents.map((agent) => agent.close()), monitor.close(), control.close()]);
   await hub.close();
 }

@@ -9,8 +9,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectControl, HubError } from 'switchboard/client';
+import { connectControl, HubError, type StageProgress, type WorkflowSummary } from 'switchboard/client';
 import { createHub } from 'switchboard/server';
+import { z } from 'zod';
 import { useHub } from './support/hub.ts';
 
 // The application's server, created first; the hub attaches to it (SWITCHBOARD_URL uses a hub elsewhere instead).
@@ -28,6 +29,9 @@ const wf = await control.createWorkflow({ userQuery: 'API workflow' });
 await wf.start();
 console.log(`hub ${hub ? 'embedded' : `given at ${given!.url}`}; workflow ${wf.id} started`);
 
+/** The body of POST /workflow/progress; the range of `percentage` is the hub's to check. */
+const ProgressBody = z.object({ stage: z.string(), percentage: z.number() });
+
 async function body(req: IncomingMessage): Promise<unknown> {
   let text = '';
   for await (const chunk of req) text += chunk;
@@ -44,7 +48,7 @@ async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
     if (req.method === 'GET' && req.url === '/workflow/status') return send(res, 200, await wf.summary());
     if (req.method === 'POST' && req.url === '/workflow/progress') {
-      const { stage, percentage } = (await body(req)) as { stage: string; percentage: number };
+      const { stage, percentage } = ProgressBody.parse(await body(req));
       return send(res, 200, await wf.updateProgress(stage, percentage));
     }
     if (hub) return hub.handle(req, res);
@@ -57,13 +61,13 @@ async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
 try {
   for (const [stage, percentage] of [['data_loading', 100], ['analysis', 40]] as const) {
     const response = await fetch(`${appUrl}/workflow/progress`, { method: 'POST', body: JSON.stringify({ stage, percentage }) });
-    const stageProgress = (await response.json()) as { name: string; progress: number };
+    const stageProgress = (await response.json()) as StageProgress;
     console.log(`POST /workflow/progress ${stage}=${percentage} → ${response.status}: ${stageProgress.name} at ${stageProgress.progress}%`);
   }
   const bad = await fetch(`${appUrl}/workflow/progress`, { method: 'POST', body: JSON.stringify({ stage: 'analysis', percentage: 140 }) });
   console.log(`POST /workflow/progress analysis=140 → ${bad.status} (the hub refused it with VALIDATION)`);
   const response = await fetch(`${appUrl}/workflow/status`);
-  const summary = (await response.json()) as { status: string; progress: number; stages: Array<{ name: string; progress: number }> };
+  const summary = (await response.json()) as WorkflowSummary;
   console.log(`GET /workflow/status → ${response.status}: ${summary.status}, progress ${summary.progress}% ` +
     `(${summary.stages.map((s) => `${s.name} ${s.progress}%`).join(', ')})`);
   if (hub) {
@@ -71,7 +75,7 @@ try {
     console.log(`GET /healthz on the same port → ${health.status} (served by the embedded hub)`);
   }
 } finally {
-  control.close();
+  await control.close();
   await hub?.close();
   app.close();
   app.closeAllConnections();

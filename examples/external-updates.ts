@@ -4,7 +4,7 @@
 // add_data_reference); its locks become the hub's single writer.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectAgent, connectControl, connectMonitor } from 'switchboard/client';
+import { connectAgent, connectControl, connectMonitor, type WorkflowSummary } from 'switchboard/client';
 import { useHub } from './support/hub.ts';
 
 const hub = await useHub();
@@ -15,7 +15,7 @@ const updaters = await Promise.all([1, 2, 3].map(() => connectControl({ url: hub
 try {
   const wf = await control.createWorkflow({ userQuery: 'Customer analytics with external updates', config: { enableDataValidation: hub.validatesData } });
   await wf.start();
-  const live = await monitor.subscribe<{ progress: number; stages: Record<string, { progress: number }>; data: Record<string, unknown> }>(wf.id);
+  const live = await monitor.subscribe(wf.id);
   let messages = 0;
   let operations = 0;
   live.on('change', (change) => {
@@ -46,16 +46,13 @@ try {
   console.log(`add_data_reference: ${ref.id} (${ref.dataType}) ${ref.status}, ${ref.size ?? '?'} bytes, sha256 ${ref.checksum?.slice(0, 12) ?? 'not computed'}`);
 
   const response = await fetch(`${hub.url}/api/workflows/${wf.id}/summary`, { headers: { authorization: `Bearer ${hub.tokens.monitor}` } });
-  const summary = (await response.json()) as { progress: number; version: number };
+  const summary = (await response.json()) as WorkflowSummary;
   console.log(`GET /api/workflows/${wf.id}/summary → ${response.status}: progress ${summary.progress}%, version ${summary.version}`);
 
   const state = await live.until(() => live.version >= wf.version, { what: `the monitor to reach version ${wf.version}` });
   console.log(`monitor saw ${operations} operations in ${messages} messages (changes are coalesced per tick)`);
   console.log(`monitor in sync at version ${live.version}: stages ${Object.entries(state.stages).map(([name, s]) => `${name} ${s.progress}%`).join(', ')}; data [${Object.keys(state.data).join(', ')}]`);
 } finally {
-  for (const updater of updaters) updater.close();
-  agent.close();
-  monitor.close();
-  control.close();
+  await Promise.all([...updaters.map((updater) => updater.close()), agent.close(), monitor.close(), control.close()]);
   await hub.close();
 }

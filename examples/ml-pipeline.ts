@@ -4,7 +4,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectAgent, connectControl, connectMonitor } from 'switchboard/client';
+import { z } from 'zod';
 import { useHub } from './support/hub.ts';
+
+/** What the trainer and the evaluator return; the control side reads them back with the same schemas. */
+const Trained = z.object({ threshold: z.number() });
+const Metrics = z.object({ accuracy: z.number() });
 
 /** A one-feature dataset: label = x > 0.62, with every 25th label flipped as noise. Deterministic. */
 function dataset(n: number, step: number, offset: number): Array<{ x: number; y: boolean }> {
@@ -22,8 +27,8 @@ const trainer = await connectAgent({ url: hub.url, token: hub.tokens.agent, agen
 const evaluator = await connectAgent({ url: hub.url, token: hub.tokens.agent, agentId: 'evaluator', agentType: 'evaluation', capabilities: ['metrics', 'validation'] });
 try {
   // Training: each epoch halves the grid step around the best threshold so far (a stand-in for real training).
-  await trainer.onTask('train', async (task, ctx) => {
-    const { epochs, round } = task.input as { epochs: number; round: number };
+  await trainer.onTask('train', { input: z.object({ epochs: z.number().int().min(1), round: z.number().int() }) }, async (task, ctx) => {
+    const { epochs, round } = task.input;
     const train = dataset(200, 0.618034, 0);
     let best = 0.5;
     for (let epoch = 1, step = 0.25; epoch <= epochs; epoch++, step /= 2) {
@@ -36,7 +41,7 @@ try {
   });
   await evaluator.onTask('evaluate', (task) => {
     const model = task.inputs[0]!;
-    const { threshold } = JSON.parse(readFileSync(model.path, 'utf8')) as { threshold: number };
+    const { threshold } = Trained.parse(JSON.parse(readFileSync(model.path, 'utf8')));
     const metrics = { accuracy: accuracy(threshold, dataset(100, 0.7548777, 0.1)) };
     const path = join(hub.dataRoot, `metrics-${model.id}.json`);
     writeFileSync(path, JSON.stringify(metrics));
@@ -45,7 +50,7 @@ try {
   console.log('agents: trainer (sklearn, tensorflow), evaluator (metrics, validation)');
 
   const wf = await control.createWorkflow({ userQuery: 'Train a classifier to 95% accuracy', config: { enableDataValidation: hub.validatesData } });
-  const live = await monitor.subscribe<{ workOrderCounts: Record<string, number> }>(wf.id);
+  const live = await monitor.subscribe(wf.id);
   const objective = await wf.addObjective({ name: 'Model Training', description: 'Train ML model', target: '95% accuracy', priority: 'high' });
   const kpi = await wf.addKpi({ name: 'Model Accuracy', description: 'Current model performance', target: 0.95, unit: 'accuracy', direction: 'higher' });
   await wf.start();
@@ -57,11 +62,11 @@ try {
     ]);
     await live.until((state) => state.workOrderCounts.completed === 2 * round, { what: `round ${round} to finish` });
     const trained = await wf.getWorkOrder(`train-${round}`);
-    const { accuracy: measured } = (await wf.getWorkOrder(`evaluate-${round}`)).result as { accuracy: number };
+    const { accuracy: measured } = Metrics.parse((await wf.getWorkOrder(`evaluate-${round}`)).result);
     const recorded = await wf.recordKpi(kpi.id, measured);
     const progress = Math.min(100, Math.round((100 * measured) / kpi.target));
     await wf.updateObjective(objective.id, recorded.met ? { status: 'completed', progress: 100 } : { status: 'in_progress', progress });
-    console.log(`round ${round}: ${epochs} epoch(s), threshold ${(trained.result as { threshold: number }).threshold.toFixed(4)} ` +
+    console.log(`round ${round}: ${epochs} epoch(s), threshold ${Trained.parse(trained.result).threshold.toFixed(4)} ` +
       `(checkpoint ${JSON.stringify(trained.checkpoint)}); test accuracy ${measured.toFixed(2)} → KPI ${recorded.met ? 'met' : 'not met'}`);
   }
 
@@ -76,9 +81,6 @@ try {
     `objective ${summary.objectives.items[0]!.status}`);
   console.log(`ml pipeline: ${summary.status}`);
 } finally {
-  trainer.close();
-  evaluator.close();
-  monitor.close();
-  control.close();
+  await Promise.all([trainer.close(), evaluator.close(), monitor.close(), control.close()]);
   await hub.close();
 }

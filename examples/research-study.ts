@@ -5,7 +5,11 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { connectAgent, connectControl, connectMonitor } from 'switchboard/client';
+import { z } from 'zod';
 import { useHub } from './support/hub.ts';
+
+/** What the analysis returns; the control side reads it back with the same schema. */
+const TestResult = z.object({ observed: z.number(), pValue: z.number(), power: z.number(), permutations: z.number() });
 
 /** mulberry32: a small seeded generator, so every run draws the same numbers. */
 function random(seed: number): () => number {
@@ -56,7 +60,7 @@ try {
   });
 
   const wf = await control.createWorkflow({ userQuery: 'Does the treatment raise scores? (EXP001)', config: { enableDataValidation: hub.validatesData } });
-  const live = await monitor.subscribe<{ workOrderCounts: Record<string, number> }>(wf.id);
+  const live = await monitor.subscribe(wf.id);
   const objective = await wf.addObjective({ name: 'Hypothesis Testing', description: 'Test research hypothesis', target: 'p < 0.05' });
   const kpi = await wf.addKpi({ name: 'Statistical Power', description: 'Study statistical power', target: 0.8, unit: 'power' });
 
@@ -80,7 +84,7 @@ try {
   await wf.start();
   await wf.createWorkOrder({ id: 'analysis', taskType: 'permutation_test', description: 'Two-sided permutation test', requirements: ['statistics'], inputs: ['research_data'] });
   await live.until((state) => state.workOrderCounts.completed === 1, { what: 'the analysis to complete' });
-  const { pValue, power, observed } = (await wf.getWorkOrder('analysis')).result as { pValue: number; power: number; observed: number };
+  const { pValue, power, observed } = TestResult.parse((await wf.getWorkOrder('analysis')).result);
   console.log(`analysis: treatment − control = ${observed} points, p = ${pValue}, power ≈ ${power}`);
   const recorded = await wf.recordKpi(kpi.id, power);
   await wf.updateObjective(objective.id, { status: pValue < 0.05 ? 'completed' : 'failed', progress: 100 });
@@ -92,7 +96,7 @@ try {
   await wf.addDataReference({ id: 'paper_draft', path: draftPath, description: 'Paper draft', derivedFrom: ['results'], tags: ['paper'] });
 
   console.log('provenance:');
-  for (const ref of (await wf.searchData({ sort: 'path' })).items) {
+  for await (const ref of wf.dataReferences({ sort: 'path' })) {
     const p = ref.provenance;
     const producer = p.agentId ? `${p.agentId}, work order ${p.workOrderId}, attempt ${p.attempt}` : `${p.registeredBy.role} ${p.registeredBy.name}`;
     console.log(`  ${ref.id.padEnd(14)} ${p.source.padEnd(8)} by ${producer}${p.derivedFrom.length ? `; derived from ${p.derivedFrom.join(', ')}` : ''}`);
@@ -112,8 +116,6 @@ try {
   await wf.complete();
   console.log(`research study: ${(await wf.summary()).status}`);
 } finally {
-  statistician.close();
-  monitor.close();
-  control.close();
+  await Promise.all([statistician.close(), monitor.close(), control.close()]);
   await hub.close();
 }
