@@ -118,7 +118,7 @@ export class Connection<N extends NamespaceName> {
 
   /** Resolves once the socket is connected again; rejects with DISCONNECTED after `timeoutMs`, or when it will not reconnect. */
   private connected(event: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
-    const notSent = (why: string) => new HubError('DISCONNECTED', `${event} was not sent: ${why}`);
+    const notSent = (why: string) => new HubError('DISCONNECTED', `${event} was not sent: ${why}${this.lastConnectError ? ` (${this.lastConnectError.message})` : ''}`);
     if (!this.socket.active) return Promise.reject(notSent(`the connection to the hub at ${this.url} was closed (by close(), or by the hub) and does not reconnect`));
     return new Promise((resolve, reject) => {
       const done = (error?: Error) => {
@@ -131,8 +131,7 @@ export class Connection<N extends NamespaceName> {
       const onConnect = () => done();
       const onAbort = () => done(abortError(event, signal!, false));
       const timer = setTimeout(() => {
-        const cause = this.lastConnectError ? ` (${this.lastConnectError.message})` : '';
-        done(notSent(`no connection to the hub at ${this.url} for ${timeoutMs} ms; it keeps reconnecting${cause}`));
+        done(notSent(`no connection to the hub at ${this.url} for ${timeoutMs} ms; it keeps reconnecting`));
       }, timeoutMs);
       this.socket.once('connect', onConnect);
       signal?.addEventListener('abort', onAbort, { once: true });
