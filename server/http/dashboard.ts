@@ -1,25 +1,22 @@
 import { readFileSync } from 'node:fs';
-import { build } from 'esbuild';
+import { readFile } from 'node:fs/promises';
 import type { Route } from './router.ts';
 
 const here = new URL('./dashboard/', import.meta.url);
 
-/** Bundles the dashboard's TypeScript (and the socket.io client) for the browser, once. */
-async function bundle(): Promise<string> {
-  const result = await build({
-    entryPoints: [new URL('app.ts', here).pathname],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2020',
-    minify: true,
-    write: false,
-    logLevel: 'silent',
-  });
-  return result.outputFiles[0]!.text;
+/**
+ * The dashboard's browser script. Compiled, it is the file `npm run build` bundled; from the
+ * sources (tests, tsx) esbuild, a devDependency, bundles it. The bundler's URL is computed so the
+ * compiler does not follow it into dist.
+ */
+async function loadScript(): Promise<string> {
+  if (!import.meta.url.endsWith('.ts')) return readFile(new URL('dashboard.js', here), 'utf8');
+  const bundler = new URL('bundle.ts', here).href;
+  const { bundleDashboard } = (await import(bundler)) as { bundleDashboard(): Promise<string> };
+  return bundleDashboard();
 }
 
-/** The live dashboard: the page at `/` and its script, built on first request and kept. */
+/** The live dashboard: the page at `/` and its script, read (or from sources, bundled) on first request and kept. */
 export function dashboardRoutes(): Route[] {
   let script: Promise<string> | undefined;
   const page = readFileSync(new URL('page.html', here), 'utf8');
@@ -30,7 +27,7 @@ export function dashboardRoutes(): Route[] {
       pattern: /^\/dashboard\.js$/,
       roles: [],
       handle: async () => {
-        script ??= bundle().catch((error: Error) => {
+        script ??= loadScript().catch((error: Error) => {
           script = undefined;
           throw error;
         });
