@@ -1,6 +1,3 @@
 #!/usr/bin/env node
-// The CLI is TypeScript; tsx compiles it on load, so no build step stands between a clone and a run.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../server/cli.ts');
+// The compiled CLI: `npm run build` writes dist/ (npm install and npm pack run it).
+await import('../dist/server/cli.js');

@@ -125,8 +125,9 @@ async function hubToUse() {
     return { url, agentToken: token('agent'), adminToken: token('admin'), stop: async () => undefined };
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-raw-agent-'));
-  const cli = fileURLToPath(new URL('../bin/switchboard.mjs', import.meta.url));
-  const child = spawn(process.execPath, [cli, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The CLI from this repository's sources, through tsx (a devDependency), so it is never an older build.
+  const cli = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), cli, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let printed = '';
   const hubUrl = await new Promise((resolve, reject) => {
     child.stdout.on('data', (chunk) => {

@@ -38,10 +38,10 @@ describe('switchboard CLI', () => {
   });
 
   it('fails with a clear message and a non-zero status on bad arguments', () => {
-    const badPort = spawnSync(process.execPath, [CLI, 'start', '--port', 'abc'], { encoding: 'utf8' });
+    const badPort = spawnSync(process.execPath, [...CLI, 'start', '--port', 'abc'], { encoding: 'utf8' });
     expect(badPort.status).not.toBe(0);
     expect(badPort.stderr).toContain('--port must be a whole number');
-    const unknown = spawnSync(process.execPath, [CLI, 'launch'], { encoding: 'utf8' });
+    const unknown = spawnSync(process.execPath, [...CLI, 'launch'], { encoding: 'utf8' });
     expect(unknown.status).not.toBe(0);
     expect(unknown.stderr).toContain('unknown command "launch"');
   });
@@ -51,7 +51,7 @@ describe('switchboard status, report and tokens', () => {
   it('shows a running hub’s workflows and agents, fetches reports, and manages tokens with a SIGHUP reload', async () => {
     const dataDir = tempDir();
     const hub = await startHubProcess(['--port', '0', '--data-dir', dataDir]);
-    const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--data-dir', dataDir, ...(args[0] === 'tokens' ? [] : ['--url', hub.url])], { encoding: 'utf8' });
+    const run = (...args: string[]) => spawnSync(process.execPath, [...CLI, ...args, '--data-dir', dataDir, ...(args[0] === 'tokens' ? [] : ['--url', hub.url])], { encoding: 'utf8' });
     const admin = (JSON.parse(readFileSync(join(dataDir, 'tokens.json'), 'utf8')) as Array<{ role: string; token: string }>).find((t) => t.role === 'admin')!.token;
     const client = await connectControl({ url: hub.url, token: admin });
     const wf = await client.createWorkflow({ id: 'cli-wf', userQuery: 'Analyze from the CLI' });

@@ -50,7 +50,7 @@ export class HubUnderTest {
 
   /** Starts the hub and waits for it to exit, for starts it must refuse: its exit code and what it printed. */
   refusedStart(): { status: number | null; output: string } {
-    const run = spawnSync(process.execPath, [CLI, 'start', '--config', this.configFile], { encoding: 'utf8', timeout: 20_000 });
+    const run = spawnSync(process.execPath, [...CLI, 'start', '--config', this.configFile], { encoding: 'utf8', timeout: 20_000 });
     return { status: run.status, output: run.stdout + run.stderr };
   }
 

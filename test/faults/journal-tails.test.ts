@@ -38,7 +38,7 @@ describe('journal tails and the data directory lock', () => {
     const first = await changes(hub.url, 'tails', 1, 20);
 
     // A second hub on the same directory is refused with a clear message while the first runs.
-    const second = spawnSync(process.execPath, [CLI, 'start', '--port', '0', '--data-dir', dataDir], { encoding: 'utf8', timeout: 20_000 });
+    const second = spawnSync(process.execPath, [...CLI, 'start', '--port', '0', '--data-dir', dataDir], { encoding: 'utf8', timeout: 20_000 });
     expect(second.status).not.toBe(0);
     expect(second.stderr).toMatch(/in use by another hub/);
 

@@ -3,7 +3,11 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { onTestFinished } from 'vitest';
 
-export const CLI = fileURLToPath(new URL('../../bin/switchboard.mjs', import.meta.url));
+/**
+ * Node arguments that run the CLI from the sources (bin/switchboard.mjs runs dist/, which may be
+ * older than the sources; test/package.test.ts runs the compiled one from a packed tarball).
+ */
+export const CLI = ['--import', 'tsx', fileURLToPath(new URL('../../server/cli.ts', import.meta.url))];
 
 /** A hub running as a child process through the CLI. */
 export interface HubProcess {
@@ -19,7 +23,7 @@ export interface HubProcess {
 
 /** Runs `switchboard start` with `args` and `env`, resolving once it prints its URL; killed when the test ends. */
 export async function startHubProcess(args: string[], env: Record<string, string> = {}): Promise<HubProcess> {
-  const child = spawn(process.execPath, [CLI, 'start', ...args], {
+  const child = spawn(process.execPath, [...CLI, 'start', ...args], {
     env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
