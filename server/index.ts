@@ -27,12 +27,12 @@ import { hubParser } from './transport/encoded-json.ts';
 import { monitorHandlers } from './transport/monitor.ts';
 import { PatchStream } from './transport/patch-stream.ts';
 import { bindNamespace, sessionOf } from './transport/namespaces.ts';
-import { tuneV8ForHub } from './v8-tuning.ts';
 
 export { HubOptions, type HubOptionsInput } from './options.ts';
 export type { Store } from './store/store.ts';
 export { EmbeddedStore } from './store/embedded-store.ts';
 export { HubError } from '../shared/errors.ts';
+export { HUB_V8_FLAGS, tuneV8ForHub } from './v8-tuning.ts';
 
 /** Replaceable parts of a hub, for embedding programs (and tests that need a failing disk). */
 export interface HubParts {
@@ -120,8 +120,6 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     onError: (error, context) => logger.error({ err: error }, context),
     onJournalWrite: (ms, records) => metrics?.recordJournalWrite(ms, records),
   });
-  // After recovery, which builds long-lived state and may keep V8's default.
-  tuneV8ForHub();
   /** What to undo at close (or when start-up fails half-way), newest first. */
   const stops: Array<() => unknown> = [() => core.close()];
   const stopAll = async () => {

@@ -1,7 +1,8 @@
 import { setFlagsFromString } from 'node:v8';
 
 /**
- * V8 settings the hub applies to its process once its state is loaded (`createHub`).
+ * V8 settings for a process that is a hub: `switchboard start` applies them once the state is
+ * loaded. `createHub` leaves an embedding process's flags alone; the embedder may call tuneV8ForHub.
  *
  * `--no-allocation-site-pretenuring`: V8 allocates an allocation site's objects straight in the
  * old generation once most of them outlived a scavenge. In the hub that happened to the objects of

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createHub } from '../index.ts';
 import type { HubOptionsInput } from '../options.ts';
+import { tuneV8ForHub } from '../v8-tuning.ts';
 import { CliError, integer } from './common.ts';
 
 export const START_HELP = `switchboard start — run a hub until SIGINT or SIGTERM
@@ -90,6 +91,8 @@ export async function start(args: string[]): Promise<void> {
   const options = optionsFrom(args);
   if (!options) return void process.stdout.write(START_HELP);
   const hub = await createHub(options);
+  // The process is the hub's alone; after recovery, which builds long-lived state and may keep V8's default.
+  tuneV8ForHub();
   const monitorToken = hub.tokens.find((t) => t.role === 'monitor' && !t.workflows) ?? hub.tokens.find((t) => t.role === 'admin');
   const lines = [
     `Switchboard hub listening on ${hub.url}`,
