@@ -1,5 +1,8 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { HubOptionsInput } from '../../server/index.ts';
 import { BenchChild, cpuPercent, type Usage } from './processes.ts';
 import type { Scale } from './scale.ts';
@@ -42,6 +45,40 @@ export async function startHub(ctx: BenchContext, name: string, options: HubOpti
   // BENCH_HUB_NODE_ARGS adds node flags to every hub (e.g. --trace-gc) for investigations.
   const { process: hub, ready } = await BenchChild.start<HubReady>(`hub(${name})`, './hub-entry.ts', { args: [config], nodeArgs: [...profile, ...nodeArgs, ...envArgs('BENCH_HUB_NODE_ARGS')] });
   return { hub, ready, spawnToReadyMs: performance.now() - started };
+}
+
+/** Brings dist/ up to date (`npm run build`), so that the compiled CLI measured is this checkout's. */
+export function buildPackage(): void {
+  const built = spawnSync('npm', ['run', 'build', '--silent'], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: 'inherit' });
+  if (built.status !== 0) throw new Error(`npm run build failed (status ${built.status})`);
+}
+
+/**
+ * Times the compiled CLI (`node bin/switchboard.mjs start`, as an installed package runs it) on
+ * `dir` with the bench tokens, from spawning node to its "listening on" line, then stops it:
+ * SIGTERM is a clean stop, SIGKILL leaves the directory as it was.
+ */
+export async function timeCompiledStart(dir: string, stop: 'SIGTERM' | 'SIGKILL'): Promise<number> {
+  const bin = fileURLToPath(new URL('../../bin/switchboard.mjs', import.meta.url));
+  const started = performance.now();
+  const child = spawn(process.execPath, [bin, 'start', '--port', '0', '--data-dir', dir, '--log-level', 'warn'], {
+    env: { ...process.env, SWITCHBOARD_TOKENS: JSON.stringify(BENCH_GRANTS) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = once(child, 'exit');
+  let output = '';
+  const listeningMs = await new Promise<number>((resolve, reject) => {
+    const read = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('listening on')) resolve(performance.now() - started);
+    };
+    child.stdout.on('data', read);
+    child.stderr.on('data', read);
+    void exited.then(([code]) => reject(new Error(`switchboard start exited (${code}) before listening:\n${output}`)));
+  });
+  child.kill(stop);
+  await exited;
+  return listeningMs;
 }
 
 /** The space-separated node flags in environment variable `name`, if any. */

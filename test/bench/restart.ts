@@ -1,6 +1,6 @@
-import { readdirSync, statSync } from 'node:fs';
+import { cpSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { dataDir, startHub, type BenchContext } from './launch.ts';
+import { buildPackage, dataDir, startHub, timeCompiledStart, type BenchContext } from './launch.ts';
 import { check, round, type ScenarioResult } from './report.ts';
 
 /** Bytes of the journal segments and of the snapshot in a data directory. */
@@ -19,7 +19,8 @@ function onDisk(dir: string): { journalMB: number; snapshotMB: number } {
  * Scenario 6: restart. A hub child is loaded with work orders and killed (kill -9: everything is
  * in the journal); a new hub is started on that directory and timed to listening. It is then
  * stopped cleanly (which writes a snapshot) and started once more. The raw column is a hub
- * starting on an empty directory: the cost of the process itself.
+ * starting on an empty directory: the cost of the process itself. The same starts are timed for
+ * the compiled CLI (`node bin/switchboard.mjs start`, from dist/), as an installed package runs.
  */
 export async function runRestart(ctx: BenchContext): Promise<ScenarioResult> {
   const started = performance.now();
@@ -30,11 +31,20 @@ export async function runRestart(ctx: BenchContext): Promise<ScenarioResult> {
   const empty = await startHub(ctx, 'restart-empty');
   await empty.hub.stop();
 
+  ctx.log('restart: building the compiled CLI, then timing it on empty directories');
+  buildPackage();
+  const compiledEmptyRuns: number[] = [];
+  for (let run = 0; run < 5; run++) compiledEmptyRuns.push(await timeCompiledStart(dataDir(ctx, 'compiled-empty'), 'SIGTERM'));
+  const compiledEmpty = [...compiledEmptyRuns].sort((a, b) => a - b)[2]!;
+
   ctx.log(`restart: loading ${label} work orders, then kill -9`);
   const first = await startHub(ctx, 'restart-load', { dataDir: dir, snapshotAfterBytes: Number.MAX_SAFE_INTEGER });
   const preload = await first.hub.request<{ ms: number }>('preload', { orders, batch: 1000 });
   await first.hub.kill();
   const journalOnly = onDisk(dir);
+  // A copy for the compiled CLI, which is killed once listening, so this one stays journal only.
+  const journalCopy = dataDir(ctx, 'compiled-journal');
+  cpSync(dir, journalCopy, { recursive: true });
 
   ctx.log('restart: from the journal');
   const fromJournal = await startHub(ctx, 'restart-journal', { dataDir: dir });
@@ -47,6 +57,10 @@ export async function runRestart(ctx: BenchContext): Promise<ScenarioResult> {
   const fromSnapshot = await startHub(ctx, 'restart-snapshot', { dataDir: dir });
   await fromSnapshot.hub.stop(120_000);
 
+  ctx.log('restart: the compiled CLI from the journal, then from the snapshot');
+  const compiledJournal = await timeCompiledStart(journalCopy, 'SIGKILL');
+  const compiledSnapshot = await timeCompiledStart(dir, 'SIGTERM');
+
   return {
     name: 'restart',
     title: '6. Restart',
@@ -55,6 +69,9 @@ export async function runRestart(ctx: BenchContext): Promise<ScenarioResult> {
       check(`journal only: process spawn → listening`, 'ms', fromJournal.spawnToReadyMs, empty.spawnToReadyMs),
       check(`snapshot (${label} orders): createHub → listening`, 'ms', fromSnapshot.ready.createHubMs, empty.ready.createHubMs, { max: 2000, text: '≤ 2 s' }),
       check(`snapshot: process spawn → listening`, 'ms', fromSnapshot.spawnToReadyMs, empty.spawnToReadyMs),
+      check('compiled CLI, empty directory: process spawn → listening (median of 5)', 'ms', compiledEmpty, null, { max: 300, text: '≤ 300 ms' }),
+      check(`compiled CLI, journal only (${label} orders): process spawn → listening`, 'ms', compiledJournal, compiledEmpty),
+      check(`compiled CLI, snapshot (${label} orders): process spawn → listening`, 'ms', compiledSnapshot, compiledEmpty),
     ],
     details: {
       orders,
@@ -64,10 +81,11 @@ export async function runRestart(ctx: BenchContext): Promise<ScenarioResult> {
       empty: { spawnToReadyMs: round(empty.spawnToReadyMs), ...empty.ready },
       fromJournal: { spawnToReadyMs: round(fromJournal.spawnToReadyMs), ...fromJournal.ready },
       fromSnapshot: { spawnToReadyMs: round(fromSnapshot.spawnToReadyMs), ...fromSnapshot.ready },
+      compiledCli: { emptyRunsMs: compiledEmptyRuns.map((ms) => round(ms)), fromJournalMs: round(compiledJournal), fromSnapshotMs: round(compiledSnapshot) },
     },
     notes: [
       `On disk: journal only ${journalOnly.journalMB} MB; after the clean stop ${withSnapshot.snapshotMB} MB of snapshot and ${withSnapshot.journalMB} MB of journal.`,
-      'createHub → listening is the restart proper: the store recovered, the state and its indexes rebuilt, the port open. Process spawn → listening adds starting node and loading the TypeScript sources through tsx. The raw column is the same hub on an empty directory.',
+      'createHub → listening is the restart proper: the store recovered, the state and its indexes rebuilt, the port open. Process spawn → listening adds starting node and loading the modules: the TypeScript sources through tsx for the bench hub, dist/ for the compiled CLI (`node bin/switchboard.mjs start`, as an installed package runs). The raw column is the same kind of hub on an empty directory.',
     ],
     durationMs: performance.now() - started,
   };
