@@ -4,7 +4,7 @@ import { patchTextParser, scanProgress } from './bench/roles/monitor-pool.ts';
 import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { Histogram } from './bench/histogram.ts';
 import { runClosedLoop, runOpenLoop } from './bench/open-loop.ts';
-import { toMarkdown, toText } from './bench/report.ts';
+import { FIGURES_END, FIGURES_START, toMarkdown, toText, withFigures } from './bench/report.ts';
 import { SCALES } from './bench/scale.ts';
 import { runSuite } from './bench/suite.ts';
 
@@ -105,10 +105,14 @@ describe('benchmark suite (smoke)', () => {
     expect(probe.hub).toBeGreaterThan(0);
     expect(probe.baseline).toBeGreaterThan(0);
     expect(result.machine.cpuProbeIdleUs).toBeGreaterThan(0);
-    const markdown = toMarkdown(result, '## Findings\n\nnone');
-    expect(markdown).toContain('| 1. Progress updates |');
+    const markdown = toMarkdown(result);
+    expect(markdown).toContain('Targets met: ');
+    expect(markdown).toContain('### 1. Progress updates');
     expect(markdown).toContain('## 4. Persistence');
     expect(markdown).toContain('CPU probe');
+    // BENCHMARKS.md: only what lies between the markers is replaced.
+    const page = (figures: string) => `# Benchmarks\n\nprose\n\n${FIGURES_START}\n${figures}\n${FIGURES_END}\n\nmore prose\n`;
+    expect(withFigures(page('old figures'), markdown)).toBe(page(markdown));
     expect(toText(result)).toContain('persistence');
     expect(JSON.parse(JSON.stringify(result))).toEqual(result);
   }, 120_000);

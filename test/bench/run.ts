@@ -1,17 +1,17 @@
 /**
- * `npm run bench`: the benchmark suite against raw socket.io (issue #7).
+ * `npm run bench`: the benchmark suite, each hub figure beside raw socket.io's (README.md here).
  *
- *   npm run bench                          full run (~3½ min): writes test/bench/results/latest.json and BENCHMARKS.md
- *   npm run bench -- --quick               a short run: writes test/bench/results/quick.json and quick.md
- *   npm run bench -- --only progress,assign
- *   npm run bench -- --profile DIR         hubs and the raw server run under --cpu-prof; profiles land in DIR
+ *   npm run bench                        full run (~4 min): writes results/latest.json and the figures in BENCHMARKS.md
+ *   npm run bench -- --quick             a short run: writes results/quick.json and quick.md
+ *   npm run bench -- --only progress,assign   some scenarios; a full-scale one writes results/partial.json and .md
+ *   npm run bench -- --profile DIR       hubs and raw servers run under --cpu-prof, writing their profiles into DIR
  *   npm run bench -- --note "quiet machine"
- *   npm run bench -- --from-json test/bench/results/latest.json   re-render BENCHMARKS.md (after editing findings.md)
+ *   npm run bench -- --from-json test/bench/results/latest.json   rewrites the figures in BENCHMARKS.md, running nothing
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { toMarkdown, toText } from './report.ts';
+import { toMarkdown, toText, withFigures, type BenchResult } from './report.ts';
 import { runSuite, SCENARIOS, type ScenarioName } from './suite.ts';
 
 const { values } = parseArgs({
@@ -22,15 +22,13 @@ const { values } = parseArgs({
     only: { type: 'string' },
     profile: { type: 'string' },
     note: { type: 'string' },
-    json: { type: 'string' },
-    markdown: { type: 'string' },
     'from-json': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick | --smoke] [--only ${SCENARIOS.join(',')}] [--profile DIR] [--note TEXT] [--json FILE] [--markdown FILE] [--from-json FILE]\n`);
+  process.stdout.write(`usage: npm run bench -- [--quick | --smoke] [--only ${SCENARIOS.join(',')}] [--profile DIR] [--note TEXT] [--from-json FILE]\n`);
   process.exit(0);
 }
 
@@ -43,16 +41,20 @@ for (const name of only ?? []) {
 }
 const scale = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
-const stem = scale === 'full' ? 'latest' : scale;
-const jsonFile = values.json ?? `${resultsDir}${stem}.json`;
-const markdownFile = values.markdown ?? (scale === 'full' ? fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url)) : `${resultsDir}${stem}.md`);
+const benchmarksFile = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
+// Only a complete full run replaces the committed figures.
+const stem = scale !== 'full' ? scale : only ? 'partial' : 'latest';
+
+/** Writes the figures: into BENCHMARKS.md for the latest full run, else into results/<stem>.md. */
+function writeFigures(result: BenchResult, latest: boolean): string {
+  const target = latest ? benchmarksFile : `${resultsDir}${stem}.md`;
+  writeFileSync(target, latest ? withFigures(readFileSync(target, 'utf8'), toMarkdown(result)) : `${toMarkdown(result)}\n`);
+  return target;
+}
 
 if (values['from-json']) {
-  // Re-render the Markdown (e.g. after editing findings.md) from a results file, without running anything.
-  const saved = JSON.parse(readFileSync(values['from-json'], 'utf8')) as Awaited<ReturnType<typeof runSuite>>;
-  const target = values.markdown ?? fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
-  writeFileSync(target, toMarkdown(saved, readFileSync(new URL('./findings.md', import.meta.url), 'utf8')));
-  process.stdout.write(`${toText(saved)}\n\nwrote ${target}\n`);
+  const saved = JSON.parse(readFileSync(values['from-json'], 'utf8')) as BenchResult;
+  process.stdout.write(`${toText(saved)}\n\nwrote ${writeFigures(saved, true)}\n`);
   process.exit(0);
 }
 
@@ -67,8 +69,8 @@ const result = await runSuite({
 });
 
 mkdirSync(resultsDir, { recursive: true });
+const jsonFile = `${resultsDir}${stem}.json`;
 writeFileSync(jsonFile, JSON.stringify(result, null, 2) + '\n');
-const findings = readFileSync(new URL('./findings.md', import.meta.url), 'utf8');
-writeFileSync(markdownFile, toMarkdown(result, findings));
+const markdownFile = writeFigures(result, stem === 'latest');
 process.stdout.write(`\n${toText(result)}\n\nwrote ${jsonFile}\nwrote ${markdownFile}\n`);
 process.exit(result.failures.length > 0 ? 1 : 0);
