@@ -22,9 +22,8 @@ const EARLY_WRITE_MS = 2;
 /**
  * Up to this much JSON (about 1,300 work orders), a due snapshot is serialised from memory on the
  * event loop (~15 ms at the bound on an idle core, sizing included) instead of being rebuilt by
- * replaying the journal in the worker: replaying 32 MB of progress updates to a 500-order state
- * took a second of CPU and, on 2 cores, stalled the hub's loop for 40–70 ms while it ran, paced to
- * a quarter or a twentieth of a core, or in a niced process (measured before v8-tuning.ts).
+ * replaying the journal in the worker: replaying 32 MB of progress updates into a small state
+ * costs about a second of CPU, which on 2 cores stalled the hub's loop however it was paced.
  */
 const SNAPSHOT_FROM_MEMORY_BYTES = 1_000_000;
 

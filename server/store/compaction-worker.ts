@@ -3,10 +3,9 @@ import { compact } from './recovery.ts';
 
 /**
  * A paced compaction works at most this share of the time. Replaying a 32 MB journal takes about
- * a second of CPU; unpaced, on a 2-core machine it took the core the hub's clients needed (the
- * hub's ack p99 went from ~15 ms to ~200 ms while it ran). At a quarter of a core, the assignment
- * benchmark's p99 was 4.9–15.1 ms in six runs (2.98–6.69 ms without snapshots); at a tenth,
- * 5.2–7.1 ms in three. The cost-based delay of PostgreSQL's autovacuum is the same idea.
+ * a second of CPU; unpaced, on a 2-core machine it took the core the hub's clients needed, and at
+ * a quarter of a core it still lengthened the assignment tail. The cost-based delay of
+ * PostgreSQL's autovacuum is the same idea.
  */
 const DUTY = 0.1;
 const WORK_SLICE_MS = 5;
