@@ -5,7 +5,7 @@ import { BENCH_TASK } from './workload.ts';
 
 /**
  * Raw socket.io figures that scenarios measure (beside the hub, in alternating rounds) and that
- * later scenarios compare with. Empty until measured, and under --no-baseline.
+ * later scenarios compare with; empty until measured.
  */
 export interface RawFigures {
   /** Echo with ack, open loop at the progress rate from the progress scenario's agents. */

@@ -9,7 +9,7 @@ import { Histogram } from './histogram.ts';
 const data = new Float64Array(4096);
 
 /** Times one run of the fixed work, in µs (40–125 µs on the idle bench machine, depending on the moment). */
-export function probeOnce(): number {
+function probeOnce(): number {
   const started = process.hrtime.bigint();
   for (let pass = 0; pass < 8; pass++) {
     for (let i = 0; i < 4096; i++) data[i] = data[(i * 7) & 4095]! * 0.5 + i;

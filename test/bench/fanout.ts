@@ -22,9 +22,8 @@ export async function runFanout(ctx: BenchContext, raw: RawFigures): Promise<Sce
   const details: Record<string, unknown> = {};
   try {
     monitors = await startGenerator('monitors');
-    // The load once before any subscriber, not counted: the hub's first seconds of it ran on code
-    // V8 had not optimised yet, and its loop stalled 100–500 ms at a time (traced) in what was
-    // the 20-subscriber phase.
+    // The load once before any subscriber, not counted: in its first seconds the hub runs code V8
+    // has not optimised yet, and its loop stalls for hundreds of milliseconds at a time.
     ctx.log(`hub fan-out: priming the hub for ${primeMs} ms, not counted`);
     await rig.progress('prime', rate, primeMs, 0);
     for (const count of subscribers) {

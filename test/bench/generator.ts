@@ -37,10 +37,9 @@ function collect(): null {
 /**
  * Runs a measured phase after a full collection. The generator is the measuring instrument: a
  * mark-compact of its own during a phase stalls its sends, and open-loop latency counts that
- * stall against whichever server the phase measured (a traced run had two inside hub phases,
- * each stalling the generator's loop ~20 ms). Started with --expose-gc (launch.ts). A phase on a
- * schedule the runner set (`startEpochMs`) must not start late: the runner asks for the
- * collection (`gc`) before it sets the schedule.
+ * stall against whichever server the phase measured (~20 ms each). Started with --expose-gc
+ * (launch.ts). A phase on a schedule the runner set (`startEpochMs`) must not start late: the
+ * runner asks for the collection (`gc`) before it sets the schedule.
  */
 const measured =
   <T>(phase: (request: IpcRequest) => Promise<T>) =>

@@ -33,7 +33,6 @@ serveParent(
       await hub.core.settle();
       return { workflowId, ms: performance.now() - started };
     },
-    stats: () => ({ ...hub.stats(), workflows: hub.core.state.workflows.size }),
   },
   {
     url: hub.url,

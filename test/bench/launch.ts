@@ -105,8 +105,8 @@ export async function startRawServer(ctx: BenchContext, nodeArgs: string[] = [])
 export async function startGenerator(name = 'generator'): Promise<BenchChild> {
   // --expose-gc: the generator collects before each measured phase (generator.ts). A 256 MB
   // initial old generation keeps it from collecting again within the phase: without it, the old
-  // generation grew ~8 MB in a 5 s progress phase and a mark-compact fell near its end (traced
-  // with slow requests clustered around it; none in a traced run with the flag).
+  // generation grew ~8 MB in a 5 s progress phase and a mark-compact, with slow requests
+  // clustered around it, fell near its end.
   // BENCH_GEN_NODE_ARGS adds node flags to every generator (e.g. --cpu-prof) for investigations.
   return (await BenchChild.start(name, './generator.ts', { nodeArgs: ['--expose-gc', '--initial-old-space-size=256', ...envArgs('BENCH_GEN_NODE_ARGS')] })).process;
 }
@@ -144,7 +144,7 @@ export interface Measured<T> {
 }
 
 /** Runs one phase against `server`, measuring the server and the generator over that phase only. */
-export async function measurePhase<T>(server: BenchChild, generator: BenchChild, run: () => Promise<T>): Promise<Measured<T>> {
+async function measurePhase<T>(server: BenchChild, generator: BenchChild, run: () => Promise<T>): Promise<Measured<T>> {
   const cpu = await measureCpu({ server, generator });
   const result = await run();
   const usage = await cpu.end();

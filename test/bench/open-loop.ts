@@ -6,6 +6,9 @@ export function epochMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** How long an open-loop run waits for the last answers after its schedule ends. */
+const DRAIN_MS = 5000;
+
 /** What an open-loop run did. */
 export interface OpenLoopResult {
   /** Requests the schedule asked for. */
@@ -39,8 +42,6 @@ export interface OpenLoopOptions {
    */
   warmupMs?: number;
   send: Send;
-  /** How long to wait for the last answers after the schedule ends (default 5 s). */
-  drainMs?: number;
   /** When the schedule starts (epoch ms); default now. Lets two processes share one schedule. */
   startEpochMs?: number;
 }
@@ -104,7 +105,7 @@ export function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopResult> {
       } else if (pending.size === 0) {
         finish();
       } else {
-        drainTimer = setTimeout(finish, options.drainMs ?? 5000);
+        drainTimer = setTimeout(finish, DRAIN_MS);
       }
     };
     setTimeout(tick, Math.max(0, start - epochMs()));

@@ -10,12 +10,11 @@ export interface IpcRequest {
   cmd: string;
   [key: string]: unknown;
 }
-export type IpcReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
+type IpcReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
 
-/** CPU and memory of a process, as process.cpuUsage() and process.memoryUsage() report them. */
+/** A process's CPU (process.cpuUsage()), event-loop delay and CPU probe since the previous reading. */
 export interface Usage {
   cpu: NodeJS.CpuUsage;
-  memory: NodeJS.MemoryUsage;
   /** performance.now() in the child when it answered (ms). */
   at: number;
   /** The child's event-loop delay since the previous reading (ms): its own stalls, GC included. */
@@ -66,11 +65,10 @@ export class BenchChild {
    * Starts `entry` (a .ts file beside this one) and waits for its `ready` message, whose payload
    * it resolves with. `nodeArgs` go to node (e.g. --expose-gc, --cpu-prof).
    */
-  static async start<T = unknown>(name: string, entry: string, options: { args?: string[]; nodeArgs?: string[]; env?: Record<string, string> } = {}): Promise<{ process: BenchChild; ready: T }> {
+  static async start<T = unknown>(name: string, entry: string, options: { args?: string[]; nodeArgs?: string[] } = {}): Promise<{ process: BenchChild; ready: T }> {
     const file = fileURLToPath(new URL(entry, import.meta.url));
     const child = fork(file, options.args ?? [], {
       execArgv: ['--import', 'tsx', ...(options.nodeArgs ?? [])],
-      env: { ...process.env, ...options.env },
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     });
     const process_ = new BenchChild(name, child);
@@ -95,7 +93,7 @@ export class BenchChild {
     });
   }
 
-  /** CPU and memory now. */
+  /** CPU, event-loop delay and CPU probe since the previous reading. */
   usage(): Promise<Usage> {
     return this.request<Usage>('usage');
   }
@@ -133,7 +131,7 @@ export function serveParent(handlers: Record<string, Handler>, payload: unknown,
       const ms = (ns: number) => Math.round(ns / 1e4) / 100;
       const loopDelay = { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) };
       delay.reset();
-      return { cpu: process.cpuUsage(), memory: process.memoryUsage(), at: performance.now(), loopDelay, cpuProbe: probe.take() };
+      return { cpu: process.cpuUsage(), at: performance.now(), loopDelay, cpuProbe: probe.take() };
     },
     exit: async () => {
       await onExit();

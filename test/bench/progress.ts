@@ -88,8 +88,7 @@ export async function runProgress(ctx: BenchContext, raw: RawFigures): Promise<S
     const log = (what: string) => (r: number, side: string) => ctx.log(`progress: round ${r + 1}/${rounds}, ${side}: ${what}`);
     // Every open-loop round runs before any saturation: a saturated server holds a thousand
     // requests at a time, they outlive scavenges into the old generation, and the mark-compact
-    // that collected them fell into the open-loop phase that followed (traced; with saturation
-    // first in each round, the hub's first round was its worst in 8 of 11 runs).
+    // that collected them fell into the open-loop phase that followed.
     const open = await alternateRounds(rounds, servers, rig.agents, log(`${rate}/s`), (side, r) => rig.progress(`${side}${r}`, rate, durationMs / rounds, warmupMs, undefined, side));
     const sat = await alternateRounds(rounds, servers, rig.agents, log('saturation'), (side) => rig.agents.request<ClosedRun>('agents.progressClosed', { pool: side, ...satRound }));
     const perSecond = (side: 'raw' | 'hub') => sat[side].reduce((sum, p) => sum + p.result.perSecond, 0) / rounds;

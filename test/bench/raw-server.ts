@@ -12,7 +12,7 @@ import { runClosedLoop, runOpenLoop } from './open-loop.ts';
 import { serveParent } from './processes.ts';
 
 /** An offer of the same shape and size as the hub's `assignment` push. */
-export function sampleAssignment(n: number) {
+function sampleAssignment(n: number) {
   return {
     workflowId: 'wf_AAAAAAAAAAAA',
     workOrderId: `wo_${String(n).padStart(12, '0')}`,
@@ -92,7 +92,6 @@ serveParent(
       for (let i = 0; i < 3; i++) gc();
       return process.memoryUsage();
     },
-    sockets: () => ({ agents: agents.length }),
   },
   { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}` },
   () => new Promise<void>((done) => io.close(() => done())),

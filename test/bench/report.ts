@@ -18,7 +18,6 @@ export interface Check {
 /** A target on a check: an absolute bound on the hub's figure or a bound on the ratio. */
 export interface Target {
   max?: number;
-  min?: number;
   ratioMax?: number;
   ratioMin?: number;
   text: string;
@@ -33,7 +32,6 @@ export function check(metric: string, unit: string, hub: number, baseline: numbe
   if (target && !(needsRatio && ratio === null && baseline === null)) {
     pass = true;
     if (target.max !== undefined) pass &&= hub <= target.max;
-    if (target.min !== undefined) pass &&= hub >= target.min;
     if (target.ratioMax !== undefined) pass &&= ratio !== null && ratio <= target.ratioMax;
     if (target.ratioMin !== undefined) pass &&= ratio !== null && ratio >= target.ratioMin;
   }

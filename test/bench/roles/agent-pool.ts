@@ -43,8 +43,7 @@ export async function openSockets(
 /**
  * How long the agents of a pool take to connect: 10 ms per agent, at most 5 s (500 agents: 5 s).
  * All at once, the 1,000 sockets of the progress scenario were pinged within ~2 s, 25 s later, and
- * that burst set the p99 of whichever round it fell into (traced: 20–40 ms against 4–9 ms for the
- * other rounds). Spread, 500 agents are pinged over 5 s of every 25 (100 pings/s), as a fleet that
+ * that burst set the p99 of whichever round it fell into (20–40 ms against 4–9 ms). Spread, 500 agents are pinged over 5 s of every 25 (100 pings/s), as a fleet that
  * connected over time would be, more evenly still.
  * The cap keeps the memory scenario's 5,000 agents from taking 50 s to connect.
  */
@@ -133,7 +132,7 @@ export class AgentPool {
   }
 }
 
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout>;
   return Promise.race([
     promise.finally(() => clearTimeout(timer)),

@@ -1,4 +1,3 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Socket } from 'socket.io-client';
 import { connectAgent, connectControl, type AgentClient, type ControlClient } from '../../../client-sdk/index.ts';
 import { Histogram, type HistogramData, type LatencySummary } from '../histogram.ts';
@@ -78,8 +77,6 @@ export interface OpenLifecycle {
   createAck: HistogramData;
   delivery: HistogramData;
   sendLag: LatencySummary;
-  /** The generator's own event-loop delay: its stalls delay sends and receipts alike. */
-  generatorLoopDelay: { p99: number; max: number };
 }
 
 /** What a saturation phase measured. */
@@ -101,8 +98,6 @@ export async function runOpenPhase(rig: LifecycleRig, phase: OpenPhase): Promise
   tally.reset();
   tally.firstCounted = Math.round((phase.rate * phase.warmupMs) / 1000);
   const openStart = epochMs() + 20;
-  const delay = monitorEventLoopDelay({ resolution: 2 });
-  delay.enable();
   let created = 0;
   const open = await runOpenLoop({
     startEpochMs: openStart,
@@ -113,7 +108,6 @@ export async function runOpenPhase(rig: LifecycleRig, phase: OpenPhase): Promise
         (error: { code?: string }) => done(error.code ?? 'ERROR'),
       ),
   });
-  delay.disable();
   await settle(tally, created, 10_000);
   return {
     created,
@@ -123,7 +117,6 @@ export async function runOpenPhase(rig: LifecycleRig, phase: OpenPhase): Promise
     createAck: open.latency.toJSON(),
     delivery: tally.delivery.toJSON(),
     sendLag: open.sendLag.summary(),
-    generatorLoopDelay: { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 },
   };
 }
 

@@ -12,7 +12,7 @@ import { ask, openSockets } from './agent-pool.ts';
  * sends exactly the same frames; only the bench's side of reading them is cheaper.
  */
 const PATCH_FRAME = '2/monitor,["patch",';
-export class PatchTextDecoder extends Decoder {
+class PatchTextDecoder extends Decoder {
   override add(chunk: unknown): void {
     if (typeof chunk === 'string' && chunk.startsWith(PATCH_FRAME)) this.emitReserved('decoded', { type: PacketType.EVENT, nsp: '/monitor', data: ['patch', chunk] });
     else super.add(chunk);
