@@ -88,5 +88,5 @@ describe('switchboard status, report and tokens', () => {
     client.close();
     hub.child.kill('SIGTERM');
     expect(await hub.exited).toBe(0);
-  });
+  }, 120_000);
 });
