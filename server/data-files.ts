@@ -4,7 +4,7 @@ import { open, realpath } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HubError } from '../shared/errors.ts';
-import type { Observation } from './domain/inventory.ts';
+import type { Observation } from './domain/data/inventory.ts';
 import type { HubDirectory } from './hub-directory.ts';
 import { realLocation } from './real-location.ts';
 

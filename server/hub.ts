@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Mutex } from 'async-mutex';
 import { HubError } from '../shared/errors.ts';
-import { applyCommand, type Command, type CommandReply, type CommandType } from './domain/commands.ts';
-import type { DomainSettings } from './domain/context.ts';
-import type { Effect } from './domain/effects.ts';
-import { emptyState, smallerThan, stateFromDocs, storedDocs, type HubState } from './domain/state.ts';
-import { copyJson, Transaction } from './domain/transaction.ts';
+import { applyCommand, type Command, type CommandReply, type CommandType } from './domain/machinery/commands.ts';
+import type { DomainSettings } from './domain/machinery/context.ts';
+import type { Effect } from './domain/machinery/effects.ts';
+import { emptyState, smallerThan, stateFromDocs, storedDocs, type HubState } from './domain/machinery/state.ts';
+import { copyJson, Transaction } from './domain/machinery/transaction.ts';
 import { encodeRecords, type JournalRecord } from './store/records.ts';
 import type { CurrentDocs, Store } from './store/store.ts';
 

@@ -1,6 +1,6 @@
 import { marked, type Token, type Tokens } from 'marked';
 import { describe, expect, it } from 'vitest';
-import { summarize } from '../server/domain/summary.ts';
+import { summarize } from '../server/domain/workflows/summary.ts';
 import { HASH_PLACEHOLDER, renderReport, renderReports, verifyReportHash, type Report, type ReportInput } from '../server/reports/report.ts';
 import { SEARCH_SCRIPT } from '../server/reports/page-assets.ts';
 import { durationStats } from '../server/reports/statistics.ts';

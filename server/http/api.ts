@@ -2,11 +2,11 @@ import { HubError } from '../../shared/errors.ts';
 import { Id } from '../../shared/schemas/common.ts';
 import { DataFilter } from '../../shared/schemas/data.ts';
 import { ListWorkflowsInput } from '../../shared/schemas/workflow.ts';
-import { searchData } from '../domain/data-search.ts';
-import { listWorkflows, workflowSummary } from '../domain/queries.ts';
+import { searchData } from '../domain/data/data-search.ts';
+import { listWorkflows, workflowSummary } from '../domain/machinery/queries.ts';
 import type { Hub } from '../hub.ts';
 import { reportsOf } from '../reports/writer.ts';
-import { listAgents } from '../domain/agents.ts';
+import { listAgents } from '../domain/work/agents.ts';
 import { canSee } from '../transport/auth.ts';
 import type { HttpRequest, Route } from './router.ts';
 

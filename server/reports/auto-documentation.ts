@@ -1,6 +1,6 @@
 import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { isEnded } from '../domain/context.ts';
-import { AGENTS_DOC, versionOf } from '../domain/state.ts';
+import { isEnded } from '../domain/machinery/context.ts';
+import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
 import type { Hub } from '../hub.ts';
 import type { HubDirectory } from '../hub-directory.ts';
 import type { Logger } from '../logger.ts';

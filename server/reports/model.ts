@@ -5,7 +5,7 @@ import type { Step } from '../../shared/schemas/steps.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
 import type { StageProgress, Workflow } from '../../shared/schemas/workflow.ts';
-import { summarize } from '../domain/summary.ts';
+import { summarize } from '../domain/workflows/summary.ts';
 import { dataReferencesOf, type DataReferenceRow } from './data-inventory.ts';
 import { compareText, sortedByCreation } from './ordering.ts';
 import { agentPerformance, dataInventoryStats, workOrderStats, type AgentPerformance, type DataInventoryStats, type WorkOrderStats } from './statistics.ts';

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ReportFormat } from '../../shared/schemas/report.ts';
-import { versionOf, type HubState } from '../domain/state.ts';
-import { requireWorkflow } from '../domain/context.ts';
+import { versionOf, type HubState } from '../domain/machinery/state.ts';
+import { requireWorkflow } from '../domain/machinery/context.ts';
 import type { HubDirectory } from '../hub-directory.ts';
 import { renderReports, type Report } from './report.ts';
 

@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import { applyPatch, compactOps, type PatchOp } from '../../shared/patch.ts';
-import type { DocKey, StoredDoc } from '../domain/state.ts';
+import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 
 /** One document's part of a committed change. */
 export interface DocChange {

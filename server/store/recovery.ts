@@ -1,7 +1,7 @@
 import { truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
-import type { DocKey, StoredDoc } from '../domain/state.ts';
+import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import { linesFrom, listSegments, readSegment, segmentName, type Damage } from './journal.ts';
 import { MANIFEST_FILE, readManifest, sameSnapshot, type Manifest, type SnapshotRef } from './manifest.ts';
 import { replayRecord } from './records.ts';

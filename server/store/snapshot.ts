@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
 import { HubError } from '../../shared/errors.ts';
-import type { DocKey, StoredDoc } from '../domain/state.ts';
+import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import { dropSegments } from './journal.ts';
 import { sameSnapshot, writeManifest, type SnapshotRef } from './manifest.ts';
 import { syncedWrite } from './synced-write.ts';

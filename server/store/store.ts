@@ -1,4 +1,4 @@
-import type { DocKey, StoredDoc } from '../domain/state.ts';
+import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import type { Recovered } from './recovery.ts';
 
 /** Every document as the journal holds it, and the sequence number of the last record written. */

@@ -1,11 +1,11 @@
 import type { EventName } from '../../shared/contract.ts';
-import type { CommandType } from '../domain/commands.ts';
-import { listAgents, requireAgent } from '../domain/agents.ts';
-import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders, workflowSummary } from '../domain/queries.ts';
+import type { CommandType } from '../domain/machinery/commands.ts';
+import { listAgents, requireAgent } from '../domain/work/agents.ts';
+import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders, workflowSummary } from '../domain/machinery/queries.ts';
 import type { DataFiles } from '../data-files.ts';
 import type { HubDirectory } from '../hub-directory.ts';
 import type { Hub } from '../hub.ts';
-import { requireWorkflow } from '../domain/context.ts';
+import { requireWorkflow } from '../domain/machinery/context.ts';
 import { reportsOf, writeReports } from '../reports/writer.ts';
 import { inventoryHandlers } from './inventory.ts';
 import type { Handler, Handlers } from './namespaces.ts';

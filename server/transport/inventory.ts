@@ -1,11 +1,11 @@
 import { HubError } from '../../shared/errors.ts';
 import { isRemoteUri, type DataReferenceSpec } from '../../shared/schemas/data.ts';
 import type { DataFiles } from '../data-files.ts';
-import { requireWorkflow } from '../domain/context.ts';
-import { getData, searchData } from '../domain/data-search.ts';
-import type { PreparedSpec } from '../domain/inventory.ts';
-import { lineageGraph, traverse } from '../domain/lineage-graph.ts';
-import { runEvent } from '../domain/open-lineage.ts';
+import { requireWorkflow } from '../domain/machinery/context.ts';
+import { getData, searchData } from '../domain/data/data-search.ts';
+import type { PreparedSpec } from '../domain/data/inventory.ts';
+import { lineageGraph, traverse } from '../domain/data/lineage-graph.ts';
+import { runEvent } from '../domain/data/open-lineage.ts';
 import type { Hub } from '../hub.ts';
 import type { Handlers } from './namespaces.ts';
 

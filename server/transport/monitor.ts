@@ -1,6 +1,6 @@
 import { HubError } from '../../shared/errors.ts';
-import { AGENTS_DOC } from '../domain/state.ts';
-import { workflowSummary } from '../domain/queries.ts';
+import { AGENTS_DOC } from '../domain/machinery/state.ts';
+import { workflowSummary } from '../domain/machinery/queries.ts';
 import type { Hub } from '../hub.ts';
 import { reportsOf } from '../reports/writer.ts';
 import { canSee } from './auth.ts';

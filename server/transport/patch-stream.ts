@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Namespace, Socket } from 'socket.io';
 import { compactOps, type PatchOp } from '../../shared/patch.ts';
 import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
-import { docKeys, docRoot, versionOf, type DocKey } from '../domain/state.ts';
+import { docKeys, docRoot, versionOf, type DocKey } from '../domain/machinery/state.ts';
 import type { CommittedBatch, Hub } from '../hub.ts';
 import { EncodedJson } from './encoded-json.ts';
 

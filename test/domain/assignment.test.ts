@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../shared/schemas/agent.ts';
-import { canServe, chooseAgent, eligible, queueKey, score, type Situation } from '../../server/domain/assignment.ts';
+import { canServe, chooseAgent, eligible, queueKey, score, type Situation } from '../../server/domain/work/assignment.ts';
 
 function makeAgent(id: string, fields: Partial<Agent> = {}): Agent {
   return {

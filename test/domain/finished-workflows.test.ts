@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { contract } from '../../shared/contract.ts';
 import { DataReferenceSpec } from '../../shared/schemas/data.ts';
-import type { CommandInput, CommandType } from '../../server/domain/commands.ts';
+import type { CommandInput, CommandType } from '../../server/domain/machinery/commands.ts';
 import { domain } from '../helpers/domain.ts';
 import { codeOfCall as codeOf } from '../helpers/errors.ts';
 

@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { DataFilter, DataReferenceSpec } from '../../shared/schemas/data.ts';
 import { CreateWorkOrderInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
-import { searchData } from '../../server/domain/data-search.ts';
-import type { Observation, PreparedSpec } from '../../server/domain/inventory.ts';
-import { lineageGraph, traverse } from '../../server/domain/lineage-graph.ts';
-import { datasetName, uuidFrom } from '../../server/domain/open-lineage.ts';
+import { searchData } from '../../server/domain/data/data-search.ts';
+import type { Observation, PreparedSpec } from '../../server/domain/data/inventory.ts';
+import { lineageGraph, traverse } from '../../server/domain/data/lineage-graph.ts';
+import { datasetName, uuidFrom } from '../../server/domain/data/open-lineage.ts';
 import { domain } from '../helpers/domain.ts';
 import { codeOfCall as codeOf } from '../helpers/errors.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AGENTS_DOC, emptyState, putDoc, smallerThan, storedDocs } from '../../server/domain/state.ts';
+import { AGENTS_DOC, emptyState, putDoc, smallerThan, storedDocs } from '../../server/domain/machinery/state.ts';
 
 describe('state size and stored documents (domain)', () => {
   const state = emptyState();

@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { HubError } from '../../shared/errors.ts';
 import { CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
-import { applyCommand } from '../../server/domain/commands.ts';
-import { listWorkOrders } from '../../server/domain/queries.ts';
-import { Transaction } from '../../server/domain/transaction.ts';
-import type { Effect } from '../../server/domain/effects.ts';
+import { applyCommand } from '../../server/domain/machinery/commands.ts';
+import { listWorkOrders } from '../../server/domain/machinery/queries.ts';
+import { Transaction } from '../../server/domain/machinery/transaction.ts';
+import type { Effect } from '../../server/domain/machinery/effects.ts';
 import { ADMIN, SETTINGS, domain } from '../helpers/domain.ts';
 
 type Domain = ReturnType<typeof domain>;

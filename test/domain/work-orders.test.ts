@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { HubError } from '../../shared/errors.ts';
 import { CreateWorkOrderInput, CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
-import type { Effect } from '../../server/domain/effects.ts';
-import { applyCommand } from '../../server/domain/commands.ts';
-import { Transaction } from '../../server/domain/transaction.ts';
+import type { Effect } from '../../server/domain/machinery/effects.ts';
+import { applyCommand } from '../../server/domain/machinery/commands.ts';
+import { Transaction } from '../../server/domain/machinery/transaction.ts';
 import { ADMIN, SETTINGS, domain } from '../helpers/domain.ts';
 
 type Domain = ReturnType<typeof domain>;

@@ -1,10 +1,10 @@
 import type { z } from 'zod';
 import { RegisterAgentInput } from '../../shared/schemas/agent.ts';
-import { applyCommand, type Actor, type CommandInput, type CommandReply, type CommandType } from '../../server/domain/commands.ts';
-import type { DomainSettings } from '../../server/domain/context.ts';
-import { emptyState, type HubState } from '../../server/domain/state.ts';
-import { Transaction } from '../../server/domain/transaction.ts';
-import type { Effect } from '../../server/domain/effects.ts';
+import { applyCommand, type Actor, type CommandInput, type CommandReply, type CommandType } from '../../server/domain/machinery/commands.ts';
+import type { DomainSettings } from '../../server/domain/machinery/context.ts';
+import { emptyState, type HubState } from '../../server/domain/machinery/state.ts';
+import { Transaction } from '../../server/domain/machinery/transaction.ts';
+import type { Effect } from '../../server/domain/machinery/effects.ts';
 
 /** The actor of commands in domain tests. */
 export const ADMIN: Actor = { role: 'admin', name: 'unit-test' };

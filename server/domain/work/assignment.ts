@@ -17,9 +17,9 @@
  *    (never-assigned first), then by id. When a place opens in a workflow at its
  *    maxConcurrentAgents, the free agents look for its work in the same order.
  */
-import type { Agent } from '../../shared/schemas/agent.ts';
-import type { Priority } from '../../shared/schemas/common.ts';
-import type { WorkOrder } from '../../shared/schemas/work-order.ts';
+import type { Agent } from '../../../shared/schemas/agent.ts';
+import type { Priority } from '../../../shared/schemas/common.ts';
+import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 
 export const PRIORITY_RANK: Record<Priority, number> = { low: 0, normal: 1, high: 2, critical: 3 };
 

@@ -1,9 +1,9 @@
-import { HubError } from '../../shared/errors.ts';
-import type { ParsedRequestOf, ReplyOf } from '../../shared/contract.ts';
-import type { Workflow, WorkflowStatus } from '../../shared/schemas/workflow.ts';
-import { WorkOrderState } from '../../shared/schemas/work-order.ts';
-import { AGENTS_DOC, versionOf } from './state.ts';
-import { requireFreeId, requireOpen, requireWorkflow, type Transition } from './context.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
+import type { Workflow, WorkflowStatus } from '../../../shared/schemas/workflow.ts';
+import { WorkOrderState } from '../../../shared/schemas/work-order.ts';
+import { AGENTS_DOC, versionOf } from '../machinery/state.ts';
+import { requireFreeId, requireOpen, requireWorkflow, type Transition } from '../machinery/context.ts';
 
 type Input<E extends 'workflow.create'> = ParsedRequestOf<'control', E>;
 

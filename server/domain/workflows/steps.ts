@@ -1,8 +1,8 @@
-import { HubError } from '../../shared/errors.ts';
-import type { ParsedRequestOf } from '../../shared/contract.ts';
-import type { Step, StepStatus } from '../../shared/schemas/steps.ts';
-import { versionOf } from './state.ts';
-import { requireEntity, requireWorkflow, type Transition } from './context.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { ParsedRequestOf } from '../../../shared/contract.ts';
+import type { Step, StepStatus } from '../../../shared/schemas/steps.ts';
+import { versionOf } from '../machinery/state.ts';
+import { requireEntity, requireWorkflow, type Transition } from '../machinery/context.ts';
 import { addToWorkflow, touch } from './workflows.ts';
 
 type Input<E extends 'step.add' | 'step.start' | 'step.complete' | 'step.fail'> = ParsedRequestOf<'control', E>;

@@ -1,4 +1,4 @@
-import { escapeSegment, toPointer, type PatchOp } from '../../shared/patch.ts';
+import { escapeSegment, toPointer, type PatchOp } from '../../../shared/patch.ts';
 import { docRoot, dropDoc, putDoc, versionOf, type DocKey, type HubState } from './state.ts';
 
 type Path = ReadonlyArray<string | number>;

@@ -1,9 +1,9 @@
-import type { Agent } from '../../shared/schemas/agent.ts';
-import type { WorkOrder } from '../../shared/schemas/work-order.ts';
+import type { Agent } from '../../../shared/schemas/agent.ts';
+import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import { canServe, chooseAgent, eligible, queueKey, type Situation } from './assignment.ts';
 import { recordOffer } from './attempts.ts';
-import { requireWorkflow, type Transition } from './context.ts';
-import { assignmentInputs } from './inventory.ts';
+import { requireWorkflow, type Transition } from '../machinery/context.ts';
+import { assignmentInputs } from '../data/inventory.ts';
 import { setOrderState } from './work-orders.ts';
 import { orderKey, type Bucket, type ReadyEntry } from './work-index.ts';
 

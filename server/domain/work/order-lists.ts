@@ -1,5 +1,5 @@
-import type { WorkOrder } from '../../shared/schemas/work-order.ts';
-import type { Workflow } from '../../shared/schemas/workflow.ts';
+import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
 
 /**
  * A workflow's order ids in the order `for…in` gives them: ids that are array indexes first,

@@ -1,9 +1,9 @@
-import { HubError } from '../../shared/errors.ts';
-import type { ParsedRequestOf, ReplyOf } from '../../shared/contract.ts';
-import type { Agent, AgentStatus } from '../../shared/schemas/agent.ts';
-import type { Actor } from './commands.ts';
-import type { Transition } from './context.ts';
-import { AGENTS_DOC, versionOf, type HubState } from './state.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
+import type { Agent, AgentStatus } from '../../../shared/schemas/agent.ts';
+import type { Actor } from '../machinery/commands.ts';
+import type { Transition } from '../machinery/context.ts';
+import { AGENTS_DOC, versionOf, type HubState } from '../machinery/state.ts';
 import { withdrawOffer } from './attempts.ts';
 
 const RECENT_DURATIONS = 20;

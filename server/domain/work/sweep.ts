@@ -1,6 +1,6 @@
-import { AGENTS_DOC } from './state.ts';
+import { AGENTS_DOC } from '../machinery/state.ts';
 import { failAttempt, withdrawOffer } from './attempts.ts';
-import type { Transition } from './context.ts';
+import type { Transition } from '../machinery/context.ts';
 import { FINAL_STATES, finishOrder } from './work-orders.ts';
 
 /**

@@ -1,10 +1,10 @@
-import type { ParsedRequestOf } from '../../shared/contract.ts';
-import type { Transformation } from '../../shared/schemas/lineage.ts';
-import type { WorkOrder } from '../../shared/schemas/work-order.ts';
-import type { Actor } from './commands.ts';
-import { requireEntity, requireFreeId, requireWorkflow, type Transition } from './context.ts';
-import { versionOf } from './state.ts';
-import { touch } from './workflows.ts';
+import type { ParsedRequestOf } from '../../../shared/contract.ts';
+import type { Transformation } from '../../../shared/schemas/lineage.ts';
+import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
+import type { Actor } from '../machinery/commands.ts';
+import { requireEntity, requireFreeId, requireWorkflow, type Transition } from '../machinery/context.ts';
+import { versionOf } from '../machinery/state.ts';
+import { touch } from '../workflows/workflows.ts';
 
 type Fields = Pick<Transformation, 'operation' | 'inputs' | 'outputs' | 'recordedBy'> & Partial<Omit<Transformation, 'id'>> & { id?: string };
 

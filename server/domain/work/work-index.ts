@@ -1,6 +1,6 @@
-import type { Agent } from '../../shared/schemas/agent.ts';
-import type { WorkOrder } from '../../shared/schemas/work-order.ts';
-import type { Workflow } from '../../shared/schemas/workflow.ts';
+import type { Agent } from '../../../shared/schemas/agent.ts';
+import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { queueKey } from './assignment.ts';
 import { OrderLists } from './order-lists.ts';
 import { PriorityQueue } from './priority-queue.ts';

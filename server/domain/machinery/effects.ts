@@ -1,4 +1,4 @@
-import type { Assignment, CancelNotice } from '../../shared/schemas/work-order.ts';
+import type { Assignment, CancelNotice } from '../../../shared/schemas/work-order.ts';
 
 /** What the hub does after a change is committed: push an offer, or tell an agent to stop. */
 export type Effect =

@@ -1,9 +1,9 @@
-import type { ReplyOf } from '../../shared/contract.ts';
-import type { LineageEdge, LineageNode, LineageTraversal, Transformation } from '../../shared/schemas/lineage.ts';
-import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { requireWorkflow } from './context.ts';
+import type { ReplyOf } from '../../../shared/contract.ts';
+import type { LineageEdge, LineageNode, LineageTraversal, Transformation } from '../../../shared/schemas/lineage.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { requireWorkflow } from '../machinery/context.ts';
 import { requireData } from './inventory.ts';
-import { versionOf, type HubState } from './state.ts';
+import { versionOf, type HubState } from '../machinery/state.ts';
 
 type Direction = 'upstream' | 'downstream';
 

@@ -1,6 +1,6 @@
-import type { ParsedRequestOf } from '../../shared/contract.ts';
-import { versionOf } from './state.ts';
-import { requireEntity, requireWorkflow, type Transition } from './context.ts';
+import type { ParsedRequestOf } from '../../../shared/contract.ts';
+import { versionOf } from '../machinery/state.ts';
+import { requireEntity, requireWorkflow, type Transition } from '../machinery/context.ts';
 import { addToWorkflow, touch } from './workflows.ts';
 
 /** Adds an objective, pending with no progress. */

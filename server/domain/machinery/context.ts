@@ -1,5 +1,5 @@
-import { HubError } from '../../shared/errors.ts';
-import type { Workflow } from '../../shared/schemas/workflow.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import type { HubState } from './state.ts';
 import type { Effect } from './effects.ts';
 import type { Transaction } from './transaction.ts';

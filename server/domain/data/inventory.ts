@@ -1,13 +1,13 @@
-import { HubError } from '../../shared/errors.ts';
-import type { ParsedRequestOf } from '../../shared/contract.ts';
-import { isRemoteUri, type DataReference, type DataReferenceSpec, type DataStatus, type DataVersion } from '../../shared/schemas/data.ts';
-import type { Assignment, WorkOrder } from '../../shared/schemas/work-order.ts';
-import type { Workflow } from '../../shared/schemas/workflow.ts';
-import type { Actor } from './commands.ts';
-import { requireEntity, requireWorkflow, type Transition } from './context.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { ParsedRequestOf } from '../../../shared/contract.ts';
+import { isRemoteUri, type DataReference, type DataReferenceSpec, type DataStatus, type DataVersion } from '../../../shared/schemas/data.ts';
+import type { Assignment, WorkOrder } from '../../../shared/schemas/work-order.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import type { Actor } from '../machinery/commands.ts';
+import { requireEntity, requireWorkflow, type Transition } from '../machinery/context.ts';
 import { recordTransformation } from './lineage.ts';
-import { versionOf } from './state.ts';
-import { touch } from './workflows.ts';
+import { versionOf } from '../machinery/state.ts';
+import { touch } from '../workflows/workflows.ts';
 
 /** What the hub saw on disk for a local path before the command ran. */
 export interface Observation {

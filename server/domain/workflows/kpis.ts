@@ -1,7 +1,7 @@
-import type { ParsedRequestOf } from '../../shared/contract.ts';
-import type { Kpi } from '../../shared/schemas/kpis.ts';
-import { versionOf } from './state.ts';
-import { requireEntity, requireWorkflow, type Transition } from './context.ts';
+import type { ParsedRequestOf } from '../../../shared/contract.ts';
+import type { Kpi } from '../../../shared/schemas/kpis.ts';
+import { versionOf } from '../machinery/state.ts';
+import { requireEntity, requireWorkflow, type Transition } from '../machinery/context.ts';
 import { addToWorkflow, touch } from './workflows.ts';
 
 /** Whether `value` meets `target` in the KPI's direction. */

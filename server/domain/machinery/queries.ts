@@ -1,9 +1,9 @@
-import { HubError } from '../../shared/errors.ts';
-import type { ParsedRequestOf, ReplyOf } from '../../shared/contract.ts';
-import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
+import type { WorkflowHeader } from '../../../shared/schemas/workflow.ts';
 import { requireEntity, requireWorkflow } from './context.ts';
 import { versionOf, type HubState } from './state.ts';
-import { summarize } from './summary.ts';
+import { summarize } from '../workflows/summary.ts';
 
 /** Workflows in creation order, filtered by status, a page at a time; the cursor is the last id seen. */
 export function listWorkflows(

@@ -1,6 +1,6 @@
-import type { Agent } from '../../shared/schemas/agent.ts';
-import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { WorkIndex } from './work-index.ts';
+import type { Agent } from '../../../shared/schemas/agent.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { WorkIndex } from '../work/work-index.ts';
 
 /** The key of the hub-wide agent pool document; workflow ids can never take this form. */
 export const AGENTS_DOC = '@agents';

@@ -1,7 +1,7 @@
-import type { ParsedRequestOf } from '../../shared/contract.ts';
-import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { versionOf } from './state.ts';
-import { requireOpen, requireWorkflow, type Transition } from './context.ts';
+import type { ParsedRequestOf } from '../../../shared/contract.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { versionOf } from '../machinery/state.ts';
+import { requireOpen, requireWorkflow, type Transition } from '../machinery/context.ts';
 import { touch } from './workflows.ts';
 
 /** Overall progress: the mean of stage progress once `stage` is at `percentage`. Stages are few. */

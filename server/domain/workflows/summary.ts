@@ -1,6 +1,6 @@
-import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
-import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { ObjectiveStatus } from '../../shared/schemas/objectives.ts';
+import type { WorkflowSummary } from '../../../shared/schemas/summary.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { ObjectiveStatus } from '../../../shared/schemas/objectives.ts';
 
 /** The equivalent of get_workflow_summary(): status, durations, counts, progress, objectives and KPIs. */
 export function summarize(workflow: Workflow, version: number, now: number): WorkflowSummary {

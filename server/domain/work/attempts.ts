@@ -1,16 +1,16 @@
-import { HubError } from '../../shared/errors.ts';
-import type { ParsedRequestOf } from '../../shared/contract.ts';
-import type { Agent } from '../../shared/schemas/agent.ts';
-import type { WorkOrder } from '../../shared/schemas/work-order.ts';
-import type { Workflow, WorkflowAgent } from '../../shared/schemas/workflow.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { ParsedRequestOf } from '../../../shared/contract.ts';
+import type { Agent } from '../../../shared/schemas/agent.ts';
+import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
+import type { Workflow, WorkflowAgent } from '../../../shared/schemas/workflow.ts';
 import { adjustLoad, agentIdOf, recordAgentOutcome } from './agents.ts';
 import { byLeastRecentlyAssigned } from './assignment.ts';
-import type { Actor } from './commands.ts';
-import { requireWorkflow, type Transition } from './context.ts';
-import { registerReferences, type PreparedSpec, type Producer } from './inventory.ts';
-import { versionOf, type HubState } from './state.ts';
+import type { Actor } from '../machinery/commands.ts';
+import { requireWorkflow, type Transition } from '../machinery/context.ts';
+import { registerReferences, type PreparedSpec, type Producer } from '../data/inventory.ts';
+import { versionOf, type HubState } from '../machinery/state.ts';
 import { finishOrder, queueOrder, requireOrder, setOrderState } from './work-orders.ts';
-import { touch } from './workflows.ts';
+import { touch } from '../workflows/workflows.ts';
 
 type Outcome = 'completed' | 'failed' | 'cancelled' | 'lease_expired' | 'agent_lost' | 'declined';
 type AttemptInput = { workflowId: string; workOrderId: string; attemptToken: string };

@@ -1,9 +1,9 @@
-import { HubError } from '../../shared/errors.ts';
-import type { ReplyOf } from '../../shared/contract.ts';
-import type { DataFilter, DataReference } from '../../shared/schemas/data.ts';
-import { requireWorkflow } from './context.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { ReplyOf } from '../../../shared/contract.ts';
+import type { DataFilter, DataReference } from '../../../shared/schemas/data.ts';
+import { requireWorkflow } from '../machinery/context.ts';
 import { requireData } from './inventory.ts';
-import { versionOf, type HubState } from './state.ts';
+import { versionOf, type HubState } from '../machinery/state.ts';
 
 type SortKey = number | string;
 

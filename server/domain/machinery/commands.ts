@@ -1,19 +1,19 @@
-import type { EventName, ParsedRequestOf } from '../../shared/contract.ts';
-import { HubError } from '../../shared/errors.ts';
-import { agentIdOf, markDisconnected, recoverAfterRestart, registerAgent, requireAgent, setAgentStatus } from './agents.ts';
-import { answerOffer, completeTask, failTask, heartbeat, recordProgress, registerTaskData } from './attempts.ts';
+import type { EventName, ParsedRequestOf } from '../../../shared/contract.ts';
+import { HubError } from '../../../shared/errors.ts';
+import { agentIdOf, markDisconnected, recoverAfterRestart, registerAgent, requireAgent, setAgentStatus } from '../work/agents.ts';
+import { answerOffer, completeTask, failTask, heartbeat, recordProgress, registerTaskData } from '../work/attempts.ts';
 import { requireWorkflow, type Transition } from './context.ts';
-import { registerReferences, updateReference, validateReference, type Observation, type PreparedSpec } from './inventory.ts';
-import { addKpi, recordKpi } from './kpis.ts';
-import { linkLineage } from './lineage.ts';
-import { addObjective, updateObjective } from './objectives.ts';
-import { updateProgress } from './progress.ts';
-import { schedule } from './scheduler.ts';
+import { registerReferences, updateReference, validateReference, type Observation, type PreparedSpec } from '../data/inventory.ts';
+import { addKpi, recordKpi } from '../workflows/kpis.ts';
+import { linkLineage } from '../data/lineage.ts';
+import { addObjective, updateObjective } from '../workflows/objectives.ts';
+import { updateProgress } from '../workflows/progress.ts';
+import { schedule } from '../work/scheduler.ts';
 import { versionOf, type HubState } from './state.ts';
-import { addStep, completeStep, failStep, startStep } from './steps.ts';
-import { sweep } from './sweep.ts';
-import { cancelOrder, cancelWorkflowOrders, createOrders, releaseWorkflowOrders } from './work-orders.ts';
-import { changeStatus, createWorkflow, type LifecycleChange } from './workflows.ts';
+import { addStep, completeStep, failStep, startStep } from '../workflows/steps.ts';
+import { sweep } from '../work/sweep.ts';
+import { cancelOrder, cancelWorkflowOrders, createOrders, releaseWorkflowOrders } from '../work/work-orders.ts';
+import { changeStatus, createWorkflow, type LifecycleChange } from '../workflows/workflows.ts';
 
 /** Who asked for a change: recorded for provenance and checked for permissions. */
 export interface Actor {

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { HubError } from '../../shared/errors.ts';
-import type { DataReference } from '../../shared/schemas/data.ts';
-import type { OpenLineageRunEvent } from '../../shared/schemas/lineage.ts';
-import { requireEntity, requireWorkflow } from './context.ts';
-import type { HubState } from './state.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { DataReference } from '../../../shared/schemas/data.ts';
+import type { OpenLineageRunEvent } from '../../../shared/schemas/lineage.ts';
+import { requireEntity, requireWorkflow } from '../machinery/context.ts';
+import type { HubState } from '../machinery/state.ts';
 
 const SPEC = 'https://openlineage.io/spec';
 export const RUN_EVENT_SCHEMA_URL = `${SPEC}/2-0-2/OpenLineage.json#/$defs/RunEvent`;

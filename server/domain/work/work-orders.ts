@@ -1,12 +1,12 @@
-import { HubError } from '../../shared/errors.ts';
-import type { ParsedRequestOf } from '../../shared/contract.ts';
-import type { WorkOrder, WorkOrderState } from '../../shared/schemas/work-order.ts';
-import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { requireEntity, requireOpen, requireWorkflow, type Transition } from './context.ts';
+import { HubError } from '../../../shared/errors.ts';
+import type { ParsedRequestOf } from '../../../shared/contract.ts';
+import type { WorkOrder, WorkOrderState } from '../../../shared/schemas/work-order.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { requireEntity, requireOpen, requireWorkflow, type Transition } from '../machinery/context.ts';
 import { endAttempt } from './attempts.ts';
-import { recordRun } from './lineage.ts';
-import { versionOf } from './state.ts';
-import { touch } from './workflows.ts';
+import { recordRun } from '../data/lineage.ts';
+import { versionOf } from '../machinery/state.ts';
+import { touch } from '../workflows/workflows.ts';
 
 type Spec = ParsedRequestOf<'control', 'workOrder.createMany'>['orders'][number];
 
