@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { HubError } from '../../shared/errors.ts';
 import { TokenGrant, type Role } from '../../shared/schemas/tokens.ts';
-import type { Actor } from '../domain/machinery/commands.ts';
+import type { Actor } from '../domain/machinery/actor.ts';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('base64');
 

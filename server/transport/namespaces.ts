@@ -4,7 +4,7 @@ import type { Contract, EventName, NamespaceName, ParsedRequestOf, ReplyOf, Requ
 import type { Ack } from '../../shared/envelope.ts';
 import { HubError, type ErrorIssue } from '../../shared/errors.ts';
 import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
-import type { Actor } from '../domain/machinery/commands.ts';
+import type { Actor } from '../domain/machinery/actor.ts';
 import type { Logger } from '../logger.ts';
 import { actorOf, type TokenRegistry } from './auth.ts';
 import { RateLimiter } from './rate-limit.ts';

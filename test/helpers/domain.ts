@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { RegisterAgentInput } from '../../shared/schemas/agent.ts';
-import { applyCommand, type Actor, type CommandInput, type CommandReply, type CommandType } from '../../server/domain/machinery/commands.ts';
+import type { Actor } from '../../server/domain/machinery/actor.ts';
+import { applyCommand, type CommandInput, type CommandReply, type CommandType } from '../../server/domain/machinery/commands.ts';
 import type { DomainSettings } from '../../server/domain/machinery/context.ts';
 import { emptyState, type HubState } from '../../server/domain/machinery/state.ts';
 import { Transaction } from '../../server/domain/machinery/transaction.ts';

@@ -3,7 +3,7 @@ import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import { isRemoteUri, type DataReference, type DataReferenceSpec, type DataStatus, type DataVersion } from '../../../shared/schemas/data.ts';
 import type { Assignment, WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
-import type { Actor } from '../machinery/commands.ts';
+import type { Actor } from '../machinery/actor.ts';
 import { requireEntity, requireWorkflow, type Transition } from '../machinery/context.ts';
 import { recordTransformation } from './lineage.ts';
 import { versionOf } from '../machinery/state.ts';

@@ -1,7 +1,7 @@
 import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import type { Transformation } from '../../../shared/schemas/lineage.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
-import type { Actor } from '../machinery/commands.ts';
+import type { Actor } from '../machinery/actor.ts';
 import { requireEntity, requireFreeId, requireWorkflow, type Transition } from '../machinery/context.ts';
 import { versionOf } from '../machinery/state.ts';
 import { touch } from '../workflows/workflows.ts';

@@ -2,6 +2,7 @@ import type { EventName, ParsedRequestOf } from '../../../shared/contract.ts';
 import { HubError } from '../../../shared/errors.ts';
 import { agentIdOf, markDisconnected, recoverAfterRestart, registerAgent, requireAgent, setAgentStatus } from '../work/agents.ts';
 import { answerOffer, completeTask, failTask, heartbeat, recordProgress, registerTaskData } from '../work/attempts.ts';
+import type { Actor } from './actor.ts';
 import { requireWorkflow, type Transition } from './context.ts';
 import { registerReferences, updateReference, validateReference, type Observation, type PreparedSpec } from '../data/inventory.ts';
 import { addKpi, recordKpi } from '../workflows/kpis.ts';
@@ -14,15 +15,6 @@ import { addStep, completeStep, failStep, startStep } from '../workflows/steps.t
 import { sweep } from '../work/sweep.ts';
 import { cancelOrder, cancelWorkflowOrders, createOrders, releaseWorkflowOrders } from '../work/work-orders.ts';
 import { changeStatus, createWorkflow, type LifecycleChange } from '../workflows/workflows.ts';
-
-/** Who asked for a change: recorded for provenance and checked for permissions. */
-export interface Actor {
-  role: 'admin' | 'agent' | 'monitor' | 'system';
-  /** The token's name (never the secret) or the subsystem. */
-  name: string;
-  /** For agents: the agentId the session registered as. */
-  agentId?: string;
-}
 
 type In<E extends EventName<'control'>> = ParsedRequestOf<'control', E>;
 type AgentIn<E extends EventName<'agent'>> = ParsedRequestOf<'agent', E>;

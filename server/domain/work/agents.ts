@@ -1,7 +1,7 @@
 import { HubError } from '../../../shared/errors.ts';
 import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
 import type { Agent, AgentStatus } from '../../../shared/schemas/agent.ts';
-import type { Actor } from '../machinery/commands.ts';
+import type { Actor } from '../machinery/actor.ts';
 import type { Transition } from '../machinery/context.ts';
 import { AGENTS_DOC, versionOf, type HubState } from '../machinery/state.ts';
 import { withdrawOffer } from './attempts.ts';

@@ -5,7 +5,7 @@ import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow, WorkflowAgent } from '../../../shared/schemas/workflow.ts';
 import { adjustLoad, agentIdOf, recordAgentOutcome } from './agents.ts';
 import { byLeastRecentlyAssigned } from './assignment.ts';
-import type { Actor } from '../machinery/commands.ts';
+import type { Actor } from '../machinery/actor.ts';
 import { requireWorkflow, type Transition } from '../machinery/context.ts';
 import { registerReferences, type PreparedSpec, type Producer } from '../data/inventory.ts';
 import { versionOf, type HubState } from '../machinery/state.ts';
