@@ -1,6 +1,7 @@
 import type { EventName, ParsedRequestOf } from '../../../shared/contract.ts';
 import { HubError } from '../../../shared/errors.ts';
-import { agentIdOf, markDisconnected, recoverAfterRestart, registerAgent, requireAgent, setAgentStatus } from '../work/agents.ts';
+import { markDisconnected, recoverAfterRestart, registerAgent } from '../work/agent-connections.ts';
+import { agentIdOf, requireAgent, setAgentStatus } from '../work/agents.ts';
 import { answerOffer, completeTask, failTask, heartbeat, recordProgress, registerTaskData } from '../work/attempts.ts';
 import type { Actor } from './actor.ts';
 import { requireWorkflow, type Transition } from './context.ts';

@@ -1,0 +1,122 @@
+import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
+import type { Agent } from '../../../shared/schemas/agent.ts';
+import type { Transition } from '../machinery/context.ts';
+import { AGENTS_DOC, type HubState } from '../machinery/state.ts';
+import { requireAgent } from './agents.ts';
+import { withdrawOffer } from './attempts.ts';
+
+// Agents coming and going. Apart from agents.ts (the pool's bookkeeping) because a connection
+// change withdraws offers, and attempts need that bookkeeping: together they would import each other.
+
+/** The attempts the hub believes an agent holds. */
+export function heldAttempts(state: HubState, agentId: string): ReplyOf<'agent', 'agent.register'>['attempts'] {
+  const held = [];
+  for (const token of state.work.byAgent.get(agentId) ?? []) {
+    const attempt = state.work.active.get(token)!;
+    held.push({ workflowId: attempt.workflowId, workOrderId: attempt.workOrderId, attemptToken: token, state: attempt.phase });
+  }
+  return held;
+}
+
+/**
+ * Registers an agent, or re-registers it after a reconnect: the identity, stats and running work
+ * are kept, and the fields it sends now replace the old ones. Offers pushed over a previous
+ * connection can no longer be answered, so they go back to the queue.
+ */
+export function registerAgent(
+  t: Transition,
+  input: ParsedRequestOf<'agent', 'agent.register'> & { newConnection: boolean },
+): ReplyOf<'agent', 'agent.register'> {
+  if (!t.state.agents) t.tx.putDoc(AGENTS_DOC, {});
+  const { agentId, newConnection, ...fields } = input;
+  const existing = t.state.agents![agentId];
+  if (existing && newConnection) withdrawOffers(t, agentId, 'the agent reconnected before answering');
+  if (existing) {
+    const status = existing.status === 'offline' ? (existing.load > 0 ? 'busy' : 'idle') : existing.status;
+    const declared = existing.taskTypes;
+    t.tx.assign(AGENTS_DOC, [agentId], { ...fields, status });
+    unfileDropped(t, agentId, declared);
+  } else {
+    const agent: Agent = {
+      id: agentId,
+      ...fields,
+      status: 'idle',
+      note: null,
+      load: 0,
+      registeredAt: t.ctx.now,
+      lastAssignedAt: null,
+      stats: { assigned: 0, completed: 0, failed: 0, declined: 0, byTaskType: {} },
+    };
+    t.tx.set(AGENTS_DOC, [agentId], agent);
+  }
+  markConnected(t, agentId);
+  return { agent: requireAgent(t.state, agentId), attempts: heldAttempts(t.state, agentId) };
+}
+
+/** Takes an agent out of the sets of the task types it no longer declares (undone with the command). */
+function unfileDropped(t: Transition, agentId: string, declared: readonly string[]): void {
+  const work = t.state.work;
+  const current = t.state.agents![agentId]!.taskTypes;
+  for (const type of declared) {
+    if (!current.includes(type) && work.unfile(type, agentId)) t.tx.onUndo(() => work.fileUnder(type, agentId));
+  }
+}
+
+/** Records that an agent's socket is up (runtime only; undone with the command). */
+function markConnected(t: Transition, agentId: string): void {
+  const work = t.state.work;
+  const since = work.disconnected.get(agentId);
+  const wasConnected = work.connected.has(agentId);
+  work.connected.add(agentId);
+  work.disconnected.delete(agentId);
+  work.freed.add(agentId);
+  t.tx.onUndo(() => {
+    if (!wasConnected) work.connected.delete(agentId);
+    if (since !== undefined) work.disconnected.set(agentId, since);
+  });
+}
+
+/**
+ * Records that an agent's socket is gone. Offers waiting for its answer go back to the queue at
+ * once; running work waits out the grace period (or its lease) for the agent to come back.
+ */
+export function markDisconnected(t: Transition, agentId: string): void {
+  const work = t.state.work;
+  if (!work.connected.has(agentId)) return;
+  work.connected.delete(agentId);
+  work.disconnected.set(agentId, t.ctx.now);
+  t.tx.onUndo(() => {
+    work.connected.add(agentId);
+    work.disconnected.delete(agentId);
+  });
+  withdrawOffers(t, agentId, 'agent disconnected');
+}
+
+/** Puts the orders offered to an agent back in the queue without holding it against the agent. */
+function withdrawOffers(t: Transition, agentId: string, reason: string): void {
+  const work = t.state.work;
+  for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
+    const active = work.active.get(token)!;
+    if (active.phase !== 'offered') continue;
+    withdrawOffer(t, t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!, reason, false);
+  }
+}
+
+/**
+ * After a restart no agent is connected yet: offers in flight are withdrawn (their answers are
+ * lost) and every agent not already offline gets the grace period to reconnect and keep its work.
+ */
+export function recoverAfterRestart(t: Transition): { withdrawn: number } {
+  const work = t.state.work;
+  let withdrawn = 0;
+  for (const agent of Object.values(t.state.agents ?? {})) {
+    if (agent.status !== 'offline' && !work.connected.has(agent.id)) work.disconnected.set(agent.id, t.ctx.now);
+  }
+  for (const active of [...work.active.values()]) {
+    if (active.phase !== 'offered') continue;
+    const order = t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!;
+    withdrawOffer(t, order, 'the hub restarted before the offer was answered', false);
+    withdrawn++;
+  }
+  return { withdrawn };
+}
