@@ -1,10 +1,8 @@
 import { HubError } from '../../../shared/errors.ts';
 import type { ParsedRequestOf } from '../../../shared/contract.ts';
-import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
-import type { Workflow, WorkflowAgent } from '../../../shared/schemas/workflow.ts';
-import { adjustLoad, agentIdOf, recordAgentOutcome } from './agents.ts';
-import { byLeastRecentlyAssigned } from './assignment.ts';
+import { agentIdOf } from './agents.ts';
+import { endAttempt } from './attempt-records.ts';
 import type { Actor } from '../machinery/actor.ts';
 import { requireWorkflow, type Transition } from '../machinery/context.ts';
 import { registerReferences, type PreparedSpec, type Producer } from '../data/inventory.ts';
@@ -12,77 +10,9 @@ import { versionOf, type HubState } from '../machinery/state.ts';
 import { finishOrder, queueOrder, requireOrder, setOrderState } from './work-orders.ts';
 import { touch } from '../workflows/workflows.ts';
 
-type Outcome = 'completed' | 'failed' | 'cancelled' | 'lease_expired' | 'agent_lost' | 'declined';
 type AttemptInput = { workflowId: string; workOrderId: string; attemptToken: string };
 type CompleteInput = Omit<ParsedRequestOf<'agent', 'task.complete'>, 'outputs'> & { outputs?: PreparedSpec[] | undefined };
 type RegisterInput = AttemptInput & PreparedSpec;
-
-/** Counts an outcome in the agent's record within the workflow. */
-function recordWorkflowAgent(t: Transition, workflow: Workflow, agentId: string, field: keyof Omit<WorkflowAgent, 'agentId'>, add = 1): void {
-  const existing = workflow.agents[agentId];
-  if (!existing) {
-    const fresh: WorkflowAgent = { agentId, assigned: 0, completed: 0, failed: 0, declined: 0, busyMs: 0 };
-    fresh[field] += add;
-    t.tx.set(workflow.id, ['agents', agentId], fresh);
-  } else {
-    t.tx.set(workflow.id, ['agents', agentId, field], existing[field] + add);
-  }
-}
-
-/** Counts a new offer for the agent (hub-wide and in the workflow). */
-export function recordOffer(t: Transition, order: WorkOrder, agentId: string): void {
-  adjustLoad(t, agentId, +1);
-  recordAgentOutcome(t, agentId, order.taskType, 'assigned');
-  recordWorkflowAgent(t, requireWorkflow(t.state, order.workflowId), agentId, 'assigned');
-}
-
-/**
- * Ends the order's current attempt: the agent's slot is freed, its performance counted, the
- * attempt kept in the order's history, and, when someone else ended it, the agent told to stop.
- */
-export function endAttempt(t: Transition, order: WorkOrder, outcome: Outcome, error: string | null, notifyAgent: boolean): void {
-  const attempt = order.attempt;
-  if (!attempt) return;
-  const workflow = requireWorkflow(t.state, order.workflowId);
-  const now = t.ctx.now;
-  const path = ['workOrders', order.id];
-  if (attempt.acceptedAt !== null && outcome !== 'declined') {
-    t.tx.append(workflow.id, [...path, 'history'], { number: attempt.number, agentId: attempt.agentId, outcome, error, startedAt: attempt.acceptedAt, endedAt: now });
-  }
-  t.tx.set(workflow.id, [...path, 'attempt'], null);
-  const work = t.state.work;
-  work.release(attempt.token);
-  // The agent left a workflow capped at maxConcurrentAgents: its place opens for another agent.
-  // Every agent that may be free looks for work, this one included, least recently assigned first.
-  if (workflow.config.maxConcurrentAgents !== null && !work.workflowAgents.get(workflow.id)?.has(attempt.agentId)) {
-    const agentIds = work.availableAgents();
-    for (const agentId of work.freed) agentIds.add(agentId);
-    const agents: Agent[] = [];
-    for (const agentId of agentIds) {
-      const agent = t.state.agents?.[agentId];
-      if (agent) agents.push(agent);
-    }
-    work.freed.clear();
-    for (const agent of agents.sort(byLeastRecentlyAssigned)) work.freed.add(agent.id);
-  }
-  adjustLoad(t, attempt.agentId, -1);
-  if (outcome === 'completed') {
-    const duration = now - (attempt.acceptedAt ?? attempt.offeredAt);
-    recordAgentOutcome(t, attempt.agentId, order.taskType, 'completed', duration);
-    recordWorkflowAgent(t, workflow, attempt.agentId, 'completed');
-    recordWorkflowAgent(t, workflow, attempt.agentId, 'busyMs', duration);
-  } else if (outcome === 'declined') {
-    recordAgentOutcome(t, attempt.agentId, order.taskType, 'declined');
-    recordWorkflowAgent(t, workflow, attempt.agentId, 'declined');
-  } else if (outcome !== 'cancelled') {
-    recordAgentOutcome(t, attempt.agentId, order.taskType, 'failed');
-    recordWorkflowAgent(t, workflow, attempt.agentId, 'failed');
-  }
-  if (notifyAgent && t.state.work.connected.has(attempt.agentId)) {
-    const reason = error ?? outcome;
-    t.tx.effect({ type: 'cancel', agentId: attempt.agentId, notice: { workflowId: workflow.id, workOrderId: order.id, attemptToken: attempt.token, reason } });
-  }
-}
 
 /**
  * The order and attempt an agent's message refers to. A token that is not the order's current

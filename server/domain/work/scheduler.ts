@@ -1,7 +1,7 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import { canServe, chooseAgent, eligible, queueKey, type Situation } from './assignment.ts';
-import { recordOffer } from './attempts.ts';
+import { recordOffer } from './attempt-records.ts';
 import { requireWorkflow, type Transition } from '../machinery/context.ts';
 import { assignmentInputs } from '../data/inventory.ts';
 import { setOrderState } from './work-orders.ts';

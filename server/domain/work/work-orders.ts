@@ -3,7 +3,7 @@ import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import type { WorkOrder, WorkOrderState } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { requireEntity, requireOpen, requireWorkflow, type Transition } from '../machinery/context.ts';
-import { endAttempt } from './attempts.ts';
+import { endAttempt } from './attempt-records.ts';
 import { recordRun } from '../data/lineage.ts';
 import { versionOf } from '../machinery/state.ts';
 import { touch } from '../workflows/workflows.ts';
