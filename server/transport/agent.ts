@@ -3,11 +3,12 @@ import { HubError } from '../../shared/errors.ts';
 import { OfferReply, type Assignment, type CancelNotice } from '../../shared/schemas/work-order.ts';
 import type { DataFiles } from '../data-files.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
-import type { CommandType } from '../domain/machinery/commands.ts';
+import type { CommandInput, CommandType } from '../domain/machinery/commands.ts';
 import { checkAttempt } from '../domain/work/attempts.ts';
 import type { Effect } from '../domain/machinery/effects.ts';
 import type { Hub } from '../hub.ts';
 import type { Logger } from '../logger.ts';
+import { commandHandler } from './command-handler.ts';
 import { prepareSpecs } from './inventory.ts';
 import { sessionOf, type Handler, type Handlers, type Session } from './namespaces.ts';
 
@@ -32,12 +33,13 @@ export class AgentTransport {
     const registered = (session: Session) => {
       if (!session.actor.agentId) throw new HubError('FORBIDDEN', 'register the agent first (agent.register)');
     };
-    const asAgent =
-      <E extends 'agent.status' | 'agent.heartbeat' | 'task.progress' | 'task.fail'>(type: E & CommandType): Handler<'agent', E> =>
-      (input, session) => {
+    const asAgent = <K extends CommandType>(type: K) => {
+      const dispatch = commandHandler(hub, type);
+      return (input: CommandInput<K>, session: Session) => {
         registered(session);
-        return hub.dispatch({ type, input, actor: session.actor } as never) as never;
+        return dispatch(input, session);
       };
+    };
     return {
       'agent.register': (input, session, socket) => this.register(input, session, socket),
       'agent.status': asAgent('agent.status'),

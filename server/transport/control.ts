@@ -1,5 +1,3 @@
-import type { EventName } from '../../shared/contract.ts';
-import type { CommandType } from '../domain/machinery/commands.ts';
 import { listAgents, requireAgent } from '../domain/work/agents.ts';
 import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders, workflowSummary } from '../domain/machinery/queries.ts';
 import type { DataFiles } from '../data-files.ts';
@@ -7,48 +5,44 @@ import type { HubDirectory } from '../hub-directory.ts';
 import type { Hub } from '../hub.ts';
 import { requireWorkflow } from '../domain/machinery/context.ts';
 import { reportsOf, writeReports } from '../reports/writer.ts';
+import { commandHandler } from './command-handler.ts';
 import { inventoryHandlers } from './inventory.ts';
-import type { Handler, Handlers } from './namespaces.ts';
-
-/** A handler that turns the request into the command of the same name and dispatches it. */
-function command<E extends EventName<'control'> & CommandType>(hub: Hub, type: E): Handler<'control', E> {
-  return (input, session) => hub.dispatch({ type, input, actor: session.actor } as never) as never;
-}
+import type { Handlers } from './namespaces.ts';
 
 /**
  * The handlers of `/control`: reads come straight from state, changes go through dispatch. An
  * output folder in the hub's data directory (outside `workflows/`) is refused before dispatch.
  */
 export function controlHandlers(hub: Hub, files: DataFiles, hubDirectory: HubDirectory, openLineageProducer: string): Handlers<'control'> {
-  const create = command(hub, 'workflow.create');
+  const create = commandHandler(hub, 'workflow.create');
   return {
     ...inventoryHandlers(hub, files, openLineageProducer),
-    'workflow.create': async (input, session, socket) => {
+    'workflow.create': async (input, session) => {
       if (input.outputFolder !== undefined) await hubDirectory.requireOutputFolder(input.outputFolder);
-      return create(input, session, socket);
+      return create(input, session);
     },
     'workflow.list': (input) => listWorkflows(hub.state, input),
     'workflow.get': (input) => getWorkflow(hub.state, input.workflowId),
     'workflow.summary': (input) => workflowSummary(hub.state, input.workflowId, hub.now()),
-    'workflow.start': command(hub, 'workflow.start'),
-    'workflow.complete': command(hub, 'workflow.complete'),
-    'workflow.fail': command(hub, 'workflow.fail'),
-    'workflow.cancel': command(hub, 'workflow.cancel'),
-    'workflow.progress': command(hub, 'workflow.progress'),
-    'step.add': command(hub, 'step.add'),
-    'step.start': command(hub, 'step.start'),
-    'step.complete': command(hub, 'step.complete'),
-    'step.fail': command(hub, 'step.fail'),
-    'objective.add': command(hub, 'objective.add'),
-    'objective.update': command(hub, 'objective.update'),
-    'kpi.add': command(hub, 'kpi.add'),
-    'kpi.record': command(hub, 'kpi.record'),
-    'workOrder.create': command(hub, 'workOrder.create'),
-    'workOrder.createMany': command(hub, 'workOrder.createMany'),
+    'workflow.start': commandHandler(hub, 'workflow.start'),
+    'workflow.complete': commandHandler(hub, 'workflow.complete'),
+    'workflow.fail': commandHandler(hub, 'workflow.fail'),
+    'workflow.cancel': commandHandler(hub, 'workflow.cancel'),
+    'workflow.progress': commandHandler(hub, 'workflow.progress'),
+    'step.add': commandHandler(hub, 'step.add'),
+    'step.start': commandHandler(hub, 'step.start'),
+    'step.complete': commandHandler(hub, 'step.complete'),
+    'step.fail': commandHandler(hub, 'step.fail'),
+    'objective.add': commandHandler(hub, 'objective.add'),
+    'objective.update': commandHandler(hub, 'objective.update'),
+    'kpi.add': commandHandler(hub, 'kpi.add'),
+    'kpi.record': commandHandler(hub, 'kpi.record'),
+    'workOrder.create': commandHandler(hub, 'workOrder.create'),
+    'workOrder.createMany': commandHandler(hub, 'workOrder.createMany'),
     'workOrder.get': (input) => getWorkOrder(hub.state, input.workflowId, input.workOrderId),
     'workOrder.list': (input) => listWorkOrders(hub.state, input),
-    'workOrder.cancel': command(hub, 'workOrder.cancel'),
-    'workflow.autoAssign': command(hub, 'workflow.autoAssign'),
+    'workOrder.cancel': commandHandler(hub, 'workOrder.cancel'),
+    'workflow.autoAssign': commandHandler(hub, 'workflow.autoAssign'),
     'workflow.report': (input) => reportsOf(hub.state, input.workflowId, [input.format])[0]!,
     'workflow.generateReports': async (input) => {
       const workflow = requireWorkflow(hub.state, input.workflowId);
@@ -57,6 +51,6 @@ export function controlHandlers(hub: Hub, files: DataFiles, hubDirectory: HubDir
     },
     'agent.list': () => listAgents(hub.state),
     'agent.get': (input) => requireAgent(hub.state, input.agentId),
-    'agent.update': command(hub, 'agent.update'),
+    'agent.update': commandHandler(hub, 'agent.update'),
   };
 }
