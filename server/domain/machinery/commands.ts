@@ -115,10 +115,20 @@ export const transitions = {
   'hub.recover': (t: Transition, _input: object) => recoverAfterRestart(t),
 } as const;
 
+/** The name of a command. */
 export type CommandType = keyof typeof transitions;
 type TransitionOf<K extends CommandType> = (typeof transitions)[K];
+/** What command K takes. */
 export type CommandInput<K extends CommandType> = Parameters<TransitionOf<K>>[1];
+/** What command K answers. */
 export type CommandReply<K extends CommandType> = ReturnType<TransitionOf<K>>;
+
+/**
+ * The transitions seen through their command types. Indexed by a generic K it is still one
+ * function of CommandInput<K> to CommandReply<K>, so applyCommand calls it without a cast.
+ */
+type TransitionTable = { [K in CommandType]: (t: Transition, input: CommandInput<K>, actor: Actor) => CommandReply<K> };
+const table: TransitionTable = transitions;
 
 /** A request to change state. */
 export interface Command<K extends CommandType = CommandType> {
@@ -129,8 +139,7 @@ export interface Command<K extends CommandType = CommandType> {
 
 /** Runs one command against the state through its transaction, then lets the scheduler act. */
 export function applyCommand<K extends CommandType>(t: Transition, command: Command<K>): CommandReply<K> {
-  const transition = transitions[command.type] as unknown as (t: Transition, input: CommandInput<K>, actor: Actor) => CommandReply<K>;
-  const reply = transition(t, command.input, command.actor);
+  const reply = table[command.type](t, command.input, command.actor);
   schedule(t);
   return reply;
 }

@@ -87,7 +87,7 @@ export class Transaction<E = unknown> {
   assign(doc: DocKey, path: Path, fields: Record<string, unknown>): void {
     const target = this.resolve(doc, path) as Record<string, unknown>;
     if (Array.isArray(target)) {
-      for (const [key, value] of Object.entries(fields)) if (value !== undefined && !sameJson(target[key as never], value)) this.set(doc, [...path, key], value);
+      for (const [key, value] of Object.entries(fields)) if (value !== undefined && !sameJson(target[key], value)) this.set(doc, [...path, key], value);
       return;
     }
     // The hot path (progress, state changes): the object is found once and its pointer built once.
