@@ -4,7 +4,7 @@ import { isRemoteUri, type DataReference, type DataReferenceSpec, type DataStatu
 import type { Assignment, WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import type { Actor } from '../machinery/actor.ts';
-import { requireEntity, requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireEntity, requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { recordTransformation } from './lineage.ts';
 import { versionOf } from '../machinery/state.ts';
 import { touch } from '../workflows/workflows.ts';
@@ -64,7 +64,7 @@ function snapshotOf(ref: DataReference): DataVersion {
 }
 
 /** Moves the current version into the bounded history and applies `fields` as the next version. */
-function nextVersion(t: Transition, workflow: Workflow, ref: DataReference, fields: Partial<DataReference>, actor: Actor): void {
+function nextVersion(t: CommandContext, workflow: Workflow, ref: DataReference, fields: Partial<DataReference>, actor: Actor): void {
   const path = ['data', ref.id];
   t.tx.append(workflow.id, [...path, 'history'], snapshotOf(ref));
   if (ref.history.length > t.ctx.settings.dataHistoryLimit) t.tx.remove(workflow.id, [...path, 'history', 0]);
@@ -83,7 +83,7 @@ function isRetryOf(existing: DataReference, producer: Producer | undefined): boo
  * new version, because handlers may run more than once. derivedFrom must name references of the
  * workflow or of this batch; a control client's derived reference is linked by a `derive` run.
  */
-export function registerReferences(t: Transition, workflowId: string, specs: PreparedSpec[], actor: Actor, producer?: Producer): DataReference[] {
+export function registerReferences(t: CommandContext, workflowId: string, specs: PreparedSpec[], actor: Actor, producer?: Producer): DataReference[] {
   const workflow = requireWorkflow(t.state, workflowId);
   const withIds = specs.map((spec) => ({ ...spec, id: spec.id ?? t.ctx.newId('data') }));
   const ids = new Set<string>();
@@ -155,7 +155,7 @@ export function registerReferences(t: Transition, workflowId: string, specs: Pre
 }
 
 /** Makes a new version of a reference; the previous one joins its history. */
-export function updateReference(t: Transition, input: UpdateInput, actor: Actor) {
+export function updateReference(t: CommandContext, input: UpdateInput, actor: Actor) {
   const workflow = requireWorkflow(t.state, input.workflowId);
   const ref = requireData(workflow, input.dataId);
   if (input.expectedVersion !== undefined && input.expectedVersion !== ref.version) {
@@ -187,7 +187,7 @@ export function updateReference(t: Transition, input: UpdateInput, actor: Actor)
  * Re-checks a local file against the recorded checksum: valid, missing or changed. A reference
  * recorded without a checksum (missing before, or unchecked) takes the measured one.
  */
-export function validateReference(t: Transition, input: { workflowId: string; dataId: string; version: number; observed: Observation }) {
+export function validateReference(t: CommandContext, input: { workflowId: string; dataId: string; version: number; observed: Observation }) {
   const workflow = requireWorkflow(t.state, input.workflowId);
   const ref = requireData(workflow, input.dataId);
   if (ref.version !== input.version) throw new HubError('CONFLICT', `data reference ${ref.id} changed while it was being validated; retry`);

@@ -2,14 +2,14 @@ import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import type { Transformation } from '../../../shared/schemas/lineage.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Actor } from '../machinery/actor.ts';
-import { requireEntity, requireFreeId, requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireEntity, requireFreeId, requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { versionOf } from '../machinery/state.ts';
 import { touch } from '../workflows/workflows.ts';
 
 type Fields = Pick<Transformation, 'operation' | 'inputs' | 'outputs' | 'recordedBy'> & Partial<Omit<Transformation, 'id'>> & { id?: string };
 
 /** Stores a transformation; the caller has checked that its references exist. */
-export function recordTransformation(t: Transition, workflowId: string, fields: Fields): Transformation {
+export function recordTransformation(t: CommandContext, workflowId: string, fields: Fields): Transformation {
   const id = fields.id ?? t.ctx.newId('run');
   const transformation: Transformation = {
     id,
@@ -31,7 +31,7 @@ export function recordTransformation(t: Transition, workflowId: string, fields: 
 }
 
 /** Links inputs to outputs through an operation (control). Every reference must exist, or nothing changes. */
-export function linkLineage(t: Transition, input: ParsedRequestOf<'control', 'lineage.link'>, actor: Actor) {
+export function linkLineage(t: CommandContext, input: ParsedRequestOf<'control', 'lineage.link'>, actor: Actor) {
   const workflow = requireWorkflow(t.state, input.workflowId);
   for (const id of [...input.inputs, ...input.outputs]) requireEntity(workflow.data, id, 'data reference', workflow.id);
   if (input.workOrderId !== undefined) requireEntity(workflow.workOrders, input.workOrderId, 'work order', workflow.id);
@@ -56,7 +56,7 @@ export function linkLineage(t: Transition, input: ParsedRequestOf<'control', 'li
  * data: its inputs (and what its outputs say they derive from) → the outputs of its last attempt.
  * Called after the attempt ended, so the last history record is that attempt. Cost: O(its data).
  */
-export function recordRun(t: Transition, order: WorkOrder, state: 'completed' | 'failed', error: string | undefined): void {
+export function recordRun(t: CommandContext, order: WorkOrder, state: 'completed' | 'failed', error: string | undefined): void {
   const workflow = requireWorkflow(t.state, order.workflowId);
   const last = order.history.at(-1) ?? null;
   const outputs = last ? order.outputs.filter((id) => workflow.data[id]?.provenance.attempt === last.number) : [];

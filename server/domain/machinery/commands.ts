@@ -4,7 +4,7 @@ import { markDisconnected, recoverAfterRestart, registerAgent } from '../work/ag
 import { agentIdOf, requireAgent, setAgentStatus } from '../work/agents.ts';
 import { answerOffer, completeTask, failTask, heartbeat, recordProgress, registerTaskData } from '../work/attempts.ts';
 import type { Actor } from './actor.ts';
-import { requireWorkflow, type Transition } from './context.ts';
+import { requireWorkflow, type CommandContext } from './context.ts';
 import { registerReferences, updateReference, validateReference, type Observation, type PreparedSpec } from '../data/inventory.ts';
 import { addKpi, recordKpi } from '../workflows/kpis.ts';
 import { linkLineage } from '../data/lineage.ts';
@@ -30,7 +30,7 @@ function currentAssignments(state: HubState, workflowId: string) {
 }
 
 /** A lifecycle change, then what it means for the workflow's work orders. */
-function lifecycle(t: Transition, workflowId: string, change: LifecycleChange, reason?: string) {
+function lifecycle(t: CommandContext, workflowId: string, change: LifecycleChange, reason?: string) {
   const reply = changeStatus(t, workflowId, change, reason);
   const workflow = requireWorkflow(t.state, workflowId);
   if (change === 'start') releaseWorkflowOrders(t, workflow);
@@ -43,58 +43,58 @@ function lifecycle(t: Transition, workflowId: string, change: LifecycleChange, r
  * handler, an HTTP route or a timer builds a command; only Hub.dispatch runs it.
  */
 export const transitions = {
-  'workflow.create': (t: Transition, input: In<'workflow.create'>) => createWorkflow(t, input),
-  'workflow.start': (t: Transition, input: In<'workflow.start'>) => lifecycle(t, input.workflowId, 'start'),
-  'workflow.complete': (t: Transition, input: In<'workflow.complete'>) => lifecycle(t, input.workflowId, 'complete'),
-  'workflow.fail': (t: Transition, input: In<'workflow.fail'>) => lifecycle(t, input.workflowId, 'fail', input.reason),
-  'workflow.cancel': (t: Transition, input: In<'workflow.cancel'>) => lifecycle(t, input.workflowId, 'cancel', input.reason),
-  'workflow.progress': (t: Transition, input: In<'workflow.progress'>) => updateProgress(t, input),
-  'workflow.autoAssign': (t: Transition, input: In<'workflow.autoAssign'>) => {
+  'workflow.create': (t: CommandContext, input: In<'workflow.create'>) => createWorkflow(t, input),
+  'workflow.start': (t: CommandContext, input: In<'workflow.start'>) => lifecycle(t, input.workflowId, 'start'),
+  'workflow.complete': (t: CommandContext, input: In<'workflow.complete'>) => lifecycle(t, input.workflowId, 'complete'),
+  'workflow.fail': (t: CommandContext, input: In<'workflow.fail'>) => lifecycle(t, input.workflowId, 'fail', input.reason),
+  'workflow.cancel': (t: CommandContext, input: In<'workflow.cancel'>) => lifecycle(t, input.workflowId, 'cancel', input.reason),
+  'workflow.progress': (t: CommandContext, input: In<'workflow.progress'>) => updateProgress(t, input),
+  'workflow.autoAssign': (t: CommandContext, input: In<'workflow.autoAssign'>) => {
     requireWorkflow(t.state, input.workflowId);
     schedule(t);
     return { assigned: currentAssignments(t.state, input.workflowId) };
   },
-  'step.add': (t: Transition, input: In<'step.add'>) => addStep(t, input),
-  'step.start': (t: Transition, input: In<'step.start'>) => startStep(t, input),
-  'step.complete': (t: Transition, input: In<'step.complete'>) => completeStep(t, input),
-  'step.fail': (t: Transition, input: In<'step.fail'>) => failStep(t, input),
-  'objective.add': (t: Transition, input: In<'objective.add'>) => addObjective(t, input),
-  'objective.update': (t: Transition, input: In<'objective.update'>) => updateObjective(t, input),
-  'kpi.add': (t: Transition, input: In<'kpi.add'>) => addKpi(t, input),
-  'kpi.record': (t: Transition, input: In<'kpi.record'>) => recordKpi(t, input),
-  'workOrder.create': (t: Transition, input: In<'workOrder.create'>) => {
+  'step.add': (t: CommandContext, input: In<'step.add'>) => addStep(t, input),
+  'step.start': (t: CommandContext, input: In<'step.start'>) => startStep(t, input),
+  'step.complete': (t: CommandContext, input: In<'step.complete'>) => completeStep(t, input),
+  'step.fail': (t: CommandContext, input: In<'step.fail'>) => failStep(t, input),
+  'objective.add': (t: CommandContext, input: In<'objective.add'>) => addObjective(t, input),
+  'objective.update': (t: CommandContext, input: In<'objective.update'>) => updateObjective(t, input),
+  'kpi.add': (t: CommandContext, input: In<'kpi.add'>) => addKpi(t, input),
+  'kpi.record': (t: CommandContext, input: In<'kpi.record'>) => recordKpi(t, input),
+  'workOrder.create': (t: CommandContext, input: In<'workOrder.create'>) => {
     const { workflowId, ...spec } = input;
     const [item] = createOrders(t, workflowId, [spec]);
     return { version: versionOf(t.state, workflowId), item: item! };
   },
-  'workOrder.createMany': (t: Transition, input: In<'workOrder.createMany'>) => ({
+  'workOrder.createMany': (t: CommandContext, input: In<'workOrder.createMany'>) => ({
     items: createOrders(t, input.workflowId, input.orders),
     version: versionOf(t.state, input.workflowId),
   }),
-  'workOrder.cancel': (t: Transition, input: In<'workOrder.cancel'>) => cancelOrder(t, input),
+  'workOrder.cancel': (t: CommandContext, input: In<'workOrder.cancel'>) => cancelOrder(t, input),
   /** data.register and data.registerMany, once the transport has looked at the files. */
-  'data.register': (t: Transition, input: { workflowId: string; items: PreparedSpec[] }, actor: Actor) => ({
+  'data.register': (t: CommandContext, input: { workflowId: string; items: PreparedSpec[] }, actor: Actor) => ({
     items: registerReferences(t, input.workflowId, input.items, actor),
     version: versionOf(t.state, input.workflowId),
   }),
-  'data.update': (t: Transition, input: In<'data.update'> & { observed: Observation | null }, actor: Actor) => updateReference(t, input, actor),
-  'data.validate': (t: Transition, input: { workflowId: string; dataId: string; version: number; observed: Observation }) => validateReference(t, input),
-  'lineage.link': (t: Transition, input: In<'lineage.link'>, actor: Actor) => linkLineage(t, input, actor),
-  'agent.update': (t: Transition, input: In<'agent.update'>) => {
+  'data.update': (t: CommandContext, input: In<'data.update'> & { observed: Observation | null }, actor: Actor) => updateReference(t, input, actor),
+  'data.validate': (t: CommandContext, input: { workflowId: string; dataId: string; version: number; observed: Observation }) => validateReference(t, input),
+  'lineage.link': (t: CommandContext, input: In<'lineage.link'>, actor: Actor) => linkLineage(t, input, actor),
+  'agent.update': (t: CommandContext, input: In<'agent.update'>) => {
     const { agentId, ...change } = input;
     return setAgentStatus(t, agentId, change);
   },
   /** `newConnection`: the agent registers over a socket other than the one it used before. */
-  'agent.register': (t: Transition, input: AgentIn<'agent.register'> & { newConnection: boolean }) => registerAgent(t, input),
-  'agent.status': (t: Transition, input: AgentIn<'agent.status'>, actor: Actor) => setAgentStatus(t, agentIdOf(actor), input),
-  'agent.heartbeat': (t: Transition, input: AgentIn<'agent.heartbeat'>, actor: Actor) => heartbeat(t, input, actor),
-  'task.progress': (t: Transition, input: AgentIn<'task.progress'>, actor: Actor) => recordProgress(t, input, actor),
-  'task.complete': (t: Transition, input: Parameters<typeof completeTask>[1], actor: Actor) => completeTask(t, input, actor),
-  'task.registerData': (t: Transition, input: Parameters<typeof registerTaskData>[1], actor: Actor) => registerTaskData(t, input, actor),
-  'task.fail': (t: Transition, input: AgentIn<'task.fail'>, actor: Actor) => failTask(t, input, actor),
+  'agent.register': (t: CommandContext, input: AgentIn<'agent.register'> & { newConnection: boolean }) => registerAgent(t, input),
+  'agent.status': (t: CommandContext, input: AgentIn<'agent.status'>, actor: Actor) => setAgentStatus(t, agentIdOf(actor), input),
+  'agent.heartbeat': (t: CommandContext, input: AgentIn<'agent.heartbeat'>, actor: Actor) => heartbeat(t, input, actor),
+  'task.progress': (t: CommandContext, input: AgentIn<'task.progress'>, actor: Actor) => recordProgress(t, input, actor),
+  'task.complete': (t: CommandContext, input: Parameters<typeof completeTask>[1], actor: Actor) => completeTask(t, input, actor),
+  'task.registerData': (t: CommandContext, input: Parameters<typeof registerTaskData>[1], actor: Actor) => registerTaskData(t, input, actor),
+  'task.fail': (t: CommandContext, input: AgentIn<'task.fail'>, actor: Actor) => failTask(t, input, actor),
   /** The agent's answer to an assignment push (or the lack of one: accept false). */
   'offer.answer': (
-    t: Transition,
+    t: CommandContext,
     input: { workflowId: string; workOrderId: string; attemptToken: string; accept: boolean; reason?: string; silent?: boolean },
     actor: Actor,
   ) => {
@@ -106,13 +106,13 @@ export const transitions = {
     }
     return {};
   },
-  'agent.disconnect': (t: Transition, input: { agentId: string }) => {
+  'agent.disconnect': (t: CommandContext, input: { agentId: string }) => {
     markDisconnected(t, input.agentId);
     const agent = requireAgent(t.state, input.agentId);
     return { agentId: agent.id };
   },
-  'hub.sweep': (t: Transition, _input: object) => sweep(t),
-  'hub.recover': (t: Transition, _input: object) => recoverAfterRestart(t),
+  'hub.sweep': (t: CommandContext, _input: object) => sweep(t),
+  'hub.recover': (t: CommandContext, _input: object) => recoverAfterRestart(t),
 } as const;
 
 /** The name of a command. */
@@ -127,7 +127,7 @@ export type CommandReply<K extends CommandType> = ReturnType<TransitionOf<K>>;
  * The transitions seen through their command types. Indexed by a generic K it is still one
  * function of CommandInput<K> to CommandReply<K>, so applyCommand calls it without a cast.
  */
-type TransitionTable = { [K in CommandType]: (t: Transition, input: CommandInput<K>, actor: Actor) => CommandReply<K> };
+type TransitionTable = { [K in CommandType]: (t: CommandContext, input: CommandInput<K>, actor: Actor) => CommandReply<K> };
 const table: TransitionTable = transitions;
 
 /** A request to change state. */
@@ -138,7 +138,7 @@ export interface Command<K extends CommandType = CommandType> {
 }
 
 /** Runs one command against the state through its transaction, then lets the scheduler act. */
-export function applyCommand<K extends CommandType>(t: Transition, command: Command<K>): CommandReply<K> {
+export function applyCommand<K extends CommandType>(t: CommandContext, command: Command<K>): CommandReply<K> {
   const reply = table[command.type](t, command.input, command.actor);
   schedule(t);
   return reply;

@@ -21,18 +21,21 @@ export interface DomainSettings {
   backoffMaxMs: number;
 }
 
-/** What a transition gets besides the state: the time, an id source and settings. No I/O. */
-export interface DomainContext {
+/** What a command gets from the hub besides the state: the time, an id source and settings. No I/O. */
+export interface Environment {
   now: number;
   newId(prefix: string): string;
   settings: DomainSettings;
 }
 
-/** Everything a transition function receives. */
-export interface Transition {
+/**
+ * The context a command runs in: the state it reads, the transaction every write goes through,
+ * and its environment. Every domain function that changes state takes one.
+ */
+export interface CommandContext {
   state: HubState;
   tx: Transaction<Effect>;
-  ctx: DomainContext;
+  ctx: Environment;
 }
 
 /** The workflow with this id, or NOT_FOUND. */

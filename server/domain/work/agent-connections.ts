@@ -1,6 +1,6 @@
 import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
-import type { Transition } from '../machinery/context.ts';
+import type { CommandContext } from '../machinery/context.ts';
 import { AGENTS_DOC, type HubState } from '../machinery/state.ts';
 import { requireAgent } from './agents.ts';
 import { withdrawOffer } from './attempts.ts';
@@ -24,7 +24,7 @@ export function heldAttempts(state: HubState, agentId: string): ReplyOf<'agent',
  * connection can no longer be answered, so they go back to the queue.
  */
 export function registerAgent(
-  t: Transition,
+  t: CommandContext,
   input: ParsedRequestOf<'agent', 'agent.register'> & { newConnection: boolean },
 ): ReplyOf<'agent', 'agent.register'> {
   if (!t.state.agents) t.tx.putDoc(AGENTS_DOC, {});
@@ -54,7 +54,7 @@ export function registerAgent(
 }
 
 /** Takes an agent out of the sets of the task types it no longer declares (undone with the command). */
-function unfileDropped(t: Transition, agentId: string, declared: readonly string[]): void {
+function unfileDropped(t: CommandContext, agentId: string, declared: readonly string[]): void {
   const work = t.state.work;
   const current = t.state.agents![agentId]!.taskTypes;
   for (const type of declared) {
@@ -63,7 +63,7 @@ function unfileDropped(t: Transition, agentId: string, declared: readonly string
 }
 
 /** Records that an agent's socket is up (runtime only; undone with the command). */
-function markConnected(t: Transition, agentId: string): void {
+function markConnected(t: CommandContext, agentId: string): void {
   const work = t.state.work;
   const since = work.disconnected.get(agentId);
   const wasConnected = work.connected.has(agentId);
@@ -80,7 +80,7 @@ function markConnected(t: Transition, agentId: string): void {
  * Records that an agent's socket is gone. Offers waiting for its answer go back to the queue at
  * once; running work waits out the grace period (or its lease) for the agent to come back.
  */
-export function markDisconnected(t: Transition, agentId: string): void {
+export function markDisconnected(t: CommandContext, agentId: string): void {
   const work = t.state.work;
   if (!work.connected.has(agentId)) return;
   work.connected.delete(agentId);
@@ -93,7 +93,7 @@ export function markDisconnected(t: Transition, agentId: string): void {
 }
 
 /** Puts the orders offered to an agent back in the queue without holding it against the agent. */
-function withdrawOffers(t: Transition, agentId: string, reason: string): void {
+function withdrawOffers(t: CommandContext, agentId: string, reason: string): void {
   const work = t.state.work;
   for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
     const active = work.active.get(token)!;
@@ -106,7 +106,7 @@ function withdrawOffers(t: Transition, agentId: string, reason: string): void {
  * After a restart no agent is connected yet: offers in flight are withdrawn (their answers are
  * lost) and every agent not already offline gets the grace period to reconnect and keep its work.
  */
-export function recoverAfterRestart(t: Transition): { withdrawn: number } {
+export function recoverAfterRestart(t: CommandContext): { withdrawn: number } {
   const work = t.state.work;
   let withdrawn = 0;
   for (const agent of Object.values(t.state.agents ?? {})) {

@@ -2,7 +2,7 @@ import { HubError } from '../../../shared/errors.ts';
 import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import type { Agent, AgentStatus } from '../../../shared/schemas/agent.ts';
 import type { Actor } from '../machinery/actor.ts';
-import type { Transition } from '../machinery/context.ts';
+import type { CommandContext } from '../machinery/context.ts';
 import { AGENTS_DOC, versionOf, type HubState } from '../machinery/state.ts';
 
 const RECENT_DURATIONS = 20;
@@ -27,7 +27,7 @@ function statusFor(agent: Agent, load: number): AgentStatus {
 }
 
 /** Changes an agent's load by `delta`, keeping its status in step. */
-export function adjustLoad(t: Transition, agentId: string, delta: number): void {
+export function adjustLoad(t: CommandContext, agentId: string, delta: number): void {
   const agent = requireAgent(t.state, agentId);
   const load = Math.max(0, agent.load + delta);
   const fields: Partial<Agent> = { load, status: statusFor(agent, load) };
@@ -37,7 +37,7 @@ export function adjustLoad(t: Transition, agentId: string, delta: number): void 
 
 /** Counts an outcome in the agent's hub-wide performance. */
 export function recordAgentOutcome(
-  t: Transition,
+  t: CommandContext,
   agentId: string,
   taskType: string,
   outcome: 'assigned' | 'completed' | 'failed' | 'declined',
@@ -67,7 +67,7 @@ export function recordAgentOutcome(
 }
 
 /** draining / active and a status note, from the agent itself or a control client. */
-export function setAgentStatus(t: Transition, agentId: string, input: ParsedRequestOf<'agent', 'agent.status'>): Agent {
+export function setAgentStatus(t: CommandContext, agentId: string, input: ParsedRequestOf<'agent', 'agent.status'>): Agent {
   const agent = requireAgent(t.state, agentId);
   if (input.status === 'draining' && agent.status !== 'offline') t.tx.set(AGENTS_DOC, [agentId, 'status'], 'draining');
   if (input.status === 'active' && agent.status === 'draining') {

@@ -1,7 +1,7 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow, WorkflowAgent } from '../../../shared/schemas/workflow.ts';
-import { requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { adjustLoad, recordAgentOutcome } from './agents.ts';
 import { byLeastRecentlyAssigned } from './assignment.ts';
 
@@ -12,7 +12,7 @@ import { byLeastRecentlyAssigned } from './assignment.ts';
 export type Outcome = 'completed' | 'failed' | 'cancelled' | 'lease_expired' | 'agent_lost' | 'declined';
 
 /** Counts an outcome in the agent's record within the workflow. */
-function recordWorkflowAgent(t: Transition, workflow: Workflow, agentId: string, field: keyof Omit<WorkflowAgent, 'agentId'>, add = 1): void {
+function recordWorkflowAgent(t: CommandContext, workflow: Workflow, agentId: string, field: keyof Omit<WorkflowAgent, 'agentId'>, add = 1): void {
   const existing = workflow.agents[agentId];
   if (!existing) {
     const fresh: WorkflowAgent = { agentId, assigned: 0, completed: 0, failed: 0, declined: 0, busyMs: 0 };
@@ -24,7 +24,7 @@ function recordWorkflowAgent(t: Transition, workflow: Workflow, agentId: string,
 }
 
 /** Counts a new offer for the agent (hub-wide and in the workflow). */
-export function recordOffer(t: Transition, order: WorkOrder, agentId: string): void {
+export function recordOffer(t: CommandContext, order: WorkOrder, agentId: string): void {
   adjustLoad(t, agentId, +1);
   recordAgentOutcome(t, agentId, order.taskType, 'assigned');
   recordWorkflowAgent(t, requireWorkflow(t.state, order.workflowId), agentId, 'assigned');
@@ -34,7 +34,7 @@ export function recordOffer(t: Transition, order: WorkOrder, agentId: string): v
  * Ends the order's current attempt: the agent's slot is freed, its performance counted, the
  * attempt kept in the order's history, and, when someone else ended it, the agent told to stop.
  */
-export function endAttempt(t: Transition, order: WorkOrder, outcome: Outcome, error: string | null, notifyAgent: boolean): void {
+export function endAttempt(t: CommandContext, order: WorkOrder, outcome: Outcome, error: string | null, notifyAgent: boolean): void {
   const attempt = order.attempt;
   if (!attempt) return;
   const workflow = requireWorkflow(t.state, order.workflowId);

@@ -4,7 +4,7 @@ import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import { agentIdOf } from './agents.ts';
 import { endAttempt } from './attempt-records.ts';
 import type { Actor } from '../machinery/actor.ts';
-import { requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { registerReferences, type PreparedSpec, type Producer } from '../data/inventory.ts';
 import { versionOf, type HubState } from '../machinery/state.ts';
 import { finishOrder, queueOrder, requireOrder, setOrderState } from './work-orders.ts';
@@ -18,7 +18,7 @@ type RegisterInput = AttemptInput & PreparedSpec;
  * The order and attempt an agent's message refers to. A token that is not the order's current
  * attempt is STALE_ATTEMPT; that is what keeps a late agent from completing work twice.
  */
-export function requireAttempt(t: Transition, input: AttemptInput, actor: Actor, phase: 'offered' | 'running'): WorkOrder {
+export function requireAttempt(t: CommandContext, input: AttemptInput, actor: Actor, phase: 'offered' | 'running'): WorkOrder {
   return checkAttempt(t.state, input, actor, phase);
 }
 
@@ -39,7 +39,7 @@ export function checkAttempt(state: HubState, input: AttemptInput, actor: Actor,
 }
 
 /** The agent accepted the offer: the attempt starts and its lease runs. */
-export function acceptOffer(t: Transition, input: AttemptInput, actor: Actor): void {
+export function acceptOffer(t: CommandContext, input: AttemptInput, actor: Actor): void {
   const order = requireAttempt(t, input, actor, 'offered');
   const now = t.ctx.now;
   const path = ['workOrders', order.id];
@@ -62,7 +62,7 @@ export function acceptOffer(t: Transition, input: AttemptInput, actor: Actor): v
  * accepts the offer first: the agent has the offer and is working, but its accept ack may come
  * after its first report (python-socketio acks only once the handler returns).
  */
-export function requireRunningAttempt(t: Transition, input: AttemptInput, actor: Actor): WorkOrder {
+export function requireRunningAttempt(t: CommandContext, input: AttemptInput, actor: Actor): WorkOrder {
   const order = checkAttempt(t.state, input, actor);
   if (order.state === 'offered') acceptOffer(t, input, actor);
   return requireAttempt(t, input, actor, 'running');
@@ -74,7 +74,7 @@ export function requireRunningAttempt(t: Transition, input: AttemptInput, actor:
  * itself declined, it is told to drop the offer, in case it accepted after all (late, or over a
  * connection it has since replaced) and started the work.
  */
-export function withdrawOffer(t: Transition, order: WorkOrder, reason: string, remember: boolean, declinedByAgent = false): void {
+export function withdrawOffer(t: CommandContext, order: WorkOrder, reason: string, remember: boolean, declinedByAgent = false): void {
   const attempt = order.attempt!;
   endAttempt(t, order, 'declined', reason, !declinedByAgent);
   if (remember) t.tx.append(order.workflowId, ['workOrders', order.id, 'declinedBy'], attempt.agentId);
@@ -82,14 +82,14 @@ export function withdrawOffer(t: Transition, order: WorkOrder, reason: string, r
 }
 
 /** The agent's answer to an offer; `silent`: there was none before the accept deadline. */
-export function answerOffer(t: Transition, input: AttemptInput & { accept: boolean; reason?: string; silent?: boolean }, actor: Actor): void {
+export function answerOffer(t: CommandContext, input: AttemptInput & { accept: boolean; reason?: string; silent?: boolean }, actor: Actor): void {
   if (input.accept) return acceptOffer(t, input, actor);
   const order = requireAttempt(t, input, actor, 'offered');
   withdrawOffer(t, order, input.reason ?? 'declined', true, !input.silent);
 }
 
 /** Progress of a running attempt: percentage, message, and details kept as the checkpoint. Renews the lease. */
-export function recordProgress(t: Transition, input: ParsedRequestOf<'agent', 'task.progress'>, actor: Actor) {
+export function recordProgress(t: CommandContext, input: ParsedRequestOf<'agent', 'task.progress'>, actor: Actor) {
   const order = requireRunningAttempt(t, input, actor);
   const changes: Partial<WorkOrder> = { progress: input.progress, updatedAt: t.ctx.now };
   if (input.message !== undefined) changes.message = input.message;
@@ -107,7 +107,7 @@ function producerOf(order: WorkOrder): Producer {
 }
 
 /** An agent registers data its running attempt produced; agent, work order and attempt come from the hub. */
-export function registerTaskData(t: Transition, input: RegisterInput, actor: Actor) {
+export function registerTaskData(t: CommandContext, input: RegisterInput, actor: Actor) {
   const { workflowId, workOrderId, attemptToken, ...spec } = input;
   const order = requireRunningAttempt(t, { workflowId, workOrderId, attemptToken }, actor);
   const [item] = registerReferences(t, workflowId, [spec], actor, producerOf(order));
@@ -115,7 +115,7 @@ export function registerTaskData(t: Transition, input: RegisterInput, actor: Act
 }
 
 /** The attempt finished: its outputs are registered and the order completes, exactly once, in one change. */
-export function completeTask(t: Transition, input: CompleteInput, actor: Actor) {
+export function completeTask(t: CommandContext, input: CompleteInput, actor: Actor) {
   const order = requireRunningAttempt(t, input, actor);
   if (input.outputs?.length) registerReferences(t, order.workflowId, input.outputs, actor, producerOf(order));
   finishOrder(t, order, 'completed', { result: input.result ?? null, notifyAgent: false });
@@ -123,7 +123,7 @@ export function completeTask(t: Transition, input: CompleteInput, actor: Actor) 
 }
 
 /** Exponential backoff before attempt n+1. */
-function backoff(t: Transition, attempts: number): number {
+function backoff(t: CommandContext, attempts: number): number {
   return Math.min(t.ctx.settings.backoffMaxMs, t.ctx.settings.backoffBaseMs * 2 ** Math.max(0, attempts - 1));
 }
 
@@ -131,7 +131,7 @@ function backoff(t: Transition, attempts: number): number {
  * A running attempt failed (reported, lease lapsed, or agent lost). The order is retried after a
  * backoff, or fails for good (dead-lettered) when it is not retryable or out of attempts.
  */
-export function failAttempt(t: Transition, order: WorkOrder, outcome: 'failed' | 'lease_expired' | 'agent_lost', error: string, retryable: boolean): void {
+export function failAttempt(t: CommandContext, order: WorkOrder, outcome: 'failed' | 'lease_expired' | 'agent_lost', error: string, retryable: boolean): void {
   const reportedByAgent = outcome === 'failed';
   if (!retryable || order.attempts >= order.maxAttempts) {
     const why = retryable ? `failed after ${order.attempts} attempt(s): ${error}` : `failed (not retryable): ${error}`;
@@ -145,14 +145,14 @@ export function failAttempt(t: Transition, order: WorkOrder, outcome: 'failed' |
 }
 
 /** The agent reports that its attempt failed. */
-export function failTask(t: Transition, input: ParsedRequestOf<'agent', 'task.fail'>, actor: Actor) {
+export function failTask(t: CommandContext, input: ParsedRequestOf<'agent', 'task.fail'>, actor: Actor) {
   const order = requireRunningAttempt(t, input, actor);
   failAttempt(t, order, 'failed', input.error, input.retryable);
   return { version: versionOf(t.state, order.workflowId), state: order.state };
 }
 
 /** Renews the leases of the agent's attempts (accepting those still offered); reports the tokens it no longer holds. */
-export function heartbeat(t: Transition, input: ParsedRequestOf<'agent', 'agent.heartbeat'>, actor: Actor) {
+export function heartbeat(t: CommandContext, input: ParsedRequestOf<'agent', 'agent.heartbeat'>, actor: Actor) {
   const agentId = agentIdOf(actor);
   const work = t.state.work;
   const renewed: string[] = [];

@@ -2,7 +2,7 @@ import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import { canServe, chooseAgent, eligible, queueKey, type Situation } from './assignment.ts';
 import { recordOffer } from './attempt-records.ts';
-import { requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { assignmentInputs } from '../data/inventory.ts';
 import { setOrderState } from './work-orders.ts';
 import { orderKey, type Bucket, type ReadyEntry } from './work-index.ts';
@@ -14,7 +14,7 @@ import { orderKey, type Bucket, type ReadyEntry } from './work-index.ts';
 const SCAN_LIMIT = 64;
 
 /** The facts the hard filter needs about an agent and an order's workflow. */
-function situation(t: Transition, agentId: string, workflowId: string): Situation {
+function situation(t: CommandContext, agentId: string, workflowId: string): Situation {
   const holders = t.state.work.workflowAgents.get(workflowId);
   return {
     connected: t.state.work.connected.has(agentId),
@@ -24,12 +24,12 @@ function situation(t: Transition, agentId: string, workflowId: string): Situatio
   };
 }
 
-function orderOf(t: Transition, entry: { workflowId: string; workOrderId: string }): WorkOrder | undefined {
+function orderOf(t: CommandContext, entry: { workflowId: string; workOrderId: string }): WorkOrder | undefined {
   return t.state.workflows.get(entry.workflowId)?.workOrders[entry.workOrderId];
 }
 
 /** Offers an order to an agent: a new attempt token, the agent's slot taken, the push queued. */
-function offer(t: Transition, order: WorkOrder, agent: Agent): void {
+function offer(t: CommandContext, order: WorkOrder, agent: Agent): void {
   const now = t.ctx.now;
   const token = t.ctx.newId('att');
   const readyAt = t.state.work.readySince.get(orderKey(order.workflowId, order.id)) ?? now;
@@ -62,7 +62,7 @@ function offer(t: Transition, order: WorkOrder, agent: Agent): void {
 }
 
 /** The best entry of a bucket this agent may take now; stale entries are dropped on the way. */
-function headFor(t: Transition, bucket: Bucket, agent: Agent): ReadyEntry | undefined {
+function headFor(t: CommandContext, bucket: Bucket, agent: Agent): ReadyEntry | undefined {
   const work = t.state.work;
   const room = situation(t, agent.id, bucket.workflowId);
   if (room.maxConcurrentAgents !== null && !room.activeInWorkflow && room.workflowAgents >= room.maxConcurrentAgents) return undefined;
@@ -86,7 +86,7 @@ function headFor(t: Transition, bucket: Bucket, agent: Agent): ReadyEntry | unde
 }
 
 /** Gives a free agent the best queued orders it can take, until its slots are full. */
-function fillAgent(t: Transition, agentId: string): void {
+function fillAgent(t: CommandContext, agentId: string): void {
   const agent = t.state.agents?.[agentId];
   if (!agent) return;
   while (agent.load < agent.maxConcurrentTasks && agent.status !== 'draining' && agent.status !== 'offline' && t.state.work.connected.has(agentId)) {
@@ -103,7 +103,7 @@ function fillAgent(t: Transition, agentId: string): void {
 }
 
 /** Whether an agent is connected, neither draining nor offline, and has a free slot. */
-function hasFreeSlot(t: Transition, agent: Agent | undefined): agent is Agent {
+function hasFreeSlot(t: CommandContext, agent: Agent | undefined): agent is Agent {
   return agent !== undefined && agent.load < agent.maxConcurrentTasks && agent.status !== 'draining' && agent.status !== 'offline' && t.state.work.connected.has(agent.id);
 }
 
@@ -120,7 +120,7 @@ interface Placing {
  * slot, or no longer of that type, leaves that set until it is freed again (undone with the
  * command); one also filed under the order's own type was looked at with it.
  */
-function gatherCandidates(t: Transition, placing: Placing, type: string): void {
+function gatherCandidates(t: CommandContext, placing: Placing, type: string): void {
   const work = t.state.work;
   const agents = work.available.get(type);
   if (!agents) return;
@@ -143,7 +143,7 @@ function gatherCandidates(t: Transition, placing: Placing, type: string): void {
  * filed under the order's task type or `*` that may have a free slot are looked at (the others
  * cannot be eligible).
  */
-function placeOrder(t: Transition, order: WorkOrder): void {
+function placeOrder(t: CommandContext, order: WorkOrder): void {
   const holders = t.state.work.workflowAgents.get(order.workflowId);
   const placing: Placing = {
     order,
@@ -167,7 +167,7 @@ function placeOrder(t: Transition, order: WorkOrder): void {
  * that became ready go to the best free agent. Work nobody can take stays queued until an agent
  * that can take it registers or frees a slot. Cost is proportional to what changed.
  */
-export function schedule(t: Transition): void {
+export function schedule(t: CommandContext): void {
   const work = t.state.work;
   // Most commands (progress, heartbeats) free no agent and ready no order: nothing to do.
   if (work.freed.size === 0 && work.fresh.length === 0) return;

@@ -1,6 +1,6 @@
 import { AGENTS_DOC } from '../machinery/state.ts';
 import { failAttempt, withdrawOffer } from './attempts.ts';
-import type { Transition } from '../machinery/context.ts';
+import type { CommandContext } from '../machinery/context.ts';
 import { FINAL_STATES, finishOrder } from './work-orders.ts';
 
 /**
@@ -9,7 +9,7 @@ import { FINAL_STATES, finishOrder } from './work-orders.ts';
  * period are marked offline and lose their work, retries whose backoff is over are queued, and
  * orders past their overall timeout fail. Cost is proportional to the work in flight and due.
  */
-export function sweep(t: Transition): { expiredOffers: number; lapsedLeases: number; offline: number; timedOut: number } {
+export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; timedOut: number } {
   const work = t.state.work;
   const now = t.ctx.now;
   const result = { expiredOffers: 0, lapsedLeases: 0, offline: 0, timedOut: 0 };

@@ -2,7 +2,7 @@ import { HubError } from '../../../shared/errors.ts';
 import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import type { WorkOrder, WorkOrderState } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
-import { requireEntity, requireOpen, requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireEntity, requireOpen, requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { endAttempt } from './attempt-records.ts';
 import { recordRun } from '../data/lineage.ts';
 import { versionOf } from '../machinery/state.ts';
@@ -18,7 +18,7 @@ export function requireOrder(workflow: Workflow, workOrderId: string): WorkOrder
 }
 
 /** Moves an order to `next`, keeping the workflow's per-state counts in step. */
-export function setOrderState(t: Transition, order: WorkOrder, next: WorkOrderState): void {
+export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrderState): void {
   if (order.state === next) return;
   const workflow = requireWorkflow(t.state, order.workflowId);
   const counts = workflow.workOrderCounts;
@@ -28,7 +28,7 @@ export function setOrderState(t: Transition, order: WorkOrder, next: WorkOrderSt
 }
 
 /** Puts an order in the queue now, or after `notBefore` when it is backing off. */
-export function queueOrder(t: Transition, order: WorkOrder, notBefore: number | null = null): void {
+export function queueOrder(t: CommandContext, order: WorkOrder, notBefore: number | null = null): void {
   setOrderState(t, order, 'queued');
   const now = t.ctx.now;
   const first = order.firstQueuedAt === null;
@@ -53,7 +53,7 @@ function dependencyVerdict(workflow: Workflow, order: WorkOrder): { verdict: 'wa
 }
 
 /** Decides where a pending or blocked order goes now that its workflow runs or a dependency ended. */
-function release(t: Transition, workflow: Workflow, order: WorkOrder): void {
+function release(t: CommandContext, workflow: Workflow, order: WorkOrder): void {
   const decision = dependencyVerdict(workflow, order);
   if (decision.verdict === 'fail') return finishOrder(t, order, 'failed', { error: `dependency ${decision.because.id} ${decision.because.state}` });
   if (decision.verdict === 'wait') return setOrderState(t, order, 'blocked');
@@ -81,7 +81,7 @@ function assertAcyclic(specs: Array<{ id: string; dependencies: string[] }>): vo
  * Creates work orders, all or none. Dependencies must name existing orders or orders of the same
  * batch and form no cycle. Ready orders are queued (and offered when the command ends).
  */
-export function createOrders(t: Transition, workflowId: string, specs: Spec[]): WorkOrder[] {
+export function createOrders(t: CommandContext, workflowId: string, specs: Spec[]): WorkOrder[] {
   const workflow = requireWorkflow(t.state, workflowId);
   requireOpen(workflow, 'create work orders');
   const withIds = specs.map((spec) => ({ ...spec, id: spec.id ?? t.ctx.newId('wo') }));
@@ -160,7 +160,7 @@ export function createOrders(t: Transition, workflowId: string, specs: Spec[]): 
  * released (a cancel is pushed to the agent unless it is the one reporting), and dependents move.
  */
 export function finishOrder(
-  t: Transition,
+  t: CommandContext,
   order: WorkOrder,
   state: 'completed' | 'failed' | 'cancelled',
   fields: { error?: string; result?: unknown; notifyAgent?: boolean } = {},
@@ -185,19 +185,19 @@ export function finishOrder(
 }
 
 /** Queues (or blocks) the pending orders of a workflow that has just started. */
-export function releaseWorkflowOrders(t: Transition, workflow: Workflow): void {
+export function releaseWorkflowOrders(t: CommandContext, workflow: Workflow): void {
   for (const order of Object.values(workflow.workOrders)) if (order.state === 'pending') release(t, workflow, order);
 }
 
 /** Cancels every unfinished order of a workflow that has ended. */
-export function cancelWorkflowOrders(t: Transition, workflow: Workflow, reason: string): void {
+export function cancelWorkflowOrders(t: CommandContext, workflow: Workflow, reason: string): void {
   for (const order of Object.values(workflow.workOrders)) {
     if (!FINAL_STATES.has(order.state)) finishOrder(t, order, 'cancelled', { error: reason });
   }
 }
 
 /** Cancels one work order (control). Cancelling a finished order is refused. */
-export function cancelOrder(t: Transition, input: ParsedRequestOf<'control', 'workOrder.cancel'>) {
+export function cancelOrder(t: CommandContext, input: ParsedRequestOf<'control', 'workOrder.cancel'>) {
   const workflow = requireWorkflow(t.state, input.workflowId);
   const order = requireOrder(workflow, input.workOrderId);
   if (FINAL_STATES.has(order.state)) throw new HubError('INVALID_TRANSITION', `work order ${order.id} is already ${order.state}`);

@@ -1,7 +1,7 @@
 import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import type { Kpi } from '../../../shared/schemas/kpis.ts';
 import { versionOf } from '../machinery/state.ts';
-import { requireEntity, requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireEntity, requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { addToWorkflow, touch } from './workflows.ts';
 
 /** Whether `value` meets `target` in the KPI's direction. */
@@ -11,7 +11,7 @@ export function meetsTarget(kpi: Pick<Kpi, 'direction' | 'target'>, value: numbe
 }
 
 /** Adds a KPI with no value yet. */
-export function addKpi(t: Transition, input: ParsedRequestOf<'control', 'kpi.add'>) {
+export function addKpi(t: CommandContext, input: ParsedRequestOf<'control', 'kpi.add'>) {
   return addToWorkflow(t, input.workflowId, 'kpis', { id: input.id, kind: 'KPI', prefix: 'kpi' }, (id, now) => ({
     id,
     name: input.name,
@@ -29,7 +29,7 @@ export function addKpi(t: Transition, input: ParsedRequestOf<'control', 'kpi.add
 }
 
 /** Records a value: it becomes current, joins the bounded history, and `met` is re-evaluated. */
-export function recordKpi(t: Transition, input: ParsedRequestOf<'control', 'kpi.record'>) {
+export function recordKpi(t: CommandContext, input: ParsedRequestOf<'control', 'kpi.record'>) {
   const workflow = requireWorkflow(t.state, input.workflowId);
   const kpi = requireEntity(workflow.kpis, input.kpiId, 'KPI', workflow.id);
   const path = ['kpis', kpi.id];

@@ -1,10 +1,10 @@
 import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import { versionOf } from '../machinery/state.ts';
-import { requireEntity, requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireEntity, requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { addToWorkflow, touch } from './workflows.ts';
 
 /** Adds an objective, pending with no progress. */
-export function addObjective(t: Transition, input: ParsedRequestOf<'control', 'objective.add'>) {
+export function addObjective(t: CommandContext, input: ParsedRequestOf<'control', 'objective.add'>) {
   return addToWorkflow(t, input.workflowId, 'objectives', { id: input.id, kind: 'objective', prefix: 'obj' }, (id, now) => ({
     id,
     name: input.name,
@@ -22,7 +22,7 @@ export function addObjective(t: Transition, input: ParsedRequestOf<'control', 'o
  * Updates an objective. Progress 100 without an explicit status completes it; progress above 0
  * moves a pending objective to in_progress, as a user reporting progress would expect.
  */
-export function updateObjective(t: Transition, input: ParsedRequestOf<'control', 'objective.update'>) {
+export function updateObjective(t: CommandContext, input: ParsedRequestOf<'control', 'objective.update'>) {
   const workflow = requireWorkflow(t.state, input.workflowId);
   const objective = requireEntity(workflow.objectives, input.objectiveId, 'objective', workflow.id);
   const { workflowId, objectiveId, ...fields } = input;

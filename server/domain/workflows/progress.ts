@@ -1,7 +1,7 @@
 import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { versionOf } from '../machinery/state.ts';
-import { requireOpen, requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireOpen, requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { touch } from './workflows.ts';
 
 /** Overall progress: the mean of stage progress once `stage` is at `percentage`. Stages are few. */
@@ -17,7 +17,7 @@ function overallWith(workflow: Workflow, stage: string, percentage: number): num
 }
 
 /** Sets one stage's progress (0..100) and re-derives the overall progress. */
-export function updateProgress(t: Transition, input: ParsedRequestOf<'control', 'workflow.progress'>) {
+export function updateProgress(t: CommandContext, input: ParsedRequestOf<'control', 'workflow.progress'>) {
   const workflow = requireWorkflow(t.state, input.workflowId);
   requireOpen(workflow, 'update progress');
   const now = t.ctx.now;

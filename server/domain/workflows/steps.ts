@@ -2,18 +2,18 @@ import { HubError } from '../../../shared/errors.ts';
 import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import type { Step, StepStatus } from '../../../shared/schemas/steps.ts';
 import { versionOf } from '../machinery/state.ts';
-import { requireEntity, requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireEntity, requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { addToWorkflow, touch } from './workflows.ts';
 
 type Input<E extends 'step.add' | 'step.start' | 'step.complete' | 'step.fail'> = ParsedRequestOf<'control', E>;
 
 /** The step reply: the step as stored and the version that holds it. */
-function reply(t: Transition, workflowId: string, stepId: string): { version: number; item: Step } {
+function reply(t: CommandContext, workflowId: string, stepId: string): { version: number; item: Step } {
   return { version: versionOf(t.state, workflowId), item: requireWorkflow(t.state, workflowId).steps[stepId]! };
 }
 
 /** Adds an execution step, pending, or running when `start` is set. */
-export function addStep(t: Transition, input: Input<'step.add'>) {
+export function addStep(t: CommandContext, input: Input<'step.add'>) {
   return addToWorkflow(t, input.workflowId, 'steps', { id: input.id, kind: 'step', prefix: 'step' }, (id, now) => ({
     id,
     name: input.name,
@@ -31,7 +31,7 @@ export function addStep(t: Transition, input: Input<'step.add'>) {
 
 /** Moves a step to `to` if it is in one of `from`, stamping start or end times. */
 function moveStep(
-  t: Transition,
+  t: CommandContext,
   workflowId: string,
   stepId: string,
   from: readonly StepStatus[],
@@ -58,16 +58,16 @@ function moveStep(
 }
 
 /** pending → running. */
-export function startStep(t: Transition, input: Input<'step.start'>) {
+export function startStep(t: CommandContext, input: Input<'step.start'>) {
   return moveStep(t, input.workflowId, input.stepId, ['pending'], 'running');
 }
 
 /** running → completed, keeping the optional result. */
-export function completeStep(t: Transition, input: Input<'step.complete'>) {
+export function completeStep(t: CommandContext, input: Input<'step.complete'>) {
   return moveStep(t, input.workflowId, input.stepId, ['running'], 'completed', input.result === undefined ? {} : { result: input.result });
 }
 
 /** pending | running → failed, with the error. */
-export function failStep(t: Transition, input: Input<'step.fail'>) {
+export function failStep(t: CommandContext, input: Input<'step.fail'>) {
   return moveStep(t, input.workflowId, input.stepId, ['pending', 'running'], 'failed', { error: input.error });
 }

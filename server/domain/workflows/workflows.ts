@@ -3,7 +3,7 @@ import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
 import type { Workflow, WorkflowStatus } from '../../../shared/schemas/workflow.ts';
 import { WorkOrderState } from '../../../shared/schemas/work-order.ts';
 import { AGENTS_DOC, versionOf } from '../machinery/state.ts';
-import { requireFreeId, requireOpen, requireWorkflow, type Transition } from '../machinery/context.ts';
+import { requireFreeId, requireOpen, requireWorkflow, type CommandContext } from '../machinery/context.ts';
 
 type Input<E extends 'workflow.create'> = ParsedRequestOf<'control', E>;
 
@@ -18,7 +18,7 @@ export const LIFECYCLE = {
 export type LifecycleChange = keyof typeof LIFECYCLE;
 
 /** Marks a workflow as changed now. Every workflow transition calls it once. */
-export function touch(t: Transition, workflowId: string): void {
+export function touch(t: CommandContext, workflowId: string): void {
   t.tx.set(workflowId, ['updatedAt'], t.ctx.now);
 }
 
@@ -29,7 +29,7 @@ type Collection = 'steps' | 'objectives' | 'kpis';
  * (a taken id is CONFLICT), one write, the workflow touched. Returns it with the version.
  */
 export function addToWorkflow<K extends Collection>(
-  t: Transition,
+  t: CommandContext,
   workflowId: string,
   collection: K,
   requested: { id?: string | undefined; kind: string; prefix: string },
@@ -45,7 +45,7 @@ export function addToWorkflow<K extends Collection>(
 }
 
 /** Creates a workflow in status pending. */
-export function createWorkflow(t: Transition, input: Input<'workflow.create'>): ReplyOf<'control', 'workflow.create'> {
+export function createWorkflow(t: CommandContext, input: Input<'workflow.create'>): ReplyOf<'control', 'workflow.create'> {
   const id = input.id ?? t.ctx.newId('wf');
   if (id === AGENTS_DOC) throw new HubError('VALIDATION', `${id} is reserved`);
   if (t.state.workflows.has(id)) throw new HubError('CONFLICT', `workflow ${id} already exists`);
@@ -81,7 +81,7 @@ export function createWorkflow(t: Transition, input: Input<'workflow.create'>): 
  * start a completed one) is refused with INVALID_TRANSITION and changes nothing.
  */
 export function changeStatus(
-  t: Transition,
+  t: CommandContext,
   workflowId: string,
   change: LifecycleChange,
   reason?: string,
