@@ -98,7 +98,7 @@ function withdrawOffers(t: CommandContext, agentId: string, reason: string): voi
   for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
     const active = work.active.get(token)!;
     if (active.phase !== 'offered') continue;
-    withdrawOffer(t, t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!, reason, false);
+    withdrawOffer(t, t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!, { reason });
   }
 }
 
@@ -115,7 +115,7 @@ export function recoverAfterRestart(t: CommandContext): { withdrawn: number } {
   for (const active of [...work.active.values()]) {
     if (active.phase !== 'offered') continue;
     const order = t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!;
-    withdrawOffer(t, order, 'the hub restarted before the offer was answered', false);
+    withdrawOffer(t, order, { reason: 'the hub restarted before the offer was answered' });
     withdrawn++;
   }
   return { withdrawn };

@@ -30,11 +30,19 @@ export function recordOffer(t: CommandContext, order: WorkOrder, agentId: string
   recordWorkflowAgent(t, requireWorkflow(t.state, order.workflowId), agentId, 'assigned');
 }
 
+/** How endAttempt records the end: the error it names, and whether the agent is told to stop. */
+export interface EndAttemptOptions {
+  /** Recorded in the order's history and sent to the agent; default none. */
+  error?: string | null;
+  /** Push a cancel to the agent (when connected); false when the agent itself ended it. Default true. */
+  notifyAgent?: boolean;
+}
+
 /**
  * Ends the order's current attempt: the agent's slot is freed, its performance counted, the
  * attempt kept in the order's history, and, when someone else ended it, the agent told to stop.
  */
-export function endAttempt(t: CommandContext, order: WorkOrder, outcome: Outcome, error: string | null, notifyAgent: boolean): void {
+export function endAttempt(t: CommandContext, order: WorkOrder, outcome: Outcome, { error = null, notifyAgent = true }: EndAttemptOptions = {}): void {
   const attempt = order.attempt;
   if (!attempt) return;
   const workflow = requireWorkflow(t.state, order.workflowId);

@@ -68,16 +68,24 @@ export function requireRunningAttempt(t: CommandContext, input: AttemptInput, ac
   return requireAttempt(t, input, actor, 'running');
 }
 
+/** Why an offer is withdrawn, and what that means for its agent. */
+export interface WithdrawOfferOptions {
+  reason: string;
+  /** The order is not offered to that agent again (it declined, or did not answer). Default false. */
+  excludeAgent?: boolean;
+  /** The agent itself declined, so it needs no cancel. Default false. */
+  agentDeclined?: boolean;
+}
+
 /**
  * The offer was declined, lapsed or its agent went away: the order goes back to the queue. None
- * of these counts as an attempt. `remember`: not offered to that agent again. Unless the agent
- * itself declined, it is told to drop the offer, in case it accepted after all (late, or over a
- * connection it has since replaced) and started the work.
+ * of these counts as an attempt. Unless the agent itself declined, it is told to drop the offer,
+ * in case it accepted after all (late, or over a connection it has since replaced) and started the work.
  */
-export function withdrawOffer(t: CommandContext, order: WorkOrder, reason: string, remember: boolean, declinedByAgent = false): void {
+export function withdrawOffer(t: CommandContext, order: WorkOrder, { reason, excludeAgent = false, agentDeclined = false }: WithdrawOfferOptions): void {
   const attempt = order.attempt!;
-  endAttempt(t, order, 'declined', reason, !declinedByAgent);
-  if (remember) t.tx.append(order.workflowId, ['workOrders', order.id, 'declinedBy'], attempt.agentId);
+  endAttempt(t, order, 'declined', { error: reason, notifyAgent: !agentDeclined });
+  if (excludeAgent) t.tx.append(order.workflowId, ['workOrders', order.id, 'declinedBy'], attempt.agentId);
   queueOrder(t, order);
 }
 
@@ -85,7 +93,7 @@ export function withdrawOffer(t: CommandContext, order: WorkOrder, reason: strin
 export function answerOffer(t: CommandContext, input: AttemptInput & { accept: boolean; reason?: string; silent?: boolean }, actor: Actor): void {
   if (input.accept) return acceptOffer(t, input, actor);
   const order = requireAttempt(t, input, actor, 'offered');
-  withdrawOffer(t, order, input.reason ?? 'declined', true, !input.silent);
+  withdrawOffer(t, order, { reason: input.reason ?? 'declined', excludeAgent: true, agentDeclined: !input.silent });
 }
 
 /** Progress of a running attempt: percentage, message, and details kept as the checkpoint. Renews the lease. */
@@ -127,19 +135,25 @@ function backoff(t: CommandContext, attempts: number): number {
   return Math.min(t.ctx.settings.backoffMaxMs, t.ctx.settings.backoffBaseMs * 2 ** Math.max(0, attempts - 1));
 }
 
+/** What went wrong with a running attempt, and whether another attempt may help. */
+export interface AttemptFailure {
+  error: string;
+  retryable: boolean;
+}
+
 /**
  * A running attempt failed (reported, lease lapsed, or agent lost). The order is retried after a
  * backoff, or fails for good (dead-lettered) when it is not retryable or out of attempts.
  */
-export function failAttempt(t: CommandContext, order: WorkOrder, outcome: 'failed' | 'lease_expired' | 'agent_lost', error: string, retryable: boolean): void {
+export function failAttempt(t: CommandContext, order: WorkOrder, outcome: 'failed' | 'lease_expired' | 'agent_lost', { error, retryable }: AttemptFailure): void {
   const reportedByAgent = outcome === 'failed';
   if (!retryable || order.attempts >= order.maxAttempts) {
     const why = retryable ? `failed after ${order.attempts} attempt(s): ${error}` : `failed (not retryable): ${error}`;
-    endAttempt(t, order, outcome, error, !reportedByAgent);
+    endAttempt(t, order, outcome, { error, notifyAgent: !reportedByAgent });
     finishOrder(t, order, 'failed', { error: why });
     return;
   }
-  endAttempt(t, order, outcome, error, !reportedByAgent);
+  endAttempt(t, order, outcome, { error, notifyAgent: !reportedByAgent });
   t.tx.set(order.workflowId, ['workOrders', order.id, 'error'], error);
   queueOrder(t, order, t.ctx.now + backoff(t, order.attempts));
 }
@@ -147,7 +161,7 @@ export function failAttempt(t: CommandContext, order: WorkOrder, outcome: 'faile
 /** The agent reports that its attempt failed. */
 export function failTask(t: CommandContext, input: ParsedRequestOf<'agent', 'task.fail'>, actor: Actor) {
   const order = requireRunningAttempt(t, input, actor);
-  failAttempt(t, order, 'failed', input.error, input.retryable);
+  failAttempt(t, order, 'failed', { error: input.error, retryable: input.retryable });
   return { version: versionOf(t.state, order.workflowId), state: order.state };
 }
 

@@ -26,8 +26,8 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
       const active = work.active.get(token)!;
       const order = orderOf(active.workflowId, active.workOrderId)!;
-      if (active.phase === 'offered') withdrawOffer(t, order, 'agent went offline', false);
-      else failAttempt(t, order, 'agent_lost', `agent ${agentId} went offline`, true);
+      if (active.phase === 'offered') withdrawOffer(t, order, { reason: 'agent went offline' });
+      else failAttempt(t, order, 'agent_lost', { error: `agent ${agentId} went offline`, retryable: true });
     }
   }
 
@@ -35,10 +35,10 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     const order = orderOf(active.workflowId, active.workOrderId);
     if (!order || order.attempt?.token !== token) continue;
     if (active.phase === 'offered' && active.offerDeadline <= now) {
-      withdrawOffer(t, order, 'no answer before the accept deadline', true);
+      withdrawOffer(t, order, { reason: 'no answer before the accept deadline', excludeAgent: true });
       result.expiredOffers++;
     } else if (active.phase === 'running' && (work.leases.get(token) ?? Infinity) <= now) {
-      failAttempt(t, order, 'lease_expired', `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, true);
+      failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });
       result.lapsedLeases++;
     }
   }

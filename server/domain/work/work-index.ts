@@ -100,7 +100,7 @@ export class WorkIndex {
    * Puts a queued order in its bucket (or on the retry timer when it has a backoff). It counts as
    * newly ready for the scheduler unless `fresh` is false (a rebuild, which looks at none).
    */
-  enqueue(order: WorkOrder, now: number, fresh = true): void {
+  enqueue(order: WorkOrder, now: number, { fresh = true }: { fresh?: boolean } = {}): void {
     if (order.notBefore !== null && order.notBefore > now) {
       this.delayed.push({ at: order.notBefore, workflowId: order.workflowId, workOrderId: order.id });
       return;
@@ -206,7 +206,7 @@ export class WorkIndex {
     for (const workflow of workflows) {
       if (workflow.status !== 'in_progress') continue;
       for (const order of Object.values(workflow.workOrders)) {
-        if (order.state === 'queued') this.enqueue(order, now, false);
+        if (order.state === 'queued') this.enqueue(order, now, { fresh: false });
         if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order);
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;

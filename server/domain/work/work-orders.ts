@@ -167,7 +167,7 @@ export function finishOrder(
 ): void {
   if (FINAL_STATES.has(order.state)) return;
   const workflow = requireWorkflow(t.state, order.workflowId);
-  if (order.attempt) endAttempt(t, order, state === 'completed' ? 'completed' : state === 'cancelled' ? 'cancelled' : 'failed', fields.error ?? null, fields.notifyAgent ?? true);
+  if (order.attempt) endAttempt(t, order, state, { error: fields.error ?? null, notifyAgent: fields.notifyAgent ?? true });
   t.state.work.dequeue(order.workflowId, order.id);
   setOrderState(t, order, state);
   const changes: Partial<WorkOrder> = { endedAt: t.ctx.now, notBefore: null };
