@@ -60,7 +60,7 @@ export class DataFiles {
    * a directory exists without size or checksum; anything else that is not a regular file is
    * VALIDATION.
    */
-  async observe(path: string, requireExists: boolean): Promise<Observation> {
+  async observe(path: string, { requireExists = false }: { requireExists?: boolean } = {}): Promise<Observation> {
     const absolute = this.localPath(path);
     const real = await realLocation(absolute);
     if (!this.allowed(real)) {

@@ -123,17 +123,18 @@ export class AgentTransport {
       return;
     }
     const actor: Actor = sessionOf(socket).actor;
-    const answer = (accept: boolean, reason?: string, silent = false) => {
+    // `silent`: no answer the hub understood, so the agent is also told to drop the offer (it may have started).
+    const answer = ({ accept, reason, silent = false }: { accept: boolean; reason?: string | undefined; silent?: boolean }) => {
       const input = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken, accept, silent, ...(reason ? { reason } : {}) };
       this.hub.dispatch({ type: 'offer.answer', input, actor }).catch((error: Error) => this.log.warn({ err: error, agentId }, 'could not record offer answer'));
     };
     socket.timeout(assignment.acceptMs).emit('assignment', assignment, (error: Error | null, reply: unknown) => {
       // A socket that closed cannot answer; its disconnect (or the agent's reconnect) withdraws the offer.
       if (error && socket.disconnected) return;
-      if (error) return answer(false, 'no answer before the accept deadline', true);
+      if (error) return answer({ accept: false, reason: 'no answer before the accept deadline', silent: true });
       const parsed = OfferReply.safeParse(reply);
-      if (!parsed.success) return answer(false, 'unintelligible answer to the offer', true);
-      answer(parsed.data.accept, parsed.data.accept ? undefined : parsed.data.reason);
+      if (!parsed.success) return answer({ accept: false, reason: 'unintelligible answer to the offer', silent: true });
+      answer({ accept: parsed.data.accept, reason: parsed.data.accept ? undefined : parsed.data.reason });
     });
   }
 

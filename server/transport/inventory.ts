@@ -20,15 +20,21 @@ function validates(hub: Hub, workflowId: string): boolean {
   return requireWorkflow(hub.state, workflowId).config.enableDataValidation;
 }
 
-/** The path as it will be recorded, and what the hub saw there (null when it reads nothing). */
-async function look(files: DataFiles, path: string, requireExists: boolean, check: boolean): Promise<{ path: string; observed: PreparedSpec['observed'] }> {
-  if (!check || isRemoteUri(path)) return { path, observed: null };
-  const local = files.localPath(path);
-  return { path: local, observed: await files.observe(local, requireExists) };
+/** How look treats a path: `check`, read local files at all; `requireExists`, a missing one is NOT_FOUND. */
+interface LookOptions {
+  check: boolean;
+  requireExists: boolean;
 }
 
-async function prepareOne(files: DataFiles, spec: DataReferenceSpec, check: boolean): Promise<PreparedSpec> {
-  return { ...spec, ...(await look(files, spec.path, spec.requireExists, check)) };
+/** The path as it will be recorded, and what the hub saw there (null when it reads nothing). */
+async function look(files: DataFiles, path: string, { check, requireExists }: LookOptions): Promise<{ path: string; observed: PreparedSpec['observed'] }> {
+  if (!check || isRemoteUri(path)) return { path, observed: null };
+  const local = files.localPath(path);
+  return { path: local, observed: await files.observe(local, { requireExists }) };
+}
+
+async function prepareOne(files: DataFiles, spec: DataReferenceSpec, { check }: { check: boolean }): Promise<PreparedSpec> {
+  return { ...spec, ...(await look(files, spec.path, { check, requireExists: spec.requireExists })) };
 }
 
 /**
@@ -43,7 +49,7 @@ export async function prepareSpecs(hub: Hub, files: DataFiles, workflowId: strin
   const worker = async () => {
     while (next < specs.length) {
       const index = next++;
-      prepared[index] = await prepareOne(files, specs[index]!, check);
+      prepared[index] = await prepareOne(files, specs[index]!, { check });
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL_FILES, specs.length) }, worker));
@@ -64,7 +70,7 @@ export function inventoryHandlers(hub: Hub, files: DataFiles, openLineageProduce
     },
     'data.update': async (input, session) => {
       const ref = getData(hub.state, input.workflowId, input.dataId).item;
-      const seen = await look(files, input.path ?? ref.path, input.requireExists, validates(hub, input.workflowId));
+      const seen = await look(files, input.path ?? ref.path, { check: validates(hub, input.workflowId), requireExists: input.requireExists });
       // An update that does not name a path keeps the recorded one, whatever the hub saw.
       const prepared = input.path === undefined ? { ...input, observed: seen.observed } : { ...input, ...seen };
       return hub.dispatch({ type: 'data.update', input: prepared, actor: session.actor });
@@ -73,7 +79,7 @@ export function inventoryHandlers(hub: Hub, files: DataFiles, openLineageProduce
       const ref = getData(hub.state, input.workflowId, input.dataId).item;
       if (!validates(hub, input.workflowId)) throw new HubError('VALIDATION', `data validation is off for workflow ${input.workflowId} (config.enableDataValidation)`);
       if (ref.location === 'uri') throw new HubError('VALIDATION', `${ref.path} is a URI; the hub validates local files only`);
-      const observed = await files.observe(ref.path, false);
+      const observed = await files.observe(ref.path);
       return hub.dispatch({ type: 'data.validate', input: { ...input, version: ref.version, observed }, actor: session.actor });
     },
     'data.get': (input) => getData(hub.state, input.workflowId, input.dataId),
