@@ -10,7 +10,7 @@ import { HubError } from '../shared/errors.ts';
 import type { TokenGrant } from '../shared/schemas/tokens.ts';
 import { DataFiles } from './data-files.ts';
 import { HubDirectory } from './hub-directory.ts';
-import { Hub } from './hub.ts';
+import { StateWriter } from './state-writer.ts';
 import { apiRoutes } from './http/api.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
 import { Metrics, metricsRoute } from './http/metrics.ts';
@@ -63,7 +63,7 @@ export interface RunningHub {
   tokensCreated: boolean;
   options: ResolvedHubOptions;
   /** The state engine, for embedding programs that want to read state directly. */
-  core: Hub;
+  core: StateWriter;
   log: Logger;
   /**
    * Reads the tokens again from their file (tokensFile, or the data directory's tokens.json) and
@@ -105,7 +105,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     new EmbeddedStore({ dataDir, fsync: options.fsync, snapshotAfterBytes: options.snapshotAfterBytes, truncateDamagedJournal: options.truncateDamagedJournal, onWarning: (message) => logger.warn(message) });
   // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
   let metrics: Metrics | undefined;
-  const core = await Hub.open({
+  const writer = await StateWriter.open({
     store,
     ...(parts.clock ? { now: parts.clock } : {}),
     settings: {
@@ -121,13 +121,13 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     onJournalWrite: (ms, records) => metrics?.recordJournalWrite(ms, records),
   });
   /** What to undo at close (or when start-up fails half-way), newest first. */
-  const stops: Array<() => unknown> = [() => core.close()];
+  const stops: Array<() => unknown> = [() => writer.close()];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop();
   };
 
   try {
-    const startedAt = core.now();
+    const startedAt = writer.now();
     const http = parts.server ?? createServer();
     const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false, parser: hubParser });
     stops.push(() =>
@@ -138,37 +138,37 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
           new Promise<void>((done) => io.close(() => done())),
     );
     const common = { tokens, rateLimit: options.rateLimit, log: logger };
-    bindNamespace(io.of('/control'), contract.control, controlHandlers(core, files, hubDirectory, options.openLineageProducer), { ...common, roles: ['admin'] });
-    const agents = new AgentTransport(core, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
+    bindNamespace(io.of('/control'), contract.control, controlHandlers(writer, files, hubDirectory, options.openLineageProducer), { ...common, roles: ['admin'] });
+    const agents = new AgentTransport(writer, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
     bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
       ...common,
       roles: ['agent'],
       onDisconnect: (session, socket) => agents.onDisconnect(session, socket),
     });
-    core.onCommit((batch) => agents.run(batch.effects));
+    writer.onCommit((batch) => agents.run(batch.effects));
     const monitorNamespace = io.of('/monitor');
-    const patches = new PatchStream(monitorNamespace, core, {
+    const patches = new PatchStream(monitorNamespace, writer, {
       intervalMs: options.patchIntervalMs,
       resumeVersions: options.resumeVersions,
       maxQueuedPackets: options.maxQueuedPackets,
     });
     stops.push(() => patches.close());
-    const autoDocumentation = new AutoDocumentation(core, logger, hubDirectory);
+    const autoDocumentation = new AutoDocumentation(writer, logger, hubDirectory);
     stops.push(() => autoDocumentation.close());
-    bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(core, patches), { ...common, roles: ['monitor', 'admin'] });
+    bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(writer, patches), { ...common, roles: ['monitor', 'admin'] });
     const live = metrics = new Metrics({
-      hub: core,
+      hub: writer,
       namespaces: { control: io.of('/control'), agent: io.of('/agent'), monitor: monitorNamespace },
       stalledSubscribers: () => patches.stalledCount,
       queuedPackets: () => patches.queuedPackets(),
     });
     stops.push(() => live.close());
-    const router = createRouter([...apiRoutes(core, startedAt), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
+    const router = createRouter([...apiRoutes(writer, startedAt), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).
     if (!parts.server) http.on('request', router);
     const sweeper = setInterval(() => {
-      core.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
+      writer.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
         if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) logger.error({ err: error }, 'sweep failed');
       });
     }, options.sweepIntervalMs);
@@ -188,7 +188,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       const host = at.address === '::' || at.address === '0.0.0.0' ? '127.0.0.1' : at.address;
       return `http://${host.includes(':') ? `[${host}]` : host}:${at.port}`;
     };
-    logger.info({ url: urlOf(), dataDir, workflows: core.state.workflows.size }, parts.server ? 'hub attached' : 'hub listening');
+    logger.info({ url: urlOf(), dataDir, workflows: writer.state.workflows.size }, parts.server ? 'hub attached' : 'hub listening');
 
     let closing: Promise<void> | undefined;
     return {
@@ -204,7 +204,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       },
       tokensCreated: created,
       options,
-      core,
+      core: writer,
       log: logger,
       reloadTokens: () => {
         const reloaded = tokenSource().grants;

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
-import { Hub } from '../server/hub.ts';
+import { StateWriter } from '../server/state-writer.ts';
 import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
 
 describe('group commit', () => {
   it('writes a busy turn in batches of at most 32 commands, in order, each acked after its write', async () => {
     const store = new MemoryStore();
-    const hub = await Hub.open({ store, settings: SETTINGS });
+    const hub = await StateWriter.open({ store, settings: SETTINGS });
     const { workflow } = await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
     await hub.dispatch({ type: 'workflow.start', input: { workflowId: workflow.id }, actor: ADMIN });
     const before = store.batches.length;
@@ -39,7 +39,7 @@ describe('group commit', () => {
 
   it('takes a due snapshot while writes keep coming: from memory only when nothing applied waits to be written', async () => {
     const store = new MemoryStore({ slowWrites: true, snapshotEvery: 3 });
-    const hub = await Hub.open({ store, settings: SETTINGS });
+    const hub = await StateWriter.open({ store, settings: SETTINGS });
     await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
     // A command every turn while each write takes a turn: the write loop never runs dry.
     let dispatched = 0;

@@ -2,7 +2,7 @@ import type { Namespace } from 'socket.io';
 import { describe, expect, it } from 'vitest';
 import type { PatchMessage } from '../shared/schemas/monitor.ts';
 import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
-import { Hub } from '../server/hub.ts';
+import { StateWriter } from '../server/state-writer.ts';
 import { EncodedJson } from '../server/transport/encoded-json.ts';
 import { PatchStream } from '../server/transport/patch-stream.ts';
 import { ADMIN, SETTINGS } from './helpers/domain.ts';
@@ -23,7 +23,7 @@ function fakeNamespace() {
 
 describe('patch stream (no network)', () => {
   it('sends a burst of changes as one message per flush, with repeated fields compacted', async () => {
-    const hub = await Hub.open({ store: new MemoryStore(), settings: SETTINGS });
+    const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp, sent } = fakeNamespace();
     // An interval that never fires: the test decides when the flush happens.
     const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
@@ -40,7 +40,7 @@ describe('patch stream (no network)', () => {
   });
 
   it('holds no changes for a document nobody is in a room for; a later subscriber gets patches from its snapshot on', async () => {
-    const hub = await Hub.open({ store: new MemoryStore(), settings: SETTINGS });
+    const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp, sent, state } = fakeNamespace();
     state.listening = false;
     const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
@@ -59,7 +59,7 @@ describe('patch stream (no network)', () => {
   });
 
   it('keeps a document’s history for resuming only from the first subscription to it (or to all) on', async () => {
-    const hub = await Hub.open({ store: new MemoryStore(), settings: SETTINGS });
+    const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp } = fakeNamespace();
     const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
     const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
@@ -86,7 +86,7 @@ describe('patch stream (no network)', () => {
     let failing = false;
     const append = store.append.bind(store);
     store.append = (records) => (failing ? Promise.reject(new Error('ENOSPC')) : append(records));
-    const hub = await Hub.open({ store, settings: SETTINGS });
+    const hub = await StateWriter.open({ store, settings: SETTINGS });
     const { nsp } = fakeNamespace();
     const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
     const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];

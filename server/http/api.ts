@@ -4,7 +4,7 @@ import { DataFilter } from '../../shared/schemas/data.ts';
 import { ListWorkflowsInput } from '../../shared/schemas/workflow.ts';
 import { searchData } from '../domain/data/data-search.ts';
 import { listWorkflows, workflowSummary } from '../domain/machinery/queries.ts';
-import type { Hub } from '../hub.ts';
+import type { StateWriter } from '../state-writer.ts';
 import { reportsOf } from '../reports/writer.ts';
 import { listAgents } from '../domain/work/agents.ts';
 import { canSee } from '../transport/auth.ts';
@@ -49,7 +49,7 @@ export function dataFilterFromQuery(workflowId: string, query: URLSearchParams):
 }
 
 /** The REST routes: health, and read-only views of workflows for plain HTTP clients. */
-export function apiRoutes(hub: Hub, startedAt: number): Route[] {
+export function apiRoutes(hub: StateWriter, startedAt: number): Route[] {
   return [
     {
       method: 'GET',

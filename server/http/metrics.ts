@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Namespace } from 'socket.io';
 import { WorkOrderState } from '../../shared/schemas/work-order.ts';
-import type { Hub } from '../hub.ts';
+import type { StateWriter } from '../state-writer.ts';
 import type { Route } from './router.ts';
 
 /** A Prometheus histogram with fixed buckets (in seconds). */
@@ -36,14 +36,14 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 /** Where the gauges are read from when /metrics is asked for. */
 export interface MetricSources {
-  hub: Hub;
+  hub: StateWriter;
   namespaces: Record<string, Namespace>;
   stalledSubscribers: () => number;
   /** Packets waiting unread in monitor connections' buffers. */
   queuedPackets: () => number;
 }
 
-/** The hub's counters and histograms, fed by the transports and the hub core. */
+/** The hub's counters and histograms, fed by the transports and the state writer. */
 export class Metrics {
   readonly assignmentLatency = new Histogram(LATENCY_BUCKETS);
   readonly journalWrite = new Histogram(LATENCY_BUCKETS);

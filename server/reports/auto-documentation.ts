@@ -1,7 +1,7 @@
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { isEnded } from '../domain/machinery/context.ts';
 import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
-import type { Hub } from '../hub.ts';
+import type { StateWriter } from '../state-writer.ts';
 import type { HubDirectory } from '../hub-directory.ts';
 import type { Logger } from '../logger.ts';
 import { reportsOf, writeReports } from './writer.ts';
@@ -17,7 +17,7 @@ export class AutoDocumentation {
   private readonly writing = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly hub: Hub,
+    private readonly hub: StateWriter,
     private readonly log: Logger,
     private readonly hubDirectory: HubDirectory,
   ) {

@@ -6,7 +6,7 @@ import type { Actor } from '../domain/machinery/actor.ts';
 import type { CommandInput, CommandType } from '../domain/machinery/commands.ts';
 import { checkAttempt } from '../domain/work/attempts.ts';
 import type { Effect } from '../domain/machinery/effects.ts';
-import type { Hub } from '../hub.ts';
+import type { StateWriter } from '../state-writer.ts';
 import type { Logger } from '../logger.ts';
 import { commandHandler } from './command-handler.ts';
 import { prepareSpecs } from './inventory.ts';
@@ -20,7 +20,7 @@ export class AgentTransport {
   private readonly sockets = new Map<string, Socket>();
 
   constructor(
-    private readonly hub: Hub,
+    private readonly hub: StateWriter,
     private readonly log: Logger,
     private readonly files: DataFiles,
     /** Told, for each offer pushed, how long its order waited since it became ready (ms). */

@@ -2,7 +2,7 @@ import { listAgents, requireAgent } from '../domain/work/agents.ts';
 import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders, workflowSummary } from '../domain/machinery/queries.ts';
 import type { DataFiles } from '../data-files.ts';
 import type { HubDirectory } from '../hub-directory.ts';
-import type { Hub } from '../hub.ts';
+import type { StateWriter } from '../state-writer.ts';
 import { requireWorkflow } from '../domain/machinery/context.ts';
 import { reportsOf, writeReports } from '../reports/writer.ts';
 import { commandHandler } from './command-handler.ts';
@@ -13,7 +13,7 @@ import type { Handlers } from './namespaces.ts';
  * The handlers of `/control`: reads come straight from state, changes go through dispatch. An
  * output folder in the hub's data directory (outside `workflows/`) is refused before dispatch.
  */
-export function controlHandlers(hub: Hub, files: DataFiles, hubDirectory: HubDirectory, openLineageProducer: string): Handlers<'control'> {
+export function controlHandlers(hub: StateWriter, files: DataFiles, hubDirectory: HubDirectory, openLineageProducer: string): Handlers<'control'> {
   const create = commandHandler(hub, 'workflow.create');
   return {
     ...inventoryHandlers(hub, files, openLineageProducer),

@@ -6,7 +6,7 @@ import { getData, searchData } from '../domain/data/data-search.ts';
 import type { PreparedSpec } from '../domain/data/inventory.ts';
 import { lineageGraph, traverse } from '../domain/data/lineage-graph.ts';
 import { runEvent } from '../domain/data/open-lineage.ts';
-import type { Hub } from '../hub.ts';
+import type { StateWriter } from '../state-writer.ts';
 import type { Handlers } from './namespaces.ts';
 
 /** Files observed at once per request, so a bulk registration cannot exhaust file descriptors. */
@@ -16,7 +16,7 @@ type DataEvents = 'data.register' | 'data.registerMany' | 'data.update' | 'data.
 type LineageEvents = 'lineage.link' | 'lineage.upstream' | 'lineage.downstream' | 'lineage.graph' | 'lineage.openLineage';
 
 /** Whether the hub reads local files for this workflow (NOT_FOUND for an unknown workflow). */
-function validates(hub: Hub, workflowId: string): boolean {
+function validates(hub: StateWriter, workflowId: string): boolean {
   return requireWorkflow(hub.state, workflowId).config.enableDataValidation;
 }
 
@@ -42,7 +42,7 @@ async function prepareOne(files: DataFiles, spec: DataReferenceSpec, { check }: 
  * validates data, local paths are made absolute and their files observed (size, sha256); URIs,
  * and every path of a workflow that does not validate, are recorded as given and nothing is read.
  */
-export async function prepareSpecs(hub: Hub, files: DataFiles, workflowId: string, specs: readonly DataReferenceSpec[]): Promise<PreparedSpec[]> {
+export async function prepareSpecs(hub: StateWriter, files: DataFiles, workflowId: string, specs: readonly DataReferenceSpec[]): Promise<PreparedSpec[]> {
   const check = validates(hub, workflowId);
   const prepared: PreparedSpec[] = new Array(specs.length);
   let next = 0;
@@ -57,7 +57,7 @@ export async function prepareSpecs(hub: Hub, files: DataFiles, workflowId: strin
 }
 
 /** The `/control` handlers of the data inventory and lineage: files are checked first, then the command is dispatched. */
-export function inventoryHandlers(hub: Hub, files: DataFiles, openLineageProducer: string): Pick<Handlers<'control'>, DataEvents | LineageEvents> {
+export function inventoryHandlers(hub: StateWriter, files: DataFiles, openLineageProducer: string): Pick<Handlers<'control'>, DataEvents | LineageEvents> {
   return {
     'data.register': async ({ workflowId, ...spec }, session) => {
       const items = await prepareSpecs(hub, files, workflowId, [spec]);

@@ -1,7 +1,7 @@
 import { HubError } from '../../shared/errors.ts';
 import { AGENTS_DOC } from '../domain/machinery/state.ts';
 import { workflowSummary } from '../domain/machinery/queries.ts';
-import type { Hub } from '../hub.ts';
+import type { StateWriter } from '../state-writer.ts';
 import { reportsOf } from '../reports/writer.ts';
 import { canSee } from './auth.ts';
 import { holdsEncoded } from './encoded-json.ts';
@@ -18,7 +18,7 @@ function requireVisible(session: Session, doc: string): void {
 }
 
 /** The handlers of `/monitor`: subscriptions to live state, and read-only views. Nothing here changes state. */
-export function monitorHandlers(hub: Hub, stream: PatchStream): Handlers<'monitor'> {
+export function monitorHandlers(hub: StateWriter, stream: PatchStream): Handlers<'monitor'> {
   return {
     subscribe: (input, session, socket) => {
       requireVisible(session, input.doc);

@@ -3,7 +3,7 @@ import type { Namespace, Socket } from 'socket.io';
 import { compactOps, type PatchOp } from '../../shared/patch.ts';
 import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
 import { docKeys, docRoot, versionOf, type DocKey } from '../domain/machinery/state.ts';
-import type { CommittedBatch, Hub } from '../hub.ts';
+import type { CommittedBatch, StateWriter } from '../state-writer.ts';
 import { EncodedJson } from './encoded-json.ts';
 
 interface VersionedOps {
@@ -89,7 +89,7 @@ export class PatchStream {
 
   constructor(
     private readonly nsp: Namespace,
-    private readonly hub: Hub,
+    private readonly hub: StateWriter,
     private readonly options: PatchStreamOptions,
   ) {
     // Documents loaded from disk are committed up to their version.

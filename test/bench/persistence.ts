@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
-import { Hub } from '../../server/hub.ts';
+import { StateWriter } from '../../server/state-writer.ts';
 import { HubOptions } from '../../server/options.ts';
 import { EmbeddedStore } from '../../server/store/embedded-store.ts';
 import { SNAPSHOT_FILE } from '../../server/store/snapshot.ts';
@@ -22,7 +22,7 @@ class CoreRig {
   readonly actors: Actor[] = [];
 
   private constructor(
-    readonly hub: Hub,
+    readonly hub: StateWriter,
     readonly store: EmbeddedStore,
     readonly dir: string,
   ) {
@@ -36,7 +36,7 @@ class CoreRig {
     const defaults = HubOptions.parse({});
     // No automatic snapshot while measuring: the snapshot is measured on its own.
     const store = new EmbeddedStore({ dataDir: dir, fsync: defaults.fsync, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => ctx.log(`warning: ${m}`) });
-    const hub = await Hub.open({
+    const hub = await StateWriter.open({
       store,
       settings: {
         outputRoot: join(dir, 'workflows'),

@@ -8,7 +8,7 @@ export interface MemoryStoreOptions {
   snapshotEvery?: number;
 }
 
-/** A store that keeps nothing: for tests of the hub core that need no disk. */
+/** A store that keeps nothing: for tests of the state writer that need no disk. */
 export class MemoryStore implements Store {
   /** Records per append, in order. */
   readonly batches: number[] = [];

@@ -46,7 +46,7 @@ class Batch {
   }
 }
 
-export interface HubCoreOptions {
+export interface StateWriterOptions {
   store: Store;
   settings: DomainSettings;
   /** The clock; tests may pass their own. */
@@ -57,12 +57,12 @@ export interface HubCoreOptions {
 }
 
 /**
- * The single writer. Holds the authoritative state and its versions; every change is a command
- * run by `dispatch` under the mutex, journaled (one write per turn of the event loop, more in a
- * busy one) and only then acknowledged and announced to listeners. Reads use `state` directly,
- * without the mutex.
+ * The hub's single writer. Holds the authoritative state and its versions; every change is a
+ * command run by `dispatch` under the mutex, journaled (one write per turn of the event loop, more
+ * in a busy one) and only then acknowledged and announced to listeners. Reads use `state`
+ * directly, without the mutex.
  */
-export class Hub {
+export class StateWriter {
   state: HubState;
   private readonly mutex = new Mutex();
   private readonly store: Store;
@@ -84,7 +84,7 @@ export class Hub {
   private randomPool = Buffer.alloc(0);
   private randomOffset = 0;
 
-  private constructor(options: HubCoreOptions) {
+  private constructor(options: StateWriterOptions) {
     this.store = options.store;
     this.settings = options.settings;
     this.clock = options.now ?? Date.now;
@@ -94,13 +94,13 @@ export class Hub {
   }
 
   /** Opens the store and loads the state it holds. */
-  static async open(options: HubCoreOptions): Promise<Hub> {
-    const hub = new Hub(options);
+  static async open(options: StateWriterOptions): Promise<StateWriter> {
+    const writer = new StateWriter(options);
     const recovered = await options.store.open();
-    hub.state = stateFromDocs(recovered.docs, hub.now(), options.settings.agingMs);
-    hub.seq = recovered.seq;
-    await hub.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });
-    return hub;
+    writer.state = stateFromDocs(recovered.docs, writer.now(), options.settings.agingMs);
+    writer.seq = recovered.seq;
+    await writer.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });
+    return writer;
   }
 
   /** The hub's clock. */
