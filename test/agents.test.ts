@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
 import { connectAgent, HubError, NonRetryableError } from '../client-sdk/index.ts';
 import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
-import { deferred, until, untilOrder } from './helpers/wait.ts';
+import { deferred, untilOrder, untilWorkflow } from './helpers/wait.ts';
 
 /** Hub settings that make leases and grace periods short enough to test without long waits. */
 const FAST = { sweepIntervalMs: 20, graceMs: 300, backoffBaseMs: 50, backoffMaxMs: 200 };
@@ -54,7 +54,7 @@ describe('agents and work orders over the network', () => {
       if (order.length === 5) all.resolve();
     });
     await wf.createWorkOrder({ id: 'blocker', taskType: 't' });
-    await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrders.blocker!.state === 'running', 'blocker running');
+    await untilOrder(hub, wf.id, 'blocker', 'running');
     await wf.createWorkOrders([
       { id: 'low', taskType: 't', priority: 'low' },
       { id: 'normal', taskType: 't', priority: 'normal' },
@@ -93,7 +93,7 @@ describe('agents and work orders over the network', () => {
       await wf.createWorkOrders(Array.from({ length: 250 }, (_, i) => ({ id: `job-${batch * 250 + i}`, taskType: 'burst' })));
     }
     await all.promise;
-    const finished = await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrderCounts.completed === 1000 && hub.core.state.workflows.get(wf.id)!, 'all completed');
+    const finished = await untilWorkflow(hub, wf.id, (w) => w.workOrderCounts.completed === 1000, 'all completed');
     expect([...completions.values()].every((n) => n === 1)).toBe(true);
     for (let i = 0; i < 10; i++) expect(peak.get(`worker-${i}`) ?? 0).toBeLessThanOrEqual(1 + (i % 4));
     expect(finished.workOrderCounts).toMatchObject({ completed: 1000, queued: 0, offered: 0, running: 0, failed: 0 });
@@ -152,7 +152,7 @@ describe('agents and work orders over the network', () => {
     const assignment = await offered.promise;
     const awake = await agent(hub, { agentId: 'awake', agentType: 'w' });
     await awake.onTask('t', () => ({ result: 'fresh' }));
-    await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrders.job!.state === 'completed', 'job completed by the awake agent');
+    await untilOrder(hub, wf.id, 'job', 'completed');
     const { workflowId, workOrderId, attemptToken } = assignment;
     const late = await socket.emitWithAck('task.complete', { workflowId, workOrderId, attemptToken, result: 'late' });
     socket.disconnect();

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
-import { until } from './helpers/wait.ts';
+import { untilWorkflow } from './helpers/wait.ts';
 
 type Filter = Parameters<WorkflowHandle['searchData']>[0];
 
@@ -39,7 +39,7 @@ async function inventory() {
     // profile waits for clean, so the two outputs are created in this order.
     await wf.createWorkOrder({ id: taskType, taskType, inputs: ['sales'], dependencies: taskType === 'profile' ? ['clean'] : [] });
   }
-  await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrderCounts.completed === 2, 'both work orders completed');
+  await untilWorkflow(hub, wf.id, (w) => w.workOrderCounts.completed === 2, 'both work orders completed');
   await wf.addDataReference({ id: 'summary', path: 's3://lake/summary.md', derivedFrom: ['clean', 'profile'] });
   return { hub, wf, batchTwo: (await wf.getDataReference('clean')).createdAt };
 }

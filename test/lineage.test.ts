@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { NonRetryableError } from '../client-sdk/index.ts';
 import { agent, control, startHub, tempDir } from './helpers/hub.ts';
-import { until, untilOrder } from './helpers/wait.ts';
+import { untilOrder } from './helpers/wait.ts';
 import { codeOf } from './helpers/errors.ts';
 
 /** The required structure of an OpenLineage 2-0-2 RunEvent (BaseEvent + RunEvent + BaseFacet), written from the spec. */
@@ -49,7 +49,7 @@ async function pipeline() {
     steps.map((step, i) => ({ id: step.taskType, taskType: step.taskType, inputs: [step.input], dependencies: i === 0 ? [] : [steps[i - 1]!.taskType] })),
   );
   await wf.start();
-  await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrders.train!.state === 'completed', 'the model trained');
+  await untilOrder(hub, wf.id, 'train', 'completed');
   return { hub, client, wf, root, worker };
 }
 
@@ -123,7 +123,7 @@ describe('lineage', () => {
       throw new NonRetryableError('model file is corrupt');
     });
     await wf.createWorkOrder({ id: 'score', taskType: 'score', inputs: ['model'] });
-    await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrders.score!.state === 'failed', 'scoring failed');
+    await untilOrder(hub, wf.id, 'score', 'failed');
     const failed = await wf.openLineageEvent('score');
     expect(RunEventSpec.safeParse(failed).error?.issues ?? []).toEqual([]);
     expect(failed).toMatchObject({ eventType: 'FAIL', inputs: [{ name: join(root, 'model.out') }], outputs: [] });

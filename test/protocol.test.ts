@@ -10,7 +10,7 @@ import { envelopeOf } from '../shared/envelope.ts';
 import { ERROR_CODES } from '../shared/errors.ts';
 import { contractJsonSchema } from '../shared/json-schema.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
-import { deferred, until } from './helpers/wait.ts';
+import { deferred, untilOrder } from './helpers/wait.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const protocol = readFileSync(join(root, 'PROTOCOL.md'), 'utf8');
@@ -110,7 +110,7 @@ describe('the wire protocol without the SDK', () => {
     expect(done).toMatchObject({ state: 'completed', result: { text: 'MAKE SOME NOISE', length: 15 }, checkpoint: { done: 'MAKE SOM' }, progress: 100 });
     expect(done.history).toEqual([expect.objectContaining({ number: 1, agentId: 'raw-agent', outcome: 'completed' })]);
     expect(await client.getAgent('raw-agent')).toMatchObject({ agentType: 'text', capabilities: ['uppercase'], taskTypes: ['shout'], stats: { completed: 1 } });
-    expect(hub.core.state.workflows.get(wf.id)!.workOrderCounts).toMatchObject({ completed: 1, running: 0, queued: 0 });
+    expect((await wf.get()).workOrderCounts).toMatchObject({ completed: 1, running: 0, queued: 0 });
   });
 
   it('sends replies and pushes that match the published JSON Schema', async () => {
@@ -156,9 +156,9 @@ describe('the wire protocol without the SDK', () => {
     await c('data.register', { workflowId: workflow.id, id: 'in', path: join(dataRoot, 'in.csv'), tags: ['raw'] });
     await c('workOrder.create', { workflowId: workflow.id, id: 'fast', taskType: 'check', requirements: ['csv'], inputs: ['in'] });
     await finished.promise;
-    await until(hub, () => hub.core.state.workflows.get(workflow.id)!.workOrders.fast!.state === 'completed', 'fast completed');
+    await untilOrder(hub, workflow.id, 'fast', 'completed');
     await c('workOrder.createMany', { workflowId: workflow.id, orders: [{ id: 'slow', taskType: 'check' }, { id: 'after', taskType: 'check', dependencies: ['slow'] }] });
-    await until(hub, () => hub.core.state.workflows.get(workflow.id)!.workOrders.slow!.state === 'running', 'slow running');
+    await untilOrder(hub, workflow.id, 'slow', 'running');
     await c('workflow.autoAssign', { workflowId: workflow.id });
     await c('workOrder.cancel', { workflowId: workflow.id, workOrderId: 'slow', reason: 'enough' });
     gate.resolve();

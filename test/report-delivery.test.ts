@@ -4,7 +4,7 @@ import { marked } from 'marked';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { verifyReportHash } from '../server/reports/report.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
-import { until } from './helpers/wait.ts';
+import { untilWorkflow } from './helpers/wait.ts';
 import { codeOf } from './helpers/errors.ts';
 
 /** Resolves once `file` in `folder` is (re)written and holds `wanted` (watched, not polled). */
@@ -44,7 +44,7 @@ async function busyWorkflow(hub: Awaited<ReturnType<typeof startHub>>, config: R
   const worker = await agent(hub, { agentId: 'analyst', agentType: 'analysis' });
   await worker.onTask('analysis', () => ({ result: 'ok' }));
   await wf.createWorkOrder({ id: 'job-1', taskType: 'analysis', description: 'Crunch the numbers' });
-  await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrderCounts.completed === 1, 'job completed');
+  await untilWorkflow(hub, wf.id, (w) => w.workOrderCounts.completed === 1, 'job completed');
   return { client, wf };
 }
 

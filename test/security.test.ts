@@ -4,7 +4,7 @@ import { io, type Socket } from 'socket.io-client';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
-import { deferred, until } from './helpers/wait.ts';
+import { deferred, untilOrder } from './helpers/wait.ts';
 import { startHubProcess } from './helpers/process.ts';
 import { connectControl } from '../client-sdk/index.ts';
 
@@ -60,7 +60,7 @@ describe('security', () => {
     const thief = await agent(hub, { agentId: 'thief', agentType: 'other' });
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
     const attemptToken = await started.promise;
-    await until(hub, () => hub.core.state.workflows.get(wf.id)!.workOrders.job!.state === 'running', 'job running');
+    await untilOrder(hub, wf.id, 'job', 'running');
     const version = hub.core.state.versions.get(wf.id);
     const steal = { workflowId: wf.id, workOrderId: 'job', attemptToken };
     expect(await codeOf(thief.connection.request('task.complete', steal))).toBe('FORBIDDEN');

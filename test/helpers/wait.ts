@@ -1,27 +1,15 @@
-import type { RunningHub } from '../../server/index.ts';
 import type { WorkOrder, WorkOrderState } from '../../shared/schemas/work-order.ts';
+import type { Workflow } from '../../shared/schemas/workflow.ts';
+import { monitor } from './hub.ts';
 
 /**
- * Resolves once `predicate` holds, checking now and after every batch the hub commits (an event,
- * not a poll). Rejects after `timeoutMs` with `what` in the message, so a hang names itself.
+ * Resolves with the workflow once `predicate` holds, as a monitor following it sees it: checked
+ * now and on every patch (an event, not a poll). Rejects after `timeoutMs` with `what` in the
+ * message, so a hang names itself.
  */
-export function until<T>(hub: RunningHub, predicate: () => T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const first = predicate();
-    if (first) return resolve(first);
-    const timer = setTimeout(() => {
-      stop();
-      reject(new Error(`timed out waiting for ${what}`));
-    }, timeoutMs);
-    const stop = hub.core.onCommit(() => {
-      const value = predicate();
-      if (value) {
-        stop();
-        clearTimeout(timer);
-        resolve(value);
-      }
-    });
-  });
+export async function untilWorkflow(hub: { url: string }, workflowId: string, predicate: (workflow: Workflow) => boolean, what: string, timeoutMs = 15_000): Promise<Workflow> {
+  const mirror = await (await monitor(hub)).subscribe(workflowId);
+  return mirror.until(predicate, { what, timeoutMs });
 }
 
 /** A promise with its resolve function, for waiting on callbacks. */
@@ -31,16 +19,9 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   return { promise, resolve };
 }
 
-
-
-/** Resolves with a work order once it reaches `state` in the hub (checked after every commit). */
-export function untilOrder(hub: RunningHub, workflowId: string, workOrderId: string, state: WorkOrderState): Promise<WorkOrder> {
-  return until(
-    hub,
-    () => {
-      const order = hub.core.state.workflows.get(workflowId)?.workOrders[workOrderId];
-      return order?.state === state && order;
-    },
-    `work order ${workOrderId} ${state}`,
-  );
+/** Resolves with a work order once it reaches `state`, as a monitor following its workflow sees it. */
+export async function untilOrder(hub: { url: string }, workflowId: string, workOrderId: string, state: WorkOrderState): Promise<WorkOrder> {
+  const workflow = await untilWorkflow(hub, workflowId, (w) => w.workOrders[workOrderId]?.state === state, `work order ${workOrderId} ${state}`);
+  // A copy: the mirror's objects change with later patches.
+  return structuredClone(workflow.workOrders[workOrderId]!);
 }
