@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { linkSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { RunningHub } from '../server/index.ts';
+import type { WorkflowHandle } from '../client-sdk/index.ts';
 import { agent, control, startHub, tempDir } from './helpers/hub.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
 import { codeOf, codeOfCall } from './helpers/errors.ts';
@@ -24,7 +24,8 @@ async function setup(config: { enableDataValidation?: boolean } = {}) {
   return { hub, client, wf, root, write };
 }
 
-const dataOf = (hub: RunningHub, workflowId: string) => hub.core.state.workflows.get(workflowId)!.data;
+/** The workflow's data references, as a control client reads them. */
+const dataOf = async (wf: WorkflowHandle) => (await wf.get()).data;
 
 describe('data inventory over the network', () => {
   it('registers a real file from the control SDK with its size, sha256 and the control client as provenance', async () => {
@@ -57,11 +58,11 @@ describe('data inventory over the network', () => {
   });
 
   it('records a missing file as `missing`, or refuses it with NOT_FOUND when requireExists is set', async () => {
-    const { hub, wf, root } = await setup();
+    const { wf, root } = await setup();
     const missing = await wf.addDataReference({ id: 'later', path: join(root, 'not-yet.csv') });
     expect(missing).toMatchObject({ status: 'missing', size: null, checksum: null });
     expect(await codeOf(wf.addDataReference({ path: join(root, 'nope.csv'), requireExists: true }))).toBe('NOT_FOUND');
-    expect(Object.keys(dataOf(hub, wf.id))).toEqual(['later']);
+    expect(Object.keys(await dataOf(wf))).toEqual(['later']);
   });
 
   it('tells valid, changed and missing apart when a file is re-validated, and keeps versions on update', async () => {
@@ -81,16 +82,16 @@ describe('data inventory over the network', () => {
   });
 
   it('never silently overwrites: registering an existing id is CONFLICT and changes nothing', async () => {
-    const { hub, wf, write } = await setup();
+    const { wf, write } = await setup();
     await wf.addDataReference({ id: 'raw', path: write('raw.csv', 'a') });
-    const version = hub.core.state.versions.get(wf.id);
+    const version = (await wf.summary()).version;
     expect(await codeOf(wf.addDataReference({ id: 'raw', path: write('other.csv', 'b') }))).toBe('CONFLICT');
-    expect(dataOf(hub, wf.id).raw!.checksum).toBe(sha256('a'));
-    expect(hub.core.state.versions.get(wf.id)).toBe(version);
+    expect((await dataOf(wf)).raw!.checksum).toBe(sha256('a'));
+    expect((await wf.summary()).version).toBe(version);
   });
 
   it('refuses paths outside the data roots (absolute, `..`, symlinks) with FORBIDDEN and registers nothing', async () => {
-    const { hub, wf, root, write } = await setup();
+    const { wf, root, write } = await setup();
     const outside = tempDir('switchboard-outside-');
     writeFileSync(join(outside, 'secret.txt'), 'top secret');
     symlinkSync(join(outside, 'secret.txt'), join(root, 'innocent.csv'));
@@ -108,12 +109,12 @@ describe('data inventory over the network', () => {
     // All or none: one bad path in a batch leaves the good ones unregistered too.
     const batch = [{ path: write('good.csv', 'fine') }, { path: '/etc/hostname' }];
     expect(await codeOf(wf.addDataReferences(batch))).toBe('FORBIDDEN');
-    expect(dataOf(hub, wf.id)).toEqual({});
+    expect(await dataOf(wf)).toEqual({});
   });
 
   it('refuses file:// URIs that name no local file (a host, an encoded slash, bad escapes) with VALIDATION, validating or not', async () => {
     for (const enableDataValidation of [true, false]) {
-      const { hub, wf, root, write } = await setup({ enableDataValidation });
+      const { wf, root, write } = await setup({ enableDataValidation });
       write('a.csv', 'x');
       const uris = [
         'file://evil/etc/passwd',
@@ -129,12 +130,12 @@ describe('data inventory over the network', () => {
         expect([path, await codeOf(wf.addDataReference({ path }))]).toEqual([path, 'VALIDATION']);
         expect([path, await codeOf(wf.addDataReferences([{ path: 's3://b/ok' }, { path }]))]).toEqual([path, 'VALIDATION']);
       }
-      expect(dataOf(hub, wf.id)).toEqual({});
+      expect(await dataOf(wf)).toEqual({});
       // The same file named properly is fine.
       const ref = await wf.addDataReference({ path: `file://localhost${root}/a.csv` });
       expect(ref.path).toBe(enableDataValidation ? join(root, 'a.csv') : `file://localhost${root}/a.csv`);
       expect(await codeOf(wf.updateDataReference(ref.id, { path: 'file://evil/etc/passwd' }))).toBe('VALIDATION');
-      expect(dataOf(hub, wf.id)[ref.id]!.version).toBe(1);
+      expect((await dataOf(wf))[ref.id]!.version).toBe(1);
     }
   });
 
@@ -174,27 +175,27 @@ describe('data inventory over the network', () => {
     ] as const;
     for (const [target, link] of links) linkSync(target, link);
     for (const [, link] of links) expect([link, await codeOf(wf.addDataReference({ path: link }))]).toEqual([link, 'FORBIDDEN']);
-    expect(dataOf(hub, wf.id)).toEqual({});
+    expect(await dataOf(wf)).toEqual({});
 
     // Linking a file into the data directory makes it one of the hub's: it is refused from then on.
     writeFileSync(join(root, 'mine.csv'), 'a,b\n');
     const mine = await wf.addDataReference({ id: 'mine', path: join(root, 'mine.csv') });
     expect(mine.status).toBe('valid');
     linkSync(join(root, 'mine.csv'), join(dataDir, 'mine.csv'));
-    const version = hub.core.state.versions.get(wf.id);
+    const version = (await wf.summary()).version;
     expect(await codeOf(wf.validateDataReference('mine'))).toBe('FORBIDDEN');
-    expect(hub.core.state.versions.get(wf.id)).toBe(version);
-    expect(dataOf(hub, wf.id).mine).toEqual(mine);
+    expect((await wf.summary()).version).toBe(version);
+    expect((await dataOf(wf)).mine).toEqual(mine);
   });
 
   it('refuses oversized metadata, too many tags and an over-long path with VALIDATION and registers nothing', async () => {
-    const { hub, wf, write } = await setup();
+    const { wf, write } = await setup();
     const path = write('a.csv', 'x');
     expect(await codeOf(wf.addDataReference({ path, metadata: { blob: 'x'.repeat(20_000) } }))).toBe('VALIDATION');
     expect(await codeOf(wf.addDataReference({ path, tags: Array.from({ length: 51 }, (_, i) => `t${i}`) }))).toBe('VALIDATION');
     expect(await codeOf(wf.addDataReference({ path: `/${'p'.repeat(2048)}` }))).toBe('VALIDATION');
     expect(await codeOf(wf.addDataReferences(Array.from({ length: 1001 }, (_, i) => ({ path: `s3://b/${i}` }))))).toBe('VALIDATION');
-    expect(dataOf(hub, wf.id)).toEqual({});
+    expect(await dataOf(wf)).toEqual({});
   });
 
   it('reads no file when the workflow does not validate data', async () => {
@@ -228,7 +229,7 @@ describe('data inventory over the network', () => {
     await wf.createWorkOrder({ id: 'leak', taskType: 'leak' });
     const leak = await untilOrder(hub, wf.id, 'leak', 'failed');
     expect(leak.error).toContain('outside the hub');
-    expect(Object.keys(dataOf(hub, wf.id)).sort()).toEqual(['full', 'partial']);
+    expect(Object.keys(await dataOf(wf)).sort()).toEqual(['full', 'partial']);
   });
 
   it('refuses agent registrations without a current attempt', async () => {
@@ -249,6 +250,6 @@ describe('data inventory over the network', () => {
     const spoofed = worker.connection.request('data.register', { workflowId: wf.id, workOrderId: 'job', attemptToken: task.attemptToken, path, agentId: 'someone-else' } as never);
     expect(await codeOf(spoofed)).toBe('VALIDATION');
     release.resolve();
-    expect(dataOf(hub, wf.id)).toEqual({});
+    expect(await dataOf(wf)).toEqual({});
   });
 });

@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -67,7 +67,8 @@ describe('examples', () => {
       expect(code, output).toBe(0);
       for (const line of EXAMPLES[file]!) expect(output).toMatch(line);
     }
-    const workflows = [...hub.core.state.workflows.values()];
+    const client = await control(hub);
+    const workflows = await Promise.all((await client.listWorkflows()).items.map((header) => client.workflow(header.id).get()));
     expect(workflows.map((wf) => [wf.userQuery, wf.status])).toEqual([
       ['Analyze customer data and generate insights', 'completed'],
       ['Mean sale per region', 'completed'],

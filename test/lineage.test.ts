@@ -98,7 +98,7 @@ describe('lineage', () => {
     expect(await codeOf(wf.linkLineage({ operation: 'merge', inputs: ['raw', 'ghost'], outputs: ['model'] }))).toBe('NOT_FOUND');
     expect(await codeOf(wf.linkLineage({ operation: 'merge', inputs: ['raw'], outputs: ['model'], workOrderId: 'no-such-order' }))).toBe('NOT_FOUND');
     expect(await wf.lineageGraph()).toEqual(before);
-    expect(hub.core.state.versions.get(wf.id)).toBe(before.version);
+    expect((await wf.summary()).version).toBe(before.version);
     // A work order that reads an unknown reference is refused too, unless something upstream may produce it.
     expect(await codeOf(wf.createWorkOrder({ taskType: 'clean', inputs: ['ghost'] }))).toBe('NOT_FOUND');
     await wf.createWorkOrder({ id: 'after-train', taskType: 'features', inputs: ['never-made'], dependencies: ['train'] });

@@ -118,7 +118,7 @@ describe('persistence', () => {
     // A lock file naming this very process, held by no hub here (e.g. a container's pid 1 after a restart).
     writeFileSync(join(dataDir, 'hub.lock'), String(process.pid));
     const third = await startHub({ dataDir });
-    expect(third.core.state.workflows.size).toBe(0);
+    expect((await (await control(third)).listWorkflows()).items).toEqual([]);
   });
 
   it('refuses a second hub on the same data directory with a clear message', async () => {

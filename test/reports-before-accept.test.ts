@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { io, type Socket } from 'socket.io-client';
 import type { Assignment } from '../shared/schemas/work-order.ts';
 import { control, startHub, TOKENS } from './helpers/hub.ts';
-import { deferred, untilOrder } from './helpers/wait.ts';
+import { deferred } from './helpers/wait.ts';
 
 type Offer = { assignment: Assignment; ack: (reply: unknown) => void };
 
@@ -67,8 +67,9 @@ describe('an agent that reports before its accept ack', () => {
     expect(await worker.request('agent.heartbeat', { attemptTokens: [ref.attemptToken] })).toEqual({ ok: true, data: { renewed: [ref.attemptToken], lost: [] } });
     expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'running', attempts: 1, progress: 30, declinedBy: [] });
 
+    // Acknowledged means committed: nothing to wait for.
     expect(await worker.request('task.complete', { ...ref, result: 'done' })).toMatchObject({ ok: true, data: { state: 'completed' } });
-    const order = await untilOrder(hub, wf.id, 'job', 'completed');
+    const order = await wf.getWorkOrder('job');
     expect(order.history).toEqual([expect.objectContaining({ number: 1, agentId: 'eager', outcome: 'completed' })]);
     expect(await client.getAgent('eager')).toMatchObject({ load: 0, stats: { assigned: 1, completed: 1, declined: 0 } });
     worker.close();
@@ -76,7 +77,7 @@ describe('an agent that reports before its accept ack', () => {
   });
 
   it('completes the order when the completion arrives before the accept, once, and the late accept is harmless', async () => {
-    const { hub, client, wf, worker } = await setup();
+    const { client, wf, worker } = await setup();
     await wf.createWorkOrder({ id: 'quick', taskType: 't' });
     const { assignment, ack } = await worker.nextOffer();
     const ref = refOf(assignment);
@@ -86,10 +87,10 @@ describe('an agent that reports before its accept ack', () => {
     // A second completion with the same token is refused as ever; it also orders the ack before it.
     expect(await worker.request('task.complete', { ...ref, result: { rows: 4 } })).toMatchObject({ ok: false, error: { code: 'STALE_ATTEMPT' } });
 
-    const order = await untilOrder(hub, wf.id, 'quick', 'completed');
+    const order = await wf.getWorkOrder('quick');
     expect(order).toMatchObject({ attempts: 1, result: { rows: 3 }, declinedBy: [] });
     expect(order.history).toEqual([expect.objectContaining({ number: 1, agentId: 'eager', outcome: 'completed' })]);
-    expect(hub.core.state.workflows.get(wf.id)!.workOrderCounts).toMatchObject({ completed: 1, offered: 0, running: 0, queued: 0 });
+    expect((await wf.get()).workOrderCounts).toMatchObject({ completed: 1, offered: 0, running: 0, queued: 0 });
     expect(await client.getAgent('eager')).toMatchObject({ load: 0, stats: { assigned: 1, completed: 1, declined: 0 } });
     worker.close();
   });

@@ -37,12 +37,12 @@ describe('security', () => {
     const client = await control(hub);
     const wf = await client.createWorkflow({ userQuery: 'read only' });
     const { socket } = await rawConnect(hub.url, '/monitor', TOKENS.monitor);
-    const version = hub.core.state.versions.get(wf.id);
+    const version = (await wf.summary()).version;
     for (const event of ['workflow.start', 'workflow.cancel', 'workOrder.create', 'task.complete']) {
       const reply = await socket!.emitWithAck(event, { workflowId: wf.id, taskType: 't' });
       expect(reply, event).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
     }
-    expect(hub.core.state.versions.get(wf.id)).toBe(version);
+    expect((await wf.summary()).version).toBe(version);
     expect((await wf.get()).status).toBe('pending');
   });
 
@@ -61,13 +61,13 @@ describe('security', () => {
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
     const attemptToken = await started.promise;
     await untilOrder(hub, wf.id, 'job', 'running');
-    const version = hub.core.state.versions.get(wf.id);
+    const version = (await wf.summary()).version;
     const steal = { workflowId: wf.id, workOrderId: 'job', attemptToken };
     expect(await codeOf(thief.connection.request('task.complete', steal))).toBe('FORBIDDEN');
     expect(await codeOf(thief.connection.request('task.progress', { ...steal, progress: 99 }))).toBe('FORBIDDEN');
     expect(await codeOf(thief.connection.request('task.fail', { ...steal, error: 'x' }))).toBe('FORBIDDEN');
-    expect(hub.core.state.versions.get(wf.id)).toBe(version);
-    expect(hub.core.state.workflows.get(wf.id)!.workOrders.job!.state).toBe('running');
+    expect((await wf.summary()).version).toBe(version);
+    expect((await wf.getWorkOrder('job')).state).toBe('running');
   });
 
   it('refuses names that would reach into Object.prototype (__proto__, constructor, toString)', async () => {
@@ -75,7 +75,7 @@ describe('security', () => {
     const client = await control(hub);
     const wf = await client.createWorkflow({ userQuery: 'pollution' });
     await wf.start();
-    const version = hub.core.state.versions.get(wf.id);
+    const version = (await wf.summary()).version;
     expect(await codeOf(wf.updateProgress('__proto__', 25))).toBe('VALIDATION');
     expect(await codeOf(wf.updateProgress('constructor', 25))).toBe('VALIDATION');
     expect(await codeOf(wf.createWorkOrder({ taskType: 'toString' }))).toBe('VALIDATION');
@@ -90,9 +90,9 @@ describe('security', () => {
     expect(await codeOf(agent(hub, { agentId: 'labelled', agentType: 'w', labels: JSON.parse('{"__proto__": "x"}') }))).toBe('VALIDATION');
     const { socket } = await rawConnect(hub.url, '/monitor', TOKENS.monitor);
     expect(await socket!.emitWithAck('subscribeAll', { versions: proto })).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
-    expect(hub.core.state.versions.get(wf.id)).toBe(version);
-    expect(hub.core.state.workflows.get(wf.id)!.data).toEqual({});
-    expect(hub.core.state.agents?.labelled).toBeUndefined();
+    expect((await wf.summary()).version).toBe(version);
+    expect((await wf.get()).data).toEqual({});
+    expect(await client.listAgents()).toEqual([]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(({} as Record<string, unknown>).progress).toBeUndefined();
   });
@@ -101,11 +101,11 @@ describe('security', () => {
     const hub = await startHub();
     const client = await control(hub);
     expect(await codeOf(client.createWorkflow({ id: 'constructor', userQuery: 'x' }))).toBe('VALIDATION');
-    expect(hub.core.state.workflows.has('constructor')).toBe(false);
+    expect((await client.listWorkflows()).items).toEqual([]);
     const wf = await client.createWorkflow({ id: 'ids', userQuery: 'reserved ids' });
     await wf.start();
     const ref = await wf.addDataReference({ id: 'in', path: 's3://bucket/in' });
-    const version = hub.core.state.versions.get(wf.id);
+    const version = (await wf.summary()).version;
     for (const name of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString']) {
       const refused = [
         await codeOf(wf.createWorkOrder({ id: name, taskType: 't' })),
@@ -121,8 +121,8 @@ describe('security', () => {
       ];
       expect([name, ...refused]).toEqual([name, ...refused.map(() => 'VALIDATION')]);
     }
-    expect(hub.core.state.versions.get(wf.id)).toBe(version);
-    expect(hub.core.state.agents ?? {}).toEqual({});
+    expect((await wf.summary()).version).toBe(version);
+    expect(await client.listAgents()).toEqual([]);
   });
 
   it('answers RATE_LIMITED past the per-connection rate and keeps serving the rest', async () => {
@@ -133,10 +133,9 @@ describe('security', () => {
     const limited = codes.filter((c) => c === 'RATE_LIMITED').length;
     expect(limited).toBeGreaterThan(0);
     expect(codes.filter((c) => c !== 'RATE_LIMITED' && c !== 'resolved')).toEqual([]);
-    // Each accepted change happened, the refused ones did not.
-    expect(hub.core.state.versions.get(wf.id)).toBe(1 + (60 - limited));
-    // Another connection has its own budget.
+    // Another connection has its own budget: each accepted change happened, the refused ones did not.
     const other = await control(hub);
+    expect((await other.workflow(wf.id).summary()).version).toBe(1 + (60 - limited));
     expect((await other.listWorkflows()).items).toHaveLength(1);
   });
 
@@ -148,7 +147,7 @@ describe('security', () => {
     expect(codes).toEqual([...Array(20).fill('VALIDATION'), ...Array(10).fill('RATE_LIMITED')]);
     expect((await socket!.emitWithAck('workflow.create', { userQuery: 'too late' })).error.code).toBe('RATE_LIMITED');
     expect((await socket!.emitWithAck('workflow.create', 'not an object')).error.code).toBe('RATE_LIMITED');
-    expect(hub.core.state.workflows.size).toBe(0);
+    expect((await (await control(hub)).listWorkflows()).items).toEqual([]);
     // Another connection has its own budget, spent the same way by malformed payloads.
     const { socket: other } = await rawConnect(hub.url, '/control', TOKENS.admin);
     const malformed = await Promise.all(Array.from({ length: 21 }, () => other!.emitWithAck('workflow.create', 'not an object').then((reply) => reply.error.code)));
@@ -163,7 +162,7 @@ describe('security', () => {
     expect(await closed).toMatch(/transport (close|error)/);
     const client = await control(hub);
     await client.createWorkflow({ userQuery: 'still here' });
-    expect(hub.core.state.workflows.size).toBe(1);
+    expect((await client.listWorkflows()).items).toHaveLength(1);
   });
 
   it('reads tokens from a file or the environment when started from the CLI', async () => {
