@@ -15,6 +15,23 @@ export interface CommittedBatch {
   effects: Effect[];
 }
 
+/** `T` and everything reachable from it, read-only: maps, sets, arrays and objects alike. */
+type DeepReadonly<T> = T extends (...args: never[]) => unknown
+  ? T
+  : T extends ReadonlyMap<infer K, infer V>
+    ? ReadonlyMap<K, DeepReadonly<V>>
+    : T extends ReadonlySet<infer V>
+      ? ReadonlySet<DeepReadonly<V>>
+      : T extends object
+        ? { readonly [P in keyof T]: DeepReadonly<T[P]> }
+        : T;
+
+/**
+ * The hub's state as it is shown outside its writer: the documents (workflows, the agent pool)
+ * and their versions, live and read-only. The scheduler's index stays the writer's own.
+ */
+export type ReadonlyHubState = DeepReadonly<Pick<HubState, 'workflows' | 'agents' | 'versions'>>;
+
 /** A batch is written before the end of the turn once it holds this many commands, or is this old (ms). */
 const EARLY_WRITE_COMMANDS = 32;
 const EARLY_WRITE_MS = 2;
@@ -59,8 +76,9 @@ export interface StateWriterOptions {
 /**
  * The hub's single writer. Holds the authoritative state and its versions; every change is a
  * command run by `dispatch` under the mutex, journaled (one write per turn of the event loop, more
- * in a busy one) and only then acknowledged and announced to listeners. Reads use `state`
- * directly, without the mutex.
+ * in a busy one) and only then acknowledged and announced to listeners. The server's own readers
+ * (transports, HTTP routes, reports) use `state` directly, without the mutex; an embedding program
+ * gets it read-only, as `RunningHub.state`.
  */
 export class StateWriter {
   state: HubState;

@@ -6,13 +6,13 @@ import { deferred } from './helpers/wait.ts';
 
 /** The hub's committed state of a document, as plain JSON, and its version. */
 function hubDoc(hub: RunningHub, doc: string): { version: number; json: string } {
-  const state = doc === '@agents' ? hub.core.state.agents : hub.core.state.workflows.get(doc);
-  return { version: hub.core.state.versions.get(doc) ?? 0, json: JSON.stringify(state) };
+  const state = doc === '@agents' ? hub.state.agents : hub.state.workflows.get(doc);
+  return { version: hub.state.versions.get(doc) ?? 0, json: JSON.stringify(state) };
 }
 
 /** Waits until everything is on disk and the mirror has caught up, then compares it with the hub. */
 async function expectInSync(hub: RunningHub, mirror: Mirror): Promise<void> {
-  await hub.core.settle();
+  await hub.settle();
   const { version, json } = hubDoc(hub, mirror.doc);
   await mirror.until((_, at) => at >= version, { what: `version ${version}` });
   expect(mirror.version).toBe(version);

@@ -53,7 +53,7 @@ describe('persistence', () => {
       Array.from({ length: 40 }, (_, i) => ({ id: `o${i}`, taskType: 'idle', description: `order ${i}`, requirements: i % 3 ? [] : ['gpu'], dependencies: i >= 20 ? [`o${i - 20}`, `o${(i * 7) % 20}`] : [] })),
     );
     expect(created).toHaveLength(40);
-    await first.core.settle();
+    await first.settle();
     const before = await wf.get();
     expect(Object.values(before.workOrders).filter((o) => o.state === 'queued')).toHaveLength(20);
     // What a kill -9 leaves: the journal as written, no snapshot (the lock file stays behind too).
@@ -88,11 +88,11 @@ describe('persistence', () => {
       for (let done = 0; done < orders; done += 400) await many.createWorkOrders(Array.from({ length: 400 }, (_, i) => ({ taskType: 'idle', description: `order ${done + i}` })));
       workflows.push(many);
       // The snapshots taken while it was small are done: every one from here on sees the large state.
-      await first.core.settle();
+      await first.settle();
       await store.snapshotSettled();
     }
     for (let n = 0; n < 8; n++) workflows.push(await busyWorkflow(client, n));
-    await first.core.settle();
+    await first.settle();
     await store.snapshotSettled();
     // Taken while the hub served, not only when it closed; from memory only while the state was small.
     expect((await readSnapshot(dataDir))?.seq).toBeGreaterThan(0);

@@ -29,8 +29,8 @@ serveParent(
     /** Creates a started workflow holding `orders` queued work orders, `batch` per command. */
     preload: async (request) => {
       const started = performance.now();
-      const workflowId = await preloadWorkOrders(hub.core, { orders: Number(request.orders), batch: Number(request.batch ?? 1000), taskType: String(request.taskType ?? 'bench.idle') });
-      await hub.core.settle();
+      const workflowId = await preloadWorkOrders(hub, { orders: Number(request.orders), batch: Number(request.batch ?? 1000), taskType: String(request.taskType ?? 'bench.idle') });
+      await hub.settle();
       return { workflowId, ms: performance.now() - started };
     },
   },
