@@ -76,7 +76,7 @@ describe('listing work orders a page at a time', () => {
     expect(offered).toEqual(['p1']);
     expect(listWorkOrders(d.state, { workflowId, limit: 10, state: 'queued', cursor: 'p2' }).items.map((o) => o.id)).toEqual(['p3', 'q1', 'q2']);
     expect(() => listWorkOrders(d.state, { workflowId, limit: 10, cursor: 'nope' })).toThrow(HubError);
-    expect(() => listWorkOrders(d.state, { workflowId, limit: 10, cursor: 'nope' })).toThrow(/unknown cursor nope/);
+    expect(() => listWorkOrders(d.state, { workflowId, limit: 10, cursor: 'nope' })).toThrow(expect.objectContaining({ code: 'VALIDATION', message: expect.stringMatching(/unknown cursor nope/) }));
   });
 
   it('forgets orders whose creation was rolled back, and lists those created after them', () => {

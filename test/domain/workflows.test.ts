@@ -28,11 +28,14 @@ describe('workflow lifecycle (domain)', () => {
     const before = structuredClone(d.state.workflows.get(id));
     const version = d.state.versions.get(id);
     expect(codeOf(() => d.run('workflow.complete', { workflowId: id }))).toBe('INVALID_TRANSITION');
+    expect(d.state.workflows.get(id)).toEqual(before);
+    expect(d.state.versions.get(id)).toBe(version);
     d.run('workflow.start', { workflowId: id });
     d.run('workflow.complete', { workflowId: id });
+    const completed = structuredClone(d.state.workflows.get(id));
     expect(codeOf(() => d.run('workflow.start', { workflowId: id }))).toBe('INVALID_TRANSITION');
     expect(codeOf(() => d.run('workflow.fail', { workflowId: id, reason: 'late' }))).toBe('INVALID_TRANSITION');
-    expect(before!.status).toBe('pending');
+    expect(d.state.workflows.get(id)).toEqual(completed);
     expect(d.state.versions.get(id)).toBe(version! + 2);
   });
 
