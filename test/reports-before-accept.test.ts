@@ -46,18 +46,14 @@ async function setup() {
 
 const refOf = ({ workflowId, workOrderId, attemptToken }: Assignment) => ({ workflowId, workOrderId, attemptToken });
 
+// What the hub records for each report before the accept (and what it still refuses, with which
+// code): test/domain/attempts.test.ts. Here: the same over a socket, with the ack sent late.
 describe('an agent that reports before its accept ack', () => {
   it('runs the order when progress arrives before the accept, and the accept that follows changes nothing', async () => {
-    const { hub, client, wf, worker } = await setup();
-    const stranger = await rawAgent(hub.url, 'stranger', ['other']);
+    const { wf, worker } = await setup();
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
     const { assignment, ack } = await worker.nextOffer();
     const ref = refOf(assignment);
-
-    // Someone else's report, or a made-up token, is still refused and does not accept the offer.
-    expect(await stranger.request('task.progress', { ...ref, progress: 1 })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
-    expect(await worker.request('task.progress', { ...ref, attemptToken: 'att_madeup', progress: 1 })).toMatchObject({ ok: false, error: { code: 'STALE_ATTEMPT' } });
-    expect((await wf.getWorkOrder('job')).state).toBe('offered');
 
     expect(await worker.request('task.progress', { ...ref, progress: 30, message: 'under way' })).toMatchObject({ ok: true });
     expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'running', attempts: 1, progress: 30, message: 'under way' });
@@ -67,17 +63,12 @@ describe('an agent that reports before its accept ack', () => {
     expect(await worker.request('agent.heartbeat', { attemptTokens: [ref.attemptToken] })).toEqual({ ok: true, data: { renewed: [ref.attemptToken], lost: [] } });
     expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'running', attempts: 1, progress: 30, declinedBy: [] });
 
-    // Acknowledged means committed: nothing to wait for.
     expect(await worker.request('task.complete', { ...ref, result: 'done' })).toMatchObject({ ok: true, data: { state: 'completed' } });
-    const order = await wf.getWorkOrder('job');
-    expect(order.history).toEqual([expect.objectContaining({ number: 1, agentId: 'eager', outcome: 'completed' })]);
-    expect(await client.getAgent('eager')).toMatchObject({ load: 0, stats: { assigned: 1, completed: 1, declined: 0 } });
     worker.close();
-    stranger.close();
   });
 
   it('completes the order when the completion arrives before the accept, once, and the late accept is harmless', async () => {
-    const { client, wf, worker } = await setup();
+    const { wf, worker } = await setup();
     await wf.createWorkOrder({ id: 'quick', taskType: 't' });
     const { assignment, ack } = await worker.nextOffer();
     const ref = refOf(assignment);
@@ -87,11 +78,8 @@ describe('an agent that reports before its accept ack', () => {
     // A second completion with the same token is refused as ever; it also orders the ack before it.
     expect(await worker.request('task.complete', { ...ref, result: { rows: 4 } })).toMatchObject({ ok: false, error: { code: 'STALE_ATTEMPT' } });
 
-    const order = await wf.getWorkOrder('quick');
-    expect(order).toMatchObject({ attempts: 1, result: { rows: 3 }, declinedBy: [] });
-    expect(order.history).toEqual([expect.objectContaining({ number: 1, agentId: 'eager', outcome: 'completed' })]);
-    expect((await wf.get()).workOrderCounts).toMatchObject({ completed: 1, offered: 0, running: 0, queued: 0 });
-    expect(await client.getAgent('eager')).toMatchObject({ load: 0, stats: { assigned: 1, completed: 1, declined: 0 } });
+    // Acknowledged means committed: nothing to wait for.
+    expect(await wf.getWorkOrder('quick')).toMatchObject({ state: 'completed', attempts: 1, result: { rows: 3 }, declinedBy: [] });
     worker.close();
   });
 });
