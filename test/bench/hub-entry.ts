@@ -1,7 +1,7 @@
 /**
  * The hub under test, in its own process: `createHub` with the options in the JSON file named by
  * the first argument, driven by the bench runner over IPC (CPU, heap after GC, preloading work
- * orders through Hub.dispatch, clean exit). Started by BenchChild.start('hub', './hub-entry.ts').
+ * orders through StateWriter.dispatch, clean exit). Started by BenchChild.start('hub', './hub-entry.ts').
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';

@@ -233,7 +233,7 @@ export async function runPersistence(ctx: BenchContext): Promise<ScenarioResult>
     ],
     details,
     notes: [
-      `In-process: Hub.open on an EmbeddedStore in a temp directory (fsync off, the default), ${agents} agents each running one order, commands through Hub.dispatch with one in flight per agent.`,
+      `In-process: StateWriter.open on an EmbeddedStore in a temp directory (fsync off, the default), ${agents} agents each running one order, commands through StateWriter.dispatch with one in flight per agent.`,
       'CPU µs is process CPU (main thread and the threads writing the journal) per change, less the main thread’s GC pauses in the round: the median of alternating rounds. GC pauses are shown on their own line (mean over the rounds): they grow with the heap, which holds the whole state, and a round of a few hundred completions may or may not contain a major collection.',
       'The raw column of the cost rows holds the same cost with the small state; the ratio is the growth with state size.',
       `Event-loop delay: monitorEventLoopDelay (1 ms resolution) while store.snapshot() runs with progress commands at ${snapshotLoadRate}/s; the raw column holds the same load without a snapshot.`,

@@ -22,7 +22,7 @@ const ADMIN = { role: 'admin', name: 'bench-admin' } as const;
 
 /**
  * Creates a started workflow with `orders` work orders of `taskType`, `batch` per createMany,
- * straight through Hub.dispatch (the path every socket request ends in, minus the socket).
+ * straight through StateWriter.dispatch (the path every socket request ends in, minus the socket).
  */
 export async function preloadWorkOrders(hub: Pick<StateWriter, 'dispatch'>, options: { orders: number; batch: number; taskType: string }): Promise<string> {
   const created = await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ userQuery: `bench: ${options.orders} work orders` }), actor: ADMIN });

@@ -40,7 +40,7 @@ function lifecycle(t: CommandContext, workflowId: string, change: LifecycleChang
 
 /**
  * Every state change the hub knows, by name, with the function that performs it. A transport
- * handler, an HTTP route or a timer builds a command; only Hub.dispatch runs it.
+ * handler, an HTTP route or a timer builds a command; only StateWriter.dispatch runs it.
  */
 export const transitions = {
   'workflow.create': (t: CommandContext, input: In<'workflow.create'>) => createWorkflow(t, input),
