@@ -9,6 +9,12 @@ import { Heartbeat } from './heartbeat.ts';
 import { Listeners } from './listeners.ts';
 import type { AgentLogger, TaskHandler, TaskOptions, TaskReport } from './task.ts';
 
+/** What an agent's `on` reports: a completion or failure the hub answered, or an error it cannot go on after. */
+type AgentEvents = {
+  report: TaskReport;
+  error: HubError;
+};
+
 /** Refusals of a completion that retrying cannot fix (bad outputs or result): the attempt fails for good. */
 const REFUSED_FOR_GOOD: ReadonlySet<string> = new Set(['VALIDATION', 'CONFLICT', 'NOT_FOUND', 'FORBIDDEN']);
 
@@ -37,7 +43,7 @@ export class AgentClient {
   private readonly heartbeat = new Heartbeat(() => void this.beat());
   private draining = false;
   private closed = false;
-  private readonly listeners = new Listeners<{ report: TaskReport; error: HubError }>();
+  private readonly listeners = new Listeners<AgentEvents>();
   /** What each attempt needs from this agent. */
   private readonly host: AttemptHost;
   /** Whether this connection is registered; task reports wait for it so none reaches the hub first. */
@@ -78,8 +84,8 @@ export class AgentClient {
    * `report`: after the hub answers each completion or failure report. `error`: the agent cannot
    * go on (registration refused, or the hub closed the connection).
    */
-  on<K extends 'report' | 'error'>(event: K, listener: (payload: K extends 'report' ? TaskReport : HubError) => void): () => void {
-    return this.listeners.on(event, listener as never);
+  on<K extends keyof AgentEvents>(event: K, listener: (payload: AgentEvents[K]) => void): () => void {
+    return this.listeners.on(event, listener);
   }
 
   /** After a reconnect: registers, retrying while the hub is busy or unreachable, until it answers. */

@@ -8,6 +8,12 @@ import { Connection, type ConnectOptions, type RequestOptions } from './connecti
 import './dispose.ts';
 import { Listeners } from './listeners.ts';
 
+/** What a monitor's `on` reports: a mirror changed, or a new document appeared. */
+type MonitorEvents = {
+  change: MirrorChange;
+  doc: Mirror;
+};
+
 /** The `@agents` document: the agent pool by agent id. */
 export type AgentPool = Record<string, Agent>;
 
@@ -92,7 +98,7 @@ export class MonitorClient {
   /** The hub run our versions belong to; after a hub restart the hub answers with snapshots. */
   private epoch: string | undefined;
   private readonly resyncing = new Map<string, PatchMessage[]>();
-  private readonly listeners = new Listeners<{ change: MirrorChange; doc: Mirror }>();
+  private readonly listeners = new Listeners<MonitorEvents>();
 
   constructor(readonly connection: Connection<'monitor'>) {
     const socket = connection.socket;
@@ -108,8 +114,8 @@ export class MonitorClient {
   }
 
   /** Calls `listener` after any mirror changes; `doc` fires when a new document appears. */
-  on<K extends 'change' | 'doc'>(event: K, listener: (payload: K extends 'change' ? MirrorChange : Mirror) => void): () => void {
-    return this.listeners.on(event, listener as never);
+  on<K extends keyof MonitorEvents>(event: K, listener: (payload: MonitorEvents[K]) => void): () => void {
+    return this.listeners.on(event, listener);
   }
 
   /**
