@@ -82,6 +82,15 @@ describe('journal records', () => {
   });
 });
 
+/** What a kill -9 leaves after a store snapshotted record 1 and then wrote record 2 (segment 2). */
+async function snapshotThenRecord(dir: string): Promise<void> {
+  const store = new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
+  await store.open();
+  await store.append(encodeRecord(record(1, 1)));
+  await store.snapshot();
+  await store.append(encodeRecord(record(2, 2)));
+}
+
 describe('journal recovery', () => {
   it('drops a torn last record, keeps the ones before it and cuts the file back', async () => {
     const dir = tempDir();
@@ -152,12 +161,8 @@ describe('journal recovery', () => {
 
   it('refuses a snapshot without the manifest that names it, and a journal whose newest segment is gone', async () => {
     const dir = tempDir();
-    const store = new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
-    await store.open();
-    await store.append(encodeRecord(record(1, 1)));
-    await store.snapshot();
-    await store.append(encodeRecord(record(2, 2)));
-    // kill -9 here: the snapshot holds record 1, segment 2 holds record 2, the manifest names both.
+    await snapshotThenRecord(dir);
+    // The snapshot holds record 1, segment 2 holds record 2, the manifest names both.
     const manifest = readFileSync(join(dir, 'manifest.json'));
     expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([segmentName(2)]);
     unlinkSync(join(dir, segmentName(2)));
@@ -171,11 +176,7 @@ describe('journal recovery', () => {
 
   it('continues from the snapshot a compaction was replacing when it crashed before the new one was in place', async () => {
     const dir = tempDir();
-    const store = new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
-    await store.open();
-    await store.append(encodeRecord(record(1, 1)));
-    await store.snapshot();
-    await store.append(encodeRecord(record(2, 2)));
+    await snapshotThenRecord(dir);
     // The next compaction lists its snapshot beside the one on disk, then dies before renaming it into place.
     const onDisk = (await readSnapshot(dir))!.ref;
     const next = snapshotText({ segment: 2, seq: 2, docs: [['wf1', { v: 2, doc: { n: 2 } }]] });

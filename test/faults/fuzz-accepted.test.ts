@@ -1,17 +1,17 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { io, type Socket } from 'socket.io-client';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import type { Socket } from 'socket.io-client';
+import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { contract, type NamespaceName } from '../../shared/contract.ts';
 import { ERROR_CODES } from '../../shared/errors.ts';
-import { startHub, tempDir, TOKENS } from '../helpers/hub.ts';
+import { startHub, tempDir } from '../helpers/hub.ts';
 import { errorRecorder } from '../helpers/http.ts';
+import { connectRaw } from '../helpers/raw-socket.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-const TOKEN: Record<NamespaceName, string> = { control: TOKENS.admin, agent: TOKENS.agent, monitor: TOKENS.monitor };
 /**
  * Requests that end something others need: an attempt, an agent's willingness to work, the
  * workflow. Left out of the replay and fuzzed last, in this order, so the rest meet them alive.
@@ -96,14 +96,6 @@ function withAttempt(payload: Json, example: Json, attempt: Attempt): Json {
   return out;
 }
 
-function connect(url: string, namespace: NamespaceName): Promise<Socket> {
-  const socket = io(`${url}/${namespace}`, { auth: { token: TOKEN[namespace] }, transports: ['websocket'], forceNew: true, reconnection: false });
-  onTestFinished(() => void socket.disconnect());
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', reject);
-  });
-}
 
 describe('fuzzing every event with payloads its schema accepts', () => {
   it('answers thousands of well-formed but hostile requests with a result or an error that is never INTERNAL, and logs no error', async () => {
@@ -117,7 +109,7 @@ describe('fuzzing every event with payloads its schema accepts', () => {
     const prototypeBefore = Object.getOwnPropertyNames(Object.prototype);
     const hostile = hostileValues(root);
     const sockets = {} as Record<NamespaceName, Socket>;
-    for (const namespace of Object.keys(contract) as NamespaceName[]) sockets[namespace] = await connect(hub.url, namespace);
+    for (const namespace of Object.keys(contract) as NamespaceName[]) sockets[namespace] = await connectRaw(hub.url, namespace);
 
     const codes = new Map<string, number>();
     let sent = 0;
@@ -136,7 +128,7 @@ describe('fuzzing every event with payloads its schema accepts', () => {
     // reports: a mutant of task.complete meets a running attempt, not just a stale token.
     await sockets.control.emitWithAck('workflow.create', { id: 'fuzz-work', userQuery: 'attempts for the fuzz' });
     await sockets.control.emitWithAck('workflow.start', { workflowId: 'fuzz-work' });
-    const worker = await connect(hub.url, 'agent');
+    const worker = await connectRaw(hub.url, 'agent');
     await worker.emitWithAck('agent.register', { agentId: 'fuzz-worker', agentType: 'fuzz', taskTypes: ['fuzz-work'], maxConcurrentTasks: 1000 });
     const pool: Attempt[] = [];
     let onOffer: () => void = () => undefined;

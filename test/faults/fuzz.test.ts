@@ -1,13 +1,13 @@
-import { io, type Socket } from 'socket.io-client';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import type { Socket } from 'socket.io-client';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { contract, type NamespaceName } from '../../shared/contract.ts';
+import { contract } from '../../shared/contract.ts';
 import { ERROR_CODES } from '../../shared/errors.ts';
 import { agent, control, startHub, tempDir, TOKENS } from '../helpers/hub.ts';
 import { errorRecorder, rawRequest } from '../helpers/http.ts';
+import { connectRaw } from '../helpers/raw-socket.ts';
 import { HubUnderTest } from './cluster.ts';
 
-const TOKEN: Record<NamespaceName, string> = { control: TOKENS.admin, agent: TOKENS.agent, monitor: TOKENS.monitor };
 
 /** A deterministic pseudo-random source, so a failing run can be replayed. */
 function randomSource(seed: number) {
@@ -39,14 +39,6 @@ function malformedPayloads(schema: z.ZodType, random: () => number): unknown[] {
   return candidates.filter((payload) => !schema.safeParse(payload instanceof Uint8Array ? payload : JSON.parse(JSON.stringify(payload) ?? 'null')).success);
 }
 
-function connect(url: string, namespace: NamespaceName): Promise<Socket> {
-  const socket = io(`${url}/${namespace}`, { auth: { token: TOKEN[namespace] }, transports: ['websocket'], forceNew: true, reconnection: false });
-  onTestFinished(() => void socket.disconnect());
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', reject);
-  });
-}
 
 describe('fuzzing every event', () => {
   it('answers at least 10,000 malformed packets with an error ack (never INTERNAL) or a closed socket, changes nothing, and others carry on', async () => {
@@ -77,7 +69,7 @@ describe('fuzzing every event', () => {
     let closed = 0;
     try {
       for (const namespace of ['control', 'agent', 'monitor'] as const) {
-        const socket = await connect(hub.url, namespace);
+        const socket = await connectRaw(hub.url, namespace);
         const events = Object.entries(contract[namespace]) as Array<[string, { request: z.ZodType }]>;
         const packets: Array<[string, unknown]> = [];
         for (const [event, spec] of events) for (const payload of malformedPayloads(spec.request, random)) packets.push([event, payload]);
@@ -105,7 +97,7 @@ describe('fuzzing every event', () => {
       ];
       for (let round = 0; round < 10; round++) {
         for (const abuse of abuses) {
-          const socket = await connect(hub.url, 'control');
+          const socket = await connectRaw(hub.url, 'control');
           const gone = new Promise((resolve) => socket.once('disconnect', resolve));
           abuse(socket);
           await gone;
