@@ -43,7 +43,15 @@ describe('agents that die or freeze mid-task', () => {
     const lost = done.workOrders[victimTask]!.history.find((h) => h.agentId === 'victim')!;
     expect(['agent_lost', 'lease_expired']).toContain(lost.outcome);
     expect(lost.endedAt - killedAt).toBeLessThanOrEqual(LEASE_MS + SWEEP_MS + 500);
-    // Every order's completion was acknowledged to exactly one agent.
+    // Every order's completion was acknowledged to exactly one agent. The ack reaches an agent's
+    // output after the hub's patch may reach the mirror (the sleeper prints its own once it wakes).
+    const completedBy = (id: string) => done.workOrders[id]!.history.find((h) => h.outcome === 'completed')!.agentId;
+    const acked = (id: string) => (line: string) => line.startsWith(`REPORT ${id} completed accepted`);
+    await Promise.all(
+      Object.keys(done.workOrders)
+        .filter((id) => completedBy(id) !== victim.id)
+        .map((id) => agents.find((a) => a.id === completedBy(id))!.process.next(acked(id))),
+    );
     const accepted = agents.flatMap((a) => a.process.lines.filter((l) => l.startsWith('REPORT ') && l.includes(' completed accepted')).map((l) => l.split(' ')[1]));
     expect(accepted.sort()).toEqual(Object.keys(done.workOrders).sort());
     // The sleeper's late report, if it made one, was refused.
