@@ -75,9 +75,9 @@ export function apiRoutes(hub: StateWriter, startedAt: number): Route[] {
       method: 'GET',
       pattern: /^\/api\/workflows\/([^/]+)\/report\.(json|md|html)$/,
       roles: READERS,
-      handle: (request) => {
+      handle: async (request) => {
         const format = ({ json: 'json', md: 'markdown', html: 'html' } as const)[request.params[1] as 'json' | 'md' | 'html'];
-        const report = reportsOf(hub.state, visibleWorkflow(request), [format])[0]!;
+        const report = (await reportsOf(hub.state, visibleWorkflow(request), [format]))[0]!;
         return { body: report.body, contentType: report.contentType, headers: { etag: `"${report.hash}"`, 'x-switchboard-version': String(report.version) } };
       },
     },

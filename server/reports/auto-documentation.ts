@@ -56,8 +56,10 @@ export class AutoDocumentation {
       const version = versionOf(this.hub.state, workflowId);
       if (!workflow || this.written.get(workflowId) === version) return;
       try {
-        await writeReports(workflow.outputFolder, reportsOf(this.hub.state, workflowId), this.hubDirectory);
-        this.written.set(workflowId, version);
+        // The version rendered: a change may have landed while the renderers were first loading.
+        const reports = await reportsOf(this.hub.state, workflowId);
+        await writeReports(workflow.outputFolder, reports, this.hubDirectory);
+        this.written.set(workflowId, reports[0]!.version);
       } catch (error) {
         this.log.warn({ err: error, workflowId, folder: workflow.outputFolder }, 'could not write reports');
       }

@@ -5,12 +5,16 @@ import type { ReportFormat } from '../../shared/schemas/report.ts';
 import { versionOf, type HubState } from '../domain/machinery/state.ts';
 import { requireWorkflow } from '../domain/machinery/context.ts';
 import type { HubDirectory } from '../hub-directory.ts';
-import { renderReports, type Report } from './report.ts';
+import type { Report } from './report.ts';
 
 const EXTENSION: Record<ReportFormat, string> = { json: 'json', markdown: 'md', html: 'html' };
 
-/** Renders reports of a workflow as it is now (its version, and the agent pool for agent details). */
-export function reportsOf(state: HubState, workflowId: string, formats?: readonly ReportFormat[]): Report[] {
+/** The renderers (and marked with them), loaded at the first report: a hub starts without them. */
+let renderers: Promise<typeof import('./report.ts')> | undefined;
+
+/** Renders reports of a workflow as it is once the renderers are loaded (its version, and the agent pool for agent details). */
+export async function reportsOf(state: HubState, workflowId: string, formats?: readonly ReportFormat[]): Promise<Report[]> {
+  const { renderReports } = await (renderers ??= import('./report.ts'));
   const workflow = requireWorkflow(state, workflowId);
   return renderReports({ workflow, version: versionOf(state, workflowId), agents: state.agents ?? {} }, formats);
 }

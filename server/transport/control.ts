@@ -43,10 +43,10 @@ export function controlHandlers(hub: StateWriter, files: DataFiles, hubDirectory
     'workOrder.list': (input) => listWorkOrders(hub.state, input),
     'workOrder.cancel': commandHandler(hub, 'workOrder.cancel'),
     'workflow.autoAssign': commandHandler(hub, 'workflow.autoAssign'),
-    'workflow.report': (input) => reportsOf(hub.state, input.workflowId, [input.format])[0]!,
+    'workflow.report': async (input) => (await reportsOf(hub.state, input.workflowId, [input.format]))[0]!,
     'workflow.generateReports': async (input) => {
       const workflow = requireWorkflow(hub.state, input.workflowId);
-      const reports = reportsOf(hub.state, input.workflowId);
+      const reports = await reportsOf(hub.state, input.workflowId);
       return { version: reports[0]!.version, files: await writeReports(workflow.outputFolder, reports, hubDirectory) };
     },
     'agent.list': () => listAgents(hub.state),

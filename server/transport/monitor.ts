@@ -35,9 +35,9 @@ export function monitorHandlers(hub: StateWriter, stream: PatchStream): Handlers
       requireVisible(session, input.workflowId);
       return workflowSummary(hub.state, input.workflowId, hub.now());
     },
-    report: (input, session) => {
+    report: async (input, session) => {
       requireVisible(session, input.workflowId);
-      return reportsOf(hub.state, input.workflowId, [input.format])[0]!;
+      return (await reportsOf(hub.state, input.workflowId, [input.format]))[0]!;
     },
   };
 }
