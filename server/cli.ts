@@ -1,10 +1,22 @@
 import { CliError } from './cli/common.ts';
-import { report, REPORT_HELP } from './cli/report.ts';
-import { start, START_HELP } from './cli/start.ts';
-import { status, STATUS_HELP } from './cli/status.ts';
-import { tokens, TOKENS_HELP } from './cli/tokens.ts';
 
-const HELP = `switchboard — a real-time coordination hub for multi-agent workflows
+/** The commands, each loaded when run: `status` needs none of the hub, `start` none of the others. */
+const commands: Record<string, () => Promise<(args: string[]) => Promise<void>>> = {
+  start: async () => (await import('./cli/start.ts')).start,
+  status: async () => (await import('./cli/status.ts')).status,
+  report: async () => (await import('./cli/report.ts')).report,
+  tokens: async () => (await import('./cli/tokens.ts')).tokens,
+};
+
+/** The overview and every command's options. */
+async function help(): Promise<string> {
+  const [{ START_HELP }, { STATUS_HELP }, { REPORT_HELP }, { TOKENS_HELP }] = await Promise.all([
+    import('./cli/start.ts'),
+    import('./cli/status.ts'),
+    import('./cli/report.ts'),
+    import('./cli/tokens.ts'),
+  ]);
+  return `switchboard — a real-time coordination hub for multi-agent workflows
 
 Usage: switchboard <command> [options]     (switchboard <command> --help for its options)
 
@@ -18,8 +30,7 @@ ${START_HELP}
 ${STATUS_HELP}
 ${REPORT_HELP}
 ${TOKENS_HELP}`;
-
-const commands: Record<string, (args: string[]) => Promise<void>> = { start, status, report, tokens };
+}
 
 /** Reports an error as one line on stderr and exits non-zero. */
 function fail(error: unknown): never {
@@ -29,9 +40,11 @@ function fail(error: unknown): never {
 
 const [command, ...rest] = process.argv.slice(2);
 if (!command || command === '--help' || command === '-h' || command === 'help') {
-  process.stdout.write(HELP);
+  help().then((text) => process.stdout.write(text), fail);
 } else if (!commands[command]) {
   fail(new CliError(`unknown command "${command}"; run switchboard --help`));
 } else {
-  commands[command](rest).catch(fail);
+  commands[command]!()
+    .then((run) => run(rest))
+    .catch(fail);
 }
