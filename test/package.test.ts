@@ -45,11 +45,12 @@ async function run(command: string, args: string[], cwd: string): Promise<string
 function bareImports(dir: string): Map<string, string> {
   const found = new Map<string, string>();
   for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
-    if (!/\.(js|d\.ts)$/.test(file)) continue;
+    if (!/\.(m?js|d\.ts)$/.test(file)) continue;
     const text = readFileSync(join(dir, file), 'utf8');
-    // Static imports and re-exports (`… from 'x'`, `import 'x'`), and import('x').
-    const from = text.matchAll(/^\s*(?:import|export)\b[^;'"]*?\bfrom\s*(['"])([^'"]+)\1/gm);
-    const bare = text.matchAll(/^\s*import\s*(['"])([^'"]+)\1/gm);
+    // Static imports and re-exports (`… from 'x'`, `import 'x'`), and import('x'); in the bundled
+    // CLI (dist/cli.mjs) a statement may also follow another on its line.
+    const from = text.matchAll(/(?:^|[;}])\s*(?:import|export)\b[^;'"]*?\bfrom\s*(['"])([^'"]+)\1/gm);
+    const bare = text.matchAll(/(?:^|[;}])\s*import\s*(['"])([^'"]+)\1/gm);
     const dynamic = text.matchAll(/\bimport\(\s*(['"])([^'"]+)\1\s*\)/g);
     for (const [, , specifier] of [...from, ...bare, ...dynamic]) {
       if (!specifier!.startsWith('.')) found.set(specifier!, file);
@@ -92,6 +93,7 @@ describe('the published package', () => {
         'dist/server/index.js',
         'dist/server/index.d.ts',
         'dist/server/index.js.map',
+        'dist/cli.mjs',
         'dist/server/cli.js',
         'dist/server/store/compaction-worker.js',
         'dist/server/http/dashboard/page.html',
@@ -143,7 +145,7 @@ await hub.close();
     expect(readFileSync(join(dataDir, 'snapshot.json'), 'utf8')).toContain(outcome.workflowId);
   });
 
-  it('npx switchboard start serves /healthz, then shuts down cleanly on SIGTERM', async () => {
+  it('npx switchboard start serves /healthz and the dashboard, then shuts down cleanly on SIGTERM', async () => {
     const dataDir = join(work, 'cli-data');
     // Its own process group: npx runs the CLI in a shell, and a signal must reach all three.
     const child = spawn('npx', ['switchboard', 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], {
@@ -171,6 +173,8 @@ await hub.close();
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true, workflows: 0 });
     expect(JSON.parse(readFileSync(join(dataDir, 'tokens.json'), 'utf8'))).toHaveLength(3);
+    // The bundled CLI finds the dashboard's files where tsc's output does.
+    for (const path of ['/', '/dashboard.js']) expect((await fetch(`${url}${path}`)).status, path).toBe(200);
 
     process.kill(-child.pid!, 'SIGTERM');
     // 'close' comes once every process holding the output pipes, the hub included, has ended.
