@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { Assignment, CancelNotice } from '../shared/schemas/work-order.ts';

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { DataReference, DataReferenceSpec } from '../shared/schemas/data.ts';
 import type { Assignment } from '../shared/schemas/work-order.ts';
 

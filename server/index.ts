@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { Server } from 'socket.io';
-import { z } from 'zod';
+import * as z from 'zod';
 import { contract } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { TokenGrant } from '../shared/schemas/tokens.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { TokenGrant } from '../shared/schemas/tokens.ts';
 
 /** Every option of createHub() with its default; the README's configuration table is this schema. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Ack } from './envelope.ts';
 import {
   Agent,

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ERROR_CODES, type ErrorCode, type ErrorIssue } from './errors.ts';
 
 /** Every request is acknowledged with exactly one of these. */

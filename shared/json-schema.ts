@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { contract, pushEvents } from './contract.ts';
 import { envelopeOf, ErrorEnvelope } from './envelope.ts';
 import { Agent } from './schemas/agent.ts';

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
 import { TokenGrant, type Role } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';

@@ -1,5 +1,5 @@
 import type { Namespace, Socket } from 'socket.io';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { Contract, EventName, NamespaceName, ParsedRequestOf, ReplyOf, RequestSpec } from '../../shared/contract.ts';
 import type { Ack } from '../../shared/envelope.ts';
 import { HubError, type ErrorIssue } from '../../shared/errors.ts';

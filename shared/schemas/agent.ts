@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Id, keyedRecord, keyName, Text, Timestamp } from './common.ts';
 
 /** A capability or task type name. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Names of Object.prototype members (`__proto__`, `constructor`, `toString`, …). No client-chosen

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { AttemptRef, Id, Metadata, Text, Timestamp } from './common.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Id, Name, Text, Timestamp } from './common.ts';
 
 /** Whether a KPI is better when higher (accuracy) or lower (latency). */

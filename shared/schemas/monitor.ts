@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Id, keyedRecord } from './common.ts';
 
 /** A document a monitor can follow: a workflow id, or `@agents` for the agent pool. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Id, Name, Percentage, Priority, Text, Timestamp } from './common.ts';
 
 /** Where an objective stands. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Id, Name, Text, Timestamp, boundedJson } from './common.ts';
 
 /** Where an execution step is in its life. */

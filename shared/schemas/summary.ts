@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Id, Percentage, Text, Timestamp } from './common.ts';
 import { KpiDirection } from './kpis.ts';
 import { ObjectiveStatus } from './objectives.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { AttemptRef, Id, Page, Percentage, Priority, Text, Timestamp, boundedJson, keyedRecord, keyName } from './common.ts';
 import { Capability } from './agent.ts';
 import { DataReferenceSpec } from './data.ts';

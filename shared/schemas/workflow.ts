@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Id, Page, Percentage, Text, Timestamp, keyName } from './common.ts';
 import { DataReference } from './data.ts';
 import { Kpi } from './kpis.ts';
