@@ -26,6 +26,26 @@ const compiledTwinLocation: Plugin = {
   },
 };
 
+/**
+ * `accepts` (with mime-types, which indexes all of mime-db when loaded: ~14 ms) is required at the
+ * top of socket.io and engine.io but only called to pick an encoding when serving the socket.io
+ * client (off here) or compressing a long-polling response. Its only export is a function, so a
+ * stand-in that loads it at the first call behaves the same.
+ */
+const acceptsAtFirstCall: Plugin = {
+  name: 'accepts-at-first-call',
+  setup(build) {
+    build.onResolve({ filter: /^accepts$/ }, ({ namespace, resolveDir }) =>
+      namespace === 'accepts-at-first-call' ? undefined : { path: 'accepts', namespace: 'accepts-at-first-call', pluginData: resolveDir },
+    );
+    build.onLoad({ filter: /.*/, namespace: 'accepts-at-first-call' }, ({ pluginData }) => ({
+      contents: "let accepts; module.exports = function lazyAccepts(req) { accepts ??= require('accepts'); return accepts(req); };",
+      resolveDir: pluginData as string,
+      loader: 'js',
+    }));
+  },
+};
+
 await build({
   entryPoints: [`${root}server/cli.ts`],
   outfile: `${root}dist/cli.mjs`,
@@ -38,7 +58,7 @@ await build({
   minifySyntax: true,
   // The CommonJS dependencies (socket.io, pino) call require, which an ES module does not have.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-  plugins: [compiledTwinLocation],
+  plugins: [compiledTwinLocation, acceptsAtFirstCall],
   sourcemap: true,
   logLevel: 'warning',
 });
