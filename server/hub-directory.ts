@@ -31,9 +31,11 @@ export class HubDirectory {
   /**
    * Whether an opened file is one of the hub's files: the same device and inode as a regular file
    * in the directory (outside `workflows/`) now, so a hard link elsewhere is caught, and so is a
-   * segment created since the hub started.
+   * segment created since the hub started. For a file reached by a path already found outside it.
    */
   async holds(file: BigIntStats): Promise<boolean> {
+    // A file with one name was reached by that name, which the caller found outside the directory.
+    if (file.nlink === 1n) return false;
     const self = await stat(this.path, { bigint: true }).catch((error: unknown) => (missing(error) ? undefined : Promise.reject(error)));
     // Hard links do not cross file systems.
     if (!self || self.dev !== file.dev) return false;
