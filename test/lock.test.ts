@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { acquireLock, breakStaleLock, LOCK_FILE } from '../server/store/lock.ts';
+import { tempDir } from './helpers/hub.ts';
 
-const tempDir = () => mkdtempSync(join(tmpdir(), 'switchboard-lock-'));
 /** A pid above Linux's pid_max: no process has it. */
 const DEAD_PID = '99999999';
 /** Whether this system shows process start times in /proc (Linux). */
