@@ -212,7 +212,9 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       },
       tokensCreated: created,
       options,
-      state: writer.state,
+      get state() {
+        return writer.state;
+      },
       dispatch: (command) => writer.dispatch(command),
       settle: () => writer.settle(),
       log: logger,
