@@ -57,6 +57,11 @@ export class ControlClient {
     return this.connection.request('agent.update', { ...change, agentId }, options);
   }
 
+  /** Deletes archived workflows that ended more than `olderThanMs` ago, and lists them. */
+  async pruneArchive(olderThanMs: number, options?: RequestOptions): Promise<Reply<'archive.prune'>['removed']> {
+    return (await this.connection.request('archive.prune', { olderThanMs }, options)).removed;
+  }
+
   /** Disconnects; resolves once the connection is closed. */
   close(): Promise<void> {
     return this.connection.close();

@@ -6,15 +6,17 @@ const commands: Record<string, () => Promise<(args: string[]) => Promise<void>>>
   status: async () => (await import('./cli/status.ts')).status,
   report: async () => (await import('./cli/report.ts')).report,
   tokens: async () => (await import('./cli/tokens.ts')).tokens,
+  prune: async () => (await import('./cli/prune.ts')).prune,
 };
 
 /** The overview and every command's options. */
 async function help(): Promise<string> {
-  const [{ START_HELP }, { STATUS_HELP }, { REPORT_HELP }, { TOKENS_HELP }] = await Promise.all([
+  const [{ START_HELP }, { STATUS_HELP }, { REPORT_HELP }, { TOKENS_HELP }, { PRUNE_HELP }] = await Promise.all([
     import('./cli/start.ts'),
     import('./cli/status.ts'),
     import('./cli/report.ts'),
     import('./cli/tokens.ts'),
+    import('./cli/prune.ts'),
   ]);
   return `switchboard — a real-time coordination hub for multi-agent workflows
 
@@ -25,11 +27,13 @@ Commands:
   status    the workflows and agents of a running hub
   report    a report (md, html or json) of one workflow
   tokens    list or create access tokens
+  prune     delete archived workflows older than an age
 
 ${START_HELP}
 ${STATUS_HELP}
 ${REPORT_HELP}
-${TOKENS_HELP}`;
+${TOKENS_HELP}
+${PRUNE_HELP}`;
 }
 
 /** Reports an error as one line on stderr and exits non-zero. */

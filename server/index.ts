@@ -17,6 +17,7 @@ import { Metrics, metricsRoute } from './http/metrics.ts';
 import { createRouter } from './http/router.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
+import { Archiver } from './archiver.ts';
 import { AutoDocumentation } from './reports/auto-documentation.ts';
 import { EmbeddedStore } from './store/embedded-store.ts';
 import type { Store } from './store/store.ts';
@@ -27,6 +28,7 @@ import { hubParser } from './transport/encoded-json.ts';
 import { monitorHandlers } from './transport/monitor.ts';
 import { PatchStream } from './transport/patch-stream.ts';
 import { bindNamespace, sessionOf } from './transport/namespaces.ts';
+import { WorkflowReads } from './workflow-reads.ts';
 
 export { HubOptions, type HubOptionsInput } from './options.ts';
 export type { Store } from './store/store.ts';
@@ -145,8 +147,15 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         : // Closing the transport (not each socket) lets clients reconnect to the next hub.
           new Promise<void>((done) => io.close(() => done())),
     );
+    const reads = new WorkflowReads(writer, store.archive, options.agingMs);
+    const archiver = new Archiver(writer, store.archive, reads, {
+      keepFinishedMs: options.keepFinishedMs,
+      retentionMs: options.retentionMs,
+      intervalMs: options.sweepIntervalMs,
+    }, logger);
+    stops.push(() => archiver.close());
     const common = { tokens, rateLimit: options.rateLimit, log: logger };
-    bindNamespace(io.of('/control'), contract.control, controlHandlers(writer, files, hubDirectory, options.openLineageProducer), { ...common, roles: ['admin'] });
+    bindNamespace(io.of('/control'), contract.control, controlHandlers({ hub: writer, reads, archiver, files, hubDirectory, openLineageProducer: options.openLineageProducer }), { ...common, roles: ['admin'] });
     const agents = new AgentTransport(writer, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
     bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
       ...common,
@@ -161,9 +170,9 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       maxQueuedPackets: options.maxQueuedPackets,
     });
     stops.push(() => patches.close());
-    const autoDocumentation = new AutoDocumentation(writer, logger, hubDirectory);
+    const autoDocumentation = new AutoDocumentation(writer, reads, logger, hubDirectory);
     stops.push(() => autoDocumentation.close());
-    bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(writer, patches), { ...common, roles: ['monitor', 'admin'] });
+    bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(writer, reads, patches), { ...common, roles: ['monitor', 'admin'] });
     const live = metrics = new Metrics({
       hub: writer,
       namespaces: { control: io.of('/control'), agent: io.of('/agent'), monitor: monitorNamespace },
@@ -171,7 +180,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       queuedPackets: () => patches.queuedPackets(),
     });
     stops.push(() => live.close());
-    const router = createRouter([...apiRoutes(writer, startedAt), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
+    const router = createRouter([...apiRoutes(writer, reads, startedAt), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).
     if (!parts.server) http.on('request', router);

@@ -50,6 +50,10 @@ export const HubOptions = z.strictObject({
   backoffMaxMs: z.number().int().min(0).default(60_000),
   /** How often offer deadlines, leases, grace periods, retries and timeouts are checked. */
   sweepIntervalMs: z.number().int().min(10).max(60_000).default(250),
+  /** How long an ended workflow stays in memory before it is written to the archive and leaves memory. */
+  keepFinishedMs: z.number().int().min(0).default(10 * 60_000),
+  /** Archived workflows that ended longer ago than this are deleted (checked each minute); null keeps them forever. */
+  retentionMs: z.number().int().min(1).nullable().default(null),
   /** Monitors get the changes of each document coalesced over this many ms (0: every tick). */
   patchIntervalMs: z.number().int().min(0).max(10_000).default(25),
   /** Versions of history kept per document so a reconnecting monitor gets only what it missed. */

@@ -116,6 +116,7 @@ export class StateWriter {
     const writer = new StateWriter(options);
     const recovered = await options.store.open();
     writer.state = stateFromDocs(recovered.docs, writer.now(), options.settings.agingMs);
+    writer.state.archived = options.store.archive;
     writer.seq = recovered.seq;
     await writer.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });
     return writer;

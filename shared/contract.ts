@@ -34,6 +34,7 @@ import {
   RegisterDataManyInput,
   UpdateDataInput,
 } from './schemas/data.ts';
+import { PruneArchiveInput, PruneArchiveReply } from './schemas/archive.ts';
 import { AddKpiInput, Kpi, RecordKpiInput } from './schemas/kpis.ts';
 import { LineageGraph, LineageQuery, LineageTraversal, LinkLineageInput, OpenLineageRef, OpenLineageRunEvent, Transformation } from './schemas/lineage.ts';
 import { AddObjectiveInput, Objective, UpdateObjectiveInput } from './schemas/objectives.ts';
@@ -118,6 +119,11 @@ export const controlEvents = {
   'agent.list': request(z.strictObject({}), z.object({ version: z.number().int(), items: z.array(Agent) }), 'The agent pool.'),
   'agent.get': request(AgentRef, Agent, 'One agent with its status, load and performance.'),
   'agent.update': request(UpdateAgentInput, Agent, 'Drain or reactivate an agent, or set its status note (update_agent_status).'),
+  'archive.prune': request(
+    PruneArchiveInput,
+    PruneArchiveReply,
+    'Delete archived workflows that ended more than olderThanMs ago, and list them. Workflows still in memory are never deleted.',
+  ),
   'data.register': request(
     RegisterDataInput,
     Versioned(DataReference),

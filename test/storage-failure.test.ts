@@ -8,6 +8,9 @@ import { codeOf } from './helpers/errors.ts';
 class FailingStore implements Store {
   failing = false;
   constructor(private readonly inner: Store) {}
+  get archive() {
+    return this.inner.archive;
+  }
   open() {
     return this.inner.open();
   }

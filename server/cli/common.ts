@@ -13,6 +13,15 @@ export function integer(name: string, text: string | undefined): number | undefi
   return value;
 }
 
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** A duration such as `30d`, `12h`, `90m`, `45s` or `500ms`, in ms; or says which flag was wrong. */
+export function duration(name: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(text.trim());
+  if (!match) throw new CliError(`${name} must be a duration such as 30d, 12h, 90m or 45s, got "${text}"`);
+  return Math.round(Number(match[1]) * UNITS[match[2]!]!);
+}
+
 /** The data directory from the flag, the environment, or the default. */
 export function dataDirOf(flag: string | undefined): string {
   return flag ?? process.env.SWITCHBOARD_DATA_DIR ?? './.switchboard';

@@ -5,6 +5,7 @@ import { ListWorkflowsInput } from '../../shared/schemas/workflow.ts';
 import { searchData } from '../domain/data/data-search.ts';
 import { listWorkflows, workflowSummary } from '../domain/machinery/queries.ts';
 import type { StateWriter } from '../state-writer.ts';
+import type { WorkflowReads } from '../workflow-reads.ts';
 import { reportsOf } from '../reports/writer.ts';
 import { listAgents } from '../domain/work/agents.ts';
 import { canSee } from '../transport/auth.ts';
@@ -49,7 +50,7 @@ export function dataFilterFromQuery(workflowId: string, query: URLSearchParams):
 }
 
 /** The REST routes: health, and read-only views of workflows for plain HTTP clients. */
-export function apiRoutes(hub: StateWriter, startedAt: number): Route[] {
+export function apiRoutes(hub: StateWriter, reads: WorkflowReads, startedAt: number): Route[] {
   return [
     {
       method: 'GET',
@@ -68,7 +69,7 @@ export function apiRoutes(hub: StateWriter, startedAt: number): Route[] {
           cursor: request.query.get('cursor') ?? undefined,
         });
         if (!parsed.success) throw new HubError('VALIDATION', parsed.error.message);
-        return { body: listWorkflows(hub.state, parsed.data, (id) => !request.grant || canSee(request.grant, id)) };
+        return { body: listWorkflows(hub.state, parsed.data, (id) => !request.grant || canSee(request.grant, id), reads.archive) };
       },
     },
     {
@@ -77,7 +78,8 @@ export function apiRoutes(hub: StateWriter, startedAt: number): Route[] {
       roles: READERS,
       handle: async (request) => {
         const format = ({ json: 'json', md: 'markdown', html: 'html' } as const)[request.params[1] as 'json' | 'md' | 'html'];
-        const report = (await reportsOf(hub.state, visibleWorkflow(request), [format]))[0]!;
+        const workflowId = visibleWorkflow(request);
+        const report = (await reportsOf(await reads.stateFor(workflowId), workflowId, [format]))[0]!;
         return { body: report.body, contentType: report.contentType, headers: { etag: `"${report.hash}"`, 'x-switchboard-version': String(report.version) } };
       },
     },
@@ -91,13 +93,19 @@ export function apiRoutes(hub: StateWriter, startedAt: number): Route[] {
       method: 'GET',
       pattern: /^\/api\/workflows\/([^/]+)\/summary$/,
       roles: READERS,
-      handle: (request) => ({ body: workflowSummary(hub.state, visibleWorkflow(request), hub.now()) }),
+      handle: async (request) => {
+        const workflowId = visibleWorkflow(request);
+        return { body: workflowSummary(await reads.stateFor(workflowId), workflowId, hub.now()) };
+      },
     },
     {
       method: 'GET',
       pattern: /^\/api\/workflows\/([^/]+)\/data$/,
       roles: READERS,
-      handle: (request) => ({ body: searchData(hub.state, dataFilterFromQuery(visibleWorkflow(request), request.query)) }),
+      handle: async (request) => {
+        const workflowId = visibleWorkflow(request);
+        return { body: searchData(await reads.stateFor(workflowId), dataFilterFromQuery(workflowId, request.query)) };
+      },
     },
   ];
 }

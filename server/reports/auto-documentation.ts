@@ -2,6 +2,7 @@ import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { isEnded } from '../domain/machinery/context.ts';
 import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
 import type { StateWriter } from '../state-writer.ts';
+import type { WorkflowReads } from '../workflow-reads.ts';
 import type { HubDirectory } from '../hub-directory.ts';
 import type { Logger } from '../logger.ts';
 import { reportsOf, writeReports } from './writer.ts';
@@ -18,6 +19,7 @@ export class AutoDocumentation {
 
   constructor(
     private readonly hub: StateWriter,
+    private readonly reads: WorkflowReads,
     private readonly log: Logger,
     private readonly hubDirectory: HubDirectory,
   ) {
@@ -27,6 +29,8 @@ export class AutoDocumentation {
         for (const change of record.changes) {
           const workflow = change.doc === AGENTS_DOC ? undefined : hub.state.workflows.get(change.doc);
           if (workflow) this.track(workflow);
+          // Archived: its final reports were written (or are being written) when it ended.
+          else if (change.doc !== AGENTS_DOC) this.written.delete(change.doc);
         }
       }
     });
@@ -52,14 +56,16 @@ export class AutoDocumentation {
   write(workflowId: string): Promise<void> {
     const previous = this.writing.get(workflowId) ?? Promise.resolve();
     const next = previous.then(async () => {
-      const workflow = this.hub.state.workflows.get(workflowId);
-      const version = versionOf(this.hub.state, workflowId);
+      // An ended workflow may have been archived since: its final reports are still due.
+      const state = await this.reads.stateFor(workflowId);
+      const workflow = state.workflows.get(workflowId);
+      const version = versionOf(state, workflowId);
       if (!workflow || this.written.get(workflowId) === version) return;
       try {
         // The version rendered: a change may have landed while the renderers were first loading.
-        const reports = await reportsOf(this.hub.state, workflowId);
+        const reports = await reportsOf(state, workflowId);
         await writeReports(workflow.outputFolder, reports, this.hubDirectory);
-        this.written.set(workflowId, reports[0]!.version);
+        if (this.hub.state.workflows.has(workflowId)) this.written.set(workflowId, reports[0]!.version);
       } catch (error) {
         this.log.warn({ err: error, workflowId, folder: workflow.outputFolder }, 'could not write reports');
       }

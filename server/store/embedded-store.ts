@@ -1,5 +1,7 @@
 import { mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import type { WorkflowArchive } from './archive.ts';
+import { FileArchive } from './archive-files.ts';
 import { CompactionWorker } from './compaction.ts';
 import { Journal, listSegments, segmentName } from './journal.ts';
 import { acquireLock } from './lock.ts';
@@ -22,6 +24,7 @@ export interface EmbeddedStoreOptions {
 /** The embedded store: an append-only journal of patches plus a lowdb snapshot, compacted in a worker. */
 export class EmbeddedStore implements Store {
   private journal: Journal | undefined;
+  private files: FileArchive | undefined;
   private release: (() => void) | undefined;
   private compaction: Promise<void> | undefined;
   private readonly compactor = new CompactionWorker();
@@ -29,6 +32,12 @@ export class EmbeddedStore implements Store {
   private writing: Promise<void> | undefined;
 
   constructor(private readonly options: EmbeddedStoreOptions) {}
+
+  /** The archive in `<dataDir>/archive/`. */
+  get archive(): WorkflowArchive {
+    if (!this.files) throw new Error('store is not open');
+    return this.files;
+  }
 
   async open(): Promise<Recovered> {
     mkdirSync(this.options.dataDir, { recursive: true });
@@ -49,6 +58,7 @@ export class EmbeddedStore implements Store {
       await writeManifest(dir, { format: 1, snapshots: [snapshot], segment: current });
       // Segments left empty by earlier runs hold nothing; the manifest no longer names them.
       for (const n of listSegments(dir)) if (n < current && statSync(join(dir, segmentName(n))).size === 0) unlinkSync(join(dir, segmentName(n)));
+      this.files = await FileArchive.open(dir, this.options.onWarning);
       return recovered;
     } catch (error) {
       this.release();
@@ -127,6 +137,7 @@ export class EmbeddedStore implements Store {
       unlinkSync(join(dir, segmentName(segment)));
     }
     this.journal = undefined;
+    await this.files?.close();
     this.release?.();
   }
 

@@ -1,4 +1,5 @@
 import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
+import type { WorkflowArchive } from './archive.ts';
 import type { Recovered } from './recovery.ts';
 
 /** Every document as the journal holds it, and the sequence number of the last record written. */
@@ -14,6 +15,8 @@ export interface CurrentDocs {
 export interface Store {
   /** Takes the data directory and rebuilds the documents from disk. Called once. */
   open(): Promise<Recovered>;
+  /** Where finished workflows go when they leave memory; usable once `open` has resolved. */
+  readonly archive: WorkflowArchive;
   /** Durably appends encoded records in one write; rejects (leaving nothing on disk) on failure. */
   append(records: string | Uint8Array): Promise<void>;
   /** Whether the journal has grown enough for a snapshot and none is being taken. */

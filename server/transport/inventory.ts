@@ -7,6 +7,7 @@ import type { PreparedSpec } from '../domain/data/inventory.ts';
 import { lineageGraph, traverse } from '../domain/data/lineage-graph.ts';
 import { runEvent } from '../domain/data/open-lineage.ts';
 import type { StateWriter } from '../state-writer.ts';
+import type { WorkflowReads } from '../workflow-reads.ts';
 import type { Handlers } from './namespaces.ts';
 
 /** Files observed at once per request, so a bulk registration cannot exhaust file descriptors. */
@@ -57,7 +58,7 @@ export async function prepareSpecs(hub: StateWriter, files: DataFiles, workflowI
 }
 
 /** The `/control` handlers of the data inventory and lineage: files are checked first, then the command is dispatched. */
-export function inventoryHandlers(hub: StateWriter, files: DataFiles, openLineageProducer: string): Pick<Handlers<'control'>, DataEvents | LineageEvents> {
+export function inventoryHandlers(hub: StateWriter, reads: WorkflowReads, files: DataFiles, openLineageProducer: string): Pick<Handlers<'control'>, DataEvents | LineageEvents> {
   return {
     'data.register': async ({ workflowId, ...spec }, session) => {
       const items = await prepareSpecs(hub, files, workflowId, [spec]);
@@ -82,12 +83,12 @@ export function inventoryHandlers(hub: StateWriter, files: DataFiles, openLineag
       const observed = await files.observe(ref.path);
       return hub.dispatch({ type: 'data.validate', input: { ...input, version: ref.version, observed }, actor: session.actor });
     },
-    'data.get': (input) => getData(hub.state, input.workflowId, input.dataId),
-    'data.search': (input) => searchData(hub.state, input),
+    'data.get': async (input) => getData(await reads.stateFor(input.workflowId), input.workflowId, input.dataId),
+    'data.search': async (input) => searchData(await reads.stateFor(input.workflowId), input),
     'lineage.link': (input, session) => hub.dispatch({ type: 'lineage.link', input, actor: session.actor }),
-    'lineage.upstream': (input) => traverse(hub.state, input, 'upstream'),
-    'lineage.downstream': (input) => traverse(hub.state, input, 'downstream'),
-    'lineage.graph': (input) => lineageGraph(hub.state, input.workflowId),
-    'lineage.openLineage': (input) => runEvent(hub.state, input, openLineageProducer),
+    'lineage.upstream': async (input) => traverse(await reads.stateFor(input.workflowId), input, 'upstream'),
+    'lineage.downstream': async (input) => traverse(await reads.stateFor(input.workflowId), input, 'downstream'),
+    'lineage.graph': async (input) => lineageGraph(await reads.stateFor(input.workflowId), input.workflowId),
+    'lineage.openLineage': async (input) => runEvent(await reads.stateFor(input.workflowId), input, openLineageProducer),
   };
 }

@@ -1,7 +1,8 @@
 import { HubError } from '../../shared/errors.ts';
-import { AGENTS_DOC } from '../domain/machinery/state.ts';
+import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
 import { workflowSummary } from '../domain/machinery/queries.ts';
 import type { StateWriter } from '../state-writer.ts';
+import type { WorkflowReads } from '../workflow-reads.ts';
 import { reportsOf } from '../reports/writer.ts';
 import { canSee } from './auth.ts';
 import { holdsEncoded } from './encoded-json.ts';
@@ -18,11 +19,20 @@ function requireVisible(session: Session, doc: string): void {
 }
 
 /** The handlers of `/monitor`: subscriptions to live state, and read-only views. Nothing here changes state. */
-export function monitorHandlers(hub: StateWriter, stream: PatchStream): Handlers<'monitor'> {
+export function monitorHandlers(hub: StateWriter, reads: WorkflowReads, stream: PatchStream): Handlers<'monitor'> {
   return {
-    subscribe: (input, session, socket) => {
+    subscribe: async (input, session, socket) => {
       requireVisible(session, input.doc);
-      if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) throw new HubError('NOT_FOUND', `workflow ${input.doc} does not exist`);
+      if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) {
+        // An archived workflow never changes again: its final state, and no stream.
+        const state = await reads.stateFor(input.doc);
+        const workflow = state.workflows.get(input.doc);
+        if (!workflow) throw new HubError('NOT_FOUND', `workflow ${input.doc} does not exist`);
+        const version = versionOf(state, input.doc);
+        const { epoch } = stream;
+        if (input.epoch === epoch && input.version === version) return { doc: input.doc, epoch, mode: 'patches', from: version, to: version, ops: [] };
+        return { doc: input.doc, epoch, mode: 'snapshot', version, state: workflow };
+      }
       return holdsEncoded(stream.subscribe(socket, input.doc, input.version, input.epoch));
     },
     subscribeAll: (input, session, socket) =>
@@ -31,13 +41,13 @@ export function monitorHandlers(hub: StateWriter, stream: PatchStream): Handlers
       stream.unsubscribe(socket, input.doc);
       return {};
     },
-    summary: (input, session) => {
+    summary: async (input, session) => {
       requireVisible(session, input.workflowId);
-      return workflowSummary(hub.state, input.workflowId, hub.now());
+      return workflowSummary(await reads.stateFor(input.workflowId), input.workflowId, hub.now());
     },
     report: async (input, session) => {
       requireVisible(session, input.workflowId);
-      return (await reportsOf(hub.state, input.workflowId, [input.format]))[0]!;
+      return (await reportsOf(await reads.stateFor(input.workflowId), input.workflowId, [input.format]))[0]!;
     },
   };
 }

@@ -13,6 +13,8 @@ interface VersionedOps {
 
 /** The stream of one document: what subscribers have been sent, what waits, and recent history. */
 interface DocStream {
+  /** Set when the document left memory: the stream is dropped after its last flush. */
+  retired?: boolean;
   /** The last committed version. */
   committed: number;
   /** The version the broadcast has reached (the `to` of the last message). */
@@ -121,6 +123,11 @@ export class PatchStream {
   private onCommit(batch: CommittedBatch): void {
     for (const record of batch.records) {
       for (const change of record.changes) {
+        // Version 0: the document left memory for the archive, unchanged; its stream ends.
+        if (change.v === 0) {
+          this.retire(change.doc);
+          continue;
+        }
         // First seen in a commit: its stream starts just before this change (from 0 for a new workflow).
         const stream = this.stream(change.doc, change.v - 1);
         if (change.v <= stream.committed) continue;
@@ -158,6 +165,7 @@ export class PatchStream {
         for (const entry of stream.pending) stream.cuts.delete(entry.v);
         stream.sent = stream.pending[stream.pending.length - 1]!.v;
         stream.pending = [];
+        if (stream.retired) this.docs.delete(doc);
         continue;
       }
       let from = stream.sent;
@@ -173,7 +181,17 @@ export class PatchStream {
       }
       stream.sent = from;
       stream.pending = [];
+      if (stream.retired) this.docs.delete(doc);
     }
+  }
+
+  /** Forgets a document that left memory, once what is pending for it has been broadcast. */
+  private retire(doc: DocKey): void {
+    const stream = this.docs.get(doc);
+    this.snapshots.delete(doc);
+    if (!stream) return;
+    if (stream.pending.length === 0) this.docs.delete(doc);
+    else stream.retired = true;
   }
 
   /** Whether any socket is in a room that gets `doc`'s patches. */

@@ -1,3 +1,4 @@
+import { HeaderIndex, headerOf, type ArchivedWorkflow, type WorkflowArchive } from '../../server/store/archive.ts';
 import type { Recovered } from '../../server/store/recovery.ts';
 import type { CurrentDocs, Store } from '../../server/store/store.ts';
 
@@ -8,12 +9,44 @@ export interface MemoryStoreOptions {
   snapshotEvery?: number;
 }
 
+/** An archive in memory: each workflow kept as the JSON text it would be written as. */
+class MemoryArchive implements WorkflowArchive {
+  private readonly index = new HeaderIndex();
+  private readonly texts = new Map<string, string>();
+  get size() {
+    return this.index.size;
+  }
+  has(id: string) {
+    return this.index.has(id);
+  }
+  header(id: string) {
+    return this.index.get(id);
+  }
+  headers() {
+    return this.index.all();
+  }
+  async put(entry: ArchivedWorkflow) {
+    this.texts.set(entry.workflow.id, JSON.stringify(entry));
+    this.index.put(headerOf(entry.workflow, entry.v, entry.archivedAt));
+  }
+  async read(id: string) {
+    const text = this.texts.get(id);
+    return text === undefined ? undefined : (JSON.parse(text) as ArchivedWorkflow);
+  }
+  async remove(ids: readonly string[]) {
+    this.index.delete(ids);
+    for (const id of ids) this.texts.delete(id);
+  }
+}
+
 /** A store that keeps nothing: for tests of the state writer that need no disk. */
 export class MemoryStore implements Store {
   /** Records per append, in order. */
   readonly batches: number[] = [];
   /** Snapshots started: after how many writes, and whether the hub handed its documents over. */
   readonly snapshots: Array<{ afterWrites: number; fromMemory: boolean }> = [];
+
+  readonly archive: WorkflowArchive = new MemoryArchive();
 
   constructor(private readonly options: MemoryStoreOptions = {}) {}
 

@@ -25,3 +25,15 @@ export async function untilOrder(hub: { url: string }, workflowId: string, workO
   // A copy: the mirror's objects change with later patches.
   return structuredClone(workflow.workOrders[workOrderId]!);
 }
+
+/**
+ * Resolves once `predicate` holds, checked every few ms: for what happens inside the hub with no
+ * event to follow (a workflow leaving memory). Rejects after `timeoutMs` naming `what`.
+ */
+export async function untilTrue(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

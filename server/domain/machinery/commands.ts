@@ -14,6 +14,7 @@ import { schedule } from '../work/scheduler.ts';
 import { versionOf, type HubState } from './state.ts';
 import { addStep, completeStep, failStep, startStep } from '../workflows/steps.ts';
 import { sweep } from '../work/sweep.ts';
+import { evictWorkflow } from '../workflows/archiving.ts';
 import { cancelOrder, cancelWorkflowOrders, createOrders, releaseWorkflowOrders } from '../work/work-orders.ts';
 import { changeStatus, createWorkflow, type LifecycleChange } from '../workflows/workflows.ts';
 
@@ -113,6 +114,8 @@ export const transitions = {
   },
   'hub.sweep': (t: CommandContext, _input: object) => sweep(t),
   'hub.recover': (t: CommandContext, _input: object) => recoverAfterRestart(t),
+  /** An ended workflow leaves memory: the archive holds it at `version`. */
+  'hub.evict': (t: CommandContext, input: { workflowId: string; version: number }) => evictWorkflow(t, input),
 } as const;
 
 /** The name of a command. */

@@ -38,10 +38,13 @@ export interface CommandContext {
   ctx: Environment;
 }
 
-/** The workflow with this id, or NOT_FOUND. */
+/** The workflow with this id in memory; INVALID_TRANSITION when it is archived (it ended), else NOT_FOUND. */
 export function requireWorkflow(state: HubState, workflowId: string): Workflow {
   const workflow = state.workflows.get(workflowId);
-  if (!workflow) throw new HubError('NOT_FOUND', `workflow ${workflowId} does not exist`);
+  if (!workflow) {
+    if (state.archived.has(workflowId)) throw new HubError('INVALID_TRANSITION', `workflow ${workflowId} has ended and is archived; it can no longer change`);
+    throw new HubError('NOT_FOUND', `workflow ${workflowId} does not exist`);
+  }
   return workflow;
 }
 

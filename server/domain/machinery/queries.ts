@@ -5,29 +5,94 @@ import { requireEntity, requireWorkflow } from './context.ts';
 import { versionOf, type HubState } from './state.ts';
 import { summarize } from '../workflows/summary.ts';
 
-/** Workflows in creation order, filtered by status, a page at a time; the cursor is the last id seen. */
+/** The short form of a workflow that lists show. */
+export function workflowHeader(workflow: WorkflowHeader): WorkflowHeader {
+  const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts } = workflow;
+  return { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts };
+}
+
+/** The archived workflows a list includes: headers sorted by creation, and a lookup by id. */
+export interface ArchivedList {
+  headers(): readonly WorkflowHeader[];
+  header(workflowId: string): WorkflowHeader | undefined;
+}
+
+const FINAL = new Set(['completed', 'failed', 'cancelled']);
+
+/** The first place in `sorted` (by createdAt) whose workflow was created at or after `createdAt`. */
+function firstFrom(sorted: readonly WorkflowHeader[], createdAt: number): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (sorted[middle]!.createdAt < createdAt) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/**
+ * Workflows in creation order, filtered by status, a page at a time; the cursor is the last id
+ * seen. Those in memory and the `archived` ones (sorted by creation) are merged by creation time,
+ * archived first at a tie; an id in both (archived, not yet evicted) is shown from memory.
+ */
 export function listWorkflows(
   state: HubState,
   input: ParsedRequestOf<'control', 'workflow.list'>,
   visible: (workflowId: string) => boolean = () => true,
+  archive: ArchivedList = { headers: () => [], header: () => undefined },
 ): ReplyOf<'control', 'workflow.list'> {
-  // A cursor this reader may not see is as unknown as one that does not exist.
-  if (input.cursor !== undefined && (!state.workflows.has(input.cursor) || !visible(input.cursor))) throw new HubError('VALIDATION', `unknown cursor ${input.cursor}`);
-  const items: WorkflowHeader[] = [];
-  let passedCursor = input.cursor === undefined;
-  let more = false;
-  for (const workflow of state.workflows.values()) {
-    if (!passedCursor) {
-      passedCursor = workflow.id === input.cursor;
-      continue;
+  const archived = archive.headers();
+  const cursor = input.cursor;
+  const cursorLive = cursor === undefined ? undefined : state.workflows.get(cursor);
+  let archivedFrom = 0;
+  let liveFrom = -Infinity;
+  if (cursor !== undefined) {
+    // A cursor this reader may not see is as unknown as one that does not exist.
+    if (!visible(cursor)) throw new HubError('VALIDATION', `unknown cursor ${cursor}`);
+    if (cursorLive) archivedFrom = firstFrom(archived, cursorLive.createdAt + 1);
+    else {
+      const header = archive.header(cursor);
+      if (!header) throw new HubError('VALIDATION', `unknown cursor ${cursor}`);
+      let at = firstFrom(archived, header.createdAt);
+      while (archived[at]!.id !== cursor) at++;
+      archivedFrom = at + 1;
+      liveFrom = header.createdAt;
     }
-    if ((input.status && workflow.status !== input.status) || !visible(workflow.id)) continue;
+  }
+  const withArchived = input.status === undefined || FINAL.has(input.status);
+  const live = state.workflows.values();
+  let passedCursor = cursorLive === undefined;
+  const nextLive = (): WorkflowHeader | undefined => {
+    for (let next = live.next(); !next.done; next = live.next()) {
+      const workflow = next.value;
+      if (!passedCursor) {
+        passedCursor = workflow.id === cursor;
+        continue;
+      }
+      if (workflow.createdAt >= liveFrom) return workflow;
+    }
+    return undefined;
+  };
+  let a = withArchived ? archivedFrom : archived.length;
+  let l = nextLive();
+  const items: WorkflowHeader[] = [];
+  let more = false;
+  while (a < archived.length || l) {
+    let candidate: WorkflowHeader;
+    if (a < archived.length && (!l || archived[a]!.createdAt <= l.createdAt)) {
+      candidate = archived[a++]!;
+      if (state.workflows.has(candidate.id)) continue;
+    } else {
+      candidate = l!;
+      l = nextLive();
+    }
+    if ((input.status && candidate.status !== input.status) || !visible(candidate.id)) continue;
     if (items.length === input.limit) {
       more = true;
       break;
     }
-    const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts } = workflow;
-    items.push({ id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts });
+    items.push(workflowHeader(candidate));
   }
   return { items, nextCursor: more ? items[items.length - 1]!.id : null };
 }

@@ -24,11 +24,18 @@ export interface HubState {
   agents: Record<string, Agent> | undefined;
   versions: Map<DocKey, number>;
   work: WorkIndex;
+  /** Workflows that have ended and left memory for the store's archive: they can no longer change. */
+  archived: ArchivedIds;
+}
+
+/** Which workflow ids are archived (the store's archive, or an empty set). */
+export interface ArchivedIds {
+  has(workflowId: string): boolean;
 }
 
 /** A state with no workflows and no agents. */
 export function emptyState(agingMs = 60_000): HubState {
-  return { workflows: new Map(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs) };
+  return { workflows: new Map(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs), archived: new Set() };
 }
 
 /** The root object of a document, or undefined when it does not exist. */

@@ -62,6 +62,23 @@ export class Transaction<E = unknown> {
     this.record(doc, { op: previous === undefined ? 'add' : 'replace', path: '', value });
   }
 
+  /**
+   * Takes a whole document out of memory (it was archived). Its version is not bumped: the
+   * document lives on, unchanged, in the archive. The record's root `remove` deletes it on replay.
+   */
+  dropDoc(doc: DocKey): void {
+    const previous = docRoot(this.state, doc);
+    if (previous === undefined) return;
+    const version = this.state.versions.get(doc);
+    dropDoc(this.state, doc);
+    this.state.versions.delete(doc);
+    this.undos.push(() => {
+      putDoc(this.state, doc, previous);
+      if (version !== undefined) this.state.versions.set(doc, version);
+    });
+    this.changes.set(doc, [{ op: 'remove', path: '' }]);
+  }
+
   /** Sets `path` in `doc` to `value` (an object key or an existing array index). */
   set(doc: DocKey, path: Path, value: unknown): void {
     const { parent, key } = this.locate(doc, path);

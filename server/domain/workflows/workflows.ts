@@ -48,7 +48,7 @@ export function addToWorkflow<K extends Collection>(
 export function createWorkflow(t: CommandContext, input: Input<'workflow.create'>): ReplyOf<'control', 'workflow.create'> {
   const id = input.id ?? t.ctx.newId('wf');
   if (id === AGENTS_DOC) throw new HubError('VALIDATION', `${id} is reserved`);
-  if (t.state.workflows.has(id)) throw new HubError('CONFLICT', `workflow ${id} already exists`);
+  if (t.state.workflows.has(id) || t.state.archived.has(id)) throw new HubError('CONFLICT', `workflow ${id} already exists`);
   const now = t.ctx.now;
   const workflow: Workflow = {
     id,

@@ -1,0 +1,114 @@
+import { HubError } from '../shared/errors.ts';
+import type { WorkflowStatus } from '../shared/schemas/workflow.ts';
+import { isEnded } from './domain/machinery/context.ts';
+import { versionOf } from './domain/machinery/state.ts';
+import type { Logger } from './logger.ts';
+import type { StateWriter } from './state-writer.ts';
+import type { WorkflowArchive } from './store/archive.ts';
+import type { WorkflowReads } from './workflow-reads.ts';
+
+export interface ArchiverOptions {
+  /** How long an ended workflow stays in memory before it is archived. */
+  keepFinishedMs: number;
+  /** Archived workflows that ended longer ago than this are deleted; null keeps them. */
+  retentionMs: number | null;
+  /** How often to look for workflows to archive. */
+  intervalMs: number;
+}
+
+/** An archived workflow deleted by retention or by hand. */
+export interface Pruned {
+  workflowId: string;
+  status: WorkflowStatus;
+  endedAt: number | null;
+}
+
+/** Workflows archived per pass at most, so that one pass never holds the writer's loop for long. */
+const PER_PASS = 64;
+/** Retention looks at every archived header: at most this often. */
+const RETENTION_CHECK_MS = 60_000;
+
+const SYSTEM = { role: 'system', name: 'archiver' } as const;
+
+/**
+ * Moves ended workflows out of memory: once one has been ended for `keepFinishedMs`, it is written
+ * whole to the archive, and only then dropped from memory by a journaled `hub.evict` (a crash in
+ * between leaves it in both, and it is archived again). Also applies retention to the archive.
+ */
+export class Archiver {
+  private readonly timer: ReturnType<typeof setInterval>;
+  private running: Promise<void> | undefined;
+  private retentionCheckedAt = -Infinity;
+  private closed = false;
+
+  constructor(
+    private readonly hub: StateWriter,
+    private readonly archive: WorkflowArchive,
+    private readonly reads: WorkflowReads,
+    private readonly options: ArchiverOptions,
+    private readonly log: Logger,
+  ) {
+    this.timer = setInterval(() => void this.pass(), options.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Runs one pass now (or waits for the one running): archives what is due, then applies retention. */
+  pass(): Promise<void> {
+    this.running ??= this.run().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  /** Deletes archived workflows that ended more than `olderThanMs` ago, and says which. */
+  async prune(olderThanMs: number): Promise<Pruned[]> {
+    const cutoff = this.hub.now() - olderThanMs;
+    const gone = this.archive
+      .headers()
+      .filter((header) => (header.endedAt ?? header.archivedAt) <= cutoff && !this.hub.state.workflows.has(header.id))
+      .map((header) => ({ workflowId: header.id, status: header.status, endedAt: header.endedAt }));
+    if (gone.length === 0) return [];
+    const ids = gone.map((item) => item.workflowId);
+    await this.archive.remove(ids);
+    this.reads.forget(ids);
+    return gone;
+  }
+
+  /** Stops the timer and waits for a pass in progress. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      // Only committed changes are archived: a change still waiting for the journal may be rolled back.
+      await this.hub.settle();
+      const now = this.hub.now();
+      const due: string[] = [];
+      for (const workflow of this.hub.state.workflows.values()) {
+        if (isEnded(workflow) && (workflow.endedAt ?? workflow.updatedAt) + this.options.keepFinishedMs <= now && due.push(workflow.id) === PER_PASS) break;
+      }
+      for (const workflowId of due) {
+        if (this.closed) return;
+        await this.archiveOne(workflowId, now);
+      }
+      const retention = this.options.retentionMs;
+      if (retention !== null && now - this.retentionCheckedAt >= Math.min(RETENTION_CHECK_MS, retention)) {
+        this.retentionCheckedAt = now;
+        const pruned = await this.prune(retention);
+        if (pruned.length > 0) this.log.info({ deleted: pruned.length, retentionMs: retention }, 'archived workflows past retention deleted');
+      }
+    } catch (error) {
+      if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) this.log.error({ err: error }, 'archiving failed');
+    }
+  }
+
+  private async archiveOne(workflowId: string, now: number): Promise<void> {
+    const workflow = this.hub.state.workflows.get(workflowId);
+    if (!workflow || !isEnded(workflow)) return;
+    const version = versionOf(this.hub.state, workflowId);
+    await this.archive.put({ v: version, archivedAt: now, workflow });
+    const { evicted } = await this.hub.dispatch({ type: 'hub.evict', input: { workflowId, version }, actor: SYSTEM });
+    this.log.debug({ workflowId, version, evicted }, 'workflow archived');
+  }
+}

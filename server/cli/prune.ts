@@ -1,0 +1,47 @@
+import { parseArgs } from 'node:util';
+import { CliError, duration, hubAddress, table } from './common.ts';
+
+export const PRUNE_HELP = `switchboard prune — delete archived workflows from a running hub
+
+Usage: switchboard prune --older-than DURATION [--url URL] [--token TOKEN] [--data-dir DIR] [--json]
+
+  --older-than D  delete archived workflows that ended more than D ago: 30d, 12h, 90m, 45s
+  --url, --token, --data-dir   as for switchboard status (the token must be an admin token)
+  --json          print the deleted workflows as JSON
+`;
+
+/** `switchboard prune --older-than 30d`: deletes archived workflows past an age and says which. */
+export async function prune(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'older-than': { type: 'string' },
+      url: { type: 'string' },
+      token: { type: 'string' },
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return void process.stdout.write(PRUNE_HELP);
+  if (values['older-than'] === undefined) throw new CliError('say how old: switchboard prune --older-than 30d');
+  const olderThanMs = duration('--older-than', values['older-than']);
+  const address = hubAddress(values);
+  const { connectControl } = await import('../../client-sdk/index.ts');
+  let control;
+  try {
+    control = await connectControl({ url: address.url, token: address.token });
+  } catch (error) {
+    throw new CliError(`cannot reach the hub at ${address.url}: ${(error as Error).message}`);
+  }
+  try {
+    const removed = await control.pruneArchive(olderThanMs);
+    if (values.json) return void process.stdout.write(JSON.stringify({ removed }, null, 2) + '\n');
+    const when = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString());
+    const lines = [`deleted ${removed.length} archived workflow(s) that ended more than ${values['older-than']} ago`];
+    if (removed.length) lines.push('', table(['WORKFLOW', 'STATUS', 'ENDED'], removed.map((item) => [item.workflowId, item.status, when(item.endedAt)])));
+    process.stdout.write(lines.join('\n') + '\n');
+  } finally {
+    await control.close();
+  }
+}

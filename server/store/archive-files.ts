@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
+import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HubError } from '../../shared/errors.ts';
+import { HeaderIndex, headerOf, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive } from './archive.ts';
+import { syncedWrite } from './synced-write.ts';
+
+/** The folder of the data directory that holds the archive. */
+export const ARCHIVE_DIR = 'archive';
+const INDEX_FILE = 'index.jsonl';
+
+/** A header as files hold it: with the SHA-256 of the document's JSON, checked when it is read back. */
+interface FiledHeader extends ArchivedHeader {
+  sha256: string;
+}
+
+/** One line of the index: a workflow archived, or workflows deleted. */
+type IndexLine = { put: FiledHeader } | { remove: string[] };
+
+const fileOf = (id: string) => `${id}.json`;
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** The header line of an archive file (read without the document after it). */
+function readHeaderLine(path: string): FiledHeader | undefined {
+  const text = readFileSync(path, 'utf8');
+  const end = text.indexOf('\n');
+  try {
+    return JSON.parse(end === -1 ? text : text.slice(0, end)) as FiledHeader;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The embedded store's archive, in `<dataDir>/archive/`: one file per workflow (a header line,
+ * then the document), written atomically and flushed before the index names it; and
+ * `index.jsonl`, an append-only list of what was archived and deleted, read at start-up instead
+ * of the files. The index is rewritten once most of its lines are deletions.
+ */
+export class FileArchive implements WorkflowArchive {
+  private readonly index = new HeaderIndex();
+  private readonly shas = new Map<string, string>();
+  private indexLines = 0;
+  private handle: FileHandle | undefined;
+  /** Index writes in order: one line at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly dir: string) {}
+
+  /** Opens (or creates) the archive under `dataDir`; a damaged index is rebuilt from the files, with a warning. */
+  static async open(dataDir: string, onWarning: (message: string) => void): Promise<FileArchive> {
+    const archive = new FileArchive(join(dataDir, ARCHIVE_DIR));
+    mkdirSync(archive.dir, { recursive: true });
+    if (!archive.load()) {
+      onWarning(`archive index ${join(archive.dir, INDEX_FILE)} is damaged; rebuilt it from the archived files`);
+      archive.rebuildFromFiles();
+      await archive.rewriteIndex();
+    } else if (archive.indexLines > 2 * archive.index.size + 1000) await archive.rewriteIndex();
+    archive.handle = await open(join(archive.dir, INDEX_FILE), 'a');
+    return archive;
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+  has(id: string): boolean {
+    return this.index.has(id);
+  }
+  header(id: string): ArchivedHeader | undefined {
+    return this.index.get(id);
+  }
+  headers(): readonly ArchivedHeader[] {
+    return this.index.all();
+  }
+
+  put(entry: ArchivedWorkflow): Promise<void> {
+    const document = JSON.stringify(entry.workflow);
+    const header: FiledHeader = { ...headerOf(entry.workflow, entry.v, entry.archivedAt), sha256: sha256(document) };
+    return this.serial(async () => {
+      await syncedWrite(this.dir, fileOf(header.id), `${JSON.stringify(header)}\n${document}`);
+      await this.appendIndex({ put: header });
+      this.remember(header);
+    });
+  }
+
+  async read(id: string): Promise<ArchivedWorkflow | undefined> {
+    const header = this.index.get(id);
+    if (!header) return undefined;
+    const path = join(this.dir, fileOf(id));
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      throw new HubError('INTERNAL', `archived workflow ${id} cannot be read from ${path}: ${(error as Error).message}`);
+    }
+    const document = text.slice(text.indexOf('\n') + 1);
+    if (sha256(document) !== this.shas.get(id)) throw new HubError('INTERNAL', `archived workflow ${id} in ${path} is damaged (its checksum does not match the archive index)`);
+    return { v: header.v, archivedAt: header.archivedAt, workflow: JSON.parse(document) };
+  }
+
+  remove(ids: readonly string[]): Promise<void> {
+    return this.serial(async () => {
+      const present = ids.filter((id) => this.index.has(id));
+      if (present.length === 0) return;
+      await this.appendIndex({ remove: present });
+      this.index.delete(present);
+      for (const id of present) this.shas.delete(id);
+      await Promise.all(present.map((id) => unlink(join(this.dir, fileOf(id))).catch(() => undefined)));
+      if (this.indexLines > 2 * this.index.size + 1000) await this.rewriteIndex();
+    });
+  }
+
+  /** Waits for writes in progress and closes the index. */
+  async close(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    await this.handle?.close();
+    this.handle = undefined;
+  }
+
+  private serial(job: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(job, job);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private remember(header: FiledHeader): void {
+    const { sha256: sum, ...kept } = header;
+    this.index.put(kept);
+    this.shas.set(header.id, sum);
+  }
+
+  /** Reads the index; false when a line other than a torn last one does not parse. */
+  private load(): boolean {
+    const path = join(this.dir, INDEX_FILE);
+    if (!existsSync(path)) return true;
+    const text = readFileSync(path, 'utf8');
+    let start = 0;
+    while (start < text.length) {
+      const end = text.indexOf('\n', start);
+      if (end === -1) {
+        // A line cut short by a crash: its put was never acknowledged (the workflow is still in memory's snapshot or journal).
+        truncateSync(path, Buffer.byteLength(text.slice(0, start)));
+        return true;
+      }
+      let line: IndexLine;
+      try {
+        line = JSON.parse(text.slice(start, end)) as IndexLine;
+      } catch {
+        return false;
+      }
+      if ('put' in line) this.remember(line.put);
+      else if (Array.isArray(line.remove)) {
+        this.index.delete(line.remove);
+        for (const id of line.remove) this.shas.delete(id);
+      } else return false;
+      this.indexLines++;
+      start = end + 1;
+    }
+    return true;
+  }
+
+  private rebuildFromFiles(): void {
+    this.index.delete(this.index.all().map((header) => header.id));
+    this.shas.clear();
+    for (const name of readdirSync(this.dir)) {
+      if (!name.endsWith('.json')) continue;
+      const header = readHeaderLine(join(this.dir, name));
+      if (header && fileOf(header.id) === name) this.remember(header);
+    }
+  }
+
+  private async appendIndex(line: IndexLine): Promise<void> {
+    const handle = this.handle;
+    if (!handle) throw new Error('archive is closed');
+    await handle.write(`${JSON.stringify(line)}\n`);
+    await handle.datasync();
+    this.indexLines++;
+  }
+
+  /** Writes the index anew with one line per archived workflow, and deletes files it does not name. */
+  private async rewriteIndex(): Promise<void> {
+    const lines = this.index.all().map((header) => JSON.stringify({ put: { ...header, sha256: this.shas.get(header.id) } }) + '\n');
+    await this.handle?.close();
+    await syncedWrite(this.dir, INDEX_FILE, lines.join(''));
+    this.indexLines = lines.length;
+    if (this.handle) this.handle = await open(join(this.dir, INDEX_FILE), 'a');
+    for (const name of readdirSync(this.dir)) {
+      if (name.endsWith('.json') && !this.index.has(name.slice(0, -'.json'.length))) await unlink(join(this.dir, name)).catch(() => undefined);
+    }
+  }
+}

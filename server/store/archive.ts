@@ -1,0 +1,96 @@
+import type { Workflow, WorkflowHeader } from '../../shared/schemas/workflow.ts';
+
+/** What the hub keeps in memory of an archived workflow: its list header, its final version and when it was archived. */
+export interface ArchivedHeader extends WorkflowHeader {
+  v: number;
+  archivedAt: number;
+}
+
+/** A finished workflow as the archive holds it: the whole document at its final version. */
+export interface ArchivedWorkflow {
+  v: number;
+  archivedAt: number;
+  workflow: Workflow;
+}
+
+/**
+ * Where finished workflows go when they leave memory. The headers are held in memory (a few
+ * hundred bytes each) so that lists and lookups need no disk; a workflow's document is read only
+ * when it is asked for.
+ */
+export interface WorkflowArchive {
+  /** Whether the workflow is archived. */
+  has(workflowId: string): boolean;
+  /** The archived workflow's header, or undefined. */
+  header(workflowId: string): ArchivedHeader | undefined;
+  /** Every archived workflow's header, oldest creation first (ties in archiving order). */
+  headers(): readonly ArchivedHeader[];
+  /** How many workflows are archived. */
+  readonly size: number;
+  /** Writes a finished workflow durably (serialised before this returns); resolves once it is on disk and listed. */
+  put(entry: ArchivedWorkflow): Promise<void>;
+  /** Reads an archived workflow back, checking it is what was written; undefined when it is not archived. */
+  read(workflowId: string): Promise<ArchivedWorkflow | undefined>;
+  /** Deletes archived workflows; resolves once the archive no longer lists them. */
+  remove(workflowIds: readonly string[]): Promise<void>;
+}
+
+/** The header of a workflow, as lists show it. */
+export function headerOf(workflow: Workflow, v: number, archivedAt: number): ArchivedHeader {
+  const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts } = workflow;
+  return { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts: { ...workOrderCounts }, v, archivedAt };
+}
+
+/** The list header without the archive's own fields. */
+export function listHeader(header: ArchivedHeader): WorkflowHeader {
+  const { v: _v, archivedAt: _archivedAt, ...rest } = header;
+  return rest;
+}
+
+/**
+ * Headers kept in creation order: a new one goes in by binary search (it was usually created
+ * recently, so it lands near the end). Shared by every archive implementation.
+ */
+export class HeaderIndex {
+  private readonly byId = new Map<string, ArchivedHeader>();
+  private readonly sorted: ArchivedHeader[] = [];
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  get(id: string): ArchivedHeader | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): readonly ArchivedHeader[] {
+    return this.sorted;
+  }
+
+  /** Adds a header, replacing one with the same id. */
+  put(header: ArchivedHeader): void {
+    if (this.byId.has(header.id)) this.delete([header.id]);
+    this.byId.set(header.id, header);
+    let low = 0;
+    let high = this.sorted.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.sorted[middle]!.createdAt <= header.createdAt) low = middle + 1;
+      else high = middle;
+    }
+    this.sorted.splice(low, 0, header);
+  }
+
+  /** Drops headers (one pass over the list, whatever their number). */
+  delete(ids: readonly string[]): void {
+    const gone = new Set(ids.filter((id) => this.byId.delete(id)));
+    if (gone.size === 0) return;
+    let kept = 0;
+    for (const header of this.sorted) if (!gone.has(header.id)) this.sorted[kept++] = header;
+    this.sorted.length = kept;
+  }
+}

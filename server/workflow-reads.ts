@@ -1,0 +1,77 @@
+import { emptyState, type HubState } from './domain/machinery/state.ts';
+import type { StateWriter } from './state-writer.ts';
+import type { WorkflowArchive } from './store/archive.ts';
+
+/** Archived workflows kept parsed after a read, at most this many, and about this many work orders in all. */
+const CACHED_WORKFLOWS = 16;
+const CACHED_ORDERS = 20_000;
+
+/**
+ * Where a read of one workflow looks: the hub's state while the workflow is in memory, else the
+ * archive. Every read query takes a state, so an archived workflow is answered by the same
+ * functions, given a state that holds it alone at its final version. The last few read are kept.
+ */
+export class WorkflowReads {
+  private readonly cache = new Map<string, { state: HubState; orders: number }>();
+  private cachedOrders = 0;
+  private readonly loading = new Map<string, Promise<HubState>>();
+
+  constructor(
+    private readonly hub: StateWriter,
+    readonly archive: WorkflowArchive,
+    private readonly agingMs: number,
+  ) {}
+
+  /**
+   * The state that holds `workflowId`: the hub's own when the workflow is in memory (or unknown:
+   * queries then answer NOT_FOUND), else a state of the archived workflow alone.
+   */
+  stateFor(workflowId: string): HubState | Promise<HubState> {
+    if (this.hub.state.workflows.has(workflowId) || !this.archive.has(workflowId)) return this.hub.state;
+    const cached = this.cache.get(workflowId);
+    if (cached) {
+      // Most recently used last.
+      this.cache.delete(workflowId);
+      this.cache.set(workflowId, cached);
+      return cached.state;
+    }
+    let loading = this.loading.get(workflowId);
+    if (!loading) {
+      loading = this.load(workflowId).finally(() => this.loading.delete(workflowId));
+      this.loading.set(workflowId, loading);
+    }
+    return loading;
+  }
+
+  /** Forgets cached copies of workflows no longer archived (deleted by retention or prune). */
+  forget(workflowIds: readonly string[]): void {
+    for (const id of workflowIds) this.drop(id);
+  }
+
+  private async load(workflowId: string): Promise<HubState> {
+    const archived = await this.archive.read(workflowId);
+    // Deleted meanwhile: the hub's state answers NOT_FOUND.
+    if (!archived) return this.hub.state;
+    const state = emptyState(this.agingMs);
+    state.workflows.set(workflowId, archived.workflow);
+    state.versions.set(workflowId, archived.v);
+    // Reports name agents by the pool only for work recorded before workflows kept those details.
+    state.agents = this.hub.state.agents;
+    state.archived = this.archive;
+    const orders = Object.keys(archived.workflow.workOrders).length;
+    this.cache.set(workflowId, { state, orders });
+    this.cachedOrders += orders;
+    for (const [id, entry] of this.cache) {
+      if (this.cache.size <= 1 || (this.cache.size <= CACHED_WORKFLOWS && this.cachedOrders <= CACHED_ORDERS)) break;
+      if (id !== workflowId || entry.orders > CACHED_ORDERS) this.drop(id);
+    }
+    return state;
+  }
+
+  private drop(workflowId: string): void {
+    const entry = this.cache.get(workflowId);
+    if (!entry) return;
+    this.cache.delete(workflowId);
+    this.cachedOrders -= entry.orders;
+  }
+}

@@ -1,0 +1,179 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { WorkflowHandle } from '../client-sdk/index.ts';
+import type { RunningHub } from '../server/index.ts';
+import { codeOf } from './helpers/errors.ts';
+import { rawGet } from './helpers/http.ts';
+import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { untilOrder, untilTrue } from './helpers/wait.ts';
+
+const KEEP = 60_000;
+
+/** A hub whose clock the test moves, so that "ended long enough ago" is a step, not a wait. */
+async function hubWithClock(dataDir: string, options: Record<string, unknown> = {}) {
+  const clock = { now: Date.now() };
+  const hub = await startHub({ dataDir, keepFinishedMs: KEEP, sweepIntervalMs: 10, ...options }, { clock: () => clock.now });
+  return { hub, clock };
+}
+
+/** Moves the clock past keepFinishedMs and waits until the workflow has left memory. */
+async function archived(hub: RunningHub, clock: { now: number }, workflowId: string): Promise<void> {
+  clock.now += KEEP + 1;
+  await untilTrue(() => !hub.state.workflows.has(workflowId), `workflow ${workflowId} archived`);
+}
+
+/** A workflow that used every kind of record: steps, objectives, KPIs, orders run by an agent, data, lineage. */
+async function finishedWorkflow(hub: RunningHub): Promise<WorkflowHandle> {
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery: 'archive me', config: { enableDataValidation: false } });
+  await wf.start();
+  const step = await wf.addStep({ name: 'load', description: 'load the rows' });
+  await wf.startStep(step.id);
+  await wf.completeStep(step.id, { rows: 3 });
+  await wf.addObjective({ name: 'rows loaded', target: '3 rows' });
+  const kpi = await wf.addKpi({ name: 'throughput', unit: 'rows/s', target: 10 });
+  await wf.recordKpi(kpi.id, 12);
+  await wf.recordKpi(kpi.id, 15);
+  await wf.updateProgress('load', 100);
+  const worker = await agent(hub, { agentId: 'archivist', agentType: 'worker', capabilities: ['clean'] });
+  await worker.onTask('clean', () => ({ result: { kept: 3 } }));
+  await wf.createWorkOrder({ id: 'done', taskType: 'clean', input: {} });
+  await untilOrder(hub, wf.id, 'done', 'completed');
+  await wf.createWorkOrder({ id: 'dropped', taskType: 'never', input: {} });
+  await wf.cancelWorkOrder('dropped', 'not needed');
+  await wf.addDataReference({ id: 'raw', path: 's3://bucket/raw.csv', tags: ['input'] });
+  await wf.addDataReference({ id: 'clean', path: 's3://bucket/clean.csv', tags: ['output'] });
+  await wf.linkLineage({ operation: 'clean', inputs: ['raw'], outputs: ['clean'], workOrderId: 'done' });
+  await wf.complete();
+  return wf;
+}
+
+/** Every read of a workflow, through the socket API and HTTP. */
+async function everyRead(hub: RunningHub, workflowId: string) {
+  const client = await control(hub);
+  const wf = client.workflow(workflowId);
+  const http = async (path: string) => {
+    const reply = await rawGet(hub.url, path, TOKENS.admin);
+    return { status: reply.status, body: reply.body };
+  };
+  return {
+    get: await client.connection.request('workflow.get', { workflowId: wf.id }),
+    summary: await wf.summary(),
+    reports: await Promise.all((['json', 'markdown', 'html'] as const).map((format) => wf.report(format))),
+    order: await wf.getWorkOrder('done'),
+    orders: await wf.listWorkOrders({ limit: 1 }),
+    cancelled: await wf.listWorkOrders({ state: 'cancelled' }),
+    data: await wf.getDataReference('clean'),
+    search: await wf.searchData({ tags: ['input'] }),
+    upstream: await wf.upstream('clean'),
+    downstream: await wf.downstream('raw'),
+    graph: await wf.lineageGraph(),
+    openLineage: await wf.openLineageEvent('done'),
+    list: await client.listWorkflows({ status: 'completed' }),
+    httpSummary: await http(`/api/workflows/${wf.id}/summary`),
+    httpReport: await http(`/api/workflows/${wf.id}/report.md`),
+    httpData: await http(`/api/workflows/${wf.id}/data?tag=output`),
+    httpList: await http('/api/workflows?status=completed'),
+  };
+}
+
+describe('archiving ended workflows', () => {
+  it('moves an ended workflow to the archive after keepFinishedMs, and every read answers as before, byte for byte', async () => {
+    const dataDir = tempDir();
+    const { hub, clock } = await hubWithClock(dataDir);
+    const wf = await finishedWorkflow(hub);
+    const before = await everyRead(hub, wf.id);
+    expect(before.get.workflow.status).toBe('completed');
+
+    await archived(hub, clock, wf.id);
+    expect(existsSync(join(dataDir, 'archive', `${wf.id}.json`))).toBe(true);
+    const after = await everyRead(hub, wf.id);
+    expect(after).toEqual(before);
+    // The report bodies themselves, not only their hashes.
+    expect(after.reports.map((r) => r.body)).toEqual(before.reports.map((r) => r.body));
+
+    // A monitor gets the final state and version; a write is refused as for any ended workflow.
+    const mirror = await (await monitor(hub)).subscribe(wf.id);
+    expect(mirror.version).toBe(before.get.version);
+    expect(mirror.state).toEqual(before.get.workflow);
+    expect(await codeOf(wf.recordKpi(Object.keys(before.get.workflow.kpis)[0]!, 1))).toBe('INVALID_TRANSITION');
+    expect(await codeOf(wf.createWorkOrder({ taskType: 'clean', input: {} }))).toBe('INVALID_TRANSITION');
+    expect(await codeOf(wf.start())).toBe('INVALID_TRANSITION');
+    expect(await codeOf(wf.updateDataReference('clean', { description: 'changed' }))).toBe('INVALID_TRANSITION');
+    const client = await control(hub);
+    expect(await codeOf(client.createWorkflow({ id: wf.id, userQuery: 'same id' }))).toBe('CONFLICT');
+    expect(await codeOf(client.workflow('wf_unknown').summary())).toBe('NOT_FOUND');
+  });
+
+  it('keeps an archived workflow out of memory, the snapshot and the journal across a restart, and still answers for it', async () => {
+    const dataDir = tempDir();
+    const first = await hubWithClock(dataDir);
+    const wf = await finishedWorkflow(first.hub);
+    const before = await everyRead(first.hub, wf.id);
+    await archived(first.hub, first.clock, wf.id);
+    await first.hub.close();
+    expect(readFileSync(join(dataDir, 'snapshot.json'), 'utf8')).not.toContain(wf.id);
+
+    const { hub } = await hubWithClock(dataDir);
+    expect(hub.state.workflows.has(wf.id)).toBe(false);
+    const after = await everyRead(hub, wf.id);
+    expect(after.reports.map((r) => r.body)).toEqual(before.reports.map((r) => r.body));
+    expect(after.get).toEqual(before.get);
+    expect(after.summary).toEqual(before.summary);
+  });
+
+  it('lists archived and live workflows together in creation order, by status and a page at a time', async () => {
+    const { hub, clock } = await hubWithClock(tempDir());
+    const client = await control(hub);
+    const ids: string[] = [];
+    for (let i = 0; i < 9; i++) {
+      clock.now += 1;
+      const wf = await client.createWorkflow({ userQuery: `w${i}` });
+      ids.push(wf.id);
+      if (i % 3 === 0) await wf.cancel('done with it');
+      else if (i % 3 === 1) await wf.start();
+    }
+    clock.now += KEEP + 1;
+    const cancelled = ids.filter((_, i) => i % 3 === 0);
+    await untilTrue(() => cancelled.every((id) => !hub.state.workflows.has(id)), 'cancelled workflows archived');
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client.listWorkflows(cursor ? { limit: 2, cursor } : { limit: 2 });
+      seen.push(...page.items.map((item) => item.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen).toEqual(ids);
+    expect((await client.listWorkflows({ status: 'cancelled' })).items.map((w) => w.id)).toEqual(cancelled);
+    expect((await client.listWorkflows({ status: 'in_progress' })).items.map((w) => w.id)).toEqual(ids.filter((_, i) => i % 3 === 1));
+    expect(await codeOf(client.listWorkflows({ cursor: 'wf_gone' }))).toBe('VALIDATION');
+  });
+
+  it('deletes archived workflows past retentionMs, and prunes by hand saying what it removed', async () => {
+    const dataDir = tempDir();
+    const { hub, clock } = await hubWithClock(dataDir, { retentionMs: 3_600_000 });
+    const client = await control(hub);
+    const old = await client.createWorkflow({ userQuery: 'old' });
+    await old.cancel();
+    await archived(hub, clock, old.id);
+    clock.now += 1_800_000;
+    const young = await client.createWorkflow({ userQuery: 'young' });
+    await young.cancel();
+    await archived(hub, clock, young.id);
+    const live = await client.createWorkflow({ userQuery: 'live' });
+
+    // An hour after the first ended: it goes, the second (half an hour younger) stays.
+    clock.now += 1_800_000;
+    await untilTrue(() => !existsSync(join(dataDir, 'archive', `${old.id}.json`)), 'retention deleted the old workflow');
+    expect(await codeOf(old.summary())).toBe('NOT_FOUND');
+    expect((await young.summary()).status).toBe('cancelled');
+
+    const removed = await client.pruneArchive(60_000);
+    expect(removed).toEqual([{ workflowId: young.id, status: 'cancelled', endedAt: expect.any(Number) }]);
+    expect(await codeOf(young.summary())).toBe('NOT_FOUND');
+    expect((await client.listWorkflows()).items.map((w) => w.id)).toEqual([live.id]);
+    expect(await client.pruneArchive(0)).toEqual([]);
+    expect(await codeOf(client.connection.request('archive.prune', { olderThanMs: -1 } as never))).toBe('VALIDATION');
+  });
+});
