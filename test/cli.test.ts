@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { connectControl } from '../client-sdk/index.ts';
 import { CLI, startHubProcess } from './helpers/process.ts';
-import { tempDir } from './helpers/hub.ts';
+import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { untilTrue } from './helpers/wait.ts';
 
 describe('switchboard CLI', () => {
   it('starts a hub that prints its URL and generated tokens, and flushes state on SIGTERM', async () => {
@@ -89,4 +90,33 @@ describe('switchboard status, report and tokens', () => {
     hub.child.kill('SIGTERM');
     expect(await hub.exited).toBe(0);
   }, 120_000);
+});
+
+describe('switchboard prune', () => {
+  it('deletes archived workflows older than the age it is given and says which; a bad age changes nothing', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const client = await control(hub);
+    const done = await client.createWorkflow({ id: 'old-run', userQuery: 'finished long ago' });
+    await done.cancel('over');
+    const live = await client.createWorkflow({ id: 'live-run', userQuery: 'still pending' });
+    await untilTrue(() => !hub.state.workflows.has(done.id), 'the ended workflow archived');
+    // Not spawnSync: the hub answering it runs in this process.
+    const run = (...args: string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [...CLI, 'prune', ...args, '--url', hub.url, '--token', TOKENS.admin], (error, stdout, stderr) =>
+          resolve({ status: error ? (error.code as number) : 0, stdout, stderr }),
+        );
+      });
+
+    const bad = await run('--older-than', 'forever');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('--older-than must be a duration such as 30d');
+    expect((await run('--older-than', '30d')).stdout).toContain('deleted 0 archived workflow(s) that ended more than 30d ago');
+    expect((await done.summary()).status).toBe('cancelled');
+
+    const pruned = await run('--older-than', '0s');
+    expect(pruned.status).toBe(0);
+    expect(pruned.stdout).toMatch(/deleted 1 archived workflow\(s\)[\s\S]*old-run\s+cancelled/);
+    expect((await client.listWorkflows()).items.map((w) => w.id)).toEqual([live.id]);
+  }, 60_000);
 });
