@@ -39,6 +39,8 @@ export class Archiver {
   private readonly timer: ReturnType<typeof setInterval>;
   private running: Promise<void> | undefined;
   private retentionCheckedAt = -Infinity;
+  /** Counts the writer's rollbacks: an archive written across one may hold changes that were undone. */
+  private rollbacks = 0;
   private closed = false;
 
   constructor(
@@ -48,6 +50,7 @@ export class Archiver {
     private readonly options: ArchiverOptions,
     private readonly log: Logger,
   ) {
+    hub.onRollback(() => this.rollbacks++);
     this.timer = setInterval(() => void this.pass(), options.intervalMs);
     this.timer.unref();
   }
@@ -81,8 +84,6 @@ export class Archiver {
 
   private async run(): Promise<void> {
     try {
-      // Only committed changes are archived: a change still waiting for the journal may be rolled back.
-      await this.hub.settle();
       const now = this.hub.now();
       const due: string[] = [];
       for (const workflow of this.hub.state.workflows.values()) {
@@ -107,7 +108,11 @@ export class Archiver {
     const workflow = this.hub.state.workflows.get(workflowId);
     if (!workflow || !isEnded(workflow)) return;
     const version = versionOf(this.hub.state, workflowId);
+    const rollbacks = this.rollbacks;
     await this.archive.put({ v: version, archivedAt: now, workflow });
+    // The archived copy may hold a change that was not yet written and has since been undone; the
+    // next pass writes it again. Otherwise the eviction commits only if every change before it did.
+    if (this.rollbacks !== rollbacks) return;
     const { evicted } = await this.hub.dispatch({ type: 'hub.evict', input: { workflowId, version }, actor: SYSTEM });
     this.log.debug({ workflowId, version, evicted }, 'workflow archived');
   }
