@@ -88,6 +88,7 @@ describe('archiving ended workflows', () => {
 
     await archived(hub, clock, wf.id);
     expect(existsSync(join(dataDir, 'archive', `${wf.id}.json`))).toBe(true);
+    expect(await (await fetch(`${hub.url}/healthz`)).json()).toMatchObject({ workflows: 0, archivedWorkflows: 1 });
     const after = await everyRead(hub, wf.id);
     expect(after).toEqual(before);
     // The report bodies themselves, not only their hashes.

@@ -56,7 +56,7 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, startedAt: num
       method: 'GET',
       pattern: /^\/healthz$/,
       roles: [],
-      handle: () => ({ body: { ok: true, uptimeMs: hub.now() - startedAt, workflows: hub.state.workflows.size } }),
+      handle: () => ({ body: { ok: true, uptimeMs: hub.now() - startedAt, workflows: hub.state.workflows.size, archivedWorkflows: reads.archive.size } }),
     },
     {
       method: 'GET',
