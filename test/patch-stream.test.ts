@@ -113,4 +113,30 @@ describe('patch stream (no network)', () => {
     stream.close();
     await hub.close();
   });
+  it('forgets a document that left memory for the archive, once its last changes are broadcast', async () => {
+    const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
+    const { nsp, sent } = fakeNamespace();
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const streams = (stream as unknown as { docs: Map<string, unknown> }).docs;
+    const create = (id: string) => hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id, userQuery: 'q' }), actor: ADMIN });
+    const evict = (workflowId: string, version: number) => hub.dispatch({ type: 'hub.evict', input: { workflowId, version }, actor: ADMIN });
+    await create('a');
+    await create('b');
+    await hub.dispatch({ type: 'workflow.cancel', input: { workflowId: 'a' }, actor: ADMIN });
+    stream.flush();
+    expect(await evict('a', 2)).toEqual({ evicted: true });
+    expect([...streams.keys()]).toEqual(['b']);
+    // Not ended, or at another version than the archived one: it stays.
+    expect(await evict('b', 1)).toEqual({ evicted: false });
+    await hub.dispatch({ type: 'workflow.cancel', input: { workflowId: 'b' }, actor: ADMIN });
+    expect(await evict('b', 1)).toEqual({ evicted: false });
+    // Evicted with its cancellation not broadcast yet: that goes out first, then the stream is forgotten.
+    expect(await evict('b', 2)).toEqual({ evicted: true });
+    expect([...streams.keys()]).toEqual(['b']);
+    stream.flush();
+    expect(sent.at(-1)).toMatchObject({ doc: 'b', from: 1, to: 2 });
+    expect(streams.size).toBe(0);
+    stream.close();
+    await hub.close();
+  });
 });
