@@ -160,8 +160,8 @@ describe('data inventory over the network', () => {
     const hub = await startHub({ dataDir, dataRoots: [root] });
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'hard links' });
     const segment = readdirSync(dataDir).find((name) => name.endsWith('.journal'))!;
-    // A file the hub made after it started, in a folder of its own (as an archive would be).
-    mkdirSync(join(dataDir, 'archive'));
+    // A file the hub made after it started, in a folder of its own (its archive).
+    mkdirSync(join(dataDir, 'archive'), { recursive: true });
     writeFileSync(join(dataDir, 'archive', 'old.journal'), 'kept by the hub');
     mkdirSync(join(dataDir, 'workflows'));
     const links = [

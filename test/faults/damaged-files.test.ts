@@ -21,12 +21,15 @@ async function orderCount(url: string, id: string): Promise<number> {
   return count;
 }
 
-/** A digest of every data file of the directory (the lock aside), to show that a refused start changed nothing. */
+/** A digest of every data file of the directory and its folders (the lock aside), to show that a refused start changed nothing. */
 const contents = (dir: string) =>
   Object.fromEntries(
-    readdirSync(dir)
-      .filter((name) => !name.startsWith('hub.lock'))
-      .map((name) => [name, createHash('sha256').update(readFileSync(join(dir, name))).digest('hex')]),
+    readdirSync(dir, { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile() && !entry.name.startsWith('hub.lock'))
+      .map((entry) => {
+        const path = join(entry.parentPath, entry.name);
+        return [path.slice(dir.length + 1), createHash('sha256').update(readFileSync(path)).digest('hex')];
+      }),
   );
 
 describe('damaged data files', () => {
