@@ -192,6 +192,41 @@ describe('report renderers', () => {
     }
   });
 
+  it('describes each agent as the workflow recorded it: byte-identical without the pool, and unchanged by a later re-registration', () => {
+    const { d, workflowId, input } = realisticWorkflow();
+    const withPool = render(input());
+    const withoutPool = render({ ...input(), agents: {} });
+    // The agent comes back as something else: the workflow keeps what it was when it worked there.
+    d.register('csv-agent', { agentType: 'renamed', capabilities: ['other'] });
+    const reregistered = render(inputOf(d, workflowId));
+    for (const format of ['json', 'markdown', 'html'] as const) {
+      expect(withoutPool[format].body).toBe(withPool[format].body);
+      expect(reregistered[format].body).toBe(withPool[format].body);
+    }
+    expect(JSON.parse(withoutPool.json.body).statistics.agents.map((a: { agentType: string; capabilities: string[] }) => [a.agentType, a.capabilities])).toEqual([
+      ['loader', ['csv']],
+      ['analyst', ['stats']],
+    ]);
+  });
+
+  it('reads the pool only for an agent record written before the workflow kept type and capabilities', () => {
+    const { input } = realisticWorkflow();
+    const mixed = input();
+    // csv-agent's record is an older one; stats-agent has since left the pool.
+    delete mixed.workflow.agents['csv-agent']!.agentType;
+    delete mixed.workflow.agents['csv-agent']!.capabilities;
+    const pool = { 'csv-agent': mixed.agents['csv-agent']! };
+    const agents = (report: Report) => JSON.parse(report.body).statistics.agents.map((a: { agentType: string | null; capabilities: string[] | null }) => [a.agentType, a.capabilities]);
+    expect(agents(renderReport({ ...mixed, agents: pool }, 'json'))).toEqual([
+      ['loader', ['csv']],
+      ['analyst', ['stats']],
+    ]);
+    expect(agents(renderReport({ ...mixed, agents: {} }, 'json'))).toEqual([
+      [null, null],
+      ['analyst', ['stats']],
+    ]);
+  });
+
   it('gives a different hash for a different version', () => {
     const { d, workflowId, input } = realisticWorkflow();
     const before = render(input());

@@ -16,7 +16,7 @@ export interface ReportInput {
   workflow: Workflow;
   /** The version of the workflow document this report describes. */
   version: number;
-  /** The hub-wide agent pool (may be empty); only agentType and capabilities are used. */
+  /** The hub-wide agent pool (may be empty); read only for agent records that lack agentType and capabilities. */
   agents: Record<string, Agent>;
   /** Who asked for the report (a token name, "auto-documentation"); printed as given. */
   generatedBy?: string;

@@ -32,10 +32,13 @@ export interface WorkOrderStats {
   attemptDuration: DurationStats;
 }
 
-/** An agent's performance in this workflow, with its type and capabilities from the pool. */
+/** An agent's performance in this workflow, with its type and capabilities. */
 export interface AgentPerformance {
   agentId: string;
-  /** From the hub-wide pool; null when the agent is no longer in it. */
+  /**
+   * As the workflow recorded it when the agent first worked there; for a record older than that,
+   * from the hub-wide pool, and null when the agent is no longer in it.
+   */
   agentType: string | null;
   capabilities: string[] | null;
   assigned: number;
@@ -101,20 +104,22 @@ export function workOrderStats(orders: WorkOrder[]): WorkOrderStats {
 }
 
 /**
- * The performance of the agents that worked on the workflow, by agent id. Only the pool's
- * agentType and capabilities are used: its live fields (status, load) change without the
- * workflow's version changing, and a report must be the same for the same version.
+ * The performance of the agents that worked on the workflow, by agent id, all from the workflow's
+ * own records: the pool changes without the workflow's version changing (and forgets agents), and
+ * a report must be the same for the same version. Only a record written before agent types were
+ * kept takes agentType and capabilities from the pool.
  */
 export function agentPerformance(workflow: Workflow, pool: Record<string, Agent>): AgentPerformance[] {
   return Object.values(workflow.agents)
     .sort((a, b) => compareText(a.agentId, b.agentId))
     .map((record) => {
       const agent = Object.hasOwn(pool, record.agentId) ? pool[record.agentId] : undefined;
+      const capabilities = record.capabilities ?? agent?.capabilities;
       const finished = record.completed + record.failed;
       return {
         agentId: record.agentId,
-        agentType: agent?.agentType ?? null,
-        capabilities: agent ? [...agent.capabilities].sort(compareText) : null,
+        agentType: record.agentType ?? agent?.agentType ?? null,
+        capabilities: capabilities ? [...capabilities].sort(compareText) : null,
         assigned: record.assigned,
         completed: record.completed,
         failed: record.failed,

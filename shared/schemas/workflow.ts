@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { Capability } from './agent.ts';
 import { Id, Page, Percentage, Text, Timestamp, keyName } from './common.ts';
 import { DataReference } from './data.ts';
 import { Kpi } from './kpis.ts';
@@ -37,6 +38,12 @@ export type StageProgress = z.infer<typeof StageProgress>;
 /** An agent's record within one workflow. */
 export const WorkflowAgent = z.object({
   agentId: Id,
+  /**
+   * The agent's type and capabilities when it first worked here, so that the workflow describes
+   * its agents after they leave the pool. Absent in records written before they were kept.
+   */
+  agentType: z.string().optional(),
+  capabilities: z.array(Capability).optional(),
   assigned: z.number().int(),
   completed: z.number().int(),
   failed: z.number().int(),

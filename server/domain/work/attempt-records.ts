@@ -2,7 +2,7 @@ import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow, WorkflowAgent } from '../../../shared/schemas/workflow.ts';
 import { requireWorkflow, type CommandContext } from '../machinery/context.ts';
-import { adjustLoad, recordAgentOutcome } from './agents.ts';
+import { adjustLoad, recordAgentOutcome, requireAgent } from './agents.ts';
 import { byLeastRecentlyAssigned } from './assignment.ts';
 
 // An attempt's start and end as the agent's load, its performance and the order's history record
@@ -11,11 +11,18 @@ import { byLeastRecentlyAssigned } from './assignment.ts';
 /** How an attempt ended. */
 export type Outcome = 'completed' | 'failed' | 'cancelled' | 'lease_expired' | 'agent_lost' | 'declined';
 
-/** Counts an outcome in the agent's record within the workflow. */
-function recordWorkflowAgent(t: CommandContext, workflow: Workflow, agentId: string, field: keyof Omit<WorkflowAgent, 'agentId'>, add = 1): void {
+/** The counters of an agent's record within a workflow. */
+type WorkflowAgentCount = 'assigned' | 'completed' | 'failed' | 'declined' | 'busyMs';
+
+/**
+ * Counts an outcome in the agent's record within the workflow. A new record keeps the agent's
+ * type and capabilities as they are now: the pool may forget the agent, the workflow must not.
+ */
+function recordWorkflowAgent(t: CommandContext, workflow: Workflow, agentId: string, field: WorkflowAgentCount, add = 1): void {
   const existing = workflow.agents[agentId];
   if (!existing) {
-    const fresh: WorkflowAgent = { agentId, assigned: 0, completed: 0, failed: 0, declined: 0, busyMs: 0 };
+    const agent = requireAgent(t.state, agentId);
+    const fresh: WorkflowAgent = { agentId, agentType: agent.agentType, capabilities: agent.capabilities, assigned: 0, completed: 0, failed: 0, declined: 0, busyMs: 0 };
     fresh[field] += add;
     t.tx.set(workflow.id, ['agents', agentId], fresh);
   } else {
