@@ -124,6 +124,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       dataHistoryLimit: options.dataHistoryLimit,
       agingMs: options.agingMs,
       graceMs: options.graceMs,
+      forgetAgentsAfterMs: options.forgetAgentsAfterMs,
       backoffBaseMs: options.backoffBaseMs,
       backoffMaxMs: options.backoffMaxMs,
     },

@@ -45,6 +45,8 @@ export const HubOptions = z.strictObject({
   agingMs: z.number().int().min(1).default(60_000),
   /** How long a disconnected agent keeps its running work before it is reassigned. */
   graceMs: z.number().int().min(0).default(10_000),
+  /** How long an offline agent stays in the pool; then it is forgotten (registering again starts a fresh record). */
+  forgetAgentsAfterMs: z.number().int().min(0).default(86_400_000),
   /** Retry backoff: backoffBaseMs × 2^(attempt − 1), at most backoffMaxMs. */
   backoffBaseMs: z.number().int().min(0).default(1000),
   backoffMaxMs: z.number().int().min(0).default(60_000),

@@ -275,7 +275,7 @@ export class StateWriter {
 
   /** Rebuilds the scheduler's index from the documents (after a rollback). */
   private rebuildIndex(): void {
-    this.state.work.rebuild(this.state.workflows.values(), this.clock());
+    this.state.work.rebuild(this.state.workflows.values(), this.state.agents, this.clock());
   }
 
   /**

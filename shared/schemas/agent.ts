@@ -35,6 +35,11 @@ export const Agent = z.object({
   load: z.number().int(),
   registeredAt: Timestamp,
   lastAssignedAt: Timestamp.nullable(),
+  /**
+   * When the hub marked it offline; null while it is not. The pool forgets it `forgetAgentsAfterMs`
+   * later. Absent in agents written before it was kept.
+   */
+  offlineSince: Timestamp.nullable().optional(),
   stats: z.object({
     assigned: z.number().int(),
     completed: z.number().int(),

@@ -44,6 +44,7 @@ class CoreRig {
         dataHistoryLimit: defaults.dataHistoryLimit,
         agingMs: defaults.agingMs,
         graceMs: defaults.graceMs,
+        forgetAgentsAfterMs: defaults.forgetAgentsAfterMs,
         backoffBaseMs: defaults.backoffBaseMs,
         backoffMaxMs: defaults.backoffMaxMs,
       },

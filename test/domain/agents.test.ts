@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { AGENTS_DOC, stateFromDocs, storedDocs } from '../../server/domain/machinery/state.ts';
+import { copyJson } from '../../server/domain/machinery/transaction.ts';
 import { domain, SETTINGS } from '../helpers/domain.ts';
+
+/** Disconnects an agent and runs the sweep once its grace period is over: it is offline from then. */
+function takeOffline(d: ReturnType<typeof domain>, agentId: string): void {
+  d.run('agent.disconnect', { agentId });
+  d.advance(SETTINGS.graceMs);
+  expect(d.run('hub.sweep', {}).reply.offline).toBe(1);
+}
 
 describe('agent presence (domain, manual clock)', () => {
   it('marks an idle agent offline once it has been gone graceMs, and back idle when it registers again', () => {
@@ -14,5 +23,85 @@ describe('agent presence (domain, manual clock)', () => {
     expect(d.state.agents!['idle-one']).toMatchObject({ status: 'offline', load: 0 });
     d.register('idle-one');
     expect(d.state.agents!['idle-one']!.status).toBe('idle');
+  });
+
+  it('forgets an agent forgetAgentsAfterMs after it went offline, with every runtime entry; registering again starts a fresh record', () => {
+    const d = domain();
+    d.register('gone', { taskTypes: ['load', 'clean'] });
+    d.register('stays');
+    const registeredAt = d.state.agents!.gone!.registeredAt;
+    takeOffline(d, 'gone');
+    d.advance(SETTINGS.forgetAgentsAfterMs - 1);
+    expect(d.run('hub.sweep', {}).reply.forgotten).toBe(0);
+    d.advance(1);
+    const { reply, tx } = d.run('hub.sweep', {});
+    expect(reply.forgotten).toBe(1);
+    expect(tx.changes.get(AGENTS_DOC)).toEqual([{ op: 'remove', path: '/gone' }]);
+    expect(Object.keys(d.state.agents!)).toEqual(['stays']);
+    const work = d.state.work;
+    expect([work.connected.has('gone'), work.disconnected.has('gone'), work.byAgent.has('gone'), work.availableAgents().has('gone')]).toEqual([false, false, false, false]);
+    expect(work.offline.size).toBe(0);
+    d.register('gone');
+    expect(d.state.agents!.gone).toMatchObject({ status: 'idle', taskTypes: ['*'], offlineSince: null, stats: { assigned: 0 } });
+    expect(d.state.agents!.gone!.registeredAt).toBeGreaterThan(registeredAt);
+  });
+
+  it('counts from the latest time an agent went offline: coming back in between starts the wait over', () => {
+    const d = domain();
+    d.register('flaky');
+    takeOffline(d, 'flaky');
+    d.advance(SETTINGS.forgetAgentsAfterMs / 2);
+    d.register('flaky');
+    takeOffline(d, 'flaky');
+    // Past the deadline of the first offline period: its entry is stale and skipped.
+    d.advance(SETTINGS.forgetAgentsAfterMs / 2);
+    expect(d.run('hub.sweep', {}).reply.forgotten).toBe(0);
+    d.advance(SETTINGS.forgetAgentsAfterMs / 2 - 1);
+    expect(d.run('hub.sweep', {}).reply.forgotten).toBe(0);
+    d.advance(1);
+    expect(d.run('hub.sweep', {}).reply.forgotten).toBe(1);
+    expect(d.state.agents!.flaky).toBeUndefined();
+  });
+
+  it('keeps one entry per offline agent in the index however often it comes and goes', () => {
+    const d = domain();
+    d.register('flapping');
+    for (let i = 0; i < 100; i++) {
+      takeOffline(d, 'flapping');
+      d.register('flapping');
+    }
+    takeOffline(d, 'flapping');
+    expect(d.state.work.offline.size).toBe(1);
+  });
+
+  it('keeps the time an agent went offline in the document: a state rebuilt from it forgets the agent on the same schedule', () => {
+    const d = domain();
+    d.register('restarted');
+    takeOffline(d, 'restarted');
+    const since = d.state.agents!.restarted!.offlineSince!;
+    // Stored documents loaded again 10 s later, as a restart does; the runtime index is rebuilt from them.
+    const reloaded = domain(stateFromDocs(new Map(copyJson(storedDocs(d.state))), since + 10_000));
+    reloaded.advance(since + 10_000 - 1_000); // a domain clock starts at 1,000
+    reloaded.run('hub.recover', {});
+    reloaded.advance(SETTINGS.forgetAgentsAfterMs - 10_000 - 1);
+    expect(reloaded.run('hub.sweep', {}).reply.forgotten).toBe(0);
+    reloaded.advance(1);
+    expect(reloaded.run('hub.sweep', {}).reply.forgotten).toBe(1);
+    expect(reloaded.state.agents!.restarted).toBeUndefined();
+  });
+
+  it('counts an offline agent of an older document, without the time, as offline from the restart', () => {
+    const d = domain();
+    d.register('old');
+    takeOffline(d, 'old');
+    delete d.state.agents!.old!.offlineSince;
+    const reloaded = domain(stateFromDocs(new Map(copyJson(storedDocs(d.state))), 0));
+    reloaded.advance(50_000);
+    reloaded.run('hub.recover', {});
+    expect(reloaded.state.agents!.old!.offlineSince).toBe(51_000);
+    reloaded.advance(SETTINGS.forgetAgentsAfterMs - 1);
+    expect(reloaded.run('hub.sweep', {}).reply.forgotten).toBe(0);
+    reloaded.advance(1);
+    expect(reloaded.run('hub.sweep', {}).reply.forgotten).toBe(1);
   });
 });

@@ -16,6 +16,8 @@ export interface DomainSettings {
   agingMs: number;
   /** How long a disconnected agent keeps its running work before it is reassigned. */
   graceMs: number;
+  /** How long an offline agent stays in the pool before it is forgotten. */
+  forgetAgentsAfterMs: number;
   /** Retry backoff: base × 2^(attempt − 1), at most max. */
   backoffBaseMs: number;
   backoffMaxMs: number;

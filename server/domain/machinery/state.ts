@@ -63,7 +63,7 @@ export function stateFromDocs(docs: Map<DocKey, StoredDoc>, now: number, agingMs
     putDoc(state, key, doc);
     state.versions.set(key, v);
   }
-  state.work.rebuild(state.workflows.values(), now);
+  state.work.rebuild(state.workflows.values(), state.agents, now);
   return state;
 }
 

@@ -21,7 +21,8 @@ export function heldAttempts(state: HubState, agentId: string): ReplyOf<'agent',
 /**
  * Registers an agent, or re-registers it after a reconnect: the identity, stats and running work
  * are kept, and the fields it sends now replace the old ones. Offers pushed over a previous
- * connection can no longer be answered, so they go back to the queue.
+ * connection can no longer be answered, so they go back to the queue. An agent the pool has
+ * forgotten starts afresh.
  */
 export function registerAgent(
   t: CommandContext,
@@ -34,7 +35,7 @@ export function registerAgent(
   if (existing) {
     const status = existing.status === 'offline' ? (existing.load > 0 ? 'busy' : 'idle') : existing.status;
     const declared = existing.taskTypes;
-    t.tx.assign(AGENTS_DOC, [agentId], { ...fields, status });
+    t.tx.assign(AGENTS_DOC, [agentId], { ...fields, status, offlineSince: null });
     unfileDropped(t, agentId, declared);
   } else {
     const agent: Agent = {
@@ -45,6 +46,7 @@ export function registerAgent(
       load: 0,
       registeredAt: t.ctx.now,
       lastAssignedAt: null,
+      offlineSince: null,
       stats: { assigned: 0, completed: 0, failed: 0, declined: 0, byTaskType: {} },
     };
     t.tx.set(AGENTS_DOC, [agentId], agent);
@@ -105,12 +107,17 @@ function withdrawOffers(t: CommandContext, agentId: string, reason: string): voi
 /**
  * After a restart no agent is connected yet: offers in flight are withdrawn (their answers are
  * lost) and every agent not already offline gets the grace period to reconnect and keep its work.
+ * An agent offline since before that time was recorded counts as offline from now.
  */
 export function recoverAfterRestart(t: CommandContext): { withdrawn: number } {
   const work = t.state.work;
   let withdrawn = 0;
   for (const agent of Object.values(t.state.agents ?? {})) {
     if (agent.status !== 'offline' && !work.connected.has(agent.id)) work.disconnected.set(agent.id, t.ctx.now);
+    if (agent.status === 'offline' && typeof agent.offlineSince !== 'number') {
+      t.tx.set(AGENTS_DOC, [agent.id, 'offlineSince'], t.ctx.now);
+      work.watchOffline(agent.id, t.ctx.now);
+    }
   }
   for (const active of [...work.active.values()]) {
     if (active.phase !== 'offered') continue;

@@ -6,19 +6,22 @@ import { FINAL_STATES, finishOrder } from './work-orders.ts';
 /**
  * The hub's periodic check, with the clock it is given: offers past their accept deadline go to
  * someone else, running attempts whose lease lapsed are retried, agents gone longer than the grace
- * period are marked offline and lose their work, retries whose backoff is over are queued, and
- * orders past their overall timeout fail. Cost is proportional to the work in flight and due.
+ * period are marked offline and lose their work, agents offline longer than forgetAgentsAfterMs
+ * leave the pool, retries whose backoff is over are queued, and orders past their overall timeout
+ * fail. Cost is proportional to the work in flight and due.
  */
-export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; timedOut: number } {
+export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; forgotten: number; timedOut: number } {
   const work = t.state.work;
   const now = t.ctx.now;
-  const result = { expiredOffers: 0, lapsedLeases: 0, offline: 0, timedOut: 0 };
+  const result = { expiredOffers: 0, lapsedLeases: 0, offline: 0, forgotten: 0, timedOut: 0 };
   const orderOf = (workflowId: string, workOrderId: string) => t.state.workflows.get(workflowId)?.workOrders[workOrderId];
 
   for (const [agentId, since] of work.disconnected) {
     const agent = t.state.agents?.[agentId];
     if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > now) continue;
-    t.tx.set(AGENTS_DOC, [agentId, 'status'], 'offline');
+    // The time is in the document, so that a restart does not start the wait to forget it over.
+    t.tx.assign(AGENTS_DOC, [agentId], { status: 'offline', offlineSince: now });
+    work.watchOffline(agentId, now);
     // Offline now: no longer watched every sweep (ephemeral agent ids would pile up otherwise).
     work.disconnected.delete(agentId);
     t.tx.onUndo(() => work.disconnected.set(agentId, since));
@@ -29,6 +32,20 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
       if (active.phase === 'offered') withdrawOffer(t, order, { reason: 'agent went offline' });
       else failAttempt(t, order, 'agent_lost', { error: `agent ${agentId} went offline`, retryable: true });
     }
+  }
+
+  const forgetAfter = t.ctx.settings.forgetAgentsAfterMs;
+  for (let due = work.nextOffline(now - forgetAfter); due; due = work.nextOffline(now - forgetAfter)) {
+    const agent = t.state.agents && Object.hasOwn(t.state.agents, due.agentId) ? t.state.agents[due.agentId] : undefined;
+    // Back since: nothing to forget. Back and offline again since: its wait starts from then.
+    if (agent?.status !== 'offline' || typeof agent.offlineSince !== 'number') continue;
+    if (agent.offlineSince + forgetAfter > now) {
+      work.watchOffline(agent.id, agent.offlineSince);
+      continue;
+    }
+    t.tx.remove(AGENTS_DOC, [agent.id]);
+    work.forgetAgent(agent);
+    result.forgotten++;
   }
 
   for (const [token, active] of [...work.active]) {
