@@ -215,17 +215,20 @@ export class WorkIndex {
     agents.set(attempt.agentId, (agents.get(attempt.agentId) ?? 0) + 1);
   }
 
-  /** Forgets an attempt that ended. */
+  /** Forgets an attempt that ended; an agent or workflow left with none leaves these maps. */
   release(token: string): ActiveAttempt | undefined {
     const attempt = this.active.get(token);
     if (!attempt) return undefined;
     this.active.delete(token);
     this.leases.delete(token);
-    this.byAgent.get(attempt.agentId)?.delete(token);
+    const tokens = this.byAgent.get(attempt.agentId);
+    tokens?.delete(token);
+    if (tokens?.size === 0) this.byAgent.delete(attempt.agentId);
     const agents = this.workflowAgents.get(attempt.workflowId);
     const count = (agents?.get(attempt.agentId) ?? 1) - 1;
     if (count > 0) agents!.set(attempt.agentId, count);
     else agents?.delete(attempt.agentId);
+    if (agents?.size === 0) this.workflowAgents.delete(attempt.workflowId);
     this.freed.add(attempt.agentId);
     return attempt;
   }
