@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CreateWorkOrderInput } from '../../shared/schemas/work-order.ts';
+import { CreateWorkOrderInput, CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
 import { domain } from '../helpers/domain.ts';
 
@@ -40,5 +40,21 @@ describe('the scheduler index holds only what is in flight (domain)', () => {
       byAgent: 0,
       workflowAgents: 0,
     });
+  });
+
+  it('drops a bucket with the last queued order in it: orders nobody could take leave nothing behind when they end', () => {
+    const d = domain();
+    const work = d.state.work;
+    for (let i = 0; i < 50; i++) {
+      const workflowId = startWorkflow(d);
+      const orders = ['first', 'second'].map((id) => ({ id, taskType: 't', requirements: [`gpu-${i}`] }));
+      d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders }));
+      d.run('workOrder.cancel', { workflowId, workOrderId: 'first' });
+      // One of its orders is still queued: the bucket stays.
+      expect(work.buckets.size).toBe(1);
+      d.run('workflow.cancel', { workflowId });
+      expect(work.buckets.size).toBe(0);
+    }
+    expect({ queued: work.queued.size, readySince: work.readySince.size }).toEqual({ queued: 0, readySince: 0 });
   });
 });

@@ -11,6 +11,7 @@ export interface ReadyEntry {
   seq: number;
   workflowId: string;
   workOrderId: string;
+  bucket: Bucket;
 }
 
 /**
@@ -18,10 +19,17 @@ export interface ReadyEntry {
  * them or none, and a workflow at its maxConcurrentAgents closes its buckets to newcomers at once.
  */
 export interface Bucket {
+  /** Its key in `buckets`. */
+  key: string;
   workflowId: string;
   taskType: string;
   requirements: string[];
   queue: PriorityQueue<ReadyEntry>;
+  /**
+   * How many of its entries stand for a queued order. The others are stale (skipped when they
+   * come up); the bucket goes, with them, when its last queued order leaves it.
+   */
+  current: number;
 }
 
 /** An attempt offered to or running on an agent. */
@@ -83,7 +91,7 @@ export class WorkIndex {
 
   readonly buckets = new Map<string, Bucket>();
   /** The valid queue entry of each queued order; older entries for it are skipped. */
-  readonly queued = new Map<string, number>();
+  readonly queued = new Map<string, ReadyEntry>();
   /** When each queued order last became ready to offer (for the assignment latency metric). */
   readonly readySince = new Map<string, number>();
   readonly delayed = new PriorityQueue<Timed>(byTime);
@@ -118,23 +126,25 @@ export class WorkIndex {
       this.delayed.push({ at: order.notBefore, workflowId: order.workflowId, workOrderId: order.id });
       return;
     }
+    const keyOfOrder = orderKey(order.workflowId, order.id);
+    this.leaveBucket(keyOfOrder);
     const key = bucketKey(order);
     let bucket = this.buckets.get(key);
     if (!bucket) {
-      bucket = { workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey) };
+      bucket = { key, workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey), current: 0 };
       this.buckets.set(key, bucket);
     }
-    const entry = { key: queueKey(order.priority, order.queuedAt ?? now, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id };
+    const entry = { key: queueKey(order.priority, order.queuedAt ?? now, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id, bucket };
     bucket.queue.push(entry);
-    const keyOfOrder = orderKey(order.workflowId, order.id);
-    this.queued.set(keyOfOrder, entry.seq);
+    bucket.current++;
+    this.queued.set(keyOfOrder, entry);
     this.readySince.set(keyOfOrder, now);
     if (fresh) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
   }
 
   /** Whether a queue entry still stands for its order. */
   isCurrent(entry: ReadyEntry): boolean {
-    return this.queued.get(orderKey(entry.workflowId, entry.workOrderId)) === entry.seq;
+    return this.queued.get(orderKey(entry.workflowId, entry.workOrderId)) === entry;
   }
 
   /** Files an agent that may have a free slot under each of its task types. */
@@ -166,8 +176,17 @@ export class WorkIndex {
 
   /** Forgets that an order is queued (it was offered, cancelled or failed). */
   dequeue(workflowId: string, workOrderId: string): void {
-    this.queued.delete(orderKey(workflowId, workOrderId));
+    this.leaveBucket(orderKey(workflowId, workOrderId));
     this.readySince.delete(orderKey(workflowId, workOrderId));
+  }
+
+  /** Makes a queued order's entry stale, dropping its bucket when no current entry is left in it. */
+  private leaveBucket(keyOfOrder: string): void {
+    const entry = this.queued.get(keyOfOrder);
+    if (!entry) return;
+    this.queued.delete(keyOfOrder);
+    const bucket = entry.bucket;
+    if (--bucket.current === 0 && this.buckets.get(bucket.key) === bucket) this.buckets.delete(bucket.key);
   }
 
   /** Starts the overall-timeout clock of an order. */
