@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CreateWorkOrderInput, CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import { listWorkOrders } from '../../server/domain/machinery/queries.ts';
 import { domain } from '../helpers/domain.ts';
 
 type Domain = ReturnType<typeof domain>;
@@ -56,5 +57,49 @@ describe('the scheduler index holds only what is in flight (domain)', () => {
       expect(work.buckets.size).toBe(0);
     }
     expect({ queued: work.queued.size, readySince: work.readySince.size }).toEqual({ queued: 0, readySince: 0 });
+  });
+});
+
+describe('forgetting a workflow (domain)', () => {
+  /** A started workflow with an order nobody can take, one running on `worker`, and its order list kept. */
+  function busyWorkflow(d: Domain) {
+    const workflowId = startWorkflow(d);
+    d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders: [{ id: 'stuck', taskType: 't', requirements: ['nobody-has-this'] }, { id: 'busy', taskType: 't' }] }));
+    const attempt = d.state.workflows.get(workflowId)!.workOrders.busy!.attempt!;
+    d.run('offer.answer', { workflowId, workOrderId: 'busy', attemptToken: attempt.token, accept: true }, asAgent('worker'));
+    listWorkOrders(d.state, { workflowId, limit: 10 });
+    return { workflowId, list: d.state.work.orderLists.of(d.state.workflows.get(workflowId)!) };
+  }
+
+  it('drops every index entry of the workflow and none of another', () => {
+    const d = domain();
+    d.register('worker', { maxConcurrentTasks: 2 });
+    const gone = busyWorkflow(d);
+    const kept = busyWorkflow(d);
+    const work = d.state.work;
+    expect(work.buckets.size).toBe(2);
+    expect(work.leases.size).toBe(2);
+
+    work.forgetWorkflow(gone.workflowId);
+    const ofWorkflow = (keys: Iterable<string>) => [...keys].map((key) => key.split('\u0000')[0]);
+    expect({
+      buckets: [...work.buckets.values()].map((bucket) => bucket.workflowId),
+      queued: ofWorkflow(work.queued.keys()),
+      readySince: ofWorkflow(work.readySince.keys()),
+      active: [...work.active.values()].map((attempt) => attempt.workflowId),
+      workflowAgents: [...work.workflowAgents.keys()],
+      byAgent: [...work.byAgent.get('worker')!].map((token) => work.active.get(token)?.workflowId),
+    }).toEqual({
+      buckets: [kept.workflowId],
+      queued: [kept.workflowId],
+      readySince: [kept.workflowId],
+      active: [kept.workflowId],
+      workflowAgents: [kept.workflowId],
+      byAgent: [kept.workflowId],
+    });
+    expect(work.leases.size).toBe(1);
+    // The kept list is handed out again; the forgotten one (and the orders it holds) is not.
+    expect(work.orderLists.of(d.state.workflows.get(kept.workflowId)!)).toBe(kept.list);
+    expect(work.orderLists.of(d.state.workflows.get(gone.workflowId)!)).not.toBe(gone.list);
   });
 });

@@ -128,6 +128,11 @@ export class OrderLists {
     };
   }
 
+  /** Forgets the list of one workflow (it holds the workflow's orders object). */
+  forget(workflowId: string): void {
+    this.lists.delete(workflowId);
+  }
+
   /** Forgets every list (after a rollback). */
   clear(): void {
     this.lists.clear();

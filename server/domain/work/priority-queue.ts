@@ -8,6 +8,11 @@ export class PriorityQueue<T> {
     return this.items.length;
   }
 
+  /** Every item, in no particular order. */
+  values(): IterableIterator<T> {
+    return this.items.values();
+  }
+
   /** The first item without removing it. */
   peek(): T | undefined {
     return this.items[0];

@@ -252,6 +252,33 @@ export class WorkIndex {
     return attempt;
   }
 
+  /**
+   * Drops every entry of a workflow: its buckets and queued orders, its attempts (and their
+   * leases), its agent counts and its order list. For a workflow leaving memory once it has
+   * ended, so it holds no attempt; the agents' loads are the documents', not the index's. Retry
+   * and timeout timers are left to lapse: each is skipped when due, its order gone, and finding
+   * them now would cost a walk of every timer.
+   */
+  forgetWorkflow(workflowId: string): void {
+    for (const bucket of this.buckets.values()) {
+      if (bucket.workflowId !== workflowId) continue;
+      this.buckets.delete(bucket.key);
+      for (const entry of bucket.queue.values()) {
+        const keyOfOrder = orderKey(workflowId, entry.workOrderId);
+        if (this.queued.get(keyOfOrder) !== entry) continue;
+        this.queued.delete(keyOfOrder);
+        this.readySince.delete(keyOfOrder);
+      }
+    }
+    for (const agentId of [...(this.workflowAgents.get(workflowId)?.keys() ?? [])]) {
+      for (const token of [...(this.byAgent.get(agentId) ?? [])]) if (this.active.get(token)?.workflowId === workflowId) this.release(token);
+    }
+    let kept = 0;
+    for (const entry of this.fresh) if (entry.workflowId !== workflowId) this.fresh[kept++] = entry;
+    this.fresh.length = kept;
+    this.orderLists.forget(workflowId);
+  }
+
   /** Rebuilds everything derived from the documents; presence and leases are kept. */
   rebuild(workflows: Iterable<Workflow>, agents: Record<string, Agent> | undefined, now: number): void {
     this.buckets.clear();
