@@ -113,6 +113,7 @@ describe('patch stream (no network)', () => {
     stream.close();
     await hub.close();
   });
+
   it('forgets a document that left memory for the archive, once its last changes are broadcast', async () => {
     const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp, sent } = fakeNamespace();
@@ -132,10 +133,39 @@ describe('patch stream (no network)', () => {
     expect(await evict('b', 1)).toEqual({ evicted: false });
     // Evicted with its cancellation not broadcast yet: that goes out first, then the stream is forgotten.
     expect(await evict('b', 2)).toEqual({ evicted: true });
-    expect([...streams.keys()]).toEqual(['b']);
-    stream.flush();
     expect(sent.at(-1)).toMatchObject({ doc: 'b', from: 1, to: 2 });
     expect(streams.size).toBe(0);
+    stream.close();
+    await hub.close();
+  });
+
+  it('forgets a document leaving memory: its pending changes go out first, then its stream, history and kept snapshot go; others keep theirs', async () => {
+    const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
+    const { nsp, sent } = fakeNamespace();
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
+    const progress = (workflowId: string, percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId, stage: 's', percentage }, actor: ADMIN });
+    for (const id of ['gone', 'kept']) {
+      await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id, userQuery: 'q' }), actor: ADMIN });
+      // A snapshot, kept for others subscribing at its version, and history from here on.
+      expect(stream.subscribe(socket, id)).toMatchObject({ mode: 'snapshot', version: 1 });
+      for (let i = 1; i <= 3; i++) await progress(id, i);
+    }
+    // What is kept per document is the cost in question: look at it.
+    const held = stream as unknown as { docs: Map<string, unknown>; snapshots: Map<string, unknown> };
+    expect([[...held.docs.keys()], [...held.snapshots.keys()]]).toEqual([
+      ['gone', 'kept'],
+      ['gone', 'kept'],
+    ]);
+
+    stream.forget('gone');
+    // Its changes, cut where the subscriber's snapshot starts; those of `kept` wait for the flush.
+    expect(sent.map(({ doc, from, to }) => ({ doc, from, to }))).toEqual([
+      { doc: 'gone', from: 0, to: 1 },
+      { doc: 'gone', from: 1, to: 4 },
+    ]);
+    expect([[...held.docs.keys()], [...held.snapshots.keys()]]).toEqual([['kept'], ['kept']]);
+    expect(stream.subscribe(socket, 'kept', 2, stream.epoch)).toMatchObject({ mode: 'patches', from: 2, to: 4 });
     stream.close();
     await hub.close();
   });

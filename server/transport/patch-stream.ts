@@ -13,8 +13,6 @@ interface VersionedOps {
 
 /** The stream of one document: what subscribers have been sent, what waits, and recent history. */
 interface DocStream {
-  /** Set when the document left memory: the stream is dropped after its last flush. */
-  retired?: boolean;
   /** The last committed version. */
   committed: number;
   /** The version the broadcast has reached (the `to` of the last message). */
@@ -125,7 +123,7 @@ export class PatchStream {
       for (const change of record.changes) {
         // Version 0: the document left memory for the archive, unchanged; its stream ends.
         if (change.v === 0) {
-          this.retire(change.doc);
+          this.forget(change.doc);
           continue;
         }
         // First seen in a commit: its stream starts just before this change (from 0 for a new workflow).
@@ -156,42 +154,46 @@ export class PatchStream {
     this.dropStalled();
     const dirty = this.dirty;
     this.dirty = new Set();
-    for (const doc of dirty) {
-      const stream = this.docs.get(doc)!;
-      if (stream.pending.length === 0) continue;
-      if (!this.followed(doc)) {
-        // Nobody would receive the message: skip building it. A later subscriber starts from a
-        // snapshot or the recent history, never from a broadcast it was not in the room for.
-        for (const entry of stream.pending) stream.cuts.delete(entry.v);
-        stream.sent = stream.pending[stream.pending.length - 1]!.v;
-        stream.pending = [];
-        if (stream.retired) this.docs.delete(doc);
-        continue;
-      }
-      let from = stream.sent;
-      let ops: PatchOp[] = [];
-      for (const entry of stream.pending) {
-        ops.push(...entry.ops);
-        if (stream.cuts.has(entry.v) || entry === stream.pending[stream.pending.length - 1]) {
-          this.emit({ doc, from, to: entry.v, ops: compactOps(ops) });
-          stream.cuts.delete(entry.v);
-          from = entry.v;
-          ops = [];
-        }
-      }
-      stream.sent = from;
-      stream.pending = [];
-      if (stream.retired) this.docs.delete(doc);
-    }
+    for (const doc of dirty) this.broadcast(doc, this.docs.get(doc)!);
   }
 
-  /** Forgets a document that left memory, once what is pending for it has been broadcast. */
-  private retire(doc: DocKey): void {
+  /** Sends a document's pending changes, as one message (more when a cut falls inside). */
+  private broadcast(doc: DocKey, stream: DocStream): void {
+    if (stream.pending.length === 0) return;
+    if (!this.followed(doc)) {
+      // Nobody would receive the message: skip building it. A later subscriber starts from a
+      // snapshot or the recent history, never from a broadcast it was not in the room for.
+      for (const entry of stream.pending) stream.cuts.delete(entry.v);
+      stream.sent = stream.pending[stream.pending.length - 1]!.v;
+      stream.pending = [];
+      return;
+    }
+    let from = stream.sent;
+    let ops: PatchOp[] = [];
+    for (const entry of stream.pending) {
+      ops.push(...entry.ops);
+      if (stream.cuts.has(entry.v) || entry === stream.pending[stream.pending.length - 1]) {
+        this.emit({ doc, from, to: entry.v, ops: compactOps(ops) });
+        stream.cuts.delete(entry.v);
+        from = entry.v;
+        ops = [];
+      }
+    }
+    stream.sent = from;
+    stream.pending = [];
+  }
+
+  /**
+   * Drops a document's stream: its recent history and any kept snapshot, once the document leaves
+   * memory (after its last change committed). Changes not broadcast yet are sent first. A
+   * subscriber that resumes it later gets a snapshot.
+   */
+  forget(doc: DocKey): void {
     const stream = this.docs.get(doc);
+    if (stream) this.broadcast(doc, stream);
+    this.docs.delete(doc);
+    this.dirty.delete(doc);
     this.snapshots.delete(doc);
-    if (!stream) return;
-    if (stream.pending.length === 0) this.docs.delete(doc);
-    else stream.retired = true;
   }
 
   /** Whether any socket is in a room that gets `doc`'s patches. */
