@@ -76,6 +76,13 @@ export class AutoDocumentation {
     });
   }
 
+  /** Drops what is kept for a workflow leaving memory (after its final reports): its timer and the version last written. */
+  forget(workflowId: string): void {
+    clearInterval(this.timers.get(workflowId));
+    this.timers.delete(workflowId);
+    this.written.delete(workflowId);
+  }
+
   /** Stops the timers and waits for writes in progress. */
   async close(): Promise<void> {
     for (const timer of this.timers.values()) clearInterval(timer);
