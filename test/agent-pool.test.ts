@@ -47,8 +47,7 @@ describe('the agent pool over a long run', () => {
       available: work.availableAgents().size,
       byAgent: work.byAgent.size,
       offline: work.offline.size,
-      watchedOffline: work.watchedOffline.size,
-    }).toEqual({ connected: 0, disconnected: 0, available: 0, byAgent: 0, offline: 0, watchedOffline: 0 });
+    }).toEqual({ connected: 0, disconnected: 0, available: 0, byAgent: 0, offline: 0 });
   });
 
   it('keeps the time an agent went offline across a restart, and forgets it that long after it, not after the restart', async () => {

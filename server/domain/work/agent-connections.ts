@@ -116,7 +116,7 @@ export function recoverAfterRestart(t: CommandContext): { withdrawn: number } {
     if (agent.status !== 'offline' && !work.connected.has(agent.id)) work.disconnected.set(agent.id, t.ctx.now);
     if (agent.status === 'offline' && typeof agent.offlineSince !== 'number') {
       t.tx.set(AGENTS_DOC, [agent.id, 'offlineSince'], t.ctx.now);
-      work.watchOffline(agent.id, t.ctx.now);
+      work.offline.watch(agent.id, t.ctx.now);
     }
   }
   for (const active of [...work.active.values()]) {

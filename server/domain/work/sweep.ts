@@ -21,7 +21,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > now) continue;
     // The time is in the document, so that a restart does not start the wait to forget it over.
     t.tx.assign(AGENTS_DOC, [agentId], { status: 'offline', offlineSince: now });
-    work.watchOffline(agentId, now);
+    work.offline.watch(agentId, now);
     // Offline now: no longer watched every sweep (ephemeral agent ids would pile up otherwise).
     work.disconnected.delete(agentId);
     t.tx.onUndo(() => work.disconnected.set(agentId, since));
@@ -35,12 +35,12 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
   }
 
   const forgetAfter = t.ctx.settings.forgetAgentsAfterMs;
-  for (let due = work.nextOffline(now - forgetAfter); due; due = work.nextOffline(now - forgetAfter)) {
+  for (let due = work.offline.nextDue(now - forgetAfter); due; due = work.offline.nextDue(now - forgetAfter)) {
     const agent = t.state.agents && Object.hasOwn(t.state.agents, due.agentId) ? t.state.agents[due.agentId] : undefined;
     // Back since: nothing to forget. Back and offline again since: its wait starts from then.
     if (agent?.status !== 'offline' || typeof agent.offlineSince !== 'number') continue;
     if (agent.offlineSince + forgetAfter > now) {
-      work.watchOffline(agent.id, agent.offlineSince);
+      work.offline.watch(agent.id, agent.offlineSince);
       continue;
     }
     t.tx.remove(AGENTS_DOC, [agent.id]);

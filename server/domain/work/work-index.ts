@@ -2,6 +2,7 @@ import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { queueKey } from './assignment.ts';
+import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
 import { PriorityQueue } from './priority-queue.ts';
 
@@ -49,13 +50,7 @@ interface Timed {
   workOrderId: string;
 }
 
-/** An agent the sweep marked offline, and when. */
-interface OfflineAgent {
-  at: number;
-  agentId: string;
-}
-
-const byTime = (a: { at: number }, b: { at: number }) => a.at < b.at;
+const byTime = (a: Timed, b: Timed) => a.at < b.at;
 const byKey = (a: ReadyEntry, b: ReadyEntry) => (a.key !== b.key ? a.key > b.key : a.seq < b.seq);
 
 /** The key of a work order across workflows. */
@@ -96,13 +91,8 @@ export class WorkIndex {
   readonly readySince = new Map<string, number>();
   readonly delayed = new PriorityQueue<Timed>(byTime);
   readonly deadlines = new PriorityQueue<Timed>(byTime);
-  /**
-   * Offline agents by the time they went offline, oldest first, so the sweep forgets those due
-   * without looking at the others; at most one entry per agent (those with one are in
-   * `watchedOffline`). An entry whose agent has come back since is dropped or moved on when due.
-   */
-  readonly offline = new PriorityQueue<OfflineAgent>(byTime);
-  readonly watchedOffline = new Set<string>();
+  /** Offline agents by when they went offline, for forgetting them (rebuilt from the pool). */
+  readonly offline = new OfflineAgents();
   readonly active = new Map<string, ActiveAttempt>();
   readonly byAgent = new Map<string, Set<string>>();
   /** Per workflow, how many attempts each agent holds there. */
@@ -196,24 +186,6 @@ export class WorkIndex {
     }
   }
 
-  /**
-   * Starts the clock after which an agent that went offline at `at` is forgotten, unless an
-   * earlier entry of it is waiting: the sweep moves that one on to the agent's latest time.
-   */
-  watchOffline(agentId: string, at: number): void {
-    if (this.watchedOffline.has(agentId)) return;
-    this.watchedOffline.add(agentId);
-    this.offline.push({ at, agentId });
-  }
-
-  /** Takes the oldest offline entry if it is `dueBefore` or earlier. */
-  nextOffline(dueBefore: number): OfflineAgent | undefined {
-    if (this.offline.size === 0 || this.offline.peek()!.at > dueBefore) return undefined;
-    const entry = this.offline.pop()!;
-    this.watchedOffline.delete(entry.agentId);
-    return entry;
-  }
-
   /** Drops every runtime entry of an agent the pool forgot (offline, so it holds no work). */
   forgetAgent(agent: Pick<Agent, 'id' | 'taskTypes'>): void {
     for (const type of agent.taskTypes) this.unfile(type, agent.id);
@@ -291,11 +263,10 @@ export class WorkIndex {
     this.orderLists.clear();
     while (this.delayed.pop());
     while (this.deadlines.pop());
-    while (this.offline.pop());
-    this.watchedOffline.clear();
+    this.offline.clear();
     for (const agent of Object.values(agents ?? {})) {
       // An offline agent without the time (an older document) gets it at start-up (hub.recover).
-      if (agent.status === 'offline' && typeof agent.offlineSince === 'number') this.watchOffline(agent.id, agent.offlineSince);
+      if (agent.status === 'offline' && typeof agent.offlineSince === 'number') this.offline.watch(agent.id, agent.offlineSince);
     }
     const liveTokens = new Set<string>();
     for (const workflow of workflows) {
