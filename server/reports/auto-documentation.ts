@@ -30,7 +30,7 @@ export class AutoDocumentation {
           const workflow = change.doc === AGENTS_DOC ? undefined : hub.state.workflows.get(change.doc);
           if (workflow) this.track(workflow);
           // Archived: its final reports were written (or are being written) when it ended.
-          else if (change.doc !== AGENTS_DOC) this.written.delete(change.doc);
+          else if (change.doc !== AGENTS_DOC) this.forget(change.doc);
         }
       }
     });

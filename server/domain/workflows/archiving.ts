@@ -5,11 +5,12 @@ import { versionOf } from '../machinery/state.ts';
 /**
  * Takes an ended workflow out of memory once the archive holds it at `version`. A workflow that
  * is gone, not ended or at another version is left as it is (the archiver writes it again later).
- * Runtime entries of an ended workflow need no undo: a rolled-back batch rebuilds the index.
+ * Its index entries go too, without an undo: a rolled-back batch rebuilds the index.
  */
 export function evictWorkflow(t: CommandContext, input: { workflowId: string; version: number }): { evicted: boolean } {
   const workflow = t.state.workflows.get(input.workflowId);
   if (!workflow || !isEnded(workflow) || versionOf(t.state, input.workflowId) !== input.version) return { evicted: false };
   t.tx.dropDoc(input.workflowId);
+  t.state.work.forgetWorkflow(input.workflowId);
   return { evicted: true };
 }
