@@ -1,13 +1,13 @@
 /**
  * The hub under test, in its own process: `createHub` with the options in the JSON file named by
  * the first argument, driven by the bench runner over IPC (CPU, heap after GC, preloading work
- * orders through StateWriter.dispatch, clean exit). Started by BenchChild.start('hub', './hub-entry.ts').
+ * orders or a history of finished workflows through StateWriter.dispatch, clean exit). Started by BenchChild.start('hub', './hub-entry.ts').
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createHub, tuneV8ForHub, type HubOptionsInput } from '../../server/index.ts';
 import { serveParent } from './processes.ts';
-import { preloadWorkOrders } from './workload.ts';
+import { preloadWorkOrders, produceHistory } from './workload.ts';
 
 const options = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as HubOptionsInput;
 const before = performance.now();
@@ -20,10 +20,10 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 serveParent(
   {
-    /** Heap after a full collection (needs --expose-gc). */
-    gc: () => {
+    /** Heap after `collections` full collections, 3 unless told (needs --expose-gc). */
+    gc: (request) => {
       if (!gc) throw new Error('start the hub with --expose-gc');
-      for (let i = 0; i < 3; i++) gc();
+      for (let i = 0; i < Number(request.collections ?? 3); i++) gc();
       return process.memoryUsage();
     },
     /** Creates a started workflow holding `orders` queued work orders, `batch` per command. */
@@ -32,6 +32,19 @@ serveParent(
       const workflowId = await preloadWorkOrders(hub, { orders: Number(request.orders), batch: Number(request.batch ?? 1000), taskType: String(request.taskType ?? 'bench.idle') });
       await hub.settle();
       return { workflowId, ms: performance.now() - started };
+    },
+    /** Finished workflows with their work orders, and one left open (workload.ts, produceHistory). */
+    history: async (request) => {
+      const started = performance.now();
+      const history = await produceHistory(hub, { workflows: Number(request.workflows), ordersPerWorkflow: Number(request.ordersPerWorkflow), taskType: 'bench.idle' });
+      await hub.settle();
+      return { ...history, ms: performance.now() - started };
+    },
+    /** How many workflows, and work orders in them, the hub holds in memory. */
+    census: () => {
+      let workOrders = 0;
+      for (const workflow of hub.state.workflows.values()) for (const count of Object.values(workflow.workOrderCounts)) workOrders += count;
+      return { workflows: hub.state.workflows.size, workOrders };
     },
   },
   {
