@@ -6,6 +6,8 @@
 import { AgentPool } from './roles/agent-pool.ts';
 import { hubRig, rawRig, runOpenPhase, runSaturationPhase, type LifecycleRig, type OpenPhase, type RigOptions, type SaturationPhase } from './roles/lifecycle.ts';
 import { MonitorPool } from './roles/monitor-pool.ts';
+import { SoakLoad, type SoakPhase } from './roles/soak-load.ts';
+import { readSummaries } from './roles/summary-reads.ts';
 import { serveParent, type IpcRequest } from './processes.ts';
 
 /** Agent pools by name, so that a run can add connections to those it already holds. */
@@ -16,6 +18,7 @@ const pool = (r: IpcRequest) => {
   return pools.get(name)!;
 };
 const monitors = new MonitorPool();
+const soak = new SoakLoad();
 /** Lifecycle rigs by server side ('hub' or 'raw'), kept from `lifecycle.connect` until the generator exits. */
 const rigs = new Map<string, LifecycleRig>();
 const rig = (r: IpcRequest) => {
@@ -70,11 +73,16 @@ serveParent(
     },
     'lifecycle.open': measured((r) => runOpenPhase(rig(r), args<OpenPhase>(r))),
     'lifecycle.saturate': measured((r) => runSaturationPhase(rig(r), args<SaturationPhase>(r))),
+    'soak.connect': (r) => soak.connect(args<Parameters<SoakLoad['connect']>[0]>(r)),
+    'soak.run': measured((r) => soak.run(args<SoakPhase>(r))),
+    'soak.close': () => soak.close(),
+    'summaries.read': measured((r) => readSummaries(args<Parameters<typeof readSummaries>[0]>(r))),
   },
   { pid: process.pid },
   () => {
     for (const agents of pools.values()) agents.close();
     monitors.close();
+    soak.close();
     for (const lifecycle of rigs.values()) lifecycle.close();
   },
 );
