@@ -6,6 +6,7 @@ import { Histogram } from './bench/histogram.ts';
 import { runClosedLoop, runOpenLoop } from './bench/open-loop.ts';
 import { FIGURES_END, FIGURES_START, toMarkdown, toText, withFigures } from './bench/report.ts';
 import { SCALES } from './bench/scale.ts';
+import { linearFit } from './bench/soak.ts';
 import { runSuite } from './bench/suite.ts';
 
 /** Timing targets belong to `npm run bench`; these only keep the suite working. */
@@ -134,6 +135,43 @@ describe('benchmark suite (smoke)', () => {
       expect(round!.delivery.count).toBe(round!.created - Math.round((rate * warmupMs) / 1000));
       expect(round!.saturation.completedPerSecond).toBeGreaterThan(0);
     }
+  }, 120_000);
+
+  it('fits the heap trend of the soak by least squares: a steady rise is its slope per minute, a flat heap none', () => {
+    // 2 MB a minute from 100 MB, with noise that leans neither way.
+    const noise = [0.5, -0.5, 0, -0.5, 0.5];
+    const rising = noise.map((n, minute): [number, number] => [minute, 100 + 2 * minute + n]);
+    expect(linearFit(rising).slope).toBeCloseTo(2, 6);
+    expect(linearFit(rising).mean).toBeCloseTo(104, 6);
+    expect(linearFit([[0, 50], [1, 50], [2, 50]]).slope).toBe(0);
+  });
+
+  it('runs the soak scenario: every lifecycle and workflow completed, the heap sampled throughout, restarts timed and summaries read', async () => {
+    const result = await runSuite({ scale: 'smoke', only: ['soak'] });
+    expect(result.failures).toEqual([]);
+    const soak = result.scenarios[0]!;
+    const find = (start: string) => soak.checks.find((c) => c.metric.startsWith(start))!;
+    expect(find('orders or workflows not completed').hub).toBe(0);
+    expect(find('summary reads refused or unanswered').hub).toBe(0);
+    expect(Number.isFinite(find('heap after GC, slope').hub)).toBe(true);
+    expect(find('restart with').baseline).toBeGreaterThan(0);
+    const { rate, durationMs, sampleEveryMs, ordersPerWorkflow } = SCALES.smoke.soak;
+    const details = soak.details as {
+      samples: Array<{ heapMB: number }>;
+      run: { created: number; completed: number; workflowsCreated: number; workflowsCompleted: number };
+      reads: { archived: { count: number }; inMemory: { count: number } };
+    };
+    // A sample before the load, then one every sampleEveryMs.
+    expect(details.samples).toHaveLength(durationMs / sampleEveryMs + 1);
+    expect(details.samples.every((s) => s.heapMB > 0)).toBe(true);
+    expect(details.run.created).toBe((rate * durationMs) / 1000);
+    expect(details.run.completed).toBe(details.run.created);
+    // The workflow made ready for the orders after the last is completed too, empty.
+    expect(details.run.workflowsCreated).toBe(Math.ceil(details.run.created / ordersPerWorkflow) + 1);
+    expect(details.run.workflowsCompleted).toBe(details.run.workflowsCreated);
+    expect(details.reads.archived.count).toBeGreaterThan(0);
+    expect(details.reads.inMemory.count).toBeGreaterThan(0);
+    expect(toMarkdown(result)).toContain('### 7. Soak');
   }, 120_000);
 });
 

@@ -20,6 +20,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean' },
     smoke: { type: 'boolean' },
     only: { type: 'string' },
+    minutes: { type: 'string' },
     profile: { type: 'string' },
     note: { type: 'string' },
     'from-json': { type: 'string' },
@@ -28,7 +29,7 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick | --smoke] [--only ${SCENARIOS.join(',')}] [--profile DIR] [--note TEXT] [--from-json FILE]\n`);
+  process.stdout.write(`usage: npm run bench -- [--quick | --smoke] [--only ${SCENARIOS.join(',')}] [--minutes N] [--profile DIR] [--note TEXT] [--from-json FILE]\n`);
   process.exit(0);
 }
 
@@ -38,6 +39,11 @@ for (const name of only ?? []) {
     process.stderr.write(`unknown scenario "${name}"; choose from ${SCENARIOS.join(', ')}\n`);
     process.exit(2);
   }
+}
+const soakMinutes = values.minutes === undefined ? undefined : Number(values.minutes);
+if (soakMinutes !== undefined && !(soakMinutes > 0)) {
+  process.stderr.write(`--minutes takes a positive number of minutes, not "${values.minutes}"\n`);
+  process.exit(2);
 }
 const scale = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
@@ -62,6 +68,7 @@ const started = Date.now();
 const result = await runSuite({
   scale,
   ...(only ? { only } : {}),
+  ...(soakMinutes ? { soakMinutes } : {}),
   ...(values.profile ? { profileDir: values.profile } : {}),
   note: values.note ?? '',
   command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2).map((a) => (/\s/.test(a) ? JSON.stringify(a) : a))] : [])].join(' '),

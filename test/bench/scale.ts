@@ -14,6 +14,28 @@ export interface Scale {
   persistence: { sizes: number[]; agents: number; progressChanges: number; completions: number; rounds: number; snapshotLoadRate: number };
   memory: { agents: number[] };
   restart: { orders: number };
+  soak: Soak;
+}
+
+/**
+ * The soak (soak.ts). Lifecycles at `rate` for `durationMs` in workflows of `ordersPerWorkflow`,
+ * the hub's heap sampled every `sampleEveryMs`; the slope is fitted over the samples of the last
+ * `windowMs`, none before `settleMs`. `history`: finished workflows produced and archived before
+ * timing `restarts` starts of each kind; `reads`: workflow.summary requests at `rate`.
+ */
+export interface Soak {
+  rate: number;
+  ordersPerWorkflow: number;
+  agents: number;
+  durationMs: number;
+  sampleEveryMs: number;
+  settleMs: number;
+  windowMs: number;
+  /** The hub's keepFinishedMs during the lifecycles. */
+  keepFinishedMs: number;
+  history: { workflows: number; ordersPerWorkflow: number; keepFinishedMs: number };
+  restarts: number;
+  reads: { rate: number; durationMs: number; warmupMs: number };
 }
 
 export const SCALES: Record<Scale['name'], Scale> = {
@@ -26,6 +48,19 @@ export const SCALES: Record<Scale['name'], Scale> = {
     persistence: { sizes: [1000, 100_000], agents: 100, progressChanges: 30_000, completions: 700, rounds: 7, snapshotLoadRate: 2000 },
     memory: { agents: [1000, 5000] },
     restart: { orders: 100_000 },
+    soak: {
+      rate: 500,
+      ordersPerWorkflow: 1000,
+      agents: 100,
+      durationMs: 600_000,
+      sampleEveryMs: 60_000,
+      settleMs: 120_000,
+      windowMs: 480_000,
+      keepFinishedMs: 60_000,
+      history: { workflows: 1000, ordersPerWorkflow: 1000, keepFinishedMs: 1000 },
+      restarts: 5,
+      reads: { rate: 100, durationMs: 20_000, warmupMs: 1000 },
+    },
   },
   quick: {
     name: 'quick',
@@ -36,6 +71,20 @@ export const SCALES: Record<Scale['name'], Scale> = {
     persistence: { sizes: [1000, 10_000], agents: 50, progressChanges: 6000, completions: 300, rounds: 3, snapshotLoadRate: 1000 },
     memory: { agents: [200, 1000] },
     restart: { orders: 10_000 },
+    // The full soak's proportions in a fifth of its time: samples, settling, window and keepFinishedMs.
+    soak: {
+      rate: 500,
+      ordersPerWorkflow: 1000,
+      agents: 100,
+      durationMs: 120_000,
+      sampleEveryMs: 12_000,
+      settleMs: 24_000,
+      windowMs: 96_000,
+      keepFinishedMs: 12_000,
+      history: { workflows: 100, ordersPerWorkflow: 1000, keepFinishedMs: 1000 },
+      restarts: 3,
+      reads: { rate: 100, durationMs: 6000, warmupMs: 1000 },
+    },
   },
   smoke: {
     name: 'smoke',
@@ -46,5 +95,18 @@ export const SCALES: Record<Scale['name'], Scale> = {
     persistence: { sizes: [200, 1000], agents: 10, progressChanges: 200, completions: 40, rounds: 2, snapshotLoadRate: 200 },
     memory: { agents: [20, 50] },
     restart: { orders: 1000 },
+    soak: {
+      rate: 100,
+      ordersPerWorkflow: 100,
+      agents: 5,
+      durationMs: 3000,
+      sampleEveryMs: 500,
+      settleMs: 600,
+      windowMs: 2400,
+      keepFinishedMs: 1000,
+      history: { workflows: 10, ordersPerWorkflow: 100, keepFinishedMs: 1000 },
+      restarts: 1,
+      reads: { rate: 50, durationMs: 1000, warmupMs: 200 },
+    },
   },
 };

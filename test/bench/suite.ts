@@ -11,14 +11,17 @@ import { runProgress } from './progress.ts';
 import { describeMachine, type BenchResult, type ScenarioResult } from './report.ts';
 import { runRestart } from './restart.ts';
 import { SCALES, type Scale } from './scale.ts';
+import { runSoak } from './soak.ts';
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart'] as const;
+export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart', 'soak'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface SuiteOptions {
   scale: Scale['name'];
   only?: readonly ScenarioName[];
+  /** How long the soak's lifecycles run, instead of the scale's. */
+  soakMinutes?: number;
   /** Run hubs under --cpu-prof, writing profiles here. */
   profileDir?: string;
   /** A word on the machine, e.g. "shared, other jobs running". */
@@ -33,7 +36,9 @@ export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
   const selected = new Set<ScenarioName>(options.only?.length ? options.only : SCENARIOS);
   const workDir = mkdtempSync(join(tmpdir(), 'switchboard-bench-'));
   const log = options.log ?? (() => undefined);
-  const ctx: BenchContext = { scale: SCALES[options.scale], workDir, profileDir: options.profileDir, log };
+  const base = SCALES[options.scale];
+  const scale = options.soakMinutes ? { ...base, soak: { ...base.soak, durationMs: Math.round(options.soakMinutes * 60_000) } } : base;
+  const ctx: BenchContext = { scale, workDir, profileDir: options.profileDir, log };
   const result: BenchResult = {
     machine: describeMachine(options.note ?? ''),
     scale: options.scale,
@@ -52,6 +57,7 @@ export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
     persistence: () => runPersistence(ctx),
     memory: () => runMemory(ctx),
     restart: () => runRestart(ctx),
+    soak: () => runSoak(ctx),
   };
   try {
     for (const name of SCENARIOS) {
