@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createHub, tuneV8ForHub, type HubOptionsInput } from '../../server/index.ts';
 import { serveParent } from './processes.ts';
-import { preloadWorkOrders, produceHistory } from './workload.ts';
+import { preloadWorkOrders, produceWorkflows } from './workload.ts';
 
 const options = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as HubOptionsInput;
 const before = performance.now();
@@ -33,12 +33,12 @@ serveParent(
       await hub.settle();
       return { workflowId, ms: performance.now() - started };
     },
-    /** Finished workflows with their work orders, and one left open (workload.ts, produceHistory). */
-    history: async (request) => {
+    /** Workflows of work orders, finished (cancelled) or left open (workload.ts, produceWorkflows). */
+    workflows: async (request) => {
       const started = performance.now();
-      const history = await produceHistory(hub, { workflows: Number(request.workflows), ordersPerWorkflow: Number(request.ordersPerWorkflow), taskType: 'bench.idle' });
+      const ids = await produceWorkflows(hub, { finished: Number(request.finished ?? 0), open: Number(request.open ?? 0), ordersPerWorkflow: Number(request.ordersPerWorkflow), taskType: 'bench.idle' });
       await hub.settle();
-      return { ...history, ms: performance.now() - started };
+      return { ...ids, ms: performance.now() - started };
     },
     /** How many workflows, and work orders in them, the hub holds in memory. */
     census: () => {

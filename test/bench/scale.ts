@@ -58,8 +58,8 @@ export const SCALES: Record<Scale['name'], Scale> = {
       windowMs: 480_000,
       keepFinishedMs: 60_000,
       history: { workflows: 1000, ordersPerWorkflow: 1000, keepFinishedMs: 1000 },
-      restarts: 5,
-      reads: { rate: 100, durationMs: 20_000, warmupMs: 1000 },
+      restarts: 9,
+      reads: { rate: 20, durationMs: 50_000, warmupMs: 1000 },
     },
   },
   quick: {
@@ -82,8 +82,8 @@ export const SCALES: Record<Scale['name'], Scale> = {
       windowMs: 96_000,
       keepFinishedMs: 12_000,
       history: { workflows: 100, ordersPerWorkflow: 1000, keepFinishedMs: 1000 },
-      restarts: 3,
-      reads: { rate: 100, durationMs: 6000, warmupMs: 1000 },
+      restarts: 5,
+      reads: { rate: 20, durationMs: 10_000, warmupMs: 1000 },
     },
   },
   smoke: {
@@ -106,7 +106,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
       keepFinishedMs: 1000,
       history: { workflows: 10, ordersPerWorkflow: 100, keepFinishedMs: 1000 },
       restarts: 1,
-      reads: { rate: 50, durationMs: 1000, warmupMs: 200 },
+      reads: { rate: 20, durationMs: 1000, warmupMs: 200 },
     },
   },
 };

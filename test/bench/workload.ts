@@ -47,19 +47,16 @@ export function progressPayload(ref: { workflowId: string; workOrderId: string; 
   return { workflowId: ref.workflowId, workOrderId: ref.workOrderId, attemptToken: ref.attemptToken, progress: sequence % 100, message };
 }
 
-/** The workflows `produceHistory` made: the finished ones, and the one left open. */
-export interface History {
-  finishedIds: string[];
-  openId: string;
-}
-
 /**
- * A history of finished workflows, quickly: `workflows` workflows each given `ordersPerWorkflow`
- * work orders (createMany, 1,000 per command) and then cancelled, which cancels the orders too; then
- * one more workflow with as many orders, left pending, so that one workflow stays in memory.
- * Straight through StateWriter.dispatch, as preloadWorkOrders.
+ * Workflows with `ordersPerWorkflow` work orders each (createMany, 1,000 per command), quickly:
+ * `finished` of them cancelled at once, which cancels their orders too (a history of ended
+ * workflows), and `open` left pending, in memory. Straight through StateWriter.dispatch, as
+ * preloadWorkOrders. Returns the ids of each kind.
  */
-export async function produceHistory(hub: Pick<StateWriter, 'dispatch'>, options: { workflows: number; ordersPerWorkflow: number; taskType: string }): Promise<History> {
+export async function produceWorkflows(
+  hub: Pick<StateWriter, 'dispatch'>,
+  options: { finished: number; open: number; ordersPerWorkflow: number; taskType: string },
+): Promise<{ finishedIds: string[]; openIds: string[] }> {
   const fill = async (label: string) => {
     const created = await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ userQuery: `bench history: ${label}` }), actor: ADMIN });
     const workflowId = created.workflow.id;
@@ -75,10 +72,12 @@ export async function produceHistory(hub: Pick<StateWriter, 'dispatch'>, options
     return workflowId;
   };
   const finishedIds: string[] = [];
-  for (let w = 0; w < options.workflows; w++) {
-    const workflowId = await fill(`workflow ${w}`);
+  for (let w = 0; w < options.finished; w++) {
+    const workflowId = await fill(`finished ${w}`);
     await hub.dispatch({ type: 'workflow.cancel', input: { workflowId, reason: 'bench history' }, actor: ADMIN });
     finishedIds.push(workflowId);
   }
-  return { finishedIds, openId: await fill('open') };
+  const openIds: string[] = [];
+  for (let w = 0; w < options.open; w++) openIds.push(await fill(`open ${w}`));
+  return { finishedIds, openIds };
 }

@@ -27,6 +27,8 @@ export interface SoakRun {
   completedPerSecond: number;
   /** Intended creation time → the agent's task.complete acknowledged. */
   lifecycle: HistogramData;
+  /** The slowest lifecycle of each second of the run, by intended creation time (ms): where stalls fell. */
+  slowestBySecond: number[];
   createAck: HistogramData;
   sendLag: LatencySummary;
   elapsedMs: number;
@@ -96,12 +98,15 @@ export class SoakLoad {
     const finish = (workflowId: string) => completions.push(request('workflow.complete', { workflowId }));
 
     const lifecycle = new Histogram();
+    const slowestBySecond = Array.from({ length: Math.ceil(phase.durationMs / 1000) }, () => 0);
     let completed = 0;
     let lastCompletion = phase.startEpochMs;
     this.onError = fail;
     this.onCompleted = (workflowId, intended) => {
       const now = epochMs();
       lifecycle.recordMs(now - intended);
+      const second = Math.floor((intended - phase.startEpochMs) / 1000);
+      if (now - intended > (slowestBySecond[second] ?? Infinity)) slowestBySecond[second] = Math.round(now - intended);
       completed++;
       lastCompletion = now;
       const count = (done.get(workflowId) ?? 0) + 1;
@@ -153,6 +158,7 @@ export class SoakLoad {
       errors,
       completedPerSecond: (completed * 1000) / Math.max(1, lastCompletion - phase.startEpochMs),
       lifecycle: lifecycle.toJSON(),
+      slowestBySecond,
       createAck: open.latency.toJSON(),
       sendLag: open.sendLag.summary(),
       elapsedMs: open.elapsedMs,
