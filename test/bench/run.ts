@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: the benchmark suite, each hub figure beside raw socket.io's (README.md here).
  *
- *   npm run bench                        full run (~4 min): writes results/latest.json and the figures in BENCHMARKS.md
+ *   npm run bench                        full run (~17 min): writes results/latest.json and the figures in BENCHMARKS.md
  *   npm run bench -- --quick             a short run: writes results/quick.json and quick.md
  *   npm run bench -- --only progress,assign   some scenarios; a full-scale one writes results/partial.json and .md
+ *   npm run bench -- --only soak --minutes 60   the soak's lifecycles for an hour instead of 10 minutes
  *   npm run bench -- --profile DIR       hubs and raw servers run under --cpu-prof, writing their profiles into DIR
  *   npm run bench -- --note "quiet machine"
  *   npm run bench -- --from-json test/bench/results/latest.json   rewrites the figures in BENCHMARKS.md, running nothing
