@@ -135,7 +135,10 @@ async function historyRestartsAndReads(ctx: BenchContext, s: Soak, generator: Be
     }
     const archiveMs = performance.now() - archiveStarted;
     ctx.log(`soak: ${census.workflows} workflows left in memory after ${round(archiveMs / 1000, 1)} s; stopping cleanly`);
+    const stopStarted = performance.now();
     await producer.hub.stop(600_000);
+    const stopMs = performance.now() - stopStarted;
+    ctx.log(`soak: stopped in ${round(stopMs / 1000, 1)} s`);
     const disk = diskUse(withHistory);
 
     const starts: Record<'none' | 'history', number[]> = { none: [], history: [] };
@@ -155,7 +158,7 @@ async function historyRestartsAndReads(ctx: BenchContext, s: Soak, generator: Be
       await full.hub.stop(120_000);
     }
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-    return { produceMs: history.ms, archiveMs, leftInMemory: census, disk, starts, restart: { none: median(starts.none), history: median(starts.history) }, reads: reads! };
+    return { produceMs: history.ms, archiveMs, stopMs, leftInMemory: census, disk, starts, restart: { none: median(starts.none), history: median(starts.history) }, reads: reads! };
   } finally {
     await stopAll(...hubs);
   }
@@ -210,6 +213,7 @@ export async function runSoak(ctx: BenchContext): Promise<ScenarioResult> {
     check(`producing the history: ${s.history.workflows} workflows, ${historyLabel} orders, cancelled`, 'ms', later.produceMs),
     check('archiving the history: from the last cancellation until no workflow is left in memory', 'ms', later.archiveMs),
     check(`workflows of the history still in memory when it is stopped (of ${s.history.workflows})`, '', later.leftInMemory.workflows),
+    check('stopping the hub that produced the history (clean stop: final snapshot)', 'ms', later.stopMs),
     check(`restart with ${historyLabel} archived orders: createHub → listening (compared with: none)`, 'ms', later.restart.history, later.restart.none, { ratioMax: 1.2, text: '≤ 1.2 × none' }),
     check(`workflow.summary of an archived workflow p99 (compared with: one in memory)`, 'ms', archived.p99, inMemory.p99, { max: 20, text: '≤ 20 ms' }),
     check('workflow.summary of an archived workflow p50 (compared with: one in memory)', 'ms', archived.p50, inMemory.p50),
@@ -228,7 +232,7 @@ export async function runSoak(ctx: BenchContext): Promise<ScenarioResult> {
       rssFit: { slopeMBPerMinute: round(rss.slope, 3), levelMB: round(rss.mean, 1) },
       run: { ...soak.run, lifecycle, createAck: Histogram.fromJSON(soak.run.createAck).summary() },
       cpu: soak.cpu,
-      history: { produceMs: round(later.produceMs), archiveMs: round(later.archiveMs), leftInMemory: later.leftInMemory, disk: later.disk },
+      history: { produceMs: round(later.produceMs), archiveMs: round(later.archiveMs), stopMs: round(later.stopMs), leftInMemory: later.leftInMemory, disk: later.disk },
       restarts: { createHubMs: { none: later.starts.none.map((ms) => round(ms)), history: later.starts.history.map((ms) => round(ms)) } },
       reads: { archived, inMemory, errors: later.reads.errors, unanswered: later.reads.unanswered },
     },
