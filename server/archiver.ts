@@ -2,6 +2,7 @@ import { HubError } from '../shared/errors.ts';
 import type { WorkflowStatus } from '../shared/schemas/workflow.ts';
 import { isEnded } from './domain/machinery/context.ts';
 import { versionOf } from './domain/machinery/state.ts';
+import { summarize } from './domain/workflows/summary.ts';
 import type { Logger } from './logger.ts';
 import type { StateWriter } from './state-writer.ts';
 import type { WorkflowArchive } from './store/archive.ts';
@@ -109,7 +110,8 @@ export class Archiver {
     if (!workflow || !isEnded(workflow)) return;
     const version = versionOf(this.hub.state, workflowId);
     const rollbacks = this.rollbacks;
-    await this.archive.put({ v: version, archivedAt: now, workflow });
+    // An ended workflow's summary no longer depends on the time: kept with it, it is read without the workflow.
+    await this.archive.put({ v: version, archivedAt: now, workflow }, summarize(workflow, version, now));
     // The archived copy may hold a change that was not yet written and has since been undone; the
     // next pass writes it again. Otherwise the eviction commits only if every change before it did.
     if (this.rollbacks !== rollbacks) return;

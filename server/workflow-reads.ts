@@ -1,3 +1,5 @@
+import type { WorkflowSummary } from '../shared/schemas/summary.ts';
+import { workflowSummary } from './domain/machinery/queries.ts';
 import { emptyState, type HubState } from './domain/machinery/state.ts';
 import type { StateWriter } from './state-writer.ts';
 import type { WorkflowArchive } from './store/archive.ts';
@@ -41,6 +43,19 @@ export class WorkflowReads {
       this.loading.set(workflowId, loading);
     }
     return loading;
+  }
+
+  /**
+   * A workflow's summary at the time `now`: computed from memory, or for an archived workflow the
+   * summary archived with it (an ended workflow's no longer changes), so the workflow is not read.
+   */
+  async summary(workflowId: string, now: number): Promise<WorkflowSummary> {
+    const cached = this.cache.get(workflowId)?.state;
+    if (!cached && !this.hub.state.workflows.has(workflowId)) {
+      const archived = await this.archive.readSummary(workflowId);
+      if (archived) return archived;
+    }
+    return workflowSummary(cached ?? this.hub.state, workflowId, now);
   }
 
   /** Forgets cached copies of workflows no longer archived (deleted by retention or prune). */

@@ -2,6 +2,7 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Workflow } from '../shared/schemas/workflow.ts';
+import { summarize } from '../server/domain/workflows/summary.ts';
 import { FileArchive } from '../server/store/archive-files.ts';
 import { tempDir } from './helpers/hub.ts';
 
@@ -30,7 +31,10 @@ function workflow(id: string, createdAt: number): Workflow {
 
 async function filled(dir: string, ids: string[]) {
   const archive = await FileArchive.open(dir, () => undefined);
-  for (const [index, id] of ids.entries()) await archive.put({ v: index + 1, archivedAt: 5000, workflow: workflow(id, 1000 - index) });
+  for (const [index, id] of ids.entries()) {
+    const document = workflow(id, 1000 - index);
+    await archive.put({ v: index + 1, archivedAt: 5000, workflow: document }, summarize(document, index + 1, 5000));
+  }
   await archive.close();
 }
 
@@ -41,6 +45,7 @@ describe('the file archive', () => {
     const archive = await FileArchive.open(dir, () => undefined);
     expect(archive.headers().map((h) => h.id)).toEqual(['wf-c', 'wf-b', 'wf-a']);
     expect(await archive.read('wf-b')).toEqual({ v: 2, archivedAt: 5000, workflow: workflow('wf-b', 999) });
+    expect(await archive.readSummary('wf-b')).toEqual(summarize(workflow('wf-b', 999), 2, 5000));
     await archive.remove(['wf-b', 'wf-unknown']);
     expect(existsSync(join(dir, 'archive', 'wf-b.json'))).toBe(false);
     await archive.close();
@@ -70,13 +75,18 @@ describe('the file archive', () => {
     await rebuilt.close();
   });
 
-  it('refuses to return an archived workflow whose file was altered, naming it', async () => {
+  it('refuses to return an archived workflow or summary whose file was altered, naming it', async () => {
     const dir = tempDir();
-    await filled(dir, ['wf-a']);
-    const file = join(dir, 'archive', 'wf-a.json');
-    writeFileSync(file, readFileSync(file, 'utf8').replace('/tmp/wf-a', '/tmp/wf-X'));
+    await filled(dir, ['wf-a', 'wf-b']);
+    const file = (id: string) => join(dir, 'archive', `${id}.json`);
+    writeFileSync(file('wf-a'), readFileSync(file('wf-a'), 'utf8').replace('/tmp/wf-a', '/tmp/wf-X'));
+    // The summary is the second line; the header (first line) holds the same query text.
+    const lines = readFileSync(file('wf-b'), 'utf8').split('\n');
+    writeFileSync(file('wf-b'), [lines[0], lines[1]!.replace('query wf-b', 'query wf-X'), lines[2]].join('\n'));
     const archive = await FileArchive.open(dir, () => undefined);
-    await expect(archive.read('wf-a')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file} is damaged`) });
+    await expect(archive.read('wf-a')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file('wf-a')} is damaged`) });
+    expect((await archive.readSummary('wf-a'))?.userQuery).toBe('query wf-a');
+    await expect(archive.readSummary('wf-b')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file('wf-b')} is damaged`) });
     await archive.close();
   });
 });

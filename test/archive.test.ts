@@ -118,6 +118,9 @@ describe('archiving ended workflows', () => {
 
     const { hub } = await hubWithClock(dataDir);
     expect(hub.state.workflows.has(wf.id)).toBe(false);
+    // First, before anything reads the workflow itself: the summary archived beside it.
+    expect(await (await control(hub)).workflow(wf.id).summary()).toEqual(before.summary);
+    expect((await rawGet(hub.url, `/api/workflows/${wf.id}/summary`, TOKENS.admin)).body).toEqual(before.httpSummary.body);
     const after = await everyRead(hub, wf.id);
     expect(after.reports.map((r) => r.body)).toEqual(before.reports.map((r) => r.body));
     expect(after.get).toEqual(before.get);

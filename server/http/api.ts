@@ -3,7 +3,7 @@ import { Id } from '../../shared/schemas/common.ts';
 import { DataFilter } from '../../shared/schemas/data.ts';
 import { ListWorkflowsInput } from '../../shared/schemas/workflow.ts';
 import { searchData } from '../domain/data/data-search.ts';
-import { listWorkflows, workflowSummary } from '../domain/machinery/queries.ts';
+import { listWorkflows } from '../domain/machinery/queries.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowReads } from '../workflow-reads.ts';
 import { reportsOf } from '../reports/writer.ts';
@@ -95,7 +95,7 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, startedAt: num
       roles: READERS,
       handle: async (request) => {
         const workflowId = visibleWorkflow(request);
-        return { body: workflowSummary(await reads.stateFor(workflowId), workflowId, hub.now()) };
+        return { body: await reads.summary(workflowId, hub.now()) };
       },
     },
     {

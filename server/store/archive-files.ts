@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync } from '
 import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
+import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import { HeaderIndex, headerOf, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive } from './archive.ts';
 import { syncedWrite } from './synced-write.ts';
 
@@ -10,9 +11,16 @@ import { syncedWrite } from './synced-write.ts';
 export const ARCHIVE_DIR = 'archive';
 const INDEX_FILE = 'index.jsonl';
 
-/** A header as files hold it: with the SHA-256 of the document's JSON, checked when it is read back. */
+/** A header as files hold it: with the SHA-256 of the document's and the summary's JSON, checked when they are read back. */
 interface FiledHeader extends ArchivedHeader {
   sha256: string;
+  summarySha256: string;
+}
+
+/** The checksums of one archived workflow's two parts. */
+interface Sums {
+  document: string;
+  summary: string;
 }
 
 /** One line of the index: a workflow archived, or workflows deleted. */
@@ -33,14 +41,44 @@ function readHeaderLine(path: string): FiledHeader | undefined {
 }
 
 /**
+ * Reads the first `lines` lines of a file (the rest is never read): the header and summary of an
+ * archived workflow without its document. Undefined when the file ends first.
+ */
+async function readLines(path: string, lines: number): Promise<string[] | undefined> {
+  const handle = await open(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let found = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) return undefined;
+      const read = chunk.subarray(0, bytesRead);
+      chunks.push(read);
+      for (let at = read.indexOf(10); at !== -1; at = read.indexOf(10, at + 1)) {
+        if (++found < lines) continue;
+        return Buffer.concat(chunks).toString('utf8').split('\n', lines);
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** What went wrong with a file of the archive, as the error a read answers with. */
+function damaged(id: string, path: string, why: string): HubError {
+  return new HubError('INTERNAL', `archived workflow ${id} in ${path} is damaged (${why})`);
+}
+
+/**
  * The embedded store's archive, in `<dataDir>/archive/`: one file per workflow (a header line,
- * then the document), written atomically and flushed before the index names it; and
+ * the summary, then the document), written atomically and flushed before the index names it; and
  * `index.jsonl`, an append-only list of what was archived and deleted, read at start-up instead
  * of the files. The index is rewritten once most of its lines are deletions.
  */
 export class FileArchive implements WorkflowArchive {
   private readonly index = new HeaderIndex();
-  private readonly shas = new Map<string, string>();
+  private readonly sums = new Map<string, Sums>();
   private indexLines = 0;
   private handle: FileHandle | undefined;
   /** Index writes in order: one line at a time. */
@@ -74,11 +112,12 @@ export class FileArchive implements WorkflowArchive {
     return this.index.all();
   }
 
-  put(entry: ArchivedWorkflow): Promise<void> {
+  put(entry: ArchivedWorkflow, summary: WorkflowSummary): Promise<void> {
     const document = JSON.stringify(entry.workflow);
-    const header: FiledHeader = { ...headerOf(entry.workflow, entry.v, entry.archivedAt), sha256: sha256(document) };
+    const digest = JSON.stringify(summary);
+    const header: FiledHeader = { ...headerOf(entry.workflow, entry.v, entry.archivedAt), sha256: sha256(document), summarySha256: sha256(digest) };
     return this.serial(async () => {
-      await syncedWrite(this.dir, fileOf(header.id), `${JSON.stringify(header)}\n${document}`);
+      await syncedWrite(this.dir, fileOf(header.id), `${JSON.stringify(header)}\n${digest}\n${document}`);
       await this.appendIndex({ put: header });
       this.remember(header);
     });
@@ -88,15 +127,29 @@ export class FileArchive implements WorkflowArchive {
     const header = this.index.get(id);
     if (!header) return undefined;
     const path = join(this.dir, fileOf(id));
-    let text: string;
+    const text = await this.readFile(id, path, () => readFile(path, 'utf8'));
+    const start = text.indexOf('\n', text.indexOf('\n') + 1) + 1;
+    const document = start === 0 ? '' : text.slice(start);
+    if (sha256(document) !== this.sums.get(id)?.document) throw damaged(id, path, 'its checksum does not match the archive index');
+    return { v: header.v, archivedAt: header.archivedAt, workflow: JSON.parse(document) };
+  }
+
+  async readSummary(id: string): Promise<WorkflowSummary | undefined> {
+    if (!this.index.has(id)) return undefined;
+    const path = join(this.dir, fileOf(id));
+    const lines = await this.readFile(id, path, () => readLines(path, 2));
+    const summary = lines?.[1] ?? '';
+    if (sha256(summary) !== this.sums.get(id)?.summary) throw damaged(id, path, 'its summary’s checksum does not match the archive index');
+    return JSON.parse(summary) as WorkflowSummary;
+  }
+
+  /** Runs a read of an archived file; a file that cannot be read is named in the error. */
+  private async readFile<T>(id: string, path: string, read: () => T | Promise<T>): Promise<T> {
     try {
-      text = await readFile(path, 'utf8');
+      return await read();
     } catch (error) {
       throw new HubError('INTERNAL', `archived workflow ${id} cannot be read from ${path}: ${(error as Error).message}`);
     }
-    const document = text.slice(text.indexOf('\n') + 1);
-    if (sha256(document) !== this.shas.get(id)) throw new HubError('INTERNAL', `archived workflow ${id} in ${path} is damaged (its checksum does not match the archive index)`);
-    return { v: header.v, archivedAt: header.archivedAt, workflow: JSON.parse(document) };
   }
 
   remove(ids: readonly string[]): Promise<void> {
@@ -105,7 +158,7 @@ export class FileArchive implements WorkflowArchive {
       if (present.length === 0) return;
       await this.appendIndex({ remove: present });
       this.index.delete(present);
-      for (const id of present) this.shas.delete(id);
+      for (const id of present) this.sums.delete(id);
       await Promise.all(present.map((id) => unlink(join(this.dir, fileOf(id))).catch(() => undefined)));
       if (this.indexLines > 2 * this.index.size + 1000) await this.rewriteIndex();
     });
@@ -125,9 +178,9 @@ export class FileArchive implements WorkflowArchive {
   }
 
   private remember(header: FiledHeader): void {
-    const { sha256: sum, ...kept } = header;
+    const { sha256: document, summarySha256: summary, ...kept } = header;
     this.index.put(kept);
-    this.shas.set(header.id, sum);
+    this.sums.set(header.id, { document, summary });
   }
 
   /** Reads the index; false when a line other than a torn last one does not parse. */
@@ -152,7 +205,7 @@ export class FileArchive implements WorkflowArchive {
       if ('put' in line) this.remember(line.put);
       else if (Array.isArray(line.remove)) {
         this.index.delete(line.remove);
-        for (const id of line.remove) this.shas.delete(id);
+        for (const id of line.remove) this.sums.delete(id);
       } else return false;
       this.indexLines++;
       start = end + 1;
@@ -162,7 +215,7 @@ export class FileArchive implements WorkflowArchive {
 
   private rebuildFromFiles(): void {
     this.index.delete(this.index.all().map((header) => header.id));
-    this.shas.clear();
+    this.sums.clear();
     for (const name of readdirSync(this.dir)) {
       if (!name.endsWith('.json')) continue;
       const header = readHeaderLine(join(this.dir, name));
@@ -180,7 +233,10 @@ export class FileArchive implements WorkflowArchive {
 
   /** Writes the index anew with one line per archived workflow, and deletes files it does not name. */
   private async rewriteIndex(): Promise<void> {
-    const lines = this.index.all().map((header) => JSON.stringify({ put: { ...header, sha256: this.shas.get(header.id) } }) + '\n');
+    const lines = this.index.all().map((header) => {
+      const sums = this.sums.get(header.id)!;
+      return JSON.stringify({ put: { ...header, sha256: sums.document, summarySha256: sums.summary } }) + '\n';
+    });
     await this.handle?.close();
     await syncedWrite(this.dir, INDEX_FILE, lines.join(''));
     this.indexLines = lines.length;

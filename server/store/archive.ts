@@ -1,3 +1,4 @@
+import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import type { Workflow, WorkflowHeader } from '../../shared/schemas/workflow.ts';
 
 /** What the hub keeps in memory of an archived workflow: its list header, its final version and when it was archived. */
@@ -27,10 +28,16 @@ export interface WorkflowArchive {
   headers(): readonly ArchivedHeader[];
   /** How many workflows are archived. */
   readonly size: number;
-  /** Writes a finished workflow durably (serialised before this returns); resolves once it is on disk and listed. */
-  put(entry: ArchivedWorkflow): Promise<void>;
+  /**
+   * Writes a finished workflow durably with its summary (serialised before this returns); resolves
+   * once it is on disk and listed. The summary is kept apart so that reading it costs no parse of
+   * the workflow (an ended workflow's summary no longer changes).
+   */
+  put(entry: ArchivedWorkflow, summary: WorkflowSummary): Promise<void>;
   /** Reads an archived workflow back, checking it is what was written; undefined when it is not archived. */
   read(workflowId: string): Promise<ArchivedWorkflow | undefined>;
+  /** Reads an archived workflow's summary alone; undefined when it is not archived. */
+  readSummary(workflowId: string): Promise<WorkflowSummary | undefined>;
   /** Deletes archived workflows; resolves once the archive no longer lists them. */
   remove(workflowIds: readonly string[]): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { listAgents, requireAgent } from '../domain/work/agents.ts';
-import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders, workflowSummary } from '../domain/machinery/queries.ts';
+import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders } from '../domain/machinery/queries.ts';
 import type { DataFiles } from '../data-files.ts';
 import type { HubDirectory } from '../hub-directory.ts';
 import type { Archiver } from '../archiver.ts';
@@ -37,7 +37,7 @@ export function controlHandlers(parts: ControlParts): Handlers<'control'> {
     },
     'workflow.list': (input) => listWorkflows(hub.state, input, undefined, reads.archive),
     'workflow.get': async (input) => getWorkflow(await reads.stateFor(input.workflowId), input.workflowId),
-    'workflow.summary': async (input) => workflowSummary(await reads.stateFor(input.workflowId), input.workflowId, hub.now()),
+    'workflow.summary': (input) => reads.summary(input.workflowId, hub.now()),
     'workflow.start': commandHandler(hub, 'workflow.start'),
     'workflow.complete': commandHandler(hub, 'workflow.complete'),
     'workflow.fail': commandHandler(hub, 'workflow.fail'),

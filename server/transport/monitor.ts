@@ -1,6 +1,5 @@
 import { HubError } from '../../shared/errors.ts';
 import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
-import { workflowSummary } from '../domain/machinery/queries.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowReads } from '../workflow-reads.ts';
 import { reportsOf } from '../reports/writer.ts';
@@ -43,7 +42,7 @@ export function monitorHandlers(hub: StateWriter, reads: WorkflowReads, stream: 
     },
     summary: async (input, session) => {
       requireVisible(session, input.workflowId);
-      return workflowSummary(await reads.stateFor(input.workflowId), input.workflowId, hub.now());
+      return reads.summary(input.workflowId, hub.now());
     },
     report: async (input, session) => {
       requireVisible(session, input.workflowId);

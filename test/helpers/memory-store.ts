@@ -1,3 +1,4 @@
+import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import { HeaderIndex, headerOf, type ArchivedWorkflow, type WorkflowArchive } from '../../server/store/archive.ts';
 import type { Recovered } from '../../server/store/recovery.ts';
 import type { CurrentDocs, Store } from '../../server/store/store.ts';
@@ -25,17 +26,26 @@ class MemoryArchive implements WorkflowArchive {
   headers() {
     return this.index.all();
   }
-  async put(entry: ArchivedWorkflow) {
+  private readonly summaries = new Map<string, string>();
+  async put(entry: ArchivedWorkflow, summary: WorkflowSummary) {
     this.texts.set(entry.workflow.id, JSON.stringify(entry));
+    this.summaries.set(entry.workflow.id, JSON.stringify(summary));
     this.index.put(headerOf(entry.workflow, entry.v, entry.archivedAt));
   }
   async read(id: string) {
     const text = this.texts.get(id);
     return text === undefined ? undefined : (JSON.parse(text) as ArchivedWorkflow);
   }
+  async readSummary(id: string) {
+    const text = this.summaries.get(id);
+    return text === undefined ? undefined : (JSON.parse(text) as WorkflowSummary);
+  }
   async remove(ids: readonly string[]) {
     this.index.delete(ids);
-    for (const id of ids) this.texts.delete(id);
+    for (const id of ids) {
+      this.texts.delete(id);
+      this.summaries.delete(id);
+    }
   }
 }
 
