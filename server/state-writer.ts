@@ -183,7 +183,7 @@ export class StateWriter {
     this.closed = true;
     await this.mutex.runExclusive(() => undefined);
     await this.settle();
-    await this.store.close();
+    await this.store.close(this.currentDocs());
   }
 
   private apply<K extends CommandType>(command: Command<K>): { reply: CommandReply<K>; batch: Batch | undefined } {

@@ -122,11 +122,12 @@ export class EmbeddedStore implements Store {
     return this.compaction;
   }
 
-  async close(): Promise<void> {
+  async close(current?: CurrentDocs): Promise<void> {
     if (!this.journal) return;
     this.compactor.hurry();
     await this.compaction;
-    if (this.journal.size > 0) await this.snapshot();
+    // From memory when the hub can hand it over: replaying what the paced snapshots left behind could take a minute.
+    if (this.journal.size > 0) await this.compact(false, current);
     await this.compactor.close();
     const segment = this.journal.currentSegment;
     if (this.journal.close()) {

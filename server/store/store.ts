@@ -29,6 +29,9 @@ export interface Store {
   startSnapshot(current?: CurrentDocs): void;
   /** Folds the journal into a new snapshot now, waiting for it. */
   snapshot(): Promise<void>;
-  /** Finishes background work, writes a final snapshot and releases the directory. */
-  close(): Promise<void>;
+  /**
+   * Finishes background work, writes a final snapshot (from `current` when given: every document
+   * as the journal holds it) and releases the directory.
+   */
+  close(current?: CurrentDocs): Promise<void>;
 }
