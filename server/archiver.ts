@@ -64,6 +64,7 @@ export class Archiver {
 
   /** Deletes archived workflows that ended more than `olderThanMs` ago, and says which. */
   async prune(olderThanMs: number): Promise<Pruned[]> {
+    await this.archive.ready();
     const cutoff = this.hub.now() - olderThanMs;
     const gone = this.archive
       .headers()

@@ -29,8 +29,15 @@ function workflow(id: string, createdAt: number): Workflow {
   } as unknown as Workflow;
 }
 
+/** The archive of `dir`, once its index is read. */
+async function opened(dir: string, onWarning: (message: string) => void = () => undefined): Promise<FileArchive> {
+  const archive = await FileArchive.open(dir, onWarning);
+  await archive.ready();
+  return archive;
+}
+
 async function filled(dir: string, ids: string[]) {
-  const archive = await FileArchive.open(dir, () => undefined);
+  const archive = await opened(dir);
   for (const [index, id] of ids.entries()) {
     const document = workflow(id, 1000 - index);
     await archive.put({ v: index + 1, archivedAt: 5000, workflow: document }, summarize(document, index + 1, 5000));
@@ -43,13 +50,17 @@ describe('the file archive', () => {
     const dir = tempDir();
     await filled(dir, ['wf-a', 'wf-b', 'wf-c']);
     const archive = await FileArchive.open(dir, () => undefined);
+    // Before its index is read, the archive knows a workflow by its file.
+    expect([archive.has('wf-b'), archive.has('wf-z')]).toEqual([true, false]);
+    await archive.ready();
     expect(archive.headers().map((h) => h.id)).toEqual(['wf-c', 'wf-b', 'wf-a']);
     expect(await archive.read('wf-b')).toEqual({ v: 2, archivedAt: 5000, workflow: workflow('wf-b', 999) });
     expect(await archive.readSummary('wf-b')).toEqual(summarize(workflow('wf-b', 999), 2, 5000));
     await archive.remove(['wf-b', 'wf-unknown']);
     expect(existsSync(join(dir, 'archive', 'wf-b.json'))).toBe(false);
     await archive.close();
-    const again = await FileArchive.open(dir, () => undefined);
+    const again = await opened(dir);
+    expect(again.has('wf-b')).toBe(false);
     expect(again.headers().map((h) => h.id)).toEqual(['wf-c', 'wf-a']);
     expect(await again.read('wf-b')).toBeUndefined();
     await again.close();
@@ -61,14 +72,14 @@ describe('the file archive', () => {
     const index = join(dir, 'archive', 'index.jsonl');
     appendFileSync(index, '{"put":{"id":"wf-torn"');
     const warnings: string[] = [];
-    const torn = await FileArchive.open(dir, (message) => warnings.push(message));
+    const torn = await opened(dir, (message) => warnings.push(message));
     expect(torn.headers().map((h) => h.id)).toEqual(['wf-b', 'wf-a']);
     expect(warnings).toEqual([]);
     await torn.close();
     expect(readFileSync(index, 'utf8')).not.toContain('wf-torn');
 
     writeFileSync(index, readFileSync(index, 'utf8').replace('"put"', '"pu#'));
-    const rebuilt = await FileArchive.open(dir, (message) => warnings.push(message));
+    const rebuilt = await opened(dir, (message) => warnings.push(message));
     expect(warnings).toEqual([`archive index ${index} is damaged; rebuilt it from the archived files`]);
     expect(rebuilt.headers().map((h) => h.id)).toEqual(['wf-b', 'wf-a']);
     expect((await rebuilt.read('wf-a'))?.workflow).toEqual(workflow('wf-a', 1000));
@@ -83,7 +94,7 @@ describe('the file archive', () => {
     // The summary is the second line; the header (first line) holds the same query text.
     const lines = readFileSync(file('wf-b'), 'utf8').split('\n');
     writeFileSync(file('wf-b'), [lines[0], lines[1]!.replace('query wf-b', 'query wf-X'), lines[2]].join('\n'));
-    const archive = await FileArchive.open(dir, () => undefined);
+    const archive = await opened(dir);
     await expect(archive.read('wf-a')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file('wf-a')} is damaged`) });
     expect((await archive.readSummary('wf-a'))?.userQuery).toBe('query wf-a');
     await expect(archive.readSummary('wf-b')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file('wf-b')} is damaged`) });

@@ -56,19 +56,23 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, startedAt: num
       method: 'GET',
       pattern: /^\/healthz$/,
       roles: [],
-      handle: () => ({ body: { ok: true, uptimeMs: hub.now() - startedAt, workflows: hub.state.workflows.size, archivedWorkflows: reads.archive.size } }),
+      handle: async () => {
+        await reads.archive.ready();
+        return { body: { ok: true, uptimeMs: hub.now() - startedAt, workflows: hub.state.workflows.size, archivedWorkflows: reads.archive.size } };
+      },
     },
     {
       method: 'GET',
       pattern: /^\/api\/workflows$/,
       roles: READERS,
-      handle: (request) => {
+      handle: async (request) => {
         const parsed = ListWorkflowsInput.safeParse({
           status: request.query.get('status') ?? undefined,
           limit: request.query.has('limit') ? Number(request.query.get('limit')) : undefined,
           cursor: request.query.get('cursor') ?? undefined,
         });
         if (!parsed.success) throw new HubError('VALIDATION', parsed.error.message);
+        await reads.archive.ready();
         return { body: listWorkflows(hub.state, parsed.data, (id) => !request.grant || canSee(request.grant, id), reads.archive) };
       },
     },

@@ -10,6 +10,8 @@ import { syncedWrite } from './synced-write.ts';
 /** The folder of the data directory that holds the archive. */
 export const ARCHIVE_DIR = 'archive';
 const INDEX_FILE = 'index.jsonl';
+/** Index lines read between two turns of the event loop while the archive loads (about a millisecond's worth). */
+const LOAD_SLICE = 500;
 
 /** A header as files hold it: with the SHA-256 of the document's and the summary's JSON, checked when they are read back. */
 interface FiledHeader extends ArchivedHeader {
@@ -80,30 +82,39 @@ export class FileArchive implements WorkflowArchive {
   private readonly index = new HeaderIndex();
   private readonly sums = new Map<string, Sums>();
   private indexLines = 0;
+  private loaded = false;
+  private loading: Promise<void> = Promise.resolve();
   private handle: FileHandle | undefined;
   /** Index writes in order: one line at a time. */
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly dir: string) {}
 
-  /** Opens (or creates) the archive under `dataDir`; a damaged index is rebuilt from the files, with a warning. */
+  /**
+   * Opens (or creates) the archive under `dataDir`. Its index is read in the background, so that
+   * start-up does not grow with the archive; `ready()` says when it is. A damaged index is
+   * rebuilt from the files, with a warning.
+   */
   static async open(dataDir: string, onWarning: (message: string) => void): Promise<FileArchive> {
     const archive = new FileArchive(join(dataDir, ARCHIVE_DIR));
     mkdirSync(archive.dir, { recursive: true });
-    if (!archive.load()) {
-      onWarning(`archive index ${join(archive.dir, INDEX_FILE)} is damaged; rebuilt it from the archived files`);
-      archive.rebuildFromFiles();
-      await archive.rewriteIndex();
-    } else if (archive.indexLines > 2 * archive.index.size + 1000) await archive.rewriteIndex();
     archive.handle = await open(join(archive.dir, INDEX_FILE), 'a');
+    // First in the queue: writes and deletions wait until the index is read.
+    archive.loading = archive.serial(() => archive.load(onWarning));
     return archive;
+  }
+
+  /** Resolves once the index has been read: until then `size`, `header` and `headers` are incomplete. */
+  ready(): Promise<void> {
+    return this.loading;
   }
 
   get size(): number {
     return this.index.size;
   }
+  /** Whether the workflow is archived; before the index is read, whether its file is there. */
   has(id: string): boolean {
-    return this.index.has(id);
+    return this.loaded ? this.index.has(id) : existsSync(join(this.dir, fileOf(id)));
   }
   header(id: string): ArchivedHeader | undefined {
     return this.index.get(id);
@@ -124,6 +135,7 @@ export class FileArchive implements WorkflowArchive {
   }
 
   async read(id: string): Promise<ArchivedWorkflow | undefined> {
+    await this.loading;
     const header = this.index.get(id);
     if (!header) return undefined;
     const path = join(this.dir, fileOf(id));
@@ -135,6 +147,7 @@ export class FileArchive implements WorkflowArchive {
   }
 
   async readSummary(id: string): Promise<WorkflowSummary | undefined> {
+    await this.loading;
     if (!this.index.has(id)) return undefined;
     const path = join(this.dir, fileOf(id));
     const lines = await this.readFile(id, path, () => readLines(path, 2));
@@ -183,16 +196,25 @@ export class FileArchive implements WorkflowArchive {
     this.sums.set(header.id, { document, summary });
   }
 
-  /** Reads the index; false when a line other than a torn last one does not parse. */
-  private load(): boolean {
+  /** Reads the index, a slice at a time so the hub serves meanwhile; rebuilds it from the files when it is damaged. */
+  private async load(onWarning: (message: string) => void): Promise<void> {
     const path = join(this.dir, INDEX_FILE);
-    if (!existsSync(path)) return true;
-    const text = readFileSync(path, 'utf8');
+    if (!(await this.readIndex(path))) {
+      onWarning(`archive index ${path} is damaged; rebuilt it from the archived files`);
+      this.rebuildFromFiles();
+      await this.rewriteIndex();
+    } else if (this.indexLines > 2 * this.index.size + 1000) await this.rewriteIndex();
+    this.loaded = true;
+  }
+
+  /** Reads the index; false when a line other than a torn last one does not parse. */
+  private async readIndex(path: string): Promise<boolean> {
+    const text = await readFile(path, 'utf8');
     let start = 0;
     while (start < text.length) {
       const end = text.indexOf('\n', start);
       if (end === -1) {
-        // A line cut short by a crash: its put was never acknowledged (the workflow is still in memory's snapshot or journal).
+        // A line cut short by a crash: its put was never acknowledged (the workflow is still in the snapshot or journal).
         truncateSync(path, Buffer.byteLength(text.slice(0, start)));
         return true;
       }
@@ -207,7 +229,7 @@ export class FileArchive implements WorkflowArchive {
         this.index.delete(line.remove);
         for (const id of line.remove) this.sums.delete(id);
       } else return false;
-      this.indexLines++;
+      if (++this.indexLines % LOAD_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
       start = end + 1;
     }
     return true;

@@ -20,7 +20,9 @@ export interface ArchivedWorkflow {
  * when it is asked for.
  */
 export interface WorkflowArchive {
-  /** Whether the workflow is archived. */
+  /** Resolves once the archive is loaded; `header`, `headers` and `size` are complete from then on. */
+  ready(): Promise<void>;
+  /** Whether the workflow is archived (exact at any time). */
   has(workflowId: string): boolean;
   /** The archived workflow's header, or undefined. */
   header(workflowId: string): ArchivedHeader | undefined;

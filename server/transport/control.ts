@@ -35,7 +35,10 @@ export function controlHandlers(parts: ControlParts): Handlers<'control'> {
       if (input.outputFolder !== undefined) await hubDirectory.requireOutputFolder(input.outputFolder);
       return create(input, session);
     },
-    'workflow.list': (input) => listWorkflows(hub.state, input, undefined, reads.archive),
+    'workflow.list': async (input) => {
+      await reads.archive.ready();
+      return listWorkflows(hub.state, input, undefined, reads.archive);
+    },
     'workflow.get': async (input) => getWorkflow(await reads.stateFor(input.workflowId), input.workflowId),
     'workflow.summary': (input) => reads.summary(input.workflowId, hub.now()),
     'workflow.start': commandHandler(hub, 'workflow.start'),

@@ -14,6 +14,7 @@ export interface MemoryStoreOptions {
 class MemoryArchive implements WorkflowArchive {
   private readonly index = new HeaderIndex();
   private readonly texts = new Map<string, string>();
+  async ready() {}
   get size() {
     return this.index.size;
   }
