@@ -196,6 +196,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       http.listen(options.port, options.host);
       await once(http, 'listening');
     }
+    // The archive's index is read now that the hub serves (requests that need it wait for it).
+    store.archive.ready().catch((error: Error) => logger.error({ err: error }, 'archive index could not be read'));
 
     // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
     let bound: AddressInfo | null = null;

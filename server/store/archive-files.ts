@@ -83,7 +83,8 @@ export class FileArchive implements WorkflowArchive {
   private readonly sums = new Map<string, Sums>();
   private indexLines = 0;
   private loaded = false;
-  private loading: Promise<void> = Promise.resolve();
+  private loading: Promise<void> | undefined;
+  private onWarning: (message: string) => void = () => undefined;
   private handle: FileHandle | undefined;
   /** Index writes in order: one line at a time. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -91,21 +92,29 @@ export class FileArchive implements WorkflowArchive {
   private constructor(private readonly dir: string) {}
 
   /**
-   * Opens (or creates) the archive under `dataDir`. Its index is read in the background, so that
-   * start-up does not grow with the archive; `ready()` says when it is. A damaged index is
-   * rebuilt from the files, with a warning.
+   * Opens (or creates) the archive under `dataDir`. Its index is read later, by `ready()`, so
+   * that start-up does not grow with the archive. A damaged index is rebuilt from the files, with
+   * a warning.
    */
   static async open(dataDir: string, onWarning: (message: string) => void): Promise<FileArchive> {
     const archive = new FileArchive(join(dataDir, ARCHIVE_DIR));
     mkdirSync(archive.dir, { recursive: true });
     archive.handle = await open(join(archive.dir, INDEX_FILE), 'a');
-    // First in the queue: writes and deletions wait until the index is read.
-    archive.loading = archive.serial(() => archive.load(onWarning));
+    archive.onWarning = onWarning;
     return archive;
   }
 
-  /** Resolves once the index has been read: until then `size`, `header` and `headers` are incomplete. */
+  /**
+   * Reads the index, at the first call (the hub asks once it listens, and anything that needs the
+   * index asks first); resolves once it is read. Until then `size`, `header` and `headers` are incomplete.
+   */
   ready(): Promise<void> {
+    if (!this.loading) {
+      // First in the queue: writes and deletions wait until the index is read.
+      this.loading = this.serial(() => this.load());
+      // Those who wait for it see a failure; a write that only queues behind it must not leave it unhandled.
+      this.loading.catch(() => undefined);
+    }
     return this.loading;
   }
 
@@ -127,6 +136,7 @@ export class FileArchive implements WorkflowArchive {
     const document = JSON.stringify(entry.workflow);
     const digest = JSON.stringify(summary);
     const header: FiledHeader = { ...headerOf(entry.workflow, entry.v, entry.archivedAt), sha256: sha256(document), summarySha256: sha256(digest) };
+    void this.ready();
     return this.serial(async () => {
       await syncedWrite(this.dir, fileOf(header.id), `${JSON.stringify(header)}\n${digest}\n${document}`);
       await this.appendIndex({ put: header });
@@ -135,7 +145,7 @@ export class FileArchive implements WorkflowArchive {
   }
 
   async read(id: string): Promise<ArchivedWorkflow | undefined> {
-    await this.loading;
+    await this.ready();
     const header = this.index.get(id);
     if (!header) return undefined;
     const path = join(this.dir, fileOf(id));
@@ -147,7 +157,7 @@ export class FileArchive implements WorkflowArchive {
   }
 
   async readSummary(id: string): Promise<WorkflowSummary | undefined> {
-    await this.loading;
+    await this.ready();
     if (!this.index.has(id)) return undefined;
     const path = join(this.dir, fileOf(id));
     const lines = await this.readFile(id, path, () => readLines(path, 2));
@@ -166,6 +176,7 @@ export class FileArchive implements WorkflowArchive {
   }
 
   remove(ids: readonly string[]): Promise<void> {
+    void this.ready();
     return this.serial(async () => {
       const present = ids.filter((id) => this.index.has(id));
       if (present.length === 0) return;
@@ -197,10 +208,10 @@ export class FileArchive implements WorkflowArchive {
   }
 
   /** Reads the index, a slice at a time so the hub serves meanwhile; rebuilds it from the files when it is damaged. */
-  private async load(onWarning: (message: string) => void): Promise<void> {
+  private async load(): Promise<void> {
     const path = join(this.dir, INDEX_FILE);
     if (!(await this.readIndex(path))) {
-      onWarning(`archive index ${path} is damaged; rebuilt it from the archived files`);
+      this.onWarning(`archive index ${path} is damaged; rebuilt it from the archived files`);
       this.rebuildFromFiles();
       await this.rewriteIndex();
     } else if (this.indexLines > 2 * this.index.size + 1000) await this.rewriteIndex();
