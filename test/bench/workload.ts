@@ -28,17 +28,21 @@ export async function preloadWorkOrders(hub: Pick<StateWriter, 'dispatch'>, opti
   const created = await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ userQuery: `bench: ${options.orders} work orders` }), actor: ADMIN });
   const workflowId = created.workflow.id;
   await hub.dispatch({ type: 'workflow.start', input: { workflowId }, actor: ADMIN });
-  for (let done = 0; done < options.orders; done += options.batch) {
-    const count = Math.min(options.batch, options.orders - done);
-    const orders = Array.from({ length: count }, (_, i) => ({
+  await addOrders(hub, workflowId, options.orders, { batch: options.batch, taskType: options.taskType, label: 'bench' });
+  return workflowId;
+}
+
+/** Adds `count` work orders to a workflow, `batch` per createMany, described as `<label> order <n>`. */
+async function addOrders(hub: Pick<StateWriter, 'dispatch'>, workflowId: string, count: number, options: { batch: number; taskType: string; label: string }): Promise<void> {
+  for (let done = 0; done < count; done += options.batch) {
+    const orders = Array.from({ length: Math.min(options.batch, count - done) }, (_, i) => ({
       taskType: options.taskType,
-      description: `bench order ${done + i}`,
+      description: `${options.label} order ${done + i}`,
       input: { n: done + i },
       timeouts: LONG_TIMEOUTS,
     }));
     await hub.dispatch({ type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId, orders }), actor: ADMIN });
   }
-  return workflowId;
 }
 
 /** A progress update as an agent sends it; `message` carries the request's sequence number by default. */
@@ -60,15 +64,7 @@ export async function produceWorkflows(
   const fill = async (label: string) => {
     const created = await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ userQuery: `bench history: ${label}` }), actor: ADMIN });
     const workflowId = created.workflow.id;
-    for (let done = 0; done < options.ordersPerWorkflow; done += 1000) {
-      const orders = Array.from({ length: Math.min(1000, options.ordersPerWorkflow - done) }, (_, i) => ({
-        taskType: options.taskType,
-        description: `history order ${done + i}`,
-        input: { n: done + i },
-        timeouts: LONG_TIMEOUTS,
-      }));
-      await hub.dispatch({ type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId, orders }), actor: ADMIN });
-    }
+    await addOrders(hub, workflowId, options.ordersPerWorkflow, { batch: 1000, taskType: options.taskType, label: 'history' });
     return workflowId;
   };
   const finishedIds: string[] = [];
