@@ -149,7 +149,7 @@ export class FileArchive implements WorkflowArchive {
     const header = this.index.get(id);
     if (!header) return undefined;
     const path = join(this.dir, fileOf(id));
-    const text = await this.readFile(id, path, () => readFile(path, 'utf8'));
+    const text = await this.readPart(id, path, () => readFile(path, 'utf8'));
     const start = text.indexOf('\n', text.indexOf('\n') + 1) + 1;
     const document = start === 0 ? '' : text.slice(start);
     if (sha256(document) !== this.sums.get(id)?.document) throw damaged(id, path, 'its checksum does not match the archive index');
@@ -160,14 +160,14 @@ export class FileArchive implements WorkflowArchive {
     await this.ready();
     if (!this.index.has(id)) return undefined;
     const path = join(this.dir, fileOf(id));
-    const lines = await this.readFile(id, path, () => readLines(path, 2));
+    const lines = await this.readPart(id, path, () => readLines(path, 2));
     const summary = lines?.[1] ?? '';
     if (sha256(summary) !== this.sums.get(id)?.summary) throw damaged(id, path, 'its summary’s checksum does not match the archive index');
     return JSON.parse(summary) as WorkflowSummary;
   }
 
   /** Runs a read of an archived file; a file that cannot be read is named in the error. */
-  private async readFile<T>(id: string, path: string, read: () => T | Promise<T>): Promise<T> {
+  private async readPart<T>(id: string, path: string, read: () => T | Promise<T>): Promise<T> {
     try {
       return await read();
     } catch (error) {
