@@ -76,9 +76,10 @@ export class WorkflowReads {
     const orders = Object.keys(archived.workflow.workOrders).length;
     this.cache.set(workflowId, { state, orders });
     this.cachedOrders += orders;
-    for (const [id, entry] of this.cache) {
+    // Oldest read first; the one just read stays, however big.
+    for (const id of this.cache.keys()) {
       if (this.cache.size <= 1 || (this.cache.size <= CACHED_WORKFLOWS && this.cachedOrders <= CACHED_ORDERS)) break;
-      if (id !== workflowId || entry.orders > CACHED_ORDERS) this.drop(id);
+      this.drop(id);
     }
     return state;
   }

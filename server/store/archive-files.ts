@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, truncateSync } from 'node:fs';
 import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
@@ -30,17 +30,6 @@ type IndexLine = { put: FiledHeader } | { remove: string[] };
 
 const fileOf = (id: string) => `${id}.json`;
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
-
-/** The header line of an archive file (read without the document after it). */
-function readHeaderLine(path: string): FiledHeader | undefined {
-  const text = readFileSync(path, 'utf8');
-  const end = text.indexOf('\n');
-  try {
-    return JSON.parse(end === -1 ? text : text.slice(0, end)) as FiledHeader;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Reads the first `lines` lines of a file (the rest is never read): the header and summary of an
@@ -212,7 +201,7 @@ export class FileArchive implements WorkflowArchive {
     const path = join(this.dir, INDEX_FILE);
     if (!(await this.readIndex(path))) {
       this.onWarning(`archive index ${path} is damaged; rebuilt it from the archived files`);
-      this.rebuildFromFiles();
+      await this.rebuildFromFiles();
       await this.rewriteIndex();
     } else if (this.indexLines > 2 * this.index.size + 1000) await this.rewriteIndex();
     this.loaded = true;
@@ -246,13 +235,20 @@ export class FileArchive implements WorkflowArchive {
     return true;
   }
 
-  private rebuildFromFiles(): void {
+  /** Lists every archived file by its header line (the rest of each file is not read); a file whose header does not parse is left out. */
+  private async rebuildFromFiles(): Promise<void> {
     this.index.delete(this.index.all().map((header) => header.id));
     this.sums.clear();
     for (const name of readdirSync(this.dir)) {
       if (!name.endsWith('.json')) continue;
-      const header = readHeaderLine(join(this.dir, name));
-      if (header && fileOf(header.id) === name) this.remember(header);
+      const [line] = (await readLines(join(this.dir, name), 1)) ?? [];
+      let header: FiledHeader | undefined;
+      try {
+        header = JSON.parse(line ?? '') as FiledHeader;
+      } catch {
+        continue;
+      }
+      if (typeof header?.id === 'string' && fileOf(header.id) === name) this.remember(header);
     }
   }
 

@@ -1,5 +1,5 @@
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
-import type { Workflow, WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import { workflowHeader, type Workflow, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
 
 /** What the hub keeps in memory of an archived workflow: its list header, its final version and when it was archived. */
 export interface ArchivedHeader extends WorkflowHeader {
@@ -44,16 +44,9 @@ export interface WorkflowArchive {
   remove(workflowIds: readonly string[]): Promise<void>;
 }
 
-/** The header of a workflow, as lists show it. */
+/** What the archive keeps in memory of a workflow archived at version `v`. */
 export function headerOf(workflow: Workflow, v: number, archivedAt: number): ArchivedHeader {
-  const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts } = workflow;
-  return { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts: { ...workOrderCounts }, v, archivedAt };
-}
-
-/** The list header without the archive's own fields. */
-export function listHeader(header: ArchivedHeader): WorkflowHeader {
-  const { v: _v, archivedAt: _archivedAt, ...rest } = header;
-  return rest;
+  return { ...workflowHeader(workflow), v, archivedAt };
 }
 
 /**

@@ -118,6 +118,12 @@ export const WorkflowHeader = Workflow.pick({
 });
 export type WorkflowHeader = z.infer<typeof WorkflowHeader>;
 
+/** The header of a workflow (or of a larger header): its fields only, its counts copied. */
+export function workflowHeader(workflow: WorkflowHeader): WorkflowHeader {
+  const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts } = workflow;
+  return { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts: { ...workOrderCounts } };
+}
+
 /** A workflow together with the version of the state it shows. */
 export const VersionedWorkflow = z.object({ version: z.number().int(), workflow: Workflow });
 

@@ -62,11 +62,12 @@ export function requireFreeId(collection: Record<string, unknown>, id: string, k
   if (Object.hasOwn(collection, id)) throw new HubError('CONFLICT', `${kind} ${id} already exists`);
 }
 
-const ENDED = new Set(['completed', 'failed', 'cancelled']);
+/** The final statuses of a workflow. */
+export const ENDED_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
 
 /** True once a workflow has reached a final status. */
 export function isEnded(workflow: Workflow): boolean {
-  return ENDED.has(workflow.status);
+  return ENDED_STATUSES.has(workflow.status);
 }
 
 /** Refuses changes to a workflow that has ended. */

@@ -1,23 +1,15 @@
 import { HubError } from '../../../shared/errors.ts';
 import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
-import type { WorkflowHeader } from '../../../shared/schemas/workflow.ts';
-import { requireEntity, requireWorkflow } from './context.ts';
+import { workflowHeader, type WorkflowHeader } from '../../../shared/schemas/workflow.ts';
+import { ENDED_STATUSES, requireEntity, requireWorkflow } from './context.ts';
 import { versionOf, type HubState } from './state.ts';
 import { summarize } from '../workflows/summary.ts';
-
-/** The short form of a workflow that lists show. */
-export function workflowHeader(workflow: WorkflowHeader): WorkflowHeader {
-  const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts } = workflow;
-  return { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts };
-}
 
 /** The archived workflows a list includes: headers sorted by creation, and a lookup by id. */
 export interface ArchivedList {
   headers(): readonly WorkflowHeader[];
   header(workflowId: string): WorkflowHeader | undefined;
 }
-
-const FINAL = new Set(['completed', 'failed', 'cancelled']);
 
 /** The first place in `sorted` (by createdAt) whose workflow was created at or after `createdAt`. */
 function firstFrom(sorted: readonly WorkflowHeader[], createdAt: number): number {
@@ -60,7 +52,7 @@ export function listWorkflows(
       liveFrom = header.createdAt;
     }
   }
-  const withArchived = input.status === undefined || FINAL.has(input.status);
+  const withArchived = input.status === undefined || ENDED_STATUSES.has(input.status);
   const live = state.workflows.values();
   let passedCursor = cursorLive === undefined;
   const nextLive = (): WorkflowHeader | undefined => {
