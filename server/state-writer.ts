@@ -291,6 +291,8 @@ export class StateWriter {
     const first = failed.records[0];
     if (first) this.seq = first.seq - 1;
     this.rebuildIndex();
+    // A reader may hold a version that was never stored: it starts again or fails.
+    this.state.pins.abortAll('the hub rolled back changes that could not be stored');
     for (const listener of this.rollbackListeners) listener();
     failed.reject(error);
     later?.reject(error);

@@ -1,6 +1,7 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { WorkIndex } from '../work/work-index.ts';
+import { Pins } from './pins.ts';
 
 /** The key of the hub-wide agent pool document; workflow ids can never take this form. */
 export const AGENTS_DOC = '@agents';
@@ -26,6 +27,8 @@ export interface HubState {
   work: WorkIndex;
   /** Workflows that have ended and left memory for the store's archive: they can no longer change. */
   archived: ArchivedIds;
+  /** Documents held at a version by readers that serialise them a piece at a time. */
+  pins: Pins;
 }
 
 /** Which workflow ids are archived (the store's archive, or an empty set). */
@@ -35,7 +38,7 @@ export interface ArchivedIds {
 
 /** A state with no workflows and no agents. */
 export function emptyState(agingMs = 60_000): HubState {
-  return { workflows: new Map(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs), archived: new Set() };
+  return { workflows: new Map(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs), archived: new Set(), pins: new Pins() };
 }
 
 /** The root object of a document, or undefined when it does not exist. */

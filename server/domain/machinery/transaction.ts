@@ -57,6 +57,7 @@ export class Transaction<E = unknown> {
   /** Creates (or replaces) a whole document. */
   putDoc(doc: DocKey, value: object): void {
     const previous = docRoot(this.state, doc);
+    if (previous !== undefined) this.tellPins(doc, [], undefined, true);
     putDoc(this.state, doc, copyJson(value));
     this.undos.push(() => (previous === undefined ? dropDoc(this.state, doc) : putDoc(this.state, doc, previous)));
     this.record(doc, { op: previous === undefined ? 'add' : 'replace', path: '', value });
@@ -69,6 +70,7 @@ export class Transaction<E = unknown> {
   dropDoc(doc: DocKey): void {
     const previous = docRoot(this.state, doc);
     if (previous === undefined) return;
+    this.tellPins(doc, [], undefined, true);
     const version = this.state.versions.get(doc);
     dropDoc(this.state, doc);
     this.state.versions.delete(doc);
@@ -83,6 +85,7 @@ export class Transaction<E = unknown> {
   set(doc: DocKey, path: Path, value: unknown): void {
     const { parent, key } = this.locate(doc, path);
     if (Array.isArray(parent)) {
+      this.tellPins(doc, path, undefined, false);
       const index = Number(key);
       const old = parent[index];
       parent[index] = copyJson(value);
@@ -91,6 +94,7 @@ export class Transaction<E = unknown> {
       return;
     }
     const had = Object.hasOwn(parent, key);
+    this.tellPins(doc, path, undefined, !had);
     const old = parent[key];
     parent[key] = copyJson(value);
     this.undos.push(() => {
@@ -114,6 +118,7 @@ export class Transaction<E = unknown> {
       if (value === undefined || !Object.hasOwn(fields, key) || sameJson(target[key], value)) continue;
       base ??= toPointer(path);
       const had = Object.hasOwn(target, key);
+      this.tellPins(doc, path, key, !had);
       const old = target[key];
       target[key] = copyJson(value);
       this.undos.push(() => {
@@ -133,11 +138,13 @@ export class Transaction<E = unknown> {
   remove(doc: DocKey, path: Path): void {
     const { parent, key } = this.locate(doc, path);
     if (Array.isArray(parent)) {
+      this.tellPins(doc, path, undefined, true);
       const index = Number(key);
       const [old] = parent.splice(index, 1);
       this.undos.push(() => parent.splice(index, 0, old));
     } else {
       if (!Object.hasOwn(parent, key)) return;
+      this.tellPins(doc, path, undefined, true);
       const old = parent[key];
       delete parent[key];
       this.undos.push(() => (parent[key] = old));
@@ -149,6 +156,7 @@ export class Transaction<E = unknown> {
   append(doc: DocKey, path: Path, value: unknown): void {
     const array = this.resolve(doc, path);
     if (!Array.isArray(array)) throw new Error(`not an array: ${toPointer(path)}`);
+    this.tellPins(doc, path, undefined, false);
     const index = array.length;
     array.push(copyJson(value));
     this.undos.push(() => array.pop());
@@ -159,6 +167,12 @@ export class Transaction<E = unknown> {
   rollback(): void {
     for (let i = this.undos.length - 1; i >= 0; i--) this.undos[i]!();
     this.undos.length = 0;
+  }
+
+  /** Lets readers holding `doc` at an earlier version keep what is about to change (see PinnedDoc). */
+  private tellPins(doc: DocKey, path: Path, key: string | undefined, structural: boolean): void {
+    const pins = this.state.pins;
+    if (pins.size > 0) pins.beforeWrite(doc, path, key, structural);
   }
 
   private record(doc: DocKey, op: PatchOp): void {

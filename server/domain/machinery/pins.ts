@@ -1,0 +1,210 @@
+import type { DocKey } from './state.ts';
+
+type Path = ReadonlyArray<string | number>;
+type Json = Record<string, unknown>;
+
+/** A value that did not exist at the pinned version. */
+const ABSENT = Symbol('absent');
+
+function isRecord(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * One object-valued top-level field of a pinned document (`workOrders`, `data`, ...), read item by
+ * item. `keys` is taken before its first structural change, so it lists the keys at the pinned
+ * version; `detached` once the field itself was replaced: later writes go to another object.
+ */
+interface PinnedCollection {
+  object: Json;
+  keys: string[] | undefined;
+  captured: Map<string, string | typeof ABSENT>;
+  detached: boolean;
+}
+
+/**
+ * A document held at one version while it is serialised a piece at a time: the writer goes on
+ * changing the live document meanwhile, and tells every pin first (`beforeWrite`), so the pin
+ * keeps the JSON of what is about to change as it was. The text it reads is exactly
+ * `JSON.stringify` of the document at the pinned version, however the document changed since.
+ */
+export class PinnedDoc {
+  /** Why the pin no longer describes its version (a rollback), if it does not. */
+  aborted: string | undefined;
+  private readonly topKeys: string[];
+  private topPlace: Map<string, number> | undefined;
+  private readonly topCaptured = new Map<string, string | typeof ABSENT>();
+  private readonly collections = new Map<string, PinnedCollection>();
+  /** The root was replaced or removed: the pin keeps the old root, which nothing changes any more. */
+  private detached = false;
+  /** Where reading stands: the top-level field, and the item within it (-1: not started). */
+  private top = 0;
+  private item = -1;
+  private wroteTop = false;
+  private wroteItem = false;
+  private started = false;
+  private done = false;
+
+  constructor(
+    private readonly pins: Pins,
+    readonly doc: DocKey,
+    private readonly root: Json,
+    readonly version: number,
+  ) {
+    this.topKeys = Object.keys(root);
+  }
+
+  /** Called by the writer before it changes `doc` at `path` (plus `key`); `structural` when a key is added or removed. */
+  beforeWrite(path: Path, key: string | undefined, structural: boolean): void {
+    if (this.detached) return;
+    const depth = path.length + (key === undefined ? 0 : 1);
+    if (depth === 0) {
+      this.detached = true;
+      return;
+    }
+    const first = String(path.length > 0 ? path[0] : key);
+    if (this.passed(first) || this.topCaptured.has(first)) return;
+    const value = this.root[first];
+    if (!isRecord(value)) {
+      this.topCaptured.set(first, value === undefined ? ABSENT : JSON.stringify(value));
+      return;
+    }
+    const collection = this.collection(first, value);
+    if (collection.detached) return;
+    if (depth === 1) {
+      // The field itself is replaced or removed: the pin keeps reading the object it had.
+      collection.keys ??= Object.keys(collection.object);
+      collection.detached = true;
+      return;
+    }
+    const second = String(path.length > 1 ? path[1] : key);
+    if (depth === 2 && structural) collection.keys ??= Object.keys(collection.object);
+    if (collection.captured.has(second)) return;
+    const item = collection.object[second];
+    collection.captured.set(second, item === undefined ? ABSENT : JSON.stringify(item));
+  }
+
+  /**
+   * The next piece of the document's JSON text, covering at most `items` values (work orders, data
+   * references, fields), or undefined once all of it was read.
+   */
+  read(items: number): string | undefined {
+    if (this.done) return undefined;
+    let text = '';
+    if (!this.started) {
+      this.started = true;
+      text = '{';
+    }
+    for (let budget = items; budget > 0 && this.top < this.topKeys.length; budget--) {
+      const key = this.topKeys[this.top]!;
+      const captured = this.topCaptured.get(key);
+      const value = captured === undefined ? this.root[key] : undefined;
+      // A field that held an object at the pinned version is read from that object, even if replaced since.
+      const collection = this.collections.get(key) ?? (isRecord(value) ? this.collection(key, value) : undefined);
+      if (captured === undefined && collection) {
+        text += this.readItem(key, collection);
+        continue;
+      }
+      const json = captured === undefined ? JSON.stringify(value) : captured === ABSENT ? undefined : captured;
+      if (json !== undefined) {
+        text += (this.wroteTop ? ',' : '') + JSON.stringify(key) + ':' + json;
+        this.wroteTop = true;
+      }
+      this.top++;
+    }
+    if (this.top === this.topKeys.length) {
+      this.done = true;
+      this.release();
+      text += '}';
+    }
+    return text;
+  }
+
+  /** Stops following the document's changes (reading is over, or abandoned). */
+  release(): void {
+    this.pins.remove(this);
+  }
+
+  /** The next step within the object-valued field `key`: its opening, one item, or its close. */
+  private readItem(key: string, collection: PinnedCollection): string {
+    const keys = (collection.keys ??= Object.keys(collection.object));
+    if (this.item === -1) {
+      this.item = 0;
+      this.wroteItem = false;
+      const opening = (this.wroteTop ? ',' : '') + JSON.stringify(key) + ':{';
+      this.wroteTop = true;
+      return opening;
+    }
+    if (this.item === keys.length) {
+      this.item = -1;
+      this.top++;
+      this.collections.delete(key);
+      return '}';
+    }
+    const name = keys[this.item++]!;
+    const captured = collection.captured.get(name);
+    const json = captured === undefined ? JSON.stringify(collection.object[name]) : captured === ABSENT ? undefined : captured;
+    if (json === undefined) return '';
+    const text = (this.wroteItem ? ',' : '') + JSON.stringify(name) + ':' + json;
+    this.wroteItem = true;
+    return text;
+  }
+
+  /** The pinned object behind an object-valued top-level field. */
+  private collection(key: string, value: Json): PinnedCollection {
+    let collection = this.collections.get(key);
+    if (!collection) {
+      collection = { object: value, keys: undefined, captured: new Map(), detached: false };
+      this.collections.set(key, collection);
+    }
+    return collection;
+  }
+
+  /** Whether the top-level field `key` was read completely already. */
+  private passed(key: string): boolean {
+    if (this.top === 0) return false;
+    if (!this.topPlace) this.topPlace = new Map(this.topKeys.map((name, place) => [name, place]));
+    const place = this.topPlace.get(key);
+    return place !== undefined && place < this.top;
+  }
+}
+
+/**
+ * The pins on documents of one state. The transaction tells them before every write; with none,
+ * that costs a size check.
+ */
+export class Pins {
+  private readonly byDoc = new Map<DocKey, Set<PinnedDoc>>();
+  size = 0;
+
+  /** Pins `root` (document `doc` at `version`) until it is read or released. */
+  pin(doc: DocKey, root: object, version: number): PinnedDoc {
+    const pinned = new PinnedDoc(this, doc, root as Json, version);
+    let set = this.byDoc.get(doc);
+    if (!set) this.byDoc.set(doc, (set = new Set()));
+    set.add(pinned);
+    this.size++;
+    return pinned;
+  }
+
+  /** Tells the pins of `doc` that it is about to change at `path` (plus `key`). */
+  beforeWrite(doc: DocKey, path: Path, key: string | undefined, structural: boolean): void {
+    const set = this.byDoc.get(doc);
+    if (set) for (const pinned of set) pinned.beforeWrite(path, key, structural);
+  }
+
+  /** Marks every pin as no longer describing its version (the writer rolled changes back) and drops them. */
+  abortAll(reason: string): void {
+    for (const set of this.byDoc.values()) for (const pinned of set) pinned.aborted = reason;
+    this.byDoc.clear();
+    this.size = 0;
+  }
+
+  /** Drops one pin. */
+  remove(pinned: PinnedDoc): void {
+    const set = this.byDoc.get(pinned.doc);
+    if (!set?.delete(pinned)) return;
+    this.size--;
+    if (set.size === 0) this.byDoc.delete(pinned.doc);
+  }
+}

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { emptyState, putDoc, type HubState } from '../../server/domain/machinery/state.ts';
+import { Transaction } from '../../server/domain/machinery/transaction.ts';
+
+/** A small deterministic random source, so a failure can be replayed from its seed. */
+function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function documentWith(orders: number): Record<string, unknown> {
+  const workOrders: Record<string, unknown> = {};
+  for (let i = 0; i < orders; i++) workOrders[`wo_${i}`] = { id: `wo_${i}`, state: 'queued', progress: 0, history: [], input: { n: i } };
+  return { id: 'wf', status: 'in_progress', progress: 0, stages: {}, tags: ['a'], workOrders, counts: { queued: orders }, note: null };
+}
+
+/** Reads a pin to the end, `items` at a time, running `between` after every piece. */
+function readAll(state: HubState, doc: string, items: number, between: () => void): string {
+  const pinned = state.pins.pin(doc, state.workflows.get(doc)!, 1);
+  let text = '';
+  for (let piece = pinned.read(items); piece !== undefined; piece = pinned.read(items)) {
+    text += piece;
+    between();
+  }
+  return text;
+}
+
+describe('a pinned document', () => {
+  it('reads as JSON.stringify of the document when nothing changes', () => {
+    const state = emptyState();
+    putDoc(state, 'wf', documentWith(50));
+    const expected = JSON.stringify(state.workflows.get('wf'));
+    expect(readAll(state, 'wf', 7, () => undefined)).toBe(expected);
+    expect(state.pins.size).toBe(0);
+  });
+
+  it('reads the document as it was pinned while every kind of write changes it between pieces', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const next = random(seed);
+      const state = emptyState();
+      putDoc(state, 'wf', documentWith(30));
+      const expected = JSON.stringify(state.workflows.get('wf'));
+      let created = 0;
+      const write = () => {
+        const tx = new Transaction(state);
+        const doc = state.workflows.get('wf') as unknown as Record<string, Record<string, unknown>>;
+        const ids = Object.keys(doc.workOrders!);
+        const id = ids[Math.floor(next() * ids.length)];
+        const choice = Math.floor(next() * 9);
+        if (choice === 0 && id) tx.assign('wf', ['workOrders', id], { state: 'running', progress: Math.floor(next() * 100) });
+        else if (choice === 1 && id) tx.set('wf', ['workOrders', id, 'progress'], 50);
+        else if (choice === 2 && id) tx.remove('wf', ['workOrders', id]);
+        else if (choice === 3) tx.set('wf', ['workOrders', `new_${created++}`], { id: 'new', state: 'pending', history: [] });
+        else if (choice === 4 && id) tx.append('wf', ['workOrders', id, 'history'], { at: created });
+        else if (choice === 5) tx.assign('wf', [], { status: 'completed', progress: Math.floor(next() * 100) });
+        else if (choice === 6) tx.set('wf', ['stages', `s${created++}`], { p: 1 });
+        else if (choice === 7) tx.append('wf', ['tags'], 'b');
+        else tx.set('wf', ['counts'], { replaced: true });
+      };
+      const text = readAll(state, 'wf', 1 + Math.floor(next() * 5), () => {
+        for (let n = Math.floor(next() * 3); n > 0; n--) write();
+      });
+      expect(text, `seed ${seed}`).toBe(expected);
+    }
+  });
+
+  it('keeps the old document when the whole document is replaced or dropped meanwhile', () => {
+    const state = emptyState();
+    putDoc(state, 'wf', documentWith(5));
+    const expected = JSON.stringify(state.workflows.get('wf'));
+    let step = 0;
+    const text = readAll(state, 'wf', 2, () => {
+      const tx = new Transaction(state);
+      if (step === 1) tx.putDoc('wf', { id: 'wf', other: true });
+      if (step === 2) tx.set('wf', ['other'], false);
+      if (step === 3) tx.dropDoc('wf');
+      step++;
+    });
+    expect(text).toBe(expected);
+  });
+
+  it('is marked aborted and dropped when the writer rolls back', () => {
+    const state = emptyState();
+    putDoc(state, 'wf', documentWith(3));
+    const pinned = state.pins.pin('wf', state.workflows.get('wf')!, 1);
+    state.pins.abortAll('rolled back');
+    expect(pinned.aborted).toBe('rolled back');
+    expect(state.pins.size).toBe(0);
+  });
+});
