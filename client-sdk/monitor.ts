@@ -7,6 +7,7 @@ import type { Workflow } from '../shared/schemas/workflow.ts';
 import { Connection, type ConnectOptions, type RequestOptions } from './connection.ts';
 import './dispose.ts';
 import { Listeners } from './listeners.ts';
+import { inlineOrTransfer, withBody } from './transfers.ts';
 
 /** What a monitor's `on` reports: a mirror changed, or a new document appeared. */
 type MonitorEvents = {
@@ -125,11 +126,22 @@ export class MonitorClient {
   subscribe<T = AgentPool>(doc: '@agents', options?: RequestOptions): Promise<Mirror<T>>;
   subscribe<T = Workflow>(doc: string, options?: RequestOptions): Promise<Mirror<T>>;
   async subscribe<T>(doc: string, options?: RequestOptions): Promise<Mirror<T>> {
-    const subscription = await this.connection.request('subscribe', { doc }, options);
-    this.epoch = subscription.epoch;
-    const mirror = this.mirror(doc);
-    mirror.load(subscription);
-    return mirror as Mirror<T>;
+    // A big snapshot is read in parts; the patches that follow it may arrive meanwhile: held, then replayed.
+    const held: PatchMessage[] = [];
+    const holding = !this.resyncing.has(doc);
+    if (holding) this.resyncing.set(doc, held);
+    try {
+      const subscription = await this.complete(await this.connection.request('subscribe', { doc }, options), options);
+      this.epoch = subscription.epoch;
+      const mirror = this.mirror(doc);
+      mirror.load(subscription);
+      return mirror as Mirror<T>;
+    } finally {
+      if (holding) {
+        this.resyncing.delete(doc);
+        for (const message of held) this.onPatch(message);
+      }
+    }
   }
 
   /** Follows every document the token may see, including workflows created later. */
@@ -154,8 +166,8 @@ export class MonitorClient {
    * A report snapshot of a workflow: json, markdown or html, stating its version and content hash.
    * @example const { body } = await monitor.report(workflowId, 'html');
    */
-  report(workflowId: string, format: ReportFormat = 'markdown', options?: RequestOptions): Promise<Report> {
-    return this.connection.request('report', { workflowId, format }, options);
+  async report(workflowId: string, format: ReportFormat = 'markdown', options?: RequestOptions): Promise<Report> {
+    return withBody(this.connection, await this.connection.request('report', { workflowId, format }, options), options);
   }
 
   /** Disconnects; resolves once the connection is closed. */
@@ -227,11 +239,19 @@ export class MonitorClient {
     }
   }
 
-  private async catchUp(subscription: Subscription): Promise<void> {
+  private async catchUp(answer: Subscription): Promise<void> {
+    const subscription = await this.complete(answer);
     this.epoch = subscription.epoch;
     const mirror = this.mirror(subscription.doc);
     // Patches that do not start at our version cannot be applied: start again from a snapshot.
-    if (!mirror.load(subscription)) mirror.load(await this.connection.request('subscribe', { doc: subscription.doc }));
+    if (!mirror.load(subscription)) mirror.load(await this.complete(await this.connection.request('subscribe', { doc: subscription.doc })));
+  }
+
+  /** A subscription with its snapshot in place, read from its transfer when it came as one. */
+  private async complete(subscription: Subscription, options?: RequestOptions): Promise<Subscription> {
+    if (subscription.mode !== 'snapshot' || !subscription.transfer) return subscription;
+    const { transfer, ...snapshot } = subscription;
+    return { ...snapshot, state: await inlineOrTransfer(this.connection, undefined, transfer, options) };
   }
 }
 

@@ -5,6 +5,7 @@ import type { WorkflowSummary } from '../shared/schemas/summary.ts';
 import type { WorkOrder } from '../shared/schemas/work-order.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import type { Connection, RequestOptions } from './connection.ts';
+import { inlineOrTransfer, withBody } from './transfers.ts';
 import { pages } from './paging.ts';
 
 /** T without the keys K, for each member of a union. */
@@ -37,7 +38,8 @@ export class WorkflowHandle {
 
   /** The whole state of the workflow. */
   async get(options?: RequestOptions): Promise<Workflow> {
-    return (await this.send('workflow.get', {}, options)).workflow;
+    const reply = await this.send('workflow.get', {}, options);
+    return inlineOrTransfer(this.connection, reply.workflow, reply.transfer, options);
   }
 
   /** Status, durations, counts, progress, objectives and KPIs (get_workflow_summary). */
@@ -115,8 +117,8 @@ export class WorkflowHandle {
   }
 
   /** A report of the workflow as it is now (json, markdown or html), with its version and content hash. */
-  report(format: Request<'workflow.report'>['format'] = 'markdown', options?: RequestOptions): Promise<Report> {
-    return this.connection.request('workflow.report', { workflowId: this.id, format }, options);
+  async report(format: Request<'workflow.report'>['format'] = 'markdown', options?: RequestOptions): Promise<Report> {
+    return withBody(this.connection, await this.connection.request('workflow.report', { workflowId: this.id, format }, options), options);
   }
 
   /** Writes report.json, report.md and report.html to the workflow's outputFolder (generate_all_reports). */

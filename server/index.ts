@@ -27,6 +27,8 @@ import { controlHandlers } from './transport/control.ts';
 import { hubParser } from './transport/encoded-json.ts';
 import { monitorHandlers } from './transport/monitor.ts';
 import { PatchStream } from './transport/patch-stream.ts';
+import { Transfers } from './transport/transfers.ts';
+import { ReportRenderer } from './reports/report-renderer.ts';
 import { bindNamespace, sessionOf } from './transport/namespaces.ts';
 import { WorkflowReads } from './workflow-reads.ts';
 
@@ -156,7 +158,12 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     }, logger);
     stops.push(() => archiver.close());
     const common = { tokens, rateLimit: options.rateLimit, log: logger };
-    bindNamespace(io.of('/control'), contract.control, controlHandlers({ hub: writer, reads, archiver, files, hubDirectory, openLineageProducer: options.openLineageProducer }), { ...common, roles: ['admin'] });
+    const transfers = new Transfers();
+    stops.push(() => transfers.close());
+    const renderer = new ReportRenderer();
+    stops.push(() => renderer.close());
+    const controlParts = { hub: writer, reads, archiver, files, hubDirectory, openLineageProducer: options.openLineageProducer, renderer, transfers };
+    bindNamespace(io.of('/control'), contract.control, controlHandlers(controlParts), { ...common, roles: ['admin'] });
     const agents = new AgentTransport(writer, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
     bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
       ...common,
@@ -169,11 +176,11 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       intervalMs: options.patchIntervalMs,
       resumeVersions: options.resumeVersions,
       maxQueuedPackets: options.maxQueuedPackets,
-    });
+    }, transfers);
     stops.push(() => patches.close());
-    const autoDocumentation = new AutoDocumentation(writer, reads, logger, hubDirectory);
+    const autoDocumentation = new AutoDocumentation(writer, reads, logger, hubDirectory, renderer);
     stops.push(() => autoDocumentation.close());
-    bindNamespace(monitorNamespace, contract.monitor, monitorHandlers(writer, reads, patches), { ...common, roles: ['monitor', 'admin'] });
+    bindNamespace(monitorNamespace, contract.monitor, monitorHandlers({ hub: writer, reads, stream: patches, renderer, transfers }), { ...common, roles: ['monitor', 'admin'] });
     const live = metrics = new Metrics({
       hub: writer,
       namespaces: { control: io.of('/control'), agent: io.of('/agent'), monitor: monitorNamespace },
@@ -181,7 +188,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       queuedPackets: () => patches.queuedPackets(),
     });
     stops.push(() => live.close());
-    const router = createRouter([...apiRoutes(writer, reads, startedAt), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
+    const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).
     if (!parts.server) http.on('request', router);

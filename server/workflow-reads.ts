@@ -46,6 +46,19 @@ export class WorkflowReads {
   }
 
   /**
+   * Runs `read` on the state that holds `workflowId`: at once (in this turn, before any other
+   * request) when it is in memory, so the read sees the version of the moment it was asked.
+   */
+  read<T>(workflowId: string, read: (state: HubState) => T | Promise<T>): Promise<T> {
+    const state = this.stateFor(workflowId);
+    try {
+      return state instanceof Promise ? state.then(read) : Promise.resolve(read(state));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
    * A workflow's summary at the time `now`: computed from memory, or for an archived workflow the
    * summary archived with it (an ended workflow's no longer changes), so the workflow is not read.
    */

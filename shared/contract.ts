@@ -40,7 +40,8 @@ import { LineageGraph, LineageQuery, LineageTraversal, LinkLineageInput, OpenLin
 import { AddObjectiveInput, Objective, UpdateObjectiveInput } from './schemas/objectives.ts';
 import { AddStepInput, CompleteStepInput, FailStepInput, Step, StepRef } from './schemas/steps.ts';
 import { DocName, PatchMessage, ResyncNotice, SubscribeAllInput, SubscribeInput, Subscription } from './schemas/monitor.ts';
-import { Report, ReportInput, WrittenReports } from './schemas/report.ts';
+import { ReportInput, ReportReply, WrittenReports } from './schemas/report.ts';
+import { ReadTransferInput, TransferPart } from './schemas/transfer.ts';
 import { WorkflowSummary } from './schemas/summary.ts';
 import {
   CancelWorkflowInput,
@@ -51,6 +52,7 @@ import {
   StatusReply,
   UpdateProgressInput,
   VersionedWorkflow,
+  WorkflowReply,
   WorkflowHeader,
   WorkflowRef,
 } from './schemas/workflow.ts';
@@ -77,7 +79,7 @@ export const controlEvents = {
     z.object({ items: z.array(WorkflowHeader), nextCursor: z.string().nullable() }),
     'List workflows, oldest first, optionally by status.',
   ),
-  'workflow.get': request(WorkflowRef, VersionedWorkflow, 'The whole state of one workflow and its version.'),
+  'workflow.get': request(WorkflowRef, WorkflowReply, 'The whole state of one workflow and its version (a big one as a transfer).'),
   'workflow.summary': request(WorkflowRef, WorkflowSummary, 'Status, durations, counts, progress, objectives and KPIs.'),
   'workflow.start': request(WorkflowRef, StatusReply, 'pending → in_progress.'),
   'workflow.complete': request(WorkflowRef, StatusReply, 'in_progress → completed.'),
@@ -105,7 +107,7 @@ export const controlEvents = {
     'Work orders of a workflow in creation order, optionally by state.',
   ),
   'workOrder.cancel': request(CancelWorkOrderInput, Versioned(WorkOrder), 'Cancel a work order; an agent running it is told to stop.'),
-  'workflow.report': request(ReportInput, Report, 'A report of the workflow as it is now: json, markdown or html.'),
+  'workflow.report': request(ReportInput, ReportReply, 'A report of the workflow as it is now: json, markdown or html (a big one as a transfer).'),
   'workflow.generateReports': request(
     WorkflowRef,
     WrittenReports,
@@ -119,6 +121,7 @@ export const controlEvents = {
   'agent.list': request(z.strictObject({}), z.object({ version: z.number().int(), items: z.array(Agent) }), 'The agent pool.'),
   'agent.get': request(AgentRef, Agent, 'One agent with its status, load and performance.'),
   'agent.update': request(UpdateAgentInput, Agent, 'Drain or reactivate an agent, or set its status note (update_agent_status).'),
+  'transfer.read': request(ReadTransferInput, TransferPart, 'One part of a reply sent as a transfer (a workflow or report over 1 MB).'),
   'archive.prune': request(
     PruneArchiveInput,
     PruneArchiveReply,
@@ -191,7 +194,8 @@ export const monitorEvents = {
   ),
   unsubscribe: request(z.strictObject({ doc: DocName }), z.object({}), 'Stop following a document.'),
   summary: request(WorkflowRef, WorkflowSummary, 'A workflow summary.'),
-  report: request(ReportInput, Report, 'A report of the workflow as it is now: json, markdown or html.'),
+  report: request(ReportInput, ReportReply, 'A report of the workflow as it is now: json, markdown or html (a big one as a transfer).'),
+  'transfer.read': request(ReadTransferInput, TransferPart, 'One part of a reply sent as a transfer (a snapshot or report over 1 MB).'),
 } as const;
 
 /** Every request event of every namespace. Nobody spells an event name anywhere else. */

@@ -84,7 +84,7 @@ describe('archiving ended workflows', () => {
     const { hub, clock } = await hubWithClock(dataDir);
     const wf = await finishedWorkflow(hub);
     const before = await everyRead(hub, wf.id);
-    expect(before.get.workflow.status).toBe('completed');
+    expect(before.get.workflow!.status).toBe('completed');
 
     await archived(hub, clock, wf.id);
     expect(existsSync(join(dataDir, 'archive', `${wf.id}.json`))).toBe(true);
@@ -97,8 +97,8 @@ describe('archiving ended workflows', () => {
     // A monitor gets the final state and version; a write is refused as for any ended workflow.
     const mirror = await (await monitor(hub)).subscribe(wf.id);
     expect(mirror.version).toBe(before.get.version);
-    expect(mirror.state).toEqual(before.get.workflow);
-    expect(await codeOf(wf.recordKpi(Object.keys(before.get.workflow.kpis)[0]!, 1))).toBe('INVALID_TRANSITION');
+    expect(mirror.state).toEqual(before.get.workflow!);
+    expect(await codeOf(wf.recordKpi(Object.keys(before.get.workflow!.kpis)[0]!, 1))).toBe('INVALID_TRANSITION');
     expect(await codeOf(wf.createWorkOrder({ taskType: 'clean', input: {} }))).toBe('INVALID_TRANSITION');
     expect(await codeOf(wf.start())).toBe('INVALID_TRANSITION');
     expect(await codeOf(wf.updateDataReference('clean', { description: 'changed' }))).toBe('INVALID_TRANSITION');

@@ -6,6 +6,7 @@ import { createLogger } from '../server/logger.ts';
 import { AutoDocumentation } from '../server/reports/auto-documentation.ts';
 import { StateWriter } from '../server/state-writer.ts';
 import { WorkflowReads } from '../server/workflow-reads.ts';
+import { ReportRenderer } from '../server/reports/report-renderer.ts';
 import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { tempDir } from './helpers/hub.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
@@ -15,7 +16,7 @@ describe('automatic documentation (no network)', () => {
     const store = new MemoryStore();
     const hub = await StateWriter.open({ store, settings: SETTINGS });
     const dataDir = tempDir();
-    const auto = new AutoDocumentation(hub, new WorkflowReads(hub, store.archive, SETTINGS.agingMs), createLogger('silent'), await HubDirectory.open(dataDir));
+    const auto = new AutoDocumentation(hub, new WorkflowReads(hub, store.archive, SETTINGS.agingMs), createLogger('silent'), await HubDirectory.open(dataDir), new ReportRenderer());
     for (const id of ['ended', 'running']) {
       const input = CreateWorkflowInput.parse({ id, userQuery: 'q', outputFolder: join(dataDir, 'workflows', id), config: { enableAutoDocumentation: true } });
       await hub.dispatch({ type: 'workflow.create', input, actor: ADMIN });

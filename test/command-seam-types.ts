@@ -22,8 +22,8 @@ export function commandSeam(hub: Dispatcher, handlers: Handlers<'control'>): unk
   // @ts-expect-error the kpi.add command takes a KPI, not the step the step.add event carries
   const wrongPayload: Handler<'control', 'step.add'> = commandHandler(hub, 'kpi.add');
 
-  // @ts-expect-error same payload (a workflow id), but workflow.start answers a status, not the workflow
-  const wrongReply: Handler<'control', 'workflow.get'> = commandHandler(hub, 'workflow.start');
+  // @ts-expect-error same payload (a workflow id), but workflow.start answers a status, not the summary
+  const wrongReply: Handler<'control', 'workflow.summary'> = commandHandler(hub, 'workflow.start');
 
   // @ts-expect-error workflow.get is a read: the domain has no command of that name to dispatch
   const noCommand = commandHandler(hub, 'workflow.get');

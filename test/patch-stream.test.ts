@@ -7,6 +7,7 @@ import { EncodedJson } from '../server/transport/encoded-json.ts';
 import { PatchStream } from '../server/transport/patch-stream.ts';
 import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
+import { Transfers } from '../server/transport/transfers.ts';
 
 /** Just enough of a socket.io namespace: one listener in every room (while `listening`), and a record of broadcasts. */
 function fakeNamespace() {
@@ -26,7 +27,7 @@ describe('patch stream (no network)', () => {
     const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp, sent } = fakeNamespace();
     // An interval that never fires: the test decides when the flush happens.
-    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
     const { workflow } = await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
     await hub.dispatch({ type: 'workflow.start', input: { workflowId: workflow.id }, actor: ADMIN });
     await Promise.all(Array.from({ length: 500 }, (_, i) => hub.dispatch({ type: 'workflow.progress', input: { workflowId: 'w', stage: 'loading', percentage: (i % 100) + 1 }, actor: ADMIN })));
@@ -43,14 +44,14 @@ describe('patch stream (no network)', () => {
     const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp, sent, state } = fakeNamespace();
     state.listening = false;
-    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
     const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
     const progress = (percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId: 'w', stage: 's', percentage }, actor: ADMIN });
     await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
     for (let i = 1; i <= 5; i++) await progress(i);
     // Subscribed before any flush: what was committed while nobody listened is in its snapshot, not in a broadcast.
     state.listening = true;
-    expect(stream.subscribe(socket, 'w')).toMatchObject({ mode: 'snapshot', version: 6 });
+    expect(await stream.subscribe(socket, 'w')).toMatchObject({ mode: 'snapshot', version: 6 });
     for (let i = 6; i <= 7; i++) await progress(i);
     stream.flush();
     expect(sent.map(({ from, to }) => ({ from, to }))).toEqual([{ from: 6, to: 8 }]);
@@ -61,22 +62,22 @@ describe('patch stream (no network)', () => {
   it('keeps a document’s history for resuming only from the first subscription to it (or to all) on', async () => {
     const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp } = fakeNamespace();
-    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
     const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
     const progress = (workflowId: string, percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId, stage: 's', percentage }, actor: ADMIN });
     await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
     for (let i = 1; i <= 5; i++) await progress('w', i);
     // Nobody followed `w` yet, so nobody can hold one of its versions: none were kept.
-    const first = stream.subscribe(socket, 'w', 2, stream.epoch);
+    const first = await stream.subscribe(socket, 'w', 2, stream.epoch);
     expect(first).toMatchObject({ mode: 'snapshot', version: 6 });
     for (let i = 6; i <= 8; i++) await progress('w', i);
-    expect(stream.subscribe(socket, 'w', 6, stream.epoch)).toMatchObject({ mode: 'patches', from: 6, to: 9 });
+    expect(await stream.subscribe(socket, 'w', 6, stream.epoch)).toMatchObject({ mode: 'patches', from: 6, to: 9 });
 
     // After a subscription to every document, one created later keeps its history from its creation.
     stream.subscribeAll(socket, {}, undefined, () => true, undefined);
     await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'x', userQuery: 'q' }), actor: ADMIN });
     await progress('x', 1);
-    expect(stream.subscribe(socket, 'x', 0, stream.epoch)).toMatchObject({ mode: 'patches', from: 0, to: 2 });
+    expect(await stream.subscribe(socket, 'x', 0, stream.epoch)).toMatchObject({ mode: 'patches', from: 0, to: 2 });
     stream.close();
     await hub.close();
   });
@@ -88,28 +89,28 @@ describe('patch stream (no network)', () => {
     store.append = (records) => (failing ? Promise.reject(new Error('ENOSPC')) : append(records));
     const hub = await StateWriter.open({ store, settings: SETTINGS });
     const { nsp } = fakeNamespace();
-    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
     const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
-    const snapshot = () => {
-      const subscription = stream.subscribe(socket, 'w');
+    const snapshot = async () => {
+      const subscription = await stream.subscribe(socket, 'w');
       if (subscription.mode !== 'snapshot' || !(subscription.state instanceof EncodedJson)) throw new Error('expected a serialised snapshot');
       return { version: subscription.version, state: subscription.state, doc: JSON.parse(subscription.state.json) as { progress: number } };
     };
     const progress = (percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId: 'w', stage: 's', percentage }, actor: ADMIN });
     await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
     await progress(10);
-    const [a, b] = [snapshot(), snapshot()];
+    const [a, b] = [await snapshot(), await snapshot()];
     expect(b.state).toBe(a.state);
     expect(a.doc).toEqual(JSON.parse(JSON.stringify(hub.state.workflows.get('w'))));
 
     // A change applied but refused by the disk: a snapshot taken meanwhile shows it, at a version given again after the rollback.
     failing = true;
     const refused = progress(50);
-    expect(snapshot()).toMatchObject({ version: a.version + 1, doc: { progress: 50 } });
+    expect(await snapshot()).toMatchObject({ version: a.version + 1, doc: { progress: 50 } });
     await expect(refused).rejects.toThrow(/could not be stored/);
     failing = false;
     await progress(60);
-    expect(snapshot()).toMatchObject({ version: a.version + 1, doc: { progress: 60 } });
+    expect(await snapshot()).toMatchObject({ version: a.version + 1, doc: { progress: 60 } });
     stream.close();
     await hub.close();
   });
@@ -117,7 +118,7 @@ describe('patch stream (no network)', () => {
   it('forgets a document that left memory for the archive, once its last changes are broadcast', async () => {
     const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp, sent } = fakeNamespace();
-    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
     const streams = (stream as unknown as { docs: Map<string, unknown> }).docs;
     const create = (id: string) => hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id, userQuery: 'q' }), actor: ADMIN });
     const evict = (workflowId: string, version: number) => hub.dispatch({ type: 'hub.evict', input: { workflowId, version }, actor: ADMIN });
@@ -142,13 +143,13 @@ describe('patch stream (no network)', () => {
   it('forgets a document leaving memory: its pending changes go out first, then its stream, history and kept snapshot go; others keep theirs', async () => {
     const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp, sent } = fakeNamespace();
-    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
     const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
     const progress = (workflowId: string, percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId, stage: 's', percentage }, actor: ADMIN });
     for (const id of ['gone', 'kept']) {
       await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id, userQuery: 'q' }), actor: ADMIN });
       // A snapshot, kept for others subscribing at its version, and history from here on.
-      expect(stream.subscribe(socket, id)).toMatchObject({ mode: 'snapshot', version: 1 });
+      expect(await stream.subscribe(socket, id)).toMatchObject({ mode: 'snapshot', version: 1 });
       for (let i = 1; i <= 3; i++) await progress(id, i);
     }
     // What is kept per document is the cost in question: look at it.
@@ -165,7 +166,7 @@ describe('patch stream (no network)', () => {
       { doc: 'gone', from: 1, to: 4 },
     ]);
     expect([[...held.docs.keys()], [...held.snapshots.keys()]]).toEqual([['kept'], ['kept']]);
-    expect(stream.subscribe(socket, 'kept', 2, stream.epoch)).toMatchObject({ mode: 'patches', from: 2, to: 4 });
+    expect(await stream.subscribe(socket, 'kept', 2, stream.epoch)).toMatchObject({ mode: 'patches', from: 2, to: 4 });
     stream.close();
     await hub.close();
   });

@@ -6,7 +6,7 @@ import { searchData } from '../domain/data/data-search.ts';
 import { listWorkflows } from '../domain/machinery/queries.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowReads } from '../workflow-reads.ts';
-import { reportsOf } from '../reports/writer.ts';
+import type { ReportRenderer } from '../reports/report-renderer.ts';
 import { listAgents } from '../domain/work/agents.ts';
 import { canSee } from '../transport/auth.ts';
 import type { HttpRequest, Route } from './router.ts';
@@ -50,7 +50,7 @@ export function dataFilterFromQuery(workflowId: string, query: URLSearchParams):
 }
 
 /** The REST routes: health, and read-only views of workflows for plain HTTP clients. */
-export function apiRoutes(hub: StateWriter, reads: WorkflowReads, startedAt: number): Route[] {
+export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: ReportRenderer, startedAt: number): Route[] {
   return [
     {
       method: 'GET',
@@ -83,8 +83,8 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, startedAt: num
       handle: async (request) => {
         const format = ({ json: 'json', md: 'markdown', html: 'html' } as const)[request.params[1] as 'json' | 'md' | 'html'];
         const workflowId = visibleWorkflow(request);
-        const report = (await reportsOf(await reads.stateFor(workflowId), workflowId, [format]))[0]!;
-        return { body: report.body, contentType: report.contentType, headers: { etag: `"${report.hash}"`, 'x-switchboard-version': String(report.version) } };
+        const report = (await reads.read(workflowId, (state) => renderer.render(state, workflowId, [format])))[0]!;
+        return { body: report.parts, contentType: report.contentType, headers: { etag: `"${report.hash}"`, 'x-switchboard-version': String(report.version) } };
       },
     },
     {

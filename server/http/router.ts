@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { HubError, type ErrorCode } from '../../shared/errors.ts';
 import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Logger } from '../logger.ts';
@@ -7,6 +9,7 @@ import type { TokenRegistry } from '../transport/auth.ts';
 /** What a route returns: a status, a body and its content type (JSON by default). */
 export interface HttpReply {
   status?: number;
+  /** A value sent as JSON, a string, or the parts of a big body (written one at a time, as the client reads). */
   body: unknown;
   contentType?: string;
   headers?: Record<string, string>;
@@ -44,6 +47,7 @@ const STATUS: Record<ErrorCode, number> = {
 };
 
 function send(res: ServerResponse, reply: HttpReply): void {
+  if (Array.isArray(reply.body) && reply.body.every((part) => Buffer.isBuffer(part))) return sendParts(res, reply, reply.body as Buffer[]);
   const text = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
   res.writeHead(reply.status ?? 200, {
     'content-type': reply.contentType ?? 'application/json; charset=utf-8',
@@ -51,6 +55,15 @@ function send(res: ServerResponse, reply: HttpReply): void {
     ...reply.headers,
   });
   res.end(text);
+}
+
+/** Writes a big body part by part, each once the client has taken the one before. */
+function sendParts(res: ServerResponse, reply: HttpReply, parts: readonly Buffer[]): void {
+  let bytes = 0;
+  for (const part of parts) bytes += part.length;
+  res.writeHead(reply.status ?? 200, { 'content-type': reply.contentType ?? 'application/json; charset=utf-8', 'content-length': bytes, ...reply.headers });
+  // A client that goes away ends the pipeline with an error; there is nobody left to tell.
+  pipeline(Readable.from(parts, { objectMode: false }), res).catch(() => undefined);
 }
 
 function refuse(res: ServerResponse, error: HubError): void {

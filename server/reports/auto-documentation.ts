@@ -5,7 +5,8 @@ import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowReads } from '../workflow-reads.ts';
 import type { HubDirectory } from '../hub-directory.ts';
 import type { Logger } from '../logger.ts';
-import { reportsOf, writeReports } from './writer.ts';
+import type { ReportRenderer } from './report-renderer.ts';
+import { writeReports } from './writer.ts';
 
 /**
  * Writes a workflow's reports to its output folder every `documentationInterval` seconds while it
@@ -22,6 +23,7 @@ export class AutoDocumentation {
     private readonly reads: WorkflowReads,
     private readonly log: Logger,
     private readonly hubDirectory: HubDirectory,
+    private readonly renderer: ReportRenderer,
   ) {
     for (const workflow of hub.state.workflows.values()) this.track(workflow);
     hub.onCommit((batch) => {
@@ -63,7 +65,7 @@ export class AutoDocumentation {
       if (!workflow || this.written.get(workflowId) === version) return;
       try {
         // The version rendered: a change may have landed while the renderers were first loading.
-        const reports = await reportsOf(state, workflowId);
+        const reports = await this.renderer.render(state, workflowId);
         await writeReports(workflow.outputFolder, reports, this.hubDirectory);
         if (this.hub.state.workflows.has(workflowId)) this.written.set(workflowId, reports[0]!.version);
       } catch (error) {

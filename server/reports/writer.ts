@@ -2,22 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ReportFormat } from '../../shared/schemas/report.ts';
-import { versionOf, type HubState } from '../domain/machinery/state.ts';
-import { requireWorkflow } from '../domain/machinery/context.ts';
 import type { HubDirectory } from '../hub-directory.ts';
-import type { Report } from './report.ts';
+import type { RenderedReport } from './report-renderer.ts';
 
 const EXTENSION: Record<ReportFormat, string> = { json: 'json', markdown: 'md', html: 'html' };
-
-/** The renderers (and marked with them), loaded at the first report: a hub starts without them. */
-let renderers: Promise<typeof import('./report.ts')> | undefined;
-
-/** Renders reports of a workflow as it is once the renderers are loaded (its version, and the agent pool for agent details). */
-export async function reportsOf(state: HubState, workflowId: string, formats?: readonly ReportFormat[]): Promise<Report[]> {
-  const { renderReports } = await (renderers ??= import('./report.ts'));
-  const workflow = requireWorkflow(state, workflowId);
-  return renderReports({ workflow, version: versionOf(state, workflowId), agents: state.agents ?? {} }, formats);
-}
 
 /**
  * Writes reports to `folder` as report.json, report.md and report.html, each atomically (a
@@ -27,7 +15,7 @@ export async function reportsOf(state: HubState, workflowId: string, formats?: r
  */
 export async function writeReports(
   folder: string,
-  reports: readonly Report[],
+  reports: readonly RenderedReport[],
   hubDirectory: HubDirectory,
 ): Promise<Array<{ format: ReportFormat; path: string; hash: string }>> {
   await hubDirectory.requireOutputFolder(folder);
@@ -37,7 +25,7 @@ export async function writeReports(
       const path = join(folder, `report.${EXTENSION[report.format]}`);
       // Unique per write: an on-demand write and an automatic one may run at once for one folder.
       const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-      await writeFile(temporary, report.body);
+      await writeFile(temporary, report.parts);
       await rename(temporary, path);
       return { format: report.format, path, hash: report.hash };
     }),

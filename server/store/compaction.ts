@@ -1,17 +1,7 @@
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker, workerEntry } from '../worker-threads.ts';
 
-const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './compaction-worker.ts' : './compaction-worker.js', import.meta.url);
-
-/** Starts a worker; TypeScript sources (tests, tsx) get tsx's loader registered inside it first. */
-function startWorker(workerData: unknown): Worker {
-  if (!workerUrl.pathname.endsWith('.ts')) return new Worker(workerUrl, { workerData });
-  // The package exports only a CommonJS path to require.resolve; the ESM entry sits beside it.
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
-}
+const workerUrl = workerEntry('compaction-worker', import.meta.url);
 
 /** What a compaction did; `pausedMs`: how long a paced one slept. */
 export interface Compacted {
@@ -69,7 +59,7 @@ export class CompactionWorker {
   }
 
   private start(): Worker {
-    const worker = startWorker({ hurry: this.hurryFlag });
+    const worker = startWorker(workerUrl, { hurry: this.hurryFlag });
     worker.unref();
     worker.on('message', (reply: Reply) => {
       const job = this.finish(worker);

@@ -1,15 +1,18 @@
 import { listAgents, requireAgent } from '../domain/work/agents.ts';
-import { getWorkflow, getWorkOrder, listWorkflows, listWorkOrders } from '../domain/machinery/queries.ts';
+import { getWorkOrder, listWorkflows, listWorkOrders } from '../domain/machinery/queries.ts';
 import type { DataFiles } from '../data-files.ts';
 import type { HubDirectory } from '../hub-directory.ts';
 import type { Archiver } from '../archiver.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowReads } from '../workflow-reads.ts';
 import { requireWorkflow } from '../domain/machinery/context.ts';
-import { reportsOf, writeReports } from '../reports/writer.ts';
+import type { ReportRenderer } from '../reports/report-renderer.ts';
+import { writeReports } from '../reports/writer.ts';
 import { commandHandler } from './command-handler.ts';
 import { inventoryHandlers } from './inventory.ts';
 import type { Handlers } from './namespaces.ts';
+import { reportReply, workflowReply } from './replies.ts';
+import type { Transfers } from './transfers.ts';
 
 /** What the `/control` handlers work with. */
 export interface ControlParts {
@@ -19,6 +22,8 @@ export interface ControlParts {
   files: DataFiles;
   hubDirectory: HubDirectory;
   openLineageProducer: string;
+  renderer: ReportRenderer;
+  transfers: Transfers;
 }
 
 /**
@@ -27,7 +32,7 @@ export interface ControlParts {
  * (outside `workflows/`) is refused before dispatch.
  */
 export function controlHandlers(parts: ControlParts): Handlers<'control'> {
-  const { hub, reads, archiver, hubDirectory } = parts;
+  const { hub, reads, archiver, hubDirectory, renderer, transfers } = parts;
   const create = commandHandler(hub, 'workflow.create');
   return {
     ...inventoryHandlers(hub, reads, parts.files, parts.openLineageProducer),
@@ -39,7 +44,7 @@ export function controlHandlers(parts: ControlParts): Handlers<'control'> {
       await reads.archive.ready();
       return listWorkflows(hub.state, input, undefined, reads.archive);
     },
-    'workflow.get': async (input) => getWorkflow(await reads.stateFor(input.workflowId), input.workflowId),
+    'workflow.get': (input, _session, socket) => reads.read(input.workflowId, (state) => workflowReply(state, input.workflowId, socket, transfers)),
     'workflow.summary': (input) => reads.summary(input.workflowId, hub.now()),
     'workflow.start': commandHandler(hub, 'workflow.start'),
     'workflow.complete': commandHandler(hub, 'workflow.complete'),
@@ -60,16 +65,18 @@ export function controlHandlers(parts: ControlParts): Handlers<'control'> {
     'workOrder.list': async (input) => listWorkOrders(await reads.stateFor(input.workflowId), input),
     'workOrder.cancel': commandHandler(hub, 'workOrder.cancel'),
     'workflow.autoAssign': commandHandler(hub, 'workflow.autoAssign'),
-    'workflow.report': async (input) => (await reportsOf(await reads.stateFor(input.workflowId), input.workflowId, [input.format]))[0]!,
+    'workflow.report': (input, _session, socket) =>
+      reads.read(input.workflowId, async (state) => reportReply((await renderer.render(state, input.workflowId, [input.format]))[0]!, socket, transfers)),
     'workflow.generateReports': async (input) => {
       const state = await reads.stateFor(input.workflowId);
       const workflow = requireWorkflow(state, input.workflowId);
-      const reports = await reportsOf(state, input.workflowId);
+      const reports = await renderer.render(state, input.workflowId);
       return { version: reports[0]!.version, files: await writeReports(workflow.outputFolder, reports, hubDirectory) };
     },
     'agent.list': () => listAgents(hub.state),
     'agent.get': (input) => requireAgent(hub.state, input.agentId),
     'agent.update': commandHandler(hub, 'agent.update'),
+    'transfer.read': (input, _session, socket) => ({ data: transfers.read(socket, input.id, input.part) }),
     'archive.prune': async (input) => ({ removed: await archiver.prune(input.olderThanMs) }),
   };
 }

@@ -2,11 +2,22 @@ import { HubError } from '../../shared/errors.ts';
 import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowReads } from '../workflow-reads.ts';
-import { reportsOf } from '../reports/writer.ts';
+import type { ReportRenderer } from '../reports/report-renderer.ts';
 import { canSee } from './auth.ts';
 import { holdsEncoded } from './encoded-json.ts';
 import type { Handlers, Session } from './namespaces.ts';
 import type { PatchStream } from './patch-stream.ts';
+import { reportReply } from './replies.ts';
+import type { Transfers } from './transfers.ts';
+
+/** What the `/monitor` handlers work with. */
+export interface MonitorParts {
+  hub: StateWriter;
+  reads: WorkflowReads;
+  stream: PatchStream;
+  renderer: ReportRenderer;
+  transfers: Transfers;
+}
 
 /** Whether a session may see a document: the agent pool is visible to every monitor. */
 function visible(session: Session, doc: string): boolean {
@@ -18,7 +29,7 @@ function requireVisible(session: Session, doc: string): void {
 }
 
 /** The handlers of `/monitor`: subscriptions to live state, and read-only views. Nothing here changes state. */
-export function monitorHandlers(hub: StateWriter, reads: WorkflowReads, stream: PatchStream): Handlers<'monitor'> {
+export function monitorHandlers({ hub, reads, stream, renderer, transfers }: MonitorParts): Handlers<'monitor'> {
   return {
     subscribe: async (input, session, socket) => {
       requireVisible(session, input.doc);
@@ -32,10 +43,10 @@ export function monitorHandlers(hub: StateWriter, reads: WorkflowReads, stream: 
         if (input.epoch === epoch && input.version === version) return { doc: input.doc, epoch, mode: 'patches', from: version, to: version, ops: [] };
         return { doc: input.doc, epoch, mode: 'snapshot', version, state: workflow };
       }
-      return holdsEncoded(stream.subscribe(socket, input.doc, input.version, input.epoch));
+      return holdsEncoded(await stream.subscribe(socket, input.doc, input.version, input.epoch));
     },
-    subscribeAll: (input, session, socket) =>
-      holdsEncoded({ docs: stream.subscribeAll(socket, input.versions, input.epoch, (doc) => visible(session, doc), session.grant.workflows) }),
+    subscribeAll: async (input, session, socket) =>
+      holdsEncoded({ docs: await stream.subscribeAll(socket, input.versions, input.epoch, (doc) => visible(session, doc), session.grant.workflows) }),
     unsubscribe: (input, _session, socket) => {
       stream.unsubscribe(socket, input.doc);
       return {};
@@ -44,9 +55,10 @@ export function monitorHandlers(hub: StateWriter, reads: WorkflowReads, stream: 
       requireVisible(session, input.workflowId);
       return reads.summary(input.workflowId, hub.now());
     },
-    report: async (input, session) => {
+    report: (input, session, socket) => {
       requireVisible(session, input.workflowId);
-      return (await reportsOf(await reads.stateFor(input.workflowId), input.workflowId, [input.format]))[0]!;
+      return reads.read(input.workflowId, async (state) => reportReply((await renderer.render(state, input.workflowId, [input.format]))[0]!, socket, transfers));
     },
+    'transfer.read': (input, _session, socket) => ({ data: transfers.read(socket, input.id, input.part) }),
   };
 }

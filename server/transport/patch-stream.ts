@@ -2,9 +2,12 @@ import { randomBytes } from 'node:crypto';
 import type { Namespace, Socket } from 'socket.io';
 import { compactOps, type PatchOp } from '../../shared/patch.ts';
 import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
-import { docKeys, docRoot, versionOf, type DocKey } from '../domain/machinery/state.ts';
+import { INLINE_REPLY_BYTES } from '../../shared/schemas/transfer.ts';
+import { docKeys, docRoot, jsonSmallerThan, versionOf, type DocKey } from '../domain/machinery/state.ts';
+import { pinnedJsonParts } from '../pinned-json.ts';
 import type { CommittedBatch, StateWriter } from '../state-writer.ts';
 import { EncodedJson } from './encoded-json.ts';
+import type { Transfers } from './transfers.ts';
 
 interface VersionedOps {
   v: number;
@@ -83,6 +86,12 @@ export class PatchStream {
    * ~9 ms for a 500-order workflow, and the hundred stalled the hub's loop for ~1 s).
    */
   private readonly snapshots = new Map<DocKey, { version: number; state: EncodedJson }>();
+  /**
+   * Documents over INLINE_REPLY_BYTES being serialised (a slice per turn) or serialised in the last
+   * SNAPSHOT_REUSE_MS, for transfers. A subscriber that comes while one is under way shares it,
+   * though its version is older by then: the gap to the next patch makes it catch up from history.
+   */
+  private readonly bigSnapshots = new Map<DocKey, { version: number; parts: Promise<Buffer[]>; done: boolean }>();
   private snapshotsExpiry: ReturnType<typeof setTimeout> | undefined;
   /** This run of the hub: versions of an earlier run may not have reached disk. */
   readonly epoch = randomBytes(9).toString('base64url');
@@ -91,6 +100,7 @@ export class PatchStream {
     private readonly nsp: Namespace,
     private readonly hub: StateWriter,
     private readonly options: PatchStreamOptions,
+    private readonly transfers: Transfers,
   ) {
     // Documents loaded from disk are committed up to their version.
     for (const doc of docKeys(hub.state)) this.stream(doc, versionOf(hub.state, doc));
@@ -194,6 +204,7 @@ export class PatchStream {
     this.docs.delete(doc);
     this.dirty.delete(doc);
     this.snapshots.delete(doc);
+    this.bigSnapshots.delete(doc);
   }
 
   /** Whether any socket is in a room that gets `doc`'s patches. */
@@ -210,8 +221,8 @@ export class PatchStream {
    * Subscribes a socket to one document. With the version it holds, and that version still in the
    * recent history, it gets the missed patches; otherwise the document as it is now.
    */
-  subscribe(socket: Socket, doc: DocKey, version?: number, epoch?: string): Subscription {
-    const subscription = this.catchUp(doc, epoch === this.epoch ? version : undefined);
+  subscribe(socket: Socket, doc: DocKey, version?: number, epoch?: string): Subscription | Promise<Subscription> {
+    const subscription = this.catchUp(socket, doc, epoch === this.epoch ? version : undefined);
     void socket.join(room(doc));
     return subscription;
   }
@@ -223,14 +234,14 @@ export class PatchStream {
     epoch: string | undefined,
     visible: (doc: DocKey) => boolean,
     scope: readonly string[] | undefined,
-  ): Subscription[] {
+  ): Promise<Subscription[]> {
     this.followedAll = true;
     const docs = docKeys(this.hub.state).filter(visible);
     const held = (doc: DocKey) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined);
-    const subscriptions = docs.map((doc) => this.catchUp(doc, held(doc)));
+    const subscriptions = docs.map((doc) => this.catchUp(socket, doc, held(doc)));
     if (scope) void socket.join([...scope, '@agents'].map(room));
     else void socket.join(ALL);
-    return subscriptions;
+    return Promise.all(subscriptions);
   }
 
   /** Stops following a document. */
@@ -238,7 +249,7 @@ export class PatchStream {
     void socket.leave(room(doc));
   }
 
-  private catchUp(doc: DocKey, version: number | undefined): Subscription {
+  private catchUp(socket: Socket, doc: DocKey, version: number | undefined): Subscription | Promise<Subscription> {
     // No stream yet: the document was created after start-up and its creation is not committed yet.
     const stream = this.stream(doc, 0);
     stream.followed = true;
@@ -255,7 +266,28 @@ export class PatchStream {
     const current = versionOf(this.hub.state, doc);
     // Changes up to `current` may still be on their way to disk; the broadcast will end a message there.
     if (current > stream.sent) stream.cuts.add(current);
+    const root = docRoot(this.hub.state, doc);
+    if (root !== undefined && !jsonSmallerThan(root, INLINE_REPLY_BYTES)) return this.transferOf(socket, doc, current);
     return { doc, epoch: this.epoch, mode: 'snapshot', version: current, state: this.snapshotOf(doc, current) };
+  }
+
+  /** A snapshot of a big document as a transfer: serialised a slice per turn, shared by whoever subscribes meanwhile. */
+  private async transferOf(socket: Socket, doc: DocKey, current: number): Promise<Subscription> {
+    let big = this.bigSnapshots.get(doc);
+    if (!big || (big.done && big.version !== current)) {
+      const entry = { version: current, parts: pinnedJsonParts(this.hub.state, doc).then(({ parts }) => parts), done: false };
+      this.bigSnapshots.set(doc, entry);
+      entry.parts.then(
+        () => {
+          entry.done = true;
+          setTimeout(() => this.bigSnapshots.get(doc) === entry && this.bigSnapshots.delete(doc), SNAPSHOT_REUSE_MS).unref();
+        },
+        () => this.bigSnapshots.get(doc) === entry && this.bigSnapshots.delete(doc),
+      );
+      big = entry;
+    }
+    const parts = await big.parts;
+    return { doc, epoch: this.epoch, mode: 'snapshot', version: big.version, transfer: this.transfers.offer(socket, parts) };
   }
 
   /** The document's state at `version` (its current one), serialised once for all who subscribe at it. */
@@ -299,6 +331,7 @@ export class PatchStream {
   private onRollback(): void {
     // Versions rolled back are given again to other changes: a kept snapshot may no longer match its version.
     this.snapshots.clear();
+    this.bigSnapshots.clear();
     for (const [doc, stream] of this.docs) {
       const current = versionOf(this.hub.state, doc);
       for (const cut of stream.cuts) if (cut > current) stream.cuts.delete(cut);
@@ -312,5 +345,6 @@ export class PatchStream {
     this.timer = undefined;
     if (this.snapshotsExpiry) clearTimeout(this.snapshotsExpiry);
     this.snapshots.clear();
+    this.bigSnapshots.clear();
   }
 }

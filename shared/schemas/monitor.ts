@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { Id, keyedRecord } from './common.ts';
+import { Transfer } from './transfer.ts';
 
 /** A document a monitor can follow: a workflow id, or `@agents` for the agent pool. */
 export const DocName = z.union([Id, z.literal('@agents')]);
@@ -23,7 +24,15 @@ export const Epoch = z.string().min(1).max(64);
 
 /** The answer to a subscription: the whole document, or the patches since the version the client holds. */
 export const Subscription = z.discriminatedUnion('mode', [
-  z.object({ doc: DocName, epoch: Epoch, mode: z.literal('snapshot'), version: z.number().int(), state: z.unknown() }),
+  z.object({
+    doc: DocName,
+    epoch: Epoch,
+    mode: z.literal('snapshot'),
+    version: z.number().int(),
+    /** The document; absent when it is over 1 MB of JSON and sent as `transfer` instead. */
+    state: z.unknown().optional(),
+    transfer: Transfer.optional(),
+  }),
   z.object({ doc: DocName, epoch: Epoch, mode: z.literal('patches'), from: z.number().int(), to: z.number().int(), ops: z.array(PatchOperation) }),
 ]);
 export type Subscription = z.infer<typeof Subscription>;

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { Id } from './common.ts';
+import { Transfer } from './transfer.ts';
 
 /** The formats a report can be rendered in. */
 export const ReportFormat = z.enum(['json', 'markdown', 'html']);
@@ -19,6 +20,10 @@ export const Report = z.object({
   body: z.string(),
 });
 export type Report = z.infer<typeof Report>;
+
+/** A report as a reply: its body inline, or for a body over 1 MB, a transfer to read it from (then `body` is absent). */
+export const ReportReply = Report.extend({ body: z.string().optional(), transfer: Transfer.optional() });
+export type ReportReply = z.infer<typeof ReportReply>;
 
 export const ReportInput = z.strictObject({ workflowId: Id, format: ReportFormat.default('markdown') });
 

@@ -5,6 +5,7 @@ import { DataReference } from './data.ts';
 import { Kpi } from './kpis.ts';
 import { Transformation } from './lineage.ts';
 import { Objective } from './objectives.ts';
+import { Transfer } from './transfer.ts';
 import { Step } from './steps.ts';
 import { WorkOrder, WorkOrderState } from './work-order.ts';
 
@@ -126,6 +127,10 @@ export function workflowHeader(workflow: WorkflowHeader): WorkflowHeader {
 
 /** A workflow together with the version of the state it shows. */
 export const VersionedWorkflow = z.object({ version: z.number().int(), workflow: Workflow });
+export type VersionedWorkflow = z.infer<typeof VersionedWorkflow>;
+
+/** The reply to workflow.get: the workflow inline, or when its JSON is over 1 MB, a transfer to read it from. */
+export const WorkflowReply = z.object({ version: z.number().int(), workflow: Workflow.optional(), transfer: Transfer.optional() });
 
 /** The reply to a lifecycle change: the new status and the version it produced. */
 export const StatusReply = z.object({ version: z.number().int(), status: WorkflowStatus });

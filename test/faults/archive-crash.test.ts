@@ -27,7 +27,7 @@ describe('a crash between the archive write and the eviction', () => {
     expect(hub.state.workflows.get(workflowId)?.status).toBe('cancelled');
     const client = await control(hub);
     const before = await client.connection.request('workflow.get', { workflowId });
-    expect(before.workflow.workOrders.only?.state).toBe('cancelled');
+    expect(before.workflow!.workOrders.only?.state).toBe('cancelled');
 
     clock.now += 60_001;
     await untilTrue(() => !hub.state.workflows.has(workflowId), 'the workflow archived again');

@@ -82,22 +82,40 @@ export function storedDocs(state: HubState): Array<[DocKey, StoredDoc]> {
 
 /**
  * Whether the documents' JSON is at most about `bytes` long, which is what serialising them costs.
- * Estimated while walking them (a string by its length, a key and any other value by a few bytes);
- * the walk stops at the bound, so asking costs O(bound + documents), never O(state).
+ * Estimated while walking them (see jsonSmallerThan), so asking costs O(bound + documents), never O(state).
  */
 export function smallerThan(state: HubState, bytes: number): boolean {
   let left = bytes;
-  const within = (value: unknown): boolean => {
-    if (typeof value === 'string') return (left -= value.length + 2) >= 0;
-    if (typeof value !== 'object' || value === null) return (left -= 8) >= 0;
-    if (Array.isArray(value)) {
-      for (const item of value) if (!within(item)) return false;
+  for (const key of docKeys(state)) {
+    left = jsonBytesLeft(docRoot(state, key), left);
+    if (left < 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether `value`'s JSON is at most about `bytes` long: a string counts its length, a key and any
+ * other value a few bytes. The walk stops at the bound, so it costs O(bound), never O(value).
+ */
+export function jsonSmallerThan(value: unknown, bytes: number): boolean {
+  return jsonBytesLeft(value, bytes) >= 0;
+}
+
+/** `left` minus the estimated JSON size of `value`, or a negative number as soon as that goes below 0. */
+function jsonBytesLeft(value: unknown, start: number): number {
+  let left = start;
+  const within = (item: unknown): boolean => {
+    if (typeof item === 'string') return (left -= item.length + 2) >= 0;
+    if (typeof item !== 'object' || item === null) return (left -= 8) >= 0;
+    if (Array.isArray(item)) {
+      for (const element of item) if (!within(element)) return false;
       return (left -= 2) >= 0;
     }
-    for (const key in value) if ((left -= key.length + 4) < 0 || !within((value as Record<string, unknown>)[key])) return false;
+    for (const key in item) if ((left -= key.length + 4) < 0 || !within((item as Record<string, unknown>)[key])) return false;
     return (left -= 2) >= 0;
   };
-  return docKeys(state).every((key) => within(docRoot(state, key)));
+  within(value);
+  return left;
 }
 
 /** The current version of a document (0 when it does not exist yet). */

@@ -1,0 +1,180 @@
+import type { Worker } from 'node:worker_threads';
+import { HubError } from '../../shared/errors.ts';
+import type { Agent } from '../../shared/schemas/agent.ts';
+import { ReportFormat, type Report } from '../../shared/schemas/report.ts';
+import type { Workflow } from '../../shared/schemas/workflow.ts';
+import { requireWorkflow } from '../domain/machinery/context.ts';
+import { jsonSmallerThan, versionOf, type HubState } from '../domain/machinery/state.ts';
+import { pinnedJson, type PinnedJson } from '../pinned-json.ts';
+import { partsOf } from '../transport/transfers.ts';
+import { startWorker, workerEntry } from '../worker-threads.ts';
+import type { RenderJob, RenderResult } from './report-worker.ts';
+
+/** A rendered report whose body is held as UTF-8 parts of at most PART_BYTES. */
+export interface RenderedReport extends Omit<Report, 'body'> {
+  parts: Buffer[];
+  bytes: number;
+}
+
+/** Up to about this much JSON, a workflow's reports are rendered on the event loop (a few ms). */
+const INLINE_RENDER_BYTES = 256 * 1024;
+/** A worker idle this long is stopped, giving back the heap a big report took. */
+const IDLE_MS = 10_000;
+/** Workflows whose latest big reports are kept: the same version renders the same bytes. */
+const KEPT_WORKFLOWS = 4;
+
+const workerUrl = workerEntry('report-worker', import.meta.url);
+
+/** The renderers (and marked with them), loaded at the first report: a hub starts without them. */
+let loading: Promise<typeof import('./report.ts')> | undefined;
+let renderers: typeof import('./report.ts') | undefined;
+
+/** The agent pool's entries for the agents a workflow names: reports read no others. */
+function agentsOf(workflow: Workflow, pool: Record<string, Agent> | undefined): Record<string, Agent> {
+  const agents: Record<string, Agent> = {};
+  if (!pool) return agents;
+  for (const agentId in workflow.agents) if (Object.hasOwn(pool, agentId)) agents[agentId] = pool[agentId]!;
+  return agents;
+}
+
+interface Pending {
+  resolve: (reports: RenderedReport[]) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Renders reports without holding the hub's event loop: a small workflow on the loop, a big one
+ * in a worker thread, fed its JSON as PinnedDoc serialises it a slice at a time from the version
+ * of the request. One big render at a time; the latest reports of the last few workflows are
+ * kept, so readers asking again at the same version get the same bytes without a render.
+ */
+export class ReportRenderer {
+  private worker: Worker | undefined;
+  private idle: ReturnType<typeof setTimeout> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private nextJob = 0;
+  private readonly pending = new Map<number, Pending>();
+  private readonly kept = new Map<string, { version: number; reports: Map<string, Promise<RenderedReport[]>> }>();
+
+  /**
+   * The reports of `workflowId` in `formats`, of the version it is at when called (changes that
+   * come after the request are not in them, however long the render takes).
+   */
+  render(state: HubState, workflowId: string, formats: readonly ReportFormat[] = ReportFormat.options, generatedBy?: string): Promise<RenderedReport[]> {
+    const workflow = requireWorkflow(state, workflowId);
+    if (jsonSmallerThan(workflow, INLINE_RENDER_BYTES)) {
+      if (renderers) return Promise.resolve(renderHere(renderers, state, workflowId, formats, generatedBy));
+      return (loading ??= import('./report.ts')).then((loaded) => renderHere((renderers = loaded), state, workflowId, formats, generatedBy));
+    }
+    const version = versionOf(state, workflowId);
+    const key = `${formats.join(',')}\u0000${generatedBy ?? ''}`;
+    let kept = this.kept.get(workflowId);
+    if (kept?.version !== version) {
+      kept = { version, reports: new Map() };
+      this.kept.delete(workflowId);
+      this.kept.set(workflowId, kept);
+      if (this.kept.size > KEPT_WORKFLOWS) this.kept.delete(this.kept.keys().next().value!);
+    }
+    let reports = kept.reports.get(key);
+    if (!reports) {
+      // Pinned now, at the version of the request; rendered when the worker is free.
+      const agents = agentsOf(workflow, state.agents);
+      const pinned = pinnedJson(state, workflowId);
+      reports = this.enqueue(() => this.renderInWorker(pinned, agents, formats, generatedBy));
+      kept.reports.set(key, reports);
+      // A failed render is not kept: the next reader tries again.
+      reports.catch(() => kept.reports.get(key) === reports && kept.reports.delete(key));
+    }
+    return reports;
+  }
+
+  /** Stops the worker. */
+  async close(): Promise<void> {
+    clearTimeout(this.idle);
+    this.kept.clear();
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
+  }
+
+  /** Runs big renders one after another: each holds a pin and the worker's heap while it runs. */
+  private enqueue<T>(run: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async renderInWorker(
+    { version, chunks, release }: PinnedJson,
+    agents: Record<string, Agent>,
+    formats: readonly ReportFormat[],
+    generatedBy: string | undefined,
+  ): Promise<RenderedReport[]> {
+    const worker = this.startedWorker();
+    const job = this.nextJob++;
+    const done = new Promise<RenderedReport[]>((resolve, reject) => this.pending.set(job, { resolve, reject }));
+    try {
+      for await (const chunk of chunks) worker.postMessage({ job, chunk } satisfies RenderJob);
+      worker.postMessage({ job, render: { version, agents, formats: [...formats], ...(generatedBy === undefined ? {} : { generatedBy }) } } satisfies RenderJob);
+    } catch (error) {
+      this.pending.delete(job);
+      throw error;
+    } finally {
+      release();
+    }
+    try {
+      return await done;
+    } finally {
+      if (this.pending.size === 0) this.idle = setTimeout(() => void this.stopIdle(), IDLE_MS).unref();
+    }
+  }
+
+  private startedWorker(): Worker {
+    clearTimeout(this.idle);
+    if (this.worker) return this.worker;
+    const worker = startWorker(workerUrl);
+    // Requests waiting on a render keep the process alive, not the thread.
+    worker.unref();
+    worker.on('message', (result: RenderResult) => {
+      const pending = this.pending.get(result.job);
+      if (!pending) return;
+      this.pending.delete(result.job);
+      if (!result.ok) return pending.reject(new HubError('INTERNAL', `the report could not be rendered: ${result.message}`));
+      pending.resolve(
+        result.reports.map(({ body, byteOffset, bytes, ...meta }) => ({ ...meta, parts: partsOf(Buffer.from(body, byteOffset, bytes)), bytes })),
+      );
+    });
+    const fail = (error: Error) => {
+      if (this.worker === worker) this.worker = undefined;
+      for (const pending of this.pending.values()) pending.reject(new HubError('INTERNAL', `the report worker stopped: ${error.message}`));
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  private async stopIdle(): Promise<void> {
+    if (this.pending.size > 0 || !this.worker) return;
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker.terminate();
+  }
+}
+
+/** Renders on the event loop: for workflows small enough that it takes a few milliseconds. */
+function renderHere(
+  { renderReports }: typeof import('./report.ts'),
+  state: HubState,
+  workflowId: string,
+  formats: readonly ReportFormat[],
+  generatedBy: string | undefined,
+): RenderedReport[] {
+  const workflow = requireWorkflow(state, workflowId);
+  const input = { workflow, version: versionOf(state, workflowId), agents: agentsOf(workflow, state.agents), ...(generatedBy === undefined ? {} : { generatedBy }) };
+  return renderReports(input, formats).map(({ body, ...meta }) => {
+    const bytes = Buffer.from(body, 'utf8');
+    return { ...meta, parts: partsOf(bytes), bytes: bytes.length };
+  });
+}

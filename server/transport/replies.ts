@@ -1,0 +1,26 @@
+import type { Socket } from 'socket.io';
+import type { ReplyOf } from '../../shared/contract.ts';
+import type { ReportReply } from '../../shared/schemas/report.ts';
+import { INLINE_REPLY_BYTES } from '../../shared/schemas/transfer.ts';
+import { getWorkflow } from '../domain/machinery/queries.ts';
+import { jsonSmallerThan, type HubState } from '../domain/machinery/state.ts';
+import { requireWorkflow } from '../domain/machinery/context.ts';
+import { pinnedJsonParts } from '../pinned-json.ts';
+import type { RenderedReport } from '../reports/report-renderer.ts';
+import type { Transfers } from './transfers.ts';
+
+/** A rendered report as a reply: its body inline up to 1 MB, else a transfer held for `socket`. */
+export function reportReply(report: RenderedReport, socket: Socket, transfers: Transfers): ReportReply {
+  const { parts, bytes, ...meta } = report;
+  if (bytes <= INLINE_REPLY_BYTES) return { ...meta, body: Buffer.concat(parts).toString('utf8') };
+  return { ...meta, transfer: transfers.offer(socket, parts) };
+}
+
+/** workflow.get's reply: the workflow inline when small, else its JSON serialised in slices as a transfer. */
+export async function workflowReply(state: HubState, workflowId: string, socket: Socket, transfers: Transfers): Promise<ReplyOf<'control', 'workflow.get'>> {
+  const workflow = requireWorkflow(state, workflowId);
+  if (jsonSmallerThan(workflow, INLINE_REPLY_BYTES)) return getWorkflow(state, workflowId);
+  // Pinned before the first await: the version of the moment it was asked.
+  const { version, parts } = await pinnedJsonParts(state, workflowId);
+  return { version, transfer: transfers.offer(socket, parts) };
+}
