@@ -4,6 +4,7 @@
  * the runner reports next to the hub's. Started by BenchChild.start('generator', './generator.ts').
  */
 import { AgentPool } from './roles/agent-pool.ts';
+import { BigReaders } from './roles/big-readers.ts';
 import { hubRig, rawRig, runOpenPhase, runSaturationPhase, type LifecycleRig, type OpenPhase, type RigOptions, type SaturationPhase } from './roles/lifecycle.ts';
 import { MonitorPool } from './roles/monitor-pool.ts';
 import { SoakLoad, type SoakPhase } from './roles/soak-load.ts';
@@ -19,6 +20,7 @@ const pool = (r: IpcRequest) => {
 };
 const monitors = new MonitorPool();
 const soak = new SoakLoad();
+const bigReaders = new BigReaders();
 /** Lifecycle rigs by server side ('hub' or 'raw'), kept from `lifecycle.connect` until the generator exits. */
 const rigs = new Map<string, LifecycleRig>();
 const rig = (r: IpcRequest) => {
@@ -76,6 +78,9 @@ serveParent(
     'soak.connect': (r) => soak.connect(args<Parameters<SoakLoad['connect']>[0]>(r)),
     'soak.run': measured((r) => soak.run(args<SoakPhase>(r))),
     'soak.close': () => soak.close(),
+    'readers.connect': (r) => bigReaders.connect(args<Parameters<BigReaders['connect']>[0]>(r)),
+    'readers.start': (r) => bigReaders.start(args<Parameters<BigReaders['start']>[0]>(r)),
+    'readers.stop': () => bigReaders.stop(),
     'summaries.read': measured((r) => readSummaries(args<Parameters<typeof readSummaries>[0]>(r))),
   },
   { pid: process.pid },
@@ -83,6 +88,7 @@ serveParent(
     for (const agents of pools.values()) agents.close();
     monitors.close();
     soak.close();
+    bigReaders.close();
     for (const lifecycle of rigs.values()) lifecycle.close();
   },
 );

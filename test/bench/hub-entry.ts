@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createHub, tuneV8ForHub, type HubOptionsInput } from '../../server/index.ts';
 import { serveParent } from './processes.ts';
-import { preloadWorkOrders, produceWorkflows } from './workload.ts';
+import { addOrders, preloadWorkOrders, produceWorkflows } from './workload.ts';
 
 const options = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as HubOptionsInput;
 const before = performance.now();
@@ -32,6 +32,13 @@ serveParent(
       const workflowId = await preloadWorkOrders(hub, { orders: Number(request.orders), batch: Number(request.batch ?? 1000), taskType: String(request.taskType ?? 'bench.idle') });
       await hub.settle();
       return { workflowId, ms: performance.now() - started };
+    },
+    /** Adds `orders` work orders of `taskType` to an existing workflow, 1,000 per command. */
+    fill: async (request) => {
+      const started = performance.now();
+      await addOrders(hub, String(request.workflowId), Number(request.orders), { batch: 1000, taskType: String(request.taskType), label: 'fill' });
+      await hub.settle();
+      return { ms: performance.now() - started };
     },
     /** Workflows of work orders, finished (cancelled) or left open (workload.ts, produceWorkflows). */
     workflows: async (request) => {

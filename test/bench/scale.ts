@@ -15,6 +15,25 @@ export interface Scale {
   memory: { agents: number[] };
   restart: { orders: number };
   soak: Soak;
+  bigWorkflow: BigWorkflow;
+}
+
+/**
+ * The big-workflow scenario (big-workflow.ts): one workflow of `orders` work orders, `agents` of
+ * them running on agents that send progress at `rate`; phases of `phaseMs` alternate without and
+ * with readers (`rounds` of each): `wholeDoc` and `summaryViews` monitors subscribing every
+ * `waveMs`, and one socket and one HTTP reader fetching reports.
+ */
+export interface BigWorkflow {
+  orders: number;
+  agents: number;
+  rate: number;
+  phaseMs: number;
+  warmupMs: number;
+  rounds: number;
+  wholeDoc: number;
+  summaryViews: number;
+  waveMs: number;
 }
 
 /**
@@ -61,6 +80,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
       restarts: 9,
       reads: { rate: 20, durationMs: 50_000, warmupMs: 1000 },
     },
+    bigWorkflow: { orders: 100_000, agents: 100, rate: 500, phaseMs: 20_000, warmupMs: 1000, rounds: 2, wholeDoc: 10, summaryViews: 10, waveMs: 10_000 },
   },
   quick: {
     name: 'quick',
@@ -85,6 +105,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
       restarts: 5,
       reads: { rate: 20, durationMs: 10_000, warmupMs: 1000 },
     },
+    bigWorkflow: { orders: 20_000, agents: 50, rate: 250, phaseMs: 8000, warmupMs: 500, rounds: 2, wholeDoc: 4, summaryViews: 4, waveMs: 4000 },
   },
   smoke: {
     name: 'smoke',
@@ -108,5 +129,6 @@ export const SCALES: Record<Scale['name'], Scale> = {
       restarts: 1,
       reads: { rate: 20, durationMs: 1000, warmupMs: 200 },
     },
+    bigWorkflow: { orders: 3000, agents: 5, rate: 50, phaseMs: 1500, warmupMs: 200, rounds: 1, wholeDoc: 1, summaryViews: 1, waveMs: 1000 },
   },
 };

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAssignment } from './assignment.ts';
 import { runBaseline, type RawFigures } from './baseline.ts';
+import { runBigWorkflow } from './big-workflow.ts';
 import { runFanout } from './fanout.ts';
 import type { BenchContext } from './launch.ts';
 import { runMemory } from './memory.ts';
@@ -14,7 +15,7 @@ import { SCALES, type Scale } from './scale.ts';
 import { runSoak } from './soak.ts';
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart', 'soak'] as const;
+export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart', 'big-workflow', 'soak'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface SuiteOptions {
@@ -57,6 +58,7 @@ export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
     persistence: () => runPersistence(ctx),
     memory: () => runMemory(ctx),
     restart: () => runRestart(ctx),
+    'big-workflow': () => runBigWorkflow(ctx),
     soak: () => runSoak(ctx),
   };
   try {

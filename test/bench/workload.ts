@@ -33,7 +33,7 @@ export async function preloadWorkOrders(hub: Pick<StateWriter, 'dispatch'>, opti
 }
 
 /** Adds `count` work orders to a workflow, `batch` per createMany, described as `<label> order <n>`. */
-async function addOrders(hub: Pick<StateWriter, 'dispatch'>, workflowId: string, count: number, options: { batch: number; taskType: string; label: string }): Promise<void> {
+export async function addOrders(hub: Pick<StateWriter, 'dispatch'>, workflowId: string, count: number, options: { batch: number; taskType: string; label: string }): Promise<void> {
   for (let done = 0; done < count; done += options.batch) {
     const orders = Array.from({ length: Math.min(options.batch, count - done) }, (_, i) => ({
       taskType: options.taskType,
