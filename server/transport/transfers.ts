@@ -16,7 +16,7 @@ export function partsOf(body: Buffer): Buffer[] {
 /** A transfer not read from for this long is dropped. */
 const IDLE_MS = 60_000;
 /** Transfers one socket may hold open; opening another drops its oldest. */
-const PER_SOCKET = 8;
+const PER_SOCKET = 64;
 
 interface OpenTransfer {
   socketId: string;
