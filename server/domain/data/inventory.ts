@@ -141,6 +141,8 @@ export function registerReferences(t: CommandContext, workflowId: string, specs:
       },
     };
     t.tx.set(workflowId, ['data', ref.id], ref);
+    const uncount = t.state.work.catalogs.dataAdded(workflowId);
+    if (uncount) t.tx.onUndo(uncount);
     if (producer) t.tx.append(workflowId, ['workOrders', producer.workOrderId, 'outputs'], ref.id);
   }
   // Linked once all exist: a batch may derive from references that come later in it.

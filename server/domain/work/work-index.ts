@@ -5,6 +5,7 @@ import { queueKey } from './assignment.ts';
 import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
 import { PriorityQueue } from './priority-queue.ts';
+import { WorkflowCatalogs } from './workflow-catalog.ts';
 
 /** A queued work order waiting in its bucket. */
 export interface ReadyEntry {
@@ -103,6 +104,8 @@ export class WorkIndex {
   readonly fresh: Array<{ workflowId: string; workOrderId: string }> = [];
   /** Each listed workflow's order ids in listing order, for paging. */
   readonly orderLists = new OrderLists();
+  /** Workflows' orders sorted per task type and state, for views (built at a workflow's first view). */
+  readonly catalogs = new WorkflowCatalogs();
   private seq = 0;
 
   constructor(private readonly agingMs: number) {}
@@ -226,7 +229,7 @@ export class WorkIndex {
 
   /**
    * Drops every entry of a workflow: its buckets and queued orders, its attempts (and their
-   * leases), its agent counts and its order list. For a workflow leaving memory once it has
+   * leases), its agent counts, its order list and its catalog. For a workflow leaving memory once it has
    * ended, so it holds no attempt; the agents' loads are the documents', not the index's. Retry
    * and timeout timers are left to lapse: each is skipped when due, its order gone, and finding
    * them now would cost a walk of every timer.
@@ -249,6 +252,7 @@ export class WorkIndex {
     for (const entry of this.fresh) if (entry.workflowId !== workflowId) this.fresh[kept++] = entry;
     this.fresh.length = kept;
     this.orderLists.forget(workflowId);
+    this.catalogs.forget(workflowId);
   }
 
   /** Rebuilds everything derived from the documents; presence and leases are kept. */
@@ -261,6 +265,7 @@ export class WorkIndex {
     this.workflowAgents.clear();
     this.fresh.length = 0;
     this.orderLists.clear();
+    this.catalogs.clear();
     while (this.delayed.pop());
     while (this.deadlines.pop());
     this.offline.clear();

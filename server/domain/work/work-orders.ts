@@ -17,11 +17,13 @@ export function requireOrder(workflow: Workflow, workOrderId: string): WorkOrder
   return requireEntity(workflow.workOrders, workOrderId, 'work order', workflow.id);
 }
 
-/** Moves an order to `next`, keeping the workflow's per-state counts in step. */
+/** Moves an order to `next`, keeping the workflow's per-state counts and its catalog in step. */
 export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrderState): void {
   if (order.state === next) return;
   const workflow = requireWorkflow(t.state, order.workflowId);
   const counts = workflow.workOrderCounts;
+  const uncatalog = t.state.work.catalogs.moved(order, order.state, next);
+  if (uncatalog) t.tx.onUndo(uncatalog);
   t.tx.set(workflow.id, ['workOrderCounts', order.state], counts[order.state] - 1);
   t.tx.set(workflow.id, ['workOrderCounts', next], counts[next] + 1);
   t.tx.assign(workflow.id, ['workOrders', order.id], { state: next, updatedAt: t.ctx.now });
@@ -144,6 +146,8 @@ export function createOrders(t: CommandContext, workflowId: string, specs: Spec[
     t.tx.set(workflowId, ['workOrders', order.id], order);
     const unlist = t.state.work.orderLists.added(workflowId, order.id);
     if (unlist) t.tx.onUndo(unlist);
+    const uncatalog = t.state.work.catalogs.added(workflow.workOrders[order.id]!);
+    if (uncatalog) t.tx.onUndo(uncatalog);
     t.tx.set(workflowId, ['workOrderCounts', 'pending'], workflow.workOrderCounts.pending + 1);
   }
   // Linked once all exist: a batch may depend on orders that come later in it.
