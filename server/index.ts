@@ -29,6 +29,7 @@ import { monitorHandlers } from './transport/monitor.ts';
 import { PatchStream } from './transport/patch-stream.ts';
 import { Transfers } from './transport/transfers.ts';
 import { ReportRenderer } from './reports/report-renderer.ts';
+import { ViewStreams } from './transport/view-streams.ts';
 import { bindNamespace, sessionOf } from './transport/namespaces.ts';
 import { WorkflowReads } from './workflow-reads.ts';
 
@@ -178,9 +179,11 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       maxQueuedPackets: options.maxQueuedPackets,
     }, transfers);
     stops.push(() => patches.close());
+    const views = new ViewStreams(monitorNamespace, writer, patches);
+    stops.push(() => views.close());
     const autoDocumentation = new AutoDocumentation(writer, reads, logger, hubDirectory, renderer);
     stops.push(() => autoDocumentation.close());
-    bindNamespace(monitorNamespace, contract.monitor, monitorHandlers({ hub: writer, reads, stream: patches, renderer, transfers }), { ...common, roles: ['monitor', 'admin'] });
+    bindNamespace(monitorNamespace, contract.monitor, monitorHandlers({ hub: writer, reads, stream: patches, views, renderer, transfers }), { ...common, roles: ['monitor', 'admin'] });
     const live = metrics = new Metrics({
       hub: writer,
       namespaces: { control: io.of('/control'), agent: io.of('/agent'), monitor: monitorNamespace },

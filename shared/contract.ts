@@ -39,7 +39,7 @@ import { AddKpiInput, Kpi, RecordKpiInput } from './schemas/kpis.ts';
 import { LineageGraph, LineageQuery, LineageTraversal, LinkLineageInput, OpenLineageRef, OpenLineageRunEvent, Transformation } from './schemas/lineage.ts';
 import { AddObjectiveInput, Objective, UpdateObjectiveInput } from './schemas/objectives.ts';
 import { AddStepInput, CompleteStepInput, FailStepInput, Step, StepRef } from './schemas/steps.ts';
-import { DocName, PatchMessage, ResyncNotice, SubscribeAllInput, SubscribeInput, Subscription } from './schemas/monitor.ts';
+import { FollowedName, PatchMessage, ResyncNotice, SubscribeAllInput, SubscribeInput, Subscription } from './schemas/monitor.ts';
 import { ReportInput, ReportReply, WrittenReports } from './schemas/report.ts';
 import { ReadTransferInput, TransferPart } from './schemas/transfer.ts';
 import { WorkflowSummary } from './schemas/summary.ts';
@@ -175,8 +175,8 @@ export const pushEvents = {
   },
   control: {},
   monitor: {
-    patch: { payload: PatchMessage, reply: null, doc: 'Changes to a followed document, from version `from` to `to`; apply only if you hold `from`.' },
-    resync: { payload: ResyncNotice, reply: null, doc: 'Subscribe to `doc` again (`*`: everything) with the version you hold; you fell behind.' },
+    patch: { payload: PatchMessage, reply: null, doc: 'Changes to a followed document or view, from version `from` to `to`; apply only if you hold `from`.' },
+    resync: { payload: ResyncNotice, reply: null, doc: 'Subscribe to `doc` (a document or a view) again (`*`: everything) with the version you hold; you fell behind.' },
   },
 } as const;
 
@@ -185,14 +185,14 @@ export const monitorEvents = {
   subscribe: request(
     SubscribeInput,
     Subscription,
-    'Follow one document (a workflow, or @agents): its state now, or with `version`, the patches missed since then. Then `patch` events.',
+    'Follow one document (a workflow, or @agents), or with `view` a view of a workflow (its summary, or a page of its orders): its state now, or with `version`, the patches missed since then. Then `patch` events.',
   ),
   subscribeAll: request(
     SubscribeAllInput,
     z.object({ docs: z.array(Subscription) }),
     'Follow every document the token may see, including workflows created later.',
   ),
-  unsubscribe: request(z.strictObject({ doc: DocName }), z.object({}), 'Stop following a document.'),
+  unsubscribe: request(z.strictObject({ doc: FollowedName }), z.object({}), 'Stop following a document, or a view by its name.'),
   summary: request(WorkflowRef, WorkflowSummary, 'A workflow summary.'),
   report: request(ReportInput, ReportReply, 'A report of the workflow as it is now: json, markdown or html (a big one as a transfer).'),
   'transfer.read': request(ReadTransferInput, TransferPart, 'One part of a reply sent as a transfer (a snapshot or report over 1 MB).'),

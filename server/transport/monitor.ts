@@ -1,5 +1,8 @@
 import { HubError } from '../../shared/errors.ts';
+import type { Subscription } from '../../shared/schemas/monitor.ts';
+import { viewName, type ViewSpec } from '../../shared/schemas/views.ts';
 import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
+import { workflowView } from '../domain/workflows/views.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowReads } from '../workflow-reads.ts';
 import type { ReportRenderer } from '../reports/report-renderer.ts';
@@ -9,12 +12,14 @@ import type { Handlers, Session } from './namespaces.ts';
 import type { PatchStream } from './patch-stream.ts';
 import { reportReply } from './replies.ts';
 import type { Transfers } from './transfers.ts';
+import type { ViewStreams } from './view-streams.ts';
 
 /** What the `/monitor` handlers work with. */
 export interface MonitorParts {
   hub: StateWriter;
   reads: WorkflowReads;
   stream: PatchStream;
+  views: ViewStreams;
   renderer: ReportRenderer;
   transfers: Transfers;
 }
@@ -28,11 +33,27 @@ function requireVisible(session: Session, doc: string): void {
   if (!visible(session, doc)) throw new HubError('FORBIDDEN', `this token cannot see ${doc}`);
 }
 
+/** The final value of a view of an archived workflow (it never changes again), and no stream. */
+async function archivedView(reads: WorkflowReads, workflowId: string, view: ViewSpec, held: { version?: number | undefined; epoch?: string | undefined }, epoch: string): Promise<Subscription> {
+  const state = await reads.stateFor(workflowId);
+  if (!state.workflows.has(workflowId)) throw new HubError('NOT_FOUND', `workflow ${workflowId} does not exist`);
+  const value = workflowView(state, workflowId, view);
+  const doc = viewName(workflowId, view);
+  const version = versionOf(state, workflowId);
+  if (held.epoch === epoch && held.version === version) return { doc, epoch, mode: 'patches', from: version, to: version, ops: [] };
+  return { doc, epoch, mode: 'snapshot', version, state: value };
+}
+
 /** The handlers of `/monitor`: subscriptions to live state, and read-only views. Nothing here changes state. */
-export function monitorHandlers({ hub, reads, stream, renderer, transfers }: MonitorParts): Handlers<'monitor'> {
+export function monitorHandlers({ hub, reads, stream, views, renderer, transfers }: MonitorParts): Handlers<'monitor'> {
   return {
     subscribe: async (input, session, socket) => {
       requireVisible(session, input.doc);
+      if (input.view) {
+        if (input.doc === AGENTS_DOC) throw new HubError('VALIDATION', 'views are of workflows; @agents has none');
+        if (!hub.state.workflows.has(input.doc)) return archivedView(reads, input.doc, input.view, input, stream.epoch);
+        return holdsEncoded(await views.subscribe(socket, input.doc, input.view, input.version, input.epoch));
+      }
       if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) {
         // An archived workflow never changes again: its final state, and no stream.
         const state = await reads.stateFor(input.doc);

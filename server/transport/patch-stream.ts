@@ -3,6 +3,7 @@ import type { Namespace, Socket } from 'socket.io';
 import { compactOps, type PatchOp } from '../../shared/patch.ts';
 import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
 import { INLINE_REPLY_BYTES } from '../../shared/schemas/transfer.ts';
+import { isViewName } from '../../shared/schemas/views.ts';
 import { docKeys, docRoot, jsonSmallerThan, versionOf, type DocKey } from '../domain/machinery/state.ts';
 import { pinnedJsonParts } from '../pinned-json.ts';
 import type { CommittedBatch, StateWriter } from '../state-writer.ts';
@@ -10,6 +11,8 @@ import { EncodedJson } from './encoded-json.ts';
 import type { Transfers } from './transfers.ts';
 
 interface VersionedOps {
+  /** The version the change starts from: v - 1 for a document, the previous change's for a view. */
+  from: number;
   v: number;
   ops: PatchOp[];
 }
@@ -49,7 +52,21 @@ export interface PatchStreamOptions {
   maxQueuedPackets: number;
 }
 
-const room = (doc: DocKey) => `doc:${doc}`;
+/** The room of a document's (or a view's) subscribers. */
+export const room = (doc: DocKey) => `doc:${doc}`;
+
+/**
+ * Streams that are no document's: views, named `<workflowId>/…`. Their changes come from
+ * `change`, not from commits; they go to their own room only, never to subscribers of everything.
+ */
+export interface DerivedStreams {
+  /** Brings every followed stream up to date with the state (each flush, before the broadcast). */
+  refresh(): void;
+  /** The value a stream holds at its last version. */
+  valueOf(name: string): unknown;
+  /** After a rollback: each stream starts over (its subscribers are told to resync). */
+  onRollback(): void;
+}
 
 /**
  * Packets waiting in the connection's engine.io write buffer. engine.io keeps them there while
@@ -95,6 +112,8 @@ export class PatchStream {
   private snapshotsExpiry: ReturnType<typeof setTimeout> | undefined;
   /** This run of the hub: versions of an earlier run may not have reached disk. */
   readonly epoch = randomBytes(9).toString('base64url');
+  /** The views, once attached. */
+  private derived: DerivedStreams | undefined;
 
   constructor(
     private readonly nsp: Namespace,
@@ -137,31 +156,57 @@ export class PatchStream {
           continue;
         }
         // First seen in a commit: its stream starts just before this change (from 0 for a new workflow).
-        const stream = this.stream(change.doc, change.v - 1);
-        if (change.v <= stream.committed) continue;
-        stream.committed = change.v;
-        if (stream.pending.length === 0 && !this.followed(change.doc)) {
-          // Nobody is in a room for it: the change counts as broadcast now. Held until the next
-          // flush instead, every change outlived a scavenge or two at 10k/s and was promoted to
-          // die in the old generation, whose growth then brought on mark-compacts.
-          stream.cuts.delete(change.v);
-          stream.sent = change.v;
-          if (stream.followed) this.remember(stream, { v: change.v, ops: change.ops });
-          continue;
-        }
-        const entry = { v: change.v, ops: change.ops };
-        stream.pending.push(entry);
-        this.dirty.add(change.doc);
-        if (stream.followed) this.remember(stream, entry);
+        this.take(change.doc, this.stream(change.doc, change.v - 1), change.v, change.ops);
       }
     }
-    if (!this.timer && this.dirty.size > 0) this.timer = setTimeout(() => this.flush(), this.options.intervalMs);
+    if (this.dirty.size > 0) this.schedule();
+  }
+
+  /** Takes a change of a stream at version `v`: pending for the next flush, and kept for resuming. */
+  private take(doc: DocKey, stream: DocStream, v: number, ops: PatchOp[]): void {
+    if (v <= stream.committed) return;
+    const from = stream.committed;
+    stream.committed = v;
+    if (stream.pending.length === 0 && !this.followed(doc)) {
+      // Nobody is in a room for it: the change counts as broadcast now. Held until the next
+      // flush instead, every change outlived a scavenge or two at 10k/s and was promoted to
+      // die in the old generation, whose growth then brought on mark-compacts.
+      stream.cuts.delete(v);
+      stream.sent = v;
+      if (stream.followed) this.remember(stream, { from, v, ops });
+      return;
+    }
+    const entry = { from, v, ops };
+    stream.pending.push(entry);
+    this.dirty.add(doc);
+    if (stream.followed) this.remember(stream, entry);
+  }
+
+  /** Has a flush run after `intervalMs`, unless one is due already. */
+  schedule(): void {
+    this.timer ??= setTimeout(() => this.flush(), this.options.intervalMs);
+  }
+
+  /** Attaches the views: refreshed at each flush, their values served as snapshots. */
+  attach(derived: DerivedStreams): void {
+    this.derived = derived;
+  }
+
+  /** Starts the stream of a view at version `v` (its first value), unless it has one. */
+  open(name: string, v: number): void {
+    this.stream(name, v);
+  }
+
+  /** A change of a view taking it to version `v` (a workflow version), as a commit brings a document's. */
+  change(name: string, v: number, ops: PatchOp[]): void {
+    this.take(name, this.stream(name, v - 1), v, ops);
   }
 
   /** Broadcasts what is pending, one message per document (more when a cut falls inside). */
   flush(): void {
     this.timer = undefined;
     this.dropStalled();
+    this.derived?.refresh();
     const dirty = this.dirty;
     this.dirty = new Set();
     for (const doc of dirty) this.broadcast(doc, this.docs.get(doc)!);
@@ -208,13 +253,13 @@ export class PatchStream {
   }
 
   /** Whether any socket is in a room that gets `doc`'s patches. */
-  private followed(doc: DocKey): boolean {
+  followed(doc: DocKey): boolean {
     const rooms = this.nsp.adapter.rooms;
-    return (rooms.get(room(doc))?.size ?? 0) > 0 || (rooms.get(ALL)?.size ?? 0) > 0;
+    return (rooms.get(room(doc))?.size ?? 0) > 0 || (!isViewName(doc) && (rooms.get(ALL)?.size ?? 0) > 0);
   }
 
   private emit(message: PatchMessage): void {
-    this.nsp.to([room(message.doc), ALL]).emit('patch', message);
+    this.nsp.to(isViewName(message.doc) ? room(message.doc) : [room(message.doc), ALL]).emit('patch', message);
   }
 
   /**
@@ -254,7 +299,7 @@ export class PatchStream {
     const stream = this.stream(doc, 0);
     stream.followed = true;
     const oldest = stream.recent[stream.dropped];
-    if (version !== undefined && version <= stream.committed && (version === stream.committed || (oldest && oldest.v <= version + 1))) {
+    if (version !== undefined && version <= stream.committed && (version === stream.committed || (oldest && oldest.from <= version))) {
       const ops: PatchOp[] = [];
       for (let i = stream.dropped; i < stream.recent.length; i++) {
         const entry = stream.recent[i]!;
@@ -263,7 +308,8 @@ export class PatchStream {
       if (stream.sent < stream.committed) stream.cuts.add(stream.committed);
       return { doc, epoch: this.epoch, mode: 'patches', from: version, to: stream.committed, ops: compactOps(ops) };
     }
-    const current = versionOf(this.hub.state, doc);
+    // A view's stream is at its value's version: the views brought it up to date just before.
+    const current = isViewName(doc) ? stream.committed : versionOf(this.hub.state, doc);
     // Changes up to `current` may still be on their way to disk; the broadcast will end a message there.
     if (current > stream.sent) stream.cuts.add(current);
     const root = docRoot(this.hub.state, doc);
@@ -292,7 +338,7 @@ export class PatchStream {
 
   /** The document's state at `version` (its current one), serialised once for all who subscribe at it. */
   private snapshotOf(doc: DocKey, version: number): EncodedJson | null {
-    const root = docRoot(this.hub.state, doc);
+    const root = isViewName(doc) ? this.derived?.valueOf(doc) : docRoot(this.hub.state, doc);
     if (root === undefined) return null;
     const kept = this.snapshots.get(doc);
     if (kept?.version === version) return kept.state;
@@ -333,10 +379,12 @@ export class PatchStream {
     this.snapshots.clear();
     this.bigSnapshots.clear();
     for (const [doc, stream] of this.docs) {
+      if (isViewName(doc)) continue;
       const current = versionOf(this.hub.state, doc);
       for (const cut of stream.cuts) if (cut > current) stream.cuts.delete(cut);
       this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason: 'the hub rolled back changes that could not be stored' });
     }
+    this.derived?.onRollback();
   }
 
   /** Stops the broadcast timer. */

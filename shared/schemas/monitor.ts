@@ -1,9 +1,13 @@
 import * as z from 'zod';
 import { Id, keyedRecord } from './common.ts';
 import { Transfer } from './transfer.ts';
+import { ViewName, ViewSpec } from './views.ts';
 
 /** A document a monitor can follow: a workflow id, or `@agents` for the agent pool. */
 export const DocName = z.union([Id, z.literal('@agents')]);
+
+/** What a subscription follows and its messages name: a document, or a view of a workflow by its name. */
+export const FollowedName = z.union([DocName, ViewName]);
 
 /** RFC 6902 operations as they travel (the subset the hub emits). */
 export const PatchOperation = z.discriminatedUnion('op', [
@@ -13,7 +17,7 @@ export const PatchOperation = z.discriminatedUnion('op', [
 ]);
 
 /** Changes to one document taking it from version `from` to version `to`. */
-export const PatchMessage = z.object({ doc: DocName, from: z.number().int(), to: z.number().int(), ops: z.array(PatchOperation) });
+export const PatchMessage = z.object({ doc: FollowedName, from: z.number().int(), to: z.number().int(), ops: z.array(PatchOperation) });
 export type PatchMessage = z.infer<typeof PatchMessage>;
 
 /**
@@ -25,7 +29,7 @@ export const Epoch = z.string().min(1).max(64);
 /** The answer to a subscription: the whole document, or the patches since the version the client holds. */
 export const Subscription = z.discriminatedUnion('mode', [
   z.object({
-    doc: DocName,
+    doc: FollowedName,
     epoch: Epoch,
     mode: z.literal('snapshot'),
     version: z.number().int(),
@@ -33,12 +37,14 @@ export const Subscription = z.discriminatedUnion('mode', [
     state: z.unknown().optional(),
     transfer: Transfer.optional(),
   }),
-  z.object({ doc: DocName, epoch: Epoch, mode: z.literal('patches'), from: z.number().int(), to: z.number().int(), ops: z.array(PatchOperation) }),
+  z.object({ doc: FollowedName, epoch: Epoch, mode: z.literal('patches'), from: z.number().int(), to: z.number().int(), ops: z.array(PatchOperation) }),
 ]);
 export type Subscription = z.infer<typeof Subscription>;
 
 export const SubscribeInput = z.strictObject({
   doc: DocName,
+  /** Follow this view of the workflow `doc` instead of the whole document. */
+  view: ViewSpec.optional(),
   /** The version the client's mirror holds, to resume with the missed patches only. */
   version: z.number().int().nonnegative().optional(),
   /** The epoch that version belongs to; another epoch (or none) gets a snapshot. */
@@ -53,4 +59,4 @@ export const SubscribeAllInput = z.strictObject({
 });
 
 /** Sent when a subscriber must fetch a fresh snapshot (it fell behind, or the hub rolled back). */
-export const ResyncNotice = z.object({ doc: DocName, reason: z.string() });
+export const ResyncNotice = z.object({ doc: FollowedName, reason: z.string() });

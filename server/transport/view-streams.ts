@@ -1,0 +1,185 @@
+import type { Namespace, Socket } from 'socket.io';
+import { diffJson } from '../../shared/json-diff.ts';
+import type { Subscription } from '../../shared/schemas/monitor.ts';
+import { viewName, type ViewSpec } from '../../shared/schemas/views.ts';
+import { versionOf } from '../domain/machinery/state.ts';
+import { copyJson } from '../domain/machinery/transaction.ts';
+import { workflowView } from '../domain/workflows/views.ts';
+import type { CommittedBatch, StateWriter } from '../state-writer.ts';
+import { room, type DerivedStreams, type PatchStream } from './patch-stream.ts';
+
+/** One view somebody subscribed to. */
+interface View {
+  name: string;
+  workflowId: string;
+  spec: ViewSpec;
+  /** Its value as last sent: a copy, never changed (patches in the history share its objects). */
+  value: unknown;
+  /** The workflow version it was last computed at (its stream's version is that of its last change). */
+  computedAt: number;
+  /** Since when nobody has followed it; undefined while somebody does. */
+  idleSince: number | undefined;
+}
+
+export interface ViewStreamsOptions {
+  /** A view nobody has followed for this long is dropped (a later subscriber starts it again). */
+  idleMs: number;
+}
+
+/** How long a view nobody follows is kept computed, with its history, for subscribers that come back. */
+export const VIEW_IDLE_MS = 30_000;
+
+/**
+ * The views monitors follow: each is one more stream of the patch stream, named for the view,
+ * with its own room. Its versions are its workflow's. At each flush, every followed view of a
+ * workflow that changed is computed from the state as it is, labelled with the workflow's
+ * current version, and what differs from its previous value goes into its stream as a change:
+ * kept for resuming and broadcast like a document's. A view's value may thus show changes still
+ * on their way to disk (as a document's snapshot may); a rollback sends every view's
+ * subscribers back to a snapshot.
+ */
+export class ViewStreams implements DerivedStreams {
+  private readonly views = new Map<string, View>();
+  private readonly byWorkflow = new Map<string, Set<View>>();
+  /** Workflows with a change committed since the last refresh. */
+  private dirty = new Set<string>();
+  /**
+   * Per workflow, versions that views showed before a rollback took them back: those numbers
+   * are given again to other changes, so a subscriber holding one gets a snapshot, not patches.
+   */
+  private readonly revoked = new Map<string, { above: number; upTo: number }>();
+  private readonly sweeper: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly nsp: Namespace,
+    private readonly hub: StateWriter,
+    private readonly patches: PatchStream,
+    private readonly options: ViewStreamsOptions = { idleMs: VIEW_IDLE_MS },
+  ) {
+    patches.attach(this);
+    hub.onCommit((batch) => this.onCommit(batch));
+    this.sweeper = setInterval(() => this.dropIdle(Date.now()), Math.max(options.idleMs / 2, 10)).unref();
+  }
+
+  /**
+   * Subscribes a socket to a view of a workflow in memory (NOT_FOUND when there is none;
+   * VALIDATION for an orders view whose `before` names no order). With a version it holds still in
+   * the view's history it gets the missed patches, otherwise the view's value now.
+   */
+  subscribe(socket: Socket, workflowId: string, spec: ViewSpec, version?: number, epoch?: string): Subscription | Promise<Subscription> {
+    const name = viewName(workflowId, spec);
+    const view = this.views.get(name) ?? this.start(name, workflowId, spec);
+    // Any change not yet in the stream goes in now: the answer and the broadcast meet at its version.
+    if (this.update(view)) this.patches.schedule();
+    const revoked = this.revoked.get(workflowId);
+    const held = version !== undefined && revoked && version > revoked.above && version <= revoked.upTo ? undefined : version;
+    return this.patches.subscribe(socket, name, held, epoch);
+  }
+
+  /** Computes a view for its first subscriber and starts its stream at the workflow's version. */
+  private start(name: string, workflowId: string, spec: ViewSpec): View {
+    const computedAt = versionOf(this.hub.state, workflowId);
+    const value = copyJson(workflowView(this.hub.state, workflowId, spec));
+    const view: View = { name, workflowId, spec, value, computedAt, idleSince: undefined };
+    this.views.set(name, view);
+    let views = this.byWorkflow.get(workflowId);
+    if (!views) this.byWorkflow.set(workflowId, (views = new Set()));
+    views.add(view);
+    this.patches.open(name, computedAt);
+    return view;
+  }
+
+  /** Recomputes a view if its workflow changed since, and sends the difference into its stream; true when there was one. */
+  private update(view: View): boolean {
+    const version = versionOf(this.hub.state, view.workflowId);
+    if (version === view.computedAt || !this.hub.state.workflows.has(view.workflowId)) return false;
+    view.computedAt = version;
+    const value = copyJson(workflowView(this.hub.state, view.workflowId, view.spec));
+    const ops = diffJson(view.value, value);
+    if (ops.length === 0) return false;
+    view.value = value;
+    this.patches.change(view.name, version, ops);
+    return true;
+  }
+
+  /** Brings the followed views of workflows that changed up to date (the patch stream's flush calls this). */
+  refresh(): void {
+    const dirty = this.dirty;
+    this.dirty = new Set();
+    for (const workflowId of dirty) {
+      // A view nobody follows now is brought up to date when somebody subscribes again.
+      for (const view of this.byWorkflow.get(workflowId) ?? []) if (this.patches.followed(view.name)) this.update(view);
+    }
+  }
+
+  /** The value a view holds at its stream's version. */
+  valueOf(name: string): unknown {
+    return this.views.get(name)?.value;
+  }
+
+  private onCommit(batch: CommittedBatch): void {
+    for (const record of batch.records) {
+      for (const change of record.changes) {
+        // Version 0: the workflow left memory for the archive; its views end with it.
+        if (change.v === 0) this.forgetWorkflow(change.doc);
+        else if (this.byWorkflow.has(change.doc)) this.dirty.add(change.doc);
+      }
+    }
+    if (this.dirty.size > 0) this.patches.schedule();
+  }
+
+  /**
+   * After a rollback, views may hold values of changes that were undone, under versions that
+   * other changes will take: every view is dropped, its subscribers told to resync, and those
+   * versions refused for resuming.
+   */
+  onRollback(): void {
+    for (const [workflowId, views] of this.byWorkflow) {
+      const above = versionOf(this.hub.state, workflowId);
+      let upTo = above;
+      for (const view of views) upTo = Math.max(upTo, view.computedAt);
+      if (upTo === above) continue;
+      const earlier = this.revoked.get(workflowId);
+      this.revoked.set(workflowId, { above: Math.min(above, earlier?.above ?? above), upTo: Math.max(upTo, earlier?.upTo ?? upTo) });
+    }
+    for (const view of [...this.views.values()]) {
+      this.drop(view);
+      this.nsp.to(room(view.name)).emit('resync', { doc: view.name, reason: 'the hub rolled back changes that could not be stored' });
+    }
+  }
+
+  /** Drops the views of a workflow that left memory. */
+  private forgetWorkflow(workflowId: string): void {
+    for (const view of [...(this.byWorkflow.get(workflowId) ?? [])]) this.drop(view);
+    this.revoked.delete(workflowId);
+    this.dirty.delete(workflowId);
+  }
+
+  /** Drops views nobody has followed for `idleMs`. */
+  private dropIdle(now: number): void {
+    for (const view of [...this.views.values()]) {
+      if (this.patches.followed(view.name)) view.idleSince = undefined;
+      else if (view.idleSince === undefined) view.idleSince = now;
+      else if (now - view.idleSince >= this.options.idleMs) this.drop(view);
+    }
+  }
+
+  /** Forgets a view and its stream (what it has pending goes out first). */
+  private drop(view: View): void {
+    this.patches.forget(view.name);
+    this.views.delete(view.name);
+    const views = this.byWorkflow.get(view.workflowId);
+    views?.delete(view);
+    if (views?.size === 0) this.byWorkflow.delete(view.workflowId);
+  }
+
+  /** How many views are computed now (for tests and metrics). */
+  get size(): number {
+    return this.views.size;
+  }
+
+  /** Stops the timer that drops idle views. */
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+}
