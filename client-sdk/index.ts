@@ -19,7 +19,7 @@ export { connectControl, ControlClient } from './control.ts';
 export { WorkflowHandle } from './workflow-handle.ts';
 export { Connection, type ConnectOptions, type RequestOptions } from './connection.ts';
 export { HubError, ERROR_CODES, type ErrorCode, type ErrorIssue } from '../shared/errors.ts';
-export { connectMonitor, MonitorClient, Mirror, type AgentPool, type MirrorChange } from './monitor.ts';
+export { connectMonitor, MonitorClient, Mirror, type AgentPool, type MirrorChange, type SubscribeOptions } from './monitor.ts';
 
 export type { Agent, AgentStatus } from '../shared/schemas/agent.ts';
 export type { DataReference, DataStatus, Provenance } from '../shared/schemas/data.ts';
@@ -29,6 +29,7 @@ export type { Objective } from '../shared/schemas/objectives.ts';
 export type { Report, ReportFormat } from '../shared/schemas/report.ts';
 export type { Step } from '../shared/schemas/steps.ts';
 export type { WorkflowSummary } from '../shared/schemas/summary.ts';
+export type { OrdersView, SummaryView, ViewSpecInput as ViewSpec } from '../shared/schemas/views.ts';
 export type { Assignment, WorkOrder, WorkOrderState } from '../shared/schemas/work-order.ts';
 export type { StageProgress, Workflow, WorkflowConfig, WorkflowHeader, WorkflowStatus } from '../shared/schemas/workflow.ts';
 export type { Priority } from '../shared/schemas/common.ts';

@@ -3,6 +3,7 @@ import type { Agent } from '../shared/schemas/agent.ts';
 import type { PatchMessage, Subscription } from '../shared/schemas/monitor.ts';
 import type { Report, ReportFormat } from '../shared/schemas/report.ts';
 import type { WorkflowSummary } from '../shared/schemas/summary.ts';
+import { viewName, type OrdersView, type SummaryView, type ViewSpecInput } from '../shared/schemas/views.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { Connection, type ConnectOptions, type RequestOptions } from './connection.ts';
 import './dispose.ts';
@@ -17,6 +18,15 @@ type MonitorEvents = {
 
 /** The `@agents` document: the agent pool by agent id. */
 export type AgentPool = Record<string, Agent>;
+
+/** Options of `subscribe`: a view of the workflow to follow instead of its whole document. */
+export interface SubscribeOptions extends RequestOptions {
+  /** `{ kind: 'summary' }`, or `{ kind: 'orders', state?, taskType?, limit?, before? }`. */
+  view?: ViewSpecInput;
+}
+
+/** A view's name holds a `/`, which no document's does. */
+const isViewName = (name: string) => name.includes('/');
 
 /** What a mirror reports after each change. */
 export interface MirrorChange {
@@ -95,6 +105,8 @@ export class Mirror<T = unknown> {
  */
 export class MonitorClient {
   private readonly mirrors = new Map<string, Mirror>();
+  /** The view each view mirror follows, by the view's name: what to subscribe to again. */
+  private readonly views = new Map<string, { workflowId: string; view: ViewSpecInput }>();
   private followAll = false;
   /** The hub run our versions belong to; after a hub restart the hub answers with snapshots. */
   private epoch: string | undefined;
@@ -120,25 +132,33 @@ export class MonitorClient {
   }
 
   /**
-   * Follows one workflow (or `@agents`, the agent pool): resolves with a mirror holding its state now.
+   * Follows one workflow (or `@agents`, the agent pool): resolves with a mirror holding its state
+   * now. With `view`, the mirror holds that view of the workflow instead (its summary, or a page
+   * of its orders), named `<workflowId>/summary` or `<workflowId>/orders?…`, kept live the same way.
    * @example const sub = await monitor.subscribe(wf.id); sub.on('change', () => render(sub.state.progress));
+   * @example const failed = await monitor.subscribe(wf.id, { view: { kind: 'orders', state: 'failed', limit: 20 } });
    */
   subscribe<T = AgentPool>(doc: '@agents', options?: RequestOptions): Promise<Mirror<T>>;
-  subscribe<T = Workflow>(doc: string, options?: RequestOptions): Promise<Mirror<T>>;
-  async subscribe<T>(doc: string, options?: RequestOptions): Promise<Mirror<T>> {
+  subscribe(workflowId: string, options: SubscribeOptions & { view: { kind: 'summary' } }): Promise<Mirror<SummaryView>>;
+  subscribe(workflowId: string, options: SubscribeOptions & { view: { kind: 'orders' } }): Promise<Mirror<OrdersView>>;
+  subscribe<T = Workflow>(doc: string, options?: SubscribeOptions): Promise<Mirror<T>>;
+  async subscribe<T>(doc: string, options: SubscribeOptions = {}): Promise<Mirror<T>> {
+    const { view, ...requestOptions } = options;
+    const name = view ? viewName(doc, view) : doc;
     // A big snapshot is read in parts; the patches that follow it may arrive meanwhile: held, then replayed.
     const held: PatchMessage[] = [];
-    const holding = !this.resyncing.has(doc);
-    if (holding) this.resyncing.set(doc, held);
+    const holding = !this.resyncing.has(name);
+    if (holding) this.resyncing.set(name, held);
     try {
-      const subscription = await this.complete(await this.connection.request('subscribe', { doc }, options), options);
+      const subscription = await this.complete(await this.connection.request('subscribe', view ? { doc, view } : { doc }, requestOptions), requestOptions);
       this.epoch = subscription.epoch;
-      const mirror = this.mirror(doc);
+      if (view) this.views.set(subscription.doc, { workflowId: doc, view });
+      const mirror = this.mirror(subscription.doc);
       mirror.load(subscription);
       return mirror as Mirror<T>;
     } finally {
       if (holding) {
-        this.resyncing.delete(doc);
+        this.resyncing.delete(name);
         for (const message of held) this.onPatch(message);
       }
     }
@@ -151,9 +171,10 @@ export class MonitorClient {
     return this.mirrors;
   }
 
-  /** Stops following a document. */
+  /** Stops following a document, or a view by its name (its mirror's `doc`). */
   async unsubscribe(doc: string, options?: RequestOptions): Promise<void> {
     this.mirrors.delete(doc);
+    this.views.delete(doc);
     await this.connection.request('unsubscribe', { doc }, options);
   }
 
@@ -206,7 +227,8 @@ export class MonitorClient {
   private onPatch(message: PatchMessage): void {
     const waiting = this.resyncing.get(message.doc) ?? this.resyncing.get('*');
     if (waiting) return void waiting.push(message);
-    if (!this.mirrors.has(message.doc) && !this.followAll) return;
+    // Following everything brings new documents, never views one did not subscribe to.
+    if (!this.mirrors.has(message.doc) && (!this.followAll || isViewName(message.doc))) return;
     if (!this.mirror(message.doc).apply(message)) void this.resync(message.doc).catch(() => this.resyncUntilDone());
   }
 
@@ -215,6 +237,8 @@ export class MonitorClient {
    * still has them, a snapshot otherwise. Patches arriving meanwhile are held and replayed.
    */
   private async resync(doc: string | undefined): Promise<void> {
+    // A view no longer followed (its notice crossed the unsubscribe): nothing to catch up.
+    if (doc !== undefined && isViewName(doc) && !this.views.has(doc)) return;
     const key = doc ?? '*';
     if (this.resyncing.has(key)) return;
     this.resyncing.set(key, []);
@@ -222,15 +246,17 @@ export class MonitorClient {
       if (doc === undefined) {
         const versions = Object.fromEntries([...this.mirrors].map(([name, m]) => [name, m.version]));
         const epoch = this.epoch === undefined ? {} : { epoch: this.epoch };
+        // subscribeAll takes documents' versions; views are subscribed to one by one.
+        const docs = Object.entries(versions).filter(([name]) => !this.views.has(name));
+        const views = Object.entries(versions).filter(([name]) => this.views.has(name));
         if (this.followAll) {
-          for (const subscription of (await this.connection.request('subscribeAll', { versions, ...epoch })).docs) await this.catchUp(subscription);
-        } else {
-          for (const [name, version] of Object.entries(versions)) await this.catchUp(await this.connection.request('subscribe', { doc: name, version, ...epoch }));
+          for (const subscription of (await this.connection.request('subscribeAll', { versions: Object.fromEntries(docs), ...epoch })).docs) await this.catchUp(subscription);
         }
+        for (const [name, version] of this.followAll ? views : [...docs, ...views]) await this.catchUp(await this.subscribeTo(name, { version, ...epoch }));
       } else {
         const held = this.mirrors.get(doc);
         const resume = held && this.epoch !== undefined ? { version: held.version, epoch: this.epoch } : {};
-        await this.catchUp(await this.connection.request('subscribe', { doc, ...resume }));
+        await this.catchUp(await this.subscribeTo(doc, resume));
       }
     } finally {
       const held = this.resyncing.get(key) ?? [];
@@ -239,12 +265,18 @@ export class MonitorClient {
     }
   }
 
+  /** Subscribes again to a document or view by its name, resuming from `resume` when given. */
+  private subscribeTo(name: string, resume: { version?: number; epoch?: string }): Promise<Subscription> {
+    const followed = this.views.get(name);
+    return this.connection.request('subscribe', followed ? { doc: followed.workflowId, view: followed.view, ...resume } : { doc: name, ...resume });
+  }
+
   private async catchUp(answer: Subscription): Promise<void> {
     const subscription = await this.complete(answer);
     this.epoch = subscription.epoch;
     const mirror = this.mirror(subscription.doc);
     // Patches that do not start at our version cannot be applied: start again from a snapshot.
-    if (!mirror.load(subscription)) mirror.load(await this.complete(await this.connection.request('subscribe', { doc: subscription.doc })));
+    if (!mirror.load(subscription)) mirror.load(await this.complete(await this.subscribeTo(subscription.doc, {})));
   }
 
   /** A subscription with its snapshot in place, read from its transfer when it came as one. */
