@@ -1,0 +1,361 @@
+import { isDeepStrictEqual } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { NonRetryableError, type Mirror, type MonitorClient, type ViewSpec, type WorkflowHandle } from '../client-sdk/index.ts';
+import { EmbeddedStore, type RunningHub, type Store } from '../server/index.ts';
+import type { CurrentDocs } from '../server/store/store.ts';
+import { ViewSpec as ViewSpecSchema } from '../shared/schemas/views.ts';
+import type { Workflow } from '../shared/schemas/workflow.ts';
+import { WorkflowCatalog } from '../server/domain/work/workflow-catalog.ts';
+import { viewOf } from '../server/domain/workflows/views.ts';
+import { applyPatch } from '../shared/patch.ts';
+import { codeOf } from './helpers/errors.ts';
+import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { deferred, untilTrue } from './helpers/wait.ts';
+
+/**
+ * A view computed from the hub's state as it is now, with a catalog built afresh from the
+ * document: the same pure function the hub uses, without the catalog the hub keeps up to date.
+ */
+function viewNow(hub: RunningHub, workflowId: string, spec: ViewSpec): unknown {
+  const workflow = hub.state.workflows.get(workflowId) as unknown as Workflow;
+  return structuredClone(viewOf(workflow, WorkflowCatalog.of(workflow), ViewSpecSchema.parse(spec)));
+}
+
+/**
+ * Waits until everything is on disk and the mirror has caught up, then checks that it equals the
+ * view computed from the hub's state at a version no later than the hub's. Callers make sure
+ * nothing changes the workflow meanwhile, so that the view at the mirror's version is the view now.
+ */
+async function expectViewInSync(hub: RunningHub, mirror: Mirror, workflowId: string, spec: ViewSpec): Promise<void> {
+  await hub.settle();
+  const expected = viewNow(hub, workflowId, spec);
+  const version = hub.state.versions.get(workflowId)!;
+  await mirror.until((state) => isDeepStrictEqual(state, expected), { what: `${mirror.doc} equal to the hub's view at version ${version}`, timeoutMs: 10_000 });
+  expect(mirror.state).toEqual(expected);
+  expect(mirror.version).toBeLessThanOrEqual(version);
+}
+
+/** Records how each change reached a mirror: a snapshot or patches. */
+function kindsOf(mirror: Mirror): string[] {
+  const kinds: string[] = [];
+  mirror.on('change', (c) => kinds.push(c.snapshot ? 'snapshot' : 'patches'));
+  return kinds;
+}
+
+/** Drops a client's connection as a network failure would; resolves once it is down, with its return. */
+async function dropConnection(client: MonitorClient): Promise<{ back: Promise<void> }> {
+  const gone = deferred();
+  client.connection.socket.once('disconnect', () => gone.resolve());
+  const back = new Promise<void>((resolve) => client.connection.socket.once('connect', () => resolve()));
+  client.connection.socket.io.engine.close();
+  await gone.promise;
+  return { back };
+}
+
+/** An agent that completes every task, or fails it for good when its input says `fail`. */
+async function worker(hub: RunningHub, agentId = 'worker', maxConcurrentTasks = 4) {
+  const client = await agent(hub, { agentId, agentType: 'w', maxConcurrentTasks, progressIntervalMs: 1, logger: null });
+  await client.onTask('*', async (task, ctx) => {
+    await ctx.progress(50, 'half way');
+    if ((task.input as { fail?: boolean } | null)?.fail) throw new NonRetryableError('asked to fail');
+    return { result: { done: task.workOrderId } };
+  });
+  return client;
+}
+
+/** A started workflow, a monitor following its whole document, and a wait for its orders to settle. */
+async function runningWorkflow(hub: RunningHub, id = 'wf') {
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ id, userQuery: 'views' });
+  await wf.start();
+  const document = await (await monitor(hub, TOKENS.admin)).subscribe(wf.id);
+  /** Resolves once every order the hub acknowledged so far is completed, failed or cancelled. */
+  const settled = async () => {
+    const version = (await wf.summary()).version;
+    await document.until(({ workOrderCounts: c }, at) => at >= version && c.pending + c.blocked + c.queued + c.offered + c.running === 0, { what: 'every order finished' });
+  };
+  return { client, wf, settled };
+}
+
+/** Creates orders of a task type in one request; some ask to fail. */
+function createOrders(wf: WorkflowHandle, taskType: string, ids: string[], failing: (id: string) => boolean = () => false) {
+  return wf.createWorkOrders(ids.map((id) => ({ id, taskType, input: { fail: failing(id) } })));
+}
+
+const SUMMARY: ViewSpec = { kind: 'summary' };
+const NEWEST: ViewSpec = { kind: 'orders', limit: 10 };
+const FAILED: ViewSpec = { kind: 'orders', state: 'failed' };
+const PARSED: ViewSpec = { kind: 'orders', taskType: 'parse', state: 'completed', limit: 5 };
+
+describe('views of a workflow', () => {
+  it('keeps a summary view and orders views equal to the views of the hub’s state while orders are created, run, fail and complete', async () => {
+    const hub = await startHub();
+    const { wf, settled } = await runningWorkflow(hub);
+    const watcher = await monitor(hub);
+    const summary = await watcher.subscribe(wf.id, { view: { kind: 'summary' } });
+    const newest = await watcher.subscribe(wf.id, { view: NEWEST });
+    const failed = await watcher.subscribe(wf.id, { view: FAILED });
+    const parsed = await watcher.subscribe(wf.id, { view: PARSED });
+    const kinds = [summary, newest, failed, parsed].map(kindsOf);
+    expect(summary.state).toMatchObject({ id: wf.id, status: 'in_progress', workOrderCounts: { queued: 0 }, workOrderCountsByTaskType: {} });
+    expect(newest.state).toEqual({ total: 0, ids: [], orders: {} });
+
+    await worker(hub);
+    for (let batch = 0; batch < 4; batch++) {
+      await createOrders(wf, batch % 2 ? 'parse' : 'embed', Array.from({ length: 8 }, (_, i) => `b${batch}-${i}`), (id) => id.endsWith('3') || id.endsWith('6'));
+    }
+    const kpi = await wf.addKpi({ name: 'accuracy', target: 0.9 });
+    await wf.recordKpi(kpi.id, 0.7);
+    await wf.addDataReference({ id: 'raw', path: 's3://bucket/raw.csv' });
+    await settled();
+
+    await expectViewInSync(hub, summary, wf.id, SUMMARY);
+    await expectViewInSync(hub, newest, wf.id, NEWEST);
+    await expectViewInSync(hub, failed, wf.id, FAILED);
+    await expectViewInSync(hub, parsed, wf.id, PARSED);
+    expect(summary.state).toMatchObject({ workOrderCounts: { completed: 24, failed: 8 }, dataCount: 1, agentCount: 1 });
+    expect(summary.state!.workOrderCountsByTaskType.parse).toMatchObject({ completed: 12, failed: 4 });
+    expect(summary.state!.kpis[kpi.id]!.history.map((s) => s.value)).toEqual([0.7]);
+    expect(newest.state!.ids).toEqual(['b3-7', 'b3-6', 'b3-5', 'b3-4', 'b3-3', 'b3-2', 'b3-1', 'b3-0', 'b2-7', 'b2-6']);
+    expect(failed.state!.total).toBe(8);
+    expect(parsed.state).toMatchObject({ total: 12, ids: ['b3-7', 'b3-5', 'b3-4', 'b3-2', 'b3-1'] });
+    // After its first snapshot each mirror was kept by patches alone.
+    for (const kind of kinds) expect(kind).not.toContain('snapshot');
+  });
+
+  it('names each view canonically; its patches carry that name, and unsubscribing by it stops them', async () => {
+    const hub = await startHub();
+    const { wf } = await runningWorkflow(hub);
+    const watcher = await monitor(hub);
+    const view = await watcher.subscribe(wf.id, { view: { kind: 'orders', limit: 50, state: 'queued', taskType: 'a b' } });
+    expect(view.doc).toBe(`${wf.id}/orders?state=queued&taskType=a%20b`);
+    const document = await watcher.subscribe(wf.id);
+    const names: string[] = [];
+    watcher.connection.socket.on('patch', (message: { doc: string }) => names.push(message.doc));
+    await wf.createWorkOrder({ id: 'one', taskType: 'a b' });
+    await view.until((state) => state.total === 1, { what: 'the order in the view' });
+    expect(names).toContain(view.doc);
+
+    await watcher.unsubscribe(view.doc);
+    names.length = 0;
+    await wf.createWorkOrder({ id: 'two', taskType: 'a b' });
+    await document.until((state) => Object.hasOwn(state.workOrders, 'two'), { what: 'order two' });
+    // A later broadcast: anything about the view would have come before it.
+    await wf.updateProgress('after', 1);
+    await document.until((state) => state.stages.after !== undefined, { what: 'the stage' });
+    expect(names.filter((name) => name === view.doc)).toEqual([]);
+  });
+
+  it('answers a subscription with the view’s version held with only the patches missed since, which bring it to the view now', async () => {
+    const hub = await startHub();
+    const { wf } = await runningWorkflow(hub);
+    await createOrders(wf, 'embed', ['a', 'b']);
+    const raw = (await monitor(hub)).connection;
+    const first = await raw.request('subscribe', { doc: wf.id, view: NEWEST });
+    expect(first).toMatchObject({ doc: `${wf.id}/orders?limit=10`, mode: 'snapshot' });
+    if (first.mode !== 'snapshot') throw new Error('expected a snapshot');
+    await createOrders(wf, 'embed', ['c']);
+    await wf.cancelWorkOrder('a');
+    await hub.settle();
+    const resumed = await raw.request('subscribe', { doc: wf.id, view: NEWEST, version: first.version, epoch: first.epoch });
+    expect(resumed).toMatchObject({ mode: 'patches', from: first.version, to: hub.state.versions.get(wf.id) });
+    if (resumed.mode !== 'patches') throw new Error('expected patches');
+    expect(applyPatch(first.state, resumed.ops)).toEqual(viewNow(hub, wf.id, NEWEST));
+    // The page's list of ids is replaced; the cancelled order is patched field by field.
+    expect(resumed.ops.some((op) => op.path === '/orders/a/state')).toBe(true);
+  });
+
+  it('resumes a view after a reconnect with the patches it missed, not a snapshot', async () => {
+    const hub = await startHub();
+    const { wf } = await runningWorkflow(hub);
+    const watcher = await monitor(hub);
+    const summary = await watcher.subscribe(wf.id, { view: SUMMARY });
+    const newest = await watcher.subscribe(wf.id, { view: NEWEST });
+    const kinds = [summary, newest].map(kindsOf);
+    const { back } = await dropConnection(watcher);
+    await createOrders(wf, 'embed', ['x', 'y', 'z']);
+    await wf.updateProgress('load', 30);
+    await back;
+    await expectViewInSync(hub, summary, wf.id, SUMMARY);
+    await expectViewInSync(hub, newest, wf.id, NEWEST);
+    for (const kind of kinds) expect(kind).toEqual(['patches']);
+  });
+
+  it('falls back to a snapshot when the versions missed are gone from the view’s history', async () => {
+    const hub = await startHub({ resumeVersions: 3 });
+    const { wf } = await runningWorkflow(hub);
+    const away = await monitor(hub);
+    const awayMirror = await away.subscribe(wf.id, { view: NEWEST });
+    const kinds = kindsOf(awayMirror);
+    // Another subscriber keeps the view computed, change by change, while the first is away.
+    const staying = await (await monitor(hub)).subscribe(wf.id, { view: NEWEST });
+    const { back } = await dropConnection(away);
+    for (let i = 0; i < 6; i++) {
+      await wf.createWorkOrder({ id: `o${i}`, taskType: 'embed' });
+      await staying.until((state) => state.ids[0] === `o${i}`, { what: `order o${i} in the view` });
+    }
+    await back;
+    await expectViewInSync(hub, awayMirror, wf.id, NEWEST);
+    expect(kinds).toContain('snapshot');
+  });
+
+  it('drops a view subscriber that stopped reading to a resync, and it catches up once it reads again', async () => {
+    const hub = await startHub({ patchIntervalMs: 2, maxQueuedPackets: 8, resumeVersions: 5 });
+    const { wf } = await runningWorkflow(hub);
+    const spec: ViewSpec = { kind: 'orders', limit: 200 };
+    const stalled = await monitor(hub);
+    const stalledMirror = await stalled.subscribe(wf.id, { view: spec });
+    const kinds = kindsOf(stalledMirror);
+    const healthy = await (await monitor(hub)).subscribe(wf.id, { view: spec });
+    const tcp = (stalled.connection.socket.io.engine.transport as unknown as { ws: { _socket: { pause(): void; resume(): void } } }).ws._socket;
+    tcp.pause();
+    const bulky = 'x'.repeat(8000);
+    for (let round = 0; round < 400 && hub.stats().stalledSubscribers === 0; round++) {
+      await Promise.all(Array.from({ length: 5 }, (_, i) => wf.createWorkOrder({ id: `r${round}-${i}`, taskType: 'never', description: bulky })));
+      await healthy.until((state) => Object.hasOwn(state.orders, `r${round}-4`), { what: `round ${round} in the healthy mirror` });
+    }
+    expect(hub.stats().stalledSubscribers).toBe(1);
+    // More changes than the view's history keeps, while it is out of the stream.
+    for (let i = 0; i < 6; i++) {
+      await wf.createWorkOrder({ id: `late${i}`, taskType: 'never' });
+      await healthy.until((state) => Object.hasOwn(state.orders, `late${i}`), { what: `late order ${i} in the healthy mirror` });
+    }
+    tcp.resume();
+    await expectViewInSync(hub, stalledMirror, wf.id, spec);
+    await expectViewInSync(hub, healthy, wf.id, spec);
+    expect(kinds).toContain('snapshot');
+  });
+
+  it('takes a snapshot of a view after the hub restarts, never patches onto versions of the old run', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir });
+    const { wf } = await runningWorkflow(first);
+    await createOrders(wf, 'embed', ['a']);
+    const watcher = await monitor(first);
+    const mirror = await watcher.subscribe(wf.id, { view: SUMMARY });
+    const kinds = kindsOf(mirror);
+    const back = new Promise<void>((resolve) => watcher.connection.socket.once('connect', () => resolve()));
+    await first.close();
+    const second = await startHub({ dataDir, port: first.port });
+    await back;
+    await (await control(second)).workflow(wf.id).updateProgress('load', 30);
+    await expectViewInSync(second, mirror, wf.id, SUMMARY);
+    expect(kinds[0]).toBe('snapshot');
+  });
+
+  it('refuses a view of an unknown workflow, of one the token cannot see, of @agents, and a cursor naming no order', async () => {
+    const hub = await startHub({
+      tokens: [
+        { token: TOKENS.admin, role: 'admin' },
+        { token: 'scoped-monitor-token', role: 'monitor', workflows: ['visible'] },
+      ],
+    });
+    const client = await control(hub);
+    await client.createWorkflow({ id: 'visible', userQuery: 'yes' });
+    await client.createWorkflow({ id: 'hidden', userQuery: 'no' });
+    const scoped = await monitor(hub, 'scoped-monitor-token');
+    const admin = await monitor(hub, TOKENS.admin);
+    expect(await codeOf(admin.subscribe('missing', { view: SUMMARY }))).toBe('NOT_FOUND');
+    expect(await codeOf(scoped.subscribe('hidden', { view: SUMMARY }))).toBe('FORBIDDEN');
+    expect(await codeOf(admin.subscribe('@agents', { view: SUMMARY } as never))).toBe('VALIDATION');
+    expect(await codeOf(admin.subscribe('visible', { view: { kind: 'orders', before: 'no-such-order' } }))).toBe('VALIDATION');
+    expect(await codeOf(admin.subscribe('visible', { view: { kind: 'orders', limit: 500 } }))).toBe('VALIDATION');
+    expect((await scoped.subscribe('visible', { view: SUMMARY })).state).toMatchObject({ id: 'visible' });
+  });
+
+  it('answers a view of an archived workflow with its final value, and nothing changes it after', async () => {
+    const clock = { now: Date.now() };
+    const hub = await startHub({ keepFinishedMs: 60_000, sweepIntervalMs: 10 }, { clock: () => clock.now });
+    const { wf, settled } = await runningWorkflow(hub);
+    await worker(hub);
+    await createOrders(wf, 'embed', ['a', 'b', 'c'], (id) => id === 'b');
+    await settled();
+    await wf.complete();
+    await hub.settle();
+    const expected = { summary: viewNow(hub, wf.id, SUMMARY), failed: viewNow(hub, wf.id, FAILED) };
+    const version = hub.state.versions.get(wf.id)!;
+    clock.now += 60_001;
+    await untilTrue(() => !hub.state.workflows.has(wf.id), 'the workflow archived');
+
+    const watcher = await monitor(hub);
+    const summary = await watcher.subscribe(wf.id, { view: SUMMARY });
+    const failed = await watcher.subscribe(wf.id, { view: FAILED });
+    expect({ summary: summary.state, failed: failed.state }).toEqual(expected);
+    expect([summary.version, failed.version]).toEqual([version, version]);
+    expect(failed.doc).toBe(`${wf.id}/orders?state=failed`);
+    const again = await watcher.connection.request('subscribe', { doc: wf.id, view: FAILED, version, epoch: (await watcher.connection.request('subscribe', { doc: wf.id, view: FAILED })).epoch });
+    expect(again).toMatchObject({ mode: 'patches', from: version, to: version, ops: [] });
+  });
+});
+
+/** The embedded store, whose next write can be held and then failed, as a disk that fills up mid-write. */
+class HeldStore implements Store {
+  private held: { reject: (error: Error) => void } | undefined;
+  holding = false;
+  /** Resolves when a write is being held. */
+  writing = deferred();
+  constructor(private readonly inner: Store) {}
+  get archive() {
+    return this.inner.archive;
+  }
+  open() {
+    return this.inner.open();
+  }
+  append(text: string) {
+    if (!this.holding) return this.inner.append(text);
+    return new Promise<void>((_resolve, reject) => {
+      this.held = { reject };
+      this.writing.resolve();
+    });
+  }
+  /** Fails the held write. */
+  fail(): void {
+    this.holding = false;
+    this.held?.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+  }
+  snapshotDue() {
+    return this.inner.snapshotDue();
+  }
+  startSnapshot(current?: CurrentDocs) {
+    this.inner.startSnapshot(current);
+  }
+  snapshot() {
+    return this.inner.snapshot();
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+describe('views and a rollback', () => {
+  it('sends view subscribers back to a snapshot, and never resumes a version that showed changes rolled back', async () => {
+    const dataDir = tempDir();
+    const store = new HeldStore(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+    const hub = await startHub({ dataDir }, { store });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf', userQuery: 'rollback' });
+    await wf.createWorkOrder({ id: 'kept', taskType: 't' });
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe(wf.id, { view: NEWEST });
+    const raw = (await monitor(hub)).connection;
+
+    store.holding = true;
+    const refused = codeOf(wf.createWorkOrder({ id: 'ghost', taskType: 't' }));
+    await store.writing.promise;
+    // Applied but not on disk: a view computed now shows it, under the version it took.
+    const seen = await raw.request('subscribe', { doc: wf.id, view: NEWEST });
+    if (seen.mode !== 'snapshot') throw new Error('expected a snapshot');
+    expect(seen.state).toMatchObject({ ids: ['ghost', 'kept'] });
+    const resynced = new Promise<void>((resolve) => watcher.connection.socket.on('resync', (notice: { doc: string }) => notice.doc === mirror.doc && resolve()));
+    store.fail();
+    expect(await refused).toBe('UNAVAILABLE');
+    await resynced;
+
+    // Another change takes the same version number.
+    await wf.createWorkOrder({ id: 'real', taskType: 't' });
+    expect(hub.state.versions.get(wf.id)).toBe(seen.version);
+    const resumed = await raw.request('subscribe', { doc: wf.id, view: NEWEST, version: seen.version, epoch: seen.epoch });
+    expect(resumed).toMatchObject({ mode: 'snapshot', state: { ids: ['real', 'kept'] } });
+    await expectViewInSync(hub, mirror, wf.id, NEWEST);
+  });
+});
