@@ -30,8 +30,10 @@ async function expectViewInSync(hub: RunningHub, mirror: Mirror, workflowId: str
   await hub.settle();
   const expected = viewNow(hub, workflowId, spec);
   const version = hub.state.versions.get(workflowId)!;
-  await mirror.until((state) => isDeepStrictEqual(state, expected), { what: `${mirror.doc} equal to the hub's view at version ${version}`, timeoutMs: 10_000 });
-  expect(mirror.state).toEqual(expected);
+  const what = `${mirror.doc} equal to the hub's view at version ${version}`;
+  // On a timeout, the comparison below shows how they differ.
+  await mirror.until((state) => isDeepStrictEqual(state, expected), { what, timeoutMs: 10_000 }).catch(() => undefined);
+  expect(mirror.state, what).toEqual(expected);
   expect(mirror.version).toBeLessThanOrEqual(version);
 }
 
@@ -357,5 +359,77 @@ describe('views and a rollback', () => {
     const resumed = await raw.request('subscribe', { doc: wf.id, view: NEWEST, version: seen.version, epoch: seen.epoch });
     expect(resumed).toMatchObject({ mode: 'snapshot', state: { ids: ['real', 'kept'] } });
     await expectViewInSync(hub, mirror, wf.id, NEWEST);
+  });
+});
+
+describe('views under randomised changes', () => {
+  it('keeps every view’s mirror equal to the view of the hub’s state, at checkpoints and at the end, through random work and forced disconnects', async () => {
+    const hub = await startHub({ resumeVersions: 40, patchIntervalMs: 5 });
+    const { wf } = await runningWorkflow(hub);
+    await createOrders(wf, 'embed', ['seed-1', 'seed-2']);
+    await createOrders(wf, 'parse', ['anchor']);
+    const specs: ViewSpec[] = [
+      SUMMARY,
+      { kind: 'orders', limit: 5 },
+      { kind: 'orders', state: 'failed', limit: 3 },
+      { kind: 'orders', state: 'queued' },
+      { kind: 'orders', state: 'cancelled', limit: 200 },
+      { kind: 'orders', taskType: 'parse' },
+      { kind: 'orders', taskType: 'rank', state: 'completed', limit: 4 },
+      { kind: 'orders', before: 'anchor', limit: 3 },
+      { kind: 'orders', taskType: 'manual', before: 'anchor' },
+    ];
+    // Two monitors, each holding every view, dropped at different times.
+    const watchers = [await monitor(hub), await monitor(hub)];
+    const mirrors = await Promise.all(watchers.map((watcher) => Promise.all(specs.map((view) => watcher.subscribe(wf.id, { view })))));
+    const document = await (await monitor(hub, TOKENS.admin)).subscribe(wf.id);
+    await worker(hub, 'worker', 3);
+
+    let seed = 11;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
+    const kpi = await wf.addKpi({ name: 'loss', target: 0.1, direction: 'lower' });
+    let next = 0;
+    /** Every order final, or a manual one (no agent can take it) waiting in the queue. */
+    const quiet = async () => {
+      const version = (await wf.summary()).version;
+      await document.until(
+        (state, at) => at >= version && Object.values(state.workOrders).every((o) => ['completed', 'failed', 'cancelled'].includes(o.state) || (o.taskType === 'manual' && o.state === 'queued')),
+        { what: 'no work in flight' },
+      );
+    };
+    const expectAllInSync = async () => {
+      await quiet();
+      for (const held of mirrors) for (const [i, mirror] of held.entries()) await expectViewInSync(hub, mirror, wf.id, specs[i]!);
+    };
+
+    for (let round = 0; round < 12; round++) {
+      const writes: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 20; i++) {
+        const roll = random();
+        if (roll < 0.35) {
+          const taskType = pick(['embed', 'parse', 'rank', 'manual']);
+          const ids = Array.from({ length: 1 + Math.floor(random() * 4) }, () => `o${next++}`);
+          const specs = ids.map((id) => ({ id, taskType, input: { fail: random() < 0.25 }, requirements: taskType === 'manual' ? ['human'] : [] }));
+          writes.push(wf.createWorkOrders(specs));
+        } else if (roll < 0.5 && next > 0) {
+          // Refused when the order is already final, or not created yet: that is part of the game.
+          writes.push(wf.cancelWorkOrder(`o${Math.floor(random() * next)}`).catch(() => undefined));
+        } else if (roll < 0.65) writes.push(wf.updateProgress(`s${Math.floor(random() * 3)}`, Math.floor(random() * 101)));
+        else if (roll < 0.75) writes.push(wf.recordKpi(kpi.id, Math.round(random() * 100) / 100));
+        else if (roll < 0.85) writes.push(wf.addStep({ name: `step ${round}.${i}`, start: random() < 0.5 }));
+        else if (roll < 0.93) writes.push(wf.addDataReference({ path: `s3://bucket/${round}-${i}.csv` }));
+        else writes.push(wf.addObjective({ name: `goal ${round}.${i}` }));
+      }
+      if (round % 3 === 1) writes.push(dropConnection(watchers[0]!).then(({ back }) => back));
+      if (round % 4 === 2) writes.push(dropConnection(watchers[1]!).then(({ back }) => back));
+      await Promise.all(writes);
+      if (round % 4 === 3) await expectAllInSync();
+    }
+    await expectAllInSync();
+    // The views saw every kind of change: failures, cancellations, orders nobody can take.
+    const summary = mirrors[0]![0]!.state as { workOrderCounts: Record<string, number> };
+    expect(summary.workOrderCounts).toMatchObject({ failed: expect.any(Number), cancelled: expect.any(Number) });
+    expect(Math.min(summary.workOrderCounts.failed!, summary.workOrderCounts.cancelled!, summary.workOrderCounts.queued!, summary.workOrderCounts.completed!)).toBeGreaterThan(0);
   });
 });
