@@ -1,0 +1,106 @@
+import type { Namespace, Socket } from 'socket.io';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { applyPatch } from '../shared/patch.ts';
+import type { PatchMessage } from '../shared/schemas/monitor.ts';
+import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
+import { CreateWorkOrdersInput } from '../shared/schemas/work-order.ts';
+import { ViewSpec } from '../shared/schemas/views.ts';
+import { StateWriter } from '../server/state-writer.ts';
+import type { EncodedJson } from '../server/transport/encoded-json.ts';
+import { PatchStream } from '../server/transport/patch-stream.ts';
+import { ViewStreams } from '../server/transport/view-streams.ts';
+import { ADMIN, SETTINGS } from './helpers/domain.ts';
+import { MemoryStore } from './helpers/memory-store.ts';
+import { untilTrue } from './helpers/wait.ts';
+
+/** Just enough of a socket.io namespace: rooms that fake sockets join and leave, and a record of what is sent. */
+function fakeNamespace() {
+  const rooms = new Map<string, Set<string>>();
+  const sent: Array<{ event: string; payload: { doc: string } }> = [];
+  const nsp = {
+    sockets: new Map(),
+    adapter: { rooms },
+    to: () => ({ emit: (event: string, payload: { doc: string }) => sent.push({ event, payload }) }),
+  };
+  const socket = (id: string) =>
+    ({
+      join: (names: string | string[]) => {
+        for (const name of [names].flat()) {
+          if (!rooms.has(name)) rooms.set(name, new Set());
+          rooms.get(name)!.add(id);
+        }
+      },
+      leave: (name: string) => rooms.get(name)?.delete(id),
+    }) as unknown as Socket;
+  return { nsp: nsp as unknown as Namespace, sent, socket };
+}
+
+/** A writer with a workflow `wf` holding two orders, its patch stream (flushed by hand) and its views. */
+async function setup(idleMs = 1e9) {
+  const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
+  const { nsp, sent, socket } = fakeNamespace();
+  const patches = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+  const views = new ViewStreams(nsp, hub, patches, { idleMs });
+  onTestFinished(async () => {
+    views.close();
+    patches.close();
+    await hub.close();
+  });
+  await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'wf', userQuery: 'q' }), actor: ADMIN });
+  const create = (...ids: string[]) =>
+    hub.dispatch({ type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId: 'wf', orders: ids.map((id) => ({ id, taskType: 't' })) }), actor: ADMIN });
+  await create('a', 'b');
+  return { hub, patches, views, sent, socket, create };
+}
+
+describe('view streams (no network)', () => {
+  it('sends a followed view’s change as one patch from its previous version, computed at the flush', async () => {
+    const { patches, views, sent, socket, create } = await setup();
+    const answer = views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'orders', limit: 2 }));
+    expect(answer).toMatchObject({ doc: 'wf/orders?limit=2', mode: 'snapshot', version: 2 });
+    await create('c');
+    await create('d');
+    patches.flush();
+    const messages = sent.filter((s) => s.event === 'patch').map((s) => s.payload as PatchMessage);
+    expect(messages.map(({ doc, from, to }) => ({ doc, from, to }))).toEqual([{ doc: 'wf/orders?limit=2', from: 2, to: 4 }]);
+    if (answer.mode !== 'snapshot') throw new Error('expected a snapshot');
+    // The new page: its total and ids replaced, the two orders that left it removed, the two new ones added.
+    expect(messages[0]!.ops.map(({ op, path }) => `${op} ${path}`).sort()).toEqual(['add /orders/c', 'add /orders/d', 'remove /orders/a', 'remove /orders/b', 'replace /ids', 'replace /total']);
+    expect(applyPatch(JSON.parse((answer.state as EncodedJson).json), messages[0]!.ops)).toEqual(views.valueOf('wf/orders?limit=2'));
+  });
+
+  it('leaves a view nobody follows uncomputed, and brings it up to date in one patch for a subscriber that comes back', async () => {
+    const { patches, views, sent, socket, create } = await setup();
+    const first = views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' }));
+    if (first.mode !== 'snapshot') throw new Error('expected a snapshot');
+    patches.unsubscribe(socket('s1'), 'wf/summary');
+    for (const id of ['c', 'd', 'e']) await create(id);
+    patches.flush();
+    expect(sent).toEqual([]);
+    const again = views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' }), first.version, first.epoch);
+    expect(again).toMatchObject({ mode: 'patches', from: 2, to: 5 });
+  });
+
+  it('drops a view nobody has followed for idleMs, and keeps one that is followed', async () => {
+    const { views, patches, socket } = await setup(20);
+    const watcher = socket('s1');
+    views.subscribe(watcher, 'wf', ViewSpec.parse({ kind: 'summary' }));
+    views.subscribe(watcher, 'wf', ViewSpec.parse({ kind: 'orders' }));
+    expect(views.size).toBe(2);
+    patches.unsubscribe(watcher, 'wf/orders');
+    await untilTrue(() => views.size === 1, 'the unfollowed view dropped');
+    expect(views.valueOf('wf/summary')).toMatchObject({ id: 'wf' });
+    expect(views.valueOf('wf/orders')).toBeUndefined();
+    patches.unsubscribe(watcher, 'wf/summary');
+    await untilTrue(() => views.size === 0, 'the last view dropped');
+  });
+
+  it('ends the views of a workflow that leaves memory', async () => {
+    const { hub, views, socket } = await setup();
+    views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' }));
+    await hub.dispatch({ type: 'workflow.cancel', input: { workflowId: 'wf' }, actor: ADMIN });
+    const version = hub.state.versions.get('wf')!;
+    expect(await hub.dispatch({ type: 'hub.evict', input: { workflowId: 'wf', version }, actor: ADMIN })).toEqual({ evicted: true });
+    expect(views.size).toBe(0);
+  });
+});
