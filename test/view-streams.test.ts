@@ -12,6 +12,7 @@ import { ViewStreams } from '../server/transport/view-streams.ts';
 import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
 import { untilTrue } from './helpers/wait.ts';
+import { Transfers } from '../server/transport/transfers.ts';
 
 /** Just enough of a socket.io namespace: rooms that fake sockets join and leave, and a record of what is sent. */
 function fakeNamespace() {
@@ -39,7 +40,7 @@ function fakeNamespace() {
 async function setup(idleMs = 1e9) {
   const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
   const { nsp, sent, socket } = fakeNamespace();
-  const patches = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 });
+  const patches = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
   const views = new ViewStreams(nsp, hub, patches, { idleMs });
   onTestFinished(async () => {
     views.close();
@@ -56,7 +57,7 @@ async function setup(idleMs = 1e9) {
 describe('view streams (no network)', () => {
   it('sends a followed view’s change as one patch from its previous version, computed at the flush', async () => {
     const { patches, views, sent, socket, create } = await setup();
-    const answer = views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'orders', limit: 2 }));
+    const answer = await views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'orders', limit: 2 }));
     expect(answer).toMatchObject({ doc: 'wf/orders?limit=2', mode: 'snapshot', version: 2 });
     await create('c');
     await create('d');
@@ -71,13 +72,13 @@ describe('view streams (no network)', () => {
 
   it('leaves a view nobody follows uncomputed, and brings it up to date in one patch for a subscriber that comes back', async () => {
     const { patches, views, sent, socket, create } = await setup();
-    const first = views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' }));
+    const first = await views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' }));
     if (first.mode !== 'snapshot') throw new Error('expected a snapshot');
     patches.unsubscribe(socket('s1'), 'wf/summary');
     for (const id of ['c', 'd', 'e']) await create(id);
     patches.flush();
     expect(sent).toEqual([]);
-    const again = views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' }), first.version, first.epoch);
+    const again = await views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' }), first.version, first.epoch);
     expect(again).toMatchObject({ mode: 'patches', from: 2, to: 5 });
   });
 

@@ -1,4 +1,5 @@
-import type { DocKey } from './state.ts';
+/** A document key (a workflow id, or the agent pool's): state.ts's DocKey, named here without importing it back. */
+type DocKey = string;
 
 type Path = ReadonlyArray<string | number>;
 type Json = Record<string, unknown>;
