@@ -5,6 +5,8 @@ import { chromiumMissing, launchChromium } from './helpers/browser.ts';
 import { deferred } from './helpers/wait.ts';
 
 const missing = chromiumMissing();
+/** Work orders in the big workflow: about 50 MB of JSON as a whole document. */
+const BIG = 100_000;
 if (missing) console.warn(`dashboard test skipped: ${missing}`);
 
 describe.skipIf(missing !== undefined)('live dashboard in a real browser', () => {
@@ -45,4 +47,37 @@ describe.skipIf(missing !== undefined)('live dashboard in a real browser', () =>
     expect(await page.textContent('#events')).toContain('job-1');
     expect(errors).toEqual([]);
   });
+
+  it('opens a workflow of 100,000 work orders from its views: its counts and newest orders, under 1 MB transferred', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'A very big batch' });
+    for (let first = 0; first < BIG; first += 1000) {
+      await wf.createWorkOrders(Array.from({ length: 1000 }, (_, i) => ({ id: `o${first + i}`, taskType: i % 2 ? 'extract' : 'load', description: 'one of many' })));
+    }
+    const browser = await launchChromium();
+    onTestFinished(() => browser.close());
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    let received = 0;
+    page.on('response', (response) => void response.body().then((body) => (received += body.length), () => undefined));
+    page.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => (received += typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length)));
+    await page.goto(`${hub.url}/?token=${TOKENS.monitor}`);
+    await page.waitForSelector(`#workflows tr[data-workflow="${wf.id}"]`, { timeout: 20_000 });
+    await page.waitForSelector('#orders tr[data-work-order="o99999"]', { timeout: 20_000 });
+    expect(await page.textContent(`#workflows tr[data-workflow="${wf.id}"]`)).toContain(`${BIG} pending`);
+    expect(await page.locator('#orders tr[data-work-order]').count()).toBe(100);
+    expect(await page.textContent('#orders-title')).toContain(`newest 100 of ${BIG}`);
+
+    // Only the failed ones: the page asks for another view of the same workflow.
+    await wf.cancelWorkOrder('o5', 'not needed');
+    await page.selectOption('#order-state', 'cancelled');
+    await page.waitForSelector('#orders tr[data-work-order="o5"][data-state="cancelled"]', { timeout: 5000 });
+    expect(await page.locator('#orders tr[data-work-order]').count()).toBe(1);
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(1_000_000);
+    expect(errors).toEqual([]);
+  });
 });
+

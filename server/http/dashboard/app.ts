@@ -1,13 +1,21 @@
 /**
- * The live dashboard, run in the browser. It follows every document the token may see over the
- * monitor namespace (the same SDK mirror a Node monitor uses) and redraws on each change.
+ * The live dashboard, run in the browser. It follows views, never whole workflows: the summary
+ * view of each listed workflow, the agent pool, and a page of the selected workflow's orders, so
+ * a workflow of 100,000 orders costs the page what one of ten does.
  */
-import { connectMonitor, type MirrorChange } from '../../../client-sdk/monitor.ts';
+import { connectMonitor, type Mirror, type MirrorChange, type MonitorClient } from '../../../client-sdk/monitor.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
-import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import type { OrdersView, SummaryView } from '../../../shared/schemas/views.ts';
+import type { WorkflowHeader } from '../../../shared/schemas/workflow.ts';
+import type { WorkOrderState } from '../../../shared/schemas/work-order.ts';
 import { describeChange, esc, renderAgents, renderOrders, renderWorkflows } from './view.ts';
 
 const TOKEN_KEY = 'switchboard.token';
+/** How many workflows the page follows (the most recently created), and how often it looks for new ones. */
+const LISTED_WORKFLOWS = 50;
+const LIST_EVERY_MS = 5000;
+/** Orders shown for the selected workflow: the newest, in the chosen state. */
+const ORDER_ROWS = 100;
 
 /** The token from `?token=` (then removed from the address bar) or from this tab's storage. */
 function token(): string | null {
@@ -32,11 +40,49 @@ function askForToken(): void {
   });
 }
 
+/** The most recently created workflows this token may see (the list is oldest first, a page at a time). */
+async function listWorkflows(secret: string): Promise<WorkflowHeader[]> {
+  let listed: WorkflowHeader[] = [];
+  let cursor: string | null = null;
+  do {
+    const query = new URLSearchParams({ limit: '1000', ...(cursor ? { cursor } : {}) });
+    const response = await fetch(`/api/workflows?${query}`, { headers: { authorization: `Bearer ${secret}` } });
+    if (!response.ok) throw new Error(`listing workflows: HTTP ${response.status}`);
+    const page = (await response.json()) as { items: WorkflowHeader[]; nextCursor: string | null };
+    listed = [...listed, ...page.items].slice(-LISTED_WORKFLOWS);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return listed;
+}
+
+/** The summary views of the listed workflows, kept as the list changes. */
+class FollowedWorkflows {
+  readonly summaries = new Map<string, Mirror<SummaryView>>();
+
+  constructor(private readonly monitor: MonitorClient) {}
+
+  /** Follows the summary view of each workflow listed, and stops following those no longer listed. */
+  async follow(ids: string[]): Promise<void> {
+    const wanted = new Set(ids);
+    for (const [id, mirror] of this.summaries) {
+      if (wanted.has(id)) continue;
+      this.summaries.delete(id);
+      await this.monitor.unsubscribe(mirror.doc).catch(() => undefined);
+    }
+    for (const id of ids) {
+      if (this.summaries.has(id)) continue;
+      // A workflow archived or deleted since it was listed is skipped until the next listing.
+      const mirror = await this.monitor.subscribe(id, { view: { kind: 'summary' } }).catch(() => undefined);
+      if (mirror) this.summaries.set(id, mirror);
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const secret = token();
   const status = document.getElementById('status')!;
   if (!secret) return askForToken();
-  let monitor;
+  let monitor: MonitorClient;
   try {
     monitor = await connectMonitor({ url: location.origin, token: secret });
   } catch (error) {
@@ -54,32 +100,69 @@ async function main(): Promise<void> {
   socket.on('disconnect', showStatus);
   showStatus();
 
+  const followed = new FollowedWorkflows(monitor);
+  const agents = await monitor.subscribe('@agents');
   let selected: string | undefined;
+  let orders: Mirror<OrdersView> | undefined;
+  let stateFilter = '';
   const events: string[] = [];
   let scheduled = false;
-  const docs = await monitor.subscribeAll();
 
   const draw = () => {
     scheduled = false;
-    const workflows = [...docs.entries()].filter(([key, m]) => key !== '@agents' && m.state).map(([, m]) => m.state as Workflow);
+    const workflows = [...followed.summaries.values()].flatMap((m) => (m.state ? [m.state] : []));
     workflows.sort((a, b) => b.updatedAt - a.updatedAt);
-    if (!selected || !docs.has(selected)) selected = workflows[0]?.id;
-    const agents = Object.values((docs.get('@agents')?.state as Record<string, Agent> | undefined) ?? {});
-    renderWorkflows(document.querySelector('#workflows tbody')!, workflows, selected, (id) => {
-      selected = id;
-      draw();
-    });
-    renderAgents(document.querySelector('#agents tbody')!, agents);
+    renderWorkflows(document.querySelector('#workflows tbody')!, workflows, selected, (id) => void select(id));
+    const pool = Object.values((agents.state as Record<string, Agent> | undefined) ?? {});
+    renderAgents(document.querySelector('#agents tbody')!, pool);
     const current = workflows.find((w) => w.id === selected);
-    document.getElementById('orders-title')!.innerHTML = current ? `Work orders · <span class="id">${esc(current.id)}</span>` : 'Work orders';
-    renderOrders(document.querySelector('#orders tbody')!, current);
-    document.getElementById('counts')!.textContent = `${workflows.length} workflows · ${agents.length} agents`;
+    const shown = orders?.state;
+    document.getElementById('orders-title')!.innerHTML = current
+      ? `Work orders · <span class="id">${esc(current.id)}</span> <span class="muted">${shown ? `newest ${shown.ids.length} of ${shown.total}` : ''}</span>`
+      : 'Work orders';
+    renderOrders(document.querySelector('#orders tbody')!, current ? shown : undefined);
+    document.getElementById('counts')!.textContent = `${workflows.length} workflows · ${pool.length} agents`;
     document.getElementById('events')!.innerHTML = events.map((e) => `<li>${e}</li>`).join('');
   };
   const redraw = () => {
     if (scheduled) return;
     scheduled = true;
     requestAnimationFrame(draw);
+  };
+
+  /** Shows a page of the newest orders of a workflow, in the chosen state, instead of the one shown. */
+  const select = async (id: string | undefined) => {
+    selected = id;
+    const previous = orders;
+    orders = undefined;
+    if (previous) await monitor.unsubscribe(previous.doc).catch(() => undefined);
+    if (id) {
+      const view = { kind: 'orders', limit: ORDER_ROWS, ...(stateFilter ? { state: stateFilter as WorkOrderState } : {}) } as const;
+      const mirror = await monitor.subscribe(id, { view }).catch(() => undefined);
+      // Another workflow or filter was chosen meanwhile: this page is no longer wanted.
+      if (mirror && (selected !== id || orders)) await monitor.unsubscribe(mirror.doc).catch(() => undefined);
+      else orders = mirror;
+    }
+    redraw();
+  };
+  document.getElementById('order-state')!.addEventListener('change', (event) => {
+    stateFilter = (event.target as HTMLSelectElement).value;
+    void select(selected);
+  });
+
+  const relist = async () => {
+    try {
+      const listed = await listWorkflows(secret);
+      await followed.follow(listed.map((w) => w.id));
+      const ids = [...followed.summaries.keys()];
+      if (!selected || !ids.includes(selected)) {
+        const newest = [...followed.summaries.values()].sort((a, b) => (b.state?.updatedAt ?? 0) - (a.state?.updatedAt ?? 0))[0];
+        await select(newest?.state?.id);
+      }
+    } catch (error) {
+      status.textContent = `could not list workflows: ${(error as Error).message}`;
+    }
+    redraw();
   };
   monitor.on('change', (change: MirrorChange) => {
     for (const line of describeChange(change)) {
@@ -88,6 +171,8 @@ async function main(): Promise<void> {
     }
     redraw();
   });
+  await relist();
+  setInterval(() => void relist(), LIST_EVERY_MS);
   draw();
 }
 

@@ -1,7 +1,11 @@
 import type { MirrorChange } from '../../../client-sdk/monitor.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
+import type { OrdersView } from '../../../shared/schemas/views.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+
+/** What a row of the workflows table shows: a summary view holds it, and so does a workflow. */
+type WorkflowRow = Pick<Workflow, 'id' | 'userQuery' | 'status' | 'progress' | 'workOrderCounts' | 'updatedAt'>;
 
 /** Escapes text for HTML. */
 export function esc(value: unknown): string {
@@ -12,11 +16,8 @@ const bar = (percentage: number) => `<span class="bar"><span style="width:${Math
 const pill = (state: string) => `<span class="pill s-${esc(state)}">${esc(state.replace('_', ' '))}</span>`;
 const time = (ms: number | null) => (ms ? new Date(ms).toLocaleTimeString() : '');
 
-/** How many orders the table shows; the rest are summed up in the counts. */
-const ORDER_ROWS = 200;
-
 /** The workflows table; clicking a row selects it. */
-export function renderWorkflows(body: HTMLElement, workflows: Workflow[], selected: string | undefined, select: (id: string) => void): void {
+export function renderWorkflows(body: HTMLElement, workflows: WorkflowRow[], selected: string | undefined, select: (id: string) => void): void {
   body.innerHTML = workflows
     .map((w) => {
       const counts = Object.entries(w.workOrderCounts ?? {})
@@ -40,17 +41,13 @@ export function renderAgents(body: HTMLElement, agents: Agent[]): void {
     .join('');
 }
 
-/** The selected workflow's work orders: unfinished first, then the most recently changed. */
-export function renderOrders(body: HTMLElement, workflow: Workflow | undefined): void {
-  if (!workflow) {
+/** The selected workflow's page of orders, newest first, as its orders view holds them. */
+export function renderOrders(body: HTMLElement, page: OrdersView | undefined): void {
+  if (!page) {
     body.innerHTML = '<tr><td colspan="6" class="muted">No workflow yet.</td></tr>';
     return;
   }
-  const finished = new Set(['completed', 'failed', 'cancelled']);
-  const orders = Object.values(workflow.workOrders ?? {})
-    .sort((a, b) => Number(finished.has(a.state)) - Number(finished.has(b.state)) || b.updatedAt - a.updatedAt)
-    .slice(0, ORDER_ROWS);
-  body.innerHTML = orders.map(orderRow).join('') || '<tr><td colspan="6" class="muted">No work orders.</td></tr>';
+  body.innerHTML = page.ids.map((id) => orderRow(page.orders[id]!)).join('') || '<tr><td colspan="6" class="muted">No work orders.</td></tr>';
 }
 
 function orderRow(o: WorkOrder): string {
@@ -58,17 +55,21 @@ function orderRow(o: WorkOrder): string {
     <td>${pill(o.state)}</td><td>${esc(o.attempt?.agentId ?? o.history[o.history.length - 1]?.agentId ?? '')}</td><td>${bar(o.progress)}</td><td>${esc(o.message ?? o.error ?? '')}</td></tr>`;
 }
 
-/** One line per notable change in a patch (a state or status change, a new document). */
+/**
+ * One line per notable change in a patch of a followed view or the agent pool: a workflow's
+ * status (its summary view), an order's state (an orders view), an agent's status.
+ */
 export function describeChange(change: MirrorChange): string[] {
   const at = new Date().toLocaleTimeString();
   if (change.snapshot) return [];
+  const workflowId = change.doc.split('/')[0]!;
   const lines: string[] = [];
   for (const op of change.ops) {
     if (op.op === 'remove') continue;
     const path = op.path.split('/');
-    if (op.path === '') lines.push(`${at} <b>${esc(change.doc)}</b> created`);
-    else if (path.length === 2 && path[1] === 'status') lines.push(`${at} <b>${esc(change.doc)}</b> → ${esc(op.value)}`);
-    else if (path[1] === 'workOrders' && path[3] === 'state') lines.push(`${at} <b>${esc(path[2])}</b> → ${esc(op.value)}`);
+    if (change.doc.endsWith('/summary') && op.path === '/status') lines.push(`${at} <b>${esc(workflowId)}</b> → ${esc(op.value)}`);
+    else if (path[1] === 'orders' && path[3] === 'state') lines.push(`${at} <b>${esc(path[2])}</b> → ${esc(op.value)}`);
+    else if (path[1] === 'orders' && path.length === 3 && op.op === 'add') lines.push(`${at} <b>${esc(path[2])}</b> ${esc((op.value as WorkOrder).state)}`);
     else if (change.doc === '@agents' && path[2] === 'status') lines.push(`${at} agent <b>${esc(path[1])}</b> → ${esc(op.value)}`);
   }
   return lines;
