@@ -137,6 +137,21 @@ describe('benchmark suite (smoke)', () => {
     }
   }, 120_000);
 
+  it('runs the big-workflow scenario: phases with and without readers, whole and summary-view subscriptions and reports all read', async () => {
+    const result = await runSuite({ scale: 'smoke', only: ['big-workflow'] });
+    expect(result.failures).toEqual([]);
+    const big = result.scenarios[0]!;
+    const find = (start: string) => big.checks.find((c) => c.metric.startsWith(start))!;
+    expect(find('requests refused or unanswered').hub).toBe(0);
+    expect(find('reports read').hub).toBeGreaterThan(0);
+    // Both kinds of subscription were made and measured, the summary view much the smaller.
+    const summary = find('summary-view subscription');
+    expect(summary.hub).toBeGreaterThan(0);
+    expect(summary.baseline).toBeGreaterThan(summary.hub);
+    expect(find('hub event-loop delay max').baseline).toBeGreaterThan(0);
+    expect(toMarkdown(result)).toContain('### 8. A big workflow and its readers');
+  }, 120_000);
+
   it('fits the heap trend of the soak by least squares: a steady rise is its slope per minute, a flat heap none', () => {
     // 2 MB a minute from 100 MB, with noise that leans neither way.
     const noise = [0.5, -0.5, 0, -0.5, 0.5];
