@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl, HubError, type ControlClient } from '../client-sdk/index.ts';
+import { EXAMINED_PER_PAGE } from '../server/domain/machinery/read-bounds.ts';
 import { control, startHub, TOKENS } from './helpers/hub.ts';
 
 /** What a request rejected with. */
@@ -106,6 +107,22 @@ describe('SDK paged lists', () => {
     const all: string[] = [];
     for await (const order of wf.workOrders({ limit: 7 })) all.push(order.id);
     expect(all).toEqual(orders.map((order) => order.id));
+  });
+
+  it('keeps going across the short pages of a state few orders are in, and gives each match once', async () => {
+    const client = await control(await startHub());
+    const wf = await client.createWorkflow({ userQuery: 'sparse' });
+    const ids = Array.from({ length: EXAMINED_PER_PAGE + 500 }, (_, i) => `wo-${i}`);
+    for (let start = 0; start < ids.length; start += 1000) await wf.createWorkOrders(ids.slice(start, start + 1000).map((id) => ({ id, taskType: 't' })));
+    const cancelled = [ids[3]!, ids[EXAMINED_PER_PAGE + 100]!];
+    for (const id of cancelled) await wf.cancelWorkOrder(id);
+    // The first page looks at EXAMINED_PER_PAGE orders, finds one and says to keep going.
+    const first = await wf.listWorkOrders({ state: 'cancelled', limit: 5 });
+    expect([first.items.map((order) => order.id), first.nextCursor]).toEqual([[ids[3]], ids[EXAMINED_PER_PAGE - 1]]);
+    const seen: string[] = [];
+    for await (const order of wf.workOrders({ state: 'cancelled', limit: 5 })) seen.push(order.id);
+    expect(seen).toEqual(cancelled);
+    await expect(wf.listWorkOrders({ state: 'cancelled', cursor: 'no-such-order' })).rejects.toMatchObject({ code: 'VALIDATION' });
   });
 
   it('iterates every workflow and every matching data reference across pages', async () => {

@@ -4,6 +4,7 @@ import { CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
 import { applyCommand } from '../../server/domain/machinery/commands.ts';
 import { listWorkOrders } from '../../server/domain/machinery/queries.ts';
+import { EXAMINED_PER_PAGE } from '../../server/domain/machinery/read-bounds.ts';
 import { Transaction } from '../../server/domain/machinery/transaction.ts';
 import type { Effect } from '../../server/domain/machinery/effects.ts';
 import { ADMIN, SETTINGS, domain } from '../helpers/domain.ts';
@@ -17,7 +18,10 @@ function setup() {
 }
 
 function createOrders(d: Domain, workflowId: string, ids: string[]) {
-  d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders: ids.map((id) => ({ id, taskType: 't' })) }));
+  for (let start = 0; start < ids.length; start += 1000) {
+    const orders = ids.slice(start, start + 1000).map((id) => ({ id, taskType: 't' }));
+    d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders }));
+  }
 }
 
 /** Every id, page by page; checks that each page but the last is full. */
@@ -113,5 +117,29 @@ describe('listing work orders a page at a time', () => {
     expect(listOf(workflows[1]!)).toBe(lists[1]);
     expect(listOf(workflows[0]!)).not.toBe(lists[0]);
     expect(pageThrough(d, workflows[0]!, 1)).toEqual(['x', 'y']);
+  });
+
+  it('looks at no more than EXAMINED_PER_PAGE orders for a page: a filter few match gives short pages, even empty ones, that keep going', () => {
+    const { d, workflowId } = setup();
+    const ids = Array.from({ length: 2 * EXAMINED_PER_PAGE + 500 }, (_, i) => `o${i}`);
+    createOrders(d, workflowId, ids);
+    // Matches in the first stretch and the last; none in the one between.
+    const cancelled = [ids[5]!, ids[6]!, ids[7]!, ids[2 * EXAMINED_PER_PAGE + 10]!];
+    for (const workOrderId of cancelled) d.run('workOrder.cancel', { workflowId, workOrderId });
+    const pages: Array<{ ids: string[]; nextCursor: string | null }> = [];
+    let cursor: string | undefined;
+    do {
+      const reply = listWorkOrders(d.state, { workflowId, limit: 2, state: 'cancelled', ...(cursor ? { cursor } : {}) });
+      pages.push({ ids: reply.items.map((order) => order.id), nextCursor: reply.nextCursor });
+      cursor = reply.nextCursor ?? undefined;
+    } while (cursor);
+    expect(pages).toEqual([
+      // Full: the cursor is its last item.
+      { ids: [ids[5], ids[6]], nextCursor: ids[6] },
+      // Short, then empty: the cursor is the last order looked at.
+      { ids: [ids[7]], nextCursor: ids[EXAMINED_PER_PAGE + 6] },
+      { ids: [], nextCursor: ids[2 * EXAMINED_PER_PAGE + 6] },
+      { ids: [ids[2 * EXAMINED_PER_PAGE + 10]], nextCursor: null },
+    ]);
   });
 });

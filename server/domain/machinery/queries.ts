@@ -4,6 +4,7 @@ import { workflowHeader, type WorkflowHeader } from '../../../shared/schemas/wor
 import { ENDED_STATUSES, requireEntity, requireWorkflow } from './context.ts';
 import { versionOf, type HubState } from './state.ts';
 import { summarize } from '../workflows/summary.ts';
+import { EXAMINED_PER_PAGE } from './read-bounds.ts';
 
 /** The archived workflows a list includes: headers sorted by creation, and a lookup by id. */
 export interface ArchivedList {
@@ -107,7 +108,9 @@ export function getWorkOrder(state: HubState, workflowId: string, workOrderId: s
 
 /**
  * A workflow's work orders in creation order, optionally by state; the cursor is the last id seen.
- * The list of the workflow's order ids that paging reads is built here on first use, then kept.
+ * A page looks at most at EXAMINED_PER_PAGE orders: past them it ends, short or even empty, with
+ * the last order looked at as its cursor. The list of the workflow's order ids that paging reads
+ * is built here on first use, then kept.
  */
 export function listWorkOrders(state: HubState, input: ParsedRequestOf<'control', 'workOrder.list'>): ReplyOf<'control', 'workOrder.list'> {
   const workflow = requireWorkflow(state, input.workflowId);
@@ -119,15 +122,15 @@ export function listWorkOrders(state: HubState, input: ParsedRequestOf<'control'
     from = place + 1;
   }
   const items = [];
-  let more = false;
-  for (let place = from; place < list.size; place++) {
+  const end = Math.min(list.size, from + EXAMINED_PER_PAGE);
+  let place = from;
+  for (; place < end; place++) {
     const order = workflow.workOrders[list.idAt(place)!]!;
     if (input.state && order.state !== input.state) continue;
-    if (items.length === input.limit) {
-      more = true;
-      break;
-    }
+    if (items.length === input.limit) break;
     items.push(order);
   }
-  return { items, nextCursor: more ? items[items.length - 1]!.id : null };
+  if (place === list.size) return { items, nextCursor: null };
+  // Full: the next page starts after the last item. Short: after the last order looked at.
+  return { items, nextCursor: items.length === input.limit ? items[items.length - 1]!.id : list.idAt(place - 1)! };
 }

@@ -1,0 +1,6 @@
+/**
+ * How many items one page of a filtered list may look at. A filter few items match would
+ * otherwise walk a whole workflow for one page; past this many, the page ends short with a
+ * cursor that says "keep going", so one request holds the event loop for a bounded time.
+ */
+export const EXAMINED_PER_PAGE = 10_000;
