@@ -201,7 +201,10 @@ export class WorkflowHandle {
     return pages((cursor) => this.searchData(cursor === undefined ? filter : { ...filter, cursor }, options));
   }
 
-  /** One page of data references the filter matches, with the `total` of all matches; `nextCursor` asks for the next. */
+  /**
+   * One page of data references the filter matches, with their `total` (exact when `totalExact`,
+   * else a lower bound); `nextCursor` asks for the next. A page may be short, even empty, with more to come.
+   */
   searchData(filter: Without<Request<'data.search'>, 'workflowId'> = {}, options?: RequestOptions): Promise<Reply<'data.search'>> {
     return this.connection.request('data.search', { ...filter, workflowId: this.id }, options);
   }

@@ -273,9 +273,10 @@ export class StateWriter {
     }
   }
 
-  /** Rebuilds the scheduler's index from the documents (after a rollback). */
+  /** Rebuilds the scheduler's and the inventory's indexes from the documents (after a rollback). */
   private rebuildIndex(): void {
     this.state.work.rebuild(this.state.workflows.values(), this.state.agents, this.clock());
+    this.state.inventory.rebuild(this.state.workflows.values());
   }
 
   /**

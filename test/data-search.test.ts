@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '../client-sdk/index.ts';
+import { EXAMINED_PER_PAGE } from '../server/domain/machinery/read-bounds.ts';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { untilWorkflow } from './helpers/wait.ts';
@@ -101,6 +102,37 @@ describe('data search', () => {
     const second = await viaHttp(hub, wf.id, `limit=5&cursor=${first.body.nextCursor}`);
     expect([...first.ids, ...second.ids]).toEqual(await viaSocket(wf, {}));
     expect(second.body.nextCursor).toBeNull();
+  });
+
+  it('keeps going across short pages when a filter matches few of more references than a page looks at, and knows them again after a restart', async () => {
+    const dataDir = tempDir();
+    const hub = await startHub({ dataDir });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'sparse' });
+    const count = EXAMINED_PER_PAGE + 500;
+    const rare = new Set([3, EXAMINED_PER_PAGE + 100]);
+    for (let start = 0; start < count; start += 1000) {
+      const batch = Array.from({ length: Math.min(1000, count - start) }, (_, k) => start + k);
+      await wf.addDataReferences(batch.map((i) => ({ id: `d${String(i).padStart(6, '0')}`, path: `s3://lake/${i}.csv`, tags: rare.has(i) ? ['rare'] : [] })));
+    }
+    const expected = ['d000003', `d${String(EXAMINED_PER_PAGE + 100).padStart(6, '0')}`];
+    // Two conditions the index does not count together: the first page looks at EXAMINED_PER_PAGE references and says to keep going.
+    const first = await viaHttp(hub, wf.id, 'tag=rare&dataType=csv&limit=10');
+    expect([first.ids, first.body.total, first.body.totalExact, typeof first.body.nextCursor]).toEqual([['d000003'], 1, false, 'string']);
+    const second = await viaHttp(hub, wf.id, `tag=rare&dataType=csv&limit=10&cursor=${first.body.nextCursor}`);
+    expect([second.ids, second.body.nextCursor]).toEqual([[expected[1]], null]);
+    const seen: string[] = [];
+    for await (const ref of wf.dataReferences({ tags: ['rare'], dataType: 'csv', limit: 10 })) seen.push(ref.id);
+    expect(seen).toEqual(expected);
+    // One condition the index counts: an exact total on every page.
+    expect(await wf.searchData({ tags: ['rare'], limit: 1 })).toMatchObject({ total: 2, totalExact: true });
+    await expect(wf.searchData({ tags: ['rare'], cursor: 'not-a-cursor' })).rejects.toMatchObject({ code: 'VALIDATION' });
+
+    await hub.close();
+    const restarted = await startHub({ dataDir });
+    const again = (await control(restarted)).workflow(wf.id);
+    const afterRestart: string[] = [];
+    for await (const ref of again.dataReferences({ tags: ['rare'], sort: 'path', order: 'desc' })) afterRestart.push(ref.id);
+    expect(afterRestart).toEqual([...expected].reverse());
   });
 
   it('answers a bad filter with VALIDATION and a workflow the token cannot see with FORBIDDEN', async () => {

@@ -178,10 +178,15 @@ export const DataFilter = z.strictObject({
 });
 export type DataFilter = z.output<typeof DataFilter>;
 
-/** A page of search results; `total` counts every match, not just this page. */
+/**
+ * A page of search results. `total` counts every match when `totalExact`; otherwise it is a lower
+ * bound (the matches the page saw from its cursor on). A page may be short, even empty, with a
+ * `nextCursor`: only a null one is the end.
+ */
 export const DataPage = z.object({
   version: z.number().int(),
   items: z.array(DataReference),
   total: z.number().int(),
+  totalExact: z.boolean(),
   nextCursor: z.string().nullable(),
 });

@@ -6,6 +6,7 @@ import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import type { Actor } from '../machinery/actor.ts';
 import { requireEntity, requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { recordTransformation } from './lineage.ts';
+import type { ReferenceIndex } from './reference-index.ts';
 import { versionOf } from '../machinery/state.ts';
 import { touch } from '../workflows/workflows.ts';
 
@@ -71,6 +72,11 @@ function nextVersion(t: CommandContext, workflow: Workflow, ref: DataReference, 
   t.tx.assign(workflow.id, path, { ...fields, version: ref.version + 1, updatedAt: t.ctx.now, updatedBy: actor.name });
 }
 
+/** Files a reference just added or changed in its workflow's index; the command's rollback undoes that too. */
+function refile(t: CommandContext, index: ReferenceIndex, ref: DataReference): void {
+  t.tx.onUndo(index.file(ref));
+}
+
 /** True when a later attempt of the work order that produced `existing` registers it again. */
 function isRetryOf(existing: DataReference, producer: Producer | undefined): boolean {
   const origin = existing.provenance;
@@ -102,6 +108,8 @@ export function registerReferences(t: CommandContext, workflowId: string, specs:
       }
     }
   }
+  // Taken before the first write: an index built now must not hold this command's changes yet.
+  const index = t.state.inventory.references(workflow);
   const now = t.ctx.now;
   for (const spec of withIds) {
     const { status, size, checksum } = measure(spec, spec.observed);
@@ -121,6 +129,7 @@ export function registerReferences(t: CommandContext, workflowId: string, specs:
     if (existing && producer) {
       const provenance = { ...existing.provenance, registeredBy: { role: actor.role, name: actor.name }, agentId: producer.agentId, attempt: producer.attempt };
       nextVersion(t, workflow, existing, { ...content, provenance }, actor);
+      refile(t, index, existing);
       continue;
     }
     const ref: DataReference = {
@@ -143,6 +152,7 @@ export function registerReferences(t: CommandContext, workflowId: string, specs:
     t.tx.set(workflowId, ['data', ref.id], ref);
     const uncount = t.state.work.catalogs.dataAdded(workflowId);
     if (uncount) t.tx.onUndo(uncount);
+    refile(t, index, workflow.data[ref.id]!);
     if (producer) t.tx.append(workflowId, ['workOrders', producer.workOrderId, 'outputs'], ref.id);
   }
   // Linked once all exist: a batch may derive from references that come later in it.
@@ -163,6 +173,7 @@ export function updateReference(t: CommandContext, input: UpdateInput, actor: Ac
   if (input.expectedVersion !== undefined && input.expectedVersion !== ref.version) {
     throw new HubError('CONFLICT', `data reference ${ref.id} is at version ${ref.version}, not ${input.expectedVersion}`);
   }
+  const index = t.state.inventory.references(workflow);
   const path = input.path ?? ref.path;
   const measured = measure(input, input.observed);
   // Unobserved content of the same path keeps its recorded measurements unless new ones are declared.
@@ -181,6 +192,7 @@ export function updateReference(t: CommandContext, input: UpdateInput, actor: Ac
   if (input.tags !== undefined) fields.tags = [...new Set(input.tags)];
   if (input.metadata !== undefined) fields.metadata = input.metadata;
   nextVersion(t, workflow, ref, fields, actor);
+  refile(t, index, ref);
   touch(t, workflow.id);
   return { version: versionOf(t.state, workflow.id), item: ref };
 }
@@ -193,12 +205,14 @@ export function validateReference(t: CommandContext, input: { workflowId: string
   const workflow = requireWorkflow(t.state, input.workflowId);
   const ref = requireData(workflow, input.dataId);
   if (ref.version !== input.version) throw new HubError('CONFLICT', `data reference ${ref.id} changed while it was being validated; retry`);
+  const index = t.state.inventory.references(workflow);
   const seen = input.observed;
   const fields: Partial<DataReference> = { validatedAt: t.ctx.now };
   if (!seen.exists) fields.status = 'missing';
   else if (ref.checksum === null) Object.assign(fields, { status: 'valid', size: seen.size, checksum: seen.checksum });
   else fields.status = seen.checksum === null || seen.checksum === ref.checksum ? 'valid' : 'changed';
   t.tx.assign(workflow.id, ['data', ref.id], fields);
+  refile(t, index, ref);
   touch(t, workflow.id);
   return { version: versionOf(t.state, workflow.id), item: ref };
 }

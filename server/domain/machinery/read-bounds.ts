@@ -3,4 +3,4 @@
  * otherwise walk a whole workflow for one page; past this many, the page ends short with a
  * cursor that says "keep going", so one request holds the event loop for a bounded time.
  */
-export const EXAMINED_PER_PAGE = 10_000;
+export const EXAMINED_PER_PAGE = 5_000;

@@ -1,5 +1,6 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { InventoryIndex } from '../data/inventory-index.ts';
 import { WorkIndex } from '../work/work-index.ts';
 import { Pins } from './pins.ts';
 
@@ -25,6 +26,8 @@ export interface HubState {
   agents: Record<string, Agent> | undefined;
   versions: Map<DocKey, number>;
   work: WorkIndex;
+  /** The indexes of each workflow's data inventory, for its reads. */
+  inventory: InventoryIndex;
   /** Workflows that have ended and left memory for the store's archive: they can no longer change. */
   archived: ArchivedIds;
   /** Documents held at a version by readers that serialise them a piece at a time. */
@@ -38,7 +41,7 @@ export interface ArchivedIds {
 
 /** A state with no workflows and no agents. */
 export function emptyState(agingMs = 60_000): HubState {
-  return { workflows: new Map(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs), archived: new Set(), pins: new Pins() };
+  return { workflows: new Map(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs), inventory: new InventoryIndex(), archived: new Set(), pins: new Pins() };
 }
 
 /** The root object of a document, or undefined when it does not exist. */
@@ -67,6 +70,7 @@ export function stateFromDocs(docs: Map<DocKey, StoredDoc>, now: number, agingMs
     state.versions.set(key, v);
   }
   state.work.rebuild(state.workflows.values(), state.agents, now);
+  state.inventory.rebuild(state.workflows.values());
   return state;
 }
 

@@ -12,5 +12,6 @@ export function evictWorkflow(t: CommandContext, input: { workflowId: string; ve
   if (!workflow || !isEnded(workflow) || versionOf(t.state, input.workflowId) !== input.version) return { evicted: false };
   t.tx.dropDoc(input.workflowId);
   t.state.work.forgetWorkflow(input.workflowId);
+  t.state.inventory.forget(input.workflowId);
   return { evicted: true };
 }
