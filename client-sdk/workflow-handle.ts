@@ -8,6 +8,15 @@ import type { Connection, RequestOptions } from './connection.ts';
 import { inlineOrTransfer, withBody } from './transfers.ts';
 import { pages } from './paging.ts';
 
+/** How far a lineage walk goes: `maxDepth` levels (any depth without), at most `limit` nodes and edges. */
+export type Walk = Pick<Request<'lineage.upstream'>, 'maxDepth' | 'limit'>;
+
+/** A walk's fields from the number (maxDepth) or object `upstream` and `downstream` take. */
+function walk(depth: number | Walk | undefined): Walk {
+  if (depth === undefined) return {};
+  return typeof depth === 'number' ? { maxDepth: depth } : depth;
+}
+
 /** T without the keys K, for each member of a union. */
 export type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type Event = EventName<'control'>;
@@ -214,19 +223,43 @@ export class WorkflowHandle {
     return (await this.send('lineage.link', link, options)).item;
   }
 
-  /** What a reference was made from, to any depth or `maxDepth`. */
-  upstream(dataId: string, maxDepth?: number, options?: RequestOptions): Promise<Reply<'lineage.upstream'>> {
-    return this.send('lineage.upstream', maxDepth === undefined ? { dataId } : { dataId, maxDepth }, options);
+  /**
+   * What a reference was made from, to any depth or `maxDepth`, nearest first; `limit` (default
+   * 1000, at most 2000) caps the nodes and the edges, and `truncated` says the walk stopped before the end.
+   */
+  upstream(dataId: string, depth?: number | Walk, options?: RequestOptions): Promise<Reply<'lineage.upstream'>> {
+    return this.send('lineage.upstream', { dataId, ...walk(depth) }, options);
   }
 
-  /** What was made from a reference, to any depth or `maxDepth`. */
-  downstream(dataId: string, maxDepth?: number, options?: RequestOptions): Promise<Reply<'lineage.downstream'>> {
-    return this.send('lineage.downstream', maxDepth === undefined ? { dataId } : { dataId, maxDepth }, options);
+  /** What was made from a reference, to any depth or `maxDepth`, nearest first, as `upstream`. */
+  downstream(dataId: string, depth?: number | Walk, options?: RequestOptions): Promise<Reply<'lineage.downstream'>> {
+    return this.send('lineage.downstream', { dataId, ...walk(depth) }, options);
   }
 
-  /** The workflow's whole lineage graph. */
-  lineageGraph(options?: RequestOptions): Promise<Reply<'lineage.graph'>> {
-    return this.send('lineage.graph', {}, options);
+  /**
+   * The workflow's whole lineage graph, gathered from its pages: every reference, every
+   * transformation and edge. `version` is the last page's; a change made while the pages are
+   * read may show in the later ones only. For a big graph, `lineageGraphPage` reads a page at a time.
+   */
+  async lineageGraph(options?: RequestOptions): Promise<Reply<'lineage.graph'>> {
+    const graph = await this.lineageGraphPage({}, options);
+    for (let cursor = graph.nextCursor; cursor !== null; ) {
+      const page = await this.lineageGraphPage({ cursor }, options);
+      graph.nodes.push(...page.nodes);
+      graph.edges.push(...page.edges);
+      graph.transformations.push(...page.transformations);
+      graph.version = page.version;
+      cursor = graph.nextCursor = page.nextCursor;
+    }
+    return graph;
+  }
+
+  /**
+   * One page of the lineage graph, at most `limit` (default 1000, at most 2000) entries: the references first,
+   * then the transformations, each with its edges; `nextCursor` asks for the next.
+   */
+  lineageGraphPage(page: Without<Request<'lineage.graph'>, 'workflowId'> = {}, options?: RequestOptions): Promise<Reply<'lineage.graph'>> {
+    return this.send('lineage.graph', page, options);
   }
 
   /** A finished work order as an OpenLineage RunEvent, ready to POST to Marquez's /api/v1/lineage. */

@@ -36,7 +36,7 @@ import {
 } from './schemas/data.ts';
 import { PruneArchiveInput, PruneArchiveReply } from './schemas/archive.ts';
 import { AddKpiInput, Kpi, RecordKpiInput } from './schemas/kpis.ts';
-import { LineageGraph, LineageQuery, LineageTraversal, LinkLineageInput, OpenLineageRef, OpenLineageRunEvent, Transformation } from './schemas/lineage.ts';
+import { LineageGraph, LineageGraphQuery, LineageQuery, LineageTraversal, LinkLineageInput, OpenLineageRef, OpenLineageRunEvent, Transformation } from './schemas/lineage.ts';
 import { AddObjectiveInput, Objective, UpdateObjectiveInput } from './schemas/objectives.ts';
 import { AddStepInput, CompleteStepInput, FailStepInput, Step, StepRef } from './schemas/steps.ts';
 import { FollowedName, PatchMessage, ResyncNotice, SubscribeAllInput, SubscribeInput, Subscription } from './schemas/monitor.ts';
@@ -142,9 +142,9 @@ export const controlEvents = {
   'data.get': request(DataRef, Versioned(DataReference), 'One data reference with its provenance and history.'),
   'data.search': request(DataFilter, DataPage, 'Search data references by type, tags, text, producer, status and time; sorted and paginated.'),
   'lineage.link': request(LinkLineageInput, Versioned(Transformation), 'Link input references to output references through an operation.'),
-  'lineage.upstream': request(LineageQuery, LineageTraversal, 'What a reference was made from, to any depth (or maxDepth); cycle-safe.'),
-  'lineage.downstream': request(LineageQuery, LineageTraversal, 'What was made from a reference, to any depth (or maxDepth); cycle-safe.'),
-  'lineage.graph': request(WorkflowRef, LineageGraph, 'The whole lineage graph of a workflow.'),
+  'lineage.upstream': request(LineageQuery, LineageTraversal, 'What a reference was made from, to any depth (or maxDepth), nearest first, up to limit nodes and edges; cycle-safe.'),
+  'lineage.downstream': request(LineageQuery, LineageTraversal, 'What was made from a reference, to any depth (or maxDepth), nearest first, up to limit nodes and edges; cycle-safe.'),
+  'lineage.graph': request(LineageGraphQuery, LineageGraph, 'The lineage graph of a workflow, a page at a time: its references, then its transformations with their edges.'),
   'lineage.openLineage': request(OpenLineageRef, OpenLineageRunEvent, 'A finished work order as an OpenLineage RunEvent (COMPLETE, FAIL or ABORT), for Marquez and other consumers.'),
 } as const;
 

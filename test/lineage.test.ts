@@ -124,6 +124,38 @@ describe('lineage', () => {
     expect(await codeOf(wf.openLineageEvent('slow'))).toBe('INVALID_TRANSITION');
   });
 
+  it('reads a big lineage in bounded replies: the graph a page at a time, each entry once; a walk up to its limit, nearest first', async () => {
+    const wf = await (await control(await startHub())).createWorkflow({ userQuery: 'a long chain' });
+    const ids = Array.from({ length: 60 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+    await wf.addDataReferences(ids.map((id, i) => ({ id, path: `s3://lake/${id}`, derivedFrom: i === 0 ? [] : [ids[i - 1]!] })));
+    const whole = await wf.lineageGraph();
+    expect([whole.nodes.length, whole.transformations.length, whole.edges.length, whole.nextCursor]).toEqual([60, 59, 59, null]);
+    const gathered = { nodes: [] as string[], transformations: [] as string[], edges: [] as string[] };
+    let pages = 0;
+    for (let cursor: string | null | undefined; cursor !== null; pages++) {
+      const page = await wf.lineageGraphPage(cursor === undefined ? { limit: 25 } : { limit: 25, cursor });
+      expect(page.nodes.length + page.transformations.length + page.edges.length).toBeLessThanOrEqual(25);
+      gathered.nodes.push(...page.nodes.map((node) => node.id));
+      gathered.transformations.push(...page.transformations.map((run) => run.id));
+      gathered.edges.push(...page.edges.map((e) => `${e.from}>${e.to}`));
+      cursor = page.nextCursor;
+    }
+    expect(pages).toBe(8);
+    expect(gathered).toEqual({
+      nodes: whole.nodes.map((node) => node.id),
+      transformations: whole.transformations.map((run) => run.id),
+      edges: whole.edges.map((e) => `${e.from}>${e.to}`),
+    });
+    expect(gathered.nodes).toEqual(ids);
+    expect(await codeOf(wf.lineageGraphPage({ cursor: 'not-a-cursor' }))).toBe('VALIDATION');
+
+    const near = await wf.upstream('s59', { limit: 10 });
+    expect([chain(near.nodes).slice(0, 3), near.nodes.length, near.edges.length, near.truncated]).toEqual([['s59@0', 's58@1', 's57@2'], 10, 9, true]);
+    const all = await wf.upstream('s59');
+    expect([all.nodes.length, all.truncated]).toEqual([60, false]);
+    expect(await codeOf(wf.downstream('s00', { limit: 5000 }))).toBe('VALIDATION');
+  });
+
   it('keeps data and lineage across a hub restart', async () => {
     const dataDir = tempDir();
     const root = tempDir('switchboard-lineage-');

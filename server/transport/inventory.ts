@@ -88,7 +88,7 @@ export function inventoryHandlers(hub: StateWriter, reads: WorkflowReads, files:
     'lineage.link': (input, session) => hub.dispatch({ type: 'lineage.link', input, actor: session.actor }),
     'lineage.upstream': async (input) => traverse(await reads.stateFor(input.workflowId), input, 'upstream'),
     'lineage.downstream': async (input) => traverse(await reads.stateFor(input.workflowId), input, 'downstream'),
-    'lineage.graph': async (input) => lineageGraph(await reads.stateFor(input.workflowId), input.workflowId),
+    'lineage.graph': async (input) => lineageGraph(await reads.stateFor(input.workflowId), input),
     'lineage.openLineage': async (input) => runEvent(await reads.stateFor(input.workflowId), input, openLineageProducer),
   };
 }

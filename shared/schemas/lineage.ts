@@ -34,11 +34,23 @@ export const LinkLineageInput = z.strictObject({
   agentId: Id.optional(),
 });
 
-/** Upstream or downstream of one reference; no maxDepth means to any depth. */
+/** How many entries one lineage reply may hold: nodes and edges of a walk (each), or entries of a graph page. */
+const LineageLimit = z.number().int().min(1).max(2000);
+
+/** Upstream or downstream of one reference; no maxDepth means to any depth. `limit` caps the nodes, and the edges, of the reply. */
 export const LineageQuery = z.strictObject({
   workflowId: Id,
   dataId: Id,
   maxDepth: z.number().int().min(1).max(100_000).optional(),
+  limit: LineageLimit.default(1000),
+});
+
+/** A page of a workflow's lineage graph: at most `limit` nodes, transformations and edges in all, from `cursor` on. */
+export const LineageGraphQuery = z.strictObject({
+  workflowId: Id,
+  limit: LineageLimit.default(1000),
+  /** nextCursor of the previous page. */
+  cursor: z.string().max(1000).optional(),
 });
 
 /** A reference in a lineage answer and its distance from the one asked about. */
@@ -62,17 +74,21 @@ export const LineageTraversal = z.object({
   direction: z.enum(['upstream', 'downstream']),
   nodes: z.array(LineageNode),
   edges: z.array(LineageEdge),
-  /** True when maxDepth stopped the walk before the end of the graph. */
+  /** True when maxDepth, `limit` or the hub's bound on one walk stopped it before the end of the graph. */
   truncated: z.boolean(),
 });
 export type LineageTraversal = z.infer<typeof LineageTraversal>;
 
-/** A workflow's whole lineage graph: every reference (depth 0), every edge, every transformation. */
+/**
+ * A page of a workflow's lineage graph: every reference (depth 0) in creation order, then every
+ * transformation, each followed by its edges; nextCursor asks for the next page, null at the end.
+ */
 export const LineageGraph = z.object({
   version: z.number().int(),
   nodes: z.array(LineageNode),
   edges: z.array(LineageEdge),
   transformations: z.array(Transformation),
+  nextCursor: z.string().nullable(),
 });
 
 export const OpenLineageRef = z.strictObject({ workflowId: Id, workOrderId: Id });

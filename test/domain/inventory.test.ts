@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { DataFilter, DataReferenceSpec } from '../../shared/schemas/data.ts';
+import { LineageGraphQuery, LineageQuery } from '../../shared/schemas/lineage.ts';
 import { CreateWorkOrderInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
 import { searchData } from '../../server/domain/data/data-search.ts';
@@ -151,7 +152,7 @@ describe('data inventory (domain)', () => {
     link(['a'], ['c']);
     link(['c'], ['d']);
     link(['d'], ['a']);
-    const down = traverse(d.state, { workflowId, dataId: 'a' }, 'downstream');
+    const down = traverse(d.state, LineageQuery.parse({ workflowId, dataId: 'a' }), 'downstream');
     expect(down.nodes.map((n) => [n.id, n.depth])).toEqual([
       ['a', 0],
       ['b', 1],
@@ -159,9 +160,9 @@ describe('data inventory (domain)', () => {
       ['d', 2],
     ]);
     expect(down.edges.map((e) => `${e.from}>${e.to}`).sort()).toEqual(['a>b', 'a>c', 'b>c', 'c>d', 'd>a']);
-    const shallow = traverse(d.state, { workflowId, dataId: 'd', maxDepth: 1 }, 'upstream');
+    const shallow = traverse(d.state, LineageQuery.parse({ workflowId, dataId: 'd', maxDepth: 1 }), 'upstream');
     expect([shallow.nodes.map((n) => n.id), shallow.truncated]).toEqual([['d', 'c'], true]);
-    expect(lineageGraph(d.state, workflowId).edges).toHaveLength(5);
+    expect(lineageGraph(d.state, LineageGraphQuery.parse({ workflowId })).edges).toHaveLength(5);
     expect(codeOf(() => link(['a'], ['ghost']))).toBe('NOT_FOUND');
     expect(Object.keys(d.state.workflows.get(workflowId)!.lineage)).toHaveLength(5);
   });

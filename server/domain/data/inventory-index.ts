@@ -1,28 +1,45 @@
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { LineageIndex } from './lineage-index.ts';
 import { ReferenceIndex } from './reference-index.ts';
 
+/** An index and the object of the document it was built from: another object means the document was replaced. */
+interface Built<T, Source> {
+  source: Source;
+  index: T;
+}
+
 interface Entry {
-  /** The references object the index was built from: another one means the document was replaced. */
-  data: Workflow['data'];
-  references: ReferenceIndex;
+  references?: Built<ReferenceIndex, Workflow['data']>;
+  lineage?: Built<LineageIndex, Workflow['lineage']>;
+}
+
+function hasAny(record: object): boolean {
+  for (const _ in record) return true;
+  return false;
 }
 
 /**
- * The indexes of each workflow's data inventory, so that reads of it cost what they return: built
- * for every workflow at start-up and after a rollback, for any other (a new workflow, an archived
- * one read back) when first needed, and kept up to date by the commands that change references.
+ * The indexes of each workflow's data inventory and lineage, so that reads of them cost what they
+ * return: built at start-up and after a rollback for every workflow that has references or runs,
+ * for any other (a new workflow, an archived one read back) when first needed, and kept up to
+ * date by the commands that change them, each change with its undo. A command takes the index
+ * before its first write, so that one built then does not already hold its changes.
  */
 export class InventoryIndex {
   private readonly entries = new Map<string, Entry>();
 
   /** The index of a workflow's references, built now when there is none for this document. */
   references(workflow: Workflow): ReferenceIndex {
-    let entry = this.entries.get(workflow.id);
-    if (!entry || entry.data !== workflow.data) {
-      entry = { data: workflow.data, references: new ReferenceIndex(Object.values(workflow.data)) };
-      this.entries.set(workflow.id, entry);
-    }
-    return entry.references;
+    const entry = this.entryOf(workflow.id);
+    if (entry.references?.source !== workflow.data) entry.references = { source: workflow.data, index: new ReferenceIndex(Object.values(workflow.data)) };
+    return entry.references.index;
+  }
+
+  /** The index of a workflow's transformations, built now when there is none for this document. */
+  lineage(workflow: Workflow): LineageIndex {
+    const entry = this.entryOf(workflow.id);
+    if (entry.lineage?.source !== workflow.lineage) entry.lineage = { source: workflow.lineage, index: new LineageIndex(Object.values(workflow.lineage)) };
+    return entry.lineage.index;
   }
 
   /** Forgets the indexes of a workflow that left memory. */
@@ -30,14 +47,18 @@ export class InventoryIndex {
     this.entries.delete(workflowId);
   }
 
-  /** Builds every workflow's indexes again from the documents; one with no references gets its (empty) index when first needed. */
+  /** Builds every workflow's indexes again from the documents. */
   rebuild(workflows: Iterable<Workflow>): void {
     this.entries.clear();
     for (const workflow of workflows) {
-      for (const _ in workflow.data) {
-        this.references(workflow);
-        break;
-      }
+      if (hasAny(workflow.data)) this.references(workflow);
+      if (hasAny(workflow.lineage)) this.lineage(workflow);
     }
+  }
+
+  private entryOf(workflowId: string): Entry {
+    let entry = this.entries.get(workflowId);
+    if (!entry) this.entries.set(workflowId, (entry = {}));
+    return entry;
   }
 }

@@ -26,8 +26,13 @@ export function recordTransformation(t: CommandContext, workflowId: string, fiel
     error: fields.error ?? null,
     recordedBy: fields.recordedBy,
   };
+  const workflow = requireWorkflow(t.state, workflowId);
+  // Taken before the write: an index built now must not hold this run yet.
+  const index = t.state.inventory.lineage(workflow);
   t.tx.set(workflowId, ['lineage', id], transformation);
-  return requireWorkflow(t.state, workflowId).lineage[id]!;
+  const recorded = workflow.lineage[id]!;
+  t.tx.onUndo(index.add(recorded));
+  return recorded;
 }
 
 /** Links inputs to outputs through an operation (control). Every reference must exist, or nothing changes. */
