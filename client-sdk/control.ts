@@ -42,9 +42,24 @@ export class ControlClient {
     return this.connection.request('workflow.list', filter, options);
   }
 
-  /** The agent pool with status, load and performance. */
+  /** The whole agent pool with status, load and performance, gathered from its pages (1000 agents a request). */
   async listAgents(options?: RequestOptions): Promise<Agent[]> {
-    return (await this.connection.request('agent.list', {}, options)).items;
+    const agents: Agent[] = [];
+    for await (const agent of this.agents({ limit: 1000 }, options)) agents.push(agent);
+    return agents;
+  }
+
+  /**
+   * Every agent of the pool in id order, fetched a page (`limit`) at a time.
+   * @example for await (const agent of control.agents()) console.log(agent.id, agent.status, agent.load);
+   */
+  agents(filter: Without<Request<'agent.list'>, 'cursor'> = {}, options?: RequestOptions): AsyncGenerator<Agent, void, undefined> {
+    return pages((cursor) => this.listAgentsPage(cursor === undefined ? filter : { ...filter, cursor }, options));
+  }
+
+  /** One page of the agent pool in id order; `nextCursor` asks for the next. */
+  listAgentsPage(page: Request<'agent.list'> = {}, options?: RequestOptions): Promise<Reply<'agent.list'>> {
+    return this.connection.request('agent.list', page, options);
   }
 
   /** One agent. */

@@ -2,9 +2,11 @@ import * as z from 'zod';
 import type { Ack } from './envelope.ts';
 import {
   Agent,
+  AgentPage,
   AgentRef,
   AgentStatusInput,
   HeartbeatInput,
+  ListAgentsInput,
   RegisterAgentInput,
   RegisterAgentReply,
   UpdateAgentInput,
@@ -118,7 +120,7 @@ export const controlEvents = {
     z.object({ assigned: z.array(z.object({ workOrderId: z.string(), agentId: z.string(), state: z.enum(['offered', 'running']) })) }),
     'Run an assignment pass now and list the workflow’s current assignments. Assignment is automatic; this exists for parity.',
   ),
-  'agent.list': request(z.strictObject({}), z.object({ version: z.number().int(), items: z.array(Agent) }), 'The agent pool.'),
+  'agent.list': request(ListAgentsInput, AgentPage, 'The agent pool, a page at a time in id order.'),
   'agent.get': request(AgentRef, Agent, 'One agent with its status, load and performance.'),
   'agent.update': request(UpdateAgentInput, Agent, 'Drain or reactivate an agent, or set its status note (update_agent_status).'),
   'transfer.read': request(ReadTransferInput, TransferPart, 'One part of a reply sent as a transfer (a workflow or report over 1 MB).'),

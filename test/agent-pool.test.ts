@@ -1,9 +1,9 @@
 import type { Socket } from 'socket.io-client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { HubState } from '../server/domain/machinery/state.ts';
 import type { RunningHub } from '../server/index.ts';
 import { REPORT_FORMATS } from '../server/reports/report.ts';
-import { agent, control, monitor, startHub, tempDir } from './helpers/hub.ts';
+import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { connectRaw } from './helpers/raw-socket.ts';
 import { untilWorkflow } from './helpers/wait.ts';
 
@@ -106,5 +106,29 @@ describe('the agent pool over a long run', () => {
     await pool.until((agents) => Object.keys(agents).length === 0, { what: 'the pool emptied' });
     const after = await Promise.all(REPORT_FORMATS.map((format) => wf.report(format)));
     expect(after.map((report) => report.body)).toEqual(before.map((report) => report.body));
+  });
+
+  it('lists the pool a page at a time in id order, from the SDK and over HTTP, each agent once', async () => {
+    const hub = await startHub();
+    const ids = Array.from({ length: 250 }, (_, i) => `agent-${String((i * 37) % 250).padStart(3, '0')}`);
+    const sockets = await registerEach(hub.url, ids);
+    onTestFinished(() => sockets.forEach((socket) => socket.disconnect()));
+    const client = await control(hub);
+    const sorted = [...ids].sort();
+    const first = await client.listAgentsPage({ limit: 100 });
+    expect([first.items.length, first.nextCursor]).toEqual([100, sorted[99]]);
+    const seen: string[] = [];
+    for await (const agent of client.agents({ limit: 60 })) seen.push(agent.id);
+    expect(seen).toEqual(sorted);
+    expect((await client.listAgents()).map((agent) => agent.id)).toEqual(sorted);
+
+    const get = async (query: string) => {
+      const res = await fetch(`${hub.url}/api/agents?${query}`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } });
+      return { status: res.status, body: await res.json() };
+    };
+    const page = await get(`limit=2&cursor=${sorted[247]}`);
+    expect([page.status, page.body.items.map((agent: { id: string }) => agent.id), page.body.nextCursor]).toEqual([200, sorted.slice(248), null]);
+    for (const query of ['limit=0', 'limit=abc', 'cursor=%20bad%20cursor']) expect([query, (await get(query)).body.error?.code]).toEqual([query, 'VALIDATION']);
+    await expect(client.listAgentsPage({ cursor: '../bad' })).rejects.toMatchObject({ code: 'VALIDATION' });
   });
 });

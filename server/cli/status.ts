@@ -35,7 +35,17 @@ export async function status(args: string[]): Promise<void> {
     workflows.push(...page.items);
     cursor = page.nextCursor;
   } while (cursor);
-  const agents = ((await (await getFromHub(address, '/api/agents')).json()) as { items: Agent[] }).items;
+  const agents: Agent[] = [];
+  cursor = null;
+  do {
+    progress(`reading agents… ${agents.length}`);
+    const page = (await (await getFromHub(address, `/api/agents?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)).json()) as {
+      items: Agent[];
+      nextCursor: string | null;
+    };
+    agents.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
   progressDone();
   if (values.json) return void process.stdout.write(JSON.stringify({ uptimeMs: health.uptimeMs, workflows, agents }, null, 2) + '\n');
   const counts = (w: WorkflowHeader) =>

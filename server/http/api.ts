@@ -1,4 +1,5 @@
 import { HubError } from '../../shared/errors.ts';
+import { ListAgentsInput } from '../../shared/schemas/agent.ts';
 import { Id } from '../../shared/schemas/common.ts';
 import { DataFilter } from '../../shared/schemas/data.ts';
 import { ListWorkflowsInput } from '../../shared/schemas/workflow.ts';
@@ -91,7 +92,14 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: Repo
       method: 'GET',
       pattern: /^\/api\/agents$/,
       roles: READERS,
-      handle: () => ({ body: listAgents(hub.state) }),
+      handle: (request) => {
+        const parsed = ListAgentsInput.safeParse({
+          limit: request.query.has('limit') ? Number(request.query.get('limit')) : undefined,
+          cursor: request.query.get('cursor') ?? undefined,
+        });
+        if (!parsed.success) throw new HubError('VALIDATION', parsed.error.message);
+        return { body: listAgents(hub.state, parsed.data) };
+      },
     },
     {
       method: 'GET',

@@ -73,7 +73,7 @@ export function controlHandlers(parts: ControlParts): Handlers<'control'> {
       const reports = await renderer.render(state, input.workflowId);
       return { version: reports[0]!.version, files: await writeReports(workflow.outputFolder, reports, hubDirectory) };
     },
-    'agent.list': () => listAgents(hub.state),
+    'agent.list': (input) => listAgents(hub.state, input),
     'agent.get': (input) => requireAgent(hub.state, input.agentId),
     'agent.update': commandHandler(hub, 'agent.update'),
     'transfer.read': (input, _session, socket) => ({ data: transfers.read(socket, input.id, input.part) }),

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { Id, keyedRecord, keyName, Text, Timestamp } from './common.ts';
+import { Id, keyedRecord, keyName, Page, Text, Timestamp } from './common.ts';
 
 /** A capability or task type name. */
 export const Capability = keyName(100);
@@ -79,6 +79,12 @@ export const AgentStatusInput = z.strictObject({
 export const UpdateAgentInput = AgentStatusInput.extend({ agentId: Id });
 
 export const AgentRef = z.strictObject({ agentId: Id });
+
+/** A page of the agent pool in id order; the cursor is the last id seen (an agent forgotten since is no matter). */
+export const ListAgentsInput = z.strictObject({ limit: Page.limit, cursor: Id.optional() });
+
+/** A page of agents with the version of the pool, and the cursor of the next page (null on the last). */
+export const AgentPage = z.object({ version: z.number().int(), items: z.array(Agent), nextCursor: z.string().nullable() });
 
 /** Renews the leases of the attempts an agent is running. */
 export const HeartbeatInput = z.strictObject({ attemptTokens: z.array(z.string().max(100)).max(1000) });

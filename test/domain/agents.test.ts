@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { RegisterAgentInput } from '../../shared/schemas/agent.ts';
+import { applyCommand } from '../../server/domain/machinery/commands.ts';
+import type { Effect } from '../../server/domain/machinery/effects.ts';
 import { AGENTS_DOC, stateFromDocs, storedDocs } from '../../server/domain/machinery/state.ts';
-import { copyJson } from '../../server/domain/machinery/transaction.ts';
-import { domain, SETTINGS } from '../helpers/domain.ts';
+import { copyJson, Transaction } from '../../server/domain/machinery/transaction.ts';
+import { listAgents } from '../../server/domain/work/agents.ts';
+import { ADMIN, domain, SETTINGS } from '../helpers/domain.ts';
 
 /** Disconnects an agent and runs the sweep once its grace period is over: it is offline from then. */
 function takeOffline(d: ReturnType<typeof domain>, agentId: string): void {
@@ -103,5 +107,65 @@ describe('agent presence (domain, manual clock)', () => {
     expect(reloaded.run('hub.sweep', {}).reply.forgotten).toBe(0);
     reloaded.advance(1);
     expect(reloaded.run('hub.sweep', {}).reply.forgotten).toBe(1);
+  });
+});
+
+describe('listing the agent pool a page at a time (domain)', () => {
+  /** Every id, page by page. */
+  function pageThrough(d: ReturnType<typeof domain>, limit: number, between?: () => void): string[] {
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = listAgents(d.state, { limit, ...(cursor ? { cursor } : {}) });
+      expect(page.items.length).toBeLessThanOrEqual(limit);
+      seen.push(...page.items.map((agent) => agent.id));
+      cursor = page.nextCursor ?? undefined;
+      between?.();
+    } while (cursor);
+    return seen;
+  }
+
+  it('gives every agent once in id order, agents that join or are forgotten between pages included, the ids kept as the pool changes', () => {
+    const d = domain();
+    for (const id of ['m', 'c', 'x', 'a', 'q']) d.register(id);
+    expect(pageThrough(d, 2)).toEqual(['a', 'c', 'm', 'q', 'x']);
+    takeOffline(d, 'c');
+    d.advance(SETTINGS.forgetAgentsAfterMs);
+    let joined = false;
+    // The cursor is a place in id order: an agent forgotten since it was read does not break paging.
+    const seen = pageThrough(d, 2, () => {
+      if (joined) return;
+      joined = true;
+      expect(d.run('hub.sweep', {}).reply.forgotten).toBe(1);
+      d.register('b');
+      d.register('z');
+    });
+    expect(seen).toEqual(['a', 'c', 'm', 'q', 'x', 'z']);
+    expect(pageThrough(d, 100)).toEqual(Object.keys(d.state.agents!).sort());
+    // As at start-up: the ids built from the document are the ones kept.
+    expect(pageThrough({ ...d, state: stateFromDocs(new Map(storedDocs(d.state)), 5_000) }, 3)).toEqual(['a', 'b', 'm', 'q', 'x', 'z']);
+  });
+
+  it('forgets an agent whose registration was rolled back, and puts back one whose forgetting was', () => {
+    const d = domain();
+    d.register('kept');
+    takeOffline(d, 'kept');
+    d.advance(SETTINGS.forgetAgentsAfterMs);
+    const batch = [
+      (() => {
+        const tx = new Transaction<Effect>(d.state);
+        applyCommand({ state: d.state, tx, ctx: { now: 1_000_000, newId: (p) => `${p}_x`, settings: SETTINGS } }, { type: 'hub.sweep', input: {}, actor: ADMIN });
+        return tx;
+      })(),
+      (() => {
+        const tx = new Transaction<Effect>(d.state);
+        const input = { ...RegisterAgentInput.parse({ agentId: 'new', agentType: 'worker' }), newConnection: true };
+        applyCommand({ state: d.state, tx, ctx: { now: 1_000_000, newId: (p) => `${p}_x`, settings: SETTINGS } }, { type: 'agent.register', input, actor: { role: 'agent', name: 'new', agentId: 'new' } });
+        return tx;
+      })(),
+    ];
+    expect(listAgents(d.state, { limit: 10 }).items.map((agent) => agent.id)).toEqual(['new']);
+    for (const tx of batch.reverse()) tx.rollback();
+    expect(listAgents(d.state, { limit: 10 }).items.map((agent) => agent.id)).toEqual(['kept']);
   });
 });

@@ -1,10 +1,5 @@
-import BTreeModule from 'sorted-btree';
 import type { DataFilter, DataReference } from '../../../shared/schemas/data.ts';
-
-// A CommonJS module with the class as its `default`: Node's import gives module.exports, whose
-// `default` is the class; vitest and bundlers that honour `__esModule` give the class itself.
-type BTreeClass = typeof BTreeModule.default;
-const BTree: BTreeClass = (BTreeModule as { default?: BTreeClass }).default ?? (BTreeModule as unknown as BTreeClass);
+import { BTree } from '../machinery/sorted-tree.ts';
 
 /** A sort order of data.search. */
 export type SortOrder = DataFilter['sort'];

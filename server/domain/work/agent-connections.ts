@@ -50,6 +50,7 @@ export function registerAgent(
       stats: { assigned: 0, completed: 0, failed: 0, declined: 0, byTaskType: {} },
     };
     t.tx.set(AGENTS_DOC, [agentId], agent);
+    t.tx.onUndo(t.state.work.agentIds.add(agentId));
   }
   markConnected(t, agentId);
   return { agent: requireAgent(t.state, agentId), attempts: heldAttempts(t.state, agentId) };

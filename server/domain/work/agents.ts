@@ -1,5 +1,5 @@
 import { HubError } from '../../../shared/errors.ts';
-import type { ParsedRequestOf } from '../../../shared/contract.ts';
+import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
 import type { Agent, AgentStatus } from '../../../shared/schemas/agent.ts';
 import type { Actor } from '../machinery/actor.ts';
 import type { CommandContext } from '../machinery/context.ts';
@@ -78,7 +78,18 @@ export function setAgentStatus(t: CommandContext, agentId: string, input: Parsed
   return agent;
 }
 
-/** The agent pool, as a list. */
-export function listAgents(state: HubState): { version: number; items: Agent[] } {
-  return { version: versionOf(state, AGENTS_DOC), items: Object.values(state.agents ?? {}) };
+/** The agent pool a page at a time, in id order from the cursor (the last id seen) on. */
+export function listAgents(state: HubState, input: ParsedRequestOf<'control', 'agent.list'>): ReplyOf<'control', 'agent.list'> {
+  const items: Agent[] = [];
+  let more = false;
+  for (const agentId of state.work.agentIds.after(input.cursor)) {
+    const agent = state.agents?.[agentId];
+    if (!agent) continue;
+    if (items.length === input.limit) {
+      more = true;
+      break;
+    }
+    items.push(agent);
+  }
+  return { version: versionOf(state, AGENTS_DOC), items, nextCursor: more ? items[items.length - 1]!.id : null };
 }

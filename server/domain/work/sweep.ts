@@ -44,6 +44,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
       continue;
     }
     t.tx.remove(AGENTS_DOC, [agent.id]);
+    t.tx.onUndo(work.agentIds.remove(agent.id));
     work.forgetAgent(agent);
     result.forgotten++;
   }

@@ -1,6 +1,7 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { AgentIds } from './agent-ids.ts';
 import { queueKey } from './assignment.ts';
 import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
@@ -106,6 +107,8 @@ export class WorkIndex {
   readonly orderLists = new OrderLists();
   /** Workflows' orders sorted per task type and state, for views (built at a workflow's first view). */
   readonly catalogs = new WorkflowCatalogs();
+  /** The pool's agent ids in order, for paging agent.list. */
+  readonly agentIds = new AgentIds();
   private seq = 0;
 
   constructor(private readonly agingMs: number) {}
@@ -269,6 +272,7 @@ export class WorkIndex {
     while (this.delayed.pop());
     while (this.deadlines.pop());
     this.offline.clear();
+    this.agentIds.rebuild(Object.keys(agents ?? {}));
     for (const agent of Object.values(agents ?? {})) {
       // An offline agent without the time (an older document) gets it at start-up (hub.recover).
       if (agent.status === 'offline' && typeof agent.offlineSince === 'number') this.offline.watch(agent.id, agent.offlineSince);
