@@ -59,10 +59,14 @@ describe('crash recovery (kill -9 under load)', () => {
       await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));
       await hub.crash();
       await hub.start();
+      // What was acknowledged before the read is asked for: a big workflow is read at the version
+      // of the request, and changes acknowledged while it is serialised come after it.
+      const acked = [...ackedOrders];
+      const samples = ackedSamples;
       const state = await wf.get();
-      const missing = [...ackedOrders].filter((id) => !state.workOrders[id]);
+      const missing = acked.filter((id) => !state.workOrders[id]);
       expect(missing, `after kill ${kill + 1}`).toEqual([]);
-      expect(state.kpis.throughput!.samples, `after kill ${kill + 1}`).toBeGreaterThanOrEqual(ackedSamples);
+      expect(state.kpis.throughput!.samples, `after kill ${kill + 1}`).toBeGreaterThanOrEqual(samples);
     }
     running = false;
     await load;
