@@ -30,6 +30,39 @@ function readAll(state: HubState, doc: string, items: number, between: () => voi
   return text;
 }
 
+/** Rebuilds a pinned document from its units, running `between` after every one. */
+function readUnits(state: HubState, doc: string, between: () => void): Record<string, unknown> {
+  const pinned = state.pins.pin(doc, state.workflows.get(doc)!, 1);
+  const rebuilt: Record<string, Record<string, unknown>> = {};
+  for (let unit = pinned.readUnit(); unit !== undefined; unit = pinned.readUnit()) {
+    if (unit.key === undefined) rebuilt[unit.field] = JSON.parse(unit.json);
+    else rebuilt[unit.field]![unit.key] = JSON.parse(unit.json);
+    between();
+  }
+  return rebuilt;
+}
+
+/** A function that makes one random write of any kind to document `wf`, each in its own transaction. */
+function randomWrites(state: HubState, next: () => number): () => void {
+  let created = 0;
+  return () => {
+    const tx = new Transaction(state);
+    const doc = state.workflows.get('wf') as unknown as Record<string, Record<string, unknown>>;
+    const ids = Object.keys(doc.workOrders!);
+    const id = ids[Math.floor(next() * ids.length)];
+    const choice = Math.floor(next() * 9);
+    if (choice === 0 && id) tx.assign('wf', ['workOrders', id], { state: 'running', progress: Math.floor(next() * 100) });
+    else if (choice === 1 && id) tx.set('wf', ['workOrders', id, 'progress'], 50);
+    else if (choice === 2 && id) tx.remove('wf', ['workOrders', id]);
+    else if (choice === 3) tx.set('wf', ['workOrders', `new_${created++}`], { id: 'new', state: 'pending', history: [] });
+    else if (choice === 4 && id) tx.append('wf', ['workOrders', id, 'history'], { at: created });
+    else if (choice === 5) tx.assign('wf', [], { status: 'completed', progress: Math.floor(next() * 100) });
+    else if (choice === 6) tx.set('wf', ['stages', `s${created++}`], { p: 1 });
+    else if (choice === 7) tx.append('wf', ['tags'], 'b');
+    else tx.set('wf', ['counts'], { replaced: true });
+  };
+}
+
 describe('a pinned document', () => {
   it('reads as JSON.stringify of the document when nothing changes', () => {
     const state = emptyState();
@@ -45,27 +78,26 @@ describe('a pinned document', () => {
       const state = emptyState();
       putDoc(state, 'wf', documentWith(30));
       const expected = JSON.stringify(state.workflows.get('wf'));
-      let created = 0;
-      const write = () => {
-        const tx = new Transaction(state);
-        const doc = state.workflows.get('wf') as unknown as Record<string, Record<string, unknown>>;
-        const ids = Object.keys(doc.workOrders!);
-        const id = ids[Math.floor(next() * ids.length)];
-        const choice = Math.floor(next() * 9);
-        if (choice === 0 && id) tx.assign('wf', ['workOrders', id], { state: 'running', progress: Math.floor(next() * 100) });
-        else if (choice === 1 && id) tx.set('wf', ['workOrders', id, 'progress'], 50);
-        else if (choice === 2 && id) tx.remove('wf', ['workOrders', id]);
-        else if (choice === 3) tx.set('wf', ['workOrders', `new_${created++}`], { id: 'new', state: 'pending', history: [] });
-        else if (choice === 4 && id) tx.append('wf', ['workOrders', id, 'history'], { at: created });
-        else if (choice === 5) tx.assign('wf', [], { status: 'completed', progress: Math.floor(next() * 100) });
-        else if (choice === 6) tx.set('wf', ['stages', `s${created++}`], { p: 1 });
-        else if (choice === 7) tx.append('wf', ['tags'], 'b');
-        else tx.set('wf', ['counts'], { replaced: true });
-      };
+      const write = randomWrites(state, next);
       const text = readAll(state, 'wf', 1 + Math.floor(next() * 5), () => {
         for (let n = Math.floor(next() * 3); n > 0; n--) write();
       });
       expect(text, `seed ${seed}`).toBe(expected);
+    }
+  });
+
+  it('reads as units that rebuild the document as it was pinned, keys in order, while every kind of write changes it between units', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const next = random(seed);
+      const state = emptyState();
+      putDoc(state, 'wf', documentWith(30));
+      const expected = JSON.stringify(state.workflows.get('wf'));
+      const write = randomWrites(state, next);
+      const rebuilt = readUnits(state, 'wf', () => {
+        for (let n = Math.floor(next() * 3); n > 0; n--) write();
+      });
+      expect(JSON.stringify(rebuilt), `seed ${seed}`).toBe(expected);
+      expect(state.pins.size).toBe(0);
     }
   });
 

@@ -24,6 +24,17 @@ interface PinnedCollection {
 }
 
 /**
+ * One unit of a pinned document: a top-level field (`key` undefined; an object-valued field as
+ * `{}`, its items following as units of their own), or one item of an object-valued field.
+ * `json` is the value's JSON text.
+ */
+export interface PinnedUnit {
+  field: string;
+  key: string | undefined;
+  json: string;
+}
+
+/**
  * A document held at one version while it is serialised a piece at a time: the writer goes on
  * changing the live document meanwhile, and tells every pin first (`beforeWrite`), so the pin
  * keeps the JSON of what is about to change as it was. The text it reads is exactly
@@ -119,6 +130,47 @@ export class PinnedDoc {
       text += '}';
     }
     return text;
+  }
+
+  /**
+   * The next unit of the document (see PinnedUnit), or undefined once all of it was read: setting
+   * each unit's value in order (an item into the field set before it) rebuilds the document at the
+   * pinned version with its keys in the same order. Read a pin with this or with `read`, not both.
+   */
+  readUnit(): PinnedUnit | undefined {
+    while (this.top < this.topKeys.length) {
+      const field = this.topKeys[this.top]!;
+      const captured = this.topCaptured.get(field);
+      const value = captured === undefined ? this.root[field] : undefined;
+      // As in read: a field that held an object at the pinned version is read from that object.
+      const collection = this.collections.get(field) ?? (isRecord(value) ? this.collection(field, value) : undefined);
+      if (captured === undefined && collection) {
+        const keys = (collection.keys ??= Object.keys(collection.object));
+        if (this.item === -1) {
+          this.item = 0;
+          return { field, key: undefined, json: '{}' };
+        }
+        if (this.item === keys.length) {
+          this.item = -1;
+          this.top++;
+          this.collections.delete(field);
+          continue;
+        }
+        const key = keys[this.item++]!;
+        const itemCaptured = collection.captured.get(key);
+        const json = itemCaptured === undefined ? JSON.stringify(collection.object[key]) : itemCaptured === ABSENT ? undefined : itemCaptured;
+        if (json !== undefined) return { field, key, json };
+        continue;
+      }
+      this.top++;
+      const json = captured === undefined ? JSON.stringify(value) : captured === ABSENT ? undefined : captured;
+      if (json !== undefined) return { field, key: undefined, json };
+    }
+    if (!this.done) {
+      this.done = true;
+      this.release();
+    }
+    return undefined;
   }
 
   /** Stops following the document's changes (reading is over, or abandoned). */
