@@ -1,11 +1,12 @@
 import { HubError } from '../shared/errors.ts';
 import type { WorkflowStatus } from '../shared/schemas/workflow.ts';
 import { isEnded } from './domain/machinery/context.ts';
-import { versionOf } from './domain/machinery/state.ts';
 import { summarize } from './domain/workflows/summary.ts';
 import type { Logger } from './logger.ts';
+import { pinnedLines } from './pinned-json.ts';
 import type { StateWriter } from './state-writer.ts';
-import type { WorkflowArchive } from './store/archive.ts';
+import { headerOf, type WorkflowArchive } from './store/archive.ts';
+import { documentLine } from './store/archive-lines.ts';
 import type { WorkflowReads } from './workflow-reads.ts';
 
 export interface ArchiverOptions {
@@ -109,10 +110,16 @@ export class Archiver {
   private async archiveOne(workflowId: string, now: number): Promise<void> {
     const workflow = this.hub.state.workflows.get(workflowId);
     if (!workflow || !isEnded(workflow)) return;
-    const version = versionOf(this.hub.state, workflowId);
+    // Pinned now, at this version: the document is serialised a slice at a time as the archive writes it.
+    const document = pinnedLines(this.hub.state, workflowId, documentLine);
+    const version = document.version;
     const rollbacks = this.rollbacks;
-    // An ended workflow's summary no longer depends on the time: kept with it, it is read without the workflow.
-    await this.archive.put({ v: version, archivedAt: now, workflow }, summarize(workflow, version, now));
+    try {
+      // An ended workflow's summary no longer depends on the time: kept with it, it is read without the workflow.
+      await this.archive.put({ header: headerOf(workflow, version, now), lines: document.chunks }, summarize(workflow, version, now));
+    } finally {
+      document.release();
+    }
     // The archived copy may hold a change that was not yet written and has since been undone; the
     // next pass writes it again. Otherwise the eviction commits only if every change before it did.
     if (this.rollbacks !== rollbacks) return;

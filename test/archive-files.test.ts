@@ -1,9 +1,14 @@
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { summarize } from '../server/domain/workflows/summary.ts';
+import { emptyState, putDoc } from '../server/domain/machinery/state.ts';
+import { pinnedLines } from '../server/pinned-json.ts';
+import { headerOf, type WorkflowToArchive } from '../server/store/archive.ts';
 import { FileArchive } from '../server/store/archive-files.ts';
+import { documentLine } from '../server/store/archive-lines.ts';
 import { tempDir } from './helpers/hub.ts';
 
 /** A minimal ended workflow document. */
@@ -29,6 +34,14 @@ function workflow(id: string, createdAt: number): Workflow {
   } as unknown as Workflow;
 }
 
+/** A workflow on its way to the archive at version `v`, as the archiver hands it over: its lines serialised from a pinned state. */
+function toArchive(document: Workflow, v: number, archivedAt: number): WorkflowToArchive {
+  const state = emptyState();
+  putDoc(state, document.id, document);
+  state.versions.set(document.id, v);
+  return { header: headerOf(document, v, archivedAt), lines: pinnedLines(state, document.id, documentLine).chunks };
+}
+
 /** The archive of `dir`, once its index is read. */
 async function opened(dir: string, onWarning: (message: string) => void = () => undefined): Promise<FileArchive> {
   const archive = await FileArchive.open(dir, onWarning);
@@ -36,11 +49,39 @@ async function opened(dir: string, onWarning: (message: string) => void = () => 
   return archive;
 }
 
+/**
+ * An ended workflow of `orders` work orders, about 400 bytes each, with data and lineage: ids that
+ * are array indexes among them (JSON puts those first) and text outside ASCII, so that its lines
+ * cross the reader's buffers in the middle of a character.
+ */
+function bigWorkflow(id: string, orders: number): Workflow {
+  const document = workflow(id, 1000) as unknown as Record<string, Record<string, unknown>>;
+  for (let n = 0; n < orders; n++) {
+    const orderId = n % 100 === 7 ? String(n) : `o${n}`;
+    document.workOrders![orderId] = { id: orderId, taskType: 'clean', state: 'completed', description: `ordre n° ${n} ✓ ${'é'.repeat(n % 97)}`, input: { n, nested: { list: [n, 'x'] } } };
+  }
+  document.workOrderCounts = { ...document.workOrderCounts, completed: orders };
+  document.data = { raw: { id: 'raw', path: 's3://bucket/raw.csv' }, '42': { id: '42', path: 's3://bucket/42.csv' } };
+  document.lineage = { t1: { id: 't1', inputs: ['raw'], outputs: ['42'] } };
+  return document as unknown as Workflow;
+}
+
+/** Writes a file and its index line as the archive did before format 2: header, summary, then the document's JSON on one line. */
+function writeFirstFormat(dir: string, document: Workflow, v: number, archivedAt: number): void {
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+  const text = JSON.stringify(document);
+  const summary = JSON.stringify(summarize(document, v, archivedAt));
+  const header = { ...headerOf(document, v, archivedAt), sha256: sha256(text), summarySha256: sha256(summary) };
+  mkdirSync(join(dir, 'archive'), { recursive: true });
+  writeFileSync(join(dir, 'archive', `${document.id}.json`), `${JSON.stringify(header)}\n${summary}\n${text}`);
+  appendFileSync(join(dir, 'archive', 'index.jsonl'), `${JSON.stringify({ put: header })}\n`);
+}
+
 async function filled(dir: string, ids: string[]) {
   const archive = await opened(dir);
   for (const [index, id] of ids.entries()) {
     const document = workflow(id, 1000 - index);
-    await archive.put({ v: index + 1, archivedAt: 5000, workflow: document }, summarize(document, index + 1, 5000));
+    await archive.put(toArchive(document, index + 1, 5000), summarize(document, index + 1, 5000));
   }
   await archive.close();
 }
@@ -93,11 +134,72 @@ describe('the file archive', () => {
     writeFileSync(file('wf-a'), readFileSync(file('wf-a'), 'utf8').replace('/tmp/wf-a', '/tmp/wf-X'));
     // The summary is the second line; the header (first line) holds the same query text.
     const lines = readFileSync(file('wf-b'), 'utf8').split('\n');
-    writeFileSync(file('wf-b'), [lines[0], lines[1]!.replace('query wf-b', 'query wf-X'), lines[2]].join('\n'));
+    writeFileSync(file('wf-b'), lines.map((line, at) => (at === 1 ? line.replace('query wf-b', 'query wf-X') : line)).join('\n'));
     const archive = await opened(dir);
     await expect(archive.read('wf-a')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file('wf-a')} is damaged`) });
     expect((await archive.readSummary('wf-a'))?.userQuery).toBe('query wf-a');
     await expect(archive.readSummary('wf-b')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file('wf-b')} is damaged`) });
+    await archive.close();
+  });
+  it('reads back a big workflow equal to what was archived, its keys in the same order', async () => {
+    const dir = tempDir();
+    const archive = await opened(dir);
+    const document = bigWorkflow('wf-big', 6000);
+    const expected = JSON.stringify(document);
+    expect(expected.length).toBeGreaterThan(1_000_000);
+    await archive.put(toArchive(document, 9, 5000), summarize(document, 9, 5000));
+    const read = await archive.read('wf-big');
+    expect(read).toEqual({ v: 9, archivedAt: 5000, workflow: document });
+    // Byte for byte: a report rendered from it is the same as one rendered from memory.
+    expect(JSON.stringify(read!.workflow)).toBe(expected);
+    await archive.close();
+  });
+
+  it('still reads workflows archived in the first format, the document on one line, also once its index is rebuilt', async () => {
+    const dir = tempDir();
+    const old = bigWorkflow('wf-old', 200);
+    writeFirstFormat(dir, old, 4, 3000);
+    await filled(dir, ['wf-new']);
+    const archive = await opened(dir);
+    expect(archive.headers().map((h) => h.id)).toEqual(['wf-old', 'wf-new']);
+    expect(await archive.read('wf-old')).toEqual({ v: 4, archivedAt: 3000, workflow: old });
+    expect(await archive.readSummary('wf-old')).toEqual(summarize(old, 4, 3000));
+    await archive.close();
+
+    const index = join(dir, 'archive', 'index.jsonl');
+    writeFileSync(index, readFileSync(index, 'utf8').replace('"put"', '"pu#'));
+    const rebuilt = await opened(dir);
+    await rebuilt.close();
+    // The index written anew keeps each file's format: read once more from it.
+    const again = await opened(dir);
+    expect(JSON.stringify((await again.read('wf-old'))?.workflow)).toBe(JSON.stringify(old));
+    expect((await again.read('wf-new'))?.workflow).toEqual(workflow('wf-new', 1000));
+    await again.close();
+  });
+
+  it('refuses a workflow with a damaged item line, or one cut short, naming its file', async () => {
+    const dir = tempDir();
+    const archive = await opened(dir);
+    for (const id of ['wf-a', 'wf-b', 'wf-c']) {
+      const document = bigWorkflow(id, 50);
+      await archive.put(toArchive(document, 1, 5000), summarize(document, 1, 5000));
+    }
+    const file = (id: string) => join(dir, 'archive', `${id}.json`);
+    const damage = (id: string, change: (line: string) => string) => {
+      const lines = readFileSync(file(id), 'utf8').split('\n');
+      const at = lines.findIndex((line) => line.startsWith('["workOrders","o20"'));
+      lines[at] = change(lines[at]!);
+      writeFileSync(file(id), lines.join('\n'));
+    };
+    // A line that no longer parses; one that parses but says something else; a file that ends within a line.
+    damage('wf-a', (line) => line.slice(0, -5));
+    damage('wf-b', (line) => line.replace('"n":20', '"n":21'));
+    writeFileSync(file('wf-c'), readFileSync(file('wf-c'), 'utf8').slice(0, -3));
+    for (const id of ['wf-a', 'wf-b', 'wf-c']) {
+      await expect(archive.read(id)).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file(id)} is damaged`) });
+      // The summary, a part of its own, is still read.
+      expect((await archive.readSummary(id))?.userQuery).toBe(`query ${id}`);
+    }
     await archive.close();
   });
 });

@@ -4,7 +4,10 @@ import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
-import { HeaderIndex, headerOf, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive } from './archive.ts';
+import type { Workflow } from '../../shared/schemas/workflow.ts';
+import { HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
+import { DamagedPart } from './archive-lines.ts';
+import { readArchivedDocument, readLines, writeArchivedFile } from './archived-file.ts';
 import { syncedWrite } from './synced-write.ts';
 
 /** The folder of the data directory that holds the archive. */
@@ -13,16 +16,22 @@ const INDEX_FILE = 'index.jsonl';
 /** Index lines read between two turns of the event loop while the archive loads (about a millisecond's worth). */
 const LOAD_SLICE = 500;
 
-/** A header as files hold it: with the SHA-256 of the document's and the summary's JSON, checked when they are read back. */
+/**
+ * A header as files hold it: with the SHA-256 of the document's and the summary's text, checked
+ * when they are read back, and the file's format: 2 for a document in lines (archive-lines.ts),
+ * absent for the first format, the document's JSON on one line.
+ */
 interface FiledHeader extends ArchivedHeader {
+  format?: 2;
   sha256: string;
   summarySha256: string;
 }
 
-/** The checksums of one archived workflow's two parts. */
+/** The checksums of one archived workflow's two parts, and the format of its file. */
 interface Sums {
   document: string;
   summary: string;
+  format: 1 | 2;
 }
 
 /** One line of the index: a workflow archived, or workflows deleted. */
@@ -32,27 +41,20 @@ const fileOf = (id: string) => `${id}.json`;
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /**
- * Reads the first `lines` lines of a file (the rest is never read): the header and summary of an
- * archived workflow without its document. Undefined when the file ends first.
+ * Reads the document of a file in the first format (header, summary, then the document's JSON on
+ * one line), as it was written before format 2. Its one hash and one parse hold the event loop for
+ * as long as the document is big (about half a second for 60 MB): acceptable for the files left
+ * from then, which are read once each and cached, while every file written now is read in slices.
  */
-async function readLines(path: string, lines: number): Promise<string[] | undefined> {
-  const handle = await open(path, 'r');
+async function readFirstFormat(path: string): Promise<{ workflow: Workflow; sha256: string }> {
+  const text = await readFile(path, 'utf8');
+  const start = text.indexOf('\n', text.indexOf('\n') + 1) + 1;
+  const document = start === 0 ? '' : text.slice(start);
+  const sum = sha256(document);
   try {
-    const chunks: Buffer[] = [];
-    let found = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(64 * 1024);
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
-      if (bytesRead === 0) return undefined;
-      const read = chunk.subarray(0, bytesRead);
-      chunks.push(read);
-      for (let at = read.indexOf(10); at !== -1; at = read.indexOf(10, at + 1)) {
-        if (++found < lines) continue;
-        return Buffer.concat(chunks).toString('utf8').split('\n', lines);
-      }
-    }
-  } finally {
-    await handle.close();
+    return { workflow: JSON.parse(document) as Workflow, sha256: sum };
+  } catch {
+    throw new DamagedPart('its document does not parse');
   }
 }
 
@@ -63,7 +65,8 @@ function damaged(id: string, path: string, why: string): HubError {
 
 /**
  * The embedded store's archive, in `<dataDir>/archive/`: one file per workflow (a header line,
- * the summary, then the document), written atomically and flushed before the index names it; and
+ * the summary, then the document, see archived-file.ts), written atomically and flushed before the
+ * index names it, and written and read a slice at a time so that a big one never holds the hub; and
  * `index.jsonl`, an append-only list of what was archived and deleted, read at start-up instead
  * of the files. The index is rewritten once most of its lines are deletions.
  */
@@ -121,13 +124,14 @@ export class FileArchive implements WorkflowArchive {
     return this.index.all();
   }
 
-  put(entry: ArchivedWorkflow, summary: WorkflowSummary): Promise<void> {
-    const document = JSON.stringify(entry.workflow);
+  put(entry: WorkflowToArchive, summary: WorkflowSummary): Promise<void> {
     const digest = JSON.stringify(summary);
-    const header: FiledHeader = { ...headerOf(entry.workflow, entry.v, entry.archivedAt), sha256: sha256(document), summarySha256: sha256(digest) };
+    const summarySha256 = sha256(digest);
+    const filed = (documentSha256: string): FiledHeader => ({ ...entry.header, format: 2, sha256: documentSha256, summarySha256 });
     void this.ready();
     return this.serial(async () => {
-      await syncedWrite(this.dir, fileOf(header.id), `${JSON.stringify(header)}\n${digest}\n${document}`);
+      const documentSha256 = await writeArchivedFile(this.dir, fileOf(entry.header.id), (sum) => JSON.stringify(filed(sum)), digest, entry.lines);
+      const header = filed(documentSha256);
       await this.appendIndex({ put: header });
       this.remember(header);
     });
@@ -136,13 +140,12 @@ export class FileArchive implements WorkflowArchive {
   async read(id: string): Promise<ArchivedWorkflow | undefined> {
     await this.ready();
     const header = this.index.get(id);
-    if (!header) return undefined;
+    const sums = this.sums.get(id);
+    if (!header || !sums) return undefined;
     const path = join(this.dir, fileOf(id));
-    const text = await this.readPart(id, path, () => readFile(path, 'utf8'));
-    const start = text.indexOf('\n', text.indexOf('\n') + 1) + 1;
-    const document = start === 0 ? '' : text.slice(start);
-    if (sha256(document) !== this.sums.get(id)?.document) throw damaged(id, path, 'its checksum does not match the archive index');
-    return { v: header.v, archivedAt: header.archivedAt, workflow: JSON.parse(document) };
+    const { workflow, sha256: sum } = await this.readPart(id, path, () => (sums.format === 2 ? readArchivedDocument(path) : readFirstFormat(path)));
+    if (sum !== sums.document) throw damaged(id, path, 'its checksum does not match the archive index');
+    return { v: header.v, archivedAt: header.archivedAt, workflow };
   }
 
   async readSummary(id: string): Promise<WorkflowSummary | undefined> {
@@ -155,11 +158,12 @@ export class FileArchive implements WorkflowArchive {
     return JSON.parse(summary) as WorkflowSummary;
   }
 
-  /** Runs a read of an archived file; a file that cannot be read is named in the error. */
+  /** Runs a read of an archived file; a file that cannot be read, or holds what was not written, is named in the error. */
   private async readPart<T>(id: string, path: string, read: () => T | Promise<T>): Promise<T> {
     try {
       return await read();
     } catch (error) {
+      if (error instanceof DamagedPart) throw damaged(id, path, error.message);
       throw new HubError('INTERNAL', `archived workflow ${id} cannot be read from ${path}: ${(error as Error).message}`);
     }
   }
@@ -191,9 +195,9 @@ export class FileArchive implements WorkflowArchive {
   }
 
   private remember(header: FiledHeader): void {
-    const { sha256: document, summarySha256: summary, ...kept } = header;
+    const { sha256: document, summarySha256: summary, format, ...kept } = header;
     this.index.put(kept);
-    this.sums.set(header.id, { document, summary });
+    this.sums.set(header.id, { document, summary, format: format === 2 ? 2 : 1 });
   }
 
   /** Reads the index, a slice at a time so the hub serves meanwhile; rebuilds it from the files when it is damaged. */
@@ -264,7 +268,8 @@ export class FileArchive implements WorkflowArchive {
   private async rewriteIndex(): Promise<void> {
     const lines = this.index.all().map((header) => {
       const sums = this.sums.get(header.id)!;
-      return JSON.stringify({ put: { ...header, sha256: sums.document, summarySha256: sums.summary } }) + '\n';
+      const put: FiledHeader = { ...header, ...(sums.format === 2 ? { format: 2 } : {}), sha256: sums.document, summarySha256: sums.summary };
+      return JSON.stringify({ put }) + '\n';
     });
     await this.handle?.close();
     await syncedWrite(this.dir, INDEX_FILE, lines.join(''));

@@ -15,6 +15,16 @@ export interface ArchivedWorkflow {
 }
 
 /**
+ * A finished workflow on its way to the archive: its header (with its version and when it was
+ * archived), and its document as the lines of archive-lines.ts, produced over many turns of the
+ * event loop (see pinnedLines) while the archive writes them.
+ */
+export interface WorkflowToArchive {
+  header: ArchivedHeader;
+  lines: AsyncIterable<string>;
+}
+
+/**
  * Where finished workflows go when they leave memory. The headers are held in memory (a few
  * hundred bytes each) so that lists and lookups need no disk; a workflow's document is read only
  * when it is asked for.
@@ -31,11 +41,11 @@ export interface WorkflowArchive {
   /** How many workflows are archived. */
   readonly size: number;
   /**
-   * Writes a finished workflow durably with its summary (serialised before this returns); resolves
-   * once it is on disk and listed. The summary is kept apart so that reading it costs no parse of
-   * the workflow (an ended workflow's summary no longer changes).
+   * Writes a finished workflow durably with its summary (serialised before this returns), reading
+   * its lines as they come; resolves once it is on disk and listed. The summary is kept apart so
+   * that reading it costs no parse of the workflow (an ended workflow's summary no longer changes).
    */
-  put(entry: ArchivedWorkflow, summary: WorkflowSummary): Promise<void>;
+  put(entry: WorkflowToArchive, summary: WorkflowSummary): Promise<void>;
   /** Reads an archived workflow back, checking it is what was written; undefined when it is not archived. */
   read(workflowId: string): Promise<ArchivedWorkflow | undefined>;
   /** Reads an archived workflow's summary alone; undefined when it is not archived. */

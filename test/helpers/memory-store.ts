@@ -1,5 +1,6 @@
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
-import { HeaderIndex, headerOf, type ArchivedWorkflow, type WorkflowArchive } from '../../server/store/archive.ts';
+import { HeaderIndex, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from '../../server/store/archive.ts';
+import { DocumentFromLines } from '../../server/store/archive-lines.ts';
 import type { Recovered } from '../../server/store/recovery.ts';
 import type { CurrentDocs, Store } from '../../server/store/store.ts';
 
@@ -10,10 +11,11 @@ export interface MemoryStoreOptions {
   snapshotEvery?: number;
 }
 
-/** An archive in memory: each workflow kept as the JSON text it would be written as. */
+/** An archive in memory: each workflow kept as the lines it would be written as (see archive-lines.ts). */
 class MemoryArchive implements WorkflowArchive {
   private readonly index = new HeaderIndex();
   private readonly texts = new Map<string, string>();
+  private readonly summaries = new Map<string, string>();
   async ready() {}
   get size() {
     return this.index.size;
@@ -27,15 +29,21 @@ class MemoryArchive implements WorkflowArchive {
   headers() {
     return this.index.all();
   }
-  private readonly summaries = new Map<string, string>();
-  async put(entry: ArchivedWorkflow, summary: WorkflowSummary) {
-    this.texts.set(entry.workflow.id, JSON.stringify(entry));
-    this.summaries.set(entry.workflow.id, JSON.stringify(summary));
-    this.index.put(headerOf(entry.workflow, entry.v, entry.archivedAt));
+  async put(entry: WorkflowToArchive, summary: WorkflowSummary) {
+    const summaryText = JSON.stringify(summary);
+    let text = '';
+    for await (const chunk of entry.lines) text += chunk;
+    this.texts.set(entry.header.id, text);
+    this.summaries.set(entry.header.id, summaryText);
+    this.index.put(entry.header);
   }
-  async read(id: string) {
+  async read(id: string): Promise<ArchivedWorkflow | undefined> {
     const text = this.texts.get(id);
-    return text === undefined ? undefined : (JSON.parse(text) as ArchivedWorkflow);
+    const header = this.index.get(id);
+    if (text === undefined || !header) return undefined;
+    const document = new DocumentFromLines();
+    for (const line of text.split('\n').slice(0, -1)) document.add(line);
+    return { v: header.v, archivedAt: header.archivedAt, workflow: document.workflow };
   }
   async readSummary(id: string) {
     const text = this.summaries.get(id);

@@ -1,0 +1,149 @@
+/**
+ * One archived workflow's file: a header line, a summary line, then the document (see
+ * archive-lines.ts). Written from the document's chunks as they are produced, and read back a line
+ * at a time, so that neither holds the event loop for more than a few milliseconds.
+ */
+
+import { createHash } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Workflow } from '../../shared/schemas/workflow.ts';
+import { DamagedPart, DocumentFromLines } from './archive-lines.ts';
+
+/** Bytes read from the file at a time: hashing them takes well under a millisecond. */
+const READ_BYTES = 256 * 1024;
+/** How long reading may hold the event loop before it lets the hub serve (ms). */
+const SLICE_MS = 3;
+/** Lines parsed between two looks at the clock. */
+const LINES_PER_LOOK = 64;
+/** Stands for the document's SHA-256 in the header until it is known: the same length as the digest. */
+const PENDING_SHA256 = '0'.repeat(64);
+
+/**
+ * Writes `dir/name` atomically from the document's chunks: the header line `header(sha256)` and
+ * the summary line, then the chunks, hashed as they are written. The header is written first with a
+ * placeholder and rewritten in place once the document's SHA-256 is known (a hex digest is as long
+ * as the placeholder, so nothing moves). The file is flushed and renamed into place, then the
+ * directory flushed, as syncedWrite does. Resolves with the document's SHA-256.
+ */
+export async function writeArchivedFile(dir: string, name: string, header: (sha256: string) => string, summary: string, document: AsyncIterable<string>): Promise<string> {
+  const path = join(dir, name);
+  const temporary = join(dir, `.${name}.tmp`);
+  const handle = await open(temporary, 'w');
+  let sha256: string;
+  try {
+    const pending = header(PENDING_SHA256);
+    await writeAll(handle, Buffer.from(`${pending}\n${summary}\n`));
+    const hash = createHash('sha256');
+    for await (const chunk of document) {
+      const bytes = Buffer.from(chunk);
+      hash.update(bytes);
+      await writeAll(handle, bytes);
+    }
+    sha256 = hash.digest('hex');
+    const final = Buffer.from(header(sha256));
+    if (final.length !== Buffer.byteLength(pending)) throw new Error(`the header of ${name} changed length`);
+    await writeAll(handle, final, 0);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+  await handle.close();
+  await rename(temporary, path);
+  const directory = await open(dir, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+  return sha256;
+}
+
+/** Writes all of `bytes` at `position` (or where the file stands), however many writes that takes. */
+async function writeAll(handle: FileHandle, bytes: Buffer, position: number | null = null): Promise<void> {
+  for (let done = 0; done < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position === null ? null : position + done);
+    done += bytesWritten;
+  }
+}
+
+/**
+ * Reads the document of a file written by writeArchivedFile, a slice of a few milliseconds per
+ * turn: builds the workflow line by line and hashes the document's bytes as they are read.
+ * Throws DamagedPart when a line is not one of a document or the file ends within a line.
+ */
+export async function readArchivedDocument(path: string): Promise<{ workflow: Workflow; sha256: string }> {
+  const handle = await open(path, 'r');
+  try {
+    const hash = createHash('sha256');
+    const builder = new DocumentFromLines();
+    // The header and summary lines come before the document.
+    let skip = 2;
+    // The start of a line that goes on in the next read.
+    let begun: Buffer[] = [];
+    let lines = 0;
+    let sliceStart = performance.now();
+    for (;;) {
+      const buffer = Buffer.allocUnsafe(READ_BYTES);
+      const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, null);
+      if (bytesRead === 0) break;
+      const read = buffer.subarray(0, bytesRead);
+      let start = 0;
+      while (skip > 0 && start < read.length) {
+        const end = read.indexOf(10, start);
+        // A header or summary line that goes on in the next read is skipped there.
+        if (end === -1) start = read.length;
+        else {
+          start = end + 1;
+          skip--;
+        }
+      }
+      if (start === read.length) continue;
+      hash.update(read.subarray(start));
+      for (let end = read.indexOf(10, start); end !== -1; end = read.indexOf(10, start)) {
+        const line = begun.length === 0 ? read.subarray(start, end) : Buffer.concat([...begun, read.subarray(start, end)]);
+        begun = [];
+        // A newline byte never occurs inside a multi-byte UTF-8 character, so each line decodes alone.
+        builder.add(line.toString('utf8'));
+        start = end + 1;
+        if (++lines % LINES_PER_LOOK === 0 && performance.now() - sliceStart >= SLICE_MS) {
+          await nextTurn();
+          sliceStart = performance.now();
+        }
+      }
+      if (start < read.length) begun.push(read.subarray(start));
+    }
+    if (begun.length > 0 || skip > 0) throw new DamagedPart('it ends within a line');
+    return { workflow: builder.workflow, sha256: hash.digest('hex') };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Reads the first `lines` lines of a file (the rest is never read): the header and summary of an
+ * archived workflow without its document. Undefined when the file ends first.
+ */
+export async function readLines(path: string, lines: number): Promise<string[] | undefined> {
+  const handle = await open(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let found = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) return undefined;
+      const read = chunk.subarray(0, bytesRead);
+      chunks.push(read);
+      for (let at = read.indexOf(10); at !== -1; at = read.indexOf(10, at + 1)) {
+        if (++found < lines) continue;
+        return Buffer.concat(chunks).toString('utf8').split('\n', lines);
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+}
