@@ -1,6 +1,7 @@
 import type { WorkflowSummary } from '../shared/schemas/summary.ts';
 import { workflowSummary } from './domain/machinery/queries.ts';
 import { emptyState, type HubState } from './domain/machinery/state.ts';
+import { countOrders } from './domain/work/order-lists.ts';
 import type { StateWriter } from './state-writer.ts';
 import type { WorkflowArchive } from './store/archive.ts';
 
@@ -86,7 +87,8 @@ export class WorkflowReads {
     // Reports name agents by the pool only for work recorded before workflows kept those details.
     state.agents = this.hub.state.agents;
     state.archived = this.archive;
-    const orders = Object.keys(archived.workflow.workOrders).length;
+    // From its counts: Object.keys of 100,000 orders would hold the loop ~20 ms.
+    const orders = countOrders(archived.workflow);
     this.cache.set(workflowId, { state, orders });
     this.cachedOrders += orders;
     // Oldest read first; the one just read stays, however big.
