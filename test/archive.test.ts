@@ -180,4 +180,26 @@ describe('archiving ended workflows', () => {
     expect(await client.pruneArchive(0)).toEqual([]);
     expect(await codeOf(client.connection.request('archive.prune', { olderThanMs: -1 } as never))).toBe('VALIDATION');
   });
+
+  it('does not hold a change behind the read of a big archived workflow: sent after the read, it is acknowledged first', async () => {
+    const { hub, clock } = await hubWithClock(tempDir());
+    const client = await control(hub);
+    const big = await client.createWorkflow({ userQuery: 'a big one to archive' });
+    const padding = 'x'.repeat(400);
+    for (let first = 0; first < 6000; first += 1000) {
+      await big.createWorkOrders(Array.from({ length: 1000 }, (_, i) => ({ id: `o${first + i}`, taskType: 'nobody-serves-this', description: padding })));
+    }
+    await big.cancel('to be archived');
+    const live = await client.createWorkflow({ userQuery: 'still going' });
+    await live.start();
+    await archived(hub, clock, big.id);
+
+    const finished: string[] = [];
+    // One connection: the hub takes the read first (it loads the workflow from the archive), then the change.
+    const read = big.getWorkOrder('o5999').then((order) => (finished.push('read'), order));
+    const change = live.updateProgress('loading', 10).then(() => finished.push('change'));
+    const [order] = await Promise.all([read, change]);
+    expect(finished).toEqual(['change', 'read']);
+    expect(order).toMatchObject({ id: 'o5999', state: 'cancelled', description: padding });
+  });
 });
