@@ -104,19 +104,23 @@ describe('listing work orders a page at a time', () => {
     expect(pageThrough(d, workflowId, 3)).toEqual(['a', 'b', 'c', 'd']);
   });
 
-  it('keeps the lists of the 16 workflows listed last, and builds a dropped one again when it is listed', () => {
+  it('keeps every workflow’s list up to date as orders are added, and a snapshot of it unchanged by later additions', () => {
     const d = domain();
-    const workflows = Array.from({ length: 17 }, (_, i) => d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: `q${i}` })).reply.workflow.id);
+    const workflows = Array.from({ length: 20 }, (_, i) => d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: `q${i}` })).reply.workflow.id);
+    const listOf = (workflowId: string) => d.state.work.orderLists.of(d.state.workflows.get(workflowId)!);
     const lists = workflows.map((workflowId) => {
       createOrders(d, workflowId, ['x', 'y']);
-      listWorkOrders(d.state, { workflowId, limit: 1 });
-      return d.state.work.orderLists.of(d.state.workflows.get(workflowId)!);
+      return listOf(workflowId);
     });
-    const listOf = (workflowId: string) => d.state.work.orderLists.of(d.state.workflows.get(workflowId)!);
-    expect(listOf(workflows[16]!)).toBe(lists[16]);
-    expect(listOf(workflows[1]!)).toBe(lists[1]);
-    expect(listOf(workflows[0]!)).not.toBe(lists[0]);
-    expect(pageThrough(d, workflows[0]!, 1)).toEqual(['x', 'y']);
+    // Kept for all of them, not the last few listed.
+    workflows.forEach((workflowId, i) => expect(listOf(workflowId)).toBe(lists[i]));
+    const before = listOf(workflows[0]!).snapshot();
+    createOrders(d, workflows[0]!, ['z', '7']);
+    expect(Array.from({ length: before.length }, (_, i) => before.at(i))).toEqual(['x', 'y']);
+    // In for…in order: the id that is an array index first.
+    const after = listOf(workflows[0]!).snapshot();
+    expect(Array.from({ length: after.length }, (_, i) => after.at(i))).toEqual(Object.keys(d.state.workflows.get(workflows[0]!)!.workOrders));
+    expect(pageThrough(d, workflows[0]!, 1)).toEqual(['7', 'x', 'y', 'z']);
   });
 
   it('looks at no more than EXAMINED_PER_PAGE orders for a page: a filter few match gives short pages, even empty ones, that keep going', () => {

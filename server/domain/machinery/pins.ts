@@ -4,6 +4,18 @@ type DocKey = string;
 type Path = ReadonlyArray<string | number>;
 type Json = Record<string, unknown>;
 
+/** The keys of an object-valued field in their JSON order: an array, or a view of one kept elsewhere. */
+export interface KeyList {
+  readonly length: number;
+  at(index: number): string | undefined;
+}
+
+/**
+ * Where a pin gets the keys of a big field (a workflow's work orders) without listing them: a list
+ * the state keeps anyway. Object.keys of 100,000 orders held the loop 14 ms at every big read.
+ */
+export type KeySource = (field: string, object: Record<string, unknown>) => KeyList | undefined;
+
 /** A value that did not exist at the pinned version. */
 const ABSENT = Symbol('absent');
 
@@ -18,7 +30,8 @@ function isRecord(value: unknown): value is Json {
  */
 interface PinnedCollection {
   object: Json;
-  keys: string[] | undefined;
+  field: string;
+  keys: KeyList | undefined;
   captured: Map<string, string | typeof ABSENT>;
   detached: boolean;
 }
@@ -62,6 +75,7 @@ export class PinnedDoc {
     readonly doc: DocKey,
     private readonly root: Json,
     readonly version: number,
+    private readonly keySource: KeySource | undefined,
   ) {
     this.topKeys = Object.keys(root);
   }
@@ -85,12 +99,12 @@ export class PinnedDoc {
     if (collection.detached) return;
     if (depth === 1) {
       // The field itself is replaced or removed: the pin keeps reading the object it had.
-      collection.keys ??= Object.keys(collection.object);
+      this.keysOf(collection);
       collection.detached = true;
       return;
     }
     const second = String(path.length > 1 ? path[1] : key);
-    if (depth === 2 && structural) collection.keys ??= Object.keys(collection.object);
+    if (depth === 2 && structural) this.keysOf(collection);
     if (collection.captured.has(second)) return;
     const item = collection.object[second];
     collection.captured.set(second, item === undefined ? ABSENT : JSON.stringify(item));
@@ -145,7 +159,7 @@ export class PinnedDoc {
       // As in read: a field that held an object at the pinned version is read from that object.
       const collection = this.collections.get(field) ?? (isRecord(value) ? this.collection(field, value) : undefined);
       if (captured === undefined && collection) {
-        const keys = (collection.keys ??= Object.keys(collection.object));
+        const keys = this.keysOf(collection);
         if (this.item === -1) {
           this.item = 0;
           return { field, key: undefined, json: '{}' };
@@ -156,7 +170,7 @@ export class PinnedDoc {
           this.collections.delete(field);
           continue;
         }
-        const key = keys[this.item++]!;
+        const key = keys.at(this.item++)!;
         const itemCaptured = collection.captured.get(key);
         const json = itemCaptured === undefined ? JSON.stringify(collection.object[key]) : itemCaptured === ABSENT ? undefined : itemCaptured;
         if (json !== undefined) return { field, key, json };
@@ -180,7 +194,7 @@ export class PinnedDoc {
 
   /** The next step within the object-valued field `key`: its opening, one item, or its close. */
   private readItem(key: string, collection: PinnedCollection): string {
-    const keys = (collection.keys ??= Object.keys(collection.object));
+    const keys = this.keysOf(collection);
     if (this.item === -1) {
       this.item = 0;
       this.wroteItem = false;
@@ -194,7 +208,7 @@ export class PinnedDoc {
       this.collections.delete(key);
       return '}';
     }
-    const name = keys[this.item++]!;
+    const name = keys.at(this.item++)!;
     const captured = collection.captured.get(name);
     const json = captured === undefined ? JSON.stringify(collection.object[name]) : captured === ABSENT ? undefined : captured;
     if (json === undefined) return '';
@@ -207,10 +221,15 @@ export class PinnedDoc {
   private collection(key: string, value: Json): PinnedCollection {
     let collection = this.collections.get(key);
     if (!collection) {
-      collection = { object: value, keys: undefined, captured: new Map(), detached: false };
+      collection = { field: key, object: value, keys: undefined, captured: new Map(), detached: false };
       this.collections.set(key, collection);
     }
     return collection;
+  }
+
+  /** The keys of a pinned field, taken now if not yet: before its first structural change, so those of the pinned version. */
+  private keysOf(collection: PinnedCollection): KeyList {
+    return (collection.keys ??= this.keySource?.(collection.field, collection.object) ?? Object.keys(collection.object));
   }
 
   /** Whether the top-level field `key` was read completely already. */
@@ -231,8 +250,8 @@ export class Pins {
   size = 0;
 
   /** Pins `root` (document `doc` at `version`) until it is read or released. */
-  pin(doc: DocKey, root: object, version: number): PinnedDoc {
-    const pinned = new PinnedDoc(this, doc, root as Json, version);
+  pin(doc: DocKey, root: object, version: number, keySource?: KeySource): PinnedDoc {
+    const pinned = new PinnedDoc(this, doc, root as Json, version, keySource);
     let set = this.byDoc.get(doc);
     if (!set) this.byDoc.set(doc, (set = new Set()));
     set.add(pinned);

@@ -1,5 +1,6 @@
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import type { KeyList } from '../machinery/pins.ts';
 
 /**
  * A workflow's order ids in the order `for…in` gives them: ids that are array indexes first,
@@ -47,6 +48,17 @@ export class OrderList {
     return place < this.indexed.length ? this.indexed[place] : this.named[place - this.indexed.length];
   }
 
+  /**
+   * The ids as they are now, kept so however the list grows: ids that are not array indexes are
+   * only ever appended, so their prefix is shared, not copied (the others, rare, are copied).
+   */
+  snapshot(): KeyList {
+    const indexed = this.indexed.slice();
+    const named = this.named;
+    const length = indexed.length + named.length;
+    return { length, at: (place) => (place >= length ? undefined : place < indexed.length ? indexed[place] : named[place - indexed.length]) };
+  }
+
   /** Adds a new order's id where `for…in` lists it; returns its undo, which is false when the list can no longer be kept. */
   add(orderId: string): () => boolean {
     this.counted++;
@@ -72,9 +84,6 @@ export class OrderList {
   }
 }
 
-/** How many workflows keep a list: those listed most recently. */
-const KEPT_LISTS = 16;
-
 /** JavaScript lists keys that are array indexes first, in ascending order, whenever they were added. */
 function isArrayIndex(key: string): boolean {
   return /^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 2 ** 32 - 1;
@@ -94,11 +103,11 @@ function indexedPlace(indexed: readonly string[], id: string): number {
 }
 
 /**
- * The ids of recently listed workflows' work orders in listing order, so that a page of orders
- * starts at its cursor: enumerating the keys of a 100,000-order workflow for every page took
- * 23–34 ms of the hub's loop each. A list is built at its workflow's first listing and kept up
- * to date as orders are added; it is built again whenever it may be out of step (a rollback
- * clears them all; a replaced document or a different count is noticed).
+ * The ids of each workflow's work orders in listing order, so that a page of orders starts at its
+ * cursor and a big read lists them without Object.keys: enumerating the keys of a 100,000-order
+ * workflow took 14–34 ms of the hub's loop each time. The lists are built with the index (at
+ * start-up) and kept up to date as orders are added; one is built again whenever it may be out of
+ * step (a rollback clears them all; a replaced document or a different count is noticed).
  */
 export class OrderLists {
   private readonly lists = new Map<string, OrderList>();
@@ -107,14 +116,10 @@ export class OrderLists {
   of(workflow: Workflow): OrderList {
     let list = this.lists.get(workflow.id);
     const counted = countOrders(workflow);
-    if (list && list.orders === workflow.workOrders && list.counted === counted) {
-      // Most recently listed last: the first is the one to drop.
-      this.lists.delete(workflow.id);
-    } else {
+    if (!list || list.orders !== workflow.workOrders || list.counted !== counted) {
       list = new OrderList(workflow.workOrders, counted);
+      this.lists.set(workflow.id, list);
     }
-    this.lists.set(workflow.id, list);
-    if (this.lists.size > KEPT_LISTS) this.lists.delete(this.lists.keys().next().value!);
     return list;
   }
 

@@ -279,6 +279,8 @@ export class WorkIndex {
     }
     const liveTokens = new Set<string>();
     for (const workflow of workflows) {
+      // Listed now, at start-up: a big read or a page of orders never enumerates them later.
+      this.orderLists.of(workflow);
       if (workflow.status !== 'in_progress') continue;
       for (const order of Object.values(workflow.workOrders)) {
         if (order.state === 'queued') this.enqueue(order, now, { fresh: false });
