@@ -9,18 +9,19 @@ import { partsOf } from './transport/transfers.ts';
 const SLICE_MS = 3;
 /** Values (or units) read between two looks at the clock. */
 const ITEMS_PER_LOOK = 32;
-/** Pieces are joined into chunks of about this many characters. */
-const CHUNK_CHARS = 1 << 20;
+/** Text is joined into chunks of about this many bytes. */
+const CHUNK_BYTES = 1 << 20;
 /**
  * Lines are joined into smaller chunks: their reader encodes and hashes each chunk in the turn
  * that produced it, which for 1 MB took ~5 ms on top of the slice.
  */
-const LINE_CHUNK_CHARS = 1 << 18;
+const LINE_CHUNK_BYTES = 1 << 18;
 
 /** A document's JSON (or its lines) at one version, produced in chunks over many turns of the event loop. */
 export interface PinnedJson {
   version: number;
-  chunks: AsyncIterable<string>;
+  /** UTF-8 bytes, in order; each chunk an ArrayBuffer of its own (it may be transferred). */
+  chunks: AsyncIterable<Buffer>;
   /** Lets go of the document without reading it (reading to the end, or abandoning it, also does). */
   release(): void;
 }
@@ -32,7 +33,7 @@ export interface PinnedJson {
  */
 export function pinnedJson(state: HubState, doc: DocKey): PinnedJson {
   const pinned = pin(state, doc);
-  return inSlices(pinned, CHUNK_CHARS, () => pinned.read(ITEMS_PER_LOOK));
+  return inSlices(pinned, CHUNK_BYTES, () => pinned.read(ITEMS_PER_LOOK));
 }
 
 /**
@@ -41,7 +42,7 @@ export function pinnedJson(state: HubState, doc: DocKey): PinnedJson {
  */
 export function pinnedLines(state: HubState, doc: DocKey, line: (unit: PinnedUnit) => string): PinnedJson {
   const pinned = pin(state, doc);
-  return inSlices(pinned, LINE_CHUNK_CHARS, () => {
+  return inSlices(pinned, LINE_CHUNK_BYTES, () => {
     let text: string | undefined;
     for (let count = 0; count < ITEMS_PER_LOOK; count++) {
       const unit = pinned.readUnit();
@@ -62,24 +63,37 @@ function pin(state: HubState, doc: DocKey): PinnedDoc {
   return state.pins.pin(doc, root, versionOf(state, doc), keySource);
 }
 
-/** Runs `next` (the next piece of text, undefined at the end) a few milliseconds per turn, joining pieces into chunks of `chunkChars`. */
-function inSlices(pinned: PinnedDoc, chunkChars: number, next: () => string | undefined): PinnedJson {
-  async function* chunks(): AsyncGenerator<string> {
+/**
+ * Runs `next` (the next piece of text, undefined at the end) a few milliseconds per turn. Each
+ * turn's text becomes UTF-8 bytes before the turn ends, so no string outlives it (long-lived
+ * pieces of a growing string survived scavenges, which then took 15-30 ms); bytes are joined into
+ * chunks of about `chunkBytes`.
+ */
+function inSlices(pinned: PinnedDoc, chunkBytes: number, next: () => string | undefined): PinnedJson {
+  async function* chunks(): AsyncGenerator<Buffer> {
     try {
-      let chunk = '';
+      let held: Buffer[] = [];
+      let heldBytes = 0;
+      let text = '';
       let sliceStart = performance.now();
       for (let piece = next(); piece !== undefined; piece = next()) {
-        chunk += piece;
-        if (chunk.length >= chunkChars) {
-          yield chunk;
-          chunk = '';
-        }
+        text += piece;
         if (performance.now() - sliceStart < SLICE_MS) continue;
+        const bytes = Buffer.from(text);
+        text = '';
+        held.push(bytes);
+        heldBytes += bytes.length;
+        if (heldBytes >= chunkBytes) {
+          yield Buffer.concat(held, heldBytes);
+          held = [];
+          heldBytes = 0;
+        }
         await nextTurn();
         if (pinned.aborted) throw new HubError('UNAVAILABLE', `${pinned.aborted}; read again`);
         sliceStart = performance.now();
       }
-      if (chunk) yield chunk;
+      if (text) held.push(Buffer.from(text));
+      if (held.length) yield Buffer.concat(held);
     } finally {
       pinned.release();
     }
@@ -91,6 +105,6 @@ function inSlices(pinned: PinnedDoc, chunkChars: number, next: () => string | un
 export async function pinnedJsonParts(state: HubState, doc: DocKey): Promise<{ version: number; parts: Buffer[] }> {
   const { version, chunks } = pinnedJson(state, doc);
   const parts: Buffer[] = [];
-  for await (const chunk of chunks) parts.push(...partsOf(Buffer.from(chunk)));
+  for await (const chunk of chunks) parts.push(...partsOf(chunk));
   return { version, parts };
 }

@@ -114,7 +114,11 @@ export class ReportRenderer {
     const job = this.nextJob++;
     const done = new Promise<RenderedReport[]>((resolve, reject) => this.pending.set(job, { resolve, reject }));
     try {
-      for await (const chunk of chunks) worker.postMessage({ job, chunk } satisfies RenderJob);
+      for await (const chunk of chunks) {
+        // A chunk with an ArrayBuffer of its own moves to the worker; a small pooled one is copied.
+        const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
+        worker.postMessage({ job, chunk } satisfies RenderJob, own ? [chunk.buffer as ArrayBuffer] : []);
+      }
       worker.postMessage({ job, render: { version, agents, formats: [...formats], ...(generatedBy === undefined ? {} : { generatedBy }) } } satisfies RenderJob);
     } catch (error) {
       this.pending.delete(job);

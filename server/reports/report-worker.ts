@@ -7,7 +7,7 @@ import { renderReports } from './report.ts';
 
 /** What the hub sends: pieces of a workflow's JSON, then what to render from it. */
 export type RenderJob =
-  | { job: number; chunk: string }
+  | { job: number; chunk: Uint8Array }
   | { job: number; render: { version: number; agents: Record<string, Agent>; formats: ReportFormat[]; generatedBy?: string } };
 
 /** A rendered report without its body, which travels as a transferred buffer. */
@@ -36,8 +36,8 @@ if (process.platform === 'linux') {
   }
 }
 
-/** The workflow text received so far, per job. */
-const pieces = new Map<number, string[]>();
+/** The workflow's UTF-8 bytes received so far, per job. */
+const pieces = new Map<number, Uint8Array[]>();
 
 // Worker entry: parses the workflow and renders it off the hub's event loop.
 parentPort?.on('message', (message: RenderJob) => {
@@ -47,7 +47,7 @@ parentPort?.on('message', (message: RenderJob) => {
     list.push(message.chunk);
     return;
   }
-  const text = (pieces.get(message.job) ?? []).join('');
+  const text = Buffer.concat(pieces.get(message.job) ?? []).toString('utf8');
   pieces.delete(message.job);
   let result: RenderResult;
   const transfer: ArrayBuffer[] = [];

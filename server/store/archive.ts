@@ -21,7 +21,7 @@ export interface ArchivedWorkflow {
  */
 export interface WorkflowToArchive {
   header: ArchivedHeader;
-  lines: AsyncIterable<string>;
+  lines: AsyncIterable<Buffer>;
 }
 
 /**

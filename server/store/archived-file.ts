@@ -27,7 +27,7 @@ const PENDING_SHA256 = '0'.repeat(64);
  * as the placeholder, so nothing moves). The file is flushed and renamed into place, then the
  * directory flushed, as syncedWrite does. Resolves with the document's SHA-256.
  */
-export async function writeArchivedFile(dir: string, name: string, header: (sha256: string) => string, summary: string, document: AsyncIterable<string>): Promise<string> {
+export async function writeArchivedFile(dir: string, name: string, header: (sha256: string) => string, summary: string, document: AsyncIterable<Buffer>): Promise<string> {
   const path = join(dir, name);
   const temporary = join(dir, `.${name}.tmp`);
   const handle = await open(temporary, 'w');
@@ -36,8 +36,7 @@ export async function writeArchivedFile(dir: string, name: string, header: (sha2
     const pending = header(PENDING_SHA256);
     await writeAll(handle, Buffer.from(`${pending}\n${summary}\n`));
     const hash = createHash('sha256');
-    for await (const chunk of document) {
-      const bytes = Buffer.from(chunk);
+    for await (const bytes of document) {
       hash.update(bytes);
       await writeAll(handle, bytes);
     }
