@@ -5,6 +5,8 @@ import { CreateWorkOrdersInput, WorkOrderState, type WorkOrder } from '../../sha
 import { CreateWorkflowInput, type Workflow } from '../../shared/schemas/workflow.ts';
 import { compareCatalogKeys, WorkflowCatalog, type CatalogKey } from '../../server/domain/work/workflow-catalog.ts';
 import { ordersView, summaryView, workflowView } from '../../server/domain/workflows/views.ts';
+import type { Effect } from '../../server/domain/machinery/effects.ts';
+import type { Transaction } from '../../server/domain/machinery/transaction.ts';
 import { domain } from '../helpers/domain.ts';
 import { codeOfCall as codeOf } from '../helpers/errors.ts';
 
@@ -58,10 +60,16 @@ function seeded(seed: number): () => number {
 
 /** Random work: orders created (some in batches sharing a time), offered, run, completed, failed and cancelled. */
 function randomWork(d: Domain, workflowId: string, steps: number, random = seeded(7)): void {
+  const step = randomWorker(d, workflowId, random);
+  for (let i = 0; i < steps; i++) step();
+}
+
+/** Registers agents of every task type and returns one step of random work at a time (see randomWork). */
+function randomWorker(d: Domain, workflowId: string, random: () => number): () => void {
   const agents = ['a1', 'a2', 'a3'];
   for (const agentId of agents) d.register(agentId, { taskTypes: ['*'], maxConcurrentTasks: 3 });
   let next = 0;
-  for (let step = 0; step < steps; step++) {
+  return () => {
     const workflow = d.state.workflows.get(workflowId)!;
     const pick = random();
     if (random() < 0.5) d.advance(1 + Math.floor(random() * 3));
@@ -69,18 +77,48 @@ function randomWork(d: Domain, workflowId: string, steps: number, random = seede
       const count = 1 + Math.floor(random() * 4);
       // Ids that sort against creation order too: ties in createdAt are broken by id.
       create(d, workflowId, TASK_TYPES[Math.floor(random() * TASK_TYPES.length)]!, Array.from({ length: count }, () => `o${(next++ * 7919) % 1000}-${next}`));
-      continue;
+      return;
     }
     const orders = Object.values(workflow.workOrders);
     const order = orders[Math.floor(random() * orders.length)];
-    if (!order) continue;
+    if (!order) return;
     const attempt = order.attempt;
     const ref = attempt && { workflowId, workOrderId: order.id, attemptToken: attempt.token };
     if (pick < 0.55 && ref && order.state === 'offered') d.run('offer.answer', { ...ref, accept: true }, asAgent(attempt.agentId));
     else if (pick < 0.75 && ref && order.state === 'running') d.run('task.complete', ref, asAgent(attempt.agentId));
     else if (pick < 0.85 && ref && order.state === 'running') d.run('task.fail', { ...ref, error: 'boom', retryable: random() < 0.5 }, asAgent(attempt.agentId));
     else if (pick < 0.95 && !['completed', 'failed', 'cancelled'].includes(order.state)) d.run('workOrder.cancel', { workflowId, workOrderId: order.id });
-  }
+  };
+}
+
+/**
+ * Commands whose undo leaves the scheduler's index as the document says, so that a test can undo
+ * them at any time without the rebuild the writer does after a rollback: orders created behind
+ * `hold` (which no agent can take, so they wait blocked), cancels of orders that hold no attempt,
+ * and data registrations. Returns the command's transaction, to undo it with.
+ */
+function undoableWorker(d: Domain, workflowId: string, random: () => number): () => Transaction<Effect> {
+  let next = 0;
+  return () => {
+    const workflow = d.state.workflows.get(workflowId)!;
+    const pick = random();
+    if (random() < 0.5) d.advance(1);
+    const waiting = Object.values(workflow.workOrders).filter((o) => o.state === 'pending' || o.state === 'blocked' || o.state === 'queued');
+    if (pick < 0.4 || waiting.length === 0) {
+      const orders = Array.from({ length: 1 + Math.floor(random() * 3) }, () => ({ id: `u${next++}`, taskType: TASK_TYPES[Math.floor(random() * TASK_TYPES.length)]!, dependencies: ['hold'] }));
+      return d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders })).tx;
+    }
+    if (pick < 0.8) return d.run('workOrder.cancel', { workflowId, workOrderId: waiting[Math.floor(random() * waiting.length)]!.id }).tx;
+    return d.run('data.register', { workflowId, items: [{ ...DataReferenceSpec.parse({ id: `d${next++}`, path: 's3://b/d' }), observed: null }] }).tx;
+  };
+}
+
+/** Expects a catalog to hold what one built at once from the workflow's document holds: counts, data and every page. */
+function expectSameAsBuiltAtOnce(catalog: WorkflowCatalog, workflow: Workflow): void {
+  const built = WorkflowCatalog.of(workflow);
+  expect(catalog.countsByTaskType()).toEqual(built.countsByTaskType());
+  expect(catalog.dataCount).toBe(built.dataCount);
+  for (const filter of filters()) expect(catalog.page(filter, 200), JSON.stringify(filter)).toEqual(built.page(filter, 200));
 }
 
 describe('the work-order catalog (domain)', () => {
@@ -167,6 +205,68 @@ describe('the work-order catalog (domain)', () => {
     expect(catalog.countsByTaskType()).toEqual(built.countsByTaskType());
     for (const filter of filters()) expect(catalog.page(filter, 200)).toEqual(built.page(filter, 200));
     expect(catalog.page({}, 10).ids).toEqual(['other', 'job']);
+  });
+
+  it('built a few orders at a time while orders are created, change state and some changes are undone, ends equal to one built at once from the document', () => {
+    for (const seed of [3, 17, 42]) {
+      const { d, workflowId, workflow } = setup();
+      const random = seeded(seed);
+      // An order nobody can take: orders created behind it wait, blocked.
+      d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders: [{ id: 'hold', taskType: 'manual', requirements: ['human'] }] }));
+      const work = randomWorker(d, workflowId, random);
+      const undoable = undoableWorker(d, workflowId, random);
+      for (let i = 0; i < 150; i++) work();
+      for (let i = 0; i < 10; i++) undoable();
+      const catalog = d.state.work.catalogs.building(workflow());
+      // As the build begins: data references registered between its first steps, then undone.
+      const registered = Array.from({ length: 4 }, (_, i) => {
+        const { tx } = d.run('data.register', { workflowId, items: [{ ...DataReferenceSpec.parse({ id: `early${i}`, path: 's3://b/e' }), observed: null }] });
+        catalog.buildStep(1);
+        return tx;
+      });
+      for (const tx of registered.slice(1).reverse()) tx.rollback();
+      const step = () => random() < 0.5 && catalog.buildStep(1 + Math.floor(random() * 3));
+      let undone = 0;
+      while (!catalog.built) {
+        if (random() < 0.4) {
+          // Work that is kept, between steps of the build.
+          for (let i = 0; i < 5; i++, step()) work();
+          continue;
+        }
+        // Changes that are kept or undone (newest first, as a rollback does), with steps of the build between.
+        const done: Array<Transaction<Effect>> = [];
+        for (let i = 0; i < 1 + random() * 5; i++, step()) done.push(undoable());
+        if (random() < 0.5) continue;
+        for (const tx of done.reverse()) {
+          tx.rollback();
+          undone++;
+          step();
+        }
+      }
+      expect(undone).toBeGreaterThan(10);
+      expect(d.state.work.catalogs.of(workflow())).toBe(catalog);
+      expectSameAsBuiltAtOnce(catalog, workflow());
+      // Kept up to date once built, undos included.
+      for (let i = 0; i < 50; i++) work();
+      for (let i = 0; i < 10; i++) undoable().rollback();
+      expectSameAsBuiltAtOnce(catalog, workflow());
+      expectPagesMatchWalk(catalog, workflow());
+    }
+  });
+
+  it('being built, is dropped by a rebuild of the index, and started again from the document when next asked for', () => {
+    const { d, workflowId, workflow } = setup();
+    randomWork(d, workflowId, 100);
+    const first = d.state.work.catalogs.building(workflow());
+    first.buildStep(10);
+    first.buildStep(10);
+    d.state.work.rebuild(d.state.workflows.values(), d.state.agents, 0);
+    expect(d.state.work.catalogs.holds(first)).toBe(false);
+    const second = d.state.work.catalogs.building(workflow());
+    expect(second).not.toBe(first);
+    expect(second.built).toBe(false);
+    expectSameAsBuiltAtOnce(d.state.work.catalogs.of(workflow()), workflow());
+    expect(d.state.work.catalogs.holds(second)).toBe(true);
   });
 
   it('is dropped with its workflow and by a rebuild, and built again from the document when next asked for', () => {

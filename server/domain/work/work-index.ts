@@ -6,7 +6,7 @@ import { queueKey } from './assignment.ts';
 import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
 import { PriorityQueue } from './priority-queue.ts';
-import { WorkflowCatalogs } from './workflow-catalog.ts';
+import { WorkflowCatalogs } from './workflow-catalogs.ts';
 
 /** A queued work order waiting in its bucket. */
 export interface ReadyEntry {
@@ -105,7 +105,7 @@ export class WorkIndex {
   readonly fresh: Array<{ workflowId: string; workOrderId: string }> = [];
   /** Each listed workflow's order ids in listing order, for paging. */
   readonly orderLists = new OrderLists();
-  /** Workflows' orders sorted per task type and state, for views (built at a workflow's first view). */
+  /** Workflows' orders sorted per task type and state, for views (built at a workflow's first view, a slice at a time when big). */
   readonly catalogs = new WorkflowCatalogs();
   /** The pool's agent ids in order, for paging agent.list. */
   readonly agentIds = new AgentIds();

@@ -35,31 +35,135 @@ interface MergeHead {
   rest: Iterator<[CatalogKey, undefined]>;
 }
 
+/** Where a catalog being built stands: the ids to file, how far it got, and the orders filed already. */
+interface Build {
+  /** The workflow's order ids, taken at the first step (undefined until then). */
+  ids: string[] | undefined;
+  /** How many of `ids` have been looked at. */
+  next: number;
+  /** Orders filed so far, by the build or as they were created: the others are filed when their turn comes. */
+  filed: Set<string>;
+  /** Whether `dataCount` has been counted from the document (until then a registration changes nothing). */
+  dataCounted: boolean;
+}
+
 /**
  * One workflow's work orders, sorted per (task type, state) by (createdAt, id), and how many
  * data references it holds: what a view of the workflow needs without walking its orders. The
  * sets' keys are the orders themselves, compared by fields that never change.
+ *
+ * A catalog is built a step at a time (`buildStep`) while the workflow goes on changing: an order
+ * is filed with its state when its turn comes, or at once when it is created meanwhile; a change
+ * of an order not filed yet changes nothing (it is filed as it is then). Each change returns its
+ * undo, which looks again when it runs: an order filed since is moved back, one still not filed
+ * is left alone. Pages and counts describe the whole workflow once `built`.
  */
 export class WorkflowCatalog {
   /** Task type → state → the orders in it. A set left empty is dropped, and so is a row. */
   private readonly sets = new Map<string, Map<WorkOrderState, BTree<CatalogKey, undefined>>>();
   dataCount = 0;
+  /** Undefined once built. */
+  private build: Build | undefined = { ids: undefined, next: 0, filed: new Set(), dataCounted: false };
+  readonly workflowId: string;
+  /** The orders object the catalog is built from: another one means the document was replaced. */
+  readonly orders: Record<string, WorkOrder>;
+  private readonly data: Workflow['data'];
 
-  constructor(
-    /** The orders object the catalog was built from: another one means the document was replaced. */
-    readonly orders: Record<string, WorkOrder>,
-  ) {}
+  /** An empty catalog of a workflow, to be built with `buildStep`. */
+  constructor(workflow: Workflow) {
+    this.workflowId = workflow.id;
+    this.orders = workflow.workOrders;
+    this.data = workflow.data;
+  }
 
-  /** Builds the catalog of a workflow from its document: O(n log n) in its orders. */
+  /** Builds the catalog of a workflow from its document, in one go: O(n log n) in its orders. */
   static of(workflow: Workflow): WorkflowCatalog {
-    const catalog = new WorkflowCatalog(workflow.workOrders);
-    for (const id in workflow.workOrders) catalog.add(workflow.workOrders[id]!, workflow.workOrders[id]!.state);
-    catalog.dataCount = Object.keys(workflow.data).length;
+    const catalog = new WorkflowCatalog(workflow);
+    while (!catalog.buildStep(Infinity));
     return catalog;
   }
 
+  /** Whether every order of the workflow is filed and its data counted. */
+  get built(): boolean {
+    return this.build === undefined;
+  }
+
+  /**
+   * One step of the build: taking the ids of the workflow's orders, counting its data references,
+   * or filing up to `maxOrders` orders (O(maxOrders · log n)). True when the catalog is built.
+   */
+  buildStep(maxOrders: number): boolean {
+    const build = this.build;
+    if (!build) return true;
+    if (!build.ids) {
+      // Each a copy of a big object's keys (a few ms for 100,000): a step of its own.
+      build.ids = Object.keys(this.orders);
+      return false;
+    }
+    if (!build.dataCounted) {
+      this.dataCount = Object.keys(this.data).length;
+      build.dataCounted = true;
+      return false;
+    }
+    const { ids, filed } = build;
+    const end = Math.min(ids.length, build.next + maxOrders);
+    for (; build.next < end; build.next++) {
+      const id = ids[build.next]!;
+      // Created meanwhile and filed then; or its creation was undone since the ids were taken.
+      if (filed.has(id) || !Object.hasOwn(this.orders, id)) continue;
+      const order = this.orders[id]!;
+      this.add(order, order.state);
+      filed.add(id);
+    }
+    if (build.next < ids.length) return false;
+    this.build = undefined;
+    return true;
+  }
+
+  /** Whether an order is filed (every order of the workflow is, once built). */
+  private isFiled(orderId: string): boolean {
+    return this.build === undefined || this.build.filed.has(orderId);
+  }
+
+  /** Whether `dataCount` holds the workflow's data references (it does once built). */
+  private get dataCounted(): boolean {
+    return this.build === undefined || this.build.dataCounted;
+  }
+
+  /** Files an order just created, with its state; returns the undo. */
+  created(order: WorkOrder): () => void {
+    const { state } = order;
+    this.add(order, state);
+    this.build?.filed.add(order.id);
+    return () => {
+      this.remove(order, state);
+      this.build?.filed.delete(order.id);
+    };
+  }
+
+  /** Moves an order from one state to another, if it is filed; returns the undo, which moves it back if it is filed by then. */
+  moved(order: WorkOrder, from: WorkOrderState, to: WorkOrderState): () => void {
+    if (this.isFiled(order.id)) {
+      this.remove(order, from);
+      this.add(order, to);
+    }
+    return () => {
+      if (!this.isFiled(order.id)) return;
+      this.remove(order, to);
+      this.add(order, from);
+    };
+  }
+
+  /** Counts a data reference just registered, if the data are counted; returns the undo, which uncounts it if they are by then. */
+  dataAdded(): () => void {
+    if (this.dataCounted) this.dataCount++;
+    return () => {
+      if (this.dataCounted) this.dataCount--;
+    };
+  }
+
   /** Files an order under its task type and `state`. */
-  add(order: WorkOrder, state: WorkOrderState): void {
+  private add(order: WorkOrder, state: WorkOrderState): void {
     let row = this.sets.get(order.taskType);
     if (!row) this.sets.set(order.taskType, (row = new Map()));
     let set = row.get(state);
@@ -68,7 +172,7 @@ export class WorkflowCatalog {
   }
 
   /** Takes an order out of its task type's `state` set. */
-  remove(order: CatalogKey & Pick<WorkOrder, 'taskType'>, state: WorkOrderState): void {
+  private remove(order: CatalogKey & Pick<WorkOrder, 'taskType'>, state: WorkOrderState): void {
     const row = this.sets.get(order.taskType);
     const set = row?.get(state);
     if (!set?.delete(order)) return;
@@ -121,64 +225,5 @@ export class WorkflowCatalog {
       if (!next.done) heads.push({ key: next.value[0], rest: head.rest });
     }
     return { total, ids };
-  }
-}
-
-/**
- * The catalogs of workflows that a view has asked for. A catalog is built at its workflow's first
- * view, not at start-up (a hub holding big workflows nobody watches pays nothing for them), and is
- * kept up to date from then on by the functions that create orders, move them between states
- * and register data; each change returns its undo for the command's transaction.
- */
-export class WorkflowCatalogs {
-  private readonly catalogs = new Map<string, WorkflowCatalog>();
-
-  /** The catalog of a workflow, built now when there is none for this document. */
-  of(workflow: Workflow): WorkflowCatalog {
-    let catalog = this.catalogs.get(workflow.id);
-    if (catalog?.orders !== workflow.workOrders) {
-      catalog = WorkflowCatalog.of(workflow);
-      this.catalogs.set(workflow.id, catalog);
-    }
-    return catalog;
-  }
-
-  /** Notes an order just created; returns its undo when a catalog changed. */
-  added(order: WorkOrder): (() => void) | undefined {
-    const catalog = this.catalogs.get(order.workflowId);
-    if (!catalog) return undefined;
-    const { state } = order;
-    catalog.add(order, state);
-    return () => catalog.remove(order, state);
-  }
-
-  /** Notes an order moving from one state to another; returns its undo when a catalog changed. */
-  moved(order: WorkOrder, from: WorkOrderState, to: WorkOrderState): (() => void) | undefined {
-    const catalog = this.catalogs.get(order.workflowId);
-    if (!catalog) return undefined;
-    catalog.remove(order, from);
-    catalog.add(order, to);
-    return () => {
-      catalog.remove(order, to);
-      catalog.add(order, from);
-    };
-  }
-
-  /** Notes a data reference just registered in a workflow; returns its undo when a catalog changed. */
-  dataAdded(workflowId: string): (() => void) | undefined {
-    const catalog = this.catalogs.get(workflowId);
-    if (!catalog) return undefined;
-    catalog.dataCount++;
-    return () => catalog.dataCount--;
-  }
-
-  /** Forgets the catalog of a workflow that left memory. */
-  forget(workflowId: string): void {
-    this.catalogs.delete(workflowId);
-  }
-
-  /** Forgets every catalog (a rebuild of the index): each is built again at its next view. */
-  clear(): void {
-    this.catalogs.clear();
   }
 }
