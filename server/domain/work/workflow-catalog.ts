@@ -35,14 +35,12 @@ interface MergeHead {
   rest: Iterator<[CatalogKey, undefined]>;
 }
 
-/** Where a catalog being built stands: the ids to file, how far it got, and the orders filed already. */
+/** Where a catalog being built stands. */
 interface Build {
   /** The workflow's order ids, taken at the first step (undefined until then). */
   ids: string[] | undefined;
-  /** How many of `ids` have been looked at. */
+  /** How many of `ids` have been filed. */
   next: number;
-  /** Orders filed so far, by the build or as they were created: the others are filed when their turn comes. */
-  filed: Set<string>;
   /** Whether `dataCount` has been counted from the document (until then a registration changes nothing). */
   dataCounted: boolean;
 }
@@ -52,18 +50,21 @@ interface Build {
  * data references it holds: what a view of the workflow needs without walking its orders. The
  * sets' keys are the orders themselves, compared by fields that never change.
  *
- * A catalog is built a step at a time (`buildStep`) while the workflow goes on changing: an order
- * is filed with its state when its turn comes, or at once when it is created meanwhile; a change
- * of an order not filed yet changes nothing (it is filed as it is then). Each change returns its
- * undo, which looks again when it runs: an order filed since is moved back, one still not filed
- * is left alone. Pages and counts describe the whole workflow once `built`.
+ * A catalog is built a step at a time (`buildStep`) while the workflow goes on changing. That
+ * needs no record of which orders are filed: every order the catalog holds is held once, under
+ * its state now. A creation files the order at once; a state change moves it, filing it if it
+ * was not (taking it out of a set it is not in changes nothing); an undo moves it back or takes
+ * it out. When an order's turn in the build comes it is filed under its state then, which for
+ * one filed already is the set it is in: a set holds a key once. Data references are counted,
+ * not filed, so a registration changes the count only once the count is taken, and so does its
+ * undo, whenever it runs. Pages and counts describe the whole workflow once `built`.
  */
 export class WorkflowCatalog {
   /** Task type → state → the orders in it. A set left empty is dropped, and so is a row. */
   private readonly sets = new Map<string, Map<WorkOrderState, BTree<CatalogKey, undefined>>>();
   dataCount = 0;
   /** Undefined once built. */
-  private build: Build | undefined = { ids: undefined, next: 0, filed: new Set(), dataCounted: false };
+  private build: Build | undefined = { ids: undefined, next: 0, dataCounted: false };
   readonly workflowId: string;
   /** The orders object the catalog is built from: another one means the document was replaced. */
   readonly orders: Record<string, WorkOrder>;
@@ -96,7 +97,7 @@ export class WorkflowCatalog {
     const build = this.build;
     if (!build) return true;
     if (!build.ids) {
-      // Each a copy of a big object's keys (a few ms for 100,000): a step of its own.
+      // Each a copy of an object's keys, O(n log n) (V8 sorts them into insertion order): a step of its own.
       build.ids = Object.keys(this.orders);
       return false;
     }
@@ -105,24 +106,18 @@ export class WorkflowCatalog {
       build.dataCounted = true;
       return false;
     }
-    const { ids, filed } = build;
+    const ids = build.ids;
     const end = Math.min(ids.length, build.next + maxOrders);
     for (; build.next < end; build.next++) {
       const id = ids[build.next]!;
-      // Created meanwhile and filed then; or its creation was undone since the ids were taken.
-      if (filed.has(id) || !Object.hasOwn(this.orders, id)) continue;
+      // Its creation was undone since the ids were taken.
+      if (!Object.hasOwn(this.orders, id)) continue;
       const order = this.orders[id]!;
       this.add(order, order.state);
-      filed.add(id);
     }
     if (build.next < ids.length) return false;
     this.build = undefined;
     return true;
-  }
-
-  /** Whether an order is filed (every order of the workflow is, once built). */
-  private isFiled(orderId: string): boolean {
-    return this.build === undefined || this.build.filed.has(orderId);
   }
 
   /** Whether `dataCount` holds the workflow's data references (it does once built). */
@@ -134,21 +129,14 @@ export class WorkflowCatalog {
   created(order: WorkOrder): () => void {
     const { state } = order;
     this.add(order, state);
-    this.build?.filed.add(order.id);
-    return () => {
-      this.remove(order, state);
-      this.build?.filed.delete(order.id);
-    };
+    return () => this.remove(order, state);
   }
 
-  /** Moves an order from one state to another, if it is filed; returns the undo, which moves it back if it is filed by then. */
+  /** Moves an order from one state to another (filing it, if it was not yet); returns the undo. */
   moved(order: WorkOrder, from: WorkOrderState, to: WorkOrderState): () => void {
-    if (this.isFiled(order.id)) {
-      this.remove(order, from);
-      this.add(order, to);
-    }
+    this.remove(order, from);
+    this.add(order, to);
     return () => {
-      if (!this.isFiled(order.id)) return;
       this.remove(order, to);
       this.add(order, from);
     };
