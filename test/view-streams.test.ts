@@ -13,6 +13,10 @@ import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
 import { untilTrue } from './helpers/wait.ts';
 import { Transfers } from '../server/transport/transfers.ts';
+import { WorkflowCatalog } from '../server/domain/work/workflow-catalog.ts';
+import { viewOf } from '../server/domain/workflows/views.ts';
+import type { Workflow } from '../shared/schemas/workflow.ts';
+import { codeOf } from './helpers/errors.ts';
 
 /** Just enough of a socket.io namespace: rooms that fake sockets join and leave, and a record of what is sent. */
 function fakeNamespace() {
@@ -52,6 +56,26 @@ async function setup(idleMs = 1e9) {
     hub.dispatch({ type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId: 'wf', orders: ids.map((id) => ({ id, taskType: 't' })) }), actor: ADMIN });
   await create('a', 'b');
   return { hub, patches, views, sent, socket, create };
+}
+
+/** Fills workflow `wf` past the size whose catalog the hub builds at once: it is built a slice per turn. */
+async function fillBig(hub: StateWriter): Promise<void> {
+  for (let batch = 0; batch < 3; batch++) {
+    const orders = Array.from({ length: 1000 }, (_, i) => ({ id: `big${batch}-${i}`, taskType: i % 3 ? 'parse' : 'embed' }));
+    await hub.dispatch({ type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId: 'wf', orders }), actor: ADMIN });
+  }
+}
+
+/** The view as computed now from the writer's state, with a catalog built afresh from the document. */
+function viewNow(hub: StateWriter, spec: ViewSpec): unknown {
+  const workflow = hub.state.workflows.get('wf') as Workflow;
+  return structuredClone(viewOf(workflow, WorkflowCatalog.of(workflow), spec));
+}
+
+/** The version and value of a snapshot answer. */
+function snapshotOf(answer: Awaited<ReturnType<ViewStreams['subscribe']>>): { version: number; value: unknown } {
+  if (answer.mode !== 'snapshot') throw new Error('expected a snapshot');
+  return { version: answer.version, value: JSON.parse((answer.state as EncodedJson).json) };
 }
 
 describe('view streams (no network)', () => {
@@ -103,5 +127,51 @@ describe('view streams (no network)', () => {
     const version = hub.state.versions.get('wf')!;
     expect(await hub.dispatch({ type: 'hub.evict', input: { workflowId: 'wf', version }, actor: ADMIN })).toEqual({ evicted: true });
     expect(views.size).toBe(0);
+  });
+
+  it('answers the first view of a big workflow once its catalog is built, with the view at the version it names, a rebuild of the index meanwhile included', async () => {
+    const { hub, views, socket, create } = await setup();
+    await fillBig(hub);
+    const spec = ViewSpec.parse({ kind: 'orders', taskType: 'embed', limit: 5 });
+    const answer = views.subscribe(socket('s1'), 'wf', spec);
+    expect(answer).toBeInstanceOf(Promise);
+    // As after an unexpected error: the index rebuilt, the catalog being built dropped with it.
+    hub.state.work.rebuild(hub.state.workflows.values(), hub.state.agents, Date.now());
+    const before = { version: hub.state.versions.get('wf')!, view: viewNow(hub, spec) };
+    await create('c');
+    const after = { version: hub.state.versions.get('wf')!, view: viewNow(hub, spec) };
+    const answered = snapshotOf(await answer);
+    // Computed before or after the change, whichever its version says.
+    expect([before.version, after.version]).toContain(answered.version);
+    expect(answered.value).toEqual(answered.version === before.version ? before.view : after.view);
+  });
+
+  it('leaves a followed view whose catalog was dropped for a flush after the catalog is built again, then sends its change as one patch', async () => {
+    const { hub, patches, views, sent, socket, create } = await setup();
+    await fillBig(hub);
+    const spec = ViewSpec.parse({ kind: 'summary' });
+    const first = snapshotOf(await views.subscribe(socket('s1'), 'wf', spec));
+    hub.state.work.rebuild(hub.state.workflows.values(), hub.state.agents, Date.now());
+    await create('c');
+    patches.flush();
+    const patchesOfView = () => sent.filter((s) => s.event === 'patch' && s.payload.doc === 'wf/summary').map((s) => s.payload as PatchMessage);
+    // Not computed at that flush: its catalog is being built.
+    expect(patchesOfView()).toEqual([]);
+    await untilTrue(() => {
+      patches.flush();
+      return patchesOfView().length > 0;
+    }, 'the view patched once its catalog is built');
+    expect(patchesOfView().map(({ from, to }) => ({ from, to }))).toEqual([{ from: first.version, to: hub.state.versions.get('wf') }]);
+    expect(applyPatch(first.value, patchesOfView()[0]!.ops)).toEqual(viewNow(hub, spec));
+  });
+
+  it('refuses a subscriber whose connection closed while the view waited for its catalog, and keeps it out of the view’s room', async () => {
+    const { hub, patches, views, socket } = await setup();
+    await fillBig(hub);
+    const gone = socket('gone');
+    const answer = views.subscribe(gone, 'wf', ViewSpec.parse({ kind: 'summary' }));
+    Object.assign(gone, { disconnected: true });
+    expect(await codeOf(Promise.resolve(answer))).toBe('UNAVAILABLE');
+    expect(patches.followed('wf/summary')).toBe(false);
   });
 });

@@ -4,9 +4,10 @@ import { NonRetryableError, type Mirror, type MonitorClient, type ViewSpec, type
 import { EmbeddedStore, type RunningHub, type Store } from '../server/index.ts';
 import type { CurrentDocs } from '../server/store/store.ts';
 import { ViewSpec as ViewSpecSchema } from '../shared/schemas/views.ts';
+import type { WorkOrderState } from '../shared/schemas/work-order.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { WorkflowCatalog } from '../server/domain/work/workflow-catalog.ts';
-import { viewOf } from '../server/domain/workflows/views.ts';
+import { summaryView, viewOf } from '../server/domain/workflows/views.ts';
 import { applyPatch } from '../shared/patch.ts';
 import { codeOf } from './helpers/errors.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
@@ -287,6 +288,70 @@ describe('views of a workflow', () => {
     expect(failed.doc).toBe(`${wf.id}/orders?state=failed`);
     const again = await watcher.connection.request('subscribe', { doc: wf.id, view: FAILED, version, epoch: (await watcher.connection.request('subscribe', { doc: wf.id, view: FAILED })).epoch });
     expect(again).toMatchObject({ mode: 'patches', from: version, to: version, ops: [] });
+  });
+});
+
+/**
+ * The summary view with its counts by task type × state taken by a walk of every order, not from
+ * a catalog: cheap enough to take at every version of a workflow of thousands of orders.
+ */
+function summaryByWalk(hub: RunningHub, workflowId: string): unknown {
+  const workflow = hub.state.workflows.get(workflowId) as unknown as Workflow;
+  const counts = new Map<string, Map<WorkOrderState, number>>();
+  for (const order of Object.values(workflow.workOrders)) {
+    const row = counts.get(order.taskType) ?? new Map<WorkOrderState, number>();
+    counts.set(order.taskType, row.set(order.state, (row.get(order.state) ?? 0) + 1));
+  }
+  const walked = { countsByTaskType: () => counts, dataCount: Object.keys(workflow.data).length } as unknown as WorkflowCatalog;
+  return structuredClone(summaryView(workflow, walked));
+}
+
+describe('the first view of a big workflow', () => {
+  it('subscribed while another client changes the workflow, answers the view as the hub’s state was at the version it names, and keeps it equal after', async () => {
+    const hub = await startHub();
+    const { wf } = await runningWorkflow(hub);
+    // Past the size whose catalog the hub builds at once: it is built a slice per turn, while the writes go on.
+    for (let batch = 0; batch < 6; batch++) {
+      await createOrders(wf, batch % 2 ? 'parse' : 'embed', Array.from({ length: 1000 }, (_, i) => `b${batch}-${i}`));
+    }
+    /** The summary at each version the workflow had while it was subscribed, from the hub's state then. */
+    const summaries = new Map<number, unknown>();
+    const record = () => summaries.set(hub.state.versions.get(wf.id)!, summaryByWalk(hub, wf.id));
+    record();
+    let writing = true;
+    let sent = 0;
+    const waiting: Array<{ at: number; resolve: () => void }> = [];
+    /** Resolves once `count` more writes are acknowledged. */
+    const writes = (count: number) => {
+      const { promise, resolve } = deferred();
+      waiting.push({ at: sent + count, resolve });
+      return promise;
+    };
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        // One write at a time, recorded once acknowledged: nothing else changes the workflow meanwhile.
+        // Orders of every batch change state, those the build has filed and those it has not yet.
+        if (i % 4 === 0) await createOrders(wf, 'parse', [`late-${i}`]);
+        else if (i % 4 === 1) await wf.cancelWorkOrder(`b${(i * 7) % 6}-${(i * 13) % 1000}`).catch(() => undefined);
+        else if (i % 4 === 2) await wf.createWorkOrders([{ id: `after-${i}`, taskType: 'embed', dependencies: [`b0-${i % 1000}`] }]);
+        else await wf.addDataReference({ path: `s3://bucket/${i}.csv` });
+        record();
+        sent++;
+        for (const waiter of waiting) if (waiter.at <= sent) waiter.resolve();
+      }
+    })();
+    await writes(3);
+    const specs: ViewSpec[] = [SUMMARY, NEWEST, { kind: 'orders', state: 'cancelled', limit: 20 }, { kind: 'orders', taskType: 'parse', state: 'queued', limit: 7 }, { kind: 'orders', state: 'blocked' }];
+    const raw = (await monitor(hub)).connection;
+    const watchers = await Promise.all(specs.map(() => monitor(hub)));
+    const [answer, ...mirrors] = await Promise.all([raw.request('subscribe', { doc: wf.id, view: SUMMARY }), ...specs.map((view, i) => watchers[i]!.subscribe(wf.id, { view }))]);
+    await writes(3);
+    writing = false;
+    await writer;
+    if (answer.mode !== 'snapshot') throw new Error('expected a snapshot');
+    expect(summaries.has(answer.version), `a version the workflow had: ${answer.version}`).toBe(true);
+    expect(answer.state, `the summary at version ${answer.version}`).toEqual(summaries.get(answer.version));
+    for (const [i, mirror] of mirrors.entries()) await expectViewInSync(hub, mirror, wf.id, specs[i]!);
   });
 });
 

@@ -3,6 +3,7 @@ import type { Subscription } from '../../shared/schemas/monitor.ts';
 import { viewName, type ViewSpec } from '../../shared/schemas/views.ts';
 import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
 import { workflowView } from '../domain/workflows/views.ts';
+import { catalogBuild } from '../catalog-build.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowReads } from '../workflow-reads.ts';
 import type { ReportRenderer } from '../reports/report-renderer.ts';
@@ -37,6 +38,8 @@ function requireVisible(session: Session, doc: string): void {
 async function archivedView(reads: WorkflowReads, workflowId: string, view: ViewSpec, held: { version?: number | undefined; epoch?: string | undefined }, epoch: string): Promise<Subscription> {
   const state = await reads.stateFor(workflowId);
   if (!state.workflows.has(workflowId)) throw new HubError('NOT_FOUND', `workflow ${workflowId} does not exist`);
+  // A state read from the archive starts with no catalog: a big one is built a slice per turn.
+  for (let build = catalogBuild(state, workflowId); build; build = catalogBuild(state, workflowId)) await build;
   const value = workflowView(state, workflowId, view);
   const doc = viewName(workflowId, view);
   const version = versionOf(state, workflowId);

@@ -1,10 +1,12 @@
 import type { Namespace, Socket } from 'socket.io';
+import { HubError } from '../../shared/errors.ts';
 import { diffJson } from '../../shared/json-diff.ts';
 import type { Subscription } from '../../shared/schemas/monitor.ts';
 import { viewName, type ViewSpec } from '../../shared/schemas/views.ts';
 import { versionOf } from '../domain/machinery/state.ts';
 import { copyJson } from '../domain/machinery/transaction.ts';
 import { workflowView } from '../domain/workflows/views.ts';
+import { catalogBuild } from '../catalog-build.ts';
 import type { CommittedBatch, StateWriter } from '../state-writer.ts';
 import { room, type DerivedStreams, type PatchStream } from './patch-stream.ts';
 
@@ -67,6 +69,15 @@ export class ViewStreams implements DerivedStreams {
    * the view's history it gets the missed patches, otherwise the view's value now.
    */
   subscribe(socket: Socket, workflowId: string, spec: ViewSpec, version?: number, epoch?: string): Subscription | Promise<Subscription> {
+    // A big workflow's catalog is built a slice per turn first; then this looks again, in the turn it answers in.
+    const build = catalogBuild(this.hub.state, workflowId);
+    if (build) {
+      return build.then(() => {
+        // Joining a room now would keep a socket that is gone in it for good.
+        if (socket.disconnected) throw new HubError('UNAVAILABLE', 'the connection closed while the view was being computed');
+        return this.subscribe(socket, workflowId, spec, version, epoch);
+      });
+    }
     const name = viewName(workflowId, spec);
     const view = this.views.get(name) ?? this.start(name, workflowId, spec);
     // Any change not yet in the stream goes in now: the answer and the broadcast meet at its version.
@@ -108,7 +119,17 @@ export class ViewStreams implements DerivedStreams {
     this.dirty = new Set();
     for (const workflowId of dirty) {
       // A view nobody follows now is brought up to date when somebody subscribes again.
-      for (const view of this.byWorkflow.get(workflowId) ?? []) if (this.patches.followed(view.name)) this.update(view);
+      const followed = [...(this.byWorkflow.get(workflowId) ?? [])].filter((view) => this.patches.followed(view.name));
+      if (followed.length === 0) continue;
+      // Its catalog was dropped (the index rebuilt after an unexpected error): built again a slice
+      // per turn, and the views left for the flush after that, rather than holding this one.
+      const build = catalogBuild(this.hub.state, workflowId);
+      if (build) {
+        this.dirty.add(workflowId);
+        void build.then(() => this.patches.schedule(), () => undefined);
+        continue;
+      }
+      for (const view of followed) this.update(view);
     }
   }
 
