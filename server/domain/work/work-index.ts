@@ -106,7 +106,7 @@ export class WorkIndex {
   /** Each listed workflow's order ids in listing order, for paging. */
   readonly orderLists = new OrderLists();
   /** Workflows' orders sorted per task type and state, for views (built at a workflow's first view, a slice at a time when big). */
-  readonly catalogs = new WorkflowCatalogs();
+  readonly catalogs = new WorkflowCatalogs(this.orderLists);
   /** The pool's agent ids in order, for paging agent.list. */
   readonly agentIds = new AgentIds();
   private seq = 0;

@@ -1,6 +1,7 @@
 import sortedBtree from 'sorted-btree';
 import type { WorkOrder, WorkOrderState } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import type { KeyList } from '../machinery/pins.ts';
 import { PriorityQueue } from './priority-queue.ts';
 
 // A CommonJS package with `exports.default`: Node gives an ES module the whole `exports`, whose
@@ -38,7 +39,7 @@ interface MergeHead {
 /** Where a catalog being built stands. */
 interface Build {
   /** The workflow's order ids, taken at the first step (undefined until then). */
-  ids: string[] | undefined;
+  ids: KeyList | undefined;
   /** How many of `ids` have been filed. */
   next: number;
   /** Whether `dataCount` has been counted from the document (until then a registration changes nothing). */
@@ -70,8 +71,14 @@ export class WorkflowCatalog {
   readonly orders: Record<string, WorkOrder>;
   private readonly data: Workflow['data'];
 
-  /** An empty catalog of a workflow, to be built with `buildStep`. */
-  constructor(workflow: Workflow) {
+  /**
+   * An empty catalog of a workflow, to be built with `buildStep`; `listIds` gives its order ids
+   * (the index keeps them listed: Object.keys of 100,000 held the loop 17-19 ms).
+   */
+  constructor(
+    workflow: Workflow,
+    private readonly listIds: () => KeyList = () => Object.keys(workflow.workOrders),
+  ) {
     this.workflowId = workflow.id;
     this.orders = workflow.workOrders;
     this.data = workflow.data;
@@ -97,8 +104,7 @@ export class WorkflowCatalog {
     const build = this.build;
     if (!build) return true;
     if (!build.ids) {
-      // Each a copy of an object's keys, O(n log n) (V8 sorts them into insertion order): a step of its own.
-      build.ids = Object.keys(this.orders);
+      build.ids = this.listIds();
       return false;
     }
     if (!build.dataCounted) {
@@ -109,7 +115,7 @@ export class WorkflowCatalog {
     const ids = build.ids;
     const end = Math.min(ids.length, build.next + maxOrders);
     for (; build.next < end; build.next++) {
-      const id = ids[build.next]!;
+      const id = ids.at(build.next)!;
       // Its creation was undone since the ids were taken.
       if (!Object.hasOwn(this.orders, id)) continue;
       const order = this.orders[id]!;

@@ -1,5 +1,6 @@
 import type { WorkOrder, WorkOrderState } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import type { OrderLists } from './order-lists.ts';
 import { WorkflowCatalog } from './workflow-catalog.ts';
 
 /**
@@ -13,6 +14,9 @@ import { WorkflowCatalog } from './workflow-catalog.ts';
 export class WorkflowCatalogs {
   private readonly catalogs = new Map<string, WorkflowCatalog>();
 
+  /** `lists`: the index's lists of each workflow's order ids, which a build starts from. */
+  constructor(private readonly lists?: OrderLists) {}
+
   /** The catalog of a workflow, built now (what is left of it, in one go) when it is not. */
   of(workflow: Workflow): WorkflowCatalog {
     const catalog = this.building(workflow);
@@ -24,7 +28,8 @@ export class WorkflowCatalogs {
   building(workflow: Workflow): WorkflowCatalog {
     let catalog = this.catalogs.get(workflow.id);
     if (catalog?.orders !== workflow.workOrders) {
-      catalog = new WorkflowCatalog(workflow);
+      const lists = this.lists;
+      catalog = lists ? new WorkflowCatalog(workflow, () => lists.of(workflow).snapshot()) : new WorkflowCatalog(workflow);
       this.catalogs.set(workflow.id, catalog);
     }
     return catalog;
