@@ -73,6 +73,9 @@ export function createWorkflow(t: CommandContext, input: Input<'workflow.create'
     lineage: {},
   };
   t.tx.putDoc(id, workflow);
+  // Its order list starts empty and grows with it: never built from 100,000 orders at a first read.
+  t.state.work.orderLists.of(requireWorkflow(t.state, id));
+  t.tx.onUndo(() => t.state.work.orderLists.forget(id));
   return { version: versionOf(t.state, id), workflow: requireWorkflow(t.state, id) };
 }
 
