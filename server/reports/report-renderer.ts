@@ -4,7 +4,7 @@ import type { Agent } from '../../shared/schemas/agent.ts';
 import { ReportFormat, type Report } from '../../shared/schemas/report.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { requireWorkflow } from '../domain/machinery/context.ts';
-import { jsonSmallerThan, versionOf, type HubState } from '../domain/machinery/state.ts';
+import { workflowSmallerThan, versionOf, type HubState } from '../domain/machinery/state.ts';
 import { pinnedJson, type PinnedJson } from '../pinned-json.ts';
 import { partsOf } from '../transport/transfers.ts';
 import { startWorker, workerEntry } from '../worker-threads.ts';
@@ -62,7 +62,7 @@ export class ReportRenderer {
    */
   render(state: HubState, workflowId: string, formats: readonly ReportFormat[] = ReportFormat.options, generatedBy?: string): Promise<RenderedReport[]> {
     const workflow = requireWorkflow(state, workflowId);
-    if (jsonSmallerThan(workflow, INLINE_RENDER_BYTES)) {
+    if (workflowSmallerThan(workflow, INLINE_RENDER_BYTES)) {
       if (renderers) return Promise.resolve(renderHere(renderers, state, workflowId, formats, generatedBy));
       return (loading ??= import('./report.ts')).then((loaded) => renderHere((renderers = loaded), state, workflowId, formats, generatedBy));
     }

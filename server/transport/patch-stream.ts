@@ -4,7 +4,8 @@ import { compactOps, type PatchOp } from '../../shared/patch.ts';
 import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
 import { INLINE_REPLY_BYTES } from '../../shared/schemas/transfer.ts';
 import { isViewName } from '../../shared/schemas/views.ts';
-import { docKeys, docRoot, jsonSmallerThan, versionOf, type DocKey } from '../domain/machinery/state.ts';
+import { AGENTS_DOC, docKeys, docRoot, jsonSmallerThan, versionOf, workflowSmallerThan, type DocKey } from '../domain/machinery/state.ts';
+import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { pinnedJsonParts } from '../pinned-json.ts';
 import type { CommittedBatch, StateWriter } from '../state-writer.ts';
 import { EncodedJson } from './encoded-json.ts';
@@ -313,7 +314,8 @@ export class PatchStream {
     // Changes up to `current` may still be on their way to disk; the broadcast will end a message there.
     if (current > stream.sent) stream.cuts.add(current);
     const root = docRoot(this.hub.state, doc);
-    if (root !== undefined && !jsonSmallerThan(root, INLINE_REPLY_BYTES)) return this.transferOf(socket, doc, current);
+    const small = root === undefined || (doc === AGENTS_DOC ? jsonSmallerThan(root, INLINE_REPLY_BYTES) : workflowSmallerThan(root as unknown as Workflow, INLINE_REPLY_BYTES));
+    if (!small) return this.transferOf(socket, doc, current);
     return { doc, epoch: this.epoch, mode: 'snapshot', version: current, state: this.snapshotOf(doc, current) };
   }
 

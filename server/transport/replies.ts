@@ -3,7 +3,7 @@ import type { ReplyOf } from '../../shared/contract.ts';
 import type { ReportReply } from '../../shared/schemas/report.ts';
 import { INLINE_REPLY_BYTES } from '../../shared/schemas/transfer.ts';
 import { getWorkflow } from '../domain/machinery/queries.ts';
-import { jsonSmallerThan, type HubState } from '../domain/machinery/state.ts';
+import { workflowSmallerThan, type HubState } from '../domain/machinery/state.ts';
 import { requireWorkflow } from '../domain/machinery/context.ts';
 import { pinnedJsonParts } from '../pinned-json.ts';
 import type { RenderedReport } from '../reports/report-renderer.ts';
@@ -19,7 +19,7 @@ export function reportReply(report: RenderedReport, socket: Socket, transfers: T
 /** workflow.get's reply: the workflow inline when small, else its JSON serialised in slices as a transfer. */
 export async function workflowReply(state: HubState, workflowId: string, socket: Socket, transfers: Transfers): Promise<ReplyOf<'control', 'workflow.get'>> {
   const workflow = requireWorkflow(state, workflowId);
-  if (jsonSmallerThan(workflow, INLINE_REPLY_BYTES)) return getWorkflow(state, workflowId);
+  if (workflowSmallerThan(workflow, INLINE_REPLY_BYTES)) return getWorkflow(state, workflowId);
   // Pinned before the first await: the version of the moment it was asked.
   const { version, parts } = await pinnedJsonParts(state, workflowId);
   return { version, transfer: transfers.offer(socket, parts) };
