@@ -7,6 +7,8 @@ import { partsOf } from './transport/transfers.ts';
 
 /** How long one slice of serialising may hold the event loop (ms). */
 const SLICE_MS = 3;
+/** Characters of text encoded at a time. */
+const SLICE_TEXT = 1 << 16;
 /** Values (or units) read between two looks at the clock. */
 const ITEMS_PER_LOOK = 32;
 /** Text is joined into chunks of about this many bytes. */
@@ -64,25 +66,33 @@ function pin(state: HubState, doc: DocKey): PinnedDoc {
 }
 
 /**
- * Runs `next` (the next piece of text, undefined at the end) a few milliseconds per turn. Each
- * turn's text becomes UTF-8 bytes before the turn ends, so no string outlives it (long-lived
- * pieces of a growing string survived scavenges, which then took 15-30 ms); bytes are joined into
- * chunks of about `chunkBytes`.
+ * Runs `next` (the next piece of text, undefined at the end) a few milliseconds per turn. Text
+ * becomes UTF-8 bytes every SLICE_TEXT characters and at the end of each turn, so no string
+ * outlives a turn (pieces of a long-lived growing string survived scavenges, which then took
+ * 15-30 ms) and none grows big (encoding a string built by `+=` from thousands of pieces took
+ * 20-58 ms); the bytes are joined into chunks of about `chunkBytes`.
  */
 function inSlices(pinned: PinnedDoc, chunkBytes: number, next: () => string | undefined): PinnedJson {
   async function* chunks(): AsyncGenerator<Buffer> {
     try {
       let held: Buffer[] = [];
       let heldBytes = 0;
-      let text = '';
-      let sliceStart = performance.now();
-      for (let piece = next(); piece !== undefined; piece = next()) {
-        text += piece;
-        if (performance.now() - sliceStart < SLICE_MS) continue;
-        const bytes = Buffer.from(text);
-        text = '';
+      let pieces: string[] = [];
+      let length = 0;
+      const encode = () => {
+        const bytes = Buffer.from(pieces.join(''));
+        pieces = [];
+        length = 0;
         held.push(bytes);
         heldBytes += bytes.length;
+      };
+      let sliceStart = performance.now();
+      for (let piece = next(); piece !== undefined; piece = next()) {
+        pieces.push(piece);
+        length += piece.length;
+        if (length >= SLICE_TEXT) encode();
+        if (performance.now() - sliceStart < SLICE_MS) continue;
+        if (length > 0) encode();
         if (heldBytes >= chunkBytes) {
           yield Buffer.concat(held, heldBytes);
           held = [];
@@ -92,8 +102,8 @@ function inSlices(pinned: PinnedDoc, chunkBytes: number, next: () => string | un
         if (pinned.aborted) throw new HubError('UNAVAILABLE', `${pinned.aborted}; read again`);
         sliceStart = performance.now();
       }
-      if (text) held.push(Buffer.from(text));
-      if (held.length) yield Buffer.concat(held);
+      if (length > 0) encode();
+      if (held.length) yield Buffer.concat(held, heldBytes);
     } finally {
       pinned.release();
     }
