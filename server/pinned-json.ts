@@ -6,7 +6,7 @@ import type { Workflow } from '../shared/schemas/workflow.ts';
 import { partsOf } from './transport/transfers.ts';
 
 /** How long one slice of serialising may hold the event loop (ms). */
-const SLICE_MS = 3;
+const SLICE_MS = 1;
 /** Characters of text encoded at a time. */
 const SLICE_TEXT = 1 << 16;
 /** Values (or units) read between two looks at the clock. */

@@ -57,6 +57,20 @@ describe('reads of a big workflow never hold the hub', () => {
     expect(await response.text()).toBe(here[0]!.body);
   });
 
+  it('answers the reports asked for while a big render runs with one next render, which holds every change acknowledged before them', async () => {
+    const { hub, wf } = await bigWorkflow();
+    const first = wf.report('json');
+    await wf.updateProgress('loading', 10);
+    // Asked after the change was acknowledged, while the first render runs: both come from the next render.
+    const [markdown, html] = await Promise.all([wf.report('markdown'), wf.report('html')]);
+    const version = hub.state.versions.get(wf.id)!;
+    expect((await first).version).toBe(version - 1);
+    expect([markdown.version, html.version]).toEqual([version, version]);
+    expect(markdown.body).toContain('loading');
+    const here = renderReports({ workflow: copyOf(hub, wf.id), version, agents: {} }, ['markdown', 'html']);
+    expect([markdown.body, html.body]).toEqual(here.map((r) => r.body));
+  });
+
   it('sends a big snapshot as a transfer read in parts, while changes go on; the mirror then equals the hub', async () => {
     const { hub, wf } = await bigWorkflow();
     const watcher = await monitor(hub);

@@ -54,11 +54,18 @@ export class ReportRenderer {
   private queue: Promise<unknown> = Promise.resolve();
   private nextJob = 0;
   private readonly pending = new Map<number, Pending>();
-  private readonly kept = new Map<string, { version: number; reports: Map<string, Promise<RenderedReport[]>> }>();
+  /** Big renders queued or running. */
+  private running = 0;
+  /** A big render waiting for its turn, per workflow (and author): requests join it until it starts. */
+  private readonly waiting = new Map<string, { formats: Set<ReportFormat>; result: Promise<ReadonlyMap<ReportFormat, RenderedReport>> }>();
+  /** The latest big reports of the last few workflows, by format, and the version they describe. */
+  private readonly kept = new Map<string, { version: number; reports: Map<ReportFormat, RenderedReport> }>();
 
   /**
-   * The reports of `workflowId` in `formats`, of the version it is at when called (changes that
-   * come after the request are not in them, however long the render takes).
+   * The reports of `workflowId` in `formats`, of the version it is at when called, or later: a big
+   * workflow is rendered in the worker at once when it is free (so changes that come after the
+   * request are not in the reports), else by the next render of that workflow, which starts once
+   * the worker is free and answers everyone who asked meanwhile.
    */
   render(state: HubState, workflowId: string, formats: readonly ReportFormat[] = ReportFormat.options, generatedBy?: string): Promise<RenderedReport[]> {
     const workflow = requireWorkflow(state, workflowId);
@@ -66,26 +73,44 @@ export class ReportRenderer {
       if (renderers) return Promise.resolve(renderHere(renderers, state, workflowId, formats, generatedBy));
       return (loading ??= import('./report.ts')).then((loaded) => renderHere((renderers = loaded), state, workflowId, formats, generatedBy));
     }
-    const version = versionOf(state, workflowId);
-    const key = `${formats.join(',')}\u0000${generatedBy ?? ''}`;
-    let kept = this.kept.get(workflowId);
-    if (kept?.version !== version) {
-      kept = { version, reports: new Map() };
-      this.kept.delete(workflowId);
-      this.kept.set(workflowId, kept);
-      if (this.kept.size > KEPT_WORKFLOWS) this.kept.delete(this.kept.keys().next().value!);
-    }
-    let reports = kept.reports.get(key);
-    if (!reports) {
-      // Pinned now, at the version of the request; rendered when the worker is free.
+    const key = `${workflowId}\u0000${generatedBy ?? ''}`;
+    const pick = (reports: ReadonlyMap<ReportFormat, RenderedReport>) => formats.map((format) => reports.get(format)!);
+    // The same version renders the same bytes.
+    const kept = this.kept.get(key);
+    if (kept?.version === versionOf(state, workflowId) && formats.every((format) => kept.reports.has(format))) return Promise.resolve(pick(kept.reports));
+    if (this.running === 0) {
+      // Pinned now, at the version of the request.
       const agents = agentsOf(workflow, state.agents);
       const pinned = pinnedJson(state, workflowId);
-      reports = this.enqueue(() => this.renderInWorker(pinned, agents, formats, generatedBy));
-      kept.reports.set(key, reports);
-      // A failed render is not kept: the next reader tries again.
-      reports.catch(() => kept.reports.get(key) === reports && kept.reports.delete(key));
+      return this.enqueue(key, () => this.renderInWorker(pinned, agents, formats, generatedBy)).then(pick);
     }
-    return reports;
+    let wait = this.waiting.get(key);
+    if (!wait) {
+      const formatsWanted = new Set<ReportFormat>();
+      const result = this.enqueue(key, () => {
+        this.waiting.delete(key);
+        const current = requireWorkflow(state, workflowId);
+        return this.renderInWorker(pinnedJson(state, workflowId), agentsOf(current, state.agents), [...formatsWanted], generatedBy);
+      });
+      wait = { formats: formatsWanted, result };
+      this.waiting.set(key, wait);
+    }
+    for (const format of formats) wait.formats.add(format);
+    return wait.result.then(pick);
+  }
+
+  /** Runs big renders one after another (each holds a pin and the worker's heap while it runs), keeping the latest of each workflow. */
+  private enqueue(key: string, run: () => Promise<RenderedReport[]>): Promise<ReadonlyMap<ReportFormat, RenderedReport>> {
+    this.running++;
+    const rendered = this.queue.then(run, run).finally(() => this.running--);
+    this.queue = rendered.catch(() => undefined);
+    return rendered.then((reports) => {
+      const byFormat = new Map(reports.map((report) => [report.format, report]));
+      this.kept.delete(key);
+      this.kept.set(key, { version: reports[0]!.version, reports: byFormat });
+      if (this.kept.size > KEPT_WORKFLOWS) this.kept.delete(this.kept.keys().next().value!);
+      return byFormat;
+    });
   }
 
   /** Stops the worker. */
@@ -95,13 +120,6 @@ export class ReportRenderer {
     const worker = this.worker;
     this.worker = undefined;
     await worker?.terminate();
-  }
-
-  /** Runs big renders one after another: each holds a pin and the worker's heap while it runs. */
-  private enqueue<T>(run: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(run, run);
-    this.queue = result.catch(() => undefined);
-    return result;
   }
 
   private async renderInWorker(
