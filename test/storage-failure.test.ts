@@ -1,34 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { EmbeddedStore, type Store } from '../server/index.ts';
-import type { CurrentDocs } from '../server/store/store.ts';
+import { EmbeddedStore } from '../server/index.ts';
 import { agent, control, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
+import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
 
 /** The embedded store, with a switch that makes the next writes fail as a full disk would. */
-class FailingStore implements Store {
+class FailingStore extends WrappedStore {
   failing = false;
-  constructor(private readonly inner: Store) {}
-  get archive() {
-    return this.inner.archive;
-  }
-  open() {
-    return this.inner.open();
-  }
-  append(text: string) {
-    if (this.failing) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
-    return this.inner.append(text);
-  }
-  snapshotDue() {
-    return this.inner.snapshotDue();
-  }
-  startSnapshot(current?: CurrentDocs) {
-    this.inner.startSnapshot(current);
-  }
-  snapshot() {
-    return this.inner.snapshot();
-  }
-  close() {
-    return this.inner.close();
+  override append(records: string | Uint8Array) {
+    return this.failing ? Promise.reject(diskFull()) : this.inner.append(records);
   }
 }
 

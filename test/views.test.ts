@@ -1,8 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { NonRetryableError, type Mirror, type MonitorClient, type ViewSpec, type WorkflowHandle } from '../client-sdk/index.ts';
-import { EmbeddedStore, type RunningHub, type Store } from '../server/index.ts';
-import type { CurrentDocs } from '../server/store/store.ts';
+import { EmbeddedStore, type RunningHub } from '../server/index.ts';
 import { ViewSpec as ViewSpecSchema } from '../shared/schemas/views.ts';
 import type { WorkOrderState } from '../shared/schemas/work-order.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
@@ -12,6 +11,7 @@ import { applyPatch } from '../shared/patch.ts';
 import { codeOf } from './helpers/errors.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { deferred, untilTrue } from './helpers/wait.ts';
+import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
 
 /**
  * A view computed from the hub's state as it is now, with a catalog built afresh from the
@@ -356,20 +356,13 @@ describe('the first view of a big workflow', () => {
 });
 
 /** The embedded store, whose next write can be held and then failed, as a disk that fills up mid-write. */
-class HeldStore implements Store {
+class HeldStore extends WrappedStore {
   private held: { reject: (error: Error) => void } | undefined;
   holding = false;
   /** Resolves when a write is being held. */
   writing = deferred();
-  constructor(private readonly inner: Store) {}
-  get archive() {
-    return this.inner.archive;
-  }
-  open() {
-    return this.inner.open();
-  }
-  append(text: string) {
-    if (!this.holding) return this.inner.append(text);
+  override append(records: string | Uint8Array) {
+    if (!this.holding) return this.inner.append(records);
     return new Promise<void>((_resolve, reject) => {
       this.held = { reject };
       this.writing.resolve();
@@ -378,19 +371,7 @@ class HeldStore implements Store {
   /** Fails the held write. */
   fail(): void {
     this.holding = false;
-    this.held?.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
-  }
-  snapshotDue() {
-    return this.inner.snapshotDue();
-  }
-  startSnapshot(current?: CurrentDocs) {
-    this.inner.startSnapshot(current);
-  }
-  snapshot() {
-    return this.inner.snapshot();
-  }
-  close() {
-    return this.inner.close();
+    this.held?.reject(diskFull());
   }
 }
 

@@ -1,10 +1,8 @@
 import * as z from 'zod';
-import { Id, keyName, Percentage, Text, Timestamp } from './common.ts';
-import { Kpi } from './kpis.ts';
-import { Objective } from './objectives.ts';
+import { Id, keyName } from './common.ts';
 import { WorkflowSummary } from './summary.ts';
 import { WorkOrder, WorkOrderState } from './work-order.ts';
-import { StageProgress, WorkflowStatus } from './workflow.ts';
+import { Workflow } from './workflow.ts';
 
 /** How many orders an orders view holds unless told. */
 export const DEFAULT_ORDERS_LIMIT = 50;
@@ -69,20 +67,21 @@ const OrderCounts = z.record(WorkOrderState, Count);
  * keyed by id (or name), so a patch touches only what changed. Later fields may be added beside
  * the counts; a reader ignores what it does not know.
  */
-export const SummaryView = z.object({
-  id: Id,
-  userQuery: Text,
-  status: WorkflowStatus,
-  failureReason: Text.nullable(),
-  createdAt: Timestamp,
-  updatedAt: Timestamp,
-  startedAt: Timestamp.nullable(),
-  endedAt: Timestamp.nullable(),
-  progress: Percentage,
-  stages: z.record(z.string(), StageProgress),
-  objectives: z.record(z.string(), Objective),
-  /** The KPIs with their recorded history. */
-  kpis: z.record(z.string(), Kpi),
+export const SummaryView = Workflow.pick({
+  id: true,
+  userQuery: true,
+  status: true,
+  failureReason: true,
+  createdAt: true,
+  updatedAt: true,
+  startedAt: true,
+  endedAt: true,
+  progress: true,
+  stages: true,
+  objectives: true,
+  // The KPIs with their recorded history.
+  kpis: true,
+}).extend({
   /** Steps by status, and the summed duration of finished ones (as in `WorkflowSummary`). */
   steps: WorkflowSummary.shape.steps,
   workOrderCounts: OrderCounts,

@@ -63,6 +63,19 @@ function randomWrites(state: HubState, next: () => number): () => void {
   };
 }
 
+/** A state holding document `wf`, its JSON now, and a few random writes to run between reads. */
+function changingDocument(seed: number) {
+  const next = random(seed);
+  const state = emptyState();
+  putDoc(state, 'wf', documentWith(30));
+  const expected = JSON.stringify(state.workflows.get('wf'));
+  const write = randomWrites(state, next);
+  const writeSome = () => {
+    for (let n = Math.floor(next() * 3); n > 0; n--) write();
+  };
+  return { state, next, expected, writeSome };
+}
+
 describe('a pinned document', () => {
   it('reads as JSON.stringify of the document when nothing changes', () => {
     const state = emptyState();
@@ -74,29 +87,15 @@ describe('a pinned document', () => {
 
   it('reads the document as it was pinned while every kind of write changes it between pieces', () => {
     for (let seed = 1; seed <= 40; seed++) {
-      const next = random(seed);
-      const state = emptyState();
-      putDoc(state, 'wf', documentWith(30));
-      const expected = JSON.stringify(state.workflows.get('wf'));
-      const write = randomWrites(state, next);
-      const text = readAll(state, 'wf', 1 + Math.floor(next() * 5), () => {
-        for (let n = Math.floor(next() * 3); n > 0; n--) write();
-      });
-      expect(text, `seed ${seed}`).toBe(expected);
+      const { state, next, expected, writeSome } = changingDocument(seed);
+      expect(readAll(state, 'wf', 1 + Math.floor(next() * 5), writeSome), `seed ${seed}`).toBe(expected);
     }
   });
 
   it('reads as units that rebuild the document as it was pinned, keys in order, while every kind of write changes it between units', () => {
     for (let seed = 1; seed <= 40; seed++) {
-      const next = random(seed);
-      const state = emptyState();
-      putDoc(state, 'wf', documentWith(30));
-      const expected = JSON.stringify(state.workflows.get('wf'));
-      const write = randomWrites(state, next);
-      const rebuilt = readUnits(state, 'wf', () => {
-        for (let n = Math.floor(next() * 3); n > 0; n--) write();
-      });
-      expect(JSON.stringify(rebuilt), `seed ${seed}`).toBe(expected);
+      const { state, expected, writeSome } = changingDocument(seed);
+      expect(JSON.stringify(readUnits(state, 'wf', writeSome)), `seed ${seed}`).toBe(expected);
       expect(state.pins.size).toBe(0);
     }
   });

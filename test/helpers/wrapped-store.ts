@@ -1,0 +1,33 @@
+import type { Store } from '../../server/index.ts';
+import type { CurrentDocs } from '../../server/store/store.ts';
+
+/** A store that does what `inner` does; tests extend it to change one part (a write that fails, or waits). */
+export class WrappedStore implements Store {
+  constructor(protected readonly inner: Store) {}
+  get archive() {
+    return this.inner.archive;
+  }
+  open() {
+    return this.inner.open();
+  }
+  append(records: string | Uint8Array) {
+    return this.inner.append(records);
+  }
+  snapshotDue() {
+    return this.inner.snapshotDue();
+  }
+  startSnapshot(current?: CurrentDocs) {
+    this.inner.startSnapshot(current);
+  }
+  snapshot() {
+    return this.inner.snapshot();
+  }
+  close(current?: CurrentDocs) {
+    return this.inner.close(current);
+  }
+}
+
+/** The error a write to a full disk fails with. */
+export function diskFull(): Error {
+  return Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+}
