@@ -15,7 +15,7 @@ import { SCALES, type Scale } from './scale.ts';
 import { runSoak } from './soak.ts';
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart', 'big-workflow', 'soak'] as const;
+export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart', 'soak', 'big-workflow'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface SuiteOptions {
