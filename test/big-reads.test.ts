@@ -4,6 +4,7 @@ import { readTransfer } from '../client-sdk/transfers.ts';
 import { renderReports, verifyReportHash } from '../server/reports/report.ts';
 import { codeOf } from './helpers/errors.ts';
 import { control, monitor, startHub, TOKENS } from './helpers/hub.ts';
+import { untilTrue } from './helpers/wait.ts';
 
 const ORDERS = 6000;
 
@@ -104,6 +105,24 @@ describe('reads of a big workflow never hold the hub', () => {
     expect(reply.workflow).toBeUndefined();
     expect(reply.transfer?.bytes).toBeGreaterThan(1 << 20);
     expect(await wf.get()).toEqual(copyOf(hub, wf.id));
+  });
+
+  it('answers a subscription to a big archived workflow with its final state as a transfer', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 20 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'big, then archived' });
+    for (let first = 0; first < ORDERS; first += 1000) {
+      await wf.createWorkOrders(Array.from({ length: 1000 }, (_, i) => ({ id: `o${first + i}`, taskType: 'nobody-serves-this', description: 'x'.repeat(400) })));
+    }
+    await wf.cancel('done with it');
+    const final = copyOf(hub, wf.id);
+    await untilTrue(() => !hub.state.workflows.has(wf.id), 'the workflow archived');
+    const watcher = await monitor(hub);
+    const subscription = await watcher.connection.request('subscribe', { doc: wf.id });
+    if (subscription.mode !== 'snapshot' || !subscription.transfer) throw new Error('expected a snapshot as a transfer');
+    expect(JSON.parse(await readTransfer(watcher.connection, subscription.transfer))).toEqual(final);
+    // Through the SDK, the same.
+    expect((await (await monitor(hub)).subscribe<Workflow>(wf.id)).state).toEqual(final);
   });
 
   it('refuses transfer reads of unknown ids, of parts that do not exist, and of another connection', async () => {

@@ -1,7 +1,9 @@
 import { HubError } from '../../shared/errors.ts';
 import type { Subscription } from '../../shared/schemas/monitor.ts';
 import { viewName, type ViewSpec } from '../../shared/schemas/views.ts';
-import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
+import { INLINE_REPLY_BYTES } from '../../shared/schemas/transfer.ts';
+import { AGENTS_DOC, versionOf, workflowSmallerThan } from '../domain/machinery/state.ts';
+import { pinnedJsonParts } from '../pinned-json.ts';
 import { workflowView } from '../domain/workflows/views.ts';
 import { catalogBuild } from '../catalog-build.ts';
 import type { StateWriter } from '../state-writer.ts';
@@ -65,7 +67,10 @@ export function monitorHandlers({ hub, reads, stream, views, renderer, transfers
         const version = versionOf(state, input.doc);
         const { epoch } = stream;
         if (input.epoch === epoch && input.version === version) return { doc: input.doc, epoch, mode: 'patches', from: version, to: version, ops: [] };
-        return { doc: input.doc, epoch, mode: 'snapshot', version, state: workflow };
+        // A big one as a transfer, serialised in slices like a live one.
+        if (workflowSmallerThan(workflow, INLINE_REPLY_BYTES)) return { doc: input.doc, epoch, mode: 'snapshot', version, state: workflow };
+        const { parts } = await pinnedJsonParts(state, input.doc);
+        return { doc: input.doc, epoch, mode: 'snapshot', version, transfer: transfers.offer(socket, parts) };
       }
       return holdsEncoded(await stream.subscribe(socket, input.doc, input.version, input.epoch));
     },
