@@ -20,8 +20,11 @@ export interface RenderedReport extends Omit<Report, 'body'> {
 const INLINE_RENDER_BYTES = 256 * 1024;
 /** A worker idle this long is stopped, giving back the heap a big report took. */
 const IDLE_MS = 10_000;
-/** Workflows whose latest big reports are kept: the same version renders the same bytes. */
-const KEPT_WORKFLOWS = 4;
+/**
+ * The latest big reports of a few workflows are kept, up to about this many bytes (the newest
+ * always): the same version renders the same bytes, and a JSON report of 100,000 orders is 124 MB.
+ */
+const KEPT_BYTES = 256 * 1024 * 1024;
 
 const workerUrl = workerEntry('report-worker', import.meta.url);
 
@@ -108,7 +111,14 @@ export class ReportRenderer {
       const byFormat = new Map(reports.map((report) => [report.format, report]));
       this.kept.delete(key);
       this.kept.set(key, { version: reports[0]!.version, reports: byFormat });
-      if (this.kept.size > KEPT_WORKFLOWS) this.kept.delete(this.kept.keys().next().value!);
+      let bytes = 0;
+      for (const kept of this.kept.values()) for (const report of kept.reports.values()) bytes += report.bytes;
+      // Oldest first, never the one just kept.
+      for (const [oldest, kept] of this.kept) {
+        if (bytes <= KEPT_BYTES || oldest === key) break;
+        for (const report of kept.reports.values()) bytes -= report.bytes;
+        this.kept.delete(oldest);
+      }
       return byFormat;
     });
   }

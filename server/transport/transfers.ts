@@ -15,6 +15,8 @@ export function partsOf(body: Buffer): Buffer[] {
 
 /** A transfer not read from for this long is dropped. */
 const IDLE_MS = 60_000;
+/** Bytes all transfers may hold together (the newest is kept whatever its size). */
+const MAX_HELD_BYTES = 1 << 30;
 /** Transfers one socket may hold open; opening another drops its oldest. */
 const PER_SOCKET = 64;
 
@@ -29,12 +31,19 @@ interface OpenTransfer {
 /**
  * Reply bodies too big for one socket.io message, held for the socket that asked until it has read
  * every part (or leaves, or stops reading for a minute). Parts are shared, never copied: twenty
- * monitors that subscribe to a big workflow at one version read the same buffers.
+ * monitors that subscribe to a big workflow at one version read the same buffers. What all
+ * transfers hold is bounded: past MAX_HELD_BYTES the oldest go (their readers get NOT_FOUND and
+ * ask again), so monitors that ask and never read cannot fill the hub's memory.
  */
 export class Transfers {
   private readonly open = new Map<string, OpenTransfer>();
   private readonly bySocket = new Map<string, string[]>();
+  /** Each distinct body held, with how many transfers hold it. */
+  private readonly bodies = new Map<readonly Buffer[], { transfers: number; bytes: number }>();
+  private held = 0;
   private readonly sweeper = setInterval(() => this.sweep(), IDLE_MS / 4).unref();
+
+  constructor(private readonly maxHeldBytes = MAX_HELD_BYTES) {}
 
   /** Holds `parts` for `socket` and says how to read them. */
   offer(socket: Socket, parts: readonly Buffer[]): Transfer {
@@ -46,17 +55,29 @@ export class Transfers {
       socket.once('disconnect', () => this.dropSocket(socket.id));
     }
     ids.push(id);
-    if (ids.length > PER_SOCKET) this.open.delete(ids.shift()!);
+    if (ids.length > PER_SOCKET) this.drop(ids[0]!);
+    let body = this.bodies.get(parts);
+    if (!body) {
+      let bytes = 0;
+      for (const part of parts) bytes += part.length;
+      body = { transfers: 0, bytes };
+      this.bodies.set(parts, body);
+      this.held += bytes;
+    }
+    body.transfers++;
     this.open.set(id, { socketId: socket.id, parts, unread: new Set(parts.keys()), lastRead: Date.now() });
-    let bytes = 0;
-    for (const part of parts) bytes += part.length;
-    return { id, parts: parts.length, bytes };
+    // Oldest first, never the one just offered.
+    for (const oldest of this.open.keys()) {
+      if (this.held <= this.maxHeldBytes || oldest === id) break;
+      this.drop(oldest);
+    }
+    return { id, parts: parts.length, bytes: body.bytes };
   }
 
   /** One part of an open transfer of this socket; NOT_FOUND once it is gone. */
   read(socket: Socket, id: string, part: number): Buffer {
     const transfer = this.open.get(id);
-    if (!transfer || transfer.socketId !== socket.id) throw new HubError('NOT_FOUND', `transfer ${id} does not exist (read all its parts within a minute of the reply)`);
+    if (!transfer || transfer.socketId !== socket.id) throw new HubError('NOT_FOUND', `transfer ${id} does not exist (read all its parts within a minute of the reply, and ask again)`);
     const data = transfer.parts[part];
     if (data === undefined) throw new HubError('VALIDATION', `transfer ${id} has parts 0 to ${transfer.parts.length - 1}`);
     transfer.unread.delete(part);
@@ -65,30 +86,30 @@ export class Transfers {
     return data;
   }
 
-  /** Bytes held for readers, for metrics. */
-  heldBytes(): number {
-    let bytes = 0;
-    for (const transfer of this.open.values()) for (const part of transfer.parts) bytes += part.length;
-    return bytes;
-  }
-
   /** Drops everything and stops the sweeper. */
   close(): void {
     clearInterval(this.sweeper);
     this.open.clear();
     this.bySocket.clear();
+    this.bodies.clear();
+    this.held = 0;
   }
 
+  /** Lets go of one transfer, and of its body when no other transfer holds it. */
   private drop(id: string): void {
     const transfer = this.open.get(id);
     if (!transfer) return;
     this.open.delete(id);
     const ids = this.bySocket.get(transfer.socketId);
     if (ids) ids.splice(ids.indexOf(id), 1);
+    const body = this.bodies.get(transfer.parts)!;
+    if (--body.transfers > 0) return;
+    this.bodies.delete(transfer.parts);
+    this.held -= body.bytes;
   }
 
   private dropSocket(socketId: string): void {
-    for (const id of this.bySocket.get(socketId) ?? []) this.open.delete(id);
+    for (const id of [...(this.bySocket.get(socketId) ?? [])]) this.drop(id);
     this.bySocket.delete(socketId);
   }
 
