@@ -1,10 +1,9 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { HubState } from './domain/machinery/state.ts';
 import type { WorkflowCatalog } from './domain/work/workflow-catalog.ts';
 import type { WorkflowCatalogs } from './domain/work/workflow-catalogs.ts';
+import { countOrders } from './domain/work/order-lists.ts';
+import { TimeSlice } from './time-slice.ts';
 
-/** How long one slice of building may hold the event loop (ms), as a pinned document's serialisation. */
-const SLICE_MS = 3;
 /** Orders filed between two looks at the clock (about 0.3 ms of work). */
 const ORDERS_PER_LOOK = 256;
 /** A catalog of up to this many orders is built at once: about a millisecond, less than a turn's wait. */
@@ -28,9 +27,7 @@ export function catalogBuild(state: HubState, workflowId: string): Promise<void>
   const catalogs = state.work.catalogs;
   const catalog = catalogs.building(workflow);
   if (catalog.built) return undefined;
-  let orders = 0;
-  for (const count of Object.values(workflow.workOrderCounts)) orders += count;
-  if (orders <= BUILT_AT_ONCE) {
+  if (countOrders(workflow) <= BUILT_AT_ONCE) {
     catalogs.of(workflow);
     return undefined;
   }
@@ -41,11 +38,10 @@ export function catalogBuild(state: HubState, workflowId: string): Promise<void>
 
 /** Builds a catalog a slice per turn, until it is built or no longer kept. */
 async function buildInSlices(catalogs: WorkflowCatalogs, catalog: WorkflowCatalog): Promise<void> {
-  let sliceStart = performance.now();
+  const slice = new TimeSlice();
   while (!catalog.buildStep(ORDERS_PER_LOOK)) {
-    if (performance.now() - sliceStart < SLICE_MS) continue;
-    await nextTurn();
+    if (!slice.spent) continue;
+    await slice.next();
     if (!catalogs.holds(catalog)) return;
-    sliceStart = performance.now();
   }
 }

@@ -1,12 +1,10 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { HubError } from '../shared/errors.ts';
 import type { KeySource, PinnedDoc, PinnedUnit } from './domain/machinery/pins.ts';
 import { AGENTS_DOC, docRoot, versionOf, type DocKey, type HubState } from './domain/machinery/state.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
+import { TimeSlice } from './time-slice.ts';
 import { partsOf } from './transport/transfers.ts';
 
-/** How long one slice of serialising may hold the event loop (ms). */
-const SLICE_MS = 1;
 /** Characters of text encoded at a time. */
 const SLICE_TEXT = 1 << 16;
 /** Values (or units) read between two looks at the clock. */
@@ -86,21 +84,20 @@ function inSlices(pinned: PinnedDoc, chunkBytes: number, next: () => string | un
         held.push(bytes);
         heldBytes += bytes.length;
       };
-      let sliceStart = performance.now();
+      const slice = new TimeSlice();
       for (let piece = next(); piece !== undefined; piece = next()) {
         pieces.push(piece);
         length += piece.length;
         if (length >= SLICE_TEXT) encode();
-        if (performance.now() - sliceStart < SLICE_MS) continue;
+        if (!slice.spent) continue;
         if (length > 0) encode();
         if (heldBytes >= chunkBytes) {
           yield Buffer.concat(held, heldBytes);
           held = [];
           heldBytes = 0;
         }
-        await nextTurn();
+        await slice.next();
         if (pinned.aborted) throw new HubError('UNAVAILABLE', `${pinned.aborted}; read again`);
-        sliceStart = performance.now();
       }
       if (length > 0) encode();
       if (held.length) yield Buffer.concat(held, heldBytes);

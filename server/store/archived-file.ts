@@ -7,14 +7,12 @@
 import { createHash } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { DamagedPart, DocumentFromLines } from './archive-lines.ts';
+import { TimeSlice } from '../time-slice.ts';
 
 /** Bytes read from the file at a time: hashing them takes well under a millisecond. */
 const READ_BYTES = 256 * 1024;
-/** How long reading may hold the event loop before it lets the hub serve (ms). */
-const SLICE_MS = 3;
 /** Lines parsed between two looks at the clock. */
 const LINES_PER_LOOK = 64;
 /** Stands for the document's SHA-256 in the header until it is known: the same length as the digest. */
@@ -84,7 +82,7 @@ export async function readArchivedDocument(path: string): Promise<{ workflow: Wo
     // The start of a line that goes on in the next read.
     let begun: Buffer[] = [];
     let lines = 0;
-    let sliceStart = performance.now();
+    const slice = new TimeSlice();
     for (;;) {
       const buffer = Buffer.allocUnsafe(READ_BYTES);
       const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, null);
@@ -108,10 +106,7 @@ export async function readArchivedDocument(path: string): Promise<{ workflow: Wo
         // A newline byte never occurs inside a multi-byte UTF-8 character, so each line decodes alone.
         builder.add(line.toString('utf8'));
         start = end + 1;
-        if (++lines % LINES_PER_LOOK === 0 && performance.now() - sliceStart >= SLICE_MS) {
-          await nextTurn();
-          sliceStart = performance.now();
-        }
+        if (++lines % LINES_PER_LOOK === 0 && slice.spent) await slice.next();
       }
       if (start < read.length) begun.push(read.subarray(start));
     }

@@ -1,6 +1,7 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { InventoryIndex } from '../data/inventory-index.ts';
+import { countOrders } from '../work/order-lists.ts';
 import { WorkIndex } from '../work/work-index.ts';
 import { Pins } from './pins.ts';
 
@@ -111,9 +112,7 @@ const ORDER_BYTES_AT_LEAST = 300;
 
 /** Whether a workflow's JSON is at most about `bytes` long; one with many orders is known not to be without a walk. */
 export function workflowSmallerThan(workflow: Workflow, bytes: number): boolean {
-  let orders = 0;
-  for (const state in workflow.workOrderCounts) orders += workflow.workOrderCounts[state as keyof Workflow['workOrderCounts']] ?? 0;
-  return orders * ORDER_BYTES_AT_LEAST <= bytes && jsonSmallerThan(workflow, bytes);
+  return countOrders(workflow) * ORDER_BYTES_AT_LEAST <= bytes && jsonSmallerThan(workflow, bytes);
 }
 
 /**
