@@ -1,9 +1,7 @@
 import { HubError } from '../../shared/errors.ts';
 import type { Subscription } from '../../shared/schemas/monitor.ts';
 import { viewName, type ViewSpec } from '../../shared/schemas/views.ts';
-import { INLINE_REPLY_BYTES } from '../../shared/schemas/transfer.ts';
-import { AGENTS_DOC, versionOf, workflowSmallerThan } from '../domain/machinery/state.ts';
-import { pinnedJsonParts } from '../pinned-json.ts';
+import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
 import { workflowView } from '../domain/workflows/views.ts';
 import { catalogBuild } from '../catalog-build.ts';
 import type { StateWriter } from '../state-writer.ts';
@@ -13,7 +11,7 @@ import { canSee } from './auth.ts';
 import { holdsEncoded } from './encoded-json.ts';
 import type { Handlers, Session } from './namespaces.ts';
 import type { PatchStream } from './patch-stream.ts';
-import { reportReply } from './replies.ts';
+import { reportReply, workflowReply } from './replies.ts';
 import type { Transfers } from './transfers.ts';
 import type { ViewStreams } from './view-streams.ts';
 
@@ -68,9 +66,8 @@ export function monitorHandlers({ hub, reads, stream, views, renderer, transfers
         const { epoch } = stream;
         if (input.epoch === epoch && input.version === version) return { doc: input.doc, epoch, mode: 'patches', from: version, to: version, ops: [] };
         // A big one as a transfer, serialised in slices like a live one.
-        if (workflowSmallerThan(workflow, INLINE_REPLY_BYTES)) return { doc: input.doc, epoch, mode: 'snapshot', version, state: workflow };
-        const { parts } = await pinnedJsonParts(state, input.doc);
-        return { doc: input.doc, epoch, mode: 'snapshot', version, transfer: transfers.offer(socket, parts) };
+        const reply = await workflowReply(state, input.doc, socket, transfers);
+        return reply.transfer ? { doc: input.doc, epoch, mode: 'snapshot', version, transfer: reply.transfer } : { doc: input.doc, epoch, mode: 'snapshot', version, state: reply.workflow };
       }
       return holdsEncoded(await stream.subscribe(socket, input.doc, input.version, input.epoch));
     },

@@ -16,7 +16,7 @@ export function reportReply(report: RenderedReport, socket: Socket, transfers: T
   return { ...meta, transfer: transfers.offer(socket, parts) };
 }
 
-/** workflow.get's reply: the workflow inline when small, else its JSON serialised in slices as a transfer. */
+/** A workflow as a reply (workflow.get, an archived workflow's snapshot): inline when small, else its JSON serialised in slices as a transfer. */
 export async function workflowReply(state: HubState, workflowId: string, socket: Socket, transfers: Transfers): Promise<ReplyOf<'control', 'workflow.get'>> {
   const workflow = requireWorkflow(state, workflowId);
   if (workflowSmallerThan(workflow, INLINE_REPLY_BYTES)) return getWorkflow(state, workflowId);
