@@ -8,6 +8,7 @@ import { emptyState, smallerThan, stateFromDocs, storedDocs, type HubState } fro
 import { copyJson, Transaction } from './domain/machinery/transaction.ts';
 import { encodeRecords, type JournalRecord } from './store/records.ts';
 import type { CurrentDocs, Store } from './store/store.ts';
+import { replayChanges } from './domain/machinery/replay.ts';
 
 /** What a committed batch tells listeners: its records (patches per document) and effects. */
 export interface CommittedBatch {
@@ -71,7 +72,15 @@ export interface StateWriterOptions {
   onError?: (error: Error, context: string) => void;
   /** Told how long each journal write took (ms) and how many records it held. */
   onJournalWrite?: (ms: number, records: number) => void;
+  /**
+   * Start as a follower (a replica of a cluster's leader): no command is taken and nothing is
+   * recovered; committed records from the leader's journal come through `applyCommitted`.
+   */
+  follower?: boolean;
 }
+
+/** Whether this writer takes commands (`leader`), or replays another's (`follower`). */
+export type WriterRole = 'leader' | 'follower';
 
 /**
  * The hub's single writer. Holds the authoritative state and its versions; every change is a
@@ -97,6 +106,7 @@ export class StateWriter {
   private scheduled = false;
   private seq = 0;
   private closed = false;
+  private role: WriterRole = 'leader';
   /** newId bound once: a closure made per command costs, under tsx, a defineProperty for its name too. */
   private readonly idSource = (prefix: string) => this.newId(prefix);
   private randomPool = Buffer.alloc(0);
@@ -118,8 +128,60 @@ export class StateWriter {
     writer.state = stateFromDocs(recovered.docs, writer.now(), options.settings.agingMs);
     writer.state.archived = options.store.archive;
     writer.seq = recovered.seq;
-    await writer.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });
+    if (options.follower) writer.role = 'follower';
+    else await writer.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });
     return writer;
+  }
+
+  /** The sequence number of the last record applied (and, on a leader, being written). */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** Whether this writer takes commands or follows a leader's journal. */
+  get currentRole(): WriterRole {
+    return this.role;
+  }
+
+  /**
+   * On a follower: applies records the leader committed, in order, and tells the commit listeners,
+   * as the leader's own commits would. A record out of sequence, or one that does not fit the
+   * state, throws: the replica must then be loaded again.
+   */
+  applyCommitted(records: readonly JournalRecord[]): void {
+    if (this.role !== 'follower') throw new Error('only a follower applies committed records');
+    if (records.length === 0) return;
+    for (const record of records) {
+      if (record.seq !== this.seq + 1) throw new Error(`journal record ${record.seq} does not follow ${this.seq}`);
+      replayChanges(this.state, record.changes);
+      this.seq = record.seq;
+    }
+    const batch = { records: [...records], effects: [] };
+    for (const listener of this.listeners) this.notify(() => listener(batch), 'commit listener');
+  }
+
+  /**
+   * Makes a follower the leader, once it has applied every committed record: the scheduler's index
+   * is built from the documents (leases of running attempts start again from now) and the hub
+   * recovers as after a restart, withdrawing the offers the last leader left unanswered.
+   */
+  async promote(): Promise<void> {
+    if (this.role === 'leader') return;
+    // Presence belongs to the node that saw the sockets; agents register again with this one.
+    this.state.work.connected.clear();
+    this.state.work.disconnected.clear();
+    this.rebuildIndex();
+    this.role = 'leader';
+    await this.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });
+  }
+
+  /**
+   * Makes the leader a follower (it lost its lease): commands are refused from now on. Batches
+   * already applied are still written, or rolled back when the store refuses them (fenced); wait
+   * for `settle()` before applying another leader's records.
+   */
+  demote(): void {
+    this.role = 'follower';
   }
 
   /** The hub's clock. */
@@ -188,6 +250,7 @@ export class StateWriter {
 
   private apply<K extends CommandType>(command: Command<K>): { reply: CommandReply<K>; batch: Batch | undefined } {
     if (this.closed) throw new HubError('UNAVAILABLE', 'the hub is shutting down');
+    if (this.role !== 'leader') throw new HubError('UNAVAILABLE', 'this node is a follower: changes go to the leader');
     const tx = new Transaction<Effect>(this.state);
     const now = this.clock();
     let reply: CommandReply<K>;
@@ -236,7 +299,7 @@ export class StateWriter {
         this.current = undefined;
         const started = performance.now();
         try {
-          if (batch.records.length > 0) await this.store.append(encodeRecords(batch.records));
+          if (batch.records.length > 0) await this.store.append(encodeRecords(batch.records), batch.records[0]!.seq);
         } catch (error) {
           this.rollBack(batch, error as Error);
           continue;

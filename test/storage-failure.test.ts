@@ -7,8 +7,8 @@ import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
 /** The embedded store, with a switch that makes the next writes fail as a full disk would. */
 class FailingStore extends WrappedStore {
   failing = false;
-  override append(records: string | Uint8Array) {
-    return this.failing ? Promise.reject(diskFull()) : this.inner.append(records);
+  override append(records: string | Uint8Array, firstSeq: number) {
+    return this.failing ? Promise.reject(diskFull()) : this.inner.append(records, firstSeq);
   }
 }
 

@@ -361,8 +361,8 @@ class HeldStore extends WrappedStore {
   holding = false;
   /** Resolves when a write is being held. */
   writing = deferred();
-  override append(records: string | Uint8Array) {
-    if (!this.holding) return this.inner.append(records);
+  override append(records: string | Uint8Array, firstSeq: number) {
+    if (!this.holding) return this.inner.append(records, firstSeq);
     return new Promise<void>((_resolve, reject) => {
       this.held = { reject };
       this.writing.resolve();

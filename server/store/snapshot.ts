@@ -38,7 +38,8 @@ const HEADER = /^\{"sha256":"([0-9a-f]{64})","format":2,"segment":(\d+),"seq":(\
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-function parseSnapshot(text: string, file: string): Snapshot {
+/** Parses and checks a snapshot's text; `file` names where it came from in errors. */
+export function parseSnapshot(text: string, file: string): Snapshot {
   let parsed: Snapshot & { sha256?: string };
   try {
     parsed = JSON.parse(text) as Snapshot & { sha256?: string };

@@ -17,8 +17,11 @@ export interface Store {
   open(): Promise<Recovered>;
   /** Where finished workflows go when they leave memory; usable once `open` has resolved. */
   readonly archive: WorkflowArchive;
-  /** Durably appends encoded records in one write; rejects (leaving nothing on disk) on failure. */
-  append(records: string | Uint8Array): Promise<void>;
+  /**
+   * Durably appends encoded records (journal lines, numbered from `firstSeq` on) in one write;
+   * rejects (leaving nothing stored) on failure.
+   */
+  append(records: string | Uint8Array, firstSeq: number): Promise<void>;
   /** Whether the journal has grown enough for a snapshot and none is being taken. */
   snapshotDue(): boolean;
   /**

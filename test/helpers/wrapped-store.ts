@@ -10,8 +10,8 @@ export class WrappedStore implements Store {
   open() {
     return this.inner.open();
   }
-  append(records: string | Uint8Array) {
-    return this.inner.append(records);
+  append(records: string | Uint8Array, firstSeq: number) {
+    return this.inner.append(records, firstSeq);
   }
   snapshotDue() {
     return this.inner.snapshotDue();

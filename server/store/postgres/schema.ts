@@ -1,0 +1,62 @@
+import type { Pool } from 'pg';
+
+/**
+ * The tables a cluster keeps in PostgreSQL, each keyed by partition (one leader per partition; one
+ * partition today, so that several leaders, each owning a share of the workflows, can come later).
+ * - `sb_lease`: who leads, under which epoch, until when (the database's clock).
+ * - `sb_journal`: one row per committed record, its journal line (CRC and JSON) as the embedded
+ *   journal writes it, and the epoch of the leader that wrote it.
+ * - `sb_snapshot`: every document as of a record; the newest two are kept.
+ * - `sb_archive`: finished workflows that left memory.
+ */
+const TABLES = `
+CREATE TABLE IF NOT EXISTS sb_lease (
+  partition text PRIMARY KEY,
+  owner text NOT NULL,
+  url text NOT NULL,
+  epoch bigint NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sb_journal (
+  partition text NOT NULL,
+  seq bigint NOT NULL,
+  epoch bigint NOT NULL,
+  line bytea NOT NULL,
+  PRIMARY KEY (partition, seq)
+);
+CREATE TABLE IF NOT EXISTS sb_snapshot (
+  partition text NOT NULL,
+  seq bigint NOT NULL,
+  body text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (partition, seq)
+);
+CREATE TABLE IF NOT EXISTS sb_archive (
+  partition text NOT NULL,
+  workflow_id text NOT NULL,
+  header jsonb NOT NULL,
+  summary text NOT NULL,
+  body bytea NOT NULL,
+  sha256 text NOT NULL,
+  PRIMARY KEY (partition, workflow_id)
+);
+`;
+
+/** A lock id for schema changes, so that nodes starting together do not race on CREATE TABLE. */
+const SCHEMA_LOCK = 0x5b0a_2d01;
+
+/** Creates the cluster's tables when they are missing. */
+export async function ensureSchema(pool: Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
+    await client.query(TABLES);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
