@@ -86,6 +86,8 @@ export class Archiver {
   }
 
   private async run(): Promise<void> {
+    // In a cluster only the leader archives; followers see its evictions in the journal.
+    if (this.hub.currentRole !== 'leader') return;
     try {
       const now = this.hub.now();
       const due: string[] = [];

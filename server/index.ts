@@ -20,6 +20,9 @@ import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './opt
 import { Archiver } from './archiver.ts';
 import { AutoDocumentation } from './reports/auto-documentation.ts';
 import { EmbeddedStore } from './store/embedded-store.ts';
+import { PostgresStore } from './store/postgres/postgres-store.ts';
+import { ClusterNode, type ClusterInfo } from './cluster/cluster-node.ts';
+import { clusterRoute } from './http/cluster.ts';
 import type { Store } from './store/store.ts';
 import { loadOrCreateTokens, readTokens, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
@@ -113,9 +116,12 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const hubDirectory = await HubDirectory.open(dataDir);
   const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], hubDirectory);
 
+  const onWarning = (message: string) => logger.warn(message);
+  const postgres = options.postgres ? new PostgresStore({ url: options.postgres, partition: 'main', dataDir, snapshotAfterBytes: options.snapshotAfterBytes, onWarning }) : undefined;
   const store =
     parts.store ??
-    new EmbeddedStore({ dataDir, fsync: options.fsync, snapshotAfterBytes: options.snapshotAfterBytes, truncateDamagedJournal: options.truncateDamagedJournal, onWarning: (message) => logger.warn(message) });
+    postgres ??
+    new EmbeddedStore({ dataDir, fsync: options.fsync, snapshotAfterBytes: options.snapshotAfterBytes, truncateDamagedJournal: options.truncateDamagedJournal, onWarning });
   // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
   let metrics: Metrics | undefined;
   const writer = await StateWriter.open({
@@ -133,6 +139,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     },
     onError: (error, context) => logger.error({ err: error }, context),
     onJournalWrite: (ms, records) => metrics?.recordJournalWrite(ms, records),
+    // A cluster node starts as a follower; it leads once it holds the lease.
+    follower: postgres !== undefined,
   });
   /** What to undo at close (or when start-up fails half-way), newest first. */
   const stops: Array<() => unknown> = [() => writer.close()];
@@ -140,9 +148,19 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     for (const stop of stops.reverse()) await stop();
   };
 
+  // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
+  let bound: AddressInfo | null = null;
+  let http: HttpServer | undefined;
+  const address = () => (bound ??= (http?.address() as AddressInfo | null | undefined) ?? null);
+  const urlOf = () => {
+    const at = address();
+    if (!at) return '';
+    const host = at.address === '::' || at.address === '0.0.0.0' ? '127.0.0.1' : at.address;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${at.port}`;
+  };
   try {
     const startedAt = writer.now();
-    const http = parts.server ?? createServer();
+    http = parts.server ?? createServer();
     const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false, parser: hubParser });
     stops.push(() =>
       parts.server
@@ -158,17 +176,24 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       intervalMs: options.sweepIntervalMs,
     }, logger);
     stops.push(() => archiver.close());
+    // Assigned once the node listens (it must know its URL to lead); until then it follows.
+    let cluster: ClusterNode | undefined;
+    const writersOnly = () =>
+      postgres && !cluster?.leading
+        ? { code: 'NOT_LEADER' as const, message: 'this node is a follower: writes go to the leader', leader: cluster?.leaderAddress ?? null }
+        : undefined;
     const common = { tokens, rateLimit: options.rateLimit, log: logger };
     const transfers = new Transfers();
     stops.push(() => transfers.close());
     const renderer = new ReportRenderer();
     stops.push(() => renderer.close());
     const controlParts = { hub: writer, reads, archiver, files, hubDirectory, openLineageProducer: options.openLineageProducer, renderer, transfers };
-    bindNamespace(io.of('/control'), contract.control, controlHandlers(controlParts), { ...common, roles: ['admin'] });
+    bindNamespace(io.of('/control'), contract.control, controlHandlers(controlParts), { ...common, roles: ['admin'], redirect: writersOnly });
     const agents = new AgentTransport(writer, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
     bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
       ...common,
       roles: ['agent'],
+      redirect: writersOnly,
       onDisconnect: (session, socket) => agents.onDisconnect(session, socket),
     });
     writer.onCommit((batch) => agents.run(batch.effects));
@@ -191,7 +216,9 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       queuedPackets: () => patches.queuedPackets(),
     });
     stops.push(() => live.close());
-    const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
+    const clusterInfo = (): ClusterInfo =>
+      cluster?.info() ?? { nodeId: options.nodeId ?? 'single', role: 'leader', leader: { nodeId: options.nodeId ?? 'single', url: urlOf() }, epoch: 0, version: writer.lastSeq };
+    const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt), clusterRoute(clusterInfo), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).
     if (!parts.server) http.on('request', router);
@@ -209,15 +236,24 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     // The archive's index is read now that the hub serves (requests that need it wait for it).
     store.archive.ready().catch((error: Error) => logger.error({ err: error }, 'archive index could not be read'));
 
-    // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
-    let bound: AddressInfo | null = null;
-    const address = () => (bound ??= http.address() as AddressInfo | null);
-    const urlOf = () => {
-      const at = address();
-      if (!at) return '';
-      const host = at.address === '::' || at.address === '0.0.0.0' ? '127.0.0.1' : at.address;
-      return `http://${host.includes(':') ? `[${host}]` : host}:${at.port}`;
-    };
+    if (postgres) {
+      const writers = [io.of('/control'), io.of('/agent')];
+      const node = new ClusterNode(
+        postgres,
+        writer,
+        { nodeId: options.nodeId ?? urlOf().replace(/^http:\/\//, ''), advertiseUrl: options.advertiseUrl ?? urlOf(), leaseMs: options.leaseMs, renewMs: options.leaseRenewMs, checkMs: options.leaseCheckMs },
+        {
+          onLead: () => undefined,
+          // Closing the connection (not the socket) lets the SDK reconnect, be refused NOT_LEADER and find the leader.
+          onFollow: () => writers.forEach((nsp) => nsp.sockets.forEach((socket) => socket.conn.close())),
+        },
+        logger,
+      );
+      postgres.onFencedOff = () => node.fencedOff();
+      stops.push(() => node.close());
+      await node.start();
+      cluster = node;
+    }
     logger.info({ url: urlOf(), dataDir, workflows: writer.state.workflows.size }, parts.server ? 'hub attached' : 'hub listening');
 
     let closing: Promise<void> | undefined;

@@ -62,9 +62,25 @@ export const HubOptions = z.strictObject({
   resumeVersions: z.number().int().min(0).max(1_000_000).default(1000),
   /** A monitor with more packets than this waiting unread is dropped to a snapshot resync. */
   maxQueuedPackets: z.number().int().min(1).default(256),
+  /**
+   * Run as a node of a cluster that keeps its journal, snapshots and archive in this PostgreSQL
+   * (a connection string, e.g. postgres://switchboard@db:5432/switchboard); absent: a single hub on
+   * the embedded store.
+   */
+  postgres: z.string().min(1).optional(),
+  /** This node's name in a cluster (default: host:port it listens on). */
+  nodeId: z.string().min(1).max(200).regex(/^[\w.:@-]+$/, 'letters, digits and . : @ _ - only').optional(),
+  /** The URL clients reach this node at, given to them by followers (default: the URL it listens on). */
+  advertiseUrl: z.url().optional(),
+  /** How long the cluster's leadership lease lasts unless renewed; a follower takes over once it has expired. */
+  leaseMs: z.number().int().min(500).max(600_000).default(5000),
+  /** How often the leader renews its lease (less than leaseMs). */
+  leaseRenewMs: z.number().int().min(50).max(60_000).default(1000),
+  /** How often a follower looks at the lease (the journal wakes it on its own). */
+  leaseCheckMs: z.number().int().min(50).max(60_000).default(1000),
   /** Log level; logs are JSON lines on stdout. */
   logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-});
+}).refine((options) => options.leaseRenewMs < options.leaseMs, { message: 'leaseRenewMs must be less than leaseMs', path: ['leaseRenewMs'] });
 
 export type HubOptionsInput = z.input<typeof HubOptions>;
 export type ResolvedHubOptions = z.output<typeof HubOptions>;

@@ -32,6 +32,8 @@ export interface NamespaceOptions {
   log: Logger;
   /** Further checks at connection time (e.g. an agent token's agentId); throw to refuse. */
   admit?: (session: Session, socket: Socket) => void;
+  /** When it answers, the connection is refused with that answer as its data (a follower sends writers to the leader). */
+  redirect?: () => { code: string; message: string; leader: { nodeId: string; url: string } | null } | undefined;
   onConnect?: (session: Session, socket: Socket) => void;
   onDisconnect?: (session: Session, socket: Socket, reason: string) => void;
 }
@@ -92,6 +94,8 @@ export function bindNamespace<N extends NamespaceName>(
         limiter: new RateLimiter(options.rateLimit.perSecond, options.rateLimit.burst),
       };
       options.admit?.(session, socket);
+      const redirect = options.redirect?.();
+      if (redirect) return next(Object.assign(new Error(redirect.message), { data: redirect }));
       socket.data.session = session;
       next();
     } catch (error) {

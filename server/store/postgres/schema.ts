@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS sb_journal (
   partition text NOT NULL,
   seq bigint NOT NULL,
   epoch bigint NOT NULL,
-  line bytea NOT NULL,
+  line text NOT NULL,
   PRIMARY KEY (partition, seq)
 );
 CREATE TABLE IF NOT EXISTS sb_snapshot (

@@ -1,0 +1,217 @@
+import pg from 'pg';
+import type { Logger } from '../logger.ts';
+import type { StateWriter } from '../state-writer.ts';
+import { JOURNAL_CHANNEL } from '../store/postgres/pg-journal.ts';
+import type { PostgresStore } from '../store/postgres/postgres-store.ts';
+import { LeaseTable } from './lease.ts';
+
+export interface ClusterSettings {
+  nodeId: string;
+  /** The URL clients use to reach this node (given to them when it leads). */
+  advertiseUrl: string;
+  /** How long a lease lasts without renewal (ms). */
+  leaseMs: number;
+  /** How often the leader renews its lease (ms). */
+  renewMs: number;
+  /** How often a follower looks at the lease and the journal without being woken (ms). */
+  checkMs: number;
+}
+
+/** What `GET /cluster` answers. */
+export interface ClusterInfo {
+  nodeId: string;
+  role: 'leader' | 'follower';
+  leader: { nodeId: string; url: string } | null;
+  epoch: number;
+  version: number;
+}
+
+/** What the node does when its role changes. */
+export interface RoleHooks {
+  /** Became the leader: take writes. */
+  onLead(): void;
+  /** Stopped leading: close the clients that write, so that they find the leader. */
+  onFollow(): void;
+}
+
+/**
+ * One node of a cluster: competes for the partition's lease, and either leads (renews the lease;
+ * the store appends under its epoch) or follows (applies the leader's journal as it commits,
+ * woken by NOTIFY, and takes the lease once it expires). A leader whose append is fenced off or
+ * whose lease lapses becomes a follower.
+ */
+export class ClusterNode {
+  private role: 'leader' | 'follower' = 'follower';
+  private epoch = 0;
+  private leader: { nodeId: string; url: string } | null = null;
+  private readonly lease: LeaseTable;
+  private timer: NodeJS.Timeout | undefined;
+  private listener: pg.Client | undefined;
+  /** The step (tick or catch-up) in progress; steps never overlap. */
+  private running: Promise<void> = Promise.resolve();
+  private wakeQueued = false;
+  /** Until when (performance.now()) the lease is ours for sure: renewals start the term before they are sent. */
+  private heldUntil = 0;
+  private closed = false;
+
+  constructor(
+    private readonly store: PostgresStore,
+    private readonly writer: StateWriter,
+    private readonly settings: ClusterSettings,
+    private readonly hooks: RoleHooks,
+    private readonly log: Logger,
+  ) {
+    this.lease = new LeaseTable(store.pool, store.partition);
+  }
+
+  /** Starts following the journal and competing for the lease; resolves after the first look at the lease. */
+  async start(): Promise<void> {
+    await this.listen();
+    await this.step(() => this.tick());
+    this.schedule();
+  }
+
+  /** This node's view of the cluster. */
+  info(): ClusterInfo {
+    return { nodeId: this.settings.nodeId, role: this.role, leader: this.leader, epoch: this.epoch, version: this.writer.lastSeq };
+  }
+
+  /** Whether this node leads now. */
+  get leading(): boolean {
+    return this.role === 'leader';
+  }
+
+  /** The leader clients that write should go to (null when none is known). */
+  get leaderAddress(): { nodeId: string; url: string } | null {
+    return this.role === 'leader' ? null : this.leader;
+  }
+
+  /** A batch was refused by the fence: another node leads now. */
+  fencedOff(): void {
+    if (this.role === 'leader') void this.step(() => this.stepDown('another node took the lease'));
+  }
+
+  /** Stops competing; a leader gives its lease up so that a follower takes over at once. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.running;
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+    if (this.role === 'leader') {
+      await this.writer.settle();
+      this.store.fence = undefined;
+      await this.lease.release(this.settings.nodeId, this.epoch).catch(() => undefined);
+    }
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    const every = this.role === 'leader' ? this.settings.renewMs : this.settings.checkMs;
+    this.timer = setTimeout(() => {
+      void this.step(() => this.tick()).finally(() => this.schedule());
+    }, every);
+    this.timer.unref();
+  }
+
+  /** Runs steps one after another; a failed step is logged and the next tick tries again. */
+  private step(work: () => Promise<void>): Promise<void> {
+    this.running = this.running.then(work).catch((error: Error) => this.log.warn({ err: error }, `cluster: ${error.message}`));
+    return this.running;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.closed) return;
+    if (this.role === 'leader') return this.renew();
+    await this.catchUp();
+    const holder = await this.lease.holder();
+    this.leader = holder?.live ? { nodeId: holder.nodeId, url: holder.url } : null;
+    if (holder?.live && holder.nodeId !== this.settings.nodeId) return;
+    const started = performance.now();
+    const epoch = await this.lease.tryAcquire(this.settings.nodeId, this.settings.advertiseUrl, this.settings.leaseMs);
+    if (epoch === undefined) return;
+    // The old leader is fenced off from here on; what it committed before is all in the journal now.
+    this.heldUntil = started + this.settings.leaseMs;
+    await this.catchUp();
+    this.epoch = epoch;
+    this.store.fence = { owner: this.settings.nodeId, epoch };
+    this.role = 'leader';
+    this.leader = { nodeId: this.settings.nodeId, url: this.settings.advertiseUrl };
+    await this.writer.promote();
+    this.log.info({ nodeId: this.settings.nodeId, epoch, version: this.writer.lastSeq }, 'cluster: this node leads');
+    this.hooks.onLead();
+  }
+
+  private async renew(): Promise<void> {
+    const started = performance.now();
+    let renewed: boolean;
+    try {
+      renewed = await this.lease.renew(this.settings.nodeId, this.epoch, this.settings.leaseMs);
+    } catch (error) {
+      // PostgreSQL is unreachable: keep leading while the term lasts (writes fail meanwhile), then step down.
+      if (performance.now() < this.heldUntil) throw error;
+      return this.stepDown(`the lease could not be renewed: ${(error as Error).message}`);
+    }
+    if (!renewed) return this.stepDown('another node took the lease');
+    this.heldUntil = started + this.settings.leaseMs;
+  }
+
+  /** Stops leading: refuse writes, let what is being written finish or fail, then follow. */
+  private async stepDown(reason: string): Promise<void> {
+    if (this.role !== 'leader') return;
+    this.log.warn({ nodeId: this.settings.nodeId, epoch: this.epoch }, `cluster: this node no longer leads (${reason})`);
+    this.role = 'follower';
+    this.leader = null;
+    this.writer.demote();
+    this.hooks.onFollow();
+    await this.writer.settle();
+    this.store.fence = undefined;
+    await this.catchUp();
+  }
+
+  /** Applies every record committed after this node's version. */
+  private async catchUp(): Promise<void> {
+    if (this.role === 'leader') return;
+    for (;;) {
+      const records = await this.store.readAfter(this.writer.lastSeq);
+      if (records.length === 0) return;
+      this.writer.applyCommitted(records);
+    }
+  }
+
+  /** Wakes a follower when the leader commits (the timer still looks, should a notification be lost). */
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.store.url });
+    client.on('error', () => undefined);
+    client.on('end', () => {
+      if (this.closed || this.listener !== client) return;
+      this.listener = undefined;
+      this.listenLater();
+    });
+    client.on('notification', () => this.wake());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${JOURNAL_CHANNEL}`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    this.listener = client;
+  }
+
+  /** PostgreSQL went away: listen again once it is back; meanwhile the timer keeps following. */
+  private listenLater(): void {
+    if (this.closed) return;
+    setTimeout(() => void this.listen().catch(() => this.listenLater()), this.settings.checkMs).unref();
+  }
+
+  private wake(): void {
+    if (this.role === 'leader' || this.wakeQueued) return;
+    this.wakeQueued = true;
+    void this.step(async () => {
+      this.wakeQueued = false;
+      await this.catchUp();
+    });
+  }
+}

@@ -1,0 +1,62 @@
+import type { Pool } from 'pg';
+
+/** Who holds a partition's lease, as the table says. */
+export interface LeaseHolder {
+  nodeId: string;
+  url: string;
+  epoch: number;
+  /** Whether the lease is still within its term by the database's clock. */
+  live: boolean;
+}
+
+/**
+ * The leadership lease of one partition: a row with an owner, an epoch and an expiry. Terms are
+ * measured by the database's clock, so nodes need not agree on the time. Taking the lease bumps
+ * the epoch, which fences off every append of the holder before (see pg-journal.ts).
+ */
+export class LeaseTable {
+  constructor(
+    private readonly pool: Pool,
+    private readonly partition: string,
+  ) {}
+
+  /**
+   * Takes the lease when it is free, expired or already this node's (a restart, or a leader that
+   * must fence off its own earlier appends); returns the new epoch, or undefined when another node holds it.
+   */
+  async tryAcquire(nodeId: string, url: string, leaseMs: number): Promise<number | undefined> {
+    const result = await this.pool.query<{ epoch: string }>(
+      `INSERT INTO sb_lease (partition, owner, url, epoch, expires_at) VALUES ($1, $2, $3, 1, now() + $4 * interval '1 millisecond')
+       ON CONFLICT (partition) DO UPDATE SET owner = EXCLUDED.owner, url = EXCLUDED.url, epoch = sb_lease.epoch + 1, expires_at = EXCLUDED.expires_at
+       WHERE sb_lease.expires_at < now() OR sb_lease.owner = EXCLUDED.owner
+       RETURNING epoch`,
+      [this.partition, nodeId, url, leaseMs],
+    );
+    const row = result.rows[0];
+    return row ? Number(row.epoch) : undefined;
+  }
+
+  /** Extends the lease held under `epoch`; false when it was taken over. */
+  async renew(nodeId: string, epoch: number, leaseMs: number): Promise<boolean> {
+    const result = await this.pool.query(
+      `UPDATE sb_lease SET expires_at = now() + $4 * interval '1 millisecond' WHERE partition = $1 AND owner = $2 AND epoch = $3`,
+      [this.partition, nodeId, epoch, leaseMs],
+    );
+    return result.rowCount === 1;
+  }
+
+  /** Gives the lease up at once (a clean stop), so that another node need not wait for its term to end. */
+  async release(nodeId: string, epoch: number): Promise<void> {
+    await this.pool.query(`UPDATE sb_lease SET expires_at = now() - interval '1 millisecond' WHERE partition = $1 AND owner = $2 AND epoch = $3`, [this.partition, nodeId, epoch]);
+  }
+
+  /** The current holder, or undefined when no node ever held the lease. */
+  async holder(): Promise<LeaseHolder | undefined> {
+    const result = await this.pool.query<{ owner: string; url: string; epoch: string; live: boolean }>(
+      'SELECT owner, url, epoch, expires_at > now() AS live FROM sb_lease WHERE partition = $1',
+      [this.partition],
+    );
+    const row = result.rows[0];
+    return row ? { nodeId: row.owner, url: row.url, epoch: Number(row.epoch), live: row.live } : undefined;
+  }
+}

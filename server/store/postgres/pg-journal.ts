@@ -1,0 +1,69 @@
+import type { Pool } from 'pg';
+import { decodeRecord, type JournalRecord } from '../records.ts';
+
+/** Who may append: the node holding the partition's lease, under this epoch. */
+export interface Fence {
+  owner: string;
+  epoch: number;
+}
+
+/** An append refused because the appender no longer holds the lease under its epoch: nothing was committed. */
+export class FencedOff extends Error {
+  constructor(message = 'this node no longer holds the leadership lease: nothing was committed') {
+    super(message);
+    this.name = 'FencedOff';
+  }
+}
+
+/** The channel a leader notifies after each append; the payload is `<partition> <last seq>`. */
+export const JOURNAL_CHANNEL = 'sb_journal';
+
+/**
+ * One statement, so one round trip and one transaction: the lease row is read FOR SHARE, so an
+ * append waits for a new leader's epoch bump in flight and then sees it (READ COMMITTED re-checks
+ * a locked row), and inserts only while the lease still names this owner and epoch. The primary
+ * key refuses a sequence number used twice. Followers are woken at commit.
+ */
+const APPEND = `
+WITH lease AS (
+  SELECT 1 FROM sb_lease WHERE partition = $1 AND owner = $2 AND epoch = $3 FOR SHARE
+), ins AS (
+  INSERT INTO sb_journal (partition, seq, epoch, line)
+  SELECT $1, s, $3, l FROM unnest($4::bigint[], $5::text[]) AS t(s, l)
+  WHERE EXISTS (SELECT 1 FROM lease)
+  RETURNING seq
+)
+SELECT count(*)::int AS n, CASE WHEN count(*) > 0 THEN pg_notify('${JOURNAL_CHANNEL}', $1 || ' ' || max(seq)::text) END AS notified FROM ins`;
+
+/** The journal lines of an encoded batch, without their newlines. */
+export function splitLines(records: string | Uint8Array): string[] {
+  const text = typeof records === 'string' ? records : Buffer.from(records.buffer, records.byteOffset, records.byteLength).toString('utf8');
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+/** Appends a batch's lines, numbered from `firstSeq`, under the fence; throws FencedOff when the lease moved on. */
+export async function appendJournal(pool: Pool, partition: string, fence: Fence, records: string | Uint8Array, firstSeq: number): Promise<void> {
+  const lines = splitLines(records);
+  if (lines.length === 0) return;
+  const seqs = lines.map((_, i) => firstSeq + i);
+  const result = await pool.query<{ n: number }>(APPEND, [partition, fence.owner, fence.epoch, seqs, lines]);
+  if (result.rows[0]?.n !== lines.length) throw new FencedOff();
+}
+
+/** The committed records after `afterSeq`, in order, at most `limit`; throws on a damaged row. */
+export async function readJournal(pool: Pool, partition: string, afterSeq: number, limit: number): Promise<JournalRecord[]> {
+  const result = await pool.query<{ seq: string; line: string }>('SELECT seq, line FROM sb_journal WHERE partition = $1 AND seq > $2 ORDER BY seq LIMIT $3', [partition, afterSeq, limit]);
+  return result.rows.map((row) => {
+    const record = decodeRecord(row.line);
+    if (!record || record.seq !== Number(row.seq)) throw new Error(`journal record ${row.seq} in PostgreSQL is damaged`);
+    return record;
+  });
+}
+
+/** The sequence number of the newest committed record (0 when there is none). */
+export async function lastJournalSeq(pool: Pool, partition: string): Promise<number> {
+  const result = await pool.query<{ seq: string | null }>('SELECT max(seq) AS seq FROM sb_journal WHERE partition = $1', [partition]);
+  return Number(result.rows[0]?.seq ?? 0);
+}

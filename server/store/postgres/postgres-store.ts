@@ -1,0 +1,153 @@
+import pg from 'pg';
+import type { DocKey, StoredDoc } from '../../domain/machinery/state.ts';
+import type { WorkflowArchive } from '../archive.ts';
+import { FileArchive } from '../archive-files.ts';
+import { replayRecord, type JournalRecord } from '../records.ts';
+import type { Recovered } from '../recovery.ts';
+import { parseSnapshot, snapshotText } from '../snapshot.ts';
+import type { CurrentDocs, Store } from '../store.ts';
+import { appendJournal, FencedOff, lastJournalSeq, readJournal, type Fence } from './pg-journal.ts';
+import { ensureSchema } from './schema.ts';
+
+export interface PostgresStoreOptions {
+  /** A PostgreSQL connection string, e.g. postgres://user@host:5432/switchboard. */
+  url: string;
+  /** The partition this node's lease and journal belong to. */
+  partition: string;
+  /** This node's own directory (reports and other local files). */
+  dataDir: string;
+  /** Write a snapshot once the journal has grown by this many bytes since the last. */
+  snapshotAfterBytes: number;
+  onWarning: (message: string) => void;
+}
+
+/** Rows read per query when loading or following the journal. */
+const PAGE = 2_000;
+
+/**
+ * The cluster's store: the journal, snapshots and archive in PostgreSQL, shared by every node.
+ * Only the holder of the lease appends, fenced by its epoch (`fence`, set by the cluster node);
+ * followers read what it committed (`readAfter`).
+ */
+export class PostgresStore implements Store {
+  readonly pool: pg.Pool;
+  /** The lease this node appends under; undefined while it follows. */
+  fence: Fence | undefined;
+  private files: FileArchive | undefined;
+  /** Told when an append was fenced off: this node no longer leads. */
+  onFencedOff: () => void = () => undefined;
+  private bytesSinceSnapshot = 0;
+  /** An append failed without an answer: it may have committed, which must be known before the next. */
+  private uncertain = false;
+  private snapshotting: Promise<void> | undefined;
+
+  constructor(private readonly options: PostgresStoreOptions) {
+    this.pool = new pg.Pool({ connectionString: options.url, max: 4 });
+    // An idle client that loses its server (PostgreSQL restarted) must not take the process down.
+    this.pool.on('error', (error) => options.onWarning(`PostgreSQL connection lost: ${error.message}`));
+  }
+
+  /** The connection string. */
+  get url(): string {
+    return this.options.url;
+  }
+
+  get partition(): string {
+    return this.options.partition;
+  }
+
+  get archive(): WorkflowArchive {
+    if (!this.files) throw new Error('store is not open');
+    return this.files;
+  }
+
+  async open(): Promise<Recovered> {
+    await ensureSchema(this.pool);
+    const { docs, seq } = await this.load();
+    this.files = await FileArchive.open(this.options.dataDir, this.options.onWarning);
+    return { docs, seq, lastSegment: 0, warnings: [] };
+  }
+
+  /** Every document as of the newest committed record: the newest snapshot, and the journal after it replayed. */
+  async load(): Promise<{ docs: Map<DocKey, StoredDoc>; seq: number }> {
+    const row = (await this.pool.query<{ body: string }>('SELECT body FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 1', [this.partition])).rows[0];
+    const snapshot = row ? parseSnapshot(row.body, `snapshot of partition ${this.partition}`) : undefined;
+    const docs = new Map<DocKey, StoredDoc>(snapshot?.docs ?? []);
+    let seq = snapshot?.seq ?? 0;
+    for (;;) {
+      const records = await this.readAfter(seq, PAGE);
+      for (const record of records) {
+        if (record.seq !== seq + 1) throw new Error(`the journal in PostgreSQL jumps from record ${seq} to ${record.seq}`);
+        replayRecord(docs, record);
+        seq = record.seq;
+      }
+      if (records.length < PAGE) return { docs, seq };
+    }
+  }
+
+  /** The committed records after `seq`, in order, at most `limit`. */
+  readAfter(seq: number, limit = PAGE): Promise<JournalRecord[]> {
+    return readJournal(this.pool, this.partition, seq, limit);
+  }
+
+  async append(records: string | Uint8Array, firstSeq: number): Promise<void> {
+    const fence = this.fence;
+    if (!fence) throw new FencedOff('this node is not the leader');
+    try {
+      if (this.uncertain && (await lastJournalSeq(this.pool, this.partition)) >= firstSeq) {
+        // The failed append did commit, and memory no longer holds it: follow the journal again.
+        throw new FencedOff('an append this node took for failed was committed; it follows the journal again');
+      }
+      this.uncertain = false;
+      await appendJournal(this.pool, this.partition, fence, records, firstSeq);
+    } catch (error) {
+      if (error instanceof FencedOff) {
+        this.fence = undefined;
+        this.onFencedOff();
+      } else this.uncertain = true;
+      throw error;
+    }
+    this.bytesSinceSnapshot += records.length;
+  }
+
+  snapshotDue(): boolean {
+    return this.fence !== undefined && this.bytesSinceSnapshot >= this.options.snapshotAfterBytes && !this.snapshotting;
+  }
+
+  startSnapshot(current?: CurrentDocs): void {
+    if (this.snapshotting || !current) return;
+    this.bytesSinceSnapshot = 0;
+    this.snapshotting = this.writeSnapshot(current)
+      .catch((error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`))
+      .finally(() => (this.snapshotting = undefined));
+  }
+
+  async snapshot(): Promise<void> {
+    await this.snapshotting;
+  }
+
+  async close(current?: CurrentDocs): Promise<void> {
+    await this.snapshotting;
+    if (this.fence && current && this.bytesSinceSnapshot > 0) await this.writeSnapshot(current).catch((error: Error) => this.options.onWarning(`final snapshot failed: ${error.message}`));
+    this.fence = undefined;
+    await this.files?.close();
+    await this.pool.end();
+  }
+
+  /** Stores a snapshot of `current`, then drops snapshots and journal rows no node needs any more. */
+  private async writeSnapshot(current: CurrentDocs): Promise<void> {
+    const { text } = snapshotText({ segment: 0, seq: current.seq, docs: current.docs });
+    await this.pool.query('INSERT INTO sb_snapshot (partition, seq, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [this.partition, current.seq, text]);
+    await trimJournal(this.pool, this.partition);
+  }
+}
+
+/** Keeps the newest two snapshots and the journal after the older one, so that a follower a little behind still finds its records. */
+async function trimJournal(pool: pg.Pool, partition: string): Promise<void> {
+  const kept = (await pool.query<{ seq: string }>('SELECT seq FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 2', [partition])).rows;
+  if (kept.length < 2) return;
+  const older = Number(kept[1]!.seq);
+  await pool.query('DELETE FROM sb_snapshot WHERE partition = $1 AND seq < $2', [partition, older]);
+  await pool.query('DELETE FROM sb_journal WHERE partition = $1 AND seq <= $2', [partition, older]);
+}
+
