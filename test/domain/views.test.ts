@@ -8,11 +8,9 @@ import { ordersView, summaryView, workflowView } from '../../server/domain/workf
 import type { Effect } from '../../server/domain/machinery/effects.ts';
 import type { Transaction } from '../../server/domain/machinery/transaction.ts';
 import { domain } from '../helpers/domain.ts';
+import { asAgent, create, randomWork, randomWorker, seeded, TASK_TYPES, undoableWorker } from '../helpers/random-work.ts';
 import { codeOfCall as codeOf } from '../helpers/errors.ts';
 
-type Domain = ReturnType<typeof domain>;
-const asAgent = (agentId: string) => ({ role: 'agent' as const, name: agentId, agentId });
-const TASK_TYPES = ['embed', 'parse', 'rank'];
 
 /** A started workflow and a way to read it. */
 function setup() {
@@ -21,11 +19,6 @@ function setup() {
   d.run('workflow.start', { workflowId });
   const workflow = () => d.state.workflows.get(workflowId)!;
   return { d, workflowId, workflow };
-}
-
-/** Creates orders in one command (so they share a createdAt), as `ids` of task type `taskType`. */
-function create(d: Domain, workflowId: string, taskType: string, ids: string[]): void {
-  d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders: ids.map((id) => ({ id, taskType })) }));
 }
 
 /** What a page must hold, by walking every order: sorted newest first, filtered, cut at `before`. */
@@ -51,66 +44,6 @@ function expectPagesMatchWalk(catalog: WorkflowCatalog, workflow: Workflow): voi
       for (const limit of [1, 5, 200]) expect(catalog.page(filter, limit, before), JSON.stringify({ filter, limit, before: before?.id })).toEqual(walked(workflow, filter, limit, before));
     }
   }
-}
-
-/** A seeded generator of numbers in [0, 1), so a failure replays. */
-function seeded(seed: number): () => number {
-  return () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-}
-
-/** Random work: orders created (some in batches sharing a time), offered, run, completed, failed and cancelled. */
-function randomWork(d: Domain, workflowId: string, steps: number, random = seeded(7)): void {
-  const step = randomWorker(d, workflowId, random);
-  for (let i = 0; i < steps; i++) step();
-}
-
-/** Registers agents of every task type and returns one step of random work at a time (see randomWork). */
-function randomWorker(d: Domain, workflowId: string, random: () => number): () => void {
-  const agents = ['a1', 'a2', 'a3'];
-  for (const agentId of agents) d.register(agentId, { taskTypes: ['*'], maxConcurrentTasks: 3 });
-  let next = 0;
-  return () => {
-    const workflow = d.state.workflows.get(workflowId)!;
-    const pick = random();
-    if (random() < 0.5) d.advance(1 + Math.floor(random() * 3));
-    if (pick < 0.35) {
-      const count = 1 + Math.floor(random() * 4);
-      // Ids that sort against creation order too: ties in createdAt are broken by id.
-      create(d, workflowId, TASK_TYPES[Math.floor(random() * TASK_TYPES.length)]!, Array.from({ length: count }, () => `o${(next++ * 7919) % 1000}-${next}`));
-      return;
-    }
-    const orders = Object.values(workflow.workOrders);
-    const order = orders[Math.floor(random() * orders.length)];
-    if (!order) return;
-    const attempt = order.attempt;
-    const ref = attempt && { workflowId, workOrderId: order.id, attemptToken: attempt.token };
-    if (pick < 0.55 && ref && order.state === 'offered') d.run('offer.answer', { ...ref, accept: true }, asAgent(attempt.agentId));
-    else if (pick < 0.75 && ref && order.state === 'running') d.run('task.complete', ref, asAgent(attempt.agentId));
-    else if (pick < 0.85 && ref && order.state === 'running') d.run('task.fail', { ...ref, error: 'boom', retryable: random() < 0.5 }, asAgent(attempt.agentId));
-    else if (pick < 0.95 && !['completed', 'failed', 'cancelled'].includes(order.state)) d.run('workOrder.cancel', { workflowId, workOrderId: order.id });
-  };
-}
-
-/**
- * Commands whose undo leaves the scheduler's index as the document says, so that a test can undo
- * them at any time without the rebuild the writer does after a rollback: orders created behind
- * `hold` (which no agent can take, so they wait blocked), cancels of orders that hold no attempt,
- * and data registrations. Returns the command's transaction, to undo it with.
- */
-function undoableWorker(d: Domain, workflowId: string, random: () => number): () => Transaction<Effect> {
-  let next = 0;
-  return () => {
-    const workflow = d.state.workflows.get(workflowId)!;
-    const pick = random();
-    if (random() < 0.5) d.advance(1);
-    const waiting = Object.values(workflow.workOrders).filter((o) => o.state === 'pending' || o.state === 'blocked' || o.state === 'queued');
-    if (pick < 0.4 || waiting.length === 0) {
-      const orders = Array.from({ length: 1 + Math.floor(random() * 3) }, () => ({ id: `u${next++}`, taskType: TASK_TYPES[Math.floor(random() * TASK_TYPES.length)]!, dependencies: ['hold'] }));
-      return d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders })).tx;
-    }
-    if (pick < 0.8) return d.run('workOrder.cancel', { workflowId, workOrderId: waiting[Math.floor(random() * waiting.length)]!.id }).tx;
-    return d.run('data.register', { workflowId, items: [{ ...DataReferenceSpec.parse({ id: `d${next++}`, path: 's3://b/d' }), observed: null }] }).tx;
-  };
 }
 
 /** Expects a catalog to hold what one built at once from the workflow's document holds: counts, data and every page. */
