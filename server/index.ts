@@ -39,6 +39,7 @@ import { WorkflowReads } from './workflow-reads.ts';
 export { HubOptions, type HubOptionsInput } from './options.ts';
 export type { Store } from './store/store.ts';
 export type { ReadonlyHubState } from './state-writer.ts';
+export type { ClusterInfo } from './cluster/cluster-node.ts';
 export { EmbeddedStore } from './store/embedded-store.ts';
 export { HubError } from '../shared/errors.ts';
 export { HUB_V8_FLAGS, tuneV8ForHub } from './v8-tuning.ts';
@@ -86,6 +87,8 @@ export interface RunningHub {
    * disconnects connections whose token is gone. Returns how many tokens are in force.
    */
   reloadTokens(): number;
+  /** This node's place in its cluster (a single hub is its own leader, epoch 0). */
+  cluster(): ClusterInfo;
   /** Counters about the hub's connections and streams. */
   stats(): { stalledSubscribers: number };
   /** Stops listening, finishes pending writes, snapshots and releases the data directory. */
@@ -286,6 +289,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         logger.info({ tokens: reloaded.length }, 'tokens reloaded');
         return reloaded.length;
       },
+      cluster: clusterInfo,
       stats: () => ({ stalledSubscribers: patches.stalledCount }),
       close: () =>
         (closing ??= stopAll().then(() => {

@@ -8,7 +8,7 @@ import { CliError, integer } from './common.ts';
 export const START_HELP = `switchboard start — run a hub until SIGINT or SIGTERM
 
 Usage: switchboard start [--config FILE] [--tokens FILE] [--port N] [--host H] [--data-dir DIR] [--fsync] [--log-level L]
-                         [--truncate-damaged-journal]
+                         [--truncate-damaged-journal] [--postgres URL --node-id ID [--advertise-url URL]]
 
 Options (environment variable in brackets):
   --config FILE     JSON file with any createHub option (see README); flags win   [SWITCHBOARD_CONFIG]
@@ -24,6 +24,13 @@ Options (environment variable in brackets):
                     start although an acknowledged journal record is damaged: rebuild the
                     state from the records before it and delete it and everything after it
                     (the hub says exactly what). Use once, after a refused start says so.
+
+Cluster (see README, "Running a cluster"):
+  --postgres URL    run as a node of the cluster on this PostgreSQL        [SWITCHBOARD_POSTGRES]
+  --node-id ID      this node's name in the cluster (default host:port)    [SWITCHBOARD_NODE_ID]
+  --advertise-url URL
+                    the URL clients reach this node at (default: the one it listens on)
+                                                                           [SWITCHBOARD_ADVERTISE_URL]
 `;
 
 /** The options in a JSON config file; createHub validates them. */
@@ -57,6 +64,9 @@ function optionsFrom(args: string[]): HubOptionsInput | undefined {
       fsync: { type: 'boolean' },
       'truncate-damaged-journal': { type: 'boolean' },
       'log-level': { type: 'string' },
+      postgres: { type: 'string' },
+      'node-id': { type: 'string' },
+      'advertise-url': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -83,6 +93,12 @@ function optionsFrom(args: string[]): HubOptionsInput | undefined {
   if (values['truncate-damaged-journal']) options.truncateDamagedJournal = true;
   const logLevel = values['log-level'] ?? env.SWITCHBOARD_LOG_LEVEL;
   if (logLevel) options.logLevel = logLevel as NonNullable<HubOptionsInput['logLevel']>;
+  const postgres = values.postgres ?? env.SWITCHBOARD_POSTGRES;
+  if (postgres) options.postgres = postgres;
+  const nodeId = values['node-id'] ?? env.SWITCHBOARD_NODE_ID;
+  if (nodeId) options.nodeId = nodeId;
+  const advertiseUrl = values['advertise-url'] ?? env.SWITCHBOARD_ADVERTISE_URL;
+  if (advertiseUrl) options.advertiseUrl = advertiseUrl;
   return options;
 }
 
@@ -98,6 +114,7 @@ export async function start(args: string[]): Promise<void> {
     `Switchboard hub listening on ${hub.url}`,
     `  dashboard:      ${hub.url}/${monitorToken ? `?token=${monitorToken.token}` : ''}`,
     `  data directory: ${hub.options.dataDir}`,
+    ...(hub.options.postgres ? [`  cluster node:   ${hub.cluster().nodeId} (${hub.cluster().role}), journal in PostgreSQL`] : []),
     `  tokens${hub.tokensCreated ? ' (generated, saved in the data directory)' : ''}:`,
     ...hub.tokens.map((t) => `    ${t.role.padEnd(8)}${t.token}${t.name ? `  (${t.name})` : ''}`),
     '',
