@@ -95,6 +95,11 @@ export interface RunningHub {
   close(): Promise<void>;
 }
 
+/** A hub without a cluster, described as one: its own leader, at epoch 0. */
+function single(nodeId: string, url: string, version: number): ClusterInfo {
+  return { nodeId, role: 'leader', leader: { nodeId, url }, epoch: 0, version, nodes: [{ nodeId, url, role: 'leader', version, seenMsAgo: 0 }] };
+}
+
 /**
  * Starts a hub: loads the state from `dataDir`, then serves socket.io namespaces and HTTP.
  * @example const hub = await createHub({ port: 0, dataDir: './data', tokens }); console.log(hub.url);
@@ -220,7 +225,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     });
     stops.push(() => live.close());
     const clusterInfo = (): ClusterInfo =>
-      cluster?.info() ?? { nodeId: options.nodeId ?? 'single', role: 'leader', leader: { nodeId: options.nodeId ?? 'single', url: urlOf() }, epoch: 0, version: writer.lastSeq };
+      cluster?.info() ?? single(options.nodeId ?? 'single', urlOf(), writer.lastSeq);
     const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt), clusterRoute(clusterInfo), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).

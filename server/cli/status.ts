@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
 import type { Agent } from '../../shared/schemas/agent.ts';
 import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import type { ClusterInfo } from '../cluster/cluster-node.ts';
 import { getFromHub, hubAddress, progress, progressDone, table } from './common.ts';
 
-export const STATUS_HELP = `switchboard status — the workflows and agents of a running hub
+export const STATUS_HELP = `switchboard status — the nodes, workflows and agents of a running hub
 
 Usage: switchboard status [--url URL] [--token TOKEN] [--data-dir DIR] [--json]
 
@@ -24,6 +25,7 @@ export async function status(args: string[]): Promise<void> {
   if (values.help) return void process.stdout.write(STATUS_HELP);
   const address = hubAddress(values);
   const health = (await (await getFromHub(address, '/healthz')).json()) as { uptimeMs: number };
+  const cluster = (await (await getFromHub(address, '/cluster')).json()) as ClusterInfo;
   const workflows: WorkflowHeader[] = [];
   let cursor: string | null = null;
   do {
@@ -47,7 +49,7 @@ export async function status(args: string[]): Promise<void> {
     cursor = page.nextCursor;
   } while (cursor);
   progressDone();
-  if (values.json) return void process.stdout.write(JSON.stringify({ uptimeMs: health.uptimeMs, workflows, agents }, null, 2) + '\n');
+  if (values.json) return void process.stdout.write(JSON.stringify({ uptimeMs: health.uptimeMs, cluster, workflows, agents }, null, 2) + '\n');
   const counts = (w: WorkflowHeader) =>
     Object.entries(w.workOrderCounts)
       .filter(([, n]) => n > 0)
@@ -56,6 +58,15 @@ export async function status(args: string[]): Promise<void> {
   const out = [
     `Hub ${address.url}: up ${Math.round(health.uptimeMs / 1000)} s, ${workflows.length} workflows, ${agents.length} agents`,
     '',
+    ...(cluster.epoch > 0
+      ? [
+          table(
+            ['NODE', 'ROLE', 'URL', 'VERSION', 'SEEN'],
+            cluster.nodes.map((n) => [`${n.nodeId}${n.nodeId === cluster.nodeId ? ' (this)' : ''}`, n.role, n.url, String(n.version), `${Math.round(n.seenMsAgo / 1000)} s ago`]),
+          ),
+          '',
+        ]
+      : []),
     table(['WORKFLOW', 'STATUS', 'PROGRESS', 'WORK ORDERS', 'UPDATED', 'QUERY'], workflows.map((w) => [w.id, w.status, `${Math.round(w.progress)}%`, counts(w), time(w.updatedAt), w.userQuery.slice(0, 60)])),
     '',
     table(['AGENT', 'STATUS', 'LOAD', 'DONE/FAILED', 'TYPE', 'NOTE'], agents.map((a) => [a.id, a.status, `${a.load}/${a.maxConcurrentTasks}`, `${a.stats.completed}/${a.stats.failed}`, a.agentType, a.note ?? ''])),

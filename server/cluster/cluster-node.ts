@@ -4,6 +4,7 @@ import type { StateWriter } from '../state-writer.ts';
 import { JOURNAL_CHANNEL } from '../store/postgres/pg-journal.ts';
 import type { PostgresStore } from '../store/postgres/postgres-store.ts';
 import { LeaseTable } from './lease.ts';
+import { MemberTable, type Member } from './members.ts';
 
 export interface ClusterSettings {
   nodeId: string;
@@ -24,6 +25,8 @@ export interface ClusterInfo {
   leader: { nodeId: string; url: string } | null;
   epoch: number;
   version: number;
+  /** Every node heard of lately, as of this node's last look (a single hub lists itself). */
+  nodes: Member[];
 }
 
 /** What the node does when its role changes. */
@@ -45,6 +48,8 @@ export class ClusterNode {
   private epoch = 0;
   private leader: { nodeId: string; url: string } | null = null;
   private readonly lease: LeaseTable;
+  private readonly members: MemberTable;
+  private nodes: Member[] = [];
   private timer: NodeJS.Timeout | undefined;
   private listener: pg.Client | undefined;
   /** The step (tick or catch-up) in progress; steps never overlap. */
@@ -62,6 +67,7 @@ export class ClusterNode {
     private readonly log: Logger,
   ) {
     this.lease = new LeaseTable(store.pool, store.partition);
+    this.members = new MemberTable(store.pool, store.partition);
   }
 
   /** Starts following the journal and competing for the lease; resolves after the first look at the lease. */
@@ -73,7 +79,7 @@ export class ClusterNode {
 
   /** This node's view of the cluster. */
   info(): ClusterInfo {
-    return { nodeId: this.settings.nodeId, role: this.role, leader: this.leader, epoch: this.epoch, version: this.writer.lastSeq };
+    return { nodeId: this.settings.nodeId, role: this.role, leader: this.leader, epoch: this.epoch, version: this.writer.lastSeq, nodes: this.nodes };
   }
 
   /** Whether this node leads now. */
@@ -123,6 +129,7 @@ export class ClusterNode {
 
   private async tick(): Promise<void> {
     if (this.closed) return;
+    await this.lookAround();
     if (this.role === 'leader') return this.renew();
     await this.catchUp();
     const holder = await this.lease.holder();
@@ -141,6 +148,16 @@ export class ClusterNode {
     await this.writer.promote();
     this.log.info({ nodeId: this.settings.nodeId, epoch, version: this.writer.lastSeq }, 'cluster: this node leads');
     this.hooks.onLead();
+  }
+
+  /** Says who this node is and lists the others; a failure here never stops leading or following. */
+  private async lookAround(): Promise<void> {
+    try {
+      await this.members.beat({ nodeId: this.settings.nodeId, url: this.settings.advertiseUrl, role: this.role, version: this.writer.lastSeq });
+      this.nodes = await this.members.list();
+    } catch {
+      // PostgreSQL is away: the lease and journal steps say so, and the list stays as last seen.
+    }
   }
 
   private async renew(): Promise<void> {

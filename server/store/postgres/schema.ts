@@ -8,6 +8,7 @@ import type { Pool } from 'pg';
  *   journal writes it, and the epoch of the leader that wrote it.
  * - `sb_snapshot`: every document as of a record; the newest two are kept.
  * - `sb_archive`: finished workflows that left memory.
+ * - `sb_nodes`: each node's last word: its URL, role and version, and when it said it.
  */
 const TABLES = `
 CREATE TABLE IF NOT EXISTS sb_lease (
@@ -30,6 +31,15 @@ CREATE TABLE IF NOT EXISTS sb_snapshot (
   body text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (partition, seq)
+);
+CREATE TABLE IF NOT EXISTS sb_nodes (
+  partition text NOT NULL,
+  node_id text NOT NULL,
+  url text NOT NULL,
+  role text NOT NULL,
+  version bigint NOT NULL,
+  seen_at timestamptz NOT NULL,
+  PRIMARY KEY (partition, node_id)
 );
 CREATE TABLE IF NOT EXISTS sb_archive (
   partition text NOT NULL,
