@@ -13,7 +13,24 @@ const ROLE_NEEDED: Record<string, string> = {
 };
 
 /** What socket.io-client hands to `connect_error`: the hub's refusal, or a transport error. */
-type ConnectFailure = Error & { data?: unknown; description?: unknown };
+export type ConnectFailure = Error & { data?: unknown; description?: unknown };
+
+/** The leader a follower names in its NOT_LEADER refusal. */
+export interface Leader {
+  nodeId: string;
+  url: string;
+}
+
+/**
+ * The leader named by a follower's NOT_LEADER refusal: null when the follower knows none right now
+ * (a failover is under way), or when what it sent is not a leader; undefined for any other failure.
+ */
+export function leaderOf(error: ConnectFailure): Leader | null | undefined {
+  const data = error.data as { code?: unknown; leader?: { nodeId?: unknown; url?: unknown } | null } | undefined;
+  if (data?.code !== 'NOT_LEADER') return undefined;
+  const leader = data.leader;
+  return leader && typeof leader.nodeId === 'string' && typeof leader.url === 'string' ? { nodeId: leader.nodeId, url: leader.url } : null;
+}
 
 /** The system error (ECONNREFUSED, ENOTFOUND, EPROTO, …) under a transport error, if any. */
 function systemError(error: ConnectFailure): { code?: string; message: string } | undefined {
@@ -36,10 +53,18 @@ function advice(url: string, code: string | undefined, message: string): string 
   return 'Is the hub running? Start it with `npx switchboard start`.';
 }
 
+/** A follower's refusal, for when the SDK could not follow it: who the leader is, and what to check. */
+function notLeader(url: string, namespace: string, leader: Leader | null): HubError {
+  const serves = `the hub at ${url} is a follower in a cluster and serves /${namespace} only on its leader`;
+  if (leader) return new HubError('NOT_LEADER', `${serves}, ${leader.nodeId} at ${leader.url}: check that the leader is running and reachable from here`);
+  return new HubError('NOT_LEADER', `${serves}, and it knows no leader right now (a failover may be under way): wait for the cluster to have one, or list every node's URL in \`url\``);
+}
+
 /**
  * Turns a `connect_error` into a HubError that says what went wrong and what to do: the hub's
- * refusal of the token (UNAUTHENTICATED, FORBIDDEN) with where tokens come from, or a network
- * failure (DISCONNECTED) naming the URL, its cause and the fix.
+ * refusal of the token (UNAUTHENTICATED, FORBIDDEN) with where tokens come from, a follower's
+ * refusal (NOT_LEADER) naming the leader, or a network failure (DISCONNECTED) naming the URL, its
+ * cause and the fix.
  */
 export function connectError(error: ConnectFailure, url: string, namespace: string): HubError {
   const data = error.data as { code?: unknown; message?: unknown } | undefined;
@@ -47,6 +72,7 @@ export function connectError(error: ConnectFailure, url: string, namespace: stri
     const refusal = String(data.message ?? error.message);
     if (data.code === 'UNAUTHENTICATED') return new HubError(data.code, `the hub at ${url} refused the token: ${refusal}. ${WHERE_TOKENS_COME_FROM}`);
     if (data.code === 'FORBIDDEN') return new HubError(data.code, `the hub at ${url} refused the token: ${refusal} (${ROLE_NEEDED[namespace] ?? namespace}). ${WHERE_TOKENS_COME_FROM}`);
+    if (data.code === 'NOT_LEADER') return notLeader(url, namespace, leaderOf(error) ?? null);
     return new HubError(data.code, `the hub at ${url} refused the connection: ${refusal}`);
   }
   if (error.message === 'Invalid namespace') {

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   TIMEOUT: 'The request or the peer did not answer in time.',
   DISCONNECTED: 'The client has no connection to the hub (it could not connect, or the connection dropped); a request sent before the drop may or may not have taken effect.',
   INTERNAL: 'An unexpected error in the hub. Nothing was changed.',
+  NOT_LEADER: 'This node of a cluster is a follower: it refuses /control and /agent connections; connect to `leader.url`, given in the refusal.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -44,6 +44,8 @@ const STATUS: Record<ErrorCode, number> = {
   // Raised by clients only; the HTTP API never answers with it.
   DISCONNECTED: 503,
   INTERNAL: 500,
+  // A follower's refusal of a /control or /agent connection; no HTTP route answers with it yet.
+  NOT_LEADER: 503,
 };
 
 function send(res: ServerResponse, reply: HttpReply): void {
