@@ -2,13 +2,16 @@ import { io, type Socket } from 'socket.io-client';
 import type { EventName, NamespaceName, ReplyOf, RequestOf } from '../shared/contract.ts';
 import type { Ack } from '../shared/envelope.ts';
 import { HubError, isErrorCode } from '../shared/errors.ts';
-import { connectError } from './connect-error.ts';
-import { hubUrl } from './hub-url.ts';
+import { Failover } from './failover.ts';
+import { hubUrls } from './hub-url.ts';
 
 /** How to reach a hub. */
 export interface ConnectOptions {
-  /** The hub's base URL, e.g. http://127.0.0.1:4700 (no path: the hub serves its clients at the root). */
-  url: string;
+  /**
+   * The hub's base URL, e.g. http://127.0.0.1:4700 (no path: the hub serves its clients at the
+   * root); or the URLs of a cluster's nodes, tried in turn until one serves this client.
+   */
+  url: string | string[];
   token: string;
   /** How long a request waits for its ack before failing with TIMEOUT (default 10 s). */
   requestTimeoutMs?: number;
@@ -32,29 +35,31 @@ function abortError(event: string, signal: AbortSignal, sent: boolean): Error {
 
 /**
  * A socket to one namespace of the hub that sends typed requests and turns their ack
- * envelopes back into values or thrown HubErrors. Reconnects on its own.
+ * envelopes back into values or thrown HubErrors. Reconnects on its own, to the leader or the
+ * next node of a cluster when its node refuses it or goes away.
  */
 export class Connection<N extends NamespaceName> {
-  /** Why the last (re)connection attempt failed, to say why a request could not be sent. */
-  private lastConnectError: HubError | undefined;
-
   private constructor(
     readonly socket: Socket,
-    readonly url: string,
-    namespace: N,
+    private readonly failover: Failover,
     private readonly timeoutMs: number,
-  ) {
-    socket.on('connect_error', (error) => (this.lastConnectError = connectError(error, url, namespace)));
-    socket.on('connect', () => (this.lastConnectError = undefined));
+  ) {}
+
+  /** The URL of the hub node connected to (or, while the connection is down, being tried). */
+  get url(): string {
+    return this.failover.url;
   }
 
   /**
-   * Connects to `namespace`. Rejects at the first failure: a refused token (UNAUTHENTICATED,
-   * FORBIDDEN) or an unreachable hub (DISCONNECTED), each saying what to do; a bad URL is VALIDATION.
+   * Connects to `namespace`. A follower's refusal (NOT_LEADER) is followed to the leader it names;
+   * with several URLs, a node that cannot be reached gives way to the next. Rejects at a refused
+   * token (UNAUTHENTICATED, FORBIDDEN), once every URL failed to answer, or after
+   * `connectTimeoutMs` (DISCONNECTED), each saying what to do; a bad URL is VALIDATION.
    */
   static async open<N extends NamespaceName>(namespace: N, options: ConnectOptions, auth: Record<string, unknown> = {}): Promise<Connection<N>> {
-    const url = hubUrl(options.url);
-    const socket = io(`${url}/${namespace}`, {
+    const urls = hubUrls(options.url);
+    const timeoutMs = options.connectTimeoutMs ?? 10_000;
+    const socket = io(`${urls[0]}/${namespace}`, {
       auth: { ...auth, token: options.token },
       transports: ['websocket'],
       // Each client gets its own connection, so closing or losing one never takes another down.
@@ -62,28 +67,44 @@ export class Connection<N extends NamespaceName> {
       reconnectionDelay: 200,
       reconnectionDelayMax: 2000,
     });
+    const failover = new Failover(socket, urls, namespace);
     return new Promise((resolve, reject) => {
-      const giveUp = (error: HubError) => {
+      /** Every URL that failed, in order, and why each node of the list that could not be reached failed. */
+      const tried = new Set<string>();
+      const unreachable = new Map<string, HubError>();
+      const settle = () => {
         clearTimeout(timer);
+        stopWatching();
         socket.off('connect', onConnect);
-        socket.off('connect_error', onError);
+      };
+      const giveUp = (error: HubError) => {
+        settle();
+        failover.stop();
         socket.disconnect();
         reject(error);
       };
-      const timer = setTimeout(
-        () => giveUp(new HubError('DISCONNECTED', `no answer from the hub at ${url} within ${options.connectTimeoutMs ?? 10_000} ms. Is the hub running and reachable?`)),
-        options.connectTimeoutMs ?? 10_000,
-      );
-      // The first connection fails fast: a refused port or token will not change by retrying now,
-      // and whoever connects wants to know. Only an established connection reconnects on its own.
-      const onError = (error: Error) => giveUp(connectError(error, url, namespace));
+      const timer = setTimeout(() => {
+        const last = failover.lastError;
+        const where = urls.length === 1 ? `the hub at ${urls[0]}` : `any of the hub nodes ${urls.join(', ')}`;
+        if (!last) return giveUp(new HubError('DISCONNECTED', `no answer from ${where} within ${timeoutMs} ms. Is the hub running and reachable?`));
+        giveUp(new HubError('DISCONNECTED', `no connection to ${where} within ${timeoutMs} ms; tried ${[...tried].join(', ')}, and the last attempt failed: ${last.message}`));
+      }, timeoutMs);
+      // The first connection fails fast when retrying cannot help now: a refused token, or (with
+      // one URL) a refused port; whoever connects wants to know. A follower's refusal is followed.
+      const stopWatching = failover.onFailure(({ url, error, retrying }) => {
+        tried.add(url);
+        if (!retrying) return giveUp(error);
+        if (error.code === 'NOT_LEADER' || !urls.includes(url)) return;
+        unreachable.set(url, error);
+        if (unreachable.size < urls.length) return;
+        if (urls.length === 1) return giveUp(error);
+        giveUp(new HubError('DISCONNECTED', `cannot reach any of the ${urls.length} hub nodes: ${[...unreachable.values()].map((e) => e.message).join(' ')}`));
+      });
       const onConnect = () => {
-        clearTimeout(timer);
-        socket.off('connect_error', onError);
-        resolve(new Connection<N>(socket, url, namespace, options.requestTimeoutMs ?? 10_000));
+        settle();
+        resolve(new Connection<N>(socket, failover, options.requestTimeoutMs ?? 10_000));
       };
       socket.once('connect', onConnect);
-      socket.once('connect_error', onError);
     });
   }
 
@@ -118,8 +139,8 @@ export class Connection<N extends NamespaceName> {
 
   /** Resolves once the socket is connected again; rejects with DISCONNECTED after `timeoutMs`, or when it will not reconnect. */
   private connected(event: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
-    const notSent = (why: string) => new HubError('DISCONNECTED', `${event} was not sent: ${why}${this.lastConnectError ? ` (${this.lastConnectError.message})` : ''}`);
-    if (!this.socket.active) return Promise.reject(notSent(`the connection to the hub at ${this.url} was closed (by close(), or by the hub) and does not reconnect`));
+    const notSent = (why: string) => new HubError('DISCONNECTED', `${event} was not sent: ${why}${this.failover.lastError ? ` (${this.failover.lastError.message})` : ''}`);
+    if (!this.socket.active && !this.failover.redirecting) return Promise.reject(notSent(`the connection to the hub at ${this.url} was closed (by close(), or by the hub) and does not reconnect`));
     return new Promise((resolve, reject) => {
       const done = (error?: Error) => {
         clearTimeout(timer);
@@ -140,6 +161,7 @@ export class Connection<N extends NamespaceName> {
 
   /** Closes the socket; resolves once its last packets are flushed and the connection is closed. */
   async close(): Promise<void> {
+    this.failover.stop();
     const engine = this.socket.io.engine;
     const closed = engine && engine.readyState !== 'closed' ? new Promise<void>((resolve) => engine.once('close', () => resolve())) : undefined;
     this.socket.disconnect();
