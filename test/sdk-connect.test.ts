@@ -1,31 +1,14 @@
-import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { connectAgent, connectControl, connectMonitor, HubError } from '../client-sdk/index.ts';
+import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
+import { hubErrorOf } from './helpers/errors.ts';
 import { startHub, TOKENS } from './helpers/hub.ts';
-
-/** A local port nothing listens on: bound once, then released. */
-async function refusedPort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** What a connect attempt rejected with. */
-async function refusal(connecting: Promise<unknown>): Promise<HubError> {
-  const error = await connecting.then(() => undefined, (e: unknown) => e);
-  expect(error).toBeInstanceOf(HubError);
-  return error as HubError;
-}
+import { freePort } from './helpers/ports.ts';
 
 describe('connecting with the SDK', () => {
   it('names the URL, ECONNREFUSED and how to start the hub when nothing listens, at the first refusal', async () => {
-    const url = `http://127.0.0.1:${await refusedPort()}`;
+    const url = `http://127.0.0.1:${await freePort()}`;
     // A connect timeout far past the test timeout: only giving up at the first refusal can settle this.
-    const error = await refusal(connectControl({ url, token: TOKENS.admin, connectTimeoutMs: 600_000 }));
+    const error = await hubErrorOf(connectControl({ url, token: TOKENS.admin, connectTimeoutMs: 600_000 }));
     expect(error.code).toBe('DISCONNECTED');
     expect(error.message).toContain(url);
     expect(error.message).toContain('ECONNREFUSED');
@@ -33,7 +16,7 @@ describe('connecting with the SDK', () => {
   });
 
   it('names the host that does not resolve', async () => {
-    const error = await refusal(connectMonitor({ url: 'http://no-such-host.invalid:4700', token: TOKENS.monitor, connectTimeoutMs: 600_000 }));
+    const error = await hubErrorOf(connectMonitor({ url: 'http://no-such-host.invalid:4700', token: TOKENS.monitor, connectTimeoutMs: 600_000 }));
     expect(error.code).toBe('DISCONNECTED');
     expect(error.message).toContain('http://no-such-host.invalid:4700');
     expect(error.message).toMatch(/ENOTFOUND|EAI_AGAIN/);
@@ -43,7 +26,7 @@ describe('connecting with the SDK', () => {
   it('says the hub speaks plain http when https:// meets it', async () => {
     const hub = await startHub();
     const url = hub.url.replace('http://', 'https://');
-    const error = await refusal(connectControl({ url, token: TOKENS.admin, connectTimeoutMs: 600_000 }));
+    const error = await hubErrorOf(connectControl({ url, token: TOKENS.admin, connectTimeoutMs: 600_000 }));
     expect(error.code).toBe('DISCONNECTED');
     expect(error.message).toContain(url);
     expect(error.message).toMatch(/EPROTO|SSL/);
@@ -52,7 +35,7 @@ describe('connecting with the SDK', () => {
 
   it('refuses a URL without a scheme, naming it', async () => {
     for (const url of ['localhost:4700', '127.0.0.1:4700']) {
-      const error = await refusal(connectControl({ url, token: TOKENS.admin }));
+      const error = await hubErrorOf(connectControl({ url, token: TOKENS.admin }));
       expect(error.code).toBe('VALIDATION');
       expect(error.message).toContain(`"${url}"`);
       expect(error.message).toContain(`http://${url}`);
@@ -62,7 +45,7 @@ describe('connecting with the SDK', () => {
 
   it('refuses a URL with a path the hub does not serve instead of reading it as a socket.io namespace', async () => {
     const hub = await startHub();
-    const error = await refusal(connectControl({ url: `${hub.url}/foo`, token: TOKENS.admin }));
+    const error = await hubErrorOf(connectControl({ url: `${hub.url}/foo`, token: TOKENS.admin }));
     expect(error.code).toBe('VALIDATION');
     expect(error.message).toContain(`"${hub.url}/foo"`);
     expect(error.message).toContain('/foo');
@@ -73,7 +56,7 @@ describe('connecting with the SDK', () => {
 
   it('says where tokens come from when the hub refuses one', async () => {
     const hub = await startHub();
-    const error = await refusal(connectAgent({ url: hub.url, token: 'not-a-real-token', agentId: 'a', agentType: 'w' }));
+    const error = await hubErrorOf(connectAgent({ url: hub.url, token: 'not-a-real-token', agentId: 'a', agentType: 'w' }));
     expect(error.code).toBe('UNAUTHENTICATED');
     expect(error.message).toContain(hub.url);
     expect(error.message).toContain('switchboard tokens list');
@@ -82,7 +65,7 @@ describe('connecting with the SDK', () => {
 
   it('says which role a client needs when the token has another', async () => {
     const hub = await startHub();
-    const error = await refusal(connectControl({ url: hub.url, token: TOKENS.agent }));
+    const error = await hubErrorOf(connectControl({ url: hub.url, token: TOKENS.agent }));
     expect(error.code).toBe('FORBIDDEN');
     expect(error.message).toContain('connectControl takes an admin token');
   });

@@ -19,3 +19,13 @@ export function codeOfCall(fn: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The HubError a promise rejects with; throws (failing the test) when it resolves or rejects with something else. */
+export async function hubErrorOf(promise: Promise<unknown>): Promise<HubError> {
+  const outcome = await promise.then(
+    () => 'resolved',
+    (error: unknown) => error,
+  );
+  if (outcome instanceof HubError) return outcome;
+  throw new Error(`expected a HubError, got ${outcome === 'resolved' ? 'success' : String(outcome)}`);
+}
