@@ -60,3 +60,13 @@ export async function typedReplies(url: string, token: string): Promise<void> {
   await using agent = await connectAgent({ url, token, agentId: 'a', agentType: 't', logger: null });
   await agent.drain({ signal: AbortSignal.timeout(1000), timeoutMs: 500 });
 }
+
+export async function clusterUrls(urls: string[], token: string): Promise<void> {
+  // Every client takes the URLs of a cluster's nodes as well as one URL, and says which node it is on.
+  await using control = await connectControl({ url: urls, token });
+  await using monitor = await connectMonitor({ url: urls, token });
+  await using agent = await connectAgent({ url: urls, token, agentId: 'a', agentType: 't' });
+  expectType<Equal<typeof control.connection.url | typeof monitor.connection.url | typeof agent.connection.url, string>>();
+  // @ts-expect-error a node's URL is a string
+  await connectControl({ url: [4700], token });
+}
