@@ -105,7 +105,7 @@ function makeDirectory(): string {
 
 let template: Promise<string> | undefined;
 
-/** A freshly initdb'd data dir, made once per test process: copying it is ten times faster than initdb. */
+/** A freshly initdb'd data dir, made once per test process: a copy takes 0.1–0.3 s where initdb takes 1 s or more. */
 function templateDataDir(): Promise<string> {
   template ??= (async () => {
     sweepOrphans();
@@ -155,7 +155,10 @@ export async function startPostgres(): Promise<PostgresServer> {
   const dataDir = join(dir, 'data');
   const logFile = join(dir, 'postgres.log');
   // Copied by the postgres user when we are root, so the copy keeps its owner and its 0700 mode.
-  await runAsPostgres('cp', ['-a', templateDir, dataDir], dir);
+  await runAsPostgres('cp', ['-a', templateDir, dataDir], dir).catch((error: unknown) => {
+    removeDirectory(dir);
+    throw error;
+  });
 
   let port = 0;
   let running = false;
