@@ -27,6 +27,9 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** The longest pause between attempts to reach a node of a cluster (a list of URLs). */
+const CLUSTER_RETRY_MAX_MS = 500;
+
 /** The error an aborted request rejects with; `cause` is the signal's reason. */
 function abortError(event: string, signal: AbortSignal, sent: boolean): Error {
   const message = sent ? `${event} was aborted before the hub answered; it may still take effect` : `${event} was aborted before it was sent`;
@@ -65,9 +68,10 @@ export class Connection<N extends NamespaceName> {
       // Each client gets its own connection, so closing or losing one never takes another down.
       forceNew: true,
       reconnectionDelay: 200,
-      reconnectionDelayMax: 2000,
+      // A cluster's new leader serves about a lease after the old one died: retries stay short so that clients find it soon after.
+      reconnectionDelayMax: urls.length > 1 ? CLUSTER_RETRY_MAX_MS : 2000,
     });
-    const failover = new Failover(socket, urls, namespace);
+    const failover = new Failover(socket, urls, namespace, urls.length > 1 ? CLUSTER_RETRY_MAX_MS : 2000);
     return new Promise((resolve, reject) => {
       /** Every URL that failed, in order, and why each node of the list that could not be reached failed. */
       const tried = new Set<string>();

@@ -4,9 +4,8 @@ import { connectError, leaderOf, type ConnectFailure } from './connect-error.ts'
 import { hubUrl } from './hub-url.ts';
 import { Listeners } from './listeners.ts';
 
-/** The pause before following a follower's refusal, doubled at each refusal in a row up to the most. */
+/** The pause before following a follower's refusal, doubled at each refusal in a row up to the most (given). */
 const REDIRECT_DELAY_MS = 100;
-const REDIRECT_DELAY_MAX_MS = 2000;
 
 /** A failed attempt to connect: to where, why, and whether the socket tries again (here or elsewhere). */
 export interface FailedAttempt {
@@ -37,6 +36,7 @@ export class Failover {
     private readonly socket: Socket,
     private readonly urls: readonly string[],
     namespace: string,
+    private readonly maxDelayMs: number,
   ) {
     this.url = urls[0]!;
     socket.on('connect_error', (error: ConnectFailure) => this.onConnectError(error, namespace));
@@ -78,7 +78,7 @@ export class Failover {
         this.timer = undefined;
         this.socket.connect();
       }, this.delayMs);
-      this.delayMs = Math.min(this.delayMs * 2, REDIRECT_DELAY_MAX_MS);
+      this.delayMs = Math.min(this.delayMs * 2, this.maxDelayMs);
       retrying = true;
     }
     this.listeners.emit('failure', { url, error, retrying });

@@ -1,4 +1,13 @@
 import type { RequestOf } from '../shared/contract.ts';
+import { HubError } from '../shared/errors.ts';
+
+/**
+ * Failures after which the update is sent again rather than given to the handler: the hub was
+ * unreachable for a while (a restart, a cluster's failover), and progress says where the task is now.
+ */
+const SEND_AGAIN = new Set(['DISCONNECTED', 'TIMEOUT', 'UNAVAILABLE']);
+/** The pause before sending again after such a failure, so that a hub answering UNAVAILABLE is not asked in a tight loop. */
+const SEND_AGAIN_AFTER_MS = 200;
 
 /** Sends the latest progress of one task at most once per interval; callers wait for their update. */
 export class ProgressStream {
@@ -7,6 +16,8 @@ export class ProgressStream {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private inFlight = false;
   private lastSent = 0;
+  /** Not before this time (after a failure to send). */
+  private notBefore = 0;
 
   constructor(
     private readonly send: (update: RequestOf<'agent', 'task.progress'>) => Promise<unknown>,
@@ -22,7 +33,7 @@ export class ProgressStream {
 
   private schedule(): void {
     if (this.inFlight || this.timer || !this.pending) return;
-    const wait = Math.max(0, this.lastSent + this.intervalMs - Date.now());
+    const wait = Math.max(0, this.lastSent + this.intervalMs - Date.now(), this.notBefore - Date.now());
     this.timer = setTimeout(() => void this.flush(), wait);
   }
 
@@ -39,7 +50,14 @@ export class ProgressStream {
       await this.send(update);
       for (const waiter of waiters) waiter.resolve();
     } catch (error) {
-      for (const waiter of waiters) waiter.reject(error as Error);
+      if (error instanceof HubError && SEND_AGAIN.has(error.code)) {
+        // Sent again with whatever newer update came meanwhile; everyone keeps waiting for it.
+        this.pending ??= update;
+        this.waiters.unshift(...waiters);
+        this.notBefore = Date.now() + SEND_AGAIN_AFTER_MS;
+      } else {
+        for (const waiter of waiters) waiter.reject(error as Error);
+      }
     } finally {
       this.inFlight = false;
       this.schedule();
