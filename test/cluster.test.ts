@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
@@ -151,6 +152,70 @@ describe.skipIf(!!skip)('failover', () => {
     await Promise.all([control.close(), watcher.close(), ...agents.map((a) => a.close())]);
   }, 180_000);
 });
+
+describe.skipIf(!!skip)('a leader frozen past its lease', () => {
+  let postgres: PostgresServer;
+  beforeAll(async () => {
+    postgres = await startPostgres();
+  });
+  afterAll(async () => {
+    await postgres?.destroy();
+  });
+
+  it('commits and acknowledges nothing once it wakes up, and rejoins as a follower', async () => {
+    const database = await postgres.newDatabase();
+    const cluster = await ClusterUnderTest.start(database, 3);
+    const frozen = await cluster.leader();
+    const oldEpoch = (await clusterInfo(frozen.url))!.epoch;
+    const control = await connectControl({ url: cluster.urls, token: TOKENS.admin });
+    const wf = await control.createWorkflow({ userQuery: 'frozen leader' });
+    await wf.start();
+    // A client of the frozen node alone: what it sends waits in the socket until the node wakes up.
+    const stuck = await connectControl({ url: frozen.url, token: TOKENS.admin, requestTimeoutMs: 60_000 });
+    const stuckWf = stuck.workflow(wf.id);
+
+    frozen.current!.child.kill('SIGSTOP');
+    const sent = [1, 2, 3, 4, 5].map((n) => stuckWf.createWorkOrder({ id: `late${n}`, taskType: 'job' }).then(() => 'acknowledged', (error: { code?: string }) => error.code));
+    const successor = await cluster.leader(20_000);
+    expect(successor).not.toBe(frozen);
+    await wf.createWorkOrder({ id: 'after', taskType: 'job' });
+
+    frozen.current!.child.kill('SIGCONT');
+    const outcomes = await Promise.all(sent);
+    expect(outcomes.filter((outcome) => outcome === 'acknowledged')).toEqual([]);
+    const info = await until(async () => {
+      const seen = await clusterInfo(frozen.url);
+      return seen?.role === 'follower' && seen.leader?.url === successor.url ? seen : undefined;
+    });
+    expect(info.epoch).toBe(0);
+
+    const state = await wf.get();
+    expect(Object.keys(state.workOrders)).toEqual(['after']);
+    // The journal: every record of the old epoch comes before the first of the new one.
+    const db = new pg.Client({ connectionString: database });
+    await db.connect();
+    const rows = (await db.query<{ epoch: string; first: string; last: string }>('SELECT epoch, min(seq) AS first, max(seq) AS last FROM sb_journal GROUP BY epoch ORDER BY epoch')).rows;
+    await db.end();
+    const old = rows.find((row) => Number(row.epoch) === oldEpoch)!;
+    const newer = rows.filter((row) => Number(row.epoch) > oldEpoch);
+    expect(newer.length).toBeGreaterThan(0);
+    for (const row of newer) expect(Number(row.first)).toBeGreaterThan(Number(old.last));
+    // Back as a follower, it holds what the new leader wrote.
+    await until(async () => ((await clusterInfo(frozen.url))?.version === (await clusterInfo(successor.url))?.version ? true : undefined));
+    await Promise.all([control.close(), stuck.close()]);
+  }, 60_000);
+});
+
+/** Resolves with the first defined answer of `look`, asked every few ms; rejects after `timeoutMs`. */
+async function until<T>(look: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await look();
+    if (answer !== undefined) return answer;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 /** Resolves once `predicate` holds, looked at every few ms; the load it waits for runs meanwhile. */
 async function untilAcks(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
