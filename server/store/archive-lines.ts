@@ -6,7 +6,12 @@
  * value in order gives back the workflow with its keys in the order they were written in.
  */
 
+import { createHash } from 'node:crypto';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
+import { TimeSlice } from '../time-slice.ts';
+
+/** Lines parsed between two looks at the clock. */
+const LINES_PER_LOOK = 64;
 
 /** A part of an archived file that does not hold what was written there; the message says how. */
 export class DamagedPart extends Error {}
@@ -47,6 +52,36 @@ export class DocumentFromLines {
   get workflow(): Workflow {
     return this.document as unknown as Workflow;
   }
+}
+
+/**
+ * Reads a document from its bytes as they come (cut anywhere, even within a character), a slice of
+ * a few milliseconds per turn: builds the workflow line by line and hashes the bytes. Every
+ * archive reads through here, whatever holds the bytes. Throws DamagedPart when a line is not one
+ * of a document or the bytes end within a line.
+ */
+export async function readDocument(bytes: AsyncIterable<Buffer>): Promise<{ workflow: Workflow; sha256: string }> {
+  const hash = createHash('sha256');
+  const builder = new DocumentFromLines();
+  // The start of a line that goes on in the next part.
+  let begun: Buffer[] = [];
+  let lines = 0;
+  const slice = new TimeSlice();
+  for await (const part of bytes) {
+    hash.update(part);
+    let start = 0;
+    for (let end = part.indexOf(10); end !== -1; end = part.indexOf(10, start)) {
+      const line = begun.length === 0 ? part.subarray(start, end) : Buffer.concat([...begun, part.subarray(start, end)]);
+      begun = [];
+      // A newline byte never occurs inside a multi-byte UTF-8 character, so each line decodes alone.
+      builder.add(line.toString('utf8'));
+      start = end + 1;
+      if (++lines % LINES_PER_LOOK === 0 && slice.spent) await slice.next();
+    }
+    if (start < part.length) begun.push(part.subarray(start));
+  }
+  if (begun.length > 0) throw new DamagedPart('it ends within a line');
+  return { workflow: builder.workflow, sha256: hash.digest('hex') };
 }
 
 /** Sets `target[key]` as JSON.parse would: a key `__proto__` becomes an own property, not the prototype. */

@@ -8,13 +8,10 @@ import { createHash } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { DamagedPart, DocumentFromLines } from './archive-lines.ts';
-import { TimeSlice } from '../time-slice.ts';
+import { DamagedPart, readDocument } from './archive-lines.ts';
 
 /** Bytes read from the file at a time: hashing them takes well under a millisecond. */
 const READ_BYTES = 256 * 1024;
-/** Lines parsed between two looks at the clock. */
-const LINES_PER_LOOK = 64;
 /** Stands for the document's SHA-256 in the header until it is known: the same length as the digest. */
 const PENDING_SHA256 = '0'.repeat(64);
 
@@ -69,52 +66,39 @@ async function writeAll(handle: FileHandle, bytes: Buffer, position: number | nu
 
 /**
  * Reads the document of a file written by writeArchivedFile, a slice of a few milliseconds per
- * turn: builds the workflow line by line and hashes the document's bytes as they are read.
- * Throws DamagedPart when a line is not one of a document or the file ends within a line.
+ * turn (see readDocument). Throws DamagedPart when a line is not one of a document or the file
+ * ends within a line.
  */
 export async function readArchivedDocument(path: string): Promise<{ workflow: Workflow; sha256: string }> {
   const handle = await open(path, 'r');
   try {
-    const hash = createHash('sha256');
-    const builder = new DocumentFromLines();
-    // The header and summary lines come before the document.
-    let skip = 2;
-    // The start of a line that goes on in the next read.
-    let begun: Buffer[] = [];
-    let lines = 0;
-    const slice = new TimeSlice();
-    for (;;) {
-      const buffer = Buffer.allocUnsafe(READ_BYTES);
-      const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, null);
-      if (bytesRead === 0) break;
-      const read = buffer.subarray(0, bytesRead);
-      let start = 0;
-      while (skip > 0 && start < read.length) {
-        const end = read.indexOf(10, start);
-        // A header or summary line that goes on in the next read is skipped there.
-        if (end === -1) start = read.length;
-        else {
-          start = end + 1;
-          skip--;
-        }
-      }
-      if (start === read.length) continue;
-      hash.update(read.subarray(start));
-      for (let end = read.indexOf(10, start); end !== -1; end = read.indexOf(10, start)) {
-        const line = begun.length === 0 ? read.subarray(start, end) : Buffer.concat([...begun, read.subarray(start, end)]);
-        begun = [];
-        // A newline byte never occurs inside a multi-byte UTF-8 character, so each line decodes alone.
-        builder.add(line.toString('utf8'));
-        start = end + 1;
-        if (++lines % LINES_PER_LOOK === 0 && slice.spent) await slice.next();
-      }
-      if (start < read.length) begun.push(read.subarray(start));
-    }
-    if (begun.length > 0 || skip > 0) throw new DamagedPart('it ends within a line');
-    return { workflow: builder.workflow, sha256: hash.digest('hex') };
+    return await readDocument(documentBytes(handle));
   } finally {
     await handle.close();
   }
+}
+
+/** The bytes of an archived file's document, a read at a time: what follows its header and summary lines. */
+async function* documentBytes(handle: FileHandle): AsyncGenerator<Buffer> {
+  let skip = 2;
+  for (;;) {
+    const buffer = Buffer.allocUnsafe(READ_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, null);
+    if (bytesRead === 0) break;
+    const read = buffer.subarray(0, bytesRead);
+    let start = 0;
+    while (skip > 0 && start < read.length) {
+      const end = read.indexOf(10, start);
+      // A header or summary line that goes on in the next read is skipped there.
+      if (end === -1) start = read.length;
+      else {
+        start = end + 1;
+        skip--;
+      }
+    }
+    if (start < read.length) yield read.subarray(start);
+  }
+  if (skip > 0) throw new DamagedPart('it ends within a line');
 }
 
 /**
