@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
+import { damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
 import { DamagedPart } from './archive-lines.ts';
 import { readArchivedDocument, readLines, writeArchivedFile } from './archived-file.ts';
 import { syncedWrite } from './synced-write.ts';
@@ -56,11 +56,6 @@ async function readFirstFormat(path: string): Promise<{ workflow: Workflow; sha2
   } catch {
     throw new DamagedPart('its document does not parse');
   }
-}
-
-/** What went wrong with a file of the archive, as the error a read answers with. */
-function damaged(id: string, path: string, why: string): HubError {
-  return new HubError('INTERNAL', `archived workflow ${id} in ${path} is damaged (${why})`);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { HubError } from '../../shared/errors.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import { workflowHeader, type Workflow, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
 
@@ -57,6 +58,11 @@ export interface WorkflowArchive {
 /** What the archive keeps in memory of a workflow archived at version `v`. */
 export function headerOf(workflow: Workflow, v: number, archivedAt: number): ArchivedHeader {
   return { ...workflowHeader(workflow), v, archivedAt };
+}
+
+/** What went wrong with an archived workflow where it is kept (`where`: a file, a table), as the error a read answers with. */
+export function damaged(id: string, where: string, why: string): HubError {
+  return new HubError('INTERNAL', `archived workflow ${id} in ${where} is damaged (${why})`);
 }
 
 /**
