@@ -1,0 +1,124 @@
+import type { Pool, PoolClient } from 'pg';
+import type { DocKey, StoredDoc } from '../../domain/machinery/state.ts';
+import { workerEntry } from '../../worker-threads.ts';
+import { PacedWorker } from '../paced-worker.ts';
+import { decodeRecord, replayRecord } from '../records.ts';
+import { parseSnapshot, snapshotText, type Snapshot } from '../snapshot.ts';
+import { inTransaction } from './transaction.ts';
+
+const workerUrl = workerEntry('pg-compaction-worker', import.meta.url);
+/** Journal rows read per query while replaying (a few MB of lines). */
+const ROWS_PER_READ = 5_000;
+
+/** What a compaction did: the record its snapshot is as of, how many documents it holds, how long a paced one slept (ms). */
+export interface PgCompacted {
+  seq: number;
+  docs: number;
+  pausedMs: number;
+}
+
+/** A job for pg-compaction-worker.ts. */
+export interface PgCompactionJob {
+  url: string;
+  partition: string;
+  uptoSeq: number;
+  paced: boolean;
+}
+
+/** The thread that folds a partition's journal rows into a snapshot row (see PacedWorker), for a leader that compacts again and again. */
+export class PgCompactionWorker extends PacedWorker<PgCompactionJob, PgCompacted> {
+  constructor() {
+    super(workerUrl, 'compaction');
+  }
+
+  /** Compacts `partition` of the database at `url` up to record `uptoSeq` (see compactPartition), paced unless `paced` is false or hurry() is called. */
+  compact(url: string, partition: string, uptoSeq: number, paced = true): Promise<PgCompacted> {
+    return this.run({ url, partition, uptoSeq, paced });
+  }
+}
+
+/**
+ * Compacts once in a worker thread of its own (see compactPartition), stopped after.
+ * @example const { seq } = await compactInWorker(url, 'main', 120_000);
+ */
+export async function compactInWorker(url: string, partition: string, uptoSeq: number, paced = true): Promise<PgCompacted> {
+  const worker = new PgCompactionWorker();
+  try {
+    return await worker.compact(url, partition, uptoSeq, paced);
+  } finally {
+    await worker.close();
+  }
+}
+
+/**
+ * Writes the snapshot of `partition` as of record `uptoSeq`: the newest snapshot row (if any) with
+ * the journal rows after it replayed, up to `uptoSeq`; then trims (trimAfterSnapshot). A row that
+ * does not decode, or a missing one, fails it and nothing is written. When the newest snapshot
+ * is at `uptoSeq` or later already, nothing is written and its record is answered.
+ */
+export async function compactPartition(pool: Pool, partition: string, uptoSeq: number, onRecord?: () => void): Promise<{ seq: number; docs: number }> {
+  // One view of the tables while reading, so that a trim by the leader meanwhile takes no row from under the replay.
+  const { seq, docs, snapshotted } = await inTransaction(pool, (client) => replay(client, partition, uptoSeq, onRecord), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  if (snapshotted) return { seq, docs: docs.size };
+  const { text } = snapshotText({ segment: 0, seq, docs: [...docs] });
+  // The leader may have written this one from memory meanwhile: the same documents.
+  await pool.query('INSERT INTO sb_snapshot (partition, seq, body) VALUES ($1, $2, $3) ON CONFLICT (partition, seq) DO NOTHING', [partition, seq, text]);
+  await trimAfterSnapshot(pool, partition);
+  return { seq, docs: docs.size };
+}
+
+/**
+ * The documents as of record `uptoSeq`: the newest snapshot's, with the journal rows after it
+ * replayed. `snapshotted`: the newest snapshot is of that record or a later one already (its
+ * documents and record are answered then).
+ */
+async function replay(client: PoolClient, partition: string, uptoSeq: number, onRecord?: () => void): Promise<{ seq: number; docs: Map<DocKey, StoredDoc>; snapshotted: boolean }> {
+  const snapshot = await newestSnapshot(client, partition);
+  const docs = new Map<DocKey, StoredDoc>(snapshot?.docs);
+  let seq = snapshot?.seq ?? 0;
+  if (seq >= uptoSeq) return { seq, docs, snapshotted: true };
+  const missing = (to: number) => new Error(`journal rows ${seq + 1} to ${to} of partition ${partition} are missing`);
+  while (seq < uptoSeq) {
+    const { rows } = await client.query<{ seq: string; line: string }>(
+      'SELECT seq, line FROM sb_journal WHERE partition = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4',
+      [partition, seq, uptoSeq, ROWS_PER_READ],
+    );
+    if (rows.length === 0) throw missing(uptoSeq);
+    for (const row of rows) {
+      if (Number(row.seq) !== seq + 1) throw missing(Number(row.seq) - 1);
+      const record = decodeRecord(row.line);
+      if (!record || record.seq !== seq + 1) throw new Error(`journal row ${row.seq} of partition ${partition} is damaged: it does not decode to record ${row.seq}`);
+      replayRecord(docs, record);
+      seq = record.seq;
+      onRecord?.();
+    }
+  }
+  return { seq, docs, snapshotted: false };
+}
+
+/** The newest snapshot row of `partition`, parsed and checked; undefined when there is none. */
+async function newestSnapshot(db: Pool | PoolClient, partition: string): Promise<Snapshot | undefined> {
+  const { rows } = await db.query<{ seq: string; body: string }>('SELECT seq, body FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 1', [partition]);
+  const row = rows[0];
+  if (!row) return undefined;
+  const where = `in sb_snapshot (partition ${partition}, seq ${row.seq})`;
+  const snapshot = parseSnapshot(row.body, where);
+  if (snapshot.seq !== Number(row.seq)) throw new Error(`snapshot ${where} is of record ${snapshot.seq}`);
+  return snapshot;
+}
+
+/**
+ * Deletes, in one transaction, the snapshots of `partition` older than the newest two and the
+ * journal rows up to the older of those two: a follower a little behind the newest snapshot
+ * still finds the rows after its own position. The leader calls it after each snapshot row it
+ * writes (compactPartition does too).
+ */
+export async function trimAfterSnapshot(pool: Pool, partition: string): Promise<void> {
+  await inTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ seq: string }>('SELECT seq FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 2', [partition]);
+    const older = rows[1]?.seq;
+    if (older === undefined) return;
+    await client.query('DELETE FROM sb_snapshot WHERE partition = $1 AND seq < $2', [partition, older]);
+    await client.query('DELETE FROM sb_journal WHERE partition = $1 AND seq <= $2', [partition, older]);
+  });
+}
