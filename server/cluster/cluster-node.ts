@@ -18,6 +18,9 @@ export interface ClusterSettings {
   checkMs: number;
 }
 
+/** How often a follower reloads the archive's headers, for deletions by retention (ms). */
+const ARCHIVE_CHECK_MS = 60_000;
+
 /** What `GET /cluster` answers. */
 export interface ClusterInfo {
   nodeId: string;
@@ -58,6 +61,7 @@ export class ClusterNode {
   /** Until when (performance.now()) the lease is ours for sure: renewals start the term before they are sent. */
   private heldUntil = 0;
   private closed = false;
+  private archiveCheckedAt = performance.now();
 
   constructor(
     private readonly store: PostgresStore,
@@ -187,13 +191,23 @@ export class ClusterNode {
     await this.catchUp();
   }
 
-  /** Applies every record committed after this node's version. */
+  /**
+   * Applies every record committed after this node's version. A workflow the leader evicted was
+   * archived first: the archive learns of it before it leaves memory here, so reads never miss it.
+   */
   private async catchUp(): Promise<void> {
     if (this.role === 'leader') return;
     for (;;) {
       const records = await this.store.readAfter(this.writer.lastSeq);
-      if (records.length === 0) return;
+      if (records.length === 0) break;
+      const evicted = records.flatMap((record) => record.changes.filter((change) => change.ops.length === 1 && change.ops[0]!.op === 'remove' && change.ops[0]!.path === '').map((change) => change.doc));
+      if (evicted.length > 0) await this.store.archive.refresh(evicted);
       this.writer.applyCommitted(records);
+    }
+    // Retention deletes archived workflows without a record: a follower looks at the whole archive now and then.
+    if (performance.now() - this.archiveCheckedAt > ARCHIVE_CHECK_MS) {
+      this.archiveCheckedAt = performance.now();
+      await this.store.archive.refresh();
     }
   }
 

@@ -43,13 +43,14 @@ export function splitLines(records: string | Uint8Array): string[] {
   return lines;
 }
 
-/** Appends a batch's lines, numbered from `firstSeq`, under the fence; throws FencedOff when the lease moved on. */
-export async function appendJournal(pool: Pool, partition: string, fence: Fence, records: string | Uint8Array, firstSeq: number): Promise<void> {
+/** Appends a batch's lines, numbered from `firstSeq`, under the fence, and says how many; throws FencedOff when the lease moved on. */
+export async function appendJournal(pool: Pool, partition: string, fence: Fence, records: string | Uint8Array, firstSeq: number): Promise<number> {
   const lines = splitLines(records);
-  if (lines.length === 0) return;
+  if (lines.length === 0) return 0;
   const seqs = lines.map((_, i) => firstSeq + i);
   const result = await pool.query<{ n: number }>(APPEND, [partition, fence.owner, fence.epoch, seqs, lines]);
   if (result.rows[0]?.n !== lines.length) throw new FencedOff();
+  return lines.length;
 }
 
 /** The committed records after `afterSeq`, in order, at most `limit`; throws on a damaged row. */

@@ -1,12 +1,12 @@
 import pg from 'pg';
 import type { DocKey, StoredDoc } from '../../domain/machinery/state.ts';
-import type { WorkflowArchive } from '../archive.ts';
-import { FileArchive } from '../archive-files.ts';
 import { replayRecord, type JournalRecord } from '../records.ts';
 import type { Recovered } from '../recovery.ts';
 import { parseSnapshot, snapshotText } from '../snapshot.ts';
 import type { CurrentDocs, Store } from '../store.ts';
 import { appendJournal, FencedOff, lastJournalSeq, readJournal, type Fence } from './pg-journal.ts';
+import { PgArchive } from './pg-archive.ts';
+import { PgCompactionWorker, trimAfterSnapshot } from './pg-compaction.ts';
 import { ensureSchema } from './schema.ts';
 
 export interface PostgresStoreOptions {
@@ -33,7 +33,10 @@ export class PostgresStore implements Store {
   readonly pool: pg.Pool;
   /** The lease this node appends under; undefined while it follows. */
   fence: Fence | undefined;
-  private files: FileArchive | undefined;
+  private files: PgArchive | undefined;
+  private readonly compactor = new PgCompactionWorker();
+  /** The last record this node appended (a snapshot by replay goes up to it). */
+  private lastAppended = 0;
   /** Told when an append was fenced off: this node no longer leads. */
   onFencedOff: () => void = () => undefined;
   private bytesSinceSnapshot = 0;
@@ -56,7 +59,7 @@ export class PostgresStore implements Store {
     return this.options.partition;
   }
 
-  get archive(): WorkflowArchive {
+  get archive(): PgArchive {
     if (!this.files) throw new Error('store is not open');
     return this.files;
   }
@@ -64,7 +67,7 @@ export class PostgresStore implements Store {
   async open(): Promise<Recovered> {
     await ensureSchema(this.pool);
     const { docs, seq } = await this.load();
-    this.files = await FileArchive.open(this.options.dataDir, this.options.onWarning);
+    this.files = await PgArchive.open(this.pool, this.partition);
     return { docs, seq, lastSegment: 0, warnings: [] };
   }
 
@@ -99,7 +102,7 @@ export class PostgresStore implements Store {
         throw new FencedOff('an append this node took for failed was committed; it follows the journal again');
       }
       this.uncertain = false;
-      await appendJournal(this.pool, this.partition, fence, records, firstSeq);
+      this.lastAppended = firstSeq + (await appendJournal(this.pool, this.partition, fence, records, firstSeq)) - 1;
     } catch (error) {
       if (error instanceof FencedOff) {
         this.fence = undefined;
@@ -114,10 +117,12 @@ export class PostgresStore implements Store {
     return this.fence !== undefined && this.bytesSinceSnapshot >= this.options.snapshotAfterBytes && !this.snapshotting;
   }
 
+  /** From `current` when the hub hands it over (a small state), else by replaying the journal in a paced worker. */
   startSnapshot(current?: CurrentDocs): void {
-    if (this.snapshotting || !current) return;
+    if (this.snapshotting) return;
     this.bytesSinceSnapshot = 0;
-    this.snapshotting = this.writeSnapshot(current)
+    const job = current ? this.writeSnapshot(current) : this.compactor.compact(this.options.url, this.partition, this.lastAppended).then(() => undefined);
+    this.snapshotting = job
       .catch((error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`))
       .finally(() => (this.snapshotting = undefined));
   }
@@ -127,9 +132,11 @@ export class PostgresStore implements Store {
   }
 
   async close(current?: CurrentDocs): Promise<void> {
+    this.compactor.hurry();
     await this.snapshotting;
     if (this.fence && current && this.bytesSinceSnapshot > 0) await this.writeSnapshot(current).catch((error: Error) => this.options.onWarning(`final snapshot failed: ${error.message}`));
     this.fence = undefined;
+    await this.compactor.close();
     await this.files?.close();
     await this.pool.end();
   }
@@ -138,16 +145,6 @@ export class PostgresStore implements Store {
   private async writeSnapshot(current: CurrentDocs): Promise<void> {
     const { text } = snapshotText({ segment: 0, seq: current.seq, docs: current.docs });
     await this.pool.query('INSERT INTO sb_snapshot (partition, seq, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [this.partition, current.seq, text]);
-    await trimJournal(this.pool, this.partition);
+    await trimAfterSnapshot(this.pool, this.partition);
   }
 }
-
-/** Keeps the newest two snapshots and the journal after the older one, so that a follower a little behind still finds its records. */
-async function trimJournal(pool: pg.Pool, partition: string): Promise<void> {
-  const kept = (await pool.query<{ seq: string }>('SELECT seq FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 2', [partition])).rows;
-  if (kept.length < 2) return;
-  const older = Number(kept[1]!.seq);
-  await pool.query('DELETE FROM sb_snapshot WHERE partition = $1 AND seq < $2', [partition, older]);
-  await pool.query('DELETE FROM sb_journal WHERE partition = $1 AND seq <= $2', [partition, older]);
-}
-
