@@ -61,6 +61,16 @@ export function newToken(role: Role): string {
   return `sb_${role}_${randomBytes(18).toString('base64url')}`;
 }
 
+/** A list of tokens a hub can run with: at least one. */
+const TokenList = z.array(TokenGrant).min(1);
+
+/** `json` as a token list, or VALIDATION naming `where` it came from and what is wrong. */
+export function parseTokenList(json: unknown, where: string): TokenGrant[] {
+  const parsed = TokenList.safeParse(json);
+  if (!parsed.success) throw new HubError('VALIDATION', `${where} is not a valid token list: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
 /** Reads a token list from a JSON file, with a clear error naming the file when it is not one. */
 export function readTokens(file: string): TokenGrant[] {
   let json: unknown;
@@ -69,9 +79,12 @@ export function readTokens(file: string): TokenGrant[] {
   } catch (error) {
     throw new HubError('VALIDATION', `cannot read token file ${file}: ${(error as Error).message}`);
   }
-  const parsed = z.array(TokenGrant).min(1).safeParse(json);
-  if (!parsed.success) throw new HubError('VALIDATION', `${file} is not a valid token list: ${z.prettifyError(parsed.error)}`);
-  return parsed.data;
+  return parseTokenList(json, file);
+}
+
+/** The tokens a hub generates when it has none: one admin, one agent and one monitor token. */
+export function defaultGrants(): TokenGrant[] {
+  return (['admin', 'agent', 'monitor'] as const).map((role) => ({ token: newToken(role), role, name: `default-${role}` }));
 }
 
 /**
@@ -81,7 +94,7 @@ export function readTokens(file: string): TokenGrant[] {
 export function loadOrCreateTokens(dataDir: string): { grants: TokenGrant[]; created: boolean } {
   const file = join(dataDir, TOKENS_FILE);
   if (existsSync(file)) return { grants: readTokens(file), created: false };
-  const grants: TokenGrant[] = (['admin', 'agent', 'monitor'] as const).map((role) => ({ token: newToken(role), role, name: `default-${role}` }));
+  const grants = defaultGrants();
   writeFileSync(file, JSON.stringify(grants, null, 2) + '\n', { mode: 0o600 });
   return { grants, created: true };
 }
