@@ -9,6 +9,7 @@ import type { Pool } from 'pg';
  * - `sb_snapshot`: every document as of a record; the newest two are kept.
  * - `sb_archive`: finished workflows that left memory.
  * - `sb_nodes`: each node's last word: its URL, role and version, and when it said it.
+ * - `sb_tokens`: the access tokens every node of the cluster accepts.
  */
 const TABLES = `
 CREATE TABLE IF NOT EXISTS sb_lease (
@@ -50,7 +51,14 @@ CREATE TABLE IF NOT EXISTS sb_archive (
   sha256 text NOT NULL,
   PRIMARY KEY (partition, workflow_id)
 );
+CREATE TABLE IF NOT EXISTS sb_tokens (
+  partition text PRIMARY KEY,
+  grants jsonb NOT NULL
+);
 `;
+
+/** The partition every node uses today. */
+export const DEFAULT_PARTITION = 'main';
 
 /** A lock id for schema changes, so that nodes starting together do not race on CREATE TABLE. */
 const SCHEMA_LOCK = 0x5b0a_2d01;
