@@ -21,6 +21,9 @@ import { Archiver } from './archiver.ts';
 import { AutoDocumentation } from './reports/auto-documentation.ts';
 import { EmbeddedStore } from './store/embedded-store.ts';
 import { PostgresStore } from './store/postgres/postgres-store.ts';
+import { loadOrCreateClusterTokens } from './store/postgres/pg-tokens.ts';
+import { DEFAULT_PARTITION, ensureSchema } from './store/postgres/schema.ts';
+import { TokenSync } from './cluster/token-sync.ts';
 import { ClusterNode, type ClusterInfo } from './cluster/cluster-node.ts';
 import { clusterRoute } from './http/cluster.ts';
 import type { Store } from './store/store.ts';
@@ -83,10 +86,12 @@ export interface RunningHub {
   settle(): Promise<void>;
   log: Logger;
   /**
-   * Reads the tokens again from their file (tokensFile, or the data directory's tokens.json) and
-   * disconnects connections whose token is gone. Returns how many tokens are in force.
+   * Reads the tokens again from where they came from (tokensFile, the data directory's
+   * tokens.json, or a cluster's PostgreSQL) and disconnects connections whose token is gone.
+   * Resolves with how many tokens are in force. (A cluster node also applies every change to its
+   * tokens in PostgreSQL as it is made.)
    */
-  reloadTokens(): number;
+  reloadTokens(): Promise<number>;
   /** This node's place in its cluster (a single hub is its own leader, epoch 0). */
   cluster(): ClusterInfo;
   /** Counters about the hub's connections and streams. */
@@ -111,21 +116,36 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const logger = parts.logger ?? createLogger(options.logLevel);
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  // Everything that can be refused for a bad setting is checked before the data directory is taken.
-  const tokenSource = () =>
+  const onWarning = (message: string) => logger.warn(message);
+  // Connects only when first used (the tokens of a cluster, then the store's open).
+  const postgres = options.postgres
+    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, snapshotAfterBytes: options.snapshotAfterBytes, onWarning })
+    : undefined;
+  // A cluster node's tokens are the cluster's, in PostgreSQL, unless it is given its own.
+  const clusterTokens = options.tokens || options.tokensFile ? undefined : postgres;
+  const tokenSource = async () =>
     options.tokens
       ? { grants: options.tokens, created: false }
       : options.tokensFile
         ? { grants: readTokens(options.tokensFile), created: false }
-        : loadOrCreateTokens(dataDir);
-  const { grants, created } = tokenSource();
+        : clusterTokens
+          ? loadOrCreateClusterTokens(clusterTokens.pool, clusterTokens.partition)
+          : loadOrCreateTokens(dataDir);
+  // Everything that can be refused for a bad setting is checked before the data directory is taken.
+  let loaded: { grants: TokenGrant[]; created: boolean };
+  try {
+    if (clusterTokens) await ensureSchema(clusterTokens.pool);
+    loaded = await tokenSource();
+  } catch (error) {
+    await postgres?.pool.end();
+    throw error;
+  }
+  const { grants, created } = loaded;
   let grantsInForce = grants;
   const tokens = new TokenRegistry(grants);
   const hubDirectory = await HubDirectory.open(dataDir);
   const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], hubDirectory);
 
-  const onWarning = (message: string) => logger.warn(message);
-  const postgres = options.postgres ? new PostgresStore({ url: options.postgres, partition: 'main', dataDir, snapshotAfterBytes: options.snapshotAfterBytes, onWarning }) : undefined;
   const store =
     parts.store ??
     postgres ??
@@ -217,6 +237,34 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     const autoDocumentation = new AutoDocumentation(writer, reads, logger, hubDirectory, renderer);
     stops.push(() => autoDocumentation.close());
     bindNamespace(monitorNamespace, contract.monitor, monitorHandlers({ hub: writer, reads, stream: patches, views, renderer, transfers }), { ...common, roles: ['monitor', 'admin'] });
+    /** Puts a token list in force and closes the connections whose grant it no longer holds. */
+    const applyGrants = (next: TokenGrant[]) => {
+      tokens.replace(next);
+      grantsInForce = next;
+      let disconnected = 0;
+      for (const nsp of [io.of('/control'), io.of('/agent'), monitorNamespace]) {
+        for (const socket of nsp.sockets.values()) {
+          if (tokens.holds(sessionOf(socket).grant)) continue;
+          socket.disconnect(true);
+          disconnected++;
+        }
+      }
+      logger.info({ tokens: next.length, disconnected }, 'tokens reloaded');
+    };
+    if (clusterTokens) {
+      const sync = new TokenSync({
+        url: clusterTokens.url,
+        partition: clusterTokens.partition,
+        // As often as a follower looks at the lease: PostgreSQL is back for both at about the same time.
+        retryMs: options.leaseCheckMs,
+        onGrants: (next) => {
+          if (JSON.stringify(next) !== JSON.stringify(grantsInForce)) applyGrants(next);
+        },
+        log: logger,
+      });
+      stops.push(() => sync.close());
+      await sync.start();
+    }
     const live = metrics = new Metrics({
       hub: writer,
       namespaces: { control: io.of('/control'), agent: io.of('/agent'), monitor: monitorNamespace },
@@ -284,15 +332,9 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       dispatch: (command) => writer.dispatch(command),
       settle: () => writer.settle(),
       log: logger,
-      reloadTokens: () => {
-        const reloaded = tokenSource().grants;
-        tokens.replace(reloaded);
-        grantsInForce = reloaded;
-        for (const nsp of [io.of('/control'), io.of('/agent'), monitorNamespace]) {
-          for (const socket of nsp.sockets.values()) if (!tokens.holds(sessionOf(socket).grant)) socket.disconnect(true);
-        }
-        logger.info({ tokens: reloaded.length }, 'tokens reloaded');
-        return reloaded.length;
+      reloadTokens: async () => {
+        applyGrants((await tokenSource()).grants);
+        return grantsInForce.length;
       },
       cluster: clusterInfo,
       stats: () => ({ stalledSubscribers: patches.stalledCount }),

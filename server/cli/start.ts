@@ -115,7 +115,7 @@ export async function start(args: string[]): Promise<void> {
     `  dashboard:      ${hub.url}/${monitorToken ? `?token=${monitorToken.token}` : ''}`,
     `  data directory: ${hub.options.dataDir}`,
     ...(hub.options.postgres ? [`  cluster node:   ${hub.cluster().nodeId} (${hub.cluster().role}), journal in PostgreSQL`] : []),
-    `  tokens${hub.tokensCreated ? ' (generated, saved in the data directory)' : ''}:`,
+    `  tokens${hub.tokensCreated ? ` (generated, saved ${hub.options.postgres && !hub.options.tokens && !hub.options.tokensFile ? 'in PostgreSQL' : 'in the data directory'})` : ''}:`,
     ...hub.tokens.map((t) => `    ${t.role.padEnd(8)}${t.token}${t.name ? `  (${t.name})` : ''}`),
     '',
   ];
@@ -137,11 +137,9 @@ export async function start(args: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
-    try {
-      const count = hub.reloadTokens();
-      process.stdout.write(`SIGHUP: ${count} tokens in force\n`);
-    } catch (error) {
-      process.stderr.write(`SIGHUP: tokens not reloaded: ${(error as Error).message}\n`);
-    }
+    hub.reloadTokens().then(
+      (count) => process.stdout.write(`SIGHUP: ${count} tokens in force\n`),
+      (error: Error) => process.stderr.write(`SIGHUP: tokens not reloaded: ${error.message}\n`),
+    );
   });
 }
