@@ -1,21 +1,84 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import { newToken, readTokens, TOKENS_FILE } from '../transport/auth.ts';
+import { changeClusterTokens, readClusterTokens } from '../store/postgres/pg-tokens.ts';
+import { DEFAULT_PARTITION, ensureSchema } from '../store/postgres/schema.ts';
 import { CliError, dataDirOf, table } from './common.ts';
 
-export const TOKENS_HELP = `switchboard tokens — list or create access tokens
+export const TOKENS_HELP = `switchboard tokens — list, create or revoke access tokens
 
 Usage:
-  switchboard tokens [list] [--data-dir DIR | --file FILE]
-  switchboard tokens create --role admin|agent|monitor [--name NAME] [--agent-id ID] [--workflows a,b] [--data-dir DIR | --file FILE]
+  switchboard tokens [list] [--data-dir DIR | --file FILE | --postgres URL]
+  switchboard tokens create --role admin|agent|monitor [--name NAME] [--agent-id ID] [--workflows a,b] [--data-dir DIR | --file FILE | --postgres URL]
+  switchboard tokens revoke TOKEN [--data-dir DIR | --file FILE | --postgres URL]
 
-The tokens live in the data directory's tokens.json (or --file). A running hub started with
-'switchboard start' reloads them on SIGHUP; tokens removed from the file stop working then.
+The tokens live in the data directory's tokens.json (or --file [SWITCHBOARD_TOKENS_FILE]). A running
+hub started with 'switchboard start' reloads them on SIGHUP; tokens removed from the file stop
+working then. The nodes of a cluster share theirs in its PostgreSQL (--postgres URL
+[SWITCHBOARD_POSTGRES]); a change there reaches every node at once, and connections made with a
+revoked token are closed. The last admin token cannot be revoked.
 `;
 
-/** `switchboard tokens`: lists the token file, or adds a new token to it. */
+/** Where the tokens are kept, and how to change them. */
+interface TokenPlace {
+  /** Said in messages, e.g. "/data/tokens.json". */
+  name: string;
+  /** Said after a change: when running hubs apply it. */
+  takesEffect: string;
+  read(): Promise<TokenGrant[]>;
+  /** Replaces the tokens with `change(tokens)`; nothing changes when `change` throws. */
+  change(change: (grants: TokenGrant[]) => TokenGrant[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+function filePlace(file: string): TokenPlace {
+  const read = async () => (existsSync(file) ? readTokens(file) : []);
+  return {
+    name: file,
+    takesEffect: 'send SIGHUP to a running hub (or restart it) to apply the change',
+    read,
+    async change(change) {
+      const changed = change(await read());
+      mkdirSync(join(file, '..'), { recursive: true });
+      writeFileSync(file, JSON.stringify(changed, null, 2) + '\n', { mode: 0o600 });
+    },
+    close: async () => undefined,
+  };
+}
+
+function postgresPlace(url: string): TokenPlace {
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  pool.on('error', () => undefined);
+  let schema: Promise<void> | undefined;
+  // The cluster's tables, created as a node would, so that the CLI may come first.
+  const ready = () =>
+    (schema ??= ensureSchema(pool).catch((error: Error) => {
+      throw new CliError(`PostgreSQL: ${error.message}`);
+    }));
+  return {
+    name: "the cluster's PostgreSQL",
+    takesEffect: 'every node of the cluster applies the change now',
+    read: async () => (await ready(), (await readClusterTokens(pool, DEFAULT_PARTITION)) ?? []),
+    change: async (change) => void (await ready(), await changeClusterTokens(pool, DEFAULT_PARTITION, change)),
+    close: () => pool.end(),
+  };
+}
+
+/** `grants` without `token`; refuses an unknown token, and the last admin token (no one could administer the hub). */
+function revoked(grants: TokenGrant[], token: string, place: string): TokenGrant[] {
+  const grant = grants.find((g) => g.token === token);
+  if (!grant) throw new CliError(`no such token in ${place} (switchboard tokens list shows them)`);
+  const kept = grants.filter((g) => g.token !== token);
+  if (grant.role === 'admin' && !kept.some((g) => g.role === 'admin')) {
+    throw new CliError(`that is the last admin token in ${place}; create another admin token before revoking it`);
+  }
+  return kept;
+}
+
+/** `switchboard tokens`: lists the tokens, adds a new one, or revokes one, in a token file or a cluster's PostgreSQL. */
 export async function tokens(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
@@ -23,6 +86,7 @@ export async function tokens(args: string[]): Promise<void> {
     options: {
       'data-dir': { type: 'string' },
       file: { type: 'string' },
+      postgres: { type: 'string' },
       role: { type: 'string' },
       name: { type: 'string' },
       'agent-id': { type: 'string' },
@@ -31,15 +95,38 @@ export async function tokens(args: string[]): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(TOKENS_HELP);
-  const file = values.file ?? process.env.SWITCHBOARD_TOKENS_FILE ?? join(dataDirOf(values['data-dir']), TOKENS_FILE);
+  if (values.postgres && (values.file || values['data-dir'])) throw new CliError('--postgres and --file or --data-dir name different tokens; give one');
+  // A flag wins over the environment.
+  const postgres = values.postgres ?? (values.file || values['data-dir'] ? undefined : process.env.SWITCHBOARD_POSTGRES);
+  const place = postgres
+    ? postgresPlace(postgres)
+    : filePlace(values.file ?? process.env.SWITCHBOARD_TOKENS_FILE ?? join(dataDirOf(values['data-dir']), TOKENS_FILE));
+  try {
+    await run(place, positionals, values);
+  } finally {
+    await place.close();
+  }
+}
+
+async function run(place: TokenPlace, positionals: string[], values: { role?: string | undefined; name?: string | undefined; 'agent-id'?: string | undefined; workflows?: string | undefined }): Promise<void> {
   const action = positionals[0] ?? 'list';
-  const existing = existsSync(file) ? readTokens(file) : [];
   if (action === 'list') {
-    if (!existing.length) throw new CliError(`no tokens in ${file} (a hub generates them on its first start)`);
+    const existing = await place.read();
+    if (!existing.length) throw new CliError(`no tokens in ${place.name} (a hub generates them on its first start)`);
     const rows = existing.map((t) => [t.role, t.token, t.name ?? '', t.agentId ?? (t.workflows ? `workflows: ${t.workflows.join(',')}` : '')]);
     return void process.stdout.write(table(['ROLE', 'TOKEN', 'NAME', 'SCOPE'], rows) + '\n');
   }
-  if (action !== 'create') throw new CliError(`unknown tokens action "${action}"; use list or create`);
+  if (action === 'revoke') {
+    const token = positionals[1];
+    if (!token) throw new CliError('name the token to revoke: switchboard tokens revoke TOKEN');
+    let gone: TokenGrant | undefined;
+    await place.change((grants) => {
+      gone = grants.find((g) => g.token === token);
+      return revoked(grants, token, place.name);
+    });
+    return void process.stderr.write(`revoked the ${gone?.role} token${gone?.name ? ` ${gone.name}` : ''} from ${place.name}; ${place.takesEffect}\n`);
+  }
+  if (action !== 'create') throw new CliError(`unknown tokens action "${action}"; use list, create or revoke`);
   const role = Role.safeParse(values.role);
   if (!role.success) throw new CliError('--role must be admin, agent or monitor');
   const candidate = {
@@ -51,8 +138,7 @@ export async function tokens(args: string[]): Promise<void> {
   };
   const grant = TokenGrant.safeParse(candidate);
   if (!grant.success) throw new CliError(`invalid token: ${grant.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  mkdirSync(join(file, '..'), { recursive: true });
-  writeFileSync(file, JSON.stringify([...existing, grant.data], null, 2) + '\n', { mode: 0o600 });
+  await place.change((grants) => [...grants, grant.data]);
   process.stdout.write(`${grant.data.token}\n`);
-  process.stderr.write(`added a ${role.data} token to ${file}; send SIGHUP to a running hub (or restart it) to use it\n`);
+  process.stderr.write(`added ${role.data === 'admin' ? 'an' : 'a'} ${role.data} token to ${place.name}; ${place.takesEffect}\n`);
 }
