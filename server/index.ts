@@ -251,17 +251,20 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       }
       logger.info({ tokens: next.length, disconnected }, 'tokens reloaded');
     };
-    if (clusterTokens) {
-      const sync = new TokenSync({
-        url: clusterTokens.url,
-        partition: clusterTokens.partition,
-        // As often as a follower looks at the lease: PostgreSQL is back for both at about the same time.
-        retryMs: options.leaseCheckMs,
-        onGrants: (next) => {
-          if (JSON.stringify(next) !== JSON.stringify(grantsInForce)) applyGrants(next);
-        },
-        log: logger,
-      });
+    // The cluster's tokens, kept up to date; reloads go through it too, so that reads are applied in order.
+    const sync = clusterTokens
+      ? new TokenSync({
+          url: clusterTokens.url,
+          partition: clusterTokens.partition,
+          // As often as a follower looks at the lease: PostgreSQL is back for both at about the same time.
+          retryMs: options.leaseCheckMs,
+          onGrants: (next) => {
+            if (JSON.stringify(next) !== JSON.stringify(grantsInForce)) applyGrants(next);
+          },
+          log: logger,
+        })
+      : undefined;
+    if (sync) {
       stops.push(() => sync.close());
       await sync.start();
     }
@@ -333,7 +336,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       settle: () => writer.settle(),
       log: logger,
       reloadTokens: async () => {
-        applyGrants((await tokenSource()).grants);
+        if (sync) await sync.refresh();
+        else applyGrants((await tokenSource()).grants);
         return grantsInForce.length;
       },
       cluster: clusterInfo,

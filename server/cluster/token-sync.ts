@@ -37,6 +37,13 @@ export class TokenSync {
     await this.reading;
   }
 
+  /** Reads the tokens now (after any read under way) and applies them; rejects, keeping the tokens in force, when they cannot be read. */
+  refresh(): Promise<void> {
+    const done = this.reading.then(() => this.readNow());
+    this.reading = done.catch(() => undefined);
+    return done;
+  }
+
   /** Stops listening. */
   async close(): Promise<void> {
     this.closed = true;
@@ -84,18 +91,25 @@ export class TokenSync {
     this.retry.unref();
   }
 
+  /** Queues a read, unless one is queued and not sent yet (it will see this change too). */
   private read(): void {
     if (this.readQueued) return;
     this.readQueued = true;
     this.reading = this.reading
-      .then(async () => {
+      .then(() => {
         this.readQueued = false;
-        const client = this.client;
-        if (!client || this.closed) return;
-        const grants = await readClusterTokens(client, this.options.partition);
-        if (!grants) return this.options.log.warn(`token sync: partition ${this.options.partition} has no tokens in PostgreSQL; the tokens in force are kept`);
-        if (!this.closed) this.options.onGrants(grants);
+        return this.readNow();
       })
-      .catch((error: Error) => this.options.log.warn({ err: error }, `token sync: the tokens in force are kept: ${error.message}`));
+      .catch((error: Error) => this.options.log.warn({ err: error }, `token sync: ${error.message}`));
+  }
+
+  private async readNow(): Promise<void> {
+    if (this.closed) return;
+    // Reads go through the listening connection, one at a time, so they are applied in the order of the changes.
+    const client = this.client;
+    if (!client) throw new Error('PostgreSQL is unreachable; the tokens in force are kept');
+    const grants = await readClusterTokens(client, this.options.partition);
+    if (!grants) throw new Error(`partition ${this.options.partition} has no tokens in PostgreSQL; the tokens in force are kept`);
+    if (!this.closed) this.options.onGrants(grants);
   }
 }
