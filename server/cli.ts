@@ -26,7 +26,7 @@ Commands:
   start     run a hub; prints its URL, dashboard address and tokens
   status    the workflows and agents of a running hub
   report    a report (md, html or json) of one workflow
-  tokens    list or create access tokens
+  tokens    list, create or revoke access tokens
   prune     delete archived workflows older than an age
 
 ${START_HELP}

@@ -9,7 +9,10 @@ export const HubOptions = z.strictObject({
   host: z.string().default('127.0.0.1'),
   /** Where the journal, snapshot, lock and generated tokens live. */
   dataDir: z.string().min(1).default('./.switchboard'),
-  /** Access tokens; when absent they come from `tokensFile`, or are read from (or generated into) `<dataDir>/tokens.json`. */
+  /**
+   * Access tokens; when absent they come from `tokensFile`, or are read from (or generated into)
+   * `<dataDir>/tokens.json`, or on a cluster node (`postgres`) the cluster's PostgreSQL.
+   */
   tokens: z.array(TokenGrant).min(1).optional(),
   /** A JSON file holding the token list (same shape as `tokens`). */
   tokensFile: z.string().min(1).optional(),
