@@ -49,7 +49,7 @@ describe('switchboard CLI', () => {
 });
 
 describe('switchboard status, report and tokens', () => {
-  it('shows a running hub’s workflows and agents, fetches reports, and manages tokens with a SIGHUP reload', async () => {
+  it('shows a running hub’s workflows and agents, fetches reports, and creates and revokes tokens, applied by a SIGHUP reload', async () => {
     const dataDir = tempDir();
     const hub = await startHubProcess(['--port', '0', '--data-dir', dataDir]);
     const run = (...args: string[]) => spawnSync(process.execPath, [...CLI, ...args, '--data-dir', dataDir, ...(args[0] === 'tokens' ? [] : ['--url', hub.url])], { encoding: 'utf8' });
@@ -85,6 +85,13 @@ describe('switchboard status, report and tokens', () => {
     await reloaded;
     expect((await fetch(`${hub.url}/api/workflows/cli-wf/summary`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
     expect(run('tokens', 'create', '--role', 'janitor').stderr).toContain('--role must be admin, agent or monitor');
+    expect(run('tokens', 'revoke', 'sb_monitor_no-such-token').stderr).toContain('no such token in');
+    expect(run('tokens', 'revoke', admin).stderr).toContain('is the last admin token');
+    expect(run('tokens', 'revoke', fresh).status).toBe(0);
+    const revoked = new Promise<void>((resolve) => hub.child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('SIGHUP: 3 tokens') && resolve()));
+    hub.child.kill('SIGHUP');
+    await revoked;
+    expect((await fetch(`${hub.url}/api/workflows/cli-wf/summary`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(401);
 
     client.close();
     hub.child.kill('SIGTERM');
