@@ -29,6 +29,8 @@ export interface RequestOptions {
 
 /** The longest pause between attempts to reach a node of a cluster (a list of URLs). */
 const CLUSTER_RETRY_MAX_MS = 500;
+/** How long a connection attempt to a node of a cluster may take before the next node is tried. */
+const CLUSTER_CONNECT_TIMEOUT_MS = 5000;
 
 /** The error an aborted request rejects with; `cause` is the signal's reason. */
 function abortError(event: string, signal: AbortSignal, sent: boolean): Error {
@@ -70,6 +72,8 @@ export class Connection<N extends NamespaceName> {
       reconnectionDelay: 200,
       // A cluster's new leader serves about a lease after the old one died: retries stay short so that clients find it soon after.
       reconnectionDelayMax: urls.length > 1 ? CLUSTER_RETRY_MAX_MS : 2000,
+      // A node that takes the TCP connection but never answers (frozen) is given up sooner than socket.io's 20 s.
+      ...(urls.length > 1 ? { timeout: CLUSTER_CONNECT_TIMEOUT_MS } : {}),
     });
     const failover = new Failover(socket, urls, namespace, urls.length > 1 ? CLUSTER_RETRY_MAX_MS : 2000);
     return new Promise((resolve, reject) => {
@@ -134,7 +138,10 @@ export class Connection<N extends NamespaceName> {
         if (!this.socket.connected) {
           return reject(new HubError('DISCONNECTED', `the connection to the hub at ${this.url} dropped before ${event} was answered; it may or may not have taken effect`));
         }
-        reject(new HubError('TIMEOUT', `${event} got no answer from the hub at ${this.url} within ${timeoutMs} ms`));
+        const silent = this.url;
+        // A cluster's node that stops answering (frozen, or cut off) may keep its socket open for a while: move on.
+        this.failover.abandon();
+        reject(new HubError('TIMEOUT', `${event} got no answer from the hub at ${silent} within ${timeoutMs} ms`));
       });
     });
     if (ack.ok) return ack.data;

@@ -56,6 +56,16 @@ export class Failover {
     return this.listeners.on('failure', listener);
   }
 
+  /**
+   * Gives up on the node connected to, which stopped answering: with a list of nodes, the
+   * connection is dropped and socket.io's reconnection goes to the next one. One node: nothing.
+   */
+  abandon(): void {
+    if (this.urls.length < 2 || !this.socket.connected) return;
+    this.moveTo(this.next());
+    this.socket.io.engine?.close();
+  }
+
   /** Stops a pending redirect (the connection is closing). */
   stop(): void {
     clearTimeout(this.timer);

@@ -138,6 +138,8 @@ export class ClusterNode {
     await this.catchUp();
     const holder = await this.lease.holder();
     this.leader = holder?.live ? { nodeId: holder.nodeId, url: holder.url } : null;
+    // A follower tells the epoch of the lease as it last saw it: the leader's, or the last one's.
+    this.epoch = holder?.epoch ?? 0;
     if (holder?.live && holder.nodeId !== this.settings.nodeId) return;
     const started = performance.now();
     const epoch = await this.lease.tryAcquire(this.settings.nodeId, this.settings.advertiseUrl, this.settings.leaseMs);
