@@ -144,6 +144,47 @@ describe.skipIf(!!skip)('failover', () => {
   }, 180_000);
 });
 
+describe.skipIf(!!skip)('PostgreSQL restarted under load', () => {
+  let postgres: PostgresServer;
+  beforeAll(async () => {
+    postgres = await startPostgres();
+  });
+  afterAll(async () => {
+    await postgres?.destroy();
+  });
+
+  it('makes the leader answer UNAVAILABLE while it is down, then resume with nothing acknowledged lost', async () => {
+    // A lease longer than the outage: the same leader serves before and after.
+    const cluster = await ClusterUnderTest.start(await postgres.newDatabase(), 2, { leaseMs: 8000, leaseRenewMs: 1000 });
+    const leader = await cluster.leader();
+    const control = await connectControl({ url: cluster.urls, token: TOKENS.admin, requestTimeoutMs: 3000 });
+    const wf = await control.createWorkflow({ userQuery: 'database restart' });
+    await wf.start();
+    const acked: string[] = [];
+    const failures = new Map<string, number>();
+    let running = true;
+    const load = (async () => {
+      for (let n = 0; running; n++) {
+        const sentAt = await retried(() => wf.createWorkOrder({ id: `o${n}`, taskType: 'job' }), { created: true, failures });
+        if (sentAt !== undefined) acked.push(`o${n}`);
+      }
+    })();
+    await untilAcks(() => acked.length >= 20);
+    await postgres.stop();
+    await untilAcks(() => (failures.get('UNAVAILABLE') ?? 0) > 0);
+    const ackedWhileDown = acked.length;
+    await postgres.start();
+    await untilAcks(() => acked.length >= ackedWhileDown + 20, 20_000);
+    running = false;
+    await load;
+
+    expect((await clusterInfo(leader.url))?.role).toBe('leader');
+    const state = await wf.get();
+    expect(acked.filter((id) => !state.workOrders[id])).toEqual([]);
+    await control.close();
+  }, 60_000);
+});
+
 describe.skipIf(!!skip)('a leader frozen past its lease', () => {
   let postgres: PostgresServer;
   beforeAll(async () => {
@@ -212,9 +253,10 @@ async function until<T>(look: () => Promise<T | undefined>, timeoutMs = 15_000):
 /**
  * Sends a write until it is acknowledged, again after each retryable failure; resolves with when
  * its acknowledged try was sent. With `created`, a CONFLICT (the create landed on a try whose
- * answer was lost) resolves undefined: it was never acknowledged, though it exists.
+ * answer was lost) resolves undefined: it was never acknowledged, though it exists. Failures are
+ * counted by code in `failures`.
  */
-async function retried(write: () => Promise<unknown>, { created = false } = {}): Promise<number | undefined> {
+async function retried(write: () => Promise<unknown>, { created = false, failures = new Map<string, number>() } = {}): Promise<number | undefined> {
   for (;;) {
     const sentAt = Date.now();
     try {
@@ -222,6 +264,7 @@ async function retried(write: () => Promise<unknown>, { created = false } = {}):
       return sentAt;
     } catch (error) {
       const code = (error as { code?: string }).code ?? '';
+      failures.set(code, (failures.get(code) ?? 0) + 1);
       if (created && code === 'CONFLICT') return undefined;
       if (!RETRYABLE.has(code)) throw error;
     }
