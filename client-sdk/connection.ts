@@ -27,6 +27,9 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** Failures after which a request may or may not have taken effect, and the hub may answer again soon. */
+const MAY_HAVE_LANDED = new Set(['DISCONNECTED', 'TIMEOUT', 'UNAVAILABLE']);
+
 /** The longest pause between attempts to reach a node of a cluster (a list of URLs). */
 const CLUSTER_RETRY_MAX_MS = 500;
 /** How long a connection attempt to a node of a cluster may take before the next node is tried. */
@@ -146,6 +149,34 @@ export class Connection<N extends NamespaceName> {
     });
     if (ack.ok) return ack.data;
     throw new HubError(isErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL', ack.error.message, ack.error.issues);
+  }
+
+  /**
+   * A create that carries the client's own id, made safe to retry: after a failure that may or may
+   * not have taken effect (DISCONNECTED, TIMEOUT, UNAVAILABLE: a restart, a cluster's failover) it
+   * is sent again, for up to three request timeouts; a CONFLICT to a try sent after such a failure
+   * is the earlier try's success, and `existing` answers with what it created.
+   */
+  async createOnce<E extends EventName<N>>(event: E, payload: RequestOf<N, E>, options: RequestOptions, existing: () => Promise<ReplyOf<N, E>>): Promise<ReplyOf<N, E>> {
+    const deadline = Date.now() + 3 * (options.timeoutMs ?? this.timeoutMs);
+    let retried = false;
+    for (;;) {
+      try {
+        return await this.request(event, payload, options);
+      } catch (error) {
+        if (!(error instanceof HubError)) throw error;
+        if (retried && error.code === 'CONFLICT') {
+          // Another conflict (a cycle, say) leaves nothing by that id: then it is the answer.
+          try {
+            return await existing();
+          } catch {
+            throw error;
+          }
+        }
+        if (!MAY_HAVE_LANDED.has(error.code) || Date.now() >= deadline || options.signal?.aborted) throw error;
+        retried = true;
+      }
+    }
   }
 
   /** Resolves once the socket is connected again; rejects with DISCONNECTED after `timeoutMs`, or when it will not reconnect. */

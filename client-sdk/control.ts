@@ -16,9 +16,18 @@ type Reply<E extends Parameters<Connection<'control'>['request']>[0]> = ReplyOf<
 export class ControlClient {
   constructor(readonly connection: Connection<'control'>) {}
 
-  /** Creates a workflow (pending) and returns its handle. */
-  async createWorkflow(input: Request<'workflow.create'>, options?: RequestOptions): Promise<WorkflowHandle> {
-    const reply = await this.connection.request('workflow.create', input, options);
+  /**
+   * Creates a workflow (pending) and returns its handle. Given its `id`, the create is sent again
+   * after a failure that may not have taken effect (a failover), and one that did is its success.
+   */
+  async createWorkflow(input: Request<'workflow.create'>, options: RequestOptions = {}): Promise<WorkflowHandle> {
+    const id = input.id;
+    const reply = id
+      ? await this.connection.createOnce('workflow.create', input, options, async () => {
+          const existing = await this.connection.request('workflow.get', { workflowId: id }, options);
+          return { workflow: { id } as Reply<'workflow.create'>['workflow'], version: existing.version };
+        })
+      : await this.connection.request('workflow.create', input, options);
     const handle = new WorkflowHandle(this.connection, reply.workflow.id);
     handle.version = reply.version;
     return handle;

@@ -135,14 +135,31 @@ export class WorkflowHandle {
     return this.connection.request('workflow.generateReports', { workflowId: this.id }, options);
   }
 
-  /** Creates a work order; the hub offers it to the best agent as soon as it is ready. */
-  async createWorkOrder(order: Without<Request<'workOrder.create'>, 'workflowId'>, options?: RequestOptions): Promise<WorkOrder> {
-    return (await this.send('workOrder.create', order, options)).item;
+  /**
+   * Creates a work order; the hub offers it to the best agent as soon as it is ready. Given its
+   * `id`, the create is sent again after a failure that may not have taken effect (a failover).
+   */
+  async createWorkOrder(order: Without<Request<'workOrder.create'>, 'workflowId'>, options: RequestOptions = {}): Promise<WorkOrder> {
+    const id = order.id;
+    if (!id) return (await this.send('workOrder.create', order, options)).item;
+    const reply = await this.connection.createOnce('workOrder.create', { ...order, workflowId: this.id }, options, () =>
+      this.connection.request('workOrder.get', { workflowId: this.id, workOrderId: id }, options),
+    );
+    this.version = Math.max(this.version, reply.version);
+    return reply.item;
   }
 
-  /** Creates up to 1000 work orders at once, all or none; they may depend on each other by id. */
-  async createWorkOrders(orders: Request<'workOrder.createMany'>['orders'], options?: RequestOptions): Promise<WorkOrder[]> {
-    return (await this.send('workOrder.createMany', { orders }, options)).items;
+  /** Creates up to 1000 work orders at once, all or none; they may depend on each other by id (so every one has an id, and a failover's retry is safe). */
+  async createWorkOrders(orders: Request<'workOrder.createMany'>['orders'], options: RequestOptions = {}): Promise<WorkOrder[]> {
+    const ids = orders.map((order) => order.id);
+    if (ids.some((id) => !id)) return (await this.send('workOrder.createMany', { orders }, options)).items;
+    const reply = await this.connection.createOnce('workOrder.createMany', { orders, workflowId: this.id }, options, async () => {
+      const items = await Promise.all(ids.map((workOrderId) => this.connection.request('workOrder.get', { workflowId: this.id, workOrderId: workOrderId! }, options)));
+      return { items: items.map((reply) => reply.item), version: Math.max(...items.map((reply) => reply.version)) } as Reply<'workOrder.createMany'>;
+    });
+    const version = (reply as { version?: unknown }).version;
+    if (typeof version === 'number') this.version = Math.max(this.version, version);
+    return reply.items;
   }
 
   /** One work order. */
