@@ -27,8 +27,12 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-/** Failures after which a request may or may not have taken effect, and the hub may answer again soon. */
+/** Failures after which a request may or may not have taken effect. */
 const MAY_HAVE_LANDED = new Set(['DISCONNECTED', 'TIMEOUT', 'UNAVAILABLE']);
+/** Of those, the ones after which a create with the client's id is sent again at once (UNAVAILABLE is the caller's to retry). */
+const RESEND = new Set(['DISCONNECTED', 'TIMEOUT']);
+/** Creates of unknown outcome remembered per connection. */
+const UNSURE_KEPT = 10_000;
 
 /** The longest pause between attempts to reach a node of a cluster (a list of URLs). */
 const CLUSTER_RETRY_MAX_MS = 500;
@@ -47,6 +51,9 @@ function abortError(event: string, signal: AbortSignal, sent: boolean): Error {
  * next node of a cluster when its node refuses it or goes away.
  */
 export class Connection<N extends NamespaceName> {
+  /** Keys of creates whose outcome is unknown: a CONFLICT for one of them later is its success. */
+  private readonly unsure = new Set<string>();
+
   private constructor(
     readonly socket: Socket,
     private readonly failover: Failover,
@@ -152,20 +159,23 @@ export class Connection<N extends NamespaceName> {
   }
 
   /**
-   * A create that carries the client's own id, made safe to retry: after a failure that may or may
-   * not have taken effect (DISCONNECTED, TIMEOUT, UNAVAILABLE: a restart, a cluster's failover) it
-   * is sent again, for up to three request timeouts; a CONFLICT to a try sent after such a failure
-   * is the earlier try's success, and `existing` answers with what it created.
+   * A create that carries the client's own id (`key` names it), made safe to retry. After a failure
+   * whose outcome is unknown (DISCONNECTED, TIMEOUT: a restart, a cluster's failover) it is sent
+   * again, for up to three request timeouts. A CONFLICT to a try sent after a failure that may have
+   * landed (those, or UNAVAILABLE, here or at an earlier call with the same key) is that try's
+   * success, and `existing` answers with what it created.
    */
-  async createOnce<E extends EventName<N>>(event: E, payload: RequestOf<N, E>, options: RequestOptions, existing: () => Promise<ReplyOf<N, E>>): Promise<ReplyOf<N, E>> {
+  async createOnce<E extends EventName<N>>(key: string, event: E, payload: RequestOf<N, E>, options: RequestOptions, existing: () => Promise<ReplyOf<N, E>>): Promise<ReplyOf<N, E>> {
     const deadline = Date.now() + 3 * (options.timeoutMs ?? this.timeoutMs);
-    let retried = false;
     for (;;) {
       try {
-        return await this.request(event, payload, options);
+        const reply = await this.request(event, payload, options);
+        this.unsure.delete(key);
+        return reply;
       } catch (error) {
         if (!(error instanceof HubError)) throw error;
-        if (retried && error.code === 'CONFLICT') {
+        if (error.code === 'CONFLICT' && this.unsure.has(key)) {
+          this.unsure.delete(key);
           // Another conflict (a cycle, say) leaves nothing by that id: then it is the answer.
           try {
             return await existing();
@@ -173,10 +183,16 @@ export class Connection<N extends NamespaceName> {
             throw error;
           }
         }
-        if (!MAY_HAVE_LANDED.has(error.code) || Date.now() >= deadline || options.signal?.aborted) throw error;
-        retried = true;
+        if (MAY_HAVE_LANDED.has(error.code)) this.remember(key);
+        if (!RESEND.has(error.code) || Date.now() >= deadline || options.signal?.aborted) throw error;
       }
     }
+  }
+
+  /** Notes a create whose outcome is unknown; the oldest are forgotten past a bound. */
+  private remember(key: string): void {
+    this.unsure.add(key);
+    if (this.unsure.size > UNSURE_KEPT) this.unsure.delete(this.unsure.values().next().value!);
   }
 
   /** Resolves once the socket is connected again; rejects with DISCONNECTED after `timeoutMs`, or when it will not reconnect. */

@@ -23,7 +23,7 @@ export class ControlClient {
   async createWorkflow(input: Request<'workflow.create'>, options: RequestOptions = {}): Promise<WorkflowHandle> {
     const id = input.id;
     const reply = id
-      ? await this.connection.createOnce('workflow.create', input, options, async () => {
+      ? await this.connection.createOnce(`workflow ${id}`, 'workflow.create', input, options, async () => {
           const existing = await this.connection.request('workflow.get', { workflowId: id }, options);
           return { workflow: { id } as Reply<'workflow.create'>['workflow'], version: existing.version };
         })

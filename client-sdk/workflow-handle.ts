@@ -142,7 +142,7 @@ export class WorkflowHandle {
   async createWorkOrder(order: Without<Request<'workOrder.create'>, 'workflowId'>, options: RequestOptions = {}): Promise<WorkOrder> {
     const id = order.id;
     if (!id) return (await this.send('workOrder.create', order, options)).item;
-    const reply = await this.connection.createOnce('workOrder.create', { ...order, workflowId: this.id }, options, () =>
+    const reply = await this.connection.createOnce(`order ${this.id} ${id}`, 'workOrder.create', { ...order, workflowId: this.id }, options, () =>
       this.connection.request('workOrder.get', { workflowId: this.id, workOrderId: id }, options),
     );
     this.version = Math.max(this.version, reply.version);
@@ -153,7 +153,7 @@ export class WorkflowHandle {
   async createWorkOrders(orders: Request<'workOrder.createMany'>['orders'], options: RequestOptions = {}): Promise<WorkOrder[]> {
     const ids = orders.map((order) => order.id);
     if (ids.some((id) => !id)) return (await this.send('workOrder.createMany', { orders }, options)).items;
-    const reply = await this.connection.createOnce('workOrder.createMany', { orders, workflowId: this.id }, options, async () => {
+    const reply = await this.connection.createOnce(`orders ${this.id} ${ids.join(' ')}`, 'workOrder.createMany', { orders, workflowId: this.id }, options, async () => {
       const items = await Promise.all(ids.map((workOrderId) => this.connection.request('workOrder.get', { workflowId: this.id, workOrderId: workOrderId! }, options)));
       return { items: items.map((reply) => reply.item), version: Math.max(...items.map((reply) => reply.version)) } as Reply<'workOrder.createMany'>;
     });

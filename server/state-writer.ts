@@ -4,7 +4,7 @@ import { HubError } from '../shared/errors.ts';
 import { applyCommand, type Command, type CommandReply, type CommandType } from './domain/machinery/commands.ts';
 import type { DomainSettings } from './domain/machinery/context.ts';
 import type { Effect } from './domain/machinery/effects.ts';
-import { emptyState, smallerThan, stateFromDocs, storedDocs, type HubState } from './domain/machinery/state.ts';
+import { emptyState, smallerThan, stateFromDocs, storedDocs, type DocKey, type HubState, type StoredDoc } from './domain/machinery/state.ts';
 import { copyJson, Transaction } from './domain/machinery/transaction.ts';
 import { encodeRecords, type JournalRecord } from './store/records.ts';
 import type { CurrentDocs, Store } from './store/store.ts';
@@ -158,6 +158,21 @@ export class StateWriter {
     }
     const batch = { records: [...records], effects: [] };
     for (const listener of this.listeners) this.notify(() => listener(batch), 'commit listener');
+  }
+
+  /**
+   * On a follower: replaces the state with documents loaded again from the store at record `seq`
+   * (its journal had moved past what this node could follow). Readers holding the old state start
+   * again, and the rollback listeners resync their subscribers.
+   */
+  replaceState(docs: Map<DocKey, StoredDoc>, seq: number): void {
+    if (this.role !== 'follower') throw new Error('only a follower replaces its state');
+    this.state.pins.abortAll('this node loaded its replica again');
+    const archived = this.state.archived;
+    this.state = stateFromDocs(docs, this.now(), this.settings.agingMs);
+    this.state.archived = archived;
+    this.seq = seq;
+    for (const listener of this.rollbackListeners) this.notify(listener, 'rollback listener');
   }
 
   /**

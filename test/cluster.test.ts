@@ -144,6 +144,43 @@ describe.skipIf(!!skip)('failover', () => {
   }, 180_000);
 });
 
+describe.skipIf(!!skip)('a follower left behind', () => {
+  let postgres: PostgresServer;
+  beforeAll(async () => {
+    postgres = await startPostgres();
+  });
+  afterAll(async () => {
+    await postgres?.destroy();
+  });
+
+  it('loads its replica again once the records it missed were folded into snapshots, and its monitors catch up', async () => {
+    // Snapshots every few records: the journal rows a frozen follower needs are soon trimmed.
+    const database = await postgres.newDatabase();
+    const cluster = await ClusterUnderTest.start(database, 2, { snapshotAfterBytes: 1024 });
+    const leader = await cluster.leader();
+    const [follower] = cluster.others(leader);
+    const control = await connectControl({ url: cluster.urls, token: TOKENS.admin });
+    const wf = await control.createWorkflow({ userQuery: 'left behind' });
+    await wf.start();
+    const watcher = await connectMonitor({ url: follower!.url, token: TOKENS.monitor });
+    const mirror = await watcher.subscribe<Workflow>(wf.id);
+
+    follower!.current!.child.kill('SIGSTOP');
+    for (let n = 0; n < 200; n++) await wf.updateProgress('load', n / 2);
+    const db = new pg.Client({ connectionString: database });
+    await db.connect();
+    const oldest = Number((await db.query<{ seq: string }>('SELECT min(seq) AS seq FROM sb_journal')).rows[0]!.seq);
+    await db.end();
+    expect(oldest).toBeGreaterThan(mirror.version + 1);
+    follower!.current!.child.kill('SIGCONT');
+
+    const version = (await wf.get(), wf.version);
+    await mirror.until((state, v) => v >= version && state.progress === 99.5, { what: 'the follower mirror at the leader version', timeoutMs: 15_000 });
+    expect(mirror.state).toEqual(await wf.get());
+    await Promise.all([control.close(), watcher.close()]);
+  }, 60_000);
+});
+
 describe.skipIf(!!skip)('PostgreSQL restarted under load', () => {
   let postgres: PostgresServer;
   beforeAll(async () => {

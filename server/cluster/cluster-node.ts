@@ -110,6 +110,8 @@ export class ClusterNode {
     this.listener = undefined;
     await listener?.end().catch(() => undefined);
     if (this.role === 'leader') {
+      // Nothing is taken from now on; what was taken is written before the lease goes.
+      this.writer.demote();
       await this.writer.settle();
       this.store.fence = undefined;
       await this.lease.release(this.settings.nodeId, this.epoch).catch(() => undefined);
@@ -204,7 +206,15 @@ export class ClusterNode {
       if (records.length === 0) break;
       const evicted = records.flatMap((record) => record.changes.filter((change) => change.ops.length === 1 && change.ops[0]!.op === 'remove' && change.ops[0]!.path === '').map((change) => change.doc));
       if (evicted.length > 0) await this.store.archive.refresh(evicted);
-      this.writer.applyCommitted(records);
+      try {
+        this.writer.applyCommitted(records);
+      } catch (error) {
+        // Records trimmed away while this node was behind, or a replica that no longer fits: load it again.
+        this.log.warn({ err: error }, `cluster: the replica is loaded again from PostgreSQL (${(error as Error).message})`);
+        const { docs, seq } = await this.store.load();
+        await this.store.archive.refresh();
+        this.writer.replaceState(docs, seq);
+      }
     }
     // Retention deletes archived workflows without a record: a follower looks at the whole archive now and then.
     if (performance.now() - this.archiveCheckedAt > ARCHIVE_CHECK_MS) {

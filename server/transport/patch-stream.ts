@@ -375,7 +375,10 @@ export class PatchStream {
     }
   }
 
-  /** After a rollback, subscribers may hold versions that never reached disk: they start over. */
+  /**
+   * After a rollback, subscribers may hold versions that never reached disk: they start over. So
+   * do they after a follower loaded its replica again: its documents jumped past the history kept.
+   */
   private onRollback(): void {
     // Versions rolled back are given again to other changes: a kept snapshot may no longer match its version.
     this.snapshots.clear();
@@ -384,6 +387,11 @@ export class PatchStream {
       if (isViewName(doc)) continue;
       const current = versionOf(this.hub.state, doc);
       for (const cut of stream.cuts) if (cut > current) stream.cuts.delete(cut);
+      if (current !== stream.committed) {
+        // A jump (a replica loaded again): no history leads to it, so nobody resumes by patches.
+        Object.assign(stream, { committed: current, sent: current, pending: [], recent: [], dropped: 0 });
+        stream.cuts.clear();
+      }
       this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason: 'the hub rolled back changes that could not be stored' });
     }
     this.derived?.onRollback();
