@@ -113,6 +113,10 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const parsed = HubOptions.safeParse(input);
   if (!parsed.success) throw new HubError('VALIDATION', `invalid hub options: ${z.prettifyError(parsed.error)}`);
   const options = parsed.data;
+  // A shared server listens after createHub returns: a node could not tell clients where it is.
+  if (options.postgres && parts.server && (!options.nodeId || !options.advertiseUrl)) {
+    throw new HubError('VALIDATION', 'a cluster node on a shared server needs nodeId and advertiseUrl: it does not listen yet when it joins the cluster');
+  }
   const logger = parts.logger ?? createLogger(options.logLevel);
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });

@@ -1,9 +1,12 @@
+import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
+import type { ClusterInfo } from '../server/index.ts';
 import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
 import { TOKENS } from './helpers/hub.ts';
+import { CLI } from './helpers/process.ts';
 import { postgresSkipReason, startPostgres, type PostgresServer } from './helpers/postgres.ts';
 
 const skip = postgresSkipReason();
@@ -32,7 +35,10 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
 
     const watcher = await connectMonitor({ url: followers[0]!.url, token: TOKENS.monitor });
     const mirror = await watcher.subscribe<Workflow>(workflows[0]!.id);
-    const atLeader = await (await connectMonitor({ url: leader.url, token: TOKENS.monitor })).subscribe<Workflow>(workflows[0]!.id);
+    const summary = await watcher.subscribe(workflows[0]!.id, { view: { kind: 'summary' } });
+    const leaderWatcher = await connectMonitor({ url: leader.url, token: TOKENS.monitor });
+    const atLeader = await leaderWatcher.subscribe<Workflow>(workflows[0]!.id);
+    const leaderSummary = await leaderWatcher.subscribe(workflows[0]!.id, { view: { kind: 'summary' } });
     await workflows[0]!.createWorkOrders([1, 2, 3, 4, 5].map((n) => ({ id: `sq${n}`, taskType: 'square', input: n })));
     await workflows[0]!.updateProgress('squares', 50);
     await atLeader.until((wf) => Object.values(wf.workOrders).every((o) => o.state === 'completed') && wf.progress === 50, { what: 'every order done on the leader' });
@@ -41,6 +47,20 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
     expect(mirror.version).toBe(version);
     expect(mirror.state).toEqual(atLeader.state);
     expect(Object.values(mirror.state!.workOrders).map((o) => o.result)).toEqual([1, 4, 9, 16, 25]);
+    await summary.until((_, v) => v >= version, { what: "the follower's summary view at the leader version" });
+    await leaderSummary.until((_, v) => v >= version, { what: "the leader's summary view" });
+    expect(summary.state).toEqual(leaderSummary.state);
+    expect(summary.state).toMatchObject({ workOrderCounts: { completed: 5 } });
+
+    // The follower's other reads: metrics, and status listing every node.
+    expect((await fetch(`${followers[0]!.url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } })).status).toBe(200);
+    const status = spawnSync(process.execPath, [...CLI, 'status', '--json', '--url', followers[0]!.url, '--token', TOKENS.admin], { encoding: 'utf8' });
+    const nodes = (JSON.parse(status.stdout) as { cluster: ClusterInfo }).cluster.nodes;
+    expect(nodes.map((node) => [node.nodeId, node.role])).toEqual([
+      ['node-1', leader === cluster.nodes[0] ? 'leader' : 'follower'],
+      ['node-2', leader === cluster.nodes[1] ? 'leader' : 'follower'],
+      ['node-3', leader === cluster.nodes[2] ? 'leader' : 'follower'],
+    ]);
 
     for (const format of ['json', 'md', 'html']) {
       const get = (url: string) => fetch(`${url}/api/workflows/${workflows[0]!.id}/report.${format}`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } });
@@ -50,7 +70,7 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
       expect(fromLeader.headers.get('x-switchboard-version')).toBe(String(version));
       expect(await fromFollower.text()).toBe(await fromLeader.text());
     }
-    await Promise.all([...controls.map((c) => c.close()), worker.close(), watcher.close()]);
+    await Promise.all([...controls.map((c) => c.close()), worker.close(), watcher.close(), leaderWatcher.close()]);
   });
 });
 
@@ -241,10 +261,15 @@ describe.skipIf(!!skip)('a leader frozen past its lease', () => {
     await wf.start();
     // A client of the frozen node alone: what it sends waits in the socket until the node wakes up.
     const stuck = await connectControl({ url: frozen.url, token: TOKENS.admin, requestTimeoutMs: 60_000 });
-    const stuckWf = stuck.workflow(wf.id);
 
     frozen.current!.child.kill('SIGSTOP');
-    const sent = [1, 2, 3, 4, 5].map((n) => stuckWf.createWorkOrder({ id: `late${n}`, taskType: 'job' }).then(() => 'acknowledged', (error: { code?: string }) => error.code));
+    // Raw requests, which the SDK does not send again elsewhere: their answers are the frozen node's.
+    const sent = [1, 2, 3, 4, 5].map((n) =>
+      stuck.connection.request('workOrder.create', { workflowId: wf.id, id: `late${n}`, taskType: 'job' }).then(
+        () => 'acknowledged',
+        (error: { code?: string }) => error.code,
+      ),
+    );
     const successor = await cluster.leader(20_000);
     expect(successor).not.toBe(frozen);
     // The control client was on the frozen node: its request times out, and it moves on to the new leader.
