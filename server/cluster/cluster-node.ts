@@ -1,7 +1,7 @@
-import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { StateWriter } from '../state-writer.ts';
 import { JOURNAL_CHANNEL } from '../store/postgres/pg-journal.ts';
+import { PgListener } from '../store/postgres/pg-listener.ts';
 import type { PostgresStore } from '../store/postgres/postgres-store.ts';
 import { LeaseTable } from './lease.ts';
 import { MemberTable, type Member } from './members.ts';
@@ -54,7 +54,8 @@ export class ClusterNode {
   private readonly members: MemberTable;
   private nodes: Member[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private listener: pg.Client | undefined;
+  /** Wakes a follower when the leader commits (the timer still looks, should a notification be lost). */
+  private readonly listener: PgListener;
   /** The step (tick or catch-up) in progress; steps never overlap. */
   private running: Promise<void> = Promise.resolve();
   private wakeQueued = false;
@@ -72,11 +73,12 @@ export class ClusterNode {
   ) {
     this.lease = new LeaseTable(store.pool, store.partition);
     this.members = new MemberTable(store.pool, store.partition);
+    this.listener = new PgListener({ url: store.url, channel: JOURNAL_CHANNEL, retryMs: settings.checkMs, onNotify: () => this.wake() });
   }
 
   /** Starts following the journal and competing for the lease; resolves after the first look at the lease. */
   async start(): Promise<void> {
-    await this.listen();
+    await this.listener.start();
     await this.step(() => this.tick());
     this.schedule();
   }
@@ -106,9 +108,7 @@ export class ClusterNode {
     this.closed = true;
     clearTimeout(this.timer);
     await this.running;
-    const listener = this.listener;
-    this.listener = undefined;
-    await listener?.end().catch(() => undefined);
+    await this.listener.close();
     if (this.role === 'leader') {
       // Nothing is taken from now on; what was taken is written before the lease goes.
       this.writer.demote();
@@ -221,32 +221,6 @@ export class ClusterNode {
       this.archiveCheckedAt = performance.now();
       await this.store.archive.refresh();
     }
-  }
-
-  /** Wakes a follower when the leader commits (the timer still looks, should a notification be lost). */
-  private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.store.url });
-    client.on('error', () => undefined);
-    client.on('end', () => {
-      if (this.closed || this.listener !== client) return;
-      this.listener = undefined;
-      this.listenLater();
-    });
-    client.on('notification', () => this.wake());
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${JOURNAL_CHANNEL}`);
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw error;
-    }
-    this.listener = client;
-  }
-
-  /** PostgreSQL went away: listen again once it is back; meanwhile the timer keeps following. */
-  private listenLater(): void {
-    if (this.closed) return;
-    setTimeout(() => void this.listen().catch(() => this.listenLater()), this.settings.checkMs).unref();
   }
 
   private wake(): void {

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { PgListener } from '../store/postgres/pg-listener.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Logger } from '../logger.ts';
 import { readClusterTokens, TOKENS_CHANNEL } from '../store/postgres/pg-tokens.ts';
@@ -21,19 +21,28 @@ export interface TokenSyncOptions {
  * @example const sync = new TokenSync({ url, partition: 'main', retryMs: 1000, onGrants: apply, log }); await sync.start();
  */
 export class TokenSync {
-  private client: pg.Client | undefined;
+  private readonly listener: PgListener;
   private closed = false;
-  private retry: NodeJS.Timeout | undefined;
   /** The read in progress; reads never overlap, so changes are applied in order. */
   private reading: Promise<void> = Promise.resolve();
   /** A read is queued and not sent yet: it will see any change notified meanwhile. */
   private readQueued = false;
 
-  constructor(private readonly options: TokenSyncOptions) {}
+  constructor(private readonly options: TokenSyncOptions) {
+    this.listener = new PgListener({
+      url: options.url,
+      channel: TOKENS_CHANNEL,
+      retryMs: options.retryMs,
+      onNotify: (partition) => partition === options.partition && this.read(),
+      // Listening first, then reading: a change made in between is in what is read.
+      onConnect: () => this.read(),
+      onLost: () => options.log.warn('token sync: lost PostgreSQL; token changes apply once it is back'),
+    });
+  }
 
   /** Listens, then reads the tokens once; rejects when PostgreSQL cannot be reached now. */
   async start(): Promise<void> {
-    await this.connect();
+    await this.listener.start();
     await this.reading;
   }
 
@@ -47,48 +56,8 @@ export class TokenSync {
   /** Stops listening. */
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.retry);
-    const client = this.client;
-    this.client = undefined;
     await this.reading;
-    await client?.end().catch(() => undefined);
-  }
-
-  private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.url });
-    // A lost connection is told by 'end' too; without this listener 'error' would end the process.
-    client.on('error', () => undefined);
-    client.on('notification', (message) => {
-      if (message.payload === this.options.partition) this.read();
-    });
-    client.on('end', () => {
-      if (this.closed || this.client !== client) return;
-      this.client = undefined;
-      this.options.log.warn('token sync: lost PostgreSQL; token changes apply once it is back');
-      this.connectLater();
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${TOKENS_CHANNEL}`);
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw error;
-    }
-    if (this.closed) return void (await client.end().catch(() => undefined));
-    this.client = client;
-    // Listening first, then reading: a change made in between is in what is read.
-    this.read();
-  }
-
-  private connectLater(): void {
-    if (this.closed) return;
-    this.retry = setTimeout(() => {
-      this.connect().then(
-        () => this.options.log.info('token sync: PostgreSQL is back'),
-        () => this.connectLater(),
-      );
-    }, this.options.retryMs);
-    this.retry.unref();
+    await this.listener.close();
   }
 
   /** Queues a read, unless one is queued and not sent yet (it will see this change too). */
@@ -106,7 +75,7 @@ export class TokenSync {
   private async readNow(): Promise<void> {
     if (this.closed) return;
     // Reads go through the listening connection, one at a time, so they are applied in the order of the changes.
-    const client = this.client;
+    const client = this.listener.client;
     if (!client) throw new Error('PostgreSQL is unreachable; the tokens in force are kept');
     const grants = await readClusterTokens(client, this.options.partition);
     if (!grants) throw new Error(`partition ${this.options.partition} has no tokens in PostgreSQL; the tokens in force are kept`);

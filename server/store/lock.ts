@@ -41,13 +41,14 @@ function parseLock(holder: string): { pid: number; start: string | undefined } |
  * time and /proc shows the pid's, they match (else the pid was reused by a stranger).
  */
 function holderAlive(holder: { pid: number; start: string | undefined }): boolean {
-  if (!alive(holder.pid)) return false;
+  if (!processAlive(holder.pid)) return false;
   if (holder.start === undefined) return true;
   const now = startTimeOf(holder.pid);
   return now === undefined || now === holder.start;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, under another user). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -70,7 +71,7 @@ const PRIVATE_NAME = /^hub\.lock\.(?:new|stale)\.(\d+)\.[0-9a-f]{12}$/;
 function removeLeftovers(dir: string): void {
   for (const name of readdirSync(dir)) {
     const pid = Number(PRIVATE_NAME.exec(name)?.[1]);
-    if (!pid || alive(pid)) continue;
+    if (!pid || processAlive(pid)) continue;
     try {
       unlinkSync(join(dir, name));
     } catch {

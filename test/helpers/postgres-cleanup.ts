@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processAlive } from '../../server/store/lock.ts';
 
 /** The prefix of every directory the PostgreSQL harness makes under os.tmpdir(). */
 export const DIRECTORY_PREFIX = 'switchboard-pg-';
@@ -84,18 +85,9 @@ export function sweepOrphans(): void {
     } catch {
       continue; // No owner file yet (its owner is setting it up), or another user's: not ours to sweep.
     }
-    if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) continue;
+    if (!Number.isInteger(owner) || owner <= 0 || processAlive(owner)) continue;
     quitPostmaster(join(dir, 'data'));
     remove(dir);
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

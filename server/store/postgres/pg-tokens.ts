@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { TokenGrant } from '../../../shared/schemas/tokens.ts';
 import { defaultGrants, parseTokenList } from '../../transport/auth.ts';
+import { inTransaction } from './transaction.ts';
 
 /** The channel told a partition's name whenever its tokens change (at commit). */
 export const TOKENS_CHANNEL = 'sb_tokens';
@@ -60,18 +61,10 @@ export async function saveClusterTokens(db: Queryable, partition: string, grants
  * change nothing. Resolves with the saved list.
  */
 export async function changeClusterTokens(pool: pg.Pool, partition: string, change: (grants: TokenGrant[]) => TokenGrant[]): Promise<TokenGrant[]> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [TOKENS_LOCK, partition]);
     const changed = change((await readClusterTokens(client, partition)) ?? []);
     await saveClusterTokens(client, partition, changed);
-    await client.query('COMMIT');
     return changed;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
