@@ -22,7 +22,7 @@ import { AutoDocumentation } from './reports/auto-documentation.ts';
 import { EmbeddedStore } from './store/embedded-store.ts';
 import { PostgresStore } from './store/postgres/postgres-store.ts';
 import { loadOrCreateClusterTokens } from './store/postgres/pg-tokens.ts';
-import { DEFAULT_PARTITION, ensureSchema } from './store/postgres/schema.ts';
+import { DEFAULT_PARTITION } from './store/postgres/schema.ts';
 import { TokenSync } from './cluster/token-sync.ts';
 import { ClusterNode, type ClusterInfo } from './cluster/cluster-node.ts';
 import { clusterRoute } from './http/cluster.ts';
@@ -138,7 +138,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   // Everything that can be refused for a bad setting is checked before the data directory is taken.
   let loaded: { grants: TokenGrant[]; created: boolean };
   try {
-    if (clusterTokens) await ensureSchema(clusterTokens.pool);
+    await postgres?.prepare();
     loaded = await tokenSource();
   } catch (error) {
     await postgres?.pool.end();

@@ -5,7 +5,8 @@ import { connectAgent, connectControl, connectMonitor } from '../client-sdk/inde
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import type { ClusterInfo } from '../server/index.ts';
 import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
-import { TOKENS } from './helpers/hub.ts';
+import { createHub } from '../server/index.ts';
+import { tempDir, TOKENS } from './helpers/hub.ts';
 import { CLI } from './helpers/process.ts';
 import { postgresSkipReason, startPostgres, type PostgresServer } from './helpers/postgres.ts';
 
@@ -18,6 +19,12 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
   });
   afterAll(async () => {
     await postgres?.destroy();
+  });
+
+  it('refuses to start a node that cannot reach PostgreSQL, naming it without its password', async () => {
+    const refused = createHub({ port: 0, dataDir: tempDir(), postgres: 'postgres://sb:secret@127.0.0.1:1/sb', logLevel: 'silent' });
+    await expect(refused).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('postgres://sb:***@127.0.0.1:1/sb') });
+    await expect(refused).rejects.not.toMatchObject({ message: expect.stringContaining('secret') });
   });
 
   it('takes writes through any node, and a follower serves mirrors and reports equal to the leader at the same version', async () => {

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { HubError } from '../../../shared/errors.ts';
 import type { DocKey, StoredDoc } from '../../domain/machinery/state.ts';
 import { replayRecord, type JournalRecord } from '../records.ts';
 import type { Recovered } from '../recovery.ts';
@@ -21,6 +22,17 @@ export interface PostgresStoreOptions {
   onWarning: (message: string) => void;
 }
 
+/** A connection string without its password, for messages. */
+export function redacted(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'the configured URL';
+  }
+}
+
 /** Rows read per query when loading or following the journal. */
 const PAGE = 2_000;
 
@@ -40,6 +52,7 @@ export class PostgresStore implements Store {
   /** Told when an append was fenced off: this node no longer leads. */
   onFencedOff: () => void = () => undefined;
   private bytesSinceSnapshot = 0;
+  private prepared: Promise<void> | undefined;
   /** An append failed without an answer: it may have committed, which must be known before the next. */
   private uncertain = false;
   private snapshotting: Promise<void> | undefined;
@@ -64,8 +77,17 @@ export class PostgresStore implements Store {
     return this.files;
   }
 
+  /** Reaches PostgreSQL and creates the cluster's tables when missing (once); a clear error when it cannot. */
+  prepare(): Promise<void> {
+    this.prepared ??= ensureSchema(this.pool).catch((error: Error) => {
+      this.prepared = undefined;
+      throw new HubError('UNAVAILABLE', `cannot use PostgreSQL at ${redacted(this.options.url)}: ${error.message}`);
+    });
+    return this.prepared;
+  }
+
   async open(): Promise<Recovered> {
-    await ensureSchema(this.pool);
+    await this.prepare();
     const { docs, seq } = await this.load();
     this.files = await PgArchive.open(this.pool, this.partition);
     return { docs, seq, lastSegment: 0, warnings: [] };
