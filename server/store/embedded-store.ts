@@ -7,8 +7,8 @@ import { Journal, listSegments, segmentName } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import { writeManifest } from './manifest.ts';
 import { recover, type Recovered } from './recovery.ts';
-import { replaceSnapshot, snapshotOnDisk, snapshotText } from './snapshot.ts';
-import type { CurrentDocs, Store } from './store.ts';
+import { replaceSnapshot, SNAPSHOT_FILE, snapshotOnDisk, snapshotText } from './snapshot.ts';
+import type { CurrentDocs, SnapshotEvent, Store } from './store.ts';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
@@ -19,6 +19,17 @@ export interface EmbeddedStoreOptions {
   /** Start from the records before a damaged journal record, deleting it and all after it (said in a warning). */
   truncateDamagedJournal?: boolean;
   onWarning: (message: string) => void;
+  /** Told when a snapshot starts and when it is on disk. */
+  onSnapshot?: (event: SnapshotEvent) => void;
+}
+
+/** The size of a file in bytes, or undefined when it cannot be read. */
+function sizeOf(file: string): number | undefined {
+  try {
+    return statSync(file).size;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The embedded store: an append-only journal of patches plus a lowdb snapshot, compacted in a worker. */
@@ -110,14 +121,20 @@ export class EmbeddedStore implements Store {
     if (this.writing) return this.writing.then(() => this.compact(paced), () => this.compact(paced));
     const journal = this.requireJournal();
     if (journal.size === 0) return Promise.resolve();
+    const started = performance.now();
+    const from = current ? 'memory' : 'journal';
+    this.options.onSnapshot?.({ phase: 'started', from, journalBytes: journal.size });
     const upto = journal.rotate();
     const dir = this.options.dataDir;
-    const job = current ? replaceSnapshot(dir, snapshotText({ segment: upto, seq: current.seq, docs: current.docs })) : this.compactor.compact(dir, upto, paced);
+    const job = current
+      ? replaceSnapshot(dir, snapshotText({ segment: upto, seq: current.seq, docs: current.docs })).then(() => ({ seq: current.seq, docs: current.docs.length }))
+      : this.compactor.compact(dir, upto, paced);
     this.compaction = job
       .then(
-        () => undefined,
+        ({ seq, docs }) => this.options.onSnapshot?.({ phase: 'finished', from, seq, docs, bytes: sizeOf(join(dir, SNAPSHOT_FILE)), ms: performance.now() - started }),
         (error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`),
       )
+      .then(() => undefined)
       .finally(() => (this.compaction = undefined));
     return this.compaction;
   }

@@ -8,6 +8,11 @@ export interface CurrentDocs {
   docs: Array<[DocKey, StoredDoc]>;
 }
 
+/** What a store tells about a snapshot it takes (for the hub's log); a failure is a warning instead. */
+export type SnapshotEvent =
+  | { phase: 'started'; from: 'memory' | 'journal'; /** The journal it folds in. */ journalBytes: number }
+  | { phase: 'finished'; from: 'memory' | 'journal'; seq: number; docs: number; /** When known. */ bytes?: number | undefined; ms: number };
+
 /**
  * Where the hub keeps its state. The embedded store (journal plus lowdb snapshot) implements it;
  * a PostgreSQL store for multi-node hubs can replace it without touching the domain.

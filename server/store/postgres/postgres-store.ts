@@ -4,7 +4,7 @@ import type { DocKey, StoredDoc } from '../../domain/machinery/state.ts';
 import { replayRecord, type JournalRecord } from '../records.ts';
 import type { Recovered } from '../recovery.ts';
 import { parseSnapshot, snapshotText } from '../snapshot.ts';
-import type { CurrentDocs, Store } from '../store.ts';
+import type { CurrentDocs, SnapshotEvent, Store } from '../store.ts';
 import { appendJournal, FencedOff, lastJournalSeq, readJournal, type Fence } from './pg-journal.ts';
 import { PgArchive } from './pg-archive.ts';
 import { PgCompactionWorker, trimAfterSnapshot } from './pg-compaction.ts';
@@ -20,6 +20,8 @@ export interface PostgresStoreOptions {
   /** Write a snapshot once the journal has grown by this many bytes since the last. */
   snapshotAfterBytes: number;
   onWarning: (message: string) => void;
+  /** Told when a snapshot starts and when it is stored. */
+  onSnapshot?: (event: SnapshotEvent) => void;
 }
 
 /** A connection string without its password, for messages. */
@@ -142,11 +144,19 @@ export class PostgresStore implements Store {
   /** From `current` when the hub hands it over (a small state), else by replaying the journal in a paced worker. */
   startSnapshot(current?: CurrentDocs): void {
     if (this.snapshotting) return;
-    this.bytesSinceSnapshot = 0;
-    const job = current ? this.writeSnapshot(current) : this.compactor.compact(this.options.url, this.partition, this.lastAppended).then(() => undefined);
-    this.snapshotting = job
+    this.snapshotting = this.takeSnapshot(current)
       .catch((error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`))
       .finally(() => (this.snapshotting = undefined));
+  }
+
+  /** A snapshot from `current`, or by replay in the worker, told to onSnapshot as it starts and ends. */
+  private async takeSnapshot(current?: CurrentDocs): Promise<void> {
+    const started = performance.now();
+    const from = current ? 'memory' : 'journal';
+    this.options.onSnapshot?.({ phase: 'started', from, journalBytes: this.bytesSinceSnapshot });
+    this.bytesSinceSnapshot = 0;
+    const { seq, docs, bytes } = current ? await this.writeSnapshot(current) : { ...(await this.compactor.compact(this.options.url, this.partition, this.lastAppended)), bytes: undefined };
+    this.options.onSnapshot?.({ phase: 'finished', from, seq, docs, bytes, ms: performance.now() - started });
   }
 
   async snapshot(): Promise<void> {
@@ -156,7 +166,7 @@ export class PostgresStore implements Store {
   async close(current?: CurrentDocs): Promise<void> {
     this.compactor.hurry();
     await this.snapshotting;
-    if (this.fence && current && this.bytesSinceSnapshot > 0) await this.writeSnapshot(current).catch((error: Error) => this.options.onWarning(`final snapshot failed: ${error.message}`));
+    if (this.fence && current && this.bytesSinceSnapshot > 0) await this.takeSnapshot(current).catch((error: Error) => this.options.onWarning(`final snapshot failed: ${error.message}`));
     this.fence = undefined;
     await this.compactor.close();
     await this.files?.close();
@@ -164,9 +174,10 @@ export class PostgresStore implements Store {
   }
 
   /** Stores a snapshot of `current`, then drops snapshots and journal rows no node needs any more. */
-  private async writeSnapshot(current: CurrentDocs): Promise<void> {
+  private async writeSnapshot(current: CurrentDocs): Promise<{ seq: number; docs: number; bytes: number }> {
     const { text } = snapshotText({ segment: 0, seq: current.seq, docs: current.docs });
     await this.pool.query('INSERT INTO sb_snapshot (partition, seq, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [this.partition, current.seq, text]);
     await trimAfterSnapshot(this.pool, this.partition);
+    return { seq: current.seq, docs: current.docs.length, bytes: text.length };
   }
 }
