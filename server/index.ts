@@ -17,6 +17,7 @@ import { Metrics, metricsRoute } from './http/metrics.ts';
 import { createRouter } from './http/router.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
+import { logJournalWrite, logNotices, logSnapshot } from './operator-log.ts';
 import { Archiver } from './archiver.ts';
 import { AutoDocumentation } from './reports/auto-documentation.ts';
 import { EmbeddedStore } from './store/embedded-store.ts';
@@ -26,7 +27,7 @@ import { DEFAULT_PARTITION } from './store/postgres/schema.ts';
 import { TokenSync } from './cluster/token-sync.ts';
 import { ClusterNode, type ClusterInfo } from './cluster/cluster-node.ts';
 import { clusterRoute } from './http/cluster.ts';
-import type { Store } from './store/store.ts';
+import type { SnapshotEvent, Store } from './store/store.ts';
 import { loadOrCreateTokens, readTokens, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { controlHandlers } from './transport/control.ts';
@@ -121,9 +122,10 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
   const onWarning = (message: string) => logger.warn(message);
+  const onSnapshot = (event: SnapshotEvent) => logSnapshot(logger, event);
   // Connects only when first used (the tokens of a cluster, then the store's open).
   const postgres = options.postgres
-    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, snapshotAfterBytes: options.snapshotAfterBytes, onWarning })
+    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, snapshotAfterBytes: options.snapshotAfterBytes, onWarning, onSnapshot })
     : undefined;
   // A cluster node's tokens are the cluster's, in PostgreSQL, unless it is given its own.
   const clusterTokens = options.tokens || options.tokensFile ? undefined : postgres;
@@ -153,7 +155,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const store =
     parts.store ??
     postgres ??
-    new EmbeddedStore({ dataDir, fsync: options.fsync, snapshotAfterBytes: options.snapshotAfterBytes, truncateDamagedJournal: options.truncateDamagedJournal, onWarning });
+    new EmbeddedStore({ dataDir, fsync: options.fsync, snapshotAfterBytes: options.snapshotAfterBytes, truncateDamagedJournal: options.truncateDamagedJournal, onWarning, onSnapshot });
   // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
   let metrics: Metrics | undefined;
   const writer = await StateWriter.open({
@@ -170,10 +172,14 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       backoffMaxMs: options.backoffMaxMs,
     },
     onError: (error, context) => logger.error({ err: error }, context),
-    onJournalWrite: (ms, records) => metrics?.recordJournalWrite(ms, records),
+    onJournalWrite: (ms, records) => {
+      metrics?.recordJournalWrite(ms, records);
+      logJournalWrite(logger, ms, records);
+    },
     // A cluster node starts as a follower; it leads once it holds the lease.
     follower: postgres !== undefined,
   });
+  writer.onCommit((batch) => logNotices(logger, batch.effects));
   /** What to undo at close (or when start-up fails half-way), newest first. */
   const stops: Array<() => unknown> = [() => writer.close()];
   const stopAll = async () => {

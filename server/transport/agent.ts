@@ -107,7 +107,7 @@ export class AgentTransport {
         this.onOffer(this.hub.now() - effect.readyAt);
         this.offer(effect.agentId, effect.assignment);
       }
-      else this.cancel(effect.agentId, effect.notice);
+      else if (effect.type === 'cancel') this.cancel(effect.agentId, effect.notice);
     }
   }
 

@@ -1,6 +1,35 @@
 import type { Assignment, CancelNotice } from '../../../shared/schemas/work-order.ts';
 
-/** What the hub does after a change is committed: push an offer, or tell an agent to stop. */
+/**
+ * Something that happened to an order or an agent that an operator reads about in the hub's log.
+ * The domain has no logger: it says what happened, once, and the hub logs it after commit.
+ */
+export type Notice =
+  | {
+      type: 'agent.registered';
+      agentId: string;
+      agentType: string;
+      taskTypes: string[];
+      /** A new agent; one known before, over a new connection (back from a disconnect or offline); or the same connection again (new task types). */
+      how: 'new' | 'reconnected' | 'updated';
+    }
+  | { type: 'agent.offline'; agentId: string; /** When its socket went away; the grace period ran from then. */ disconnectedAt: number }
+  | { type: 'agent.forgotten'; agentId: string; offlineSince: number }
+  | {
+      type: 'attempt.failed';
+      workflowId: string;
+      workOrderId: string;
+      taskType: string;
+      agentId: string;
+      attempt: number;
+      outcome: 'failed' | 'lease_expired' | 'agent_lost';
+      error: string;
+    }
+  | { type: 'order.retrying'; workflowId: string; workOrderId: string; /** The number the next attempt will have. */ attempt: number; at: number }
+  | { type: 'order.deadLettered'; workflowId: string; workOrderId: string; taskType: string; attempts: number; error: string };
+
+/** What the hub does after a change is committed: push an offer, tell an agent to stop, or log a notice. */
 export type Effect =
   | { type: 'offer'; agentId: string; assignment: Assignment; /** When the order last became ready to offer. */ readyAt: number }
-  | { type: 'cancel'; agentId: string; notice: CancelNotice };
+  | { type: 'cancel'; agentId: string; notice: CancelNotice }
+  | Notice;

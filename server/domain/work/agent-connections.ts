@@ -53,6 +53,7 @@ export function registerAgent(
     t.tx.onUndo(t.state.work.agentIds.add(agentId));
   }
   markConnected(t, agentId);
+  t.tx.effect({ type: 'agent.registered', agentId, agentType: fields.agentType, taskTypes: fields.taskTypes, how: !existing ? 'new' : newConnection ? 'reconnected' : 'updated' });
   return { agent: requireAgent(t.state, agentId), attempts: heldAttempts(t.state, agentId) };
 }
 

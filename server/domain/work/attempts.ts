@@ -147,6 +147,8 @@ export interface AttemptFailure {
  */
 export function failAttempt(t: CommandContext, order: WorkOrder, outcome: 'failed' | 'lease_expired' | 'agent_lost', { error, retryable }: AttemptFailure): void {
   const reportedByAgent = outcome === 'failed';
+  const attempt = order.attempt!;
+  t.tx.effect({ type: 'attempt.failed', workflowId: order.workflowId, workOrderId: order.id, taskType: order.taskType, agentId: attempt.agentId, attempt: attempt.number, outcome, error });
   if (!retryable || order.attempts >= order.maxAttempts) {
     const why = retryable ? `failed after ${order.attempts} attempt(s): ${error}` : `failed (not retryable): ${error}`;
     endAttempt(t, order, outcome, { error, notifyAgent: !reportedByAgent });
@@ -155,7 +157,9 @@ export function failAttempt(t: CommandContext, order: WorkOrder, outcome: 'faile
   }
   endAttempt(t, order, outcome, { error, notifyAgent: !reportedByAgent });
   t.tx.set(order.workflowId, ['workOrders', order.id, 'error'], error);
-  queueOrder(t, order, t.ctx.now + backoff(t, order.attempts));
+  const at = t.ctx.now + backoff(t, order.attempts);
+  queueOrder(t, order, at);
+  t.tx.effect({ type: 'order.retrying', workflowId: order.workflowId, workOrderId: order.id, attempt: order.attempts + 1, at });
 }
 
 /** The agent reports that its attempt failed. */

@@ -26,6 +26,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     work.disconnected.delete(agentId);
     t.tx.onUndo(() => work.disconnected.set(agentId, since));
     result.offline++;
+    t.tx.effect({ type: 'agent.offline', agentId, disconnectedAt: since });
     for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
       const active = work.active.get(token)!;
       const order = orderOf(active.workflowId, active.workOrderId)!;
@@ -47,6 +48,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     t.tx.onUndo(work.agentIds.remove(agent.id));
     work.forgetAgent(agent);
     result.forgotten++;
+    t.tx.effect({ type: 'agent.forgotten', agentId: agent.id, offlineSince: agent.offlineSince });
   }
 
   for (const [token, active] of [...work.active]) {

@@ -180,6 +180,9 @@ export function finishOrder(
   if (state === 'completed') changes.progress = 100;
   t.tx.assign(workflow.id, ['workOrders', order.id], changes);
   if (state !== 'cancelled') recordRun(t, order, state, fields.error);
+  if (state === 'failed') {
+    t.tx.effect({ type: 'order.deadLettered', workflowId: workflow.id, workOrderId: order.id, taskType: order.taskType, attempts: order.attempts, error: fields.error ?? 'failed' });
+  }
   touch(t, workflow.id);
   if (workflow.status !== 'in_progress') return;
   for (const id of order.dependents) {
