@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { HubError, type ErrorCode } from '../../shared/errors.ts';
 import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Logger } from '../logger.ts';
-import type { TokenRegistry } from '../transport/auth.ts';
+import { requireRole, type TokenRegistry } from '../transport/auth.ts';
 
 /** What a route returns: a status, a body and its content type (JSON by default). */
 export interface HttpReply {
@@ -104,10 +104,17 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
     }
     const route = routes.find((r) => r.method === req.method && r.pattern.test(url.pathname));
     if (!route) return send(res, { status: 404, body: { ok: false, error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } } });
+    // Set once the token is known, and once it is let in: a refusal before that is the token's, and logged.
+    let grant: TokenGrant | undefined;
+    let admitted = false;
     const run = async (): Promise<HttpReply> => {
       const header = req.headers.authorization;
       const token = header?.startsWith('Bearer ') ? header.slice(7) : (url.searchParams.get('token') ?? undefined);
-      const grant = route.roles.length ? tokens.authorize(token, route.roles) : undefined;
+      if (route.roles.length) {
+        grant = tokens.authenticate(token);
+        requireRole(grant, route.roles);
+      }
+      admitted = true;
       const params = route.pattern.exec(url.pathname)!.slice(1).map(decodeSegment);
       return route.handle({ params, query: url.searchParams, grant, raw: req });
     };
@@ -115,6 +122,7 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
       (reply) => send(res, reply),
       (error: unknown) => {
         if (!(error instanceof HubError)) log.error({ err: error, path: url.pathname }, 'http route failed');
+        else if (!admitted) log.warn({ path: url.pathname, code: error.code, reason: error.message, role: grant?.role, tokenName: grant?.name, address: req.socket.remoteAddress }, 'http request refused');
         refuse(res, error instanceof HubError ? error : new HubError('INTERNAL', 'internal error'));
       },
     );

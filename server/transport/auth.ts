@@ -36,10 +36,14 @@ export class TokenRegistry {
 
   /** The grant of `token` if it has one of `roles`, else UNAUTHENTICATED or FORBIDDEN. */
   authorize(token: unknown, roles: readonly Role[]): TokenGrant {
-    const grant = this.authenticate(token);
-    if (!roles.includes(grant.role)) throw new HubError('FORBIDDEN', `a ${grant.role} token cannot use this; it needs ${roles.join(' or ')}`);
-    return grant;
+    return requireRole(this.authenticate(token), roles);
   }
+}
+
+/** The grant if it has one of `roles`, else FORBIDDEN. */
+export function requireRole(grant: TokenGrant, roles: readonly Role[]): TokenGrant {
+  if (!roles.includes(grant.role)) throw new HubError('FORBIDDEN', `a ${grant.role} token cannot use this; it needs ${roles.join(' or ')}`);
+  return grant;
 }
 
 /** The actor a grant acts as, for provenance and permission checks. */

@@ -6,7 +6,7 @@ import { HubError, type ErrorIssue } from '../../shared/errors.ts';
 import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 import type { Logger } from '../logger.ts';
-import { actorOf, type TokenRegistry } from './auth.ts';
+import { actorOf, requireRole, type TokenRegistry } from './auth.ts';
 import { RateLimiter } from './rate-limit.ts';
 
 /** Who is on the other end of a socket. */
@@ -86,8 +86,11 @@ export function bindNamespace<N extends NamespaceName>(
   const specs = events as Record<string, RequestSpec>;
   const table = handlers as Record<string, (input: unknown, session: Session, socket: Socket) => unknown>;
   nsp.use((socket, next) => {
+    // Known once the token is: a refusal names the token (never the secret) when it can.
+    let grant: TokenGrant | undefined;
     try {
-      const grant = options.tokens.authorize(socket.handshake.auth?.token, options.roles);
+      grant = options.tokens.authenticate(socket.handshake.auth?.token);
+      requireRole(grant, options.roles);
       const session: Session = {
         grant,
         actor: actorOf(grant),
@@ -95,19 +98,32 @@ export function bindNamespace<N extends NamespaceName>(
       };
       options.admit?.(session, socket);
       const redirect = options.redirect?.();
-      if (redirect) return next(Object.assign(new Error(redirect.message), { data: redirect }));
+      if (redirect) {
+        options.log.debug({ namespace: nsp.name, tokenName: grant.name, leader: redirect.leader?.url }, 'connection sent to the leader');
+        return next(Object.assign(new Error(redirect.message), { data: redirect }));
+      }
       socket.data.session = session;
       next();
     } catch (error) {
       const hubError = error instanceof HubError ? error : new HubError('INTERNAL', 'connection refused');
+      options.log.warn(
+        { namespace: nsp.name, code: hubError.code, reason: hubError.message, role: grant?.role, tokenName: grant?.name, address: socket.handshake.address },
+        'connection refused',
+      );
       next(Object.assign(new Error(hubError.message), { data: hubError.toJSON() }));
     }
   });
 
   nsp.on('connection', (socket) => {
     const session = sessionOf(socket);
+    const { grant } = session;
+    options.log.info({ namespace: nsp.name, socketId: socket.id, role: grant.role, tokenName: grant.name, agentId: grant.agentId, address: socket.handshake.address }, 'client connected');
     options.onConnect?.(session, socket);
-    socket.on('disconnect', (reason) => options.onDisconnect?.(session, socket, reason));
+    socket.on('disconnect', (reason) => {
+      // The agent id is the one it registered as, if it did.
+      options.log.info({ namespace: nsp.name, socketId: socket.id, role: grant.role, tokenName: grant.name, agentId: session.actor.agentId, reason }, 'client disconnected');
+      options.onDisconnect?.(session, socket, reason);
+    });
     socket.onAny((event: string, ...args: unknown[]) => {
       const ack = args[args.length - 1];
       if (typeof ack !== 'function') {
