@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { Server } from 'socket.io';
@@ -14,7 +14,7 @@ import { StateWriter, type ReadonlyHubState } from './state-writer.ts';
 import { apiRoutes } from './http/api.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
 import { Metrics, metricsRoute } from './http/metrics.ts';
-import { createRouter } from './http/router.ts';
+import { createRouter, refuseAll } from './http/router.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
 import { logJournalWrite, logNotices, logSnapshot } from './operator-log.ts';
@@ -119,8 +119,28 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     throw new HubError('VALIDATION', 'a cluster node on a shared server needs nodeId and advertiseUrl: it does not listen yet when it joins the cluster');
   }
   const logger = parts.logger ?? createLogger(options.logLevel);
+  /** What to undo at close (or when start-up fails half-way), newest first. */
+  const stops: Array<() => unknown> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop();
+  };
+  const http = parts.server ?? createServer();
+  // Until the hub's routes are ready, every request is told to come back (the router replaces this).
+  let serve: RequestListener = refuseAll(new HubError('UNAVAILABLE', 'the hub is starting'));
+  if (!parts.server) {
+    http.on('request', (req, res) => serve(req, res));
+    // The port first: a start that cannot have it leaves the data directory as it found it (no
+    // tokens.json, journal or lock written). The error keeps Node's code (EADDRINUSE, EACCES).
+    http.listen(options.port, options.host);
+    await once(http, 'listening');
+    // Closing socket.io closes the server too; this is for a start that fails before it is attached.
+    stops.push(() => (http.listening ? new Promise<void>((done) => http.close(() => done())) : undefined));
+  }
+  let writer: StateWriter;
+  let files: DataFiles;
+  let hubDirectory: HubDirectory;
+  let loaded: { grants: TokenGrant[]; created: boolean };
   const dataDir = resolve(options.dataDir);
-  mkdirSync(dataDir, { recursive: true });
   const onWarning = (message: string) => logger.warn(message);
   const onSnapshot = (event: SnapshotEvent) => logSnapshot(logger, event);
   // Connects only when first used (the tokens of a cluster, then the store's open).
@@ -137,59 +157,58 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         : clusterTokens
           ? loadOrCreateClusterTokens(clusterTokens.pool, clusterTokens.partition)
           : loadOrCreateTokens(dataDir);
-  // Everything that can be refused for a bad setting is checked before the data directory is taken.
-  let loaded: { grants: TokenGrant[]; created: boolean };
-  try {
-    await postgres?.prepare();
-    loaded = await tokenSource();
-  } catch (error) {
-    await postgres?.pool.end();
-    throw error;
-  }
-  const { grants, created } = loaded;
-  let grantsInForce = grants;
-  const tokens = new TokenRegistry(grants);
-  const hubDirectory = await HubDirectory.open(dataDir);
-  const files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], hubDirectory);
-
+  // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
+  let metrics: Metrics | undefined;
   const store =
     parts.store ??
     postgres ??
     new EmbeddedStore({ dataDir, fsync: options.fsync, snapshotAfterBytes: options.snapshotAfterBytes, truncateDamagedJournal: options.truncateDamagedJournal, onWarning, onSnapshot });
-  // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
-  let metrics: Metrics | undefined;
-  const writer = await StateWriter.open({
-    store,
-    ...(parts.clock ? { now: parts.clock } : {}),
-    settings: {
-      outputRoot: resolve(dataDir, 'workflows'),
-      kpiHistoryLimit: options.kpiHistoryLimit,
-      dataHistoryLimit: options.dataHistoryLimit,
-      agingMs: options.agingMs,
-      graceMs: options.graceMs,
-      forgetAgentsAfterMs: options.forgetAgentsAfterMs,
-      backoffBaseMs: options.backoffBaseMs,
-      backoffMaxMs: options.backoffMaxMs,
-    },
-    onError: (error, context) => logger.error({ err: error }, context),
-    onJournalWrite: (ms, records) => {
-      metrics?.recordJournalWrite(ms, records);
-      logJournalWrite(logger, ms, records);
-    },
-    // A cluster node starts as a follower; it leads once it holds the lease.
-    follower: postgres !== undefined,
-  });
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    // Everything that can be refused for a bad setting is checked before the data directory is taken.
+    try {
+      await postgres?.prepare();
+      loaded = await tokenSource();
+    } catch (error) {
+      await postgres?.pool.end();
+      throw error;
+    }
+    hubDirectory = await HubDirectory.open(dataDir);
+    files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], hubDirectory);
+    writer = await StateWriter.open({
+      store,
+      ...(parts.clock ? { now: parts.clock } : {}),
+      settings: {
+        outputRoot: resolve(dataDir, 'workflows'),
+        kpiHistoryLimit: options.kpiHistoryLimit,
+        dataHistoryLimit: options.dataHistoryLimit,
+        agingMs: options.agingMs,
+        graceMs: options.graceMs,
+        forgetAgentsAfterMs: options.forgetAgentsAfterMs,
+        backoffBaseMs: options.backoffBaseMs,
+        backoffMaxMs: options.backoffMaxMs,
+      },
+      onError: (error, context) => logger.error({ err: error }, context),
+      onJournalWrite: (ms, records) => {
+        metrics?.recordJournalWrite(ms, records);
+        logJournalWrite(logger, ms, records);
+      },
+      // A cluster node starts as a follower; it leads once it holds the lease.
+      follower: postgres !== undefined,
+    });
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  stops.push(() => writer.close());
   writer.onCommit((batch) => logNotices(logger, batch.effects));
-  /** What to undo at close (or when start-up fails half-way), newest first. */
-  const stops: Array<() => unknown> = [() => writer.close()];
-  const stopAll = async () => {
-    for (const stop of stops.reverse()) await stop();
-  };
+  const { grants, created } = loaded;
+  let grantsInForce = grants;
+  const tokens = new TokenRegistry(grants);
 
   // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
   let bound: AddressInfo | null = null;
-  let http: HttpServer | undefined;
-  const address = () => (bound ??= (http?.address() as AddressInfo | null | undefined) ?? null);
+  const address = () => (bound ??= (http.address() as AddressInfo | null) ?? null);
   const urlOf = () => {
     const at = address();
     if (!at) return '';
@@ -198,7 +217,6 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   };
   try {
     const startedAt = writer.now();
-    http = parts.server ?? createServer();
     const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false, parser: hubParser });
     stops.push(() =>
       parts.server
@@ -290,7 +308,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt), clusterRoute(clusterInfo), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).
-    if (!parts.server) http.on('request', router);
+    serve = router;
     const sweeper = setInterval(() => {
       writer.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
         if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) logger.error({ err: error }, 'sweep failed');
@@ -298,10 +316,6 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     }, options.sweepIntervalMs);
     sweeper.unref();
     stops.push(() => clearInterval(sweeper));
-    if (!parts.server) {
-      http.listen(options.port, options.host);
-      await once(http, 'listening');
-    }
     // The archive's index is read now that the hub serves (requests that need it wait for it).
     store.archive.ready().catch((error: Error) => logger.error({ err: error }, 'archive index could not be read'));
 

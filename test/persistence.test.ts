@@ -110,7 +110,7 @@ describe('persistence', () => {
   it('releases the data directory when start-up fails, and takes over a lock no live hub holds', async () => {
     const dataDir = tempDir();
     const first = await startHub();
-    // The port is taken: this start fails after the store was opened, and must let go of it.
+    // The port is taken: this start fails before it touches the data directory, which stays free.
     await expect(createHub({ port: first.port, dataDir, tokens: GRANTS, logLevel: 'silent' })).rejects.toThrow(/EADDRINUSE/);
     const second = await startHub({ dataDir });
     expect(second.url).toMatch(/^http:/);

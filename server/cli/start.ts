@@ -102,11 +102,20 @@ function optionsFrom(args: string[]): HubOptionsInput | undefined {
   return options;
 }
 
+/** A one-line CliError for a port that cannot be had (taken, or privileged), saying what to try. */
+function listenRefusal(error: unknown): CliError | undefined {
+  const { code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  const where = `port ${port} on ${address}`;
+  if (code === 'EADDRINUSE') return new CliError(`${where} is already in use (another hub?); try --port with another port, or --port 0 for any free one`);
+  if (code === 'EACCES') return new CliError(`no permission to listen on ${where}; try --port with a port above 1023`);
+  return undefined;
+}
+
 /** `switchboard start`: runs a hub until SIGINT or SIGTERM, then shuts it down cleanly (state flushed). */
 export async function start(args: string[]): Promise<void> {
   const options = optionsFrom(args);
   if (!options) return void process.stdout.write(START_HELP);
-  const hub = await createHub(options);
+  const hub = await createHub(options).catch((error: unknown) => Promise.reject(listenRefusal(error) ?? error));
   // The process is the hub's alone; after recovery, which builds long-lived state and may keep V8's default.
   tuneV8ForHub();
   const monitorToken = hub.tokens.find((t) => t.role === 'monitor' && !t.workflows) ?? hub.tokens.find((t) => t.role === 'admin');

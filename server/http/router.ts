@@ -72,6 +72,11 @@ function refuse(res: ServerResponse, error: HubError): void {
   send(res, { status: STATUS[error.code], body: { ok: false, error: error.toJSON() } });
 }
 
+/** A request listener that answers every request with `error` (e.g. while the hub is starting). */
+export function refuseAll(error: HubError): (req: IncomingMessage, res: ServerResponse) => void {
+  return (_req, res) => refuse(res, error);
+}
+
 /** The request's URL; a target no URL parser accepts (`//[`) is VALIDATION, not a crash. */
 function requestUrl(req: IncomingMessage): URL {
   try {
