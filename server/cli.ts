@@ -7,16 +7,18 @@ const commands: Record<string, () => Promise<(args: string[]) => Promise<void>>>
   report: async () => (await import('./cli/report.ts')).report,
   tokens: async () => (await import('./cli/tokens.ts')).tokens,
   prune: async () => (await import('./cli/prune.ts')).prune,
+  reload: async () => (await import('./cli/reload.ts')).reload,
 };
 
 /** The overview and every command's options. */
 async function help(): Promise<string> {
-  const [{ START_HELP }, { STATUS_HELP }, { REPORT_HELP }, { TOKENS_HELP }, { PRUNE_HELP }] = await Promise.all([
+  const [{ START_HELP }, { STATUS_HELP }, { REPORT_HELP }, { TOKENS_HELP }, { PRUNE_HELP }, { RELOAD_HELP }] = await Promise.all([
     import('./cli/start.ts'),
     import('./cli/status.ts'),
     import('./cli/report.ts'),
     import('./cli/tokens.ts'),
     import('./cli/prune.ts'),
+    import('./cli/reload.ts'),
   ]);
   return `switchboard — a real-time coordination hub for multi-agent workflows
 
@@ -28,12 +30,14 @@ Commands:
   report    a report (md, html or json) of one workflow
   tokens    list, create or revoke access tokens
   prune     delete archived workflows older than an age
+  reload    make a running hub read its tokens again (SIGHUP to its pid)
 
 ${START_HELP}
 ${STATUS_HELP}
 ${REPORT_HELP}
 ${TOKENS_HELP}
-${PRUNE_HELP}`;
+${PRUNE_HELP}
+${RELOAD_HELP}`;
 }
 
 /** Reports an error as one line on stderr and exits non-zero. */

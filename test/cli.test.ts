@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -37,6 +37,49 @@ describe('switchboard CLI', () => {
     second.child.kill('SIGINT');
     expect(await second.exited).toBe(0);
   });
+
+  it('prints its pid, which `switchboard reload` signals, found through the data directory, to read the tokens again', async () => {
+    const dataDir = tempDir();
+    const hub = await startHubProcess(['--port', '0', '--data-dir', dataDir]);
+    expect(Number(/pid:\s+(\d+)/.exec(hub.output())?.[1])).toBe(hub.child.pid);
+    const cli = (...args: string[]) => spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8' });
+    const fresh = cli('tokens', 'create', '--role', 'monitor', '--data-dir', dataDir).stdout.trim();
+    const listWith = (token: string) => fetch(`${hub.url}/api/workflows`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await listWith(fresh)).status).toBe(401);
+
+    const reloaded = cli('reload', '--data-dir', dataDir);
+    expect(reloaded.stderr).toBe('');
+    expect(reloaded.stdout).toContain(`sent SIGHUP to the hub (pid ${hub.child.pid})`);
+    await hub.waitForOutput(/SIGHUP: 4 tokens in force/);
+    expect((await listWith(fresh)).status).toBe(200);
+    // By the pid the banner printed, too (under npm start, the one to signal rather than npm).
+    expect(cli('reload', '--pid', String(hub.child.pid)).status).toBe(0);
+    await hub.waitForOutput(/SIGHUP: 4 tokens in force[\s\S]*SIGHUP: 4 tokens in force/);
+
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toBe(0);
+    const gone = cli('reload', '--data-dir', dataDir);
+    expect(gone.status).not.toBe(0);
+    expect(gone.stderr).toContain(`no hub holds ${dataDir}`);
+    expect(cli('reload', '--pid', '0').stderr).toContain('--pid must be a process id above 0');
+  }, 60_000);
+
+  it('refuses a port in use with one line that says to try --port, and writes nothing to the data directory it was given', async () => {
+    const first = await startHubProcess(['--port', '0', '--data-dir', tempDir()]);
+    const port = new URL(first.url).port;
+    const empty = tempDir();
+    const missing = join(empty, 'not-yet');
+    for (const dataDir of [empty, missing]) {
+      const second = spawnSync(process.execPath, [...CLI, 'start', '--port', port, '--data-dir', dataDir], { encoding: 'utf8' });
+      expect(second.status).not.toBe(0);
+      expect(second.stderr.trim().split('\n')).toEqual([
+        `switchboard: port ${port} on 127.0.0.1 is already in use (another hub?); try --port with another port, or --port 0 for any free one`,
+      ]);
+      expect(second.stdout).toBe('');
+    }
+    // Not a tokens.json, not a lock, not the folder itself.
+    expect(readdirSync(empty)).toEqual([]);
+  }, 60_000);
 
   it('fails with a clear message and a non-zero status on bad arguments', () => {
     const badPort = spawnSync(process.execPath, [...CLI, 'start', '--port', 'abc'], { encoding: 'utf8' });

@@ -14,7 +14,8 @@ Options (environment variable in brackets):
   --config FILE     JSON file with any createHub option (see README); flags win   [SWITCHBOARD_CONFIG]
   --tokens FILE     JSON token list [{ token, role, agentId?, workflows? }]     [SWITCHBOARD_TOKENS_FILE]
                     (or the list itself as JSON in SWITCHBOARD_TOKENS); default: generated once
-                    into the data directory's tokens.json. SIGHUP reloads the tokens.
+                    into the data directory's tokens.json. SIGHUP to the pid the banner
+                    prints (switchboard reload) reloads the tokens.
   --port N          TCP port, 0 for any free one      [SWITCHBOARD_PORT]      default 4700
   --host H          interface to listen on            [SWITCHBOARD_HOST]      default 127.0.0.1
   --data-dir DIR    journal, snapshot and tokens      [SWITCHBOARD_DATA_DIR]  default ./.switchboard
@@ -121,6 +122,7 @@ export async function start(args: string[]): Promise<void> {
   const monitorToken = hub.tokens.find((t) => t.role === 'monitor' && !t.workflows) ?? hub.tokens.find((t) => t.role === 'admin');
   const lines = [
     `Switchboard hub listening on ${hub.url}`,
+    `  pid:            ${process.pid}  ('switchboard reload' or 'kill -HUP ${process.pid}' reloads the tokens)`,
     `  dashboard:      ${hub.url}/${monitorToken ? `?token=${monitorToken.token}` : ''}`,
     `  data directory: ${hub.options.dataDir}`,
     ...(hub.options.postgres ? [`  cluster node:   ${hub.cluster().nodeId} (${hub.cluster().role}), journal in PostgreSQL`] : []),

@@ -47,6 +47,22 @@ function holderAlive(holder: { pid: number; start: string | undefined }): boolea
   return now === undefined || now === holder.start;
 }
 
+/**
+ * The pid of the live process holding a data directory's lock (what `switchboard reload` signals),
+ * or undefined when there is no lock or the process it names has ended.
+ */
+export function lockHolder(dir: string): number | undefined {
+  let holder: string;
+  try {
+    holder = readFileSync(join(dir, LOCK_FILE), 'utf8');
+  } catch (error) {
+    if (codeOf(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+  const owner = parseLock(holder);
+  return owner && holderAlive(owner) ? owner.pid : undefined;
+}
+
 /** Whether a process with this pid exists (EPERM: it does, under another user). */
 export function processAlive(pid: number): boolean {
   try {
