@@ -61,6 +61,26 @@ export async function getFromHub(address: { url: string; token: string }, path: 
   return response;
 }
 
+/**
+ * Every item of a paged list of the hub's HTTP API (`path` without limit and cursor), page by page;
+ * `onPage` is told how many were read before each page.
+ */
+export async function allPages<T>(address: { url: string; token: string }, path: string, onPage?: (read: number) => void): Promise<T[]> {
+  const items: T[] = [];
+  const joiner = path.includes('?') ? '&' : '?';
+  let cursor: string | null = null;
+  do {
+    onPage?.(items.length);
+    const page = (await (await getFromHub(address, `${path}${joiner}limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)).json()) as {
+      items: T[];
+      nextCursor: string | null;
+    };
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return items;
+}
+
 /** Prints a progress line on a terminal (overwritten in place), nothing when piped. */
 export function progress(text: string): void {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);

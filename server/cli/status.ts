@@ -2,52 +2,63 @@ import { parseArgs } from 'node:util';
 import type { Agent } from '../../shared/schemas/agent.ts';
 import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
-import { getFromHub, hubAddress, progress, progressDone, table } from './common.ts';
+import { allPages, CliError, getFromHub, hubAddress, integer, progress, progressDone, table } from './common.ts';
 
 export const STATUS_HELP = `switchboard status — the nodes, workflows and agents of a running hub
 
 Usage: switchboard status [--url URL] [--token TOKEN] [--data-dir DIR] [--json]
+       switchboard status --watch [--interval MS] [--count N] [WORKFLOW...] [--url URL] [--token TOKEN] [--data-dir DIR]
 
   --url URL       the hub (default http://127.0.0.1:4700)            [SWITCHBOARD_URL]
   --token TOKEN   an admin or monitor token (default: from the data directory's tokens.json) [SWITCHBOARD_TOKEN]
   --data-dir DIR  where to find tokens.json (default ./.switchboard)  [SWITCHBOARD_DATA_DIR]
   --json          print JSON instead of tables
+  --watch         follow the workflows live (the named ones, else every pending or in-progress one,
+                  those created later included) until Ctrl-C: per workflow its progress, its orders by
+                  state, the orders completed per second over the last interval, and its failures;
+                  the cluster's nodes when there are several. On a terminal the screen is redrawn in
+                  place; otherwise a line per workflow whose line changed, e.g.
+                  12:00:01 wf_x in_progress 40% queued=3 running=2 completed=10 failed=1 2.0/s
+  --interval MS   how often --watch refreshes (default 1000)
+  --count N       stop --watch after N refreshes (default: at SIGINT or SIGTERM)
 `;
 
 const time = (ms: number | null) => (ms ? new Date(ms).toISOString().slice(11, 19) : '');
 
 /** `switchboard status`: prints the hub's workflows (all pages) and agents. */
 export async function status(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args,
-    options: { url: { type: 'string' }, token: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      token: { type: 'string' },
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean' },
+      watch: { type: 'boolean' },
+      interval: { type: 'string' },
+      count: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) return void process.stdout.write(STATUS_HELP);
+  if (!values.watch && (positionals.length > 0 || values.interval !== undefined || values.count !== undefined)) {
+    throw new CliError('workflow ids, --interval and --count go with --watch');
+  }
+  if (values.watch && values.json) throw new CliError('--watch prints lines (off a terminal, one per change), not --json');
   const address = hubAddress(values);
+  if (values.watch) {
+    const intervalMs = integer('--interval', values.interval) ?? 1000;
+    const count = integer('--count', values.count);
+    if (intervalMs < 100) throw new CliError(`--interval must be at least 100 (ms), got ${intervalMs}`);
+    if (count !== undefined && count < 1) throw new CliError(`--count must be at least 1, got ${count}`);
+    const { watchStatus } = await import('./status-watch.ts');
+    return watchStatus({ address, intervalMs, count, workflowIds: positionals });
+  }
   const health = (await (await getFromHub(address, '/healthz')).json()) as { uptimeMs: number };
   const cluster = (await (await getFromHub(address, '/cluster')).json()) as ClusterInfo;
-  const workflows: WorkflowHeader[] = [];
-  let cursor: string | null = null;
-  do {
-    progress(`reading workflows… ${workflows.length}`);
-    const page = (await (await getFromHub(address, `/api/workflows?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)).json()) as {
-      items: WorkflowHeader[];
-      nextCursor: string | null;
-    };
-    workflows.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor);
-  const agents: Agent[] = [];
-  cursor = null;
-  do {
-    progress(`reading agents… ${agents.length}`);
-    const page = (await (await getFromHub(address, `/api/agents?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)).json()) as {
-      items: Agent[];
-      nextCursor: string | null;
-    };
-    agents.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor);
+  const workflows = await allPages<WorkflowHeader>(address, '/api/workflows', (read) => progress(`reading workflows… ${read}`));
+  const agents = await allPages<Agent>(address, '/api/agents', (read) => progress(`reading agents… ${read}`));
   progressDone();
   if (values.json) return void process.stdout.write(JSON.stringify({ uptimeMs: health.uptimeMs, cluster, workflows, agents }, null, 2) + '\n');
   const counts = (w: WorkflowHeader) =>

@@ -9,32 +9,38 @@ import { onTestFinished } from 'vitest';
  */
 export const CLI = ['--import', 'tsx', fileURLToPath(new URL('../../server/cli.ts', import.meta.url))];
 
-/** A hub running as a child process through the CLI. */
-export interface HubProcess {
+/** A `switchboard` command running as a child process. */
+export interface CliProcess {
   child: ChildProcess;
-  url: string;
-  /** Everything the process printed so far. */
+  /** Everything the process printed so far (stdout and stderr). */
   output(): string;
-  /** Resolves with the output once it matches `pattern` (the logger and the banner write separately). */
+  /** What it printed on stdout so far. */
+  stdout(): string;
+  /** Resolves with the output once it matches `pattern`; rejects if the process ends first. */
   waitForOutput(pattern: RegExp): Promise<string>;
   /** Resolves with the exit code once the process ends. */
   exited: Promise<number | null>;
 }
 
-/** Runs `switchboard start` with `args` and `env`, resolving once it prints its URL; killed when the test ends. */
-export async function startHubProcess(args: string[], env: Record<string, string> = {}): Promise<HubProcess> {
-  const child = spawn(process.execPath, [...CLI, 'start', ...args], {
-    env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** A hub running as a child process through the CLI. */
+export interface HubProcess extends CliProcess {
+  url: string;
+}
+
+/** Runs `switchboard <args>` with `env` added to this process's environment; killed when the test ends. */
+export function spawnCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
+  let stdout = '';
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  const collect = (chunk: Buffer) => (text += chunk.toString());
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  child.stdout!.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+    stdout += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString()));
   const waitForOutput = (pattern: RegExp) =>
     new Promise<string>((resolve, reject) => {
       if (pattern.test(text)) return resolve(text);
@@ -44,12 +50,18 @@ export async function startHubProcess(args: string[], env: Record<string, string
         child.stderr!.off('data', onData);
         resolve(text);
       };
-      // Registered after `collect`, so `text` already holds the chunk.
+      // Registered after the collectors, so `text` already holds the chunk.
       child.stdout!.on('data', onData);
       child.stderr!.on('data', onData);
-      exited.then((code) => reject(new Error(`hub exited with ${code} before printing ${pattern}:\n${text}`)));
+      exited.then((code) => reject(new Error(`switchboard ${args[0]} exited with ${code} before printing ${pattern}:\n${text}`)));
     });
+  return { child, output: () => text, stdout: () => stdout, waitForOutput, exited };
+}
+
+/** Runs `switchboard start` with `args` and `env`, resolving once it prints its URL; killed when the test ends. */
+export async function startHubProcess(args: string[], env: Record<string, string> = {}): Promise<HubProcess> {
+  const hub = spawnCli(['start', ...args], { SWITCHBOARD_LOG_LEVEL: 'warn', ...env });
   const listening = /listening on (http:\/\/\S+)/;
-  const url = listening.exec(await waitForOutput(listening))![1]!;
-  return { child, url, output: () => text, waitForOutput, exited };
+  const url = listening.exec(await hub.waitForOutput(listening))![1]!;
+  return { ...hub, url };
 }

@@ -1,0 +1,172 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { connectMonitor, type Mirror, type MonitorClient } from '../../client-sdk/monitor.ts';
+import { HubError } from '../../shared/errors.ts';
+import type { SummaryView } from '../../shared/schemas/views.ts';
+import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import type { ClusterInfo } from '../cluster/cluster-node.ts';
+import { allPages, CliError, getFromHub } from './common.ts';
+import { plainLine, plainNode, plainState, sample, screenLines, type Screen, type WorkflowSample } from './watch-render.ts';
+
+/** What `status --watch` follows, how often it refreshes, and for how long. */
+export interface WatchOptions {
+  address: { url: string; token: string };
+  intervalMs: number;
+  /** Stop after this many refreshes; undefined: until SIGINT or SIGTERM. */
+  count: number | undefined;
+  /** The workflows to follow; empty: every pending or in-progress one, those created later included. */
+  workflowIds: string[];
+}
+
+/** Where refreshes go: redrawn in place on a terminal, plain lines otherwise. */
+interface Output {
+  refresh(screen: Screen): void;
+  close(): void;
+}
+
+/** On a terminal: the whole screen redrawn in place (home, each line cleared to its end, then the rest). */
+function terminalOutput(): Output {
+  const out = process.stdout;
+  let last: Screen | undefined;
+  const draw = () => {
+    if (!last) return;
+    const lines = screenLines(last, out.columns || 80, out.rows || 24);
+    out.write(`\x1b[H${lines.map((line) => `${line}\x1b[K`).join('\n')}\x1b[J`);
+  };
+  const onResize = () => {
+    out.write('\x1b[2J');
+    draw();
+  };
+  // The cursor hidden and the screen cleared once: later frames overwrite, so nothing flickers.
+  out.write('\x1b[?25l\x1b[2J');
+  out.on('resize', onResize);
+  return {
+    refresh(screen) {
+      last = screen;
+      draw();
+    },
+    close() {
+      out.off('resize', onResize);
+      out.write('\x1b[?25h\n');
+    },
+  };
+}
+
+/** Off a terminal: a line per workflow (and per cluster node) whose line changed since it was last printed. */
+function plainOutput(): Output {
+  const printed = new Map<string, string>();
+  let problem: string | undefined;
+  const time = (at: number) => new Date(at).toTimeString().slice(0, 8);
+  return {
+    refresh(screen) {
+      if (screen.problem !== problem && screen.problem) process.stderr.write(`${time(screen.at)} ${screen.problem}\n`);
+      problem = screen.problem;
+      const lines: string[] = [];
+      const nodes = screen.cluster?.nodes ?? [];
+      for (const node of nodes.length > 1 ? nodes : []) {
+        const text = plainNode(node);
+        if (printed.get(`node ${node.nodeId}`) === text) continue;
+        printed.set(`node ${node.nodeId}`, text);
+        lines.push(`${time(screen.at)} ${text}`);
+      }
+      for (const workflow of screen.workflows) {
+        const text = plainState(workflow);
+        if (printed.get(workflow.id) === text) continue;
+        printed.set(workflow.id, text);
+        lines.push(plainLine(workflow));
+      }
+      if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n');
+    },
+    close() {},
+  };
+}
+
+/**
+ * The workflows a monitor follows, each by its summary view (small, and patched live by the hub),
+ * in the order they were found.
+ */
+class FollowedWorkflows {
+  private readonly mirrors = new Map<string, Mirror<SummaryView>>();
+  private readonly samples = new Map<string, WorkflowSample>();
+
+  constructor(private readonly monitor: MonitorClient) {}
+
+  /** Follows the workflows not followed yet; one gone meanwhile (`NOT_FOUND`) is skipped unless `required`. */
+  async follow(ids: string[], required: boolean): Promise<void> {
+    const fresh = ids.filter((id) => !this.mirrors.has(id));
+    await Promise.all(
+      fresh.map(async (id) => {
+        try {
+          this.mirrors.set(id, await this.monitor.subscribe(id, { view: { kind: 'summary' } }));
+        } catch (error) {
+          if (error instanceof HubError && error.code === 'NOT_FOUND' && !required) return;
+          throw new CliError(`cannot follow workflow ${id}: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }),
+    );
+  }
+
+  /** A sample of every followed workflow at `at`, with its throughput since the previous one. */
+  sampleAll(at: number): WorkflowSample[] {
+    const taken: WorkflowSample[] = [];
+    for (const [id, mirror] of this.mirrors) {
+      if (!mirror.state) continue;
+      const next = sample(mirror.state, at, this.samples.get(id));
+      this.samples.set(id, next);
+      taken.push(next);
+    }
+    return taken;
+  }
+}
+
+/** The ids of the pending and in-progress workflows the hub lists now. */
+async function liveWorkflowIds(address: WatchOptions['address']): Promise<string[]> {
+  const lists = await Promise.all(['pending', 'in_progress'].map((status) => allPages<WorkflowHeader>(address, `/api/workflows?status=${status}`)));
+  return lists.flat().map((w) => w.id);
+}
+
+/**
+ * `switchboard status --watch`: follows the workflows through a monitor connection and refreshes
+ * every `intervalMs` (on a terminal, in place; otherwise a plain line per change), until SIGINT,
+ * SIGTERM or `count` refreshes.
+ */
+export async function watchStatus(options: WatchOptions): Promise<void> {
+  const { address } = options;
+  let monitor: MonitorClient;
+  try {
+    monitor = await connectMonitor({ url: address.url, token: address.token });
+  } catch (error) {
+    // The SDK's message names the URL and what to check.
+    throw new CliError(error instanceof Error ? error.message : String(error));
+  }
+  const followed = new FollowedWorkflows(monitor);
+  let output: Output | undefined;
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await followed.follow(options.workflowIds, true);
+    output = process.stdout.isTTY ? terminalOutput() : plainOutput();
+    for (let refreshes = 0; !stop.signal.aborted; ) {
+      const started = Date.now();
+      let problem: string | undefined;
+      let cluster: ClusterInfo | undefined;
+      try {
+        if (options.workflowIds.length === 0) await followed.follow(await liveWorkflowIds(address), false);
+        cluster = (await (await getFromHub(address, '/cluster')).json()) as ClusterInfo;
+      } catch (error) {
+        // The hub may come back: the monitor reconnects on its own, and the next refresh tries again.
+        problem = error instanceof Error ? error.message : String(error);
+      }
+      const at = Date.now();
+      output.refresh({ url: address.url, at, intervalMs: options.intervalMs, cluster, workflows: followed.sampleAll(at), problem });
+      if (options.count !== undefined && ++refreshes >= options.count) break;
+      await delay(Math.max(0, started + options.intervalMs - Date.now()), undefined, { signal: stop.signal }).catch(() => undefined);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    output?.close();
+    await monitor.close();
+  }
+}

@@ -1,0 +1,102 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { NonRetryableError } from '../client-sdk/index.ts';
+import { CLI, spawnCli } from './helpers/process.ts';
+import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
+
+/** The plain lines `status --watch` printed for one workflow. */
+const linesOf = (output: string, workflowId: string) => output.split('\n').filter((line) => line.split(' ')[1] === workflowId);
+
+/** Whether util-linux's `script` is here to give the CLI a pseudo-terminal. */
+const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+
+/** One argument quoted for sh. */
+const quoted = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
+
+describe('switchboard status --watch', () => {
+  it('off a terminal prints a line per workflow whose progress or orders changed, with the orders completed per second, and stops after --count refreshes', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const ended = await client.createWorkflow({ id: 'ended-before', userQuery: 'over before the watch' });
+    await ended.cancel('not watched');
+    const wf = await client.createWorkflow({ id: 'watched', userQuery: 'orders completing while watched' });
+    await wf.start();
+    await wf.updateProgress('work', 10);
+    await wf.createWorkOrders([
+      { id: 'one', taskType: 'work' },
+      { id: 'two', taskType: 'work' },
+      { id: 'bad', taskType: 'work', maxAttempts: 1 },
+      { id: 'gpu', taskType: 'gpu-render' },
+    ]);
+
+    const watch = spawnCli(['status', '--watch', '--count', '3', '--interval', '1000', '--url', hub.url, '--token', TOKENS.monitor]);
+    await watch.waitForOutput(/ watched /);
+    expect(linesOf(watch.stdout(), 'watched')).toEqual([expect.stringMatching(/^\d\d:\d\d:\d\d watched in_progress 10% queued=4 running=0 completed=0 failed=0 -\/s$/)]);
+
+    // Progress moves, orders complete and one fails while the watch runs; the refreshes a second apart show it.
+    await wf.updateProgress('work', 60);
+    const worker = await agent(hub, { agentId: 'worker', agentType: 'worker', logger: null });
+    await worker.onTask('work', (task) => {
+      if (task.workOrderId === 'bad') throw new NonRetryableError('cannot do this one');
+      return { result: 'done' };
+    });
+
+    expect(await watch.exited).toBe(0);
+    const lines = linesOf(watch.stdout(), 'watched');
+    // Three refreshes: a line at each one where the workflow's line changed, the last showing where it ended.
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(lines.length).toBeLessThanOrEqual(3);
+    expect(lines.at(-1)).toMatch(/ watched in_progress 60% queued=1 running=0 completed=2 failed=1 \d+\.\d\/s$/);
+    // The refresh that first saw orders completed saw them completed during its interval: a rate above zero.
+    const firstCompleted = lines.find((line) => !line.includes(' completed=0 '))!;
+    expect(Number(/ (\d+\.\d)\/s$/.exec(firstCompleted)![1])).toBeGreaterThan(0);
+    // A workflow that ended before the watch started is not followed.
+    expect(watch.stdout()).not.toContain('ended-before');
+  }, 60_000);
+
+  it('follows a workflow created after it started, and exits cleanly at SIGINT', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    await (await client.createWorkflow({ id: 'early', userQuery: 'there from the start' })).start();
+    const watch = spawnCli(['status', '--watch', '--interval', '100', '--url', hub.url, '--token', TOKENS.admin]);
+    await watch.waitForOutput(/ early in_progress 0% /);
+    await client.createWorkflow({ id: 'late', userQuery: 'created while watched' });
+    await watch.waitForOutput(/ late pending 0% queued=0 running=0 completed=0 failed=0 /);
+    watch.child.kill('SIGINT');
+    expect(await watch.exited).toBe(0);
+  }, 60_000);
+
+  it('refuses options that do not go with it', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [...CLI, 'status', ...args, '--token', TOKENS.admin], { encoding: 'utf8' });
+    expect(run('--count', '3').stderr).toContain('workflow ids, --interval and --count go with --watch');
+    expect(run('--watch', '--json').stderr).toContain('not --json');
+    expect(run('--watch', '--interval', '10').stderr).toContain('--interval must be at least 100');
+    expect(run('--watch', '--count', '0').status).not.toBe(0);
+  });
+
+  it.skipIf(!hasScript)('on a terminal redraws one screen in place: per workflow a progress bar, its orders by state and its rate', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'on-screen', userQuery: 'drawn on a terminal' });
+    await wf.start();
+    await wf.updateProgress('work', 50);
+    await wf.createWorkOrders([{ taskType: 'work' }, { taskType: 'work' }]);
+    const command = [process.execPath, ...CLI, 'status', '--watch', '--count', '2', '--interval', '100', '--url', hub.url, '--token', TOKENS.monitor].map(quoted).join(' ');
+    // `script` runs the command in a pseudo-terminal and copies what it draws to its stdout. Not
+    // spawnSync: the hub that answers runs in this process.
+    const script = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let screen = '';
+    script.stdout.on('data', (chunk: Buffer) => (screen += chunk.toString()));
+    script.stderr.on('data', (chunk: Buffer) => (screen += chunk.toString()));
+    const [code] = await once(script, 'exit');
+    expect(code, screen).toBe(0);
+    // Two frames, each from the top of the screen; the cursor hidden while drawing and shown again at the end.
+    expect(screen.startsWith('\x1b[?25l\x1b[2J')).toBe(true);
+    expect(screen.split('\x1b[H').length - 1).toBe(2);
+    expect(screen.trimEnd().endsWith('\x1b[?25h')).toBe(true);
+    const lastFrame = screen.slice(screen.lastIndexOf('\x1b[H')).replaceAll('\x1b[K', '').replaceAll('\r', '');
+    expect(lastFrame).toMatch(/on-screen\s+in_progress\s+\[##########\.{10}\]\s+50%\s+0\.0\/s/);
+    expect(lastFrame).toContain('orders: 2 queued, 0 running, 0 completed, 0 failed');
+  }, 60_000);
+});
