@@ -15,7 +15,7 @@ const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).statu
 const quoted = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
 
 describe('switchboard status --watch', () => {
-  it('off a terminal prints a line per workflow whose progress or orders changed, with the orders completed per second, and stops after --count refreshes', async () => {
+  it('off a terminal prints a line per workflow whose progress or orders changed, with the orders completed per second', async () => {
     const hub = await startHub();
     const client = await control(hub);
     const ended = await client.createWorkflow({ id: 'ended-before', userQuery: 'over before the watch' });
@@ -30,7 +30,7 @@ describe('switchboard status --watch', () => {
       { id: 'gpu', taskType: 'gpu-render' },
     ]);
 
-    const watch = spawnCli(['status', '--watch', '--count', '3', '--interval', '1000', '--url', hub.url, '--token', TOKENS.monitor]);
+    const watch = spawnCli(['status', '--watch', '--interval', '500', '--url', hub.url, '--token', TOKENS.monitor]);
     await watch.waitForOutput(/ watched /);
     expect(linesOf(watch.stdout(), 'watched')).toEqual([expect.stringMatching(/^\d\d:\d\d:\d\d watched in_progress 10% queued=4 running=0 completed=0 failed=0 -\/s$/)]);
 
@@ -42,12 +42,12 @@ describe('switchboard status --watch', () => {
       return { result: 'done' };
     });
 
+    // However many refreshes it takes on a busy machine: a line where the workflow ended up.
+    await watch.waitForOutput(/ watched in_progress 60% queued=1 running=0 completed=2 failed=1 \d+\.\d\/s\n/);
+    watch.child.kill('SIGINT');
     expect(await watch.exited).toBe(0);
     const lines = linesOf(watch.stdout(), 'watched');
-    // Three refreshes: a line at each one where the workflow's line changed, the last showing where it ended.
     expect(lines.length).toBeGreaterThanOrEqual(2);
-    expect(lines.length).toBeLessThanOrEqual(3);
-    expect(lines.at(-1)).toMatch(/ watched in_progress 60% queued=1 running=0 completed=2 failed=1 \d+\.\d\/s$/);
     // The refresh that first saw orders completed saw them completed during its interval: a rate above zero.
     const firstCompleted = lines.find((line) => !line.includes(' completed=0 '))!;
     expect(Number(/ (\d+\.\d)\/s$/.exec(firstCompleted)![1])).toBeGreaterThan(0);
@@ -65,6 +65,10 @@ describe('switchboard status --watch', () => {
     await watch.waitForOutput(/ late pending 0% queued=0 running=0 completed=0 failed=0 /);
     watch.child.kill('SIGINT');
     expect(await watch.exited).toBe(0);
+    // --count ends it on its own.
+    const counted = spawnCli(['status', '--watch', '--count', '2', '--interval', '100', '--url', hub.url, '--token', TOKENS.admin]);
+    expect(await counted.exited).toBe(0);
+    expect(linesOf(counted.stdout(), 'early').length).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
   it('refuses options that do not go with it', () => {
