@@ -40,6 +40,12 @@ export const Agent = z.object({
    * later. Absent in agents written before it was kept.
    */
   offlineSince: Timestamp.nullable().optional(),
+  /**
+   * When its connection went away, while it waits out the grace period (`graceMs`) to come back
+   * and keep its work; null while connected and once offline. Absent in agents written before it
+   * was kept.
+   */
+  disconnectedSince: Timestamp.nullable().optional(),
   stats: z.object({
     assigned: z.number().int(),
     completed: z.number().int(),

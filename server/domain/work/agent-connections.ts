@@ -35,7 +35,7 @@ export function registerAgent(
   if (existing) {
     const status = existing.status === 'offline' ? (existing.load > 0 ? 'busy' : 'idle') : existing.status;
     const declared = existing.taskTypes;
-    t.tx.assign(AGENTS_DOC, [agentId], { ...fields, status, offlineSince: null });
+    t.tx.assign(AGENTS_DOC, [agentId], { ...fields, status, offlineSince: null, disconnectedSince: null });
     unfileDropped(t, agentId, declared);
   } else {
     const agent: Agent = {
@@ -47,6 +47,7 @@ export function registerAgent(
       registeredAt: t.ctx.now,
       lastAssignedAt: null,
       offlineSince: null,
+      disconnectedSince: null,
       stats: { assigned: 0, completed: 0, failed: 0, declined: 0, byTaskType: {} },
     };
     t.tx.set(AGENTS_DOC, [agentId], agent);
@@ -93,6 +94,8 @@ export function markDisconnected(t: CommandContext, agentId: string): void {
     work.connected.add(agentId);
     work.disconnected.delete(agentId);
   });
+  // In the document too, so that monitors tell an agent in its grace period from a connected one.
+  t.tx.set(AGENTS_DOC, [agentId, 'disconnectedSince'], t.ctx.now);
   withdrawOffers(t, agentId, 'agent disconnected');
 }
 
@@ -115,7 +118,10 @@ export function recoverAfterRestart(t: CommandContext): { withdrawn: number } {
   const work = t.state.work;
   let withdrawn = 0;
   for (const agent of Object.values(t.state.agents ?? {})) {
-    if (agent.status !== 'offline' && !work.connected.has(agent.id)) work.disconnected.set(agent.id, t.ctx.now);
+    if (agent.status !== 'offline' && !work.connected.has(agent.id)) {
+      work.disconnected.set(agent.id, t.ctx.now);
+      t.tx.set(AGENTS_DOC, [agent.id, 'disconnectedSince'], t.ctx.now);
+    }
     if (agent.status === 'offline' && typeof agent.offlineSince !== 'number') {
       t.tx.set(AGENTS_DOC, [agent.id, 'offlineSince'], t.ctx.now);
       work.offline.watch(agent.id, t.ctx.now);

@@ -20,7 +20,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     const agent = t.state.agents?.[agentId];
     if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > now) continue;
     // The time is in the document, so that a restart does not start the wait to forget it over.
-    t.tx.assign(AGENTS_DOC, [agentId], { status: 'offline', offlineSince: now });
+    t.tx.assign(AGENTS_DOC, [agentId], { status: 'offline', offlineSince: now, disconnectedSince: null });
     work.offline.watch(agentId, now);
     // Offline now: no longer watched every sweep (ephemeral agent ids would pile up otherwise).
     work.disconnected.delete(agentId);
