@@ -1,14 +1,17 @@
 /**
  * The live dashboard, run in the browser. It follows views, never whole workflows: the summary
  * view of each listed workflow, the agent pool, and a page of the selected workflow's orders, so
- * a workflow of 100,000 orders costs the page what one of ten does.
+ * a workflow of 100,000 orders costs the page what one of ten does. The charts over time
+ * (orders per interval, agents' load) are kept here from those views as they change.
  */
 import { connectMonitor, type Mirror, type MirrorChange, type MonitorClient } from '../../../client-sdk/monitor.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { OrdersView, SummaryView } from '../../../shared/schemas/views.ts';
 import type { WorkflowHeader } from '../../../shared/schemas/workflow.ts';
 import type { WorkOrderState } from '../../../shared/schemas/work-order.ts';
-import { describeChange, esc, renderAgents, renderOrders, renderWorkflows } from './view.ts';
+import { INTERVAL_MS, LoadTimelines, ThroughputTimeline } from './timeline.ts';
+import { describeChange, esc, folded, renderAgents, renderOrders, renderWorkflows } from './view.ts';
+import { renderWorkflowPanel } from './workflow-panel.ts';
 
 const TOKEN_KEY = 'switchboard.token';
 /** How many workflows the page follows (the most recently created), and how often it looks for new ones. */
@@ -78,6 +81,27 @@ class FollowedWorkflows {
   }
 }
 
+/**
+ * Opens a workflow's HTML report in a new tab. The report needs the token, which a link cannot
+ * send without putting it in an address: the page fetches it and opens what it got. The tab is
+ * opened first, while the click still counts as the user's.
+ */
+async function openReport(href: string, secret: string, status: HTMLElement): Promise<void> {
+  const tab = window.open('', '_blank');
+  try {
+    const response = await fetch(href, { headers: { authorization: `Bearer ${secret}` } });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const url = URL.createObjectURL(new Blob([await response.arrayBuffer()], { type: 'text/html' }));
+    if (tab) tab.location.href = url;
+    else location.href = url;
+    // The tab has read it by then; a reload of the report asks the dashboard again.
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (error) {
+    tab?.close();
+    status.textContent = `could not open the report: ${(error as Error).message}`;
+  }
+}
+
 async function main(): Promise<void> {
   const secret = token();
   const status = document.getElementById('status')!;
@@ -105,23 +129,49 @@ async function main(): Promise<void> {
   let selected: string | undefined;
   let orders: Mirror<OrdersView> | undefined;
   let stateFilter = '';
+  let showFolded = false;
   const events: string[] = [];
   let scheduled = false;
+  const throughput = new Map<string, ThroughputTimeline>();
+  const loads = new LoadTimelines();
+  const pool = () => Object.values((agents.state as Record<string, Agent> | undefined) ?? {});
+
+  /** Adds a workflow's counts as they are now to its timeline. */
+  const observeWorkflow = (id: string, now: number) => {
+    const summary = followed.summaries.get(id)?.state;
+    if (!summary) return;
+    let timeline = throughput.get(id);
+    if (!timeline) throughput.set(id, (timeline = new ThroughputTimeline()));
+    timeline.observe(summary.workOrderCounts, now);
+  };
+  /** Every timeline, at each interval: those without news start their next interval too. */
+  const observeAll = () => {
+    const now = Date.now();
+    for (const id of throughput.keys()) if (!followed.summaries.has(id)) throughput.delete(id);
+    for (const id of followed.summaries.keys()) observeWorkflow(id, now);
+    loads.observe(pool(), now);
+  };
 
   const draw = () => {
     scheduled = false;
     const workflows = [...followed.summaries.values()].flatMap((m) => (m.state ? [m.state] : []));
     workflows.sort((a, b) => b.updatedAt - a.updatedAt);
     renderWorkflows(document.querySelector('#workflows tbody')!, workflows, selected, (id) => void select(id));
-    const pool = Object.values((agents.state as Record<string, Agent> | undefined) ?? {});
-    renderAgents(document.querySelector('#agents tbody')!, pool);
+    const now = Date.now();
+    const everyAgent = pool();
+    renderAgents(document.querySelector('#agents tbody')!, everyAgent, loads, now, showFolded);
+    const foldedAgents = everyAgent.filter((a) => folded(a, now)).length;
+    const toggle = document.getElementById('offline-toggle')!;
+    toggle.hidden = foldedAgents === 0;
+    toggle.textContent = `${showFolded ? 'hide' : 'show'} ${foldedAgents} offline`;
     const current = workflows.find((w) => w.id === selected);
+    renderWorkflowPanel(document.getElementById('workflow')!, current, current ? (throughput.get(current.id)?.list(now) ?? []) : []);
     const shown = orders?.state;
     document.getElementById('orders-title')!.innerHTML = current
       ? `Work orders · <span class="id">${esc(current.id)}</span> <span class="muted">${shown ? `newest ${shown.ids.length} of ${shown.total}` : ''}</span>`
       : 'Work orders';
     renderOrders(document.querySelector('#orders tbody')!, current ? shown : undefined);
-    document.getElementById('counts')!.textContent = `${workflows.length} workflows · ${pool.length} agents`;
+    document.getElementById('counts')!.textContent = `${workflows.length} workflows · ${everyAgent.length} agents`;
     document.getElementById('events')!.innerHTML = events.map((e) => `<li>${e}</li>`).join('');
   };
   const redraw = () => {
@@ -145,6 +195,16 @@ async function main(): Promise<void> {
     }
     redraw();
   };
+  document.getElementById('offline-toggle')!.addEventListener('click', () => {
+    showFolded = !showFolded;
+    redraw();
+  });
+  document.getElementById('workflow')!.addEventListener('click', (event) => {
+    const link = (event.target as Element).closest<HTMLAnchorElement>('#report-link');
+    if (!link) return;
+    event.preventDefault();
+    void openReport(link.href, secret, status);
+  });
   document.getElementById('order-state')!.addEventListener('change', (event) => {
     stateFilter = (event.target as HTMLSelectElement).value;
     void select(selected);
@@ -154,6 +214,7 @@ async function main(): Promise<void> {
     try {
       const listed = await listWorkflows(secret);
       await followed.follow(listed.map((w) => w.id));
+      observeAll();
       const ids = [...followed.summaries.keys()];
       if (!selected || !ids.includes(selected)) {
         const newest = [...followed.summaries.values()].sort((a, b) => (b.state?.updatedAt ?? 0) - (a.state?.updatedAt ?? 0))[0];
@@ -165,6 +226,8 @@ async function main(): Promise<void> {
     redraw();
   };
   monitor.on('change', (change: MirrorChange) => {
+    if (change.doc === agents.doc) loads.observe(pool(), Date.now());
+    else if (change.doc.endsWith('/summary')) observeWorkflow(change.doc.slice(0, -'/summary'.length), Date.now());
     for (const line of describeChange(change)) {
       events.unshift(line);
       if (events.length > 60) events.pop();
@@ -173,6 +236,11 @@ async function main(): Promise<void> {
   });
   await relist();
   setInterval(() => void relist(), LIST_EVERY_MS);
+  setInterval(() => {
+    observeAll();
+    redraw();
+  }, INTERVAL_MS);
+  observeAll();
   draw();
 }
 

@@ -3,17 +3,22 @@ import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { OrdersView } from '../../../shared/schemas/views.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { loadSparkline } from './charts.ts';
+import { esc } from './escape.ts';
+import type { LoadTimelines } from './timeline.ts';
+
+export { esc };
+
+/** Agents offline longer than this fold away behind a "show N offline" toggle. */
+export const FOLD_OFFLINE_AFTER_MS = 5 * 60_000;
 
 /** What a row of the workflows table shows: a summary view holds it, and so does a workflow. */
 type WorkflowRow = Pick<Workflow, 'id' | 'userQuery' | 'status' | 'progress' | 'workOrderCounts' | 'updatedAt'>;
 
-/** Escapes text for HTML. */
-export function esc(value: unknown): string {
-  return String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-const bar = (percentage: number) => `<span class="bar"><span style="width:${Math.max(0, Math.min(100, percentage))}%"></span></span>${Math.round(percentage)}%`;
-const pill = (state: string) => `<span class="pill s-${esc(state)}">${esc(state.replace('_', ' '))}</span>`;
+/** A progress bar with its percentage. */
+export const bar = (percentage: number) => `<span class="bar"><span style="width:${Math.max(0, Math.min(100, percentage))}%"></span></span>${Math.round(percentage)}%`;
+/** A state or status, coloured by its name. */
+export const pill = (state: string, title = '') => `<span class="pill s-${esc(state)}"${title ? ` title="${esc(title)}"` : ''}>${esc(state.replace('_', ' '))}</span>`;
 const time = (ms: number | null) => (ms ? new Date(ms).toLocaleTimeString() : '');
 
 /** The workflows table; clicking a row selects it. */
@@ -25,34 +30,67 @@ export function renderWorkflows(body: HTMLElement, workflows: WorkflowRow[], sel
         .map(([state, n]) => `${n} ${state}`)
         .join(', ');
       return `<tr class="selectable${w.id === selected ? ' selected' : ''}" data-workflow="${esc(w.id)}" data-status="${esc(w.status)}" data-progress="${w.progress}">
-        <td>${esc(w.id)}</td><td>${esc(w.userQuery)}</td><td>${pill(w.status)}</td><td>${bar(w.progress)}</td><td>${esc(counts)}</td><td>${time(w.updatedAt)}</td></tr>`;
+        <td title="${esc(w.id)}">${esc(w.id)}</td><td title="${esc(w.userQuery)}">${esc(w.userQuery)}</td><td>${pill(w.status)}</td><td>${bar(w.progress)}</td><td>${esc(counts)}</td><td>${time(w.updatedAt)}</td></tr>`;
     })
     .join('');
   for (const row of body.querySelectorAll<HTMLElement>('tr[data-workflow]')) row.onclick = () => select(row.dataset.workflow!);
 }
 
-/** The agents table. */
-export function renderAgents(body: HTMLElement, agents: Agent[]): void {
-  body.innerHTML = agents
-    .map(
-      (a) => `<tr data-agent="${esc(a.id)}" data-status="${esc(a.status)}"><td>${esc(a.id)}</td><td>${esc(a.agentType)}</td><td>${pill(a.status)}</td>
-        <td>${a.load} / ${a.maxConcurrentTasks}</td><td>${a.stats.completed} / ${a.stats.failed}</td><td>${esc(a.note ?? '')}</td></tr>`,
-    )
+/**
+ * What the page says an agent is: its status, but `disconnected` while it waits out its grace
+ * period (it still holds its work, yet nothing reaches it).
+ */
+export function shownStatus(agent: Agent): string {
+  return agent.status !== 'offline' && typeof agent.disconnectedSince === 'number' ? 'disconnected' : agent.status;
+}
+
+/** Whether an agent has been offline long enough to fold away. */
+export function folded(agent: Agent, now: number): boolean {
+  return agent.status === 'offline' && typeof agent.offlineSince === 'number' && now - agent.offlineSince > FOLD_OFFLINE_AFTER_MS;
+}
+
+const ago = (since: number, now: number) => `${Math.max(0, Math.round((now - since) / 1000))} s ago`;
+
+/** The agents table, those offline for long left out unless `showFolded`, with each agent's load over the last minutes. */
+export function renderAgents(body: HTMLElement, agents: Agent[], loads: LoadTimelines, now: number, showFolded: boolean): void {
+  const shown = showFolded ? agents : agents.filter((a) => !folded(a, now));
+  body.innerHTML = shown
+    .map((a) => {
+      const status = shownStatus(a);
+      const since = status === 'disconnected' ? a.disconnectedSince! : status === 'offline' ? a.offlineSince : null;
+      const title = status === 'disconnected' ? `connection lost ${ago(since!, now)}; it keeps its work until its grace period ends` : '';
+      return `<tr data-agent="${esc(a.id)}" data-status="${esc(status)}" data-load="${a.load}"><td title="${esc(a.id)}">${esc(a.id)}</td><td>${esc(a.agentType)}</td>
+        <td>${pill(status, title)}${typeof since === 'number' ? ` <span class="muted">${ago(since, now)}</span>` : ''}</td>
+        <td class="load">${loadSparkline(a.id, loads.list(a.id, now), a.maxConcurrentTasks)} ${a.load} / ${a.maxConcurrentTasks}</td>
+        <td>${a.stats.completed} / ${a.stats.failed}</td><td title="${esc(a.note ?? '')}">${esc(a.note ?? '')}</td></tr>`;
+    })
     .join('');
 }
 
 /** The selected workflow's page of orders, newest first, as its orders view holds them. */
 export function renderOrders(body: HTMLElement, page: OrdersView | undefined): void {
   if (!page) {
-    body.innerHTML = '<tr><td colspan="6" class="muted">No workflow yet.</td></tr>';
+    body.innerHTML = '<tr><td colspan="8" class="muted">No workflow yet.</td></tr>';
     return;
   }
-  body.innerHTML = page.ids.map((id) => orderRow(page.orders[id]!)).join('') || '<tr><td colspan="6" class="muted">No work orders.</td></tr>';
+  body.innerHTML = page.ids.map((id) => orderRow(page.orders[id]!)).join('') || '<tr><td colspan="8" class="muted">No work orders.</td></tr>';
+}
+
+/** The error an order ended with, or else the newest its attempts gave. */
+export function lastError(o: WorkOrder): string {
+  if (o.error) return o.error;
+  for (let i = o.history.length - 1; i >= 0; i--) if (o.history[i]!.error) return o.history[i]!.error!;
+  return '';
 }
 
 function orderRow(o: WorkOrder): string {
-  return `<tr data-work-order="${esc(o.id)}" data-state="${esc(o.state)}" data-progress="${o.progress}"><td>${esc(o.id)}</td><td>${esc(o.taskType)}</td>
-    <td>${pill(o.state)}</td><td>${esc(o.attempt?.agentId ?? o.history[o.history.length - 1]?.agentId ?? '')}</td><td>${bar(o.progress)}</td><td>${esc(o.message ?? o.error ?? '')}</td></tr>`;
+  // The attempt in flight, or else the last one started; none before the first. A completed
+  // order's last error is an earlier attempt's: shown, but dimmed.
+  const attempt = o.attempt?.number ?? o.attempts;
+  const error = lastError(o);
+  return `<tr data-work-order="${esc(o.id)}" data-state="${esc(o.state)}" data-progress="${o.progress}" data-attempt="${attempt}"><td title="${esc(o.id)}">${esc(o.id)}</td><td>${esc(o.taskType)}</td>
+    <td>${pill(o.state)}</td><td>${attempt ? `${attempt} / ${o.maxAttempts}` : '–'}</td><td>${esc(o.attempt?.agentId ?? o.history[o.history.length - 1]?.agentId ?? '')}</td><td>${bar(o.progress)}</td>
+    <td title="${esc(o.message ?? '')}">${esc(o.message ?? '')}</td><td class="error${o.state === 'completed' ? ' past' : ''}" title="${esc(error)}">${esc(error)}</td></tr>`;
 }
 
 /**
