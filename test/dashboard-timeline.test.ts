@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../shared/schemas/agent.ts';
 import type { SummaryView } from '../shared/schemas/views.ts';
+import { formatValue } from '../server/http/dashboard/charts.ts';
 import { INTERVAL_MS, INTERVALS_KEPT, LoadTimelines, ThroughputTimeline, Timeline } from '../server/http/dashboard/timeline.ts';
 
 const T0 = 1_767_261_600_000;
@@ -45,5 +46,13 @@ describe('the dashboard’s timelines', () => {
       { peak: 1, last: 1 },
     ]);
     expect(loads.list('b', T0 + INTERVAL_MS)).toEqual([]);
+  });
+});
+
+describe('the dashboard’s KPI values', () => {
+  it('keep three significant digits, the zeros of whole numbers, and their unit', () => {
+    expect([720.3, 0.8496, 1.0004, 12.5, 6100.2, 3].map((v) => formatValue(v))).toEqual(['720', '0.85', '1', '12.5', '6100', '3']);
+    expect(formatValue(771.2, 'ms')).toBe('771 ms');
+    expect(formatValue(null, 'ms')).toBe('–');
   });
 });

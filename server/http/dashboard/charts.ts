@@ -17,7 +17,7 @@ function scale(low: number, high: number, from: number, to: number): (value: num
 /** A value as a KPI shows it: a few significant digits, then its unit. */
 export function formatValue(value: number | null, unit = ''): string {
   if (value === null) return '–';
-  const text = Math.abs(value) >= 1000 || Number.isInteger(value) ? String(Math.round(value)) : value.toPrecision(3).replace(/\.?0+$/, '');
+  const text = Math.abs(value) >= 1000 || Number.isInteger(value) ? String(Math.round(value)) : value.toPrecision(3).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
   return unit ? `${text} ${unit}` : text;
 }
 
@@ -103,7 +103,8 @@ export function throughputChart(intervals: readonly Interval<Throughput>[], widt
   });
   const sum = (key: 'completed' | 'failed') => intervals.reduce((total, i) => total + i.value[key], 0);
   const newest = intervals[intervals.length - 1]?.value;
-  const minutes = (count * INTERVAL_MS) / 60_000;
+  const seconds = (count * INTERVAL_MS) / 1000;
+  const span = seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
   return `<svg class="throughput-chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="orders completed and failed per ${INTERVAL_MS / 1000} s, and queue depth"
     data-intervals="${intervals.length}" data-completed="${sum('completed')}" data-failed="${sum('failed')}" data-queued="${newest?.queued ?? 0}">
     <line class="axis" x1="${left}" x2="${width - right}" y1="${base}" y2="${base}" />
@@ -111,7 +112,7 @@ export function throughputChart(intervals: readonly Interval<Throughput>[], widt
     <text class="tick" x="${left - 4}" y="${base}" text-anchor="end">0</text>
     <text class="tick queue" x="${width - right + 4}" y="${top + 8}">${deepest}</text>
     <text class="tick queue" x="${width - right + 4}" y="${base}">0</text>
-    <text class="tick" x="${left}" y="${height - 4}">${n(minutes)} min ago</text>
+    <text class="tick" x="${left}" y="${height - 4}">${span} ago</text>
     <text class="tick" x="${width - right}" y="${height - 4}" text-anchor="end">now</text>
     ${rects.join('')}
     <polyline class="queue" points="${line.join(' ')}" data-points="${line.length}" />

@@ -49,18 +49,22 @@ export function folded(agent: Agent, now: number): boolean {
   return agent.status === 'offline' && typeof agent.offlineSince === 'number' && now - agent.offlineSince > FOLD_OFFLINE_AFTER_MS;
 }
 
-const ago = (since: number, now: number) => `${Math.max(0, Math.round((now - since) / 1000))} s ago`;
+/** How long since `since`, briefly: 40 s, 12 min, 3 h. */
+function ago(since: number, now: number): string {
+  const seconds = Math.max(0, Math.round((now - since) / 1000));
+  return seconds < 120 ? `${seconds} s` : seconds < 7200 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds / 3600)} h`;
+}
 
-/** The agents table, those offline for long left out unless `showFolded`, with each agent's load over the last minutes. */
+/** The agents table by id, those offline for long left out unless `showFolded`, with each agent's load over the last minutes. */
 export function renderAgents(body: HTMLElement, agents: Agent[], loads: LoadTimelines, now: number, showFolded: boolean): void {
-  const shown = showFolded ? agents : agents.filter((a) => !folded(a, now));
+  const shown = (showFolded ? agents : agents.filter((a) => !folded(a, now))).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   body.innerHTML = shown
     .map((a) => {
       const status = shownStatus(a);
       const since = status === 'disconnected' ? a.disconnectedSince! : status === 'offline' ? a.offlineSince : null;
-      const title = status === 'disconnected' ? `connection lost ${ago(since!, now)}; it keeps its work until its grace period ends` : '';
+      const title = status === 'disconnected' ? `connection lost ${ago(since!, now)} ago; it keeps its work until its grace period ends` : '';
       return `<tr data-agent="${esc(a.id)}" data-status="${esc(status)}" data-load="${a.load}"><td title="${esc(a.id)}">${esc(a.id)}</td><td>${esc(a.agentType)}</td>
-        <td>${pill(status, title)}${typeof since === 'number' ? ` <span class="muted">${ago(since, now)}</span>` : ''}</td>
+        <td>${pill(status, title)}${typeof since === 'number' ? ` <span class="muted ago">${ago(since, now)}</span>` : ''}</td>
         <td class="load">${loadSparkline(a.id, loads.list(a.id, now), a.maxConcurrentTasks)} ${a.load} / ${a.maxConcurrentTasks}</td>
         <td>${a.stats.completed} / ${a.stats.failed}</td><td title="${esc(a.note ?? '')}">${esc(a.note ?? '')}</td></tr>`;
     })
