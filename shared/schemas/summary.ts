@@ -20,6 +20,8 @@ export const WorkflowSummary = z.object({
   /** Time from start to end, or to now while running; null before the start. */
   durationMs: z.number().int().nullable(),
   progress: Percentage,
+  /** How many of its queued work orders no agent that takes work can do (marked `waiting`). */
+  unservable: z.number().int(),
   stages: z.array(z.object({ name: z.string(), progress: Percentage, completed: z.boolean() })),
   steps: Counts(['total', 'pending', 'running', 'completed', 'failed'] as const).extend({
     /** Sum of the durations of finished steps. */

@@ -82,6 +82,8 @@ export const SummaryView = Workflow.pick({
   // The KPIs with their recorded history.
   kpis: true,
 }).extend({
+  /** How many of its queued orders no agent that takes work can do (marked `waiting`). */
+  unservable: Count,
   /** Steps by status, and the summed duration of finished ones (as in `WorkflowSummary`). */
   steps: WorkflowSummary.shape.steps,
   workOrderCounts: OrderCounts,

@@ -39,6 +39,24 @@ export const CurrentAttempt = z.object({
   acceptedAt: Timestamp.nullable(),
 });
 
+/**
+ * Why a queued order is offered to nobody: no agent that takes work can do it. An agent takes work
+ * while it is in the pool and neither draining nor offline; one within its grace period after a
+ * disconnect still counts, as it is expected back with its work. Exactly one of `taskType` and
+ * `missing` is set.
+ */
+export const Waiting = z.object({
+  reason: z.literal('no_capable_agent'),
+  /** Set when no such agent declares the order's task type (nor `*`): that task type. */
+  taskType: z.string().optional(),
+  /**
+   * Set when agents of the task type take work but none holds every requirement: the order's
+   * requirements (sorted). Which of them each agent lacks is in the agents' `capabilities`.
+   */
+  missing: z.array(Capability).optional(),
+});
+export type Waiting = z.infer<typeof Waiting>;
+
 /** A unit of work for one agent. */
 export const WorkOrder = z.object({
   id: Id,
@@ -67,6 +85,13 @@ export const WorkOrder = z.object({
   firstQueuedAt: Timestamp.nullable(),
   /** Retry backoff: not offered before this time. */
   notBefore: Timestamp.nullable(),
+  /**
+   * Set while the order is queued, ready, and no agent that takes work can do it (see `Waiting`);
+   * cleared when such an agent registers, returns or stops draining, and when the order leaves the
+   * queue. An order backing off before a retry is marked once its backoff ends. Absent in orders
+   * written before it was kept.
+   */
+  waiting: Waiting.nullable().optional(),
   startedAt: Timestamp.nullable(),
   endedAt: Timestamp.nullable(),
   /** Attempts that started (were accepted); maxAttempts bounds this. */

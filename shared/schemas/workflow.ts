@@ -75,6 +75,11 @@ export const Workflow = z.object({
   workOrders: z.record(z.string(), WorkOrder),
   /** How many work orders are in each state, kept as they change. */
   workOrderCounts: z.record(WorkOrderState, z.number().int()),
+  /**
+   * How many of its queued orders no agent that takes work can do (those with `waiting` set),
+   * kept as they change. Absent in workflows written before it was kept.
+   */
+  unservable: z.number().int().optional(),
   /** The agents that worked on this workflow and how they did here. */
   agents: z.record(z.string(), WorkflowAgent),
   /** The data inventory: references by id, with provenance and version history. */
@@ -116,13 +121,14 @@ export const WorkflowHeader = Workflow.pick({
   startedAt: true,
   endedAt: true,
   workOrderCounts: true,
+  unservable: true,
 });
 export type WorkflowHeader = z.infer<typeof WorkflowHeader>;
 
 /** The header of a workflow (or of a larger header): its fields only, its counts copied. */
 export function workflowHeader(workflow: WorkflowHeader): WorkflowHeader {
-  const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts } = workflow;
-  return { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts: { ...workOrderCounts } };
+  const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts, unservable } = workflow;
+  return { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts: { ...workOrderCounts }, unservable: unservable ?? 0 };
 }
 
 /** A workflow together with the version of the state it shows. */

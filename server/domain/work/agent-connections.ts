@@ -4,6 +4,7 @@ import type { CommandContext } from '../machinery/context.ts';
 import { AGENTS_DOC, type HubState } from '../machinery/state.ts';
 import { requireAgent } from './agents.ts';
 import { withdrawOffer } from './attempts.ts';
+import { reviewAgent } from './unservable.ts';
 
 // Agents coming and going. Apart from agents.ts (the pool's bookkeeping) because a connection
 // change withdraws offers, and attempts need that bookkeeping: together they would import each other.
@@ -54,6 +55,7 @@ export function registerAgent(
     t.tx.onUndo(t.state.work.agentIds.add(agentId));
   }
   markConnected(t, agentId);
+  reviewAgent(t, agentId);
   t.tx.effect({ type: 'agent.registered', agentId, agentType: fields.agentType, taskTypes: fields.taskTypes, how: !existing ? 'new' : newConnection ? 'reconnected' : 'updated' });
   return { agent: requireAgent(t.state, agentId), attempts: heldAttempts(t.state, agentId) };
 }

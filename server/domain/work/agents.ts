@@ -4,6 +4,7 @@ import type { Agent, AgentStatus } from '../../../shared/schemas/agent.ts';
 import type { Actor } from '../machinery/actor.ts';
 import type { CommandContext } from '../machinery/context.ts';
 import { AGENTS_DOC, versionOf, type HubState } from '../machinery/state.ts';
+import { reviewAgent } from './unservable.ts';
 
 const RECENT_DURATIONS = 20;
 
@@ -75,6 +76,7 @@ export function setAgentStatus(t: CommandContext, agentId: string, input: Parsed
     t.state.work.freed.add(agentId);
   }
   if (input.note !== undefined) t.tx.set(AGENTS_DOC, [agentId, 'note'], input.note);
+  reviewAgent(t, agentId);
   return agent;
 }
 

@@ -5,6 +5,7 @@ import { recordOffer } from './attempt-records.ts';
 import { requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { assignmentInputs } from '../data/inventory.ts';
 import { setOrderState } from './work-orders.ts';
+import { settleWaiting } from './unservable.ts';
 import { orderKey, type Bucket, type ReadyEntry } from './work-index.ts';
 
 /**
@@ -91,10 +92,10 @@ function fillAgent(t: CommandContext, agentId: string): void {
   if (!agent) return;
   while (agent.load < agent.maxConcurrentTasks && agent.status !== 'draining' && agent.status !== 'offline' && t.state.work.connected.has(agentId)) {
     let best: ReadyEntry | undefined;
-    for (const [key, bucket] of t.state.work.buckets) {
+    for (const bucket of t.state.work.buckets.values()) {
       if (!canServe(agent, bucket)) continue;
       const head = headFor(t, bucket, agent);
-      if (bucket.queue.size === 0) t.state.work.buckets.delete(key);
+      if (bucket.queue.size === 0) t.state.work.dropBucket(bucket);
       if (head && (!best || head.key > best.key || (head.key === best.key && head.seq < best.seq))) best = head;
     }
     if (!best) return;
@@ -165,12 +166,14 @@ function placeOrder(t: CommandContext, order: WorkOrder): void {
 /**
  * Runs after every command: agents that got a free slot take the best work they can, then orders
  * that became ready go to the best free agent. Work nobody can take stays queued until an agent
- * that can take it registers or frees a slot. Cost is proportional to what changed.
+ * that can take it registers or frees a slot; when no agent that takes work could ever take it,
+ * it is marked `waiting`. Cost is proportional to what changed.
  */
 export function schedule(t: CommandContext): void {
   const work = t.state.work;
+  const unsettled = work.capable.unsettled;
   // Most commands (progress, heartbeats) free no agent and ready no order: nothing to do.
-  if (work.freed.size === 0 && work.fresh.length === 0) return;
+  if (work.freed.size === 0 && work.fresh.length === 0 && unsettled.length === 0) return;
   for (const agentId of work.freed) {
     const agent = t.state.agents?.[agentId];
     if (agent) work.makeAvailable(agent);
@@ -185,4 +188,7 @@ export function schedule(t: CommandContext): void {
     .filter((order): order is WorkOrder => order !== undefined)
     .sort((a, b) => key(b) - key(a));
   for (const order of fresh) if (order.state === 'queued' && work.queued.has(orderKey(order.workflowId, order.id))) placeOrder(t, order);
+  // Those still queued: marked when no agent that takes work can do them.
+  const unplaced = fresh.filter((order) => order.state === 'queued').map((order) => ({ workflowId: order.workflowId, workOrderId: order.id }));
+  settleWaiting(t, [...unplaced, ...unsettled.splice(0)]);
 }

@@ -2,6 +2,7 @@ import { AGENTS_DOC } from '../machinery/state.ts';
 import { failAttempt, withdrawOffer } from './attempts.ts';
 import type { CommandContext } from '../machinery/context.ts';
 import { FINAL_STATES, finishOrder } from './work-orders.ts';
+import { reviewAgent } from './unservable.ts';
 
 /**
  * The hub's periodic check, with the clock it is given: offers past their accept deadline go to
@@ -25,6 +26,8 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     // Offline now: no longer watched every sweep (ephemeral agent ids would pile up otherwise).
     work.disconnected.delete(agentId);
     t.tx.onUndo(() => work.disconnected.set(agentId, since));
+    // No longer one that takes work: orders only it could do are marked.
+    reviewAgent(t, agentId);
     result.offline++;
     t.tx.effect({ type: 'agent.offline', agentId, disconnectedAt: since });
     for (const token of [...(work.byAgent.get(agentId) ?? [])]) {

@@ -3,6 +3,7 @@ import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { AgentIds } from './agent-ids.ts';
 import { queueKey } from './assignment.ts';
+import { CapableAgents, requirementsKey, sameWaiting, type Need } from './capable-agents.ts';
 import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
 import { PriorityQueue } from './priority-queue.ts';
@@ -33,6 +34,8 @@ export interface Bucket {
    * come up); the bucket goes, with them, when its last queued order leaves it.
    */
   current: number;
+  /** The orders of every workflow that need the same kind of agent: whether one can take them. */
+  need: Need<Bucket>;
 }
 
 /** An attempt offered to or running on an agent. */
@@ -55,14 +58,22 @@ interface Timed {
 const byTime = (a: Timed, b: Timed) => a.at < b.at;
 const byKey = (a: ReadyEntry, b: ReadyEntry) => (a.key !== b.key ? a.key > b.key : a.seq < b.seq);
 
+/** Whether an agent takes work: in the pool, neither draining nor offline (one in its grace period counts). */
+export function takesWork(agent: Pick<Agent, 'status'>): boolean {
+  return agent.status !== 'offline' && agent.status !== 'draining';
+}
+
+/** What an agent is filed with among those that take work: copies of its task types and capabilities. */
+export function filingOf(agent: Pick<Agent, 'taskTypes' | 'capabilities'>): { taskTypes: string[]; capabilities: string[] } {
+  return { taskTypes: [...agent.taskTypes], capabilities: [...agent.capabilities] };
+}
+
 /** The key of a work order across workflows. */
 export const orderKey = (workflowId: string, workOrderId: string) => `${workflowId}\u0000${workOrderId}`;
 
 function bucketKey(order: Pick<WorkOrder, 'workflowId' | 'taskType' | 'requirements'>): string {
   // Most orders have no requirement or one: no sorted copy for them (start-up files every queued order).
-  const { requirements } = order;
-  const requirementsKey = requirements.length < 2 ? (requirements[0] ?? '') : [...requirements].sort().join('\u0001');
-  return `${order.workflowId}\u0000${order.taskType}\u0000${requirementsKey}`;
+  return `${order.workflowId}\u0000${order.taskType}\u0000${requirementsKey(order.requirements)}`;
 }
 
 /**
@@ -109,6 +120,8 @@ export class WorkIndex {
   readonly catalogs = new WorkflowCatalogs(this.orderLists);
   /** The pool's agent ids in order, for paging agent.list. */
   readonly agentIds = new AgentIds();
+  /** Agents that take work by task type, and whether the queued orders of each kind have one (their `waiting` marker). */
+  readonly capable = new CapableAgents<Bucket>();
   private seq = 0;
 
   constructor(private readonly agingMs: number) {}
@@ -127,7 +140,9 @@ export class WorkIndex {
     const key = bucketKey(order);
     let bucket = this.buckets.get(key);
     if (!bucket) {
-      bucket = { key, workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey), current: 0 };
+      const need = this.capable.needOf(order.taskType, order.requirements);
+      bucket = { key, workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey), current: 0, need };
+      need.buckets.add(bucket);
       this.buckets.set(key, bucket);
     }
     const entry = { key: queueKey(order.priority, order.queuedAt ?? now, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id, bucket };
@@ -136,6 +151,13 @@ export class WorkIndex {
     this.queued.set(keyOfOrder, entry);
     this.readySince.set(keyOfOrder, now);
     if (fresh) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
+  }
+
+  /** Files a queued order at a rebuild; one whose marker is not its need's is left for the scheduler to settle. */
+  private enqueueKnown(order: WorkOrder, now: number): void {
+    this.enqueue(order, now, { fresh: false });
+    const need = this.queued.get(orderKey(order.workflowId, order.id))?.bucket.need;
+    if (!sameWaiting(order.waiting ?? null, need?.waiting ?? null)) this.capable.unsettled.push({ workflowId: order.workflowId, workOrderId: order.id });
   }
 
   /** Whether a queue entry still stands for its order. */
@@ -182,7 +204,13 @@ export class WorkIndex {
     if (!entry) return;
     this.queued.delete(keyOfOrder);
     const bucket = entry.bucket;
-    if (--bucket.current === 0 && this.buckets.get(bucket.key) === bucket) this.buckets.delete(bucket.key);
+    if (--bucket.current === 0) this.dropBucket(bucket);
+  }
+
+  /** Drops a bucket (its last queued order left, or its queue ran out): from the map, and from its need. */
+  dropBucket(bucket: Bucket): void {
+    if (this.buckets.get(bucket.key) === bucket) this.buckets.delete(bucket.key);
+    this.capable.leave(bucket.need, bucket);
   }
 
   /** Starts the overall-timeout clock of an order. */
@@ -240,7 +268,7 @@ export class WorkIndex {
   forgetWorkflow(workflowId: string): void {
     for (const bucket of this.buckets.values()) {
       if (bucket.workflowId !== workflowId) continue;
-      this.buckets.delete(bucket.key);
+      this.dropBucket(bucket);
       for (const entry of bucket.queue.values()) {
         const keyOfOrder = orderKey(workflowId, entry.workOrderId);
         if (this.queued.get(keyOfOrder) !== entry) continue;
@@ -272,10 +300,12 @@ export class WorkIndex {
     while (this.delayed.pop());
     while (this.deadlines.pop());
     this.offline.clear();
+    this.capable.clear();
     this.agentIds.rebuild(Object.keys(agents ?? {}));
     for (const agent of Object.values(agents ?? {})) {
       // An offline agent without the time (an older document) gets it at start-up (hub.recover).
       if (agent.status === 'offline' && typeof agent.offlineSince === 'number') this.offline.watch(agent.id, agent.offlineSince);
+      if (takesWork(agent)) this.capable.file(agent.id, filingOf(agent));
     }
     const liveTokens = new Set<string>();
     for (const workflow of workflows) {
@@ -283,7 +313,7 @@ export class WorkIndex {
       this.orderLists.of(workflow);
       if (workflow.status !== 'in_progress') continue;
       for (const order of Object.values(workflow.workOrders)) {
-        if (order.state === 'queued') this.enqueue(order, now, { fresh: false });
+        if (order.state === 'queued') this.enqueueKnown(order, now);
         if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order);
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;

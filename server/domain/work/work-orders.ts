@@ -7,6 +7,7 @@ import { endAttempt } from './attempt-records.ts';
 import { recordRun } from '../data/lineage.ts';
 import { versionOf } from '../machinery/state.ts';
 import { touch } from '../workflows/workflows.ts';
+import { clearWaiting } from './unservable.ts';
 
 type Spec = ParsedRequestOf<'control', 'workOrder.createMany'>['orders'][number];
 
@@ -17,13 +18,14 @@ export function requireOrder(workflow: Workflow, workOrderId: string): WorkOrder
   return requireEntity(workflow.workOrders, workOrderId, 'work order', workflow.id);
 }
 
-/** Moves an order to `next`, keeping the workflow's per-state counts and its catalog in step. */
+/** Moves an order to `next`, keeping the workflow's per-state counts, its catalog and its count of unservable orders in step. */
 export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrderState): void {
   if (order.state === next) return;
   const workflow = requireWorkflow(t.state, order.workflowId);
   const counts = workflow.workOrderCounts;
   const uncatalog = t.state.work.catalogs.moved(order, order.state, next);
   if (uncatalog) t.tx.onUndo(uncatalog);
+  if (order.waiting) clearWaiting(t, order, workflow);
   t.tx.set(workflow.id, ['workOrderCounts', order.state], counts[order.state] - 1);
   t.tx.set(workflow.id, ['workOrderCounts', next], counts[next] + 1);
   t.tx.assign(workflow.id, ['workOrders', order.id], { state: next, updatedAt: t.ctx.now });
@@ -131,6 +133,7 @@ export function createOrders(t: CommandContext, workflowId: string, specs: Spec[
       queuedAt: null,
       firstQueuedAt: null,
       notBefore: null,
+      waiting: null,
       startedAt: null,
       endedAt: null,
       attempts: 0,

@@ -25,6 +25,7 @@ export function summarize(workflow: Workflow, version: number, now: number): Wor
     endedAt: workflow.endedAt,
     durationMs: workflow.startedAt === null ? null : (workflow.endedAt ?? now) - workflow.startedAt,
     progress: workflow.progress,
+    unservable: workflow.unservable ?? 0,
     stages: Object.values(workflow.stages).map((s) => ({ name: s.name, progress: s.progress, completed: s.completedAt !== null })),
     steps,
     objectives: {

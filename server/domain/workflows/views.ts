@@ -45,6 +45,7 @@ export function summaryView(workflow: Workflow, catalog: WorkflowCatalog): Summa
     startedAt: workflow.startedAt,
     endedAt: workflow.endedAt,
     progress: workflow.progress,
+    unservable: workflow.unservable ?? 0,
     stages: workflow.stages,
     objectives: workflow.objectives,
     kpis: workflow.kpis,

@@ -68,6 +68,7 @@ export function createWorkflow(t: CommandContext, input: Input<'workflow.create'
     kpis: {},
     workOrders: {},
     workOrderCounts: Object.fromEntries(WorkOrderState.options.map((state) => [state, 0])) as Workflow['workOrderCounts'],
+    unservable: 0,
     agents: {},
     data: {},
     lineage: {},

@@ -1,0 +1,115 @@
+import type { Waiting, WorkOrder } from '../../../shared/schemas/work-order.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import type { CommandContext } from '../machinery/context.ts';
+import { sameWaiting, serves, type Filing, type Need } from './capable-agents.ts';
+import { filingOf, orderKey, takesWork, type Bucket } from './work-index.ts';
+
+// The `waiting` marker of queued orders that no agent that takes work can do, and the count of
+// them each workflow keeps (`unservable`). Orders of one kind (task type and requirements) share
+// their need's verdict; it changes only when an agent comes, goes or changes what it declares, and
+// then only for the needs of its task types. See CapableAgents.
+
+/** Writes an order's marker if it changes; returns how the workflow's count moves (-1, 0 or 1). */
+function writeWaiting(t: CommandContext, order: WorkOrder, waiting: Waiting | null): number {
+  const was = order.waiting ?? null;
+  if (sameWaiting(was, waiting)) return 0;
+  t.tx.set(order.workflowId, ['workOrders', order.id, 'waiting'], waiting);
+  return (waiting ? 1 : 0) - (was ? 1 : 0);
+}
+
+/** Moves a workflow's count of unservable orders by `delta`, in one write. */
+function count(t: CommandContext, workflow: Workflow, delta: number): void {
+  if (delta !== 0) t.tx.set(workflow.id, ['unservable'], (workflow.unservable ?? 0) + delta);
+}
+
+/** Gives every queued order of a bucket (one workflow) its need's marker. */
+function markBucket(t: CommandContext, bucket: Bucket, waiting: Waiting | null): void {
+  const work = t.state.work;
+  const workflow = t.state.workflows.get(bucket.workflowId);
+  if (!workflow) return;
+  let delta = 0;
+  for (const entry of bucket.queue.values()) {
+    if (!work.isCurrent(entry)) continue;
+    const order = workflow.workOrders[entry.workOrderId];
+    if (order?.state === 'queued') delta += writeWaiting(t, order, waiting);
+  }
+  count(t, workflow, delta);
+}
+
+/** A need's verdict changed: its orders, in every workflow, carry the new one. O(its queued orders). */
+function changeNeed(t: CommandContext, need: Need<Bucket>, waiting: Waiting | null): void {
+  const before = need.waiting;
+  need.waiting = waiting;
+  t.tx.onUndo(() => (need.waiting = before));
+  for (const bucket of need.buckets) markBucket(t, bucket, waiting);
+}
+
+/**
+ * The verdict of a need once an agent filed as `before` is filed as `after` (undefined: it does not
+ * take work), or undefined when it stays. Only an agent that could do the work and no longer can
+ * may leave a need without one (then the other agents are looked at); a need without one gets one
+ * from an agent that can do it, and otherwise changes only between "no agent of the task type"
+ * and "none holds the requirements", which is O(1) to tell.
+ */
+function verdictAfter(t: CommandContext, need: Need<Bucket>, before: Filing | undefined, after: Filing | undefined): Waiting | null | undefined {
+  const capable = t.state.work.capable;
+  const servesAfter = after !== undefined && serves(after, need);
+  if (need.waiting === null) return before !== undefined && serves(before, need) && !servesAfter ? capable.verdict(need) : undefined;
+  if (servesAfter) return null;
+  const typeServed = capable.declares(need.taskType);
+  if (typeServed === (need.waiting.taskType === undefined)) return undefined;
+  return typeServed ? { reason: 'no_capable_agent', missing: need.requirements } : { reason: 'no_capable_agent', taskType: need.taskType };
+}
+
+/**
+ * Files an agent anew among those that take work, after its status, task types or capabilities
+ * may have changed (registration, draining, offline, forgotten), and re-marks the orders of the
+ * needs whose verdict that changes. Nothing changes, at O(its task types and capabilities), for an
+ * agent filed as before: a reconnect within the grace period, a heartbeat, a change of load.
+ */
+export function reviewAgent(t: CommandContext, agentId: string): void {
+  const capable = t.state.work.capable;
+  const agent = t.state.agents && Object.hasOwn(t.state.agents, agentId) ? t.state.agents[agentId] : undefined;
+  const after = agent && takesWork(agent) ? filingOf(agent) : undefined;
+  const before = capable.filingOf(agentId);
+  if (sameFiling(before, after)) return;
+  capable.unfile(agentId);
+  if (after) capable.file(agentId, after);
+  t.tx.onUndo(() => {
+    capable.unfile(agentId);
+    if (before) capable.file(agentId, before);
+  });
+  for (const need of capable.needsFor([...(before?.taskTypes ?? []), ...(after?.taskTypes ?? [])])) {
+    const waiting = verdictAfter(t, need, before, after);
+    if (waiting !== undefined) changeNeed(t, need, waiting);
+  }
+}
+
+function sameFiling(a: Filing | undefined, b: Filing | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const same = (x: readonly string[], y: readonly string[]) => x.length === y.length && x.every((item, i) => item === y[i]);
+  return same(a.taskTypes, b.taskTypes) && same(a.capabilities, b.capabilities);
+}
+
+/**
+ * Gives orders just queued (or found unsettled by a rebuild) their need's marker: a ready order
+ * nobody can take is marked, one backing off is not (yet). One write of each workflow's count.
+ */
+export function settleWaiting(t: CommandContext, orders: Iterable<{ workflowId: string; workOrderId: string }>): void {
+  const work = t.state.work;
+  const deltas = new Map<Workflow, number>();
+  for (const { workflowId, workOrderId } of orders) {
+    const workflow = t.state.workflows.get(workflowId);
+    const order = workflow?.workOrders[workOrderId];
+    if (!workflow || order?.state !== 'queued') continue;
+    const waiting = work.queued.get(orderKey(workflowId, workOrderId))?.bucket.need.waiting ?? null;
+    const delta = writeWaiting(t, order, waiting);
+    if (delta !== 0) deltas.set(workflow, (deltas.get(workflow) ?? 0) + delta);
+  }
+  for (const [workflow, delta] of deltas) count(t, workflow, delta);
+}
+
+/** Clears the marker of an order leaving the queue (offered, cancelled, failed). */
+export function clearWaiting(t: CommandContext, order: WorkOrder, workflow: Workflow): void {
+  count(t, workflow, writeWaiting(t, order, null));
+}
