@@ -4,6 +4,10 @@ import { KpiDirection } from './kpis.ts';
 import { ObjectiveStatus } from './objectives.ts';
 import { WorkflowStatus } from './workflow.ts';
 
+/** Where a workflow's `progress` comes from: its stages once it has one, else its work orders when it has some. */
+export const ProgressSource = z.enum(['stages', 'orders']);
+export type ProgressSource = z.infer<typeof ProgressSource>;
+
 const Counts = <T extends string>(keys: readonly T[]) =>
   z.object(Object.fromEntries(keys.map((k) => [k, z.number().int()])) as Record<T, z.ZodNumber>);
 
@@ -19,7 +23,18 @@ export const WorkflowSummary = z.object({
   endedAt: Timestamp.nullable(),
   /** Time from start to end, or to now while running; null before the start. */
   durationMs: z.number().int().nullable(),
+  /** 0..100, from the stages or the orders: see `progressFrom`. */
   progress: Percentage,
+  /**
+   * `stages`: the mean of its stages' progress (also with neither stages nor orders); `orders`: it
+   * has work orders and no stage, and progress is `orderProgress`.
+   */
+  progressFrom: ProgressSource,
+  /**
+   * The share of its work orders that have ended (completed, failed or cancelled) while it was
+   * open, 0..100; null without orders.
+   */
+  orderProgress: Percentage.nullable(),
   /** How many of its queued work orders no agent that takes work can do (marked `waiting`). */
   unservable: z.number().int(),
   stages: z.array(z.object({ name: z.string(), progress: Percentage, completed: z.boolean() })),

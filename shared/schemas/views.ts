@@ -82,6 +82,9 @@ export const SummaryView = Workflow.pick({
   // The KPIs with their recorded history.
   kpis: true,
 }).extend({
+  /** Where `progress` comes from, and the orders' share beside it (as in `WorkflowSummary`). */
+  progressFrom: WorkflowSummary.shape.progressFrom,
+  orderProgress: WorkflowSummary.shape.orderProgress,
   /** How many of its queued orders no agent that takes work can do (marked `waiting`). */
   unservable: Count,
   /** Steps by status, and the summed duration of finished ones (as in `WorkflowSummary`). */

@@ -66,8 +66,17 @@ export const Workflow = z.object({
   updatedAt: Timestamp,
   startedAt: Timestamp.nullable(),
   endedAt: Timestamp.nullable(),
-  /** Mean progress over all stages, 0..100 (100 once completed). */
+  /**
+   * 0..100: the mean progress of its stages; while it has work orders and no stage, `orderProgress`.
+   * 100 once completed; failing or cancelling keeps the value it had.
+   */
   progress: Percentage,
+  /**
+   * The share of its work orders that have ended (completed, failed or cancelled), 0..100, kept as
+   * they change while it is open (the orders its end cancels do not count); null without orders.
+   * Absent in workflows written before it was kept.
+   */
+  orderProgress: Percentage.nullable().optional(),
   stages: z.record(z.string(), StageProgress),
   steps: z.record(z.string(), Step),
   objectives: z.record(z.string(), Objective),

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { applyPatch } from '../../shared/patch.ts';
+import type { SummaryView } from '../../shared/schemas/views.ts';
+import { CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import { workflowSummary } from '../../server/domain/machinery/queries.ts';
+import { workflowView } from '../../server/domain/workflows/views.ts';
 import { domain } from '../helpers/domain.ts';
 import { codeOfCall as codeOf } from '../helpers/errors.ts';
 
@@ -142,6 +146,54 @@ describe('objectives, KPIs and progress (domain)', () => {
     expect(progressOf(cancelled)).toEqual([20, 20]);
     // And a finished workflow takes no more stage progress.
     expect(codeOf(() => d.run('workflow.progress', { workflowId: failed, stage: 'loading', percentage: 90 }))).toBe('INVALID_TRANSITION');
+  });
+
+  it('without stage updates, follows its work orders: the share that ended, so an order still queued keeps it below 100', () => {
+    const d = domain();
+    const id = create(d);
+    d.register('worker', { taskTypes: ['t'], maxConcurrentTasks: 3 });
+    d.run('workflow.start', { workflowId: id });
+    const orders = [{ id: 'a', taskType: 't' }, { id: 'b', taskType: 't' }, { id: 'c', taskType: 't' }, { id: 'd', taskType: 'gpu-render' }];
+    d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId: id, orders }));
+    const shown = () => {
+      const summary = workflowSummary(d.state, id, 0);
+      const view = workflowView(d.state, id, { kind: 'summary' }) as SummaryView;
+      expect([view.progress, view.progressFrom, view.orderProgress]).toEqual([summary.progress, summary.progressFrom, summary.orderProgress]);
+      return [summary.progress, summary.progressFrom, summary.orderProgress];
+    };
+    expect(shown()).toEqual([0, 'orders', 0]);
+    const agent = { role: 'agent' as const, name: 'worker', agentId: 'worker' };
+    for (const [workOrderId, end] of [['a', 'complete'], ['b', 'complete'], ['c', 'fail']] as const) {
+      const ref = { workflowId: id, workOrderId, attemptToken: d.state.workflows.get(id)!.workOrders[workOrderId]!.attempt!.token };
+      d.run('offer.answer', { ...ref, accept: true }, agent);
+      if (end === 'complete') d.run('task.complete', ref, agent);
+      else d.run('task.fail', { ...ref, error: 'bad input', retryable: false }, agent);
+    }
+    // Completed, and failed for good, both ended; `d` waits for an agent nobody runs.
+    expect(shown()).toEqual([75, 'orders', 75]);
+    // Cancelling the workflow ends `d` too, but keeps the value the workflow had, as with stages.
+    d.run('workflow.cancel', { workflowId: id });
+    expect(shown()).toEqual([75, 'orders', 75]);
+  });
+
+  it('with stage updates, takes progress from the stages and shows the orders\' share beside it', () => {
+    const d = domain();
+    const id = create(d);
+    d.run('workflow.start', { workflowId: id });
+    d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId: id, orders: [{ id: 'a', taskType: 't' }, { id: 'b', taskType: 't' }] }));
+    d.run('workOrder.cancel', { workflowId: id, workOrderId: 'a' });
+    expect(d.state.workflows.get(id)!.progress).toBe(50);
+    d.run('workflow.progress', { workflowId: id, stage: 'render', percentage: 10 });
+    const summary = workflowSummary(d.state, id, 0);
+    expect([summary.progress, summary.progressFrom, summary.orderProgress]).toEqual([10, 'stages', 50]);
+    d.run('workOrder.cancel', { workflowId: id, workOrderId: 'b' });
+    expect([d.state.workflows.get(id)!.progress, d.state.workflows.get(id)!.orderProgress]).toEqual([10, 100]);
+  });
+
+  it('says progress comes from the stages, with no order progress, for a workflow with neither', () => {
+    const d = domain();
+    const id = create(d);
+    expect(workflowSummary(d.state, id, 0)).toMatchObject({ progress: 0, progressFrom: 'stages', orderProgress: null });
   });
 
   it('rolls back every change of a command that fails half-way', () => {

@@ -7,6 +7,7 @@ import { endAttempt } from './attempt-records.ts';
 import { recordRun } from '../data/lineage.ts';
 import { versionOf } from '../machinery/state.ts';
 import { touch } from '../workflows/workflows.ts';
+import { followOrders } from '../workflows/progress.ts';
 import { clearWaiting } from './unservable.ts';
 
 type Spec = ParsedRequestOf<'control', 'workOrder.createMany'>['orders'][number];
@@ -18,7 +19,10 @@ export function requireOrder(workflow: Workflow, workOrderId: string): WorkOrder
   return requireEntity(workflow.workOrders, workOrderId, 'work order', workflow.id);
 }
 
-/** Moves an order to `next`, keeping the workflow's per-state counts, its catalog and its count of unservable orders in step. */
+/**
+ * Moves an order to `next`, keeping the workflow's per-state counts, its catalog, its count of
+ * unservable orders and (while it follows its orders) its progress in step.
+ */
 export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrderState): void {
   if (order.state === next) return;
   const workflow = requireWorkflow(t.state, order.workflowId);
@@ -29,6 +33,7 @@ export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrd
   t.tx.set(workflow.id, ['workOrderCounts', order.state], counts[order.state] - 1);
   t.tx.set(workflow.id, ['workOrderCounts', next], counts[next] + 1);
   t.tx.assign(workflow.id, ['workOrders', order.id], { state: next, updatedAt: t.ctx.now });
+  if (FINAL_STATES.has(next)) followOrders(t, workflow);
 }
 
 /** Puts an order in the queue now, or after `notBefore` when it is backing off. */
@@ -158,6 +163,7 @@ export function createOrders(t: CommandContext, workflowId: string, specs: Spec[
     for (const dependency of new Set(spec.dependencies)) t.tx.append(workflowId, ['workOrders', dependency, 'dependents'], spec.id);
   }
   if (workflow.status === 'in_progress') for (const spec of withIds) release(t, workflow, workflow.workOrders[spec.id]!);
+  followOrders(t, workflow);
   touch(t, workflowId);
   return withIds.map((spec) => workflow.workOrders[spec.id]!);
 }

@@ -1,6 +1,7 @@
 import type { WorkflowSummary } from '../../../shared/schemas/summary.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { ObjectiveStatus } from '../../../shared/schemas/objectives.ts';
+import { orderProgressOf, progressSource } from './order-progress.ts';
 
 /** The equivalent of get_workflow_summary(): status, durations, counts, progress, objectives and KPIs. */
 export function summarize(workflow: Workflow, version: number, now: number): WorkflowSummary {
@@ -25,6 +26,8 @@ export function summarize(workflow: Workflow, version: number, now: number): Wor
     endedAt: workflow.endedAt,
     durationMs: workflow.startedAt === null ? null : (workflow.endedAt ?? now) - workflow.startedAt,
     progress: workflow.progress,
+    progressFrom: progressSource(workflow),
+    orderProgress: orderProgressOf(workflow),
     unservable: workflow.unservable ?? 0,
     stages: Object.values(workflow.stages).map((s) => ({ name: s.name, progress: s.progress, completed: s.completedAt !== null })),
     steps,

@@ -5,6 +5,7 @@ import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { requireWorkflow } from '../machinery/context.ts';
 import type { HubState } from '../machinery/state.ts';
 import type { WorkflowCatalog } from '../work/workflow-catalog.ts';
+import { orderProgressOf, progressSource } from './order-progress.ts';
 
 type OrdersViewSpec = Extract<ViewSpec, { kind: 'orders' }>;
 type OrderCounts = SummaryView['workOrderCounts'];
@@ -45,6 +46,8 @@ export function summaryView(workflow: Workflow, catalog: WorkflowCatalog): Summa
     startedAt: workflow.startedAt,
     endedAt: workflow.endedAt,
     progress: workflow.progress,
+    progressFrom: progressSource(workflow),
+    orderProgress: orderProgressOf(workflow),
     unservable: workflow.unservable ?? 0,
     stages: workflow.stages,
     objectives: workflow.objectives,

@@ -62,6 +62,7 @@ export function createWorkflow(t: CommandContext, input: Input<'workflow.create'
     startedAt: null,
     endedAt: null,
     progress: 0,
+    orderProgress: null,
     stages: {},
     steps: {},
     objectives: {},

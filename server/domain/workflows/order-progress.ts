@@ -1,0 +1,32 @@
+import type { ProgressSource } from '../../../shared/schemas/summary.ts';
+import type { Workflow } from '../../../shared/schemas/workflow.ts';
+
+// Progress from work orders, for a workflow without stage updates, and shown beside the stages'
+// otherwise. Pure and O(1): it reads the per-state counts the workflow keeps.
+
+/** The states in which an order counts as done for progress: it has ended and nothing more will happen to it. */
+const ENDED = ['completed', 'failed', 'cancelled'] as const;
+
+/**
+ * The share of a workflow's orders that have ended (completed, failed or cancelled), 0..100 to two
+ * decimals, from its per-state counts: O(1). Null when it has none.
+ */
+export function orderShare(counts: Workflow['workOrderCounts']): number | null {
+  let total = 0;
+  for (const state in counts) total += counts[state as keyof typeof counts];
+  if (total === 0) return null;
+  let ended = 0;
+  for (const state of ENDED) ended += counts[state] ?? 0;
+  return Math.round((ended / total) * 10_000) / 100;
+}
+
+/** Where `progress` comes from: the stages once there is one, else the orders when there are some. */
+export function progressSource(workflow: Pick<Workflow, 'stages' | 'workOrderCounts'>): ProgressSource {
+  if (Object.keys(workflow.stages).length > 0) return 'stages';
+  return orderShare(workflow.workOrderCounts) === null ? 'stages' : 'orders';
+}
+
+/** A workflow's `orderProgress`; for one written before it was kept, its orders' share now. */
+export function orderProgressOf(workflow: Pick<Workflow, 'orderProgress' | 'workOrderCounts'>): number | null {
+  return workflow.orderProgress !== undefined ? workflow.orderProgress : orderShare(workflow.workOrderCounts);
+}
