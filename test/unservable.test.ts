@@ -29,7 +29,7 @@ describe('work that no connected agent can take', () => {
     expect(listed.items.find((header) => header.id === wf.id)?.unservable).toBe(1);
 
     const summary = await (await monitor(hub)).subscribe(wf.id, { view: { kind: 'summary' } });
-    expect(summary.state.unservable).toBe(1);
+    await summary.until((view) => view.unservable === 1, { what: 'the summary view counting the unservable order' });
 
     const gpu = await agent(hub, { agentId: 'gpu-worker', agentType: 'renderer' });
     await gpu.onTask('gpu-render', () => ({ result: 'rendered' }));
