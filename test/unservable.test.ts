@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { WorkflowSummary } from '../shared/schemas/summary.ts';
 import type { WorkflowHeader } from '../shared/schemas/workflow.ts';
 import { agent, control, monitor, startHub, TOKENS } from './helpers/hub.ts';
+import { CLI } from './helpers/process.ts';
 import { untilOrder } from './helpers/wait.ts';
 
 /** GETs a hub's JSON route with the monitor token. */
@@ -51,5 +54,19 @@ describe('work that no connected agent can take', () => {
     const big = await agent(hub, { agentId: 'big-gpu', agentType: 'renderer', capabilities: ['cuda', 'vram-80g'] });
     await big.onTask('gpu-render', () => ({ result: 'rendered in 8K' }));
     expect(await untilOrder(hub, wf.id, 'frame-8k', 'completed')).toMatchObject({ waiting: null, result: 'rendered in 8K' });
+  });
+
+  it('shows in switchboard status beside the queued orders, and in its --json', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ id: 'renders', userQuery: 'render the trailer' });
+    await wf.start();
+    await wf.createWorkOrders([
+      { id: 'frame-1', taskType: 'gpu-render' },
+      { id: 'frame-2', taskType: 'gpu-render' },
+    ]);
+    // Not spawnSync: the hub answering it runs in this process.
+    const status = (...args: string[]) => promisify(execFile)(process.execPath, [...CLI, 'status', '--url', hub.url, '--token', TOKENS.monitor, ...args], { encoding: 'utf8' });
+    expect((await status()).stdout).toMatch(/renders\s+in_progress\s+0%\s+2 queued \(2 no capable agent\)/);
+    expect(JSON.parse((await status('--json')).stdout).workflows[0]).toMatchObject({ id: 'renders', unservable: 2 });
   });
 });
