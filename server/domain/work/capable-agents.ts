@@ -1,9 +1,20 @@
+import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Waiting } from '../../../shared/schemas/work-order.ts';
 
 /** What an agent that takes work is filed with: the task types it declares and the capabilities it holds. */
 export interface Filing {
   taskTypes: readonly string[];
   capabilities: readonly string[];
+}
+
+/** Whether an agent takes work: in the pool, neither draining nor offline (one in its grace period counts). */
+export function takesWork(agent: Pick<Agent, 'status'>): boolean {
+  return agent.status !== 'offline' && agent.status !== 'draining';
+}
+
+/** What an agent that takes work is filed with: copies of its task types and capabilities. */
+export function filingFrom(agent: Pick<Agent, 'taskTypes' | 'capabilities'>): Filing {
+  return { taskTypes: [...agent.taskTypes], capabilities: [...agent.capabilities] };
 }
 
 /**

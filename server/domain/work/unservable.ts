@@ -1,8 +1,8 @@
 import type { Waiting, WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import type { CommandContext } from '../machinery/context.ts';
-import { sameWaiting, serves, type Filing, type Need } from './capable-agents.ts';
-import { filingOf, orderKey, takesWork, type Bucket } from './work-index.ts';
+import { filingFrom, sameWaiting, serves, takesWork, type Filing, type Need } from './capable-agents.ts';
+import { orderKey, type Bucket } from './work-index.ts';
 
 // The `waiting` marker of queued orders that no agent that takes work can do, and the count of
 // them each workflow keeps (`unservable`). Orders of one kind (task type and requirements) share
@@ -70,7 +70,7 @@ function verdictAfter(t: CommandContext, need: Need<Bucket>, before: Filing | un
 export function reviewAgent(t: CommandContext, agentId: string): void {
   const capable = t.state.work.capable;
   const agent = t.state.agents && Object.hasOwn(t.state.agents, agentId) ? t.state.agents[agentId] : undefined;
-  const after = agent && takesWork(agent) ? filingOf(agent) : undefined;
+  const after = agent && takesWork(agent) ? filingFrom(agent) : undefined;
   const before = capable.filingOf(agentId);
   if (sameFiling(before, after)) return;
   capable.unfile(agentId);

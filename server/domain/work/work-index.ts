@@ -3,7 +3,7 @@ import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { AgentIds } from './agent-ids.ts';
 import { queueKey } from './assignment.ts';
-import { CapableAgents, requirementsKey, sameWaiting, type Need } from './capable-agents.ts';
+import { CapableAgents, filingFrom, requirementsKey, sameWaiting, takesWork, type Need } from './capable-agents.ts';
 import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
 import { PriorityQueue } from './priority-queue.ts';
@@ -57,16 +57,6 @@ interface Timed {
 
 const byTime = (a: Timed, b: Timed) => a.at < b.at;
 const byKey = (a: ReadyEntry, b: ReadyEntry) => (a.key !== b.key ? a.key > b.key : a.seq < b.seq);
-
-/** Whether an agent takes work: in the pool, neither draining nor offline (one in its grace period counts). */
-export function takesWork(agent: Pick<Agent, 'status'>): boolean {
-  return agent.status !== 'offline' && agent.status !== 'draining';
-}
-
-/** What an agent is filed with among those that take work: copies of its task types and capabilities. */
-export function filingOf(agent: Pick<Agent, 'taskTypes' | 'capabilities'>): { taskTypes: string[]; capabilities: string[] } {
-  return { taskTypes: [...agent.taskTypes], capabilities: [...agent.capabilities] };
-}
 
 /** The key of a work order across workflows. */
 export const orderKey = (workflowId: string, workOrderId: string) => `${workflowId}\u0000${workOrderId}`;
@@ -305,7 +295,7 @@ export class WorkIndex {
     for (const agent of Object.values(agents ?? {})) {
       // An offline agent without the time (an older document) gets it at start-up (hub.recover).
       if (agent.status === 'offline' && typeof agent.offlineSince === 'number') this.offline.watch(agent.id, agent.offlineSince);
-      if (takesWork(agent)) this.capable.file(agent.id, filingOf(agent));
+      if (takesWork(agent)) this.capable.file(agent.id, filingFrom(agent));
     }
     const liveTokens = new Set<string>();
     for (const workflow of workflows) {
