@@ -135,6 +135,12 @@ describe.skipIf(missing !== undefined)('dashboard charts in a real browser', () 
     const bars = async (kind: string) => (await page.$$eval(`svg.throughput-chart rect.${kind}`, (rects) => rects.map((r) => Number(r.getAttribute('data-count'))))).reduce((a, b) => a + b, 0);
     expect(await bars('completed')).toBe(3);
     expect(await bars('failed')).toBe(2);
+    // Nobody takes the orders of 'nobody-serves-this': the page says so beside the queue, on their rows and in the list.
+    await page.waitForSelector('#unservable[data-unservable="2"]', { timeout: 10_000 });
+    const later = '#orders tr[data-work-order="later-1"] .s-no_capable_agent';
+    await page.waitForSelector(later, { timeout: 10_000 });
+    expect(await page.getAttribute(later, 'title')).toBe('no connected agent takes task type nobody-serves-this');
+    await page.waitForSelector(`tr[data-workflow="${wf.id}"]:has-text("2 queued (2 no capable agent)")`, { timeout: 10_000 });
     const intervals = Number(await page.getAttribute(chart, 'data-intervals'));
     expect(await points(page, `${chart} polyline.queue`)).toHaveLength(intervals);
 
