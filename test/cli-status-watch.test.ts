@@ -32,7 +32,7 @@ describe('switchboard status --watch', () => {
 
     const watch = spawnCli(['status', '--watch', '--interval', '500', '--url', hub.url, '--token', TOKENS.monitor]);
     await watch.waitForOutput(/ watched /);
-    expect(linesOf(watch.stdout(), 'watched')).toEqual([expect.stringMatching(/^\d\d:\d\d:\d\d watched in_progress 10% queued=4 running=0 completed=0 failed=0 -\/s$/)]);
+    expect(linesOf(watch.stdout(), 'watched')).toEqual([expect.stringMatching(/^\d\d:\d\d:\d\d watched in_progress 10% queued=4 running=0 completed=0 failed=0 unservable=4 -\/s$/)]);
 
     // Progress moves, orders complete and one fails while the watch runs; the refreshes a second apart show it.
     await wf.updateProgress('work', 60);
@@ -43,7 +43,7 @@ describe('switchboard status --watch', () => {
     });
 
     // However many refreshes it takes on a busy machine: a line where the workflow ended up.
-    await watch.waitForOutput(/ watched in_progress 60% queued=1 running=0 completed=2 failed=1 \d+\.\d\/s\n/);
+    await watch.waitForOutput(/ watched in_progress 60% queued=1 running=0 completed=2 failed=1 unservable=1 \d+\.\d\/s\n/);
     watch.child.kill('SIGINT');
     expect(await watch.exited).toBe(0);
     const lines = linesOf(watch.stdout(), 'watched');
@@ -101,6 +101,6 @@ describe('switchboard status --watch', () => {
     expect(screen.trimEnd().endsWith('\x1b[?25h')).toBe(true);
     const lastFrame = screen.slice(screen.lastIndexOf('\x1b[H')).replaceAll('\x1b[K', '').replaceAll('\r', '');
     expect(lastFrame).toMatch(/on-screen\s+in_progress\s+\[##########\.{10}\]\s+50%\s+0\.0\/s/);
-    expect(lastFrame).toContain('orders: 2 queued, 0 running, 0 completed, 0 failed');
+    expect(lastFrame).toContain('orders: 2 queued (2 no capable agent), 0 running, 0 completed, 0 failed');
   }, 60_000);
 });

@@ -10,6 +10,8 @@ export interface WorkflowSample {
   status: SummaryView['status'];
   progress: number;
   counts: Record<WorkOrderState, number>;
+  /** Queued orders no connected agent can take. */
+  unservable: number;
   failureReason: string | null;
   /** When it was taken, ms since the epoch. */
   at: number;
@@ -27,6 +29,7 @@ export function sample(view: SummaryView, at: number, previous: WorkflowSample |
     status: view.status,
     progress: view.progress,
     counts: { ...view.workOrderCounts },
+    unservable: view.unservable ?? 0,
     failureReason: view.failureReason ?? null,
     at,
     throughput: previous && seconds > 0 ? Math.max(0, completed - previous.counts.completed) / seconds : null,
@@ -43,12 +46,15 @@ const percent = (progress: number) => `${Math.round(progress)}%`;
 
 /** The orders of a sample as `state=n` pairs: the main states always, the others when not zero. */
 function countPairs(s: WorkflowSample): string {
-  return [...SHOWN, ...OTHERS.filter((state) => s.counts[state] > 0)].map((state) => `${state}=${s.counts[state]}`).join(' ');
+  const pairs = [...SHOWN, ...OTHERS.filter((state) => s.counts[state] > 0)].map((state) => `${state}=${s.counts[state]}`);
+  return (s.unservable > 0 ? [...pairs, `unservable=${s.unservable}`] : pairs).join(' ');
 }
 
 /** The orders of a sample in words: `3 queued, 2 running, 10 completed, 1 failed`, then the other states not at zero. */
 function countWords(s: WorkflowSample): string {
-  return [...SHOWN, ...OTHERS.filter((state) => s.counts[state] > 0)].map((state) => `${s.counts[state]} ${state}`).join(', ');
+  return [...SHOWN, ...OTHERS.filter((state) => s.counts[state] > 0)]
+    .map((state) => (state === 'queued' && s.unservable > 0 ? `${s.counts[state]} queued (${s.unservable} no capable agent)` : `${s.counts[state]} ${state}`))
+    .join(', ');
 }
 
 /** What a plain line says of a workflow, without the time: printed again only when this changes. */
