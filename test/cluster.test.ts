@@ -12,14 +12,16 @@ import { postgresSkipReason, startPostgres, type PostgresServer } from './helper
 
 const skip = postgresSkipReason();
 
+/** One PostgreSQL for the file: each test takes a database of its own (one stops and starts the server). */
+let postgres: PostgresServer;
+beforeAll(async () => {
+  if (!skip) postgres = await startPostgres();
+});
+afterAll(async () => {
+  await postgres?.destroy();
+});
+
 describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
-  let postgres: PostgresServer;
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  });
-  afterAll(async () => {
-    await postgres?.destroy();
-  });
 
   it('refuses to start a node that cannot reach PostgreSQL, naming it without its password', async () => {
     const refused = createHub({ port: 0, dataDir: tempDir(), postgres: 'postgres://sb:secret@127.0.0.1:1/sb', logLevel: 'silent' });
@@ -85,13 +87,6 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
 const RETRYABLE = new Set(['DISCONNECTED', 'UNAVAILABLE', 'TIMEOUT', 'NOT_LEADER']);
 
 describe.skipIf(!!skip)('failover', () => {
-  let postgres: PostgresServer;
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  });
-  afterAll(async () => {
-    await postgres?.destroy();
-  });
 
   it('survives ten kill -9 of the leader under load: no acknowledged change is lost, no order completes twice, every client resumes', async () => {
     const cluster = await ClusterUnderTest.start(await postgres.newDatabase(), 3, { kpiHistoryLimit: 100_000 });
@@ -172,13 +167,6 @@ describe.skipIf(!!skip)('failover', () => {
 });
 
 describe.skipIf(!!skip)('a follower left behind', () => {
-  let postgres: PostgresServer;
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  });
-  afterAll(async () => {
-    await postgres?.destroy();
-  });
 
   it('loads its replica again once the records it missed were folded into snapshots, and its monitors catch up', async () => {
     // Snapshots every few records: the journal rows a frozen follower needs are soon trimmed.
@@ -209,13 +197,6 @@ describe.skipIf(!!skip)('a follower left behind', () => {
 });
 
 describe.skipIf(!!skip)('PostgreSQL restarted under load', () => {
-  let postgres: PostgresServer;
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  });
-  afterAll(async () => {
-    await postgres?.destroy();
-  });
 
   it('makes the leader answer UNAVAILABLE while it is down, then resume with nothing acknowledged lost', async () => {
     // A lease longer than the outage: the same leader serves before and after.
@@ -250,13 +231,6 @@ describe.skipIf(!!skip)('PostgreSQL restarted under load', () => {
 });
 
 describe.skipIf(!!skip)('a leader frozen past its lease', () => {
-  let postgres: PostgresServer;
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  });
-  afterAll(async () => {
-    await postgres?.destroy();
-  });
 
   it('commits and acknowledges nothing once it wakes up, and rejoins as a follower', async () => {
     const database = await postgres.newDatabase();
