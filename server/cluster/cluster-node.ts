@@ -63,6 +63,8 @@ export class ClusterNode {
   private heldUntil = 0;
   private closed = false;
   private archiveCheckedAt = performance.now();
+  /** The look at the members table in progress, if any. */
+  private looking: Promise<void> | undefined;
 
   constructor(
     private readonly store: PostgresStore,
@@ -108,6 +110,7 @@ export class ClusterNode {
     this.closed = true;
     clearTimeout(this.timer);
     await this.running;
+    await this.looking;
     await this.listener.close();
     if (this.role === 'leader') {
       // Nothing is taken from now on; what was taken is written before the lease goes.
@@ -118,13 +121,18 @@ export class ClusterNode {
     }
   }
 
-  private schedule(): void {
+  /** The next tick: `renewMs` (leading) or `checkMs` after the start of this one, so that a slow renewal does not push the next one back. */
+  private schedule(delay = this.interval()): void {
     if (this.closed) return;
-    const every = this.role === 'leader' ? this.settings.renewMs : this.settings.checkMs;
     this.timer = setTimeout(() => {
-      void this.step(() => this.tick()).finally(() => this.schedule());
-    }, every);
+      const started = performance.now();
+      void this.step(() => this.tick()).finally(() => this.schedule(Math.max(0, this.interval() - (performance.now() - started))));
+    }, delay);
     this.timer.unref();
+  }
+
+  private interval(): number {
+    return this.role === 'leader' ? this.settings.renewMs : this.settings.checkMs;
   }
 
   /** Runs steps one after another; a failed step is logged and the next tick tries again. */
@@ -135,7 +143,8 @@ export class ClusterNode {
 
   private async tick(): Promise<void> {
     if (this.closed) return;
-    await this.lookAround();
+    // Beside the step, never before the renewal: a busy PostgreSQL must not make the lease late.
+    if (!this.looking) this.looking = this.lookAround().finally(() => (this.looking = undefined));
     if (this.role === 'leader') return this.renew();
     await this.catchUp();
     const holder = await this.lease.holder();
