@@ -1,18 +1,14 @@
 import type { ClusterInfo, HubOptionsInput } from '../../server/index.ts';
 import { HubUnderTest } from '../faults/cluster.ts';
+import { clusterInfo as askCluster, untilOneLeader } from './cluster-info.ts';
 import { tempDir, TOKENS } from './hub.ts';
 
 /** Lease settings short enough for tests to fail over in a second or two. */
 export const FAST_LEASE = { leaseMs: 1500, leaseRenewMs: 300, leaseCheckMs: 150 } as const;
 
-/** What a node answers at GET /cluster, or undefined when it does not answer (down, or frozen). */
-export async function clusterInfo(url: string, timeoutMs = 1000): Promise<ClusterInfo | undefined> {
-  try {
-    const reply = await fetch(`${url}/cluster`, { headers: { authorization: `Bearer ${TOKENS.admin}` }, signal: AbortSignal.timeout(timeoutMs) });
-    return reply.ok ? ((await reply.json()) as ClusterInfo) : undefined;
-  } catch {
-    return undefined;
-  }
+/** What a node answers at GET /cluster to the test admin token, or undefined when it does not answer (down, or frozen). */
+export function clusterInfo(url: string, timeoutMs = 1000): Promise<ClusterInfo | undefined> {
+  return askCluster(url, TOKENS.admin, timeoutMs);
 }
 
 /** Nodes of one cluster, each a `switchboard start` process on its own port and data directory. */
@@ -33,14 +29,7 @@ export class ClusterUnderTest {
 
   /** The node that says it leads, once one does (and the others that answer agree). */
   async leader(timeoutMs = 15_000): Promise<HubUnderTest> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const infos = await Promise.all(this.nodes.map((node) => (node.current ? clusterInfo(node.url) : undefined)));
-      const leading = this.nodes.filter((_, i) => infos[i]?.role === 'leader');
-      if (leading.length === 1 && infos.every((info) => !info || info.leader?.nodeId === infos[this.nodes.indexOf(leading[0]!)]!.nodeId)) return leading[0]!;
-      if (Date.now() > deadline) throw new Error(`no single leader within ${timeoutMs} ms: ${JSON.stringify(infos)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    return this.nodes[await untilOneLeader(this.nodes.map((node) => (node.current ? node.url : undefined)), TOKENS.admin, timeoutMs)]!;
   }
 
   /** The nodes other than `node`. */
