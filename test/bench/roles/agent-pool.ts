@@ -1,6 +1,8 @@
 import { io, type ManagerOptions, type Socket } from 'socket.io-client';
+import { withTimeout } from '../deadline.ts';
 import { runClosedLoop, runOpenLoop } from '../open-loop.ts';
 import { BENCH_TOKENS, progressPayload } from '../workload.ts';
+import { findLeader } from './find-leader.ts';
 
 type Envelope = { ok: true; data: unknown } | { ok: false; error: { code: string; message: string } };
 interface AttemptRef {
@@ -63,9 +65,13 @@ export class AgentPool {
   private sockets: Socket[] = [];
   private refs: AttemptRef[] = [];
 
-  /** Connects and registers `count` agents; with `takeWork`, waits until each runs one order. */
-  async connect(options: { url: string; count: number; prefix: string; taskType: string; takeWork: boolean }): Promise<{ agents: number }> {
-    this.sockets = await openSockets(options.url, '/agent', BENCH_TOKENS.agent, options.count, { spreadMs: connectSpreadMs(options.count) });
+  /**
+   * Connects and registers `count` agents; with `takeWork`, waits until each runs one order.
+   * `url` may list a cluster's nodes: the agents go to the one that leads (findLeader).
+   */
+  async connect(options: { url: string | string[]; count: number; prefix: string; taskType: string; takeWork: boolean }): Promise<{ agents: number; url: string }> {
+    const url = await findLeader(options.url, '/agent', BENCH_TOKENS.agent);
+    this.sockets = await openSockets(url, '/agent', BENCH_TOKENS.agent, options.count, { spreadMs: connectSpreadMs(options.count) });
     const offered = this.sockets.map(
       (socket) =>
         new Promise<AttemptRef>((resolve) => {
@@ -84,7 +90,7 @@ export class AgentPool {
     if (!options.takeWork) {
       // The raw server assigns nothing: references of the same shape and length as the hub's.
       this.refs = this.sockets.map((_, i) => ({ workflowId: 'wf_AAAAAAAAAAAA', workOrderId: `wo_${String(i).padStart(12, '0')}`, attemptToken: `att_${String(i).padStart(12, '0')}` }));
-      return { agents: this.sockets.length };
+      return { agents: this.sockets.length, url };
     }
     this.refs = await withTimeout(Promise.all(offered), 60_000, 'every agent to be offered a work order');
     // The acceptance is committed before the first progress of each agent is; check that it is.
@@ -98,7 +104,7 @@ export class AgentPool {
         }
       }),
     );
-    return { agents: this.sockets.length };
+    return { agents: this.sockets.length, url };
   }
 
   private sendProgress(index: number, label: string, done: (errorCode?: string) => void): void {
@@ -130,12 +136,4 @@ export class AgentPool {
     for (const socket of this.sockets) socket.disconnect();
     this.sockets = [];
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))),
-  ]);
 }
