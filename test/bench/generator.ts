@@ -66,7 +66,7 @@ serveParent(
     },
     'monitors.connect': (r) => monitors.connect(args<Parameters<MonitorPool['connect']>[0]>(r)),
     'monitors.arm': (r) => monitors.arm(args<Parameters<MonitorPool['arm']>[0]>(r)),
-    'monitors.collect': () => monitors.collect(),
+    'monitors.collect': (r) => monitors.collect(args<Parameters<MonitorPool['collect']>[0]>(r)),
     'monitors.close': () => monitors.close(),
     'lifecycle.connect': async (r) => {
       const side = String(r.side);

@@ -15,6 +15,8 @@ export interface OpenRun {
   latency: HistogramData;
   sendLag: HistogramData;
   achievedPerSecond: number;
+  /** With `keepAcks`: when each request's ack came (epoch ms by request index, null for none). */
+  acks?: Array<number | null>;
 }
 
 interface ClosedRun {

@@ -1,6 +1,6 @@
 import { io, type ManagerOptions, type Socket } from 'socket.io-client';
 import { withTimeout } from '../deadline.ts';
-import { runClosedLoop, runOpenLoop } from '../open-loop.ts';
+import { epochMs, runClosedLoop, runOpenLoop } from '../open-loop.ts';
 import { BENCH_TOKENS, progressPayload } from '../workload.ts';
 import { findLeader } from './find-leader.ts';
 
@@ -114,16 +114,28 @@ export class AgentPool {
     socket.emit('task.progress', payload, (reply: Envelope) => done(reply.ok ? undefined : reply.error.code));
   }
 
-  /** Open-loop progress: request i from agent i mod n at start + i / rate; its message is `run:i`. */
-  async progressOpen(options: { rate: number; durationMs: number; warmupMs?: number; startEpochMs?: number; run: string }) {
+  /**
+   * Open-loop progress: request i from agent i mod n at start + i / rate; its message is `run:i`.
+   * With `keepAcks`, also when each request's ack came (epoch ms by index, null for none), for
+   * staleness counted from the ack (MonitorPool.collect).
+   */
+  async progressOpen(options: { rate: number; durationMs: number; warmupMs?: number; startEpochMs?: number; run: string; keepAcks?: boolean }) {
+    const warmup = Math.round((options.rate * (options.warmupMs ?? 0)) / 1000);
+    const acks = options.keepAcks ? new Float64Array(warmup + Math.max(1, Math.round((options.rate * options.durationMs) / 1000))).fill(NaN) : undefined;
     const result = await runOpenLoop({
       rate: options.rate,
       durationMs: options.durationMs,
       warmupMs: options.warmupMs ?? 0,
       ...(options.startEpochMs === undefined ? {} : { startEpochMs: options.startEpochMs }),
-      send: (i, _intended, done) => this.sendProgress(i, options.run, done),
+      send: acks
+        ? (i, _intended, done) =>
+            this.sendProgress(i, options.run, (errorCode) => {
+              if (!errorCode) acks[i] = epochMs();
+              done(errorCode);
+            })
+        : (i, _intended, done) => this.sendProgress(i, options.run, done),
     });
-    return { ...result, latency: result.latency.toJSON(), sendLag: result.sendLag.toJSON() };
+    return { ...result, latency: result.latency.toJSON(), sendLag: result.sendLag.toJSON(), ...(acks ? { acks: Array.from(acks, (at) => (Number.isNaN(at) ? null : at)) } : {}) };
   }
 
   /** Progress at saturation: `concurrency` requests in flight over all agents. */

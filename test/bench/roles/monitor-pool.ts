@@ -46,6 +46,8 @@ interface Armed {
   total: number;
   /** Requests before this index are the warm-up: not counted. */
   firstIndex: number;
+  /** Keep when each request became visible to each subscriber, for staleness from its ack (collect). */
+  keepArrivals?: boolean;
 }
 
 /**
@@ -61,6 +63,8 @@ export class MonitorPool {
   private resyncs = 0;
   /** Per subscriber, per agent (request i is agent i mod agents): the highest request index seen, -1 for none. */
   private seen: Float64Array[] = [];
+  /** With `keepArrivals`: per subscriber, per request index, when a patch showing it arrived (epoch ms), NaN before. */
+  private arrivals: Float64Array[] | undefined;
 
   async connect(options: { url: string; count: number; doc: string }): Promise<{ subscribers: number }> {
     this.sockets = await openSockets(options.url, '/monitor', BENCH_TOKENS.monitor, options.count, { parser: patchTextParser });
@@ -82,13 +86,33 @@ export class MonitorPool {
     this.patches = 0;
     this.resyncs = 0;
     this.seen = this.sockets.map(() => new Float64Array(armed.agents).fill(-1));
+    this.arrivals = armed.keepArrivals ? this.sockets.map(() => new Float64Array(armed.total).fill(NaN)) : undefined;
   }
 
-  /** Stops measuring and returns what was seen. */
-  collect() {
-    const expected = ((this.armed?.total ?? 0) - (this.armed?.firstIndex ?? 0)) * this.sockets.length;
+  /**
+   * Stops measuring and returns what was seen. Given `acks` (AgentPool.progressOpen's, by request
+   * index), also the staleness from each request's ack until a patch showing it arrived; a patch
+   * that came before the ack (they travel apart) counts as 0 and in `beforeAck`.
+   */
+  collect(options: { acks?: Array<number | null> } = {}) {
+    const armed = this.armed;
+    const expected = ((armed?.total ?? 0) - (armed?.firstIndex ?? 0)) * this.sockets.length;
     this.armed = undefined;
-    return { staleness: this.staleness.toJSON(), patches: this.patches, resyncs: this.resyncs, unseen: expected - this.staleness.count };
+    const seen = { staleness: this.staleness.toJSON(), patches: this.patches, resyncs: this.resyncs, unseen: expected - this.staleness.count };
+    if (!armed || !options.acks || !this.arrivals) return seen;
+    const sinceAck = new Histogram();
+    let beforeAck = 0;
+    for (const arrivals of this.arrivals) {
+      for (let k = armed.firstIndex; k < armed.total; k++) {
+        const ack = options.acks[k];
+        const arrived = arrivals[k]!;
+        if (typeof ack !== 'number' || Number.isNaN(arrived)) continue;
+        if (arrived < ack) beforeAck++;
+        sinceAck.recordMs(Math.max(0, arrived - ack));
+      }
+    }
+    this.arrivals = undefined;
+    return { ...seen, sinceAck: sinceAck.toJSON(), beforeAck };
   }
 
   private onPatch(subscriber: number, frame: string): void {
@@ -97,6 +121,7 @@ export class MonitorPool {
     const now = epochMs();
     this.patches++;
     const seen = this.seen[subscriber]!;
+    const arrivals = this.arrivals?.[subscriber];
     scanProgress(frame, armed.run, (index) => {
       const agent = index % armed.agents;
       const previous = seen[agent]!;
@@ -104,6 +129,7 @@ export class MonitorPool {
       // Requests of one agent are index, index - n, index - 2n, …: every one up to this is now visible.
       for (let k = previous < 0 ? agent : previous + armed.agents; k <= index; k += armed.agents) {
         if (k >= armed.firstIndex) this.staleness.recordMs(now - (armed.startEpochMs + (k * 1000) / armed.rate));
+        if (arrivals) arrivals[k] = now;
       }
       seen[agent] = index;
     });
