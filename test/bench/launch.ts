@@ -37,14 +37,17 @@ export function dataDir(ctx: BenchContext, name: string): string {
 export async function startHub(ctx: BenchContext, name: string, options: HubOptionsInput = {}, nodeArgs: string[] = []): Promise<{ hub: BenchChild; ready: HubReady; spawnToReadyMs: number }> {
   const dir = options.dataDir ?? dataDir(ctx, name);
   const config = join(ctx.workDir, `${name}-${Date.now()}.json`);
-  // BENCH_HUB_OPTIONS (JSON) overrides hub options of every hub (e.g. {"snapshotAfterBytes":1e12}) for investigations.
-  const override = JSON.parse(process.env.BENCH_HUB_OPTIONS ?? '{}') as HubOptionsInput;
-  writeFileSync(config, JSON.stringify({ port: 0, tokens: BENCH_GRANTS, logLevel: 'warn', ...options, ...override, dataDir: dir }));
+  writeFileSync(config, JSON.stringify({ port: 0, tokens: BENCH_GRANTS, logLevel: 'warn', ...options, ...hubOptionsOverride(), dataDir: dir }));
   const profile = profileArgs(ctx, `hub-${name}`);
   const started = performance.now();
   // BENCH_HUB_NODE_ARGS adds node flags to every hub (e.g. --trace-gc) for investigations.
   const { process: hub, ready } = await BenchChild.start<HubReady>(`hub(${name})`, './hub-entry.ts', { args: [config], nodeArgs: [...profile, ...nodeArgs, ...envArgs('BENCH_HUB_NODE_ARGS')] });
   return { hub, ready, spawnToReadyMs: performance.now() - started };
+}
+
+/** BENCH_HUB_OPTIONS (JSON): options that override those of every bench hub (e.g. {"snapshotAfterBytes":1e12}), for investigations. */
+export function hubOptionsOverride(): HubOptionsInput {
+  return JSON.parse(process.env.BENCH_HUB_OPTIONS ?? '{}') as HubOptionsInput;
 }
 
 /** Brings dist/ up to date (`npm run build`), so that the compiled CLI measured is this checkout's. */

@@ -19,10 +19,29 @@ export interface OpenRun {
   acks?: Array<number | null>;
 }
 
-interface ClosedRun {
+export interface ClosedRun {
   perSecond: number;
   errors: Record<string, number>;
   latency: HistogramData;
+}
+
+/**
+ * Creates a started workflow of `orders` work orders for the progress agents, one each, through a
+ * control client given `url` (a cluster's nodes: the SDK finds the leader); resolves with its id.
+ */
+export async function createProgressWorkflow(url: string | string[], name: string, orders: number): Promise<string> {
+  const control = await connectControl({ url, token: BENCH_TOKENS.admin, requestTimeoutMs: 60_000 });
+  try {
+    const wf = await control.createWorkflow({ userQuery: `bench: ${name}` });
+    await wf.start();
+    for (let done = 0; done < orders; done += 1000) {
+      const count = Math.min(1000, orders - done);
+      await wf.createWorkOrders(Array.from({ length: count }, (_, i) => ({ taskType: BENCH_TASK, description: `progress ${done + i}`, timeouts: LONG_TIMEOUTS })));
+    }
+    return wf.id;
+  } finally {
+    await control.close();
+  }
 }
 
 /**
@@ -42,17 +61,10 @@ export class ProgressRig {
     const { hub, ready } = await startHub(ctx, name);
     let agents: BenchChild | undefined;
     try {
-      const control = await connectControl({ url: ready.url, token: BENCH_TOKENS.admin, requestTimeoutMs: 60_000 });
-      const wf = await control.createWorkflow({ userQuery: `bench: ${name}` });
-      await wf.start();
-      for (let done = 0; done < agentCount; done += 1000) {
-        const count = Math.min(1000, agentCount - done);
-        await wf.createWorkOrders(Array.from({ length: count }, (_, i) => ({ taskType: BENCH_TASK, description: `progress ${done + i}`, timeouts: LONG_TIMEOUTS })));
-      }
-      control.close();
+      const workflowId = await createProgressWorkflow(ready.url, name, agentCount);
       agents = await startGenerator('agents');
       await agents.request('agents.connect', { pool: 'hub', url: ready.url, count: agentCount, prefix: 'agent', taskType: BENCH_TASK, takeWork: true });
-      return new ProgressRig(hub, agents, ready.url, wf.id, agentCount);
+      return new ProgressRig(hub, agents, ready.url, workflowId, agentCount);
     } catch (error) {
       await stopAll(agents, hub);
       throw error;

@@ -43,6 +43,8 @@ export interface ScenarioResult {
   title: string;
   /** What the first column measures (default: the hub). */
   subject?: string;
+  /** Why the scenario did not run (e.g. PostgreSQL is not installed); it then has no checks. */
+  skipped?: string;
   checks: Check[];
   /** Every figure measured, for the JSON file. */
   details: Record<string, unknown>;
@@ -128,6 +130,10 @@ export function toMarkdown(result: BenchResult): string {
   for (const failure of result.failures) lines.push(`- **ERROR**: ${failure.scenario} did not complete: ${failure.error.split('\n')[0]}`);
   for (const scenario of result.scenarios) {
     lines.push('', `### ${scenario.title}`, '');
+    if (scenario.skipped) {
+      lines.push(`Skipped: ${scenario.skipped}`);
+      continue;
+    }
     if (scenario.notes.length) lines.push(...scenario.notes.map((n) => `- ${n}`), '');
     lines.push(`| Metric | ${scenario.subject ?? 'Hub'} | ${scenario.subject ? 'Compared with' : 'Raw socket.io'} | Ratio | Target |`, '|---|---:|---:|---:|---|');
     for (const c of scenario.checks) {
@@ -149,6 +155,7 @@ export function withFigures(document: string, figures: string): string {
 export function toText(result: BenchResult): string {
   const rows = [['scenario', 'metric', 'hub', 'raw', 'ratio', 'target', 'result']];
   for (const scenario of result.scenarios) {
+    if (scenario.skipped) rows.push([scenario.name, 'skipped', '', '', '', '', scenario.skipped.slice(0, 80)]);
     for (const c of scenario.checks) rows.push([scenario.name, c.metric, format(c.hub, c.unit), format(c.baseline, c.unit), ratio(c.ratio), c.target, c.pass === null ? '' : c.pass ? 'pass' : 'FAIL']);
   }
   for (const failure of result.failures) rows.push([failure.scenario, 'ERROR', '', '', '', '', failure.error.split('\n')[0]!.slice(0, 80)]);
