@@ -1,10 +1,11 @@
 /**
- * A load-generator process: agents, subscribers or a lifecycle driver, as the runner asks over
- * IPC. Kept apart from the hub and from the runner so that what it costs is its own CPU, which
+ * A load-generator process: agents, subscribers, a lifecycle driver or a cluster's failover writer,
+ * as the runner asks over IPC. Kept apart from the hub and from the runner so that what it costs is its own CPU, which
  * the runner reports next to the hub's. Started by BenchChild.start('generator', './generator.ts').
  */
 import { AgentPool } from './roles/agent-pool.ts';
 import { BigReaders } from './roles/big-readers.ts';
+import { FailoverWriter } from './roles/failover-writer.ts';
 import { hubRig, rawRig, runOpenPhase, runSaturationPhase, type LifecycleRig, type OpenPhase, type RigOptions, type SaturationPhase } from './roles/lifecycle.ts';
 import { MonitorPool } from './roles/monitor-pool.ts';
 import { SoakLoad, type SoakPhase } from './roles/soak-load.ts';
@@ -21,6 +22,7 @@ const pool = (r: IpcRequest) => {
 const monitors = new MonitorPool();
 const soak = new SoakLoad();
 const bigReaders = new BigReaders();
+const writer = new FailoverWriter();
 /** Lifecycle rigs by server side ('hub' or 'raw'), kept from `lifecycle.connect` until the generator exits. */
 const rigs = new Map<string, LifecycleRig>();
 const rig = (r: IpcRequest) => {
@@ -82,9 +84,14 @@ serveParent(
     'readers.start': (r) => bigReaders.start(args<Parameters<BigReaders['start']>[0]>(r)),
     'readers.stop': () => bigReaders.stop(),
     'summaries.read': measured((r) => readSummaries(args<Parameters<typeof readSummaries>[0]>(r))),
+    'writer.start': (r) => writer.start(args<Parameters<FailoverWriter['start']>[0]>(r)),
+    'writer.firstAckAfter': (r) => writer.firstAckAfter(args<Parameters<FailoverWriter['firstAckAfter']>[0]>(r)),
+    'writer.acknowledged': () => writer.acknowledged(),
+    'writer.close': () => writer.close(),
   },
   { pid: process.pid },
-  () => {
+  async () => {
+    await writer.close();
     for (const agents of pools.values()) agents.close();
     monitors.close();
     soak.close();

@@ -16,6 +16,19 @@ export interface Scale {
   restart: { orders: number };
   soak: Soak;
   bigWorkflow: BigWorkflow;
+  cluster: Cluster;
+}
+
+/**
+ * The cluster scenario (cluster.ts), beside a single hub: the progress rounds at `progress`'s sizes;
+ * then `fanout.subscribersPerNode` subscribers on each node (and as many on the single hub)
+ * while the same agents send progress at `fanout.rate`; then `failover.kills` kills of the leader,
+ * each once the cluster has settled for `settleMs`, on the default lease unless `lease` is given.
+ */
+export interface Cluster {
+  nodes: number;
+  fanout: { subscribersPerNode: number; rate: number; durationMs: number; warmupMs: number; rounds: number };
+  failover: { kills: number; settleMs: number; lease?: { leaseMs: number; leaseRenewMs: number; leaseCheckMs: number } };
 }
 
 /**
@@ -81,6 +94,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
       reads: { rate: 20, durationMs: 50_000, warmupMs: 1000 },
     },
     bigWorkflow: { orders: 100_000, agents: 100, rate: 500, phaseMs: 20_000, warmupMs: 1000, rounds: 2, wholeDoc: 10, summaryViews: 10, waveMs: 10_000 },
+    cluster: { nodes: 3, fanout: { subscribersPerNode: 100, rate: 1000, durationMs: 16_000, warmupMs: 1000, rounds: 2 }, failover: { kills: 10, settleMs: 2000 } },
   },
   quick: {
     name: 'quick',
@@ -106,6 +120,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
       reads: { rate: 20, durationMs: 10_000, warmupMs: 1000 },
     },
     bigWorkflow: { orders: 20_000, agents: 50, rate: 250, phaseMs: 8000, warmupMs: 500, rounds: 2, wholeDoc: 4, summaryViews: 4, waveMs: 4000 },
+    cluster: { nodes: 3, fanout: { subscribersPerNode: 20, rate: 500, durationMs: 4000, warmupMs: 500, rounds: 1 }, failover: { kills: 3, settleMs: 1000 } },
   },
   smoke: {
     name: 'smoke',
@@ -130,5 +145,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
       reads: { rate: 20, durationMs: 1000, warmupMs: 200 },
     },
     bigWorkflow: { orders: 3000, agents: 5, rate: 50, phaseMs: 1500, warmupMs: 200, rounds: 1, wholeDoc: 1, summaryViews: 1, waveMs: 1000 },
+    // A short lease, so that the one failover takes a second or two, not the default lease's five.
+    cluster: { nodes: 3, fanout: { subscribersPerNode: 2, rate: 100, durationMs: 500, warmupMs: 100, rounds: 1 }, failover: { kills: 1, settleMs: 200, lease: { leaseMs: 1500, leaseRenewMs: 300, leaseCheckMs: 150 } } },
   },
 };

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { runAssignment } from './assignment.ts';
 import { runBaseline, type RawFigures } from './baseline.ts';
 import { runBigWorkflow } from './big-workflow.ts';
+import { runCluster } from './cluster.ts';
 import { runFanout } from './fanout.ts';
 import type { BenchContext } from './launch.ts';
 import { runMemory } from './memory.ts';
@@ -15,7 +16,7 @@ import { SCALES, type Scale } from './scale.ts';
 import { runSoak } from './soak.ts';
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart', 'soak', 'big-workflow'] as const;
+export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart', 'soak', 'big-workflow', 'cluster'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface SuiteOptions {
@@ -60,6 +61,7 @@ export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
     restart: () => runRestart(ctx),
     'big-workflow': () => runBigWorkflow(ctx),
     soak: () => runSoak(ctx),
+    cluster: () => runCluster(ctx),
   };
   try {
     for (const name of SCENARIOS) {
