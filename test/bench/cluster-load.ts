@@ -19,16 +19,26 @@ export interface SideProcesses {
   server: BenchChild;
   followers: BenchChild[];
   postgresPid?: number;
+  /** Resolves once the side has done the round's work (a cluster: every follower has the leader's version), so that none of it spills into the next round. */
+  settle?: () => Promise<void>;
 }
 
-/** A round's result, with each process's CPU (100 = one core; `followers` summed) and the server's event-loop delay. */
+/**
+ * A round's result, with each process's CPU (100 = one core; `followers` summed), the server's
+ * event-loop delay and CPU probe, and how long after the round the side took to settle.
+ */
 export interface Round<T> {
   result: T;
   cpu: Record<string, number>;
   loopDelay: Usage['loopDelay'];
+  cpuProbe: Usage['cpuProbe'];
+  settleMs: number;
 }
 
-/** Runs one round of `side`, reading the CPU of its processes and of `generators` over that round only. */
+/**
+ * Runs one round of `side`, reading the CPU of its processes and of `generators` over that round
+ * only, then waits for the side to settle.
+ */
 async function measureRound<T>(side: SideProcesses, generators: Record<string, BenchChild>, run: () => Promise<T>): Promise<Round<T>> {
   const followers = Object.fromEntries(side.followers.map((child, i) => [`follower${i}`, child]));
   const cpu = await measureCpu({ server: side.server, ...followers, ...generators });
@@ -42,7 +52,9 @@ async function measureRound<T>(side: SideProcesses, generators: Record<string, B
   if (side.followers.length > 0) out.followers = Math.round(side.followers.reduce((sum, _, i) => sum + (usage[`follower${i}`] ?? 0), 0) * 10) / 10;
   if (postgresBefore !== undefined && postgresAfter !== undefined) out.postgres = Math.round(((postgresAfter - postgresBefore) / wallMs) * 1000) / 10;
   for (const name of Object.keys(generators)) out[name] = usage[name] ?? 0;
-  return { result, cpu: out, loopDelay: cpu.loopDelay.server! };
+  const settling = performance.now();
+  await side.settle?.();
+  return { result, cpu: out, loopDelay: cpu.loopDelay.server!, cpuProbe: cpu.cpuProbe.server!, settleMs: Math.round(performance.now() - settling) };
 }
 
 /** The progress rounds: open loop at the rate, then saturation, each alternating the sides. */

@@ -58,7 +58,12 @@ export async function runCluster(ctx: BenchContext): Promise<ScenarioResult> {
     const nodeIndexes = cluster.urls.map((_, i) => i);
     const sides = {
       single: { server: single, followers: [] },
-      cluster: { server: cluster.child(leader)!, followers: nodeIndexes.filter((i) => i !== leader).map((i) => cluster!.child(i)!), postgresPid: postmasterPid(join(postgres.dir, 'data')) },
+      cluster: {
+        server: cluster.child(leader)!,
+        followers: nodeIndexes.filter((i) => i !== leader).map((i) => cluster!.child(i)!),
+        postgresPid: postmasterPid(join(postgres.dir, 'data')),
+        settle: () => cluster!.untilCaughtUp(leader),
+      },
     };
 
     const progress = await progressRounds(ctx, sides, agents);
@@ -98,8 +103,8 @@ export async function runCluster(ctx: BenchContext): Promise<ScenarioResult> {
       details: {
         lease: { leaseMs: lease.leaseMs, leaseRenewMs: lease.leaseRenewMs, leaseCheckMs: lease.leaseCheckMs },
         progress: {
-          open: Object.fromEntries(Object.entries(progress.open).map(([side, rounds]) => [side, rounds.map((p) => ({ latency: merged([p.result.latency]).summary(), achievedPerSecond: p.result.achievedPerSecond, errors: p.result.errors, unanswered: p.result.unanswered, cpu: p.cpu, loopDelay: p.loopDelay }))])),
-          saturation: Object.fromEntries(Object.entries(progress.saturation).map(([side, rounds]) => [side, rounds.map((p) => ({ perSecond: p.result.perSecond, errors: p.result.errors, cpu: p.cpu }))])),
+          open: Object.fromEntries(Object.entries(progress.open).map(([side, rounds]) => [side, rounds.map((p) => ({ latency: merged([p.result.latency]).summary(), achievedPerSecond: p.result.achievedPerSecond, errors: p.result.errors, unanswered: p.result.unanswered, cpu: p.cpu, loopDelay: p.loopDelay, cpuProbe: p.cpuProbe, settleMs: p.settleMs }))])),
+          saturation: Object.fromEntries(Object.entries(progress.saturation).map(([side, rounds]) => [side, rounds.map((p) => ({ perSecond: p.result.perSecond, errors: p.result.errors, cpu: p.cpu, cpuProbe: p.cpuProbe, settleMs: p.settleMs }))])),
         },
         fanout: Object.fromEntries(Object.entries(fan).map(([side, f]) => [side, { staleness: f.staleness.summary(), sinceAck: f.sinceAck.summary(), beforeAck: f.beforeAck, byNode: Object.fromEntries(Object.entries(f.byNode).map(([node, h]) => [node, h.summary()])), ack: f.ack.summary(), unseen: f.unseen, resyncs: f.resyncs, patches: f.patches, errors: f.errors, rounds: f.rounds }])),
         failovers: kills.failovers,
@@ -124,6 +129,11 @@ async function stopPostgres(postgres: PostgresServer): Promise<void> {
 const meanRate = (runs: Array<{ result: { perSecond: number } }>) => runs.reduce((sum, p) => sum + p.result.perSecond, 0) / Math.max(1, runs.length);
 const errorCount = (errors: Record<string, number>) => Object.values(errors).reduce((a, b) => a + b, 0);
 
+/** The server's CPU probe p50 in the round where it was slowest: a round on a slowed CPU shows, whichever side it measured. */
+function slowestProbe(progress: ProgressRounds, side: ClusterSide): number {
+  return Math.max(...[...progress.open[side], ...progress.saturation[side]].map((p) => p.cpuProbe?.p50 ?? 0));
+}
+
 function progressChecks(ctx: BenchContext, progress: ProgressRounds): Check[] {
   const { agents, rate } = ctx.scale.progress;
   const latency = (side: ClusterSide) => merged(progress.open[side].map((p) => p.result.latency)).summary();
@@ -144,6 +154,9 @@ function progressChecks(ctx: BenchContext, progress: ProgressRounds): Check[] {
     check(`progress: followers' CPU at ${rate}/s, both`, '%', openCluster.followers ?? 0),
     check(`progress: PostgreSQL CPU at ${rate}/s`, '%', openCluster.postgres ?? 0),
     check(`progress: agent generator CPU at saturation (compared with: single hub)`, '%', satCluster.generator ?? 0, satSingle.generator ?? null),
+    check(`progress: leader CPU probe p50, slowest round (compared with: single hub)`, 'µs', slowestProbe(progress, 'cluster'), slowestProbe(progress, 'single')),
+    check(`progress: followers catching up after a round at ${rate}/s, the slowest (from the round's last ack)`, 'ms', Math.max(...progress.open.cluster.map((p) => p.settleMs))),
+    check('progress: followers catching up after a round at saturation, the slowest', 'ms', Math.max(...progress.saturation.cluster.map((p) => p.settleMs))),
   ];
 }
 
@@ -208,7 +221,7 @@ function notes(ctx: BenchContext, lease: { leaseMs: number; leaseRenewMs: number
   const { subscribersPerNode, rate: fanRate, rounds: fanRounds } = ctx.scale.cluster.fanout;
   return [
     `${nodes} nodes, each a bench hub (createHub with \`postgres\`) in its own process on this machine, share a PostgreSQL 15 also on it, started by the test harness (fsync off: acknowledged changes reach the OS, as the embedded store's journal without \`fsync\`). The compared column is one hub on the embedded store (no PostgreSQL) in the same run, driven by the same generator processes.`,
-    `Progress: scenario 1's load, ${agents} bare-socket agents each running one work order. The cluster's agents are given every node's URL and follow a follower's NOT_LEADER refusal to the leader. ${rounds} rounds at ${rate}/s alternate single hub and cluster, then ${rounds} at saturation (${saturation.concurrency} in flight). Followers' CPU is both followers' together; PostgreSQL's is its postmaster and backends.`,
+    `Progress: scenario 1's load, ${agents} bare-socket agents each running one work order. The cluster's agents are given every node's URL and follow a follower's NOT_LEADER refusal to the leader. ${rounds} rounds at ${rate}/s alternate single hub and cluster, then ${rounds} at saturation (${saturation.concurrency} in flight); after each cluster round the next waits until every follower has the leader's version (the time that takes is shown). Followers' CPU is both followers' together; PostgreSQL's is its postmaster and backends.`,
     `Fan-out: ${subscribersPerNode} subscribers on each node (a subscriber process per node) and ${subscribersPerNode} on the single hub follow the workflow while the same agents send progress to the leader at ${fanRate}/s, ${fanRounds} round${fanRounds === 1 ? '' : 's'} each side, alternating. Staleness runs until a patch carrying an update, or a later update of the same order, reaches a subscriber: from the update's ack at its agent (the target), and, as scenario 3 counts it, from its intended send time, which adds the ack's latency.`,
     `Failover: a control client given every node's URL writes one workflow progress update at a time (the next ${WRITER_PACE_MS} ms after the previous was sent; a failed one is sent again). Each kill waits until one node leads, every node has the leader's version, and ${ctx.scale.cluster.failover.settleMs} ms more; then \`kill -9\` of the leader's pid, timed from just before the signal to the ack of the first write sent after it; then the killed node is started again on its port, as a follower. Lease: leaseMs ${lease.leaseMs}, leaseRenewMs ${lease.leaseRenewMs}, leaseCheckMs ${lease.leaseCheckMs}${ctx.scale.cluster.failover.lease ? '' : ' (the defaults)'}.`,
     ...(failovers.length ? [`Failover times in kill order (ms): ${failovers.map((f) => round(f.ms, 0)).join(', ')}; a surviving node answered as leader after (ms): ${failovers.map((f) => (f.takeoverMs === null ? '—' : round(f.takeoverMs, 0))).join(', ')}.`] : []),
