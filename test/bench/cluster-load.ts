@@ -57,6 +57,15 @@ async function measureRound<T>(side: SideProcesses, generators: Record<string, B
   return { result, cpu: out, loopDelay: cpu.loopDelay.server!, cpuProbe: cpu.cpuProbe.server!, settleMs: Math.round(performance.now() - settling) };
 }
 
+/**
+ * What the rounds are given for each side: a function that readies it before a round (the cluster:
+ * moves its load to a new leader if need be) and answers its processes.
+ */
+export type Sides = Record<ClusterSide, () => Promise<SideProcesses>>;
+
+/** Told what runs from now on (e.g. the lease watch, which keeps its readings by phase); '' between rounds. */
+export type PhaseHook = (name: string) => void;
+
 /** The progress rounds: open loop at the rate, then saturation, each alternating the sides. */
 export interface ProgressRounds {
   open: Record<ClusterSide, Array<Round<OpenRun>>>;
@@ -67,20 +76,29 @@ export interface ProgressRounds {
  * The progress scenario's rounds (progress.ts), the single hub's and the cluster's alternating
  * from one generator holding an agent pool for each: every open-loop round first, then saturation.
  */
-export async function progressRounds(ctx: BenchContext, sides: Record<ClusterSide, SideProcesses>, agents: BenchChild): Promise<ProgressRounds> {
+export async function progressRounds(ctx: BenchContext, sides: Sides, agents: BenchChild, phase: PhaseHook): Promise<ProgressRounds> {
   const { rate, durationMs, warmupMs, saturation, rounds } = ctx.scale.progress;
   const out: ProgressRounds = { open: { single: [], cluster: [] }, saturation: { single: [], cluster: [] } };
+  const round = async <T>(side: ClusterSide, name: string, run: () => Promise<T>): Promise<Round<T>> => {
+    const processes = await sides[side]();
+    phase(`${name}, ${side}`);
+    try {
+      return await measureRound(processes, { generator: agents }, run);
+    } finally {
+      phase('');
+    }
+  };
   for (let r = 0; r < rounds; r++) {
     for (const side of SIDES) {
       ctx.log(`cluster: progress round ${r + 1}/${rounds}, ${side}: ${rate}/s`);
-      out.open[side].push(await measureRound(sides[side], { generator: agents }, () => agents.request<OpenRun>('agents.progressOpen', { pool: side, run: `${side}${r}`, rate, durationMs: durationMs / rounds, warmupMs })));
+      out.open[side].push(await round(side, `progress at ${rate}/s`, () => agents.request<OpenRun>('agents.progressOpen', { pool: side, run: `${side}${r}`, rate, durationMs: durationMs / rounds, warmupMs })));
     }
   }
   const satRound = { ...saturation, durationMs: Math.round(saturation.durationMs / rounds) };
   for (let r = 0; r < rounds; r++) {
     for (const side of SIDES) {
       ctx.log(`cluster: progress round ${r + 1}/${rounds}, ${side}: saturation`);
-      out.saturation[side].push(await measureRound(sides[side], { generator: agents }, () => agents.request<ClosedRun>('agents.progressClosed', { pool: side, ...satRound })));
+      out.saturation[side].push(await round(side, 'progress at saturation', () => agents.request<ClosedRun>('agents.progressClosed', { pool: side, ...satRound })));
     }
   }
   return out;
@@ -118,7 +136,7 @@ export interface FanoutSide {
  * subscriber processes measure staleness (monitor-pool.ts), armed with the same schedule: from each
  * request's intended send time until a patch carrying it arrives, and from its ack at the agent.
  */
-export async function fanoutRounds(ctx: BenchContext, sides: Record<ClusterSide, SideProcesses>, agents: BenchChild, agentCount: number, subscribers: Record<ClusterSide, Subscribers[]>): Promise<Record<ClusterSide, FanoutSide>> {
+export async function fanoutRounds(ctx: BenchContext, sides: Sides, agents: BenchChild, agentCount: number, subscribers: Record<ClusterSide, Subscribers[]>, phase: PhaseHook): Promise<Record<ClusterSide, FanoutSide>> {
   const { rate, durationMs, warmupMs, rounds } = ctx.scale.cluster.fanout;
   const empty = (): FanoutSide => ({ staleness: new Histogram(), sinceAck: new Histogram(), beforeAck: 0, byNode: {}, byRole: {}, sinceAckByRole: {}, unseen: 0, resyncs: 0, patches: 0, ack: new Histogram(), errors: 0, rounds: [] });
   const out: Record<ClusterSide, FanoutSide> = { single: empty(), cluster: empty() };
@@ -127,6 +145,7 @@ export async function fanoutRounds(ctx: BenchContext, sides: Record<ClusterSide,
     for (const side of SIDES) {
       ctx.log(`cluster: fan-out round ${r + 1}/${rounds}, ${side}: ${subscribers[side].length} × ${ctx.scale.cluster.fanout.subscribersPerNode} subscribers, ${rate}/s`);
       const run = `f${side}${r}`;
+      const processes = await sides[side]();
       const monitors = subscribers[side];
       // Every generator collects before the schedule is set, so that none starts it late (fanout.ts).
       await Promise.all([agents.request('gc'), ...monitors.map((m) => m.process.request('gc'))]);
@@ -135,12 +154,13 @@ export async function fanoutRounds(ctx: BenchContext, sides: Record<ClusterSide,
       const total = firstIndex + Math.round((rate * roundMs) / 1000);
       await Promise.all(monitors.map((m) => m.process.request('monitors.arm', { run, startEpochMs, rate, agents: agentCount, total, firstIndex, keepArrivals: true })));
       const generators = Object.fromEntries(monitors.map((m) => [`monitors ${m.node}`, m.process]));
-      const round = await measureRound(sides[side], { generator: agents, ...generators }, async () => {
+      phase(`fan-out at ${rate}/s, ${side}`);
+      const round = await measureRound(processes, { generator: agents, ...generators }, async () => {
         const open = await agents.request<OpenRun>('agents.progressOpen', { pool: side, run, rate, durationMs: roundMs, warmupMs, startEpochMs, keepAcks: true });
         // Patches leave a node one patch interval after it has the change; a follower has it a little later.
         await new Promise((resolve) => setTimeout(resolve, 1000));
         return open;
-      });
+      }).finally(() => phase(''));
       const seen = await Promise.all(
         monitors.map((m) => m.process.request<{ staleness: HistogramData; sinceAck: HistogramData; beforeAck: number; patches: number; resyncs: number; unseen: number }>('monitors.collect', { acks: round.result.acks })),
       );
