@@ -104,6 +104,7 @@ export function leaseChecks(ctx: BenchContext, watch: LeaseWatch, unplanned: Lea
     ...line(`progress at ${rate}/s, cluster`, `cluster rounds at ${rate}/s`),
     ...line('progress at saturation, cluster', 'cluster rounds at saturation'),
     ...line(`fan-out at ${ctx.scale.cluster.fanout.rate}/s, cluster`, `cluster fan-out rounds`),
+    ...line('fan-out, subscribing', `while the subscribers' processes start and ${ctx.scale.cluster.nodes * ctx.scale.cluster.fanout.subscribersPerNode} subscribers connect`),
     ...line(`progress at ${rate}/s, single`, 'cluster idle (single-hub rounds)'),
   ];
 }
