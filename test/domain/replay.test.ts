@@ -5,6 +5,7 @@ import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
 import { replayChanges } from '../../server/domain/machinery/replay.ts';
 import { emptyState, storedDocs, type HubState } from '../../server/domain/machinery/state.ts';
 import { workflowView } from '../../server/domain/workflows/views.ts';
+import { listAgents } from '../../server/domain/work/agents.ts';
 import { decodeRecord, encodeRecord } from '../../server/store/records.ts';
 import { domain } from '../helpers/domain.ts';
 import { randomWorker, seeded, TASK_TYPES } from '../helpers/random-work.ts';
@@ -54,6 +55,7 @@ describe('replaying committed records into a follower', () => {
       expect(JSON.stringify(storedDocs(follower))).toBe(JSON.stringify(storedDocs(d.state)));
       expect([...follower.versions]).toEqual([...d.state.versions]);
       expectSameViews(d.state, follower, workflowId);
+      expect(listAgents(follower, { limit: 100 })).toEqual(listAgents(d.state, { limit: 100 }));
     }
   });
 

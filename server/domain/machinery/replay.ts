@@ -24,13 +24,23 @@ export function replayChanges(state: HubState, changes: readonly CommittedChange
   const tx = new Transaction(state);
   for (const change of changes) {
     if (change.doc === AGENTS_DOC) {
-      for (const op of change.ops) applyOp(state, tx, change.doc, op);
+      for (const op of change.ops) replayAgentOp(state, tx, op);
     } else {
       replayWorkflow(state, tx, change);
     }
     if (docRoot(state, change.doc) === undefined) state.versions.delete(change.doc);
     else state.versions.set(change.doc, change.v);
   }
+}
+
+/** Applies an op of the agent pool, keeping the ids its pages are read from. */
+function replayAgentOp(state: HubState, tx: Transaction, op: PatchOp): void {
+  const path = fromPointer(op.path);
+  applyOp(state, tx, AGENTS_DOC, op, path);
+  const ids = state.work.agentIds;
+  if (path.length === 0) ids.rebuild(Object.keys(state.agents ?? {}));
+  else if (path.length === 1 && op.op === 'add') ids.add(path[0]!);
+  else if (path.length === 1 && op.op === 'remove') ids.remove(path[0]!);
 }
 
 /** The segments of an order's path: `/workOrders/<id>[/field…]`, else undefined. */
