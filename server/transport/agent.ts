@@ -95,6 +95,8 @@ export class AgentTransport {
     const agentId = session.actor.agentId;
     if (!agentId || this.sockets.get(agentId) !== socket) return;
     this.sockets.delete(agentId);
+    // A node that stopped leading closes its agents: the next leader counts them as gone until they register there.
+    if (this.hub.currentRole !== 'leader') return;
     this.hub.dispatch({ type: 'agent.disconnect', input: { agentId }, actor: session.actor }).catch((error: Error) => {
       this.log.warn({ err: error, agentId }, 'could not record agent disconnect');
     });
