@@ -325,11 +325,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         postgres,
         writer,
         { nodeId: options.nodeId ?? urlOf().replace(/^http:\/\//, ''), advertiseUrl: options.advertiseUrl ?? urlOf(), leaseMs: options.leaseMs, renewMs: options.leaseRenewMs, checkMs: options.leaseCheckMs },
-        {
-          onLead: () => undefined,
-          // Closing the connection (not the socket) lets the SDK reconnect, be refused NOT_LEADER and find the leader.
-          onFollow: () => writers.forEach((nsp) => nsp.sockets.forEach((socket) => socket.conn.close())),
-        },
+        // Closing the connection (not the socket) lets the SDK reconnect, be refused NOT_LEADER and find the leader.
+        () => writers.forEach((nsp) => nsp.sockets.forEach((socket) => socket.conn.close())),
         logger,
       );
       postgres.onFencedOff = () => node.fencedOff();

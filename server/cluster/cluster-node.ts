@@ -32,13 +32,6 @@ export interface ClusterInfo {
   nodes: Member[];
 }
 
-/** What the node does when its role changes. */
-export interface RoleHooks {
-  /** Became the leader: take writes. */
-  onLead(): void;
-  /** Stopped leading: close the clients that write, so that they find the leader. */
-  onFollow(): void;
-}
 
 /**
  * One node of a cluster: competes for the partition's lease, and either leads (renews the lease;
@@ -70,7 +63,8 @@ export class ClusterNode {
     private readonly store: PostgresStore,
     private readonly writer: StateWriter,
     private readonly settings: ClusterSettings,
-    private readonly hooks: RoleHooks,
+    /** Called when the node stops leading: close the clients that write, so that they find the leader. */
+    private readonly onFollow: () => void,
     private readonly log: Logger,
   ) {
     this.lease = new LeaseTable(store.pool, store.partition);
@@ -164,7 +158,6 @@ export class ClusterNode {
     this.leader = { nodeId: this.settings.nodeId, url: this.settings.advertiseUrl };
     await this.writer.promote();
     this.log.info({ nodeId: this.settings.nodeId, epoch, version: this.writer.lastSeq }, 'cluster: this node leads');
-    this.hooks.onLead();
   }
 
   /** Says who this node is and lists the others; a failure here never stops leading or following. */
@@ -198,7 +191,7 @@ export class ClusterNode {
     this.role = 'follower';
     this.leader = null;
     this.writer.demote();
-    this.hooks.onFollow();
+    this.onFollow();
     await this.writer.settle();
     this.store.fence = undefined;
     await this.catchUp();

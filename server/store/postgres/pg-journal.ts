@@ -36,7 +36,7 @@ WITH lease AS (
 SELECT count(*)::int AS n, CASE WHEN count(*) > 0 THEN pg_notify('${JOURNAL_CHANNEL}', $1 || ' ' || max(seq)::text) END AS notified FROM ins`;
 
 /** The journal lines of an encoded batch, without their newlines. */
-export function splitLines(records: string | Uint8Array): string[] {
+function splitLines(records: string | Uint8Array): string[] {
   const text = typeof records === 'string' ? records : Buffer.from(records.buffer, records.byteOffset, records.byteLength).toString('utf8');
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
