@@ -24,7 +24,10 @@ export interface AgentOptions extends ConnectOptions {
   capabilities?: string[];
   maxConcurrentTasks?: number;
   labels?: Record<string, string>;
-  /** Least time between two progress updates of one task (default 100 ms). */
+  /**
+   * Least time between two progress updates of one task (default 0: each is sent once the one
+   * before it is answered, and those pushed meanwhile are coalesced into the newest).
+   */
   progressIntervalMs?: number;
   /** Where errors thrown by task handlers are logged, with their stack (default console; null: nowhere). */
   logger?: AgentLogger | null;
@@ -56,7 +59,7 @@ export class AgentClient {
   ) {
     this.host = {
       agentId: options.agentId,
-      progressIntervalMs: options.progressIntervalMs ?? 100,
+      progressIntervalMs: options.progressIntervalMs ?? 0,
       logger: options.logger === undefined ? console : options.logger,
       send: async (event, payload) => {
         await this.registered();

@@ -9,7 +9,11 @@ const SEND_AGAIN = new Set(['DISCONNECTED', 'TIMEOUT', 'UNAVAILABLE']);
 /** The pause before sending again after such a failure, so that a hub answering UNAVAILABLE is not asked in a tight loop. */
 const SEND_AGAIN_AFTER_MS = 200;
 
-/** Sends the latest progress of one task at most once per interval; callers wait for their update. */
+/**
+ * Sends the latest progress of one task: at once when nothing is in flight; while an update is in
+ * flight, later ones are coalesced into the newest (the back-pressure the hub's group commit uses).
+ * `intervalMs` > 0 adds a rate limit. Callers wait for their update, or the newer one that replaced it.
+ */
 export class ProgressStream {
   private pending: RequestOf<'agent', 'task.progress'> | undefined;
   private waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
@@ -33,8 +37,11 @@ export class ProgressStream {
 
   private schedule(): void {
     if (this.inFlight || this.timer || !this.pending) return;
-    const wait = Math.max(0, this.lastSent + this.intervalMs - Date.now(), this.notBefore - Date.now());
-    this.timer = setTimeout(() => void this.flush(), wait);
+    const now = Date.now();
+    const wait = Math.max(this.lastSent + this.intervalMs - now, this.notBefore - now);
+    // No timer when nothing holds the update back: even a 0 ms timeout waits at least 1 ms.
+    if (wait <= 0) void this.flush();
+    else this.timer = setTimeout(() => void this.flush(), wait);
   }
 
   private async flush(): Promise<void> {

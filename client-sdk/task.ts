@@ -26,8 +26,9 @@ export interface TaskContext {
   /** Aborted when the hub cancels or reassigns this attempt; stop work when it fires. */
   signal: AbortSignal;
   /**
-   * Reports progress (0..100). Calls are coalesced: a hot loop costs the hub at most one update
-   * per `progressIntervalMs`. `details` become the checkpoint handed to a later attempt.
+   * Reports progress (0..100). Sent at once when no update of this task is in flight; calls made
+   * meanwhile are coalesced into the newest, so a hot loop costs one update per round trip.
+   * `details` become the checkpoint handed to a later attempt.
    */
   progress(percentage: number, message?: string, details?: unknown): Promise<void>;
   /** Saves a checkpoint without changing the percentage. */

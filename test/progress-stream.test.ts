@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ProgressStream } from '../client-sdk/progress-stream.ts';
 import type { RequestOf } from '../shared/contract.ts';
 
@@ -31,6 +31,47 @@ async function streamWithOneSent(progress: number) {
 }
 
 describe('ProgressStream (SDK)', () => {
+  it('sends an update at once when none is in flight, with no timer in between', () => {
+    const wire = controlledSend();
+    const stream = new ProgressStream(wire.send, 0);
+    void stream.push(update(10));
+    expect(wire.sent.map((u) => u.progress)).toEqual([10]);
+  });
+
+  it('coalesces the updates pushed while one is in flight into the newest, sent when the first is answered', async () => {
+    const { wire, stream, first } = await streamWithOneSent(10);
+    const waiting = [20, 30, 40].map((p) => stream.push(update(p)));
+    expect(wire.sent).toHaveLength(1);
+    const next = wire.started();
+    wire.answers[0]!();
+    await first;
+    await next;
+    expect(wire.sent.map((u) => u.progress)).toEqual([10, 40]);
+    wire.answers[1]!();
+    await expect(Promise.all(waiting)).resolves.toEqual([undefined, undefined, undefined]);
+    expect(wire.sent).toHaveLength(2);
+  });
+
+  it('with an interval, holds the next update back until the interval has passed since the last send', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      const wire = controlledSend();
+      const stream = new ProgressStream(wire.send, 1000);
+      const first = stream.push(update(10));
+      wire.answers[0]!();
+      await first;
+      const second = stream.push(update(20));
+      await vi.advanceTimersByTimeAsync(999);
+      expect(wire.sent).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(wire.sent.map((u) => u.progress)).toEqual([10, 20]);
+      wire.answers[1]!();
+      await second;
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('on stop, rejects the updates still waiting with one error made for them, and sends nothing more', async () => {
     const { wire, stream, first } = await streamWithOneSent(10);
     const second = stream.push(update(20)); // waits behind the update in flight
