@@ -192,15 +192,30 @@ export class AgentClient {
     if (!registration) return ack({ accept: false, reason: `no handler for ${assignment.taskType}` });
     if (this.draining || this.closed) return ack({ accept: false, reason: 'draining' });
     ack({ accept: true });
-    void this.run(assignment, registration);
+    void this.run(assignment, registration, false);
   }
 
-  private async run(assignment: Assignment, registration: Registration): Promise<void> {
+  /**
+   * An offer that came in a report's reply. Its first report accepts it; a handler that reports
+   * nothing for half of `acceptMs` gets a heartbeat sent for it, which accepts it too.
+   */
+  private onCarriedOffer(assignment: Assignment): void {
+    const registration = this.handlers.get(assignment.taskType) ?? this.handlers.get('*');
+    // Not to be run here after all (closing, draining meanwhile): it lapses and the hub offers it to another agent.
+    if (!registration || this.draining || this.closed) return;
+    void this.run(assignment, registration, true);
+  }
+
+  private async run(assignment: Assignment, registration: Registration, carried: boolean): Promise<void> {
     const attempt = new Attempt(assignment, this.host);
     this.running.set(assignment.attemptToken, attempt);
     this.heartbeat.cover(assignment.leaseMs);
+    const accept = carried ? setTimeout(() => void this.beat(), assignment.acceptMs / 2) : undefined;
     try {
       const outcome = await attempt.run(registration);
+      clearTimeout(accept);
+      // The report asks for this agent's next offer in its reply, unless no more work is wanted here.
+      if (outcome && !this.draining && !this.closed) outcome.payload.next = true;
       if (outcome?.event === 'task.fail') await this.report('task.fail', outcome.payload);
       if (outcome?.event !== 'task.complete') return;
       const refused = await this.report('task.complete', outcome.payload);
@@ -210,6 +225,7 @@ export class AgentClient {
         await this.report('task.fail', { workflowId, workOrderId, attemptToken, error, retryable: false });
       }
     } finally {
+      clearTimeout(accept);
       this.running.delete(assignment.attemptToken);
       if (this.running.size === 0) this.heartbeat.stop();
     }
@@ -227,8 +243,10 @@ export class AgentClient {
     for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 5000)) {
       try {
         await this.registered();
-        await this.connection.request(event, payload);
+        // Both reports have the same reply; the compiler cannot see that through E.
+        const reply = (await this.connection.request(event, payload)) as ReplyOf<'agent', 'task.complete'>;
         this.listeners.emit('report', { ...base, accepted: true });
+        if (reply.next) for (const assignment of reply.next) this.onCarriedOffer(assignment);
         return undefined;
       } catch (error) {
         if (!(error instanceof HubError) || !RETRYABLE_TRANSPORT.has(error.code)) {

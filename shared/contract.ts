@@ -21,10 +21,10 @@ import {
   FailTaskInput,
   ListWorkOrdersInput,
   OfferReply,
+  OutcomeReply,
   ProgressInput,
   WorkOrder,
   WorkOrderRef,
-  WorkOrderState,
 } from './schemas/work-order.ts';
 import {
   AgentRegisterDataInput,
@@ -160,13 +160,13 @@ export const agentEvents = {
     'Renew the leases of running attempts; `lost` lists tokens this agent no longer holds.',
   ),
   'task.progress': request(ProgressInput, z.object({ version: z.number().int() }), 'Report progress (renews the lease; details become the checkpoint).'),
-  'task.complete': request(CompleteTaskInput, z.object({ version: z.number().int(), state: WorkOrderState }), 'Finish the attempt successfully.'),
+  'task.complete': request(CompleteTaskInput, OutcomeReply, 'Finish the attempt successfully (with `next`: take the next offers in the reply).'),
   'data.register': request(
     AgentRegisterDataInput,
     Versioned(DataReference),
     'Register data produced by a running attempt; the hub fills in agent, work order and attempt.',
   ),
-  'task.fail': request(FailTaskInput, z.object({ version: z.number().int(), state: WorkOrderState }), 'Report a failed attempt; it is retried unless not retryable or out of attempts.'),
+  'task.fail': request(FailTaskInput, OutcomeReply, 'Report a failed attempt; it is retried unless not retryable or out of attempts (with `next`: take the next offers in the reply).'),
 } as const;
 
 /** Events the hub pushes to clients: the payload, and the reply schema when it expects an ack. */

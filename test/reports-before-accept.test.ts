@@ -1,39 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { io, type Socket } from 'socket.io-client';
-import type { Assignment } from '../shared/schemas/work-order.ts';
-import { control, startHub, TOKENS } from './helpers/hub.ts';
-import { deferred } from './helpers/wait.ts';
-
-type Offer = { assignment: Assignment; ack: (reply: unknown) => void };
-
-/**
- * A hand-written agent (socket.io-client, no SDK) that holds on to each offer's ack, the way
- * python-socketio acks only once its handler has returned: its reports can overtake its accept.
- */
-async function rawAgent(url: string, agentId: string, taskTypes: string[]) {
-  const socket: Socket = io(`${url}/agent`, { auth: { token: TOKENS.agent }, transports: ['websocket'], reconnection: false });
-  const offers: Offer[] = [];
-  let wake = deferred();
-  socket.on('assignment', (assignment: Assignment, ack: (reply: unknown) => void) => {
-    offers.push({ assignment, ack });
-    wake.resolve();
-  });
-  const registered = await socket.emitWithAck('agent.register', { agentId, agentType: 'raw', taskTypes });
-  expect(registered.ok).toBe(true);
-  return {
-    socket,
-    /** The next offer pushed to this agent, its ack not yet sent. */
-    async nextOffer(): Promise<Offer> {
-      while (offers.length === 0) {
-        await wake.promise;
-        wake = deferred();
-      }
-      return offers.shift()!;
-    },
-    request: (event: string, payload: unknown) => socket.emitWithAck(event, payload),
-    close: () => socket.disconnect(),
-  };
-}
+import { control, startHub } from './helpers/hub.ts';
+import { rawAgent, refOf } from './helpers/raw-agent.ts';
 
 async function setup() {
   const hub = await startHub();
@@ -43,8 +10,6 @@ async function setup() {
   const worker = await rawAgent(hub.url, 'eager', ['t']);
   return { hub, client, wf, worker };
 }
-
-const refOf = ({ workflowId, workOrderId, attemptToken }: Assignment) => ({ workflowId, workOrderId, attemptToken });
 
 // What the hub records for each report before the accept (and what it still refuses, with which
 // code): test/domain/attempts.test.ts. Here: the same over a socket, with the ack sent late.

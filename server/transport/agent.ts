@@ -107,9 +107,8 @@ export class AgentTransport {
     for (const effect of effects) {
       if (effect.type === 'offer') {
         this.onOffer(this.hub.now() - effect.readyAt);
-        this.offer(effect.agentId, effect.assignment);
-      }
-      else if (effect.type === 'cancel') this.cancel(effect.agentId, effect.notice);
+        if (!effect.inReply) this.offer(effect.agentId, effect.assignment);
+      } else if (effect.type === 'cancel') this.cancel(effect.agentId, effect.notice);
     }
   }
 

@@ -181,6 +181,8 @@ export const CompleteTaskInput = z.strictObject({
   result: boundedJson(262_144, 'result').optional(),
   /** Data the attempt produced; registered with its provenance in the same change as the completion. */
   outputs: z.array(DataReferenceSpec).max(1000).optional(),
+  /** Take this agent's next offers in the reply instead of as pushed `assignment`s. */
+  next: z.boolean().optional(),
 });
 
 export const FailTaskInput = z.strictObject({
@@ -188,4 +190,12 @@ export const FailTaskInput = z.strictObject({
   error: Text.min(1),
   /** false: do not retry (dead-letter now). */
   retryable: z.boolean().default(true),
+  /** Take this agent's next offers in the reply instead of as pushed `assignment`s. */
+  next: z.boolean().optional(),
 });
+
+/**
+ * The reply to a completion or failure report. `next`, only when the report asked for it: the
+ * offers made to this agent by that change, not pushed; each is accepted by the agent's first report on it.
+ */
+export const OutcomeReply = z.object({ version: z.number().int(), state: WorkOrderState, next: z.array(Assignment).optional() });

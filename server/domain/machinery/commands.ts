@@ -1,4 +1,5 @@
 import type { EventName, ParsedRequestOf } from '../../../shared/contract.ts';
+import type { Assignment } from '../../../shared/schemas/work-order.ts';
 import { HubError } from '../../../shared/errors.ts';
 import { markDisconnected, recoverAfterRestart, registerAgent } from '../work/agent-connections.ts';
 import { agentIdOf, requireAgent, setAgentStatus } from '../work/agents.ts';
@@ -10,7 +11,7 @@ import { addKpi, recordKpi } from '../workflows/kpis.ts';
 import { linkLineage } from '../data/lineage.ts';
 import { addObjective, updateObjective } from '../workflows/objectives.ts';
 import { updateProgress } from '../workflows/progress.ts';
-import { schedule } from '../work/scheduler.ts';
+import { carryOffers, schedule } from '../work/scheduler.ts';
 import { versionOf, type HubState } from './state.ts';
 import { addStep, completeStep, failStep, startStep } from '../workflows/steps.ts';
 import { sweep } from '../work/sweep.ts';
@@ -144,5 +145,11 @@ export interface Command<K extends CommandType = CommandType> {
 export function applyCommand<K extends CommandType>(t: CommandContext, command: Command<K>): CommandReply<K> {
   const reply = table[command.type](t, command.input, command.actor);
   schedule(t);
+  if (asksForNext(command)) (reply as { next?: Assignment[] }).next = carryOffers(t, agentIdOf(command.actor));
   return reply;
+}
+
+/** A completion or failure report that takes the agent's next offers in its reply. */
+function asksForNext(command: Command): command is Command<'task.complete' | 'task.fail'> {
+  return (command.type === 'task.complete' || command.type === 'task.fail') && (command.input as CommandInput<'task.complete'>).next === true;
 }

@@ -30,6 +30,14 @@ export type Notice =
 
 /** What the hub does after a change is committed: push an offer, tell an agent to stop, or log a notice. */
 export type Effect =
-  | { type: 'offer'; agentId: string; assignment: Assignment; /** When the order last became ready to offer. */ readyAt: number }
+  | {
+      type: 'offer';
+      agentId: string;
+      assignment: Assignment;
+      /** When the order last became ready to offer. */
+      readyAt: number;
+      /** Carried in the reply of the report that made it (`next`), so not pushed. */
+      inReply?: true;
+    }
   | { type: 'cancel'; agentId: string; notice: CancelNotice }
   | Notice;

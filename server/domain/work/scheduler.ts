@@ -1,5 +1,5 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
-import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
+import type { Assignment, WorkOrder } from '../../../shared/schemas/work-order.ts';
 import { canServe, chooseAgent, eligible, queueKey, type Situation } from './assignment.ts';
 import { recordOffer } from './attempt-records.ts';
 import { requireWorkflow, type CommandContext } from '../machinery/context.ts';
@@ -161,6 +161,20 @@ function placeOrder(t: CommandContext, order: WorkOrder): void {
   if (order.taskType !== '*') gatherCandidates(t, placing, '*');
   const agent = chooseAgent(placing.candidates, order);
   if (agent) offer(t, order, agent);
+}
+
+/**
+ * The offers this command made to `agentId`, taken out of the pushes to go in its report's reply
+ * (`next`): the agent asked for its next work with its completion or failure, saving a round trip.
+ */
+export function carryOffers(t: CommandContext, agentId: string): Assignment[] {
+  const carried: Assignment[] = [];
+  for (const effect of t.tx.effects) {
+    if (effect.type !== 'offer' || effect.agentId !== agentId) continue;
+    effect.inReply = true;
+    carried.push(effect.assignment);
+  }
+  return carried;
 }
 
 /**

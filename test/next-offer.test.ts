@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { agent, control, startHub } from './helpers/hub.ts';
+import { rawAgent, refOf } from './helpers/raw-agent.ts';
+import { untilOrder, untilWorkflow } from './helpers/wait.ts';
+
+/** A started workflow and a raw one-slot agent already running order `first`, accepted. */
+async function busyAgent() {
+  const hub = await startHub();
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery: 'next offers in the reply' });
+  await wf.start();
+  const worker = await rawAgent(hub.url, 'raw-1', ['t']);
+  await wf.createWorkOrder({ id: 'first', taskType: 't' });
+  const first = await worker.nextOffer();
+  first.ack({ accept: true });
+  // The agent's one slot is taken: this order waits in the queue.
+  await wf.createWorkOrder({ id: 'second', taskType: 't' });
+  expect(await wf.getWorkOrder('second')).toMatchObject({ state: 'queued' });
+  return { hub, wf, worker, first: refOf(first.assignment) };
+}
+
+describe('a completion that takes the next offer in its reply (next: true)', () => {
+  it('carries the offer in the reply instead of pushing it, and the first report on it accepts it', async () => {
+    const { wf, worker, first } = await busyAgent();
+
+    const reply = await worker.request('task.complete', { ...first, result: 1, next: true });
+    expect(reply).toMatchObject({ ok: true, data: { state: 'completed', next: [{ workOrderId: 'second', taskType: 't', attempt: 1 }] } });
+    const carried = reply.data.next[0];
+    // Requests on one socket are answered in order: a push made with that change would be here by now.
+    await worker.request('agent.heartbeat', { attemptTokens: [] });
+    expect(worker.offers).toHaveLength(0);
+    expect(await wf.getWorkOrder('second')).toMatchObject({ state: 'offered', attempts: 0, attempt: { token: carried.attemptToken, agentId: 'raw-1', acceptedAt: null } });
+
+    expect(await worker.request('task.progress', { ...refOf(carried), progress: 50 })).toMatchObject({ ok: true });
+    expect(await wf.getWorkOrder('second')).toMatchObject({ state: 'running', attempts: 1, progress: 50 });
+    const last = await worker.request('task.complete', { ...refOf(carried), result: 2, next: true });
+    // Nothing is queued: the reply says so with an empty list.
+    expect(last).toMatchObject({ ok: true, data: { state: 'completed', next: [] } });
+    expect((await wf.getWorkOrder('second')).result).toBe(2);
+  });
+
+  it('pushes the next offer as before when the report does not ask for it, and the reply has no next', async () => {
+    const { wf, worker, first } = await busyAgent();
+    const reply = await worker.request('task.complete', { ...first, result: 1 });
+    expect(reply.ok).toBe(true);
+    expect(reply.data).not.toHaveProperty('next');
+    const pushed = await worker.nextOffer();
+    expect(pushed.assignment).toMatchObject({ workOrderId: 'second', attempt: 1 });
+    pushed.ack({ accept: true });
+    expect(await worker.request('task.complete', { ...refOf(pushed.assignment), result: 2 })).toMatchObject({ ok: true, data: { state: 'completed' } });
+    expect(await wf.getWorkOrder('second')).toMatchObject({ state: 'completed', attempts: 1, declinedBy: [] });
+  });
+
+  it('carries the next offer on a failure report too, the failed order going back to the queue', async () => {
+    const { wf, worker, first } = await busyAgent();
+    const reply = await worker.request('task.fail', { ...first, error: 'flaky', retryable: true, next: true });
+    expect(reply).toMatchObject({ ok: true, data: { state: 'queued', next: [{ workOrderId: 'second' }] } });
+    expect(await wf.getWorkOrder('first')).toMatchObject({ state: 'queued', attempts: 1, error: 'flaky' });
+  });
+
+  it('withdraws a carried offer whose reply was lost with the connection: no attempt is spent, and the agent gets it again', async () => {
+    const { hub, wf, worker, first } = await busyAgent();
+    // The completion goes out and the connection closes before its reply can come back.
+    worker.socket.emit('task.complete', { ...first, result: 1, next: true }, () => undefined);
+    worker.close();
+    const after = await untilWorkflow(hub, wf.id, (w) => w.workOrders.first?.state === 'completed' && w.workOrders.second?.state === 'queued', 'the completion committed and the carried offer withdrawn');
+    expect(after.workOrders.second).toMatchObject({ attempts: 0, declinedBy: [], attempt: null });
+
+    const again = await rawAgent(hub.url, 'raw-1', ['t']);
+    const pushed = await again.nextOffer();
+    expect(pushed.assignment).toMatchObject({ workOrderId: 'second', attempt: 1 });
+    pushed.ack({ accept: true });
+    expect(await again.request('task.complete', { ...refOf(pushed.assignment), result: 2 })).toMatchObject({ ok: true, data: { state: 'completed' } });
+    again.close();
+  });
+
+  it('is refused with VALIDATION when next is not a boolean, and nothing changes', async () => {
+    const { wf, worker, first } = await busyAgent();
+    expect(await worker.request('task.complete', { ...first, next: 'yes' })).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
+    expect(await wf.getWorkOrder('first')).toMatchObject({ state: 'running' });
+    expect(await wf.getWorkOrder('second')).toMatchObject({ state: 'queued' });
+  });
+});
+
+describe('the SDK agent takes its next work in the completion reply', () => {
+  it('runs a queue of orders on one slot with a single pushed offer; every order completes once', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'a queue drained through completion replies' });
+    const worker = await agent(hub, { agentId: 'sdk-1', agentType: 'w', logger: null });
+    const runs = new Map<string, number>();
+    await worker.onTask('t', async (task, ctx) => {
+      runs.set(task.workOrderId, (runs.get(task.workOrderId) ?? 0) + 1);
+      await ctx.progress(50);
+      return { result: task.workOrderId };
+    });
+    const pushed: string[] = [];
+    worker.connection.socket.on('assignment', (assignment: { workOrderId: string }) => pushed.push(assignment.workOrderId));
+    await wf.createWorkOrders(Array.from({ length: 20 }, (_, i) => ({ id: `o${i}`, taskType: 't' })));
+    await wf.start();
+    const done = await untilWorkflow(hub, wf.id, (w) => Object.values(w.workOrders).every((o) => o.state === 'completed'), 'every order completed');
+    expect(Object.values(done.workOrders).map((o) => [o.id, o.attempts, o.result])).toEqual(Array.from({ length: 20 }, (_, i) => [`o${i}`, 1, `o${i}`]));
+    expect([...runs.values()]).toEqual(Array(20).fill(1));
+    // The first order is pushed; each later one came in the reply to the completion before it.
+    expect(pushed).toEqual(['o0']);
+  });
+
+  it('accepts a carried offer with a heartbeat when its handler reports nothing for half of acceptMs', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'a quiet handler' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'sdk-quiet', agentType: 'w', logger: null });
+    await worker.onTask('t', async (task) => {
+      // Reports nothing until the hub shows the order running: only the SDK's accept can get it there.
+      if (task.workOrderId === 'quiet') await untilOrder(hub, wf.id, 'quiet', 'running');
+      return { result: task.workOrderId };
+    });
+    const pushed: string[] = [];
+    worker.connection.socket.on('assignment', (assignment: { workOrderId: string }) => pushed.push(assignment.workOrderId));
+    await wf.createWorkOrders([
+      { id: 'loud', taskType: 't' },
+      { id: 'quiet', taskType: 't', timeouts: { acceptMs: 200 } },
+    ]);
+    const done = await untilWorkflow(hub, wf.id, (w) => w.workOrders.quiet?.state === 'completed', 'the quiet order completed');
+    expect(done.workOrders.quiet).toMatchObject({ attempts: 1, declinedBy: [], result: 'quiet' });
+    expect(pushed).toEqual(['loud']);
+  });
+});
