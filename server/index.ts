@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { batchWebSocketWrites } from './transport/cork.ts';
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -218,6 +219,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   try {
     const startedAt = writer.now();
     const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false, parser: hubParser });
+    batchWebSocketWrites(io);
     stops.push(() =>
       parts.server
         ? // The application owns its server: only the hub's connections end.
