@@ -1,0 +1,258 @@
+"""The agent client: registers, takes the work the hub pushes, runs handlers, heartbeats and reports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .attempt import Attempt
+from .connection import Connection
+from .errors import HubError
+from .heartbeat import Heartbeat
+from .listeners import Listeners
+from .task import Handler
+
+#: Failures of the transport after which a request is sent again.
+RETRYABLE_TRANSPORT = frozenset({"TIMEOUT", "DISCONNECTED", "UNAVAILABLE", "RATE_LIMITED"})
+#: Refusals of a completion that retrying cannot fix (bad outputs or result): the attempt fails for good.
+REFUSED_FOR_GOOD = frozenset({"VALIDATION", "CONFLICT", "NOT_FOUND", "FORBIDDEN"})
+
+
+@dataclass(frozen=True)
+class TaskReport:
+    """What happened to a completion or failure the agent reported: accepted, or refused with the hub's code."""
+
+    workflow_id: str
+    work_order_id: str
+    attempt_token: str
+    outcome: str
+    accepted: bool
+    code: str | None = None
+
+
+class AgentClient:
+    """An agent: handlers by task type; reconnects and registers again, keeping the work it runs."""
+
+    def __init__(self, connection: Connection, *, agent_id: str, agent_type: str, capabilities: list[str] | None = None,
+                 max_concurrent_tasks: int = 1, labels: dict[str, str] | None = None) -> None:
+        self.connection = connection
+        self.agent_id = agent_id
+        self.agent_type = agent_type
+        self.capabilities = list(capabilities or [])
+        self.max_concurrent_tasks = max_concurrent_tasks
+        self.labels = dict(labels or {})
+        self._handlers: dict[str, Handler] = {}
+        self._running: dict[str, Attempt] = {}
+        self._heartbeat = Heartbeat(self._beat)
+        self._registered = asyncio.Event()
+        self._registration: asyncio.Task[None] | None = None
+        self._dirty = False
+        self._draining = False
+        self._closed = asyncio.Event()
+        self._listeners = Listeners()
+        connection.on("assignment", self._on_assignment)
+        connection.on("cancel", self._on_cancel)
+        connection.on_reconnect(self._schedule_register)
+        connection.on_disconnect(self._registered.clear)
+        connection.on_gone(self._on_gone)
+
+    @property
+    def active_tasks(self) -> int:
+        """The number of tasks running now."""
+        return len(self._running)
+
+    def on(self, event: str, listener: Callable[[Any], None]) -> Callable[[], None]:
+        """`report` (a TaskReport after each completion or failure the hub answered) or `error` (a HubError the agent cannot go on after)."""
+        return self._listeners.on(event, listener)
+
+    def task(self, task_type: str) -> Callable[[Handler], Handler]:
+        """Decorator: handles a task type (or "*" for any); registers again in the background (`await agent.ready()` waits)."""
+        def decorate(handler: Handler) -> Handler:
+            self._handlers[task_type] = handler
+            self._schedule_register()
+            return handler
+        return decorate
+
+    async def on_task(self, task_type: str, handler: Handler) -> None:
+        """Handles a task type and waits until the hub knows it."""
+        self.task(task_type)(handler)
+        await self.ready()
+
+    async def ready(self) -> None:
+        """Waits until the registration of every handler so far has landed."""
+        while self._registration is not None and not self._registration.done():
+            await asyncio.shield(self._registration)
+
+    def _schedule_register(self) -> None:
+        self._dirty = True
+        if self._registration is None or self._registration.done():
+            self._registration = self.connection.spawn(self._register_until_done())
+
+    async def _register_until_done(self) -> None:
+        delay = 0.1
+        while not self._closed.is_set() and not self.connection.gone:
+            self._dirty = False
+            try:
+                await self.register()
+            except HubError as error:
+                if error.code not in RETRYABLE_TRANSPORT:
+                    self._listeners.emit("error", error)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                self._dirty = True
+                continue
+            if not self._dirty:
+                return
+
+    async def register(self) -> dict[str, Any]:
+        """Joins the pool with the current handlers, then reconciles with the attempts the hub says this agent holds."""
+        before = set(self._running)  # accepted while the request is in flight: they belong to this connection
+        task_types = [] if not self._handlers else ["*"] if "*" in self._handlers else list(self._handlers)
+        reply: dict[str, Any] = await self.connection.request("agent.register", {
+            "agentId": self.agent_id, "agentType": self.agent_type, "capabilities": self.capabilities,
+            "taskTypes": task_types, "maxConcurrentTasks": self.max_concurrent_tasks, "labels": self.labels,
+        })
+        self._registered.set()
+        held = {attempt["attemptToken"] for attempt in reply["attempts"]}
+        for token in before - held:
+            self._abort(token, "the hub reassigned this work while we were away")
+        for attempt in reply["attempts"]:
+            if attempt["state"] == "running" and attempt["attemptToken"] not in self._running:
+                # The hub thinks we run this, but this process does not (it restarted): hand it back at once.
+                ref = {key: attempt[key] for key in ("workflowId", "workOrderId", "attemptToken")}
+                self.connection.spawn(self._report("task.fail", {**ref, "error": "the agent restarted and lost this attempt", "retryable": True}))
+        return reply
+
+    async def drain(self) -> None:
+        """Takes no new work; running tasks finish."""
+        self._draining = True
+        await self.connection.request("agent.status", {"status": "draining"})
+
+    async def resume(self) -> None:
+        """Takes new work again after drain()."""
+        self._draining = False
+        await self.connection.request("agent.status", {"status": "active"})
+
+    async def set_note(self, note: str | None) -> None:
+        """Sets (or with None clears) a free-text status note."""
+        await self.connection.request("agent.status", {"note": note})
+
+    async def close(self) -> None:
+        """Disconnects; running tasks are cancelled and the hub reassigns them after its grace period."""
+        self._closed.set()
+        self._heartbeat.stop()
+        for token in list(self._running):
+            self._abort(token, "the agent is closing")
+        await self.connection.close()
+
+    async def wait_closed(self) -> None:
+        """Waits until close() (or the hub closed this agent for good): `await agent.wait_closed()` serves until then."""
+        await self._closed.wait()
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _on_assignment(self, assignment: dict[str, Any]) -> dict[str, Any]:
+        # No await before the answer: python-socketio sends the return value as the ack.
+        handler = self._handlers.get(assignment["taskType"]) or self._handlers.get("*")
+        if handler is None:
+            return {"accept": False, "reason": f"no handler for {assignment['taskType']}"}
+        if self._draining or self._closed.is_set():
+            return {"accept": False, "reason": "draining"}
+        attempt = Attempt(assignment, self._send, self._heartbeat_one, self.agent_id)
+        self._running[attempt.task.attempt_token] = attempt
+        self._heartbeat.cover(attempt.task.lease_ms)
+        self.connection.spawn(self._run(attempt, handler))
+        return {"accept": True}
+
+    async def _on_cancel(self, notice: dict[str, Any]) -> None:
+        self._abort(notice["attemptToken"], f"cancelled by the hub: {notice.get('reason', '')}")
+
+    def _on_gone(self) -> None:
+        for token in list(self._running):
+            self._abort(token, "the hub closed this connection")
+        self._heartbeat.stop()
+        self._listeners.emit("error", HubError(
+            "DISCONNECTED", "the hub closed this connection (another connection registered this agent id, or the token was revoked)"
+        ))
+        self._closed.set()
+
+    async def _run(self, attempt: Attempt, handler: Handler) -> None:
+        token = attempt.task.attempt_token
+        try:
+            outcome = await attempt.run(handler)
+            if outcome is None:
+                return
+            event, payload = outcome
+            refused = await self._report(event, payload)
+            if event == "task.complete" and refused is not None and refused.code in REFUSED_FOR_GOOD:
+                error = f"the hub refused the completion: {refused.message}"[:10_000]
+                ref = {key: payload[key] for key in ("workflowId", "workOrderId", "attemptToken")}
+                await self._report("task.fail", {**ref, "error": error, "retryable": False})
+        finally:
+            self._running.pop(token, None)
+            if not self._running:
+                self._heartbeat.stop()
+
+    async def _send(self, event: str, payload: dict[str, Any]) -> Any:
+        """A request about an attempt, once this connection is registered (so none reaches the hub before the registration)."""
+        await self._registered.wait()
+        return await self.connection.request(event, payload)
+
+    async def _report(self, event: str, payload: dict[str, Any]) -> HubError | None:
+        """Sends a completion or failure until the hub answers, across timeouts and reconnects; returns the hub's refusal, if any."""
+        outcome = "completed" if event == "task.complete" else "failed"
+        base = {"workflow_id": payload["workflowId"], "work_order_id": payload["workOrderId"], "attempt_token": payload["attemptToken"], "outcome": outcome}
+        delay = 0.1
+        while not self._closed.is_set():
+            try:
+                await self._send(event, payload)
+            except HubError as error:
+                if error.code in RETRYABLE_TRANSPORT:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                self._listeners.emit("report", TaskReport(**base, accepted=False, code=error.code))
+                return error
+            self._listeners.emit("report", TaskReport(**base, accepted=True))
+            return None
+        return None
+
+    async def _heartbeat_one(self, token: str) -> bool:
+        reply = await self._send("agent.heartbeat", {"attemptTokens": [token]})
+        for lost in reply["lost"]:
+            self._abort(lost, "the lease was lost")
+        return token in reply["renewed"]
+
+    async def _beat(self) -> None:
+        if not self._running or not self._registered.is_set():
+            return
+        reply = await self.connection.request("agent.heartbeat", {"attemptTokens": list(self._running)})
+        for token in reply["lost"]:
+            self._abort(token, "the lease was lost")
+
+    def _abort(self, token: str, reason: str) -> None:
+        attempt = self._running.pop(token, None)
+        if attempt is not None:
+            attempt.abort(reason)
+
+
+async def connect_agent(url: str, token: str, *, agent_id: str, agent_type: str = "generic", capabilities: list[str] | None = None,
+                        max_concurrent_tasks: int = 1, labels: dict[str, str] | None = None,
+                        request_timeout: float = 10.0, connect_timeout: float = 10.0) -> AgentClient:
+    """Connects an agent and registers it (with no task types until its first handler)."""
+    connection = await Connection.open("agent", url, token, request_timeout=request_timeout, connect_timeout=connect_timeout)
+    agent = AgentClient(connection, agent_id=agent_id, agent_type=agent_type, capabilities=capabilities,
+                        max_concurrent_tasks=max_concurrent_tasks, labels=labels)
+    try:
+        await agent.register()
+    except BaseException:
+        await connection.close()
+        raise
+    return agent

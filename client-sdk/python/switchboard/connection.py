@@ -1,0 +1,241 @@
+"""A socket to one namespace of the hub: requests whose ack envelopes become values or HubErrors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+from urllib.parse import urlsplit
+
+import socketio  # type: ignore[import]  # python-socketio ships no type hints
+
+from .errors import HubError
+
+log = logging.getLogger("switchboard")
+
+#: Failures after which a request may or may not have taken effect.
+MAY_HAVE_LANDED = frozenset({"DISCONNECTED", "TIMEOUT", "UNAVAILABLE"})
+#: Of those, the ones after which a create with the client's own id is sent again at once.
+RESEND = frozenset({"DISCONNECTED", "TIMEOUT"})
+
+
+def hub_url(url: str) -> str:
+    """The hub's base URL, checked: a scheme and a host, no path (the hub serves its clients at the root)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise HubError("VALIDATION", f"the hub URL {url!r} needs a scheme and a host, e.g. http://127.0.0.1:4700")
+    if parts.path not in ("", "/"):
+        raise HubError("VALIDATION", f"the hub URL {url!r} has a path ({parts.path}); the hub serves its clients at the root")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Connection:
+    """One namespace of one hub; reconnects on its own and tells its listeners when it did."""
+
+    def __init__(self, namespace: str, url: str, token: str, request_timeout: float = 10.0) -> None:
+        self.namespace = "/" + namespace
+        self.url = hub_url(url)
+        self.request_timeout = request_timeout
+        self._token = token
+        self._sio = socketio.AsyncClient(
+            reconnection=True, reconnection_delay=0.2, reconnection_delay_max=2, randomization_factor=0.1
+        )
+        self._up = asyncio.Event()
+        self._refused: HubError | None = None
+        self._answered = asyncio.Event()
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reconnect_listeners: list[Callable[[], None]] = []
+        self._disconnect_listeners: list[Callable[[], None]] = []
+        self._gone_listeners: list[Callable[[], None]] = []
+        self._ever_connected = False
+        self.closed = False
+        #: True once the hub closed this connection on purpose: it will not reconnect.
+        self.gone = False
+        self._sio.on("connect", self._on_connect, namespace=self.namespace)
+        self._sio.on("disconnect", self._on_disconnect, namespace=self.namespace)
+        self._sio.on("connect_error", self._on_connect_error, namespace=self.namespace)
+        # What a request costs a connection that is mid-unsure create: keys whose outcome is unknown.
+        self._unsure: set[str] = set()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the namespace is joined now."""
+        return self._up.is_set()
+
+    @classmethod
+    async def open(cls, namespace: str, url: str, token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> Connection:
+        """Connects to `namespace`; raises HubError at a refused token (its code) or when the hub cannot be reached (DISCONNECTED)."""
+        connection = cls(namespace, url, token, request_timeout)
+        await connection._connect(connect_timeout)
+        return connection
+
+    async def _connect(self, timeout: float) -> None:
+        try:
+            await self._sio.connect(
+                self.url, auth={"token": self._token}, transports=["websocket"], namespaces=[self.namespace], wait=False
+            )
+        except socketio.exceptions.ConnectionError as error:
+            raise HubError(
+                "DISCONNECTED", f"cannot reach the hub at {self.url} ({error}). Is it running? Start one with `switchboard start`."
+            ) from None
+        try:
+            await asyncio.wait_for(self._answered.wait(), timeout)
+        except asyncio.TimeoutError:
+            await self._shut()
+            raise HubError("DISCONNECTED", f"no answer from the hub at {self.url} within {timeout} s") from None
+        if self._refused is not None:
+            await self._shut()
+            raise self._refused
+
+    def on(self, event: str, handler: Callable[..., Any]) -> None:
+        """Handles an event the hub pushes on this namespace (the handler's return value is the ack)."""
+        self._sio.on(event, handler, namespace=self.namespace)
+
+    def on_reconnect(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` after every reconnection (not the first connection)."""
+        self._reconnect_listeners.append(listener)
+
+    def on_disconnect(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` whenever the connection drops."""
+        self._disconnect_listeners.append(listener)
+
+    def on_gone(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` when the hub closed the connection on purpose (it will not reconnect)."""
+        self._gone_listeners.append(listener)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Runs a coroutine in the background, keeping it referenced and logging what it raises."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("switchboard: a background task failed", exc_info=task.exception())
+
+    async def _on_connect(self) -> None:
+        # No await here: python-socketio waits for this handler before it finishes the connection.
+        self._answered.set()
+        self._up.set()
+        if self._ever_connected:
+            for listener in list(self._reconnect_listeners):
+                listener()
+        self._ever_connected = True
+
+    async def _on_connect_error(self, data: Any = None) -> None:
+        if not self._ever_connected:
+            # socket.io's CONNECT_ERROR carries { message, data: { code, message } }.
+            detail = data.get("data") if isinstance(data, dict) else None
+            if isinstance(detail, dict) and "code" in detail:
+                self._refused = HubError.from_wire(detail)
+            else:
+                self._refused = HubError("DISCONNECTED", f"the hub at {self.url} refused {self.namespace}: {data}")
+            self._answered.set()
+
+    async def _on_disconnect(self) -> None:
+        self._up.clear()
+        error = HubError("DISCONNECTED", f"the connection to the hub at {self.url} dropped before the answer; the request may or may not have taken effect")
+        for future in self._pending:
+            if not future.done():
+                future.set_exception(error)
+        for listener in list(self._disconnect_listeners):
+            listener()
+        if not self.closed:
+            self.spawn(self._check_gone())
+
+    async def _check_gone(self) -> None:
+        # python-socketio starts its reconnect task right after the disconnect handlers, unless the
+        # hub closed the namespace on purpose (a newer connection took the agent id, a revoked token).
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if not self.closed and getattr(self._sio, "_reconnect_task", None) is None and not self._up.is_set():
+            self.gone = True
+            for listener in list(self._gone_listeners):
+                listener()
+
+    async def request(self, event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        """Sends a request and returns the `data` of its ack, or raises the HubError it carries; waits (unsent) while reconnecting."""
+        loop = asyncio.get_running_loop()
+        wait = timeout if timeout is not None else self.request_timeout
+        deadline = loop.time() + wait
+        if not self._up.is_set():
+            if self.closed or self.gone:
+                raise HubError("DISCONNECTED", f"{event} was not sent: the connection to {self.url} was closed and does not reconnect")
+            try:
+                await asyncio.wait_for(self._up.wait(), wait)
+            except asyncio.TimeoutError:
+                raise HubError("DISCONNECTED", f"{event} was not sent: no connection to the hub at {self.url} for {wait} s; it keeps reconnecting") from None
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def on_ack(*args: Any) -> None:
+            if not future.done():
+                future.set_result(args[0] if args else None)
+
+        self._pending.add(future)
+        try:
+            try:
+                await self._sio.emit(event, payload, namespace=self.namespace, callback=on_ack)
+            except socketio.exceptions.BadNamespaceError:
+                raise HubError("DISCONNECTED", f"{event} was not sent: the connection to {self.url} dropped") from None
+            try:
+                envelope = await asyncio.wait_for(future, max(0.001, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise HubError("TIMEOUT", f"{event} got no answer from the hub at {self.url} within {wait} s") from None
+        finally:
+            self._pending.discard(future)
+        if isinstance(envelope, dict) and envelope.get("ok") is True:
+            return envelope.get("data")
+        if isinstance(envelope, dict) and envelope.get("ok") is False:
+            raise HubError.from_wire(envelope.get("error"))
+        raise HubError("INTERNAL", f"malformed answer to {event}: {envelope!r}")
+
+    async def create_once(self, key: str, event: str, payload: dict[str, Any], existing: Callable[[], Awaitable[Any]], timeout: float | None = None) -> Any:
+        """A create carrying the client's own id, sent again after DISCONNECTED or TIMEOUT; a later CONFLICT for it is its success."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 3 * (timeout if timeout is not None else self.request_timeout)
+        while True:
+            try:
+                reply = await self.request(event, payload, timeout)
+                self._unsure.discard(key)
+                return reply
+            except HubError as error:
+                if error.code == "CONFLICT" and key in self._unsure:
+                    self._unsure.discard(key)
+                    try:
+                        return await existing()
+                    except HubError:
+                        raise error from None
+                if error.code in MAY_HAVE_LANDED:
+                    self._unsure.add(key)
+                if error.code not in RESEND or loop.time() >= deadline:
+                    raise
+
+    async def _shut(self) -> None:
+        self._sio.reconnection = False
+        abort = getattr(self._sio, "_reconnect_abort", None)
+        if abort is not None:
+            abort.set()
+        reconnecting = getattr(self._sio, "_reconnect_task", None)
+        if reconnecting is not None:
+            reconnecting.cancel()
+        try:
+            await self._sio.disconnect()
+        except Exception:  # noqa: BLE001 - closing a broken socket must not fail the caller
+            pass
+
+    async def close(self) -> None:
+        """Disconnects and stops reconnecting; requests still waiting fail with DISCONNECTED."""
+        if self.closed:
+            return
+        self.closed = True
+        await self._shut()
+        self._up.clear()
+        for future in self._pending:
+            if not future.done():
+                future.set_exception(HubError("DISCONNECTED", "the client was closed before the answer"))
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,221 @@
+"""The monitor client: follows documents live as mirrors, and asks for summaries and reports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .connection import Connection
+from .errors import HubError
+from .listeners import Listeners
+from .mirror import Mirror
+from .transfers import inline_or_transfer, with_body
+
+log = logging.getLogger("switchboard")
+
+
+def _is_view(name: str) -> bool:
+    # A view's name holds a "/", which no document's does.
+    return "/" in name
+
+
+class MonitorClient:
+    """Mirrors documents (a workflow, `@agents`, a view); resumes each from the version it holds after a resync or reconnect."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._mirrors: dict[str, Mirror] = {}
+        self._views: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._follow_all = False
+        #: The hub run our versions belong to; after a hub restart the hub answers with snapshots.
+        self._epoch: str | None = None
+        #: Patches held while a document ("*": every document) is being caught up, replayed after.
+        self._holding: dict[str, list[dict[str, Any]]] = {}
+        self._listeners = Listeners()
+        connection.on("patch", self._on_patch)
+        connection.on("resync", self._on_resync)
+        connection.on_reconnect(self._on_reconnect)
+
+    @property
+    def docs(self) -> dict[str, Mirror]:
+        """Every mirror this monitor holds, by document name."""
+        return dict(self._mirrors)
+
+    def on(self, event: str, listener: Callable[[Any], None]) -> Callable[[], None]:
+        """`change` (a MirrorChange of any mirror) or `doc` (a new Mirror appeared); returns a function that stops it."""
+        return self._listeners.on(event, listener)
+
+    async def subscribe(self, doc: str, *, view: dict[str, Any] | None = None) -> Mirror:
+        """Follows one workflow (or `@agents`), or with `view` ({"kind": "summary"} or {"kind": "orders", …}) a view of it."""
+        key = "*" if view is not None else doc  # a view's name is the hub's to give
+        holding = key not in self._holding
+        if holding:
+            self._holding[key] = []
+        try:
+            payload: dict[str, Any] = {"doc": doc} if view is None else {"doc": doc, "view": view}
+            subscription = await self._complete(await self.connection.request("subscribe", payload))
+            self._epoch = subscription["epoch"]
+            if view is not None:
+                self._views[subscription["doc"]] = (doc, view)
+            mirror = self._mirror(subscription["doc"])
+            mirror.load(subscription)
+            return mirror
+        finally:
+            if holding:
+                self._replay(key)
+
+    async def subscribe_all(self) -> dict[str, Mirror]:
+        """Follows every document the token may see, including workflows created later."""
+        self._follow_all = True
+        await self._resync(None)
+        return self.docs
+
+    async def unsubscribe(self, doc: str) -> None:
+        """Stops following a document, or a view by its name (its mirror's `doc`)."""
+        self._mirrors.pop(doc, None)
+        self._views.pop(doc, None)
+        await self.connection.request("unsubscribe", {"doc": doc})
+
+    async def summary(self, workflow_id: str) -> dict[str, Any]:
+        """A workflow summary (get_workflow_summary)."""
+        return await self.connection.request("summary", {"workflowId": workflow_id})  # type: ignore[no-any-return]
+
+    async def report(self, workflow_id: str, fmt: str = "markdown") -> dict[str, Any]:
+        """A report of a workflow (json, markdown or html) with its version and content hash."""
+        return await with_body(self.connection, await self.connection.request("report", {"workflowId": workflow_id, "format": fmt}))
+
+    async def close(self) -> None:
+        """Disconnects."""
+        await self.connection.close()
+
+    async def __aenter__(self) -> MonitorClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _on_reconnect(self) -> None:
+        self.connection.spawn(self._resync_until_done())
+
+    def _mirror(self, doc: str) -> Mirror:
+        mirror = self._mirrors.get(doc)
+        if mirror is None:
+            mirror = Mirror(doc)
+            mirror.on_change(lambda change: self._listeners.emit("change", change))
+            self._mirrors[doc] = mirror
+            self._listeners.emit("doc", mirror)
+        return mirror
+
+    async def _on_patch(self, message: dict[str, Any]) -> None:
+        self._take(message)
+
+    def _take(self, message: dict[str, Any]) -> None:
+        doc = message["doc"]
+        held = self._holding.get(doc)
+        if held is None:
+            held = self._holding.get("*")
+        if held is not None:
+            held.append(message)
+            return
+        mirror = self._mirrors.get(doc)
+        if mirror is None:
+            # Following everything brings new documents (from version 0), never views one did not subscribe to.
+            if not self._follow_all or _is_view(doc):
+                return
+            if message["from"] != 0:
+                self.connection.spawn(self._resync(doc))
+                return
+            mirror = self._mirror(doc)
+        try:
+            applied = mirror.apply(message)
+        except (KeyError, IndexError, TypeError, ValueError):
+            log.warning("switchboard: a patch of %s did not apply; taking a fresh snapshot", doc)
+            mirror.version = -1  # no resume from a state that is not the hub's
+            self.connection.spawn(self._resync(doc))
+            return
+        if not applied:
+            self.connection.spawn(self._fill_gap(doc, message["from"] < mirror.version))
+
+    async def _fill_gap(self, doc: str, overlap: bool) -> None:
+        # Handlers may run concurrently: the message that fills the gap may be a step behind. Give it a
+        # few turns of the loop, then ask the hub for what is missing.
+        if not overlap:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            mirror = self._mirrors.get(doc)
+            if mirror is None or not mirror.has_gap:
+                return
+        await self._resync(doc)
+
+    async def _on_resync(self, notice: dict[str, Any]) -> None:
+        doc = notice.get("doc", "*")
+        self.connection.spawn(self._resync(None if doc == "*" else doc))
+
+    async def _resync_until_done(self) -> None:
+        delay = 0.1
+        while self.connection.connected and not self.connection.closed:
+            try:
+                await self._resync(None)
+                return
+            except HubError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _resync(self, doc: str | None) -> None:
+        """Catches up one document (or all): the patches missed when the hub still has them, a snapshot otherwise."""
+        if doc is not None and _is_view(doc) and doc not in self._views:
+            return  # a view no longer followed
+        key = doc if doc is not None else "*"
+        if key in self._holding:
+            return  # already being caught up; what arrives meanwhile is held and replayed
+        self._holding[key] = []
+        try:
+            epoch: dict[str, Any] = {} if self._epoch is None else {"epoch": self._epoch}
+            if doc is None:
+                versions = {name: mirror.version for name, mirror in self._mirrors.items()}
+                names = [name for name in versions if name in self._views] if self._follow_all else list(versions)
+                if self._follow_all:
+                    docs = {name: version for name, version in versions.items() if name not in self._views and version >= 0}
+                    reply = await self.connection.request("subscribeAll", {"versions": docs, **epoch})
+                    for subscription in reply["docs"]:
+                        await self._catch_up(subscription)
+                for name in names:
+                    resume = {"version": versions[name], **epoch} if versions[name] >= 0 and epoch else {}
+                    await self._catch_up(await self._subscribe_to(name, resume))
+            else:
+                mirror = self._mirrors.get(doc)
+                resume = {"version": mirror.version, **epoch} if mirror is not None and mirror.version >= 0 and epoch else {}
+                await self._catch_up(await self._subscribe_to(doc, resume))
+        finally:
+            self._replay(key)
+
+    def _replay(self, key: str) -> None:
+        for message in self._holding.pop(key, []):
+            self._take(message)
+
+    async def _subscribe_to(self, name: str, resume: dict[str, Any]) -> dict[str, Any]:
+        followed = self._views.get(name)
+        payload = {"doc": followed[0], "view": followed[1], **resume} if followed else {"doc": name, **resume}
+        return await self.connection.request("subscribe", payload)  # type: ignore[no-any-return]
+
+    async def _catch_up(self, answer: dict[str, Any]) -> None:
+        subscription = await self._complete(answer)
+        self._epoch = subscription["epoch"]
+        mirror = self._mirror(subscription["doc"])
+        # Patches that do not start at our version cannot be applied: start again from a snapshot.
+        if not mirror.load(subscription):
+            mirror.load(await self._complete(await self._subscribe_to(subscription["doc"], {})))
+
+    async def _complete(self, subscription: dict[str, Any]) -> dict[str, Any]:
+        """A subscription with its snapshot in place, read from its transfer when it came as one."""
+        if subscription.get("mode") == "snapshot" and subscription.get("transfer") is not None:
+            transfer = subscription.pop("transfer")
+            subscription["state"] = await inline_or_transfer(self.connection, None, transfer)
+        return subscription
+
+
+async def connect_monitor(url: str, token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> MonitorClient:
+    """Connects a monitor (a monitor or admin token)."""
+    return MonitorClient(await Connection.open("monitor", url, token, request_timeout=request_timeout, connect_timeout=connect_timeout))

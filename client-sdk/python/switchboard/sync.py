@@ -1,0 +1,103 @@
+"""A thin synchronous wrapper for scripts: the async clients run on an event loop in a background thread.
+
+    from switchboard.sync import connect_control
+    control = connect_control(url, token)
+    wf = control.create_workflow(user_query="Analyse sales")
+    wf.start()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+from . import agent, control, monitor
+
+T = TypeVar("T")
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """The event loop the synchronous clients run on (started on first use, in a daemon thread)."""
+    global _loop
+    with _lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="switchboard-loop", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    """Runs a coroutine on the clients' loop and returns its result."""
+    async def wrapped() -> T:
+        return await awaitable
+    return asyncio.run_coroutine_threadsafe(wrapped(), event_loop()).result()
+
+
+def _iterate(iterator: AsyncIterator[Any]) -> Iterator[Any]:
+    while True:
+        try:
+            yield _wrap(run(iterator.__anext__()))
+        except StopAsyncIteration:
+            return
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, AsyncIterator):
+        return _iterate(value)
+    if inspect.isfunction(value) or inspect.ismethod(value) or isinstance(value, functools.partial):
+        return _on_loop(value)
+    if type(value).__module__.startswith("switchboard.") and not isinstance(value, type) and hasattr(value, "__dict__"):
+        return Blocking(value)
+    return value
+
+
+def _on_loop(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` called on the loop's thread; a coroutine it returns is awaited there."""
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        async def invoke() -> Any:
+            result = function(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+        return _wrap(asyncio.run_coroutine_threadsafe(invoke(), event_loop()).result())
+    return call
+
+
+class Blocking:
+    """An SDK object whose methods block until done; attributes read through (a mirror's `state`, `version`)."""
+
+    def __init__(self, target: Any) -> None:
+        object.__setattr__(self, "_target", target)
+
+    def __getattr__(self, name: str) -> Any:
+        return _wrap(getattr(self._target, name))
+
+    def __repr__(self) -> str:
+        return f"Blocking({self._target!r})"
+
+    def __enter__(self) -> Blocking:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect_control(url: str, token: str, **options: Any) -> Any:
+    """Connects a control client whose methods block."""
+    return Blocking(run(control.connect_control(url, token, **options)))
+
+
+def connect_agent(url: str, token: str, **options: Any) -> Any:
+    """Connects an agent whose methods block; its handlers may be plain functions (run in threads)."""
+    return Blocking(run(agent.connect_agent(url, token, **options)))
+
+
+def connect_monitor(url: str, token: str, **options: Any) -> Any:
+    """Connects a monitor whose methods block; mirror callbacks run on the clients' loop thread."""
+    return Blocking(run(monitor.connect_monitor(url, token, **options)))

@@ -1,0 +1,68 @@
+"""A control client drives a workflow: lifecycle, objectives, KPIs, steps, progress, data, reports, errors."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from hub import TOKENS, Hub
+from switchboard import HubError, connect_control
+
+
+async def test_a_workflow_runs_its_lifecycle_and_reports_it(hub: Hub) -> None:
+    async with await connect_control(hub.url, TOKENS["admin"]) as control:
+        wf = await control.create_workflow("Analyze customer data", config={"enable_data_validation": False})
+        assert (await wf.start())["status"] == "in_progress"
+        objective = await wf.add_objective("Data Analysis", target="100% completion", priority="high")
+        kpi = await wf.add_kpi("Processing Speed", 1000, unit="records/minute")
+        step = await wf.add_step("load", start=True)
+        await wf.update_progress("data_loading", 50)
+        assert (await wf.record_kpi(kpi["id"], 1250))["met"] is True
+        assert (await wf.complete_step(step["id"], {"rows": 3}))["status"] == "completed"
+        await wf.update_objective(objective["id"], status="completed", progress=100)
+        ref = await wf.add_data_reference("s3://lake/customers.csv", description="customers", tags=["raw"])
+        assert ref["provenance"]["source"] == "external"
+        found = await wf.search_data(tags=["raw"])
+        assert [item["id"] for item in found["items"]] == [ref["id"]]
+        assert (await wf.complete())["status"] == "completed"
+
+        summary = await wf.summary()
+        assert (summary["status"], summary["progress"]) == ("completed", 100)
+        assert (summary["steps"]["completed"], summary["objectives"]["completed"], summary["kpis"]["met"]) == (1, 1, 1)
+        for fmt in ("json", "markdown", "html"):
+            report = await wf.report(fmt)
+            assert report["version"] == wf.version and report["format"] == fmt
+            blanked = report["body"].replace(report["hash"], "0" * 64)
+            assert hashlib.sha256(blanked.encode()).hexdigest() == report["hash"]
+        assert [w["id"] async for w in control.workflows() if w["id"] == wf.id] == [wf.id]
+
+
+async def test_refusals_are_hub_errors_with_the_contracts_codes(hub: Hub) -> None:
+    async with await connect_control(hub.url, TOKENS["admin"]) as control:
+        wf = await control.create_workflow("codes", id="py-codes")
+        with pytest.raises(HubError) as refused:
+            await wf.complete()
+        assert refused.value.code == "INVALID_TRANSITION"
+        with pytest.raises(HubError) as missing:
+            await control.workflow("py-nowhere").summary()
+        assert missing.value.code == "NOT_FOUND"
+        with pytest.raises(HubError) as invalid:
+            await wf.update_progress("stage", 250)
+        assert invalid.value.code == "VALIDATION" and invalid.value.issues
+        with pytest.raises(HubError) as duplicate:
+            await control.create_workflow("again", id="py-codes-dup")
+            await control.connection.request("workflow.create", {"id": "py-codes-dup", "userQuery": "again"})
+        assert duplicate.value.code == "CONFLICT"
+
+
+async def test_a_refused_token_fails_the_connection_with_its_code(hub: Hub) -> None:
+    with pytest.raises(HubError) as unknown:
+        await connect_control(hub.url, "not-a-token")
+    assert unknown.value.code == "UNAUTHENTICATED"
+    with pytest.raises(HubError) as wrong_role:
+        await connect_control(hub.url, TOKENS["agent"])
+    assert wrong_role.value.code == "FORBIDDEN"
+    with pytest.raises(HubError) as bad_url:
+        await connect_control(hub.url + "/socket", TOKENS["admin"])
+    assert bad_url.value.code == "VALIDATION"
