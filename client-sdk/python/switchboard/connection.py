@@ -222,10 +222,18 @@ class Connection:
         reconnecting = getattr(self._sio, "_reconnect_task", None)
         if reconnecting is not None:
             reconnecting.cancel()
+        eio = self._sio.eio
+        loops = [task for task in (getattr(eio, "read_loop_task", None), getattr(eio, "write_loop_task", None)) if task is not None]
         try:
             await self._sio.disconnect()
         except Exception:  # noqa: BLE001 - closing a broken socket must not fail the caller
             pass
+        # python-socketio disconnects without waiting for engine.io's loops: wait, so none is cut off at exit.
+        if loops:
+            await asyncio.wait(loops, timeout=2)
+        http = getattr(eio, "http", None)
+        if http is not None and not http.closed:
+            await http.close()
 
     async def close(self) -> None:
         """Disconnects and stops reconnecting; requests still waiting fail with DISCONNECTED."""

@@ -50,14 +50,20 @@ class Mirror:
         """A deep copy of the state, safe to keep while the mirror moves on."""
         return copy.deepcopy(self.state)
 
+    def _holds(self, predicate: Callable[[Any, int], bool]) -> bool:
+        try:
+            return self.state is not None and bool(predicate(self.state, self.version))
+        except (KeyError, IndexError, TypeError):
+            return False  # what the predicate looks at is not there yet
+
     async def until(self, predicate: Callable[[Any, int], bool], timeout: float = 30.0) -> Any:
-        """Returns the state once `predicate(state, version)` holds, checked now and after every change (no polling)."""
-        if self.state is not None and predicate(self.state, self.version):
+        """Returns the state once `predicate(state, version)` holds, checked now and after every change (no polling); a missing key counts as not yet."""
+        if self._holds(predicate):
             return self.state
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def check(_: MirrorChange) -> None:
-            if not done.done() and self.state is not None and predicate(self.state, self.version):
+            if not done.done() and self._holds(predicate):
                 done.set_result(self.state)
 
         off = self.on_change(check)

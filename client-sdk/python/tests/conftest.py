@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hub import Hub  # noqa: E402
+from scenario import close_all  # noqa: E402
 
 #: No scenario may take longer; a hang fails the test instead of the CI run.
 SCENARIO_TIMEOUT_S = 30
@@ -26,7 +27,14 @@ def pytest_pyfunc_call(pyfuncitem: Any) -> bool | None:
     if not inspect.iscoroutinefunction(pyfuncitem.obj):
         return None
     arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**arguments), SCENARIO_TIMEOUT_S))
+
+    async def scenario() -> None:
+        try:
+            await asyncio.wait_for(pyfuncitem.obj(**arguments), SCENARIO_TIMEOUT_S)
+        finally:
+            await close_all()
+
+    asyncio.run(scenario())
     return True
 
 

@@ -1,0 +1,53 @@
+"""Helpers the scenarios share: clients on a hub, unique names, and waiting on a condition (no sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from hub import TOKENS, Hub
+from switchboard import AgentClient, ControlClient, MonitorClient, connect_agent, connect_control, connect_monitor
+
+_names = itertools.count(1)
+#: Clients a scenario opened; the test runner closes them when it ends, however it ends.
+_opened: list[AgentClient | ControlClient | MonitorClient] = []
+
+
+async def close_all() -> None:
+    """Closes every client the scenario opened."""
+    clients, _opened[:] = list(_opened), []
+    await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses on the shared hub (task types too, so no agent takes another test's work)."""
+    return f"{prefix}-{next(_names)}"
+
+
+async def clients(hub: Hub) -> tuple[ControlClient, MonitorClient]:
+    """A control client and a monitor on `hub`."""
+    control, monitor = await connect_control(hub.url, TOKENS["admin"]), await connect_monitor(hub.url, TOKENS["monitor"])
+    _opened.extend([control, monitor])
+    return control, monitor
+
+
+async def agent(hub: Hub, task_type: str, **options: Any) -> AgentClient:
+    """An agent registered on `hub` that takes only `task_type` (its handler is added by the test)."""
+    client = await connect_agent(hub.url, TOKENS["agent"], agent_id=unique("py-agent"), agent_type="test", **options)
+    _opened.append(client)
+    return client
+
+
+async def until(condition: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    """Waits until `condition()` is truthy, checking after each turn of the loop; raises with `what` after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,132 @@
+"""An agent takes pushed work: results and outputs, progress, retries with the checkpoint, cancellation, heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from hub import Hub
+from scenario import agent, clients, unique
+from switchboard import NonRetryableError, Task, TaskContext, TaskReport, TaskResult
+
+
+async def test_an_agent_completes_work_with_its_result_outputs_and_progress(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("clean")
+    worker = await agent(hub, kind, capabilities=["csv"])
+    reports: list[TaskReport] = []
+    worker.on("report", reports.append)
+
+    @worker.task(kind)
+    async def clean(task: Task, ctx: TaskContext) -> TaskResult:
+        await ctx.progress(50, "half way", {"offset": 1})
+        await ctx.add_data_reference(f"s3://lake/{task.work_order_id}-draft.csv", id=f"{task.work_order_id}-draft")
+        return TaskResult({"rows": task.input["rows"]}, outputs=[{"id": f"{task.work_order_id}-clean", "path": "s3://lake/clean.csv"}])
+
+    await worker.ready()
+    wf = await control.create_workflow("clean some rows")
+    await wf.start()
+    mirror = await monitor.subscribe(wf.id)
+    order = await wf.create_work_order(kind, id="o1", input={"rows": 3}, requirements=["csv"])
+    done = await mirror.until(lambda state, _: state["workOrders"]["o1"]["state"] == "completed")
+    finished = done["workOrders"]["o1"]
+    assert (finished["result"], finished["progress"], finished["checkpoint"]) == ({"rows": 3}, 100, {"offset": 1})
+    assert finished["outputs"] == ["o1-draft", "o1-clean"] and order["id"] == "o1"
+    assert (await wf.get_data_reference("o1-draft"))["provenance"]["agentId"] == worker.agent_id
+    assert [(r.outcome, r.accepted) for r in reports] == [("completed", True)]
+
+
+async def test_a_failed_attempt_is_retried_with_the_checkpoint_it_saved(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("train")
+    worker = await agent(hub, kind)
+    seen: list[tuple[int, Any]] = []
+
+    @worker.task(kind)
+    async def train(task: Task, ctx: TaskContext) -> dict[str, int]:
+        seen.append((ctx.attempt, ctx.checkpoint))
+        if ctx.attempt == 1:
+            await ctx.progress(40, details={"epoch": 4})
+            raise RuntimeError("out of memory")
+        return {"epochs": 10}
+
+    await worker.ready()
+    wf = await control.create_workflow("train a model")
+    await wf.start()
+    mirror = await monitor.subscribe(wf.id)
+    await wf.create_work_order(kind, id="train", max_attempts=3)
+    state = await mirror.until(lambda s, _: s["workOrders"]["train"]["state"] == "completed")
+    order = state["workOrders"]["train"]
+    assert seen == [(1, None), (2, {"epoch": 4})]
+    assert [entry["outcome"] for entry in order["history"]] == ["failed", "completed"]
+    assert order["result"] == {"epochs": 10} and order["attempts"] == 2
+
+
+async def test_a_non_retryable_error_fails_the_order_for_good(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("parse")
+    worker = await agent(hub, kind)
+
+    @worker.task(kind)
+    async def parse(task: Task, ctx: TaskContext) -> None:
+        raise NonRetryableError("bad input")
+
+    await worker.ready()
+    wf = await control.create_workflow("parse")
+    await wf.start()
+    mirror = await monitor.subscribe(wf.id)
+    await wf.create_work_order(kind, id="parse", max_attempts=3)
+    state = await mirror.until(lambda s, _: s["workOrders"]["parse"]["state"] == "failed")
+    assert state["workOrders"]["parse"]["attempts"] == 1
+    assert state["workOrders"]["parse"]["error"] == "failed (not retryable): bad input"
+
+
+async def test_cancelling_an_order_reaches_the_running_handler(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("crawl")
+    worker = await agent(hub, kind)
+    started = asyncio.Event()
+    reasons: list[str | None] = []
+    reports: list[TaskReport] = []
+    worker.on("report", reports.append)
+
+    @worker.task(kind)
+    async def crawl(task: Task, ctx: TaskContext) -> None:
+        started.set()
+        await ctx.cancelled.wait()
+        reasons.append(ctx.cancel_reason)
+
+    await worker.ready()
+    wf = await control.create_workflow("crawl")
+    await wf.start()
+    await wf.create_work_order(kind, id="crawl")
+    await started.wait()
+    cancelled = await wf.cancel_work_order("crawl", "not needed any more")
+    assert cancelled["state"] == "cancelled"
+    mirror = await monitor.subscribe("@agents")
+    await mirror.until(lambda pool, _: bool(reasons) and worker.active_tasks == 0)
+    assert reasons == ["cancelled by the hub: not needed any more"]
+    assert reports == []  # a cancelled attempt is not reported
+
+
+async def test_a_long_blocking_handler_keeps_its_lease_through_heartbeats(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("render")
+    worker = await agent(hub, kind)
+
+    @worker.task(kind)
+    def render(task: Task, ctx: Any) -> str:
+        # A plain function runs in a thread: the event loop keeps heartbeating while it blocks for 3 leases.
+        time.sleep(3 * task.lease_ms / 1000)
+        return "rendered"
+
+    await worker.ready()
+    wf = await control.create_workflow("render")
+    await wf.start()
+    mirror = await monitor.subscribe(wf.id)
+    await wf.create_work_order(kind, id="render", timeouts={"lease_ms": 500})
+    state = await mirror.until(lambda s, _: s["workOrders"]["render"]["state"] in ("completed", "failed"))
+    order = state["workOrders"]["render"]
+    assert (order["state"], order["attempts"], order["result"]) == ("completed", 1, "rendered")
+    assert [entry["outcome"] for entry in order["history"]] == ["completed"]
