@@ -1,0 +1,70 @@
+"""A monitor's mirror equals the hub's document at the same version, through patches out of order, resyncs and views."""
+
+from __future__ import annotations
+
+import random
+
+from hub import Hub
+from scenario import agent, clients, unique
+from switchboard import Mirror, Task, TaskContext
+
+
+async def test_a_mirror_equals_workflow_get_at_the_same_version(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("count")
+    worker = await agent(hub, kind, max_concurrent_tasks=4)
+
+    @worker.task(kind)
+    async def count(task: Task, ctx: TaskContext) -> int:
+        for step in range(1, 4):
+            await ctx.progress(step * 25, f"step {step}")
+        return int(task.input)
+
+    await worker.ready()
+    wf = await control.create_workflow("count", id=unique("py-mirror"))
+    mirror = await monitor.subscribe(wf.id)
+    summary_view = await monitor.subscribe(wf.id, view={"kind": "summary"})
+    changes: list[int] = []
+    mirror.on_change(lambda change: changes.append(change.to_version))
+    await wf.start()
+    await wf.add_step("count", id="s1", start=True)
+    await wf.update_progress("eu/us", 10)  # a stage name that needs escaping in a JSON pointer
+    await wf.create_work_orders([{"id": f"o{i}", "task_type": kind, "input": i} for i in range(8)])
+    await mirror.until(lambda state, _: state["workOrderCounts"]["completed"] == 8)
+    await wf.complete()
+    version, workflow = await wf.get_versioned()
+    state = await mirror.until(lambda _, at: at >= version)
+    assert mirror.version == version and state == workflow
+    assert changes == sorted(changes) and changes[-1] == version
+    summary = await summary_view.until(lambda view, _: view["status"] == "completed")
+    assert summary["workOrderCounts"]["completed"] == 8 and summary["stages"]["eu/us"]["progress"] == 10
+    assert (await monitor.summary(wf.id))["status"] == "completed"
+    assert (await monitor.report(wf.id, "json"))["version"] == version
+
+
+def test_a_mirror_applies_patches_that_arrive_out_of_order_in_version_order() -> None:
+    patches = [{"doc": "wf", "from": v, "to": v + 1, "ops": [{"op": "add", "path": f"/items/{v}", "value": v}]} for v in range(20)]
+    random.Random(7).shuffle(patches)
+    mirror = Mirror("wf")
+    mirror.load({"doc": "wf", "mode": "snapshot", "version": 0, "state": {"items": {}}, "epoch": "e"})
+    seen: list[int] = []
+    mirror.on_change(lambda change: seen.append(change.to_version))
+    for message in patches + patches[:5]:  # and some twice
+        mirror.apply(message)
+    assert mirror.version == 20 and not mirror.has_gap
+    assert mirror.state == {"items": {str(v): v for v in range(20)}}
+    assert seen == list(range(1, 21))
+
+
+async def test_a_resync_notice_catches_the_mirror_up(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    wf = await control.create_workflow("resync", id=unique("py-resync"))
+    mirror = await monitor.subscribe(wf.id)
+    await wf.start()
+    await mirror.until(lambda state, _: state["status"] == "in_progress")
+    # As if patches were lost: the mirror falls behind, and the hub's resync notice brings it back.
+    mirror.version -= 1
+    await monitor._on_resync({"doc": wf.id, "reason": "fell behind"})
+    await wf.update_progress("load", 30)
+    version, workflow = await wf.get_versioned()
+    assert await mirror.until(lambda _, at: at >= version) == workflow
