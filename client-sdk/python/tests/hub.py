@@ -28,6 +28,7 @@ class Hub:
         self.url = ""
         self.log: list[str] = []
         self._process: subprocess.Popen[str] | None = None
+        self._drainer: threading.Thread | None = None
 
     def start(self) -> Hub:
         """Starts the hub (on the port it had before, if it ran) and waits for its banner."""
@@ -45,7 +46,8 @@ class Hub:
                 break
         else:
             raise RuntimeError("the hub did not start:\n" + "".join(self.log))
-        threading.Thread(target=self._drain, args=(process,), daemon=True).start()
+        self._drainer = threading.Thread(target=self._drain, args=(process,), daemon=True)
+        self._drainer.start()
         return self
 
     def _drain(self, process: subprocess.Popen[str]) -> None:
@@ -64,3 +66,7 @@ class Hub:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if self._drainer is not None:
+            self._drainer.join(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
