@@ -1,5 +1,6 @@
 /**
- * A load-generator process: agents, subscribers, a lifecycle driver or a cluster's failover writer,
+ * A load-generator process: agents, subscribers, a lifecycle driver, a cluster's failover writer or
+ * one side of the peer scenario (the hub's clients, or BullMQ's),
  * as the runner asks over IPC. Kept apart from the hub and from the runner so that what it costs is its own CPU, which
  * the runner reports next to the hub's. Started by BenchChild.start('generator', './generator.ts').
  */
@@ -8,6 +9,7 @@ import { BigReaders } from './roles/big-readers.ts';
 import { FailoverWriter } from './roles/failover-writer.ts';
 import { hubRig, rawRig, runOpenPhase, runSaturationPhase, type LifecycleRig, type OpenPhase, type RigOptions, type SaturationPhase } from './roles/lifecycle.ts';
 import { MonitorPool } from './roles/monitor-pool.ts';
+import { awaitedProgress, bulkLifecycle, openLoop, type AwaitedOptions, type BulkOptions, type OpenOptions, type PeerSide } from './roles/peer-load.ts';
 import { SoakLoad, type SoakPhase } from './roles/soak-load.ts';
 import { readSummaries } from './roles/summary-reads.ts';
 import { serveParent, type IpcRequest } from './processes.ts';
@@ -29,6 +31,12 @@ const rig = (r: IpcRequest) => {
   const found = rigs.get(String(r.side));
   if (!found) throw new Error(`no lifecycle rig for side ${String(r.side)}: send lifecycle.connect first`);
   return found;
+};
+/** The peer scenario's side, hub or BullMQ, from `peer.connect` until the generator exits. */
+let peer: PeerSide | undefined;
+const peerSide = () => {
+  if (!peer) throw new Error('no peer side: send peer.connect first');
+  return peer;
 };
 /** The fields of a request, as the role expects them (the runner is the only sender). */
 const args = <T>(request: IpcRequest): T => request as unknown as T;
@@ -88,6 +96,14 @@ serveParent(
     'writer.firstAckAfter': (r) => writer.firstAckAfter(args<Parameters<FailoverWriter['firstAckAfter']>[0]>(r)),
     'writer.acknowledged': () => writer.acknowledged(),
     'writer.close': () => writer.close(),
+    // BullMQ is loaded only by the generator that drives it.
+    'peer.connect': async (r) => {
+      if (peer) throw new Error('a peer side is already connected');
+      peer = r.side === 'hub' ? await (await import('./roles/peer-hub.ts')).HubPeer.connect(String(r.url), String(r.prefix)) : new (await import('./roles/peer-bullmq.ts')).BullmqPeer(Number(r.port));
+    },
+    'peer.bulk': measured((r) => bulkLifecycle(peerSide(), args<BulkOptions>(r))),
+    'peer.open': measured((r) => openLoop(peerSide(), args<OpenOptions>(r))),
+    'peer.progress': measured((r) => awaitedProgress(peerSide(), args<AwaitedOptions>(r))),
   },
   { pid: process.pid },
   async () => {
@@ -97,5 +113,6 @@ serveParent(
     soak.close();
     bigReaders.close();
     for (const lifecycle of rigs.values()) lifecycle.close();
+    await peer?.close();
   },
 );
