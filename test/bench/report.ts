@@ -43,6 +43,8 @@ export interface ScenarioResult {
   title: string;
   /** What the first column measures (default: the hub). */
   subject?: string;
+  /** What the second column measures (default: raw socket.io, or "Compared with" when `subject` is set). */
+  against?: string;
   /** Why the scenario did not run (e.g. PostgreSQL is not installed); it then has no checks. */
   skipped?: string;
   checks: Check[];
@@ -135,7 +137,7 @@ export function toMarkdown(result: BenchResult): string {
       continue;
     }
     if (scenario.notes.length) lines.push(...scenario.notes.map((n) => `- ${n}`), '');
-    lines.push(`| Metric | ${scenario.subject ?? 'Hub'} | ${scenario.subject ? 'Compared with' : 'Raw socket.io'} | Ratio | Target |`, '|---|---:|---:|---:|---|');
+    lines.push(`| Metric | ${scenario.subject ?? 'Hub'} | ${scenario.against ?? (scenario.subject ? 'Compared with' : 'Raw socket.io')} | Ratio | Target |`, '|---|---:|---:|---:|---|');
     for (const c of scenario.checks) {
       lines.push(`| ${c.metric} | ${format(c.hub, c.unit)} | ${format(c.baseline, c.unit)} | ${ratio(c.ratio)} | ${c.target ? `${c.target}: ${verdict(c.pass)}` : ''} |`);
     }
