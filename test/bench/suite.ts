@@ -8,6 +8,7 @@ import { runCluster } from './cluster.ts';
 import { runFanout } from './fanout.ts';
 import type { BenchContext } from './launch.ts';
 import { runMemory } from './memory.ts';
+import { runPeer } from './peer.ts';
 import { runPersistence } from './persistence.ts';
 import { runProgress } from './progress.ts';
 import { describeMachine, type BenchResult, type ScenarioResult } from './report.ts';
@@ -16,7 +17,7 @@ import { SCALES, type Scale } from './scale.ts';
 import { runSoak } from './soak.ts';
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart', 'soak', 'big-workflow', 'cluster'] as const;
+export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart', 'soak', 'big-workflow', 'cluster', 'peer'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface SuiteOptions {
@@ -62,6 +63,7 @@ export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
     'big-workflow': () => runBigWorkflow(ctx),
     soak: () => runSoak(ctx),
     cluster: () => runCluster(ctx),
+    peer: () => runPeer(ctx),
   };
   try {
     for (const name of SCENARIOS) {
