@@ -31,7 +31,7 @@ export interface Peer {
   rounds: number;
   workers: number;
   concurrency: number;
-  bulk: { jobs: number; chunk: number; boundMs: number };
+  bulk: { jobs: number; chunk: number; boundMs: number; primeJobs: number };
   open: { rate: number; durationMs: number; warmupMs: number; boundMs: number };
   progress: { updates: number; capMs: number };
 }
@@ -112,7 +112,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     },
     bigWorkflow: { orders: 100_000, agents: 100, rate: 500, phaseMs: 20_000, warmupMs: 1000, rounds: 2, wholeDoc: 10, summaryViews: 10, waveMs: 10_000 },
     cluster: { nodes: 3, fanout: { subscribersPerNode: 100, rate: 1000, durationMs: 16_000, warmupMs: 1000, rounds: 2 }, failover: { kills: 10, settleMs: 2000 } },
-    peer: { rounds: 3, workers: 10, concurrency: 10, bulk: { jobs: 20_000, chunk: 1000, boundMs: 180_000 }, open: { rate: 1000, durationMs: 10_000, warmupMs: 1000, boundMs: 60_000 }, progress: { updates: 10_000, capMs: 60_000 } },
+    peer: { rounds: 3, workers: 10, concurrency: 10, bulk: { jobs: 20_000, chunk: 1000, boundMs: 180_000, primeJobs: 2000 }, open: { rate: 1000, durationMs: 10_000, warmupMs: 1000, boundMs: 60_000 }, progress: { updates: 10_000, capMs: 60_000 } },
   },
   quick: {
     name: 'quick',
@@ -139,7 +139,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     },
     bigWorkflow: { orders: 20_000, agents: 50, rate: 250, phaseMs: 8000, warmupMs: 500, rounds: 2, wholeDoc: 4, summaryViews: 4, waveMs: 4000 },
     cluster: { nodes: 3, fanout: { subscribersPerNode: 20, rate: 500, durationMs: 4000, warmupMs: 500, rounds: 1 }, failover: { kills: 3, settleMs: 1000 } },
-    peer: { rounds: 2, workers: 10, concurrency: 10, bulk: { jobs: 5000, chunk: 1000, boundMs: 90_000 }, open: { rate: 1000, durationMs: 3000, warmupMs: 1000, boundMs: 30_000 }, progress: { updates: 3000, capMs: 20_000 } },
+    peer: { rounds: 2, workers: 10, concurrency: 10, bulk: { jobs: 5000, chunk: 1000, boundMs: 90_000, primeJobs: 1000 }, open: { rate: 1000, durationMs: 3000, warmupMs: 1000, boundMs: 30_000 }, progress: { updates: 3000, capMs: 20_000 } },
   },
   smoke: {
     name: 'smoke',
@@ -166,6 +166,6 @@ export const SCALES: Record<Scale['name'], Scale> = {
     bigWorkflow: { orders: 3000, agents: 5, rate: 50, phaseMs: 1500, warmupMs: 200, rounds: 1, wholeDoc: 1, summaryViews: 1, waveMs: 1000 },
     // A short lease, so that the one failover takes a second or two, not the default lease's five.
     cluster: { nodes: 3, fanout: { subscribersPerNode: 2, rate: 100, durationMs: 500, warmupMs: 100, rounds: 1 }, failover: { kills: 1, settleMs: 200, lease: { leaseMs: 1500, leaseRenewMs: 300, leaseCheckMs: 150 } } },
-    peer: { rounds: 1, workers: 10, concurrency: 10, bulk: { jobs: 500, chunk: 250, boundMs: 30_000 }, open: { rate: 200, durationMs: 500, warmupMs: 200, boundMs: 10_000 }, progress: { updates: 200, capMs: 5000 } },
+    peer: { rounds: 1, workers: 10, concurrency: 10, bulk: { jobs: 500, chunk: 250, boundMs: 30_000, primeJobs: 100 }, open: { rate: 200, durationMs: 500, warmupMs: 200, boundMs: 10_000 }, progress: { updates: 200, capMs: 5000 } },
   },
 };

@@ -57,12 +57,11 @@ const twoUpdates: Handler = async (_job, progress) => {
   await progress(100);
 };
 
-/** Resolves once `done()` holds, polling; rejects with `why()` after `boundMs` or at a worker's failure. */
-async function waitFor(done: () => boolean, workers: Workers, boundMs: number, why: () => string): Promise<void> {
-  const deadline = Date.now() + boundMs;
+/** Resolves once `done()` holds, polling; rejects with what `state()` says at `deadline` (Date.now()) or at a worker's failure. */
+async function waitFor(done: () => boolean, workers: Workers, deadline: number, state: () => string): Promise<void> {
   while (!done()) {
-    if (workers.failures.length) throw new Error(`${why()}: ${workers.failures.slice(0, 3).join('; ')}`);
-    if (Date.now() > deadline) throw new Error(`timed out after ${boundMs} ms: ${why()}`);
+    if (workers.failures.length) throw new Error(`${state()}, then a failure: ${workers.failures.slice(0, 3).join('; ')}`);
+    if (Date.now() > deadline) throw new Error(`timed out: ${state()}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -122,7 +121,7 @@ export async function bulkLifecycle(side: PeerSide, options: BulkOptions): Promi
     cpu = cpuSince(options.serverPid);
     start = epochMs();
     await workers.run();
-    await waitFor(() => completed >= options.jobs, workers, Math.max(0, deadline - Date.now()), () => `${completed} of ${options.jobs} bulk-created jobs completed`);
+    await waitFor(() => completed >= options.jobs, workers, deadline, () => `${completed} of ${options.jobs} bulk-created jobs completed within ${options.boundMs} ms (the bound of the whole workload)`);
     const elapsedMs = end.at - start;
     return {
       jobs: options.jobs,
@@ -202,7 +201,7 @@ export async function openLoop(side: PeerSide, options: OpenOptions): Promise<Op
     });
     // The schedule's last job may be answered before the measured period ends, by up to one interval.
     const used = await measuredCpu;
-    await waitFor(() => completed >= created, workers, options.boundMs, () => `${completed} of ${created} jobs created at ${options.rate}/s completed`);
+    await waitFor(() => completed >= created, workers, Date.now() + options.boundMs, () => `${completed} of ${created} jobs created at ${options.rate}/s completed within ${options.boundMs} ms of the schedule's end`);
     return {
       scheduled: open.scheduled,
       created,
@@ -261,7 +260,8 @@ export async function awaitedProgress(side: PeerSide, options: AwaitedOptions): 
     workers = await queue.workers(1, 1, handler, () => (completed = true));
     await workers.run();
     await queue.add({ i: 0 });
-    await waitFor(() => completed, workers, options.capMs + 30_000, () => 'the job awaiting progress did not complete');
+    const boundMs = options.capMs + 30_000;
+    await waitFor(() => completed, workers, Date.now() + boundMs, () => `the job awaiting progress did not complete within ${boundMs} ms`);
     return figures!;
   } finally {
     await workers?.close();
