@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the benchmark suite, each hub figure beside raw socket.io's (README.md here).
  *
- *   npm run bench                        full run (~22 min): writes results/latest.json and the figures in BENCHMARKS.md
+ *   npm run bench                        full run (~25 min): writes results/latest.json and the figures in BENCHMARKS.md
  *   npm run bench -- --quick             a short run: writes results/quick.json and quick.md
  *   npm run bench -- --only progress,assign   some scenarios; a full-scale one writes results/partial.json and .md
  *   npm run bench -- --only soak --minutes 60   the soak's lifecycles for an hour instead of 10 minutes
