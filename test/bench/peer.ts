@@ -51,8 +51,12 @@ export async function runPeer(ctx: BenchContext): Promise<ScenarioResult> {
       for (let r = 0; r < rounds; r++) {
         for (const side of SIDES) {
           ctx.log(`peer: ${what}, round ${r + 1}/${rounds}, ${side}`);
+          // The generator's event-loop delay and CPU probe over the phase: a slow moment of the machine shows there.
+          await generators[side]!.usage();
           const request = generators[side]!.request<T>(cmd, { ...options(r), serverPid: serverPid[side] });
-          out[side].push(await withTimeout(request, boundMs + RUNNER_MARGIN_MS, `${what} (${side}, round ${r + 1})`));
+          const result = await withTimeout(request, boundMs + RUNNER_MARGIN_MS, `${what} (${side}, round ${r + 1})`);
+          const usage = await generators[side]!.usage();
+          out[side].push({ ...result, generatorLoopDelay: usage.loopDelay, cpuProbe: usage.cpuProbe });
         }
       }
       return out;
@@ -128,6 +132,7 @@ function figures(
       `Open loop: jobs created one at a time at ${rate}/s (\`createWorkOrder\`; \`queue.add\`) for ${open.durationMs / 1000} s after a ${open.warmupMs / 1000} s warm-up at the same rate, not counted; the workers as above, already running. Latency runs from each job's due time to its completion acknowledged to the worker: the agent's \`report\` event (the \`task.complete\` ack), the Worker's \`completed\` event (after \`moveToFinished\` returns).`,
       `Awaited progress: one job whose handler awaits ${progress.updates.toLocaleString('en-US')} progress updates one after another (percentage and message); updates/s and server CPU from the first sent to the last acknowledged, stopped after ${progress.capMs / 1000} s if not all were sent.` +
         (capped.length ? ` **Stopped by that bound on ${capped.join(' and ')}**: the rate is over the updates sent.` : ''),
+      `Each round in the JSON has its generator's event-loop delay and CPU probe (µs for a fixed piece of work, cpu-probe.ts): a round the machine slowed shows there.`,
       `${rounds} round${rounds === 1 ? '' : 's'} of each workload, alternating hub and BullMQ, after ${bulk.primeJobs.toLocaleString('en-US')} jobs run the bulk way on each side, not counted; rates are the mean of the rounds, CPU per job the total over the rounds.`,
     ],
     durationMs: performance.now() - started,
