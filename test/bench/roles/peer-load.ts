@@ -112,14 +112,14 @@ export async function bulkLifecycle(side: PeerSide, options: BulkOptions): Promi
     }
     const createMs = epochMs() - createStart;
     let completed = 0;
-    let end = { at: 0, cpu: { serverMs: NaN, generatorMs: NaN } };
-    let cpu: ReturnType<typeof cpuSince> = () => end.cpu;
-    let start = 0;
+    // Set just before the workers start: none completes before run().
+    let since: ReturnType<typeof cpuSince> | undefined;
+    let end = { at: NaN, cpu: { serverMs: NaN, generatorMs: NaN } };
     workers = await queue.workers(options.workers, options.concurrency, twoUpdates, () => {
-      if (++completed === options.jobs) end = { at: epochMs(), cpu: cpu() };
+      if (++completed === options.jobs) end = { at: epochMs(), cpu: since!() };
     });
-    cpu = cpuSince(options.serverPid);
-    start = epochMs();
+    since = cpuSince(options.serverPid);
+    const start = epochMs();
     await workers.run();
     await waitFor(() => completed >= options.jobs, workers, deadline, () => `${completed} of ${options.jobs} bulk-created jobs completed within ${options.boundMs} ms (the bound of the whole workload)`);
     const elapsedMs = end.at - start;
