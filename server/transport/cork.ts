@@ -4,38 +4,30 @@ import type { Server } from 'socket.io';
 interface WebSocketTransport {
   name: string;
   send(packets: unknown[]): void;
-  socket?: { _socket?: Corkable | null };
+  socket?: { _socket?: { cork(): void; uncork(): void } | null };
 }
 
-type Corkable = { cork(): void; uncork(): void };
-
-const corked = new Set<Corkable>();
-
-function uncorkAll(): void {
-  for (const tcp of corked) tcp.uncork();
-  corked.clear();
-}
-
-/** Holds a connection's frames until this turn of the event loop ends, then writes them at once. */
+/** Makes one flush of several packets one TCP write: corked around the loop that sends them as frames. */
 function batchSends(transport: WebSocketTransport): void {
   const tcp = transport.name === 'websocket' ? transport.socket?._socket : undefined;
   if (!tcp) return;
   const send = transport.send;
   transport.send = function batched(this: WebSocketTransport, packets: unknown[]) {
-    if (!corked.has(tcp)) {
-      tcp.cork();
-      corked.add(tcp);
-      if (corked.size === 1) setImmediate(uncorkAll);
+    if (packets.length === 1) return send.call(this, packets);
+    tcp.cork();
+    try {
+      send.call(this, packets);
+    } finally {
+      tcp.uncork();
     }
-    send.call(this, packets);
   };
 }
 
 /**
- * ws writes each frame with a system call of its own: under load, one per ack of a commit that
- * answers dozens of requests on a connection. Corked until the turn ends, a connection's frames of
- * one turn leave in one write. Reached through engine.io's transport and ws's `_socket`: neither
- * offers a way to batch frames.
+ * While a write is under way, engine.io holds a connection's packets and sends them together once
+ * it is done (a commit acks dozens of requests on one agent's connection), but ws writes each as a
+ * frame of its own, one system call per frame. Corked around the loop, they leave in one write.
+ * Reached through engine.io's transport and ws's `_socket`: neither offers a way to batch frames.
  */
 export function batchWebSocketWrites(io: Server): void {
   io.engine.on('connection', (connection: { transport: WebSocketTransport; on(event: 'upgrade', listener: (transport: WebSocketTransport) => void): void }) => {
