@@ -12,6 +12,8 @@ export interface Scale {
   /** primeMs: the progress load once before the first subscribers connect, not counted (fanout.ts). */
   fanout: { subscribers: number[]; durationMs: number; primeMs: number };
   persistence: { sizes: number[]; agents: number; progressChanges: number; completions: number; rounds: number; snapshotLoadRate: number };
+  /** Idle agents of one task type in each pool, lifecycles per pool over `rounds` alternating rounds, `chains` in flight (placement.ts). */
+  placement: { pools: number[]; lifecycles: number; rounds: number; chains: number };
   memory: { agents: number[] };
   restart: { orders: number };
   soak: Soak;
@@ -95,6 +97,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     push: { agents: 200, rate: 500, durationMs: 5000, warmupMs: 1000, saturation: { concurrency: 400, durationMs: 5000, warmupMs: 1000 } },
     fanout: { subscribers: [20, 100], durationMs: 8000, primeMs: 4000 },
     persistence: { sizes: [1000, 100_000], agents: 100, progressChanges: 30_000, completions: 700, rounds: 7, snapshotLoadRate: 2000 },
+    placement: { pools: [200, 5000], lifecycles: 14_000, rounds: 7, chains: 4 },
     memory: { agents: [1000, 5000] },
     restart: { orders: 100_000 },
     soak: {
@@ -121,6 +124,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     push: { agents: 50, rate: 100, durationMs: 2000, warmupMs: 500, saturation: { concurrency: 100, durationMs: 2000, warmupMs: 500 } },
     fanout: { subscribers: [5, 20], durationMs: 3000, primeMs: 1000 },
     persistence: { sizes: [1000, 10_000], agents: 50, progressChanges: 6000, completions: 300, rounds: 3, snapshotLoadRate: 1000 },
+    placement: { pools: [200, 5000], lifecycles: 3000, rounds: 5, chains: 4 },
     memory: { agents: [200, 1000] },
     restart: { orders: 10_000 },
     // The full soak's proportions in a fifth of its time: samples, settling, window and keepFinishedMs.
@@ -148,6 +152,7 @@ export const SCALES: Record<Scale['name'], Scale> = {
     push: { agents: 5, rate: 50, durationMs: 500, warmupMs: 100, saturation: { concurrency: 10, durationMs: 500, warmupMs: 200 } },
     fanout: { subscribers: [2], durationMs: 500, primeMs: 200 },
     persistence: { sizes: [200, 1000], agents: 10, progressChanges: 200, completions: 40, rounds: 2, snapshotLoadRate: 200 },
+    placement: { pools: [20, 200], lifecycles: 100, rounds: 2, chains: 2 },
     memory: { agents: [20, 50] },
     restart: { orders: 1000 },
     soak: {

@@ -10,6 +10,7 @@ import type { BenchContext } from './launch.ts';
 import { runMemory } from './memory.ts';
 import { runPeer } from './peer.ts';
 import { runPersistence } from './persistence.ts';
+import { runPlacement } from './placement.ts';
 import { runProgress } from './progress.ts';
 import { describeMachine, type BenchResult, type ScenarioResult } from './report.ts';
 import { runRestart } from './restart.ts';
@@ -17,7 +18,7 @@ import { SCALES, type Scale } from './scale.ts';
 import { runSoak } from './soak.ts';
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'memory', 'restart', 'soak', 'big-workflow', 'cluster', 'peer'] as const;
+export const SCENARIOS = ['baseline', 'progress', 'assign', 'fanout', 'persistence', 'placement', 'memory', 'restart', 'soak', 'big-workflow', 'cluster', 'peer'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface SuiteOptions {
@@ -58,6 +59,7 @@ export async function runSuite(options: SuiteOptions): Promise<BenchResult> {
     assign: () => runAssignment(ctx),
     fanout: () => runFanout(ctx, raw),
     persistence: () => runPersistence(ctx),
+    placement: () => runPlacement(ctx),
     memory: () => runMemory(ctx),
     restart: () => runRestart(ctx),
     'big-workflow': () => runBigWorkflow(ctx),
