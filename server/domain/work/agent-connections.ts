@@ -38,6 +38,8 @@ export function registerAgent(
     const declared = existing.taskTypes;
     t.tx.assign(AGENTS_DOC, [agentId], { ...fields, status, offlineSince: null, disconnectedSince: null });
     unfileDropped(t, agentId, declared);
+    // Its maxConcurrentTasks may have changed, and with it the capacity it is sorted by.
+    t.state.work.available.rekey(requireAgent(t.state, agentId), t.tx);
   } else {
     const agent: Agent = {
       id: agentId,
@@ -65,7 +67,7 @@ function unfileDropped(t: CommandContext, agentId: string, declared: readonly st
   const work = t.state.work;
   const current = t.state.agents![agentId]!.taskTypes;
   for (const type of declared) {
-    if (!current.includes(type) && work.unfile(type, agentId)) t.tx.onUndo(() => work.fileUnder(type, agentId));
+    if (!current.includes(type)) work.available.unfile(type, agentId, t.tx);
   }
 }
 

@@ -34,6 +34,7 @@ export function adjustLoad(t: CommandContext, agentId: string, delta: number): v
   const fields: Partial<Agent> = { load, status: statusFor(agent, load) };
   if (delta > 0) fields.lastAssignedAt = t.ctx.now;
   t.tx.assign(AGENTS_DOC, [agentId], fields);
+  t.state.work.available.rekey(agent, t.tx);
 }
 
 /** Counts an outcome in the agent's hub-wide performance. */
@@ -44,6 +45,12 @@ export function recordAgentOutcome(
   outcome: 'assigned' | 'completed' | 'failed' | 'declined',
   durationMs = 0,
 ): void {
+  recordOutcome(t, agentId, taskType, outcome, durationMs);
+  // Its reliability and mean on the type are what placement sorts it by.
+  if (outcome === 'completed' || outcome === 'failed') t.state.work.available.rekey(requireAgent(t.state, agentId), t.tx);
+}
+
+function recordOutcome(t: CommandContext, agentId: string, taskType: string, outcome: 'assigned' | 'completed' | 'failed' | 'declined', durationMs: number): void {
   const agent = requireAgent(t.state, agentId);
   t.tx.set(AGENTS_DOC, [agentId, 'stats', outcome], agent.stats[outcome] + 1);
   if (outcome !== 'completed' && outcome !== 'failed') return;

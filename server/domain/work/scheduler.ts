@@ -1,6 +1,7 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Assignment, WorkOrder } from '../../../shared/schemas/work-order.ts';
-import { canServe, chooseAgent, eligible, queueKey, type Situation } from './assignment.ts';
+import { canServe, eligible, queueKey, type Situation } from './assignment.ts';
+import { choosePlacement } from './placement.ts';
 import { recordOffer } from './attempt-records.ts';
 import { requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { assignmentInputs } from '../data/inventory.ts';
@@ -103,63 +104,9 @@ function fillAgent(t: CommandContext, agentId: string): void {
   }
 }
 
-/** Whether an agent is connected, neither draining nor offline, and has a free slot. */
-function hasFreeSlot(t: CommandContext, agent: Agent | undefined): agent is Agent {
-  return agent !== undefined && agent.load < agent.maxConcurrentTasks && agent.status !== 'draining' && agent.status !== 'offline' && t.state.work.connected.has(agent.id);
-}
-
-/** What placing one order knows while it gathers candidates. */
-interface Placing {
-  order: WorkOrder;
-  holders: Map<string, number> | undefined;
-  situation: Situation;
-  candidates: Agent[];
-}
-
-/**
- * Adds to `placing.candidates` the eligible agents filed under `type`. One found without a free
- * slot, or no longer of that type, leaves that set until it is freed again (undone with the
- * command); one also filed under the order's own type was looked at with it.
- */
-function gatherCandidates(t: CommandContext, placing: Placing, type: string): void {
-  const work = t.state.work;
-  const agents = work.available.get(type);
-  if (!agents) return;
-  const { order, holders, situation, candidates } = placing;
-  for (const agentId of agents) {
-    const agent = t.state.agents?.[agentId];
-    if (!hasFreeSlot(t, agent) || !agent.taskTypes.includes(type)) {
-      work.unfile(type, agentId);
-      t.tx.onUndo(() => work.fileUnder(type, agentId));
-      continue;
-    }
-    if (type !== order.taskType && agent.taskTypes.includes(order.taskType)) continue;
-    situation.activeInWorkflow = holders?.has(agentId) ?? false;
-    if (eligible(agent, order, situation)) candidates.push(agent);
-  }
-}
-
-/**
- * Offers a newly ready order to the best connected agent that may take it, if any. Only agents
- * filed under the order's task type or `*` that may have a free slot are looked at (the others
- * cannot be eligible).
- */
+/** Offers a newly ready order to the best connected agent that may take it, if any (placement.ts). */
 function placeOrder(t: CommandContext, order: WorkOrder): void {
-  const holders = t.state.work.workflowAgents.get(order.workflowId);
-  const placing: Placing = {
-    order,
-    holders,
-    situation: {
-      connected: true,
-      activeInWorkflow: false,
-      workflowAgents: holders?.size ?? 0,
-      maxConcurrentAgents: t.state.workflows.get(order.workflowId)!.config.maxConcurrentAgents,
-    },
-    candidates: [],
-  };
-  gatherCandidates(t, placing, order.taskType);
-  if (order.taskType !== '*') gatherCandidates(t, placing, '*');
-  const agent = chooseAgent(placing.candidates, order);
+  const agent = choosePlacement(t, order);
   if (agent) offer(t, order, agent);
 }
 
@@ -190,7 +137,7 @@ export function schedule(t: CommandContext): void {
   if (work.freed.size === 0 && work.fresh.length === 0 && unsettled.length === 0) return;
   for (const agentId of work.freed) {
     const agent = t.state.agents?.[agentId];
-    if (agent) work.makeAvailable(agent);
+    if (agent) work.makeAvailable(agent, t.tx);
     fillAgent(t, agentId);
   }
   work.freed.clear();

@@ -3,6 +3,7 @@ import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { AgentIds } from './agent-ids.ts';
 import { queueKey } from './assignment.ts';
+import { AvailableAgents, type UndoLog } from './free-agents.ts';
 import { CapableAgents, filingFrom, requirementsKey, sameWaiting, takesWork, type Need } from './capable-agents.ts';
 import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
@@ -78,12 +79,13 @@ export class WorkIndex {
   /** Agents with a live socket. */
   readonly connected = new Set<string>();
   /**
-   * Agents that may have a free slot, under each task type they declared (`*` for any): every
-   * agent in `freed` joins when the scheduler runs, and the scheduler drops one it finds
-   * connected-and-free no more, or no longer of that type. A superset of the agents that can take
-   * work, so placing an order looks at those of its task type, not at every connected agent.
+   * Agents that may have a free slot, under each task type they declared (`*` for any), sorted for
+   * placement (free-agents.ts): every agent in `freed` joins when the scheduler runs, and the
+   * scheduler drops one it finds connected-and-free no more, or no longer of that type. A superset
+   * of the agents that can take work, so placing an order looks at those of its task type, not at
+   * every connected agent.
    */
-  readonly available = new Map<string, Set<string>>();
+  readonly available = new AvailableAgents();
   /** Lease expiry of running attempts, by token. */
   readonly leases = new Map<string, number>();
 
@@ -156,30 +158,13 @@ export class WorkIndex {
   }
 
   /** Files an agent that may have a free slot under each of its task types. */
-  makeAvailable(agent: Pick<Agent, 'id' | 'taskTypes'>): void {
-    for (const type of agent.taskTypes) this.fileUnder(type, agent.id);
-  }
-
-  /** Files an agent under one task type (also how a removal is undone). */
-  fileUnder(type: string, agentId: string): void {
-    let agents = this.available.get(type);
-    if (!agents) this.available.set(type, (agents = new Set()));
-    agents.add(agentId);
-  }
-
-  /** Takes an agent out of one task type's set, dropping a set left empty; false when it was not in it. */
-  unfile(type: string, agentId: string): boolean {
-    const agents = this.available.get(type);
-    if (!agents?.delete(agentId)) return false;
-    if (agents.size === 0) this.available.delete(type);
-    return true;
+  makeAvailable(agent: Agent, undo?: UndoLog): void {
+    for (const type of agent.taskTypes) this.available.file(type, agent, undo);
   }
 
   /** Every agent that may have a free slot, once each. */
   availableAgents(): Set<string> {
-    const all = new Set<string>();
-    for (const agents of this.available.values()) for (const agentId of agents) all.add(agentId);
-    return all;
+    return this.available.agentIds();
   }
 
   /** Forgets that an order is queued (it was offered, cancelled or failed). */
@@ -212,7 +197,7 @@ export class WorkIndex {
 
   /** Drops every runtime entry of an agent the pool forgot (offline, so it holds no work). */
   forgetAgent(agent: Pick<Agent, 'id' | 'taskTypes'>): void {
-    for (const type of agent.taskTypes) this.unfile(type, agent.id);
+    for (const type of agent.taskTypes) this.available.unfile(type, agent.id);
     this.connected.delete(agent.id);
     this.disconnected.delete(agent.id);
     this.byAgent.delete(agent.id);
@@ -292,6 +277,8 @@ export class WorkIndex {
     this.offline.clear();
     this.capable.clear();
     this.agentIds.rebuild(Object.keys(agents ?? {}));
+    // Presence is kept, but what each agent is sorted by comes from the documents as they are now.
+    this.available.rekeyAll(agents);
     for (const agent of Object.values(agents ?? {})) {
       // An offline agent without the time (an older document) gets it at start-up (hub.recover).
       if (agent.status === 'offline' && typeof agent.offlineSince === 'number') this.offline.watch(agent.id, agent.offlineSince);
