@@ -16,6 +16,9 @@
  * 4. Ties (scores equal to nine decimal places) go to the agent assigned least recently
  *    (never-assigned first), then by id. When a place opens in a workflow at its
  *    maxConcurrentAgents, the free agents look for its work in the same order.
+ *
+ * chooseAgent applies 3 and 4 to a list of candidates; placement.ts finds its choice among the free
+ * agents without scoring each (a differential test holds the two together).
  */
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Priority } from '../../../shared/schemas/common.ts';
