@@ -68,7 +68,7 @@ const CAPABILITIES = ['x', 'y', 'z'];
  * created (several in one command, so that agents are assigned at the same time), accepted,
  * declined, completed after 0–3 ms (so that means tie), failed, cancelled.
  */
-function simulate(seed: number, steps: number, check: (d: Domain, random: () => number, workflows: string[]) => void): void {
+function simulate(seed: number, steps: number, check: (d: Domain, random: () => number, workflows: string[]) => void, pool = 12): void {
   const random = seeded(seed);
   const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
   const some = <T>(items: readonly T[], p: number) => items.filter(() => random() < p);
@@ -78,7 +78,7 @@ function simulate(seed: number, steps: number, check: (d: Domain, random: () => 
     d.run('workflow.start', { workflowId });
     return workflowId;
   });
-  const agentIds = Array.from({ length: 12 + Math.floor(random() * 30) }, (_, i) => `ag${(i * 7) % 50}`);
+  const agentIds = Array.from({ length: pool + Math.floor(random() * 30) }, (_, i) => `ag${(i * 7919) % 100_000}`);
   const register = (agentId: string) =>
     d.register(agentId, {
       taskTypes: pick([['a'], ['a'], ['b'], ['a', 'b'], ['*'], ['a', '*']]),
@@ -143,6 +143,37 @@ function simulate(seed: number, steps: number, check: (d: Domain, random: () => 
 describe('placement (differential, against chooseAgent over every eligible agent)', () => {
   it('offers each new order to the agent the documented policy picks from the whole pool, over random pools and work', () => {
     for (let seed = 1; seed <= 40; seed++) simulate(seed, 300, () => undefined);
+  });
+
+  it('chooses the same in big pools with records of every kind: alike, varied, and the reliable ones the slowest', () => {
+    for (const kind of ['alike', 'varied', 'reliable-slow'] as const) {
+      const random = seeded(11);
+      const d = domain();
+      const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q' })).reply.workflow.id;
+      d.run('workflow.start', { workflowId });
+      for (let i = 0; i < 600; i++) d.register(`p${i}`, { taskTypes: i % 50 === 0 ? ['*'] : ['a'], capabilities: random() < 0.5 ? ['x'] : [], maxConcurrentTasks: 4 });
+      // Records set in the documents as a fixture, then filed anew from them (as a rebuild does).
+      for (const agent of Object.values(d.state.agents!)) {
+        const completed = kind === 'alike' ? 10 : 1 + Math.floor(random() * 100);
+        const failed = kind === 'varied' ? Math.floor(random() * 10) : 0;
+        const avgMs = kind === 'alike' ? 100 : kind === 'varied' ? 50 + Math.floor(random() * 1000) : 20 * completed + Math.floor(random() * 3);
+        if (random() < 0.9) agent.stats.byTaskType.a = { completed, failed, avgMs, p95Ms: avgMs, recentMs: [] };
+        agent.load = Math.floor(random() * 3);
+        agent.lastAssignedAt = random() < 0.3 ? null : Math.floor(random() * 5);
+      }
+      d.state.work.available.rekeyAll(d.state.agents);
+      const agentIds = Object.keys(d.state.agents!);
+      for (let k = 0; k < 60; k++) {
+        const order: Shape = {
+          workflowId,
+          taskType: 'a',
+          requirements: random() < 0.3 ? ['x'] : [],
+          preferences: random() < 0.1 ? { x: 1 } : {},
+          declinedBy: agentIds.filter(() => random() < 0.1),
+        };
+        expect(indexed(d, order, false), `${kind}: ${JSON.stringify(order)}`).toBe(reference(d.state, order));
+      }
+    }
   });
 
   it('picks what the policy picks for any order, at any moment of random work, and keeps every agent filed by its document', () => {

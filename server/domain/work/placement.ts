@@ -19,7 +19,9 @@ import { AgentsOfType, type Filed } from './free-agents.ts';
  *   reliability, capacity and mean, so the same score, later in the tie-break) is skipped.
  * `*` agents, whose score depends on the order's type, are all looked at, as are the agents of an
  * order with preferences (whose part, 4 × preference, depends on each agent's capabilities and the
- * order) and those of a workflow at its maxConcurrentAgents (only agents already in it qualify).
+ * order: scanned whole, as before) and those of a workflow at its maxConcurrentAgents (only agents
+ * already in it qualify). A walk that passes its budget (the reliable agents the slow ones, so that
+ * the bound prunes little) falls back to the whole scan: the same choice, at about its old cost.
  */
 export function choosePlacement(t: CommandContext, order: WorkOrder): Agent | undefined {
   const holders = t.state.work.workflowAgents.get(order.workflowId);
@@ -45,13 +47,14 @@ export function choosePlacement(t: CommandContext, order: WorkOrder): Agent | un
     return chooseAgent(candidates, order);
   }
   const agents = t.state.work.available.of(order.taskType);
-  let chosen: Agent | undefined;
-  if (!agents?.ordered || hasPreferences(order)) {
+  const walked = agents?.ordered && !hasPreferences(order) ? walk(placing, agents) : undefined;
+  let chosen = walked?.agent;
+  if (!walked) {
     const candidates: Agent[] = [];
     gather(placing, order.taskType, candidates);
     if (order.taskType !== '*') gather(placing, '*', candidates);
     chosen = chooseAgent(candidates, order);
-  } else chosen = walk(placing, agents);
+  }
   for (const [taskType, agentId] of placing.stale) t.state.work.available.unfile(taskType, agentId, t.tx);
   return chosen;
 }
@@ -125,8 +128,20 @@ class Best {
  */
 const SLACK = 1e-12;
 
-/** The choice for an order without preferences, from the sorted agents of its type and the `*` agents. */
-function walk(placing: Placing, agents: AgentsOfType): Agent | undefined {
+/**
+ * How many tried agents a walk looks at (plus one per 16 filed) before it gives up for the full
+ * scan: when the agents' own parts and speeds pull apart (the reliable ones slow), the bound prunes
+ * little, and a visit costs a few times what scoring an agent in a scan does.
+ */
+const WALK_BUDGET = 32;
+
+const sameClass = (a: Filed, b: Filed) => a.rank === b.rank && a.reliability === b.reliability && a.capacity === b.capacity && a.avgMs === b.avgMs;
+
+/**
+ * The choice for an order without preferences, from the sorted agents of its type and the `*`
+ * agents: `{ agent }`, or undefined when the walk gave up (see WALK_BUDGET).
+ */
+function walk(placing: Placing, agents: AgentsOfType): { agent: Agent | undefined } | undefined {
   const { order } = placing;
   const type = order.taskType;
   const wild: Agent[] = [];
@@ -150,17 +165,28 @@ function walk(placing: Placing, agents: AgentsOfType): Agent | undefined {
     break;
   }
   // No eligible tried agent of this type (nor `*` one): nothing more to look at.
-  if (fastest === null) return best.agent;
+  if (fastest === null) return { agent: best.agent };
   // The speed of the fastest candidate: nobody's is higher.
   const topSpeed = SCORE_WEIGHTS.speed * (fastest / Math.max(fastest, fastest, 1e-9));
+  let budget = WALK_BUDGET + (agents.filed.size >> 4);
   let entries = agents.tried.keys();
+  let scored: Filed | undefined;
   for (let next = entries.next(); !next.done; next = entries.next()) {
-    const entry: Filed = next.value;
+    let entry: Filed = next.value;
+    if (scored && sameClass(entry, scored)) {
+      // The rest of the class of the agent just scored: the same score, later in the tie-break.
+      entries = agents.tried.keys(AgentsOfType.afterClass(scored));
+      scored = undefined;
+      next = entries.next();
+      if (next.done) break;
+      entry = next.value;
+    }
     if (best.agent !== undefined && Math.round((entry.rank + topSpeed + SLACK) * 1e9) < best.total) break;
+    if (--budget < 0) return undefined;
     const agent = candidate(placing, type, entry.agentId);
     if (!agent) continue;
     best.consider(agent);
-    entries = agents.tried.keys(AgentsOfType.afterClass(entry));
+    scored = entry;
   }
-  return best.agent;
+  return { agent: best.agent };
 }
