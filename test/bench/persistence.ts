@@ -1,14 +1,14 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
-import { StateWriter } from '../../server/state-writer.ts';
-import { HubOptions } from '../../server/options.ts';
+import type { StateWriter } from '../../server/state-writer.ts';
 import { EmbeddedStore } from '../../server/store/embedded-store.ts';
 import { SNAPSHOT_FILE } from '../../server/store/snapshot.ts';
 import type { Assignment } from '../../shared/schemas/work-order.ts';
 import { RegisterAgentInput } from '../../shared/schemas/agent.ts';
 import { Histogram } from './histogram.ts';
-import { dataDir, type BenchContext } from './launch.ts';
+import { openCoreHub } from './core-hub.ts';
+import type { BenchContext } from './launch.ts';
 import { epochMs } from './open-loop.ts';
 import { check, round, type ScenarioResult } from './report.ts';
 import { BENCH_TASK, preloadWorkOrders } from './workload.ts';
@@ -32,23 +32,7 @@ class CoreRig {
   }
 
   static async open(ctx: BenchContext, orders: number, agents: number): Promise<CoreRig> {
-    const dir = dataDir(ctx, `persist-${orders}`);
-    const defaults = HubOptions.parse({});
-    // No automatic snapshot while measuring: the snapshot is measured on its own.
-    const store = new EmbeddedStore({ dataDir: dir, fsync: defaults.fsync, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => ctx.log(`warning: ${m}`) });
-    const hub = await StateWriter.open({
-      store,
-      settings: {
-        outputRoot: join(dir, 'workflows'),
-        kpiHistoryLimit: defaults.kpiHistoryLimit,
-        dataHistoryLimit: defaults.dataHistoryLimit,
-        agingMs: defaults.agingMs,
-        graceMs: defaults.graceMs,
-        forgetAgentsAfterMs: defaults.forgetAgentsAfterMs,
-        backoffBaseMs: defaults.backoffBaseMs,
-        backoffMaxMs: defaults.backoffMaxMs,
-      },
-    });
+    const { hub, store, dir } = await openCoreHub(ctx, `persist-${orders}`);
     const rig = new CoreRig(hub, store, dir);
     await preloadWorkOrders(hub, { orders, batch: 1000, taskType: BENCH_TASK });
     for (let i = 0; i < agents; i++) {

@@ -1,12 +1,10 @@
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { StateWriter } from '../../server/state-writer.ts';
-import { HubOptions } from '../../server/options.ts';
-import { EmbeddedStore } from '../../server/store/embedded-store.ts';
+import type { StateWriter } from '../../server/state-writer.ts';
 import { RegisterAgentInput } from '../../shared/schemas/agent.ts';
 import type { Assignment } from '../../shared/schemas/work-order.ts';
 import { CreateWorkOrderInput } from '../../shared/schemas/work-order.ts';
-import { dataDir, type BenchContext } from './launch.ts';
+import { openCoreHub } from './core-hub.ts';
+import type { BenchContext } from './launch.ts';
 import { check, round, type ScenarioResult } from './report.ts';
 import { BENCH_TASK, LONG_TIMEOUTS, preloadWorkOrders } from './workload.ts';
 
@@ -29,22 +27,7 @@ class PlacementRig {
   }
 
   static async open(ctx: BenchContext, agents: number): Promise<PlacementRig> {
-    const dir = dataDir(ctx, `placement-${agents}`);
-    const defaults = HubOptions.parse({});
-    const store = new EmbeddedStore({ dataDir: dir, fsync: defaults.fsync, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => ctx.log(`warning: ${m}`) });
-    const hub = await StateWriter.open({
-      store,
-      settings: {
-        outputRoot: join(dir, 'workflows'),
-        kpiHistoryLimit: defaults.kpiHistoryLimit,
-        dataHistoryLimit: defaults.dataHistoryLimit,
-        agingMs: defaults.agingMs,
-        graceMs: defaults.graceMs,
-        forgetAgentsAfterMs: defaults.forgetAgentsAfterMs,
-        backoffBaseMs: defaults.backoffBaseMs,
-        backoffMaxMs: defaults.backoffMaxMs,
-      },
-    });
+    const { hub } = await openCoreHub(ctx, `placement-${agents}`);
     const workflowId = await preloadWorkOrders(hub, { orders: 0, batch: 1000, taskType: BENCH_TASK });
     // Registered 100 at a time: they share journal writes, and none has work yet.
     for (let i = 0; i < agents; i += 100) {
