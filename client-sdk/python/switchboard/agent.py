@@ -165,11 +165,22 @@ class AgentClient:
             return {"accept": False, "reason": f"no handler for {assignment['taskType']}"}
         if self._draining or self._closed.is_set():
             return {"accept": False, "reason": "draining"}
+        self._start(assignment, handler, carried=False)
+        return {"accept": True}
+
+    def _on_carried_offer(self, assignment: dict[str, Any]) -> None:
+        """An offer that came in a report's reply: no ack to send; its first report (or a heartbeat after half of acceptMs) accepts it."""
+        handler = self._handlers.get(assignment["taskType"]) or self._handlers.get("*")
+        # Not to be run here after all (closing, draining meanwhile): it lapses and the hub offers it to another agent.
+        if handler is None or self._draining or self._closed.is_set():
+            return
+        self._start(assignment, handler, carried=True)
+
+    def _start(self, assignment: dict[str, Any], handler: Handler, *, carried: bool) -> None:
         attempt = Attempt(assignment, self._send, self._heartbeat_one, self.agent_id)
         self._running[attempt.task.attempt_token] = attempt
         self._heartbeat.cover(attempt.task.lease_ms)
-        self.connection.spawn(self._run(attempt, handler))
-        return {"accept": True}
+        self.connection.spawn(self._run(attempt, handler, carried))
 
     async def _on_cancel(self, notice: dict[str, Any]) -> None:
         self._abort(notice["attemptToken"], f"cancelled by the hub: {notice.get('reason', '')}")
@@ -183,26 +194,44 @@ class AgentClient:
         ))
         self._closed.set()
 
-    async def _run(self, attempt: Attempt, handler: Handler) -> None:
+    async def _run(self, attempt: Attempt, handler: Handler, carried: bool) -> None:
         token = attempt.task.attempt_token
+        # A carried offer is accepted by its first report: a quiet handler gets a heartbeat sent for it.
+        accept = asyncio.get_running_loop().call_later(attempt.task.accept_ms / 2000, self._accept_quietly) if carried else None
         try:
             outcome = await attempt.run(handler)
+            if accept is not None:
+                accept.cancel()
             if outcome is None:
                 return
             event, payload = outcome
+            # The report asks for this agent's next offer in its reply, unless no more work is wanted here.
+            if not self._draining and not self._closed.is_set():
+                payload["next"] = True
             refused = await self._report(event, payload)
             if event == "task.complete" and refused is not None and refused.code in REFUSED_FOR_GOOD:
                 error = f"the hub refused the completion: {refused.message}"[:10_000]
                 ref = {key: payload[key] for key in ("workflowId", "workOrderId", "attemptToken")}
                 await self._report("task.fail", {**ref, "error": error, "retryable": False})
         finally:
+            if accept is not None:
+                accept.cancel()
             self._running.pop(token, None)
             if not self._running:
                 self._heartbeat.stop()
 
     async def _send(self, event: str, payload: dict[str, Any]) -> Any:
         """A request about an attempt, once this connection is registered (so none reaches the hub before the registration)."""
-        await self._registered.wait()
+        if not self._registered.is_set():
+            registered, closed = asyncio.ensure_future(self._registered.wait()), asyncio.ensure_future(self._closed.wait())
+            try:
+                await asyncio.wait((registered, closed), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                registered.cancel()
+                closed.cancel()
+            if not self._registered.is_set():
+                # Closed (or closed by the hub) while waiting: nothing more is sent, and nothing waits for ever.
+                raise HubError("DISCONNECTED", f"{event} was not sent: the agent was closed")
         return await self.connection.request(event, payload)
 
     async def _report(self, event: str, payload: dict[str, Any]) -> HubError | None:
@@ -212,7 +241,7 @@ class AgentClient:
         delay = 0.1
         while not self._closed.is_set():
             try:
-                await self._send(event, payload)
+                reply = await self._send(event, payload)
             except HubError as error:
                 if error.code in RETRYABLE_TRANSPORT:
                     await asyncio.sleep(delay)
@@ -221,8 +250,19 @@ class AgentClient:
                 self._listeners.emit("report", TaskReport(**base, accepted=False, code=error.code))
                 return error
             self._listeners.emit("report", TaskReport(**base, accepted=True))
+            for assignment in (reply or {}).get("next") or []:
+                self._on_carried_offer(assignment)
             return None
         return None
+
+    def _accept_quietly(self) -> None:
+        self.connection.spawn(self._beat_quietly())
+
+    async def _beat_quietly(self) -> None:
+        try:
+            await self._beat()
+        except HubError:
+            pass  # the heartbeat timer tries again; a lapsed offer goes to another agent
 
     async def _heartbeat_one(self, token: str) -> bool:
         reply = await self._send("agent.heartbeat", {"attemptTokens": [token]})

@@ -8,7 +8,7 @@ from typing import Any
 
 from hub import Hub
 from scenario import agent, clients, unique
-from switchboard import NonRetryableError, Task, TaskContext, TaskReport, TaskResult
+from switchboard import AgentClient, NonRetryableError, Task, TaskContext, TaskReport, TaskResult
 
 
 async def test_an_agent_completes_work_with_its_result_outputs_and_progress(hub: Hub) -> None:
@@ -130,3 +130,68 @@ async def test_a_long_blocking_handler_keeps_its_lease_through_heartbeats(hub: H
     order = state["workOrders"]["render"]
     assert (order["state"], order["attempts"], order["result"]) == ("completed", 1, "rendered")
     assert [entry["outcome"] for entry in order["history"]] == ["completed"]
+
+
+def count_pushed_offers(worker: AgentClient) -> list[str]:
+    """The work order ids the hub pushed to `worker` as `assignment` events (python-socketio keeps one handler per event: this wraps the agent's)."""
+    pushed: list[str] = []
+    take = worker._on_assignment
+
+    async def counting(assignment: dict[str, Any]) -> dict[str, Any]:
+        pushed.append(assignment["workOrderId"])
+        return await take(assignment)
+
+    worker.connection.on("assignment", counting)
+    return pushed
+
+
+async def test_a_queue_drains_on_one_slot_through_the_completion_replies(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("drain")
+    worker = await agent(hub, kind)
+    pushed = count_pushed_offers(worker)
+    runs: dict[str, int] = {}
+
+    @worker.task(kind)
+    async def step(task: Task, ctx: TaskContext) -> str:
+        runs[task.work_order_id] = runs.get(task.work_order_id, 0) + 1
+        await ctx.progress(50)
+        return task.work_order_id
+
+    await worker.ready()
+    wf = await control.create_workflow("a queue on one slot")
+    mirror = await monitor.subscribe(wf.id)
+    await wf.create_work_orders([{"id": f"o{i}", "task_type": kind} for i in range(12)])
+    await wf.start()
+    state = await mirror.until(lambda s, _: s["workOrderCounts"]["completed"] == 12)
+    orders = sorted(state["workOrders"].values(), key=lambda order: int(order["id"][1:]))
+    assert [(o["id"], o["attempts"], o["result"]) for o in orders] == [(f"o{i}", 1, f"o{i}") for i in range(12)]
+    assert runs == {f"o{i}": 1 for i in range(12)}
+    # The first order is pushed; each later one came in the reply to the report before it.
+    assert pushed == ["o0"]
+
+
+async def test_a_quiet_handler_of_a_carried_offer_is_accepted_by_a_heartbeat(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("quiet")
+    worker = await agent(hub, kind)
+    pushed = count_pushed_offers(worker)
+    running = asyncio.Event()
+
+    @worker.task(kind)
+    async def quiet(task: Task, ctx: TaskContext) -> str:
+        if task.work_order_id == "quiet":
+            await running.wait()  # reports nothing until the hub shows it running: only the SDK's accept gets it there
+        return task.work_order_id
+
+    await worker.ready()
+    wf = await control.create_workflow("a quiet handler")
+    mirror = await monitor.subscribe(wf.id)
+    mirror.on_change(lambda _: mirror.state["workOrders"].get("quiet", {}).get("state") == "running" and running.set())
+    # The accept window is long enough for a loaded machine, short enough to lapse within the test if nothing accepted it.
+    await wf.create_work_orders([{"id": "loud", "task_type": kind},
+                                 {"id": "quiet", "task_type": kind, "timeouts": {"accept_ms": 1000}}])
+    await wf.start()
+    state = await mirror.until(lambda s, _: s["workOrderCounts"]["completed"] == 2)
+    assert (state["workOrders"]["quiet"]["attempts"], state["workOrders"]["quiet"]["declinedBy"]) == (1, [])
+    assert pushed == ["loud"]
