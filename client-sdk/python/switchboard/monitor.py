@@ -125,7 +125,7 @@ class MonitorClient:
             if not self._follow_all or _is_view(doc):
                 return
             if message["from"] != 0:
-                self.connection.spawn(self._resync(doc))
+                self.connection.spawn(self._resync_or_retry(doc))
                 return
             mirror = self._mirror(doc)
         try:
@@ -133,7 +133,7 @@ class MonitorClient:
         except (KeyError, IndexError, TypeError, ValueError):
             log.warning("switchboard: a patch of %s did not apply; taking a fresh snapshot", doc)
             mirror.version = -1  # no resume from a state that is not the hub's
-            self.connection.spawn(self._resync(doc))
+            self.connection.spawn(self._resync_or_retry(doc))
             return
         if not applied:
             self.connection.spawn(self._fill_gap(doc, message["from"] < mirror.version))
@@ -147,11 +147,18 @@ class MonitorClient:
             mirror = self._mirrors.get(doc)
             if mirror is None or not mirror.has_gap:
                 return
-        await self._resync(doc)
+        await self._resync_or_retry(doc)
 
     async def _on_resync(self, notice: dict[str, Any]) -> None:
         doc = notice.get("doc", "*")
-        self.connection.spawn(self._resync(None if doc == "*" else doc))
+        self.connection.spawn(self._resync_or_retry(None if doc == "*" else doc))
+
+    async def _resync_or_retry(self, doc: str | None) -> None:
+        """Catches up, and when that fails (the hub busy, the connection dropping) goes on trying with everything."""
+        try:
+            await self._resync(doc)
+        except HubError:
+            await self._resync_until_done()
 
     async def _resync_until_done(self) -> None:
         delay = 0.1

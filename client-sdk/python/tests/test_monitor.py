@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from typing import Any
 
 from hub import Hub
 from scenario import agent, clients, unique
@@ -56,15 +58,26 @@ def test_a_mirror_applies_patches_that_arrive_out_of_order_in_version_order() ->
     assert seen == list(range(1, 21))
 
 
-async def test_a_resync_notice_catches_the_mirror_up(hub: Hub) -> None:
+async def test_a_lost_patch_is_a_gap_the_mirror_fills_from_the_hub(hub: Hub) -> None:
     control, monitor = await clients(hub)
-    wf = await control.create_workflow("resync", id=unique("py-resync"))
+    wf = await control.create_workflow("gap", id=unique("py-gap"))
     mirror = await monitor.subscribe(wf.id)
+    # The transport loses one patch (the first of the progress update's): the next one does not follow on.
+    take, arm, lost = monitor._on_patch, asyncio.Event(), asyncio.Event()
+
+    async def losing(message: dict[str, Any]) -> None:
+        if arm.is_set() and not lost.is_set() and message["doc"] == wf.id:
+            lost.set()
+            return
+        await take(message)
+
+    monitor.connection.on("patch", losing)
     await wf.start()
     await mirror.until(lambda state, _: state["status"] == "in_progress")
-    # As if patches were lost: the mirror falls behind, and the hub's resync notice brings it back.
-    mirror.version -= 1
-    await monitor._on_resync({"doc": wf.id, "reason": "fell behind"})
+    arm.set()
     await wf.update_progress("load", 30)
+    await lost.wait()
+    await wf.update_progress("load", 60)
     version, workflow = await wf.get_versioned()
-    assert await mirror.until(lambda _, at: at >= version) == workflow
+    assert await mirror.until(lambda _, at: at >= version) == workflow and mirror.version == version
+    assert not mirror.has_gap
