@@ -150,6 +150,7 @@ class Connection:
     async def _check_gone(self) -> None:
         # python-socketio starts its reconnect task right after the disconnect handlers, unless the
         # hub closed the namespace on purpose (a newer connection took the agent id, a revoked token).
+        # Private, for want of a public way: 5.7's disconnect handler gets no reason (later releases pass one).
         for _ in range(3):
             await asyncio.sleep(0)
         if not self.closed and getattr(self._sio, "_reconnect_task", None) is None and not self._up.is_set():
@@ -215,6 +216,9 @@ class Connection:
                     raise
 
     async def _shut(self) -> None:
+        # Private attributes, for want of a public way in python-socketio 5.7: disconnect() does not
+        # stop a reconnect loop under way (a later release's shutdown() does), so it is aborted as the library's
+        # own SIGINT handler aborts it.
         self._sio.reconnection = False
         abort = getattr(self._sio, "_reconnect_abort", None)
         if abort is not None:
