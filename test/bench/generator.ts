@@ -99,7 +99,9 @@ serveParent(
     // BullMQ is loaded only by the generator that drives it.
     'peer.connect': async (r) => {
       if (peer) throw new Error('a peer side is already connected');
-      peer = r.side === 'hub' ? await (await import('./roles/peer-hub.ts')).HubPeer.connect(String(r.url), String(r.prefix)) : new (await import('./roles/peer-bullmq.ts')).BullmqPeer(Number(r.port));
+      if (r.side === 'hub') peer = await (await import('./roles/peer-hub.ts')).HubPeer.connect(String(r.url), String(r.prefix));
+      else if (r.side === 'raw') peer = new (await import('./roles/peer-raw.ts')).RawPeer(String(r.url));
+      else peer = new (await import('./roles/peer-bullmq.ts')).BullmqPeer(Number(r.port));
     },
     'peer.bulk': measured((r) => bulkLifecycle(peerSide(), args<BulkOptions>(r))),
     'peer.open': measured((r) => openLoop(peerSide(), args<OpenOptions>(r))),

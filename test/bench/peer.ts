@@ -1,7 +1,7 @@
 import { merged } from './baseline.ts';
 import { Histogram } from './histogram.ts';
 import { withTimeout } from './deadline.ts';
-import { startGenerator, startHub, stopAll, type BenchContext } from './launch.ts';
+import { startGenerator, startHub, startRawServer, stopAll, type BenchContext } from './launch.ts';
 import type { BenchChild } from './processes.ts';
 import { redisSkipReason, startRedis, type RedisServer } from './redis-server.ts';
 import { check, round, type ScenarioResult } from './report.ts';
@@ -14,8 +14,10 @@ const REDIS_DURABILITY = 'AOF, appendfsync everysec';
 /** What the runner adds to a generator's own bound before it gives up on the generator. */
 const RUNNER_MARGIN_MS = 30_000;
 
-type PeerSideName = 'hub' | 'bullmq';
+/** `raw`: the bench's bare socket.io server, for the awaited-progress workload only: the floor under the hub. */
+type PeerSideName = 'hub' | 'bullmq' | 'raw';
 const SIDES: readonly PeerSideName[] = ['hub', 'bullmq'];
+const AWAITED_SIDES: readonly PeerSideName[] = ['hub', 'bullmq', 'raw'];
 
 /**
  * Scenario 10: the hub beside the queue people would pick instead, BullMQ on Debian's
@@ -34,22 +36,26 @@ export async function runPeer(ctx: BenchContext): Promise<ScenarioResult> {
   const { rounds, workers, concurrency, bulk, open, progress } = ctx.scale.peer;
   let redis: RedisServer | undefined;
   let hub: BenchChild | undefined;
+  let raw: BenchChild | undefined;
   const generators: Partial<Record<PeerSideName, BenchChild>> = {};
   try {
     redis = await startRedis(ctx.workDir);
     ctx.log(`peer: redis-server on port ${redis.port} (pid ${redis.pid}, ${REDIS_DURABILITY}); a hub at its defaults (${HUB_DURABILITY})`);
     const startedHub = await startHub(ctx, 'peer');
     hub = startedHub.hub;
-    for (const side of SIDES) generators[side] = await startGenerator(`peer: ${side} clients`);
+    const startedRaw = await startRawServer(ctx);
+    raw = startedRaw.raw;
+    for (const side of AWAITED_SIDES) generators[side] = await startGenerator(`peer: ${side} clients`);
     await withTimeout(generators.hub!.request('peer.connect', { side: 'hub', url: startedHub.ready.url, prefix: 'peer' }), 30_000, 'the hub side to connect');
     await withTimeout(generators.bullmq!.request('peer.connect', { side: 'bullmq', port: redis.port }), 30_000, 'the BullMQ side to connect');
-    const serverPid: Record<PeerSideName, number> = { hub: hub.child.pid!, bullmq: redis.pid };
+    await withTimeout(generators.raw!.request('peer.connect', { side: 'raw', url: startedRaw.url }), 30_000, 'the bare socket.io side to connect');
+    const serverPid: Record<PeerSideName, number> = { hub: hub.child.pid!, bullmq: redis.pid, raw: raw.child.pid! };
 
-    /** `rounds` rounds of one workload, hub then BullMQ in each, every one bounded. */
-    const alternate = async <T>(what: string, boundMs: number, cmd: string, options: (round: number) => Record<string, unknown>) => {
-      const out: Record<PeerSideName, T[]> = { hub: [], bullmq: [] };
+    /** `rounds` rounds of one workload, each side in turn in each (hub, BullMQ, and raw if it takes part), every one bounded. */
+    const alternate = async <T>(what: string, boundMs: number, cmd: string, options: (round: number) => Record<string, unknown>, sides = SIDES) => {
+      const out: Record<PeerSideName, T[]> = { hub: [], bullmq: [], raw: [] };
       for (let r = 0; r < rounds; r++) {
-        for (const side of SIDES) {
+        for (const side of sides) {
           ctx.log(`peer: ${what}, round ${r + 1}/${rounds}, ${side}`);
           // The generator's event-loop delay and CPU probe over the phase: a slow moment of the machine shows there.
           await generators[side]!.usage();
@@ -70,10 +76,10 @@ export async function runPeer(ctx: BenchContext): Promise<ScenarioResult> {
     const bulkRuns = await alternate<BulkFigures>(`bulk lifecycle, ${bulk.jobs} jobs`, bulk.boundMs, 'peer.bulk', (r) => ({ kind: `bulk-${r + 1}`, ...bulk, workers, concurrency }));
     const openBound = open.warmupMs + open.durationMs + open.boundMs;
     const openRuns = await alternate<OpenFigures>(`open loop at ${open.rate}/s`, openBound, 'peer.open', (r) => ({ kind: `open-${r + 1}`, ...open, workers, concurrency }));
-    const progressRuns = await alternate<AwaitedFigures>(`awaited progress, ${progress.updates} updates`, progress.capMs + RUNNER_MARGIN_MS, 'peer.progress', (r) => ({ kind: `progress-${r + 1}`, ...progress }));
+    const progressRuns = await alternate<AwaitedFigures>(`awaited progress, ${progress.updates} updates`, progress.capMs + RUNNER_MARGIN_MS, 'peer.progress', (r) => ({ kind: `progress-${r + 1}`, ...progress }), AWAITED_SIDES);
     return figures(ctx, bulkRuns, openRuns, progressRuns, started);
   } finally {
-    await stopAll(generators.hub, generators.bullmq, hub);
+    await stopAll(generators.hub, generators.bullmq, generators.raw, hub, raw);
     await redis?.stop();
   }
 }
@@ -97,8 +103,10 @@ function figures(
   const ack = both((side) => merged(openRuns[side].map((o) => o.completionAck)).summary());
   const openCpu = both((side) => mean(openRuns[side].map((o) => o.serverCpuPercent)));
   const updatesPerSecond = both((side) => mean(progressRuns[side].map((p) => p.perSecond)));
+  const rawPerSecond = mean(progressRuns.raw.map((p) => p.perSecond));
+  const rawCpuPerUpdate = (sum(progressRuns.raw.map((p) => p.serverCpuMs)) * 1000) / sum(progressRuns.raw.map((p) => p.updates));
   const cpuPerUpdate = both((side) => (sum(progressRuns[side].map((p) => p.serverCpuMs)) * 1000) / sum(progressRuns[side].map((p) => p.updates)));
-  const capped = SIDES.filter((side) => progressRuns[side].some((p) => p.capped));
+  const capped = AWAITED_SIDES.filter((side) => progressRuns[side].some((p) => p.capped));
   const lost = both((side) => sum(openRuns[side].map((o) => o.created - o.completed + Object.values(o.createErrors).reduce((a, b) => a + b, 0))));
   const rate = open.rate;
   const perRound = <T extends object>(runs: T[]) => runs.map((run) => Object.fromEntries(Object.entries(run).map(([k, v]) => [k, typeof v === 'number' ? round(v, 3) : v])));
@@ -120,17 +128,20 @@ function figures(
       check(`jobs not completed or refused at ${rate}/s`, '', ...lost, { max: 0, text: '0' }),
       check(`awaited progress: one job, ${progress.updates.toLocaleString('en-US')} updates in turn`, 'updates/s', ...updatesPerSecond, { ratioMin: 1, text: '≥ 1.0 × BullMQ' }),
       check('server CPU per awaited progress update', 'µs', ...cpuPerUpdate),
+      check('awaited progress over bare socket.io (in the Switchboard column): the same requests acked by a server that does nothing else', 'updates/s', rawPerSecond, updatesPerSecond[1]),
+      check('server CPU per update, bare socket.io server (in the Switchboard column)', 'µs', rawCpuPerUpdate, cpuPerUpdate[1]),
     ],
     details: {
       durability: { hub: HUB_DURABILITY, bullmq: `Redis ${REDIS_DURABILITY}` },
       hub: { bulk: perRound(bulkRuns.hub), open: { completionAck: ack[0], rounds: openDetails('hub') }, progress: perRound(progressRuns.hub) },
       bullmq: { bulk: perRound(bulkRuns.bullmq), open: { completionAck: ack[1], rounds: openDetails('bullmq') }, progress: perRound(progressRuns.bullmq) },
+      raw: { progress: perRound(progressRuns.raw) },
     },
     notes: [
       `The hub at its defaults (durability: ${HUB_DURABILITY}) beside BullMQ on Debian's redis-server, started by the bench on a loopback port with \`--appendonly yes --appendfsync everysec --save ""\` (durability: ${REDIS_DURABILITY}). Both keep finished jobs. Each side's clients run in a generator process of their own: the SDK (a control client; agents by \`connectAgent\` at their default options, \`maxConcurrentTasks\` ${concurrency}), or BullMQ (a Queue; Worker instances, \`concurrency\` ${concurrency}). Ratios are hub / BullMQ.`,
       `Bulk lifecycle: ${bulk.jobs.toLocaleString('en-US')} jobs created ${bulk.chunk} at a time (the hub: \`createWorkOrders\` in one started workflow; BullMQ: \`addBulk\`), then ${workers} workers start (agents register their handler; Workers \`run()\`). The handler awaits progress twice (\`ctx.progress\`; \`job.updateProgress\`) and returns. Jobs/s run from the workers' start to the last completion acknowledged; server CPU (the hub's process; redis-server, read from /proc) over the same time.`,
       `Open loop: jobs created one at a time at ${rate}/s (\`createWorkOrder\`; \`queue.add\`) for ${open.durationMs / 1000} s after a ${open.warmupMs / 1000} s warm-up at the same rate, not counted; the workers as above, already running. Latency runs from each job's due time to its completion acknowledged to the worker: the agent's \`report\` event (the \`task.complete\` ack), the Worker's \`completed\` event (after \`moveToFinished\` returns).`,
-      `Awaited progress: one job whose handler awaits ${progress.updates.toLocaleString('en-US')} progress updates one after another (percentage and message); updates/s and server CPU from the first sent to the last acknowledged, stopped after ${progress.capMs / 1000} s if not all were sent.` +
+      `Awaited progress: one job whose handler awaits ${progress.updates.toLocaleString('en-US')} progress updates one after another (percentage and message); updates/s and server CPU from the first sent to the last acknowledged, stopped after ${progress.capMs / 1000} s if not all were sent. The same requests are also sent, in the same rounds, to the bench's bare socket.io server (raw-server.ts), which acks each with an envelope and does nothing else: the floor a hub on socket.io stands on.` +
         (capped.length ? ` **Stopped by that bound on ${capped.join(' and ')}**: the rate is over the updates sent.` : ''),
       `Each round in the JSON has its generator's event-loop delay and CPU probe (µs for a fixed piece of work, cpu-probe.ts): a round the machine slowed shows there.`,
       `${rounds} round${rounds === 1 ? '' : 's'} of each workload, alternating hub and BullMQ, after ${bulk.primeJobs.toLocaleString('en-US')} jobs run the bulk way on each side, not counted; rates are the mean of the rounds, CPU per job the total over the rounds.`,
