@@ -112,7 +112,9 @@ export async function runPlacement(ctx: BenchContext): Promise<ScenarioResult> {
   const [s, l] = [pools[0]!.toLocaleString('en-US'), pools[pools.length - 1]!.toLocaleString('en-US')];
   return {
     name: 'placement',
-    title: 'Placement',
+    title: '11. Placement',
+    subject: `${l} agents`,
+    against: `${s} agents`,
     checks: [
       check(`placement CPU per order (µs per lifecycle) at ${l} agents of one task type (raw column: at ${s})`, 'µs', large.cpuUs, small.cpuUs, {
         ratioMax: 1.5,
