@@ -213,7 +213,6 @@ export class AgentClient {
     const accept = carried ? setTimeout(() => void this.beat(), assignment.acceptMs / 2) : undefined;
     try {
       const outcome = await attempt.run(registration);
-      clearTimeout(accept);
       // The report asks for this agent's next offer in its reply, unless no more work is wanted here.
       if (outcome && !this.draining && !this.closed) outcome.payload.next = true;
       if (outcome?.event === 'task.fail') await this.report('task.fail', outcome.payload);
