@@ -1,9 +1,9 @@
-import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import type { Agent } from '../../shared/schemas/agent.ts';
 import type { ReportFormat } from '../../shared/schemas/report.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { renderReports } from './report.ts';
+import { yieldCpuToOthers } from '../worker-threads.ts';
 
 /** What the hub sends: pieces of a workflow's JSON, then what to render from it. */
 export type RenderJob =
@@ -25,16 +25,8 @@ export interface RenderedMeta {
 
 export type RenderResult = { job: number; ok: true; reports: RenderedMeta[] } | { job: number; ok: false; message: string };
 
-// Renders are background work: this thread yields the CPU to the hub's own (the writer, the
-// sockets) whenever both want it. On Linux a priority is per thread (0: the calling one); elsewhere
-// it would lower the whole hub, so it is left alone there.
-if (process.platform === 'linux') {
-  try {
-    setPriority(0, 19);
-  } catch {
-    // Not allowed here (a container without the capability): render at the hub's priority.
-  }
-}
+// Renders are background work: this thread yields the CPU to the hub's own (the writer, the sockets).
+yieldCpuToOthers();
 
 /** The workflow's UTF-8 bytes received so far, per job. */
 const pieces = new Map<number, Uint8Array[]>();

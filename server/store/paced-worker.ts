@@ -5,7 +5,7 @@
  */
 
 import { parentPort, workerData, type Worker } from 'node:worker_threads';
-import { startWorker } from '../worker-threads.ts';
+import { startWorker, yieldCpuToOthers } from '../worker-threads.ts';
 
 /** A job for a paced worker; `paced`: with a bounded share of a core. */
 export interface PacedJob {
@@ -136,6 +136,9 @@ class Pacer {
  * the job is not paced) after each step, and reports its result with the time paced away.
  */
 export function servePacedJobs<Job extends PacedJob, Result extends object>(work: (job: Job, onStep: (() => void) | undefined) => Promise<Result>): void {
+  // Pacing holds the replay to a tenth of a core, but not the parse and the writing of a whole
+  // snapshot, nor the collections of this thread's heap: those yield to the hub whenever both want the CPU.
+  yieldCpuToOthers();
   const { hurry } = workerData as { hurry: Int32Array };
   parentPort?.on('message', (job: Job) => {
     const pacer = job.paced ? new Pacer(hurry) : undefined;
