@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .attempt import Attempt
+from .closing import ClosesOnExit
 from .connection import Connection
 from .errors import HubError
 from .heartbeat import Heartbeat
@@ -32,7 +33,7 @@ class TaskReport:
     code: str | None = None
 
 
-class AgentClient:
+class AgentClient(ClosesOnExit):
     """An agent: handlers by task type; reconnects and registers again, keeping the work it runs."""
 
     def __init__(self, connection: Connection, *, agent_id: str, agent_type: str, capabilities: list[str] | None = None,
@@ -151,12 +152,6 @@ class AgentClient:
     async def wait_closed(self) -> None:
         """Waits until close() (or the hub closed this agent for good): `await agent.wait_closed()` serves until then."""
         await self._closed.wait()
-
-    async def __aenter__(self) -> AgentClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def _on_assignment(self, assignment: dict[str, Any]) -> dict[str, Any]:
         # No await before the answer: python-socketio sends the return value as the ack.

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from .closing import ClosesOnExit
 from .connection import Connection
 from .paging import pages
 from .payloads import fields
 from .workflow import JSON, Workflow
 
 
-class ControlClient:
+class ControlClient(ClosesOnExit):
     """Creates workflows and reads the agent pool; `workflow(id)` is a handle on an existing workflow."""
 
     def __init__(self, connection: Connection) -> None:
@@ -70,12 +71,6 @@ class ControlClient:
     async def close(self) -> None:
         """Disconnects."""
         await self.connection.close()
-
-    async def __aenter__(self) -> ControlClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
 
 async def connect_control(url: str, token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> ControlClient:

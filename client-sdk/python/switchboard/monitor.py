@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .closing import ClosesOnExit
 from .connection import Connection
 from .errors import HubError
 from .listeners import Listeners
@@ -21,7 +22,7 @@ def _is_view(name: str) -> bool:
     return "/" in name
 
 
-class MonitorClient:
+class MonitorClient(ClosesOnExit):
     """Mirrors documents (a workflow, `@agents`, a view); resumes each from the version it holds after a resync or reconnect."""
 
     def __init__(self, connection: Connection) -> None:
@@ -89,12 +90,6 @@ class MonitorClient:
     async def close(self) -> None:
         """Disconnects."""
         await self.connection.close()
-
-    async def __aenter__(self) -> MonitorClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def _on_reconnect(self) -> None:
         self.connection.spawn(self._resync_until_done())

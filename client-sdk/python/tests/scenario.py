@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hub import TOKENS, Hub
-from switchboard import AgentClient, ControlClient, MonitorClient, connect_agent, connect_control, connect_monitor
+from switchboard import AgentClient, ControlClient, Mirror, MonitorClient, Workflow, connect_agent, connect_control, connect_monitor
 
 _names = itertools.count(1)
 #: Clients a scenario opened; the test runner closes them when it ends, however it ends.
@@ -31,6 +31,13 @@ async def clients(hub: Hub) -> tuple[ControlClient, MonitorClient]:
     control, monitor = await connect_control(hub.url, TOKENS["admin"]), await connect_monitor(hub.url, TOKENS["monitor"])
     _opened.extend([control, monitor])
     return control, monitor
+
+
+async def started(control: ControlClient, monitor: MonitorClient, user_query: str) -> tuple[Workflow, Mirror]:
+    """A new started workflow, and the monitor's mirror of it."""
+    wf = await control.create_workflow(user_query)
+    await wf.start()
+    return wf, await monitor.subscribe(wf.id)
 
 
 async def agent(hub: Hub, task_type: str, **options: Any) -> AgentClient:

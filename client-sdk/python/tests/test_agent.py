@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from hub import Hub
-from scenario import agent, clients, unique
+from scenario import agent, clients, started, unique
 from switchboard import AgentClient, NonRetryableError, Task, TaskContext, TaskReport, TaskResult
 
 
@@ -25,9 +25,7 @@ async def test_an_agent_completes_work_with_its_result_outputs_and_progress(hub:
         return TaskResult({"rows": task.input["rows"]}, outputs=[{"id": f"{task.work_order_id}-clean", "path": "s3://lake/clean.csv"}])
 
     await worker.ready()
-    wf = await control.create_workflow("clean some rows")
-    await wf.start()
-    mirror = await monitor.subscribe(wf.id)
+    wf, mirror = await started(control, monitor, "clean some rows")
     order = await wf.create_work_order(kind, id="o1", input={"rows": 3}, requirements=["csv"])
     done = await mirror.until(lambda state, _: state["workOrders"]["o1"]["state"] == "completed")
     finished = done["workOrders"]["o1"]
@@ -52,9 +50,7 @@ async def test_a_failed_attempt_is_retried_with_the_checkpoint_it_saved(hub: Hub
         return {"epochs": 10}
 
     await worker.ready()
-    wf = await control.create_workflow("train a model")
-    await wf.start()
-    mirror = await monitor.subscribe(wf.id)
+    wf, mirror = await started(control, monitor, "train a model")
     await wf.create_work_order(kind, id="train", max_attempts=3)
     state = await mirror.until(lambda s, _: s["workOrders"]["train"]["state"] == "completed")
     order = state["workOrders"]["train"]
@@ -73,9 +69,7 @@ async def test_a_non_retryable_error_fails_the_order_for_good(hub: Hub) -> None:
         raise NonRetryableError("bad input")
 
     await worker.ready()
-    wf = await control.create_workflow("parse")
-    await wf.start()
-    mirror = await monitor.subscribe(wf.id)
+    wf, mirror = await started(control, monitor, "parse")
     await wf.create_work_order(kind, id="parse", max_attempts=3)
     state = await mirror.until(lambda s, _: s["workOrders"]["parse"]["state"] == "failed")
     assert state["workOrders"]["parse"]["attempts"] == 1
@@ -122,9 +116,7 @@ async def test_a_long_blocking_handler_keeps_its_lease_through_heartbeats(hub: H
         return "rendered"
 
     await worker.ready()
-    wf = await control.create_workflow("render")
-    await wf.start()
-    mirror = await monitor.subscribe(wf.id)
+    wf, mirror = await started(control, monitor, "render")
     await wf.create_work_order(kind, id="render", timeouts={"lease_ms": 500})
     state = await mirror.until(lambda s, _: s["workOrders"]["render"]["state"] in ("completed", "failed"))
     order = state["workOrders"]["render"]
