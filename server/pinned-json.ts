@@ -85,6 +85,8 @@ function inSlices(pinned: PinnedDoc, chunkBytes: number, next: () => string | un
         heldBytes += bytes.length;
       };
       const slice = new TimeSlice();
+      // A pin aborted before its first read (a rollback since it was taken) no longer describes its version either.
+      if (pinned.aborted) throw new HubError('UNAVAILABLE', `${pinned.aborted}; read again`);
       for (let piece = next(); piece !== undefined; piece = next()) {
         pieces.push(piece);
         length += piece.length;

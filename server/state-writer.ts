@@ -4,10 +4,11 @@ import { HubError } from '../shared/errors.ts';
 import { applyCommand, type Command, type CommandReply, type CommandType } from './domain/machinery/commands.ts';
 import type { DomainSettings } from './domain/machinery/context.ts';
 import type { Effect } from './domain/machinery/effects.ts';
-import { emptyState, smallerThan, stateFromDocs, storedDocs, type DocKey, type HubState, type StoredDoc } from './domain/machinery/state.ts';
+import { docKeys, emptyState, smallerThan, stateFromDocs, storedDocs, versionOf, type DocKey, type HubState, type StoredDoc } from './domain/machinery/state.ts';
 import { copyJson, Transaction } from './domain/machinery/transaction.ts';
 import { encodeRecords, type JournalRecord } from './store/records.ts';
-import type { CurrentDocs, Store } from './store/store.ts';
+import type { CurrentDocs, PinnedDocs, Store } from './store/store.ts';
+import { pinnedJson } from './pinned-json.ts';
 import { replayChanges } from './domain/machinery/replay.ts';
 
 /** What a committed batch tells listeners: its records (patches per document) and effects. */
@@ -111,6 +112,8 @@ export class StateWriter {
   private readonly idSource = (prefix: string) => this.newId(prefix);
   private randomPool = Buffer.alloc(0);
   private randomOffset = 0;
+  /** Documents changed since the last pinned snapshot took them: the next one serialises these and may copy the rest. */
+  private readonly changedDocs = new Set<DocKey>();
 
   private constructor(options: StateWriterOptions) {
     this.store = options.store;
@@ -260,7 +263,8 @@ export class StateWriter {
     this.closed = true;
     await this.mutex.runExclusive(() => undefined);
     await this.settle();
-    await this.store.close(this.currentDocs());
+    // Nobody is served any more: serialising every document at once beats replaying the journal, however big.
+    await this.store.close({ seq: this.seq, docs: storedDocs(this.state) });
   }
 
   private apply<K extends CommandType>(command: Command<K>): { reply: CommandReply<K>; batch: Batch | undefined } {
@@ -281,6 +285,7 @@ export class StateWriter {
     if (tx.empty && tx.effects.length === 0) return { reply, batch: undefined };
     const batch = (this.current ??= new Batch());
     if (!tx.empty) {
+      for (const doc of tx.changes.keys()) this.changedDocs.add(doc);
       const changes = [...tx.changes].map(([doc, ops]) => ({ doc, v: tx.version(doc), ops }));
       batch.records.push({ seq: ++this.seq, at: now, changes });
     }
@@ -312,10 +317,16 @@ export class StateWriter {
       while (this.current) {
         const batch = this.current;
         this.current = undefined;
+        // Memory is now what the journal holds once this batch is written: the moment to pin a due snapshot's documents.
+        const pinned = this.pinForSnapshot();
         const started = performance.now();
         try {
           if (batch.records.length > 0) await this.store.append(encodeRecords(batch.records), batch.records[0]!.seq);
         } catch (error) {
+          if (pinned) {
+            for (const part of pinned.docs) part.json?.release();
+            pinned.failed();
+          }
           this.rollBack(batch, error as Error);
           continue;
         }
@@ -324,12 +335,33 @@ export class StateWriter {
         const effects: Effect[] = [];
         for (const tx of batch.transactions) effects.push(...tx.effects);
         for (const listener of this.listeners) this.notify(() => listener({ records: batch.records, effects }), 'commit listener');
-        if (this.store.snapshotDue()) this.notify(() => this.store.startSnapshot(this.currentDocs()), 'snapshot');
+        // A snapshot that fell due with this write is pinned now if nothing else was applied meanwhile, else with the next batch.
+        const due = pinned ?? (this.current ? undefined : this.pinForSnapshot());
+        if (due) this.notify(() => this.store.startPinnedSnapshot!(due), 'snapshot');
+        else if (!this.store.startPinnedSnapshot && this.store.snapshotDue()) this.notify(() => this.store.startSnapshot(this.currentDocs()), 'snapshot');
       }
     } finally {
       // Whatever happens, the next change starts a new flush instead of waiting on this one forever.
       this.flushing = undefined;
     }
+  }
+
+  /**
+   * When a snapshot is due and the store takes pinned ones: every document, those changed since
+   * the snapshot on disk pinned at their version (their JSON is produced a slice at a time while
+   * the hub goes on), the others left for the store to copy.
+   */
+  private pinForSnapshot(): PinnedDocs | undefined {
+    if (!this.store.startPinnedSnapshot || !this.store.snapshotDue()) return undefined;
+    const serialised: DocKey[] = [];
+    const docs = docKeys(this.state).map((key) => {
+      const v = versionOf(this.state, key);
+      if (!this.changedDocs.has(key) && this.store.holdsDoc?.(key, v)) return { key, v, json: undefined };
+      serialised.push(key);
+      return { key, v, json: pinnedJson(this.state, key) };
+    });
+    this.changedDocs.clear();
+    return { seq: this.seq, docs, failed: () => serialised.forEach((key) => this.changedDocs.add(key)) };
   }
 
   /**

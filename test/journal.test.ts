@@ -196,7 +196,7 @@ describe('journal recovery', () => {
     writeFileSync(join(dir, segmentName(2)), encodeRecord(record(2, 2)));
     const store = new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
     expect((await store.open()).docs.get('wf1')).toEqual({ v: 2, doc: { n: 2 } });
-    expect(await readSnapshot(dir)).toMatchObject({ format: 2, segment: 2, seq: 2 });
+    expect(await readSnapshot(dir)).toMatchObject({ format: 3, segment: 2, seq: 2 });
     await store.close();
     expect((await recover(dir)).docs.get('wf1')).toEqual({ v: 2, doc: { n: 2 } });
   });
@@ -240,7 +240,7 @@ describe('embedded store', () => {
     expect(store.snapshotDue()).toBe(false);
     await store.append(encodeRecord(record(3, 3)));
     await store.snapshotSettled();
-    expect(await readSnapshot(dir)).toMatchObject({ format: 2, segment: 1, seq: 2, docs: [['wf1', { v: 2, doc: { n: 42 } }]] });
+    expect(await readSnapshot(dir)).toMatchObject({ format: 3, segment: 1, seq: 2, docs: [['wf1', { v: 2, doc: { n: 42 } }]] });
     expect(readdirSync(dir).filter((f) => f.endsWith('.journal'))).toEqual([segmentName(2)]);
     expect((await recover(dir)).docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
     await store.close();

@@ -67,44 +67,58 @@ describe('persistence', () => {
     expect(await again.workflow(wf.id).get()).toEqual(before);
   });
 
-  it.each([
-    ['small: written from memory', 0],
-    ['large: rebuilt from the journal', 2_000],
-  ])('recovers from snapshots taken in the background (%s) plus the journal written after them', async (_, orders) => {
+  it('recovers from snapshots taken in the background, which copy the documents that did not change, plus the journal after them', async () => {
     const dataDir = tempDir();
     const store = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 2048, onWarning: (m) => expect.fail(m) });
-    // Which way each background snapshot was taken: with the hub's documents, or by replay.
-    const fromMemory: boolean[] = [];
-    const start = store.startSnapshot.bind(store);
-    store.startSnapshot = (current) => {
-      fromMemory.push(current !== undefined);
-      start(current);
+    // Per background snapshot: the documents it serialised and those it copied from the one before.
+    const taken: Array<{ serialised: string[]; copied: string[] }> = [];
+    const start = store.startPinnedSnapshot.bind(store);
+    store.startPinnedSnapshot = (pinned) => {
+      taken.push({ serialised: pinned.docs.filter((d) => d.json).map((d) => d.key), copied: pinned.docs.filter((d) => !d.json).map((d) => d.key) });
+      start(pinned);
     };
     const first = await startHub({ dataDir }, { store });
     const client = await control(first);
-    const workflows = [];
-    if (orders > 0) {
-      const many = await client.createWorkflow({ userQuery: 'many orders' });
-      for (let done = 0; done < orders; done += 400) await many.createWorkOrders(Array.from({ length: 400 }, (_, i) => ({ taskType: 'idle', description: `order ${done + i}` })));
-      workflows.push(many);
-      // The snapshots taken while it was small are done: every one from here on sees the large state.
+    const many = await client.createWorkflow({ userQuery: 'many orders' });
+    for (let done = 0; done < 2_000; done += 400) await many.createWorkOrders(Array.from({ length: 400 }, (_, i) => ({ id: `o${done + i}`, taskType: 'idle', description: `order ${done + i}` })));
+    const workflows = [many];
+    // Each snapshot written before the next falls due, so that every later one finds the one before on disk.
+    const settled = async () => {
       await first.settle();
       await store.snapshotSettled();
+    };
+    await settled();
+    for (let n = 0; n < 4; n++) {
+      workflows.push(await busyWorkflow(client, n));
+      await settled();
     }
-    for (let n = 0; n < 8; n++) workflows.push(await busyWorkflow(client, n));
-    await first.settle();
-    await store.snapshotSettled();
-    // Taken while the hub served, not only when it closed; from memory only while the state was small.
-    expect((await readSnapshot(dataDir))?.seq).toBeGreaterThan(0);
-    expect(fromMemory.at(-1)).toBe(orders === 0);
+    // The big workflow changes once more after snapshots copied it, and later ones must not copy the old text.
+    const copiedBefore = taken.filter((t) => t.copied.includes(many.id)).length;
+    const beforeCancel = taken.length;
+    await many.cancelWorkOrder('o7');
+    for (let n = 4; n < 8; n++) {
+      workflows.push(await busyWorkflow(client, n));
+      await settled();
+    }
+    expect(copiedBefore).toBeGreaterThan(0);
+    // The first snapshot after the change serialised it again; the ones after that copied it.
+    const later = taken.slice(beforeCancel);
+    expect(later[0]?.serialised).toContain(many.id);
+    expect(later.slice(1).some((t) => t.copied.includes(many.id))).toBe(true);
+    const snapshot = await readSnapshot(dataDir);
+    expect(snapshot).toMatchObject({ format: 3 });
+    expect(snapshot!.seq).toBeGreaterThan(0);
+
+    // The directory as a crash would leave it now: the last background snapshot and the journal after it.
+    const copy = tempDir();
+    for (const name of readdirSync(dataDir)) if (name !== LOCK_FILE) cpSync(join(dataDir, name), join(copy, name), { recursive: true });
     const before = await Promise.all(workflows.map((w) => w.get()));
     client.close();
     await first.close();
-    expect(readdirSync(dataDir).filter((f) => f.endsWith('.journal'))).toEqual([]);
-
-    const second = await startHub({ dataDir });
+    const second = await startHub({ dataDir: copy });
     const again = await control(second);
     expect(await Promise.all(workflows.map((w) => again.workflow(w.id).get()))).toEqual(before);
+    expect((await again.workflow(many.id).get()).workOrders['o7']?.state).toBe('cancelled');
   });
 
   it('releases the data directory when start-up fails, and takes over a lock no live hub holds', async () => {

@@ -1,7 +1,12 @@
+import { cpSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedStore } from '../server/index.ts';
+import { LOCK_FILE } from '../server/store/lock.ts';
+import type { PinnedDocs } from '../server/store/store.ts';
 import { agent, control, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
+import { deferred } from './helpers/wait.ts';
 import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
 
 /** The embedded store, with a switch that makes the next writes fail as a full disk would. */
@@ -69,5 +74,60 @@ describe('a failed journal write', () => {
     expect(received).toEqual(['accepted']);
     expect((await client.getAgent('w')).load).toBe(0);
     expect(await codeOf(wf.getWorkOrder('refused'))).toBe('NOT_FOUND');
+  });
+});
+
+describe('a failed journal write during a snapshot', () => {
+  it('gives up the snapshot being written, keeping the journal, and the next one holds every acknowledged change', async () => {
+    const dataDir = tempDir();
+    const warnings: string[] = [];
+    /** Holds the JSON of the documents the first snapshot serialises until `release` is called. */
+    class HeldSnapshots extends FailingStore {
+      private readonly gate = deferred();
+      readonly started = deferred();
+      taken = 0;
+      release = () => this.gate.resolve();
+      override startPinnedSnapshot = (pinned: PinnedDocs) => {
+        const gate = this.gate.promise;
+        const held = (chunks: AsyncIterable<Buffer>) =>
+          (async function* () {
+            await gate;
+            yield* chunks;
+          })();
+        this.taken++;
+        this.started.resolve();
+        this.inner.startPinnedSnapshot!({ ...pinned, docs: pinned.docs.map((d) => (d.json ? { ...d, json: { chunks: held(d.json.chunks), release: d.json.release } } : d)) });
+      };
+    }
+    const embedded = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 4096, onWarning: (m) => warnings.push(m) });
+    const store = new HeldSnapshots(embedded);
+    const hub = await startHub({ dataDir }, { store });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'snapshot under a full disk' });
+    await wf.createWorkOrders(Array.from({ length: 100 }, (_, i) => ({ id: `o${i}`, taskType: 'later', description: 'x'.repeat(40) })));
+    await store.started.promise;
+
+    store.failing = true;
+    expect(await codeOf(wf.updateProgress('loading', 50))).toBe('UNAVAILABLE');
+    store.failing = false;
+    store.release();
+    await hub.settle();
+    await embedded.snapshotSettled();
+    expect(warnings).toEqual([expect.stringMatching(/^snapshot failed, the journal is kept: .*rolled back/)]);
+
+    // The next snapshot serialises the workflow again; the directory as a crash leaves it then holds every acknowledged change.
+    await wf.cancelWorkOrder('o3');
+    for (let i = 0; store.taken < 2; i++) await wf.updateProgress('loading', 60 + (i % 40));
+    await hub.settle();
+    await embedded.snapshotSettled();
+    expect(warnings).toHaveLength(1);
+    const before = await wf.get();
+    const copy = tempDir();
+    for (const name of readdirSync(dataDir)) if (name !== LOCK_FILE) cpSync(join(dataDir, name), join(copy, name), { recursive: true });
+    client.close();
+    await hub.close();
+    const again = await startHub({ dataDir: copy });
+    expect(await (await control(again)).workflow(wf.id).get()).toEqual(before);
+    expect(before.workOrders['o3']?.state).toBe('cancelled');
   });
 });

@@ -7,8 +7,9 @@ import { Journal, listSegments, segmentName } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import { writeManifest } from './manifest.ts';
 import { recover, type Recovered } from './recovery.ts';
-import { replaceSnapshot, SNAPSHOT_FILE, snapshotOnDisk, snapshotText } from './snapshot.ts';
-import type { CurrentDocs, SnapshotEvent, Store } from './store.ts';
+import { replaceSnapshot, SNAPSHOT_FILE, snapshotOnDisk, snapshotText, type SnapshotIndex } from './snapshot.ts';
+import { writeSnapshot } from './snapshot-writer.ts';
+import type { CurrentDocs, PinnedDocs, SnapshotEvent, Store } from './store.ts';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
@@ -41,6 +42,8 @@ export class EmbeddedStore implements Store {
   private readonly compactor = new CompactionWorker();
   /** The append being written; the journal may not rotate under it. */
   private writing: Promise<void> | undefined;
+  /** Where each document lies in the snapshot on disk, when this store wrote it (a pinned snapshot copies from there). */
+  private index: SnapshotIndex | undefined;
 
   constructor(private readonly options: EmbeddedStoreOptions) {}
 
@@ -64,6 +67,7 @@ export class EmbeddedStore implements Store {
         const next = snapshotText({ segment: recovered.lastSegment, seq: recovered.seq, docs: [...recovered.docs] });
         await replaceSnapshot(dir, next);
         snapshot = next.ref;
+        this.index = next.index;
       }
       const current = this.journal.currentSegment;
       await writeManifest(dir, { format: 1, snapshots: [snapshot], segment: current });
@@ -100,6 +104,36 @@ export class EmbeddedStore implements Store {
     void this.compact(true, current);
   }
 
+  holdsDoc(key: string, v: number): boolean {
+    return this.index?.get(key)?.v === v;
+  }
+
+  /** Starts a snapshot from pinned documents, copying from the snapshot on disk those it holds unchanged. */
+  startPinnedSnapshot(pinned: PinnedDocs): void {
+    const journal = this.requireJournal();
+    if (this.compaction || this.writing || journal.size === 0) {
+      for (const part of pinned.docs) part.json?.release();
+      pinned.failed();
+      return;
+    }
+    const started = performance.now();
+    this.options.onSnapshot?.({ phase: 'started', from: 'memory', journalBytes: journal.size });
+    const upto = journal.rotate();
+    const copied = pinned.docs.filter((part) => !part.json).length;
+    this.compaction = writeSnapshot(this.options.dataDir, upto, pinned.seq, pinned.docs, this.index)
+      .then(
+        ({ index, bytes }) => {
+          this.index = index;
+          this.options.onSnapshot?.({ phase: 'finished', from: 'memory', seq: pinned.seq, docs: pinned.docs.length, copied, bytes, ms: performance.now() - started });
+        },
+        (error: Error) => {
+          pinned.failed();
+          this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`);
+        },
+      )
+      .finally(() => (this.compaction = undefined));
+  }
+
   /** Folds the journal into a new snapshot at full speed, after any in progress. */
   snapshot(): Promise<void> {
     return this.compact(false);
@@ -126,9 +160,14 @@ export class EmbeddedStore implements Store {
     this.options.onSnapshot?.({ phase: 'started', from, journalBytes: journal.size });
     const upto = journal.rotate();
     const dir = this.options.dataDir;
-    const job = current
-      ? replaceSnapshot(dir, snapshotText({ segment: upto, seq: current.seq, docs: current.docs })).then(() => ({ seq: current.seq, docs: current.docs.length }))
-      : this.compactor.compact(dir, upto, paced);
+    // The file is about to be replaced: until the new one is known, nothing may be copied from it.
+    this.index = undefined;
+    const write = async ({ text, ref, index }: ReturnType<typeof snapshotText>) => {
+      await replaceSnapshot(dir, { text, ref });
+      this.index = index;
+      return { seq: ref.seq, docs: index.size };
+    };
+    const job = current ? write(snapshotText({ segment: upto, seq: current.seq, docs: current.docs })) : this.compactor.compact(dir, upto, paced);
     this.compaction = job
       .then(
         ({ seq, docs }) => this.options.onSnapshot?.({ phase: 'finished', from, seq, docs, bytes: sizeOf(join(dir, SNAPSHOT_FILE)), ms: performance.now() - started }),

@@ -38,7 +38,7 @@ function checkSnapshot(dir: string, manifest: Manifest | undefined, snapshot: Sn
   const file = join(dir, SNAPSHOT_FILE);
   if (!manifest) {
     // A directory of a hub from before manifests: only its snapshots are of the first format.
-    if (snapshot?.format === 2) throw new HubError('INTERNAL', `${join(dir, MANIFEST_FILE)} is missing while ${file} exists; refusing to start from a snapshot nothing vouches for`);
+    if (snapshot && snapshot.format !== 1) throw new HubError('INTERNAL', `${join(dir, MANIFEST_FILE)} is missing while ${file} exists; refusing to start from a snapshot nothing vouches for`);
     return snapshot?.ref ?? null;
   }
   const ref = snapshot?.ref ?? null;

@@ -19,22 +19,44 @@ export interface SnapshotContents {
   docs: Array<[DocKey, StoredDoc]>;
 }
 
-/** A snapshot read from disk, with the reference that names it. Format 1 (before checksums) is still read. */
+/** A snapshot read from disk, with the reference that names it. Formats 1 (before checksums) and 2 (one line) are still read. */
 export interface Snapshot extends SnapshotContents {
-  format: 1 | 2;
+  format: 1 | 2 | 3;
   ref: SnapshotRef;
 }
+
+/** Where one document's entry lies in a snapshot file (bytes [start, end)), and its version there. */
+export interface DocSpan {
+  v: number;
+  start: number;
+  end: number;
+}
+
+/** The entries of a snapshot file by document: what a later snapshot may copy instead of serialising again. */
+export type SnapshotIndex = Map<DocKey, DocSpan>;
 
 export const SNAPSHOT_FILE = 'snapshot.json';
 
 /**
  * The file is one JSON object whose first member is the SHA-256 of everything after that member:
- * `{"sha256":"<64 hex>",` then `"format":2,"segment":…,"seq":…,"docs":[…]}`. The checksum is
+ * `{"sha256":"<64 hex>",` then `"format":3,"segment":…,"seq":…,"docs":[…]}`. The checksum is
  * checked on the text as read, without serialising anything again, and the file stays plain JSON.
+ * Format 3 puts each document's entry, `["<key>",{"v":…,"doc":…}]`, on a line of its own (format 2
+ * is the same on one line), so that a later snapshot can copy the bytes of a document that has not
+ * changed instead of serialising it again.
  */
-const PREFIX = '{"sha256":"';
-const BODY_START = PREFIX.length + 64 + 2;
-const HEADER = /^\{"sha256":"([0-9a-f]{64})","format":2,"segment":(\d+),"seq":(\d+),/;
+export const PREFIX = '{"sha256":"';
+export const BODY_START = PREFIX.length + 64 + 2;
+const HEADER = /^\{"sha256":"([0-9a-f]{64})","format":[23],"segment":(\d+),"seq":(\d+),/;
+
+/** The body up to the first entry's separator. */
+export const bodyHead = (segment: number, seq: number) => `"format":3,"segment":${segment},"seq":${seq},"docs":[`;
+/** What goes before entry `i`: each starts a line. */
+export const entrySeparator = (i: number) => (i === 0 ? '\n' : ',\n');
+/** An entry up to its document's JSON, which ENTRY_END follows. */
+export const entryHead = (key: DocKey, v: number) => `[${JSON.stringify(key)},{"v":${v},"doc":`;
+export const ENTRY_END = '}]';
+export const BODY_END = '\n]}';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -49,12 +71,12 @@ export function parseSnapshot(text: string, file: string): Snapshot {
   if (typeof parsed !== 'object' || parsed === null || !Array.isArray(parsed.docs) || !Number.isSafeInteger(parsed.segment) || !Number.isSafeInteger(parsed.seq)) {
     throw new HubError('INTERNAL', `snapshot ${file} has an unknown format`);
   }
-  if (parsed.format === 2) {
+  if (parsed.format === 2 || parsed.format === 3) {
     const sha = text.startsWith(PREFIX) ? text.slice(PREFIX.length, PREFIX.length + 64) : '';
     if (sha !== parsed.sha256 || sha256(text.slice(BODY_START)) !== sha) {
       throw new HubError('INTERNAL', `snapshot ${file} does not match its checksum: it was edited or damaged; refusing to start with an altered state`);
     }
-    return { format: 2, segment: parsed.segment, seq: parsed.seq, docs: parsed.docs, ref: { segment: parsed.segment, seq: parsed.seq, sha256: sha } };
+    return { format: parsed.format, segment: parsed.segment, seq: parsed.seq, docs: parsed.docs, ref: { segment: parsed.segment, seq: parsed.seq, sha256: sha } };
   }
   if (parsed.format !== 1) throw new HubError('INTERNAL', `snapshot ${file} has an unknown format`);
   return { format: 1, segment: parsed.segment, seq: parsed.seq, docs: parsed.docs, ref: { segment: parsed.segment, seq: parsed.seq, sha256: sha256(text) } };
@@ -83,11 +105,23 @@ export async function snapshotOnDisk(dir: string): Promise<SnapshotRef | null> {
   return (await readSnapshot(dir))?.ref ?? null;
 }
 
-/** The text of a snapshot holding `contents`, and the reference that names it. */
-export function snapshotText(contents: SnapshotContents): { text: string; ref: SnapshotRef } {
-  const body = JSON.stringify({ format: 2, segment: contents.segment, seq: contents.seq, docs: contents.docs }).slice(1);
+/** The text of a snapshot holding `contents`, the reference that names it, and where each document's entry lies in it. */
+export function snapshotText(contents: SnapshotContents): { text: string; ref: SnapshotRef; index: SnapshotIndex } {
+  const index: SnapshotIndex = new Map();
+  const parts = [bodyHead(contents.segment, contents.seq)];
+  let at = BODY_START + Buffer.byteLength(parts[0]!);
+  contents.docs.forEach(([key, stored], i) => {
+    const entry = entryHead(key, stored.v) + JSON.stringify(stored.doc) + ENTRY_END;
+    parts.push(entrySeparator(i), entry);
+    at += entrySeparator(i).length;
+    const bytes = Buffer.byteLength(entry);
+    index.set(key, { v: stored.v, start: at, end: at + bytes });
+    at += bytes;
+  });
+  parts.push(BODY_END);
+  const body = parts.join('');
   const sha = sha256(body);
-  return { text: `${PREFIX}${sha}",${body}`, ref: { segment: contents.segment, seq: contents.seq, sha256: sha } };
+  return { text: `${PREFIX}${sha}",${body}`, ref: { segment: contents.segment, seq: contents.seq, sha256: sha }, index };
 }
 
 /**
@@ -95,9 +129,14 @@ export function snapshotText(contents: SnapshotContents): { text: string; ref: S
  * snapshot beside the one on disk first, so a crash at any step leaves a directory it describes.
  */
 export async function replaceSnapshot(dir: string, snapshot: { text: string; ref: SnapshotRef }): Promise<void> {
+  await installSnapshot(dir, snapshot.ref, () => syncedWrite(dir, SNAPSHOT_FILE, snapshot.text));
+}
+
+/** replaceSnapshot's steps around `put`, which puts the snapshot named `ref` in place, atomically and flushed. */
+export async function installSnapshot(dir: string, ref: SnapshotRef, put: () => Promise<void>): Promise<void> {
   const onDisk = await snapshotOnDisk(dir);
-  const snapshots = sameSnapshot(onDisk, snapshot.ref) ? [snapshot.ref] : [snapshot.ref, onDisk];
-  await writeManifest(dir, { format: 1, snapshots, segment: snapshot.ref.segment + 1 });
-  await syncedWrite(dir, SNAPSHOT_FILE, snapshot.text);
-  dropSegments(dir, snapshot.ref.segment);
+  const snapshots = sameSnapshot(onDisk, ref) ? [ref] : [ref, onDisk];
+  await writeManifest(dir, { format: 1, snapshots, segment: ref.segment + 1 });
+  await put();
+  dropSegments(dir, ref.segment);
 }

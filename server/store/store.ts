@@ -1,6 +1,7 @@
 import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import type { WorkflowArchive } from './archive.ts';
 import type { Recovered } from './recovery.ts';
+import type { SnapshotPart } from './snapshot-writer.ts';
 
 /** Every document as the journal holds it, and the sequence number of the last record written. */
 export interface CurrentDocs {
@@ -8,10 +9,32 @@ export interface CurrentDocs {
   docs: Array<[DocKey, StoredDoc]>;
 }
 
+/**
+ * Every document at record `seq`, for a snapshot written over many turns while the hub goes on:
+ * each with its JSON at its version (pinned: see pinned-json.ts), or without, where the store said
+ * it holds that version already (`holdsDoc`).
+ */
+export interface PinnedDocs {
+  seq: number;
+  docs: SnapshotPart[];
+  /** Told when the snapshot could not be written: the documents it serialised count as changed again. */
+  failed(): void;
+}
+
 /** What a store tells about a snapshot it takes (for the hub's log); a failure is a warning instead. */
 export type SnapshotEvent =
   | { phase: 'started'; from: 'memory' | 'journal'; /** The journal it folds in. */ journalBytes: number }
-  | { phase: 'finished'; from: 'memory' | 'journal'; seq: number; docs: number; /** When known. */ bytes?: number | undefined; ms: number };
+  | {
+      phase: 'finished';
+      from: 'memory' | 'journal';
+      seq: number;
+      docs: number;
+      /** Of those, how many were copied unchanged from the previous snapshot (pinned snapshots). */
+      copied?: number;
+      /** When known. */
+      bytes?: number | undefined;
+      ms: number;
+    };
 
 /**
  * Where the hub keeps its state. The embedded store (journal plus lowdb snapshot) implements it;
@@ -35,6 +58,17 @@ export interface Store {
    * The hub calls it after a write while `snapshotDue()`; a store that is busy may do nothing.
    */
   startSnapshot(current?: CurrentDocs): void;
+  /**
+   * Whether the snapshot on disk holds document `key` at version `v`, so that a pinned snapshot
+   * may copy it. A store without this takes no pinned snapshots.
+   */
+  holdsDoc?: ((key: DocKey, v: number) => boolean) | undefined;
+  /**
+   * Starts a snapshot written from `pinned` (the documents as the journal will hold them once the
+   * write under way is done, which the hub has awaited before calling this). Like startSnapshot,
+   * called while `snapshotDue()`; a store that is busy lets the documents go and does nothing.
+   */
+  startPinnedSnapshot?: ((pinned: PinnedDocs) => void) | undefined;
   /** Folds the journal into a new snapshot now, waiting for it. */
   snapshot(): Promise<void>;
   /**

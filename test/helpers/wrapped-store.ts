@@ -3,7 +3,13 @@ import type { CurrentDocs } from '../../server/store/store.ts';
 
 /** A store that does what `inner` does; tests extend it to change one part (a write that fails, or waits). */
 export class WrappedStore implements Store {
-  constructor(protected readonly inner: Store) {}
+  // Only when the inner store takes pinned snapshots: the hub asks whether these exist.
+  holdsDoc?: Store['holdsDoc'];
+  startPinnedSnapshot?: Store['startPinnedSnapshot'];
+  constructor(protected readonly inner: Store) {
+    if (inner.holdsDoc) this.holdsDoc = (key, v) => inner.holdsDoc!(key, v);
+    if (inner.startPinnedSnapshot) this.startPinnedSnapshot = (pinned) => inner.startPinnedSnapshot!(pinned);
+  }
   get archive() {
     return this.inner.archive;
   }
