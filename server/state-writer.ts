@@ -131,6 +131,7 @@ export class StateWriter {
     writer.state = stateFromDocs(recovered.docs, writer.now(), options.settings.agingMs);
     writer.state.archived = options.store.archive;
     writer.seq = recovered.seq;
+    for (const key of recovered.changedSinceSnapshot ?? []) writer.changedDocs.add(key);
     if (options.follower) writer.role = 'follower';
     else await writer.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });
     return writer;

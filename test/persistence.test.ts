@@ -121,6 +121,54 @@ describe('persistence', () => {
     expect((await again.workflow(many.id).get()).workOrders['o7']?.state).toBe('cancelled');
   });
 
+  it('after a restart, the first snapshot copies the workflows that neither the hub nor the journal it replayed changed', async () => {
+    const dataDir = tempDir();
+    const quiet = (dir: string) => new EmbeddedStore({ dataDir: dir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: (m) => expect.fail(m) });
+    const first = await startHub({ dataDir }, { store: quiet(dataDir) });
+    let client = await control(first);
+    const many = await client.createWorkflow({ userQuery: 'many orders' });
+    await many.createWorkOrders(Array.from({ length: 400 }, (_, i) => ({ id: `o${i}`, taskType: 'idle', description: `order ${i}` })));
+    const other = await busyWorkflow(client, 0);
+    client.close();
+    await first.close();
+
+    // A change the journal holds after that snapshot, in the directory as a crash leaves it.
+    const second = await startHub({ dataDir }, { store: quiet(dataDir) });
+    client = await control(second);
+    await client.workflow(many.id).cancelWorkOrder('o5');
+    await second.settle();
+    const crashed = tempDir();
+    for (const name of readdirSync(dataDir)) if (name !== LOCK_FILE) cpSync(join(dataDir, name), join(crashed, name), { recursive: true });
+    client.close();
+    await second.close();
+
+    const store = new EmbeddedStore({ dataDir: crashed, fsync: false, snapshotAfterBytes: 2048, onWarning: (m) => expect.fail(m) });
+    const taken: Array<{ serialised: string[]; copied: string[] }> = [];
+    const start = store.startPinnedSnapshot.bind(store);
+    store.startPinnedSnapshot = (pinned) => {
+      taken.push({ serialised: pinned.docs.filter((d) => d.json).map((d) => d.key), copied: pinned.docs.filter((d) => !d.json).map((d) => d.key) });
+      start(pinned);
+    };
+    const third = await startHub({ dataDir: crashed }, { store });
+    client = await control(third);
+    const workflows = [client.workflow(many.id), client.workflow(other.id)];
+    while (taken.length === 0) workflows.push(await busyWorkflow(client, workflows.length));
+    await third.settle();
+    await store.snapshotSettled();
+    expect(taken[0]!.serialised).toContain(many.id);
+    expect(taken[0]!.copied).toEqual([other.id]);
+
+    const copy = tempDir();
+    for (const name of readdirSync(crashed)) if (name !== LOCK_FILE) cpSync(join(crashed, name), join(copy, name), { recursive: true });
+    const before = await Promise.all(workflows.map((w) => w.get()));
+    client.close();
+    await third.close();
+    const fourth = await startHub({ dataDir: copy });
+    const again = await control(fourth);
+    expect(await Promise.all(workflows.map((w) => again.workflow(w.id).get()))).toEqual(before);
+    expect(before[0]!.workOrders['o5']?.state).toBe('cancelled');
+  });
+
   it('releases the data directory when start-up fails, and takes over a lock no live hub holds', async () => {
     const dataDir = tempDir();
     const first = await startHub();

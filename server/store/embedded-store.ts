@@ -61,6 +61,7 @@ export class EmbeddedStore implements Store {
       const recovered = await recover(dir, { truncateDamaged: this.options.truncateDamagedJournal ?? false });
       for (const warning of recovered.warnings) this.options.onWarning(warning);
       this.journal = Journal.create(dir, recovered.lastSegment, this.options.fsync);
+      this.index = recovered.snapshotIndex;
       let snapshot = recovered.snapshot;
       if (recovered.oldSnapshot) {
         // A snapshot without a checksum (written before manifests) is replaced by one with it.

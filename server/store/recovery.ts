@@ -5,12 +5,14 @@ import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import { linesFrom, listSegments, readSegment, segmentName, type Damage } from './journal.ts';
 import { MANIFEST_FILE, readManifest, sameSnapshot, type Manifest, type SnapshotRef } from './manifest.ts';
 import { replayRecord } from './records.ts';
-import { readSnapshot, replaceSnapshot, snapshotText, SNAPSHOT_FILE, type Snapshot } from './snapshot.ts';
+import { readSnapshot, replaceSnapshot, snapshotText, SNAPSHOT_FILE, type Snapshot, type SnapshotIndex } from './snapshot.ts';
 
 /** The documents rebuilt from disk, and where the journal stands. */
 export interface Recovered {
   docs: Map<DocKey, StoredDoc>;
   seq: number;
+  /** The documents the journal changed after the snapshot (its records replayed). */
+  changedSinceSnapshot?: ReadonlySet<DocKey>;
   /** The highest segment number seen (new appends go to the next one). */
   lastSegment: number;
   warnings: string[];
@@ -22,6 +24,9 @@ export interface RecoveredFromDisk extends Recovered {
   snapshot: SnapshotRef | null;
   /** Whether the snapshot is of the first format, without a checksum, to be written anew. */
   oldSnapshot: boolean;
+  /** Where each document lies in the snapshot file (a start-up's read of a format-3 snapshot). */
+  snapshotIndex: SnapshotIndex | undefined;
+  changedSinceSnapshot: ReadonlySet<DocKey>;
 }
 
 export interface RecoverOptions {
@@ -68,10 +73,11 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
   const full = options.uptoSegment === undefined;
   const upto = options.uptoSegment ?? Infinity;
   const manifest = readManifest(dir);
-  const snapshot = await readSnapshot(dir);
+  const snapshot = await readSnapshot(dir, full);
   const ref = checkSnapshot(dir, manifest, snapshot);
   const docs = new Map<DocKey, StoredDoc>(snapshot?.docs);
   const warnings: string[] = [];
+  const changed = new Set<DocKey>();
   let seq = snapshot?.seq ?? 0;
   const covered = snapshot?.segment ?? 0;
   const segments = listSegments(dir);
@@ -87,6 +93,7 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
       if (record.seq <= seq) return undefined;
       if (record.seq !== seq + 1) return `records ${seq + 1} to ${record.seq - 1} are missing before it`;
       replayRecord(docs, record);
+      for (const change of record.changes) changed.add(change.doc);
       seq = record.seq;
       options.onRecord?.();
       return undefined;
@@ -111,7 +118,7 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     warnings.push(`--truncate-damaged-journal: ${file} was damaged at byte ${damage.offset} (${damage.reason}); deleted ${dropped}; the state is as of record ${seq}`);
     break;
   }
-  return { docs, seq, lastSegment, snapshot: ref, oldSnapshot: snapshot?.format === 1, warnings };
+  return { docs, seq, lastSegment, snapshot: ref, oldSnapshot: snapshot?.format === 1, snapshotIndex: snapshot?.index, changedSinceSnapshot: changed, warnings };
 }
 
 /**

@@ -23,6 +23,8 @@ export interface SnapshotContents {
 export interface Snapshot extends SnapshotContents {
   format: 1 | 2 | 3;
   ref: SnapshotRef;
+  /** Where each document lies in the file (format 3, when asked for). */
+  index?: SnapshotIndex | undefined;
 }
 
 /** Where one document's entry lies in a snapshot file (bytes [start, end)), and its version there. */
@@ -82,10 +84,34 @@ export function parseSnapshot(text: string, file: string): Snapshot {
   return { format: 1, segment: parsed.segment, seq: parsed.seq, docs: parsed.docs, ref: { segment: parsed.segment, seq: parsed.seq, sha256: sha256(text) } };
 }
 
-/** Reads the snapshot (lowdb), or undefined when there is none. */
-export async function readSnapshot(dir: string): Promise<Snapshot | undefined> {
+/**
+ * Where each entry of a format-3 snapshot's text lies (in bytes), from its lines; undefined when
+ * its lines are not its documents' entries, one each.
+ */
+function entriesOf(text: string, docs: Array<[DocKey, StoredDoc]>): SnapshotIndex | undefined {
+  const lines = text.split('\n');
+  if (lines.length !== docs.length + 2) return undefined;
+  const index: SnapshotIndex = new Map();
+  let at = Buffer.byteLength(lines[0]!) + 1;
+  for (const [i, [key, stored]] of docs.entries()) {
+    const line = lines[i + 1]!;
+    if (!line.startsWith(entryHead(key, stored.v))) return undefined;
+    const bytes = Buffer.byteLength(line);
+    // Every entry but the last ends its line with the comma before the next.
+    index.set(key, { v: stored.v, start: at, end: at + bytes - (i < docs.length - 1 ? 1 : 0) });
+    at += bytes + 1;
+  }
+  return index;
+}
+
+/** Reads the snapshot (lowdb), or undefined when there is none; `withIndex`: with where each document lies in the file. */
+export async function readSnapshot(dir: string, withIndex = false): Promise<Snapshot | undefined> {
   const file = join(dir, SNAPSHOT_FILE);
-  const db = new Low<Snapshot | null>(new DataFile<Snapshot | null>(file, { parse: (text) => parseSnapshot(text, file), stringify: () => '' }), null);
+  const parse = (text: string) => {
+    const snapshot = parseSnapshot(text, file);
+    return withIndex && snapshot.format === 3 ? { ...snapshot, index: entriesOf(text, snapshot.docs) } : snapshot;
+  };
+  const db = new Low<Snapshot | null>(new DataFile<Snapshot | null>(file, { parse, stringify: () => '' }), null);
   await db.read();
   return db.data ?? undefined;
 }
