@@ -1,13 +1,15 @@
-import { cpSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createHub, EmbeddedStore } from '../server/index.ts';
-import { LOCK_FILE } from '../server/store/lock.ts';
+import { createHub, EmbeddedStore, type RunningHub } from '../server/index.ts';
+import type { WorkflowHandle } from '../client-sdk/index.ts';
 import { readSnapshot } from '../server/store/snapshot.ts';
-import { control, GRANTS, startHub, tempDir } from './helpers/hub.ts';
+import { control, crashCopy, GRANTS, startHub, tempDir } from './helpers/hub.ts';
+
+type Client = Awaited<ReturnType<typeof control>>;
 
 /** Builds a workflow that touches every kind of change. */
-async function busyWorkflow(client: Awaited<ReturnType<typeof control>>, n: number) {
+async function busyWorkflow(client: Client, n: number) {
   const wf = await client.createWorkflow({ userQuery: `persist ${n}`, config: { maxConcurrentAgents: 2 } });
   await wf.start();
   const objective = await wf.addObjective({ name: 'goal', target: 'all' });
@@ -18,6 +20,32 @@ async function busyWorkflow(client: Awaited<ReturnType<typeof control>>, n: numb
   await wf.completeStep(step.id, { ok: true });
   await wf.updateProgress('stage', 40 + n);
   return wf;
+}
+
+/** An embedded store on `dataDir` snapshotting every 2 KB of journal, and per background snapshot the documents it serialised and those it copied from the one before. */
+function recordingSnapshots(dataDir: string) {
+  const store = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 2048, onWarning: (m) => expect.fail(m) });
+  const taken: Array<{ serialised: string[]; copied: string[] }> = [];
+  const start = store.startPinnedSnapshot.bind(store);
+  store.startPinnedSnapshot = (pinned) => {
+    taken.push({ serialised: pinned.docs.filter((d) => d.json).map((d) => d.key), copied: pinned.docs.filter((d) => !d.json).map((d) => d.key) });
+    start(pinned);
+  };
+  return { store, taken };
+}
+
+/**
+ * Copies `dataDir` as a crash would leave it now, stops `hub`, and checks that a hub started on
+ * the copy holds `workflows` as they were; returns them.
+ */
+async function restartsEqual(dataDir: string, hub: RunningHub, client: Client, workflows: WorkflowHandle[]) {
+  const copy = crashCopy(dataDir);
+  const before = await Promise.all(workflows.map((w) => w.get()));
+  client.close();
+  await hub.close();
+  const again = await control(await startHub({ dataDir: copy }));
+  expect(await Promise.all(workflows.map((w) => again.workflow(w.id).get()))).toEqual(before);
+  return before;
 }
 
 describe('persistence', () => {
@@ -57,8 +85,7 @@ describe('persistence', () => {
     const before = await wf.get();
     expect(Object.values(before.workOrders).filter((o) => o.state === 'queued')).toHaveLength(20);
     // What a kill -9 leaves: the journal as written, no snapshot (the lock file stays behind too).
-    const copy = tempDir();
-    for (const name of readdirSync(dataDir)) if (name !== LOCK_FILE) cpSync(join(dataDir, name), join(copy, name), { recursive: true });
+    const copy = crashCopy(dataDir);
     expect(readdirSync(copy).filter((f) => f === 'snapshot.json')).toEqual([]);
     client.close();
 
@@ -69,14 +96,7 @@ describe('persistence', () => {
 
   it('recovers from snapshots taken in the background, which copy the documents that did not change, plus the journal after them', async () => {
     const dataDir = tempDir();
-    const store = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 2048, onWarning: (m) => expect.fail(m) });
-    // Per background snapshot: the documents it serialised and those it copied from the one before.
-    const taken: Array<{ serialised: string[]; copied: string[] }> = [];
-    const start = store.startPinnedSnapshot.bind(store);
-    store.startPinnedSnapshot = (pinned) => {
-      taken.push({ serialised: pinned.docs.filter((d) => d.json).map((d) => d.key), copied: pinned.docs.filter((d) => !d.json).map((d) => d.key) });
-      start(pinned);
-    };
+    const { store, taken } = recordingSnapshots(dataDir);
     const first = await startHub({ dataDir }, { store });
     const client = await control(first);
     const many = await client.createWorkflow({ userQuery: 'many orders' });
@@ -110,15 +130,8 @@ describe('persistence', () => {
     expect(snapshot!.seq).toBeGreaterThan(0);
 
     // The directory as a crash would leave it now: the last background snapshot and the journal after it.
-    const copy = tempDir();
-    for (const name of readdirSync(dataDir)) if (name !== LOCK_FILE) cpSync(join(dataDir, name), join(copy, name), { recursive: true });
-    const before = await Promise.all(workflows.map((w) => w.get()));
-    client.close();
-    await first.close();
-    const second = await startHub({ dataDir: copy });
-    const again = await control(second);
-    expect(await Promise.all(workflows.map((w) => again.workflow(w.id).get()))).toEqual(before);
-    expect((await again.workflow(many.id).get()).workOrders['o7']?.state).toBe('cancelled');
+    const before = await restartsEqual(dataDir, first, client, workflows);
+    expect(before[0]!.workOrders['o7']?.state).toBe('cancelled');
   });
 
   it('after a restart, the first snapshot copies the workflows that neither the hub nor the journal it replayed changed', async () => {
@@ -137,18 +150,11 @@ describe('persistence', () => {
     client = await control(second);
     await client.workflow(many.id).cancelWorkOrder('o5');
     await second.settle();
-    const crashed = tempDir();
-    for (const name of readdirSync(dataDir)) if (name !== LOCK_FILE) cpSync(join(dataDir, name), join(crashed, name), { recursive: true });
+    const crashed = crashCopy(dataDir);
     client.close();
     await second.close();
 
-    const store = new EmbeddedStore({ dataDir: crashed, fsync: false, snapshotAfterBytes: 2048, onWarning: (m) => expect.fail(m) });
-    const taken: Array<{ serialised: string[]; copied: string[] }> = [];
-    const start = store.startPinnedSnapshot.bind(store);
-    store.startPinnedSnapshot = (pinned) => {
-      taken.push({ serialised: pinned.docs.filter((d) => d.json).map((d) => d.key), copied: pinned.docs.filter((d) => !d.json).map((d) => d.key) });
-      start(pinned);
-    };
+    const { store, taken } = recordingSnapshots(crashed);
     const third = await startHub({ dataDir: crashed }, { store });
     client = await control(third);
     const workflows = [client.workflow(many.id), client.workflow(other.id)];
@@ -158,14 +164,7 @@ describe('persistence', () => {
     expect(taken[0]!.serialised).toContain(many.id);
     expect(taken[0]!.copied).toEqual([other.id]);
 
-    const copy = tempDir();
-    for (const name of readdirSync(crashed)) if (name !== LOCK_FILE) cpSync(join(crashed, name), join(copy, name), { recursive: true });
-    const before = await Promise.all(workflows.map((w) => w.get()));
-    client.close();
-    await third.close();
-    const fourth = await startHub({ dataDir: copy });
-    const again = await control(fourth);
-    expect(await Promise.all(workflows.map((w) => again.workflow(w.id).get()))).toEqual(before);
+    const before = await restartsEqual(crashed, third, client, workflows);
     expect(before[0]!.workOrders['o5']?.state).toBe('cancelled');
   });
 

@@ -1,10 +1,7 @@
-import { cpSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedStore } from '../server/index.ts';
-import { LOCK_FILE } from '../server/store/lock.ts';
 import type { PinnedDocs } from '../server/store/store.ts';
-import { agent, control, monitor, startHub, tempDir } from './helpers/hub.ts';
+import { agent, control, crashCopy, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
 import { deferred } from './helpers/wait.ts';
 import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
@@ -122,8 +119,7 @@ describe('a failed journal write during a snapshot', () => {
     await embedded.snapshotSettled();
     expect(warnings).toHaveLength(1);
     const before = await wf.get();
-    const copy = tempDir();
-    for (const name of readdirSync(dataDir)) if (name !== LOCK_FILE) cpSync(join(dataDir, name), join(copy, name), { recursive: true });
+    const copy = crashCopy(dataDir);
     client.close();
     await hub.close();
     const again = await startHub({ dataDir: copy });

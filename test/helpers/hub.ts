@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
@@ -12,6 +12,7 @@ import {
   type MonitorClient,
 } from '../../client-sdk/index.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
+import { LOCK_FILE } from '../../server/store/lock.ts';
 import { createHub, type HubOptionsInput, type HubParts, type RunningHub } from '../../server/index.ts';
 
 /** The tokens every test hub accepts. */
@@ -32,6 +33,13 @@ export function tempDir(prefix = 'switchboard-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** A copy of the data directory `dir` as a crash would leave it now (without the running hub's lock), removed when the test ends. */
+export function crashCopy(dir: string): string {
+  const copy = tempDir();
+  for (const name of readdirSync(dir)) if (name !== LOCK_FILE) cpSync(join(dir, name), join(copy, name), { recursive: true });
+  return copy;
 }
 
 /** Starts a hub on port 0 with the test tokens; it is closed when the test ends. */
