@@ -99,12 +99,22 @@ export interface BulkFigures {
   generatorCpuMs: number;
 }
 
+/** Runs `body` on a new queue of `side`; the workers it starts (handed to `keep`) and the queue are closed after, whatever happens. */
+async function onQueue<T>(side: PeerSide, kind: string, body: (queue: PeerQueue, keep: (workers: Workers) => Workers) => Promise<T>): Promise<T> {
+  const queue = await side.open(kind);
+  let workers: Workers | undefined;
+  try {
+    return await body(queue, (started) => (workers = started));
+  } finally {
+    await workers?.close();
+    await queue.close();
+  }
+}
+
 /** Workload 1: `jobs` created in bulk; then the workers start and run them all; jobs/s to the last completion. */
 export async function bulkLifecycle(side: PeerSide, options: BulkOptions): Promise<BulkFigures> {
   const deadline = Date.now() + options.boundMs;
-  const queue = await side.open(options.kind);
-  let workers: Workers | undefined;
-  try {
+  return onQueue(side, options.kind, async (queue, keep) => {
     const createStart = epochMs();
     for (let from = 0; from < options.jobs; from += options.chunk) {
       await queue.addBulk(Array.from({ length: Math.min(options.chunk, options.jobs - from) }, (_, k) => ({ i: from + k })));
@@ -115,9 +125,9 @@ export async function bulkLifecycle(side: PeerSide, options: BulkOptions): Promi
     // Set just before the workers start: none completes before run().
     let since: ReturnType<typeof cpuSince> | undefined;
     let end = { at: NaN, cpu: { serverMs: NaN, generatorMs: NaN } };
-    workers = await queue.workers(options.workers, options.concurrency, twoUpdates, () => {
+    const workers = keep(await queue.workers(options.workers, options.concurrency, twoUpdates, () => {
       if (++completed === options.jobs) end = { at: epochMs(), cpu: since!() };
-    });
+    }));
     since = cpuSince(options.serverPid);
     const start = epochMs();
     await workers.run();
@@ -132,10 +142,7 @@ export async function bulkLifecycle(side: PeerSide, options: BulkOptions): Promi
       serverCpuPerJobMs: end.cpu.serverMs / options.jobs,
       generatorCpuMs: end.cpu.generatorMs,
     };
-  } finally {
-    await workers?.close();
-    await queue.close();
-  }
+  });
 }
 
 export interface OpenOptions {
@@ -168,16 +175,14 @@ export interface OpenFigures {
 
 /** Workload 2: jobs created one at a time at `rate`, the workers already running; completion acked, from each job's due time. */
 export async function openLoop(side: PeerSide, options: OpenOptions): Promise<OpenFigures> {
-  const queue = await side.open(options.kind);
-  let workers: Workers | undefined;
-  try {
+  return onQueue(side, options.kind, async (queue, keep) => {
     const warm = Math.round((options.rate * options.warmupMs) / 1000);
     const completionAck = new Histogram();
     let completed = 0;
-    workers = await queue.workers(options.workers, options.concurrency, twoUpdates, (job) => {
+    const workers = keep(await queue.workers(options.workers, options.concurrency, twoUpdates, (job) => {
       completed++;
       if (job.i >= warm && job.t !== undefined) completionAck.recordMs(epochMs() - job.t);
-    });
+    }));
     await workers.run();
     const start = epochMs() + 50;
     // The server's CPU over the measured period: from the end of the warm-up to the end of the schedule.
@@ -213,10 +218,7 @@ export async function openLoop(side: PeerSide, options: OpenOptions): Promise<Op
       serverCpuPercent: used.serverMs / (options.durationMs / 100),
       generatorCpuPercent: used.generatorMs / (options.durationMs / 100),
     };
-  } finally {
-    await workers?.close();
-    await queue.close();
-  }
+  });
 }
 
 export interface AwaitedOptions {
@@ -240,9 +242,7 @@ export interface AwaitedFigures {
 
 /** Workload 3: one job whose handler awaits `updates` progress updates in turn. */
 export async function awaitedProgress(side: PeerSide, options: AwaitedOptions): Promise<AwaitedFigures> {
-  const queue = await side.open(options.kind);
-  let workers: Workers | undefined;
-  try {
+  return onQueue(side, options.kind, async (queue, keep) => {
     let figures: AwaitedFigures | undefined;
     const handler: Handler = async (_job, progress) => {
       const cpu = cpuSince(options.serverPid);
@@ -257,14 +257,11 @@ export async function awaitedProgress(side: PeerSide, options: AwaitedOptions): 
       figures = { updates: sent, capped: sent < options.updates, elapsedMs, perSecond: (sent * 1000) / elapsedMs, serverCpuMs: used.serverMs, serverCpuPerUpdateUs: (used.serverMs * 1000) / sent, generatorCpuMs: used.generatorMs };
     };
     let completed = false;
-    workers = await queue.workers(1, 1, handler, () => (completed = true));
+    const workers = keep(await queue.workers(1, 1, handler, () => (completed = true)));
     await workers.run();
     await queue.add({ i: 0 });
     const boundMs = options.capMs + 30_000;
     await waitFor(() => completed, workers, Date.now() + boundMs, () => `the job awaiting progress did not complete within ${boundMs} ms`);
     return figures!;
-  } finally {
-    await workers?.close();
-    await queue.close();
-  }
+  });
 }
