@@ -105,6 +105,7 @@ export class EmbeddedStore implements Store {
     void this.compact(true, current);
   }
 
+  /** Whether the snapshot on disk holds document `key` at version `v` (so a pinned snapshot may copy it). */
   holdsDoc(key: string, v: number): boolean {
     return this.index?.get(key)?.v === v;
   }
