@@ -68,7 +68,6 @@ export class EmbeddedStore implements Store {
         const next = snapshotText({ segment: recovered.lastSegment, seq: recovered.seq, docs: [...recovered.docs] });
         await replaceSnapshot(dir, next);
         snapshot = next.ref;
-        this.index = next.index;
       }
       const current = this.journal.currentSegment;
       await writeManifest(dir, { format: 1, snapshots: [snapshot], segment: current });
@@ -162,14 +161,11 @@ export class EmbeddedStore implements Store {
     this.options.onSnapshot?.({ phase: 'started', from, journalBytes: journal.size });
     const upto = journal.rotate();
     const dir = this.options.dataDir;
-    // The file is about to be replaced: until the new one is known, nothing may be copied from it.
+    // The file is replaced, and where its documents lie is not kept: a later pinned snapshot serialises them all.
     this.index = undefined;
-    const write = async ({ text, ref, index }: ReturnType<typeof snapshotText>) => {
-      await replaceSnapshot(dir, { text, ref });
-      this.index = index;
-      return { seq: ref.seq, docs: index.size };
-    };
-    const job = current ? write(snapshotText({ segment: upto, seq: current.seq, docs: current.docs })) : this.compactor.compact(dir, upto, paced);
+    const job = current
+      ? replaceSnapshot(dir, snapshotText({ segment: upto, seq: current.seq, docs: current.docs })).then(() => ({ seq: current.seq, docs: current.docs.length }))
+      : this.compactor.compact(dir, upto, paced);
     this.compaction = job
       .then(
         ({ seq, docs }) => this.options.onSnapshot?.({ phase: 'finished', from, seq, docs, bytes: sizeOf(join(dir, SNAPSHOT_FILE)), ms: performance.now() - started }),

@@ -131,23 +131,14 @@ export async function snapshotOnDisk(dir: string): Promise<SnapshotRef | null> {
   return (await readSnapshot(dir))?.ref ?? null;
 }
 
-/** The text of a snapshot holding `contents`, the reference that names it, and where each document's entry lies in it. */
-export function snapshotText(contents: SnapshotContents): { text: string; ref: SnapshotRef; index: SnapshotIndex } {
-  const index: SnapshotIndex = new Map();
+/** The text of a snapshot holding `contents`, and the reference that names it. */
+export function snapshotText(contents: SnapshotContents): { text: string; ref: SnapshotRef } {
   const parts = [bodyHead(contents.segment, contents.seq)];
-  let at = BODY_START + Buffer.byteLength(parts[0]!);
-  contents.docs.forEach(([key, stored], i) => {
-    const entry = entryHead(key, stored.v) + JSON.stringify(stored.doc) + ENTRY_END;
-    parts.push(entrySeparator(i), entry);
-    at += entrySeparator(i).length;
-    const bytes = Buffer.byteLength(entry);
-    index.set(key, { v: stored.v, start: at, end: at + bytes });
-    at += bytes;
-  });
+  contents.docs.forEach(([key, stored], i) => parts.push(entrySeparator(i), entryHead(key, stored.v), JSON.stringify(stored.doc), ENTRY_END));
   parts.push(BODY_END);
   const body = parts.join('');
   const sha = sha256(body);
-  return { text: `${PREFIX}${sha}",${body}`, ref: { segment: contents.segment, seq: contents.seq, sha256: sha }, index };
+  return { text: `${PREFIX}${sha}",${body}`, ref: { segment: contents.segment, seq: contents.seq, sha256: sha } };
 }
 
 /**
