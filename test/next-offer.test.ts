@@ -1,15 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { agent, control, startHub } from './helpers/hub.ts';
-import { rawAgent, refOf } from './helpers/raw-agent.ts';
+import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
 import { untilOrder, untilWorkflow } from './helpers/wait.ts';
 
 /** A started workflow and a raw one-slot agent already running order `first`, accepted. */
 async function busyAgent() {
-  const hub = await startHub();
-  const client = await control(hub);
-  const wf = await client.createWorkflow({ userQuery: 'next offers in the reply' });
-  await wf.start();
-  const worker = await rawAgent(hub.url, 'raw-1', ['t']);
+  const { hub, wf, worker } = await rawAgentOnStartedWorkflow('raw-1', 'next offers in the reply');
   await wf.createWorkOrder({ id: 'first', taskType: 't' });
   const first = await worker.nextOffer();
   first.ack({ accept: true });

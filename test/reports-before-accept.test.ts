@@ -1,15 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { control, startHub } from './helpers/hub.ts';
-import { rawAgent, refOf } from './helpers/raw-agent.ts';
+import { rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
 
-async function setup() {
-  const hub = await startHub();
-  const client = await control(hub);
-  const wf = await client.createWorkflow({ userQuery: 'reports before the accept' });
-  await wf.start();
-  const worker = await rawAgent(hub.url, 'eager', ['t']);
-  return { hub, client, wf, worker };
-}
+const setup = () => rawAgentOnStartedWorkflow('eager', 'reports before the accept');
 
 // What the hub records for each report before the accept (and what it still refuses, with which
 // code): test/domain/attempts.test.ts. Here: the same over a socket, with the ack sent late.

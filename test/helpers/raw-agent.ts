@@ -1,7 +1,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { expect } from 'vitest';
 import type { Assignment } from '../../shared/schemas/work-order.ts';
-import { TOKENS } from './hub.ts';
+import { control, startHub, TOKENS } from './hub.ts';
 import { deferred } from './wait.ts';
 
 /** An offer pushed to a raw agent, its ack not yet sent. */
@@ -40,3 +40,13 @@ export async function rawAgent(url: string, agentId: string, taskTypes: string[]
 
 /** The fields every report about an attempt carries. */
 export const refOf = ({ workflowId, workOrderId, attemptToken }: Assignment) => ({ workflowId, workOrderId, attemptToken });
+
+/** A hub, a control client, a started workflow named `userQuery`, and a raw one-slot agent `agentId` for task type `t`. */
+export async function rawAgentOnStartedWorkflow(agentId: string, userQuery: string) {
+  const hub = await startHub();
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery });
+  await wf.start();
+  const worker = await rawAgent(hub.url, agentId, ['t']);
+  return { hub, client, wf, worker };
+}
