@@ -2,6 +2,7 @@ import { io, type Socket } from 'socket.io-client';
 import type { EventName, NamespaceName, ReplyOf, RequestOf } from '../shared/contract.ts';
 import type { Ack } from '../shared/envelope.ts';
 import { HubError, isErrorCode } from '../shared/errors.ts';
+import { batchSocketWrites } from './batched-writes.ts';
 import { Failover } from './failover.ts';
 import { hubUrls } from './hub-url.ts';
 
@@ -85,6 +86,7 @@ export class Connection<N extends NamespaceName> {
       // A node that takes the TCP connection but never answers (frozen) is given up sooner than socket.io's 20 s.
       ...(urls.length > 1 ? { timeout: CLUSTER_CONNECT_TIMEOUT_MS } : {}),
     });
+    batchSocketWrites(socket);
     const failover = new Failover(socket, urls, namespace, urls.length > 1 ? CLUSTER_RETRY_MAX_MS : 2000);
     return new Promise((resolve, reject) => {
       /** Every URL that failed, in order, and why each node of the list that could not be reached failed. */
