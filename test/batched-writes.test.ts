@@ -13,7 +13,9 @@ function countWrites(pick: (socket: Socket) => boolean): { count: number } {
       return originals[name].apply(this, args);
     };
   }
-  onTestFinished(() => Object.assign(proto, originals));
+  onTestFinished(() => {
+    Object.assign(proto, originals);
+  });
   return counter;
 }
 

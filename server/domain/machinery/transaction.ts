@@ -32,6 +32,52 @@ function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** What an undo-log entry reverts, by its three operands. */
+const Undo = {
+  /** (object, key, old value): the key held old. */
+  Field: 0,
+  /** (object, key, —): the key was added. */
+  NewField: 1,
+  /** (array, index, old value): the element was replaced. */
+  Element: 2,
+  /** (array, index, old value): the element was removed. */
+  Removed: 3,
+  /** (array, —, —): an element was appended. */
+  Appended: 4,
+  /** (versions, doc, the version before, or undefined). */
+  Version: 5,
+  /** (function, —, —): a runtime change's own undo. */
+  Call: 6,
+} as const;
+type Undo = (typeof Undo)[keyof typeof Undo];
+
+/** Reverts one undo-log entry. */
+function undo(kind: Undo, a: unknown, b: unknown, c: unknown): void {
+  switch (kind) {
+    case Undo.Field:
+      (a as Record<string, unknown>)[b as string] = c;
+      return;
+    case Undo.NewField:
+      delete (a as Record<string, unknown>)[b as string];
+      return;
+    case Undo.Element:
+      (a as unknown[])[b as number] = c;
+      return;
+    case Undo.Removed:
+      (a as unknown[]).splice(b as number, 0, c);
+      return;
+    case Undo.Appended:
+      (a as unknown[]).pop();
+      return;
+    case Undo.Version:
+      if (c === undefined) (a as Map<DocKey, number>).delete(b as DocKey);
+      else (a as Map<DocKey, number>).set(b as DocKey, c as number);
+      return;
+    case Undo.Call:
+      (a as () => void)();
+  }
+}
+
 /**
  * Records one command's changes. Every write goes through here: it mutates the state in place,
  * records the RFC 6902 op per document, bumps each touched document's version once, and keeps an
@@ -43,7 +89,11 @@ export class Transaction<E = unknown> {
   readonly changes = new Map<DocKey, PatchOp[]>();
   /** Things to do once the change is committed (push an assignment, ...). */
   readonly effects: E[] = [];
-  private readonly undos: Array<() => void> = [];
+  /**
+   * The undo log, flat: [kind, a, b, c] per entry (see Undo). A closure per write cost a closure
+   * and a context each, allocated on every command's hot path and kept until its batch is written.
+   */
+  private readonly undos: unknown[] = [];
 
   constructor(private readonly state: HubState) {}
 
@@ -67,7 +117,7 @@ export class Transaction<E = unknown> {
     const previous = docRoot(this.state, doc);
     if (previous !== undefined) this.tellPins(doc, [], undefined, true);
     putDoc(this.state, doc, copyJson(value));
-    this.undos.push(() => (previous === undefined ? dropDoc(this.state, doc) : putDoc(this.state, doc, previous)));
+    this.onUndo(() => (previous === undefined ? dropDoc(this.state, doc) : putDoc(this.state, doc, previous)));
     this.record(doc, { op: previous === undefined ? 'add' : 'replace', path: '', value });
   }
 
@@ -82,7 +132,7 @@ export class Transaction<E = unknown> {
     const version = this.state.versions.get(doc);
     dropDoc(this.state, doc);
     this.state.versions.delete(doc);
-    this.undos.push(() => {
+    this.onUndo(() => {
       putDoc(this.state, doc, previous);
       if (version !== undefined) this.state.versions.set(doc, version);
     });
@@ -97,7 +147,7 @@ export class Transaction<E = unknown> {
       const index = Number(key);
       const old = parent[index];
       parent[index] = copyJson(value);
-      this.undos.push(() => (parent[index] = old));
+      this.undos.push(Undo.Element, parent, index, old);
       this.record(doc, { op: 'replace', path: toPointer(path), value });
       return;
     }
@@ -105,10 +155,7 @@ export class Transaction<E = unknown> {
     this.tellPins(doc, path, undefined, !had);
     const old = parent[key];
     parent[key] = copyJson(value);
-    this.undos.push(() => {
-      if (had) parent[key] = old;
-      else delete parent[key];
-    });
+    this.undos.push(had ? Undo.Field : Undo.NewField, parent, key, old);
     this.record(doc, { op: had ? 'replace' : 'add', path: toPointer(path), value });
   }
 
@@ -129,17 +176,14 @@ export class Transaction<E = unknown> {
       this.tellPins(doc, path, key, !had);
       const old = target[key];
       target[key] = copyJson(value);
-      this.undos.push(() => {
-        if (had) target[key] = old;
-        else delete target[key];
-      });
+      this.undos.push(had ? Undo.Field : Undo.NewField, target, key, old);
       this.record(doc, { op: had ? 'replace' : 'add', path: `${base}/${escapeSegment(key)}`, value });
     }
   }
 
   /** Registers how to revert a runtime change (one outside the documents) made by this command. */
   onUndo(undo: () => void): void {
-    this.undos.push(undo);
+    this.undos.push(Undo.Call, undo, undefined, undefined);
   }
 
   /** Removes the object key or array element at `path`. */
@@ -149,13 +193,13 @@ export class Transaction<E = unknown> {
       this.tellPins(doc, path, undefined, true);
       const index = Number(key);
       const [old] = parent.splice(index, 1);
-      this.undos.push(() => parent.splice(index, 0, old));
+      this.undos.push(Undo.Removed, parent, index, old);
     } else {
       if (!Object.hasOwn(parent, key)) return;
       this.tellPins(doc, path, undefined, true);
       const old = parent[key];
       delete parent[key];
-      this.undos.push(() => (parent[key] = old));
+      this.undos.push(Undo.Field, parent, key, old);
     }
     this.record(doc, { op: 'remove', path: toPointer(path) });
   }
@@ -167,14 +211,15 @@ export class Transaction<E = unknown> {
     this.tellPins(doc, path, undefined, false);
     const index = array.length;
     array.push(copyJson(value));
-    this.undos.push(() => array.pop());
+    this.undos.push(Undo.Appended, array, undefined, undefined);
     this.record(doc, { op: 'add', path: toPointer([...path, index]), value });
   }
 
   /** Reverts every change of this transaction, newest first. */
   rollback(): void {
-    for (let i = this.undos.length - 1; i >= 0; i--) this.undos[i]!();
-    this.undos.length = 0;
+    const log = this.undos;
+    for (let i = log.length - 4; i >= 0; i -= 4) undo(log[i] as Undo, log[i + 1], log[i + 2], log[i + 3]);
+    log.length = 0;
   }
 
   /** Lets readers holding `doc` at an earlier version keep what is about to change (see PinnedDoc). */
@@ -190,7 +235,7 @@ export class Transaction<E = unknown> {
       this.changes.set(doc, ops);
       const before = this.state.versions.get(doc);
       this.state.versions.set(doc, (before ?? 0) + 1);
-      this.undos.push(() => (before === undefined ? this.state.versions.delete(doc) : this.state.versions.set(doc, before)));
+      this.undos.push(Undo.Version, this.state.versions, doc, before);
     }
     ops.push(op);
   }

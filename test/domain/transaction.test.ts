@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { Transaction } from '../../server/domain/machinery/transaction.ts';
+import { docRoot, emptyState, putDoc, versionOf, type HubState } from '../../server/domain/machinery/state.ts';
+
+/** A state with document `wf`: fields, a nested object and arrays, at version 3. */
+function stateWithDoc(): HubState {
+  const state = emptyState();
+  putDoc(state, 'wf', { status: 'running', counts: { queued: 2, done: 0 }, tags: ['a', 'b'], items: [{ n: 1 }, { n: 2 }, { n: 3 }] });
+  state.versions.set('wf', 3);
+  return state;
+}
+
+describe('Transaction', () => {
+  it('rolls back every kind of write, newest first, to the state and versions before it', () => {
+    const state = stateWithDoc();
+    const before = JSON.stringify(docRoot(state, 'wf'));
+    const tx = new Transaction(state);
+    let runtime = 0;
+    tx.set('wf', ['status'], 'done');
+    tx.set('wf', ['note'], 'added');
+    tx.assign('wf', ['counts'], { queued: 1, done: 1, failed: 4 });
+    tx.set('wf', ['tags', 1], 'c');
+    tx.append('wf', ['tags'], 'd');
+    tx.remove('wf', ['items', 1]);
+    tx.remove('wf', ['counts', 'queued']);
+    tx.append('wf', ['items'], { n: 4 });
+    tx.putDoc('other', { fresh: true });
+    tx.onUndo(() => runtime++);
+    tx.set('wf', ['status'], 'archived');
+    expect(versionOf(state, 'wf')).toBe(4);
+    expect(versionOf(state, 'other')).toBe(1);
+    expect(docRoot(state, 'wf')).toEqual({ status: 'archived', note: 'added', counts: { done: 1, failed: 4 }, tags: ['a', 'c', 'd'], items: [{ n: 1 }, { n: 3 }, { n: 4 }] });
+
+    tx.rollback();
+    expect(docRoot(state, 'wf')).toEqual(JSON.parse(before));
+    expect(docRoot(state, 'other')).toBeUndefined();
+    expect(versionOf(state, 'wf')).toBe(3);
+    expect(state.versions.has('other')).toBe(false);
+    expect(runtime).toBe(1);
+    // A second rollback has nothing left to undo.
+    tx.rollback();
+    expect(runtime).toBe(1);
+  });
+
+  it('restores a replaced document and a dropped one with its version', () => {
+    const state = stateWithDoc();
+    const original = docRoot(state, 'wf');
+    const tx = new Transaction(state);
+    tx.putDoc('wf', { replaced: true });
+    expect(docRoot(state, 'wf')).toEqual({ replaced: true });
+    tx.rollback();
+    expect(docRoot(state, 'wf')).toBe(original);
+    expect(versionOf(state, 'wf')).toBe(3);
+
+    const drop = new Transaction(state);
+    drop.dropDoc('wf');
+    expect(docRoot(state, 'wf')).toBeUndefined();
+    drop.rollback();
+    expect(docRoot(state, 'wf')).toBe(original);
+    expect(versionOf(state, 'wf')).toBe(3);
+  });
+});
