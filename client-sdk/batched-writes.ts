@@ -1,9 +1,10 @@
 import type { Socket } from 'socket.io-client';
+import { corked, type Corkable } from '../shared/corked.ts';
 
 /** What we touch of engine.io-client's WebSocket transport in Node: its packets out, and the TCP socket under ws. */
 interface WebSocketTransport {
   write(packets: unknown[]): void;
-  ws?: { _socket?: { cork(): void; uncork(): void } | null } | null;
+  ws?: { _socket?: Corkable | null } | null;
 }
 
 /** Makes one write of several packets one TCP write: corked around the loop that sends them as frames. */
@@ -12,12 +13,7 @@ function batchTransportWrites(transport: WebSocketTransport): void {
   transport.write = function batched(this: WebSocketTransport, packets: unknown[]) {
     const tcp = packets.length > 1 ? this.ws?._socket : undefined;
     if (!tcp) return write.call(this, packets);
-    tcp.cork();
-    try {
-      write.call(this, packets);
-    } finally {
-      tcp.uncork();
-    }
+    corked(tcp, () => write.call(this, packets));
   };
 }
 

@@ -1,10 +1,11 @@
 import type { Server } from 'socket.io';
+import { corked, type Corkable } from '../../shared/corked.ts';
 
 /** What we touch of engine.io's WebSocket transport: its packets out, and the TCP socket under ws. */
 interface WebSocketTransport {
   name: string;
   send(packets: unknown[]): void;
-  socket?: { _socket?: { cork(): void; uncork(): void } | null };
+  socket?: { _socket?: Corkable | null };
 }
 
 /** Makes one flush of several packets one TCP write: corked around the loop that sends them as frames. */
@@ -14,12 +15,7 @@ function batchSends(transport: WebSocketTransport): void {
   const send = transport.send;
   transport.send = function batched(this: WebSocketTransport, packets: unknown[]) {
     if (packets.length === 1) return send.call(this, packets);
-    tcp.cork();
-    try {
-      send.call(this, packets);
-    } finally {
-      tcp.uncork();
-    }
+    corked(tcp, () => send.call(this, packets));
   };
 }
 
