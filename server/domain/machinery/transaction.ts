@@ -9,8 +9,8 @@ export function copyJson<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map(copyJson) as T;
   // A spread copies own keys into an object with fast properties. Built key by key, an object of
-  // more than a dozen keys (a work order) turns into a hash table three times its size, which
-  // every full collection must mark: the retained orders were 40 % of the heap that way.
+  // more than a dozen keys (a work order) would turn into a hash table three times its size, kept
+  // for as long as the order and marked by every full collection.
   const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
   for (const key of Object.keys(out)) {
     const item = out[key];
@@ -90,8 +90,8 @@ export class Transaction<E = unknown> {
   /** Things to do once the change is committed (push an assignment, ...). */
   readonly effects: E[] = [];
   /**
-   * The undo log, flat: [kind, a, b, c] per entry (see Undo). A closure per write cost a closure
-   * and a context each, allocated on every command's hot path and kept until its batch is written.
+   * The undo log, flat: [kind, a, b, c] per entry (see Undo). Entries, not closures: a closure and
+   * its context per write would be allocated on every command's hot path and kept until its batch is written.
    */
   private readonly undos: unknown[] = [];
 
