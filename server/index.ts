@@ -82,7 +82,7 @@ export interface RunningHub {
    * a compile error). Every change is a command through `dispatch`, journaled before it is acknowledged.
    */
   readonly state: ReadonlyHubState;
-  /** Runs a command through the hub's single writer; resolves with its reply once it is journaled. */
+  /** Runs a command through the hub's single writer; resolves with its reply (a copy, whose empty arrays are shared and frozen) once it is journaled. */
   dispatch: StateWriter['dispatch'];
   /** Resolves once every change applied so far is on disk. */
   settle(): Promise<void>;

@@ -59,4 +59,25 @@ describe('Transaction', () => {
     expect(docRoot(state, 'wf')).toBe(original);
     expect(versionOf(state, 'wf')).toBe(3);
   });
+
+  it('appends to an empty array without touching any other empty array, and rolls that back', () => {
+    const state = emptyState();
+    const setup = new Transaction(state);
+    setup.putDoc('wf', { orders: { a: { history: [], outputs: [] }, b: { history: [] } }, tags: [] });
+    const tx = new Transaction(state);
+    tx.append('wf', ['orders', 'a', 'history'], { n: 1 });
+    tx.append('wf', ['tags'], 'x');
+    tx.append('wf', ['tags'], 'y');
+    expect(docRoot(state, 'wf')).toEqual({ orders: { a: { history: [{ n: 1 }], outputs: [] }, b: { history: [] } }, tags: ['x', 'y'] });
+    expect(tx.changes.get('wf')).toEqual([
+      { op: 'add', path: '/orders/a/history/0', value: { n: 1 } },
+      { op: 'add', path: '/tags/0', value: 'x' },
+      { op: 'add', path: '/tags/1', value: 'y' },
+    ]);
+    tx.rollback();
+    expect(docRoot(state, 'wf')).toEqual({ orders: { a: { history: [], outputs: [] }, b: { history: [] } }, tags: [] });
+    const again = new Transaction(state);
+    again.append('wf', ['orders', 'b', 'history'], { n: 2 });
+    expect(docRoot(state, 'wf')).toEqual({ orders: { a: { history: [], outputs: [] }, b: { history: [{ n: 2 }] } }, tags: [] });
+  });
 });
