@@ -11,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
  * requests, and the mark-compacts collecting them set the ack p99.
  *
  * `--heap-growing-percent=100`: after a mark-compact the old generation may double before the
- * next. The hub keeps every order (~1.4 KB of heap each), so its old generation grows steadily, and each
+ * next. The hub keeps every order (~1 KB of heap each), so its old generation grows steadily, and each
  * mark-compact leaves a backlog that sets the assignment p99: fewer of them, a shorter tail. The
  * price: up to twice the live heap before a full collection.
  *
