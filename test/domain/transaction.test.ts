@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Transaction } from '../../server/domain/machinery/transaction.ts';
-import { docRoot, emptyState, putDoc, versionOf, type HubState } from '../../server/domain/machinery/state.ts';
+import { docRoot, emptyState, putDoc, stateFromDocs, storedDocs, versionOf, type HubState } from '../../server/domain/machinery/state.ts';
+import { CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
+import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import { domain } from '../helpers/domain.ts';
 
 /** A state with document `wf`: fields, a nested object and arrays, at version 3. */
 function stateWithDoc(): HubState {
@@ -79,5 +82,25 @@ describe('Transaction', () => {
     const again = new Transaction(state);
     again.append('wf', ['orders', 'b', 'history'], { n: 2 });
     expect(docRoot(state, 'wf')).toEqual({ orders: { a: { history: [], outputs: [] }, b: { history: [{ n: 2 }] } }, tags: [] });
+  });
+
+  it('gives orders loaded from disk the same empty arrays, each still appended to on its own', () => {
+    const d = domain();
+    const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q' })).reply.workflow.id;
+    d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders: [{ id: 'a', taskType: 't' }, { id: 'b', taskType: 't' }] }));
+    // As a restart loads them: parsed from JSON, each array its own.
+    const loaded = stateFromDocs(new Map(JSON.parse(JSON.stringify(storedDocs(d.state)))), 2_000);
+    const before = JSON.stringify(docRoot(loaded, workflowId));
+    expect(before).toBe(JSON.stringify(docRoot(d.state, workflowId)));
+    const orders = docRoot(loaded, workflowId)!.workOrders as Record<string, { dependents: string[]; declinedBy: string[] }>;
+    // The cost that matters: one shared array, not one per field and order.
+    expect(orders.a!.dependents).toBe(orders.b!.declinedBy);
+    const tx = new Transaction(loaded);
+    tx.append(workflowId, ['workOrders', 'a', 'dependents'], 'c');
+    expect(orders.a!.dependents).toEqual(['c']);
+    expect(orders.b!.dependents).toEqual([]);
+    expect(orders.a!.declinedBy).toEqual([]);
+    tx.rollback();
+    expect(JSON.stringify(docRoot(loaded, workflowId))).toBe(before);
   });
 });

@@ -2,6 +2,7 @@ import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { InventoryIndex } from '../data/inventory-index.ts';
 import { countOrders } from '../work/order-lists.ts';
+import { shareEmptyArrays } from './empty-array.ts';
 import { WorkIndex } from '../work/work-index.ts';
 import { Pins } from './pins.ts';
 
@@ -70,6 +71,8 @@ export function stateFromDocs(docs: Map<DocKey, StoredDoc>, now: number, agingMs
     putDoc(state, key, doc);
     state.versions.set(key, v);
   }
+  // Parsed orders have empty arrays of their own; copies made since share one (empty-array.ts).
+  for (const workflow of state.workflows.values()) for (const order of Object.values(workflow.workOrders)) shareEmptyArrays(order as unknown as Record<string, unknown>);
   state.work.rebuild(state.workflows.values(), state.agents, now);
   state.inventory.rebuild(state.workflows.values());
   return state;

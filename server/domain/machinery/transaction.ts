@@ -1,20 +1,14 @@
 import { escapeSegment, toPointer, type PatchOp } from '../../../shared/patch.ts';
+import { EMPTY_ARRAY } from './empty-array.ts';
 import { docRoot, dropDoc, putDoc, versionOf, type DocKey, type HubState } from './state.ts';
 
 type Path = ReadonlyArray<string | number>;
 type Container = Record<string, unknown> | unknown[];
 
-/**
- * The one empty array copies share: a work order holds six that mostly stay empty, and each of its
- * own would be one more object for every full collection to mark. Frozen; `append` gives an array
- * its own first element in an array of its own.
- */
-const EMPTY: readonly unknown[] = Object.freeze([]);
-
-/** A plain deep copy of a JSON value, so that state never shares objects with emitted patches (empty arrays excepted: they cannot change). */
+/** A plain deep copy of a JSON value, so that state never shares objects with emitted patches (empty arrays excepted: EMPTY_ARRAY cannot change). */
 export function copyJson<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return (value.length === 0 ? EMPTY : value.map(copyJson)) as T;
+  if (Array.isArray(value)) return (value.length === 0 ? EMPTY_ARRAY : value.map(copyJson)) as T;
   // A spread copies own keys into an object with fast properties. Built key by key, an object of
   // more than a dozen keys (a work order) would turn into a hash table three times its size, kept
   // for as long as the order and marked by every full collection.
@@ -218,9 +212,9 @@ export class Transaction<E = unknown> {
     if (!Array.isArray(array)) throw new Error(`not an array: ${toPointer(path)}`);
     this.tellPins(doc, path, undefined, false);
     const index = array.length;
-    if (array === EMPTY) {
+    if (array === EMPTY_ARRAY) {
       (parent as Record<string, unknown>)[key] = [copyJson(value)];
-      this.undos.push(Undo.Field, parent, key, EMPTY);
+      this.undos.push(Undo.Field, parent, key, EMPTY_ARRAY);
     } else {
       array.push(copyJson(value));
       this.undos.push(Undo.Appended, array, undefined, undefined);
