@@ -13,7 +13,8 @@ export function copyJson<T>(value: T): T {
   // more than a dozen keys (a work order) would turn into a hash table three times its size, kept
   // for as long as the order and marked by every full collection.
   const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
-  for (const key of Object.keys(out)) {
+  // for-in, not Object.keys: no array of keys per copy. A spread object inherits no enumerable key.
+  for (const key in out) {
     const item = out[key];
     if (item === undefined) return copyDroppingUndefined(value as Record<string, unknown>) as T;
     if (typeof item === 'object' && item !== null) out[key] = copyJson(item);
@@ -248,9 +249,11 @@ export class Transaction<E = unknown> {
   }
 
   /** The container at `path` in `doc`; throws when the path does not lead to one. */
-  private resolve(doc: DocKey, path: Path): Container {
+  /** The container at the first `depth` segments of `path` (all of them unless told). */
+  private resolve(doc: DocKey, path: Path, depth = path.length): Container {
     let node: unknown = docRoot(this.state, doc);
-    for (const segment of path) {
+    for (let i = 0; i < depth; i++) {
+      const segment = path[i]!;
       // Own properties only: a path never leads into a prototype.
       if (typeof node !== 'object' || node === null || !Object.hasOwn(node, segment)) {
         node = undefined;
@@ -258,11 +261,11 @@ export class Transaction<E = unknown> {
       }
       node = (node as Record<string, unknown>)[segment as string];
     }
-    if (typeof node !== 'object' || node === null) throw new Error(`path not found in ${doc}: ${toPointer(path)}`);
+    if (typeof node !== 'object' || node === null) throw new Error(`path not found in ${doc}: ${toPointer(path.slice(0, depth))}`);
     return node as Container;
   }
 
   private locate(doc: DocKey, path: Path): { parent: Container; key: string } {
-    return { parent: this.resolve(doc, path.slice(0, -1)), key: String(path[path.length - 1]) };
+    return { parent: this.resolve(doc, path, path.length - 1), key: String(path[path.length - 1]) };
   }
 }
