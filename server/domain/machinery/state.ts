@@ -2,8 +2,8 @@ import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { InventoryIndex } from '../data/inventory-index.ts';
 import { countOrders } from '../work/order-lists.ts';
-import { shareEmptyArrays } from './empty-array.ts';
 import { WorkIndex } from '../work/work-index.ts';
+import { shareEmptyArrays } from './empty-array.ts';
 import { Pins } from './pins.ts';
 
 /** The key of the hub-wide agent pool document; workflow ids can never take this form. */
