@@ -209,7 +209,8 @@ export class Transaction<E = unknown> {
   /** Appends `value` to the array at `path`. */
   append(doc: DocKey, path: Path, value: unknown): void {
     const { parent, key } = this.locate(doc, path);
-    const array = (parent as Record<string, unknown>)[key];
+    // Own properties only, as resolve: a path never leads into a prototype.
+    const array = Object.hasOwn(parent, key) ? (parent as Record<string, unknown>)[key] : undefined;
     if (!Array.isArray(array)) throw new Error(`not an array: ${toPointer(path)}`);
     this.tellPins(doc, path, undefined, false);
     const index = array.length;
@@ -248,8 +249,7 @@ export class Transaction<E = unknown> {
     ops.push(op);
   }
 
-  /** The container at `path` in `doc`; throws when the path does not lead to one. */
-  /** The container at the first `depth` segments of `path` (all of them unless told). */
+  /** The container at the first `depth` segments of `path` (all of them unless told) in `doc`; throws when they do not lead to one. */
   private resolve(doc: DocKey, path: Path, depth = path.length): Container {
     let node: unknown = docRoot(this.state, doc);
     for (let i = 0; i < depth; i++) {
