@@ -53,5 +53,5 @@ export function logJournalWrite(log: Logger, ms: number, records: number): void 
 /** A snapshot's start (debug) and end (info); its failure is the store's warning. */
 export function logSnapshot(log: Logger, event: SnapshotEvent): void {
   if (event.phase === 'started') log.debug({ from: event.from, journalBytes: event.journalBytes }, 'snapshot started');
-  else log.info({ from: event.from, seq: event.seq, docs: event.docs, copied: event.copied, bytes: event.bytes, ms: Math.round(event.ms) }, 'snapshot written');
+  else log.info({ from: event.from, seq: event.seq, docs: event.docs, copied: event.copied, items: event.items, bytes: event.bytes, ms: Math.round(event.ms) }, 'snapshot written');
 }

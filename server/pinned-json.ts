@@ -4,6 +4,7 @@ import { AGENTS_DOC, docRoot, versionOf, type DocKey, type HubState } from './do
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { TimeSlice } from './time-slice.ts';
 import { partsOf } from './transport/transfers.ts';
+import { SnapshotSink, type FileRange, type ItemReuse, type ItemSpans } from './store/item-spans.ts';
 
 /** Characters of text encoded at a time. */
 const SLICE_TEXT = 1 << 16;
@@ -18,10 +19,10 @@ const CHUNK_BYTES = 1 << 20;
 const LINE_CHUNK_BYTES = 1 << 18;
 
 /** A document's JSON (or its lines) at one version, produced in chunks over many turns of the event loop. */
-export interface PinnedJson {
+export interface PinnedJson<R = never> {
   version: number;
-  /** UTF-8 bytes, in order; each chunk an ArrayBuffer of its own (it may be transferred). */
-  chunks: AsyncIterable<Buffer>;
+  /** UTF-8 bytes, in order; each chunk an ArrayBuffer of its own (it may be transferred). Snapshots' chunks may also be ranges to copy. */
+  chunks: AsyncIterable<Buffer | R>;
   /** Lets go of the document without reading it (reading to the end, or abandoning it, also does). */
   release(): void;
 }
@@ -33,7 +34,29 @@ export interface PinnedJson {
  */
 export function pinnedJson(state: HubState, doc: DocKey): PinnedJson {
   const pinned = pin(state, doc);
-  return inSlices(pinned, CHUNK_BYTES, () => pinned.read(ITEMS_PER_LOOK));
+  const sink = { text: (piece: string) => out.push(piece) };
+  const out: string[] = [];
+  return inSlices<never>(pinned, CHUNK_BYTES, () => {
+    out.length = 0;
+    return pinned.readTo(ITEMS_PER_LOOK, sink) ? out : undefined;
+  });
+}
+
+/** A document's JSON for a snapshot: UTF-8 chunks and ranges of the snapshot on disk to copy, then where its items lie. */
+export interface SnapshotJson extends PinnedJson<FileRange> {
+  /** Once the chunks were read: where each item lies in the text, and how many were copied and serialised. */
+  items(): { spans: ItemSpans; copied: number; serialised: number };
+}
+
+/**
+ * pinnedJson for a snapshot: the items `reuse` says are unchanged since the snapshot on disk come
+ * as ranges of that file instead of being serialised again (see SnapshotSink).
+ */
+export function pinnedSnapshotJson(state: HubState, doc: DocKey, reuse: ItemReuse | undefined): SnapshotJson {
+  const pinned = pin(state, doc);
+  const sink = new SnapshotSink(reuse);
+  const source = inSlices<FileRange>(pinned, CHUNK_BYTES, () => (pinned.readTo(ITEMS_PER_LOOK, sink) ? sink.take() : undefined));
+  return { ...source, items: () => ({ spans: sink.spans, copied: sink.copied, serialised: sink.serialised }) };
 }
 
 /**
@@ -42,14 +65,15 @@ export function pinnedJson(state: HubState, doc: DocKey): PinnedJson {
  */
 export function pinnedLines(state: HubState, doc: DocKey, line: (unit: PinnedUnit) => string): PinnedJson {
   const pinned = pin(state, doc);
-  return inSlices(pinned, LINE_CHUNK_BYTES, () => {
-    let text: string | undefined;
+  const out: string[] = [];
+  return inSlices<never>(pinned, LINE_CHUNK_BYTES, () => {
+    out.length = 0;
     for (let count = 0; count < ITEMS_PER_LOOK; count++) {
       const unit = pinned.readUnit();
       if (unit === undefined) break;
-      text = (text ?? '') + line(unit);
+      out.push(line(unit));
     }
-    return text;
+    return out.length > 0 ? out : undefined;
   });
 }
 
@@ -64,14 +88,14 @@ function pin(state: HubState, doc: DocKey): PinnedDoc {
 }
 
 /**
- * Runs `next` (the next piece of text, undefined at the end) a few milliseconds per turn. Text
- * becomes UTF-8 bytes every SLICE_TEXT characters and at the end of each turn, so no string
- * outlives a turn (pieces of a long-lived growing string survived scavenges, which then took
- * 15-30 ms) and none grows big (encoding a string built by `+=` from thousands of pieces took
- * 20-58 ms); the bytes are joined into chunks of about `chunkBytes`.
+ * Runs `next` (the next pieces: text, or things to hand out as they are; undefined at the end) a
+ * few milliseconds per turn. Text becomes UTF-8 bytes every SLICE_TEXT characters and at the end
+ * of each turn, so no string outlives a turn (pieces of a long-lived growing string survived
+ * scavenges, which then took 15-30 ms) and none grows big (encoding a string built by `+=` from
+ * thousands of pieces took 20-58 ms); the bytes are joined into chunks of about `chunkBytes`.
  */
-function inSlices(pinned: PinnedDoc, chunkBytes: number, next: () => string | undefined): PinnedJson {
-  async function* chunks(): AsyncGenerator<Buffer> {
+function inSlices<R extends object>(pinned: PinnedDoc, chunkBytes: number, next: () => ReadonlyArray<string | R> | undefined): PinnedJson<R> {
+  async function* chunks(): AsyncGenerator<Buffer | R> {
     try {
       let held: Buffer[] = [];
       let heldBytes = 0;
@@ -87,10 +111,21 @@ function inSlices(pinned: PinnedDoc, chunkBytes: number, next: () => string | un
       const slice = new TimeSlice();
       // A pin aborted before its first read (a rollback since it was taken) no longer describes its version either.
       if (pinned.aborted) throw new HubError('UNAVAILABLE', `${pinned.aborted}; read again`);
-      for (let piece = next(); piece !== undefined; piece = next()) {
-        pieces.push(piece);
-        length += piece.length;
-        if (length >= SLICE_TEXT) encode();
+      for (let read = next(); read !== undefined; read = next()) {
+        for (const piece of read) {
+          if (typeof piece === 'string') {
+            pieces.push(piece);
+            length += piece.length;
+            if (length >= SLICE_TEXT) encode();
+            continue;
+          }
+          // What is handed out as it is goes after the text before it.
+          if (length > 0) encode();
+          if (held.length) yield Buffer.concat(held, heldBytes);
+          held = [];
+          heldBytes = 0;
+          yield piece;
+        }
         if (!slice.spent) continue;
         if (length > 0) encode();
         if (heldBytes >= chunkBytes) {

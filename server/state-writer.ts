@@ -8,7 +8,7 @@ import { docKeys, emptyState, smallerThan, stateFromDocs, storedDocs, versionOf,
 import { copyJson, Transaction } from './domain/machinery/transaction.ts';
 import { encodeRecords, type JournalRecord } from './store/records.ts';
 import type { CurrentDocs, PinnedDocs, Store } from './store/store.ts';
-import { pinnedJson } from './pinned-json.ts';
+import { pinnedSnapshotJson } from './pinned-json.ts';
 import { replayChanges } from './domain/machinery/replay.ts';
 
 /** What a committed batch tells listeners: its records (patches per document) and effects. */
@@ -130,6 +130,8 @@ export class StateWriter {
     const recovered = await options.store.open();
     writer.state = stateFromDocs(recovered.docs, writer.now(), options.settings.agingMs);
     writer.state.archived = options.store.archive;
+    // Pinned snapshots serialise only the items written since the one before, which the state notes.
+    if (options.store.startPinnedSnapshot) writer.state.changed.track();
     writer.seq = recovered.seq;
     for (const key of recovered.changedSinceSnapshot ?? []) writer.changedDocs.add(key);
     if (options.follower) writer.role = 'follower';
@@ -350,19 +352,31 @@ export class StateWriter {
   /**
    * When a snapshot is due and the store takes pinned ones: every document, those changed since
    * the snapshot on disk pinned at their version (their JSON is produced a slice at a time while
-   * the hub goes on), the others left for the store to copy.
+   * the hub goes on, with the items that did not change copied from the snapshot on disk), the
+   * others left for the store to copy.
    */
   private pinForSnapshot(): PinnedDocs | undefined {
     if (!this.store.startPinnedSnapshot || !this.store.snapshotDue()) return undefined;
     const serialised: DocKey[] = [];
+    const changes = this.state.changed.take();
     const docs = docKeys(this.state).map((key) => {
       const v = versionOf(this.state, key);
       if (!this.changedDocs.has(key) && this.store.holdsDoc?.(key, v)) return { key, v, json: undefined };
       serialised.push(key);
-      return { key, v, json: pinnedJson(this.state, key) };
+      const onDisk = changes.unknown ? undefined : this.store.itemsOnDisk?.(key);
+      return { key, v, json: pinnedSnapshotJson(this.state, key, onDisk && { ...onDisk, changes: changes.docs.get(key) }) };
     });
     this.changedDocs.clear();
-    return { seq: this.seq, docs, failed: () => serialised.forEach((key) => this.changedDocs.add(key)) };
+    return {
+      seq: this.seq,
+      docs,
+      // What changed since the snapshot on disk is no longer known item by item: they are serialised whole next time.
+      failed: () =>
+        serialised.forEach((key) => {
+          this.changedDocs.add(key);
+          this.state.changed.markWhole(key);
+        }),
+    };
   }
 
   /**

@@ -86,7 +86,7 @@ describe('a failed journal write during a snapshot', () => {
       release = () => this.gate.resolve();
       override startPinnedSnapshot = (pinned: PinnedDocs) => {
         const gate = this.gate.promise;
-        const held = (chunks: AsyncIterable<Buffer>) =>
+        const held = <T,>(chunks: AsyncIterable<T>) =>
           (async function* () {
             await gate;
             yield* chunks;

@@ -2,6 +2,7 @@ import { mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowArchive } from './archive.ts';
 import { FileArchive } from './archive-files.ts';
+import type { ItemSpans } from './item-spans.ts';
 import { CompactionWorker } from './compaction.ts';
 import { Journal, listSegments, segmentName } from './journal.ts';
 import { acquireLock } from './lock.ts';
@@ -109,6 +110,12 @@ export class EmbeddedStore implements Store {
     return this.index?.get(key)?.v === v;
   }
 
+  /** Where the items of document `key` lie in the snapshot on disk, when this store wrote it. */
+  itemsOnDisk(key: string): { json: number; items: ItemSpans } | undefined {
+    const span = this.index?.get(key);
+    return span?.items && { json: span.json, items: span.items };
+  }
+
   /** Starts a snapshot from pinned documents, copying from the snapshot on disk those it holds unchanged. */
   startPinnedSnapshot(pinned: PinnedDocs): void {
     const journal = this.requireJournal();
@@ -123,12 +130,14 @@ export class EmbeddedStore implements Store {
     const copied = pinned.docs.filter((part) => !part.json).length;
     this.compaction = writeSnapshot(this.options.dataDir, upto, pinned.seq, pinned.docs, this.index)
       .then(
-        ({ index, bytes }) => {
+        ({ index, bytes, items }) => {
           this.index = index;
-          this.options.onSnapshot?.({ phase: 'finished', from: 'memory', seq: pinned.seq, docs: pinned.docs.length, copied, bytes, ms: performance.now() - started });
+          this.options.onSnapshot?.({ phase: 'finished', from: 'memory', seq: pinned.seq, docs: pinned.docs.length, copied, items, bytes, ms: performance.now() - started });
         },
         (error: Error) => {
           pinned.failed();
+          // It may have failed after the new file took the old one's place: what the index says of either is no longer sure.
+          this.index = undefined;
           this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`);
         },
       )

@@ -3,12 +3,17 @@ import { open, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DocKey } from '../domain/machinery/state.ts';
 import type { SnapshotRef } from './manifest.ts';
+import type { FileRange, ItemSpans } from './item-spans.ts';
 import { BODY_END, BODY_START, bodyHead, ENTRY_END, entryHead, entrySeparator, installSnapshot, PREFIX, SNAPSHOT_FILE, type SnapshotIndex } from './snapshot.ts';
 
-/** A document's JSON produced over many turns (pinned-json.ts): UTF-8 chunks, and a way to let go of it unread. */
+/**
+ * A document's JSON produced over many turns (pinned-json.ts): UTF-8 chunks and ranges of the
+ * snapshot on disk to copy, a way to let go of it unread, and once read, where its items lie.
+ */
 export interface JsonSource {
-  chunks: AsyncIterable<Buffer>;
+  chunks: AsyncIterable<Buffer | FileRange>;
   release(): void;
+  items?(): { spans: ItemSpans; copied: number; serialised: number };
 }
 
 /** One document of a snapshot being written: its JSON at version `v`, or none to copy its entry from the snapshot on disk. */
@@ -51,55 +56,78 @@ class SnapshotFile {
 
   private async flush(): Promise<void> {
     if (this.heldBytes === 0) return;
-    const bytes = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held, this.heldBytes);
+    const held = this.held;
+    const bytes = this.heldBytes;
     this.held = [];
     this.heldBytes = 0;
-    await this.handle.write(bytes, 0, bytes.length, null);
+    // One system call for all of it, without joining the pieces first.
+    const { bytesWritten } = await this.handle.writev(held);
+    if (bytesWritten !== bytes) throw new Error(`the snapshot took ${bytesWritten} of ${bytes} bytes written at once`);
   }
+}
+
+/** What writeSnapshot wrote, and how many items of the documents it serialised it copied instead. */
+export interface WrittenSnapshot {
+  ref: SnapshotRef;
+  index: SnapshotIndex;
+  bytes: number;
+  items: { copied: number; serialised: number };
 }
 
 /**
  * Writes the snapshot of `parts` (every document, in order) as of record `seq`, containing the
  * journal up to segment `segment`, and puts it in place as replaceSnapshot does. An entry without
  * JSON is copied byte for byte from the snapshot on disk, where `previous` says it lies (at the
- * same version: the caller checked). Nothing is parsed and nothing but the new JSON serialised, so
- * the cost is that of the documents that changed plus a copy of the rest.
+ * same version: the caller checked), and so are the ranges a document's JSON hands out (its
+ * unchanged items). Nothing is parsed and nothing but the changed items serialised, so the cost
+ * is that of the items that changed plus a copy of the rest.
  */
-export async function writeSnapshot(dir: string, segment: number, seq: number, parts: SnapshotPart[], previous: SnapshotIndex | undefined): Promise<{ ref: SnapshotRef; index: SnapshotIndex; bytes: number }> {
+export async function writeSnapshot(dir: string, segment: number, seq: number, parts: SnapshotPart[], previous: SnapshotIndex | undefined): Promise<WrittenSnapshot> {
   const temp = join(dir, TEMP_FILE);
   const index: SnapshotIndex = new Map();
+  const items = { copied: 0, serialised: 0 };
   let handle: FileHandle | undefined;
-  let old: FileHandle | undefined;
+  const old = new OldSnapshot(join(dir, SNAPSHOT_FILE));
   let sha: string;
   let bytes: number;
   try {
     handle = await open(temp, 'w');
-    if (parts.some((part) => !part.json)) old = await open(join(dir, SNAPSHOT_FILE), 'r');
     // The checksum member is written last, over these placeholder bytes, once the body is hashed.
     await handle.write(`${PREFIX}${'0'.repeat(64)}",`, null, 'latin1');
     const file = new SnapshotFile(handle);
     file.size = BODY_START;
+    const add = (piece: Buffer) => file.add(piece);
     await file.add(Buffer.from(bodyHead(segment, seq)));
     for (const [i, part] of parts.entries()) {
       await file.add(Buffer.from(entrySeparator(i)));
       const start = file.size;
       if (part.json) {
         await file.add(Buffer.from(entryHead(part.key, part.v)));
-        for await (const chunk of part.json.chunks) await file.add(chunk);
+        const json = file.size;
+        for await (const chunk of part.json.chunks) {
+          if (Buffer.isBuffer(chunk)) await file.add(chunk);
+          else await old.copy(chunk.start, chunk.end, add);
+        }
         await file.add(Buffer.from(ENTRY_END));
+        const read = part.json.items?.();
+        if (read) {
+          items.copied += read.copied;
+          items.serialised += read.serialised;
+        }
+        index.set(part.key, { v: part.v, start, end: file.size, json, items: read?.spans });
       } else {
         const span = previous?.get(part.key);
-        if (!old || !span || span.v !== part.v) throw new Error(`document ${part.key} at version ${part.v} is not in the snapshot on disk to copy`);
-        await copyRange(old, span.start, span.end, (piece) => file.add(piece));
+        if (!span || span.v !== part.v) throw new Error(`document ${part.key} at version ${part.v} is not in the snapshot on disk to copy`);
+        await old.copy(span.start, span.end, add);
+        index.set(part.key, { v: part.v, start, end: file.size, json: start + span.json - span.start, items: span.items });
       }
-      index.set(part.key, { v: part.v, start, end: file.size });
     }
     await file.add(Buffer.from(BODY_END));
     sha = await file.finish();
     bytes = file.size;
   } finally {
     await handle?.close();
-    await old?.close();
+    await old.close();
     // JSON left unread still pins its document.
     for (const part of parts) part.json?.release();
   }
@@ -113,16 +141,41 @@ export async function writeSnapshot(dir: string, segment: number, seq: number, p
       await folder.close();
     }
   });
-  return { ref, index, bytes };
+  return { ref, index, bytes, items };
 }
 
-/** Hands bytes [start, end) of `file` to `use`, read WRITE_BYTES at a time. */
-async function copyRange(file: FileHandle, start: number, end: number, use: (piece: Buffer) => Promise<void>): Promise<void> {
-  for (let at = start; at < end; ) {
-    const piece = Buffer.allocUnsafe(Math.min(WRITE_BYTES, end - at));
-    const { bytesRead } = await file.read(piece, 0, piece.length, at);
+/**
+ * The snapshot on disk, read for copying: opened when first needed, and read forward WRITE_BYTES
+ * at a time, so that many small ranges (items between changed ones) cost few reads.
+ */
+class OldSnapshot {
+  private handle: FileHandle | undefined;
+  private window = Buffer.alloc(0);
+  private windowStart = 0;
+
+  constructor(private readonly path: string) {}
+
+  /** Hands bytes [start, end) of the file to `use`, a piece at a time. */
+  async copy(start: number, end: number, use: (piece: Buffer) => Promise<void>): Promise<void> {
+    for (let at = start; at < end; ) {
+      if (at < this.windowStart || at >= this.windowStart + this.window.length) await this.load(at);
+      const upto = Math.min(end, this.windowStart + this.window.length);
+      await use(this.window.subarray(at - this.windowStart, upto - this.windowStart));
+      at = upto;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle?.close();
+  }
+
+  /** Reads the window starting at `at` (a new buffer: pieces handed out earlier may still be held). */
+  private async load(at: number): Promise<void> {
+    this.handle ??= await open(this.path, 'r');
+    const window = Buffer.allocUnsafe(WRITE_BYTES);
+    const { bytesRead } = await this.handle.read(window, 0, window.length, at);
     if (bytesRead === 0) throw new Error(`the snapshot on disk ends at byte ${at}, before the entry it should hold`);
-    await use(bytesRead === piece.length ? piece : piece.subarray(0, bytesRead));
-    at += bytesRead;
+    this.window = window.subarray(0, bytesRead);
+    this.windowStart = at;
   }
 }

@@ -7,6 +7,7 @@ import { HubError } from '../../shared/errors.ts';
 import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import { dropSegments } from './journal.ts';
 import { sameSnapshot, writeManifest, type SnapshotRef } from './manifest.ts';
+import type { ItemSpans } from './item-spans.ts';
 import { syncedWrite } from './synced-write.ts';
 
 /** What a snapshot holds: every document as of the end of journal segment `segment`. */
@@ -32,6 +33,10 @@ export interface DocSpan {
   v: number;
   start: number;
   end: number;
+  /** Where the document's JSON starts. */
+  json: number;
+  /** Where its items lie, when the hub wrote the file (not when it read it at start-up). */
+  items?: ItemSpans | undefined;
 }
 
 /** The entries of a snapshot file by document: what a later snapshot may copy instead of serialising again. */
@@ -98,7 +103,7 @@ function entriesOf(text: string, docs: Array<[DocKey, StoredDoc]>): SnapshotInde
     if (!line.startsWith(entryHead(key, stored.v))) return undefined;
     const bytes = Buffer.byteLength(line);
     // Every entry but the last ends its line with the comma before the next.
-    index.set(key, { v: stored.v, start: at, end: at + bytes - (i < docs.length - 1 ? 1 : 0) });
+    index.set(key, { v: stored.v, start: at, end: at + bytes - (i < docs.length - 1 ? 1 : 0), json: at + Buffer.byteLength(entryHead(key, stored.v)) });
     at += bytes + 1;
   }
   return index;

@@ -1,6 +1,7 @@
 import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import type { WorkflowArchive } from './archive.ts';
 import type { Recovered } from './recovery.ts';
+import type { ItemSpans } from './item-spans.ts';
 import type { SnapshotPart } from './snapshot-writer.ts';
 
 /** Every document as the journal holds it, and the sequence number of the last record written. */
@@ -31,6 +32,8 @@ export type SnapshotEvent =
       docs: number;
       /** Of those, how many were copied unchanged from the previous snapshot (pinned snapshots). */
       copied?: number;
+      /** Of the items (work orders, ...) of the others, how many were copied unchanged and how many serialised (pinned snapshots). */
+      items?: { copied: number; serialised: number };
       /** When known. */
       bytes?: number | undefined;
       ms: number;
@@ -63,6 +66,11 @@ export interface Store {
    * may copy it. A store without this takes no pinned snapshots.
    */
   holdsDoc?: ((key: DocKey, v: number) => boolean) | undefined;
+  /**
+   * Where the items of document `key` lie in the snapshot on disk, when the store knows: a pinned
+   * snapshot copies those that did not change since it was pinned.
+   */
+  itemsOnDisk?: ((key: DocKey) => { json: number; items: ItemSpans } | undefined) | undefined;
   /**
    * Starts a snapshot written from `pinned` (the documents as the journal will hold them once the
    * write under way is done, which the hub has awaited before calling this). Like startSnapshot,

@@ -48,6 +48,22 @@ export interface PinnedUnit {
 }
 
 /**
+ * Where PinnedDoc.readTo puts the document's JSON text. A sink that keeps the text of items from
+ * an earlier version (a snapshot on disk) may put items itself: then it must hold exactly their
+ * text at the pinned version.
+ */
+export interface PinSink {
+  /** The next piece of the text. */
+  text(piece: string): void;
+  /**
+   * Item `key` at `place` among the keys of object-valued `field` comes next, after a comma when
+   * `comma`: true when the sink puts the comma and `"key":value` itself, false to be given them as
+   * the next piece of text.
+   */
+  item?(field: string, place: number, key: string, comma: boolean): boolean;
+}
+
+/**
  * A document held at one version while it is serialised a piece at a time: the writer goes on
  * changing the live document meanwhile, and tells every pin first (`beforeWrite`), so the pin
  * keeps the JSON of what is about to change as it was. The text it reads is exactly
@@ -115,11 +131,19 @@ export class PinnedDoc {
    * references, fields), or undefined once all of it was read.
    */
   read(items: number): string | undefined {
-    if (this.done) return undefined;
     let text = '';
+    return this.readTo(items, { text: (piece) => (text += piece) }) ? text : undefined;
+  }
+
+  /**
+   * read, piece by piece into `sink`, which may put items' text itself (see PinSink); false once
+   * all of the document was read.
+   */
+  readTo(items: number, sink: PinSink): boolean {
+    if (this.done) return false;
     if (!this.started) {
       this.started = true;
-      text = '{';
+      sink.text('{');
     }
     for (let budget = items; budget > 0 && this.top < this.topKeys.length; budget--) {
       const key = this.topKeys[this.top]!;
@@ -128,12 +152,12 @@ export class PinnedDoc {
       // A field that held an object at the pinned version is read from that object, even if replaced since.
       const collection = this.collections.get(key) ?? (isRecord(value) ? this.collection(key, value) : undefined);
       if (captured === undefined && collection) {
-        text += this.readItem(key, collection);
+        this.readItem(key, collection, sink);
         continue;
       }
       const json = captured === undefined ? JSON.stringify(value) : captured === ABSENT ? undefined : captured;
       if (json !== undefined) {
-        text += (this.wroteTop ? ',' : '') + JSON.stringify(key) + ':' + json;
+        sink.text((this.wroteTop ? ',' : '') + JSON.stringify(key) + ':' + json);
         this.wroteTop = true;
       }
       this.top++;
@@ -141,9 +165,9 @@ export class PinnedDoc {
     if (this.top === this.topKeys.length) {
       this.done = true;
       this.release();
-      text += '}';
+      sink.text('}');
     }
-    return text;
+    return true;
   }
 
   /**
@@ -193,28 +217,31 @@ export class PinnedDoc {
   }
 
   /** The next step within the object-valued field `key`: its opening, one item, or its close. */
-  private readItem(key: string, collection: PinnedCollection): string {
+  private readItem(key: string, collection: PinnedCollection, sink: PinSink): void {
     const keys = this.keysOf(collection);
     if (this.item === -1) {
       this.item = 0;
       this.wroteItem = false;
-      const opening = (this.wroteTop ? ',' : '') + JSON.stringify(key) + ':{';
+      sink.text((this.wroteTop ? ',' : '') + JSON.stringify(key) + ':{');
       this.wroteTop = true;
-      return opening;
+      return;
     }
     if (this.item === keys.length) {
       this.item = -1;
       this.top++;
       this.collections.delete(key);
-      return '}';
+      sink.text('}');
+      return;
     }
-    const name = keys.at(this.item++)!;
+    const place = this.item++;
+    const name = keys.at(place)!;
     const captured = collection.captured.get(name);
-    const json = captured === undefined ? JSON.stringify(collection.object[name]) : captured === ABSENT ? undefined : captured;
-    if (json === undefined) return '';
-    const text = (this.wroteItem ? ',' : '') + JSON.stringify(name) + ':' + json;
+    const value = captured === undefined ? collection.object[name] : undefined;
+    if (captured === ABSENT || (captured === undefined && value === undefined)) return;
+    const comma = this.wroteItem;
     this.wroteItem = true;
-    return text;
+    if (sink.item?.(key, place, name, comma)) return;
+    sink.text((comma ? ',' : '') + JSON.stringify(name) + ':' + (captured ?? JSON.stringify(value)));
   }
 
   /** The pinned object behind an object-valued top-level field. */

@@ -4,6 +4,7 @@ import { InventoryIndex } from '../data/inventory-index.ts';
 import { countOrders } from '../work/order-lists.ts';
 import { WorkIndex } from '../work/work-index.ts';
 import { shareEmptyArrays } from './empty-array.ts';
+import { ChangedItems } from './changed-items.ts';
 import { Pins } from './pins.ts';
 
 /** The key of the hub-wide agent pool document; workflow ids can never take this form. */
@@ -34,6 +35,8 @@ export interface HubState {
   archived: ArchivedIds;
   /** Documents held at a version by readers that serialise them a piece at a time. */
   pins: Pins;
+  /** Which items were written since the last snapshot was pinned. */
+  changed: ChangedItems;
 }
 
 /** Which workflow ids are archived (the store's archive, or an empty set). */
@@ -43,7 +46,7 @@ export interface ArchivedIds {
 
 /** A state with no workflows and no agents. */
 export function emptyState(agingMs = 60_000): HubState {
-  return { workflows: new Map(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs), inventory: new InventoryIndex(), archived: new Set(), pins: new Pins() };
+  return { workflows: new Map(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs), inventory: new InventoryIndex(), archived: new Set(), pins: new Pins(), changed: new ChangedItems() };
 }
 
 /** The root object of a document, or undefined when it does not exist. */

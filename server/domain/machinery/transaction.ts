@@ -117,7 +117,8 @@ export class Transaction<E = unknown> {
   /** Creates (or replaces) a whole document. */
   putDoc(doc: DocKey, value: object): void {
     const previous = docRoot(this.state, doc);
-    if (previous !== undefined) this.tellPins(doc, [], undefined, true);
+    if (previous !== undefined) this.beforeWrite(doc, [], undefined, true);
+    else this.state.changed.note(doc, [], undefined);
     putDoc(this.state, doc, copyJson(value));
     this.onUndo(() => (previous === undefined ? dropDoc(this.state, doc) : putDoc(this.state, doc, previous)));
     this.record(doc, { op: previous === undefined ? 'add' : 'replace', path: '', value });
@@ -130,7 +131,7 @@ export class Transaction<E = unknown> {
   dropDoc(doc: DocKey): void {
     const previous = docRoot(this.state, doc);
     if (previous === undefined) return;
-    this.tellPins(doc, [], undefined, true);
+    this.beforeWrite(doc, [], undefined, true);
     const version = this.state.versions.get(doc);
     dropDoc(this.state, doc);
     this.state.versions.delete(doc);
@@ -145,7 +146,7 @@ export class Transaction<E = unknown> {
   set(doc: DocKey, path: Path, value: unknown): void {
     const { parent, key } = this.locate(doc, path);
     if (Array.isArray(parent)) {
-      this.tellPins(doc, path, undefined, false);
+      this.beforeWrite(doc, path, undefined, false);
       const index = Number(key);
       const old = parent[index];
       parent[index] = copyJson(value);
@@ -154,7 +155,7 @@ export class Transaction<E = unknown> {
       return;
     }
     const had = Object.hasOwn(parent, key);
-    this.tellPins(doc, path, undefined, !had);
+    this.beforeWrite(doc, path, undefined, !had);
     const old = parent[key];
     parent[key] = copyJson(value);
     this.undos.push(had ? Undo.Field : Undo.NewField, parent, key, old);
@@ -175,7 +176,7 @@ export class Transaction<E = unknown> {
       if (value === undefined || !Object.hasOwn(fields, key) || sameJson(target[key], value)) continue;
       base ??= toPointer(path);
       const had = Object.hasOwn(target, key);
-      this.tellPins(doc, path, key, !had);
+      this.beforeWrite(doc, path, key, !had);
       const old = target[key];
       target[key] = copyJson(value);
       this.undos.push(had ? Undo.Field : Undo.NewField, target, key, old);
@@ -192,13 +193,13 @@ export class Transaction<E = unknown> {
   remove(doc: DocKey, path: Path): void {
     const { parent, key } = this.locate(doc, path);
     if (Array.isArray(parent)) {
-      this.tellPins(doc, path, undefined, true);
+      this.beforeWrite(doc, path, undefined, true);
       const index = Number(key);
       const [old] = parent.splice(index, 1);
       this.undos.push(Undo.Removed, parent, index, old);
     } else {
       if (!Object.hasOwn(parent, key)) return;
-      this.tellPins(doc, path, undefined, true);
+      this.beforeWrite(doc, path, undefined, true);
       const old = parent[key];
       delete parent[key];
       this.undos.push(Undo.Field, parent, key, old);
@@ -212,7 +213,7 @@ export class Transaction<E = unknown> {
     // Own properties only, as resolve: a path never leads into a prototype.
     const array = Object.hasOwn(parent, key) ? (parent as Record<string, unknown>)[key] : undefined;
     if (!Array.isArray(array)) throw new Error(`not an array: ${toPointer(path)}`);
-    this.tellPins(doc, path, undefined, false);
+    this.beforeWrite(doc, path, undefined, false);
     const index = array.length;
     if (array === EMPTY_ARRAY) {
       (parent as Record<string, unknown>)[key] = [copyJson(value)];
@@ -231,8 +232,9 @@ export class Transaction<E = unknown> {
     log.length = 0;
   }
 
-  /** Lets readers holding `doc` at an earlier version keep what is about to change (see PinnedDoc). */
-  private tellPins(doc: DocKey, path: Path, key: string | undefined, structural: boolean): void {
+  /** Lets readers holding `doc` at an earlier version keep what is about to change (see PinnedDoc), and notes the write for snapshots. */
+  private beforeWrite(doc: DocKey, path: Path, key: string | undefined, structural: boolean): void {
+    this.state.changed.note(doc, path, key);
     const pins = this.state.pins;
     if (pins.size > 0) pins.beforeWrite(doc, path, key, structural);
   }
