@@ -125,6 +125,8 @@ function inSlices<R extends object>(pinned: PinnedDoc, chunkBytes: number, next:
           held = [];
           heldBytes = 0;
           yield piece;
+          // Copying the range may have let other turns run: a rollback meanwhile ends the pin, as at a slice's end.
+          if (pinned.aborted) throw new HubError('UNAVAILABLE', `${pinned.aborted}; read again`);
         }
         if (!slice.spent) continue;
         if (length > 0) encode();

@@ -280,7 +280,10 @@ export class StateWriter {
       // A copy: the reply is sent after the journal write, by when later commands may have changed the state it shows.
       reply = copyJson(applyCommand({ state: this.state, tx, ctx: { now, newId: this.idSource, settings: this.settings } }, command));
     } catch (error) {
+      const wrote = !tx.empty;
       tx.rollback();
+      // A pin that let go of a document or field this command replaced would read the restored one as it changes on: readers start again.
+      if (wrote && this.state.pins.size > 0) this.state.pins.abortAll('a command that failed was rolled back');
       // Domain functions validate before they change anything; anything else may have touched the index.
       if (!(error instanceof HubError)) this.rebuildIndex();
       throw error;

@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { emptyState, putDoc, type HubState } from '../../server/domain/machinery/state.ts';
 import { Transaction } from '../../server/domain/machinery/transaction.ts';
-
-/** A small deterministic random source, so a failure can be replayed from its seed. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Pins } from '../../server/domain/machinery/pins.ts';
+import { random } from '../helpers/random.ts';
 
 function documentWith(orders: number): Record<string, unknown> {
   const workOrders: Record<string, unknown> = {};
@@ -122,5 +113,19 @@ describe('a pinned document', () => {
     state.pins.abortAll('rolled back');
     expect(pinned.aborted).toBe('rolled back');
     expect(state.pins.size).toBe(0);
+  });
+
+  it('reads an object-valued field removed and set again since the pin as it was (an agent forgotten, then registered again)', () => {
+    const root = { a1: { status: 'offline', load: 0 }, a2: { status: 'idle', load: 1 } };
+    const before = JSON.stringify(root);
+    const pins = new Pins();
+    const pinned = pins.pin('@agents', root, 1);
+    pins.beforeWrite('@agents', ['a1'], undefined, true);
+    delete (root as Record<string, unknown>).a1;
+    pins.beforeWrite('@agents', ['a1'], undefined, true);
+    (root as Record<string, unknown>).a1 = { status: 'idle', load: 0 };
+    let text = '';
+    for (let piece = pinned.read(32); piece !== undefined; piece = pinned.read(32)) text += piece;
+    expect(text).toBe(before);
   });
 });

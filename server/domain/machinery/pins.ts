@@ -106,13 +106,15 @@ export class PinnedDoc {
     }
     const first = String(path.length > 0 ? path[0] : key);
     if (this.passed(first) || this.topCaptured.has(first)) return;
+    // A field replaced or removed since the pin is read from the object it had, whatever it holds now.
+    const held = this.collections.get(first);
+    if (held?.detached) return;
     const value = this.root[first];
-    if (!isRecord(value)) {
+    if (!held && !isRecord(value)) {
       this.topCaptured.set(first, value === undefined ? ABSENT : JSON.stringify(value));
       return;
     }
-    const collection = this.collection(first, value);
-    if (collection.detached) return;
+    const collection = held ?? this.collection(first, value as Json);
     if (depth === 1) {
       // The field itself is replaced or removed: the pin keeps reading the object it had.
       this.keysOf(collection);
