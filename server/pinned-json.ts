@@ -34,8 +34,8 @@ export interface PinnedJson<R = never> {
  */
 export function pinnedJson(state: HubState, doc: DocKey): PinnedJson {
   const pinned = pin(state, doc);
-  const sink = { text: (piece: string) => out.push(piece) };
   const out: string[] = [];
+  const sink = { text: (piece: string) => out.push(piece) };
   return inSlices<never>(pinned, CHUNK_BYTES, () => {
     out.length = 0;
     return pinned.readTo(ITEMS_PER_LOOK, sink) ? out : undefined;
