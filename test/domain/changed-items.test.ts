@@ -34,6 +34,9 @@ describe('ChangedItems', () => {
       new Map([['wf', new Map<string, unknown>([['workOrders', new Set(['o1', 'o3'])], ['counts', new Set(['queued', 'running'])], ['status', ALL_ITEMS]])]]),
     );
     expect(state.changed.take().docs.size).toBe(0);
+    // The item noted last, written again after a take, is noted again.
+    tx.set('wf', ['workOrders', 'o3', 'state'], 'running');
+    expect(state.changed.take().docs).toEqual(new Map([['wf', new Map([['workOrders', new Set(['o3'])]])]]));
   });
 
   it('takes a field replaced or removed as changed whole, and a document replaced, removed or marked as changed whole', () => {

@@ -27,10 +27,17 @@ export class ChangedItems {
   private unknown = true;
   /** Off until a snapshot will take what is noted: kept by nobody, it would grow with every item written. */
   private tracking = false;
-  /** The last item noted, with its field and document. */
-  private lastDoc: DocKey | undefined;
-  private lastField: string | undefined;
-  private lastItem: string | undefined;
+  /**
+   * The last two items noted (document, field, key each): a command writes several fields of one
+   * item, in turns with another (an order, then its workflow's counts), and each was noted at its
+   * first write. Only `take` makes them stale: anything else only widens what is noted.
+   */
+  private doc0: DocKey | undefined;
+  private field0: string | undefined;
+  private item0: string | undefined;
+  private doc1: DocKey | undefined;
+  private field1: string | undefined;
+  private item1: string | undefined;
 
   /** Starts noting writes (a store whose snapshots copy unchanged items takes them). */
   track(): void {
@@ -43,30 +50,32 @@ export class ChangedItems {
     const depth = path.length + (key === undefined ? 0 : 1);
     if (depth >= 2) {
       const item = path.length > 1 ? path[1]! : key!;
-      // A command writes several fields of one item in a row: the first noted it.
-      if (item === this.lastItem && path[0] === this.lastField && doc === this.lastDoc) return;
+      if (item === this.item0 && path[0] === this.field0 && doc === this.doc0) return;
+      if (item === this.item1 && path[0] === this.field1 && doc === this.doc1) return;
       this.noteItem(doc, String(path[0]), String(item));
       return;
     }
-    this.lastDoc = undefined;
-    if (depth === 0) this.docs.set(doc, ALL_ITEMS);
-    else {
-      const changes = this.changesOf(doc);
-      if (changes !== ALL_ITEMS) changes.set(String(path.length > 0 ? path[0] : key), ALL_ITEMS);
+    if (depth === 0) {
+      this.docs.set(doc, ALL_ITEMS);
+      return;
     }
+    const changes = this.changesOf(doc);
+    if (changes !== ALL_ITEMS) changes.set(String(path.length > 0 ? path[0] : key), ALL_ITEMS);
   }
 
   private noteItem(doc: DocKey, field: string, item: string): void {
-    this.lastDoc = undefined;
     const changes = this.changesOf(doc);
     if (changes === ALL_ITEMS) return;
     let items = changes.get(field);
     if (items === ALL_ITEMS) return;
     if (!items) changes.set(field, (items = new Set()));
     items.add(item);
-    this.lastDoc = doc;
-    this.lastField = field;
-    this.lastItem = item;
+    this.doc1 = this.doc0;
+    this.field1 = this.field0;
+    this.item1 = this.item0;
+    this.doc0 = doc;
+    this.field0 = field;
+    this.item0 = item;
   }
 
   private changesOf(doc: DocKey): DocChanges {
@@ -77,7 +86,6 @@ export class ChangedItems {
 
   /** Marks a whole document as changed (a snapshot that would have held it failed). */
   markWhole(doc: DocKey): void {
-    if (this.lastDoc === doc) this.lastDoc = undefined;
     this.docs.set(doc, ALL_ITEMS);
   }
 
@@ -86,7 +94,7 @@ export class ChangedItems {
     const taken = { docs: this.docs, unknown: this.unknown };
     this.docs = new Map();
     this.unknown = !this.tracking;
-    this.lastDoc = undefined;
+    this.doc0 = this.doc1 = undefined;
     return taken;
   }
 }
