@@ -139,12 +139,14 @@ describe('snapshots copying unchanged items', () => {
     const dir = tempDir();
     const state = emptyState();
     state.changed.track();
-    const data = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${i}`, { v: `v${i}` }]));
+    const data = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, { v: `v${i}` }]));
     new Transaction(state).putDoc('w', { data });
     state.changed.take();
     const first = await writeSnapshot(dir, 1, 1, [{ key: 'w', v: versionOf(state, 'w'), json: pinnedSnapshotJson(state, 'w', undefined) }], undefined);
-    // k39 changes before the next snapshot is pinned: it is serialised, the others copied.
+    // k39 and k70 change before the next snapshot is pinned: they are serialised, the others copied.
+    // k39's text hands out the range before it while k70 is still to be read.
     new Transaction(state).set('w', ['data', 'k39', 'v'], 'pinned');
+    new Transaction(state).set('w', ['data', 'k70', 'v'], 'pinned');
     const span = first.index.get('w')!;
     const json = pinnedSnapshotJson(state, 'w', { json: span.json, items: span.items!, changes: state.changed.take().docs.get('w') });
     // Each range is copied within the slice's time, so reading goes on at once after it.
@@ -157,9 +159,9 @@ describe('snapshots copying unchanged items', () => {
       for await (const chunk of json.chunks) {
         if (!Buffer.isBuffer(chunk) && !rolledBack) {
           rolledBack = true;
-          // A journal write fails: the writer rolls back and aborts every pin; the next command writes k39, which the pin no longer keeps.
+          // A journal write fails: the writer rolls back and aborts every pin; the next command writes k70, which the pin no longer keeps.
           state.pins.abortAll('the hub rolled back changes that could not be stored');
-          new Transaction(state).set('w', ['data', 'k39', 'v'], 'after the pin');
+          new Transaction(state).set('w', ['data', 'k70', 'v'], 'after the pin');
         }
         yield chunk;
       }

@@ -97,9 +97,12 @@ export class SnapshotSink implements PinSink {
     return true;
   }
 
-  /** What was read since the last take, in order. */
+  /**
+   * What was read since the last take, in order. A copy still growing stays for the next take: the
+   * text that follows it (at the latest its field's closing brace) hands it out, so a run of
+   * unchanged items is one range however many reads it spans.
+   */
   take(): ReadonlyArray<string | FileRange> {
-    this.endRun();
     const out = this.out;
     this.out = [];
     return out;

@@ -117,8 +117,8 @@ export class Transaction<E = unknown> {
   /** Creates (or replaces) a whole document. */
   putDoc(doc: DocKey, value: object): void {
     const previous = docRoot(this.state, doc);
-    if (previous !== undefined) this.beforeWrite(doc, [], undefined, true);
-    else this.state.changed.note(doc, [], undefined);
+    // Also for a new document: one dropped under the same key may still be pinned, and it changes whole.
+    this.beforeWrite(doc, [], undefined, true);
     putDoc(this.state, doc, copyJson(value));
     this.onUndo(() => (previous === undefined ? dropDoc(this.state, doc) : putDoc(this.state, doc, previous)));
     this.record(doc, { op: previous === undefined ? 'add' : 'replace', path: '', value });
