@@ -4,7 +4,10 @@ import { applyCommand } from '../../server/domain/machinery/commands.ts';
 import type { Effect } from '../../server/domain/machinery/effects.ts';
 import { AGENTS_DOC, stateFromDocs, storedDocs } from '../../server/domain/machinery/state.ts';
 import { copyJson, Transaction } from '../../server/domain/machinery/transaction.ts';
-import { listAgents } from '../../server/domain/work/agents.ts';
+import { listAgents, nearestRankP95 } from '../../server/domain/work/agents.ts';
+import { CreateWorkOrderInput } from '../../shared/schemas/work-order.ts';
+import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import { random } from '../helpers/random.ts';
 import { ADMIN, domain, SETTINGS } from '../helpers/domain.ts';
 
 /** Disconnects an agent and runs the sweep once its grace period is over: it is offline from then. */
@@ -167,5 +170,37 @@ describe('listing the agent pool a page at a time (domain)', () => {
     expect(listAgents(d.state, { limit: 10 }).items.map((agent) => agent.id)).toEqual(['new']);
     for (const tx of batch.reverse()) tx.rollback();
     expect(listAgents(d.state, { limit: 10 }).items.map((agent) => agent.id)).toEqual(['kept']);
+  });
+});
+
+describe("an agent's recent durations (domain, manual clock)", () => {
+  /** The nearest-rank p95 by its definition: the value at rank ceil(0.95 n) of the sorted values. */
+  const bySorting = (values: number[]) => [...values].sort((a, b) => a - b)[Math.max(0, Math.ceil(values.length * 0.95) - 1)];
+
+  it('finds the nearest-rank p95 of up to 21 values, ties included, as sorting does', () => {
+    const next = random(7);
+    for (let round = 0; round < 500; round++) {
+      const values = Array.from({ length: 1 + Math.floor(next() * 21) }, () => Math.floor(next() * 8) * 10);
+      expect(nearestRankP95(values), JSON.stringify(values)).toBe(bySorting(values));
+    }
+  });
+
+  it('keeps the last 20 durations of a task type and their p95 after each completion', () => {
+    const d = domain();
+    const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId });
+    d.register('w');
+    const asAgent = { role: 'agent' as const, name: 'w', agentId: 'w' };
+    const durations = [50, 10, 90, 30, 70, 20, 80, 40, 60, 100, 15, 25, 35, 45, 55, 65, 75, 85, 95, 5, 12, 200, 7, 150, 33];
+    durations.forEach((ms, i) => {
+      d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: `job-${i}`, taskType: 't' }));
+      const attempt = d.state.workflows.get(workflowId)!.workOrders[`job-${i}`]!.attempt!;
+      const ref = { workflowId, workOrderId: `job-${i}`, attemptToken: attempt.token };
+      d.run('task.progress', { ...ref, progress: 10 }, asAgent);
+      d.advance(ms);
+      d.run('task.complete', { ...ref, result: { ok: true } }, asAgent);
+      const recent = durations.slice(Math.max(0, i - 19), i + 1);
+      expect(d.state.agents!.w!.stats.byTaskType.t).toMatchObject({ completed: i + 1, recentMs: recent, p95Ms: bySorting(recent) });
+    });
   });
 });
