@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Workflow } from '../shared/schemas/workflow.ts';
@@ -75,6 +75,50 @@ describe('the file archive', () => {
     expect(rebuilt.headers().map((h) => h.id)).toEqual(['wf-b', 'wf-a']);
     expect((await rebuilt.read('wf-a'))?.workflow).toEqual(workflow('wf-a', 1000));
     await rebuilt.close();
+  });
+
+  it('rebuilds the index when a line parses but is not an index line, and sets aside a file whose header is not one', async () => {
+    const dir = tempDir();
+    await filled(dir, ['wf-a', 'wf-b']);
+    const index = join(dir, 'archive', 'index.jsonl');
+    const good = readFileSync(index, 'utf8');
+    const stray = join(dir, 'archive', 'wf-stray.json');
+    writeFileSync(stray, '{"id":"wf-stray"}\nsummary\n');
+    for (const line of ['null', '7', '{"put":null}', '{"put":{"id":"wf-zz"}}', '{"put":{"id":"../wf-a","v":1}}', '{"remove":[1]}', '{"other":true}']) {
+      writeFileSync(index, `${good}${line}\n`);
+      const warnings: string[] = [];
+      const archive = await opened(dir, (message) => warnings.push(message));
+      expect(warnings, line).toContain(`archive index ${index} is damaged; rebuilt it from the archived files`);
+      expect(archive.headers().map((h) => h.id)).toEqual(['wf-b', 'wf-a']);
+      expect((await archive.read('wf-a'))?.workflow).toEqual(workflow('wf-a', 1000));
+      await archive.close();
+    }
+    // The stray file was moved aside at the first rebuild, not deleted with the files the index does not name.
+    expect(existsSync(stray)).toBe(false);
+    expect(readFileSync(`${stray}.damaged`, 'utf8')).toBe('{"id":"wf-stray"}\nsummary\n');
+  });
+
+  it('archives and deletes nothing while its index cannot be read, and reads it again at the next call', async () => {
+    const dir = tempDir();
+    await filled(dir, ['wf-a']);
+    const index = join(dir, 'archive', 'index.jsonl');
+    writeFileSync(index, `${readFileSync(index, 'utf8')}null\n`);
+    // The rebuilt index cannot be written: its temporary file's name is taken by a folder.
+    const blocker = join(dir, 'archive', '.index.jsonl.tmp');
+    mkdirSync(blocker);
+    const archive = await FileArchive.open(dir, () => undefined);
+    await expect(archive.ready()).rejects.toThrow();
+    const document = workflow('wf-new', 900);
+    await expect(archive.put(toArchive(document, 3, 5000), summarize(document, 3, 5000))).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(archive.remove(['wf-a'])).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(existsSync(join(dir, 'archive', 'wf-new.json'))).toBe(false);
+    expect(existsSync(join(dir, 'archive', 'wf-a.json'))).toBe(true);
+    rmdirSync(blocker);
+    await archive.ready();
+    await archive.put(toArchive(document, 3, 5000), summarize(document, 3, 5000));
+    expect(archive.headers().map((h) => h.id)).toEqual(['wf-new', 'wf-a']);
+    expect((await archive.read('wf-new'))?.workflow).toEqual(document);
+    await archive.close();
   });
 
   it('refuses to return an archived workflow or summary whose file was altered, naming it', async () => {

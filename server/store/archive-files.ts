@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, truncateSync } from 'node:fs';
-import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
+import { Id } from '../../shared/schemas/common.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
@@ -38,6 +39,27 @@ interface Sums {
 type IndexLine = { put: FiledHeader } | { remove: string[] };
 
 const fileOf = (id: string) => `${id}.json`;
+
+/**
+ * The header a line of the index or of a file holds, or undefined when it is not one: the fields
+ * lists, lookups and checksums rely on, and an id that names a file of the archive folder.
+ */
+function filedHeader(value: unknown): FiledHeader | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const header = value as Partial<Record<keyof FiledHeader, unknown>>;
+  const strings = [header.status, header.sha256, header.summarySha256].every((field) => typeof field === 'string');
+  const numbers = [header.v, header.archivedAt, header.createdAt].every((field) => typeof field === 'number' && Number.isFinite(field));
+  const counts = typeof header.workOrderCounts === 'object' && header.workOrderCounts !== null;
+  return strings && numbers && counts && Id.safeParse(header.id).success ? (value as FiledHeader) : undefined;
+}
+
+/** The index line `value` is, or undefined when it is not one. */
+function indexLine(value: unknown): IndexLine | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if ('put' in value) return filedHeader(value.put) ? (value as IndexLine) : undefined;
+  if ('remove' in value && Array.isArray(value.remove) && value.remove.every((id) => typeof id === 'string')) return value as IndexLine;
+  return undefined;
+}
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /**
@@ -98,9 +120,12 @@ export class FileArchive implements WorkflowArchive {
   ready(): Promise<void> {
     if (!this.loading) {
       // First in the queue: writes and deletions wait until the index is read.
-      this.loading = this.serial(() => this.load());
-      // Those who wait for it see a failure; a write that only queues behind it must not leave it unhandled.
-      this.loading.catch(() => undefined);
+      const loading = this.serial(() => this.load());
+      this.loading = loading;
+      // Those who wait for it see the failure; the next call reads the index again.
+      loading.catch(() => {
+        if (this.loading === loading) this.loading = undefined;
+      });
     }
     return this.loading;
   }
@@ -125,6 +150,7 @@ export class FileArchive implements WorkflowArchive {
     const filed = (documentSha256: string): FiledHeader => ({ ...entry.header, format: 2, sha256: documentSha256, summarySha256 });
     void this.ready();
     return this.serial(async () => {
+      this.requireLoaded();
       const documentSha256 = await writeArchivedFile(this.dir, fileOf(entry.header.id), (sum) => JSON.stringify(filed(sum)), digest, entry.lines);
       const header = filed(documentSha256);
       await this.appendIndex({ put: header });
@@ -166,6 +192,7 @@ export class FileArchive implements WorkflowArchive {
   remove(ids: readonly string[]): Promise<void> {
     void this.ready();
     return this.serial(async () => {
+      this.requireLoaded();
       const present = ids.filter((id) => this.index.has(id));
       if (present.length === 0) return;
       await this.appendIndex({ remove: present });
@@ -181,6 +208,11 @@ export class FileArchive implements WorkflowArchive {
     await this.queue.catch(() => undefined);
     await this.handle?.close();
     this.handle = undefined;
+  }
+
+  /** Writes wait for the index: one written beside an index that could not be read would be lost with it. */
+  private requireLoaded(): void {
+    if (!this.loaded) throw new HubError('UNAVAILABLE', `the archive index in ${this.dir} could not be read; nothing was archived or deleted`);
   }
 
   private serial(job: () => Promise<void>): Promise<void> {
@@ -217,24 +249,25 @@ export class FileArchive implements WorkflowArchive {
         truncateSync(path, Buffer.byteLength(text.slice(0, start)));
         return true;
       }
-      let line: IndexLine;
+      let line: IndexLine | undefined;
       try {
-        line = JSON.parse(text.slice(start, end)) as IndexLine;
+        line = indexLine(JSON.parse(text.slice(start, end)));
       } catch {
         return false;
       }
+      if (!line) return false;
       if ('put' in line) this.remember(line.put);
-      else if (Array.isArray(line.remove)) {
+      else {
         this.index.delete(line.remove);
         for (const id of line.remove) this.sums.delete(id);
-      } else return false;
+      }
       if (++this.indexLines % LOAD_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
       start = end + 1;
     }
     return true;
   }
 
-  /** Lists every archived file by its header line (the rest of each file is not read); a file whose header does not parse is left out. */
+  /** Lists every archived file by its header line (the rest of each file is not read); a file whose header is not one is set aside. */
   private async rebuildFromFiles(): Promise<void> {
     this.index.delete(this.index.all().map((header) => header.id));
     this.sums.clear();
@@ -243,11 +276,16 @@ export class FileArchive implements WorkflowArchive {
       const [line] = (await readLines(join(this.dir, name), 1)) ?? [];
       let header: FiledHeader | undefined;
       try {
-        header = JSON.parse(line ?? '') as FiledHeader;
+        header = filedHeader(JSON.parse(line ?? ''));
       } catch {
-        continue;
+        header = undefined;
       }
-      if (typeof header?.id === 'string' && fileOf(header.id) === name) this.remember(header);
+      if (header && fileOf(header.id) === name) this.remember(header);
+      else {
+        // Not deleted with the files the new index does not name: set aside for a person to look at.
+        await rename(join(this.dir, name), join(this.dir, `${name}.damaged`));
+        this.onWarning(`archived file ${join(this.dir, name)} has no header this archive can read; moved it to ${name}.damaged`);
+      }
     }
   }
 
