@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import { CreateWorkflowInput, ListWorkflowsInput, workflowHeader, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import { listWorkflows } from '../../server/domain/machinery/queries.ts';
+import { random } from '../helpers/random.ts';
 import { replayRecord } from '../../server/store/records.ts';
 import type { StoredDoc } from '../../server/domain/machinery/state.ts';
 import { domain } from '../helpers/domain.ts';
@@ -34,5 +36,41 @@ describe('evicting an archived workflow (domain)', () => {
     expect(codeOfCall(() => d.run('workflow.start', { workflowId: 'gone' }))).toBe('INVALID_TRANSITION');
     expect(codeOfCall(() => d.run('workflow.create', CreateWorkflowInput.parse({ id: 'gone', userQuery: 'q' })))).toBe('CONFLICT');
     expect(codeOfCall(() => d.run('workflow.start', { workflowId: 'never' }))).toBe('NOT_FOUND');
+  });
+});
+
+describe('listing live and archived workflows a page at a time (domain)', () => {
+  it('lists every workflow once, in the order of the whole list, when the clock stepped back between creations', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const next = random(seed);
+      const d = domain();
+      const archived: WorkflowHeader[] = [];
+      for (let i = 0; i < 12; i++) {
+        // Now and then the clock steps back (NTP), by up to two seconds.
+        d.advance(next() < 0.3 ? -Math.floor(next() * 2000) : Math.floor(next() * 1000));
+        const id = `wf-${i}`;
+        d.run('workflow.create', CreateWorkflowInput.parse({ id, userQuery: id }));
+        if (next() < 0.4) {
+          d.run('workflow.cancel', { workflowId: id });
+          archived.push(workflowHeader(d.state.workflows.get(id)!));
+          d.run('hub.evict', { workflowId: id, version: d.state.versions.get(id)! });
+        }
+      }
+      archived.sort((x, y) => x.createdAt - y.createdAt);
+      const archive = { headers: () => archived, header: (id: string) => archived.find((header) => header.id === id) };
+      const list = (input: { limit: number; cursor?: string }) => listWorkflows(d.state, ListWorkflowsInput.parse(input), undefined, archive);
+      const whole = list({ limit: 100 }).items.map((header) => header.id);
+      expect(new Set(whole).size, `seed ${seed}`).toBe(12);
+      for (const limit of [1, 2, 5]) {
+        const paged: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = list(cursor === undefined ? { limit } : { limit, cursor });
+          paged.push(...page.items.map((header) => header.id));
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor !== undefined);
+        expect(paged, `seed ${seed}, limit ${limit}`).toEqual(whole);
+      }
+    }
   });
 });

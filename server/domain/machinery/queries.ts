@@ -27,7 +27,8 @@ function firstFrom(sorted: readonly WorkflowHeader[], createdAt: number): number
 /**
  * Workflows in creation order, filtered by status, a page at a time; the cursor is the last id
  * seen. Those in memory and the `archived` ones (sorted by creation) are merged by creation time,
- * archived first at a tie; an id in both (archived, not yet evicted) is shown from memory.
+ * archived first at a tie; an id in both (archived, not yet evicted) is shown from memory. Every
+ * workflow is listed once across pages, also after the wall clock stepped back between creations.
  */
 export function listWorkflows(
   state: HubState,
@@ -37,14 +38,22 @@ export function listWorkflows(
 ): ReplyOf<'control', 'workflow.list'> {
   const archived = archive.headers();
   const cursor = input.cursor;
-  const cursorLive = cursor === undefined ? undefined : state.workflows.get(cursor);
+  const live = state.workflows.values();
+  // Live workflows are merged by the latest creation time up to each, in creation order: a clock
+  // that stepped back would otherwise put one out of order, and a page after an archived cursor would skip it.
+  let liveKey = -Infinity;
   let archivedFrom = 0;
   let liveFrom = -Infinity;
   if (cursor !== undefined) {
     // A cursor this reader may not see is as unknown as one that does not exist.
     if (!visible(cursor)) throw new HubError('VALIDATION', `unknown cursor ${cursor}`);
-    if (cursorLive) archivedFrom = firstFrom(archived, cursorLive.createdAt + 1);
-    else {
+    if (state.workflows.has(cursor)) {
+      for (let next = live.next(); !next.done; next = live.next()) {
+        liveKey = Math.max(liveKey, next.value.createdAt);
+        if (next.value.id === cursor) break;
+      }
+      archivedFrom = firstFrom(archived, liveKey + 1);
+    } else {
       const header = archive.header(cursor);
       if (!header) throw new HubError('VALIDATION', `unknown cursor ${cursor}`);
       let at = firstFrom(archived, header.createdAt);
@@ -54,16 +63,10 @@ export function listWorkflows(
     }
   }
   const withArchived = input.status === undefined || ENDED_STATUSES.has(input.status);
-  const live = state.workflows.values();
-  let passedCursor = cursorLive === undefined;
   const nextLive = (): WorkflowHeader | undefined => {
     for (let next = live.next(); !next.done; next = live.next()) {
-      const workflow = next.value;
-      if (!passedCursor) {
-        passedCursor = workflow.id === cursor;
-        continue;
-      }
-      if (workflow.createdAt >= liveFrom) return workflow;
+      liveKey = Math.max(liveKey, next.value.createdAt);
+      if (liveKey >= liveFrom) return next.value;
     }
     return undefined;
   };
@@ -73,7 +76,7 @@ export function listWorkflows(
   let more = false;
   while (a < archived.length || l) {
     let candidate: WorkflowHeader;
-    if (a < archived.length && (!l || archived[a]!.createdAt <= l.createdAt)) {
+    if (a < archived.length && (!l || archived[a]!.createdAt <= liveKey)) {
       candidate = archived[a++]!;
       if (state.workflows.has(candidate.id)) continue;
     } else {
