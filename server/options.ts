@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { TokenGrant } from '../shared/schemas/tokens.ts';
+import { TokenList } from '../shared/schemas/tokens.ts';
 
 /** Every option of createHub() with its default; the README's configuration table is this schema. */
 export const HubOptions = z.strictObject({
@@ -13,7 +13,7 @@ export const HubOptions = z.strictObject({
    * Access tokens; when absent they come from `tokensFile`, or are read from (or generated into)
    * `<dataDir>/tokens.json`, or on a cluster node (`postgres`) the cluster's PostgreSQL.
    */
-  tokens: z.array(TokenGrant).min(1).optional(),
+  tokens: TokenList.optional(),
   /** A JSON file holding the token list (same shape as `tokens`). */
   tokensFile: z.string().min(1).optional(),
   /** fdatasync the journal after every batch (survives power loss; slower). */

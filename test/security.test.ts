@@ -7,6 +7,7 @@ import { codeOf } from './helpers/errors.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
 import { startHubProcess } from './helpers/process.ts';
 import { connectControl } from '../client-sdk/index.ts';
+import { createHub } from '../server/index.ts';
 
 /** Connects a raw socket.io client; resolves with the socket, or the connect_error's code. */
 function rawConnect(url: string, namespace: string, token: string | undefined): Promise<{ socket?: Socket; refused?: string }> {
@@ -179,5 +180,19 @@ describe('security', () => {
     expect(await codeOf(connectControl({ url: fromEnv.url, token: 'file-admin-token' }))).toBe('UNAUTHENTICATED');
     const viaEnv = await connectControl({ url: fromEnv.url, token: 'env-admin-token' });
     viaEnv.close();
+  });
+
+  it('refuses to start with a token granted twice, in tokens.json or the tokens option, without showing the token', async () => {
+    const dataDir = tempDir();
+    const twice = [
+      { token: 'shared-token-1', role: 'monitor' },
+      { token: 'shared-token-1', role: 'admin' },
+    ] as const;
+    writeFileSync(join(dataDir, 'tokens.json'), JSON.stringify(twice));
+    const fromFile = createHub({ port: 0, logLevel: 'silent', dataDir });
+    await expect(fromFile).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('the same token as entry 0') });
+    await expect(fromFile).rejects.toMatchObject({ message: expect.not.stringContaining('shared-token-1') });
+    const fromOption = createHub({ port: 0, logLevel: 'silent', dataDir: tempDir(), tokens: [...twice] });
+    await expect(fromOption).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('the same token as entry 0') });
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
-import { TokenGrant, type Role } from '../../shared/schemas/tokens.ts';
+import { TokenList, type Role, type TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('base64');
@@ -64,9 +64,6 @@ export const TOKENS_FILE = 'tokens.json';
 export function newToken(role: Role): string {
   return `sb_${role}_${randomBytes(18).toString('base64url')}`;
 }
-
-/** A list of tokens a hub can run with: at least one. */
-const TokenList = z.array(TokenGrant).min(1);
 
 /** `json` as a token list, or VALIDATION naming `where` it came from and what is wrong. */
 export function parseTokenList(json: unknown, where: string): TokenGrant[] {

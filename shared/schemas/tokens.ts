@@ -24,3 +24,17 @@ export const TokenGrant = z
   .refine((grant) => grant.agentId === undefined || grant.role === 'agent', { message: 'agentId binds agent tokens only', path: ['agentId'] })
   .refine((grant) => grant.workflows === undefined || grant.role === 'monitor', { message: 'workflows scopes monitor tokens only', path: ['workflows'] });
 export type TokenGrant = z.infer<typeof TokenGrant>;
+
+/** A list of tokens a hub can run with: at least one, and each token granted once (which grant would hold is not for the order to decide). */
+export const TokenList = z
+  .array(TokenGrant)
+  .min(1)
+  .superRefine((grants, ctx) => {
+    const first = new Map<string, number>();
+    grants.forEach((grant, at) => {
+      const earlier = first.get(grant.token);
+      // The entries are named by place: an error message must not show a token.
+      if (earlier !== undefined) ctx.addIssue({ code: 'custom', path: [at, 'token'], message: `the same token as entry ${earlier}: each token is granted once` });
+      else first.set(grant.token, at);
+    });
+  });
