@@ -144,9 +144,10 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const dataDir = resolve(options.dataDir);
   const onWarning = (message: string) => logger.warn(message);
   const onSnapshot = (event: SnapshotEvent) => logSnapshot(logger, event);
+  const snapshotTrigger = { snapshotAfterBytes: options.snapshotAfterBytes, snapshotJournalRatio: options.snapshotJournalRatio };
   // Connects only when first used (the tokens of a cluster, then the store's open).
   const postgres = options.postgres
-    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, snapshotAfterBytes: options.snapshotAfterBytes, onWarning, onSnapshot })
+    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, ...snapshotTrigger, onWarning, onSnapshot })
     : undefined;
   // A cluster node's tokens are the cluster's, in PostgreSQL, unless it is given its own.
   const clusterTokens = options.tokens || options.tokensFile ? undefined : postgres;
@@ -163,7 +164,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const store =
     parts.store ??
     postgres ??
-    new EmbeddedStore({ dataDir, fsync: options.fsync, snapshotAfterBytes: options.snapshotAfterBytes, truncateDamagedJournal: options.truncateDamagedJournal, onWarning, onSnapshot });
+    new EmbeddedStore({ dataDir, fsync: options.fsync, ...snapshotTrigger, truncateDamagedJournal: options.truncateDamagedJournal, onWarning, onSnapshot });
   try {
     mkdirSync(dataDir, { recursive: true });
     // Everything that can be refused for a bad setting is checked before the data directory is taken.

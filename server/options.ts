@@ -26,6 +26,12 @@ export const HubOptions = z.strictObject({
   truncateDamagedJournal: z.boolean().default(false),
   /** Journal size that triggers a background snapshot. */
   snapshotAfterBytes: z.number().int().min(1024).default(32 * 1024 * 1024),
+  /**
+   * A snapshot also waits until the journal holds this multiple of the last snapshot's size, so
+   * that the snapshot work per change does not grow with the state; start-up replays at most that
+   * much journal more. 0: `snapshotAfterBytes` alone.
+   */
+  snapshotJournalRatio: z.number().min(0).max(100).default(1),
   /** Largest socket.io message accepted, in bytes; larger ones close the connection. */
   maxHttpBufferSize: z.number().int().min(1024).default(1024 * 1024),
   /** Per-connection request rate limit (token bucket). */

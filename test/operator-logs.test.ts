@@ -125,6 +125,30 @@ describe('the hub log', () => {
   });
 });
 
+describe('when snapshots are taken', () => {
+  /** The journal bytes at which the second snapshot started, and the size of the first, with orders of ~600 bytes written one at a time. */
+  async function secondSnapshot(snapshotJournalRatio: number) {
+    const log = logRecorder();
+    const hub = await startHub({ snapshotAfterBytes: 1024, snapshotJournalRatio }, { logger: log.logger });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a state much bigger than snapshotAfterBytes' });
+    await wf.createWorkOrders(Array.from({ length: 40 }, (_, i) => ({ id: `big-${i}`, taskType: 'later', description: 'x'.repeat(500) })));
+    const first = await log.until('snapshot written');
+    for (let i = 0; log.find('snapshot started').length < 2 && i < 200; i++) await wf.createWorkOrder({ id: `small-${i}`, taskType: 'later', description: 'y'.repeat(100) });
+    const started = log.find('snapshot started');
+    expect(started).toHaveLength(2);
+    return { firstBytes: first.bytes as number, secondAt: started[1]!.journalBytes as number };
+  }
+
+  it('waits after a snapshot for as much journal as it holds (snapshotJournalRatio 1, the default), or for snapshotAfterBytes alone (0)', async () => {
+    const proportional = await secondSnapshot(1);
+    expect(proportional.firstBytes).toBeGreaterThan(20_000);
+    expect(proportional.secondAt).toBeGreaterThanOrEqual(proportional.firstBytes);
+    const fixed = await secondSnapshot(0);
+    expect(fixed.secondAt).toBeGreaterThanOrEqual(1024);
+    expect(fixed.secondAt).toBeLessThan(fixed.firstBytes / 4);
+  });
+});
+
 describe.skipIf(!!postgresSkipReason())('the hub log of a cluster node', () => {
   it('logs a snapshot stored in PostgreSQL as it starts and once it is written', async () => {
     const server = await startPostgres();

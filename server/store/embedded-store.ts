@@ -10,14 +10,12 @@ import { writeManifest } from './manifest.ts';
 import { recover, type Recovered } from './recovery.ts';
 import { replaceSnapshot, SNAPSHOT_FILE, snapshotOnDisk, snapshotText, type SnapshotIndex } from './snapshot.ts';
 import { writeSnapshot } from './snapshot-writer.ts';
-import type { CurrentDocs, PinnedDocs, SnapshotEvent, Store } from './store.ts';
+import { snapshotThreshold, type CurrentDocs, type PinnedDocs, type SnapshotEvent, type SnapshotTrigger, type Store } from './store.ts';
 
-export interface EmbeddedStoreOptions {
+export interface EmbeddedStoreOptions extends SnapshotTrigger {
   dataDir: string;
   /** fdatasync after every batch: survives power loss, costs a disk flush per batch. */
   fsync: boolean;
-  /** Start a background snapshot once the journal holds this many bytes. */
-  snapshotAfterBytes: number;
   /** Start from the records before a damaged journal record, deleting it and all after it (said in a warning). */
   truncateDamagedJournal?: boolean;
   onWarning: (message: string) => void;
@@ -45,6 +43,8 @@ export class EmbeddedStore implements Store {
   private writing: Promise<void> | undefined;
   /** Where each document lies in the snapshot on disk, when this store wrote it (a pinned snapshot copies from there). */
   private index: SnapshotIndex | undefined;
+  /** The size of the snapshot on disk, in bytes. */
+  private snapshotBytes = 0;
 
   constructor(private readonly options: EmbeddedStoreOptions) {}
 
@@ -74,6 +74,7 @@ export class EmbeddedStore implements Store {
       await writeManifest(dir, { format: 1, snapshots: [snapshot], segment: current });
       // Segments left empty by earlier runs hold nothing; the manifest no longer names them.
       for (const n of listSegments(dir)) if (n < current && statSync(join(dir, segmentName(n))).size === 0) unlinkSync(join(dir, segmentName(n)));
+      this.snapshotBytes = sizeOf(join(dir, SNAPSHOT_FILE)) ?? 0;
       this.files = await FileArchive.open(dir, this.options.onWarning);
       return recovered;
     } catch (error) {
@@ -93,9 +94,9 @@ export class EmbeddedStore implements Store {
     }
   }
 
-  /** Whether the journal reached `snapshotAfterBytes`, with no snapshot or write in progress. */
+  /** Whether the journal reached its threshold (snapshotThreshold), with no snapshot or write in progress. */
   snapshotDue(): boolean {
-    return this.journal !== undefined && this.journal.size >= this.options.snapshotAfterBytes && !this.compaction && !this.writing;
+    return this.journal !== undefined && this.journal.size >= snapshotThreshold(this.options, this.snapshotBytes) && !this.compaction && !this.writing;
   }
 
   /** Starts a background snapshot (from `current`, or paced replay); does nothing while a snapshot or write is in progress. */
@@ -132,6 +133,7 @@ export class EmbeddedStore implements Store {
       .then(
         ({ index, bytes, items }) => {
           this.index = index;
+          this.snapshotBytes = bytes;
           this.options.onSnapshot?.({ phase: 'finished', from: 'memory', seq: pinned.seq, docs: pinned.docs.length, copied, items, bytes, ms: performance.now() - started });
         },
         (error: Error) => {
@@ -177,7 +179,11 @@ export class EmbeddedStore implements Store {
       : this.compactor.compact(dir, upto, paced);
     this.compaction = job
       .then(
-        ({ seq, docs }) => this.options.onSnapshot?.({ phase: 'finished', from, seq, docs, bytes: sizeOf(join(dir, SNAPSHOT_FILE)), ms: performance.now() - started }),
+        ({ seq, docs }) => {
+          const bytes = sizeOf(join(dir, SNAPSHOT_FILE));
+          this.snapshotBytes = bytes ?? 0;
+          this.options.onSnapshot?.({ phase: 'finished', from, seq, docs, bytes, ms: performance.now() - started });
+        },
         (error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`),
       )
       .then(() => undefined)

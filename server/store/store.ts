@@ -53,7 +53,7 @@ export interface Store {
    * rejects (leaving nothing stored) on failure.
    */
   append(records: string | Uint8Array, firstSeq: number): Promise<void>;
-  /** Whether the journal has grown enough for a snapshot and none is being taken. */
+  /** Whether the journal has grown enough for a snapshot (see snapshotThreshold) and none is being taken. */
   snapshotDue(): boolean;
   /**
    * Starts a snapshot in the background: written from `current` (serialised before this returns)
@@ -84,4 +84,15 @@ export interface Store {
    * as the journal holds it) and releases the directory.
    */
   close(current?: CurrentDocs): Promise<void>;
+}
+
+/** When a store takes snapshots: after `afterBytes` of journal, or `journalRatio` times the last snapshot's size when that is more. */
+export interface SnapshotTrigger {
+  snapshotAfterBytes: number;
+  snapshotJournalRatio?: number;
+}
+
+/** The journal size at which a snapshot is due, for a last snapshot of `snapshotBytes`. */
+export function snapshotThreshold(trigger: SnapshotTrigger, snapshotBytes: number): number {
+  return Math.max(trigger.snapshotAfterBytes, (trigger.snapshotJournalRatio ?? 0) * snapshotBytes);
 }

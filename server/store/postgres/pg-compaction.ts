@@ -10,10 +10,11 @@ const workerUrl = workerEntry('pg-compaction-worker', import.meta.url);
 /** Journal rows read per query while replaying (a few MB of lines). */
 const ROWS_PER_READ = 5_000;
 
-/** What a compaction did: the record its snapshot is as of, how many documents it holds, how long a paced one slept (ms). */
+/** What a compaction did: the record its snapshot is as of, how many documents it holds, its size when it wrote one, how long a paced one slept (ms). */
 export interface PgCompacted {
   seq: number;
   docs: number;
+  bytes?: number;
   pausedMs: number;
 }
 
@@ -56,7 +57,7 @@ export async function compactInWorker(url: string, partition: string, uptoSeq: n
  * does not decode, or a missing one, fails it and nothing is written. When the newest snapshot
  * is at `uptoSeq` or later already, nothing is written and its record is answered.
  */
-export async function compactPartition(pool: Pool, partition: string, uptoSeq: number, onRecord?: () => void): Promise<{ seq: number; docs: number }> {
+export async function compactPartition(pool: Pool, partition: string, uptoSeq: number, onRecord?: () => void): Promise<{ seq: number; docs: number; bytes?: number }> {
   // One view of the tables while reading, so that a trim by the leader meanwhile takes no row from under the replay.
   const { seq, docs, snapshotted } = await inTransaction(pool, (client) => replay(client, partition, uptoSeq, onRecord), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   if (snapshotted) return { seq, docs: docs.size };
@@ -64,7 +65,7 @@ export async function compactPartition(pool: Pool, partition: string, uptoSeq: n
   // The leader may have written this one from memory meanwhile: the same documents.
   await pool.query('INSERT INTO sb_snapshot (partition, seq, body) VALUES ($1, $2, $3) ON CONFLICT (partition, seq) DO NOTHING', [partition, seq, text]);
   await trimAfterSnapshot(pool, partition);
-  return { seq, docs: docs.size };
+  return { seq, docs: docs.size, bytes: text.length };
 }
 
 /**

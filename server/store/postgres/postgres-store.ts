@@ -4,21 +4,19 @@ import type { DocKey, StoredDoc } from '../../domain/machinery/state.ts';
 import { replayRecord, type JournalRecord } from '../records.ts';
 import type { Recovered } from '../recovery.ts';
 import { parseSnapshot, snapshotText } from '../snapshot.ts';
-import type { CurrentDocs, SnapshotEvent, Store } from '../store.ts';
+import { snapshotThreshold, type CurrentDocs, type SnapshotEvent, type SnapshotTrigger, type Store } from '../store.ts';
 import { appendJournal, FencedOff, lastJournalSeq, readJournal, type Fence } from './pg-journal.ts';
 import { PgArchive } from './pg-archive.ts';
 import { PgCompactionWorker, trimAfterSnapshot } from './pg-compaction.ts';
 import { ensureSchema } from './schema.ts';
 
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends SnapshotTrigger {
   /** A PostgreSQL connection string, e.g. postgres://user@host:5432/switchboard. */
   url: string;
   /** The partition this node's lease and journal belong to. */
   partition: string;
   /** This node's own directory (reports and other local files). */
   dataDir: string;
-  /** Write a snapshot once the journal has grown by this many bytes since the last. */
-  snapshotAfterBytes: number;
   onWarning: (message: string) => void;
   /** Told when a snapshot starts and when it is stored. */
   onSnapshot?: (event: SnapshotEvent) => void;
@@ -54,6 +52,8 @@ export class PostgresStore implements Store {
   /** Told when an append was fenced off: this node no longer leads. */
   onFencedOff: () => void = () => undefined;
   private bytesSinceSnapshot = 0;
+  /** The size of the newest snapshot this node read or wrote. */
+  private snapshotBytes = 0;
   private prepared: Promise<void> | undefined;
   /** An append failed without an answer: it may have committed, which must be known before the next. */
   private uncertain = false;
@@ -99,6 +99,7 @@ export class PostgresStore implements Store {
   async load(): Promise<{ docs: Map<DocKey, StoredDoc>; seq: number }> {
     const row = (await this.pool.query<{ body: string }>('SELECT body FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 1', [this.partition])).rows[0];
     const snapshot = row ? parseSnapshot(row.body, `snapshot of partition ${this.partition}`) : undefined;
+    this.snapshotBytes = row?.body.length ?? 0;
     const docs = new Map<DocKey, StoredDoc>(snapshot?.docs ?? []);
     let seq = snapshot?.seq ?? 0;
     for (;;) {
@@ -138,7 +139,7 @@ export class PostgresStore implements Store {
   }
 
   snapshotDue(): boolean {
-    return this.fence !== undefined && this.bytesSinceSnapshot >= this.options.snapshotAfterBytes && !this.snapshotting;
+    return this.fence !== undefined && this.bytesSinceSnapshot >= snapshotThreshold(this.options, this.snapshotBytes) && !this.snapshotting;
   }
 
   /** From `current` when the hub hands it over (a small state), else by replaying the journal in a paced worker. */
@@ -155,7 +156,8 @@ export class PostgresStore implements Store {
     const from = current ? 'memory' : 'journal';
     this.options.onSnapshot?.({ phase: 'started', from, journalBytes: this.bytesSinceSnapshot });
     this.bytesSinceSnapshot = 0;
-    const { seq, docs, bytes } = current ? await this.writeSnapshot(current) : { ...(await this.compactor.compact(this.options.url, this.partition, this.lastAppended)), bytes: undefined };
+    const { seq, docs, bytes } = current ? await this.writeSnapshot(current) : await this.compactor.compact(this.options.url, this.partition, this.lastAppended);
+    if (bytes !== undefined) this.snapshotBytes = bytes;
     this.options.onSnapshot?.({ phase: 'finished', from, seq, docs, bytes, ms: performance.now() - started });
   }
 
