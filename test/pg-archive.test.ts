@@ -4,6 +4,7 @@ import { summarize } from '../server/domain/workflows/summary.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { PgArchive } from '../server/store/postgres/pg-archive.ts';
 import { ensureSchema } from '../server/store/postgres/schema.ts';
+import type { Fence } from '../server/store/postgres/pg-journal.ts';
 import { bigWorkflow, toArchive, workflow } from './helpers/archived-workflows.ts';
 import { postgresSkipReason, startPostgres, type PostgresServer } from './helpers/postgres.ts';
 
@@ -22,9 +23,19 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL archive', () => {
     return pool;
   }
 
-  /** The archive of `partition` in `pool`'s database, once its headers are read. */
-  async function opened(pool: pg.Pool, partition = 'p1'): Promise<PgArchive> {
-    const archive = await PgArchive.open(pool, partition);
+  /** The lease `fence` names, taken in `pool`'s database for `partition` (or moved on to its epoch). */
+  async function lease(pool: pg.Pool, partition: string, fence: Fence): Promise<void> {
+    await pool.query(
+      `INSERT INTO sb_lease (partition, owner, url, epoch, expires_at) VALUES ($1, $2, 'http://127.0.0.1:1', $3, now() + interval '1 hour')
+       ON CONFLICT (partition) DO UPDATE SET owner = EXCLUDED.owner, epoch = EXCLUDED.epoch`,
+      [partition, fence.owner, fence.epoch],
+    );
+  }
+
+  /** The archive of `partition` in `pool`'s database, writing under `fence` (taken here), once its headers are read. */
+  async function opened(pool: pg.Pool, partition = 'p1', fence: Fence = { owner: 'leader', epoch: 1 }, warnings: string[] = []): Promise<PgArchive> {
+    await lease(pool, partition, fence);
+    const archive = await PgArchive.open(pool, partition, { fence: () => fence, onWarning: (message) => warnings.push(message) });
     await archive.ready();
     return archive;
   }
@@ -91,7 +102,7 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL archive', () => {
     const pool = await database();
     const leader = await opened(pool);
     await put(leader, workflow('wf-a', 1000), 1);
-    const starting = await PgArchive.open(pool, 'p1');
+    const starting = await PgArchive.open(pool, 'p1', { fence: () => undefined, onWarning: (message) => expect.fail(message) });
     expect([starting.has('wf-a'), starting.has('wf-b')]).toEqual([true, false]);
     await starting.ready();
     expect(starting.headers()).toEqual(leader.headers());
@@ -111,5 +122,42 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL archive', () => {
       await expect(archive.read(id)).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(`^archived workflow ${id} in sb_archive \\(partition p1\\) is damaged \\(.*${reason}`) });
       expect((await archive.readSummary(id))?.userQuery).toBe(`query ${id}`);
     }
+  });
+
+  it('writes and deletes only under the lease it holds: a leader whose epoch moved on changes no row', async () => {
+    const pool = await database();
+    const old = await opened(pool, 'p1', { owner: 'node-a', epoch: 1 });
+    await put(old, workflow('wf-a', 1000), 4);
+    // node-b takes the lease and archives wf-a again at a later version.
+    const current = await opened(pool, 'p1', { owner: 'node-b', epoch: 2 });
+    await put(current, workflow('wf-a', 1000), 5);
+    await expect(put(old, workflow('wf-a', 1000), 4)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(put(old, workflow('wf-stale', 1000), 1)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(old.remove(['wf-a'])).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const rows = await pool.query<{ workflow_id: string; v: number }>("SELECT workflow_id, (header->>'v')::int AS v FROM sb_archive ORDER BY workflow_id");
+    expect(rows.rows).toEqual([{ workflow_id: 'wf-a', v: 5 }]);
+    // A node with no lease at all writes nothing either.
+    const follower = await PgArchive.open(pool, 'p1', { fence: () => undefined, onWarning: (message) => expect.fail(message) });
+    await follower.ready();
+    await expect(follower.remove(['wf-a'])).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect((await current.read('wf-a'))?.v).toBe(5);
+  });
+
+  it('leaves a row whose header is damaged out of the list, says so, keeps its id taken and refuses to read it, naming it', async () => {
+    const pool = await database();
+    const leader = await opened(pool);
+    for (const [index, id] of ['wf-a', 'wf-b', 'wf-c'].entries()) await put(leader, workflow(id, 1000 - index), index + 1);
+    await pool.query(`UPDATE sb_archive SET header = 'null'::jsonb WHERE workflow_id = 'wf-a'`);
+    await pool.query(`UPDATE sb_archive SET header = jsonb_set(header, '{createdAt}', '"yesterday"') WHERE workflow_id = 'wf-b'`);
+    const warnings: string[] = [];
+    const again = await opened(pool, 'p1', { owner: 'leader', epoch: 1 }, warnings);
+    expect(again.headers().map((h) => h.id)).toEqual(['wf-c']);
+    expect(warnings).toEqual(['wf-a', 'wf-b'].map((id) => `archived workflow ${id} in sb_archive (partition p1) has a damaged header: it is not listed, and reading it answers INTERNAL`));
+    expect([again.has('wf-a'), again.has('wf-b'), again.has('wf-z')]).toEqual([true, true, false]);
+    await expect(again.read('wf-a')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('archived workflow wf-a in sb_archive (partition p1) is damaged') });
+    // The others are read and written as ever.
+    expect((await again.read('wf-c'))?.workflow).toEqual(workflow('wf-c', 998));
+    await put(again, workflow('wf-d', 900), 4);
+    expect(again.headers().map((h) => h.id)).toEqual(['wf-d', 'wf-c']);
   });
 });

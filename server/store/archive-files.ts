@@ -3,10 +3,9 @@ import { existsSync, mkdirSync, readdirSync, truncateSync } from 'node:fs';
 import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
-import { Id } from '../../shared/schemas/common.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
+import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
 import { DamagedPart } from './archive-lines.ts';
 import { readArchivedDocument, readLines, writeArchivedFile } from './archived-file.ts';
 import { syncedWrite } from './synced-write.ts';
@@ -40,17 +39,10 @@ type IndexLine = { put: FiledHeader } | { remove: string[] };
 
 const fileOf = (id: string) => `${id}.json`;
 
-/**
- * The header a line of the index or of a file holds, or undefined when it is not one: the fields
- * lists, lookups and checksums rely on, and an id that names a file of the archive folder.
- */
+/** The header a line of the index or of a file holds (an archived header with its checksums), or undefined when it is not one. */
 function filedHeader(value: unknown): FiledHeader | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const header = value as Partial<Record<keyof FiledHeader, unknown>>;
-  const strings = [header.status, header.sha256, header.summarySha256].every((field) => typeof field === 'string');
-  const numbers = [header.v, header.archivedAt, header.createdAt].every((field) => typeof field === 'number' && Number.isFinite(field));
-  const counts = typeof header.workOrderCounts === 'object' && header.workOrderCounts !== null;
-  return strings && numbers && counts && Id.safeParse(header.id).success ? (value as FiledHeader) : undefined;
+  const header = archivedHeader(value) as Partial<FiledHeader> | undefined;
+  return typeof header?.sha256 === 'string' && typeof header.summarySha256 === 'string' ? (header as FiledHeader) : undefined;
 }
 
 /** The index line `value` is, or undefined when it is not one. */

@@ -1,6 +1,7 @@
 import { HubError } from '../../shared/errors.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import { workflowHeader, type Workflow, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import { Id } from '../../shared/schemas/common.ts';
 
 /** What the hub keeps in memory of an archived workflow: its list header, its final version and when it was archived. */
 export interface ArchivedHeader extends WorkflowHeader {
@@ -58,6 +59,18 @@ export interface WorkflowArchive {
 /** What the archive keeps in memory of a workflow archived at version `v`. */
 export function headerOf(workflow: Workflow, v: number, archivedAt: number): ArchivedHeader {
   return { ...workflowHeader(workflow), v, archivedAt };
+}
+
+/**
+ * `value` as an archived header, or undefined when it is not one: the fields that lists, lookups
+ * and paging rely on, and an id that is one (it names a file, or a row). Shared by every archive.
+ */
+export function archivedHeader(value: unknown): ArchivedHeader | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const header = value as Partial<Record<keyof ArchivedHeader, unknown>>;
+  const numbers = [header.v, header.archivedAt, header.createdAt].every((field) => typeof field === 'number' && Number.isFinite(field));
+  const counts = typeof header.workOrderCounts === 'object' && header.workOrderCounts !== null;
+  return numbers && counts && typeof header.status === 'string' && Id.safeParse(header.id).success ? (value as ArchivedHeader) : undefined;
 }
 
 /** What went wrong with an archived workflow where it is kept (`where`: a file, a table), as the error a read answers with. */

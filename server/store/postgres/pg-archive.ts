@@ -4,8 +4,9 @@ import { HubError } from '../../../shared/errors.ts';
 import type { WorkflowSummary } from '../../../shared/schemas/summary.ts';
 import { workflowHeader } from '../../../shared/schemas/workflow.ts';
 import { TimeSlice } from '../../time-slice.ts';
-import { damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from '../archive.ts';
+import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from '../archive.ts';
 import { DamagedPart, readDocument } from '../archive-lines.ts';
+import type { Fence } from './pg-journal.ts';
 
 /**
  * A document is read back in parts of this many bytes, a row each: each part's hex text (how
@@ -16,9 +17,37 @@ const PART_BYTES = 256 * 1024;
 /** Headers put in the index between two looks at the clock while the archive loads. */
 const HEADERS_PER_LOOK = 64;
 
-/** The header as a row holds it (jsonb: its keys reordered), in the order headerOf gives. */
-function headerFromRow(stored: ArchivedHeader): ArchivedHeader {
-  return { ...workflowHeader(stored), v: stored.v, archivedAt: stored.archivedAt };
+/** The header as a row holds it (jsonb: its keys reordered), in the order headerOf gives; undefined when the row's is not one. */
+function headerFromRow(stored: unknown): ArchivedHeader | undefined {
+  const header = archivedHeader(stored);
+  return header && { ...workflowHeader(header), v: header.v, archivedAt: header.archivedAt };
+}
+
+/**
+ * Archive writes are fenced as journal appends are (pg-journal.ts): the lease row is read FOR
+ * SHARE and the write happens only while it names this node and epoch, so a leader that was
+ * paused and lost its lease cannot put back an older copy of a workflow, or delete one, after
+ * the new leader wrote it. Each statement answers whether the lease was held.
+ */
+const LEASE = `SELECT 1 FROM sb_lease WHERE partition = $1 AND owner = $2 AND epoch = $3 FOR SHARE`;
+const PUT = `
+WITH lease AS (${LEASE}), put AS (
+  INSERT INTO sb_archive (partition, workflow_id, header, summary, body, sha256)
+  SELECT $1, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM lease)
+  ON CONFLICT (partition, workflow_id) DO UPDATE SET header = EXCLUDED.header, summary = EXCLUDED.summary, body = EXCLUDED.body, sha256 = EXCLUDED.sha256
+  RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM put) AS held`;
+const REMOVE = `
+WITH lease AS (${LEASE}), gone AS (
+  DELETE FROM sb_archive WHERE partition = $1 AND workflow_id = ANY($4) AND EXISTS (SELECT 1 FROM lease) RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM lease) AS held, (SELECT count(*) FROM gone) AS deleted`;
+
+/** What the archive needs of its store: the lease it writes under, and where to say what it left out. */
+export interface PgArchiveContext {
+  fence: () => Fence | undefined;
+  onWarning: (message: string) => void;
 }
 
 /**
@@ -33,22 +62,26 @@ export class PgArchive implements WorkflowArchive {
   /** Every archived workflow's id, read when the archive opens, answering `has` until the headers are loaded. */
   private ids: Set<string> | undefined;
   private loading: Promise<void> | undefined;
+  private loaded = false;
+  /** Workflows whose row's header is not one: archived (their ids are taken), read back as damaged. */
+  private damagedIds = new Set<string>();
   /** Writes and reloads in order, one at a time: a reload never misses a write, nor a write a reload. */
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly pool: Pool,
     private readonly partition: string,
+    private readonly context: PgArchiveContext,
   ) {}
 
   /**
    * Opens the archive of `partition`, reading the ids of its workflows (so that `has` is exact
    * from now on); their headers are read later, by `ready()`, so that start-up does not grow with
    * the archive as much.
-   * @example const archive = await PgArchive.open(pool, 'main'); await archive.ready();
+   * @example const archive = await PgArchive.open(pool, 'main', { fence: () => store.fence, onWarning }); await archive.ready();
    */
-  static async open(pool: Pool, partition: string): Promise<PgArchive> {
-    const archive = new PgArchive(pool, partition);
+  static async open(pool: Pool, partition: string, context: PgArchiveContext): Promise<PgArchive> {
+    const archive = new PgArchive(pool, partition, context);
     const { rows } = await pool.query<{ workflow_id: string }>('SELECT workflow_id FROM sb_archive WHERE partition = $1', [partition]);
     archive.ids = new Set(rows.map((row) => row.workflow_id));
     return archive;
@@ -58,12 +91,16 @@ export class PgArchive implements WorkflowArchive {
   ready(): Promise<void> {
     if (!this.loading) {
       // First in the queue: writes and reloads wait until the headers are read.
-      this.loading = this.serial(async () => {
+      const loading = this.serial(async () => {
         this.index = await this.readHeaders();
         this.ids = undefined;
+        this.loaded = true;
       });
-      // Those who wait for it see a failure; a write that only queues behind it must not leave it unhandled.
-      this.loading.catch(() => undefined);
+      this.loading = loading;
+      // Those who wait for it see the failure; the next call reads the headers again.
+      loading.catch(() => {
+        if (this.loading === loading) this.loading = undefined;
+      });
     }
     return this.loading;
   }
@@ -73,7 +110,7 @@ export class PgArchive implements WorkflowArchive {
   }
   /** Whether the workflow is archived, as this node knows it (a follower: as of its last refresh). */
   has(id: string): boolean {
-    return this.ids?.has(id) ?? this.index.has(id);
+    return this.ids?.has(id) ?? (this.index.has(id) || this.damagedIds.has(id));
   }
   header(id: string): ArchivedHeader | undefined {
     return this.index.get(id);
@@ -93,11 +130,19 @@ export class PgArchive implements WorkflowArchive {
         hash.update(part);
         parts.push(part);
       }
-      await this.pool.query(
-        `INSERT INTO sb_archive (partition, workflow_id, header, summary, body, sha256) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (partition, workflow_id) DO UPDATE SET header = EXCLUDED.header, summary = EXCLUDED.summary, body = EXCLUDED.body, sha256 = EXCLUDED.sha256`,
-        [this.partition, entry.header.id, JSON.stringify(entry.header), summaryText, Buffer.concat(parts), hash.digest('hex')],
-      );
+      const fence = this.writable();
+      const { rows } = await this.pool.query<{ held: boolean }>(PUT, [
+        this.partition,
+        fence.owner,
+        fence.epoch,
+        entry.header.id,
+        JSON.stringify(entry.header),
+        summaryText,
+        Buffer.concat(parts),
+        hash.digest('hex'),
+      ]);
+      if (!rows[0]?.held) throw notLeading();
+      this.damagedIds.delete(entry.header.id);
       this.index.put(entry.header);
     });
   }
@@ -119,9 +164,11 @@ export class PgArchive implements WorkflowArchive {
     rows.sort((a, b) => a.start - b.start);
     const first = rows[0];
     if (!first) return undefined;
+    const header = headerFromRow(first.header);
+    if (!header) throw damaged(id, this.where, 'its header is not one');
     const { workflow, sha256 } = await this.reading(id, () => readDocument(partsOf(rows)));
     if (sha256 !== first.sha256) throw damaged(id, this.where, 'its checksum does not match its row');
-    return { v: first.header.v, archivedAt: first.header.archivedAt, workflow };
+    return { v: header.v, archivedAt: header.archivedAt, workflow };
   }
 
   async readSummary(id: string): Promise<WorkflowSummary | undefined> {
@@ -139,9 +186,12 @@ export class PgArchive implements WorkflowArchive {
   remove(ids: readonly string[]): Promise<void> {
     void this.ready();
     return this.serial(async () => {
+      const fence = this.writable();
       if (ids.length === 0) return;
-      await this.pool.query('DELETE FROM sb_archive WHERE partition = $1 AND workflow_id = ANY($2)', [this.partition, ids]);
+      const { rows } = await this.pool.query<{ held: boolean }>(REMOVE, [this.partition, fence.owner, fence.epoch, ids]);
+      if (!rows[0]?.held) throw notLeading();
       this.index.delete(ids);
+      for (const id of ids) this.damagedIds.delete(id);
     });
   }
 
@@ -158,12 +208,11 @@ export class PgArchive implements WorkflowArchive {
         this.index = await this.readHeaders();
         return;
       }
-      const { rows } = await this.pool.query<{ header: ArchivedHeader }>('SELECT header FROM sb_archive WHERE partition = $1 AND workflow_id = ANY($2)', [this.partition, ids]);
+      const { rows } = await this.pool.query<{ workflow_id: string; header: unknown }>('SELECT workflow_id, header FROM sb_archive WHERE partition = $1 AND workflow_id = ANY($2)', [this.partition, ids]);
       const found = new Set<string>();
       for (const row of rows) {
-        const header = headerFromRow(row.header);
-        found.add(header.id);
-        this.index.put(header);
+        const header = this.listed(row.workflow_id, row.header);
+        if (header) found.add(header.id);
       }
       this.index.delete(ids.filter((id) => !found.has(id)));
     });
@@ -178,6 +227,28 @@ export class PgArchive implements WorkflowArchive {
     return `sb_archive (partition ${this.partition})`;
   }
 
+  /** The lease to write under, once the headers are read; UNAVAILABLE otherwise (nothing is written). */
+  private writable(): Fence {
+    if (!this.loaded) throw new HubError('UNAVAILABLE', `the archive's headers in ${this.where} could not be read; nothing was archived or deleted`);
+    const fence = this.context.fence();
+    if (!fence) throw notLeading();
+    return fence;
+  }
+
+  /** The header of a row, listed; a row whose header is not one is kept apart (see damagedIds) and said in a warning. */
+  private listed(workflowId: string, stored: unknown, index = this.index): ArchivedHeader | undefined {
+    const header = headerFromRow(stored);
+    if (header && header.id === workflowId) {
+      this.damagedIds.delete(workflowId);
+      index.put(header);
+      return header;
+    }
+    index.delete([workflowId]);
+    if (!this.damagedIds.has(workflowId)) this.context.onWarning(`archived workflow ${workflowId} in ${this.where} has a damaged header: it is not listed, and reading it answers INTERNAL`);
+    this.damagedIds.add(workflowId);
+    return undefined;
+  }
+
   private serial(job: () => Promise<void>): Promise<void> {
     const next = this.queue.then(job, job);
     this.queue = next.catch(() => undefined);
@@ -189,14 +260,17 @@ export class PgArchive implements WorkflowArchive {
    * end of the index), put in a new index a slice per turn so that the hub serves meanwhile.
    */
   private async readHeaders(): Promise<HeaderIndex> {
-    const { rows } = await this.pool.query<{ header: ArchivedHeader }>(
-      `SELECT header FROM sb_archive WHERE partition = $1 ORDER BY (header->>'createdAt')::float8, (header->>'archivedAt')::float8, workflow_id`,
+    // A header that is not one (not an object, a createdAt that is not a number) sorts first instead of failing the query.
+    const { rows } = await this.pool.query<{ workflow_id: string; header: unknown }>(
+      `SELECT workflow_id, header FROM sb_archive WHERE partition = $1
+       ORDER BY CASE WHEN jsonb_typeof(header->'createdAt') = 'number' THEN (header->>'createdAt')::float8 END NULLS FIRST,
+         CASE WHEN jsonb_typeof(header->'archivedAt') = 'number' THEN (header->>'archivedAt')::float8 END NULLS FIRST, workflow_id`,
       [this.partition],
     );
     const index = new HeaderIndex();
     const slice = new TimeSlice();
     for (const [count, row] of rows.entries()) {
-      index.put(headerFromRow(row.header));
+      this.listed(row.workflow_id, row.header, index);
       if (count % HEADERS_PER_LOOK === 0 && slice.spent) await slice.next();
     }
     return index;
@@ -216,4 +290,9 @@ export class PgArchive implements WorkflowArchive {
 /** The parts of a document as the rows of its read hold them. */
 async function* partsOf(rows: ReadonlyArray<{ part: Buffer }>): AsyncGenerator<Buffer> {
   for (const row of rows) yield row.part;
+}
+
+/** What a write answers when this node does not hold the lease under its epoch: nothing was written. */
+function notLeading(): HubError {
+  return new HubError('UNAVAILABLE', 'this node no longer holds the leadership lease: nothing was archived or deleted');
 }

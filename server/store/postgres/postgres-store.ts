@@ -91,7 +91,7 @@ export class PostgresStore implements Store {
   async open(): Promise<Recovered> {
     await this.prepare();
     const { docs, seq } = await this.load();
-    this.files = await PgArchive.open(this.pool, this.partition);
+    this.files = await PgArchive.open(this.pool, this.partition, { fence: () => this.fence, onWarning: this.options.onWarning });
     return { docs, seq, lastSegment: 0, warnings: [] };
   }
 
