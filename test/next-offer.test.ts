@@ -1,7 +1,52 @@
-import { describe, expect, it } from 'vitest';
-import { agent, control, startHub } from './helpers/hub.ts';
+import { io } from 'socket.io-client';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { EmbeddedStore } from '../server/index.ts';
+import type { Assignment } from '../shared/schemas/work-order.ts';
+import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
-import { untilOrder, untilWorkflow } from './helpers/wait.ts';
+import { deferred, untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
+import { WrappedStore } from './helpers/wrapped-store.ts';
+
+/** The embedded store, whose journal writes wait from hold() until release(): the commands applied meanwhile commit together, after. */
+class HeldWrites extends WrappedStore {
+  private gate: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Resolves once a write is being held. */
+  holding = deferred();
+  hold(): void {
+    this.gate = deferred();
+    this.holding = deferred();
+  }
+  release(): void {
+    this.gate?.resolve();
+    this.gate = undefined;
+  }
+  override async append(records: string | Uint8Array, firstSeq: number) {
+    const gate = this.gate;
+    if (gate) {
+      this.holding.resolve();
+      await gate.promise;
+    }
+    return this.inner.append(records, firstSeq);
+  }
+}
+
+/** busyAgent on a hub whose journal writes can be held. */
+async function busyAgentHeld() {
+  const dataDir = tempDir();
+  const store = new HeldWrites(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+  const hub = await startHub({ dataDir }, { store });
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery: 'next offers, writes held' });
+  await wf.start();
+  const worker = await rawAgent(hub.url, 'raw-1', ['t']);
+  await wf.createWorkOrder({ id: 'first', taskType: 't' });
+  const first = await worker.nextOffer();
+  first.ack({ accept: true });
+  await wf.createWorkOrder({ id: 'second', taskType: 't' });
+  const order = (id: string) => hub.state.workflows.get(wf.id)!.workOrders[id]!;
+  onTestFinished(() => store.release());
+  return { hub, store, client, wf, worker, first: refOf(first.assignment), order };
+}
 
 /** A started workflow and a raw one-slot agent already running order `first`, accepted. */
 async function busyAgent() {
@@ -121,5 +166,46 @@ describe('the SDK agent takes its next work in the completion reply', () => {
     const done = await untilWorkflow(hub, wf.id, (w) => w.workOrders.quiet?.state === 'completed', 'the quiet order completed');
     expect(done.workOrders.quiet).toMatchObject({ attempts: 1, declinedBy: [], result: 'quiet' });
     expect(pushed).toEqual(['loud']);
+  });
+
+  it('pushes the carried offer to the connection that took the agent over before the completion committed, never counting it against the agent', async () => {
+    const { hub, store, client, wf, worker, first, order } = await busyAgentHeld();
+    store.hold();
+    const progress = wf.updateProgress('held', 10);
+    await store.holding.promise;
+    // A newer connection registers raw-1 while that write is held.
+    const newer = io(`${hub.url}/agent`, { auth: { token: TOKENS.agent }, transports: ['websocket'], reconnection: false, forceNew: true });
+    const pushed = deferred<Assignment>();
+    newer.on('assignment', (assignment: Assignment, ack: (reply: unknown) => void) => {
+      pushed.resolve(assignment);
+      ack({ accept: true });
+    });
+    const registered = newer.emitWithAck('agent.register', { agentId: 'raw-1', agentType: 'raw', taskTypes: ['t'], maxConcurrentTasks: 1, labels: { connection: 'newer' } });
+    await untilTrue(() => hub.state.agents?.['raw-1']?.labels.connection === 'newer', 'the newer connection registered', 3000);
+    // The old connection, not yet closed, completes and asks for its next work: both commit together.
+    worker.socket.emit('task.complete', { ...first, result: 1, next: true }, () => undefined);
+    await untilTrue(() => order('first').state === 'completed' && order('second').state === 'offered', 'the completion applied', 3000);
+    store.release();
+    expect(await registered).toMatchObject({ ok: true });
+    await progress;
+    expect(await pushed.promise).toMatchObject({ workOrderId: 'second', attemptToken: order('second').attempt!.token });
+    expect(await untilOrder(hub, wf.id, 'second', 'running')).toMatchObject({ declinedBy: [], attempts: 1, attempt: { agentId: 'raw-1' } });
+    expect(await client.getAgent('raw-1')).toMatchObject({ load: 1 });
+    newer.disconnect();
+  });
+
+  it('leaves out of the reply an offer withdrawn by its order\'s cancel in the same batch', async () => {
+    const { store, wf, worker, first, order } = await busyAgentHeld();
+    store.hold();
+    const progress = wf.updateProgress('held', 10);
+    await store.holding.promise;
+    const completed = worker.request('task.complete', { ...first, result: 1, next: true });
+    await untilTrue(() => order('first').state === 'completed' && order('second').state === 'offered', 'the completion applied');
+    const cancelled = wf.cancelWorkOrder('second', 'not needed');
+    await untilTrue(() => order('second').state === 'cancelled', 'the cancel applied');
+    store.release();
+    await Promise.all([progress, cancelled]);
+    expect(await completed).toMatchObject({ ok: true, data: { state: 'completed', next: [] } });
+    expect(await wf.getWorkOrder('second')).toMatchObject({ state: 'cancelled', attempts: 0 });
   });
 });

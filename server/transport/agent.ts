@@ -47,11 +47,11 @@ export class AgentTransport {
       'task.progress': asAgent('task.progress'),
       // Output files are checked before the completion is dispatched, never under the mutex, and
       // only once the attempt is seen to be this agent's (the command checks it again).
-      'task.complete': async ({ outputs, ...input }, session) => {
+      'task.complete': async ({ outputs, ...input }, session, socket) => {
         registered(session);
         if (outputs?.length) checkAttempt(hub.state, input, session.actor);
         const prepared = outputs?.length ? await prepareSpecs(hub, this.files, input.workflowId, outputs) : undefined;
-        return hub.dispatch({ type: 'task.complete', input: prepared ? { ...input, outputs: prepared } : input, actor: session.actor });
+        return this.carried(await hub.dispatch({ type: 'task.complete', input: prepared ? { ...input, outputs: prepared } : input, actor: session.actor }), session, socket);
       },
       'data.register': async ({ workflowId, workOrderId, attemptToken, ...spec }, session) => {
         registered(session);
@@ -59,7 +59,7 @@ export class AgentTransport {
         const [prepared] = await prepareSpecs(hub, this.files, workflowId, [spec]);
         return hub.dispatch({ type: 'task.registerData', input: { workflowId, workOrderId, attemptToken, ...prepared! }, actor: session.actor });
       },
-      'task.fail': asAgent('task.fail'),
+      'task.fail': async (input, session, socket) => this.carried(await asAgent('task.fail')(input, session), session, socket),
     };
   }
 
@@ -112,11 +112,26 @@ export class AgentTransport {
     }
   }
 
+  /**
+   * The offers a report's reply carries (`next`), as they stand once it committed: one withdrawn
+   * meanwhile (its order cancelled in the same batch) is left out, and when a newer connection
+   * took the agent over they are pushed there instead, since the reply goes to a connection about
+   * to close whose offers nothing would withdraw.
+   */
+  private carried<R extends object>(reply: R, session: Session, socket: Socket): R & { next?: Assignment[] } {
+    const next = (reply as { next?: Assignment[] }).next;
+    const agentId = session.actor.agentId;
+    if (!next?.length || !agentId) return reply;
+    const standing = next.filter((assignment) => offered(this.hub, assignment));
+    if (this.sockets.get(agentId) === socket) return { ...reply, next: standing };
+    for (const assignment of standing) this.offer(agentId, assignment);
+    return { ...reply, next: [] };
+  }
+
   /** Pushes an offer and turns the ack (or its absence before the deadline) into accept or decline. */
   private offer(agentId: string, assignment: Assignment): void {
     // Withdrawn between commit and push (the agent reconnected, the offer lapsed): nothing to send.
-    const current = this.hub.state.workflows.get(assignment.workflowId)?.workOrders[assignment.workOrderId]?.attempt;
-    if (current?.token !== assignment.attemptToken) return;
+    if (!offered(this.hub, assignment)) return;
     const socket = this.sockets.get(agentId);
     if (!socket) {
       // The agent's socket is already gone: record that, which also withdraws the offer.
@@ -142,4 +157,11 @@ export class AgentTransport {
   private cancel(agentId: string, notice: CancelNotice): void {
     this.sockets.get(agentId)?.emit('cancel', notice);
   }
+}
+
+/** Whether `assignment` is still its order's attempt (not withdrawn, lapsed or cancelled since it was made). */
+function offered(hub: StateWriter, assignment: Assignment): boolean {
+  const workflow = hub.state.workflows.get(assignment.workflowId);
+  const order = workflow && Object.hasOwn(workflow.workOrders, assignment.workOrderId) ? workflow.workOrders[assignment.workOrderId] : undefined;
+  return order?.attempt?.token === assignment.attemptToken;
 }
