@@ -190,7 +190,9 @@ export class AgentClient {
   private onAssignment(assignment: Assignment, ack: (reply: unknown) => void): void {
     const registration = this.handlers.get(assignment.taskType) ?? this.handlers.get('*');
     if (!registration) return ack({ accept: false, reason: `no handler for ${assignment.taskType}` });
-    if (this.draining || this.closed) return ack({ accept: false, reason: 'draining' });
+    // Closing: no answer, the connection's offers are withdrawn with it and held against nobody.
+    if (this.closed) return;
+    if (this.draining) return ack({ accept: false, reason: 'draining' });
     ack({ accept: true });
     void this.run(assignment, registration, false);
   }

@@ -92,3 +92,34 @@ describe('reporting before the accept arrives (domain)', () => {
     expect(order().state).toBe('running');
   });
 });
+
+describe('declining an offer (domain)', () => {
+  /** A started workflow, agent `w` alone for task type `t`, and order `job` offered to it. */
+  function offeredToOne() {
+    const d = domain();
+    const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId });
+    d.register('w', { taskTypes: ['t'] });
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'job', taskType: 't' }));
+    const order = () => d.state.workflows.get(workflowId)!.workOrders.job!;
+    const ref = { workflowId, workOrderId: 'job', attemptToken: order().attempt!.token };
+    return { d, order, ref };
+  }
+
+  it('holds a decline against the agent: the order is not offered to it again', () => {
+    const { d, order, ref } = offeredToOne();
+    d.run('offer.answer', { ...ref, accept: false, reason: 'not mine' }, asAgent('w'));
+    expect(order()).toMatchObject({ state: 'queued', declinedBy: ['w'], attempts: 0 });
+  });
+
+  it('does not hold it against an agent that is draining: once it resumes, the order is offered to it again', () => {
+    const { d, order, ref } = offeredToOne();
+    // The SDK's drain() tells the hub first, then declines what reaches it.
+    d.run('agent.status', { status: 'draining' }, asAgent('w'));
+    d.run('offer.answer', { ...ref, accept: false, reason: 'draining' }, asAgent('w'));
+    expect(order()).toMatchObject({ state: 'queued', declinedBy: [], attempts: 0 });
+    d.run('agent.status', { status: 'active' }, asAgent('w'));
+    expect(order()).toMatchObject({ state: 'offered', declinedBy: [], attempt: { agentId: 'w' } });
+    expect(order().attempt!.token).not.toBe(ref.attemptToken);
+  });
+});

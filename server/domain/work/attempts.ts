@@ -93,7 +93,9 @@ export function withdrawOffer(t: CommandContext, order: WorkOrder, { reason, exc
 export function answerOffer(t: CommandContext, input: AttemptInput & { accept: boolean; reason?: string; silent?: boolean }, actor: Actor): void {
   if (input.accept) return acceptOffer(t, input, actor);
   const order = requireAttempt(t, input, actor, 'offered');
-  withdrawOffer(t, order, { reason: input.reason ?? 'declined', excludeAgent: true, agentDeclined: !input.silent });
+  // A draining agent declines whatever reaches it: that says nothing of the order, so it is not held against the agent.
+  const draining = t.state.agents?.[order.attempt!.agentId]?.status === 'draining';
+  withdrawOffer(t, order, { reason: input.reason ?? 'declined', excludeAgent: !draining, agentDeclined: !input.silent });
 }
 
 /** Progress of a running attempt: percentage, message, and details kept as the checkpoint. Renews the lease. */
