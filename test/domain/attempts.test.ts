@@ -122,4 +122,24 @@ describe('declining an offer (domain)', () => {
     expect(order()).toMatchObject({ state: 'offered', declinedBy: [], attempt: { agentId: 'w' } });
     expect(order().attempt!.token).not.toBe(ref.attemptToken);
   });
+
+  it('holds silence past acceptMs against the agent for a pushed offer, not for one carried in a reply (the reply may be what was lost)', () => {
+    const { d, order, ref } = offeredToOne();
+    const workflowId = ref.workflowId;
+    d.run('task.progress', { ...ref, progress: 1 }, asAgent('w'));
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'next-job', taskType: 't' }));
+    const { reply } = d.run('task.complete', { ...ref, result: 1, next: true }, asAgent('w'));
+    const carried = reply.next![0]!;
+    expect(carried).toMatchObject({ workOrderId: 'next-job' });
+    const next = () => d.state.workflows.get(workflowId)!.workOrders['next-job']!;
+    d.advance(next().timeouts.acceptMs);
+    expect(d.run('hub.sweep', {}).reply.expiredOffers).toBe(1);
+    // Withdrawn without excluding the agent: it is offered to it again at once, pushed this time.
+    expect(next()).toMatchObject({ state: 'offered', declinedBy: [], attempts: 0, attempt: { agentId: 'w' } });
+    expect(next().attempt!.token).not.toBe(carried.attemptToken);
+    d.advance(next().timeouts.acceptMs);
+    expect(d.run('hub.sweep', {}).reply.expiredOffers).toBe(1);
+    expect(next()).toMatchObject({ state: 'queued', declinedBy: ['w'] });
+    expect(order().state).toBe('completed');
+  });
 });

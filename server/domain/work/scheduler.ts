@@ -119,6 +119,8 @@ export function carryOffers(t: CommandContext, agentId: string): Assignment[] {
   for (const effect of t.tx.effects) {
     if (effect.type !== 'offer' || effect.agentId !== agentId) continue;
     effect.inReply = true;
+    const active = t.state.work.active.get(effect.assignment.attemptToken);
+    if (active) active.carried = true;
     carried.push(effect.assignment);
   }
   return carried;

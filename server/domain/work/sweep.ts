@@ -58,7 +58,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     const order = orderOf(active.workflowId, active.workOrderId);
     if (!order || order.attempt?.token !== token) continue;
     if (active.phase === 'offered' && active.offerDeadline <= now) {
-      withdrawOffer(t, order, { reason: 'no answer before the accept deadline', excludeAgent: true });
+      withdrawOffer(t, order, { reason: 'no answer before the accept deadline', excludeAgent: !active.carried });
       result.expiredOffers++;
     } else if (active.phase === 'running' && (work.leases.get(token) ?? Infinity) <= now) {
       failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });

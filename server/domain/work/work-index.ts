@@ -48,6 +48,12 @@ export interface ActiveAttempt {
   phase: 'offered' | 'running';
   /** Offer deadline while offered. */
   offerDeadline: number;
+  /**
+   * The offer went in a report's reply (`next`): silence past its deadline may be a reply that
+   * never reached the agent, not a decline, so it is not held against the agent. Not kept across
+   * a rebuild of the index, which counts such an offer as pushed.
+   */
+  carried?: boolean;
 }
 
 interface Timed {
