@@ -408,6 +408,33 @@ describe('views and a rollback', () => {
   });
 });
 
+describe('whole-document subscriptions and a rollback', () => {
+  it('never resumes by patches a version that showed changes rolled back, once another change took its number', async () => {
+    const dataDir = tempDir();
+    const store = new HeldStore(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+    const hub = await startHub({ dataDir }, { store });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf', userQuery: 'rollback' });
+    const raw = (await monitor(hub)).connection;
+
+    store.holding = true;
+    const refused = codeOf(wf.updateProgress('ghost', 20));
+    await store.writing.promise;
+    // Applied but not on disk: a subscriber now gets it, under the version it took, then goes away before the rollback.
+    const seen = await raw.request('subscribe', { doc: wf.id });
+    if (seen.mode !== 'snapshot') throw new Error('expected a snapshot');
+    expect(seen.state).toMatchObject({ progress: 20 });
+    store.fail();
+    expect(await refused).toBe('UNAVAILABLE');
+
+    // Another change takes the same version number; the subscriber comes back holding the old one.
+    await wf.updateProgress('real', 33);
+    expect(hub.state.versions.get(wf.id)).toBe(seen.version);
+    const resumed = await raw.request('subscribe', { doc: wf.id, version: seen.version, epoch: seen.epoch });
+    expect(resumed).toMatchObject({ mode: 'snapshot', version: seen.version, state: { progress: 33 } });
+  });
+});
+
 describe('views under randomised changes', () => {
   it('keeps every view’s mirror equal to the view of the hub’s state, at checkpoints and at the end, through random work and forced disconnects', async () => {
     const hub = await startHub({ resumeVersions: 40, patchIntervalMs: 5 });

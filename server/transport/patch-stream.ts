@@ -111,8 +111,11 @@ export class PatchStream {
    */
   private readonly bigSnapshots = new Map<DocKey, { version: number; parts: Promise<Buffer[]>; done: boolean }>();
   private snapshotsExpiry: ReturnType<typeof setTimeout> | undefined;
-  /** This run of the hub: versions of an earlier run may not have reached disk. */
-  readonly epoch = randomBytes(9).toString('base64url');
+  /**
+   * This run of the hub, until a rollback: versions handed out before it may show changes that
+   * never reached disk and whose numbers later changes take, so nobody resumes from them.
+   */
+  epoch = newEpoch();
   /** The views, once attached. */
   private derived: DerivedStreams | undefined;
 
@@ -380,6 +383,7 @@ export class PatchStream {
    * do they after a follower loaded its replica again: its documents jumped past the history kept.
    */
   private onRollback(): void {
+    this.epoch = newEpoch();
     // Versions rolled back are given again to other changes: a kept snapshot may no longer match its version.
     this.snapshots.clear();
     this.bigSnapshots.clear();
@@ -405,4 +409,9 @@ export class PatchStream {
     this.snapshots.clear();
     this.bigSnapshots.clear();
   }
+}
+
+/** A fresh epoch: what a subscriber must hold, with its version, to resume by patches. */
+function newEpoch(): string {
+  return randomBytes(9).toString('base64url');
 }

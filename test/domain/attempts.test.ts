@@ -129,7 +129,7 @@ describe('declining an offer (domain)', () => {
     d.run('task.progress', { ...ref, progress: 1 }, asAgent('w'));
     d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'next-job', taskType: 't' }));
     const { reply } = d.run('task.complete', { ...ref, result: 1, next: true }, asAgent('w'));
-    const carried = reply.next![0]!;
+    const carried = (reply as { next?: Array<{ workOrderId: string; attemptToken: string }> }).next![0]!;
     expect(carried).toMatchObject({ workOrderId: 'next-job' });
     const next = () => d.state.workflows.get(workflowId)!.workOrders['next-job']!;
     d.advance(next().timeouts.acceptMs);
