@@ -3,7 +3,7 @@ import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { Assignment, CancelNotice } from '../shared/schemas/work-order.ts';
 import { Attempt, type AttemptHost, type Registration } from './attempt.ts';
-import { Connection, type ConnectOptions, type RequestOptions } from './connection.ts';
+import { Connection, mayHaveLanded, type ConnectOptions, type RequestOptions } from './connection.ts';
 import './dispose.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { Listeners } from './listeners.ts';
@@ -234,13 +234,15 @@ export class AgentClient {
 
   /**
    * Sends a completion or failure until the hub answers: retried across timeouts and reconnects.
-   * Safe to repeat: a second report of the same attempt is refused as STALE_ATTEMPT. Resolves
-   * with the hub's refusal, if it refused.
+   * Safe to repeat: a second report of the same attempt is refused as STALE_ATTEMPT, which after
+   * a try that may have landed (its answer lost to a timeout or a dropped connection) is that
+   * try's success, as Connection.createOnce takes a CONFLICT. Resolves with the hub's refusal, if it refused.
    */
   private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>): Promise<HubError | undefined> {
     const outcome = event === 'task.complete' ? 'completed' : 'failed';
     const { workflowId, workOrderId, attemptToken } = payload as RequestOf<'agent', 'task.complete'>;
     const base = { workflowId, workOrderId, attemptToken, outcome } as const;
+    let mayHaveTakenEffect = false;
     for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 5000)) {
       try {
         await this.registered();
@@ -250,10 +252,15 @@ export class AgentClient {
         if (reply.next) for (const assignment of reply.next) this.onCarriedOffer(assignment);
         return undefined;
       } catch (error) {
+        if (error instanceof HubError && error.code === 'STALE_ATTEMPT' && mayHaveTakenEffect) {
+          this.listeners.emit('report', { ...base, accepted: true });
+          return undefined;
+        }
         if (!(error instanceof HubError) || !RETRYABLE_TRANSPORT.has(error.code)) {
           this.listeners.emit('report', { ...base, accepted: false, code: error instanceof HubError ? error.code : 'INTERNAL' });
           return error instanceof HubError ? error : undefined;
         }
+        mayHaveTakenEffect ||= mayHaveLanded(error.code);
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }

@@ -29,7 +29,12 @@ export interface RequestOptions {
 }
 
 /** Failures after which a request may or may not have taken effect. */
-const MAY_HAVE_LANDED = new Set(['DISCONNECTED', 'TIMEOUT', 'UNAVAILABLE']);
+const MAY_HAVE_LANDED: ReadonlySet<string> = new Set(['DISCONNECTED', 'TIMEOUT', 'UNAVAILABLE']);
+
+/** Whether a request that failed with `code` may have taken effect all the same. */
+export function mayHaveLanded(code: string): boolean {
+  return MAY_HAVE_LANDED.has(code);
+}
 /** Of those, the ones after which a create with the client's id is sent again at once (UNAVAILABLE is the caller's to retry). */
 const RESEND = new Set(['DISCONNECTED', 'TIMEOUT']);
 /** Creates of unknown outcome remembered per connection. */

@@ -1,39 +1,15 @@
 import { io } from 'socket.io-client';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { EmbeddedStore } from '../server/index.ts';
 import type { Assignment } from '../shared/schemas/work-order.ts';
 import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
 import { deferred, untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
-import { WrappedStore } from './helpers/wrapped-store.ts';
-
-/** The embedded store, whose journal writes wait from hold() until release(): the commands applied meanwhile commit together, after. */
-class HeldWrites extends WrappedStore {
-  private gate: { promise: Promise<void>; resolve: () => void } | undefined;
-  /** Resolves once a write is being held. */
-  holding = deferred();
-  hold(): void {
-    this.gate = deferred();
-    this.holding = deferred();
-  }
-  release(): void {
-    this.gate?.resolve();
-    this.gate = undefined;
-  }
-  override async append(records: string | Uint8Array, firstSeq: number) {
-    const gate = this.gate;
-    if (gate) {
-      this.holding.resolve();
-      await gate.promise;
-    }
-    return this.inner.append(records, firstSeq);
-  }
-}
+import { HeldWrites } from './helpers/held-writes.ts';
 
 /** busyAgent on a hub whose journal writes can be held. */
 async function busyAgentHeld() {
   const dataDir = tempDir();
-  const store = new HeldWrites(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+  const store = HeldWrites.in(dataDir);
   const hub = await startHub({ dataDir }, { store });
   const client = await control(hub);
   const wf = await client.createWorkflow({ userQuery: 'next offers, writes held' });

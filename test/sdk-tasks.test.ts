@@ -1,7 +1,8 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { z } from 'zod';
-import { NonRetryableError } from '../client-sdk/index.ts';
-import { agent, control, startHub } from './helpers/hub.ts';
+import { NonRetryableError, type TaskReport } from '../client-sdk/index.ts';
+import { HeldWrites } from './helpers/held-writes.ts';
+import { agent, control, startHub, tempDir } from './helpers/hub.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
 
 const Clean = z.object({ rows: z.array(z.number()), dropEmpty: z.boolean().default(true) });
@@ -91,5 +92,38 @@ describe('handler errors', () => {
     } finally {
       consoleError.mockRestore();
     }
+  });
+});
+
+describe('reporting a completion whose answer is lost', () => {
+  it('takes the repeat refused as STALE_ATTEMPT for the first try’s success, after a request timeout', async () => {
+    const dataDir = tempDir();
+    const store = HeldWrites.in(dataDir);
+    const hub = await startHub({ dataDir }, { store });
+    onTestFinished(() => store.release());
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'lost answer' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'slow-hub', agentType: 'w', requestTimeoutMs: 300 });
+    const reports: TaskReport[] = [];
+    const reported = deferred();
+    worker.on('report', (report) => {
+      reports.push(report);
+      reported.resolve();
+    });
+    const handled = deferred();
+    await worker.onTask('t', async () => {
+      // Writes are held from here on: the completion is applied, and its answer waits past the timeout.
+      store.hold();
+      handled.resolve();
+      return { result: 'done' };
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    await handled.promise;
+    await store.holding.promise;
+    // The first try times out, the second is refused: the attempt is no longer running.
+    await reported.promise;
+    expect(reports).toEqual([{ workflowId: wf.id, workOrderId: 'job', attemptToken: expect.any(String), outcome: 'completed', accepted: true }]);
+    store.release();
+    expect(await untilOrder(hub, wf.id, 'job', 'completed')).toMatchObject({ result: 'done', attempts: 1 });
   });
 });

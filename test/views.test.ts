@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { NonRetryableError, type Mirror, type MonitorClient, type ViewSpec, type WorkflowHandle } from '../client-sdk/index.ts';
-import { EmbeddedStore, type RunningHub } from '../server/index.ts';
+import type { RunningHub } from '../server/index.ts';
 import { ViewSpec as ViewSpecSchema } from '../shared/schemas/views.ts';
 import type { WorkOrderState } from '../shared/schemas/work-order.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
@@ -11,7 +11,7 @@ import { applyPatch } from '../shared/patch.ts';
 import { codeOf } from './helpers/errors.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { deferred, untilTrue } from './helpers/wait.ts';
-import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
+import { HeldWrites } from './helpers/held-writes.ts';
 
 /**
  * A view computed from the hub's state as it is now, with a catalog built afresh from the
@@ -355,30 +355,10 @@ describe('the first view of a big workflow', () => {
   });
 });
 
-/** The embedded store, whose next write can be held and then failed, as a disk that fills up mid-write. */
-class HeldStore extends WrappedStore {
-  private held: { reject: (error: Error) => void } | undefined;
-  holding = false;
-  /** Resolves when a write is being held. */
-  writing = deferred();
-  override append(records: string | Uint8Array, firstSeq: number) {
-    if (!this.holding) return this.inner.append(records, firstSeq);
-    return new Promise<void>((_resolve, reject) => {
-      this.held = { reject };
-      this.writing.resolve();
-    });
-  }
-  /** Fails the held write. */
-  fail(): void {
-    this.holding = false;
-    this.held?.reject(diskFull());
-  }
-}
-
 describe('views and a rollback', () => {
   it('sends view subscribers back to a snapshot, and never resumes a version that showed changes rolled back', async () => {
     const dataDir = tempDir();
-    const store = new HeldStore(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+    const store = HeldWrites.in(dataDir);
     const hub = await startHub({ dataDir }, { store });
     const client = await control(hub);
     const wf = await client.createWorkflow({ id: 'wf', userQuery: 'rollback' });
@@ -387,9 +367,9 @@ describe('views and a rollback', () => {
     const mirror = await watcher.subscribe(wf.id, { view: NEWEST });
     const raw = (await monitor(hub)).connection;
 
-    store.holding = true;
+    store.hold();
     const refused = codeOf(wf.createWorkOrder({ id: 'ghost', taskType: 't' }));
-    await store.writing.promise;
+    await store.holding.promise;
     // Applied but not on disk: a view computed now shows it, under the version it took.
     const seen = await raw.request('subscribe', { doc: wf.id, view: NEWEST });
     if (seen.mode !== 'snapshot') throw new Error('expected a snapshot');
@@ -411,15 +391,15 @@ describe('views and a rollback', () => {
 describe('whole-document subscriptions and a rollback', () => {
   it('never resumes by patches a version that showed changes rolled back, once another change took its number', async () => {
     const dataDir = tempDir();
-    const store = new HeldStore(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+    const store = HeldWrites.in(dataDir);
     const hub = await startHub({ dataDir }, { store });
     const client = await control(hub);
     const wf = await client.createWorkflow({ id: 'wf', userQuery: 'rollback' });
     const raw = (await monitor(hub)).connection;
 
-    store.holding = true;
+    store.hold();
     const refused = codeOf(wf.updateProgress('ghost', 20));
-    await store.writing.promise;
+    await store.holding.promise;
     // Applied but not on disk: a subscriber now gets it, under the version it took, then goes away before the rollback.
     const seen = await raw.request('subscribe', { doc: wf.id });
     if (seen.mode !== 'snapshot') throw new Error('expected a snapshot');

@@ -9,7 +9,7 @@ from typing import Any
 
 from .attempt import Attempt
 from .closing import ClosesOnExit
-from .connection import Connection
+from .connection import MAY_HAVE_LANDED, Connection
 from .errors import HubError
 from .heartbeat import Heartbeat
 from .listeners import Listeners
@@ -230,15 +230,23 @@ class AgentClient(ClosesOnExit):
         return await self.connection.request(event, payload)
 
     async def _report(self, event: str, payload: dict[str, Any]) -> HubError | None:
-        """Sends a completion or failure until the hub answers, across timeouts and reconnects; returns the hub's refusal, if any."""
+        """Sends a completion or failure until the hub answers, across timeouts and reconnects; returns the hub's refusal, if any.
+
+        A repeat refused as STALE_ATTEMPT after a try that may have landed (its answer lost) is that try's success.
+        """
         outcome = "completed" if event == "task.complete" else "failed"
         base = {"workflow_id": payload["workflowId"], "work_order_id": payload["workOrderId"], "attempt_token": payload["attemptToken"], "outcome": outcome}
         delay = 0.1
+        may_have_taken_effect = False
         while not self._closed.is_set():
             try:
                 reply = await self._send(event, payload)
             except HubError as error:
+                if error.code == "STALE_ATTEMPT" and may_have_taken_effect:
+                    self._listeners.emit("report", TaskReport(**base, accepted=True))
+                    return None
                 if error.code in RETRYABLE_TRANSPORT:
+                    may_have_taken_effect = may_have_taken_effect or error.code in MAY_HAVE_LANDED
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
