@@ -4,6 +4,7 @@ import { summarize } from '../server/domain/workflows/summary.ts';
 import { HASH_PLACEHOLDER, renderReport, renderReports, verifyReportHash, type Report, type ReportInput } from '../server/reports/report.ts';
 import { SEARCH_SCRIPT } from '../server/reports/page-assets.ts';
 import { durationStats } from '../server/reports/statistics.ts';
+import { duration } from '../server/reports/formatting.ts';
 import { HOSTILE, inputOf, largeWorkflow, realisticWorkflow, reverseKeys, withData } from './helpers/report-fixture.ts';
 
 /** The text a reader sees for inline Markdown tokens (escapes resolved). */
@@ -274,5 +275,19 @@ describe('report renderers', () => {
     expect(durationStats([30, 10, 20])).toEqual({ count: 3, meanMs: 20, p95Ms: 30 });
     const hundred = Array.from({ length: 100 }, (_, i) => i + 1);
     expect(durationStats(hundred)).toEqual({ count: 100, meanMs: 51, p95Ms: 95 });
+  });
+
+  it('writes durations in the largest unit that keeps them readable, never as 60.0 s or 60 s', () => {
+    const cases: Array<[number, string]> = [
+      [850, '850 ms'],
+      [12_340, '12.3 s'],
+      [59_949, '59.9 s'],
+      [59_950, '1 min 00 s'],
+      [59_999, '1 min 00 s'],
+      [245_000, '4 min 05 s'],
+      [3_599_600, '1 h 00 min'],
+      [7_380_000, '2 h 03 min'],
+    ];
+    for (const [ms, text] of cases) expect(duration(ms), String(ms)).toBe(text);
   });
 });

@@ -18,7 +18,7 @@ type WorkflowRow = Pick<Workflow, 'id' | 'userQuery' | 'status' | 'progress' | '
 /** A progress bar with its percentage. */
 export const bar = (percentage: number) => `<span class="bar"><span style="width:${Math.max(0, Math.min(100, percentage))}%"></span></span>${Math.round(percentage)}%`;
 /** A state or status, coloured by its name. */
-export const pill = (state: string, title = '') => `<span class="pill s-${esc(state)}"${title ? ` title="${esc(title)}"` : ''}>${esc(state.replace('_', ' '))}</span>`;
+export const pill = (state: string, title = '') => `<span class="pill s-${esc(state)}"${title ? ` title="${esc(title)}"` : ''}>${esc(state.replaceAll('_', ' '))}</span>`;
 const time = (ms: number | null) => (ms ? new Date(ms).toLocaleTimeString() : '');
 
 /** The workflows table; clicking a row selects it. */
