@@ -1,10 +1,11 @@
 import { marked, type Token, type Tokens } from 'marked';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { summarize } from '../server/domain/workflows/summary.ts';
 import { HASH_PLACEHOLDER, renderReport, renderReports, verifyReportHash, type Report, type ReportInput } from '../server/reports/report.ts';
 import { SEARCH_SCRIPT } from '../server/reports/page-assets.ts';
 import { durationStats } from '../server/reports/statistics.ts';
 import { duration } from '../server/reports/formatting.ts';
+import { ReportRenderer } from '../server/reports/report-renderer.ts';
 import { HOSTILE, inputOf, largeWorkflow, realisticWorkflow, reverseKeys, withData } from './helpers/report-fixture.ts';
 
 /** The text a reader sees for inline Markdown tokens (escapes resolved). */
@@ -289,5 +290,21 @@ describe('report renderers', () => {
       [7_380_000, '2 h 03 min'],
     ];
     for (const [ms, text] of cases) expect(duration(ms), String(ms)).toBe(text);
+  });
+});
+
+describe('big reports kept between renders', () => {
+  it('are not handed out for another workflow created under the same id that reached the same version', async () => {
+    const renderer = new ReportRenderer();
+    onTestFinished(() => renderer.close());
+    const first = largeWorkflow(3000, 5);
+    const again = largeWorkflow(3000, 5);
+    // The same id and version, created a minute later (the first was pruned from the archive meanwhile).
+    again.d.state.workflows.get(again.workflowId)!.createdAt += 60_000;
+    expect(again.d.state.versions.get(again.workflowId)).toBe(first.d.state.versions.get(first.workflowId));
+    const text = async (d: typeof first.d) => Buffer.concat((await renderer.render(d.state, first.workflowId, ['json']))[0]!.parts).toString('utf8');
+    const before = JSON.parse(await text(first.d)) as { workflow: { createdAt: number } };
+    const after = JSON.parse(await text(again.d)) as { workflow: { createdAt: number } };
+    expect(after.workflow.createdAt).toBe(before.workflow.createdAt + 60_000);
   });
 });

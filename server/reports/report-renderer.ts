@@ -76,7 +76,8 @@ export class ReportRenderer {
       if (renderers) return Promise.resolve(renderHere(renderers, state, workflowId, formats, generatedBy));
       return (loading ??= import('./report.ts')).then((loaded) => renderHere((renderers = loaded), state, workflowId, formats, generatedBy));
     }
-    const key = `${workflowId}\u0000${generatedBy ?? ''}`;
+    // createdAt too: a workflow deleted from the archive may be created again under its id, and reach the same version.
+    const key = `${workflowId}\u0000${workflow.createdAt}\u0000${generatedBy ?? ''}`;
     const pick = (reports: ReadonlyMap<ReportFormat, RenderedReport>) => formats.map((format) => reports.get(format)!);
     // The same version renders the same bytes.
     const kept = this.kept.get(key);
