@@ -166,8 +166,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     postgres ??
     new EmbeddedStore({ dataDir, fsync: options.fsync, ...snapshotTrigger, truncateDamagedJournal: options.truncateDamagedJournal, onWarning, onSnapshot });
   try {
-    mkdirSync(dataDir, { recursive: true });
-    // Everything that can be refused for a bad setting is checked before the data directory is taken.
+    // Everything that can be refused for a bad setting is checked before the data directory is made or taken.
     try {
       await postgres?.prepare();
       loaded = await tokenSource();
@@ -175,6 +174,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       await postgres?.pool.end();
       throw error;
     }
+    mkdirSync(dataDir, { recursive: true });
     hubDirectory = await HubDirectory.open(dataDir);
     files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], hubDirectory);
     writer = await StateWriter.open({

@@ -5,8 +5,8 @@ import { TokenList } from '../shared/schemas/tokens.ts';
 export const HubOptions = z.strictObject({
   /** TCP port; 0 picks a free one. */
   port: z.number().int().min(0).max(65_535).default(4700),
-  /** Interface to listen on. */
-  host: z.string().default('127.0.0.1'),
+  /** Interface to listen on (an empty one would listen on every interface). */
+  host: z.string().min(1).default('127.0.0.1'),
   /** Where the journal, snapshot, lock and generated tokens live. */
   dataDir: z.string().min(1).default('./.switchboard'),
   /**

@@ -1,10 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { connectControl } from '../client-sdk/index.ts';
-import { CLI, startHubProcess } from './helpers/process.ts';
-import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { CLI, spawnCli, startHubProcess } from './helpers/process.ts';
+import { control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { createHub } from '../server/index.ts';
 import { untilTrue } from './helpers/wait.ts';
 
 describe('switchboard CLI', () => {
@@ -169,4 +170,60 @@ describe('switchboard prune', () => {
     expect(pruned.stdout).toMatch(/deleted 1 archived workflow\(s\)[\s\S]*old-run\s+cancelled/);
     expect((await client.listWorkflows()).items.map((w) => w.id)).toEqual([live.id]);
   }, 60_000);
+});
+
+describe('switchboard start: signals, output and settings', () => {
+  it('holds a SIGHUP or SIGTERM that comes while the hub is starting: the reload happens, and the stop is clean', async () => {
+    for (const signal of ['SIGHUP', 'SIGTERM'] as const) {
+      const dataDir = tempDir();
+      const hub = spawnCli(['start', '--port', '0', '--data-dir', dataDir], { SWITCHBOARD_LOG_LEVEL: 'warn' });
+      // hub.lock names the pid `switchboard reload` signals; it exists from the store's open on.
+      await untilTrue(() => existsSync(join(dataDir, 'hub.lock')), 'the hub took its lock');
+      hub.child.kill(signal);
+      if (signal === 'SIGHUP') {
+        await hub.waitForOutput(/SIGHUP: 3 tokens in force/);
+        hub.child.kill('SIGTERM');
+      }
+      expect(await hub.exited, signal).toBe(0);
+      expect(hub.stdout()).toMatch(/listening on http:/);
+      expect(existsSync(join(dataDir, 'hub.lock'))).toBe(false);
+    }
+  }, 60_000);
+
+  it('stops cleanly on SIGTERM when whoever read its output (and its log) has gone', async () => {
+    const dataDir = tempDir();
+    const hub = await startHubProcess(['--port', '0', '--data-dir', dataDir], { SWITCHBOARD_LOG_LEVEL: 'info' });
+    const admin = (JSON.parse(readFileSync(join(dataDir, 'tokens.json'), 'utf8')) as Array<{ role: string; token: string }>).find((t) => t.role === 'admin')!.token;
+    const client = await connectControl({ url: hub.url, token: admin });
+    await client.createWorkflow({ id: 'kept', userQuery: 'acknowledged before the stop' });
+    client.close();
+    // As `switchboard start | head -1` does once it has its line: the pipe's reader is gone.
+    hub.child.stdout!.destroy();
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toBe(0);
+    expect(existsSync(join(dataDir, 'hub.lock'))).toBe(false);
+    expect(readFileSync(join(dataDir, 'snapshot.json'), 'utf8')).toContain('"kept"');
+  });
+
+  it('refuses an empty or non-decimal port, an empty host, and a start whose tokens cannot be read, making no data directory', async () => {
+    for (const port of ['', '0x10', '1e3', '80.5']) {
+      const refused = spawnSync(process.execPath, [...CLI, 'start', '--port', port], { encoding: 'utf8' });
+      expect(refused.status, port).toBe(2);
+      expect(refused.stderr).toContain(`--port must be a whole number, got "${port}"`);
+    }
+    await expect(createHub({ host: '', port: 0, tokens: GRANTS, logLevel: 'silent', dataDir: tempDir() })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('host') });
+    const fresh = join(tempDir(), 'not-yet');
+    await expect(createHub({ port: 0, logLevel: 'silent', dataDir: fresh, tokensFile: join(fresh, 'missing.json') })).rejects.toMatchObject({ code: 'VALIDATION' });
+    expect(existsSync(fresh)).toBe(false);
+  });
+
+  it('refuses to revoke the token whose going would leave a list the hub refuses, and leaves the file as it was', () => {
+    const file = join(tempDir(), 'tokens.json');
+    const only = [{ token: 'only-monitor-token', role: 'monitor' }];
+    writeFileSync(file, JSON.stringify(only));
+    const refused = spawnSync(process.execPath, [...CLI, 'tokens', 'revoke', 'only-monitor-token', '--file', file], { encoding: 'utf8' });
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('the token list this change leaves is not a valid token list');
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(only);
+  });
 });

@@ -8,9 +8,9 @@ export class CliError extends Error {}
 /** Parses a whole number option, or says which flag was wrong. */
 export function integer(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!Number.isInteger(value)) throw new CliError(`${name} must be a whole number, got "${text}"`);
-  return value;
+  // Digits only: Number() would read "" as 0 and "0x10" as 16.
+  if (!/^\d+$/.test(text.trim())) throw new CliError(`${name} must be a whole number, got "${text}"`);
+  return Number(text);
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };

@@ -116,7 +116,19 @@ function listenRefusal(error: unknown): CliError | undefined {
 export async function start(args: string[]): Promise<void> {
   const options = optionsFrom(args);
   if (!options) return void process.stdout.write(START_HELP);
-  const hub = await createHub(options).catch((error: unknown) => Promise.reject(listenRefusal(error) ?? error));
+  // Output is for whoever reads it: a reader gone (`start | head -1`) must not stop the hub, least of all mid-shutdown.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+  // From before the hub takes its lock until it is up, signals wait (a reload reads hub.lock, which exists from then on).
+  const early: string[] = [];
+  const hold = (signal: string) => () => void early.push(signal);
+  const held = { SIGINT: hold('SIGINT'), SIGTERM: hold('SIGTERM'), SIGHUP: hold('SIGHUP') };
+  for (const [signal, listener] of Object.entries(held)) process.on(signal, listener);
+  let hub: Awaited<ReturnType<typeof createHub>>;
+  try {
+    hub = await createHub(options).catch((error: unknown) => Promise.reject(listenRefusal(error) ?? error));
+  } finally {
+    for (const [signal, listener] of Object.entries(held)) process.off(signal, listener);
+  }
   // The process is the hub's alone; after recovery, which builds long-lived state and may keep V8's default.
   tuneV8ForHub();
   const monitorToken = hub.tokens.find((t) => t.role === 'monitor' && !t.workflows) ?? hub.tokens.find((t) => t.role === 'admin');
@@ -145,12 +157,17 @@ export async function start(args: string[]): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGHUP', () => {
+  const reload = () => {
     hub.reloadTokens().then(
       (count) => process.stdout.write(`SIGHUP: ${count} tokens in force\n`),
       (error: Error) => process.stderr.write(`SIGHUP: tokens not reloaded: ${error.message}\n`),
     );
-  });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', reload);
+  // What came while the hub was starting: a stop wins over a reload.
+  const stopAsked = early.find((signal) => signal !== 'SIGHUP');
+  if (stopAsked) stop(stopAsked);
+  else if (early.includes('SIGHUP')) reload();
 }

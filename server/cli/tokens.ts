@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
-import { newToken, readTokens, TOKENS_FILE } from '../transport/auth.ts';
+import { newToken, parseTokenList, readTokens, TOKENS_FILE } from '../transport/auth.ts';
 import { changeClusterTokens, readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION, ensureSchema } from '../store/postgres/schema.ts';
 import { CliError, dataDirOf, table } from './common.ts';
@@ -41,7 +41,8 @@ function filePlace(file: string): TokenPlace {
     takesEffect: 'send SIGHUP to a running hub (or restart it) to apply the change',
     read,
     async change(change) {
-      const changed = change(await read());
+      // The hub's own rule, checked before the file changes: a list it would refuse is never written.
+      const changed = parseTokenList(change(await read()), 'the token list this change leaves');
       mkdirSync(join(file, '..'), { recursive: true });
       writeFileSync(file, JSON.stringify(changed, null, 2) + '\n', { mode: 0o600 });
     },
@@ -140,5 +141,5 @@ async function run(place: TokenPlace, positionals: string[], values: { role?: st
   if (!grant.success) throw new CliError(`invalid token: ${grant.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   await place.change((grants) => [...grants, grant.data]);
   process.stdout.write(`${grant.data.token}\n`);
-  process.stderr.write(`added ${role.data === 'admin' ? 'an' : 'a'} ${role.data} token to ${place.name}; ${place.takesEffect}\n`);
+  process.stderr.write(`added ${/^[aeiou]/.test(role.data) ? 'an' : 'a'} ${role.data} token to ${place.name}; ${place.takesEffect}\n`);
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
@@ -96,6 +96,7 @@ export function loadOrCreateTokens(dataDir: string): { grants: TokenGrant[]; cre
   const file = join(dataDir, TOKENS_FILE);
   if (existsSync(file)) return { grants: readTokens(file), created: false };
   const grants = defaultGrants();
+  mkdirSync(dataDir, { recursive: true });
   writeFileSync(file, JSON.stringify(grants, null, 2) + '\n', { mode: 0o600 });
   return { grants, created: true };
 }
