@@ -205,12 +205,15 @@ describe('switchboard start: signals, output and settings', () => {
     expect(readFileSync(join(dataDir, 'snapshot.json'), 'utf8')).toContain('"kept"');
   });
 
-  it('refuses an empty or non-decimal port, an empty host, and a start whose tokens cannot be read, making no data directory', async () => {
+  it('refuses an empty or non-decimal port, an fsync setting it cannot read, an empty host, and a start whose tokens cannot be read, making no data directory', async () => {
     for (const port of ['', '0x10', '1e3', '80.5']) {
       const refused = spawnSync(process.execPath, [...CLI, 'start', '--port', port], { encoding: 'utf8' });
       expect(refused.status, port).toBe(2);
       expect(refused.stderr).toContain(`--port must be a whole number, got "${port}"`);
     }
+    const fsync = spawnSync(process.execPath, [...CLI, 'start', '--port', '0', '--data-dir', tempDir()], { encoding: 'utf8', env: { ...process.env, SWITCHBOARD_FSYNC: 'always' } });
+    expect(fsync.status).toBe(2);
+    expect(fsync.stderr).toContain('SWITCHBOARD_FSYNC must be 1 or 0 (true or false), got "always"');
     await expect(createHub({ host: '', port: 0, tokens: GRANTS, logLevel: 'silent', dataDir: tempDir() })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('host') });
     const fresh = join(tempDir(), 'not-yet');
     await expect(createHub({ port: 0, logLevel: 'silent', dataDir: fresh, tokensFile: join(fresh, 'missing.json') })).rejects.toMatchObject({ code: 'VALIDATION' });

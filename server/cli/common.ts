@@ -13,6 +13,15 @@ export function integer(name: string, text: string | undefined): number | undefi
   return Number(text);
 }
 
+/** An on/off setting from the environment (1, true, yes / 0, false, no, or unset), or says which was wrong. */
+export function onOff(name: string, text: string | undefined): boolean | undefined {
+  if (text === undefined || text === '') return undefined;
+  const value = text.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new CliError(`${name} must be 1 or 0 (true or false), got "${text}"`);
+}
+
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** A duration such as `30d`, `12h`, `90m`, `45s` or `500ms`, in ms; or says which flag was wrong. */

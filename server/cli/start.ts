@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { createHub } from '../index.ts';
 import type { HubOptionsInput } from '../options.ts';
 import { tuneV8ForHub } from '../v8-tuning.ts';
-import { CliError, integer } from './common.ts';
+import { CliError, integer, onOff } from './common.ts';
 
 export const START_HELP = `switchboard start — run a hub until SIGINT or SIGTERM
 
@@ -19,7 +19,7 @@ Options (environment variable in brackets):
   --port N          TCP port, 0 for any free one      [SWITCHBOARD_PORT]      default 4700
   --host H          interface to listen on            [SWITCHBOARD_HOST]      default 127.0.0.1
   --data-dir DIR    journal, snapshot and tokens      [SWITCHBOARD_DATA_DIR]  default ./.switchboard
-  --fsync           flush the journal to disk on every batch               [SWITCHBOARD_FSYNC=1]
+  --fsync           flush the journal to disk on every batch               [SWITCHBOARD_FSYNC=1|0]
   --log-level L     debug | info | warn | error | silent  [SWITCHBOARD_LOG_LEVEL] default info
   --truncate-damaged-journal
                     start although an acknowledged journal record is damaged: rebuild the
@@ -90,7 +90,9 @@ function optionsFrom(args: string[]): HubOptionsInput | undefined {
   if (host) options.host = host;
   const dataDir = values['data-dir'] ?? env.SWITCHBOARD_DATA_DIR;
   if (dataDir) options.dataDir = dataDir;
-  if (values.fsync || env.SWITCHBOARD_FSYNC === '1') options.fsync = true;
+  // An unknown value is refused rather than read as off: it is the durability of acknowledged writes.
+  const fsync = values.fsync || onOff('SWITCHBOARD_FSYNC', env.SWITCHBOARD_FSYNC);
+  if (fsync) options.fsync = true;
   if (values['truncate-damaged-journal']) options.truncateDamagedJournal = true;
   const logLevel = values['log-level'] ?? env.SWITCHBOARD_LOG_LEVEL;
   if (logLevel) options.logLevel = logLevel as NonNullable<HubOptionsInput['logLevel']>;
