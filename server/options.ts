@@ -89,7 +89,9 @@ export const HubOptions = z.strictObject({
   leaseCheckMs: z.number().int().min(50).max(60_000).default(1000),
   /** Log level; logs are JSON lines on stdout. */
   logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-}).refine((options) => options.leaseRenewMs < options.leaseMs, { message: 'leaseRenewMs must be less than leaseMs', path: ['leaseRenewMs'] });
+})
+  .refine((options) => options.leaseRenewMs < options.leaseMs, { message: 'leaseRenewMs must be less than leaseMs', path: ['leaseRenewMs'] })
+  .refine((options) => options.backoffBaseMs <= options.backoffMaxMs, { message: 'backoffBaseMs must be at most backoffMaxMs', path: ['backoffBaseMs'] });
 
 export type HubOptionsInput = z.input<typeof HubOptions>;
 export type ResolvedHubOptions = z.output<typeof HubOptions>;

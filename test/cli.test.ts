@@ -205,7 +205,7 @@ describe('switchboard start: signals, output and settings', () => {
     expect(readFileSync(join(dataDir, 'snapshot.json'), 'utf8')).toContain('"kept"');
   });
 
-  it('refuses an empty or non-decimal port, an fsync setting it cannot read, an empty host, and a start whose tokens cannot be read, making no data directory', async () => {
+  it('refuses an empty or non-decimal port, an fsync setting it cannot read, an empty host, a backoff base above its maximum, and a start whose tokens cannot be read, making no data directory', async () => {
     for (const port of ['', '0x10', '1e3', '80.5']) {
       const refused = spawnSync(process.execPath, [...CLI, 'start', '--port', port], { encoding: 'utf8' });
       expect(refused.status, port).toBe(2);
@@ -215,6 +215,10 @@ describe('switchboard start: signals, output and settings', () => {
     expect(fsync.status).toBe(2);
     expect(fsync.stderr).toContain('SWITCHBOARD_FSYNC must be 1 or 0 (true or false), got "always"');
     await expect(createHub({ host: '', port: 0, tokens: GRANTS, logLevel: 'silent', dataDir: tempDir() })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('host') });
+    await expect(createHub({ backoffBaseMs: 90_000, backoffMaxMs: 60_000, port: 0, tokens: GRANTS, logLevel: 'silent', dataDir: tempDir() })).rejects.toMatchObject({
+      code: 'VALIDATION',
+      message: expect.stringContaining('backoffBaseMs must be at most backoffMaxMs'),
+    });
     const fresh = join(tempDir(), 'not-yet');
     await expect(createHub({ port: 0, logLevel: 'silent', dataDir: fresh, tokensFile: join(fresh, 'missing.json') })).rejects.toMatchObject({ code: 'VALIDATION' });
     expect(existsSync(fresh)).toBe(false);
