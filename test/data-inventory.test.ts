@@ -81,6 +81,22 @@ describe('data inventory over the network', () => {
     expect(await codeOf(wf.updateDataReference('model', { description: 'x', expectedVersion: 1 }))).toBe('CONFLICT');
   });
 
+  it('never records what it read at one path under another that an update moved the reference to meanwhile', async () => {
+    const { wf, write } = await setup();
+    // Big enough that reading it takes a while, off the writer.
+    const path = write('big.bin', Buffer.alloc(64 * 1024 * 1024, 7));
+    await wf.addDataReference({ id: 'ref', path });
+    const remeasured = wf.updateDataReference('ref', { description: 're-measured' });
+    const moved = wf.updateDataReference('ref', { path: 's3://lake/elsewhere.parquet' });
+    const [first, second] = await Promise.allSettled([remeasured, moved]);
+    expect(second.status).toBe('fulfilled');
+    const ref = (await dataOf(wf)).ref!;
+    expect(ref).toMatchObject({ path: 's3://lake/elsewhere.parquet', location: 'uri', status: 'registered', size: null, checksum: null });
+    // The re-measure either landed first (and the move followed) or was refused once the move had landed.
+    if (first.status === 'rejected') expect((first.reason as { code: string }).code).toBe('CONFLICT');
+    else expect(ref.history.map((h) => h.path)).toContain(path);
+  }, 60_000);
+
   // That the refusal changes nothing, in a batch too: test/domain/inventory.test.ts.
   it('never silently overwrites: registering an existing id is CONFLICT', async () => {
     const { wf, write } = await setup();

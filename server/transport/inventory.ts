@@ -70,10 +70,11 @@ export function inventoryHandlers(hub: StateWriter, reads: WorkflowReads, files:
       return hub.dispatch({ type: 'data.register', input: { workflowId, items: prepared }, actor: session.actor });
     },
     'data.update': async (input, session) => {
-      const ref = getData(hub.state, input.workflowId, input.dataId).item;
-      const seen = await look(files, input.path ?? ref.path, { check: validates(hub, input.workflowId), requireExists: input.requireExists });
-      // An update that does not name a path keeps the recorded one, whatever the hub saw.
-      const prepared = input.path === undefined ? { ...input, observed: seen.observed } : { ...input, ...seen };
+      // The path as recorded now (the reference itself changes in place if another update lands while the file is read).
+      const recorded = getData(hub.state, input.workflowId, input.dataId).item.path;
+      const seen = await look(files, input.path ?? recorded, { check: validates(hub, input.workflowId), requireExists: input.requireExists });
+      // An update that does not name a path keeps the recorded one, whatever the hub saw; the command checks it is still the one seen.
+      const prepared = input.path === undefined ? { ...input, observed: seen.observed, observedPath: recorded } : { ...input, ...seen };
       return hub.dispatch({ type: 'data.update', input: prepared, actor: session.actor });
     },
     'data.validate': async (input, session) => {

@@ -8,7 +8,7 @@ import { searchData } from '../../server/domain/data/data-search.ts';
 import type { Observation, PreparedSpec } from '../../server/domain/data/inventory.ts';
 import { lineageGraph, traverse } from '../../server/domain/data/lineage-graph.ts';
 import { datasetName, uuidFrom } from '../../server/domain/data/open-lineage.ts';
-import { domain } from '../helpers/domain.ts';
+import { domain, SETTINGS } from '../helpers/domain.ts';
 import { codeOfCall as codeOf } from '../helpers/errors.ts';
 
 type Domain = ReturnType<typeof domain>;
@@ -78,6 +78,31 @@ describe('data inventory (domain)', () => {
     ]);
     const stale = { workflowId, dataId: 'model', requireExists: false, expectedVersion: 2, observed: null };
     expect(codeOf(() => d.run('data.update', stale))).toBe('CONFLICT');
+
+    // A hub started again with a smaller limit trims the history at the next version, not one entry at a time.
+    const limit = SETTINGS.dataHistoryLimit;
+    (SETTINGS as { dataHistoryLimit: number }).dataHistoryLimit = 1;
+    try {
+      d.run('data.update', { workflowId, dataId: 'model', path: '/m/v7.pkl', requireExists: false, observed: { exists: true, size: 7, checksum: HASH_B } });
+    } finally {
+      (SETTINGS as { dataHistoryLimit: number }).dataHistoryLimit = limit;
+    }
+    expect(d.state.workflows.get(workflowId)!.data.model!.history.map((h) => h.version)).toEqual([6]);
+  });
+
+  it('refuses an update whose file was read at a path another update has moved the reference from meanwhile', () => {
+    const { d, workflowId } = setup();
+    register(d, workflowId, spec({ id: 'ref', path: '/data/big.bin' }, { exists: true, size: 1, checksum: HASH_A }));
+    // Another update moves the reference while the hub reads /data/big.bin for this one.
+    d.run('data.update', { workflowId, dataId: 'ref', path: 's3://lake/elsewhere.parquet', requireExists: false, observed: null });
+    const version = d.state.versions.get(workflowId);
+    const late = { workflowId, dataId: 'ref', description: 're-measured', requireExists: false, observed: { exists: true, size: 64, checksum: HASH_B }, observedPath: '/data/big.bin' };
+    expect(codeOf(() => d.run('data.update', late))).toBe('CONFLICT');
+    expect(d.state.workflows.get(workflowId)!.data.ref).toMatchObject({ path: 's3://lake/elsewhere.parquet', status: 'registered', size: null, checksum: null, version: 2 });
+    expect(d.state.versions.get(workflowId)).toBe(version);
+    // Read where it still is, the same update goes through.
+    d.run('data.update', { ...late, observedPath: 's3://lake/elsewhere.parquet', observed: null });
+    expect(d.state.workflows.get(workflowId)!.data.ref).toMatchObject({ description: 're-measured', version: 3 });
   });
 
   it('validates against the recorded checksum: valid, changed, missing', () => {

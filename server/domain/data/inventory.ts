@@ -28,7 +28,8 @@ export interface Producer {
   attempt: number;
 }
 
-type UpdateInput = ParsedRequestOf<'control', 'data.update'> & { observed: Observation | null };
+/** `observedPath`: the path the hub looked at for `observed` (the recorded one, when the update names none). */
+type UpdateInput = ParsedRequestOf<'control', 'data.update'> & { observed: Observation | null; observedPath?: string };
 type Declared = { size?: number | undefined; checksum?: string | undefined };
 
 /** The reference, or NOT_FOUND. */
@@ -68,7 +69,8 @@ function snapshotOf(ref: DataReference): DataVersion {
 function nextVersion(t: CommandContext, workflow: Workflow, ref: DataReference, fields: Partial<DataReference>, actor: Actor): void {
   const path = ['data', ref.id];
   t.tx.append(workflow.id, [...path, 'history'], snapshotOf(ref));
-  if (ref.history.length > t.ctx.settings.dataHistoryLimit) t.tx.remove(workflow.id, [...path, 'history', 0]);
+  // A loop, not one removal: the limit may have been lowered since the history grew (a restart with a smaller one).
+  while (ref.history.length > t.ctx.settings.dataHistoryLimit) t.tx.remove(workflow.id, [...path, 'history', 0]);
   t.tx.assign(workflow.id, path, { ...fields, version: ref.version + 1, updatedAt: t.ctx.now, updatedBy: actor.name });
 }
 
@@ -175,6 +177,10 @@ export function updateReference(t: CommandContext, input: UpdateInput, actor: Ac
   }
   const index = t.state.inventory.references(workflow);
   const path = input.path ?? ref.path;
+  // Looked at before this command ran: another update may have moved the reference meanwhile, and what was seen is not of its path.
+  if (input.observed && input.observedPath !== undefined && input.observedPath !== path) {
+    throw new HubError('CONFLICT', `data reference ${ref.id} moved to ${path} while ${input.observedPath} was being read; retry`);
+  }
   const measured = measure(input, input.observed);
   // Unobserved content of the same path keeps its recorded measurements unless new ones are declared.
   if (!input.observed && path === ref.path) {

@@ -79,7 +79,7 @@ export const transitions = {
     items: registerReferences(t, input.workflowId, input.items, actor),
     version: versionOf(t.state, input.workflowId),
   }),
-  'data.update': (t: CommandContext, input: In<'data.update'> & { observed: Observation | null }, actor: Actor) => updateReference(t, input, actor),
+  'data.update': (t: CommandContext, input: Parameters<typeof updateReference>[1], actor: Actor) => updateReference(t, input, actor),
   'data.validate': (t: CommandContext, input: { workflowId: string; dataId: string; version: number; observed: Observation }) => validateReference(t, input),
   'lineage.link': (t: CommandContext, input: In<'lineage.link'>, actor: Actor) => linkLineage(t, input, actor),
   'agent.update': (t: CommandContext, input: In<'agent.update'>) => {
