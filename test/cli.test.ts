@@ -224,13 +224,18 @@ describe('switchboard start: signals, output and settings', () => {
     expect(existsSync(fresh)).toBe(false);
   });
 
-  it('refuses to revoke the token whose going would leave a list the hub refuses, and leaves the file as it was', () => {
+  it('refuses to revoke the token whose going would leave a list the hub refuses, or to create a monitor token whose scope names nothing, and leaves the file as it was', () => {
     const file = join(tempDir(), 'tokens.json');
     const only = [{ token: 'only-monitor-token', role: 'monitor' }];
     writeFileSync(file, JSON.stringify(only));
     const refused = spawnSync(process.execPath, [...CLI, 'tokens', 'revoke', 'only-monitor-token', '--file', file], { encoding: 'utf8' });
     expect(refused.status).toBe(2);
     expect(refused.stderr).toContain('the token list this change leaves is not a valid token list');
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(only);
+    // A scope that names no workflow is refused, not taken for no scope (every workflow).
+    const unscoped = spawnSync(process.execPath, [...CLI, 'tokens', 'create', '--role', 'monitor', '--workflows', ' , ', '--file', file], { encoding: 'utf8' });
+    expect(unscoped.status).toBe(2);
+    expect(unscoped.stderr).toContain('--workflows names no workflow');
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(only);
   });
 });

@@ -2,11 +2,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { io, type Socket } from 'socket.io-client';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { agent, control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
 import { startHubProcess } from './helpers/process.ts';
-import { connectControl } from '../client-sdk/index.ts';
+import { connectAgent, connectControl } from '../client-sdk/index.ts';
 import { createHub } from '../server/index.ts';
 
 /** Connects a raw socket.io client; resolves with the socket, or the connect_error's code. */
@@ -69,6 +69,48 @@ describe('security', () => {
     expect(await codeOf(thief.connection.request('task.fail', { ...steal, error: 'x' }))).toBe('FORBIDDEN');
     expect((await wf.summary()).version).toBe(version);
     expect((await wf.getWorkOrder('job')).state).toBe('running');
+  });
+
+  it('lets a connection with an agent token bound to an agent act for it only once it has registered', async () => {
+    const bound = { token: 'bound-agent-token', role: 'agent' as const, name: 'bound', agentId: 'x1' };
+    const hub = await startHub({ tokens: [...GRANTS, bound] });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'bound' });
+    await wf.start();
+    const holder = await connectAgent({ url: hub.url, token: bound.token, agentId: 'x1', agentType: 'w' });
+    onTestFinished(() => holder.close());
+    const started = deferred<string>();
+    await holder.onTask('t', async (task) => {
+      started.resolve(task.attemptToken);
+      await new Promise(() => undefined);
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    const attemptToken = await started.promise;
+    await untilOrder(hub, wf.id, 'job', 'running');
+    // A second connection with the same token that never registers.
+    const stray: Socket = io(`${hub.url}/agent`, { auth: { token: bound.token }, transports: ['websocket'], forceNew: true, reconnection: false });
+    onTestFinished(() => void stray.disconnect());
+    const ref = { workflowId: wf.id, workOrderId: 'job', attemptToken };
+    const version = (await wf.summary()).version;
+    for (const [event, payload] of [
+      ['agent.heartbeat', { attemptTokens: [attemptToken] }],
+      ['agent.status', { status: 'draining' }],
+      ['task.progress', { ...ref, progress: 99 }],
+      ['task.complete', { ...ref, result: 'stolen' }],
+    ] as const) {
+      expect(await stray.emitWithAck(event, payload), event).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    }
+    expect((await wf.summary()).version).toBe(version);
+    expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'running', progress: 0 });
+  });
+
+  it('refuses /metrics, which counts every workflow, to a monitor token scoped to some', async () => {
+    const scoped = { token: 'scoped-monitor-token', role: 'monitor' as const, name: 'scoped', workflows: ['visible'] };
+    const hub = await startHub({ tokens: [...GRANTS, scoped] });
+    const metrics = (token: string) => fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    const refused = await metrics(scoped.token);
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect((await metrics(TOKENS.monitor)).status).toBe(200);
   });
 
   it('refuses names that would reach into Object.prototype (__proto__, constructor, toString)', async () => {

@@ -130,12 +130,15 @@ async function run(place: TokenPlace, positionals: string[], values: { role?: st
   if (action !== 'create') throw new CliError(`unknown tokens action "${action}"; use list, create or revoke`);
   const role = Role.safeParse(values.role);
   if (!role.success) throw new CliError('--role must be admin, agent or monitor');
+  const scope = values.workflows?.split(',').map((w) => w.trim()).filter(Boolean);
+  // An empty scope must not quietly become none at all: that token would see every workflow.
+  if (scope?.length === 0) throw new CliError('--workflows names no workflow; leave it out for a token that sees every workflow');
   const candidate = {
     token: newToken(role.data),
     role: role.data,
     ...(values.name ? { name: values.name } : {}),
     ...(values['agent-id'] ? { agentId: values['agent-id'] } : {}),
-    ...(values.workflows ? { workflows: values.workflows.split(',').map((w) => w.trim()).filter(Boolean) } : {}),
+    ...(scope ? { workflows: scope } : {}),
   };
   const grant = TokenGrant.safeParse(candidate);
   if (!grant.success) throw new CliError(`invalid token: ${grant.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);

@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Namespace } from 'socket.io';
+import { HubError } from '../../shared/errors.ts';
 import { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { Route } from './router.ts';
@@ -107,12 +108,16 @@ export class Metrics {
   }
 }
 
-/** GET /metrics in the Prometheus text format (admin and monitor tokens). */
+/** GET /metrics in the Prometheus text format (admin and unscoped monitor tokens). */
 export function metricsRoute(metrics: Metrics): Route {
   return {
     method: 'GET',
     pattern: /^\/metrics$/,
     roles: ['admin', 'monitor'],
-    handle: () => ({ body: metrics.render(), contentType: 'text/plain; version=0.0.4; charset=utf-8' }),
+    handle: ({ grant }) => {
+      // Counts of every workflow and order: more than a token scoped to some workflows may see.
+      if (grant?.workflows) throw new HubError('FORBIDDEN', 'the metrics count every workflow; they need an admin token or a monitor token without a workflows scope');
+      return { body: metrics.render(), contentType: 'text/plain; version=0.0.4; charset=utf-8' };
+    },
   };
 }

@@ -46,11 +46,12 @@ export function requireRole(grant: TokenGrant, roles: readonly Role[]): TokenGra
   return grant;
 }
 
-/** The actor a grant acts as, for provenance and permission checks. */
+/**
+ * The actor a grant acts as, for provenance and permission checks. An agent connection acts for
+ * an agent only once it has registered (agent.register sets `agentId`), bound token or not.
+ */
 export function actorOf(grant: TokenGrant): Actor {
-  const actor: Actor = { role: grant.role, name: grant.name ?? grant.role };
-  if (grant.agentId) actor.agentId = grant.agentId;
-  return actor;
+  return { role: grant.role, name: grant.name ?? grant.role };
 }
 
 /** Whether a grant may see a workflow (monitor tokens can be scoped to some workflows). */
