@@ -40,9 +40,9 @@ WITH lease AS (${LEASE}), put AS (
 SELECT EXISTS (SELECT 1 FROM put) AS held`;
 const REMOVE = `
 WITH lease AS (${LEASE}), gone AS (
-  DELETE FROM sb_archive WHERE partition = $1 AND workflow_id = ANY($4) AND EXISTS (SELECT 1 FROM lease) RETURNING 1
+  DELETE FROM sb_archive WHERE partition = $1 AND workflow_id = ANY($4) AND EXISTS (SELECT 1 FROM lease)
 )
-SELECT EXISTS (SELECT 1 FROM lease) AS held, (SELECT count(*) FROM gone) AS deleted`;
+SELECT EXISTS (SELECT 1 FROM lease) AS held`;
 
 /** What the archive needs of its store: the lease it writes under, and where to say what it left out. */
 export interface PgArchiveContext {
