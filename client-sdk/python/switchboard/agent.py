@@ -158,6 +158,7 @@ class AgentClient(ClosesOnExit):
         handler = self._handlers.get(assignment["taskType"]) or self._handlers.get("*")
         if handler is None:
             return {"accept": False, "reason": f"no handler for {assignment['taskType']}"}
+        # python-socketio acks whatever the handler returns (None too), so a closing agent cannot leave an offer unanswered.
         if self._draining or self._closed.is_set():
             return {"accept": False, "reason": "draining"}
         self._start(assignment, handler, carried=False)

@@ -17,6 +17,11 @@ from .transfers import inline_or_transfer, with_body
 log = logging.getLogger("switchboard")
 
 
+#: Where patches of views not yet named are held while a view subscription is in flight (a view's
+#: name is the hub's to give): apart from "*", a resync of everything, which must not wait on it.
+_VIEW_PENDING = "view subscription in flight"
+
+
 def _is_view(name: str) -> bool:
     # A view's name holds a "/", which no document's does.
     return "/" in name
@@ -50,7 +55,7 @@ class MonitorClient(ClosesOnExit):
 
     async def subscribe(self, doc: str, *, view: dict[str, Any] | None = None) -> Mirror:
         """Follows one workflow (or `@agents`), or with `view` ({"kind": "summary"} or {"kind": "orders", …}) a view of it."""
-        key = "*" if view is not None else doc  # a view's name is the hub's to give
+        key = _VIEW_PENDING if view is not None else doc
         holding = key not in self._holding
         if holding:
             self._holding[key] = []
@@ -109,6 +114,8 @@ class MonitorClient(ClosesOnExit):
     def _take(self, message: dict[str, Any]) -> None:
         doc = message["doc"]
         held = self._holding.get(doc)
+        if held is None and _is_view(doc):
+            held = self._holding.get(_VIEW_PENDING)
         if held is None:
             held = self._holding.get("*")
         if held is not None:

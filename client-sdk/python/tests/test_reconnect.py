@@ -46,3 +46,25 @@ async def test_running_work_and_mirrors_survive_a_hub_restart(own_hub: Hub) -> N
     assert (order["result"], order["attempts"], attempts) == ("survived", 1, [1])
     version, workflow = await wf.get_versioned()
     assert await mirror.until(lambda _, at: at >= version) == workflow and mirror.version == version
+
+
+async def test_a_view_subscribed_while_the_hub_is_away_leaves_the_other_mirrors_to_resync(own_hub: Hub) -> None:
+    hub = own_hub
+    control, monitor = await clients(hub)
+    wf = await control.create_workflow("view while away", id="py-view-away")
+    mirror = await monitor.subscribe(wf.id)
+    assert mirror.state["status"] == "pending"
+
+    await asyncio.get_running_loop().run_in_executor(None, hub.stop)
+    await until(lambda: not monitor.connection.connected, "the monitor to see the hub go")
+    # Subscribed while away: the request waits, unsent, for the reconnection.
+    view = asyncio.ensure_future(monitor.subscribe(wf.id, view={"kind": "summary"}))
+    await asyncio.sleep(0)  # let it start waiting
+    await asyncio.get_running_loop().run_in_executor(None, hub.start)
+    summary = await view
+    assert summary.state["status"] == "pending"
+
+    await wf.start()  # waits, unsent, for the control client's reconnection
+    await summary.until(lambda state, _: state["status"] == "in_progress")
+    # The whole-document mirror was caught up at the reconnection too (PROTOCOL.md: subscribe again with the versions held).
+    await mirror.until(lambda state, _: state["status"] == "in_progress")
