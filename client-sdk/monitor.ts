@@ -1,3 +1,4 @@
+import { HubError } from '../shared/errors.ts';
 import { applyPatch } from '../shared/patch.ts';
 import type { Agent } from '../shared/schemas/agent.ts';
 import type { PatchMessage, Subscription } from '../shared/schemas/monitor.ts';
@@ -111,6 +112,9 @@ export class MonitorClient {
   /** The hub run our versions belong to; after a hub restart the hub answers with snapshots. */
   private epoch: string | undefined;
   private readonly resyncing = new Map<string, PatchMessage[]>();
+  /** The catch-up (or first subscribe) running for each name, '*' for all: a second request waits for it, then runs once more. */
+  private readonly running = new Map<string, Promise<unknown>>();
+  private readonly again = new Map<string, Promise<void>>();
   private readonly listeners = new Listeners<MonitorEvents>();
 
   constructor(readonly connection: Connection<'monitor'>) {
@@ -149,15 +153,21 @@ export class MonitorClient {
     const held: PatchMessage[] = [];
     const holding = !this.resyncing.has(name);
     if (holding) this.resyncing.set(name, held);
-    try {
+    const subscribing = (async () => {
       const subscription = await this.complete(await this.connection.request('subscribe', view ? { doc, view } : { doc }, requestOptions), requestOptions);
       this.epoch = subscription.epoch;
       if (view) this.views.set(subscription.doc, { workflowId: doc, view });
       const mirror = this.mirror(subscription.doc);
       mirror.load(subscription);
       return mirror as Mirror<T>;
+    })();
+    // A resync notice that comes meanwhile (a rollback while a big snapshot is read) is acted on after it.
+    if (holding) this.running.set(name, subscribing);
+    try {
+      return await subscribing;
     } finally {
       if (holding) {
+        this.running.delete(name);
         this.resyncing.delete(name);
         for (const message of held) this.onPatch(message);
       }
@@ -234,34 +244,73 @@ export class MonitorClient {
 
   /**
    * Catches up one document (or all of them) from the versions held: missed patches when the hub
-   * still has them, a snapshot otherwise. Patches arriving meanwhile are held and replayed.
+   * still has them, a snapshot otherwise. Patches arriving meanwhile are held and replayed. Asked
+   * while a catch-up of the same name runs, it runs once more after it: what started it (a
+   * rollback, a new connection) may have come after the running one read the hub.
    */
-  private async resync(doc: string | undefined): Promise<void> {
-    // A view no longer followed (its notice crossed the unsubscribe): nothing to catch up.
-    if (doc !== undefined && isViewName(doc) && !this.views.has(doc)) return;
+  private resync(doc: string | undefined): Promise<void> {
+    // Not followed (a notice that crossed an unsubscribe), nor being subscribed to: nothing to catch up.
+    const followed = (name: string) => this.running.has(name) || (isViewName(name) ? this.views.has(name) : this.mirrors.has(name) || this.followAll);
+    if (doc !== undefined && !followed(doc)) return Promise.resolve();
     const key = doc ?? '*';
-    if (this.resyncing.has(key)) return;
-    this.resyncing.set(key, []);
-    try {
-      if (doc === undefined) {
-        const versions = Object.fromEntries([...this.mirrors].map(([name, m]) => [name, m.version]));
-        const epoch = this.epoch === undefined ? {} : { epoch: this.epoch };
-        // subscribeAll takes documents' versions; views are subscribed to one by one.
-        const docs = Object.entries(versions).filter(([name]) => !this.views.has(name));
-        const views = Object.entries(versions).filter(([name]) => this.views.has(name));
-        if (this.followAll) {
-          for (const subscription of (await this.connection.request('subscribeAll', { versions: Object.fromEntries(docs), ...epoch })).docs) await this.catchUp(subscription);
-        }
-        for (const [name, version] of this.followAll ? views : [...docs, ...views]) await this.catchUp(await this.subscribeTo(name, { version, ...epoch }));
-      } else {
-        const held = this.mirrors.get(doc);
-        const resume = held && this.epoch !== undefined ? { version: held.version, epoch: this.epoch } : {};
-        await this.catchUp(await this.subscribeTo(doc, resume));
+    const running = this.running.get(key);
+    if (running) {
+      let again = this.again.get(key);
+      if (!again) {
+        again = running.then(
+          () => undefined,
+          () => undefined,
+        ).then(() => {
+          this.again.delete(key);
+          return this.resync(doc);
+        });
+        this.again.set(key, again);
       }
-    } finally {
+      return again;
+    }
+    this.resyncing.set(key, []);
+    const run = this.catchUpNow(doc).finally(() => {
+      this.running.delete(key);
       const held = this.resyncing.get(key) ?? [];
       this.resyncing.delete(key);
       for (const message of held) this.onPatch(message);
+    });
+    this.running.set(key, run);
+    return run;
+  }
+
+  private async catchUpNow(doc: string | undefined): Promise<void> {
+    const epoch = this.epoch === undefined ? {} : { epoch: this.epoch };
+    if (doc !== undefined) {
+      const held = this.mirrors.get(doc);
+      await this.catchUpOrForget(doc, held && this.epoch !== undefined ? { version: held.version, epoch: this.epoch } : {});
+      return;
+    }
+    const versions = Object.fromEntries([...this.mirrors].map(([name, m]) => [name, m.version]));
+    // subscribeAll takes documents' versions; views are subscribed to one by one.
+    const docs = Object.entries(versions).filter(([name]) => !this.views.has(name));
+    const views = Object.entries(versions).filter(([name]) => this.views.has(name));
+    let rest = [...docs, ...views];
+    if (this.followAll) {
+      const answered = new Set<string>();
+      for (const subscription of (await this.connection.request('subscribeAll', { versions: Object.fromEntries(docs), ...epoch })).docs) {
+        answered.add(subscription.doc);
+        await this.catchUp(subscription);
+      }
+      // Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
+      rest = rest.filter(([name]) => !answered.has(name));
+    }
+    for (const [name, version] of rest) await this.catchUpOrForget(name, { version, ...epoch });
+  }
+
+  /** Catches up one name; a document the hub no longer has (pruned, or its creation rolled back) is no longer mirrored. */
+  private async catchUpOrForget(name: string, resume: { version?: number; epoch?: string }): Promise<void> {
+    try {
+      await this.catchUp(await this.subscribeTo(name, resume));
+    } catch (error) {
+      if (!(error instanceof HubError && error.code === 'NOT_FOUND')) throw error;
+      this.mirrors.delete(name);
+      this.views.delete(name);
     }
   }
 

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import type { Workflow } from '../shared/schemas/workflow.ts';
+import { codeOf } from './helpers/errors.ts';
+import { HeldWrites } from './helpers/held-writes.ts';
+import { control, monitor, startHub, tempDir } from './helpers/hub.ts';
+import { untilTrue } from './helpers/wait.ts';
+
+/** Drops a monitor's connection under it (as a network cut does) and resolves once it is connected again. */
+async function cut(watcher: Awaited<ReturnType<typeof monitor>>): Promise<void> {
+  const socket = watcher.connection.socket;
+  const back = new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.io.engine.close();
+  await back;
+}
+
+describe('the monitor SDK catching up', () => {
+  it('acts on a rollback notice that arrives while a big snapshot is being read: the mirror ends as the hub', async () => {
+    const dataDir = tempDir();
+    const store = HeldWrites.in(dataDir);
+    const hub = await startHub({ dataDir }, { store });
+    const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'big' });
+    await wf.start();
+    const padding = 'x'.repeat(400);
+    for (let first = 0; first < 3000; first += 1000) {
+      await wf.createWorkOrders(Array.from({ length: 1000 }, (_, i) => ({ id: `o${first + i}`, taskType: 'nobody', description: padding })));
+    }
+    const watcher = await monitor(hub);
+    const socket = watcher.connection.socket;
+    // The snapshot is over 1 MB, so it comes as a transfer: at its first read, the held write fails and its resync notice arrives.
+    const request = watcher.connection.request.bind(watcher.connection);
+    let failed = false;
+    (watcher.connection as unknown as { request: (event: string, ...rest: unknown[]) => Promise<unknown> }).request = async (event: string, ...rest: unknown[]) => {
+      if (event === 'transfer.read' && !failed) {
+        failed = true;
+        const notice = new Promise<void>((resolve) => socket.once('resync', () => resolve()));
+        store.fail();
+        await notice;
+      }
+      return (request as (event: string, ...rest: unknown[]) => Promise<unknown>)(event, ...rest);
+    };
+    store.hold();
+    const refused = codeOf(wf.updateProgress('s', 20));
+    await store.holding.promise;
+    const mirror = await watcher.subscribe<Workflow>(wf.id);
+    expect(failed).toBe(true);
+    expect(await refused).toBe('UNAVAILABLE');
+    // The next change takes the rolled-back version's number. Each goes out in a patch of its own:
+    // a second monitor's mirror shows when one was broadcast.
+    const observer = await (await monitor(hub)).subscribe<Workflow>(wf.id);
+    for (const [stage, percentage] of [['s', 33], ['t', 44]] as const) {
+      await wf.updateProgress(stage, percentage);
+      const now = hub.state.versions.get(wf.id)!;
+      await observer.until((_, v) => v === now, { what: `the patch to version ${now} broadcast` });
+    }
+    const version = hub.state.versions.get(wf.id)!;
+    const state = await mirror.until((_, v) => v === version, { what: 'the mirror at the hub’s version' });
+    expect(state).toEqual(JSON.parse(JSON.stringify(hub.state.workflows.get(wf.id))));
+  }, 60_000);
+
+  it('with subscribeAll, gets the final state of a workflow archived while the connection was down', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'archived while away' });
+    await wf.start();
+    const watcher = await monitor(hub);
+    const mirrors = await watcher.subscribeAll();
+    await mirrors.get(wf.id)!.until((w) => (w as Workflow).status === 'in_progress');
+    const socket = watcher.connection.socket;
+    socket.disconnect();
+    await wf.complete();
+    await untilTrue(() => !hub.state.workflows.has(wf.id), 'the workflow archived');
+    const back = new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.connect();
+    await back;
+    await mirrors.get(wf.id)!.until((w) => (w as Workflow).status === 'completed', { what: 'the archived workflow’s final state' });
+  });
+
+  it('resumes the other documents when one it followed was deleted meanwhile, and stops mirroring that one', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const client = await control(hub);
+    const gone = await client.createWorkflow({ id: 'gone', userQuery: 'pruned' });
+    const live = await client.createWorkflow({ id: 'live', userQuery: 'still here' });
+    const watcher = await monitor(hub);
+    await watcher.subscribe<Workflow>(gone.id);
+    const mirror = await watcher.subscribe<Workflow>(live.id);
+    await gone.cancel('done');
+    await untilTrue(() => !hub.state.workflows.has(gone.id), 'the workflow archived');
+    expect((await client.pruneArchive(0)).map((pruned) => pruned.workflowId)).toEqual([gone.id]);
+    await cut(watcher);
+    await live.updateProgress('s', 10);
+    await mirror.until((w) => w.stages.s?.progress === 10, { what: 'the change to the live workflow' });
+    await untilTrue(() => !watcher.docs.has(gone.id), 'the pruned workflow no longer mirrored');
+  });
+});
