@@ -305,13 +305,17 @@ export class MonitorClient {
 
   /** Catches up one name; a document the hub no longer has (pruned, or its creation rolled back) is no longer mirrored. */
   private async catchUpOrForget(name: string, resume: { version?: number; epoch?: string }): Promise<void> {
+    let answer: Subscription;
     try {
-      await this.catchUp(await this.subscribeTo(name, resume));
+      answer = await this.subscribeTo(name, resume);
     } catch (error) {
       if (!(error instanceof HubError && error.code === 'NOT_FOUND')) throw error;
       this.mirrors.delete(name);
       this.views.delete(name);
+      return;
     }
+    // Outside the try: a transfer that is gone (NOT_FOUND too) says nothing of the document; the catch-up is tried again.
+    await this.catchUp(answer);
   }
 
   /** Subscribes again to a document or view by its name, resuming from `resume` when given. */

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile, spawnSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl } from '../client-sdk/index.ts';
 import { CLI, spawnCli, startHubProcess } from './helpers/process.ts';
 import { control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
@@ -189,6 +190,27 @@ describe('switchboard start: signals, output and settings', () => {
       expect(existsSync(join(dataDir, 'hub.lock'))).toBe(false);
     }
   }, 60_000);
+
+  it('stops at once on a second SIGTERM while the start is stuck (a PostgreSQL that never answers)', async () => {
+    // Accepts connections and says nothing: the cluster's start waits on it.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    });
+    const { port } = silent.address() as AddressInfo;
+    const connected = new Promise<void>((resolve) => silent.once('connection', () => resolve()));
+    const hub = spawnCli(['start', '--port', '0', '--data-dir', tempDir(), '--postgres', `postgres://u:p@127.0.0.1:${port}/db`], { SWITCHBOARD_LOG_LEVEL: 'warn' });
+    await connected;
+    hub.child.kill('SIGTERM');
+    // Signals of one kind sent together may arrive as one: the second waits for the first to be heard.
+    await hub.waitForOutput(/still starting; it stops cleanly once started/);
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toBe(1);
+    expect(hub.output()).toContain('SIGTERM: stopping at once, the hub was still starting');
+  });
 
   it('stops cleanly on SIGTERM when whoever read its output (and its log) has gone', async () => {
     const dataDir = tempDir();

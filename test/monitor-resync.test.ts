@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { HubError } from '../shared/errors.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { codeOf } from './helpers/errors.ts';
 import { HeldWrites } from './helpers/held-writes.ts';
@@ -89,5 +90,32 @@ describe('the monitor SDK catching up', () => {
     await live.updateProgress('s', 10);
     await mirror.until((w) => w.stages.s?.progress === 10, { what: 'the change to the live workflow' });
     await untilTrue(() => !watcher.docs.has(gone.id), 'the pruned workflow no longer mirrored');
+  });
+
+  it('keeps a mirror whose snapshot transfer was gone during a resume (the document is still there), and catches it up', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ id: 'big', userQuery: 'big' });
+    const padding = 'x'.repeat(400);
+    for (let first = 0; first < 3000; first += 1000) {
+      await wf.createWorkOrders(Array.from({ length: 1000 }, (_, i) => ({ id: `o${first + i}`, taskType: 'nobody', description: padding })));
+    }
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe<Workflow>(wf.id);
+    const request = watcher.connection.request.bind(watcher.connection);
+    let gone = 0;
+    (watcher.connection as unknown as { request: (event: string, ...rest: unknown[]) => Promise<unknown> }).request = async (event: string, ...rest: unknown[]) => {
+      // The first transfer read after the cut answers as a transfer dropped by the hub (memory, or the old socket's) does.
+      if (event === 'transfer.read' && gone++ === 0) throw new HubError('NOT_FOUND', 'no such transfer');
+      return (request as (event: string, ...rest: unknown[]) => Promise<unknown>)(event, ...rest);
+    };
+    await wf.updateProgress('s', 10);
+    await mirror.until((w) => w.stages.s?.progress === 10);
+    // Resumed without an epoch, the hub answers with a snapshot: big, so a transfer.
+    (watcher as unknown as { epoch: string | undefined }).epoch = undefined;
+    await cut(watcher);
+    await wf.updateProgress('s', 20);
+    await mirror.until((w) => w.stages.s?.progress === 20, { what: 'the mirror caught up after its transfer was gone' });
+    expect(gone).toBeGreaterThanOrEqual(1);
+    expect(watcher.docs.get(wf.id)).toBe(mirror);
   });
 });

@@ -122,7 +122,15 @@ export async function start(args: string[]): Promise<void> {
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   // From before the hub takes its lock until it is up, signals wait (a reload reads hub.lock, which exists from then on).
   const early: string[] = [];
-  const hold = (signal: string) => () => void early.push(signal);
+  const hold = (signal: string) => () => {
+    // A second stop while still starting (stuck recovering, or on an unreachable PostgreSQL) stops at once.
+    if (signal !== 'SIGHUP' && early.some((held) => held !== 'SIGHUP')) {
+      process.stderr.write(`${signal}: stopping at once, the hub was still starting\n`);
+      process.exit(1);
+    }
+    if (signal !== 'SIGHUP') process.stderr.write(`${signal}: the hub is still starting; it stops cleanly once started (send it again to stop at once)\n`);
+    early.push(signal);
+  };
   const held = { SIGINT: hold('SIGINT'), SIGTERM: hold('SIGTERM'), SIGHUP: hold('SIGHUP') };
   for (const [signal, listener] of Object.entries(held)) process.on(signal, listener);
   let hub: Awaited<ReturnType<typeof createHub>>;
