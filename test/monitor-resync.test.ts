@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { HubError } from '../shared/errors.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { codeOf } from './helpers/errors.ts';
-import { HeldWrites } from './helpers/held-writes.ts';
-import { control, monitor, startHub, tempDir } from './helpers/hub.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
+import { control, monitor, startHub } from './helpers/hub.ts';
 import { untilTrue } from './helpers/wait.ts';
 
 /** Drops a monitor's connection under it (as a network cut does) and resolves once it is connected again. */
@@ -16,9 +16,7 @@ async function cut(watcher: Awaited<ReturnType<typeof monitor>>): Promise<void> 
 
 describe('the monitor SDK catching up', () => {
   it('acts on a rollback notice that arrives while a big snapshot is being read: the mirror ends as the hub', async () => {
-    const dataDir = tempDir();
-    const store = HeldWrites.in(dataDir);
-    const hub = await startHub({ dataDir }, { store });
+    const { hub, store } = await hubWithHeldWrites();
     const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'big' });
     await wf.start();
     const padding = 'x'.repeat(400);

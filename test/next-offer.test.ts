@@ -1,16 +1,14 @@
 import { io } from 'socket.io-client';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Assignment } from '../shared/schemas/work-order.ts';
-import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
 import { deferred, untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
-import { HeldWrites } from './helpers/held-writes.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
 
 /** busyAgent on a hub whose journal writes can be held. */
 async function busyAgentHeld() {
-  const dataDir = tempDir();
-  const store = HeldWrites.in(dataDir);
-  const hub = await startHub({ dataDir }, { store });
+  const { hub, store } = await hubWithHeldWrites();
   const client = await control(hub);
   const wf = await client.createWorkflow({ userQuery: 'next offers, writes held' });
   await wf.start();
@@ -20,7 +18,6 @@ async function busyAgentHeld() {
   first.ack({ accept: true });
   await wf.createWorkOrder({ id: 'second', taskType: 't' });
   const order = (id: string) => hub.state.workflows.get(wf.id)!.workOrders[id]!;
-  onTestFinished(() => store.release());
   return { hub, store, client, wf, worker, first: refOf(first.assignment), order };
 }
 

@@ -1,8 +1,8 @@
-import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { NonRetryableError, type TaskReport } from '../client-sdk/index.ts';
-import { HeldWrites } from './helpers/held-writes.ts';
-import { agent, control, startHub, tempDir } from './helpers/hub.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
+import { agent, control, startHub } from './helpers/hub.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
 
 const Clean = z.object({ rows: z.array(z.number()), dropEmpty: z.boolean().default(true) });
@@ -97,10 +97,7 @@ describe('handler errors', () => {
 
 describe('reporting a completion whose answer is lost', () => {
   it('takes the repeat refused as STALE_ATTEMPT for the first try’s success, after a request timeout', async () => {
-    const dataDir = tempDir();
-    const store = HeldWrites.in(dataDir);
-    const hub = await startHub({ dataDir }, { store });
-    onTestFinished(() => store.release());
+    const { hub, store } = await hubWithHeldWrites();
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'lost answer' });
     await wf.start();
     const worker = await agent(hub, { agentId: 'slow-hub', agentType: 'w', requestTimeoutMs: 300 });

@@ -11,7 +11,7 @@ import { applyPatch } from '../shared/patch.ts';
 import { codeOf } from './helpers/errors.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { deferred, untilTrue } from './helpers/wait.ts';
-import { HeldWrites } from './helpers/held-writes.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
 
 /**
  * A view computed from the hub's state as it is now, with a catalog built afresh from the
@@ -357,9 +357,7 @@ describe('the first view of a big workflow', () => {
 
 describe('views and a rollback', () => {
   it('sends view subscribers back to a snapshot, and never resumes a version that showed changes rolled back', async () => {
-    const dataDir = tempDir();
-    const store = HeldWrites.in(dataDir);
-    const hub = await startHub({ dataDir }, { store });
+    const { hub, store } = await hubWithHeldWrites();
     const client = await control(hub);
     const wf = await client.createWorkflow({ id: 'wf', userQuery: 'rollback' });
     await wf.createWorkOrder({ id: 'kept', taskType: 't' });
@@ -390,9 +388,7 @@ describe('views and a rollback', () => {
 
 describe('whole-document subscriptions and a rollback', () => {
   it('never resumes by patches a version that showed changes rolled back, once another change took its number', async () => {
-    const dataDir = tempDir();
-    const store = HeldWrites.in(dataDir);
-    const hub = await startHub({ dataDir }, { store });
+    const { hub, store } = await hubWithHeldWrites();
     const client = await control(hub);
     const wf = await client.createWorkflow({ id: 'wf', userQuery: 'rollback' });
     const raw = (await monitor(hub)).connection;

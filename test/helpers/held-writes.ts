@@ -1,4 +1,6 @@
 import { EmbeddedStore } from '../../server/index.ts';
+import { onTestFinished } from 'vitest';
+import { startHub, tempDir } from './hub.ts';
 import { deferred } from './wait.ts';
 import { diskFull, WrappedStore } from './wrapped-store.ts';
 
@@ -11,11 +13,6 @@ export class HeldWrites extends WrappedStore {
   private gate: { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } | undefined;
   /** Resolves once a write is being held (renewed by each hold()). */
   holding = deferred();
-
-  /** An embedded store in `dataDir`, with no automatic snapshot. */
-  static in(dataDir: string): HeldWrites {
-    return new HeldWrites(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
-  }
 
   hold(): void {
     let resolve!: () => void;
@@ -50,4 +47,13 @@ export class HeldWrites extends WrappedStore {
     }
     return this.inner.append(records, firstSeq);
   }
+}
+
+/** A hub on an embedded store (no automatic snapshot) whose journal writes can be held; held writes are let through when the test ends. */
+export async function hubWithHeldWrites() {
+  const dataDir = tempDir();
+  const store = new HeldWrites(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+  const hub = await startHub({ dataDir }, { store });
+  onTestFinished(() => store.release());
+  return { hub, store };
 }
