@@ -76,6 +76,9 @@ describe('workflows over the network', () => {
     const hub = await startHub();
     const client = await control(hub);
     const wf = await client.createWorkflow({ userQuery: 'steps' });
+    expect(await codeOf(wf.addStep({ name: 'orphan', workOrderId: 'wo-1' }))).toBe('NOT_FOUND');
+    expect(Object.keys((await wf.get()).steps)).toEqual([]);
+    await wf.createWorkOrder({ id: 'wo-1', taskType: 't' });
     const load = await wf.addStep({ name: 'load data', agentId: 'loader', workOrderId: 'wo-1' });
     expect(load).toMatchObject({ status: 'pending', startedAt: null, agentId: 'loader', workOrderId: 'wo-1' });
     const started = await wf.startStep(load.id);

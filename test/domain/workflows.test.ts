@@ -76,6 +76,7 @@ describe('execution steps (domain)', () => {
   it('times a step from start to completion and keeps its agent and work order', () => {
     const d = domain();
     const id = create(d);
+    d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId: id, orders: [{ id: 'wo1', taskType: 't' }] }));
     const step = d.run('step.add', { workflowId: id, name: 'load', description: '', agentId: 'a1', workOrderId: 'wo1', start: false }).reply.item;
     expect(step.status).toBe('pending');
     d.advance(5);

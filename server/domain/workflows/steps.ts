@@ -12,8 +12,9 @@ function reply(t: CommandContext, workflowId: string, stepId: string): { version
   return { version: versionOf(t.state, workflowId), item: requireWorkflow(t.state, workflowId).steps[stepId]! };
 }
 
-/** Adds an execution step, pending, or running when `start` is set. */
+/** Adds an execution step, pending, or running when `start` is set; its work order, if named, must exist. */
 export function addStep(t: CommandContext, input: Input<'step.add'>) {
+  if (input.workOrderId !== undefined) requireEntity(requireWorkflow(t.state, input.workflowId).workOrders, input.workOrderId, 'work order', input.workflowId);
   return addToWorkflow(t, input.workflowId, 'steps', { id: input.id, kind: 'step', prefix: 'step' }, (id, now) => ({
     id,
     name: input.name,
