@@ -1,5 +1,5 @@
 import { HubError } from '../shared/errors.ts';
-import { applyPatch } from '../shared/patch.ts';
+import { applyPatchAtomic } from '../shared/patch.ts';
 import type { Agent } from '../shared/schemas/agent.ts';
 import type { PatchMessage, Subscription } from '../shared/schemas/monitor.ts';
 import type { Report, ReportFormat } from '../shared/schemas/report.ts';
@@ -89,11 +89,18 @@ export class Mirror<T = unknown> {
     return this.apply({ doc: this.doc, from: subscription.from, to: subscription.to, ops: subscription.ops });
   }
 
-  /** Applies a patch message; false when it does not follow on from `version` (a gap). */
+  /**
+   * Applies a patch message; false when it does not follow on from `version` (a gap), or does not
+   * apply to `state` (which is then left as it was, for a catch-up to mend).
+   */
   apply(message: PatchMessage): boolean {
     if (message.to <= this.version) return true;
     if (message.from !== this.version) return false;
-    this.state = applyPatch(this.state, message.ops);
+    try {
+      this.state = applyPatchAtomic(this.state, message.ops);
+    } catch {
+      return false;
+    }
     this.version = message.to;
     this.listeners.emit('change', { doc: this.doc, from: message.from, to: message.to, ops: message.ops, snapshot: false });
     return true;

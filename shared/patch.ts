@@ -48,16 +48,26 @@ function arrayIndex(array: unknown[], segment: string, forInsert: boolean): numb
   return index;
 }
 
+/** How to take back one applied op: what its parent held at the key before it. */
+interface Undo {
+  parent: Container | undefined;
+  key: string | number;
+  op: PatchOp['op'];
+  had: boolean;
+  old: unknown;
+}
+
 /**
  * Applies operations in order, mutating `document` in place, and returns the resulting root
  * (a new value when an operation targets the root path `""`). Throws on a path that does not
- * exist, as RFC 6902 requires.
+ * exist, as RFC 6902 requires; with `undo`, what each applied op replaced is pushed to it.
  */
-export function applyPatch<T>(document: T, ops: readonly PatchOp[]): T {
+export function applyPatch<T>(document: T, ops: readonly PatchOp[], undo?: Undo[]): T {
   let root: unknown = document;
   for (const op of ops) {
     const path = op.path;
     if (path === '') {
+      undo?.push({ parent: undefined, key: '', op: op.op, had: true, old: root });
       if (op.op === 'remove') root = undefined;
       else root = op.value;
       continue;
@@ -77,18 +87,44 @@ export function applyPatch<T>(document: T, ops: readonly PatchOp[]): T {
     const key = unescapeSegment(path.slice(from));
     if (key === '__proto__') throw new Error(`refusing to write __proto__: ${path}`);
     if (Array.isArray(parent)) {
-      if (op.op === 'add') parent.splice(arrayIndex(parent, key, true), 0, op.value);
-      else if (op.op === 'replace') parent[arrayIndex(parent, key, false)] = op.value;
-      else parent.splice(arrayIndex(parent, key, false), 1);
-    } else if (op.op === 'add') {
-      parent[key] = op.value;
+      const index = arrayIndex(parent, key, op.op === 'add');
+      undo?.push({ parent, key: index, op: op.op, had: op.op !== 'add', old: parent[index] });
+      if (op.op === 'add') parent.splice(index, 0, op.value);
+      else if (op.op === 'replace') parent[index] = op.value;
+      else parent.splice(index, 1);
     } else {
-      if (!Object.hasOwn(parent, key)) throw new Error(`path not found: ${op.path}`);
-      if (op.op === 'replace') parent[key] = op.value;
-      else delete parent[key];
+      const had = Object.hasOwn(parent, key);
+      if (op.op !== 'add' && !had) throw new Error(`path not found: ${op.path}`);
+      undo?.push({ parent, key, op: op.op, had, old: parent[key] });
+      if (op.op === 'remove') delete parent[key];
+      else parent[key] = op.value;
     }
   }
   return root as T;
+}
+
+/**
+ * applyPatch, all or nothing: when an op throws, the ops before it are taken back (a removed key
+ * comes back last among its object's keys) and `document` is as it was.
+ */
+export function applyPatchAtomic<T>(document: T, ops: readonly PatchOp[]): T {
+  const undo: Undo[] = [];
+  try {
+    return applyPatch(document, ops, undo);
+  } catch (error) {
+    for (let i = undo.length - 1; i >= 0; i--) {
+      const { parent, key, op, had, old } = undo[i]!;
+      if (parent === undefined) continue;
+      if (Array.isArray(parent)) {
+        const index = key as number;
+        if (op === 'add') parent.splice(index, 1);
+        else if (op === 'replace') parent[index] = old;
+        else parent.splice(index, 0, old);
+      } else if (had) parent[key as string] = old;
+      else delete parent[key as string];
+    }
+    throw error;
+  }
 }
 
 /** The proper prefixes of a pointer: `/a/b/c` → `/a`, `/a/b`. */

@@ -116,4 +116,21 @@ describe('the monitor SDK catching up', () => {
     expect(gone).toBeGreaterThanOrEqual(1);
     expect(watcher.docs.get(wf.id)).toBe(mirror);
   });
+
+  it('takes a fresh snapshot when a patch does not apply to the mirror, leaving its state as it was meanwhile', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'patched' });
+    await wf.updateProgress('s', 10);
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe<Workflow>(wf.id);
+    // The application changed its copy: the next patch's replace of stages/s/progress has nowhere to go.
+    delete (mirror.state!.stages as Record<string, unknown>).s;
+    const seen: Array<{ snapshot: boolean; stages: string[] }> = [];
+    mirror.on('change', (change) => seen.push({ snapshot: change.snapshot, stages: Object.keys(mirror.state!.stages) }));
+    await wf.updateProgress('s', 20);
+    await mirror.until((w) => w.stages.s?.progress === 20, { what: 'the mirror mended by a snapshot' });
+    expect(seen).toEqual([{ snapshot: true, stages: ['s'] }]);
+    expect(mirror.version).toBe(hub.state.versions.get(wf.id));
+    expect(mirror.state).toEqual(hub.state.workflows.get(wf.id));
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyPatch, compactOps, escapeSegment, fromPointer, toPointer, type PatchOp } from '../../shared/patch.ts';
+import { applyPatch, applyPatchAtomic, compactOps, escapeSegment, fromPointer, toPointer, type PatchOp } from '../../shared/patch.ts';
 
 describe('JSON patch', () => {
   it('escapes and unescapes pointer segments (RFC 6901)', () => {
@@ -19,6 +19,26 @@ describe('JSON patch', () => {
     expect(out).toEqual({ a: { list: [2, 3] }, b: 2, c: { x: 1 } });
     expect(applyPatch(undefined, [{ op: 'add', path: '', value: { fresh: true } }])).toEqual({ fresh: true });
     expect(() => applyPatch({}, [{ op: 'replace', path: '/missing', value: 1 }])).toThrow(/path not found/);
+  });
+
+  it('applies all of a patch or none of it: ops before one that fails are taken back', () => {
+    const doc = { a: { list: [1, 2, 3], keep: 'k' }, b: 1, gone: 'g' };
+    const before = structuredClone(doc);
+    const ops: PatchOp[] = [
+      { op: 'add', path: '/a/list/1', value: 9 },
+      { op: 'remove', path: '/a/list/0' },
+      { op: 'replace', path: '/a/list/2', value: 7 },
+      { op: 'replace', path: '/b', value: 2 },
+      { op: 'add', path: '/b', value: 3 },
+      { op: 'add', path: '/c', value: { x: 1 } },
+      { op: 'remove', path: '/gone' },
+      { op: 'add', path: '', value: { root: true } },
+      { op: 'add', path: '/root', value: false },
+      { op: 'replace', path: '/missing/x', value: 1 },
+    ];
+    expect(() => applyPatchAtomic(doc, ops)).toThrow(/path not found/);
+    expect(doc).toEqual(before);
+    expect(applyPatchAtomic(doc, ops.slice(0, 7))).toEqual(applyPatch(structuredClone(before), ops.slice(0, 7)));
   });
 
   it('never writes through or into a prototype', () => {

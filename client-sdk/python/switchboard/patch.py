@@ -25,7 +25,29 @@ def _index(array: list[Any], segment: str, for_insert: bool) -> int:
 
 
 def apply_patch(document: Any, ops: list[dict[str, Any]]) -> Any:
-    """Applies the operations in order, mutating `document`, and returns the new root."""
+    """Applies the operations in order, mutating `document`, and returns the new root; all or none:
+    when one fails, those before it are taken back and the error raised."""
+    undo: list[tuple[Any, Any, str, bool, Any]] = []
+    try:
+        return _apply(document, ops, undo)
+    except Exception:
+        for parent, key, kind, had, old in reversed(undo):
+            if isinstance(parent, list):
+                if kind == "add":
+                    del parent[key]
+                elif kind == "replace":
+                    parent[key] = old
+                else:
+                    parent.insert(key, old)
+            elif isinstance(parent, dict):
+                if had:
+                    parent[key] = old
+                else:
+                    del parent[key]
+        raise
+
+
+def _apply(document: Any, ops: list[dict[str, Any]], undo: list[tuple[Any, Any, str, bool, Any]]) -> Any:
     root = document
     for op in ops:
         kind, path = op["op"], op["path"]
@@ -44,24 +66,25 @@ def apply_patch(document: Any, ops: list[dict[str, Any]]) -> Any:
             else:
                 raise ValueError(f"path not found: {path}")
         key = segments[-1]
+        if kind not in ("add", "replace", "remove"):
+            raise ValueError(f"unsupported op: {kind}")
         if isinstance(parent, list):
+            index = _index(parent, key, kind == "add")
+            undo.append((parent, index, kind, kind != "add", None if kind == "add" else parent[index]))
             if kind == "add":
-                parent.insert(_index(parent, key, True), op["value"])
+                parent.insert(index, op["value"])
             elif kind == "replace":
-                parent[_index(parent, key, False)] = op["value"]
-            elif kind == "remove":
-                del parent[_index(parent, key, False)]
+                parent[index] = op["value"]
             else:
-                raise ValueError(f"unsupported op: {kind}")
+                del parent[index]
         elif isinstance(parent, dict):
             if kind in ("replace", "remove") and key not in parent:
                 raise ValueError(f"path not found: {path}")
-            if kind in ("add", "replace"):
-                parent[key] = op["value"]
-            elif kind == "remove":
+            undo.append((parent, key, kind, key in parent, parent.get(key)))
+            if kind == "remove":
                 del parent[key]
             else:
-                raise ValueError(f"unsupported op: {kind}")
+                parent[key] = op["value"]
         else:
             raise ValueError(f"path not found: {path}")
     return root

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 from typing import Any
 
@@ -56,6 +57,28 @@ def test_a_mirror_applies_patches_that_arrive_out_of_order_in_version_order() ->
     assert mirror.version == 20 and not mirror.has_gap
     assert mirror.state == {"items": {str(v): v for v in range(20)}}
     assert seen == list(range(1, 21))
+
+
+def test_a_patch_that_does_not_apply_leaves_the_mirror_as_it_was() -> None:
+    mirror = Mirror("wf")
+    state = {"items": {"a": 1}, "list": [1, 2, 3], "gone": "g"}
+    mirror.load({"doc": "wf", "mode": "snapshot", "version": 1, "state": state, "epoch": "e"})
+    before = copy.deepcopy(state)
+    ops = [
+        {"op": "add", "path": "/list/1", "value": 9},
+        {"op": "remove", "path": "/list/0"},
+        {"op": "replace", "path": "/items/a", "value": 2},
+        {"op": "add", "path": "/items/b", "value": 3},
+        {"op": "remove", "path": "/gone"},
+        {"op": "replace", "path": "/missing/x", "value": 1},
+    ]
+    try:
+        mirror.apply({"doc": "wf", "from": 1, "to": 2, "ops": ops})
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("the patch applied")
+    assert mirror.state == before and mirror.version == 1
 
 
 async def test_a_lost_patch_is_a_gap_the_mirror_fills_from_the_hub(hub: Hub) -> None:
