@@ -107,6 +107,25 @@ describe('objectives, KPIs and progress (domain)', () => {
     expect(d.state.workflows.get(id)!.objectives[objective.id]).toMatchObject({ status: 'completed', progress: 100 });
   });
 
+  it('reopens a completed objective whose progress falls below 100, and leaves a failed one failed', () => {
+    const d = domain();
+    const id = create(d);
+    const add = (name: string) => d.run('objective.add', { workflowId: id, name, description: '', target: '100%', priority: 'high' }).reply.item.id;
+    const update = (objectiveId: string, fields: { progress?: number; status?: 'failed' | 'completed' }) => {
+      d.run('objective.update', { workflowId: id, objectiveId, ...fields });
+      return d.state.workflows.get(id)!.objectives[objectiveId]!;
+    };
+    const done = add('done');
+    update(done, { progress: 100 });
+    expect(update(done, { progress: 60 })).toMatchObject({ status: 'in_progress', progress: 60 });
+    update(done, { progress: 100 });
+    expect(update(done, { progress: 0 })).toMatchObject({ status: 'pending', progress: 0 });
+    expect(update(done, { progress: 30, status: 'completed' })).toMatchObject({ status: 'completed', progress: 30 });
+    const failed = add('failed');
+    update(failed, { status: 'failed' });
+    expect(update(failed, { progress: 50 })).toMatchObject({ status: 'failed', progress: 50 });
+  });
+
   it('keeps KPI history bounded, tracks the current value and whether the target is met', () => {
     const d = domain();
     const id = create(d);

@@ -19,8 +19,9 @@ export function addObjective(t: CommandContext, input: ParsedRequestOf<'control'
 }
 
 /**
- * Updates an objective. Progress 100 without an explicit status completes it; progress above 0
- * moves a pending objective to in_progress, as a user reporting progress would expect.
+ * Updates an objective. Without an explicit status, progress 100 completes it; progress above 0
+ * moves a pending objective to in_progress; progress below 100 reopens a completed one
+ * (in_progress, or pending at 0). A failed objective stays failed until a status says otherwise.
  */
 export function updateObjective(t: CommandContext, input: ParsedRequestOf<'control', 'objective.update'>) {
   const workflow = requireWorkflow(t.state, input.workflowId);
@@ -29,6 +30,7 @@ export function updateObjective(t: CommandContext, input: ParsedRequestOf<'contr
   let status = fields.status;
   if (status === undefined && fields.progress !== undefined) {
     if (fields.progress === 100) status = 'completed';
+    else if (objective.status === 'completed') status = fields.progress > 0 ? 'in_progress' : 'pending';
     else if (fields.progress > 0 && objective.status === 'pending') status = 'in_progress';
   }
   t.tx.assign(workflowId, ['objectives', objectiveId], { ...fields, status, updatedAt: t.ctx.now });
