@@ -39,6 +39,25 @@ describe('agents and work orders over the network', () => {
     expect((await wf.getWorkOrder('needs-gpu')).result).toBe('gpu');
   });
 
+  it('keeps an agent draining through a new registration under its id, until it resumes', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'drain across a redeploy' });
+    await wf.start();
+    const old = await agent(hub, { agentId: 'w1', agentType: 'w' });
+    await old.onTask('t', () => ({ result: 'old' }));
+    await old.drain();
+    await old.close();
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    const fresh = await agent(hub, { agentId: 'w1', agentType: 'w' });
+    await fresh.onTask('t', () => ({ result: 'fresh' }));
+    expect((await client.listAgents()).find((a) => a.id === 'w1')!.status).toBe('draining');
+    expect((await wf.getWorkOrder('job')).waiting).toEqual({ reason: 'no_capable_agent', taskType: 't' });
+    await fresh.resume();
+    await untilOrder(hub, wf.id, 'job', 'completed');
+    expect((await wf.getWorkOrder('job')).result).toBe('fresh');
+  });
+
   it('serves higher priority first when agents are scarce', async () => {
     const hub = await startHub();
     const client = await control(hub);
