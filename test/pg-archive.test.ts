@@ -159,5 +159,19 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL archive', () => {
     expect((await again.read('wf-c'))?.workflow).toEqual(workflow('wf-c', 998));
     await put(again, workflow('wf-d', 900), 4);
     expect(again.headers().map((h) => h.id)).toEqual(['wf-d', 'wf-c']);
+    // The leader deletes the damaged rows (retention); followers that refresh, by id or whole, free their ids.
+    const byId = await PgArchive.open(pool, 'p1', { fence: () => undefined, onWarning: () => undefined });
+    await byId.ready();
+    const whole = await PgArchive.open(pool, 'p1', { fence: () => undefined, onWarning: () => undefined });
+    await whole.ready();
+    expect([byId.has('wf-a'), whole.has('wf-b')]).toEqual([true, true]);
+    await again.remove(['wf-a', 'wf-b']);
+    await byId.refresh(['wf-a', 'wf-b']);
+    await whole.refresh();
+    expect([again, byId, whole].map((archive) => [archive.has('wf-a'), archive.has('wf-b'), archive.has('wf-c')])).toEqual([
+      [false, false, true],
+      [false, false, true],
+      [false, false, true],
+    ]);
   });
 });

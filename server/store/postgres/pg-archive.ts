@@ -211,10 +211,13 @@ export class PgArchive implements WorkflowArchive {
       const { rows } = await this.pool.query<{ workflow_id: string; header: unknown }>('SELECT workflow_id, header FROM sb_archive WHERE partition = $1 AND workflow_id = ANY($2)', [this.partition, ids]);
       const found = new Set<string>();
       for (const row of rows) {
-        const header = this.listed(row.workflow_id, row.header);
-        if (header) found.add(header.id);
+        this.listed(row.workflow_id, row.header);
+        found.add(row.workflow_id);
       }
-      this.index.delete(ids.filter((id) => !found.has(id)));
+      // Rows the leader deleted: whether listed or set apart as damaged, they are gone.
+      const gone = ids.filter((id) => !found.has(id));
+      this.index.delete(gone);
+      for (const id of gone) this.damagedIds.delete(id);
     });
   }
 
@@ -269,10 +272,13 @@ export class PgArchive implements WorkflowArchive {
     );
     const index = new HeaderIndex();
     const slice = new TimeSlice();
+    const found = new Set<string>();
     for (const [count, row] of rows.entries()) {
       this.listed(row.workflow_id, row.header, index);
+      found.add(row.workflow_id);
       if (count % HEADERS_PER_LOOK === 0 && slice.spent) await slice.next();
     }
+    for (const id of this.damagedIds) if (!found.has(id)) this.damagedIds.delete(id);
     return index;
   }
 
