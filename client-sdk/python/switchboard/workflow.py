@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -126,9 +127,25 @@ class Workflow:
         return reply["item"]  # type: ignore[no-any-return]
 
     async def create_work_orders(self, orders: list[JSON]) -> list[JSON]:
-        """Creates up to 1000 work orders at once, all or none; they may depend on each other by id."""
+        """Creates up to 1000 work orders at once, all or none; with every `id` given, safe to resend after a drop."""
         converted = [fields(order) for order in orders]
-        return (await self._send("workOrder.createMany", {"orders": converted}))["items"]  # type: ignore[no-any-return]
+        ids = [order.get("id") for order in converted]
+        if not all(ids):
+            return (await self._send("workOrder.createMany", {"orders": converted}))["items"]  # type: ignore[no-any-return]
+
+        async def existing() -> JSON:
+            # A resend refused as CONFLICT after a try that may have landed: that try created them all (all or none).
+            found = await asyncio.gather(*(self._connection.request("workOrder.get", {"workflowId": self.id, "workOrderId": order_id})
+                                           for order_id in ids))
+            return {"items": [reply["item"] for reply in found], "version": max(reply["version"] for reply in found)}
+
+        reply = await self._connection.create_once(
+            f"orders {self.id} {' '.join(str(order_id) for order_id in ids)}", "workOrder.createMany",
+            {"orders": converted, "workflowId": self.id}, existing,
+        )
+        if isinstance(reply.get("version"), int):
+            self.version = max(self.version, reply["version"])
+        return reply["items"]  # type: ignore[no-any-return]
 
     async def get_work_order(self, work_order_id: str) -> JSON:
         """One work order."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from hub import TOKENS, Hub
 from switchboard import AgentClient, ControlClient, Mirror, MonitorClient, Workflow, connect_agent, connect_control, connect_monitor
+from switchboard.connection import Connection
 
 _names = itertools.count(1)
 #: Clients a scenario opened; the test runner closes them when it ends, however it ends.
@@ -58,3 +59,31 @@ async def until(condition: Callable[[], Any], what: str, timeout: float = 15.0) 
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+def lose_answer(connection: Connection, event: str) -> asyncio.Event:
+    """Makes the next `event` land on the hub but lose its answer: the connection drops as the ack arrives.
+
+    Returns an event set once the answer was lost. Fault injection: it wraps the socket's emit (python-socketio has no hook for it).
+    """
+    sio = connection._sio
+    emit = sio.emit
+    lost = asyncio.Event()
+    dropping: set[asyncio.Task[Any]] = set()
+
+    async def emitting(name: str, *args: Any, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        if name != event or lost.is_set() or callback is None:
+            return await emit(name, *args, callback=callback, **kwargs)
+
+        def on_ack(*_: Any) -> None:
+            # The hub has acted and answered; the answer never reaches the caller, whose connection drops (and reconnects).
+            sio.emit = emit
+            lost.set()
+            drop = asyncio.get_running_loop().create_task(sio.eio.ws.close())
+            dropping.add(drop)
+            drop.add_done_callback(dropping.discard)
+
+        return await emit(name, *args, callback=on_ack, **kwargs)
+
+    sio.emit = emitting
+    return lost

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from hub import TOKENS, Hub
+from scenario import lose_answer
 from switchboard import HubError, connect_control
 
 
@@ -66,3 +67,16 @@ async def test_a_refused_token_fails_the_connection_with_its_code(hub: Hub) -> N
     with pytest.raises(HubError) as bad_url:
         await connect_control(hub.url + "/socket", TOKENS["admin"])
     assert bad_url.value.code == "VALIDATION"
+
+
+async def test_work_orders_created_with_ids_are_sent_again_after_a_lost_answer_and_found_created(hub: Hub) -> None:
+    async with await connect_control(hub.url, TOKENS["admin"]) as control:
+        wf = await control.create_workflow("orders with ids, answer lost")
+        lost = lose_answer(control.connection, "workOrder.createMany")
+        orders = [{"id": "a", "task_type": "py-nobody"}, {"id": "b", "task_type": "py-nobody", "dependencies": ["a"]}]
+        # The first try creates both and its answer is lost to a drop; the resend's CONFLICT is that try's success.
+        items = await wf.create_work_orders(orders)
+        assert lost.is_set()
+        assert [(item["id"], item["dependencies"]) for item in items] == [("a", []), ("b", ["a"])]
+        assert [order["id"] async for order in wf.work_orders()] == ["a", "b"]
+        assert wf.version == (await wf.get_versioned())[0]
