@@ -153,13 +153,17 @@ class AgentClient(ClosesOnExit):
         """Waits until close() (or the hub closed this agent for good): `await agent.wait_closed()` serves until then."""
         await self._closed.wait()
 
-    async def _on_assignment(self, assignment: dict[str, Any]) -> dict[str, Any]:
+    async def _on_assignment(self, assignment: dict[str, Any]) -> dict[str, Any] | None:
         # No await before the answer: python-socketio sends the return value as the ack.
         handler = self._handlers.get(assignment["taskType"]) or self._handlers.get("*")
         if handler is None:
             return {"accept": False, "reason": f"no handler for {assignment['taskType']}"}
-        # python-socketio acks whatever the handler returns (None too), so a closing agent cannot leave an offer unanswered.
-        if self._draining or self._closed.is_set():
+        if self._closed.is_set():
+            # Closing: no answer, as in the TypeScript SDK; the hub withdraws the offer with the connection and holds it against nobody
+            # (a decline would join declinedBy). python-socketio acks whatever the handler returns, so it returns once nothing can be sent.
+            await self.connection.until_down()
+            return None
+        if self._draining:
             return {"accept": False, "reason": "draining"}
         self._start(assignment, handler, carried=False)
         return {"accept": True}

@@ -42,6 +42,9 @@ class Connection:
             reconnection=True, reconnection_delay=0.2, reconnection_delay_max=2, randomization_factor=0.1
         )
         self._up = asyncio.Event()
+        #: Set while the namespace is not joined (before the first connection, between reconnects, once closed).
+        self._down = asyncio.Event()
+        self._down.set()
         self._refused: HubError | None = None
         self._answered = asyncio.Event()
         self._pending: set[asyncio.Future[Any]] = set()
@@ -63,6 +66,10 @@ class Connection:
     def connected(self) -> bool:
         """Whether the namespace is joined now."""
         return self._up.is_set()
+
+    async def until_down(self) -> None:
+        """Waits until the connection is down: dropped, closed, or not yet connected (at once then)."""
+        await self._down.wait()
 
     @classmethod
     async def open(cls, namespace: str, url: str, token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> Connection:
@@ -120,6 +127,7 @@ class Connection:
     async def _on_connect(self) -> None:
         # No await here: python-socketio waits for this handler before it finishes the connection.
         self._answered.set()
+        self._down.clear()
         self._up.set()
         if self._ever_connected:
             for listener in list(self._reconnect_listeners):
@@ -138,6 +146,7 @@ class Connection:
 
     async def _on_disconnect(self) -> None:
         self._up.clear()
+        self._down.set()
         error = HubError("DISCONNECTED", f"the connection to the hub at {self.url} dropped before the answer; the request may or may not have taken effect")
         for future in self._pending:
             if not future.done():
@@ -246,6 +255,7 @@ class Connection:
         self.closed = True
         await self._shut()
         self._up.clear()
+        self._down.set()
         for future in self._pending:
             if not future.done():
                 future.set_exception(HubError("DISCONNECTED", "the client was closed before the answer"))

@@ -187,3 +187,43 @@ async def test_a_quiet_handler_of_a_carried_offer_is_accepted_by_a_heartbeat(hub
     state = await mirror.until(lambda s, _: s["workOrderCounts"]["completed"] == 2)
     assert (state["workOrders"]["quiet"]["attempts"], state["workOrders"]["quiet"]["declinedBy"]) == (1, [])
     assert pushed == ["loud"]
+
+
+async def test_an_offer_reaching_a_closing_agent_is_withdrawn_with_its_connection_not_held_against_it(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("closing")
+    worker = await agent(hub, kind)
+    offered = asyncio.Event()
+    take = worker._on_assignment
+
+    async def noting(assignment: dict[str, Any]) -> dict[str, Any] | None:
+        offered.set()
+        return await take(assignment)
+
+    worker.connection.on("assignment", noting)
+    # close() is held before the socket closes, so that an offer reaches the agent while it is closing.
+    gate, shut = asyncio.Event(), worker.connection.close
+
+    async def held_close() -> None:
+        await gate.wait()
+        await shut()
+
+    worker.connection.close = held_close  # type: ignore[method-assign]
+
+    @worker.task(kind)
+    async def never(task: Task, ctx: TaskContext) -> None:
+        raise AssertionError("a closing agent runs nothing")
+
+    await worker.ready()
+    pool = await monitor.subscribe("@agents")
+    closing = asyncio.get_running_loop().create_task(worker.close())
+    await worker.wait_closed()
+    wf, _ = await started(control, monitor, "an offer while closing")
+    await wf.create_work_order(kind, id="late")
+    await offered.wait()
+    gate.set()
+    await closing
+    # The hub saw the connection go (after any answer it sent before it): what the offer cost the agent is settled.
+    await pool.until(lambda agents, _: agents[worker.agent_id]["disconnectedSince"] is not None)
+    order = await wf.get_work_order("late")
+    assert (order["state"], order["declinedBy"], order["attempts"]) == ("queued", [], 0)
