@@ -123,6 +123,21 @@ describe('declining an offer (domain)', () => {
     expect(order().attempt!.token).not.toBe(ref.attemptToken);
   });
 
+  it('counts in the agent\'s declined stats only its own declines and silence, not offers withdrawn as it disconnects or reconnects', () => {
+    const { d, order, ref } = offeredToOne();
+    const declined = () => d.state.agents!.w!.stats.declined;
+    d.run('agent.disconnect', { agentId: 'w' });
+    expect(order()).toMatchObject({ state: 'queued', declinedBy: [] });
+    d.register('w');
+    expect(order().state).toBe('offered');
+    d.register('w');
+    expect(order()).toMatchObject({ state: 'offered', declinedBy: [] });
+    expect(declined()).toBe(0);
+    d.run('offer.answer', { ...ref, attemptToken: order().attempt!.token, accept: false, reason: 'not mine' }, asAgent('w'));
+    expect(declined()).toBe(1);
+    expect(d.state.workflows.get(ref.workflowId)!.agents.w).toMatchObject({ declined: 1 });
+  });
+
   it('holds silence past acceptMs against the agent for a pushed offer, not for one carried in a reply (the reply may be what was lost)', () => {
     const { d, order, ref } = offeredToOne();
     const workflowId = ref.workflowId;

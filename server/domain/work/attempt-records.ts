@@ -8,8 +8,8 @@ import { byLeastRecentlyAssigned } from './assignment.ts';
 // An attempt's start and end as the agent's load, its performance and the order's history record
 // them. Apart from attempts.ts so that work-orders.ts can end an attempt without importing it back.
 
-/** How an attempt ended. */
-export type Outcome = 'completed' | 'failed' | 'cancelled' | 'lease_expired' | 'agent_lost' | 'declined';
+/** How an attempt ended; `withdrawn`: an offer taken back for a reason not the agent's (it disconnected, say). */
+export type Outcome = 'completed' | 'failed' | 'cancelled' | 'lease_expired' | 'agent_lost' | 'declined' | 'withdrawn';
 
 /** The counters of an agent's record within a workflow. */
 type WorkflowAgentCount = 'assigned' | 'completed' | 'failed' | 'declined' | 'busyMs';
@@ -55,7 +55,7 @@ export function endAttempt(t: CommandContext, order: WorkOrder, outcome: Outcome
   const workflow = requireWorkflow(t.state, order.workflowId);
   const now = t.ctx.now;
   const path = ['workOrders', order.id];
-  if (attempt.acceptedAt !== null && outcome !== 'declined') {
+  if (attempt.acceptedAt !== null && outcome !== 'declined' && outcome !== 'withdrawn') {
     t.tx.append(workflow.id, [...path, 'history'], { number: attempt.number, agentId: attempt.agentId, outcome, error, startedAt: attempt.acceptedAt, endedAt: now });
   }
   t.tx.set(workflow.id, [...path, 'attempt'], null);
@@ -83,7 +83,7 @@ export function endAttempt(t: CommandContext, order: WorkOrder, outcome: Outcome
   } else if (outcome === 'declined') {
     recordAgentOutcome(t, attempt.agentId, order.taskType, 'declined');
     recordWorkflowAgent(t, workflow, attempt.agentId, 'declined');
-  } else if (outcome !== 'cancelled') {
+  } else if (outcome !== 'cancelled' && outcome !== 'withdrawn') {
     recordAgentOutcome(t, attempt.agentId, order.taskType, 'failed');
     recordWorkflowAgent(t, workflow, attempt.agentId, 'failed');
   }

@@ -79,12 +79,13 @@ export interface WithdrawOfferOptions {
 
 /**
  * The offer was declined, lapsed or its agent went away: the order goes back to the queue. None
- * of these counts as an attempt. Unless the agent itself declined, it is told to drop the offer,
- * in case it accepted after all (late, or over a connection it has since replaced) and started the work.
+ * of these counts as an attempt, and only a decline or silence held against the agent counts in
+ * its `declined` stats. Unless the agent itself declined, it is told to drop the offer, in case it
+ * accepted after all (late, or over a connection it has since replaced) and started the work.
  */
 export function withdrawOffer(t: CommandContext, order: WorkOrder, { reason, excludeAgent = false, agentDeclined = false }: WithdrawOfferOptions): void {
   const attempt = order.attempt!;
-  endAttempt(t, order, 'declined', { error: reason, notifyAgent: !agentDeclined });
+  endAttempt(t, order, excludeAgent || agentDeclined ? 'declined' : 'withdrawn', { error: reason, notifyAgent: !agentDeclined });
   if (excludeAgent) t.tx.append(order.workflowId, ['workOrders', order.id, 'declinedBy'], attempt.agentId);
   queueOrder(t, order);
 }
