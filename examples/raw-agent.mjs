@@ -119,7 +119,7 @@ class HubConnection {
 async function hubToUse() {
   const url = process.env.SWITCHBOARD_URL;
   if (url) {
-    const file = process.env.SWITCHBOARD_TOKENS;
+    const file = process.env.SWITCHBOARD_TOKENS_FILE;
     const grants = file ? JSON.parse(readFileSync(file, 'utf8')) : [];
     const token = (role) => process.env[`SWITCHBOARD_${role.toUpperCase()}_TOKEN`] ?? grants.find((g) => g.role === role)?.token;
     return { url, agentToken: token('agent'), adminToken: token('admin'), stop: async () => undefined };
@@ -170,7 +170,7 @@ async function shout(hub, assignment) {
 
 async function main() {
   const target = await hubToUse();
-  if (!target.agentToken) throw new Error('set SWITCHBOARD_AGENT_TOKEN (or SWITCHBOARD_TOKENS) with SWITCHBOARD_URL');
+  if (!target.agentToken) throw new Error('set SWITCHBOARD_AGENT_TOKEN (or SWITCHBOARD_TOKENS_FILE) with SWITCHBOARD_URL');
   const hub = await HubConnection.open(target.url);
   try {
     await hub.connect('/agent', target.agentToken);

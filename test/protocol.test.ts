@@ -101,7 +101,7 @@ describe('the wire protocol without the SDK', () => {
     const run = promisify(execFile)(process.execPath, ['examples/raw-agent.mjs'], {
       cwd: root,
       timeout: 20_000,
-      env: { ...process.env, SWITCHBOARD_URL: hub.url, SWITCHBOARD_AGENT_TOKEN: TOKENS.agent, SWITCHBOARD_ADMIN_TOKEN: '', SWITCHBOARD_TOKENS: '' },
+      env: { ...process.env, SWITCHBOARD_URL: hub.url, SWITCHBOARD_AGENT_TOKEN: TOKENS.agent, SWITCHBOARD_ADMIN_TOKEN: '', SWITCHBOARD_TOKENS_FILE: '' },
     });
     const { stdout } = await run;
     expect(stdout).toContain('a second completion of the same attempt is refused: STALE_ATTEMPT');

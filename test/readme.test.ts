@@ -34,7 +34,7 @@ describe('README', () => {
     try {
       const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
         cwd: root,
-        env: { ...process.env, SWITCHBOARD_URL: hub.url, SWITCHBOARD_TOKENS: join(dataDir, 'tokens.json') },
+        env: { ...process.env, SWITCHBOARD_URL: hub.url, SWITCHBOARD_TOKENS_FILE: join(dataDir, 'tokens.json') },
       });
       expect(stdout).toContain("status: 'in_progress'");
       expect(stdout).toContain('progress: 25');

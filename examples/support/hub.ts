@@ -18,13 +18,13 @@ export interface ExampleHub {
 
 type Role = keyof ExampleHub['tokens'];
 
-/** Tokens of a given hub: SWITCHBOARD_<ROLE>_TOKEN, else the `tokens.json` named by SWITCHBOARD_TOKENS. */
+/** Tokens of a given hub: SWITCHBOARD_<ROLE>_TOKEN, else the `tokens.json` named by SWITCHBOARD_TOKENS_FILE (as for the hub). */
 function givenTokens(): ExampleHub['tokens'] {
-  const file = process.env.SWITCHBOARD_TOKENS;
+  const file = process.env.SWITCHBOARD_TOKENS_FILE;
   const grants: Array<{ role: string; token: string }> = file ? JSON.parse(readFileSync(file, 'utf8')) : [];
   const token = (role: Role) => {
     const value = process.env[`SWITCHBOARD_${role.toUpperCase()}_TOKEN`] ?? grants.find((g) => g.role === role)?.token;
-    if (!value) throw new Error(`SWITCHBOARD_URL is set: give SWITCHBOARD_${role.toUpperCase()}_TOKEN or SWITCHBOARD_TOKENS (a tokens.json)`);
+    if (!value) throw new Error(`SWITCHBOARD_URL is set: give SWITCHBOARD_${role.toUpperCase()}_TOKEN or SWITCHBOARD_TOKENS_FILE (a tokens.json)`);
     return value;
   };
   return { admin: token('admin'), agent: token('agent'), monitor: token('monitor') };

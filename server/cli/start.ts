@@ -11,7 +11,8 @@ Usage: switchboard start [--config FILE] [--tokens FILE] [--port N] [--host H] [
                          [--truncate-damaged-journal] [--postgres URL --node-id ID [--advertise-url URL]]
 
 Options (environment variable in brackets):
-  --config FILE     JSON file with any createHub option (see README); flags win   [SWITCHBOARD_CONFIG]
+  --config FILE     JSON file with any createHub option (see README); the        [SWITCHBOARD_CONFIG]
+                    environment wins over it, and flags over both
   --tokens FILE     JSON token list [{ token, role, agentId?, workflows? }]     [SWITCHBOARD_TOKENS_FILE]
                     (or the list itself as JSON in SWITCHBOARD_TOKENS); default: generated once
                     into the data directory's tokens.json. SIGHUP to the pid the banner
@@ -52,8 +53,8 @@ function readConfig(file: string): HubOptionsInput {
   return parsed as HubOptionsInput;
 }
 
-/** The hub options from a config file, the flags and the environment (flags win). */
-function optionsFrom(args: string[]): HubOptionsInput | undefined {
+/** The hub options from a config file, the environment and the flags (each wins over the one before); undefined for --help. */
+export function optionsFrom(args: string[], env: NodeJS.ProcessEnv = process.env): HubOptionsInput | undefined {
   const { values } = parseArgs({
     args,
     options: {
@@ -72,7 +73,6 @@ function optionsFrom(args: string[]): HubOptionsInput | undefined {
     },
   });
   if (values.help) return undefined;
-  const env = process.env;
   const configFile = values.config ?? env.SWITCHBOARD_CONFIG;
   const options: HubOptionsInput = configFile ? readConfig(configFile) : {};
   const tokensFile = values.tokens ?? env.SWITCHBOARD_TOKENS_FILE;
@@ -91,8 +91,8 @@ function optionsFrom(args: string[]): HubOptionsInput | undefined {
   const dataDir = values['data-dir'] ?? env.SWITCHBOARD_DATA_DIR;
   if (dataDir) options.dataDir = dataDir;
   // An unknown value is refused rather than read as off: it is the durability of acknowledged writes.
-  const fsync = values.fsync || onOff('SWITCHBOARD_FSYNC', env.SWITCHBOARD_FSYNC);
-  if (fsync) options.fsync = true;
+  const fsync = values.fsync ? true : onOff('SWITCHBOARD_FSYNC', env.SWITCHBOARD_FSYNC);
+  if (fsync !== undefined) options.fsync = fsync;
   if (values['truncate-damaged-journal']) options.truncateDamagedJournal = true;
   const logLevel = values['log-level'] ?? env.SWITCHBOARD_LOG_LEVEL;
   if (logLevel) options.logLevel = logLevel as NonNullable<HubOptionsInput['logLevel']>;
