@@ -1,6 +1,7 @@
 import { Lexer, type Token, type Tokens } from 'marked';
 import type { Browser, Page } from 'playwright-core';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { CONTENT_SECURITY_POLICY } from '../server/reports/page-assets.ts';
 import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { chromiumMissing, launchChromium } from './helpers/browser.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
@@ -177,5 +178,45 @@ describe('client text reaching HTML', () => {
     const links = tokens.filter((t): t is Tokens.Link => t.type === 'link').map((t) => t.href);
     for (const href of links) expect(href).toMatch(/^https:\/\/example\.com\//);
     expect(tokens.filter((t) => t.type === 'heading').map((t) => (t as Tokens.Heading).depth)).toEqual([1, 2, 2, 2, 2, 2, 2, 2, 2]);
+  });
+
+  it('sends the dashboard and the reports with a Content-Security-Policy, nosniff and no referrer', async () => {
+    const hub = await startHub();
+    await (await control(hub)).createWorkflow({ id: 'wf-1', userQuery: 'headers' });
+    const get = (path: string) => fetch(`${hub.url}${path}`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } });
+
+    const page = await get('/');
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    const policy = Object.fromEntries((page.headers.get('content-security-policy') ?? '').split(';').map((part) => {
+      const [name, ...values] = part.trim().split(/\s+/);
+      return [name, values];
+    }));
+    // Scripts from the hub only (no inline script or handler), and the page may not be framed.
+    expect(policy['script-src']).toContain("'self'");
+    expect(policy['script-src']).not.toContain("'unsafe-inline'");
+    expect(policy['default-src']).toEqual(["'none'"]);
+    expect(policy['connect-src']).toEqual(["'self'"]);
+    expect(policy['frame-ancestors']).toEqual(["'none'"]);
+    expect(policy['base-uri']).toEqual(["'none'"]);
+
+    const script = await get('/dashboard.js');
+    expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(script.headers.get('x-content-type-options')).toBe('nosniff');
+
+    for (const [ext, type] of [['html', 'text/html'], ['md', 'text/markdown'], ['json', 'application/json']] as const) {
+      const report = await get(`/api/workflows/wf-1/report.${ext}`);
+      expect(report.status).toBe(200);
+      expect(report.headers.get('content-type')).toBe(`${type}; charset=utf-8`);
+      expect(report.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(report.headers.get('referrer-policy')).toBe('no-referrer');
+      // The page's own policy, and no framing, which only a header can say.
+      expect(report.headers.get('content-security-policy')).toBe(`${CONTENT_SECURITY_POLICY}; frame-ancestors 'none'`);
+    }
+    // Errors and the JSON API too.
+    const refused = await fetch(`${hub.url}/api/workflows`);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('x-content-type-options')).toBe('nosniff');
   });
 });

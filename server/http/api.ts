@@ -7,12 +7,19 @@ import { searchData } from '../domain/data/data-search.ts';
 import { listWorkflows } from '../domain/machinery/queries.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowReads } from '../workflow-reads.ts';
+import { CONTENT_SECURITY_POLICY } from '../reports/page-assets.ts';
 import type { ReportRenderer } from '../reports/report-renderer.ts';
 import { listAgents } from '../domain/work/agents.ts';
 import { canSee } from '../transport/auth.ts';
 import type { HttpRequest, Route } from './router.ts';
 
 const READERS = ['admin', 'monitor'] as const;
+
+/**
+ * A report's policy as a header: the HTML page's own (in its meta tag too, for the file on disk),
+ * and no framing, which only a header can say. Any format: a browser may be shown any of them.
+ */
+const REPORT_POLICY = `${CONTENT_SECURITY_POLICY}; frame-ancestors 'none'`;
 
 /** The workflow id of the route (VALIDATION when it is not an id), if the request's token may see it. */
 function visibleWorkflow(request: HttpRequest): string {
@@ -85,7 +92,8 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: Repo
         const format = ({ json: 'json', md: 'markdown', html: 'html' } as const)[request.params[1] as 'json' | 'md' | 'html'];
         const workflowId = visibleWorkflow(request);
         const report = (await reads.read(workflowId, (state) => renderer.render(state, workflowId, [format])))[0]!;
-        return { body: report.parts, contentType: report.contentType, headers: { etag: `"${report.hash}"`, 'x-switchboard-version': String(report.version) } };
+        const headers = { etag: `"${report.hash}"`, 'x-switchboard-version': String(report.version), 'content-security-policy': REPORT_POLICY };
+        return { body: report.parts, contentType: report.contentType, headers };
       },
     },
     {

@@ -48,10 +48,18 @@ const STATUS: Record<ErrorCode, number> = {
   NOT_LEADER: 503,
 };
 
+/**
+ * Sent with every answer: a browser takes the body as the content type says (never sniffs a
+ * report's JSON or Markdown as HTML), and no page of the hub sends its address, which may hold
+ * `?token=`, as a Referer.
+ */
+const BASE_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' } as const;
+
 function send(res: ServerResponse, reply: HttpReply): void {
   if (Array.isArray(reply.body) && reply.body.every((part) => Buffer.isBuffer(part))) return sendParts(res, reply, reply.body as Buffer[]);
   const text = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
   res.writeHead(reply.status ?? 200, {
+    ...BASE_HEADERS,
     'content-type': reply.contentType ?? 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     ...reply.headers,
@@ -63,7 +71,7 @@ function send(res: ServerResponse, reply: HttpReply): void {
 function sendParts(res: ServerResponse, reply: HttpReply, parts: readonly Buffer[]): void {
   let bytes = 0;
   for (const part of parts) bytes += part.length;
-  res.writeHead(reply.status ?? 200, { 'content-type': reply.contentType ?? 'application/json; charset=utf-8', 'content-length': bytes, ...reply.headers });
+  res.writeHead(reply.status ?? 200, { ...BASE_HEADERS, 'content-type': reply.contentType ?? 'application/json; charset=utf-8', 'content-length': bytes, ...reply.headers });
   // A client that goes away ends the pipeline with an error; there is nobody left to tell.
   pipeline(Readable.from(parts, { objectMode: false }), res).catch(() => undefined);
 }

@@ -52,6 +52,9 @@ export const SEARCH_SCRIPT = `
 })();
 `.trim();
 
+/** SEARCH_SCRIPT as a CSP source (its hash): the dashboard's policy allows it too (see server/http/dashboard.ts). */
+export const SEARCH_SCRIPT_SOURCE = `'sha256-${createHash('sha256').update(SEARCH_SCRIPT, 'utf8').digest('base64')}'`;
+
 /**
  * The page's Content-Security-Policy: nothing may load from anywhere, and the only script that
  * may run is SEARCH_SCRIPT (by its hash). Defence in depth behind the escaping of user text.
@@ -59,7 +62,7 @@ export const SEARCH_SCRIPT = `
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
   "style-src 'unsafe-inline'",
-  `script-src 'sha256-${createHash('sha256').update(SEARCH_SCRIPT, 'utf8').digest('base64')}'`,
+  `script-src ${SEARCH_SCRIPT_SOURCE}`,
   'img-src data:',
   "base-uri 'none'",
   "form-action 'none'",
