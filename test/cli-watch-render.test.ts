@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SummaryView } from '../shared/schemas/views.ts';
 import type { ClusterInfo } from '../server/index.ts';
+import { table } from '../server/cli/common.ts';
 import { bar, plainLine, plainNode, sample, screenLines, type Screen } from '../server/cli/watch-render.ts';
 
 const ZERO = { pending: 0, blocked: 0, queued: 0, offered: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
@@ -29,6 +30,17 @@ describe('status --watch rendering', () => {
     expect(plainLine(failed)).toContain('wf_x failed 0% queued=0 running=0 completed=0 failed=0 -/s reason="out of disk"');
     const screen: Screen = { url: 'http://hub', at: 1_000, intervalMs: 1000, cluster: undefined, workflows: [failed], problem: undefined };
     expect(screenLines(screen, 120, 40)).toContain('  failed: out of disk');
+  });
+
+  it('prints what clients wrote with its control characters and bidirectional overrides made harmless', () => {
+    const hostile = 'title\u001b]0;pwned\u0007 csi\u009b2J rtl\u202etxt.exe tab\tline\nend';
+    const shown = 'title?]0;pwned? csi?2J rtl?txt.exe tab line end';
+    const failed = sample(view({ status: 'failed', userQuery: hostile, failureReason: hostile }), 1_000, undefined);
+    const screen: Screen = { url: 'http://hub', at: 1_000, intervalMs: 1000, cluster: undefined, workflows: [failed], problem: undefined };
+    const printed = [plainLine(failed), ...screenLines(screen, 200, 40), table(['NOTE'], [[hostile]])].join('\n');
+    expect(printed).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(printed).toContain(`failed: ${shown}`);
+    expect(table(['NOTE'], [[hostile]])).toBe(`NOTE\n${shown}`);
   });
 
   it('draws the progress as a bar, and lists a cluster’s nodes only when there are several', () => {

@@ -100,8 +100,19 @@ export function progressDone(): void {
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 }
 
-/** Lays rows out in aligned columns. */
-export function table(header: string[], rows: string[][]): string {
+/**
+ * Text from the hub made safe to print: control characters (an escape sequence could retitle the
+ * terminal, write the clipboard or redraw the screen) and bidirectional overrides become `?`, and
+ * a line break or tab a space. What clients write (a workflow's query, an agent's note) reaches
+ * the terminal through here.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\t\n\r]/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '?');
+}
+
+/** Lays rows out in aligned columns, every cell printable. */
+export function table(header: string[], cells: string[][]): string {
+  const rows = cells.map((row) => row.map(printable));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   return [line(header), ...rows.map(line)].join('\n');

@@ -1,7 +1,7 @@
 import type { SummaryView } from '../../shared/schemas/views.ts';
 import type { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
-import { table } from './common.ts';
+import { printable, table } from './common.ts';
 
 /** One workflow as `status --watch` shows it at one refresh. */
 export interface WorkflowSample {
@@ -25,12 +25,12 @@ export function sample(view: SummaryView, at: number, previous: WorkflowSample |
   const seconds = previous ? (at - previous.at) / 1000 : 0;
   return {
     id: view.id,
-    userQuery: view.userQuery,
+    userQuery: printable(view.userQuery),
     status: view.status,
     progress: view.progress,
     counts: { ...view.workOrderCounts },
     unservable: view.unservable ?? 0,
-    failureReason: view.failureReason ?? null,
+    failureReason: view.failureReason === undefined || view.failureReason === null ? null : printable(view.failureReason),
     at,
     throughput: previous && seconds > 0 ? Math.max(0, completed - previous.counts.completed) / seconds : null,
   };
