@@ -20,9 +20,13 @@ describe.skipIf(missing !== undefined)('live dashboard in a real browser', () =>
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
-    await page.goto(`${hub.url}/?token=${TOKENS.monitor}`);
+    // The banner's link: the token in the fragment, which no request carries.
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(request.url()));
+    await page.goto(`${hub.url}/#token=${TOKENS.monitor}`);
     await page.waitForSelector(`#workflows tr[data-workflow="${wf.id}"]`, { timeout: 10_000 });
-    expect(new URL(page.url()).search).toBe('');
+    expect(new URL(page.url()).hash).toBe('');
+    expect(requested.filter((url) => url.includes(TOKENS.monitor))).toEqual([]);
 
     const worker = await agent(hub, { agentId: 'analyst-1', agentType: 'analysis', capabilities: ['statistics'] });
     const reported = deferred();

@@ -20,10 +20,14 @@ const LIST_EVERY_MS = 5000;
 /** Orders shown for the selected workflow: the newest, in the chosen state. */
 const ORDER_ROWS = 100;
 
-/** The token from `?token=` (then removed from the address bar) or from this tab's storage. */
+/**
+ * The token from `#token=` (a fragment never leaves the browser: no server or proxy log sees it)
+ * or `?token=`, then removed from the address bar; else from this tab's storage.
+ */
 function token(): string | null {
   const url = new URL(location.href);
-  const fromUrl = url.searchParams.get('token');
+  const fragment = new URLSearchParams(url.hash.slice(1));
+  const fromUrl = fragment.get('token') ?? url.searchParams.get('token');
   if (fromUrl) {
     sessionStorage.setItem(TOKEN_KEY, fromUrl);
     url.searchParams.delete('token');
