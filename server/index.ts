@@ -147,7 +147,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const snapshotTrigger = { snapshotAfterBytes: options.snapshotAfterBytes, snapshotJournalRatio: options.snapshotJournalRatio };
   // Connects only when first used (the tokens of a cluster, then the store's open).
   const postgres = options.postgres
-    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, ...snapshotTrigger, onWarning, onSnapshot })
+    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, ...snapshotTrigger, truncateDamagedJournal: options.truncateDamagedJournal, onWarning, onSnapshot })
     : undefined;
   // A cluster node's tokens are the cluster's, in PostgreSQL, unless it is given its own.
   const clusterTokens = options.tokens || options.tokensFile ? undefined : postgres;
@@ -239,7 +239,11 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     let cluster: ClusterNode | undefined;
     const writersOnly = () =>
       postgres && !cluster?.leading
-        ? { code: 'NOT_LEADER' as const, message: 'this node is a follower: writes go to the leader', leader: cluster?.leaderAddress ?? null }
+        ? {
+            code: 'NOT_LEADER' as const,
+            message: cluster?.damage && !cluster.leaderAddress ? `this node is a follower and no node leads: ${cluster.damage.message}` : 'this node is a follower: writes go to the leader',
+            leader: cluster?.leaderAddress ?? null,
+          }
         : undefined;
     const common = { tokens, rateLimit: options.rateLimit, log: logger };
     const transfers = new Transfers();

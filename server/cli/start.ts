@@ -26,6 +26,8 @@ Options (environment variable in brackets):
                     start although an acknowledged journal record is damaged: rebuild the
                     state from the records before it and delete it and everything after it
                     (the hub says exactly what). Use once, after a refused start says so.
+                    On a cluster node: the damaged row of the PostgreSQL journal and every row
+                    after it, on one node, while no node holds the lease.
 
 Cluster (see README, "Running a cluster"):
   --postgres URL    run as a node of the cluster on this PostgreSQL        [SWITCHBOARD_POSTGRES]

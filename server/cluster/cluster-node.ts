@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.ts';
 import type { StateWriter } from '../state-writer.ts';
-import { JOURNAL_CHANNEL } from '../store/postgres/pg-journal.ts';
+import { DamagedJournal, JOURNAL_CHANNEL } from '../store/postgres/pg-journal.ts';
 import { PgListener } from '../store/postgres/pg-listener.ts';
 import type { PostgresStore } from '../store/postgres/postgres-store.ts';
 import { LeaseTable } from './lease.ts';
@@ -58,6 +58,8 @@ export class ClusterNode {
   private archiveCheckedAt = performance.now();
   /** The look at the members table in progress, if any. */
   private looking: Promise<void> | undefined;
+  /** The damaged journal row this node cannot follow past, while it is there: it never takes the lease then. */
+  private damaged: DamagedJournal | undefined;
 
   constructor(
     private readonly store: PostgresStore,
@@ -92,6 +94,11 @@ export class ClusterNode {
   /** The leader clients that write should go to (null when none is known). */
   get leaderAddress(): { nodeId: string; url: string } | null {
     return this.role === 'leader' ? null : this.leader;
+  }
+
+  /** The damaged journal row that keeps this node (and so every node) from following and leading, if any. */
+  get damage(): DamagedJournal | undefined {
+    return this.damaged;
   }
 
   /** A batch was refused by the fence: another node leads now. */
@@ -146,12 +153,18 @@ export class ClusterNode {
     // A follower tells the epoch of the lease as it last saw it: the leader's, or the last one's.
     this.epoch = holder?.epoch ?? 0;
     if (holder?.live && holder.nodeId !== this.settings.nodeId) return;
+    // A node that cannot replay the journal must not lead: it would serve, and append after, a state that lacks records.
+    if (this.damaged) return;
     const started = performance.now();
     const epoch = await this.lease.tryAcquire(this.settings.nodeId, this.settings.advertiseUrl, this.settings.leaseMs);
     if (epoch === undefined) return;
     // The old leader is fenced off from here on; what it committed before is all in the journal now.
     this.heldUntil = started + this.settings.leaseMs;
     await this.catchUp();
+    if (this.damaged) {
+      await this.lease.release(this.settings.nodeId, epoch);
+      return;
+    }
     this.epoch = epoch;
     this.store.fence = { owner: this.settings.nodeId, epoch };
     this.role = 'leader';
@@ -203,6 +216,28 @@ export class ClusterNode {
    */
   private async catchUp(): Promise<void> {
     if (this.role === 'leader') return;
+    try {
+      await this.applyJournal();
+    } catch (error) {
+      if (!(error instanceof DamagedJournal)) throw error;
+      // Said once per row, not at every look: the row stays damaged until someone repairs or truncates it.
+      if (this.damaged?.seq !== error.seq) this.log.error({ partition: error.partition, seq: error.seq }, `cluster: ${error.message}`);
+      this.damaged = error;
+      return;
+    }
+    if (this.damaged) {
+      this.log.info({ partition: this.damaged.partition, seq: this.damaged.seq, version: this.writer.lastSeq }, 'cluster: the journal reads again past the damaged row');
+      this.damaged = undefined;
+    }
+    // Retention deletes archived workflows without a record: a follower looks at the whole archive now and then.
+    if (performance.now() - this.archiveCheckedAt > ARCHIVE_CHECK_MS) {
+      this.archiveCheckedAt = performance.now();
+      await this.store.archive.refresh();
+    }
+  }
+
+  /** Applies the committed records after this node's version, loading the replica again when they no longer fit it. */
+  private async applyJournal(): Promise<void> {
     for (;;) {
       const records = await this.store.readAfter(this.writer.lastSeq);
       if (records.length === 0) break;
@@ -217,11 +252,6 @@ export class ClusterNode {
         await this.store.archive.refresh();
         this.writer.replaceState(docs, seq);
       }
-    }
-    // Retention deletes archived workflows without a record: a follower looks at the whole archive now and then.
-    if (performance.now() - this.archiveCheckedAt > ARCHIVE_CHECK_MS) {
-      this.archiveCheckedAt = performance.now();
-      await this.store.archive.refresh();
     }
   }
 

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { HubError } from '../../../shared/errors.ts';
 import { decodeRecord, type JournalRecord } from '../records.ts';
 
 /** Who may append: the node holding the partition's lease, under this epoch. */
@@ -12,6 +13,30 @@ export class FencedOff extends Error {
   constructor(message = 'this node no longer holds the leadership lease: nothing was committed') {
     super(message);
     this.name = 'FencedOff';
+  }
+}
+
+/**
+ * A journal row that does not decode, or holds another record than its seq: no node can load or
+ * follow the journal past it. Named by partition and seq, with the way out.
+ */
+export class DamagedJournal extends HubError {
+  constructor(
+    readonly partition: string,
+    readonly seq: number,
+    readonly reason: string,
+  ) {
+    super(
+      'UNAVAILABLE',
+      `journal row ${seq} of partition ${partition} in PostgreSQL is damaged (${reason}): no node can load or follow the journal past record ${seq - 1}, ` +
+        `so none takes the lease over it. Once no node leads, run \`switchboard start --postgres URL --truncate-damaged-journal\` once, on one node, ` +
+        `to start from record ${seq - 1}, deleting row ${seq} and every row after it.`,
+    );
+  }
+
+  /** How the row is named in messages. */
+  get row(): string {
+    return `journal row ${this.seq} of partition ${this.partition} in PostgreSQL`;
   }
 }
 
@@ -53,12 +78,13 @@ export async function appendJournal(pool: Pool, partition: string, fence: Fence,
   return lines.length;
 }
 
-/** The committed records after `afterSeq`, in order, at most `limit`; throws on a damaged row. */
+/** The committed records after `afterSeq`, in order, at most `limit`; throws DamagedJournal on a damaged row. */
 export async function readJournal(pool: Pool, partition: string, afterSeq: number, limit: number): Promise<JournalRecord[]> {
   const result = await pool.query<{ seq: string; line: string }>('SELECT seq, line FROM sb_journal WHERE partition = $1 AND seq > $2 ORDER BY seq LIMIT $3', [partition, afterSeq, limit]);
   return result.rows.map((row) => {
     const record = decodeRecord(row.line);
-    if (!record || record.seq !== Number(row.seq)) throw new Error(`journal record ${row.seq} in PostgreSQL is damaged`);
+    if (!record) throw new DamagedJournal(partition, Number(row.seq), 'it does not decode');
+    if (record.seq !== Number(row.seq)) throw new DamagedJournal(partition, Number(row.seq), `it holds record ${record.seq}`);
     return record;
   });
 }

@@ -5,10 +5,11 @@ import { replayRecord, type JournalRecord } from '../records.ts';
 import type { Recovered } from '../recovery.ts';
 import { parseSnapshot, snapshotText } from '../snapshot.ts';
 import { snapshotThreshold, type CurrentDocs, type SnapshotEvent, type SnapshotTrigger, type Store } from '../store.ts';
-import { appendJournal, FencedOff, lastJournalSeq, readJournal, type Fence } from './pg-journal.ts';
+import { appendJournal, DamagedJournal, FencedOff, lastJournalSeq, readJournal, type Fence } from './pg-journal.ts';
 import { PgArchive } from './pg-archive.ts';
 import { PgCompactionWorker, trimAfterSnapshot } from './pg-compaction.ts';
 import { ensureSchema } from './schema.ts';
+import { inTransaction } from './transaction.ts';
 
 export interface PostgresStoreOptions extends SnapshotTrigger {
   /** A PostgreSQL connection string, e.g. postgres://user@host:5432/switchboard. */
@@ -17,6 +18,11 @@ export interface PostgresStoreOptions extends SnapshotTrigger {
   partition: string;
   /** This node's own directory (reports and other local files). */
   dataDir: string;
+  /**
+   * At open, start although a journal row is damaged: delete it and every row after it (said in a
+   * warning), fencing off any earlier leader; refused while a node holds the lease.
+   */
+  truncateDamagedJournal?: boolean;
   onWarning: (message: string) => void;
   /** Told when a snapshot starts and when it is stored. */
   onSnapshot?: (event: SnapshotEvent) => void;
@@ -90,7 +96,11 @@ export class PostgresStore implements Store {
 
   async open(): Promise<Recovered> {
     await this.prepare();
-    const { docs, seq } = await this.load();
+    const { docs, seq } = await this.load().catch(async (error: unknown) => {
+      if (!(error instanceof DamagedJournal) || !this.options.truncateDamagedJournal) throw error;
+      this.options.onWarning(await this.truncateAt(error));
+      return this.load();
+    });
     this.files = await PgArchive.open(this.pool, this.partition, { fence: () => this.fence, onWarning: this.options.onWarning });
     return { docs, seq, lastSegment: 0, warnings: [] };
   }
@@ -111,6 +121,26 @@ export class PostgresStore implements Store {
       }
       if (records.length < PAGE) return { docs, seq };
     }
+  }
+
+  /**
+   * Deletes the damaged row and every row after it, in one transaction with an epoch bump that
+   * fences off the appends of any earlier leader; refused while a node holds the lease (it may hold
+   * those records in memory). Says what it did.
+   */
+  private async truncateAt(damage: DamagedJournal): Promise<string> {
+    return inTransaction(this.pool, async (client) => {
+      const lease = (await client.query<{ owner: string; epoch: string; live: boolean }>('SELECT owner, epoch, expires_at > now() AS live FROM sb_lease WHERE partition = $1 FOR UPDATE', [this.partition])).rows[0];
+      if (lease?.live) {
+        throw new HubError('UNAVAILABLE', `${damage.message} Refusing --truncate-damaged-journal: node ${lease.owner} holds the lease (epoch ${lease.epoch}) and may hold those records in memory: stop it, or let its lease run out, first.`);
+      }
+      await client.query('UPDATE sb_lease SET epoch = epoch + 1 WHERE partition = $1', [this.partition]);
+      const deleted = (await client.query<{ last: string }>(
+        'WITH gone AS (DELETE FROM sb_journal WHERE partition = $1 AND seq >= $2 RETURNING seq) SELECT max(seq) AS last FROM gone',
+        [this.partition, damage.seq],
+      )).rows[0]!;
+      return `--truncate-damaged-journal: ${damage.row} is damaged (${damage.reason}); deleted rows ${damage.seq} to ${deleted.last}; the state is as of record ${damage.seq - 1}`;
+    });
   }
 
   /** The committed records after `seq`, in order, at most `limit`. */

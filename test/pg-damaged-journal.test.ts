@@ -1,0 +1,107 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectControl } from '../client-sdk/index.ts';
+import type { ClusterInfo } from '../server/index.ts';
+import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
+import { TOKENS } from './helpers/hub.ts';
+import { postgresSkipReason, startPostgres, type PostgresServer } from './helpers/postgres.ts';
+
+const skip = postgresSkipReason();
+
+let postgres: PostgresServer;
+beforeAll(async () => {
+  if (!skip) postgres = await startPostgres();
+});
+afterAll(async () => {
+  await postgres?.destroy();
+});
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const occurrences = (text: string, part: string) => text.split(part).length - 1;
+
+describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
+
+  it('is named once by each follower, which then never takes the lease over it; a start is refused naming it, and --truncate-damaged-journal is the way out', async () => {
+    const database = await postgres.newDatabase();
+    const cluster = await ClusterUnderTest.start(database, 3);
+    const leader = await cluster.leader();
+    const followers = cluster.others(leader);
+    const control = await connectControl({ url: cluster.urls, token: TOKENS.admin, requestTimeoutMs: 3000 });
+    const wf = await control.createWorkflow({ userQuery: 'damaged row' });
+    await wf.start();
+    const db = new pg.Client({ connectionString: database });
+    await db.connect();
+    const lease = async () => (await db.query<{ owner: string; epoch: string }>('SELECT owner, epoch FROM sb_lease')).rows[0]!;
+
+    // The followers are frozen while the leader commits a record whose row is then damaged, and one after it.
+    for (const follower of followers) follower.current!.child.kill('SIGSTOP');
+    await wf.updateProgress('p', 10);
+    const damagedSeq = Number((await db.query<{ seq: string }>('SELECT max(seq) AS seq FROM sb_journal')).rows[0]!.seq);
+    await db.query(`UPDATE sb_journal SET line = 'not a record' WHERE partition = 'main' AND seq = $1`, [damagedSeq]);
+    await wf.updateProgress('p', 20);
+    for (const follower of followers) follower.current!.child.kill('SIGCONT');
+
+    // Each follower names the row, its partition and the way out.
+    const named = `journal row ${damagedSeq} of partition main in PostgreSQL is damaged`;
+    for (const follower of followers) {
+      const output = await outputMatching(follower.current!, new RegExp(`${escape(named)}.*--truncate-damaged-journal`));
+      expect(output).toContain(`no node can load or follow the journal past record ${damagedSeq - 1}`);
+    }
+    // The leader holds those records in memory and goes on serving: reads agree with it.
+    expect((await clusterInfo(leader.url))?.role).toBe('leader');
+
+    // The leader dies: its lease runs out, and each follower sees it free (no leader) and leaves it be.
+    const epochAtCrash = Number((await lease()).epoch);
+    await leader.crash();
+    const seen: ClusterInfo[] = [];
+    for (const follower of followers) seen.push(await until(async () => {
+      const info = await clusterInfo(follower.url);
+      return info && info.leader === null ? info : undefined;
+    }));
+    expect(seen.map((info) => info.role)).toEqual(['follower', 'follower']);
+    expect(seen.map((info) => info.version)).toEqual([damagedSeq - 1, damagedSeq - 1]);
+    expect(Number((await lease()).epoch)).toBe(epochAtCrash);
+    // Said once per node, not at every look at the journal.
+    for (const follower of followers) expect(occurrences(follower.current!.output(), named)).toBe(1);
+
+    // A node that starts is refused, naming the row and the way out.
+    const refused = leader.refusedStart();
+    expect(refused.status).not.toBe(0);
+    expect(refused.output).toContain(named);
+    expect(refused.output).toContain('--truncate-damaged-journal');
+    expect(Number((await lease()).epoch)).toBe(epochAtCrash);
+
+    // The way out, once, on one node: the state as of the record before the damage, and the cluster serves again.
+    const restarted = await leader.start(['--truncate-damaged-journal']);
+    expect(restarted.output()).toContain(`--truncate-damaged-journal: ${named} (it does not decode); deleted rows ${damagedSeq} to ${damagedSeq + 1}; the state is as of record ${damagedSeq - 1}`);
+    const serving = await cluster.leader();
+    expect((await wf.get()).progress).not.toBe(20);
+    await wf.updateProgress('after', 30);
+    const state = await wf.get();
+    expect(state.progress).toBe(30);
+    const version = (await clusterInfo(serving.url))!.version;
+    for (const node of cluster.others(serving)) await until(async () => ((await clusterInfo(node.url))!.version >= version ? true : undefined));
+    await control.close();
+    await db.end();
+  }, 90_000);
+});
+
+/** The process's output once it matches `pattern`; rejects with what it printed after `timeoutMs`. */
+function outputMatching(process: { waitForOutput(pattern: RegExp): Promise<string>; output(): string }, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no output matching ${pattern} within ${timeoutMs} ms:\n${process.output().slice(-2000)}`)), timeoutMs);
+  });
+  return Promise.race([process.waitForOutput(pattern), late]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves with the first defined answer of `look`, asked every few ms; rejects after `timeoutMs`. */
+async function until<T>(look: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await look();
+    if (answer !== undefined) return answer;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
