@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectControl } from '../client-sdk/index.ts';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { connectControl, connectMonitor } from '../client-sdk/index.ts';
 import type { ClusterInfo } from '../server/index.ts';
 import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
 import { TOKENS } from './helpers/hub.ts';
@@ -21,7 +21,7 @@ const occurrences = (text: string, part: string) => text.split(part).length - 1;
 
 describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
 
-  it('is named once by each follower, which then never takes the lease over it; a start is refused naming it, and --truncate-damaged-journal is the way out', async () => {
+  it('is named once by each follower, which then never takes the lease over it; a start is refused naming it, --truncate-damaged-journal is the way out, and a leader frozen meanwhile loads again', async () => {
     const database = await postgres.newDatabase();
     const cluster = await ClusterUnderTest.start(database, 3);
     const leader = await cluster.leader();
@@ -31,6 +31,7 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     await wf.start();
     const db = new pg.Client({ connectionString: database });
     await db.connect();
+    onTestFinished(() => db.end());
     const lease = async () => (await db.query<{ owner: string; epoch: string }>('SELECT owner, epoch FROM sb_lease')).rows[0]!;
 
     // The followers are frozen while the leader commits a record whose row is then damaged, and one after it.
@@ -50,9 +51,10 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     // The leader holds those records in memory and goes on serving: reads agree with it.
     expect((await clusterInfo(leader.url))?.role).toBe('leader');
 
-    // The leader dies: its lease runs out, and each follower sees it free (no leader) and leaves it be.
-    const epochAtCrash = Number((await lease()).epoch);
-    await leader.crash();
+    // The leader freezes (it holds the records after the damage in memory): its lease runs out, and
+    // each follower sees it free (no leader) and leaves it be.
+    const epochAtFreeze = Number((await lease()).epoch);
+    leader.current!.child.kill('SIGSTOP');
     const seen: ClusterInfo[] = [];
     for (const follower of followers) seen.push(await until(async () => {
       const info = await clusterInfo(follower.url);
@@ -60,29 +62,48 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     }));
     expect(seen.map((info) => info.role)).toEqual(['follower', 'follower']);
     expect(seen.map((info) => info.version)).toEqual([damagedSeq - 1, damagedSeq - 1]);
-    expect(Number((await lease()).epoch)).toBe(epochAtCrash);
+    expect(Number((await lease()).epoch)).toBe(epochAtFreeze);
     // Said once per node, not at every look at the journal.
     for (const follower of followers) expect(occurrences(follower.current!.output(), named)).toBe(1);
 
     // A node that starts is refused, naming the row and the way out.
-    const refused = leader.refusedStart();
+    const [restartedNode, stayed] = followers as [typeof leader, typeof leader];
+    await restartedNode.crash();
+    const refused = restartedNode.refusedStart();
     expect(refused.status).not.toBe(0);
     expect(refused.output).toContain(named);
     expect(refused.output).toContain('--truncate-damaged-journal');
-    expect(Number((await lease()).epoch)).toBe(epochAtCrash);
+    expect(Number((await lease()).epoch)).toBe(epochAtFreeze);
 
     // The way out, once, on one node: the state as of the record before the damage, and the cluster serves again.
-    const restarted = await leader.start(['--truncate-damaged-journal']);
+    const restarted = await restartedNode.start(['--truncate-damaged-journal']);
     expect(restarted.output()).toContain(`--truncate-damaged-journal: ${named} (it does not decode); deleted rows ${damagedSeq} to ${damagedSeq + 1}; the state is as of record ${damagedSeq - 1}`);
     const serving = await cluster.leader();
-    expect((await wf.get()).progress).not.toBe(20);
-    await wf.updateProgress('after', 30);
-    const state = await wf.get();
-    expect(state.progress).toBe(30);
+    // A client of its own: the first one may still be connected to the frozen node.
+    const writer = await connectControl({ url: serving.url, token: TOKENS.admin });
+    onTestFinished(() => writer.close());
+    const again = writer.workflow(wf.id);
+    expect((await again.get()).progress).not.toBe(20);
+    // Records take the numbers of those deleted, and go past them: the same stage again, so that
+    // the third applies cleanly on top of the deleted ones (only its start time tells them apart).
+    for (const percentage of [30, 40, 50]) await again.updateProgress('p', percentage);
+    expect((await again.get()).stages.p?.progress).toBe(50);
+
+    // The frozen leader comes back: its records are gone, so it loads its replica again rather than
+    // applying the new records on top of them, and ends equal to the leader, as the other follower does.
+    leader.current!.child.kill('SIGCONT');
+    await outputMatching(leader.current!, /the replica is loaded again from PostgreSQL \(the journal was truncated/);
     const version = (await clusterInfo(serving.url))!.version;
-    for (const node of cluster.others(serving)) await until(async () => ((await clusterInfo(node.url))!.version >= version ? true : undefined));
+    /** The workflow as the node at `url` holds it, once at the leader's version. */
+    const documentAt = async (url: string) => {
+      const watcher = await connectMonitor({ url, token: TOKENS.monitor });
+      onTestFinished(() => watcher.close());
+      const mirror = await watcher.subscribe(wf.id);
+      return mirror.until((_, at) => at === version, { what: `version ${version} at ${url}`, timeoutMs: 15_000 });
+    };
+    const expected = await documentAt(serving.url);
+    for (const node of [leader, stayed]) expect(await documentAt(node.url)).toEqual(expected);
     await control.close();
-    await db.end();
   }, 90_000);
 });
 

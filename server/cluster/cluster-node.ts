@@ -3,7 +3,7 @@ import type { StateWriter } from '../state-writer.ts';
 import { DamagedJournal, JOURNAL_CHANNEL } from '../store/postgres/pg-journal.ts';
 import { PgListener } from '../store/postgres/pg-listener.ts';
 import type { PostgresStore } from '../store/postgres/postgres-store.ts';
-import { LeaseTable } from './lease.ts';
+import { LeaseTable, type LeaseHolder } from './lease.ts';
 import { MemberTable, type Member } from './members.ts';
 
 export interface ClusterSettings {
@@ -60,6 +60,8 @@ export class ClusterNode {
   private looking: Promise<void> | undefined;
   /** The damaged journal row this node cannot follow past, while it is there: it never takes the lease then. */
   private damaged: DamagedJournal | undefined;
+  /** When this node last made sure the journal was not truncated under it (see followHistory). */
+  private historyCheckedAt = performance.now();
 
   constructor(
     private readonly store: PostgresStore,
@@ -147,8 +149,9 @@ export class ClusterNode {
     // Beside the step, never before the renewal: a busy PostgreSQL must not make the lease late.
     if (!this.looking) this.looking = this.lookAround().finally(() => (this.looking = undefined));
     if (this.role === 'leader') return this.renew();
-    await this.catchUp();
     const holder = await this.lease.holder();
+    await this.followHistory(holder);
+    await this.catchUp();
     this.leader = holder?.live ? { nodeId: holder.nodeId, url: holder.url } : null;
     // A follower tells the epoch of the lease as it last saw it: the leader's, or the last one's.
     this.epoch = holder?.epoch ?? 0;
@@ -207,7 +210,29 @@ export class ClusterNode {
     this.onFollow();
     await this.writer.settle();
     this.store.fence = undefined;
+    // It may have been frozen past its lease while the journal it wrote was cut back.
+    await this.followHistory(await this.lease.holder());
     await this.catchUp();
+  }
+
+  /**
+   * Loads the replica again when the journal was truncated since it was loaded
+   * (--truncate-damaged-journal): records this node applied may be gone, and their numbers given
+   * to other records, which would otherwise be applied on top of them.
+   */
+  private async followHistory(holder: LeaseHolder | undefined): Promise<void> {
+    this.historyCheckedAt = performance.now();
+    const truncations = holder?.truncations ?? 0;
+    if (truncations === this.store.truncations) return;
+    await this.reload(`the journal was truncated (${truncations} time(s), ${this.store.truncations} as this node loaded it)`);
+  }
+
+  /** Loads the replica again from PostgreSQL: its snapshot and the journal after it. */
+  private async reload(reason: string): Promise<void> {
+    this.log.warn({ nodeId: this.settings.nodeId }, `cluster: the replica is loaded again from PostgreSQL (${reason})`);
+    const { docs, seq } = await this.store.load();
+    await this.store.archive.refresh();
+    this.writer.replaceState(docs, seq);
   }
 
   /**
@@ -216,6 +241,8 @@ export class ClusterNode {
    */
   private async catchUp(): Promise<void> {
     if (this.role === 'leader') return;
+    // Not looked at for a while (the process was frozen, say): the journal may have been truncated meanwhile.
+    if (performance.now() - this.historyCheckedAt > 2 * this.settings.checkMs) await this.followHistory(await this.lease.holder());
     try {
       await this.applyJournal();
     } catch (error) {
@@ -247,10 +274,7 @@ export class ClusterNode {
         this.writer.applyCommitted(records);
       } catch (error) {
         // Records trimmed away while this node was behind, or a replica that no longer fits: load it again.
-        this.log.warn({ err: error }, `cluster: the replica is loaded again from PostgreSQL (${(error as Error).message})`);
-        const { docs, seq } = await this.store.load();
-        await this.store.archive.refresh();
-        this.writer.replaceState(docs, seq);
+        await this.reload((error as Error).message);
       }
     }
   }

@@ -7,6 +7,8 @@ export interface LeaseHolder {
   epoch: number;
   /** Whether the lease is still within its term by the database's clock. */
   live: boolean;
+  /** How many times the journal was cut back (--truncate-damaged-journal): records a node holds from before may be gone. */
+  truncations: number;
 }
 
 /**
@@ -52,11 +54,11 @@ export class LeaseTable {
 
   /** The current holder, or undefined when no node ever held the lease. */
   async holder(): Promise<LeaseHolder | undefined> {
-    const result = await this.pool.query<{ owner: string; url: string; epoch: string; live: boolean }>(
-      'SELECT owner, url, epoch, expires_at > now() AS live FROM sb_lease WHERE partition = $1',
+    const result = await this.pool.query<{ owner: string; url: string; epoch: string; live: boolean; truncations: string }>(
+      'SELECT owner, url, epoch, expires_at > now() AS live, truncations FROM sb_lease WHERE partition = $1',
       [this.partition],
     );
     const row = result.rows[0];
-    return row ? { nodeId: row.owner, url: row.url, epoch: Number(row.epoch), live: row.live } : undefined;
+    return row ? { nodeId: row.owner, url: row.url, epoch: Number(row.epoch), live: row.live, truncations: Number(row.truncations) } : undefined;
   }
 }

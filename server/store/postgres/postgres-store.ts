@@ -60,6 +60,8 @@ export class PostgresStore implements Store {
   private bytesSinceSnapshot = 0;
   /** The size of the newest snapshot this node read or wrote. */
   private snapshotBytes = 0;
+  /** The journal's truncations (sb_lease) as of the last load: the history the loaded state belongs to. */
+  truncations = 0;
   private prepared: Promise<void> | undefined;
   /** An append failed without an answer: it may have committed, which must be known before the next. */
   private uncertain = false;
@@ -105,8 +107,13 @@ export class PostgresStore implements Store {
     return { docs, seq, lastSegment: 0, warnings: [] };
   }
 
-  /** Every document as of the newest committed record: the newest snapshot, and the journal after it replayed. */
+  /**
+   * Every document as of the newest committed record: the newest snapshot, and the journal after it
+   * replayed. Notes the journal's truncations first: one made meanwhile shows as a later count.
+   */
   async load(): Promise<{ docs: Map<DocKey, StoredDoc>; seq: number }> {
+    const lease = (await this.pool.query<{ truncations: string }>('SELECT truncations FROM sb_lease WHERE partition = $1', [this.partition])).rows[0];
+    this.truncations = Number(lease?.truncations ?? 0);
     const row = (await this.pool.query<{ body: string }>('SELECT body FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 1', [this.partition])).rows[0];
     const snapshot = row ? parseSnapshot(row.body, `snapshot of partition ${this.partition}`) : undefined;
     this.snapshotBytes = row?.body.length ?? 0;
@@ -134,7 +141,7 @@ export class PostgresStore implements Store {
       if (lease?.live) {
         throw new HubError('UNAVAILABLE', `${damage.message} Refusing --truncate-damaged-journal: node ${lease.owner} holds the lease (epoch ${lease.epoch}) and may hold those records in memory: stop it, or let its lease run out, first.`);
       }
-      await client.query('UPDATE sb_lease SET epoch = epoch + 1 WHERE partition = $1', [this.partition]);
+      await client.query('UPDATE sb_lease SET epoch = epoch + 1, truncations = truncations + 1 WHERE partition = $1', [this.partition]);
       const deleted = (await client.query<{ last: string }>(
         'WITH gone AS (DELETE FROM sb_journal WHERE partition = $1 AND seq >= $2 RETURNING seq) SELECT max(seq) AS last FROM gone',
         [this.partition, damage.seq],

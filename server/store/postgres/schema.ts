@@ -3,7 +3,8 @@ import type { Pool } from 'pg';
 /**
  * The tables a cluster keeps in PostgreSQL, each keyed by partition (one leader per partition; one
  * partition today, so that several leaders, each owning a share of the workflows, can come later).
- * - `sb_lease`: who leads, under which epoch, until when (the database's clock).
+ * - `sb_lease`: who leads, under which epoch, until when (the database's clock), and how many
+ *   times the journal was truncated (a node holding records from before that loads again).
  * - `sb_journal`: one row per committed record, its journal line (CRC and JSON) as the embedded
  *   journal writes it, and the epoch of the leader that wrote it.
  * - `sb_snapshot`: every document as of a record; the newest two are kept.
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS sb_tokens (
   partition text PRIMARY KEY,
   grants jsonb NOT NULL
 );
+ALTER TABLE sb_lease ADD COLUMN IF NOT EXISTS truncations bigint NOT NULL DEFAULT 0;
 `;
 
 /** The partition every node uses today. */
