@@ -53,11 +53,14 @@ function advice(url: string, code: string | undefined, message: string): string 
   return 'Is the hub running? Start it with `npx switchboard start`.';
 }
 
-/** A follower's refusal, for when the SDK could not follow it: who the leader is, and what to check. */
-function notLeader(url: string, namespace: string, leader: Leader | null): HubError {
+/**
+ * A follower's refusal, for when the SDK could not follow it: who the leader is, and what to check.
+ * With no leader, the hub's own words too: they may say why none can lead (a damaged journal).
+ */
+function notLeader(url: string, namespace: string, leader: Leader | null, refusal: string): HubError {
   const serves = `the hub at ${url} is a follower in a cluster and serves /${namespace} only on its leader`;
   if (leader) return new HubError('NOT_LEADER', `${serves}, ${leader.nodeId} at ${leader.url}: check that the leader is running and reachable from here`);
-  return new HubError('NOT_LEADER', `${serves}, and it knows no leader right now (a failover may be under way): wait for the cluster to have one, or list every node's URL in \`url\``);
+  return new HubError('NOT_LEADER', `${serves}, and it knows no leader right now (a failover may be under way): wait for the cluster to have one, or list every node's URL in \`url\`. The hub said: ${refusal}`);
 }
 
 /**
@@ -72,7 +75,7 @@ export function connectError(error: ConnectFailure, url: string, namespace: stri
     const refusal = String(data.message ?? error.message);
     if (data.code === 'UNAUTHENTICATED') return new HubError(data.code, `the hub at ${url} refused the token: ${refusal}. ${WHERE_TOKENS_COME_FROM}`);
     if (data.code === 'FORBIDDEN') return new HubError(data.code, `the hub at ${url} refused the token: ${refusal} (${ROLE_NEEDED[namespace] ?? namespace}). ${WHERE_TOKENS_COME_FROM}`);
-    if (data.code === 'NOT_LEADER') return notLeader(url, namespace, leaderOf(error) ?? null);
+    if (data.code === 'NOT_LEADER') return notLeader(url, namespace, leaderOf(error) ?? null, refusal);
     return new HubError(data.code, `the hub at ${url} refused the connection: ${refusal}`);
   }
   if (error.message === 'Invalid namespace') {

@@ -65,6 +65,12 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     expect(Number((await lease()).epoch)).toBe(epochAtFreeze);
     // Said once per node, not at every look at the journal.
     for (const follower of followers) expect(occurrences(follower.current!.output(), named)).toBe(1);
+    // A client that can write nowhere is told why.
+    const nowhere = await connectControl({ url: followers[1]!.url, token: TOKENS.admin, connectTimeoutMs: 500 }).then(
+      (client) => client.close(),
+      (error: Error) => error.message,
+    );
+    expect(nowhere).toContain(named);
 
     // A node that starts is refused, naming the row and the way out.
     const [restartedNode, stayed] = followers as [typeof leader, typeof leader];
