@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import type { ClusterInfo } from '../server/index.ts';
@@ -8,18 +8,13 @@ import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
 import { createHub } from '../server/index.ts';
 import { tempDir, TOKENS } from './helpers/hub.ts';
 import { CLI } from './helpers/process.ts';
-import { postgresSkipReason, startPostgres, type PostgresServer } from './helpers/postgres.ts';
+import { postgresForFile } from './helpers/postgres-file.ts';
+import { postgresSkipReason } from './helpers/postgres.ts';
 
 const skip = postgresSkipReason();
 
-/** One PostgreSQL for the file: each test takes a database of its own (one stops and starts the server). */
-let postgres: PostgresServer;
-beforeAll(async () => {
-  if (!skip) postgres = await startPostgres();
-});
-afterAll(async () => {
-  await postgres?.destroy();
-});
+/** One PostgreSQL for the file: each test takes a database of its own. */
+const postgres = postgresForFile();
 
 describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
 
@@ -30,7 +25,7 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
   });
 
   it('takes writes through any node, and a follower serves mirrors and reports equal to the leader at the same version', async () => {
-    const cluster = await ClusterUnderTest.start(await postgres.newDatabase(), 3);
+    const cluster = await ClusterUnderTest.start(await postgres().newDatabase(), 3);
     const leader = await cluster.leader();
     const followers = cluster.others(leader);
     expect((await clusterInfo(followers[0]!.url))).toMatchObject({ role: 'follower', leader: { nodeId: (await clusterInfo(leader.url))!.nodeId, url: leader.url } });
@@ -89,7 +84,7 @@ const RETRYABLE = new Set(['DISCONNECTED', 'UNAVAILABLE', 'TIMEOUT', 'NOT_LEADER
 describe.skipIf(!!skip)('failover', () => {
 
   it('survives ten kill -9 of the leader under load: no acknowledged change is lost, no order completes twice, every client resumes', async () => {
-    const cluster = await ClusterUnderTest.start(await postgres.newDatabase(), 3, { kpiHistoryLimit: 100_000 });
+    const cluster = await ClusterUnderTest.start(await postgres().newDatabase(), 3, { kpiHistoryLimit: 100_000 });
     const control = await connectControl({ url: cluster.urls, token: TOKENS.admin, requestTimeoutMs: 3000 });
     const wf = await control.createWorkflow({ userQuery: 'kill the leader' });
     await wf.start();
@@ -170,7 +165,7 @@ describe.skipIf(!!skip)('a follower left behind', () => {
 
   it('loads its replica again once the records it missed were folded into snapshots, and its monitors catch up', async () => {
     // Snapshots every few records: the journal rows a frozen follower needs are soon trimmed.
-    const database = await postgres.newDatabase();
+    const database = await postgres().newDatabase();
     const cluster = await ClusterUnderTest.start(database, 2, { snapshotAfterBytes: 1024 });
     const leader = await cluster.leader();
     const [follower] = cluster.others(leader);
@@ -200,7 +195,7 @@ describe.skipIf(!!skip)('PostgreSQL restarted under load', () => {
 
   it('makes the leader answer UNAVAILABLE while it is down, then resume with nothing acknowledged lost', async () => {
     // A lease longer than the outage: the same leader serves before and after.
-    const cluster = await ClusterUnderTest.start(await postgres.newDatabase(), 2, { leaseMs: 8000, leaseRenewMs: 1000 });
+    const cluster = await ClusterUnderTest.start(await postgres().newDatabase(), 2, { leaseMs: 8000, leaseRenewMs: 1000 });
     const leader = await cluster.leader();
     const control = await connectControl({ url: cluster.urls, token: TOKENS.admin, requestTimeoutMs: 3000 });
     const wf = await control.createWorkflow({ userQuery: 'database restart' });
@@ -215,10 +210,10 @@ describe.skipIf(!!skip)('PostgreSQL restarted under load', () => {
       }
     })();
     await untilAcks(() => acked.length >= 20);
-    await postgres.stop();
+    await postgres().stop();
     await untilAcks(() => (failures.get('UNAVAILABLE') ?? 0) > 0);
     const ackedWhileDown = acked.length;
-    await postgres.start();
+    await postgres().start();
     await untilAcks(() => acked.length >= ackedWhileDown + 20, 20_000);
     running = false;
     await load;
@@ -233,7 +228,7 @@ describe.skipIf(!!skip)('PostgreSQL restarted under load', () => {
 describe.skipIf(!!skip)('a leader frozen past its lease', () => {
 
   it('commits and acknowledges nothing once it wakes up, and rejoins as a follower', async () => {
-    const database = await postgres.newDatabase();
+    const database = await postgres().newDatabase();
     const cluster = await ClusterUnderTest.start(database, 3);
     const frozen = await cluster.leader();
     const oldEpoch = (await clusterInfo(frozen.url))!.epoch;

@@ -1,20 +1,16 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl, connectMonitor } from '../client-sdk/index.ts';
 import type { ClusterInfo } from '../server/index.ts';
 import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
 import { TOKENS } from './helpers/hub.ts';
-import { postgresSkipReason, startPostgres, type PostgresServer } from './helpers/postgres.ts';
+import { postgresForFile } from './helpers/postgres-file.ts';
+import { postgresSkipReason } from './helpers/postgres.ts';
 
 const skip = postgresSkipReason();
 
-let postgres: PostgresServer;
-beforeAll(async () => {
-  if (!skip) postgres = await startPostgres();
-});
-afterAll(async () => {
-  await postgres?.destroy();
-});
+/** One PostgreSQL for the file: each test takes a database of its own. */
+const postgres = postgresForFile();
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const occurrences = (text: string, part: string) => text.split(part).length - 1;
@@ -22,7 +18,7 @@ const occurrences = (text: string, part: string) => text.split(part).length - 1;
 describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
 
   it('is named once by each follower, which then never takes the lease over it; a start is refused naming it, --truncate-damaged-journal is the way out, and a leader frozen meanwhile loads again', async () => {
-    const database = await postgres.newDatabase();
+    const database = await postgres().newDatabase();
     const cluster = await ClusterUnderTest.start(database, 3);
     const leader = await cluster.leader();
     const followers = cluster.others(leader);
