@@ -10,6 +10,7 @@ import { tempDir, TOKENS } from './helpers/hub.ts';
 import { CLI } from './helpers/process.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
+import { untilAnswer } from './helpers/wait.ts';
 
 const skip = postgresSkipReason();
 
@@ -254,7 +255,7 @@ describe.skipIf(!!skip)('a leader frozen past its lease', () => {
     frozen.current!.child.kill('SIGCONT');
     const outcomes = await Promise.all(sent);
     expect(outcomes.filter((outcome) => outcome === 'acknowledged')).toEqual([]);
-    const info = await until(async () => {
+    const info = await untilAnswer(async () => {
       const seen = await clusterInfo(frozen.url);
       return seen?.role === 'follower' && seen.leader?.url === successor.url ? seen : undefined;
     });
@@ -272,21 +273,10 @@ describe.skipIf(!!skip)('a leader frozen past its lease', () => {
     expect(newer.length).toBeGreaterThan(0);
     for (const row of newer) expect(Number(row.first)).toBeGreaterThan(Number(old.last));
     // Back as a follower, it holds what the new leader wrote.
-    await until(async () => ((await clusterInfo(frozen.url))?.version === (await clusterInfo(successor.url))?.version ? true : undefined));
+    await untilAnswer(async () => ((await clusterInfo(frozen.url))?.version === (await clusterInfo(successor.url))?.version ? true : undefined));
     await Promise.all([control.close(), stuck.close()]);
   }, 60_000);
 });
-
-/** Resolves with the first defined answer of `look`, asked every few ms; rejects after `timeoutMs`. */
-async function until<T>(look: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const answer = await look();
-    if (answer !== undefined) return answer;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /**
  * Sends a write until it is acknowledged, again after each retryable failure; resolves with when

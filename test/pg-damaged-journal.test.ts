@@ -6,6 +6,7 @@ import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
 import { TOKENS } from './helpers/hub.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
+import { untilAnswer } from './helpers/wait.ts';
 
 const skip = postgresSkipReason();
 
@@ -52,7 +53,7 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     const epochAtFreeze = Number((await lease()).epoch);
     leader.current!.child.kill('SIGSTOP');
     const seen: ClusterInfo[] = [];
-    for (const follower of followers) seen.push(await until(async () => {
+    for (const follower of followers) seen.push(await untilAnswer(async () => {
       const info = await clusterInfo(follower.url);
       return info && info.leader === null ? info : undefined;
     }));
@@ -116,15 +117,4 @@ function outputMatching(process: { waitForOutput(pattern: RegExp): Promise<strin
     timer = setTimeout(() => reject(new Error(`no output matching ${pattern} within ${timeoutMs} ms:\n${process.output().slice(-2000)}`)), timeoutMs);
   });
   return Promise.race([process.waitForOutput(pattern), late]).finally(() => clearTimeout(timer));
-}
-
-/** Resolves with the first defined answer of `look`, asked every few ms; rejects after `timeoutMs`. */
-async function until<T>(look: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const answer = await look();
-    if (answer !== undefined) return answer;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

@@ -37,3 +37,17 @@ export async function untilTrue(predicate: () => boolean, what: string, timeoutM
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+/**
+ * Resolves with the first defined answer of `look`, asked every few ms: for what another process
+ * says when asked (a cluster node's GET /cluster), which pushes no event. Rejects after `timeoutMs`.
+ */
+export async function untilAnswer<T>(look: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await look();
+    if (answer !== undefined) return answer;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
