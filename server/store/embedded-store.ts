@@ -61,7 +61,11 @@ export class EmbeddedStore implements Store {
       const dir = this.options.dataDir;
       const recovered = await recover(dir, { truncateDamaged: this.options.truncateDamagedJournal ?? false });
       for (const warning of recovered.warnings) this.options.onWarning(warning);
-      this.journal = Journal.create(dir, recovered.lastSegment, this.options.fsync);
+      // The segments recovery replayed are not in the snapshot: a run killed before its journal
+      // reached the threshold leaves them, and they count toward the next one (else a hub that
+      // crashes often would never snapshot, and each start would replay more).
+      const carried = listSegments(dir).reduce((bytes, n) => bytes + statSync(join(dir, segmentName(n))).size, 0);
+      this.journal = Journal.create(dir, recovered.lastSegment, this.options.fsync, carried);
       this.index = recovered.snapshotIndex;
       let snapshot = recovered.snapshot;
       if (recovered.oldSnapshot) {

@@ -89,13 +89,18 @@ export class Journal {
     private readonly dir: string,
     private segment: number,
     private readonly fsync: boolean,
+    carried: number,
   ) {
     this.fd = openSync(join(dir, segmentName(segment)), 'wx');
+    this.bytesSinceSnapshot = carried;
   }
 
-  /** Opens a new segment after the highest existing one. */
-  static create(dir: string, afterSegment: number, fsync: boolean): Journal {
-    return new Journal(dir, afterSegment + 1, fsync);
+  /**
+   * Opens a new segment after the highest existing one. `carried`: the bytes of the earlier
+   * segments no snapshot holds yet (what a crash left), which count toward the next snapshot.
+   */
+  static create(dir: string, afterSegment: number, fsync: boolean, carried = 0): Journal {
+    return new Journal(dir, afterSegment + 1, fsync, carried);
   }
 
   /** The segment being written. */
@@ -103,7 +108,7 @@ export class Journal {
     return this.segment;
   }
 
-  /** Bytes appended since the last rotation. */
+  /** Bytes no snapshot holds yet: appended since the last rotation, and any carried over at start-up. */
   get size(): number {
     return this.bytesSinceSnapshot;
   }
