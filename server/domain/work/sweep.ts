@@ -3,6 +3,7 @@ import { failAttempt, withdrawOffer } from './attempts.ts';
 import type { CommandContext } from '../machinery/context.ts';
 import { FINAL_STATES, finishOrder } from './work-orders.ts';
 import { reviewAgent } from './unservable.ts';
+import { orderKey } from './work-index.ts';
 
 /**
  * The hub's periodic check, with the clock it is given: offers past their accept deadline go to
@@ -71,7 +72,8 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     const order = orderOf(due.workflowId, due.workOrderId);
     if (order?.state === 'queued' && order.notBefore !== null && order.notBefore <= now) {
       t.tx.set(order.workflowId, ['workOrders', order.id, 'notBefore'], null);
-      work.enqueue(order, now);
+      // Already in the queue when its backoff ended while the hub was down (WorkIndex.enqueue).
+      if (!work.queued.has(orderKey(order.workflowId, order.id))) work.enqueue(order, now);
     }
   }
 

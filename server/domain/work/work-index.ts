@@ -129,9 +129,11 @@ export class WorkIndex {
    * newly ready for the scheduler unless `fresh` is false (a rebuild, which looks at none).
    */
   enqueue(order: WorkOrder, now: number, { fresh = true }: { fresh?: boolean } = {}): void {
-    if (order.notBefore !== null && order.notBefore > now) {
+    if (order.notBefore !== null) {
+      // Backing off: the sweep queues it, and clears its notBefore, once that time comes. One whose
+      // time came while the hub was down is queued now; the first sweep clears its notBefore.
       this.delayed.push({ at: order.notBefore, workflowId: order.workflowId, workOrderId: order.id });
-      return;
+      if (order.notBefore > now) return;
     }
     const keyOfOrder = orderKey(order.workflowId, order.id);
     this.leaveBucket(keyOfOrder);
