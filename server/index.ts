@@ -316,11 +316,13 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).
     serve = router;
-    const sweeper = setInterval(() => {
+    const sweep = () =>
       writer.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
         if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) logger.error({ err: error }, 'sweep failed');
       });
-    }, options.sweepIntervalMs);
+    // After the I/O waiting at that moment: a hub that was paused (a VM, SIGSTOP, a long stall)
+    // first reads the heartbeats and answers that arrived meanwhile, then judges leases and offers.
+    const sweeper = setInterval(() => setImmediate(sweep), options.sweepIntervalMs);
     sweeper.unref();
     stops.push(() => clearInterval(sweeper));
     // The archive's index is read now that the hub serves (requests that need it wait for it).
