@@ -30,7 +30,8 @@ interface OpenTransfer {
 
 /**
  * Reply bodies too big for one socket.io message, held for the socket that asked until it has read
- * every part (or leaves, or stops reading for a minute). Parts are shared, never copied: twenty
+ * every part (or leaves, or stops reading for a minute); nothing is held for a socket that left
+ * before its reply was ready. Parts are shared, never copied: twenty
  * monitors that subscribe to a big workflow at one version read the same buffers. What all
  * transfers hold is bounded: past MAX_HELD_BYTES the oldest go (their readers get NOT_FOUND and
  * ask again), so monitors that ask and never read cannot fill the hub's memory.
@@ -47,6 +48,8 @@ export class Transfers {
 
   /** Holds `parts` for `socket` and says how to read them. */
   offer(socket: Socket, parts: readonly Buffer[]): Transfer {
+    // Its 'disconnect' has fired already: held, the transfer would wait out the sweep, and its socket's entry stay for good.
+    if (socket.disconnected) throw new HubError('UNAVAILABLE', 'the connection closed before the reply was ready');
     const id = `tr_${randomBytes(9).toString('base64url')}`;
     let ids = this.bySocket.get(socket.id);
     if (!ids) {

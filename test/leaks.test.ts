@@ -1,0 +1,108 @@
+import type { Socket as ClientSocket } from 'socket.io-client';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
+import { CreateWorkOrdersInput } from '../shared/schemas/work-order.ts';
+import type { Actor } from '../server/domain/machinery/actor.ts';
+import { AgentTransport } from '../server/transport/agent.ts';
+import { Transfers } from '../server/transport/transfers.ts';
+import { WorkflowReads } from '../server/workflow-reads.ts';
+import type { RunningHub } from '../server/index.ts';
+import { startHub } from './helpers/hub.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
+import { logRecorder } from './helpers/log-recorder.ts';
+import { connectRaw } from './helpers/raw-socket.ts';
+import { deferred, untilTrue } from './helpers/wait.ts';
+
+// Leak tests: a hub that runs for months must come back to its baseline once clients have come and
+// gone. They look at the sizes of the hub's own structures (a property of cost, so internals are fair game).
+
+/** The methods as they are, before any test wraps them. */
+const offer = Transfers.prototype.offer;
+const read = WorkflowReads.prototype.read;
+
+const ADMIN: Actor = { role: 'admin', name: 'leak-test' };
+
+/** The instances of a class the hub made, caught as one of its methods is first called. */
+function instancesOf<T extends object>(proto: T, method: keyof T & string): Set<T> {
+  const seen = new Set<T>();
+  const original = proto[method] as unknown as (...args: unknown[]) => unknown;
+  vi.spyOn(proto as Record<string, unknown>, method as never).mockImplementation(function (this: T, ...args: unknown[]) {
+    seen.add(this);
+    return original.apply(this, args);
+  } as never);
+  return seen;
+}
+
+/** A private field of an object, for counting entries. */
+const field = <T>(object: object, name: string): T => (object as Record<string, T>)[name]!;
+
+/** A workflow whose JSON is past INLINE_REPLY_BYTES (1 MB): it is answered as a transfer. */
+async function bigWorkflow(hub: RunningHub, id: string): Promise<void> {
+  await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id, userQuery: 'big' }), actor: ADMIN });
+  for (let batch = 0; batch < 2; batch++) {
+    const orders = Array.from({ length: 1000 }, (_, i) => ({ id: `o${batch}-${i}`, taskType: 't', input: { text: 'x'.repeat(700) } }));
+    await hub.dispatch({ type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId: id, orders }), actor: ADMIN });
+  }
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('what the hub holds per connection', () => {
+  it('holds nothing for a connection that closed before its big reply was ready', async () => {
+    const transfers = instancesOf(Transfers.prototype, 'offer');
+    vi.spyOn(WorkflowReads.prototype, 'read');
+    const offered = deferred();
+    const log = logRecorder('info');
+    const hub = await startHub({}, { logger: log.logger });
+    await bigWorkflow(hub, 'big');
+
+    // Baseline: one connection that reads a big reply whole, then leaves.
+    const reader = await connectRaw(hub.url, 'control');
+    const whole = await reader.emitWithAck('workflow.get', { workflowId: 'big' });
+    expect(whole.data.transfer.parts).toBeGreaterThan(1);
+    for (let part = 0; part < whole.data.transfer.parts; part++) expect((await reader.emitWithAck('transfer.read', { id: whole.data.transfer.id, part })).ok).toBe(true);
+    const [instance] = [...transfers];
+    const sizes = () => ({ open: field<Map<string, unknown>>(instance!, 'open').size, bySocket: field<Map<string, unknown>>(instance!, 'bySocket').size, held: field<number>(instance!, 'held') });
+    const readerId = reader.id;
+    reader.disconnect();
+    await log.until('client disconnected', { socketId: readerId });
+    expect(sizes()).toEqual({ open: 0, bySocket: 0, held: 0 });
+
+    // 20 connections that ask for the big workflow and close before it is ready.
+    const gone: ClientSocket[] = [];
+    // workflow.get waits once it has begun, so that each connection closes while its reply is under way.
+    const slow = deferred();
+    const entered = deferred();
+    let entries = 0;
+    vi.mocked(WorkflowReads.prototype.read).mockImplementation(async function (this: WorkflowReads, ...args: Parameters<WorkflowReads['read']>) {
+      if (++entries === 20) entered.resolve();
+      await slow.promise;
+      return read.apply(this, args) as never;
+    } as never);
+    let offers = 0;
+    vi.mocked(Transfers.prototype.offer).mockImplementation(function (this: Transfers, ...args: Parameters<Transfers['offer']>) {
+      try {
+        return offer.apply(this, args);
+      } finally {
+        if (++offers === 20) offered.resolve();
+      }
+    });
+    for (let i = 0; i < 20; i++) {
+      const socket = await connectRaw(hub.url, 'control');
+      void socket.emitWithAck('workflow.get', { workflowId: 'big' }).catch(() => undefined);
+      gone.push(socket);
+    }
+    await entered.promise;
+    for (const socket of gone) {
+      const id = socket.id ?? '';
+      socket.disconnect();
+      await log.until('client disconnected', { socketId: id });
+    }
+    slow.resolve();
+    await offered.promise;
+    await hub.settle();
+    expect(sizes()).toEqual({ open: 0, bySocket: 0, held: 0 });
+  });
+});
