@@ -1,14 +1,15 @@
 import type { Socket as ClientSocket } from 'socket.io-client';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
 import { CreateWorkOrdersInput } from '../shared/schemas/work-order.ts';
 import type { Actor } from '../server/domain/machinery/actor.ts';
 import { AgentTransport } from '../server/transport/agent.ts';
 import { Transfers } from '../server/transport/transfers.ts';
 import { WorkflowReads } from '../server/workflow-reads.ts';
-import type { RunningHub } from '../server/index.ts';
-import { startHub } from './helpers/hub.ts';
-import { hubWithHeldWrites } from './helpers/held-writes.ts';
+import { EmbeddedStore, type RunningHub } from '../server/index.ts';
+import type { HubState } from '../server/domain/machinery/state.ts';
+import { startHub, tempDir } from './helpers/hub.ts';
+import { HeldWrites } from './helpers/held-writes.ts';
 import { logRecorder } from './helpers/log-recorder.ts';
 import { connectRaw } from './helpers/raw-socket.ts';
 import { deferred, untilTrue } from './helpers/wait.ts';
@@ -104,5 +105,48 @@ describe('what the hub holds per connection', () => {
     await offered.promise;
     await hub.settle();
     expect(sizes()).toEqual({ open: 0, bySocket: 0, held: 0 });
+  });
+});
+
+describe('what the hub holds per agent', () => {
+  it('lets an agent go whose old connection closed while a new one’s registration failed', async () => {
+    const transports = instancesOf(AgentTransport.prototype, 'handlers');
+    const log = logRecorder('info');
+    const dataDir = tempDir();
+    const store = new HeldWrites(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+    const hub = await startHub({ dataDir, graceMs: 50, forgetAgentsAfterMs: 100, sweepIntervalMs: 20 }, { store, logger: log.logger });
+    onTestFinished(() => store.release());
+    const [transport] = [...transports];
+    const sockets = field<Map<string, unknown>>(transport!, 'sockets');
+    const work = (hub.state as unknown as HubState).work;
+    const closeAndWait = async (socket: ClientSocket) => {
+      const id = socket.id;
+      socket.disconnect();
+      await log.until('client disconnected', { socketId: id });
+    };
+
+    // The agent is connected over `old`; it registers again over `fresh` (its old connection half-open, as after a network change).
+    const old = await connectRaw(hub.url, 'agent');
+    expect((await old.emitWithAck('agent.register', { agentId: 'roaming', agentType: 'w' })).ok).toBe(true);
+    store.hold();
+    const fresh = await connectRaw(hub.url, 'agent');
+    // Something changed (its capabilities), so the registration is written.
+    const again = fresh.emitWithAck('agent.register', { agentId: 'roaming', agentType: 'w', capabilities: ['gpu'] });
+    await store.holding.promise;
+    // The old connection closes while the registration is being written; then the write fails, and the agent gives up.
+    await closeAndWait(old);
+    store.fail();
+    expect((await again).error.code).toBe('UNAVAILABLE');
+    await closeAndWait(fresh);
+
+    // Nothing is connected: the agent goes offline after graceMs and is forgotten after forgetAgentsAfterMs.
+    expect(sockets.size).toBe(0);
+    await untilTrue(() => Object.keys(hub.state.agents ?? {}).length === 0, 'the agent forgotten');
+    expect({ connected: work.connected.size, disconnected: work.disconnected.size, available: work.availableAgents().size, offline: work.offline.size }).toEqual({
+      connected: 0,
+      disconnected: 0,
+      available: 0,
+      offline: 0,
+    });
   });
 });

@@ -81,8 +81,11 @@ export class AgentTransport {
     } catch (error) {
       session.actor = previousActor;
       if (this.sockets.get(input.agentId) === socket) {
-        if (previous) this.sockets.set(input.agentId, previous);
+        if (previous?.connected) this.sockets.set(input.agentId, previous);
         else this.sockets.delete(input.agentId);
+        // The previous connection closed meanwhile and left its disconnect to this one, which now
+        // does not take over: record it, or the agent would count as connected for good.
+        if (previous?.disconnected) this.recordDisconnect(input.agentId, sessionOf(previous).actor);
       }
       throw error;
     }
@@ -95,9 +98,14 @@ export class AgentTransport {
     const agentId = session.actor.agentId;
     if (!agentId || this.sockets.get(agentId) !== socket) return;
     this.sockets.delete(agentId);
+    this.recordDisconnect(agentId, session.actor);
+  }
+
+  /** Records that an agent's connection is gone: it waits out its grace period. */
+  private recordDisconnect(agentId: string, actor: Actor): void {
     // A node that stopped leading closes its agents: the next leader counts them as gone until they register there.
     if (this.hub.currentRole !== 'leader') return;
-    this.hub.dispatch({ type: 'agent.disconnect', input: { agentId }, actor: session.actor }).catch((error: Error) => {
+    this.hub.dispatch({ type: 'agent.disconnect', input: { agentId }, actor }).catch((error: Error) => {
       this.log.warn({ err: error, agentId }, 'could not record agent disconnect');
     });
   }
