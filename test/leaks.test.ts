@@ -26,11 +26,12 @@ const ADMIN: Actor = { role: 'admin', name: 'leak-test' };
 /** The instances of a class the hub made, caught as one of its methods is first called. */
 function instancesOf<T extends object>(proto: T, method: keyof T & string): Set<T> {
   const seen = new Set<T>();
-  const original = proto[method] as unknown as (...args: unknown[]) => unknown;
-  vi.spyOn(proto as Record<string, unknown>, method as never).mockImplementation(function (this: T, ...args: unknown[]) {
+  const original = proto[method] as (...args: unknown[]) => unknown;
+  const target = proto as unknown as Record<string, (...args: unknown[]) => unknown>;
+  vi.spyOn(target, method).mockImplementation(function (this: T, ...args: unknown[]) {
     seen.add(this);
     return original.apply(this, args);
-  } as never);
+  });
   return seen;
 }
 
