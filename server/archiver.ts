@@ -3,6 +3,7 @@ import type { WorkflowStatus } from '../shared/schemas/workflow.ts';
 import { isEnded } from './domain/machinery/context.ts';
 import { summarize } from './domain/workflows/summary.ts';
 import type { Logger } from './logger.ts';
+import type { ReportRenderer } from './reports/report-renderer.ts';
 import { pinnedLines } from './pinned-json.ts';
 import type { StateWriter } from './state-writer.ts';
 import { headerOf, type WorkflowArchive } from './store/archive.ts';
@@ -51,6 +52,8 @@ export class Archiver {
     private readonly reads: WorkflowReads,
     private readonly options: ArchiverOptions,
     private readonly log: Logger,
+    /** Told of workflows deleted from the archive, so that it lets go of their rendered reports. */
+    private readonly renderer?: Pick<ReportRenderer, 'forget'>,
   ) {
     hub.onRollback(() => this.rollbacks++);
     this.timer = setInterval(() => void this.pass(), options.intervalMs);
@@ -75,6 +78,7 @@ export class Archiver {
     const ids = gone.map((item) => item.workflowId);
     await this.archive.remove(ids);
     this.reads.forget(ids);
+    this.renderer?.forget(ids);
     return gone;
   }
 

@@ -229,11 +229,13 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
           new Promise<void>((done) => io.close(() => done())),
     );
     const reads = new WorkflowReads(writer, store.archive, options.agingMs);
+    const renderer = new ReportRenderer();
+    stops.push(() => renderer.close());
     const archiver = new Archiver(writer, store.archive, reads, {
       keepFinishedMs: options.keepFinishedMs,
       retentionMs: options.retentionMs,
       intervalMs: options.sweepIntervalMs,
-    }, logger);
+    }, logger, renderer);
     stops.push(() => archiver.close());
     // Assigned once the node listens (it must know its URL to lead); until then it follows.
     let cluster: ClusterNode | undefined;
@@ -248,8 +250,6 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     const common = { tokens, rateLimit: options.rateLimit, log: logger };
     const transfers = new Transfers();
     stops.push(() => transfers.close());
-    const renderer = new ReportRenderer();
-    stops.push(() => renderer.close());
     const controlParts = { hub: writer, reads, archiver, files, hubDirectory, openLineageProducer: options.openLineageProducer, renderer, transfers };
     bindNamespace(io.of('/control'), contract.control, controlHandlers(controlParts), { ...common, roles: ['admin'], redirect: writersOnly });
     const agents = new AgentTransport(writer, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));

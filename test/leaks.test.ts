@@ -4,6 +4,7 @@ import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
 import { CreateWorkOrdersInput } from '../shared/schemas/work-order.ts';
 import type { Actor } from '../server/domain/machinery/actor.ts';
 import { AgentTransport } from '../server/transport/agent.ts';
+import { ReportRenderer } from '../server/reports/report-renderer.ts';
 import { Transfers } from '../server/transport/transfers.ts';
 import { WorkflowReads } from '../server/workflow-reads.ts';
 import { EmbeddedStore, type RunningHub } from '../server/index.ts';
@@ -149,5 +150,24 @@ describe('what the hub holds per agent', () => {
       available: 0,
       offline: 0,
     });
+  });
+});
+
+describe('what the hub holds per finished workflow', () => {
+  it('keeps no rendered report of a workflow deleted from the archive', async () => {
+    const renderers = instancesOf(ReportRenderer.prototype, 'render');
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 20 });
+    await bigWorkflow(hub, 'reported');
+    const client = await connectRaw(hub.url, 'control');
+    const report = await client.emitWithAck('workflow.report', { workflowId: 'reported', format: 'json' });
+    expect(report.ok).toBe(true);
+    const [renderer] = [...renderers];
+    const kept = field<Map<string, unknown>>(renderer!, 'kept');
+    expect(kept.size).toBe(1);
+    await hub.dispatch({ type: 'workflow.cancel', input: { workflowId: 'reported' }, actor: ADMIN });
+    await untilTrue(() => !hub.state.workflows.has('reported'), 'the workflow archived');
+    const pruned = await client.emitWithAck('archive.prune', { olderThanMs: 0 });
+    expect(pruned.data.removed.map((item: { workflowId: string }) => item.workflowId)).toEqual(['reported']);
+    expect(kept.size).toBe(0);
   });
 });

@@ -124,6 +124,12 @@ export class ReportRenderer {
     });
   }
 
+  /** Drops the reports kept of workflows deleted from the archive (by retention or prune): nobody can ask for them again. */
+  forget(workflowIds: readonly string[]): void {
+    const gone = new Set(workflowIds);
+    for (const key of [...this.kept.keys()]) if (gone.has(key.slice(0, key.indexOf('\u0000')))) this.kept.delete(key);
+  }
+
   /** Stops the worker. */
   async close(): Promise<void> {
     clearTimeout(this.idle);
