@@ -6,10 +6,12 @@ import type { Actor } from '../server/domain/machinery/actor.ts';
 import { AgentTransport } from '../server/transport/agent.ts';
 import { ReportRenderer } from '../server/reports/report-renderer.ts';
 import { Transfers } from '../server/transport/transfers.ts';
+import { PatchStream } from '../server/transport/patch-stream.ts';
+import type { Namespace } from 'socket.io';
 import { WorkflowReads } from '../server/workflow-reads.ts';
 import { EmbeddedStore, type RunningHub } from '../server/index.ts';
 import type { HubState } from '../server/domain/machinery/state.ts';
-import { startHub, tempDir } from './helpers/hub.ts';
+import { monitor, startHub, tempDir } from './helpers/hub.ts';
 import { HeldWrites } from './helpers/held-writes.ts';
 import { logRecorder } from './helpers/log-recorder.ts';
 import { connectRaw } from './helpers/raw-socket.ts';
@@ -169,5 +171,36 @@ describe('what the hub holds per finished workflow', () => {
     const pruned = await client.emitWithAck('archive.prune', { olderThanMs: 0 });
     expect(pruned.data.removed.map((item: { workflowId: string }) => item.workflowId)).toEqual(['reported']);
     expect(kept.size).toBe(0);
+  });
+});
+
+describe('what the hub holds per monitor', () => {
+  it('comes back to its rooms and streams once monitors that followed documents, views and everything have left', async () => {
+    const streams = instancesOf(PatchStream.prototype, 'subscribe');
+    const hub = await startHub();
+    await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'watched', userQuery: 'q' }), actor: ADMIN });
+    const first = await monitor(hub);
+    await first.subscribe('watched');
+    const [stream] = [...streams];
+    const nsp = field<Namespace>(stream!, 'nsp');
+    const docs = field<Map<string, unknown>>(stream!, 'docs');
+    await first.close();
+    await untilTrue(() => nsp.sockets.size === 0, 'the first monitor gone');
+    const baseline = { sockets: 0, rooms: nsp.adapter.rooms.size, docs: docs.size };
+    const monitors = await Promise.all(Array.from({ length: 50 }, () => monitor(hub)));
+    await Promise.all(
+      monitors.map(async (m, i) => {
+        await m.subscribe('watched');
+        await m.subscribe('@agents');
+        if (i % 2) await m.subscribeAll();
+        await m.subscribe('watched', { view: { kind: 'summary' } });
+      }),
+    );
+    expect(nsp.sockets.size).toBe(50);
+    await Promise.all(monitors.map((m) => m.close()));
+    await untilTrue(() => nsp.sockets.size === 0, 'every monitor gone');
+    // Two streams more, whatever the number of monitors: @agents (followed once, kept like every document's) and the
+    // summary view's, until it has been idle for VIEW_IDLE_MS.
+    expect({ sockets: nsp.sockets.size, rooms: nsp.adapter.rooms.size, docs: docs.size }).toEqual({ ...baseline, docs: baseline.docs + 2 });
   });
 });
