@@ -169,7 +169,7 @@ export class ClusterNode {
       return;
     }
     this.epoch = epoch;
-    this.store.fence = { owner: this.settings.nodeId, epoch };
+    await this.store.lead({ owner: this.settings.nodeId, epoch });
     this.role = 'leader';
     this.leader = { nodeId: this.settings.nodeId, url: this.settings.advertiseUrl };
     await this.writer.promote();

@@ -175,6 +175,21 @@ export class PostgresStore implements Store {
     this.bytesSinceSnapshot += records.length;
   }
 
+  /**
+   * Appends from now on under `fence` (this node took the lease). The journal rows no snapshot holds
+   * yet, whoever wrote them, count toward the next snapshot: else a cluster whose leaders change
+   * more often than the threshold is reached would never take one, and its journal would only grow.
+   */
+  async lead(fence: Fence): Promise<void> {
+    const { rows } = await this.pool.query<{ bytes: string }>(
+      `SELECT coalesce(sum(octet_length(line) + 1), 0) AS bytes FROM sb_journal
+       WHERE partition = $1 AND seq > coalesce((SELECT max(seq) FROM sb_snapshot WHERE partition = $1), 0)`,
+      [this.partition],
+    );
+    this.bytesSinceSnapshot = Number(rows[0]!.bytes);
+    this.fence = fence;
+  }
+
   snapshotDue(): boolean {
     return this.fence !== undefined && this.bytesSinceSnapshot >= snapshotThreshold(this.options, this.snapshotBytes) && !this.snapshotting;
   }
