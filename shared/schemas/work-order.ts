@@ -80,7 +80,10 @@ export const WorkOrder = z.object({
   state: WorkOrderState,
   createdAt: Timestamp,
   updatedAt: Timestamp,
-  /** When it last became queued; the age that lifts its priority counts from here. */
+  /**
+   * When it first became queued; the age that lifts its priority counts from here, so an order
+   * declined, withdrawn or retried keeps its place in the queue.
+   */
   queuedAt: Timestamp.nullable(),
   firstQueuedAt: Timestamp.nullable(),
   /** Retry backoff: not offered before this time. */
