@@ -60,7 +60,8 @@ export interface HubParts {
   /**
    * An HTTP server of your application to share. socket.io attaches to it (its `/socket.io/`
    * requests never reach your handler); your handler passes the requests it does not serve to
-   * `hub.handle(req, res)`; you call `listen` (`port` and `host` are then ignored) and close it.
+   * `hub.handle(req, res)`; you call `listen` (`port` and `host` are then ignored) and close it. The hub's
+   * `close()` takes socket.io off it again, and `handle` answers 503 from then on.
    */
   server?: HttpServer;
 }
@@ -100,6 +101,32 @@ export interface RunningHub {
   stats(): { stalledSubscribers: number };
   /** Stops listening, finishes pending writes, snapshots and releases the data directory. */
   close(): Promise<void>;
+}
+
+/** The events of an HTTP server socket.io (engine.io) listens to once attached. */
+const ATTACH_EVENTS = ['request', 'upgrade', 'close', 'listening'] as const;
+
+/**
+ * Takes socket.io off an application's server: removes the listeners it added and puts back the
+ * request listeners it had wrapped (engine.io replaces them with one that calls them), in place.
+ * Left attached, a closed hub's engine would still answer `/socket.io/` (and keep the hub in
+ * memory), and a hub attached to the server later would never get its connections.
+ */
+function detach(server: HttpServer, before: ReadonlyMap<(typeof ATTACH_EVENTS)[number], Function[]>): void {
+  for (const [event, had] of before) {
+    const current = server.rawListeners(event);
+    const added = current.filter((listener) => !had.includes(listener));
+    if (event !== 'request') {
+      for (const listener of added) server.removeListener(event, listener as (...args: unknown[]) => void);
+      continue;
+    }
+    // The wrapper stands where the listeners it wraps were (raw listeners: a `once` stays one).
+    const wrapped = had.filter((listener) => !current.includes(listener));
+    server.removeAllListeners(event);
+    for (const listener of current.flatMap((listener) => (added.includes(listener) ? (listener === added[0] ? wrapped : []) : [listener]))) {
+      server.on(event, listener as (...args: unknown[]) => void);
+    }
+  }
 }
 
 /** A hub without a cluster, described as one: its own leader, at epoch 0. */
@@ -219,12 +246,14 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   };
   try {
     const startedAt = writer.now();
+    // The listeners socket.io puts on the server, so that a shared one is given back as it was.
+    const listenersBefore = new Map(ATTACH_EVENTS.map((event) => [event, http.rawListeners(event)]));
     const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false, parser: hubParser });
     batchWebSocketWrites(io);
     stops.push(() =>
       parts.server
-        ? // The application owns its server: only the hub's connections end.
-          (io.disconnectSockets(true), io.engine.close())
+        ? // The application owns its server: only the hub's connections end, and socket.io lets go of it.
+          (io.disconnectSockets(true), io.engine.close(), detach(parts.server, listenersBefore))
         : // Closing the transport (not each socket) lets clients reconnect to the next hub.
           new Promise<void>((done) => io.close(() => done())),
     );
@@ -353,7 +382,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       get port() {
         return address()?.port ?? 0;
       },
-      handle: router,
+      handle: (req, res) => serve(req, res),
       get tokens() {
         return grantsInForce;
       },
@@ -373,7 +402,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       cluster: clusterInfo,
       stats: () => ({ stalledSubscribers: patches.stalledCount }),
       close: () =>
-        (closing ??= stopAll().then(() => {
+        (closing ??= ((serve = refuseAll(new HubError('UNAVAILABLE', 'the hub is closed'))), stopAll()).then(() => {
           logger.info('hub closed');
         })),
     };
