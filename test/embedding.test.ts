@@ -1,14 +1,22 @@
 import { once } from 'node:events';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { connectControl } from '../client-sdk/index.ts';
+import type { Actor } from '../server/domain/machinery/actor.ts';
 import { createHub, type RunningHub } from '../server/index.ts';
-import { GRANTS, tempDir, TOKENS } from './helpers/hub.ts';
+import type { PinnedJson } from '../server/pinned-json.ts';
+import { ReportRenderer } from '../server/reports/report-renderer.ts';
+import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
+import { CreateWorkOrdersInput } from '../shared/schemas/work-order.ts';
+import { GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { rawGet } from './helpers/http.ts';
+import { deferred } from './helpers/wait.ts';
 
 // The hub as an application embeds it: createHub's options, its lifecycle and a shared server.
 
+const ADMIN: Actor = { role: 'admin', name: 'embedding-test' };
 const EVENTS = ['request', 'upgrade', 'close', 'listening'] as const;
 const listenerCounts = (server: HttpServer) => Object.fromEntries(EVENTS.map((event) => [event, server.listenerCount(event)]));
 
@@ -63,5 +71,57 @@ describe('a hub on a shared server', () => {
     onTestFinished(() => again.close());
     expect((await again.listWorkflows()).items.map((w) => w.id)).toEqual([wf.id]);
     expect((await rawGet(url, '/app')).body).toBe('from the app');
+  });
+});
+
+describe('closing a hub', () => {
+  it('answers a big report being sent to the worker when close stops it, without an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const record = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', record);
+    onTestFinished(() => void process.off('unhandledRejection', record));
+
+    const hub = await startHub();
+    await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'big', userQuery: 'big' }), actor: ADMIN });
+    // Past the 256 KB rendered on the event loop: rendered in the worker.
+    const orders = Array.from({ length: 500 }, (_, i) => ({ id: `o${i}`, taskType: 't', input: { text: 'x'.repeat(1000) } }));
+    await hub.dispatch({ type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId: 'big', orders }), actor: ADMIN });
+
+    // The workflow's JSON goes to the worker a chunk at a time; after the first, it waits until the worker has stopped.
+    const firstChunkSent = deferred();
+    const workerStopped = deferred();
+    const proto = ReportRenderer.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const renderInWorker = proto.renderInWorker!;
+    vi.spyOn(proto, 'renderInWorker').mockImplementation(function (this: ReportRenderer, pinned: unknown, ...rest: unknown[]) {
+      const { chunks, ...others } = pinned as PinnedJson;
+      async function* gated() {
+        let first = true;
+        for await (const chunk of chunks) {
+          yield chunk;
+          if (!first) continue;
+          first = false;
+          firstChunkSent.resolve();
+          await workerStopped.promise;
+          // The rest come on later turns of the event loop, as the time-sliced serialiser gives them.
+          await new Promise((next) => setImmediate(next));
+        }
+      }
+      return renderInWorker.call(this, { ...others, chunks: gated() }, ...rest);
+    });
+    const startedWorker = proto.startedWorker!;
+    vi.spyOn(proto, 'startedWorker').mockImplementation(function (this: ReportRenderer) {
+      const worker = startedWorker.call(this) as Worker;
+      worker.once('exit', () => workerStopped.resolve());
+      return worker;
+    });
+
+    const report = rawGet(hub.url, '/api/workflows/big/report.json', TOKENS.admin);
+    await firstChunkSent.promise;
+    await hub.close();
+    // Refused as the hub going away, not as a broken worker, and nothing was left unhandled.
+    const reply = await report;
+    expect(unhandled).toEqual([]);
+    expect(reply.status).toBe(503);
+    expect(JSON.parse(reply.body).error.code).toBe('UNAVAILABLE');
   });
 });

@@ -63,6 +63,7 @@ export class ReportRenderer {
   private readonly waiting = new Map<string, { formats: Set<ReportFormat>; result: Promise<ReadonlyMap<ReportFormat, RenderedReport>> }>();
   /** The latest big reports of the last few workflows, by format, and the version they describe. */
   private readonly kept = new Map<string, { version: number; reports: Map<ReportFormat, RenderedReport> }>();
+  private closed = false;
 
   /**
    * The reports of `workflowId` in `formats`, of the version it is at when called, or later: a big
@@ -130,8 +131,9 @@ export class ReportRenderer {
     for (const key of [...this.kept.keys()]) if (gone.has(key.slice(0, key.indexOf('\u0000')))) this.kept.delete(key);
   }
 
-  /** Stops the worker. */
+  /** Stops the worker; renders waiting for it are refused (UNAVAILABLE), and none starts one again. */
   async close(): Promise<void> {
+    this.closed = true;
     clearTimeout(this.idle);
     this.kept.clear();
     const worker = this.worker;
@@ -145,9 +147,16 @@ export class ReportRenderer {
     formats: readonly ReportFormat[],
     generatedBy: string | undefined,
   ): Promise<RenderedReport[]> {
+    if (this.closed) {
+      release();
+      throw new HubError('UNAVAILABLE', 'the hub is shutting down');
+    }
     const worker = this.startedWorker();
     const job = this.nextJob++;
     const done = new Promise<RenderedReport[]>((resolve, reject) => this.pending.set(job, { resolve, reject }));
+    // The worker may stop (the hub closing, a crash) while the chunks are still being sent, before
+    // anyone awaits `done`: its rejection is handled here, and thrown below.
+    done.catch(() => undefined);
     try {
       for await (const chunk of chunks) {
         // A chunk with an ArrayBuffer of its own moves to the worker; a small pooled one is copied.
@@ -185,7 +194,8 @@ export class ReportRenderer {
     });
     const fail = (error: Error) => {
       if (this.worker === worker) this.worker = undefined;
-      for (const pending of this.pending.values()) pending.reject(new HubError('INTERNAL', `the report worker stopped: ${error.message}`));
+      const reason = this.closed ? new HubError('UNAVAILABLE', 'the hub is shutting down') : new HubError('INTERNAL', `the report worker stopped: ${error.message}`);
+      for (const pending of this.pending.values()) pending.reject(reason);
       this.pending.clear();
     };
     worker.on('error', fail);
