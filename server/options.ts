@@ -90,6 +90,8 @@ export const HubOptions = z.strictObject({
   /** Log level; logs are JSON lines on stdout. */
   logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 })
+  // Both given, tokensFile would be ignored (and so would its reloads): say so rather than guess.
+  .refine((options) => !(options.tokens && options.tokensFile), { message: 'give tokens or tokensFile, not both', path: ['tokensFile'] })
   .refine((options) => options.leaseRenewMs < options.leaseMs, { message: 'leaseRenewMs must be less than leaseMs', path: ['leaseRenewMs'] })
   .refine((options) => options.backoffBaseMs <= options.backoffMaxMs, { message: 'backoffBaseMs must be at most backoffMaxMs', path: ['backoffBaseMs'] });
 

@@ -1,6 +1,8 @@
 import { once } from 'node:events';
+import { writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { connectControl } from '../client-sdk/index.ts';
@@ -123,5 +125,19 @@ describe('closing a hub', () => {
     expect(unhandled).toEqual([]);
     expect(reply.status).toBe(503);
     expect(JSON.parse(reply.body).error.code).toBe('UNAVAILABLE');
+  });
+});
+
+describe('createHub options', () => {
+  it('refuses tokens and tokensFile together (one of them would be silently ignored), before it takes the port or the data directory', async () => {
+    const dir = tempDir();
+    const dataDir = join(dir, 'data');
+    const tokensFile = join(dir, 'tokens.json');
+    writeFileSync(tokensFile, JSON.stringify([{ token: 'file-admin-token-1234', role: 'admin' }]));
+    await expect(createHub({ port: 0, dataDir, tokens: GRANTS, tokensFile, logLevel: 'silent' })).rejects.toMatchObject({
+      code: 'VALIDATION',
+      message: expect.stringMatching(/tokens.*tokensFile/),
+    });
+    expect(existsSync(dataDir)).toBe(false);
   });
 });
