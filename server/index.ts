@@ -29,7 +29,7 @@ import { TokenSync } from './cluster/token-sync.ts';
 import { ClusterNode, type ClusterInfo } from './cluster/cluster-node.ts';
 import { clusterRoute } from './http/cluster.ts';
 import type { SnapshotEvent, Store } from './store/store.ts';
-import { loadOrCreateTokens, readTokens, TokenRegistry } from './transport/auth.ts';
+import { loadOrCreateTokens, readTokens, saveTokens, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { controlHandlers } from './transport/control.ts';
 import { hubParser } from './transport/encoded-json.ts';
@@ -178,14 +178,15 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     : undefined;
   // A cluster node's tokens are the cluster's, in PostgreSQL, unless it is given its own.
   const clusterTokens = options.tokens || options.tokensFile ? undefined : postgres;
-  const tokenSource = async () =>
+  // At start, generated tokens are only written once the data directory is this hub's (see below).
+  const tokenSource = async (save = true) =>
     options.tokens
       ? { grants: options.tokens, created: false }
       : options.tokensFile
         ? { grants: readTokens(options.tokensFile), created: false }
         : clusterTokens
           ? loadOrCreateClusterTokens(clusterTokens.pool, clusterTokens.partition)
-          : loadOrCreateTokens(dataDir);
+          : loadOrCreateTokens(dataDir, save);
   // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
   let metrics: Metrics | undefined;
   const store =
@@ -196,7 +197,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     // Everything that can be refused for a bad setting is checked before the data directory is made or taken.
     try {
       await postgres?.prepare();
-      loaded = await tokenSource();
+      loaded = await tokenSource(false);
     } catch (error) {
       await postgres?.pool.end();
       throw error;
@@ -225,6 +226,16 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       // A cluster node starts as a follower; it leads once it holds the lease.
       follower: postgres !== undefined,
     });
+    // Now that the store holds the directory's lock: a start refused before (the directory is
+    // another hub's, its journal is damaged) leaves no tokens behind.
+    if (loaded.created && !clusterTokens) {
+      try {
+        saveTokens(dataDir, loaded.grants);
+      } catch (error) {
+        await writer.close();
+        throw error;
+      }
+    }
   } catch (error) {
     await stopAll();
     throw error;

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { writeFileSync, existsSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -139,5 +139,28 @@ describe('createHub options', () => {
       message: expect.stringMatching(/tokens.*tokensFile/),
     });
     expect(existsSync(dataDir)).toBe(false);
+  });
+});
+
+describe('a data directory another hub holds', () => {
+  it('is left as it was by a start it refuses: no tokens generated into it', async () => {
+    const dataDir = tempDir();
+    // The first hub has its tokens from its options: the directory holds no tokens.json.
+    await startHub({ dataDir });
+    const files = readdirSync(dataDir).sort();
+    expect(files).not.toContain('tokens.json');
+    await expect(createHub({ port: 0, dataDir, logLevel: 'silent' })).rejects.toThrow(/in use by another hub/);
+    expect(readdirSync(dataDir).sort()).toEqual(files);
+  });
+
+  it('a hub that generates its tokens still saves them, and the next start reads them', async () => {
+    const dataDir = tempDir();
+    const first = await createHub({ port: 0, dataDir, logLevel: 'silent' });
+    expect(first.tokensCreated).toBe(true);
+    const tokens = first.tokens;
+    await first.close();
+    const second = await startHub({ dataDir, tokens: undefined });
+    expect(second.tokensCreated).toBe(false);
+    expect(second.tokens).toEqual(tokens);
   });
 });

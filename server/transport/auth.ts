@@ -93,11 +93,16 @@ export function defaultGrants(): TokenGrant[] {
  * The tokens of a data directory: read from `tokens.json`, or generated on first start
  * (one admin, one agent, one monitor token) and written there, readable by the owner only.
  */
-export function loadOrCreateTokens(dataDir: string): { grants: TokenGrant[]; created: boolean } {
+export function loadOrCreateTokens(dataDir: string, save = true): { grants: TokenGrant[]; created: boolean } {
   const file = join(dataDir, TOKENS_FILE);
   if (existsSync(file)) return { grants: readTokens(file), created: false };
   const grants = defaultGrants();
-  mkdirSync(dataDir, { recursive: true });
-  writeFileSync(file, JSON.stringify(grants, null, 2) + '\n', { mode: 0o600 });
+  if (save) saveTokens(dataDir, grants);
   return { grants, created: true };
+}
+
+/** Writes generated tokens to `<dataDir>/tokens.json` (readable by the owner alone). */
+export function saveTokens(dataDir: string, grants: TokenGrant[]): void {
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(join(dataDir, TOKENS_FILE), JSON.stringify(grants, null, 2) + '\n', { mode: 0o600 });
 }
