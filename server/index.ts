@@ -287,7 +287,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
             leader: cluster?.leaderAddress ?? null,
           }
         : undefined;
-    const common = { tokens, rateLimit: options.rateLimit, log: logger };
+    const common = { tokens, rateLimit: options.rateLimit, maxUnreadBytes: options.maxUnreadBytes, log: logger };
     const transfers = new Transfers();
     stops.push(() => transfers.close());
     const controlParts = { hub: writer, reads, archiver, files, hubDirectory, openLineageProducer: options.openLineageProducer, renderer, transfers };

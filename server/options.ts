@@ -34,6 +34,12 @@ export const HubOptions = z.strictObject({
   snapshotJournalRatio: z.number().min(0).max(100).default(1),
   /** Largest socket.io message accepted, in bytes; larger ones close the connection. */
   maxHttpBufferSize: z.number().int().min(1024).default(1024 * 1024),
+  /**
+   * Bytes of answers (and pushes) a connection may leave unread: past that the hub stops reading its
+   * requests until it catches up (over long-polling it closes it), past four times that it closes
+   * it; so a client that asks and never reads cannot fill the hub's memory.
+   */
+  maxUnreadBytes: z.number().int().min(1024 * 1024).default(32 * 1024 * 1024),
   /** Per-connection request rate limit (token bucket). */
   rateLimit: z.strictObject({ perSecond: z.number().positive().default(5000), burst: z.number().int().positive().default(10_000) }).default({
     perSecond: 5000,

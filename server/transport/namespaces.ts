@@ -7,6 +7,7 @@ import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 import type { Logger } from '../logger.ts';
 import { actorOf, requireRole, type TokenRegistry } from './auth.ts';
+import { dropConnection, pauseReading, trackBacklog, unreadBytes } from './backlog.ts';
 import { RateLimiter } from './rate-limit.ts';
 
 /** Who is on the other end of a socket. */
@@ -29,6 +30,8 @@ export interface NamespaceOptions {
   tokens: TokenRegistry;
   roles: readonly Role[];
   rateLimit: { perSecond: number; burst: number };
+  /** Bytes of answers a connection may leave unread; one more answer past that closes it. */
+  maxUnreadBytes: number;
   log: Logger;
   /** Further checks at connection time (e.g. an agent token's agentId); throw to refuse. */
   admit?: (session: Session, socket: Socket) => void;
@@ -55,11 +58,36 @@ export function failure(error: unknown, log: Logger, event: string): Ack<never> 
 type Answer = (envelope: Ack<unknown>) => void;
 
 /**
+ * Answers a connection may hold unread, as a multiple of `maxUnreadBytes`: requests read in one
+ * go before their answers were queued (a pipelined burst) may take it past the bound once.
+ */
+const HARD_LIMIT_FACTOR = 4;
+
+/**
+ * Keeps what a connection leaves unread bounded. A request that comes while more than `max` bytes
+ * of answers wait unread stops the hub reading the connection (WebSocket) until its peer has
+ * caught up, so a client that asks and never reads cannot have the hub hold every answer; over
+ * long-polling, which cannot be paused, it closes the connection. An answer that would go to a
+ * connection already holding HARD_LIMIT_FACTOR × `max` unread closes it. True when closed.
+ */
+function overflowing(socket: Socket, max: number, log: Logger, event: string, answering: boolean): boolean {
+  const unread = unreadBytes(socket);
+  if (unread <= max) return false;
+  // Closed already: the answers still due to it (requests it sent before) go nowhere, quietly.
+  if (socket.conn.readyState !== 'open') return true;
+  if (answering ? unread <= HARD_LIMIT_FACTOR * max : pauseReading(socket, max / 2)) return false;
+  log.warn({ namespace: socket.nsp.name, socketId: socket.id, tokenName: sessionOf(socket).grant.name, event, unreadBytes: unread }, 'connection closed: it does not read its answers');
+  dropConnection(socket);
+  return true;
+}
+
+/**
  * Acks a request; a socket that went away meanwhile is only logged. A module function rather
  * than a closure per request: on the hot path every closure costs an allocation (and, under
  * tsx, a defineProperty for its name).
  */
-function send(answer: Answer, envelope: Ack<unknown>, log: Logger, event: string): void {
+function send(answer: Answer, envelope: Ack<unknown>, log: Logger, event: string, socket: Socket, maxUnread: number): void {
+  if (overflowing(socket, maxUnread, log, event, true)) return;
   try {
     answer(envelope);
   } catch (error) {
@@ -114,7 +142,9 @@ export function bindNamespace<N extends NamespaceName>(
     }
   });
 
+  const max = options.maxUnreadBytes;
   nsp.on('connection', (socket) => {
+    trackBacklog(socket);
     const session = sessionOf(socket);
     const { grant } = session;
     options.log.info({ namespace: nsp.name, socketId: socket.id, role: grant.role, tokenName: grant.name, agentId: grant.agentId, address: socket.handshake.address }, 'client connected');
@@ -132,27 +162,28 @@ export function bindNamespace<N extends NamespaceName>(
         return;
       }
       const answer = ack as Answer;
+      if (overflowing(socket, max, options.log, event, false)) return;
       // Before anything else: every request costs a token, an unknown or malformed one too.
-      if (!session.limiter.take()) return send(answer, { ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } }, options.log, event);
+      if (!session.limiter.take()) return send(answer, { ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } }, options.log, event, socket, max);
       const spec = Object.hasOwn(specs, event) ? specs[event] : undefined;
-      if (!spec) return send(answer, { ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } }, options.log, event);
+      if (!spec) return send(answer, { ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } }, options.log, event, socket, max);
       const parsed = spec.request.safeParse(args.length > 1 ? args[0] : undefined);
       if (!parsed.success) {
-        return send(answer, { ok: false, error: { code: 'VALIDATION', message: `invalid ${event} payload`, issues: issuesOf(parsed.error) } }, options.log, event);
+        return send(answer, { ok: false, error: { code: 'VALIDATION', message: `invalid ${event} payload`, issues: issuesOf(parsed.error) } }, options.log, event, socket, max);
       }
       let result: unknown;
       try {
         result = table[event]!(parsed.data, session, socket);
       } catch (error) {
-        return send(answer, failure(error, options.log, event), options.log, event);
+        return send(answer, failure(error, options.log, event), options.log, event, socket, max);
       }
       if (result instanceof Promise) {
         result.then(
-          (data) => send(answer, { ok: true, data }, options.log, event),
-          (error) => send(answer, failure(error, options.log, event), options.log, event),
+          (data) => send(answer, { ok: true, data }, options.log, event, socket, max),
+          (error) => send(answer, failure(error, options.log, event), options.log, event, socket, max),
         );
       } else {
-        send(answer, { ok: true, data: result }, options.log, event);
+        send(answer, { ok: true, data: result }, options.log, event, socket, max);
       }
     });
   });
