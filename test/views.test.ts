@@ -149,6 +149,24 @@ describe('views of a workflow', () => {
     expect(names.filter((name) => name === view.doc)).toEqual([]);
   });
 
+  it('lets one connection follow at most 64 views of a workflow: another is refused until it unsubscribes from one; the same view again is not another', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'many views' });
+    const watcher = await monitor(hub);
+    const views: Mirror[] = [];
+    for (let limit = 1; limit <= 64; limit++) views.push(await watcher.subscribe(wf.id, { view: { kind: 'orders', limit } }));
+    const refused = watcher.subscribe(wf.id, { view: { kind: 'orders', limit: 65 } });
+    await expect(refused).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('at most 64 views of one workflow') });
+    // The same view again, the workflow itself, a view of another workflow, and one on another connection are still answered.
+    const other = await (await control(hub)).createWorkflow({ userQuery: 'another' });
+    expect((await watcher.subscribe(other.id, { view: { kind: 'summary' } })).state).toMatchObject({ id: other.id });
+    expect((await watcher.subscribe(wf.id, { view: { kind: 'orders', limit: 1 } })).doc).toBe(views[0]!.doc);
+    expect((await watcher.subscribe(wf.id)).version).toBeGreaterThan(0);
+    expect((await (await monitor(hub)).subscribe(wf.id, { view: { kind: 'orders', limit: 65 } })).state).toMatchObject({ total: 0 });
+    await watcher.unsubscribe(views[5]!.doc);
+    expect((await watcher.subscribe(wf.id, { view: { kind: 'orders', limit: 65 } })).state).toMatchObject({ total: 0 });
+  });
+
   it('answers a subscription with the view’s version held with only the patches missed since, which bring it to the view now', async () => {
     const hub = await startHub();
     const { wf } = await runningWorkflow(hub);

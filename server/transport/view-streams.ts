@@ -2,7 +2,7 @@ import type { Namespace, Socket } from 'socket.io';
 import { HubError } from '../../shared/errors.ts';
 import { diffJson } from '../../shared/json-diff.ts';
 import type { Subscription } from '../../shared/schemas/monitor.ts';
-import { viewName, type ViewSpec } from '../../shared/schemas/views.ts';
+import { isViewName, viewName, type ViewSpec } from '../../shared/schemas/views.ts';
 import { versionOf } from '../domain/machinery/state.ts';
 import { copyJson } from '../domain/machinery/transaction.ts';
 import { workflowView } from '../domain/workflows/views.ts';
@@ -30,6 +30,29 @@ export interface ViewStreamsOptions {
 
 /** How long a view nobody follows is kept computed, with its history, for subscribers that come back. */
 export const VIEW_IDLE_MS = 30_000;
+
+/**
+ * Views one connection may follow at once, of one workflow and in all. Each distinct view is
+ * computed and diffed at every change of its workflow, and an orders view's parameters make them
+ * countless: without a bound, one monitor could make every change cost the hub thousands of views.
+ */
+export const MAX_VIEWS_PER_WORKFLOW = 64;
+export const MAX_VIEWS_PER_CONNECTION = 4096;
+
+/** Why a socket may not follow one more view of `workflowId`, if it may not. */
+function tooManyViews(socket: Socket, workflowId: string): string | undefined {
+  let total = 0;
+  let ofWorkflow = 0;
+  const prefix = `doc:${workflowId}/`;
+  for (const name of socket.rooms) {
+    if (!name.startsWith('doc:') || !isViewName(name.slice(4))) continue;
+    total++;
+    if (name.startsWith(prefix)) ofWorkflow++;
+  }
+  if (ofWorkflow >= MAX_VIEWS_PER_WORKFLOW) return `a connection follows at most ${MAX_VIEWS_PER_WORKFLOW} views of one workflow`;
+  if (total >= MAX_VIEWS_PER_CONNECTION) return `a connection follows at most ${MAX_VIEWS_PER_CONNECTION} views`;
+  return undefined;
+}
 
 /**
  * The views monitors follow: each is one more stream of the patch stream, named for the view,
@@ -69,6 +92,9 @@ export class ViewStreams implements DerivedStreams {
    * the view's history it gets the missed patches, otherwise the view's value now.
    */
   subscribe(socket: Socket, workflowId: string, spec: ViewSpec, version?: number, epoch?: string): Subscription | Promise<Subscription> {
+    const name = viewName(workflowId, spec);
+    const refusal = socket.rooms.has(room(name)) ? undefined : tooManyViews(socket, workflowId);
+    if (refusal) throw new HubError('VALIDATION', `${refusal}: unsubscribe from one first`);
     // A big workflow's catalog is built a slice per turn first; then this looks again, in the turn it answers in.
     const build = catalogBuild(this.hub.state, workflowId);
     if (build) {
@@ -78,7 +104,6 @@ export class ViewStreams implements DerivedStreams {
         return this.subscribe(socket, workflowId, spec, version, epoch);
       });
     }
-    const name = viewName(workflowId, spec);
     const view = this.views.get(name) ?? this.start(name, workflowId, spec);
     // Any change not yet in the stream goes in now: the answer and the broadcast meet at its version.
     if (this.update(view)) this.patches.schedule();
