@@ -198,8 +198,11 @@ export class AgentClient {
   }
 
   /**
-   * An offer that came in a report's reply. Its first report accepts it; a handler that reports
-   * nothing for half of `acceptMs` gets a heartbeat sent for it, which accepts it too.
+   * An offer that came in a report's reply. The handler starts at once, so the offer is accepted
+   * at once with a heartbeat for its token (not waited for): until then the hub would count the
+   * order `offered`, not `running`, measure the attempt from its first report (a handler that
+   * reports only its completion would take 0 ms in the history, the agent's stats and the
+   * reports), and treat it as an offer if the connection dropped (withdrawn at once, no grace).
    */
   private onCarriedOffer(assignment: Assignment): void {
     const registration = this.handlers.get(assignment.taskType) ?? this.handlers.get('*');
@@ -212,7 +215,9 @@ export class AgentClient {
     const attempt = new Attempt(assignment, this.host);
     this.running.set(assignment.attemptToken, attempt);
     this.heartbeat.cover(assignment.leaseMs);
-    const accept = carried ? setTimeout(() => void this.beat(), assignment.acceptMs / 2) : undefined;
+    // Should the accept not get through, a heartbeat after half of acceptMs still accepts the offer.
+    const fallback = carried ? setTimeout(() => void this.beat(), assignment.acceptMs / 2) : undefined;
+    if (carried) void this.accept(assignment.attemptToken, fallback);
     try {
       const outcome = await attempt.run(registration);
       // The report asks for this agent's next offer in its reply, unless no more work is wanted here.
@@ -226,7 +231,7 @@ export class AgentClient {
         await this.report('task.fail', { workflowId, workOrderId, attemptToken, error, retryable: false });
       }
     } finally {
-      clearTimeout(accept);
+      clearTimeout(fallback);
       this.running.delete(assignment.attemptToken);
       if (this.running.size === 0) this.heartbeat.stop();
     }
@@ -274,6 +279,22 @@ export class AgentClient {
   private abort(attemptToken: string, reason: string): void {
     this.running.get(attemptToken)?.abort(reason);
     this.running.delete(attemptToken);
+  }
+
+  /**
+   * Accepts a carried offer: a heartbeat for its token. A token the hub no longer holds (the
+   * offer withdrawn meanwhile) aborts the handler.
+   */
+  private async accept(attemptToken: string, fallback: ReturnType<typeof setTimeout> | undefined): Promise<void> {
+    try {
+      await this.registered();
+      if (!this.running.has(attemptToken)) return;
+      const reply = await this.connection.request('agent.heartbeat', { attemptTokens: [attemptToken] });
+      clearTimeout(fallback);
+      for (const token of reply.lost) this.abort(token, 'the offer was withdrawn before it was accepted');
+    } catch {
+      // The fallback heartbeat tries again.
+    }
   }
 
   private async beat(): Promise<void> {

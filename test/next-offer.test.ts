@@ -1,6 +1,6 @@
 import { io } from 'socket.io-client';
 import { describe, expect, it } from 'vitest';
-import type { Assignment } from '../shared/schemas/work-order.ts';
+import type { Assignment, WorkOrder } from '../shared/schemas/work-order.ts';
 import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
 import { deferred, untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
@@ -138,6 +138,34 @@ describe('the SDK agent takes its next work in the completion reply', () => {
     ]);
     const done = await untilWorkflow(hub, wf.id, (w) => w.workOrders.quiet?.state === 'completed', 'the quiet order completed');
     expect(done.workOrders.quiet).toMatchObject({ attempts: 1, declinedBy: [], result: 'quiet' });
+    expect(pushed).toEqual(['loud']);
+  });
+
+  it('accepts a carried offer as its handler starts: the order is running, not offered, while a quiet handler works', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'a quiet handler on a carried offer' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'sdk-quiet-long', agentType: 'w', logger: null });
+    const seen = deferred<WorkOrder>();
+    await worker.onTask('t', async (task) => {
+      // Reports nothing until the hub shows the order running. With acceptMs and leaseMs this long
+      // (no heartbeat due for minutes), only an accept sent as the handler starts gets it there.
+      if (task.workOrderId === 'quiet') seen.resolve(await untilOrder(hub, wf.id, 'quiet', 'running'));
+      return { result: task.workOrderId };
+    });
+    const pushed: string[] = [];
+    worker.connection.socket.on('assignment', (assignment: { workOrderId: string }) => pushed.push(assignment.workOrderId));
+    await wf.createWorkOrders([
+      { id: 'loud', taskType: 't', timeouts: { leaseMs: 600_000 } },
+      { id: 'quiet', taskType: 't', timeouts: { acceptMs: 600_000, leaseMs: 600_000 } },
+    ]);
+    const running = await seen.promise;
+    expect(running.attempt).toMatchObject({ agentId: 'sdk-quiet-long', acceptedAt: expect.any(Number) });
+    const done = await untilOrder(hub, wf.id, 'quiet', 'completed');
+    expect(done).toMatchObject({ attempts: 1, declinedBy: [], result: 'quiet' });
+    // The attempt is measured from its accept, made before the handler finished, not from the completion.
+    expect(done.history).toEqual([expect.objectContaining({ outcome: 'completed', startedAt: running.attempt!.acceptedAt })]);
     expect(pushed).toEqual(['loud']);
   });
 
