@@ -206,7 +206,8 @@ export class AgentClient {
    */
   private onCarriedOffer(assignment: Assignment): void {
     const registration = this.handlers.get(assignment.taskType) ?? this.handlers.get('*');
-    // Not to be run here after all (closing, draining meanwhile): it lapses and the hub offers it to another agent.
+    // Not to be run here after all. Draining meanwhile: the hub withdrew it when the drain reached it.
+    // Closing: it is withdrawn with the connection, or lapses, and the hub offers it to another agent.
     if (!registration || this.draining || this.closed) return;
     void this.run(assignment, registration, true);
   }

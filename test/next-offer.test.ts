@@ -88,6 +88,25 @@ describe('a completion that takes the next offer in its reply (next: true)', () 
     again.close();
   });
 
+  it('gives back the carried offers an agent has not accepted when it starts draining: the order is queued for others at once', async () => {
+    const { hub, wf, worker, first } = await busyAgent();
+    // The completion takes the next offer in its reply; the agent starts draining before it runs it
+    // (a draining SDK drops such an offer: no answer would ever come).
+    const [reply, drained] = await Promise.all([
+      worker.request('task.complete', { ...first, result: 1, next: true }),
+      worker.request('agent.status', { status: 'draining' }),
+    ]);
+    // The offer went out with the completion; the reply carries it unless the drain, committed in
+    // the same batch, withdrew it before the reply left.
+    expect(reply).toMatchObject({ ok: true, data: { state: 'completed' } });
+    expect(drained).toMatchObject({ ok: true, data: { status: 'draining' } });
+    expect(await wf.getWorkOrder('second')).toMatchObject({ state: 'queued', attempt: null, attempts: 0, declinedBy: [] });
+    // Another agent takes it at once; the draining one is not held against it.
+    const other = await rawAgent(hub.url, 'raw-2', ['t']);
+    const offer = await other.nextOffer();
+    expect(offer.assignment).toMatchObject({ workOrderId: 'second', attempt: 1 });
+  });
+
   it('is refused with VALIDATION when next is not a boolean, and nothing changes', async () => {
     const { wf, worker, first } = await busyAgent();
     expect(await worker.request('task.complete', { ...first, next: 'yes' })).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });

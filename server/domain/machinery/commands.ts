@@ -1,7 +1,7 @@
 import type { EventName, ParsedRequestOf } from '../../../shared/contract.ts';
 import type { Assignment } from '../../../shared/schemas/work-order.ts';
 import { HubError } from '../../../shared/errors.ts';
-import { markDisconnected, recoverAfterRestart, registerAgent } from '../work/agent-connections.ts';
+import { markDisconnected, recoverAfterRestart, registerAgent, startDraining } from '../work/agent-connections.ts';
 import { agentIdOf, requireAgent, setAgentStatus } from '../work/agents.ts';
 import { answerOffer, completeTask, failTask, heartbeat, recordProgress, registerTaskData } from '../work/attempts.ts';
 import type { Actor } from './actor.ts';
@@ -84,11 +84,17 @@ export const transitions = {
   'lineage.link': (t: CommandContext, input: In<'lineage.link'>, actor: Actor) => linkLineage(t, input, actor),
   'agent.update': (t: CommandContext, input: In<'agent.update'>) => {
     const { agentId, ...change } = input;
-    return setAgentStatus(t, agentId, change);
+    const agent = setAgentStatus(t, agentId, change);
+    if (change.status === 'draining') startDraining(t, agentId);
+    return agent;
   },
   /** `newConnection`: the agent registers over a socket other than the one it used before. */
   'agent.register': (t: CommandContext, input: AgentIn<'agent.register'> & { newConnection: boolean }) => registerAgent(t, input),
-  'agent.status': (t: CommandContext, input: AgentIn<'agent.status'>, actor: Actor) => setAgentStatus(t, agentIdOf(actor), input),
+  'agent.status': (t: CommandContext, input: AgentIn<'agent.status'>, actor: Actor) => {
+    const agent = setAgentStatus(t, agentIdOf(actor), input);
+    if (input.status === 'draining') startDraining(t, agentIdOf(actor));
+    return agent;
+  },
   'agent.heartbeat': (t: CommandContext, input: AgentIn<'agent.heartbeat'>, actor: Actor) => heartbeat(t, input, actor),
   'task.progress': (t: CommandContext, input: AgentIn<'task.progress'>, actor: Actor) => recordProgress(t, input, actor),
   'task.complete': (t: CommandContext, input: Parameters<typeof completeTask>[1], actor: Actor) => completeTask(t, input, actor),

@@ -103,14 +103,25 @@ export function markDisconnected(t: CommandContext, agentId: string): void {
   withdrawOffers(t, agentId, 'agent disconnected');
 }
 
-/** Puts the orders offered to an agent back in the queue without holding it against the agent. */
-function withdrawOffers(t: CommandContext, agentId: string, reason: string): void {
+/** Puts the orders offered to an agent back in the queue without holding it against the agent; `carriedOnly`: only offers carried in report replies. */
+function withdrawOffers(t: CommandContext, agentId: string, reason: string, carriedOnly = false): void {
   const work = t.state.work;
   for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
     const active = work.active.get(token)!;
-    if (active.phase !== 'offered') continue;
+    if (active.phase !== 'offered' || (carriedOnly && !active.carried)) continue;
     withdrawOffer(t, t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!, { reason });
   }
+}
+
+/**
+ * An agent that starts draining gives back the offers it was carried in report replies and has
+ * not accepted: no answer would come for them (a draining SDK drops them), so they would sit
+ * offered to it until acceptMs lapsed while other agents could take them. A pushed offer is
+ * declined by a draining agent, which puts it back at once.
+ */
+export function startDraining(t: CommandContext, agentId: string): void {
+  if (t.state.agents?.[agentId]?.status !== 'draining') return;
+  withdrawOffers(t, agentId, 'the agent is draining', true);
 }
 
 /**
