@@ -46,7 +46,19 @@ function fail(error: unknown): never {
   process.exit(2);
 }
 
+/**
+ * A reader that went away (`switchboard report wf | head`) ends a client command quietly, as
+ * other Unix tools do, instead of with an unhandled EPIPE and its stack. Not for `start`: a hub
+ * does not stop because whoever read its output did.
+ */
+function endQuietlyWhenTheReaderLeaves(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' ? process.exit(0) : fail(error)));
+  }
+}
+
 const [command, ...rest] = process.argv.slice(2);
+if (command !== 'start') endQuietlyWhenTheReaderLeaves();
 if (!command || command === '--help' || command === '-h' || command === 'help') {
   help().then((text) => process.stdout.write(text), fail);
 } else if (!commands[command]) {

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl } from '../client-sdk/index.ts';
@@ -260,4 +261,20 @@ describe('switchboard start: signals, output and settings', () => {
     expect(unscoped.stderr).toContain('--workflows names no workflow');
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(only);
   });
+
+  it('ends quietly when the reader of its output goes away (report | head), without an unhandled EPIPE', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'piped', userQuery: 'a report read by head' });
+    await wf.addObjective({ name: 'Be read in part' });
+    const child = spawn(process.execPath, [...CLI, 'report', wf.id, '--format', 'html', '--url', hub.url, '--token', TOKENS.admin], { stdio: ['ignore', 'pipe', 'pipe'] });
+    onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')));
+    // The reader leaves before the report comes: every write of it meets a closed pipe.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = await once(child, 'exit');
+    expect(stderr).not.toContain('EPIPE');
+    expect(code).toBe(0);
+  }, 60_000);
 });
