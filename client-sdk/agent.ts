@@ -198,10 +198,11 @@ export class AgentClient {
   }
 
   /**
-   * An offer that came in a report's reply. The handler starts at once, so the offer is accepted
-   * at once with a heartbeat for its token (not waited for): until then the hub would count the
-   * order `offered`, not `running`, measure the attempt from its first report (a handler that
-   * reports only its completion would take 0 ms in the history, the agent's stats and the
+   * An offer that came in a report's reply. The handler starts at once, and the offer is accepted
+   * as it starts: by the handler's first report if it makes one in its first turn (most report
+   * progress first), else by a heartbeat for its token (not waited for). Until then the hub would
+   * count the order `offered`, not `running`, measure the attempt from its first report (a handler
+   * that reports only its completion would take 0 ms in the history, the agent's stats and the
    * reports), and treat it as an offer if the connection dropped (withdrawn at once, no grace).
    */
   private onCarriedOffer(assignment: Assignment): void {
@@ -218,7 +219,8 @@ export class AgentClient {
     this.heartbeat.cover(assignment.leaseMs);
     // Should the accept not get through, a heartbeat after half of acceptMs still accepts the offer.
     const fallback = carried ? setTimeout(() => void this.beat(), assignment.acceptMs / 2) : undefined;
-    if (carried) void this.accept(assignment.attemptToken, fallback);
+    // After the handler's first turn (and the I/O it started): a report sent in it accepted the offer, with no message more.
+    if (carried) setImmediate(() => attempt.reported || void this.accept(assignment.attemptToken, fallback));
     try {
       const outcome = await attempt.run(registration);
       // The report asks for this agent's next offer in its reply, unless no more work is wanted here.

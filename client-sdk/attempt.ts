@@ -31,13 +31,18 @@ export class Attempt {
   private readonly progress: ProgressStream;
   private readonly ref: { workflowId: string; workOrderId: string; attemptToken: string };
   private percentage = 0;
+  /** Whether anything was sent about the attempt (a report accepts an offered one), or its handler has finished. */
+  reported = false;
 
   constructor(
     readonly assignment: Assignment,
     private readonly host: AttemptHost,
   ) {
     this.ref = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken };
-    this.progress = new ProgressStream((update) => host.send('task.progress', update), host.progressIntervalMs);
+    this.progress = new ProgressStream((update) => {
+      this.reported = true;
+      return host.send('task.progress', update);
+    }, host.progressIntervalMs);
   }
 
   /** Stops the attempt: its signal aborts and whoever waits on its progress is told `reason`. */
@@ -58,6 +63,7 @@ export class Attempt {
       const task: Task = inputChecked ? assignment : { ...assignment, input: taskInput(assignment.taskType, assignment.input, input) };
       inputChecked = true;
       const outcome = await handler(task, this.context());
+      this.reported = true;
       if (this.controller.signal.aborted) return undefined;
       this.progress.stop(() => new HubError('INVALID_TRANSITION', 'the task has finished'));
       const payload: RequestOf<'agent', 'task.complete'> = { ...this.ref };
@@ -67,6 +73,7 @@ export class Attempt {
       }
       return { event: 'task.complete', payload };
     } catch (error) {
+      this.reported = true;
       if (this.controller.signal.aborted) return undefined;
       this.progress.stop(() => new HubError('INVALID_TRANSITION', 'the task has failed'));
       const retryable = !(error instanceof NonRetryableError);
@@ -98,7 +105,10 @@ export class Attempt {
         return this.progress.push(update);
       },
       checkpointNow: (details) => this.progress.push({ ...ref, progress: this.percentage, details }),
-      addDataReference: async (spec) => (await this.host.send('data.register', { ...spec, ...ref })).item,
+      addDataReference: async (spec) => {
+        this.reported = true;
+        return (await this.host.send('data.register', { ...spec, ...ref })).item;
+      },
     };
   }
 }

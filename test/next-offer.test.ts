@@ -188,6 +188,26 @@ describe('the SDK agent takes its next work in the completion reply', () => {
     expect(pushed).toEqual(['loud']);
   });
 
+  it('sends no accept of its own for a carried offer whose handler reports progress first: that report accepts it', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'handlers that report first' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'sdk-reports-first', agentType: 'w' });
+    const sent: string[] = [];
+    worker.connection.socket.onAnyOutgoing((event: string) => sent.push(event));
+    await worker.onTask('t', async (_task, ctx) => {
+      await ctx.progress(50);
+      return { result: 'done' };
+    });
+    await wf.createWorkOrders(Array.from({ length: 5 }, (_, i) => ({ id: `job-${i}`, taskType: 't' })));
+    const done = await untilWorkflow(hub, wf.id, (w) => w.workOrderCounts.completed === 5, 'five orders completed');
+    // One slot: the first order pushed, the other four carried in completion replies.
+    expect(sent.filter((event) => event === 'task.complete')).toHaveLength(5);
+    expect(sent.filter((event) => event === 'agent.heartbeat')).toEqual([]);
+    for (const order of Object.values(done.workOrders)) expect(order.history.map((h) => h.outcome)).toEqual(['completed']);
+  });
+
   it('pushes the carried offer to the connection that took the agent over before the completion committed, never counting it against the agent', async () => {
     const { hub, store, client, wf, worker, first, order } = await busyAgentHeld();
     store.hold();

@@ -196,8 +196,12 @@ class AgentClient(ClosesOnExit):
 
     async def _run(self, attempt: Attempt, handler: Handler, carried: bool) -> None:
         token = attempt.task.attempt_token
-        # A carried offer is accepted by its first report: a quiet handler gets a heartbeat sent for it.
-        accept = asyncio.get_running_loop().call_later(attempt.task.accept_ms / 2000, self._accept_quietly) if carried else None
+        # A carried offer is accepted as its handler starts: by a report in the handler's first step, else by a
+        # heartbeat for its token; should that not get through, another after half of acceptMs.
+        loop = asyncio.get_running_loop()
+        accept = loop.call_later(attempt.task.accept_ms / 2000, self._accept_quietly) if carried else None
+        if carried:
+            loop.call_soon(lambda: None if attempt.reported else self._accept_quietly())
         try:
             outcome = await attempt.run(handler)
             if accept is not None:

@@ -27,7 +27,9 @@ class Attempt:
         self._send = send
         self._agent_id = agent_id
         self._ref = {"workflowId": self.task.workflow_id, "workOrderId": self.task.work_order_id, "attemptToken": self.task.attempt_token}
-        self._stream = ProgressStream(lambda update: send("task.progress", update))
+        #: Whether anything was sent about the attempt (a report accepts an offered one), or its handler has finished.
+        self.reported = False
+        self._stream = ProgressStream(self._send_progress)
         self.context = TaskContext(self.task, self._progress, lambda: heartbeat(self.task.attempt_token), self._add_data)
         self._sync_context: SyncTaskContext | None = None
 
@@ -46,10 +48,15 @@ class Attempt:
             self._sync_context.cancelled.set()
         self._stream.stop(HubError("STALE_ATTEMPT", reason))
 
+    def _send_progress(self, update: dict[str, Any]) -> Awaitable[Any]:
+        self.reported = True
+        return self._send("task.progress", update)
+
     async def _progress(self, percentage: float, message: str | None, details: Any) -> None:
         await self._stream.push({**self._ref, **fields({"progress": percentage, "message": message, "details": details})})
 
     async def _add_data(self, ref: dict[str, Any]) -> dict[str, Any]:
+        self.reported = True
         return (await self._send("data.register", {**fields(ref), **self._ref}))["item"]  # type: ignore[no-any-return]
 
     async def run(self, handler: Handler) -> tuple[str, dict[str, Any]] | None:
@@ -66,6 +73,7 @@ class Attempt:
                 if inspect.isawaitable(outcome):
                     outcome = await outcome
         except Exception as error:  # noqa: BLE001 - a handler's failure is the attempt's
+            self.reported = True
             if self.aborted:
                 return None
             self._stream.stop(HubError("INVALID_TRANSITION", "the task has failed"))
@@ -77,6 +85,7 @@ class Attempt:
             )
             message = (str(error) or type(error).__name__)[:10_000]
             return "task.fail", {**self._ref, "error": message, "retryable": retryable}
+        self.reported = True
         if self.aborted:
             return None
         self._stream.stop(HubError("INVALID_TRANSITION", "the task has finished"))

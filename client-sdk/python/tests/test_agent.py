@@ -163,7 +163,7 @@ async def test_a_queue_drains_on_one_slot_through_the_completion_replies(hub: Hu
     assert pushed == ["o0"]
 
 
-async def test_a_quiet_handler_of_a_carried_offer_is_accepted_by_a_heartbeat(hub: Hub) -> None:
+async def test_a_quiet_handler_of_a_carried_offer_is_accepted_as_it_starts(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("quiet")
     worker = await agent(hub, kind)
@@ -180,9 +180,10 @@ async def test_a_quiet_handler_of_a_carried_offer_is_accepted_by_a_heartbeat(hub
     wf = await control.create_workflow("a quiet handler")
     mirror = await monitor.subscribe(wf.id)
     mirror.on_change(lambda _: mirror.state["workOrders"].get("quiet", {}).get("state") == "running" and running.set())
-    # The accept window is long enough for a loaded machine, short enough to lapse within the test if nothing accepted it.
-    await wf.create_work_orders([{"id": "loud", "task_type": kind},
-                                 {"id": "quiet", "task_type": kind, "timeouts": {"accept_ms": 1000}}])
+    # No heartbeat is due for minutes (half of acceptMs, a third of leaseMs): only an accept sent as the handler starts gets it running.
+    quiet_timeouts = {"accept_ms": 300_000, "lease_ms": 600_000}
+    await wf.create_work_orders([{"id": "loud", "task_type": kind, "timeouts": quiet_timeouts},
+                                 {"id": "quiet", "task_type": kind, "timeouts": quiet_timeouts}])
     await wf.start()
     state = await mirror.until(lambda s, _: s["workOrderCounts"]["completed"] == 2)
     assert (state["workOrders"]["quiet"]["attempts"], state["workOrders"]["quiet"]["declinedBy"]) == (1, [])
