@@ -69,6 +69,8 @@ describe('report renderers', () => {
     const headings = tokens.filter((t): t is Tokens.Heading => t.type === 'heading');
     expect(headings.map((h) => [h.depth, plain(h.tokens)])).toEqual([[1, 'Workflow report: customer-insights'], ...SECTION_TITLES.map((title) => [2, title])]);
     const parts = sections(body);
+    const byState = (state: string) => Object.values(input.workflow.workOrders).filter((o) => o.state === state).length;
+    expect(body).toContain(`**Work orders:** ${Object.keys(input.workflow.workOrders).length} (${byState('completed')} completed, ${byState('failed')} failed, ${byState('cancelled')} cancelled; `);
     expect(tableRows(parts.get('Objectives')).map((row) => [row[0], row[2], row[3], row[4], row[5]])).toEqual([
       ['Data analysis', '100% completion', 'high', 'in_progress', '50.0%'],
       [`Sneaky ${HOSTILE}`, '', 'normal', 'pending', '0.0%'],

@@ -92,6 +92,19 @@ describe('workflows over the network', () => {
     expect(await codeOf(wf.startStep('no-such-step'))).toBe('NOT_FOUND');
   });
 
+  it('says in a refusal for a bad payload which field is wrong and why, and changes nothing', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'bad payloads' });
+    const version = (await wf.summary()).version;
+    const error = await wf.updateProgress('s', 150).then(
+      () => undefined,
+      (refused: HubError) => refused,
+    );
+    expect(error).toMatchObject({ code: 'VALIDATION', message: expect.stringMatching(/^invalid workflow\.progress payload: percentage: Too big: expected number to be <=100$/) });
+    expect(error!.issues).toEqual([{ path: ['percentage'], message: 'Too big: expected number to be <=100' }]);
+    expect((await wf.summary()).version).toBe(version);
+  });
+
   // How an objective's status follows its progress, and a KPI's bounded history: test/domain/workflows.test.ts.
   it('adds and updates objectives and KPIs, answering with the item; a KPI measures against its target', async () => {
     const hub = await startHub();

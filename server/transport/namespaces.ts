@@ -48,6 +48,12 @@ function issuesOf(error: z.ZodError): ErrorIssue[] {
   }));
 }
 
+/** The first issues in words, for the error's message (all of them are in its `issues`). */
+function issueText(issues: readonly ErrorIssue[]): string {
+  const shown = issues.slice(0, 3).map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(payload)'}: ${issue.message}`);
+  return shown.join('; ') + (issues.length > 3 ? `; and ${issues.length - 3} more` : '');
+}
+
 /** Turns anything thrown by a handler into the failed ack envelope; unexpected errors are logged. */
 export function failure(error: unknown, log: Logger, event: string): Ack<never> {
   if (error instanceof HubError) return { ok: false, error: error.toJSON() };
@@ -169,7 +175,8 @@ export function bindNamespace<N extends NamespaceName>(
       if (!spec) return send(answer, { ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } }, options.log, event, socket, max);
       const parsed = spec.request.safeParse(args.length > 1 ? args[0] : undefined);
       if (!parsed.success) {
-        return send(answer, { ok: false, error: { code: 'VALIDATION', message: `invalid ${event} payload`, issues: issuesOf(parsed.error) } }, options.log, event, socket, max);
+        const issues = issuesOf(parsed.error);
+        return send(answer, { ok: false, error: { code: 'VALIDATION', message: `invalid ${event} payload: ${issueText(issues)}`, issues } }, options.log, event, socket, max);
       }
       let result: unknown;
       try {

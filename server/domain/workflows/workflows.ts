@@ -36,7 +36,7 @@ export function addToWorkflow<K extends Collection>(
   build: (id: string, now: number) => Workflow[K][string],
 ): { version: number; item: Workflow[K][string] } {
   const workflow = requireWorkflow(t.state, workflowId);
-  requireOpen(workflow, `add a ${requested.kind}`);
+  requireOpen(workflow, `add ${/^[aeiou]/.test(requested.kind) ? 'an' : 'a'} ${requested.kind}`);
   const id = requested.id ?? t.ctx.newId(requested.prefix);
   requireFreeId(workflow[collection], id, requested.kind);
   t.tx.set(workflowId, [collection, id], build(id, t.ctx.now));
