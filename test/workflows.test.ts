@@ -150,11 +150,14 @@ describe('workflows over the network', () => {
     const step = await wf.addStep({ name: 's', start: true });
     await wf.completeStep(step.id);
     await wf.updateProgress('loading', 100);
+    await wf.createWorkOrders([{ id: 'a', taskType: 'nobody' }, { id: 'b', taskType: 'nobody', dependencies: ['a'] }, { id: 'c', taskType: 'nobody' }]);
+    await wf.cancelWorkOrder('c');
     const summary = await wf.summary();
     expect(summary).toMatchObject({
       id: wf.id,
       status: 'in_progress',
       progress: 100,
+      workOrderCounts: { pending: 0, blocked: 1, queued: 1, offered: 0, running: 0, completed: 0, failed: 0, cancelled: 1 },
       steps: { total: 1, completed: 1 },
       objectives: { total: 2, completed: 1, pending: 1 },
       kpis: { total: 2, met: 1 },

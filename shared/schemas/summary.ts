@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { Id, Percentage, Text, Timestamp } from './common.ts';
 import { KpiDirection } from './kpis.ts';
 import { ObjectiveStatus } from './objectives.ts';
+import { WorkOrderState } from './work-order.ts';
 import { WorkflowStatus } from './workflow.ts';
 
 /** Where a workflow's `progress` comes from: its stages once it has one, else its work orders when it has some. */
@@ -37,6 +38,8 @@ export const WorkflowSummary = z.object({
   orderProgress: Percentage.nullable(),
   /** How many of its queued work orders no agent that takes work can do (marked `waiting`). */
   unservable: z.number().int(),
+  /** Its work orders in each state (all eight); absent in summaries archived before it was kept. */
+  workOrderCounts: z.record(WorkOrderState, z.number().int()).optional(),
   stages: z.array(z.object({ name: z.string(), progress: Percentage, completed: z.boolean() })),
   steps: Counts(['total', 'pending', 'running', 'completed', 'failed'] as const).extend({
     /** Sum of the durations of finished steps. */
