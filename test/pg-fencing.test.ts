@@ -36,7 +36,7 @@ describe.skipIf(!!skip)('the leadership lease and the fenced journal', () => {
     await lease.release('a', 1);
     expect(await lease.renew('b', 1, 60_000)).toBe(false);
     expect(await lease.tryAcquire('b', 'http://b', 60_000)).toBe(2);
-    expect(await lease.holder()).toEqual({ nodeId: 'b', url: 'http://b', epoch: 2, live: true });
+    expect(await lease.holder()).toEqual({ nodeId: 'b', url: 'http://b', epoch: 2, live: true, truncations: 0 });
     await expect(appendJournal(pool, 'main', { owner: 'a', epoch: 1 }, line(3), 3)).rejects.toBeInstanceOf(FencedOff);
     expect(await lease.renew('a', 1, 60_000)).toBe(false);
     await appendJournal(pool, 'main', { owner: 'b', epoch: 2 }, line(3), 3);

@@ -27,16 +27,24 @@ function fakeNamespace() {
     adapter: { rooms },
     to: () => ({ emit: (event: string, payload: { doc: string }) => sent.push({ event, payload }) }),
   };
-  const socket = (id: string) =>
-    ({
+  const socket = (id: string) => {
+    // The rooms this socket is in, as socket.io's Socket keeps them.
+    const own = new Set<string>([id]);
+    return {
+      rooms: own,
       join: (names: string | string[]) => {
         for (const name of [names].flat()) {
           if (!rooms.has(name)) rooms.set(name, new Set());
           rooms.get(name)!.add(id);
+          own.add(name);
         }
       },
-      leave: (name: string) => rooms.get(name)?.delete(id),
-    }) as unknown as Socket;
+      leave: (name: string) => {
+        own.delete(name);
+        rooms.get(name)?.delete(id);
+      },
+    } as unknown as Socket;
+  };
   return { nsp: nsp as unknown as Namespace, sent, socket };
 }
 
