@@ -58,6 +58,10 @@ describe('switchboard status --watch', () => {
   it('follows a workflow created after it started, and exits cleanly at SIGINT', async () => {
     const hub = await startHub();
     const client = await control(hub);
+    // With nothing to follow, it says so once rather than printing nothing.
+    const idle = spawnCli(['status', '--watch', '--count', '3', '--interval', '100', '--url', hub.url, '--token', TOKENS.admin]);
+    expect(await idle.exited).toBe(0);
+    expect(idle.stdout()).toMatch(/^\d\d:\d\d:\d\d no pending or in-progress workflows yet\n$/);
     await (await client.createWorkflow({ id: 'early', userQuery: 'there from the start' })).start();
     const watch = spawnCli(['status', '--watch', '--interval', '100', '--url', hub.url, '--token', TOKENS.admin]);
     await watch.waitForOutput(/ early in_progress 0% /);

@@ -74,6 +74,11 @@ function plainOutput(): Output {
         printed.set(workflow.id, text);
         lines.push(plainLine(workflow));
       }
+      // Said once, so that a watch with nothing to follow yet does not look stuck.
+      if (screen.workflows.length === 0 && !printed.has('')) {
+        printed.set('', '');
+        lines.push(`${time(screen.at)} no pending or in-progress workflows yet`);
+      }
       if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n');
     },
     close() {},
