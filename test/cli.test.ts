@@ -109,6 +109,9 @@ describe('switchboard status, report and tokens', () => {
     const shown = run('status');
     expect(shown.status).toBe(0);
     expect(shown.stdout).toMatch(/cli-wf\s+in_progress\s+40%/);
+    // Beside the hub, the data directory says where it listens (on a port it took as 0) and gives a token.
+    const beside = spawnSync(process.execPath, [...CLI, 'status', '--json', '--data-dir', dataDir], { encoding: 'utf8', env: { ...process.env, SWITCHBOARD_URL: '', SWITCHBOARD_PORT: '' } });
+    expect(JSON.parse(beside.stdout).workflows[0]).toMatchObject({ id: 'cli-wf' });
     expect(JSON.parse(run('status', '--json').stdout).workflows[0]).toMatchObject({ id: 'cli-wf', status: 'in_progress' });
 
     const out = join(dataDir, 'report.html');

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { lockHolder } from '../store/lock.ts';
 import { join } from 'node:path';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
 
@@ -36,15 +37,28 @@ export function dataDirOf(flag: string | undefined): string {
   return flag ?? process.env.SWITCHBOARD_DATA_DIR ?? './.switchboard';
 }
 
+/** Where `switchboard start` notes the URL it listens on, in its data directory, while it runs. */
+export const HUB_URL_FILE = 'hub.url';
+
 /**
- * Where a running hub is and which token to use: flags, then SWITCHBOARD_URL / SWITCHBOARD_TOKEN,
- * then the defaults (the local hub on port 4700, and a token of the data directory's tokens.json).
+ * Where a running hub is and which token to use: flags, then SWITCHBOARD_URL / SWITCHBOARD_TOKEN
+ * (or SWITCHBOARD_PORT), then what the data directory says (the URL of the hub that holds it, a
+ * token of its tokens.json), then port 4700.
  */
 export function hubAddress(values: { url?: string | undefined; token?: string | undefined; 'data-dir'?: string | undefined }): { url: string; token: string } {
-  const url = values.url ?? process.env.SWITCHBOARD_URL ?? `http://127.0.0.1:${process.env.SWITCHBOARD_PORT ?? 4700}`;
+  // An empty variable is an unset one.
+  const port = process.env.SWITCHBOARD_PORT || undefined;
+  const url = values.url ?? (process.env.SWITCHBOARD_URL || undefined) ?? (port ? `http://127.0.0.1:${port}` : runningHubUrl(dataDirOf(values['data-dir']))) ?? 'http://127.0.0.1:4700';
   const token = values.token ?? process.env.SWITCHBOARD_TOKEN ?? localToken(dataDirOf(values['data-dir']));
   if (!token) throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN, or run where the hub’s data directory (tokens.json) is');
   return { url, token };
+}
+
+/** The URL the hub holding `dataDir` noted (it may listen on a port it was given as 0), while it runs. */
+function runningHubUrl(dataDir: string): string | undefined {
+  const file = join(dataDir, HUB_URL_FILE);
+  if (lockHolder(dataDir) === undefined || !existsSync(file)) return undefined;
+  return readFileSync(file, 'utf8').trim() || undefined;
 }
 
 /** An admin (else monitor) token from a data directory's tokens.json, if there is one. */

@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHub } from '../index.ts';
 import type { HubOptionsInput } from '../options.ts';
 import { tuneV8ForHub } from '../v8-tuning.ts';
-import { CliError, integer, onOff } from './common.ts';
+import { CliError, HUB_URL_FILE, integer, onOff } from './common.ts';
 
 export const START_HELP = `switchboard start — run a hub until SIGINT or SIGTERM
 
@@ -155,11 +156,15 @@ export async function start(args: string[]): Promise<void> {
     '',
   ];
   process.stdout.write(lines.join('\n') + '\n');
+  // For status, report and prune run beside it, whatever port it took; a cluster node holds no directory lock to vouch for it.
+  const urlFile = hub.options.postgres ? undefined : join(hub.options.dataDir, HUB_URL_FILE);
+  if (urlFile) writeFileSync(urlFile, hub.url + '\n');
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    if (urlFile) rmSync(urlFile, { force: true });
     process.stdout.write(`${signal}: shutting down, flushing state…\n`);
     hub.close().then(
       () => process.exit(0),
