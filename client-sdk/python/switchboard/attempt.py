@@ -30,7 +30,8 @@ class Attempt:
         #: Whether anything was sent about the attempt (a report accepts an offered one), or its handler has finished.
         self.reported = False
         self._stream = ProgressStream(self._send_progress)
-        self.context = TaskContext(self.task, self._progress, lambda: heartbeat(self.task.attempt_token), self._add_data)
+        self._heartbeat = heartbeat
+        self.context = TaskContext(self.task, self._progress, self._beat, self._add_data)
         self._sync_context: SyncTaskContext | None = None
 
     @property
@@ -53,7 +54,14 @@ class Attempt:
         return self._send("task.progress", update)
 
     async def _progress(self, percentage: float, message: str | None, details: Any) -> None:
+        # Marked now, not when the stream's task sends it: the accept check after the handler's first step runs before that task does.
+        self.reported = True
         await self._stream.push({**self._ref, **fields({"progress": percentage, "message": message, "details": details})})
+
+    def _beat(self) -> Awaitable[bool]:
+        # A heartbeat for the token accepts an offered attempt as a report does.
+        self.reported = True
+        return self._heartbeat(self.task.attempt_token)
 
     async def _add_data(self, ref: dict[str, Any]) -> dict[str, Any]:
         self.reported = True

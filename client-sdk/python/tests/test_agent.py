@@ -190,6 +190,39 @@ async def test_a_quiet_handler_of_a_carried_offer_is_accepted_as_it_starts(hub: 
     assert pushed == ["loud"]
 
 
+async def test_no_accept_of_its_own_for_a_carried_offer_whose_handler_reports_progress_first(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("reports-first")
+    worker = await agent(hub, kind)
+    pushed = count_pushed_offers(worker)
+    sent: list[str] = []
+    request = worker.connection.request
+
+    async def counting(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        sent.append(event)
+        return await request(event, payload, timeout)
+
+    worker.connection.request = counting  # type: ignore[method-assign]
+
+    @worker.task(kind)
+    async def step(task: Task, ctx: TaskContext) -> str:
+        await ctx.progress(50)
+        return task.work_order_id
+
+    await worker.ready()
+    wf = await control.create_workflow("handlers that report first")
+    mirror = await monitor.subscribe(wf.id)
+    # No heartbeat is due for minutes (half of acceptMs, a third of leaseMs): any heartbeat sent is an accept of the SDK's own.
+    timeouts = {"accept_ms": 300_000, "lease_ms": 600_000}
+    await wf.create_work_orders([{"id": f"o{i}", "task_type": kind, "timeouts": timeouts} for i in range(5)])
+    await wf.start()
+    await mirror.until(lambda s, _: s["workOrderCounts"]["completed"] == 5)
+    # One slot: the first order pushed, the other four carried in completion replies; their progress accepted them.
+    assert pushed == ["o0"]
+    assert sent.count("task.complete") == 5
+    assert [event for event in sent if event == "agent.heartbeat"] == []
+
+
 async def test_an_offer_reaching_a_closing_agent_is_withdrawn_with_its_connection_not_held_against_it(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("closing")
