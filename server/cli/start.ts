@@ -78,14 +78,23 @@ export function optionsFrom(args: string[], env: NodeJS.ProcessEnv = process.env
   if (values.help) return undefined;
   const configFile = values.config ?? env.SWITCHBOARD_CONFIG;
   const options: HubOptionsInput = configFile ? readConfig(configFile) : {};
-  const tokensFile = values.tokens ?? env.SWITCHBOARD_TOKENS_FILE;
-  if (tokensFile) options.tokensFile = tokensFile;
+  // Where the tokens come from is one choice: a source given here replaces the config file's (the
+  // flag the environment's too), as any other option does; both given in the environment are refused.
+  if (env.SWITCHBOARD_TOKENS || env.SWITCHBOARD_TOKENS_FILE) {
+    delete options.tokens;
+    delete options.tokensFile;
+  }
+  if (env.SWITCHBOARD_TOKENS_FILE) options.tokensFile = env.SWITCHBOARD_TOKENS_FILE;
   if (env.SWITCHBOARD_TOKENS) {
     try {
       options.tokens = JSON.parse(env.SWITCHBOARD_TOKENS) as NonNullable<HubOptionsInput['tokens']>;
     } catch (error) {
       throw new CliError(`SWITCHBOARD_TOKENS is not valid JSON: ${(error as Error).message}`);
     }
+  }
+  if (values.tokens) {
+    delete options.tokens;
+    options.tokensFile = values.tokens;
   }
   const port = integer('--port', values.port ?? env.SWITCHBOARD_PORT);
   if (port !== undefined) options.port = port;
