@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { NonRetryableError } from '../client-sdk/index.ts';
+import { MAX_VIEWS_PER_CONNECTION } from '../server/transport/view-streams.ts';
 import { CLI, spawnCli } from './helpers/process.ts';
 import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 
@@ -74,6 +75,28 @@ describe('switchboard status --watch', () => {
     expect(await counted.exited).toBe(0);
     expect(linesOf(counted.stdout(), 'early').length).toBeGreaterThanOrEqual(1);
   }, 60_000);
+
+  it('lets go of the workflows that ended, so a long watch follows new ones past the hub\'s bound of views per connection', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const handles = [];
+    for (let at = 0; at < MAX_VIEWS_PER_CONNECTION; at += 512) {
+      const ids = Array.from({ length: Math.min(512, MAX_VIEWS_PER_CONNECTION - at) }, (_, i) => `wf-${at + i}`);
+      handles.push(...(await Promise.all(ids.map((id) => client.createWorkflow({ id, userQuery: 'one of many' })))));
+    }
+    const watch = spawnCli(['status', '--watch', '--interval', '200', '--url', hub.url, '--token', TOKENS.monitor]);
+    const last = `wf-${MAX_VIEWS_PER_CONNECTION - 1}`;
+    await watch.waitForOutput(new RegExp(` ${last} pending `));
+    // As many workflows as a connection may follow views, followed, then all ended.
+    for (let at = 0; at < handles.length; at += 512) await Promise.all(handles.slice(at, at + 512).map((wf) => wf.cancel('done')));
+    const cancelled = / wf-\d+ cancelled /g;
+    await watch.waitForOutput({ test: (text: string) => (text.match(cancelled) ?? []).length === handles.length } as unknown as RegExp);
+    await client.createWorkflow({ id: 'late', userQuery: 'created once the others ended' });
+    const output = await watch.waitForOutput(/ late pending |cannot follow workflow late/);
+    expect(output).not.toContain('cannot follow workflow late');
+    watch.child.kill('SIGINT');
+    expect(await watch.exited).toBe(0);
+  }, 120_000);
 
   it('refuses options that do not go with it', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, [...CLI, 'status', ...args, '--token', TOKENS.admin], { encoding: 'utf8' });

@@ -85,23 +85,27 @@ function plainOutput(): Output {
   };
 }
 
+/** A workflow in these states changes no more. */
+const ENDED = new Set(['completed', 'failed', 'cancelled']);
+
 /**
  * The workflows a monitor follows, each by its summary view (small, and patched live by the hub),
- * in the order they were found.
+ * in the order they were found. One that ended is let go once sampled, its last summary kept: the
+ * hub bounds the views a connection follows, and a long watch sees many workflows come and go.
  */
 class FollowedWorkflows {
-  private readonly mirrors = new Map<string, Mirror<SummaryView>>();
+  private readonly followed = new Map<string, { mirror: Mirror<SummaryView> | undefined; last: SummaryView | undefined }>();
   private readonly samples = new Map<string, WorkflowSample>();
 
   constructor(private readonly monitor: MonitorClient) {}
 
   /** Follows the workflows not followed yet; one gone meanwhile (`NOT_FOUND`) is skipped unless `required`. */
   async follow(ids: string[], required: boolean): Promise<void> {
-    const fresh = ids.filter((id) => !this.mirrors.has(id));
+    const fresh = ids.filter((id) => !this.followed.has(id));
     await Promise.all(
       fresh.map(async (id) => {
         try {
-          this.mirrors.set(id, await this.monitor.subscribe(id, { view: { kind: 'summary' } }));
+          this.followed.set(id, { mirror: await this.monitor.subscribe(id, { view: { kind: 'summary' } }), last: undefined });
         } catch (error) {
           if (error instanceof HubError && error.code === 'NOT_FOUND' && !required) return;
           throw new CliError(`cannot follow workflow ${id}: ${error instanceof Error ? error.message : String(error)}`);
@@ -113,11 +117,18 @@ class FollowedWorkflows {
   /** A sample of every followed workflow at `at`, with its throughput since the previous one. */
   sampleAll(at: number): WorkflowSample[] {
     const taken: WorkflowSample[] = [];
-    for (const [id, mirror] of this.mirrors) {
-      if (!mirror.state) continue;
-      const next = sample(mirror.state, at, this.samples.get(id));
+    for (const [id, followed] of this.followed) {
+      const state = followed.mirror?.state ?? followed.last;
+      if (!state) continue;
+      const next = sample(state, at, this.samples.get(id));
       this.samples.set(id, next);
       taken.push(next);
+      if (followed.mirror && ENDED.has(state.status)) {
+        const { doc } = followed.mirror;
+        followed.last = structuredClone(state);
+        followed.mirror = undefined;
+        void this.monitor.unsubscribe(doc).catch(() => undefined);
+      }
     }
     return taken;
   }
