@@ -280,4 +280,21 @@ describe('switchboard start: signals, output and settings', () => {
     expect(stderr).not.toContain('EPIPE');
     expect(code).toBe(0);
   }, 60_000);
+
+  it('prints a Markdown report with the control characters clients wrote made harmless, as status does', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    // Retitles the terminal, writes its clipboard, clears the screen, and reverses what follows.
+    const hostile = 'query \x1b]0;owned\x07 \x1b]52;c;ZWNobyBoaQ==\x07 \x1b[2J \u009b31m \u202eevil';
+    const wf = await client.createWorkflow({ id: 'escapes', userQuery: hostile });
+    await wf.addObjective({ name: `objective \x1b[31mred` });
+    const child = spawn(process.execPath, [...CLI, 'report', wf.id, '--url', hub.url, '--token', TOKENS.admin], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    expect(stdout).toContain('query ');
+    expect(stdout).toContain('objective ');
+    expect(stdout.match(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g)).toBeNull();
+  }, 60_000);
 });

@@ -12,8 +12,18 @@ export const NONE = '—';
  * cell breaks) is backslash-escaped. Safe in table cells and after a list marker.
  */
 export function markdownText(text: string): string {
-  return text.replace(/\r\n|[\r\n\u2028\u2029]/g, ' ').replace(/[\\`*_[\]<>|~&!{}]/g, '\\$&');
+  return text
+    .replace(/\r\n|[\r\n\t\u2028\u2029]/g, ' ')
+    .replace(CONTROL, '?')
+    .replace(/[\\`*_[\]<>|~&!{}]/g, '\\$&');
 }
+
+/**
+ * Control characters (an escape sequence could retitle the terminal that shows the report, write
+ * its clipboard or redraw the screen: `switchboard report` prints it) and bidirectional overrides,
+ * made `?` as the CLI's printable() does.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /** Escapes text for HTML element content and double- or single-quoted attribute values. */
 export function escapeHtml(text: string): string {
