@@ -157,7 +157,7 @@ export async function start(args: string[]): Promise<void> {
   const lines = [
     `Switchboard hub listening on ${hub.url}`,
     `  pid:            ${process.pid}  ('switchboard reload' or 'kill -HUP ${process.pid}' reloads the tokens)`,
-    `  dashboard:      ${hub.url}/${monitorToken ? `#token=${monitorToken.token}` : ''}`,
+    `  dashboard:      ${hub.url}/${monitorToken ? `#token=${encodeURIComponent(monitorToken.token)}` : ''}`,
     `  data directory: ${hub.options.dataDir}`,
     ...(hub.options.postgres ? [`  cluster node:   ${hub.cluster().nodeId} (${hub.cluster().role}), journal in PostgreSQL`] : []),
     `  tokens${hub.tokensCreated ? ` (generated, saved ${hub.options.postgres && !hub.options.tokens && !hub.options.tokensFile ? 'in PostgreSQL' : 'in the data directory'})` : ''}:`,
