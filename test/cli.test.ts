@@ -41,6 +41,16 @@ describe('switchboard CLI', () => {
     expect(await second.exited).toBe(0);
   });
 
+  it('prints a dashboard link whose fragment reads back as the monitor token, whatever characters it holds', async () => {
+    const dataDir = tempDir();
+    const tokens = join(dataDir, 'tokens.json');
+    const monitorToken = 'watch+this&that=1 %20';
+    writeFileSync(tokens, JSON.stringify([{ token: TOKENS.admin, role: 'admin' }, { token: monitorToken, role: 'monitor' }]));
+    const hub = await startHubProcess(['--port', '0', '--data-dir', dataDir, '--tokens', tokens]);
+    const link = new URL(/dashboard:\s+(\S+)/.exec(hub.output())![1]!);
+    expect(new URLSearchParams(link.hash.slice(1)).get('token')).toBe(monitorToken);
+  });
+
   it('prints its pid, which `switchboard reload` signals, found through the data directory, to read the tokens again', async () => {
     const dataDir = tempDir();
     const hub = await startHubProcess(['--port', '0', '--data-dir', dataDir]);
