@@ -106,24 +106,36 @@ export interface RunningHub {
 /** The events of an HTTP server socket.io (engine.io) listens to once attached. */
 const ATTACH_EVENTS = ['request', 'upgrade', 'close', 'listening'] as const;
 
+/** What socket.io changed on a server as it attached: the listeners it added, and the request listeners it took off to wrap. */
+type Attachment = ReadonlyMap<(typeof ATTACH_EVENTS)[number], { added: Function[]; wrapped: Function[] }>;
+
+/** What attaching changed, from the server's raw listeners before and after. */
+function attachment(server: HttpServer, before: ReadonlyMap<(typeof ATTACH_EVENTS)[number], Function[]>): Attachment {
+  return new Map(
+    [...before].map(([event, had]) => {
+      const after = server.rawListeners(event);
+      return [event, { added: after.filter((listener) => !had.includes(listener)), wrapped: had.filter((listener) => !after.includes(listener)) }];
+    }),
+  );
+}
+
 /**
  * Takes socket.io off an application's server: removes the listeners it added and puts back the
  * request listeners it had wrapped (engine.io replaces them with one that calls them), in place.
- * Left attached, a closed hub's engine would still answer `/socket.io/` (and keep the hub in
- * memory), and a hub attached to the server later would never get its connections.
+ * Listeners the application added since are left as they are. Left attached, a closed hub's
+ * engine would still answer `/socket.io/` (and keep the hub in memory), and a hub attached to
+ * the server later would never get its connections.
  */
-function detach(server: HttpServer, before: ReadonlyMap<(typeof ATTACH_EVENTS)[number], Function[]>): void {
-  for (const [event, had] of before) {
-    const current = server.rawListeners(event);
-    const added = current.filter((listener) => !had.includes(listener));
-    if (event !== 'request') {
+function detach(server: HttpServer, attached: Attachment): void {
+  for (const [event, { added, wrapped }] of attached) {
+    if (event !== 'request' || wrapped.length === 0) {
       for (const listener of added) server.removeListener(event, listener as (...args: unknown[]) => void);
       continue;
     }
     // The wrapper stands where the listeners it wraps were (raw listeners: a `once` stays one).
-    const wrapped = had.filter((listener) => !current.includes(listener));
+    const current = server.rawListeners(event);
     server.removeAllListeners(event);
-    for (const listener of current.flatMap((listener) => (added.includes(listener) ? (listener === added[0] ? wrapped : []) : [listener]))) {
+    for (const listener of current.flatMap((listener) => (listener === added[0] ? wrapped : added.includes(listener) ? [] : [listener]))) {
       server.on(event, listener as (...args: unknown[]) => void);
     }
   }
@@ -260,11 +272,13 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     // The listeners socket.io puts on the server, so that a shared one is given back as it was.
     const listenersBefore = new Map(ATTACH_EVENTS.map((event) => [event, http.rawListeners(event)]));
     const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false, parser: hubParser });
+    // Taken now: listeners the application adds later are its own, and stay at close.
+    const attached = attachment(http, listenersBefore);
     batchWebSocketWrites(io);
     stops.push(() =>
       parts.server
         ? // The application owns its server: only the hub's connections end, and socket.io lets go of it.
-          (io.disconnectSockets(true), io.engine.close(), detach(parts.server, listenersBefore))
+          (io.disconnectSockets(true), io.engine.close(), detach(parts.server, attached))
         : // Closing the transport (not each socket) lets clients reconnect to the next hub.
           new Promise<void>((done) => io.close(() => done())),
     );

@@ -74,6 +74,25 @@ describe('a hub on a shared server', () => {
     expect((await again.listWorkflows()).items.map((w) => w.id)).toEqual([wf.id]);
     expect((await rawGet(url, '/app')).body).toBe('from the app');
   });
+
+  it('leaves at close the listeners the app put on the server after the hub attached', async () => {
+    let hub: RunningHub | undefined;
+    const server = appServer(() => hub);
+    hub = await createHub({ dataDir: tempDir(), tokens: GRANTS, logLevel: 'silent' }, { server });
+    // The app's own, added once the hub is there: another WebSocket endpoint, its shutdown hook, a second request listener.
+    const onUpgrade = () => undefined;
+    const onClose = () => undefined;
+    const onRequest = () => undefined;
+    server.on('upgrade', onUpgrade);
+    server.on('close', onClose);
+    server.on('request', onRequest);
+    await hub.close();
+
+    expect(server.listeners('upgrade')).toEqual([onUpgrade]);
+    expect(server.listeners('close')).toEqual([onClose]);
+    expect(server.listeners('request')).toHaveLength(2);
+    expect(server.listeners('request')[1]).toBe(onRequest);
+  });
 });
 
 describe('closing a hub', () => {
