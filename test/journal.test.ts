@@ -8,7 +8,7 @@ import { segmentName } from '../server/store/journal.ts';
 import { decodeRecord, encodeRecord, encodeRecords, replayRecord, type JournalRecord } from '../server/store/records.ts';
 import { recover } from '../server/store/recovery.ts';
 import { readSnapshot, snapshotText } from '../server/store/snapshot.ts';
-import { tempDir } from './helpers/hub.ts';
+import { crashCopy, tempDir } from './helpers/hub.ts';
 
 const record = (seq: number, value: number): JournalRecord => ({
   seq,
@@ -209,6 +209,27 @@ describe('journal recovery', () => {
 });
 
 describe('embedded store', () => {
+  it('counts the journal a crash left, which no snapshot holds, toward the next snapshot', async () => {
+    const dir = tempDir();
+    const first = encodeRecord(record(1, 1)) + encodeRecord(record(2, 2));
+    const second = encodeRecord(record(3, 3));
+    // Due once both runs' records are in the journal, and not before: neither run's own reaches it.
+    const options = { dataDir: dir, fsync: false, snapshotAfterBytes: Buffer.byteLength(first) + Buffer.byteLength(second), snapshotJournalRatio: 0, onWarning: (m: string) => expect.fail(m) };
+    const crashed = new EmbeddedStore(options);
+    await crashed.open();
+    await crashed.append(first);
+    expect(crashed.snapshotDue()).toBe(false);
+    // Killed: what it leaves has no snapshot of those records.
+    const copy = crashCopy(dir);
+    await crashed.close();
+    const restarted = new EmbeddedStore({ ...options, dataDir: copy });
+    await restarted.open();
+    expect(restarted.snapshotDue()).toBe(false);
+    await restarted.append(second);
+    expect(restarted.snapshotDue()).toBe(true);
+    await restarted.close();
+  });
+
   it.each([true, false])('keeps the journal readable when a snapshot is asked for while a batch is being written (fsync %s)', async (fsync) => {
     const dir = tempDir();
     const store = new EmbeddedStore({ dataDir: dir, fsync, snapshotAfterBytes: Number.MAX_SAFE_INTEGER, onWarning: (m) => expect.fail(m) });
