@@ -1,12 +1,14 @@
 import pg from 'pg';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { connectControl, connectMonitor } from '../client-sdk/index.ts';
+import { LeaseTable } from '../server/cluster/lease.ts';
 import type { ClusterInfo } from '../server/index.ts';
+import { PostgresStore } from '../server/store/postgres/postgres-store.ts';
 import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
-import { TOKENS } from './helpers/hub.ts';
+import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
-import { untilAnswer } from './helpers/wait.ts';
+import { deferred, untilAnswer, untilTrue } from './helpers/wait.ts';
 
 const skip = postgresSkipReason();
 
@@ -15,6 +17,10 @@ const postgres = postgresForFile();
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const occurrences = (text: string, part: string) => text.split(part).length - 1;
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
 
@@ -108,6 +114,45 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     for (const node of [leader, stayed]) expect(await documentAt(node.url)).toEqual(expected);
     await control.close();
   }, 90_000);
+
+  it('a node that takes the lease right after a truncation it did not see loads its replica again before it leads', async () => {
+    const url = await postgres().newDatabase();
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    onTestFinished(() => db.end());
+    const lastSeq = async () => Number((await db.query<{ seq: string }>('SELECT max(seq) AS seq FROM sb_journal')).rows[0]!.seq);
+    const hub = await startHub({ postgres: url, leaseMs: 1000, leaseRenewMs: 200, leaseCheckMs: 100 });
+    await untilTrue(() => hub.cluster().role === 'leader', 'the node leads');
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'truncated under a node about to lead' });
+    await wf.start();
+    await wf.updateProgress('p', 10);
+    const damagedSeq = await lastSeq();
+    await wf.updateProgress('p', 20);
+    await hub.settle();
+
+    // Between this node's look at the lease and its taking it, the row is damaged and another node
+    // truncates the journal (the lease was free): the records from damagedSeq on are gone.
+    const truncated = deferred();
+    const tryAcquire = LeaseTable.prototype.tryAcquire;
+    vi.spyOn(LeaseTable.prototype, 'tryAcquire').mockImplementationOnce(async function (this: LeaseTable, ...args) {
+      await db.query(`UPDATE sb_journal SET line = 'not a record' WHERE partition = 'main' AND seq = $1`, [damagedSeq]);
+      const other = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, truncateDamagedJournal: true, onWarning: () => undefined });
+      await other.open();
+      await other.close();
+      truncated.resolve();
+      return tryAcquire.apply(this, args);
+    });
+    // The node loses its lease (the epoch moved on, and the term is over): it follows, then takes it again.
+    await db.query(`UPDATE sb_lease SET epoch = epoch + 1, expires_at = now() - interval '1 millisecond'`);
+    await truncated.promise;
+    await untilTrue(() => hub.cluster().role === 'leader', 'the node leads again');
+    await hub.settle();
+
+    // It leads the journal as PostgreSQL holds it, not the records the truncation deleted.
+    expect(await lastSeq()).toBe(damagedSeq - 1);
+    expect(hub.cluster().version).toBe(damagedSeq - 1);
+    expect((await wf.get()).stages.p).toBeUndefined();
+  }, 30_000);
 });
 
 /** The process's output once it matches `pattern`; rejects with what it printed after `timeoutMs`. */

@@ -163,6 +163,9 @@ export class ClusterNode {
     if (epoch === undefined) return;
     // The old leader is fenced off from here on; what it committed before is all in the journal now.
     this.heldUntil = started + this.settings.leaseMs;
+    // A truncation made since this node last looked (the lease was free then) deleted records it may
+    // hold; none can be made now that it holds the lease. Else it would lead, and append after, them.
+    await this.followHistory(await this.lease.holder());
     await this.catchUp();
     if (this.damaged) {
       await this.lease.release(this.settings.nodeId, epoch);
