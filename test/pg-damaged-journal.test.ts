@@ -153,6 +153,40 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     expect(hub.cluster().version).toBe(damagedSeq - 1);
     expect((await wf.get()).stages.p).toBeUndefined();
   }, 30_000);
+
+  it('a follower woken by the new records after a truncation loads its replica again instead of applying them on top of the deleted ones', async () => {
+    const url = await postgres().newDatabase();
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    onTestFinished(() => db.end());
+    const lastSeq = async () => Number((await db.query<{ seq: string }>('SELECT max(seq) AS seq FROM sb_journal')).rows[0]!.seq);
+    const fast = { leaseMs: 1000, leaseRenewMs: 200, leaseCheckMs: 100 };
+    const first = await startHub({ postgres: url, ...fast });
+    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
+    // A follower that looks at the lease once a minute: only the journal's notifications wake it.
+    const follower = await startHub({ postgres: url, leaseMs: 120_000, leaseRenewMs: 1000, leaseCheckMs: 60_000 });
+    const wf = await (await control(first)).createWorkflow({ id: 'wf-truncated', userQuery: 'truncated under a follower' });
+    await wf.start();
+    await wf.updateProgress('p', 10);
+    const damagedSeq = await lastSeq();
+    await wf.updateProgress('p', 20);
+    const held = await lastSeq();
+    await untilTrue(() => follower.cluster().version === held, 'the follower holds every record');
+
+    // The leader stops; the row is damaged; a node truncates from it and leads.
+    await first.close();
+    await db.query(`UPDATE sb_journal SET line = 'not a record' WHERE partition = 'main' AND seq = $1`, [damagedSeq]);
+    const second = await startHub({ postgres: url, ...fast, truncateDamagedJournal: true });
+    await untilTrue(() => second.cluster().role === 'leader', 'the truncating node leads');
+    const again = (await control(second)).workflow(wf.id);
+    // The same stage again: the records apply cleanly on top of the deleted ones (only its start time tells them apart).
+    for (const percentage of [30, 40, 50]) await again.updateProgress('p', percentage);
+    const version = await lastSeq();
+    expect(version).toBe(held + 1);
+
+    await untilTrue(() => follower.cluster().version === version, 'the follower at the leader\'s version');
+    expect(follower.state.workflows.get(wf.id)).toEqual(second.state.workflows.get(wf.id));
+  }, 30_000);
 });
 
 /** The process's output once it matches `pattern`; rejects with what it printed after `timeoutMs`. */

@@ -269,8 +269,14 @@ export class ClusterNode {
   /** Applies the committed records after this node's version, loading the replica again when they no longer fit it. */
   private async applyJournal(): Promise<void> {
     for (;;) {
-      const records = await this.store.readAfter(this.writer.lastSeq);
+      const { records, truncations } = await this.store.readFollowing(this.writer.lastSeq);
       if (records.length === 0) break;
+      // Woken by a new leader's records before this node's next look at the lease: a truncation
+      // since it loaded may have deleted records it holds, which these would be applied on top of.
+      if (truncations !== this.store.truncations) {
+        await this.reload(`the journal was truncated (${truncations} time(s), ${this.store.truncations} as this node loaded it)`);
+        continue;
+      }
       const evicted = records.flatMap((record) => record.changes.filter((change) => change.ops.length === 1 && change.ops[0]!.op === 'remove' && change.ops[0]!.path === '').map((change) => change.doc));
       if (evicted.length > 0) await this.store.archive.refresh(evicted);
       try {

@@ -81,12 +81,28 @@ export async function appendJournal(pool: Pool, partition: string, fence: Fence,
 /** The committed records after `afterSeq`, in order, at most `limit`; throws DamagedJournal on a damaged row. */
 export async function readJournal(pool: Pool, partition: string, afterSeq: number, limit: number): Promise<JournalRecord[]> {
   const result = await pool.query<{ seq: string; line: string }>('SELECT seq, line FROM sb_journal WHERE partition = $1 AND seq > $2 ORDER BY seq LIMIT $3', [partition, afterSeq, limit]);
-  return result.rows.map((row) => {
-    const record = decodeRecord(row.line);
-    if (!record) throw new DamagedJournal(partition, Number(row.seq), 'it does not decode');
-    if (record.seq !== Number(row.seq)) throw new DamagedJournal(partition, Number(row.seq), `it holds record ${record.seq}`);
-    return record;
-  });
+  return result.rows.map((row) => decodeRow(partition, row));
+}
+
+/**
+ * readJournal, and the journal's truncations (sb_lease) as of the same read: records read under
+ * another count than the one a node loaded under may follow records it holds that a truncation
+ * deleted. `truncations` is undefined when no record follows.
+ */
+export async function readJournalInHistory(pool: Pool, partition: string, afterSeq: number, limit: number): Promise<{ records: JournalRecord[]; truncations: number | undefined }> {
+  const result = await pool.query<{ seq: string; line: string; truncations: string | null }>(
+    'SELECT seq, line, (SELECT truncations FROM sb_lease WHERE partition = $1) AS truncations FROM sb_journal WHERE partition = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+    [partition, afterSeq, limit],
+  );
+  const first = result.rows[0];
+  return { records: result.rows.map((row) => decodeRow(partition, row)), truncations: first ? Number(first.truncations ?? 0) : undefined };
+}
+
+function decodeRow(partition: string, row: { seq: string; line: string }): JournalRecord {
+  const record = decodeRecord(row.line);
+  if (!record) throw new DamagedJournal(partition, Number(row.seq), 'it does not decode');
+  if (record.seq !== Number(row.seq)) throw new DamagedJournal(partition, Number(row.seq), `it holds record ${record.seq}`);
+  return record;
 }
 
 /** The sequence number of the newest committed record (0 when there is none). */

@@ -5,7 +5,7 @@ import { replayRecord, type JournalRecord } from '../records.ts';
 import type { Recovered } from '../recovery.ts';
 import { parseSnapshot, snapshotText } from '../snapshot.ts';
 import { snapshotThreshold, type CurrentDocs, type SnapshotEvent, type SnapshotTrigger, type Store } from '../store.ts';
-import { appendJournal, DamagedJournal, FencedOff, lastJournalSeq, readJournal, type Fence } from './pg-journal.ts';
+import { appendJournal, DamagedJournal, FencedOff, lastJournalSeq, readJournal, readJournalInHistory, type Fence } from './pg-journal.ts';
 import { PgArchive } from './pg-archive.ts';
 import { PgCompactionWorker, trimAfterSnapshot } from './pg-compaction.ts';
 import { ensureSchema } from './schema.ts';
@@ -153,6 +153,11 @@ export class PostgresStore implements Store {
   /** The committed records after `seq`, in order, at most `limit`. */
   readAfter(seq: number, limit = PAGE): Promise<JournalRecord[]> {
     return readJournal(this.pool, this.partition, seq, limit);
+  }
+
+  /** readAfter, with the journal's truncations as of the same read (undefined when no record follows `seq`). */
+  readFollowing(seq: number, limit = PAGE): Promise<{ records: JournalRecord[]; truncations: number | undefined }> {
+    return readJournalInHistory(this.pool, this.partition, seq, limit);
   }
 
   async append(records: string | Uint8Array, firstSeq: number): Promise<void> {
