@@ -7,6 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { connectControl } from '../client-sdk/index.ts';
 import type { Actor } from '../server/domain/machinery/actor.ts';
+import type { HubState } from '../server/domain/machinery/state.ts';
 import { createHub, type RunningHub } from '../server/index.ts';
 import type { PinnedJson } from '../server/pinned-json.ts';
 import { ReportRenderer } from '../server/reports/report-renderer.ts';
@@ -144,6 +145,44 @@ describe('closing a hub', () => {
     expect(unhandled).toEqual([]);
     expect(reply.status).toBe(503);
     expect(JSON.parse(reply.body).error.code).toBe('UNAVAILABLE');
+  });
+});
+
+describe('the report worker', () => {
+  it('stopped as idle while a new one starts: its exit fails none of the new worker\'s renders', async () => {
+    const hub = await startHub();
+    await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'big', userQuery: 'big' }), actor: ADMIN });
+    // Past the 256 KB rendered on the event loop: rendered in the worker.
+    const orders = Array.from({ length: 500 }, (_, i) => ({ id: `o${i}`, taskType: 't', input: { text: 'x'.repeat(1000) } }));
+    await hub.dispatch({ type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId: 'big', orders }), actor: ADMIN });
+    const renderer = new ReportRenderer();
+    onTestFinished(() => renderer.close());
+    const internals = renderer as unknown as { worker: Worker | undefined; stopIdle(): Promise<void> };
+    // The hub's own state, as its routes hand it to the renderer (embedders get it read-only).
+    const state = hub.state as unknown as HubState;
+    await renderer.render(state, 'big', ['json']);
+    const idle = internals.worker!;
+    const idleExited = new Promise((resolve) => idle.once('exit', resolve));
+
+    // The idle timer stops the worker; a render comes before its exit is reported, and is still being sent when it is.
+    const proto = ReportRenderer.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const renderInWorker = proto.renderInWorker!;
+    vi.spyOn(proto, 'renderInWorker').mockImplementationOnce(function (this: ReportRenderer, pinned: unknown, ...rest: unknown[]) {
+      const { chunks, ...others } = pinned as PinnedJson;
+      async function* gated() {
+        let first = true;
+        for await (const chunk of chunks) {
+          yield chunk;
+          if (first) await idleExited;
+          first = false;
+        }
+      }
+      return renderInWorker.call(this, { ...others, chunks: gated() }, ...rest);
+    });
+    const stopping = internals.stopIdle();
+    const [report] = await renderer.render(state, 'big', ['markdown']);
+    await stopping;
+    expect(report!.format).toBe('markdown');
   });
 });
 

@@ -43,6 +43,8 @@ function agentsOf(workflow: Workflow, pool: Record<string, Agent> | undefined): 
 interface Pending {
   resolve: (reports: RenderedReport[]) => void;
   reject: (error: Error) => void;
+  /** The worker the job was sent to: only its stop fails the job. */
+  worker: Worker;
 }
 
 /**
@@ -153,7 +155,7 @@ export class ReportRenderer {
     }
     const worker = this.startedWorker();
     const job = this.nextJob++;
-    const done = new Promise<RenderedReport[]>((resolve, reject) => this.pending.set(job, { resolve, reject }));
+    const done = new Promise<RenderedReport[]>((resolve, reject) => this.pending.set(job, { resolve, reject, worker }));
     // The worker may stop (the hub closing, a crash) while the chunks are still being sent, before
     // anyone awaits `done`: its rejection is handled here, and thrown below.
     done.catch(() => undefined);
@@ -195,8 +197,12 @@ export class ReportRenderer {
     const fail = (error: Error) => {
       if (this.worker === worker) this.worker = undefined;
       const reason = this.closed ? new HubError('UNAVAILABLE', 'the hub is shutting down') : new HubError('INTERNAL', `the report worker stopped: ${error.message}`);
-      for (const pending of this.pending.values()) pending.reject(reason);
-      this.pending.clear();
+      // Only its own jobs: one stopped as idle reports its exit after a new worker may have taken jobs.
+      for (const [job, pending] of this.pending) {
+        if (pending.worker !== worker) continue;
+        this.pending.delete(job);
+        pending.reject(reason);
+      }
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
