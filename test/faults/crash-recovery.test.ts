@@ -7,7 +7,7 @@ import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { agent, monitor, TOKENS, tempDir } from '../helpers/hub.ts';
 import { HubUnderTest } from './cluster.ts';
 
-const KILLS = Number(process.env.FAULT_KILLS ?? 20);
+const KILLS = Number(process.env.FAULT_KILLS ?? 10);
 
 describe('crash recovery (kill -9 under load)', () => {
   it(`keeps every acknowledged change and completes no work order twice across ${KILLS} kills`, async () => {

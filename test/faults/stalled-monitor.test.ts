@@ -38,12 +38,12 @@ describe('a monitor frozen under load', () => {
       return staleness;
     };
 
-    const before = await churn(300);
+    const before = await churn(150);
     frozen.child.kill('SIGSTOP');
     const heapBefore = await metric(hub.url, 'nodejs_heap_used_bytes');
-    const during = await churn(1500);
+    const during = await churn(750);
     const heapAfter = await metric(hub.url, 'nodejs_heap_used_bytes');
-    const produced = 1500 * 18_000;
+    const produced = 750 * 18_000;
     expect(await metric(hub.url, 'switchboard_stalled_subscribers_total')).toBeGreaterThanOrEqual(1);
     // What the hub holds for the frozen monitor stays under the bound instead of growing with the load.
     expect(mostQueued).toBeLessThanOrEqual(32 + 4);
