@@ -21,15 +21,24 @@ import { codeOf } from './helpers/errors.ts';
 /** Just enough of a socket.io namespace: rooms that fake sockets join and leave, and a record of what is sent. */
 function fakeNamespace() {
   const rooms = new Map<string, Set<string>>();
+  /** Each fake socket's own set of rooms, by id. */
+  const joined = new Map<string, Set<string>>();
   const sent: Array<{ event: string; payload: { doc: string } }> = [];
   const nsp = {
     sockets: new Map(),
     adapter: { rooms },
     to: () => ({ emit: (event: string, payload: { doc: string }) => sent.push({ event, payload }) }),
+    in: (name: string) => ({
+      socketsLeave: (left: string) => {
+        for (const id of rooms.get(name) ?? []) joined.get(id)?.delete(left);
+        rooms.get(name)?.clear();
+      },
+    }),
   };
   const socket = (id: string) => {
     // The rooms this socket is in, as socket.io's Socket keeps them.
     const own = new Set<string>([id]);
+    joined.set(id, own);
     return {
       rooms: own,
       join: (names: string | string[]) => {
@@ -128,13 +137,16 @@ describe('view streams (no network)', () => {
     await untilTrue(() => views.size === 0, 'the last view dropped');
   });
 
-  it('ends the views of a workflow that leaves memory', async () => {
+  it('ends the views of a workflow that leaves memory, and takes their subscribers out of their rooms', async () => {
     const { hub, views, socket } = await setup();
-    views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' }));
+    const subscriber = socket('s1');
+    views.subscribe(subscriber, 'wf', ViewSpec.parse({ kind: 'summary' }));
+    expect([...subscriber.rooms]).toEqual(['s1', 'doc:wf/summary']);
     await hub.dispatch({ type: 'workflow.cancel', input: { workflowId: 'wf' }, actor: ADMIN });
     const version = hub.state.versions.get('wf')!;
     expect(await hub.dispatch({ type: 'hub.evict', input: { workflowId: 'wf', version }, actor: ADMIN })).toEqual({ evicted: true });
     expect(views.size).toBe(0);
+    expect([...subscriber.rooms]).toEqual(['s1']);
   });
 
   it('answers the first view of a big workflow once its catalog is built, with the view at the version it names, a rebuild of the index meanwhile included', async () => {

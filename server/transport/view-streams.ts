@@ -194,9 +194,12 @@ export class ViewStreams implements DerivedStreams {
     }
   }
 
-  /** Drops the views of a workflow that left memory. */
+  /** Drops the views of a workflow that left memory; their subscribers leave their rooms (they no longer count toward the bound). */
   private forgetWorkflow(workflowId: string): void {
-    for (const view of [...(this.byWorkflow.get(workflowId) ?? [])]) this.drop(view);
+    for (const view of [...(this.byWorkflow.get(workflowId) ?? [])]) {
+      this.nsp.in(room(view.name)).socketsLeave(room(view.name));
+      this.drop(view);
+    }
     this.revoked.delete(workflowId);
     this.dirty.delete(workflowId);
   }
