@@ -22,6 +22,14 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+/** A client on the cluster's database, ended when the test ends, and the journal's newest seq. */
+async function journalClient(url: string): Promise<{ db: pg.Client; lastSeq: () => Promise<number> }> {
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  onTestFinished(() => db.end());
+  return { db, lastSeq: async () => Number((await db.query<{ seq: string }>('SELECT max(seq) AS seq FROM sb_journal')).rows[0]!.seq) };
+}
+
 describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
 
   it('is named once by each follower, which then never takes the lease over it; a start is refused naming it, --truncate-damaged-journal is the way out, and a leader frozen meanwhile loads again', async () => {
@@ -32,15 +40,13 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     const control = await connectControl({ url: cluster.urls, token: TOKENS.admin, requestTimeoutMs: 3000 });
     const wf = await control.createWorkflow({ userQuery: 'damaged row' });
     await wf.start();
-    const db = new pg.Client({ connectionString: database });
-    await db.connect();
-    onTestFinished(() => db.end());
+    const { db, lastSeq } = await journalClient(database);
     const lease = async () => (await db.query<{ owner: string; epoch: string }>('SELECT owner, epoch FROM sb_lease')).rows[0]!;
 
     // The followers are frozen while the leader commits a record whose row is then damaged, and one after it.
     for (const follower of followers) follower.current!.child.kill('SIGSTOP');
     await wf.updateProgress('p', 10);
-    const damagedSeq = Number((await db.query<{ seq: string }>('SELECT max(seq) AS seq FROM sb_journal')).rows[0]!.seq);
+    const damagedSeq = await lastSeq();
     await db.query(`UPDATE sb_journal SET line = 'not a record' WHERE partition = 'main' AND seq = $1`, [damagedSeq]);
     await wf.updateProgress('p', 20);
     for (const follower of followers) follower.current!.child.kill('SIGCONT');
@@ -117,10 +123,7 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
 
   it('a node that takes the lease right after a truncation it did not see loads its replica again before it leads', async () => {
     const url = await postgres().newDatabase();
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
-    onTestFinished(() => db.end());
-    const lastSeq = async () => Number((await db.query<{ seq: string }>('SELECT max(seq) AS seq FROM sb_journal')).rows[0]!.seq);
+    const { db, lastSeq } = await journalClient(url);
     const hub = await startHub({ postgres: url, leaseMs: 1000, leaseRenewMs: 200, leaseCheckMs: 100 });
     await untilTrue(() => hub.cluster().role === 'leader', 'the node leads');
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'truncated under a node about to lead' });
@@ -156,10 +159,7 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
 
   it('a follower woken by the new records after a truncation loads its replica again instead of applying them on top of the deleted ones', async () => {
     const url = await postgres().newDatabase();
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
-    onTestFinished(() => db.end());
-    const lastSeq = async () => Number((await db.query<{ seq: string }>('SELECT max(seq) AS seq FROM sb_journal')).rows[0]!.seq);
+    const { db, lastSeq } = await journalClient(url);
     const fast = { leaseMs: 1000, leaseRenewMs: 200, leaseCheckMs: 100 };
     const first = await startHub({ postgres: url, ...fast });
     await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');

@@ -60,8 +60,6 @@ export class ClusterNode {
   private looking: Promise<void> | undefined;
   /** The damaged journal row this node cannot follow past, while it is there: it never takes the lease then. */
   private damaged: DamagedJournal | undefined;
-  /** When this node last made sure the journal was not truncated under it (see followHistory). */
-  private historyCheckedAt = performance.now();
 
   constructor(
     private readonly store: PostgresStore,
@@ -224,7 +222,6 @@ export class ClusterNode {
    * to other records, which would otherwise be applied on top of them.
    */
   private async followHistory(holder: LeaseHolder | undefined): Promise<void> {
-    this.historyCheckedAt = performance.now();
     const truncations = holder?.truncations ?? 0;
     if (truncations === this.store.truncations) return;
     await this.reload(`the journal was truncated (${truncations} time(s), ${this.store.truncations} as this node loaded it)`);
@@ -244,8 +241,6 @@ export class ClusterNode {
    */
   private async catchUp(): Promise<void> {
     if (this.role === 'leader') return;
-    // Not looked at for a while (the process was frozen, say): the journal may have been truncated meanwhile.
-    if (performance.now() - this.historyCheckedAt > 2 * this.settings.checkMs) await this.followHistory(await this.lease.holder());
     try {
       await this.applyJournal();
     } catch (error) {
