@@ -1,6 +1,7 @@
 import type * as z from 'zod';
 import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
+import type { AgentStatus } from '../shared/schemas/agent.ts';
 import type { Assignment, CancelNotice } from '../shared/schemas/work-order.ts';
 import { Attempt, type AttemptHost, type Registration } from './attempt.ts';
 import { Connection, mayHaveLanded, type ConnectOptions, type RequestOptions } from './connection.ts';
@@ -9,10 +10,14 @@ import { Heartbeat } from './heartbeat.ts';
 import { Listeners } from './listeners.ts';
 import type { AgentLogger, TaskHandler, TaskOptions, TaskReport } from './task.ts';
 
-/** What an agent's `on` reports: a completion or failure the hub answered, or an error it cannot go on after. */
+/**
+ * What an agent's `on` reports: a completion or failure the hub answered, an error it cannot go on
+ * after, or a registration that found the hub's draining state unlike this process's.
+ */
 type AgentEvents = {
   report: TaskReport;
   error: HubError;
+  draining: boolean;
 };
 
 /** Refusals of a completion that retrying cannot fix (bad outputs or result): the attempt fails for good. */
@@ -44,7 +49,7 @@ export class AgentClient {
   private readonly handlers = new Map<string, Registration>();
   private readonly running = new Map<string, Attempt>();
   private readonly heartbeat = new Heartbeat(() => void this.beat());
-  private draining = false;
+  private isDraining = false;
   private closed = false;
   private readonly listeners = new Listeners<AgentEvents>();
   /** What each attempt needs from this agent. */
@@ -85,7 +90,8 @@ export class AgentClient {
 
   /**
    * `report`: after the hub answers each completion or failure report. `error`: the agent cannot
-   * go on (registration refused, or the hub closed the connection).
+   * go on (registration refused, or the hub closed the connection). `draining`: a registration's
+   * reply changed `draining` (the hub's state wins).
    */
   on<K extends keyof AgentEvents>(event: K, listener: (payload: AgentEvents[K]) => void): () => void {
     return this.listeners.on(event, listener);
@@ -105,6 +111,14 @@ export class AgentClient {
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
+  }
+
+  /**
+   * Whether this agent takes no new work: set by drain() and resume(), and by every registration's
+   * reply, since draining belongs to the agentId on the hub (set before this process, or by a control client).
+   */
+  get draining(): boolean {
+    return this.isDraining;
   }
 
   /** The number of tasks running now. */
@@ -145,6 +159,7 @@ export class AgentClient {
       labels: this.options.labels ?? {},
     });
     this.isRegistered = true;
+    this.adoptStatus(reply.agent.status);
     for (const resume of this.waitingForRegistration.splice(0)) resume();
     const held = new Set(reply.attempts.map((a) => a.attemptToken));
     for (const token of before) if (!held.has(token)) this.abort(token, 'the hub reassigned this work while we were away');
@@ -159,14 +174,28 @@ export class AgentClient {
 
   /** Takes no new work; running tasks finish. */
   async drain(options?: RequestOptions): Promise<void> {
-    this.draining = true;
-    await this.connection.request('agent.status', { status: 'draining' }, options);
+    this.isDraining = true;
+    // A registration answered meanwhile may have said otherwise: this reply is the newer word.
+    this.isDraining = (await this.connection.request('agent.status', { status: 'draining' }, options)).status === 'draining';
   }
 
-  /** Takes new work again after drain(). */
+  /** Takes new work again after drain(), or after a registration found this agentId draining. */
   async resume(options?: RequestOptions): Promise<void> {
-    this.draining = false;
-    await this.connection.request('agent.status', { status: 'active' }, options);
+    this.isDraining = false;
+    this.isDraining = (await this.connection.request('agent.status', { status: 'active' }, options)).status === 'draining';
+  }
+
+  /** Takes the hub's draining state from a registration's reply; a change is announced and logged, or the process would sit idle with no sign why. */
+  private adoptStatus(status: AgentStatus): void {
+    const draining = status === 'draining';
+    if (draining === this.isDraining) return;
+    this.isDraining = draining;
+    this.host.logger?.warn?.(
+      draining
+        ? `agent ${this.options.agentId} is draining on the hub (set under this agentId before, or by a control client): it takes no new work until resume()`
+        : `agent ${this.options.agentId} is active on the hub again (a control client set it while we were away): it takes new work`,
+    );
+    this.listeners.emit('draining', draining);
   }
 
   /** Sets a free-text status note shown in summaries and the dashboard. */
@@ -192,7 +221,7 @@ export class AgentClient {
     if (!registration) return ack({ accept: false, reason: `no handler for ${assignment.taskType}` });
     // Closing: no answer, the connection's offers are withdrawn with it and held against nobody.
     if (this.closed) return;
-    if (this.draining) return ack({ accept: false, reason: 'draining' });
+    if (this.isDraining) return ack({ accept: false, reason: 'draining' });
     ack({ accept: true });
     void this.run(assignment, registration, false);
   }
@@ -209,7 +238,7 @@ export class AgentClient {
     const registration = this.handlers.get(assignment.taskType) ?? this.handlers.get('*');
     // Not to be run here after all. Draining meanwhile: the hub withdrew it when the drain reached it.
     // Closing: it is withdrawn with the connection, or lapses, and the hub offers it to another agent.
-    if (!registration || this.draining || this.closed) return;
+    if (!registration || this.isDraining || this.closed) return;
     void this.run(assignment, registration, true);
   }
 
@@ -224,7 +253,7 @@ export class AgentClient {
     try {
       const outcome = await attempt.run(registration);
       // The report asks for this agent's next offer in its reply, unless no more work is wanted here.
-      if (outcome && !this.draining && !this.closed) outcome.payload.next = true;
+      if (outcome && !this.isDraining && !this.closed) outcome.payload.next = true;
       if (outcome?.event === 'task.fail') await this.report('task.fail', outcome.payload);
       if (outcome?.event !== 'task.complete') return;
       const refused = await this.report('task.complete', outcome.payload);

@@ -58,9 +58,10 @@ export interface TaskOptions<Schema extends z.ZodType = z.ZodType> {
   input: Schema;
 }
 
-/** Where an agent reports what its handlers throw: `console` by default; `null` for nowhere. */
+/** Where an agent reports what its handlers throw, and warnings (`warn`, optional): `console` by default; `null` for nowhere. */
 export interface AgentLogger {
   error(message: string, error: unknown): void;
+  warn?(message: string): void;
 }
 
 /** What happened to a completion or failure the agent reported. */

@@ -49,13 +49,39 @@ describe('agents and work orders over the network', () => {
     await old.drain();
     await old.close();
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
-    const fresh = await agent(hub, { agentId: 'w1', agentType: 'w' });
+    const warnings: string[] = [];
+    const fresh = await agent(hub, { agentId: 'w1', agentType: 'w', logger: { error: () => {}, warn: (message) => warnings.push(message) } });
     await fresh.onTask('t', () => ({ result: 'fresh' }));
     expect((await client.listAgents()).find((a) => a.id === 'w1')!.status).toBe('draining');
     expect((await wf.getWorkOrder('job')).waiting).toEqual({ reason: 'no_capable_agent', taskType: 't' });
+    // The new process learns it from its registration's reply, and says so once.
+    expect(fresh.draining).toBe(true);
+    expect(warnings).toEqual([expect.stringContaining('agent w1 is draining on the hub')]);
     await fresh.resume();
+    expect(fresh.draining).toBe(false);
     await untilOrder(hub, wf.id, 'job', 'completed');
     expect((await wf.getWorkOrder('job')).result).toBe('fresh');
+  });
+
+  it('takes new work after a reconnect when a control client reactivated it, though it drained itself', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'reactivated while away' });
+    await wf.start();
+    const a = await agent(hub, { agentId: 'w2', agentType: 'w', logger: null });
+    await a.onTask('t', () => ({ result: 'back' }));
+    await a.drain();
+    expect(a.draining).toBe(true);
+    await client.updateAgentStatus('w2', { status: 'active' });
+    const adopted = new Promise<boolean>((resolve) => a.on('draining', resolve));
+    a.connection.socket.io.engine.close();
+    // The registration after the reconnect carries the hub's word, which wins over the local drain().
+    expect(await adopted).toBe(false);
+    expect(a.draining).toBe(false);
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    const order = await untilOrder(hub, wf.id, 'job', 'completed');
+    expect(order.result).toBe('back');
+    expect(order.declinedBy).toEqual([]);
   });
 
   it('serves higher priority first when agents are scarce', async () => {
