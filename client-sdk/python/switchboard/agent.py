@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,8 @@ from .errors import HubError
 from .heartbeat import Heartbeat
 from .listeners import Listeners
 from .task import Handler
+
+log = logging.getLogger("switchboard")
 
 #: Failures of the transport after which a request is sent again.
 RETRYABLE_TRANSPORT = frozenset({"TIMEOUT", "DISCONNECTED", "UNAVAILABLE", "RATE_LIMITED"})
@@ -60,12 +63,18 @@ class AgentClient(ClosesOnExit):
         connection.on_gone(self._on_gone)
 
     @property
+    def draining(self) -> bool:
+        """Whether this agent takes no new work: set by drain() and resume(), and by every registration's reply (draining belongs to the agent id on the hub)."""
+        return self._draining
+
+    @property
     def active_tasks(self) -> int:
         """The number of tasks running now."""
         return len(self._running)
 
     def on(self, event: str, listener: Callable[[Any], None]) -> Callable[[], None]:
-        """`report` (a TaskReport after each completion or failure the hub answered) or `error` (a HubError the agent cannot go on after)."""
+        """`report` (a TaskReport after each completion or failure the hub answered), `error` (a HubError the agent cannot go on after)
+        or `draining` (a bool, when a registration's reply changed `draining`: the hub's state wins)."""
         return self._listeners.on(event, listener)
 
     def task(self, task_type: str) -> Callable[[Handler], Handler]:
@@ -117,6 +126,7 @@ class AgentClient(ClosesOnExit):
             "taskTypes": task_types, "maxConcurrentTasks": self.max_concurrent_tasks, "labels": self.labels,
         })
         self._registered.set()
+        self._adopt_status(reply["agent"]["status"])
         held = {attempt["attemptToken"] for attempt in reply["attempts"]}
         for token in before - held:
             self._abort(token, "the hub reassigned this work while we were away")
@@ -130,12 +140,27 @@ class AgentClient(ClosesOnExit):
     async def drain(self) -> None:
         """Takes no new work; running tasks finish."""
         self._draining = True
-        await self.connection.request("agent.status", {"status": "draining"})
+        # A registration answered meanwhile may have said otherwise: this reply is the newer word.
+        self._draining = (await self.connection.request("agent.status", {"status": "draining"}))["status"] == "draining"
 
     async def resume(self) -> None:
-        """Takes new work again after drain()."""
+        """Takes new work again after drain(), or after a registration found this agent id draining."""
         self._draining = False
-        await self.connection.request("agent.status", {"status": "active"})
+        self._draining = (await self.connection.request("agent.status", {"status": "active"}))["status"] == "draining"
+
+    def _adopt_status(self, status: str) -> None:
+        """Takes the hub's draining state from a registration's reply; a change is logged and emitted, or the process would sit idle with no sign why."""
+        draining = status == "draining"
+        if draining == self._draining:
+            return
+        self._draining = draining
+        if draining:
+            log.warning("switchboard: agent %s is draining on the hub (set under this agent id before, or by a control client): "
+                        "it takes no new work until resume()", self.agent_id)
+        else:
+            log.warning("switchboard: agent %s is active on the hub again (a control client set it while we were away): it takes new work",
+                        self.agent_id)
+        self._listeners.emit("draining", draining)
 
     async def set_note(self, note: str | None) -> None:
         """Sets (or with None clears) a free-text status note."""

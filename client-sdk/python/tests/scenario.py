@@ -42,8 +42,9 @@ async def started(control: ControlClient, monitor: MonitorClient, user_query: st
 
 
 async def agent(hub: Hub, task_type: str, **options: Any) -> AgentClient:
-    """An agent registered on `hub` that takes only `task_type` (its handler is added by the test)."""
-    client = await connect_agent(hub.url, TOKENS["agent"], agent_id=unique("py-agent"), agent_type="test", **options)
+    """An agent registered on `hub` that takes only `task_type` (its handler is added by the test); a fresh id unless `agent_id` is given."""
+    options.setdefault("agent_id", unique("py-agent"))
+    client = await connect_agent(hub.url, TOKENS["agent"], agent_type="test", **options)
     _opened.append(client)
     return client
 
@@ -87,3 +88,8 @@ def lose_answer(connection: Connection, event: str) -> asyncio.Event:
 
     sio.emit = emitting
     return lost
+
+
+async def drop(connection: Connection) -> None:
+    """Drops the connection the hard way (its websocket closes under it), so that it reconnects. Fault injection, as lose_answer."""
+    await connection._sio.eio.ws.close()

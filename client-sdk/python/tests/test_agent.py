@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 from hub import Hub
-from scenario import agent, clients, started, unique
+import pytest
+from scenario import agent, clients, drop, started, unique
 from switchboard import AgentClient, NonRetryableError, Task, TaskContext, TaskReport, TaskResult
 
 
@@ -261,3 +263,54 @@ async def test_an_offer_reaching_a_closing_agent_is_withdrawn_with_its_connectio
     await pool.until(lambda agents, _: agents[worker.agent_id]["disconnectedSince"] is not None)
     order = await wf.get_work_order("late")
     assert (order["state"], order["declinedBy"], order["attempts"]) == ("queued", [], 0)
+
+
+async def test_a_new_process_under_a_draining_agent_id_starts_drained_says_so_and_resumes(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("redeploy")
+    old = await agent(hub, kind)
+    await old.drain()
+    await old.close()
+    with caplog.at_level(logging.WARNING, logger="switchboard"):
+        fresh = await agent(hub, kind, agent_id=old.agent_id)
+    # Draining belongs to the agent id: the new process learns it from its registration's reply, and says so once.
+    assert fresh.draining
+    assert [r.getMessage() for r in caplog.records if "draining on the hub" in r.getMessage()] == [
+        f"switchboard: agent {old.agent_id} is draining on the hub (set under this agent id before, or by a control client): it takes no new work until resume()"
+    ]
+
+    @fresh.task(kind)
+    async def run(task: Task, ctx: TaskContext) -> str:
+        return "fresh"
+
+    await fresh.ready()
+    wf, mirror = await started(control, monitor, "drain across a redeploy")
+    await wf.create_work_order(kind, id="job")
+    await fresh.resume()
+    assert not fresh.draining
+    state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
+    assert (state["workOrders"]["job"]["result"], state["workOrders"]["job"]["declinedBy"]) == ("fresh", [])
+
+
+async def test_after_a_reconnect_an_agent_a_control_client_reactivated_takes_work_though_it_drained_itself(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("reactivated")
+    worker = await agent(hub, kind)
+
+    @worker.task(kind)
+    async def run(task: Task, ctx: TaskContext) -> str:
+        return "back"
+
+    await worker.ready()
+    await worker.drain()
+    assert worker.draining
+    await control.update_agent_status(worker.agent_id, status="active")
+    adopted: asyncio.Queue[bool] = asyncio.Queue()
+    worker.on("draining", adopted.put_nowait)
+    await drop(worker.connection)
+    # The registration after the reconnect carries the hub's word, which wins over the local drain().
+    assert await adopted.get() is False and not worker.draining
+    wf, mirror = await started(control, monitor, "reactivated while away")
+    await wf.create_work_order(kind, id="job")
+    state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
+    assert (state["workOrders"]["job"]["result"], state["workOrders"]["job"]["declinedBy"]) == ("back", [])
