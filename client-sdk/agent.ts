@@ -1,7 +1,7 @@
 import type * as z from 'zod';
 import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
-import type { AgentStatus } from '../shared/schemas/agent.ts';
+import type { DrainNotice } from '../shared/schemas/agent.ts';
 import type { Assignment, CancelNotice } from '../shared/schemas/work-order.ts';
 import { Attempt, type AttemptHost, type Registration } from './attempt.ts';
 import { Connection, mayHaveLanded, type ConnectOptions, type RequestOptions } from './connection.ts';
@@ -12,7 +12,7 @@ import type { AgentLogger, TaskHandler, TaskOptions, TaskReport } from './task.t
 
 /**
  * What an agent's `on` reports: a completion or failure the hub answered, an error it cannot go on
- * after, or a registration that found the hub's draining state unlike this process's.
+ * after, or a draining state from the hub unlike this process's.
  */
 type AgentEvents = {
   report: TaskReport;
@@ -74,6 +74,7 @@ export class AgentClient {
     const socket = connection.socket;
     socket.on('assignment', (assignment: Assignment, ack: (reply: unknown) => void) => this.onAssignment(assignment, ack));
     socket.on('cancel', (notice: CancelNotice) => this.abort(notice.attemptToken, `cancelled by the hub: ${notice.reason}`));
+    socket.on('drain', (notice: DrainNotice) => this.adoptStatus(notice.draining === true));
     // The socket is connected now, so every later 'connect' is a reconnect: register again, and the
     // hub keeps our running work if we are back within the grace period.
     socket.on('connect', () => void this.registerUntilDone());
@@ -90,8 +91,8 @@ export class AgentClient {
 
   /**
    * `report`: after the hub answers each completion or failure report. `error`: the agent cannot
-   * go on (registration refused, or the hub closed the connection). `draining`: a registration's
-   * reply changed `draining` (the hub's state wins).
+   * go on (registration refused, or the hub closed the connection). `draining`: the hub's state
+   * changed `draining`, in a registration's reply or a control client's `drain` push (the hub's state wins).
    */
   on<K extends keyof AgentEvents>(event: K, listener: (payload: AgentEvents[K]) => void): () => void {
     return this.listeners.on(event, listener);
@@ -159,7 +160,7 @@ export class AgentClient {
       labels: this.options.labels ?? {},
     });
     this.isRegistered = true;
-    this.adoptStatus(reply.agent.status);
+    this.adoptStatus(reply.agent.status === 'draining');
     for (const resume of this.waitingForRegistration.splice(0)) resume();
     const held = new Set(reply.attempts.map((a) => a.attemptToken));
     for (const token of before) if (!held.has(token)) this.abort(token, 'the hub reassigned this work while we were away');
@@ -185,15 +186,14 @@ export class AgentClient {
     this.isDraining = (await this.connection.request('agent.status', { status: 'active' }, options)).status === 'draining';
   }
 
-  /** Takes the hub's draining state from a registration's reply; a change is announced and logged, or the process would sit idle with no sign why. */
-  private adoptStatus(status: AgentStatus): void {
-    const draining = status === 'draining';
+  /** Takes the hub's draining state (a registration's reply, or a control client's change pushed as `drain`); a change is announced and logged, or the process would sit idle with no sign why. */
+  private adoptStatus(draining: boolean): void {
     if (draining === this.isDraining) return;
     this.isDraining = draining;
     this.host.logger?.warn?.(
       draining
         ? `agent ${this.options.agentId} is draining on the hub (set under this agentId before, or by a control client): it takes no new work until resume()`
-        : `agent ${this.options.agentId} is active on the hub again (a control client set it while we were away): it takes new work`,
+        : `agent ${this.options.agentId} is active on the hub again (set by a control client): it takes new work`,
     );
     this.listeners.emit('draining', draining);
   }

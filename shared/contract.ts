@@ -5,6 +5,7 @@ import {
   AgentPage,
   AgentRef,
   AgentStatusInput,
+  DrainNotice,
   HeartbeatInput,
   ListAgentsInput,
   RegisterAgentInput,
@@ -174,6 +175,7 @@ export const pushEvents = {
   agent: {
     assignment: { payload: Assignment, reply: OfferReply, doc: 'An offer; ack with { accept: true } or { accept: false, reason } before acceptMs.' },
     cancel: { payload: CancelNotice, reply: null, doc: 'Stop working on this attempt (cancelled, reassigned or timed out).' },
+    drain: { payload: DrainNotice, reply: null, doc: 'A control client drained this agent (`draining: true`: take nothing new) or made it active again.' },
   },
   control: {},
   monitor: {

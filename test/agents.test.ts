@@ -72,9 +72,11 @@ describe('agents and work orders over the network', () => {
     await a.onTask('t', () => ({ result: 'back' }));
     await a.drain();
     expect(a.draining).toBe(true);
-    await client.updateAgentStatus('w2', { status: 'active' });
     const adopted = new Promise<boolean>((resolve) => a.on('draining', resolve));
-    a.connection.socket.io.engine.close();
+    // Away, so the change is not pushed to it.
+    a.connection.socket.disconnect();
+    await client.updateAgentStatus('w2', { status: 'active' });
+    a.connection.socket.connect();
     // The registration after the reconnect carries the hub's word, which wins over the local drain().
     expect(await adopted).toBe(false);
     expect(a.draining).toBe(false);
@@ -82,6 +84,35 @@ describe('agents and work orders over the network', () => {
     const order = await untilOrder(hub, wf.id, 'job', 'completed');
     expect(order.result).toBe('back');
     expect(order.declinedBy).toEqual([]);
+  });
+
+  it("drains and reactivates a connected agent at a control client's word, told at once", async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'drained by an operator' });
+    await wf.start();
+    const a = await agent(hub, { agentId: 'w3', agentType: 'w', logger: null });
+    await a.onTask('t', () => ({ result: 'done' }));
+    const told: boolean[] = [];
+    const next = () =>
+      new Promise<boolean>((resolve) => {
+        const off = a.on('draining', (draining) => (off(), resolve(draining)));
+      });
+    a.on('draining', (draining) => told.push(draining));
+    let change = next();
+    await client.updateAgentStatus('w3', { status: 'draining' });
+    expect(await change).toBe(true);
+    expect(a.draining).toBe(true);
+    // A note changes nothing about draining: nothing is pushed.
+    await client.updateAgentStatus('w3', { note: 'maintenance' });
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    expect((await wf.getWorkOrder('job')).waiting).toEqual({ reason: 'no_capable_agent', taskType: 't' });
+    change = next();
+    await client.updateAgentStatus('w3', { status: 'active' });
+    expect(await change).toBe(false);
+    const order = await untilOrder(hub, wf.id, 'job', 'completed');
+    expect(order.declinedBy).toEqual([]);
+    expect(told).toEqual([true, false]);
   });
 
   it('serves higher priority first when agents are scarce', async () => {

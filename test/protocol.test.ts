@@ -127,7 +127,7 @@ describe('the wire protocol without the SDK', () => {
     };
     const c = record(admin.connection as never, 'control');
     const m = record(watcher.connection as never, 'monitor');
-    for (const [event, payload] of Object.entries({ assignment: 'agent', cancel: 'agent', patch: 'monitor' })) {
+    for (const [event, payload] of Object.entries({ assignment: 'agent', cancel: 'agent', drain: 'agent', patch: 'monitor' })) {
       const socket = payload === 'agent' ? worker.connection.socket : watcher.connection.socket;
       socket.on(event, (value: unknown) => seen.push({ key: `${payload}:${event}:payload`, value }));
     }
@@ -170,6 +170,10 @@ describe('the wire protocol without the SDK', () => {
     await c('agent.list', {});
     await c('agent.get', { agentId: 'checker' });
     await c('agent.update', { agentId: 'checker', note: 'checked' });
+    const drained = new Promise((resolve) => worker.connection.socket.once('drain', resolve));
+    await c('agent.update', { agentId: 'checker', status: 'draining' });
+    await drained;
+    await c('agent.update', { agentId: 'checker', status: 'active' });
     await c('data.registerMany', { workflowId: workflow.id, items: [{ id: 'remote', path: 's3://lake/r.parquet' }] });
     await c('data.update', { workflowId: workflow.id, dataId: 'remote', description: 'v2' });
     await c('data.validate', { workflowId: workflow.id, dataId: 'in' });
@@ -192,7 +196,7 @@ describe('the wire protocol without the SDK', () => {
     await c('workflow.fail', { workflowId: 'wf-fail', reason: 'because' });
 
     const kinds = new Set(seen.map((s) => s.key));
-    for (const key of ['agent:assignment:payload', 'agent:cancel:payload', 'monitor:patch:payload']) expect(kinds).toContain(key);
+    for (const key of ['agent:assignment:payload', 'agent:cancel:payload', 'agent:drain:payload', 'monitor:patch:payload']) expect(kinds).toContain(key);
     const refused = seen.filter(({ key, value }) => !published(key).safeParse(value).success).map(({ key, value }) => `${key}: ${JSON.stringify(value).slice(0, 300)}`);
     expect(refused).toEqual([]);
   });

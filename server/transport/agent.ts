@@ -117,6 +117,7 @@ export class AgentTransport {
         this.onOffer(this.hub.now() - effect.readyAt);
         if (!effect.inReply) this.offer(effect.agentId, effect.assignment);
       } else if (effect.type === 'cancel') this.cancel(effect.agentId, effect.notice);
+      else if (effect.type === 'drain') this.sockets.get(effect.agentId)?.emit('drain', { draining: effect.draining });
     }
   }
 

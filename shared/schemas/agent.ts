@@ -81,6 +81,10 @@ export const AgentStatusInput = z.strictObject({
   note: Text.nullable().optional(),
 });
 
+/** Pushed to a connected agent whose draining a control client changed: the hub's word on it. */
+export const DrainNotice = z.object({ draining: z.boolean() });
+export type DrainNotice = z.infer<typeof DrainNotice>;
+
 /** update_agent_status from a control client. */
 export const UpdateAgentInput = AgentStatusInput.extend({ agentId: Id });
 

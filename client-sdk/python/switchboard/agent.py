@@ -58,13 +58,14 @@ class AgentClient(ClosesOnExit):
         self._listeners = Listeners()
         connection.on("assignment", self._on_assignment)
         connection.on("cancel", self._on_cancel)
+        connection.on("drain", self._on_drain)
         connection.on_reconnect(self._schedule_register)
         connection.on_disconnect(self._registered.clear)
         connection.on_gone(self._on_gone)
 
     @property
     def draining(self) -> bool:
-        """Whether this agent takes no new work: set by drain() and resume(), and by every registration's reply (draining belongs to the agent id on the hub)."""
+        """Whether this agent takes no new work: set by drain() and resume(), by every registration's reply and by a control client's `drain` push (draining belongs to the agent id on the hub)."""
         return self._draining
 
     @property
@@ -74,7 +75,7 @@ class AgentClient(ClosesOnExit):
 
     def on(self, event: str, listener: Callable[[Any], None]) -> Callable[[], None]:
         """`report` (a TaskReport after each completion or failure the hub answered), `error` (a HubError the agent cannot go on after)
-        or `draining` (a bool, when a registration's reply changed `draining`: the hub's state wins)."""
+        or `draining` (a bool, when the hub's state changed `draining`: a registration's reply or a control client's `drain` push)."""
         return self._listeners.on(event, listener)
 
     def task(self, task_type: str) -> Callable[[Handler], Handler]:
@@ -126,7 +127,7 @@ class AgentClient(ClosesOnExit):
             "taskTypes": task_types, "maxConcurrentTasks": self.max_concurrent_tasks, "labels": self.labels,
         })
         self._registered.set()
-        self._adopt_status(reply["agent"]["status"])
+        self._adopt_status(reply["agent"]["status"] == "draining")
         held = {attempt["attemptToken"] for attempt in reply["attempts"]}
         for token in before - held:
             self._abort(token, "the hub reassigned this work while we were away")
@@ -148,9 +149,8 @@ class AgentClient(ClosesOnExit):
         self._draining = False
         self._draining = (await self.connection.request("agent.status", {"status": "active"}))["status"] == "draining"
 
-    def _adopt_status(self, status: str) -> None:
-        """Takes the hub's draining state from a registration's reply; a change is logged and emitted, or the process would sit idle with no sign why."""
-        draining = status == "draining"
+    def _adopt_status(self, draining: bool) -> None:
+        """Takes the hub's draining state (a registration's reply, or a control client's change pushed as `drain`); a change is logged and emitted, or the process would sit idle with no sign why."""
         if draining == self._draining:
             return
         self._draining = draining
@@ -158,8 +158,7 @@ class AgentClient(ClosesOnExit):
             log.warning("switchboard: agent %s is draining on the hub (set under this agent id before, or by a control client): "
                         "it takes no new work until resume()", self.agent_id)
         else:
-            log.warning("switchboard: agent %s is active on the hub again (a control client set it while we were away): it takes new work",
-                        self.agent_id)
+            log.warning("switchboard: agent %s is active on the hub again (set by a control client): it takes new work", self.agent_id)
         self._listeners.emit("draining", draining)
 
     async def set_note(self, note: str | None) -> None:
@@ -206,6 +205,9 @@ class AgentClient(ClosesOnExit):
         self._running[attempt.task.attempt_token] = attempt
         self._heartbeat.cover(attempt.task.lease_ms)
         self.connection.spawn(self._run(attempt, handler, carried))
+
+    async def _on_drain(self, notice: dict[str, Any]) -> None:
+        self._adopt_status(notice.get("draining") is True)
 
     async def _on_cancel(self, notice: dict[str, Any]) -> None:
         self._abort(notice["attemptToken"], f"cancelled by the hub: {notice.get('reason', '')}")

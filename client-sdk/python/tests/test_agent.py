@@ -9,7 +9,7 @@ from typing import Any
 
 from hub import Hub
 import pytest
-from scenario import agent, clients, drop, started, unique
+from scenario import agent, clients, started, unique
 from switchboard import AgentClient, NonRetryableError, Task, TaskContext, TaskReport, TaskResult
 
 
@@ -292,9 +292,9 @@ async def test_a_new_process_under_a_draining_agent_id_starts_drained_says_so_an
     assert (state["workOrders"]["job"]["result"], state["workOrders"]["job"]["declinedBy"]) == ("fresh", [])
 
 
-async def test_after_a_reconnect_an_agent_a_control_client_reactivated_takes_work_though_it_drained_itself(hub: Hub) -> None:
+async def test_a_control_client_drains_and_reactivates_a_connected_agent_which_is_told_at_once(hub: Hub) -> None:
     control, monitor = await clients(hub)
-    kind = unique("reactivated")
+    kind = unique("operator")
     worker = await agent(hub, kind)
 
     @worker.task(kind)
@@ -303,14 +303,17 @@ async def test_after_a_reconnect_an_agent_a_control_client_reactivated_takes_wor
 
     await worker.ready()
     await worker.drain()
-    assert worker.draining
+    told: asyncio.Queue[bool] = asyncio.Queue()
+    worker.on("draining", told.put_nowait)
+    # The hub pushes the operator's word to the connected agent, which wins over its own drain().
     await control.update_agent_status(worker.agent_id, status="active")
-    adopted: asyncio.Queue[bool] = asyncio.Queue()
-    worker.on("draining", adopted.put_nowait)
-    await drop(worker.connection)
-    # The registration after the reconnect carries the hub's word, which wins over the local drain().
-    assert await adopted.get() is False and not worker.draining
-    wf, mirror = await started(control, monitor, "reactivated while away")
+    assert await told.get() is False and not worker.draining
+    await control.update_agent_status(worker.agent_id, status="draining")
+    assert await told.get() is True and worker.draining
+    await control.update_agent_status(worker.agent_id, status="active")
+    assert await told.get() is False
+    wf, mirror = await started(control, monitor, "reactivated by an operator")
     await wf.create_work_order(kind, id="job")
     state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
     assert (state["workOrders"]["job"]["result"], state["workOrders"]["job"]["declinedBy"]) == ("back", [])
+    assert told.empty()

@@ -84,8 +84,11 @@ export const transitions = {
   'lineage.link': (t: CommandContext, input: In<'lineage.link'>, actor: Actor) => linkLineage(t, input, actor),
   'agent.update': (t: CommandContext, input: In<'agent.update'>) => {
     const { agentId, ...change } = input;
+    const wasDraining = t.state.agents?.[agentId]?.status === 'draining';
     const agent = setAgentStatus(t, agentId, change);
     if (change.status === 'draining') startDraining(t, agentId);
+    const draining = t.state.agents?.[agentId]?.status === 'draining';
+    if (draining !== wasDraining && t.state.work.connected.has(agentId)) t.tx.effect({ type: 'drain', agentId, draining });
     return agent;
   },
   /** `newConnection`: the agent registers over a socket other than the one it used before. */

@@ -28,7 +28,7 @@ export type Notice =
   | { type: 'order.retrying'; workflowId: string; workOrderId: string; /** The number the next attempt will have. */ attempt: number; at: number }
   | { type: 'order.deadLettered'; workflowId: string; workOrderId: string; taskType: string; attempts: number; error: string };
 
-/** What the hub does after a change is committed: push an offer, tell an agent to stop, or log a notice. */
+/** What the hub does after a change is committed: push an offer, tell an agent to stop or drain, or log a notice. */
 export type Effect =
   | {
       type: 'offer';
@@ -40,4 +40,6 @@ export type Effect =
       inReply?: true;
     }
   | { type: 'cancel'; agentId: string; notice: CancelNotice }
+  /** A control client drained or reactivated a connected agent: its SDK would not know otherwise. */
+  | { type: 'drain'; agentId: string; draining: boolean }
   | Notice;
