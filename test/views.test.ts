@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { NonRetryableError, type Mirror, type MonitorClient, type ViewSpec, type WorkflowHandle } from '../client-sdk/index.ts';
+import { NonRetryableError, type ControlClient, type Mirror, type MonitorClient, type ViewSpec, type WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { ViewSpec as ViewSpecSchema } from '../shared/schemas/views.ts';
 import type { WorkOrderState } from '../shared/schemas/work-order.ts';
@@ -8,6 +8,7 @@ import type { Workflow } from '../shared/schemas/workflow.ts';
 import { WorkflowCatalog } from '../server/domain/work/workflow-catalog.ts';
 import { summaryView, viewOf } from '../server/domain/workflows/views.ts';
 import { applyPatch } from '../shared/patch.ts';
+import { MAX_VIEWS_PER_WORKFLOW } from '../server/transport/view-streams.ts';
 import { codeOf } from './helpers/errors.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { deferred, untilTrue } from './helpers/wait.ts';
@@ -83,6 +84,20 @@ async function runningWorkflow(hub: RunningHub, id = 'wf') {
 /** Creates orders of a task type in one request; some ask to fail. */
 function createOrders(wf: WorkflowHandle, taskType: string, ids: string[], failing: (id: string) => boolean = () => false) {
   return wf.createWorkOrders(ids.map((id) => ({ id, taskType, input: { fail: failing(id) } })));
+}
+
+/** A workflow with `count` queued orders, created a thousand per request (the most one takes). */
+async function workflowOfOrders(client: ControlClient, count: number): Promise<WorkflowHandle> {
+  const wf = await client.createWorkflow({ userQuery: `${count} orders` });
+  for (let at = 0; at < count; at += 1000) await createOrders(wf, 'embed', Array.from({ length: Math.min(1000, count - at) }, (_, i) => `o${at + i}`));
+  return wf;
+}
+
+/** How many times each outcome occurs. */
+function countsOf(outcomes: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const outcome of outcomes) counts[outcome] = (counts[outcome] ?? 0) + 1;
+  return counts;
 }
 
 const SUMMARY: ViewSpec = { kind: 'summary' };
@@ -165,6 +180,19 @@ describe('views of a workflow', () => {
     expect((await (await monitor(hub)).subscribe(wf.id, { view: { kind: 'orders', limit: 65 } })).state).toMatchObject({ total: 0 });
     await watcher.unsubscribe(views[5]!.doc);
     expect((await watcher.subscribe(wf.id, { view: { kind: 'orders', limit: 65 } })).state).toMatchObject({ total: 0 });
+  });
+
+  it('holds the bound exactly when one connection asks for more views of a big workflow than it allows at once, each waiting for its catalog', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    // Past the size whose catalog is built at once: every subscribe below waits for the build before it joins.
+    const big = await workflowOfOrders(client, 1001);
+    const watcher = await monitor(hub);
+    const outcomes = await Promise.all(Array.from({ length: MAX_VIEWS_PER_WORKFLOW + 6 }, (_, i) => codeOf(watcher.subscribe(big.id, { view: { kind: 'orders', limit: i + 1 } }))));
+    expect(countsOf(outcomes)).toEqual({ resolved: MAX_VIEWS_PER_WORKFLOW, VALIDATION: 6 });
+    // It follows exactly as many as the bound: one more view is refused, one it follows is not another.
+    expect(await codeOf(watcher.subscribe(big.id, { view: { kind: 'summary' } }))).toBe('VALIDATION');
+    expect(await codeOf(watcher.subscribe(big.id, { view: { kind: 'orders', limit: outcomes.indexOf('resolved') + 1 } }))).toBe('resolved');
   });
 
   it('answers a subscription with the view’s version held with only the patches missed since, which bring it to the view now', async () => {

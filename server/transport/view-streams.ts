@@ -39,7 +39,10 @@ export const VIEW_IDLE_MS = 30_000;
 export const MAX_VIEWS_PER_WORKFLOW = 64;
 export const MAX_VIEWS_PER_CONNECTION = 4096;
 
-/** Why a socket may not follow one more view of `workflowId`, if it may not. */
+/**
+ * Why a socket may not follow one more view of `workflowId`, if it may not. Counted from its rooms,
+ * so it holds under concurrent subscribes only when asked in the turn that joins the room.
+ */
 function tooManyViews(socket: Socket, workflowId: string): string | undefined {
   let total = 0;
   let ofWorkflow = 0;
@@ -95,7 +98,8 @@ export class ViewStreams implements DerivedStreams {
     const name = viewName(workflowId, spec);
     const refusal = socket.rooms.has(room(name)) ? undefined : tooManyViews(socket, workflowId);
     if (refusal) throw new HubError('VALIDATION', `${refusal}: unsubscribe from one first`);
-    // A big workflow's catalog is built a slice per turn first; then this looks again, in the turn it answers in.
+    // A big workflow's catalog is built a slice per turn first; then this looks again (the bounds
+    // included: others may have joined meanwhile), in the turn it answers and joins in.
     const build = catalogBuild(this.hub.state, workflowId);
     if (build) {
       return build.then(() => {
