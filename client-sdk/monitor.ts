@@ -46,6 +46,11 @@ export interface MirrorChange {
 export class Mirror<T = unknown> {
   state: T | undefined;
   version = 0;
+  /**
+   * The run of the hub `version` was answered in: it resumes with that, never another mirror's,
+   * since a version may have shown a change that a later epoch rolled back and gave to another.
+   */
+  epoch: string | undefined;
   private readonly listeners = new Listeners<{ change: MirrorChange }>();
 
   constructor(readonly doc: string) {}
@@ -77,16 +82,19 @@ export class Mirror<T = unknown> {
     });
   }
 
-  /** Applies a subscription answer (snapshot or catch-up patches). */
+  /** Applies a subscription answer (snapshot or catch-up patches), and takes its epoch when it applies. */
   load(subscription: Subscription): boolean {
     if (subscription.mode === 'snapshot') {
       const from = this.version;
       this.state = subscription.state as T;
       this.version = subscription.version;
+      this.epoch = subscription.epoch;
       this.listeners.emit('change', { doc: this.doc, from, to: this.version, ops: [], snapshot: true });
       return true;
     }
-    return this.apply({ doc: this.doc, from: subscription.from, to: subscription.to, ops: subscription.ops });
+    const applied = this.apply({ doc: this.doc, from: subscription.from, to: subscription.to, ops: subscription.ops });
+    if (applied) this.epoch = subscription.epoch;
+    return applied;
   }
 
   /**
@@ -116,8 +124,10 @@ export class MonitorClient {
   /** The view each view mirror follows, by the view's name: what to subscribe to again. */
   private readonly views = new Map<string, { workflowId: string; view: ViewSpecInput }>();
   private followAll = false;
-  /** The hub run our versions belong to; after a hub restart the hub answers with snapshots. */
-  private epoch: string | undefined;
+  /** The epoch of the latest answer: subscribeAll takes one, and sends the versions held in it (the others get snapshots). */
+  private latestEpoch: string | undefined;
+  /** The epoch subscribeAll last answered in: that of a document that arrives by patch. */
+  private followAllEpoch: string | undefined;
   private readonly resyncing = new Map<string, PatchMessage[]>();
   /** The catch-up (or first subscribe) running for each name, '*' for all: a second request waits for it, then runs once more. */
   private readonly running = new Map<string, Promise<unknown>>();
@@ -162,7 +172,7 @@ export class MonitorClient {
     if (holding) this.resyncing.set(name, held);
     const subscribing = (async () => {
       const subscription = await this.complete(await this.connection.request('subscribe', view ? { doc, view } : { doc }, requestOptions), requestOptions);
-      this.epoch = subscription.epoch;
+      this.latestEpoch = subscription.epoch;
       if (view) this.views.set(subscription.doc, { workflowId: doc, view });
       const mirror = this.mirror(subscription.doc);
       mirror.load(subscription);
@@ -230,10 +240,12 @@ export class MonitorClient {
     }
   }
 
-  private mirror(doc: string): Mirror {
+  /** The mirror of `doc`; a new one holds versions of `epoch` (a subscription's answer sets its own). */
+  private mirror(doc: string, epoch?: string): Mirror {
     let mirror = this.mirrors.get(doc);
     if (!mirror) {
       mirror = new Mirror(doc);
+      mirror.epoch = epoch;
       mirror.on('change', (change) => this.listeners.emit('change', change));
       this.mirrors.set(doc, mirror);
       this.listeners.emit('doc', mirror);
@@ -246,7 +258,7 @@ export class MonitorClient {
     if (waiting) return void waiting.push(message);
     // Following everything brings new documents, never views one did not subscribe to.
     if (!this.mirrors.has(message.doc) && (!this.followAll || isViewName(message.doc))) return;
-    if (!this.mirror(message.doc).apply(message)) void this.resync(message.doc).catch(() => this.resyncUntilDone());
+    if (!this.mirror(message.doc, this.followAllEpoch).apply(message)) void this.resync(message.doc).catch(() => this.resyncUntilDone());
   }
 
   /**
@@ -287,27 +299,31 @@ export class MonitorClient {
   }
 
   private async catchUpNow(doc: string | undefined): Promise<void> {
-    const epoch = this.epoch === undefined ? {} : { epoch: this.epoch };
     if (doc !== undefined) {
-      const held = this.mirrors.get(doc);
-      await this.catchUpOrForget(doc, held && this.epoch !== undefined ? { version: held.version, epoch: this.epoch } : {});
+      await this.catchUpOrForget(doc, resumeOf(this.mirrors.get(doc)));
       return;
     }
-    const versions = Object.fromEntries([...this.mirrors].map(([name, m]) => [name, m.version]));
+    // Each mirror resumes from its own version and epoch: a catch-up that failed half way left some in a newer epoch.
+    const held = [...this.mirrors].map(([name, mirror]) => [name, resumeOf(mirror)] as const);
     // subscribeAll takes documents' versions; views are subscribed to one by one.
-    const docs = Object.entries(versions).filter(([name]) => !this.views.has(name));
-    const views = Object.entries(versions).filter(([name]) => this.views.has(name));
+    const docs = held.filter(([name]) => !this.views.has(name));
+    const views = held.filter(([name]) => this.views.has(name));
     let rest = [...docs, ...views];
     if (this.followAll) {
+      const epoch = this.latestEpoch;
+      const versions: Record<string, number> = {};
+      for (const [name, { version, epoch: its }] of docs) if (version !== undefined && its !== undefined && its === epoch) versions[name] = version;
+      const answer = await this.connection.request('subscribeAll', epoch === undefined ? { versions } : { versions, epoch });
+      this.followAllEpoch = answer.docs[0]?.epoch ?? this.followAllEpoch;
       const answered = new Set<string>();
-      for (const subscription of (await this.connection.request('subscribeAll', { versions: Object.fromEntries(docs), ...epoch })).docs) {
+      for (const subscription of answer.docs) {
         answered.add(subscription.doc);
         await this.catchUp(subscription);
       }
       // Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
       rest = rest.filter(([name]) => !answered.has(name));
     }
-    for (const [name, version] of rest) await this.catchUpOrForget(name, { version, ...epoch });
+    for (const [name, resume] of rest) await this.catchUpOrForget(name, resume);
   }
 
   /** Catches up one name; a document the hub no longer has (pruned, or its creation rolled back) is no longer mirrored. */
@@ -333,7 +349,7 @@ export class MonitorClient {
 
   private async catchUp(answer: Subscription): Promise<void> {
     const subscription = await this.complete(answer);
-    this.epoch = subscription.epoch;
+    this.latestEpoch = subscription.epoch;
     const mirror = this.mirror(subscription.doc);
     // Patches that do not start at our version cannot be applied: start again from a snapshot.
     if (!mirror.load(subscription)) mirror.load(await this.complete(await this.subscribeTo(subscription.doc, {})));
@@ -345,6 +361,11 @@ export class MonitorClient {
     const { transfer, ...snapshot } = subscription;
     return { ...snapshot, state: await inlineOrTransfer(this.connection, undefined, transfer, options) };
   }
+}
+
+/** What a mirror resumes from: its version with the epoch that version came in, or nothing (a snapshot). */
+function resumeOf(mirror: Mirror | undefined): { version?: number; epoch?: string } {
+  return mirror?.epoch === undefined ? {} : { version: mirror.version, epoch: mirror.epoch };
 }
 
 /**

@@ -56,6 +56,65 @@ describe('the monitor SDK catching up', () => {
     expect(state).toEqual(JSON.parse(JSON.stringify(hub.state.workflows.get(wf.id))));
   }, 60_000);
 
+  it('resumes each mirror with the epoch its version came with: one caught up in a new epoch lends it to no other', async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const client = await control(hub);
+    const first = await client.createWorkflow({ id: 'first', userQuery: 'caught up' });
+    const shown = await client.createWorkflow({ id: 'shown', userQuery: 'showed a change rolled back' });
+    const watcher = await monitor(hub);
+    await watcher.subscribe<Workflow>(first.id);
+    const mirror = await watcher.subscribe<Workflow>(shown.id);
+    store.hold();
+    const refused = codeOf(shown.updateProgress('ghost', 20));
+    await store.holding.promise;
+    // Applied but not on disk: subscribing again shows it, under the version it took.
+    await watcher.subscribe<Workflow>(shown.id);
+    expect(mirror.state!.stages.ghost?.progress).toBe(20);
+    // Away while the hub rolls it back (a new epoch) and another change takes its version's number: no resync notice reaches it.
+    const socket = watcher.connection.socket;
+    socket.disconnect();
+    store.fail();
+    expect(await refused).toBe('UNAVAILABLE');
+    await shown.updateProgress('real', 33);
+    expect(hub.state.versions.get(shown.id)).toBe(mirror.version);
+    // Back: the first mirror is caught up in the new epoch, then the connection drops while the second is asked for.
+    const request = watcher.connection.request.bind(watcher.connection);
+    let dropped = false;
+    (watcher.connection as unknown as { request: (event: string, payload: { doc?: string }) => Promise<unknown> }).request = (event, payload) => {
+      const answer = (request as (event: string, payload: unknown) => Promise<unknown>)(event, payload);
+      if (event === 'subscribe' && payload.doc === shown.id && !dropped) {
+        dropped = true;
+        socket.io.engine.close();
+      }
+      return answer;
+    };
+    const twice = new Promise<void>((resolve) => socket.on('connect', () => dropped && resolve()));
+    socket.connect();
+    await twice;
+    // A change after the catch-up: the mirror must show it on the hub's state, not on the one rolled back.
+    await shown.updateProgress('after', 50);
+    const state = await mirror.until((w) => w.stages.after !== undefined, { what: 'the change after the catch-up' });
+    expect(dropped).toBe(true);
+    expect(state).toEqual(JSON.parse(JSON.stringify(hub.state.workflows.get(shown.id))));
+  });
+
+  it('with subscribeAll, resumes a workflow that arrived by patch from the version it holds after a reconnect, not from a snapshot', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    // subscribeAll's answer names the epoch only in the documents it holds.
+    await client.createWorkflow({ id: 'early', userQuery: 'there before' });
+    const watcher = await monitor(hub);
+    const mirrors = await watcher.subscribeAll();
+    const fresh = await client.createWorkflow({ id: 'fresh', userQuery: 'arrives by patch' });
+    await untilTrue(() => mirrors.get(fresh.id)?.version === hub.state.versions.get(fresh.id), 'the new workflow mirrored');
+    const snapshots: string[] = [];
+    watcher.on('change', (change) => change.snapshot && snapshots.push(change.doc));
+    await cut(watcher);
+    await fresh.updateProgress('s', 10);
+    await mirrors.get(fresh.id)!.until((w) => (w as Workflow).stages.s?.progress === 10, { what: 'the change after the reconnect' });
+    expect(snapshots).toEqual([]);
+  });
+
   it('with subscribeAll, gets the final state of a workflow archived while the connection was down', async () => {
     const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
     const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'archived while away' });
@@ -109,7 +168,7 @@ describe('the monitor SDK catching up', () => {
     await wf.updateProgress('s', 10);
     await mirror.until((w) => w.stages.s?.progress === 10);
     // Resumed without an epoch, the hub answers with a snapshot: big, so a transfer.
-    (watcher as unknown as { epoch: string | undefined }).epoch = undefined;
+    mirror.epoch = undefined;
     await cut(watcher);
     await wf.updateProgress('s', 20);
     await mirror.until((w) => w.stages.s?.progress === 20, { what: 'the mirror caught up after its transfer was gone' });
