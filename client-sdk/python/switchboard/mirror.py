@@ -30,6 +30,9 @@ class Mirror:
         self.doc = doc
         self.state: Any = None
         self.version = 0
+        #: The run of the hub `version` was answered in: it resumes with that, never another mirror's, since a
+        #: version may have shown a change that a later epoch rolled back and gave to another.
+        self.epoch: str | None = None
         self._listeners = Listeners()
         #: Patches that arrived ahead of `version`, by their `from`.
         self._ahead: dict[int, dict[str, Any]] = {}
@@ -75,16 +78,20 @@ class Mirror:
             off()
 
     def load(self, subscription: dict[str, Any]) -> bool:
-        """Applies a subscription answer (a snapshot, or the patches missed); False when they do not follow on."""
+        """Applies a subscription answer (a snapshot, or the patches missed), taking its epoch; False when they do not follow on."""
         if subscription["mode"] == "snapshot":
             before = self.version
             self.state = subscription["state"]
             self.version = subscription["version"]
+            self.epoch = subscription["epoch"]
             self._ahead = {k: m for k, m in self._ahead.items() if k >= self.version}
             self._listeners.emit("change", MirrorChange(self.doc, before, self.version, [], True))
             self._drain()
             return True
-        return self.apply({"doc": self.doc, "from": subscription["from"], "to": subscription["to"], "ops": subscription["ops"]})
+        applied = self.apply({"doc": self.doc, "from": subscription["from"], "to": subscription["to"], "ops": subscription["ops"]})
+        if applied:
+            self.epoch = subscription["epoch"]
+        return applied
 
     def apply(self, message: dict[str, Any]) -> bool:
         """Applies a patch message (and those held that follow it); False when it does not follow on (one ahead is held)."""

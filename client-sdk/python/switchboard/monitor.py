@@ -22,6 +22,13 @@ log = logging.getLogger("switchboard")
 _VIEW_PENDING = "view subscription in flight"
 
 
+def _resume_of(mirror: Mirror | None) -> dict[str, Any]:
+    """What a mirror resumes from: its version with the epoch that version came in, or nothing (a snapshot)."""
+    if mirror is None or mirror.epoch is None or mirror.version < 0:
+        return {}
+    return {"version": mirror.version, "epoch": mirror.epoch}
+
+
 def _is_view(name: str) -> bool:
     # A view's name holds a "/", which no document's does.
     return "/" in name
@@ -35,8 +42,10 @@ class MonitorClient(ClosesOnExit):
         self._mirrors: dict[str, Mirror] = {}
         self._views: dict[str, tuple[str, dict[str, Any]]] = {}
         self._follow_all = False
-        #: The hub run our versions belong to; after a hub restart the hub answers with snapshots.
-        self._epoch: str | None = None
+        #: The epoch of the latest answer: subscribeAll takes one, and sends the versions held in it (the others get snapshots).
+        self._latest_epoch: str | None = None
+        #: The epoch subscribeAll last answered in: that of a document that arrives by patch.
+        self._follow_all_epoch: str | None = None
         #: Patches held while a document ("*": every document) is being caught up, replayed after.
         self._holding: dict[str, list[dict[str, Any]]] = {}
         self._listeners = Listeners()
@@ -62,7 +71,7 @@ class MonitorClient(ClosesOnExit):
         try:
             payload: dict[str, Any] = {"doc": doc} if view is None else {"doc": doc, "view": view}
             subscription = await self._complete(await self.connection.request("subscribe", payload))
-            self._epoch = subscription["epoch"]
+            self._latest_epoch = subscription["epoch"]
             if view is not None:
                 self._views[subscription["doc"]] = (doc, view)
             mirror = self._mirror(subscription["doc"])
@@ -130,6 +139,7 @@ class MonitorClient(ClosesOnExit):
                 self.connection.spawn(self._resync_or_retry(doc))
                 return
             mirror = self._mirror(doc)
+            mirror.epoch = self._follow_all_epoch
         try:
             applied = mirror.apply(message)
         except (KeyError, IndexError, TypeError, ValueError):
@@ -181,22 +191,22 @@ class MonitorClient(ClosesOnExit):
             return  # already being caught up; what arrives meanwhile is held and replayed
         self._holding[key] = []
         try:
-            epoch: dict[str, Any] = {} if self._epoch is None else {"epoch": self._epoch}
             if doc is None:
-                versions = {name: mirror.version for name, mirror in self._mirrors.items()}
-                names = [name for name in versions if name in self._views] if self._follow_all else list(versions)
+                # Each mirror resumes from its own version and epoch: a catch-up that failed half way left some in a newer epoch.
+                held = {name: _resume_of(mirror) for name, mirror in self._mirrors.items()}
+                names = [name for name in held if name in self._views] if self._follow_all else list(held)
                 if self._follow_all:
-                    docs = {name: version for name, version in versions.items() if name not in self._views and version >= 0}
-                    reply = await self.connection.request("subscribeAll", {"versions": docs, **epoch})
+                    epoch = self._latest_epoch
+                    docs = {name: r["version"] for name, r in held.items() if name not in self._views and r and r["epoch"] == epoch}
+                    reply = await self.connection.request("subscribeAll", {"versions": docs} if epoch is None else {"versions": docs, "epoch": epoch})
+                    if reply["docs"]:
+                        self._follow_all_epoch = reply["docs"][0]["epoch"]
                     for subscription in reply["docs"]:
                         await self._catch_up(subscription)
                 for name in names:
-                    resume = {"version": versions[name], **epoch} if versions[name] >= 0 and epoch else {}
-                    await self._catch_up(await self._subscribe_to(name, resume))
+                    await self._catch_up(await self._subscribe_to(name, held[name]))
             else:
-                mirror = self._mirrors.get(doc)
-                resume = {"version": mirror.version, **epoch} if mirror is not None and mirror.version >= 0 and epoch else {}
-                await self._catch_up(await self._subscribe_to(doc, resume))
+                await self._catch_up(await self._subscribe_to(doc, _resume_of(self._mirrors.get(doc))))
         finally:
             self._replay(key)
 
@@ -211,7 +221,7 @@ class MonitorClient(ClosesOnExit):
 
     async def _catch_up(self, answer: dict[str, Any]) -> None:
         subscription = await self._complete(answer)
-        self._epoch = subscription["epoch"]
+        self._latest_epoch = subscription["epoch"]
         mirror = self._mirror(subscription["doc"])
         # Patches that do not start at our version cannot be applied: start again from a snapshot.
         if not mirror.load(subscription):

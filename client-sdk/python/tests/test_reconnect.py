@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from hub import Hub
 from scenario import agent, clients, unique, until
-from switchboard import Task, TaskContext
+from switchboard import HubError, Task, TaskContext
 
 
 async def test_running_work_and_mirrors_survive_a_hub_restart(own_hub: Hub) -> None:
@@ -68,3 +69,37 @@ async def test_a_view_subscribed_while_the_hub_is_away_leaves_the_other_mirrors_
     await summary.until(lambda state, _: state["status"] == "in_progress")
     # The whole-document mirror was caught up at the reconnection too (PROTOCOL.md: subscribe again with the versions held).
     await mirror.until(lambda state, _: state["status"] == "in_progress")
+
+
+async def test_each_mirror_resumes_with_the_epoch_its_version_came_in_after_a_catch_up_failed_half_way(own_hub: Hub) -> None:
+    hub = own_hub
+    control, monitor = await clients(hub)
+    first = await control.create_workflow("caught up first", id="py-epoch-first")
+    second = await control.create_workflow("asked for when the hub is busy", id="py-epoch-second")
+    await monitor.subscribe(first.id)
+    mirror = await monitor.subscribe(second.id)
+    held = mirror.version, mirror.epoch
+    assert held[1] is not None
+
+    await asyncio.get_running_loop().run_in_executor(None, hub.stop)
+    await until(lambda: not monitor.connection.connected, "the monitor to see the hub go")
+    # Once back (a new run: a new epoch), the first mirror is caught up, then the hub is busy for the second.
+    resumes: list[dict[str, Any]] = []
+    request = monitor.connection.request
+
+    async def busy_once(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        if event == "subscribe" and payload["doc"] == second.id:
+            resumes.append(payload)
+            if len(resumes) == 1:
+                raise HubError("UNAVAILABLE", "the hub is busy")
+        return await request(event, payload, timeout)
+
+    monitor.connection.request = busy_once  # type: ignore[method-assign]
+    await asyncio.get_running_loop().run_in_executor(None, hub.start)
+    await until(lambda: len(resumes) == 2, "the second mirror asked for again")
+    # Its version came in the hub's previous run: resumed with that run's epoch, never the first mirror's new one.
+    assert [(r.get("version"), r.get("epoch")) for r in resumes] == [held, held]
+    await second.update_progress("after", 50)
+    version, workflow = await second.get_versioned()
+    assert await mirror.until(lambda _, at: at >= version) == workflow
+    assert mirror.epoch != held[1]
