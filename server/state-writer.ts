@@ -4,7 +4,7 @@ import { HubError } from '../shared/errors.ts';
 import { applyCommand, type Command, type CommandReply, type CommandType } from './domain/machinery/commands.ts';
 import type { DomainSettings } from './domain/machinery/context.ts';
 import type { Effect } from './domain/machinery/effects.ts';
-import { docKeys, emptyState, smallerThan, stateFromDocs, storedDocs, versionOf, type DocKey, type HubState, type StoredDoc } from './domain/machinery/state.ts';
+import { AGENTS_DOC, docKeys, emptyState, smallerThan, stateFromDocs, storedDocs, versionOf, type DocKey, type HubState, type StoredDoc } from './domain/machinery/state.ts';
 import { copyJson, Transaction } from './domain/machinery/transaction.ts';
 import { encodeRecords, type JournalRecord } from './store/records.ts';
 import type { CurrentDocs, PinnedDocs, Store } from './store/store.ts';
@@ -15,6 +15,14 @@ import { replayChanges } from './domain/machinery/replay.ts';
 export interface CommittedBatch {
   records: JournalRecord[];
   effects: Effect[];
+}
+
+/** What a rollback, or a follower's reload of its replica, leaves rollback listeners to catch up with. */
+export interface RolledBack {
+  /** Documents in memory before and not now (a creation undone, a workflow the reloaded replica lacks): forgotten as an evicted one is. */
+  left: readonly DocKey[];
+  /** The replica was loaded again: a version seen before may now name other contents. */
+  reloaded: boolean;
 }
 
 /** `T` and everything reachable from it, read-only: maps, sets, arrays and objects alike. */
@@ -99,7 +107,7 @@ export class StateWriter {
   private readonly onError: (error: Error, context: string) => void;
   private readonly onJournalWrite: (ms: number, records: number) => void;
   private readonly listeners: Array<(batch: CommittedBatch) => void> = [];
-  private readonly rollbackListeners: Array<() => void> = [];
+  private readonly rollbackListeners: Array<(rolledBack: RolledBack) => void> = [];
   private current: Batch | undefined;
   /** The write loop, while it runs. */
   private flushing: Promise<void> | undefined;
@@ -174,11 +182,13 @@ export class StateWriter {
   replaceState(docs: Map<DocKey, StoredDoc>, seq: number): void {
     if (this.role !== 'follower') throw new Error('only a follower replaces its state');
     this.state.pins.abortAll('this node loaded its replica again');
+    const before = docKeys(this.state);
     const archived = this.state.archived;
     this.state = stateFromDocs(docs, this.now(), this.settings.agingMs);
     this.state.archived = archived;
     this.seq = seq;
-    for (const listener of this.rollbackListeners) this.notify(listener, 'rollback listener');
+    const rolledBack = { left: before.filter((key) => !holds(this.state, key)), reloaded: true };
+    for (const listener of this.rollbackListeners) this.notify(() => listener(rolledBack), 'rollback listener');
   }
 
   /**
@@ -231,8 +241,8 @@ export class StateWriter {
     };
   }
 
-  /** Calls `listener` after uncommitted changes were rolled back (a journal write failed). */
-  onRollback(listener: () => void): void {
+  /** Calls `listener` after uncommitted changes were rolled back (a journal write failed), or a follower loaded its replica again. */
+  onRollback(listener: (rolledBack: RolledBack) => void): void {
     this.rollbackListeners.push(listener);
   }
 
@@ -414,17 +424,27 @@ export class StateWriter {
   private rollBack(failed: Batch, error: Error): void {
     const later = this.current;
     this.current = undefined;
+    const touched = new Set<DocKey>();
     for (const batch of later ? [later, failed] : [failed]) {
-      for (let i = batch.transactions.length - 1; i >= 0; i--) batch.transactions[i]!.rollback();
+      for (let i = batch.transactions.length - 1; i >= 0; i--) {
+        for (const doc of batch.transactions[i]!.changes.keys()) touched.add(doc);
+        batch.transactions[i]!.rollback();
+      }
     }
     const first = failed.records[0];
     if (first) this.seq = first.seq - 1;
     this.rebuildIndex();
     // A reader may hold a version that was never stored: it starts again or fails.
     this.state.pins.abortAll('the hub rolled back changes that could not be stored');
-    for (const listener of this.rollbackListeners) listener();
+    const rolledBack = { left: [...touched].filter((key) => !holds(this.state, key)), reloaded: false };
+    for (const listener of this.rollbackListeners) listener(rolledBack);
     failed.reject(error);
     later?.reject(error);
     this.onError(error, 'journal write');
   }
+}
+
+/** Whether the document is in memory. */
+function holds(state: HubState, key: DocKey): boolean {
+  return key === AGENTS_DOC ? state.agents !== undefined : state.workflows.has(key);
 }

@@ -5,7 +5,8 @@ import { LeaseTable } from '../server/cluster/lease.ts';
 import type { ClusterInfo } from '../server/index.ts';
 import { PostgresStore } from '../server/store/postgres/postgres-store.ts';
 import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
-import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import type { Workflow } from '../shared/schemas/workflow.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
 import { deferred, untilAnswer, untilTrue } from './helpers/wait.ts';
@@ -157,21 +158,31 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     expect((await wf.get()).stages.p).toBeUndefined();
   }, 30_000);
 
-  it('a follower woken by the new records after a truncation loads its replica again instead of applying them on top of the deleted ones', async () => {
+  it('a follower woken by the new records after a truncation loads its replica again instead of applying them on top of the deleted ones, and its monitors follow the replica it loaded', async () => {
     const url = await postgres().newDatabase();
     const { db, lastSeq } = await journalClient(url);
     const fast = { leaseMs: 1000, leaseRenewMs: 200, leaseCheckMs: 100 };
-    const first = await startHub({ postgres: url, ...fast });
+    // Ended workflows leave memory at the next sweep.
+    const first = await startHub({ postgres: url, ...fast, keepFinishedMs: 0, sweepIntervalMs: 20 });
     await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
     // A follower that looks at the lease once a minute: only the journal's notifications wake it.
     const follower = await startHub({ postgres: url, leaseMs: 120_000, leaseRenewMs: 1000, leaseCheckMs: 60_000 });
-    const wf = await (await control(first)).createWorkflow({ id: 'wf-truncated', userQuery: 'truncated under a follower' });
+    const leaderControl = await control(first);
+    const wf = await leaderControl.createWorkflow({ id: 'wf-truncated', userQuery: 'truncated under a follower' });
     await wf.start();
     await wf.updateProgress('p', 10);
     const damagedSeq = await lastSeq();
-    await wf.updateProgress('p', 20);
+    // Records the truncation deletes: a workflow created, and the first one ended and archived.
+    await leaderControl.createWorkflow({ id: 'wf-gone', userQuery: 'created in deleted records' });
+    await untilTrue(() => follower.state.workflows.has('wf-gone'), 'the follower holds wf-gone');
+    const watcher = await monitor(follower);
+    const mirror = await watcher.subscribe<Workflow>(wf.id);
+    await watcher.subscribe('wf-gone', { view: { kind: 'summary' } });
+    await wf.cancel();
+    await untilTrue(() => !first.state.workflows.has(wf.id), 'the leader archived the workflow');
     const held = await lastSeq();
     await untilTrue(() => follower.cluster().version === held, 'the follower holds every record');
+    await mirror.until((workflow) => workflow.status === 'cancelled', { what: 'the cancel on the follower' });
 
     // The leader stops; the row is damaged; a node truncates from it and leads.
     await first.close();
@@ -180,12 +191,18 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     await untilTrue(() => second.cluster().role === 'leader', 'the truncating node leads');
     const again = (await control(second)).workflow(wf.id);
     // The same stage again: the records apply cleanly on top of the deleted ones (only its start time tells them apart).
-    for (const percentage of [30, 40, 50]) await again.updateProgress('p', percentage);
+    for (const percentage of [30, 40, 50, 60, 70]) await again.updateProgress('p', percentage);
     const version = await lastSeq();
     expect(version).toBe(held + 1);
 
     await untilTrue(() => follower.cluster().version === version, 'the follower at the leader\'s version');
     expect(follower.state.workflows.get(wf.id)).toEqual(second.state.workflows.get(wf.id));
+    expect(follower.state.workflows.has('wf-gone')).toBe(false);
+    // The workflow is back in memory (its eviction was deleted): its subscriber is sent back to a
+    // snapshot rather than left with the cancelled copy. The one that is gone is no longer mirrored.
+    const reloaded = await mirror.until((workflow) => workflow.status === 'in_progress', { what: 'the replica loaded again', timeoutMs: 10_000 });
+    expect(reloaded).toEqual(follower.state.workflows.get(wf.id));
+    await untilTrue(() => !watcher.docs.has('wf-gone/summary'), 'the view of wf-gone no longer mirrored');
   }, 30_000);
 });
 

@@ -11,6 +11,8 @@ import { PatchStream } from '../server/transport/patch-stream.ts';
 import { ViewStreams } from '../server/transport/view-streams.ts';
 import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
+import { HeldWrites } from './helpers/held-writes.ts';
+import type { Store } from '../server/store/store.ts';
 import { untilTrue } from './helpers/wait.ts';
 import { Transfers } from '../server/transport/transfers.ts';
 import { WorkflowCatalog } from '../server/domain/work/workflow-catalog.ts';
@@ -58,8 +60,8 @@ function fakeNamespace() {
 }
 
 /** A writer with a workflow `wf` holding two orders, its patch stream (flushed by hand) and its views. */
-async function setup(idleMs = 1e9) {
-  const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
+async function setup(idleMs = 1e9, store: Store = new MemoryStore()) {
+  const hub = await StateWriter.open({ store, settings: SETTINGS });
   const { nsp, sent, socket } = fakeNamespace();
   const patches = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
   const views = new ViewStreams(nsp, hub, patches, { idleMs });
@@ -147,6 +149,22 @@ describe('view streams (no network)', () => {
     expect(await hub.dispatch({ type: 'hub.evict', input: { workflowId: 'wf', version }, actor: ADMIN })).toEqual({ evicted: true });
     expect(views.size).toBe(0);
     expect([...subscriber.rooms]).toEqual(['s1']);
+  });
+
+  it('ends the views of a workflow whose creation is rolled back: their subscribers are told to resync and leave their rooms', async () => {
+    const store = new HeldWrites(new MemoryStore());
+    const { hub, views, sent, socket } = await setup(1e9, store);
+    store.hold();
+    const created = hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'undone', userQuery: 'q' }), actor: ADMIN });
+    const subscriber = socket('s1');
+    // In memory, not yet stored: it may be followed already.
+    await views.subscribe(subscriber, 'undone', ViewSpec.parse({ kind: 'summary' }));
+    await store.holding.promise;
+    store.fail();
+    expect(await codeOf(created)).toBe('UNAVAILABLE');
+    expect(views.size).toBe(0);
+    expect([...subscriber.rooms]).toEqual(['s1']);
+    expect(sent).toContainEqual({ event: 'resync', payload: { doc: 'undone/summary', reason: 'the hub rolled back changes that could not be stored' } });
   });
 
   it('answers the first view of a big workflow once its catalog is built, with the view at the version it names, a rebuild of the index meanwhile included', async () => {

@@ -7,7 +7,7 @@ import { isViewName } from '../../shared/schemas/views.ts';
 import { AGENTS_DOC, docKeys, docRoot, jsonSmallerThan, versionOf, workflowSmallerThan, type DocKey } from '../domain/machinery/state.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { pinnedJsonParts } from '../pinned-json.ts';
-import type { CommittedBatch, StateWriter } from '../state-writer.ts';
+import type { CommittedBatch, RolledBack, StateWriter } from '../state-writer.ts';
 import { EncodedJson } from './encoded-json.ts';
 import type { Transfers } from './transfers.ts';
 
@@ -65,8 +65,8 @@ export interface DerivedStreams {
   refresh(): void;
   /** The value a stream holds at its last version. */
   valueOf(name: string): unknown;
-  /** After a rollback: each stream starts over (its subscribers are told to resync). */
-  onRollback(): void;
+  /** After a rollback: each stream starts over (its subscribers are told to resync); those of workflows that `left` memory end. */
+  onRollback(left: ReadonlySet<string>, reason: string): void;
 }
 
 /**
@@ -128,7 +128,7 @@ export class PatchStream {
     // Documents loaded from disk are committed up to their version.
     for (const doc of docKeys(hub.state)) this.stream(doc, versionOf(hub.state, doc));
     hub.onCommit((batch) => this.onCommit(batch));
-    hub.onRollback(() => this.onRollback());
+    hub.onRollback((rolledBack) => this.onRollback(rolledBack));
   }
 
   /** Keeps a committed change in the document's recent history, for subscribers that resume. */
@@ -381,12 +381,26 @@ export class PatchStream {
   /**
    * After a rollback, subscribers may hold versions that never reached disk: they start over. So
    * do they after a follower loaded its replica again: its documents jumped past the history kept.
+   * A document no longer in memory ends as an evicted one does; its subscribers are told to resync,
+   * and are answered NOT_FOUND (or the archived copy). One back in memory (its eviction was among
+   * the records a truncation deleted) starts a stream again, and its subscribers resync too.
    */
-  private onRollback(): void {
+  private onRollback({ left, reloaded }: RolledBack): void {
     this.epoch = newEpoch();
     // Versions rolled back are given again to other changes: a kept snapshot may no longer match its version.
     this.snapshots.clear();
     this.bigSnapshots.clear();
+    const reason = reloaded ? 'this node loaded its replica again' : 'the hub rolled back changes that could not be stored';
+    for (const doc of left) {
+      const stream = this.docs.get(doc);
+      // Changes of the replica it no longer holds: nobody is to get them.
+      if (stream) stream.pending = [];
+      this.forget(doc);
+      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason });
+    }
+    for (const doc of docKeys(this.hub.state)) {
+      if (!this.docs.has(doc)) this.stream(doc, versionOf(this.hub.state, doc));
+    }
     for (const [doc, stream] of this.docs) {
       if (isViewName(doc)) continue;
       const current = versionOf(this.hub.state, doc);
@@ -396,9 +410,9 @@ export class PatchStream {
         Object.assign(stream, { committed: current, sent: current, pending: [], recent: [], dropped: 0 });
         stream.cuts.clear();
       }
-      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason: 'the hub rolled back changes that could not be stored' });
+      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason });
     }
-    this.derived?.onRollback();
+    this.derived?.onRollback(new Set(left), reason);
   }
 
   /** Stops the broadcast timer. */

@@ -181,9 +181,10 @@ export class ViewStreams implements DerivedStreams {
   /**
    * After a rollback, views may hold values of changes that were undone, under versions that
    * other changes will take: every view is dropped, its subscribers told to resync, and those
-   * versions refused for resuming.
+   * versions refused for resuming. The views of a workflow that `left` memory end as at its
+   * eviction, their subscribers out of their rooms.
    */
-  onRollback(): void {
+  onRollback(left: ReadonlySet<string>, reason: string): void {
     for (const [workflowId, views] of this.byWorkflow) {
       const above = versionOf(this.hub.state, workflowId);
       let upTo = above;
@@ -192,10 +193,9 @@ export class ViewStreams implements DerivedStreams {
       const earlier = this.revoked.get(workflowId);
       this.revoked.set(workflowId, { above: Math.min(above, earlier?.above ?? above), upTo: Math.max(upTo, earlier?.upTo ?? upTo) });
     }
-    for (const view of [...this.views.values()]) {
-      this.drop(view);
-      this.nsp.to(room(view.name)).emit('resync', { doc: view.name, reason: 'the hub rolled back changes that could not be stored' });
-    }
+    for (const view of [...this.views.values()]) this.nsp.to(room(view.name)).emit('resync', { doc: view.name, reason });
+    for (const workflowId of left) this.forgetWorkflow(workflowId);
+    for (const view of [...this.views.values()]) this.drop(view);
   }
 
   /** Drops the views of a workflow that left memory; their subscribers leave their rooms (they no longer count toward the bound). */
