@@ -36,6 +36,12 @@ export class AutoDocumentation {
         }
       }
     });
+    // Memory went back to what is stored (or a replica loaded again): workflows it no longer holds
+    // are forgotten as archived ones are, and the others' timers match their status again.
+    hub.onRollback(({ left }) => {
+      for (const workflowId of left) this.forget(workflowId);
+      for (const workflow of hub.state.workflows.values()) this.track(workflow);
+    });
   }
 
   /** Starts or stops the workflow's timer to match its status and config. */
