@@ -193,16 +193,22 @@ export class ViewStreams implements DerivedStreams {
       const earlier = this.revoked.get(workflowId);
       this.revoked.set(workflowId, { above: Math.min(above, earlier?.above ?? above), upTo: Math.max(upTo, earlier?.upTo ?? upTo) });
     }
-    for (const view of [...this.views.values()]) this.nsp.to(room(view.name)).emit('resync', { doc: view.name, reason });
-    for (const workflowId of left) this.forgetWorkflow(workflowId);
-    for (const view of [...this.views.values()]) this.drop(view);
+    for (const workflowId of left) this.forgetWorkflow(workflowId, reason);
+    for (const view of [...this.views.values()]) {
+      this.drop(view);
+      this.nsp.to(room(view.name)).emit('resync', { doc: view.name, reason });
+    }
   }
 
-  /** Drops the views of a workflow that left memory; their subscribers leave their rooms (they no longer count toward the bound). */
-  private forgetWorkflow(workflowId: string): void {
+  /**
+   * Drops the views of a workflow that left memory; their subscribers (told to resync first, with
+   * `resync` as the reason, when given) leave their rooms (they no longer count toward the bound).
+   */
+  private forgetWorkflow(workflowId: string, resync?: string): void {
     for (const view of [...(this.byWorkflow.get(workflowId) ?? [])]) {
-      this.nsp.in(room(view.name)).socketsLeave(room(view.name));
       this.drop(view);
+      if (resync) this.nsp.to(room(view.name)).emit('resync', { doc: view.name, reason: resync });
+      this.nsp.in(room(view.name)).socketsLeave(room(view.name));
     }
     this.revoked.delete(workflowId);
     this.dirty.delete(workflowId);
