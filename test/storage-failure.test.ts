@@ -3,7 +3,9 @@ import { EmbeddedStore } from '../server/index.ts';
 import type { PinnedDocs } from '../server/store/store.ts';
 import { agent, control, crashCopy, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
-import { deferred } from './helpers/wait.ts';
+import { deferred, untilOrder } from './helpers/wait.ts';
+import { logRecorder } from './helpers/log-recorder.ts';
+import type { Logger } from '../server/logger.ts';
 import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
 
 /** The embedded store, with a switch that makes the next writes fail as a full disk would. */
@@ -14,9 +16,9 @@ class FailingStore extends WrappedStore {
   }
 }
 
-async function failingHub(dataDir: string) {
+async function failingHub(dataDir: string, logger?: Logger) {
   const store = new FailingStore(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
-  const hub = await startHub({ dataDir }, { store });
+  const hub = await startHub({ dataDir }, { store, ...(logger ? { logger } : {}) });
   return { hub, store };
 }
 
@@ -71,6 +73,34 @@ describe('a failed journal write', () => {
     expect(received).toEqual(['accepted']);
     expect((await client.getAgent('w')).load).toBe(0);
     expect(await codeOf(wf.getWorkOrder('refused'))).toBe('NOT_FOUND');
+  });
+  it('keeps an agent whose disconnect could not be stored out of placement, and records the disconnect once writes work again', async () => {
+    const log = logRecorder('warn');
+    const { hub, store } = await failingHub(tempDir(), log.logger);
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'a disconnect not stored' });
+    await wf.start();
+    const gone = await agent(hub, { agentId: 'gone', agentType: 'w', logger: null });
+    await gone.onTask('t', () => ({ result: 'never' }));
+    store.failing = true;
+    await gone.close();
+    await log.until('could not record agent disconnect', { agentId: 'gone' });
+    store.failing = false;
+
+    // Its socket is gone: the order waits for an agent rather than being offered to it.
+    await wf.createWorkOrder({ id: 'after', taskType: 't' });
+    await hub.settle();
+    const waiting = await wf.getWorkOrder('after');
+    expect([waiting.state, waiting.history]).toEqual(['queued', []]);
+    // The disconnect was recorded with the first write that worked.
+    const recorded = await client.getAgent('gone');
+    expect(typeof recorded.disconnectedSince).toBe('number');
+    expect(recorded.stats.assigned).toBe(0);
+
+    const live = await agent(hub, { agentId: 'live', agentType: 'w', logger: null });
+    await live.onTask('t', () => ({ result: 'ok' }));
+    const done = await untilOrder(hub, wf.id, 'after', 'completed');
+    expect(done.history.map((attempt) => attempt.agentId)).toEqual(['live']);
   });
 });
 

@@ -18,6 +18,8 @@ import { sessionOf, type Handler, type Handlers, type Session } from './namespac
  */
 export class AgentTransport {
   private readonly sockets = new Map<string, Socket>();
+  /** Agents whose disconnect could not be stored (a failed write): recorded again after the next commit. */
+  private readonly unrecorded = new Map<string, Actor>();
 
   constructor(
     private readonly hub: StateWriter,
@@ -107,11 +109,17 @@ export class AgentTransport {
     if (this.hub.currentRole !== 'leader') return;
     this.hub.dispatch({ type: 'agent.disconnect', input: { agentId }, actor }).catch((error: Error) => {
       this.log.warn({ err: error, agentId }, 'could not record agent disconnect');
+      // The hub no longer counts it as connected; its record waits for writes that work.
+      if (error instanceof HubError && error.code === 'UNAVAILABLE' && !this.sockets.has(agentId)) this.unrecorded.set(agentId, actor);
     });
   }
 
-  /** Carries out the effects of a committed batch. */
+  /** Carries out the effects of a committed batch, and records the disconnects an earlier write lost (writes work again). */
   run(effects: readonly Effect[]): void {
+    for (const [agentId, actor] of this.unrecorded) {
+      this.unrecorded.delete(agentId);
+      if (!this.sockets.has(agentId)) this.recordDisconnect(agentId, actor);
+    }
     for (const effect of effects) {
       if (effect.type === 'offer') {
         this.onOffer(this.hub.now() - effect.readyAt);

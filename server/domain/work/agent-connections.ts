@@ -87,19 +87,20 @@ function markConnected(t: CommandContext, agentId: string): void {
 
 /**
  * Records that an agent's socket is gone. Offers waiting for its answer go back to the queue at
- * once; running work waits out the grace period (or its lease) for the agent to come back.
+ * once; running work waits out the grace period (or its lease) for the agent to come back. Asked
+ * again while its record is not stored (the write failed), it writes the record.
  */
 export function markDisconnected(t: CommandContext, agentId: string): void {
   const work = t.state.work;
-  if (!work.connected.has(agentId)) return;
-  work.connected.delete(agentId);
-  work.disconnected.set(agentId, t.ctx.now);
-  t.tx.onUndo(() => {
-    work.connected.add(agentId);
-    work.disconnected.delete(agentId);
-  });
+  // Not undone: the socket is gone whether or not this record is stored, and a rollback must not
+  // make it a placement target again. The transport asks again once writes work.
+  if (work.connected.delete(agentId)) work.disconnected.set(agentId, t.ctx.now);
+  const since = work.disconnected.get(agentId);
+  const agent = t.state.agents?.[agentId];
+  // Recorded already (or offline, or unknown): nothing to write.
+  if (since === undefined || !agent || agent.disconnectedSince !== null) return;
   // In the document too, so that monitors tell an agent in its grace period from a connected one.
-  t.tx.set(AGENTS_DOC, [agentId, 'disconnectedSince'], t.ctx.now);
+  t.tx.set(AGENTS_DOC, [agentId, 'disconnectedSince'], since);
   withdrawOffers(t, agentId, 'agent disconnected');
 }
 
