@@ -7,6 +7,7 @@ import { durationStats } from '../server/reports/statistics.ts';
 import { duration } from '../server/reports/formatting.ts';
 import { ReportRenderer } from '../server/reports/report-renderer.ts';
 import { HOSTILE, inputOf, largeWorkflow, realisticWorkflow, reverseKeys, withData } from './helpers/report-fixture.ts';
+import { control, startHub } from './helpers/hub.ts';
 
 /** The text a reader sees for inline Markdown tokens (escapes resolved). */
 function plain(tokens: Token[] | undefined): string {
@@ -308,5 +309,25 @@ describe('big reports kept between renders', () => {
     const before = JSON.parse(await text(first.d)) as { workflow: { createdAt: number } };
     const after = JSON.parse(await text(again.d)) as { workflow: { createdAt: number } };
     expect(after.workflow.createdAt).toBe(before.workflow.createdAt + 60_000);
+  });
+});
+
+describe('reports of a workflow on a hub', () => {
+  /** Control characters and bidirectional overrides: printed by `switchboard report`, they would drive the terminal. */
+  const TERMINAL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+  it('shows the control characters clients wrote in KPI, stage and data reference text as ? in the HTML report, as in the Markdown one', async () => {
+    const wf = await (await control(await startHub())).createWorkflow({ userQuery: 'escapes', config: { enableDataValidation: false } });
+    await wf.start();
+    // Retitles the terminal, clears the screen, rewrites the line, and reverses what follows.
+    const hostile = 'a\x1b]0;owned\x07 \x1b[2J\r \u009b31m \u202eevil';
+    await wf.addKpi({ name: `kpi ${hostile}`, target: 1, unit: `u ${hostile}` });
+    await wf.updateProgress(`stage ${hostile}`, 10);
+    await wf.addDataReference({ path: `s3://lake/${hostile}.csv`, description: `data ${hostile}\r\nnext line`, dataType: `type ${hostile}`, tags: [`tag ${hostile}`] });
+    for (const format of ['markdown', 'html'] as const) {
+      const { body } = await wf.report(format);
+      expect(body.match(TERMINAL), format).toBeNull();
+      for (const label of ['kpi', 'u', 'stage', 'data', 'type', 'tag']) expect(body, format).toContain(`${label} a?`);
+    }
   });
 });

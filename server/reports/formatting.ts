@@ -25,9 +25,19 @@ export function markdownText(text: string): string {
  */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
-/** Escapes text for HTML element content and double- or single-quoted attribute values. */
+/** The characters of CONTROL that HTML may keep: tab and line feed are whitespace there. */
+const HTML_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Escapes text for HTML element content and double- or single-quoted attribute values. Control
+ * characters and bidirectional overrides become `?` as in Markdown (`switchboard report --format
+ * html` prints the page); a carriage return ends a line.
+ */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return text
+    .replace(/\r\n?/g, '\n')
+    .replace(HTML_CONTROL, '?')
+    .replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** A timestamp (ms since the epoch) in UTC ISO 8601. */
