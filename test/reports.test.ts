@@ -330,4 +330,18 @@ describe('reports of a workflow on a hub', () => {
       for (const label of ['kpi', 'u', 'stage', 'data', 'type', 'tag']) expect(body, format).toContain(`${label} a?`);
     }
   });
+
+  it('draws a KPI chart with numbers, not NaN, for values near the largest a double holds', async () => {
+    const wf = await (await control(await startHub())).createWorkflow({ userQuery: 'huge KPIs' });
+    await wf.start();
+    await wf.addKpi({ id: 'huge', name: 'huge', target: Number.MAX_VALUE });
+    await wf.recordKpi('huge', Number.MAX_VALUE);
+    await wf.addKpi({ id: 'half', name: 'half', target: Number.MAX_VALUE });
+    await wf.recordKpi('half', Number.MAX_VALUE / 2);
+    const chart = (await wf.report('html')).body.match(/<svg class="chart chart-kpis"[\s\S]*?<\/svg>/)![0];
+    expect(chart).not.toContain('NaN');
+    // Both targets at the same place; the bars at the target and at half of it.
+    expect([...chart.matchAll(/class="target" x1="([\d.]+)"/g)].map((m) => m[1])).toEqual(['543.6', '543.6']);
+    expect([...chart.matchAll(/class="fill fill-\w+" x="180" y="[\d.]+" width="([\d.]+)"/g)].map((m) => m[1])).toEqual(['363.6', '181.8']);
+  });
 });

@@ -67,15 +67,17 @@ export function kpiChart(kpis: Kpi[]): string {
     const y = index * ROW + 4;
     const current = Math.max(0, kpi.current ?? 0);
     const target = Math.max(0, kpi.target);
-    const scale = Math.max(current, target) * 1.1 || 1;
+    const largest = Math.max(current, target);
+    // A share of the largest before any product: BAR or 1.1 times a value near Number.MAX_VALUE is Infinity.
+    const share = (value: number) => (largest === 0 ? 0 : value / largest / 1.1);
     const status = kpi.current === null ? 'none' : kpi.met ? 'met' : 'unmet';
-    const targetX = LABEL + (BAR * target) / scale;
+    const targetX = LABEL + BAR * share(target);
     const unit = kpi.unit ? ` ${kpi.unit}` : '';
     return [
       `<g class="row kpi-${status}">`,
       labelText(y, kpi.name),
       `<rect class="track" x="${LABEL}" y="${n(y + 4)}" width="${BAR}" height="16" rx="3"/>`,
-      `<rect class="fill fill-${status}" x="${LABEL}" y="${n(y + 4)}" width="${n((BAR * current) / scale)}" height="16" rx="3"/>`,
+      `<rect class="fill fill-${status}" x="${LABEL}" y="${n(y + 4)}" width="${n(BAR * share(current))}" height="16" rx="3"/>`,
       `<line class="target" x1="${n(targetX)}" x2="${n(targetX)}" y1="${n(y + 1)}" y2="${n(y + 23)}"/>`,
       `<text class="value" x="${LABEL + BAR + 10}" y="${n(y + 17)}">${escapeHtml(`${decimal(kpi.current)} / ${decimal(kpi.target)}${shorten(unit, 12)}`)}</text>`,
       `</g>`,
