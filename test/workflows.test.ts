@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../client-sdk/index.ts';
-import { control, startHub } from './helpers/hub.ts';
+import { control, startHub, tempDir } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
 
 type Page = { items: Array<{ id: string }>; nextCursor: string | null };
@@ -119,6 +119,19 @@ describe('workflows over the network', () => {
     expect(speed).toMatchObject({ direction: 'higher', current: null, met: false });
     await wf.recordKpi(speed.id, 800);
     expect(await wf.recordKpi(speed.id, 1100)).toMatchObject({ current: 1100, met: true });
+  });
+
+  it('keeps the last kpiHistoryLimit values of a KPI, also once a restart lowered the limit', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir, kpiHistoryLimit: 5 });
+    const wf = await (await control(first)).createWorkflow({ userQuery: 'history' });
+    const kpi = await wf.addKpi({ name: 'rate', target: 10 });
+    for (let value = 1; value <= 6; value++) await wf.recordKpi(kpi.id, value);
+    expect((await wf.get()).kpis[kpi.id]!.history.map((s) => s.value)).toEqual([2, 3, 4, 5, 6]);
+    await first.close();
+
+    const again = (await control(await startHub({ dataDir, kpiHistoryLimit: 2 }))).workflow(wf.id);
+    expect(await again.recordKpi(kpi.id, 7)).toMatchObject({ current: 7, samples: 7, history: [{ value: 6 }, { value: 7 }] });
   });
 
   // How overall progress derives from the stages: test/domain/workflows.test.ts.

@@ -34,7 +34,8 @@ export function recordKpi(t: CommandContext, input: ParsedRequestOf<'control', '
   const kpi = requireEntity(workflow.kpis, input.kpiId, 'KPI', workflow.id);
   const path = ['kpis', kpi.id];
   t.tx.append(workflow.id, [...path, 'history'], { value: input.value, at: t.ctx.now });
-  if (kpi.history.length > t.ctx.settings.kpiHistoryLimit) t.tx.remove(workflow.id, [...path, 'history', 0]);
+  // A loop, not one removal: the limit may have been lowered since the history grew (a restart with a smaller one).
+  while (kpi.history.length > t.ctx.settings.kpiHistoryLimit) t.tx.remove(workflow.id, [...path, 'history', 0]);
   t.tx.assign(workflow.id, path, {
     current: input.value,
     samples: kpi.samples + 1,
