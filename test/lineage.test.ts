@@ -124,6 +124,26 @@ describe('lineage', () => {
     expect(await codeOf(wf.openLineageEvent('slow'))).toBe('INVALID_TRANSITION');
   });
 
+  it('links the output a retry registers again to the data that retry says it was derived from', async () => {
+    const hub = await startHub({ backoffBaseMs: 0 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'retry', config: { enableDataValidation: false } });
+    await wf.addDataReferences([{ id: 'old-source', path: 's3://lake/old' }, { id: 'new-source', path: 's3://lake/new' }]);
+    const worker = await agent(hub, { agentId: 'worker', agentType: 'w', logger: null });
+    await worker.onTask('make', async (task, ctx) => {
+      if (task.attempt === 1) {
+        await ctx.addDataReference({ id: 'out', path: 's3://lake/out-1', derivedFrom: ['old-source'] });
+        throw new Error('flaky');
+      }
+      return { outputs: [{ id: 'out', path: 's3://lake/out-2', derivedFrom: ['new-source'] }] };
+    });
+    await wf.start();
+    await wf.createWorkOrder({ id: 'make', taskType: 'make', maxAttempts: 2 });
+    await untilOrder(hub, wf.id, 'make', 'completed');
+    expect(await wf.getDataReference('out')).toMatchObject({ path: 's3://lake/out-2', version: 2, provenance: { attempt: 2, derivedFrom: ['new-source'] } });
+    const up = await wf.upstream('out');
+    expect(up.edges.map((e) => [e.from, e.to, e.workOrderId])).toEqual([['new-source', 'out', 'make']]);
+  });
+
   it('reads a big lineage in bounded replies: the graph a page at a time, each entry once; a walk up to its limit, nearest first', async () => {
     const wf = await (await control(await startHub())).createWorkflow({ userQuery: 'a long chain' });
     const ids = Array.from({ length: 60 }, (_, i) => `s${String(i).padStart(2, '0')}`);

@@ -129,7 +129,14 @@ export function registerReferences(t: CommandContext, workflowId: string, specs:
     };
     const existing = workflow.data[spec.id];
     if (existing && producer) {
-      const provenance = { ...existing.provenance, registeredBy: { role: actor.role, name: actor.name }, agentId: producer.agentId, attempt: producer.attempt };
+      // What the retry says it was made from: its order's lineage run links this version to that.
+      const provenance = {
+        ...existing.provenance,
+        registeredBy: { role: actor.role, name: actor.name },
+        agentId: producer.agentId,
+        attempt: producer.attempt,
+        derivedFrom: [...new Set(spec.derivedFrom)],
+      };
       nextVersion(t, workflow, existing, { ...content, provenance }, actor);
       refile(t, index, existing);
       continue;
