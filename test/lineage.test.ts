@@ -124,6 +124,20 @@ describe('lineage', () => {
     expect(await codeOf(wf.openLineageEvent('slow'))).toBe('INVALID_TRANSITION');
   });
 
+  it('refuses references derived from themselves, directly or around a loop within one request, with CONFLICT, registering none of them', async () => {
+    const wf = await (await control(await startHub())).createWorkflow({ userQuery: 'loops', config: { enableDataValidation: false } });
+    await wf.addDataReference({ id: 'raw', path: 's3://lake/raw' });
+    const before = await wf.get();
+    const ref = (id: string, derivedFrom: string[]) => ({ id, path: `s3://lake/${id}`, derivedFrom });
+    expect(await codeOf(wf.addDataReference(ref('self', ['raw', 'self'])))).toBe('CONFLICT');
+    expect(await codeOf(wf.addDataReferences([ref('a', ['raw', 'b']), ref('b', ['a'])]))).toBe('CONFLICT');
+    expect(await codeOf(wf.addDataReferences([ref('x', ['z']), ref('y', ['x']), ref('z', ['y', 'raw'])]))).toBe('CONFLICT');
+    expect(await wf.get()).toEqual(before);
+    // A request may still derive from references that come later in it, when they do not loop back.
+    await wf.addDataReferences([ref('late', ['early', 'raw']), ref('early', ['raw'])]);
+    expect((await wf.upstream('late')).nodes.map((n) => `${n.id}@${n.depth}`)).toEqual(['late@0', 'early@1', 'raw@1']);
+  });
+
   it('links the output a retry registers again to the data that retry says it was derived from', async () => {
     const hub = await startHub({ backoffBaseMs: 0 });
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'retry', config: { enableDataValidation: false } });

@@ -86,6 +86,37 @@ function isRetryOf(existing: DataReference, producer: Producer | undefined): boo
 }
 
 /**
+ * Refuses (CONFLICT) a request whose references derive from one another around a loop: each is
+ * new (or a new version), so none can have been made from another that was made from it. Only the
+ * request's own derivedFrom links are followed: the references before it cannot name its new ones.
+ */
+function requireNoDerivationLoop(specs: ReadonlyArray<{ id: string; derivedFrom: readonly string[] }>): void {
+  const sources = new Map(specs.map((spec) => [spec.id, spec.derivedFrom]));
+  // 1: on the path being walked, 2: walked, and no loop through it.
+  const marks = new Map<string, 1 | 2>();
+  for (const spec of specs) {
+    if (marks.has(spec.id)) continue;
+    // An explicit stack, not recursion: a request of 1,000 references may be one chain.
+    const stack: Array<{ id: string; next: number }> = [{ id: spec.id, next: 0 }];
+    marks.set(spec.id, 1);
+    while (stack.length > 0) {
+      const top = stack.at(-1)!;
+      const source = sources.get(top.id)![top.next++];
+      if (source === undefined) {
+        marks.set(top.id, 2);
+        stack.pop();
+      } else if (marks.get(source) === 1) {
+        const loop = [...stack.slice(stack.findIndex((entry) => entry.id === source)).map((entry) => entry.id), source];
+        throw new HubError('CONFLICT', `data references derive from one another around a loop: ${loop.join(' ← ')}`);
+      } else if (sources.has(source) && !marks.has(source)) {
+        marks.set(source, 1);
+        stack.push({ id: source, next: 0 });
+      }
+    }
+  }
+}
+
+/**
  * Registers references, all or none. An id already taken is CONFLICT (nothing is overwritten),
  * except that a later attempt of the producing work order re-registering its own output makes a
  * new version, because handlers may run more than once. derivedFrom must name references of the
@@ -110,6 +141,7 @@ export function registerReferences(t: CommandContext, workflowId: string, specs:
       }
     }
   }
+  requireNoDerivationLoop(withIds);
   // Taken before the first write: an index built now must not hold this command's changes yet.
   const index = t.state.inventory.references(workflow);
   const now = t.ctx.now;
