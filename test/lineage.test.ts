@@ -201,4 +201,25 @@ describe('lineage', () => {
     const again = (await control(second)).workflow('durable');
     expect(chain((await again.upstream('b')).nodes)).toEqual(['b@0', 'a@1']);
   });
+
+  it('lists transformations in the same order before and after a restart, ids like "9" among them, so a graph cursor goes on where it was', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir });
+    const wf = await (await control(first)).createWorkflow({ userQuery: 'numeric run ids', config: { enableDataValidation: false } });
+    await wf.addDataReferences([{ id: 'a', path: 's3://lake/a' }, { id: 'b', path: 's3://lake/b', derivedFrom: ['a'] }]);
+    await wf.linkLineage({ id: '9', operation: 'nine', inputs: ['a'], outputs: ['b'] });
+    await wf.linkLineage({ id: 'named', operation: 'named', inputs: ['a'], outputs: ['b'] });
+    await wf.linkLineage({ id: '1', operation: 'one', inputs: ['a'], outputs: ['b'] });
+    const whole = await wf.lineageGraph();
+    const edges = (await wf.upstream('b')).edges.map((e) => e.transformationId);
+    // Two nodes, then a run and its edge: the cursor points into the runs.
+    const page = await wf.lineageGraphPage({ limit: 4 });
+    await first.close();
+
+    const again = (await control(await startHub({ dataDir }))).workflow(wf.id);
+    expect(await again.lineageGraph()).toEqual(whole);
+    expect((await again.upstream('b')).edges.map((e) => e.transformationId)).toEqual(edges);
+    const rest = await again.lineageGraphPage({ limit: 2000, cursor: page.nextCursor! });
+    expect([...page.transformations, ...rest.transformations].map((run) => run.id)).toEqual(whole.transformations.map((run) => run.id));
+  });
 });

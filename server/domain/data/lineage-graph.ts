@@ -107,9 +107,9 @@ function decodeGraphCursor(cursor: string | undefined, runs: LineageIndex): Grap
 
 /**
  * A workflow's lineage graph, a page of at most `limit` entries at a time: first every reference
- * (a node, depth 0) in creation order, then every transformation in the order it was recorded,
- * each followed by its input → output edges. Each entry comes once across the pages; a page
- * starts at its cursor, so it costs what it holds.
+ * (a node, depth 0) in creation order, then every transformation in the lineage index's order
+ * (recording order, array-index ids first), each followed by its input → output edges. Each
+ * entry comes once across the pages; a page starts at its cursor, so it costs what it holds.
  */
 export function lineageGraph(state: HubState, input: { workflowId: string; limit: number; cursor?: string | undefined }): ReplyOf<'control', 'lineage.graph'> {
   const workflow = requireWorkflow(state, input.workflowId);

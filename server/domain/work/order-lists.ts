@@ -1,5 +1,6 @@
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { arrayIndexPlace, isArrayIndex } from '../machinery/key-order.ts';
 import type { KeyList } from '../machinery/pins.ts';
 
 /**
@@ -84,22 +85,9 @@ export class OrderList {
   }
 }
 
-/** JavaScript lists keys that are array indexes first, in ascending order, whenever they were added. */
-function isArrayIndex(key: string): boolean {
-  return /^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 2 ** 32 - 1;
-}
-
 /** Where `id` (an array index) is in `indexed`, or where it would go. */
 function indexedPlace(indexed: readonly string[], id: string): number {
-  const value = Number(id);
-  let low = 0;
-  let high = indexed.length;
-  while (low < high) {
-    const middle = (low + high) >> 1;
-    if (Number(indexed[middle]) < value) low = middle + 1;
-    else high = middle;
-  }
-  return low;
+  return arrayIndexPlace(indexed, id, (key) => key);
 }
 
 /**
