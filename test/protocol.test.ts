@@ -119,7 +119,7 @@ describe('the wire protocol without the SDK', () => {
     const hub = await startHub({ dataRoots: [dataRoot] });
     const admin = await control(hub);
     const watcher = await monitor(hub);
-    const worker = await agent(hub, { agentId: 'checker', agentType: 'check', capabilities: ['csv'] });
+    const worker = await agent(hub, { agentId: 'checker', agentType: 'check', capabilities: ['csv'], logger: { error: console.error } });
     const seen: Array<{ key: string; value: unknown }> = [];
     const record = (connection: { request(event: string, payload: unknown): Promise<unknown> }, namespace: string) => async (event: string, payload: unknown) => {
       const reply = await connection.request(event, payload);
