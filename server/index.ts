@@ -55,7 +55,10 @@ export interface HubParts {
   logger?: Logger;
   /** Where state is kept; by default the embedded journal and lowdb snapshot in `dataDir`. */
   store?: Store;
-  /** The clock (ms since the epoch) for timestamps, leases and timeouts; Date.now by default. */
+  /**
+   * The clock (ms since the epoch) for timestamps, leases and timeouts. By default Date.now, with
+   * leases, accept deadlines and grace periods timed on the monotonic clock; a clock given here times those too.
+   */
   clock?: () => number;
   /**
    * An HTTP server of your application to share. socket.io attaches to it (its `/socket.io/`

@@ -76,7 +76,7 @@ class Batch {
 export interface StateWriterOptions {
   store: Store;
   settings: DomainSettings;
-  /** The clock; tests may pass their own. */
+  /** The wall clock; tests may pass their own, which then times the in-memory timers too. */
   now?: () => number;
   onError?: (error: Error, context: string) => void;
   /** Told how long each journal write took (ms) and how many records it held. */
@@ -104,6 +104,8 @@ export class StateWriter {
   private readonly store: Store;
   private readonly settings: DomainSettings;
   private readonly clock: () => number;
+  /** What leases, offer deadlines and grace periods are timed on (Environment.monotonicNow). */
+  private readonly monotonicClock: () => number;
   private readonly onError: (error: Error, context: string) => void;
   private readonly onJournalWrite: (ms: number, records: number) => void;
   private readonly listeners: Array<(batch: CommittedBatch) => void> = [];
@@ -126,7 +128,10 @@ export class StateWriter {
   private constructor(options: StateWriterOptions) {
     this.store = options.store;
     this.settings = options.settings;
-    this.clock = options.now ?? Date.now;
+    // Read at each call, not bound once: a step of the system clock (or a test's) reaches every reader alike.
+    this.clock = options.now ?? (() => Date.now());
+    // A test's clock stands for time passing; the system's may step, and performance.now() does not.
+    this.monotonicClock = options.now ?? (() => performance.now());
     this.onError = options.onError ?? (() => undefined);
     this.onJournalWrite = options.onJournalWrite ?? (() => undefined);
     this.state = emptyState(options.settings.agingMs);
@@ -136,7 +141,7 @@ export class StateWriter {
   static async open(options: StateWriterOptions): Promise<StateWriter> {
     const writer = new StateWriter(options);
     const recovered = await options.store.open();
-    writer.state = stateFromDocs(recovered.docs, writer.now(), options.settings.agingMs);
+    writer.state = stateFromDocs(recovered.docs, writer.now(), options.settings.agingMs, writer.monotonicClock());
     writer.state.archived = options.store.archive;
     // Pinned snapshots serialise only the items written since the one before, which the state notes.
     if (options.store.startPinnedSnapshot) writer.state.changed.track();
@@ -184,7 +189,7 @@ export class StateWriter {
     this.state.pins.abortAll('this node loaded its replica again');
     const before = docKeys(this.state);
     const archived = this.state.archived;
-    this.state = stateFromDocs(docs, this.now(), this.settings.agingMs);
+    this.state = stateFromDocs(docs, this.now(), this.settings.agingMs, this.monotonicClock());
     this.state.archived = archived;
     this.seq = seq;
     const rolledBack = { left: before.filter((key) => !holds(this.state, key)), reloaded: true };
@@ -288,7 +293,7 @@ export class StateWriter {
     let reply: CommandReply<K>;
     try {
       // A copy: the reply is sent after the journal write, by when later commands may have changed the state it shows.
-      reply = copyJson(applyCommand({ state: this.state, tx, ctx: { now, newId: this.idSource, settings: this.settings } }, command));
+      reply = copyJson(applyCommand({ state: this.state, tx, ctx: { now, monotonicNow: this.monotonicClock(), newId: this.idSource, settings: this.settings } }, command));
     } catch (error) {
       const wrote = !tx.empty;
       tx.rollback();
@@ -413,7 +418,7 @@ export class StateWriter {
 
   /** Rebuilds the scheduler's and the inventory's indexes from the documents (after a rollback). */
   private rebuildIndex(): void {
-    this.state.work.rebuild(this.state.workflows.values(), this.state.agents, this.clock());
+    this.state.work.rebuild(this.state.workflows.values(), this.state.agents, this.clock(), this.monotonicClock());
     this.state.inventory.rebuild(this.state.workflows.values());
   }
 

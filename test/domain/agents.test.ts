@@ -157,13 +157,13 @@ describe('listing the agent pool a page at a time (domain)', () => {
     const batch = [
       (() => {
         const tx = new Transaction<Effect>(d.state);
-        applyCommand({ state: d.state, tx, ctx: { now: 1_000_000, newId: (p) => `${p}_x`, settings: SETTINGS } }, { type: 'hub.sweep', input: {}, actor: ADMIN });
+        applyCommand({ state: d.state, tx, ctx: { now: 1_000_000, monotonicNow: 1_000_000, newId: (p) => `${p}_x`, settings: SETTINGS } }, { type: 'hub.sweep', input: {}, actor: ADMIN });
         return tx;
       })(),
       (() => {
         const tx = new Transaction<Effect>(d.state);
         const input = { ...RegisterAgentInput.parse({ agentId: 'new', agentType: 'worker' }), newConnection: true };
-        applyCommand({ state: d.state, tx, ctx: { now: 1_000_000, newId: (p) => `${p}_x`, settings: SETTINGS } }, { type: 'agent.register', input, actor: { role: 'agent', name: 'new', agentId: 'new' } });
+        applyCommand({ state: d.state, tx, ctx: { now: 1_000_000, monotonicNow: 1_000_000, newId: (p) => `${p}_x`, settings: SETTINGS } }, { type: 'agent.register', input, actor: { role: 'agent', name: 'new', agentId: 'new' } });
         return tx;
       })(),
     ];

@@ -82,7 +82,7 @@ describe('the lineage index (domain)', () => {
     const batch = ['gone1', 'gone2'].map((id) => {
       const tx = new Transaction<Effect>(d.state);
       const input = LinkLineageInput.parse({ workflowId, id, operation: 'op', inputs: ['b'], outputs: ['c'] });
-      applyCommand({ state: d.state, tx, ctx: { now: 5_000, newId: (prefix) => `${prefix}_x`, settings: SETTINGS } }, { type: 'lineage.link', input, actor: ADMIN });
+      applyCommand({ state: d.state, tx, ctx: { now: 5_000, monotonicNow: 5_000, newId: (prefix) => `${prefix}_x`, settings: SETTINGS } }, { type: 'lineage.link', input, actor: ADMIN });
       return tx;
     });
     expect(kept(d, workflowId).kept.upstream.c).toEqual(['gone1', 'gone2']);

@@ -34,7 +34,7 @@ function reference(state: HubState, order: Shape): string | undefined {
 /** The index's choice for an order, in a transaction that is kept or rolled back at random. */
 function indexed(d: Domain, order: Shape, keep: boolean): string | undefined {
   const tx = new Transaction<Effect>(d.state);
-  const chosen = choosePlacement({ state: d.state, tx, ctx: { now: 0, newId: (prefix) => `${prefix}_probe`, settings: SETTINGS } }, order as WorkOrder);
+  const chosen = choosePlacement({ state: d.state, tx, ctx: { now: 0, monotonicNow: 0, newId: (prefix) => `${prefix}_probe`, settings: SETTINGS } }, order as WorkOrder);
   if (!keep) tx.rollback();
   return chosen?.id;
 }
@@ -214,7 +214,7 @@ describe('placement (differential, against chooseAgent over every eligible agent
       const offered = orders.find((o) => o.state === 'offered');
       const ref = (o: WorkOrder) => ({ workflowId: o.workflowId, workOrderId: o.id, attemptToken: o.attempt!.token });
       const tx = new Transaction<Effect>(d.state);
-      const t = { state: d.state, tx, ctx: { now: 5_000_000, newId: (prefix: string) => `${prefix}_undo${undone}`, settings: SETTINGS } };
+      const t = { state: d.state, tx, ctx: { now: 5_000_000, monotonicNow: 5_000_000, newId: (prefix: string) => `${prefix}_undo${undone}`, settings: SETTINGS } };
       // Commands that change loads, stats and lastAssignedAt, file agents, and drop stale ones; then a rollback.
       const roll = random();
       if (roll < 0.3 && running) applyCommand(t, { type: 'task.complete', input: ref(running), actor: asAgent(running.attempt!.agentId) });

@@ -82,7 +82,7 @@ describe('the index of data references (domain)', () => {
     const batch: Array<Transaction<Effect>> = [];
     const apply = <K extends CommandType>(type: K, input: CommandInput<K>) => {
       const tx = new Transaction<Effect>(d.state);
-      applyCommand({ state: d.state, tx, ctx: { now: 5_000, newId: (prefix) => `${prefix}_x`, settings: SETTINGS } }, { type, input, actor: ADMIN });
+      applyCommand({ state: d.state, tx, ctx: { now: 5_000, monotonicNow: 5_000, newId: (prefix) => `${prefix}_x`, settings: SETTINGS } }, { type, input, actor: ADMIN });
       batch.push(tx);
     };
     apply('data.register', { workflowId, items: [spec({ id: 'c', path: '/a/c.csv', tags: ['raw', 'new'] })] });

@@ -90,7 +90,7 @@ describe('listing work orders a page at a time', () => {
     // A creation undone as the hub undoes a batch whose journal write failed.
     const tx = new Transaction<Effect>(d.state);
     applyCommand(
-      { state: d.state, tx, ctx: { now: 5_000, newId: (prefix) => `${prefix}_x`, settings: SETTINGS } },
+      { state: d.state, tx, ctx: { now: 5_000, monotonicNow: 5_000, newId: (prefix) => `${prefix}_x`, settings: SETTINGS } },
       { type: 'workOrder.createMany', input: CreateWorkOrdersInput.parse({ workflowId, orders: [{ id: 'gone1', taskType: 't' }, { id: '5', taskType: 't' }, { id: 'gone2', taskType: 't' }] }), actor: ADMIN },
     );
     expect(pageThrough(d, workflowId, 10)).toEqual(['5', 'a', 'b', 'gone1', 'gone2']);

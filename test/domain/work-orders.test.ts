@@ -297,7 +297,7 @@ describe('scheduling (domain, manual clock)', () => {
     const run = (id: string) => {
       const tx = new Transaction<Effect>(d.state);
       applyCommand(
-        { state: d.state, tx, ctx: { now: 2_000, newId: (prefix) => `${prefix}_${id}`, settings: SETTINGS } },
+        { state: d.state, tx, ctx: { now: 2_000, monotonicNow: 2_000, newId: (prefix) => `${prefix}_${id}`, settings: SETTINGS } },
         { type: 'workOrder.create', input: CreateWorkOrderInput.parse({ workflowId, id, taskType: 't' }), actor: ADMIN },
       );
       return tx;

@@ -32,7 +32,7 @@ export function domain(state: HubState = emptyState()) {
       const tx = new Transaction<Effect>(state);
       try {
         const reply = applyCommand(
-          { state, tx, ctx: { now: clock, newId: (prefix) => `${prefix}_${++counter}`, settings: SETTINGS } },
+          { state, tx, ctx: { now: clock, monotonicNow: clock, newId: (prefix) => `${prefix}_${++counter}`, settings: SETTINGS } },
           { type, input, actor },
         );
         return { reply, tx };

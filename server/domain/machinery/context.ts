@@ -25,7 +25,13 @@ export interface DomainSettings {
 
 /** What a command gets from the hub besides the state: the time, an id source and settings. No I/O. */
 export interface Environment {
+  /** The wall clock (ms since the epoch): timestamps, and deadlines kept in documents, which a restart must find. */
   now: number;
+  /**
+   * The monotonic clock (ms, comparable only within this run): timers held in memory alone (leases,
+   * offer deadlines, grace periods), which a step of the wall clock must neither end nor stretch.
+   */
+  monotonicNow: number;
   newId(prefix: string): string;
   settings: DomainSettings;
 }

@@ -67,8 +67,8 @@ export function dropDoc(state: HubState, key: DocKey): void {
   else state.workflows.delete(key);
 }
 
-/** Builds the state from stored documents (snapshot plus replayed journal) and indexes it. */
-export function stateFromDocs(docs: Map<DocKey, StoredDoc>, now: number, agingMs?: number): HubState {
+/** Builds the state from stored documents (snapshot plus replayed journal) and indexes it; `monotonicNow` as in `Environment`. */
+export function stateFromDocs(docs: Map<DocKey, StoredDoc>, now: number, agingMs?: number, monotonicNow = now): HubState {
   const state = emptyState(agingMs);
   for (const [key, { v, doc }] of docs) {
     putDoc(state, key, doc);
@@ -76,7 +76,7 @@ export function stateFromDocs(docs: Map<DocKey, StoredDoc>, now: number, agingMs
   }
   // Parsed orders have empty arrays of their own; copies made since share one (empty-array.ts).
   for (const workflow of state.workflows.values()) for (const order of Object.values(workflow.workOrders)) shareEmptyArrays(order as unknown as Record<string, unknown>);
-  state.work.rebuild(state.workflows.values(), state.agents, now);
+  state.work.rebuild(state.workflows.values(), state.agents, now, monotonicNow);
   state.inventory.rebuild(state.workflows.values());
   return state;
 }

@@ -94,13 +94,14 @@ export function markDisconnected(t: CommandContext, agentId: string): void {
   const work = t.state.work;
   // Not undone: the socket is gone whether or not this record is stored, and a rollback must not
   // make it a placement target again. The transport asks again once writes work.
-  if (work.connected.delete(agentId)) work.disconnected.set(agentId, t.ctx.now);
+  if (work.connected.delete(agentId)) work.disconnected.set(agentId, t.ctx.monotonicNow);
   const since = work.disconnected.get(agentId);
   const agent = t.state.agents?.[agentId];
   // Recorded already (or offline, or unknown): nothing to write.
   if (since === undefined || !agent || agent.disconnectedSince !== null) return;
   // In the document too, so that monitors tell an agent in its grace period from a connected one.
-  t.tx.set(AGENTS_DOC, [agentId, 'disconnectedSince'], since);
+  // `since` is on the monotonic clock; the document keeps the wall-clock time it stands for.
+  t.tx.set(AGENTS_DOC, [agentId, 'disconnectedSince'], Math.round(t.ctx.now - (t.ctx.monotonicNow - since)));
   withdrawOffers(t, agentId, 'agent disconnected');
 }
 
@@ -135,7 +136,7 @@ export function recoverAfterRestart(t: CommandContext): { withdrawn: number } {
   let withdrawn = 0;
   for (const agent of Object.values(t.state.agents ?? {})) {
     if (agent.status !== 'offline' && !work.connected.has(agent.id)) {
-      work.disconnected.set(agent.id, t.ctx.now);
+      work.disconnected.set(agent.id, t.ctx.monotonicNow);
       t.tx.set(AGENTS_DOC, [agent.id, 'disconnectedSince'], t.ctx.now);
     }
     if (agent.status === 'offline' && typeof agent.offlineSince !== 'number') {

@@ -48,7 +48,7 @@ export function acceptOffer(t: CommandContext, input: AttemptInput, actor: Actor
   t.tx.set(order.workflowId, [...path, 'attempt', 'acceptedAt'], now);
   const active = t.state.work.active.get(input.attemptToken)!;
   active.phase = 'running';
-  t.state.work.leases.set(input.attemptToken, now + order.timeouts.leaseMs);
+  t.state.work.leases.set(input.attemptToken, t.ctx.monotonicNow + order.timeouts.leaseMs);
   // An implicit accept (see requireRunningAttempt) is followed by the report, which may still be refused.
   t.tx.onUndo(() => {
     active.phase = 'offered';
@@ -106,7 +106,7 @@ export function recordProgress(t: CommandContext, input: ParsedRequestOf<'agent'
   if (input.message !== undefined) changes.message = input.message;
   if (input.details !== undefined) changes.checkpoint = input.details;
   t.tx.assign(order.workflowId, ['workOrders', order.id], changes);
-  t.state.work.leases.set(input.attemptToken, t.ctx.now + order.timeouts.leaseMs);
+  t.state.work.leases.set(input.attemptToken, t.ctx.monotonicNow + order.timeouts.leaseMs);
   touch(t, order.workflowId);
   return { version: versionOf(t.state, order.workflowId) };
 }
@@ -189,7 +189,7 @@ export function heartbeat(t: CommandContext, input: ParsedRequestOf<'agent', 'ag
       acceptOffer(t, { workflowId: active.workflowId, workOrderId: active.workOrderId, attemptToken: token }, actor);
     } else {
       const order = requireWorkflow(t.state, active.workflowId).workOrders[active.workOrderId]!;
-      work.leases.set(token, t.ctx.now + order.timeouts.leaseMs);
+      work.leases.set(token, t.ctx.monotonicNow + order.timeouts.leaseMs);
     }
     renewed.push(token);
   }

@@ -39,7 +39,7 @@ function offer(t: CommandContext, order: WorkOrder, agent: Agent): void {
   setOrderState(t, order, 'offered');
   t.tx.assign(order.workflowId, ['workOrders', order.id], { attempt, notBefore: null });
   t.state.work.dequeue(order.workflowId, order.id);
-  t.state.work.hold({ token, workflowId: order.workflowId, workOrderId: order.id, agentId: agent.id, phase: 'offered', offerDeadline: now + order.timeouts.acceptMs });
+  t.state.work.hold({ token, workflowId: order.workflowId, workOrderId: order.id, agentId: agent.id, phase: 'offered', offerDeadline: t.ctx.monotonicNow + order.timeouts.acceptMs });
   recordOffer(t, order, agent.id);
   t.tx.effect({
     type: 'offer',

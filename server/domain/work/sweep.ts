@@ -10,17 +10,23 @@ import { orderKey } from './work-index.ts';
  * someone else, running attempts whose lease lapsed are retried, agents gone longer than the grace
  * period are marked offline and lose their work, agents offline longer than forgetAgentsAfterMs
  * leave the pool, retries whose backoff is over are queued, and orders past their overall timeout
- * fail. Cost is proportional to the work in flight and due.
+ * fail. Cost is proportional to the work in flight and due. Grace periods, offers and leases are
+ * timed on the monotonic clock, so a step of the wall clock neither ends them all at once nor holds
+ * them for its length; backoffs, overall timeouts and forgetting, kept in documents across restarts,
+ * go by the wall clock.
  */
 export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; forgotten: number; timedOut: number } {
   const work = t.state.work;
   const now = t.ctx.now;
+  const monotonicNow = t.ctx.monotonicNow;
   const result = { expiredOffers: 0, lapsedLeases: 0, offline: 0, forgotten: 0, timedOut: 0 };
   const orderOf = (workflowId: string, workOrderId: string) => t.state.workflows.get(workflowId)?.workOrders[workOrderId];
 
   for (const [agentId, since] of work.disconnected) {
     const agent = t.state.agents?.[agentId];
-    if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > now) continue;
+    if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > monotonicNow) continue;
+    // The wall-clock time it left, for the log (`since` is on the monotonic clock).
+    const disconnectedAt = agent.disconnectedSince ?? now;
     // The time is in the document, so that a restart does not start the wait to forget it over.
     t.tx.assign(AGENTS_DOC, [agentId], { status: 'offline', offlineSince: now, disconnectedSince: null });
     work.offline.watch(agentId, now);
@@ -30,7 +36,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     // No longer one that takes work: orders only it could do are marked.
     reviewAgent(t, agentId);
     result.offline++;
-    t.tx.effect({ type: 'agent.offline', agentId, disconnectedAt: since });
+    t.tx.effect({ type: 'agent.offline', agentId, disconnectedAt });
     for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
       const active = work.active.get(token)!;
       const order = orderOf(active.workflowId, active.workOrderId)!;
@@ -58,10 +64,10 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
   for (const [token, active] of [...work.active]) {
     const order = orderOf(active.workflowId, active.workOrderId);
     if (!order || order.attempt?.token !== token) continue;
-    if (active.phase === 'offered' && active.offerDeadline <= now) {
+    if (active.phase === 'offered' && active.offerDeadline <= monotonicNow) {
       withdrawOffer(t, order, { reason: 'no answer before the accept deadline', excludeAgent: !active.carried });
       result.expiredOffers++;
-    } else if (active.phase === 'running' && (work.leases.get(token) ?? Infinity) <= now) {
+    } else if (active.phase === 'running' && (work.leases.get(token) ?? Infinity) <= monotonicNow) {
       failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });
       result.lapsedLeases++;
     }

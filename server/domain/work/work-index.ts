@@ -46,7 +46,7 @@ export interface ActiveAttempt {
   workOrderId: string;
   agentId: string;
   phase: 'offered' | 'running';
-  /** Offer deadline while offered. */
+  /** Offer deadline while offered, on the monotonic clock (Environment.monotonicNow). */
   offerDeadline: number;
   /**
    * The offer went in a report's reply (`next`): silence past its deadline may be a reply that
@@ -80,7 +80,7 @@ function bucketKey(order: Pick<WorkOrder, 'workflowId' | 'taskType' | 'requireme
  * them at start-up and after a rollback.
  */
 export class WorkIndex {
-  /** Agents whose socket is gone, and since when; absent means connected or never seen. */
+  /** Agents whose socket is gone, and since when (monotonic clock); absent means connected or never seen. */
   readonly disconnected = new Map<string, number>();
   /** Agents with a live socket. */
   readonly connected = new Set<string>();
@@ -92,7 +92,7 @@ export class WorkIndex {
    * every connected agent.
    */
   readonly available = new AvailableAgents();
-  /** Lease expiry of running attempts, by token. */
+  /** Lease expiry of running attempts (monotonic clock), by token. */
   readonly leases = new Map<string, number>();
 
   readonly buckets = new Map<string, Bucket>();
@@ -269,8 +269,8 @@ export class WorkIndex {
     this.catalogs.forget(workflowId);
   }
 
-  /** Rebuilds everything derived from the documents; presence and leases are kept. */
-  rebuild(workflows: Iterable<Workflow>, agents: Record<string, Agent> | undefined, now: number): void {
+  /** Rebuilds everything derived from the documents; presence and leases are kept. The clocks are Environment's (one, when given one). */
+  rebuild(workflows: Iterable<Workflow>, agents: Record<string, Agent> | undefined, now: number, monotonicNow = now): void {
     this.buckets.clear();
     this.queued.clear();
     this.readySince.clear();
@@ -309,9 +309,10 @@ export class WorkIndex {
           workOrderId: order.id,
           agentId: attempt.agentId,
           phase: order.state,
-          offerDeadline: attempt.offeredAt + order.timeouts.acceptMs,
+          // What is left of the accept window, by the wall clock the offer was stamped with.
+          offerDeadline: monotonicNow + (attempt.offeredAt + order.timeouts.acceptMs - now),
         });
-        if (order.state === 'running' && !this.leases.has(attempt.token)) this.leases.set(attempt.token, now + order.timeouts.leaseMs);
+        if (order.state === 'running' && !this.leases.has(attempt.token)) this.leases.set(attempt.token, monotonicNow + order.timeouts.leaseMs);
       }
     }
     for (const token of this.leases.keys()) if (!liveTokens.has(token)) this.leases.delete(token);

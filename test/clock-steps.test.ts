@@ -1,0 +1,76 @@
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import type { RunningHub } from '../server/index.ts';
+import type { WorkOrder } from '../shared/schemas/work-order.ts';
+import { control, startHub } from './helpers/hub.ts';
+import { rawAgent, refOf } from './helpers/raw-agent.ts';
+import { untilTrue } from './helpers/wait.ts';
+
+// The machine's wall clock steps (NTP, a resumed VM, an operator setting the time) while the hub
+// runs on its own clock: the test moves Date.now only, as a step would, and time goes on for real.
+
+const TEN_MINUTES = 10 * 60_000;
+
+/** Steps the process's wall clock by `ms` from now on (back when negative); undone when the test ends. */
+function stepWallClock(ms: number): void {
+  const wall = Date.now;
+  vi.spyOn(Date, 'now').mockImplementation(() => wall() + ms);
+  onTestFinished(() => {
+    vi.restoreAllMocks();
+  });
+}
+
+/** One sweep of the hub's timers, as the background sweep would run it. */
+const sweep = (hub: RunningHub) => hub.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'test' } });
+
+const orderIn = (hub: RunningHub, workOrderId: string): WorkOrder => hub.state.workflows.get('wf')!.workOrders[workOrderId]! as WorkOrder;
+
+describe('a step of the wall clock', () => {
+  it('forwards by ten minutes ends no lease, offer or grace period early: running work goes on, offers wait for their answer, a reconnecting agent keeps its work', async () => {
+    const hub = await startHub({ sweepIntervalMs: 60_000, graceMs: 60_000 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf', userQuery: 'clock stepped forward' });
+    await wf.start();
+    const runner = await rawAgent(hub.url, 'runner', ['run']);
+    const asked = await rawAgent(hub.url, 'asked', ['ask']);
+    const leaving = await rawAgent(hub.url, 'leaving', ['leave']);
+    await wf.createWorkOrder({ id: 'running', taskType: 'run', timeouts: { leaseMs: 30_000 } });
+    await wf.createWorkOrder({ id: 'offered', taskType: 'ask', timeouts: { acceptMs: 30_000 } });
+    await wf.createWorkOrder({ id: 'graced', taskType: 'leave', timeouts: { leaseMs: 600_000 } });
+    const run = await runner.nextOffer();
+    expect((await runner.request('task.progress', { ...refOf(run.assignment), progress: 10 })).ok).toBe(true);
+    await asked.nextOffer();
+    const graced = await leaving.nextOffer();
+    expect((await leaving.request('task.progress', { ...refOf(graced.assignment), progress: 10 })).ok).toBe(true);
+    leaving.close();
+    await untilTrue(() => typeof hub.state.agents!.leaving!.disconnectedSince === 'number', 'the agent leaving disconnected');
+
+    stepWallClock(TEN_MINUTES);
+    const swept = await sweep(hub);
+
+    expect(swept).toMatchObject({ expiredOffers: 0, lapsedLeases: 0, offline: 0 });
+    expect([orderIn(hub, 'running').state, orderIn(hub, 'offered').state, orderIn(hub, 'graced').state]).toEqual(['running', 'offered', 'running']);
+    expect(hub.state.agents!.leaving!.status).not.toBe('offline');
+    // Timestamps follow the wall clock: a report now is stamped ten minutes on. (socket.io-client
+    // times its pings by Date.now, so the step dropped the runner's socket: it registers again.)
+    const back = await rawAgent(hub.url, 'runner', ['run']);
+    const done = await back.request('task.complete', { ...refOf(run.assignment), result: 'done' });
+    expect(done.ok).toBe(true);
+    expect(orderIn(hub, 'running').endedAt).toBeGreaterThanOrEqual(orderIn(hub, 'running').startedAt! + TEN_MINUTES);
+  });
+
+  it('backwards by ten minutes holds no grace period for its length: a disconnected agent goes offline graceMs after it left, and its work is retried', async () => {
+    const hub = await startHub({ sweepIntervalMs: 10, graceMs: 100 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf', userQuery: 'clock stepped back' });
+    await wf.start();
+    const leaving = await rawAgent(hub.url, 'leaving', ['t']);
+    await wf.createWorkOrder({ id: 'o', taskType: 't', timeouts: { leaseMs: 600_000 } });
+    const offer = await leaving.nextOffer();
+    expect((await leaving.request('task.progress', { ...refOf(offer.assignment), progress: 10 })).ok).toBe(true);
+    leaving.close();
+    await untilTrue(() => typeof hub.state.agents!.leaving!.disconnectedSince === 'number', 'the agent disconnected');
+    stepWallClock(-TEN_MINUTES);
+    await untilTrue(() => hub.state.agents!.leaving!.status === 'offline', 'the agent offline', 2_000);
+    expect(orderIn(hub, 'o')).toMatchObject({ state: 'queued', history: [{ agentId: 'leaving', outcome: 'agent_lost' }] });
+  });
+});
