@@ -271,7 +271,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     return `http://${host.includes(':') ? `[${host}]` : host}:${at.port}`;
   };
   try {
-    const startedAt = writer.now();
+    // For uptime, a duration within this run: the monotonic clock, which a step of the wall clock does not move.
+    const startedAt = performance.now();
     // The listeners socket.io puts on the server, so that a shared one is given back as it was.
     const listenersBefore = new Map(ATTACH_EVENTS.map((event) => [event, http.rawListeners(event)]));
     const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false, parser: hubParser });

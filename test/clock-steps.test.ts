@@ -1,7 +1,7 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { RunningHub } from '../server/index.ts';
 import type { WorkOrder } from '../shared/schemas/work-order.ts';
-import { control, startHub } from './helpers/hub.ts';
+import { control, startHub, TOKENS } from './helpers/hub.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
 import { untilTrue } from './helpers/wait.ts';
 
@@ -72,5 +72,22 @@ describe('a step of the wall clock', () => {
     stepWallClock(-TEN_MINUTES);
     await untilTrue(() => hub.state.agents!.leaving!.status === 'offline', 'the agent offline', 2_000);
     expect(orderIn(hub, 'o')).toMatchObject({ state: 'queued', history: [{ agentId: 'leaving', outcome: 'agent_lost' }] });
+  });
+
+  it('backwards by ten minutes makes no duration negative: the uptime in /healthz and the wait in the assignment latency metric', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf', userQuery: 'clock stepped back while an order waited' });
+    await wf.start();
+    await wf.createWorkOrder({ id: 'o', taskType: 't' });
+    stepWallClock(-TEN_MINUTES);
+    const worker = await rawAgent(hub.url, 'w', ['t']);
+    await worker.nextOffer();
+    const health = (await (await fetch(`${hub.url}/healthz`)).json()) as { uptimeMs: number };
+    expect(health.uptimeMs).toBeGreaterThanOrEqual(0);
+    const metrics = await (await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } })).text();
+    const line = (name: string) => Number(metrics.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1]);
+    expect(line('switchboard_assignment_latency_seconds_count')).toBe(1);
+    expect(line('switchboard_assignment_latency_seconds_sum')).toBeGreaterThanOrEqual(0);
   });
 });

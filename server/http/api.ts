@@ -57,7 +57,7 @@ export function dataFilterFromQuery(workflowId: string, query: URLSearchParams):
   return parsed.data;
 }
 
-/** The REST routes: health, and read-only views of workflows for plain HTTP clients. */
+/** The REST routes: health, and read-only views of workflows for plain HTTP clients; `startedAt` is the hub's start on performance.now(). */
 export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: ReportRenderer, startedAt: number): Route[] {
   return [
     {
@@ -66,7 +66,7 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: Repo
       roles: [],
       handle: async () => {
         await reads.archive.ready();
-        return { body: { ok: true, uptimeMs: hub.now() - startedAt, workflows: hub.state.workflows.size, archivedWorkflows: reads.archive.size } };
+        return { body: { ok: true, uptimeMs: Math.round(performance.now() - startedAt), workflows: hub.state.workflows.size, archivedWorkflows: reads.archive.size } };
       },
     },
     {

@@ -87,9 +87,10 @@ export function workOrderStats(orders: WorkOrder[]): WorkOrderStats {
     if (order.attempts > 1) retriedOrders++;
     for (const record of order.history) {
       attemptOutcomes[record.outcome]++;
-      attemptDurations.push(record.endedAt - record.startedAt);
+      // Wall-clock times: one stepped back mid-attempt ends it before it started, which counts as 0.
+      attemptDurations.push(Math.max(0, record.endedAt - record.startedAt));
     }
-    if (order.state === 'completed' && order.startedAt !== null && order.endedAt !== null) completed.push(order.endedAt - order.startedAt);
+    if (order.state === 'completed' && order.startedAt !== null && order.endedAt !== null) completed.push(Math.max(0, order.endedAt - order.startedAt));
   }
   return {
     total: orders.length,

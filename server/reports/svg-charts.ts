@@ -95,7 +95,7 @@ export function timelineChart(attempts: Bounded<AttemptBar>): string {
   const body = attempts.items.map((attempt, index) => {
     const y = index * ROW + 4;
     const width = Math.max(2, x(attempt.endedAt) - x(attempt.startedAt));
-    const tip = `${attempt.workOrderId} attempt ${attempt.number} on ${attempt.agentId}: ${attempt.outcome}, ${isoTime(attempt.startedAt)} to ${isoTime(attempt.endedAt)} (${duration(attempt.endedAt - attempt.startedAt)})`;
+    const tip = `${attempt.workOrderId} attempt ${attempt.number} on ${attempt.agentId}: ${attempt.outcome}, ${isoTime(attempt.startedAt)} to ${isoTime(attempt.endedAt)} (${duration(Math.max(0, attempt.endedAt - attempt.startedAt))})`;
     return [
       `<g class="row">`,
       labelText(y, `${attempt.workOrderId} #${attempt.number}`),

@@ -122,7 +122,8 @@ export class AgentTransport {
     }
     for (const effect of effects) {
       if (effect.type === 'offer') {
-        this.onOffer(this.hub.now() - effect.readyAt);
+        // Never below 0: the wall clock may have stepped back since the order became ready.
+        this.onOffer(Math.max(0, this.hub.now() - effect.readyAt));
         if (!effect.inReply) this.offer(effect.agentId, effect.assignment);
       } else if (effect.type === 'cancel') this.cancel(effect.agentId, effect.notice);
       else if (effect.type === 'drain') this.sockets.get(effect.agentId)?.emit('drain', { draining: effect.draining });

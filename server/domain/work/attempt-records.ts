@@ -76,7 +76,8 @@ export function endAttempt(t: CommandContext, order: WorkOrder, outcome: Outcome
   }
   adjustLoad(t, attempt.agentId, -1);
   if (outcome === 'completed') {
-    const duration = now - (attempt.acceptedAt ?? attempt.offeredAt);
+    // Never below 0: a wall clock stepped back since the accept would record a negative duration.
+    const duration = Math.max(0, now - (attempt.acceptedAt ?? attempt.offeredAt));
     recordAgentOutcome(t, attempt.agentId, order.taskType, 'completed', duration);
     recordWorkflowAgent(t, workflow, attempt.agentId, 'completed');
     recordWorkflowAgent(t, workflow, attempt.agentId, 'busyMs', duration);

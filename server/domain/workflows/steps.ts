@@ -51,7 +51,8 @@ function moveStep(
     t.tx.set(workflowId, [...path, 'startedAt'], now);
   } else {
     t.tx.set(workflowId, [...path, 'endedAt'], now);
-    if (step.startedAt !== null) t.tx.set(workflowId, [...path, 'durationMs'], now - step.startedAt);
+    // Never below 0 (the schema says so): the wall clock may have stepped back since the start.
+    if (step.startedAt !== null) t.tx.set(workflowId, [...path, 'durationMs'], Math.max(0, now - step.startedAt));
   }
   t.tx.assign(workflowId, path, extra);
   touch(t, workflowId);

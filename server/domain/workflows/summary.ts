@@ -24,7 +24,8 @@ export function summarize(workflow: Workflow, version: number, now: number): Wor
     createdAt: workflow.createdAt,
     startedAt: workflow.startedAt,
     endedAt: workflow.endedAt,
-    durationMs: workflow.startedAt === null ? null : (workflow.endedAt ?? now) - workflow.startedAt,
+    // Never below 0: the wall clock may have stepped back since the start.
+    durationMs: workflow.startedAt === null ? null : Math.max(0, (workflow.endedAt ?? now) - workflow.startedAt),
     progress: workflow.progress,
     progressFrom: progressSource(workflow),
     orderProgress: orderProgressOf(workflow),
