@@ -10,13 +10,20 @@ import { untilTrue } from './helpers/wait.ts';
 
 const TEN_MINUTES = 10 * 60_000;
 
-/** Steps the process's wall clock by `ms` from now on (back when negative); undone when the test ends. */
-function stepWallClock(ms: number): void {
+/** The process's wall clock, which the test steps (Date.now only, as NTP would); restored when the test ends. */
+function steppedWallClock() {
   const wall = Date.now;
-  vi.spyOn(Date, 'now').mockImplementation(() => wall() + ms);
+  let offset = 0;
+  vi.spyOn(Date, 'now').mockImplementation(() => wall() + offset);
   onTestFinished(() => {
     vi.restoreAllMocks();
   });
+  return {
+    /** Steps it by `ms` (back when negative). */
+    step(ms: number) {
+      offset += ms;
+    },
+  };
 }
 
 /** One sweep of the hub's timers, as the background sweep would run it. */
@@ -26,6 +33,7 @@ const orderIn = (hub: RunningHub, workOrderId: string): WorkOrder => hub.state.w
 
 describe('a step of the wall clock', () => {
   it('forwards by ten minutes ends no lease, offer or grace period early: running work goes on, offers wait for their answer, a reconnecting agent keeps its work', async () => {
+    const clock = steppedWallClock();
     const hub = await startHub({ sweepIntervalMs: 60_000, graceMs: 60_000 });
     const client = await control(hub);
     const wf = await client.createWorkflow({ id: 'wf', userQuery: 'clock stepped forward' });
@@ -44,7 +52,7 @@ describe('a step of the wall clock', () => {
     leaving.close();
     await untilTrue(() => typeof hub.state.agents!.leaving!.disconnectedSince === 'number', 'the agent leaving disconnected');
 
-    stepWallClock(TEN_MINUTES);
+    clock.step(TEN_MINUTES);
     const swept = await sweep(hub);
 
     expect(swept).toMatchObject({ expiredOffers: 0, lapsedLeases: 0, offline: 0 });
@@ -59,6 +67,7 @@ describe('a step of the wall clock', () => {
   });
 
   it('backwards by ten minutes holds no grace period for its length: a disconnected agent goes offline graceMs after it left, and its work is retried', async () => {
+    const clock = steppedWallClock();
     const hub = await startHub({ sweepIntervalMs: 10, graceMs: 100 });
     const client = await control(hub);
     const wf = await client.createWorkflow({ id: 'wf', userQuery: 'clock stepped back' });
@@ -69,18 +78,19 @@ describe('a step of the wall clock', () => {
     expect((await leaving.request('task.progress', { ...refOf(offer.assignment), progress: 10 })).ok).toBe(true);
     leaving.close();
     await untilTrue(() => typeof hub.state.agents!.leaving!.disconnectedSince === 'number', 'the agent disconnected');
-    stepWallClock(-TEN_MINUTES);
+    clock.step(-TEN_MINUTES);
     await untilTrue(() => hub.state.agents!.leaving!.status === 'offline', 'the agent offline', 2_000);
     expect(orderIn(hub, 'o')).toMatchObject({ state: 'queued', history: [{ agentId: 'leaving', outcome: 'agent_lost' }] });
   });
 
   it('backwards by ten minutes makes no duration negative: the uptime in /healthz and the wait in the assignment latency metric', async () => {
+    const clock = steppedWallClock();
     const hub = await startHub();
     const client = await control(hub);
     const wf = await client.createWorkflow({ id: 'wf', userQuery: 'clock stepped back while an order waited' });
     await wf.start();
     await wf.createWorkOrder({ id: 'o', taskType: 't' });
-    stepWallClock(-TEN_MINUTES);
+    clock.step(-TEN_MINUTES);
     const worker = await rawAgent(hub.url, 'w', ['t']);
     await worker.nextOffer();
     const health = (await (await fetch(`${hub.url}/healthz`)).json()) as { uptimeMs: number };
@@ -89,5 +99,14 @@ describe('a step of the wall clock', () => {
     const line = (name: string) => Number(metrics.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1]);
     expect(line('switchboard_assignment_latency_seconds_count')).toBe(1);
     expect(line('switchboard_assignment_latency_seconds_sum')).toBeGreaterThanOrEqual(0);
+  });
+
+  it('backwards by ten minutes does not rate-limit a connection for its length: the agent’s next heartbeat is taken', async () => {
+    const clock = steppedWallClock();
+    const hub = await startHub();
+    const worker = await rawAgent(hub.url, 'w', ['t']);
+    clock.step(-TEN_MINUTES);
+    const beat = await worker.request('agent.heartbeat', { attemptTokens: [] });
+    expect(beat).toMatchObject({ ok: true, data: { renewed: [], lost: [] } });
   });
 });

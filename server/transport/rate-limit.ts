@@ -6,7 +6,8 @@ export class RateLimiter {
   constructor(
     private readonly perSecond: number,
     private readonly burst: number,
-    private readonly now: () => number = Date.now,
+    // Monotonic: a wall clock stepped back would empty the bucket for the length of the step.
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.tokens = burst;
     this.last = now();
