@@ -32,7 +32,7 @@ const sweep = (hub: RunningHub) => hub.dispatch({ type: 'hub.sweep', input: {}, 
 const orderIn = (hub: RunningHub, workOrderId: string): WorkOrder => hub.state.workflows.get('wf')!.workOrders[workOrderId]! as WorkOrder;
 
 describe('a step of the wall clock', () => {
-  it('forwards by ten minutes ends no lease, offer or grace period early: running work goes on, offers wait for their answer, a reconnecting agent keeps its work', async () => {
+  it('forwards by ten minutes ends no lease, offer, grace period or overall timeout early: running work goes on, offers wait for their answer, a reconnecting agent keeps its work, a waiting order keeps waiting', async () => {
     const clock = steppedWallClock();
     const hub = await startHub({ sweepIntervalMs: 60_000, graceMs: 60_000 });
     const client = await control(hub);
@@ -44,6 +44,7 @@ describe('a step of the wall clock', () => {
     await wf.createWorkOrder({ id: 'running', taskType: 'run', timeouts: { leaseMs: 30_000 } });
     await wf.createWorkOrder({ id: 'offered', taskType: 'ask', timeouts: { acceptMs: 30_000 } });
     await wf.createWorkOrder({ id: 'graced', taskType: 'leave', timeouts: { leaseMs: 600_000 } });
+    await wf.createWorkOrder({ id: 'waiting', taskType: 'nobody', timeouts: { overallMs: 60_000 } });
     const run = await runner.nextOffer();
     expect((await runner.request('task.progress', { ...refOf(run.assignment), progress: 10 })).ok).toBe(true);
     await asked.nextOffer();
@@ -55,8 +56,8 @@ describe('a step of the wall clock', () => {
     clock.step(TEN_MINUTES);
     const swept = await sweep(hub);
 
-    expect(swept).toMatchObject({ expiredOffers: 0, lapsedLeases: 0, offline: 0 });
-    expect([orderIn(hub, 'running').state, orderIn(hub, 'offered').state, orderIn(hub, 'graced').state]).toEqual(['running', 'offered', 'running']);
+    expect(swept).toMatchObject({ expiredOffers: 0, lapsedLeases: 0, offline: 0, timedOut: 0 });
+    expect(['running', 'offered', 'graced', 'waiting'].map((id) => orderIn(hub, id).state)).toEqual(['running', 'offered', 'running', 'queued']);
     expect(hub.state.agents!.leaving!.status).not.toBe('offline');
     // Timestamps follow the wall clock: a report now is stamped ten minutes on. (socket.io-client
     // times its pings by Date.now, so the step dropped the runner's socket: it registers again.)
@@ -108,5 +109,21 @@ describe('a step of the wall clock', () => {
     clock.step(-TEN_MINUTES);
     const beat = await worker.request('agent.heartbeat', { attemptTokens: [] });
     expect(beat).toMatchObject({ ok: true, data: { renewed: [], lost: [] } });
+  });
+
+  it('backwards by ten minutes holds no retry for its length: a failed order is offered again once its backoff is over', async () => {
+    const clock = steppedWallClock();
+    const hub = await startHub({ sweepIntervalMs: 10, backoffBaseMs: 50, backoffMaxMs: 50 });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf', userQuery: 'clock stepped back during a backoff' });
+    await wf.start();
+    const worker = await rawAgent(hub.url, 'w', ['t']);
+    await wf.createWorkOrder({ id: 'o', taskType: 't' });
+    const first = await worker.nextOffer();
+    const failed = await worker.request('task.fail', { ...refOf(first.assignment), error: 'flaky', retryable: true });
+    expect(failed.data).toMatchObject({ state: 'queued' });
+    clock.step(-TEN_MINUTES);
+    await untilTrue(() => worker.offers.length > 0, 'the retry offered', 2_000);
+    expect((await worker.nextOffer()).assignment.attempt).toBe(2);
   });
 });

@@ -80,6 +80,27 @@ describe('retry backoff across a restart', () => {
     const again = await rawAgent(second.url, 'a1', ['t']);
     expect((await again.nextOffer()).assignment.attempt).toBe(2);
   });
+
+  it('once over while the hub was down, does not cut short the next backoff of the same order', async () => {
+    const dataDir = tempDir();
+    const clock = manualClock();
+    const options = { dataDir, sweepIntervalMs: 60_000, backoffBaseMs: 10_000, backoffMaxMs: 10_000 };
+    const first = await startHub(options, { clock: clock.read });
+    const { client, worker, offer } = await runningOrder(first);
+    await worker.request('task.fail', { ...refOf(offer.assignment), error: 'flaky', retryable: true });
+    worker.close();
+    await client.close();
+    await first.close();
+
+    clock.now = T0 + 60_000;
+    const second = await startHub(options, { clock: clock.read });
+    // Offered at once, before any sweep, and failed again: a backoff of its own starts.
+    const again = await rawAgent(second.url, 'a1', ['t']);
+    const retry = await again.nextOffer();
+    await again.request('task.fail', { ...refOf(retry.assignment), error: 'flaky again', retryable: true });
+    await sweep(second);
+    expect(orderIn(second, 'wf', 'o')).toMatchObject({ state: 'queued', notBefore: T0 + 70_000 });
+  });
 });
 
 describe('a running attempt across a crash', () => {

@@ -10,10 +10,10 @@ import { orderKey } from './work-index.ts';
  * someone else, running attempts whose lease lapsed are retried, agents gone longer than the grace
  * period are marked offline and lose their work, agents offline longer than forgetAgentsAfterMs
  * leave the pool, retries whose backoff is over are queued, and orders past their overall timeout
- * fail. Cost is proportional to the work in flight and due. Grace periods, offers and leases are
- * timed on the monotonic clock, so a step of the wall clock neither ends them all at once nor holds
- * them for its length; backoffs, overall timeouts and forgetting, kept in documents across restarts,
- * go by the wall clock.
+ * fail. Cost is proportional to the work in flight and due. Every timer but forgetting runs on the
+ * monotonic clock, so a step of the wall clock neither ends them all at once nor holds them for its
+ * length; backoffs and overall timeouts, kept in documents across restarts as wall-clock times, are
+ * put on it for what is left of them by the wall clock when set, and at start-up.
  */
 export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; forgotten: number; timedOut: number } {
   const work = t.state.work;
@@ -73,21 +73,21 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     }
   }
 
-  while (work.delayed.size > 0 && work.delayed.peek()!.at <= now) {
+  while (work.delayed.size > 0 && work.delayed.peek()!.at <= monotonicNow) {
     const due = work.delayed.pop()!;
     const order = orderOf(due.workflowId, due.workOrderId);
-    if (order?.state === 'queued' && order.notBefore !== null && order.notBefore <= now) {
+    // Not a timer of an earlier backoff (the order ran and backed off again since).
+    if (order?.state === 'queued' && order.notBefore === due.notBefore) {
       t.tx.set(order.workflowId, ['workOrders', order.id, 'notBefore'], null);
       // Already in the queue when its backoff ended while the hub was down (WorkIndex.enqueue).
-      if (!work.queued.has(orderKey(order.workflowId, order.id))) work.enqueue(order, now);
+      if (!work.queued.has(orderKey(order.workflowId, order.id))) work.enqueue(order, now, monotonicNow);
     }
   }
 
-  while (work.deadlines.size > 0 && work.deadlines.peek()!.at <= now) {
+  while (work.deadlines.size > 0 && work.deadlines.peek()!.at <= monotonicNow) {
     const due = work.deadlines.pop()!;
     const order = orderOf(due.workflowId, due.workOrderId);
     if (!order || FINAL_STATES.has(order.state) || order.firstQueuedAt === null || order.timeouts.overallMs === null) continue;
-    if (order.firstQueuedAt + order.timeouts.overallMs > now) continue;
     finishOrder(t, order, 'failed', { error: `overall timeout of ${order.timeouts.overallMs} ms exceeded` });
     result.timedOut++;
   }

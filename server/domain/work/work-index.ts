@@ -56,10 +56,16 @@ export interface ActiveAttempt {
   carried?: boolean;
 }
 
+/** A timer of an order, due `at` on the monotonic clock (Environment.monotonicNow). */
 interface Timed {
   at: number;
   workflowId: string;
   workOrderId: string;
+}
+
+/** A retry timer, with the order's `notBefore` (wall clock) it was set for. */
+interface Backoff extends Timed {
+  notBefore: number;
 }
 
 const byTime = (a: Timed, b: Timed) => a.at < b.at;
@@ -100,7 +106,7 @@ export class WorkIndex {
   readonly queued = new Map<string, ReadyEntry>();
   /** When each queued order last became ready to offer (for the assignment latency metric). */
   readonly readySince = new Map<string, number>();
-  readonly delayed = new PriorityQueue<Timed>(byTime);
+  readonly delayed = new PriorityQueue<Backoff>(byTime);
   readonly deadlines = new PriorityQueue<Timed>(byTime);
   /** Offline agents by when they went offline, for forgetting them (rebuilt from the pool). */
   readonly offline = new OfflineAgents();
@@ -126,13 +132,14 @@ export class WorkIndex {
 
   /**
    * Puts a queued order in its bucket (or on the retry timer when it has a backoff). It counts as
-   * newly ready for the scheduler unless `fresh` is false (a rebuild, which looks at none).
+   * newly ready for the scheduler unless `fresh` is false (a rebuild, which looks at none). The
+   * clocks are Environment's: the timer runs what is left of the backoff on the monotonic one.
    */
-  enqueue(order: WorkOrder, now: number, { fresh = true }: { fresh?: boolean } = {}): void {
+  enqueue(order: WorkOrder, now: number, monotonicNow: number, { fresh = true }: { fresh?: boolean } = {}): void {
     if (order.notBefore !== null) {
       // Backing off: the sweep queues it, and clears its notBefore, once that time comes. One whose
       // time came while the hub was down is queued now; the first sweep clears its notBefore.
-      this.delayed.push({ at: order.notBefore, workflowId: order.workflowId, workOrderId: order.id });
+      this.delayed.push({ at: monotonicNow + (order.notBefore - now), notBefore: order.notBefore, workflowId: order.workflowId, workOrderId: order.id });
       if (order.notBefore > now) return;
     }
     const keyOfOrder = orderKey(order.workflowId, order.id);
@@ -154,8 +161,8 @@ export class WorkIndex {
   }
 
   /** Files a queued order at a rebuild; one whose marker is not its need's is left for the scheduler to settle. */
-  private enqueueKnown(order: WorkOrder, now: number): void {
-    this.enqueue(order, now, { fresh: false });
+  private enqueueKnown(order: WorkOrder, now: number, monotonicNow: number): void {
+    this.enqueue(order, now, monotonicNow, { fresh: false });
     const need = this.queued.get(orderKey(order.workflowId, order.id))?.bucket.need;
     if (!sameWaiting(order.waiting ?? null, need?.waiting ?? null)) this.capable.unsettled.push({ workflowId: order.workflowId, workOrderId: order.id });
   }
@@ -196,10 +203,10 @@ export class WorkIndex {
     this.capable.leave(bucket.need, bucket);
   }
 
-  /** Starts the overall-timeout clock of an order. */
-  watchDeadline(order: WorkOrder): void {
+  /** Starts the overall-timeout clock of an order: what is left of it by the wall clock, run on the monotonic one. */
+  watchDeadline(order: WorkOrder, now: number, monotonicNow: number): void {
     if (order.timeouts.overallMs !== null && order.firstQueuedAt !== null) {
-      this.deadlines.push({ at: order.firstQueuedAt + order.timeouts.overallMs, workflowId: order.workflowId, workOrderId: order.id });
+      this.deadlines.push({ at: monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id });
     }
   }
 
@@ -298,8 +305,8 @@ export class WorkIndex {
       this.orderLists.of(workflow);
       if (workflow.status !== 'in_progress') continue;
       for (const order of Object.values(workflow.workOrders)) {
-        if (order.state === 'queued') this.enqueueKnown(order, now);
-        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order);
+        if (order.state === 'queued') this.enqueueKnown(order, now, monotonicNow);
+        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow);
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;
         liveTokens.add(attempt.token);

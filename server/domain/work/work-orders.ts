@@ -42,8 +42,8 @@ export function queueOrder(t: CommandContext, order: WorkOrder, notBefore: numbe
   const now = t.ctx.now;
   const first = order.firstQueuedAt === null;
   t.tx.assign(order.workflowId, ['workOrders', order.id], { queuedAt: order.queuedAt ?? now, notBefore, firstQueuedAt: order.firstQueuedAt ?? now });
-  t.state.work.enqueue(order, now);
-  if (first) t.state.work.watchDeadline(order);
+  t.state.work.enqueue(order, now, t.ctx.monotonicNow);
+  if (first) t.state.work.watchDeadline(order, now, t.ctx.monotonicNow);
 }
 
 /** What an order's dependencies say: wait, go, or fail because of the named dependency. */
