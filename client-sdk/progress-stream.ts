@@ -19,9 +19,10 @@ export class ProgressStream {
   private waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
   private inFlight = false;
-  private lastSent = 0;
-  /** Not before this time (after a failure to send). */
-  private notBefore = 0;
+  /** When the last update left, on performance.now(): a wall clock stepped back would hold the next for the length of the step. */
+  private lastSent = -Infinity;
+  /** Not before this time (after a failure to send), on performance.now(). */
+  private notBefore = -Infinity;
 
   constructor(
     private readonly send: (update: RequestOf<'agent', 'task.progress'>) => Promise<unknown>,
@@ -37,7 +38,7 @@ export class ProgressStream {
 
   private schedule(): void {
     if (this.inFlight || this.timer || !this.pending) return;
-    const now = Date.now();
+    const now = performance.now();
     const wait = Math.max(this.lastSent + this.intervalMs - now, this.notBefore - now);
     // No timer when nothing holds the update back: even a 0 ms timeout waits at least 1 ms.
     if (wait <= 0) void this.flush();
@@ -52,7 +53,7 @@ export class ProgressStream {
     this.pending = undefined;
     this.waiters = [];
     this.inFlight = true;
-    this.lastSent = Date.now();
+    this.lastSent = performance.now();
     try {
       await this.send(update);
       for (const waiter of waiters) waiter.resolve();
@@ -61,7 +62,7 @@ export class ProgressStream {
         // Sent again with whatever newer update came meanwhile; everyone keeps waiting for it.
         this.pending ??= update;
         this.waiters.unshift(...waiters);
-        this.notBefore = Date.now() + SEND_AGAIN_AFTER_MS;
+        this.notBefore = performance.now() + SEND_AGAIN_AFTER_MS;
       } else {
         for (const waiter of waiters) waiter.reject(error as Error);
       }

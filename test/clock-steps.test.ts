@@ -1,9 +1,9 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { RunningHub } from '../server/index.ts';
 import type { WorkOrder } from '../shared/schemas/work-order.ts';
-import { control, startHub, TOKENS } from './helpers/hub.ts';
+import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
-import { untilTrue } from './helpers/wait.ts';
+import { untilTrue, untilWorkflow } from './helpers/wait.ts';
 
 // The machine's wall clock steps (NTP, a resumed VM, an operator setting the time) while the hub
 // runs on its own clock: the test moves Date.now only, as a step would, and time goes on for real.
@@ -125,5 +125,23 @@ describe('a step of the wall clock', () => {
     clock.step(-TEN_MINUTES);
     await untilTrue(() => worker.offers.length > 0, 'the retry offered', 2_000);
     expect((await worker.nextOffer()).assignment.attempt).toBe(2);
+  });
+
+  it('backwards by ten minutes holds no progress report of an SDK agent for its length: the handler’s next progress is sent at once', async () => {
+    const clock = steppedWallClock();
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'clock stepped back mid-task' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'w', agentType: 'worker' });
+    await worker.onTask('t', async (_task, ctx) => {
+      await ctx.progress(10);
+      clock.step(-TEN_MINUTES);
+      await ctx.progress(20);
+      return { result: 'done' };
+    });
+    await wf.createWorkOrder({ id: 'o', taskType: 't' });
+    const done = await untilWorkflow(hub, 'wf', (w) => w.workOrders.o?.state === 'completed', 'the order completed', 2_000);
+    // Completed: the handler's second progress was acknowledged, within the wait above.
+    expect(done.workOrders.o).toMatchObject({ state: 'completed', result: 'done' });
   });
 });
