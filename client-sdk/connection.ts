@@ -141,13 +141,14 @@ export class Connection<N extends NamespaceName> {
   async request<E extends EventName<N>>(event: E, payload: RequestOf<N, E>, options: RequestOptions = {}): Promise<ReplyOf<N, E>> {
     const { signal } = options;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const deadline = Date.now() + timeoutMs;
+    // On performance.now(): a step of the wall clock must not end the wait, or stretch it.
+    const deadline = performance.now() + timeoutMs;
     if (signal?.aborted) throw abortError(event, signal, false);
     if (!this.socket.connected) await this.connected(event, timeoutMs, signal);
     const ack = await new Promise<Ack<ReplyOf<N, E>>>((resolve, reject) => {
       const onAbort = () => reject(abortError(event, signal!, true));
       signal?.addEventListener('abort', onAbort, { once: true });
-      const wait = Math.max(1, deadline - Date.now());
+      const wait = Math.max(1, deadline - performance.now());
       this.socket.timeout(wait).emit(event, payload, (error: Error | null, reply: Ack<ReplyOf<N, E>>) => {
         signal?.removeEventListener('abort', onAbort);
         if (!error) return resolve(reply);
@@ -173,7 +174,7 @@ export class Connection<N extends NamespaceName> {
    * success, and `existing` answers with what it created.
    */
   async createOnce<E extends EventName<N>>(key: string, event: E, payload: RequestOf<N, E>, options: RequestOptions, existing: () => Promise<ReplyOf<N, E>>): Promise<ReplyOf<N, E>> {
-    const deadline = Date.now() + 3 * (options.timeoutMs ?? this.timeoutMs);
+    const deadline = performance.now() + 3 * (options.timeoutMs ?? this.timeoutMs);
     for (;;) {
       try {
         const reply = await this.request(event, payload, options);
@@ -191,7 +192,7 @@ export class Connection<N extends NamespaceName> {
           }
         }
         if (MAY_HAVE_LANDED.has(error.code)) this.remember(key);
-        if (!RESEND.has(error.code) || Date.now() >= deadline || options.signal?.aborted) throw error;
+        if (!RESEND.has(error.code) || performance.now() >= deadline || options.signal?.aborted) throw error;
       }
     }
   }

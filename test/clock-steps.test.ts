@@ -144,4 +144,15 @@ describe('a step of the wall clock', () => {
     // Completed: the handler's second progress was acknowledged, within the wait above.
     expect(done.workOrders.o).toMatchObject({ state: 'completed', result: 'done' });
   });
+
+  it('forwards by ten minutes does not time out an SDK request waiting for the connection to come back: it is sent, and answered', async () => {
+    const clock = steppedWallClock();
+    const client = await control(await startHub());
+    const dropped = new Promise((resolve) => client.connection.socket.once('disconnect', resolve));
+    client.connection.socket.io.engine.close();
+    await dropped;
+    const pending = client.listAgents({ timeoutMs: 5_000 });
+    clock.step(TEN_MINUTES);
+    expect(await pending).toEqual([]);
+  });
 });
