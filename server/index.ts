@@ -57,7 +57,7 @@ export interface HubParts {
   store?: Store;
   /**
    * The clock (ms since the epoch) for timestamps, leases and timeouts. By default Date.now, with
-   * leases, accept deadlines and grace periods timed on the monotonic clock; a clock given here times those too.
+   * leases, deadlines, grace periods and backoffs timed on the monotonic clock; a clock given here times those too.
    */
   clock?: () => number;
   /**

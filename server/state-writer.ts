@@ -104,7 +104,7 @@ export class StateWriter {
   private readonly store: Store;
   private readonly settings: DomainSettings;
   private readonly clock: () => number;
-  /** What leases, offer deadlines and grace periods are timed on (Environment.monotonicNow). */
+  /** What the sweep's timers run on (Environment.monotonicNow). */
   private readonly monotonicClock: () => number;
   private readonly onError: (error: Error, context: string) => void;
   private readonly onJournalWrite: (ms: number, records: number) => void;

@@ -28,8 +28,9 @@ export interface Environment {
   /** The wall clock (ms since the epoch): timestamps, and deadlines kept in documents, which a restart must find. */
   now: number;
   /**
-   * The monotonic clock (ms, comparable only within this run): timers held in memory alone (leases,
-   * offer deadlines, grace periods), which a step of the wall clock must neither end nor stretch.
+   * The monotonic clock (ms, comparable only within this run) the sweep's timers run on (leases,
+   * offer deadlines, grace periods, backoffs, overall timeouts), which a step of the wall clock
+   * must neither end nor stretch.
    */
   monotonicNow: number;
   newId(prefix: string): string;
