@@ -25,6 +25,7 @@ interface OpenTransfer {
   parts: readonly Buffer[];
   /** Parts not read yet; the transfer goes once none is left. */
   unread: Set<number>;
+  /** On performance.now(): a step of the wall clock must neither drop transfers being read nor keep idle ones. */
   lastRead: number;
 }
 
@@ -68,7 +69,7 @@ export class Transfers {
       this.held += bytes;
     }
     body.transfers++;
-    this.open.set(id, { socketId: socket.id, parts, unread: new Set(parts.keys()), lastRead: Date.now() });
+    this.open.set(id, { socketId: socket.id, parts, unread: new Set(parts.keys()), lastRead: performance.now() });
     // Oldest first, never the one just offered.
     for (const oldest of this.open.keys()) {
       if (this.held <= this.maxHeldBytes || oldest === id) break;
@@ -84,7 +85,7 @@ export class Transfers {
     const data = transfer.parts[part];
     if (data === undefined) throw new HubError('VALIDATION', `transfer ${id} has parts 0 to ${transfer.parts.length - 1}`);
     transfer.unread.delete(part);
-    transfer.lastRead = Date.now();
+    transfer.lastRead = performance.now();
     if (transfer.unread.size === 0) this.drop(id);
     return data;
   }
@@ -117,7 +118,7 @@ export class Transfers {
   }
 
   private sweep(): void {
-    const before = Date.now() - IDLE_MS;
+    const before = performance.now() - IDLE_MS;
     for (const [id, transfer] of this.open) if (transfer.lastRead < before) this.drop(id);
   }
 }

@@ -19,7 +19,7 @@ interface View {
   value: unknown;
   /** The workflow version it was last computed at (its stream's version is that of its last change). */
   computedAt: number;
-  /** Since when nobody has followed it; undefined while somebody does. */
+  /** Since when (performance.now(), which a step of the wall clock does not move) nobody has followed it; undefined while somebody does. */
   idleSince: number | undefined;
 }
 
@@ -86,7 +86,7 @@ export class ViewStreams implements DerivedStreams {
   ) {
     patches.attach(this);
     hub.onCommit((batch) => this.onCommit(batch));
-    this.sweeper = setInterval(() => this.dropIdle(Date.now()), Math.max(options.idleMs / 2, 10)).unref();
+    this.sweeper = setInterval(() => this.dropIdle(performance.now()), Math.max(options.idleMs / 2, 10)).unref();
   }
 
   /**
