@@ -288,6 +288,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     );
     const reads = new WorkflowReads(writer, store.archive, options.agingMs);
     const renderer = new ReportRenderer();
+    // A rolled-back (or reloaded) version's number is given to other changes: its kept reports no longer describe it.
+    writer.onRollback(() => renderer.forgetAll());
     stops.push(() => renderer.close());
     const archiver = new Archiver(writer, store.archive, reads, {
       keepFinishedMs: options.keepFinishedMs,

@@ -7,6 +7,7 @@ import { deferred, untilOrder } from './helpers/wait.ts';
 import { logRecorder } from './helpers/log-recorder.ts';
 import type { Logger } from '../server/logger.ts';
 import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
 
 /** The embedded store, with a switch that makes the next writes fail as a full disk would. */
 class FailingStore extends WrappedStore {
@@ -155,5 +156,57 @@ describe('a failed journal write during a snapshot', () => {
     const again = await startHub({ dataDir: copy });
     expect(await (await control(again)).workflow(wf.id).get()).toEqual(before);
     expect(before.workOrders['o3']?.state).toBe('cancelled');
+  });
+});
+
+/** A hub whose writes can be held, and a started workflow past the size rendered on the event loop (two orders of 150 KB inputs). */
+async function bigWorkflowWithHeldWrites() {
+  const { hub, store } = await hubWithHeldWrites();
+  const wf = await (await control(hub)).createWorkflow({ userQuery: 'big report' });
+  await wf.start();
+  await wf.createWorkOrders(['a', 'b'].map((id) => ({ id, taskType: 'nobody-serves-this', input: 'x'.repeat(150_000) })));
+  return { hub, store, wf };
+}
+
+/** The stages a JSON report's workflow shows, sorted. */
+function stagesOf(body: string): string[] {
+  return Object.keys((JSON.parse(body) as { workflow: { stages: object } }).workflow.stages).sort();
+}
+
+describe('a failed journal write and big reports', () => {
+  it('never serves a report of rolled-back changes at the version a later change takes, whether its render had ended or was under way', async () => {
+    const { store, wf } = await bigWorkflowWithHeldWrites();
+    const versionOf = async () => (await wf.summary()).version;
+
+    // Under way: the first render waits for the report worker to start.
+    store.hold();
+    let refused = codeOf(wf.updateProgress('ghost', 20));
+    await store.holding.promise;
+    const ghostVersion = await versionOf();
+    const inFlight = codeOf(wf.report('json'));
+    // Answered after the report request on the same connection: its render has started.
+    await wf.summary();
+    store.fail();
+    expect(await refused).toBe('UNAVAILABLE');
+    // Rolled back while its workflow was being read (UNAVAILABLE), or rendered from it all the same.
+    expect(['resolved', 'UNAVAILABLE']).toContain(await inFlight);
+    await wf.updateProgress('real', 30);
+    let report = await wf.report('json');
+    expect(report.version).toBe(ghostVersion);
+    expect(stagesOf(report.body)).toEqual(['real']);
+
+    // Ended: reads see changes applied but not yet stored, so this report shows the ghost stage.
+    store.hold();
+    refused = codeOf(wf.updateProgress('ghost', 40));
+    await store.holding.promise;
+    const ghost = await wf.report('json');
+    expect(stagesOf(ghost.body)).toEqual(['ghost', 'real']);
+    store.fail();
+    expect(await refused).toBe('UNAVAILABLE');
+    // The next change takes the rolled-back version's number.
+    await wf.updateProgress('again', 50);
+    report = await wf.report('json');
+    expect(report.version).toBe(ghost.version);
+    expect(stagesOf(report.body)).toEqual(['again', 'real']);
   });
 });

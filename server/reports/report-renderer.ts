@@ -65,6 +65,8 @@ export class ReportRenderer {
   private readonly waiting = new Map<string, { formats: Set<ReportFormat>; result: Promise<ReadonlyMap<ReportFormat, RenderedReport>> }>();
   /** The latest big reports of the last few workflows, by format, and the version they describe. */
   private readonly kept = new Map<string, { version: number; reports: Map<ReportFormat, RenderedReport> }>();
+  /** Bumped by forgetAll(): a render asked for before it may describe a version that now names other contents. */
+  private generation = 0;
   private closed = false;
 
   /**
@@ -109,10 +111,13 @@ export class ReportRenderer {
   /** Runs big renders one after another (each holds a pin and the worker's heap while it runs), keeping the latest of each workflow. */
   private enqueue(key: string, run: () => Promise<RenderedReport[]>): Promise<ReadonlyMap<ReportFormat, RenderedReport>> {
     this.running++;
+    const generation = this.generation;
     const rendered = this.queue.then(run, run).finally(() => this.running--);
     this.queue = rendered.catch(() => undefined);
     return rendered.then((reports) => {
       const byFormat = new Map(reports.map((report) => [report.format, report]));
+      // Its readers still get it (as any read of changes not yet stored), but its version may now be another change's.
+      if (generation !== this.generation) return byFormat;
       this.kept.delete(key);
       this.kept.set(key, { version: reports[0]!.version, reports: byFormat });
       let bytes = 0;
@@ -131,6 +136,15 @@ export class ReportRenderer {
   forget(workflowIds: readonly string[]): void {
     const gone = new Set(workflowIds);
     for (const key of [...this.kept.keys()]) if (gone.has(key.slice(0, key.indexOf('\u0000')))) this.kept.delete(key);
+  }
+
+  /**
+   * Drops every kept report, and keeps none of the renders under way: after a rollback, or a
+   * follower's reload of its replica, a version rendered before may be given to other contents.
+   */
+  forgetAll(): void {
+    this.generation++;
+    this.kept.clear();
   }
 
   /** Stops the worker; renders waiting for it are refused (UNAVAILABLE), and none starts one again. */
