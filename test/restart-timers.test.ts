@@ -35,6 +35,21 @@ async function runningOrder(hub: RunningHub, timeouts: Partial<WorkOrder['timeou
   return { client, wf, worker, offer };
 }
 
+/** A hub restarted at T0 + 60 s on the data of one whose order `o` failed at T0 and backs off 10 s: over while it was down. */
+async function restartedAfterBackoff(): Promise<RunningHub> {
+  const dataDir = tempDir();
+  const clock = manualClock();
+  const options = { dataDir, sweepIntervalMs: 60_000, backoffBaseMs: 10_000, backoffMaxMs: 10_000 };
+  const first = await startHub(options, { clock: clock.read });
+  const { client, worker, offer } = await runningOrder(first);
+  await worker.request('task.fail', { ...refOf(offer.assignment), error: 'flaky', retryable: true });
+  worker.close();
+  await client.close();
+  await first.close();
+  clock.now = T0 + 60_000;
+  return startHub(options, { clock: clock.read });
+}
+
 describe('retry backoff across a restart', () => {
   it('waits only the rest of its backoff after a clean stop', async () => {
     const dataDir = tempDir();
@@ -62,18 +77,7 @@ describe('retry backoff across a restart', () => {
   });
 
   it('is over once its time has passed while the hub was down: offered at once, and no longer marked as backing off', async () => {
-    const dataDir = tempDir();
-    const clock = manualClock();
-    const options = { dataDir, sweepIntervalMs: 60_000, backoffBaseMs: 10_000, backoffMaxMs: 10_000 };
-    const first = await startHub(options, { clock: clock.read });
-    const { client, worker, offer } = await runningOrder(first);
-    await worker.request('task.fail', { ...refOf(offer.assignment), error: 'flaky', retryable: true });
-    worker.close();
-    await client.close();
-    await first.close();
-
-    clock.now = T0 + 60_000;
-    const second = await startHub(options, { clock: clock.read });
+    const second = await restartedAfterBackoff();
     // Nobody can take it yet: it waits in the queue, its backoff long over, which the sweep says.
     await sweep(second);
     expect(orderIn(second, 'wf', 'o')).toMatchObject({ state: 'queued', notBefore: null });
@@ -82,18 +86,7 @@ describe('retry backoff across a restart', () => {
   });
 
   it('once over while the hub was down, does not cut short the next backoff of the same order', async () => {
-    const dataDir = tempDir();
-    const clock = manualClock();
-    const options = { dataDir, sweepIntervalMs: 60_000, backoffBaseMs: 10_000, backoffMaxMs: 10_000 };
-    const first = await startHub(options, { clock: clock.read });
-    const { client, worker, offer } = await runningOrder(first);
-    await worker.request('task.fail', { ...refOf(offer.assignment), error: 'flaky', retryable: true });
-    worker.close();
-    await client.close();
-    await first.close();
-
-    clock.now = T0 + 60_000;
-    const second = await startHub(options, { clock: clock.read });
+    const second = await restartedAfterBackoff();
     // Offered at once, before any sweep, and failed again: a backoff of its own starts.
     const again = await rawAgent(second.url, 'a1', ['t']);
     const retry = await again.nextOffer();
