@@ -164,7 +164,8 @@ export async function watchStatus(options: WatchOptions): Promise<void> {
     await followed.follow(options.workflowIds, true);
     output = process.stdout.isTTY ? terminalOutput() : plainOutput();
     for (let refreshes = 0; !stop.signal.aborted; ) {
-      const started = Date.now();
+      // Paced on performance.now(): a wall clock stepped back would hold the next refresh for the length of the step.
+      const started = performance.now();
       let problem: string | undefined;
       let cluster: ClusterInfo | undefined;
       try {
@@ -177,7 +178,7 @@ export async function watchStatus(options: WatchOptions): Promise<void> {
       const at = Date.now();
       output.refresh({ url: address.url, at, intervalMs: options.intervalMs, cluster, workflows: followed.sampleAll(at), problem });
       if (options.count !== undefined && ++refreshes >= options.count) break;
-      await delay(Math.max(0, started + options.intervalMs - Date.now()), undefined, { signal: stop.signal }).catch(() => undefined);
+      await delay(Math.max(0, started + options.intervalMs - performance.now()), undefined, { signal: stop.signal }).catch(() => undefined);
     }
   } finally {
     process.off('SIGINT', onSignal);
