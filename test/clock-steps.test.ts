@@ -140,9 +140,23 @@ describe('a step of the wall clock', () => {
       return { result: 'done' };
     });
     await wf.createWorkOrder({ id: 'o', taskType: 't' });
-    const done = await untilWorkflow(hub, 'wf', (w) => w.workOrders.o?.state === 'completed', 'the order completed', 2_000);
+    // Far below the ten minutes the step would hold it for, and far above a report's time on a busy machine.
+    const done = await untilWorkflow(hub, 'wf', (w) => w.workOrders.o?.state === 'completed', 'the order completed', 15_000);
     // Completed: the handler's second progress was acknowledged, within the wait above.
     expect(done.workOrders.o).toMatchObject({ state: 'completed', result: 'done' });
+  });
+
+  it('backwards by ten minutes does not age the orders queued after it: a critical order queued before is offered before a low one queued after', async () => {
+    const clock = steppedWallClock();
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'a queue across a step back' });
+    await wf.start();
+    await wf.createWorkOrder({ id: 'critical', taskType: 't', priority: 'critical' });
+    clock.step(-TEN_MINUTES);
+    // Its queuedAt reads ten minutes earlier, worth ten levels of ageing at the default agingMs.
+    await wf.createWorkOrder({ id: 'low', taskType: 't', priority: 'low' });
+    const worker = await rawAgent(hub.url, 'w', ['t']);
+    expect((await worker.nextOffer()).assignment.workOrderId).toBe('critical');
   });
 
   it('forwards by ten minutes does not time out an SDK request waiting for the connection to come back: it is sent, and answered', async () => {

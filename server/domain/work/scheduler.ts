@@ -1,6 +1,6 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Assignment, WorkOrder } from '../../../shared/schemas/work-order.ts';
-import { canServe, eligible, queueKey, type Situation } from './assignment.ts';
+import { canServe, eligible, type Situation } from './assignment.ts';
 import { choosePlacement } from './placement.ts';
 import { recordOffer } from './attempt-records.ts';
 import { requireWorkflow, type CommandContext } from '../machinery/context.ts';
@@ -143,13 +143,14 @@ export function schedule(t: CommandContext): void {
     fillAgent(t, agentId);
   }
   work.freed.clear();
-  const agingMs = t.ctx.settings.agingMs;
-  const key = (order: WorkOrder) => queueKey(order.priority, order.queuedAt ?? 0, agingMs);
+  // By the queue's own keys, aged on the monotonic clock (WorkIndex.enqueue); one no longer queued last.
   const fresh = work.fresh
     .splice(0)
     .map((entry) => orderOf(t, entry))
     .filter((order): order is WorkOrder => order !== undefined)
-    .sort((a, b) => key(b) - key(a));
+    .map((order) => ({ order, key: work.queued.get(orderKey(order.workflowId, order.id))?.key ?? -Infinity }))
+    .sort((a, b) => (a.key === b.key ? 0 : b.key > a.key ? 1 : -1))
+    .map(({ order }) => order);
   for (const order of fresh) if (order.state === 'queued' && work.queued.has(orderKey(order.workflowId, order.id))) placeOrder(t, order);
   // Those still queued: marked when no agent that takes work can do them.
   const unplaced = fresh.filter((order) => order.state === 'queued').map((order) => ({ workflowId: order.workflowId, workOrderId: order.id }));

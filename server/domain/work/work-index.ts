@@ -152,7 +152,10 @@ export class WorkIndex {
       need.buckets.add(bucket);
       this.buckets.set(key, bucket);
     }
-    const entry = { key: queueKey(order.priority, order.queuedAt ?? now, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id, bucket };
+    // Aged on the monotonic clock (its wait so far by the wall clock, from now on by the monotonic one):
+    // a step of the wall clock must not make orders queued after it look older or younger than the rest.
+    const queuedAt = monotonicNow - (now - (order.queuedAt ?? now));
+    const entry = { key: queueKey(order.priority, queuedAt, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id, bucket };
     bucket.queue.push(entry);
     bucket.current++;
     this.queued.set(keyOfOrder, entry);
