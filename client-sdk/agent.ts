@@ -50,6 +50,11 @@ export class AgentClient {
   private readonly running = new Map<string, Attempt>();
   private readonly heartbeat = new Heartbeat(() => void this.beat());
   private isDraining = false;
+  /**
+   * Bumped by each drain(), resume() and `drain` push: a reply whose request went out before a
+   * later word (the hub pushes every change of a connected agent's draining, in order) is stale.
+   */
+  private drainingWord = 0;
   private closed = false;
   private readonly listeners = new Listeners<AgentEvents>();
   /** What each attempt needs from this agent. */
@@ -74,7 +79,10 @@ export class AgentClient {
     const socket = connection.socket;
     socket.on('assignment', (assignment: Assignment, ack: (reply: unknown) => void) => this.onAssignment(assignment, ack));
     socket.on('cancel', (notice: CancelNotice) => this.abort(notice.attemptToken, `cancelled by the hub: ${notice.reason}`));
-    socket.on('drain', (notice: DrainNotice) => this.adoptStatus(notice.draining === true));
+    socket.on('drain', (notice: DrainNotice) => {
+      this.drainingWord++;
+      this.adoptStatus(notice.draining === true);
+    });
     // The socket is connected now, so every later 'connect' is a reconnect: register again, and the
     // hub keeps our running work if we are back within the grace period.
     socket.on('connect', () => void this.registerUntilDone());
@@ -151,6 +159,7 @@ export class AgentClient {
   async register(): Promise<ReplyOf<'agent', 'agent.register'>> {
     // Tasks accepted while the request is in flight belong to this connection and stay.
     const before = new Set(this.running.keys());
+    const word = this.drainingWord;
     const reply = await this.connection.request('agent.register', {
       agentId: this.options.agentId,
       agentType: this.options.agentType,
@@ -160,7 +169,7 @@ export class AgentClient {
       labels: this.options.labels ?? {},
     });
     this.isRegistered = true;
-    this.adoptStatus(reply.agent.status === 'draining');
+    if (word === this.drainingWord) this.adoptStatus(reply.agent.status === 'draining');
     for (const resume of this.waitingForRegistration.splice(0)) resume();
     const held = new Set(reply.attempts.map((a) => a.attemptToken));
     for (const token of before) if (!held.has(token)) this.abort(token, 'the hub reassigned this work while we were away');
@@ -175,15 +184,23 @@ export class AgentClient {
 
   /** Takes no new work; running tasks finish. */
   async drain(options?: RequestOptions): Promise<void> {
-    this.isDraining = true;
-    // A registration answered meanwhile may have said otherwise: this reply is the newer word.
-    this.isDraining = (await this.connection.request('agent.status', { status: 'draining' }, options)).status === 'draining';
+    await this.askStatus('draining', options);
   }
 
   /** Takes new work again after drain(), or after a registration found this agentId draining. */
   async resume(options?: RequestOptions): Promise<void> {
-    this.isDraining = false;
-    this.isDraining = (await this.connection.request('agent.status', { status: 'active' }, options)).status === 'draining';
+    await this.askStatus('active', options);
+  }
+
+  /**
+   * Acts on `status` at once, then takes the hub's reply, unless a later word came first: a push
+   * (of a change made after this one in the same commit, sent before this reply) or another call.
+   */
+  private async askStatus(status: 'draining' | 'active', options: RequestOptions | undefined): Promise<void> {
+    const word = ++this.drainingWord;
+    this.isDraining = status === 'draining';
+    const reply = await this.connection.request('agent.status', { status }, options);
+    if (word === this.drainingWord) this.isDraining = reply.status === 'draining';
   }
 
   /** Takes the hub's draining state (a registration's reply, or a control client's change pushed as `drain`); a change is announced and logged, or the process would sit idle with no sign why. */

@@ -175,7 +175,7 @@ export const pushEvents = {
   agent: {
     assignment: { payload: Assignment, reply: OfferReply, doc: 'An offer; ack with { accept: true } or { accept: false, reason } before acceptMs.' },
     cancel: { payload: CancelNotice, reply: null, doc: 'Stop working on this attempt (cancelled, reassigned or timed out).' },
-    drain: { payload: DrainNotice, reply: null, doc: 'A control client drained this agent (`draining: true`: take nothing new) or made it active again.' },
+    drain: { payload: DrainNotice, reply: null, doc: 'A control client, or the agent itself, drained this agent (`draining: true`: take nothing new) or made it active again.' },
   },
   control: {},
   monitor: {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
 import { connectAgent, HubError, NonRetryableError } from '../client-sdk/index.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
-import { deferred, untilOrder, untilWorkflow } from './helpers/wait.ts';
+import { deferred, untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
 
 /** Hub settings that make leases and grace periods short enough to test without long waits. */
 const FAST = { sweepIntervalMs: 20, graceMs: 300, backoffBaseMs: 50, backoffMaxMs: 200 };
@@ -113,6 +114,64 @@ describe('agents and work orders over the network', () => {
     const order = await untilOrder(hub, wf.id, 'job', 'completed');
     expect(order.declinedBy).toEqual([]);
     expect(told).toEqual([true, false]);
+  });
+
+  // One commit carries the agent's own change and a control client's after it: the push of the
+  // later one reaches the agent before the reply to its own, which was made before it.
+  for (const [own, operator] of [
+    ['drain', 'active'],
+    ['resume', 'draining'],
+  ] as const) {
+    it(`ends as the hub says when its own ${own}() and a control client's ${operator} commit together, the control client's last`, async () => {
+      const { hub, store } = await hubWithHeldWrites();
+      const client = await control(hub);
+      const a = await agent(hub, { agentId: 'w', agentType: 'w', logger: null });
+      if (own === 'resume') await a.drain();
+      const isDraining = () => hub.state.agents!.w!.status === 'draining';
+      // A write held, so that the two changes after it share the next one.
+      store.hold();
+      const held = client.updateAgentStatus('w', { note: 'held' });
+      await store.holding.promise;
+      const asked = a[own]();
+      await untilTrue(() => isDraining() === (own === 'drain'), `its own ${own}() applied`);
+      const told = client.updateAgentStatus('w', { status: operator });
+      await untilTrue(() => isDraining() === (operator === 'draining'), 'the control client’s change applied');
+      store.release();
+      await Promise.all([held, asked, told]);
+      expect(a.draining).toBe(operator === 'draining');
+    });
+  }
+
+  it("ends draining when its own drain() follows a control client's activate still being written", async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const client = await control(hub);
+    const a = await agent(hub, { agentId: 'w', agentType: 'w', logger: null });
+    await a.drain();
+    store.hold();
+    const activated = client.updateAgentStatus('w', { status: 'active' });
+    await store.holding.promise;
+    // The push of the activate reaches the agent while its drain() waits: only the drain's own push, after it, says the last word.
+    const drained = a.drain();
+    await untilTrue(() => hub.state.agents!.w!.status === 'draining', 'its own drain() applied');
+    store.release();
+    await Promise.all([activated, drained]);
+    expect(a.draining).toBe(true);
+  });
+
+  it("ends draining when its registration and a control client's drain commit together, the drain last", async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const client = await control(hub);
+    const a = await agent(hub, { agentId: 'w', agentType: 'w', logger: null });
+    store.hold();
+    const held = client.updateAgentStatus('w', { note: 'held' });
+    await store.holding.promise;
+    const registered = a.onTask('t', () => ({ result: 'never' }));
+    await untilTrue(() => hub.state.agents!.w!.taskTypes.includes('t'), 'the registration applied');
+    const drained = client.updateAgentStatus('w', { status: 'draining' });
+    await untilTrue(() => hub.state.agents!.w!.status === 'draining', 'the drain applied');
+    store.release();
+    await Promise.all([held, registered, drained]);
+    expect(a.draining).toBe(true);
   });
 
   it('serves higher priority first when agents are scarce', async () => {

@@ -31,6 +31,20 @@ function currentAssignments(state: HubState, workflowId: string) {
   return assigned;
 }
 
+/**
+ * Sets an agent's status (its own word or a control client's). A connected agent whose draining
+ * changed is pushed `drain` whoever changed it: the pushes are then every change in the order
+ * made, which an SDK can trust over a reply applied before the last of them.
+ */
+function changeAgentStatus(t: CommandContext, agentId: string, change: AgentIn<'agent.status'>) {
+  const wasDraining = t.state.agents?.[agentId]?.status === 'draining';
+  const agent = setAgentStatus(t, agentId, change);
+  if (change.status === 'draining') startDraining(t, agentId);
+  const draining = t.state.agents?.[agentId]?.status === 'draining';
+  if (draining !== wasDraining && t.state.work.connected.has(agentId)) t.tx.effect({ type: 'drain', agentId, draining });
+  return agent;
+}
+
 /** A lifecycle change, then what it means for the workflow's work orders. */
 function lifecycle(t: CommandContext, workflowId: string, change: LifecycleChange, reason?: string) {
   const reply = changeStatus(t, workflowId, change, reason);
@@ -84,20 +98,11 @@ export const transitions = {
   'lineage.link': (t: CommandContext, input: In<'lineage.link'>, actor: Actor) => linkLineage(t, input, actor),
   'agent.update': (t: CommandContext, input: In<'agent.update'>) => {
     const { agentId, ...change } = input;
-    const wasDraining = t.state.agents?.[agentId]?.status === 'draining';
-    const agent = setAgentStatus(t, agentId, change);
-    if (change.status === 'draining') startDraining(t, agentId);
-    const draining = t.state.agents?.[agentId]?.status === 'draining';
-    if (draining !== wasDraining && t.state.work.connected.has(agentId)) t.tx.effect({ type: 'drain', agentId, draining });
-    return agent;
+    return changeAgentStatus(t, agentId, change);
   },
   /** `newConnection`: the agent registers over a socket other than the one it used before. */
   'agent.register': (t: CommandContext, input: AgentIn<'agent.register'> & { newConnection: boolean }) => registerAgent(t, input),
-  'agent.status': (t: CommandContext, input: AgentIn<'agent.status'>, actor: Actor) => {
-    const agent = setAgentStatus(t, agentIdOf(actor), input);
-    if (input.status === 'draining') startDraining(t, agentIdOf(actor));
-    return agent;
-  },
+  'agent.status': (t: CommandContext, input: AgentIn<'agent.status'>, actor: Actor) => changeAgentStatus(t, agentIdOf(actor), input),
   'agent.heartbeat': (t: CommandContext, input: AgentIn<'agent.heartbeat'>, actor: Actor) => heartbeat(t, input, actor),
   'task.progress': (t: CommandContext, input: AgentIn<'task.progress'>, actor: Actor) => recordProgress(t, input, actor),
   'task.complete': (t: CommandContext, input: Parameters<typeof completeTask>[1], actor: Actor) => completeTask(t, input, actor),
