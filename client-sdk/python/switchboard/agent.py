@@ -56,6 +56,9 @@ class AgentClient(ClosesOnExit):
         self._draining = False
         self._closed = asyncio.Event()
         self._listeners = Listeners()
+        # Bumped by each drain(), resume() and `drain` push: a reply whose request went out before a
+        # later word (the hub pushes every change of a connected agent's draining, in order) is stale.
+        self._draining_word = 0
         connection.on("assignment", self._on_assignment)
         connection.on("cancel", self._on_cancel)
         connection.on("drain", self._on_drain)
@@ -122,12 +125,14 @@ class AgentClient(ClosesOnExit):
         """Joins the pool with the current handlers, then reconciles with the attempts the hub says this agent holds."""
         before = set(self._running)  # accepted while the request is in flight: they belong to this connection
         task_types = [] if not self._handlers else ["*"] if "*" in self._handlers else list(self._handlers)
+        word = self._draining_word
         reply: dict[str, Any] = await self.connection.request("agent.register", {
             "agentId": self.agent_id, "agentType": self.agent_type, "capabilities": self.capabilities,
             "taskTypes": task_types, "maxConcurrentTasks": self.max_concurrent_tasks, "labels": self.labels,
         })
         self._registered.set()
-        self._adopt_status(reply["agent"]["status"] == "draining")
+        if word == self._draining_word:
+            self._adopt_status(reply["agent"]["status"] == "draining")
         held = {attempt["attemptToken"] for attempt in reply["attempts"]}
         for token in before - held:
             self._abort(token, "the hub reassigned this work while we were away")
@@ -140,14 +145,21 @@ class AgentClient(ClosesOnExit):
 
     async def drain(self) -> None:
         """Takes no new work; running tasks finish."""
-        self._draining = True
-        # A registration answered meanwhile may have said otherwise: this reply is the newer word.
-        self._draining = (await self.connection.request("agent.status", {"status": "draining"}))["status"] == "draining"
+        await self._ask_status("draining")
 
     async def resume(self) -> None:
         """Takes new work again after drain(), or after a registration found this agent id draining."""
-        self._draining = False
-        self._draining = (await self.connection.request("agent.status", {"status": "active"}))["status"] == "draining"
+        await self._ask_status("active")
+
+    async def _ask_status(self, status: str) -> None:
+        """Acts on `status` at once, then takes the hub's reply, unless a later word came first: a push
+        (of a change made after this one in the same commit, sent before this reply) or another call."""
+        self._draining_word += 1
+        word = self._draining_word
+        self._draining = status == "draining"
+        reply = await self.connection.request("agent.status", {"status": status})
+        if word == self._draining_word:
+            self._draining = reply["status"] == "draining"
 
     def _adopt_status(self, draining: bool) -> None:
         """Takes the hub's draining state (a registration's reply, or a control client's change pushed as `drain`); a change is logged and emitted, or the process would sit idle with no sign why."""
@@ -207,6 +219,7 @@ class AgentClient(ClosesOnExit):
         self.connection.spawn(self._run(attempt, handler, carried))
 
     async def _on_drain(self, notice: dict[str, Any]) -> None:
+        self._draining_word += 1
         self._adopt_status(notice.get("draining") is True)
 
     async def _on_cancel(self, notice: dict[str, Any]) -> None:
