@@ -1,6 +1,7 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { RunningHub } from '../server/index.ts';
 import type { WorkOrder } from '../shared/schemas/work-order.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
 import { untilTrue, untilWorkflow } from './helpers/wait.ts';
@@ -65,6 +66,34 @@ describe('a step of the wall clock', () => {
     const done = await back.request('task.complete', { ...refOf(run.assignment), result: 'done' });
     expect(done.ok).toBe(true);
     expect(orderIn(hub, 'running').endedAt).toBeGreaterThanOrEqual(orderIn(hub, 'running').startedAt! + TEN_MINUTES);
+  });
+
+  it('forwards by ten minutes, then a rollback, ends no offer, backoff or overall timeout early: the rebuilt index keeps the timers they ran on', async () => {
+    const clock = steppedWallClock();
+    const { hub, store } = await hubWithHeldWrites();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf', userQuery: 'clock stepped forward, then a write failed' });
+    await wf.start();
+    const asked = await rawAgent(hub.url, 'asked', ['ask']);
+    const flaky = await rawAgent(hub.url, 'flaky', ['retry']);
+    await wf.createWorkOrder({ id: 'offered', taskType: 'ask', timeouts: { acceptMs: 30_000 } });
+    await wf.createWorkOrder({ id: 'waiting', taskType: 'nobody', timeouts: { overallMs: 60_000 } });
+    await wf.createWorkOrder({ id: 'backing-off', taskType: 'retry' });
+    await asked.nextOffer();
+    const failing = await flaky.nextOffer();
+    await flaky.request('task.fail', { ...refOf(failing.assignment), error: 'flaky', retryable: true });
+
+    clock.step(TEN_MINUTES);
+    store.hold();
+    const lost = wf.createWorkOrder({ id: 'lost', taskType: 'nobody' }).catch((error: unknown) => error);
+    await store.holding.promise;
+    store.fail();
+    await lost;
+    const swept = await sweep(hub);
+
+    expect(swept).toMatchObject({ expiredOffers: 0, timedOut: 0 });
+    expect(['offered', 'waiting', 'backing-off'].map((id) => orderIn(hub, id).state)).toEqual(['offered', 'queued', 'queued']);
+    expect(orderIn(hub, 'backing-off').notBefore).not.toBeNull();
   });
 
   it('backwards by ten minutes holds no grace period for its length: a disconnected agent goes offline graceMs after it left, and its work is retried', async () => {

@@ -135,12 +135,14 @@ export class WorkIndex {
    * newly ready for the scheduler unless `fresh` is false (a rebuild, which looks at none). The
    * clocks are Environment's: the timer runs what is left of the backoff on the monotonic one.
    */
-  enqueue(order: WorkOrder, now: number, monotonicNow: number, { fresh = true }: { fresh?: boolean } = {}): void {
+  enqueue(order: WorkOrder, now: number, monotonicNow: number, { fresh = true, backoffAt }: { fresh?: boolean; backoffAt?: number | undefined } = {}): void {
     if (order.notBefore !== null) {
       // Backing off: the sweep queues it, and clears its notBefore, once that time comes. One whose
       // time came while the hub was down is queued now; the first sweep clears its notBefore.
-      this.delayed.push({ at: monotonicNow + (order.notBefore - now), notBefore: order.notBefore, workflowId: order.workflowId, workOrderId: order.id });
-      if (order.notBefore > now) return;
+      // `backoffAt`: the timer this backoff already ran on (a rebuild), which a wall-clock step does not move.
+      const at = backoffAt ?? monotonicNow + (order.notBefore - now);
+      this.delayed.push({ at, notBefore: order.notBefore, workflowId: order.workflowId, workOrderId: order.id });
+      if (at > monotonicNow) return;
     }
     const keyOfOrder = orderKey(order.workflowId, order.id);
     this.leaveBucket(keyOfOrder);
@@ -164,8 +166,8 @@ export class WorkIndex {
   }
 
   /** Files a queued order at a rebuild; one whose marker is not its need's is left for the scheduler to settle. */
-  private enqueueKnown(order: WorkOrder, now: number, monotonicNow: number): void {
-    this.enqueue(order, now, monotonicNow, { fresh: false });
+  private enqueueKnown(order: WorkOrder, now: number, monotonicNow: number, backoffAt: number | undefined): void {
+    this.enqueue(order, now, monotonicNow, { fresh: false, backoffAt });
     const need = this.queued.get(orderKey(order.workflowId, order.id))?.bucket.need;
     if (!sameWaiting(order.waiting ?? null, need?.waiting ?? null)) this.capable.unsettled.push({ workflowId: order.workflowId, workOrderId: order.id });
   }
@@ -207,9 +209,9 @@ export class WorkIndex {
   }
 
   /** Starts the overall-timeout clock of an order: what is left of it by the wall clock, run on the monotonic one. */
-  watchDeadline(order: WorkOrder, now: number, monotonicNow: number): void {
+  watchDeadline(order: WorkOrder, now: number, monotonicNow: number, at?: number): void {
     if (order.timeouts.overallMs !== null && order.firstQueuedAt !== null) {
-      this.deadlines.push({ at: monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id });
+      this.deadlines.push({ at: at ?? monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id });
     }
   }
 
@@ -279,8 +281,15 @@ export class WorkIndex {
     this.catalogs.forget(workflowId);
   }
 
-  /** Rebuilds everything derived from the documents; presence and leases are kept. The clocks are Environment's (one, when given one). */
+  /** Rebuilds everything derived from the documents; presence, leases and the timers of what is still there are kept. The clocks are Environment's (one, when given one). */
   rebuild(workflows: Iterable<Workflow>, agents: Record<string, Agent> | undefined, now: number, monotonicNow = now): void {
+    // The timers this index ran already go on for what is still there (a rollback, a promotion):
+    // recomputed from the wall clock, a step of it since they were set would end or stretch them.
+    const offerDeadlines = new Map([...this.active].map(([token, active]) => [token, active.offerDeadline]));
+    const backoffs = new Map<string, number>();
+    for (let due; (due = this.delayed.pop()); ) backoffs.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.notBefore}`, due.at);
+    const deadlines = new Map<string, number>();
+    for (let due; (due = this.deadlines.pop()); ) deadlines.set(orderKey(due.workflowId, due.workOrderId), due.at);
     this.buckets.clear();
     this.queued.clear();
     this.readySince.clear();
@@ -290,8 +299,6 @@ export class WorkIndex {
     this.fresh.length = 0;
     this.orderLists.clear();
     this.catalogs.clear();
-    while (this.delayed.pop());
-    while (this.deadlines.pop());
     this.offline.clear();
     this.capable.clear();
     this.agentIds.rebuild(Object.keys(agents ?? {}));
@@ -308,8 +315,9 @@ export class WorkIndex {
       this.orderLists.of(workflow);
       if (workflow.status !== 'in_progress') continue;
       for (const order of Object.values(workflow.workOrders)) {
-        if (order.state === 'queued') this.enqueueKnown(order, now, monotonicNow);
-        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow);
+        const key = orderKey(workflow.id, order.id);
+        if (order.state === 'queued') this.enqueueKnown(order, now, monotonicNow, backoffs.get(`${key}@${order.notBefore}`));
+        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow, deadlines.get(key));
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;
         liveTokens.add(attempt.token);
@@ -319,8 +327,8 @@ export class WorkIndex {
           workOrderId: order.id,
           agentId: attempt.agentId,
           phase: order.state,
-          // What is left of the accept window, by the wall clock the offer was stamped with.
-          offerDeadline: monotonicNow + (attempt.offeredAt + order.timeouts.acceptMs - now),
+          // What is left of the accept window, by the wall clock the offer was stamped with, unless timed already.
+          offerDeadline: offerDeadlines.get(attempt.token) ?? monotonicNow + (attempt.offeredAt + order.timeouts.acceptMs - now),
         });
         if (order.state === 'running' && !this.leases.has(attempt.token)) this.leases.set(attempt.token, monotonicNow + order.timeouts.leaseMs);
       }
