@@ -206,6 +206,8 @@ export class StateWriter {
     // Presence belongs to the node that saw the sockets; agents register again with this one.
     this.state.work.connected.clear();
     this.state.work.disconnected.clear();
+    // Leases too, renewed on the node that led: those set when this node loaded its replica, or led before, ran out.
+    this.state.work.leases.clear();
     this.rebuildIndex();
     this.role = 'leader';
     await this.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { RunningHub } from '../server/index.ts';
-import type { WorkOrder } from '../shared/schemas/work-order.ts';
+import { RegisterAgentInput } from '../shared/schemas/agent.ts';
+import { CreateWorkOrderInput, type WorkOrder } from '../shared/schemas/work-order.ts';
+import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
+import { StateWriter } from '../server/state-writer.ts';
+import { storedDocs } from '../server/domain/machinery/state.ts';
+import { ADMIN, SETTINGS } from './helpers/domain.ts';
+import { MemoryStore } from './helpers/memory-store.ts';
 import { control, crashCopy, startHub, tempDir } from './helpers/hub.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
 import { logRecorder } from './helpers/log-recorder.ts';
@@ -210,5 +216,46 @@ describe('snapshot scheduling across crashes', () => {
       await hub.close();
     }
     expect(snapshots).toBeGreaterThan(0);
+  });
+});
+
+/** A writer (a node that leads) at T0 with workflow `wf` and its order `o` running on agent `a1`, lease 20 s. */
+async function leaderWithRunningOrder(clock: ReturnType<typeof manualClock>): Promise<StateWriter> {
+  const writer = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS, now: clock.read });
+  const agentA1 = { role: 'agent' as const, name: 'a1', agentId: 'a1' };
+  await writer.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'wf', userQuery: 'led twice' }), actor: ADMIN });
+  await writer.dispatch({ type: 'workflow.start', input: { workflowId: 'wf' }, actor: ADMIN });
+  await writer.dispatch({ type: 'agent.register', input: { ...RegisterAgentInput.parse({ agentId: 'a1', agentType: 'w', taskTypes: ['t'] }), newConnection: true }, actor: agentA1 });
+  await writer.dispatch({ type: 'workOrder.create', input: CreateWorkOrderInput.parse({ workflowId: 'wf', id: 'o', taskType: 't', timeouts: { leaseMs: 20_000 } }), actor: ADMIN });
+  const attemptToken = writer.state.workflows.get('wf')!.workOrders.o!.attempt!.token;
+  await writer.dispatch({ type: 'offer.answer', input: { workflowId: 'wf', workOrderId: 'o', attemptToken, accept: true }, actor: agentA1 });
+  return writer;
+}
+
+/** Promotes `writer` a minute after T0, during which another node led (the agent heartbeated there, unseen here), and sweeps. */
+async function promotedAMinuteLater(writer: StateWriter, clock: ReturnType<typeof manualClock>) {
+  clock.now = T0 + 60_000;
+  await writer.promote();
+  const swept = await writer.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'test' } });
+  return { lapsedLeases: swept.lapsedLeases, state: writer.state.workflows.get('wf')!.workOrders.o!.state };
+}
+
+describe('a running attempt across a promotion', () => {
+  it('gets a lease counted from the promotion on a node that led before, not the one it held then', async () => {
+    const clock = manualClock();
+    const writer = await leaderWithRunningOrder(clock);
+    writer.demote();
+    expect(await promotedAMinuteLater(writer, clock)).toEqual({ lapsedLeases: 0, state: 'running' });
+    await writer.close();
+  });
+
+  it('gets a lease counted from the promotion on a follower, not from when it loaded its replica', async () => {
+    const clock = manualClock();
+    const leader = await leaderWithRunningOrder(clock);
+    const follower = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS, now: clock.read, follower: true });
+    follower.replaceState(new Map(structuredClone(storedDocs(leader.state))), leader.lastSeq);
+    expect(await promotedAMinuteLater(follower, clock)).toEqual({ lapsedLeases: 0, state: 'running' });
+    await follower.close();
+    await leader.close();
   });
 });
