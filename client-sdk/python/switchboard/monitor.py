@@ -203,10 +203,13 @@ class MonitorClient(ClosesOnExit):
                         self._follow_all_epoch = reply["docs"][0]["epoch"]
                     for subscription in reply["docs"]:
                         await self._catch_up(subscription)
+                    # Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
+                    answered = {subscription["doc"] for subscription in reply["docs"]}
+                    names += [name for name in held if name not in self._views and name not in answered]
                 for name in names:
-                    await self._catch_up(await self._subscribe_to(name, held[name]))
+                    await self._catch_up_or_forget(name, held[name])
             else:
-                await self._catch_up(await self._subscribe_to(doc, _resume_of(self._mirrors.get(doc))))
+                await self._catch_up_or_forget(doc, _resume_of(self._mirrors.get(doc)))
         finally:
             self._replay(key)
 
@@ -218,6 +221,20 @@ class MonitorClient(ClosesOnExit):
         followed = self._views.get(name)
         payload = {"doc": followed[0], "view": followed[1], **resume} if followed else {"doc": name, **resume}
         return await self.connection.request("subscribe", payload)  # type: ignore[no-any-return]
+
+    async def _catch_up_or_forget(self, name: str, resume: dict[str, Any]) -> None:
+        """Catches up one name; a document the hub no longer has (pruned, or its creation rolled back) is no longer mirrored,
+        or every later catch-up would fail on it, and the mirrors after it would never be caught up."""
+        try:
+            answer = await self._subscribe_to(name, resume)
+        except HubError as error:
+            if error.code != "NOT_FOUND":
+                raise
+            self._mirrors.pop(name, None)
+            self._views.pop(name, None)
+            return
+        # Outside the try: a transfer that is gone (NOT_FOUND too) says nothing of the document; the catch-up is tried again.
+        await self._catch_up(answer)
 
     async def _catch_up(self, answer: dict[str, Any]) -> None:
         subscription = await self._complete(answer)

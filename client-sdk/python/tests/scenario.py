@@ -88,3 +88,8 @@ def lose_answer(connection: Connection, event: str) -> asyncio.Event:
 
     sio.emit = emitting
     return lost
+
+
+async def drop(connection: Connection) -> None:
+    """Drops the connection the hard way (its websocket closes under it), so that it reconnects. Fault injection, as lose_answer."""
+    await connection._sio.eio.ws.close()

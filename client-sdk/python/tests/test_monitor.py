@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import random
+from pathlib import Path
 from typing import Any
 
-from hub import Hub
-from scenario import agent, clients, unique
+from hub import CONFIG, Hub
+from scenario import agent, clients, close_all, drop, unique
 from switchboard import Mirror, Task, TaskContext
 
 
@@ -104,3 +106,33 @@ async def test_a_lost_patch_is_a_gap_the_mirror_fills_from_the_hub(hub: Hub) -> 
     version, workflow = await wf.get_versioned()
     assert await mirror.until(lambda _, at: at >= version) == workflow and mirror.version == version
     assert not mirror.has_gap
+
+
+async def test_a_mirror_of_a_workflow_deleted_meanwhile_is_dropped_at_the_catch_up_and_the_others_catch_up(tmp_path: Path) -> None:
+    hub = Hub(tmp_path)
+    # Archived as soon as it ends, so that it can be pruned at once.
+    hub.config_file.write_text(json.dumps({**CONFIG, "keepFinishedMs": 0}))
+    hub.start()
+    try:
+        control, monitor = await clients(hub)
+        gone = await control.create_workflow("pruned while we were away")
+        await gone.start()
+        stays = await control.create_workflow("still here")
+        await stays.start()
+        # Held first, so a catch-up that stops at it never reaches the other.
+        await monitor.subscribe(gone.id)
+        staying = await monitor.subscribe(stays.id)
+        await gone.complete()
+        removed: list[str] = []
+        while gone.id not in removed:  # archived by the hub's next pass, then pruned
+            removed += [item["workflowId"] for item in await control.prune_archive(1)]
+            await asyncio.sleep(0.01)
+        await drop(monitor.connection)
+        await stays.update_progress("after the catch-up", 40)
+        state = await staying.until(lambda s, _: "after the catch-up" in s["stages"])
+        assert state["progress"] == 40
+        assert gone.id not in monitor.docs
+    finally:
+        # Clients first: the hub's clean stop waits for their connections.
+        await close_all()
+        hub.stop()
