@@ -8,6 +8,7 @@ import { deferred, untilOrder } from './helpers/wait.ts';
 import { startHubProcess } from './helpers/process.ts';
 import { connectAgent, connectControl } from '../client-sdk/index.ts';
 import { createHub } from '../server/index.ts';
+import { optionsFrom } from '../server/cli/start.ts';
 
 /** Connects a raw socket.io client; resolves with the socket, or the connect_error's code. */
 function rawConnect(url: string, namespace: string, token: string | undefined): Promise<{ socket?: Socket; refused?: string }> {
@@ -222,6 +223,26 @@ describe('security', () => {
     expect(await codeOf(connectControl({ url: fromEnv.url, token: 'file-admin-token' }))).toBe('UNAUTHENTICATED');
     const viaEnv = await connectControl({ url: fromEnv.url, token: 'env-admin-token' });
     viaEnv.close();
+  });
+
+  it('says a token list or config file is not JSON without quoting the text around the fault, which is a token', async () => {
+    const secret = 'sb_admin_Qz7mXc4Rt2Lp9Wv';
+    /** The message of what `run` throws (or rejects with), checked to hold no piece of the token. */
+    const messageOf = async (run: () => unknown) => {
+      const message = await Promise.resolve().then(run).then(() => '', (error: Error) => error.message);
+      expect(message).not.toMatch(/sb_adm|Qz7m|Xc4R|Rt2L|Lp9W/);
+      return message;
+    };
+    // The token itself where the list belongs: V8 would quote it whole.
+    expect(await messageOf(() => optionsFrom([], { SWITCHBOARD_TOKENS: secret }))).toContain("SWITCHBOARD_TOKENS is not valid JSON: Unexpected token 's'");
+    const dir = tempDir();
+    const config = join(dir, 'config.json');
+    writeFileSync(config, `{ "port": 0, "tokens": [{ "token": ${secret}, "role": "admin" }] }`);
+    expect(await messageOf(() => optionsFrom(['--config', config], {}))).toContain(`config ${config} is not valid JSON`);
+    // Typographic quotes (a token pasted from a document): V8 would quote the token's first characters.
+    const file = join(dir, 'tokens.json');
+    writeFileSync(file, `[{ "token": \u201c${secret}\u201d, "role": "admin" }]`);
+    expect(await messageOf(() => createHub({ port: 0, logLevel: 'silent', dataDir: dir, tokensFile: file }))).toContain(`cannot read token file ${file}: Unexpected token '\u201c'`);
   });
 
   it('refuses to start with a token granted twice, in tokens.json or the tokens option, without showing the token', async () => {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { lockHolder } from '../store/lock.ts';
 import { join } from 'node:path';
-import type { TokenGrant } from '../../shared/schemas/tokens.ts';
+import { readTokens } from '../transport/auth.ts';
 
 /** An error the CLI reports as one line and a non-zero exit. */
 export class CliError extends Error {}
@@ -65,7 +65,7 @@ function runningHubUrl(dataDir: string): string | undefined {
 function localToken(dataDir: string): string | undefined {
   const file = join(dataDir, 'tokens.json');
   if (!existsSync(file)) return undefined;
-  const grants = JSON.parse(readFileSync(file, 'utf8')) as TokenGrant[];
+  const grants = readTokens(file);
   return (grants.find((g) => g.role === 'admin') ?? grants.find((g) => g.role === 'monitor'))?.token;
 }
 

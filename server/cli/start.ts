@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHub } from '../index.ts';
 import type { HubOptionsInput } from '../options.ts';
+import { parseSecretJson } from '../secret-json.ts';
 import { tuneV8ForHub } from '../v8-tuning.ts';
 import { CliError, HUB_URL_FILE, integer, onOff } from './common.ts';
 
@@ -48,7 +49,7 @@ function readConfig(file: string): HubOptionsInput {
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseSecretJson(text);
   } catch (error) {
     throw new CliError(`config ${file} is not valid JSON: ${(error as Error).message}`);
   }
@@ -87,7 +88,7 @@ export function optionsFrom(args: string[], env: NodeJS.ProcessEnv = process.env
   if (env.SWITCHBOARD_TOKENS_FILE) options.tokensFile = env.SWITCHBOARD_TOKENS_FILE;
   if (env.SWITCHBOARD_TOKENS) {
     try {
-      options.tokens = JSON.parse(env.SWITCHBOARD_TOKENS) as NonNullable<HubOptionsInput['tokens']>;
+      options.tokens = parseSecretJson(env.SWITCHBOARD_TOKENS) as NonNullable<HubOptionsInput['tokens']>;
     } catch (error) {
       throw new CliError(`SWITCHBOARD_TOKENS is not valid JSON: ${(error as Error).message}`);
     }

@@ -5,6 +5,7 @@ import * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
 import { TokenList, type Role, type TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
+import { parseSecretJson } from '../secret-json.ts';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('base64');
 
@@ -77,7 +78,7 @@ export function parseTokenList(json: unknown, where: string): TokenGrant[] {
 export function readTokens(file: string): TokenGrant[] {
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    json = parseSecretJson(readFileSync(file, 'utf8'));
   } catch (error) {
     throw new HubError('VALIDATION', `cannot read token file ${file}: ${(error as Error).message}`);
   }
