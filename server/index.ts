@@ -3,7 +3,7 @@ import { batchWebSocketWrites } from './transport/cork.ts';
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Server } from 'socket.io';
 import * as z from 'zod';
 import { contract } from '../shared/contract.ts';
@@ -29,7 +29,7 @@ import { TokenSync } from './cluster/token-sync.ts';
 import { ClusterNode, type ClusterInfo } from './cluster/cluster-node.ts';
 import { clusterRoute } from './http/cluster.ts';
 import type { SnapshotEvent, Store } from './store/store.ts';
-import { loadOrCreateTokens, readTokens, saveTokens, TokenRegistry } from './transport/auth.ts';
+import { loadOrCreateTokens, looseTokenFileMode, looseTokenFileWarning, readTokens, saveTokens, TOKENS_FILE, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { controlHandlers } from './transport/control.ts';
 import { hubParser } from './transport/encoded-json.ts';
@@ -202,6 +202,12 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         : clusterTokens
           ? loadOrCreateClusterTokens(clusterTokens.pool, clusterTokens.partition)
           : loadOrCreateTokens(dataDir, save);
+  // The file the tokens are read from, if any: one others may read is warned of at start and each reload.
+  const tokensFile = options.tokens ? undefined : (options.tokensFile ?? (clusterTokens ? undefined : join(dataDir, TOKENS_FILE)));
+  const warnIfLoose = () => {
+    const mode = tokensFile && looseTokenFileMode(tokensFile);
+    if (mode) logger.warn({ file: tokensFile, mode }, looseTokenFileWarning(tokensFile, mode));
+  };
   // Assigned once the namespaces exist; journal writes before that (start-up recovery) go unmeasured.
   let metrics: Metrics | undefined;
   const store =
@@ -257,6 +263,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   }
   stops.push(() => writer.close());
   writer.onCommit((batch) => logNotices(logger, batch.effects));
+  warnIfLoose();
   const { grants, created } = loaded;
   let grantsInForce = grants;
   const tokens = new TokenRegistry(grants);
@@ -427,7 +434,10 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       log: logger,
       reloadTokens: async () => {
         if (sync) await sync.refresh();
-        else applyGrants((await tokenSource()).grants);
+        else {
+          applyGrants((await tokenSource()).grants);
+          warnIfLoose();
+        }
         return grantsInForce.length;
       },
       cluster: clusterInfo,

@@ -1,7 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { io, type Socket } from 'socket.io-client';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { agent, control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
@@ -9,6 +9,9 @@ import { startHubProcess } from './helpers/process.ts';
 import { connectAgent, connectControl } from '../client-sdk/index.ts';
 import { createHub } from '../server/index.ts';
 import { optionsFrom } from '../server/cli/start.ts';
+import { tokens } from '../server/cli/tokens.ts';
+import { looseTokenFileWarning } from '../server/transport/auth.ts';
+import { logRecorder } from './helpers/log-recorder.ts';
 
 /** Connects a raw socket.io client; resolves with the socket, or the connect_error's code. */
 function rawConnect(url: string, namespace: string, token: string | undefined): Promise<{ socket?: Socket; refused?: string }> {
@@ -243,6 +246,28 @@ describe('security', () => {
     const file = join(dir, 'tokens.json');
     writeFileSync(file, `[{ "token": \u201c${secret}\u201d, "role": "admin" }]`);
     expect(await messageOf(() => createHub({ port: 0, logLevel: 'silent', dataDir: dir, tokensFile: file }))).toContain(`cannot read token file ${file}: Unexpected token '\u201c'`);
+  });
+
+  it('warns of a token file other users can read, at start, at each reload and after a tokens command, and not once it is 0600', async () => {
+    const file = join(tempDir(), 'tokens.json');
+    writeFileSync(file, JSON.stringify(GRANTS));
+    chmodSync(file, 0o644);
+    const log = logRecorder('warn');
+    const hub = await startHub({ tokensFile: file, tokens: undefined }, { logger: log.logger });
+    const warnings = () => log.entries.filter((entry) => entry.level === 40).map((entry) => entry.msg);
+    expect(warnings()).toEqual([looseTokenFileWarning(file, '644')]);
+    chmodSync(file, 0o600);
+    await hub.reloadTokens();
+    expect(warnings()).toHaveLength(1);
+    chmodSync(file, 0o640);
+    await hub.reloadTokens();
+    expect(warnings()).toEqual([looseTokenFileWarning(file, '644'), looseTokenFileWarning(file, '640')]);
+    // The CLI says so too, on stderr (its stdout, the token table, is the test's to hide).
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    onTestFinished(() => void vi.restoreAllMocks());
+    await tokens(['list', '--file', file]);
+    expect(stderr.mock.calls.map(([text]) => String(text))).toEqual([`warning: ${looseTokenFileWarning(file, '640')}\n`]);
   });
 
   it('refuses to start with a token granted twice, in tokens.json or the tokens option, without showing the token', async () => {

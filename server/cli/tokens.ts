@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
-import { newToken, parseTokenList, readTokens, TOKENS_FILE } from '../transport/auth.ts';
+import { looseTokenFileMode, looseTokenFileWarning, newToken, parseTokenList, readTokens, TOKENS_FILE } from '../transport/auth.ts';
 import { changeClusterTokens, readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION, ensureSchema } from '../store/postgres/schema.ts';
 import { CliError, dataDirOf, table } from './common.ts';
@@ -31,6 +31,8 @@ interface TokenPlace {
   read(): Promise<TokenGrant[]>;
   /** Replaces the tokens with `change(tokens)`; nothing changes when `change` throws. */
   change(change: (grants: TokenGrant[]) => TokenGrant[]): Promise<void>;
+  /** What to warn of once done (a file others can read), if anything. */
+  warning(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -45,6 +47,10 @@ function filePlace(file: string): TokenPlace {
       const changed = parseTokenList(change(await read()), 'the token list this change leaves');
       mkdirSync(join(file, '..'), { recursive: true });
       writeFileSync(file, JSON.stringify(changed, null, 2) + '\n', { mode: 0o600 });
+    },
+    warning() {
+      const mode = looseTokenFileMode(file);
+      return mode && looseTokenFileWarning(file, mode);
     },
     close: async () => undefined,
   };
@@ -64,6 +70,7 @@ function postgresPlace(url: string): TokenPlace {
     takesEffect: 'every node of the cluster applies the change now',
     read: async () => (await ready(), (await readClusterTokens(pool, DEFAULT_PARTITION)) ?? []),
     change: async (change) => void (await ready(), await changeClusterTokens(pool, DEFAULT_PARTITION, change)),
+    warning: () => undefined,
     close: () => pool.end(),
   };
 }
@@ -104,6 +111,8 @@ export async function tokens(args: string[]): Promise<void> {
     : filePlace(values.file ?? process.env.SWITCHBOARD_TOKENS_FILE ?? join(dataDirOf(values['data-dir']), TOKENS_FILE));
   try {
     await run(place, positionals, values);
+    const warning = place.warning();
+    if (warning) process.stderr.write(`warning: ${warning}\n`);
   } finally {
     await place.close();
   }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
@@ -83,6 +83,26 @@ export function readTokens(file: string): TokenGrant[] {
     throw new HubError('VALIDATION', `cannot read token file ${file}: ${(error as Error).message}`);
   }
   return parseTokenList(json, file);
+}
+
+/**
+ * The permissions of a token file that users other than its owner may read or change (e.g. "644"),
+ * else undefined. Such a file is kept as it is (its owner may mean it) but warned of, as ssh does.
+ */
+export function looseTokenFileMode(file: string): string | undefined {
+  if (process.platform === 'win32') return undefined;
+  let mode: number;
+  try {
+    mode = statSync(file).mode;
+  } catch {
+    return undefined;
+  }
+  return mode & 0o077 ? (mode & 0o777).toString(8) : undefined;
+}
+
+/** The warning for a token file with `mode`, for the log and the CLI. */
+export function looseTokenFileWarning(file: string, mode: string): string {
+  return `token file ${file} can be read by other users (mode ${mode}); run chmod 600 on it`;
 }
 
 /** The tokens a hub generates when it has none: one admin, one agent and one monitor token. */
