@@ -29,7 +29,7 @@ import { TokenSync } from './cluster/token-sync.ts';
 import { ClusterNode, type ClusterInfo } from './cluster/cluster-node.ts';
 import { clusterRoute } from './http/cluster.ts';
 import type { SnapshotEvent, Store } from './store/store.ts';
-import { loadOrCreateTokens, looseTokenFileMode, looseTokenFileWarning, readTokens, saveTokens, TOKENS_FILE, TokenRegistry } from './transport/auth.ts';
+import { loadOrCreateTokens, looseTokenFileMode, looseTokenFileWarning, PRIVATE_DIR_MODE, readTokens, saveTokens, TOKENS_FILE, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { controlHandlers } from './transport/control.ts';
 import { hubParser } from './transport/encoded-json.ts';
@@ -223,7 +223,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       await postgres?.pool.end();
       throw error;
     }
-    mkdirSync(dataDir, { recursive: true });
+    // Made for the owner alone: the journal and reports hold the workflows' data, tokens.json the tokens.
+    mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     hubDirectory = await HubDirectory.open(dataDir);
     files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], hubDirectory);
     writer = await StateWriter.open({

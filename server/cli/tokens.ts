@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
-import { looseTokenFileMode, looseTokenFileWarning, newToken, parseTokenList, readTokens, TOKENS_FILE } from '../transport/auth.ts';
+import { looseTokenFileMode, looseTokenFileWarning, newToken, PRIVATE_DIR_MODE, parseTokenList, readTokens, TOKENS_FILE } from '../transport/auth.ts';
 import { changeClusterTokens, readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION, ensureSchema } from '../store/postgres/schema.ts';
 import { CliError, dataDirOf, table } from './common.ts';
@@ -45,7 +45,7 @@ function filePlace(file: string): TokenPlace {
     async change(change) {
       // The hub's own rule, checked before the file changes: a list it would refuse is never written.
       const changed = parseTokenList(change(await read()), 'the token list this change leaves');
-      mkdirSync(join(file, '..'), { recursive: true });
+      mkdirSync(join(file, '..'), { recursive: true, mode: PRIVATE_DIR_MODE });
       writeFileSync(file, JSON.stringify(changed, null, 2) + '\n', { mode: 0o600 });
     },
     warning() {

@@ -62,6 +62,9 @@ export function canSee(grant: TokenGrant, workflowId: string): boolean {
 
 export const TOKENS_FILE = 'tokens.json';
 
+/** The mode of the directories the hub or the CLI makes for its data or tokens: its owner's alone (existing ones are left as they are). */
+export const PRIVATE_DIR_MODE = 0o700;
+
 /** A fresh random token whose prefix says its role. */
 export function newToken(role: Role): string {
   return `sb_${role}_${randomBytes(18).toString('base64url')}`;
@@ -124,6 +127,6 @@ export function loadOrCreateTokens(dataDir: string, save = true): { grants: Toke
 
 /** Writes generated tokens to `<dataDir>/tokens.json` (readable by the owner alone). */
 export function saveTokens(dataDir: string, grants: TokenGrant[]): void {
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   writeFileSync(join(dataDir, TOKENS_FILE), JSON.stringify(grants, null, 2) + '\n', { mode: 0o600 });
 }
