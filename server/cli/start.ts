@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createHub } from '../index.ts';
+import { createHub, type RunningHub } from '../index.ts';
 import type { HubOptionsInput } from '../options.ts';
 import { parseSecretJson } from '../secret-json.ts';
 import { tuneV8ForHub } from '../v8-tuning.ts';
@@ -17,8 +17,8 @@ Options (environment variable in brackets):
                     environment wins over it, and flags over both
   --tokens FILE     JSON token list [{ token, role, agentId?, workflows? }]     [SWITCHBOARD_TOKENS_FILE]
                     (or the list itself as JSON in SWITCHBOARD_TOKENS); default: generated once
-                    into the data directory's tokens.json. SIGHUP to the pid the banner
-                    prints (switchboard reload) reloads the tokens.
+                    into the data directory's tokens.json, and shown at start on a terminal
+                    only. SIGHUP to the pid the banner prints (switchboard reload) reloads them.
   --port N          TCP port, 0 for any free one      [SWITCHBOARD_PORT]      default 4700
   --host H          interface to listen on            [SWITCHBOARD_HOST]      default 127.0.0.1
   --data-dir DIR    journal, snapshot and tokens      [SWITCHBOARD_DATA_DIR]  default ./.switchboard
@@ -127,6 +127,27 @@ function listenRefusal(error: unknown): CliError | undefined {
   return undefined;
 }
 
+/**
+ * What `switchboard start` prints: the URL, the pid, the dashboard link and the tokens. Their values
+ * (and the link's `#token=`) only with `showTokens`; otherwise their roles, names and where to read them.
+ */
+export function startBanner(hub: RunningHub, showTokens: boolean): string {
+  const inPostgres = hub.options.postgres && !hub.options.tokens && !hub.options.tokensFile;
+  const monitorToken = hub.tokens.find((t) => t.role === 'monitor' && !t.workflows) ?? hub.tokens.find((t) => t.role === 'admin');
+  const listing = inPostgres ? 'switchboard tokens list --postgres URL' : hub.options.tokensFile ? `the file ${hub.options.tokensFile}` : hub.options.tokens ? 'SWITCHBOARD_TOKENS or the config file' : `switchboard tokens list --data-dir ${hub.options.dataDir}`;
+  const lines = [
+    `Switchboard hub listening on ${hub.url}`,
+    `  pid:            ${process.pid}  ('switchboard reload' or 'kill -HUP ${process.pid}' reloads the tokens)`,
+    `  dashboard:      ${hub.url}/${showTokens && monitorToken ? `#token=${encodeURIComponent(monitorToken.token)}` : ''}`,
+    `  data directory: ${hub.options.dataDir}`,
+    ...(hub.options.postgres ? [`  cluster node:   ${hub.cluster().nodeId} (${hub.cluster().role}), journal in PostgreSQL`] : []),
+    `  tokens${hub.tokensCreated ? ` (generated, saved ${inPostgres ? 'in PostgreSQL' : 'in the data directory'})` : ''}${showTokens ? '' : `, not shown since the output is not a terminal (read them from ${listing})`}:`,
+    ...hub.tokens.map((t) => `    ${t.role.padEnd(8)}${showTokens ? t.token : '…'}${t.name ? `  (${t.name})` : ''}`),
+    '',
+  ];
+  return lines.join('\n') + '\n';
+}
+
 /** `switchboard start`: runs a hub until SIGINT or SIGTERM, then shuts it down cleanly (state flushed). */
 export async function start(args: string[]): Promise<void> {
   const options = optionsFrom(args);
@@ -154,18 +175,8 @@ export async function start(args: string[]): Promise<void> {
   }
   // The process is the hub's alone; after recovery, which builds long-lived state and may keep V8's default.
   tuneV8ForHub();
-  const monitorToken = hub.tokens.find((t) => t.role === 'monitor' && !t.workflows) ?? hub.tokens.find((t) => t.role === 'admin');
-  const lines = [
-    `Switchboard hub listening on ${hub.url}`,
-    `  pid:            ${process.pid}  ('switchboard reload' or 'kill -HUP ${process.pid}' reloads the tokens)`,
-    `  dashboard:      ${hub.url}/${monitorToken ? `#token=${encodeURIComponent(monitorToken.token)}` : ''}`,
-    `  data directory: ${hub.options.dataDir}`,
-    ...(hub.options.postgres ? [`  cluster node:   ${hub.cluster().nodeId} (${hub.cluster().role}), journal in PostgreSQL`] : []),
-    `  tokens${hub.tokensCreated ? ` (generated, saved ${hub.options.postgres && !hub.options.tokens && !hub.options.tokensFile ? 'in PostgreSQL' : 'in the data directory'})` : ''}:`,
-    ...hub.tokens.map((t) => `    ${t.role.padEnd(8)}${t.token}${t.name ? `  (${t.name})` : ''}`),
-    '',
-  ];
-  process.stdout.write(lines.join('\n') + '\n');
+  // A terminal is a person; anything else (a pipe, a file, systemd) may be a log that keeps the tokens.
+  process.stdout.write(startBanner(hub, process.stdout.isTTY === true));
   // For status, report and prune run beside it, whatever port it took; a cluster node holds no directory lock to vouch for it.
   const urlFile = hub.options.postgres ? undefined : join(hub.options.dataDir, HUB_URL_FILE);
   if (urlFile) writeFileSync(urlFile, hub.url + '\n');
