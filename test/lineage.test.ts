@@ -158,6 +158,25 @@ describe('lineage', () => {
     expect(up.edges.map((e) => [e.from, e.to, e.workOrderId])).toEqual([['new-source', 'out', 'make']]);
   });
 
+  it('refuses a retry that registers its output again from data made from that output, around a loop: the attempt fails and the output is as it was', async () => {
+    const hub = await startHub({ backoffBaseMs: 0 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'retry around a loop', config: { enableDataValidation: false } });
+    const worker = await agent(hub, { agentId: 'worker', agentType: 'w', logger: null });
+    await worker.onTask('make', async (task, ctx) => {
+      if (task.attempt === 1) {
+        await ctx.addDataReference({ id: 'out', path: 's3://lake/out-1' });
+        await wf.addDataReferences([{ id: 'summary', path: 's3://lake/summary', derivedFrom: ['out'] }]);
+        throw new Error('flaky');
+      }
+      return { outputs: [{ id: 'out', path: 's3://lake/out-2', derivedFrom: ['summary'] }] };
+    });
+    await wf.start();
+    await wf.createWorkOrder({ id: 'make', taskType: 'make', maxAttempts: 2 });
+    const order = await untilOrder(hub, wf.id, 'make', 'failed');
+    expect(order.error).toContain('around a loop: out ← summary ← out');
+    expect(await wf.getDataReference('out')).toMatchObject({ path: 's3://lake/out-1', version: 1, provenance: { attempt: 1, derivedFrom: [] } });
+  });
+
   it('reads a big lineage in bounded replies: the graph a page at a time, each entry once; a walk up to its limit, nearest first', async () => {
     const wf = await (await control(await startHub())).createWorkflow({ userQuery: 'a long chain' });
     const ids = Array.from({ length: 60 }, (_, i) => `s${String(i).padStart(2, '0')}`);

@@ -87,11 +87,14 @@ function isRetryOf(existing: DataReference, producer: Producer | undefined): boo
 
 /**
  * Refuses (CONFLICT) a request whose references derive from one another around a loop: each is
- * new (or a new version), so none can have been made from another that was made from it. Only the
- * request's own derivedFrom links are followed: the references before it cannot name its new ones.
+ * new (or a new version), so none can have been made from another that was made from it. A new id
+ * cannot be named by a reference before the request, so only the request's own derivedFrom links
+ * are followed, unless it makes a new version of one already there (a retry re-registering its
+ * output): then `earlier` gives the derivedFrom of the references before it, walked as well.
  */
-function requireNoDerivationLoop(specs: ReadonlyArray<{ id: string; derivedFrom: readonly string[] }>): void {
-  const sources = new Map(specs.map((spec) => [spec.id, spec.derivedFrom]));
+function requireNoDerivationLoop(specs: ReadonlyArray<{ id: string; derivedFrom: readonly string[] }>, earlier?: (id: string) => readonly string[] | undefined): void {
+  const inRequest = new Map(specs.map((spec) => [spec.id, spec.derivedFrom]));
+  const sourcesOf = (id: string) => inRequest.get(id) ?? earlier?.(id);
   // 1: on the path being walked, 2: walked, and no loop through it.
   const marks = new Map<string, 1 | 2>();
   for (const spec of specs) {
@@ -101,14 +104,14 @@ function requireNoDerivationLoop(specs: ReadonlyArray<{ id: string; derivedFrom:
     marks.set(spec.id, 1);
     while (stack.length > 0) {
       const top = stack.at(-1)!;
-      const source = sources.get(top.id)![top.next++];
+      const source = sourcesOf(top.id)![top.next++];
       if (source === undefined) {
         marks.set(top.id, 2);
         stack.pop();
       } else if (marks.get(source) === 1) {
         const loop = [...stack.slice(stack.findIndex((entry) => entry.id === source)).map((entry) => entry.id), source];
         throw new HubError('CONFLICT', `data references derive from one another around a loop: ${loop.join(' ← ')}`);
-      } else if (sources.has(source) && !marks.has(source)) {
+      } else if (sourcesOf(source) !== undefined && !marks.has(source)) {
         marks.set(source, 1);
         stack.push({ id: source, next: 0 });
       }
@@ -141,7 +144,8 @@ export function registerReferences(t: CommandContext, workflowId: string, specs:
       }
     }
   }
-  requireNoDerivationLoop(withIds);
+  const newVersions = withIds.some((spec) => Object.hasOwn(workflow.data, spec.id));
+  requireNoDerivationLoop(withIds, newVersions ? (id) => (Object.hasOwn(workflow.data, id) ? workflow.data[id]!.provenance.derivedFrom : undefined) : undefined);
   // Taken before the first write: an index built now must not hold this command's changes yet.
   const index = t.state.inventory.references(workflow);
   const now = t.ctx.now;
