@@ -31,6 +31,7 @@ import { clusterRoute } from './http/cluster.ts';
 import type { SnapshotEvent, Store } from './store/store.ts';
 import { loadOrCreateTokens, looseTokenFileMode, looseTokenFileWarning, PRIVATE_DIR_MODE, readTokens, saveTokens, TOKENS_FILE, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
+import { LoginThrottle } from './transport/login-throttle.ts';
 import { controlHandlers } from './transport/control.ts';
 import { hubParser } from './transport/encoded-json.ts';
 import { monitorHandlers } from './transport/monitor.ts';
@@ -267,7 +268,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   warnIfLoose();
   const { grants, created } = loaded;
   let grantsInForce = grants;
-  const tokens = new TokenRegistry(grants);
+  const tokens = new TokenRegistry(grants, new LoginThrottle(options.failedLogins));
 
   // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
   let bound: AddressInfo | null = null;

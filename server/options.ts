@@ -45,6 +45,15 @@ export const HubOptions = z.strictObject({
     perSecond: 5000,
     burst: 10_000,
   }),
+  /**
+   * Unknown tokens one client address (an IPv6 one by its /64) may present: `burst` at once, then
+   * `perMinute`; past that its logins are refused (RATE_LIMITED) until it has allowance again,
+   * except with a token that already logged in from it. Behind a proxy, its clients share one address.
+   */
+  failedLogins: z.strictObject({ burst: z.number().int().min(1).default(20), perMinute: z.number().positive().max(60_000).default(10) }).default({
+    burst: 20,
+    perMinute: 10,
+  }),
   /** How many recent values each KPI keeps. */
   kpiHistoryLimit: z.number().int().min(1).max(100_000).default(1000),
   /** How many previous versions each data reference keeps. */

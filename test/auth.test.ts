@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { connectControl } from '../client-sdk/index.ts';
-import { codeOf } from './helpers/errors.ts';
-import { startHub, TOKENS } from './helpers/hub.ts';
+import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
+import { codeOf, hubErrorOf } from './helpers/errors.ts';
+import { rawGet } from './helpers/http.ts';
+import { agent, startHub, TOKENS } from './helpers/hub.ts';
 
 describe('authentication', () => {
   it('refuses a control connection without a valid admin token', async () => {
@@ -9,6 +10,37 @@ describe('authentication', () => {
     expect(await codeOf(connectControl({ url: hub.url, token: 'wrong-token-value' }))).toBe('UNAUTHENTICATED');
     expect(await codeOf(connectControl({ url: hub.url, token: '' }))).toBe('UNAUTHENTICATED');
     expect(await codeOf(connectControl({ url: hub.url, token: TOKENS.monitor }))).toBe('FORBIDDEN');
+    expect(await codeOf(connectControl({ url: hub.url, token: TOKENS.admin }))).toBe('resolved');
+  });
+
+  it('throttles an address that presents unknown tokens, except for the tokens that logged in from it', async () => {
+    const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 } });
+    await agent(hub, { agentId: 'beside', agentType: 'worker' });
+    expect(await codeOf(connectControl({ url: hub.url, token: 'guess-one-token' }))).toBe('UNAUTHENTICATED');
+    expect((await rawGet(hub.url, '/api/workflows', 'guess-two-token')).status).toBe(401);
+
+    // Refused before the token is looked at: a right guess would be refused too, so it tells nothing.
+    const refusal = await hubErrorOf(connectControl({ url: hub.url, token: TOKENS.admin }));
+    expect(refusal.code).toBe('RATE_LIMITED');
+    expect(refusal.message).toMatch(/too many failed logins from .*127\.0\.0\.1; try again in \d+ s/);
+    expect(await codeOf(connectMonitor({ url: hub.url, token: 'guess-three-token' }))).toBe('RATE_LIMITED');
+    const http = await rawGet(hub.url, '/api/workflows', TOKENS.monitor);
+    expect(http.status).toBe(429);
+    expect(JSON.parse(http.body).error.code).toBe('RATE_LIMITED');
+
+    // The agent token logged in from here before: another agent with it is let in and registers.
+    const second = connectAgent({ url: hub.url, token: TOKENS.agent, agentId: 'second', agentType: 'worker' });
+    expect(await codeOf(second)).toBe('resolved');
+    await (await second).close();
+  });
+
+  it('counts neither a missing token nor a known token of the wrong role against the address', async () => {
+    const hub = await startHub({ failedLogins: { burst: 1, perMinute: 1 } });
+    for (let i = 0; i < 3; i++) {
+      expect(await codeOf(connectControl({ url: hub.url, token: '' }))).toBe('UNAUTHENTICATED');
+      expect(await codeOf(connectControl({ url: hub.url, token: TOKENS.monitor }))).toBe('FORBIDDEN');
+      expect((await rawGet(hub.url, '/api/workflows')).status).toBe(401);
+    }
     expect(await codeOf(connectControl({ url: hub.url, token: TOKENS.admin }))).toBe('resolved');
   });
 });

@@ -124,7 +124,7 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
       const header = req.headers.authorization;
       const token = header?.startsWith('Bearer ') ? header.slice(7) : (url.searchParams.get('token') ?? undefined);
       if (route.roles.length) {
-        grant = tokens.authenticate(token);
+        grant = tokens.authenticate(token, req.socket.remoteAddress ?? '');
         requireRole(grant, route.roles);
       }
       admitted = true;

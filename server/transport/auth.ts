@@ -6,6 +6,7 @@ import { HubError } from '../../shared/errors.ts';
 import { TokenList, type Role, type TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 import { parseSecretJson } from '../secret-json.ts';
+import type { LoginThrottle } from './login-throttle.ts';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('base64');
 
@@ -13,7 +14,11 @@ const hash = (token: string) => createHash('sha256').update(token).digest('base6
 export class TokenRegistry {
   private readonly grants = new Map<string, TokenGrant>();
 
-  constructor(grants: readonly TokenGrant[]) {
+  /** `throttle`: limits the unknown tokens each client address may present. */
+  constructor(
+    grants: readonly TokenGrant[],
+    private readonly throttle?: LoginThrottle,
+  ) {
     this.replace(grants);
   }
 
@@ -28,16 +33,21 @@ export class TokenRegistry {
     return JSON.stringify(this.grants.get(hash(grant.token))) === JSON.stringify(grant);
   }
 
-  /** The grant of `token`, or UNAUTHENTICATED. */
-  authenticate(token: unknown): TokenGrant {
-    const grant = typeof token === 'string' ? this.grants.get(hash(token)) : undefined;
-    if (!grant) throw new HubError('UNAUTHENTICATED', token ? 'unknown token' : 'a token is required');
+  /**
+   * The grant of `token`, presented by a client at `address`: UNAUTHENTICATED when there is none,
+   * RATE_LIMITED while that address has presented too many unknown tokens.
+   */
+  authenticate(token: unknown, address: string): TokenGrant {
+    const key = typeof token === 'string' ? hash(token) : undefined;
+    this.throttle?.check(address, key);
+    const grant = key === undefined ? undefined : this.grants.get(key);
+    if (!grant) {
+      // A missing token guesses nothing: only a wrong one counts against the address.
+      if (token) this.throttle?.failed(address);
+      throw new HubError('UNAUTHENTICATED', token ? 'unknown token' : 'a token is required');
+    }
+    this.throttle?.passed(address, key!);
     return grant;
-  }
-
-  /** The grant of `token` if it has one of `roles`, else UNAUTHENTICATED or FORBIDDEN. */
-  authorize(token: unknown, roles: readonly Role[]): TokenGrant {
-    return requireRole(this.authenticate(token), roles);
   }
 }
 

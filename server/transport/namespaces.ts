@@ -123,7 +123,7 @@ export function bindNamespace<N extends NamespaceName>(
     // Known once the token is: a refusal names the token (never the secret) when it can.
     let grant: TokenGrant | undefined;
     try {
-      grant = options.tokens.authenticate(socket.handshake.auth?.token);
+      grant = options.tokens.authenticate(socket.handshake.auth?.token, socket.handshake.address);
       requireRole(grant, options.roles);
       const session: Session = {
         grant,

@@ -13,7 +13,7 @@ ERROR_CODES: dict[str, str] = {
     "FORBIDDEN": "The token is valid but its role or scope does not allow this request.",
     "UNAUTHENTICATED": "No token, or an unknown one.",
     "CONFLICT": "The entity already exists, or the request contradicts the current state (e.g. a dependency cycle).",
-    "RATE_LIMITED": "Too many requests on this connection; retry after a short pause.",
+    "RATE_LIMITED": "Too many requests on this connection, or too many unknown tokens from this address; retry after a pause.",
     "UNAVAILABLE": "The hub cannot accept changes right now (storage failure or shutting down). Nothing was changed.",
     "TIMEOUT": "The request or the peer did not answer in time.",
     "DISCONNECTED": "The client has no connection to the hub; a request sent before the drop may or may not have taken effect.",
