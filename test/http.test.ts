@@ -60,6 +60,16 @@ describe('HTTP API', () => {
     expect((await rawGet(hub.url, `/api/workflows/${wf.id}/summary`, TOKENS.admin)).status).toBe(200);
   });
 
+  it('answers a bad list query with a readable VALIDATION message and its issues, as the socket does', async () => {
+    const hub = await startHub();
+    for (const target of ['/api/workflows?limit=abc', '/api/workflows?status=bogus', '/api/agents?limit=0']) {
+      const { error } = JSON.parse((await rawGet(hub.url, target, TOKENS.admin)).body);
+      const field = target.includes('status') ? 'status' : 'limit';
+      expect([target, error.code, error.message.startsWith('invalid ') && error.message.includes(`${field}: `)]).toEqual([target, 'VALIDATION', true]);
+      expect(error.issues.map((issue: { path: string[] }) => issue.path)).toEqual([[field]]);
+    }
+  });
+
   it('answers a request target no URL parser accepts with 400 instead of crashing', async () => {
     const hub = await startHub();
     for (const target of ['//[', '//[/api/workflows', 'http://x:99999/healthz']) {
