@@ -43,4 +43,10 @@ describe('authentication', () => {
     }
     expect(await codeOf(connectControl({ url: hub.url, token: TOKENS.admin }))).toBe('resolved');
   });
+
+  it('tells a token of the wrong role which role it has and which the client needs', async () => {
+    const hub = await startHub();
+    const error = await hubErrorOf(connectControl({ url: hub.url, token: TOKENS.agent }));
+    expect([error.code, error.message.includes('an agent token cannot use this; it needs admin')]).toEqual(['FORBIDDEN', true]);
+  });
 });

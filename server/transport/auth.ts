@@ -53,7 +53,9 @@ export class TokenRegistry {
 
 /** The grant if it has one of `roles`, else FORBIDDEN. */
 export function requireRole(grant: TokenGrant, roles: readonly Role[]): TokenGrant {
-  if (!roles.includes(grant.role)) throw new HubError('FORBIDDEN', `a ${grant.role} token cannot use this; it needs ${roles.join(' or ')}`);
+  // "an admin", "an agent", "a monitor".
+  const article = /^[aeiou]/.test(grant.role) ? 'an' : 'a';
+  if (!roles.includes(grant.role)) throw new HubError('FORBIDDEN', `${article} ${grant.role} token cannot use this; it needs ${roles.join(' or ')}`);
   return grant;
 }
 
