@@ -10,8 +10,9 @@ import { settleWaiting } from './unservable.ts';
 import { orderKey, type Bucket, type ReadyEntry } from './work-index.ts';
 
 /**
- * How far down a bucket an agent looks past orders it declined before. (A workflow at its
- * maxConcurrentAgents closes the whole bucket at once, so only declines are skipped one by one.)
+ * How far down a bucket an agent looks past orders it declined before, by popping them, before it
+ * looks at the rest of the bucket whole. (A workflow at its maxConcurrentAgents closes the whole
+ * bucket at once, so only declines are skipped one by one.)
  */
 const SCAN_LIMIT = 64;
 
@@ -84,7 +85,22 @@ function headFor(t: CommandContext, bucket: Bucket, agent: Agent): ReadyEntry | 
     passed.push(bucket.queue.pop()!);
   }
   for (const entry of passed) bucket.queue.push(entry);
+  // Behind more declined orders than that: the rest is looked at whole, or an order this agent
+  // could take would wait for a change that may never come (nothing else offers it to this agent).
+  if (!found && passed.length === SCAN_LIMIT) found = bestEligible(t, bucket, agent);
   return found;
+}
+
+/** The first in queue order of a bucket's current entries this agent may take: a walk of every entry. */
+function bestEligible(t: CommandContext, bucket: Bucket, agent: Agent): ReadyEntry | undefined {
+  let best: ReadyEntry | undefined;
+  for (const entry of bucket.queue.values()) {
+    if (best && (entry.key < best.key || (entry.key === best.key && entry.seq > best.seq))) continue;
+    const order = orderOf(t, entry);
+    if (!t.state.work.isCurrent(entry) || !order || order.state !== 'queued') continue;
+    if (eligible(agent, order, situation(t, agent.id, entry.workflowId))) best = entry;
+  }
+  return best;
 }
 
 /** Gives a free agent the best queued orders it can take, until its slots are full. */

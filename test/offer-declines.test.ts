@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
+
+describe('declined offers', () => {
+  it('offers an agent an order queued behind more than 64 orders it declined, once its slot is free', async () => {
+    const { wf, worker } = await rawAgentOnStartedWorkflow('a', 'behind many declines');
+    await wf.createWorkOrders(Array.from({ length: 65 }, (_, i) => ({ id: `o${i}`, taskType: 't' })));
+    for (let i = 0; i < 64; i++) (await worker.nextOffer()).ack({ accept: false, reason: 'not these' });
+    const kept = await worker.nextOffer();
+    kept.ack({ accept: true });
+    // Queued after the declined ones, while the agent's one slot is taken.
+    await wf.createWorkOrder({ id: 'late', taskType: 't' });
+    expect((await wf.getWorkOrder('late')).state).toBe('queued');
+    expect((await worker.request('task.complete', refOf(kept.assignment))).ok).toBe(true);
+    expect((await wf.getWorkOrder('late')).state).toBe('offered');
+    expect((await worker.nextOffer()).assignment.workOrderId).toBe('late');
+  });
+});
