@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
+import { untilOrder } from './helpers/wait.ts';
 
 describe('declined offers', () => {
   it('offers an agent an order queued behind more than 64 orders it declined, once its slot is free', async () => {
@@ -14,5 +15,22 @@ describe('declined offers', () => {
     expect((await worker.request('task.complete', refOf(kept.assignment))).ok).toBe(true);
     expect((await wf.getWorkOrder('late')).state).toBe('offered');
     expect((await worker.nextOffer()).assignment.workOrderId).toBe('late');
+  });
+});
+
+describe('declines of a draining agent', () => {
+  it('counts the decline of an agent that is draining against neither the order nor the agent, and offers it the order again once active', async () => {
+    const { hub, client, wf, worker } = await rawAgentOnStartedWorkflow('a', 'drain while offered');
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    const offer = await worker.nextOffer();
+    expect((await worker.request('agent.status', { status: 'draining' })).ok).toBe(true);
+    offer.ack({ accept: false, reason: 'draining' });
+    await untilOrder(hub, wf.id, 'job', 'queued');
+    const order = await wf.getWorkOrder('job');
+    expect(order.declinedBy).toEqual([]);
+    expect((await client.listAgents())[0]!.stats.declined).toBe(0);
+    expect((await wf.get()).agents['a']!.declined).toBe(0);
+    expect((await worker.request('agent.status', { status: 'active' })).ok).toBe(true);
+    expect((await worker.nextOffer()).assignment.workOrderId).toBe('job');
   });
 });

@@ -85,7 +85,8 @@ export interface WithdrawOfferOptions {
  */
 export function withdrawOffer(t: CommandContext, order: WorkOrder, { reason, excludeAgent = false, agentDeclined = false }: WithdrawOfferOptions): void {
   const attempt = order.attempt!;
-  endAttempt(t, order, excludeAgent || agentDeclined ? 'declined' : 'withdrawn', { error: reason, notifyAgent: !agentDeclined });
+  // A decline not held against the agent (it was draining) is not counted as one either.
+  endAttempt(t, order, excludeAgent ? 'declined' : 'withdrawn', { error: reason, notifyAgent: !agentDeclined });
   if (excludeAgent) t.tx.append(order.workflowId, ['workOrders', order.id, 'declinedBy'], attempt.agentId);
   queueOrder(t, order);
 }
