@@ -83,7 +83,8 @@ export class Attempt {
           `(attempt ${assignment.attempt}); the attempt fails${retryable ? '' : ' without retrying'}:`,
         error,
       );
-      const message = error instanceof Error ? error.message || error.name : String(error);
+      // The hub refuses an empty error, which would leave the order running until its lease lapsed.
+      const message = (error instanceof Error ? error.message || error.name : String(error)) || 'the handler threw without a message';
       return { event: 'task.fail', payload: { ...this.ref, error: message.slice(0, 10_000), retryable } };
     }
   }

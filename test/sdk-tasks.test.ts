@@ -93,6 +93,20 @@ describe('handler errors', () => {
       consoleError.mockRestore();
     }
   });
+  it('fail the attempt with a stand-in message when what was thrown says nothing (an empty string)', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'empty throw' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'mute', agentType: 'w', logger: null });
+    const reported = deferred<TaskReport>();
+    worker.on('report', (report) => reported.resolve(report));
+    await worker.onTask('mute', () => {
+      throw '';
+    });
+    await wf.createWorkOrder({ id: 'mute', taskType: 'mute', maxAttempts: 1 });
+    expect(await reported.promise).toMatchObject({ outcome: 'failed', accepted: true });
+    expect((await wf.getWorkOrder('mute')).error).toBe('failed after 1 attempt(s): the handler threw without a message');
+  });
 });
 
 describe('reporting a completion whose answer is lost', () => {
