@@ -274,10 +274,17 @@ export class AgentClient {
       if (outcome?.event === 'task.fail') await this.report('task.fail', outcome.payload);
       if (outcome?.event !== 'task.complete') return;
       const refused = await this.report('task.complete', outcome.payload);
-      if (refused && REFUSED_FOR_GOOD.has(refused.code)) {
+      // A completion that could not be sent at all (a result JSON cannot hold: a BigInt, a cycle) fails for good too.
+      const why = !refused
+        ? undefined
+        : !(refused instanceof HubError)
+          ? `the completion could not be sent: ${refused.message}`
+          : REFUSED_FOR_GOOD.has(refused.code)
+            ? `the hub refused the completion: ${refused.message}`
+            : undefined;
+      if (why) {
         const { workflowId, workOrderId, attemptToken } = outcome.payload;
-        const error = `the hub refused the completion: ${refused.message}`.slice(0, 10_000);
-        await this.report('task.fail', { workflowId, workOrderId, attemptToken, error, retryable: false });
+        await this.report('task.fail', { workflowId, workOrderId, attemptToken, error: why.slice(0, 10_000), retryable: false });
       }
     } finally {
       clearTimeout(fallback);
@@ -290,9 +297,10 @@ export class AgentClient {
    * Sends a completion or failure until the hub answers: retried across timeouts and reconnects.
    * Safe to repeat: a second report of the same attempt is refused as STALE_ATTEMPT, which after
    * a try that may have landed (its answer lost to a timeout or a dropped connection) is that
-   * try's success, as Connection.createOnce takes a CONFLICT. Resolves with the hub's refusal, if it refused.
+   * try's success, as Connection.createOnce takes a CONFLICT. Resolves with the hub's refusal, if it
+   * refused, or the error that kept the report from being sent.
    */
-  private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>): Promise<HubError | undefined> {
+  private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>): Promise<Error | undefined> {
     const outcome = event === 'task.complete' ? 'completed' : 'failed';
     const { workflowId, workOrderId, attemptToken } = payload as RequestOf<'agent', 'task.complete'>;
     const base = { workflowId, workOrderId, attemptToken, outcome } as const;
@@ -312,7 +320,7 @@ export class AgentClient {
         }
         if (!(error instanceof HubError) || !RETRYABLE_TRANSPORT.has(error.code)) {
           this.listeners.emit('report', { ...base, accepted: false, code: error instanceof HubError ? error.code : 'INTERNAL' });
-          return error instanceof HubError ? error : undefined;
+          return error instanceof Error ? error : new Error(String(error));
         }
         mayHaveTakenEffect ||= mayHaveLanded(error.code);
         await new Promise((resolve) => setTimeout(resolve, delay));

@@ -107,6 +107,17 @@ describe('handler errors', () => {
     expect(await reported.promise).toMatchObject({ outcome: 'failed', accepted: true });
     expect((await wf.getWorkOrder('mute')).error).toBe('failed after 1 attempt(s): the handler threw without a message');
   });
+  it('fail the attempt for good when the result cannot be sent (a BigInt), instead of leaving the order running', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'unsendable result' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'big', agentType: 'w', logger: null });
+    await worker.onTask('big', () => ({ result: { rows: 1n } }));
+    await wf.createWorkOrder({ id: 'big', taskType: 'big', maxAttempts: 3 });
+    const order = await untilOrder(hub, wf.id, 'big', 'failed');
+    expect(order.attempts).toBe(1);
+    expect(order.error).toBe('failed (not retryable): the completion could not be sent: Do not know how to serialize a BigInt');
+  });
 });
 
 describe('reporting a completion whose answer is lost', () => {
