@@ -198,8 +198,17 @@ export class AgentClient {
    */
   private async askStatus(status: 'draining' | 'active', options: RequestOptions | undefined): Promise<void> {
     const word = ++this.drainingWord;
+    const was = this.isDraining;
     this.isDraining = status === 'draining';
-    const reply = await this.connection.request('agent.status', { status }, options);
+    let reply;
+    try {
+      reply = await this.connection.request('agent.status', { status }, options);
+    } catch (error) {
+      // Refused without taking effect (RATE_LIMITED, say): the hub's state is as it was, so this process's is too;
+      // draining here alone would decline every offer as draining, and the hub would hold each against the agent.
+      if (word === this.drainingWord && error instanceof HubError && !mayHaveLanded(error.code)) this.isDraining = was;
+      throw error;
+    }
     if (word === this.drainingWord) this.isDraining = reply.status === 'draining';
   }
 

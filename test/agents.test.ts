@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
 import { connectAgent, HubError, NonRetryableError } from '../client-sdk/index.ts';
+import { codeOf } from './helpers/errors.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { deferred, untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
@@ -141,6 +142,26 @@ describe('agents and work orders over the network', () => {
       expect(a.draining).toBe(operator === 'draining');
     });
   }
+
+  it('keeps taking work when the hub refused its drain() (RATE_LIMITED): it did not decline offers as draining', async () => {
+    // Three requests a connection: the control client's create, start and order; the agent's registration, onTask's and a note.
+    const hub = await startHub({ rateLimit: { perSecond: 0.001, burst: 3 } });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'refused drain' });
+    await wf.start();
+    const a = await agent(hub, { agentId: 'w', agentType: 'w', logger: null });
+    const ran = deferred();
+    await a.onTask('t', () => {
+      ran.resolve();
+      return { result: 'ran' };
+    });
+    await a.setNote('about to drain');
+    expect(await codeOf(a.drain())).toBe('RATE_LIMITED');
+    expect(a.draining).toBe(false);
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    await ran.promise;
+    expect(hub.state.workflows.get(wf.id)!.workOrders.job!.declinedBy).toEqual([]);
+  });
 
   it("ends draining when its own drain() follows a control client's activate still being written", async () => {
     const { hub, store } = await hubWithHeldWrites();
