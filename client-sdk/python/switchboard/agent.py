@@ -156,8 +156,16 @@ class AgentClient(ClosesOnExit):
         (of a change made after this one in the same commit, sent before this reply) or another call."""
         self._draining_word += 1
         word = self._draining_word
+        was = self._draining
         self._draining = status == "draining"
-        reply = await self.connection.request("agent.status", {"status": status})
+        try:
+            reply = await self.connection.request("agent.status", {"status": status})
+        except HubError as error:
+            # Refused without taking effect (RATE_LIMITED, say): the hub's state is as it was, so this process's is too;
+            # draining here alone would decline every offer as draining, and the hub would hold each against the agent.
+            if word == self._draining_word and error.code not in MAY_HAVE_LANDED:
+                self._draining = was
+            raise
         if word == self._draining_word:
             self._draining = reply["status"] == "draining"
 

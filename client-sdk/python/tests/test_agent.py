@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
-from hub import Hub
+from hub import CONFIG, Hub
 import pytest
-from scenario import agent, clients, started, unique
-from switchboard import AgentClient, NonRetryableError, Task, TaskContext, TaskReport, TaskResult
+from scenario import agent, clients, close_all, started, unique
+from switchboard import AgentClient, HubError, NonRetryableError, Task, TaskContext, TaskReport, TaskResult
 
 
 async def test_an_agent_completes_work_with_its_result_outputs_and_progress(hub: Hub) -> None:
@@ -290,6 +292,23 @@ async def test_a_new_process_under_a_draining_agent_id_starts_drained_says_so_an
     assert not fresh.draining
     state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
     assert (state["workOrders"]["job"]["result"], state["workOrders"]["job"]["declinedBy"]) == ("fresh", [])
+
+
+async def test_an_agent_whose_drain_the_hub_refused_keeps_taking_work(tmp_path: Path) -> None:
+    limited = Hub(tmp_path)
+    # One request a connection: the agent's registration. Its drain() is then refused before it is applied.
+    limited.config_file.write_text(json.dumps({**CONFIG, "rateLimit": {"perSecond": 0.001, "burst": 1}}))
+    limited.start()
+    try:
+        worker = await agent(limited, unique("refused-drain"))
+        with pytest.raises(HubError) as refused:
+            await worker.drain()
+        assert refused.value.code == "RATE_LIMITED"
+        assert not worker.draining
+    finally:
+        # Its clients leave first: a hub stopping with an agent still connected waits for it.
+        await close_all()
+        limited.stop()
 
 
 async def test_a_control_client_drains_and_reactivates_a_connected_agent_which_is_told_at_once(hub: Hub) -> None:
