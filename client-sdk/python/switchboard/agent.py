@@ -261,10 +261,16 @@ class AgentClient(ClosesOnExit):
             if not self._draining and not self._closed.is_set():
                 payload["next"] = True
             refused = await self._report(event, payload)
-            if event == "task.complete" and refused is not None and refused.code in REFUSED_FOR_GOOD:
-                error = f"the hub refused the completion: {refused.message}"[:10_000]
+            # A completion that could not be sent at all (a result JSON cannot hold: a set, an object) fails for good too.
+            why = None
+            if event == "task.complete" and refused is not None:
+                if not isinstance(refused, HubError):
+                    why = f"the completion could not be sent: {refused}"
+                elif refused.code in REFUSED_FOR_GOOD:
+                    why = f"the hub refused the completion: {refused.message}"
+            if why is not None:
                 ref = {key: payload[key] for key in ("workflowId", "workOrderId", "attemptToken")}
-                await self._report("task.fail", {**ref, "error": error, "retryable": False})
+                await self._report("task.fail", {**ref, "error": why[:10_000], "retryable": False})
         finally:
             if accept is not None:
                 accept.cancel()
@@ -286,8 +292,9 @@ class AgentClient(ClosesOnExit):
                 raise HubError("DISCONNECTED", f"{event} was not sent: the agent was closed")
         return await self.connection.request(event, payload)
 
-    async def _report(self, event: str, payload: dict[str, Any]) -> HubError | None:
-        """Sends a completion or failure until the hub answers, across timeouts and reconnects; returns the hub's refusal, if any.
+    async def _report(self, event: str, payload: dict[str, Any]) -> Exception | None:
+        """Sends a completion or failure until the hub answers, across timeouts and reconnects; returns the hub's refusal, if any,
+        or the error that kept the report from being sent.
 
         A repeat refused as STALE_ATTEMPT after a try that may have landed (its answer lost) is that try's success.
         """
@@ -308,6 +315,10 @@ class AgentClient(ClosesOnExit):
                     delay = min(delay * 2, 5.0)
                     continue
                 self._listeners.emit("report", TaskReport(**base, accepted=False, code=error.code))
+                return error
+            except (TypeError, ValueError) as error:
+                # Never sent: the payload is not JSON, so sending it again cannot help.
+                self._listeners.emit("report", TaskReport(**base, accepted=False, code="INTERNAL"))
                 return error
             self._listeners.emit("report", TaskReport(**base, accepted=True))
             for assignment in (reply or {}).get("next") or []:

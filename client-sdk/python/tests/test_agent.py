@@ -80,6 +80,23 @@ async def test_a_non_retryable_error_fails_the_order_for_good(hub: Hub) -> None:
     assert state["workOrders"]["parse"]["error"] == "failed (not retryable): bad input"
 
 
+async def test_a_result_that_cannot_be_sent_fails_the_order_for_good(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("unsendable")
+    worker = await agent(hub, kind)
+
+    @worker.task(kind)
+    async def count(task: Task, ctx: TaskContext) -> set[int]:
+        return {1, 2}
+
+    await worker.ready()
+    wf, mirror = await started(control, monitor, "unsendable result")
+    await wf.create_work_order(kind, id="count", max_attempts=3)
+    state = await mirror.until(lambda s, _: s["workOrders"]["count"]["state"] == "failed")
+    assert state["workOrders"]["count"]["attempts"] == 1
+    assert state["workOrders"]["count"]["error"] == "failed (not retryable): the completion could not be sent: Object of type set is not JSON serializable"
+
+
 async def test_cancelling_an_order_reaches_the_running_handler(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("crawl")
