@@ -87,7 +87,8 @@ function headFor(t: CommandContext, bucket: Bucket, agent: Agent): ReadyEntry | 
   for (const entry of passed) bucket.queue.push(entry);
   // Behind more declined orders than that: the rest is looked at whole, or an order this agent
   // could take would wait for a change that may never come (nothing else offers it to this agent).
-  if (!found && passed.length === SCAN_LIMIT) found = bestEligible(t, bucket, agent);
+  // Not when it declined every one (an agent declining all it is offered would walk it at each decline).
+  if (!found && passed.length === SCAN_LIMIT && bucket.current > (bucket.declines.get(agent.id) ?? 0)) found = bestEligible(t, bucket, agent);
   return found;
 }
 

@@ -17,6 +17,8 @@ export interface ReadyEntry {
   workflowId: string;
   workOrderId: string;
   bucket: Bucket;
+  /** The agents that declined the order when it was queued (it is not queued while that changes). */
+  declinedBy: readonly string[];
 }
 
 /**
@@ -35,6 +37,11 @@ export interface Bucket {
    * come up); the bucket goes, with them, when its last queued order leaves it.
    */
   current: number;
+  /**
+   * How many of its current entries each agent declined: while that is all of them, the agent
+   * can take none, which the scheduler knows without walking the queue.
+   */
+  declines: Map<string, number>;
   /** The orders of every workflow that need the same kind of agent: whether one can take them. */
   need: Need<Bucket>;
 }
@@ -69,6 +76,7 @@ interface Backoff extends Timed {
 }
 
 const byTime = (a: Timed, b: Timed) => a.at < b.at;
+const NOBODY: readonly string[] = Object.freeze([]);
 const byKey = (a: ReadyEntry, b: ReadyEntry) => (a.key !== b.key ? a.key > b.key : a.seq < b.seq);
 
 /** The key of a work order across workflows. */
@@ -150,16 +158,18 @@ export class WorkIndex {
     let bucket = this.buckets.get(key);
     if (!bucket) {
       const need = this.capable.needOf(order.taskType, order.requirements);
-      bucket = { key, workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey), current: 0, need };
+      bucket = { key, workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey), current: 0, declines: new Map(), need };
       need.buckets.add(bucket);
       this.buckets.set(key, bucket);
     }
     // Aged on the monotonic clock (its wait so far by the wall clock, from now on by the monotonic one):
     // a step of the wall clock must not make orders queued after it look older or younger than the rest.
     const queuedAt = monotonicNow - (now - (order.queuedAt ?? now));
-    const entry = { key: queueKey(order.priority, queuedAt, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id, bucket };
+    const declinedBy = order.declinedBy.length === 0 ? NOBODY : [...order.declinedBy];
+    const entry = { key: queueKey(order.priority, queuedAt, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id, bucket, declinedBy };
     bucket.queue.push(entry);
     bucket.current++;
+    for (const agentId of declinedBy) bucket.declines.set(agentId, (bucket.declines.get(agentId) ?? 0) + 1);
     this.queued.set(keyOfOrder, entry);
     this.readySince.set(keyOfOrder, now);
     if (fresh) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
@@ -199,6 +209,11 @@ export class WorkIndex {
     if (!entry) return;
     this.queued.delete(keyOfOrder);
     const bucket = entry.bucket;
+    for (const agentId of entry.declinedBy) {
+      const left = bucket.declines.get(agentId)! - 1;
+      if (left > 0) bucket.declines.set(agentId, left);
+      else bucket.declines.delete(agentId);
+    }
     if (--bucket.current === 0) this.dropBucket(bucket);
   }
 
