@@ -36,7 +36,7 @@ export class PacedWorker<Job extends PacedJob, Result extends PacedResult> {
   private worker: Worker | undefined;
   /** Shared with the worker: 1 tells a paced job to stop pacing (it sleeps on this word, so it wakes at once). */
   private readonly hurryFlag = new Int32Array(new SharedArrayBuffer(4));
-  private job: { resolve: (result: Result) => void; reject: (error: Error) => void } | undefined;
+  private job: { worker: Worker; resolve: (result: Result) => void; reject: (error: Error) => void } | undefined;
   private idle: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -50,7 +50,7 @@ export class PacedWorker<Job extends PacedJob, Result extends PacedResult> {
     clearTimeout(this.idle);
     const worker = (this.worker ??= this.start());
     return new Promise((resolve, reject) => {
-      this.job = { resolve, reject };
+      this.job = { worker, resolve, reject };
       Atomics.store(this.hurryFlag, 0, 0);
       worker.ref();
       worker.postMessage(job);
@@ -87,9 +87,11 @@ export class PacedWorker<Job extends PacedJob, Result extends PacedResult> {
   }
 
   private finish(worker: Worker) {
+    worker.unref();
+    // A thread stopped when idle may exit after the next job started on a new one: that job is not its to end.
+    if (this.job?.worker !== worker) return undefined;
     const job = this.job;
     this.job = undefined;
-    worker.unref();
     if (this.worker === worker) this.idle = setTimeout(() => void this.close(), IDLE_MS).unref();
     return job;
   }
