@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { open, type FileHandle } from 'node:fs/promises';
+import { describe, expect, it, vi } from 'vitest';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { summarize } from '../server/domain/workflows/summary.ts';
 import { headerOf } from '../server/store/archive.ts';
 import { FileArchive } from '../server/store/archive-files.ts';
 import { bigWorkflow, toArchive, workflow } from './helpers/archived-workflows.ts';
 import { tempDir } from './helpers/hub.ts';
+import { diskFull } from './helpers/wrapped-store.ts';
 
 /** The archive of `dir`, once its index is read. */
 async function opened(dir: string, onWarning: (message: string) => void = () => undefined): Promise<FileArchive> {
@@ -196,4 +198,41 @@ describe('the file archive', () => {
     }
     await archive.close();
   });
+
+  it('refuses a put whose index line a full disk cut short, leaving the index as it was', async () => {
+    const dir = tempDir();
+    await filled(dir, ['wf-a']);
+    const archive = await opened(dir);
+    // A full disk takes part of the index line, then refuses the rest (the archive's own files are written whole).
+    const probe = await open(join(dir, 'archive', 'index.jsonl'));
+    const proto = Object.getPrototypeOf(probe) as Record<'write', (this: FileHandle, ...args: unknown[]) => Promise<unknown>>;
+    await probe.close();
+    const write = proto.write;
+    let full = false;
+    const spy = vi.spyOn(proto, 'write').mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+      if (full) throw diskFull();
+      const [data, offset, length] = args as [string | Buffer, number, number];
+      const bytes = typeof data === 'string' ? Buffer.from(data) : data.subarray(offset, offset + length);
+      if (!bytes.toString().startsWith('{"put":')) return write.call(this, ...args);
+      full = true;
+      await write.call(this, bytes.subarray(0, 20));
+      return { bytesWritten: 20, buffer: data };
+    });
+    const document = workflow('wf-b', 900);
+    try {
+      await expect(archive.put(toArchive(document, 2, 5000), summarize(document, 2, 5000))).rejects.toThrow();
+    } finally {
+      spy.mockRestore();
+    }
+    expect(archive.has('wf-b')).toBe(false);
+    await archive.put(toArchive(document, 2, 5000), summarize(document, 2, 5000));
+    await archive.close();
+    const warnings: string[] = [];
+    const again = await opened(dir, (message) => warnings.push(message));
+    expect(warnings).toEqual([]);
+    expect(again.headers().map((h) => h.id)).toEqual(['wf-b', 'wf-a']);
+    expect((await again.read('wf-b'))?.workflow).toEqual(document);
+    await again.close();
+  });
+
 });

@@ -284,8 +284,17 @@ export class FileArchive implements WorkflowArchive {
   private async appendIndex(line: IndexLine): Promise<void> {
     const handle = this.handle;
     if (!handle) throw new Error('archive is closed');
-    await handle.write(`${JSON.stringify(line)}\n`);
-    await handle.datasync();
+    const bytes = Buffer.from(`${JSON.stringify(line)}\n`);
+    const { size } = await handle.stat();
+    try {
+      // A full disk may take part of a write and refuse the rest: a line the load would drop as torn must not be taken as written.
+      for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done)).bytesWritten;
+      await handle.datasync();
+    } catch (error) {
+      // Cut back to the last whole line, so that the next one is not appended to a fragment.
+      await handle.truncate(size).catch(() => undefined);
+      throw error;
+    }
     this.indexLines++;
   }
 
