@@ -235,4 +235,23 @@ describe('the file archive', () => {
     await again.close();
   });
 
+  it('goes on archiving after the index could not be written anew once most of its lines were deletions', async () => {
+    const dir = tempDir();
+    await filled(dir, ['wf-a']);
+    const index = join(dir, 'archive', 'index.jsonl');
+    // As many deletions as keep the index from being written anew at start-up, but not once wf-a is deleted too.
+    appendFileSync(index, Array.from({ length: 1001 }, (_, i) => `${JSON.stringify({ remove: [`wf-gone-${i}`] })}\n`).join(''));
+    const archive = await opened(dir);
+    const blocker = join(dir, 'archive', '.index.jsonl.tmp');
+    mkdirSync(blocker);
+    await expect(archive.remove(['wf-a'])).rejects.toThrow();
+    rmdirSync(blocker);
+    const document = workflow('wf-new', 900);
+    await archive.put(toArchive(document, 3, 5000), summarize(document, 3, 5000));
+    await archive.close();
+    const again = await opened(dir);
+    expect(again.headers().map((h) => h.id)).toEqual(['wf-new']);
+    expect((await again.read('wf-new'))?.workflow).toEqual(document);
+    await again.close();
+  });
 });

@@ -305,10 +305,15 @@ export class FileArchive implements WorkflowArchive {
       const put: FiledHeader = { ...header, ...(sums.format === 2 ? { format: 2 } : {}), sha256: sums.document, summarySha256: sums.summary };
       return JSON.stringify({ put }) + '\n';
     });
-    await this.handle?.close();
-    await syncedWrite(this.dir, INDEX_FILE, lines.join(''));
+    const handle = this.handle;
+    await handle?.close();
+    try {
+      await syncedWrite(this.dir, INDEX_FILE, lines.join(''));
+    } finally {
+      // Reopened even when the new index could not be written: the old one is still there to append to.
+      if (handle) this.handle = await open(join(this.dir, INDEX_FILE), 'a');
+    }
     this.indexLines = lines.length;
-    if (this.handle) this.handle = await open(join(this.dir, INDEX_FILE), 'a');
     for (const name of readdirSync(this.dir)) {
       if (name.endsWith('.json') && !this.index.has(name.slice(0, -'.json'.length))) await unlink(join(this.dir, name)).catch(() => undefined);
     }
