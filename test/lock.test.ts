@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { acquireLock, breakStaleLock, LOCK_FILE } from '../server/store/lock.ts';
@@ -93,5 +93,20 @@ describe('data directory lock', () => {
     const release = acquireLock(dir);
     expect(readdirSync(dir).sort()).toEqual([LOCK_FILE, live, 'journal.notes'].sort());
     release();
+  });
+
+  it('refuses a second hub of this process that names the same directory by another path (a symbolic link)', () => {
+    const dir = tempDir();
+    const link = join(tempDir(), 'data');
+    symlinkSync(dir, link);
+    const release = acquireLock(dir);
+    try {
+      expect(() => acquireLock(link)).toThrow(/in use by another hub in this process/);
+      expect(readdirSync(dir)).toEqual([LOCK_FILE]);
+    } finally {
+      release();
+    }
+    // Released, the directory is taken by either name.
+    acquireLock(link)();
   });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { linkSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { linkSync, readdirSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export const LOCK_FILE = 'hub.lock';
 
@@ -103,7 +103,8 @@ function removeLeftovers(dir: string): void {
  * container where the pid came round again), is taken over.
  */
 export function acquireLock(dir: string): () => void {
-  const key = resolve(dir);
+  // By its real path: the same directory named through a symbolic link must not pass for another one.
+  const key = realpathSync(dir);
   if (heldHere.has(key)) throw new Error(`data directory ${dir} is in use by another hub in this process`);
   const file = join(dir, LOCK_FILE);
   for (let attempt = 0; attempt < 3; attempt++) {
