@@ -191,7 +191,10 @@ export class FileArchive implements WorkflowArchive {
       this.index.delete(present);
       for (const id of present) this.sums.delete(id);
       await Promise.all(present.map((id) => unlink(join(this.dir, fileOf(id))).catch(() => undefined)));
-      if (this.indexLines > 2 * this.index.size + 1000) await this.rewriteIndex();
+      // The deletion is recorded already: a failure to shorten the index is not one to delete.
+      if (this.indexLines > 2 * this.index.size + 1000) {
+        await this.rewriteIndex().catch((error: Error) => this.onWarning(`archive index ${join(this.dir, INDEX_FILE)} could not be written anew (${error.message}); it keeps its lines`));
+      }
     });
   }
 
