@@ -258,4 +258,17 @@ describe('the file archive', () => {
     expect((await again.read('wf-new'))?.workflow).toEqual(document);
     await again.close();
   });
+
+  it('serves an index long with deletions that cannot be written anew at start-up, with a warning', async () => {
+    const dir = tempDir();
+    await filled(dir, ['wf-a']);
+    const index = join(dir, 'archive', 'index.jsonl');
+    appendFileSync(index, Array.from({ length: 1100 }, (_, i) => `${JSON.stringify({ remove: [`wf-gone-${i}`] })}\n`).join(''));
+    mkdirSync(join(dir, 'archive', '.index.jsonl.tmp'));
+    const warnings: string[] = [];
+    const archive = await opened(dir, (message) => warnings.push(message));
+    expect(warnings).toEqual([expect.stringContaining(`archive index ${index} could not be written anew`)]);
+    expect((await archive.read('wf-a'))?.workflow).toEqual(workflow('wf-a', 1000));
+    await archive.close();
+  });
 });

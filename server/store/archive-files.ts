@@ -192,9 +192,7 @@ export class FileArchive implements WorkflowArchive {
       for (const id of present) this.sums.delete(id);
       await Promise.all(present.map((id) => unlink(join(this.dir, fileOf(id))).catch(() => undefined)));
       // The deletion is recorded already: a failure to shorten the index is not one to delete.
-      if (this.indexLines > 2 * this.index.size + 1000) {
-        await this.rewriteIndex().catch((error: Error) => this.onWarning(`archive index ${join(this.dir, INDEX_FILE)} could not be written anew (${error.message}); it keeps its lines`));
-      }
+      await this.shortenIndex();
     });
   }
 
@@ -229,8 +227,14 @@ export class FileArchive implements WorkflowArchive {
       this.onWarning(`archive index ${path} is damaged; rebuilt it from the archived files`);
       await this.rebuildFromFiles();
       await this.rewriteIndex();
-    } else if (this.indexLines > 2 * this.index.size + 1000) await this.rewriteIndex();
+    } else await this.shortenIndex();
     this.loaded = true;
+  }
+
+  /** Writes the index anew once most of its lines are deletions: housekeeping, whose failure is only a warning. */
+  private async shortenIndex(): Promise<void> {
+    if (this.indexLines <= 2 * this.index.size + 1000) return;
+    await this.rewriteIndex().catch((error: Error) => this.onWarning(`archive index ${join(this.dir, INDEX_FILE)} could not be written anew (${error.message}); it keeps its lines`));
   }
 
   /** Reads the index; false when a line other than a torn last one does not parse. */
