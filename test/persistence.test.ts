@@ -1,4 +1,4 @@
-import { readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createHub, EmbeddedStore, type RunningHub } from '../server/index.ts';
@@ -180,6 +180,23 @@ describe('persistence', () => {
     writeFileSync(join(dataDir, 'hub.lock'), String(process.pid));
     const third = await startHub({ dataDir });
     expect((await (await control(third)).listWorkflows()).items).toEqual([]);
+  });
+
+  it('releases the data directory when a stop fails on a full disk, and the next hub keeps every acknowledged change', async () => {
+    const dataDir = tempDir();
+    // Not startHub's: the test stops it, and its failed stop is the point.
+    const first = await createHub({ port: 0, dataDir, tokens: GRANTS, logLevel: 'silent' });
+    const client = await control(first);
+    const wf = await client.createWorkflow({ userQuery: 'stopped on a full disk' });
+    await wf.updateProgress('loading', 40);
+    client.close();
+    // The manifest cannot be written: its temporary file's name is taken by a folder.
+    const blocker = join(dataDir, '.manifest.json.tmp');
+    mkdirSync(blocker);
+    await expect(first.close()).rejects.toThrow(/EISDIR/);
+    rmdirSync(blocker);
+    const second = await startHub({ dataDir });
+    expect((await (await control(second)).workflow(wf.id).get()).stages.loading!.progress).toBe(40);
   });
 
   it('refuses a second hub on the same data directory with a clear message', async () => {

@@ -197,22 +197,28 @@ export class EmbeddedStore implements Store {
 
   async close(current?: CurrentDocs): Promise<void> {
     if (!this.journal) return;
-    this.compactor.hurry();
-    await this.compaction;
-    // From memory when the hub can hand it over: replaying what the paced snapshots left behind could take a minute.
-    if (this.journal.size > 0) await this.compact(false, current);
-    await this.compactor.close();
-    const segment = this.journal.currentSegment;
-    if (this.journal.close()) {
-      // A clean stop leaves the snapshot alone: the manifest stops naming the empty segment before it goes.
-      const dir = this.options.dataDir;
-      const onDisk = await snapshotOnDisk(dir);
-      await writeManifest(dir, { format: 1, snapshots: [onDisk], segment: onDisk?.segment ?? 0 });
-      unlinkSync(join(dir, segmentName(segment)));
+    try {
+      this.compactor.hurry();
+      await this.compaction;
+      // From memory when the hub can hand it over: replaying what the paced snapshots left behind could take a minute.
+      if (this.journal.size > 0) await this.compact(false, current);
+      await this.compactor.close();
+      const segment = this.journal.currentSegment;
+      if (this.journal.close()) {
+        // A clean stop leaves the snapshot alone: the manifest stops naming the empty segment before it goes.
+        const dir = this.options.dataDir;
+        const onDisk = await snapshotOnDisk(dir);
+        await writeManifest(dir, { format: 1, snapshots: [onDisk], segment: onDisk?.segment ?? 0 });
+        unlinkSync(join(dir, segmentName(segment)));
+      }
+    } finally {
+      // Even a stop that failed (a full disk) writes nothing more here: the next hub may take the directory.
+      this.journal = undefined;
+      await this.files?.close();
+      const release = this.release;
+      this.release = undefined;
+      release?.();
     }
-    this.journal = undefined;
-    await this.files?.close();
-    this.release?.();
   }
 
   private requireJournal(): Journal {
