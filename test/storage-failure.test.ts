@@ -1,3 +1,5 @@
+import { mkdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedStore } from '../server/index.ts';
 import type { PinnedDocs } from '../server/store/store.ts';
@@ -102,6 +104,28 @@ describe('a failed journal write', () => {
     await live.onTask('t', () => ({ result: 'ok' }));
     const done = await untilOrder(hub, wf.id, 'after', 'completed');
     expect(done.history.map((attempt) => attempt.agentId)).toEqual(['live']);
+  });
+});
+
+describe('a journal segment that cannot be created', () => {
+  it('gives up the snapshot and goes on writing where it was: every acknowledged change survives a crash', async () => {
+    const dataDir = tempDir();
+    const warnings: string[] = [];
+    const store = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1024, onWarning: (m) => warnings.push(m) });
+    const hub = await startHub({ dataDir }, { store });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'no next segment' });
+    // The next segment's name is taken by a folder: the snapshot that falls due cannot rotate the journal.
+    mkdirSync(join(dataDir, '00000002.journal'));
+    const codes = [];
+    for (let n = 1; n <= 12; n++) codes.push(await codeOf(wf.updateProgress('loading', n)));
+    expect(codes).toEqual(Array(12).fill('resolved'));
+    expect(warnings).toContainEqual(expect.stringMatching(/^snapshot failed, the journal is kept: EEXIST/));
+
+    const crashed = crashCopy(dataDir);
+    rmdirSync(join(crashed, '00000002.journal'));
+    const again = await startHub({ dataDir: crashed });
+    expect((await (await control(again)).workflow(wf.id).get()).stages.loading!.progress).toBe(12);
   });
 });
 

@@ -129,9 +129,15 @@ export class EmbeddedStore implements Store {
       pinned.failed();
       return;
     }
+    const journalBytes = journal.size;
+    const upto = this.rotate(journal);
+    if (upto === undefined) {
+      for (const part of pinned.docs) part.json?.release();
+      pinned.failed();
+      return;
+    }
     const started = performance.now();
-    this.options.onSnapshot?.({ phase: 'started', from: 'memory', journalBytes: journal.size });
-    const upto = journal.rotate();
+    this.options.onSnapshot?.({ phase: 'started', from: 'memory', journalBytes });
     const copied = pinned.docs.filter((part) => !part.json).length;
     this.compaction = writeSnapshot(this.options.dataDir, upto, pinned.seq, pinned.docs, this.index)
       .then(
@@ -171,10 +177,12 @@ export class EmbeddedStore implements Store {
     if (this.writing) return this.writing.then(() => this.compact(paced), () => this.compact(paced));
     const journal = this.requireJournal();
     if (journal.size === 0) return Promise.resolve();
+    const journalBytes = journal.size;
+    const upto = this.rotate(journal);
+    if (upto === undefined) return Promise.resolve();
     const started = performance.now();
     const from = current ? 'memory' : 'journal';
-    this.options.onSnapshot?.({ phase: 'started', from, journalBytes: journal.size });
-    const upto = journal.rotate();
+    this.options.onSnapshot?.({ phase: 'started', from, journalBytes });
     const dir = this.options.dataDir;
     // The file is replaced, and where its documents lie is not kept: a later pinned snapshot serialises them all.
     this.index = undefined;
@@ -218,6 +226,16 @@ export class EmbeddedStore implements Store {
       const release = this.release;
       this.release = undefined;
       release?.();
+    }
+  }
+
+  /** Starts the next journal segment for a snapshot and returns the closed one; undefined, with a warning, when it cannot be created (writes go on in the current one). */
+  private rotate(journal: Journal): number | undefined {
+    try {
+      return journal.rotate();
+    } catch (error) {
+      this.options.onWarning(`snapshot failed, the journal is kept: ${(error as Error).message}`);
+      return undefined;
     }
   }
 

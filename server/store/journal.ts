@@ -160,12 +160,14 @@ export class Journal {
     return Promise.resolve();
   }
 
-  /** Closes the current segment and starts the next; returns the number of the closed one. */
+  /** Closes the current segment and starts the next; returns the number of the closed one. Throws, changing nothing, when the next cannot be created. */
   rotate(): number {
     const closed = this.segment;
+    // Opened before the current one is closed: a failure leaves writes going where they went, not to a closed descriptor another file may get.
+    const fd = openSync(join(this.dir, segmentName(closed + 1)), 'wx');
     closeSync(this.fd);
-    this.segment++;
-    this.fd = openSync(join(this.dir, segmentName(this.segment)), 'wx');
+    this.fd = fd;
+    this.segment = closed + 1;
     this.offset = 0;
     this.bytesSinceSnapshot = 0;
     return closed;
