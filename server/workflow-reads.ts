@@ -78,6 +78,8 @@ export class WorkflowReads {
   }
 
   private async load(workflowId: string): Promise<HubState> {
+    await this.archive.ready();
+    const header = this.archive.header(workflowId);
     const archived = await this.archive.read(workflowId);
     // Deleted meanwhile: the hub's state answers NOT_FOUND.
     if (!archived) return this.hub.state;
@@ -87,6 +89,8 @@ export class WorkflowReads {
     // Reports name agents by the pool only for work recorded before workflows kept those details.
     state.agents = this.hub.state.agents;
     state.archived = this.archive;
+    // Deleted (or archived anew) while it was read, and forgotten then: this copy answers the one read only.
+    if (this.archive.header(workflowId) !== header) return state;
     // From its counts: Object.keys of 100,000 orders would hold the loop ~20 ms.
     const orders = countOrders(archived.workflow);
     this.cache.set(workflowId, { state, orders });

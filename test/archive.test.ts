@@ -1,12 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { codeOf } from './helpers/errors.ts';
 import { rawGet } from './helpers/http.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
-import { untilOrder, untilTrue } from './helpers/wait.ts';
+import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
+import { FileArchive } from '../server/store/archive-files.ts';
 
 const KEEP = 60_000;
 
@@ -201,5 +202,32 @@ describe('archiving ended workflows', () => {
     const [order] = await Promise.all([read, change]);
     expect(finished).toEqual(['change', 'read']);
     expect(order).toMatchObject({ id: 'o5999', state: 'cancelled', description: padding });
+  });
+
+  it('does not keep a workflow deleted while it was read from the archive: its summary is gone, and a new one with its id is answered', async () => {
+    const { hub, clock } = await hubWithClock(tempDir());
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf-reused', userQuery: 'the first' });
+    await wf.cancel();
+    await archived(hub, clock, wf.id);
+    // The read of the archived file ends only once the workflow has been deleted meanwhile.
+    const gate = deferred();
+    const read = FileArchive.prototype.read;
+    const spy = vi.spyOn(FileArchive.prototype, 'read').mockImplementationOnce(async function (this: FileArchive, id: string) {
+      const result = await read.call(this, id);
+      await gate.promise;
+      return result;
+    });
+    const reading = wf.get();
+    await untilTrue(() => spy.mock.calls.length === 1, 'the archive read started');
+    expect(await client.pruneArchive(0)).toHaveLength(1);
+    gate.resolve();
+    expect((await reading).userQuery).toBe('the first');
+    expect(await codeOf(wf.summary())).toBe('NOT_FOUND');
+
+    const again = await client.createWorkflow({ id: 'wf-reused', userQuery: 'the second' });
+    await again.cancel();
+    await archived(hub, clock, again.id);
+    expect((await again.get()).userQuery).toBe('the second');
   });
 });
