@@ -9,6 +9,7 @@ import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { DamagedPart, readDocument } from './archive-lines.ts';
+import { syncDirectory } from './synced-write.ts';
 
 /** Bytes read from the file at a time: hashing them takes well under a millisecond. */
 const READ_BYTES = 256 * 1024;
@@ -47,12 +48,7 @@ export async function writeArchivedFile(dir: string, name: string, header: (sha2
   }
   await handle.close();
   await rename(temporary, path);
-  const directory = await open(dir, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+  await syncDirectory(dir);
   return sha256;
 }
 

@@ -5,6 +5,7 @@ import type { DocKey } from '../domain/machinery/state.ts';
 import type { SnapshotRef } from './manifest.ts';
 import type { FileRange, ItemSpans } from './item-spans.ts';
 import { BODY_END, BODY_START, bodyHead, ENTRY_END, entryHead, entrySeparator, installSnapshot, PREFIX, SNAPSHOT_FILE, type SnapshotIndex } from './snapshot.ts';
+import { syncDirectory } from './synced-write.ts';
 
 /**
  * A document's JSON produced over many turns (pinned-json.ts): UTF-8 chunks and ranges of the
@@ -134,12 +135,7 @@ export async function writeSnapshot(dir: string, segment: number, seq: number, p
   const ref = { segment, seq, sha256: sha };
   await installSnapshot(dir, ref, async () => {
     await rename(temp, join(dir, SNAPSHOT_FILE));
-    const folder = await open(dir, 'r');
-    try {
-      await folder.sync();
-    } finally {
-      await folder.close();
-    }
+    await syncDirectory(dir);
   });
   return { ref, index, bytes, items };
 }

@@ -1,21 +1,49 @@
-import { open } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TextFile } from 'lowdb/node';
+
+/** The replacement under way of each file: replacements of one file land in the order they were asked for. */
+const replacing = new Map<string, Promise<void>>();
 
 /**
- * Replaces `dir/name` with `text` atomically (lowdb writes a temporary file and renames it), then
- * flushes the file and its directory: what it replaces may be deleted right after, so it must not
- * live only in the page cache.
+ * Replaces `dir/name` with `text` atomically and durably: written to a temporary file, flushed,
+ * renamed into place, then the directory flushed. Flushed before the rename, or a power loss could
+ * keep the rename and not the text (XFS, ext4 without auto_da_alloc), leaving an empty file; and
+ * what it replaces may be deleted right after, so it must not live only in the page cache.
  */
-export async function syncedWrite(dir: string, name: string, text: string): Promise<void> {
+export function syncedWrite(dir: string, name: string, text: string): Promise<void> {
   const path = join(dir, name);
-  await new TextFile(path).write(text);
-  for (const target of [path, dir]) {
-    const handle = await open(target, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+  const before = replacing.get(path);
+  const write = before ? before.catch(() => undefined).then(() => replace(dir, name, text)) : replace(dir, name, text);
+  replacing.set(path, write);
+  const forget = () => {
+    if (replacing.get(path) === write) replacing.delete(path);
+  };
+  write.then(forget, forget);
+  return write;
+}
+
+async function replace(dir: string, name: string, text: string): Promise<void> {
+  const temporary = join(dir, `.${name}.tmp`);
+  const handle = await open(temporary, 'w');
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+  await handle.close();
+  await rename(temporary, join(dir, name));
+  await syncDirectory(dir);
+}
+
+/** Flushes a directory, so that a file renamed into it (or out of it) stays so after a power loss. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const directory = await open(dir, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
   }
 }
