@@ -111,6 +111,8 @@ export class StateWriter {
   private readonly listeners: Array<(batch: CommittedBatch) => void> = [];
   private readonly rollbackListeners: Array<(rolledBack: RolledBack) => void> = [];
   private current: Batch | undefined;
+  /** The newest batch applied to memory and not written yet, if any: what every answer so far may rest on. */
+  private unstored: Batch | undefined;
   /** The write loop, while it runs. */
   private flushing: Promise<void> | undefined;
   /** Whether a write is scheduled for the end of this turn of the event loop. */
@@ -261,15 +263,28 @@ export class StateWriter {
     // apply() is synchronous, so run-to-completion already makes it exclusive. The mutex is waited
     // for only while someone holds it (close(), and the commands queued behind it, in arrival
     // order); otherwise taking it would only cost a few promise hops per command.
-    const { reply, batch } = this.mutex.isLocked() ? await this.mutex.runExclusive(() => this.apply(command)) : this.apply(command);
-    if (batch) {
-      try {
-        await batch.committed;
-      } catch (error) {
-        throw new HubError('UNAVAILABLE', `the change could not be stored: ${(error as Error).message}`);
-      }
+    let applied: { reply: CommandReply<K>; batch: Batch | undefined };
+    try {
+      applied = this.mutex.isLocked() ? await this.mutex.runExclusive(() => this.apply(command)) : this.apply(command);
+    } catch (error) {
+      // A refusal may rest on changes not stored yet (a create refused as a duplicate of one being
+      // written): it stands once they are, and is UNAVAILABLE if they are rolled back instead.
+      await this.stored(this.unstored);
+      throw error;
     }
-    return reply;
+    // A command that changed nothing read the state too: its answer waits for what it read.
+    await this.stored(applied.batch ?? this.unstored);
+    return applied.reply;
+  }
+
+  /** Waits until `batch` is written; UNAVAILABLE when it could not be and was rolled back. */
+  private async stored(batch: Batch | undefined): Promise<void> {
+    if (!batch) return;
+    try {
+      await batch.committed;
+    } catch (error) {
+      throw new HubError('UNAVAILABLE', `the change could not be stored: ${(error as Error).message}`);
+    }
   }
 
   /** Waits until everything applied so far is on disk. */
@@ -306,7 +321,8 @@ export class StateWriter {
       throw error;
     }
     if (tx.empty && tx.effects.length === 0) return { reply, batch: undefined };
-    const batch = (this.current ??= new Batch());
+    if (!this.current) this.current = this.unstored = new Batch();
+    const batch = this.current;
     if (!tx.empty) {
       for (const doc of tx.changes.keys()) this.changedDocs.add(doc);
       const changes = [...tx.changes].map(([doc, ops]) => ({ doc, v: tx.version(doc), ops }));
@@ -355,6 +371,7 @@ export class StateWriter {
         }
         if (batch.records.length > 0) this.notify(() => this.onJournalWrite(performance.now() - started, batch.records.length), 'journal write observer');
         batch.resolve();
+        if (this.unstored === batch) this.unstored = undefined;
         const effects: Effect[] = [];
         for (const tx of batch.transactions) effects.push(...tx.effects);
         for (const listener of this.listeners) this.notify(() => listener({ records: batch.records, effects }), 'commit listener');
@@ -430,7 +447,7 @@ export class StateWriter {
    */
   private rollBack(failed: Batch, error: Error): void {
     const later = this.current;
-    this.current = undefined;
+    this.current = this.unstored = undefined;
     const touched = new Set<DocKey>();
     for (const batch of later ? [later, failed] : [failed]) {
       for (let i = batch.transactions.length - 1; i >= 0; i--) {

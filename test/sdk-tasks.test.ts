@@ -139,13 +139,20 @@ describe('reporting a completion whose answer is lost', () => {
       handled.resolve();
       return { result: 'done' };
     });
+    const resent = deferred();
+    let completions = 0;
+    worker.connection.socket.onAnyOutgoing((event: string) => {
+      if (event === 'task.complete' && ++completions === 2) resent.resolve();
+    });
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
     await handled.promise;
     await store.holding.promise;
-    // The first try times out, the second is refused: the attempt is no longer running.
+    // The first try times out and is sent again. The repeat is refused (the attempt is no longer
+    // running), once the first is stored: a refusal resting on a change waits for its write.
+    await resent.promise;
+    store.release();
     await reported.promise;
     expect(reports).toEqual([{ workflowId: wf.id, workOrderId: 'job', attemptToken: expect.any(String), outcome: 'completed', accepted: true }]);
-    store.release();
     expect(await untilOrder(hub, wf.id, 'job', 'completed')).toMatchObject({ result: 'done', attempts: 1 });
   });
 });

@@ -5,7 +5,7 @@ import { EmbeddedStore } from '../server/index.ts';
 import type { PinnedDocs } from '../server/store/store.ts';
 import { agent, control, crashCopy, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
-import { deferred, untilOrder } from './helpers/wait.ts';
+import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
 import { logRecorder } from './helpers/log-recorder.ts';
 import type { Logger } from '../server/logger.ts';
 import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
@@ -53,6 +53,24 @@ describe('a failed journal write', () => {
     const state = await (await control(again)).workflow(wf.id).get();
     expect(state.stages.loading!.progress).toBe(60);
     expect(Object.keys(state.objectives)).toEqual([]);
+  });
+
+  it('answers a refusal that rested on the refused change with UNAVAILABLE, not with what it read', async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const first = await control(hub);
+    const second = await control(hub);
+    store.hold();
+    const created = first.createWorkflow({ id: 'wf-taken', userQuery: 'never stored' });
+    await store.holding.promise;
+    // Refused as a duplicate of the held create, then unchanged by the write's failure: it must not stand.
+    const duplicate = codeOf(second.createWorkflow({ id: 'wf-taken', userQuery: 'the second' }));
+    // Requests of one connection are applied in order: once this one is, the duplicate was.
+    const marker = codeOf(second.createWorkflow({ id: 'wf-marker', userQuery: 'applied after it' }));
+    await untilTrue(() => hub.state.workflows.has('wf-marker'), 'the marker applied');
+    store.fail();
+    expect([await codeOf(created), await duplicate, await marker]).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
+    expect(hub.state.workflows.has('wf-taken')).toBe(false);
+    expect((await second.createWorkflow({ id: 'wf-taken', userQuery: 'stored' })).id).toBe('wf-taken');
   });
 
   it('does not push the offer of a refused work order, and assigns the next one normally', async () => {
