@@ -1,6 +1,7 @@
 import pg from 'pg';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { encodeRecords, type JournalRecord } from '../server/store/records.ts';
+import { compactPartition } from '../server/store/postgres/pg-compaction.ts';
 import { PostgresStore } from '../server/store/postgres/postgres-store.ts';
 import { tempDir } from './helpers/hub.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
@@ -16,7 +17,47 @@ const records = (from: number, to: number): JournalRecord[] =>
     return { seq, at: 1000 + seq, changes: [{ doc: 'wf', v: seq, ops: [op] }] };
   });
 
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
 describe.skipIf(!!postgresSkipReason())('the PostgreSQL store', () => {
+  it('loads the state at the newest record although the leader snapshots twice, and trims, between its read of the snapshot and of the journal', async () => {
+    const url = await postgres().newDatabase();
+    const db = new pg.Pool({ connectionString: url });
+    onTestFinished(() => db.end());
+    const writer = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, onWarning: () => undefined });
+    await writer.open();
+    onTestFinished(async () => {
+      writer.fence = undefined;
+      await writer.close();
+    });
+    await db.query(`INSERT INTO sb_lease (partition, owner, url, epoch, expires_at) VALUES ('main', 'node-a', 'http://127.0.0.1:1', 1, now() + interval '1 hour')`);
+    await writer.lead({ owner: 'node-a', epoch: 1 });
+    await writer.append(encodeRecords(records(1, 10)), 1);
+    await compactPartition(db, 'main', 4);
+
+    // The first read of the journal by the loading node waits until the leader has snapshotted at 6
+    // and 8, which trims the rows up to 6: rows 5 and 6, after the snapshot it read, are gone.
+    let raced = false;
+    const query = pg.Client.prototype.query;
+    vi.spyOn(pg.Client.prototype, 'query').mockImplementation(async function (this: pg.Client, ...args: unknown[]) {
+      const text = typeof args[0] === 'string' ? args[0] : '';
+      if (!raced && text.includes('FROM sb_journal')) {
+        raced = true;
+        await compactPartition(db, 'main', 6);
+        await compactPartition(db, 'main', 8);
+      }
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof query);
+    const loading = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, onWarning: () => undefined });
+    onTestFinished(() => loading.close());
+    const { seq, docs } = await loading.open();
+    expect(raced).toBe(true);
+    expect(seq).toBe(10);
+    expect(docs.get('wf')?.doc).toEqual({ n: 10 });
+  });
+
   it('counts the journal rows a former leader left, and no snapshot holds, toward the next snapshot', async () => {
     const url = await postgres().newDatabase();
     const written = encodeRecords(records(1, 15));

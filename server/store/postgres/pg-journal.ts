@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { HubError } from '../../../shared/errors.ts';
 import { decodeRecord, type JournalRecord } from '../records.ts';
 
@@ -79,7 +79,7 @@ export async function appendJournal(pool: Pool, partition: string, fence: Fence,
 }
 
 /** The committed records after `afterSeq`, in order, at most `limit`; throws DamagedJournal on a damaged row. */
-export async function readJournal(pool: Pool, partition: string, afterSeq: number, limit: number): Promise<JournalRecord[]> {
+export async function readJournal(pool: Pool | PoolClient, partition: string, afterSeq: number, limit: number): Promise<JournalRecord[]> {
   const result = await pool.query<{ seq: string; line: string }>('SELECT seq, line FROM sb_journal WHERE partition = $1 AND seq > $2 ORDER BY seq LIMIT $3', [partition, afterSeq, limit]);
   return result.rows.map((row) => decodeRow(partition, row));
 }

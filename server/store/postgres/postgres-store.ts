@@ -112,22 +112,25 @@ export class PostgresStore implements Store {
    * replayed. Notes the journal's truncations first: one made meanwhile shows as a later count.
    */
   async load(): Promise<{ docs: Map<DocKey, StoredDoc>; seq: number }> {
-    const lease = (await this.pool.query<{ truncations: string }>('SELECT truncations FROM sb_lease WHERE partition = $1', [this.partition])).rows[0];
-    this.truncations = Number(lease?.truncations ?? 0);
-    const row = (await this.pool.query<{ body: string }>('SELECT body FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 1', [this.partition])).rows[0];
-    const snapshot = row ? parseSnapshot(row.body, `snapshot of partition ${this.partition}`) : undefined;
-    this.snapshotBytes = row?.body.length ?? 0;
-    const docs = new Map<DocKey, StoredDoc>(snapshot?.docs ?? []);
-    let seq = snapshot?.seq ?? 0;
-    for (;;) {
-      const records = await this.readAfter(seq, PAGE);
-      for (const record of records) {
-        if (record.seq !== seq + 1) throw new Error(`the journal in PostgreSQL jumps from record ${seq} to ${record.seq}`);
-        replayRecord(docs, record);
-        seq = record.seq;
+    // One view of the tables: two snapshots by the leader meanwhile would trim rows after the one read.
+    return inTransaction(this.pool, async (client) => {
+      const lease = (await client.query<{ truncations: string }>('SELECT truncations FROM sb_lease WHERE partition = $1', [this.partition])).rows[0];
+      this.truncations = Number(lease?.truncations ?? 0);
+      const row = (await client.query<{ body: string }>('SELECT body FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 1', [this.partition])).rows[0];
+      const snapshot = row ? parseSnapshot(row.body, `snapshot of partition ${this.partition}`) : undefined;
+      this.snapshotBytes = row?.body.length ?? 0;
+      const docs = new Map<DocKey, StoredDoc>(snapshot?.docs ?? []);
+      let seq = snapshot?.seq ?? 0;
+      for (;;) {
+        const records = await readJournal(client, this.partition, seq, PAGE);
+        for (const record of records) {
+          if (record.seq !== seq + 1) throw new Error(`the journal in PostgreSQL jumps from record ${seq} to ${record.seq}`);
+          replayRecord(docs, record);
+          seq = record.seq;
+        }
+        if (records.length < PAGE) return { docs, seq };
       }
-      if (records.length < PAGE) return { docs, seq };
-    }
+    }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   }
 
   /**
