@@ -95,7 +95,11 @@ export const HubOptions = z.strictObject({
   /** This node's name in a cluster (default: host:port it listens on). */
   nodeId: z.string().min(1).max(200).regex(/^[\w.:@-]+$/, 'letters, digits and . : @ _ - only').optional(),
   /** The URL clients reach this node at, given to them by followers (default: the URL it listens on). */
-  advertiseUrl: z.url().optional(),
+  advertiseUrl: z
+    .url({ protocol: /^(https?|wss?)$/, error: 'a URL with an http:// or https:// scheme, e.g. http://hub-a.internal:4701' })
+    // The SDK refuses a hub URL with a path (socket.io would read it as a namespace): followers' clients could not follow it.
+    .refine((url) => ['', '/'].includes(new URL(url).pathname), 'no path: clients reach the hub at the root of its URL, e.g. http://hub-a.internal:4701')
+    .optional(),
   /** How long the cluster's leadership lease lasts unless renewed; a follower takes over once it has expired. */
   leaseMs: z.number().int().min(500).max(600_000).default(5000),
   /** How often the leader renews its lease (less than leaseMs). */

@@ -27,6 +27,13 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
     await expect(refused).rejects.not.toMatchObject({ message: expect.stringContaining('secret') });
   });
 
+  it('refuses an advertised URL the SDK could not follow (a path, or another scheme than http and https) before reaching PostgreSQL', async () => {
+    for (const [advertiseUrl, said] of [['http://hub-a.internal:4701/switchboard', 'no path'], ['ftp://hub-a.internal:4701', 'http:// or https://'], ['hub-a.internal:4701', 'http:// or https://']] as const) {
+      const refused = createHub({ port: 0, dataDir: tempDir(), postgres: 'postgres://sb@127.0.0.1:1/sb', nodeId: 'a', advertiseUrl, logLevel: 'silent' });
+      await expect(refused, advertiseUrl).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining(said) });
+    }
+  });
+
   it('takes writes through any node, and a follower serves mirrors and reports equal to the leader at the same version', async () => {
     const cluster = await ClusterUnderTest.start(await postgres().newDatabase(), 3);
     const leader = await cluster.leader();
