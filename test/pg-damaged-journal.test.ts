@@ -180,6 +180,8 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     await watcher.subscribe('wf-gone', { view: { kind: 'summary' } });
     await wf.cancel();
     await untilTrue(() => !first.state.workflows.has(wf.id), 'the leader archived the workflow');
+    // The eviction leaves memory before its record commits.
+    await first.settle();
     const held = await lastSeq();
     await untilTrue(() => follower.cluster().version === held, 'the follower holds every record');
     await mirror.until((workflow) => workflow.status === 'cancelled', { what: 'the cancel on the follower' });
