@@ -6,11 +6,12 @@ import type { Workflow } from '../shared/schemas/workflow.ts';
 import type { ClusterInfo } from '../server/index.ts';
 import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
 import { createHub } from '../server/index.ts';
-import { tempDir, TOKENS } from './helpers/hub.ts';
+import { startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { logRecorder } from './helpers/log-recorder.ts';
 import { CLI } from './helpers/process.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
-import { untilAnswer } from './helpers/wait.ts';
+import { untilAnswer, untilTrue } from './helpers/wait.ts';
 
 const skip = postgresSkipReason();
 /** Leaders killed in the failover test: the cluster benchmark (scenario 9) kills ten. */
@@ -32,6 +33,19 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
       const refused = createHub({ port: 0, dataDir: tempDir(), postgres: 'postgres://sb@127.0.0.1:1/sb', nodeId: 'a', advertiseUrl, logLevel: 'silent' });
       await expect(refused, advertiseUrl).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining(said) });
     }
+  });
+
+  it('a node given the id of the live leader leaves it the lease, follows it and warns, instead of taking the lease from it at each look', async () => {
+    const url = await postgres().newDatabase();
+    const fast = { leaseMs: 1000, leaseRenewMs: 200, leaseCheckMs: 100 };
+    const first = await startHub({ postgres: url, nodeId: 'twin', ...fast });
+    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
+    const epoch = first.cluster().epoch;
+    const log = logRecorder('warn');
+    const second = await startHub({ postgres: url, nodeId: 'twin', ...fast }, { logger: log.logger });
+    await log.until(`cluster: the node at ${first.url} leads under this node's id twin: give each node its own nodeId`);
+    expect(first.cluster()).toMatchObject({ role: 'leader', epoch });
+    expect(second.cluster()).toMatchObject({ role: 'follower', leader: { nodeId: 'twin', url: first.url }, epoch });
   });
 
   it('takes writes through any node, and a follower serves mirrors and reports equal to the leader at the same version', async () => {

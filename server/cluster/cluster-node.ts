@@ -60,6 +60,10 @@ export class ClusterNode {
   private looking: Promise<void> | undefined;
   /** The damaged journal row this node cannot follow past, while it is there: it never takes the lease then. */
   private damaged: DamagedJournal | undefined;
+  /** The epoch this process last took the lease under: a live lease of this node's id under another is not its own. */
+  private heldEpoch: number | undefined;
+  /** The epoch of the last lease held under this node's id by another node that was warned of. */
+  private twinWarned: number | undefined;
 
   constructor(
     private readonly store: PostgresStore,
@@ -153,12 +157,19 @@ export class ClusterNode {
     this.leader = holder?.live ? { nodeId: holder.nodeId, url: holder.url } : null;
     // A follower tells the epoch of the lease as it last saw it: the leader's, or the last one's.
     this.epoch = holder?.epoch ?? 0;
-    if (holder?.live && holder.nodeId !== this.settings.nodeId) return;
+    if (holder?.live && !(holder.nodeId === this.settings.nodeId && holder.epoch === this.heldEpoch)) {
+      if (holder.nodeId === this.settings.nodeId && holder.url !== this.settings.advertiseUrl && this.twinWarned !== holder.epoch) {
+        this.twinWarned = holder.epoch;
+        this.log.warn({ nodeId: this.settings.nodeId, url: holder.url }, `cluster: the node at ${holder.url} leads under this node's id ${this.settings.nodeId}: give each node its own nodeId`);
+      }
+      return;
+    }
     // A node that cannot replay the journal must not lead: it would serve, and append after, a state that lacks records.
     if (this.damaged) return;
     const started = performance.now();
-    const epoch = await this.lease.tryAcquire(this.settings.nodeId, this.settings.advertiseUrl, this.settings.leaseMs);
+    const epoch = await this.lease.tryAcquire(this.settings.nodeId, this.settings.advertiseUrl, this.settings.leaseMs, this.heldEpoch);
     if (epoch === undefined) return;
+    this.heldEpoch = epoch;
     // The old leader is fenced off from here on; what it committed before is all in the journal now.
     this.heldUntil = started + this.settings.leaseMs;
     // A truncation made since this node last looked (the lease was free then) deleted records it may

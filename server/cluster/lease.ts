@@ -23,16 +23,19 @@ export class LeaseTable {
   ) {}
 
   /**
-   * Takes the lease when it is free, expired or already this node's (a restart, or a leader that
-   * must fence off its own earlier appends); returns the new epoch, or undefined when another node holds it.
+   * Takes the lease when it is free or expired, or when this process holds it under `heldEpoch` (a
+   * leader that must fence off its own earlier appends); returns the new epoch, or undefined when
+   * another holds it. A live lease under this node's id that this process did not take (the same
+   * id given to two nodes, or this node before a restart) is left to run out: else two nodes of
+   * one id would take it from each other at every look.
    */
-  async tryAcquire(nodeId: string, url: string, leaseMs: number): Promise<number | undefined> {
+  async tryAcquire(nodeId: string, url: string, leaseMs: number, heldEpoch?: number): Promise<number | undefined> {
     const result = await this.pool.query<{ epoch: string }>(
       `INSERT INTO sb_lease (partition, owner, url, epoch, expires_at) VALUES ($1, $2, $3, 1, now() + $4 * interval '1 millisecond')
        ON CONFLICT (partition) DO UPDATE SET owner = EXCLUDED.owner, url = EXCLUDED.url, epoch = sb_lease.epoch + 1, expires_at = EXCLUDED.expires_at
-       WHERE sb_lease.expires_at < now() OR sb_lease.owner = EXCLUDED.owner
+       WHERE sb_lease.expires_at < now() OR (sb_lease.owner = EXCLUDED.owner AND sb_lease.epoch = $5)
        RETURNING epoch`,
-      [this.partition, nodeId, url, leaseMs],
+      [this.partition, nodeId, url, leaseMs, heldEpoch ?? null],
     );
     const row = result.rows[0];
     return row ? Number(row.epoch) : undefined;
