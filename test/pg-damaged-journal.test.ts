@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { connectControl, connectMonitor } from '../client-sdk/index.ts';
 import { LeaseTable } from '../server/cluster/lease.ts';
 import type { ClusterInfo } from '../server/index.ts';
+import { compactPartition } from '../server/store/postgres/pg-compaction.ts';
 import { PostgresStore } from '../server/store/postgres/postgres-store.ts';
 import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
 import { control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
@@ -157,6 +158,40 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     expect(hub.cluster().version).toBe(damagedSeq - 1);
     expect((await wf.get()).stages.p).toBeUndefined();
   }, 30_000);
+
+  it('a follower behind a damaged row that a newer snapshot holds loads its replica from that snapshot and follows on', async () => {
+    const url = await postgres().newDatabase();
+    const { db, lastSeq } = await journalClient(url);
+    const leader = await startHub({ postgres: url, leaseMs: 1000, leaseRenewMs: 200, leaseCheckMs: 100 });
+    await untilTrue(() => leader.cluster().role === 'leader', 'the leader leads');
+    const follower = await startHub({ postgres: url, leaseMs: 1000, leaseRenewMs: 200, leaseCheckMs: 100 });
+    const wf = await (await control(leader)).createWorkflow({ userQuery: 'damaged under a snapshot' });
+    await wf.start();
+    await untilTrue(() => follower.cluster().version === leader.cluster().version, 'the follower at the leader');
+
+    // The follower reads nothing more until the leader wrote records, a snapshot of them was taken, and the first of their rows was damaged.
+    const gate = deferred();
+    const readFollowing = PostgresStore.prototype.readFollowing;
+    vi.spyOn(PostgresStore.prototype, 'readFollowing').mockImplementation(async function (this: PostgresStore, ...args) {
+      await gate.promise;
+      return readFollowing.apply(this, args);
+    });
+    try {
+      const damagedSeq = (await lastSeq()) + 1;
+      for (const percentage of [10, 20, 30]) await wf.updateProgress('p', percentage);
+      await leader.settle();
+      const pool = new pg.Pool({ connectionString: url });
+      onTestFinished(() => pool.end());
+      await compactPartition(pool, 'main', await lastSeq());
+      await db.query(`UPDATE sb_journal SET line = 'not a record' WHERE partition = 'main' AND seq = $1`, [damagedSeq]);
+      await wf.updateProgress('p', 40);
+    } finally {
+      gate.resolve();
+    }
+
+    await untilTrue(() => follower.cluster().version === leader.cluster().version, "the follower at the leader's version");
+    expect(follower.state.workflows.get(wf.id)).toEqual(leader.state.workflows.get(wf.id));
+  });
 
   it('a follower woken by the new records after a truncation loads its replica again instead of applying them on top of the deleted ones, and its monitors follow the replica it loaded', async () => {
     const url = await postgres().newDatabase();

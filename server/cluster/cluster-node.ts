@@ -275,7 +275,16 @@ export class ClusterNode {
   /** Applies the committed records after this node's version, loading the replica again when they no longer fit it. */
   private async applyJournal(): Promise<void> {
     for (;;) {
-      const { records, truncations } = await this.store.readFollowing(this.writer.lastSeq);
+      let read: Awaited<ReturnType<PostgresStore['readFollowing']>>;
+      try {
+        read = await this.store.readFollowing(this.writer.lastSeq);
+      } catch (error) {
+        // A snapshot of the damaged row's record, or a later one, holds what it said: load the replica from there.
+        if (!(error instanceof DamagedJournal) || (await this.store.newestSnapshotSeq()) < error.seq) throw error;
+        await this.reload(`${error.row} is damaged, and a snapshot holds its record`);
+        continue;
+      }
+      const { records, truncations } = read;
       if (records.length === 0) break;
       // Woken by a new leader's records before this node's next look at the lease: a truncation
       // since it loaded may have deleted records it holds, which these would be applied on top of.

@@ -158,6 +158,12 @@ export class PostgresStore implements Store {
     return readJournal(this.pool, this.partition, seq, limit);
   }
 
+  /** The record the newest snapshot is of (0 when there is none). */
+  async newestSnapshotSeq(): Promise<number> {
+    const { rows } = await this.pool.query<{ seq: string | null }>('SELECT max(seq) AS seq FROM sb_snapshot WHERE partition = $1', [this.partition]);
+    return Number(rows[0]?.seq ?? 0);
+  }
+
   /** readAfter, with the journal's truncations as of the same read (undefined when no record follows `seq`). */
   readFollowing(seq: number, limit = PAGE): Promise<{ records: JournalRecord[]; truncations: number | undefined }> {
     return readJournalInHistory(this.pool, this.partition, seq, limit);
