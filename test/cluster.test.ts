@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import type { ClusterInfo } from '../server/index.ts';
@@ -8,6 +8,7 @@ import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
 import { createHub } from '../server/index.ts';
 import { startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { logRecorder } from './helpers/log-recorder.ts';
+import { startTcpProxy } from './helpers/tcp-proxy.ts';
 import { CLI } from './helpers/process.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
@@ -46,6 +47,27 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
     await log.until(`cluster: the node at ${first.url} leads under this node's id twin: give each node its own nodeId`);
     expect(first.cluster()).toMatchObject({ role: 'leader', epoch });
     expect(second.cluster()).toMatchObject({ role: 'follower', leader: { nodeId: 'twin', url: first.url }, epoch });
+  });
+
+  it('a leader cut off from PostgreSQL without a reset stops leading once its term is over, though its renewal never answers', async () => {
+    const url = await postgres().newDatabase();
+    const fast = { leaseMs: 500, leaseRenewMs: 100, leaseCheckMs: 50 };
+    const proxy = await startTcpProxy(Number(new URL(url).port));
+    const throughProxy = new URL(url);
+    throughProxy.port = String(proxy.port);
+    const cutOff = await startHub({ postgres: throughProxy.toString(), ...fast });
+    // Registered after the hub's close: the connections that hang are destroyed first, so that it can close.
+    onTestFinished(() => proxy.close());
+    await untilTrue(() => cutOff.cluster().role === 'leader', 'the node leads');
+    const control = await connectControl({ url: cutOff.url, token: TOKENS.admin, connectTimeoutMs: 60_000 });
+    onTestFinished(() => control.close());
+    const other = await startHub({ postgres: url, ...fast });
+
+    proxy.blackhole();
+    await untilTrue(() => other.cluster().role === 'leader', 'the other node leads');
+    await untilTrue(() => cutOff.cluster().role === 'follower', 'the cut-off node follows');
+    // Its writers were sent away: the control client is refused there now.
+    await untilTrue(() => !control.connection.socket.connected, 'the control client disconnected');
   });
 
   it('takes writes through any node, and a follower serves mirrors and reports equal to the leader at the same version', async () => {

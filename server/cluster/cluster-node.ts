@@ -200,14 +200,21 @@ export class ClusterNode {
 
   private async renew(): Promise<void> {
     const started = performance.now();
-    let renewed: boolean;
+    let renewed: boolean | 'late';
+    let termOver: NodeJS.Timeout | undefined;
     try {
-      renewed = await this.lease.renew(this.settings.nodeId, this.epoch, this.settings.leaseMs);
+      // A renewal may never answer (PostgreSQL cut off without a reset): it must not outlast the term
+      // (by more than a renewal's interval, which one sent after a stall of the event loop is given).
+      const late = new Promise<'late'>((resolve) => (termOver = setTimeout(() => resolve('late'), Math.max(this.heldUntil - started, this.settings.renewMs))));
+      renewed = await Promise.race([this.lease.renew(this.settings.nodeId, this.epoch, this.settings.leaseMs), late]);
     } catch (error) {
       // PostgreSQL is unreachable: keep leading while the term lasts (writes fail meanwhile), then step down.
       if (performance.now() < this.heldUntil) throw error;
       return this.stepDown(`the lease could not be renewed: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(termOver);
     }
+    if (renewed === 'late') return this.stepDown('the lease could not be renewed within its term: PostgreSQL does not answer');
     if (!renewed) return this.stepDown('another node took the lease');
     this.heldUntil = started + this.settings.leaseMs;
   }

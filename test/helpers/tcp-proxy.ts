@@ -1,0 +1,45 @@
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+
+/** A TCP proxy to a local port that can be cut off silently, as a network that drops packets does. */
+export interface TcpProxy {
+  port: number;
+  /** From now on nothing passes either way, and no connection is closed or refused: reads and connects hang. */
+  blackhole(): void;
+  /** Destroys every connection and stops listening. */
+  close(): Promise<void>;
+}
+
+/** Starts a proxy on 127.0.0.1 to `targetPort` there. */
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  let dropping = false;
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+  };
+  const forward = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => void (dropping || to.write(chunk)));
+  const server = createServer((client) => {
+    track(client);
+    if (dropping) return;
+    const upstream = connect(targetPort, '127.0.0.1');
+    track(upstream);
+    forward(client, upstream);
+    forward(upstream, client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    blackhole: () => {
+      dropping = true;
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((done) => server.close(() => done()));
+    },
+  };
+}
