@@ -148,7 +148,8 @@ export class Connection<N extends NamespaceName> {
     const ack = await new Promise<Ack<ReplyOf<N, E>>>((resolve, reject) => {
       const onAbort = () => reject(abortError(event, signal!, true));
       signal?.addEventListener('abort', onAbort, { once: true });
-      const wait = Math.max(1, deadline - performance.now());
+      const sentAt = performance.now();
+      const wait = Math.max(1, deadline - sentAt);
       this.socket.timeout(wait).emit(event, payload, (error: Error | null, reply: Ack<ReplyOf<N, E>>) => {
         signal?.removeEventListener('abort', onAbort);
         if (!error) return resolve(reply);
@@ -158,7 +159,7 @@ export class Connection<N extends NamespaceName> {
         }
         const silent = this.url;
         // A cluster's node that stops answering (frozen, or cut off) may keep its socket open for a while: move on.
-        this.failover.abandon();
+        this.failover.abandon(sentAt);
         reject(new HubError('TIMEOUT', `${event} got no answer from the hub at ${silent} within ${timeoutMs} ms`));
       });
     });

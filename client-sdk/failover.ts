@@ -29,6 +29,8 @@ export class Failover {
   private position = 0;
   private delayMs = REDIRECT_DELAY_MS;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the node last sent anything (performance.now()): a packet, or engine.io's ping. */
+  private heardAt = 0;
   private readonly listeners = new Listeners<{ failure: FailedAttempt }>();
 
   /** `urls`: the nodes, checked and without repeats (`hubUrls`); the socket starts on the first. */
@@ -44,6 +46,9 @@ export class Failover {
       this.lastError = undefined;
       this.delayMs = REDIRECT_DELAY_MS;
     });
+    const heard = () => (this.heardAt = performance.now());
+    socket.io.on('packet', heard);
+    socket.io.on('ping', heard);
   }
 
   /** True while a refused socket waits to try another node: it is not active, yet it will connect. */
@@ -57,11 +62,13 @@ export class Failover {
   }
 
   /**
-   * Gives up on the node connected to, which stopped answering: with a list of nodes, the
-   * connection is dropped and socket.io's reconnection goes to the next one. One node: nothing.
+   * Gives up on the node connected to if it stopped answering, having sent nothing since `since`
+   * (performance.now() when a request that got no answer was sent): with a list of nodes, the
+   * connection is dropped and socket.io's reconnection goes to the next one. A node that answers
+   * other requests is only slow with this one (a short `timeoutMs`): it is kept. One node: nothing.
    */
-  abandon(): void {
-    if (this.urls.length < 2 || !this.socket.connected) return;
+  abandon(since: number): void {
+    if (this.urls.length < 2 || !this.socket.connected || this.heardAt > since) return;
     this.moveTo(this.next());
     this.socket.io.engine?.close();
   }

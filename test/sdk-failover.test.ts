@@ -8,6 +8,7 @@ import { hubErrorOf } from './helpers/errors.ts';
 import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { freePort } from './helpers/ports.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
 
 /** Hub settings that make sweeps quick and give a returning agent time to take its work back. */
 const FAST = { sweepIntervalMs: 20, graceMs: 10_000, backoffBaseMs: 50, backoffMaxMs: 200 };
@@ -146,6 +147,23 @@ describe('connecting to a cluster with the SDK', () => {
     const order = await untilOrder(second, wf.id, 'job', 'completed');
     expect(order.result).toBe('finished on the next node');
     expect(order.history).toHaveLength(1);
+  });
+
+  it('keeps a node that answers other requests when one request outlasts its short timeout', async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const next = await startFollower(null);
+    const client = await connectControl({ url: [hub.url, next.url], token: TOKENS.admin });
+    onTestFinished(() => client.close());
+    store.hold();
+    let settled = false;
+    const slow = hubErrorOf(client.createWorkflow({ userQuery: 'held' }, { timeoutMs: 300 })).finally(() => (settled = true));
+    // Reads are answered meanwhile: the node is slow with one write, not gone.
+    while (!settled) await client.listWorkflows();
+    expect((await slow).code).toBe('TIMEOUT');
+    expect(client.connection.url).toBe(hub.url);
+    store.release();
+    expect((await client.listWorkflows()).items.map((wf) => wf.userQuery)).toEqual(['held']);
+    expect(next.refusals).toBe(0);
   });
 
   it('follows the refusal of a node that became a follower to the new leader; a request made meanwhile waits and succeeds there', async () => {
