@@ -80,7 +80,10 @@ class Attempt:
                 outcome = await asyncio.to_thread(handler, task, self._sync_context)
                 if inspect.isawaitable(outcome):
                     outcome = await outcome
-        except Exception as error:  # noqa: BLE001 - a handler's failure is the attempt's
+        except (Exception, asyncio.CancelledError) as error:  # noqa: BLE001 - a handler's failure is the attempt's
+            current = asyncio.current_task()
+            if isinstance(error, asyncio.CancelledError) and current is not None and current.cancelling():
+                raise  # the agent is closing: this task is being cancelled, not failed by its handler
             self.reported = True
             if self.aborted:
                 return None
@@ -106,3 +109,4 @@ class Attempt:
         elif outcome is not None:
             payload["result"] = outcome
         return "task.complete", payload
+

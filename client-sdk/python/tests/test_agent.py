@@ -97,6 +97,28 @@ async def test_a_result_that_cannot_be_sent_fails_the_order_for_good(hub: Hub) -
     assert state["workOrders"]["count"]["error"] == "failed (not retryable): the completion could not be sent: Object of type set is not JSON serializable"
 
 
+async def test_a_handler_that_raises_a_cancelled_error_of_its_own_fails_its_attempt_at_once(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("inner-cancel")
+    worker = await agent(hub, kind)
+    reports: list[TaskReport] = []
+    worker.on("report", reports.append)
+
+    @worker.task(kind)
+    async def fetch(task: Task, ctx: TaskContext) -> None:
+        # Awaiting a task someone cancelled raises CancelledError; the agent's own task is not being cancelled.
+        inner = asyncio.get_running_loop().create_task(asyncio.sleep(60))
+        inner.cancel()
+        await inner
+
+    await worker.ready()
+    wf, mirror = await started(control, monitor, "an inner task cancelled")
+    await wf.create_work_order(kind, id="fetch", max_attempts=1)
+    state = await mirror.until(lambda s, _: s["workOrders"]["fetch"]["state"] == "failed")
+    assert state["workOrders"]["fetch"]["error"] == "failed after 1 attempt(s): CancelledError"
+    assert [(r.outcome, r.accepted) for r in reports] == [("failed", True)]
+
+
 async def test_cancelling_an_order_reaches_the_running_handler(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("crawl")
