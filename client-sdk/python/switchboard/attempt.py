@@ -71,7 +71,7 @@ class Attempt:
         """Runs the handler; returns the report to make (event, payload), or None when the attempt was aborted meanwhile."""
         task = self.task
         try:
-            if inspect.iscoroutinefunction(handler):
+            if _is_async(handler):
                 outcome = await handler(task, self.context)
             else:
                 self._sync_context = SyncTaskContext(self.context, asyncio.get_running_loop())
@@ -110,3 +110,7 @@ class Attempt:
             payload["result"] = outcome
         return "task.complete", payload
 
+
+def _is_async(handler: Handler) -> bool:
+    """Whether `handler` is a coroutine function, or an object whose `__call__` is one (it gets the async context)."""
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None))

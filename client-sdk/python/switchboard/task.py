@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, TypeVar, Union
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,21 +106,33 @@ class SyncTaskContext:
         """Why the attempt was cancelled (None while it was not)."""
         return self._context.cancel_reason
 
+    def _wait(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Runs `coroutine` on the agent's loop and blocks until it is done; refused on that loop's own thread, which it would block for ever."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            coroutine.close()
+            raise RuntimeError("a blocking task context was called on the agent's event loop (a plain function that returned "
+                               "an awaitable gets one): declare the handler `async def` so that it gets the async context")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
     def progress(self, percentage: float, message: str | None = None, details: Any = None) -> None:
         """Reports progress (0..100); blocks until the hub has it."""
-        asyncio.run_coroutine_threadsafe(self._context.progress(percentage, message, details), self._loop).result()
+        self._wait(self._context.progress(percentage, message, details))
 
     def checkpoint_now(self, details: Any) -> None:
         """Saves a checkpoint without changing the percentage."""
-        asyncio.run_coroutine_threadsafe(self._context.checkpoint_now(details), self._loop).result()
+        self._wait(self._context.checkpoint_now(details))
 
     def heartbeat(self) -> bool:
         """Renews this attempt's lease now; False when it is no longer this agent's."""
-        return asyncio.run_coroutine_threadsafe(self._context.heartbeat(), self._loop).result()
+        return self._wait(self._context.heartbeat())
 
     def add_data_reference(self, path: str, **ref: Any) -> dict[str, Any]:
         """Registers data this attempt produced."""
-        return asyncio.run_coroutine_threadsafe(self._context.add_data_reference(path, **ref), self._loop).result()
+        return self._wait(self._context.add_data_reference(path, **ref))
 
 
 #: A task handler: `async def handler(task, ctx)` (or a plain function, run in a thread with a SyncTaskContext).

@@ -119,6 +119,44 @@ async def test_a_handler_that_raises_a_cancelled_error_of_its_own_fails_its_atte
     assert [(r.outcome, r.accepted) for r in reports] == [("failed", True)]
 
 
+class Summarise:
+    """A handler object whose `__call__` is a coroutine function."""
+
+    async def __call__(self, task: Task, ctx: TaskContext) -> str:
+        await ctx.progress(50)
+        return "summarised"
+
+
+async def test_a_handler_object_with_an_async_call_gets_the_async_context(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("callable")
+    worker = await agent(hub, kind)
+    worker.task(kind)(Summarise())
+    await worker.ready()
+    wf, mirror = await started(control, monitor, "a handler object")
+    await wf.create_work_order(kind, id="sum")
+    state = await mirror.until(lambda s, _: s["workOrders"]["sum"]["state"] == "completed")
+    assert (state["workOrders"]["sum"]["result"], state["workOrders"]["sum"]["progress"]) == ("summarised", 100)
+
+
+async def test_a_plain_function_returning_a_coroutine_that_uses_its_context_fails_instead_of_blocking_the_agent(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("wrapped")
+    worker = await agent(hub, kind)
+
+    async def body(task: Task, ctx: Any) -> str:
+        await ctx.progress(50)
+        return "unreachable"
+
+    # A plain decorator's wrapper hides the coroutine function: the handler gets the blocking context, awaited on the loop.
+    worker.task(kind)(lambda task, ctx: body(task, ctx))
+    await worker.ready()
+    wf, mirror = await started(control, monitor, "a wrapped coroutine")
+    await wf.create_work_order(kind, id="wrapped", max_attempts=1)
+    state = await mirror.until(lambda s, _: s["workOrders"]["wrapped"]["state"] == "failed")
+    assert "declare the handler `async def`" in state["workOrders"]["wrapped"]["error"]
+
+
 async def test_cancelling_an_order_reaches_the_running_handler(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("crawl")
