@@ -20,21 +20,34 @@ from . import agent, control, monitor
 T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
+_loop_thread: threading.Thread | None = None
 
 
 def event_loop() -> asyncio.AbstractEventLoop:
     """The event loop the synchronous clients run on (started on first use, in a daemon thread)."""
-    global _loop
+    global _loop, _loop_thread
     with _lock:
         if _loop is None:
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="switchboard-loop", daemon=True).start()
+            _loop_thread = threading.Thread(target=loop.run_forever, name="switchboard-loop", daemon=True)
+            _loop_thread.start()
             _loop = loop
         return _loop
 
 
+def _refuse_on_loop_thread(awaitable: Awaitable[Any]) -> None:
+    """Raises when called on the loop's own thread (a listener or mirror callback), where waiting would block that loop for ever."""
+    if threading.current_thread() is _loop_thread:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise RuntimeError("a blocking switchboard call was made on the clients' event loop thread (in a listener or mirror "
+                           "callback), where it would wait for ever: make it from another thread")
+
+
 def run(awaitable: Awaitable[T]) -> T:
     """Runs a coroutine on the clients' loop and returns its result."""
+    _refuse_on_loop_thread(awaitable)
+
     async def wrapped() -> T:
         return await awaitable
     return asyncio.run_coroutine_threadsafe(wrapped(), event_loop()).result()
@@ -62,6 +75,13 @@ def _on_loop(function: Callable[..., Any]) -> Callable[..., Any]:
     """`function` called on the loop's thread; a coroutine it returns is awaited there."""
     @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is _loop_thread:
+            # A callback on the loop's thread: what needs no waiting (a handle, a snapshot) runs here and now.
+            result = function(*args, **kwargs)
+            if inspect.isawaitable(result):
+                _refuse_on_loop_thread(result)
+            return _wrap(result)
+
         async def invoke() -> Any:
             result = function(*args, **kwargs)
             return await result if inspect.isawaitable(result) else result
