@@ -52,6 +52,8 @@ class AgentClient(ClosesOnExit):
         self._heartbeat = Heartbeat(self._beat)
         self._registered = asyncio.Event()
         self._registration: asyncio.Task[None] | None = None
+        #: The hub's refusal of the latest background registration, raised by ready().
+        self._refused: HubError | None = None
         self._dirty = False
         self._draining = False
         self._closed = asyncio.Event()
@@ -95,9 +97,11 @@ class AgentClient(ClosesOnExit):
         await self.ready()
 
     async def ready(self) -> None:
-        """Waits until the registration of every handler so far has landed."""
+        """Waits until the registration of every handler so far has landed; raises the HubError the hub refused it with."""
         while self._registration is not None and not self._registration.done():
             await asyncio.shield(self._registration)
+        if self._refused is not None:
+            raise self._refused
 
     def _schedule_register(self) -> None:
         self._dirty = True
@@ -112,6 +116,7 @@ class AgentClient(ClosesOnExit):
                 await self.register()
             except HubError as error:
                 if error.code not in RETRYABLE_TRANSPORT:
+                    self._refused = error
                     self._listeners.emit("error", error)
                     return
                 await asyncio.sleep(delay)
@@ -131,6 +136,7 @@ class AgentClient(ClosesOnExit):
             "taskTypes": task_types, "maxConcurrentTasks": self.max_concurrent_tasks, "labels": self.labels,
         })
         self._registered.set()
+        self._refused = None
         if word == self._draining_word:
             self._adopt_status(reply["agent"]["status"] == "draining")
         held = {attempt["attemptToken"] for attempt in reply["attempts"]}

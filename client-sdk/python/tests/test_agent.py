@@ -157,6 +157,21 @@ async def test_a_plain_function_returning_a_coroutine_that_uses_its_context_fail
     assert "declare the handler `async def`" in state["workOrders"]["wrapped"]["error"]
 
 
+async def test_a_registration_the_hub_refuses_is_raised_by_on_task_and_ready(hub: Hub) -> None:
+    worker = await agent(hub, unique("refused"))
+
+    async def never(task: Task, ctx: TaskContext) -> None:
+        raise AssertionError("a refused task type is never offered")
+
+    with pytest.raises(HubError) as refused:
+        await worker.on_task("t" * 101, never)  # task types are at most 100 characters
+    assert refused.value.code == "VALIDATION"
+    worker.task("u" * 101)(never)
+    with pytest.raises(HubError) as again:
+        await worker.ready()
+    assert again.value.code == "VALIDATION"
+
+
 async def test_cancelling_an_order_reaches_the_running_handler(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("crawl")
