@@ -48,6 +48,9 @@ class MonitorClient(ClosesOnExit):
         self._follow_all_epoch: str | None = None
         #: Patches held while a document ("*": every document) is being caught up, replayed after.
         self._holding: dict[str, list[dict[str, Any]]] = {}
+        #: Names ("*": every document) asked to catch up while already catching up: caught up once more after it, since what
+        #: asked (a rollback notice, a reconnect) may have come after the running catch-up read the hub.
+        self._again: set[str] = set()
         self._listeners = Listeners()
         connection.on("patch", self._on_patch)
         connection.on("resync", self._on_resync)
@@ -79,7 +82,7 @@ class MonitorClient(ClosesOnExit):
             return mirror
         finally:
             if holding:
-                self._replay(key)
+                self._replay(key, doc)
 
     async def subscribe_all(self) -> dict[str, Mirror]:
         """Follows every document the token may see, including workflows created later."""
@@ -184,11 +187,13 @@ class MonitorClient(ClosesOnExit):
 
     async def _resync(self, doc: str | None) -> None:
         """Catches up one document (or all): the patches missed when the hub still has them, a snapshot otherwise."""
-        if doc is not None and _is_view(doc) and doc not in self._views:
-            return  # a view no longer followed
         key = doc if doc is not None else "*"
+        followed = doc in self._views if doc is not None and _is_view(doc) else doc in self._mirrors or self._follow_all
+        if doc is not None and not followed and key not in self._holding:
+            return  # not followed (a notice that crossed an unsubscribe, a subscription that failed), nor being subscribed to
         if key in self._holding:
-            return  # already being caught up; what arrives meanwhile is held and replayed
+            self._again.add(key)  # already being caught up; what arrives meanwhile is held and replayed
+            return
         self._holding[key] = []
         try:
             if doc is None:
@@ -211,11 +216,15 @@ class MonitorClient(ClosesOnExit):
             else:
                 await self._catch_up_or_forget(doc, _resume_of(self._mirrors.get(doc)))
         finally:
-            self._replay(key)
+            self._replay(key, doc)
 
-    def _replay(self, key: str) -> None:
+    def _replay(self, key: str, doc: str | None) -> None:
+        """Ends the hold on `key`: replays what arrived meanwhile, then catches `doc` up once more if that was asked meanwhile."""
         for message in self._holding.pop(key, []):
             self._take(message)
+        if key in self._again:
+            self._again.discard(key)
+            self.connection.spawn(self._resync_or_retry(doc))
 
     async def _subscribe_to(self, name: str, resume: dict[str, Any]) -> dict[str, Any]:
         followed = self._views.get(name)

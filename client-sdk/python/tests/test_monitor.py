@@ -108,6 +108,28 @@ async def test_a_lost_patch_is_a_gap_the_mirror_fills_from_the_hub(hub: Hub) -> 
     assert not mirror.has_gap
 
 
+async def test_a_rollback_notice_that_arrives_while_a_subscription_is_in_flight_is_acted_on_after_it(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    wf = await control.create_workflow("rolled back under a subscription", id=unique("py-rollback"))
+    request, noticed = monitor.connection.request, asyncio.Event()
+
+    async def rolled_back(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        answer = await request(event, payload, timeout)
+        if event == "subscribe" and payload == {"doc": wf.id} and not noticed.is_set():
+            noticed.set()
+            # As if the answer showed a change the hub then could not store: it rolls it back (a new epoch) and says `resync`.
+            answer = {**answer, "epoch": "rolled-back", "state": {**answer["state"], "userQuery": "rolled back"}}
+            await monitor._on_resync({"doc": wf.id, "reason": "rolled back"})
+            await asyncio.sleep(0)  # one turn of the loop: the notice's catch-up starts while the subscription is in flight
+        return answer
+
+    monitor.connection.request = rolled_back  # type: ignore[method-assign]
+    mirror = await monitor.subscribe(wf.id)
+    await wf.start()
+    version, workflow = await wf.get_versioned()
+    assert await mirror.until(lambda _, at: at >= version) == workflow and mirror.version == version
+
+
 async def test_a_mirror_of_a_workflow_deleted_meanwhile_is_dropped_at_the_catch_up_and_the_others_catch_up(tmp_path: Path) -> None:
     hub = Hub(tmp_path)
     # Archived as soon as it ends, so that it can be pruned at once.
