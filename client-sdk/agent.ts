@@ -56,7 +56,8 @@ export class AgentClient {
    */
   private drainingWord = 0;
   private closed = false;
-  private readonly listeners = new Listeners<AgentEvents>();
+  /** A listener's error goes to the agent's logger, as a handler's does. */
+  private readonly listeners = new Listeners<AgentEvents>((event, error) => this.host.logger?.error(`[switchboard] agent ${this.options.agentId}: a "${event}" listener threw:`, error));
   /** What each attempt needs from this agent. */
   private readonly host: AttemptHost;
   /** Whether this connection is registered; task reports wait for it so none reaches the hub first. */

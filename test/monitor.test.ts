@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Mirror, MirrorChange, MonitorClient, WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
@@ -65,6 +65,28 @@ describe('live monitoring', () => {
     // Each message continues exactly where the previous one ended.
     for (let i = 1; i < changes.length; i++) expect(changes[i]!.from).toBe(changes[i - 1]!.to);
     expect(changes[0]!.from).toBe(1);
+  });
+
+  it('keeps a mirror in step when a change listener throws: the error is reported, the later listeners and patches still run', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a throwing listener' });
+    const mirror = await (await monitor(hub)).subscribe<{ status: string; progress: number }>(wf.id);
+    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      mirror.on('change', () => {
+        throw new Error('a bug in the listener');
+      });
+      const seen: number[] = [];
+      mirror.on('change', (change) => seen.push(change.to));
+      await wf.start();
+      await wf.updateProgress('loading', 40);
+      await expectInSync(hub, mirror);
+      expect(seen.at(-1)).toBe(mirror.version);
+      expect(consoleError.mock.calls.length).toBe(seen.length);
+      expect(consoleError.mock.calls[0]!.slice(0, 1)).toEqual(['[switchboard] a "change" listener threw:']);
+    } finally {
+      consoleError.mockRestore();
+    }
   });
 
   it('coalesces a burst of progress updates: fewer messages than changes, and the mirror exact', async () => {

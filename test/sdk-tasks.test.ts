@@ -156,3 +156,31 @@ describe('reporting a completion whose answer is lost', () => {
     expect(await untilOrder(hub, wf.id, 'job', 'completed')).toMatchObject({ result: 'done', attempts: 1 });
   });
 });
+
+describe('listeners that throw', () => {
+  it('do not stop the agent: a report listener that throws sees each completion once, accepted, and the next order runs', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a throwing listener' });
+    await wf.start();
+    const logger = collectingLogger();
+    const worker = await agent(hub, { agentId: 'listened', agentType: 'w', logger });
+    const reports: TaskReport[] = [];
+    worker.on('report', (report) => {
+      reports.push(report);
+      throw new Error('a bug in the listener');
+    });
+    await worker.onTask('t', (task) => ({ result: task.workOrderId }));
+    await wf.createWorkOrder({ id: 'first', taskType: 't' });
+    await untilOrder(hub, wf.id, 'first', 'completed');
+    await wf.createWorkOrder({ id: 'second', taskType: 't' });
+    expect((await untilOrder(hub, wf.id, 'second', 'completed')).result).toBe('second');
+    expect(reports.map((report) => [report.workOrderId, report.outcome, report.accepted])).toEqual([
+      ['first', 'completed', true],
+      ['second', 'completed', true],
+    ]);
+    expect(logger.logged.map(({ message, error }) => [message, (error as Error).message])).toEqual([
+      ['[switchboard] agent listened: a "report" listener threw:', 'a bug in the listener'],
+      ['[switchboard] agent listened: a "report" listener threw:', 'a bug in the listener'],
+    ]);
+  });
+});
