@@ -62,7 +62,7 @@ export class Mirror<T = unknown> {
 
   /**
    * Resolves with the state once `predicate(state, version)` holds, checked now and on every change
-   * (no polling); rejects after `timeoutMs` with `what` in the message.
+   * (no polling); rejects with what the predicate throws, or after `timeoutMs` with `what` in the message.
    * @example const done = await sub.until((wf) => wf.workOrderCounts.completed === 3, { what: 'three orders completed' });
    */
   until(predicate: (state: T, version: number) => boolean, options: { timeoutMs?: number; what?: string } = {}): Promise<T> {
@@ -74,7 +74,16 @@ export class Mirror<T = unknown> {
         reject(new Error(`timed out waiting for ${options.what ?? 'the condition'} (mirror of ${this.doc} at version ${this.version})`));
       }, options.timeoutMs ?? 30_000);
       const stop = this.on('change', () => {
-        if (!holds()) return;
+        let held: boolean;
+        try {
+          held = holds();
+        } catch (error) {
+          // Rejected with, as when it checks at once: not lost in the listener that runs it.
+          stop();
+          clearTimeout(timer);
+          return reject(error);
+        }
+        if (!held) return;
         stop();
         clearTimeout(timer);
         resolve(this.state as T);

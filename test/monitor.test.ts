@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { Mirror, MirrorChange, MonitorClient, WorkflowHandle } from '../client-sdk/index.ts';
+import { Mirror, type MirrorChange, type MonitorClient, type WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { deferred } from './helpers/wait.ts';
@@ -87,6 +87,17 @@ describe('live monitoring', () => {
     } finally {
       consoleError.mockRestore();
     }
+  });
+
+  it('rejects until() with what its predicate throws after a change, as when it checks at once', async () => {
+    const mirror = new Mirror<{ done: number; total: number }>('wf');
+    mirror.load({ doc: 'wf', mode: 'snapshot', version: 1, epoch: 'e', state: { done: 1, total: 0 } });
+    const waiting = mirror.until((state) => {
+      if (state.done > 1 && state.total === 0) throw new RangeError('no total yet');
+      return state.done > 1 && state.done >= state.total;
+    }, { timeoutMs: 60_000 });
+    mirror.apply({ doc: 'wf', from: 1, to: 2, ops: [{ op: 'replace', path: '/done', value: 2 }] });
+    await expect(waiting).rejects.toThrow('no total yet');
   });
 
   it('coalesces a burst of progress updates: fewer messages than changes, and the mirror exact', async () => {

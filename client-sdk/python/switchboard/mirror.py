@@ -60,13 +60,20 @@ class Mirror:
             return False  # what the predicate looks at is not there yet
 
     async def until(self, predicate: Callable[[Any, int], bool], timeout: float = 30.0) -> Any:
-        """Returns the state once `predicate(state, version)` holds, checked now and after every change (no polling); a missing key counts as not yet."""
+        """Returns the state once `predicate(state, version)` holds, checked now and after every change (no polling); a missing key counts as not yet, another error is raised."""
         if self._holds(predicate):
             return self.state
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def check(_: MirrorChange) -> None:
-            if not done.done() and self._holds(predicate):
+            if done.done():
+                return
+            try:
+                holds = self._holds(predicate)
+            except Exception as error:  # noqa: BLE001 - raised by until(), as when it checks at once, not lost in a listener
+                done.set_exception(error)
+                return
+            if holds:
                 done.set_result(self.state)
 
         off = self.on_change(check)

@@ -9,6 +9,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hub import CONFIG, Hub
 from scenario import agent, clients, close_all, drop, unique
 from switchboard import Mirror, Task, TaskContext
@@ -59,6 +61,16 @@ def test_a_mirror_applies_patches_that_arrive_out_of_order_in_version_order() ->
     assert mirror.version == 20 and not mirror.has_gap
     assert mirror.state == {"items": {str(v): v for v in range(20)}}
     assert seen == list(range(1, 21))
+
+
+async def test_until_raises_what_its_predicate_raises_after_a_change() -> None:
+    mirror = Mirror("wf")
+    mirror.load({"doc": "wf", "mode": "snapshot", "version": 1, "state": {"done": 1, "total": 0}, "epoch": "e"})
+    waiting = asyncio.ensure_future(mirror.until(lambda state, _: state["done"] / state["total"] >= 1 if state["done"] > 1 else False))
+    await asyncio.sleep(0)  # one turn of the loop: until() has checked once and waits for a change
+    mirror.apply({"doc": "wf", "from": 1, "to": 2, "ops": [{"op": "replace", "path": "/done", "value": 2}]})
+    with pytest.raises(ZeroDivisionError):
+        await waiting
 
 
 def test_a_patch_that_does_not_apply_leaves_the_mirror_as_it_was() -> None:
