@@ -59,6 +59,8 @@ function abortError(event: string, signal: AbortSignal, sent: boolean): Error {
 export class Connection<N extends NamespaceName> {
   /** Keys of creates whose outcome is unknown: a CONFLICT for one of them later is its success. */
   private readonly unsure = new Set<string>();
+  /** Requests waiting for the reconnection: close() fails them at once, as nothing will come up again. */
+  private readonly waitingForConnection = new Set<() => void>();
 
   private constructor(
     readonly socket: Socket,
@@ -213,22 +215,26 @@ export class Connection<N extends NamespaceName> {
         clearTimeout(timer);
         this.socket.off('connect', onConnect);
         signal?.removeEventListener('abort', onAbort);
+        this.waitingForConnection.delete(onClose);
         if (error) reject(error);
         else resolve();
       };
       const onConnect = () => done();
       const onAbort = () => done(abortError(event, signal!, false));
+      const onClose = () => done(notSent(`the connection to the hub at ${this.url} was closed (by close()) and does not reconnect`));
       const timer = setTimeout(() => {
         done(notSent(`no connection to the hub at ${this.url} for ${timeoutMs} ms; it keeps reconnecting`));
       }, timeoutMs);
       this.socket.once('connect', onConnect);
       signal?.addEventListener('abort', onAbort, { once: true });
+      this.waitingForConnection.add(onClose);
     });
   }
 
   /** Closes the socket; resolves once its last packets are flushed and the connection is closed. */
   async close(): Promise<void> {
     this.failover.stop();
+    for (const fail of [...this.waitingForConnection]) fail();
     const engine = this.socket.io.engine;
     const closed = engine && engine.readyState !== 'closed' ? new Promise<void>((resolve) => engine.once('close', () => resolve())) : undefined;
     this.socket.disconnect();

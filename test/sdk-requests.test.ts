@@ -81,6 +81,20 @@ describe('SDK requests', () => {
     expect(error.message).toContain('was closed');
   });
 
+  it('fails a request waiting for the reconnection at once with DISCONNECTED when the client is closed', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const dropped = new Promise((resolve) => client.connection.socket.once('disconnect', resolve));
+    await hub.close();
+    await dropped;
+    const waiting = failure(client.listAgents({ timeoutMs: 600_000 }));
+    await client.close();
+    const error = await waiting;
+    expect(error).toMatchObject({ code: 'DISCONNECTED' });
+    expect(error.message).toContain('agent.list was not sent: the connection to the hub');
+    expect(error.message).toContain('was closed');
+  });
+
   it('closes a client declared with await using at the end of its block', async () => {
     const hub = await startHub();
     let used: ControlClient | undefined;

@@ -45,6 +45,8 @@ class Connection:
         #: Set while the namespace is not joined (before the first connection, between reconnects, once closed).
         self._down = asyncio.Event()
         self._down.set()
+        #: Set once the connection is closed, by close() or by the hub: it will not come up again.
+        self._finished = asyncio.Event()
         self._refused: HubError | None = None
         self._answered = asyncio.Event()
         self._pending: set[asyncio.Future[Any]] = set()
@@ -164,6 +166,7 @@ class Connection:
             await asyncio.sleep(0)
         if not self.closed and getattr(self._sio, "_reconnect_task", None) is None and not self._up.is_set():
             self.gone = True
+            self._finished.set()
             for listener in list(self._gone_listeners):
                 listener()
 
@@ -173,12 +176,16 @@ class Connection:
         wait = timeout if timeout is not None else self.request_timeout
         deadline = loop.time() + wait
         if not self._up.is_set():
+            up, finished = asyncio.ensure_future(self._up.wait()), asyncio.ensure_future(self._finished.wait())
+            try:
+                await asyncio.wait((up, finished), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                up.cancel()
+                finished.cancel()
             if self.closed or self.gone:
                 raise HubError("DISCONNECTED", f"{event} was not sent: the connection to {self.url} was closed and does not reconnect")
-            try:
-                await asyncio.wait_for(self._up.wait(), wait)
-            except asyncio.TimeoutError:
-                raise HubError("DISCONNECTED", f"{event} was not sent: no connection to the hub at {self.url} for {wait} s; it keeps reconnecting") from None
+            if not self._up.is_set():
+                raise HubError("DISCONNECTED", f"{event} was not sent: no connection to the hub at {self.url} for {wait} s; it keeps reconnecting")
         future: asyncio.Future[Any] = loop.create_future()
 
         def on_ack(*args: Any) -> None:
@@ -253,6 +260,7 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        self._finished.set()
         await self._shut()
         self._up.clear()
         self._down.set()

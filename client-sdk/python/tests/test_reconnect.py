@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hub import Hub
+import pytest
+
+from hub import TOKENS, Hub
 from scenario import agent, clients, unique, until
-from switchboard import HubError, Task, TaskContext
+from switchboard import HubError, Task, TaskContext, connect_control
 
 
 async def test_running_work_and_mirrors_survive_a_hub_restart(own_hub: Hub) -> None:
@@ -103,3 +105,16 @@ async def test_each_mirror_resumes_with_the_epoch_its_version_came_in_after_a_ca
     version, workflow = await second.get_versioned()
     assert await mirror.until(lambda _, at: at >= version) == workflow
     assert mirror.epoch != held[1]
+
+
+async def test_a_request_waiting_for_the_reconnection_fails_at_once_when_the_client_is_closed(own_hub: Hub) -> None:
+    hub = own_hub
+    control = await connect_control(hub.url, TOKENS["admin"])
+    await asyncio.get_running_loop().run_in_executor(None, hub.stop)
+    await until(lambda: not control.connection.connected, "the client to see the hub go")
+    waiting = asyncio.ensure_future(control.list_agents())  # waits, unsent, for a reconnection that will not come
+    await asyncio.sleep(0)  # let it start waiting
+    await control.close()
+    with pytest.raises(HubError) as closed:
+        await waiting
+    assert closed.value.code == "DISCONNECTED" and "was closed" in closed.value.message
