@@ -23,6 +23,8 @@ export class ProgressStream {
   private lastSent = -Infinity;
   /** Not before this time (after a failure to send), on performance.now(). */
   private notBefore = -Infinity;
+  /** Set by stop(): why nothing more is sent (the task finished, or was taken away). */
+  private stopped: (() => Error) | undefined;
 
   constructor(
     private readonly send: (update: RequestOf<'agent', 'task.progress'>) => Promise<unknown>,
@@ -30,6 +32,7 @@ export class ProgressStream {
   ) {}
 
   push(update: RequestOf<'agent', 'task.progress'>): Promise<void> {
+    if (this.stopped) return Promise.reject(this.stopped());
     this.pending = update;
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.schedule();
@@ -58,7 +61,11 @@ export class ProgressStream {
       await this.send(update);
       for (const waiter of waiters) waiter.resolve();
     } catch (error) {
-      if (error instanceof HubError && SEND_AGAIN.has(error.code)) {
+      if (this.stopped) {
+        // Stopped while in flight: not sent again after the task's end (or after it was taken away).
+        const reason = this.stopped();
+        for (const waiter of waiters) waiter.reject(reason);
+      } else if (error instanceof HubError && SEND_AGAIN.has(error.code)) {
         // Sent again with whatever newer update came meanwhile; everyone keeps waiting for it.
         this.pending ??= update;
         this.waiters.unshift(...waiters);
@@ -77,6 +84,7 @@ export class ProgressStream {
    * task stops its stream, almost always with nobody waiting, and an Error's stack trace is costly.
    */
   stop(reason: () => Error): void {
+    this.stopped = reason;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.pending = undefined;

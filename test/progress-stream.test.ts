@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { ProgressStream } from '../client-sdk/progress-stream.ts';
 import type { RequestOf } from '../shared/contract.ts';
+import { HubError } from '../shared/errors.ts';
 
 type Update = RequestOf<'agent', 'task.progress'>;
 const update = (progress: number): Update => ({ workflowId: 'wf_1', workOrderId: 'wo_1', attemptToken: 'att_1', progress });
@@ -82,6 +83,22 @@ describe('ProgressStream (SDK)', () => {
     await expect(first).resolves.toBeUndefined();
     expect(made).toBe(1);
     expect(wire.sent.map((u) => u.progress)).toEqual([10]);
+  });
+
+  it('after stop, sends nothing more: an update in flight that failed is not sent again, and a later push is refused', async () => {
+    const sent: number[] = [];
+    let fail: (error: Error) => void = () => undefined;
+    const stream = new ProgressStream((u) => {
+      sent.push(u.progress);
+      return new Promise((_, reject) => (fail = reject));
+    }, 0);
+    const inFlight = stream.push(update(10));
+    stream.stop(() => new HubError('INVALID_TRANSITION', 'the task has finished'));
+    // The connection dropped under it: before stop it would be sent again once the connection is back.
+    fail(new HubError('DISCONNECTED', 'the connection dropped'));
+    await expect(inFlight).rejects.toMatchObject({ code: 'INVALID_TRANSITION' });
+    await expect(stream.push(update(20))).rejects.toMatchObject({ code: 'INVALID_TRANSITION' });
+    expect(sent).toEqual([10]);
   });
 
   it('does not make the error when nobody waits', async () => {
