@@ -5,11 +5,10 @@
  */
 
 import { createHash } from 'node:crypto';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { DamagedPart, readDocument } from './archive-lines.ts';
-import { syncDirectory } from './synced-write.ts';
+import { replaceDurably } from './synced-write.ts';
 
 /** Bytes read from the file at a time: hashing them takes well under a millisecond. */
 const READ_BYTES = 256 * 1024;
@@ -20,15 +19,11 @@ const PENDING_SHA256 = '0'.repeat(64);
  * Writes `dir/name` atomically from the document's chunks: the header line `header(sha256)` and
  * the summary line, then the chunks, hashed as they are written. The header is written first with a
  * placeholder and rewritten in place once the document's SHA-256 is known (a hex digest is as long
- * as the placeholder, so nothing moves). The file is flushed and renamed into place, then the
- * directory flushed, as syncedWrite does. Resolves with the document's SHA-256.
+ * as the placeholder, so nothing moves); replaceDurably puts the file in place. Resolves with the
+ * document's SHA-256.
  */
-export async function writeArchivedFile(dir: string, name: string, header: (sha256: string) => string, summary: string, document: AsyncIterable<Buffer>): Promise<string> {
-  const path = join(dir, name);
-  const temporary = join(dir, `.${name}.tmp`);
-  const handle = await open(temporary, 'w');
-  let sha256: string;
-  try {
+export function writeArchivedFile(dir: string, name: string, header: (sha256: string) => string, summary: string, document: AsyncIterable<Buffer>): Promise<string> {
+  return replaceDurably(dir, name, async (handle) => {
     const pending = header(PENDING_SHA256);
     await writeAll(handle, Buffer.from(`${pending}\n${summary}\n`));
     const hash = createHash('sha256');
@@ -36,20 +31,12 @@ export async function writeArchivedFile(dir: string, name: string, header: (sha2
       hash.update(bytes);
       await writeAll(handle, bytes);
     }
-    sha256 = hash.digest('hex');
+    const sha256 = hash.digest('hex');
     const final = Buffer.from(header(sha256));
     if (final.length !== Buffer.byteLength(pending)) throw new Error(`the header of ${name} changed length`);
     await writeAll(handle, final, 0);
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await unlink(temporary).catch(() => undefined);
-    throw error;
-  }
-  await handle.close();
-  await rename(temporary, path);
-  await syncDirectory(dir);
-  return sha256;
+    return sha256;
+  });
 }
 
 /** Writes all of `bytes` at `position` (or where the file stands), however many writes that takes. */

@@ -1,4 +1,4 @@
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** The replacement under way of each file: replacements of one file land in the order they were asked for. */
@@ -22,11 +22,21 @@ export function syncedWrite(dir: string, name: string, text: string): Promise<vo
   return write;
 }
 
-async function replace(dir: string, name: string, text: string): Promise<void> {
+function replace(dir: string, name: string, text: string): Promise<void> {
+  return replaceDurably(dir, name, (handle) => handle.writeFile(text));
+}
+
+/**
+ * Puts `dir/name` in place atomically and durably with what `fill` writes into a temporary file,
+ * which is flushed, renamed into place, then the directory flushed; resolves with what `fill` does.
+ * A failure leaves the file as it was, and no temporary one.
+ */
+export async function replaceDurably<T>(dir: string, name: string, fill: (handle: FileHandle) => Promise<T>): Promise<T> {
   const temporary = join(dir, `.${name}.tmp`);
   const handle = await open(temporary, 'w');
+  let result: T;
   try {
-    await handle.writeFile(text);
+    result = await fill(handle);
     await handle.sync();
   } catch (error) {
     await handle.close();
@@ -36,6 +46,7 @@ async function replace(dir: string, name: string, text: string): Promise<void> {
   await handle.close();
   await rename(temporary, join(dir, name));
   await syncDirectory(dir);
+  return result;
 }
 
 /** Flushes a directory, so that a file renamed into it (or out of it) stays so after a power loss. */
