@@ -269,12 +269,20 @@ export class StateWriter {
     } catch (error) {
       // A refusal may rest on changes not stored yet (a create refused as a duplicate of one being
       // written): it stands once they are, and is UNAVAILABLE if they are rolled back instead.
-      await this.stored(this.unstored);
+      await this.whenStored();
       throw error;
     }
     // A command that changed nothing read the state too: its answer waits for what it read.
     await this.stored(applied.batch ?? this.unstored);
     return applied.reply;
+  }
+
+  /**
+   * Waits until every change applied so far is stored; UNAVAILABLE when they were rolled back. A
+   * refusal read from `state` outside dispatch (a transport's check before it) waits for this too.
+   */
+  async whenStored(): Promise<void> {
+    await this.stored(this.unstored);
   }
 
   /** Waits until `batch` is written; UNAVAILABLE when it could not be and was rolled back. */

@@ -10,6 +10,7 @@ import { logRecorder } from './helpers/log-recorder.ts';
 import type { Logger } from '../server/logger.ts';
 import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
+import { rawAgent, refOf } from './helpers/raw-agent.ts';
 
 /** The embedded store, with a switch that makes the next writes fail as a full disk would. */
 class FailingStore extends WrappedStore {
@@ -71,6 +72,29 @@ describe('a failed journal write', () => {
     expect([await codeOf(created), await duplicate, await marker]).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
     expect(hub.state.workflows.has('wf-taken')).toBe(false);
     expect((await second.createWorkflow({ id: 'wf-taken', userQuery: 'stored' })).id).toBe('wf-taken');
+  });
+
+  it('answers a repeated completion with outputs, refused from what memory holds, with UNAVAILABLE once the first is rolled back', async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'completion never stored' });
+    await wf.start();
+    const worker = await rawAgent(hub.url, 'r', ['t']);
+    await wf.createWorkOrder({ id: 'o', taskType: 't' });
+    const offer = await worker.nextOffer();
+    offer.ack({ accept: true });
+    await untilOrder(hub, wf.id, 'o', 'running');
+    const report = { ...refOf(offer.assignment), result: 1, outputs: [{ id: 'out', path: 's3://lake/out' }] };
+    store.hold();
+    const first = worker.request('task.complete', report);
+    await store.holding.promise;
+    // The SDK takes this STALE_ATTEMPT for the first try's success: it must not stand on a completion that is rolled back.
+    const repeated = worker.request('task.complete', report);
+    // Reports of one connection are read in order: once this note is applied, the repeat was checked.
+    const marker = worker.request('agent.status', { note: 'after the repeat' });
+    await untilTrue(() => hub.state.agents!.r!.note === 'after the repeat', 'the note applied');
+    store.fail();
+    expect((await Promise.all([first, repeated, marker])).map((reply) => reply.error?.code)).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
+    expect(hub.state.workflows.get(wf.id)!.workOrders.o!.state).toBe('running');
   });
 
   it('does not push the offer of a refused work order, and assigns the next one normally', async () => {

@@ -51,13 +51,13 @@ export class AgentTransport {
       // only once the attempt is seen to be this agent's (the command checks it again).
       'task.complete': async ({ outputs, ...input }, session, socket) => {
         registered(session);
-        if (outputs?.length) checkAttempt(hub.state, input, session.actor);
+        if (outputs?.length) await checkStoredAttempt(hub, input, session.actor);
         const prepared = outputs?.length ? await prepareSpecs(hub, this.files, input.workflowId, outputs) : undefined;
         return this.carried(await hub.dispatch({ type: 'task.complete', input: prepared ? { ...input, outputs: prepared } : input, actor: session.actor }), session, socket);
       },
       'data.register': async ({ workflowId, workOrderId, attemptToken, ...spec }, session) => {
         registered(session);
-        checkAttempt(hub.state, { workflowId, workOrderId, attemptToken }, session.actor);
+        await checkStoredAttempt(hub, { workflowId, workOrderId, attemptToken }, session.actor);
         const [prepared] = await prepareSpecs(hub, this.files, workflowId, [spec]);
         return hub.dispatch({ type: 'task.registerData', input: { workflowId, workOrderId, attemptToken, ...prepared! }, actor: session.actor });
       },
@@ -182,4 +182,17 @@ function offered(hub: StateWriter, assignment: Assignment): boolean {
   const workflow = hub.state.workflows.get(assignment.workflowId);
   const order = workflow && Object.hasOwn(workflow.workOrders, assignment.workOrderId) ? workflow.workOrders[assignment.workOrderId] : undefined;
   return order?.attempt?.token === assignment.attemptToken;
+}
+
+/**
+ * checkAttempt before dispatch, read from memory: its refusal waits, as dispatch's do, for the
+ * changes it read to be stored (the SDK takes a repeated report's STALE_ATTEMPT for the first's success).
+ */
+async function checkStoredAttempt(hub: StateWriter, input: Parameters<typeof checkAttempt>[1], actor: Actor): Promise<void> {
+  try {
+    checkAttempt(hub.state, input, actor);
+  } catch (error) {
+    await hub.whenStored();
+    throw error;
+  }
 }
