@@ -1,5 +1,5 @@
-import type * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
+import { validationError } from '../transport/validation.ts';
 import { ListAgentsInput } from '../../shared/schemas/agent.ts';
 import { Id } from '../../shared/schemas/common.ts';
 import { DataFilter } from '../../shared/schemas/data.ts';
@@ -30,12 +30,6 @@ function visibleWorkflow(request: HttpRequest): string {
   return workflowId;
 }
 
-/** A query that does not parse, as the socket answers a payload: `issues` says where, the message in words. */
-function invalidQuery(what: string, error: z.ZodError): HubError {
-  const issues = error.issues.map((issue) => ({ path: issue.path.map((p) => (typeof p === 'number' ? p : String(p))), message: issue.message }));
-  return new HubError('VALIDATION', `invalid ${what}: ${issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`, issues);
-}
-
 const FILTER_TEXT = ['dataType', 'text', 'agentId', 'workOrderId', 'source', 'status', 'sort', 'order', 'cursor'] as const;
 const FILTER_NUMBERS = ['limit', 'createdAfter', 'createdBefore'] as const;
 
@@ -57,7 +51,7 @@ export function dataFilterFromQuery(workflowId: string, query: URLSearchParams):
   const tags = [...query.getAll('tag'), ...query.getAll('tags').flatMap((list) => list.split(','))].filter((tag) => tag !== '');
   if (tags.length) raw.tags = tags;
   const parsed = DataFilter.safeParse(raw);
-  if (!parsed.success) throw invalidQuery('data filter', parsed.error);
+  if (!parsed.success) throw validationError('data filter', parsed.error);
   return parsed.data;
 }
 
@@ -83,7 +77,7 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: Repo
           limit: request.query.has('limit') ? Number(request.query.get('limit')) : undefined,
           cursor: request.query.get('cursor') ?? undefined,
         });
-        if (!parsed.success) throw invalidQuery('workflow list query', parsed.error);
+        if (!parsed.success) throw validationError('workflow list query', parsed.error);
         await reads.archive.ready();
         return { body: listWorkflows(hub.state, parsed.data, (id) => !request.grant || canSee(request.grant, id), reads.archive) };
       },
@@ -109,7 +103,7 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: Repo
           limit: request.query.has('limit') ? Number(request.query.get('limit')) : undefined,
           cursor: request.query.get('cursor') ?? undefined,
         });
-        if (!parsed.success) throw invalidQuery('agent list query', parsed.error);
+        if (!parsed.success) throw validationError('agent list query', parsed.error);
         return { body: listAgents(hub.state, parsed.data) };
       },
     },

@@ -1,14 +1,14 @@
 import type { Namespace, Socket } from 'socket.io';
-import type * as z from 'zod';
 import type { Contract, EventName, NamespaceName, ParsedRequestOf, ReplyOf, RequestSpec } from '../../shared/contract.ts';
 import type { Ack } from '../../shared/envelope.ts';
-import { HubError, type ErrorIssue } from '../../shared/errors.ts';
+import { HubError } from '../../shared/errors.ts';
 import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 import type { Logger } from '../logger.ts';
 import { actorOf, requireRole, type TokenRegistry } from './auth.ts';
 import { dropConnection, pauseReading, trackBacklog, unreadBytes } from './backlog.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { validationError } from './validation.ts';
 
 /** Who is on the other end of a socket. */
 export interface Session {
@@ -39,19 +39,6 @@ export interface NamespaceOptions {
   redirect?: () => { code: string; message: string; leader: { nodeId: string; url: string } | null } | undefined;
   onConnect?: (session: Session, socket: Socket) => void;
   onDisconnect?: (session: Session, socket: Socket, reason: string) => void;
-}
-
-function issuesOf(error: z.ZodError): ErrorIssue[] {
-  return error.issues.map((issue) => ({
-    path: issue.path.map((p) => (typeof p === 'number' ? p : String(p))),
-    message: issue.message,
-  }));
-}
-
-/** The first issues in words, for the error's message (all of them are in its `issues`). */
-function issueText(issues: readonly ErrorIssue[]): string {
-  const shown = issues.slice(0, 3).map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(payload)'}: ${issue.message}`);
-  return shown.join('; ') + (issues.length > 3 ? `; and ${issues.length - 3} more` : '');
 }
 
 /** Turns anything thrown by a handler into the failed ack envelope; unexpected errors are logged. */
@@ -175,8 +162,7 @@ export function bindNamespace<N extends NamespaceName>(
       if (!spec) return send(answer, { ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } }, options.log, event, socket, max);
       const parsed = spec.request.safeParse(args.length > 1 ? args[0] : undefined);
       if (!parsed.success) {
-        const issues = issuesOf(parsed.error);
-        return send(answer, { ok: false, error: { code: 'VALIDATION', message: `invalid ${event} payload: ${issueText(issues)}`, issues } }, options.log, event, socket, max);
+        return send(answer, { ok: false, error: validationError(`${event} payload`, parsed.error).toJSON() }, options.log, event, socket, max);
       }
       let result: unknown;
       try {
