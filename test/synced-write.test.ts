@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { syncedWrite } from '../server/store/synced-write.ts';
 import { tempDir } from './helpers/hub.ts';
@@ -12,4 +13,12 @@ describe('syncedWrite', () => {
     expect(readdirSync(dir)).toEqual(['manifest.json']);
   });
 
+  it('leaves no temporary file when the rename into place fails', async () => {
+    const dir = tempDir();
+    // A folder holding a file cannot be replaced by a file.
+    mkdirSync(join(dir, 'manifest.json'));
+    writeFileSync(join(dir, 'manifest.json', 'inside'), '');
+    await expect(syncedWrite(dir, 'manifest.json', 'text')).rejects.toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+    expect(readdirSync(dir)).toEqual(['manifest.json']);
+  });
 });

@@ -29,7 +29,8 @@ function replace(dir: string, name: string, text: string): Promise<void> {
 /**
  * Puts `dir/name` in place atomically and durably with what `fill` writes into a temporary file,
  * which is flushed, renamed into place, then the directory flushed; resolves with what `fill` does.
- * A failure leaves the file as it was, and no temporary one.
+ * A failure before the rename leaves the file as it was, and no temporary one; one after it (flushing
+ * the directory) leaves the new file in place, perhaps not yet durable.
  */
 export async function replaceDurably<T>(dir: string, name: string, fill: (handle: FileHandle) => Promise<T>): Promise<T> {
   const temporary = join(dir, `.${name}.tmp`);
@@ -44,7 +45,13 @@ export async function replaceDurably<T>(dir: string, name: string, fill: (handle
     throw error;
   }
   await handle.close();
-  await rename(temporary, join(dir, name));
+  try {
+    await rename(temporary, join(dir, name));
+  } catch (error) {
+    // Nothing would ever remove it: an archive's temporary files are not its `.json` ones.
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
   await syncDirectory(dir);
   return result;
 }
