@@ -3,28 +3,39 @@ import { addressKey, LoginThrottle, MAX_ADDRESSES } from '../server/transport/lo
 import { codeOfCall } from './helpers/errors.ts';
 
 describe('login throttle', () => {
-  it('refuses an address past its burst of unknown tokens until its allowance comes back', () => {
+  it('refuses an address past its burst of unknown tokens until its allowance comes back, counting each refusal', () => {
     let now = 0;
     const throttle = new LoginThrottle({ burst: 2, perMinute: 6 }, () => now);
     throttle.failed('10.0.0.1');
     throttle.failed('10.0.0.1');
-    expect(codeOfCall(() => throttle.check('10.0.0.1', undefined))).toBe('RATE_LIMITED');
+    // Six a minute, and the refusal itself counts: one more try in 20 s.
+    expect(() => throttle.check('10.0.0.1', undefined)).toThrow('try again in 20 s');
     expect(codeOfCall(() => throttle.check('10.0.0.2', 'some-key'))).toBeUndefined();
-    // Six a minute: one more guess ten seconds later, and only one.
-    now += 9_999;
-    expect(() => throttle.check('10.0.0.1', undefined)).toThrow('try again in 1 s');
-    now += 1;
+    now += 20_000;
     expect(codeOfCall(() => throttle.check('10.0.0.1', undefined))).toBeUndefined();
     throttle.failed('10.0.0.1');
     expect(codeOfCall(() => throttle.check('10.0.0.1', undefined))).toBe('RATE_LIMITED');
   });
 
-  it('lets in, while its address is throttled, a token that logged in from it before', () => {
-    const throttle = new LoginThrottle({ burst: 1, perMinute: 1 }, () => 0);
+  it('lets in, while its address is throttled, a token that logged in from it before, until the refusals there run ten bursts below empty', () => {
+    let now = 0;
+    const throttle = new LoginThrottle({ burst: 2, perMinute: 60 }, () => now);
     throttle.passed('10.0.0.1', 'agent-key');
     throttle.failed('10.0.0.1');
+    throttle.failed('10.0.0.1');
     expect(codeOfCall(() => throttle.check('10.0.0.1', 'agent-key'))).toBeUndefined();
-    expect(codeOfCall(() => throttle.check('10.0.0.1', 'admin-key'))).toBe('RATE_LIMITED');
+    // Each refusal counts: a guesser who can tell a known token let in from a refused one gets 19 more tries.
+    for (let i = 0; i < 18; i++) expect(codeOfCall(() => throttle.check('10.0.0.1', `guess-${i}`))).toBe('RATE_LIMITED');
+    expect(codeOfCall(() => throttle.check('10.0.0.1', 'agent-key'))).toBeUndefined();
+    expect(codeOfCall(() => throttle.check('10.0.0.1', 'guess-18'))).toBe('RATE_LIMITED');
+    expect(codeOfCall(() => throttle.check('10.0.0.1', 'agent-key'))).toBe('RATE_LIMITED');
+    // Then one a second (perMinute): a guess a second keeps it refused; the known token comes back once they stop.
+    now += 1_000;
+    expect(codeOfCall(() => throttle.check('10.0.0.1', 'guess-19'))).toBe('RATE_LIMITED');
+    now += 1_000;
+    expect(codeOfCall(() => throttle.check('10.0.0.1', 'agent-key'))).toBe('RATE_LIMITED');
+    now += 1_001;
+    expect(codeOfCall(() => throttle.check('10.0.0.1', 'agent-key'))).toBeUndefined();
   });
 
   it('counts an IPv4-mapped address as its IPv4 one, and an IPv6 address by its /64', () => {

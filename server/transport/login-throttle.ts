@@ -1,5 +1,4 @@
 import { HubError } from '../../shared/errors.ts';
-import { RateLimiter } from './rate-limit.ts';
 
 /** How many unknown tokens a client address may present: `burst` at once, then `perMinute`. */
 export interface LoginLimits {
@@ -10,37 +9,59 @@ export interface LoginLimits {
 /** Addresses followed at most: a guesser with many addresses must not grow the hub's memory. */
 export const MAX_ADDRESSES = 10_000;
 
+/**
+ * How far below empty a throttled address's allowance goes before the tokens that logged in from
+ * it are refused too, in bursts: each login it is refused meanwhile counts as a failure, so a
+ * guesser who could tell a token let in from one refused gets this many tries, then `perMinute`.
+ */
+const KNOWN_TOKEN_BURSTS = 10;
+
 interface Client {
-  failures: RateLimiter;
-  /** Hashes of the tokens that logged in from this address: let in while it is throttled. */
+  /** Unknown tokens this address may still present: at most `burst`, refilled `perMinute`; below 1 it is throttled. */
+  allowance: number;
+  /** When `allowance` was last brought up to date (the throttle's clock). */
+  at: number;
+  /** Hashes of the tokens that logged in from this address: let in while it is throttled, up to a point. */
   known: Set<string>;
 }
 
 /**
  * Throttles token guessing. Each client address (an IPv6 one by its /64 network) may present
  * `burst` unknown tokens at once, then `perMinute`; past that every login from it is refused
- * with RATE_LIMITED until it has allowance again, except with a token that has already logged in
- * from it: a guesser does not lock out the agents beside it, nor learn anything from a refusal.
+ * with RATE_LIMITED before its token is looked up. A token that has already logged in from the
+ * address is still let in, so that a guesser does not lock out the agents beside it; but every
+ * login refused meanwhile counts as a failure, and ten bursts below empty those are refused too:
+ * telling them apart from the rest gives a guesser that many tries, then `perMinute`.
  */
 export class LoginThrottle {
   private readonly clients = new Map<string, Client>();
+  private readonly perMs: number;
+  private readonly floor: number;
 
   constructor(
     private readonly limits: LoginLimits,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.perMs = limits.perMinute / 60_000;
+    this.floor = -KNOWN_TOKEN_BURSTS * limits.burst;
+  }
 
-  /** Refuses (RATE_LIMITED) a login from `address` with the token of hash `key` while the address is throttled, unless that token logged in from it before. */
+  /**
+   * Refuses (RATE_LIMITED) a login from `address` with the token of hash `key` while the address
+   * is throttled, unless that token logged in from it before and the address is not far below empty.
+   */
   check(address: string, key: string | undefined): void {
     const client = this.clients.get(addressKey(address));
-    if (!client || (key !== undefined && client.known.has(key))) return;
-    const waitMs = client.failures.waitMs();
-    if (waitMs > 0) throw new HubError('RATE_LIMITED', `too many failed logins from ${address}; try again in ${Math.ceil(waitMs / 1000)} s`);
+    if (!client || this.refill(client) >= 1) return;
+    if (key !== undefined && client.known.has(key) && client.allowance > this.floor + 1) return;
+    this.charge(client);
+    const waitMs = (1 - client.allowance) / this.perMs;
+    throw new HubError('RATE_LIMITED', `too many failed logins from ${address}; try again in ${Math.ceil(waitMs / 1000)} s`);
   }
 
   /** Counts an unknown token presented from `address`. */
   failed(address: string): void {
-    this.client(address).failures.take();
+    this.charge(this.client(address));
   }
 
   /** Remembers that the token of hash `key` logged in from `address`. */
@@ -60,10 +81,23 @@ export class LoginThrottle {
     if (client) this.clients.delete(key);
     else {
       if (this.clients.size >= MAX_ADDRESSES) this.makeRoom();
-      client = { failures: new RateLimiter(this.limits.perMinute / 60, this.limits.burst, this.now), known: new Set() };
+      client = { allowance: this.limits.burst, at: this.now(), known: new Set() };
     }
     this.clients.set(key, client);
     return client;
+  }
+
+  /** The allowance now, refilled for the time since it was last brought up to date. */
+  private refill(client: Client): number {
+    const now = this.now();
+    client.allowance = Math.min(this.limits.burst, client.allowance + (now - client.at) * this.perMs);
+    client.at = now;
+    return client.allowance;
+  }
+
+  /** Takes one failure off the allowance, down to the floor. */
+  private charge(client: Client): void {
+    client.allowance = Math.max(this.floor, this.refill(client) - 1);
   }
 
   /**
@@ -75,7 +109,7 @@ export class LoginThrottle {
     const target = this.clients.size - Math.ceil(MAX_ADDRESSES / 10);
     for (const [key, client] of this.clients) {
       if (this.clients.size <= target) return;
-      if (client.failures.full()) this.clients.delete(key);
+      if (this.refill(client) >= this.limits.burst) this.clients.delete(key);
     }
     for (const key of this.clients.keys()) {
       if (this.clients.size <= target) return;

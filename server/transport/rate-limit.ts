@@ -15,26 +15,11 @@ export class RateLimiter {
 
   /** Takes one token; false when the bucket is empty. */
   take(): boolean {
-    if (this.refill() < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-
-  /** How long until a token can be taken: 0 when one can be now. */
-  waitMs(): number {
-    const tokens = this.refill();
-    return tokens >= 1 ? 0 : ((1 - tokens) * 1000) / this.perSecond;
-  }
-
-  /** True when the bucket has filled up again: it remembers nothing a fresh one would not. */
-  full(): boolean {
-    return this.refill() >= this.burst;
-  }
-
-  private refill(): number {
     const now = this.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.perSecond) / 1000);
     this.last = now;
-    return this.tokens;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
   }
 }
