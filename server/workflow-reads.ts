@@ -64,7 +64,8 @@ export class WorkflowReads {
    * summary archived with it (an ended workflow's no longer changes), so the workflow is not read.
    */
   async summary(workflowId: string, now: number): Promise<WorkflowSummary> {
-    const cached = this.cache.get(workflowId)?.state;
+    // A copy of a workflow no longer archived (a follower learns of deletions by a refresh, which leaves the cache) answers nothing.
+    const cached = this.archive.has(workflowId) ? this.cache.get(workflowId)?.state : undefined;
     if (!cached && !this.hub.state.workflows.has(workflowId)) {
       const archived = await this.archive.readSummary(workflowId);
       if (archived) return archived;

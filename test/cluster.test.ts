@@ -6,7 +6,7 @@ import type { Workflow } from '../shared/schemas/workflow.ts';
 import type { ClusterInfo } from '../server/index.ts';
 import { ClusterUnderTest, clusterInfo } from './helpers/cluster.ts';
 import { createHub } from '../server/index.ts';
-import { startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { logRecorder } from './helpers/log-recorder.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
 import { CLI } from './helpers/process.ts';
@@ -68,6 +68,31 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
     await untilTrue(() => cutOff.cluster().role === 'follower', 'the cut-off node follows');
     // Its writers were sent away: the control client is refused there now.
     await untilTrue(() => !control.connection.socket.connected, 'the control client disconnected');
+  });
+
+  it('a node that takes the lease neither lists nor serves the archived workflows the last leader deleted just before it stopped', async () => {
+    const url = await postgres().newDatabase();
+    // Ended workflows leave memory at the next sweep.
+    const fast = { leaseMs: 1000, leaseRenewMs: 200, leaseCheckMs: 100, keepFinishedMs: 0, sweepIntervalMs: 20 };
+    const first = await startHub({ postgres: url, ...fast });
+    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
+    const second = await startHub({ postgres: url, ...fast });
+    const wf = await (await control(first)).createWorkflow({ id: 'wf-pruned', userQuery: 'pruned before a failover' });
+    await wf.start();
+    await wf.cancel();
+    await untilTrue(() => !first.state.workflows.has(wf.id), 'the leader archived the workflow');
+    await untilTrue(() => second.cluster().version === first.cluster().version && !second.state.workflows.has(wf.id), 'the follower applied the eviction');
+    // Read on the follower, which keeps the archived copy.
+    const read = (path: string) => fetch(`${second.url}/api/workflows/${wf.id}/${path}`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } });
+    expect([(await read('data')).status, (await read('summary')).status]).toEqual([200, 200]);
+
+    expect(await (await control(first)).pruneArchive(0)).toMatchObject([{ workflowId: wf.id }]);
+    await first.close();
+    await untilTrue(() => second.cluster().role === 'leader', 'the second node leads');
+    const successor = await control(second);
+    expect((await successor.listWorkflows()).items.map((header) => header.id)).toEqual([]);
+    await expect(successor.workflow(wf.id).get()).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect([(await read('data')).status, (await read('summary')).status]).toEqual([404, 404]);
   });
 
   it('takes writes through any node, and a follower serves mirrors and reports equal to the leader at the same version', async () => {

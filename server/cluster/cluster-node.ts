@@ -180,6 +180,9 @@ export class ClusterNode {
       await this.lease.release(this.settings.nodeId, epoch);
       return;
     }
+    // Retention and prune delete archived workflows without a record: what the last leader deleted
+    // since this node's last look at the whole archive would stay listed here for good otherwise.
+    await this.store.archive.refresh();
     this.epoch = epoch;
     await this.store.lead({ owner: this.settings.nodeId, epoch });
     this.role = 'leader';
