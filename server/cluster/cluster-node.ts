@@ -1,6 +1,7 @@
 import type { Logger } from '../logger.ts';
 import type { StateWriter } from '../state-writer.ts';
 import { DamagedJournal, JOURNAL_CHANNEL } from '../store/postgres/pg-journal.ts';
+import { archiveDeletedNotice } from '../store/postgres/pg-archive.ts';
 import { PgListener } from '../store/postgres/pg-listener.ts';
 import type { PostgresStore } from '../store/postgres/postgres-store.ts';
 import { LeaseTable, type LeaseHolder } from './lease.ts';
@@ -18,7 +19,7 @@ export interface ClusterSettings {
   checkMs: number;
 }
 
-/** How often a follower reloads the archive's headers, for deletions by retention (ms). */
+/** How often a follower reloads the archive's headers, should the leader's notice of deletions be lost (ms). */
 const ARCHIVE_CHECK_MS = 60_000;
 
 /** What `GET /cluster` answers. */
@@ -75,7 +76,7 @@ export class ClusterNode {
   ) {
     this.lease = new LeaseTable(store.pool, store.partition);
     this.members = new MemberTable(store.pool, store.partition);
-    this.listener = new PgListener({ url: store.url, channel: JOURNAL_CHANNEL, retryMs: settings.checkMs, onNotify: () => this.wake() });
+    this.listener = new PgListener({ url: store.url, channel: JOURNAL_CHANNEL, retryMs: settings.checkMs, onNotify: (payload) => this.wake(payload === archiveDeletedNotice(store.partition)) });
   }
 
   /** Starts following the journal and competing for the lease; resolves after the first look at the lease. */
@@ -275,7 +276,8 @@ export class ClusterNode {
       this.log.info({ partition: this.damaged.partition, seq: this.damaged.seq, version: this.writer.lastSeq }, 'cluster: the journal reads again past the damaged row');
       this.damaged = undefined;
     }
-    // Retention deletes archived workflows without a record: a follower looks at the whole archive now and then.
+    // Retention and prune delete archived workflows without a record: a follower looks at the whole
+    // archive when the leader says it deleted some, and now and then (a notice may be lost).
     if (performance.now() - this.archiveCheckedAt > ARCHIVE_CHECK_MS) {
       this.archiveCheckedAt = performance.now();
       await this.store.archive.refresh();
@@ -313,7 +315,9 @@ export class ClusterNode {
     }
   }
 
-  private wake(): void {
+  /** Catches up at once; `archiveDeleted`: reads the archive's headers again too (the leader deleted some). */
+  private wake(archiveDeleted = false): void {
+    if (archiveDeleted) this.archiveCheckedAt = -Infinity;
     if (this.role === 'leader' || this.wakeQueued) return;
     this.wakeQueued = true;
     void this.step(async () => {

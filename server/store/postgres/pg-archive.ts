@@ -6,7 +6,7 @@ import { workflowHeader } from '../../../shared/schemas/workflow.ts';
 import { TimeSlice } from '../../time-slice.ts';
 import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from '../archive.ts';
 import { DamagedPart, readDocument } from '../archive-lines.ts';
-import type { Fence } from './pg-journal.ts';
+import { JOURNAL_CHANNEL, type Fence } from './pg-journal.ts';
 
 /**
  * A document is read back in parts of this many bytes, a row each: each part's hex text (how
@@ -14,6 +14,8 @@ import type { Fence } from './pg-journal.ts';
  * read as one value held the event loop 0.3 to 1 s (on a busy two-core machine), in parts at most 50 ms.
  */
 const PART_BYTES = 256 * 1024;
+/** What follows the partition in the notice of deleted archived workflows (see archiveDeletedNotice). */
+const DELETED = 'archive-deleted';
 /** Headers put in the index between two looks at the clock while the archive loads. */
 const HEADERS_PER_LOOK = 64;
 
@@ -38,11 +40,18 @@ WITH lease AS (${LEASE}), put AS (
   RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM put) AS held`;
+/** Deletions have no journal record: followers are woken on the journal's channel to read the headers again. */
 const REMOVE = `
 WITH lease AS (${LEASE}), gone AS (
   DELETE FROM sb_archive WHERE partition = $1 AND workflow_id = ANY($4) AND EXISTS (SELECT 1 FROM lease)
+  RETURNING 1
 )
-SELECT EXISTS (SELECT 1 FROM lease) AS held`;
+SELECT EXISTS (SELECT 1 FROM lease) AS held, CASE WHEN EXISTS (SELECT 1 FROM gone) THEN pg_notify('${JOURNAL_CHANNEL}', $1 || ' ${DELETED}') END AS notified`;
+
+/** The payload on the journal's channel that says the leader deleted archived workflows of `partition`. */
+export function archiveDeletedNotice(partition: string): string {
+  return `${partition} ${DELETED}`;
+}
 
 /** What the archive needs of its store: the lease it writes under, and where to say what it left out. */
 export interface PgArchiveContext {

@@ -40,7 +40,7 @@ export class DamagedJournal extends HubError {
   }
 }
 
-/** The channel a leader notifies after each append; the payload is `<partition> <last seq>`. */
+/** The channel a leader notifies after each append (the payload is `<partition> <last seq>`) and after archive deletions (pg-archive.ts). */
 export const JOURNAL_CHANNEL = 'sb_journal';
 
 /**
