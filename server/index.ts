@@ -165,8 +165,9 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const logger = parts.logger ?? createLogger(options.logLevel);
   /** What to undo at close (or when start-up fails half-way), newest first. */
   const stops: Array<() => unknown> = [];
-  const stopAll = async () => {
-    for (const stop of stops.reverse()) await stop();
+  /** Runs the stops in turn; past `givenUp`, each is started but not waited for. */
+  const stopAll = async (givenUp?: Promise<void>) => {
+    for (const stop of stops.reverse()) await (givenUp ? Promise.race([stop(), givenUp]) : stop());
   };
   const http = parts.server ?? createServer();
   // Until the hub's routes are ready, every request is told to come back (the router replaces this).
@@ -415,6 +416,21 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     logger.info({ url: urlOf(), dataDir, workflows: writer.state.workflows.size }, parts.server ? 'hub attached' : 'hub listening');
 
     let closing: Promise<void> | undefined;
+    const close = async () => {
+      serve = refuseAll(new HubError('UNAVAILABLE', 'the hub is closed'));
+      // A cluster node's lease is no longer renewed once it closes: past its term, a query PostgreSQL
+      // never answers (cut off without a reset) must not hold the close. What is left is given up as
+      // a crash would; the fence, in PostgreSQL, still refuses a write that arrives late.
+      let term: NodeJS.Timeout | undefined;
+      const termOver = postgres && new Promise<void>((resolve) => (term = setTimeout(resolve, options.leaseMs)));
+      void termOver?.then(() => logger.warn({ leaseMs: options.leaseMs }, "closing: PostgreSQL did not answer within the lease's term; the rest of the close is not waited for"));
+      try {
+        await stopAll(termOver);
+      } finally {
+        clearTimeout(term);
+      }
+      logger.info('hub closed');
+    };
     return {
       get url() {
         return urlOf();
@@ -444,10 +460,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       },
       cluster: clusterInfo,
       stats: () => ({ stalledSubscribers: patches.stalledCount }),
-      close: () =>
-        (closing ??= ((serve = refuseAll(new HubError('UNAVAILABLE', 'the hub is closed'))), stopAll()).then(() => {
-          logger.info('hub closed');
-        })),
+      close: () => (closing ??= close()),
     };
   } catch (error) {
     await stopAll();

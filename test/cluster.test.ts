@@ -70,6 +70,23 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
     await untilTrue(() => !control.connection.socket.connected, 'the control client disconnected');
   });
 
+  it('a leader cut off from PostgreSQL without a reset closes all the same, acknowledging none of the writes that were waiting on it', async () => {
+    const url = await postgres().newDatabase();
+    const proxy = await startTcpProxy(Number(new URL(url).port));
+    onTestFinished(() => proxy.close());
+    const throughProxy = new URL(url);
+    throughProxy.port = String(proxy.port);
+    const cutOff = await startHub({ postgres: throughProxy.toString(), leaseMs: 500, leaseRenewMs: 100, leaseCheckMs: 50 });
+    await untilTrue(() => cutOff.cluster().role === 'leader', 'the node leads');
+    const wf = await (await control(cutOff)).createWorkflow({ userQuery: 'closed while cut off' });
+
+    proxy.blackhole();
+    const waiting = wf.updateProgress('p', 10).then(() => 'acknowledged', (error: { code?: string }) => error.code);
+    // Its queries never answer: what it waits on is given up once its lease, no longer renewed, has run out.
+    await cutOff.close();
+    expect([...RETRYABLE]).toContain(await waiting);
+  });
+
   it('a follower, and then as leader, neither lists nor serves the archived workflows the leader deleted just before it stopped', async () => {
     const url = await postgres().newDatabase();
     // Ended workflows leave memory at the next sweep.
