@@ -64,24 +64,7 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL store', () => {
     const more = encodeRecords(records(16, 25));
     // Due once both are in the journal, and not before: neither leader's own writes reach it.
     const threshold = written.length + more.length;
-    const db = new pg.Pool({ connectionString: url });
-    onTestFinished(() => db.end());
-    /** A node's store, opened, leading under `epoch` (the lease row moved to it, as taking the lease does). */
-    const leading = async (owner: string, epoch: number) => {
-      const store = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes: threshold, snapshotJournalRatio: 0, onWarning: () => undefined });
-      await store.open();
-      onTestFinished(async () => {
-        store.fence = undefined;
-        await store.close();
-      });
-      await db.query(
-        `INSERT INTO sb_lease (partition, owner, url, epoch, expires_at) VALUES ('main', $1, 'http://127.0.0.1:1', $2, now() + interval '1 hour')
-         ON CONFLICT (partition) DO UPDATE SET owner = EXCLUDED.owner, epoch = EXCLUDED.epoch`,
-        [owner, epoch],
-      );
-      await store.lead({ owner, epoch });
-      return store;
-    };
+    const leading = leadingStores(url, threshold);
     const first = await leading('node-a', 1);
     await first.append(written, 1);
     expect(first.snapshotDue()).toBe(false);
@@ -91,4 +74,52 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL store', () => {
     await second.append(more, 16);
     expect(second.snapshotDue()).toBe(true);
   });
+
+  it("stores no snapshot from a leader frozen through a truncation of the journal: a node that loads later holds the new leader's records, not the deleted ones", async () => {
+    const url = await postgres().newDatabase();
+    const leading = leadingStores(url, 1 << 30);
+    const frozen = await leading('node-a', 1);
+    await frozen.append(encodeRecords(records(1, 10)), 1);
+    // node-a is frozen past its lease; row 6 is damaged, a node truncates from it, and node-b leads and writes its own 6 to 8.
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    onTestFinished(() => db.end());
+    await db.query(`UPDATE sb_lease SET expires_at = now() - interval '1 second'`);
+    await db.query(`UPDATE sb_journal SET line = 'not a record' WHERE seq = 6`);
+    const truncating = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, truncateDamagedJournal: true, onWarning: () => undefined });
+    await truncating.open();
+    await truncating.close();
+    const successor = await leading('node-b', 3);
+    await successor.append(encodeRecords(records(6, 8)), 6);
+
+    // node-a wakes up in the middle of a snapshot of the state it holds, records 6 to 10 included.
+    frozen.startSnapshot({ seq: 10, docs: [['wf', { v: 10, doc: { n: 10 } }]] });
+    await frozen.snapshot();
+    const { seq, docs } = await successor.load();
+    expect([seq, docs.get('wf')?.doc]).toEqual([8, { n: 8 }]);
+  });
 });
+
+/**
+ * Opens a node's store on `url` leading under `epoch` (the lease row moved to it, as taking the
+ * lease does), snapshotting after `snapshotAfterBytes`; each is closed when the test ends.
+ */
+function leadingStores(url: string, snapshotAfterBytes: number): (owner: string, epoch: number) => Promise<PostgresStore> {
+  const db = new pg.Pool({ connectionString: url });
+  onTestFinished(() => db.end());
+  return async (owner, epoch) => {
+    const store = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes, snapshotJournalRatio: 0, onWarning: () => undefined });
+    await store.open();
+    onTestFinished(async () => {
+      store.fence = undefined;
+      await store.close();
+    });
+    await db.query(
+      `INSERT INTO sb_lease (partition, owner, url, epoch, expires_at) VALUES ('main', $1, 'http://127.0.0.1:1', $2, now() + interval '1 hour')
+       ON CONFLICT (partition) DO UPDATE SET owner = EXCLUDED.owner, epoch = EXCLUDED.epoch`,
+      [owner, epoch],
+    );
+    await store.lead({ owner, epoch });
+    return store;
+  };
+}

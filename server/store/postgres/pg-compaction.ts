@@ -4,6 +4,7 @@ import { workerEntry } from '../../worker-threads.ts';
 import { PacedWorker } from '../paced-worker.ts';
 import { decodeRecord, replayRecord } from '../records.ts';
 import { parseSnapshot, snapshotText, type Snapshot } from '../snapshot.ts';
+import { FencedOff, type Fence } from './pg-journal.ts';
 import { inTransaction } from './transaction.ts';
 
 const workerUrl = workerEntry('pg-compaction-worker', import.meta.url);
@@ -24,6 +25,8 @@ export interface PgCompactionJob {
   partition: string;
   uptoSeq: number;
   paced: boolean;
+  /** The lease the snapshot is stored under (see storeSnapshot). */
+  fence: Fence | undefined;
 }
 
 /** The thread that folds a partition's journal rows into a snapshot row (see PacedWorker), for a leader that compacts again and again. */
@@ -33,8 +36,8 @@ export class PgCompactionWorker extends PacedWorker<PgCompactionJob, PgCompacted
   }
 
   /** Compacts `partition` of the database at `url` up to record `uptoSeq` (see compactPartition), paced unless `paced` is false or hurry() is called. */
-  compact(url: string, partition: string, uptoSeq: number, paced = true): Promise<PgCompacted> {
-    return this.run({ url, partition, uptoSeq, paced });
+  compact(url: string, partition: string, uptoSeq: number, paced = true, fence?: Fence): Promise<PgCompacted> {
+    return this.run({ url, partition, uptoSeq, paced, fence });
   }
 }
 
@@ -57,15 +60,40 @@ export async function compactInWorker(url: string, partition: string, uptoSeq: n
  * does not decode, or a missing one, fails it and nothing is written. When the newest snapshot
  * is at `uptoSeq` or later already, nothing is written and its record is answered.
  */
-export async function compactPartition(pool: Pool, partition: string, uptoSeq: number, onRecord?: () => void): Promise<{ seq: number; docs: number; bytes?: number }> {
+export async function compactPartition(pool: Pool, partition: string, uptoSeq: number, onRecord?: () => void, fence?: Fence): Promise<{ seq: number; docs: number; bytes?: number }> {
   // One view of the tables while reading, so that a trim by the leader meanwhile takes no row from under the replay.
   const { seq, docs, snapshotted } = await inTransaction(pool, (client) => replay(client, partition, uptoSeq, onRecord), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   if (snapshotted) return { seq, docs: docs.size };
   const { text } = snapshotText({ segment: 0, seq, docs: [...docs] });
-  // The leader may have written this one from memory meanwhile: the same documents.
-  await pool.query('INSERT INTO sb_snapshot (partition, seq, body) VALUES ($1, $2, $3) ON CONFLICT (partition, seq) DO NOTHING', [partition, seq, text]);
-  await trimAfterSnapshot(pool, partition);
+  await storeSnapshot(pool, partition, seq, text, fence);
   return { seq, docs: docs.size, bytes: text.length };
+}
+
+/**
+ * Snapshot rows are fenced as journal appends are (pg-journal.ts): a leader frozen through a
+ * truncation of the journal (--truncate-damaged-journal, which bumps the epoch) holds records that
+ * were deleted, and the new leader's records took their numbers; its snapshot would give them back
+ * to every node that loads it, and lose the new ones.
+ */
+const PUT_SNAPSHOT = `
+WITH lease AS (
+  SELECT 1 FROM sb_lease WHERE partition = $1 AND owner = $4 AND epoch = $5 FOR SHARE
+), put AS (
+  INSERT INTO sb_snapshot (partition, seq, body) SELECT $1, $2, $3 WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM lease)
+  ON CONFLICT (partition, seq) DO NOTHING
+)
+SELECT $4::text IS NULL OR EXISTS (SELECT 1 FROM lease) AS held`;
+
+/**
+ * Stores the snapshot row of `partition` as of record `seq` while `fence` holds the lease (without
+ * one, as a tool run while no node leads does), then trims (trimAfterSnapshot); FencedOff when
+ * the lease moved on: nothing is stored.
+ */
+export async function storeSnapshot(pool: Pool, partition: string, seq: number, text: string, fence: Fence | undefined): Promise<void> {
+  // The leader may have written this one from memory meanwhile, or the compaction: the same documents.
+  const { rows } = await pool.query<{ held: boolean }>(PUT_SNAPSHOT, [partition, seq, text, fence?.owner ?? null, fence?.epoch ?? null]);
+  if (!rows[0]?.held) throw new FencedOff('this node no longer holds the leadership lease: the snapshot was not stored');
+  await trimAfterSnapshot(pool, partition);
 }
 
 /**

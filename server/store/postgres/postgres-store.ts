@@ -7,7 +7,7 @@ import { parseSnapshot, snapshotText } from '../snapshot.ts';
 import { snapshotThreshold, type CurrentDocs, type SnapshotEvent, type SnapshotTrigger, type Store } from '../store.ts';
 import { appendJournal, DamagedJournal, FencedOff, lastJournalSeq, readJournal, readJournalInHistory, type Fence } from './pg-journal.ts';
 import { PgArchive } from './pg-archive.ts';
-import { PgCompactionWorker, trimAfterSnapshot } from './pg-compaction.ts';
+import { PgCompactionWorker, storeSnapshot } from './pg-compaction.ts';
 import { ensureSchema } from './schema.ts';
 import { inTransaction } from './transaction.ts';
 
@@ -222,7 +222,10 @@ export class PostgresStore implements Store {
     const from = current ? 'memory' : 'journal';
     this.options.onSnapshot?.({ phase: 'started', from, journalBytes: this.bytesSinceSnapshot });
     this.bytesSinceSnapshot = 0;
-    const { seq, docs, bytes } = current ? await this.writeSnapshot(current) : await this.compactor.compact(this.options.url, this.partition, this.lastAppended);
+    // Stored under the lease of now: a leader that lost it meanwhile stores nothing.
+    const fence = this.fence;
+    if (!fence) throw new FencedOff('this node is not the leader');
+    const { seq, docs, bytes } = current ? await this.writeSnapshot(current, fence) : await this.compactor.compact(this.options.url, this.partition, this.lastAppended, true, fence);
     if (bytes !== undefined) this.snapshotBytes = bytes;
     this.options.onSnapshot?.({ phase: 'finished', from, seq, docs, bytes, ms: performance.now() - started });
   }
@@ -241,11 +244,10 @@ export class PostgresStore implements Store {
     await this.pool.end();
   }
 
-  /** Stores a snapshot of `current`, then drops snapshots and journal rows no node needs any more. */
-  private async writeSnapshot(current: CurrentDocs): Promise<{ seq: number; docs: number; bytes: number }> {
+  /** Stores a snapshot of `current` under `fence`, then drops snapshots and journal rows no node needs any more. */
+  private async writeSnapshot(current: CurrentDocs, fence: Fence): Promise<{ seq: number; docs: number; bytes: number }> {
     const { text } = snapshotText({ segment: 0, seq: current.seq, docs: current.docs });
-    await this.pool.query('INSERT INTO sb_snapshot (partition, seq, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [this.partition, current.seq, text]);
-    await trimAfterSnapshot(this.pool, this.partition);
+    await storeSnapshot(this.pool, this.partition, current.seq, text, fence);
     return { seq: current.seq, docs: current.docs.length, bytes: text.length };
   }
 }
