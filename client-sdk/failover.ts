@@ -86,11 +86,14 @@ export class Failover {
     // A transport error leaves the socket active: socket.io's Manager reconnects by itself.
     let retrying = this.socket.active;
     if (retrying && this.urls.length > 1) this.moveTo(this.next());
-    if (!retrying && error.code === 'NOT_LEADER') {
-      // A refusal by the server's middleware ends socket.io's reconnection: we connect again ourselves.
-      const leader = leaderOf(failure);
-      const leaderUrl = leader ? wellFormed(leader.url) : undefined;
-      this.moveTo(leaderUrl !== undefined && leaderUrl !== url ? leaderUrl : this.next());
+    if (!retrying && (error.code === 'NOT_LEADER' || error.code === 'RATE_LIMITED')) {
+      // A refusal by the server's middleware ends socket.io's reconnection: we connect again ourselves,
+      // to the leader a follower names, or to the node that throttles logins from here, once it lets us in.
+      if (error.code === 'NOT_LEADER') {
+        const leader = leaderOf(failure);
+        const leaderUrl = leader ? wellFormed(leader.url) : undefined;
+        this.moveTo(leaderUrl !== undefined && leaderUrl !== url ? leaderUrl : this.next());
+      }
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.socket.connect();

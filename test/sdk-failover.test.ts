@@ -149,6 +149,30 @@ describe('connecting to a cluster with the SDK', () => {
     expect(order.history).toHaveLength(1);
   });
 
+  it('connects again by itself after a reconnection refused for too many failed logins from its address', async () => {
+    const http = createServer();
+    const io = new Server(http, { serveClient: false });
+    let refusals = 0;
+    io.of('/control').use((_socket, next) => {
+      if (refusals === 0) return next();
+      refusals--;
+      const message = 'too many failed logins from 127.0.0.1; try again in 1 s';
+      next(Object.assign(new Error(message), { data: { code: 'RATE_LIMITED', message } }));
+    });
+    io.of('/control').on('connection', (socket) => socket.on('workflow.list', (_input: unknown, ack: (reply: unknown) => void) => ack({ ok: true, data: { items: [], nextCursor: null } })));
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    onTestFinished(() => new Promise<void>((done) => io.close(() => done())));
+    const client = await connectControl({ url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, token: TOKENS.admin });
+    onTestFinished(() => client.close());
+    refusals = 2;
+    const back = new Promise<void>((resolve) => client.connection.socket.once('connect', () => resolve()));
+    for (const socket of io.of('/control').sockets.values()) socket.conn.close();
+    await back;
+    expect(refusals).toBe(0);
+    expect(await client.listWorkflows()).toEqual({ items: [], nextCursor: null });
+  });
+
   it('keeps a node that answers other requests when one request outlasts its short timeout', async () => {
     const { hub, store } = await hubWithHeldWrites();
     const next = await startFollower(null);

@@ -30,8 +30,8 @@ interface Client {
  * `burst` unknown tokens at once, then `perMinute`; past that every login from it is refused
  * with RATE_LIMITED before its token is looked up. A token that has already logged in from the
  * address is still let in, so that a guesser does not lock out the agents beside it; but every
- * login refused meanwhile counts as a failure, and ten bursts below empty those are refused too:
- * telling them apart from the rest gives a guesser that many tries, then `perMinute`.
+ * other login refused meanwhile counts as a failure, and ten bursts below empty the known tokens
+ * are refused too: telling them apart from the rest gives a guesser that many tries, then `perMinute`.
  */
 export class LoginThrottle {
   private readonly clients = new Map<string, Client>();
@@ -53,10 +53,12 @@ export class LoginThrottle {
   check(address: string, key: string | undefined): void {
     const client = this.clients.get(addressKey(address));
     if (!client || this.refill(client) >= 1) return;
-    if (key !== undefined && client.known.has(key) && client.allowance > this.floor + 1) return;
-    this.charge(client);
-    const waitMs = (1 - client.allowance) / this.perMs;
-    throw new HubError('RATE_LIMITED', `too many failed logins from ${address}; try again in ${Math.ceil(waitMs / 1000)} s`);
+    const known = key !== undefined && client.known.has(key);
+    if (known && client.allowance > this.floor + 1) return;
+    // A known token refused is no guess; counted, an agent reconnecting would keep its address throttled.
+    if (!known) this.charge(client);
+    const waitMs = ((known ? this.floor + 1 : 1) - client.allowance) / this.perMs;
+    throw new HubError('RATE_LIMITED', `too many failed logins from ${address}; try again in ${Math.max(1, Math.ceil(waitMs / 1000))} s`);
   }
 
   /** Counts an unknown token presented from `address`. */
