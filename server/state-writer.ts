@@ -273,7 +273,15 @@ export class StateWriter {
       throw error;
     }
     // A command that changed nothing read the state too: its answer waits for what it read.
-    await this.stored(applied.batch ?? this.unstored);
+    // Awaited here, not through whenStored(): this is every command's path, and a call costs a promise.
+    const batch = applied.batch ?? this.unstored;
+    if (batch) {
+      try {
+        await batch.committed;
+      } catch (error) {
+        throw notStored(error);
+      }
+    }
     return applied.reply;
   }
 
@@ -282,16 +290,10 @@ export class StateWriter {
    * refusal read from `state` outside dispatch (a transport's check before it) waits for this too.
    */
   async whenStored(): Promise<void> {
-    await this.stored(this.unstored);
-  }
-
-  /** Waits until `batch` is written; UNAVAILABLE when it could not be and was rolled back. */
-  private async stored(batch: Batch | undefined): Promise<void> {
-    if (!batch) return;
     try {
-      await batch.committed;
+      await this.unstored?.committed;
     } catch (error) {
-      throw new HubError('UNAVAILABLE', `the change could not be stored: ${(error as Error).message}`);
+      throw notStored(error);
     }
   }
 
@@ -474,6 +476,11 @@ export class StateWriter {
     later?.reject(error);
     this.onError(error, 'journal write');
   }
+}
+
+/** The refusal of a change, or of an answer resting on one, whose write failed and was rolled back. */
+function notStored(error: unknown): HubError {
+  return new HubError('UNAVAILABLE', `the change could not be stored: ${(error as Error).message}`);
 }
 
 /** Whether the document is in memory. */
