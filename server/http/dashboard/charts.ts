@@ -31,8 +31,10 @@ export function kpiSparkline(kpi: Kpi, width = 240, height = 48): string {
   const values = samples.map((s) => s.value);
   const low = Math.min(kpi.target, ...values);
   const high = Math.max(kpi.target, ...values);
-  const margin = high === low ? 1 : (high - low) * 0.1;
-  const y = scale(low - margin, high + margin, height - pad, pad);
+  // A share of the range from halves, then a tenth of it as margin each side: the range, or the
+  // margin, of values near Number.MAX_VALUE is Infinity.
+  const share = (value: number) => (high === low ? 0.5 : (value / 2 - low / 2) / (high / 2 - low / 2));
+  const y = (value: number) => height - pad - ((share(value) + 0.1) / 1.2) * (height - 2 * pad);
   const first = samples[0]?.at ?? 0;
   const last = samples[samples.length - 1]?.at ?? 0;
   // Samples recorded in the same millisecond are spread by their order instead.
