@@ -4,7 +4,7 @@ import { summarize } from '../server/domain/workflows/summary.ts';
 import { HASH_PLACEHOLDER, renderReport, renderReports, verifyReportHash, type Report, type ReportInput } from '../server/reports/report.ts';
 import { SEARCH_SCRIPT } from '../server/reports/page-assets.ts';
 import { durationStats } from '../server/reports/statistics.ts';
-import { duration } from '../server/reports/formatting.ts';
+import { byteSize, duration } from '../server/reports/formatting.ts';
 import { ReportRenderer } from '../server/reports/report-renderer.ts';
 import { HOSTILE, inputOf, largeWorkflow, realisticWorkflow, reverseKeys, withData } from './helpers/report-fixture.ts';
 import { control, startHub } from './helpers/hub.ts';
@@ -293,6 +293,18 @@ describe('report renderers', () => {
       [7_380_000, '2 h 03 min'],
     ];
     for (const [ms, text] of cases) expect(duration(ms), String(ms)).toBe(text);
+  });
+
+  it('writes sizes in the largest binary unit, never as 1024.0 of the one below', () => {
+    const cases: Array<[number, string]> = [
+      [1023, '1023 B'],
+      [1024, '1.0 KiB'],
+      [1_048_524, '1023.9 KiB'],
+      [1_048_575, '1.0 MiB'],
+      [1_073_741_823, '1.0 GiB'],
+      [5 * 1024 ** 5, '5120.0 TiB'],
+    ];
+    for (const [bytes, text] of cases) expect(byteSize(bytes), String(bytes)).toBe(text);
   });
 });
 

@@ -74,7 +74,8 @@ export function byteSize(bytes: number | null): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
+  // As printed, with one decimal: 1048575 B is 1023.999 KiB, which prints as `1024.0 KiB`.
+  while (Number(value.toFixed(1)) >= 1024 && unit < units.length - 1) {
     value /= 1024;
     unit++;
   }
