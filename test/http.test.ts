@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { AgentStatus } from '../shared/schemas/agent.ts';
+import { WorkflowStatus } from '../shared/schemas/workflow.ts';
 import { control, startHub, TOKENS } from './helpers/hub.ts';
 import { errorRecorder, rawGet } from './helpers/http.ts';
 
@@ -108,5 +110,16 @@ describe('metrics', () => {
     expect(text).toContain('switchboard_assignment_latency_seconds_bucket{le="+Inf"}');
     expect(value('nodejs_heap_used_bytes')).toBeGreaterThan(0);
     expect(text).toMatch(/nodejs_eventloop_delay_seconds\{quantile="0.99"\} \d/);
+  });
+
+  it('counts workflows and agents in every status, 0 when none is in it: a series does not vanish when its last workflow leaves it', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'metrics' });
+    await wf.start();
+    await wf.cancel('done with it');
+    const text = await (await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })).text();
+    const samples = (name: string) => text.split('\n').filter((line) => line.startsWith(`${name}{`));
+    expect(samples('switchboard_workflows')).toEqual(WorkflowStatus.options.map((status) => `switchboard_workflows{status="${status}"} ${status === 'cancelled' ? 1 : 0}`));
+    expect(samples('switchboard_agents')).toEqual(AgentStatus.options.map((status) => `switchboard_agents{status="${status}"} 0`));
   });
 });

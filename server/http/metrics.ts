@@ -1,7 +1,9 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Namespace } from 'socket.io';
 import { HubError } from '../../shared/errors.ts';
+import { AgentStatus } from '../../shared/schemas/agent.ts';
 import { WorkOrderState } from '../../shared/schemas/work-order.ts';
+import { WorkflowStatus } from '../../shared/schemas/workflow.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { Route } from './router.ts';
 
@@ -32,6 +34,9 @@ export class Histogram {
     ];
   }
 }
+
+/** A count of 0 for each of `keys`. */
+const zeros = (keys: readonly string[]): Record<string, number> => Object.fromEntries(keys.map((key) => [key, 0]));
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -69,16 +74,17 @@ export class Metrics {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, ...samples.map(([labels, value]) => `${name}${labels} ${value}`));
     };
     gauge('switchboard_connections', 'Connected sockets by role namespace.', Object.entries(namespaces).map(([role, nsp]) => [`{namespace="${role}"}`, nsp.sockets.size]));
-    const orders = Object.fromEntries(WorkOrderState.options.map((s) => [s, 0])) as Record<string, number>;
-    const workflows: Record<string, number> = {};
+    // Every state and status, at 0 when none is in it: a series that vanished would read as unknown, not 0.
+    const orders = zeros(WorkOrderState.options);
+    const workflows = zeros(WorkflowStatus.options);
     for (const workflow of hub.state.workflows.values()) {
-      workflows[workflow.status] = (workflows[workflow.status] ?? 0) + 1;
+      workflows[workflow.status]!++;
       for (const [state, count] of Object.entries(workflow.workOrderCounts)) orders[state]! += count;
     }
     gauge('switchboard_work_orders', 'Work orders by state, over all workflows.', Object.entries(orders).map(([s, n]) => [`{state="${s}"}`, n]));
     gauge('switchboard_workflows', 'Workflows by status.', Object.entries(workflows).map(([s, n]) => [`{status="${s}"}`, n]));
-    const agents: Record<string, number> = {};
-    for (const agent of Object.values(hub.state.agents ?? {})) agents[agent.status] = (agents[agent.status] ?? 0) + 1;
+    const agents = zeros(AgentStatus.options);
+    for (const agent of Object.values(hub.state.agents ?? {})) agents[agent.status]!++;
     gauge('switchboard_agents', 'Registered agents by status.', Object.entries(agents).map(([s, n]) => [`{status="${s}"}`, n]));
     out.push('# HELP switchboard_assignment_latency_seconds Time from a work order becoming ready (queued, or its retry backoff over) to its offer being pushed.');
     out.push('# TYPE switchboard_assignment_latency_seconds histogram', ...this.assignmentLatency.lines('switchboard_assignment_latency_seconds'));
