@@ -25,6 +25,14 @@ describe('HTTP API', () => {
     expect((await list.json()).items.map((w: { id: string }) => w.id)).toEqual([wf.id]);
   });
 
+  it('takes the Bearer scheme in any case, as HTTP authentication schemes are', async () => {
+    const hub = await startHub();
+    for (const scheme of ['bearer', 'BEARER']) {
+      const res = await fetch(`${hub.url}/api/workflows`, { headers: { authorization: `${scheme} ${TOKENS.monitor}` } });
+      expect([scheme, res.status]).toEqual([scheme, 200]);
+    }
+  });
+
   it('refuses a missing or wrong token and reports unknown workflows as 404', async () => {
     const hub = await startHub();
     const missing = await fetch(`${hub.url}/api/workflows/x/summary`);

@@ -122,7 +122,8 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
     let admitted = false;
     const run = async (): Promise<HttpReply> => {
       const header = req.headers.authorization;
-      const token = header?.startsWith('Bearer ') ? header.slice(7) : (url.searchParams.get('token') ?? undefined);
+      // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is as good as `Bearer`.
+      const token = header !== undefined && /^bearer /i.test(header) ? header.slice(7) : (url.searchParams.get('token') ?? undefined);
       if (route.roles.length) {
         grant = tokens.authenticate(token, req.socket.remoteAddress ?? '');
         requireRole(grant, route.roles);
