@@ -1,10 +1,11 @@
 import { marked, type Token, type Tokens } from 'marked';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { AddKpiInput } from '../shared/schemas/kpis.ts';
 import { summarize } from '../server/domain/workflows/summary.ts';
 import { HASH_PLACEHOLDER, renderReport, renderReports, verifyReportHash, type Report, type ReportInput } from '../server/reports/report.ts';
 import { SEARCH_SCRIPT } from '../server/reports/page-assets.ts';
 import { durationStats } from '../server/reports/statistics.ts';
-import { byteSize, duration } from '../server/reports/formatting.ts';
+import { byteSize, decimal, duration } from '../server/reports/formatting.ts';
 import { ReportRenderer } from '../server/reports/report-renderer.ts';
 import { HOSTILE, inputOf, largeWorkflow, realisticWorkflow, reverseKeys, withData } from './helpers/report-fixture.ts';
 import { control, startHub } from './helpers/hub.ts';
@@ -230,6 +231,15 @@ describe('report renderers', () => {
       [null, null],
       ['analyst', ['stats']],
     ]);
+  });
+
+  it('prints a KPI value below 1 to four significant digits: a small current and target are never shown as 0', () => {
+    const { d, workflowId } = realisticWorkflow();
+    d.run('kpi.add', AddKpiInput.parse({ workflowId, id: 'drift', name: 'Drift', target: 0.00002, direction: 'lower' }));
+    d.run('kpi.record', { workflowId, kpiId: 'drift', value: 0.00003 });
+    const rows = tableRows(sections(render(inputOf(d, workflowId)).markdown.body).get('KPIs against targets'));
+    expect(rows.find((row) => row[0] === 'Drift')).toEqual(['Drift', '0.00003', '0.00002', '—', 'lower', '✗', '1']);
+    expect([1200, 2.25, 0.5, 1 / 3, 0.012345, 0, -0.00004].map(decimal)).toEqual(['1200', '2.25', '0.5', '0.3333', '0.01235', '0', '-0.00004']);
   });
 
   it('gives a different hash for a different version', () => {

@@ -57,10 +57,13 @@ export function duration(ms: number | null): string {
   return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
 }
 
-/** A number with at most four decimals, without trailing zeros. */
+/**
+ * A number with at most four decimals, without trailing zeros; below 1, four significant digits,
+ * so that a small KPI value (0.00003) is not printed as 0, nor two different ones alike.
+ */
 export function decimal(value: number | null): string {
   if (value === null) return NONE;
-  return String(Number(value.toFixed(4)));
+  return String(Number(Math.abs(value) < 1 ? value.toPrecision(4) : value.toFixed(4)));
 }
 
 /** A percentage with one decimal. */
