@@ -243,6 +243,36 @@ describe('live monitoring', () => {
     await expectInSync(hub, stalledMirror);
   });
 
+  it('brings a scoped monitor that fell behind the workflows of its scope created after it caught up', async () => {
+    const hub = await startHub({
+      patchIntervalMs: 2,
+      maxQueuedPackets: 8,
+      tokens: [
+        { token: TOKENS.admin, role: 'admin' },
+        { token: 'scoped-monitor-token', role: 'monitor', workflows: ['busy', 'later'] },
+      ],
+    });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'busy', userQuery: 'stall' });
+    await wf.start();
+    const scoped = await monitor(hub, 'scoped-monitor-token');
+    const docs = await scoped.subscribeAll();
+    const tcp = (scoped.connection.socket.io.engine.transport as unknown as { ws: { _socket: { pause(): void; resume(): void } } }).ws._socket;
+    tcp.pause();
+    const bulky = 'x'.repeat(8000);
+    for (let round = 0; round < 400 && hub.stats().stalledSubscribers === 0; round++) {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => wf.addStep({ name: `bulk ${round}.${i}`, description: bulky })));
+    }
+    expect(hub.stats().stalledSubscribers).toBe(1);
+    tcp.resume();
+    await expectInSync(hub, docs.get('busy')!);
+    // A round trip after the resync notices: the catch-ups they started have been answered.
+    await scoped.summary('busy');
+    const arrived = new Promise<Mirror>((resolve) => scoped.on('doc', (mirror) => mirror.doc === 'later' && resolve(mirror)));
+    await client.createWorkflow({ id: 'later', userQuery: 'after the stall' });
+    await expectInSync(hub, await arrived);
+  });
+
   it('sends a workflow created after subscribeAll as a patch from version 0, without a resync', async () => {
     const hub = await startHub();
     const client = await control(hub);

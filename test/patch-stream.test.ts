@@ -63,7 +63,7 @@ describe('patch stream (no network)', () => {
     const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp } = fakeNamespace();
     const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
-    const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
+    const socket = { join: () => undefined, data: {} } as unknown as Parameters<PatchStream['subscribe']>[0];
     const progress = (workflowId: string, percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId, stage: 's', percentage }, actor: ADMIN });
     await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
     for (let i = 1; i <= 5; i++) await progress('w', i);

@@ -285,6 +285,8 @@ export class PatchStream {
     scope: readonly string[] | undefined,
   ): Promise<Subscription[]> {
     this.followedAll = true;
+    // Told to call subscribeAll again after falling behind: its scope's rooms of workflows not created yet are joined there only.
+    socket.data.followsAll = true;
     const docs = docKeys(this.hub.state).filter(visible);
     const held = (doc: DocKey) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined);
     const subscriptions = docs.map((doc) => this.catchUp(socket, doc, held(doc)));
@@ -369,11 +371,13 @@ export class PatchStream {
       if (queuedPackets(socket) <= this.options.maxQueuedPackets || socket.data.stalled) continue;
       socket.data.stalled = true;
       this.stalledCount++;
-      const rooms = [...socket.rooms].filter((r) => r === ALL || r.startsWith('doc:'));
-      for (const name of rooms) void socket.leave(name);
+      const rooms = [...socket.rooms].filter((r) => r.startsWith('doc:'));
+      for (const name of [...rooms, ALL]) void socket.leave(name);
+      const followsAll = socket.data.followsAll === true;
       socket.conn.once('drain', () => {
         socket.data.stalled = false;
-        for (const name of rooms) socket.emit('resync', { doc: name === ALL ? '*' : name.slice(4), reason: 'fell behind' });
+        if (followsAll) socket.emit('resync', { doc: '*', reason: 'fell behind' });
+        for (const name of rooms) socket.emit('resync', { doc: name.slice(4), reason: 'fell behind' });
       });
     }
   }
