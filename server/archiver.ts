@@ -45,6 +45,7 @@ export class Archiver {
   /** Counts the writer's rollbacks: an archive written across one may hold changes that were undone. */
   private rollbacks = 0;
   private closed = false;
+  private readonly deletedListeners: Array<(workflowIds: readonly string[]) => void> = [];
 
   constructor(
     private readonly hub: StateWriter,
@@ -66,6 +67,11 @@ export class Archiver {
     return this.running;
   }
 
+  /** Calls `listener` with the ids of archived workflows once they are deleted (their ids may then be given to new workflows). */
+  onDeleted(listener: (workflowIds: readonly string[]) => void): void {
+    this.deletedListeners.push(listener);
+  }
+
   /** Deletes archived workflows that ended more than `olderThanMs` ago, and says which. */
   async prune(olderThanMs: number): Promise<Pruned[]> {
     await this.archive.ready();
@@ -79,6 +85,7 @@ export class Archiver {
     await this.archive.remove(ids);
     this.reads.forget(ids);
     this.renderer?.forget(ids);
+    for (const listener of this.deletedListeners) listener(ids);
     return gone;
   }
 

@@ -337,6 +337,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       maxQueuedPackets: options.maxQueuedPackets,
     }, transfers);
     stops.push(() => patches.close());
+    archiver.onDeleted((workflowIds) => patches.deleted(workflowIds));
     const views = new ViewStreams(monitorNamespace, writer, patches);
     stops.push(() => views.close());
     const autoDocumentation = new AutoDocumentation(writer, reads, logger, hubDirectory, renderer);

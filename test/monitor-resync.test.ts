@@ -149,6 +149,60 @@ describe('the monitor SDK catching up', () => {
     await untilTrue(() => !watcher.docs.has(gone.id), 'the pruned workflow no longer mirrored');
   });
 
+  it('with subscribeAll, mirrors a workflow created anew with the id of one pruned from the archive as the new one', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const client = await control(hub);
+    const old = await client.createWorkflow({ id: 'nightly', userQuery: 'yesterday' });
+    const watcher = await monitor(hub);
+    const mirrors = await watcher.subscribeAll();
+    await old.start();
+    await old.updateProgress('load', 50);
+    await old.complete();
+    await mirrors.get('nightly')!.until((w) => (w as Workflow).status === 'completed', { what: 'the old workflow completed' });
+    await untilTrue(() => !hub.state.workflows.has('nightly'), 'the workflow archived');
+    expect((await client.pruneArchive(0)).map((pruned) => pruned.workflowId)).toEqual(['nightly']);
+    const fresh = await client.createWorkflow({ id: 'nightly', userQuery: 'today' });
+    await fresh.start();
+    await fresh.updateProgress('load', 10);
+    await hub.settle();
+    const hubCopy = { version: hub.state.versions.get('nightly'), state: JSON.stringify(hub.state.workflows.get('nightly')) };
+    const mirrored = () => {
+      const mirror = watcher.docs.get('nightly');
+      return mirror && { version: mirror.version, state: JSON.stringify(mirror.state) };
+    };
+    // Unless told, the old mirror would ignore the new workflow's patches (versions at or below its own) and keep yesterday's state.
+    await new Promise<void>((resolve) => {
+      const check = () => mirrored()?.version === hubCopy.version && resolve();
+      watcher.on('change', check);
+      check();
+    });
+    expect(mirrored()).toEqual(hubCopy);
+  });
+
+  it('resumes a workflow pruned and created anew with the same id while the connection was down from a snapshot, not from the old one’s version', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const client = await control(hub);
+    const old = await client.createWorkflow({ id: 'nightly', userQuery: 'yesterday' });
+    await old.updateProgress('load', 50);
+    await old.cancel('done');
+    const watcher = await monitor(hub);
+    const mirror = await watcher.subscribe<Workflow>('nightly');
+    const socket = watcher.connection.socket;
+    socket.disconnect();
+    await untilTrue(() => !hub.state.workflows.has('nightly'), 'the workflow archived');
+    await client.pruneArchive(0);
+    const fresh = await client.createWorkflow({ id: 'nightly', userQuery: 'today' });
+    // Followed by another monitor: the hub keeps the new workflow's history for resuming.
+    await (await monitor(hub)).subscribe('nightly');
+    for (const percentage of [10, 20, 30, 40]) await fresh.updateProgress('load', percentage);
+    await hub.settle();
+    const back = new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.connect();
+    await back;
+    await mirror.until((_, at) => at >= fresh.version, { what: 'the new workflow’s version' });
+    expect(JSON.stringify(mirror.state)).toBe(JSON.stringify(hub.state.workflows.get('nightly')));
+  });
+
   it('keeps a mirror whose snapshot transfer was gone during a resume (the document is still there), and catches it up', async () => {
     const hub = await startHub();
     const wf = await (await control(hub)).createWorkflow({ id: 'big', userQuery: 'big' });

@@ -419,6 +419,19 @@ export class PatchStream {
     this.derived?.onRollback(new Set(left), reason);
   }
 
+  /**
+   * Archived workflows were deleted: a new workflow may take one's id, with versions from 0 again,
+   * so no version held of a deleted one may resume anything (a new epoch), and whoever follows it
+   * is told to resync (answered NOT_FOUND, or the new workflow's snapshot) and leaves its room.
+   */
+  deleted(workflowIds: readonly string[]): void {
+    this.epoch = newEpoch();
+    for (const doc of workflowIds) {
+      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason: 'the workflow was deleted from the archive' });
+      this.nsp.in(room(doc)).socketsLeave(room(doc));
+    }
+  }
+
   /** Stops the broadcast timer. */
   close(): void {
     if (this.timer) clearTimeout(this.timer);
