@@ -309,11 +309,11 @@ export class MonitorClient {
 
   private async catchUpNow(doc: string | undefined): Promise<void> {
     if (doc !== undefined) {
-      await this.catchUpOrForget(doc, resumeOf(this.mirrors.get(doc)));
+      await this.catchUpOrForget(doc, this.mirrors.get(doc));
       return;
     }
     // Each mirror resumes from its own version and epoch: a catch-up that failed half way left some in a newer epoch.
-    const held = [...this.mirrors].map(([name, mirror]) => [name, resumeOf(mirror)] as const);
+    const held = [...this.mirrors];
     // subscribeAll takes documents' versions; views are subscribed to one by one.
     const docs = held.filter(([name]) => !this.views.has(name));
     const views = held.filter(([name]) => this.views.has(name));
@@ -321,33 +321,39 @@ export class MonitorClient {
     if (this.followAll) {
       const epoch = this.latestEpoch;
       const versions: Record<string, number> = {};
-      for (const [name, { version, epoch: its }] of docs) if (version !== undefined && its !== undefined && its === epoch) versions[name] = version;
+      for (const [name, mirror] of docs) if (mirror.epoch !== undefined && mirror.epoch === epoch) versions[name] = mirror.version;
       const answer = await this.connection.request('subscribeAll', epoch === undefined ? { versions } : { versions, epoch });
       this.followAllEpoch = answer.docs[0]?.epoch ?? this.followAllEpoch;
       const answered = new Set<string>();
       for (const subscription of answer.docs) {
         answered.add(subscription.doc);
-        await this.catchUp(subscription);
+        await this.catchUp(subscription, this.mirrors.get(subscription.doc));
       }
       // Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
       rest = rest.filter(([name]) => !answered.has(name));
     }
-    for (const [name, resume] of rest) await this.catchUpOrForget(name, resume);
+    for (const [name, mirror] of rest) await this.catchUpOrForget(name, mirror);
   }
 
-  /** Catches up one name; a document the hub no longer has (pruned, or its creation rolled back) is no longer mirrored. */
-  private async catchUpOrForget(name: string, resume: { version?: number; epoch?: string }): Promise<void> {
+  /**
+   * Catches up one name from the mirror `held` (none: a snapshot); a document the hub no longer has
+   * (pruned, or its creation rolled back) is no longer mirrored. One unsubscribed from meanwhile is
+   * not asked for again, and an answer that crossed the unsubscribe is dropped.
+   */
+  private async catchUpOrForget(name: string, held: Mirror | undefined): Promise<void> {
+    if (held && this.mirrors.get(name) !== held) return;
     let answer: Subscription;
     try {
-      answer = await this.subscribeTo(name, resume);
+      answer = await this.subscribeTo(name, resumeOf(held));
     } catch (error) {
       if (!(error instanceof HubError && error.code === 'NOT_FOUND')) throw error;
+      if (held && this.mirrors.get(name) !== held) return;
       this.mirrors.delete(name);
       this.views.delete(name);
       return;
     }
     // Outside the try: a transfer that is gone (NOT_FOUND too) says nothing of the document; the catch-up is tried again.
-    await this.catchUp(answer);
+    await this.catchUp(answer, held);
   }
 
   /** Subscribes again to a document or view by its name, resuming from `resume` when given. */
@@ -356,9 +362,11 @@ export class MonitorClient {
     return this.connection.request('subscribe', followed ? { doc: followed.workflowId, view: followed.view, ...resume } : { doc: name, ...resume });
   }
 
-  private async catchUp(answer: Subscription): Promise<void> {
+  /** Loads a catch-up's answer into its mirror: `held`'s, unless it was unsubscribed from meanwhile (then nothing). */
+  private async catchUp(answer: Subscription, held?: Mirror): Promise<void> {
     const subscription = await this.complete(answer);
     this.latestEpoch = subscription.epoch;
+    if (held && this.mirrors.get(subscription.doc) !== held) return;
     const mirror = this.mirror(subscription.doc);
     // Patches that do not start at our version cannot be applied: start again from a snapshot.
     if (!mirror.load(subscription)) mirror.load(await this.complete(await this.subscribeTo(subscription.doc, {})));

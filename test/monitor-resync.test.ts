@@ -203,6 +203,25 @@ describe('the monitor SDK catching up', () => {
     expect(JSON.stringify(mirror.state)).toBe(JSON.stringify(hub.state.workflows.get('nightly')));
   });
 
+  it('stays unsubscribed from a document it unsubscribes from while a reconnect catches it up', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const dropped = await client.createWorkflow({ id: 'dropped', userQuery: 'unsubscribed' });
+    const kept = await client.createWorkflow({ id: 'kept', userQuery: 'still followed' });
+    const watcher = await monitor(hub);
+    await watcher.subscribe(dropped.id);
+    const keptMirror = await watcher.subscribe<Workflow>(kept.id);
+    // Asked right after the catch-up that follows the reconnect has asked for the document again.
+    const unsubscribed = new Promise<void>((resolve) => watcher.connection.socket.once('connect', () => resolve(watcher.unsubscribe(dropped.id))));
+    await cut(watcher);
+    await unsubscribed;
+    // Held while the catch-up runs: once the mirror has it, the catch-up is over.
+    await kept.updateProgress('s', 10);
+    await keptMirror.until((w) => w.stages.s?.progress === 10, { what: 'the change to the followed workflow' });
+    // Not mirrored, so not asked for again at the next reconnect either.
+    expect(watcher.docs.has(dropped.id)).toBe(false);
+  });
+
   it('keeps a mirror whose snapshot transfer was gone during a resume (the document is still there), and catches it up', async () => {
     const hub = await startHub();
     const wf = await (await control(hub)).createWorkflow({ id: 'big', userQuery: 'big' });
