@@ -335,6 +335,17 @@ describe('views of a workflow', () => {
     const again = await watcher.connection.request('subscribe', { doc: wf.id, view: FAILED, version, epoch: (await watcher.connection.request('subscribe', { doc: wf.id, view: FAILED })).epoch });
     expect(again).toMatchObject({ mode: 'patches', from: version, to: version, ops: [] });
   });
+  it('brings a live view to its workflow’s final value when the workflow is archived before the next broadcast', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10, patchIntervalMs: 10_000 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'archived at once' });
+    await wf.start();
+    const watcher = await monitor(hub);
+    const summary = await watcher.subscribe(wf.id, { view: SUMMARY });
+    await wf.complete();
+    await untilTrue(() => !hub.state.workflows.has(wf.id), 'the workflow archived');
+    await summary.until((view) => view.status === 'completed', { what: 'the final value of the view' });
+    expect(summary.state).toEqual(await watcher.connection.request('subscribe', { doc: wf.id, view: SUMMARY }).then((answer) => (answer.mode === 'snapshot' ? answer.state : undefined)));
+  });
 });
 
 /**

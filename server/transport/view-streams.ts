@@ -170,8 +170,10 @@ export class ViewStreams implements DerivedStreams {
   private onCommit(batch: CommittedBatch): void {
     for (const record of batch.records) {
       for (const change of record.changes) {
-        // Version 0: the workflow left memory for the archive; its views end with it.
-        if (change.v === 0) this.forgetWorkflow(change.doc);
+        // Version 0: the workflow left memory for the archive; its views end with it. Changed since
+        // they were last computed (no flush came between), they lack its last changes, which the
+        // state no longer holds: their subscribers resync, to the final value the archive answers.
+        if (change.v === 0) this.forgetWorkflow(change.doc, this.dirty.has(change.doc) ? 'the workflow was archived' : undefined);
         else if (this.byWorkflow.has(change.doc)) this.dirty.add(change.doc);
       }
     }
