@@ -84,6 +84,12 @@ export class Journal {
   private fd: number;
   private offset = 0;
   private bytesSinceSnapshot = 0;
+  /**
+   * Set when a refused batch could not be cut back off the segment: its records stay on disk after
+   * the last acknowledged one, and a later batch written over part of them would leave the rest as
+   * damage between acknowledged records. Nothing more is written; a restart reads what is there.
+   */
+  private stuck: Error | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -118,11 +124,16 @@ export class Journal {
    * so a refused batch leaves no trace on disk, and the error is thrown.
    */
   append(records: string | Uint8Array): Promise<void> {
+    if (this.stuck) return Promise.reject(this.stuck);
     const data = typeof records === 'string' ? Buffer.from(records, 'utf8') : records;
     const position = this.offset;
     if (!this.fsync) return this.appendNow(data, position);
     return new Promise((resolve, reject) => {
-      const fail = (error: Error) => ftruncate(this.fd, position, () => reject(error));
+      const fail = (error: Error) =>
+        ftruncate(this.fd, position, (cutError) => {
+          if (cutError) this.stick(cutError);
+          reject(error);
+        });
       const writeFrom = (done: number) => {
         write(this.fd, data, done, data.length - done, position + done, (error, written) => {
           if (error) return fail(error);
@@ -150,14 +161,19 @@ export class Journal {
     } catch (error) {
       try {
         ftruncateSync(this.fd, position);
-      } catch {
-        // The write error is the one to report.
+      } catch (cutError) {
+        // The write error is the one to report for this batch; every later one is refused.
+        this.stick(cutError as Error);
       }
       return Promise.reject(error as Error);
     }
     this.offset = position + data.length;
     this.bytesSinceSnapshot += data.length;
     return Promise.resolve();
+  }
+
+  private stick(cutError: Error): void {
+    this.stuck = new Error(`journal segment ${segmentName(this.segment)} could not be cut back after a failed write (${cutError.message}): nothing more is written until the hub restarts`);
   }
 
   /** Closes the current segment and starts the next; returns the number of the closed one. Throws, changing nothing, when the next cannot be created. */
