@@ -1,13 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { onTestFinished } from 'vitest';
+import { bundleCliFromSources } from './cli-bundle.ts';
 
 /**
- * Node arguments that run the CLI from the sources (bin/switchboard.mjs runs dist/, which may be
- * older than the sources; test/package.test.ts runs the compiled one from a packed tarball).
+ * Node arguments that run the CLI from the sources, bundled once per test file (bin/switchboard.mjs
+ * runs dist/, which may be older than the sources; test/package.test.ts runs the compiled one from a
+ * packed tarball).
  */
-export const CLI = ['--import', 'tsx', fileURLToPath(new URL('../../server/cli.ts', import.meta.url))];
+export const CLI = [await bundleCliFromSources()];
 
 /** A `switchboard` command running as a child process. */
 export interface CliProcess {
