@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import type { Page } from 'playwright-core';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { Agent } from '../shared/schemas/agent.ts';
 import { agent, control, monitor, startHub, TOKENS } from './helpers/hub.ts';
 import { chromiumMissing, launchChromium } from './helpers/browser.ts';
@@ -9,11 +9,18 @@ import { deferred } from './helpers/wait.ts';
 const missing = chromiumMissing();
 if (missing) console.warn(`dashboard charts test skipped: ${missing}`);
 
-/** A page of Chromium at `width` × 900 on the dashboard, failing the test on any script error. */
+/** One Chromium for the file; each test has a context of its own, which shares nothing with the others'. */
+let browser: Browser | undefined;
+beforeAll(async () => {
+  if (!missing) browser = await launchChromium();
+});
+afterAll(() => browser?.close());
+
+/** A page of Chromium at `width` × 900 on the dashboard, in a fresh context, failing the test on any script error. */
 async function openDashboard(url: string, width = 1280): Promise<Page> {
-  const browser = await launchChromium();
-  onTestFinished(() => browser.close());
-  const page = await browser.newPage({ viewport: { width, height: 900 } });
+  const context = await browser!.newContext({ viewport: { width, height: 900 } });
+  onTestFinished(() => context.close());
+  const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
   onTestFinished(() => expect(errors).toEqual([]));
