@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { chromiumMissing, launchChromium } from './helpers/browser.ts';
 import { deferred } from './helpers/wait.ts';
@@ -9,15 +10,27 @@ const missing = chromiumMissing();
 const BIG = 100_000;
 if (missing) console.warn(`dashboard test skipped: ${missing}`);
 
+/** One Chromium for the file; each test has a context of its own, which shares nothing with the others'. */
+let browser: Browser | undefined;
+beforeAll(async () => {
+  if (!missing) browser = await launchChromium();
+});
+afterAll(() => browser?.close());
+
+/** A page in a fresh context of the file's Chromium, closed when the test ends. */
+async function newPage() {
+  const context = await browser!.newContext();
+  onTestFinished(() => context.close());
+  return context.newPage();
+}
+
 describe.skipIf(missing !== undefined)('live dashboard in a real browser', () => {
   it('shows an agent’s progress update on the page within a second', async () => {
     const hub = await startHub();
     const client = await control(hub);
     const wf = await client.createWorkflow({ userQuery: 'Analyze customer data' });
     await wf.start();
-    const browser = await launchChromium();
-    onTestFinished(() => browser.close());
-    const page = await browser.newPage();
+    const page = await newPage();
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
     // The banner's link: the token in the fragment, which no request carries.
@@ -59,9 +72,7 @@ describe.skipIf(missing !== undefined)('live dashboard in a real browser', () =>
     for (let first = 0; first < BIG; first += 1000) {
       await wf.createWorkOrders(Array.from({ length: 1000 }, (_, i) => ({ id: `o${first + i}`, taskType: i % 2 ? 'extract' : 'load', description: 'one of many' })));
     }
-    const browser = await launchChromium();
-    onTestFinished(() => browser.close());
-    const page = await browser.newPage();
+    const page = await newPage();
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
     let received = 0;
