@@ -1,14 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { onTestFinished } from 'vitest';
-import { bundleCliFromSources } from './cli-bundle.ts';
+import { bundledCli } from './cli-bundle.ts';
 
 /**
- * Node arguments that run the CLI from the sources, bundled once per test file (bin/switchboard.mjs
- * runs dist/, which may be older than the sources; test/package.test.ts runs the compiled one from a
- * packed tarball).
+ * Node arguments that run the CLI from the sources, bundled at the first spawn of a test file, so
+ * that files which only import this one pay nothing (bin/switchboard.mjs runs dist/, which may be
+ * older than the sources; test/package.test.ts runs the compiled one from a packed tarball).
  */
-export const CLI = [await bundleCliFromSources()];
+export const CLI: Iterable<string> = { [Symbol.iterator]: () => [bundledCli()][Symbol.iterator]() };
 
 /** A `switchboard` command running as a child process. */
 export interface CliProcess {
