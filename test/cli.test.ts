@@ -124,8 +124,8 @@ describe('switchboard status, report and tokens', () => {
     const shown = run('status');
     expect(shown.status).toBe(0);
     expect(shown.stdout).toMatch(/cli-wf\s+in_progress\s+40%/);
-    // Beside the hub, the data directory says where it listens (on a port it took as 0) and gives a token.
-    const beside = spawnSync(process.execPath, [...CLI, 'status', '--json', '--data-dir', dataDir], { encoding: 'utf8', env: { ...process.env, SWITCHBOARD_URL: '', SWITCHBOARD_PORT: '' } });
+    // Beside the hub, the data directory says where it listens (on a port it took as 0) and gives a token (empty variables count as unset).
+    const beside = spawnSync(process.execPath, [...CLI, 'status', '--json', '--data-dir', dataDir], { encoding: 'utf8', env: { ...process.env, SWITCHBOARD_URL: '', SWITCHBOARD_PORT: '', SWITCHBOARD_TOKEN: '' } });
     expect(JSON.parse(beside.stdout).workflows[0]).toMatchObject({ id: 'cli-wf' });
     expect(JSON.parse(run('status', '--json').stdout).workflows[0]).toMatchObject({ id: 'cli-wf', status: 'in_progress' });
 

@@ -32,9 +32,9 @@ export function duration(name: string, text: string): number {
   return Math.round(Number(match[1]) * UNITS[match[2]!]!);
 }
 
-/** The data directory from the flag, the environment, or the default. */
+/** The data directory from the flag, the environment (an empty variable counts as unset, as `start` takes it), or the default. */
 export function dataDirOf(flag: string | undefined): string {
-  return flag ?? process.env.SWITCHBOARD_DATA_DIR ?? './.switchboard';
+  return flag ?? (process.env.SWITCHBOARD_DATA_DIR || undefined) ?? './.switchboard';
 }
 
 /** Where `switchboard start` notes the URL it listens on, in its data directory, while it runs. */
@@ -49,7 +49,7 @@ export function hubAddress(values: { url?: string | undefined; token?: string | 
   // An empty variable is an unset one.
   const port = process.env.SWITCHBOARD_PORT || undefined;
   const url = values.url ?? (process.env.SWITCHBOARD_URL || undefined) ?? (port ? `http://127.0.0.1:${port}` : runningHubUrl(dataDirOf(values['data-dir']))) ?? 'http://127.0.0.1:4700';
-  const token = values.token ?? process.env.SWITCHBOARD_TOKEN ?? localToken(dataDirOf(values['data-dir']));
+  const token = values.token ?? (process.env.SWITCHBOARD_TOKEN || undefined) ?? localToken(dataDirOf(values['data-dir']));
   if (!token) throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN, or run where the hub’s data directory (tokens.json) is');
   return { url, token };
 }

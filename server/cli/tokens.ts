@@ -108,7 +108,7 @@ export async function tokens(args: string[]): Promise<void> {
   const postgres = values.postgres ?? (values.file || values['data-dir'] ? undefined : process.env.SWITCHBOARD_POSTGRES);
   const place = postgres
     ? postgresPlace(postgres)
-    : filePlace(values.file ?? process.env.SWITCHBOARD_TOKENS_FILE ?? join(dataDirOf(values['data-dir']), TOKENS_FILE));
+    : filePlace(values.file ?? (process.env.SWITCHBOARD_TOKENS_FILE || undefined) ?? join(dataDirOf(values['data-dir']), TOKENS_FILE));
   try {
     await run(place, positionals, values);
     const warning = place.warning();
