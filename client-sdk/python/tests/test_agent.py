@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from hub import CONFIG, Hub
 import pytest
@@ -63,38 +63,35 @@ async def test_a_failed_attempt_is_retried_with_the_checkpoint_it_saved(hub: Hub
     assert order["result"] == {"epochs": 10} and order["attempts"] == 2
 
 
-async def test_a_non_retryable_error_fails_the_order_for_good(hub: Hub) -> None:
+async def fails_for_good(hub: Hub, kind: str, handler: Callable[[Task, TaskContext], Awaitable[Any]]) -> dict[str, Any]:
+    """Runs one order (maxAttempts 3) with `handler` and returns it once it failed."""
     control, monitor = await clients(hub)
-    kind = unique("parse")
     worker = await agent(hub, kind)
+    worker.task(kind)(handler)
+    await worker.ready()
+    wf, mirror = await started(control, monitor, kind)
+    await wf.create_work_order(kind, id="job", max_attempts=3)
+    state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "failed")
+    order: dict[str, Any] = state["workOrders"]["job"]
+    return order
 
-    @worker.task(kind)
+
+async def test_a_non_retryable_error_fails_the_order_for_good(hub: Hub) -> None:
     async def parse(task: Task, ctx: TaskContext) -> None:
         raise NonRetryableError("bad input")
 
-    await worker.ready()
-    wf, mirror = await started(control, monitor, "parse")
-    await wf.create_work_order(kind, id="parse", max_attempts=3)
-    state = await mirror.until(lambda s, _: s["workOrders"]["parse"]["state"] == "failed")
-    assert state["workOrders"]["parse"]["attempts"] == 1
-    assert state["workOrders"]["parse"]["error"] == "failed (not retryable): bad input"
+    order = await fails_for_good(hub, unique("parse"), parse)
+    assert order["attempts"] == 1
+    assert order["error"] == "failed (not retryable): bad input"
 
 
 async def test_a_result_that_cannot_be_sent_fails_the_order_for_good(hub: Hub) -> None:
-    control, monitor = await clients(hub)
-    kind = unique("unsendable")
-    worker = await agent(hub, kind)
-
-    @worker.task(kind)
     async def count(task: Task, ctx: TaskContext) -> set[int]:
         return {1, 2}
 
-    await worker.ready()
-    wf, mirror = await started(control, monitor, "unsendable result")
-    await wf.create_work_order(kind, id="count", max_attempts=3)
-    state = await mirror.until(lambda s, _: s["workOrders"]["count"]["state"] == "failed")
-    assert state["workOrders"]["count"]["attempts"] == 1
-    assert state["workOrders"]["count"]["error"] == "failed (not retryable): the completion could not be sent: Object of type set is not JSON serializable"
+    order = await fails_for_good(hub, unique("unsendable"), count)
+    assert order["attempts"] == 1
+    assert order["error"] == "failed (not retryable): the completion could not be sent: Object of type set is not JSON serializable"
 
 
 async def test_a_handler_that_raises_a_cancelled_error_of_its_own_fails_its_attempt_at_once(hub: Hub) -> None:
