@@ -16,6 +16,8 @@ export interface ReadyEntry {
   seq: number;
   workflowId: string;
   workOrderId: string;
+  /** orderKey of the order, made once: the scheduler looks its entry up at every turn it meets it. */
+  orderKey: string;
   bucket: Bucket;
   /** The agents that declined the order when it was queued (it is not queued while that changes). */
   declinedBy: readonly string[];
@@ -166,7 +168,7 @@ export class WorkIndex {
     // a step of the wall clock must not make orders queued after it look older or younger than the rest.
     const queuedAt = monotonicNow - (now - (order.queuedAt ?? now));
     const declinedBy = order.declinedBy.length === 0 ? NOBODY : [...order.declinedBy];
-    const entry = { key: queueKey(order.priority, queuedAt, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id, bucket, declinedBy };
+    const entry = { key: queueKey(order.priority, queuedAt, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id, orderKey: keyOfOrder, bucket, declinedBy };
     bucket.queue.push(entry);
     bucket.current++;
     for (const agentId of declinedBy) bucket.declines.set(agentId, (bucket.declines.get(agentId) ?? 0) + 1);
@@ -184,7 +186,7 @@ export class WorkIndex {
 
   /** Whether a queue entry still stands for its order. */
   isCurrent(entry: ReadyEntry): boolean {
-    return this.queued.get(orderKey(entry.workflowId, entry.workOrderId)) === entry;
+    return this.queued.get(entry.orderKey) === entry;
   }
 
   /** Files an agent that may have a free slot under each of its task types. */
@@ -199,8 +201,9 @@ export class WorkIndex {
 
   /** Forgets that an order is queued (it was offered, cancelled or failed). */
   dequeue(workflowId: string, workOrderId: string): void {
-    this.leaveBucket(orderKey(workflowId, workOrderId));
-    this.readySince.delete(orderKey(workflowId, workOrderId));
+    const keyOfOrder = orderKey(workflowId, workOrderId);
+    this.leaveBucket(keyOfOrder);
+    this.readySince.delete(keyOfOrder);
   }
 
   /** Makes a queued order's entry stale, dropping its bucket when no current entry is left in it. */
@@ -280,10 +283,9 @@ export class WorkIndex {
       if (bucket.workflowId !== workflowId) continue;
       this.dropBucket(bucket);
       for (const entry of bucket.queue.values()) {
-        const keyOfOrder = orderKey(workflowId, entry.workOrderId);
-        if (this.queued.get(keyOfOrder) !== entry) continue;
-        this.queued.delete(keyOfOrder);
-        this.readySince.delete(keyOfOrder);
+        if (this.queued.get(entry.orderKey) !== entry) continue;
+        this.queued.delete(entry.orderKey);
+        this.readySince.delete(entry.orderKey);
       }
     }
     for (const agentId of [...(this.workflowAgents.get(workflowId)?.keys() ?? [])]) {
