@@ -48,6 +48,8 @@ class Connection:
         #: Set once the connection is closed, by close() or by the hub: it will not come up again.
         self._finished = asyncio.Event()
         self._refused: HubError | None = None
+        #: Why the hub refused the last attempt to reconnect (RATE_LIMITED, say), until the next connection.
+        self.last_error: HubError | None = None
         self._answered = asyncio.Event()
         self._pending: set[asyncio.Future[Any]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -128,6 +130,7 @@ class Connection:
 
     async def _on_connect(self) -> None:
         # No await here: python-socketio waits for this handler before it finishes the connection.
+        self.last_error = None
         self._answered.set()
         self._down.clear()
         self._up.set()
@@ -137,14 +140,20 @@ class Connection:
         self._ever_connected = True
 
     async def _on_connect_error(self, data: Any = None) -> None:
+        # socket.io's CONNECT_ERROR carries { message, data: { code, message } }.
+        detail = data.get("data") if isinstance(data, dict) else None
+        if isinstance(detail, dict) and "code" in detail:
+            error = HubError.from_wire(detail)
+        else:
+            error = HubError("DISCONNECTED", f"the hub at {self.url} refused {self.namespace}: {data}")
         if not self._ever_connected:
-            # socket.io's CONNECT_ERROR carries { message, data: { code, message } }.
-            detail = data.get("data") if isinstance(data, dict) else None
-            if isinstance(detail, dict) and "code" in detail:
-                self._refused = HubError.from_wire(detail)
-            else:
-                self._refused = HubError("DISCONNECTED", f"the hub at {self.url} refused {self.namespace}: {data}")
+            self._refused = error
             self._answered.set()
+            return
+        # python-socketio tries again after its delay; said once per kind of refusal, not at every try.
+        if self.last_error is None or self.last_error.code != error.code:
+            log.warning("switchboard: the hub at %s refused to reconnect %s (%s); trying again", self.url, self.namespace, error)
+        self.last_error = error
 
     async def _on_disconnect(self) -> None:
         self._up.clear()
@@ -185,7 +194,8 @@ class Connection:
             if self.closed or self.gone:
                 raise HubError("DISCONNECTED", f"{event} was not sent: the connection to {self.url} was closed and does not reconnect")
             if not self._up.is_set():
-                raise HubError("DISCONNECTED", f"{event} was not sent: no connection to the hub at {self.url} for {wait} s; it keeps reconnecting")
+                refused = f" (the last try was refused: {self.last_error})" if self.last_error is not None else ""
+                raise HubError("DISCONNECTED", f"{event} was not sent: no connection to the hub at {self.url} for {wait} s; it keeps reconnecting{refused}")
         future: asyncio.Future[Any] = loop.create_future()
 
         def on_ack(*args: Any) -> None:

@@ -17,13 +17,13 @@ CONFIG = {"sweepIntervalMs": 50, "backoffBaseMs": 50, "backoffMaxMs": 200}
 class Hub:
     """One hub process with its own data directory and tokens; restartable on the same port and data."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, config: dict[str, object] | None = None) -> None:
         self.data_dir = root / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tokens_file = root / "tokens.json"
         self.tokens_file.write_text(json.dumps([{"token": t, "role": r, "name": f"py-{r}"} for r, t in TOKENS.items()]))
         self.config_file = root / "config.json"
-        self.config_file.write_text(json.dumps(CONFIG))
+        self.config_file.write_text(json.dumps({**CONFIG, **(config or {})}))
         self.port = 0
         self.url = ""
         self.log: list[str] = []

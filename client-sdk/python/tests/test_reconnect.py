@@ -9,7 +9,7 @@ import pytest
 
 from hub import TOKENS, Hub
 from scenario import agent, clients, unique, until
-from switchboard import HubError, Task, TaskContext, connect_control
+from switchboard import HubError, Task, TaskContext, connect_agent, connect_control
 
 
 async def test_running_work_and_mirrors_survive_a_hub_restart(own_hub: Hub) -> None:
@@ -118,3 +118,95 @@ async def test_a_request_waiting_for_the_reconnection_fails_at_once_when_the_cli
     with pytest.raises(HubError) as closed:
         await waiting
     assert closed.value.code == "DISCONNECTED" and "was closed" in closed.value.message
+
+
+class Proxy:
+    """A TCP relay to the hub on 127.0.0.1 whose connections can be cut at once, as a network failure would."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> Proxy:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, upstream_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except ConnectionError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    def cut(self) -> None:
+        """Resets every relayed connection."""
+        writers, self._writers = self._writers, []
+        for writer in writers:
+            writer.transport.abort()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_an_agent_whose_reconnection_meets_the_login_throttle_connects_again_once_let_in(tmp_path: Any) -> None:
+    # One unknown token at once, then one a second: past ten below empty, known tokens wait a second for the next.
+    hub = Hub(tmp_path, {"failedLogins": {"burst": 1, "perMinute": 60}}).start()
+    proxy = await Proxy(hub.port).start()
+    opened: list[Any] = []
+    try:
+        control = await connect_control(hub.url, TOKENS["admin"])
+        opened.append(control)
+        kind = unique("throttled")
+        worker = await connect_agent(f"http://127.0.0.1:{proxy.port}", TOKENS["agent"], agent_id=unique("py-agent"), agent_type="test")
+        opened.append(worker)
+        done: list[str] = []
+
+        @worker.task(kind)
+        async def work(task: Task, ctx: TaskContext) -> str:
+            done.append(task.work_order_id)
+            return "after the throttle"
+
+        await worker.ready()
+        # A guesser on the same address, far enough past its allowance that even the agent's known token is refused.
+        for n in range(12):
+            with pytest.raises(HubError):
+                await connect_control(hub.url, f"guess-{n:04}-token")
+        with pytest.raises(HubError) as refused:
+            await connect_agent(hub.url, TOKENS["agent"], agent_id=unique("py-agent"), agent_type="test")
+        assert refused.value.code == "RATE_LIMITED"
+
+        proxy.cut()
+        await until(lambda: not worker.connection.connected, "the agent to see its connection drop")
+        await until(lambda: worker.connection.last_error is not None, "the hub to refuse the agent's reconnection")
+        refusal = worker.connection.last_error
+        assert refusal is not None and refusal.code == "RATE_LIMITED"
+        with pytest.raises(HubError) as waited:
+            await worker.connection.request("agent.heartbeat", {"attemptTokens": []}, timeout=0.05)
+        assert waited.value.code == "DISCONNECTED" and "too many failed logins" in waited.value.message
+        await until(lambda: worker.connection.connected and worker._registered.is_set(), "the agent to be let in again")
+        assert worker.connection.last_error is None
+        wf = await control.create_workflow("throttled reconnection")
+        await wf.start()
+        await wf.create_work_order(kind, id="after")
+        await until(lambda: done == ["after"], "the agent to take work again")
+        order = await wf.get_work_order("after")
+        assert (order["state"], order["result"]) == ("completed", "after the throttle")
+    finally:
+        await asyncio.gather(*(client.close() for client in opened), return_exceptions=True)
+        await proxy.close()
+        await asyncio.get_running_loop().run_in_executor(None, hub.stop)
