@@ -13,6 +13,7 @@ import { codeOf } from './helpers/errors.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { deferred, untilTrue } from './helpers/wait.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
+import { connectRaw } from './helpers/raw-socket.ts';
 
 /**
  * A view computed from the hub's state as it is now, with a catalog built afresh from the
@@ -193,6 +194,27 @@ describe('views of a workflow', () => {
     // It follows exactly as many as the bound: one more view is refused, one it follows is not another.
     expect(await codeOf(watcher.subscribe(big.id, { view: { kind: 'summary' } }))).toBe('VALIDATION');
     expect(await codeOf(watcher.subscribe(big.id, { view: { kind: 'orders', limit: outcomes.indexOf('resolved') + 1 } }))).toBe('resolved');
+  });
+
+  it('keeps a connection out of a view it unsubscribed from while its subscription waited for the catalog', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    // Big enough that its catalog takes several turns: the unsubscribe is read while the subscribe waits.
+    const big = await workflowOfOrders(client, 5000);
+    const socket = await connectRaw(hub.url, 'monitor');
+    const names: string[] = [];
+    socket.on('patch', (message: { doc: string }) => names.push(message.doc));
+    const view = { kind: 'orders', state: 'cancelled' };
+    const subscribed = socket.emitWithAck('subscribe', { doc: big.id, view });
+    const unsubscribed = socket.emitWithAck('unsubscribe', { doc: `${big.id}/orders?state=cancelled` });
+    expect((await unsubscribed).ok).toBe(true);
+    expect((await subscribed).data).toMatchObject({ doc: `${big.id}/orders?state=cancelled`, state: { total: 0 } });
+    // The summary view, which it still follows, changes in the same broadcast as the orders view would.
+    expect((await socket.emitWithAck('subscribe', { doc: big.id, view: { kind: 'summary' } })).ok).toBe(true);
+    await big.cancelWorkOrder('o1');
+    await untilTrue(() => names.includes(`${big.id}/summary`), 'the summary view patched');
+    expect((await socket.emitWithAck('unsubscribe', { doc: `${big.id}/summary` })).ok).toBe(true);
+    expect(names).toEqual([`${big.id}/summary`]);
   });
 
   it('answers a subscription with the view’s version held with only the patches missed since, which bring it to the view now', async () => {

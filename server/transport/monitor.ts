@@ -1,6 +1,6 @@
 import { HubError } from '../../shared/errors.ts';
 import type { Subscription } from '../../shared/schemas/monitor.ts';
-import { viewName, type ViewSpec } from '../../shared/schemas/views.ts';
+import { isViewName, viewName, type ViewSpec } from '../../shared/schemas/views.ts';
 import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
 import { workflowView } from '../domain/workflows/views.ts';
 import { catalogBuild } from '../catalog-build.ts';
@@ -74,7 +74,8 @@ export function monitorHandlers({ hub, reads, stream, views, renderer, transfers
     subscribeAll: async (input, session, socket) =>
       holdsEncoded({ docs: await stream.subscribeAll(socket, input.versions, input.epoch, (doc) => visible(session, doc), session.grant.workflows) }),
     unsubscribe: (input, _session, socket) => {
-      stream.unsubscribe(socket, input.doc);
+      if (isViewName(input.doc)) views.unsubscribe(socket, input.doc);
+      else stream.unsubscribe(socket, input.doc);
       return {};
     },
     summary: async (input, session) => {

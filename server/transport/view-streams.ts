@@ -23,6 +23,12 @@ interface View {
   idleSince: number | undefined;
 }
 
+/** A subscription to a view waiting for its workflow's catalog, and whether its socket unsubscribed from the view meanwhile. */
+interface Waiting {
+  name: string;
+  unsubscribed: boolean;
+}
+
 export interface ViewStreamsOptions {
   /** A view nobody has followed for this long is dropped (a later subscriber starts it again). */
   idleMs: number;
@@ -76,6 +82,8 @@ export class ViewStreams implements DerivedStreams {
    * are given again to other changes, so a subscriber holding one gets a snapshot, not patches.
    */
   private readonly revoked = new Map<string, { above: number; upTo: number }>();
+  /** Per socket, its subscriptions waiting for a catalog: an unsubscribe that comes meanwhile must win over their join. */
+  private readonly waiting = new WeakMap<Socket, Set<Waiting>>();
   private readonly sweeper: ReturnType<typeof setInterval>;
 
   constructor(
@@ -95,6 +103,17 @@ export class ViewStreams implements DerivedStreams {
    * the view's history it gets the missed patches, otherwise the view's value now.
    */
   subscribe(socket: Socket, workflowId: string, spec: ViewSpec, version?: number, epoch?: string): Subscription | Promise<Subscription> {
+    return this.follow(socket, workflowId, spec, version, epoch, undefined);
+  }
+
+  /** Stops a socket following a view, including subscriptions to it still waiting for its catalog. */
+  unsubscribe(socket: Socket, name: string): void {
+    for (const waiting of this.waiting.get(socket) ?? []) if (waiting.name === name) waiting.unsubscribed = true;
+    this.patches.unsubscribe(socket, name);
+  }
+
+  /** `subscribe`, for a subscription that has waited for the catalog (`waiting`) or not yet. */
+  private follow(socket: Socket, workflowId: string, spec: ViewSpec, version: number | undefined, epoch: string | undefined, waiting: Waiting | undefined): Subscription | Promise<Subscription> {
     const name = viewName(workflowId, spec);
     const refusal = socket.rooms.has(room(name)) ? undefined : tooManyViews(socket, workflowId);
     if (refusal) throw new HubError('VALIDATION', `${refusal}: unsubscribe from one first`);
@@ -102,18 +121,34 @@ export class ViewStreams implements DerivedStreams {
     // included: others may have joined meanwhile), in the turn it answers and joins in.
     const build = catalogBuild(this.hub.state, workflowId);
     if (build) {
-      return build.then(() => {
-        // Joining a room now would keep a socket that is gone in it for good.
-        if (socket.disconnected) throw new HubError('UNAVAILABLE', 'the connection closed while the view was being computed');
-        return this.subscribe(socket, workflowId, spec, version, epoch);
-      });
+      const entry = waiting ?? this.wait(socket, name);
+      return build
+        .then(() => {
+          // Joining a room now would keep a socket that is gone in it for good.
+          if (socket.disconnected) throw new HubError('UNAVAILABLE', 'the connection closed while the view was being computed');
+          return this.follow(socket, workflowId, spec, version, epoch, entry);
+        })
+        .finally(() => this.waiting.get(socket)?.delete(entry));
     }
+    // Unsubscribed from while it waited: answered, but out of the room (unless a later subscription put it there).
+    const unsubscribed = waiting?.unsubscribed === true && !socket.rooms.has(room(name));
     const view = this.views.get(name) ?? this.start(name, workflowId, spec);
     // Any change not yet in the stream goes in now: the answer and the broadcast meet at its version.
     if (this.update(view)) this.patches.schedule();
     const revoked = this.revoked.get(workflowId);
     const held = version !== undefined && revoked && version > revoked.above && version <= revoked.upTo ? undefined : version;
-    return this.patches.subscribe(socket, name, held, epoch);
+    const answer = this.patches.subscribe(socket, name, held, epoch);
+    if (unsubscribed) this.patches.unsubscribe(socket, name);
+    return answer;
+  }
+
+  /** Notes a socket's subscription to a view as waiting for the view's catalog. */
+  private wait(socket: Socket, name: string): Waiting {
+    let waiting = this.waiting.get(socket);
+    if (!waiting) this.waiting.set(socket, (waiting = new Set()));
+    const entry = { name, unsubscribed: false };
+    waiting.add(entry);
+    return entry;
   }
 
   /** Computes a view for its first subscriber and starts its stream at the workflow's version. */
