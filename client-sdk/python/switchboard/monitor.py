@@ -198,23 +198,24 @@ class MonitorClient(ClosesOnExit):
         try:
             if doc is None:
                 # Each mirror resumes from its own version and epoch: a catch-up that failed half way left some in a newer epoch.
-                held = {name: _resume_of(mirror) for name, mirror in self._mirrors.items()}
+                held = dict(self._mirrors)
                 names = [name for name in held if name in self._views] if self._follow_all else list(held)
                 if self._follow_all:
                     epoch = self._latest_epoch
-                    docs = {name: r["version"] for name, r in held.items() if name not in self._views and r and r["epoch"] == epoch}
+                    resumes = {name: _resume_of(mirror) for name, mirror in held.items() if name not in self._views}
+                    docs = {name: r["version"] for name, r in resumes.items() if r and r["epoch"] == epoch}
                     reply = await self.connection.request("subscribeAll", {"versions": docs} if epoch is None else {"versions": docs, "epoch": epoch})
                     if reply["docs"]:
                         self._follow_all_epoch = reply["docs"][0]["epoch"]
                     for subscription in reply["docs"]:
-                        await self._catch_up(subscription)
+                        await self._catch_up(subscription, self._mirrors.get(subscription["doc"]))
                     # Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
                     answered = {subscription["doc"] for subscription in reply["docs"]}
                     names += [name for name in held if name not in self._views and name not in answered]
                 for name in names:
                     await self._catch_up_or_forget(name, held[name])
             else:
-                await self._catch_up_or_forget(doc, _resume_of(self._mirrors.get(doc)))
+                await self._catch_up_or_forget(doc, self._mirrors.get(doc))
         finally:
             self._replay(key, doc)
 
@@ -231,23 +232,31 @@ class MonitorClient(ClosesOnExit):
         payload = {"doc": followed[0], "view": followed[1], **resume} if followed else {"doc": name, **resume}
         return await self.connection.request("subscribe", payload)  # type: ignore[no-any-return]
 
-    async def _catch_up_or_forget(self, name: str, resume: dict[str, Any]) -> None:
-        """Catches up one name; a document the hub no longer has (pruned, or its creation rolled back) is no longer mirrored,
-        or every later catch-up would fail on it, and the mirrors after it would never be caught up."""
+    async def _catch_up_or_forget(self, name: str, held: Mirror | None) -> None:
+        """Catches up one name from the mirror `held` (none: a snapshot); a document the hub no longer has (pruned, or its
+        creation rolled back) is no longer mirrored, or every later catch-up would fail on it, and the mirrors after it would
+        never be caught up. One unsubscribed from meanwhile is not asked for again, and an answer that crossed it is dropped."""
+        if held is not None and self._mirrors.get(name) is not held:
+            return
         try:
-            answer = await self._subscribe_to(name, resume)
+            answer = await self._subscribe_to(name, _resume_of(held))
         except HubError as error:
             if error.code != "NOT_FOUND":
                 raise
+            if held is not None and self._mirrors.get(name) is not held:
+                return
             self._mirrors.pop(name, None)
             self._views.pop(name, None)
             return
         # Outside the try: a transfer that is gone (NOT_FOUND too) says nothing of the document; the catch-up is tried again.
-        await self._catch_up(answer)
+        await self._catch_up(answer, held)
 
-    async def _catch_up(self, answer: dict[str, Any]) -> None:
+    async def _catch_up(self, answer: dict[str, Any], held: Mirror | None = None) -> None:
+        """Loads a catch-up's answer into its mirror: `held`'s, unless it was unsubscribed from meanwhile (then nothing)."""
         subscription = await self._complete(answer)
         self._latest_epoch = subscription["epoch"]
+        if held is not None and self._mirrors.get(subscription["doc"]) is not held:
+            return
         mirror = self._mirror(subscription["doc"])
         # Patches that do not start at our version cannot be applied: start again from a snapshot.
         if not mirror.load(subscription):

@@ -142,6 +142,36 @@ async def test_a_rollback_notice_that_arrives_while_a_subscription_is_in_flight_
     assert await mirror.until(lambda _, at: at >= version) == workflow and mirror.version == version
 
 
+async def test_a_view_unsubscribed_from_during_a_catch_up_is_not_followed_again(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    wf = await control.create_workflow("unsubscribed during a catch-up", id=unique("py-unsub"))
+    summary = await monitor.subscribe(wf.id, view={"kind": "summary"})
+    orders = await monitor.subscribe(wf.id, view={"kind": "orders"})
+    received: list[str] = []
+    take, request = monitor._on_patch, monitor.connection.request
+
+    async def recording(message: dict[str, Any]) -> None:
+        received.append(message["doc"])
+        await take(message)
+
+    async def unsubscribing(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        answer = await request(event, payload, timeout)
+        if event == "subscribe" and payload.get("view") == {"kind": "summary"}:
+            # The user stops following the orders view while the catch-up is at the summary, the first mirror it holds.
+            await monitor.unsubscribe(orders.doc)
+        return answer
+
+    monitor.connection.on("patch", recording)
+    monitor.connection.request = unsubscribing  # type: ignore[method-assign]
+    await monitor._resync(None)
+    assert orders.doc not in monitor.docs
+    # Both views change with the next order: only the summary's patch may come.
+    await wf.create_work_order(unique("kind"), id="after")
+    await summary.until(lambda view, _: sum(view["workOrderCounts"].values()) == 1)
+    assert (await request("summary", {"workflowId": wf.id}))["id"] == wf.id  # a round trip: anything of that broadcast came before
+    assert received == [summary.doc] and orders.doc not in monitor.docs
+
+
 async def test_a_mirror_of_a_workflow_deleted_meanwhile_is_dropped_at_the_catch_up_and_the_others_catch_up(tmp_path: Path) -> None:
     hub = Hub(tmp_path)
     # Archived as soon as it ends, so that it can be pruned at once.
