@@ -217,6 +217,28 @@ describe('views of a workflow', () => {
     expect(names).toEqual([`${big.id}/summary`]);
   });
 
+  it('sends a view over 1 MB as a transfer, live or archived, which the SDK reads into its mirror', async () => {
+    const clock = { now: Date.now() };
+    const hub = await startHub({ keepFinishedMs: 60_000, sweepIntervalMs: 10 }, { clock: () => clock.now });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'big inputs' });
+    // Five orders of 250 KB: the view of them is over 1 MB, the workflow too.
+    for (let i = 0; i < 5; i++) await wf.createWorkOrder({ id: `big-${i}`, taskType: 'embed', input: 'x'.repeat(250_000) });
+    const watcher = await monitor(hub);
+    const raw = await watcher.connection.request('subscribe', { doc: wf.id, view: NEWEST });
+    expect(raw).toMatchObject({ mode: 'snapshot', transfer: { parts: 2 } });
+    expect(raw).not.toHaveProperty('state');
+    const mirror = await watcher.subscribe(wf.id, { view: NEWEST });
+    expect(mirror.state).toEqual(viewNow(hub, wf.id, NEWEST));
+    const expected = viewNow(hub, wf.id, NEWEST);
+    await wf.cancel();
+    clock.now += 60_001;
+    await untilTrue(() => !hub.state.workflows.has(wf.id), 'the workflow archived');
+    const archived = await watcher.connection.request('subscribe', { doc: wf.id, view: NEWEST });
+    expect(archived).toMatchObject({ mode: 'snapshot', transfer: { parts: 2 } });
+    const again = await (await monitor(hub)).subscribe(wf.id, { view: NEWEST });
+    expect(again.state).toMatchObject({ total: 5, ids: (expected as { ids: string[] }).ids });
+  });
+
   it('answers a subscription with the view’s version held with only the patches missed since, which bring it to the view now', async () => {
     const hub = await startHub();
     const { wf } = await runningWorkflow(hub);

@@ -1,3 +1,4 @@
+import type { Socket } from 'socket.io';
 import { HubError } from '../../shared/errors.ts';
 import type { Subscription } from '../../shared/schemas/monitor.ts';
 import { isViewName, viewName, type ViewSpec } from '../../shared/schemas/views.ts';
@@ -8,10 +9,10 @@ import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowReads } from '../workflow-reads.ts';
 import type { ReportRenderer } from '../reports/report-renderer.ts';
 import { canSee } from './auth.ts';
-import { holdsEncoded } from './encoded-json.ts';
+import { EncodedJson, holdsEncoded } from './encoded-json.ts';
 import type { Handlers, Session } from './namespaces.ts';
 import type { PatchStream } from './patch-stream.ts';
-import { reportReply, workflowReply } from './replies.ts';
+import { reportReply, viewBody, workflowReply } from './replies.ts';
 import type { Transfers } from './transfers.ts';
 import type { ViewStreams } from './view-streams.ts';
 
@@ -35,7 +36,15 @@ function requireVisible(session: Session, doc: string): void {
 }
 
 /** The final value of a view of an archived workflow (it never changes again), and no stream. */
-async function archivedView(reads: WorkflowReads, workflowId: string, view: ViewSpec, held: { version?: number | undefined; epoch?: string | undefined }, epoch: string): Promise<Subscription> {
+async function archivedView(
+  reads: WorkflowReads,
+  workflowId: string,
+  view: ViewSpec,
+  held: { version?: number | undefined; epoch?: string | undefined },
+  epoch: string,
+  socket: Socket,
+  transfers: Transfers,
+): Promise<Subscription> {
   const state = await reads.stateFor(workflowId);
   if (!state.workflows.has(workflowId)) throw new HubError('NOT_FOUND', `workflow ${workflowId} does not exist`);
   // A state read from the archive starts with no catalog: a big one is built a slice per turn.
@@ -44,7 +53,7 @@ async function archivedView(reads: WorkflowReads, workflowId: string, view: View
   const doc = viewName(workflowId, view);
   const version = versionOf(state, workflowId);
   if (held.epoch === epoch && held.version === version) return { doc, epoch, mode: 'patches', from: version, to: version, ops: [] };
-  return { doc, epoch, mode: 'snapshot', version, state: value };
+  return holdsEncoded({ doc, epoch, mode: 'snapshot', version, ...viewBody(new EncodedJson(JSON.stringify(value)), socket, transfers) });
 }
 
 /** The handlers of `/monitor`: subscriptions to live state, and read-only views. Nothing here changes state. */
@@ -54,7 +63,7 @@ export function monitorHandlers({ hub, reads, stream, views, renderer, transfers
       requireVisible(session, input.doc);
       if (input.view) {
         if (input.doc === AGENTS_DOC) throw new HubError('VALIDATION', 'views are of workflows; @agents has none');
-        if (!hub.state.workflows.has(input.doc)) return archivedView(reads, input.doc, input.view, input, stream.epoch);
+        if (!hub.state.workflows.has(input.doc)) return archivedView(reads, input.doc, input.view, input, stream.epoch, socket, transfers);
         return holdsEncoded(await views.subscribe(socket, input.doc, input.view, input.version, input.epoch));
       }
       if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) {

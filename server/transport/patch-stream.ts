@@ -9,6 +9,7 @@ import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { pinnedJsonParts } from '../pinned-json.ts';
 import type { CommittedBatch, RolledBack, StateWriter } from '../state-writer.ts';
 import { EncodedJson } from './encoded-json.ts';
+import { viewBody } from './replies.ts';
 import type { Transfers } from './transfers.ts';
 
 interface VersionedOps {
@@ -318,6 +319,10 @@ export class PatchStream {
     const current = isViewName(doc) ? stream.committed : versionOf(this.hub.state, doc);
     // Changes up to `current` may still be on their way to disk; the broadcast will end a message there.
     if (current > stream.sent) stream.cuts.add(current);
+    if (isViewName(doc)) {
+      const value = this.snapshotOf(doc, current);
+      if (value) return { doc, epoch: this.epoch, mode: 'snapshot', version: current, ...viewBody(value, socket, this.transfers) };
+    }
     const root = docRoot(this.hub.state, doc);
     const small = root === undefined || (doc === AGENTS_DOC ? jsonSmallerThan(root, INLINE_REPLY_BYTES) : workflowSmallerThan(root as unknown as Workflow, INLINE_REPLY_BYTES));
     if (!small) return this.transferOf(socket, doc, current);

@@ -7,7 +7,9 @@ import { workflowSmallerThan, type HubState } from '../domain/machinery/state.ts
 import { requireWorkflow } from '../domain/machinery/context.ts';
 import { pinnedJsonParts } from '../pinned-json.ts';
 import type { RenderedReport } from '../reports/report-renderer.ts';
-import type { Transfers } from './transfers.ts';
+import type { Transfer } from '../../shared/schemas/transfer.ts';
+import type { EncodedJson } from './encoded-json.ts';
+import { partsOf, type Transfers } from './transfers.ts';
 
 /** A rendered report as a reply: its body inline up to 1 MB, else a transfer held for `socket`. */
 export function reportReply(report: RenderedReport, socket: Socket, transfers: Transfers): ReportReply {
@@ -23,4 +25,11 @@ export async function workflowReply(state: HubState, workflowId: string, socket:
   // Pinned before the first await: the version of the moment it was asked.
   const { version, parts } = await pinnedJsonParts(state, workflowId);
   return { version, transfer: transfers.offer(socket, parts) };
+}
+
+/** A view's value as a subscription snapshot's body: inline up to 1 MB (a page of big orders can pass it), else a transfer held for `socket`. */
+export function viewBody(value: EncodedJson, socket: Socket, transfers: Transfers): { state: EncodedJson } | { transfer: Transfer } {
+  // Bytes are at most three per UTF-16 unit: only a long text is measured.
+  if (value.json.length * 3 <= INLINE_REPLY_BYTES || Buffer.byteLength(value.json) <= INLINE_REPLY_BYTES) return { state: value };
+  return { transfer: transfers.offer(socket, partsOf(Buffer.from(value.json))) };
 }
