@@ -141,6 +141,8 @@ export class MonitorClient {
   /** The catch-up (or first subscribe) running for each name, '*' for all: a second request waits for it, then runs once more. */
   private readonly running = new Map<string, Promise<unknown>>();
   private readonly again = new Map<string, Promise<void>>();
+  /** Per name, the subscriptions not answered yet, each marked when an unsubscribe from that name comes meanwhile. */
+  private readonly unanswered = new Map<string, Set<{ unsubscribed: boolean }>>();
   private readonly listeners = new Listeners<MonitorEvents>();
 
   constructor(readonly connection: Connection<'monitor'>) {
@@ -179,9 +181,19 @@ export class MonitorClient {
     const held: PatchMessage[] = [];
     const holding = !this.resyncing.has(name);
     if (holding) this.resyncing.set(name, held);
+    const ticket = { unsubscribed: false };
+    let unanswered = this.unanswered.get(name);
+    if (!unanswered) this.unanswered.set(name, (unanswered = new Set()));
+    unanswered.add(ticket);
     const subscribing = (async () => {
       const subscription = await this.complete(await this.connection.request('subscribe', view ? { doc, view } : { doc }, requestOptions), requestOptions);
       this.latestEpoch = subscription.epoch;
+      if (ticket.unsubscribed) {
+        // Unsubscribed from meanwhile: its value now, in a mirror that is not kept (nor followed again at a reconnect).
+        const detached = new Mirror<T>(subscription.doc);
+        detached.load(subscription);
+        return detached;
+      }
       if (view) this.views.set(subscription.doc, { workflowId: doc, view });
       const mirror = this.mirror(subscription.doc);
       mirror.load(subscription);
@@ -192,6 +204,8 @@ export class MonitorClient {
     try {
       return await subscribing;
     } finally {
+      unanswered.delete(ticket);
+      if (unanswered.size === 0 && this.unanswered.get(name) === unanswered) this.unanswered.delete(name);
       if (holding) {
         this.running.delete(name);
         this.resyncing.delete(name);
@@ -211,6 +225,7 @@ export class MonitorClient {
   async unsubscribe(doc: string, options?: RequestOptions): Promise<void> {
     this.mirrors.delete(doc);
     this.views.delete(doc);
+    for (const ticket of this.unanswered.get(doc) ?? []) ticket.unsubscribed = true;
     await this.connection.request('unsubscribe', { doc }, options);
   }
 

@@ -239,6 +239,26 @@ describe('views of a workflow', () => {
     expect(again.state).toMatchObject({ total: 5, ids: (expected as { ids: string[] }).ids });
   });
 
+  it('keeps no mirror of a view unsubscribed from before its subscription was answered, nor follows it again after a reconnect', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'unsubscribed early' });
+    const watcher = await monitor(hub);
+    const pending = watcher.subscribe(wf.id, { view: SUMMARY });
+    await watcher.unsubscribe(`${wf.id}/summary`);
+    expect((await pending).state).toMatchObject({ id: wf.id });
+    expect([...watcher.docs.keys()]).toEqual([]);
+    const { back } = await dropConnection(watcher);
+    await back;
+    // Followed again after the reconnect, the view would come back as a mirror (and on the hub, a room).
+    const other = await watcher.subscribe(wf.id);
+    expect([...watcher.docs.keys()]).toEqual([other.doc]);
+    const names: string[] = [];
+    watcher.connection.socket.on('patch', (message: { doc: string }) => names.push(message.doc));
+    await wf.start();
+    await other.until((state) => state.status === 'in_progress', { what: 'the workflow started' });
+    expect(names).toEqual([wf.id]);
+  });
+
   it('answers a subscription with the view’s version held with only the patches missed since, which bring it to the view now', async () => {
     const hub = await startHub();
     const { wf } = await runningWorkflow(hub);
