@@ -51,6 +51,8 @@ class MonitorClient(ClosesOnExit):
         #: Names ("*": every document) asked to catch up while already catching up: caught up once more after it, since what
         #: asked (a rollback notice, a reconnect) may have come after the running catch-up read the hub.
         self._again: set[str] = set()
+        #: Per subscription not answered yet, the names unsubscribed from meanwhile: such an answer is not kept.
+        self._unanswered: list[set[str]] = []
         self._listeners = Listeners()
         connection.on("patch", self._on_patch)
         connection.on("resync", self._on_resync)
@@ -71,16 +73,24 @@ class MonitorClient(ClosesOnExit):
         holding = key not in self._holding
         if holding:
             self._holding[key] = []
+        unsubscribed: set[str] = set()
+        self._unanswered.append(unsubscribed)
         try:
             payload: dict[str, Any] = {"doc": doc} if view is None else {"doc": doc, "view": view}
             subscription = await self._complete(await self.connection.request("subscribe", payload))
             self._latest_epoch = subscription["epoch"]
+            if subscription["doc"] in unsubscribed:
+                # Unsubscribed from meanwhile: its value now, in a mirror that is not kept (nor followed again at a reconnect).
+                detached = Mirror(subscription["doc"])
+                detached.load(subscription)
+                return detached
             if view is not None:
                 self._views[subscription["doc"]] = (doc, view)
             mirror = self._mirror(subscription["doc"])
             mirror.load(subscription)
             return mirror
         finally:
+            self._unanswered.remove(unsubscribed)
             if holding:
                 self._replay(key, doc)
 
@@ -94,6 +104,8 @@ class MonitorClient(ClosesOnExit):
         """Stops following a document, or a view by its name (its mirror's `doc`)."""
         self._mirrors.pop(doc, None)
         self._views.pop(doc, None)
+        for unsubscribed in self._unanswered:
+            unsubscribed.add(doc)
         await self.connection.request("unsubscribe", {"doc": doc})
 
     async def summary(self, workflow_id: str) -> dict[str, Any]:

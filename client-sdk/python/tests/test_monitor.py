@@ -172,6 +172,16 @@ async def test_a_view_unsubscribed_from_during_a_catch_up_is_not_followed_again(
     assert received == [summary.doc] and orders.doc not in monitor.docs
 
 
+async def test_a_view_unsubscribed_from_before_its_subscription_is_answered_is_not_kept(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    wf = await control.create_workflow("unsubscribed early", id=unique("py-early"))
+    pending = asyncio.ensure_future(monitor.subscribe(wf.id, view={"kind": "summary"}))
+    await asyncio.sleep(0)  # one turn: the subscription is sent
+    await monitor.unsubscribe(f"{wf.id}/summary")
+    assert (await pending).state["id"] == wf.id
+    assert monitor.docs == {}
+
+
 async def test_a_mirror_of_a_workflow_deleted_meanwhile_is_dropped_at_the_catch_up_and_the_others_catch_up(tmp_path: Path) -> None:
     hub = Hub(tmp_path)
     # Archived as soon as it ends, so that it can be pruned at once.
