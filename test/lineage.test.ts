@@ -124,6 +124,33 @@ describe('lineage', () => {
     expect(await codeOf(wf.openLineageEvent('slow'))).toBe('INVALID_TRANSITION');
   });
 
+  it('exports a finished order with the versions of its data it read and produced, also once that data has new versions', async () => {
+    const root = tempDir('switchboard-lineage-');
+    let now = Date.UTC(2026, 11, 1, 9);
+    const hub = await startHub({ dataRoots: [root] }, { clock: () => now });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'versions' });
+    const write = (name: string, content: string) => (writeFileSync(join(root, name), content), join(root, name));
+    await wf.addDataReference({ id: 'raw', path: write('raw.csv', 'raw v1') });
+    const worker = await agent(hub, { agentId: 'cleaner', agentType: 'clean' });
+    await worker.onTask('clean', () => ({ outputs: [{ id: 'clean', path: write('clean.csv', 'clean v1') }] }));
+    await wf.createWorkOrder({ id: 'clean', taskType: 'clean', inputs: ['raw'] });
+    await wf.start();
+    await untilOrder(hub, wf.id, 'clean', 'completed');
+    const exported = await wf.openLineageEvent('clean');
+    const versionOf = (dataset: (typeof exported.inputs)[number]) => dataset.facets.version?.datasetVersion;
+    expect([...exported.inputs, ...exported.outputs].map(versionOf)).toEqual([
+      (await wf.getDataReference('raw')).checksum,
+      (await wf.getDataReference('clean')).checksum,
+    ]);
+    // New content and new versions after the run: the run still read and made the first ones.
+    now += 1000;
+    write('raw.csv', 'raw v2');
+    write('clean.csv', 'clean v2');
+    await wf.updateDataReference('raw', {});
+    await wf.updateDataReference('clean', {});
+    expect(await wf.openLineageEvent('clean')).toEqual(exported);
+  });
+
   it('refuses references derived from themselves, directly or around a loop within one request, with CONFLICT, registering none of them', async () => {
     const wf = await (await control(await startHub())).createWorkflow({ userQuery: 'loops', config: { enableDataValidation: false } });
     await wf.addDataReference({ id: 'raw', path: 's3://lake/raw' });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { HubError } from '../../../shared/errors.ts';
-import type { DataReference } from '../../../shared/schemas/data.ts';
+import type { DataReference, DataVersion } from '../../../shared/schemas/data.ts';
 import type { OpenLineageRunEvent } from '../../../shared/schemas/lineage.ts';
 import { requireEntity, requireWorkflow } from '../machinery/context.ts';
 import type { HubState } from '../machinery/state.ts';
@@ -40,9 +40,19 @@ export function datasetName(ref: Pick<DataReference, 'path' | 'location'>): { na
 }
 
 /**
+ * The version of a reference that was current at `time` (the latest made by then), or undefined
+ * when none was: the reference came later, or the history no longer holds that version.
+ */
+function versionAt(ref: DataReference, time: number): Pick<DataVersion, 'version' | 'checksum'> | undefined {
+  if (ref.updatedAt <= time) return ref;
+  for (let at = ref.history.length - 1; at >= 0; at--) if (ref.history[at]!.updatedAt <= time) return ref.history[at];
+  return undefined;
+}
+
+/**
  * A finished work order as an OpenLineage RunEvent: COMPLETE, FAIL or ABORT, with the inputs it
- * declared and the data of its lineage runs. The run id is derived from workflow, work order and
- * attempt, so exporting twice yields the same event.
+ * declared and the data of its lineage runs, each at the version it had when the order ended. The
+ * run id is derived from workflow, work order and attempt, so exporting twice yields the same event.
  */
 export function runEvent(state: HubState, input: { workflowId: string; workOrderId: string }, producer: string): OpenLineageRunEvent {
   const workflow = requireWorkflow(state, input.workflowId);
@@ -58,9 +68,13 @@ export function runEvent(state: HubState, input: { workflowId: string; workOrder
     for (const id of run.inputs) inputs.add(id);
     for (const id of run.outputs) outputs.add(id);
   }
+  const endedAt = order.endedAt ?? order.updatedAt;
   const dataset = (id: string) => {
     const ref = workflow.data[id]!;
-    const facets: Record<string, ReturnType<typeof facet>> = { version: facet(FACETS.version, { datasetVersion: ref.checksum ?? String(ref.version) }) };
+    const facets: Record<string, ReturnType<typeof facet>> = {};
+    // The version the run read or produced, not a later one: an export must describe the run whenever it is made.
+    const seen = versionAt(ref, endedAt);
+    if (seen) facets.version = facet(FACETS.version, { datasetVersion: seen.checksum ?? String(seen.version) });
     if (ref.description) facets.documentation = facet(FACETS.datasetDocumentation, { description: ref.description });
     return { ...datasetName(ref), facets };
   };
