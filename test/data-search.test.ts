@@ -104,6 +104,17 @@ describe('data search', () => {
     expect(second.body.nextCursor).toBeNull();
   });
 
+  it('takes back every cursor it hands out, sorted by paths as long and as odd as a reference may record', async () => {
+    const wf = await (await control(await startHub())).createWorkflow({ userQuery: 'long paths', config: { enableDataValidation: false } });
+    // 2048 characters each: CJK (3 bytes of UTF-8) and control characters (6 bytes of JSON) make the longest cursors.
+    const long = (fill: string, last: string) => `s3://lake/${fill.repeat(2048 - 11)}${last}`;
+    const refs = ['数', '\u0001'].flatMap((fill, i) => ['a', 'b'].map((last) => ({ id: `r${i}${last}`, path: long(fill, last) })));
+    await wf.addDataReferences(refs);
+    const seen: string[] = [];
+    for await (const ref of wf.dataReferences({ sort: 'path', limit: 1 })) seen.push(ref.id);
+    expect(seen).toEqual(['r1a', 'r1b', 'r0a', 'r0b']);
+  });
+
   it('keeps going across short pages when a filter matches few of more references than a page looks at, and knows them again after a restart', async () => {
     const dataDir = tempDir();
     const hub = await startHub({ dataDir });

@@ -40,12 +40,15 @@ export function fileUriProblem(path: string): string | null {
   return decoded.includes('\0') ? 'paths cannot contain NUL' : null;
 }
 
+/** The longest path or URI a reference may record, in UTF-16 code units. */
+const MAX_PATH_LENGTH = 2048;
+
 /** A local path or a URI (s3://, https://, file:// of a local file). */
 export const DataPath = z
   .string()
   .trim()
   .min(1)
-  .max(2048)
+  .max(MAX_PATH_LENGTH)
   .refine((path) => !path.includes('\0'), 'paths cannot contain NUL')
   .superRefine((path, ctx) => {
     const problem = fileUriProblem(path);
@@ -173,8 +176,14 @@ export const DataFilter = z.strictObject({
   sort: z.enum(['createdAt', 'path', 'size']).default('createdAt'),
   order: z.enum(['asc', 'desc']).default('asc'),
   limit: z.number().int().min(1).max(1000).default(100),
-  /** nextCursor of the previous page, with the same filter and sort. */
-  cursor: z.string().max(8192).optional(),
+  /**
+   * nextCursor of the previous page, with the same filter and sort. Sorted by path, a cursor holds
+   * a whole path: up to 6 bytes of JSON a character (\u0001), and the id, in base64url.
+   */
+  cursor: z
+    .string()
+    .max(Math.ceil(((MAX_PATH_LENGTH * 6 + 64 + 7) * 4) / 3))
+    .optional(),
 });
 export type DataFilter = z.output<typeof DataFilter>;
 
