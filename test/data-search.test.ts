@@ -154,7 +154,8 @@ describe('data search', () => {
       ],
     });
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'scoped' });
-    for (const query of ['limit=abc', 'limit=0', 'status=lost', 'sort=colour', 'createdAfter=yesterday', 'cursor=garbage']) {
+    // A misspelt or repeated parameter would otherwise be ignored, and the answer hold what it should have left out.
+    for (const query of ['limit=abc', 'limit=0', 'status=lost', 'sort=colour', 'createdAfter=yesterday', 'cursor=garbage', 'datatype=csv', 'status=valid&status=missing']) {
       const reply = await viaHttp(hub, wf.id, query, TOKENS.admin);
       expect([query, reply.status, reply.body.error.code]).toEqual([query, 400, 'VALIDATION']);
     }

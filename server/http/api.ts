@@ -32,12 +32,28 @@ function visibleWorkflow(request: HttpRequest): string {
 
 const FILTER_TEXT = ['dataType', 'text', 'agentId', 'workOrderId', 'source', 'status', 'sort', 'order', 'cursor'] as const;
 const FILTER_NUMBERS = ['limit', 'createdAfter', 'createdBefore'] as const;
+/** Parameters that may repeat (tags), and `token`, which the router reads. */
+const FILTER_OTHERS = ['tag', 'tags', 'token'] as const;
+const FILTER_SINGLE: ReadonlySet<string> = new Set([...FILTER_TEXT, ...FILTER_NUMBERS]);
+const FILTER_KNOWN: ReadonlySet<string> = new Set([...FILTER_SINGLE, ...FILTER_OTHERS]);
+
+/** VALIDATION for a parameter the filter does not know or one given twice: either would be silently ignored, widening the answer. */
+function requireKnownParameters(query: URLSearchParams): void {
+  const seen = new Set<string>();
+  for (const key of query.keys()) {
+    if (!FILTER_KNOWN.has(key)) throw new HubError('VALIDATION', `unknown data filter parameter ${JSON.stringify(key.slice(0, 100))}; known: ${[...FILTER_KNOWN].join(', ')}`);
+    if (FILTER_SINGLE.has(key) && seen.has(key)) throw new HubError('VALIDATION', `data filter parameter ${key} is given more than once; only tag may repeat`);
+    seen.add(key);
+  }
+}
 
 /**
  * The data.search filter from query parameters, parsed by the same schema as the socket event.
  * `tag` may repeat (or `tags` be comma-separated); times are ms since the epoch or ISO dates.
+ * An unknown or repeated parameter is VALIDATION, as an unknown field of the event is.
  */
 export function dataFilterFromQuery(workflowId: string, query: URLSearchParams): DataFilter {
+  requireKnownParameters(query);
   const raw: Record<string, unknown> = { workflowId };
   for (const key of FILTER_TEXT) if (query.has(key)) raw[key] = query.get(key);
   for (const key of FILTER_NUMBERS) {
