@@ -206,10 +206,15 @@ describe('data inventory over the network', () => {
     const { wf, write } = await setup();
     const path = write('a.csv', 'x');
     expect(await codeOf(wf.addDataReference({ path, metadata: { blob: 'x'.repeat(20_000) } }))).toBe('VALIDATION');
+    // Keys are trimmed: two that become one would lose a value without a word.
+    expect(await codeOf(wf.addDataReference({ path, metadata: { study: 'EXP001', ' study': 'EXP002' } }))).toBe('VALIDATION');
     expect(await codeOf(wf.addDataReference({ path, tags: Array.from({ length: 51 }, (_, i) => `t${i}`) }))).toBe('VALIDATION');
     expect(await codeOf(wf.addDataReference({ path: `/${'p'.repeat(2048)}` }))).toBe('VALIDATION');
     expect(await codeOf(wf.addDataReferences(Array.from({ length: 1001 }, (_, i) => ({ path: `s3://b/${i}` }))))).toBe('VALIDATION');
     expect(await dataOf(wf)).toEqual({});
+    const ref = await wf.addDataReference({ path, metadata: { study: 'EXP001' } });
+    expect(await codeOf(wf.updateDataReference(ref.id, { metadata: { 'study ': 'EXP002', study: 'EXP003' } }))).toBe('VALIDATION');
+    expect(await wf.getDataReference(ref.id)).toMatchObject({ version: 1, metadata: { study: 'EXP001' } });
   });
 
   it('reads no file when the workflow does not validate data', async () => {

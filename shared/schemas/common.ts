@@ -43,7 +43,26 @@ function refuseProtoKey<T>(value: T, ctx: z.RefinementCtx): T {
  */
 export function keyedRecord<K extends z.ZodType<string>, V extends z.ZodType>(key: K, value: V) {
   const record = z.record(key, value);
-  return z.preprocess((input: z.input<typeof record>, ctx) => refuseProtoKey(input, ctx), record);
+  return z.preprocess((input: z.input<typeof record>, ctx) => refuseSameKeys(key, refuseProtoKey(input, ctx), ctx), record);
+}
+
+/**
+ * Refuses two keys that the key schema makes one (keyName trims: `"a"` and `" a"`), where the
+ * record's parse would keep the last value and drop the other without a word.
+ */
+function refuseSameKeys<T>(key: z.ZodType<string>, value: T, ctx: z.RefinementCtx): T {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const seen = new Map<string, string>();
+  for (const name of Object.keys(value)) {
+    const parsed = key.safeParse(name);
+    if (!parsed.success) continue;
+    const earlier = seen.get(parsed.data);
+    if (earlier !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `keys ${JSON.stringify(earlier)} and ${JSON.stringify(name)} are the same key once trimmed`, path: [name], input: value });
+    }
+    seen.set(parsed.data, name);
+  }
+  return value;
 }
 
 /** Milliseconds since the Unix epoch, as the hub's clock saw it. */
