@@ -151,6 +151,29 @@ describe('lineage', () => {
     expect(await wf.openLineageEvent('clean')).toEqual(exported);
   });
 
+  it('links an output derived from another output of the same attempt to it, never showing that one as made from itself', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'one order, two outputs', config: { enableDataValidation: false } });
+    await wf.addDataReference({ id: 'raw', path: 's3://lake/raw.csv' });
+    const worker = await agent(hub, { agentId: 'prep', agentType: 'prep' });
+    await worker.onTask('prep', () => ({
+      outputs: [
+        { id: 'clean', path: 's3://lake/clean.csv' },
+        { id: 'features', path: 's3://lake/features.parquet', derivedFrom: ['clean'] },
+      ],
+    }));
+    await wf.createWorkOrder({ id: 'prep', taskType: 'prep', inputs: ['raw'] });
+    await wf.start();
+    await untilOrder(hub, wf.id, 'prep', 'completed');
+    const edges = (await wf.lineageGraph()).edges.map((edge) => `${edge.from}→${edge.to} ${edge.operation} ${edge.workOrderId}`);
+    expect(edges).toEqual(['raw→clean prep prep', 'raw→features prep prep', 'clean→features derive prep']);
+    expect(chain((await wf.upstream('clean')).nodes)).toEqual(['clean@0', 'raw@1']);
+    expect((await wf.upstream('clean')).edges.map((edge) => edge.from)).toEqual(['raw']);
+    expect(chain((await wf.upstream('features')).nodes)).toEqual(['features@0', 'raw@1', 'clean@1']);
+    const event = await wf.openLineageEvent('prep');
+    expect([event.inputs.map((d) => d.name), event.outputs.map((d) => d.name)]).toEqual([['raw.csv'], ['clean.csv', 'features.parquet']]);
+  });
+
   it('refuses references derived from themselves, directly or around a loop within one request, with CONFLICT, registering none of them', async () => {
     const wf = await (await control(await startHub())).createWorkflow({ userQuery: 'loops', config: { enableDataValidation: false } });
     await wf.addDataReference({ id: 'raw', path: 's3://lake/raw' });

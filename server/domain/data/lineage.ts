@@ -59,20 +59,27 @@ export function linkLineage(t: CommandContext, input: ParsedRequestOf<'control',
 /**
  * Records the run of a work order that has just completed or failed, when it read or produced
  * data: its inputs (and what its outputs say they derive from) → the outputs of its last attempt.
+ * An output derived from another output of that attempt is linked to it by a `derive` run of the
+ * order instead: as an input of the order's run, that output would show as made from itself.
  * Called after the attempt ended, so the last history record is that attempt. Cost: O(its data).
  */
 export function recordRun(t: CommandContext, order: WorkOrder, state: 'completed' | 'failed', error: string | undefined): void {
   const workflow = requireWorkflow(t.state, order.workflowId);
   const last = order.history.at(-1) ?? null;
   const outputs = last ? order.outputs.filter((id) => workflow.data[id]?.provenance.attempt === last.number) : [];
+  const made = new Set(outputs);
   const inputs = new Set(order.inputs.filter((id) => Object.hasOwn(workflow.data, id)));
-  for (const id of outputs) for (const source of workflow.data[id]!.provenance.derivedFrom) inputs.add(source);
+  const derivations: Array<{ output: string; sources: string[] }> = [];
+  for (const id of outputs) {
+    const sources: string[] = [];
+    for (const source of workflow.data[id]!.provenance.derivedFrom) {
+      if (made.has(source)) sources.push(source);
+      else inputs.add(source);
+    }
+    if (sources.length > 0) derivations.push({ output: id, sources });
+  }
   if (inputs.size === 0 && outputs.length === 0) return;
-  recordTransformation(t, workflow.id, {
-    operation: order.taskType,
-    description: order.description,
-    inputs: [...inputs],
-    outputs,
+  const run = {
     workOrderId: order.id,
     agentId: last?.agentId ?? null,
     attempt: last?.number ?? null,
@@ -80,5 +87,7 @@ export function recordRun(t: CommandContext, order: WorkOrder, state: 'completed
     status: state,
     error: state === 'failed' ? (error ?? order.error) : null,
     recordedBy: 'hub',
-  });
+  };
+  recordTransformation(t, workflow.id, { ...run, operation: order.taskType, description: order.description, inputs: [...inputs], outputs });
+  for (const { output, sources } of derivations) recordTransformation(t, workflow.id, { ...run, operation: 'derive', inputs: sources, outputs: [output] });
 }

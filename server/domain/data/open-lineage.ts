@@ -92,7 +92,8 @@ export function runEvent(state: HubState, input: { workflowId: string; workOrder
     eventTime: new Date(order.endedAt ?? order.updatedAt).toISOString(),
     run: { runId: uuidFrom(`switchboard:run:${workflow.id}:${order.id}:${attempt}`), facets: runFacets },
     job: { namespace: JOB_NAMESPACE, name: `${workflow.id}.${order.taskType}`, facets: jobFacets },
-    inputs: [...inputs].filter((id) => Object.hasOwn(workflow.data, id)).map(dataset),
+    // What one of its runs made and another read (an output derived from another) is no input of the order.
+    inputs: [...inputs].filter((id) => !outputs.has(id) && Object.hasOwn(workflow.data, id)).map(dataset),
     outputs: [...outputs].filter((id) => Object.hasOwn(workflow.data, id)).map(dataset),
     producer,
     schemaURL: RUN_EVENT_SCHEMA_URL,
