@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import socketio  # type: ignore[import]  # python-socketio ships no type hints
 
 from .errors import HubError
@@ -30,6 +31,25 @@ def hub_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _session_without_message_limit() -> aiohttp.ClientSession:
+    """An HTTP session whose websockets take messages of any size.
+
+    aiohttp closes a websocket at a message over 4 MB, its default, and python-engineio 4.3 offers
+    no way to set it. The hub's patches and catch-up answers have no such bound (a monitor back
+    from a drop gets every change it missed in one answer): above it the connection dropped at
+    every try, and the mirror never caught up. The TypeScript SDK takes up to 100 MB (ws's default).
+    """
+    session = aiohttp.ClientSession()
+    connect = session.ws_connect
+
+    def ws_connect(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("max_msg_size", 0)
+        return connect(*args, **kwargs)
+
+    setattr(session, "ws_connect", ws_connect)
+    return session
+
+
 class Connection:
     """One namespace of one hub; reconnects on its own and tells its listeners when it did."""
 
@@ -39,7 +59,8 @@ class Connection:
         self.request_timeout = request_timeout
         self._token = token
         self._sio = socketio.AsyncClient(
-            reconnection=True, reconnection_delay=0.2, reconnection_delay_max=2, randomization_factor=0.1
+            reconnection=True, reconnection_delay=0.2, reconnection_delay_max=2, randomization_factor=0.1,
+            http_session=_session_without_message_limit(),
         )
         self._up = asyncio.Event()
         #: Set while the namespace is not joined (before the first connection, between reconnects, once closed).

@@ -9,7 +9,7 @@ import pytest
 
 from hub import TOKENS, Hub
 from scenario import agent, clients, unique, until
-from switchboard import HubError, Task, TaskContext, connect_agent, connect_control
+from switchboard import HubError, Task, TaskContext, connect_agent, connect_control, connect_monitor
 
 
 async def test_running_work_and_mirrors_survive_a_hub_restart(own_hub: Hub) -> None:
@@ -210,3 +210,26 @@ async def test_an_agent_whose_reconnection_meets_the_login_throttle_connects_aga
         await asyncio.gather(*(client.close() for client in opened), return_exceptions=True)
         await proxy.close()
         await asyncio.get_running_loop().run_in_executor(None, hub.stop)
+
+
+async def test_a_monitor_back_from_a_drop_catches_up_on_more_than_4_mb_of_changes(hub: Hub) -> None:
+    # Over 4 MB in one message: the catch-up answer of the changes the monitor missed while away.
+    proxy = await Proxy(hub.port).start()
+    opened: list[Any] = []
+    try:
+        control = await connect_control(hub.url, TOKENS["admin"])
+        opened.append(control)
+        monitor = await connect_monitor(f"http://127.0.0.1:{proxy.port}", TOKENS["monitor"])
+        opened.append(monitor)
+        wf = await control.create_workflow("a big catch-up")
+        mirror = await monitor.subscribe(wf.id)
+        proxy.cut()
+        await until(lambda: not monitor.connection.connected, "the monitor to see its connection drop")
+        batch = [{"task_type": unique("big"), "input": {"blob": "x" * 6000}} for _ in range(150)]
+        await asyncio.gather(*(wf.create_work_orders(batch) for _ in range(6)))
+        state = await mirror.until(lambda state, _: len(state["workOrders"]) == 900)
+        version, workflow = await wf.get_versioned()
+        assert await mirror.until(lambda _, at: at >= version) == workflow and len(state["workOrders"]) == 900
+    finally:
+        await asyncio.gather(*(client.close() for client in opened), return_exceptions=True)
+        await proxy.close()
