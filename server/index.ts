@@ -29,7 +29,7 @@ import { TokenSync } from './cluster/token-sync.ts';
 import { ClusterNode, type ClusterInfo } from './cluster/cluster-node.ts';
 import { clusterRoute } from './http/cluster.ts';
 import type { SnapshotEvent, Store } from './store/store.ts';
-import { loadOrCreateTokens, looseTokenFileMode, looseTokenFileWarning, PRIVATE_DIR_MODE, readTokens, saveTokens, TOKENS_FILE, TokenRegistry } from './transport/auth.ts';
+import { loadOrCreateTokens, looseTokenFileMode, looseTokenFileWarning, PRIVATE_DIR_MODE, readDataDirTokens, readTokens, saveTokens, TOKENS_FILE, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { LoginThrottle } from './transport/login-throttle.ts';
 import { controlHandlers } from './transport/control.ts';
@@ -196,14 +196,17 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   // A cluster node's tokens are the cluster's, in PostgreSQL, unless it is given its own.
   const clusterTokens = options.tokens || options.tokensFile ? undefined : postgres;
   // At start, generated tokens are only written once the data directory is this hub's (see below).
-  const tokenSource = async (save = true) =>
+  // A reload only reads: a tokens.json gone missing must not quietly become new tokens that lock every client out.
+  const tokenSource = async (reload: boolean) =>
     options.tokens
       ? { grants: options.tokens, created: false }
       : options.tokensFile
         ? { grants: readTokens(options.tokensFile), created: false }
         : clusterTokens
           ? loadOrCreateClusterTokens(clusterTokens.pool, clusterTokens.partition)
-          : loadOrCreateTokens(dataDir, save);
+          : reload
+            ? { grants: readDataDirTokens(dataDir), created: false }
+            : loadOrCreateTokens(dataDir, false);
   // The file the tokens are read from, if any: one others may read is warned of at start and each reload.
   const tokensFile = options.tokens ? undefined : (options.tokensFile ?? (clusterTokens ? undefined : join(dataDir, TOKENS_FILE)));
   const warnIfLoose = () => {
@@ -454,7 +457,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       reloadTokens: async () => {
         if (sync) await sync.refresh();
         else {
-          applyGrants((await tokenSource()).grants);
+          applyGrants((await tokenSource(true)).grants);
           warnIfLoose();
         }
         return grantsInForce.length;

@@ -1,8 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
 import { codeOf, hubErrorOf } from './helpers/errors.ts';
 import { rawGet } from './helpers/http.ts';
-import { agent, startHub, TOKENS } from './helpers/hub.ts';
+import { agent, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 
 describe('authentication', () => {
   it('refuses a control connection without a valid admin token', async () => {
@@ -48,5 +50,22 @@ describe('authentication', () => {
     const hub = await startHub();
     const error = await hubErrorOf(connectControl({ url: hub.url, token: TOKENS.agent }));
     expect([error.code, error.message.includes('an agent token cannot use this; it needs admin')]).toEqual(['FORBIDDEN', true]);
+  });
+
+  it('keeps the tokens in force when a reload finds the data directory\'s tokens.json gone, rather than generating new ones', async () => {
+    const dataDir = tempDir();
+    const hub = await startHub({ dataDir, tokens: undefined });
+    const file = join(dataDir, 'tokens.json');
+    const admin = (JSON.parse(readFileSync(file, 'utf8')) as Array<{ role: string; token: string }>).find((t) => t.role === 'admin')!.token;
+    const client = await connectControl({ url: hub.url, token: admin });
+    onTestFinished(() => client.close());
+    const before = hub.tokens;
+    rmSync(file);
+    await expect(hub.reloadTokens()).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining(`${file} is missing; the tokens in force are kept`) });
+    expect(hub.tokens).toBe(before);
+    expect(existsSync(file)).toBe(false);
+    // The connection is kept, and the token still opens new ones.
+    expect((await client.listWorkflows()).items).toEqual([]);
+    expect(await codeOf(connectControl({ url: hub.url, token: admin }).then((again) => again.close()))).toBe('resolved');
   });
 });

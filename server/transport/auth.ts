@@ -137,6 +137,13 @@ export function loadOrCreateTokens(dataDir: string, save = true): { grants: Toke
   return { grants, created: true };
 }
 
+/** The tokens of a data directory's `tokens.json` for a reload, which never generates: a missing file is VALIDATION. */
+export function readDataDirTokens(dataDir: string): TokenGrant[] {
+  const file = join(dataDir, TOKENS_FILE);
+  if (!existsSync(file)) throw new HubError('VALIDATION', `${file} is missing; the tokens in force are kept (only a first start generates tokens)`);
+  return readTokens(file);
+}
+
 /** Writes generated tokens to `<dataDir>/tokens.json` (readable by the owner alone). */
 export function saveTokens(dataDir: string, grants: TokenGrant[]): void {
   mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
