@@ -9,6 +9,7 @@ import { CLI, spawnCli, startHubProcess } from './helpers/process.ts';
 import { control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { createHub } from '../server/index.ts';
 import { startBanner } from '../server/cli/start.ts';
+import { tokens } from '../server/cli/tokens.ts';
 import { untilTrue } from './helpers/wait.ts';
 
 describe('switchboard CLI', () => {
@@ -278,6 +279,21 @@ describe('switchboard start: signals, output and settings', () => {
     expect(unscoped.status).toBe(2);
     expect(unscoped.stderr).toContain('--workflows names no workflow');
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(only);
+  });
+
+  it('refuses a tokens command with arguments or options it would ignore (revoke A B, list --role), without showing them, and leaves the file as it was', async () => {
+    const file = join(tempDir(), 'tokens.json');
+    writeFileSync(file, JSON.stringify(GRANTS));
+    const before = readFileSync(file, 'utf8');
+    const refusal = (args: string[]) => tokens([...args, '--file', file]).then(() => 'done', (error: Error) => error.message);
+    const both = await refusal(['revoke', TOKENS.monitor, TOKENS.agent]);
+    expect(both).toBe('switchboard tokens revoke takes one token, got 2; revoke them one at a time');
+    expect(await refusal(['list', 'extra'])).toBe('switchboard tokens list takes no other arguments, got 1');
+    expect(await refusal(['create', '--role', 'agent', 'extra'])).toBe('switchboard tokens create takes no other arguments, got 1');
+    expect(await refusal(['list', '--role', 'agent'])).toBe('--role goes with switchboard tokens create, not list');
+    expect(await refusal(['revoke', TOKENS.monitor, '--name', 'x', '--workflows', 'a'])).toBe('--name, --workflows go with switchboard tokens create, not revoke');
+    expect(await refusal(['frob', 'x'])).toBe('unknown tokens action "frob"; use list, create or revoke');
+    expect(readFileSync(file, 'utf8')).toBe(before);
   });
 
   it('ends quietly when the reader of its output goes away (report | head), without an unhandled EPIPE', async () => {

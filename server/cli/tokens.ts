@@ -118,8 +118,19 @@ export async function tokens(args: string[]): Promise<void> {
   }
 }
 
+/** The options only `create` reads. */
+const CREATE_ONLY = ['role', 'name', 'agent-id', 'workflows'] as const;
+
 async function run(place: TokenPlace, positionals: string[], values: { role?: string | undefined; name?: string | undefined; 'agent-id'?: string | undefined; workflows?: string | undefined }): Promise<void> {
   const action = positionals[0] ?? 'list';
+  if (!['list', 'create', 'revoke'].includes(action)) throw new CliError(`unknown tokens action "${action}"; use list, create or revoke`);
+  // Refused rather than ignored: `revoke A B` would revoke A alone, `list --role agent` would list every role.
+  // Counted, not quoted: an argument here may well be a token, and stderr may be a log.
+  const extra = positionals.length - 1 - (action === 'revoke' ? 1 : 0);
+  if (action === 'revoke' && extra > 0) throw new CliError(`switchboard tokens revoke takes one token, got ${extra + 1}; revoke them one at a time`);
+  if (extra > 0) throw new CliError(`switchboard tokens ${action} takes no other arguments, got ${extra}`);
+  const misplaced = action === 'create' ? [] : CREATE_ONLY.filter((option) => values[option] !== undefined);
+  if (misplaced.length) throw new CliError(`${misplaced.map((o) => `--${o}`).join(', ')} ${misplaced.length > 1 ? 'go' : 'goes'} with switchboard tokens create, not ${action}`);
   if (action === 'list') {
     const existing = await place.read();
     if (!existing.length) throw new CliError(`no tokens in ${place.name} (a hub generates them on its first start)`);
@@ -136,7 +147,6 @@ async function run(place: TokenPlace, positionals: string[], values: { role?: st
     });
     return void process.stderr.write(`revoked the ${gone?.role} token${gone?.name ? ` ${gone.name}` : ''} from ${place.name}; ${place.takesEffect}\n`);
   }
-  if (action !== 'create') throw new CliError(`unknown tokens action "${action}"; use list, create or revoke`);
   const role = Role.safeParse(values.role);
   if (!role.success) throw new CliError('--role must be admin, agent or monitor');
   const scope = values.workflows?.split(',').map((w) => w.trim()).filter(Boolean);
