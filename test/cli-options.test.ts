@@ -1,7 +1,10 @@
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { optionsFrom } from '../server/cli/start.ts';
+import { reload } from '../server/cli/reload.ts';
+import { status } from '../server/cli/status.ts';
+import { tokens } from '../server/cli/tokens.ts';
 import { HubOptions } from '../server/options.ts';
 import { tempDir } from './helpers/hub.ts';
 
@@ -14,6 +17,24 @@ describe('switchboard start options', () => {
     expect(optionsFrom(['--config', config, '--fsync', '--port', '5000'], { SWITCHBOARD_FSYNC: '0', SWITCHBOARD_PORT: '4900' })).toMatchObject({ fsync: true, port: 5000 });
     expect(optionsFrom([], { SWITCHBOARD_FSYNC: 'true' })).toEqual({ fsync: true });
     expect(optionsFrom([], {})).toEqual({});
+  });
+});
+
+describe('empty values', () => {
+  it('refuses a flag given an empty value (--postgres "$UNSET") rather than falling back to a default, and reads an empty SWITCHBOARD_PORT as unset', async () => {
+    expect(() => optionsFrom(['--postgres', ''], {})).toThrow('--postgres given an empty value; leave it out for the default');
+    expect(() => optionsFrom(['--tokens=', '--host', ''], {})).toThrow('--tokens, --host given an empty value; leave them out for the default');
+    expect(() => optionsFrom(['--port', ''], {})).toThrow('--port must be a whole number, got ""');
+    expect(optionsFrom([], { SWITCHBOARD_PORT: '' })).toEqual({});
+    // A bad port from the environment is named as the variable, not as a flag the user never typed.
+    expect(() => optionsFrom([], { SWITCHBOARD_PORT: 'http' })).toThrow('SWITCHBOARD_PORT must be a whole number, got "http"');
+    const refusal = (run: Promise<void>) => run.then(() => 'done', (error: Error) => error.message);
+    const dir = tempDir();
+    expect(await refusal(tokens(['create', '--role', 'monitor', '--data-dir', '']))).toBe('--data-dir given an empty value; leave it out for the default');
+    expect(await refusal(tokens(['list', '--file', '', '--data-dir', dir]))).toBe('--file given an empty value; leave it out for the default');
+    expect(await refusal(status(['--url', '', '--token', 'some-admin-token']))).toBe('--url given an empty value; leave it out for the default');
+    expect(await refusal(reload(['--data-dir', '']))).toBe('--data-dir given an empty value; leave it out for the default');
+    expect(readdirSync(dir)).toEqual([]);
   });
 });
 

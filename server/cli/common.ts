@@ -14,6 +14,16 @@ export function integer(name: string, text: string | undefined): number | undefi
   return Number(text);
 }
 
+/**
+ * Refuses a flag given an empty value (`--postgres "$UNSET"`), which would otherwise read as not
+ * given and quietly fall back to a default (a standalone hub, the generated tokens, ./.switchboard).
+ * Whole-number flags are left to `integer`, which says the same.
+ */
+export function refuseEmptyFlags(values: Record<string, unknown>, numeric: readonly string[] = []): void {
+  const empty = Object.keys(values).filter((name) => values[name] === '' && !numeric.includes(name));
+  if (empty.length) throw new CliError(`${empty.map((name) => `--${name}`).join(', ')} given an empty value; leave ${empty.length > 1 ? 'them' : 'it'} out for the default`);
+}
+
 /** An on/off setting from the environment (1, true, yes / 0, false, no, or unset), or says which was wrong. */
 export function onOff(name: string, text: string | undefined): boolean | undefined {
   if (text === undefined || text === '') return undefined;

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { CliError, duration, hubAddress, table } from './common.ts';
+import { CliError, duration, hubAddress, refuseEmptyFlags, table } from './common.ts';
 
 export const PRUNE_HELP = `switchboard prune — delete archived workflows from a running hub
 
@@ -24,6 +24,7 @@ export async function prune(args: string[]): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(PRUNE_HELP);
+  refuseEmptyFlags(values);
   if (values['older-than'] === undefined) throw new CliError('say how old: switchboard prune --older-than 30d');
   const olderThanMs = duration('--older-than', values['older-than']);
   const address = hubAddress(values);

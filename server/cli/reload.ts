@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOCK_FILE, lockHolder } from '../store/lock.ts';
-import { CliError, dataDirOf, integer } from './common.ts';
+import { CliError, dataDirOf, integer, refuseEmptyFlags } from './common.ts';
 
 export const RELOAD_HELP = `switchboard reload — make a running hub read its tokens again (sends it SIGHUP)
 
@@ -29,6 +29,7 @@ function hubPidOf(dataDir: string): number {
 export async function reload(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { 'data-dir': { type: 'string' }, pid: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) return void process.stdout.write(RELOAD_HELP);
+  refuseEmptyFlags(values, ['pid']);
   if (values.pid !== undefined && values['data-dir'] !== undefined) throw new CliError('give --data-dir or --pid, not both');
   const pid = values.pid !== undefined ? integer('--pid', values.pid)! : hubPidOf(dataDirOf(values['data-dir']));
   // 0 and negative pids name process groups (this one's included): never what is meant.

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CliError, getFromHub, hubAddress, progress, progressDone } from './common.ts';
+import { CliError, getFromHub, hubAddress, progress, progressDone, refuseEmptyFlags } from './common.ts';
 
 export const REPORT_HELP = `switchboard report — a report of one workflow from a running hub
 
@@ -28,6 +28,7 @@ export async function report(args: string[]): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(REPORT_HELP);
+  refuseEmptyFlags(values);
   const [workflowId, ...extra] = positionals;
   if (!workflowId || extra.length) throw new CliError('give exactly one workflow id: switchboard report <workflow>');
   const format = values.format as (typeof FORMATS)[number];

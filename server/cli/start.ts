@@ -5,7 +5,7 @@ import { createHub, type RunningHub } from '../index.ts';
 import type { HubOptionsInput } from '../options.ts';
 import { parseSecretJson } from '../secret-json.ts';
 import { tuneV8ForHub } from '../v8-tuning.ts';
-import { CliError, HUB_URL_FILE, integer, onOff } from './common.ts';
+import { CliError, HUB_URL_FILE, integer, onOff, refuseEmptyFlags } from './common.ts';
 
 export const START_HELP = `switchboard start — run a hub until SIGINT or SIGTERM
 
@@ -77,6 +77,7 @@ export function optionsFrom(args: string[], env: NodeJS.ProcessEnv = process.env
     },
   });
   if (values.help) return undefined;
+  refuseEmptyFlags(values, ['port']);
   const configFile = values.config ?? env.SWITCHBOARD_CONFIG;
   const options: HubOptionsInput = configFile ? readConfig(configFile) : {};
   // Where the tokens come from is one choice: a source given here replaces the config file's (the
@@ -97,7 +98,8 @@ export function optionsFrom(args: string[], env: NodeJS.ProcessEnv = process.env
     delete options.tokens;
     options.tokensFile = values.tokens;
   }
-  const port = integer('--port', values.port ?? env.SWITCHBOARD_PORT);
+  // Named as given (an empty variable is an unset one, as for the client commands).
+  const port = values.port !== undefined ? integer('--port', values.port) : integer('SWITCHBOARD_PORT', env.SWITCHBOARD_PORT || undefined);
   if (port !== undefined) options.port = port;
   const host = values.host ?? env.SWITCHBOARD_HOST;
   if (host) options.host = host;

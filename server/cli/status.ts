@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { Agent } from '../../shared/schemas/agent.ts';
 import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
-import { allPages, CliError, getFromHub, hubAddress, integer, progress, progressDone, table } from './common.ts';
+import { allPages, CliError, getFromHub, hubAddress, integer, progress, progressDone, refuseEmptyFlags, table } from './common.ts';
 
 export const STATUS_HELP = `switchboard status — the nodes, workflows and agents of a running hub
 
@@ -42,6 +42,7 @@ export async function status(args: string[]): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(STATUS_HELP);
+  refuseEmptyFlags(values, ['interval', 'count']);
   if (!values.watch && (positionals.length > 0 || values.interval !== undefined || values.count !== undefined)) {
     throw new CliError('workflow ids, --interval and --count go with --watch');
   }

@@ -6,7 +6,7 @@ import { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import { looseTokenFileMode, looseTokenFileWarning, newToken, PRIVATE_DIR_MODE, parseTokenList, readTokens, TOKENS_FILE } from '../transport/auth.ts';
 import { changeClusterTokens, readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION, ensureSchema } from '../store/postgres/schema.ts';
-import { CliError, dataDirOf, table } from './common.ts';
+import { CliError, dataDirOf, refuseEmptyFlags, table } from './common.ts';
 
 export const TOKENS_HELP = `switchboard tokens — list, create or revoke access tokens
 
@@ -103,6 +103,7 @@ export async function tokens(args: string[]): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(TOKENS_HELP);
+  refuseEmptyFlags(values);
   if (values.postgres && (values.file || values['data-dir'])) throw new CliError('--postgres and --file or --data-dir name different tokens; give one');
   // A flag wins over the environment.
   const postgres = values.postgres ?? (values.file || values['data-dir'] ? undefined : process.env.SWITCHBOARD_POSTGRES);
