@@ -180,6 +180,9 @@ describe('switchboard prune', () => {
         );
       });
 
+    const refused = await new Promise<string>((resolve) => execFile(process.execPath, [...CLI, 'prune', '--older-than', '1d', '--url', hub.url, '--token', 'not-a-token'], (_, __, stderr) => resolve(stderr)));
+    // The hub was reached: it refused the token, and says so once.
+    expect(refused).toMatch(new RegExp(`^switchboard: the hub at ${hub.url} refused the token: unknown token\\.`));
     const bad = await run('--older-than', 'forever');
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain('--older-than must be a duration such as 30d');

@@ -33,7 +33,8 @@ export async function prune(args: string[]): Promise<void> {
   try {
     control = await connectControl({ url: address.url, token: address.token });
   } catch (error) {
-    throw new CliError(`cannot reach the hub at ${address.url}: ${(error as Error).message}`);
+    // The SDK's message names the URL and says what went wrong (unreachable, or a refused token): said once, as is.
+    throw new CliError(error instanceof Error ? error.message : String(error));
   }
   try {
     const removed = await control.pruneArchive(olderThanMs);
