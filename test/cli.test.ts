@@ -10,6 +10,7 @@ import { control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { createHub } from '../server/index.ts';
 import { startBanner } from '../server/cli/start.ts';
 import { tokens } from '../server/cli/tokens.ts';
+import { reload } from '../server/cli/reload.ts';
 import { untilTrue } from './helpers/wait.ts';
 
 describe('switchboard CLI', () => {
@@ -82,6 +83,17 @@ describe('switchboard CLI', () => {
     expect(gone.stderr).toContain(`no hub holds ${dataDir}`);
     expect(cli('reload', '--pid', '0').stderr).toContain('--pid must be a process id above 0');
   }, 60_000);
+
+  it('refuses to SIGHUP the holder of a data directory that embeds createHub, which the signal would end', async () => {
+    const dataDir = tempDir();
+    await startHub({ dataDir });
+    // This process holds the lock: were the signal sent, it must not end the test run.
+    const listener = () => undefined;
+    process.on('SIGHUP', listener);
+    onTestFinished(() => void setImmediate(() => process.off('SIGHUP', listener)));
+    const refused = await reload(['--data-dir', dataDir]).then(() => 'sent', (error: Error) => error.message);
+    expect(refused).toContain(`the hub holding ${dataDir} (pid ${process.pid}) is not one 'switchboard start' runs, or is still starting`);
+  });
 
   it('refuses a port in use with one line that says to try --port, and writes nothing to the data directory it was given', async () => {
     const first = await startHubProcess(['--port', '0', '--data-dir', tempDir()]);

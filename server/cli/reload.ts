@@ -1,14 +1,16 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOCK_FILE, lockHolder } from '../store/lock.ts';
-import { CliError, dataDirOf, integer, refuseEmptyFlags } from './common.ts';
+import { CliError, dataDirOf, HUB_URL_FILE, integer, refuseEmptyFlags } from './common.ts';
 
 export const RELOAD_HELP = `switchboard reload — make a running hub read its tokens again (sends it SIGHUP)
 
 Usage: switchboard reload [--data-dir DIR | --pid PID]
 
-  --data-dir DIR  the hub's data directory, whose hub.lock holds its pid (default ./.switchboard)
-                                                                       [SWITCHBOARD_DATA_DIR]
+  --data-dir DIR  the hub's data directory, whose hub.lock holds its pid (default ./.switchboard);
+                  refused for a hub an application embeds (it calls hub.reloadTokens()), whose
+                  process a SIGHUP would end                           [SWITCHBOARD_DATA_DIR]
   --pid PID       the hub's pid, as its banner prints it (a cluster node keeps no hub.lock)
 
 The hub reads its tokens again (its --tokens file, the data directory's tokens.json, or a cluster's
@@ -21,6 +23,14 @@ function hubPidOf(dataDir: string): number {
   const pid = lockHolder(dataDir);
   if (pid === undefined) {
     throw new CliError(`no hub holds ${dataDir}: ${join(dataDir, LOCK_FILE)} is missing or names a process that has ended (a cluster node keeps none: pass --pid)`);
+  }
+  // Only 'switchboard start' reloads on SIGHUP (and notes hub.url once started): to an application
+  // that embeds createHub, SIGHUP's default action is to end it.
+  if (!existsSync(join(dataDir, HUB_URL_FILE))) {
+    throw new CliError(
+      `the hub holding ${dataDir} (pid ${pid}) is not one 'switchboard start' runs, or is still starting: a SIGHUP could end its process. ` +
+        'An application embedding createHub reloads with hub.reloadTokens(); to signal it anyway, pass --pid',
+    );
   }
   return pid;
 }
