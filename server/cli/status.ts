@@ -9,9 +9,11 @@ export const STATUS_HELP = `switchboard status — the nodes, workflows and agen
 Usage: switchboard status [--url URL] [--token TOKEN] [--data-dir DIR] [--json]
        switchboard status --watch [--interval MS] [--count N] [WORKFLOW...] [--url URL] [--token TOKEN] [--data-dir DIR]
 
-  --url URL       the hub (default http://127.0.0.1:4700)            [SWITCHBOARD_URL]
+  --url URL       the hub (default: http://127.0.0.1:$SWITCHBOARD_PORT if set, else the URL the hub
+                  holding the data directory noted, else http://127.0.0.1:4700)  [SWITCHBOARD_URL]
   --token TOKEN   an admin or monitor token (default: from the data directory's tokens.json) [SWITCHBOARD_TOKEN]
-  --data-dir DIR  where to find tokens.json (default ./.switchboard)  [SWITCHBOARD_DATA_DIR]
+  --data-dir DIR  where to find tokens.json and the running hub's URL (default ./.switchboard)
+                                                                     [SWITCHBOARD_DATA_DIR]
   --json          print JSON instead of tables
   --watch         follow the workflows live (the named ones, else every pending or in-progress one,
                   those created later included) until Ctrl-C: per workflow its progress, its orders by
