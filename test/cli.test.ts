@@ -1,9 +1,9 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { connectControl } from '../client-sdk/index.ts';
 import { CLI, spawnCli, startHubProcess } from './helpers/process.ts';
 import { control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
@@ -309,6 +309,29 @@ describe('switchboard start: signals, output and settings', () => {
     expect(await refusal(['revoke', TOKENS.monitor, '--name', 'x', '--workflows', 'a'])).toBe('--name, --workflows go with switchboard tokens create, not revoke');
     expect(await refusal(['frob', 'x'])).toBe('unknown tokens action "frob"; use list, create or revoke');
     expect(readFileSync(file, 'utf8')).toBe(before);
+  });
+
+  it('lets two tokens commands that change one file at once both count: the second waits for the first, and a lock left by an ended one is taken over', async () => {
+    const file = join(tempDir(), 'tokens.json');
+    writeFileSync(file, JSON.stringify(GRANTS));
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    onTestFinished(() => void vi.restoreAllMocks());
+    // Another command is changing the file (this process stands for it): it holds the lock.
+    writeFileSync(`${file}.lock`, String(process.pid));
+    const revoking = tokens(['revoke', TOKENS.monitor, '--file', file]);
+    // What that command writes, then it lets go.
+    const other = { token: 'other-command-token', role: 'agent' as const };
+    writeFileSync(file, JSON.stringify([...GRANTS, other]));
+    rmSync(`${file}.lock`);
+    await revoking;
+    const kept = () => (JSON.parse(readFileSync(file, 'utf8')) as Array<{ token: string }>).map((g) => g.token);
+    expect(kept()).toEqual([TOKENS.admin, TOKENS.agent, other.token]);
+    // A lock whose process has ended is no one's.
+    writeFileSync(`${file}.lock`, String(spawnSync(process.execPath, ['-e', '']).pid));
+    await tokens(['revoke', other.token, '--file', file]);
+    expect(kept()).toEqual([TOKENS.admin, TOKENS.agent]);
+    expect(existsSync(`${file}.lock`)).toBe(false);
   });
 
   it('ends quietly when the reader of its output goes away (report | head), without an unhandled EPIPE', async () => {

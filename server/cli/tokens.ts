@@ -7,6 +7,7 @@ import { looseTokenFileMode, looseTokenFileWarning, newToken, PRIVATE_DIR_MODE, 
 import { changeClusterTokens, readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION, ensureSchema } from '../store/postgres/schema.ts';
 import { CliError, dataDirOf, refuseEmptyFlags, table } from './common.ts';
+import { lockFile } from './file-lock.ts';
 
 export const TOKENS_HELP = `switchboard tokens — list, create or revoke access tokens
 
@@ -43,10 +44,18 @@ function filePlace(file: string): TokenPlace {
     takesEffect: 'send SIGHUP to a running hub (or restart it) to apply the change',
     read,
     async change(change) {
-      // The hub's own rule, checked before the file changes: a list it would refuse is never written.
-      const changed = parseTokenList(change(await read()), 'the token list this change leaves');
-      mkdirSync(join(file, '..'), { recursive: true, mode: PRIVATE_DIR_MODE });
-      writeFileSync(file, JSON.stringify(changed, null, 2) + '\n', { mode: 0o600 });
+      const folder = join(file, '..');
+      // Tried first where the folder is missing, so that a refused change leaves none behind.
+      if (!existsSync(folder)) parseTokenList(change(await read()), 'the token list this change leaves');
+      mkdirSync(folder, { recursive: true, mode: PRIVATE_DIR_MODE });
+      const unlock = await lockFile(file);
+      try {
+        // The hub's own rule, checked before the file changes: a list it would refuse is never written.
+        const changed = parseTokenList(change(await read()), 'the token list this change leaves');
+        writeFileSync(file, JSON.stringify(changed, null, 2) + '\n', { mode: 0o600 });
+      } finally {
+        unlock();
+      }
     },
     warning() {
       const mode = looseTokenFileMode(file);
