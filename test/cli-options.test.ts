@@ -36,6 +36,12 @@ describe('empty values', () => {
     expect(await refusal(reload(['--data-dir', '']))).toBe('--data-dir given an empty value; leave it out for the default');
     expect(readdirSync(dir)).toEqual([]);
   });
+
+  it('refuses a --watch interval a timer cannot hold (past 2^31 ms it fires at once, refreshing without pause)', async () => {
+    const watch = (interval: string) => status(['--watch', '--interval', interval, '--url', 'http://127.0.0.1:9', '--token', 'some-admin-token']).then(() => 'done', (error: Error) => error.message);
+    expect(await watch('3000000000')).toBe('--interval must be from 100 to 3600000 (ms), got 3000000000');
+    expect(await watch('99')).toBe('--interval must be from 100 to 3600000 (ms), got 99');
+  });
 });
 
 describe('switchboard start tokens', () => {

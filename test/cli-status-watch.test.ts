@@ -102,7 +102,7 @@ describe('switchboard status --watch', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, [...CLI, 'status', ...args, '--token', TOKENS.admin], { encoding: 'utf8' });
     expect(run('--count', '3').stderr).toContain('workflow ids, --interval and --count go with --watch');
     expect(run('--watch', '--json').stderr).toContain('not --json');
-    expect(run('--watch', '--interval', '10').stderr).toContain('--interval must be at least 100');
+    expect(run('--watch', '--interval', '10').stderr).toContain('--interval must be from 100 to 3600000 (ms), got 10');
     expect(run('--watch', '--count', '0').status).not.toBe(0);
   });
 

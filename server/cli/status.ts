@@ -21,7 +21,7 @@ Usage: switchboard status [--url URL] [--token TOKEN] [--data-dir DIR] [--json]
                   the cluster's nodes when there are several. On a terminal the screen is redrawn in
                   place; otherwise a line per workflow whose line changed, e.g.
                   12:00:01 wf_x in_progress 40% queued=3 running=2 completed=10 failed=1 2.0/s
-  --interval MS   how often --watch refreshes (default 1000)
+  --interval MS   how often --watch refreshes, 100 to 3600000 (default 1000)
   --count N       stop --watch after N refreshes (default: at SIGINT or SIGTERM)
 `;
 
@@ -53,7 +53,8 @@ export async function status(args: string[]): Promise<void> {
   if (values.watch) {
     const intervalMs = integer('--interval', values.interval) ?? 1000;
     const count = integer('--count', values.count);
-    if (intervalMs < 100) throw new CliError(`--interval must be at least 100 (ms), got ${intervalMs}`);
+    // Above an hour a timer would overflow (past 2^31 ms Node fires it at once): refresh without pause.
+    if (intervalMs < 100 || intervalMs > 3_600_000) throw new CliError(`--interval must be from 100 to 3600000 (ms), got ${intervalMs}`);
     if (count !== undefined && count < 1) throw new CliError(`--count must be at least 1, got ${count}`);
     const { watchStatus } = await import('./status-watch.ts');
     return watchStatus({ address, intervalMs, count, workflowIds: positionals });
