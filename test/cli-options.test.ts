@@ -42,6 +42,10 @@ describe('empty values', () => {
     expect(await watch('3000000000')).toBe('--interval must be from 100 to 3600000 (ms), got 3000000000');
     expect(await watch('99')).toBe('--interval must be from 100 to 3600000 (ms), got 99');
   });
+
+  it('refuses a --pid no process can have with the same message as 0', async () => {
+    expect(await reload(['--pid', '9999999999']).then(() => 'sent', (error: Error) => error.message)).toBe('--pid must be a process id above 0, got 9999999999');
+  });
 });
 
 describe('switchboard start tokens', () => {

@@ -43,7 +43,8 @@ export async function reload(args: string[]): Promise<void> {
   if (values.pid !== undefined && values['data-dir'] !== undefined) throw new CliError('give --data-dir or --pid, not both');
   const pid = values.pid !== undefined ? integer('--pid', values.pid)! : hubPidOf(dataDirOf(values['data-dir']));
   // 0 and negative pids name process groups (this one's included): never what is meant.
-  if (pid <= 0) throw new CliError(`--pid must be a process id above 0, got ${pid}`);
+  // Above 2^31 - 1 Node's own refusal reads "must be of type number. Received type number".
+  if (pid <= 0 || pid > 2 ** 31 - 1) throw new CliError(`--pid must be a process id above 0, got ${pid}`);
   try {
     process.kill(pid, 'SIGHUP');
   } catch (error) {
