@@ -226,6 +226,17 @@ describe('switchboard start: signals, output and settings', () => {
     }
   }, 60_000);
 
+  it('never leaves SIGHUP, SIGINT or SIGTERM without a listener between starting and running, where the signal would end it', async () => {
+    const dir = tempDir();
+    const preload = join(dir, 'watch-signals.mjs');
+    // Node gives a signal without listeners its default action: for all three, ending the process.
+    writeFileSync(preload, `process.on('removeListener', (name) => { if (['SIGHUP', 'SIGINT', 'SIGTERM'].includes(name) && process.listenerCount(name) === 0) process.stderr.write('unguarded ' + name + '\\n'); });`);
+    const hub = await startHubProcess(['--port', '0', '--data-dir', join(dir, 'data')], { NODE_OPTIONS: `--import=${preload}` });
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toBe(0);
+    expect(hub.output()).not.toContain('unguarded');
+  });
+
   it('stops at once on a second SIGTERM while the start is stuck (a PostgreSQL that never answers)', async () => {
     // Accepts connections and says nothing: the cluster's start waits on it.
     const sockets: Socket[] = [];

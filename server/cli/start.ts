@@ -169,11 +169,15 @@ export async function start(args: string[]): Promise<void> {
   };
   const held = { SIGINT: hold('SIGINT'), SIGTERM: hold('SIGTERM'), SIGHUP: hold('SIGHUP') };
   for (const [signal, listener] of Object.entries(held)) process.on(signal, listener);
+  const letGo = () => {
+    for (const [signal, listener] of Object.entries(held)) process.off(signal, listener);
+  };
   let hub: Awaited<ReturnType<typeof createHub>>;
   try {
     hub = await createHub(options).catch((error: unknown) => Promise.reject(listenRefusal(error) ?? error));
-  } finally {
-    for (const [signal, listener] of Object.entries(held)) process.off(signal, listener);
+  } catch (error) {
+    letGo();
+    throw error;
   }
   // The process is the hub's alone; after recovery, which builds long-lived state and may keep V8's default.
   tuneV8ForHub();
@@ -206,6 +210,8 @@ export async function start(args: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', reload);
+  // Only now: a signal with no listener at all gets its default action, which ends the process (SIGHUP too).
+  letGo();
   // What came while the hub was starting: a stop wins over a reload.
   const stopAsked = early.find((signal) => signal !== 'SIGHUP');
   if (stopAsked) stop(stopAsked);
