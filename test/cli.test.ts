@@ -322,6 +322,20 @@ describe('switchboard start: signals, output and settings', () => {
     expect(readFileSync(file, 'utf8')).toBe(before);
   });
 
+  it('refuses to create the first token of a data directory, which would leave its hub with no admin token, and writes nothing', async () => {
+    const dataDir = join(tempDir(), 'not-started');
+    const refused = await tokens(['create', '--role', 'agent', '--data-dir', dataDir]).then(() => 'done', (error: Error) => error.message);
+    expect(refused).toBe(`${join(dataDir, 'tokens.json')} holds no tokens yet: a hub makes its admin, agent and monitor tokens at its first start; start it once, then create more`);
+    expect(existsSync(dataDir)).toBe(false);
+    // A file of its own is the whole list a hub started with --tokens takes: it may start with one token.
+    const file = join(tempDir(), 'tokens.json');
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    onTestFinished(() => void vi.restoreAllMocks());
+    await tokens(['create', '--role', 'admin', '--file', file]);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject([{ role: 'admin' }]);
+  });
+
   it('lets two tokens commands that change one file at once both count: the second waits for the first, and a lock left by an ended one is taken over', async () => {
     const file = join(tempDir(), 'tokens.json');
     writeFileSync(file, JSON.stringify(GRANTS));

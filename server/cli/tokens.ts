@@ -29,6 +29,8 @@ interface TokenPlace {
   name: string;
   /** Said after a change: when running hubs apply it. */
   takesEffect: string;
+  /** Whether a hub's first start fills it (admin, agent and monitor tokens) when it holds none. */
+  filledAtFirstStart: boolean;
   read(): Promise<TokenGrant[]>;
   /** Replaces the tokens with `change(tokens)`; nothing changes when `change` throws. */
   change(change: (grants: TokenGrant[]) => TokenGrant[]): Promise<void>;
@@ -37,11 +39,12 @@ interface TokenPlace {
   close(): Promise<void>;
 }
 
-function filePlace(file: string): TokenPlace {
+function filePlace(file: string, filledAtFirstStart: boolean): TokenPlace {
   const read = async () => (existsSync(file) ? readTokens(file) : []);
   return {
     name: file,
     takesEffect: 'send SIGHUP to a running hub (or restart it) to apply the change',
+    filledAtFirstStart,
     read,
     async change(change) {
       const folder = join(file, '..');
@@ -77,6 +80,7 @@ function postgresPlace(url: string): TokenPlace {
   return {
     name: "the cluster's PostgreSQL",
     takesEffect: 'every node of the cluster applies the change now',
+    filledAtFirstStart: true,
     read: async () => (await ready(), (await readClusterTokens(pool, DEFAULT_PARTITION)) ?? []),
     change: async (change) => void (await ready(), await changeClusterTokens(pool, DEFAULT_PARTITION, change)),
     warning: () => undefined,
@@ -116,9 +120,8 @@ export async function tokens(args: string[]): Promise<void> {
   if (values.postgres && (values.file || values['data-dir'])) throw new CliError('--postgres and --file or --data-dir name different tokens; give one');
   // A flag wins over the environment.
   const postgres = values.postgres ?? (values.file || values['data-dir'] ? undefined : process.env.SWITCHBOARD_POSTGRES);
-  const place = postgres
-    ? postgresPlace(postgres)
-    : filePlace(values.file ?? (process.env.SWITCHBOARD_TOKENS_FILE || undefined) ?? join(dataDirOf(values['data-dir']), TOKENS_FILE));
+  const file = values.file ?? (process.env.SWITCHBOARD_TOKENS_FILE || undefined);
+  const place = postgres ? postgresPlace(postgres) : file ? filePlace(file, false) : filePlace(join(dataDirOf(values['data-dir']), TOKENS_FILE), true);
   try {
     await run(place, positionals, values);
     const warning = place.warning();
@@ -159,6 +162,10 @@ async function run(place: TokenPlace, positionals: string[], values: { role?: st
   }
   const role = Role.safeParse(values.role);
   if (!role.success) throw new CliError('--role must be admin, agent or monitor');
+  // Made now, the one token would be all there is: the hub's first start generates tokens only where there are none, so it would have no admin token.
+  if (place.filledAtFirstStart && (await place.read()).length === 0) {
+    throw new CliError(`${place.name} holds no tokens yet: a hub makes its admin, agent and monitor tokens at its first start; start it once, then create more`);
+  }
   const scope = values.workflows?.split(',').map((w) => w.trim()).filter(Boolean);
   // An empty scope must not quietly become none at all: that token would see every workflow.
   if (scope?.length === 0) throw new CliError('--workflows names no workflow; leave it out for a token that sees every workflow');
