@@ -322,6 +322,22 @@ describe('switchboard start: signals, output and settings', () => {
     expect(readFileSync(file, 'utf8')).toBe(before);
   });
 
+  it('takes the token for status from the hub’s own list in SWITCHBOARD_TOKENS_FILE or SWITCHBOARD_TOKENS, as `start` does', async () => {
+    const hub = await startHub();
+    await (await control(hub)).createWorkflow({ id: 'own-list', userQuery: 'status from the hub’s own tokens' });
+    const file = join(tempDir(), 'hub-tokens.json');
+    writeFileSync(file, JSON.stringify(GRANTS));
+    // Run where no .switchboard/tokens.json is: the list the variables name is the only place a token can come from.
+    // Not spawnSync: the hub answering runs in this process.
+    const status = (env: Record<string, string>) =>
+      new Promise<{ stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, [...CLI, 'status', '--json', '--url', hub.url], { cwd: tempDir(), env: { ...process.env, SWITCHBOARD_TOKEN: '', SWITCHBOARD_TOKENS: '', SWITCHBOARD_TOKENS_FILE: '', SWITCHBOARD_DATA_DIR: '', ...env } }, (_error, stdout, stderr) => resolve({ stdout, stderr })),
+      );
+    expect((await status({})).stderr).toContain('no token');
+    expect(JSON.parse((await status({ SWITCHBOARD_TOKENS_FILE: file })).stdout).workflows[0]).toMatchObject({ id: 'own-list' });
+    expect(JSON.parse((await status({ SWITCHBOARD_TOKENS: JSON.stringify(GRANTS) })).stdout).workflows[0]).toMatchObject({ id: 'own-list' });
+  });
+
   it('refuses to create the first token of a data directory, which would leave its hub with no admin token, and writes nothing', async () => {
     const dataDir = join(tempDir(), 'not-started');
     const refused = await tokens(['create', '--role', 'agent', '--data-dir', dataDir]).then(() => 'done', (error: Error) => error.message);

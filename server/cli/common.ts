@@ -1,7 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { lockHolder } from '../store/lock.ts';
 import { join } from 'node:path';
-import { readTokens } from '../transport/auth.ts';
+import { parseSecretJson } from '../secret-json.ts';
+import { parseTokenList, readTokens } from '../transport/auth.ts';
+import type { TokenGrant } from '../../shared/schemas/tokens.ts';
 
 /** An error the CLI reports as one line and a non-zero exit. */
 export class CliError extends Error {}
@@ -52,15 +54,16 @@ export const HUB_URL_FILE = 'hub.url';
 
 /**
  * Where a running hub is and which token to use: flags, then SWITCHBOARD_URL / SWITCHBOARD_TOKEN
- * (or SWITCHBOARD_PORT), then what the data directory says (the URL of the hub that holds it, a
- * token of its tokens.json), then port 4700.
+ * (or SWITCHBOARD_PORT), then what the hub's own settings say (the URL of the hub that holds the
+ * data directory; a token of SWITCHBOARD_TOKENS, SWITCHBOARD_TOKENS_FILE or the directory's
+ * tokens.json, as `switchboard start` takes them), then port 4700.
  */
 export function hubAddress(values: { url?: string | undefined; token?: string | undefined; 'data-dir'?: string | undefined }): { url: string; token: string } {
   // An empty variable is an unset one.
   const port = process.env.SWITCHBOARD_PORT || undefined;
   const url = values.url ?? (process.env.SWITCHBOARD_URL || undefined) ?? (port ? `http://127.0.0.1:${port}` : runningHubUrl(dataDirOf(values['data-dir']))) ?? 'http://127.0.0.1:4700';
   const token = values.token ?? (process.env.SWITCHBOARD_TOKEN || undefined) ?? localToken(dataDirOf(values['data-dir']));
-  if (!token) throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN, or run where the hub’s data directory (tokens.json) is');
+  if (!token) throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN (or SWITCHBOARD_TOKENS_FILE), or run where the hub’s data directory (tokens.json) is');
   return { url, token };
 }
 
@@ -71,12 +74,26 @@ function runningHubUrl(dataDir: string): string | undefined {
   return readFileSync(file, 'utf8').trim() || undefined;
 }
 
-/** An admin (else monitor) token from a data directory's tokens.json, if there is one. */
+/**
+ * An admin (else monitor) token of the hub's list, found as `switchboard start` finds it: in
+ * SWITCHBOARD_TOKENS, the file SWITCHBOARD_TOKENS_FILE names, or the data directory's tokens.json.
+ */
 function localToken(dataDir: string): string | undefined {
-  const file = join(dataDir, 'tokens.json');
-  if (!existsSync(file)) return undefined;
-  const grants = readTokens(file);
-  return (grants.find((g) => g.role === 'admin') ?? grants.find((g) => g.role === 'monitor'))?.token;
+  const grants = ownTokens(dataDir);
+  return (grants?.find((g) => g.role === 'admin') ?? grants?.find((g) => g.role === 'monitor'))?.token;
+}
+
+function ownTokens(dataDir: string): TokenGrant[] | undefined {
+  const inline = process.env.SWITCHBOARD_TOKENS || undefined;
+  if (inline) {
+    try {
+      return parseTokenList(parseSecretJson(inline), 'SWITCHBOARD_TOKENS');
+    } catch (error) {
+      throw new CliError(`SWITCHBOARD_TOKENS: ${(error as Error).message}`);
+    }
+  }
+  const file = process.env.SWITCHBOARD_TOKENS_FILE || join(dataDir, 'tokens.json');
+  return existsSync(file) ? readTokens(file) : undefined;
 }
 
 /** GETs a path of the hub's HTTP API with the token; the hub's error message on failure. */
