@@ -205,6 +205,9 @@ async def test_an_agent_whose_reconnection_meets_the_login_throttle_connects_aga
         await wf.create_work_order(kind, id="after")
         await until(lambda: done == ["after"], "the agent to take work again")
         order = await wf.get_work_order("after")
+        while order["state"] != "completed":  # the handler has returned; its completion is on its way
+            await asyncio.sleep(0.01)
+            order = await wf.get_work_order("after")
         assert (order["state"], order["result"]) == ("completed", "after the throttle")
     finally:
         await asyncio.gather(*(client.close() for client in opened), return_exceptions=True)
