@@ -135,6 +135,22 @@ describe('live monitoring', () => {
     expect(kinds).toContain('snapshot');
   });
 
+  it('catches up on more than 1 MB of missed changes with the snapshot, as a transfer, not one message of every op', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a big catch-up' });
+    const watcher = await monitor(hub);
+    const held = await watcher.connection.request('subscribe', { doc: wf.id });
+    if (held.mode !== 'snapshot') throw new Error('a first subscription is a snapshot');
+    // 1.2 MB of orders, in requests under maxHttpBufferSize.
+    for (let batch = 0; batch < 2; batch++) await wf.createWorkOrders(Array.from({ length: 100 }, () => ({ taskType: 'big', input: { blob: 'x'.repeat(6000) } })));
+    const answer = await watcher.connection.request('subscribe', { doc: wf.id, version: held.version, epoch: held.epoch });
+    if (answer.mode !== 'snapshot' || !answer.transfer) throw new Error(`expected a snapshot as a transfer, got ${JSON.stringify(answer).slice(0, 200)}`);
+    expect([answer.version, answer.transfer.bytes > 1_200_000]).toEqual([wf.version, true]);
+    // A small catch-up is still the patches missed.
+    await wf.start();
+    expect(await watcher.connection.request('subscribe', { doc: wf.id, version: answer.version, epoch: answer.epoch })).toMatchObject({ mode: 'patches', from: wf.version - 1, to: wf.version });
+  });
+
   it('still resumes from exactly resumeVersions back after a long stream of changes', async () => {
     const hub = await startHub({ resumeVersions: 5 });
     const client = await control(hub);

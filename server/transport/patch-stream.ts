@@ -312,8 +312,12 @@ export class PatchStream {
         const entry = stream.recent[i]!;
         if (entry.v > version) ops.push(...entry.ops);
       }
-      if (stream.sent < stream.committed) stream.cuts.add(stream.committed);
-      return { doc, epoch: this.epoch, mode: 'patches', from: version, to: stream.committed, ops: compactOps(ops) };
+      const missed = compactOps(ops);
+      // More than a big reply's worth: the snapshot instead, which comes as a transfer when it is big too, not one unbounded message.
+      if (jsonSmallerThan(missed, INLINE_REPLY_BYTES)) {
+        if (stream.sent < stream.committed) stream.cuts.add(stream.committed);
+        return { doc, epoch: this.epoch, mode: 'patches', from: version, to: stream.committed, ops: missed };
+      }
     }
     // A view's stream is at its value's version: the views brought it up to date just before.
     const current = isViewName(doc) ? stream.committed : versionOf(this.hub.state, doc);
