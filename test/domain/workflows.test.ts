@@ -124,6 +124,9 @@ describe('objectives, KPIs and progress (domain)', () => {
     const failed = add('failed');
     update(failed, { status: 'failed' });
     expect(update(failed, { progress: 50 })).toMatchObject({ status: 'failed', progress: 50 });
+    // Even at 100: how far it got before it failed, not a success.
+    expect(update(failed, { progress: 100 })).toMatchObject({ status: 'failed', progress: 100 });
+    expect(update(failed, { progress: 100, status: 'completed' })).toMatchObject({ status: 'completed', progress: 100 });
   });
 
   it('keeps KPI history bounded, tracks the current value and whether the target is met', () => {

@@ -28,7 +28,8 @@ export function updateObjective(t: CommandContext, input: ParsedRequestOf<'contr
   const objective = requireEntity(workflow.objectives, input.objectiveId, 'objective', workflow.id);
   const { workflowId, objectiveId, ...fields } = input;
   let status = fields.status;
-  if (status === undefined && fields.progress !== undefined) {
+  // A failed objective keeps its status: progress says how far it got, not that it succeeded.
+  if (status === undefined && fields.progress !== undefined && objective.status !== 'failed') {
     if (fields.progress === 100) status = 'completed';
     else if (objective.status === 'completed') status = fields.progress > 0 ? 'in_progress' : 'pending';
     else if (fields.progress > 0 && objective.status === 'pending') status = 'in_progress';
