@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -29,6 +30,24 @@ def hub_url(url: str) -> str:
     if parts.path not in ("", "/"):
         raise HubError("VALIDATION", f"the hub URL {url!r} has a path ({parts.path}); the hub serves its clients at the root")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+class _StrictJson:
+    """The json module as the hub reads it: NaN and Infinity refused (ValueError) before anything is sent."""
+
+    @staticmethod
+    def dumps(value: Any, **options: Any) -> str:
+        return json.dumps(value, allow_nan=False, **options)
+
+    loads = staticmethod(json.loads)
+
+
+class _StrictPacket(socketio.packet.Packet):  # type: ignore[misc]  # python-socketio ships no type hints
+    """Packets encoded with _StrictJson. Python's json writes a bare NaN, which is not JSON: the hub cannot parse the
+    packet and drops the whole connection, so the request (a KPI value, a task's result) came back DISCONNECTED, and
+    an agent resent its completion after every reconnect, for ever."""
+
+    json = _StrictJson
 
 
 def _session_without_message_limit() -> aiohttp.ClientSession:
@@ -59,6 +78,7 @@ class Connection:
         self.request_timeout = request_timeout
         self._token = token
         self._sio = socketio.AsyncClient(
+            serializer=_StrictPacket,
             reconnection=True, reconnection_delay=0.2, reconnection_delay_max=2, randomization_factor=0.1,
             http_session=_session_without_message_limit(),
         )

@@ -94,6 +94,16 @@ async def test_a_result_that_cannot_be_sent_fails_the_order_for_good(hub: Hub) -
     assert order["error"] == "failed (not retryable): the completion could not be sent: Object of type set is not JSON serializable"
 
 
+async def test_a_result_holding_nan_fails_the_order_for_good_without_dropping_the_connection(hub: Hub) -> None:
+    async def score(task: Task, ctx: TaskContext) -> dict[str, float]:
+        return {"accuracy": float("nan")}
+
+    # Sent as a bare NaN, the hub could not parse it and dropped the connection, and the agent resent it for ever.
+    order = await fails_for_good(hub, unique("nan-result"), score)
+    assert order["attempts"] == 1
+    assert order["error"] == "failed (not retryable): the completion could not be sent: Out of range float values are not JSON compliant"
+
+
 async def test_a_handler_that_raises_a_cancelled_error_of_its_own_fails_its_attempt_at_once(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("inner-cancel")

@@ -57,6 +57,20 @@ async def test_refusals_are_hub_errors_with_the_contracts_codes(hub: Hub) -> Non
         assert duplicate.value.code == "CONFLICT"
 
 
+async def test_a_value_json_cannot_hold_is_refused_before_it_is_sent(hub: Hub) -> None:
+    async with await connect_control(hub.url, TOKENS["admin"]) as control:
+        wf = await control.create_workflow("not json")
+        kpi = await wf.add_kpi("accuracy", 0.9)
+        drops: list[None] = []
+        control.connection.on_disconnect(lambda: drops.append(None))
+        # Python's json writes NaN and Infinity bare; the hub could not parse them and dropped the connection.
+        for value in (float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="not JSON compliant"):
+                await wf.record_kpi(kpi["id"], value)
+        assert (await wf.record_kpi(kpi["id"], 0.95))["samples"] == 1
+        assert drops == [] and control.connection.connected
+
+
 async def test_a_refused_token_fails_the_connection_with_its_code(hub: Hub) -> None:
     with pytest.raises(HubError) as unknown:
         await connect_control(hub.url, "not-a-token")
