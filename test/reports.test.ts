@@ -5,7 +5,7 @@ import { summarize } from '../server/domain/workflows/summary.ts';
 import { HASH_PLACEHOLDER, renderReport, renderReports, verifyReportHash, type Report, type ReportInput } from '../server/reports/report.ts';
 import { SEARCH_SCRIPT } from '../server/reports/page-assets.ts';
 import { durationStats } from '../server/reports/statistics.ts';
-import { byteSize, decimal, duration } from '../server/reports/formatting.ts';
+import { byteSize, decimal, duration, percent } from '../server/reports/formatting.ts';
 import { ReportRenderer } from '../server/reports/report-renderer.ts';
 import { HOSTILE, inputOf, largeWorkflow, realisticWorkflow, reverseKeys, withData } from './helpers/report-fixture.ts';
 import { control, startHub } from './helpers/hub.ts';
@@ -303,6 +303,18 @@ describe('report renderers', () => {
       [7_380_000, '2 h 03 min'],
     ];
     for (const [ms, text] of cases) expect(duration(ms), String(ms)).toBe(text);
+  });
+
+  it('writes a percentage with one decimal, never 100.0% for what is not done', () => {
+    const cases: Array<[number, string]> = [
+      [0, '0.0%'],
+      [33.33, '33.3%'],
+      [99.94, '99.9%'],
+      [99.95, '99.9%'],
+      [99.99, '99.9%'],
+      [100, '100.0%'],
+    ];
+    for (const [value, text] of cases) expect(percent(value), String(value)).toBe(text);
   });
 
   it('writes sizes in the largest binary unit, never as 1024.0 of the one below', () => {
