@@ -28,7 +28,7 @@ export const WorkflowSummary = z.object({
   progress: Percentage,
   /**
    * `stages`: the mean of its stages' progress (also with neither stages nor orders); `orders`: it
-   * has work orders and no stage, and progress is `orderProgress`.
+   * has work orders and no stage, and progress is `orderProgress`. Completed: progress is 100 either way.
    */
   progressFrom: ProgressSource,
   /**
