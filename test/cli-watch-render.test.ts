@@ -55,6 +55,8 @@ describe('status --watch rendering', () => {
     expect(lines.join('\n')).toMatch(/wf_x\s+in_progress\s+\[##########\.{10}\]\s+50%\s+-\/s\s+q/);
     expect(lines).toContain('  orders: 2 queued, 0 running, 0 completed, 0 failed');
     expect(plainNode(node('b', 'follower'))).toBe('node b follower http://b:4700');
+    // Nearly done is not done: 99.7% reads 99%, not 100%.
+    expect(plainLine(sample(view({ progress: 99.7 }), 1_000, undefined))).toContain(' 99% ');
   });
 
   it('fits the screen: lines cut to its width, and a last line saying how many more there are', () => {

@@ -1,12 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { Kpi } from '../shared/schemas/kpis.ts';
 import { kpiSparkline } from '../server/http/dashboard/charts.ts';
-import { pill } from '../server/http/dashboard/view.ts';
+import { bar, pill } from '../server/http/dashboard/view.ts';
 
 describe("the dashboard's state pills", () => {
   it('write every underscore of a state as a space, and escape the state and its title', () => {
     expect(pill('no_capable_agent', 'needs <gpu>')).toBe('<span class="pill s-no_capable_agent" title="needs &#60;gpu&#62;">no capable agent</span>');
     expect(pill('in_progress')).toBe('<span class="pill s-in_progress">in progress</span>');
+  });
+});
+
+describe("the dashboard's progress bars", () => {
+  it('never round a percentage below 100 up to 100%', () => {
+    expect([bar(99.6).endsWith('>99%'), bar(100).endsWith('>100%'), bar(40.4).endsWith('>40%')]).toEqual([true, true, true]);
   });
 });
 

@@ -1,6 +1,7 @@
 import type { SummaryView } from '../../shared/schemas/views.ts';
 import type { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
+import { percentText } from '../../shared/percent-text.ts';
 import { printable, table } from './common.ts';
 
 /** One workflow as `status --watch` shows it at one refresh. */
@@ -42,7 +43,7 @@ const OTHERS: WorkOrderState[] = ['pending', 'blocked', 'offered', 'cancelled'];
 
 const clock = (ms: number) => new Date(ms).toTimeString().slice(0, 8);
 const rate = (throughput: number | null) => (throughput === null ? '-/s' : `${throughput.toFixed(1)}/s`);
-const percent = (progress: number) => `${Math.round(progress)}%`;
+const percent = (progress: number) => percentText(progress);
 
 /** The orders of a sample as `state=n` pairs: the main states always, the others when not zero. */
 function countPairs(s: WorkflowSample): string {

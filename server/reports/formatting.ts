@@ -3,6 +3,8 @@
  * the same input gives the same bytes on every machine.
  */
 
+import { percentText } from '../../shared/percent-text.ts';
+
 /** Placeholder for a missing value. */
 export const NONE = '—';
 
@@ -66,13 +68,9 @@ export function decimal(value: number | null): string {
   return String(Number(Math.abs(value) < 1 ? value.toPrecision(4) : value.toFixed(4)));
 }
 
-/**
- * A percentage with one decimal, never rounded up to 100.0%: 1999 of 2000 orders ended is not
- * done, and one failure in 3000 attempts is not a 100% success rate.
- */
+/** A percentage with one decimal, never rounded up to 100.0% (percentText). */
 export function percent(value: number): string {
-  const text = value.toFixed(1);
-  return text === '100.0' && value < 100 ? '99.9%' : `${text}%`;
+  return percentText(value, 1);
 }
 
 /** A size in bytes, in binary units. */

@@ -4,6 +4,7 @@ import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { OrdersView } from '../../../shared/schemas/views.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { loadSparkline } from './charts.ts';
+import { percentText } from '../../../shared/percent-text.ts';
 import { esc } from './escape.ts';
 import type { LoadTimelines } from './timeline.ts';
 
@@ -16,7 +17,7 @@ export const FOLD_OFFLINE_AFTER_MS = 5 * 60_000;
 type WorkflowRow = Pick<Workflow, 'id' | 'userQuery' | 'status' | 'progress' | 'workOrderCounts' | 'updatedAt'> & { unservable?: number };
 
 /** A progress bar with its percentage. */
-export const bar = (percentage: number) => `<span class="bar"><span style="width:${Math.max(0, Math.min(100, percentage))}%"></span></span>${Math.round(percentage)}%`;
+export const bar = (percentage: number) => `<span class="bar"><span style="width:${Math.max(0, Math.min(100, percentage))}%"></span></span>${percentText(percentage)}`;
 /** A state or status, coloured by its name. */
 export const pill = (state: string, title = '') => `<span class="pill s-${esc(state)}"${title ? ` title="${esc(title)}"` : ''}>${esc(state.replaceAll('_', ' '))}</span>`;
 const time = (ms: number | null) => (ms ? new Date(ms).toLocaleTimeString() : '');
