@@ -5,6 +5,7 @@ import { HubError, isErrorCode } from '../shared/errors.ts';
 import { batchSocketWrites } from './batched-writes.ts';
 import { Failover } from './failover.ts';
 import { hubUrls } from './hub-url.ts';
+import { biggest, closedForSize, tooBigError, type Sent } from './too-big.ts';
 
 /** How to reach a hub. */
 export interface ConnectOptions {
@@ -61,12 +62,22 @@ export class Connection<N extends NamespaceName> {
   private readonly unsure = new Set<string>();
   /** Requests waiting for the reconnection: close() fails them at once, as nothing will come up again. */
   private readonly waitingForConnection = new Set<() => void>();
+  /** Requests sent and not answered yet. */
+  private readonly inFlight = new Set<Sent>();
+  /** The request whose message the hub closed the connection at (too big), until the next disconnect. */
+  private refused: { sent: Sent; bytes: number } | undefined;
 
   private constructor(
     readonly socket: Socket,
     private readonly failover: Failover,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    // Told before socket.io fails the pending acks: the request too big fails for what it is, not as
+    // DISCONNECTED, which its callers (a create sent again, an agent's report) would retry for ever.
+    socket.on('disconnect', (_reason, details) => {
+      this.refused = closedForSize(details) ? biggest(this.inFlight) : undefined;
+    });
+  }
 
   /** The URL of the hub node connected to (or, while the connection is down, being tried). */
   get url(): string {
@@ -152,9 +163,13 @@ export class Connection<N extends NamespaceName> {
       signal?.addEventListener('abort', onAbort, { once: true });
       const sentAt = performance.now();
       const wait = Math.max(1, deadline - sentAt);
-      this.socket.timeout(wait).emit(event, payload, (error: Error | null, reply: Ack<ReplyOf<N, E>>) => {
+      const sent: Sent = { event, payload };
+      this.inFlight.add(sent);
+      const answered = (error: Error | null, reply: Ack<ReplyOf<N, E>>) => {
+        this.inFlight.delete(sent);
         signal?.removeEventListener('abort', onAbort);
         if (!error) return resolve(reply);
+        if (this.refused?.sent === sent) return reject(tooBigError(event, this.refused.bytes));
         // socket.io fails the pending acks of a connection that dropped at once, before their timeout.
         if (!this.socket.connected) {
           return reject(new HubError('DISCONNECTED', `the connection to the hub at ${this.url} dropped before ${event} was answered; it may or may not have taken effect`));
@@ -163,7 +178,15 @@ export class Connection<N extends NamespaceName> {
         // A cluster's node that stops answering (frozen, or cut off) may keep its socket open for a while: move on.
         this.failover.abandon(sentAt);
         reject(new HubError('TIMEOUT', `${event} got no answer from the hub at ${silent} within ${timeoutMs} ms`));
-      });
+      };
+      try {
+        this.socket.timeout(wait).emit(event, payload, answered);
+      } catch (error) {
+        // Not sendable at all (a BigInt, a cycle): nothing went out.
+        this.inFlight.delete(sent);
+        signal?.removeEventListener('abort', onAbort);
+        throw error;
+      }
     });
     if (ack.ok) return ack.data;
     throw new HubError(isErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL', ack.error.message, ack.error.issues);

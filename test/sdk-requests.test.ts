@@ -95,6 +95,23 @@ describe('SDK requests', () => {
     expect(error.message).toContain('was closed');
   });
 
+  it('fails a request too big for the hub with VALIDATION, not as DISCONNECTED nor sent again, and changes nothing', async () => {
+    const hub = await startHub({ maxHttpBufferSize: 64 * 1024 });
+    const client = await connectControl({ url: hub.url, token: TOKENS.admin, requestTimeoutMs: 1000 });
+    onTestFinished(() => client.close());
+    const wf = await client.createWorkflow({ userQuery: 'big input' });
+    let creates = 0;
+    client.connection.socket.onAnyOutgoing((event: string) => void (event === 'workOrder.create' && creates++));
+    // Within the order's own bound (256 KiB), over the hub's message size: the hub closes the connection at it.
+    const error = await failure(wf.createWorkOrder({ id: 'big', taskType: 't', input: 'x'.repeat(100_000) }));
+    expect(error).toBeInstanceOf(HubError);
+    expect((error as HubError).code).toBe('VALIDATION');
+    expect(error.message).toMatch(/^workOrder\.create was not read by the hub: its message \(about \d+ bytes\) is larger than the hub's maxHttpBufferSize/);
+    expect(creates).toBe(1);
+    // The client reconnects on its own, and the order was never made.
+    expect((await failure(wf.getWorkOrder('big'))) as HubError).toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it('closes a client declared with await using at the end of its block', async () => {
     const hub = await startHub();
     let used: ControlClient | undefined;

@@ -118,6 +118,23 @@ describe('handler errors', () => {
     expect(order.attempts).toBe(1);
     expect(order.error).toBe('failed (not retryable): the completion could not be sent: Do not know how to serialize a BigInt');
   });
+  it('fail the attempt for good when the completion is too big for the hub to read, instead of resending it for ever', async () => {
+    const hub = await startHub({ maxHttpBufferSize: 32 * 1024 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'oversized result' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'huge', agentType: 'w', logger: null });
+    const progressError = deferred<unknown>();
+    await worker.onTask('huge', async (_task, ctx) => {
+      // Within the bounds of details (64 KiB) and result (256 KiB), over the hub's message size.
+      progressError.resolve(await ctx.progress(50, 'half', { rows: 'r'.repeat(40_000) }).catch((e: unknown) => e));
+      return { result: 'x'.repeat(100_000) };
+    });
+    await wf.createWorkOrder({ id: 'huge', taskType: 'huge', maxAttempts: 3 });
+    const order = await untilOrder(hub, wf.id, 'huge', 'failed');
+    expect(await progressError.promise).toMatchObject({ code: 'VALIDATION', message: expect.stringMatching(/^task\.progress was not read by the hub/) });
+    expect(order.attempts).toBe(1);
+    expect(order.error).toMatch(/^failed \(not retryable\): the hub refused the completion: task\.complete was not read by the hub: its message \(about \d+ bytes\) is larger/);
+  });
 });
 
 describe('reporting a completion whose answer is lost', () => {
