@@ -9,6 +9,16 @@ const SEND_AGAIN = new Set(['DISCONNECTED', 'TIMEOUT', 'UNAVAILABLE']);
 /** The pause before sending again after such a failure, so that a hub answering UNAVAILABLE is not asked in a tight loop. */
 const SEND_AGAIN_AFTER_MS = 200;
 
+type Update = RequestOf<'agent', 'task.progress'>;
+
+/**
+ * One update standing for `older` then `newer`: the hub keeps a message or details (the checkpoint)
+ * an update leaves out, so those of the older one must not be dropped with it.
+ */
+function coalesce(older: Update | undefined, newer: Update | undefined): Update | undefined {
+  return older && newer ? { ...older, ...newer } : (newer ?? older);
+}
+
 /**
  * Sends the latest progress of one task: at once when nothing is in flight; while an update is in
  * flight, later ones are coalesced into the newest (the back-pressure the hub's group commit uses).
@@ -33,7 +43,7 @@ export class ProgressStream {
 
   push(update: RequestOf<'agent', 'task.progress'>): Promise<void> {
     if (this.stopped) return Promise.reject(this.stopped());
-    this.pending = update;
+    this.pending = coalesce(this.pending, update);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.schedule();
     return done;
@@ -67,7 +77,7 @@ export class ProgressStream {
         for (const waiter of waiters) waiter.reject(reason);
       } else if (error instanceof HubError && SEND_AGAIN.has(error.code)) {
         // Sent again with whatever newer update came meanwhile; everyone keeps waiting for it.
-        this.pending ??= update;
+        this.pending = coalesce(update, this.pending);
         this.waiters.unshift(...waiters);
         this.notBefore = performance.now() + SEND_AGAIN_AFTER_MS;
       } else {

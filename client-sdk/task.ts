@@ -27,7 +27,8 @@ export interface TaskContext {
   signal: AbortSignal;
   /**
    * Reports progress (0..100). Sent at once when no update of this task is in flight; calls made
-   * meanwhile are coalesced into the newest, so a hot loop costs one update per round trip.
+   * meanwhile are coalesced into the newest (keeping the message and details of earlier ones it
+   * leaves out), so a hot loop costs one update per round trip.
    * `details` become the checkpoint handed to a later attempt.
    */
   progress(percentage: number, message?: string, details?: unknown): Promise<void>;

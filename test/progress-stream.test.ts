@@ -53,6 +53,19 @@ describe('ProgressStream (SDK)', () => {
     expect(wire.sent).toHaveLength(2);
   });
 
+  it('keeps the message and details (the checkpoint) of a coalesced update that the newer one leaves out', async () => {
+    const { wire, stream, first } = await streamWithOneSent(10);
+    const checkpoint = stream.push({ ...update(20), message: 'loading', details: { offset: 600 } });
+    const later = stream.push(update(30));
+    const next = wire.started();
+    wire.answers[0]!();
+    await first;
+    await next;
+    expect(wire.sent[1]).toEqual({ ...update(30), message: 'loading', details: { offset: 600 } });
+    wire.answers[1]!();
+    await Promise.all([checkpoint, later]);
+  });
+
   it('with an interval, holds the next update back until the interval has passed since the last send', async () => {
     vi.useFakeTimers({ now: 1_000_000 });
     try {

@@ -137,6 +137,25 @@ describe('handler errors', () => {
   });
 });
 
+describe('progress', () => {
+  it('hands the next attempt a checkpoint saved while an update was in flight, though a newer update without details followed it', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'checkpoint then progress' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'resumer', agentType: 'w', logger: null });
+    await worker.onTask('resume', async (_task, ctx) => {
+      if (ctx.attempt === 2) return { result: ctx.checkpoint };
+      const first = ctx.progress(10);
+      // Both wait behind the first update; the checkpoint's promise resolves only if it was saved.
+      const saved = ctx.checkpointNow({ offset: 600 });
+      await Promise.all([first, saved, ctx.progress(60)]);
+      throw new Error('crashed after saving a checkpoint');
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 'resume', maxAttempts: 2 });
+    expect((await untilOrder(hub, wf.id, 'job', 'completed')).result).toEqual({ offset: 600 });
+  });
+});
+
 describe('reporting a completion whose answer is lost', () => {
   it('takes the repeat refused as STALE_ATTEMPT for the first try’s success, after a request timeout', async () => {
     const { hub, store } = await hubWithHeldWrites();
