@@ -5,6 +5,7 @@ import { HubError, isErrorCode } from '../shared/errors.ts';
 import { batchSocketWrites } from './batched-writes.ts';
 import { Failover } from './failover.ts';
 import { hubUrls } from './hub-url.ts';
+import { checkedTimeout, timerMs } from './timeouts.ts';
 import { biggest, closedForSize, tooBigError, type Sent } from './too-big.ts';
 
 /** How to reach a hub. */
@@ -15,9 +16,9 @@ export interface ConnectOptions {
    */
   url: string | string[];
   token: string;
-  /** How long a request waits for its ack before failing with TIMEOUT (default 10 s). */
+  /** How long a request waits for its ack before failing with TIMEOUT (default 10 s; Infinity: no limit). */
   requestTimeoutMs?: number;
-  /** How long the first connection may take before failing with DISCONNECTED (default 10 s). */
+  /** How long the first connection may take before failing with DISCONNECTED (default 10 s; Infinity: no limit). */
   connectTimeoutMs?: number;
 }
 
@@ -25,7 +26,7 @@ export interface ConnectOptions {
 export interface RequestOptions {
   /** Aborts the request: it rejects with an AbortError (a request already sent may still take effect). */
   signal?: AbortSignal;
-  /** How long to wait for the answer (default: the client's `requestTimeoutMs`). */
+  /** How long to wait for the answer (default: the client's `requestTimeoutMs`; Infinity: no limit). */
   timeoutMs?: number;
 }
 
@@ -92,7 +93,8 @@ export class Connection<N extends NamespaceName> {
    */
   static async open<N extends NamespaceName>(namespace: N, options: ConnectOptions, auth: Record<string, unknown> = {}): Promise<Connection<N>> {
     const urls = hubUrls(options.url);
-    const timeoutMs = options.connectTimeoutMs ?? 10_000;
+    const timeoutMs = checkedTimeout('connectTimeoutMs', options.connectTimeoutMs, 10_000);
+    const requestTimeoutMs = checkedTimeout('requestTimeoutMs', options.requestTimeoutMs, 10_000);
     const socket = io(`${urls[0]}/${namespace}`, {
       auth: { ...auth, token: options.token },
       transports: ['websocket'],
@@ -126,7 +128,7 @@ export class Connection<N extends NamespaceName> {
         const where = urls.length === 1 ? `the hub at ${urls[0]}` : `any of the hub nodes ${urls.join(', ')}`;
         if (!last) return giveUp(new HubError('DISCONNECTED', `no answer from ${where} within ${timeoutMs} ms. Is the hub running and reachable?`));
         giveUp(new HubError('DISCONNECTED', `no connection to ${where} within ${timeoutMs} ms; tried ${[...tried].join(', ')}, and the last attempt failed: ${last.message}`));
-      }, timeoutMs);
+      }, timerMs(timeoutMs));
       // The first connection fails fast when retrying cannot help now: a refused token, or (with
       // one URL) a refused port; whoever connects wants to know. A follower's refusal is followed.
       const stopWatching = failover.onFailure(({ url, error, retrying }) => {
@@ -140,7 +142,7 @@ export class Connection<N extends NamespaceName> {
       });
       const onConnect = () => {
         settle();
-        resolve(new Connection<N>(socket, failover, options.requestTimeoutMs ?? 10_000));
+        resolve(new Connection<N>(socket, failover, requestTimeoutMs));
       };
       socket.once('connect', onConnect);
     });
@@ -153,7 +155,7 @@ export class Connection<N extends NamespaceName> {
    */
   async request<E extends EventName<N>>(event: E, payload: RequestOf<N, E>, options: RequestOptions = {}): Promise<ReplyOf<N, E>> {
     const { signal } = options;
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const timeoutMs = checkedTimeout('timeoutMs', options.timeoutMs, this.timeoutMs);
     // On performance.now(): a step of the wall clock must not end the wait, or stretch it.
     const deadline = performance.now() + timeoutMs;
     if (signal?.aborted) throw abortError(event, signal, false);
@@ -162,7 +164,7 @@ export class Connection<N extends NamespaceName> {
       const onAbort = () => reject(abortError(event, signal!, true));
       signal?.addEventListener('abort', onAbort, { once: true });
       const sentAt = performance.now();
-      const wait = Math.max(1, deadline - sentAt);
+      const wait = timerMs(Math.max(1, deadline - sentAt));
       const sent: Sent = { event, payload };
       this.inFlight.add(sent);
       const answered = (error: Error | null, reply: Ack<ReplyOf<N, E>>) => {
@@ -247,7 +249,7 @@ export class Connection<N extends NamespaceName> {
       const onClose = () => done(notSent(`the connection to the hub at ${this.url} was closed (by close()) and does not reconnect`));
       const timer = setTimeout(() => {
         done(notSent(`no connection to the hub at ${this.url} for ${timeoutMs} ms; it keeps reconnecting`));
-      }, timeoutMs);
+      }, timerMs(timeoutMs));
       this.socket.once('connect', onConnect);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waitingForConnection.add(onClose);

@@ -5,6 +5,7 @@ import { Server } from 'socket.io';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl, HubError, type ControlClient } from '../client-sdk/index.ts';
 import { EXAMINED_PER_PAGE } from '../server/domain/machinery/read-bounds.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { control, startHub, TOKENS } from './helpers/hub.ts';
 
 /** What a request rejected with. */
@@ -93,6 +94,33 @@ describe('SDK requests', () => {
     expect(error).toMatchObject({ code: 'DISCONNECTED' });
     expect(error.message).toContain('agent.list was not sent: the connection to the hub');
     expect(error.message).toContain('was closed');
+  });
+
+  it('waits for the answer with timeoutMs: Infinity (or past 2^31 ms) instead of timing out at once', async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'no time limit' });
+    store.hold();
+    const started = wf.start({ timeoutMs: Infinity });
+    const created = client.createWorkflow({ userQuery: 'past 2^31 ms' }, { timeoutMs: 2 ** 31 });
+    await store.holding.promise;
+    // A timer of 1 ms set now fires after any set earlier (the one node sets for a delay it cannot keep).
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    store.release();
+    await expect(started).resolves.toMatchObject({ version: expect.any(Number) });
+    await expect(created).resolves.toMatchObject({ id: expect.any(String) });
+  });
+
+  it('refuses a timeout that is negative or not a number with VALIDATION naming it, sending nothing', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    for (const timeoutMs of [-1, Number.NaN]) {
+      const error = await failure(client.createWorkflow({ userQuery: 'bad timeout' }, { timeoutMs }));
+      expect(error).toMatchObject({ code: 'VALIDATION', message: `timeoutMs must be a number of milliseconds, 0 or more (Infinity: no limit); got ${timeoutMs}` });
+    }
+    expect((await client.listWorkflows()).items).toEqual([]);
+    const refused = await failure(connectControl({ url: hub.url, token: TOKENS.admin, connectTimeoutMs: -5 }));
+    expect(refused).toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('connectTimeoutMs must be a number of milliseconds') });
   });
 
   it('fails a request too big for the hub with VALIDATION, not as DISCONNECTED nor sent again, and changes nothing', async () => {
