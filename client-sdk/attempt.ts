@@ -20,6 +20,15 @@ export interface AttemptHost {
   send<E extends 'task.progress' | 'data.register'>(event: E, payload: RequestOf<'agent', E>): Promise<ReplyOf<'agent', E>>;
 }
 
+/**
+ * The promise, its rejection marked handled: progress reported without awaiting (a loop, a timer)
+ * once the task ended or was taken away must not end the process. Whoever awaits it still gets it.
+ */
+function handled(promise: Promise<void>): Promise<void> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
 /** The report an attempt ends with. */
 export type AttemptOutcome =
   | { event: 'task.complete'; payload: RequestOf<'agent', 'task.complete'> }
@@ -103,9 +112,9 @@ export class Attempt {
         const update: RequestOf<'agent', 'task.progress'> = { ...ref, progress: percentage };
         if (message !== undefined) update.message = message;
         if (details !== undefined) update.details = details;
-        return this.progress.push(update);
+        return handled(this.progress.push(update));
       },
-      checkpointNow: (details) => this.progress.push({ ...ref, progress: this.percentage, details }),
+      checkpointNow: (details) => handled(this.progress.push({ ...ref, progress: this.percentage, details })),
       addDataReference: async (spec) => {
         this.reported = true;
         return (await this.host.send('data.register', { ...spec, ...ref })).item;

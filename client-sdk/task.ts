@@ -29,7 +29,8 @@ export interface TaskContext {
    * Reports progress (0..100). Sent at once when no update of this task is in flight; calls made
    * meanwhile are coalesced into the newest (keeping the message and details of earlier ones it
    * leaves out), so a hot loop costs one update per round trip.
-   * `details` become the checkpoint handed to a later attempt.
+   * `details` become the checkpoint handed to a later attempt. Rejects once the task has ended or
+   * was taken away; a call not awaited then is no unhandled rejection.
    */
   progress(percentage: number, message?: string, details?: unknown): Promise<void>;
   /** Saves a checkpoint without changing the percentage. */

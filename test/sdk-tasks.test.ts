@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { z } from 'zod';
 import { NonRetryableError, type TaskReport } from '../client-sdk/index.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
@@ -153,6 +153,34 @@ describe('progress', () => {
     });
     await wf.createWorkOrder({ id: 'job', taskType: 'resume', maxAttempts: 2 });
     expect((await untilOrder(hub, wf.id, 'job', 'completed')).result).toEqual({ offset: 600 });
+  });
+
+  it('reported without awaiting after the task was cancelled is no unhandled rejection that could end the process', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'progress not awaited' });
+    await wf.start();
+    const unhandled: unknown[] = [];
+    const note = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', note);
+    onTestFinished(() => void process.off('unhandledRejection', note));
+    const worker = await agent(hub, { agentId: 'fire-and-forget', agentType: 'w' });
+    const started = deferred();
+    const reported = deferred<{ late: Promise<void> }>();
+    await worker.onTask('long', async (_task, ctx) => {
+      started.resolve();
+      await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+      // A loop (or a timer) that reports without awaiting, not yet told of the cancellation.
+      reported.resolve({ late: ctx.progress(99) });
+    });
+    await wf.createWorkOrder({ id: 'long', taskType: 'long' });
+    await started.promise;
+    await wf.cancelWorkOrder('long', 'not needed');
+    const { late } = await reported.promise;
+    // Rejections nobody handles are reported once the microtasks have run.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(unhandled).toEqual([]);
+    // Whoever awaits it still learns why.
+    await expect(late).rejects.toMatchObject({ code: 'STALE_ATTEMPT' });
   });
 });
 
