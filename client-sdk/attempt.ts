@@ -108,13 +108,18 @@ export class Attempt {
       checkpoint: assignment.checkpoint ?? null,
       signal: this.controller.signal,
       progress: (percentage, message, details) => {
+        // Refused here, not by the hub: coalesced with a later update it would pass unnoticed, and
+        // kept it would make every later checkpointNow() fail.
+        if (!(typeof percentage === 'number' && percentage >= 0 && percentage <= 100)) {
+          return handled(Promise.reject(new HubError('VALIDATION', `progress must be a number from 0 to 100; got ${String(percentage)}`)));
+        }
         this.percentage = percentage;
         const update: RequestOf<'agent', 'task.progress'> = { ...ref, progress: percentage };
         if (message !== undefined) update.message = message;
         if (details !== undefined) update.details = details;
         return handled(this.progress.push(update));
       },
-      checkpointNow: (details) => handled(this.progress.push({ ...ref, progress: this.percentage, details })),
+      checkpointNow: (details) => handled(this.progress.push(details === undefined ? { ...ref, progress: this.percentage } : { ...ref, progress: this.percentage, details })),
       addDataReference: async (spec) => {
         this.reported = true;
         return (await this.host.send('data.register', { ...spec, ...ref })).item;

@@ -1,6 +1,6 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { z } from 'zod';
-import { NonRetryableError, type TaskReport } from '../client-sdk/index.ts';
+import { NonRetryableError, type HubError, type TaskReport } from '../client-sdk/index.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { agent, control, startHub } from './helpers/hub.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
@@ -153,6 +153,26 @@ describe('progress', () => {
     });
     await wf.createWorkOrder({ id: 'job', taskType: 'resume', maxAttempts: 2 });
     expect((await untilOrder(hub, wf.id, 'job', 'completed')).result).toEqual({ offset: 600 });
+  });
+
+  it('refuses a percentage outside 0..100 with VALIDATION at once, keeping the last good one for checkpoints', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'bad percentage' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'counter', agentType: 'w', logger: null });
+    await worker.onTask('count', async (_task, ctx) => {
+      await ctx.progress(40);
+      const refused = await Promise.all([ctx.progress(150), ctx.progress(0 / 0)].map((p) => p.catch((e: unknown) => e)));
+      await ctx.checkpointNow({ offset: 7 });
+      return { result: refused.map((e) => [(e as HubError).code, (e as HubError).message]) };
+    });
+    await wf.createWorkOrder({ id: 'count', taskType: 'count' });
+    const order = await untilOrder(hub, wf.id, 'count', 'completed');
+    expect(order.result).toEqual([
+      ['VALIDATION', 'progress must be a number from 0 to 100; got 150'],
+      ['VALIDATION', 'progress must be a number from 0 to 100; got NaN'],
+    ]);
+    expect(order.checkpoint).toEqual({ offset: 7 });
   });
 
   it('reported without awaiting after the task was cancelled is no unhandled rejection that could end the process', async () => {
