@@ -377,11 +377,17 @@ export class AgentClient {
 }
 
 /**
- * Connects an agent and registers it.
+ * Connects an agent and registers it; a refused registration (bad options, say) closes the connection and throws.
  * @example const agent = await connectAgent({ url, token, agentId: 'loader-1', agentType: 'loading', capabilities: ['csv'] });
  */
 export async function connectAgent(options: AgentOptions): Promise<AgentClient> {
   const agent = new AgentClient(await Connection.open('agent', options), options);
-  await agent.register();
+  try {
+    await agent.register();
+  } catch (error) {
+    // Nobody gets this client: left open, its socket would reconnect (and be refused) for the life of the process.
+    await agent.close();
+    throw error;
+  }
   return agent;
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
 import { hubErrorOf } from './helpers/errors.ts';
 import { startHub, TOKENS } from './helpers/hub.ts';
+import { untilAnswer } from './helpers/wait.ts';
 import { freePort } from './helpers/ports.ts';
 
 describe('connecting with the SDK', () => {
@@ -68,5 +69,18 @@ describe('connecting with the SDK', () => {
     const error = await hubErrorOf(connectControl({ url: hub.url, token: TOKENS.agent }));
     expect(error.code).toBe('FORBIDDEN');
     expect(error.message).toContain('connectControl takes an admin token');
+  });
+
+  it('closes the connection of an agent whose registration is refused, so nothing keeps the process or the hub busy', async () => {
+    const hub = await startHub();
+    const error = await hubErrorOf(connectAgent({ url: hub.url, token: TOKENS.agent, agentId: 'a', agentType: 'w', maxConcurrentTasks: 5000 }));
+    expect(error.code).toBe('VALIDATION');
+    // The hub's metrics push nothing: asked until the agent's socket is gone.
+    const agents = await untilAnswer(async () => {
+      const text = await (await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } })).text();
+      const count = Number(/^switchboard_connections\{namespace="agent"\} (\d+)$/m.exec(text)?.[1]);
+      return count === 0 ? count : undefined;
+    }, 5000);
+    expect(agents).toBe(0);
   });
 });
