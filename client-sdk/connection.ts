@@ -178,7 +178,8 @@ export class Connection<N extends NamespaceName> {
         }
         const silent = this.url;
         // A cluster's node that stops answering (frozen, or cut off) may keep its socket open for a while: move on.
-        this.failover.abandon(sentAt);
+        // A request given less than the client's requestTimeoutMs says nothing of the node: it must not drop the connection.
+        if (timeoutMs >= this.timeoutMs) this.failover.abandon(sentAt);
         reject(new HubError('TIMEOUT', `${event} got no answer from the hub at ${silent} within ${timeoutMs} ms`));
       };
       try {

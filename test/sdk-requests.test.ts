@@ -111,6 +111,21 @@ describe('SDK requests', () => {
     await expect(created).resolves.toMatchObject({ id: expect.any(String) });
   });
 
+  it('stays on a node of the list when a request given a shorter timeoutMs than the client\'s goes unanswered', async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const other = await startHub();
+    const client = await connectControl({ url: [hub.url, other.url], token: TOKENS.admin });
+    onTestFinished(() => client.close());
+    const wf = await client.createWorkflow({ userQuery: 'a slow answer' });
+    store.hold();
+    const error = await failure(wf.start({ timeoutMs: 1 }));
+    expect(error).toMatchObject({ code: 'TIMEOUT' });
+    // Only a request given the client's whole requestTimeoutMs judges the node unresponsive.
+    expect([client.connection.url, client.connection.socket.connected]).toEqual([hub.url, true]);
+    store.release();
+    expect((await wf.summary()).status).toBe('in_progress');
+  });
+
   it('refuses a timeout that is negative or not a number with VALIDATION naming it, sending nothing', async () => {
     const hub = await startHub();
     const client = await control(hub);
