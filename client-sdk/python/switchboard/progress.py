@@ -14,6 +14,12 @@ SEND_AGAIN = frozenset({"DISCONNECTED", "TIMEOUT", "UNAVAILABLE"})
 SEND_AGAIN_AFTER_S = 0.2
 
 
+def _coalesce(older: dict[str, Any] | None, newer: dict[str, Any] | None) -> dict[str, Any] | None:
+    """One update standing for `older` then `newer`: the hub keeps a message or details (the checkpoint) an update
+    leaves out, so those of the older one must not be dropped with it."""
+    return {**older, **newer} if older is not None and newer is not None else (newer if newer is not None else older)
+
+
 class ProgressStream:
     """Sends the latest progress of one attempt; whoever pushed waits until its update (or a newer one) was answered."""
 
@@ -30,7 +36,7 @@ class ProgressStream:
         if self._stopped is not None:
             raise self._stopped
         loop = asyncio.get_running_loop()
-        self._pending = update
+        self._pending = _coalesce(self._pending, update)
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.append(waiter)
         if not self._in_flight:
@@ -47,8 +53,7 @@ class ProgressStream:
                     await self._send(update)
                 except HubError as error:
                     if error.code in SEND_AGAIN and self._stopped is None:
-                        if self._pending is None:
-                            self._pending = update
+                        self._pending = _coalesce(update, self._pending)
                         self._waiters = waiters + self._waiters
                         await asyncio.sleep(SEND_AGAIN_AFTER_S)
                         continue

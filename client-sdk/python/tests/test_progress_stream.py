@@ -1,0 +1,36 @@
+"""The progress stream on its own: what it sends, against a wire whose answers the test gives."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from switchboard.progress import ProgressStream
+
+
+async def test_a_coalesced_update_keeps_the_checkpoint_and_message_the_newer_one_leaves_out() -> None:
+    sent: list[dict[str, Any]] = []
+    answers: list[asyncio.Future[None]] = []
+
+    async def send(update: dict[str, Any]) -> None:
+        sent.append(update)
+        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        answers.append(answer)
+        await answer
+
+    stream = ProgressStream(send)
+    first = asyncio.ensure_future(stream.push({"progress": 10}))
+    while not answers:
+        await asyncio.sleep(0)
+    # While the first is in flight: a checkpoint, then a newer update without details.
+    checkpoint = asyncio.ensure_future(stream.push({"progress": 20, "message": "loading", "details": {"offset": 600}}))
+    later = asyncio.ensure_future(stream.push({"progress": 30}))
+    await asyncio.sleep(0)
+    answers[0].set_result(None)
+    await first
+    while len(answers) < 2:
+        await asyncio.sleep(0)
+    assert sent[1] == {"progress": 30, "message": "loading", "details": {"offset": 600}}
+    answers[1].set_result(None)
+    await asyncio.gather(checkpoint, later)
+    assert len(sent) == 2
