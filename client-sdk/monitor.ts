@@ -9,6 +9,7 @@ import type { Workflow } from '../shared/schemas/workflow.ts';
 import { Connection, type ConnectOptions, type RequestOptions } from './connection.ts';
 import './dispose.ts';
 import { Listeners } from './listeners.ts';
+import { checkedTimeout, timerMs } from './timeouts.ts';
 import { inlineOrTransfer, withBody } from './transfers.ts';
 
 /** What a monitor's `on` reports: a mirror changed, or a new document appeared. */
@@ -62,7 +63,7 @@ export class Mirror<T = unknown> {
 
   /**
    * Resolves with the state once `predicate(state, version)` holds, checked now and on every change
-   * (no polling); rejects with what the predicate throws, or after `timeoutMs` with `what` in the message.
+   * (no polling); rejects with what the predicate throws, or after `timeoutMs` (30 s; Infinity: no limit) with `what` in the message.
    * @example const done = await sub.until((wf) => wf.workOrderCounts.completed === 3, { what: 'three orders completed' });
    */
   until(predicate: (state: T, version: number) => boolean, options: { timeoutMs?: number; what?: string } = {}): Promise<T> {
@@ -72,7 +73,7 @@ export class Mirror<T = unknown> {
       const timer = setTimeout(() => {
         stop();
         reject(new Error(`timed out waiting for ${options.what ?? 'the condition'} (mirror of ${this.doc} at version ${this.version})`));
-      }, options.timeoutMs ?? 30_000);
+      }, timerMs(checkedTimeout('timeoutMs', options.timeoutMs, 30_000)));
       const stop = this.on('change', () => {
         let held: boolean;
         try {

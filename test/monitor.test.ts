@@ -100,6 +100,17 @@ describe('live monitoring', () => {
     await expect(waiting).rejects.toThrow('no total yet');
   });
 
+  it('waits in until() for as long as told, Infinity too (no timer fires at once), and refuses a negative timeout', async () => {
+    const mirror = new Mirror<{ done: number }>('wf');
+    mirror.load({ doc: 'wf', mode: 'snapshot', version: 1, epoch: 'e', state: { done: 1 } });
+    const waiting = mirror.until((state) => state.done === 2, { timeoutMs: Infinity });
+    // Past the 1 ms a setTimeout of Infinity fires after.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    mirror.apply({ doc: 'wf', from: 1, to: 2, ops: [{ op: 'replace', path: '/done', value: 2 }] });
+    await expect(waiting).resolves.toEqual({ done: 2 });
+    await expect(mirror.until(() => false, { timeoutMs: -1 })).rejects.toMatchObject({ code: 'VALIDATION' });
+  });
+
   it('coalesces a burst of progress updates: fewer messages than changes, and the mirror exact', async () => {
     const hub = await startHub({ patchIntervalMs: 50 });
     const client = await control(hub);
