@@ -149,6 +149,25 @@ describe('the monitor SDK catching up', () => {
     await untilTrue(() => !watcher.docs.has(gone.id), 'the pruned workflow no longer mirrored');
   });
 
+  it('stops mirroring a workflow it subscribed to once archived when it is pruned, and mirrors one created anew with its id', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const client = await control(hub);
+    const old = await client.createWorkflow({ id: 'nightly', userQuery: 'yesterday' });
+    await old.cancel('done');
+    await untilTrue(() => !hub.state.workflows.has('nightly'), 'the workflow archived');
+    const watcher = await monitor(hub);
+    const stale = await watcher.subscribe<Workflow>('nightly');
+    expect(stale.state?.userQuery).toBe('yesterday');
+    // Subscribed after the archiving: the deletion must still reach it, or it would mirror yesterday's workflow for good.
+    await client.pruneArchive(0);
+    await untilTrue(() => !watcher.docs.has('nightly'), 'the pruned workflow no longer mirrored');
+    const fresh = await client.createWorkflow({ id: 'nightly', userQuery: 'today' });
+    const mirror = await watcher.subscribe<Workflow>(fresh.id);
+    await fresh.updateProgress('load', 10);
+    await mirror.until((w) => w.stages.load?.progress === 10, { what: 'the new workflow’s change' });
+    expect(mirror.state?.userQuery).toBe('today');
+  });
+
   it('with subscribeAll, mirrors a workflow created anew with the id of one pruned from the archive as the new one', async () => {
     const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
     const client = await control(hub);

@@ -11,7 +11,7 @@ import type { ReportRenderer } from '../reports/report-renderer.ts';
 import { canSee } from './auth.ts';
 import { EncodedJson, holdsEncoded } from './encoded-json.ts';
 import type { Handlers, Session } from './namespaces.ts';
-import type { PatchStream } from './patch-stream.ts';
+import { room, type PatchStream } from './patch-stream.ts';
 import { reportReply, viewBody, workflowReply } from './replies.ts';
 import type { Transfers } from './transfers.ts';
 import type { ViewStreams } from './view-streams.ts';
@@ -56,6 +56,25 @@ async function archivedView(
   return holdsEncoded({ doc, epoch, mode: 'snapshot', version, ...viewBody(new EncodedJson(JSON.stringify(value)), socket, transfers) });
 }
 
+/** The final state of an archived workflow (a snapshot, or no patches when that version is held in this epoch). */
+async function archivedDocument(
+  reads: WorkflowReads,
+  doc: string,
+  held: { version?: number | undefined; epoch?: string | undefined },
+  stream: Pick<PatchStream, 'epoch'>,
+  socket: Socket,
+  transfers: Transfers,
+): Promise<Subscription> {
+  const state = await reads.stateFor(doc);
+  if (!state.workflows.has(doc)) throw new HubError('NOT_FOUND', `workflow ${doc} does not exist`);
+  const version = versionOf(state, doc);
+  const { epoch } = stream;
+  if (held.epoch === epoch && held.version === version) return { doc, epoch, mode: 'patches', from: version, to: version, ops: [] };
+  // A big one as a transfer, serialised in slices like a live one.
+  const reply = await workflowReply(state, doc, socket, transfers);
+  return reply.transfer ? { doc, epoch, mode: 'snapshot', version, transfer: reply.transfer } : { doc, epoch, mode: 'snapshot', version, state: reply.workflow };
+}
+
 /** The handlers of `/monitor`: subscriptions to live state, and read-only views. Nothing here changes state. */
 export function monitorHandlers({ hub, reads, stream, views, renderer, transfers }: MonitorParts): Handlers<'monitor'> {
   return {
@@ -67,16 +86,16 @@ export function monitorHandlers({ hub, reads, stream, views, renderer, transfers
         return holdsEncoded(await views.subscribe(socket, input.doc, input.view, input.version, input.epoch));
       }
       if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) {
-        // An archived workflow never changes again: its final state, and no stream.
-        const state = await reads.stateFor(input.doc);
-        const workflow = state.workflows.get(input.doc);
-        if (!workflow) throw new HubError('NOT_FOUND', `workflow ${input.doc} does not exist`);
-        const version = versionOf(state, input.doc);
-        const { epoch } = stream;
-        if (input.epoch === epoch && input.version === version) return { doc: input.doc, epoch, mode: 'patches', from: version, to: version, ops: [] };
-        // A big one as a transfer, serialised in slices like a live one.
-        const reply = await workflowReply(state, input.doc, socket, transfers);
-        return reply.transfer ? { doc: input.doc, epoch, mode: 'snapshot', version, transfer: reply.transfer } : { doc: input.doc, epoch, mode: 'snapshot', version, state: reply.workflow };
+        // An archived workflow never changes again: its final state, and no patches. Its room is
+        // joined before the read so that its deletion from the archive (even meanwhile) is told (`resync`).
+        const joined = socket.rooms.has(room(input.doc));
+        void socket.join(room(input.doc));
+        try {
+          return await archivedDocument(reads, input.doc, input, stream, socket, transfers);
+        } catch (error) {
+          if (!joined) void socket.leave(room(input.doc));
+          throw error;
+        }
       }
       return holdsEncoded(await stream.subscribe(socket, input.doc, input.version, input.epoch));
     },
