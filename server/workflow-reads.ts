@@ -3,7 +3,7 @@ import { workflowSummary } from './domain/machinery/queries.ts';
 import { emptyState, type HubState } from './domain/machinery/state.ts';
 import { countOrders } from './domain/work/order-lists.ts';
 import type { StateWriter } from './state-writer.ts';
-import type { WorkflowArchive } from './store/archive.ts';
+import type { ArchivedHeader, WorkflowArchive } from './store/archive.ts';
 
 /** Archived workflows kept parsed after a read, at most this many, and about this many work orders in all. */
 const CACHED_WORKFLOWS = 16;
@@ -15,7 +15,7 @@ const CACHED_ORDERS = 20_000;
  * functions, given a state that holds it alone at its final version. The last few read are kept.
  */
 export class WorkflowReads {
-  private readonly cache = new Map<string, { state: HubState; orders: number }>();
+  private readonly cache = new Map<string, { state: HubState; orders: number; header: ArchivedHeader }>();
   private cachedOrders = 0;
   private readonly loading = new Map<string, Promise<HubState>>();
 
@@ -31,7 +31,7 @@ export class WorkflowReads {
    */
   stateFor(workflowId: string): HubState | Promise<HubState> {
     if (this.hub.state.workflows.has(workflowId) || !this.archive.has(workflowId)) return this.hub.state;
-    const cached = this.cache.get(workflowId);
+    const cached = this.cached(workflowId);
     if (cached) {
       // Most recently used last.
       this.cache.delete(workflowId);
@@ -64,9 +64,11 @@ export class WorkflowReads {
    * summary archived with it (an ended workflow's no longer changes), so the workflow is not read.
    */
   async summary(workflowId: string, now: number): Promise<WorkflowSummary> {
+    // Memory first: a workflow whose eviction was rolled back is in both, and may have changed since.
+    if (this.hub.state.workflows.has(workflowId)) return workflowSummary(this.hub.state, workflowId, now);
     // A copy of a workflow no longer archived (a follower learns of deletions by a refresh, which leaves the cache) answers nothing.
-    const cached = this.archive.has(workflowId) ? this.cache.get(workflowId)?.state : undefined;
-    if (!cached && !this.hub.state.workflows.has(workflowId)) {
+    const cached = this.archive.has(workflowId) ? this.cached(workflowId)?.state : undefined;
+    if (!cached) {
       const archived = await this.archive.readSummary(workflowId);
       if (archived) return archived;
     }
@@ -91,10 +93,10 @@ export class WorkflowReads {
     state.agents = this.hub.state.agents;
     state.archived = this.archive;
     // Deleted (or archived anew) while it was read, and forgotten then: this copy answers the one read only.
-    if (this.archive.header(workflowId) !== header) return state;
+    if (!header || this.archive.header(workflowId) !== header) return state;
     // From its counts: Object.keys of 100,000 orders would hold the loop ~20 ms.
     const orders = countOrders(archived.workflow);
-    this.cache.set(workflowId, { state, orders });
+    this.cache.set(workflowId, { state, orders, header });
     this.cachedOrders += orders;
     // Oldest read first; the one just read stays, however big.
     for (const id of this.cache.keys()) {
@@ -102,6 +104,21 @@ export class WorkflowReads {
       this.drop(id);
     }
     return state;
+  }
+
+  /**
+   * The cached copy of `workflowId`, if it is still the one archived: a workflow back in memory (its
+   * eviction rolled back) may change and be archived anew, and the copy read before is then stale.
+   */
+  private cached(workflowId: string): { state: HubState; orders: number; header: ArchivedHeader } | undefined {
+    const entry = this.cache.get(workflowId);
+    const header = this.archive.header(workflowId);
+    // By value: a follower's refresh reads the same headers again as new objects.
+    if (entry && (entry.header.v !== header?.v || entry.header.archivedAt !== header.archivedAt || entry.header.createdAt !== header.createdAt)) {
+      this.drop(workflowId);
+      return undefined;
+    }
+    return entry;
   }
 
   private drop(workflowId: string): void {

@@ -1,20 +1,22 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { WorkflowHandle } from '../client-sdk/index.ts';
-import type { RunningHub } from '../server/index.ts';
+import type { HubParts, RunningHub } from '../server/index.ts';
 import { codeOf } from './helpers/errors.ts';
 import { rawGet } from './helpers/http.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
 import { FileArchive } from '../server/store/archive-files.ts';
+import { EmbeddedStore } from '../server/index.ts';
+import { HeldWrites } from './helpers/held-writes.ts';
 
 const KEEP = 60_000;
 
 /** A hub whose clock the test moves, so that "ended long enough ago" is a step, not a wait. */
-async function hubWithClock(dataDir: string, options: Record<string, unknown> = {}) {
+async function hubWithClock(dataDir: string, options: Record<string, unknown> = {}, parts: HubParts = {}) {
   const clock = { now: Date.now() };
-  const hub = await startHub({ dataDir, keepFinishedMs: KEEP, sweepIntervalMs: 10, ...options }, { clock: () => clock.now });
+  const hub = await startHub({ dataDir, keepFinishedMs: KEEP, sweepIntervalMs: 10, ...options }, { ...parts, clock: () => clock.now });
   return { hub, clock };
 }
 
@@ -229,5 +231,30 @@ describe('archiving ended workflows', () => {
     await again.cancel();
     await archived(hub, clock, again.id);
     expect((await again.get()).userQuery).toBe('the second');
+  });
+
+  it('answers with the newest archived copy of a workflow whose eviction was rolled back, changed, and archived again', async () => {
+    const dataDir = tempDir();
+    const store = new HeldWrites(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+    onTestFinished(() => store.release());
+    const { hub, clock } = await hubWithClock(dataDir, {}, { store });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'evicted, then not' });
+    const kpi = await wf.addKpi({ name: 'rows', unit: 'rows', target: 10 });
+    await wf.cancel('done');
+    // The eviction is applied but not stored: a read meanwhile loads the archived copy.
+    store.hold();
+    clock.now += KEEP + 1;
+    await untilTrue(() => !hub.state.workflows.has(wf.id), 'the eviction applied');
+    await wf.get();
+    clock.now -= KEEP + 1;
+    store.fail();
+    await untilTrue(() => hub.state.workflows.has(wf.id), 'the eviction rolled back');
+    // Back in memory, the ended workflow still takes a KPI: an acknowledged change the archive must answer with.
+    await wf.recordKpi(kpi.id, 12);
+    const before = { get: await client.connection.request('workflow.get', { workflowId: wf.id }), summary: await wf.summary() };
+    expect(before.summary.kpis.met).toBe(1);
+    await archived(hub, clock, wf.id);
+    expect({ get: await client.connection.request('workflow.get', { workflowId: wf.id }), summary: await wf.summary() }).toEqual(before);
   });
 });
