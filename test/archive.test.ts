@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { WorkflowHandle } from '../client-sdk/index.ts';
@@ -256,5 +256,22 @@ describe('archiving ended workflows', () => {
     expect(before.summary.kpis.met).toBe(1);
     await archived(hub, clock, wf.id);
     expect({ get: await client.connection.request('workflow.get', { workflowId: wf.id }), summary: await wf.summary() }).toEqual(before);
+  });
+
+  it('answers UNAVAILABLE, saying why, while the archive index cannot be read, and serves once it can', async () => {
+    const dataDir = tempDir();
+    // A damaged index is rebuilt from the files and written anew: a folder where that write goes makes it fail.
+    const blocker = join(dataDir, 'archive', '.index.jsonl.tmp');
+    mkdirSync(blocker, { recursive: true });
+    writeFileSync(join(dataDir, 'archive', 'index.jsonl'), 'not an index line\n');
+    const { hub } = await hubWithClock(dataDir);
+    const client = await control(hub);
+    for (const request of [client.pruneArchive(0), client.listWorkflows(), client.workflow('wf_unknown').summary()]) {
+      const error = await request.then(() => undefined, (error: unknown) => error);
+      expect(error).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('archive index') });
+    }
+    rmdirSync(blocker);
+    expect((await client.listWorkflows()).items).toEqual([]);
+    expect(await client.pruneArchive(0)).toEqual([]);
   });
 });

@@ -111,8 +111,11 @@ export class FileArchive implements WorkflowArchive {
    */
   ready(): Promise<void> {
     if (!this.loading) {
-      // First in the queue: writes and deletions wait until the index is read.
-      const loading = this.serial(() => this.load());
+      // First in the queue: writes and deletions wait until the index is read. A failure is the
+      // client's UNAVAILABLE (retry later), not an unexplained INTERNAL.
+      const loading = this.serial(() => this.load()).catch((error: Error) => {
+        throw error instanceof HubError ? error : new HubError('UNAVAILABLE', `the archive index in ${this.dir} cannot be read (${error.message}); nothing was archived or deleted`);
+      });
       this.loading = loading;
       // Those who wait for it see the failure; the next call reads the index again.
       loading.catch(() => {
