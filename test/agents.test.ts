@@ -3,7 +3,7 @@ import { io } from 'socket.io-client';
 import { connectAgent, HubError, NonRetryableError } from '../client-sdk/index.ts';
 import { codeOf } from './helpers/errors.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
-import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { deferred, untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
 
 /** Hub settings that make leases and grace periods short enough to test without long waits. */
@@ -63,6 +63,45 @@ describe('agents and work orders over the network', () => {
     expect(fresh.draining).toBe(false);
     await untilOrder(hub, wf.id, 'job', 'completed');
     expect((await wf.getWorkOrder('job')).result).toBe('fresh');
+  });
+
+  it('keeps an agent draining through an offline spell, and takes a control client\'s drain or activate of an offline agent for its return', async () => {
+    const hub = await startHub(FAST);
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'drain across a slow redeploy' });
+    await wf.start();
+    const quiet = { error: () => {}, warn: () => {} };
+    const pool = await (await monitor(hub)).subscribe('@agents');
+    const offline = (agentId: string) => pool.until((agents) => agents?.[agentId]?.status === 'offline', { what: `${agentId} offline` });
+    // Drained by itself, gone past the grace period: the new process starts drained.
+    const old = await agent(hub, { agentId: 'w1', agentType: 'w', logger: quiet });
+    await old.drain();
+    await old.close();
+    await offline('w1');
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    const fresh = await agent(hub, { agentId: 'w1', agentType: 'w', logger: quiet });
+    await fresh.onTask('t', () => ({ result: 'fresh' }));
+    expect(fresh.draining).toBe(true);
+    expect((await client.getAgent('w1')).status).toBe('draining');
+    expect((await wf.getWorkOrder('job')).state).toBe('queued');
+    // Drained by a control client while offline (the reply still says offline), then back.
+    const other = await agent(hub, { agentId: 'w2', agentType: 'w', logger: quiet });
+    await other.close();
+    await offline('w2');
+    expect((await client.updateAgentStatus('w2', { status: 'draining' })).status).toBe('offline');
+    const back = await agent(hub, { agentId: 'w2', agentType: 'w', logger: quiet });
+    await back.onTask('t', () => ({ result: 'w2' }));
+    expect(back.draining).toBe(true);
+    // Reactivated while offline: it comes back taking work.
+    await fresh.close();
+    await offline('w1');
+    await client.updateAgentStatus('w1', { status: 'active' });
+    const again = await agent(hub, { agentId: 'w1', agentType: 'w', logger: quiet });
+    await again.onTask('t', () => ({ result: 'again' }));
+    expect(again.draining).toBe(false);
+    await untilOrder(hub, wf.id, 'job', 'completed');
+    expect((await wf.getWorkOrder('job')).result).toBe('again');
+    expect((await client.getAgent('w1')).drainingOnReturn).toBeUndefined();
   });
 
   it('takes new work after a reconnect when a control client reactivated it, though it drained itself', async () => {

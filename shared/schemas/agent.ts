@@ -46,6 +46,11 @@ export const Agent = z.object({
    * was kept.
    */
   disconnectedSince: Timestamp.nullable().optional(),
+  /**
+   * Offline, it was draining when it went offline or was drained since: it registers again as
+   * draining (draining belongs to its id). Absent otherwise.
+   */
+  drainingOnReturn: z.boolean().optional(),
   stats: z.object({
     assigned: z.number().int(),
     completed: z.number().int(),

@@ -2,7 +2,7 @@ import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { CommandContext } from '../machinery/context.ts';
 import { AGENTS_DOC, type HubState } from '../machinery/state.ts';
-import { requireAgent } from './agents.ts';
+import { requireAgent, setDrainingOnReturn } from './agents.ts';
 import { withdrawOffer } from './attempts.ts';
 import { reviewAgent } from './unservable.ts';
 
@@ -34,7 +34,9 @@ export function registerAgent(
   const existing = t.state.agents![agentId];
   if (existing && newConnection) withdrawOffers(t, agentId, 'the agent reconnected before answering');
   if (existing) {
-    const status = existing.status === 'offline' ? (existing.load > 0 ? 'busy' : 'idle') : existing.status;
+    const returning = existing.status === 'offline' ? (existing.drainingOnReturn ? 'draining' : existing.load > 0 ? 'busy' : 'idle') : undefined;
+    const status = returning ?? existing.status;
+    if (returning) setDrainingOnReturn(t, existing, false);
     const declared = existing.taskTypes;
     t.tx.assign(AGENTS_DOC, [agentId], { ...fields, status, offlineSince: null, disconnectedSince: null });
     unfileDropped(t, agentId, declared);

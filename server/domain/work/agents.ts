@@ -95,6 +95,8 @@ export function nearestRankP95(values: readonly number[]): number {
 /** draining / active and a status note, from the agent itself or a control client. */
 export function setAgentStatus(t: CommandContext, agentId: string, input: ParsedRequestOf<'agent', 'agent.status'>): Agent {
   const agent = requireAgent(t.state, agentId);
+  // Offline, it keeps its status until it registers again; the word is kept for then.
+  if (agent.status === 'offline' && input.status !== undefined) setDrainingOnReturn(t, agent, input.status === 'draining');
   if (input.status === 'draining' && agent.status !== 'offline') t.tx.set(AGENTS_DOC, [agentId, 'status'], 'draining');
   if (input.status === 'active' && agent.status === 'draining') {
     t.tx.set(AGENTS_DOC, [agentId, 'status'], agent.load > 0 ? 'busy' : 'idle');
@@ -103,6 +105,12 @@ export function setAgentStatus(t: CommandContext, agentId: string, input: Parsed
   if (input.note !== undefined) t.tx.set(AGENTS_DOC, [agentId, 'note'], input.note);
   reviewAgent(t, agentId);
   return agent;
+}
+
+/** Whether an offline agent registers again as draining; the field is there only while it does. */
+export function setDrainingOnReturn(t: CommandContext, agent: Agent, draining: boolean): void {
+  if (draining && !agent.drainingOnReturn) t.tx.set(AGENTS_DOC, [agent.id, 'drainingOnReturn'], true);
+  if (!draining && agent.drainingOnReturn !== undefined) t.tx.remove(AGENTS_DOC, [agent.id, 'drainingOnReturn']);
 }
 
 /** The agent pool a page at a time, in id order from the cursor (the last id seen) on. */

@@ -1,4 +1,5 @@
 import { AGENTS_DOC } from '../machinery/state.ts';
+import { setDrainingOnReturn } from './agents.ts';
 import { failAttempt, withdrawOffer } from './attempts.ts';
 import type { CommandContext } from '../machinery/context.ts';
 import { FINAL_STATES, finishOrder } from './work-orders.ts';
@@ -27,6 +28,8 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > monotonicNow) continue;
     // The wall-clock time it left, for the log (`since` is on the monotonic clock).
     const disconnectedAt = agent.disconnectedSince ?? now;
+    // Draining belongs to its id: it registers again as draining.
+    if (agent.status === 'draining') setDrainingOnReturn(t, agent, true);
     // The time is in the document, so that a restart does not start the wait to forget it over.
     t.tx.assign(AGENTS_DOC, [agentId], { status: 'offline', offlineSince: now, disconnectedSince: null });
     work.offline.watch(agentId, now);
