@@ -204,3 +204,23 @@ describe("an agent's recent durations (domain, manual clock)", () => {
     });
   });
 });
+
+describe("an agent's record of failures (domain, manual clock)", () => {
+  it('holds no failure against an agent whose offer was still unanswered when the order ran out of time', () => {
+    const d = domain();
+    const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId });
+    d.register('w', { taskTypes: ['t'] });
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'slow', taskType: 't', timeouts: { overallMs: 1_000, acceptMs: 5_000 } }));
+    expect(d.state.workflows.get(workflowId)!.workOrders.slow!.state).toBe('offered');
+    d.advance(1_000);
+    const { tx } = d.run('hub.sweep', {});
+    const workflow = d.state.workflows.get(workflowId)!;
+    expect(workflow.workOrders.slow).toMatchObject({ state: 'failed', attempt: null, history: [] });
+    // Told to drop the offer, but it never started the work: no failure on its record.
+    expect(tx.effects).toContainEqual(expect.objectContaining({ type: 'cancel', agentId: 'w' }));
+    expect(d.state.agents!.w).toMatchObject({ load: 0, status: 'idle', stats: { assigned: 1, failed: 0 } });
+    expect(d.state.agents!.w!.stats.byTaskType).toEqual({});
+    expect(workflow.agents.w).toMatchObject({ assigned: 1, failed: 0 });
+  });
+});

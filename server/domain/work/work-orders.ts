@@ -180,7 +180,9 @@ export function finishOrder(
 ): void {
   if (FINAL_STATES.has(order.state)) return;
   const workflow = requireWorkflow(t.state, order.workflowId);
-  if (order.attempt) endAttempt(t, order, state, { error: fields.error ?? null, notifyAgent: fields.notifyAgent ?? true });
+  // An offer not yet accepted (the order ran out of time meanwhile) is taken back: its agent never started, so no failure is held against it.
+  const outcome = order.attempt?.acceptedAt === null ? 'withdrawn' : state;
+  if (order.attempt) endAttempt(t, order, outcome, { error: fields.error ?? null, notifyAgent: fields.notifyAgent ?? true });
   t.state.work.dequeue(order.workflowId, order.id);
   setOrderState(t, order, state);
   const changes: Partial<WorkOrder> = { endedAt: t.ctx.now, notBefore: null };
