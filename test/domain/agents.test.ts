@@ -224,3 +224,21 @@ describe("an agent's record of failures (domain, manual clock)", () => {
     expect(workflow.agents.w).toMatchObject({ assigned: 1, failed: 0 });
   });
 });
+
+describe('offers that lapse while their agent drains (domain, manual clock)', () => {
+  it('holds the silence of a draining agent against neither the order nor the agent, as its decline is not', () => {
+    const d = domain();
+    const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId });
+    d.register('w', { taskTypes: ['t'] });
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'job', taskType: 't', timeouts: { acceptMs: 1_000 } }));
+    d.run('agent.update', { agentId: 'w', status: 'draining' });
+    d.advance(1_000);
+    expect(d.run('hub.sweep', {}).reply.expiredOffers).toBe(1);
+    expect(d.state.workflows.get(workflowId)!.workOrders.job).toMatchObject({ state: 'queued', declinedBy: [] });
+    expect(d.state.agents!.w!.stats.declined).toBe(0);
+    // Active again, it is offered the order once more.
+    d.run('agent.update', { agentId: 'w', status: 'active' });
+    expect(d.state.workflows.get(workflowId)!.workOrders.job).toMatchObject({ state: 'offered', attempt: { agentId: 'w' } });
+  });
+});

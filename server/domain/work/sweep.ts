@@ -68,7 +68,9 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     const order = orderOf(active.workflowId, active.workOrderId);
     if (!order || order.attempt?.token !== token) continue;
     if (active.phase === 'offered' && active.offerDeadline <= monotonicNow) {
-      withdrawOffer(t, order, { reason: 'no answer before the accept deadline', excludeAgent: !active.carried });
+      // Silence from a draining agent says nothing of the order, as its decline does not (answerOffer).
+      const draining = t.state.agents?.[active.agentId]?.status === 'draining';
+      withdrawOffer(t, order, { reason: 'no answer before the accept deadline', excludeAgent: !active.carried && !draining });
       result.expiredOffers++;
     } else if (active.phase === 'running' && (work.leases.get(token) ?? Infinity) <= monotonicNow) {
       failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });
