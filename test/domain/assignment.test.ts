@@ -78,6 +78,16 @@ describe('assignment policy: score and ties', () => {
     expect(chooseAgent([slow, fast], order())?.id).toBe('fast');
   });
 
+  it('counts an agent whose tasks took 0 ms on average as the fastest, ahead of slower and untried agents', () => {
+    const stats = (avgMs: number) => ({ assigned: 3, completed: 3, failed: 0, declined: 0, byTaskType: { analysis: { completed: 3, failed: 0, avgMs, p95Ms: avgMs, recentMs: [] } } });
+    const instant = makeAgent('z-instant', { stats: stats(0) });
+    const slow = makeAgent('a-slow', { stats: stats(40) });
+    const untried = makeAgent('a-untried');
+    expect(score(instant, order(), 0).speed).toBe(1);
+    expect(score(slow, order(), 0).speed).toBe(0);
+    expect(chooseAgent([slow, untried, instant], order())?.id).toBe('z-instant');
+  });
+
   it('prefers free capacity, and breaks ties by least recently assigned', () => {
     const busy = makeAgent('busy', { load: 1 });
     const idle = makeAgent('idle');

@@ -145,8 +145,8 @@ describe('placement (differential, against chooseAgent over every eligible agent
     for (let seed = 1; seed <= 40; seed++) simulate(seed, 300, () => undefined);
   });
 
-  it('chooses the same in big pools with records of every kind: alike, varied, and the reliable ones the slowest', () => {
-    for (const kind of ['alike', 'varied', 'reliable-slow'] as const) {
+  it('chooses the same in big pools with records of every kind: alike, varied, the reliable ones the slowest, and some with a mean of 0 ms', () => {
+    for (const kind of ['alike', 'varied', 'reliable-slow', 'instant'] as const) {
       const random = seeded(11);
       const d = domain();
       const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q' })).reply.workflow.id;
@@ -156,7 +156,8 @@ describe('placement (differential, against chooseAgent over every eligible agent
       for (const agent of Object.values(d.state.agents!)) {
         const completed = kind === 'alike' ? 10 : 1 + Math.floor(random() * 100);
         const failed = kind === 'varied' ? Math.floor(random() * 10) : 0;
-        const avgMs = kind === 'alike' ? 100 : kind === 'varied' ? 50 + Math.floor(random() * 1000) : 20 * completed + Math.floor(random() * 3);
+        const avgMs =
+          kind === 'alike' ? 100 : kind === 'varied' ? 50 + Math.floor(random() * 1000) : kind === 'instant' ? (random() < 0.2 ? 0 : Math.floor(random() * 5)) : 20 * completed + Math.floor(random() * 3);
         if (random() < 0.9) agent.stats.byTaskType.a = { completed, failed, avgMs, p95Ms: avgMs, recentMs: [] };
         agent.load = Math.floor(random() * 3);
         agent.lastAssignedAt = random() < 0.3 ? null : Math.floor(random() * 5);

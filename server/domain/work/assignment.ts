@@ -11,7 +11,7 @@
  * 3. Score (higher wins), each part in 0..1:
  *      4 × preference  — weight of the order's preferred capabilities the agent has / total weight
  *      2 × reliability — (completed + 1) / (completed + failed + 2) on this task type
- *      1 × speed       — fastest candidate's mean duration / this agent's (0.5 when it has none)
+ *      1 × speed       — fastest candidate's mean duration / this agent's (1 for the fastest; 0.5 when it has none)
  *      1 × capacity    — free slots / maxConcurrentTasks
  * 4. Ties (scores equal to nine decimal places) go to the agent assigned least recently
  *    (never-assigned first), then by id. When a place opens in a workflow at its
@@ -90,7 +90,8 @@ export function score(agent: Agent, order: OrderShape, fastestAvgMs: number | nu
   const preference = totalWeight > 0 ? held / totalWeight : 0;
   const stats = agent.stats.byTaskType[order.taskType];
   const reliability = ((stats?.completed ?? 0) + 1) / ((stats?.completed ?? 0) + (stats?.failed ?? 0) + 2);
-  const speed = stats && stats.completed > 0 && fastestAvgMs !== null ? fastestAvgMs / Math.max(stats.avgMs, fastestAvgMs, 1e-9) : 0.5;
+  // The fastest candidate's speed is 1, a mean of 0 ms included (0 / 0 would rank it below an untried agent's 0.5).
+  const speed = stats && stats.completed > 0 && fastestAvgMs !== null ? (stats.avgMs <= fastestAvgMs ? 1 : fastestAvgMs / stats.avgMs) : 0.5;
   const capacity = (agent.maxConcurrentTasks - agent.load) / agent.maxConcurrentTasks;
   const total =
     SCORE_WEIGHTS.preference * preference + SCORE_WEIGHTS.reliability * reliability + SCORE_WEIGHTS.speed * speed + SCORE_WEIGHTS.capacity * capacity;

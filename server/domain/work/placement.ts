@@ -166,8 +166,8 @@ function walk(placing: Placing, agents: AgentsOfType): { agent: Agent | undefine
   }
   // No eligible tried agent of this type (nor `*` one): nothing more to look at.
   if (fastest === null) return { agent: best.agent };
-  // The speed of the fastest candidate: nobody's is higher.
-  const topSpeed = SCORE_WEIGHTS.speed * (fastest / Math.max(fastest, fastest, 1e-9));
+  // The speed of the fastest candidate (1): nobody's is higher.
+  const topSpeed = SCORE_WEIGHTS.speed;
   let budget = WALK_BUDGET + (agents.filed.size >> 4);
   let entries = agents.tried.keys();
   let scored: Filed | undefined;
