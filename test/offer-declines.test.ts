@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
+import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
 import { untilOrder } from './helpers/wait.ts';
 
 describe('declined offers', () => {
@@ -32,5 +32,20 @@ describe('declines of a draining agent', () => {
     expect((await wf.get()).agents['a']!.declined).toBe(0);
     expect((await worker.request('agent.status', { status: 'active' })).ok).toBe(true);
     expect((await worker.nextOffer()).assignment.workOrderId).toBe('job');
+  });
+});
+
+describe('the place of a declined order', () => {
+  it('keeps a declined order ahead of the orders created with it, as it was: the next free agent is offered it first', async () => {
+    const { hub, wf, worker } = await rawAgentOnStartedWorkflow('a', 'declined keeps its place');
+    // One batch: the same priority and time, so arrival order alone ranks them.
+    await wf.createWorkOrders(['o1', 'o2', 'o3'].map((id) => ({ id, taskType: 't' })));
+    const first = await worker.nextOffer();
+    expect(first.assignment.workOrderId).toBe('o1');
+    first.ack({ accept: false, reason: 'not this one' });
+    expect((await worker.nextOffer()).assignment.workOrderId).toBe('o2');
+    const other = await rawAgent(hub.url, 'b', ['t']);
+    expect((await other.nextOffer()).assignment.workOrderId).toBe('o1');
+    expect((await wf.getWorkOrder('o3')).state).toBe('queued');
   });
 });

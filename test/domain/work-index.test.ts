@@ -35,11 +35,12 @@ describe('the scheduler index holds only what is in flight (domain)', () => {
     }
     const work = d.state.work;
     expect(d.state.agents!.worker!.stats.completed).toBe(50);
-    expect({ active: work.active.size, leases: work.leases.size, byAgent: work.byAgent.size, workflowAgents: work.workflowAgents.size }).toEqual({
+    expect({ active: work.active.size, leases: work.leases.size, byAgent: work.byAgent.size, workflowAgents: work.workflowAgents.size, places: work.places.size }).toEqual({
       active: 0,
       leases: 0,
       byAgent: 0,
       workflowAgents: 0,
+      places: 0,
     });
   });
 
@@ -56,7 +57,7 @@ describe('the scheduler index holds only what is in flight (domain)', () => {
       d.run('workflow.cancel', { workflowId });
       expect(work.buckets.size).toBe(0);
     }
-    expect({ queued: work.queued.size, readySince: work.readySince.size }).toEqual({ queued: 0, readySince: 0 });
+    expect({ queued: work.queued.size, readySince: work.readySince.size, places: work.places.size }).toEqual({ queued: 0, readySince: 0, places: 0 });
   });
 });
 

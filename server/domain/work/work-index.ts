@@ -137,6 +137,11 @@ export class WorkIndex {
   /** Agents that take work by task type, and whether the queued orders of each kind have one (their `waiting` marker). */
   readonly capable = new CapableAgents<Bucket>();
   private seq = 0;
+  /**
+   * Each unfinished order's place among orders of the same queue key (arrival order), taken when it
+   * is first queued, so that a declined, withdrawn or retried order keeps it.
+   */
+  readonly places = new Map<string, number>();
 
   constructor(private readonly agingMs: number) {}
 
@@ -168,7 +173,9 @@ export class WorkIndex {
     // a step of the wall clock must not make orders queued after it look older or younger than the rest.
     const queuedAt = monotonicNow - (now - (order.queuedAt ?? now));
     const declinedBy = order.declinedBy.length === 0 ? NOBODY : [...order.declinedBy];
-    const entry = { key: queueKey(order.priority, queuedAt, this.agingMs), seq: ++this.seq, workflowId: order.workflowId, workOrderId: order.id, orderKey: keyOfOrder, bucket, declinedBy };
+    let seq = this.places.get(keyOfOrder);
+    if (seq === undefined) this.places.set(keyOfOrder, (seq = ++this.seq));
+    const entry = { key: queueKey(order.priority, queuedAt, this.agingMs), seq, workflowId: order.workflowId, workOrderId: order.id, orderKey: keyOfOrder, bucket, declinedBy };
     bucket.queue.push(entry);
     bucket.current++;
     for (const agentId of declinedBy) bucket.declines.set(agentId, (bucket.declines.get(agentId) ?? 0) + 1);
@@ -199,11 +206,12 @@ export class WorkIndex {
     return this.available.agentIds();
   }
 
-  /** Forgets that an order is queued (it was offered, cancelled or failed). */
-  dequeue(workflowId: string, workOrderId: string): void {
+  /** Forgets that an order is queued (it was offered, or `ended`: then its place too). */
+  dequeue(workflowId: string, workOrderId: string, ended = false): void {
     const keyOfOrder = orderKey(workflowId, workOrderId);
     this.leaveBucket(keyOfOrder);
     this.readySince.delete(keyOfOrder);
+    if (ended) this.places.delete(keyOfOrder);
   }
 
   /** Makes a queued order's entry stale, dropping its bucket when no current entry is left in it. */
@@ -318,6 +326,7 @@ export class WorkIndex {
     this.catalogs.clear();
     this.offline.clear();
     this.capable.clear();
+    this.places.clear();
     this.agentIds.rebuild(Object.keys(agents ?? {}));
     // Presence is kept, but what each agent is sorted by comes from the documents as they are now.
     this.available.rekeyAll(agents);
@@ -337,6 +346,8 @@ export class WorkIndex {
         if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow, deadlines.get(key));
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;
+        // Its place for when it is queued again, in the order orders are listed.
+        this.places.set(key, ++this.seq);
         liveTokens.add(attempt.token);
         this.hold({
           token: attempt.token,

@@ -183,7 +183,7 @@ export function finishOrder(
   // An offer not yet accepted (the order ran out of time meanwhile) is taken back: its agent never started, so no failure is held against it.
   const outcome = order.attempt?.acceptedAt === null ? 'withdrawn' : state;
   if (order.attempt) endAttempt(t, order, outcome, { error: fields.error ?? null, notifyAgent: fields.notifyAgent ?? true });
-  t.state.work.dequeue(order.workflowId, order.id);
+  t.state.work.dequeue(order.workflowId, order.id, true);
   setOrderState(t, order, state);
   const changes: Partial<WorkOrder> = { endedAt: t.ctx.now, notBefore: null };
   if (fields.error !== undefined) changes.error = fields.error;
