@@ -113,6 +113,23 @@ describe('a step of the wall clock', () => {
     expect(orderIn(hub, 'o')).toMatchObject({ state: 'queued', history: [{ agentId: 'leaving', outcome: 'agent_lost' }] });
   });
 
+  it('backwards by ten minutes leaves a declined order its place: the next free agent is offered it before orders queued after it', async () => {
+    const clock = steppedWallClock();
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf', userQuery: 'clock stepped back, then an order declined' });
+    await wf.start();
+    const first = await rawAgent(hub.url, 'first', ['t']);
+    await wf.createWorkOrder({ id: 'old', taskType: 't' });
+    const offer = await first.nextOffer();
+    clock.step(-TEN_MINUTES);
+    await wf.createWorkOrders([{ id: 'newer', taskType: 't' }, { id: 'newest', taskType: 't' }]);
+    offer.ack({ accept: false, reason: 'not this one' });
+    expect((await first.nextOffer()).assignment.workOrderId).toBe('newer');
+    const second = await rawAgent(hub.url, 'second', ['t']);
+    expect((await second.nextOffer()).assignment.workOrderId).toBe('old');
+  });
+
   it('backwards by ten minutes makes no duration negative: the uptime in /healthz and the wait in the assignment latency metric', async () => {
     const clock = steppedWallClock();
     const hub = await startHub();

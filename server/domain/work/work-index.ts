@@ -65,6 +65,12 @@ export interface ActiveAttempt {
   carried?: boolean;
 }
 
+/** Where an order stands in the queue: when it was first queued (monotonic clock), and its arrival number. */
+interface Place {
+  queuedAt: number;
+  seq: number;
+}
+
 /** A timer of an order, due `at` on the monotonic clock (Environment.monotonicNow). */
 interface Timed {
   at: number;
@@ -138,10 +144,12 @@ export class WorkIndex {
   readonly capable = new CapableAgents<Bucket>();
   private seq = 0;
   /**
-   * Each unfinished order's place among orders of the same queue key (arrival order), taken when it
-   * is first queued, so that a declined, withdrawn or retried order keeps it.
+   * Each unfinished order's place in the queue, taken when it is first queued, so that a declined,
+   * withdrawn or retried order keeps it: its queuedAt on the monotonic clock (recomputed from the
+   * wall clock, it would move with a step of that clock, or by the two clocks' rounding, and lose
+   * ties) and its arrival number among orders of the same key.
    */
-  readonly places = new Map<string, number>();
+  readonly places = new Map<string, Place>();
 
   constructor(private readonly agingMs: number) {}
 
@@ -169,19 +177,24 @@ export class WorkIndex {
       need.buckets.add(bucket);
       this.buckets.set(key, bucket);
     }
-    // Aged on the monotonic clock (its wait so far by the wall clock, from now on by the monotonic one):
-    // a step of the wall clock must not make orders queued after it look older or younger than the rest.
-    const queuedAt = monotonicNow - (now - (order.queuedAt ?? now));
     const declinedBy = order.declinedBy.length === 0 ? NOBODY : [...order.declinedBy];
-    let seq = this.places.get(keyOfOrder);
-    if (seq === undefined) this.places.set(keyOfOrder, (seq = ++this.seq));
-    const entry = { key: queueKey(order.priority, queuedAt, this.agingMs), seq, workflowId: order.workflowId, workOrderId: order.id, orderKey: keyOfOrder, bucket, declinedBy };
+    const place = this.placeOf(keyOfOrder, order, now, monotonicNow);
+    const entry = { key: queueKey(order.priority, place.queuedAt, this.agingMs), seq: place.seq, workflowId: order.workflowId, workOrderId: order.id, orderKey: keyOfOrder, bucket, declinedBy };
     bucket.queue.push(entry);
     bucket.current++;
     for (const agentId of declinedBy) bucket.declines.set(agentId, (bucket.declines.get(agentId) ?? 0) + 1);
     this.queued.set(keyOfOrder, entry);
     this.readySince.set(keyOfOrder, now);
     if (fresh) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
+  }
+
+  /** An order's place in the queue, taken now if it has none. */
+  private placeOf(keyOfOrder: string, order: WorkOrder, now: number, monotonicNow: number): Place {
+    let place = this.places.get(keyOfOrder);
+    // Aged on the monotonic clock (its wait so far by the wall clock, from now on by the monotonic one):
+    // a step of the wall clock must not make orders queued after it look older or younger than the rest.
+    if (!place) this.places.set(keyOfOrder, (place = { queuedAt: monotonicNow - (now - (order.queuedAt ?? now)), seq: ++this.seq }));
+    return place;
   }
 
   /** Files a queued order at a rebuild; one whose marker is not its need's is left for the scheduler to settle. */
@@ -326,6 +339,8 @@ export class WorkIndex {
     this.catalogs.clear();
     this.offline.clear();
     this.capable.clear();
+    // The places of orders still unfinished are kept, as the timers are.
+    const places = new Map(this.places);
     this.places.clear();
     this.agentIds.rebuild(Object.keys(agents ?? {}));
     // Presence is kept, but what each agent is sorted by comes from the documents as they are now.
@@ -342,12 +357,14 @@ export class WorkIndex {
       if (workflow.status !== 'in_progress') continue;
       for (const order of Object.values(workflow.workOrders)) {
         const key = orderKey(workflow.id, order.id);
+        const place = places.get(key);
+        if (place && (order.state === 'queued' || order.state === 'offered' || order.state === 'running')) this.places.set(key, place);
         if (order.state === 'queued') this.enqueueKnown(order, now, monotonicNow, backoffs.get(`${key}@${order.notBefore}`));
         if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow, deadlines.get(key));
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;
-        // Its place for when it is queued again, in the order orders are listed.
-        this.places.set(key, ++this.seq);
+        // Its place for when it is queued again (in the order orders are listed, unless it had one).
+        this.placeOf(key, order, now, monotonicNow);
         liveTokens.add(attempt.token);
         this.hold({
           token: attempt.token,
