@@ -157,6 +157,32 @@ describe('archiving ended workflows', () => {
     expect(await codeOf(client.listWorkflows({ cursor: 'wf_gone' }))).toBe('VALIDATION');
   });
 
+  it('pages through workflows created in the same millisecond by id, neither skipping nor repeating one archived between pages', async () => {
+    const { hub, clock } = await hubWithClock(tempDir());
+    const client = await control(hub);
+    // All created at one clock reading, as a script creating many in parallel does.
+    const made = new Map<string, WorkflowHandle>();
+    for (const id of ['a', 'b', 'c', 'd', 'e']) made.set(id, await client.createWorkflow({ id, userQuery: id }));
+    const page = async (limit: number, cursor?: string) => {
+      const reply = await client.listWorkflows(cursor === undefined ? { limit } : { limit, cursor });
+      return { ids: reply.items.map((item) => item.id), cursor: reply.nextCursor ?? undefined };
+    };
+    expect((await page(10)).ids).toEqual(['a', 'b', 'c', 'd', 'e']);
+
+    const first = await page(1);
+    expect(first).toEqual({ ids: ['a'], cursor: 'a' });
+    // b, never shown, is archived after a live cursor at its millisecond: the next page still holds it.
+    await made.get('b')!.cancel();
+    await archived(hub, clock, 'b');
+    const second = await page(2, first.cursor);
+    expect(second).toEqual({ ids: ['b', 'c'], cursor: 'c' });
+    // The cursor c is archived in its turn: the next page does not show a or b again.
+    await made.get('c')!.cancel();
+    await archived(hub, clock, 'c');
+    expect(await page(10, second.cursor)).toEqual({ ids: ['d', 'e'], cursor: undefined });
+    expect((await page(10)).ids).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
   it('deletes archived workflows past retentionMs, and prunes by hand saying what it removed', async () => {
     const dataDir = tempDir();
     const { hub, clock } = await hubWithClock(dataDir, { retentionMs: 3_600_000 });

@@ -64,6 +64,17 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL archive', () => {
     expect([other.size, other.has('wf-b'), await other.read('wf-b')]).toEqual([0, false, undefined]);
   });
 
+  it('lists headers created in one millisecond by id, as written and as read again', async () => {
+    const pool = await database();
+    const archive = await opened(pool);
+    // Archived out of id order; 'wf-B' < 'wf-a' in JavaScript's order, which the table's must match.
+    for (const id of ['wf-c', 'wf-a', 'wf-B', 'wf-b']) await put(archive, workflow(id, 1000), 1);
+    await put(archive, workflow('wf-0', 999), 1);
+    const expected = ['wf-0', 'wf-B', 'wf-a', 'wf-b', 'wf-c'];
+    expect(archive.headers().map((h) => h.id)).toEqual(expected);
+    expect((await opened(pool)).headers().map((h) => h.id)).toEqual(expected);
+  });
+
   it('reads back a big workflow equal to what was archived, its keys in the same order', async () => {
     const archive = await opened(await database());
     const document = bigWorkflow('wf-big', 6000);

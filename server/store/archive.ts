@@ -1,6 +1,6 @@
 import { HubError } from '../../shared/errors.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
-import { workflowHeader, type Workflow, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import { compareCreation, workflowHeader, type Workflow, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
 import { Id } from '../../shared/schemas/common.ts';
 
 /** What the hub keeps in memory of an archived workflow: its list header, its final version and when it was archived. */
@@ -38,7 +38,7 @@ export interface WorkflowArchive {
   has(workflowId: string): boolean;
   /** The archived workflow's header, or undefined. */
   header(workflowId: string): ArchivedHeader | undefined;
-  /** Every archived workflow's header, oldest creation first (ties in archiving order). */
+  /** Every archived workflow's header, oldest creation first (ties by id: the order of workflow.list). */
   headers(): readonly ArchivedHeader[];
   /** How many workflows are archived. */
   readonly size: number;
@@ -79,8 +79,8 @@ export function damaged(id: string, where: string, why: string): HubError {
 }
 
 /**
- * Headers kept in creation order: a new one goes in by binary search (it was usually created
- * recently, so it lands near the end). Shared by every archive implementation.
+ * Headers kept in the order of workflow.list (creation, then id): a new one goes in by binary
+ * search (it was usually created recently, so it lands near the end). Shared by every archive implementation.
  */
 export class HeaderIndex {
   private readonly byId = new Map<string, ArchivedHeader>();
@@ -110,7 +110,8 @@ export class HeaderIndex {
     let high = this.sorted.length;
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if (this.sorted[middle]!.createdAt <= header.createdAt) low = middle + 1;
+      const other = this.sorted[middle]!;
+      if (compareCreation(other.createdAt, other.id, header.createdAt, header.id) < 0) low = middle + 1;
       else high = middle;
     }
     this.sorted.splice(low, 0, header);

@@ -140,6 +140,15 @@ export function workflowHeader(workflow: WorkflowHeader): WorkflowHeader {
   return { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts: { ...workOrderCounts }, unservable: unservable ?? 0 };
 }
 
+/**
+ * The order of workflow.list: by creation time (`createdAt`, or the key a live list gives it),
+ * then by id, so that workflows created in the same millisecond have one order wherever they are kept.
+ */
+export function compareCreation(createdAt: number, id: string, otherCreatedAt: number, otherId: string): number {
+  if (createdAt !== otherCreatedAt) return createdAt < otherCreatedAt ? -1 : 1;
+  return id < otherId ? -1 : id > otherId ? 1 : 0;
+}
+
 /** A workflow together with the version of the state it shows. */
 export const VersionedWorkflow = z.object({ version: z.number().int(), workflow: Workflow });
 export type VersionedWorkflow = z.infer<typeof VersionedWorkflow>;

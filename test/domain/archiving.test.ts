@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CreateWorkflowInput, ListWorkflowsInput, workflowHeader, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import { compareCreation, CreateWorkflowInput, ListWorkflowsInput, workflowHeader, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import { HeaderIndex, headerOf } from '../../server/store/archive.ts';
 import { listWorkflows } from '../../server/domain/machinery/queries.ts';
 import { random } from '../helpers/random.ts';
 import { replayRecord } from '../../server/store/records.ts';
@@ -56,7 +57,7 @@ describe('listing live and archived workflows a page at a time (domain)', () => 
           d.run('hub.evict', { workflowId: id, version: d.state.versions.get(id)! });
         }
       }
-      archived.sort((x, y) => x.createdAt - y.createdAt);
+      archived.sort((x, y) => compareCreation(x.createdAt, x.id, y.createdAt, y.id));
       const archive = { headers: () => archived, header: (id: string) => archived.find((header) => header.id === id) };
       const list = (input: { limit: number; cursor?: string }) => listWorkflows(d.state, ListWorkflowsInput.parse(input), undefined, archive);
       const whole = list({ limit: 100 }).items.map((header) => header.id);
@@ -71,6 +72,45 @@ describe('listing live and archived workflows a page at a time (domain)', () => 
         } while (cursor !== undefined);
         expect(paged, `seed ${seed}, limit ${limit}`).toEqual(whole);
       }
+    }
+  });
+
+  it('orders workflows created in one millisecond by id, and lists each once whatever is archived between pages', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const next = random(seed);
+      const d = domain();
+      const index = new HeaderIndex();
+      const archive = { headers: () => index.all(), header: (id: string) => index.get(id) };
+      const list = (input: { limit: number; cursor?: string }) => listWorkflows(d.state, ListWorkflowsInput.parse(input), undefined, archive);
+      // A few milliseconds, each with several workflows whose ids are not in creation order.
+      for (let i = 0; i < 12; i++) {
+        if (next() < 0.3) d.advance(1);
+        const id = `wf-${Math.floor(next() * 1e6)}-${i}`;
+        d.run('workflow.create', CreateWorkflowInput.parse({ id, userQuery: id }));
+        if (next() < 0.6) d.run('workflow.cancel', { workflowId: id });
+      }
+      const whole = list({ limit: 100 }).items;
+      const expected = whole.map((header) => header.id);
+      expect([...whole].sort((x, y) => compareCreation(x.createdAt, x.id, y.createdAt, y.id)).map((header) => header.id), `seed ${seed}`).toEqual(expected);
+      const evictSome = () => {
+        for (const workflow of [...d.state.workflows.values()]) {
+          if (workflow.status !== 'cancelled' || next() < 0.7) continue;
+          const v = d.state.versions.get(workflow.id)!;
+          index.put(headerOf(workflow, v, 0));
+          // Archived and not yet evicted now and then: listed from memory until the eviction.
+          if (next() < 0.8) d.run('hub.evict', { workflowId: workflow.id, version: v });
+        }
+      };
+      const paged: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = list(cursor === undefined ? { limit: 2 } : { limit: 2, cursor });
+        paged.push(...page.items.map((header) => header.id));
+        cursor = page.nextCursor ?? undefined;
+        evictSome();
+      } while (cursor !== undefined);
+      expect(paged, `seed ${seed}`).toEqual(expected);
+      expect(list({ limit: 100 }).items.map((header) => header.id), `seed ${seed}`).toEqual(expected);
     }
   });
 });

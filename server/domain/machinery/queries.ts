@@ -1,34 +1,87 @@
 import { HubError } from '../../../shared/errors.ts';
 import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
-import { workflowHeader, type WorkflowHeader } from '../../../shared/schemas/workflow.ts';
+import { compareCreation, workflowHeader, type Workflow, type WorkflowHeader } from '../../../shared/schemas/workflow.ts';
 import { ENDED_STATUSES, requireEntity, requireWorkflow } from './context.ts';
 import { versionOf, type HubState } from './state.ts';
 import { summarize } from '../workflows/summary.ts';
 import { EXAMINED_PER_PAGE } from './read-bounds.ts';
 
-/** The archived workflows a list includes: headers sorted by creation, and a lookup by id. */
+/** The archived workflows a list includes: headers in list order (see compareCreation), and a lookup by id. */
 export interface ArchivedList {
   headers(): readonly WorkflowHeader[];
   header(workflowId: string): WorkflowHeader | undefined;
 }
 
-/** The first place in `sorted` (by createdAt) whose workflow was created at or after `createdAt`. */
-function firstFrom(sorted: readonly WorkflowHeader[], createdAt: number): number {
+/** The first place in `sorted` (in list order) after the workflow `id` created at `createdAt`. */
+function firstAfter(sorted: readonly WorkflowHeader[], createdAt: number, id: string): number {
   let low = 0;
   let high = sorted.length;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if (sorted[middle]!.createdAt < createdAt) low = middle + 1;
+    const header = sorted[middle]!;
+    if (compareCreation(header.createdAt, header.id, createdAt, id) <= 0) low = middle + 1;
     else high = middle;
   }
   return low;
 }
 
 /**
- * Workflows in creation order, filtered by status, a page at a time; the cursor is the last id
- * seen. Those in memory and the `archived` ones (sorted by creation) are merged by creation time,
- * archived first at a tie; an id in both (archived, not yet evicted) is shown from memory. Every
- * workflow is listed once across pages, also after the wall clock stepped back between creations.
+ * The live workflows in list order. Each one's key is the latest creation time up to it in creation
+ * order: a clock that stepped back would otherwise put one out of order, and a page after an
+ * archived cursor would skip it. Workflows with the same key (created in one millisecond, or while
+ * the clock caught up) come in a run, which is put in id order; only that run is held and sorted.
+ */
+class LiveInOrder {
+  /** The key of the run being read: that of the workflow `peek` gives. */
+  key = -Infinity;
+  private readonly run: Workflow[] = [];
+  private at = 0;
+  private ahead: Workflow | undefined;
+  private aheadKey = -Infinity;
+
+  constructor(private readonly workflows: Iterator<Workflow>) {
+    this.readAhead();
+  }
+
+  /** The next workflow in list order, left unread; undefined at the end. */
+  peek(): Workflow | undefined {
+    if (this.at === this.run.length) this.nextRun();
+    return this.run[this.at];
+  }
+
+  /** Reads the next workflow in list order; undefined at the end. */
+  next(): Workflow | undefined {
+    const workflow = this.peek();
+    this.at++;
+    return workflow;
+  }
+
+  private nextRun(): void {
+    this.run.length = 0;
+    this.at = 0;
+    this.key = this.aheadKey;
+    while (this.ahead && this.aheadKey === this.key) {
+      this.run.push(this.ahead);
+      this.readAhead();
+    }
+    if (this.run.length > 1) this.run.sort((x, y) => compareCreation(0, x.id, 0, y.id));
+  }
+
+  private readAhead(): void {
+    const next = this.workflows.next();
+    this.ahead = next.done ? undefined : next.value;
+    if (this.ahead) this.aheadKey = Math.max(this.aheadKey, this.ahead.createdAt);
+  }
+}
+
+/**
+ * Workflows oldest first (ties by id), filtered by status, a page at a time; the cursor is the last
+ * id seen. Those in memory (by their key, see LiveInOrder) and the `archived` ones (by createdAt)
+ * are merged in one order, by key then id; an id in both (archived, not yet evicted) is shown from
+ * memory. A page starts after its cursor's place in that order, wherever the cursor is kept now,
+ * so every workflow is listed once across pages whatever is archived between them, and also after
+ * the wall clock stepped back between creations as long as nothing from there is archived meanwhile
+ * (a key above its createdAt changes when that workflow, or the one whose time it took, leaves memory).
  */
 export function listWorkflows(
   state: HubState,
@@ -38,51 +91,39 @@ export function listWorkflows(
 ): ReplyOf<'control', 'workflow.list'> {
   const archived = archive.headers();
   const cursor = input.cursor;
-  const live = state.workflows.values();
-  // Live workflows are merged by the latest creation time up to each, in creation order: a clock
-  // that stepped back would otherwise put one out of order, and a page after an archived cursor would skip it.
-  let liveKey = -Infinity;
+  const live = new LiveInOrder(state.workflows.values());
   let archivedFrom = 0;
-  let liveFrom = -Infinity;
   if (cursor !== undefined) {
     // A cursor this reader may not see is as unknown as one that does not exist.
     if (!visible(cursor)) throw new HubError('VALIDATION', `unknown cursor ${cursor}`);
+    let key: number;
     if (state.workflows.has(cursor)) {
-      for (let next = live.next(); !next.done; next = live.next()) {
-        liveKey = Math.max(liveKey, next.value.createdAt);
-        if (next.value.id === cursor) break;
-      }
-      archivedFrom = firstFrom(archived, liveKey + 1);
+      // The cursor is in memory, so it is met; the live list then goes on right after it.
+      while (live.next()!.id !== cursor);
+      key = live.key;
     } else {
       const header = archive.header(cursor);
       if (!header) throw new HubError('VALIDATION', `unknown cursor ${cursor}`);
-      let at = firstFrom(archived, header.createdAt);
-      while (archived[at]!.id !== cursor) at++;
-      archivedFrom = at + 1;
-      liveFrom = header.createdAt;
+      key = header.createdAt;
+      for (let next = live.peek(); next && compareCreation(live.key, next.id, key, cursor) < 0; next = live.peek()) live.next();
     }
+    archivedFrom = firstAfter(archived, key, cursor);
   }
   const withArchived = input.status === undefined || ENDED_STATUSES.has(input.status);
-  const nextLive = (): WorkflowHeader | undefined => {
-    for (let next = live.next(); !next.done; next = live.next()) {
-      liveKey = Math.max(liveKey, next.value.createdAt);
-      if (liveKey >= liveFrom) return next.value;
-    }
-    return undefined;
-  };
   let a = withArchived ? archivedFrom : archived.length;
-  let l = nextLive();
   const items: WorkflowHeader[] = [];
   let more = false;
-  while (a < archived.length || l) {
+  for (;;) {
+    const l = live.peek();
+    const header = archived[a];
     let candidate: WorkflowHeader;
-    if (a < archived.length && (!l || archived[a]!.createdAt <= liveKey)) {
-      candidate = archived[a++]!;
+    if (header && (!l || compareCreation(header.createdAt, header.id, live.key, l.id) < 0)) {
+      candidate = header;
+      a++;
       if (state.workflows.has(candidate.id)) continue;
-    } else {
-      candidate = l!;
-      l = nextLive();
-    }
+    } else if (l) {
+      candidate = live.next()!;
+    } else break;
     if ((input.status && candidate.status !== input.status) || !visible(candidate.id)) continue;
     if (items.length === input.limit) {
       more = true;

@@ -268,15 +268,16 @@ export class PgArchive implements WorkflowArchive {
   }
 
   /**
-   * Every header of the partition, in creation order then archiving order (each then lands at the
+   * Every header of the partition, in the index's order (creation, then id: each then lands at the
    * end of the index), put in a new index a slice per turn so that the hub serves meanwhile.
    */
   private async readHeaders(): Promise<HeaderIndex> {
     // A header that is not one (not an object, a createdAt that is not a number) sorts first instead of failing the query.
+    // Ids are ASCII (shared/schemas/common.ts): byte order ("C") is JavaScript's order of them.
     const { rows } = await this.pool.query<{ workflow_id: string; header: unknown }>(
       `SELECT workflow_id, header FROM sb_archive WHERE partition = $1
        ORDER BY CASE WHEN jsonb_typeof(header->'createdAt') = 'number' THEN (header->>'createdAt')::float8 END NULLS FIRST,
-         CASE WHEN jsonb_typeof(header->'archivedAt') = 'number' THEN (header->>'archivedAt')::float8 END NULLS FIRST, workflow_id`,
+         workflow_id COLLATE "C"`,
       [this.partition],
     );
     const index = new HeaderIndex();
