@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createHub, EmbeddedStore, type RunningHub } from '../server/index.ts';
 import type { WorkflowHandle } from '../client-sdk/index.ts';
 import { readSnapshot } from '../server/store/snapshot.ts';
+import { compareCreation } from '../shared/schemas/workflow.ts';
 import { control, crashCopy, GRANTS, startHub, tempDir } from './helpers/hub.ts';
 
 type Client = Awaited<ReturnType<typeof control>>;
@@ -67,7 +68,9 @@ describe('persistence', () => {
     expect(after).toEqual(before);
     const summaries = await Promise.all(workflows.map((w) => again.workflow(w.id).summary()));
     expect(summaries.map((s) => s.version)).toEqual(versions);
-    expect((await again.listWorkflows()).items.map((w) => w.id)).toEqual(workflows.map((w) => w.id));
+    // Oldest first; any created in the same millisecond by id.
+    const listOrder = [...before].sort((x, y) => compareCreation(x.createdAt, x.id, y.createdAt, y.id));
+    expect((await again.listWorkflows()).items.map((w) => w.id)).toEqual(listOrder.map((w) => w.id));
   });
 
   it('recovers a bulk creation from the journal alone, as a crash leaves it (its ops folded into the orders created)', async () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { HubError } from '../client-sdk/index.ts';
 import { control, startHub, tempDir } from './helpers/hub.ts';
 import { codeOf } from './helpers/errors.ts';
+import { compareCreation } from '../shared/schemas/workflow.ts';
 
 type Page = { items: Array<{ id: string }>; nextCursor: string | null };
 
@@ -32,7 +33,9 @@ describe('workflows over the network', () => {
       );
     }
     const seen = await idsOfAllPages((cursor) => client.listWorkflows(cursor ? { limit: 10, cursor } : { limit: 10 }));
-    expect(seen).toEqual(created.map((w) => w.id));
+    // Oldest first; those created in the same millisecond by id (their ids are random).
+    const documents = await Promise.all(created.map((w) => w.get()));
+    expect(seen).toEqual(documents.sort((x, y) => compareCreation(x.createdAt, x.id, y.createdAt, y.id)).map((w) => w.id));
     const fourth = await created[4]!.get();
     expect(fourth).toMatchObject({
       userQuery: 'query 4',
