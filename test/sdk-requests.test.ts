@@ -5,6 +5,7 @@ import { Server } from 'socket.io';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl, HubError, type ControlClient } from '../client-sdk/index.ts';
 import { EXAMINED_PER_PAGE } from '../server/domain/machinery/read-bounds.ts';
+import { compareCreation } from '../shared/schemas/workflow.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { control, startHub, TOKENS } from './helpers/hub.ts';
 
@@ -201,13 +202,14 @@ describe('SDK paged lists', () => {
 
   it('iterates every workflow and every matching data reference across pages', async () => {
     const client = await control(await startHub());
-    const created = [];
-    for (let i = 0; i < 5; i++) created.push((await client.createWorkflow({ userQuery: `workflow ${i}` })).id);
+    const created: Array<{ id: string; createdAt: number }> = [];
+    for (let i = 0; i < 5; i++) created.push(await (await client.createWorkflow({ userQuery: `workflow ${i}` })).get());
     const workflows: string[] = [];
     for await (const header of client.workflows({ limit: 2 })) workflows.push(header.id);
-    expect(workflows).toEqual(created);
+    // Oldest first, those created in one millisecond by id.
+    expect(workflows).toEqual(created.sort((x, y) => compareCreation(x.createdAt, x.id, y.createdAt, y.id)).map((w) => w.id));
 
-    const wf = client.workflow(created[0]!);
+    const wf = client.workflow(created[0]!.id);
     await wf.addDataReferences(Array.from({ length: 9 }, (_, i) => ({ id: `d${i}`, path: `s3://bucket/d${i}.csv`, tags: i % 3 === 0 ? ['keep'] : [] })));
     const kept: string[] = [];
     for await (const ref of wf.dataReferences({ tags: ['keep'], sort: 'path', limit: 1 })) kept.push(ref.id);
