@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../shared/errors.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
+import type { Mirror } from '../client-sdk/index.ts';
 import { codeOf } from './helpers/errors.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
-import { control, monitor, startHub } from './helpers/hub.ts';
+import { control, GRANTS, monitor, startHub } from './helpers/hub.ts';
 import { untilTrue } from './helpers/wait.ts';
 
 /** Drops a monitor's connection under it (as a network cut does) and resolves once it is connected again. */
@@ -196,6 +197,31 @@ describe('the monitor SDK catching up', () => {
       check();
     });
     expect(mirrored()).toEqual(hubCopy);
+  });
+
+  it('with subscribeAll on a token scoped to it, still mirrors a workflow created anew with the id of one pruned from the archive', async () => {
+    const hub = await startHub({
+      keepFinishedMs: 0,
+      sweepIntervalMs: 10,
+      tokens: [...GRANTS, { token: 'scoped-monitor-token', role: 'monitor', workflows: ['nightly', 'marker'] }],
+    });
+    const client = await control(hub);
+    const old = await client.createWorkflow({ id: 'nightly', userQuery: 'yesterday' });
+    const watcher = await monitor(hub, 'scoped-monitor-token');
+    await watcher.subscribeAll();
+    await old.cancel('done');
+    await untilTrue(() => !hub.state.workflows.has('nightly'), 'the workflow archived');
+    expect((await client.pruneArchive(0)).map((pruned) => pruned.workflowId)).toEqual(['nightly']);
+    await untilTrue(() => !watcher.docs.has('nightly'), 'the pruned workflow no longer mirrored');
+    // Created later within the token's scope, as subscribeAll promises. Patches go out in commit
+    // order, so once the marker created after it has arrived, the new workflow would have too.
+    const fresh = await client.createWorkflow({ id: 'nightly', userQuery: 'today' });
+    const marked = new Promise<Mirror>((resolve) => watcher.on('doc', (mirror) => mirror.doc === 'marker' && resolve(mirror)));
+    await client.createWorkflow({ id: 'marker', userQuery: 'after it' });
+    await marked;
+    const mirror = watcher.docs.get('nightly');
+    expect(mirror?.version).toBe(fresh.version);
+    expect((mirror?.state as Workflow | undefined)?.userQuery).toBe('today');
   });
 
   it('resumes a workflow pruned and created anew with the same id while the connection was down from a snapshot, not from the old one’s version', async () => {

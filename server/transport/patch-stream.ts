@@ -288,6 +288,7 @@ export class PatchStream {
     this.followedAll = true;
     // Told to call subscribeAll again after falling behind: its scope's rooms of workflows not created yet are joined there only.
     socket.data.followsAll = true;
+    socket.data.scope = scope;
     const docs = docKeys(this.hub.state).filter(visible);
     const held = (doc: DocKey) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined);
     const subscriptions = docs.map((doc) => this.catchUp(socket, doc, held(doc)));
@@ -437,7 +438,12 @@ export class PatchStream {
     this.epoch = newEpoch();
     for (const doc of workflowIds) {
       this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason: 'the workflow was deleted from the archive' });
-      this.nsp.in(room(doc)).socketsLeave(room(doc));
+      for (const id of [...(this.nsp.adapter.rooms.get(room(doc)) ?? [])]) {
+        const socket = this.nsp.sockets.get(id);
+        // A scoped follower of everything keeps its scope's rooms: a workflow created later with that id is its to see, as `ALL` sees it.
+        if (socket?.data.followsAll === true && (socket.data.scope as readonly string[] | undefined)?.includes(doc)) continue;
+        void socket?.leave(room(doc));
+      }
     }
   }
 
