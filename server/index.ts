@@ -320,6 +320,9 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
             leader: cluster?.leaderAddress ?? null,
           }
         : undefined;
+    // The main namespace serves nothing and needs no token: a client that joined it (no namespace in its URL) would wait for answers that never come.
+    const noNamespace = { code: 'VALIDATION', message: 'no namespace named: connect to /control, /agent or /monitor' };
+    io.of('/').use((_socket, next) => next(Object.assign(new Error(noNamespace.message), { data: noNamespace })));
     const common = { tokens, rateLimit: options.rateLimit, maxUnreadBytes: options.maxUnreadBytes, log: logger };
     const transfers = new Transfers();
     stops.push(() => transfers.close());

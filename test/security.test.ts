@@ -37,6 +37,12 @@ describe('security', () => {
     }
   });
 
+  it('refuses the main namespace, which serves nothing, instead of letting a token-less client in to wait for answers', async () => {
+    const hub = await startHub();
+    for (const token of [undefined, TOKENS.admin]) expect((await rawConnect(hub.url, '/', token)).refused).toBe('VALIDATION');
+    expect((await rawConnect(hub.url, '/monitor', TOKENS.monitor)).socket?.connected).toBe(true);
+  });
+
   it('lets a monitor change nothing: control events on /monitor are unknown there', async () => {
     const hub = await startHub();
     const client = await control(hub);
