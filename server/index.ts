@@ -356,8 +356,12 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       let disconnected = 0;
       for (const nsp of [io.of('/control'), io.of('/agent'), monitorNamespace]) {
         for (const socket of nsp.sockets.values()) {
-          if (tokens.holds(sessionOf(socket).grant)) continue;
-          socket.disconnect(true);
+          const { grant } = sessionOf(socket);
+          if (tokens.holds(grant)) continue;
+          // A token gone is told so, and clients do not come back; one whose grant changed (a scope
+          // widened or narrowed) loses the transport only, so that clients reconnect under the new grant.
+          if (tokens.has(grant.token)) socket.conn.close();
+          else socket.disconnect(true);
           disconnected++;
         }
       }

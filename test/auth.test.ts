@@ -1,10 +1,10 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
 import { codeOf, hubErrorOf } from './helpers/errors.ts';
 import { rawGet } from './helpers/http.ts';
-import { agent, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { agent, control, GRANTS, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 
 describe('authentication', () => {
   it('refuses a control connection without a valid admin token', async () => {
@@ -67,5 +67,28 @@ describe('authentication', () => {
     // The connection is kept, and the token still opens new ones.
     expect((await client.listWorkflows()).items).toEqual([]);
     expect(await codeOf(connectControl({ url: hub.url, token: admin }).then((again) => again.close()))).toBe('resolved');
+  });
+
+  it('reconnects the clients of a token whose scope a reload changed under the new grant, and cuts off those of a token revoked', async () => {
+    const file = join(tempDir(), 'tokens.json');
+    const grants = (workflows: string[]) => [...GRANTS, { token: 'scoped-monitor-token', role: 'monitor' as const, workflows }];
+    writeFileSync(file, JSON.stringify(grants(['first'])), { mode: 0o600 });
+    const hub = await startHub({ tokensFile: file, tokens: undefined });
+    const client = await control(hub);
+    await client.createWorkflow({ id: 'first', userQuery: 'in scope' });
+    await client.createWorkflow({ id: 'second', userQuery: 'added to the scope' });
+    const scoped = await monitor(hub, 'scoped-monitor-token');
+    const revoked = await monitor(hub);
+    expect(await codeOf(scoped.subscribe('second'))).toBe('FORBIDDEN');
+    const socket = scoped.connection.socket;
+    const back = new Promise<void>((resolve) => socket.once('disconnect', () => socket.once('connect', () => resolve())));
+    const cutOff = new Promise<string>((resolve) => revoked.connection.socket.once('disconnect', (reason) => resolve(reason)));
+    writeFileSync(file, JSON.stringify(grants(['first', 'second']).filter((grant) => grant.token !== TOKENS.monitor)));
+    await hub.reloadTokens();
+    // Closed with 'io server disconnect', the client would never come back, though its token works.
+    await back;
+    expect((await scoped.subscribe('second')).state).toMatchObject({ id: 'second' });
+    expect(await cutOff).toBe('io server disconnect');
+    expect(revoked.connection.socket.active).toBe(false);
   });
 });

@@ -28,6 +28,11 @@ export class TokenRegistry {
     for (const grant of grants) this.grants.set(hash(grant.token), grant);
   }
 
+  /** Whether `token` is in force, with whatever grant. */
+  has(token: string): boolean {
+    return this.grants.has(hash(token));
+  }
+
   /** Whether this grant is still in force with the same role and scope. */
   holds(grant: TokenGrant): boolean {
     return JSON.stringify(this.grants.get(hash(grant.token))) === JSON.stringify(grant);
