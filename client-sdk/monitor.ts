@@ -353,8 +353,9 @@ export class MonitorClient {
 
   /**
    * Catches up one name from the mirror `held` (none: a snapshot); a document the hub no longer has
-   * (pruned, or its creation rolled back) is no longer mirrored. One unsubscribed from meanwhile is
-   * not asked for again, and an answer that crossed the unsubscribe is dropped.
+   * (pruned, or its creation rolled back), or that the token may no longer see (a reload narrowed
+   * its scope), is no longer mirrored. One unsubscribed from meanwhile is not asked for again, and
+   * an answer that crossed the unsubscribe is dropped.
    */
   private async catchUpOrForget(name: string, held: Mirror | undefined): Promise<void> {
     if (held && this.mirrors.get(name) !== held) return;
@@ -362,7 +363,8 @@ export class MonitorClient {
     try {
       answer = await this.subscribeTo(name, resumeOf(held));
     } catch (error) {
-      if (!(error instanceof HubError && error.code === 'NOT_FOUND')) throw error;
+      // Retrying either would keep the old state for good, asking again every few seconds.
+      if (!(error instanceof HubError && (error.code === 'NOT_FOUND' || error.code === 'FORBIDDEN'))) throw error;
       if (held && this.mirrors.get(name) !== held) return;
       this.mirrors.delete(name);
       this.views.delete(name);

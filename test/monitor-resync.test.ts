@@ -1,10 +1,12 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../shared/errors.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import type { Mirror } from '../client-sdk/index.ts';
 import { codeOf } from './helpers/errors.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
-import { control, GRANTS, monitor, startHub } from './helpers/hub.ts';
+import { control, GRANTS, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { untilTrue } from './helpers/wait.ts';
 
 /** Drops a monitor's connection under it (as a network cut does) and resolves once it is connected again. */
@@ -222,6 +224,29 @@ describe('the monitor SDK catching up', () => {
     const mirror = watcher.docs.get('nightly');
     expect(mirror?.version).toBe(fresh.version);
     expect((mirror?.state as Workflow | undefined)?.userQuery).toBe('today');
+  });
+
+  it('stops mirroring a workflow its token may no longer see once a reload narrows its scope, and keeps the others live', async () => {
+    const file = join(tempDir(), 'tokens.json');
+    const scoped = (workflows: string[]) => [...GRANTS, { token: 'scoped-monitor-token', role: 'monitor', workflows }];
+    writeFileSync(file, JSON.stringify(scoped(['kept', 'dropped', 'followed'])), { mode: 0o600 });
+    const hub = await startHub({ tokensFile: file, tokens: undefined });
+    const client = await control(hub);
+    const kept = await client.createWorkflow({ id: 'kept', userQuery: 'still visible' });
+    await client.createWorkflow({ id: 'dropped', userQuery: 'no longer visible' });
+    const one = await monitor(hub, 'scoped-monitor-token');
+    const mirror = await one.subscribe<Workflow>('kept');
+    await one.subscribe('dropped');
+    const all = await monitor(hub, 'scoped-monitor-token');
+    await all.subscribeAll();
+    expect([...all.docs.keys()].sort()).toEqual(['dropped', 'kept']);
+    writeFileSync(file, JSON.stringify(scoped(['kept'])));
+    await hub.reloadTokens();
+    // Each reconnects with the same token, now scoped to `kept` alone: a catch-up answered FORBIDDEN, retried for good, kept the old state.
+    await untilTrue(() => !one.docs.has('dropped') && !all.docs.has('dropped'), 'the workflow out of scope no longer mirrored');
+    await kept.updateProgress('s', 10);
+    await mirror.until((w) => w.stages.s?.progress === 10, { what: 'the change to the workflow still in scope' });
+    await all.docs.get('kept')!.until((w) => (w as Workflow).stages.s?.progress === 10, { what: 'the change, following everything' });
   });
 
   it('resumes a workflow pruned and created anew with the same id while the connection was down from a snapshot, not from the old one’s version', async () => {
