@@ -246,14 +246,14 @@ class MonitorClient(ClosesOnExit):
 
     async def _catch_up_or_forget(self, name: str, held: Mirror | None) -> None:
         """Catches up one name from the mirror `held` (none: a snapshot); a document the hub no longer has (pruned, or its
-        creation rolled back) is no longer mirrored, or every later catch-up would fail on it, and the mirrors after it would
-        never be caught up. One unsubscribed from meanwhile is not asked for again, and an answer that crossed it is dropped."""
+        creation rolled back) or that the token may no longer see (a reload narrowed its scope) is no longer mirrored, or
+        every later catch-up would fail on it, and the mirrors after it would never be caught up. One unsubscribed from meanwhile is not asked for again, and an answer that crossed it is dropped."""
         if held is not None and self._mirrors.get(name) is not held:
             return
         try:
             answer = await self._subscribe_to(name, _resume_of(held))
         except HubError as error:
-            if error.code != "NOT_FOUND":
+            if error.code not in ("NOT_FOUND", "FORBIDDEN"):
                 raise
             if held is not None and self._mirrors.get(name) is not held:
                 return

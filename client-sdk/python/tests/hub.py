@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -54,6 +56,18 @@ class Hub:
         assert process.stdout is not None
         for line in process.stdout:
             self.log.append(line)
+
+    def reload(self, grants: list[dict[str, object]]) -> None:
+        """Writes `grants` to the token file and has the hub read it again (SIGHUP), waiting until it says so."""
+        assert self._process is not None
+        self.tokens_file.write_text(json.dumps(grants))
+        before = len(self.log)
+        self._process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while not any(line.startswith("SIGHUP:") for line in self.log[before:]):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the hub did not reload its tokens:\n" + "".join(self.log))
+            time.sleep(0.01)
 
     def stop(self) -> None:
         """Stops the hub process this object started (SIGTERM, then waits for it to exit)."""

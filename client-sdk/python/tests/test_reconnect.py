@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -237,3 +238,29 @@ async def test_a_monitor_takes_a_patch_of_more_than_4_mb(tmp_path: Any) -> None:
     finally:
         await asyncio.gather(*(client.close() for client in opened), return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, hub.stop)
+
+
+async def test_a_monitor_stops_mirroring_a_workflow_its_token_no_longer_sees_after_a_reload(tmp_path: Any) -> None:
+    hub = Hub(tmp_path)
+    base = [{"token": t, "role": r} for r, t in TOKENS.items()]
+    scoped = "py-scoped-monitor-token"
+    hub.tokens_file.write_text(json.dumps([*base, {"token": scoped, "role": "monitor", "workflows": ["kept", "dropped"]}]))
+    hub.start()
+    opened: list[Any] = []
+    try:
+        control = await connect_control(hub.url, TOKENS["admin"])
+        opened.append(control)
+        kept = await control.create_workflow("still visible", id="kept")
+        await control.create_workflow("no longer visible", id="dropped")
+        monitor = await connect_monitor(hub.url, scoped)
+        opened.append(monitor)
+        mirror = await monitor.subscribe("dropped")
+        mirror = await monitor.subscribe("kept")
+        await asyncio.to_thread(hub.reload, [*base, {"token": scoped, "role": "monitor", "workflows": ["kept"]}])
+        # Reconnected under the narrower scope: a catch-up answered FORBIDDEN, retried for good, kept the old state.
+        await until(lambda: "dropped" not in monitor.docs, "the workflow out of scope no longer mirrored")
+        await kept.update_progress("s", 10)
+        await until(lambda: (mirror.state or {}).get("stages", {}).get("s", {}).get("progress") == 10, "the change to the workflow in scope")
+    finally:
+        await asyncio.gather(*(client.close() for client in opened), return_exceptions=True)
+        hub.stop()
