@@ -341,10 +341,19 @@ export class MonitorClient {
       const answer = await this.connection.request('subscribeAll', epoch === undefined ? { versions } : { versions, epoch });
       this.followAllEpoch = answer.docs[0]?.epoch ?? this.followAllEpoch;
       const answered = new Set<string>();
+      const alone: string[] = [];
       for (const subscription of answer.docs) {
         answered.add(subscription.doc);
-        await this.catchUp(subscription, this.mirrors.get(subscription.doc));
+        try {
+          await this.catchUp(subscription, this.mirrors.get(subscription.doc));
+        } catch (error) {
+          // Its snapshot's transfer went before we read it (a connection holds 64, the hub 1 GB, each a minute): asking
+          // for everything again would lose the same ones, so each is asked for alone.
+          if (!(error instanceof HubError && error.code === 'NOT_FOUND')) throw error;
+          alone.push(subscription.doc);
+        }
       }
+      for (const name of alone) await this.catchUpOrForget(name, this.mirrors.get(name));
       // Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
       rest = rest.filter(([name]) => !answered.has(name));
     }
