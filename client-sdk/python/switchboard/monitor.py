@@ -219,8 +219,18 @@ class MonitorClient(ClosesOnExit):
                     reply = await self.connection.request("subscribeAll", {"versions": docs} if epoch is None else {"versions": docs, "epoch": epoch})
                     if reply["docs"]:
                         self._follow_all_epoch = reply["docs"][0]["epoch"]
+                    alone = []
                     for subscription in reply["docs"]:
-                        await self._catch_up(subscription, self._mirrors.get(subscription["doc"]))
+                        try:
+                            await self._catch_up(subscription, self._mirrors.get(subscription["doc"]))
+                        except HubError as error:
+                            # Its snapshot's transfer went before we read it (a connection holds 64, the hub 1 GB, each a
+                            # minute): asking for everything again would lose the same ones, so each is asked for alone.
+                            if error.code != "NOT_FOUND":
+                                raise
+                            alone.append(subscription["doc"])
+                    for name in alone:
+                        await self._catch_up_or_forget(name, self._mirrors.get(name))
                     # Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
                     answered = {subscription["doc"] for subscription in reply["docs"]}
                     names += [name for name in held if name not in self._views and name not in answered]

@@ -210,3 +210,17 @@ async def test_a_mirror_of_a_workflow_deleted_meanwhile_is_dropped_at_the_catch_
         # Clients first: the hub's clean stop waits for their connections.
         await close_all()
         hub.stop()
+
+
+async def test_subscribe_all_mirrors_more_big_workflows_than_a_connection_holds_transfers(own_hub: Hub) -> None:
+    # 66 workflows over 1 MB each: one subscribeAll answer offers more transfers than the 64 a connection may hold.
+    control, monitor = await clients(own_hub)
+    blob = "x" * 250_000
+    ids = []
+    for w in range(66):
+        wf = await control.create_workflow(f"big {w}")
+        await wf.create_work_orders([{"id": f"o{i}", "task_type": "nobody-serves-this", "input": blob} for i in range(3)])
+        await wf.create_work_orders([{"id": f"o{i}", "task_type": "nobody-serves-this", "input": blob} for i in range(3, 5)])
+        ids.append(wf.id)
+    mirrors = await monitor.subscribe_all()
+    assert all(len(mirrors[id_].state["workOrders"]) == 5 for id_ in ids)
