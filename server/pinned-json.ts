@@ -147,6 +147,27 @@ function inSlices<R extends object>(pinned: PinnedDoc, chunkBytes: number, next:
   return { version: pinned.version, chunks: chunks(), release: () => pinned.release() };
 }
 
+/** Serialisations under way for sharedJsonParts, per state (the hub's, or an archived workflow's) and document. */
+const underWay = new WeakMap<HubState, Map<DocKey, { root: unknown; version: number; result: Promise<{ version: number; parts: Buffer[] }> }>>();
+
+/**
+ * pinnedJsonParts, shared by every read of `doc` at its current version while it runs: each read
+ * held a whole copy until its transfer was offered, so a burst of them could exhaust the heap.
+ */
+export function sharedJsonParts(state: HubState, doc: DocKey): Promise<{ version: number; parts: Buffer[] }> {
+  let docs = underWay.get(state);
+  if (!docs) underWay.set(state, (docs = new Map()));
+  const root = docRoot(state, doc);
+  const version = versionOf(state, doc);
+  const running = docs.get(doc);
+  if (running && running.root === root && running.version === version) return running.result;
+  const entry = { root, version, result: pinnedJsonParts(state, doc) };
+  docs.set(doc, entry);
+  const done = () => void (docs.get(doc) === entry && docs.delete(doc));
+  entry.result.then(done, done);
+  return entry.result;
+}
+
 /** A document's JSON at one version as UTF-8 parts of at most 1 MB, serialised in slices. */
 export async function pinnedJsonParts(state: HubState, doc: DocKey): Promise<{ version: number; parts: Buffer[] }> {
   const { version, chunks } = pinnedJson(state, doc);

@@ -112,6 +112,27 @@ describe('what the hub holds per connection', () => {
   });
 });
 
+describe('what concurrent big reads hold', () => {
+  it('serialises a big workflow once for workflow.get requests at one version, and holds its bytes once', async () => {
+    const transfers = instancesOf(Transfers.prototype, 'offer');
+    const hub = await startHub();
+    await bigWorkflow(hub, 'big');
+    const reader = await connectRaw(hub.url, 'control');
+    // Asked together (a Promise.all of gets): each serialisation held a copy until its transfer was offered.
+    const replies = await Promise.all(Array.from({ length: 20 }, () => reader.emitWithAck('workflow.get', { workflowId: 'big' })));
+    const [instance] = [...transfers];
+    const { bytes } = replies[0].data.transfer as { bytes: number };
+    expect(new Set(replies.map((r) => r.data.version)).size).toBe(1);
+    expect(field<Map<unknown, unknown>>(instance!, 'bodies').size).toBe(1);
+    expect(field<number>(instance!, 'held')).toBe(bytes);
+    // And every reader reads the same bytes.
+    const last = replies[19].data.transfer as { id: string; parts: number };
+    let read = 0;
+    for (let part = 0; part < last.parts; part++) read += ((await reader.emitWithAck('transfer.read', { id: last.id, part })).data.data as Buffer).length;
+    expect(read).toBe(bytes);
+  });
+});
+
 describe('what the hub holds per agent', () => {
   it('lets an agent go whose old connection closed while a new one’s registration failed', async () => {
     const transports = instancesOf(AgentTransport.prototype, 'handlers');

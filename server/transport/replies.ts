@@ -5,7 +5,7 @@ import { INLINE_REPLY_BYTES } from '../../shared/schemas/transfer.ts';
 import { getWorkflow } from '../domain/machinery/queries.ts';
 import { workflowSmallerThan, type HubState } from '../domain/machinery/state.ts';
 import { requireWorkflow } from '../domain/machinery/context.ts';
-import { pinnedJsonParts } from '../pinned-json.ts';
+import { sharedJsonParts } from '../pinned-json.ts';
 import type { RenderedReport } from '../reports/report-renderer.ts';
 import type { Transfer } from '../../shared/schemas/transfer.ts';
 import type { EncodedJson } from './encoded-json.ts';
@@ -22,8 +22,8 @@ export function reportReply(report: RenderedReport, socket: Socket, transfers: T
 export async function workflowReply(state: HubState, workflowId: string, socket: Socket, transfers: Transfers): Promise<ReplyOf<'control', 'workflow.get'>> {
   const workflow = requireWorkflow(state, workflowId);
   if (workflowSmallerThan(workflow, INLINE_REPLY_BYTES)) return getWorkflow(state, workflowId);
-  // Pinned before the first await: the version of the moment it was asked.
-  const { version, parts } = await pinnedJsonParts(state, workflowId);
+  // Pinned before the first await: the version of the moment it was asked (shared with the reads at that version).
+  const { version, parts } = await sharedJsonParts(state, workflowId);
   return { version, transfer: transfers.offer(socket, parts) };
 }
 
