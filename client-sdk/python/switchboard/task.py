@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
+from .errors import HubError
+
 T = TypeVar("T")
 
 
@@ -71,7 +73,14 @@ class TaskContext:
         self._percentage: float = 0
 
     async def progress(self, percentage: float, message: str | None = None, details: Any = None) -> None:
-        """Reports progress (0..100); `details` become the checkpoint handed to a later attempt."""
+        """Reports progress (0..100); `details` become the checkpoint handed to a later attempt.
+
+        A percentage outside 0..100 (or NaN, or not a number) raises HubError VALIDATION at once and is not kept.
+        """
+        # Refused here, not by the hub: coalesced with a later update it would pass unnoticed, and kept it
+        # would make every later checkpoint_now() fail.
+        if isinstance(percentage, bool) or not isinstance(percentage, (int, float)) or not 0 <= percentage <= 100:
+            raise HubError("VALIDATION", f"progress must be a number from 0 to 100; got {percentage!r}")
         self._percentage = percentage
         await self._progress(percentage, message, details)
 

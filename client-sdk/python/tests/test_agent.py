@@ -164,6 +164,34 @@ async def test_a_plain_function_returning_a_coroutine_that_uses_its_context_fail
     assert "declare the handler `async def`" in state["workOrders"]["wrapped"]["error"]
 
 
+async def test_a_percentage_outside_0_to_100_is_refused_at_once_and_later_checkpoints_still_land(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("bad-progress")
+    worker = await agent(hub, kind)
+    refused: list[tuple[str, str]] = []
+
+    @worker.task(kind)
+    async def count(task: Task, ctx: TaskContext) -> str:
+        await ctx.progress(30, details={"step": 1})
+        for bad in (150, -1, float("nan")):
+            try:
+                await ctx.progress(bad, "bad")
+            except HubError as error:
+                refused.append((error.code, error.message))
+        # Kept, the bad percentage went with every later checkpoint, and the hub refused each.
+        await ctx.checkpoint_now({"step": 2})
+        return "counted"
+
+    await worker.ready()
+    wf, mirror = await started(control, monitor, "report a bad percentage")
+    await wf.create_work_order(kind, id="o1", max_attempts=1)
+    done = await mirror.until(lambda state, _: state["workOrders"]["o1"]["state"] in ("completed", "failed"))
+    assert [code for code, _ in refused] == ["VALIDATION"] * 3
+    assert refused[0][1] == "progress must be a number from 0 to 100; got 150"
+    order = done["workOrders"]["o1"]
+    assert (order["state"], order["result"], order["checkpoint"]) == ("completed", "counted", {"step": 2})
+
+
 async def test_a_registration_the_hub_refuses_is_raised_by_on_task_and_ready(hub: Hub) -> None:
     worker = await agent(hub, unique("refused"))
 
