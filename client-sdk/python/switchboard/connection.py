@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +31,18 @@ def hub_url(url: str) -> str:
     if parts.path not in ("", "/"):
         raise HubError("VALIDATION", f"the hub URL {url!r} has a path ({parts.path}); the hub serves its clients at the root")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def checked_timeout(name: str, value: float | None, fallback: float) -> float:
+    """`value` if it is a timeout (seconds, 0 or more; math.inf: no limit), else a VALIDATION error naming `name`; `fallback` when None.
+
+    asyncio took a negative or NaN timeout as "at once" without a word: a request failed with TIMEOUT before its answer
+    could come, a connection with DISCONNECTED "within -1 s"."""
+    if value is None:
+        return fallback
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+        raise HubError("VALIDATION", f"{name} must be a number of seconds, 0 or more (math.inf: no limit); got {value!r}")
+    return value
 
 
 class _StrictJson:
@@ -119,6 +132,8 @@ class Connection:
     @classmethod
     async def open(cls, namespace: str, url: str, token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> Connection:
         """Connects to `namespace`; raises HubError at a refused token (its code) or when the hub cannot be reached (DISCONNECTED)."""
+        connect_timeout = checked_timeout("connect_timeout", connect_timeout, 10.0)
+        request_timeout = checked_timeout("request_timeout", request_timeout, 10.0)
         connection = cls(namespace, url, token, request_timeout)
         await connection._connect(connect_timeout)
         return connection
@@ -223,7 +238,7 @@ class Connection:
     async def request(self, event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
         """Sends a request and returns the `data` of its ack, or raises the HubError it carries; waits (unsent) while reconnecting."""
         loop = asyncio.get_running_loop()
-        wait = timeout if timeout is not None else self.request_timeout
+        wait = checked_timeout("timeout", timeout, self.request_timeout)
         deadline = loop.time() + wait
         if not self._up.is_set():
             up, finished = asyncio.ensure_future(self._up.wait()), asyncio.ensure_future(self._finished.wait())
@@ -264,7 +279,7 @@ class Connection:
     async def create_once(self, key: str, event: str, payload: dict[str, Any], existing: Callable[[], Awaitable[Any]], timeout: float | None = None) -> Any:
         """A create carrying the client's own id, sent again after DISCONNECTED or TIMEOUT; a later CONFLICT for it is its success."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 3 * (timeout if timeout is not None else self.request_timeout)
+        deadline = loop.time() + 3 * checked_timeout("timeout", timeout, self.request_timeout)
         while True:
             try:
                 reply = await self.request(event, payload, timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import pytest
 
@@ -81,6 +82,25 @@ async def test_a_refused_token_fails_the_connection_with_its_code(hub: Hub) -> N
     with pytest.raises(HubError) as bad_url:
         await connect_control(hub.url + "/socket", TOKENS["admin"])
     assert bad_url.value.code == "VALIDATION"
+
+
+async def test_a_negative_or_nan_timeout_is_refused_and_an_infinite_one_waits(hub: Hub) -> None:
+    # Taken as "at once" before: a request failed with TIMEOUT, a connection with DISCONNECTED "within -1 s".
+    for options, name in (({"request_timeout": -1}, "request_timeout"), ({"connect_timeout": -1}, "connect_timeout"),
+                          ({"request_timeout": math.nan}, "request_timeout"), ({"connect_timeout": math.nan}, "connect_timeout")):
+        with pytest.raises(HubError) as refused:
+            await connect_control(hub.url, TOKENS["admin"], **options)
+        assert refused.value.code == "VALIDATION"
+        assert refused.value.message.startswith(f"{name} must be a number of seconds, 0 or more (math.inf: no limit); got ")
+    control = await connect_control(hub.url, TOKENS["admin"], request_timeout=math.inf, connect_timeout=math.inf)
+    try:
+        wf = await control.create_workflow("no time limit")
+        assert (await control.connection.request("workflow.get", {"workflowId": wf.id}, timeout=math.inf))["workflow"]["id"] == wf.id
+        with pytest.raises(HubError) as refused:
+            await control.connection.request("workflow.get", {"workflowId": wf.id}, timeout=-0.5)
+        assert (refused.value.code, refused.value.message) == ("VALIDATION", "timeout must be a number of seconds, 0 or more (math.inf: no limit); got -0.5")
+    finally:
+        await control.close()
 
 
 async def test_work_orders_created_with_ids_are_sent_again_after_a_lost_answer_and_found_created(hub: Hub) -> None:
