@@ -45,6 +45,27 @@ def checked_timeout(name: str, value: float | None, fallback: float) -> float:
     return value
 
 
+#: WebSocket close code 1009: the hub closed the connection at a message over its maxHttpBufferSize.
+MESSAGE_TOO_BIG = 1009
+
+
+def _json_bytes(payload: Any) -> int:
+    """The approximate size of a payload's JSON in bytes; 0 if it has none."""
+    try:
+        return len(json.dumps(payload, allow_nan=False).encode())
+    except (TypeError, ValueError):
+        return 0
+
+
+def too_big_error(event: str, size: int) -> HubError:
+    """The error of a request whose message the hub would not read: nothing was done, and sending it again cannot help."""
+    return HubError(
+        "VALIDATION",
+        f"{event} was not read by the hub: its message (about {size} bytes) is larger than the hub's maxHttpBufferSize "
+        "(1 MiB by default), so the hub closed the connection without applying it. Send less in one request.",
+    )
+
+
 class _StrictJson:
     """The json module as the hub reads it: NaN and Infinity refused (ValueError) before anything is sent."""
 
@@ -105,7 +126,8 @@ class Connection:
         #: Why the hub refused the last attempt to reconnect (RATE_LIMITED, say), until the next connection.
         self.last_error: HubError | None = None
         self._answered = asyncio.Event()
-        self._pending: set[asyncio.Future[Any]] = set()
+        #: Requests sent and not answered yet, with their event and payload (to name the one a close for size was at).
+        self._pending: dict[asyncio.Future[Any], tuple[str, dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconnect_listeners: list[Callable[[], None]] = []
         self._disconnect_listeners: list[Callable[[], None]] = []
@@ -215,13 +237,34 @@ class Connection:
         self._up.clear()
         self._down.set()
         error = HubError("DISCONNECTED", f"the connection to the hub at {self.url} dropped before the answer; the request may or may not have taken effect")
-        for future in self._pending:
-            if not future.done():
+        # The biggest request in flight at a close for size is the one the hub refused (it read no further): it fails for what it
+        # is, not as DISCONNECTED, which its callers (a create sent again, an agent's report) would retry for ever.
+        refused = self._closed_for_size()
+        for future, (event, _payload) in list(self._pending.items()):
+            if future.done():
+                continue
+            if refused is not None and future is refused[0]:
+                future.set_exception(too_big_error(event, refused[1]))
+            else:
                 future.set_exception(error)
         for listener in list(self._disconnect_listeners):
             listener()
         if not self.closed:
             self.spawn(self._check_gone())
+
+    def _closed_for_size(self) -> tuple[asyncio.Future[Any], int] | None:
+        """The request in flight the hub closed the websocket at (code 1009, a message too big) and its size, if that was why it closed."""
+        # Private, for want of a public way: python-engineio 4.3 keeps the aiohttp websocket (and its close code) until after
+        # the disconnect handlers, and passes them no reason.
+        ws = getattr(self._sio.eio, "ws", None)
+        if getattr(ws, "close_code", None) != MESSAGE_TOO_BIG:
+            return None
+        found: tuple[asyncio.Future[Any], int] | None = None
+        for future, (_event, payload) in self._pending.items():
+            size = _json_bytes(payload)
+            if found is None or size > found[1]:
+                found = (future, size)
+        return found
 
     async def _check_gone(self) -> None:
         # python-socketio starts its reconnect task right after the disconnect handlers, unless the
@@ -258,7 +301,7 @@ class Connection:
             if not future.done():
                 future.set_result(args[0] if args else None)
 
-        self._pending.add(future)
+        self._pending[future] = (event, payload)
         try:
             try:
                 await self._sio.emit(event, payload, namespace=self.namespace, callback=on_ack)
@@ -269,7 +312,7 @@ class Connection:
             except asyncio.TimeoutError:
                 raise HubError("TIMEOUT", f"{event} got no answer from the hub at {self.url} within {wait} s") from None
         finally:
-            self._pending.discard(future)
+            self._pending.pop(future, None)
         if isinstance(envelope, dict) and envelope.get("ok") is True:
             return envelope.get("data")
         if isinstance(envelope, dict) and envelope.get("ok") is False:

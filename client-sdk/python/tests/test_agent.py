@@ -104,6 +104,29 @@ async def test_a_result_holding_nan_fails_the_order_for_good_without_dropping_th
     assert order["error"] == "failed (not retryable): the completion could not be sent: Out of range float values are not JSON compliant"
 
 
+async def test_a_completion_too_big_for_the_hub_to_read_fails_the_order_for_good_instead_of_being_resent_for_ever(tmp_path: Path) -> None:
+    small = Hub(tmp_path, {"maxHttpBufferSize": 32 * 1024}).start()
+    try:
+        progress_error: list[BaseException] = []
+
+        async def huge(task: Task, ctx: TaskContext) -> str:
+            # Within the bounds of details (64 KiB) and result (256 KiB), over the hub's message size.
+            try:
+                await ctx.progress(50, "half", {"rows": "r" * 40_000})
+            except HubError as error:
+                progress_error.append(error)
+            return "x" * 100_000
+
+        # Taken for a dropped connection before: the agent resent both after every reconnect, for ever.
+        order = await fails_for_good(small, unique("huge"), huge)
+        assert [(e.code, e.message.startswith("task.progress was not read by the hub")) for e in progress_error if isinstance(e, HubError)] == [("VALIDATION", True)]
+        assert order["attempts"] == 1
+        assert order["error"].startswith("failed (not retryable): the hub refused the completion: task.complete was not read by the hub: its message (about ")
+    finally:
+        await close_all()
+        small.stop()
+
+
 async def test_a_handler_that_raises_a_cancelled_error_of_its_own_fails_its_attempt_at_once(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("inner-cancel")

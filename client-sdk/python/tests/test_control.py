@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +83,38 @@ async def test_a_refused_token_fails_the_connection_with_its_code(hub: Hub) -> N
     with pytest.raises(HubError) as bad_url:
         await connect_control(hub.url + "/socket", TOKENS["admin"])
     assert bad_url.value.code == "VALIDATION"
+
+
+async def test_a_request_too_big_for_the_hub_fails_with_validation_is_not_sent_again_and_changes_nothing(tmp_path: Path) -> None:
+    small = Hub(tmp_path, {"maxHttpBufferSize": 64 * 1024}).start()
+    try:
+        control = await connect_control(small.url, TOKENS["admin"], request_timeout=1)
+        try:
+            wf = await control.create_workflow("big input")
+            sio = control.connection._sio
+            emit, creates = sio.emit, []
+
+            async def counting(event: str, *args: object, **kwargs: object) -> object:
+                if event == "workOrder.create":
+                    creates.append(event)
+                return await emit(event, *args, **kwargs)
+
+            sio.emit = counting
+            # Within the order's own bound (256 KiB), over the hub's message size: the hub closes the connection at it.
+            with pytest.raises(HubError) as refused:
+                await wf.create_work_order("t", id="big", input="x" * 100_000)
+            assert refused.value.code == "VALIDATION"
+            assert refused.value.message.startswith("workOrder.create was not read by the hub: its message (about ")
+            assert "larger than the hub's maxHttpBufferSize" in refused.value.message
+            assert len(creates) == 1
+            # The client reconnects on its own, and the order was never made.
+            with pytest.raises(HubError) as missing:
+                await wf.get_work_order("big")
+            assert missing.value.code == "NOT_FOUND"
+        finally:
+            await control.close()
+    finally:
+        small.stop()
 
 
 async def test_a_negative_or_nan_timeout_is_refused_and_an_infinite_one_waits(hub: Hub) -> None:
