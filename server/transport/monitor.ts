@@ -2,7 +2,7 @@ import type { Socket } from 'socket.io';
 import { HubError } from '../../shared/errors.ts';
 import type { Subscription } from '../../shared/schemas/monitor.ts';
 import { isViewName, viewName, type ViewSpec } from '../../shared/schemas/views.ts';
-import { AGENTS_DOC, versionOf } from '../domain/machinery/state.ts';
+import { AGENTS_DOC, versionOf, type HubState } from '../domain/machinery/state.ts';
 import { workflowView } from '../domain/workflows/views.ts';
 import { catalogBuild } from '../catalog-build.ts';
 import type { StateWriter } from '../state-writer.ts';
@@ -35,41 +35,39 @@ function requireVisible(session: Session, doc: string): void {
   if (!visible(session, doc)) throw new HubError('FORBIDDEN', `this token cannot see ${doc}`);
 }
 
-/** The final value of a view of an archived workflow (it never changes again), and no stream. */
-async function archivedView(
-  reads: WorkflowReads,
-  workflowId: string,
-  view: ViewSpec,
-  held: { version?: number | undefined; epoch?: string | undefined },
-  epoch: string,
-  socket: Socket,
-  transfers: Transfers,
-): Promise<Subscription> {
+type Held = { version?: number | undefined; epoch?: string | undefined };
+
+/** The state holding archived workflow `workflowId` alone, or NOT_FOUND. */
+async function archivedState(reads: WorkflowReads, workflowId: string): Promise<HubState> {
   const state = await reads.stateFor(workflowId);
   if (!state.workflows.has(workflowId)) throw new HubError('NOT_FOUND', `workflow ${workflowId} does not exist`);
+  return state;
+}
+
+/** The answer to a subscriber that already holds `version` in this epoch: no patches (an archived workflow never changes). */
+function heldAlready(doc: string, held: Held, epoch: string, version: number): Subscription | undefined {
+  return held.epoch === epoch && held.version === version ? { doc, epoch, mode: 'patches', from: version, to: version, ops: [] } : undefined;
+}
+
+/** The final value of a view of an archived workflow (it never changes again), and no stream. */
+async function archivedView(reads: WorkflowReads, workflowId: string, view: ViewSpec, held: Held, epoch: string, socket: Socket, transfers: Transfers): Promise<Subscription> {
+  const state = await archivedState(reads, workflowId);
+  const doc = viewName(workflowId, view);
+  const version = versionOf(state, workflowId);
+  const unchanged = heldAlready(doc, held, epoch, version);
+  if (unchanged) return unchanged;
   // A state read from the archive starts with no catalog: a big one is built a slice per turn.
   for (let build = catalogBuild(state, workflowId); build; build = catalogBuild(state, workflowId)) await build;
   const value = workflowView(state, workflowId, view);
-  const doc = viewName(workflowId, view);
-  const version = versionOf(state, workflowId);
-  if (held.epoch === epoch && held.version === version) return { doc, epoch, mode: 'patches', from: version, to: version, ops: [] };
   return holdsEncoded({ doc, epoch, mode: 'snapshot', version, ...viewBody(new EncodedJson(JSON.stringify(value)), socket, transfers) });
 }
 
 /** The final state of an archived workflow (a snapshot, or no patches when that version is held in this epoch). */
-async function archivedDocument(
-  reads: WorkflowReads,
-  doc: string,
-  held: { version?: number | undefined; epoch?: string | undefined },
-  stream: Pick<PatchStream, 'epoch'>,
-  socket: Socket,
-  transfers: Transfers,
-): Promise<Subscription> {
-  const state = await reads.stateFor(doc);
-  if (!state.workflows.has(doc)) throw new HubError('NOT_FOUND', `workflow ${doc} does not exist`);
+async function archivedDocument(reads: WorkflowReads, doc: string, held: Held, epoch: string, socket: Socket, transfers: Transfers): Promise<Subscription> {
+  const state = await archivedState(reads, doc);
   const version = versionOf(state, doc);
-  const { epoch } = stream;
-  if (held.epoch === epoch && held.version === version) return { doc, epoch, mode: 'patches', from: version, to: version, ops: [] };
+  const unchanged = heldAlready(doc, held, epoch, version);
+  if (unchanged) return unchanged;
   // A big one as a transfer, serialised in slices like a live one.
   const reply = await workflowReply(state, doc, socket, transfers);
   return reply.transfer ? { doc, epoch, mode: 'snapshot', version, transfer: reply.transfer } : { doc, epoch, mode: 'snapshot', version, state: reply.workflow };
@@ -91,7 +89,7 @@ export function monitorHandlers({ hub, reads, stream, views, renderer, transfers
         const joined = socket.rooms.has(room(input.doc));
         void socket.join(room(input.doc));
         try {
-          return await archivedDocument(reads, input.doc, input, stream, socket, transfers);
+          return await archivedDocument(reads, input.doc, input, stream.epoch, socket, transfers);
         } catch (error) {
           if (!joined) void socket.leave(room(input.doc));
           throw error;
