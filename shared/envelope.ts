@@ -18,3 +18,12 @@ export const ErrorEnvelope = z.object({
 export function envelopeOf<T extends z.ZodType>(data: T) {
   return z.union([z.object({ ok: z.literal(true), data }), ErrorEnvelope]);
 }
+
+/** The event that carries several requests of a namespace in one message (PROTOCOL.md, "Batches"). */
+export const BATCH_EVENT = 'batch';
+/** The most requests one batch may carry. */
+export const MAX_BATCH = 100;
+/** A batch: `[event, payload]` pairs, each a request of the namespace, served in order as if sent alone. */
+export const BatchRequest = z.array(z.tuple([z.string(), z.unknown()])).min(1).max(MAX_BATCH);
+/** The `data` of a batch's ack: one ack envelope per request, in the batch's order. */
+export const BatchReply = z.array(envelopeOf(z.unknown()));

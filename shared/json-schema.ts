@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { contract, pushEvents } from './contract.ts';
-import { envelopeOf, ErrorEnvelope } from './envelope.ts';
+import { BATCH_EVENT, BatchReply, BatchRequest, envelopeOf, ErrorEnvelope } from './envelope.ts';
 import { Agent } from './schemas/agent.ts';
 import { DataReference } from './schemas/data.ts';
 import { Kpi } from './schemas/kpis.ts';
@@ -102,6 +102,8 @@ export function contractJsonSchema(): JsonSchema & { $defs: Record<string, JsonS
   }
   defs.Ack = convert(envelopeOf(z.unknown()), 'output', defs, 'The envelope every request is acknowledged with; `data` is the event’s reply.');
   defs.AckError = convert(ErrorEnvelope, 'output', defs, 'A refused request: a documented code, a message, and for VALIDATION the issues.');
+  defs.BatchRequest = convert(BatchRequest, 'input', defs, `The payload of event \`${BATCH_EVENT}\` (any namespace): [event, payload] pairs, each served in order as if sent alone.`);
+  defs.BatchReply = convert(BatchReply, 'output', defs, `The \`data\` of a successful ack of \`${BATCH_EVENT}\`: one ack per request of the batch, in its order.`);
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'urn:switchboard:protocol',

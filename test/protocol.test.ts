@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { contract, pushEvents, type NamespaceName } from '../shared/contract.ts';
-import { envelopeOf } from '../shared/envelope.ts';
+import { BatchReply, BatchRequest, envelopeOf } from '../shared/envelope.ts';
 import { ERROR_CODES } from '../shared/errors.ts';
 import { contractJsonSchema } from '../shared/json-schema.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
@@ -25,6 +25,8 @@ const published = (key: string) => z.fromJSONSchema({ $defs, $ref: `#/$defs/${ke
 /** The contract's own schema for a `$defs` key of the published document. */
 function contractSchema(key: string): z.ZodType {
   if (key === 'Ack') return envelopeOf(z.unknown());
+  if (key === 'BatchRequest') return BatchRequest;
+  if (key === 'BatchReply') return BatchReply;
   const [namespace, event, kind] = key.split(':') as [NamespaceName, string, string];
   const request = (contract[namespace] as Record<string, { request: z.ZodType; reply: z.ZodType }>)[event];
   const push = pushesOf(namespace)[event];

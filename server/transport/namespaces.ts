@@ -1,6 +1,6 @@
 import type { Namespace, Socket } from 'socket.io';
 import type { Contract, EventName, NamespaceName, ParsedRequestOf, ReplyOf, RequestSpec } from '../../shared/contract.ts';
-import type { Ack } from '../../shared/envelope.ts';
+import { BATCH_EVENT, BatchRequest, type Ack } from '../../shared/envelope.ts';
 import { HubError } from '../../shared/errors.ts';
 import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
@@ -49,6 +49,8 @@ export function failure(error: unknown, log: Logger, event: string): Ack<never> 
 }
 
 type Answer = (envelope: Ack<unknown>) => void;
+
+const RATE_LIMITED: Ack<never> = { ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } };
 
 /**
  * Answers a connection may hold unread, as a multiple of `maxUnreadBytes`: requests read in one
@@ -156,28 +158,44 @@ export function bindNamespace<N extends NamespaceName>(
       }
       const answer = ack as Answer;
       if (overflowing(socket, max, options.log, event, false)) return;
-      // Before anything else: every request costs a token, an unknown or malformed one too.
-      if (!session.limiter.take()) return send(answer, { ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } }, options.log, event, socket, max);
-      const spec = Object.hasOwn(specs, event) ? specs[event] : undefined;
-      if (!spec) return send(answer, { ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } }, options.log, event, socket, max);
-      const parsed = spec.request.safeParse(args.length > 1 ? args[0] : undefined);
-      if (!parsed.success) {
-        return send(answer, { ok: false, error: validationError(`${event} payload`, parsed.error).toJSON() }, options.log, event, socket, max);
-      }
-      let result: unknown;
-      try {
-        result = table[event]!(parsed.data, session, socket);
-      } catch (error) {
-        return send(answer, failure(error, options.log, event), options.log, event, socket, max);
-      }
-      if (result instanceof Promise) {
-        result.then(
-          (data) => send(answer, { ok: true, data }, options.log, event, socket, max),
-          (error) => send(answer, failure(error, options.log, event), options.log, event, socket, max),
-        );
-      } else {
-        send(answer, { ok: true, data: result }, options.log, event, socket, max);
-      }
+      const payload = args.length > 1 ? args[0] : undefined;
+      const reply = event === BATCH_EVENT ? serveBatch(payload, session, socket) : serve(event, payload, session, socket);
+      if (reply instanceof Promise) reply.then((envelope) => send(answer, envelope, options.log, event, socket, max));
+      else send(answer, reply, options.log, event, socket, max);
     });
   });
+
+  /** One request: its rate-limit token, its payload checked against the contract, its handler; never throws. */
+  function serve(event: string, payload: unknown, session: Session, socket: Socket): Ack<unknown> | Promise<Ack<unknown>> {
+    // Before anything else: every request costs a token, an unknown or malformed one too.
+    if (!session.limiter.take()) return RATE_LIMITED;
+    const spec = Object.hasOwn(specs, event) ? specs[event] : undefined;
+    if (!spec) return { ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } };
+    const parsed = spec.request.safeParse(payload);
+    if (!parsed.success) return { ok: false, error: validationError(`${event} payload`, parsed.error).toJSON() };
+    let result: unknown;
+    try {
+      result = table[event]!(parsed.data, session, socket);
+    } catch (error) {
+      return failure(error, options.log, event);
+    }
+    if (!(result instanceof Promise)) return { ok: true, data: result };
+    return result.then(
+      (data) => ({ ok: true, data }),
+      (error) => failure(error, options.log, event),
+    );
+  }
+
+  /** The requests of a batch, each served as if sent alone and in order; answered together once all are. */
+  function serveBatch(payload: unknown, session: Session, socket: Socket): Ack<unknown> | Promise<Ack<unknown>> {
+    const parsed = BatchRequest.safeParse(payload);
+    if (!parsed.success) {
+      // A malformed batch runs none of its requests, but costs a token as any malformed request does.
+      session.limiter.take();
+      return { ok: false, error: validationError(`${BATCH_EVENT} payload`, parsed.error).toJSON() };
+    }
+    const replies = parsed.data.map(([event, entry]) => serve(event, entry, session, socket));
+    if (!replies.some((reply) => reply instanceof Promise)) return { ok: true, data: replies };
+    return Promise.all(replies).then((data) => ({ ok: true, data }));
+  }
 }

@@ -1,0 +1,75 @@
+import { io } from 'socket.io-client';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import type { Ack } from '../shared/envelope.ts';
+import { control, startHub, TOKENS } from './helpers/hub.ts';
+import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
+
+/** What each ack of a batch says: 'ok' or its error code. */
+const outcomes = (acks: Ack<unknown>[]) => acks.map((ack) => (ack.ok ? 'ok' : ack.error.code));
+
+describe('a batch of requests in one message (raw protocol)', () => {
+  it('serves each request as if it came alone, in order, and acks them together', async () => {
+    const { wf, worker } = await rawAgentOnStartedWorkflow('raw-1', 'batches');
+    await wf.createWorkOrder({ id: 'one', taskType: 't' });
+    const offer = await worker.nextOffer();
+    offer.ack({ accept: true });
+    const ref = refOf(offer.assignment);
+
+    const reply = await worker.request('batch', [
+      ['task.progress', { ...ref, progress: 40 }],
+      ['task.progress', { ...ref, progress: 'half' }],
+      ['no.such', {}],
+      ['batch', [['task.progress', { ...ref, progress: 60 }]]],
+      ['task.complete', { ...ref, result: 'done' }],
+      ['task.progress', { ...ref, progress: 90 }],
+    ]);
+    expect(reply.ok).toBe(true);
+    expect(outcomes(reply.data)).toEqual(['ok', 'VALIDATION', 'VALIDATION', 'VALIDATION', 'ok', 'STALE_ATTEMPT']);
+    expect(reply.data[0].data).toEqual({ version: expect.any(Number) });
+    expect(reply.data[2].error.message).toBe('unknown event no.such on /agent');
+    // A batch is not a request of the namespace: one inside another runs nothing.
+    expect(reply.data[3].error.message).toBe('unknown event batch on /agent');
+    expect(reply.data[4].data).toMatchObject({ state: 'completed' });
+    const order = await wf.getWorkOrder('one');
+    expect(order).toMatchObject({ state: 'completed', result: 'done', progress: 100, attempts: 1 });
+  });
+
+  it('refuses a batch that is not a list of 1 to 100 [event, payload] pairs as a whole, running none of it', async () => {
+    const { wf, worker } = await rawAgentOnStartedWorkflow('raw-1', 'bad batches');
+    await wf.createWorkOrder({ id: 'one', taskType: 't' });
+    const offer = await worker.nextOffer();
+    offer.ack({ accept: true });
+    const progress = ['task.progress', { ...refOf(offer.assignment), progress: 70 }];
+
+    for (const payload of ['x', null, [], Array.from({ length: 101 }, () => progress), [progress, ['task.progress']], [progress, [7, {}]], [progress, 'task.progress']]) {
+      const reply = await worker.request('batch', payload);
+      expect(reply).toMatchObject({ ok: false, error: { code: 'VALIDATION', message: expect.stringMatching(/^invalid batch payload: /) } });
+    }
+    expect(await wf.getWorkOrder('one')).toMatchObject({ state: 'running', progress: 0 });
+    // The same batch, well formed, runs.
+    expect(outcomes((await worker.request('batch', [progress])).data)).toEqual(['ok']);
+    expect(await wf.getWorkOrder('one')).toMatchObject({ progress: 70 });
+  });
+
+  it('takes a rate-limit token for every request in it', async () => {
+    const hub = await startHub({ rateLimit: { perSecond: 0.001, burst: 5 } });
+    // Registering takes the first token.
+    const worker = await rawAgent(hub.url, 'limited', ['t']);
+    const heartbeat = ['agent.heartbeat', { attemptTokens: [] }];
+    const reply = await worker.request('batch', Array.from({ length: 6 }, () => heartbeat));
+    expect(outcomes(reply.data)).toEqual(['ok', 'ok', 'ok', 'ok', 'RATE_LIMITED', 'RATE_LIMITED']);
+  });
+
+  it('is served on every namespace: a control client creates two workflows in one message', async () => {
+    const hub = await startHub();
+    const socket = io(`${hub.url}/control`, { auth: { token: TOKENS.admin }, transports: ['websocket'], forceNew: true, reconnection: false });
+    onTestFinished(() => void socket.disconnect());
+    const reply = await socket.emitWithAck('batch', [
+      ['workflow.create', { userQuery: 'first of two' }],
+      ['workflow.create', { userQuery: 'second of two' }],
+    ]);
+    expect(outcomes(reply.data)).toEqual(['ok', 'ok']);
+    const listed = await (await control(hub)).listWorkflows();
+    expect(listed.items.map((w) => w.userQuery).sort()).toEqual(['first of two', 'second of two']);
+  });
+});
