@@ -6,7 +6,8 @@ import { batchSocketWrites } from './batched-writes.ts';
 import { Failover } from './failover.ts';
 import { hubUrls } from './hub-url.ts';
 import { checkedTimeout, timerMs } from './timeouts.ts';
-import { biggest, closedForSize, tooBigError, type Sent } from './too-big.ts';
+import { RequestBatcher, SEND_ALONE, type Answered } from './request-batch.ts';
+import { biggest, closedForSize, type Sent } from './too-big.ts';
 
 /** How to reach a hub. */
 export interface ConnectOptions {
@@ -67,17 +68,20 @@ export class Connection<N extends NamespaceName> {
   private readonly inFlight = new Set<Sent>();
   /** The request whose message the hub closed the connection at (too big), until the next disconnect. */
   private refused: { sent: Sent; bytes: number } | undefined;
+  private readonly batcher: RequestBatcher;
 
   private constructor(
     readonly socket: Socket,
     private readonly failover: Failover,
     private readonly timeoutMs: number,
+    batching: boolean,
   ) {
     // Told before socket.io fails the pending acks: the request too big fails for what it is, not as
     // DISCONNECTED, which its callers (a create sent again, an agent's report) would retry for ever.
     socket.on('disconnect', (_reason, details) => {
       this.refused = closedForSize(details) ? biggest(this.inFlight) : undefined;
     });
+    this.batcher = new RequestBatcher(socket, this.inFlight, batching, (sent) => (this.refused?.sent === sent ? this.refused : undefined));
   }
 
   /** The URL of the hub node connected to (or, while the connection is down, being tried). */
@@ -142,7 +146,8 @@ export class Connection<N extends NamespaceName> {
       });
       const onConnect = () => {
         settle();
-        resolve(new Connection<N>(socket, failover, requestTimeoutMs));
+        // An agent's requests are quick writes, sent in bursts: batched. A control's or monitor's read could hold back the answers beside it.
+        resolve(new Connection<N>(socket, failover, requestTimeoutMs, namespace === 'agent'));
       };
       socket.once('connect', onConnect);
     });
@@ -159,38 +164,41 @@ export class Connection<N extends NamespaceName> {
     // On performance.now(): a step of the wall clock must not end the wait, or stretch it.
     const deadline = performance.now() + timeoutMs;
     if (signal?.aborted) throw abortError(event, signal, false);
-    if (!this.socket.connected) await this.connected(event, timeoutMs, signal);
-    const ack = await new Promise<Ack<ReplyOf<N, E>>>((resolve, reject) => {
-      const onAbort = () => reject(abortError(event, signal!, true));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const sentAt = performance.now();
-      const wait = timerMs(Math.max(1, deadline - sentAt));
-      const sent: Sent = { event, payload };
-      this.inFlight.add(sent);
-      const answered = (error: Error | null, reply: Ack<ReplyOf<N, E>>) => {
-        this.inFlight.delete(sent);
-        signal?.removeEventListener('abort', onAbort);
-        if (!error) return resolve(reply);
-        if (this.refused?.sent === sent) return reject(tooBigError(event, this.refused.bytes));
-        // socket.io fails the pending acks of a connection that dropped at once, before their timeout.
-        if (!this.socket.connected) {
-          return reject(new HubError('DISCONNECTED', `the connection to the hub at ${this.url} dropped before ${event} was answered; it may or may not have taken effect`));
+    let ack: Ack<ReplyOf<N, E>> | typeof SEND_ALONE;
+    let alone = false;
+    do {
+      if (!this.socket.connected) await this.connected(event, Math.max(0, deadline - performance.now()), signal);
+      ack = await new Promise<Ack<ReplyOf<N, E>> | typeof SEND_ALONE>((resolve, reject) => {
+        const onAbort = () => reject(abortError(event, signal!, true));
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const sentAt = performance.now();
+        const wait = timerMs(Math.max(1, deadline - sentAt));
+        const answered: Answered = (error, reply) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (!error) return resolve(reply as Ack<ReplyOf<N, E>> | typeof SEND_ALONE);
+          // Too big for the hub to read: it fails for what it is.
+          if (error instanceof HubError) return reject(error);
+          // socket.io fails the pending acks of a connection that dropped at once, before their timeout.
+          if (!this.socket.connected) {
+            return reject(new HubError('DISCONNECTED', `the connection to the hub at ${this.url} dropped before ${event} was answered; it may or may not have taken effect`));
+          }
+          const silent = this.url;
+          // A cluster's node that stops answering (frozen, or cut off) may keep its socket open for a while: move on.
+          // A request given less than the client's requestTimeoutMs says nothing of the node: it must not drop the connection.
+          if (timeoutMs >= this.timeoutMs) this.failover.abandon(sentAt);
+          reject(new HubError('TIMEOUT', `${event} got no answer from the hub at ${silent} within ${timeoutMs} ms`));
+        };
+        try {
+          this.batcher.send(event, payload, wait, answered, alone);
+        } catch (error) {
+          // Not sendable at all (a BigInt, a cycle): nothing went out.
+          signal?.removeEventListener('abort', onAbort);
+          throw error;
         }
-        const silent = this.url;
-        // A cluster's node that stops answering (frozen, or cut off) may keep its socket open for a while: move on.
-        // A request given less than the client's requestTimeoutMs says nothing of the node: it must not drop the connection.
-        if (timeoutMs >= this.timeoutMs) this.failover.abandon(sentAt);
-        reject(new HubError('TIMEOUT', `${event} got no answer from the hub at ${silent} within ${timeoutMs} ms`));
-      };
-      try {
-        this.socket.timeout(wait).emit(event, payload, answered);
-      } catch (error) {
-        // Not sendable at all (a BigInt, a cycle): nothing went out.
-        this.inFlight.delete(sent);
-        signal?.removeEventListener('abort', onAbort);
-        throw error;
-      }
-    });
+      });
+      // A batch the hub did not read (too big, or an older hub): this request goes again, alone.
+      alone = true;
+    } while (ack === SEND_ALONE);
     if (ack.ok) return ack.data;
     throw new HubError(isErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL', ack.error.message, ack.error.issues);
   }

@@ -1,8 +1,9 @@
 import { io } from 'socket.io-client';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Ack } from '../shared/envelope.ts';
-import { control, startHub, TOKENS } from './helpers/hub.ts';
+import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
+import { deferred, untilOrder } from './helpers/wait.ts';
 
 /** What each ack of a batch says: 'ok' or its error code. */
 const outcomes = (acks: Ack<unknown>[]) => acks.map((ack) => (ack.ok ? 'ok' : ack.error.code));
@@ -71,5 +72,57 @@ describe('a batch of requests in one message (raw protocol)', () => {
     expect(outcomes(reply.data)).toEqual(['ok', 'ok']);
     const listed = await (await control(hub)).listWorkflows();
     expect(listed.items.map((w) => w.userQuery).sort()).toEqual(['first of two', 'second of two']);
+  });
+});
+
+describe('the TypeScript SDK batching an agent’s requests', () => {
+  it('sends the reports its tasks make in one turn of the event loop as one message', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'reports together' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'trio', agentType: 'w', maxConcurrentTasks: 3, logger: null });
+    const sent: Array<[string, unknown]> = [];
+    worker.connection.socket.onAnyOutgoing((event: string, payload: unknown) => sent.push([event, payload]));
+    const go = deferred();
+    let started = 0;
+    await worker.onTask('t', async (_task, ctx) => {
+      if (++started === 3) go.resolve();
+      await go.promise;
+      await ctx.progress(50);
+      return { result: 'ok' };
+    });
+    await wf.createWorkOrders(['a', 'b', 'c'].map((id) => ({ id, taskType: 't' })));
+    for (const id of ['a', 'b', 'c']) expect(await untilOrder(hub, wf.id, id, 'completed')).toMatchObject({ result: 'ok', progress: 100 });
+
+    const progressBatches = sent.filter(([event, payload]) => event === 'batch' && (payload as Array<[string]>).every(([inner]) => inner === 'task.progress'));
+    expect(progressBatches).toHaveLength(1);
+    expect((progressBatches[0]![1] as Array<[string, { workOrderId: string; progress: number }]>).map(([, p]) => [p.workOrderId, p.progress]).sort()).toEqual([
+      ['a', 50],
+      ['b', 50],
+      ['c', 50],
+    ]);
+    expect(sent.filter(([event]) => event === 'task.progress')).toHaveLength(0);
+  });
+
+  it('sends the requests of a batch too big for the hub to read again one by one, and they succeed', async () => {
+    const hub = await startHub({ maxHttpBufferSize: 32 * 1024 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'batch over the size' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'pair', agentType: 'w', maxConcurrentTasks: 2, logger: null });
+    const sent: string[] = [];
+    worker.connection.socket.onAnyOutgoing((event: string) => sent.push(event));
+    const go = deferred();
+    let started = 0;
+    await worker.onTask('t', async (task, ctx) => {
+      if (++started === 2) go.resolve();
+      await go.promise;
+      // Each under the hub's 32 KiB, the two together over it.
+      await ctx.checkpointNow({ order: task.workOrderId, rows: 'r'.repeat(20_000) });
+      return { result: 'saved' };
+    });
+    await wf.createWorkOrders(['a', 'b'].map((id) => ({ id, taskType: 't' })));
+    for (const id of ['a', 'b']) expect(await untilOrder(hub, wf.id, id, 'completed')).toMatchObject({ result: 'saved', attempts: 1 });
+    // The batch went first, was not read, and each went again alone.
+    expect(sent.filter((event) => event === 'batch' || event === 'task.progress').slice(0, 3)).toEqual(['batch', 'task.progress', 'task.progress']);
   });
 });
