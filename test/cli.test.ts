@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -305,6 +305,23 @@ describe('switchboard start: signals, output and settings', () => {
     expect(unscoped.status).toBe(2);
     expect(unscoped.stderr).toContain('--workflows names no workflow');
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(only);
+  });
+
+  it('replaces a tokens file whole (through a symlink to it, keeping its mode), with no temporary file left', async () => {
+    const dir = tempDir();
+    const real = join(dir, 'real-tokens.json');
+    writeFileSync(real, JSON.stringify(GRANTS));
+    chmodSync(real, 0o640);
+    const link = join(dir, 'tokens.json');
+    symlinkSync(real, link);
+    const before = statSync(real).ino;
+    await tokens(['create', '--role', 'agent', '--name', 'added', '--file', link]);
+    // A write in place that a crash or a full disk cut short would have left no tokens at all.
+    expect(statSync(real).ino).not.toBe(before);
+    expect(statSync(real).mode & 0o777).toBe(0o640);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect((JSON.parse(readFileSync(link, 'utf8')) as Array<{ name?: string }>).map((grant) => grant.name)).toEqual([...GRANTS.map((grant) => grant.name), 'added']);
+    expect(readdirSync(dir).sort()).toEqual(['real-tokens.json', 'tokens.json']);
   });
 
   it('refuses a tokens command with arguments or options it would ignore (revoke A B, list --role), without showing them, and leaves the file as it was', async () => {

@@ -1,9 +1,11 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
-import { looseTokenFileMode, looseTokenFileWarning, newToken, PRIVATE_DIR_MODE, parseTokenList, readTokens, TOKENS_FILE } from '../transport/auth.ts';
+import { looseTokenFileMode, looseTokenFileWarning, newToken, PRIVATE_DIR_MODE, parseTokenList, readTokens, TOKEN_FILE_MODE, TOKENS_FILE } from '../transport/auth.ts';
+import { realLocation } from '../real-location.ts';
+import { replaceDurably } from '../store/synced-write.ts';
 import { changeClusterTokens, readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION, ensureSchema } from '../store/postgres/schema.ts';
 import { CliError, dataDirOf, refuseEmptyFlags, table } from './common.ts';
@@ -55,7 +57,11 @@ function filePlace(file: string, filledAtFirstStart: boolean): TokenPlace {
       try {
         // The hub's own rule, checked before the file changes: a list it would refuse is never written.
         const changed = parseTokenList(change(await read()), 'the token list this change leaves');
-        writeFileSync(file, JSON.stringify(changed, null, 2) + '\n', { mode: 0o600 });
+        // Replaced whole: a crash or a full disk in the middle of a write in place would leave no tokens at all.
+        const target = await realLocation(resolve(file));
+        // The file keeps the mode it had (looser ones are warned of below); a new one is the owner's alone.
+        const mode = existsSync(target) ? statSync(target).mode & 0o777 : TOKEN_FILE_MODE;
+        await replaceDurably(dirname(target), basename(target), (handle) => handle.writeFile(JSON.stringify(changed, null, 2) + '\n'), mode);
       } finally {
         unlock();
       }

@@ -30,11 +30,13 @@ function replace(dir: string, name: string, text: string): Promise<void> {
  * Puts `dir/name` in place atomically and durably with what `fill` writes into a temporary file,
  * which is flushed, renamed into place, then the directory flushed; resolves with what `fill` does.
  * A failure before the rename leaves the file as it was, and no temporary one; one after it (flushing
- * the directory) leaves the new file in place, perhaps not yet durable.
+ * the directory) leaves the new file in place, perhaps not yet durable. `mode`: the new file's.
  */
-export async function replaceDurably<T>(dir: string, name: string, fill: (handle: FileHandle) => Promise<T>): Promise<T> {
+export async function replaceDurably<T>(dir: string, name: string, fill: (handle: FileHandle) => Promise<T>, mode?: number): Promise<T> {
   const temporary = join(dir, `.${name}.tmp`);
-  const handle = await open(temporary, 'w');
+  // A temporary file left by a crash may be there with another mode: it goes first, so the new one is created with `mode`.
+  if (mode !== undefined) await unlink(temporary).catch(() => undefined);
+  const handle = await open(temporary, 'w', mode);
   let result: T;
   try {
     result = await fill(handle);

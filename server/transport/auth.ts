@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
@@ -81,6 +81,8 @@ export const TOKENS_FILE = 'tokens.json';
 
 /** The mode of the directories the hub or the CLI makes for its data or tokens: its owner's alone (existing ones are left as they are). */
 export const PRIVATE_DIR_MODE = 0o700;
+/** A tokens file is created readable by its owner alone. */
+export const TOKEN_FILE_MODE = 0o600;
 
 /** A fresh random token whose prefix says its role. */
 export function newToken(role: Role): string {
@@ -152,5 +154,9 @@ export function readDataDirTokens(dataDir: string): TokenGrant[] {
 /** Writes generated tokens to `<dataDir>/tokens.json` (readable by the owner alone). */
 export function saveTokens(dataDir: string, grants: TokenGrant[]): void {
   mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  writeFileSync(join(dataDir, TOKENS_FILE), JSON.stringify(grants, null, 2) + '\n', { mode: 0o600 });
+  // Written aside and renamed into place: a crash in the middle leaves no half file for the next start to refuse.
+  const temporary = join(dataDir, `.${TOKENS_FILE}.tmp`);
+  rmSync(temporary, { force: true });
+  writeFileSync(temporary, JSON.stringify(grants, null, 2) + '\n', { mode: TOKEN_FILE_MODE, flush: true });
+  renameSync(temporary, join(dataDir, TOKENS_FILE));
 }
