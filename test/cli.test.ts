@@ -48,7 +48,7 @@ describe('switchboard CLI', () => {
   });
 
   it('prints a dashboard link whose fragment reads back as the monitor token, whatever characters it holds, on a terminal only', async () => {
-    const monitorToken = 'watch+this&that=1 %20';
+    const monitorToken = 'watch+this&that=1%20/#?';
     const hub = await startHub({ tokens: [{ token: TOKENS.admin, role: 'admin' }, { token: monitorToken, role: 'monitor' }] });
     const link = new URL(/dashboard:\s+(\S+)/.exec(startBanner(hub, true))![1]!);
     expect(new URLSearchParams(link.hash.slice(1)).get('token')).toBe(monitorToken);

@@ -301,4 +301,14 @@ describe('security', () => {
     const fromOption = createHub({ port: 0, logLevel: 'silent', dataDir: tempDir(), tokens: [...twice] });
     await expect(fromOption).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('the same token as entry 0') });
   });
+
+  it('refuses to start with a token an HTTP Authorization header cannot carry as it is, without showing the token', async () => {
+    for (const token of ['tökén-secret-1', 'two words here', 'trailing-space ']) {
+      const dataDir = tempDir();
+      writeFileSync(join(dataDir, 'tokens.json'), JSON.stringify([{ token, role: 'admin' }]));
+      const refused = createHub({ port: 0, logLevel: 'silent', dataDir });
+      await expect(refused).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('a token must be printable ASCII without spaces') });
+      await expect(refused).rejects.toMatchObject({ message: expect.not.stringContaining(token.trim()) });
+    }
+  });
 });
