@@ -77,6 +77,8 @@ export class AgentClient {
         return this.connection.request(event, payload);
       },
     };
+    // A report whose batch the hub did not read goes again once this agent is registered again.
+    connection.beforeResend = (event) => (event === 'agent.register' ? Promise.resolve() : this.registered());
     const socket = connection.socket;
     socket.on('assignment', (assignment: Assignment, ack: (reply: unknown) => void) => this.onAssignment(assignment, ack));
     socket.on('cancel', (notice: CancelNotice) => this.abort(notice.attemptToken, `cancelled by the hub: ${notice.reason}`));

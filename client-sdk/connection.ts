@@ -167,6 +167,7 @@ export class Connection<N extends NamespaceName> {
     let ack: Ack<ReplyOf<N, E>> | typeof SEND_ALONE;
     let alone = false;
     do {
+      if (alone) await this.readyToResend(event, deadline);
       if (!this.socket.connected) await this.connected(event, Math.max(0, deadline - performance.now()), signal);
       ack = await new Promise<Ack<ReplyOf<N, E>> | typeof SEND_ALONE>((resolve, reject) => {
         const onAbort = () => reject(abortError(event, signal!, true));
@@ -238,6 +239,27 @@ export class Connection<N extends NamespaceName> {
   private remember(key: string): void {
     this.unsure.add(key);
     if (this.unsure.size > UNSURE_KEPT) this.unsure.delete(this.unsure.values().next().value!);
+  }
+
+  /**
+   * Set by an agent: what a request waits for before it goes again alone after its batch was not
+   * read (the connection dropped at it, so the agent must register again before its reports).
+   */
+  beforeResend: ((event: string) => Promise<void>) | undefined;
+
+  /** Waits for beforeResend, up to the request's deadline (then DISCONNECTED: it was not sent again). */
+  private async readyToResend(event: string, deadline: number): Promise<void> {
+    const ready = this.beforeResend?.(event);
+    if (!ready) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new HubError('DISCONNECTED', `${event} was not sent again: the connection to the hub at ${this.url} was not ready for it in time`)), timerMs(Math.max(0, deadline - performance.now())));
+    });
+    try {
+      await Promise.race([ready, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Resolves once the socket is connected again; rejects with DISCONNECTED after `timeoutMs`, or when it will not reconnect. */
