@@ -66,6 +66,8 @@ class AgentClient(ClosesOnExit):
         connection.on("drain", self._on_drain)
         connection.on_reconnect(self._schedule_register)
         connection.on_disconnect(self._registered.clear)
+        # A report whose batch the hub did not read goes again once this agent is registered again.
+        connection.before_resend = self._until_registered
         connection.on_gone(self._on_gone)
 
     @property
@@ -286,6 +288,13 @@ class AgentClient(ClosesOnExit):
 
     async def _send(self, event: str, payload: dict[str, Any]) -> Any:
         """A request about an attempt, once this connection is registered (so none reaches the hub before the registration)."""
+        await self._until_registered(event)
+        return await self.connection.request(event, payload)
+
+    async def _until_registered(self, event: str) -> None:
+        """Returns once this connection is registered; raises DISCONNECTED when the agent was closed meanwhile."""
+        if event == "agent.register":
+            return
         if not self._registered.is_set():
             registered, closed = asyncio.ensure_future(self._registered.wait()), asyncio.ensure_future(self._closed.wait())
             try:
@@ -296,7 +305,6 @@ class AgentClient(ClosesOnExit):
             if not self._registered.is_set():
                 # Closed (or closed by the hub) while waiting: nothing more is sent, and nothing waits for ever.
                 raise HubError("DISCONNECTED", f"{event} was not sent: the agent was closed")
-        return await self.connection.request(event, payload)
 
     async def _report(self, event: str, payload: dict[str, Any]) -> Exception | None:
         """Sends a completion or failure until the hub answers, across timeouts and reconnects; returns the hub's refusal, if any,

@@ -48,6 +48,12 @@ def checked_timeout(name: str, value: float | None, fallback: float) -> float:
 #: WebSocket close code 1009: the hub closed the connection at a message over its maxHttpBufferSize.
 MESSAGE_TOO_BIG = 1009
 
+#: The event that carries several requests in one message (PROTOCOL.md, "Batches"), and the most it may carry.
+BATCH_EVENT = "batch"
+MAX_BATCH = 100
+#: What a batched request is told when its batch was not read (too big) or not understood (an older hub): send it again, alone.
+_SEND_ALONE = object()
+
 
 def _json_bytes(payload: Any) -> int:
     """The approximate size of a payload's JSON in bytes; 0 if it has none."""
@@ -127,7 +133,7 @@ class Connection:
         self.last_error: HubError | None = None
         self._answered = asyncio.Event()
         #: Requests sent and not answered yet, with their event and payload (to name the one a close for size was at).
-        self._pending: dict[asyncio.Future[Any], tuple[str, dict[str, Any]]] = {}
+        self._pending: dict[asyncio.Future[Any], tuple[str, Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconnect_listeners: list[Callable[[], None]] = []
         self._disconnect_listeners: list[Callable[[], None]] = []
@@ -141,6 +147,14 @@ class Connection:
         self._sio.on("connect_error", self._on_connect_error, namespace=self.namespace)
         # What a request costs a connection that is mid-unsure create: keys whose outcome is unknown.
         self._unsure: set[str] = set()
+        #: An agent's requests are quick writes, made in bursts: those of one turn of the event loop go as one message.
+        #: A control's or monitor's read could hold back the answers beside it.
+        self._batching = namespace == "agent"
+        #: Set by an agent: what a request waits for before it goes again alone after its batch was not read (the
+        #: connection dropped at it, so the agent must register again before its reports).
+        self.before_resend: Callable[[str], Awaitable[None]] | None = None
+        #: Requests of this turn waiting to be sent together: event, payload, deadline (loop time), and their answer.
+        self._queued: list[tuple[str, dict[str, Any], float, asyncio.Future[Any]]] = []
 
     @property
     def connected(self) -> bool:
@@ -244,7 +258,11 @@ class Connection:
             if future.done():
                 continue
             if refused is not None and future is refused[0]:
-                future.set_exception(too_big_error(event, refused[1]))
+                # A batch the hub did not read: its requests go again alone, and one too big fails for what it is.
+                if event == BATCH_EVENT:
+                    future.set_result(_SEND_ALONE)
+                else:
+                    future.set_exception(too_big_error(event, refused[1]))
             else:
                 future.set_exception(error)
         for listener in list(self._disconnect_listeners):
@@ -283,41 +301,137 @@ class Connection:
         loop = asyncio.get_running_loop()
         wait = checked_timeout("timeout", timeout, self.request_timeout)
         deadline = loop.time() + wait
-        if not self._up.is_set():
-            up, finished = asyncio.ensure_future(self._up.wait()), asyncio.ensure_future(self._finished.wait())
-            try:
-                await asyncio.wait((up, finished), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                up.cancel()
-                finished.cancel()
-            if self.closed or self.gone:
-                raise HubError("DISCONNECTED", f"{event} was not sent: the connection to {self.url} was closed and does not reconnect")
+        alone = not self._batching
+        while True:
+            if alone and self.before_resend is not None:
+                await self._ready_to_resend(event, deadline)
             if not self._up.is_set():
-                refused = f" (the last try was refused: {self.last_error})" if self.last_error is not None else ""
-                raise HubError("DISCONNECTED", f"{event} was not sent: no connection to the hub at {self.url} for {wait} s; it keeps reconnecting{refused}")
-        future: asyncio.Future[Any] = loop.create_future()
-
-        def on_ack(*args: Any) -> None:
-            if not future.done():
-                future.set_result(args[0] if args else None)
-
-        self._pending[future] = (event, payload)
-        try:
-            try:
-                await self._sio.emit(event, payload, namespace=self.namespace, callback=on_ack)
-            except socketio.exceptions.BadNamespaceError:
-                raise HubError("DISCONNECTED", f"{event} was not sent: the connection to {self.url} dropped") from None
-            try:
-                envelope = await asyncio.wait_for(future, max(0.001, deadline - loop.time()))
-            except asyncio.TimeoutError:
-                raise HubError("TIMEOUT", f"{event} got no answer from the hub at {self.url} within {wait} s") from None
-        finally:
-            self._pending.pop(future, None)
+                await self._until_up(event, wait, deadline - loop.time())
+            envelope = await self._send(event, payload, wait, deadline, alone)
+            if envelope is not _SEND_ALONE:
+                break
+            # Its batch was not read (too big, or an older hub): it goes again, alone.
+            alone = True
         if isinstance(envelope, dict) and envelope.get("ok") is True:
             return envelope.get("data")
         if isinstance(envelope, dict) and envelope.get("ok") is False:
             raise HubError.from_wire(envelope.get("error"))
         raise HubError("INTERNAL", f"malformed answer to {event}: {envelope!r}")
+
+    async def _ready_to_resend(self, event: str, deadline: float) -> None:
+        """Waits for before_resend up to the request's deadline (then DISCONNECTED: it was not sent again)."""
+        assert self.before_resend is not None
+        try:
+            await asyncio.wait_for(self.before_resend(event), max(0.0, deadline - asyncio.get_running_loop().time()))
+        except asyncio.TimeoutError:
+            raise HubError("DISCONNECTED", f"{event} was not sent again: the connection to the hub at {self.url} was not ready for it in time") from None
+
+    async def _until_up(self, event: str, wait: float, remaining: float) -> None:
+        """Waits up to `remaining` s for the connection; raises DISCONNECTED when it does not come up or will not."""
+        up, finished = asyncio.ensure_future(self._up.wait()), asyncio.ensure_future(self._finished.wait())
+        try:
+            await asyncio.wait((up, finished), timeout=max(0.0, remaining), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            up.cancel()
+            finished.cancel()
+        if self.closed or self.gone:
+            raise HubError("DISCONNECTED", f"{event} was not sent: the connection to {self.url} was closed and does not reconnect")
+        if not self._up.is_set():
+            refused = f" (the last try was refused: {self.last_error})" if self.last_error is not None else ""
+            raise HubError("DISCONNECTED", f"{event} was not sent: no connection to the hub at {self.url} for {wait} s; it keeps reconnecting{refused}")
+
+    async def _send(self, event: str, payload: dict[str, Any], wait: float, deadline: float, alone: bool) -> Any:
+        """Sends one request (alone, or with the others of this turn) and returns its ack envelope, or _SEND_ALONE."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if alone:
+            def on_ack(*args: Any) -> None:
+                if not future.done():
+                    future.set_result(args[0] if args else None)
+
+            self._pending[future] = (event, payload)
+            try:
+                await self._sio.emit(event, payload, namespace=self.namespace, callback=on_ack)
+            except socketio.exceptions.BadNamespaceError:
+                self._pending.pop(future, None)
+                raise HubError("DISCONNECTED", f"{event} was not sent: the connection to {self.url} dropped") from None
+            except BaseException:
+                self._pending.pop(future, None)
+                raise
+        else:
+            self._queued.append((event, payload, deadline, future))
+            if len(self._queued) == 1:
+                loop.call_soon(self._flush)
+        try:
+            return await asyncio.wait_for(future, max(0.001, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            raise HubError("TIMEOUT", f"{event} got no answer from the hub at {self.url} within {wait} s") from None
+        finally:
+            self._pending.pop(future, None)
+
+    def _flush(self) -> None:
+        """Sends the requests queued in this turn: one as itself, several as a batch (at most MAX_BATCH a message), in order."""
+        queued, self._queued = self._queued, []
+        for start in range(0, len(queued), MAX_BATCH):
+            entries = [entry for entry in queued[start:start + MAX_BATCH] if not entry[3].done()]
+            if entries:
+                self.spawn(self._send_batch(entries))
+
+    async def _send_batch(self, entries: list[tuple[str, dict[str, Any], float, asyncio.Future[Any]]]) -> None:
+        """Emits queued requests in one message and hands each its answer (or its failure, or _SEND_ALONE)."""
+        loop = asyncio.get_running_loop()
+
+        def settle(index: int, outcome: Any) -> None:
+            future = entries[index][3]
+            if future.done():
+                return
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        def each(outcome: Callable[[str], Any]) -> None:
+            for index, (event, _payload, _deadline, _future) in enumerate(entries):
+                settle(index, outcome(event))
+
+        single = len(entries) == 1
+        event, payload = (entries[0][0], entries[0][1]) if single else (BATCH_EVENT, [[e, p] for e, p, _d, _f in entries])
+        answered: asyncio.Future[Any] = loop.create_future()
+
+        def on_ack(*args: Any) -> None:
+            if not answered.done():
+                answered.set_result(args[0] if args else None)
+
+        self._pending[answered] = (event, payload)
+        try:
+            try:
+                await self._sio.emit(event, payload, namespace=self.namespace, callback=on_ack)
+            except socketio.exceptions.BadNamespaceError:
+                return each(lambda name: HubError("DISCONNECTED", f"{name} was not sent: the connection to {self.url} dropped"))
+            except (TypeError, ValueError) as error:
+                # One cannot be encoded (NaN, an object json cannot write): sent alone it fails its own caller, and the others go.
+                return settle(0, error) if single else each(lambda _name: _SEND_ALONE)
+            try:
+                reply = await asyncio.wait_for(answered, max(0.001, max(entry[2] for entry in entries) - loop.time()))
+            except asyncio.TimeoutError:
+                return  # each request times out on its own
+            except HubError as error:
+                return each(lambda _name: error)
+        except asyncio.CancelledError:
+            # close() cancels the background tasks: its requests fail as every request waiting then does.
+            each(lambda _name: HubError("DISCONNECTED", "the client was closed before the answer"))
+            raise
+        finally:
+            self._pending.pop(answered, None)
+        if single or reply is _SEND_ALONE:
+            return each(lambda _name: reply)
+        data = reply.get("data") if isinstance(reply, dict) and reply.get("ok") is True else None
+        if not isinstance(data, list) or len(data) != len(entries):
+            # A hub from before batches answers "unknown event batch", having run none of them.
+            self._batching = namespace == "agent"
+            return each(lambda _name: _SEND_ALONE)
+        for index, envelope in enumerate(data):
+            settle(index, envelope)
 
     async def create_once(self, key: str, event: str, payload: dict[str, Any], existing: Callable[[], Awaitable[Any]], timeout: float | None = None) -> Any:
         """A create carrying the client's own id, sent again after DISCONNECTED or TIMEOUT; a later CONFLICT for it is its success."""

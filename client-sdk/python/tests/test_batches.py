@@ -1,0 +1,78 @@
+"""An agent's requests made in one turn of the event loop travel as one message (a `batch`)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Callable
+
+from hub import Hub
+from scenario import agent, clients, close_all, started, unique
+from switchboard import AgentClient, Task, TaskContext
+
+
+def record_events(worker: AgentClient) -> list[tuple[str, Any]]:
+    """The events the agent's socket emits from now on, with their payloads. A cost property: python-socketio has no hook for it."""
+    sio = worker.connection._sio
+    emit = sio.emit
+    sent: list[tuple[str, Any]] = []
+
+    async def recording(name: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append((name, args[0] if args else None))
+        return await emit(name, *args, **kwargs)
+
+    sio.emit = recording
+    return sent
+
+
+async def run_together(hub: Hub, kind: str, ids: list[str], report: Callable[[Task, TaskContext], Any], user_query: str) -> tuple[AgentClient, list[tuple[str, Any]], dict[str, Any]]:
+    """One agent with a slot per order runs `ids` at once; each awaits `report` once all have started. Returns the events it sent and the orders."""
+    control, monitor = await clients(hub)
+    worker = await agent(hub, kind, max_concurrent_tasks=len(ids))
+    sent = record_events(worker)
+    everyone_in = asyncio.Event()
+    started_count = 0
+
+    @worker.task(kind)
+    async def together(task: Task, ctx: TaskContext) -> str:
+        nonlocal started_count
+        started_count += 1
+        if started_count == len(ids):
+            everyone_in.set()
+        await everyone_in.wait()
+        await report(task, ctx)
+        return "done"
+
+    await worker.ready()
+    wf, mirror = await started(control, monitor, user_query)
+    await wf.create_work_orders([{"id": order_id, "taskType": kind} for order_id in ids])
+    done = await mirror.until(lambda state, _: all(state["workOrders"].get(i, {}).get("state") == "completed" for i in ids))
+    return worker, sent, done["workOrders"]
+
+
+async def test_the_progress_reports_of_tasks_that_resume_together_go_as_one_message(hub: Hub) -> None:
+    async def half(_task: Task, ctx: TaskContext) -> None:
+        await ctx.progress(50)
+
+    _worker, sent, orders = await run_together(hub, unique("trio"), ["a", "b", "c"], half, "reports together")
+    assert all((orders[i]["result"], orders[i]["attempts"]) == ("done", 1) for i in "abc")
+    batches = [payload for name, payload in sent if name == "batch" and all(inner == "task.progress" for inner, _ in payload)]
+    assert len(batches) == 1
+    assert sorted((p["workOrderId"], p["progress"]) for _, p in batches[0]) == [("a", 50), ("b", 50), ("c", 50)]
+    assert [name for name, _ in sent if name == "task.progress"] == []
+
+
+async def test_a_batch_too_big_for_the_hub_to_read_is_sent_again_one_request_at_a_time_and_each_succeeds(tmp_path: Path) -> None:
+    small = Hub(tmp_path, {"maxHttpBufferSize": 32 * 1024}).start()
+    try:
+        async def checkpoint(task: Task, ctx: TaskContext) -> None:
+            # Each under the hub's 32 KiB, the two together over it.
+            await ctx.checkpoint_now({"order": task.work_order_id, "rows": "r" * 20_000})
+
+        _worker, sent, orders = await run_together(small, unique("pair"), ["a", "b"], checkpoint, "batch over the size")
+        assert all((orders[i]["result"], orders[i]["attempts"]) == ("done", 1) for i in "ab")
+        # The batch went first, was not read, and each went again alone.
+        assert [name for name, _ in sent if name in ("batch", "task.progress")][:3] == ["batch", "task.progress", "task.progress"]
+    finally:
+        await close_all()
+        small.stop()
