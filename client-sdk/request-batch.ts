@@ -12,6 +12,8 @@ interface Queued {
   event: string;
   payload: unknown;
   answered: Answered;
+  /** When its own wait ends (performance.now()), should it be sent again alone. */
+  deadline: number;
 }
 
 /** Requests whose timeouts differ by at most this share a batch, and its timeout. */
@@ -46,7 +48,7 @@ export class RequestBatcher {
     if (!this.enabled || alone) return this.emit(event, payload, wait, answered);
     if (this.queued.length > 0 && (this.queued.length === MAX_BATCH || Math.abs(wait - this.wait) > WAIT_SLACK_MS)) this.flush();
     if (this.queued.length === 0) this.wait = wait;
-    this.queued.push({ event, payload, answered });
+    this.queued.push({ event, payload, answered, deadline: performance.now() + wait });
     if (!this.scheduled) {
       this.scheduled = true;
       nextTick(() => this.flush());
@@ -59,22 +61,61 @@ export class RequestBatcher {
     const queued = this.queued;
     if (queued.length === 0) return;
     this.queued = [];
+    // The connection dropped or was closed (close(), a failover) in the turn these were queued: none went out.
+    // Emitted now, they would wait in socket.io's buffer (for the whole timeout after close()) and go out first
+    // on the next connection, ahead of an agent's registration. They fail as a request the drop caught does.
+    if (!this.socket.connected) {
+      const dropped = new Error('the connection dropped before the request was sent');
+      for (const request of queued) request.answered(dropped, SEND_ALONE);
+      return;
+    }
+    if (queued.length === 1) {
+      const [request] = queued as [Queued];
+      try {
+        this.emit(request.event, request.payload, this.wait, request.answered);
+      } catch {
+        // Sent alone again by its caller, it fails there.
+        request.answered(null, SEND_ALONE);
+      }
+      return;
+    }
+    const payload = queued.map((request) => [request.event, request.payload]);
     try {
-      if (queued.length === 1) return this.emit(queued[0]!.event, queued[0]!.payload, this.wait, queued[0]!.answered);
-      const payload = queued.map((request) => [request.event, request.payload]);
       this.emit(BATCH_EVENT, payload, this.wait, (error, reply) => {
         if (error) return queued.forEach((request) => request.answered(error, reply));
         const ack = reply as Ack<Ack<unknown>[]> | typeof SEND_ALONE;
         if (ack !== SEND_ALONE && ack.ok && Array.isArray(ack.data) && ack.data.length === queued.length) {
           return queued.forEach((request, i) => request.answered(null, ack.data[i]!));
         }
+        // Not read (too big): the connection is down; each goes again alone once it is back.
+        if (ack === SEND_ALONE) return queued.forEach((request) => request.answered(null, SEND_ALONE));
         // An older hub answers "unknown event batch", having run none of them.
-        if (ack !== SEND_ALONE) this.enabled = false;
-        for (const request of queued) request.answered(null, SEND_ALONE);
+        this.enabled = false;
+        this.emitEach(queued);
       });
     } catch {
-      // One cannot be sent (a BigInt, a cycle): sent alone it fails its own caller, and the others go.
-      for (const request of queued) request.answered(null, SEND_ALONE);
+      // One cannot be sent (a BigInt, a cycle): the others go alone, and the bad one fails its own caller.
+      this.emitEach(queued);
+    }
+  }
+
+  /**
+   * Sends each request alone, now and in order: told SEND_ALONE, they would go out in the
+   * continuations of their callers, after any request queued meanwhile and flushed on the next
+   * tick (before promise continuations when the flush was forced from a timer or a socket event).
+   * One that cannot be encoded is told SEND_ALONE: its caller sends it again, and it fails there.
+   */
+  private emitEach(queued: Queued[]): void {
+    for (const request of queued) {
+      if (!this.socket.connected) {
+        request.answered(null, SEND_ALONE);
+        continue;
+      }
+      try {
+        this.emit(request.event, request.payload, Math.max(1, request.deadline - performance.now()), request.answered);
+      } catch {
+        request.answered(null, SEND_ALONE);
+      }
     }
   }
 
