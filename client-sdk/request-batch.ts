@@ -1,5 +1,6 @@
 import type { Socket } from 'socket.io-client';
 import { BATCH_EVENT, MAX_BATCH, type Ack } from '../shared/envelope.ts';
+import { HubError } from '../shared/errors.ts';
 import { tooBigError, type Sent } from './too-big.ts';
 
 /** What a queued request is told when its batch was not read (too big) or not understood (an older hub): send it again, alone. */
@@ -65,8 +66,7 @@ export class RequestBatcher {
     // Emitted now, they would wait in socket.io's buffer (for the whole timeout after close()) and go out first
     // on the next connection, ahead of an agent's registration. They fail as a request the drop caught does.
     if (!this.socket.connected) {
-      const dropped = new Error('the connection dropped before the request was sent');
-      for (const request of queued) request.answered(dropped, SEND_ALONE);
+      for (const request of queued) request.answered(new HubError('DISCONNECTED', `${request.event} was not sent: the connection to the hub dropped`), SEND_ALONE);
       return;
     }
     if (queued.length === 1) {
