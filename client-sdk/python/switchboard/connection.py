@@ -428,7 +428,7 @@ class Connection:
         data = reply.get("data") if isinstance(reply, dict) and reply.get("ok") is True else None
         if not isinstance(data, list) or len(data) != len(entries):
             # A hub from before batches answers "unknown event batch", having run none of them.
-            self._batching = namespace == "agent"
+            self._batching = False
             return each(lambda _name: _SEND_ALONE)
         for index, envelope in enumerate(data):
             settle(index, envelope)

@@ -76,3 +76,27 @@ async def test_a_batch_too_big_for_the_hub_to_read_is_sent_again_one_request_at_
     finally:
         await close_all()
         small.stop()
+
+
+def as_older_hub(worker: AgentClient) -> None:
+    """Makes the agent's `batch` messages reach the hub under a name it does not know, as a hub from before batches sees them."""
+    sio = worker.connection._sio
+    emit = sio.emit
+
+    async def renaming(name: str, *args: Any, **kwargs: Any) -> Any:
+        return await emit("batch-unknown" if name == "batch" else name, *args, **kwargs)
+
+    sio.emit = renaming
+
+
+async def test_the_requests_of_a_batch_an_older_hub_does_not_understand_go_again_alone_and_each_succeeds(hub: Hub) -> None:
+    worker = await agent(hub, unique("older"))
+    as_older_hub(worker)
+    sent = record_events(worker)
+    notes = await asyncio.gather(*(worker.connection.request("agent.status", {"note": f"n{i}"}, timeout=5) for i in range(3)))
+    assert [note["note"] for note in notes] == ["n0", "n1", "n2"]
+    # The batch went once; its requests went again alone, in order, and the connection batches no more.
+    assert [name for name, _ in sent] == ["batch", "agent.status", "agent.status", "agent.status"]
+    await asyncio.gather(*(worker.connection.request("agent.status", {"note": f"m{i}"}, timeout=5) for i in range(2)))
+    assert [name for name, _ in sent][4:] == ["agent.status", "agent.status"]
+
