@@ -51,7 +51,7 @@ MESSAGE_TOO_BIG = 1009
 #: The event that carries several requests in one message (PROTOCOL.md, "Batches"), and the most it may carry.
 BATCH_EVENT = "batch"
 MAX_BATCH = 100
-#: What a batched request is told when its batch was not read (too big) or not understood (an older hub): send it again, alone.
+#: What a batched request is told when its batch was not read (too big): send it again, alone, once the connection is back.
 _SEND_ALONE = object()
 
 
@@ -310,7 +310,7 @@ class Connection:
             envelope = await self._send(event, payload, wait, deadline, alone)
             if envelope is not _SEND_ALONE:
                 break
-            # Its batch was not read (too big, or an older hub): it goes again, alone.
+            # Its batch was not read (too big): it goes again, alone.
             alone = True
         if isinstance(envelope, dict) and envelope.get("ok") is True:
             return envelope.get("data")
@@ -345,16 +345,8 @@ class Connection:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if alone:
-            def on_ack(*args: Any) -> None:
-                if not future.done():
-                    future.set_result(args[0] if args else None)
-
-            self._pending[future] = (event, payload)
             try:
-                await self._sio.emit(event, payload, namespace=self.namespace, callback=on_ack)
-            except socketio.exceptions.BadNamespaceError:
-                self._pending.pop(future, None)
-                raise HubError("DISCONNECTED", f"{event} was not sent: the connection to {self.url} dropped") from None
+                await self._emit_alone(event, payload, future)
             except BaseException:
                 self._pending.pop(future, None)
                 raise
@@ -368,6 +360,40 @@ class Connection:
             raise HubError("TIMEOUT", f"{event} got no answer from the hub at {self.url} within {wait} s") from None
         finally:
             self._pending.pop(future, None)
+
+    async def _emit_alone(self, event: str, payload: dict[str, Any], future: asyncio.Future[Any]) -> None:
+        """Emits one request on its own; its ack answers `future`, and a failure to send it (DISCONNECTED, not JSON) fails it."""
+        def on_ack(*args: Any) -> None:
+            if not future.done():
+                future.set_result(args[0] if args else None)
+
+        self._pending[future] = (event, payload)
+        try:
+            await self._sio.emit(event, payload, namespace=self.namespace, callback=on_ack)
+        except socketio.exceptions.BadNamespaceError:
+            self._pending.pop(future, None)
+            if not future.done():
+                future.set_exception(HubError("DISCONNECTED", f"{event} was not sent: the connection to {self.url} dropped"))
+        except (TypeError, ValueError) as error:
+            self._pending.pop(future, None)
+            if not future.done():
+                future.set_exception(error)
+
+    async def _emit_each(self, entries: list[tuple[str, dict[str, Any], float, asyncio.Future[Any]]]) -> None:
+        """Sends queued requests again one by one, now and in order, each answering its own caller.
+
+        Told _SEND_ALONE instead, they went out from their callers' continuations, some turns later: after a batch
+        flushed meanwhile (the next MAX_BATCH of the same turn, or the requests of the next turn)."""
+        try:
+            for event, payload, _deadline, future in entries:
+                if not future.done():
+                    await self._emit_alone(event, payload, future)
+        except asyncio.CancelledError:
+            # close() cancels the background tasks: those not sent yet fail as every request waiting then does.
+            for _event, _payload, _deadline, future in entries:
+                if not future.done():
+                    future.set_exception(HubError("DISCONNECTED", "the client was closed before the answer"))
+            raise
 
     def _flush(self) -> None:
         """Sends the requests queued in this turn: one as itself, several as a batch (at most MAX_BATCH a message), in order."""
@@ -409,8 +435,11 @@ class Connection:
             except socketio.exceptions.BadNamespaceError:
                 return each(lambda name: HubError("DISCONNECTED", f"{name} was not sent: the connection to {self.url} dropped"))
             except (TypeError, ValueError) as error:
-                # One cannot be encoded (NaN, an object json cannot write): sent alone it fails its own caller, and the others go.
-                return settle(0, error) if single else each(lambda _name: _SEND_ALONE)
+                if single:
+                    return settle(0, error)
+                # One cannot be encoded (NaN, an object json cannot write): each goes alone, now, and the bad one fails its own caller.
+                self._pending.pop(answered, None)
+                return await self._emit_each(entries)
             try:
                 reply = await asyncio.wait_for(answered, max(0.001, max(entry[2] for entry in entries) - loop.time()))
             except asyncio.TimeoutError:
@@ -429,7 +458,7 @@ class Connection:
         if not isinstance(data, list) or len(data) != len(entries):
             # A hub from before batches answers "unknown event batch", having run none of them.
             self._batching = False
-            return each(lambda _name: _SEND_ALONE)
+            return await self._emit_each(entries)
         for index, envelope in enumerate(data):
             settle(index, envelope)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -100,3 +101,21 @@ async def test_the_requests_of_a_batch_an_older_hub_does_not_understand_go_again
     await asyncio.gather(*(worker.connection.request("agent.status", {"note": f"m{i}"}, timeout=5) for i in range(2)))
     assert [name for name, _ in sent][4:] == ["agent.status", "agent.status"]
 
+
+async def test_after_an_unencodable_batch_its_requests_go_again_before_any_made_later(hub: Hub) -> None:
+    worker = await agent(hub, unique("nan-order"))
+    sent: list[str] = []
+    sio = worker.connection._sio
+    emit = sio.emit
+
+    async def recording(name: str, payload: Any, **kwargs: Any) -> Any:
+        result = await emit(name, payload, **kwargs)  # recorded once encoded and queued for the wire
+        sent.extend(str(p["note"]) for _, p in payload) if name == "batch" else sent.append(str(payload["note"]))
+        return result
+
+    sio.emit = recording
+    # 102 in one turn: two messages, the first with a NaN (not JSON) in it.
+    notes = [math.nan] + [f"n{i}" for i in range(1, 102)]
+    outcomes = await asyncio.gather(*(worker.connection.request("agent.status", {"note": note}, timeout=5) for note in notes), return_exceptions=True)
+    assert isinstance(outcomes[0], ValueError)
+    assert sent == [f"n{i}" for i in range(1, 102)]
