@@ -301,17 +301,17 @@ class Connection:
         loop = asyncio.get_running_loop()
         wait = checked_timeout("timeout", timeout, self.request_timeout)
         deadline = loop.time() + wait
-        alone = not self._batching
+        resend = False
         while True:
-            if alone and self.before_resend is not None:
+            if resend and self.before_resend is not None:
                 await self._ready_to_resend(event, deadline)
             if not self._up.is_set():
                 await self._until_up(event, wait, deadline - loop.time())
-            envelope = await self._send(event, payload, wait, deadline, alone)
+            envelope = await self._send(event, payload, wait, deadline, resend or not self._batching)
             if envelope is not _SEND_ALONE:
                 break
             # Its batch was not read (too big): it goes again, alone.
-            alone = True
+            resend = True
         if isinstance(envelope, dict) and envelope.get("ok") is True:
             return envelope.get("data")
         if isinstance(envelope, dict) and envelope.get("ok") is False:
