@@ -177,7 +177,7 @@ export class Connection<N extends NamespaceName> {
         const answered: Answered = (error, reply) => {
           signal?.removeEventListener('abort', onAbort);
           if (!error) return resolve(reply as Ack<ReplyOf<N, E>> | typeof SEND_ALONE);
-          // Too big for the hub to read: it fails for what it is.
+          // One the batcher named: too big for the hub to read, or not sent at all.
           if (error instanceof HubError) return reject(error);
           // socket.io fails the pending acks of a connection that dropped at once, before their timeout.
           if (!this.socket.connected) {
@@ -197,7 +197,7 @@ export class Connection<N extends NamespaceName> {
           throw error;
         }
       });
-      // A batch the hub did not read (too big, or an older hub): this request goes again, alone.
+      // Its batch was not read (too big: the connection dropped at it) or could not be encoded: it goes again, alone.
       alone = true;
     } while (ack === SEND_ALONE);
     if (ack.ok) return ack.data;

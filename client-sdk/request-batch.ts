@@ -3,7 +3,7 @@ import { BATCH_EVENT, MAX_BATCH, type Ack } from '../shared/envelope.ts';
 import { HubError } from '../shared/errors.ts';
 import { tooBigError, type Sent } from './too-big.ts';
 
-/** What a queued request is told when its batch was not read (too big) or not understood (an older hub): send it again, alone. */
+/** What a queued request is told when its batch was not read (too big) or could not be encoded: send it again, alone (where a bad one fails for what it is). */
 export const SEND_ALONE = Symbol('send alone');
 
 /** How a request learns its fate: an error (TIMEOUT, disconnect), its ack, or SEND_ALONE. */
