@@ -159,43 +159,48 @@ export function bindNamespace<N extends NamespaceName>(
       const answer = ack as Answer;
       if (overflowing(socket, max, options.log, event, false)) return;
       const payload = args.length > 1 ? args[0] : undefined;
-      const reply = event === BATCH_EVENT ? serveBatch(payload, session, socket) : serve(event, payload, session, socket);
-      if (reply instanceof Promise) reply.then((envelope) => send(answer, envelope, options.log, event, socket, max));
-      else send(answer, reply, options.log, event, socket, max);
+      const done = (envelope: Ack<unknown>) => send(answer, envelope, options.log, event, socket, max);
+      if (event === BATCH_EVENT) serveBatch(payload, session, socket, done);
+      else serve(event, payload, session, socket, done);
     });
   });
 
-  /** One request: its rate-limit token, its payload checked against the contract, its handler; never throws. */
-  function serve(event: string, payload: unknown, session: Session, socket: Socket): Ack<unknown> | Promise<Ack<unknown>> {
+  /** One request: its rate-limit token, its payload checked against the contract, its handler; `done` gets its envelope, once. */
+  function serve(event: string, payload: unknown, session: Session, socket: Socket, done: Answer): void {
     // Before anything else: every request costs a token, an unknown or malformed one too.
-    if (!session.limiter.take()) return RATE_LIMITED;
+    if (!session.limiter.take()) return done(RATE_LIMITED);
     const spec = Object.hasOwn(specs, event) ? specs[event] : undefined;
-    if (!spec) return { ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } };
+    if (!spec) return done({ ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } });
     const parsed = spec.request.safeParse(payload);
-    if (!parsed.success) return { ok: false, error: validationError(`${event} payload`, parsed.error).toJSON() };
+    if (!parsed.success) return done({ ok: false, error: validationError(`${event} payload`, parsed.error).toJSON() });
     let result: unknown;
     try {
       result = table[event]!(parsed.data, session, socket);
     } catch (error) {
-      return failure(error, options.log, event);
+      return done(failure(error, options.log, event));
     }
-    if (!(result instanceof Promise)) return { ok: true, data: result };
-    return result.then(
-      (data) => ({ ok: true, data }),
-      (error) => failure(error, options.log, event),
+    if (!(result instanceof Promise)) return done({ ok: true, data: result });
+    result.then(
+      (data) => done({ ok: true, data }),
+      (error) => done(failure(error, options.log, event)),
     );
   }
 
-  /** The requests of a batch, each served as if sent alone and in order; answered together once all are. */
-  function serveBatch(payload: unknown, session: Session, socket: Socket): Ack<unknown> | Promise<Ack<unknown>> {
+  /** The requests of a batch, each served as if sent alone and in order; `done` gets their envelopes together once all are answered. */
+  function serveBatch(payload: unknown, session: Session, socket: Socket, done: Answer): void {
     const parsed = BatchRequest.safeParse(payload);
     if (!parsed.success) {
       // A malformed batch runs none of its requests, but costs a token as any malformed request does.
       session.limiter.take();
-      return { ok: false, error: validationError(`${BATCH_EVENT} payload`, parsed.error).toJSON() };
+      return done({ ok: false, error: validationError(`${BATCH_EVENT} payload`, parsed.error).toJSON() });
     }
-    const replies = parsed.data.map(([event, entry]) => serve(event, entry, session, socket));
-    if (!replies.some((reply) => reply instanceof Promise)) return { ok: true, data: replies };
-    return Promise.all(replies).then((data) => ({ ok: true, data }));
+    const replies: Ack<unknown>[] = new Array(parsed.data.length);
+    let left = parsed.data.length;
+    parsed.data.forEach(([event, entry], i) =>
+      serve(event, entry, session, socket, (envelope) => {
+        replies[i] = envelope;
+        if (--left === 0) done({ ok: true, data: replies });
+      }),
+    );
   }
 }
