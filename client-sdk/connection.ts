@@ -43,6 +43,25 @@ const RESEND = new Set(['DISCONNECTED', 'TIMEOUT']);
 /** Creates of unknown outcome remembered per connection. */
 const UNSURE_KEPT = 10_000;
 
+/**
+ * Control requests that only change state through the hub's one writer: answered with the commit
+ * that holds them, as quickly as the others of their turn. Reads (a big workflow is serialised a
+ * slice at a time) and requests that touch files go alone, so that they hold back no other answer.
+ */
+const QUICK_CONTROL: ReadonlySet<string> = new Set([
+  'workflow.create', 'workflow.start', 'workflow.complete', 'workflow.fail', 'workflow.cancel', 'workflow.progress',
+  'step.add', 'step.start', 'step.complete', 'step.fail', 'objective.add', 'objective.update', 'kpi.add', 'kpi.record',
+  'workOrder.create', 'workOrder.createMany', 'workOrder.cancel', 'agent.update',
+  'data.register', 'data.registerMany', 'data.update', 'lineage.link',
+]);
+
+/** Which requests of each namespace go with the others of their turn in one message (request-batch.ts): an agent's all, quick writes, in bursts. */
+const BATCHABLE: Record<NamespaceName, (event: string) => boolean> = {
+  agent: () => true,
+  control: (event) => QUICK_CONTROL.has(event),
+  monitor: () => false,
+};
+
 /** The longest pause between attempts to reach a node of a cluster (a list of URLs). */
 const CLUSTER_RETRY_MAX_MS = 500;
 /** How long a connection attempt to a node of a cluster may take before the next node is tried. */
@@ -74,14 +93,14 @@ export class Connection<N extends NamespaceName> {
     readonly socket: Socket,
     private readonly failover: Failover,
     private readonly timeoutMs: number,
-    batching: boolean,
+    batchable: (event: string) => boolean,
   ) {
     // Told before socket.io fails the pending acks: the request too big fails for what it is, not as
     // DISCONNECTED, which its callers (a create sent again, an agent's report) would retry for ever.
     socket.on('disconnect', (_reason, details) => {
       this.refused = closedForSize(details) ? biggest(this.inFlight) : undefined;
     });
-    this.batcher = new RequestBatcher(socket, this.inFlight, batching, (sent) => (this.refused?.sent === sent ? this.refused : undefined));
+    this.batcher = new RequestBatcher(socket, this.inFlight, batchable, (sent) => (this.refused?.sent === sent ? this.refused : undefined));
   }
 
   /** The URL of the hub node connected to (or, while the connection is down, being tried). */
@@ -146,8 +165,7 @@ export class Connection<N extends NamespaceName> {
       });
       const onConnect = () => {
         settle();
-        // An agent's requests are quick writes, sent in bursts: batched. A control's or monitor's read could hold back the answers beside it.
-        resolve(new Connection<N>(socket, failover, requestTimeoutMs, namespace === 'agent'));
+        resolve(new Connection<N>(socket, failover, requestTimeoutMs, BATCHABLE[namespace]));
       };
       socket.once('connect', onConnect);
     });

@@ -32,21 +32,24 @@ export class RequestBatcher {
   private wait = 0;
   private scheduled = false;
   /** Off once a hub did not understand a batch: it predates them. */
-  private enabled: boolean;
+  private enabled = true;
 
   constructor(
     private readonly socket: Socket,
     private readonly inFlight: Set<Sent>,
-    enabled: boolean,
+    /** Whether a request may share a message: answered as quickly as the others, it holds none of them back. */
+    private readonly batchable: (event: string) => boolean,
     /** The size of this message, when the hub closed the connection at it for its size. */
     private readonly refused: (sent: Sent) => { bytes: number } | undefined,
-  ) {
-    this.enabled = enabled;
-  }
+  ) {}
 
   /** Sends `event` (now, or with the others of this turn), waiting `wait` ms for its answer; `alone`: never in a batch. */
   send(event: string, payload: unknown, wait: number, answered: Answered, alone = false): void {
-    if (!this.enabled || alone) return this.emit(event, payload, wait, answered);
+    if (!this.enabled || alone || !this.batchable(event)) {
+      // Those queued before it go first.
+      if (this.queued.length > 0) this.flush();
+      return this.emit(event, payload, wait, answered);
+    }
     if (this.queued.length > 0 && (this.queued.length === MAX_BATCH || Math.abs(wait - this.wait) > WAIT_SLACK_MS)) this.flush();
     if (this.queued.length === 0) this.wait = wait;
     this.queued.push({ event, payload, answered, deadline: performance.now() + wait });

@@ -4,16 +4,23 @@ import { control, startHub } from './helpers/hub.ts';
 /**
  * Makes the next request of a client's connection land while its answer is lost: the connection
  * drops right after the request is written, so the SDK sees DISCONNECTED for a change the hub made.
+ * Returns the count of requests the client made since.
  */
 function loseNextAnswer(client: Awaited<ReturnType<typeof control>>): () => number {
   const connection = client.connection;
   const request = connection.request.bind(connection);
   let sent = 0;
   connection.request = ((...args: Parameters<typeof request>) => {
-    const reply = request(...args);
-    if (sent++ === 0) queueMicrotask(() => connection.socket.io.engine.close());
-    return reply;
+    sent++;
+    return request(...args);
   }) as typeof request;
+  let armed = true;
+  // At the packet, not the call: a request may wait a tick to go out with the others of its turn.
+  connection.socket.onAnyOutgoing(() => {
+    if (!armed) return;
+    armed = false;
+    queueMicrotask(() => connection.socket.io.engine.close());
+  });
   return () => sent;
 }
 

@@ -85,7 +85,7 @@ describe('a batch of requests in one message (raw protocol)', () => {
   });
 });
 
-describe('the TypeScript SDK batching an agent’s requests', () => {
+describe('the TypeScript SDK batching requests', () => {
   it('sends the reports its tasks make in one turn of the event loop as one message', async () => {
     const hub = await startHub();
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'reports together' });
@@ -112,6 +112,26 @@ describe('the TypeScript SDK batching an agent’s requests', () => {
       ['c', 50],
     ]);
     expect(sent.filter(([event]) => event === 'task.progress')).toHaveLength(0);
+  });
+
+  it('sends a control client’s quick writes of one turn as one message, and a read alone, in order', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'control batches' });
+    const sent: string[] = [];
+    client.connection.socket.onAnyOutgoing((event: string, payload: unknown) => {
+      sent.push(event === 'batch' ? `batch(${(payload as Array<[string]>).map(([inner]) => inner).join(', ')})` : event);
+    });
+    const [, , read] = await Promise.all([
+      wf.createWorkOrder({ id: 'a', taskType: 't' }),
+      wf.createWorkOrder({ id: 'b', taskType: 't' }),
+      wf.get(),
+      wf.createWorkOrder({ id: 'c', taskType: 't' }),
+    ]);
+    expect(sent).toEqual(['batch(workOrder.create, workOrder.create)', 'workflow.get', 'workOrder.create']);
+    // The read came after the two creates made before it (it may see the one after it: that one was not awaited).
+    expect(Object.keys(read.workOrders)).toEqual(expect.arrayContaining(['a', 'b']));
+    expect(Object.keys((await wf.get()).workOrders)).toEqual(['a', 'b', 'c']);
   });
 
   it('sends the requests of a batch too big for the hub to read again one by one, and they succeed', async () => {
