@@ -51,6 +51,21 @@ MESSAGE_TOO_BIG = 1009
 #: The event that carries several requests in one message (PROTOCOL.md, "Batches"), and the most it may carry.
 BATCH_EVENT = "batch"
 MAX_BATCH = 100
+#: Control requests that only change state through the hub's one writer: answered with the commit that holds them, as
+#: quickly as the others of their turn. Reads (a big workflow is serialised a slice at a time) and requests that touch
+#: files go alone, so that they hold back no other answer.
+QUICK_CONTROL = frozenset({
+    "workflow.create", "workflow.start", "workflow.complete", "workflow.fail", "workflow.cancel", "workflow.progress",
+    "step.add", "step.start", "step.complete", "step.fail", "objective.add", "objective.update", "kpi.add", "kpi.record",
+    "workOrder.create", "workOrder.createMany", "workOrder.cancel", "agent.update",
+    "data.register", "data.registerMany", "data.update", "lineage.link",
+})
+#: Which requests of each namespace go with the others of their turn in one message: an agent's all, quick writes, in bursts.
+BATCHABLE: dict[str, Callable[[str], bool]] = {
+    "agent": lambda _event: True,
+    "control": lambda event: event in QUICK_CONTROL,
+    "monitor": lambda _event: False,
+}
 #: What a batched request is told when its batch was not read (too big): send it again, alone, once the connection is back.
 _SEND_ALONE = object()
 
@@ -147,9 +162,12 @@ class Connection:
         self._sio.on("connect_error", self._on_connect_error, namespace=self.namespace)
         # What a request costs a connection that is mid-unsure create: keys whose outcome is unknown.
         self._unsure: set[str] = set()
-        #: An agent's requests are quick writes, made in bursts: those of one turn of the event loop go as one message.
-        #: A control's or monitor's read could hold back the answers beside it.
-        self._batching = namespace == "agent"
+        #: Off once a hub did not understand a batch (it predates them).
+        self._batching = True
+        #: Which requests may share a message with the others of their turn (see BATCHABLE).
+        self._batchable = BATCHABLE[namespace]
+        #: Queued requests that go as themselves, in their place in the queue (reads, or with batching off).
+        self._lone: set[asyncio.Future[Any]] = set()
         #: Set by an agent: what a request waits for before it goes again alone after its batch was not read (the
         #: connection dropped at it, so the agent must register again before its reports).
         self.before_resend: Callable[[str], Awaitable[None]] | None = None
@@ -307,7 +325,7 @@ class Connection:
                 await self._ready_to_resend(event, deadline)
             if not self._up.is_set():
                 await self._until_up(event, wait, deadline - loop.time())
-            envelope = await self._send(event, payload, wait, deadline, resend or not self._batching)
+            envelope = await self._send(event, payload, wait, deadline, resend)
             if envelope is not _SEND_ALONE:
                 break
             # Its batch was not read (too big): it goes again, alone.
@@ -340,17 +358,21 @@ class Connection:
             refused = f" (the last try was refused: {self.last_error})" if self.last_error is not None else ""
             raise HubError("DISCONNECTED", f"{event} was not sent: no connection to the hub at {self.url} for {wait} s; it keeps reconnecting{refused}")
 
-    async def _send(self, event: str, payload: dict[str, Any], wait: float, deadline: float, alone: bool) -> Any:
+    async def _send(self, event: str, payload: dict[str, Any], wait: float, deadline: float, resend: bool) -> Any:
         """Sends one request (alone, or with the others of this turn) and returns its ack envelope, or _SEND_ALONE."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        if alone:
+        lone = not self._batching or not self._batchable(event)
+        # A resend goes at once; so does a lone request with nothing queued ahead of it, else it waits its turn in the queue.
+        if resend or (lone and not self._queued):
             try:
                 await self._emit_alone(event, payload, future)
             except BaseException:
                 self._pending.pop(future, None)
                 raise
         else:
+            if lone:
+                self._lone.add(future)
             self._queued.append((event, payload, deadline, future))
             if len(self._queued) == 1:
                 loop.call_soon(self._flush)
@@ -396,12 +418,23 @@ class Connection:
             raise
 
     def _flush(self) -> None:
-        """Sends the requests queued in this turn: one as itself, several as a batch (at most MAX_BATCH a message), in order."""
+        """Sends the requests queued in this turn, in order: runs of batchable ones as batches (at most MAX_BATCH a message), a lone one as itself."""
         queued, self._queued = self._queued, []
-        for start in range(0, len(queued), MAX_BATCH):
-            entries = [entry for entry in queued[start:start + MAX_BATCH] if not entry[3].done()]
-            if entries:
-                self.spawn(self._send_batch(entries))
+        run: list[tuple[str, dict[str, Any], float, asyncio.Future[Any]]] = []
+        for entry in queued:
+            lone = entry[3] in self._lone
+            self._lone.discard(entry[3])
+            if entry[3].done():
+                continue
+            if run and (lone or len(run) == MAX_BATCH):
+                self.spawn(self._send_batch(run))
+                run = []
+            if lone:
+                self.spawn(self._send_batch([entry]))
+            else:
+                run.append(entry)
+        if run:
+            self.spawn(self._send_batch(run))
 
     async def _send_batch(self, entries: list[tuple[str, dict[str, Any], float, asyncio.Future[Any]]]) -> None:
         """Emits queued requests in one message and hands each its answer (or its failure, or _SEND_ALONE)."""

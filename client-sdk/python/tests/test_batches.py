@@ -119,3 +119,24 @@ async def test_after_an_unencodable_batch_its_requests_go_again_before_any_made_
     outcomes = await asyncio.gather(*(worker.connection.request("agent.status", {"note": note}, timeout=5) for note in notes), return_exceptions=True)
     assert isinstance(outcomes[0], ValueError)
     assert sent == [f"n{i}" for i in range(1, 102)]
+
+
+async def test_a_control_clients_writes_of_one_turn_go_as_one_message_and_a_read_alone_in_order(hub: Hub) -> None:
+    control, _monitor = await clients(hub)
+    wf = await control.create_workflow("control batches")
+    sent: list[str] = []
+    sio = control.connection._sio
+    emit = sio.emit
+
+    async def recording(name: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(f"batch({', '.join(inner for inner, _ in args[0])})" if name == "batch" else name)
+        return await emit(name, *args, **kwargs)
+
+    sio.emit = recording
+    _a, _b, read, _c = await asyncio.gather(
+        wf.create_work_order("t", id="a"), wf.create_work_order("t", id="b"), wf.get(), wf.create_work_order("t", id="c")
+    )
+    assert sent == ["batch(workOrder.create, workOrder.create)", "workflow.get", "workOrder.create"]
+    # The read came after the two creates made before it (it may see the one after it: that one was not awaited).
+    assert {"a", "b"} <= set(read["workOrders"])
+    assert list((await wf.get())["workOrders"]) == ["a", "b", "c"]
