@@ -46,13 +46,14 @@ const UNSURE_KEPT = 10_000;
 /**
  * Control requests that only change state through the hub's one writer: answered with the commit
  * that holds them, as quickly as the others of their turn. Reads (a big workflow is serialised a
- * slice at a time) and requests that touch files go alone, so that they hold back no other answer.
+ * slice at a time) and requests that touch files (data.register, registerMany, update and validate
+ * hash the files they name first) go alone, so that they hold back no other answer.
  */
 const QUICK_CONTROL: ReadonlySet<string> = new Set([
   'workflow.create', 'workflow.start', 'workflow.complete', 'workflow.fail', 'workflow.cancel', 'workflow.progress',
   'step.add', 'step.start', 'step.complete', 'step.fail', 'objective.add', 'objective.update', 'kpi.add', 'kpi.record',
   'workOrder.create', 'workOrder.createMany', 'workOrder.cancel', 'agent.update',
-  'data.register', 'data.registerMany', 'data.update', 'lineage.link',
+  'lineage.link',
 ]);
 
 /** Which requests of each namespace go with the others of their turn in one message (request-batch.ts): an agent's all, quick writes, in bursts. */

@@ -1,8 +1,10 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { io } from 'socket.io-client';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Ack } from '../shared/envelope.ts';
 import { HubError } from '../shared/errors.ts';
-import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
+import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
 
@@ -132,6 +134,32 @@ describe('the TypeScript SDK batching requests', () => {
     // The read came after the two creates made before it (it may see the one after it: that one was not awaited).
     expect(Object.keys(read.workOrders)).toEqual(expect.arrayContaining(['a', 'b']));
     expect(Object.keys((await wf.get()).workOrders)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('sends a control client’s requests that read files (data registrations and updates) alone, never in a batch', async () => {
+    const root = tempDir('switchboard-data-');
+    const hub = await startHub({ dataRoots: [root] });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'files go alone' });
+    const path = (name: string) => {
+      writeFileSync(join(root, name), `${name}\n`.repeat(1000));
+      return join(root, name);
+    };
+    await wf.addDataReference({ id: 'old', path: path('old.csv') });
+    const sent: string[] = [];
+    client.connection.socket.onAnyOutgoing((event: string, payload: unknown) => {
+      sent.push(event === 'batch' ? `batch(${(payload as Array<[string]>).map(([inner]) => inner).join(', ')})` : event);
+    });
+    // The hub hashes each file before it answers: batched, the answers of the creates beside them would wait for it.
+    await Promise.all([
+      wf.createWorkOrder({ id: 'a', taskType: 't' }),
+      wf.addDataReference({ id: 'one', path: path('one.csv') }),
+      wf.addDataReferences([{ id: 'two', path: path('two.csv') }]),
+      wf.updateDataReference('old', { path: path('new.csv') }),
+      wf.createWorkOrder({ id: 'b', taskType: 't' }),
+      wf.createWorkOrder({ id: 'c', taskType: 't' }),
+    ]);
+    expect(sent).toEqual(['workOrder.create', 'data.register', 'data.registerMany', 'data.update', 'batch(workOrder.create, workOrder.create)']);
   });
 
   it('sends the requests of a batch too big for the hub to read again one by one, and they succeed', async () => {

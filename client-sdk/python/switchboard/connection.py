@@ -53,12 +53,13 @@ BATCH_EVENT = "batch"
 MAX_BATCH = 100
 #: Control requests that only change state through the hub's one writer: answered with the commit that holds them, as
 #: quickly as the others of their turn. Reads (a big workflow is serialised a slice at a time) and requests that touch
-#: files go alone, so that they hold back no other answer.
+#: files (data.register, registerMany, update and validate hash the files they name first) go alone, so that they hold
+#: back no other answer.
 QUICK_CONTROL = frozenset({
     "workflow.create", "workflow.start", "workflow.complete", "workflow.fail", "workflow.cancel", "workflow.progress",
     "step.add", "step.start", "step.complete", "step.fail", "objective.add", "objective.update", "kpi.add", "kpi.record",
     "workOrder.create", "workOrder.createMany", "workOrder.cancel", "agent.update",
-    "data.register", "data.registerMany", "data.update", "lineage.link",
+    "lineage.link",
 })
 #: Which requests of each namespace go with the others of their turn in one message: an agent's all, quick writes, in bursts.
 BATCHABLE: dict[str, Callable[[str], bool]] = {

@@ -140,3 +140,28 @@ async def test_a_control_clients_writes_of_one_turn_go_as_one_message_and_a_read
     # The read came after the two creates made before it (it may see the one after it: that one was not awaited).
     assert {"a", "b"} <= set(read["workOrders"])
     assert list((await wf.get())["workOrders"]) == ["a", "b", "c"]
+
+
+async def test_a_control_clients_data_registrations_go_alone(hub: Hub) -> None:
+    control, _monitor = await clients(hub)
+    wf = await control.create_workflow("files go alone")
+    await wf.add_data_reference("s3://bucket/old.csv", id="old")
+    sent: list[str] = []
+    sio = control.connection._sio
+    emit = sio.emit
+
+    async def recording(name: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(f"batch({', '.join(inner for inner, _ in args[0])})" if name == "batch" else name)
+        return await emit(name, *args, **kwargs)
+
+    sio.emit = recording
+    # The hub hashes a local file it is told of before it answers: batched, the creates beside it would wait for that.
+    await asyncio.gather(
+        wf.create_work_order("t", id="a"),
+        wf.add_data_reference("s3://bucket/one.csv", id="one"),
+        wf.add_data_references([{"id": "two", "path": "s3://bucket/two.csv"}]),
+        wf.update_data_reference("old", path="s3://bucket/new.csv"),
+        wf.create_work_order("t", id="b"),
+        wf.create_work_order("t", id="c"),
+    )
+    assert sent == ["workOrder.create", "data.register", "data.registerMany", "data.update", "batch(workOrder.create, workOrder.create)"]
