@@ -169,6 +169,8 @@ class Connection:
         self._batchable = BATCHABLE[namespace]
         #: Queued requests that go as themselves, in their place in the queue (reads, or with batching off).
         self._lone: set[asyncio.Future[Any]] = set()
+        #: Messages _flush handed to a task that has not emitted them yet: a lone request must not go before them.
+        self._unsent = 0
         #: Set by an agent: what a request waits for before it goes again alone after its batch was not read (the
         #: connection dropped at it, so the agent must register again before its reports).
         self.before_resend: Callable[[str], Awaitable[None]] | None = None
@@ -364,8 +366,9 @@ class Connection:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         lone = not self._batching or not self._batchable(event)
-        # A resend goes at once; so does a lone request with nothing queued ahead of it, else it waits its turn in the queue.
-        if resend or (lone and not self._queued):
+        # A resend goes at once; so does a lone request with nothing queued or flushed-but-unsent ahead of it, else it
+        # waits its turn in the queue (emitted now, it would overtake a batch whose task has not run yet).
+        if resend or (lone and not self._queued and not self._unsent):
             try:
                 await self._emit_alone(event, payload, future)
             except BaseException:
@@ -428,14 +431,33 @@ class Connection:
             if entry[3].done():
                 continue
             if run and (lone or len(run) == MAX_BATCH):
-                self.spawn(self._send_batch(run))
+                self._spawn_batch(run)
                 run = []
             if lone:
-                self.spawn(self._send_batch([entry]))
+                self._spawn_batch([entry])
             else:
                 run.append(entry)
         if run:
-            self.spawn(self._send_batch(run))
+            self._spawn_batch(run)
+
+    def _spawn_batch(self, entries: list[tuple[str, dict[str, Any], float, asyncio.Future[Any]]]) -> None:
+        """Sends `entries` from a task of their own, counted in _unsent until it emits them."""
+        self._unsent += 1
+        started = False
+
+        def unsent_done(_task: asyncio.Task[Any]) -> None:
+            # Cancelled before its first step (close()): it will emit nothing.
+            if not started:
+                self._unsent -= 1
+
+        async def send() -> None:
+            nonlocal started
+            started = True
+            self._unsent -= 1
+            # No await before its emit: the message is in engine.io's queue before any other task runs.
+            await self._send_batch(entries)
+
+        self.spawn(send()).add_done_callback(unsent_done)
 
     async def _send_batch(self, entries: list[tuple[str, dict[str, Any], float, asyncio.Future[Any]]]) -> None:
         """Emits queued requests in one message and hands each its answer (or its failure, or _SEND_ALONE)."""

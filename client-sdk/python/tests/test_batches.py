@@ -142,6 +142,29 @@ async def test_a_control_clients_writes_of_one_turn_go_as_one_message_and_a_read
     assert list((await wf.get())["workOrders"]) == ["a", "b", "c"]
 
 
+async def test_a_read_made_the_turn_after_a_batch_was_flushed_does_not_go_before_it(hub: Hub) -> None:
+    control, _monitor = await clients(hub)
+    wf = await control.create_workflow("read after a flush")
+    sent: list[str] = []
+    sio = control.connection._sio
+    emit = sio.emit
+
+    async def recording(name: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(f"batch({', '.join(inner for inner, _ in args[0])})" if name == "batch" else name)
+        return await emit(name, *args, **kwargs)
+
+    sio.emit = recording
+
+    async def read_next_turn() -> Any:
+        # Made after the creates, in the turn their batch is flushed (and not emitted yet).
+        await asyncio.sleep(0)
+        return await wf.get()
+
+    _a, _b, read = await asyncio.gather(wf.create_work_order("t", id="a"), wf.create_work_order("t", id="b"), read_next_turn())
+    assert sent == ["batch(workOrder.create, workOrder.create)", "workflow.get"]
+    assert {"a", "b"} <= set(read["workOrders"])
+
+
 async def test_a_control_clients_data_registrations_go_alone(hub: Hub) -> None:
     control, _monitor = await clients(hub)
     wf = await control.create_workflow("files go alone")
