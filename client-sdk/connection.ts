@@ -56,9 +56,11 @@ const QUICK_CONTROL: ReadonlySet<string> = new Set([
   'lineage.link',
 ]);
 
-/** Which requests of each namespace go with the others of their turn in one message (request-batch.ts): an agent's all, quick writes, in bursts. */
-const BATCHABLE: Record<NamespaceName, (event: string) => boolean> = {
-  agent: () => true,
+/** Which requests of each namespace go with the others of their turn in one message (request-batch.ts). */
+const BATCHABLE: Record<NamespaceName, (event: string, payload: unknown) => boolean> = {
+  // An agent's are quick writes, in bursts; but the hub hashes the local files a data registration
+  // or a completion's outputs name before it answers.
+  agent: (event, payload) => event !== 'data.register' && !(payload as { outputs?: unknown[] } | undefined)?.outputs?.length,
   control: (event) => QUICK_CONTROL.has(event),
   monitor: () => false,
 };
@@ -94,7 +96,7 @@ export class Connection<N extends NamespaceName> {
     readonly socket: Socket,
     private readonly failover: Failover,
     private readonly timeoutMs: number,
-    batchable: (event: string) => boolean,
+    batchable: (event: string, payload: unknown) => boolean,
   ) {
     // Told before socket.io fails the pending acks: the request too big fails for what it is, not as
     // DISCONNECTED, which its callers (a create sent again, an agent's report) would retry for ever.

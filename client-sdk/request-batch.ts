@@ -38,14 +38,14 @@ export class RequestBatcher {
     private readonly socket: Socket,
     private readonly inFlight: Set<Sent>,
     /** Whether a request may share a message: answered as quickly as the others, it holds none of them back. */
-    private readonly batchable: (event: string) => boolean,
+    private readonly batchable: (event: string, payload: unknown) => boolean,
     /** The size of this message, when the hub closed the connection at it for its size. */
     private readonly refused: (sent: Sent) => { bytes: number } | undefined,
   ) {}
 
   /** Sends `event` (now, or with the others of this turn), waiting `wait` ms for its answer; `alone`: never in a batch. */
   send(event: string, payload: unknown, wait: number, answered: Answered, alone = false): void {
-    if (!this.enabled || alone || !this.batchable(event)) {
+    if (!this.enabled || alone || !this.batchable(event, payload)) {
       // Those queued before it go first.
       if (this.queued.length > 0) this.flush();
       return this.emit(event, payload, wait, answered);

@@ -162,6 +162,36 @@ describe('the TypeScript SDK batching requests', () => {
     expect(sent).toEqual(['workOrder.create', 'data.register', 'data.registerMany', 'data.update', 'batch(workOrder.create, workOrder.create)']);
   });
 
+  it('sends an agent’s data registrations and completions with outputs alone: the hub hashes the files they name first', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'data goes alone' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'quartet', agentType: 'w', maxConcurrentTasks: 4, logger: null });
+    const batched: Array<[string, { outputs?: unknown[] }]> = [];
+    const alone: string[] = [];
+    worker.connection.socket.onAnyOutgoing((event: string, payload: unknown) => {
+      if (event === 'batch') batched.push(...(payload as Array<[string, { outputs?: unknown[] }]>));
+      else alone.push(event);
+    });
+    const go = deferred();
+    let started = 0;
+    await worker.onTask('t', async (task, ctx) => {
+      if (++started === 4) go.resolve();
+      await go.promise;
+      // In one turn: two report progress, one registers data, one completes with an output.
+      if (task.workOrderId === 'register') await ctx.addDataReference({ id: 'registered', path: 's3://lake/registered.csv' });
+      else if (task.workOrderId === 'outputs') return { result: 'done', outputs: [{ id: 'made', path: 's3://lake/made.csv' }] };
+      else await ctx.progress(50);
+      return { result: 'done' };
+    });
+    await wf.createWorkOrders(['p1', 'p2', 'register', 'outputs'].map((id) => ({ id, taskType: 't' })));
+    for (const id of ['p1', 'p2', 'register', 'outputs']) expect(await untilOrder(hub, wf.id, id, 'completed')).toMatchObject({ result: 'done' });
+    expect(batched.filter(([event]) => event === 'task.progress')).toHaveLength(2);
+    expect(batched.filter(([event, payload]) => event === 'data.register' || (payload.outputs?.length ?? 0) > 0)).toEqual([]);
+    expect(alone).toEqual(expect.arrayContaining(['data.register', 'task.complete']));
+    expect((await wf.get()).workOrders.outputs?.outputs).toEqual(['made']);
+  });
+
   it('sends the requests of a batch too big for the hub to read again one by one, and they succeed', async () => {
     const hub = await startHub({ maxHttpBufferSize: 32 * 1024 });
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'batch over the size' });

@@ -61,11 +61,13 @@ QUICK_CONTROL = frozenset({
     "workOrder.create", "workOrder.createMany", "workOrder.cancel", "agent.update",
     "lineage.link",
 })
-#: Which requests of each namespace go with the others of their turn in one message: an agent's all, quick writes, in bursts.
-BATCHABLE: dict[str, Callable[[str], bool]] = {
-    "agent": lambda _event: True,
-    "control": lambda event: event in QUICK_CONTROL,
-    "monitor": lambda _event: False,
+#: Which requests of each namespace go with the others of their turn in one message.
+BATCHABLE: dict[str, Callable[[str, dict[str, Any]], bool]] = {
+    # An agent's are quick writes, in bursts; but the hub hashes the local files a data registration or a completion's
+    # outputs name before it answers.
+    "agent": lambda event, payload: event != "data.register" and not payload.get("outputs"),
+    "control": lambda event, _payload: event in QUICK_CONTROL,
+    "monitor": lambda _event, _payload: False,
 }
 #: What a batched request is told when its batch was not read (too big): send it again, alone, once the connection is back.
 _SEND_ALONE = object()
@@ -365,7 +367,7 @@ class Connection:
         """Sends one request (alone, or with the others of this turn) and returns its ack envelope, or _SEND_ALONE."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        lone = not self._batching or not self._batchable(event)
+        lone = not self._batching or not self._batchable(event, payload)
         # A resend goes at once; so does a lone request with nothing queued or flushed-but-unsent ahead of it, else it
         # waits its turn in the queue (emitted now, it would overtake a batch whose task has not run yet).
         if resend or (lone and not self._queued and not self._unsent):

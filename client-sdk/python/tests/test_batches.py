@@ -188,3 +188,24 @@ async def test_a_control_clients_data_registrations_go_alone(hub: Hub) -> None:
         wf.create_work_order("t", id="c"),
     )
     assert sent == ["workOrder.create", "data.register", "data.registerMany", "data.update", "batch(workOrder.create, workOrder.create)"]
+
+
+async def test_an_agents_data_registrations_and_completions_with_outputs_go_alone(hub: Hub) -> None:
+    """The hub hashes the local files they name before it answers: batched, they would hold back the others."""
+    batched: list[tuple[str, Any]] = []
+
+    async def report(task: Task, ctx: TaskContext) -> None:
+        if task.work_order_id == "register":
+            await ctx.add_data_reference("s3://lake/registered.csv", id="registered")
+        else:
+            await ctx.progress(50)
+
+    worker, sent, orders = await run_together(hub, unique("quartet"), ["p1", "p2", "register"], report, "data goes alone")
+    for name, payload in sent:
+        if name == "batch":
+            batched.extend(payload)
+    assert all(orders[i]["result"] == "done" for i in ("p1", "p2", "register"))
+    assert [inner for inner, _ in batched if inner == "task.progress"] == ["task.progress", "task.progress"]
+    assert [inner for inner, _ in batched if inner == "data.register"] == []
+    assert "data.register" in [name for name, _ in sent]
+    assert worker.connection._batchable("task.complete", {"outputs": [{"id": "x"}]}) is False
