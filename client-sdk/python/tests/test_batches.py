@@ -9,12 +9,12 @@ from typing import Any, Callable
 
 from hub import Hub
 from scenario import agent, clients, close_all, started, unique
-from switchboard import AgentClient, Task, TaskContext
+from switchboard import AgentClient, ControlClient, Task, TaskContext
 
 
-def record_events(worker: AgentClient) -> list[tuple[str, Any]]:
-    """The events the agent's socket emits from now on, with their payloads. A cost property: python-socketio has no hook for it."""
-    sio = worker.connection._sio
+def record_events(client: AgentClient | ControlClient) -> list[tuple[str, Any]]:
+    """The events the client's socket emits from now on, with their payloads. A cost property: python-socketio has no hook for it."""
+    sio = client.connection._sio
     emit = sio.emit
     sent: list[tuple[str, Any]] = []
 
@@ -24,6 +24,11 @@ def record_events(worker: AgentClient) -> list[tuple[str, Any]]:
 
     sio.emit = recording
     return sent
+
+
+def messages(sent: list[tuple[str, Any]]) -> list[str]:
+    """The events record_events saw, a batch as `batch(event, event, …)`."""
+    return [f"batch({', '.join(inner for inner, _ in payload)})" if name == "batch" else name for name, payload in sent]
 
 
 async def run_together(hub: Hub, kind: str, ids: list[str], report: Callable[[Task, TaskContext], Any], user_query: str) -> tuple[AgentClient, list[tuple[str, Any]], dict[str, Any]]:
@@ -124,19 +129,11 @@ async def test_after_an_unencodable_batch_its_requests_go_again_before_any_made_
 async def test_a_control_clients_writes_of_one_turn_go_as_one_message_and_a_read_alone_in_order(hub: Hub) -> None:
     control, _monitor = await clients(hub)
     wf = await control.create_workflow("control batches")
-    sent: list[str] = []
-    sio = control.connection._sio
-    emit = sio.emit
-
-    async def recording(name: str, *args: Any, **kwargs: Any) -> Any:
-        sent.append(f"batch({', '.join(inner for inner, _ in args[0])})" if name == "batch" else name)
-        return await emit(name, *args, **kwargs)
-
-    sio.emit = recording
+    sent = record_events(control)
     _a, _b, read, _c = await asyncio.gather(
         wf.create_work_order("t", id="a"), wf.create_work_order("t", id="b"), wf.get(), wf.create_work_order("t", id="c")
     )
-    assert sent == ["batch(workOrder.create, workOrder.create)", "workflow.get", "workOrder.create"]
+    assert messages(sent) == ["batch(workOrder.create, workOrder.create)", "workflow.get", "workOrder.create"]
     # The read came after the two creates made before it (it may see the one after it: that one was not awaited).
     assert {"a", "b"} <= set(read["workOrders"])
     assert list((await wf.get())["workOrders"]) == ["a", "b", "c"]
@@ -145,15 +142,7 @@ async def test_a_control_clients_writes_of_one_turn_go_as_one_message_and_a_read
 async def test_a_read_made_the_turn_after_a_batch_was_flushed_does_not_go_before_it(hub: Hub) -> None:
     control, _monitor = await clients(hub)
     wf = await control.create_workflow("read after a flush")
-    sent: list[str] = []
-    sio = control.connection._sio
-    emit = sio.emit
-
-    async def recording(name: str, *args: Any, **kwargs: Any) -> Any:
-        sent.append(f"batch({', '.join(inner for inner, _ in args[0])})" if name == "batch" else name)
-        return await emit(name, *args, **kwargs)
-
-    sio.emit = recording
+    sent = record_events(control)
 
     async def read_next_turn() -> Any:
         # Made after the creates, in the turn their batch is flushed (and not emitted yet).
@@ -161,7 +150,7 @@ async def test_a_read_made_the_turn_after_a_batch_was_flushed_does_not_go_before
         return await wf.get()
 
     _a, _b, read = await asyncio.gather(wf.create_work_order("t", id="a"), wf.create_work_order("t", id="b"), read_next_turn())
-    assert sent == ["batch(workOrder.create, workOrder.create)", "workflow.get"]
+    assert messages(sent) == ["batch(workOrder.create, workOrder.create)", "workflow.get"]
     assert {"a", "b"} <= set(read["workOrders"])
 
 
@@ -169,15 +158,7 @@ async def test_a_control_clients_data_registrations_go_alone(hub: Hub) -> None:
     control, _monitor = await clients(hub)
     wf = await control.create_workflow("files go alone")
     await wf.add_data_reference("s3://bucket/old.csv", id="old")
-    sent: list[str] = []
-    sio = control.connection._sio
-    emit = sio.emit
-
-    async def recording(name: str, *args: Any, **kwargs: Any) -> Any:
-        sent.append(f"batch({', '.join(inner for inner, _ in args[0])})" if name == "batch" else name)
-        return await emit(name, *args, **kwargs)
-
-    sio.emit = recording
+    sent = record_events(control)
     # The hub hashes a local file it is told of before it answers: batched, the creates beside it would wait for that.
     await asyncio.gather(
         wf.create_work_order("t", id="a"),
@@ -187,7 +168,7 @@ async def test_a_control_clients_data_registrations_go_alone(hub: Hub) -> None:
         wf.create_work_order("t", id="b"),
         wf.create_work_order("t", id="c"),
     )
-    assert sent == ["workOrder.create", "data.register", "data.registerMany", "data.update", "batch(workOrder.create, workOrder.create)"]
+    assert messages(sent) == ["workOrder.create", "data.register", "data.registerMany", "data.update", "batch(workOrder.create, workOrder.create)"]
 
 
 async def test_an_agents_data_registrations_and_completions_with_outputs_go_alone(hub: Hub) -> None:
