@@ -26,6 +26,11 @@ function replace(dir: string, name: string, text: string): Promise<void> {
   return replaceDurably(dir, name, (handle) => handle.writeFile(text));
 }
 
+/** Where a replacement of `dir/name` is written before it is renamed into place. */
+export function temporaryPath(dir: string, name: string): string {
+  return join(dir, `.${name}.tmp`);
+}
+
 /**
  * Puts `dir/name` in place atomically and durably with what `fill` writes into a temporary file,
  * which is flushed, renamed into place, then the directory flushed; resolves with what `fill` does.
@@ -33,7 +38,7 @@ function replace(dir: string, name: string, text: string): Promise<void> {
  * the directory) leaves the new file in place, perhaps not yet durable. `mode`: the new file's.
  */
 export async function replaceDurably<T>(dir: string, name: string, fill: (handle: FileHandle) => Promise<T>, mode?: number): Promise<T> {
-  const temporary = join(dir, `.${name}.tmp`);
+  const temporary = temporaryPath(dir, name);
   // A temporary file left by a crash may be there with another mode: it goes first, so the new one is created with `mode`.
   if (mode !== undefined) await unlink(temporary).catch(() => undefined);
   const handle = await open(temporary, 'w', mode);

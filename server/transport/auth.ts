@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { join } from 'node:path';
 import * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
+import { temporaryPath } from '../store/synced-write.ts';
 import { TokenList, type Role, type TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 import { parseSecretJson } from '../secret-json.ts';
@@ -155,7 +156,7 @@ export function readDataDirTokens(dataDir: string): TokenGrant[] {
 export function saveTokens(dataDir: string, grants: TokenGrant[]): void {
   mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   // Written aside and renamed into place: a crash in the middle leaves no half file for the next start to refuse.
-  const temporary = join(dataDir, `.${TOKENS_FILE}.tmp`);
+  const temporary = temporaryPath(dataDir, TOKENS_FILE);
   rmSync(temporary, { force: true });
   writeFileSync(temporary, JSON.stringify(grants, null, 2) + '\n', { mode: TOKEN_FILE_MODE, flush: true });
   renameSync(temporary, join(dataDir, TOKENS_FILE));
