@@ -259,9 +259,8 @@ export class AgentClient {
    * An offer that came in a report's reply. The handler starts at once, and the offer is accepted
    * as it starts: by the handler's first report if it makes one in its first turn (most report
    * progress first), else by a heartbeat for its token (not waited for). Until then the hub would
-   * count the order `offered`, not `running`, measure the attempt from its first report (a handler
-   * that reports only its completion would take 0 ms in the history, the agent's stats and the
-   * reports), and treat it as an offer if the connection dropped (withdrawn at once, no grace).
+   * count the order `offered`, not `running`, and treat it as an offer if the connection dropped
+   * (withdrawn at once, no grace).
    */
   private onCarriedOffer(assignment: Assignment): void {
     const registration = this.handlers.get(assignment.taskType) ?? this.handlers.get('*');

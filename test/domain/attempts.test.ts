@@ -33,8 +33,9 @@ describe('reporting before the accept arrives (domain)', () => {
     const { d, order, ref, agentId } = offered({ timeouts: { leaseMs: 5_000 } });
     d.advance(10);
     d.run('task.progress', { ...ref, progress: 20, message: 'started' }, asAgent(agentId));
-    expect(order()).toMatchObject({ state: 'running', attempts: 1, startedAt: 1010, progress: 20, message: 'started' });
-    expect(order().attempt).toMatchObject({ token: ref.attemptToken, acceptedAt: 1010 });
+    // The attempt started when it was offered (the agent started without answering); its lease runs from the report.
+    expect(order()).toMatchObject({ state: 'running', attempts: 1, startedAt: 1000, progress: 20, message: 'started' });
+    expect(order().attempt).toMatchObject({ token: ref.attemptToken, acceptedAt: 1000 });
     expect(inFlight(d, ref.attemptToken)).toEqual({ phase: 'running', lease: 1010 + 5_000 });
     // The accept ack that was on its way arrives afterwards: it changes nothing.
     const late = d.run('offer.answer', { ...ref, accept: true }, asAgent(agentId));
@@ -52,6 +53,30 @@ describe('reporting before the accept arrives (domain)', () => {
     expect(d.run('offer.answer', { ...ref, accept: true }, asAgent(agentId)).tx.empty).toBe(true);
   });
 
+  it('times an attempt whose completion was its accept from the offer, in its history and its agent\'s stats', () => {
+    const { d, workflowId, order, ref, agentId } = offered();
+    d.advance(250);
+    d.run('task.complete', { ...ref, result: { ok: true } }, asAgent(agentId));
+    expect(order()).toMatchObject({ startedAt: 1000, endedAt: 1250 });
+    expect(order().history).toEqual([expect.objectContaining({ startedAt: 1000, endedAt: 1250 })]);
+    expect(d.state.agents![agentId]!.stats.byTaskType.t).toMatchObject({ completed: 1, avgMs: 250, p95Ms: 250, recentMs: [250] });
+    expect(d.state.workflows.get(workflowId)!.agents[agentId]).toMatchObject({ completed: 1, busyMs: 250 });
+  });
+
+  it('times an explicitly accepted attempt from its accept, and an implied accept never after the report', () => {
+    const explicit = offered();
+    explicit.d.advance(40);
+    explicit.d.run('offer.answer', { ...explicit.ref, accept: true }, asAgent(explicit.agentId));
+    explicit.d.advance(60);
+    explicit.d.run('task.complete', { ...explicit.ref }, asAgent(explicit.agentId));
+    expect(explicit.order().history).toEqual([expect.objectContaining({ startedAt: 1040, endedAt: 1100 })]);
+    // The wall clock stepped back below the offer's time: the attempt starts at the report, not in its future.
+    const stepped = offered();
+    stepped.d.advance(-500);
+    stepped.d.run('task.progress', { ...stepped.ref, progress: 5 }, asAgent(stepped.agentId));
+    expect(stepped.order()).toMatchObject({ startedAt: 500, attempt: { acceptedAt: 500 } });
+  });
+
   it('counts a failure reported before the accept as a started attempt, and retries it', () => {
     const { d, order, ref, agentId } = offered();
     d.run('task.fail', { ...ref, error: 'no disk', retryable: true }, asAgent(agentId));
@@ -61,10 +86,11 @@ describe('reporting before the accept arrives (domain)', () => {
 
   it('takes a heartbeat naming an offered attempt as its accept, and starts its lease', () => {
     const { d, order, ref, agentId } = offered({ timeouts: { leaseMs: 5_000 } });
+    d.advance(30);
     const { reply } = d.run('agent.heartbeat', { attemptTokens: [ref.attemptToken] }, asAgent(agentId));
     expect(reply).toEqual({ renewed: [ref.attemptToken], lost: [] });
-    expect(order()).toMatchObject({ state: 'running', attempts: 1 });
-    expect(inFlight(d, ref.attemptToken)).toEqual({ phase: 'running', lease: 1000 + 5_000 });
+    expect(order()).toMatchObject({ state: 'running', attempts: 1, startedAt: 1000 });
+    expect(inFlight(d, ref.attemptToken)).toEqual({ phase: 'running', lease: 1030 + 5_000 });
   });
 
   it('still refuses a report on an offered attempt from another agent (FORBIDDEN) or with a stale token (STALE_ATTEMPT)', () => {

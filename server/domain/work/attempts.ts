@@ -38,14 +38,19 @@ export function checkAttempt(state: HubState, input: AttemptInput, actor: Actor,
   return order;
 }
 
-/** The agent accepted the offer: the attempt starts and its lease runs. */
-export function acceptOffer(t: CommandContext, input: AttemptInput, actor: Actor): void {
+/**
+ * The agent accepted the offer: the attempt starts and its lease runs. An accept `implied` by a
+ * report (the agent started without answering first) dates the start to the offer, the nearest
+ * time known to it: dated to the report, a task that reported only its completion took 0 ms.
+ */
+export function acceptOffer(t: CommandContext, input: AttemptInput, actor: Actor, implied = false): void {
   const order = requireAttempt(t, input, actor, 'offered');
-  const now = t.ctx.now;
+  // Never after now: a wall clock stepped back since the offer.
+  const at = implied ? Math.min(order.attempt!.offeredAt, t.ctx.now) : t.ctx.now;
   const path = ['workOrders', order.id];
   setOrderState(t, order, 'running');
-  t.tx.assign(order.workflowId, path, { attempts: order.attempts + 1, startedAt: order.startedAt ?? now, progress: 0, message: null });
-  t.tx.set(order.workflowId, [...path, 'attempt', 'acceptedAt'], now);
+  t.tx.assign(order.workflowId, path, { attempts: order.attempts + 1, startedAt: order.startedAt ?? at, progress: 0, message: null });
+  t.tx.set(order.workflowId, [...path, 'attempt', 'acceptedAt'], at);
   const active = t.state.work.active.get(input.attemptToken)!;
   active.phase = 'running';
   t.state.work.leases.set(input.attemptToken, t.ctx.monotonicNow + order.timeouts.leaseMs);
@@ -64,7 +69,7 @@ export function acceptOffer(t: CommandContext, input: AttemptInput, actor: Actor
  */
 export function requireRunningAttempt(t: CommandContext, input: AttemptInput, actor: Actor): WorkOrder {
   const order = checkAttempt(t.state, input, actor);
-  if (order.state === 'offered') acceptOffer(t, input, actor);
+  if (order.state === 'offered') acceptOffer(t, input, actor, true);
   return requireAttempt(t, input, actor, 'running');
 }
 
@@ -187,7 +192,7 @@ export function heartbeat(t: CommandContext, input: ParsedRequestOf<'agent', 'ag
     }
     // An agent heartbeats the attempts it works on: for one still offered, that is its accept.
     if (active.phase === 'offered') {
-      acceptOffer(t, { workflowId: active.workflowId, workOrderId: active.workOrderId, attemptToken: token }, actor);
+      acceptOffer(t, { workflowId: active.workflowId, workOrderId: active.workOrderId, attemptToken: token }, actor, true);
     } else {
       const order = requireWorkflow(t.state, active.workflowId).workOrders[active.workOrderId]!;
       work.leases.set(token, t.ctx.monotonicNow + order.timeouts.leaseMs);
