@@ -6,6 +6,7 @@ import { batchSocketWrites } from './batched-writes.ts';
 import { Failover } from './failover.ts';
 import { hubUrls } from './hub-url.ts';
 import { checkedTimeout, timerMs } from './timeouts.ts';
+import { whyNotJson } from './json-fit.ts';
 import { RequestBatcher, SEND_ALONE, type Answered } from './request-batch.ts';
 import { biggest, closedForSize, type Sent } from './too-big.ts';
 
@@ -185,6 +186,9 @@ export class Connection<N extends NamespaceName> {
     // On performance.now(): a step of the wall clock must not end the wait, or stretch it.
     const deadline = performance.now() + timeoutMs;
     if (signal?.aborted) throw abortError(event, signal, false);
+    // Refused here, sent nowhere: as the Python SDK's json refuses NaN, and as JSON.stringify refuses a BigInt, but naming where.
+    const unfit = whyNotJson(payload);
+    if (unfit) throw new TypeError(`${event} cannot be sent: ${unfit}`);
     let ack: Ack<ReplyOf<N, E>> | typeof SEND_ALONE;
     let alone = false;
     do {

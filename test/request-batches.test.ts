@@ -258,7 +258,8 @@ describe('the TypeScript SDK batching, when the connection goes or a batch canno
       // A timer's callback, as an agent's own code runs from (not a promise continuation).
       setImmediate(() => {
         const first = worker.connection.request('agent.status', { note: 'first' });
-        const bad = worker.connection.request('agent.status', { note: 10n as unknown as string });
+        // A toJSON that throws: the SDK's own check takes it as it serialises, so only the batch's encoding finds it.
+        const bad = worker.connection.request('agent.status', { note: { toJSON: () => { throw new TypeError('not today'); } } as unknown as string });
         // Another timeout: the batch of the two before goes at once, and this one is queued for the next.
         const third = worker.connection.request('agent.status', { note: 'third' }, { timeoutMs: 60_000 });
         resolve([first, bad, third]);

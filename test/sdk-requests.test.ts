@@ -43,6 +43,32 @@ describe('SDK requests', () => {
     expect((await wf.get()).status).toBe('pending');
   });
 
+  it('refuses, sending nothing, a request holding what JSON would change or cannot hold, naming where', async () => {
+    const client = await control(await startHub());
+    const wf = await client.createWorkflow({ userQuery: 'not JSON' });
+    const sent: string[] = [];
+    client.connection.socket.onAnyOutgoing((event: string) => sent.push(event));
+    const cyclic: Record<string, unknown> = { name: 'loop' };
+    cyclic.self = { back: cyclic };
+    const refused = [
+      [{ id: 'a', taskType: 't', input: { weights: [0.5, Number.POSITIVE_INFINITY] } }, 'workOrder.create cannot be sent: input.weights[1] is Infinity, which JSON cannot hold (it would arrive as null)'],
+      [{ id: 'b', taskType: 't', input: { rows: 3n } }, 'workOrder.create cannot be sent: input.rows is a BigInt, which JSON cannot hold'],
+      [{ id: 'c', taskType: 't', input: cyclic }, 'workOrder.create cannot be sent: input.self.back refers back to a value that holds it: JSON cannot hold a cycle'],
+    ] as const;
+    for (const [spec, message] of refused) {
+      const error = await failure(wf.createWorkOrder(spec as never));
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error.message).toBe(message);
+    }
+    await expect(wf.recordKpi('k', Number.NaN)).rejects.toThrow('kpi.record cannot be sent: value is NaN, which JSON cannot hold (it would arrive as null)');
+    expect(sent).toEqual([]);
+    // What JSON holds as it is still goes: a Date as its text, undefined fields left out.
+    const at = new Date(0);
+    await wf.createWorkOrder({ id: 'ok', taskType: 't', input: { at, skipped: undefined } });
+    expect((await wf.getWorkOrder('ok')).input).toEqual({ at: at.toISOString() });
+    expect((await wf.listWorkOrders()).items.map((order) => order.id)).toEqual(['ok']);
+  });
+
   it('fails with TIMEOUT, naming the event and the hub, when no answer comes within timeoutMs', async () => {
     const url = await silentServer();
     const client = await connectControl({ url, token: TOKENS.admin });

@@ -116,7 +116,18 @@ describe('handler errors', () => {
     await wf.createWorkOrder({ id: 'big', taskType: 'big', maxAttempts: 3 });
     const order = await untilOrder(hub, wf.id, 'big', 'failed');
     expect(order.attempts).toBe(1);
-    expect(order.error).toBe('failed (not retryable): the completion could not be sent: Do not know how to serialize a BigInt');
+    expect(order.error).toBe('failed (not retryable): the completion could not be sent: task.complete cannot be sent: result.rows is a BigInt, which JSON cannot hold');
+  });
+  it('fail the attempt for good when the result holds NaN, which JSON would turn into null, naming where', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'NaN in a result' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'nan', agentType: 'w', logger: null });
+    await worker.onTask('nan', () => ({ result: { scores: [1, Number.NaN] } }));
+    await wf.createWorkOrder({ id: 'nan', taskType: 'nan', maxAttempts: 3 });
+    const order = await untilOrder(hub, wf.id, 'nan', 'failed');
+    expect(order).toMatchObject({ attempts: 1, result: null });
+    expect(order.error).toBe('failed (not retryable): the completion could not be sent: task.complete cannot be sent: result.scores[1] is NaN, which JSON cannot hold (it would arrive as null)');
   });
   it('fail the attempt for good when the completion is too big for the hub to read, instead of resending it for ever', async () => {
     const hub = await startHub({ maxHttpBufferSize: 32 * 1024 });
