@@ -139,7 +139,7 @@ describe('view streams (no network)', () => {
     await untilTrue(() => views.size === 0, 'the last view dropped');
   });
 
-  it('ends the views of a workflow that leaves memory, and takes their subscribers out of their rooms', async () => {
+  it('ends the views of a workflow that leaves memory for the archive, keeping their subscribers in their rooms to hear of its deletion', async () => {
     const { hub, views, socket } = await setup();
     const subscriber = socket('s1');
     views.subscribe(subscriber, 'wf', ViewSpec.parse({ kind: 'summary' }));
@@ -148,7 +148,7 @@ describe('view streams (no network)', () => {
     const version = hub.state.versions.get('wf')!;
     expect(await hub.dispatch({ type: 'hub.evict', input: { workflowId: 'wf', version }, actor: ADMIN })).toEqual({ evicted: true });
     expect(views.size).toBe(0);
-    expect([...subscriber.rooms]).toEqual(['s1']);
+    expect([...subscriber.rooms]).toEqual(['s1', 'doc:wf/summary']);
   });
 
   it('ends the views of a workflow whose creation is rolled back: their subscribers are told to resync and leave their rooms', async () => {

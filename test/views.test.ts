@@ -399,6 +399,29 @@ describe('views of a workflow', () => {
     const again = await watcher.connection.request('subscribe', { doc: wf.id, view: FAILED, version, epoch: (await watcher.connection.request('subscribe', { doc: wf.id, view: FAILED })).epoch });
     expect(again).toMatchObject({ mode: 'patches', from: version, to: version, ops: [] });
   });
+  it('tells the followers of an archived workflow’s views when it is deleted, and follows the one created anew with its id', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const client = await control(hub);
+    const old = await client.createWorkflow({ id: 'nightly', userQuery: 'yesterday' });
+    await old.start();
+    const early = await monitor(hub);
+    // Followed while live, then archived with its final value (no resync: nothing changed after it).
+    const followed = await early.subscribe('nightly', { view: SUMMARY });
+    await old.complete();
+    await untilTrue(() => !hub.state.workflows.has('nightly'), 'the workflow archived');
+    await followed.until((view) => view.status === 'completed', { what: 'the final value' });
+    // Subscribed to once archived.
+    const late = await monitor(hub);
+    expect((await late.subscribe('nightly', { view: FAILED })).state).toMatchObject({ total: 0, ids: [] });
+    await client.pruneArchive(0);
+    await untilTrue(() => !early.docs.has('nightly/summary') && !late.docs.has('nightly/orders?state=failed'), 'the views of the pruned workflow no longer mirrored');
+    const fresh = await client.createWorkflow({ id: 'nightly', userQuery: 'today' });
+    const again = await early.subscribe('nightly', { view: SUMMARY });
+    expect(again.state).toMatchObject({ status: 'pending' });
+    await fresh.start();
+    await again.until((view) => view.status === 'in_progress', { what: 'the new workflow’s change' });
+  });
+
   it('brings a live view to its workflow’s final value when the workflow is archived before the next broadcast', async () => {
     const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10, patchIntervalMs: 10_000 });
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'archived at once' });

@@ -14,7 +14,7 @@ import type { Handlers, Session } from './namespaces.ts';
 import { room, type PatchStream } from './patch-stream.ts';
 import { reportReply, viewBody, workflowReply } from './replies.ts';
 import type { Transfers } from './transfers.ts';
-import type { ViewStreams } from './view-streams.ts';
+import { checkViewBound, type ViewStreams } from './view-streams.ts';
 
 /** What the `/monitor` handlers work with. */
 export interface MonitorParts {
@@ -62,6 +62,22 @@ async function archivedView(reads: WorkflowReads, workflowId: string, view: View
   return holdsEncoded({ doc, epoch, mode: 'snapshot', version, ...viewBody(new EncodedJson(JSON.stringify(value)), socket, transfers) });
 }
 
+/**
+ * Answers a subscription to an archived workflow or one of its views from `read`, in the room of
+ * `name`: joined before the read, so that the workflow's deletion from the archive (even meanwhile)
+ * is told (`resync`); left again if the read fails and the socket was not in it before.
+ */
+async function inRoomOf(socket: Socket, name: string, read: () => Promise<Subscription>): Promise<Subscription> {
+  const joined = socket.rooms.has(room(name));
+  void socket.join(room(name));
+  try {
+    return await read();
+  } catch (error) {
+    if (!joined) void socket.leave(room(name));
+    throw error;
+  }
+}
+
 /** The final state of an archived workflow (a snapshot, or no patches when that version is held in this epoch). */
 async function archivedDocument(reads: WorkflowReads, doc: string, held: Held, epoch: string, socket: Socket, transfers: Transfers): Promise<Subscription> {
   const state = await archivedState(reads, doc);
@@ -80,20 +96,16 @@ export function monitorHandlers({ hub, reads, stream, views, renderer, transfers
       requireVisible(session, input.doc);
       if (input.view) {
         if (input.doc === AGENTS_DOC) throw new HubError('VALIDATION', 'views are of workflows; @agents has none');
-        if (!hub.state.workflows.has(input.doc)) return archivedView(reads, input.doc, input.view, input, stream.epoch, socket, transfers);
+        if (!hub.state.workflows.has(input.doc)) {
+          const name = viewName(input.doc, input.view);
+          checkViewBound(socket, input.doc, name);
+          return inRoomOf(socket, name, () => archivedView(reads, input.doc, input.view!, input, stream.epoch, socket, transfers));
+        }
         return holdsEncoded(await views.subscribe(socket, input.doc, input.view, input.version, input.epoch));
       }
       if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) {
-        // An archived workflow never changes again: its final state, and no patches. Its room is
-        // joined before the read so that its deletion from the archive (even meanwhile) is told (`resync`).
-        const joined = socket.rooms.has(room(input.doc));
-        void socket.join(room(input.doc));
-        try {
-          return await archivedDocument(reads, input.doc, input, stream.epoch, socket, transfers);
-        } catch (error) {
-          if (!joined) void socket.leave(room(input.doc));
-          throw error;
-        }
+        // An archived workflow never changes again: its final state, and no patches.
+        return inRoomOf(socket, input.doc, () => archivedDocument(reads, input.doc, input, stream.epoch, socket, transfers));
       }
       return holdsEncoded(await stream.subscribe(socket, input.doc, input.version, input.epoch));
     },

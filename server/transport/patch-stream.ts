@@ -68,6 +68,8 @@ export interface DerivedStreams {
   valueOf(name: string): unknown;
   /** After a rollback: each stream starts over (its subscribers are told to resync); those of workflows that `left` memory end. */
   onRollback(left: ReadonlySet<string>, reason: string): void;
+  /** Archived workflows were deleted: the followers of their streams are told to resync, and leave. */
+  deleted(workflowIds: ReadonlySet<string>, reason: string): void;
 }
 
 /**
@@ -436,8 +438,10 @@ export class PatchStream {
    */
   deleted(workflowIds: readonly string[]): void {
     this.epoch = newEpoch();
+    const reason = 'the workflow was deleted from the archive';
+    this.derived?.deleted(new Set(workflowIds), reason);
     for (const doc of workflowIds) {
-      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason: 'the workflow was deleted from the archive' });
+      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason });
       for (const id of [...(this.nsp.adapter.rooms.get(room(doc)) ?? [])]) {
         const socket = this.nsp.sockets.get(id);
         // A scoped follower of everything keeps its scope's rooms: a workflow created later with that id is its to see, as `ALL` sees it.

@@ -63,6 +63,12 @@ function tooManyViews(socket: Socket, workflowId: string): string | undefined {
   return undefined;
 }
 
+/** Refuses (VALIDATION) a socket's subscription to view `name` of `workflowId` beyond the bounds; one it follows already is no more. */
+export function checkViewBound(socket: Socket, workflowId: string, name: string): void {
+  const refusal = socket.rooms.has(room(name)) ? undefined : tooManyViews(socket, workflowId);
+  if (refusal) throw new HubError('VALIDATION', `${refusal}: unsubscribe from one first`);
+}
+
 /**
  * The views monitors follow: each is one more stream of the patch stream, named for the view,
  * with its own room. Its versions are its workflow's. At each flush, every followed view of a
@@ -115,8 +121,7 @@ export class ViewStreams implements DerivedStreams {
   /** `subscribe`, for a subscription that has waited for the catalog (`waiting`) or not yet. */
   private follow(socket: Socket, workflowId: string, spec: ViewSpec, version: number | undefined, epoch: string | undefined, waiting: Waiting | undefined): Subscription | Promise<Subscription> {
     const name = viewName(workflowId, spec);
-    const refusal = socket.rooms.has(room(name)) ? undefined : tooManyViews(socket, workflowId);
-    if (refusal) throw new HubError('VALIDATION', `${refusal}: unsubscribe from one first`);
+    checkViewBound(socket, workflowId, name);
     // A big workflow's catalog is built a slice per turn first; then this looks again (the bounds
     // included: others may have joined meanwhile), in the turn it answers and joins in.
     const build = catalogBuild(this.hub.state, workflowId);
@@ -208,7 +213,8 @@ export class ViewStreams implements DerivedStreams {
         // Version 0: the workflow left memory for the archive; its views end with it. Changed since
         // they were last computed (no flush came between), they lack its last changes, which the
         // state no longer holds: their subscribers resync, to the final value the archive answers.
-        if (change.v === 0) this.forgetWorkflow(change.doc, this.dirty.has(change.doc) ? 'the workflow was archived' : undefined);
+        // They stay in their rooms: the archived views are still theirs, until the workflow is deleted.
+        if (change.v === 0) this.forgetWorkflow(change.doc, this.dirty.has(change.doc) ? 'the workflow was archived' : undefined, true);
         else if (this.byWorkflow.has(change.doc)) this.dirty.add(change.doc);
       }
     }
@@ -238,17 +244,32 @@ export class ViewStreams implements DerivedStreams {
   }
 
   /**
-   * Drops the views of a workflow that left memory; their subscribers (told to resync first, with
-   * `resync` as the reason, when given) leave their rooms (they no longer count toward the bound).
+   * Drops the views of a workflow that left memory; their subscribers are told to resync first,
+   * with `resync` as the reason, when given, and leave their rooms unless `archived`: followers of
+   * an archived workflow's views stay, to be told when it is deleted (`deleted`).
    */
-  private forgetWorkflow(workflowId: string, resync?: string): void {
+  private forgetWorkflow(workflowId: string, resync?: string, archived = false): void {
     for (const view of [...(this.byWorkflow.get(workflowId) ?? [])]) {
       this.drop(view);
       if (resync) this.nsp.to(room(view.name)).emit('resync', { doc: view.name, reason: resync });
-      this.nsp.in(room(view.name)).socketsLeave(room(view.name));
+      if (!archived) this.nsp.in(room(view.name)).socketsLeave(room(view.name));
     }
     this.revoked.delete(workflowId);
     this.dirty.delete(workflowId);
+  }
+
+  /**
+   * Archived workflows were deleted: whoever follows one of their views (joined while it was live,
+   * or since, to its final value) is told to resync, and leaves. One pass over the rooms, whatever
+   * the number deleted.
+   */
+  deleted(workflowIds: ReadonlySet<string>, reason: string): void {
+    for (const name of [...this.nsp.adapter.rooms.keys()]) {
+      const doc = name.slice(4);
+      if (!name.startsWith('doc:') || !isViewName(doc) || !workflowIds.has(doc.slice(0, doc.indexOf('/')))) continue;
+      this.nsp.to(name).emit('resync', { doc, reason });
+      this.nsp.in(name).socketsLeave(name);
+    }
   }
 
   /** Drops views nobody has followed for `idleMs`. */
