@@ -32,6 +32,7 @@ import type { SnapshotEvent, Store } from './store/store.ts';
 import { loadOrCreateTokens, looseTokenFileMode, looseTokenFileWarning, PRIVATE_DIR_MODE, readDataDirTokens, readTokens, saveTokens, TOKENS_FILE, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { LoginThrottle } from './transport/login-throttle.ts';
+import { clientAddresses } from './transport/client-address.ts';
 import { controlHandlers } from './transport/control.ts';
 import { hubParser } from './transport/encoded-json.ts';
 import { monitorHandlers } from './transport/monitor.ts';
@@ -273,6 +274,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const { grants, created } = loaded;
   let grantsInForce = grants;
   const tokens = new TokenRegistry(grants, new LoginThrottle(options.failedLogins));
+  const addressOf = clientAddresses(options.trustedProxies);
 
   // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
   let bound: AddressInfo | null = null;
@@ -323,7 +325,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     // The main namespace serves nothing and needs no token: a client that joined it (no namespace in its URL) would wait for answers that never come.
     const noNamespace = { code: 'VALIDATION', message: 'no namespace named: connect to /control, /agent or /monitor' };
     io.of('/').use((_socket, next) => next(Object.assign(new Error(noNamespace.message), { data: noNamespace })));
-    const common = { tokens, rateLimit: options.rateLimit, maxUnreadBytes: options.maxUnreadBytes, log: logger };
+    const common = { tokens, rateLimit: options.rateLimit, maxUnreadBytes: options.maxUnreadBytes, log: logger, addressOf };
     const transfers = new Transfers();
     stops.push(() => transfers.close());
     const controlParts = { hub: writer, reads, archiver, files, hubDirectory, openLineageProducer: options.openLineageProducer, renderer, transfers };
@@ -393,7 +395,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     stops.push(() => live.close());
     const clusterInfo = (): ClusterInfo =>
       cluster?.info() ?? single(options.nodeId ?? 'single', urlOf(), writer.lastSeq);
-    const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt), clusterRoute(clusterInfo), metricsRoute(live), ...dashboardRoutes()], tokens, logger);
+    const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt), clusterRoute(clusterInfo), metricsRoute(live), ...dashboardRoutes()], tokens, logger, addressOf);
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).
     serve = router;

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import * as z from 'zod';
 import { TokenList } from '../shared/schemas/tokens.ts';
 
@@ -48,12 +49,18 @@ export const HubOptions = z.strictObject({
   /**
    * Unknown tokens one client address (an IPv6 one by its /64) may present: `burst` at once, then
    * `perMinute`; past that its logins are refused (RATE_LIMITED) until it has allowance again,
-   * except with a token that already logged in from it. Behind a proxy, its clients share one address.
+   * except with a token that already logged in from it. Behind a proxy, see `trustedProxies`.
    */
   failedLogins: z.strictObject({ burst: z.number().int().min(1).default(20), perMinute: z.number().positive().max(60_000).default(10) }).default({
     burst: 20,
     perMinute: 10,
   }),
+  /**
+   * Addresses of reverse proxies in front of the hub: a request from one comes from the address its
+   * `X-Forwarded-For` names (the right-most that is not itself one of these), for `failedLogins`
+   * and the logs. Without it, clients behind a proxy share the proxy's address.
+   */
+  trustedProxies: z.array(z.string().refine((address) => isIP(address) !== 0, { message: 'must be an IP address' })).default([]),
   /** How many recent values each KPI keeps. */
   kpiHistoryLimit: z.number().int().min(1).max(100_000).default(1000),
   /** How many previous versions each data reference keeps. */

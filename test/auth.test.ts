@@ -1,10 +1,20 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { io } from 'socket.io-client';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
 import { codeOf, hubErrorOf } from './helpers/errors.ts';
 import { rawGet } from './helpers/http.ts';
 import { agent, control, GRANTS, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+
+/** Connects to /control with `token` and these headers: "connected", or the refusal's "CODE: message". */
+function login(url: string, token: string, extraHeaders: Record<string, string>): Promise<string> {
+  const socket = io(`${url}/control`, { auth: { token }, extraHeaders, transports: ['websocket'], reconnection: false, forceNew: true });
+  return new Promise<string>((resolve) => {
+    socket.once('connect', () => resolve('connected'));
+    socket.once('connect_error', (error: Error & { data?: { code?: string } }) => resolve(error.data?.code ? `${error.data.code}: ${error.message}` : `no code: ${error.message}`));
+  }).finally(() => socket.close());
+}
 
 describe('authentication', () => {
   it('refuses a control connection without a valid admin token', async () => {
@@ -34,6 +44,27 @@ describe('authentication', () => {
     const second = connectAgent({ url: hub.url, token: TOKENS.agent, agentId: 'second', agentType: 'worker' });
     expect(await codeOf(second)).toBe('resolved');
     await (await second).close();
+  });
+
+  it('throttles each client behind a trusted proxy by the address the proxy names, never by what the client wrote', async () => {
+    const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 }, trustedProxies: ['127.0.0.1'] });
+    // The guesser is 10.0.0.1 to the proxy, which appends that to what the guesser wrote.
+    const guesser = { 'x-forwarded-for': '10.0.0.2, 10.0.0.1' };
+    expect(await login(hub.url, 'guess-one-token', guesser)).toBe('UNAUTHENTICATED: unknown token');
+    expect((await rawGet(hub.url, '/api/workflows', 'guess-two-token', guesser)).status).toBe(401);
+    expect(await login(hub.url, TOKENS.admin, guesser)).toMatch(/^RATE_LIMITED: too many failed logins from 10\.0\.0\.1;/);
+    // Another client of the proxy, with a token it never used, is let in.
+    const other = { 'x-forwarded-for': '10.0.0.2' };
+    expect(await login(hub.url, TOKENS.admin, other)).toBe('connected');
+    expect((await rawGet(hub.url, '/api/workflows', TOKENS.monitor, other)).status).toBe(200);
+  });
+
+  it('takes no X-Forwarded-For from a peer that is not a trusted proxy', async () => {
+    const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 }, trustedProxies: ['10.9.9.9'] });
+    for (const guess of ['guess-one-token', 'guess-two-token']) expect(await login(hub.url, guess, { 'x-forwarded-for': '10.0.0.1' })).toBe('UNAUTHENTICATED: unknown token');
+    // All of them came from 127.0.0.1, whatever they wrote.
+    expect(await login(hub.url, TOKENS.admin, { 'x-forwarded-for': '10.0.0.2' })).toMatch(/^RATE_LIMITED: too many failed logins from .*127\.0\.0\.1;/);
+    expect(await codeOf(startHub({ trustedProxies: ['proxy.local'] }))).toBe('VALIDATION');
   });
 
   it('counts neither a missing token nor a known token of the wrong role against the address', async () => {

@@ -5,6 +5,7 @@ import { HubError, type ErrorCode } from '../../shared/errors.ts';
 import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Logger } from '../logger.ts';
 import { requireRole, type TokenRegistry } from '../transport/auth.ts';
+import type { AddressOf } from '../transport/client-address.ts';
 
 /** What a route returns: a status, a body and its content type (JSON by default). */
 export interface HttpReply {
@@ -104,7 +105,7 @@ function decodeSegment(segment: string): string {
 }
 
 /** Builds the HTTP request listener: bearer-token auth, routing, and errors as the ack's error object. */
-export function createRouter(routes: readonly Route[], tokens: TokenRegistry, log: Logger) {
+export function createRouter(routes: readonly Route[], tokens: TokenRegistry, log: Logger, addressOf: AddressOf) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     // socket.io answers its own path on the same server. It compares the raw target, so this
     // must too: `/../socket.io/` normalises to that path, yet socket.io leaves it to us.
@@ -125,7 +126,7 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
       // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is as good as `Bearer`.
       const token = header !== undefined && /^bearer /i.test(header) ? header.slice(7) : (url.searchParams.get('token') ?? undefined);
       if (route.roles.length) {
-        grant = tokens.authenticate(token, req.socket.remoteAddress ?? '');
+        grant = tokens.authenticate(token, addressOf(req.socket.remoteAddress, req.headers));
         requireRole(grant, route.roles);
       }
       admitted = true;
@@ -136,7 +137,7 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
       (reply) => send(res, reply),
       (error: unknown) => {
         if (!(error instanceof HubError)) log.error({ err: error, path: url.pathname }, 'http route failed');
-        else if (!admitted) log.warn({ path: url.pathname, code: error.code, reason: error.message, role: grant?.role, tokenName: grant?.name, address: req.socket.remoteAddress }, 'http request refused');
+        else if (!admitted) log.warn({ path: url.pathname, code: error.code, reason: error.message, role: grant?.role, tokenName: grant?.name, address: addressOf(req.socket.remoteAddress, req.headers) }, 'http request refused');
         refuse(res, error instanceof HubError ? error : new HubError('INTERNAL', 'internal error'));
       },
     );

@@ -6,6 +6,7 @@ import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 import type { Logger } from '../logger.ts';
 import { actorOf, requireRole, type TokenRegistry } from './auth.ts';
+import type { AddressOf } from './client-address.ts';
 import { dropConnection, pauseReading, trackBacklog, unreadBytes } from './backlog.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { validationError } from './validation.ts';
@@ -33,6 +34,8 @@ export interface NamespaceOptions {
   /** Bytes of answers a connection may leave unread; one more answer past that closes it. */
   maxUnreadBytes: number;
   log: Logger;
+  /** Where a connection comes from (its peer, or the client a trusted proxy names). */
+  addressOf: AddressOf;
   /** Further checks at connection time (e.g. an agent token's agentId); throw to refuse. */
   admit?: (session: Session, socket: Socket) => void;
   /** When it answers, the connection is refused with that answer as its data (a follower sends writers to the leader). */
@@ -111,8 +114,10 @@ export function bindNamespace<N extends NamespaceName>(
   nsp.use((socket, next) => {
     // Known once the token is: a refusal names the token (never the secret) when it can.
     let grant: TokenGrant | undefined;
+    const address = options.addressOf(socket.handshake.address, socket.handshake.headers);
+    socket.data.address = address;
     try {
-      grant = options.tokens.authenticate(socket.handshake.auth?.token, socket.handshake.address);
+      grant = options.tokens.authenticate(socket.handshake.auth?.token, address);
       requireRole(grant, options.roles);
       const session: Session = {
         grant,
@@ -130,7 +135,7 @@ export function bindNamespace<N extends NamespaceName>(
     } catch (error) {
       const hubError = error instanceof HubError ? error : new HubError('INTERNAL', 'connection refused');
       options.log.warn(
-        { namespace: nsp.name, code: hubError.code, reason: hubError.message, role: grant?.role, tokenName: grant?.name, address: socket.handshake.address },
+        { namespace: nsp.name, code: hubError.code, reason: hubError.message, role: grant?.role, tokenName: grant?.name, address },
         'connection refused',
       );
       next(Object.assign(new Error(hubError.message), { data: hubError.toJSON() }));
@@ -142,7 +147,7 @@ export function bindNamespace<N extends NamespaceName>(
     trackBacklog(socket);
     const session = sessionOf(socket);
     const { grant } = session;
-    options.log.info({ namespace: nsp.name, socketId: socket.id, role: grant.role, tokenName: grant.name, agentId: grant.agentId, address: socket.handshake.address }, 'client connected');
+    options.log.info({ namespace: nsp.name, socketId: socket.id, role: grant.role, tokenName: grant.name, agentId: grant.agentId, address: socket.data.address as string }, 'client connected');
     options.onConnect?.(session, socket);
     socket.on('disconnect', (reason) => {
       // The agent id is the one it registered as, if it did.

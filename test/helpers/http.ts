@@ -10,11 +10,11 @@ export interface RawReply {
 
 /**
  * Sends `method target` with the request target exactly as written (fetch would normalise or
- * refuse `//[` and `%E0%A4%A`), with the given bearer token.
+ * refuse `//[` and `%E0%A4%A`), with the given bearer token and headers.
  */
-export function rawRequest(url: string, method: string, target: string, token?: string): Promise<RawReply> {
+export function rawRequest(url: string, method: string, target: string, token?: string, extraHeaders: Record<string, string> = {}): Promise<RawReply> {
   return new Promise((resolve, reject) => {
-    const headers = token === undefined ? {} : { authorization: `Bearer ${token}` };
+    const headers = token === undefined ? extraHeaders : { ...extraHeaders, authorization: `Bearer ${token}` };
     const req = request(url, { method, path: target, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -29,8 +29,8 @@ export function rawRequest(url: string, method: string, target: string, token?: 
 }
 
 /** rawRequest with GET. */
-export function rawGet(url: string, target: string, token?: string): Promise<RawReply> {
-  return rawRequest(url, 'GET', target, token);
+export function rawGet(url: string, target: string, token?: string, extraHeaders?: Record<string, string>): Promise<RawReply> {
+  return rawRequest(url, 'GET', target, token, extraHeaders);
 }
 
 /** A logger that keeps the messages of the errors it is given, to assert that none was logged. */
