@@ -212,6 +212,33 @@ async def test_a_mirror_of_a_workflow_deleted_meanwhile_is_dropped_at_the_catch_
         hub.stop()
 
 
+async def test_a_view_of_a_workflow_is_dropped_once_its_archived_workflow_is_pruned(tmp_path: Path) -> None:
+    hub = Hub(tmp_path)
+    hub.config_file.write_text(json.dumps({**CONFIG, "keepFinishedMs": 0}))
+    hub.start()
+    try:
+        control, monitor = await clients(hub)
+        wf = await control.create_workflow("viewed, archived, pruned")
+        await wf.start()
+        summary = await monitor.subscribe(wf.id, view={"kind": "summary"})
+        await wf.complete()
+        await summary.until(lambda view, _: view["status"] == "completed")
+        removed: list[str] = []
+        while wf.id not in removed:  # archived by the hub's next pass, then pruned
+            removed += [item["workflowId"] for item in await control.prune_archive(1)]
+            await asyncio.sleep(0.01)
+
+        async def dropped() -> None:
+            while summary.doc in monitor.docs:
+                await asyncio.sleep(0.01)
+
+        # The hub tells the view's follower of the deletion; kept, it would show the deleted workflow for good.
+        await asyncio.wait_for(dropped(), 10)
+    finally:
+        await close_all()
+        hub.stop()
+
+
 async def test_subscribe_all_mirrors_more_big_workflows_than_a_connection_holds_transfers(own_hub: Hub) -> None:
     # 66 workflows over 1 MB each: one subscribeAll answer offers more transfers than the 64 a connection may hold.
     control, monitor = await clients(own_hub)
