@@ -1,6 +1,6 @@
-import { isIP } from 'node:net';
 import * as z from 'zod';
 import { TokenList } from '../shared/schemas/tokens.ts';
+import { proxyEntry } from './transport/client-address.ts';
 
 /** Every option of createHub() with its default; the README's configuration table is this schema. */
 export const HubOptions = z.strictObject({
@@ -56,11 +56,11 @@ export const HubOptions = z.strictObject({
     perMinute: 10,
   }),
   /**
-   * Addresses of reverse proxies in front of the hub: a request from one comes from the address its
-   * `X-Forwarded-For` names (the right-most that is not itself one of these), for `failedLogins`
-   * and the logs. Without it, clients behind a proxy share the proxy's address.
+   * Addresses (or subnets) of reverse proxies in front of the hub: a request from one comes from the
+   * address its `X-Forwarded-For` names (the right-most that is not itself one of these), for
+   * `failedLogins` and the logs. Without it, clients behind a proxy share the proxy's address.
    */
-  trustedProxies: z.array(z.string().refine((address) => isIP(address) !== 0, { message: 'must be an IP address' })).default([]),
+  trustedProxies: z.array(z.string().refine((entry) => proxyEntry(entry) !== undefined, { message: 'must be an IP address or a subnet (address/prefix length)' })).default([]),
   /** How many recent values each KPI keeps. */
   kpiHistoryLimit: z.number().int().min(1).max(100_000).default(1000),
   /** How many previous versions each data reference keeps. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { HubOptions } from '../server/options.ts';
 import { clientAddresses } from '../server/transport/client-address.ts';
 
 describe('clientAddresses (where a request comes from)', () => {
@@ -11,6 +12,30 @@ describe('clientAddresses (where a request comes from)', () => {
     expect(behind('::ffff:127.0.0.1', xff('198.51.100.1, 203.0.113.5, 10.0.0.9'))).toBe('203.0.113.5');
     expect(behind('127.0.0.1', xff(['198.51.100.1', '2001:db8::1']))).toBe('2001:db8::1');
     expect(behind('127.0.0.1', xff('::ffff:203.0.113.5'))).toBe('203.0.113.5');
+  });
+
+  it('knows a trusted proxy in any spelling of its address, or within a trusted subnet', () => {
+    // Node names a peer in lower case and short form; the option may not.
+    expect(clientAddresses(HubOptions.parse({ trustedProxies: ['2001:DB8::10'] }).trustedProxies)('2001:db8::10', xff('203.0.113.5'))).toBe('203.0.113.5');
+    expect(clientAddresses(['2001:db8:0:0:0:0:0:10'])('2001:db8::10', xff('203.0.113.5'))).toBe('203.0.113.5');
+    expect(clientAddresses(['127.0.0.1', 'fd00::9'])('127.0.0.1', xff('203.0.113.5, FD00:0::9'))).toBe('203.0.113.5');
+    const fleet = clientAddresses(['10.0.0.0/8', 'fd00::/8']);
+    expect(fleet('10.1.2.3', xff('203.0.113.5, 10.4.5.6'))).toBe('203.0.113.5');
+    expect(fleet('fd12::1', xff('2001:DB8::7'))).toBe('2001:db8::7');
+    expect(fleet('11.0.0.1', xff('203.0.113.5'))).toBe('11.0.0.1');
+  });
+
+  it('takes the address of a hop written with its port, or bracketed', () => {
+    expect(behind('127.0.0.1', xff('203.0.113.5:41234'))).toBe('203.0.113.5');
+    expect(behind('127.0.0.1', xff('[2001:db8::1]:41234'))).toBe('2001:db8::1');
+    expect(behind('127.0.0.1', xff('[2001:db8::1]'))).toBe('2001:db8::1');
+  });
+
+  it('refuses an option entry that is neither an address nor a subnet', () => {
+    for (const entry of ['proxy.local', '10.0.0.0/33', 'fd00::/129', '10.0.0.1/8/8', '10.0.0.1/', '']) {
+      expect(HubOptions.safeParse({ trustedProxies: [entry] }).success, entry).toBe(false);
+    }
+    expect(HubOptions.parse({ trustedProxies: ['10.0.0.0/8', '::1', 'fd00::/8'] }).trustedProxies).toHaveLength(3);
   });
 
   it('keeps the peer for any other peer, without the header, or where a hop is no address', () => {

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 
 /** The address a request comes from, given its peer's address and its headers. */
 export type AddressOf = (peer: string | undefined, headers: IncomingHttpHeaders) => string;
@@ -9,24 +9,53 @@ function plain(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+/** The address and prefix length of a trusted proxy entry (an address, or a subnet `a/n`), or undefined when it is neither. */
+export function proxyEntry(entry: string): { address: string; family: 'ipv4' | 'ipv6'; prefix: number | undefined } | undefined {
+  const [address = '', prefix, extra] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || extra !== undefined) return undefined;
+  const bits = version === 4 ? 32 : 128;
+  if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits)) return undefined;
+  return { address, family: version === 4 ? 'ipv4' : 'ipv6', prefix: prefix === undefined ? undefined : Number(prefix) };
+}
+
+/** An X-Forwarded-For entry as an address: a port (`1.2.3.4:5678`, `[2001:db8::1]:443`) and brackets taken off; '' when it is none. */
+function hopAddress(hop: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(hop);
+  const withPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(hop);
+  const address = plain(bracketed?.[1] ?? withPort?.[1] ?? hop);
+  const version = isIP(address);
+  return version === 0 ? '' : version === 6 ? address.toLowerCase() : address;
+}
+
 /**
  * Where requests come from, for the login throttle and the logs. A request whose peer is one of
- * `trustedProxies` comes from the address its `X-Forwarded-For` names: the right-most one that is
- * not a trusted proxy itself (those to its left are the client's to write, so never believed).
- * Without trusted proxies, or without the header, it is the peer's; a hop that is no IP address
- * ends the walk where it is.
+ * `trustedProxies` (addresses or subnets, in any spelling) comes from the address its
+ * `X-Forwarded-For` names: the right-most one that is not a trusted proxy itself (those to its
+ * left are the client's to write, so never believed). Without trusted proxies, or without the
+ * header, it is the peer's; a hop that is no IP address ends the walk where it is.
  */
 export function clientAddresses(trustedProxies: readonly string[]): AddressOf {
-  const trusted = new Set(trustedProxies.map(plain));
+  const list = new BlockList();
+  for (const entry of trustedProxies) {
+    const parsed = proxyEntry(entry);
+    if (!parsed) throw new TypeError(`trusted proxy ${entry} is neither an IP address nor a subnet`);
+    if (parsed.prefix === undefined) list.addAddress(parsed.address, parsed.family);
+    else list.addSubnet(parsed.address, parsed.prefix, parsed.family);
+  }
+  const trusted = (address: string) => {
+    const version = isIP(address);
+    return version !== 0 && list.check(address, version === 4 ? 'ipv4' : 'ipv6');
+  };
   return (peer, headers) => {
     let address = plain(peer ?? '');
-    if (!trusted.has(address)) return address;
+    if (trustedProxies.length === 0 || !trusted(address)) return address;
     const header = headers['x-forwarded-for'];
     const hops = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');
-    for (let i = hops.length - 1; i >= 0 && trusted.has(address); i--) {
-      const hop = plain(hops[i]!.trim());
+    for (let i = hops.length - 1; i >= 0 && trusted(address); i--) {
+      const hop = hopAddress(hops[i]!.trim());
       // Not an address (a proxy that passes on what the client wrote): believed no further.
-      if (isIP(hop) === 0) break;
+      if (!hop) break;
       address = hop;
     }
     return address;
