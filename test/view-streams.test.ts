@@ -151,6 +151,18 @@ describe('view streams (no network)', () => {
     expect([...subscriber.rooms]).toEqual(['s1', 'doc:wf/summary']);
   });
 
+  it('sends every follower of a view back to a snapshot when the node loads its replica again, also of a workflow archived meanwhile', async () => {
+    const { hub, views, sent, socket } = await setup();
+    views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' }));
+    await hub.dispatch({ type: 'workflow.cancel', input: { workflowId: 'wf' }, actor: ADMIN });
+    await hub.dispatch({ type: 'hub.evict', input: { workflowId: 'wf', version: hub.state.versions.get('wf')! }, actor: ADMIN });
+    expect(views.size).toBe(0);
+    // The replica loaded again may hold the workflow in memory once more (its eviction among the records
+    // a truncation deleted): its follower must subscribe again, or it would never see a change of it.
+    views.onRollback(new Set(), 'this node loaded its replica again');
+    expect(sent).toContainEqual({ event: 'resync', payload: { doc: 'wf/summary', reason: 'this node loaded its replica again' } });
+  });
+
   it('ends the views of a workflow whose creation is rolled back: their subscribers are told to resync and leave their rooms', async () => {
     const store = new HeldWrites(new MemoryStore());
     const { hub, views, sent, socket } = await setup(1e9, store);

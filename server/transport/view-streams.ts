@@ -237,10 +237,15 @@ export class ViewStreams implements DerivedStreams {
       this.revoked.set(workflowId, { above: Math.min(above, earlier?.above ?? above), upTo: Math.max(upTo, earlier?.upTo ?? upTo) });
     }
     for (const workflowId of left) this.forgetWorkflow(workflowId, reason);
-    for (const view of [...this.views.values()]) {
-      this.drop(view);
-      this.nsp.to(room(view.name)).emit('resync', { doc: view.name, reason });
-    }
+    for (const view of [...this.views.values()]) this.drop(view);
+    // Every follower of a view, also of an archived workflow's (no view is kept for it), which a
+    // replica loaded again may have brought back to memory.
+    for (const name of this.viewRooms()) this.nsp.to(name).emit('resync', { doc: name.slice(4), reason });
+  }
+
+  /** The names of the rooms of views that sockets are in. */
+  private viewRooms(): string[] {
+    return [...this.nsp.adapter.rooms.keys()].filter((name) => name.startsWith('doc:') && isViewName(name.slice(4)));
   }
 
   /**
@@ -264,9 +269,9 @@ export class ViewStreams implements DerivedStreams {
    * the number deleted.
    */
   deleted(workflowIds: ReadonlySet<string>, reason: string): void {
-    for (const name of [...this.nsp.adapter.rooms.keys()]) {
+    for (const name of this.viewRooms()) {
       const doc = name.slice(4);
-      if (!name.startsWith('doc:') || !isViewName(doc) || !workflowIds.has(doc.slice(0, doc.indexOf('/')))) continue;
+      if (!workflowIds.has(doc.slice(0, doc.indexOf('/')))) continue;
       this.nsp.to(name).emit('resync', { doc, reason });
       this.nsp.in(name).socketsLeave(name);
     }
