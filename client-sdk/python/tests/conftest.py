@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hub import Hub  # noqa: E402
+from hub import CONFIG, Hub  # noqa: E402
 from scenario import close_all  # noqa: E402
 
 #: No scenario may take longer; a hang fails the test instead of the CI run.
@@ -50,5 +51,15 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 def own_hub(tmp_path: Path) -> Iterator[Hub]:
     """A hub of this test alone (it may stop and start it)."""
     running = Hub(tmp_path).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def archiving_hub(tmp_path: Path) -> Iterator[Hub]:
+    """A hub of this test alone that archives a workflow as soon as it ends, so that it can be pruned at once."""
+    running = Hub(tmp_path)
+    running.config_file.write_text(json.dumps({**CONFIG, "keepFinishedMs": 0}))
+    running.start()
     yield running
     running.stop()

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hub import CONFIG, Hub
-from scenario import agent, clients, close_all, drop, unique
+from hub import Hub
+from scenario import agent, clients, drop, unique
 from switchboard import Mirror, Task, TaskContext
 
 
@@ -182,61 +180,47 @@ async def test_a_view_unsubscribed_from_before_its_subscription_is_answered_is_n
     assert monitor.docs == {}
 
 
-async def test_a_mirror_of_a_workflow_deleted_meanwhile_is_dropped_at_the_catch_up_and_the_others_catch_up(tmp_path: Path) -> None:
-    hub = Hub(tmp_path)
-    # Archived as soon as it ends, so that it can be pruned at once.
-    hub.config_file.write_text(json.dumps({**CONFIG, "keepFinishedMs": 0}))
-    hub.start()
-    try:
-        control, monitor = await clients(hub)
-        gone = await control.create_workflow("pruned while we were away")
-        await gone.start()
-        stays = await control.create_workflow("still here")
-        await stays.start()
-        # Held first, so a catch-up that stops at it never reaches the other.
-        await monitor.subscribe(gone.id)
-        staying = await monitor.subscribe(stays.id)
-        await gone.complete()
-        removed: list[str] = []
-        while gone.id not in removed:  # archived by the hub's next pass, then pruned
-            removed += [item["workflowId"] for item in await control.prune_archive(1)]
-            await asyncio.sleep(0.01)
-        await drop(monitor.connection)
-        await stays.update_progress("after the catch-up", 40)
-        state = await staying.until(lambda s, _: "after the catch-up" in s["stages"])
-        assert state["progress"] == 40
-        assert gone.id not in monitor.docs
-    finally:
-        # Clients first: the hub's clean stop waits for their connections.
-        await close_all()
-        hub.stop()
+async def pruned(control: Any, workflow_id: str) -> None:
+    """Prunes until the ended workflow, archived by the hub's next pass, is deleted from the archive."""
+    removed: list[str] = []
+    while workflow_id not in removed:
+        removed += [item["workflowId"] for item in await control.prune_archive(1)]
+        await asyncio.sleep(0.01)
 
 
-async def test_a_view_of_a_workflow_is_dropped_once_its_archived_workflow_is_pruned(tmp_path: Path) -> None:
-    hub = Hub(tmp_path)
-    hub.config_file.write_text(json.dumps({**CONFIG, "keepFinishedMs": 0}))
-    hub.start()
-    try:
-        control, monitor = await clients(hub)
-        wf = await control.create_workflow("viewed, archived, pruned")
-        await wf.start()
-        summary = await monitor.subscribe(wf.id, view={"kind": "summary"})
-        await wf.complete()
-        await summary.until(lambda view, _: view["status"] == "completed")
-        removed: list[str] = []
-        while wf.id not in removed:  # archived by the hub's next pass, then pruned
-            removed += [item["workflowId"] for item in await control.prune_archive(1)]
+async def test_a_mirror_of_a_workflow_deleted_meanwhile_is_dropped_at_the_catch_up_and_the_others_catch_up(archiving_hub: Hub) -> None:
+    control, monitor = await clients(archiving_hub)
+    gone = await control.create_workflow("pruned while we were away")
+    await gone.start()
+    stays = await control.create_workflow("still here")
+    await stays.start()
+    # Held first, so a catch-up that stops at it never reaches the other.
+    await monitor.subscribe(gone.id)
+    staying = await monitor.subscribe(stays.id)
+    await gone.complete()
+    await pruned(control, gone.id)
+    await drop(monitor.connection)
+    await stays.update_progress("after the catch-up", 40)
+    state = await staying.until(lambda s, _: "after the catch-up" in s["stages"])
+    assert state["progress"] == 40
+    assert gone.id not in monitor.docs
+
+
+async def test_a_view_of_a_workflow_is_dropped_once_its_archived_workflow_is_pruned(archiving_hub: Hub) -> None:
+    control, monitor = await clients(archiving_hub)
+    wf = await control.create_workflow("viewed, archived, pruned")
+    await wf.start()
+    summary = await monitor.subscribe(wf.id, view={"kind": "summary"})
+    await wf.complete()
+    await summary.until(lambda view, _: view["status"] == "completed")
+    await pruned(control, wf.id)
+
+    async def dropped() -> None:
+        while summary.doc in monitor.docs:
             await asyncio.sleep(0.01)
 
-        async def dropped() -> None:
-            while summary.doc in monitor.docs:
-                await asyncio.sleep(0.01)
-
-        # The hub tells the view's follower of the deletion; kept, it would show the deleted workflow for good.
-        await asyncio.wait_for(dropped(), 10)
-    finally:
-        await close_all()
-        hub.stop()
+    # The hub tells the view's follower of the deletion; kept, it would show the deleted workflow for good.
+    await asyncio.wait_for(dropped(), 10)
 
 
 async def test_subscribe_all_mirrors_more_big_workflows_than_a_connection_holds_transfers(own_hub: Hub) -> None:
