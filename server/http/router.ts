@@ -121,12 +121,13 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
     // Set once the token is known, and once it is let in: a refusal before that is the token's, and logged.
     let grant: TokenGrant | undefined;
     let admitted = false;
+    const address = addressOf(req.socket.remoteAddress, req.headers);
     const run = async (): Promise<HttpReply> => {
       const header = req.headers.authorization;
       // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is as good as `Bearer`.
       const token = header !== undefined && /^bearer /i.test(header) ? header.slice(7) : (url.searchParams.get('token') ?? undefined);
       if (route.roles.length) {
-        grant = tokens.authenticate(token, addressOf(req.socket.remoteAddress, req.headers));
+        grant = tokens.authenticate(token, address);
         requireRole(grant, route.roles);
       }
       admitted = true;
@@ -137,7 +138,7 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
       (reply) => send(res, reply),
       (error: unknown) => {
         if (!(error instanceof HubError)) log.error({ err: error, path: url.pathname }, 'http route failed');
-        else if (!admitted) log.warn({ path: url.pathname, code: error.code, reason: error.message, role: grant?.role, tokenName: grant?.name, address: addressOf(req.socket.remoteAddress, req.headers) }, 'http request refused');
+        else if (!admitted) log.warn({ path: url.pathname, code: error.code, reason: error.message, role: grant?.role, tokenName: grant?.name, address }, 'http request refused');
         refuse(res, error instanceof HubError ? error : new HubError('INTERNAL', 'internal error'));
       },
     );
