@@ -260,6 +260,66 @@ describe('the file archive', () => {
     await again.close();
   });
 
+  it('takes in, with a warning, the archived files an index deleted, cut short or restored from an older copy no longer names', async () => {
+    const index = (dir: string) => join(dir, 'archive', 'index.jsonl');
+    const lines = (dir: string) => readFileSync(index(dir), 'utf8').split('\n').filter(Boolean);
+    const cases: Array<[string, (dir: string) => void]> = [
+      ['deleted', (dir) => writeFileSync(index(dir), '')],
+      ['cut at a line', (dir) => writeFileSync(index(dir), `${lines(dir)[0]}\n`)],
+      ['cut inside a line', (dir) => writeFileSync(index(dir), readFileSync(index(dir), 'utf8').slice(0, -20))],
+    ];
+    for (const [what, damage] of cases) {
+      const dir = tempDir();
+      await filled(dir, ['wf-a', 'wf-b']);
+      damage(dir);
+      const warnings: string[] = [];
+      const archive = await opened(dir, (message) => warnings.push(message));
+      expect(archive.headers().map((h) => h.id), what).toEqual(['wf-b', 'wf-a']);
+      expect((await archive.read('wf-b'))?.workflow, what).toEqual(workflow('wf-b', 999));
+      expect(warnings.join('\n'), what).toContain(`archived file ${join(dir, 'archive', 'wf-b.json')} is not in the archive index`);
+      await archive.close();
+      // Named again on disk: the next start has nothing to say.
+      const again = await opened(dir, (message) => warnings.push(`again: ${message}`));
+      expect(again.headers().map((h) => h.id), what).toEqual(['wf-b', 'wf-a']);
+      expect(warnings.filter((w) => w.startsWith('again:')), what).toEqual([]);
+      await again.close();
+    }
+  });
+
+  it('deletes the file of a deletion the index records, and never one it does not name, also when it writes the index anew', async () => {
+    const dir = tempDir();
+    await filled(dir, ['wf-a', 'wf-b', 'wf-c']);
+    const index = join(dir, 'archive', 'index.jsonl');
+    const [first, second] = readFileSync(index, 'utf8').split('\n');
+    // wf-b's deletion was recorded but its file stayed (a crash before the unlink); wf-c's line is lost;
+    // and enough deletions of others make the load write the index anew.
+    writeFileSync(index, `${first}\n${second}\n${JSON.stringify({ remove: ['wf-b'] })}\n`);
+    appendFileSync(index, Array.from({ length: 1100 }, (_, i) => `${JSON.stringify({ remove: [`wf-gone-${i}`] })}\n`).join(''));
+    const warnings: string[] = [];
+    const archive = await opened(dir, (message) => warnings.push(message));
+    expect(archive.headers().map((h) => h.id)).toEqual(['wf-c', 'wf-a']);
+    expect(existsSync(join(dir, 'archive', 'wf-b.json'))).toBe(false);
+    expect((await archive.read('wf-c'))?.workflow).toEqual(workflow('wf-c', 998));
+    expect(warnings).toEqual([`archived file ${join(dir, 'archive', 'wf-c.json')} is not in the archive index ${index}; added it back`]);
+    expect(readFileSync(index, 'utf8').split('\n').filter(Boolean)).toHaveLength(2);
+    await archive.close();
+    // A file put beside the archive while it runs is not deleted when a prune writes the index anew
+    // (the load could not: a folder where the new index goes).
+    appendFileSync(index, Array.from({ length: 1100 }, (_, i) => `${JSON.stringify({ remove: [`wf-more-${i}`] })}\n`).join(''));
+    const blocker = join(dir, 'archive', '.index.jsonl.tmp');
+    mkdirSync(blocker);
+    const running = await opened(dir);
+    rmdirSync(blocker);
+    const elsewhere = tempDir();
+    await filled(elsewhere, ['wf-restored']);
+    const restored = join(dir, 'archive', 'wf-restored.json');
+    writeFileSync(restored, readFileSync(join(elsewhere, 'archive', 'wf-restored.json')));
+    await running.remove(['wf-a']);
+    expect(readFileSync(index, 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
+    expect([existsSync(join(dir, 'archive', 'wf-a.json')), existsSync(restored)]).toEqual([false, true]);
+    await running.close();
+  });
+
   it('serves an index long with deletions that cannot be written anew at start-up, with a warning', async () => {
     const dir = tempDir();
     await filled(dir, ['wf-a']);

@@ -87,6 +87,8 @@ export class FileArchive implements WorkflowArchive {
   private loading: Promise<void> | undefined;
   private onWarning: (message: string) => void = () => undefined;
   private handle: FileHandle | undefined;
+  /** Workflows the index records as deleted (since it was last written anew): only their files are deleted unasked. */
+  private readonly removed = new Set<string>();
   /** Index writes in order: one line at a time. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -150,6 +152,7 @@ export class FileArchive implements WorkflowArchive {
       const header = filed(documentSha256);
       await this.appendIndex({ put: header });
       this.remember(header);
+      this.removed.delete(header.id);
     });
   }
 
@@ -192,7 +195,10 @@ export class FileArchive implements WorkflowArchive {
       if (present.length === 0) return;
       await this.appendIndex({ remove: present });
       this.index.delete(present);
-      for (const id of present) this.sums.delete(id);
+      for (const id of present) {
+        this.sums.delete(id);
+        this.removed.add(id);
+      }
       await Promise.all(present.map((id) => unlink(join(this.dir, fileOf(id))).catch(() => undefined)));
       // The deletion is recorded already: a failure to shorten the index is not one to delete.
       await this.shortenIndex();
@@ -223,15 +229,44 @@ export class FileArchive implements WorkflowArchive {
     this.sums.set(header.id, { document, summary, format: format === 2 ? 2 : 1 });
   }
 
-  /** Reads the index, a slice at a time so the hub serves meanwhile; rebuilds it from the files when it is damaged. */
+  /**
+   * Reads the index, a slice at a time so the hub serves meanwhile; rebuilds it from the files when
+   * it is damaged, and takes in each file it does not name (its lines lost, or it is missing).
+   */
   private async load(): Promise<void> {
     const path = join(this.dir, INDEX_FILE);
     if (!(await this.readIndex(path))) {
       this.onWarning(`archive index ${path} is damaged; rebuilt it from the archived files`);
       await this.rebuildFromFiles();
       await this.rewriteIndex();
-    } else await this.shortenIndex();
+    } else {
+      await this.adoptUnlisted();
+      await this.shortenIndex();
+    }
     this.loaded = true;
+  }
+
+  /**
+   * Files the index does not name: one of a deletion it records is deleted (its unlink did not
+   * happen); any other is an archived workflow the index lost (a line cut off, an index restored
+   * from an older copy or deleted), named again from its header with a warning, or set aside.
+   * A put a crash cut between the file and its line is taken in too: its workflow, still in the
+   * journal, is then in both, as after a crash between the archive write and the eviction.
+   */
+  private async adoptUnlisted(): Promise<void> {
+    for (const name of readdirSync(this.dir)) {
+      const id = name.slice(0, -'.json'.length);
+      if (!name.endsWith('.json') || this.index.has(id)) continue;
+      if (this.removed.has(id)) {
+        await unlink(join(this.dir, name)).catch(() => undefined);
+        continue;
+      }
+      const header = await this.headerOfFile(name);
+      if (!header) continue;
+      await this.appendIndex({ put: header });
+      this.remember(header);
+      this.onWarning(`archived file ${join(this.dir, name)} is not in the archive index ${join(this.dir, INDEX_FILE)}; added it back`);
+    }
   }
 
   /** Writes the index anew once most of its lines are deletions: housekeeping, whose failure is only a warning. */
@@ -258,10 +293,15 @@ export class FileArchive implements WorkflowArchive {
         return false;
       }
       if (!line) return false;
-      if ('put' in line) this.remember(line.put);
-      else {
+      if ('put' in line) {
+        this.remember(line.put);
+        this.removed.delete(line.put.id);
+      } else {
         this.index.delete(line.remove);
-        for (const id of line.remove) this.sums.delete(id);
+        for (const id of line.remove) {
+          this.sums.delete(id);
+          this.removed.add(id);
+        }
       }
       if (++this.indexLines % LOAD_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
       start = end + 1;
@@ -274,21 +314,27 @@ export class FileArchive implements WorkflowArchive {
     this.index.delete(this.index.all().map((header) => header.id));
     this.sums.clear();
     for (const name of readdirSync(this.dir)) {
-      if (!name.endsWith('.json')) continue;
-      const [line] = (await readLines(join(this.dir, name), 1)) ?? [];
-      let header: FiledHeader | undefined;
-      try {
-        header = filedHeader(JSON.parse(line ?? ''));
-      } catch {
-        header = undefined;
-      }
-      if (header && fileOf(header.id) === name) this.remember(header);
-      else {
-        // Not deleted with the files the new index does not name: set aside for a person to look at.
-        await rename(join(this.dir, name), join(this.dir, `${name}.damaged`));
-        this.onWarning(`archived file ${join(this.dir, name)} has no header this archive can read; moved it to ${name}.damaged`);
-      }
+      // A deletion the readable part recorded stays one: its file goes with the index written anew.
+      if (!name.endsWith('.json') || this.removed.has(name.slice(0, -'.json'.length))) continue;
+      const header = await this.headerOfFile(name);
+      if (header) this.remember(header);
     }
+  }
+
+  /** The header of archived file `name` (the rest of it is not read); a file whose header is not one is set aside, and undefined. */
+  private async headerOfFile(name: string): Promise<FiledHeader | undefined> {
+    const [line] = (await readLines(join(this.dir, name), 1)) ?? [];
+    let header: FiledHeader | undefined;
+    try {
+      header = filedHeader(JSON.parse(line ?? ''));
+    } catch {
+      header = undefined;
+    }
+    if (header && fileOf(header.id) === name) return header;
+    // Set aside for a person to look at, never deleted.
+    await rename(join(this.dir, name), join(this.dir, `${name}.damaged`));
+    this.onWarning(`archived file ${join(this.dir, name)} has no header this archive can read; moved it to ${name}.damaged`);
+    return undefined;
   }
 
   private async appendIndex(line: IndexLine): Promise<void> {
@@ -308,13 +354,19 @@ export class FileArchive implements WorkflowArchive {
     this.indexLines++;
   }
 
-  /** Writes the index anew with one line per archived workflow, and deletes files it does not name. */
+  /**
+   * Writes the index anew with one line per archived workflow, and deletes the files of the
+   * deletions it records (one whose unlink fails again stays recorded as deleted). Any other file
+   * it does not name is left for the next load to take in.
+   */
   private async rewriteIndex(): Promise<void> {
     const lines = this.index.all().map((header) => {
       const sums = this.sums.get(header.id)!;
       const put: FiledHeader = { ...header, ...(sums.format === 2 ? { format: 2 } : {}), sha256: sums.document, summarySha256: sums.summary };
       return JSON.stringify({ put }) + '\n';
     });
+    const leftovers = [...this.removed].filter((id) => existsSync(join(this.dir, fileOf(id))));
+    if (leftovers.length > 0) lines.push(JSON.stringify({ remove: leftovers }) + '\n');
     const handle = this.handle;
     await handle?.close();
     try {
@@ -324,8 +376,9 @@ export class FileArchive implements WorkflowArchive {
       if (handle) this.handle = await open(join(this.dir, INDEX_FILE), 'a');
     }
     this.indexLines = lines.length;
-    for (const name of readdirSync(this.dir)) {
-      if (name.endsWith('.json') && !this.index.has(name.slice(0, -'.json'.length))) await unlink(join(this.dir, name)).catch(() => undefined);
+    this.removed.clear();
+    for (const id of leftovers) {
+      await unlink(join(this.dir, fileOf(id))).catch(() => this.removed.add(id));
     }
   }
 }
