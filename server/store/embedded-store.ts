@@ -9,7 +9,7 @@ import { acquireLock } from './lock.ts';
 import { writeManifest } from './manifest.ts';
 import { recover, type Recovered } from './recovery.ts';
 import { replaceSnapshot, SNAPSHOT_FILE, snapshotOnDisk, snapshotText, type SnapshotIndex } from './snapshot.ts';
-import { writeSnapshot } from './snapshot-writer.ts';
+import { removeUnfinishedSnapshot, writeSnapshot } from './snapshot-writer.ts';
 import { snapshotThreshold, type CurrentDocs, type PinnedDocs, type SnapshotEvent, type SnapshotTrigger, type Store } from './store.ts';
 
 export interface EmbeddedStoreOptions extends SnapshotTrigger {
@@ -60,6 +60,7 @@ export class EmbeddedStore implements Store {
     try {
       const dir = this.options.dataDir;
       const recovered = await recover(dir, { truncateDamaged: this.options.truncateDamagedJournal ?? false });
+      await removeUnfinishedSnapshot(dir);
       for (const warning of recovered.warnings) this.options.onWarning(warning);
       // The segments recovery replayed are not in the snapshot: a run killed before its journal
       // reached the threshold leaves them, and they count toward the next one (else a hub that

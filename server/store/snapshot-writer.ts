@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DocKey } from '../domain/machinery/state.ts';
 import type { SnapshotRef } from './manifest.ts';
@@ -63,8 +63,17 @@ class SnapshotFile {
     this.heldBytes = 0;
     // One system call for all of it, without joining the pieces first.
     const { bytesWritten } = await this.handle.writev(held);
-    if (bytesWritten !== bytes) throw new Error(`the snapshot took ${bytesWritten} of ${bytes} bytes written at once`);
+    // A disk that took part of it: the rest written again fails with its own reason (ENOSPC, say).
+    if (bytesWritten < bytes) {
+      const rest = Buffer.concat(held).subarray(bytesWritten);
+      for (let done = 0; done < rest.length; ) done += (await this.handle.write(rest, done, rest.length - done)).bytesWritten;
+    }
   }
+}
+
+/** Deletes what a snapshot interrupted by a crash left of itself: it would hold the room it took (a full disk) for good. */
+export async function removeUnfinishedSnapshot(dir: string): Promise<void> {
+  await unlink(join(dir, TEMP_FILE)).catch(() => undefined);
 }
 
 /** What writeSnapshot wrote, and how many items of the documents it serialised it copied instead. */
@@ -91,6 +100,7 @@ export async function writeSnapshot(dir: string, segment: number, seq: number, p
   const old = new OldSnapshot(join(dir, SNAPSHOT_FILE));
   let sha: string;
   let bytes: number;
+  let finished = false;
   try {
     handle = await open(temp, 'w');
     // The checksum member is written last, over these placeholder bytes, once the body is hashed.
@@ -126,11 +136,14 @@ export async function writeSnapshot(dir: string, segment: number, seq: number, p
     await file.add(Buffer.from(BODY_END));
     sha = await file.finish();
     bytes = file.size;
+    finished = true;
   } finally {
     await handle?.close();
     await old.close();
     // JSON left unread still pins its document.
     for (const part of parts) part.json?.release();
+    // A snapshot that failed (a full disk) must not keep the room it took.
+    if (!finished) await unlink(temp).catch(() => undefined);
   }
   const ref = { segment, seq, sha256: sha };
   await installSnapshot(dir, ref, async () => {
