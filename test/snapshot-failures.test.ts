@@ -1,8 +1,10 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { EmbeddedStore } from '../server/index.ts';
 import { writeSnapshot } from '../server/store/snapshot-writer.ts';
-import { control, startHub, tempDir } from './helpers/hub.ts';
+import { codeOf } from './helpers/errors.ts';
+import { control, crashCopy, startHub, tempDir } from './helpers/hub.ts';
 
 const PART = '.snapshot.json.part';
 
@@ -38,5 +40,34 @@ describe('a snapshot that fails', () => {
     const again = await startHub({ dataDir });
     expect(existsSync(join(dataDir, PART))).toBe(false);
     expect((await (await control(again)).workflow(wf.id).get()).userQuery).toBe('kept');
+  });
+
+  it('leaves the manifest naming the segment written to, so that a start missing it refuses, also after a clean stop', async () => {
+    const dataDir = tempDir();
+    const warnings: string[] = [];
+    const store = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 2048, onWarning: (message) => warnings.push(message) });
+    const hub = await startHub({ dataDir }, { store });
+    // A folder where the snapshot's file goes: every snapshot fails, as on a full disk, after the journal moved to a new segment.
+    mkdirSync(join(dataDir, PART));
+    const client = await control(hub);
+    for (let n = 0; !warnings.some((warning) => warning.startsWith('snapshot failed')); n++) {
+      const wf = await client.createWorkflow({ userQuery: `w ${n}` });
+      for (let i = 0; i < 5; i++) await wf.updateProgress('stage', i);
+      await hub.settle();
+      await store.snapshotSettled();
+    }
+    await client.createWorkflow({ userQuery: 'acknowledged after the failed snapshot' });
+    await hub.settle();
+    const newest = (dir: string) => readdirSync(dir).filter((name) => name.endsWith('.journal')).sort().at(-1)!;
+    const crashed = crashCopy(dataDir);
+    unlinkSync(join(crashed, newest(crashed)));
+    expect(await codeOf(startHub({ dataDir: crashed }))).toBe('INTERNAL');
+    // A clean stop whose last snapshot fails too (written whole from memory, under its own temporary name)
+    // leaves the segments after the snapshot: the newest of them is named.
+    mkdirSync(join(dataDir, '.snapshot.json.tmp'));
+    await hub.close();
+    unlinkSync(join(dataDir, newest(dataDir)));
+    const refusal = await startHub({ dataDir }).then(() => 'started', (error: Error) => error.message);
+    expect(refusal).toMatch(/^journal .* is missing \(the manifest names it as the newest segment\); refusing to start without its records$/);
   });
 });

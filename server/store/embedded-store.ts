@@ -147,11 +147,11 @@ export class EmbeddedStore implements Store {
           this.snapshotBytes = bytes;
           this.options.onSnapshot?.({ phase: 'finished', from: 'memory', seq: pinned.seq, docs: pinned.docs.length, copied, items, bytes, ms: performance.now() - started });
         },
-        (error: Error) => {
+        async (error: Error) => {
           pinned.failed();
           // It may have failed after the new file took the old one's place: what the index says of either is no longer sure.
           this.index = undefined;
-          this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`);
+          await this.snapshotFailed(error);
         },
       )
       .finally(() => (this.compaction = undefined));
@@ -197,7 +197,7 @@ export class EmbeddedStore implements Store {
           this.snapshotBytes = bytes ?? 0;
           this.options.onSnapshot?.({ phase: 'finished', from, seq, docs, bytes, ms: performance.now() - started });
         },
-        (error: Error) => this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`),
+        (error: Error) => this.snapshotFailed(error),
       )
       .then(() => undefined)
       .finally(() => (this.compaction = undefined));
@@ -214,10 +214,11 @@ export class EmbeddedStore implements Store {
       await this.compactor.close();
       const segment = this.journal.currentSegment;
       if (this.journal.close()) {
-        // A clean stop leaves the snapshot alone: the manifest stops naming the empty segment before it goes.
+        // A clean stop leaves the snapshot alone: the manifest stops naming the empty segment before it
+        // goes, and names the one before it when the last snapshot failed and left that one's records.
         const dir = this.options.dataDir;
         const onDisk = await snapshotOnDisk(dir);
-        await writeManifest(dir, { format: 1, snapshots: [onDisk], segment: onDisk?.segment ?? 0 });
+        await writeManifest(dir, { format: 1, snapshots: [onDisk], segment: Math.max(onDisk?.segment ?? 0, segment - 1) });
         unlinkSync(join(dir, segmentName(segment)));
       }
     } finally {
@@ -227,6 +228,22 @@ export class EmbeddedStore implements Store {
       const release = this.release;
       this.release = undefined;
       release?.();
+    }
+  }
+
+  /**
+   * After a snapshot failed, its rotation left the manifest naming a segment older than the one
+   * written to: named now, so that a start missing it (or a segment of the journal kept) refuses.
+   */
+  private async snapshotFailed(error: Error): Promise<void> {
+    this.options.onWarning(`snapshot failed, the journal is kept: ${error.message}`);
+    const journal = this.journal;
+    if (!journal) return;
+    const dir = this.options.dataDir;
+    try {
+      await writeManifest(dir, { format: 1, snapshots: [await snapshotOnDisk(dir)], segment: journal.currentSegment });
+    } catch (cause) {
+      this.options.onWarning(`manifest ${join(dir, 'manifest.json')} could not name journal segment ${journal.currentSegment} (${(cause as Error).message}); a start would not miss that segment if it were gone`);
     }
   }
 
