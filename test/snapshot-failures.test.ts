@@ -70,4 +70,32 @@ describe('a snapshot that fails', () => {
     const refusal = await startHub({ dataDir }).then(() => 'started', (error: Error) => error.message);
     expect(refusal).toMatch(/^journal .* is missing \(the manifest names it as the newest segment\); refusing to start without its records$/);
   });
+
+  it('copies nothing from a snapshot on disk damaged since it was written: the next one is written from memory', async () => {
+    const dataDir = tempDir();
+    const warnings: string[] = [];
+    const store = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 2048, onWarning: (message) => warnings.push(message) });
+    const hub = await startHub({ dataDir }, { store });
+    const client = await control(hub);
+    const victim = await client.createWorkflow({ userQuery: 'ORIGINAL-QUERY-TEXT' });
+    const snapshot = join(dataDir, 'snapshot.json');
+    const more = async (until: () => boolean) => {
+      for (let n = 0; !until(); n++) {
+        if (n === 100) throw new Error('no snapshot came after 100 workflows');
+        const wf = await client.createWorkflow({ userQuery: `filler ${n}` });
+        for (let i = 0; i < 5; i++) await wf.updateProgress('stage', i);
+        await hub.settle();
+        await store.snapshotSettled();
+      }
+    };
+    await more(() => existsSync(snapshot) && readFileSync(snapshot, 'utf8').includes('ORIGINAL-QUERY-TEXT'));
+    // Damaged while the hub runs (bit rot, a stray edit), keeping its length.
+    writeFileSync(snapshot, readFileSync(snapshot, 'utf8').replace('ORIGINAL-QUERY-TEXT', 'TAMPERED-QUERY-TEXT'));
+    await more(() => warnings.some((warning) => warning.includes('no longer matches its checksum')));
+    expect(warnings.find((warning) => warning.includes('no longer matches'))).toBe(`snapshot failed, the journal is kept: ${snapshot} no longer matches its checksum (damaged since it was written), so nothing is copied from it; the next snapshot is written from memory`);
+    await more(() => readFileSync(snapshot, 'utf8').includes('ORIGINAL-QUERY-TEXT'));
+    expect(readFileSync(snapshot, 'utf8')).not.toContain('TAMPERED');
+    const again = await startHub({ dataDir: crashCopy(dataDir) });
+    expect((await (await control(again)).workflow(victim.id).get()).userQuery).toBe('ORIGINAL-QUERY-TEXT');
+  });
 });

@@ -134,6 +134,7 @@ export async function writeSnapshot(dir: string, segment: number, seq: number, p
       }
     }
     await file.add(Buffer.from(BODY_END));
+    await old.verify();
     sha = await file.finish();
     bytes = file.size;
     finished = true;
@@ -176,6 +177,28 @@ class OldSnapshot {
 
   async close(): Promise<void> {
     await this.handle?.close();
+  }
+
+  /**
+   * Checks the file against its checksum, if anything was copied from it: a byte damaged since it
+   * was written would otherwise go into the new snapshot under a checksum of its own.
+   */
+  async verify(): Promise<void> {
+    if (!this.handle) return;
+    const { size } = await this.handle.stat();
+    const recorded = Buffer.alloc(64);
+    await this.handle.read(recorded, 0, 64, PREFIX.length);
+    const hash = createHash('sha256');
+    const chunk = Buffer.allocUnsafe(WRITE_BYTES);
+    for (let at = BODY_START; at < size; ) {
+      const { bytesRead } = await this.handle.read(chunk, 0, Math.min(chunk.length, size - at), at);
+      if (bytesRead === 0) break;
+      hash.update(chunk.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+    if (hash.digest('hex') !== recorded.toString('latin1')) {
+      throw new Error(`${this.path} no longer matches its checksum (damaged since it was written), so nothing is copied from it; the next snapshot is written from memory`);
+    }
   }
 
   /** Reads the window starting at `at` (a new buffer: pieces handed out earlier may still be held). */
