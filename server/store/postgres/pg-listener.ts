@@ -13,10 +13,18 @@ export interface PgListenerOptions {
   onLost?(): void;
 }
 
-/** A connection of its own that LISTENs on a channel, connected again `retryMs` after PostgreSQL goes away. */
+/** Pings without an answer after which a listening connection counts as dead (one ping every `retryMs`). */
+const UNANSWERED_PINGS = 5;
+
+/**
+ * A connection of its own that LISTENs on a channel, connected again `retryMs` after PostgreSQL
+ * goes away. It is pinged every `retryMs`: a connection a NAT or a firewall forgot dies without a
+ * word (no reset, no end), and a listener that waited on it would miss every notification for good.
+ */
 export class PgListener {
   private connection: pg.Client | undefined;
   private retry: NodeJS.Timeout | undefined;
+  private pinger: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(private readonly options: PgListenerOptions) {}
@@ -32,12 +40,7 @@ export class PgListener {
     // A lost connection is told by 'end' too; without this listener 'error' would end the process.
     client.on('error', () => undefined);
     client.on('notification', (message) => this.options.onNotify(message.payload ?? ''));
-    client.on('end', () => {
-      if (this.closed || this.connection !== client) return;
-      this.connection = undefined;
-      this.options.onLost?.();
-      this.startLater();
-    });
+    client.on('end', () => this.lost(client));
     try {
       await client.connect();
       await client.query(`LISTEN ${this.options.channel}`);
@@ -47,6 +50,7 @@ export class PgListener {
     }
     if (this.closed) return void (await client.end().catch(() => undefined));
     this.connection = client;
+    this.watch(client);
     this.options.onConnect?.();
   }
 
@@ -54,9 +58,39 @@ export class PgListener {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retry);
+    clearInterval(this.pinger);
     const client = this.connection;
     this.connection = undefined;
     await client?.end().catch(() => undefined);
+  }
+
+  /** Pings the connection every `retryMs`; one that leaves UNANSWERED_PINGS in a row unanswered is dropped and made anew. */
+  private watch(client: pg.Client): void {
+    clearInterval(this.pinger);
+    let unanswered = 0;
+    this.pinger = setInterval(() => {
+      if (unanswered >= UNANSWERED_PINGS) {
+        // Its socket is destroyed: ending it politely would wait for a peer that no longer answers.
+        (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+        return this.lost(client);
+      }
+      // Only pings go out unanswered: one that answers resets the count, whatever went before it.
+      unanswered++;
+      client.query('SELECT 1').then(
+        () => (unanswered = 0),
+        () => undefined,
+      );
+    }, this.options.retryMs);
+    this.pinger.unref();
+  }
+
+  /** The connection is gone (ended, or silent too long): told once, and made anew `retryMs` later. */
+  private lost(client: pg.Client): void {
+    if (this.closed || this.connection !== client) return;
+    this.connection = undefined;
+    clearInterval(this.pinger);
+    this.options.onLost?.();
+    this.startLater();
   }
 
   private startLater(): void {
