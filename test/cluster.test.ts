@@ -53,9 +53,7 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
     const url = await postgres().newDatabase();
     const fast = { leaseMs: 500, leaseRenewMs: 100, leaseCheckMs: 50 };
     const proxy = await startTcpProxy(Number(new URL(url).port));
-    const throughProxy = new URL(url);
-    throughProxy.port = String(proxy.port);
-    const cutOff = await startHub({ postgres: throughProxy.toString(), ...fast });
+    const cutOff = await startHub({ postgres: proxy.through(url), ...fast });
     // Registered after the hub's close: the connections that hang are destroyed first, so that it can close.
     onTestFinished(() => proxy.close());
     await untilTrue(() => cutOff.cluster().role === 'leader', 'the node leads');
@@ -74,9 +72,7 @@ describe.skipIf(!!skip)('a cluster of three nodes on PostgreSQL', () => {
     const url = await postgres().newDatabase();
     const proxy = await startTcpProxy(Number(new URL(url).port));
     onTestFinished(() => proxy.close());
-    const throughProxy = new URL(url);
-    throughProxy.port = String(proxy.port);
-    const cutOff = await startHub({ postgres: throughProxy.toString(), leaseMs: 500, leaseRenewMs: 100, leaseCheckMs: 50 });
+    const cutOff = await startHub({ postgres: proxy.through(url), leaseMs: 500, leaseRenewMs: 100, leaseCheckMs: 50 });
     await untilTrue(() => cutOff.cluster().role === 'leader', 'the node leads');
     const wf = await (await control(cutOff)).createWorkflow({ userQuery: 'closed while cut off' });
 

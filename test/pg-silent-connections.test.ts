@@ -1,5 +1,3 @@
-import { once } from 'node:events';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { TokenSync } from '../server/cluster/token-sync.ts';
@@ -10,54 +8,11 @@ import type { TokenGrant } from '../shared/schemas/tokens.ts';
 import { GRANTS } from './helpers/hub.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
+import { startTcpProxy } from './helpers/tcp-proxy.ts';
 import { untilTrue } from './helpers/wait.ts';
 
 const skip = postgresSkipReason();
 const postgres = postgresForFile();
-
-/**
- * A TCP proxy whose established connections can be dropped silently (as a NAT, a stateful firewall
- * or a load balancer forgetting idle or established flows does: no RST, no FIN), while new
- * connections still pass: the database stays reachable, the old sockets just never answer again.
- */
-async function flowDroppingProxy(targetPort: number): Promise<{ port: number; dropEstablished(): number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const dropped = new WeakSet<Socket>();
-  const track = (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-  };
-  const forward = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => void (dropped.has(from) || to.write(chunk)));
-  const server = createServer((client) => {
-    track(client);
-    const upstream = connect(targetPort, '127.0.0.1');
-    track(upstream);
-    forward(client, upstream);
-    forward(upstream, client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    dropEstablished: () => {
-      for (const socket of sockets) dropped.add(socket);
-      return sockets.size / 2;
-    },
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((done) => server.close(() => done()));
-    },
-  };
-}
-
-function viaProxy(url: string, port: number): string {
-  const proxied = new URL(url);
-  proxied.port = String(port);
-  return proxied.toString();
-}
 
 describe.skipIf(!!skip)('a PostgreSQL connection that dies without a word', () => {
   it('does not keep a revoked token in force: token sync notices its listening connection is gone, and reads the tokens again', async () => {
@@ -66,9 +21,9 @@ describe.skipIf(!!skip)('a PostgreSQL connection that dies without a word', () =
     onTestFinished(() => pool.end());
     await ensureSchema(pool);
     await saveClusterTokens(pool, DEFAULT_PARTITION, GRANTS);
-    const proxy = await flowDroppingProxy(Number(new URL(url).port));
+    const proxy = await startTcpProxy(Number(new URL(url).port));
     const seen: TokenGrant[][] = [];
-    const sync = new TokenSync({ url: viaProxy(url, proxy.port), partition: DEFAULT_PARTITION, retryMs: 100, onGrants: (grants) => seen.push(grants), log: createLogger('silent') });
+    const sync = new TokenSync({ url: proxy.through(url), partition: DEFAULT_PARTITION, retryMs: 100, onGrants: (grants) => seen.push(grants), log: createLogger('silent') });
     onTestFinished(async () => {
       await proxy.close();
       await sync.close();

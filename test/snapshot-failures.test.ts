@@ -8,6 +8,25 @@ import { control, crashCopy, startHub, tempDir } from './helpers/hub.ts';
 
 const PART = '.snapshot.json.part';
 
+/** A hub whose store snapshots every 2 KB of journal, its warnings, and `writeUntil`: workflows written until `until` holds, each waited for to be stored and snapshotted. */
+async function snapshottingHub() {
+  const dataDir = tempDir();
+  const warnings: string[] = [];
+  const store = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 2048, onWarning: (message) => warnings.push(message) });
+  const hub = await startHub({ dataDir }, { store });
+  const client = await control(hub);
+  const writeUntil = async (until: () => boolean) => {
+    for (let n = 0; !until(); n++) {
+      if (n === 100) throw new Error('still not so after 100 workflows');
+      const wf = await client.createWorkflow({ userQuery: `filler ${n}` });
+      for (let i = 0; i < 5; i++) await wf.updateProgress('stage', i);
+      await hub.settle();
+      await store.snapshotSettled();
+    }
+  };
+  return { dataDir, warnings, hub, client, writeUntil };
+}
+
 describe('a snapshot that fails', () => {
   it('takes its unfinished file away, leaving the snapshot before it as it was', async () => {
     const dir = tempDir();
@@ -43,19 +62,10 @@ describe('a snapshot that fails', () => {
   });
 
   it('leaves the manifest naming the segment written to, so that a start missing it refuses, also after a clean stop', async () => {
-    const dataDir = tempDir();
-    const warnings: string[] = [];
-    const store = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 2048, onWarning: (message) => warnings.push(message) });
-    const hub = await startHub({ dataDir }, { store });
+    const { dataDir, warnings, hub, client, writeUntil } = await snapshottingHub();
     // A folder where the snapshot's file goes: every snapshot fails, as on a full disk, after the journal moved to a new segment.
     mkdirSync(join(dataDir, PART));
-    const client = await control(hub);
-    for (let n = 0; !warnings.some((warning) => warning.startsWith('snapshot failed')); n++) {
-      const wf = await client.createWorkflow({ userQuery: `w ${n}` });
-      for (let i = 0; i < 5; i++) await wf.updateProgress('stage', i);
-      await hub.settle();
-      await store.snapshotSettled();
-    }
+    await writeUntil(() => warnings.some((warning) => warning.startsWith('snapshot failed')));
     await client.createWorkflow({ userQuery: 'acknowledged after the failed snapshot' });
     await hub.settle();
     const newest = (dir: string) => readdirSync(dir).filter((name) => name.endsWith('.journal')).sort().at(-1)!;
@@ -72,28 +82,15 @@ describe('a snapshot that fails', () => {
   });
 
   it('copies nothing from a snapshot on disk damaged since it was written: the next one is written from memory', async () => {
-    const dataDir = tempDir();
-    const warnings: string[] = [];
-    const store = new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 2048, onWarning: (message) => warnings.push(message) });
-    const hub = await startHub({ dataDir }, { store });
-    const client = await control(hub);
+    const { dataDir, warnings, client, writeUntil } = await snapshottingHub();
     const victim = await client.createWorkflow({ userQuery: 'ORIGINAL-QUERY-TEXT' });
     const snapshot = join(dataDir, 'snapshot.json');
-    const more = async (until: () => boolean) => {
-      for (let n = 0; !until(); n++) {
-        if (n === 100) throw new Error('no snapshot came after 100 workflows');
-        const wf = await client.createWorkflow({ userQuery: `filler ${n}` });
-        for (let i = 0; i < 5; i++) await wf.updateProgress('stage', i);
-        await hub.settle();
-        await store.snapshotSettled();
-      }
-    };
-    await more(() => existsSync(snapshot) && readFileSync(snapshot, 'utf8').includes('ORIGINAL-QUERY-TEXT'));
+    await writeUntil(() => existsSync(snapshot) && readFileSync(snapshot, 'utf8').includes('ORIGINAL-QUERY-TEXT'));
     // Damaged while the hub runs (bit rot, a stray edit), keeping its length.
     writeFileSync(snapshot, readFileSync(snapshot, 'utf8').replace('ORIGINAL-QUERY-TEXT', 'TAMPERED-QUERY-TEXT'));
-    await more(() => warnings.some((warning) => warning.includes('no longer matches its checksum')));
+    await writeUntil(() => warnings.some((warning) => warning.includes('no longer matches its checksum')));
     expect(warnings.find((warning) => warning.includes('no longer matches'))).toBe(`snapshot failed, the journal is kept: ${snapshot} no longer matches its checksum (damaged since it was written), so nothing is copied from it; the next snapshot is written from memory`);
-    await more(() => readFileSync(snapshot, 'utf8').includes('ORIGINAL-QUERY-TEXT'));
+    await writeUntil(() => readFileSync(snapshot, 'utf8').includes('ORIGINAL-QUERY-TEXT'));
     expect(readFileSync(snapshot, 'utf8')).not.toContain('TAMPERED');
     const again = await startHub({ dataDir: crashCopy(dataDir) });
     expect((await (await control(again)).workflow(victim.id).get()).userQuery).toBe('ORIGINAL-QUERY-TEXT');

@@ -6,6 +6,13 @@ export interface TcpProxy {
   port: number;
   /** From now on nothing passes either way, and no connection is closed or refused: reads and connects hang. */
   blackhole(): void;
+  /**
+   * Nothing passes any more on the connections open now, none is closed (as a NAT or a firewall
+   * forgets a flow: no reset), while new ones pass; returns how many were open.
+   */
+  dropEstablished(): number;
+  /** `url` (of the proxied port) with this proxy's port instead. */
+  through(url: string): string;
   /** Destroys every connection and stops listening. */
   close(): Promise<void>;
 }
@@ -14,12 +21,13 @@ export interface TcpProxy {
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let dropping = false;
   const sockets = new Set<Socket>();
+  const dropped = new WeakSet<Socket>();
   const track = (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
   };
-  const forward = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => void (dropping || to.write(chunk)));
+  const forward = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => void (dropping || dropped.has(from) || to.write(chunk)));
   const server = createServer((client) => {
     track(client);
     if (dropping) return;
@@ -32,10 +40,21 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     blackhole: () => {
       dropping = true;
+    },
+    dropEstablished: () => {
+      for (const socket of sockets) dropped.add(socket);
+      // Each connection is two sockets: the client's and the one upstream.
+      return sockets.size / 2;
+    },
+    through: (url) => {
+      const proxied = new URL(url);
+      proxied.port = String(port);
+      return proxied.toString();
     },
     close: async () => {
       for (const socket of sockets) socket.destroy();
