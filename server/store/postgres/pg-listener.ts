@@ -13,8 +13,11 @@ export interface PgListenerOptions {
   onLost?(): void;
 }
 
-/** Pings without an answer after which a listening connection counts as dead (one ping every `retryMs`). */
-const UNANSWERED_PINGS = 5;
+/**
+ * How long a ping may go unanswered before the listening connection counts as dead: five pings'
+ * time, and never less than two seconds (a busy PostgreSQL answering late is not a dead connection).
+ */
+const silenceMs = (retryMs: number) => Math.max(5 * retryMs, 2000);
 
 /**
  * A connection of its own that LISTENs on a channel, connected again `retryMs` after PostgreSQL
@@ -64,20 +67,22 @@ export class PgListener {
     await client?.end().catch(() => undefined);
   }
 
-  /** Pings the connection every `retryMs`; one that leaves UNANSWERED_PINGS in a row unanswered is dropped and made anew. */
+  /** Pings the connection every `retryMs` (one ping at a time); one silent for silenceMs is dropped and made anew. */
   private watch(client: pg.Client): void {
     clearInterval(this.pinger);
-    let unanswered = 0;
+    let pending = false;
+    let sentAt = 0;
     this.pinger = setInterval(() => {
-      if (unanswered >= UNANSWERED_PINGS) {
+      if (pending) {
+        if (performance.now() - sentAt < silenceMs(this.options.retryMs)) return;
         // Its socket is destroyed: ending it politely would wait for a peer that no longer answers.
         (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
         return this.lost(client);
       }
-      // Only pings go out unanswered: one that answers resets the count, whatever went before it.
-      unanswered++;
+      pending = true;
+      sentAt = performance.now();
       client.query('SELECT 1').then(
-        () => (unanswered = 0),
+        () => (pending = false),
         () => undefined,
       );
     }, this.options.retryMs);
