@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { WorkflowHandle } from '../client-sdk/index.ts';
@@ -282,6 +282,18 @@ describe('archiving ended workflows', () => {
     expect(before.summary.kpis.met).toBe(1);
     await archived(hub, clock, wf.id);
     expect({ get: await client.connection.request('workflow.get', { workflowId: wf.id }), summary: await wf.summary() }).toEqual(before);
+  });
+
+  it('refuses to start empty where the snapshot and manifest were deleted but the archive shows the directory was used', async () => {
+    const dataDir = tempDir();
+    const { hub, clock } = await hubWithClock(dataDir);
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'archived, then the state deleted' });
+    await wf.cancel();
+    await archived(hub, clock, wf.id);
+    await hub.close();
+    for (const name of ['manifest.json', 'snapshot.json']) rmSync(join(dataDir, name));
+    const refusal = await startHub({ dataDir }).then(() => 'started', (error: Error) => error.message);
+    expect(refusal).toBe(`${join(dataDir, 'manifest.json')} and ${join(dataDir, 'snapshot.json')} are missing, yet ${join(dataDir, 'archive')} holds archived workflows: the state of this data directory was deleted; restore them, or move the data directory aside to start empty`);
   });
 
   it('answers UNAVAILABLE, saying why, while the archive index cannot be read, and serves once it can', async () => {

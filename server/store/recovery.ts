@@ -1,8 +1,9 @@
-import { truncateSync, unlinkSync } from 'node:fs';
+import { existsSync, readdirSync, truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
 import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import { linesFrom, listSegments, readSegment, segmentName, type Damage } from './journal.ts';
+import { ARCHIVE_DIR } from './archive-files.ts';
 import { MANIFEST_FILE, readManifest, sameSnapshot, type Manifest, type SnapshotRef } from './manifest.ts';
 import { replayRecord } from './records.ts';
 import { readSnapshot, replaceSnapshot, snapshotText, SNAPSHOT_FILE, type Snapshot, type SnapshotIndex } from './snapshot.ts';
@@ -44,6 +45,11 @@ function checkSnapshot(dir: string, manifest: Manifest | undefined, snapshot: Sn
   if (!manifest) {
     // A directory of a hub from before manifests: only its snapshots are of the first format.
     if (snapshot && snapshot.format !== 1) throw new HubError('INTERNAL', `${join(dir, MANIFEST_FILE)} is missing while ${file} exists; refusing to start from a snapshot nothing vouches for`);
+    // A hub writes its manifest at its first start, long before it archives anything: this one's state was deleted.
+    const archive = join(dir, ARCHIVE_DIR);
+    if (!snapshot && existsSync(archive) && readdirSync(archive).some((name) => name.endsWith('.json'))) {
+      throw new HubError('INTERNAL', `${join(dir, MANIFEST_FILE)} and ${file} are missing, yet ${archive} holds archived workflows: the state of this data directory was deleted; restore them, or move the data directory aside to start empty`);
+    }
     return snapshot?.ref ?? null;
   }
   const ref = snapshot?.ref ?? null;
