@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, truncateSync } from 'node:fs';
-import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
@@ -254,7 +254,8 @@ export class FileArchive implements WorkflowArchive {
    * journal, is then in both, as after a crash between the archive write and the eviction.
    */
   private async adoptUnlisted(): Promise<void> {
-    for (const name of readdirSync(this.dir)) {
+    // Listed off the event loop: an archive may hold a hundred thousand files.
+    for (const name of await readdir(this.dir)) {
       const id = name.slice(0, -'.json'.length);
       if (!name.endsWith('.json') || this.index.has(id)) continue;
       if (this.removed.has(id)) {
