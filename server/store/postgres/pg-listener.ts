@@ -72,15 +72,20 @@ export class PgListener {
     clearInterval(this.pinger);
     let pending = false;
     let sentAt = 0;
+    let lastBeat = performance.now();
     this.pinger = setInterval(() => {
+      const now = performance.now();
+      // This process was held (stopped, or a long pause): an answer may be waiting unread; the ping gets its time again.
+      if (now - lastBeat > 2 * this.options.retryMs + 1000) sentAt = now;
+      lastBeat = now;
       if (pending) {
-        if (performance.now() - sentAt < silenceMs(this.options.retryMs)) return;
+        if (now - sentAt < silenceMs(this.options.retryMs)) return;
         // Its socket is destroyed: ending it politely would wait for a peer that no longer answers.
         (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
         return this.lost(client);
       }
       pending = true;
-      sentAt = performance.now();
+      sentAt = now;
       client.query('SELECT 1').then(
         () => (pending = false),
         () => undefined,
