@@ -51,6 +51,13 @@ export { EmbeddedStore } from './store/embedded-store.ts';
 export { HubError } from '../shared/errors.ts';
 export { HUB_V8_FLAGS, tuneV8ForHub } from './v8-tuning.ts';
 
+/**
+ * A cluster append unanswered for the lease's term, and at least this long, is given up (its outcome
+ * unknown): a connection that died without a word would otherwise hold every later write, while a
+ * PostgreSQL that is only slow under load is given two seconds at least.
+ */
+const APPEND_TIMEOUT_FLOOR_MS = 2000;
+
 /** Replaceable parts of a hub, for embedding programs (and tests that need a failing disk). */
 export interface HubParts {
   /** A pino-compatible logger; by default JSON lines on stdout at `logLevel`. */
@@ -192,7 +199,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const snapshotTrigger = { snapshotAfterBytes: options.snapshotAfterBytes, snapshotJournalRatio: options.snapshotJournalRatio };
   // Connects only when first used (the tokens of a cluster, then the store's open).
   const postgres = options.postgres
-    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, ...snapshotTrigger, truncateDamagedJournal: options.truncateDamagedJournal, onWarning, onSnapshot })
+    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, ...snapshotTrigger, truncateDamagedJournal: options.truncateDamagedJournal, appendTimeoutMs: Math.max(options.leaseMs, APPEND_TIMEOUT_FLOOR_MS), onWarning, onSnapshot })
     : undefined;
   // A cluster node's tokens are the cluster's, in PostgreSQL, unless it is given its own.
   const clusterTokens = options.tokens || options.tokensFile ? undefined : postgres;

@@ -4,8 +4,8 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 /** A TCP proxy to a local port that can be cut off silently, as a network that drops packets does. */
 export interface TcpProxy {
   port: number;
-  /** From now on nothing passes either way, and no connection is closed or refused: reads and connects hang. */
-  blackhole(): void;
+  /** From now on (until `blackhole(false)`) nothing passes either way, and no connection is closed or refused: reads and connects hang. */
+  blackhole(on?: boolean): void;
   /**
    * Nothing passes any more on the connections open now, none is closed (as a NAT or a firewall
    * forgets a flow: no reset), while new ones pass; returns how many were open.
@@ -43,8 +43,8 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    blackhole: () => {
-      dropping = true;
+    blackhole: (on = true) => {
+      dropping = on;
     },
     dropEstablished: () => {
       for (const socket of sockets) dropped.add(socket);

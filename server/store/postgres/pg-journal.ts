@@ -68,12 +68,16 @@ function splitLines(records: string | Uint8Array): string[] {
   return lines;
 }
 
-/** Appends a batch's lines, numbered from `firstSeq`, under the fence, and says how many; throws FencedOff when the lease moved on. */
-export async function appendJournal(pool: Pool, partition: string, fence: Fence, records: string | Uint8Array, firstSeq: number): Promise<number> {
+/**
+ * Appends a batch's lines, numbered from `firstSeq`, under the fence, and says how many; throws
+ * FencedOff when the lease moved on, and an error when no answer came within `timeoutMs` (the
+ * connection is then dropped, and whether the rows committed is unknown).
+ */
+export async function appendJournal(pool: Pool, partition: string, fence: Fence, records: string | Uint8Array, firstSeq: number, timeoutMs?: number): Promise<number> {
   const lines = splitLines(records);
   if (lines.length === 0) return 0;
   const seqs = lines.map((_, i) => firstSeq + i);
-  const result = await pool.query<{ n: number }>(APPEND, [partition, fence.owner, fence.epoch, seqs, lines]);
+  const result = await pool.query<{ n: number }>({ text: APPEND, values: [partition, fence.owner, fence.epoch, seqs, lines], ...(timeoutMs === undefined ? {} : { query_timeout: timeoutMs }) });
   if (result.rows[0]?.n !== lines.length) throw new FencedOff();
   return lines.length;
 }

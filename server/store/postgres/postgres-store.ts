@@ -23,6 +23,11 @@ export interface PostgresStoreOptions extends SnapshotTrigger {
    * warning), fencing off any earlier leader; refused while a node holds the lease.
    */
   truncateDamagedJournal?: boolean;
+  /**
+   * How long an append may go unanswered before it is given up as failed, its outcome unknown (the
+   * lease's term): a connection that died without a word would otherwise hold every later write.
+   */
+  appendTimeoutMs?: number;
   onWarning: (message: string) => void;
   /** Told when a snapshot starts and when it is stored. */
   onSnapshot?: (event: SnapshotEvent) => void;
@@ -178,7 +183,7 @@ export class PostgresStore implements Store {
         throw new FencedOff('an append this node took for failed was committed; it follows the journal again');
       }
       this.uncertain = false;
-      this.lastAppended = firstSeq + (await appendJournal(this.pool, this.partition, fence, records, firstSeq)) - 1;
+      this.lastAppended = firstSeq + (await appendJournal(this.pool, this.partition, fence, records, firstSeq, this.options.appendTimeoutMs)) - 1;
     } catch (error) {
       if (error instanceof FencedOff) {
         this.fence = undefined;
