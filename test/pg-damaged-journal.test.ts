@@ -41,12 +41,13 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     const followers = cluster.others(leader);
     const control = await connectControl({ url: cluster.urls, token: TOKENS.admin, requestTimeoutMs: 3000 });
     const wf = await control.createWorkflow({ userQuery: 'damaged row' });
-    await wf.start();
     const { db, lastSeq } = await journalClient(database);
     const lease = async () => (await db.query<{ owner: string; epoch: string }>('SELECT owner, epoch FROM sb_lease')).rows[0]!;
 
-    // The followers are frozen while the leader commits a record whose row is then damaged, and one after it.
+    // The followers are frozen while the leader commits a good record, one whose row is then damaged,
+    // and one after it: they meet the good one and the damaged one in the same read.
     for (const follower of followers) follower.current!.child.kill('SIGSTOP');
+    await wf.start();
     await wf.updateProgress('p', 10);
     const damagedSeq = await lastSeq();
     await db.query(`UPDATE sb_journal SET line = 'not a record' WHERE partition = 'main' AND seq = $1`, [damagedSeq]);

@@ -91,7 +91,9 @@ export async function readJournal(pool: Pool | PoolClient, partition: string, af
 /**
  * readJournal, and the journal's truncations (sb_lease) as of the same read: records read under
  * another count than the one a node loaded under may follow records it holds that a truncation
- * deleted. `truncations` is undefined when no record follows.
+ * deleted. `truncations` is undefined when no record follows. The records before a damaged row
+ * come back alone, so that a follower stops at the record before it; it throws DamagedJournal
+ * when the damaged row comes first.
  */
 export async function readJournalInHistory(pool: Pool, partition: string, afterSeq: number, limit: number): Promise<{ records: JournalRecord[]; truncations: number | undefined }> {
   const result = await pool.query<{ seq: string; line: string; truncations: string | null }>(
@@ -99,7 +101,16 @@ export async function readJournalInHistory(pool: Pool, partition: string, afterS
     [partition, afterSeq, limit],
   );
   const first = result.rows[0];
-  return { records: result.rows.map((row) => decodeRow(partition, row)), truncations: first ? Number(first.truncations ?? 0) : undefined };
+  const records: JournalRecord[] = [];
+  for (const row of result.rows) {
+    try {
+      records.push(decodeRow(partition, row));
+    } catch (error) {
+      if (records.length === 0) throw error;
+      break;
+    }
+  }
+  return { records, truncations: first ? Number(first.truncations ?? 0) : undefined };
 }
 
 function decodeRow(partition: string, row: { seq: string; line: string }): JournalRecord {
