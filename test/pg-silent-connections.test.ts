@@ -14,6 +14,25 @@ import { untilTrue } from './helpers/wait.ts';
 const skip = postgresSkipReason();
 const postgres = postgresForFile();
 
+/**
+ * Two cluster nodes with short leases: `first` leads, its connections to PostgreSQL through a proxy
+ * that can forget them; `second` follows, connected directly, and has applied a first workflow.
+ */
+async function leaderThroughProxy() {
+  const url = await postgres().newDatabase();
+  const proxy = await startTcpProxy(Number(new URL(url).port));
+  const fast = { leaseMs: 600, leaseRenewMs: 100, leaseCheckMs: 50 };
+  const first = await startHub({ postgres: proxy.through(url), nodeId: 'first', ...fast });
+  // Registered after the hub's close: the hung sockets are destroyed first, so that it can close.
+  onTestFinished(() => proxy.close());
+  await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
+  const second = await startHub({ postgres: url, nodeId: 'second', ...fast });
+  const onFirst = await control(first);
+  await onFirst.createWorkflow({ id: 'wf-before', userQuery: 'committed before' });
+  await untilTrue(() => second.state.workflows.has('wf-before'), 'the follower applied it');
+  return { proxy, first, second, onFirst };
+}
+
 describe.skipIf(!!skip)('a PostgreSQL connection that dies without a word', () => {
   it('does not keep a revoked token in force: token sync notices its listening connection is gone, and reads the tokens again', async () => {
     const url = await postgres().newDatabase();
@@ -39,17 +58,7 @@ describe.skipIf(!!skip)('a PostgreSQL connection that dies without a word', () =
   }, 20_000);
 
   it('does not let a leader whose append hangs on such a connection hold every later write: the append is given up at the lease\'s term', async () => {
-    const url = await postgres().newDatabase();
-    const proxy = await startTcpProxy(Number(new URL(url).port));
-    const fast = { leaseMs: 600, leaseRenewMs: 100, leaseCheckMs: 50 };
-    const first = await startHub({ postgres: proxy.through(url), nodeId: 'first', ...fast });
-    // Registered after the hub's close: the hung sockets are destroyed first, so that it can close.
-    onTestFinished(() => proxy.close());
-    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
-    const second = await startHub({ postgres: url, nodeId: 'second', ...fast });
-    const onFirst = await control(first);
-    await onFirst.createWorkflow({ id: 'wf-before', userQuery: 'committed before' });
-    await untilTrue(() => second.state.workflows.has('wf-before'), 'the follower applied it');
+    const { proxy, second, onFirst } = await leaderThroughProxy();
     expect(proxy.dropEstablished()).toBeGreaterThan(0);
     // Renewals go through fresh connections and succeed: only giving up the append answers the write.
     const outcome = await onFirst.createWorkflow({ id: 'wf-hung', userQuery: 'sent into a dead connection' }).then(
@@ -64,16 +73,7 @@ describe.skipIf(!!skip)('a PostgreSQL connection that dies without a word', () =
   }, 30_000);
 
   it('lets a leader cut off for a moment step down and follow the new leader, holding none of its own writes that never committed', async () => {
-    const url = await postgres().newDatabase();
-    const proxy = await startTcpProxy(Number(new URL(url).port));
-    const fast = { leaseMs: 600, leaseRenewMs: 100, leaseCheckMs: 50 };
-    const first = await startHub({ postgres: proxy.through(url), nodeId: 'first', ...fast });
-    onTestFinished(() => proxy.close());
-    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
-    const second = await startHub({ postgres: url, nodeId: 'second', ...fast });
-    const onFirst = await control(first);
-    await onFirst.createWorkflow({ id: 'wf-before', userQuery: 'committed before' });
-    await untilTrue(() => second.state.workflows.has('wf-before'), 'the follower applied it');
+    const { proxy, first, second, onFirst } = await leaderThroughProxy();
     // A short cut: nothing passes, and the connections open then are forgotten by the network.
     proxy.blackhole();
     proxy.dropEstablished();
