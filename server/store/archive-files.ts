@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, truncateSync } from 'node:fs';
+import { existsSync, mkdirSync, truncateSync } from 'node:fs';
 import { open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
@@ -314,7 +314,7 @@ export class FileArchive implements WorkflowArchive {
   private async rebuildFromFiles(): Promise<void> {
     this.index.delete(this.index.all().map((header) => header.id));
     this.sums.clear();
-    for (const name of readdirSync(this.dir)) {
+    for (const name of await readdir(this.dir)) {
       // A deletion the readable part recorded stays one: its file goes with the index written anew.
       if (!name.endsWith('.json') || this.removed.has(name.slice(0, -'.json'.length))) continue;
       const header = await this.headerOfFile(name);
