@@ -52,11 +52,12 @@ export { HubError } from '../shared/errors.ts';
 export { HUB_V8_FLAGS, tuneV8ForHub } from './v8-tuning.ts';
 
 /**
- * A cluster append unanswered for the lease's term, and at least this long, is given up (its outcome
- * unknown): a connection that died without a word would otherwise hold every later write, while a
- * PostgreSQL that is only slow under load is given two seconds at least.
+ * A cluster node's connect or query unanswered for the lease's term, and at least this long, is
+ * given up (an append's outcome is then unknown): a connection that died without a word would
+ * otherwise hold every later write, or a follower's takeover, while a PostgreSQL that is only slow
+ * under load is given two seconds at least.
  */
-const APPEND_TIMEOUT_FLOOR_MS = 2000;
+const QUERY_TIMEOUT_FLOOR_MS = 2000;
 
 /** Replaceable parts of a hub, for embedding programs (and tests that need a failing disk). */
 export interface HubParts {
@@ -199,7 +200,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const snapshotTrigger = { snapshotAfterBytes: options.snapshotAfterBytes, snapshotJournalRatio: options.snapshotJournalRatio };
   // Connects only when first used (the tokens of a cluster, then the store's open).
   const postgres = options.postgres
-    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, ...snapshotTrigger, truncateDamagedJournal: options.truncateDamagedJournal, appendTimeoutMs: Math.max(options.leaseMs, APPEND_TIMEOUT_FLOOR_MS), onWarning, onSnapshot })
+    ? new PostgresStore({ url: options.postgres, partition: DEFAULT_PARTITION, dataDir, ...snapshotTrigger, truncateDamagedJournal: options.truncateDamagedJournal, queryTimeoutMs: Math.max(options.leaseMs, QUERY_TIMEOUT_FLOOR_MS), onWarning, onSnapshot })
     : undefined;
   // A cluster node's tokens are the cluster's, in PostgreSQL, unless it is given its own.
   const clusterTokens = options.tokens || options.tokensFile ? undefined : postgres;

@@ -142,7 +142,7 @@ describe.skipIf(!!skip)('a damaged journal row in PostgreSQL', () => {
     const tryAcquire = LeaseTable.prototype.tryAcquire;
     vi.spyOn(LeaseTable.prototype, 'tryAcquire').mockImplementationOnce(async function (this: LeaseTable, ...args) {
       await db.query(`UPDATE sb_journal SET line = 'not a record' WHERE partition = 'main' AND seq = $1`, [damagedSeq]);
-      const other = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, truncateDamagedJournal: true, onWarning: () => undefined });
+      const other = new PostgresStore({ url, partition: 'main', queryTimeoutMs: 5000, dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, truncateDamagedJournal: true, onWarning: () => undefined });
       await other.open();
       await other.close();
       truncated.resolve();

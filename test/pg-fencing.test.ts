@@ -1,7 +1,11 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseTable } from '../server/cluster/lease.ts';
 import { appendJournal, FencedOff, readJournal } from '../server/store/postgres/pg-journal.ts';
+import { PostgresStore } from '../server/store/postgres/postgres-store.ts';
 import { ensureSchema } from '../server/store/postgres/schema.ts';
 import { encodeRecord } from '../server/store/records.ts';
 import { postgresSkipReason, startPostgres, type PostgresServer } from './helpers/postgres.ts';
@@ -40,7 +44,7 @@ describe.skipIf(!!skip)('the leadership lease and the fenced journal', () => {
     await expect(appendJournal(pool, 'main', { owner: 'a', epoch: 1 }, line(3), 3)).rejects.toBeInstanceOf(FencedOff);
     expect(await lease.renew('a', 1, 60_000)).toBe(false);
     await appendJournal(pool, 'main', { owner: 'b', epoch: 2 }, line(3), 3);
-    expect((await readJournal(pool, 'main', 0, 10)).map((record) => record.seq)).toEqual([1, 2, 3]);
+    expect((await readJournal(pool, 'main', 0)).map((record) => record.seq)).toEqual([1, 2, 3]);
     // A sequence number is never written twice, even by the holder.
     await expect(appendJournal(pool, 'main', { owner: 'b', epoch: 2 }, line(3), 3)).rejects.toThrow(/duplicate key/);
   });
@@ -63,7 +67,35 @@ describe.skipIf(!!skip)('the leadership lease and the fenced journal', () => {
     } finally {
       await taker.end();
     }
-    expect((await readJournal(pool, 'main', 3, 10)).map((record) => record.seq)).toEqual([]);
+    expect((await readJournal(pool, 'main', 3)).map((record) => record.seq)).toEqual([]);
+  });
+
+  it('reads the journal in pages of 4 MB of lines at most, the first row whatever its size, and loads every page', async () => {
+    const big = new LeaseTable(pool, 'big');
+    const epoch = (await big.tryAcquire('a', 'http://a', 60_000))!;
+    // The first adds the document; each sets its note to `mb` MB.
+    const sized = (seq: number, mb: number) => {
+      const note = 'x'.repeat(mb * 1024 * 1024);
+      return encodeRecord({ seq, at: seq, changes: [{ doc: 'wf', v: seq, ops: [seq === 1 ? { op: 'add', path: '', value: { note } } : { op: 'replace', path: '/note', value: note }] }] });
+    };
+    await appendJournal(pool, 'big', { owner: 'a', epoch }, sized(1, 5) + sized(2, 1) + sized(3, 3) + sized(4, 1), 1);
+    const pages: number[][] = [];
+    for (let after = 0; ; ) {
+      const page = (await readJournal(pool, 'big', after)).map((record) => record.seq);
+      if (page.length === 0) break;
+      pages.push(page);
+      after = page.at(-1)!;
+    }
+    // A page ends at the row that starts past 4 MB: 5 MB alone, then 1 + 3 MB, then the last.
+    expect(pages).toEqual([[1], [2, 3], [4]]);
+    const store = new PostgresStore({ url: pool.options.connectionString!, partition: 'big', queryTimeoutMs: 5000, dataDir: mkdtempSync(join(tmpdir(), 'sb-pages-')), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, onWarning: () => undefined });
+    try {
+      const loaded = await store.load();
+      expect(loaded.seq).toBe(4);
+      expect(loaded.docs.get('wf')).toEqual({ v: 4, doc: { note: 'x'.repeat(1024 * 1024) } });
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -15,18 +15,19 @@ const skip = postgresSkipReason();
 const postgres = postgresForFile();
 
 /**
- * Two cluster nodes with short leases: `first` leads, its connections to PostgreSQL through a proxy
- * that can forget them; `second` follows, connected directly, and has applied a first workflow.
+ * Two cluster nodes with short leases: `first` leads, `second` follows and has applied a first
+ * workflow; the connections to PostgreSQL of the one named `proxied` go through a proxy that can forget them.
  */
-async function leaderThroughProxy() {
+async function nodesWithProxy(proxied: 'first' | 'second' = 'first') {
   const url = await postgres().newDatabase();
   const proxy = await startTcpProxy(Number(new URL(url).port));
   const fast = { leaseMs: 600, leaseRenewMs: 100, leaseCheckMs: 50 };
-  const first = await startHub({ postgres: proxy.through(url), nodeId: 'first', ...fast });
-  // Registered after the hub's close: the hung sockets are destroyed first, so that it can close.
-  onTestFinished(() => proxy.close());
+  const postgresOf = (node: 'first' | 'second') => (node === proxied ? proxy.through(url) : url);
+  const first = await startHub({ postgres: postgresOf('first'), nodeId: 'first', ...fast });
   await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
-  const second = await startHub({ postgres: url, nodeId: 'second', ...fast });
+  const second = await startHub({ postgres: postgresOf('second'), nodeId: 'second', ...fast });
+  // Registered after the hubs' close: the hung sockets are destroyed first, so that they can close.
+  onTestFinished(() => proxy.close());
   const onFirst = await control(first);
   await onFirst.createWorkflow({ id: 'wf-before', userQuery: 'committed before' });
   await untilTrue(() => second.state.workflows.has('wf-before'), 'the follower applied it');
@@ -58,7 +59,7 @@ describe.skipIf(!!skip)('a PostgreSQL connection that dies without a word', () =
   }, 20_000);
 
   it('does not let a leader whose append hangs on such a connection hold every later write: the append is given up at the lease\'s term', async () => {
-    const { proxy, second, onFirst } = await leaderThroughProxy();
+    const { proxy, second, onFirst } = await nodesWithProxy();
     expect(proxy.dropEstablished()).toBeGreaterThan(0);
     // Renewals go through fresh connections and succeed: only giving up the append answers the write.
     const outcome = await onFirst.createWorkflow({ id: 'wf-hung', userQuery: 'sent into a dead connection' }).then(
@@ -73,7 +74,7 @@ describe.skipIf(!!skip)('a PostgreSQL connection that dies without a word', () =
   }, 30_000);
 
   it('lets a leader cut off for a moment step down and follow the new leader, holding none of its own writes that never committed', async () => {
-    const { proxy, first, second, onFirst } = await leaderThroughProxy();
+    const { proxy, first, second, onFirst } = await nodesWithProxy();
     // A short cut: nothing passes, and the connections open then are forgotten by the network.
     proxy.blackhole();
     proxy.dropEstablished();
@@ -97,5 +98,15 @@ describe.skipIf(!!skip)('a PostgreSQL connection that dies without a word', () =
     );
     expect(first.state.workflows.has('wf-cut')).toBe(second.state.workflows.has('wf-cut'));
     expect(JSON.stringify(first.state.workflows.get('wf-cut'))).toBe(JSON.stringify(second.state.workflows.get('wf-cut')));
+  }, 30_000);
+
+  it('lets a follower whose connections died without a word take over once the leader is gone', async () => {
+    const { proxy, first, second } = await nodesWithProxy('second');
+    // Its pooled connections (and its listening one) are forgotten: a query sent on one is never answered.
+    expect(proxy.dropEstablished()).toBeGreaterThan(0);
+    await first.close();
+    await untilTrue(() => second.cluster().role === 'leader', 'the follower took over', 10_000);
+    await (await control(second)).createWorkflow({ id: 'wf-after', userQuery: 'written by the new leader' });
+    expect([...second.state.workflows.keys()].sort()).toEqual(['wf-after', 'wf-before']);
   }, 30_000);
 });

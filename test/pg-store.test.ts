@@ -26,7 +26,7 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL store', () => {
     const url = await postgres().newDatabase();
     const db = new pg.Pool({ connectionString: url });
     onTestFinished(() => db.end());
-    const writer = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, onWarning: () => undefined });
+    const writer = new PostgresStore({ url, partition: 'main', queryTimeoutMs: 5000, dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, onWarning: () => undefined });
     await writer.open();
     onTestFinished(async () => {
       writer.fence = undefined;
@@ -50,7 +50,7 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL store', () => {
       }
       return (query as (...a: unknown[]) => unknown).apply(this, args);
     } as typeof query);
-    const loading = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, onWarning: () => undefined });
+    const loading = new PostgresStore({ url, partition: 'main', queryTimeoutMs: 5000, dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, onWarning: () => undefined });
     onTestFinished(() => loading.close());
     const { seq, docs } = await loading.open();
     expect(raced).toBe(true);
@@ -86,7 +86,7 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL store', () => {
     onTestFinished(() => db.end());
     await db.query(`UPDATE sb_lease SET expires_at = now() - interval '1 second'`);
     await db.query(`UPDATE sb_journal SET line = 'not a record' WHERE seq = 6`);
-    const truncating = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, truncateDamagedJournal: true, onWarning: () => undefined });
+    const truncating = new PostgresStore({ url, partition: 'main', queryTimeoutMs: 5000, dataDir: tempDir(), snapshotAfterBytes: 1 << 30, snapshotJournalRatio: 0, truncateDamagedJournal: true, onWarning: () => undefined });
     await truncating.open();
     await truncating.close();
     const successor = await leading('node-b', 3);
@@ -108,7 +108,7 @@ function leadingStores(url: string, snapshotAfterBytes: number): (owner: string,
   const db = new pg.Pool({ connectionString: url });
   onTestFinished(() => db.end());
   return async (owner, epoch) => {
-    const store = new PostgresStore({ url, partition: 'main', dataDir: tempDir(), snapshotAfterBytes, snapshotJournalRatio: 0, onWarning: () => undefined });
+    const store = new PostgresStore({ url, partition: 'main', queryTimeoutMs: 5000, dataDir: tempDir(), snapshotAfterBytes, snapshotJournalRatio: 0, onWarning: () => undefined });
     await store.open();
     onTestFinished(async () => {
       store.fence = undefined;

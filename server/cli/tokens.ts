@@ -1,15 +1,18 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import { looseTokenFileMode, looseTokenFileWarning, newToken, PRIVATE_DIR_MODE, parseTokenList, readTokens, TOKEN_FILE_MODE, TOKENS_FILE } from '../transport/auth.ts';
 import { realLocation } from '../real-location.ts';
 import { replaceDurably } from '../store/synced-write.ts';
+import { boundedPool } from '../store/postgres/pg-pool.ts';
 import { changeClusterTokens, readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION, ensureSchema } from '../store/postgres/schema.ts';
 import { CliError, dataDirOf, refuseEmptyFlags, table } from './common.ts';
 import { lockFile } from './file-lock.ts';
+
+/** How long the tokens command waits for the cluster's PostgreSQL to answer a connect or a query. */
+const CLI_TIMEOUT_MS = 30_000;
 
 export const TOKENS_HELP = `switchboard tokens — list, create or revoke access tokens
 
@@ -75,8 +78,8 @@ function filePlace(file: string, filledAtFirstStart: boolean): TokenPlace {
 }
 
 function postgresPlace(url: string): TokenPlace {
-  const pool = new pg.Pool({ connectionString: url, max: 1 });
-  pool.on('error', () => undefined);
+  // A PostgreSQL that does not answer fails the command rather than holding it for good.
+  const pool = boundedPool(url, 1, CLI_TIMEOUT_MS);
   let schema: Promise<void> | undefined;
   // The cluster's tables, created as a node would, so that the CLI may come first.
   const ready = () =>

@@ -1,3 +1,4 @@
+import { bodyQuery } from './pg-pool.ts';
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { HubError } from '../../../shared/errors.ts';
@@ -140,16 +141,9 @@ export class PgArchive implements WorkflowArchive {
         parts.push(part);
       }
       const fence = this.writable();
-      const { rows } = await this.pool.query<{ held: boolean }>(PUT, [
-        this.partition,
-        fence.owner,
-        fence.epoch,
-        entry.header.id,
-        JSON.stringify(entry.header),
-        summaryText,
-        Buffer.concat(parts),
-        hash.digest('hex'),
-      ]);
+      const { rows } = await this.pool.query<{ held: boolean }>(
+        bodyQuery(PUT, [this.partition, fence.owner, fence.epoch, entry.header.id, JSON.stringify(entry.header), summaryText, Buffer.concat(parts), hash.digest('hex')]),
+      );
       if (!rows[0]?.held) throw notLeading();
       this.damagedIds.delete(entry.header.id);
       this.index.put(entry.header);
@@ -164,10 +158,12 @@ export class PgArchive implements WorkflowArchive {
     // parts are put in order here: a sort in the server would spill them to disk.
     const { rows } = await this.reading(id, () =>
       this.pool.query<{ start: number; part: Buffer; header: ArchivedHeader; sha256: string }>(
-        `SELECT start, substring(archived.body FROM start FOR $3) AS part, archived.header, archived.sha256
-         FROM (SELECT header, sha256, body || ''::bytea AS body FROM sb_archive WHERE partition = $1 AND workflow_id = $2 OFFSET 0) AS archived
-         CROSS JOIN LATERAL generate_series(1, greatest(octet_length(archived.body), 1), $3) AS start`,
-        [this.partition, id, PART_BYTES],
+        bodyQuery(
+          `SELECT start, substring(archived.body FROM start FOR $3) AS part, archived.header, archived.sha256
+           FROM (SELECT header, sha256, body || ''::bytea AS body FROM sb_archive WHERE partition = $1 AND workflow_id = $2 OFFSET 0) AS archived
+           CROSS JOIN LATERAL generate_series(1, greatest(octet_length(archived.body), 1), $3) AS start`,
+          [this.partition, id, PART_BYTES],
+        ),
       ),
     );
     rows.sort((a, b) => a.start - b.start);
@@ -274,11 +270,14 @@ export class PgArchive implements WorkflowArchive {
   private async readHeaders(): Promise<HeaderIndex> {
     // A header that is not one (not an object, a createdAt that is not a number) sorts first instead of failing the query.
     // Ids are ASCII (shared/schemas/common.ts): byte order ("C") is JavaScript's order of them.
+    // Every archived workflow's: as long as a body, for an archive that retention keeps large.
     const { rows } = await this.pool.query<{ workflow_id: string; header: unknown }>(
-      `SELECT workflow_id, header FROM sb_archive WHERE partition = $1
-       ORDER BY CASE WHEN jsonb_typeof(header->'createdAt') = 'number' THEN (header->>'createdAt')::float8 END NULLS FIRST,
-         workflow_id COLLATE "C"`,
-      [this.partition],
+      bodyQuery(
+        `SELECT workflow_id, header FROM sb_archive WHERE partition = $1
+         ORDER BY CASE WHEN jsonb_typeof(header->'createdAt') = 'number' THEN (header->>'createdAt')::float8 END NULLS FIRST,
+           workflow_id COLLATE "C"`,
+        [this.partition],
+      ),
     );
     const index = new HeaderIndex();
     const slice = new TimeSlice();

@@ -5,6 +5,7 @@ import { PacedWorker } from '../paced-worker.ts';
 import { decodeRecord, replayRecord } from '../records.ts';
 import { parseSnapshot, snapshotText, type Snapshot } from '../snapshot.ts';
 import { FencedOff, type Fence } from './pg-journal.ts';
+import { bodyQuery } from './pg-pool.ts';
 import { inTransaction } from './transaction.ts';
 
 const workerUrl = workerEntry('pg-compaction-worker', import.meta.url);
@@ -91,7 +92,7 @@ SELECT $4::text IS NULL OR EXISTS (SELECT 1 FROM lease) AS held`;
  */
 export async function storeSnapshot(pool: Pool, partition: string, seq: number, text: string, fence: Fence | undefined): Promise<void> {
   // The leader may have written this one from memory meanwhile, or the compaction: the same documents.
-  const { rows } = await pool.query<{ held: boolean }>(PUT_SNAPSHOT, [partition, seq, text, fence?.owner ?? null, fence?.epoch ?? null]);
+  const { rows } = await pool.query<{ held: boolean }>(bodyQuery(PUT_SNAPSHOT, [partition, seq, text, fence?.owner ?? null, fence?.epoch ?? null]));
   if (!rows[0]?.held) throw new FencedOff('this node no longer holds the leadership lease: the snapshot was not stored');
   await trimAfterSnapshot(pool, partition);
 }
@@ -127,7 +128,7 @@ async function replay(client: PoolClient, partition: string, uptoSeq: number, on
 
 /** The newest snapshot row of `partition`, parsed and checked; undefined when there is none. */
 async function newestSnapshot(db: Pool | PoolClient, partition: string): Promise<Snapshot | undefined> {
-  const { rows } = await db.query<{ seq: string; body: string }>('SELECT seq, body FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 1', [partition]);
+  const { rows } = await db.query<{ seq: string; body: string }>(bodyQuery('SELECT seq, body FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 1', [partition]));
   const row = rows[0];
   if (!row) return undefined;
   const where = `in sb_snapshot (partition ${partition}, seq ${row.seq})`;

@@ -70,21 +70,37 @@ function splitLines(records: string | Uint8Array): string[] {
 
 /**
  * Appends a batch's lines, numbered from `firstSeq`, under the fence, and says how many; throws
- * FencedOff when the lease moved on, and an error when no answer came within `timeoutMs` (the
- * connection is then dropped, and whether the rows committed is unknown).
+ * FencedOff when the lease moved on, and an error when the pool's bound passed without an answer
+ * (the connection is then dropped, and whether the rows committed is unknown).
  */
-export async function appendJournal(pool: Pool, partition: string, fence: Fence, records: string | Uint8Array, firstSeq: number, timeoutMs?: number): Promise<number> {
+export async function appendJournal(pool: Pool, partition: string, fence: Fence, records: string | Uint8Array, firstSeq: number): Promise<number> {
   const lines = splitLines(records);
   if (lines.length === 0) return 0;
   const seqs = lines.map((_, i) => firstSeq + i);
-  const result = await pool.query<{ n: number }>({ text: APPEND, values: [partition, fence.owner, fence.epoch, seqs, lines], ...(timeoutMs === undefined ? {} : { query_timeout: timeoutMs }) });
+  const result = await pool.query<{ n: number }>(APPEND, [partition, fence.owner, fence.epoch, seqs, lines]);
   if (result.rows[0]?.n !== lines.length) throw new FencedOff();
   return lines.length;
 }
 
-/** The committed records after `afterSeq`, in order, at most `limit`; throws DamagedJournal on a damaged row. */
-export async function readJournal(pool: Pool | PoolClient, partition: string, afterSeq: number, limit: number): Promise<JournalRecord[]> {
-  const result = await pool.query<{ seq: string; line: string }>('SELECT seq, line FROM sb_journal WHERE partition = $1 AND seq > $2 ORDER BY seq LIMIT $3', [partition, afterSeq, limit]);
+/** Rows a page of the journal holds at most. */
+const PAGE_ROWS = 2_000;
+/**
+ * Bytes of lines a page holds at most (its first row whatever its size): a page must come within
+ * a query's bound, a lease's term, also where each row is a bulk command of a thousand orders.
+ */
+const PAGE_BYTES = 4 * 1024 * 1024;
+
+/** The page of rows after `afterSeq` (columns seq and line, then `extra`), with $1 the partition and $2 afterSeq. */
+function pageQuery(extra = ''): string {
+  return `SELECT seq, line${extra} FROM (
+    SELECT seq, line, sum(octet_length(line)) OVER (ORDER BY seq) - octet_length(line) AS before
+    FROM sb_journal WHERE partition = $1 AND seq > $2 ORDER BY seq LIMIT ${PAGE_ROWS}
+  ) AS page WHERE before < ${PAGE_BYTES} ORDER BY seq`;
+}
+
+/** The committed records after `afterSeq`, in order, a page of them; throws DamagedJournal on a damaged row. */
+export async function readJournal(pool: Pool | PoolClient, partition: string, afterSeq: number): Promise<JournalRecord[]> {
+  const result = await pool.query<{ seq: string; line: string }>(pageQuery(), [partition, afterSeq]);
   return result.rows.map((row) => decodeRow(partition, row));
 }
 
@@ -95,10 +111,10 @@ export async function readJournal(pool: Pool | PoolClient, partition: string, af
  * come back alone, so that a follower stops at the record before it; it throws DamagedJournal
  * when the damaged row comes first.
  */
-export async function readJournalInHistory(pool: Pool, partition: string, afterSeq: number, limit: number): Promise<{ records: JournalRecord[]; truncations: number | undefined }> {
+export async function readJournalInHistory(pool: Pool, partition: string, afterSeq: number): Promise<{ records: JournalRecord[]; truncations: number | undefined }> {
   const result = await pool.query<{ seq: string; line: string; truncations: string | null }>(
-    'SELECT seq, line, (SELECT truncations FROM sb_lease WHERE partition = $1) AS truncations FROM sb_journal WHERE partition = $1 AND seq > $2 ORDER BY seq LIMIT $3',
-    [partition, afterSeq, limit],
+    pageQuery(', (SELECT truncations FROM sb_lease WHERE partition = $1) AS truncations'),
+    [partition, afterSeq],
   );
   const first = result.rows[0];
   const records: JournalRecord[] = [];

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { boundedConnection } from './pg-pool.ts';
 
 export interface PgListenerOptions {
   /** The PostgreSQL connection string. */
@@ -39,7 +40,8 @@ export class PgListener {
 
   /** Connects and listens; rejects when PostgreSQL cannot be reached now. */
   async start(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.url });
+    // A connect or LISTEN unanswered is given up as a silent ping is, and made anew retryMs later.
+    const client = new pg.Client(boundedConnection(this.options.url, silenceMs(this.options.retryMs)));
     // A lost connection is told by 'end' too; without this listener 'error' would end the process.
     client.on('error', () => undefined);
     client.on('notification', (message) => this.options.onNotify(message.payload ?? ''));

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { HubError } from '../../../shared/errors.ts';
 import type { DocKey, StoredDoc } from '../../domain/machinery/state.ts';
 import { replayRecord, type JournalRecord } from '../records.ts';
@@ -8,6 +8,7 @@ import { snapshotThreshold, type CurrentDocs, type SnapshotEvent, type SnapshotT
 import { appendJournal, DamagedJournal, FencedOff, lastJournalSeq, readJournal, readJournalInHistory, type Fence } from './pg-journal.ts';
 import { PgArchive } from './pg-archive.ts';
 import { PgCompactionWorker, storeSnapshot } from './pg-compaction.ts';
+import { bodyQuery, boundedPool } from './pg-pool.ts';
 import { ensureSchema } from './schema.ts';
 import { inTransaction } from './transaction.ts';
 
@@ -24,10 +25,11 @@ export interface PostgresStoreOptions extends SnapshotTrigger {
    */
   truncateDamagedJournal?: boolean;
   /**
-   * How long an append may go unanswered before it is given up as failed, its outcome unknown (the
-   * lease's term): a connection that died without a word would otherwise hold every later write.
+   * How long a connect or a query (an append: its outcome then unknown) may go unanswered before it
+   * is given up: a connection that died without a word would otherwise hold every later write, or
+   * a follower's every later step. Those that move a whole snapshot or archived workflow get BODY_TIMEOUT_MS.
    */
-  appendTimeoutMs?: number;
+  queryTimeoutMs: number;
   onWarning: (message: string) => void;
   /** Told when a snapshot starts and when it is stored. */
   onSnapshot?: (event: SnapshotEvent) => void;
@@ -43,9 +45,6 @@ export function redacted(url: string): string {
     return 'the configured URL';
   }
 }
-
-/** Rows read per query when loading or following the journal. */
-const PAGE = 2_000;
 
 /**
  * The cluster's store: the journal, snapshots and archive in PostgreSQL, shared by every node.
@@ -73,9 +72,8 @@ export class PostgresStore implements Store {
   private snapshotting: Promise<void> | undefined;
 
   constructor(private readonly options: PostgresStoreOptions) {
-    this.pool = new pg.Pool({ connectionString: options.url, max: 4 });
     // An idle client that loses its server (PostgreSQL restarted) must not take the process down.
-    this.pool.on('error', (error) => options.onWarning(`PostgreSQL connection lost: ${error.message}`));
+    this.pool = boundedPool(options.url, 4, options.queryTimeoutMs, (error) => options.onWarning(`PostgreSQL connection lost: ${error.message}`));
   }
 
   /** The connection string. */
@@ -121,19 +119,19 @@ export class PostgresStore implements Store {
     return inTransaction(this.pool, async (client) => {
       const lease = (await client.query<{ truncations: string }>('SELECT truncations FROM sb_lease WHERE partition = $1', [this.partition])).rows[0];
       this.truncations = Number(lease?.truncations ?? 0);
-      const row = (await client.query<{ body: string }>('SELECT body FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 1', [this.partition])).rows[0];
+      const row = (await client.query<{ body: string }>(bodyQuery('SELECT body FROM sb_snapshot WHERE partition = $1 ORDER BY seq DESC LIMIT 1', [this.partition]))).rows[0];
       const snapshot = row ? parseSnapshot(row.body, `snapshot of partition ${this.partition}`) : undefined;
       this.snapshotBytes = row?.body.length ?? 0;
       const docs = new Map<DocKey, StoredDoc>(snapshot?.docs ?? []);
       let seq = snapshot?.seq ?? 0;
       for (;;) {
-        const records = await readJournal(client, this.partition, seq, PAGE);
+        const records = await readJournal(client, this.partition, seq);
         for (const record of records) {
           if (record.seq !== seq + 1) throw new Error(`the journal in PostgreSQL jumps from record ${seq} to ${record.seq}`);
           replayRecord(docs, record);
           seq = record.seq;
         }
-        if (records.length < PAGE) return { docs, seq };
+        if (records.length === 0) return { docs, seq };
       }
     }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   }
@@ -158,20 +156,15 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** The committed records after `seq`, in order, at most `limit`. */
-  readAfter(seq: number, limit = PAGE): Promise<JournalRecord[]> {
-    return readJournal(this.pool, this.partition, seq, limit);
-  }
-
   /** The record the newest snapshot is of (0 when there is none). */
   async newestSnapshotSeq(): Promise<number> {
     const { rows } = await this.pool.query<{ seq: string | null }>('SELECT max(seq) AS seq FROM sb_snapshot WHERE partition = $1', [this.partition]);
     return Number(rows[0]?.seq ?? 0);
   }
 
-  /** readAfter, with the journal's truncations as of the same read (undefined when no record follows `seq`). */
-  readFollowing(seq: number, limit = PAGE): Promise<{ records: JournalRecord[]; truncations: number | undefined }> {
-    return readJournalInHistory(this.pool, this.partition, seq, limit);
+  /** The committed records after `seq`, in order (a page of them), with the journal's truncations as of the same read (undefined when no record follows `seq`). */
+  readFollowing(seq: number): Promise<{ records: JournalRecord[]; truncations: number | undefined }> {
+    return readJournalInHistory(this.pool, this.partition, seq);
   }
 
   async append(records: string | Uint8Array, firstSeq: number): Promise<void> {
@@ -183,7 +176,7 @@ export class PostgresStore implements Store {
         throw new FencedOff('an append this node took for failed was committed; it follows the journal again');
       }
       this.uncertain = false;
-      this.lastAppended = firstSeq + (await appendJournal(this.pool, this.partition, fence, records, firstSeq, this.options.appendTimeoutMs)) - 1;
+      this.lastAppended = firstSeq + (await appendJournal(this.pool, this.partition, fence, records, firstSeq)) - 1;
     } catch (error) {
       if (error instanceof FencedOff) {
         this.fence = undefined;

@@ -7,15 +7,18 @@ import type { Pool, PoolClient } from 'pg';
  */
 export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
   const client = await pool.connect();
+  let failed: Error | undefined;
   try {
     await client.query(begin);
     const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (error) {
+    failed = error as Error;
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    // A failed client leaves the pool: its query may have been given up unanswered, on a connection that is dead.
+    client.release(failed);
   }
 }
