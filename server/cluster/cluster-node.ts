@@ -188,7 +188,13 @@ export class ClusterNode {
     await this.store.lead({ owner: this.settings.nodeId, epoch });
     this.role = 'leader';
     this.leader = { nodeId: this.settings.nodeId, url: this.settings.advertiseUrl };
-    await this.writer.promote();
+    try {
+      await this.writer.promote();
+    } catch (error) {
+      // Leading starts with its recovery stored (which agents are away, which offers to withdraw):
+      // else those agents would never be marked away. The lease is held still: the next tick takes it again.
+      return this.stepDown(`its recovery could not be stored: ${(error as Error).message}`);
+    }
     this.log.info({ nodeId: this.settings.nodeId, epoch, version: this.writer.lastSeq }, 'cluster: this node leads');
   }
 

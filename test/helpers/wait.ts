@@ -28,12 +28,12 @@ export async function untilOrder(hub: { url: string }, workflowId: string, workO
 
 /**
  * Resolves once `predicate` holds, checked every few ms: for what happens inside the hub with no
- * event to follow (a workflow leaving memory). Rejects after `timeoutMs` naming `what`.
+ * event to follow (a workflow leaving memory). Rejects after `timeoutMs` naming `what` (as it stands then, when a function).
  */
-export async function untilTrue(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+export async function untilTrue(predicate: () => boolean, what: string | (() => string), timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }

@@ -1,0 +1,54 @@
+import pg from 'pg';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { agent, startHub } from './helpers/hub.ts';
+import { postgresForFile } from './helpers/postgres-file.ts';
+import { postgresSkipReason } from './helpers/postgres.ts';
+import { untilTrue } from './helpers/wait.ts';
+
+const skip = postgresSkipReason();
+const postgres = postgresForFile();
+
+/**
+ * Makes PostgreSQL refuse, once, the first journal row that marks an agent away (as the new
+ * leader's recovery does), whoever appends it; says how many it refused.
+ */
+async function refuseFirstAwayMark(url: string): Promise<() => Promise<number>> {
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  onTestFinished(() => pool.end());
+  // A sequence, not a table: its count is not rolled back with the refused append.
+  await pool.query(`
+    CREATE SEQUENCE refused_appends;
+    CREATE FUNCTION refuse_first_away_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.line LIKE '%disconnectedSince%' THEN
+        IF nextval('refused_appends') = 1 THEN RAISE EXCEPTION 'refused for the test'; END IF;
+      END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER refuse_first_away_mark BEFORE INSERT ON sb_journal FOR EACH ROW EXECUTE FUNCTION refuse_first_away_mark();`);
+  return async () => {
+    const { rows } = await pool.query<{ last_value: string; is_called: boolean }>('SELECT last_value, is_called FROM refused_appends');
+    return rows[0]!.is_called ? Number(rows[0]!.last_value) : 0;
+  };
+}
+
+describe.skipIf(!!skip)('taking over the lead', () => {
+  it('is done again when the new leader cannot store its recovery: the agents of the old leader are still marked away', async () => {
+    const url = await postgres().newDatabase();
+    const fast = { leaseMs: 600, leaseRenewMs: 100, leaseCheckMs: 50 };
+    const first = await startHub({ postgres: url, nodeId: 'first', ...fast });
+    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
+    const second = await startHub({ postgres: url, nodeId: 'second', ...fast });
+    // It knows only the first node: once that is gone it never comes back, and only recovery marks it away.
+    await agent(first, { agentId: 'w1', agentType: 'worker' });
+    await untilTrue(() => second.state.agents?.['w1'] !== undefined, 'the follower applied the registration');
+    const refused = await refuseFirstAwayMark(url);
+    await first.close();
+    await untilTrue(
+      () => second.cluster().role === 'leader' && typeof second.state.agents?.['w1']?.disconnectedSince === 'number',
+      () => `the second node to lead with w1 marked away (it is a ${second.cluster().role}; w1 away since ${second.state.agents?.['w1']?.disconnectedSince})`,
+      10_000,
+    );
+    expect(await refused()).toBeGreaterThanOrEqual(1);
+  }, 30_000);
+});
