@@ -51,4 +51,35 @@ describe.skipIf(!!skip)('taking over the lead', () => {
     );
     expect(await refused()).toBeGreaterThanOrEqual(1);
   }, 30_000);
+
+  it('keeps the lease while taking over outlasts its term: no other node takes it meanwhile', async () => {
+    const url = await postgres().newDatabase();
+    const fast = { leaseMs: 600, leaseRenewMs: 100, leaseCheckMs: 50 };
+    const first = await startHub({ postgres: url, nodeId: 'first', ...fast });
+    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
+    const second = await startHub({ postgres: url, nodeId: 'second', ...fast });
+    const third = await startHub({ postgres: url, nodeId: 'third', ...fast });
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    onTestFinished(() => db.end());
+    // Taking over reads the archive's headers: with the table locked, that read waits.
+    await db.query('BEGIN');
+    await db.query('LOCK TABLE sb_archive IN ACCESS EXCLUSIVE MODE');
+    await first.close();
+    // Read on the database's clock, which times the lease (now() would stay at the transaction's start).
+    const lease = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      return (await db.query<{ owner: string; epoch: string; at: Date }>('SELECT owner, epoch, clock_timestamp() AS at FROM sb_lease')).rows[0]!;
+    };
+    let taking = await lease();
+    while (taking.owner === 'first') taking = await lease();
+    // Three terms past the taking, with the taker still held up by the lock: nobody took the lease from it.
+    let later = taking;
+    while (later.at.getTime() < taking.at.getTime() + 3 * fast.leaseMs) later = await lease();
+    expect({ owner: later.owner, epoch: later.epoch }).toEqual({ owner: taking.owner, epoch: taking.epoch });
+    await db.query('COMMIT');
+    const leader = taking.owner === 'second' ? second : third;
+    await untilTrue(() => leader.cluster().role === 'leader', `${taking.owner} to lead`);
+    expect(leader.cluster().epoch).toBe(Number(taking.epoch));
+  }, 30_000);
 });

@@ -173,14 +173,16 @@ export class ClusterNode {
     this.heldEpoch = epoch;
     // The old leader is fenced off from here on; what it committed before is all in the journal now.
     this.heldUntil = started + this.settings.leaseMs;
+    if ((await this.renewingWhile(epoch, () => this.takeOver(epoch))) === 'damaged') await this.lease.release(this.settings.nodeId, epoch);
+  }
+
+  /** Catches up under the lease just taken and leads; says when a damaged journal row forbids it. */
+  private async takeOver(epoch: number): Promise<'damaged' | undefined> {
     // A truncation made since this node last looked (the lease was free then) deleted records it may
     // hold; none can be made now that it holds the lease. Else it would lead, and append after, them.
     await this.followHistory(await this.lease.holder());
     await this.catchUp();
-    if (this.damaged) {
-      await this.lease.release(this.settings.nodeId, epoch);
-      return;
-    }
+    if (this.damaged) return 'damaged';
     // Retention and prune delete archived workflows without a record: what the last leader deleted
     // since this node's last look at the whole archive would stay listed here for good otherwise.
     await this.store.archive.refresh();
@@ -193,9 +195,37 @@ export class ClusterNode {
     } catch (error) {
       // Leading starts with its recovery stored (which agents are away, which offers to withdraw):
       // else those agents would never be marked away. The lease is held still: the next tick takes it again.
-      return this.stepDown(`its recovery could not be stored: ${(error as Error).message}`);
+      await this.stepDown(`its recovery could not be stored: ${(error as Error).message}`);
+      return;
     }
     this.log.info({ nodeId: this.settings.nodeId, epoch, version: this.writer.lastSeq }, 'cluster: this node leads');
+  }
+
+  /**
+   * Runs `work` while renewing the lease under `epoch` every renewMs (one renewal at a time):
+   * taking over a large state may outlast a term, and another node taking the lease meanwhile
+   * would have the same trouble with it.
+   */
+  private async renewingWhile<T>(epoch: number, work: () => Promise<T>): Promise<T> {
+    let renewal: Promise<void> | undefined;
+    const timer = setInterval(() => {
+      if (renewal) return;
+      const sent = performance.now();
+      renewal = this.lease
+        .renew(this.settings.nodeId, epoch, this.settings.leaseMs)
+        .then(
+          (held) => void (held && (this.heldUntil = Math.max(this.heldUntil, sent + this.settings.leaseMs))),
+          () => undefined,
+        )
+        .finally(() => (renewal = undefined));
+    }, this.settings.renewMs);
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+      // One in flight must not extend a lease released after.
+      await renewal;
+    }
   }
 
   /** Says who this node is and lists the others; a failure here never stops leading or following. */
