@@ -32,13 +32,23 @@ async function refuseFirstAwayMark(url: string): Promise<() => Promise<number>> 
   };
 }
 
+const FAST = { leaseMs: 600, leaseRenewMs: 100, leaseCheckMs: 50 };
+
+/** Cluster nodes named `ids` on a new database, with short leases; the first leads. */
+async function nodes(...ids: string[]) {
+  const url = await postgres().newDatabase();
+  const [first, ...others] = ids;
+  const leader = await startHub({ postgres: url, nodeId: first, ...FAST });
+  await untilTrue(() => leader.cluster().role === 'leader', 'the first node leads');
+  const followers = [];
+  for (const id of others) followers.push(await startHub({ postgres: url, nodeId: id, ...FAST }));
+  return { url, leader, followers };
+}
+
 describe.skipIf(!!skip)('taking over the lead', () => {
   it('is done again when the new leader cannot store its recovery: the agents of the old leader are still marked away', async () => {
-    const url = await postgres().newDatabase();
-    const fast = { leaseMs: 600, leaseRenewMs: 100, leaseCheckMs: 50 };
-    const first = await startHub({ postgres: url, nodeId: 'first', ...fast });
-    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
-    const second = await startHub({ postgres: url, nodeId: 'second', ...fast });
+    const { url, leader: first, followers } = await nodes('first', 'second');
+    const second = followers[0]!;
     // It knows only the first node: once that is gone it never comes back, and only recovery marks it away.
     await agent(first, { agentId: 'w1', agentType: 'worker' });
     await untilTrue(() => second.state.agents?.['w1'] !== undefined, 'the follower applied the registration');
@@ -53,12 +63,7 @@ describe.skipIf(!!skip)('taking over the lead', () => {
   }, 30_000);
 
   it('keeps the lease while taking over outlasts its term: no other node takes it meanwhile', async () => {
-    const url = await postgres().newDatabase();
-    const fast = { leaseMs: 600, leaseRenewMs: 100, leaseCheckMs: 50 };
-    const first = await startHub({ postgres: url, nodeId: 'first', ...fast });
-    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
-    const second = await startHub({ postgres: url, nodeId: 'second', ...fast });
-    const third = await startHub({ postgres: url, nodeId: 'third', ...fast });
+    const { url, leader: first, followers } = await nodes('first', 'second', 'third');
     const db = new pg.Client({ connectionString: url });
     await db.connect();
     onTestFinished(() => db.end());
@@ -75,10 +80,10 @@ describe.skipIf(!!skip)('taking over the lead', () => {
     while (taking.owner === 'first') taking = await lease();
     // Three terms past the taking, with the taker still held up by the lock: nobody took the lease from it.
     let later = taking;
-    while (later.at.getTime() < taking.at.getTime() + 3 * fast.leaseMs) later = await lease();
+    while (later.at.getTime() < taking.at.getTime() + 3 * FAST.leaseMs) later = await lease();
     expect({ owner: later.owner, epoch: later.epoch }).toEqual({ owner: taking.owner, epoch: taking.epoch });
     await db.query('COMMIT');
-    const leader = taking.owner === 'second' ? second : third;
+    const leader = followers[taking.owner === 'second' ? 0 : 1]!;
     await untilTrue(() => leader.cluster().role === 'leader', `${taking.owner} to lead`);
     expect(leader.cluster().epoch).toBe(Number(taking.epoch));
   }, 30_000);
