@@ -255,7 +255,8 @@ export class Connection<N extends NamespaceName> {
           }
         }
         if (MAY_HAVE_LANDED.has(error.code)) this.remember(key);
-        if (!RESEND.has(error.code) || performance.now() >= deadline || options.signal?.aborted) throw error;
+        // Closed, it will not come back to take the create: sent again, it would fail at once, in a loop.
+        if (!RESEND.has(error.code) || performance.now() >= deadline || options.signal?.aborted || !this.reconnects) throw error;
       }
     }
   }
@@ -287,10 +288,15 @@ export class Connection<N extends NamespaceName> {
     }
   }
 
+  /** Whether the socket is connected or will connect again (not closed by close() or the hub). */
+  private get reconnects(): boolean {
+    return this.socket.active || this.failover.redirecting;
+  }
+
   /** Resolves once the socket is connected again; rejects with DISCONNECTED after `timeoutMs`, or when it will not reconnect. */
   private connected(event: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     const notSent = (why: string) => new HubError('DISCONNECTED', `${event} was not sent: ${why}${this.failover.lastError ? ` (${this.failover.lastError.message})` : ''}`);
-    if (!this.socket.active && !this.failover.redirecting) return Promise.reject(notSent(`the connection to the hub at ${this.url} was closed (by close(), or by the hub) and does not reconnect`));
+    if (!this.reconnects) return Promise.reject(notSent(`the connection to the hub at ${this.url} was closed (by close(), or by the hub) and does not reconnect`));
     return new Promise((resolve, reject) => {
       const done = (error?: Error) => {
         clearTimeout(timer);

@@ -109,6 +109,18 @@ describe('SDK requests', () => {
     expect(error.message).toContain('was closed');
   });
 
+  it('tries a create given its own id once after close(), failing with DISCONNECTED as one without an id does', async () => {
+    // A short timeout, so that a loop of resends (which never yields to the event loop) ends.
+    const client = await connectControl({ url: (await startHub()).url, token: TOKENS.admin, requestTimeoutMs: 200 });
+    await client.close();
+    const request = client.connection.request.bind(client.connection);
+    let tries = 0;
+    client.connection.request = ((...args: Parameters<typeof request>) => (tries++, request(...args))) as typeof request;
+    expect(await failure(client.createWorkflow({ userQuery: 'no id' }))).toMatchObject({ code: 'DISCONNECTED' });
+    expect(await failure(client.createWorkflow({ id: 'wf-after-close', userQuery: 'its own id' }))).toMatchObject({ code: 'DISCONNECTED' });
+    expect(tries).toBe(2);
+  });
+
   it('fails a request waiting for the reconnection at once with DISCONNECTED when the client is closed', async () => {
     const hub = await startHub();
     const client = await control(hub);
