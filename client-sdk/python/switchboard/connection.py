@@ -14,6 +14,7 @@ import aiohttp
 import socketio  # type: ignore[import]  # python-socketio ships no type hints
 
 from .errors import HubError
+from .json_fit import check_json_fit
 
 log = logging.getLogger("switchboard")
 
@@ -321,6 +322,8 @@ class Connection:
 
     async def request(self, event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
         """Sends a request and returns the `data` of its ack, or raises the HubError it carries; waits (unsent) while reconnecting."""
+        # Refused here, sent nowhere, naming where: as the TypeScript SDK does.
+        check_json_fit(event, payload)
         loop = asyncio.get_running_loop()
         wait = checked_timeout("timeout", timeout, self.request_timeout)
         deadline = loop.time() + wait
@@ -538,7 +541,8 @@ class Connection:
                         raise error from None
                 if error.code in MAY_HAVE_LANDED:
                     self._unsure.add(key)
-                if error.code not in RESEND or loop.time() >= deadline:
+                # Closed, nothing comes back to take the create: sent again, it would fail at once, in a loop.
+                if error.code not in RESEND or loop.time() >= deadline or self.closed or self.gone:
                     raise
 
     async def _shut(self) -> None:

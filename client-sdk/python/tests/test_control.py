@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hub import TOKENS, Hub
 from scenario import lose_answer
-from switchboard import HubError, connect_control
+from switchboard import ControlClient, HubError, connect_control
 
 
 async def test_a_workflow_runs_its_lifecycle_and_reports_it(hub: Hub) -> None:
@@ -67,10 +69,62 @@ async def test_a_value_json_cannot_hold_is_refused_before_it_is_sent(hub: Hub) -
         control.connection.on_disconnect(lambda: drops.append(None))
         # Python's json writes NaN and Infinity bare; the hub could not parse them and dropped the connection.
         for value in (float("nan"), float("inf")):
-            with pytest.raises(ValueError, match="not JSON compliant"):
+            with pytest.raises(ValueError, match="kpi.record cannot be sent: value is (nan|inf), which JSON cannot hold"):
                 await wf.record_kpi(kpi["id"], value)
         assert (await wf.record_kpi(kpi["id"], 0.95))["samples"] == 1
         assert drops == [] and control.connection.connected
+
+
+async def test_a_payload_the_hub_would_not_get_as_sent_is_refused_naming_where(hub: Hub) -> None:
+    async with await connect_control(hub.url, TOKENS["admin"]) as control:
+        wf = await control.create_workflow("changed on the way")
+        # An int64 id: the hub reads numbers as doubles, and would store 9223372036854776000.
+        with pytest.raises(ValueError, match=r"workOrder.create cannot be sent: input.rows\[1\].customer_id is 9223372036854775807, a whole number beyond"):
+            await wf.create_work_order("big ids", id="o1", input={"rows": [{"customer_id": 1}, {"customer_id": 2**63 - 1}]})
+        # json writes the int key as "1": of the two, the hub would keep one without a word.
+        with pytest.raises(TypeError, match=r"workOrder.create cannot be sent: input has the key 1 \(int\)"):
+            await wf.create_work_order("colliding keys", id="o2", input={1: "the int key", "1": "the str key"})
+        assert [order async for order in wf.work_orders()] == []
+        # The largest exact whole number goes as it is.
+        order = await wf.create_work_order("exact", id="o3", input={"customer_id": 2**53 - 1, "flag": True})
+        assert (await wf.get_work_order(order["id"]))["input"] == {"customer_id": 2**53 - 1, "flag": True}
+
+
+def count_requests(control: ControlClient) -> list[str]:
+    """Counts the requests the client's connection is asked to make (their events, in order)."""
+    made: list[str] = []
+    request = control.connection.request
+
+    async def counting(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        made.append(event)
+        return await request(event, payload, timeout)
+
+    control.connection.request = counting  # type: ignore[method-assign]
+    return made
+
+
+async def test_a_create_given_its_own_id_is_tried_once_after_close_as_one_without_an_id(hub: Hub) -> None:
+    # A short timeout, so that a loop of resends would end (three timeouts).
+    control = await connect_control(hub.url, TOKENS["admin"], request_timeout=0.2)
+    await control.close()
+    made = count_requests(control)
+    for own_id in (None, "wf-after-close"):
+        with pytest.raises(HubError) as refused:
+            await control.create_workflow("after close", id=own_id)
+        assert refused.value.code == "DISCONNECTED"
+    assert made == ["workflow.create", "workflow.create"]
+
+
+async def test_closing_a_client_ends_a_create_given_its_own_id_in_flight(hub: Hub) -> None:
+    control = await connect_control(hub.url, TOKENS["admin"], request_timeout=0.2)
+    made = count_requests(control)
+    create = asyncio.ensure_future(control.create_workflow("closed under it", id="wf-closing"))
+    await asyncio.sleep(0)  # on its way before close()
+    await control.close()
+    with pytest.raises(HubError) as closed:
+        await create
+    assert closed.value.code == "DISCONNECTED"
+    assert made == ["workflow.create"]
 
 
 async def test_a_refused_token_fails_the_connection_with_its_code(hub: Hub) -> None:
