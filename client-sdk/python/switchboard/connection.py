@@ -199,16 +199,20 @@ class Connection:
         return connection
 
     async def _connect(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        # One deadline over both steps: a hub that takes the TCP connection and never answers (frozen) holds the first.
+        deadline = loop.time() + timeout
         try:
-            await self._sio.connect(
-                self.url, auth={"token": self._token}, transports=["websocket"], namespaces=[self.namespace], wait=False
+            await asyncio.wait_for(
+                self._sio.connect(self.url, auth={"token": self._token}, transports=["websocket"], namespaces=[self.namespace], wait=False),
+                timeout,
             )
+            await asyncio.wait_for(self._answered.wait(), max(0.0, deadline - loop.time()))
         except socketio.exceptions.ConnectionError as error:
+            await self._shut()
             raise HubError(
                 "DISCONNECTED", f"cannot reach the hub at {self.url} ({error}). Is it running? Start one with `switchboard start`."
             ) from None
-        try:
-            await asyncio.wait_for(self._answered.wait(), timeout)
         except asyncio.TimeoutError:
             await self._shut()
             raise HubError("DISCONNECTED", f"no answer from the hub at {self.url} within {timeout} s") from None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -264,3 +266,18 @@ async def test_a_monitor_stops_mirroring_a_workflow_its_token_no_longer_sees_aft
     finally:
         await asyncio.gather(*(client.close() for client in opened), return_exceptions=True)
         hub.stop()
+
+
+async def test_connect_timeout_bounds_the_first_connection_to_a_hub_that_takes_it_and_never_answers(own_hub: Hub) -> None:
+    process = own_hub._process
+    assert process is not None
+    # Frozen, the hub's kernel still takes the TCP connection; nobody answers the WebSocket handshake.
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        # Far past connect_timeout: only a connection that ignores it gets there.
+        with pytest.raises(HubError) as refused:
+            await asyncio.wait_for(connect_control(own_hub.url, TOKENS["admin"], connect_timeout=0.5), 15)
+        assert refused.value.code == "DISCONNECTED"
+        assert "no answer from the hub" in refused.value.message
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
