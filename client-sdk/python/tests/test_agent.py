@@ -101,7 +101,7 @@ async def test_a_result_holding_nan_fails_the_order_for_good_without_dropping_th
     # Sent as a bare NaN, the hub could not parse it and dropped the connection, and the agent resent it for ever.
     order = await fails_for_good(hub, unique("nan-result"), score)
     assert order["attempts"] == 1
-    assert order["error"] == "failed (not retryable): the completion could not be sent: Out of range float values are not JSON compliant"
+    assert order["error"] == "failed (not retryable): the completion could not be sent: task.complete cannot be sent: result.accuracy is nan, which JSON cannot hold"
 
 
 async def test_a_completion_too_big_for_the_hub_to_read_fails_the_order_for_good_instead_of_being_resent_for_ever(tmp_path: Path) -> None:
