@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -368,7 +368,7 @@ class AgentClient(ClosesOnExit):
             attempt.abort(reason)
 
 
-async def connect_agent(url: str, token: str, *, agent_id: str, agent_type: str = "generic", capabilities: list[str] | None = None,
+async def connect_agent(url: str | Sequence[str], token: str, *, agent_id: str, agent_type: str = "generic", capabilities: list[str] | None = None,
                         max_concurrent_tasks: int = 1, labels: dict[str, str] | None = None,
                         request_timeout: float = 10.0, connect_timeout: float = 10.0) -> AgentClient:
     """Connects an agent and registers it (with no task types until its first handler)."""

@@ -6,14 +6,14 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import socketio  # type: ignore[import]  # python-socketio ships no type hints
 
 from .errors import HubError
+from .failover import Failover, hub_urls, leader_of
 from .json_fit import check_json_fit
 
 log = logging.getLogger("switchboard")
@@ -22,16 +22,6 @@ log = logging.getLogger("switchboard")
 MAY_HAVE_LANDED = frozenset({"DISCONNECTED", "TIMEOUT", "UNAVAILABLE"})
 #: Of those, the ones after which a create with the client's own id is sent again at once.
 RESEND = frozenset({"DISCONNECTED", "TIMEOUT"})
-
-
-def hub_url(url: str) -> str:
-    """The hub's base URL, checked: a scheme and a host, no path (the hub serves its clients at the root)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise HubError("VALIDATION", f"the hub URL {url!r} needs a scheme and a host, e.g. http://127.0.0.1:4700")
-    if parts.path not in ("", "/"):
-        raise HubError("VALIDATION", f"the hub URL {url!r} has a path ({parts.path}); the hub serves its clients at the root")
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def checked_timeout(name: str, value: float | None, fallback: float) -> float:
@@ -131,9 +121,9 @@ def _session_without_message_limit() -> aiohttp.ClientSession:
 class Connection:
     """One namespace of one hub; reconnects on its own and tells its listeners when it did."""
 
-    def __init__(self, namespace: str, url: str, token: str, request_timeout: float = 10.0) -> None:
+    def __init__(self, namespace: str, url: str | Sequence[str], token: str, request_timeout: float = 10.0) -> None:
         self.namespace = "/" + namespace
-        self.url = hub_url(url)
+        self._failover = Failover(hub_urls(url))
         self.request_timeout = request_timeout
         self._token = token
         self._sio = socketio.AsyncClient(
@@ -164,6 +154,8 @@ class Connection:
         self._sio.on("connect", self._on_connect, namespace=self.namespace)
         self._sio.on("disconnect", self._on_disconnect, namespace=self.namespace)
         self._sio.on("connect_error", self._on_connect_error, namespace=self.namespace)
+        # A node that cannot be reached is told on the root namespace.
+        self._sio.on("connect_error", self._on_unreachable, namespace="/")
         # What a request costs a connection that is mid-unsure create: keys whose outcome is unknown.
         self._unsure: set[str] = set()
         #: Off once a hub did not understand a batch (it predates them).
@@ -181,6 +173,11 @@ class Connection:
         self._queued: list[tuple[str, dict[str, Any], float, asyncio.Future[Any]]] = []
 
     @property
+    def url(self) -> str:
+        """The node connected to, or tried next (one of a cluster's, or the leader a follower named)."""
+        return self._failover.url
+
+    @property
     def connected(self) -> bool:
         """Whether the namespace is joined now."""
         return self._up.is_set()
@@ -190,7 +187,7 @@ class Connection:
         await self._down.wait()
 
     @classmethod
-    async def open(cls, namespace: str, url: str, token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> Connection:
+    async def open(cls, namespace: str, url: str | Sequence[str], token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> Connection:
         """Connects to `namespace`; raises HubError at a refused token (its code) or when the hub cannot be reached (DISCONNECTED)."""
         connect_timeout = checked_timeout("connect_timeout", connect_timeout, 10.0)
         request_timeout = checked_timeout("request_timeout", request_timeout, 10.0)
@@ -199,26 +196,54 @@ class Connection:
         return connection
 
     async def _connect(self, timeout: float) -> None:
+        """Connects to the first node that takes the namespace: a follower's NOT_LEADER is followed to the leader it names,
+        a node that cannot be reached gives way to the next of the list, all within one deadline."""
         loop = asyncio.get_running_loop()
-        # One deadline over both steps: a hub that takes the TCP connection and never answers (frozen) holds the first.
+        # One deadline over every try and step: a hub that takes the TCP connection and never answers (frozen) holds the first.
         deadline = loop.time() + timeout
-        try:
-            await asyncio.wait_for(
-                self._sio.connect(self.url, auth={"token": self._token}, transports=["websocket"], namespaces=[self.namespace], wait=False),
-                timeout,
-            )
-            await asyncio.wait_for(self._answered.wait(), max(0.0, deadline - loop.time()))
-        except socketio.exceptions.ConnectionError as error:
+        tried: list[str] = []
+        while True:
+            url = self.url
+            tried.append(url)
+            self._refused = None
+            self._answered.clear()
+            try:
+                await asyncio.wait_for(
+                    self._sio.connect(
+                        lambda: self._failover.url, auth={"token": self._token}, transports=["websocket"], namespaces=[self.namespace], wait=False
+                    ),
+                    max(0.0, deadline - loop.time()),
+                )
+                await asyncio.wait_for(self._answered.wait(), max(0.0, deadline - loop.time()))
+            except socketio.exceptions.ConnectionError as error:
+                failure = HubError("DISCONNECTED", f"cannot reach the hub at {url} ({error}). Is it running? Start one with `switchboard start`.")
+                if self._failover.urls == [url]:
+                    await self._shut()
+                    raise failure from None
+                self._failover.unreachable()
+                await self._pause_or_give_up(self._failover.pause(), deadline, timeout, tried, failure)
+                continue
+            except asyncio.TimeoutError:
+                await self._shut()
+                raise HubError("DISCONNECTED", f"no answer from the hub at {url} within {timeout} s") from None
+            refused = self._refused
+            if refused is None:
+                return
+            if refused.code != "NOT_LEADER":
+                await self._shut()
+                raise refused
+            # The engine stays connected without the namespace: closed here, the next try goes to the leader.
+            await self._sio.disconnect()
+            self._failover.follow(refused.leader)
+            await self._pause_or_give_up(self._failover.pause(), deadline, timeout, tried, refused)
+
+    async def _pause_or_give_up(self, pause: float, deadline: float, timeout: float, tried: list[str], last: HubError) -> None:
+        """Waits `pause` before the next try, or raises DISCONNECTED naming the nodes tried when the deadline comes first."""
+        if asyncio.get_running_loop().time() + pause >= deadline:
             await self._shut()
-            raise HubError(
-                "DISCONNECTED", f"cannot reach the hub at {self.url} ({error}). Is it running? Start one with `switchboard start`."
-            ) from None
-        except asyncio.TimeoutError:
-            await self._shut()
-            raise HubError("DISCONNECTED", f"no answer from the hub at {self.url} within {timeout} s") from None
-        if self._refused is not None:
-            await self._shut()
-            raise self._refused
+            nodes = ", ".join(dict.fromkeys(tried))
+            raise HubError("DISCONNECTED", f"no leader reached within {timeout} s (tried {nodes}); the last said: {last.message}") from None
+        await asyncio.sleep(pause)
 
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         """Handles an event the hub pushes on this namespace (the handler's return value is the ack)."""
@@ -251,6 +276,7 @@ class Connection:
     async def _on_connect(self) -> None:
         # No await here: python-socketio waits for this handler before it finishes the connection.
         self.last_error = None
+        self._failover.connected()
         self._answered.set()
         self._down.clear()
         self._up.set()
@@ -262,7 +288,9 @@ class Connection:
     async def _on_connect_error(self, data: Any = None) -> None:
         # socket.io's CONNECT_ERROR carries { message, data: { code, message } }.
         detail = data.get("data") if isinstance(data, dict) else None
-        if isinstance(detail, dict) and "code" in detail:
+        if isinstance(detail, dict) and detail.get("code") == "NOT_LEADER":
+            error = self._not_leader(detail)
+        elif isinstance(detail, dict) and "code" in detail:
             error = HubError.from_wire(detail)
         else:
             error = HubError("DISCONNECTED", f"the hub at {self.url} refused {self.namespace}: {data}")
@@ -270,10 +298,28 @@ class Connection:
             self._refused = error
             self._answered.set()
             return
+        if error.code == "NOT_LEADER":
+            # python-socketio's next reconnection asks self.url: the leader the follower named, or the next node.
+            self._failover.follow(error.leader)
         # python-socketio tries again after its delay; said once per kind of refusal, not at every try.
         if self.last_error is None or self.last_error.code != error.code:
             log.warning("switchboard: the hub at %s refused to reconnect %s (%s); trying again", self.url, self.namespace, error)
         self.last_error = error
+
+    def _not_leader(self, refusal: dict[str, Any]) -> HubError:
+        """A follower's refusal, naming the leader (or saying it knows none) and what to check."""
+        leader = leader_of(refusal)
+        serves = f"the hub at {self.url} is a follower in a cluster and serves {self.namespace} only on its leader"
+        if leader is not None:
+            return HubError("NOT_LEADER", f"{serves}, {leader['nodeId']} at {leader['url']}: check that the leader is running and reachable from here", leader=leader)
+        said = refusal.get("message", "")
+        return HubError("NOT_LEADER", f"{serves}, and it knows no leader right now (a failover may be under way): wait for the cluster to have one, "
+                        f"or list every node's URL in `url`. The hub said: {said}")
+
+    async def _on_unreachable(self, _data: Any = None) -> None:
+        # While reconnecting (the first connection moves on by itself): python-socketio's next try asks self.url.
+        if self._ever_connected:
+            self._failover.unreachable()
 
     async def _on_disconnect(self) -> None:
         self._up.clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from .closing import ClosesOnExit
@@ -73,6 +73,6 @@ class ControlClient(ClosesOnExit):
         await self.connection.close()
 
 
-async def connect_control(url: str, token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> ControlClient:
+async def connect_control(url: str | Sequence[str], token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> ControlClient:
     """Connects a control client (an admin token)."""
     return ControlClient(await Connection.open("control", url, token, request_timeout=request_timeout, connect_timeout=connect_timeout))

@@ -25,11 +25,13 @@ ERROR_CODES: dict[str, str] = {
 class HubError(Exception):
     """An error the hub answered with (or the SDK raised), with one of ERROR_CODES as `code`."""
 
-    def __init__(self, code: str, message: str, issues: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, code: str, message: str, issues: list[dict[str, Any]] | None = None, leader: dict[str, str] | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code if code in ERROR_CODES else "INTERNAL"
         self.message = message
         self.issues = issues
+        #: A follower's NOT_LEADER: the leader it names ({"nodeId", "url"}), or None when it knows none.
+        self.leader = leader
 
     @classmethod
     def from_wire(cls, error: Any) -> HubError:

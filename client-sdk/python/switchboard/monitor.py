@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .closing import ClosesOnExit
@@ -292,6 +292,6 @@ class MonitorClient(ClosesOnExit):
         return subscription
 
 
-async def connect_monitor(url: str, token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> MonitorClient:
+async def connect_monitor(url: str | Sequence[str], token: str, *, request_timeout: float = 10.0, connect_timeout: float = 10.0) -> MonitorClient:
     """Connects a monitor (a monitor or admin token)."""
     return MonitorClient(await Connection.open("monitor", url, token, request_timeout=request_timeout, connect_timeout=connect_timeout))

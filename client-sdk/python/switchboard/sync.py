@@ -12,7 +12,7 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from . import agent, control, monitor
@@ -108,16 +108,16 @@ class Blocking:
         self.close()
 
 
-def connect_control(url: str, token: str, **options: Any) -> Any:
+def connect_control(url: str | Sequence[str], token: str, **options: Any) -> Any:
     """Connects a control client whose methods block."""
     return Blocking(run(control.connect_control(url, token, **options)))
 
 
-def connect_agent(url: str, token: str, **options: Any) -> Any:
+def connect_agent(url: str | Sequence[str], token: str, **options: Any) -> Any:
     """Connects an agent whose methods block; its handlers may be plain functions (run in threads)."""
     return Blocking(run(agent.connect_agent(url, token, **options)))
 
 
-def connect_monitor(url: str, token: str, **options: Any) -> Any:
+def connect_monitor(url: str | Sequence[str], token: str, **options: Any) -> Any:
     """Connects a monitor whose methods block; mirror callbacks run on the clients' loop thread."""
     return Blocking(run(monitor.connect_monitor(url, token, **options)))
