@@ -195,10 +195,29 @@ export function finishOrder(
     t.tx.effect({ type: 'order.deadLettered', workflowId: workflow.id, workOrderId: order.id, taskType: order.taskType, attempts: order.attempts, error: fields.error ?? 'failed' });
   }
   touch(t, workflow.id);
-  if (workflow.status !== 'in_progress') return;
-  for (const id of order.dependents) {
-    const dependent = workflow.workOrders[id]!;
-    if (dependent.state === 'blocked') release(t, workflow, dependent);
+  if (workflow.status === 'in_progress') releaseDependents(t, workflow, order);
+}
+
+/**
+ * The dependents still to look at while a finish releases them. A dependent that fails in turn
+ * pushes its own on top, so they go in the order a recursion would take, without a stack as deep
+ * as the chain: a chain of thousands of orders overflowed it, and the failing command made every
+ * later sweep fail.
+ */
+let releasing: Array<{ workflow: Workflow; id: string }> | undefined;
+
+function releaseDependents(t: CommandContext, workflow: Workflow, order: WorkOrder): void {
+  const outer = releasing === undefined;
+  const stack = (releasing ??= []);
+  for (let i = order.dependents.length - 1; i >= 0; i--) stack.push({ workflow, id: order.dependents[i]! });
+  if (!outer) return;
+  try {
+    for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+      const dependent = next.workflow.workOrders[next.id]!;
+      if (dependent.state === 'blocked') release(t, next.workflow, dependent);
+    }
+  } finally {
+    releasing = undefined;
   }
 }
 
