@@ -259,6 +259,25 @@ describe('archiving ended workflows', () => {
     expect((await again.get()).userQuery).toBe('the second');
   });
 
+  it("does not fail an order of a workflow that took a deleted one's id on the deleted order's overall timeout", async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 20 });
+    const client = await control(hub);
+    // An order nobody can take, with a short overall timeout, cancelled at once with its workflow.
+    const first = await client.createWorkflow({ id: 'wf-reused', userQuery: 'the first' });
+    await first.start();
+    await first.createWorkOrder({ id: 'job', taskType: 'nobody', timeouts: { overallMs: 1500 } });
+    await first.cancel('not needed');
+    await untilTrue(() => !hub.state.workflows.has('wf-reused'), 'the first workflow to leave memory');
+    expect(await client.pruneArchive(0)).toMatchObject([{ workflowId: 'wf-reused' }]);
+    // The same ids again, with a long overall timeout; a probe created later with the first one's has timed out once the first order's timer is due.
+    const second = await client.createWorkflow({ id: 'wf-reused', userQuery: 'the second' });
+    await second.start();
+    await second.createWorkOrder({ id: 'job', taskType: 'nobody', timeouts: { overallMs: 600_000 } });
+    await second.createWorkOrder({ id: 'probe', taskType: 'nobody', timeouts: { overallMs: 1500 } });
+    await untilOrder(hub, 'wf-reused', 'probe', 'failed');
+    expect(await second.getWorkOrder('job')).toMatchObject({ state: 'queued', error: null });
+  });
+
   it('answers with the newest archived copy of a workflow whose eviction was rolled back, changed, and archived again', async () => {
     const dataDir = tempDir();
     const store = new HeldWrites(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));

@@ -92,7 +92,8 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
   while (work.deadlines.size > 0 && work.deadlines.peek()!.at <= monotonicNow) {
     const due = work.deadlines.pop()!;
     const order = orderOf(due.workflowId, due.workOrderId);
-    if (!order || FINAL_STATES.has(order.state) || order.firstQueuedAt === null || order.timeouts.overallMs === null) continue;
+    // Not a timer of another order of that id (its workflow was deleted, and the id taken again).
+    if (!order || FINAL_STATES.has(order.state) || order.firstQueuedAt !== due.firstQueuedAt || order.timeouts.overallMs === null) continue;
     finishOrder(t, order, 'failed', { error: `overall timeout of ${order.timeouts.overallMs} ms exceeded` });
     result.timedOut++;
   }

@@ -83,6 +83,11 @@ interface Backoff extends Timed {
   notBefore: number;
 }
 
+/** An overall-timeout timer, with the order's `firstQueuedAt` it runs from: an order of a workflow that took a deleted one's id is another order. */
+interface Deadline extends Timed {
+  firstQueuedAt: number;
+}
+
 const byTime = (a: Timed, b: Timed) => a.at < b.at;
 const NOBODY: readonly string[] = Object.freeze([]);
 const byKey = (a: ReadyEntry, b: ReadyEntry) => (a.key !== b.key ? a.key > b.key : a.seq < b.seq);
@@ -123,7 +128,7 @@ export class WorkIndex {
   /** When each queued order last became ready to offer (for the assignment latency metric). */
   readonly readySince = new Map<string, number>();
   readonly delayed = new PriorityQueue<Backoff>(byTime);
-  readonly deadlines = new PriorityQueue<Timed>(byTime);
+  readonly deadlines = new PriorityQueue<Deadline>(byTime);
   /** Offline agents by when they went offline, for forgetting them (rebuilt from the pool). */
   readonly offline = new OfflineAgents();
   readonly active = new Map<string, ActiveAttempt>();
@@ -250,7 +255,7 @@ export class WorkIndex {
   /** Starts the overall-timeout clock of an order: what is left of it by the wall clock, run on the monotonic one. */
   watchDeadline(order: WorkOrder, now: number, monotonicNow: number, at?: number): void {
     if (order.timeouts.overallMs !== null && order.firstQueuedAt !== null) {
-      this.deadlines.push({ at: at ?? monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id });
+      this.deadlines.push({ at: at ?? monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id, firstQueuedAt: order.firstQueuedAt });
     }
   }
 
@@ -327,7 +332,7 @@ export class WorkIndex {
     const backoffs = new Map<string, number>();
     for (let due; (due = this.delayed.pop()); ) backoffs.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.notBefore}`, due.at);
     const deadlines = new Map<string, number>();
-    for (let due; (due = this.deadlines.pop()); ) deadlines.set(orderKey(due.workflowId, due.workOrderId), due.at);
+    for (let due; (due = this.deadlines.pop()); ) deadlines.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.firstQueuedAt}`, due.at);
     this.buckets.clear();
     this.queued.clear();
     this.readySince.clear();
@@ -360,7 +365,7 @@ export class WorkIndex {
         const place = places.get(key);
         if (place && (order.state === 'queued' || order.state === 'offered' || order.state === 'running')) this.places.set(key, place);
         if (order.state === 'queued') this.enqueueKnown(order, now, monotonicNow, backoffs.get(`${key}@${order.notBefore}`));
-        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow, deadlines.get(key));
+        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow, deadlines.get(`${key}@${order.firstQueuedAt}`));
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;
         // Its place for when it is queued again (in the order orders are listed, unless it had one).
