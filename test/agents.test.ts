@@ -512,6 +512,39 @@ describe('agents and work orders over the network', () => {
     expect(order.history).toHaveLength(1);
   });
 
+  it('leaves one connection the agent when two register its id in one commit, the older registering again', async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const register = { agentId: 'twin', agentType: 'raw', taskTypes: ['t'], maxConcurrentTasks: 1 };
+    const joined = async () => {
+      const socket = io(`${hub.url}/agent`, { auth: { token: TOKENS.agent }, transports: ['websocket'], reconnection: false, forceNew: true });
+      await new Promise<void>((resolve, reject) => socket.once('connect', () => resolve()).once('connect_error', reject));
+      return socket;
+    };
+    const first = await joined();
+    const second = await joined();
+    try {
+      expect(await first.emitWithAck('agent.register', register)).toMatchObject({ ok: true });
+      // The second takes the id; the first registers again (as an SDK adding a handler does) before that is written.
+      const version = () => hub.state.versions.get('@agents') ?? 0;
+      const before = version();
+      store.hold();
+      const replies = [second.emitWithAck('agent.register', { ...register, labels: { via: 'second' } })];
+      await untilTrue(() => version() > before, 'the second registration applied');
+      replies.push(first.emitWithAck('agent.register', { ...register, labels: { via: 'first' } }));
+      await untilTrue(() => version() > before + 1, 'the first registration applied again');
+      store.release();
+      expect(await Promise.all(replies)).toMatchObject([{ ok: true }, { ok: true }]);
+      // The later registration holds the agent and closes the other connection; the agent is not away.
+      await untilTrue(() => second.disconnected, 'the second connection closed');
+      expect(first.connected).toBe(true);
+      expect(hub.state.agents!['twin']!.disconnectedSince ?? null).toBeNull();
+      expect(await first.emitWithAck('agent.heartbeat', { attemptTokens: [] })).toMatchObject({ ok: true });
+    } finally {
+      first.disconnect();
+      second.disconnect();
+    }
+  });
+
   it('lets an agent finish its running task across a hub restart on the same data directory', async () => {
     const dataDir = tempDir();
     const first = await startHub({ ...FAST, dataDir, graceMs: 10_000 });

@@ -91,7 +91,9 @@ export class AgentTransport {
       }
       throw error;
     }
-    if (previous && previous !== socket) previous.disconnect(true);
+    // Not when the previous connection registered again since, committed with this one: it holds
+    // the agent now and closes this connection in turn; closing it too would leave the agent none.
+    if (previous && previous !== socket && previous !== this.sockets.get(input.agentId)) previous.disconnect(true);
     return reply;
   }
 
