@@ -51,15 +51,14 @@ export class AgentTransport {
       // only once the attempt is seen to be this agent's (the command checks it again).
       'task.complete': async ({ outputs, ...input }, session, socket) => {
         registered(session);
-        if (outputs?.length) await checkStoredAttempt(hub, input, session.actor);
-        const prepared = outputs?.length ? await prepareSpecs(hub, this.files, input.workflowId, outputs) : undefined;
+        const prepared = outputs?.length ? await readingReport(hub, input, session.actor, () => prepareSpecs(hub, this.files, input.workflowId, outputs)) : undefined;
         return this.carried(await hub.dispatch({ type: 'task.complete', input: prepared ? { ...input, outputs: prepared } : input, actor: session.actor }), session, socket);
       },
       'data.register': async ({ workflowId, workOrderId, attemptToken, ...spec }, session) => {
         registered(session);
-        await checkStoredAttempt(hub, { workflowId, workOrderId, attemptToken }, session.actor);
-        const [prepared] = await prepareSpecs(hub, this.files, workflowId, [spec]);
-        return hub.dispatch({ type: 'task.registerData', input: { workflowId, workOrderId, attemptToken, ...prepared! }, actor: session.actor });
+        const attempt = { workflowId, workOrderId, attemptToken };
+        const [prepared] = await readingReport(hub, attempt, session.actor, () => prepareSpecs(hub, this.files, workflowId, [spec]));
+        return hub.dispatch({ type: 'task.registerData', input: { ...attempt, ...prepared! }, actor: session.actor });
       },
       'task.fail': async (input, session, socket) => this.carried(await asAgent('task.fail')(input, session), session, socket),
     };
@@ -187,14 +186,27 @@ function offered(hub: StateWriter, assignment: Assignment): boolean {
 }
 
 /**
- * checkAttempt before dispatch, read from memory: its refusal waits, as dispatch's do, for the
- * changes it read to be stored (the SDK takes a repeated report's STALE_ATTEMPT for the first's success).
+ * Runs `read` (the hub reading the files a report names, before it is dispatched) for an attempt
+ * that is the agent's, keeping the attempt as the report found it: a heartbeat of it now (which
+ * accepts one still offered) and every third of its lease until the read ends, so that neither
+ * acceptMs nor the lease runs out, while big files are hashed, on a report that came in time.
  */
-async function checkStoredAttempt(hub: StateWriter, input: Parameters<typeof checkAttempt>[1], actor: Actor): Promise<void> {
+async function readingReport<T>(hub: StateWriter, input: Parameters<typeof checkAttempt>[1], actor: Actor, read: () => Promise<T>): Promise<T> {
   try {
     checkAttempt(hub.state, input, actor);
   } catch (error) {
+    // Its refusal waits, as dispatch's do, for the changes it read to be stored (the SDK takes a repeated report's STALE_ATTEMPT for the first's success).
     await hub.whenStored();
     throw error;
+  }
+  const beat = () => hub.dispatch({ type: 'agent.heartbeat', input: { attemptTokens: [input.attemptToken] }, actor });
+  await beat();
+  const workflow = hub.state.workflows.get(input.workflowId);
+  const leaseMs = workflow && Object.hasOwn(workflow.workOrders, input.workOrderId) ? workflow.workOrders[input.workOrderId]!.timeouts.leaseMs : 1000;
+  const timer = setInterval(() => void beat().catch(() => undefined), Math.max(10, leaseMs / 3));
+  try {
+    return await read();
+  } finally {
+    clearInterval(timer);
   }
 }

@@ -1,0 +1,75 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { DataFiles } from '../server/data-files.ts';
+import { control, startHub } from './helpers/hub.ts';
+import { rawAgent, refOf } from './helpers/raw-agent.ts';
+import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
+
+/**
+ * A hub whose data roots hold one output file, with its reading of files held until `gate` is
+ * resolved (a big file being hashed); `writer` takes task type t, `prober` task type p.
+ */
+async function setup() {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-outputs-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'out.csv');
+  writeFileSync(file, 'a,b\n1,2\n');
+  const hub = await startHub({ sweepIntervalMs: 20, dataRoots: [dir] });
+  const wf = await (await control(hub)).createWorkflow({ userQuery: 'a big output' });
+  await wf.start();
+  const writer = await rawAgent(hub.url, 'writer', ['t']);
+  const prober = await rawAgent(hub.url, 'prober', ['p']);
+  onTestFinished(() => {
+    writer.close();
+    prober.close();
+  });
+  const gate = deferred();
+  const observe = DataFiles.prototype.observe;
+  const spy = vi.spyOn(DataFiles.prototype, 'observe').mockImplementation(async function (this: DataFiles, ...args: Parameters<DataFiles['observe']>) {
+    await gate.promise;
+    return observe.apply(this, args);
+  });
+  onTestFinished(() => spy.mockRestore());
+  return { hub, wf, writer, prober, file, gate, reading: () => untilTrue(() => spy.mock.calls.length > 0, 'the hub reading the output') };
+}
+
+// PROTOCOL.md: a report on an offered attempt accepts it, and one that arrives within the lease is taken.
+describe('a report whose files the hub is still reading', () => {
+  it('is taken although reading them outlasts the lease it arrived within', async () => {
+    const { hub, wf, writer, prober, file, gate, reading } = await setup();
+    await wf.createWorkOrder({ id: 'job', taskType: 't', maxAttempts: 1, timeouts: { leaseMs: 500 } });
+    const { assignment, ack } = await writer.nextOffer();
+    ack({ accept: true });
+    await untilOrder(hub, wf.id, 'job', 'running');
+    const completion = writer.request('task.complete', { ...refOf(assignment), result: 'rows: 1', outputs: [{ id: 'out', path: file }] });
+    await reading();
+    // A probe with the same lease, accepted later and then silent: once it lapsed, the job's lease would have too.
+    await wf.createWorkOrder({ id: 'probe', taskType: 'p', maxAttempts: 1, timeouts: { leaseMs: 500 } });
+    const probe = await prober.nextOffer();
+    probe.ack({ accept: true });
+    expect((await untilOrder(hub, wf.id, 'probe', 'failed')).history.map((run) => run.outcome)).toEqual(['lease_expired']);
+    gate.resolve();
+    expect(await completion).toMatchObject({ ok: true });
+    const job = await wf.getWorkOrder('job');
+    expect({ state: job.state, history: job.history.map((run) => run.outcome), outputs: job.outputs }).toEqual({ state: 'completed', history: ['completed'], outputs: ['out'] });
+  });
+
+  it('accepts the offer it reports on, however long its files take to read past acceptMs', async () => {
+    const { hub, wf, writer, prober, file, gate, reading } = await setup();
+    await wf.createWorkOrder({ id: 'job', taskType: 't', timeouts: { acceptMs: 500 } });
+    // The agent works first and answers the offer later (as python-socketio acks once its handler returns).
+    const { assignment } = await writer.nextOffer();
+    const completion = writer.request('task.complete', { ...refOf(assignment), result: 'rows: 1', outputs: [{ id: 'out', path: file }] });
+    await reading();
+    // A probe offered later with the same acceptMs, never answered: once its offer ended, the job's would have too.
+    await wf.createWorkOrder({ id: 'probe', taskType: 'p', timeouts: { acceptMs: 500 } });
+    await prober.nextOffer();
+    await untilTrue(() => hub.state.workflows.get(wf.id)!.workOrders['probe']!.declinedBy.includes('prober'), 'the probe offer to lapse');
+    gate.resolve();
+    expect(await completion).toMatchObject({ ok: true });
+    const job = await wf.getWorkOrder('job');
+    expect({ state: job.state, declinedBy: job.declinedBy, attempts: job.attempts }).toEqual({ state: 'completed', declinedBy: [], attempts: 1 });
+  });
+});
