@@ -282,9 +282,9 @@ export class AgentClient {
       const outcome = await attempt.run(registration);
       // The report asks for this agent's next offer in its reply, unless no more work is wanted here.
       if (outcome && !this.isDraining && !this.closed) outcome.payload.next = true;
-      if (outcome?.event === 'task.fail') await this.report('task.fail', outcome.payload);
+      if (outcome?.event === 'task.fail') await this.report('task.fail', outcome.payload, assignment.attempt);
       if (outcome?.event !== 'task.complete') return;
-      const refused = await this.report('task.complete', outcome.payload);
+      const refused = await this.report('task.complete', outcome.payload, assignment.attempt);
       // A completion that could not be sent at all (a result JSON cannot hold: a BigInt, a cycle) fails for good too.
       const why = !refused
         ? undefined
@@ -295,7 +295,7 @@ export class AgentClient {
             : undefined;
       if (why) {
         const { workflowId, workOrderId, attemptToken } = outcome.payload;
-        await this.report('task.fail', { workflowId, workOrderId, attemptToken, error: why.slice(0, 10_000), retryable: false });
+        await this.report('task.fail', { workflowId, workOrderId, attemptToken, error: why.slice(0, 10_000), retryable: false }, assignment.attempt);
       }
     } finally {
       clearTimeout(fallback);
@@ -308,10 +308,11 @@ export class AgentClient {
    * Sends a completion or failure until the hub answers: retried across timeouts and reconnects.
    * Safe to repeat: a second report of the same attempt is refused as STALE_ATTEMPT, which after
    * a try that may have landed (its answer lost to a timeout or a dropped connection) is that
-   * try's success, as Connection.createOnce takes a CONFLICT. Resolves with the hub's refusal, if it
-   * refused, or the error that kept the report from being sent.
+   * try's success when the refusal lists attempt number `attempt` as ended the way reported (the
+   * attempt may have ended otherwise, the first try lost: its lease ran out). Resolves with the
+   * hub's refusal, if it refused, or the error that kept the report from being sent.
    */
-  private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>): Promise<Error | undefined> {
+  private async report<E extends 'task.complete' | 'task.fail'>(event: E, payload: RequestOf<'agent', E>, attempt?: number): Promise<Error | undefined> {
     const outcome = event === 'task.complete' ? 'completed' : 'failed';
     const { workflowId, workOrderId, attemptToken } = payload as RequestOf<'agent', 'task.complete'>;
     const base = { workflowId, workOrderId, attemptToken, outcome } as const;
@@ -325,7 +326,9 @@ export class AgentClient {
         if (reply.next) for (const assignment of reply.next) this.onCarriedOffer(assignment);
         return undefined;
       } catch (error) {
-        if (error instanceof HubError && error.code === 'STALE_ATTEMPT' && mayHaveTakenEffect) {
+        // A hub that lists no attempts (an older one), or an attempt not known here: taken for landed, as before.
+        const landed = (ended: HubError) => !ended.attempts || attempt === undefined || ended.attempts.some((run) => run.number === attempt && run.outcome === outcome);
+        if (error instanceof HubError && error.code === 'STALE_ATTEMPT' && mayHaveTakenEffect && landed(error)) {
           this.listeners.emit('report', { ...base, accepted: true });
           return undefined;
         }

@@ -226,7 +226,7 @@ export class Connection<N extends NamespaceName> {
       alone = true;
     } while (ack === SEND_ALONE);
     if (ack.ok) return ack.data;
-    throw new HubError(isErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL', ack.error.message, ack.error.issues);
+    throw new HubError(isErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL', ack.error.message, ack.error.issues, ack.error.attempts);
   }
 
   /**

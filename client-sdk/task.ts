@@ -72,7 +72,7 @@ export interface TaskReport {
   workOrderId: string;
   attemptToken: string;
   outcome: 'completed' | 'failed';
-  /** Whether the hub accepted the report (a repeat refused as STALE_ATTEMPT after a try whose answer was lost counts: that try landed); a refused one carries the hub's error code. */
+  /** Whether the hub accepted the report (a repeat refused as STALE_ATTEMPT after a try whose answer was lost counts when the refusal shows that try landed); a refused one carries the hub's error code. */
   accepted: boolean;
   code?: string;
 }

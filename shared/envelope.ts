@@ -1,8 +1,8 @@
 import * as z from 'zod';
-import { ERROR_CODES, type ErrorCode, type ErrorIssue } from './errors.ts';
+import { ERROR_CODES, type EndedAttempt, type ErrorCode, type ErrorIssue } from './errors.ts';
 
 /** Every request is acknowledged with exactly one of these. */
-export type Ack<T> = { ok: true; data: T } | { ok: false; error: { code: ErrorCode; message: string; issues?: ErrorIssue[] } };
+export type Ack<T> = { ok: true; data: T } | { ok: false; error: { code: ErrorCode; message: string; issues?: ErrorIssue[]; attempts?: EndedAttempt[] } };
 
 /** The failed half of the ack envelope, as a schema for the published JSON Schema. */
 export const ErrorEnvelope = z.object({
@@ -11,6 +11,10 @@ export const ErrorEnvelope = z.object({
     code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]),
     message: z.string(),
     issues: z.array(z.object({ path: z.array(z.union([z.string(), z.number()])), message: z.string() })).optional(),
+    attempts: z
+      .array(z.object({ number: z.number().int(), outcome: z.string() }))
+      .optional()
+      .describe("STALE_ATTEMPT on an agent's report: the reporting agent's ended attempts of the work order, with how each ended"),
   }),
 });
 

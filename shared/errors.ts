@@ -23,6 +23,12 @@ export interface ErrorIssue {
   message: string;
 }
 
+/** An ended attempt of a work order: a STALE_ATTEMPT refusal lists the reporting agent's, so that it can tell whether its own report landed. */
+export interface EndedAttempt {
+  number: number;
+  outcome: string;
+}
+
 /** The error carried by a failed ack, and thrown by the SDK with the same `code`. */
 export class HubError extends Error {
   override readonly name = 'HubError';
@@ -30,13 +36,14 @@ export class HubError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly issues?: ErrorIssue[],
+    readonly attempts?: EndedAttempt[],
   ) {
     super(message);
   }
 
   /** The plain JSON form sent on the wire. */
-  toJSON(): { code: ErrorCode; message: string; issues?: ErrorIssue[] } {
-    return this.issues ? { code: this.code, message: this.message, issues: this.issues } : { code: this.code, message: this.message };
+  toJSON(): { code: ErrorCode; message: string; issues?: ErrorIssue[]; attempts?: EndedAttempt[] } {
+    return { code: this.code, message: this.message, ...(this.issues ? { issues: this.issues } : {}), ...(this.attempts ? { attempts: this.attempts } : {}) };
   }
 }
 

@@ -351,7 +351,8 @@ describe('agents and work orders over the network', () => {
     const { workflowId, workOrderId, attemptToken } = assignment;
     const late = await socket.emitWithAck('task.complete', { workflowId, workOrderId, attemptToken, result: 'late' });
     socket.disconnect();
-    expect(late).toMatchObject({ ok: false, error: { code: 'STALE_ATTEMPT' } });
+    // The refusal lists how this agent's attempts ended: its own report never landed.
+    expect(late).toMatchObject({ ok: false, error: { code: 'STALE_ATTEMPT', attempts: [{ number: 1, outcome: 'lease_expired' }] } });
     const order = await wf.getWorkOrder('job');
     expect(order.result).toBe('fresh');
     expect(order.history.filter((h) => h.outcome === 'completed')).toHaveLength(1);

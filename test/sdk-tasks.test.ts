@@ -1,8 +1,9 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { z } from 'zod';
-import { NonRetryableError, type HubError, type TaskReport } from '../client-sdk/index.ts';
+import { connectAgent, NonRetryableError, type HubError, type TaskReport } from '../client-sdk/index.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
-import { agent, control, startHub } from './helpers/hub.ts';
+import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
+import { startTcpProxy } from './helpers/tcp-proxy.ts';
 import { deferred, untilOrder } from './helpers/wait.ts';
 
 const Clean = z.object({ rows: z.array(z.number()), dropEmpty: z.boolean().default(true) });
@@ -249,6 +250,37 @@ describe('reporting a completion whose answer is lost', () => {
     await reported.promise;
     expect(reports).toEqual([{ workflowId: wf.id, workOrderId: 'job', attemptToken: expect.any(String), outcome: 'completed', accepted: true }]);
     expect(await untilOrder(hub, wf.id, 'job', 'completed')).toMatchObject({ result: 'done', attempts: 1 });
+  });
+});
+
+describe('a completion lost on the way to the hub', () => {
+  it('is not reported accepted when the hub ended the attempt without it, though the repeat is refused STALE_ATTEMPT', async () => {
+    const hub = await startHub({ sweepIntervalMs: 20 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a completion lost in the network' });
+    await wf.start();
+    // Through a proxy that can forget the connection, and a second way in that the SDK moves to after a timeout.
+    const proxy = await startTcpProxy(hub.port);
+    const other = await startTcpProxy(hub.port);
+    onTestFinished(() => Promise.all([proxy.close(), other.close()]).then(() => undefined));
+    const worker = await connectAgent({ url: [proxy.through(hub.url), other.through(hub.url)], token: TOKENS.agent, agentId: 'cut-off', agentType: 'w', requestTimeoutMs: 1000, logger: null });
+    onTestFinished(() => worker.close());
+    const started = deferred();
+    const finish = deferred();
+    await worker.onTask('t', async () => {
+      started.resolve();
+      await finish.promise;
+      return { result: 'done' };
+    });
+    const report = new Promise<TaskReport>((resolve) => worker.on('report', resolve));
+    await wf.createWorkOrder({ id: 'job', taskType: 't', maxAttempts: 1, timeouts: { leaseMs: 500 } });
+    await started.promise;
+    await untilOrder(hub, wf.id, 'job', 'running');
+    // The network forgets the connection; the completion goes into the void and the lease lapses.
+    expect(proxy.dropEstablished()).toBeGreaterThan(0);
+    finish.resolve();
+    expect(await untilOrder(hub, wf.id, 'job', 'failed')).toMatchObject({ result: null, history: [{ agentId: 'cut-off', outcome: 'lease_expired' }] });
+    // Timed out, the completion goes again by the other way and is refused: its attempt ended otherwise.
+    expect(await report).toMatchObject({ workOrderId: 'job', outcome: 'completed', accepted: false, code: 'STALE_ATTEMPT' });
   });
 });
 

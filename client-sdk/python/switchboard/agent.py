@@ -268,7 +268,7 @@ class AgentClient(ClosesOnExit):
             # The report asks for this agent's next offer in its reply, unless no more work is wanted here.
             if not self._draining and not self._closed.is_set():
                 payload["next"] = True
-            refused = await self._report(event, payload)
+            refused = await self._report(event, payload, attempt.task.attempt)
             # A completion that could not be sent at all (a result JSON cannot hold: a set, an object) fails for good too.
             why = None
             if event == "task.complete" and refused is not None:
@@ -278,7 +278,7 @@ class AgentClient(ClosesOnExit):
                     why = f"the hub refused the completion: {refused.message}"
             if why is not None:
                 ref = {key: payload[key] for key in ("workflowId", "workOrderId", "attemptToken")}
-                await self._report("task.fail", {**ref, "error": why[:10_000], "retryable": False})
+                await self._report("task.fail", {**ref, "error": why[:10_000], "retryable": False}, attempt.task.attempt)
         finally:
             if accept is not None:
                 accept.cancel()
@@ -306,11 +306,12 @@ class AgentClient(ClosesOnExit):
                 # Closed (or closed by the hub) while waiting: nothing more is sent, and nothing waits for ever.
                 raise HubError("DISCONNECTED", f"{event} was not sent: the agent was closed")
 
-    async def _report(self, event: str, payload: dict[str, Any]) -> Exception | None:
+    async def _report(self, event: str, payload: dict[str, Any], attempt: int | None = None) -> Exception | None:
         """Sends a completion or failure until the hub answers, across timeouts and reconnects; returns the hub's refusal, if any,
         or the error that kept the report from being sent.
 
-        A repeat refused as STALE_ATTEMPT after a try that may have landed (its answer lost) is that try's success.
+        A repeat refused as STALE_ATTEMPT after a try that may have landed (its answer lost) is that try's success when the
+        refusal lists attempt number `attempt` as ended the way reported (else the first try was lost: its lease ran out, say).
         """
         outcome = "completed" if event == "task.complete" else "failed"
         base = {"workflow_id": payload["workflowId"], "work_order_id": payload["workOrderId"], "attempt_token": payload["attemptToken"], "outcome": outcome}
@@ -320,7 +321,10 @@ class AgentClient(ClosesOnExit):
             try:
                 reply = await self._send(event, payload)
             except HubError as error:
-                if error.code == "STALE_ATTEMPT" and may_have_taken_effect:
+                # A hub that lists no attempts (an older one), or an attempt not known here: taken for landed.
+                landed = error.attempts is None or attempt is None or any(
+                    run.get("number") == attempt and run.get("outcome") == outcome for run in error.attempts if isinstance(run, dict))
+                if error.code == "STALE_ATTEMPT" and may_have_taken_effect and landed:
                     self._listeners.emit("report", TaskReport(**base, accepted=True))
                     return None
                 if error.code in RETRYABLE_TRANSPORT:

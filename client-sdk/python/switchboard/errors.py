@@ -25,11 +25,14 @@ ERROR_CODES: dict[str, str] = {
 class HubError(Exception):
     """An error the hub answered with (or the SDK raised), with one of ERROR_CODES as `code`."""
 
-    def __init__(self, code: str, message: str, issues: list[dict[str, Any]] | None = None, leader: dict[str, str] | None = None) -> None:
+    def __init__(self, code: str, message: str, issues: list[dict[str, Any]] | None = None, leader: dict[str, str] | None = None,
+                 attempts: list[dict[str, Any]] | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code if code in ERROR_CODES else "INTERNAL"
         self.message = message
         self.issues = issues
+        #: STALE_ATTEMPT on an agent's report: how that agent's attempts of the order ended ({"number", "outcome"} each).
+        self.attempts = attempts
         #: A follower's NOT_LEADER: the leader it names ({"nodeId", "url"}), or None when it knows none.
         self.leader = leader
 
@@ -38,7 +41,9 @@ class HubError(Exception):
         """The HubError of an ack's `error` (or a connect_error's `data`)."""
         if not isinstance(error, dict):
             return cls("INTERNAL", f"malformed error from the hub: {error!r}")
-        return cls(str(error.get("code", "INTERNAL")), str(error.get("message", "")), error.get("issues"))
+        attempts = error.get("attempts")
+        return cls(str(error.get("code", "INTERNAL")), str(error.get("message", "")), error.get("issues"),
+                   attempts=attempts if isinstance(attempts, list) else None)
 
 
 class NonRetryableError(Exception):

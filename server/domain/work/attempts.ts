@@ -31,7 +31,9 @@ export function checkAttempt(state: HubState, input: AttemptInput, actor: Actor,
   const order = requireOrder(requireWorkflow(state, input.workflowId), input.workOrderId);
   const attempt = order.attempt;
   if (!attempt || attempt.token !== input.attemptToken) {
-    throw new HubError('STALE_ATTEMPT', `attempt ${input.attemptToken} is not the current attempt of work order ${order.id} (it is ${order.state})`);
+    // How this agent's attempts ended: an agent whose first report's answer was lost tells by its attempt's number whether it landed.
+    const ended = order.history.filter((run) => run.agentId === agentId).map((run) => ({ number: run.number, outcome: run.outcome }));
+    throw new HubError('STALE_ATTEMPT', `attempt ${input.attemptToken} is not the current attempt of work order ${order.id} (it is ${order.state})`, undefined, ended);
   }
   if (attempt.agentId !== agentId) throw new HubError('FORBIDDEN', `work order ${order.id} is assigned to another agent`);
   if (phase !== undefined && order.state !== phase) throw new HubError('INVALID_TRANSITION', `work order ${order.id} is ${order.state}, not ${phase}`);
