@@ -93,3 +93,16 @@ def lose_answer(connection: Connection, event: str) -> asyncio.Event:
 async def drop(connection: Connection) -> None:
     """Drops the connection the hard way (its websocket closes under it), so that it reconnects. Fault injection, as lose_answer."""
     await connection._sio.eio.ws.close()
+
+
+def requests_made(connection: Connection) -> list[str]:
+    """The events of the requests `connection` is asked to make from now on, in order (a wrapper of its request method)."""
+    made: list[str] = []
+    request = connection.request
+
+    async def recording(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        made.append(event)
+        return await request(event, payload, timeout)
+
+    connection.request = recording  # type: ignore[method-assign]
+    return made

@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable
 
 from hub import CONFIG, Hub
 import pytest
-from scenario import agent, clients, close_all, started, unique
+from scenario import agent, clients, close_all, requests_made, started, unique
 from switchboard import AgentClient, HubError, NonRetryableError, Task, TaskContext, TaskReport, TaskResult
 
 
@@ -349,14 +349,7 @@ async def test_no_accept_of_its_own_for_a_carried_offer_whose_handler_reports_pr
     kind = unique("reports-first")
     worker = await agent(hub, kind)
     pushed = count_pushed_offers(worker)
-    sent: list[str] = []
-    request = worker.connection.request
-
-    async def counting(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
-        sent.append(event)
-        return await request(event, payload, timeout)
-
-    worker.connection.request = counting  # type: ignore[method-assign]
+    sent = requests_made(worker.connection)
 
     @worker.task(kind)
     async def step(task: Task, ctx: TaskContext) -> str:

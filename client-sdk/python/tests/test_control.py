@@ -6,13 +6,12 @@ import asyncio
 import hashlib
 import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hub import TOKENS, Hub
-from scenario import lose_answer
-from switchboard import ControlClient, HubError, connect_control
+from scenario import lose_answer, requests_made
+from switchboard import HubError, connect_control
 
 
 async def test_a_workflow_runs_its_lifecycle_and_reports_it(hub: Hub) -> None:
@@ -90,24 +89,11 @@ async def test_a_payload_the_hub_would_not_get_as_sent_is_refused_naming_where(h
         assert (await wf.get_work_order(order["id"]))["input"] == {"customer_id": 2**53 - 1, "flag": True}
 
 
-def count_requests(control: ControlClient) -> list[str]:
-    """Counts the requests the client's connection is asked to make (their events, in order)."""
-    made: list[str] = []
-    request = control.connection.request
-
-    async def counting(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
-        made.append(event)
-        return await request(event, payload, timeout)
-
-    control.connection.request = counting  # type: ignore[method-assign]
-    return made
-
-
 async def test_a_create_given_its_own_id_is_tried_once_after_close_as_one_without_an_id(hub: Hub) -> None:
     # A short timeout, so that a loop of resends would end (three timeouts).
     control = await connect_control(hub.url, TOKENS["admin"], request_timeout=0.2)
     await control.close()
-    made = count_requests(control)
+    made = requests_made(control.connection)
     for own_id in (None, "wf-after-close"):
         with pytest.raises(HubError) as refused:
             await control.create_workflow("after close", id=own_id)
@@ -117,7 +103,7 @@ async def test_a_create_given_its_own_id_is_tried_once_after_close_as_one_withou
 
 async def test_closing_a_client_ends_a_create_given_its_own_id_in_flight(hub: Hub) -> None:
     control = await connect_control(hub.url, TOKENS["admin"], request_timeout=0.2)
-    made = count_requests(control)
+    made = requests_made(control.connection)
     create = asyncio.ensure_future(control.create_workflow("closed under it", id="wf-closing"))
     await asyncio.sleep(0)  # on its way before close()
     await control.close()
