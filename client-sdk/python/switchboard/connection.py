@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -13,7 +14,7 @@ import aiohttp
 import socketio  # type: ignore[import]  # python-socketio ships no type hints
 
 from .errors import HubError
-from .failover import Failover, hub_urls, leader_of
+from .failover import CLUSTER_RETRY_MAX, NODE_CONNECT_TIMEOUT, Failover, hub_urls, leader_of
 from .json_fit import check_json_fit
 
 log = logging.getLogger("switchboard")
@@ -99,20 +100,24 @@ class _StrictPacket(socketio.packet.Packet):  # type: ignore[misc]  # python-soc
     json = _StrictJson
 
 
-def _session_without_message_limit() -> aiohttp.ClientSession:
-    """An HTTP session whose websockets take messages of any size.
+def _session_without_message_limit(handshake_timeout: float | None) -> aiohttp.ClientSession:
+    """An HTTP session whose websockets take messages of any size, and whose handshakes end after `handshake_timeout` s.
 
     aiohttp closes a websocket at a message over 4 MB, its default, and python-engineio 4.3 offers
     no way to set it. The hub's patches and catch-up answers have no such bound (a monitor back
     from a drop gets every change it missed in one answer): above it the connection dropped at
     every try, and the mirror never caught up. The TypeScript SDK takes up to 100 MB (ws's default).
+    A handshake given up is a connection error, as python-engineio reports one.
     """
     session = aiohttp.ClientSession()
     connect = session.ws_connect
 
-    def ws_connect(*args: Any, **kwargs: Any) -> Any:
+    async def ws_connect(*args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("max_msg_size", 0)
-        return connect(*args, **kwargs)
+        try:
+            return await asyncio.wait_for(connect(*args, **kwargs), handshake_timeout)
+        except asyncio.TimeoutError:
+            raise aiohttp.ServerTimeoutError(f"no websocket handshake within {handshake_timeout} s") from None
 
     setattr(session, "ws_connect", ws_connect)
     return session
@@ -124,12 +129,15 @@ class Connection:
     def __init__(self, namespace: str, url: str | Sequence[str], token: str, request_timeout: float = 10.0) -> None:
         self.namespace = "/" + namespace
         self._failover = Failover(hub_urls(url))
+        cluster = len(self._failover.urls) > 1
+        #: How long a try may take to reach a node: a cluster's next node is tried after NODE_CONNECT_TIMEOUT; one hub gets the whole connect_timeout.
+        self._try_timeout = NODE_CONNECT_TIMEOUT if cluster else math.inf
         self.request_timeout = request_timeout
         self._token = token
         self._sio = socketio.AsyncClient(
             serializer=_StrictPacket,
-            reconnection=True, reconnection_delay=0.2, reconnection_delay_max=2, randomization_factor=0.1,
-            http_session=_session_without_message_limit(),
+            reconnection=True, reconnection_delay=0.2, reconnection_delay_max=CLUSTER_RETRY_MAX if cluster else 2, randomization_factor=0.1,
+            http_session=self._session(),
         )
         self._up = asyncio.Event()
         #: Set while the namespace is not joined (before the first connection, between reconnects, once closed).
@@ -172,6 +180,18 @@ class Connection:
         #: Requests of this turn waiting to be sent together: event, payload, deadline (loop time), and their answer.
         self._queued: list[tuple[str, dict[str, Any], float, asyncio.Future[Any]]] = []
 
+    def _session(self) -> aiohttp.ClientSession:
+        return _session_without_message_limit(None if math.isinf(self._try_timeout) else self._try_timeout)
+
+    def _target(self) -> str:
+        """The URL python-socketio connects to, asked at every try: the node the failover chose."""
+        # python-engineio closes its HTTP session at each disconnect (following NOT_LEADER, say) and would make a default
+        # one for the next connection, whose websocket closes at a message over 4 MB.
+        eio = self._sio.eio
+        if eio.http is None or eio.http.closed:
+            eio.http = self._session()
+        return self.url
+
     @property
     def url(self) -> str:
         """The node connected to, or tried next (one of a cluster's, or the leader a follower named)."""
@@ -210,11 +230,11 @@ class Connection:
             try:
                 await asyncio.wait_for(
                     self._sio.connect(
-                        lambda: self._failover.url, auth={"token": self._token}, transports=["websocket"], namespaces=[self.namespace], wait=False
+                        self._target, auth={"token": self._token}, transports=["websocket"], namespaces=[self.namespace], wait=False
                     ),
-                    max(0.0, deadline - loop.time()),
+                    min(self._try_timeout, max(0.0, deadline - loop.time())),
                 )
-                await asyncio.wait_for(self._answered.wait(), max(0.0, deadline - loop.time()))
+                await asyncio.wait_for(self._answered.wait(), min(self._try_timeout, max(0.0, deadline - loop.time())))
             except socketio.exceptions.ConnectionError as error:
                 failure = HubError("DISCONNECTED", f"cannot reach the hub at {url} ({error}). Is it running? Start one with `switchboard start`.")
                 if self._failover.urls == [url]:
@@ -224,8 +244,16 @@ class Connection:
                 await self._pause_or_give_up(self._failover.pause(), deadline, timeout, tried, failure)
                 continue
             except asyncio.TimeoutError:
-                await self._shut()
-                raise HubError("DISCONNECTED", f"no answer from the hub at {url} within {timeout} s") from None
+                if self._failover.urls == [url] or loop.time() >= deadline:
+                    await self._shut()
+                    raise HubError("DISCONNECTED", f"no answer from the hub at {url} within {timeout} s") from None
+                # A node of a cluster that does not answer (frozen): the next one is tried.
+                with contextlib.suppress(Exception):
+                    await self._sio.disconnect()
+                self._failover.unreachable()
+                failure = HubError("DISCONNECTED", f"no answer from the hub at {url} within {self._try_timeout} s")
+                await self._pause_or_give_up(self._failover.pause(), deadline, timeout, tried, failure)
+                continue
             refused = self._refused
             if refused is None:
                 return

@@ -11,6 +11,12 @@ from .errors import HubError
 #: The pause before the next try of a first connection (seconds), doubled at each failed try in a row up to MAX_DELAY.
 FIRST_DELAY = 0.1
 MAX_DELAY = 2.0
+#: How long a try to reach a node of a cluster (a list of URLs) may take before the next node is tried: one that takes the
+#: TCP connection and never answers (frozen) would otherwise hold the whole connect_timeout, or aiohttp's 300 s.
+NODE_CONNECT_TIMEOUT = 5.0
+#: The longest pause between python-socketio's reconnection tries to a cluster: a new leader serves about a lease after the
+#: old one died, and clients should find it soon after.
+CLUSTER_RETRY_MAX = 0.5
 
 
 def hub_url(url: str) -> str:

@@ -82,6 +82,22 @@ async def test_a_client_given_a_followers_url_is_sent_on_to_the_leader(nodes: li
     assert [found["id"] async for found in control.workflows()] == [wf.id]
 
 
+async def test_a_client_sent_on_by_a_follower_takes_answers_over_4_mb(nodes: list[Hub]) -> None:
+    leader, follower = nodes
+    await knows_leader(follower, leader)
+    control = await connect_control([follower.url, leader.url], TOKENS["admin"])
+    _opened.append(control)
+    assert control.connection.url == leader.url
+    drops: list[bool] = []
+    control.connection.on_disconnect(lambda: drops.append(True))
+    # 60 orders of 90 KB of input, then one page of them: an answer of about 5.4 MB (aiohttp's default bound is 4 MB).
+    wf = await control.create_workflow("a big page")
+    for _ in range(6):
+        await wf.create_work_orders([{"task_type": "never-run", "input": {"blob": "x" * 90_000}} for _ in range(10)])
+    assert len((await wf.list_work_orders(limit=100))["items"]) == 60
+    assert drops == []
+
+
 async def test_an_agent_given_every_node_finishes_its_task_on_the_new_leader_after_a_failover(nodes: list[Hub]) -> None:
     first, second = nodes
     urls = [first.url, second.url]

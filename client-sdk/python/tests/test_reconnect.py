@@ -281,3 +281,19 @@ async def test_connect_timeout_bounds_the_first_connection_to_a_hub_that_takes_i
         assert "no answer from the hub" in refused.value.message
     finally:
         os.kill(process.pid, signal.SIGCONT)
+
+
+async def test_a_first_connection_given_every_node_moves_on_from_a_frozen_one_to_the_next(own_hub: Hub, hub: Hub) -> None:
+    frozen = own_hub._process
+    assert frozen is not None
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        # connect_timeout is long enough for one node to be given up (after 5 s) and the next reached.
+        control = await asyncio.wait_for(connect_control([own_hub.url, hub.url], TOKENS["admin"], connect_timeout=9), 20)
+        try:
+            assert control.connection.url == hub.url
+            assert (await control.create_workflow("reached past a frozen node")).id
+        finally:
+            await control.close()
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
