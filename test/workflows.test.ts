@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../client-sdk/index.ts';
-import { control, startHub, tempDir } from './helpers/hub.ts';
+import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { rawGet } from './helpers/http.ts';
 import { codeOf } from './helpers/errors.ts';
 import { compareCreation } from '../shared/schemas/workflow.ts';
 
@@ -181,6 +182,24 @@ describe('workflows over the network', () => {
     expect(summary.durationMs).toBeGreaterThanOrEqual(0);
     expect(summary.version).toBe(wf.version);
   });
+
+  it('never reports 100% progress, in its summary or its report, while one of its 20,002 orders is still queued', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ id: 'big', userQuery: 'almost done' });
+    await wf.start();
+    // Nobody takes these task types: `root` and `left` stay queued, the others wait for `root` and fail with it.
+    await wf.createWorkOrders([{ id: 'root', taskType: 'nobody' }, { id: 'left', taskType: 'nobody' }]);
+    for (let at = 0; at < 20_000; at += 1000) {
+      await wf.createWorkOrders(Array.from({ length: 1000 }, (_, i) => ({ id: `d${at + i}`, taskType: 'nobody', dependencies: ['root'] })));
+    }
+    await wf.cancelWorkOrder('root', 'not needed');
+    // 20,001 of 20,002 ended: 99.995 %, which rounded to 100.
+    const summary = await wf.summary();
+    expect(summary.workOrderCounts).toMatchObject({ queued: 1, cancelled: 1, failed: 20_000 });
+    expect({ status: summary.status, orderProgress: summary.orderProgress, progress: summary.progress }).toEqual({ status: 'in_progress', orderProgress: 99.99, progress: 99.99 });
+    const report = await rawGet(hub.url, '/api/workflows/big/report.md', TOKENS.admin);
+    expect(report.body).toContain('**Overall progress:** 99.9%');
+  }, 60_000);
 
   it('replies with the state as the change left it, even when a later change follows in the same tick', async () => {
     const hub = await startHub();

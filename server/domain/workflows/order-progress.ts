@@ -9,7 +9,8 @@ const ENDED = ['completed', 'failed', 'cancelled'] as const;
 
 /**
  * The share of a workflow's orders that have ended (completed, failed or cancelled), 0..100 to two
- * decimals, from its per-state counts: O(1). Null when it has none.
+ * decimals, from its per-state counts: O(1). Null when it has none. 100 only once all have ended:
+ * 20,001 of 20,002 rounded to 100 (percent-text.ts keeps the same rule).
  */
 export function orderShare(counts: Workflow['workOrderCounts']): number | null {
   let total = 0;
@@ -17,7 +18,8 @@ export function orderShare(counts: Workflow['workOrderCounts']): number | null {
   if (total === 0) return null;
   let ended = 0;
   for (const state of ENDED) ended += counts[state] ?? 0;
-  return Math.round((ended / total) * 10_000) / 100;
+  const share = Math.round((ended / total) * 10_000) / 100;
+  return ended < total ? Math.min(share, 99.99) : share;
 }
 
 /** Where `progress` comes from: the stages once there is one, else the orders when there are some. */
