@@ -6,7 +6,8 @@ import { deferred } from './helpers/wait.ts';
 
 /** The hub's committed state of a document, as plain JSON, and its version. */
 function hubDoc(hub: RunningHub, doc: string): { version: number; json: string } {
-  const state = doc === '@agents' ? hub.state.agents : hub.state.workflows.get(doc);
+  // The pool before its first agent is an empty object to monitors.
+  const state = doc === '@agents' ? (hub.state.agents ?? {}) : hub.state.workflows.get(doc);
   return { version: hub.state.versions.get(doc) ?? 0, json: JSON.stringify(state) };
 }
 
@@ -48,6 +49,16 @@ async function watchWhileAway(hub: RunningHub, changes: (wf: WorkflowHandle) => 
 }
 
 describe('live monitoring', () => {
+  it('shows the agent pool before its first agent as an empty object of agents by id, then follows it', async () => {
+    const hub = await startHub();
+    const pool = await (await monitor(hub)).subscribe('@agents');
+    expect({ version: pool.version, state: pool.state }).toEqual({ version: 0, state: {} });
+    const worker = await agent(hub, { agentId: 'first', agentType: 'w' });
+    await pool.until((state) => state?.['first'] !== undefined);
+    await expectInSync(hub, pool);
+    await worker.close();
+  });
+
   it('answers a subscription with a snapshot and its version, then streams patches from→to', async () => {
     const hub = await startHub();
     const client = await control(hub);

@@ -12,6 +12,9 @@ import { EncodedJson } from './encoded-json.ts';
 import { viewBody } from './replies.ts';
 import type { Transfers } from './transfers.ts';
 
+/** The `@agents` snapshot before any agent registered. */
+const EMPTY_POOL = new EncodedJson('{}');
+
 interface VersionedOps {
   /** The version the change starts from: v - 1 for a document, the previous change's for a view. */
   from: number;
@@ -358,7 +361,8 @@ export class PatchStream {
   /** The document's state at `version` (its current one), serialised once for all who subscribe at it. */
   private snapshotOf(doc: DocKey, version: number): EncodedJson | null {
     const root = isViewName(doc) ? this.derived?.valueOf(doc) : docRoot(this.hub.state, doc);
-    if (root === undefined) return null;
+    // The pool before its first agent is an empty one (PROTOCOL: an object of Agent by id), not a missing document.
+    if (root === undefined) return doc === AGENTS_DOC ? EMPTY_POOL : null;
     const kept = this.snapshots.get(doc);
     if (kept?.version === version) return kept.state;
     const state = new EncodedJson(JSON.stringify(root));
