@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Server } from 'socket.io';
 import * as z from 'zod';
-import { contract } from '../shared/contract.ts';
+import { contract, CONTROL_READS } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { TokenGrant } from '../shared/schemas/tokens.ts';
 import { DataFiles } from './data-files.ts';
@@ -337,7 +337,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     const transfers = new Transfers();
     stops.push(() => transfers.close());
     const controlParts = { hub: writer, reads, archiver, files, hubDirectory, openLineageProducer: options.openLineageProducer, renderer, transfers };
-    bindNamespace(io.of('/control'), contract.control, controlHandlers(controlParts), { ...common, roles: ['admin'], redirect: writersOnly });
+    bindNamespace(io.of('/control'), contract.control, controlHandlers(controlParts), { ...common, roles: ['admin'], redirect: writersOnly, reads: CONTROL_READS });
     const agents = new AgentTransport(writer, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
     bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
       ...common,

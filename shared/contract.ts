@@ -71,6 +71,27 @@ function request<Req extends z.ZodType, Res extends z.ZodType>(req: Req, reply: 
   return { request: req, reply, doc };
 }
 
+/**
+ * The `/control` requests that read: their replies may be the hub's state itself, sent as it is
+ * when they are answered (a batch holds them until its last request is answered: see namespaces.ts).
+ */
+export const CONTROL_READS: ReadonlySet<string> = new Set([
+  'workflow.list',
+  'workflow.get',
+  'workflow.summary',
+  'workOrder.get',
+  'workOrder.list',
+  'workflow.report',
+  'agent.list',
+  'agent.get',
+  'data.get',
+  'data.search',
+  'lineage.upstream',
+  'lineage.downstream',
+  'lineage.graph',
+  'lineage.openLineage',
+]);
+
 /** The reply to a change that only needs to say which version it produced. */
 const Versioned = <T extends z.ZodType>(item: T) => z.object({ version: z.number().int(), item });
 

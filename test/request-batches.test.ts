@@ -85,6 +85,23 @@ describe('a batch of requests in one message (raw protocol)', () => {
     const listed = await (await control(hub)).listWorkflows();
     expect(listed.items.map((w) => w.userQuery).sort()).toEqual(['first of two', 'second of two']);
   });
+
+  it('answers a read with the state as it was read, not as a later request of the batch changed it', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'read, then started' });
+    await wf.createWorkOrder({ id: 'job', taskType: 'nobody' });
+    const socket = io(`${hub.url}/control`, { auth: { token: TOKENS.admin }, transports: ['websocket'], forceNew: true, reconnection: false });
+    onTestFinished(() => void socket.disconnect());
+    const reply = await socket.emitWithAck('batch', [
+      ['workflow.get', { workflowId: 'wf' }],
+      ['workOrder.get', { workflowId: 'wf', workOrderId: 'job' }],
+      ['workflow.start', { workflowId: 'wf' }],
+    ]);
+    const [read, order, start] = reply.data as Array<Ack<unknown>>;
+    expect(start).toMatchObject({ ok: true, data: { version: 3 } });
+    expect(read).toMatchObject({ ok: true, data: { version: 2, workflow: { status: 'pending', startedAt: null } } });
+    expect(order).toMatchObject({ ok: true, data: { version: 2, item: { state: 'pending' } } });
+  });
 });
 
 describe('the TypeScript SDK batching requests', () => {

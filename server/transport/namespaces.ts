@@ -42,6 +42,8 @@ export interface NamespaceOptions {
   redirect?: () => { code: string; message: string; leader: { nodeId: string; url: string } | null } | undefined;
   onConnect?: (session: Session, socket: Socket) => void;
   onDisconnect?: (session: Session, socket: Socket, reason: string) => void;
+  /** The events that read: their replies may be the state itself (see serveBatch). */
+  reads?: ReadonlySet<string>;
 }
 
 /** Turns anything thrown by a handler into the failed ack envelope; unexpected errors are logged. */
@@ -199,13 +201,35 @@ export function bindNamespace<N extends NamespaceName>(
       session.limiter.take();
       return done({ ok: false, error: validationError(`${BATCH_EVENT} payload`, parsed.error).toJSON() });
     }
-    const replies: Ack<unknown>[] = new Array(parsed.data.length);
-    let left = parsed.data.length;
-    parsed.data.forEach(([event, entry], i) =>
-      serve(event, entry, session, socket, (envelope) => {
-        replies[i] = envelope;
-        if (--left === 0) done({ ok: true, data: replies });
-      }),
-    );
+    const entries = parsed.data;
+    const replies: Ack<unknown>[] = new Array(entries.length);
+    let left = entries.length;
+    // A read's reply may be the state itself: it is answered before the requests after it are served
+    // (they would change what it read), and copied, since the batch is sent once all are answered.
+    const serveFrom = (first: number): void => {
+      for (let i = first; i < entries.length; i++) {
+        const [event, entry] = entries[i]!;
+        const read = options.reads?.has(event) === true;
+        let answered = false;
+        let waiting = false;
+        serve(event, entry, session, socket, (envelope) => {
+          replies[i] = read && envelope.ok ? { ok: true, data: copyPlain(envelope.data) } : envelope;
+          answered = true;
+          if (--left === 0) done({ ok: true, data: replies });
+          else if (waiting) serveFrom(i + 1);
+        });
+        if (read && !answered) return void (waiting = true);
+      }
+    };
+    serveFrom(0);
   }
+}
+
+/** A copy of the plain objects and arrays of a reply; anything else (a Buffer, an EncodedJson) is shared as it is. */
+function copyPlain(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(copyPlain);
+  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return value;
+  const out: Record<string, unknown> = {};
+  for (const key in value) out[key] = copyPlain((value as Record<string, unknown>)[key]);
+  return out;
 }
