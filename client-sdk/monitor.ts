@@ -333,7 +333,9 @@ export class MonitorClient {
     // subscribeAll takes documents' versions; views are subscribed to one by one.
     const docs = held.filter(([name]) => !this.views.has(name));
     const views = held.filter(([name]) => this.views.has(name));
-    let rest = [...docs, ...views];
+    let rest: Array<[string, Mirror | undefined]> = [...docs, ...views];
+    // One that fails does not keep the others from catching up; the first failure is told (and everything tried again) after.
+    let failed: unknown;
     if (this.followAll) {
       const epoch = this.latestEpoch;
       const versions: Record<string, number> = {};
@@ -349,15 +351,21 @@ export class MonitorClient {
         } catch (error) {
           // Its snapshot's transfer went before we read it (a connection holds 64, the hub 1 GB, each a minute): asking
           // for everything again would lose the same ones, so each is asked for alone.
-          if (!(error instanceof HubError && error.code === 'NOT_FOUND')) throw error;
-          alone.push(subscription.doc);
+          if (error instanceof HubError && error.code === 'NOT_FOUND') alone.push(subscription.doc);
+          else failed ??= error;
         }
       }
-      for (const name of alone) await this.catchUpOrForget(name, this.mirrors.get(name));
       // Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
-      rest = rest.filter(([name]) => !answered.has(name));
+      rest = [...alone.map((name): [string, Mirror | undefined] => [name, this.mirrors.get(name)]), ...rest.filter(([name]) => !answered.has(name))];
     }
-    for (const [name, mirror] of rest) await this.catchUpOrForget(name, mirror);
+    for (const [name, mirror] of rest) {
+      try {
+        await this.catchUpOrForget(name, mirror);
+      } catch (error) {
+        failed ??= error;
+      }
+    }
+    if (failed !== undefined) throw failed;
   }
 
   /**
@@ -372,8 +380,9 @@ export class MonitorClient {
     try {
       answer = await this.subscribeTo(name, resumeOf(held));
     } catch (error) {
-      // Retrying either would keep the old state for good, asking again every few seconds.
-      if (!(error instanceof HubError && (error.code === 'NOT_FOUND' || error.code === 'FORBIDDEN'))) throw error;
+      // Retrying either would keep the old state for good, asking again every few seconds; so would a
+      // view the hub no longer takes (its page's `before` names an order its workflow, made anew, lacks).
+      if (!(error instanceof HubError && (error.code === 'NOT_FOUND' || error.code === 'FORBIDDEN' || (error.code === 'VALIDATION' && this.views.has(name))))) throw error;
       if (held && this.mirrors.get(name) !== held) return;
       this.mirrors.delete(name);
       this.views.delete(name);

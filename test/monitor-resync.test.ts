@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HubError } from '../shared/errors.ts';
+import type { OrdersView, SummaryView } from '../shared/schemas/views.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import type { Mirror } from '../client-sdk/index.ts';
 import { codeOf } from './helpers/errors.ts';
@@ -335,4 +336,31 @@ describe('the monitor SDK catching up', () => {
     expect(mirror.version).toBe(hub.state.versions.get(wf.id));
     expect(mirror.state).toEqual(hub.state.workflows.get(wf.id));
   });
+
+  it('catches up every other view after a reconnect when one can no longer be followed, and drops that one', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const client = await control(hub);
+    const nightly = await client.createWorkflow({ id: 'nightly', userQuery: 'yesterday' });
+    await nightly.start();
+    await nightly.createWorkOrders([{ id: 'o1', taskType: 'nobody' }, { id: 'o2', taskType: 'nobody' }, { id: 'o3', taskType: 'nobody' }]);
+    const other = await client.createWorkflow({ id: 'other', userQuery: 'goes on' });
+    await other.start();
+    const watcher = await monitor(hub);
+    // A page of nightly's orders before o2, then the summary of another workflow.
+    const page = await watcher.subscribe('nightly', { view: { kind: 'orders', before: 'o2' } });
+    expect((page.state as OrdersView).ids).toEqual(['o1']);
+    const summary = await watcher.subscribe('other', { view: { kind: 'summary' } });
+    // Away while nightly ends, is archived, pruned and made anew without an o2 (its page is VALIDATION now), and the other moves on.
+    const socket = watcher.connection.socket;
+    await new Promise<void>((resolve) => socket.once('disconnect', () => resolve()).disconnect());
+    await nightly.complete();
+    await untilTrue(() => !hub.state.workflows.has('nightly'), 'nightly archived');
+    await client.pruneArchive(0);
+    await client.createWorkflow({ id: 'nightly', userQuery: 'today' });
+    await other.updateProgress('load', 40);
+    socket.connect();
+    await summary.until((view) => (view as SummaryView).progress === 40, { what: 'the summary caught up after the reconnect', timeoutMs: 10_000 });
+    expect(watcher.docs.has('nightly/orders?before=o2')).toBe(false);
+  });
 });
+

@@ -210,8 +210,10 @@ class MonitorClient(ClosesOnExit):
         try:
             if doc is None:
                 # Each mirror resumes from its own version and epoch: a catch-up that failed half way left some in a newer epoch.
-                held = dict(self._mirrors)
+                held: dict[str, Mirror | None] = dict(self._mirrors)
                 names = [name for name in held if name in self._views] if self._follow_all else list(held)
+                # One that fails does not keep the others from catching up; the first failure is raised (and all tried again) after.
+                failed: HubError | None = None
                 if self._follow_all:
                     epoch = self._latest_epoch
                     resumes = {name: _resume_of(mirror) for name, mirror in held.items() if name not in self._views}
@@ -226,16 +228,22 @@ class MonitorClient(ClosesOnExit):
                         except HubError as error:
                             # Its snapshot's transfer went before we read it (a connection holds 64, the hub 1 GB, each a
                             # minute): asking for everything again would lose the same ones, so each is asked for alone.
-                            if error.code != "NOT_FOUND":
-                                raise
-                            alone.append(subscription["doc"])
+                            if error.code == "NOT_FOUND":
+                                alone.append(subscription["doc"])
+                            else:
+                                failed = failed or error
                     for name in alone:
-                        await self._catch_up_or_forget(name, self._mirrors.get(name))
+                        held[name] = self._mirrors.get(name)
                     # Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
                     answered = {subscription["doc"] for subscription in reply["docs"]}
-                    names += [name for name in held if name not in self._views and name not in answered]
+                    names = alone + names + [name for name in held if name not in self._views and name not in answered]
                 for name in names:
-                    await self._catch_up_or_forget(name, held[name])
+                    try:
+                        await self._catch_up_or_forget(name, held[name])
+                    except HubError as error:
+                        failed = failed or error
+                if failed is not None:
+                    raise failed
             else:
                 await self._catch_up_or_forget(doc, self._mirrors.get(doc))
         finally:
@@ -263,7 +271,8 @@ class MonitorClient(ClosesOnExit):
         try:
             answer = await self._subscribe_to(name, _resume_of(held))
         except HubError as error:
-            if error.code not in ("NOT_FOUND", "FORBIDDEN"):
+            # So would a view the hub no longer takes (its page's `before` names an order its workflow, made anew, lacks).
+            if error.code not in ("NOT_FOUND", "FORBIDDEN") and not (error.code == "VALIDATION" and name in self._views):
                 raise
             if held is not None and self._mirrors.get(name) is not held:
                 return
