@@ -134,6 +134,8 @@ export class MonitorClient {
   /** The view each view mirror follows, by the view's name: what to subscribe to again. */
   private readonly views = new Map<string, { workflowId: string; view: ViewSpecInput }>();
   private followAll = false;
+  /** Documents unsubscribed from while following everything: their patches and catch-ups are left out until subscribed to again. */
+  private readonly leftOut = new Set<string>();
   /** The epoch of the latest answer: subscribeAll takes one, and sends the versions held in it (the others get snapshots). */
   private latestEpoch: string | undefined;
   /** The epoch subscribeAll last answered in: that of a document that arrives by patch. */
@@ -178,6 +180,7 @@ export class MonitorClient {
   async subscribe<T>(doc: string, options: SubscribeOptions = {}): Promise<Mirror<T>> {
     const { view, ...requestOptions } = options;
     const name = view ? viewName(doc, view) : doc;
+    this.leftOut.delete(name);
     // A big snapshot is read in parts; the patches that follow it may arrive meanwhile: held, then replayed.
     const held: PatchMessage[] = [];
     const holding = !this.resyncing.has(name);
@@ -218,12 +221,15 @@ export class MonitorClient {
   /** Follows every document the token may see, including workflows created later. */
   async subscribeAll(): Promise<ReadonlyMap<string, Mirror>> {
     this.followAll = true;
+    this.leftOut.clear();
     await this.resync(undefined);
     return this.mirrors;
   }
 
   /** Stops following a document, or a view by its name (its mirror's `doc`). */
   async unsubscribe(doc: string, options?: RequestOptions): Promise<void> {
+    // Its patches still come to a connection that follows everything: they must not bring its mirror back.
+    if (this.followAll && !isViewName(doc)) this.leftOut.add(doc);
     this.mirrors.delete(doc);
     this.views.delete(doc);
     for (const ticket of this.unanswered.get(doc) ?? []) ticket.unsubscribed = true;
@@ -282,7 +288,7 @@ export class MonitorClient {
     const waiting = this.resyncing.get(message.doc) ?? this.resyncing.get('*');
     if (waiting) return void waiting.push(message);
     // Following everything brings new documents, never views one did not subscribe to.
-    if (!this.mirrors.has(message.doc) && (!this.followAll || isViewName(message.doc))) return;
+    if (!this.mirrors.has(message.doc) && (!this.followAll || isViewName(message.doc) || this.leftOut.has(message.doc))) return;
     if (!this.mirror(message.doc, this.followAllEpoch).apply(message)) void this.resync(message.doc).catch(() => this.resyncUntilDone());
   }
 
@@ -294,7 +300,7 @@ export class MonitorClient {
    */
   private resync(doc: string | undefined): Promise<void> {
     // Not followed (a notice that crossed an unsubscribe), nor being subscribed to: nothing to catch up.
-    const followed = (name: string) => this.running.has(name) || (isViewName(name) ? this.views.has(name) : this.mirrors.has(name) || this.followAll);
+    const followed = (name: string) => this.running.has(name) || (isViewName(name) ? this.views.has(name) : this.mirrors.has(name) || (this.followAll && !this.leftOut.has(name)));
     if (doc !== undefined && !followed(doc)) return Promise.resolve();
     const key = doc ?? '*';
     const running = this.running.get(key);
@@ -346,6 +352,7 @@ export class MonitorClient {
       const alone: string[] = [];
       for (const subscription of answer.docs) {
         answered.add(subscription.doc);
+        if (this.leftOut.has(subscription.doc)) continue;
         try {
           await this.catchUp(subscription, this.mirrors.get(subscription.doc));
         } catch (error) {

@@ -49,6 +49,29 @@ async function watchWhileAway(hub: RunningHub, changes: (wf: WorkflowHandle) => 
 }
 
 describe('live monitoring', () => {
+  it('stops following a document unsubscribed from while following everything, until it is subscribed to again', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const dropped = await client.createWorkflow({ id: 'dropped', userQuery: 'not wanted any more' });
+    const kept = await client.createWorkflow({ id: 'kept', userQuery: 'still followed' });
+    const watcher = await monitor(hub);
+    await watcher.subscribeAll();
+    await watcher.unsubscribe('dropped');
+    const appeared: string[] = [];
+    watcher.on('doc', (mirror) => appeared.push(mirror.doc));
+    // Both change, `kept` last: once its mirror shows it, and one more round trip, `dropped`'s patch has come and gone.
+    await dropped.start();
+    await kept.start();
+    await watcher.docs.get('kept')!.until((w) => (w as { status: string }).status === 'in_progress');
+    await watcher.summary('kept');
+    expect({ appeared, dropped: watcher.docs.has('dropped') }).toEqual({ appeared: [], dropped: false });
+    // Subscribed to again, it is followed again.
+    const again = await watcher.subscribe('dropped');
+    await dropped.complete();
+    await again.until((w) => w.status === 'completed');
+    expect(watcher.docs.get('dropped')).toBe(again);
+  });
+
   it('shows the agent pool before its first agent as an empty object of agents by id, then follows it', async () => {
     const hub = await startHub();
     const pool = await (await monitor(hub)).subscribe('@agents');

@@ -42,6 +42,8 @@ class MonitorClient(ClosesOnExit):
         self._mirrors: dict[str, Mirror] = {}
         self._views: dict[str, tuple[str, dict[str, Any]]] = {}
         self._follow_all = False
+        #: Documents unsubscribed from while following everything: their patches and catch-ups are left out until subscribed to again.
+        self._left_out: set[str] = set()
         #: The epoch of the latest answer: subscribeAll takes one, and sends the versions held in it (the others get snapshots).
         self._latest_epoch: str | None = None
         #: The epoch subscribeAll last answered in: that of a document that arrives by patch.
@@ -70,6 +72,8 @@ class MonitorClient(ClosesOnExit):
     async def subscribe(self, doc: str, *, view: dict[str, Any] | None = None) -> Mirror:
         """Follows one workflow (or `@agents`), or with `view` ({"kind": "summary"} or {"kind": "orders", …}) a view of it."""
         key = _VIEW_PENDING if view is not None else doc
+        if view is None:
+            self._left_out.discard(doc)
         holding = key not in self._holding
         if holding:
             self._holding[key] = []
@@ -97,11 +101,15 @@ class MonitorClient(ClosesOnExit):
     async def subscribe_all(self) -> dict[str, Mirror]:
         """Follows every document the token may see, including workflows created later."""
         self._follow_all = True
+        self._left_out.clear()
         await self._resync(None)
         return self.docs
 
     async def unsubscribe(self, doc: str) -> None:
         """Stops following a document, or a view by its name (its mirror's `doc`)."""
+        # Its patches still come to a connection that follows everything: they must not bring its mirror back.
+        if self._follow_all and not _is_view(doc):
+            self._left_out.add(doc)
         self._mirrors.pop(doc, None)
         self._views.pop(doc, None)
         for unsubscribed in self._unanswered:
@@ -148,7 +156,7 @@ class MonitorClient(ClosesOnExit):
         mirror = self._mirrors.get(doc)
         if mirror is None:
             # Following everything brings new documents (from version 0), never views one did not subscribe to.
-            if not self._follow_all or _is_view(doc):
+            if not self._follow_all or _is_view(doc) or doc in self._left_out:
                 return
             if message["from"] != 0:
                 self.connection.spawn(self._resync_or_retry(doc))
@@ -200,7 +208,7 @@ class MonitorClient(ClosesOnExit):
     async def _resync(self, doc: str | None) -> None:
         """Catches up one document (or all): the patches missed when the hub still has them, a snapshot otherwise."""
         key = doc if doc is not None else "*"
-        followed = doc in self._views if doc is not None and _is_view(doc) else doc in self._mirrors or self._follow_all
+        followed = doc in self._views if doc is not None and _is_view(doc) else doc in self._mirrors or (self._follow_all and doc not in self._left_out)
         if doc is not None and not followed and key not in self._holding:
             return  # not followed (a notice that crossed an unsubscribe, a subscription that failed), nor being subscribed to
         if key in self._holding:
@@ -223,6 +231,8 @@ class MonitorClient(ClosesOnExit):
                         self._follow_all_epoch = reply["docs"][0]["epoch"]
                     alone = []
                     for subscription in reply["docs"]:
+                        if subscription["doc"] in self._left_out:
+                            continue
                         try:
                             await self._catch_up(subscription, self._mirrors.get(subscription["doc"]))
                         except HubError as error:

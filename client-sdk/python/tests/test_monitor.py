@@ -235,3 +235,23 @@ async def test_subscribe_all_mirrors_more_big_workflows_than_a_connection_holds_
         ids.append(wf.id)
     mirrors = await monitor.subscribe_all()
     assert all(len(mirrors[id_].state["workOrders"]) == 5 for id_ in ids)
+
+
+async def test_a_document_unsubscribed_from_while_following_everything_stays_unfollowed_until_subscribed_to_again(own_hub: Hub) -> None:
+    control, monitor = await clients(own_hub)
+    dropped = await control.create_workflow("not wanted any more")
+    kept = await control.create_workflow("still followed")
+    await monitor.subscribe_all()
+    await monitor.unsubscribe(dropped.id)
+    appeared: list[str] = []
+    monitor.on("doc", lambda mirror: appeared.append(mirror.doc))
+    # Both change, `kept` last: once its mirror shows it, and one more round trip, `dropped`'s patch has come and gone.
+    await dropped.start()
+    await kept.start()
+    await monitor.docs[kept.id].until(lambda state, _: state["status"] == "in_progress")
+    await monitor.summary(kept.id)
+    assert appeared == [] and dropped.id not in monitor.docs
+    again = await monitor.subscribe(dropped.id)
+    await dropped.complete()
+    await again.until(lambda state, _: state["status"] == "completed")
+    assert monitor.docs[dropped.id] is again
