@@ -39,14 +39,14 @@ async function setup() {
 describe('a report whose files the hub is still reading', () => {
   it('is taken although reading them outlasts the lease it arrived within', async () => {
     const { hub, wf, writer, prober, file, gate, reading } = await setup();
-    await wf.createWorkOrder({ id: 'job', taskType: 't', maxAttempts: 1, timeouts: { leaseMs: 500 } });
+    await wf.createWorkOrder({ id: 'job', taskType: 't', maxAttempts: 1, timeouts: { leaseMs: 1000 } });
     const { assignment, ack } = await writer.nextOffer();
     ack({ accept: true });
     await untilOrder(hub, wf.id, 'job', 'running');
     const completion = writer.request('task.complete', { ...refOf(assignment), result: 'rows: 1', outputs: [{ id: 'out', path: file }] });
     await reading();
     // A probe with the same lease, accepted later and then silent: once it lapsed, the job's lease would have too.
-    await wf.createWorkOrder({ id: 'probe', taskType: 'p', maxAttempts: 1, timeouts: { leaseMs: 500 } });
+    await wf.createWorkOrder({ id: 'probe', taskType: 'p', maxAttempts: 1, timeouts: { leaseMs: 1000 } });
     const probe = await prober.nextOffer();
     probe.ack({ accept: true });
     expect((await untilOrder(hub, wf.id, 'probe', 'failed')).history.map((run) => run.outcome)).toEqual(['lease_expired']);

@@ -262,7 +262,7 @@ describe('a completion lost on the way to the hub', () => {
     const proxy = await startTcpProxy(hub.port);
     const other = await startTcpProxy(hub.port);
     onTestFinished(() => Promise.all([proxy.close(), other.close()]).then(() => undefined));
-    const worker = await connectAgent({ url: [proxy.through(hub.url), other.through(hub.url)], token: TOKENS.agent, agentId: 'cut-off', agentType: 'w', requestTimeoutMs: 1000, logger: null });
+    const worker = await connectAgent({ url: [proxy.through(hub.url), other.through(hub.url)], token: TOKENS.agent, agentId: 'cut-off', agentType: 'w', requestTimeoutMs: 2000, logger: null });
     onTestFinished(() => worker.close());
     const started = deferred();
     const finish = deferred();
