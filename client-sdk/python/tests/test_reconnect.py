@@ -131,6 +131,8 @@ class Proxy:
         self.port = 0
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.AbstractServer | None = None
+        #: While set, new connections are closed at once: the client stays away, trying again.
+        self.refusing = False
 
     async def start(self) -> Proxy:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
@@ -138,6 +140,9 @@ class Proxy:
         return self
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.transport.abort()
+            return
         upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers += [writer, upstream_writer]
 
@@ -297,3 +302,40 @@ async def test_a_first_connection_given_every_node_moves_on_from_a_frozen_one_to
             await control.close()
     finally:
         os.kill(frozen.pid, signal.SIGCONT)
+
+
+async def test_a_view_that_can_no_longer_be_followed_is_dropped_at_the_catch_up_and_the_others_catch_up(tmp_path: Any) -> None:
+    hub = Hub(tmp_path, {"keepFinishedMs": 0}).start()
+    proxy = await Proxy(hub.port).start()
+    opened: list[Any] = []
+    try:
+        control = await connect_control(hub.url, TOKENS["admin"])
+        monitor = await connect_monitor(f"http://127.0.0.1:{proxy.port}", TOKENS["monitor"])
+        opened += [control, monitor]
+        nightly = await control.create_workflow("yesterday", id="nightly")
+        await nightly.start()
+        await nightly.create_work_orders([{"id": f"o{n}", "task_type": "nobody"} for n in (1, 2, 3)])
+        other = await control.create_workflow("goes on", id="other")
+        await other.start()
+        page = await monitor.subscribe("nightly", view={"kind": "orders", "before": "o2"})
+        assert page.state["ids"] == ["o1"]
+        summary = await monitor.subscribe("other", view={"kind": "summary"})
+        # Away while nightly ends, is archived, pruned and made anew without an o2 (its page is VALIDATION now), and the other moves on.
+        proxy.refusing = True
+        proxy.cut()
+        await until(lambda: not monitor.connection.connected, "the monitor to see its connection drop")
+        await nightly.complete()
+        removed: list[str] = []
+        while "nightly" not in removed:
+            removed += [item["workflowId"] for item in await control.prune_archive(0)]
+            await asyncio.sleep(0.01)
+        await control.create_workflow("today", id="nightly")
+        await other.update_progress("load", 40)
+        proxy.refusing = False
+        await summary.until(lambda view, _: view["progress"] == 40)
+        assert page.doc not in monitor.docs
+    finally:
+        await asyncio.gather(*(client.close() for client in opened), return_exceptions=True)
+        await proxy.close()
+        await asyncio.get_running_loop().run_in_executor(None, hub.stop)
+
