@@ -153,6 +153,16 @@ describe('objectives, KPIs and progress (domain)', () => {
     expect(workflow.stages.cleaning!.completedAt).toBeNull();
   });
 
+  it('keeps overall progress below 100 while a stage is: 100 and 99.99 are 99.99, not a rounded 100', () => {
+    const d = domain();
+    const id = create(d);
+    d.run('workflow.progress', { workflowId: id, stage: 'build', percentage: 100 });
+    d.run('workflow.progress', { workflowId: id, stage: 'ship', percentage: 99.99 });
+    expect(d.state.workflows.get(id)!.progress).toBe(99.99);
+    d.run('workflow.progress', { workflowId: id, stage: 'ship', percentage: 100 });
+    expect(d.state.workflows.get(id)!.progress).toBe(100);
+  });
+
   it('shows 100 once a workflow completes, while its stages keep theirs; failing or cancelling keeps the stage mean', () => {
     const d = domain();
     const [completed, failed, cancelled] = [create(d), create(d), create(d)];

@@ -22,12 +22,16 @@ export function followOrders(t: CommandContext, workflow: Workflow): void {
 function overallWith(workflow: Workflow, stage: string, percentage: number): number {
   let sum = percentage;
   let count = 1;
+  let done = percentage >= 100;
   for (const [name, other] of Object.entries(workflow.stages)) {
     if (name === stage) continue;
     sum += other.progress;
     count++;
+    done &&= other.progress >= 100;
   }
-  return Math.round((sum / count) * 100) / 100;
+  const mean = Math.round((sum / count) * 100) / 100;
+  // 100 only once every stage is: 100 and 99.99 rounded to 100 (as the orders' share, order-progress.ts).
+  return done ? mean : Math.min(mean, 99.99);
 }
 
 /** Sets one stage's progress (0..100) and re-derives the overall progress: from the stages from now on. */
