@@ -76,6 +76,11 @@ describe('live monitoring', () => {
     const hub = await startHub();
     const pool = await (await monitor(hub)).subscribe('@agents');
     expect({ version: pool.version, state: pool.state }).toEqual({ version: 0, state: {} });
+    // So to subscribeAll, beside the workflows.
+    await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'one workflow, no agent yet' });
+    const all = await (await monitor(hub)).subscribeAll();
+    expect([...all].map(([doc, mirror]) => [doc, mirror.version, mirror.state ?? null]).filter(([doc]) => doc === '@agents')).toEqual([['@agents', 0, {}]]);
+    expect([...all.keys()].sort()).toEqual(['@agents', 'wf']);
     const worker = await agent(hub, { agentId: 'first', agentType: 'w' });
     await pool.until((state) => state?.['first'] !== undefined);
     await expectInSync(hub, pool);

@@ -294,7 +294,8 @@ export class PatchStream {
     // Told to call subscribeAll again after falling behind: its scope's rooms of workflows not created yet are joined there only.
     socket.data.followsAll = true;
     socket.data.scope = scope;
-    const docs = docKeys(this.hub.state).filter(visible);
+    // The pool before its first agent too, as {} (see snapshotOf).
+    const docs = (this.hub.state.agents ? docKeys(this.hub.state) : [...docKeys(this.hub.state), AGENTS_DOC]).filter(visible);
     const held = (doc: DocKey) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined);
     const subscriptions = docs.map((doc) => this.catchUp(socket, doc, held(doc)));
     if (scope) void socket.join([...scope, '@agents'].map(room));

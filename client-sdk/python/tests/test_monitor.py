@@ -255,3 +255,17 @@ async def test_a_document_unsubscribed_from_while_following_everything_stays_unf
     await dropped.complete()
     await again.until(lambda state, _: state["status"] == "completed")
     assert monitor.docs[dropped.id] is again
+
+
+async def test_the_pool_before_its_first_agent_is_empty_to_subscribe_and_subscribe_all_then_followed(own_hub: Hub) -> None:
+    control, monitor = await clients(own_hub)
+    pool = await monitor.subscribe("@agents")
+    assert (pool.version, pool.state) == (0, {})
+    wf = await control.create_workflow("one workflow, no agent yet")
+    _, everything = await clients(own_hub)
+    mirrors = await everything.subscribe_all()
+    assert sorted(mirrors) == sorted(["@agents", wf.id]) and mirrors["@agents"].state == {}
+    worker = await agent(own_hub, "nothing", agent_id="first")
+    await pool.until(lambda state, _: "first" in state)
+    await mirrors["@agents"].until(lambda state, _: "first" in state)
+    await worker.close()
