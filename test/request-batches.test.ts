@@ -102,6 +102,23 @@ describe('a batch of requests in one message (raw protocol)', () => {
     expect(read).toMatchObject({ ok: true, data: { version: 2, workflow: { status: 'pending', startedAt: null } } });
     expect(order).toMatchObject({ ok: true, data: { version: 2, item: { state: 'pending' } } });
   });
+
+  it('starts the requests that follow a batch waiting on a read after the batch’s, in the order they came', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'order of requests' });
+    // Over 256 KB: its report is rendered in the worker thread, a read that takes a while.
+    await wf.createWorkOrders([0, 1].map((i) => ({ id: `big${i}`, taskType: 'nobody', input: { blob: 'x'.repeat(200_000) } })));
+    const socket = io(`${hub.url}/control`, { auth: { token: TOKENS.admin }, transports: ['websocket'], forceNew: true, reconnection: false });
+    onTestFinished(() => void socket.disconnect());
+    const batch = socket.emitWithAck('batch', [
+      ['workflow.report', { workflowId: 'wf', format: 'markdown' }],
+      ['workflow.start', { workflowId: 'wf' }],
+    ]);
+    const complete = socket.emitWithAck('workflow.complete', { workflowId: 'wf' });
+    const [batchReply, completeReply] = await Promise.all([batch, complete]);
+    expect(outcomes(batchReply.data)).toEqual(['ok', 'ok']);
+    expect(completeReply).toMatchObject({ ok: true, data: { status: 'completed' } });
+  });
 });
 
 describe('the TypeScript SDK batching requests', () => {

@@ -55,6 +55,12 @@ export function failure(error: unknown, log: Logger, event: string): Ack<never> 
 
 type Answer = (envelope: Ack<unknown>) => void;
 
+/** How a batch that waits on a read holds back its connection's later requests, and lets them go. */
+interface BatchOrder {
+  hold(): void;
+  release(): void;
+}
+
 const RATE_LIMITED: Ack<never> = { ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } };
 
 /**
@@ -156,6 +162,21 @@ export function bindNamespace<N extends NamespaceName>(
       options.log.info({ namespace: nsp.name, socketId: socket.id, role: grant.role, tokenName: grant.name, agentId: session.actor.agentId, reason }, 'client disconnected');
       options.onDisconnect?.(session, socket, reason);
     });
+    // Requests that come while a batch waits on one of its reads: started after the batch's, in the
+    // order they came, as every request of a connection is (see serveBatch).
+    let held: Array<() => void> | undefined;
+    const order: BatchOrder = {
+      hold: () => void (held ??= []),
+      release: () => {
+        const queue = held ?? [];
+        held = undefined;
+        for (let i = 0; i < queue.length; i++) {
+          // One of them a batch that waits in turn: the rest wait behind it.
+          if (held) return void (held as Array<() => void>).push(...queue.slice(i));
+          queue[i]!();
+        }
+      },
+    };
     socket.onAny((event: string, ...args: unknown[]) => {
       const ack = args[args.length - 1];
       if (typeof ack !== 'function') {
@@ -167,8 +188,9 @@ export function bindNamespace<N extends NamespaceName>(
       if (overflowing(socket, max, options.log, event, false)) return;
       const payload = args.length > 1 ? args[0] : undefined;
       const done = (envelope: Ack<unknown>) => send(answer, envelope, options.log, event, socket, max);
-      if (event === BATCH_EVENT) serveBatch(payload, session, socket, done);
-      else serve(event, payload, session, socket, done);
+      const run = () => (event === BATCH_EVENT ? serveBatch(payload, session, socket, done, order) : serve(event, payload, session, socket, done));
+      if (held) held.push(run);
+      else run();
     });
   });
 
@@ -194,7 +216,7 @@ export function bindNamespace<N extends NamespaceName>(
   }
 
   /** The requests of a batch, each served as if sent alone and in order; `done` gets their envelopes together once all are answered. */
-  function serveBatch(payload: unknown, session: Session, socket: Socket, done: Answer): void {
+  function serveBatch(payload: unknown, session: Session, socket: Socket, done: Answer, order: BatchOrder): void {
     const parsed = BatchRequest.safeParse(payload);
     if (!parsed.success) {
       // A malformed batch runs none of its requests, but costs a token as any malformed request does.
@@ -206,6 +228,8 @@ export function bindNamespace<N extends NamespaceName>(
     let left = entries.length;
     // A read's reply may be the state itself: it is answered before the requests after it are served
     // (they would change what it read), and copied, since the batch is sent once all are answered.
+    // Meanwhile the connection's later requests wait too (`order`), so that none overtakes them.
+    let holding = false;
     const serveFrom = (first: number): void => {
       for (let i = first; i < entries.length; i++) {
         const [event, entry] = entries[i]!;
@@ -216,10 +240,16 @@ export function bindNamespace<N extends NamespaceName>(
           replies[i] = read && envelope.ok ? { ok: true, data: copyPlain(envelope.data) } : envelope;
           answered = true;
           if (--left === 0) done({ ok: true, data: replies });
-          else if (waiting) serveFrom(i + 1);
+          if (waiting) serveFrom(i + 1);
         });
-        if (read && !answered) return void (waiting = true);
+        if (read && !answered) {
+          waiting = true;
+          if (!holding) order.hold();
+          holding = true;
+          return;
+        }
       }
+      if (holding) order.release();
     };
     serveFrom(0);
   }
