@@ -235,23 +235,18 @@ class Connection:
                     min(self._try_timeout, max(0.0, deadline - loop.time())),
                 )
                 await asyncio.wait_for(self._answered.wait(), min(self._try_timeout, max(0.0, deadline - loop.time())))
-            except socketio.exceptions.ConnectionError as error:
-                failure = HubError("DISCONNECTED", f"cannot reach the hub at {url} ({error}). Is it running? Start one with `switchboard start`.")
-                if self._failover.urls == [url]:
-                    await self._shut()
-                    raise failure from None
-                self._failover.unreachable()
-                await self._pause_or_give_up(self._failover.pause(), deadline, timeout, tried, failure)
-                continue
-            except asyncio.TimeoutError:
+            except (socketio.exceptions.ConnectionError, asyncio.TimeoutError) as error:
+                silent = isinstance(error, asyncio.TimeoutError)
+                failure = HubError("DISCONNECTED", f"no answer from the hub at {url} within {min(timeout, self._try_timeout)} s" if silent else
+                                   f"cannot reach the hub at {url} ({error}). Is it running? Start one with `switchboard start`.")
                 if self._failover.urls == [url] or loop.time() >= deadline:
                     await self._shut()
-                    raise HubError("DISCONNECTED", f"no answer from the hub at {url} within {timeout} s") from None
-                # A node of a cluster that does not answer (frozen): the next one is tried.
-                with contextlib.suppress(Exception):
-                    await self._sio.disconnect()
+                    raise failure from None
+                if silent:
+                    # A node of a cluster that does not answer (frozen), left half connected: the next one is tried.
+                    with contextlib.suppress(Exception):
+                        await self._sio.disconnect()
                 self._failover.unreachable()
-                failure = HubError("DISCONNECTED", f"no answer from the hub at {url} within {self._try_timeout} s")
                 await self._pause_or_give_up(self._failover.pause(), deadline, timeout, tried, failure)
                 continue
             refused = self._refused
