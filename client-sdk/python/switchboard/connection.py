@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
@@ -164,6 +165,17 @@ class Connection:
         self._sio.on("connect_error", self._on_connect_error, namespace=self.namespace)
         # A node that cannot be reached is told on the root namespace.
         self._sio.on("connect_error", self._on_unreachable, namespace="/")
+        #: When the node last sent anything (time.monotonic()): a packet, or engine.io's ping.
+        self._heard_at = 0.0
+        if cluster:
+            # Private, for want of a public hook in python-engineio 4.3: every packet received goes through it.
+            receive = self._sio.eio._receive_packet
+
+            async def heard(packet: Any) -> None:
+                self._heard_at = time.monotonic()
+                await receive(packet)
+
+            self._sio.eio._receive_packet = heard
         # What a request costs a connection that is mid-unsure create: keys whose outcome is unknown.
         self._unsure: set[str] = set()
         #: Off once a hub did not understand a batch (it predates them).
@@ -458,12 +470,28 @@ class Connection:
             self._queued.append((event, payload, deadline, future))
             if len(self._queued) == 1:
                 loop.call_soon(self._flush)
+        sent_at = time.monotonic()
         try:
             return await asyncio.wait_for(future, max(0.001, deadline - loop.time()))
         except asyncio.TimeoutError:
-            raise HubError("TIMEOUT", f"{event} got no answer from the hub at {self.url} within {wait} s") from None
+            silent = self.url
+            # A request given less than request_timeout says nothing of the node: it must not drop the connection.
+            if wait >= self.request_timeout:
+                self._abandon(sent_at)
+            raise HubError("TIMEOUT", f"{event} got no answer from the hub at {silent} within {wait} s") from None
         finally:
             self._pending.pop(future, None)
+
+    def _abandon(self, since: float) -> None:
+        """Leaves the node connected to for the next of a cluster's when it has sent nothing since `since` (a request that
+        went unanswered): one that stops answering (frozen, or cut off) may keep its socket open until engine.io's ping
+        timeout, about 45 s. A node that answers other requests is only slow with this one: it is kept. One URL: nothing."""
+        ws = getattr(self._sio.eio, "ws", None)
+        if len(self._failover.urls) < 2 or not self.connected or self._heard_at > since or ws is None:
+            return
+        self._failover.unreachable()
+        # Closed, python-socketio reconnects, asking self.url: the next node.
+        self.spawn(ws.close())
 
     async def _emit_alone(self, event: str, payload: dict[str, Any], future: asyncio.Future[Any]) -> None:
         """Emits one request on its own; its ack answers `future`, and a failure to send it (DISCONNECTED, not JSON) fails it."""

@@ -339,3 +339,27 @@ async def test_a_view_that_can_no_longer_be_followed_is_dropped_at_the_catch_up_
         await proxy.close()
         await asyncio.get_running_loop().run_in_executor(None, hub.stop)
 
+
+
+async def test_a_client_given_every_node_leaves_one_that_stops_answering_once_a_request_goes_unanswered(own_hub: Hub, hub: Hub) -> None:
+    control = await connect_control([own_hub.url, hub.url], TOKENS["admin"], request_timeout=1)
+    try:
+        assert control.connection.url == own_hub.url
+        reconnected = asyncio.Event()
+        control.connection.on_reconnect(reconnected.set)
+        frozen = own_hub._process
+        assert frozen is not None
+        os.kill(frozen.pid, signal.SIGSTOP)
+        try:
+            # Unanswered, with nothing else heard from that node since it was sent: the client moves on (engine.io's ping
+            # timeout would take about 45 s).
+            with pytest.raises(HubError) as silent:
+                await control.list_workflows()
+            assert silent.value.code == "TIMEOUT"
+            await asyncio.wait_for(reconnected.wait(), 12)
+            assert control.connection.url == hub.url
+            assert (await control.create_workflow("past a frozen node")).id
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+    finally:
+        await control.close()
