@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { inTransaction } from './transaction.ts';
 
 /**
  * The tables a cluster keeps in PostgreSQL, each keyed by partition (one leader per partition; one
@@ -67,16 +68,8 @@ const SCHEMA_LOCK = 0x5b0a_2d01;
 
 /** Creates the cluster's tables when they are missing. */
 export async function ensureSchema(pool: Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
     await client.query(TABLES);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
