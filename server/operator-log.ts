@@ -41,6 +41,11 @@ export function logNotices(log: Logger, effects: readonly Effect[]): void {
         log.warn({ workflowId, workOrderId, taskType, attempts, error }, 'work order failed for good (dead-lettered)');
         break;
       }
+      case 'timer.failed': {
+        const { timer, error, failures, retryInMs } = effect;
+        log.error({ timer, failures, retryInMs, err: error }, 'a timer of the sweep failed: its change was undone, the others ran; it is tried again later');
+        break;
+      }
     }
   }
 }

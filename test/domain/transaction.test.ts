@@ -103,4 +103,52 @@ describe('Transaction', () => {
     tx.rollback();
     expect(JSON.stringify(docRoot(loaded, workflowId))).toBe(before);
   });
+
+  it('isolate undoes only what its change wrote when it throws: ops, versions, effects and runtime undos made before it stay', () => {
+    const state = stateWithDoc();
+    const tx = new Transaction<string>(state);
+    let runtime = 0;
+    tx.set('wf', ['status'], 'done');
+    tx.effect('before');
+    const failed = tx.isolate(() => {
+      tx.set('wf', ['status'], 'broken');
+      tx.append('wf', ['tags'], 'x');
+      tx.putDoc('other', { fresh: true });
+      tx.onUndo(() => runtime++);
+      tx.effect('inside');
+      // One that ran through inside one that fails is undone with it.
+      expect(tx.isolate(() => tx.set('wf', ['note'], 'nested')).ok).toBe(true);
+      throw new Error('bug');
+    });
+    expect(failed).toMatchObject({ ok: false, error: new Error('bug') });
+    expect(docRoot(state, 'wf')).toMatchObject({ status: 'done', tags: ['a', 'b'] });
+    expect(docRoot(state, 'wf')).not.toHaveProperty('note');
+    expect(docRoot(state, 'other')).toBeUndefined();
+    expect(state.versions.has('other')).toBe(false);
+    expect(versionOf(state, 'wf')).toBe(4);
+    expect([...tx.changes]).toEqual([['wf', [{ op: 'replace', path: '/status', value: 'done' }]]]);
+    expect(tx.effects).toEqual(['before']);
+    expect(runtime).toBe(1);
+
+    // What ran through is kept, and the whole transaction still rolls back to before it.
+    expect(tx.isolate(() => tx.set('wf', ['note'], 'kept'))).toEqual({ ok: true, value: undefined });
+    expect(tx.changes.get('wf')).toHaveLength(2);
+    tx.rollback();
+    expect(docRoot(state, 'wf')).toEqual(docRoot(stateWithDoc(), 'wf'));
+    expect(versionOf(state, 'wf')).toBe(3);
+  });
+
+  it('isolate restores a document dropped inside it, with its version and ops', () => {
+    const state = stateWithDoc();
+    const tx = new Transaction(state);
+    tx.set('wf', ['status'], 'done');
+    const original = docRoot(state, 'wf');
+    tx.isolate(() => {
+      tx.dropDoc('wf');
+      throw new Error('bug');
+    });
+    expect(docRoot(state, 'wf')).toBe(original);
+    expect(versionOf(state, 'wf')).toBe(4);
+    expect(tx.changes.get('wf')).toEqual([{ op: 'replace', path: '/status', value: 'done' }]);
+  });
 });

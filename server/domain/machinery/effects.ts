@@ -26,7 +26,9 @@ export type Notice =
       error: string;
     }
   | { type: 'order.retrying'; workflowId: string; workOrderId: string; /** The number the next attempt will have. */ attempt: number; at: number }
-  | { type: 'order.deadLettered'; workflowId: string; workOrderId: string; taskType: string; attempts: number; error: string };
+  | { type: 'order.deadLettered'; workflowId: string; workOrderId: string; taskType: string; attempts: number; error: string }
+  /** A timer of the sweep (`offline:<agent>`, `lease:<token>`, `timeout:<order>`...) whose change threw: undone alone and put off. */
+  | { type: 'timer.failed'; timer: string; error: Error; failures: number; retryInMs: number };
 
 /** What the hub does after a change is committed: push an offer, tell an agent to stop or drain, or log a notice. */
 export type Effect =

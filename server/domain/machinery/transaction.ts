@@ -3,6 +3,12 @@ import { EMPTY_ARRAY } from './empty-array.ts';
 import { docRoot, dropDoc, putDoc, versionOf, type DocKey, type HubState } from './state.ts';
 
 type Path = ReadonlyArray<string | number>;
+/** Where isolate() returns to: the undo log's and effects' lengths, and each doc's ops as they were when first touched after it. */
+interface Savepoint {
+  undos: number;
+  effects: number;
+  ops: Map<DocKey, { ops: PatchOp[] | undefined; length: number }>;
+}
 type Container = Record<string, unknown> | unknown[];
 
 /** A plain deep copy of a JSON value, so that state never shares objects with emitted patches (empty arrays excepted: EMPTY_ARRAY cannot change). */
@@ -96,6 +102,8 @@ export class Transaction<E = unknown> {
    * its context per write would be allocated on every command's hot path and kept until its batch is written.
    */
   private readonly undos: unknown[] = [];
+  /** The open savepoints of isolate(), innermost last. */
+  private readonly savepoints: Savepoint[] = [];
 
   constructor(private readonly state: HubState) {}
 
@@ -139,6 +147,7 @@ export class Transaction<E = unknown> {
       putDoc(this.state, doc, previous);
       if (version !== undefined) this.state.versions.set(doc, version);
     });
+    if (this.savepoints.length > 0) this.noteOps(doc);
     this.changes.set(doc, [{ op: 'remove', path: '' }]);
   }
 
@@ -227,9 +236,52 @@ export class Transaction<E = unknown> {
 
   /** Reverts every change of this transaction, newest first. */
   rollback(): void {
+    this.undoTo(0);
+  }
+
+  /**
+   * Runs `change` as a savepoint: if it throws, its own writes, ops and effects are undone, those
+   * made before it kept, and the error is returned. Runtime changes without an onUndo are not
+   * reverted: the caller rebuilds what derives from the documents.
+   */
+  isolate<T>(change: () => T): { ok: true; value: T } | { ok: false; error: unknown } {
+    const savepoint: Savepoint = { undos: this.undos.length, effects: this.effects.length, ops: new Map() };
+    this.savepoints.push(savepoint);
+    try {
+      return { ok: true, value: change() };
+    } catch (error) {
+      const wrote = this.undos.length > savepoint.undos;
+      this.undoTo(savepoint.undos);
+      this.effects.length = savepoint.effects;
+      for (const [doc, { ops, length }] of savepoint.ops) {
+        if (ops === undefined) this.changes.delete(doc);
+        else {
+          ops.length = length;
+          this.changes.set(doc, ops);
+        }
+      }
+      // As after a failed command (StateWriter.apply): a pin may have let go of what was restored.
+      if (wrote && this.state.pins.size > 0) this.state.pins.abortAll('a change that failed was undone');
+      return { ok: false, error };
+    } finally {
+      this.savepoints.pop();
+    }
+  }
+
+  /** Reverts the undo log's entries from `mark` on, newest first. */
+  private undoTo(mark: number): void {
     const log = this.undos;
-    for (let i = log.length - 4; i >= 0; i -= 4) undo(log[i] as Undo, log[i + 1], log[i + 2], log[i + 3]);
-    log.length = 0;
+    for (let i = log.length - 4; i >= mark; i -= 4) undo(log[i] as Undo, log[i + 1], log[i + 2], log[i + 3]);
+    log.length = mark;
+  }
+
+  /** Notes, for each open savepoint that has not yet, the ops `doc` had before it changes. */
+  private noteOps(doc: DocKey): void {
+    for (const savepoint of this.savepoints) {
+      if (savepoint.ops.has(doc)) continue;
+      const ops = this.changes.get(doc);
+      savepoint.ops.set(doc, { ops, length: ops?.length ?? 0 });
+    }
   }
 
   /** Lets readers holding `doc` at an earlier version keep what is about to change (see PinnedDoc), and notes the write for snapshots. */
@@ -240,6 +292,7 @@ export class Transaction<E = unknown> {
   }
 
   private record(doc: DocKey, op: PatchOp): void {
+    if (this.savepoints.length > 0) this.noteOps(doc);
     let ops = this.changes.get(doc);
     if (!ops) {
       ops = [];

@@ -5,6 +5,9 @@ import type { CommandContext } from '../machinery/context.ts';
 import { FINAL_STATES, finishOrder } from './work-orders.ts';
 import { reviewAgent } from './unservable.ts';
 import { orderKey } from './work-index.ts';
+import type { OfflineAgent } from './offline-agents.ts';
+import type { PriorityQueue } from './priority-queue.ts';
+import type { Agent } from '../../../shared/schemas/agent.ts';
 
 /**
  * The hub's periodic check, with the clock it is given: offers past their accept deadline go to
@@ -22,80 +25,146 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
   const monotonicNow = t.ctx.monotonicNow;
   const result = { expiredOffers: 0, lapsedLeases: 0, offline: 0, forgotten: 0, timedOut: 0 };
   const orderOf = (workflowId: string, workOrderId: string) => t.state.workflows.get(workflowId)?.workOrders[workOrderId];
+  const count = (what: keyof typeof result | undefined) => {
+    if (what) result[what]++;
+  };
+  // A timer whose change failed lately waits its turn (SweepFaults).
+  const putOff = (key: string) => !work.sweepFaults.mayRun(key, monotonicNow);
 
   for (const [agentId, since] of work.disconnected) {
     const agent = t.state.agents?.[agentId];
-    if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > monotonicNow) continue;
-    // The wall-clock time it left, for the log (`since` is on the monotonic clock).
-    const disconnectedAt = agent.disconnectedSince ?? now;
-    // Draining belongs to its id: it registers again as draining.
-    if (agent.status === 'draining') setDrainingOnReturn(t, agent, true);
-    // The time is in the document, so that a restart does not start the wait to forget it over.
-    t.tx.assign(AGENTS_DOC, [agentId], { status: 'offline', offlineSince: now, disconnectedSince: null });
-    work.offline.watch(agentId, now);
-    // Offline now: no longer watched every sweep (ephemeral agent ids would pile up otherwise).
-    work.disconnected.delete(agentId);
-    t.tx.onUndo(() => work.disconnected.set(agentId, since));
-    // No longer one that takes work: orders only it could do are marked.
-    reviewAgent(t, agentId);
-    result.offline++;
-    t.tx.effect({ type: 'agent.offline', agentId, disconnectedAt });
-    for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
-      const active = work.active.get(token)!;
-      const order = orderOf(active.workflowId, active.workOrderId)!;
-      if (active.phase === 'offered') withdrawOffer(t, order, { reason: 'agent went offline' });
-      else failAttempt(t, order, 'agent_lost', { error: `agent ${agentId} went offline`, retryable: true });
-    }
+    if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > monotonicNow || putOff(`offline:${agentId}`)) continue;
+    count(runTimer(t, `offline:${agentId}`, () => markOffline(t, agent, since)));
   }
 
   const forgetAfter = t.ctx.settings.forgetAgentsAfterMs;
+  const waiting: OfflineAgent[] = [];
   for (let due = work.offline.nextDue(now - forgetAfter); due; due = work.offline.nextDue(now - forgetAfter)) {
-    const agent = t.state.agents && Object.hasOwn(t.state.agents, due.agentId) ? t.state.agents[due.agentId] : undefined;
+    const agentId = due.agentId;
+    const agent = t.state.agents && Object.hasOwn(t.state.agents, agentId) ? t.state.agents[agentId] : undefined;
     // Back since: nothing to forget. Back and offline again since: its wait starts from then.
     if (agent?.status !== 'offline' || typeof agent.offlineSince !== 'number') continue;
     if (agent.offlineSince + forgetAfter > now) {
       work.offline.watch(agent.id, agent.offlineSince);
       continue;
     }
-    t.tx.remove(AGENTS_DOC, [agent.id]);
-    t.tx.onUndo(work.agentIds.remove(agent.id));
-    work.forgetAgent(agent);
-    result.forgotten++;
-    t.tx.effect({ type: 'agent.forgotten', agentId: agent.id, offlineSince: agent.offlineSince });
+    if (putOff(`forget:${agentId}`)) {
+      waiting.push(due);
+      continue;
+    }
+    count(runTimer(t, `forget:${agentId}`, () => {
+      t.tx.remove(AGENTS_DOC, [agent.id]);
+      t.tx.onUndo(work.agentIds.remove(agent.id));
+      work.forgetAgent(agent);
+      t.tx.effect({ type: 'agent.forgotten', agentId: agent.id, offlineSince: agent.offlineSince! });
+      return 'forgotten' as const;
+    }));
   }
+  for (const due of waiting) work.offline.watch(due.agentId, due.at);
 
   for (const [token, active] of [...work.active]) {
     const order = orderOf(active.workflowId, active.workOrderId);
     if (!order || order.attempt?.token !== token) continue;
-    if (active.phase === 'offered' && active.offerDeadline <= monotonicNow) {
+    if (active.phase === 'offered' && active.offerDeadline <= monotonicNow && !putOff(`offer:${token}`)) {
       // Silence from a draining agent says nothing of the order, as its decline does not (answerOffer).
       const draining = t.state.agents?.[active.agentId]?.status === 'draining';
-      withdrawOffer(t, order, { reason: 'no answer before the accept deadline', excludeAgent: !active.carried && !draining });
-      result.expiredOffers++;
-    } else if (active.phase === 'running' && (work.leases.get(token) ?? Infinity) <= monotonicNow) {
-      failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });
-      result.lapsedLeases++;
+      count(runTimer(t, `offer:${token}`, () => {
+        withdrawOffer(t, order, { reason: 'no answer before the accept deadline', excludeAgent: !active.carried && !draining });
+        return 'expiredOffers' as const;
+      }));
+    } else if (active.phase === 'running' && (work.leases.get(token) ?? Infinity) <= monotonicNow && !putOff(`lease:${token}`)) {
+      count(runTimer(t, `lease:${token}`, () => {
+        failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });
+        return 'lapsedLeases' as const;
+      }));
     }
   }
 
-  while (work.delayed.size > 0 && work.delayed.peek()!.at <= monotonicNow) {
-    const due = work.delayed.pop()!;
+  for (const due of dueEntries(work.delayed, monotonicNow)) {
     const order = orderOf(due.workflowId, due.workOrderId);
     // Not a timer of an earlier backoff (the order ran and backed off again since).
-    if (order?.state === 'queued' && order.notBefore === due.notBefore) {
+    if (order?.state !== 'queued' || order.notBefore !== due.notBefore) continue;
+    const key = `backoff:${orderKey(order.workflowId, order.id)}`;
+    if (putOff(key)) {
+      work.delayed.push(due);
+      continue;
+    }
+    runTimer(t, key, () => {
       t.tx.set(order.workflowId, ['workOrders', order.id, 'notBefore'], null);
       // Already in the queue when its backoff ended while the hub was down (WorkIndex.enqueue).
       if (!work.queued.has(orderKey(order.workflowId, order.id))) work.enqueue(order, now, monotonicNow);
-    }
+    });
   }
 
-  while (work.deadlines.size > 0 && work.deadlines.peek()!.at <= monotonicNow) {
-    const due = work.deadlines.pop()!;
+  for (const due of dueEntries(work.deadlines, monotonicNow)) {
     const order = orderOf(due.workflowId, due.workOrderId);
     // Not a timer of another order of that id (its workflow was deleted, and the id taken again).
     if (!order || FINAL_STATES.has(order.state) || order.firstQueuedAt !== due.firstQueuedAt || order.timeouts.overallMs === null) continue;
-    finishOrder(t, order, 'failed', { error: `overall timeout of ${order.timeouts.overallMs} ms exceeded` });
-    result.timedOut++;
+    const key = `timeout:${orderKey(order.workflowId, order.id)}`;
+    if (putOff(key)) {
+      work.deadlines.push(due);
+      continue;
+    }
+    count(runTimer(t, key, () => {
+      finishOrder(t, order, 'failed', { error: `overall timeout of ${order.timeouts.overallMs} ms exceeded` });
+      return 'timedOut' as const;
+    }));
   }
   return result;
+}
+
+/** An agent gone longer than its grace period goes offline: its offers are withdrawn and its attempts fail. */
+function markOffline(t: CommandContext, agent: Agent, since: number): 'offline' {
+  const work = t.state.work;
+  const agentId = agent.id;
+  // The wall-clock time it left, for the log (`since` is on the monotonic clock).
+  const disconnectedAt = agent.disconnectedSince ?? t.ctx.now;
+  // Draining belongs to its id: it registers again as draining.
+  if (agent.status === 'draining') setDrainingOnReturn(t, agent, true);
+  // The time is in the document, so that a restart does not start the wait to forget it over.
+  t.tx.assign(AGENTS_DOC, [agentId], { status: 'offline', offlineSince: t.ctx.now, disconnectedSince: null });
+  work.offline.watch(agentId, t.ctx.now);
+  // Offline now: no longer watched every sweep (ephemeral agent ids would pile up otherwise).
+  work.disconnected.delete(agentId);
+  t.tx.onUndo(() => work.disconnected.set(agentId, since));
+  // No longer one that takes work: orders only it could do are marked.
+  reviewAgent(t, agentId);
+  t.tx.effect({ type: 'agent.offline', agentId, disconnectedAt });
+  for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
+    const active = work.active.get(token)!;
+    const order = t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!;
+    if (active.phase === 'offered') withdrawOffer(t, order, { reason: 'agent went offline' });
+    else failAttempt(t, order, 'agent_lost', { error: `agent ${agentId} went offline`, retryable: true });
+  }
+  return 'offline';
+}
+
+/** Takes the entries of a timer queue due at `monotonicNow`, earliest first. */
+function dueEntries<T extends { at: number }>(queue: PriorityQueue<T>, monotonicNow: number): T[] {
+  const due: T[] = [];
+  while (queue.size > 0 && queue.peek()!.at <= monotonicNow) due.push(queue.pop()!);
+  return due;
+}
+
+/**
+ * Runs one timer's change alone (a savepoint): one that throws something unexpected is undone by
+ * itself, the index (timers included) is derived anew from the documents, the operator is told,
+ * and the timer is put off with a growing wait (SweepFaults), while the others run. Returns the
+ * change's value, or undefined when it failed.
+ */
+function runTimer<T>(t: CommandContext, key: string, change: () => T): T | undefined {
+  const work = t.state.work;
+  const monotonicNow = t.ctx.monotonicNow;
+  const outcome = t.tx.isolate(change);
+  if (outcome.ok) {
+    work.sweepFaults.cleared(key);
+    return outcome.value;
+  }
+  const { count, retryInMs } = work.sweepFaults.failed(key, monotonicNow);
+  // The savepoint undid the documents; runtime changes without an undo are derived from them anew.
+  work.rebuild(t.state.workflows.values(), t.state.agents, t.ctx.now, monotonicNow);
+  t.state.inventory.rebuild(t.state.workflows.values());
+  const error = outcome.error;
+  t.tx.effect({ type: 'timer.failed', timer: key, error: error instanceof Error ? error : new Error(String(error)), failures: count, retryInMs });
+  return undefined;
 }
