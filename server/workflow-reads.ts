@@ -1,6 +1,6 @@
 import type { WorkflowSummary } from '../shared/schemas/summary.ts';
 import { workflowSummary } from './domain/machinery/queries.ts';
-import { emptyState, type HubState } from './domain/machinery/state.ts';
+import { emptyState, putDoc, type HubState } from './domain/machinery/state.ts';
 import { countOrders } from './domain/work/order-lists.ts';
 import type { StateWriter } from './state-writer.ts';
 import type { ArchivedHeader, WorkflowArchive } from './store/archive.ts';
@@ -87,7 +87,7 @@ export class WorkflowReads {
     // Deleted meanwhile: the hub's state answers NOT_FOUND.
     if (!archived) return this.hub.state;
     const state = emptyState(this.agingMs);
-    state.workflows.set(workflowId, archived.workflow);
+    putDoc(state, workflowId, archived.workflow);
     state.versions.set(workflowId, archived.v);
     // Reports name agents by the pool only for work recorded before workflows kept those details.
     state.agents = this.hub.state.agents;

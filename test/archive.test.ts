@@ -183,6 +183,50 @@ describe('archiving ended workflows', () => {
     expect((await page(10)).ids).toEqual(['a', 'b', 'c', 'd', 'e']);
   });
 
+  it('pages by creation time after the clock stepped back, either way, neither skipping nor repeating a workflow archived between pages', async () => {
+    const { hub, clock } = await hubWithClock(tempDir());
+    const client = await control(hub);
+    const made = new Map<string, WorkflowHandle>();
+    const create = async (id: string) => made.set(id, await client.createWorkflow({ id, userQuery: id }));
+    await create('x');
+    clock.now += 100;
+    await create('y');
+    // The clock steps back: z is created after y, yet earlier by createdAt.
+    clock.now -= 50;
+    await create('z');
+    const page = async (order: 'asc' | 'desc', cursor?: string) => {
+      const reply = await client.listWorkflows({ order, limit: 1, ...(cursor === undefined ? {} : { cursor }) });
+      return { ids: reply.items.map((item) => item.id), cursor: reply.nextCursor ?? undefined };
+    };
+    expect((await client.listWorkflows()).items.map((w) => w.id)).toEqual(['x', 'z', 'y']);
+    expect((await client.listWorkflows({ order: 'desc' })).items.map((w) => w.id)).toEqual(['y', 'z', 'x']);
+
+    // Oldest first: the cursor x stays live, y (not yet shown) and then the cursor z are archived.
+    const first = await page('asc');
+    await made.get('y')!.cancel();
+    await archived(hub, clock, 'y');
+    const second = await page('asc', first.cursor);
+    await made.get('z')!.cancel();
+    await archived(hub, clock, 'z');
+    const third = await page('asc', second.cursor);
+    expect([first, second, third]).toEqual([
+      { ids: ['x'], cursor: 'x' },
+      { ids: ['z'], cursor: 'z' },
+      { ids: ['y'], cursor: undefined },
+    ]);
+
+    // Newest first, with x archived after the first page.
+    const newest = await page('desc');
+    await made.get('x')!.cancel();
+    await archived(hub, clock, 'x');
+    const next = await page('desc', newest.cursor);
+    expect([newest, next, await page('desc', next.cursor)]).toEqual([
+      { ids: ['y'], cursor: 'y' },
+      { ids: ['z'], cursor: 'z' },
+      { ids: ['x'], cursor: undefined },
+    ]);
+  });
+
   it('deletes archived workflows past retentionMs, and prunes by hand saying what it removed', async () => {
     const dataDir = tempDir();
     const { hub, clock } = await hubWithClock(dataDir, { retentionMs: 3_600_000 });

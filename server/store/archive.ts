@@ -1,6 +1,7 @@
 import { HubError } from '../../shared/errors.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
-import { compareCreation, workflowHeader, type Workflow, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
+import { CreationOrder } from '../../shared/creation-order.ts';
+import { workflowHeader, type Workflow, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
 import { Id } from '../../shared/schemas/common.ts';
 
 /** What the hub keeps in memory of an archived workflow: its list header, its final version and when it was archived. */
@@ -78,51 +79,5 @@ export function damaged(id: string, where: string, why: string): HubError {
   return new HubError('INTERNAL', `archived workflow ${id} in ${where} is damaged (${why})`);
 }
 
-/**
- * Headers kept in the order of workflow.list (creation, then id): a new one goes in by binary
- * search (it was usually created recently, so it lands near the end). Shared by every archive implementation.
- */
-export class HeaderIndex {
-  private readonly byId = new Map<string, ArchivedHeader>();
-  private readonly sorted: ArchivedHeader[] = [];
-
-  get size(): number {
-    return this.byId.size;
-  }
-
-  has(id: string): boolean {
-    return this.byId.has(id);
-  }
-
-  get(id: string): ArchivedHeader | undefined {
-    return this.byId.get(id);
-  }
-
-  all(): readonly ArchivedHeader[] {
-    return this.sorted;
-  }
-
-  /** Adds a header, replacing one with the same id. */
-  put(header: ArchivedHeader): void {
-    if (this.byId.has(header.id)) this.delete([header.id]);
-    this.byId.set(header.id, header);
-    let low = 0;
-    let high = this.sorted.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      const other = this.sorted[middle]!;
-      if (compareCreation(other.createdAt, other.id, header.createdAt, header.id) < 0) low = middle + 1;
-      else high = middle;
-    }
-    this.sorted.splice(low, 0, header);
-  }
-
-  /** Drops headers (one pass over the list, whatever their number). */
-  delete(ids: readonly string[]): void {
-    const gone = new Set(ids.filter((id) => this.byId.delete(id)));
-    if (gone.size === 0) return;
-    let kept = 0;
-    for (const header of this.sorted) if (!gone.has(header.id)) this.sorted[kept++] = header;
-    this.sorted.length = kept;
-  }
-}
+/** Archived headers in the order of workflow.list, with a lookup by id. Shared by every archive implementation. */
+export class HeaderIndex extends CreationOrder<ArchivedHeader> {}

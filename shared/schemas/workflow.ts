@@ -117,7 +117,12 @@ export const UpdateProgressInput = z.strictObject({
   percentage: Percentage,
 });
 
-export const ListWorkflowsInput = z.strictObject({ status: WorkflowStatus.optional(), ...Page });
+export const ListWorkflowsInput = z.strictObject({
+  status: WorkflowStatus.optional(),
+  /** Oldest first (`asc`) or newest first (`desc`), by creation time, then id. */
+  order: z.enum(['asc', 'desc']).default('asc'),
+  ...Page,
+});
 
 /** The short form of a workflow used in lists. */
 export const WorkflowHeader = Workflow.pick({
@@ -141,8 +146,8 @@ export function workflowHeader(workflow: WorkflowHeader): WorkflowHeader {
 }
 
 /**
- * The order of workflow.list: by creation time (`createdAt`, or the key a live list gives it),
- * then by id, so that workflows created in the same millisecond have one order wherever they are kept.
+ * The order of workflow.list: by creation time (`createdAt`), then by id, so that workflows created
+ * in the same millisecond have one order wherever they are kept.
  */
 export function compareCreation(createdAt: number, id: string, otherCreatedAt: number, otherId: string): number {
   if (createdAt !== otherCreatedAt) return createdAt < otherCreatedAt ? -1 : 1;

@@ -37,13 +37,13 @@ class ControlClient(ClosesOnExit):
         """A handle on an existing workflow (no request is made)."""
         return Workflow(self.connection, workflow_id)
 
-    async def list_workflows(self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None) -> JSON:
-        """One page of workflows, oldest first; `nextCursor` asks for the next."""
-        return await self.connection.request("workflow.list", fields({"status": status, "limit": limit, "cursor": cursor}))  # type: ignore[no-any-return]
+    async def list_workflows(self, *, status: str | None = None, order: str | None = None, limit: int | None = None, cursor: str | None = None) -> JSON:
+        """One page of workflows, oldest first (`order="desc"`: newest first); `nextCursor` asks for the next."""
+        return await self.connection.request("workflow.list", fields({"status": status, "order": order, "limit": limit, "cursor": cursor}))  # type: ignore[no-any-return]
 
-    def workflows(self, *, status: str | None = None, limit: int | None = None) -> AsyncIterator[JSON]:
-        """Every workflow, oldest first, optionally by status, a page at a time (`async for`)."""
-        return pages(lambda cursor: self.list_workflows(status=status, limit=limit, cursor=cursor))
+    def workflows(self, *, status: str | None = None, order: str | None = None, limit: int | None = None) -> AsyncIterator[JSON]:
+        """Every workflow, oldest first (`order="desc"`: newest first), optionally by status, a page at a time (`async for`)."""
+        return pages(lambda cursor: self.list_workflows(status=status, order=order, limit=limit, cursor=cursor))
 
     async def list_agents(self) -> list[JSON]:
         """The whole agent pool with status, load and performance, gathered from its pages."""

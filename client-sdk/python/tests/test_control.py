@@ -40,6 +40,10 @@ async def test_a_workflow_runs_its_lifecycle_and_reports_it(hub: Hub) -> None:
             blanked = report["body"].replace(report["hash"], "0" * 64)
             assert hashlib.sha256(blanked.encode()).hexdigest() == report["hash"]
         assert [w["id"] async for w in control.workflows() if w["id"] == wf.id] == [wf.id]
+        later = await control.create_workflow("newest", id="zz-py-newest")  # after wf_… by id too, should both share a millisecond
+        newest = await control.list_workflows(order="desc", limit=1)
+        assert [w["id"] for w in newest["items"]] == [later.id]
+        assert [w["id"] async for w in control.workflows(order="desc", limit=1)][:2] == [later.id, wf.id]
 
 
 async def test_refusals_are_hub_errors_with_the_contracts_codes(hub: Hub) -> None:

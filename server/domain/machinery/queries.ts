@@ -1,6 +1,7 @@
 import { HubError } from '../../../shared/errors.ts';
 import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
 import { compareCreation, workflowHeader, type Workflow, type WorkflowHeader } from '../../../shared/schemas/workflow.ts';
+import type { Created } from '../../../shared/creation-order.ts';
 import { ENDED_STATUSES, requireEntity, requireWorkflow } from './context.ts';
 import { versionOf, type HubState } from './state.ts';
 import { summarize } from '../workflows/summary.ts';
@@ -13,75 +14,24 @@ export interface ArchivedList {
 }
 
 /** The first place in `sorted` (in list order) after the workflow `id` created at `createdAt`. */
-function firstAfter(sorted: readonly WorkflowHeader[], createdAt: number, id: string): number {
+function firstAfter(sorted: readonly Created[], createdAt: number, id: string): number {
   let low = 0;
   let high = sorted.length;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    const header = sorted[middle]!;
-    if (compareCreation(header.createdAt, header.id, createdAt, id) <= 0) low = middle + 1;
+    const item = sorted[middle]!;
+    if (compareCreation(item.createdAt, item.id, createdAt, id) <= 0) low = middle + 1;
     else high = middle;
   }
   return low;
 }
 
 /**
- * The live workflows in list order. Each one's key is the latest creation time up to it in creation
- * order: a clock that stepped back would otherwise put one out of order, and a page after an
- * archived cursor would skip it. Workflows with the same key (created in one millisecond, or while
- * the clock caught up) come in a run, which is put in id order; only that run is held and sorted.
- */
-class LiveInOrder {
-  /** The key of the run being read: that of the workflow `peek` gives. */
-  key = -Infinity;
-  private readonly run: Workflow[] = [];
-  private at = 0;
-  private ahead: Workflow | undefined;
-  private aheadKey = -Infinity;
-
-  constructor(private readonly workflows: Iterator<Workflow>) {
-    this.readAhead();
-  }
-
-  /** The next workflow in list order, left unread; undefined at the end. */
-  peek(): Workflow | undefined {
-    if (this.at === this.run.length) this.nextRun();
-    return this.run[this.at];
-  }
-
-  /** Reads the next workflow in list order; undefined at the end. */
-  next(): Workflow | undefined {
-    const workflow = this.peek();
-    this.at++;
-    return workflow;
-  }
-
-  private nextRun(): void {
-    this.run.length = 0;
-    this.at = 0;
-    this.key = this.aheadKey;
-    while (this.ahead && this.aheadKey === this.key) {
-      this.run.push(this.ahead);
-      this.readAhead();
-    }
-    if (this.run.length > 1) this.run.sort((x, y) => compareCreation(0, x.id, 0, y.id));
-  }
-
-  private readAhead(): void {
-    const next = this.workflows.next();
-    this.ahead = next.done ? undefined : next.value;
-    if (this.ahead) this.aheadKey = Math.max(this.aheadKey, this.ahead.createdAt);
-  }
-}
-
-/**
- * Workflows oldest first (ties by id), filtered by status, a page at a time; the cursor is the last
- * id seen. Those in memory (by their key, see LiveInOrder) and the `archived` ones (by createdAt)
- * are merged in one order, by key then id; an id in both (archived, not yet evicted) is shown from
- * memory. A page starts after its cursor's place in that order, wherever the cursor is kept now,
- * so every workflow is listed once across pages whatever is archived between them, and also after
- * the wall clock stepped back between creations as long as nothing from there is archived meanwhile
- * (a key above its createdAt changes when that workflow, or the one whose time it took, leaves memory).
+ * Workflows oldest first (ties by id), or newest first with `order: 'desc'`, filtered by status, a
+ * page at a time; the cursor is the last id seen. Those in memory and the archived ones are merged
+ * by that one key, which never changes (an id in both, archived and not yet evicted, is shown from
+ * memory). A page starts after its cursor's place, wherever the cursor is kept now, so every
+ * workflow is listed once across pages whatever is archived between them.
  */
 export function listWorkflows(
   state: HubState,
@@ -89,40 +39,39 @@ export function listWorkflows(
   visible: (workflowId: string) => boolean = () => true,
   archive: ArchivedList = { headers: () => [], header: () => undefined },
 ): ReplyOf<'control', 'workflow.list'> {
-  const archived = archive.headers();
+  const live = state.listed.all();
+  const withArchived = input.status === undefined || ENDED_STATUSES.has(input.status);
+  const archived = withArchived ? archive.headers() : [];
+  const step = input.order === 'desc' ? -1 : 1;
+  // Where each list starts: its first item after the cursor's place in the order read.
+  let l = step > 0 ? 0 : live.length - 1;
+  let a = step > 0 ? 0 : archived.length - 1;
   const cursor = input.cursor;
-  const live = new LiveInOrder(state.workflows.values());
-  let archivedFrom = 0;
   if (cursor !== undefined) {
     // A cursor this reader may not see is as unknown as one that does not exist.
-    if (!visible(cursor)) throw new HubError('VALIDATION', `unknown cursor ${cursor}`);
-    let key: number;
-    if (state.workflows.has(cursor)) {
-      // The cursor is in memory, so it is met; the live list then goes on right after it.
-      while (live.next()!.id !== cursor);
-      key = live.key;
-    } else {
-      const header = archive.header(cursor);
-      if (!header) throw new HubError('VALIDATION', `unknown cursor ${cursor}`);
-      key = header.createdAt;
-      for (let next = live.peek(); next && compareCreation(live.key, next.id, key, cursor) < 0; next = live.peek()) live.next();
+    const place = visible(cursor) ? (state.workflows.get(cursor) ?? archive.header(cursor)) : undefined;
+    if (!place) throw new HubError('VALIDATION', `unknown cursor ${cursor}`);
+    l = firstAfter(live, place.createdAt, cursor);
+    a = firstAfter(archived, place.createdAt, cursor);
+    // Newest first: the last one before it (firstAfter is past the cursor itself where it is kept).
+    if (step < 0) {
+      l -= live[l - 1]?.id === cursor ? 2 : 1;
+      a -= archived[a - 1]?.id === cursor ? 2 : 1;
     }
-    archivedFrom = firstAfter(archived, key, cursor);
   }
-  const withArchived = input.status === undefined || ENDED_STATUSES.has(input.status);
-  let a = withArchived ? archivedFrom : archived.length;
   const items: WorkflowHeader[] = [];
   let more = false;
   for (;;) {
-    const l = live.peek();
+    const next = live[l];
     const header = archived[a];
-    let candidate: WorkflowHeader;
-    if (header && (!l || compareCreation(header.createdAt, header.id, live.key, l.id) < 0)) {
+    let candidate: Workflow | WorkflowHeader;
+    if (header && (!next || compareCreation(header.createdAt, header.id, next.createdAt, next.id) * step < 0)) {
+      a += step;
+      if (state.workflows.has(header.id)) continue;
       candidate = header;
-      a++;
-      if (state.workflows.has(candidate.id)) continue;
-    } else if (l) {
-      candidate = live.next()!;
+    } else if (next) {
+      l += step;
+      candidate = state.workflows.get(next.id)!;
     } else break;
     if ((input.status && candidate.status !== input.status) || !visible(candidate.id)) continue;
     if (items.length === input.limit) {

@@ -1,5 +1,6 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import { CreationOrder, type Created } from '../../../shared/creation-order.ts';
 import { InventoryIndex } from '../data/inventory-index.ts';
 import { countOrders } from '../work/order-lists.ts';
 import { WorkIndex } from '../work/work-index.ts';
@@ -25,6 +26,8 @@ export interface StoredDoc {
  */
 export interface HubState {
   workflows: Map<string, Workflow>;
+  /** The workflows in memory in the order of workflow.list (creation, then id). */
+  listed: CreationOrder<Created>;
   /** The `@agents` document; undefined until the first agent registers. */
   agents: Record<string, Agent> | undefined;
   versions: Map<DocKey, number>;
@@ -46,7 +49,7 @@ export interface ArchivedIds {
 
 /** A state with no workflows and no agents. */
 export function emptyState(agingMs = 60_000): HubState {
-  return { workflows: new Map(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs), inventory: new InventoryIndex(), archived: new Set(), pins: new Pins(), changed: new ChangedItems() };
+  return { workflows: new Map(), listed: new CreationOrder(), agents: undefined, versions: new Map(), work: new WorkIndex(agingMs), inventory: new InventoryIndex(), archived: new Set(), pins: new Pins(), changed: new ChangedItems() };
 }
 
 /** The root object of a document, or undefined when it does not exist. */
@@ -58,13 +61,19 @@ export function docRoot(state: HubState, key: DocKey): Record<string, unknown> |
 /** Installs a whole document (creation, or loading from the store). */
 export function putDoc(state: HubState, key: DocKey, doc: unknown): void {
   if (key === AGENTS_DOC) state.agents = doc as Record<string, Agent>;
-  else state.workflows.set(key, doc as Workflow);
+  else {
+    state.workflows.set(key, doc as Workflow);
+    state.listed.put({ id: key, createdAt: (doc as Workflow).createdAt });
+  }
 }
 
 /** Removes a whole document. */
 export function dropDoc(state: HubState, key: DocKey): void {
   if (key === AGENTS_DOC) state.agents = undefined;
-  else state.workflows.delete(key);
+  else {
+    state.workflows.delete(key);
+    state.listed.remove(key);
+  }
 }
 
 /** Builds the state from stored documents (snapshot plus replayed journal) and indexes it; `monotonicNow` as in `Environment`. */
