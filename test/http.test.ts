@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentStatus } from '../shared/schemas/agent.ts';
 import { WorkflowStatus } from '../shared/schemas/workflow.ts';
 import { control, startHub, TOKENS } from './helpers/hub.ts';
-import { errorRecorder, rawGet } from './helpers/http.ts';
+import { errorRecorder, rawGet, rawRequest } from './helpers/http.ts';
 
 describe('HTTP API', () => {
   it('answers /healthz without a token', async () => {
@@ -94,6 +94,51 @@ describe('HTTP API', () => {
     // socket.io compares the raw target; these are not its requests, so the router must answer.
     for (const target of ['/../socket.io/x', '/%2e%2e/socket.io/', '/./socket.io/?EIO=4&transport=polling']) {
       expect([target, (await rawGet(hub.url, target, TOKENS.admin)).status]).toEqual([target, 404]);
+    }
+  });
+
+  it('answers HEAD as GET without a body: a HEAD health check of /healthz or the dashboard is not told 404', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    await client.createWorkflow({ id: 'wf-1', userQuery: 'head' });
+    // RFC 9110 §9.1: all general-purpose servers MUST support GET and HEAD.
+    for (const [target, token] of [['/healthz', undefined], ['/', undefined], ['/api/workflows/wf-1/report.md', TOKENS.monitor]] as const) {
+      const get = await rawGet(hub.url, target, token);
+      const head = await rawRequest(hub.url, 'HEAD', target, token);
+      expect([target, head.status, head.body]).toEqual([target, get.status, '']);
+    }
+  });
+
+  it('refuses a query value that is neither decimal milliseconds nor an ISO date (hex, binary, free text) instead of reading it as some other time or number', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf-1', userQuery: 'filters' });
+    await wf.addDataReference({ id: 'ref', path: 'https://example.com/a.csv' });
+    // PROTOCOL.md (HTTP): "a bad query value ... [is] VALIDATION (400)"; times are "in ms or ISO 8601".
+    // V8's Date.parse falls back to a legacy parser: "foo 1" is 2001-01-01, "tomorrow 3" is 2001-03-01.
+    for (const target of ['/api/workflows/wf-1/data?createdAfter=foo%201', '/api/workflows/wf-1/data?createdBefore=tomorrow%203', `/api/workflows/wf-1/data?createdAfter=0x10`, `/api/workflows/wf-1/data?createdBefore=0b1`, `/api/workflows/wf-1/data?limit=0x10`, '/api/workflows?limit=0x10', '/api/agents?limit=0o7']) {
+      const reply = await rawGet(hub.url, target, TOKENS.monitor);
+      expect([target, reply.status]).toEqual([target, 400]);
+    }
+  });
+
+  it('takes a bearer token after more than one space, as RFC 9110 credentials (auth-scheme 1*SP token68) allow', async () => {
+    const hub = await startHub();
+    const reply = await rawGet(hub.url, '/api/workflows', undefined, { authorization: `Bearer  ${TOKENS.monitor}` });
+    expect(reply.status).toBe(200);
+  });
+
+  it('lists workflows newest first with order=desc, a page at a time, and refuses a parameter it does not know', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    for (const id of ['wf-a', 'wf-b', 'wf-c']) await client.createWorkflow({ id, userQuery: id });
+    const first = JSON.parse((await rawGet(hub.url, '/api/workflows?order=desc&limit=2', TOKENS.monitor)).body);
+    expect([first.items.map((w: { id: string }) => w.id), first.nextCursor]).toEqual([['wf-c', 'wf-b'], 'wf-b']);
+    const second = JSON.parse((await rawGet(hub.url, `/api/workflows?order=desc&limit=2&cursor=${first.nextCursor}`, TOKENS.monitor)).body);
+    expect([second.items.map((w: { id: string }) => w.id), second.nextCursor]).toEqual([['wf-a'], null]);
+    for (const target of ['/api/workflows?sort=id', '/api/workflows?limit=2&limit=3', '/api/agents?status=active']) {
+      const reply = await rawGet(hub.url, target, TOKENS.monitor);
+      expect([target, reply.status, JSON.parse(reply.body).error.code]).toEqual([target, 400, 'VALIDATION']);
     }
   });
 });

@@ -37,14 +37,41 @@ const FILTER_OTHERS = ['tag', 'tags', 'token'] as const;
 const FILTER_SINGLE: ReadonlySet<string> = new Set([...FILTER_TEXT, ...FILTER_NUMBERS]);
 const FILTER_KNOWN: ReadonlySet<string> = new Set([...FILTER_SINGLE, ...FILTER_OTHERS]);
 
-/** VALIDATION for a parameter the filter does not know or one given twice: either would be silently ignored, widening the answer. */
-function requireKnownParameters(query: URLSearchParams): void {
+/** VALIDATION for a parameter a query does not know or one given twice: either would be silently ignored, widening the answer. */
+function requireKnownParameters(query: URLSearchParams, what: string, known: ReadonlySet<string>, single: ReadonlySet<string>): void {
   const seen = new Set<string>();
   for (const key of query.keys()) {
-    if (!FILTER_KNOWN.has(key)) throw new HubError('VALIDATION', `unknown data filter parameter ${JSON.stringify(key.slice(0, 100))}; known: ${[...FILTER_KNOWN].join(', ')}`);
-    if (FILTER_SINGLE.has(key) && seen.has(key)) throw new HubError('VALIDATION', `data filter parameter ${key} is given more than once; only tag may repeat`);
+    if (!known.has(key)) throw new HubError('VALIDATION', `unknown ${what} parameter ${JSON.stringify(key.slice(0, 100))}; known: ${[...known].join(', ')}`);
+    if (single.has(key) && seen.has(key)) throw new HubError('VALIDATION', `${what} parameter ${key} is given more than once${single === known ? '' : '; only tag may repeat'}`);
     seen.add(key);
   }
+}
+
+/** A whole number written in decimal digits; anything else (hex, exponents, blanks) is left as text, for the schema to refuse by what it expected. */
+function queryInteger(text: string): number | string {
+  return /^[0-9]{1,16}$/.test(text) ? Number(text) : text;
+}
+
+/** ISO 8601 as JavaScript writes it: a date, optionally a time, optionally a zone. */
+const ISO_TIME = /^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?$/;
+
+/** A time as milliseconds since the epoch or an ISO 8601 date; anything else is left as text (Date.parse alone reads "foo 1" as 2001). */
+function queryTime(text: string): number | string {
+  const ms = queryInteger(text);
+  if (typeof ms === 'number' || !ISO_TIME.test(text)) return ms;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? text : at;
+}
+
+/** The limit, cursor and other single parameters of a page's query, refusing any other. */
+function pageQuery(query: URLSearchParams, what: string, text: readonly string[]): Record<string, unknown> {
+  const known = new Set([...text, 'limit', 'cursor', 'token']);
+  requireKnownParameters(query, what, known, known);
+  const raw: Record<string, unknown> = {};
+  for (const key of text) if (query.has(key)) raw[key] = query.get(key);
+  if (query.has('limit')) raw.limit = queryInteger(query.get('limit')!);
+  if (query.has('cursor')) raw.cursor = query.get('cursor');
+  return raw;
 }
 
 /**
@@ -53,16 +80,12 @@ function requireKnownParameters(query: URLSearchParams): void {
  * An unknown or repeated parameter is VALIDATION, as an unknown field of the event is.
  */
 export function dataFilterFromQuery(workflowId: string, query: URLSearchParams): DataFilter {
-  requireKnownParameters(query);
+  requireKnownParameters(query, 'data filter', FILTER_KNOWN, FILTER_SINGLE);
   const raw: Record<string, unknown> = { workflowId };
   for (const key of FILTER_TEXT) if (query.has(key)) raw[key] = query.get(key);
   for (const key of FILTER_NUMBERS) {
     const text = query.get(key);
-    if (text === null) continue;
-    const number = Number(text);
-    const date = key === 'limit' ? NaN : Date.parse(text);
-    // Left as text when it is neither, so the schema's message says what was expected.
-    raw[key] = text.trim() !== '' && Number.isFinite(number) ? number : Number.isNaN(date) ? text : date;
+    if (text !== null) raw[key] = key === 'limit' ? queryInteger(text) : queryTime(text);
   }
   const tags = [...query.getAll('tag'), ...query.getAll('tags').flatMap((list) => list.split(','))].filter((tag) => tag !== '');
   if (tags.length) raw.tags = tags;
@@ -88,11 +111,7 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: Repo
       pattern: /^\/api\/workflows$/,
       roles: READERS,
       handle: async (request) => {
-        const parsed = ListWorkflowsInput.safeParse({
-          status: request.query.get('status') ?? undefined,
-          limit: request.query.has('limit') ? Number(request.query.get('limit')) : undefined,
-          cursor: request.query.get('cursor') ?? undefined,
-        });
+        const parsed = ListWorkflowsInput.safeParse(pageQuery(request.query, 'workflow list', ['status', 'order']));
         if (!parsed.success) throw validationError('workflow list query', parsed.error);
         await reads.archive.ready();
         return { body: listWorkflows(hub.state, parsed.data, (id) => !request.grant || canSee(request.grant, id), reads.archive) };
@@ -115,10 +134,7 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: Repo
       pattern: /^\/api\/agents$/,
       roles: READERS,
       handle: (request) => {
-        const parsed = ListAgentsInput.safeParse({
-          limit: request.query.has('limit') ? Number(request.query.get('limit')) : undefined,
-          cursor: request.query.get('cursor') ?? undefined,
-        });
+        const parsed = ListAgentsInput.safeParse(pageQuery(request.query, 'agent list', []));
         if (!parsed.success) throw validationError('agent list query', parsed.error);
         return { body: listAgents(hub.state, parsed.data) };
       },

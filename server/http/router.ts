@@ -116,7 +116,9 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
     } catch (error) {
       return refuse(res, error as HubError);
     }
-    const route = routes.find((r) => r.method === req.method && r.pattern.test(url.pathname));
+    // HEAD is GET without the body (RFC 9110 §9.3.2), which Node leaves out of a HEAD answer itself.
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const route = routes.find((r) => r.method === method && r.pattern.test(url.pathname));
     if (!route) return send(res, { status: 404, body: { ok: false, error: { code: 'NOT_FOUND', message: `no route ${req.method} ${url.pathname}` } } });
     // Set once the token is known, and once it is let in: a refusal before that is the token's, and logged.
     let grant: TokenGrant | undefined;
@@ -124,8 +126,9 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
     const address = addressOf(req.socket.remoteAddress, req.headers);
     const run = async (): Promise<HttpReply> => {
       const header = req.headers.authorization;
-      // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is as good as `Bearer`.
-      const token = header !== undefined && /^bearer /i.test(header) ? header.slice(7) : (url.searchParams.get('token') ?? undefined);
+      // The scheme is case-insensitive and followed by one or more spaces (RFC 9110 §11.1, §11.4).
+      const bearer = header === undefined ? null : /^bearer +(.*)$/i.exec(header);
+      const token = bearer ? bearer[1]!.trim() : (url.searchParams.get('token') ?? undefined);
       if (route.roles.length) {
         grant = tokens.authenticate(token, address);
         requireRole(grant, route.roles);
