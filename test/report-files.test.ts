@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { DataFiles } from '../server/data-files.ts';
 import { control, startHub } from './helpers/hub.ts';
-import { rawAgent, refOf } from './helpers/raw-agent.ts';
+import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
 import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
 
 /**
@@ -71,5 +71,38 @@ describe('a report whose files the hub is still reading', () => {
     expect(await completion).toMatchObject({ ok: true });
     const job = await wf.getWorkOrder('job');
     expect({ state: job.state, declinedBy: job.declinedBy, attempts: job.attempts }).toEqual({ state: 'completed', declinedBy: [], attempts: 1 });
+  });
+});
+
+describe('a refused report that names data, on an offer not yet answered', () => {
+  // "A refused request changed nothing": the hub holds the offer open while it reads the report's
+  // files, and accepts it only with the report itself.
+  it('task.complete refused with CONFLICT (an output id that exists) leaves the offer open: the agent may still decline it, and the order keeps its only attempt', async () => {
+    const { client, wf, worker } = await rawAgentOnStartedWorkflow('eager', 'refused completion');
+    await client.connection.request('data.register', { workflowId: wf.id, id: 'taken', path: 's3://bucket/x' });
+    await wf.createWorkOrder({ id: 'job', taskType: 't', maxAttempts: 1 });
+    const { assignment, ack } = await worker.nextOffer();
+    expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'offered', attempts: 0, attempt: { acceptedAt: null } });
+
+    const refused = await worker.request('task.complete', { ...refOf(assignment), result: 1, outputs: [{ id: 'taken', path: 's3://bucket/y' }] });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });
+    expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'offered', attempts: 0, attempt: { acceptedAt: null }, startedAt: null });
+
+    ack({ accept: false, reason: 'cannot produce that output' });
+    await expect.poll(async () => (await wf.getWorkOrder('job')).declinedBy, { timeout: 5000 }).toEqual(['eager']);
+    const order = await wf.getWorkOrder('job');
+    expect({ state: order.state, attempts: order.attempts, history: order.history, error: order.error }).toEqual({ state: 'queued', attempts: 0, history: [], error: null });
+  });
+
+  it('/agent data.register refused with FORBIDDEN (a file outside the data roots) leaves the offer open and the workflow unchanged', async () => {
+    const { wf, worker } = await rawAgentOnStartedWorkflow('eager', 'refused registration');
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    const { assignment } = await worker.nextOffer();
+    const version = (await wf.summary()).version;
+
+    const refused = await worker.request('data.register', { ...refOf(assignment), id: 'out', path: '/etc/hostname' });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'offered', attempts: 0, attempt: { acceptedAt: null } });
+    expect((await wf.summary()).version).toBe(version);
   });
 });

@@ -159,14 +159,14 @@ export class AgentTransport {
     }
     const actor: Actor = sessionOf(socket).actor;
     // `silent`: no answer the hub understood, so the agent is also told to drop the offer (it may have started).
-    const answer = ({ accept, reason, silent = false }: { accept: boolean; reason?: string | undefined; silent?: boolean }) => {
-      const input = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken, accept, silent, ...(reason ? { reason } : {}) };
+    const answer = ({ accept, reason, silent = false, timedOut = false }: { accept: boolean; reason?: string | undefined; silent?: boolean; timedOut?: boolean }) => {
+      const input = { workflowId: assignment.workflowId, workOrderId: assignment.workOrderId, attemptToken: assignment.attemptToken, accept, silent, timedOut, ...(reason ? { reason } : {}) };
       this.hub.dispatch({ type: 'offer.answer', input, actor }).catch((error: Error) => this.log.warn({ err: error, agentId }, 'could not record offer answer'));
     };
     socket.timeout(assignment.acceptMs).emit('assignment', assignment, (error: Error | null, reply: unknown) => {
       // A socket that closed cannot answer; its disconnect (or the agent's reconnect) withdraws the offer.
       if (error && socket.disconnected) return;
-      if (error) return answer({ accept: false, reason: 'no answer before the accept deadline', silent: true });
+      if (error) return answer({ accept: false, reason: 'no answer before the accept deadline', silent: true, timedOut: true });
       const parsed = OfferReply.safeParse(reply);
       if (!parsed.success) return answer({ accept: false, reason: 'unintelligible answer to the offer', silent: true });
       answer({ accept: parsed.data.accept, reason: parsed.data.accept ? undefined : parsed.data.reason });
@@ -187,9 +187,10 @@ function offered(hub: StateWriter, assignment: Assignment): boolean {
 
 /**
  * Runs `read` (the hub reading the files a report names, before it is dispatched) for an attempt
- * that is the agent's, keeping the attempt as the report found it: a heartbeat of it now (which
- * accepts one still offered) and every third of its lease until the read ends, so that neither
- * acceptMs nor the lease runs out, while big files are hashed, on a report that came in time.
+ * that is the agent's, keeping the attempt as the report found it: its lease renewed, or one still
+ * offered held open (not accepted: the report may yet be refused), now and every third of its
+ * lease or accept window until the read ends, so that neither runs out while big files are hashed
+ * on a report that came in time.
  */
 async function readingReport<T>(hub: StateWriter, input: Parameters<typeof checkAttempt>[1], actor: Actor, read: () => Promise<T>): Promise<T> {
   try {
@@ -199,11 +200,11 @@ async function readingReport<T>(hub: StateWriter, input: Parameters<typeof check
     await hub.whenStored();
     throw error;
   }
-  const beat = () => hub.dispatch({ type: 'agent.heartbeat', input: { attemptTokens: [input.attemptToken] }, actor });
+  const beat = () => hub.dispatch({ type: 'agent.heartbeat', input: { attemptTokens: [input.attemptToken], holding: true }, actor });
   await beat();
   const workflow = hub.state.workflows.get(input.workflowId);
-  const leaseMs = workflow && Object.hasOwn(workflow.workOrders, input.workOrderId) ? workflow.workOrders[input.workOrderId]!.timeouts.leaseMs : 1000;
-  const timer = setInterval(() => void beat().catch(() => undefined), Math.max(10, leaseMs / 3));
+  const timeouts = workflow && Object.hasOwn(workflow.workOrders, input.workOrderId) ? workflow.workOrders[input.workOrderId]!.timeouts : { leaseMs: 1000, acceptMs: 1000 };
+  const timer = setInterval(() => void beat().catch(() => undefined), Math.max(10, Math.min(timeouts.leaseMs, timeouts.acceptMs) / 3));
   try {
     return await read();
   } finally {

@@ -103,7 +103,8 @@ export const transitions = {
   /** `newConnection`: the agent registers over a socket other than the one it used before. */
   'agent.register': (t: CommandContext, input: AgentIn<'agent.register'> & { newConnection: boolean }) => registerAgent(t, input),
   'agent.status': (t: CommandContext, input: AgentIn<'agent.status'>, actor: Actor) => changeAgentStatus(t, agentIdOf(actor), input),
-  'agent.heartbeat': (t: CommandContext, input: AgentIn<'agent.heartbeat'>, actor: Actor) => heartbeat(t, input, actor),
+  /** `holding`: the transport holds the attempt open while it reads a report's files (heartbeat). */
+  'agent.heartbeat': (t: CommandContext, input: AgentIn<'agent.heartbeat'> & { holding?: boolean }, actor: Actor) => heartbeat(t, input, actor),
   'task.progress': (t: CommandContext, input: AgentIn<'task.progress'>, actor: Actor) => recordProgress(t, input, actor),
   'task.complete': (t: CommandContext, input: Parameters<typeof completeTask>[1], actor: Actor) => completeTask(t, input, actor),
   'task.registerData': (t: CommandContext, input: Parameters<typeof registerTaskData>[1], actor: Actor) => registerTaskData(t, input, actor),
@@ -111,7 +112,7 @@ export const transitions = {
   /** The agent's answer to an assignment push (or the lack of one: accept false). */
   'offer.answer': (
     t: CommandContext,
-    input: { workflowId: string; workOrderId: string; attemptToken: string; accept: boolean; reason?: string; silent?: boolean },
+    input: { workflowId: string; workOrderId: string; attemptToken: string; accept: boolean; reason?: string; silent?: boolean; timedOut?: boolean },
     actor: Actor,
   ) => {
     try {

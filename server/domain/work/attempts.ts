@@ -99,8 +99,10 @@ export function withdrawOffer(t: CommandContext, order: WorkOrder, { reason, exc
 }
 
 /** The agent's answer to an offer; `silent`: there was none before the accept deadline. */
-export function answerOffer(t: CommandContext, input: AttemptInput & { accept: boolean; reason?: string; silent?: boolean }, actor: Actor): void {
+export function answerOffer(t: CommandContext, input: AttemptInput & { accept: boolean; reason?: string; silent?: boolean; timedOut?: boolean }, actor: Actor): void {
   if (input.accept) return acceptOffer(t, input, actor);
+  // No ack within acceptMs, but the offer is held open past it (a report on it is being read): the sweep ends it if it lapses.
+  if (input.timedOut && (t.state.work.active.get(input.attemptToken)?.offerDeadline ?? -Infinity) > t.ctx.monotonicNow) return;
   const order = requireAttempt(t, input, actor, 'offered');
   // A draining agent declines whatever reaches it: that says nothing of the order, so it is not held against the agent.
   const draining = t.state.agents?.[order.attempt!.agentId]?.status === 'draining';
@@ -180,8 +182,13 @@ export function failTask(t: CommandContext, input: ParsedRequestOf<'agent', 'tas
   return { version: versionOf(t.state, order.workflowId), state: order.state };
 }
 
-/** Renews the leases of the agent's attempts (accepting those still offered); reports the tokens it no longer holds. */
-export function heartbeat(t: CommandContext, input: ParsedRequestOf<'agent', 'agent.heartbeat'>, actor: Actor) {
+/**
+ * Renews the leases of the agent's attempts (accepting those still offered); reports the tokens it
+ * no longer holds. `holding`: the hub is reading the files of a report on them, which must stay
+ * open until the report is applied or refused, so an offered one is held (its accept deadline
+ * pushed back, in memory) rather than accepted: a refused report changes nothing.
+ */
+export function heartbeat(t: CommandContext, input: ParsedRequestOf<'agent', 'agent.heartbeat'> & { holding?: boolean }, actor: Actor) {
   const agentId = agentIdOf(actor);
   const work = t.state.work;
   const renewed: string[] = [];
@@ -192,11 +199,15 @@ export function heartbeat(t: CommandContext, input: ParsedRequestOf<'agent', 'ag
       lost.push(token);
       continue;
     }
-    // An agent heartbeats the attempts it works on: for one still offered, that is its accept.
-    if (active.phase === 'offered') {
+    const order = requireWorkflow(t.state, active.workflowId).workOrders[active.workOrderId]!;
+    if (active.phase === 'offered' && input.holding) {
+      const before = active.offerDeadline;
+      active.offerDeadline = Math.max(before, t.ctx.monotonicNow + order.timeouts.acceptMs);
+      t.tx.onUndo(() => (active.offerDeadline = before));
+    } else if (active.phase === 'offered') {
+      // An agent heartbeats the attempts it works on: for one still offered, that is its accept.
       acceptOffer(t, { workflowId: active.workflowId, workOrderId: active.workOrderId, attemptToken: token }, actor, true);
     } else {
-      const order = requireWorkflow(t.state, active.workflowId).workOrders[active.workOrderId]!;
       work.leases.set(token, t.ctx.monotonicNow + order.timeouts.leaseMs);
     }
     renewed.push(token);
