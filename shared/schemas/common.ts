@@ -83,18 +83,48 @@ export const Percentage = z.number().min(0).max(100);
 
 const MAX_DEPTH = 16;
 
-/** Measures a JSON value: its serialised size in bytes and nesting depth, or why it is not JSON. */
+/** A string JSON writes as it is (printable ASCII but `"` and `\`): its size is its length. */
+const PLAIN_JSON = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** The size in UTF-8 bytes of a string as JSON writes it: quotes, escapes and all. */
+export function jsonStringBytes(text: string): number {
+  if (PLAIN_JSON.test(text)) return text.length + 2;
+  let bytes = 2;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c || c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d) bytes += 2;
+    else if (c < 0x20) bytes += 6;
+    else if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    }
+    // A lone surrogate is written as \uXXXX.
+    else if (c >= 0xd800 && c <= 0xdfff) bytes += 6;
+    else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * Measures a JSON value: takes its serialised size in UTF-8 bytes (as JSON.stringify writes it)
+ * from `budget`, stopping once that is spent, and checks its nesting depth; or says why it is not JSON.
+ */
 function measureJson(value: unknown, depth: number, budget: { bytes: number }): string | null {
   if (depth > MAX_DEPTH) return `nesting deeper than ${MAX_DEPTH} levels`;
-  if (value === null || typeof value === 'boolean') {
+  if (value === null || value === true) {
+    budget.bytes -= 4;
+  } else if (value === false) {
     budget.bytes -= 5;
   } else if (typeof value === 'number') {
     if (!Number.isFinite(value)) return 'numbers must be finite';
-    budget.bytes -= 8;
+    budget.bytes -= String(value).length;
   } else if (typeof value === 'string') {
-    budget.bytes -= value.length + 2;
+    budget.bytes -= jsonStringBytes(value);
   } else if (Array.isArray(value)) {
-    budget.bytes -= 2;
+    // Brackets, and a comma between items.
+    budget.bytes -= value.length === 0 ? 2 : value.length + 1;
     for (const item of value) {
       const problem = measureJson(item, depth + 1, budget);
       if (problem) return problem;
@@ -103,10 +133,12 @@ function measureJson(value: unknown, depth: number, budget: { bytes: number }): 
   } else if (typeof value === 'object') {
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) return 'only plain JSON objects are allowed';
-    budget.bytes -= 2;
-    for (const [key, item] of Object.entries(value)) {
+    const entries = Object.entries(value);
+    budget.bytes -= entries.length === 0 ? 2 : entries.length + 1;
+    for (const [key, item] of entries) {
       if (key === '__proto__') return 'the key __proto__ is not allowed';
-      budget.bytes -= key.length + 3;
+      // The key and its colon.
+      budget.bytes -= jsonStringBytes(key) + 1;
       const problem = measureJson(item, depth + 1, budget);
       if (problem) return problem;
       if (budget.bytes < 0) return null;
@@ -128,7 +160,7 @@ function jsonWithin(maxBytes: number, label: string) {
   };
 }
 
-/** Any JSON value up to `maxBytes` (approximate serialised size) and 16 levels of nesting. */
+/** Any JSON value up to `maxBytes` (its size as JSON, in UTF-8 bytes) and 16 levels of nesting. */
 export function boundedJson(maxBytes: number, label = 'value') {
   return z.unknown().superRefine(jsonWithin(maxBytes, label));
 }
