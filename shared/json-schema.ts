@@ -57,6 +57,15 @@ function openReplyObjects(ctx: { zodSchema: z.core.$ZodTypes; jsonSchema: z.core
   if (def.type === 'object' && def.catchall === undefined) delete ctx.jsonSchema.additionalProperties;
 }
 
+/**
+ * The JSON Schema keywords a schema's `.meta()` gives for a rule zod checks in code (a refine):
+ * `metadata: entities` leaves the global registry out of the conversion, so they are added here.
+ */
+function refinedRules(ctx: { zodSchema: z.core.$ZodTypes; jsonSchema: z.core.JSONSchema.BaseSchema }): void {
+  const meta = z.globalRegistry.get(ctx.zodSchema as unknown as z.ZodType);
+  if (meta) Object.assign(ctx.jsonSchema, meta);
+}
+
 /** Converts one schema and moves its named entities into the shared `$defs`, refusing two forms under one name. */
 function convert(schema: z.ZodType, io: 'input' | 'output', defs: Record<string, JsonSchema>, description: string): JsonSchema {
   const { $schema: _, $defs: nested = {}, ...json } = z.toJSONSchema(schema, {
@@ -64,7 +73,8 @@ function convert(schema: z.ZodType, io: 'input' | 'output', defs: Record<string,
     io,
     metadata: entities,
     unrepresentable: 'any',
-    ...(io === 'output' ? { override: openReplyObjects } : {}),
+    // Requests carry the rules zod checks in code; replies are open (later hubs may add fields).
+    override: io === 'input' ? refinedRules : openReplyObjects,
   }) as JsonSchema & { $defs?: Record<string, JsonSchema> };
   for (const [id, entity] of Object.entries(nested)) {
     const known = defs[id];

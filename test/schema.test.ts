@@ -94,6 +94,13 @@ describe('published JSON Schema', () => {
     expect(offer.safeParse({ accept: true }).success).toBe(true);
     expect(offer.safeParse({ accept: false, reason: 'busy' }).success).toBe(true);
     expect(offer.safeParse({ accept: 'yes' }).success).toBe(false);
+    // Rules zod checks in code that the schema states too: reserved ids and names (once trimmed), blank names, an update changing nothing.
+    const create = published('control:workflow.create:request');
+    expect([create.safeParse({ id: 'constructor', userQuery: 'q' }).success, create.safeParse({ id: 'constructor-1', userQuery: 'q' }).success]).toEqual([false, true]);
+    const stage = published('control:workflow.progress:request');
+    expect(['   ', ' toString ', ' stage 1 '].map((name) => stage.safeParse({ workflowId: 'wf', stage: name, percentage: 5 }).success)).toEqual([false, false, true]);
+    const update = published('control:objective.update:request');
+    expect([update.safeParse({ workflowId: 'wf', objectiveId: 'o' }).success, update.safeParse({ workflowId: 'wf', objectiveId: 'o', progress: 5 }).success]).toEqual([false, true]);
     const ack = published('Ack');
     expect(ack.safeParse({ ok: false, error: { code: 'STALE_ATTEMPT', message: 'lost' } }).success).toBe(true);
     expect(ack.safeParse({ ok: false, error: { code: 'OOPS', message: 'lost' } }).success).toBe(false);

@@ -10,6 +10,12 @@ export const RESERVED_KEYS: ReadonlySet<string> = new Set([...Object.getOwnPrope
 
 const RESERVED = 'this name is reserved (it is a member of every JavaScript object)';
 
+/** RESERVED_KEYS as regex alternatives, for the JSON Schema's patterns (which have no other way to refuse them). */
+const RESERVED_ALTERNATIVES = [...RESERVED_KEYS]
+  .sort()
+  .map((name) => name.replace(/[$()*+.?[\\\]^{|}]/g, '\\$&'))
+  .join('|');
+
 /** The one rule for client-chosen ids and keys: refuses the names in RESERVED_KEYS. */
 function unreserved<S extends z.ZodType<string>>(schema: S): S {
   return schema.refine((name) => !RESERVED_KEYS.has(name), { message: RESERVED }) as S;
@@ -17,13 +23,14 @@ function unreserved<S extends z.ZodType<string>>(schema: S): S {
 
 /** A free-form name used as a key in the state: trimmed, 1..max characters, not a reserved key. */
 export function keyName(max: number) {
-  return unreserved(z.string().trim().min(1).max(max));
+  // The JSON Schema's form of the trim and the reserved names: not blanks alone, not reserved once trimmed.
+  return unreserved(z.string().trim().min(1).max(max)).meta({ pattern: `^(?!\\s*(?:${RESERVED_ALTERNATIVES})\\s*$)\\s*\\S` });
 }
 
 /** Identifiers: letters, digits and `_ . : -`, up to 64 characters, not a reserved key; safe in paths and URLs. */
 export const Id = unreserved(
   z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'ids are 1-64 characters of letters, digits, _ . : - starting with a letter or digit'),
-);
+).meta({ pattern: `^(?!(?:${RESERVED_ALTERNATIVES})$)[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$` });
 export type Id = z.infer<typeof Id>;
 
 /**
@@ -43,7 +50,9 @@ function refuseProtoKey<T>(value: T, ctx: z.RefinementCtx): T {
  */
 export function keyedRecord<K extends z.ZodType<string>, V extends z.ZodType>(key: K, value: V) {
   const record = z.record(key, value);
-  return z.preprocess((input: z.input<typeof record>, ctx) => refuseSameKeys(key, refuseProtoKey(input, ctx), ctx), record);
+  return z
+    .preprocess((input: z.input<typeof record>, ctx) => refuseSameKeys(key, refuseProtoKey(input, ctx), ctx), record)
+    .meta({ description: 'Keys are names as the hub keeps them: two keys that are the same once trimmed are refused, as is __proto__.' });
 }
 
 /**
@@ -162,7 +171,10 @@ function jsonWithin(maxBytes: number, label: string) {
 
 /** Any JSON value up to `maxBytes` (its size as JSON, in UTF-8 bytes) and 16 levels of nesting. */
 export function boundedJson(maxBytes: number, label = 'value') {
-  return z.unknown().superRefine(jsonWithin(maxBytes, label));
+  return z
+    .unknown()
+    .superRefine(jsonWithin(maxBytes, label))
+    .meta({ description: `Any JSON value up to ${maxBytes} bytes as JSON (UTF-8), nested at most ${MAX_DEPTH} levels of arrays and objects.` });
 }
 
 /** Free metadata: a JSON object up to 16 KiB. */

@@ -39,4 +39,6 @@ export const UpdateObjectiveInput = z
     status: ObjectiveStatus.optional(),
     progress: Percentage.optional(),
   })
-  .refine((input) => Object.keys(input).length > 2, { message: 'give at least one field to change' });
+  .refine((input) => Object.keys(input).length > 2, { message: 'give at least one field to change' })
+  // The JSON Schema's form of that rule: the two ids and at least one field.
+  .meta({ minProperties: 3 });
