@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import socketio  # type: ignore[import]  # python-socketio ships no type hints
 
+from .connect_error import not_a_hub, token_refused, unreachable
 from .errors import HubError
 from .failover import CLUSTER_RETRY_MAX, NODE_CONNECT_TIMEOUT, Failover, hub_urls, leader_of
 from .json_fit import check_json_fit
@@ -101,14 +102,15 @@ class _StrictPacket(socketio.packet.Packet):  # type: ignore[misc]  # python-soc
     json = _StrictJson
 
 
-def _session_without_message_limit(handshake_timeout: float | None) -> aiohttp.ClientSession:
+def _session_without_message_limit(handshake_timeout: float | None, failed: Callable[[BaseException], None]) -> aiohttp.ClientSession:
     """An HTTP session whose websockets take messages of any size, and whose handshakes end after `handshake_timeout` s.
 
     aiohttp closes a websocket at a message over 4 MB, its default, and python-engineio 4.3 offers
     no way to set it. The hub's patches and catch-up answers have no such bound (a monitor back
     from a drop gets every change it missed in one answer): above it the connection dropped at
     every try, and the mirror never caught up. The TypeScript SDK takes up to 100 MB (ws's default).
-    A handshake given up is a connection error, as python-engineio reports one.
+    A handshake given up is a connection error, as python-engineio reports one. Every failure is handed to `failed`:
+    python-engineio raises a bare "Connection error" in its place, which says nothing of the cause.
     """
     session = aiohttp.ClientSession()
     connect = session.ws_connect
@@ -118,7 +120,12 @@ def _session_without_message_limit(handshake_timeout: float | None) -> aiohttp.C
         try:
             return await asyncio.wait_for(connect(*args, **kwargs), handshake_timeout)
         except asyncio.TimeoutError:
-            raise aiohttp.ServerTimeoutError(f"no websocket handshake within {handshake_timeout} s") from None
+            timeout = aiohttp.ServerTimeoutError(f"no websocket handshake within {handshake_timeout} s")
+            failed(timeout)
+            raise timeout from None
+        except Exception as error:
+            failed(error)
+            raise
 
     setattr(session, "ws_connect", ws_connect)
     return session
@@ -150,6 +157,8 @@ class Connection:
         #: Why the hub refused the last attempt to reconnect (RATE_LIMITED, say), until the next connection.
         self.last_error: HubError | None = None
         self._answered = asyncio.Event()
+        #: Why the last websocket handshake failed (aiohttp's error), for the first connection's message.
+        self._handshake_error: BaseException | None = None
         #: Requests sent and not answered yet, with their event and payload (to name the one a close for size was at).
         self._pending: dict[asyncio.Future[Any], tuple[str, Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -193,7 +202,10 @@ class Connection:
         self._queued: list[tuple[str, dict[str, Any], float, asyncio.Future[Any]]] = []
 
     def _session(self) -> aiohttp.ClientSession:
-        return _session_without_message_limit(None if math.isinf(self._try_timeout) else self._try_timeout)
+        return _session_without_message_limit(None if math.isinf(self._try_timeout) else self._try_timeout, self._handshake_failed)
+
+    def _handshake_failed(self, error: BaseException) -> None:
+        self._handshake_error = error
 
     def _target(self) -> str:
         """The URL python-socketio connects to, asked at every try: the node the failover chose."""
@@ -238,6 +250,7 @@ class Connection:
             url = self.url
             tried.append(url)
             self._refused = None
+            self._handshake_error = None
             self._answered.clear()
             try:
                 await asyncio.wait_for(
@@ -249,8 +262,8 @@ class Connection:
                 await asyncio.wait_for(self._answered.wait(), min(self._try_timeout, max(0.0, deadline - loop.time())))
             except (socketio.exceptions.ConnectionError, asyncio.TimeoutError) as error:
                 silent = isinstance(error, asyncio.TimeoutError)
-                failure = HubError("DISCONNECTED", f"no answer from the hub at {url} within {min(timeout, self._try_timeout)} s" if silent else
-                                   f"cannot reach the hub at {url} ({error}). Is it running? Start one with `switchboard start`.")
+                failure = (HubError("DISCONNECTED", f"no answer from the hub at {url} within {min(timeout, self._try_timeout)} s") if silent
+                           else unreachable(url, self._handshake_error, str(error)))
                 if self._failover.urls == [url] or loop.time() >= deadline:
                     await self._shut()
                     raise failure from None
@@ -325,6 +338,10 @@ class Connection:
         detail = data.get("data") if isinstance(data, dict) else None
         if isinstance(detail, dict) and detail.get("code") == "NOT_LEADER":
             error = self._not_leader(detail)
+        elif isinstance(detail, dict) and detail.get("code") in ("UNAUTHENTICATED", "FORBIDDEN"):
+            error = token_refused(self.url, self.namespace, detail)
+        elif isinstance(data, dict) and data.get("message") == "Invalid namespace":
+            error = not_a_hub(self.url, self.namespace)
         elif isinstance(detail, dict) and "code" in detail:
             error = HubError.from_wire(detail)
         else:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.server
 import math
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -121,12 +124,40 @@ async def test_a_refused_token_fails_the_connection_with_its_code(hub: Hub) -> N
     with pytest.raises(HubError) as unknown:
         await connect_control(hub.url, "not-a-token")
     assert unknown.value.code == "UNAUTHENTICATED"
+    assert f"the hub at {hub.url} refused the token" in unknown.value.message
+    assert "`npx switchboard tokens list`" in unknown.value.message and "tokens.json" in unknown.value.message
     with pytest.raises(HubError) as wrong_role:
         await connect_control(hub.url, TOKENS["agent"])
     assert wrong_role.value.code == "FORBIDDEN"
+    assert "connect_control takes an admin token" in wrong_role.value.message
     with pytest.raises(HubError) as bad_url:
         await connect_control(hub.url + "/socket", TOKENS["admin"])
     assert bad_url.value.code == "VALIDATION"
+
+
+async def test_a_hub_that_cannot_be_reached_fails_the_connection_saying_why_and_what_to_do(hub: Hub) -> None:
+    async def failure(url: str) -> str:
+        with pytest.raises(HubError) as failed:
+            await connect_control(url, TOKENS["admin"], connect_timeout=5)
+        assert failed.value.code == "DISCONNECTED"
+        return failed.value.message
+
+    assert "does not resolve: check the URL" in await failure("http://nohost.invalid:4700")
+    tls = await failure(hub.url.replace("http://", "https://"))
+    assert "TLS" in tls and "use http://" in tls
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{free.getsockname()[1]}"
+    refused = await failure(nobody)
+    assert "ECONNREFUSED" in refused and "Is the hub running? Start it with `npx switchboard start`." in refused
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        other = await failure(f"http://127.0.0.1:{web.server_address[1]}")
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert "HTTP 404" in other and "is not a Switchboard hub" in other and "Is the hub running" not in other
 
 
 async def test_a_request_too_big_for_the_hub_fails_with_validation_is_not_sent_again_and_changes_nothing(tmp_path: Path) -> None:
