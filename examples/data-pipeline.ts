@@ -57,7 +57,16 @@ try {
     { id: 'analysis', taskType: 'analysis', description: 'Execute analysis stage', requirements: ['statistics'], dependencies: ['cleaning'], inputs: ['clean'] },
   ]);
   await wf.start();
-  await live.until((state) => state.workOrderCounts.completed === 3, { what: 'the three stages to complete' });
+  // Until every stage ended, failed ones too: a stage the hub failed (an output outside its data roots, say) says why.
+  const ended = await live.until(
+    ({ workOrderCounts: counts }) => (counts.completed ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0) === 3,
+    { what: 'the three stages to end' },
+  );
+  const unfinished = Object.values(ended.workOrders).filter((order) => order.state !== 'completed');
+  if (unfinished.length > 0) {
+    for (const order of unfinished) console.error(`${order.id}: ${order.state}: ${order.error ?? 'no reason given'}`);
+    throw new Error(`data pipeline: ${unfinished.map((order) => order.id).join(', ')} did not complete (see above)`);
+  }
   for (const id of ['loading', 'cleaning', 'analysis']) {
     const order = await wf.getWorkOrder(id);
     console.log(`${id}: ${order.state} by ${order.history.at(-1)?.agentId}; result ${JSON.stringify(order.result)}; outputs [${order.outputs.join(', ')}]`);

@@ -75,4 +75,17 @@ describe('examples', () => {
     ]);
     expect(workflows[1]!.data.summary).toMatchObject({ status: 'valid', provenance: { agentId: 'analyzer', source: 'produced' } });
   });
+
+  it('data-pipeline.ts says why a given hub refused its files, and that a SWITCHBOARD_DATA_ROOT does not exist', async () => {
+    const hub = await startHub({ dataRoots: [tempDir('switchboard-shared-data-')] });
+    const given = { SWITCHBOARD_URL: hub.url, SWITCHBOARD_ADMIN_TOKEN: TOKENS.admin, SWITCHBOARD_AGENT_TOKEN: TOKENS.agent, SWITCHBOARD_MONITOR_TOKEN: TOKENS.monitor };
+    const outside = await run('data-pipeline.ts', environment({ ...given, SWITCHBOARD_DATA_ROOT: tempDir('switchboard-other-data-') }));
+    expect(outside.code, outside.output).not.toBe(0);
+    expect(outside.output).toMatch(/loading: failed: .*the hub refused the completion: .* is outside the hub's data roots/);
+    expect(outside.output).not.toMatch(/timed out/);
+    const missing = await run('data-pipeline.ts', environment({ ...given, SWITCHBOARD_DATA_ROOT: '/nonexistent/switchboard-data' }));
+    expect(missing.code, missing.output).not.toBe(0);
+    expect(missing.output).toMatch(/SWITCHBOARD_DATA_ROOT is \/nonexistent\/switchboard-data, which does not exist/);
+    expect(missing.output).not.toMatch(/ENOENT/);
+  });
 });

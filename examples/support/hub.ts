@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHub } from 'switchboard/server';
@@ -46,6 +46,10 @@ export async function useHub(): Promise<ExampleHub> {
   const removeFolders = () => folders.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
   if (given) {
     const sharedRoot = process.env.SWITCHBOARD_DATA_ROOT;
+    // Said plainly: mkdtemp would fail with a bare ENOENT naming a folder the user never chose.
+    if (sharedRoot !== undefined && !existsSync(sharedRoot)) {
+      throw new Error(`SWITCHBOARD_DATA_ROOT is ${sharedRoot}, which does not exist: create it, or name one of the hub's dataRoots that does`);
+    }
     return {
       url: given,
       tokens: givenTokens(),
