@@ -28,12 +28,26 @@ class ExampleHub:
             self.process.wait(timeout=15)
 
 
+def given_tokens() -> dict[str, str]:
+    """Tokens of a given hub: SWITCHBOARD_<ROLE>_TOKEN, else the tokens.json named by SWITCHBOARD_TOKENS_FILE (as for the
+    hub), as the TypeScript examples take them (examples/support/hub.ts)."""
+    file = os.environ.get("SWITCHBOARD_TOKENS_FILE")
+    grants = json.loads(Path(file).read_text()) if file else []
+    tokens: dict[str, str] = {}
+    for role in ("admin", "agent", "monitor"):
+        name = f"SWITCHBOARD_{role.upper()}_TOKEN"
+        token = os.environ.get(name) or next((grant["token"] for grant in grants if grant.get("role") == role), None)
+        if not token:
+            raise SystemExit(f"SWITCHBOARD_URL is set: give {name} or SWITCHBOARD_TOKENS_FILE (a tokens.json)")
+        tokens[role] = token
+    return tokens
+
+
 def use_hub() -> ExampleHub:
-    """The hub at SWITCHBOARD_URL (tokens in SWITCHBOARD_ADMIN_TOKEN, …), else one started on a free port."""
+    """The hub at SWITCHBOARD_URL (tokens from the environment, see given_tokens), else one started on a free port."""
     url = os.environ.get("SWITCHBOARD_URL")
     if url:
-        roles = ("admin", "agent", "monitor")
-        return ExampleHub(url, {role: os.environ.get(f"SWITCHBOARD_{role.upper()}_TOKEN", "") for role in roles})
+        return ExampleHub(url, given_tokens())
     data_dir = tempfile.mkdtemp(prefix="switchboard-example-")
     process = subprocess.Popen(
         ["node", str(REPO / "bin" / "switchboard.mjs"), "start", "--port", "0", "--data-dir", data_dir, "--log-level", "warn"],
