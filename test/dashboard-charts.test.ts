@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { Agent } from '../shared/schemas/agent.ts';
+import { formatValue } from '../server/http/dashboard/charts.ts';
 import { agent, control, monitor, startHub, TOKENS } from './helpers/hub.ts';
 import { chromiumMissing, launchChromium } from './helpers/browser.ts';
 import { deferred } from './helpers/wait.ts';
@@ -46,6 +47,15 @@ async function untilAgent(hub: { url: string }, id: string, predicate: (agent: A
     return agents?.[id] !== undefined && predicate(agents[id]);
   }, { what: `agent ${id}`, timeoutMs: 10_000 });
 }
+
+describe('a KPI value as the charts write it', () => {
+  it('is a plain number of three significant digits, never in exponent notation, however near 1000 or 0', () => {
+    // 999.7 rounds to 1000 as 1000.2 does, not to "1.00e+3".
+    expect([1000.2, 999.5, 999.7, -999.9].map((v) => formatValue(v, 'ms'))).toEqual(['1000 ms', '1000 ms', '1000 ms', '-1000 ms']);
+    expect([1.2e-7, -0.000012345, 0.0004567].map((v) => formatValue(v))).toEqual(['0.00000012', '-0.0000123', '0.000457']);
+    expect([123456.7, 1e21, -0].map((v) => formatValue(v))).toEqual(['123457', '1000000000000000000000', '0']);
+  });
+});
 
 describe.skipIf(missing !== undefined)('dashboard charts in a real browser', () => {
   it('draws the selected workflow’s KPI history against its target, its objectives and its stages as the workflow holds them', async () => {

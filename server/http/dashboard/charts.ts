@@ -14,10 +14,15 @@ function scale(low: number, high: number, from: number, to: number): (value: num
   return (value) => from + ((value - low) / (high - low)) * (to - from);
 }
 
-/** A value as a KPI shows it: a few significant digits, then its unit. */
+// Plain digits always: toPrecision and String write exponents (999.7 → "1.00e+3", 1.2e-7 → "1.2e-7").
+// A fixed locale keeps "." as the decimal point; -0 reads 0.
+const SIGNIFICANT = new Intl.NumberFormat('en-US', { maximumSignificantDigits: 3, useGrouping: false, signDisplay: 'negative' });
+const WHOLE = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0, useGrouping: false, signDisplay: 'negative' });
+
+/** A value as a KPI shows it: three significant digits, or every digit of its whole part, then its unit. */
 export function formatValue(value: number | null, unit = ''): string {
   if (value === null) return '–';
-  const text = Math.abs(value) >= 1000 || Number.isInteger(value) ? String(Math.round(value)) : value.toPrecision(3).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
+  const text = (Math.abs(value) >= 1000 ? WHOLE : SIGNIFICANT).format(value);
   return unit ? `${text} ${unit}` : text;
 }
 
