@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { chromiumMissing, launchChromium } from './helpers/browser.ts';
@@ -22,6 +22,11 @@ async function newPage() {
   const context = await browser!.newContext();
   onTestFinished(() => context.close());
   return context.newPage();
+}
+
+/** The work orders the page's table shows, as `id:state`. */
+function orderRows(page: Page): Promise<string[]> {
+  return page.$$eval('#orders tr[data-work-order]', (rows) => rows.map((row) => `${row.getAttribute('data-work-order')}:${row.getAttribute('data-state')}`));
 }
 
 describe.skipIf(missing !== undefined)('live dashboard in a real browser', () => {
@@ -94,5 +99,61 @@ describe.skipIf(missing !== undefined)('live dashboard in a real browser', () =>
     expect(received).toBeLessThan(1_000_000);
     expect(errors).toEqual([]);
   });
-});
+  it('shows the orders of the state picked last when the pick changes before the previous pick’s orders arrived, and drops the earlier page', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf-1', userQuery: 'filters' });
+    await wf.start();
+    // One order queued (no agent takes its type), one cancelled.
+    await wf.createWorkOrder({ id: 'waits', taskType: 'nobody' });
+    await wf.createWorkOrder({ id: 'dropped', taskType: 'nobody' });
+    await wf.cancelWorkOrder('dropped');
 
+    const page = await newPage();
+    // The monitor connection goes through here. The hub's messages are held from the request for
+    // queued orders until the request for cancelled ones has gone out, as a distant hub would hold
+    // them: the page picks again before the first answer arrives. Both answers then arrive in order.
+    let hold = false;
+    const held: Array<() => void> = [];
+    let released = 0;
+    const sent: string[] = [];
+    const subscribes = (text: string, state: string) => text.includes('"subscribe"') && text.includes(`"${state}"`);
+    await page.routeWebSocket(/\/socket\.io\//, (ws: WebSocketRoute) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        const text = String(message);
+        sent.push(text);
+        server.send(message);
+        if (subscribes(text, 'queued')) hold = true;
+        if (subscribes(text, 'cancelled')) {
+          hold = false;
+          for (const release of held.splice(0)) release();
+        }
+      });
+      server.onMessage((message) => {
+        if (!hold) return ws.send(message);
+        held.push(() => {
+          ws.send(message);
+          released++;
+        });
+      });
+    });
+    await page.goto(`${hub.url}/#token=${TOKENS.monitor}`);
+    await expect.poll(() => orderRows(page), { timeout: 10_000 }).toEqual(['dropped:cancelled', 'waits:queued']);
+
+    await page.selectOption('#order-state', 'queued');
+    await expect.poll(() => hold, { timeout: 5000 }).toBe(true);
+    await page.selectOption('#order-state', 'cancelled');
+    await expect.poll(() => sent.some((text) => subscribes(text, 'cancelled')), { timeout: 5000 }).toBe(true);
+    // The answer for queued orders went to the page before the one for cancelled orders: once the
+    // table shows one page, both have been handled.
+    expect(released).toBeGreaterThan(0);
+    await expect.poll(() => orderRows(page).then((rows) => rows.length), { timeout: 5000 }).toBe(1);
+    expect(await orderRows(page)).toEqual(['dropped:cancelled']);
+    expect(await page.inputValue('#order-state')).toBe('cancelled');
+    // The superseded page of queued orders is no longer followed; the page shown is.
+    const unsubscribes = (state: string) => sent.some((text) => text.includes('"unsubscribe"') && text.includes(`state=${state}`));
+    await expect.poll(() => unsubscribes('queued'), { timeout: 5000 }).toBe(true);
+    expect(unsubscribes('cancelled')).toBe(false);
+  });
+});

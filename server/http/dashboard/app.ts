@@ -6,7 +6,7 @@
  */
 import { connectMonitor, type Mirror, type MirrorChange, type MonitorClient } from '../../../client-sdk/monitor.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
-import type { OrdersView, SummaryView } from '../../../shared/schemas/views.ts';
+import { viewName, type OrdersView, type SummaryView } from '../../../shared/schemas/views.ts';
 import type { WorkflowHeader } from '../../../shared/schemas/workflow.ts';
 import type { WorkOrderState } from '../../../shared/schemas/work-order.ts';
 import { INTERVAL_MS, LoadTimelines, ThroughputTimeline } from './timeline.ts';
@@ -184,18 +184,28 @@ async function main(): Promise<void> {
     requestAnimationFrame(draw);
   };
 
+  /** Numbers the calls of select(): only the latest one's page is shown. */
+  let selections = 0;
+  /** The view the latest select() asked for. */
+  let wanted: string | undefined;
   /** Shows a page of the newest orders of a workflow, in the chosen state, instead of the one shown. */
   const select = async (id: string | undefined) => {
+    const call = ++selections;
+    const view = { kind: 'orders', limit: ORDER_ROWS, ...(stateFilter ? { state: stateFilter as WorkOrderState } : {}) } as const;
+    wanted = id ? viewName(id, view) : undefined;
     selected = id;
     const previous = orders;
     orders = undefined;
     if (previous) await monitor.unsubscribe(previous.doc).catch(() => undefined);
     if (id) {
-      const view = { kind: 'orders', limit: ORDER_ROWS, ...(stateFilter ? { state: stateFilter as WorkOrderState } : {}) } as const;
       const mirror = await monitor.subscribe(id, { view }).catch(() => undefined);
-      // Another workflow or filter was chosen meanwhile: this page is no longer wanted.
-      if (mirror && (selected !== id || orders)) await monitor.unsubscribe(mirror.doc).catch(() => undefined);
-      else orders = mirror;
+      if (call !== selections) {
+        // Another workflow or filter was chosen meanwhile: this page is dropped, unless the latest
+        // call asked for the same view, whose one mirror unsubscribing would end for both.
+        if (mirror && mirror.doc !== wanted) await monitor.unsubscribe(mirror.doc).catch(() => undefined);
+        return;
+      }
+      orders = mirror;
     }
     redraw();
   };
