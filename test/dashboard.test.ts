@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import type { Browser, Page, WebSocketRoute } from 'playwright-core';
+import type { Browser, Page, Route, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { chromiumMissing, launchChromium } from './helpers/browser.ts';
@@ -155,5 +155,50 @@ describe.skipIf(missing !== undefined)('live dashboard in a real browser', () =>
     const unsubscribes = (state: string) => sent.some((text) => text.includes('"unsubscribe"') && text.includes(`state=${state}`));
     await expect.poll(() => unsubscribes('queued'), { timeout: 5000 }).toBe(true);
     expect(unsubscribes('cancelled')).toBe(false);
+  });
+  it('follows the 50 newest workflows from one page of the list, and begins no listing while one is unanswered', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    for (let i = 0; i < 120; i++) await client.createWorkflow({ id: `wf-${String(i).padStart(3, '0')}`, userQuery: `query ${i}` });
+
+    const page = await newPage();
+    // Listings counted as the page begins them, in the page: a count read after the page's timers
+    // ran has every listing they began.
+    await page.addInitScript(() => {
+      const counter = window as unknown as { listings: number };
+      const fetchFromPage = window.fetch.bind(window);
+      counter.listings = 0;
+      window.fetch = (input, init) => {
+        if (String(input).startsWith('/api/workflows')) counter.listings++;
+        return fetchFromPage(input, init);
+      };
+    });
+    const begun = () => page.evaluate(() => (window as unknown as { listings: number }).listings);
+    const headers: Array<Promise<number>> = [];
+    page.on('response', (response) => {
+      if (new URL(response.url()).pathname !== '/api/workflows') return;
+      // -1: a body the closing page could not give.
+      headers.push(response.json().then((page: { items: unknown[] }) => page.items.length, () => -1));
+    });
+    // The second listing is left unanswered until released.
+    const held: Route[] = [];
+    let listings = 0;
+    await page.route((url) => url.pathname === '/api/workflows', (route) => (++listings === 2 ? held.push(route) : route.continue()));
+    // The page's timers run when the test moves its clock on, not every 5 s.
+    await page.clock.install();
+    await page.goto(`${hub.url}/#token=${TOKENS.monitor}`);
+    await page.waitForSelector('#workflows tr[data-workflow="wf-119"]', { timeout: 10_000 });
+    await expect.poll(() => page.textContent('#counts'), { timeout: 10_000 }).toContain('50 workflows');
+    expect(await page.locator('#workflows tr[data-workflow="wf-069"]').count()).toBe(0);
+
+    await expect.poll(async () => (await page.clock.fastForward(5000), held.length), { timeout: 10_000 }).toBe(1);
+    await page.clock.fastForward(5000);
+    await page.clock.fastForward(5000);
+    expect(await begun()).toBe(2);
+    // Answered, the listing is followed by the next one.
+    await held[0]!.continue();
+    await expect.poll(async () => (await page.clock.fastForward(5000), begun()), { timeout: 10_000 }).toBe(3);
+    await expect.poll(() => headers.length, { timeout: 10_000 }).toBe(3);
+    expect(await Promise.all(headers)).toEqual([50, 50, 50]);
   });
 });

@@ -47,19 +47,12 @@ function askForToken(): void {
   });
 }
 
-/** The most recently created workflows this token may see (the list is oldest first, a page at a time). */
+/** The most recently created workflows this token may see: one page, newest first. */
 async function listWorkflows(secret: string): Promise<WorkflowHeader[]> {
-  let listed: WorkflowHeader[] = [];
-  let cursor: string | null = null;
-  do {
-    const query = new URLSearchParams({ limit: '1000', ...(cursor ? { cursor } : {}) });
-    const response = await fetch(`/api/workflows?${query}`, { headers: { authorization: `Bearer ${secret}` } });
-    if (!response.ok) throw new Error(`listing workflows: HTTP ${response.status}`);
-    const page = (await response.json()) as { items: WorkflowHeader[]; nextCursor: string | null };
-    listed = [...listed, ...page.items].slice(-LISTED_WORKFLOWS);
-    cursor = page.nextCursor;
-  } while (cursor);
-  return listed;
+  const query = new URLSearchParams({ order: 'desc', limit: String(LISTED_WORKFLOWS) });
+  const response = await fetch(`/api/workflows?${query}`, { headers: { authorization: `Bearer ${secret}` } });
+  if (!response.ok) throw new Error(`listing workflows: HTTP ${response.status}`);
+  return ((await response.json()) as { items: WorkflowHeader[] }).items;
 }
 
 /** The summary views of the listed workflows, kept as the list changes. */
@@ -224,7 +217,11 @@ async function main(): Promise<void> {
     void select(selected);
   });
 
+  let listing = false;
   const relist = async () => {
+    // One listing at a time: a slow hub must not pile them up, nor have two follow() calls race.
+    if (listing) return;
+    listing = true;
     try {
       const listed = await listWorkflows(secret);
       await followed.follow(listed.map((w) => w.id));
@@ -236,6 +233,8 @@ async function main(): Promise<void> {
       }
     } catch (error) {
       status.textContent = `could not list workflows: ${(error as Error).message}`;
+    } finally {
+      listing = false;
     }
     redraw();
   };
