@@ -1,6 +1,7 @@
 import { HubError } from '../shared/errors.ts';
 import type { WorkflowStatus } from '../shared/schemas/workflow.ts';
 import { isEnded } from './domain/machinery/context.ts';
+import { FaultBackoff } from './domain/machinery/fault-backoff.ts';
 import { summarize } from './domain/workflows/summary.ts';
 import type { Logger } from './logger.ts';
 import type { ReportRenderer } from './reports/report-renderer.ts';
@@ -45,6 +46,8 @@ export class Archiver {
   /** Counts the writer's rollbacks: an archive written across one may hold changes that were undone. */
   private rollbacks = 0;
   private closed = false;
+  /** Workflows whose archiving failed, put off so that the others behind them are archived meanwhile. */
+  private readonly faults = new FaultBackoff();
   private readonly deletedListeners: Array<(workflowIds: readonly string[]) => void> = [];
 
   constructor(
@@ -103,11 +106,12 @@ export class Archiver {
       const now = this.hub.now();
       const due: string[] = [];
       for (const workflow of this.hub.state.workflows.values()) {
-        if (isEnded(workflow) && (workflow.endedAt ?? workflow.updatedAt) + this.options.keepFinishedMs <= now && due.push(workflow.id) === PER_PASS) break;
+        if (!isEnded(workflow) || (workflow.endedAt ?? workflow.updatedAt) + this.options.keepFinishedMs > now || !this.faults.mayRun(workflow.id, performance.now())) continue;
+        if (due.push(workflow.id) === PER_PASS) break;
       }
       for (const workflowId of due) {
         if (this.closed) return;
-        await this.archiveOne(workflowId, now);
+        await this.archiveOneGuarded(workflowId, now);
       }
       const retention = this.options.retentionMs;
       if (retention !== null && now - this.retentionCheckedAt >= Math.min(RETENTION_CHECK_MS, retention)) {
@@ -117,6 +121,22 @@ export class Archiver {
       }
     } catch (error) {
       if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) this.log.error({ err: error }, 'archiving failed');
+    }
+  }
+
+  /**
+   * archiveOne, with a failure of this workflow's own (a file it cannot write, a document that
+   * cannot be serialised) logged and the workflow put off, so that the workflows after it go on
+   * leaving memory; the hub stopping or leading no more ends the pass.
+   */
+  private async archiveOneGuarded(workflowId: string, now: number): Promise<void> {
+    try {
+      await this.archiveOne(workflowId, now);
+      this.faults.cleared(workflowId);
+    } catch (error) {
+      if (this.closed || this.hub.currentRole !== 'leader') throw error;
+      const { count, retryInMs } = this.faults.failed(workflowId, performance.now());
+      this.log.error({ err: error, workflowId, failures: count, retryInMs }, 'archiving a workflow failed: it stays in memory and is tried again later');
     }
   }
 

@@ -10,6 +10,8 @@ import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
 import { FileArchive } from '../server/store/archive-files.ts';
 import { EmbeddedStore } from '../server/index.ts';
 import { HeldWrites } from './helpers/held-writes.ts';
+import { LEVEL, logRecorder } from './helpers/log-recorder.ts';
+import { WrappedStore } from './helpers/wrapped-store.ts';
 
 const KEEP = 60_000;
 
@@ -225,6 +227,40 @@ describe('archiving ended workflows', () => {
       { ids: ['z'], cursor: 'z' },
       { ids: ['x'], cursor: undefined },
     ]);
+  });
+
+  it('goes on archiving the other workflows when one cannot be written, logs it once per try, and archives it once it can', async () => {
+    const dataDir = tempDir();
+    const log = logRecorder();
+    let refuse = true;
+    /** An archive whose file for workflow `stuck` cannot be written while `refuse` holds (a damaged disk sector, a bug). */
+    class RefusingStore extends WrappedStore {
+      override get archive() {
+        const archive = this.inner.archive;
+        return new Proxy(archive, {
+          get: (target, key) => {
+            if (key === 'put') return (...args: Parameters<typeof archive.put>) => (refuse && args[0].header.id === 'stuck' ? Promise.reject(new Error('EIO: i/o error, write')) : target.put(...args));
+            const value = Reflect.get(target, key, target) as unknown;
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+      }
+    }
+    const store = new RefusingStore(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 32 * 1024 * 1024, onWarning: () => undefined }));
+    const { hub, clock } = await hubWithClock(dataDir, {}, { store, logger: log.logger });
+    const client = await control(hub);
+    // The one that fails is the oldest: every pass meets it first.
+    for (const id of ['stuck', 'next', 'last']) await (await client.createWorkflow({ id, userQuery: id })).cancel();
+    clock.now += KEEP + 1;
+    await untilTrue(() => !hub.state.workflows.has('next') && !hub.state.workflows.has('last'), 'the others archived');
+    expect(hub.state.workflows.has('stuck')).toBe(true);
+    const failure = await log.until('archiving a workflow failed: it stays in memory and is tried again later');
+    expect(failure).toMatchObject({ level: LEVEL.error, workflowId: 'stuck', failures: 1, retryInMs: 1_000 });
+    expect((await client.workflow('stuck').summary()).status).toBe('cancelled');
+
+    refuse = false;
+    await archived(hub, clock, 'stuck');
+    expect((await client.workflow('stuck').summary()).status).toBe('cancelled');
   });
 
   it('deletes archived workflows past retentionMs, and prunes by hand saying what it removed', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FAULT_RETRY_MS } from '../../server/domain/work/sweep-faults.ts';
+import { FAULT_RETRY_MS } from '../../server/domain/machinery/fault-backoff.ts';
 import { versionOf } from '../../server/domain/machinery/state.ts';
 import type { Effect } from '../../server/domain/machinery/effects.ts';
 import { CreateWorkOrderInput } from '../../shared/schemas/work-order.ts';

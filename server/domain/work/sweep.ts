@@ -28,7 +28,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
   const count = (what: keyof typeof result | undefined) => {
     if (what) result[what]++;
   };
-  // A timer whose change failed lately waits its turn (SweepFaults).
+  // A timer whose change failed lately waits its turn (FaultBackoff).
   const putOff = (key: string) => !work.sweepFaults.mayRun(key, monotonicNow);
 
   for (const [agentId, since] of work.disconnected) {
@@ -149,7 +149,7 @@ function dueEntries<T extends { at: number }>(queue: PriorityQueue<T>, monotonic
 /**
  * Runs one timer's change alone (a savepoint): one that throws something unexpected is undone by
  * itself, the index (timers included) is derived anew from the documents, the operator is told,
- * and the timer is put off with a growing wait (SweepFaults), while the others run. Returns the
+ * and the timer is put off with a growing wait (FaultBackoff), while the others run. Returns the
  * change's value, or undefined when it failed.
  */
 function runTimer<T>(t: CommandContext, key: string, change: () => T): T | undefined {

@@ -7,7 +7,7 @@ import { AvailableAgents, type UndoLog } from './free-agents.ts';
 import { CapableAgents, filingFrom, requirementsKey, sameWaiting, takesWork, type Need } from './capable-agents.ts';
 import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
-import { SweepFaults } from './sweep-faults.ts';
+import { FaultBackoff } from '../machinery/fault-backoff.ts';
 import { PriorityQueue } from './priority-queue.ts';
 import { WorkflowCatalogs } from './workflow-catalogs.ts';
 
@@ -157,7 +157,7 @@ export class WorkIndex {
    */
   readonly places = new Map<string, Place>();
   /** The sweep's timers put off after their change failed; kept by a rebuild, which is what follows such a failure. */
-  readonly sweepFaults = new SweepFaults();
+  readonly sweepFaults = new FaultBackoff();
 
   constructor(private readonly agingMs: number) {}
 
