@@ -1,12 +1,13 @@
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { hubAddress } from '../server/cli/common.ts';
 import { optionsFrom } from '../server/cli/start.ts';
 import { reload } from '../server/cli/reload.ts';
 import { status } from '../server/cli/status.ts';
 import { tokens } from '../server/cli/tokens.ts';
 import { HubOptions } from '../server/options.ts';
-import { tempDir } from './helpers/hub.ts';
+import { GRANTS, tempDir } from './helpers/hub.ts';
 
 describe('switchboard start options', () => {
   it('takes the config file, then the environment, then the flags, each winning over the one before; SWITCHBOARD_FSYNC=0 turns fsync off', () => {
@@ -71,5 +72,46 @@ describe('switchboard start tokens', () => {
     expect(valid(optionsFrom(['--config', config], { SWITCHBOARD_TOKENS: JSON.stringify(list) }))).toMatchObject({ tokens: [{ token: list[0]!.token }], tokensFile: undefined });
     // Both in one place is still refused: nothing says which is meant.
     expect(() => valid(optionsFrom([], { SWITCHBOARD_TOKENS: JSON.stringify(list), SWITCHBOARD_TOKENS_FILE: file }))).toThrow(/not both/);
+  });
+});
+
+describe('client commands: where the hub and its tokens are', () => {
+  /** A data directory whose tokens.json holds an admin token named after `tag`. */
+  const dataDirWith = (tag: string) => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'tokens.json'), JSON.stringify([{ token: `${tag}-admin-token`, role: 'admin' }]), { mode: 0o600 });
+    return dir;
+  };
+
+  it('takes the token of status, report and prune from DIR/tokens.json when --data-dir names DIR, whatever SWITCHBOARD_TOKENS_FILE or SWITCHBOARD_TOKENS say', () => {
+    const here = dataDirWith('here');
+    const elsewhere = dataDirWith('elsewhere');
+    vi.stubEnv('SWITCHBOARD_TOKEN', '');
+    vi.stubEnv('SWITCHBOARD_TOKENS_FILE', join(elsewhere, 'tokens.json'));
+    onTestFinished(() => void vi.unstubAllEnvs());
+    expect(hubAddress({ 'data-dir': here }).token).toBe('here-admin-token');
+    // Without the flag, the environment names the hub's list, as `switchboard start` reads it.
+    expect(hubAddress({}).token).toBe('elsewhere-admin-token');
+    vi.stubEnv('SWITCHBOARD_TOKENS_FILE', '');
+    vi.stubEnv('SWITCHBOARD_TOKENS', JSON.stringify(GRANTS));
+    expect(hubAddress({ 'data-dir': here }).token).toBe('here-admin-token');
+  });
+
+  it('adds a token to DIR/tokens.json with tokens --data-dir DIR, not to the file SWITCHBOARD_TOKENS_FILE names, and refuses --file with --data-dir', async () => {
+    const here = dataDirWith('here');
+    const elsewhere = dataDirWith('elsewhere');
+    vi.stubEnv('SWITCHBOARD_TOKENS_FILE', join(elsewhere, 'tokens.json'));
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    onTestFinished(() => {
+      vi.unstubAllEnvs();
+      vi.restoreAllMocks();
+    });
+    const roles = (dir: string) => (JSON.parse(readFileSync(join(dir, 'tokens.json'), 'utf8')) as Array<{ role: string }>).map((grant) => grant.role);
+    await tokens(['create', '--role', 'monitor', '--data-dir', here]);
+    expect(roles(here)).toEqual(['admin', 'monitor']);
+    expect(roles(elsewhere)).toEqual(['admin']);
+    const both = await tokens(['list', '--data-dir', here, '--file', join(elsewhere, 'tokens.json')]).then(() => 'done', (error: Error) => error.message);
+    expect(both).toBe('give --data-dir or --file, not both');
   });
 });

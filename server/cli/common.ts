@@ -56,13 +56,14 @@ export const HUB_URL_FILE = 'hub.url';
  * Where a running hub is and which token to use: flags, then SWITCHBOARD_URL / SWITCHBOARD_TOKEN
  * (or SWITCHBOARD_PORT), then what the hub's own settings say (the URL of the hub that holds the
  * data directory; a token of SWITCHBOARD_TOKENS, SWITCHBOARD_TOKENS_FILE or the directory's
- * tokens.json, as `switchboard start` takes them), then port 4700.
+ * tokens.json, as `switchboard start` takes them, but the directory's alone when --data-dir names
+ * it), then port 4700.
  */
 export function hubAddress(values: { url?: string | undefined; token?: string | undefined; 'data-dir'?: string | undefined }): { url: string; token: string } {
   // An empty variable is an unset one.
   const port = process.env.SWITCHBOARD_PORT || undefined;
   const url = values.url ?? (process.env.SWITCHBOARD_URL || undefined) ?? (port ? `http://127.0.0.1:${port}` : runningHubUrl(dataDirOf(values['data-dir']))) ?? 'http://127.0.0.1:4700';
-  const token = values.token ?? (process.env.SWITCHBOARD_TOKEN || undefined) ?? localToken(dataDirOf(values['data-dir']));
+  const token = values.token ?? (process.env.SWITCHBOARD_TOKEN || undefined) ?? localToken(values['data-dir']);
   if (!token) throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN (or SWITCHBOARD_TOKENS_FILE), or run where the hub’s data directory (tokens.json) is');
   return { url, token };
 }
@@ -76,14 +77,17 @@ function runningHubUrl(dataDir: string): string | undefined {
 
 /**
  * An admin (else monitor) token of the hub's list, found as `switchboard start` finds it: in
- * SWITCHBOARD_TOKENS, the file SWITCHBOARD_TOKENS_FILE names, or the data directory's tokens.json.
+ * SWITCHBOARD_TOKENS, the file SWITCHBOARD_TOKENS_FILE names, or the data directory's tokens.json;
+ * the directory's alone when the --data-dir flag names it, as a flag wins over the environment.
  */
-function localToken(dataDir: string): string | undefined {
-  const grants = ownTokens(dataDir);
+function localToken(dataDirFlag: string | undefined): string | undefined {
+  const grants = ownTokens(dataDirFlag);
   return (grants?.find((g) => g.role === 'admin') ?? grants?.find((g) => g.role === 'monitor'))?.token;
 }
 
-function ownTokens(dataDir: string): TokenGrant[] | undefined {
+function ownTokens(dataDirFlag: string | undefined): TokenGrant[] | undefined {
+  const directoryFile = join(dataDirOf(dataDirFlag), 'tokens.json');
+  if (dataDirFlag !== undefined) return existsSync(directoryFile) ? readTokens(directoryFile) : undefined;
   const inline = process.env.SWITCHBOARD_TOKENS || undefined;
   if (inline) {
     try {
@@ -92,7 +96,7 @@ function ownTokens(dataDir: string): TokenGrant[] | undefined {
       throw new CliError(`SWITCHBOARD_TOKENS: ${(error as Error).message}`);
     }
   }
-  const file = process.env.SWITCHBOARD_TOKENS_FILE || join(dataDir, 'tokens.json');
+  const file = process.env.SWITCHBOARD_TOKENS_FILE || directoryFile;
   return existsSync(file) ? readTokens(file) : undefined;
 }
 

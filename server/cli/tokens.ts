@@ -21,9 +21,9 @@ Usage:
   switchboard tokens create --role admin|agent|monitor [--name NAME] [--agent-id ID] [--workflows a,b] [--data-dir DIR | --file FILE | --postgres URL]
   switchboard tokens revoke TOKEN [--data-dir DIR | --file FILE | --postgres URL]
 
-The tokens live in the data directory's tokens.json (or --file [SWITCHBOARD_TOKENS_FILE]). A running
-hub started with 'switchboard start' reloads them on SIGHUP; tokens removed from the file stop
-working then. The nodes of a cluster share theirs in its PostgreSQL (--postgres URL
+The tokens live in the data directory's tokens.json (or --file [SWITCHBOARD_TOKENS_FILE, unless
+--data-dir is given]). A running hub started with 'switchboard start' reloads them on SIGHUP;
+tokens removed from the file stop working then. The nodes of a cluster share theirs in its PostgreSQL (--postgres URL
 [SWITCHBOARD_POSTGRES]); a change there reaches every node at once, and connections made with a
 revoked token are closed. The last admin token cannot be revoked.
 `;
@@ -127,9 +127,10 @@ export async function tokens(args: string[]): Promise<void> {
   if (values.help) return void process.stdout.write(TOKENS_HELP);
   refuseEmptyFlags(values);
   if (values.postgres && (values.file || values['data-dir'])) throw new CliError('--postgres and --file or --data-dir name different tokens; give one');
-  // A flag wins over the environment.
+  if (values.file !== undefined && values['data-dir'] !== undefined) throw new CliError('give --data-dir or --file, not both');
+  // A flag wins over the environment: --data-dir means its tokens.json, whatever SWITCHBOARD_TOKENS_FILE names.
   const postgres = values.postgres ?? (values.file || values['data-dir'] ? undefined : process.env.SWITCHBOARD_POSTGRES);
-  const file = values.file ?? (process.env.SWITCHBOARD_TOKENS_FILE || undefined);
+  const file = values.file ?? (values['data-dir'] ? undefined : process.env.SWITCHBOARD_TOKENS_FILE || undefined);
   const place = postgres ? postgresPlace(postgres) : file ? filePlace(file, false) : filePlace(join(dataDirOf(values['data-dir']), TOKENS_FILE), true);
   try {
     await run(place, positionals, values);
