@@ -97,6 +97,26 @@ describe('client commands: where the hub and its tokens are', () => {
     expect(hubAddress({ 'data-dir': here }).token).toBe('here-admin-token');
   });
 
+  it('dials the URL the hub holding the data directory noted (the port it took) over SWITCHBOARD_PORT, which is for start and may be 0', () => {
+    const dir = dataDirWith('here');
+    // This process stands for the hub holding the directory; `switchboard start` notes hub.url there.
+    writeFileSync(join(dir, 'hub.lock'), String(process.pid));
+    writeFileSync(join(dir, 'hub.url'), 'http://127.0.0.1:45678\n');
+    vi.stubEnv('SWITCHBOARD_URL', '');
+    vi.stubEnv('SWITCHBOARD_DATA_DIR', dir);
+    onTestFinished(() => void vi.unstubAllEnvs());
+    for (const port of ['0', '4800', '']) {
+      vi.stubEnv('SWITCHBOARD_PORT', port);
+      expect(hubAddress({ token: 'some-admin-token' }).url, port).toBe('http://127.0.0.1:45678');
+    }
+    // No hub holds the directory: a port it was told is the best guess, but never port 0.
+    vi.stubEnv('SWITCHBOARD_DATA_DIR', tempDir());
+    vi.stubEnv('SWITCHBOARD_PORT', '4800');
+    expect(hubAddress({ token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4800');
+    vi.stubEnv('SWITCHBOARD_PORT', '0');
+    expect(hubAddress({ token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4700');
+  });
+
   it('adds a token to DIR/tokens.json with tokens --data-dir DIR, not to the file SWITCHBOARD_TOKENS_FILE names, and refuses --file with --data-dir', async () => {
     const here = dataDirWith('here');
     const elsewhere = dataDirWith('elsewhere');

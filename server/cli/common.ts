@@ -53,16 +53,18 @@ export function dataDirOf(flag: string | undefined): string {
 export const HUB_URL_FILE = 'hub.url';
 
 /**
- * Where a running hub is and which token to use: flags, then SWITCHBOARD_URL / SWITCHBOARD_TOKEN
- * (or SWITCHBOARD_PORT), then what the hub's own settings say (the URL of the hub that holds the
- * data directory; a token of SWITCHBOARD_TOKENS, SWITCHBOARD_TOKENS_FILE or the directory's
- * tokens.json, as `switchboard start` takes them, but the directory's alone when --data-dir names
- * it), then port 4700.
+ * Where a running hub is and which token to use: flags, then SWITCHBOARD_URL / SWITCHBOARD_TOKEN,
+ * then what the hub's own settings say (the URL the hub holding the data directory noted, else
+ * SWITCHBOARD_PORT on 127.0.0.1, else port 4700; a token of SWITCHBOARD_TOKENS,
+ * SWITCHBOARD_TOKENS_FILE or the directory's tokens.json, as `switchboard start` takes them, but
+ * the directory's alone when --data-dir names it).
  */
 export function hubAddress(values: { url?: string | undefined; token?: string | undefined; 'data-dir'?: string | undefined }): { url: string; token: string } {
-  // An empty variable is an unset one.
-  const port = process.env.SWITCHBOARD_PORT || undefined;
-  const url = values.url ?? (process.env.SWITCHBOARD_URL || undefined) ?? (port ? `http://127.0.0.1:${port}` : runningHubUrl(dataDirOf(values['data-dir']))) ?? 'http://127.0.0.1:4700';
+  // An empty variable is an unset one. The port a hub was told is a guess, after the one it took
+  // (hub.url): exported for `start`, 0 means "any free one", which no client can dial.
+  const port = integer('SWITCHBOARD_PORT', process.env.SWITCHBOARD_PORT || undefined);
+  const url =
+    values.url ?? (process.env.SWITCHBOARD_URL || undefined) ?? runningHubUrl(dataDirOf(values['data-dir'])) ?? (port ? `http://127.0.0.1:${port}` : 'http://127.0.0.1:4700');
   const token = values.token ?? (process.env.SWITCHBOARD_TOKEN || undefined) ?? localToken(values['data-dir']);
   if (!token) throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN (or SWITCHBOARD_TOKENS_FILE), or run where the hub’s data directory (tokens.json) is');
   return { url, token };
