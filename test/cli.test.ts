@@ -95,6 +95,17 @@ describe('switchboard CLI', () => {
     expect(refused).toContain(`the hub holding ${dataDir} (pid ${process.pid}) is not one 'switchboard start' runs, or is still starting`);
   });
 
+  it('refuses to SIGHUP a --pid that is not a hub switchboard start runs (npm, a typo), which the signal would end', async () => {
+    const bystander = spawn('sleep', ['30'], { stdio: 'ignore' });
+    onTestFinished(() => void bystander.kill('SIGKILL'));
+    await once(bystander, 'spawn');
+    const refused = await reload(['--pid', String(bystander.pid)]).then(() => 'sent', (error: Error) => error.message);
+    expect(refused).toContain(`process ${bystander.pid} is not a hub 'switchboard start' runs (it runs sleep 30), and a SIGHUP would likely end it`);
+    // Had it been sent, the signal would have ended it by now: a wait for its end gets there first.
+    const ended = await Promise.race([once(bystander, 'exit').then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300))]);
+    expect(ended).toBe(false);
+  });
+
   it('refuses a port in use with one line that says to try --port, and writes nothing to the data directory it was given', async () => {
     const first = await startHubProcess(['--port', '0', '--data-dir', tempDir()]);
     const port = new URL(first.url).port;
