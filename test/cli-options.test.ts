@@ -1,7 +1,10 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { hubAddress } from '../server/cli/common.ts';
+import { hubUrl } from '../client-sdk/hub-url.ts';
 import { optionsFrom } from '../server/cli/start.ts';
 import { reload } from '../server/cli/reload.ts';
 import { status } from '../server/cli/status.ts';
@@ -115,6 +118,26 @@ describe('client commands: where the hub and its tokens are', () => {
     expect(hubAddress({ token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4800');
     vi.stubEnv('SWITCHBOARD_PORT', '0');
     expect(hubAddress({ token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4700');
+  });
+
+  it('checks --url as the SDK does: a missing scheme gets its hint, a path is refused, and a server that is not a hub is named so', async () => {
+    const refusal = (url: string) => status(['--url', url, '--token', 'some-admin-token']).then(() => 'done', (error: Error) => error.message);
+    const sdkMessage = (url: string) => {
+      try {
+        return hubUrl(url);
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    expect(await refusal('127.0.0.1:4700')).toBe(sdkMessage('127.0.0.1:4700'));
+    expect(await refusal('127.0.0.1:4700')).toContain('http://127.0.0.1:4700');
+    expect(await refusal('http://127.0.0.1:4700/switchboard')).toBe(sdkMessage('http://127.0.0.1:4700/switchboard'));
+    // Some other web server on the port the user typed.
+    const other: Server = createServer((_req, res) => res.writeHead(404).end('Not Found'));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => void other.close());
+    const url = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    expect(await refusal(url)).toBe(`${url} is not a Switchboard hub (/healthz answered HTTP 404 without the hub's error); check the URL`);
   });
 
   it('adds a token to DIR/tokens.json with tokens --data-dir DIR, not to the file SWITCHBOARD_TOKENS_FILE names, and refuses --file with --data-dir', async () => {

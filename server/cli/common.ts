@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseSecretJson } from '../secret-json.ts';
 import { parseTokenList, readTokens } from '../transport/auth.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
+import { hubUrl } from '../../client-sdk/hub-url.ts';
 
 /** An error the CLI reports as one line and a non-zero exit. */
 export class CliError extends Error {}
@@ -63,8 +64,15 @@ export function hubAddress(values: { url?: string | undefined; token?: string | 
   // An empty variable is an unset one. The port a hub was told is a guess, after the one it took
   // (hub.url): exported for `start`, 0 means "any free one", which no client can dial.
   const port = integer('SWITCHBOARD_PORT', process.env.SWITCHBOARD_PORT || undefined);
-  const url =
+  const given =
     values.url ?? (process.env.SWITCHBOARD_URL || undefined) ?? runningHubUrl(dataDirOf(values['data-dir'])) ?? (port ? `http://127.0.0.1:${port}` : 'http://127.0.0.1:4700');
+  let url: string;
+  try {
+    // The SDK's own check: the same hint for a missing scheme, and a path (which the hub does not serve) refused.
+    url = hubUrl(given);
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
   const token = values.token ?? (process.env.SWITCHBOARD_TOKEN || undefined) ?? localToken(values['data-dir']);
   if (!token) throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN (or SWITCHBOARD_TOKENS_FILE), or run where the hub’s data directory (tokens.json) is');
   return { url, token };
@@ -112,7 +120,10 @@ export async function getFromHub(address: { url: string; token: string }, path: 
   }
   if (!response.ok) {
     const body = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
-    throw new CliError(`${path}: ${body?.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${response.status}`}`);
+    if (body?.error) throw new CliError(`${path}: ${body.error.code}: ${body.error.message}`);
+    // A hub answers every path it does not know with its own error body: a bare 404 is another server.
+    if (response.status === 404) throw new CliError(`${address.url} is not a Switchboard hub (${path} answered HTTP 404 without the hub's error); check the URL`);
+    throw new CliError(`${path}: HTTP ${response.status}`);
   }
   return response;
 }

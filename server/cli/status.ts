@@ -10,7 +10,8 @@ export const STATUS_HELP = `switchboard status — the nodes, workflows and agen
 Usage: switchboard status [--url URL] [--token TOKEN] [--data-dir DIR] [--json]
        switchboard status --watch [--interval MS] [--count N] [WORKFLOW...] [--url URL] [--token TOKEN] [--data-dir DIR]
 
-  --url URL       the hub (default: the URL the hub holding the data directory noted, else
+  --url URL       the hub, http(s)://host:port without a path, checked as the SDK checks it
+                  (default: the URL the hub holding the data directory noted, else
                   http://127.0.0.1:$SWITCHBOARD_PORT if set and not 0, else http://127.0.0.1:4700)
                                                                      [SWITCHBOARD_URL]
   --token TOKEN   an admin or monitor token (default: one of the hub's list: DIR/tokens.json if
