@@ -3,9 +3,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { hubAddress } from '../server/cli/common.ts';
+import { duration, hubAddress } from '../server/cli/common.ts';
 import { hubUrl } from '../client-sdk/hub-url.ts';
 import { optionsFrom } from '../server/cli/start.ts';
+import { prune } from '../server/cli/prune.ts';
 import { reload } from '../server/cli/reload.ts';
 import { status } from '../server/cli/status.ts';
 import { tokens } from '../server/cli/tokens.ts';
@@ -45,6 +46,13 @@ describe('empty values', () => {
     const watch = (interval: string) => status(['--watch', '--interval', interval, '--url', 'http://127.0.0.1:9', '--token', 'some-admin-token']).then(() => 'done', (error: Error) => error.message);
     expect(await watch('3000000000')).toBe('--interval must be from 100 to 3600000 (ms), got 3000000000');
     expect(await watch('99')).toBe('--interval must be from 100 to 3600000 (ms), got 99');
+  });
+
+  it('refuses a prune age too long to count in ms in the terms of its flag, not of the hub payload', async () => {
+    expect(() => duration('--older-than', '99999999999d')).toThrow('--older-than must be at most 104249991d (about 285,000 years), got "99999999999d"');
+    expect(duration('--older-than', '104249991d')).toBe(104249991 * 86_400_000);
+    const refused = await prune(['--older-than', '99999999999d', '--url', 'http://127.0.0.1:9', '--token', 'some-admin-token']).then(() => 'done', (error: Error) => error.message);
+    expect(refused).toBe('--older-than must be at most 104249991d (about 285,000 years), got "99999999999d"');
   });
 
   it('refuses a --pid no process can have with the same message as 0', async () => {

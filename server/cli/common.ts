@@ -42,7 +42,10 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 export function duration(name: string, text: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(text.trim());
   if (!match) throw new CliError(`${name} must be a duration such as 30d, 12h, 90m or 45s, got "${text}"`);
-  return Math.round(Number(match[1]) * UNITS[match[2]!]!);
+  const ms = Math.round(Number(match[1]) * UNITS[match[2]!]!);
+  // Past this a count of ms is no longer exact, and the hub refuses it in its own terms (olderThanMs).
+  if (ms > Number.MAX_SAFE_INTEGER) throw new CliError(`${name} must be at most ${Math.floor(Number.MAX_SAFE_INTEGER / UNITS.d!)}d (about 285,000 years), got "${text}"`);
+  return ms;
 }
 
 /** The data directory from the flag, the environment (an empty variable counts as unset, as `start` takes it), or the default. */
