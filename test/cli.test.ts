@@ -371,13 +371,18 @@ describe('switchboard start: signals, output and settings', () => {
     const refused = await tokens(['create', '--role', 'agent', '--data-dir', dataDir]).then(() => 'done', (error: Error) => error.message);
     expect(refused).toBe(`${join(dataDir, 'tokens.json')} holds no tokens yet: a hub makes its admin, agent and monitor tokens at its first start; start it once, then create more`);
     expect(existsSync(dataDir)).toBe(false);
-    // A file of its own is the whole list a hub started with --tokens takes: it may start with one token.
-    const file = join(tempDir(), 'tokens.json');
-    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    onTestFinished(() => void vi.restoreAllMocks());
-    await tokens(['create', '--role', 'admin', '--file', file]);
-    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject([{ role: 'admin' }]);
+  });
+
+  it('refuses a --file that does not exist (a mistyped path) for every tokens action, rather than starting a list of one token, and writes nothing', async () => {
+    const dir = tempDir();
+    const typo = join(dir, 'tokns.json');
+    const refusal = (args: string[]) => tokens([...args, '--file', typo]).then(() => 'done', (error: Error) => error.message);
+    const missing = `no token file ${typo}: check the path (--file names an existing token list; a hub writes its first one into its data directory at its first start)`;
+    expect(await refusal(['create', '--role', 'admin'])).toBe(missing);
+    // Not "a hub generates them on its first start": a hub given a --tokens file that is not there refuses to start.
+    expect(await refusal(['list'])).toBe(missing);
+    expect(await refusal(['revoke', TOKENS.agent])).toBe(missing);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('lets two tokens commands that change one file at once both count: the second waits for the first, and a lock left by an ended one is taken over', async () => {

@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
-import { looseTokenFileMode, looseTokenFileWarning, newToken, PRIVATE_DIR_MODE, parseTokenList, readTokens, TOKEN_FILE_MODE, TOKENS_FILE } from '../transport/auth.ts';
+import { looseTokenFileMode, looseTokenFileWarning, newToken, parseTokenList, readTokens, TOKEN_FILE_MODE, TOKENS_FILE } from '../transport/auth.ts';
 import { realLocation } from '../real-location.ts';
 import { replaceDurably } from '../store/synced-write.ts';
 import { boundedPool } from '../store/postgres/pg-pool.ts';
@@ -22,7 +22,7 @@ Usage:
   switchboard tokens revoke TOKEN [--data-dir DIR | --file FILE | --postgres URL]
 
 The tokens live in the data directory's tokens.json (or --file [SWITCHBOARD_TOKENS_FILE, unless
---data-dir is given]). A running hub started with 'switchboard start' reloads them on SIGHUP;
+--data-dir is given], which must exist). A running hub started with 'switchboard start' reloads them on SIGHUP;
 tokens removed from the file stop working then. The nodes of a cluster share theirs in its PostgreSQL (--postgres URL
 [SWITCHBOARD_POSTGRES]); a change there reaches every node at once, and connections made with a
 revoked token are closed. The last admin token cannot be revoked.
@@ -51,11 +51,8 @@ function filePlace(file: string, filledAtFirstStart: boolean): TokenPlace {
     takesEffect: 'send SIGHUP to a running hub (or restart it) to apply the change',
     filledAtFirstStart,
     read,
+    // Only a list that exists is changed (run() refuses the rest), so its folder is there.
     async change(change) {
-      const folder = join(file, '..');
-      // Tried first where the folder is missing, so that a refused change leaves none behind.
-      if (!existsSync(folder)) parseTokenList(change(await read()), 'the token list this change leaves');
-      mkdirSync(folder, { recursive: true, mode: PRIVATE_DIR_MODE });
       const unlock = await lockFile(file);
       try {
         // The hub's own rule, checked before the file changes: a list it would refuse is never written.
@@ -154,6 +151,11 @@ async function run(place: TokenPlace, positionals: string[], values: { role?: st
   if (extra > 0) throw new CliError(`switchboard tokens ${action} takes no other arguments, got ${extra}`);
   const misplaced = action === 'create' ? [] : CREATE_ONLY.filter((option) => values[option] !== undefined);
   if (misplaced.length) throw new CliError(`${misplaced.map((o) => `--${o}`).join(', ')} ${misplaced.length > 1 ? 'go' : 'goes'} with switchboard tokens create, not ${action}`);
+  // A --file that is not there is a wrong path (a typo), not a list to start: a hub given that file
+  // would start with the one token created into it, or refuse to start for want of an admin token.
+  if (!place.filledAtFirstStart && (await place.read()).length === 0) {
+    throw new CliError(`no token file ${place.name}: check the path (--file names an existing token list; a hub writes its first one into its data directory at its first start)`);
+  }
   if (action === 'list') {
     const existing = await place.read();
     if (!existing.length) throw new CliError(`no tokens in ${place.name} (a hub generates them on its first start)`);
