@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -122,6 +122,16 @@ describe('switchboard CLI', () => {
     // Not a tokens.json, not a lock, not the folder itself.
     expect(readdirSync(empty)).toEqual([]);
   }, 60_000);
+
+  it('says in one line to run npm run build when dist/ has not been built, not with a module-loader stack', () => {
+    // bin/switchboard.mjs as it is, in a package folder without dist/.
+    const root = tempDir();
+    mkdirSync(join(root, 'bin'));
+    copyFileSync(join(import.meta.dirname, '..', 'bin', 'switchboard.mjs'), join(root, 'bin', 'switchboard.mjs'));
+    const run = spawnSync(process.execPath, [join(root, 'bin', 'switchboard.mjs'), 'status'], { encoding: 'utf8' });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toBe(`switchboard: ${join(root, 'dist', 'cli.mjs')} is missing; run \`npm run build\` in ${root} first\n`);
+  });
 
   it('fails with a clear message and a non-zero status on bad arguments', () => {
     const badPort = spawnSync(process.execPath, [...CLI, 'start', '--port', 'abc'], { encoding: 'utf8' });
