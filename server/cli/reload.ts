@@ -64,7 +64,8 @@ function runsSwitchboardStart(command: string[]): boolean {
 function checkedHubPid(pid: number): number {
   const command = commandLineOf(pid);
   if (command && runsSwitchboardStart(command)) return pid;
-  // Where /proc cannot say (not Linux); an embedding application is refused there with its reason.
+  // The data directory's hub.lock vouches where the command line cannot (no /proc, another script
+  // name); hubPidOf refuses an application that embeds createHub, with its reason.
   const dataDir = dataDirOf(undefined);
   if (lockHolder(dataDir) === pid) return hubPidOf(dataDir);
   if (!processAlive(pid)) throw new CliError(`no process ${pid}: is the hub running?`);

@@ -21,11 +21,12 @@ Usage:
   switchboard tokens create --role admin|agent|monitor [--name NAME] [--agent-id ID] [--workflows a,b] [--data-dir DIR | --file FILE | --postgres URL]
   switchboard tokens revoke TOKEN [--data-dir DIR | --file FILE | --postgres URL]
 
-The tokens live in the data directory's tokens.json (or --file [SWITCHBOARD_TOKENS_FILE, unless
---data-dir is given], which must exist). A running hub started with 'switchboard start' reloads them on SIGHUP;
-tokens removed from the file stop working then. The nodes of a cluster share theirs in its PostgreSQL (--postgres URL
-[SWITCHBOARD_POSTGRES]); a change there reaches every node at once, and connections made with a
-revoked token are closed. The last admin token cannot be revoked.
+The tokens live in the data directory's tokens.json (or --file, which must exist
+[SWITCHBOARD_TOKENS_FILE, unless --data-dir is given]). A running hub started with 'switchboard
+start' reloads them on SIGHUP; tokens removed from the file stop working then. The nodes of a
+cluster share theirs in its PostgreSQL (--postgres URL [SWITCHBOARD_POSTGRES]); a change there
+reaches every node at once, and connections made with a revoked token are closed. The last admin
+token cannot be revoked.
 `;
 
 /** Where the tokens are kept, and how to change them. */
@@ -151,8 +152,8 @@ async function run(place: TokenPlace, positionals: string[], values: { role?: st
   if (extra > 0) throw new CliError(`switchboard tokens ${action} takes no other arguments, got ${extra}`);
   const misplaced = action === 'create' ? [] : CREATE_ONLY.filter((option) => values[option] !== undefined);
   if (misplaced.length) throw new CliError(`${misplaced.map((o) => `--${o}`).join(', ')} ${misplaced.length > 1 ? 'go' : 'goes'} with switchboard tokens create, not ${action}`);
-  // A --file that is not there is a wrong path (a typo), not a list to start: a hub given that file
-  // would start with the one token created into it, or refuse to start for want of an admin token.
+  // A --file that is not there is most likely a mistyped path, not a list to start: created into it,
+  // the one new token would be all a hub given that file has (as before a data directory's first start).
   if (!place.filledAtFirstStart && (await place.read()).length === 0) {
     throw new CliError(`no token file ${place.name}: check the path (--file names an existing token list; a hub writes its first one into its data directory at its first start)`);
   }
