@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { WorkIndex } from '../../server/domain/work/work-index.ts';
 import { FAULT_RETRY_MS } from '../../server/domain/machinery/fault-backoff.ts';
 import { versionOf } from '../../server/domain/machinery/state.ts';
 import type { Effect } from '../../server/domain/machinery/effects.ts';
@@ -111,5 +112,67 @@ describe('a timer of the sweep whose change throws', () => {
     d.advance(FAULT_RETRY_MS / 2);
     expect(d.run('hub.sweep', {}).reply.timedOut).toBe(1);
     expect(order('stuck')).toMatchObject({ state: 'failed', error: 'overall timeout of 1000 ms exceeded' });
+  });
+
+  it('is tried again after its wait, not after a whole new lease: undone, the attempt keeps the lease that lapsed', () => {
+    const d = domain();
+    d.register('w', { taskTypes: ['t'] });
+    const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'wf', userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId });
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'job', taskType: 't', timeouts: { leaseMs: 60_000 }, maxAttempts: 3 }));
+    const order = () => d.state.workflows.get(workflowId)!.workOrders.job!;
+    const token = order().attempt!.token;
+    d.run('task.progress', { workflowId, workOrderId: 'job', attemptToken: token, progress: 10 }, asAgent('w'));
+    const lease = d.state.work.leases.get(token);
+    breakErrorField(order());
+    d.advance(60_000);
+
+    expect(failures(d.run('hub.sweep', {}).tx.effects)).toMatchObject([{ timer: `lease:${token}`, failures: 1 }]);
+    expect(d.state.work.leases.get(token)).toBe(lease);
+    mend(order());
+    d.advance(FAULT_RETRY_MS);
+    expect(d.run('hub.sweep', {}).reply.lapsedLeases).toBe(1);
+    expect(order().state).toBe('queued');
+  });
+
+  it('many failing in one sweep derive the index anew once, not once each', () => {
+    const d = domain();
+    const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'wf', userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId });
+    for (let i = 0; i < 50; i++) d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: `o${i}`, taskType: 'nobody', timeouts: { overallMs: 1_000 } }));
+    for (const order of Object.values(d.state.workflows.get(workflowId)!.workOrders)) breakErrorField(order);
+    d.advance(1_000);
+    const rebuild = vi.spyOn(WorkIndex.prototype, 'rebuild');
+    try {
+      expect(failures(d.run('hub.sweep', {}).tx.effects)).toHaveLength(50);
+      expect(rebuild).toHaveBeenCalledTimes(1);
+    } finally {
+      rebuild.mockRestore();
+    }
+  });
+
+  it('leaves an offer carried in a report reply carried (its silence is not held against the agent, and a drain gives it back)', () => {
+    const d = domain();
+    d.register('w', { taskTypes: ['t'] });
+    const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'wf', userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId });
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'a', taskType: 't' }));
+    const order = (id: string) => d.state.workflows.get(workflowId)!.workOrders[id]!;
+    const tokenA = order('a').attempt!.token;
+    d.run('task.progress', { workflowId, workOrderId: 'a', attemptToken: tokenA, progress: 10 }, asAgent('w'));
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'b', taskType: 't', timeouts: { acceptMs: 60_000 } }));
+    expect((d.run('task.complete', { workflowId, workOrderId: 'a', attemptToken: tokenA, next: true } as never, asAgent('w')).reply as { next?: unknown[] }).next).toHaveLength(1);
+    const tokenB = order('b').attempt!.token;
+    // An unrelated order, of another workflow, whose overall timeout throws when it fires.
+    const other = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'other', userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId: other });
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId: other, id: 'x', taskType: 'nobody', timeouts: { overallMs: 1_000 } }));
+    breakErrorField(d.state.workflows.get(other)!.workOrders.x!);
+    d.advance(1_000);
+
+    expect(failures(d.run('hub.sweep', {}).tx.effects)).toHaveLength(1);
+    expect(d.state.work.active.get(tokenB)?.carried).toBe(true);
+    d.run('agent.status', { status: 'draining' } as never, asAgent('w'));
+    expect(order('b')).toMatchObject({ state: 'queued', attempt: null });
   });
 });

@@ -60,7 +60,15 @@ export function endAttempt(t: CommandContext, order: WorkOrder, outcome: Outcome
   }
   t.tx.set(workflow.id, [...path, 'attempt'], null);
   const work = t.state.work;
-  work.release(attempt.token);
+  const lease = work.leases.get(attempt.token);
+  const released = work.release(attempt.token);
+  // Undone, the attempt is in flight again under the lease it had: a rebuild would give it a new one.
+  if (released) {
+    t.tx.onUndo(() => {
+      work.hold(released);
+      if (lease !== undefined) work.leases.set(released.token, lease);
+    });
+  }
   // The agent left a workflow capped at maxConcurrentAgents: its place opens for another agent.
   // Every agent that may be free looks for work, this one included, least recently assigned first.
   if (workflow.config.maxConcurrentAgents !== null && !work.workflowAgents.get(workflow.id)?.has(attempt.agentId)) {

@@ -30,11 +30,13 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
   };
   // A timer whose change failed lately waits its turn (FaultBackoff).
   const putOff = (key: string) => !work.sweepFaults.mayRun(key, monotonicNow);
+  const failed = { count: 0 };
+  const runTimer = <T>(key: string, change: () => T) => runAlone(t, key, change, failed);
 
   for (const [agentId, since] of work.disconnected) {
     const agent = t.state.agents?.[agentId];
     if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > monotonicNow || putOff(`offline:${agentId}`)) continue;
-    count(runTimer(t, `offline:${agentId}`, () => markOffline(t, agent, since)));
+    count(runTimer(`offline:${agentId}`, () => markOffline(t, agent, since)));
   }
 
   const forgetAfter = t.ctx.settings.forgetAgentsAfterMs;
@@ -52,7 +54,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
       waiting.push(due);
       continue;
     }
-    count(runTimer(t, `forget:${agentId}`, () => {
+    count(runTimer(`forget:${agentId}`, () => {
       t.tx.remove(AGENTS_DOC, [agent.id]);
       t.tx.onUndo(work.agentIds.remove(agent.id));
       work.forgetAgent(agent);
@@ -68,12 +70,12 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     if (active.phase === 'offered' && active.offerDeadline <= monotonicNow && !putOff(`offer:${token}`)) {
       // Silence from a draining agent says nothing of the order, as its decline does not (answerOffer).
       const draining = t.state.agents?.[active.agentId]?.status === 'draining';
-      count(runTimer(t, `offer:${token}`, () => {
+      count(runTimer(`offer:${token}`, () => {
         withdrawOffer(t, order, { reason: 'no answer before the accept deadline', excludeAgent: !active.carried && !draining });
         return 'expiredOffers' as const;
       }));
     } else if (active.phase === 'running' && (work.leases.get(token) ?? Infinity) <= monotonicNow && !putOff(`lease:${token}`)) {
-      count(runTimer(t, `lease:${token}`, () => {
+      count(runTimer(`lease:${token}`, () => {
         failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });
         return 'lapsedLeases' as const;
       }));
@@ -89,7 +91,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
       work.delayed.push(due);
       continue;
     }
-    runTimer(t, key, () => {
+    runTimer(key, () => {
       t.tx.set(order.workflowId, ['workOrders', order.id, 'notBefore'], null);
       // Already in the queue when its backoff ended while the hub was down (WorkIndex.enqueue).
       if (!work.queued.has(orderKey(order.workflowId, order.id))) work.enqueue(order, now, monotonicNow);
@@ -105,10 +107,15 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
       work.deadlines.push(due);
       continue;
     }
-    count(runTimer(t, key, () => {
+    count(runTimer(key, () => {
       finishOrder(t, order, 'failed', { error: `overall timeout of ${order.timeouts.overallMs} ms exceeded` });
       return 'timedOut' as const;
     }));
+  }
+  // The changes undone left runtime facts without an undo behind: derived anew from the documents, once.
+  if (failed.count > 0) {
+    work.rebuild(t.state.workflows.values(), t.state.agents, now, monotonicNow);
+    t.state.inventory.rebuild(t.state.workflows.values());
   }
   return result;
 }
@@ -148,22 +155,19 @@ function dueEntries<T extends { at: number }>(queue: PriorityQueue<T>, monotonic
 
 /**
  * Runs one timer's change alone (a savepoint): one that throws something unexpected is undone by
- * itself, the index (timers included) is derived anew from the documents, the operator is told,
+ * itself (the sweep then derives the index anew from the documents, once), the operator is told,
  * and the timer is put off with a growing wait (FaultBackoff), while the others run. Returns the
  * change's value, or undefined when it failed.
  */
-function runTimer<T>(t: CommandContext, key: string, change: () => T): T | undefined {
+function runAlone<T>(t: CommandContext, key: string, change: () => T, failed: { count: number }): T | undefined {
   const work = t.state.work;
-  const monotonicNow = t.ctx.monotonicNow;
   const outcome = t.tx.isolate(change);
   if (outcome.ok) {
     work.sweepFaults.cleared(key);
     return outcome.value;
   }
-  const { count, retryInMs } = work.sweepFaults.failed(key, monotonicNow);
-  // The savepoint undid the documents; runtime changes without an undo are derived from them anew.
-  work.rebuild(t.state.workflows.values(), t.state.agents, t.ctx.now, monotonicNow);
-  t.state.inventory.rebuild(t.state.workflows.values());
+  failed.count++;
+  const { count, retryInMs } = work.sweepFaults.failed(key, t.ctx.monotonicNow);
   const error = outcome.error;
   t.tx.effect({ type: 'timer.failed', timer: key, error: error instanceof Error ? error : new Error(String(error)), failures: count, retryInMs });
   return undefined;

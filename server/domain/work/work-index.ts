@@ -60,8 +60,8 @@ export interface ActiveAttempt {
   offerDeadline: number;
   /**
    * The offer went in a report's reply (`next`): silence past its deadline may be a reply that
-   * never reached the agent, not a decline, so it is not held against the agent. Not kept across
-   * a rebuild of the index, which counts such an offer as pushed.
+   * never reached the agent, not a decline, so it is not held against the agent. Kept by a rebuild
+   * of the index, not across a restart, which counts such an offer as pushed.
    */
   carried?: boolean;
 }
@@ -332,6 +332,8 @@ export class WorkIndex {
     // The timers this index ran already go on for what is still there (a rollback, a promotion):
     // recomputed from the wall clock, a step of it since they were set would end or stretch them.
     const offerDeadlines = new Map([...this.active].map(([token, active]) => [token, active.offerDeadline]));
+    // Offers carried in a reply stay so: a rebuild after a failed change elsewhere is no reason to hold their silence against the agent.
+    const carried = new Set([...this.active].filter(([, active]) => active.carried).map(([token]) => token));
     const backoffs = new Map<string, number>();
     for (let due; (due = this.delayed.pop()); ) backoffs.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.notBefore}`, due.at);
     const deadlines = new Map<string, number>();
@@ -382,6 +384,7 @@ export class WorkIndex {
           phase: order.state,
           // What is left of the accept window, by the wall clock the offer was stamped with, unless timed already.
           offerDeadline: offerDeadlines.get(attempt.token) ?? monotonicNow + (attempt.offeredAt + order.timeouts.acceptMs - now),
+          ...(carried.has(attempt.token) ? { carried: true } : {}),
         });
         if (order.state === 'running' && !this.leases.has(attempt.token)) this.leases.set(attempt.token, monotonicNow + order.timeouts.leaseMs);
       }
