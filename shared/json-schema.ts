@@ -63,7 +63,11 @@ function openReplyObjects(ctx: { zodSchema: z.core.$ZodTypes; jsonSchema: z.core
  */
 function refinedRules(ctx: { zodSchema: z.core.$ZodTypes; jsonSchema: z.core.JSONSchema.BaseSchema }): void {
   const meta = z.globalRegistry.get(ctx.zodSchema as unknown as z.ZodType);
-  if (meta) Object.assign(ctx.jsonSchema, meta);
+  // A keyword given as undefined is taken away (a bound zod's conversion states that the rule replaces).
+  for (const [keyword, value] of Object.entries(meta ?? {})) {
+    if (value === undefined) delete (ctx.jsonSchema as Record<string, unknown>)[keyword];
+    else (ctx.jsonSchema as Record<string, unknown>)[keyword] = value;
+  }
 }
 
 /** Converts one schema and moves its named entities into the shared `$defs`, refusing two forms under one name. */

@@ -116,9 +116,13 @@ describe('HTTP API', () => {
     await wf.addDataReference({ id: 'ref', path: 'https://example.com/a.csv' });
     // PROTOCOL.md (HTTP): "a bad query value ... [is] VALIDATION (400)"; times are "in ms or ISO 8601".
     // V8's Date.parse falls back to a legacy parser: "foo 1" is 2001-01-01, "tomorrow 3" is 2001-03-01.
-    for (const target of ['/api/workflows/wf-1/data?createdAfter=foo%201', '/api/workflows/wf-1/data?createdBefore=tomorrow%203', `/api/workflows/wf-1/data?createdAfter=0x10`, `/api/workflows/wf-1/data?createdBefore=0b1`, `/api/workflows/wf-1/data?limit=0x10`, '/api/workflows?limit=0x10', '/api/agents?limit=0o7']) {
+    for (const target of ['/api/workflows/wf-1/data?createdAfter=foo%201', '/api/workflows/wf-1/data?createdBefore=tomorrow%203', `/api/workflows/wf-1/data?createdAfter=0x10`, `/api/workflows/wf-1/data?createdBefore=0b1`, `/api/workflows/wf-1/data?limit=0x10`, '/api/workflows?limit=0x10', '/api/agents?limit=0o7', '/api/workflows/wf-1/data?createdAfter=2024-02-31', '/api/workflows/wf-1/data?createdBefore=2023-02-29T12:00:00Z', '/api/workflows/wf-1/data?createdAfter=2024-01-01T24:00Z']) {
       const reply = await rawGet(hub.url, target, TOKENS.monitor);
       expect([target, reply.status]).toEqual([target, 400]);
+    }
+    // A day that exists, in a leap year, and a time with its zone.
+    for (const target of ['/api/workflows/wf-1/data?createdAfter=2024-02-29', '/api/workflows/wf-1/data?createdBefore=2024-02-29T23:59:59.5%2B01:00']) {
+      expect([target, (await rawGet(hub.url, target, TOKENS.monitor)).status]).toEqual([target, 200]);
     }
   });
 

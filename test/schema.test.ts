@@ -99,6 +99,10 @@ describe('published JSON Schema', () => {
     expect([create.safeParse({ id: 'constructor', userQuery: 'q' }).success, create.safeParse({ id: 'constructor-1', userQuery: 'q' }).success]).toEqual([false, true]);
     const stage = published('control:workflow.progress:request');
     expect(['   ', ' toString ', ' stage 1 '].map((name) => stage.safeParse({ workflowId: 'wf', stage: name, percentage: 5 }).success)).toEqual([false, false, true]);
+    // Names are bounded once trimmed, as the hub bounds them: blanks around 200 characters are taken, a 201st is not.
+    expect([`  ${'a'.repeat(200)} `, `${'a'.repeat(201)}`].map((name) => stage.safeParse({ workflowId: 'wf', stage: name, percentage: 5 }).success)).toEqual([true, false]);
+    const register = published('agent:agent.register:request');
+    expect(register.safeParse({ agentId: 'w', agentType: 'worker', taskTypes: [` ${'t'.repeat(100)} `] }).success).toBe(true);
     const update = published('control:objective.update:request');
     expect([update.safeParse({ workflowId: 'wf', objectiveId: 'o' }).success, update.safeParse({ workflowId: 'wf', objectiveId: 'o', progress: 5 }).success]).toEqual([false, true]);
     const ack = published('Ack');

@@ -53,12 +53,20 @@ function queryInteger(text: string): number | string {
 }
 
 /** ISO 8601 as JavaScript writes it: a date, optionally a time, optionally a zone. */
-const ISO_TIME = /^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?$/;
+const ISO_TIME = /^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?$/;
 
-/** A time as milliseconds since the epoch or an ISO 8601 date; anything else is left as text (Date.parse alone reads "foo 1" as 2001). */
+/**
+ * A time as milliseconds since the epoch or an ISO 8601 date; anything else is left as text (Date.parse alone reads "foo 1" as
+ * 2001, and rolls 2024-02-31 over to March).
+ */
 function queryTime(text: string): number | string {
   const ms = queryInteger(text);
-  if (typeof ms === 'number' || !ISO_TIME.test(text)) return ms;
+  if (typeof ms === 'number') return ms;
+  const parts = ISO_TIME.exec(text);
+  if (!parts) return text;
+  const [year, month, day, hour = 0, minute = 0, second = 0] = parts.slice(1).map((part) => (part === undefined ? undefined : Number(part)));
+  const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
+  if (month! < 1 || month! > 12 || day! < 1 || day! > daysInMonth || hour > 23 || minute > 59 || second > 59) return text;
   const at = Date.parse(text);
   return Number.isNaN(at) ? text : at;
 }

@@ -23,8 +23,13 @@ function unreserved<S extends z.ZodType<string>>(schema: S): S {
 
 /** A free-form name used as a key in the state: trimmed, 1..max characters, not a reserved key. */
 export function keyName(max: number) {
-  // The JSON Schema's form of the trim and the reserved names: not blanks alone, not reserved once trimmed.
-  return unreserved(z.string().trim().min(1).max(max)).meta({ pattern: `^(?!\\s*(?:${RESERVED_ALTERNATIVES})\\s*$)\\s*\\S` });
+  // The JSON Schema's form of the trim: 1..max characters between blanks, not reserved; its maxLength
+  // would bound the blanks too, which the hub trims first.
+  const between = max > 1 ? `(?:[\\s\\S]{0,${max - 2}}\\S)?` : '';
+  return unreserved(z.string().trim().min(1).max(max)).meta({
+    pattern: `^(?!\\s*(?:${RESERVED_ALTERNATIVES})\\s*$)\\s*\\S${between}\\s*$`,
+    maxLength: undefined,
+  });
 }
 
 /** Identifiers: letters, digits and `_ . : -`, up to 64 characters, not a reserved key; safe in paths and URLs. */
