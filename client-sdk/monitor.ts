@@ -228,7 +228,7 @@ export class MonitorClient {
 
   /** Stops following a document, or a view by its name (its mirror's `doc`). */
   async unsubscribe(doc: string, options?: RequestOptions): Promise<void> {
-    // Its patches still come to a connection that follows everything: they must not bring its mirror back.
+    // Following everything, patches already on their way (or all of them, from an older hub) must not bring its mirror back.
     if (this.followAll && !isViewName(doc)) this.leftOut.add(doc);
     this.mirrors.delete(doc);
     this.views.delete(doc);

@@ -59,12 +59,15 @@ describe('live monitoring', () => {
     await watcher.unsubscribe('dropped');
     const appeared: string[] = [];
     watcher.on('doc', (mirror) => appeared.push(mirror.doc));
-    // Both change, `kept` last: once its mirror shows it, and one more round trip, `dropped`'s patch has come and gone.
+    // What the hub sends: the document's patches stop too.
+    const patched: string[] = [];
+    watcher.connection.socket.on('patch', (message: { doc: string }) => patched.push(message.doc));
+    // Both change, `kept` last: once its mirror shows it, and one more round trip, `dropped`'s patch would have come.
     await dropped.start();
     await kept.start();
     await watcher.docs.get('kept')!.until((w) => (w as { status: string }).status === 'in_progress');
     await watcher.summary('kept');
-    expect({ appeared, dropped: watcher.docs.has('dropped') }).toEqual({ appeared: [], dropped: false });
+    expect({ appeared, dropped: watcher.docs.has('dropped'), patched: patched.includes('dropped') }).toEqual({ appeared: [], dropped: false, patched: false });
     // Subscribed to again, it is followed again.
     const again = await watcher.subscribe('dropped');
     await dropped.complete();

@@ -84,6 +84,9 @@ function queuedPackets(socket: Socket): number {
   return (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
 }
 const ALL = 'all';
+/** The room of the followers of everything that unsubscribed from one document. */
+const LEFT_OUT = 'left-out:';
+const leftOutRoom = (doc: DocKey) => `${LEFT_OUT}${doc}`;
 
 /** How long a document's serialised snapshot is kept for further subscribers at the same version. */
 const SNAPSHOT_REUSE_MS = 1000;
@@ -269,7 +272,11 @@ export class PatchStream {
   }
 
   private emit(message: PatchMessage): void {
-    this.nsp.to(isViewName(message.doc) ? room(message.doc) : [room(message.doc), ALL]).emit('patch', message);
+    const doc = message.doc;
+    if (isViewName(doc)) return void this.nsp.to(room(doc)).emit('patch', message);
+    const followers = this.nsp.to([room(doc), ALL]);
+    // Followers of everything that unsubscribed from it are left out (looked up only when some did).
+    (this.nsp.adapter.rooms.has(leftOutRoom(doc)) ? followers.except(leftOutRoom(doc)) : followers).emit('patch', message);
   }
 
   /**
@@ -279,6 +286,7 @@ export class PatchStream {
   subscribe(socket: Socket, doc: DocKey, version?: number, epoch?: string): Subscription | Promise<Subscription> {
     const subscription = this.catchUp(socket, doc, epoch === this.epoch ? version : undefined);
     void socket.join(room(doc));
+    void socket.leave(leftOutRoom(doc));
     return subscription;
   }
 
@@ -300,12 +308,15 @@ export class PatchStream {
     const subscriptions = docs.map((doc) => this.catchUp(socket, doc, held(doc)));
     if (scope) void socket.join([...scope, '@agents'].map(room));
     else void socket.join(ALL);
+    // Everything again: what it unsubscribed from before is followed too.
+    for (const name of [...socket.rooms]) if (name.startsWith(LEFT_OUT)) void socket.leave(name);
     return Promise.all(subscriptions);
   }
 
-  /** Stops following a document. */
+  /** Stops following a document, also when the socket follows everything (its patches no longer come). */
   unsubscribe(socket: Socket, doc: DocKey): void {
     void socket.leave(room(doc));
+    if (socket.rooms.has(ALL)) void socket.join(leftOutRoom(doc));
   }
 
   private catchUp(socket: Socket, doc: DocKey, version: number | undefined): Subscription | Promise<Subscription> {

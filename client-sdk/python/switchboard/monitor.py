@@ -107,7 +107,7 @@ class MonitorClient(ClosesOnExit):
 
     async def unsubscribe(self, doc: str) -> None:
         """Stops following a document, or a view by its name (its mirror's `doc`)."""
-        # Its patches still come to a connection that follows everything: they must not bring its mirror back.
+        # Following everything, patches already on their way (or all of them, from an older hub) must not bring its mirror back.
         if self._follow_all and not _is_view(doc):
             self._left_out.add(doc)
         self._mirrors.pop(doc, None)
