@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { NonRetryableError, type ControlClient, type Mirror, type MonitorClient, type ViewSpec, type WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { ViewSpec as ViewSpecSchema } from '../shared/schemas/views.ts';
@@ -399,6 +399,31 @@ describe('views of a workflow', () => {
     const again = await watcher.connection.request('subscribe', { doc: wf.id, view: FAILED, version, epoch: (await watcher.connection.request('subscribe', { doc: wf.id, view: FAILED })).epoch });
     expect(again).toMatchObject({ mode: 'patches', from: version, to: version, ops: [] });
   });
+  it('answers a view subscribed to while its catalog is built, of a workflow archived meanwhile, with the final value', async () => {
+    const clock = { now: Date.now() };
+    const hub = await startHub({ keepFinishedMs: 60_000, sweepIntervalMs: 10 }, { clock: () => clock.now });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'big', userQuery: 'more orders than a catalog is built at once' });
+    await wf.start();
+    for (let at = 0; at < 1_200; at += 600) await wf.createWorkOrders(Array.from({ length: 600 }, (_, i) => ({ id: `o${at + i}`, taskType: 'nobody' })));
+    await wf.cancel();
+    await hub.settle();
+    const expected = viewNow(hub, wf.id, SUMMARY);
+    // The catalog's build is held (it looks again every turn) until the workflow has left memory.
+    let hold = true;
+    const step = WorkflowCatalog.prototype.buildStep;
+    const spy = vi.spyOn(WorkflowCatalog.prototype, 'buildStep').mockImplementation(function (this: WorkflowCatalog, maxOrders: number) {
+      return hold ? false : step.call(this, maxOrders);
+    });
+    onTestFinished(() => spy.mockRestore());
+    const subscribing = (await monitor(hub)).subscribe(wf.id, { view: SUMMARY });
+    await untilTrue(() => spy.mock.calls.length > 0, 'the catalog being built');
+    clock.now += 60_001;
+    await untilTrue(() => !hub.state.workflows.has(wf.id), 'the workflow archived');
+    hold = false;
+    expect((await subscribing).state).toEqual(expected);
+  });
+
   it('tells the followers of an archived workflow’s views when it is deleted, and follows the one created anew with its id', async () => {
     const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
     const client = await control(hub);

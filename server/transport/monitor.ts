@@ -96,12 +96,19 @@ export function monitorHandlers({ hub, reads, stream, views, renderer, transfers
       requireVisible(session, input.doc);
       if (input.view) {
         if (input.doc === AGENTS_DOC) throw new HubError('VALIDATION', 'views are of workflows; @agents has none');
-        if (!hub.state.workflows.has(input.doc)) {
-          const name = viewName(input.doc, input.view);
+        const archived = () => {
+          const name = viewName(input.doc, input.view!);
           checkViewBound(socket, input.doc, name);
           return inRoomOf(socket, name, () => archivedView(reads, input.doc, input.view!, input, stream.epoch, socket, transfers));
+        };
+        if (!hub.state.workflows.has(input.doc)) return archived();
+        try {
+          return holdsEncoded(await views.subscribe(socket, input.doc, input.view, input.version, input.epoch));
+        } catch (error) {
+          // Gone from memory while its catalog was being built (archived): the archive answers, with the final value.
+          if (error instanceof HubError && !hub.state.workflows.has(input.doc)) return archived();
+          throw error;
         }
-        return holdsEncoded(await views.subscribe(socket, input.doc, input.view, input.version, input.epoch));
       }
       if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) {
         // An archived workflow never changes again: its final state, and no patches.
