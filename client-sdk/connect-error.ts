@@ -49,6 +49,8 @@ function advice(url: string, code: string | undefined, message: string): string 
   if (/SSL|TLS|CERT|EPROTO/i.test(`${code ?? ''} ${message}`)) {
     return 'The TLS handshake failed: a hub started with `npx switchboard start` speaks plain http, so use http:// unless a TLS proxy stands in front of it.';
   }
+  // A gateway's own answer: the proxy is there, the hub behind it is not (down, restarting).
+  if (/Unexpected server response: 50[234]\b/i.test(message)) return `A proxy at ${url} answered for the hub, which it could not reach: is the hub behind it running?`;
   if (/Unexpected server response/i.test(message)) return `The server at ${url} is not a Switchboard hub (or not this version of one): check the URL and port.`;
   return 'Is the hub running? Start it with `npx switchboard start`.';
 }

@@ -18,6 +18,8 @@ export function hubUrl(url: string, path: Array<string | number> = ['url']): str
   try {
     parsed = new URL(url);
   } catch {
+    // With a scheme, what is wrong is the rest (a port past 65535, a bad host): no scheme hint then.
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw badUrl(`"${url}" is not a valid URL: check its host and port (1-65535)`, path);
     throw badUrl(`"${url}" is not a URL; a hub URL has a scheme, e.g. http://${url || '127.0.0.1:4700'}`, path);
   }
   // "localhost:4700" parses as the scheme "localhost:" with the path "4700".

@@ -94,7 +94,7 @@ describe('client commands: where the hub and its tokens are', () => {
     return dir;
   };
 
-  it('takes the token of status, report and prune from DIR/tokens.json when --data-dir names DIR, whatever SWITCHBOARD_TOKENS_FILE or SWITCHBOARD_TOKENS say', () => {
+  it('takes the token of status, report and prune from DIR/tokens.json when --data-dir names DIR that has one, else where start takes its tokens with the same environment', () => {
     const here = dataDirWith('here');
     const elsewhere = dataDirWith('elsewhere');
     vi.stubEnv('SWITCHBOARD_TOKEN', '');
@@ -103,9 +103,12 @@ describe('client commands: where the hub and its tokens are', () => {
     expect(hubAddress({ 'data-dir': here }).token).toBe('here-admin-token');
     // Without the flag, the environment names the hub's list, as `switchboard start` reads it.
     expect(hubAddress({}).token).toBe('elsewhere-admin-token');
+    // A directory without a tokens.json of its own is one whose hub took the environment's, as `start --data-dir DIR` does.
+    expect(hubAddress({ 'data-dir': tempDir() }).token).toBe('elsewhere-admin-token');
     vi.stubEnv('SWITCHBOARD_TOKENS_FILE', '');
     vi.stubEnv('SWITCHBOARD_TOKENS', JSON.stringify(GRANTS));
     expect(hubAddress({ 'data-dir': here }).token).toBe('here-admin-token');
+    expect(hubAddress({ 'data-dir': tempDir() }).token).toBe(GRANTS.find((grant) => grant.role === 'admin')!.token);
   });
 
   it('dials the URL the hub holding the data directory noted (the port it took) over SWITCHBOARD_PORT, which is for start and may be 0', () => {
@@ -126,6 +129,13 @@ describe('client commands: where the hub and its tokens are', () => {
     expect(hubAddress({ token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4800');
     vi.stubEnv('SWITCHBOARD_PORT', '0');
     expect(hubAddress({ token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4700');
+    // Read only when it is what is left: a bad value does not stop a command given its URL, and is named when it is used.
+    vi.stubEnv('SWITCHBOARD_PORT', 'http');
+    expect(hubAddress({ url: 'http://127.0.0.1:4701', token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4701');
+    vi.stubEnv('SWITCHBOARD_PORT', '99999');
+    expect(() => hubAddress({ token: 'some-admin-token' })).toThrow('SWITCHBOARD_PORT must be a port number (1-65535), got 99999');
+    // A socket.io client's ws:// names the same server, which the CLI reads over HTTP.
+    expect(hubAddress({ url: 'ws://127.0.0.1:4701', token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4701');
   });
 
   it('checks --url as the SDK does: a missing scheme gets its hint, a path is refused, and a server that is not a hub is named so', async () => {
@@ -140,6 +150,8 @@ describe('client commands: where the hub and its tokens are', () => {
     expect(await refusal('127.0.0.1:4700')).toBe(sdkMessage('127.0.0.1:4700'));
     expect(await refusal('127.0.0.1:4700')).toContain('http://127.0.0.1:4700');
     expect(await refusal('http://127.0.0.1:4700/switchboard')).toBe(sdkMessage('http://127.0.0.1:4700/switchboard'));
+    // With a scheme, the rest is what is wrong: no hint to add one.
+    expect(await refusal('http://127.0.0.1:70000')).toBe('"http://127.0.0.1:70000" is not a valid URL: check its host and port (1-65535)');
     // Some other web server on the port the user typed.
     const other: Server = createServer((_req, res) => res.writeHead(404).end('Not Found'));
     await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
@@ -148,7 +160,7 @@ describe('client commands: where the hub and its tokens are', () => {
     expect(await refusal(url)).toBe(`${url} is not a Switchboard hub (/healthz answered HTTP 404 without the hub's error); check the URL`);
   });
 
-  it('adds a token to DIR/tokens.json with tokens --data-dir DIR, not to the file SWITCHBOARD_TOKENS_FILE names, and refuses --file with --data-dir', async () => {
+  it('adds a token to DIR/tokens.json with tokens --data-dir DIR when it has one (else to the file SWITCHBOARD_TOKENS_FILE names, as its hub took), and refuses --file with --data-dir', async () => {
     const here = dataDirWith('here');
     const elsewhere = dataDirWith('elsewhere');
     vi.stubEnv('SWITCHBOARD_TOKENS_FILE', join(elsewhere, 'tokens.json'));
@@ -162,6 +174,9 @@ describe('client commands: where the hub and its tokens are', () => {
     await tokens(['create', '--role', 'monitor', '--data-dir', here]);
     expect(roles(here)).toEqual(['admin', 'monitor']);
     expect(roles(elsewhere)).toEqual(['admin']);
+    // A directory without its own list is one whose hub took the environment's (start --data-dir DIR with SWITCHBOARD_TOKENS_FILE).
+    await tokens(['create', '--role', 'agent', '--data-dir', tempDir()]);
+    expect(roles(elsewhere)).toEqual(['admin', 'agent']);
     const both = await tokens(['list', '--data-dir', here, '--file', join(elsewhere, 'tokens.json')]).then(() => 'done', (error: Error) => error.message);
     expect(both).toBe('give --data-dir or --file, not both');
   });

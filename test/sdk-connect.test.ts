@@ -1,4 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { createServer, STATUS_CODES } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
 import { hubErrorOf } from './helpers/errors.ts';
 import { startHub, TOKENS } from './helpers/hub.ts';
@@ -32,6 +34,22 @@ describe('connecting with the SDK', () => {
     expect(error.message).toContain(url);
     expect(error.message).toMatch(/EPROTO|SSL/);
     expect(error.message).toContain('use http://');
+  });
+
+  it('tells a web server that is not a hub from a proxy whose hub behind it is down', async () => {
+    for (const [status, said] of [
+      [404, 'is not a Switchboard hub'],
+      [502, 'is the hub behind it running?'],
+    ] as const) {
+      // Answers every request and websocket handshake with `status`, as a web server or a gateway would.
+      const server = createServer((_req, res) => res.writeHead(status).end());
+      server.on('upgrade', (_req, socket: Socket) => socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: 0\r\n\r\n`));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      onTestFinished(() => void server.close());
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const error = await hubErrorOf(connectControl({ url, token: TOKENS.admin, connectTimeoutMs: 600_000 }));
+      expect([status, error.code, error.message.includes(said)]).toEqual([status, 'DISCONNECTED', true]);
+    }
   });
 
   it('refuses a URL without a scheme, naming it', async () => {

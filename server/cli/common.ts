@@ -59,16 +59,12 @@ export const HUB_URL_FILE = 'hub.url';
 /**
  * Where a running hub is and which token to use: flags, then SWITCHBOARD_URL / SWITCHBOARD_TOKEN,
  * then what the hub's own settings say (the URL the hub holding the data directory noted, else
- * SWITCHBOARD_PORT on 127.0.0.1, else port 4700; a token of SWITCHBOARD_TOKENS,
- * SWITCHBOARD_TOKENS_FILE or the directory's tokens.json, as `switchboard start` takes them, but
- * the directory's alone when --data-dir names it).
+ * SWITCHBOARD_PORT on 127.0.0.1, else port 4700; a token found as ownTokens finds the hub's list).
  */
 export function hubAddress(values: { url?: string | undefined; token?: string | undefined; 'data-dir'?: string | undefined }): { url: string; token: string } {
   // An empty variable is an unset one. The port a hub was told is a guess, after the one it took
-  // (hub.url): exported for `start`, 0 means "any free one", which no client can dial.
-  const port = integer('SWITCHBOARD_PORT', process.env.SWITCHBOARD_PORT || undefined);
-  const given =
-    values.url ?? (process.env.SWITCHBOARD_URL || undefined) ?? runningHubUrl(dataDirOf(values['data-dir'])) ?? (port ? `http://127.0.0.1:${port}` : 'http://127.0.0.1:4700');
+  // (hub.url), and read only then: exported for `start`, 0 means "any free one", which no client can dial.
+  const given = values.url ?? (process.env.SWITCHBOARD_URL || undefined) ?? runningHubUrl(dataDirOf(values['data-dir'])) ?? portUrl();
   let url: string;
   try {
     // The SDK's own check: the same hint for a missing scheme, and a path (which the hub does not serve) refused.
@@ -78,7 +74,15 @@ export function hubAddress(values: { url?: string | undefined; token?: string | 
   }
   const token = values.token ?? (process.env.SWITCHBOARD_TOKEN || undefined) ?? localToken(values['data-dir']);
   if (!token) throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN (or SWITCHBOARD_TOKENS_FILE), or run where the hub’s data directory (tokens.json) is');
-  return { url, token };
+  // The CLI speaks HTTP to the hub; a socket.io client's ws:// names the same server.
+  return { url: url.replace(/^ws(s?):/, 'http$1:'), token };
+}
+
+/** The hub on this machine at SWITCHBOARD_PORT, else at the default port. */
+function portUrl(): string {
+  const port = integer('SWITCHBOARD_PORT', process.env.SWITCHBOARD_PORT || undefined);
+  if (port !== undefined && port > 65_535) throw new CliError(`SWITCHBOARD_PORT must be a port number (1-65535), got ${port}`);
+  return `http://127.0.0.1:${port || 4700}`;
 }
 
 /** The URL the hub holding `dataDir` noted (it may listen on a port it was given as 0), while it runs. */
@@ -91,7 +95,7 @@ function runningHubUrl(dataDir: string): string | undefined {
 /**
  * An admin (else monitor) token of the hub's list, found as `switchboard start` finds it: in
  * SWITCHBOARD_TOKENS, the file SWITCHBOARD_TOKENS_FILE names, or the data directory's tokens.json;
- * the directory's alone when the --data-dir flag names it, as a flag wins over the environment.
+ * but a --data-dir flag whose tokens.json exists names that list (another hub's may be in the environment).
  */
 function localToken(dataDirFlag: string | undefined): string | undefined {
   const grants = ownTokens(dataDirFlag);
@@ -99,18 +103,26 @@ function localToken(dataDirFlag: string | undefined): string | undefined {
 }
 
 function ownTokens(dataDirFlag: string | undefined): TokenGrant[] | undefined {
-  const directoryFile = join(dataDirOf(dataDirFlag), 'tokens.json');
-  if (dataDirFlag !== undefined) return existsSync(directoryFile) ? readTokens(directoryFile) : undefined;
-  const inline = process.env.SWITCHBOARD_TOKENS || undefined;
-  if (inline) {
-    try {
-      return parseTokenList(parseSecretJson(inline), 'SWITCHBOARD_TOKENS');
-    } catch (error) {
-      throw new CliError(`SWITCHBOARD_TOKENS: ${(error as Error).message}`);
-    }
+  const file = tokensFileOf(dataDirFlag);
+  if (file) return existsSync(file) ? readTokens(file) : undefined;
+  try {
+    return parseTokenList(parseSecretJson(process.env.SWITCHBOARD_TOKENS!), 'SWITCHBOARD_TOKENS');
+  } catch (error) {
+    throw new CliError(`SWITCHBOARD_TOKENS: ${(error as Error).message}`);
   }
-  const file = process.env.SWITCHBOARD_TOKENS_FILE || directoryFile;
-  return existsSync(file) ? readTokens(file) : undefined;
+}
+
+/**
+ * The token file of the hub the CLI talks to, or undefined when the list is SWITCHBOARD_TOKENS
+ * itself: a --data-dir flag's tokens.json when it exists (the flag names the hub), else what
+ * `switchboard start` takes with this environment (SWITCHBOARD_TOKENS, SWITCHBOARD_TOKENS_FILE,
+ * else the data directory's tokens.json, as a hub started with --data-dir and either variable uses).
+ */
+export function tokensFileOf(dataDirFlag: string | undefined): string | undefined {
+  const directoryFile = join(dataDirOf(dataDirFlag), 'tokens.json');
+  if (dataDirFlag !== undefined && existsSync(directoryFile)) return directoryFile;
+  if (process.env.SWITCHBOARD_TOKENS) return undefined;
+  return process.env.SWITCHBOARD_TOKENS_FILE || directoryFile;
 }
 
 /** GETs a path of the hub's HTTP API with the token; the hub's error message on failure. */

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -37,12 +38,18 @@ function hubPidOf(dataDir: string): number {
   return pid;
 }
 
-/** The arguments process `pid` was started with (from /proc), or undefined where /proc cannot say. */
+/** The arguments process `pid` was started with (from /proc, else from ps, split at spaces), or undefined where neither can say. */
 function commandLineOf(pid: number): string[] | undefined {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   } catch {
-    return undefined;
+    // No /proc (macOS, the BSDs): ps gives the command line as one string.
+    try {
+      const line = execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      return line ? line.split(/\s+/) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 }
 
@@ -70,7 +77,10 @@ function checkedHubPid(pid: number): number {
   if (lockHolder(dataDir) === pid) return hubPidOf(dataDir);
   if (!processAlive(pid)) throw new CliError(`no process ${pid}: is the hub running?`);
   if (command === undefined) {
-    throw new CliError(`cannot tell whether process ${pid} is a hub (no /proc/${pid}/cmdline here, and ${join(dataDir, LOCK_FILE)} does not name it): pass the hub's --data-dir instead`);
+    throw new CliError(
+      `cannot tell whether process ${pid} is a hub (neither /proc/${pid}/cmdline nor ps shows its command line, and ${join(dataDir, LOCK_FILE)} does not name it): ` +
+        "pass the hub's --data-dir instead, or, for a cluster node you know the pid of, send the signal with kill -HUP",
+    );
   }
   if (!runsSwitchboardStart(command)) {
     const shown = printable(command.join(' '));

@@ -15,8 +15,9 @@ Usage: switchboard status [--url URL] [--token TOKEN] [--data-dir DIR] [--json]
                   http://127.0.0.1:$SWITCHBOARD_PORT if set and not 0, else http://127.0.0.1:4700)
                                                                      [SWITCHBOARD_URL]
   --token TOKEN   an admin or monitor token (default: one of the hub's list: DIR/tokens.json if
-                  --data-dir DIR is given, else SWITCHBOARD_TOKENS, SWITCHBOARD_TOKENS_FILE, else
-                  the data directory's tokens.json)                  [SWITCHBOARD_TOKEN]
+                  --data-dir DIR is given and has one, else SWITCHBOARD_TOKENS,
+                  SWITCHBOARD_TOKENS_FILE, else the data directory's tokens.json)
+                                                                     [SWITCHBOARD_TOKEN]
   --data-dir DIR  where to find tokens.json and the running hub's URL (default ./.switchboard)
                                                                      [SWITCHBOARD_DATA_DIR]
   --json          print JSON instead of tables

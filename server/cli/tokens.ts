@@ -22,7 +22,7 @@ Usage:
   switchboard tokens revoke TOKEN [--data-dir DIR | --file FILE | --postgres URL]
 
 The tokens live in the data directory's tokens.json (or --file, which must exist
-[SWITCHBOARD_TOKENS_FILE, unless --data-dir is given]). A running hub started with 'switchboard
+[SWITCHBOARD_TOKENS_FILE, unless --data-dir names a directory that has its own]). A running hub started with 'switchboard
 start' reloads them on SIGHUP; tokens removed from the file stop working then. The nodes of a
 cluster share theirs in its PostgreSQL (--postgres URL [SWITCHBOARD_POSTGRES]); a change there
 reaches every node at once, and connections made with a revoked token are closed. The last admin
@@ -126,10 +126,12 @@ export async function tokens(args: string[]): Promise<void> {
   refuseEmptyFlags(values);
   if (values.postgres && (values.file || values['data-dir'])) throw new CliError('--postgres and --file or --data-dir name different tokens; give one');
   if (values.file !== undefined && values['data-dir'] !== undefined) throw new CliError('give --data-dir or --file, not both');
-  // A flag wins over the environment: --data-dir means its tokens.json, whatever SWITCHBOARD_TOKENS_FILE names.
   const postgres = values.postgres ?? (values.file || values['data-dir'] ? undefined : process.env.SWITCHBOARD_POSTGRES);
-  const file = values.file ?? (values['data-dir'] ? undefined : process.env.SWITCHBOARD_TOKENS_FILE || undefined);
-  const place = postgres ? postgresPlace(postgres) : file ? filePlace(file, false) : filePlace(join(dataDirOf(values['data-dir']), TOKENS_FILE), true);
+  // The file the hub takes with this environment, unless a flag names one (--data-dir: its tokens.json, once it exists).
+  const directoryFile = join(dataDirOf(values['data-dir']), TOKENS_FILE);
+  const environmentFile = values['data-dir'] !== undefined && existsSync(directoryFile) ? undefined : process.env.SWITCHBOARD_TOKENS_FILE || undefined;
+  const file = values.file ?? environmentFile;
+  const place = postgres ? postgresPlace(postgres) : file ? filePlace(file, false) : filePlace(directoryFile, true);
   try {
     await run(place, positionals, values);
     const warning = place.warning();

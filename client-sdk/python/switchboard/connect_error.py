@@ -56,6 +56,10 @@ def unreachable(url: str, cause: BaseException | None, said: str) -> HubError:
 
 def _describe(url: str, cause: BaseException | None, said: str) -> tuple[str, str]:
     """What went wrong, and what to do, by the kind of error."""
+    if isinstance(cause, aiohttp.WSServerHandshakeError) and cause.status in (502, 503, 504):
+        # A gateway's own answer: the proxy is there, the hub behind it is not (down, restarting).
+        return (f"the websocket handshake was answered with HTTP {cause.status}",
+                f"A proxy at {url} answered for the hub, which it could not reach: is the hub behind it running?")
     if isinstance(cause, aiohttp.WSServerHandshakeError):
         # A web server answered the websocket handshake with an HTTP status: no socket.io there.
         return (f"the websocket handshake was answered with HTTP {cause.status}",

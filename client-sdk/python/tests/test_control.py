@@ -158,6 +158,27 @@ async def test_a_hub_that_cannot_be_reached_fails_the_connection_saying_why_and_
         web.shutdown()
         web.server_close()
     assert "HTTP 404" in other and "is not a Switchboard hub" in other and "Is the hub running" not in other
+    # A proxy whose hub behind it is down answers 502: the URL is right, the hub is not up.
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BadGateway)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        gateway = await failure(f"http://127.0.0.1:{web.server_address[1]}")
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert "HTTP 502" in gateway and "is the hub behind it running?" in gateway and "is not a Switchboard hub" not in gateway
+
+
+class _BadGateway(http.server.BaseHTTPRequestHandler):
+    """A reverse proxy (nginx, a load balancer) whose hub behind it is down: 502 to every request."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
 
 
 async def test_a_request_too_big_for_the_hub_fails_with_validation_is_not_sent_again_and_changes_nothing(tmp_path: Path) -> None:
