@@ -15,14 +15,15 @@ function scale(low: number, high: number, from: number, to: number): (value: num
 }
 
 // Plain digits always: toPrecision and String write exponents (999.7 → "1.00e+3", 1.2e-7 → "1.2e-7").
-// A fixed locale keeps "." as the decimal point; -0 reads 0.
-const SIGNIFICANT = new Intl.NumberFormat('en-US', { maximumSignificantDigits: 3, useGrouping: false, signDisplay: 'negative' });
-const WHOLE = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0, useGrouping: false, signDisplay: 'negative' });
+// A fixed locale keeps "." as the decimal point. (signDisplay would throw in browsers before 2022.)
+const SIGNIFICANT = new Intl.NumberFormat('en-US', { maximumSignificantDigits: 3, useGrouping: false });
+const WHOLE = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0, useGrouping: false });
 
 /** A value as a KPI shows it: three significant digits, or every digit of its whole part, then its unit. */
 export function formatValue(value: number | null, unit = ''): string {
   if (value === null) return '–';
-  const text = (Math.abs(value) >= 1000 ? WHOLE : SIGNIFICANT).format(value);
+  // `|| 0`: -0 (and a whole part rounded to it) reads 0.
+  const text = Math.abs(value) >= 1000 ? WHOLE.format(Math.round(value) || 0) : SIGNIFICANT.format(value || 0);
   return unit ? `${text} ${unit}` : text;
 }
 
