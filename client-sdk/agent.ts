@@ -8,7 +8,7 @@ import { Connection, mayHaveLanded, type ConnectOptions, type RequestOptions } f
 import './dispose.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { Listeners } from './listeners.ts';
-import type { AgentLogger, TaskHandler, TaskOptions, TaskReport } from './task.ts';
+import { guardedLogger, type AgentLogger, type TaskHandler, type TaskOptions, type TaskReport } from './task.ts';
 
 /**
  * What an agent's `on` reports: a completion or failure the hub answered, an error it cannot go on
@@ -71,7 +71,7 @@ export class AgentClient {
     this.host = {
       agentId: options.agentId,
       progressIntervalMs: options.progressIntervalMs ?? 0,
-      logger: options.logger === undefined ? console : options.logger,
+      logger: guardedLogger(options.logger === undefined ? console : options.logger),
       send: async (event, payload) => {
         await this.registered();
         return this.connection.request(event, payload);
@@ -95,7 +95,7 @@ export class AgentClient {
       // revoked): socket.io will not reconnect, so the work here can no longer be reported.
       if (reason === 'io server disconnect') {
         for (const token of [...this.running.keys()]) this.abort(token, 'the hub closed this connection');
-        this.listeners.emit('error', new HubError('DISCONNECTED', 'the hub closed this connection (another connection registered this agentId, or the token was revoked)'));
+        this.stopped(new HubError('DISCONNECTED', 'the hub closed this connection (another connection registered this agentId, or the token was revoked)'));
       }
     });
   }
@@ -109,6 +109,12 @@ export class AgentClient {
     return this.listeners.on(event, listener);
   }
 
+  /** The agent can take no more work: said in its log (or the process would sit idle with no sign why) and as `error`. */
+  private stopped(error: HubError): void {
+    this.host.logger?.error(`[switchboard] agent ${this.options.agentId} takes no more work: ${error.message}`, error);
+    this.listeners.emit('error', error);
+  }
+
   /** After a reconnect: registers, retrying while the hub is busy or unreachable, until it answers. */
   private async registerUntilDone(): Promise<void> {
     for (let delay = 100; !this.closed && this.connection.socket.connected; delay = Math.min(delay * 2, 5000)) {
@@ -117,7 +123,7 @@ export class AgentClient {
         return;
       } catch (error) {
         if (error instanceof HubError && !RETRYABLE_TRANSPORT.has(error.code)) {
-          this.listeners.emit('error', error);
+          this.stopped(error);
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, delay));
@@ -149,8 +155,20 @@ export class AgentClient {
   onTask<Schema extends z.ZodType, Result = unknown>(taskType: string, options: TaskOptions<Schema>, handler: TaskHandler<z.output<Schema>, Result>): Promise<this>;
   async onTask(taskType: string, ...args: [TaskHandler] | [TaskOptions, TaskHandler]): Promise<this> {
     const [options, handler] = args.length === 1 ? [undefined, args[0]] : args;
-    this.handlers.set(taskType, { handler, input: options?.input });
-    await this.register();
+    // As the hub keeps it: it trims names, and offers work under the trimmed one.
+    const name = taskType.trim();
+    const previous = this.handlers.get(name);
+    this.handlers.set(name, { handler, input: options?.input });
+    try {
+      await this.register();
+    } catch (error) {
+      // Refused (a name the hub does not take): kept, it would make every later registration fail too.
+      if (error instanceof HubError && !mayHaveLanded(error.code) && !RETRYABLE_TRANSPORT.has(error.code)) {
+        if (previous) this.handlers.set(name, previous);
+        else this.handlers.delete(name);
+      }
+      throw error;
+    }
     return this;
   }
 

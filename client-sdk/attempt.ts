@@ -69,7 +69,7 @@ export class Attempt {
     let inputChecked = input === undefined;
     try {
       // Only a schema makes a new task object: most handlers take the assignment as it came.
-      const task: Task = inputChecked ? assignment : { ...assignment, input: taskInput(assignment.taskType, assignment.input, input) };
+      const task: Task = inputChecked ? assignment : { ...assignment, input: await taskInput(assignment.taskType, assignment.input, input) };
       inputChecked = true;
       const outcome = await handler(task, this.context());
       this.reported = true;
@@ -84,6 +84,8 @@ export class Attempt {
     } catch (error) {
       this.reported = true;
       if (this.controller.signal.aborted) return undefined;
+      // A checkpoint the handler saved just before it threw goes first: the next attempt resumes from it.
+      await this.progress.sendPending();
       this.progress.stop(() => new HubError('INVALID_TRANSITION', 'the task has failed'));
       const retryable = !(error instanceof NonRetryableError);
       const what = inputChecked ? `the "${assignment.taskType}" handler threw` : `the input did not match the schema of task "${assignment.taskType}"`;

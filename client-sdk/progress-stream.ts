@@ -90,6 +90,20 @@ export class ProgressStream {
   }
 
   /**
+   * Sends the update waiting (its rate limit aside) and resolves once it left, or could not:
+   * before a failure is reported, so that the checkpoint it holds is kept for the next attempt.
+   */
+  async sendPending(): Promise<void> {
+    if (!this.pending || this.stopped) return;
+    const sent = new Promise<void>((resolve) => this.waiters.push({ resolve, reject: () => resolve() }));
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.notBefore = -Infinity;
+    if (!this.inFlight) void this.flush();
+    await sent;
+  }
+
+  /**
    * Stops sending; whoever still waits is told why. `reason` is called only if someone waits: every
    * task stops its stream, almost always with nobody waiting, and an Error's stack trace is costly.
    */

@@ -66,6 +66,25 @@ export interface AgentLogger {
   warn?(message: string): void;
 }
 
+/**
+ * The author's logger, called so that a failure of its own (a method passed without its object,
+ * `{ error: log.error }`) never stops what the SDK was doing: reporting a failed attempt, say.
+ */
+export function guardedLogger(logger: AgentLogger | null): AgentLogger | null {
+  if (!logger) return null;
+  const guard =
+    <A extends unknown[]>(method: (...args: A) => void) =>
+    (...args: A) => {
+      try {
+        method.apply(logger, args);
+      } catch (error) {
+        console.error('[switchboard] the agent logger threw while logging:', error, '; the message was:', ...args);
+      }
+    };
+  const warn = logger.warn;
+  return { error: guard(logger.error), ...(warn ? { warn: guard(warn) } : {}) };
+}
+
 /** What happened to a completion or failure the agent reported. */
 export interface TaskReport {
   workflowId: string;
@@ -81,9 +100,10 @@ export interface TaskReport {
  * The input a handler gets: the task's own, or parsed by the schema. A mismatch throws a
  * NonRetryableError naming each issue, which becomes the work order's error.
  */
-export function taskInput(taskType: string, input: unknown, schema: z.ZodType | undefined): unknown {
+export async function taskInput(taskType: string, input: unknown, schema: z.ZodType | undefined): Promise<unknown> {
   if (!schema) return input;
-  const parsed = schema.safeParse(input);
+  // Async: a schema may check asynchronously (refine(async ...)), which safeParse throws at.
+  const parsed = await schema.safeParseAsync(input);
   if (parsed.success) return parsed.data;
   const issues = parsed.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(input)'}: ${issue.message}`);
   throw new NonRetryableError(`the input does not match the schema of task "${taskType}": ${issues.join('; ')}`);

@@ -4,7 +4,7 @@ import { connectAgent, NonRetryableError, type HubError, type TaskReport } from 
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
-import { deferred, untilOrder } from './helpers/wait.ts';
+import { deferred, untilOrder, untilWorkflow } from './helpers/wait.ts';
 
 const Clean = z.object({ rows: z.array(z.number()), dropEmpty: z.boolean().default(true) });
 
@@ -309,5 +309,152 @@ describe('listeners that throw', () => {
       ['[switchboard] agent listened: a "report" listener threw:', 'a bug in the listener'],
       ['[switchboard] agent listened: a "report" listener threw:', 'a bug in the listener'],
     ]);
+  });
+});
+
+describe('a checkpoint saved just before the handler throws', () => {
+  it('is handed to the next attempt, though an earlier update was still in flight when it was saved', async () => {
+    const hub = await startHub({ backoffBaseMs: 10, backoffMaxMs: 20 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'checkpoint, then throw' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'resumer', agentType: 'w', logger: null });
+    await worker.onTask('rows', async (_task, ctx) => {
+      if (ctx.attempt === 2) return { result: ctx.checkpoint };
+      // A loop that reports without awaiting, as the docs allow (coalesced while one is in flight).
+      void ctx.progress(10, 'row 1 done', { offset: 1 }).catch(() => undefined);
+      void ctx.progress(20, 'row 2 done', { offset: 2 }).catch(() => undefined);
+      throw new Error('row 3 is malformed');
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 'rows', maxAttempts: 2 });
+    // Rows 1 and 2 were done and checkpointed before the throw: the retry should resume after row 2.
+    expect((await untilOrder(hub, wf.id, 'job', 'completed')).result).toEqual({ offset: 2 });
+  });
+});
+
+describe('a logger that throws', () => {
+  it('does not turn a handler error into an unhandled rejection, and the attempt is still reported failed', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a logger passed unbound' });
+    await wf.start();
+    const unhandled: unknown[] = [];
+    const sawUnhandled = deferred();
+    const note = (reason: unknown) => {
+      unhandled.push(reason);
+      sawUnhandled.resolve();
+    };
+    process.on('unhandledRejection', note);
+    onTestFinished(() => void process.off('unhandledRejection', note));
+    // A common slip: a logger's method handed over without its object (as with pino's or winston's).
+    class AppLog {
+      readonly lines: string[] = [];
+      error(message: string) {
+        this.lines.push(message);
+      }
+    }
+    const log = new AppLog();
+    const worker = await agent(hub, { agentId: 'logged', agentType: 'w', logger: { error: log.error } });
+    await worker.onTask('t', () => {
+      throw new Error('the handler failed');
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 't', maxAttempts: 1 });
+    // Either the SDK reports the failure (the order fails at once) or its rejection goes unhandled.
+    const failed = untilOrder(hub, wf.id, 'job', 'failed');
+    failed.catch(() => undefined);
+    await Promise.race([sawUnhandled.promise, failed]);
+    expect(unhandled).toEqual([]);
+    expect(await failed).toMatchObject({ state: 'failed', error: 'failed after 1 attempt(s): the handler failed' });
+  });
+});
+
+describe('onTask names the hub refuses or rewrites', () => {
+  it('a refused onTask (a task type name too long) leaves the agent able to register its other handlers', async () => {
+    const hub = await startHub();
+    const worker = await agent(hub, { agentId: 'poisoned', agentType: 'w', logger: null });
+    await worker.onTask('good', () => ({ result: 'ok' }));
+    const refused = await worker.onTask('x'.repeat(101), () => ({ result: 'never' })).catch((error: HubError) => error);
+    expect(refused).toMatchObject({ code: 'VALIDATION' });
+    // The author caught the refusal and goes on: a valid handler must still register.
+    await expect(worker.onTask('also-good', () => ({ result: 'ok too' }))).resolves.toBe(worker);
+  });
+
+  it('a refused onTask does not make every later registration fail: after a reconnect the agent re-registers, and its running task completes', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'one bad task type name, then a reconnect' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'poisoned', agentType: 'w', logger: null });
+    const started = deferred();
+    const release = deferred();
+    await worker.onTask('good', async () => {
+      started.resolve();
+      await release.promise;
+      return { result: 'ok' };
+    });
+    await wf.createWorkOrder({ id: 'job', taskType: 'good' });
+    await started.promise;
+    // Caught by the author; the agent goes on working with its valid handler.
+    expect(await worker.onTask('x'.repeat(101), () => ({ result: 'never' })).catch((error: HubError) => error.code)).toBe('VALIDATION');
+    const errors: HubError[] = [];
+    const failed = deferred();
+    worker.on('error', (error) => {
+      errors.push(error);
+      failed.resolve();
+    });
+    // A network blip: socket.io reconnects and the SDK registers again.
+    const reconnected = deferred();
+    worker.connection.socket.once('connect', () => reconnected.resolve());
+    worker.connection.socket.io.engine.close();
+    await reconnected.promise;
+    release.resolve();
+    const done = untilOrder(hub, wf.id, 'job', 'completed');
+    done.catch(() => undefined);
+    await Promise.race([done, failed.promise]);
+    expect(errors).toEqual([]);
+    expect((await done).result).toBe('ok');
+  });
+
+  it('runs the work of a task type registered with blanks around its name (the hub trims it), instead of declining it for good', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a padded task type' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'padded', agentType: 'w', logger: null });
+    // e.g. a name read from a config file with its trailing newline
+    await worker.onTask('clean\n', () => ({ result: 'cleaned' }));
+    await wf.createWorkOrder({ id: 'job', taskType: 'clean' });
+    const settled = await untilWorkflow(hub, wf.id, (w) => w.workOrders.job!.state === 'completed' || w.workOrders.job!.declinedBy.length > 0, 'job completed or declined');
+    expect(settled.workOrders.job).toMatchObject({ state: 'completed', declinedBy: [] });
+  });
+});
+
+describe('an agent that can no longer work', () => {
+  it('says so through its logger when the hub closes its connection for good (another process took its agentId over), not only to on("error") listeners', async () => {
+    const hub = await startHub();
+    const logged: string[] = [];
+    const logger = { error: (message: string) => void logged.push(message), warn: (message: string) => void logged.push(message) };
+    const old = await agent(hub, { agentId: 'twin', agentType: 'w', logger });
+    await old.onTask('t', () => ({ result: 1 }));
+    const closed = deferred();
+    old.connection.socket.once('disconnect', () => closed.resolve());
+    // A second deployment of the same agent (a rolling restart that overlapped) registers the id.
+    await agent(hub, { agentId: 'twin', agentType: 'w', logger: null });
+    await closed.promise;
+    // socket.io does not reconnect after a server-side disconnect: this process will take no work from now on.
+    expect(old.connection.socket.active).toBe(false);
+    expect(logged).toEqual([expect.stringContaining('twin')]);
+  });
+});
+
+describe('a typed task whose schema has an async refinement', () => {
+  it('runs the handler with the parsed input instead of failing every attempt as an input mismatch', async () => {
+    const hub = await startHub({ backoffBaseMs: 10, backoffMaxMs: 20 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'async schema' });
+    await wf.start();
+    const logged: string[] = [];
+    const worker = await agent(hub, { agentId: 'typed', agentType: 'w', logger: { error: (message) => void logged.push(message) } });
+    // e.g. a check that a referenced file exists
+    const Input = z.object({ file: z.string().refine(async (file) => file.endsWith('.csv'), 'not a csv file') });
+    await worker.onTask('load', { input: Input }, (task) => ({ result: task.input.file }));
+    await wf.createWorkOrder({ id: 'job', taskType: 'load', input: { file: 'a.csv' }, maxAttempts: 2 });
+    const done = await untilWorkflow(hub, wf.id, (w) => ['completed', 'failed'].includes(w.workOrders.job!.state), 'job ended');
+    expect({ state: done.workOrders.job!.state, error: done.workOrders.job!.error, logged }).toEqual({ state: 'completed', error: null, logged: [] });
   });
 });
