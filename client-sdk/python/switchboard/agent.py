@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +13,9 @@ from .connection import MAY_HAVE_LANDED, Connection
 from .errors import HubError
 from .heartbeat import Heartbeat
 from .listeners import Listeners
+from .logger import log
 from .task import Handler
 
-log = logging.getLogger("switchboard")
 
 #: Failures of the transport after which a request is sent again.
 RETRYABLE_TRANSPORT = frozenset({"TIMEOUT", "DISCONNECTED", "UNAVAILABLE", "RATE_LIMITED"})

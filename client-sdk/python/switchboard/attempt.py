@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .errors import HubError, NonRetryableError
+from .logger import log
 from .payloads import fields
 from .progress import ProgressStream
 from .task import Handler, SyncTaskContext, Task, TaskContext, TaskResult
 
-log = logging.getLogger("switchboard")
 
 #: Sends a request once the agent is registered on the current connection.
 Send = Callable[[str, dict[str, Any]], Awaitable[Any]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -18,8 +17,8 @@ from .connect_error import not_a_hub, token_refused, unreachable
 from .errors import HubError
 from .failover import CLUSTER_RETRY_MAX, NODE_CONNECT_TIMEOUT, Failover, hub_urls, leader_of
 from .json_fit import check_json_fit
+from .logger import log
 
-log = logging.getLogger("switchboard")
 
 #: Failures after which a request may or may not have taken effect.
 MAY_HAVE_LANDED = frozenset({"DISCONNECTED", "TIMEOUT", "UNAVAILABLE"})

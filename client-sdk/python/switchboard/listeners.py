@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("switchboard")
+from .logger import log
+
 
 
 class Listeners:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,10 +10,10 @@ from .closing import ClosesOnExit
 from .connection import Connection
 from .errors import HubError
 from .listeners import Listeners
+from .logger import log
 from .mirror import Mirror
 from .transfers import inline_or_transfer, with_body
 
-log = logging.getLogger("switchboard")
 
 
 #: Where patches of views not yet named are held while a view subscription is in flight (a view's

@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable
 
 from hub import CONFIG, Hub
 import pytest
-from scenario import agent, clients, close_all, requests_made, started, unique
+from scenario import agent, clients, close_all, requests_made, started, unique, until
 from switchboard import AgentClient, HubError, NonRetryableError, Task, TaskContext, TaskReport, TaskResult
 
 
@@ -479,3 +479,35 @@ async def test_a_control_client_drains_and_reactivates_a_connected_agent_which_i
     state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
     assert (state["workOrders"]["job"]["result"], state["workOrders"]["job"]["declinedBy"]) == ("back", [])
     assert told.empty()
+
+
+async def test_a_logging_handler_that_raises_does_not_stop_the_failure_report(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("broken-log")
+    worker = await agent(hub, kind)
+    reports: list[TaskReport] = []
+    worker.on("report", reports.append)
+
+    class Broken(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            raise OSError("the log collector is down")
+
+    @worker.task(kind)
+    async def flaky(task: Task, ctx: TaskContext) -> str:
+        if task.attempt == 1:
+            raise RuntimeError("first try fails")
+        return "second try"
+
+    await worker.ready()
+    broken = Broken()
+    logging.getLogger("switchboard").addHandler(broken)
+    try:
+        wf, mirror = await started(control, monitor, "log through a broken handler")
+        await wf.create_work_order(kind, id="job", max_attempts=2)
+        # The SDK logs the handler's error, the logging handler raises, and the failure is reported all the same.
+        await until(lambda: [(r.outcome, r.accepted) for r in reports] == [("failed", True), ("completed", True)], "both reports", timeout=10)
+    finally:
+        logging.getLogger("switchboard").removeHandler(broken)
+    order = await wf.get_work_order("job")
+    assert (order["state"], order["result"]) == ("completed", "second try")
+    assert "the log collector is down" in capsys.readouterr().err
