@@ -47,6 +47,8 @@ class AgentClient(ClosesOnExit):
         self.max_concurrent_tasks = max_concurrent_tasks
         self.labels = dict(labels or {})
         self._handlers: dict[str, Handler] = {}
+        #: The handlers of the latest registration the hub took: what a refused one goes back to.
+        self._landed: dict[str, Handler] = {}
         self._running: dict[str, Attempt] = {}
         self._heartbeat = Heartbeat(self._beat)
         self._registered = asyncio.Event()
@@ -118,6 +120,9 @@ class AgentClient(ClosesOnExit):
             except HubError as error:
                 if error.code not in RETRYABLE_TRANSPORT:
                     self._refused = error
+                    if error.code not in MAY_HAVE_LANDED:
+                        # Not taken (a task type the hub refuses): kept, it would make every later registration fail too.
+                        self._handlers = dict(self._landed)
                     self._listeners.emit("error", error)
                     return
                 await asyncio.sleep(delay)
@@ -130,6 +135,7 @@ class AgentClient(ClosesOnExit):
     async def register(self) -> dict[str, Any]:
         """Joins the pool with the current handlers, then reconciles with the attempts the hub says this agent holds."""
         before = set(self._running)  # accepted while the request is in flight: they belong to this connection
+        handlers = dict(self._handlers)
         task_types = [] if not self._handlers else ["*"] if "*" in self._handlers else list(self._handlers)
         word = self._draining_word
         reply: dict[str, Any] = await self.connection.request("agent.register", {
@@ -138,6 +144,7 @@ class AgentClient(ClosesOnExit):
         })
         self._registered.set()
         self._refused = None
+        self._landed = handlers
         if word == self._draining_word:
             self._adopt_status(reply["agent"]["status"] == "draining")
         held = {attempt["attemptToken"] for attempt in reply["attempts"]}

@@ -230,6 +230,28 @@ async def test_a_registration_the_hub_refuses_is_raised_by_on_task_and_ready(hub
     assert again.value.code == "VALIDATION"
 
 
+async def test_a_task_type_the_hub_refused_is_dropped_so_later_handlers_register_and_take_work(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("after-refusal")
+    worker = await agent(hub, kind)
+
+    async def never(task: Task, ctx: TaskContext) -> None:
+        raise AssertionError("a refused task type is never offered")
+
+    async def run(task: Task, ctx: TaskContext) -> str:
+        return "ran"
+
+    with pytest.raises(HubError) as refused:
+        await worker.on_task("t" * 101, never)
+    assert refused.value.code == "VALIDATION"
+    # Kept, the refused name went with this registration (and each after a reconnect), and the hub refused each.
+    await worker.on_task(kind, run)
+    wf, mirror = await started(control, monitor, "work after a refused task type")
+    await wf.create_work_order(kind, id="job")
+    state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
+    assert state["workOrders"]["job"]["result"] == "ran"
+
+
 async def test_cancelling_an_order_reaches_the_running_handler(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("crawl")
