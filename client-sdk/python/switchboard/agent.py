@@ -19,6 +19,8 @@ from .task import Handler
 
 #: Failures of the transport after which a request is sent again.
 RETRYABLE_TRANSPORT = frozenset({"TIMEOUT", "DISCONNECTED", "UNAVAILABLE", "RATE_LIMITED"})
+#: What the hub trims from a task type (JavaScript's trim): str.strip() would also take \x1c-\x1f and \x85, and leave \ufeff.
+HUB_TRIMS = "\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
 #: Refusals of a completion that retrying cannot fix (bad outputs or result): the attempt fails for good.
 REFUSED_FOR_GOOD = frozenset({"VALIDATION", "CONFLICT", "NOT_FOUND", "FORBIDDEN"})
 
@@ -89,7 +91,8 @@ class AgentClient(ClosesOnExit):
     def task(self, task_type: str) -> Callable[[Handler], Handler]:
         """Decorator: handles a task type (or "*" for any); registers again in the background (`await agent.ready()` waits)."""
         def decorate(handler: Handler) -> Handler:
-            self._handlers[task_type] = handler
+            # Kept as the hub keeps it: it trims the name and offers work under the trimmed one.
+            self._handlers[task_type.strip(HUB_TRIMS)] = handler
             self._schedule_register()
             return handler
         return decorate

@@ -252,6 +252,21 @@ async def test_a_task_type_the_hub_refused_is_dropped_so_later_handlers_register
     assert state["workOrders"]["job"]["result"] == "ran"
 
 
+async def test_a_task_type_with_blanks_around_it_takes_the_work_the_hub_offers_under_the_trimmed_name(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("trimmed")
+    worker = await agent(hub, kind)
+
+    async def run(task: Task, ctx: TaskContext) -> str:
+        return task.task_type
+
+    await worker.on_task(f" {kind}\n", run)  # the hub registers it trimmed, and offers its orders so
+    wf, mirror = await started(control, monitor, "a task type with blanks")
+    await wf.create_work_order(kind, id="job")
+    state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
+    assert (state["workOrders"]["job"]["result"], state["workOrders"]["job"]["declinedBy"]) == (kind, [])
+
+
 async def test_cancelling_an_order_reaches_the_running_handler(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("crawl")
