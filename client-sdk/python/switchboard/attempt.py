@@ -86,6 +86,10 @@ class Attempt:
             self.reported = True
             if self.aborted:
                 return None
+            # A checkpoint the handler saved just before it raised goes first: the next attempt resumes from it.
+            await self._stream.send_pending()
+            if self.aborted:
+                return None
             self._stream.stop(HubError("INVALID_TRANSITION", "the task has failed"))
             retryable = not isinstance(error, NonRetryableError)
             log.error(

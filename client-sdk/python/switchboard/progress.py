@@ -65,6 +65,21 @@ class ProgressStream:
         finally:
             self._in_flight = False
 
+    async def send_pending(self) -> None:
+        """Sends the update waiting and returns once it was answered, or could not be sent: before a failure is
+        reported, so that the checkpoint it holds is kept for the next attempt."""
+        if self._pending is None or self._stopped is not None:
+            return
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(sent)
+        if not self._in_flight:
+            self._in_flight = True
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+        # Its outcome is not ours to raise: the failure is reported either way.
+        await asyncio.wait((sent,))
+        if not sent.cancelled():
+            sent.exception()
+
     def stop(self, error: HubError) -> None:
         """Stops sending; whoever still waits gets `error`."""
         self._stopped = error

@@ -63,6 +63,30 @@ async def test_a_failed_attempt_is_retried_with_the_checkpoint_it_saved(hub: Hub
     assert order["result"] == {"epochs": 10} and order["attempts"] == 2
 
 
+async def test_a_checkpoint_saved_while_an_update_was_in_flight_just_before_the_handler_raised_is_handed_to_the_retry(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("rows")
+    worker = await agent(hub, kind)
+
+    @worker.task(kind)
+    async def rows(task: Task, ctx: TaskContext) -> Any:
+        if ctx.attempt == 2:
+            return ctx.checkpoint
+        # A loop that reports without waiting for the hub: the second update is coalesced while the first is in flight.
+        for row in (1, 2):
+            update = asyncio.ensure_future(ctx.progress(10 * row, f"row {row} done", {"offset": row}))
+            update.add_done_callback(lambda done: done.cancelled() or done.exception())
+            await asyncio.sleep(0)
+        raise ValueError("row 3 is malformed")
+
+    await worker.ready()
+    wf, mirror = await started(control, monitor, "checkpoint, then raise")
+    await wf.create_work_order(kind, id="job", max_attempts=2)
+    state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] in ("completed", "failed"))
+    # Rows 1 and 2 were done and checkpointed before the raise: the retry resumes after row 2.
+    assert (state["workOrders"]["job"]["state"], state["workOrders"]["job"]["result"]) == ("completed", {"offset": 2})
+
+
 async def fails_for_good(hub: Hub, kind: str, handler: Callable[[Task, TaskContext], Awaitable[Any]]) -> dict[str, Any]:
     """Runs one order (maxAttempts 3) with `handler` and returns it once it failed."""
     control, monitor = await clients(hub)

@@ -34,3 +34,32 @@ async def test_a_coalesced_update_keeps_the_checkpoint_and_message_the_newer_one
     answers[1].set_result(None)
     await asyncio.gather(checkpoint, later)
     assert len(sent) == 2
+
+
+async def test_send_pending_sends_the_update_coalesced_behind_one_in_flight_before_the_stream_stops() -> None:
+    sent: list[dict[str, Any]] = []
+    answers: list[asyncio.Future[None]] = []
+
+    async def send(update: dict[str, Any]) -> None:
+        sent.append(update)
+        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        answers.append(answer)
+        await answer
+
+    stream = ProgressStream(send)
+    first = asyncio.ensure_future(stream.push({"progress": 10}))
+    while not answers:
+        await asyncio.sleep(0)
+    checkpoint = asyncio.ensure_future(stream.push({"progress": 20, "details": {"offset": 2}}))
+    await asyncio.sleep(0)
+    # The handler raised: what waits goes out before the failure is reported.
+    pending = asyncio.ensure_future(stream.send_pending())
+    answers[0].set_result(None)
+    while len(answers) < 2:
+        await asyncio.sleep(0)
+    assert not pending.done()
+    answers[1].set_result(None)
+    await asyncio.gather(first, checkpoint, pending)
+    assert sent == [{"progress": 10}, {"progress": 20, "details": {"offset": 2}}]
+    await stream.send_pending()  # nothing waits: returns at once
+    assert len(sent) == 2
