@@ -126,7 +126,10 @@ class AgentClient(ClosesOnExit):
                     if error.code not in MAY_HAVE_LANDED:
                         # Not taken (a task type the hub refuses): kept, it would make every later registration fail too.
                         self._handlers = dict(self._landed)
-                    self._listeners.emit("error", error)
+                    if self._registered.is_set():
+                        self._listeners.emit("error", error)  # the registration before this one still holds: work goes on
+                    else:
+                        self._stopped(error)
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -254,10 +257,15 @@ class AgentClient(ClosesOnExit):
         for token in list(self._running):
             self._abort(token, "the hub closed this connection")
         self._heartbeat.stop()
-        self._listeners.emit("error", HubError(
+        self._stopped(HubError(
             "DISCONNECTED", "the hub closed this connection (another connection registered this agent id, or the token was revoked)"
         ))
         self._closed.set()
+
+    def _stopped(self, error: HubError) -> None:
+        """The agent can take no more work: said in the log (or the process would sit idle with no sign why) and as `error`."""
+        log.error("switchboard: agent %s takes no more work: %s", self.agent_id, error.message)
+        self._listeners.emit("error", error)
 
     async def _run(self, attempt: Attempt, handler: Handler, carried: bool) -> None:
         token = attempt.task.attempt_token

@@ -572,3 +572,18 @@ async def test_a_logging_handler_that_raises_does_not_stop_the_failure_report(hu
     order = await wf.get_work_order("job")
     assert (order["state"], order["result"]) == ("completed", "second try")
     assert "the log collector is down" in capsys.readouterr().err
+
+
+async def test_an_agent_whose_id_another_process_took_says_in_its_log_that_it_takes_no_more_work(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+    kind = unique("taken-over")
+    old = await agent(hub, kind)
+    errors: list[HubError] = []
+    old.on("error", errors.append)
+    with caplog.at_level(logging.ERROR, logger="switchboard"):
+        await agent(hub, kind, agent_id=old.agent_id)
+        await asyncio.wait_for(old.wait_closed(), 10)
+    assert [error.code for error in errors] == ["DISCONNECTED"]
+    assert [r.getMessage() for r in caplog.records if "takes no more work" in r.getMessage()] == [
+        f"switchboard: agent {old.agent_id} takes no more work: the hub closed this connection "
+        "(another connection registered this agent id, or the token was revoked)"
+    ]

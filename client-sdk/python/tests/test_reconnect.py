@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 from typing import Any
@@ -363,3 +364,22 @@ async def test_a_client_given_every_node_leaves_one_that_stops_answering_once_a_
             os.kill(frozen.pid, signal.SIGCONT)
     finally:
         await control.close()
+
+
+async def test_an_agent_whose_registration_is_refused_for_good_after_a_reconnect_says_so_in_its_log(own_hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+    hub = own_hub
+    worker = await agent(hub, unique("rebound"))
+    errors: list[HubError] = []
+    worker.on("error", errors.append)
+    await asyncio.get_running_loop().run_in_executor(None, hub.stop)
+    await until(lambda: not worker.connection.connected, "the agent to see the hub go")
+    # Back with its token bound to another agent id: the registration after the reconnect is refused (FORBIDDEN).
+    hub.tokens_file.write_text(json.dumps([{"token": t, "role": r, "name": f"py-{r}", **({"agentId": "someone-else"} if r == "agent" else {})}
+                                           for r, t in TOKENS.items()]))
+    with caplog.at_level(logging.ERROR, logger="switchboard"):
+        await asyncio.get_running_loop().run_in_executor(None, hub.start)
+        await until(lambda: errors, "the refusal")
+    assert [error.code for error in errors] == ["FORBIDDEN"]
+    assert [r.getMessage() for r in caplog.records if "takes no more work" in r.getMessage()] == [
+        f"switchboard: agent {worker.agent_id} takes no more work: this token may only register as agent someone-else"
+    ]
