@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from collections.abc import Mapping
 from typing import Any
 
 
@@ -25,15 +24,6 @@ class GuardedLogger(logging.LoggerAdapter[logging.Logger]):
                 text = f"{msg!r} % {args!r}"
             print(f"switchboard: the logger raised while logging: {text}", file=sys.stderr)
             traceback.print_exc(file=sys.stderr)
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return msg, kwargs
-
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
-        try:
-            return self.logger.isEnabledFor(level)
-        except Exception:  # noqa: BLE001 - a broken logger still gets its message tried
-            return True
 
 
 #: The logger every module of the SDK logs through.
