@@ -16,7 +16,8 @@ function fakeNamespace() {
   const state = { listening: true };
   const nsp = {
     sockets: new Map(),
-    adapter: { rooms: { get: () => (state.listening ? listener : undefined) } },
+    // No socket left a document out of following everything (the rooms `unsubscribe` joins).
+    adapter: { rooms: { get: () => (state.listening ? listener : undefined), has: () => false } },
     to: () => ({ emit: (_event: string, message: PatchMessage) => sent.push(message) }),
   };
   return { nsp: nsp as unknown as Namespace, sent, state };
@@ -45,7 +46,7 @@ describe('patch stream (no network)', () => {
     const { nsp, sent, state } = fakeNamespace();
     state.listening = false;
     const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
-    const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
+    const socket = { join: () => undefined, leave: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
     const progress = (percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId: 'w', stage: 's', percentage }, actor: ADMIN });
     await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
     for (let i = 1; i <= 5; i++) await progress(i);
@@ -63,7 +64,7 @@ describe('patch stream (no network)', () => {
     const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp } = fakeNamespace();
     const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
-    const socket = { join: () => undefined, data: {} } as unknown as Parameters<PatchStream['subscribe']>[0];
+    const socket = { join: () => undefined, leave: () => undefined, data: {}, rooms: new Set() } as unknown as Parameters<PatchStream['subscribe']>[0];
     const progress = (workflowId: string, percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId, stage: 's', percentage }, actor: ADMIN });
     await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
     for (let i = 1; i <= 5; i++) await progress('w', i);
@@ -90,7 +91,7 @@ describe('patch stream (no network)', () => {
     const hub = await StateWriter.open({ store, settings: SETTINGS });
     const { nsp } = fakeNamespace();
     const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
-    const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
+    const socket = { join: () => undefined, leave: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
     const snapshot = async () => {
       const subscription = await stream.subscribe(socket, 'w');
       if (subscription.mode !== 'snapshot' || !(subscription.state instanceof EncodedJson)) throw new Error('expected a serialised snapshot');
@@ -144,7 +145,7 @@ describe('patch stream (no network)', () => {
     const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
     const { nsp, sent } = fakeNamespace();
     const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
-    const socket = { join: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
+    const socket = { join: () => undefined, leave: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
     const progress = (workflowId: string, percentage: number) => hub.dispatch({ type: 'workflow.progress', input: { workflowId, stage: 's', percentage }, actor: ADMIN });
     for (const id of ['gone', 'kept']) {
       await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id, userQuery: 'q' }), actor: ADMIN });
