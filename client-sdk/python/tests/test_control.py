@@ -150,22 +150,19 @@ async def test_a_hub_that_cannot_be_reached_fails_the_connection_saying_why_and_
         nobody = f"http://127.0.0.1:{free.getsockname()[1]}"
     refused = await failure(nobody)
     assert "ECONNREFUSED" in refused and "Is the hub running? Start it with `npx switchboard start`." in refused
-    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    try:
-        other = await failure(f"http://127.0.0.1:{web.server_address[1]}")
-    finally:
-        web.shutdown()
-        web.server_close()
+    async def failure_at_web_server(handler: type[http.server.BaseHTTPRequestHandler]) -> str:
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        try:
+            return await failure(f"http://127.0.0.1:{web.server_address[1]}")
+        finally:
+            web.shutdown()
+            web.server_close()
+
+    other = await failure_at_web_server(http.server.SimpleHTTPRequestHandler)
     assert "HTTP 404" in other and "is not a Switchboard hub" in other and "Is the hub running" not in other
     # A proxy whose hub behind it is down answers 502: the URL is right, the hub is not up.
-    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BadGateway)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    try:
-        gateway = await failure(f"http://127.0.0.1:{web.server_address[1]}")
-    finally:
-        web.shutdown()
-        web.server_close()
+    gateway = await failure_at_web_server(_BadGateway)
     assert "HTTP 502" in gateway and "is the hub behind it running?" in gateway and "is not a Switchboard hub" not in gateway
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from switchboard.progress import ProgressStream
 
 
-async def test_a_coalesced_update_keeps_the_checkpoint_and_message_the_newer_one_leaves_out() -> None:
+def held_sends() -> tuple[ProgressStream, list[dict[str, Any]], list[asyncio.Future[None]]]:
+    """A stream whose every update is recorded and answered only when the test sets its future."""
     sent: list[dict[str, Any]] = []
     answers: list[asyncio.Future[None]] = []
 
@@ -18,7 +19,11 @@ async def test_a_coalesced_update_keeps_the_checkpoint_and_message_the_newer_one
         answers.append(answer)
         await answer
 
-    stream = ProgressStream(send)
+    return ProgressStream(send), sent, answers
+
+
+async def test_a_coalesced_update_keeps_the_checkpoint_and_message_the_newer_one_leaves_out() -> None:
+    stream, sent, answers = held_sends()
     first = asyncio.ensure_future(stream.push({"progress": 10}))
     while not answers:
         await asyncio.sleep(0)
@@ -37,16 +42,7 @@ async def test_a_coalesced_update_keeps_the_checkpoint_and_message_the_newer_one
 
 
 async def test_send_pending_sends_the_update_coalesced_behind_one_in_flight_before_the_stream_stops() -> None:
-    sent: list[dict[str, Any]] = []
-    answers: list[asyncio.Future[None]] = []
-
-    async def send(update: dict[str, Any]) -> None:
-        sent.append(update)
-        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        answers.append(answer)
-        await answer
-
-    stream = ProgressStream(send)
+    stream, sent, answers = held_sends()
     first = asyncio.ensure_future(stream.push({"progress": 10}))
     while not answers:
         await asyncio.sleep(0)
