@@ -120,7 +120,9 @@ export class Archiver {
         if (pruned.length > 0) this.log.info({ deleted: pruned.length, retentionMs: retention }, 'archived workflows past retention deleted');
       }
     } catch (error) {
+      // Unavailable while leading on: the archive refuses writes (its index unreadable, a lease lost that this node has yet to notice).
       if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) this.log.error({ err: error }, 'archiving failed');
+      else if (!this.closed && this.hub.currentRole === 'leader') this.log.warn({ reason: error.message }, 'archiving paused: the store refuses writes');
     }
   }
 
@@ -134,7 +136,8 @@ export class Archiver {
       await this.archiveOne(workflowId, now);
       this.faults.cleared(workflowId);
     } catch (error) {
-      if (this.closed || this.hub.currentRole !== 'leader') throw error;
+      // The hub stopping, leading no more (or fenced out before it knows), or its archive refusing every write: the pass ends, no workflow's fault.
+      if (this.closed || this.hub.currentRole !== 'leader' || (error instanceof HubError && error.code === 'UNAVAILABLE')) throw error;
       const { count, retryInMs } = this.faults.failed(workflowId, performance.now());
       this.log.error({ err: error, workflowId, failures: count, retryInMs }, 'archiving a workflow failed: it stays in memory and is tried again later');
     }
