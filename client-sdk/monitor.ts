@@ -348,6 +348,8 @@ export class MonitorClient {
       for (const [name, mirror] of docs) if (mirror.epoch !== undefined && mirror.epoch === epoch) versions[name] = mirror.version;
       const answer = await this.connection.request('subscribeAll', epoch === undefined ? { versions } : { versions, epoch });
       this.followAllEpoch = answer.docs[0]?.epoch ?? this.followAllEpoch;
+      // subscribeAll follows everything again on the hub: what was unsubscribed from is said again, or its patches would come.
+      await Promise.all([...this.leftOut].map((doc) => this.connection.request('unsubscribe', { doc }).catch(() => undefined)));
       const answered = new Set<string>();
       const alone: string[] = [];
       for (const subscription of answer.docs) {

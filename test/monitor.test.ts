@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { Mirror, type MirrorChange, type MonitorClient, type WorkflowHandle } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import { agent, control, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
-import { deferred } from './helpers/wait.ts';
+import { deferred, untilTrue } from './helpers/wait.ts';
 
 /** The hub's committed state of a document, as plain JSON, and its version. */
 function hubDoc(hub: RunningHub, doc: string): { version: number; json: string } {
@@ -73,6 +73,35 @@ describe('live monitoring', () => {
     await dropped.complete();
     await again.until((w) => w.status === 'completed');
     expect(watcher.docs.get('dropped')).toBe(again);
+  });
+
+  it('still gets no patches of a document unsubscribed from under subscribeAll once its connection dropped and the SDK resumed', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const dropped = await client.createWorkflow({ id: 'dropped', userQuery: 'not wanted any more' });
+    const kept = await client.createWorkflow({ id: 'kept', userQuery: 'still followed' });
+    const watcher = await monitor(hub);
+    await watcher.subscribeAll();
+    await watcher.unsubscribe('dropped');
+    // What the SDK asks, once answered: its resume is over when it has said its unsubscribe again.
+    const answered: string[] = [];
+    const request = watcher.connection.request.bind(watcher.connection);
+    watcher.connection.request = (async (...args: Parameters<typeof request>) => {
+      const reply = await request(...args);
+      answered.push(`${args[0]} ${JSON.stringify(args[1])}`);
+      return reply;
+    }) as typeof request;
+    const patched: string[] = [];
+    watcher.connection.socket.on('patch', (message: { doc: string }) => patched.push(message.doc));
+
+    // A network blip: socket.io reconnects and the SDK resumes with subscribeAll.
+    watcher.connection.socket.io.engine.close();
+    await untilTrue(() => answered.includes('unsubscribe {"doc":"dropped"}'), 'the resume over');
+    await dropped.start();
+    await kept.start();
+    await watcher.docs.get('kept')!.until((w) => (w as { status: string }).status === 'in_progress');
+    await watcher.summary('kept');
+    expect({ mirrored: watcher.docs.has('dropped'), patched: patched.includes('dropped') }).toEqual({ mirrored: false, patched: false });
   });
 
   it('shows the agent pool before its first agent as an empty object of agents by id, then follows it', async () => {

@@ -228,6 +228,8 @@ class MonitorClient(ClosesOnExit):
                     reply = await self.connection.request("subscribeAll", {"versions": docs} if epoch is None else {"versions": docs, "epoch": epoch})
                     if reply["docs"]:
                         self._follow_all_epoch = reply["docs"][0]["epoch"]
+                    # subscribeAll follows everything again on the hub: what was unsubscribed from is said again, or its patches would come.
+                    await asyncio.gather(*(self.connection.request("unsubscribe", {"doc": doc}) for doc in self._left_out), return_exceptions=True)
                     alone = []
                     for subscription in reply["docs"]:
                         if subscription["doc"] in self._left_out:
