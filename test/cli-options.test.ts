@@ -94,24 +94,24 @@ describe('client commands: where the hub and its tokens are', () => {
     return dir;
   };
 
-  it('takes the token of status, report and prune from DIR/tokens.json when --data-dir names DIR that has one, else where start takes its tokens with the same environment', () => {
+  it('takes the token of status, report and prune from DIR/tokens.json when --data-dir names DIR that has one, else where start takes its tokens with the same environment', async () => {
     const here = dataDirWith('here');
     const elsewhere = dataDirWith('elsewhere');
     vi.stubEnv('SWITCHBOARD_TOKEN', '');
     vi.stubEnv('SWITCHBOARD_TOKENS_FILE', join(elsewhere, 'tokens.json'));
     onTestFinished(() => void vi.unstubAllEnvs());
-    expect(hubAddress({ 'data-dir': here }).token).toBe('here-admin-token');
+    expect((await hubAddress({ 'data-dir': here })).token).toBe('here-admin-token');
     // Without the flag, the environment names the hub's list, as `switchboard start` reads it.
-    expect(hubAddress({}).token).toBe('elsewhere-admin-token');
+    expect((await hubAddress({})).token).toBe('elsewhere-admin-token');
     // A directory without a tokens.json of its own is one whose hub took the environment's, as `start --data-dir DIR` does.
-    expect(hubAddress({ 'data-dir': tempDir() }).token).toBe('elsewhere-admin-token');
+    expect((await hubAddress({ 'data-dir': tempDir() })).token).toBe('elsewhere-admin-token');
     vi.stubEnv('SWITCHBOARD_TOKENS_FILE', '');
     vi.stubEnv('SWITCHBOARD_TOKENS', JSON.stringify(GRANTS));
-    expect(hubAddress({ 'data-dir': here }).token).toBe('here-admin-token');
-    expect(hubAddress({ 'data-dir': tempDir() }).token).toBe(GRANTS.find((grant) => grant.role === 'admin')!.token);
+    expect((await hubAddress({ 'data-dir': here })).token).toBe('here-admin-token');
+    expect((await hubAddress({ 'data-dir': tempDir() })).token).toBe(GRANTS.find((grant) => grant.role === 'admin')!.token);
   });
 
-  it('dials the URL the hub holding the data directory noted (the port it took) over SWITCHBOARD_PORT, which is for start and may be 0', () => {
+  it('dials the URL the hub holding the data directory noted (the port it took) over SWITCHBOARD_PORT, which is for start and may be 0', async () => {
     const dir = dataDirWith('here');
     // This process stands for the hub holding the directory; `switchboard start` notes hub.url there.
     writeFileSync(join(dir, 'hub.lock'), String(process.pid));
@@ -121,21 +121,21 @@ describe('client commands: where the hub and its tokens are', () => {
     onTestFinished(() => void vi.unstubAllEnvs());
     for (const port of ['0', '4800', '']) {
       vi.stubEnv('SWITCHBOARD_PORT', port);
-      expect(hubAddress({ token: 'some-admin-token' }).url, port).toBe('http://127.0.0.1:45678');
+      expect((await hubAddress({ token: 'some-admin-token' })).url, port).toBe('http://127.0.0.1:45678');
     }
     // No hub holds the directory: a port it was told is the best guess, but never port 0.
     vi.stubEnv('SWITCHBOARD_DATA_DIR', tempDir());
     vi.stubEnv('SWITCHBOARD_PORT', '4800');
-    expect(hubAddress({ token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4800');
+    expect((await hubAddress({ token: 'some-admin-token' })).url).toBe('http://127.0.0.1:4800');
     vi.stubEnv('SWITCHBOARD_PORT', '0');
-    expect(hubAddress({ token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4700');
+    expect((await hubAddress({ token: 'some-admin-token' })).url).toBe('http://127.0.0.1:4700');
     // Read only when it is what is left: a bad value does not stop a command given its URL, and is named when it is used.
     vi.stubEnv('SWITCHBOARD_PORT', 'http');
-    expect(hubAddress({ url: 'http://127.0.0.1:4701', token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4701');
+    expect((await hubAddress({ url: 'http://127.0.0.1:4701', token: 'some-admin-token' })).url).toBe('http://127.0.0.1:4701');
     vi.stubEnv('SWITCHBOARD_PORT', '99999');
-    expect(() => hubAddress({ token: 'some-admin-token' })).toThrow('SWITCHBOARD_PORT must be a port number (1-65535), got 99999');
+    await expect(hubAddress({ token: 'some-admin-token' })).rejects.toThrow('SWITCHBOARD_PORT must be a port number (1-65535), got 99999');
     // A socket.io client's ws:// names the same server, which the CLI reads over HTTP.
-    expect(hubAddress({ url: 'ws://127.0.0.1:4701', token: 'some-admin-token' }).url).toBe('http://127.0.0.1:4701');
+    expect((await hubAddress({ url: 'ws://127.0.0.1:4701', token: 'some-admin-token' })).url).toBe('http://127.0.0.1:4701');
   });
 
   it('checks --url as the SDK does: a missing scheme gets its hint, a path is refused, and a server that is not a hub is named so', async () => {

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { connectMonitor, type MonitorClient } from '../client-sdk/index.ts';
 import { createHub, type RunningHub } from '../server/index.ts';
+import { status } from '../server/cli/status.ts';
 import { tokens } from '../server/cli/tokens.ts';
 import { loadOrCreateClusterTokens, readClusterTokens, saveClusterTokens } from '../server/store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION, ensureSchema } from '../server/store/postgres/schema.ts';
@@ -159,6 +160,24 @@ describe.skipIf(missing !== undefined)('tokens of a cluster', () => {
     for (const hub of nodes) await untilTrue(() => hub.tokens.some((g) => g.token === created), `${hub.options.nodeId} to apply the new token`);
     // Admin tokens may monitor, on a follower as well as on the leader.
     for (const hub of nodes) (await connectMonitor({ url: hub.url, token: created })).close();
+  });
+
+  it('`switchboard status --url NODE` with SWITCHBOARD_POSTGRES exported (as the README runs it) takes a token of the cluster', async () => {
+    const { url, nodes } = await startCluster(server);
+    vi.stubEnv('SWITCHBOARD_POSTGRES', url);
+    vi.stubEnv('SWITCHBOARD_TOKEN', '');
+    vi.stubEnv('SWITCHBOARD_TOKENS', '');
+    vi.stubEnv('SWITCHBOARD_TOKENS_FILE', '');
+    vi.stubEnv('SWITCHBOARD_DATA_DIR', tempDir());
+    onTestFinished(() => void vi.unstubAllEnvs());
+    const printed = { stdout: '' };
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((printed.stdout += String(chunk)), true));
+    try {
+      await status(['--json', '--url', nodes[1].url]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(JSON.parse(printed.stdout)).toMatchObject({ cluster: { nodeId: 'node-b' } });
   });
 
   it('a node given its own tokens uses them, and leaves the cluster’s alone', async () => {

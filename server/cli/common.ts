@@ -5,6 +5,9 @@ import { parseSecretJson } from '../secret-json.ts';
 import { parseTokenList, readTokens } from '../transport/auth.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
 import { hubUrl } from '../../client-sdk/hub-url.ts';
+import { boundedPool } from '../store/postgres/pg-pool.ts';
+import { readClusterTokens } from '../store/postgres/pg-tokens.ts';
+import { DEFAULT_PARTITION } from '../store/postgres/schema.ts';
 
 /** An error the CLI reports as one line and a non-zero exit. */
 export class CliError extends Error {}
@@ -61,7 +64,7 @@ export const HUB_URL_FILE = 'hub.url';
  * then what the hub's own settings say (the URL the hub holding the data directory noted, else
  * SWITCHBOARD_PORT on 127.0.0.1, else port 4700; a token found as ownTokens finds the hub's list).
  */
-export function hubAddress(values: { url?: string | undefined; token?: string | undefined; 'data-dir'?: string | undefined }): { url: string; token: string } {
+export async function hubAddress(values: { url?: string | undefined; token?: string | undefined; 'data-dir'?: string | undefined }): Promise<{ url: string; token: string }> {
   // An empty variable is an unset one. The port a hub was told is a guess, after the one it took
   // (hub.url), and read only then: exported for `start`, 0 means "any free one", which no client can dial.
   const given = values.url ?? (process.env.SWITCHBOARD_URL || undefined) ?? runningHubUrl(dataDirOf(values['data-dir'])) ?? portUrl();
@@ -72,8 +75,11 @@ export function hubAddress(values: { url?: string | undefined; token?: string | 
   } catch (error) {
     throw new CliError((error as Error).message);
   }
-  const token = values.token ?? (process.env.SWITCHBOARD_TOKEN || undefined) ?? localToken(values['data-dir']);
-  if (!token) throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN (or SWITCHBOARD_TOKENS_FILE), or run where the hub’s data directory (tokens.json) is');
+  const token =
+    values.token ?? (process.env.SWITCHBOARD_TOKEN || undefined) ?? localToken(values['data-dir']) ?? (await clusterToken(process.env.SWITCHBOARD_POSTGRES || undefined));
+  if (!token) {
+    throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN (or SWITCHBOARD_TOKENS_FILE, or SWITCHBOARD_POSTGRES for a cluster), or run where the hub’s data directory (tokens.json) is');
+  }
   // The CLI speaks HTTP to the hub; a socket.io client's ws:// names the same server.
   return { url: url.replace(/^ws(s?):/, 'http$1:'), token };
 }
@@ -83,6 +89,23 @@ function portUrl(): string {
   const port = integer('SWITCHBOARD_PORT', process.env.SWITCHBOARD_PORT || undefined);
   if (port !== undefined && port > 65_535) throw new CliError(`SWITCHBOARD_PORT must be a port number (1-65535), got ${port}`);
   return `http://127.0.0.1:${port || 4700}`;
+}
+
+/** How long the CLI waits for a cluster's PostgreSQL to answer a connect or a query. */
+export const CLI_TIMEOUT_MS = 30_000;
+
+/** An admin (else monitor) token of the cluster whose PostgreSQL `url` names, as its nodes take them; none without a URL. */
+async function clusterToken(url: string | undefined): Promise<string | undefined> {
+  if (!url) return undefined;
+  const pool = boundedPool(url, 1, CLI_TIMEOUT_MS);
+  try {
+    const grants = (await readClusterTokens(pool, DEFAULT_PARTITION)) ?? [];
+    return (grants.find((g) => g.role === 'admin') ?? grants.find((g) => g.role === 'monitor'))?.token;
+  } catch (error) {
+    throw new CliError(`the cluster's tokens in PostgreSQL (SWITCHBOARD_POSTGRES) could not be read: ${(error as Error).message}`);
+  } finally {
+    await pool.end();
+  }
 }
 
 /** The URL the hub holding `dataDir` noted (it may listen on a port it was given as 0), while it runs. */

@@ -27,7 +27,7 @@ export async function prune(args: string[]): Promise<void> {
   refuseEmptyFlags(values);
   if (values['older-than'] === undefined) throw new CliError('say how old: switchboard prune --older-than 30d');
   const olderThanMs = duration('--older-than', values['older-than']);
-  const address = hubAddress(values);
+  const address = await hubAddress(values);
   const { connectControl } = await import('../../client-sdk/index.ts');
   let control;
   try {

@@ -33,7 +33,7 @@ export async function report(args: string[]): Promise<void> {
   if (!workflowId || extra.length) throw new CliError('give exactly one workflow id: switchboard report <workflow>');
   const format = values.format as (typeof FORMATS)[number];
   if (!FORMATS.includes(format)) throw new CliError(`--format must be one of ${FORMATS.join(', ')}, got "${values.format}"`);
-  const address = hubAddress(values);
+  const address = await hubAddress(values);
   progress(`rendering the ${format} report of ${workflowId}…`);
   const response = await getFromHub(address, `/api/workflows/${encodeURIComponent(workflowId)}/report.${format}`);
   const body = await response.text();

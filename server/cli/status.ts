@@ -16,7 +16,8 @@ Usage: switchboard status [--url URL] [--token TOKEN] [--data-dir DIR] [--json]
                                                                      [SWITCHBOARD_URL]
   --token TOKEN   an admin or monitor token (default: one of the hub's list: DIR/tokens.json if
                   --data-dir DIR is given and has one, else SWITCHBOARD_TOKENS,
-                  SWITCHBOARD_TOKENS_FILE, else the data directory's tokens.json)
+                  SWITCHBOARD_TOKENS_FILE, else the data directory's tokens.json, else the
+                  cluster's in SWITCHBOARD_POSTGRES)
                                                                      [SWITCHBOARD_TOKEN]
   --data-dir DIR  where to find tokens.json and the running hub's URL (default ./.switchboard)
                                                                      [SWITCHBOARD_DATA_DIR]
@@ -55,7 +56,7 @@ export async function status(args: string[]): Promise<void> {
     throw new CliError('workflow ids, --interval and --count go with --watch');
   }
   if (values.watch && values.json) throw new CliError('--watch prints lines (off a terminal, one per change), not --json');
-  const address = hubAddress(values);
+  const address = await hubAddress(values);
   if (values.watch) {
     const intervalMs = integer('--interval', values.interval) ?? 1000;
     const count = integer('--count', values.count);

@@ -8,11 +8,8 @@ import { replaceDurably } from '../store/synced-write.ts';
 import { boundedPool } from '../store/postgres/pg-pool.ts';
 import { changeClusterTokens, readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION, ensureSchema } from '../store/postgres/schema.ts';
-import { CliError, dataDirOf, refuseEmptyFlags, table } from './common.ts';
+import { CLI_TIMEOUT_MS, CliError, dataDirOf, refuseEmptyFlags, table } from './common.ts';
 import { lockFile } from './file-lock.ts';
-
-/** How long the tokens command waits for the cluster's PostgreSQL to answer a connect or a query. */
-const CLI_TIMEOUT_MS = 30_000;
 
 export const TOKENS_HELP = `switchboard tokens — list, create or revoke access tokens
 
