@@ -13,12 +13,7 @@ from .listeners import Listeners
 from .logger import log
 from .mirror import Mirror
 from .transfers import inline_or_transfer, with_body
-
-
-
-#: Where patches of views not yet named are held while a view subscription is in flight (a view's
-#: name is the hub's to give): apart from "*", a resync of everything, which must not wait on it.
-_VIEW_PENDING = "view subscription in flight"
+from .views import is_view_name, view_name
 
 
 def _resume_of(mirror: Mirror | None) -> dict[str, Any]:
@@ -26,11 +21,6 @@ def _resume_of(mirror: Mirror | None) -> dict[str, Any]:
     if mirror is None or mirror.epoch is None or mirror.version < 0:
         return {}
     return {"version": mirror.version, "epoch": mirror.epoch}
-
-
-def _is_view(name: str) -> bool:
-    # A view's name holds a "/", which no document's does.
-    return "/" in name
 
 
 class MonitorClient(ClosesOnExit):
@@ -47,11 +37,13 @@ class MonitorClient(ClosesOnExit):
         self._latest_epoch: str | None = None
         #: The epoch subscribeAll last answered in: that of a document that arrives by patch.
         self._follow_all_epoch: str | None = None
-        #: Patches held while a document ("*": every document) is being caught up, replayed after.
+        #: Patches held while a document or view ("*": every document) is being subscribed to or caught up, replayed after.
         self._holding: dict[str, list[dict[str, Any]]] = {}
-        #: Names ("*": every document) asked to catch up while already catching up: caught up once more after it, since what
-        #: asked (a rollback notice, a reconnect) may have come after the running catch-up read the hub.
-        self._again: set[str] = set()
+        #: Per name held, a future done when the hold ends: what asks to catch up meanwhile waits for it.
+        self._running: dict[str, asyncio.Future[None]] = {}
+        #: Per name ("*": every document) asked to catch up while already held, the one catch-up run after the hold ends, which
+        #: every asker awaits: what asked (a rollback notice, a reconnect, subscribe_all) may have come after the hub was read.
+        self._again: dict[str, asyncio.Task[None]] = {}
         #: Per subscription not answered yet, the names unsubscribed from meanwhile: such an answer is not kept.
         self._unanswered: list[set[str]] = []
         self._listeners = Listeners()
@@ -70,12 +62,13 @@ class MonitorClient(ClosesOnExit):
 
     async def subscribe(self, doc: str, *, view: dict[str, Any] | None = None) -> Mirror:
         """Follows one workflow (or `@agents`), or with `view` ({"kind": "summary"} or {"kind": "orders", …}) a view of it."""
-        key = _VIEW_PENDING if view is not None else doc
+        # Held by the name the hub will give it (a view's as the hub names it), so a notice for it meanwhile waits for the answer.
+        name = doc if view is None else view_name(doc, view)
         if view is None:
             self._left_out.discard(doc)
-        holding = key not in self._holding
+        holding = name not in self._holding
         if holding:
-            self._holding[key] = []
+            self._hold(name)
         unsubscribed: set[str] = set()
         self._unanswered.append(unsubscribed)
         try:
@@ -95,10 +88,11 @@ class MonitorClient(ClosesOnExit):
         finally:
             self._unanswered.remove(unsubscribed)
             if holding:
-                self._replay(key, doc)
+                self._replay(name)
 
     async def subscribe_all(self) -> dict[str, Mirror]:
-        """Follows every document the token may see, including workflows created later."""
+        """Follows every document the token may see, including workflows created later. Called during another catch-up,
+        waits for it and for a catch-up after it."""
         self._follow_all = True
         self._left_out.clear()
         await self._resync(None)
@@ -107,7 +101,7 @@ class MonitorClient(ClosesOnExit):
     async def unsubscribe(self, doc: str) -> None:
         """Stops following a document, or a view by its name (its mirror's `doc`)."""
         # Following everything, patches already on their way (or all of them, from an older hub) must not bring its mirror back.
-        if self._follow_all and not _is_view(doc):
+        if self._follow_all and not is_view_name(doc):
             self._left_out.add(doc)
         self._mirrors.pop(doc, None)
         self._views.pop(doc, None)
@@ -145,8 +139,6 @@ class MonitorClient(ClosesOnExit):
     def _take(self, message: dict[str, Any]) -> None:
         doc = message["doc"]
         held = self._holding.get(doc)
-        if held is None and _is_view(doc):
-            held = self._holding.get(_VIEW_PENDING)
         if held is None:
             held = self._holding.get("*")
         if held is not None:
@@ -155,7 +147,7 @@ class MonitorClient(ClosesOnExit):
         mirror = self._mirrors.get(doc)
         if mirror is None:
             # Following everything brings new documents (from version 0), never views one did not subscribe to.
-            if not self._follow_all or _is_view(doc) or doc in self._left_out:
+            if not self._follow_all or is_view_name(doc) or doc in self._left_out:
                 return
             if message["from"] != 0:
                 self.connection.spawn(self._resync_or_retry(doc))
@@ -207,13 +199,19 @@ class MonitorClient(ClosesOnExit):
     async def _resync(self, doc: str | None) -> None:
         """Catches up one document (or all): the patches missed when the hub still has them, a snapshot otherwise."""
         key = doc if doc is not None else "*"
-        followed = doc in self._views if doc is not None and _is_view(doc) else doc in self._mirrors or (self._follow_all and doc not in self._left_out)
-        if doc is not None and not followed and key not in self._holding:
+        followed = doc in self._views if doc is not None and is_view_name(doc) else doc in self._mirrors or (self._follow_all and doc not in self._left_out)
+        running = self._running.get(key)
+        if doc is not None and not followed and running is None:
             return  # not followed (a notice that crossed an unsubscribe, a subscription that failed), nor being subscribed to
-        if key in self._holding:
-            self._again.add(key)  # already being caught up; what arrives meanwhile is held and replayed
+        if running is not None:
+            # Already being subscribed to or caught up (what arrives meanwhile is held and replayed): once more after it.
+            again = self._again.get(key)
+            if again is None:
+                again = self._again[key] = asyncio.get_running_loop().create_task(self._once_more(running, key, doc))
+            # Shielded: one asker cancelled does not cancel it for the others (each is told how it ended).
+            await asyncio.shield(again)
             return
-        self._holding[key] = []
+        self._hold(key)
         try:
             if doc is None:
                 # Each mirror resumes from its own version and epoch: a catch-up that failed half way left some in a newer epoch.
@@ -258,15 +256,23 @@ class MonitorClient(ClosesOnExit):
             else:
                 await self._catch_up_or_forget(doc, self._mirrors.get(doc))
         finally:
-            self._replay(key, doc)
+            self._replay(key)
 
-    def _replay(self, key: str, doc: str | None) -> None:
-        """Ends the hold on `key`: replays what arrived meanwhile, then catches `doc` up once more if that was asked meanwhile."""
+    async def _once_more(self, running: asyncio.Future[None], key: str, doc: str | None) -> None:
+        await running
+        del self._again[key]
+        await self._resync(doc)
+
+    def _hold(self, key: str) -> None:
+        """Holds the patches of `key` ("*": of everything) until `_replay`."""
+        self._holding[key] = []
+        self._running[key] = asyncio.get_running_loop().create_future()
+
+    def _replay(self, key: str) -> None:
+        """Ends the hold on `key`: replays what arrived meanwhile; a catch-up asked for meanwhile then runs."""
+        self._running.pop(key).set_result(None)
         for message in self._holding.pop(key, []):
             self._take(message)
-        if key in self._again:
-            self._again.discard(key)
-            self.connection.spawn(self._resync_or_retry(doc))
 
     async def _subscribe_to(self, name: str, resume: dict[str, Any]) -> dict[str, Any]:
         followed = self._views.get(name)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from hub import Hub
+from hub import TOKENS, Hub
 from scenario import agent, clients, drop, unique
-from switchboard import Mirror, Task, TaskContext
+from switchboard import Mirror, Task, TaskContext, connect_monitor
 
 
 async def test_a_mirror_equals_workflow_get_at_the_same_version(hub: Hub) -> None:
@@ -140,6 +140,71 @@ async def test_a_rollback_notice_that_arrives_while_a_subscription_is_in_flight_
     assert await mirror.until(lambda _, at: at >= version) == workflow and mirror.version == version
 
 
+async def test_a_rollback_notice_for_a_view_that_arrives_while_its_subscription_is_in_flight_is_acted_on_after_it(hub: Hub) -> None:
+    # As test_monitor's rollback test does for a whole document, for a view (PROTOCOL.md: a rollback sends every view's subscribers `resync`).
+    control, monitor = await clients(hub)
+    wf = await control.create_workflow("a view rolled back under its subscription", id=unique("py-view-rollback"))
+    request, noticed = monitor.connection.request, asyncio.Event()
+
+    async def rolled_back(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        answer = await request(event, payload, timeout)
+        if event == "subscribe" and payload.get("view") == {"kind": "summary"} and not noticed.is_set():
+            noticed.set()
+            # The answer showed a change the hub then could not store: it rolls it back (a new epoch) and says `resync` for the view.
+            answer = {**answer, "epoch": "rolled-back", "state": {**answer["state"], "userQuery": "rolled back"}}
+            await monitor._on_resync({"doc": answer["doc"], "reason": "rolled back"})
+            await asyncio.sleep(0)  # one turn of the loop: the notice is handled while the subscription is in flight
+        return answer
+
+    monitor.connection.request = rolled_back  # type: ignore[method-assign]
+    view = await monitor.subscribe(wf.id, view={"kind": "summary"})
+    await wf.start()
+    await view.until(lambda state, _: state["status"] == "in_progress")
+    other = await connect_monitor(hub.url, TOKENS["monitor"])
+    try:
+        fresh = await other.subscribe(wf.id, view={"kind": "summary"})
+        await view.until(lambda _, at: at >= fresh.version, timeout=5)
+        # Were the notice dropped, the view would keep the rolled-back value (and its made-up epoch) for good.
+        assert view.state == fresh.state
+    finally:
+        await other.close()
+
+
+async def test_a_change_to_a_view_while_its_subscription_is_answered_is_kept_when_another_view_subscription_ends_first(hub: Hub) -> None:
+    # Two views subscribed to together (say a dashboard's): the patches of the one still in flight must be held for it, as
+    # a document's are, whatever the other does meanwhile.
+    control, monitor = await clients(hub)
+    first = await control.create_workflow("a view answered first", id=unique("py-view-a"))
+    second = await control.create_workflow("a view answered second", id=unique("py-view-b"))
+    request, take = monitor.connection.request, monitor._on_patch
+    first_done, patched = asyncio.Event(), asyncio.Event()
+
+    async def recording(message: dict[str, Any]) -> None:
+        if message["doc"] == f"{second.id}/summary":
+            patched.set()
+        await take(message)
+
+    async def slow(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        answer = await request(event, payload, timeout)
+        if event == "subscribe" and payload.get("doc") == second.id and "view" in payload:
+            # As while a big snapshot is read from its transfer: the other subscription ends, and the workflow changes.
+            await first_done.wait()
+            await second.start()
+            await patched.wait()
+        return answer
+
+    async def subscribe_first() -> Any:
+        mirror = await monitor.subscribe(first.id, view={"kind": "summary"})
+        first_done.set()
+        return mirror
+
+    monitor.connection.on("patch", recording)
+    monitor.connection.request = slow  # type: ignore[method-assign]
+    _, view = await asyncio.gather(subscribe_first(), monitor.subscribe(second.id, view={"kind": "summary"}))
+    # Its patch comes after the answer: had the hold ended with the first subscription, it would be dropped, stale until the next change.
+    await view.until(lambda state, _: state["status"] == "in_progress", timeout=5)
+
+
 async def test_a_view_unsubscribed_from_during_a_catch_up_is_not_followed_again(hub: Hub) -> None:
     control, monitor = await clients(hub)
     wf = await control.create_workflow("unsubscribed during a catch-up", id=unique("py-unsub"))
@@ -235,6 +300,16 @@ async def test_subscribe_all_mirrors_more_big_workflows_than_a_connection_holds_
         ids.append(wf.id)
     mirrors = await monitor.subscribe_all()
     assert all(len(mirrors[id_].state["workOrders"]) == 5 for id_ in ids)
+
+
+async def test_subscribe_all_called_while_another_catch_up_runs_returns_every_document(hub: Hub) -> None:
+    # Two callers (or one during the catch-up a reconnect or a "*" resync notice started) ask to follow everything.
+    control, monitor = await clients(hub)
+    wf = await control.create_workflow("followed by subscribe_all", id=unique("py-all"))
+    first, second = await asyncio.gather(monitor.subscribe_all(), monitor.subscribe_all())
+    assert wf.id in first
+    # The second waits for the running catch-up and one after it: returning at once, it would miss the mirrors.
+    assert wf.id in second
 
 
 async def test_a_document_unsubscribed_from_while_following_everything_stays_unfollowed_until_subscribed_to_again(own_hub: Hub) -> None:
