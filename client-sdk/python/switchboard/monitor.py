@@ -62,6 +62,8 @@ class MonitorClient(ClosesOnExit):
 
     async def subscribe(self, doc: str, *, view: dict[str, Any] | None = None) -> Mirror:
         """Follows one workflow (or `@agents`), or with `view` ({"kind": "summary"} or {"kind": "orders", …}) a view of it."""
+        if view is not None:
+            view = dict(view)  # the caller may reuse its dict (for the next page): the mirror keeps the spec it followed
         # Held by the name the hub will give it (a view's as the hub names it), so a notice for it meanwhile waits for the answer.
         name = doc if view is None else view_name(doc, view)
         if view is None:

@@ -205,6 +205,27 @@ async def test_a_change_to_a_view_while_its_subscription_is_answered_is_kept_whe
     await view.until(lambda state, _: state["status"] == "in_progress", timeout=5)
 
 
+async def test_a_page_view_is_followed_again_after_a_reconnect_when_its_spec_dict_is_reused_for_the_next_page(hub: Hub) -> None:
+    # Paging through a workflow's orders by reusing one spec dict, as Python code does: the first page's mirror must keep its own spec.
+    control, monitor = await clients(hub)
+    wf = await control.create_workflow("paged orders", id=unique("py-pages"))
+    kind = unique("nobody-serves-this")
+    await wf.create_work_order(kind, id="o1")
+    await wf.create_work_order(kind, id="o2")
+    view: dict[str, Any] = {"kind": "orders", "limit": 1}
+    first = await monitor.subscribe(wf.id, view=view)
+    assert first.state["ids"] == ["o2"]
+    view["before"] = first.state["ids"][-1]
+    second = await monitor.subscribe(wf.id, view=view)
+    assert second.state["ids"] == ["o1"] and first.doc != second.doc
+    await drop(monitor.connection)
+    await wf.create_work_order(kind, id="o3")
+    await second.until(lambda state, _: state["total"] == 3, timeout=5)
+    # Were the dict kept by reference, the first page would be subscribed to again as the second (the dict as it is now):
+    # its answer would go to the second page's mirror, and the first page would not be followed any more.
+    await first.until(lambda state, _: state["ids"] == ["o3"], timeout=5)
+
+
 async def test_a_view_unsubscribed_from_during_a_catch_up_is_not_followed_again(hub: Hub) -> None:
     control, monitor = await clients(hub)
     wf = await control.create_workflow("unsubscribed during a catch-up", id=unique("py-unsub"))
