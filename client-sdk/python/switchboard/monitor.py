@@ -307,6 +307,8 @@ class MonitorClient(ClosesOnExit):
         self._latest_epoch = subscription["epoch"]
         if held is not None and self._mirrors.get(subscription["doc"]) is not held:
             return
+        if held is None and subscription["doc"] in self._left_out:
+            return  # unsubscribed from while its snapshot was read (a transfer): no mirror the hub no longer patches
         mirror = self._mirror(subscription["doc"])
         # Patches that do not start at our version cannot be applied: start again from a snapshot.
         if not mirror.load(subscription):

@@ -333,6 +333,29 @@ async def test_subscribe_all_called_while_another_catch_up_runs_returns_every_do
     assert wf.id in second
 
 
+async def test_a_document_unsubscribed_from_while_subscribe_all_reads_its_big_snapshot_is_not_mirrored(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    big = await control.create_workflow("over 1 MB: its snapshot comes as a transfer", id=unique("py-big"))
+    kind = unique("nobody-serves-this")
+    await big.create_work_orders([{"id": f"o{i}", "task_type": kind, "input": "x" * 250_000} for i in range(3)])
+    await big.create_work_orders([{"id": f"o{i}", "task_type": kind, "input": "x" * 250_000} for i in range(3, 5)])
+    request, unsubscribed = monitor.connection.request, asyncio.Event()
+
+    async def unsubscribing(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        if event == "transfer.read" and not unsubscribed.is_set():
+            unsubscribed.set()
+            await monitor.unsubscribe(big.id)  # the user stops following it while its snapshot is read
+        return await request(event, payload, timeout)
+
+    monitor.connection.request = unsubscribing  # type: ignore[method-assign]
+    appeared: list[str] = []
+    monitor.on("doc", lambda mirror: appeared.append(mirror.doc))
+    await monitor.subscribe_all()
+    assert unsubscribed.is_set()
+    # Loaded all the same, its answer would make a new mirror the hub no longer patches (it left the room): a frozen copy in docs.
+    assert big.id not in monitor.docs and big.id not in appeared
+
+
 async def test_a_document_unsubscribed_from_while_following_everything_stays_unfollowed_until_subscribed_to_again(own_hub: Hub) -> None:
     control, monitor = await clients(own_hub)
     dropped = await control.create_workflow("not wanted any more")
