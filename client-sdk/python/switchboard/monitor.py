@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from .closing import ClosesOnExit
@@ -92,13 +93,14 @@ class MonitorClient(ClosesOnExit):
             if holding:
                 self._replay(name)
 
-    async def subscribe_all(self) -> dict[str, Mirror]:
-        """Follows every document the token may see, including workflows created later. Called during another catch-up,
-        waits for it and for a catch-up after it."""
+    async def subscribe_all(self) -> Mapping[str, Mirror]:
+        """Follows every document the token may see, including workflows created later; returns the mirrors by document
+        name, a read-only live view (it gains the workflows created later). Called during another catch-up, waits for it and
+        for a catch-up after it."""
         self._follow_all = True
         self._left_out.clear()
         await self._resync(None)
-        return self.docs
+        return MappingProxyType(self._mirrors)
 
     async def unsubscribe(self, doc: str) -> None:
         """Stops following a document, or a view by its name (its mirror's `doc`)."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hub import TOKENS, Hub
-from scenario import agent, clients, drop, unique
+from scenario import agent, clients, drop, unique, until
 from switchboard import Mirror, Task, TaskContext, connect_monitor
 
 
@@ -331,6 +331,15 @@ async def test_subscribe_all_called_while_another_catch_up_runs_returns_every_do
     assert wf.id in first
     # The second waits for the running catch-up and one after it: returning at once, it would miss the mirrors.
     assert wf.id in second
+
+
+async def test_the_mapping_subscribe_all_returns_holds_workflows_created_later(hub: Hub) -> None:
+    # As the TypeScript SDK's subscribeAll() returns the monitor's live map: a copy taken at the call would miss it.
+    control, monitor = await clients(hub)
+    mirrors = await monitor.subscribe_all()
+    later = await control.create_workflow("created after subscribe_all", id=unique("py-later"))
+    await until(lambda: later.id in monitor.docs, "the monitor to mirror the new workflow")
+    assert later.id in mirrors
 
 
 async def test_a_document_unsubscribed_from_while_subscribe_all_reads_its_big_snapshot_is_not_mirrored(hub: Hub) -> None:
