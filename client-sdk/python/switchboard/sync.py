@@ -12,7 +12,8 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from . import agent, control, monitor
@@ -61,12 +62,23 @@ def _iterate(iterator: AsyncIterator[Any]) -> Iterator[Any]:
             return
 
 
+def _is_sdk_object(value: Any) -> bool:
+    return type(value).__module__.startswith("switchboard.") and not isinstance(value, type) and hasattr(value, "__dict__")
+
+
 def _wrap(value: Any) -> Any:
     if isinstance(value, AsyncIterator):
         return _iterate(value)
+    if isinstance(value, MappingProxyType):
+        return BlockingMapping(value)  # a live view (subscribe_all's mirrors): its values are wrapped as they are read
+    # A dict or list of SDK objects (monitor.docs): those objects block too. Plain data (a mirror's state) is left as it is.
+    if isinstance(value, dict) and any(_is_sdk_object(item) for item in value.values()):
+        return {key: _wrap(item) for key, item in value.items()}
+    if isinstance(value, list) and any(_is_sdk_object(item) for item in value):
+        return [_wrap(item) for item in value]
     if inspect.isfunction(value) or inspect.ismethod(value) or isinstance(value, functools.partial):
         return _on_loop(value)
-    if type(value).__module__.startswith("switchboard.") and not isinstance(value, type) and hasattr(value, "__dict__"):
+    if _is_sdk_object(value):
         return Blocking(value)
     return value
 
@@ -106,6 +118,26 @@ class Blocking:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BlockingMapping(Mapping[Any, Any]):
+    """A read-only live mapping of SDK objects (subscribe_all's mirrors) whose values block as `Blocking` does."""
+
+    def __init__(self, target: Mapping[Any, Any]) -> None:
+        self._target = target
+
+    def __getitem__(self, key: Any) -> Any:
+        return _wrap(self._target[key])
+
+    def __iter__(self) -> Iterator[Any]:
+        # The keys as they are now: the loop's thread may add one meanwhile.
+        return iter(list(self._target))
+
+    def __len__(self) -> int:
+        return len(self._target)
+
+    def __repr__(self) -> str:
+        return f"BlockingMapping({self._target!r})"
 
 
 def connect_control(url: str | Sequence[str], token: str, **options: Any) -> Any:

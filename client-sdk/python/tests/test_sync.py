@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import queue
 
 import pytest
@@ -42,3 +43,24 @@ def test_a_blocking_call_in_a_mirror_callback_raises_instead_of_freezing_the_cli
         wf.start()
         assert "event loop thread" in seen.get(timeout=SCENARIO_TIMEOUT_S)
         assert wf.summary()["status"] == "in_progress"  # the clients still work
+
+
+def test_a_scripts_mirrors_from_subscribe_all_and_docs_block_like_those_from_subscribe(hub: Hub) -> None:
+    with connect_control(hub.url, TOKENS["admin"]) as control, connect_monitor(hub.url, TOKENS["monitor"]) as monitor:
+        wf = control.create_workflow("followed from a script")
+        one = monitor.subscribe(wf.id)
+        assert one.until(lambda state, _: state["id"] == wf.id, timeout=SCENARIO_TIMEOUT_S)["id"] == wf.id  # blocks, returns the state
+        mirrors = monitor.subscribe_all()
+        # Were they the async mirrors, until() would hand back a coroutine that never runs.
+        for mirror in (mirrors[wf.id], monitor.docs[wf.id], dict(mirrors)[wf.id]):
+            state = mirror.until(lambda s, _: s["id"] == wf.id, timeout=SCENARIO_TIMEOUT_S)
+            if asyncio.iscoroutine(state):
+                state.close()
+            assert isinstance(state, dict) and state["id"] == wf.id
+        appeared: queue.Queue[str] = queue.Queue()
+        monitor.on("doc", lambda mirror: appeared.put(mirror.doc))
+        later = control.create_workflow("created after subscribe_all")
+        while appeared.get(timeout=SCENARIO_TIMEOUT_S) != later.id:
+            pass
+        # The mapping is live, as the async one: it gains the workflows created later, and they block too.
+        assert mirrors[later.id].until(lambda s, _: s["id"] == later.id, timeout=SCENARIO_TIMEOUT_S)["id"] == later.id
