@@ -198,7 +198,8 @@ export class MonitorClient {
         detached.load(subscription);
         return detached;
       }
-      if (view) this.views.set(subscription.doc, { workflowId: doc, view });
+      // A copy: the caller may reuse its object (for the next page), and a reconnect subscribes again with this one.
+      if (view) this.views.set(subscription.doc, { workflowId: doc, view: { ...view } });
       const mirror = this.mirror(subscription.doc);
       mirror.load(subscription);
       return mirror as Mirror<T>;

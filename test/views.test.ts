@@ -294,6 +294,26 @@ describe('views of a workflow', () => {
     for (const kind of kinds) expect(kind).toEqual(['patches']);
   });
 
+  it('follows each page view again after a reconnect when the caller reused one spec object for the next page', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'paged orders' });
+    await createOrders(wf, 'nobody-serves-this', ['o1']);
+    await createOrders(wf, 'nobody-serves-this', ['o2']);
+    const watcher = await monitor(hub);
+    const page: { kind: 'orders'; limit: number; before?: string } = { kind: 'orders', limit: 1 };
+    const first = await watcher.subscribe(wf.id, { view: page });
+    expect(first.state?.ids).toEqual(['o2']);
+    page.before = 'o2';
+    const second = await watcher.subscribe(wf.id, { view: page });
+    expect(second.state?.ids).toEqual(['o1']);
+    const { back } = await dropConnection(watcher);
+    await back;
+    await createOrders(wf, 'nobody-serves-this', ['o3']);
+    await second.until((state) => state.total === 3, { what: 'the second page counting the new order' });
+    // Kept by reference, the spec would subscribe the first page again as the second: the first would not be followed any more.
+    await first.until((state) => isDeepStrictEqual(state.ids, ['o3']), { what: 'the first page showing the new order', timeoutMs: 5000 });
+  });
+
   it('falls back to a snapshot when the versions missed are gone from the view’s history', async () => {
     const hub = await startHub({ resumeVersions: 3 });
     const { wf } = await runningWorkflow(hub);
