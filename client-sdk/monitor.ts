@@ -413,6 +413,8 @@ export class MonitorClient {
     const subscription = await this.complete(answer);
     this.latestEpoch = subscription.epoch;
     if (held && this.mirrors.get(subscription.doc) !== held) return;
+    // Unsubscribed from while its snapshot was read (a transfer): no mirror the hub no longer patches.
+    if (!held && this.leftOut.has(subscription.doc)) return;
     const mirror = this.mirror(subscription.doc);
     // Patches that do not start at our version cannot be applied: start again from a snapshot.
     if (!mirror.load(subscription)) mirror.load(await this.complete(await this.subscribeTo(subscription.doc, {})));

@@ -104,6 +104,32 @@ describe('live monitoring', () => {
     expect({ mirrored: watcher.docs.has('dropped'), patched: patched.includes('dropped') }).toEqual({ mirrored: false, patched: false });
   });
 
+  it('mirrors no document unsubscribed from while subscribeAll reads its big snapshot', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    // Five orders of 250 KB: over the 1 MB a reply holds inline, its snapshot comes as a transfer.
+    const big = await client.createWorkflow({ id: 'big', userQuery: 'read from a transfer' });
+    const input = 'x'.repeat(250_000);
+    await big.createWorkOrders([0, 1, 2].map((i) => ({ id: `o${i}`, taskType: 'nobody-serves-this', input })));
+    await big.createWorkOrders([3, 4].map((i) => ({ id: `o${i}`, taskType: 'nobody-serves-this', input })));
+    const watcher = await monitor(hub);
+    const request = watcher.connection.request.bind(watcher.connection);
+    let unsubscribed = false;
+    watcher.connection.request = (async (...args: Parameters<typeof request>) => {
+      if (args[0] === 'transfer.read' && !unsubscribed) {
+        unsubscribed = true;
+        await watcher.unsubscribe('big'); // the user stops following it while its snapshot is read
+      }
+      return request(...args);
+    }) as typeof request;
+    const appeared: string[] = [];
+    watcher.on('doc', (mirror) => appeared.push(mirror.doc));
+    await watcher.subscribeAll();
+    expect(unsubscribed).toBe(true);
+    // Loaded all the same, its answer would make a mirror the hub no longer patches (it left the room): a frozen copy.
+    expect({ mirrored: watcher.docs.has('big'), appeared: appeared.includes('big') }).toEqual({ mirrored: false, appeared: false });
+  });
+
   it('shows the agent pool before its first agent as an empty object of agents by id, then follows it', async () => {
     const hub = await startHub();
     const pool = await (await monitor(hub)).subscribe('@agents');
