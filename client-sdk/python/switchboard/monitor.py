@@ -54,7 +54,7 @@ class MonitorClient(ClosesOnExit):
 
     @property
     def docs(self) -> dict[str, Mirror]:
-        """Every mirror this monitor holds, by document name."""
+        """Every mirror this monitor holds, by document name: a copy taken when read (subscribe_all() returns a live view)."""
         return dict(self._mirrors)
 
     def on(self, event: str, listener: Callable[[Any], None]) -> Callable[[], None]:
