@@ -48,15 +48,21 @@ async function watchWhileAway(hub: RunningHub, changes: (wf: WorkflowHandle) => 
   return { wf, mirror, kinds };
 }
 
+/** Workflows `dropped` and `kept`, and a monitor following everything that unsubscribed from `dropped`. */
+async function followingAllButDropped() {
+  const hub = await startHub();
+  const client = await control(hub);
+  const dropped = await client.createWorkflow({ id: 'dropped', userQuery: 'not wanted any more' });
+  const kept = await client.createWorkflow({ id: 'kept', userQuery: 'still followed' });
+  const watcher = await monitor(hub);
+  await watcher.subscribeAll();
+  await watcher.unsubscribe('dropped');
+  return { dropped, kept, watcher };
+}
+
 describe('live monitoring', () => {
   it('stops following a document unsubscribed from while following everything, until it is subscribed to again', async () => {
-    const hub = await startHub();
-    const client = await control(hub);
-    const dropped = await client.createWorkflow({ id: 'dropped', userQuery: 'not wanted any more' });
-    const kept = await client.createWorkflow({ id: 'kept', userQuery: 'still followed' });
-    const watcher = await monitor(hub);
-    await watcher.subscribeAll();
-    await watcher.unsubscribe('dropped');
+    const { dropped, kept, watcher } = await followingAllButDropped();
     const appeared: string[] = [];
     watcher.on('doc', (mirror) => appeared.push(mirror.doc));
     // What the hub sends: the document's patches stop too.
@@ -76,13 +82,7 @@ describe('live monitoring', () => {
   });
 
   it('still gets no patches of a document unsubscribed from under subscribeAll once its connection dropped and the SDK resumed', async () => {
-    const hub = await startHub();
-    const client = await control(hub);
-    const dropped = await client.createWorkflow({ id: 'dropped', userQuery: 'not wanted any more' });
-    const kept = await client.createWorkflow({ id: 'kept', userQuery: 'still followed' });
-    const watcher = await monitor(hub);
-    await watcher.subscribeAll();
-    await watcher.unsubscribe('dropped');
+    const { dropped, kept, watcher } = await followingAllButDropped();
     // What the SDK asks, once answered: its resume is over when it has said its unsubscribe again.
     const answered: string[] = [];
     const request = watcher.connection.request.bind(watcher.connection);
