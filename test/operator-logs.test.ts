@@ -2,6 +2,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectAgent, connectControl } from '../client-sdk/index.ts';
 import { EmbeddedStore } from '../server/index.ts';
 import { SLOW_JOURNAL_WRITE_MS } from '../server/operator-log.ts';
+import { breakErrorField, mendErrorField } from './helpers/broken-order.ts';
 import { codeOf } from './helpers/errors.ts';
 import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { rawGet } from './helpers/http.ts';
@@ -97,14 +98,7 @@ describe('the hub log', () => {
     await wf.createWorkOrder({ id: 'stuck', taskType: 'nobody', timeouts: { overallMs: 1_000 } });
     // A bug, as the test makes one: writing the order's error throws, after its end has written other fields.
     const stuck = hub.state.workflows.get(wf.id)!.workOrders.stuck!;
-    Object.defineProperty(stuck, 'error', {
-      get: () => null,
-      set: () => {
-        throw new TypeError('broken on purpose');
-      },
-      enumerable: true,
-      configurable: true,
-    });
+    breakErrorField(stuck);
 
     expect((await untilOrder(hub, wf.id, 'late', 'failed')).error).toBe('overall timeout of 1000 ms exceeded');
     const failure = await log.until('a timer of the sweep failed: its change was undone, the others ran; it is tried again later');
@@ -112,7 +106,7 @@ describe('the hub log', () => {
     expect((failure.err as { stack: string }).stack).toContain('broken on purpose');
     expect((await wf.get()).workOrders.stuck!.state).toBe('queued');
 
-    Object.defineProperty(stuck, 'error', { value: null, writable: true, enumerable: true, configurable: true });
+    mendErrorField(stuck);
     expect((await untilOrder(hub, wf.id, 'stuck', 'failed')).error).toBe('overall timeout of 1000 ms exceeded');
     expect(log.find(failure.msg)).toHaveLength(1);
   });

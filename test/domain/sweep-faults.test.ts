@@ -5,27 +5,11 @@ import { versionOf } from '../../server/domain/machinery/state.ts';
 import type { Effect } from '../../server/domain/machinery/effects.ts';
 import { CreateWorkOrderInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
+import { breakErrorField, mendErrorField } from '../helpers/broken-order.ts';
 import { domain } from '../helpers/domain.ts';
 
 const asAgent = (agentId: string) => ({ role: 'agent' as const, name: agentId, agentId });
 const failures = (effects: Effect[]) => effects.filter((effect) => effect.type === 'timer.failed');
-
-/** Makes writing the order's `error` throw, as a bug would: a change ending it has written other fields when it comes. */
-function breakErrorField(order: object): void {
-  Object.defineProperty(order, 'error', {
-    get: () => null,
-    set: () => {
-      throw new TypeError('broken on purpose');
-    },
-    enumerable: true,
-    configurable: true,
-  });
-}
-
-/** Lets the order's `error` be written again. */
-function mend(order: object): void {
-  Object.defineProperty(order, 'error', { value: null, writable: true, enumerable: true, configurable: true });
-}
 
 /** Two workflows, each with one order running on agent `w` under a 1 s lease; the order of `bad` cannot have its error written. */
 function twoRunning() {
@@ -81,7 +65,7 @@ describe('a timer of the sweep whose change throws', () => {
     expect(failures(d.run('hub.sweep', {}).tx.effects)).toMatchObject([{ failures: 2, retryInMs: 2 * FAULT_RETRY_MS }]);
 
     // Mended, it runs at its next turn.
-    mend(order('bad'));
+    mendErrorField(order('bad'));
     d.advance(2 * FAULT_RETRY_MS);
     const { reply, tx } = d.run('hub.sweep', {});
     expect(reply.lapsedLeases).toBe(1);
@@ -106,7 +90,7 @@ describe('a timer of the sweep whose change throws', () => {
     expect(order('stuck').state).toBe('queued');
     expect(failures(first.tx.effects)).toMatchObject([{ timer: `timeout:${workflowId}\u0000stuck`, failures: 1 }]);
 
-    mend(order('stuck'));
+    mendErrorField(order('stuck'));
     d.advance(FAULT_RETRY_MS / 2);
     expect(d.run('hub.sweep', {}).reply.timedOut).toBe(0);
     d.advance(FAULT_RETRY_MS / 2);
@@ -129,7 +113,7 @@ describe('a timer of the sweep whose change throws', () => {
 
     expect(failures(d.run('hub.sweep', {}).tx.effects)).toMatchObject([{ timer: `lease:${token}`, failures: 1 }]);
     expect(d.state.work.leases.get(token)).toBe(lease);
-    mend(order());
+    mendErrorField(order());
     d.advance(FAULT_RETRY_MS);
     expect(d.run('hub.sweep', {}).reply.lapsedLeases).toBe(1);
     expect(order().state).toBe('queued');
