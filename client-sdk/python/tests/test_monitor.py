@@ -118,23 +118,30 @@ async def test_a_lost_patch_is_a_gap_the_mirror_fills_from_the_hub(hub: Hub) -> 
     assert not mirror.has_gap
 
 
-async def test_a_rollback_notice_that_arrives_while_a_subscription_is_in_flight_is_acted_on_after_it(hub: Hub) -> None:
-    control, monitor = await clients(hub)
-    wf = await control.create_workflow("rolled back under a subscription", id=unique("py-rollback"))
+def rolled_back_under_first(monitor: Any, subscription: dict[str, Any]) -> asyncio.Event:
+    """Makes the first answer to `subscription` show a change the hub then rolls back: a new epoch, and a `resync` of the
+    document or view it names, noticed while the subscription is still in flight."""
     request, noticed = monitor.connection.request, asyncio.Event()
 
     async def rolled_back(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
         answer = await request(event, payload, timeout)
-        if event == "subscribe" and payload == {"doc": wf.id} and not noticed.is_set():
+        if event == "subscribe" and payload == subscription and not noticed.is_set():
             noticed.set()
-            # As if the answer showed a change the hub then could not store: it rolls it back (a new epoch) and says `resync`.
             answer = {**answer, "epoch": "rolled-back", "state": {**answer["state"], "userQuery": "rolled back"}}
-            await monitor._on_resync({"doc": wf.id, "reason": "rolled back"})
-            await asyncio.sleep(0)  # one turn of the loop: the notice's catch-up starts while the subscription is in flight
+            await monitor._on_resync({"doc": answer["doc"], "reason": "rolled back"})
+            await asyncio.sleep(0)  # one turn of the loop: the notice is handled while the subscription is in flight
         return answer
 
-    monitor.connection.request = rolled_back  # type: ignore[method-assign]
+    monitor.connection.request = rolled_back
+    return noticed
+
+
+async def test_a_rollback_notice_that_arrives_while_a_subscription_is_in_flight_is_acted_on_after_it(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    wf = await control.create_workflow("rolled back under a subscription", id=unique("py-rollback"))
+    noticed = rolled_back_under_first(monitor, {"doc": wf.id})
     mirror = await monitor.subscribe(wf.id)
+    assert noticed.is_set()
     await wf.start()
     version, workflow = await wf.get_versioned()
     assert await mirror.until(lambda _, at: at >= version) == workflow and mirror.version == version
@@ -144,20 +151,9 @@ async def test_a_rollback_notice_for_a_view_that_arrives_while_its_subscription_
     # As test_monitor's rollback test does for a whole document, for a view (PROTOCOL.md: a rollback sends every view's subscribers `resync`).
     control, monitor = await clients(hub)
     wf = await control.create_workflow("a view rolled back under its subscription", id=unique("py-view-rollback"))
-    request, noticed = monitor.connection.request, asyncio.Event()
-
-    async def rolled_back(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
-        answer = await request(event, payload, timeout)
-        if event == "subscribe" and payload.get("view") == {"kind": "summary"} and not noticed.is_set():
-            noticed.set()
-            # The answer showed a change the hub then could not store: it rolls it back (a new epoch) and says `resync` for the view.
-            answer = {**answer, "epoch": "rolled-back", "state": {**answer["state"], "userQuery": "rolled back"}}
-            await monitor._on_resync({"doc": answer["doc"], "reason": "rolled back"})
-            await asyncio.sleep(0)  # one turn of the loop: the notice is handled while the subscription is in flight
-        return answer
-
-    monitor.connection.request = rolled_back  # type: ignore[method-assign]
+    noticed = rolled_back_under_first(monitor, {"doc": wf.id, "view": {"kind": "summary"}})
     view = await monitor.subscribe(wf.id, view={"kind": "summary"})
+    assert noticed.is_set()
     await wf.start()
     await view.until(lambda state, _: state["status"] == "in_progress")
     other = await connect_monitor(hub.url, TOKENS["monitor"])
