@@ -7,6 +7,7 @@ import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
 import { DamagedPart } from './archive-lines.ts';
+import { SharedLoad } from './shared-load.ts';
 import { readArchivedDocument, readLines, writeArchivedFile } from './archived-file.ts';
 import { syncedWrite } from './synced-write.ts';
 
@@ -84,7 +85,7 @@ export class FileArchive implements WorkflowArchive {
   private readonly sums = new Map<string, Sums>();
   private indexLines = 0;
   private loaded = false;
-  private loading: Promise<void> | undefined;
+  private readonly loading = new SharedLoad();
   private onWarning: (message: string) => void = () => undefined;
   private handle: FileHandle | undefined;
   /** Workflows the index records as deleted (since it was last written anew): only their files are deleted unasked. */
@@ -112,19 +113,13 @@ export class FileArchive implements WorkflowArchive {
    * index asks first); resolves once it is read. Until then `size`, `header` and `headers` are incomplete.
    */
   ready(): Promise<void> {
-    if (!this.loading) {
-      // First in the queue: writes and deletions wait until the index is read. A failure is the
-      // client's UNAVAILABLE (retry later), not an unexplained INTERNAL.
-      const loading = this.serial(() => this.load()).catch((error: Error) => {
+    // First in the queue: writes and deletions wait until the index is read. A failure is the
+    // client's UNAVAILABLE (retry later), not an unexplained INTERNAL.
+    return this.loading.run(() =>
+      this.serial(() => this.load()).catch((error: Error) => {
         throw error instanceof HubError ? error : new HubError('UNAVAILABLE', `the archive index in ${this.dir} cannot be read (${error.message}); nothing was archived or deleted`);
-      });
-      this.loading = loading;
-      // Those who wait for it see the failure; the next call reads the index again.
-      loading.catch(() => {
-        if (this.loading === loading) this.loading = undefined;
-      });
-    }
-    return this.loading;
+      }),
+    );
   }
 
   get size(): number {

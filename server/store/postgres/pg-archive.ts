@@ -7,6 +7,7 @@ import { workflowHeader } from '../../../shared/schemas/workflow.ts';
 import { TimeSlice } from '../../time-slice.ts';
 import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from '../archive.ts';
 import { DamagedPart, readDocument } from '../archive-lines.ts';
+import { SharedLoad } from '../shared-load.ts';
 import { JOURNAL_CHANNEL, type Fence } from './pg-journal.ts';
 
 /**
@@ -71,7 +72,7 @@ export class PgArchive implements WorkflowArchive {
   private index = new HeaderIndex();
   /** Every archived workflow's id, read when the archive opens, answering `has` until the headers are loaded. */
   private ids: Set<string> | undefined;
-  private loading: Promise<void> | undefined;
+  private readonly loading = new SharedLoad();
   private loaded = false;
   /** Workflows whose row's header is not one: archived (their ids are taken), read back as damaged. */
   private damagedIds = new Set<string>();
@@ -99,20 +100,14 @@ export class PgArchive implements WorkflowArchive {
 
   /** Reads every header, at the first call; until it resolves `size`, `header` and `headers` are incomplete. */
   ready(): Promise<void> {
-    if (!this.loading) {
-      // First in the queue: writes and reloads wait until the headers are read.
-      const loading = this.serial(async () => {
+    // First in the queue: writes and reloads wait until the headers are read.
+    return this.loading.run(() =>
+      this.serial(async () => {
         this.index = await this.readHeaders();
         this.ids = undefined;
         this.loaded = true;
-      });
-      this.loading = loading;
-      // Those who wait for it see the failure; the next call reads the headers again.
-      loading.catch(() => {
-        if (this.loading === loading) this.loading = undefined;
-      });
-    }
-    return this.loading;
+      }),
+    );
   }
 
   get size(): number {
@@ -206,7 +201,7 @@ export class PgArchive implements WorkflowArchive {
    * @example await archive.refresh(['wf-1']); archive.has('wf-1') // true once the leader archived it
    */
   refresh(ids?: readonly string[]): Promise<void> {
-    if (ids === undefined && !this.loading) return this.ready();
+    if (ids === undefined && !this.loading.started) return this.ready();
     void this.ready();
     return this.serial(async () => {
       if (ids === undefined) {
