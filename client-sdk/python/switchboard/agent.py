@@ -60,6 +60,8 @@ class AgentClient(ClosesOnExit):
         self._dirty = False
         self._draining = False
         self._closed = asyncio.Event()
+        #: The close() the agent started itself when the hub would have it no more; wait_closed() waits for it.
+        self._stopping: asyncio.Task[None] | None = None
         self._listeners = Listeners()
         # Bumped by each drain(), resume() and `drain` push: a reply whose request went out before a
         # later word (the hub pushes every change of a connected agent's draining, in order) is stale.
@@ -129,7 +131,7 @@ class AgentClient(ClosesOnExit):
                     if self._registered.is_set():
                         self._listeners.emit("error", error)  # the registration before this one still holds: work goes on
                     else:
-                        self._stopped(error)
+                        self._give_up(error)
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -214,8 +216,11 @@ class AgentClient(ClosesOnExit):
         await self.connection.close()
 
     async def wait_closed(self) -> None:
-        """Waits until close() (or the hub closed this agent for good): `await agent.wait_closed()` serves until then."""
+        """Waits until close(), or until the hub would have this agent no more (it closed the connection, or refused the
+        registration after a reconnect for good; said in the log and as `error`): `await agent.wait_closed()` serves until then."""
         await self._closed.wait()
+        if self._stopping is not None:
+            await asyncio.shield(self._stopping)
 
     async def _on_assignment(self, assignment: dict[str, Any]) -> dict[str, Any] | None:
         # No await before the answer: python-socketio sends the return value as the ack.
@@ -254,18 +259,21 @@ class AgentClient(ClosesOnExit):
         self._abort(notice["attemptToken"], f"cancelled by the hub: {notice.get('reason', '')}")
 
     def _on_gone(self) -> None:
-        for token in list(self._running):
-            self._abort(token, "the hub closed this connection")
-        self._heartbeat.stop()
-        self._stopped(HubError(
+        self._give_up(HubError(
             "DISCONNECTED", "the hub closed this connection (another connection registered this agent id, or the token was revoked)"
         ))
-        self._closed.set()
 
-    def _stopped(self, error: HubError) -> None:
-        """The agent can take no more work: said in the log (or the process would sit idle with no sign why) and as `error`."""
+    def _give_up(self, error: HubError) -> None:
+        """The agent can take no more work: said in the log (or the process would sit idle with no sign why) and as `error`,
+        then closed, so that wait_closed() returns and running handlers are cancelled (their reports could never be sent)."""
         log.error("switchboard: agent %s takes no more work: %s", self.agent_id, error.message)
         self._listeners.emit("error", error)
+        for token in list(self._running):
+            self._abort(token, f"the agent takes no more work: {error.message}")
+        if self._stopping is None and not self._closed.is_set():
+            self._closed.set()  # at once: no offer is taken meanwhile
+            # Not spawned on the connection: its close() cancels the tasks it spawned, and this one runs that close().
+            self._stopping = asyncio.get_running_loop().create_task(self.close())
 
     async def _run(self, attempt: Attempt, handler: Handler, carried: bool) -> None:
         token = attempt.task.attempt_token

@@ -366,11 +366,27 @@ async def test_a_client_given_every_node_leaves_one_that_stops_answering_once_a_
         await control.close()
 
 
-async def test_an_agent_whose_registration_is_refused_for_good_after_a_reconnect_says_so_in_its_log(own_hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_agent_whose_registration_is_refused_for_good_after_a_reconnect_says_so_in_its_log_and_closes(own_hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
     hub = own_hub
-    worker = await agent(hub, unique("rebound"))
+    kind = unique("rebound")
+    worker = await agent(hub, kind)
     errors: list[HubError] = []
     worker.on("error", errors.append)
+    running, reasons = asyncio.Event(), list[str | None]()
+
+    @worker.task(kind)
+    async def wait(task: Task, ctx: TaskContext) -> None:
+        running.set()
+        await ctx.cancelled.wait()
+        reasons.append(ctx.cancel_reason)
+
+    await worker.ready()
+    control = await connect_control(hub.url, TOKENS["admin"])
+    wf = await control.create_workflow("refused after a reconnect")
+    await wf.start()
+    await wf.create_work_order(kind, id="held")
+    await running.wait()
+    await control.close()
     await asyncio.get_running_loop().run_in_executor(None, hub.stop)
     await until(lambda: not worker.connection.connected, "the agent to see the hub go")
     # Back with its token bound to another agent id: the registration after the reconnect is refused (FORBIDDEN).
@@ -378,8 +394,13 @@ async def test_an_agent_whose_registration_is_refused_for_good_after_a_reconnect
                                            for r, t in TOKENS.items()]))
     with caplog.at_level(logging.ERROR, logger="switchboard"):
         await asyncio.get_running_loop().run_in_executor(None, hub.start)
-        await until(lambda: errors, "the refusal")
+        # `await agent.wait_closed()` serves until the agent can serve no more: it returns, the connection closed.
+        await asyncio.wait_for(worker.wait_closed(), 10)
     assert [error.code for error in errors] == ["FORBIDDEN"]
     assert [r.getMessage() for r in caplog.records if "takes no more work" in r.getMessage()] == [
         f"switchboard: agent {worker.agent_id} takes no more work: this token may only register as agent someone-else"
     ]
+    assert worker.connection.closed
+    # Its handler is cancelled: its report could never be sent.
+    await until(lambda: reasons, "the handler to be cancelled")
+    assert reasons == ["the agent takes no more work: this token may only register as agent someone-else"] and worker.active_tasks == 0
