@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .attempt import Attempt
 from .closing import ClosesOnExit
@@ -23,6 +23,8 @@ RETRYABLE_TRANSPORT = frozenset({"TIMEOUT", "DISCONNECTED", "UNAVAILABLE", "RATE
 HUB_TRIMS = "\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
 #: Refusals of a completion that retrying cannot fix (bad outputs or result): the attempt fails for good.
 REFUSED_FOR_GOOD = frozenset({"VALIDATION", "CONFLICT", "NOT_FOUND", "FORBIDDEN"})
+#: The handler a decorator is given, handed back with its own type (a user's tests call it as declared).
+DeclaredHandler = TypeVar("DeclaredHandler", bound=Handler)
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,9 @@ class AgentClient(ClosesOnExit):
         or `draining` (a bool, when the hub's state changed `draining`: a registration's reply or a control client's `drain` push)."""
         return self._listeners.on(event, listener)
 
-    def task(self, task_type: str) -> Callable[[Handler], Handler]:
+    def task(self, task_type: str) -> Callable[[DeclaredHandler], DeclaredHandler]:
         """Decorator: handles a task type (or "*" for any); registers again in the background (`await agent.ready()` waits)."""
-        def decorate(handler: Handler) -> Handler:
+        def decorate(handler: DeclaredHandler) -> DeclaredHandler:
             # Kept as the hub keeps it: it trims the name and offers work under the trimmed one.
             self._handlers[task_type.strip(HUB_TRIMS)] = handler
             self._schedule_register()
