@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import HubError, NonRetryableError
 from .logger import log
+from .own_thread import run_in_own_thread
 from .payloads import fields
 from .progress import ProgressStream
 from .task import Handler, SyncTaskContext, Task, TaskContext, TaskResult
@@ -76,7 +77,7 @@ class Attempt:
                 self._sync_context = SyncTaskContext(self.context, asyncio.get_running_loop())
                 if self.aborted:
                     self._sync_context.cancelled.set()
-                outcome = await asyncio.to_thread(handler, task, self._sync_context)
+                outcome = await run_in_own_thread(handler, task, self._sync_context, name=f"switchboard-task-{task.work_order_id}")
                 if inspect.isawaitable(outcome):
                     outcome = await outcome
         except (Exception, asyncio.CancelledError) as error:  # noqa: BLE001 - a handler's failure is the attempt's

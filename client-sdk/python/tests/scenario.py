@@ -42,9 +42,9 @@ async def started(control: ControlClient, monitor: MonitorClient, user_query: st
 
 
 async def agent(hub: Hub, task_type: str, **options: Any) -> AgentClient:
-    """An agent registered on `hub` that takes only `task_type` (its handler is added by the test); a fresh id unless `agent_id` is given."""
+    """An agent registered on `hub` (at `url`, if given) that takes only `task_type` (its handler is added by the test); a fresh id unless `agent_id` is given."""
     options.setdefault("agent_id", unique("py-agent"))
-    client = await connect_agent(hub.url, TOKENS["agent"], agent_type="test", **options)
+    client = await connect_agent(options.pop("url", hub.url), TOKENS["agent"], agent_type="test", **options)
     _opened.append(client)
     return client
 

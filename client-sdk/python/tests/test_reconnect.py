@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from hub import TOKENS, Hub
-from scenario import agent, clients, unique, until
+from scenario import agent, clients, started, unique, until
 from switchboard import HubError, Task, TaskContext, connect_agent, connect_control, connect_monitor
 
 
@@ -404,3 +406,36 @@ async def test_an_agent_whose_registration_is_refused_for_good_after_a_reconnect
     # Its handler is cancelled: its report could never be sent.
     await until(lambda: reasons, "the handler to be cancelled")
     assert reasons == ["the agent takes no more work: this token may only register as agent someone-else"] and worker.active_tasks == 0
+
+
+async def test_plain_handlers_blocked_in_their_context_while_the_hub_is_away_leave_the_agent_free_to_reconnect(own_hub: Hub) -> None:
+    hub = own_hub
+    loop = asyncio.get_running_loop()
+    # The default executor has cpu_count + 4 threads; two stand for them all, as many as the agent's slots.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=2))
+    hub_control = ThreadPoolExecutor(max_workers=1)  # stops and starts the hub off the loop, outside that executor
+    control, monitor = await clients(hub)
+    kind = unique("blocked")
+    # By host name: reconnecting resolves it, in the loop's default executor.
+    worker = await agent(hub, kind, max_concurrent_tasks=2, url=hub.url.replace("127.0.0.1", "localhost"))
+    hub_gone, running = threading.Event(), list[str]()
+
+    @worker.task(kind)
+    def report(task: Task, ctx: Any) -> str:
+        running.append(task.work_order_id)
+        hub_gone.wait()
+        ctx.progress(50)  # blocks until the agent is registered again
+        return "reported"
+
+    await worker.ready()
+    wf, mirror = await started(control, monitor, "plain handlers blocked across a restart")
+    await wf.create_work_orders([{"id": "a", "task_type": kind}, {"id": "b", "task_type": kind}])
+    await until(lambda: len(running) == 2, "both handlers to run")
+    await loop.run_in_executor(hub_control, hub.stop)
+    await until(lambda: not worker.connection.connected, "the agent to see the hub go")
+    hub_gone.set()
+    # As if the resolved address had outlived aiohttp's DNS cache (10 s): the reconnection resolves the name again.
+    worker.connection._sio.eio.http.connector.clear_dns_cache()
+    await loop.run_in_executor(hub_control, hub.start)
+    state = await mirror.until(lambda s, _: s["workOrderCounts"]["completed"] == 2)
+    assert [state["workOrders"][id]["result"] for id in ("a", "b")] == ["reported", "reported"]
