@@ -124,6 +124,9 @@ export class AgentClient {
       } catch (error) {
         if (error instanceof HubError && !RETRYABLE_TRANSPORT.has(error.code)) {
           this.stopped(error);
+          // Unregistered for good: its handlers' reports (and heartbeats) would wait for ever for a registration.
+          for (const token of [...this.running.keys()]) this.abort(token, `the agent takes no more work: ${error.message}`);
+          void this.close();
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, delay));

@@ -1,8 +1,10 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { z } from 'zod';
 import { connectAgent, NonRetryableError, type HubError, type TaskReport } from '../client-sdk/index.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
-import { agent, control, startHub, TOKENS } from './helpers/hub.ts';
+import { agent, control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
 import { deferred, untilOrder, untilWorkflow } from './helpers/wait.ts';
 
@@ -440,6 +442,34 @@ describe('an agent that can no longer work', () => {
     // socket.io does not reconnect after a server-side disconnect: this process will take no work from now on.
     expect(old.connection.socket.active).toBe(false);
     expect(logged).toEqual([expect.stringContaining('twin')]);
+  });
+
+  it('stops when its registration after a reconnect is refused for good: its running handler is aborted and its connection closed', async () => {
+    const file = join(tempDir(), 'tokens.json');
+    writeFileSync(file, JSON.stringify(GRANTS), { mode: 0o600 });
+    const hub = await startHub({ tokensFile: file, tokens: undefined });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'refused after a reconnect' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'rebound', agentType: 'w', logger: null });
+    const started = deferred();
+    const aborted = deferred<unknown>();
+    await worker.onTask('held', async (_task, ctx) => {
+      started.resolve();
+      ctx.signal.addEventListener('abort', () => aborted.resolve(ctx.signal.reason));
+      await new Promise(() => undefined); // works until told to stop
+    });
+    const errors: HubError[] = [];
+    worker.on('error', (error) => void errors.push(error));
+    await wf.createWorkOrder({ id: 'job', taskType: 'held' });
+    await started.promise;
+    // The agent token is bound to another agent id: the hub reconnects the agent, and refuses its registration.
+    writeFileSync(file, JSON.stringify(GRANTS.map((grant) => (grant.token === TOKENS.agent ? { ...grant, agentId: 'someone-else' } : grant))));
+    await hub.reloadTokens();
+    // Its report could never be sent (it would wait for a registration that never comes): the handler is told to stop.
+    expect(await aborted.promise).toMatchObject({ code: 'STALE_ATTEMPT', message: expect.stringContaining('someone-else') });
+    expect(errors.map((error) => error.code)).toEqual(['FORBIDDEN']);
+    expect(worker.activeTasks).toBe(0);
+    expect(worker.connection.socket.active).toBe(false);
   });
 });
 
