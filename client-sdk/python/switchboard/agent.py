@@ -107,11 +107,15 @@ class AgentClient(ClosesOnExit):
         await self.ready()
 
     async def ready(self) -> None:
-        """Waits until the registration of every handler so far has landed; raises the HubError the hub refused it with."""
+        """Waits until the registration of every handler so far has landed; raises the HubError the hub refused it with,
+        or DISCONNECTED when the agent was closed first."""
         while self._registration is not None and not self._registration.done():
-            await asyncio.shield(self._registration)
+            # Not shield(): close() cancels the registration, and that is no cancellation of this caller.
+            await asyncio.wait((self._registration,))
         if self._refused is not None:
             raise self._refused
+        if self._handlers != self._landed:
+            raise HubError("DISCONNECTED", "the handlers were not registered: the agent was closed first")
 
     def _schedule_register(self) -> None:
         self._dirty = True

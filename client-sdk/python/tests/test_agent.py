@@ -254,6 +254,41 @@ async def test_a_registration_the_hub_refuses_is_raised_by_on_task_and_ready(hub
     assert again.value.code == "VALIDATION"
 
 
+async def test_ready_raises_disconnected_when_the_agent_closes_before_its_handlers_are_registered(hub: Hub) -> None:
+    async def never(task: Task, ctx: TaskContext) -> None:
+        raise AssertionError("never offered")
+
+    # Closed while the registration is on its way: close() cancels it, which is no cancellation of ready()'s caller.
+    kind = unique("closed-while-registering")
+    worker = await agent(hub, kind)
+    sent, request = asyncio.Event(), worker.connection.request
+
+    async def unanswered(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        if event == "agent.register":
+            sent.set()
+            await asyncio.Event().wait()  # the agent closes before the answer
+        return await request(event, payload, timeout)
+
+    worker.connection.request = unanswered  # type: ignore[method-assign]
+    worker.task(kind)(never)
+    waiting = asyncio.get_running_loop().create_task(worker.ready())
+    await sent.wait()
+    await worker.close()
+    with pytest.raises(HubError) as closed:
+        await waiting
+    assert closed.value.code == "DISCONNECTED"
+
+    # Closed before the registration went: ready() does not return as if the hub had the handler.
+    kind = unique("closed-before-registering")
+    other = await agent(hub, kind)
+    other.task(kind)(never)
+    waiting = asyncio.get_running_loop().create_task(other.ready())
+    await other.close()
+    with pytest.raises(HubError) as closed:
+        await waiting
+    assert closed.value.code == "DISCONNECTED"
+
+
 async def test_a_task_type_the_hub_refused_is_dropped_so_later_handlers_register_and_take_work(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("after-refusal")
