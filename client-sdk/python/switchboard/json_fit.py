@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 #: The largest whole number the hub (JavaScript numbers) holds exactly.
@@ -27,12 +28,21 @@ def check_json_fit(event: str, value: Any) -> None:
     raise kind(f"{event} cannot be sent: {where or 'the payload'} {why}")
 
 
+def _written_back(value: int) -> bool:
+    """Whether the hub, reading `value` as a double, writes that very number back: so it is for the larger whole numbers
+    it sends itself (a JavaScript number of 2**53 or more, as 1152921504606847000 for 2**60), which an agent may return."""
+    try:
+        return int(Decimal(repr(float(value)))) == value
+    except OverflowError:
+        return False
+
+
 def _check(value: Any, ancestors: set[int]) -> tuple[type[Exception], str, list[str | int]] | None:
     # bool is an int: True is no number out of range.
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return None
     if isinstance(value, int):
-        if -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
+        if -MAX_EXACT_INT <= value <= MAX_EXACT_INT or _written_back(value):
             return None
         return ValueError, f"is {value}, a whole number beyond ±(2**53 - 1) that the hub would round: send it as a string", []
     if isinstance(value, float):

@@ -128,6 +128,27 @@ async def test_a_result_holding_nan_fails_the_order_for_good_without_dropping_th
     assert order["error"] == "failed (not retryable): the completion could not be sent: task.complete cannot be sent: result.accuracy is nan, which JSON cannot hold"
 
 
+async def test_a_whole_number_beyond_2_to_the_53_that_the_hub_sent_goes_back_in_the_result_as_it_came(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("echo")
+    worker = await agent(hub, kind)
+
+    @worker.task(kind)
+    async def echo(task: Task, ctx: TaskContext) -> Any:
+        await ctx.checkpoint_now(task.input)
+        return task.input
+
+    await worker.ready()
+    wf, mirror = await started(control, monitor, "a big whole number, there and back")
+    # A JavaScript number, as a TypeScript producer sends one: the hub writes 2**60 as 1152921504606847000, which json reads as an int.
+    await wf.create_work_order(kind, id="echo", input={"bytes": float(2**60)})
+    sent = (await wf.get_work_order("echo"))["input"]
+    assert sent == {"bytes": 1152921504606847000}
+    state = await mirror.until(lambda s, _: s["workOrders"]["echo"]["state"] in ("completed", "failed"))
+    order = state["workOrders"]["echo"]
+    assert (order["state"], order["result"], order["checkpoint"], order["error"]) == ("completed", sent, sent, None)
+
+
 async def test_a_completion_too_big_for_the_hub_to_read_fails_the_order_for_good_instead_of_being_resent_for_ever(tmp_path: Path) -> None:
     small = Hub(tmp_path, {"maxHttpBufferSize": 32 * 1024}).start()
     try:
