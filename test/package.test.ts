@@ -145,6 +145,23 @@ await hub.close();
     expect(readFileSync(join(dataDir, 'snapshot.json'), 'utf8')).toContain(outcome.workflowId);
   });
 
+  it('loads from CommonJS: require() of switchboard/client and switchboard/server gets their API where Node can require ES modules, else says to use import()', async () => {
+    writeFileSync(
+      join(app, 'require.cjs'),
+      `const client = require('switchboard/client');
+const server = require('switchboard/server');
+console.log(JSON.stringify({ connectControl: typeof client.connectControl, HubError: client.HubError === server.HubError, createHub: typeof server.createHub }));
+`,
+    );
+    const loaded = run(process.execPath, ['require.cjs'], app);
+    // Node 20.19 and 22.12 load an ES module without top-level await through require().
+    if ((process.features as { require_module?: boolean }).require_module) {
+      expect(JSON.parse(await loaded)).toEqual({ connectControl: 'function', HubError: true, createHub: 'function' });
+    } else {
+      await expect(loaded).rejects.toThrow(/ERR_REQUIRE_ESM[\s\S]*import\(\)/);
+    }
+  });
+
   it('npx switchboard start serves /healthz and the dashboard, then shuts down cleanly on SIGTERM', async () => {
     const dataDir = join(work, 'cli-data');
     // Its own process group: npx runs the CLI in a shell, and a signal must reach all three.
