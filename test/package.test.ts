@@ -212,7 +212,8 @@ console.log(JSON.stringify({ connectControl: typeof client.connectControl, HubEr
           exactOptionalPropertyTypes: true,
           noUncheckedIndexedAccess: true,
           noEmit: true,
-          skipLibCheck: true,
+          // The declarations' own imports are checked too, as in a project that does not skip them.
+          skipLibCheck: false,
           types: ['node'],
           typeRoots: [join(root, 'node_modules/@types')],
         },
