@@ -33,3 +33,5 @@ export type { OrdersView, SummaryView, ViewSpecInput as ViewSpec } from '../shar
 export type { Assignment, WorkOrder, WorkOrderState } from '../shared/schemas/work-order.ts';
 export type { StageProgress, Workflow, WorkflowConfig, WorkflowHeader, WorkflowStatus } from '../shared/schemas/workflow.ts';
 export type { Priority } from '../shared/schemas/common.ts';
+/** What each request takes and its reply holds, by namespace and event: `RequestOf<'control', 'workOrder.create'>`. */
+export type { EventName, NamespaceName, ReplyOf, RequestOf } from '../shared/contract.ts';

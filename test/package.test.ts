@@ -224,7 +224,7 @@ console.log(JSON.stringify({ connectControl: typeof client.connectControl, HubEr
     writeFileSync(
       join(app, 'consumer.ts'),
       `import { createHub, HubError, tuneV8ForHub, type HubOptionsInput, type RunningHub } from 'switchboard/server';
-import { connectAgent, connectControl, type TaskReport } from 'switchboard/client';
+import { connectAgent, connectControl, type ReplyOf, type RequestOf, type TaskReport } from 'switchboard/client';
 
 const options: HubOptionsInput = { port: 0, dataDir: './data', tokens: [{ token: 'admin-secret', role: 'admin' }] };
 
@@ -233,7 +233,10 @@ export async function orderOne(): Promise<string> {
   tuneV8ForHub();
   const control = await connectControl({ url: hub.url, token: 'admin-secret' });
   const workflow = await control.createWorkflow({ userQuery: 'typed' });
-  const order = await workflow.createWorkOrder({ taskType: 'shout', input: { text: 'hi' } });
+  // What a request takes and its reply holds have names, so that a program can build one apart.
+  const spec: Omit<RequestOf<'control', 'workOrder.create'>, 'workflowId'> = { taskType: 'shout', input: { text: 'hi' } };
+  const order = await workflow.createWorkOrder(spec);
+  const page: ReplyOf<'control', 'workOrder.list'> = await workflow.listWorkOrders();
   const agent = await connectAgent({ url: hub.url, token: 'agent-secret', agentId: 'a1', agentType: 'text' });
   agent.on('report', (report: TaskReport) => console.log(report.outcome, report.accepted));
   await agent.onTask('shout', (task) => ({ result: { text: String(task.input) } }));
@@ -243,10 +246,12 @@ export async function orderOne(): Promise<string> {
   await createHub({ tokens: [{ token: 'x', role: 'superuser' }] });
   // @ts-expect-error a workflow needs its userQuery
   await control.createWorkflow({});
+  // @ts-expect-error the control namespace has no such event
+  const unknownEvent: RequestOf<'control', 'workOrder.frobnicate'> = {};
   // @ts-expect-error a work order's state is a string
   const wrong: number = order.state;
   await hub.close();
-  return \`\${order.id} \${order.state} \${port} \${error.code} \${wrong}\`;
+  return \`\${order.id} \${order.state} \${page.items.length} \${port} \${error.code} \${wrong} \${String(unknownEvent)}\`;
 }
 `,
     );
