@@ -162,6 +162,12 @@ console.log(JSON.stringify({ connectControl: typeof client.connectControl, HubEr
     }
   });
 
+  it("hands out the protocol's JSON Schema and its package.json by name, as other tools read them", async () => {
+    // node -e runs CommonJS, whose require() reads JSON.
+    const read = "console.log(JSON.stringify([require('switchboard/protocol/switchboard.schema.json').title, require('switchboard/package.json').version]))";
+    expect(JSON.parse(await run(process.execPath, ['-e', read], app))).toEqual(['Switchboard wire protocol', '0.1.0']);
+  });
+
   it('npx switchboard start serves /healthz and the dashboard, then shuts down cleanly on SIGTERM', async () => {
     const dataDir = join(work, 'cli-data');
     // Its own process group: npx runs the CLI in a shell, and a signal must reach all three.
