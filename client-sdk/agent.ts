@@ -1,4 +1,3 @@
-import type * as z from 'zod';
 import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { DrainNotice } from '../shared/schemas/agent.ts';
@@ -8,7 +7,7 @@ import { Connection, mayHaveLanded, type ConnectOptions, type RequestOptions } f
 import './dispose.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { Listeners } from './listeners.ts';
-import { guardedLogger, type AgentLogger, type TaskHandler, type TaskOptions, type TaskReport } from './task.ts';
+import { guardedLogger, type AgentLogger, type InputOf, type InputSchema, type TaskHandler, type TaskOptions, type TaskReport } from './task.ts';
 
 /**
  * What an agent's `on` reports: a completion or failure the hub answered, an error it cannot go on
@@ -155,7 +154,7 @@ export class AgentClient {
    * @example await agent.onTask('clean', { input: z.object({ rows: z.number() }) }, async (task, ctx) => ({ result: task.input.rows }));
    */
   onTask<Input = unknown, Result = unknown>(taskType: string, handler: TaskHandler<Input, Result>): Promise<this>;
-  onTask<Schema extends z.ZodType, Result = unknown>(taskType: string, options: TaskOptions<Schema>, handler: TaskHandler<z.output<Schema>, Result>): Promise<this>;
+  onTask<Schema extends InputSchema, Result = unknown>(taskType: string, options: TaskOptions<Schema>, handler: TaskHandler<InputOf<Schema>, Result>): Promise<this>;
   async onTask(taskType: string, ...args: [TaskHandler] | [TaskOptions, TaskHandler]): Promise<this> {
     const [options, handler] = args.length === 1 ? [undefined, args[0]] : args;
     // As the hub keeps it: it trims names, and offers work under the trimmed one.

@@ -1,14 +1,13 @@
-import type * as z from 'zod';
 import type { ReplyOf, RequestOf } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { Assignment } from '../shared/schemas/work-order.ts';
 import { ProgressStream } from './progress-stream.ts';
-import { NonRetryableError, taskInput, type AgentLogger, type Task, type TaskContext, type TaskHandler } from './task.ts';
+import { NonRetryableError, taskInput, type AgentLogger, type InputSchema, type Task, type TaskContext, type TaskHandler } from './task.ts';
 
 /** A task type's handler and the schema its input is checked against. */
 export interface Registration {
   handler: TaskHandler;
-  input: z.ZodType | undefined;
+  input: InputSchema | undefined;
 }
 
 /** What an attempt needs from its agent. */

@@ -8,6 +8,8 @@ export {
   NonRetryableError,
   type AgentLogger,
   type DataSpec,
+  type InputOf,
+  type InputSchema,
   type Task,
   type TaskContext,
   type TaskHandler,

@@ -51,8 +51,30 @@ export type TaskOutcome<Result = unknown> = { result?: Result; outputs?: DataSpe
 /** Runs one task; throw to fail it (NonRetryableError: without retrying). */
 export type TaskHandler<Input = unknown, Result = unknown> = (task: Task<Input>, ctx: TaskContext) => Promise<TaskOutcome<Result>> | TaskOutcome<Result>;
 
+/**
+ * A schema of the Standard Schema interface (standardschema.dev), as zod (3.24 and later, any 4),
+ * valibot and arktype make them: the SDK calls only its `validate`, so the schema library and its
+ * version are the application's, not the one this package depends on.
+ */
+export interface InputSchema<Output = unknown> {
+  readonly '~standard': {
+    readonly version: 1;
+    readonly vendor: string;
+    readonly validate: (value: unknown) => InputSchemaResult<Output> | Promise<InputSchemaResult<Output>>;
+    readonly types?: { readonly input: unknown; readonly output: Output } | undefined;
+  };
+}
+
+/** What an InputSchema's `validate` answers: the parsed value, or the issues. */
+type InputSchemaResult<Output> =
+  | { readonly value: Output; readonly issues?: undefined }
+  | { readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined }> };
+
+/** The value an InputSchema parses to: what a typed handler gets as `task.input`. */
+export type InputOf<Schema extends InputSchema> = NonNullable<Schema['~standard']['types']>['output'];
+
 /** How a task type is handled, besides its handler. */
-export interface TaskOptions<Schema extends z.ZodType = z.ZodType> {
+export interface TaskOptions<Schema extends InputSchema = InputSchema> {
   /**
    * Checked against each task's input before the handler runs; the handler gets the parsed value.
    * An input that does not match fails the attempt without retrying, with the issues in its error.
@@ -100,11 +122,12 @@ export interface TaskReport {
  * The input a handler gets: the task's own, or parsed by the schema. A mismatch throws a
  * NonRetryableError naming each issue, which becomes the work order's error.
  */
-export async function taskInput(taskType: string, input: unknown, schema: z.ZodType | undefined): Promise<unknown> {
+export async function taskInput(taskType: string, input: unknown, schema: InputSchema | undefined): Promise<unknown> {
   if (!schema) return input;
-  // Async: a schema may check asynchronously (refine(async ...)), which safeParse throws at.
-  const parsed = await schema.safeParseAsync(input);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(input)'}: ${issue.message}`);
+  // Awaited: a schema may check asynchronously (refine(async ...)), and then validates to a promise.
+  const parsed = await schema['~standard'].validate(input);
+  if (!parsed.issues) return parsed.value;
+  const key = (segment: PropertyKey | { readonly key: PropertyKey }) => String(typeof segment === 'object' ? segment.key : segment);
+  const issues = parsed.issues.map((issue) => `${issue.path?.length ? issue.path.map(key).join('.') : '(input)'}: ${issue.message}`);
   throw new NonRetryableError(`the input does not match the schema of task "${taskType}": ${issues.join('; ')}`);
 }

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { z } from 'zod';
-import { connectAgent, NonRetryableError, type HubError, type TaskReport } from '../client-sdk/index.ts';
+import { connectAgent, NonRetryableError, type HubError, type InputSchema, type TaskReport } from '../client-sdk/index.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { agent, control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
@@ -45,6 +45,32 @@ describe('typed task handlers', () => {
     expect(logger.logged).toHaveLength(1);
     expect(logger.logged[0]!.message).toContain('the input did not match the schema of task "clean" on work order bad');
     expect(logger.logged[0]!.error).toBeInstanceOf(NonRetryableError);
+  });
+
+  it("takes any Standard Schema, not only this package's zod: one of another library or zod version checks the input and types the handler", async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'another schema library' });
+    await wf.start();
+    // What zod 3.24+, valibot or arktype hand over: no zod 4 methods, only '~standard'.
+    const Rows: InputSchema<{ rows: number }> = {
+      '~standard': {
+        version: 1,
+        vendor: 'elsewhere',
+        validate: (value) => {
+          const rows = (value as { rows?: unknown } | null)?.rows;
+          return typeof rows === 'number' ? { value: { rows } } : { issues: [{ message: 'expected a number', path: [{ key: 'rows' }] }] };
+        },
+      },
+    };
+    const worker = await agent(hub, { agentId: 'counter', agentType: 'counting', logger: null });
+    await worker.onTask('count', { input: Rows }, (task) => ({ result: { double: task.input.rows * 2 } }));
+    await wf.createWorkOrders([
+      { id: 'ok', taskType: 'count', input: { rows: 21 } },
+      { id: 'bad', taskType: 'count', input: { rows: 'many' }, maxAttempts: 3 },
+    ]);
+    expect((await untilOrder(hub, wf.id, 'ok', 'completed')).result).toEqual({ double: 42 });
+    const bad = await untilOrder(hub, wf.id, 'bad', 'failed');
+    expect({ attempts: bad.attempts, error: bad.error }).toEqual({ attempts: 1, error: 'failed (not retryable): the input does not match the schema of task "count": rows: expected a number' });
   });
 });
 
