@@ -157,6 +157,10 @@ export class AgentClient {
   onTask<Schema extends InputSchema, Result = unknown>(taskType: string, options: TaskOptions<Schema>, handler: TaskHandler<InputOf<Schema>, Result>): Promise<this>;
   async onTask(taskType: string, ...args: [TaskHandler] | [TaskOptions, TaskHandler]): Promise<this> {
     const [options, handler] = args.length === 1 ? [undefined, args[0]] : args;
+    if (options && typeof options.input?.['~standard']?.validate !== 'function') {
+      // Else every task of the type would fail as an input mismatch: say it before any is taken.
+      throw new TypeError(`onTask("${taskType}"): input is no Standard Schema (zod 3.24 or later, valibot, arktype: one with ~standard.validate)`);
+    }
     // As the hub keeps it: it trims names, and offers work under the trimmed one.
     const name = taskType.trim();
     const previous = this.handlers.get(name);

@@ -72,6 +72,13 @@ describe('typed task handlers', () => {
     const bad = await untilOrder(hub, wf.id, 'bad', 'failed');
     expect({ attempts: bad.attempts, error: bad.error }).toEqual({ attempts: 1, error: 'failed (not retryable): the input does not match the schema of task "count": rows: expected a number' });
   });
+
+  it('refuses at onTask a schema that is no Standard Schema (a zod before 3.24), saying what it takes', async () => {
+    const hub = await startHub();
+    const worker = await agent(hub, { agentId: 'counter', agentType: 'counting' });
+    const oldZod = { safeParseAsync: async (value: unknown) => ({ success: true, data: value }) } as unknown as InputSchema;
+    await expect(worker.onTask('count', { input: oldZod }, () => undefined)).rejects.toThrow(/input is no Standard Schema \(zod 3\.24 or later/);
+  });
 });
 
 describe('handler errors', () => {
