@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { CliError } from './cli/common.ts';
 
 /** The commands, each loaded when run: `status` needs none of the hub, `start` none of the others. */
@@ -23,6 +24,7 @@ async function help(): Promise<string> {
   return `switchboard — a real-time coordination hub for multi-agent workflows
 
 Usage: switchboard <command> [options]     (switchboard <command> --help for its options)
+       switchboard --version
 
 Commands:
   start     run a hub; prints its URL, dashboard address and tokens
@@ -38,6 +40,22 @@ ${REPORT_HELP}
 ${TOKENS_HELP}
 ${PRUNE_HELP}
 ${RELOAD_HELP}`;
+}
+
+/**
+ * The package's version, from the nearest package.json named switchboard above this module: the
+ * sources sit one folder below it, the bundle in dist/ one, and its compiled twin two.
+ */
+function version(): string {
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'switchboard' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // None here, or not JSON: look further up.
+    }
+    if (dir.pathname === '/') throw new CliError('the package.json of switchboard was not found above the CLI');
+  }
 }
 
 /** Reports an error as one line on stderr and exits non-zero. */
@@ -61,6 +79,12 @@ const [command, ...rest] = process.argv.slice(2);
 if (command !== 'start') endQuietlyWhenTheReaderLeaves();
 if (!command || command === '--help' || command === '-h' || command === 'help') {
   help().then((text) => process.stdout.write(text), fail);
+} else if (command === '--version' || command === '-v' || command === 'version') {
+  try {
+    process.stdout.write(`${version()}\n`);
+  } catch (error) {
+    fail(error);
+  }
 } else if (!commands[command]) {
   fail(new CliError(`unknown command "${command}"; run switchboard --help`));
 } else {

@@ -141,6 +141,15 @@ describe('switchboard CLI', () => {
     expect(unknown.status).not.toBe(0);
     expect(unknown.stderr).toContain('unknown command "launch"');
   });
+
+  it('prints the package version with --version', () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const run = spawnSync(process.execPath, [...CLI, flag], { encoding: 'utf8' });
+      expect(run.status).toBe(0);
+      expect(run.stdout).toBe(`${version}\n`);
+    }
+  });
 });
 
 describe('switchboard status, report and tokens', () => {

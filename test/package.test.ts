@@ -166,6 +166,8 @@ console.log(JSON.stringify({ connectControl: typeof client.connectControl, HubEr
     // node -e runs CommonJS, whose require() reads JSON.
     const read = "console.log(JSON.stringify([require('switchboard/protocol/switchboard.schema.json').title, require('switchboard/package.json').version]))";
     expect(JSON.parse(await run(process.execPath, ['-e', read], app))).toEqual(['Switchboard wire protocol', '0.1.0']);
+    // The installed CLI finds the same package.json from its bundle in dist/.
+    expect(await run(join(app, 'node_modules/.bin/switchboard'), ['--version'], app)).toBe('0.1.0\n');
   });
 
   it('npx switchboard start serves /healthz and the dashboard, then shuts down cleanly on SIGTERM', async () => {
