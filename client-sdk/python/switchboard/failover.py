@@ -21,9 +21,18 @@ CLUSTER_RETRY_MAX = 0.5
 
 def hub_url(url: str) -> str:
     """The hub's base URL, checked: a scheme and a host, no path (the hub serves its clients at the root)."""
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise HubError("VALIDATION", f"the hub URL {url!r} needs a scheme and a host, e.g. http://127.0.0.1:4700")
+    if not isinstance(url, str):
+        raise HubError("VALIDATION", f"the hub URL must be a string, not {type(url).__name__}")
+    parts = urlsplit(url)
+    # "localhost:4700" splits as the scheme "localhost" with the path "4700".
+    if "://" not in url:
+        raise HubError("VALIDATION", f"the hub URL {url!r} has no http:// or https:// scheme; did you mean http://{url or '127.0.0.1:4700'}?")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HubError("VALIDATION", f"the hub URL {url!r} needs the scheme http or https and a host, e.g. http://127.0.0.1:4700")
+    try:
+        parts.port
+    except ValueError:
+        raise HubError("VALIDATION", f"the hub URL {url!r} is not valid: check its port (1-65535)") from None
     if parts.path not in ("", "/"):
         raise HubError("VALIDATION", f"the hub URL {url!r} has a path ({parts.path}); the hub serves its clients at the root")
     return f"{parts.scheme}://{parts.netloc}"

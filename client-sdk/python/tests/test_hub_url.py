@@ -1,0 +1,33 @@
+"""The hub URL a client is given is checked before any connection, with a hint at what was meant (no hub needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchboard.errors import HubError
+from switchboard.failover import hub_url, hub_urls
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("localhost:4700", "has no http:// or https:// scheme; did you mean http://localhost:4700?"),
+        ("127.0.0.1:4700", "did you mean http://127.0.0.1:4700?"),
+        ("", "did you mean http://127.0.0.1:4700?"),
+        ("ftp://hub:4700", "needs the scheme http or https and a host"),
+        ("http://:4700", "needs the scheme http or https and a host"),
+        ("http://hub:99999", "check its port (1-65535)"),
+        ("http://hub:4700/agents", "has a path (/agents)"),
+    ],
+)
+def test_a_bad_hub_url_is_refused_naming_what_is_wrong(given: str, says: str) -> None:
+    with pytest.raises(HubError) as refused:
+        hub_url(given)
+    assert refused.value.code == "VALIDATION"
+    assert says in refused.value.message
+
+
+def test_a_good_hub_url_comes_back_without_its_trailing_slash_and_a_list_without_repeats() -> None:
+    assert hub_url("http://127.0.0.1:4700/") == "http://127.0.0.1:4700"
+    assert hub_url("https://hub.example") == "https://hub.example"
+    assert hub_urls(["http://a:4700", "http://a:4700/", "http://b:4700"]) == ["http://a:4700", "http://b:4700"]
