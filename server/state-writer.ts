@@ -331,6 +331,8 @@ export class StateWriter {
       throw error;
     }
     if (tx.empty && tx.effects.length === 0) return { reply, batch: undefined };
+    // Its offers leave once its batch is stored: until then the sweep does not judge them (WorkIndex.unsent).
+    for (const effect of tx.effects) if (effect.type === 'offer') this.state.work.unsent.add(effect.assignment.attemptToken);
     if (!this.current) this.current = this.unstored = new Batch();
     const batch = this.current;
     if (!tx.empty) {
@@ -384,6 +386,9 @@ export class StateWriter {
         if (this.unstored === batch) this.unstored = undefined;
         const effects: Effect[] = [];
         for (const tx of batch.transactions) effects.push(...tx.effects);
+        // Its offers leave now, pushed or in replies: their accept windows start now.
+        const sentAt = this.monotonicClock();
+        for (const effect of effects) if (effect.type === 'offer') this.state.work.offerSent(effect.assignment.attemptToken, effect.assignment.acceptMs, sentAt);
         for (const listener of this.listeners) this.notify(() => listener({ records: batch.records, effects }), 'commit listener');
         // A snapshot that fell due with this write is pinned now if nothing else was applied meanwhile, else with the next batch.
         const due = pinned ?? (this.current ? undefined : this.pinForSnapshot());
@@ -467,6 +472,8 @@ export class StateWriter {
     }
     const first = failed.records[0];
     if (first) this.seq = first.seq - 1;
+    // Memory holds only stored changes again: no offer waits to be sent.
+    this.state.work.unsent.clear();
     this.rebuildIndex();
     // A reader may hold a version that was never stored: it starts again or fails.
     this.state.pins.abortAll('the hub rolled back changes that could not be stored');

@@ -67,7 +67,8 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
   for (const [token, active] of [...work.active]) {
     const order = orderOf(active.workflowId, active.workOrderId);
     if (!order || order.attempt?.token !== token) continue;
-    if (active.phase === 'offered' && active.offerDeadline <= monotonicNow && !putOff(`offer:${token}`)) {
+    // An offer still waiting for its batch to be stored has not reached its agent: no answer is due yet.
+    if (active.phase === 'offered' && active.offerDeadline <= monotonicNow && !work.unsent.has(token) && !putOff(`offer:${token}`)) {
       // Silence from a draining agent says nothing of the order, as its decline does not (answerOffer).
       const draining = t.state.agents?.[active.agentId]?.status === 'draining';
       count(runTimer(`offer:${token}`, () => {

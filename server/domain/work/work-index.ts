@@ -120,6 +120,11 @@ export class WorkIndex {
    * every connected agent.
    */
   readonly available = new AvailableAgents();
+  /**
+   * Offers applied whose batch is not stored yet, so not sent (pushed, or in a report's reply):
+   * the sweep does not judge their silence. Kept by a rebuild, as leases are.
+   */
+  readonly unsent = new Set<string>();
   /** Lease expiry of running attempts (monotonic clock), by token. */
   readonly leases = new Map<string, number>();
 
@@ -280,6 +285,17 @@ export class WorkIndex {
     let agents = this.workflowAgents.get(attempt.workflowId);
     if (!agents) this.workflowAgents.set(attempt.workflowId, (agents = new Map()));
     agents.set(attempt.agentId, (agents.get(attempt.agentId) ?? 0) + 1);
+  }
+
+  /**
+   * An offer's batch was stored and the offer leaves for its agent: its accept window runs from
+   * now. Timed from when it was made, a journal write slower than acceptMs let the sweep withdraw
+   * an offer its agent never saw, and hold that silence against the agent.
+   */
+  offerSent(attemptToken: string, acceptMs: number, monotonicNow: number): void {
+    if (!this.unsent.delete(attemptToken)) return;
+    const active = this.active.get(attemptToken);
+    if (active?.phase === 'offered') active.offerDeadline = Math.max(active.offerDeadline, monotonicNow + acceptMs);
   }
 
   /** Forgets an attempt that ended; an agent or workflow left with none leaves these maps. */

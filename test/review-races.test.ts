@@ -1,0 +1,50 @@
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { EmbeddedStore, type RunningHub } from '../server/index.ts';
+import { HeldWrites } from './helpers/held-writes.ts';
+import { control, startHub, tempDir } from './helpers/hub.ts';
+import { rawAgent, refOf } from './helpers/raw-agent.ts';
+import { untilOrder } from './helpers/wait.ts';
+
+// Races between the work-order lifecycle and the hub's timers, made exact by a clock the test
+// moves and journal writes it holds.
+
+/** One sweep of the hub's timers, as the background sweep would run it. */
+const sweep = (hub: RunningHub) => hub.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'test' } });
+
+/** A hub on the test's clock (no background sweep) whose journal writes can be held, a started workflow and a raw one-slot agent for task type `t`. */
+async function heldHubOnClock() {
+  const dataDir = tempDir();
+  const store = new HeldWrites(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+  const clock = { now: Date.now() };
+  const hub = await startHub({ dataDir, sweepIntervalMs: 60_000 }, { store, clock: () => clock.now });
+  onTestFinished(() => store.release());
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery: 'races with the timers' });
+  await wf.start();
+  const worker = await rawAgent(hub.url, 'raw-1', ['t']);
+  return { hub, store, clock, client, wf, worker };
+}
+
+describe('an offer whose journal write is slow', () => {
+  it('is not withdrawn, nor held against its agent, before it was sent: its accept window runs from the send', async () => {
+    const { hub, store, clock, client, wf, worker } = await heldHubOnClock();
+    store.hold();
+    const created = wf.createWorkOrder({ id: 'job', taskType: 't', timeouts: { acceptMs: 1000, leaseMs: 30_000, overallMs: null } });
+    await store.holding.promise;
+    expect(hub.state.workflows.get(wf.id)!.workOrders.job!.state).toBe('offered');
+    // The write outlasts acceptMs, and a sweep comes meanwhile: the agent has not been sent the offer yet.
+    clock.now += 2000;
+    const during = sweep(hub);
+    store.release();
+    await created;
+    expect((await during).expiredOffers).toBe(0);
+    const offer = await worker.nextOffer();
+    // Its window started with the send: not over before acceptMs has passed since.
+    clock.now += 900;
+    expect((await sweep(hub)).expiredOffers).toBe(0);
+    offer.ack({ accept: true });
+    expect(await untilOrder(hub, wf.id, 'job', 'running')).toMatchObject({ declinedBy: [], attempts: 1, attempt: { token: offer.assignment.attemptToken } });
+    expect((await client.getAgent('raw-1')).stats.declined).toBe(0);
+    expect((await worker.request('task.complete', { ...refOf(offer.assignment), result: 1 })).ok).toBe(true);
+  });
+});
