@@ -3,7 +3,7 @@ import { EmbeddedStore, type RunningHub } from '../server/index.ts';
 import { HeldWrites } from './helpers/held-writes.ts';
 import { control, startHub, tempDir } from './helpers/hub.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
-import { untilOrder } from './helpers/wait.ts';
+import { untilOrder, untilTrue } from './helpers/wait.ts';
 
 // Races between the work-order lifecycle and the hub's timers, made exact by a clock the test
 // moves and journal writes it holds.
@@ -46,5 +46,28 @@ describe('an offer whose journal write is slow', () => {
     expect(await untilOrder(hub, wf.id, 'job', 'running')).toMatchObject({ declinedBy: [], attempts: 1, attempt: { token: offer.assignment.attemptToken } });
     expect((await client.getAgent('raw-1')).stats.declined).toBe(0);
     expect((await worker.request('task.complete', { ...refOf(offer.assignment), result: 1 })).ok).toBe(true);
+  });
+});
+
+describe('a late sweep that finds both the grace and a lease over', () => {
+  it('ends an attempt whose lease lapsed within the grace as lease_expired, and one whose lease outlasted it as agent_lost', async () => {
+    const clock = { now: Date.now() };
+    const hub = await startHub({ sweepIntervalMs: 60_000, graceMs: 10_000 }, { clock: () => clock.now });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'lease and grace at once' });
+    await wf.start();
+    const worker = await rawAgent(hub.url, 'raw-1', ['t'], 2);
+    await wf.createWorkOrder({ id: 'short', taskType: 't', timeouts: { acceptMs: 1000, leaseMs: 3000, overallMs: null } });
+    await wf.createWorkOrder({ id: 'long', taskType: 't', timeouts: { acceptMs: 1000, leaseMs: 60_000, overallMs: null } });
+    for (let i = 0; i < 2; i++) (await worker.nextOffer()).ack({ accept: true });
+    await untilOrder(hub, wf.id, 'short', 'running');
+    await untilOrder(hub, wf.id, 'long', 'running');
+    worker.close();
+    await untilTrue(() => hub.state.agents!['raw-1']!.disconnectedSince !== null, 'the disconnect recorded');
+    // No sweep for longer than the grace (a paused hub): the short lease lapsed 3 s in, within it.
+    clock.now += 11_000;
+    expect(await sweep(hub)).toMatchObject({ offline: 1 });
+    expect((await wf.getWorkOrder('short')).history).toMatchObject([{ outcome: 'lease_expired', error: 'lease of 3000 ms expired without a heartbeat' }]);
+    expect((await wf.getWorkOrder('long')).history).toMatchObject([{ outcome: 'agent_lost', error: 'agent raw-1 went offline' }]);
   });
 });

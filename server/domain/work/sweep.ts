@@ -8,6 +8,7 @@ import { orderKey } from './work-index.ts';
 import type { OfflineAgent } from './offline-agents.ts';
 import type { PriorityQueue } from './priority-queue.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
+import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 
 /**
  * The hub's periodic check, with the clock it is given: offers past their accept deadline go to
@@ -77,7 +78,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
       }));
     } else if (active.phase === 'running' && (work.leases.get(token) ?? Infinity) <= monotonicNow && !putOff(`lease:${token}`)) {
       count(runTimer(`lease:${token}`, () => {
-        failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });
+        lapseLease(t, order);
         return 'lapsedLeases' as const;
       }));
     }
@@ -142,9 +143,16 @@ function markOffline(t: CommandContext, agent: Agent, since: number): 'offline' 
     const active = work.active.get(token)!;
     const order = t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!;
     if (active.phase === 'offered') withdrawOffer(t, order, { reason: 'agent went offline' });
+    // A lease that lapsed within the grace ended its attempt first, though a late sweep (a paused hub) sees both at once.
+    else if ((work.leases.get(token) ?? Infinity) <= since + t.ctx.settings.graceMs) lapseLease(t, order);
     else failAttempt(t, order, 'agent_lost', { error: `agent ${agentId} went offline`, retryable: true });
   }
   return 'offline';
+}
+
+/** A running attempt's lease lapsed without a heartbeat: it ends, and the order is retried. */
+function lapseLease(t: CommandContext, order: WorkOrder): void {
+  failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });
 }
 
 /** Takes the entries of a timer queue due at `monotonicNow`, earliest first. */
