@@ -3,7 +3,7 @@ import { EmbeddedStore, type RunningHub } from '../server/index.ts';
 import { HeldWrites } from './helpers/held-writes.ts';
 import { control, startHub, tempDir } from './helpers/hub.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
-import { untilOrder, untilTrue } from './helpers/wait.ts';
+import { untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
 
 // Races between the work-order lifecycle and the hub's timers, made exact by a clock the test
 // moves and journal writes it holds.
@@ -46,6 +46,15 @@ describe('an offer whose journal write is slow', () => {
     expect(await untilOrder(hub, wf.id, 'job', 'running')).toMatchObject({ declinedBy: [], attempts: 1, attempt: { token: offer.assignment.attemptToken } });
     expect((await client.getAgent('raw-1')).stats.declined).toBe(0);
     expect((await worker.request('task.complete', { ...refOf(offer.assignment), result: 1 })).ok).toBe(true);
+  });
+
+  it('ends at its ack\'s timeout, the sweep not needed, when nothing holds it open', async () => {
+    // The test's clock stands still: the hub's own deadline for the offer is never reached, only the ack's timeout (acceptMs from the push).
+    const { hub, wf, worker } = await heldHubOnClock();
+    await wf.createWorkOrder({ id: 'job', taskType: 't', timeouts: { acceptMs: 100, leaseMs: 30_000, overallMs: null } });
+    await worker.nextOffer();
+    const withdrawn = await untilWorkflow(hub, wf.id, (w) => w.workOrders.job!.declinedBy.length === 1, 'the silent offer withdrawn', 5000);
+    expect(withdrawn.workOrders.job).toMatchObject({ state: 'queued', declinedBy: ['raw-1'], attempt: null });
   });
 });
 

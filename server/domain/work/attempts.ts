@@ -102,7 +102,7 @@ export function withdrawOffer(t: CommandContext, order: WorkOrder, { reason, exc
 export function answerOffer(t: CommandContext, input: AttemptInput & { accept: boolean; reason?: string; silent?: boolean; timedOut?: boolean }, actor: Actor): void {
   if (input.accept) return acceptOffer(t, input, actor);
   // No ack within acceptMs, but the offer is held open past it (a report on it is being read): the sweep ends it if it lapses.
-  if (input.timedOut && (t.state.work.active.get(input.attemptToken)?.offerDeadline ?? -Infinity) > t.ctx.monotonicNow) return;
+  if (input.timedOut && (t.state.work.active.get(input.attemptToken)?.heldUntil ?? -Infinity) > t.ctx.monotonicNow) return;
   const order = requireAttempt(t, input, actor, 'offered');
   // A draining agent declines whatever reaches it: that says nothing of the order, so it is not held against the agent.
   const draining = t.state.agents?.[order.attempt!.agentId]?.status === 'draining';
@@ -201,9 +201,14 @@ export function heartbeat(t: CommandContext, input: ParsedRequestOf<'agent', 'ag
     }
     const order = requireWorkflow(t.state, active.workflowId).workOrders[active.workOrderId]!;
     if (active.phase === 'offered' && input.holding) {
-      const before = active.offerDeadline;
+      const { offerDeadline: before, heldUntil } = active;
       active.offerDeadline = Math.max(before, t.ctx.monotonicNow + order.timeouts.acceptMs);
-      t.tx.onUndo(() => (active.offerDeadline = before));
+      active.heldUntil = active.offerDeadline;
+      t.tx.onUndo(() => {
+        active.offerDeadline = before;
+        if (heldUntil === undefined) delete active.heldUntil;
+        else active.heldUntil = heldUntil;
+      });
     } else if (active.phase === 'offered') {
       // An agent heartbeats the attempts it works on: for one still offered, that is its accept.
       acceptOffer(t, { workflowId: active.workflowId, workOrderId: active.workOrderId, attemptToken: token }, actor, true);

@@ -64,6 +64,11 @@ export interface ActiveAttempt {
    * of the index, not across a restart, which counts such an offer as pushed.
    */
   carried?: boolean;
+  /**
+   * While offered: until when the hub holds the offer open as it reads the files of a report on it
+   * (monotonic clock). An ack's timeout before then does not end it; the sweep does, if it lapses.
+   */
+  heldUntil?: number;
 }
 
 /** Where an order stands in the queue: when it was first queued (monotonic clock), and its arrival number. */
@@ -350,6 +355,7 @@ export class WorkIndex {
     const offerDeadlines = new Map([...this.active].map(([token, active]) => [token, active.offerDeadline]));
     // Offers carried in a reply stay so: a rebuild after a failed change elsewhere is no reason to hold their silence against the agent.
     const carried = new Set([...this.active].filter(([, active]) => active.carried).map(([token]) => token));
+    const heldUntil = new Map([...this.active].filter(([, active]) => active.heldUntil !== undefined).map(([token, active]) => [token, active.heldUntil!]));
     const backoffs = new Map<string, number>();
     for (let due; (due = this.delayed.pop()); ) backoffs.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.notBefore}`, due.at);
     const deadlines = new Map<string, number>();
@@ -401,6 +407,7 @@ export class WorkIndex {
           // What is left of the accept window, by the wall clock the offer was stamped with, unless timed already.
           offerDeadline: offerDeadlines.get(attempt.token) ?? monotonicNow + (attempt.offeredAt + order.timeouts.acceptMs - now),
           ...(carried.has(attempt.token) ? { carried: true } : {}),
+          ...(heldUntil.has(attempt.token) ? { heldUntil: heldUntil.get(attempt.token)! } : {}),
         });
         if (order.state === 'running' && !this.leases.has(attempt.token)) this.leases.set(attempt.token, monotonicNow + order.timeouts.leaseMs);
       }
