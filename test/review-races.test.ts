@@ -1,9 +1,13 @@
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { DataFiles } from '../server/data-files.ts';
 import { EmbeddedStore, type RunningHub } from '../server/index.ts';
 import { HeldWrites } from './helpers/held-writes.ts';
 import { control, startHub, tempDir } from './helpers/hub.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
-import { untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
+import { deferred, untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
 
 // Races between the work-order lifecycle and the hub's timers, made exact by a clock the test
 // moves and journal writes it holds.
@@ -78,5 +82,61 @@ describe('a late sweep that finds both the grace and a lease over', () => {
     expect(await sweep(hub)).toMatchObject({ offline: 1 });
     expect((await wf.getWorkOrder('short')).history).toMatchObject([{ outcome: 'lease_expired', error: 'lease of 3000 ms expired without a heartbeat' }]);
     expect((await wf.getWorkOrder('long')).history).toMatchObject([{ outcome: 'agent_lost', error: 'agent raw-1 went offline' }]);
+  });
+});
+
+describe('a completion whose output files the hub is still reading when the overall timeout comes', () => {
+  it('is taken, as it arrived within overallMs; the order does not fail under it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-outputs-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'out.csv');
+    writeFileSync(file, 'a,b\n1,2\n');
+    const clock = { now: Date.now() };
+    const hub = await startHub({ sweepIntervalMs: 60_000, dataRoots: [dir] }, { clock: () => clock.now });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a big output near the deadline' });
+    await wf.start();
+    const worker = await rawAgent(hub.url, 'raw-1', ['t']);
+    // Reading the output waits for the gate (a big file being hashed).
+    const gate = deferred();
+    const observe = DataFiles.prototype.observe;
+    const spy = vi.spyOn(DataFiles.prototype, 'observe').mockImplementation(async function (this: DataFiles, ...args: Parameters<DataFiles['observe']>) {
+      await gate.promise;
+      return observe.apply(this, args);
+    });
+    onTestFinished(() => spy.mockRestore());
+    await wf.createWorkOrder({ id: 'job', taskType: 't', timeouts: { acceptMs: 10_000, leaseMs: 30_000, overallMs: 5000 } });
+    const offer = await worker.nextOffer();
+    offer.ack({ accept: true });
+    await untilOrder(hub, wf.id, 'job', 'running');
+    clock.now += 4000;
+    const completion = worker.request('task.complete', { ...refOf(offer.assignment), result: 'rows: 1', outputs: [{ id: 'out', path: file }] });
+    await untilTrue(() => spy.mock.calls.length > 0, 'the hub reading the output');
+    clock.now += 2000;
+    expect(await sweep(hub)).toMatchObject({ timedOut: 0 });
+    gate.resolve();
+    expect(await completion).toMatchObject({ ok: true, data: { state: 'completed' } });
+    expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'completed', outputs: ['out'], history: [{ outcome: 'completed' }] });
+  });
+
+  it('fails the order once the read is over and the report was refused', async () => {
+    const clock = { now: Date.now() };
+    const dir = mkdtempSync(join(tmpdir(), 'sb-outputs-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const hub = await startHub({ sweepIntervalMs: 60_000, dataRoots: [dir] }, { clock: () => clock.now });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a refused output near the deadline' });
+    await wf.start();
+    const worker = await rawAgent(hub.url, 'raw-1', ['t']);
+    await wf.createWorkOrder({ id: 'job', taskType: 't', timeouts: { acceptMs: 10_000, leaseMs: 4000, overallMs: 5000 } });
+    const offer = await worker.nextOffer();
+    offer.ack({ accept: true });
+    await untilOrder(hub, wf.id, 'job', 'running');
+    clock.now += 1000;
+    // A file outside the data roots: refused once looked at. The reading held the attempt for a lease (to 5 s in).
+    expect(await worker.request('task.complete', { ...refOf(offer.assignment), outputs: [{ id: 'out', path: '/etc/hostname' }] })).toMatchObject({ ok: false });
+    clock.now += 3500;
+    expect(await worker.request('agent.heartbeat', { attemptTokens: [offer.assignment.attemptToken] })).toMatchObject({ ok: true });
+    clock.now += 1000;
+    expect(await sweep(hub)).toMatchObject({ timedOut: 1, lapsedLeases: 0 });
+    expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'failed', error: 'overall timeout of 5000 ms exceeded' });
   });
 });

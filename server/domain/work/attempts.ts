@@ -8,6 +8,7 @@ import { requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { registerReferences, type PreparedSpec, type Producer } from '../data/inventory.ts';
 import { versionOf, type HubState } from '../machinery/state.ts';
 import { finishOrder, queueOrder, requireOrder, setOrderState } from './work-orders.ts';
+import type { ActiveAttempt } from './work-index.ts';
 import { touch } from '../workflows/workflows.ts';
 
 type AttemptInput = { workflowId: string; workOrderId: string; attemptToken: string };
@@ -183,6 +184,20 @@ export function failTask(t: CommandContext, input: ParsedRequestOf<'agent', 'tas
 }
 
 /**
+ * Marks an attempt held open `until` (what the reading just renewed: its offer's deadline or its
+ * lease) while the hub reads the files of a report on it: neither an ack's timeout nor the order's
+ * overall timeout ends it meanwhile, since the report came in time.
+ */
+function holdOpen(t: CommandContext, active: ActiveAttempt, until: number): void {
+  const before = active.heldUntil;
+  active.heldUntil = until;
+  t.tx.onUndo(() => {
+    if (before === undefined) delete active.heldUntil;
+    else active.heldUntil = before;
+  });
+}
+
+/**
  * Renews the leases of the agent's attempts (accepting those still offered); reports the tokens it
  * no longer holds. `holding`: the hub is reading the files of a report on them, which must stay
  * open until the report is applied or refused, so an offered one is held (its accept deadline
@@ -201,19 +216,17 @@ export function heartbeat(t: CommandContext, input: ParsedRequestOf<'agent', 'ag
     }
     const order = requireWorkflow(t.state, active.workflowId).workOrders[active.workOrderId]!;
     if (active.phase === 'offered' && input.holding) {
-      const { offerDeadline: before, heldUntil } = active;
+      const before = active.offerDeadline;
       active.offerDeadline = Math.max(before, t.ctx.monotonicNow + order.timeouts.acceptMs);
-      active.heldUntil = active.offerDeadline;
-      t.tx.onUndo(() => {
-        active.offerDeadline = before;
-        if (heldUntil === undefined) delete active.heldUntil;
-        else active.heldUntil = heldUntil;
-      });
+      t.tx.onUndo(() => (active.offerDeadline = before));
+      holdOpen(t, active, active.offerDeadline);
     } else if (active.phase === 'offered') {
       // An agent heartbeats the attempts it works on: for one still offered, that is its accept.
       acceptOffer(t, { workflowId: active.workflowId, workOrderId: active.workOrderId, attemptToken: token }, actor, true);
     } else {
-      work.leases.set(token, t.ctx.monotonicNow + order.timeouts.leaseMs);
+      const lease = t.ctx.monotonicNow + order.timeouts.leaseMs;
+      work.leases.set(token, lease);
+      if (input.holding) holdOpen(t, active, lease);
     }
     renewed.push(token);
   }

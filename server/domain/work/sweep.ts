@@ -104,6 +104,12 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     const order = orderOf(due.workflowId, due.workOrderId);
     // Not a timer of another order of that id (its workflow was deleted, and the id taken again).
     if (!order || FINAL_STATES.has(order.state) || order.firstQueuedAt !== due.firstQueuedAt || order.timeouts.overallMs === null) continue;
+    // A report on its attempt, in before this check, is being read (its files hashed): the timeout waits for it.
+    const heldUntil = order.attempt ? work.active.get(order.attempt.token)?.heldUntil : undefined;
+    if (heldUntil !== undefined && heldUntil > monotonicNow) {
+      work.deadlines.push({ ...due, at: heldUntil });
+      continue;
+    }
     const key = `timeout:${orderKey(order.workflowId, order.id)}`;
     if (putOff(key)) {
       work.deadlines.push(due);

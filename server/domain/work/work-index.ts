@@ -65,8 +65,9 @@ export interface ActiveAttempt {
    */
   carried?: boolean;
   /**
-   * While offered: until when the hub holds the offer open as it reads the files of a report on it
-   * (monotonic clock). An ack's timeout before then does not end it; the sweep does, if it lapses.
+   * Until when the hub holds the attempt open as it reads the files of a report on it (monotonic
+   * clock): an ack's timeout before then does not end the offer (the sweep does, if it lapses), nor
+   * does the order's overall timeout end the order.
    */
   heldUntil?: number;
 }
