@@ -140,3 +140,35 @@ describe('a completion whose output files the hub is still reading when the over
     expect(await wf.getWorkOrder('job')).toMatchObject({ state: 'failed', error: 'overall timeout of 5000 ms exceeded' });
   });
 });
+
+describe('an agent that reconnects while the hub reads the files of its report on an offer', () => {
+  it('keeps the offer for that report, which accepts it: the completion that came before the reconnect is taken', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-outputs-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'out.csv');
+    writeFileSync(file, 'a,b\n1,2\n');
+    const hub = await startHub({ sweepIntervalMs: 60_000, dataRoots: [dir] });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'reconnect during a read' });
+    await wf.start();
+    const worker = await rawAgent(hub.url, 'raw-1', ['t']);
+    const gate = deferred();
+    const observe = DataFiles.prototype.observe;
+    const spy = vi.spyOn(DataFiles.prototype, 'observe').mockImplementation(async function (this: DataFiles, ...args: Parameters<DataFiles['observe']>) {
+      await gate.promise;
+      return observe.apply(this, args);
+    });
+    onTestFinished(() => spy.mockRestore());
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    // The agent works first and would answer the offer later (as python-socketio acks once its handler returns).
+    const { assignment } = await worker.nextOffer();
+    worker.socket.emit('task.complete', { ...refOf(assignment), result: 'rows: 1', outputs: [{ id: 'out', path: file }] }, () => undefined);
+    await untilTrue(() => spy.mock.calls.length > 0, 'the hub reading the output');
+    // Its connection drops and the same agent registers again over a new one, the read still going on.
+    const again = await rawAgent(hub.url, 'raw-1', ['t']);
+    onTestFinished(() => void again.close());
+    gate.resolve();
+    const job = await untilOrder(hub, wf.id, 'job', 'completed');
+    expect(job).toMatchObject({ attempts: 1, declinedBy: [], outputs: ['out'], history: [{ number: 1, agentId: 'raw-1', outcome: 'completed' }] });
+    expect(again.offers).toHaveLength(0);
+  });
+});

@@ -113,6 +113,8 @@ function withdrawOffers(t: CommandContext, agentId: string, reason: string, carr
   for (const token of [...(work.byAgent.get(agentId) ?? [])]) {
     const active = work.active.get(token)!;
     if (active.phase !== 'offered' || (carriedOnly && !active.carried)) continue;
+    // A report on it came before, and the hub is reading its files: that report accepts it (or, refused, lets it lapse).
+    if ((active.heldUntil ?? -Infinity) > t.ctx.monotonicNow) continue;
     withdrawOffer(t, t.state.workflows.get(active.workflowId)!.workOrders[active.workOrderId]!, { reason });
   }
 }
