@@ -338,7 +338,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     stops.push(() => transfers.close());
     const controlParts = { hub: writer, reads, archiver, files, hubDirectory, openLineageProducer: options.openLineageProducer, renderer, transfers };
     bindNamespace(io.of('/control'), contract.control, controlHandlers(controlParts), { ...common, roles: ['admin'], redirect: writersOnly, reads: CONTROL_READS });
-    const agents = new AgentTransport(writer, logger, files, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
+    const agents = new AgentTransport(writer, logger, files, reads, (waitedMs) => metrics?.assignmentLatency.observe(waitedMs / 1000));
     bindNamespace(io.of('/agent'), contract.agent, agents.handlers(), {
       ...common,
       roles: ['agent'],

@@ -10,6 +10,7 @@ import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
 import { FileArchive } from '../server/store/archive-files.ts';
 import { EmbeddedStore } from '../server/index.ts';
 import { HeldWrites } from './helpers/held-writes.ts';
+import { rawAgent, refOf } from './helpers/raw-agent.ts';
 import { LEVEL, logRecorder } from './helpers/log-recorder.ts';
 import { WrappedStore } from './helpers/wrapped-store.ts';
 
@@ -110,6 +111,35 @@ describe('archiving ended workflows', () => {
     const client = await control(hub);
     expect(await codeOf(client.createWorkflow({ id: wf.id, userQuery: 'same id' }))).toBe('CONFLICT');
     expect(await codeOf(client.workflow('wf_unknown').summary())).toBe('NOT_FOUND');
+  });
+
+  it("answers an agent's repeated report on a workflow archived since STALE_ATTEMPT with how its attempts ended, read from the archive", async () => {
+    const { hub, clock } = await hubWithClock(tempDir());
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'reports after archiving' });
+    await wf.start();
+    const worker = await rawAgent(hub.url, 'late-1', ['t']);
+    await wf.createWorkOrder({ id: 'o', taskType: 't' });
+    const offer = await worker.nextOffer();
+    offer.ack({ accept: true });
+    const ref = refOf(offer.assignment);
+    // The first completion lands; its answer is taken as lost, and the agent is away past keepFinishedMs.
+    expect(await worker.request('task.complete', { ...ref, result: 1 })).toMatchObject({ ok: true });
+    await wf.complete();
+    await archived(hub, clock, wf.id);
+
+    for (const [event, payload] of [
+      ['task.complete', { ...ref, result: 1 }],
+      ['task.fail', { ...ref, error: 'late', retryable: true }],
+      ['task.progress', { ...ref, progress: 50 }],
+      ['data.register', { ...ref, id: 'late-data', path: 's3://bucket/late.csv' }],
+    ] as const) {
+      const repeated = await worker.request(event, payload);
+      expect(repeated, event).toMatchObject({ ok: false, error: { code: 'STALE_ATTEMPT', attempts: [{ number: 1, outcome: 'completed' }] } });
+    }
+    // An order the archived workflow never had is answered as such.
+    expect(await worker.request('task.complete', { ...ref, workOrderId: 'nope', result: 1 })).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+    expect((await wf.getWorkOrder('o')).result).toBe(1);
   });
 
   it('keeps an archived workflow out of memory, the snapshot and the journal across a restart, and still answers for it', async () => {

@@ -8,6 +8,7 @@ import { checkAttempt } from '../domain/work/attempts.ts';
 import type { Effect } from '../domain/machinery/effects.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { Logger } from '../logger.ts';
+import type { WorkflowReads } from '../workflow-reads.ts';
 import { commandHandler } from './command-handler.ts';
 import { prepareSpecs } from './inventory.ts';
 import { sessionOf, type Handler, type Handlers, type Session } from './namespaces.ts';
@@ -25,6 +26,7 @@ export class AgentTransport {
     private readonly hub: StateWriter,
     private readonly log: Logger,
     private readonly files: DataFiles,
+    private readonly reads: WorkflowReads,
     /** Told, for each offer pushed, how long its order waited since it became ready (ms). */
     private readonly onOffer: (waitedMs: number) => void = () => undefined,
   ) {}
@@ -42,25 +44,30 @@ export class AgentTransport {
         return dispatch(input, session);
       };
     };
+    const progress = asAgent('task.progress');
+    const fail = asAgent('task.fail');
     return {
       'agent.register': (input, session, socket) => this.register(input, session, socket),
       'agent.status': asAgent('agent.status'),
       'agent.heartbeat': asAgent('agent.heartbeat'),
-      'task.progress': asAgent('task.progress'),
+      'task.progress': (input, session) => this.staleIfArchived(input, session, () => progress(input, session)),
       // Output files are checked before the completion is dispatched, never under the mutex, and
       // only once the attempt is seen to be this agent's (the command checks it again).
-      'task.complete': async ({ outputs, ...input }, session, socket) => {
-        registered(session);
-        const prepared = outputs?.length ? await readingReport(hub, input, session.actor, () => prepareSpecs(hub, this.files, input.workflowId, outputs)) : undefined;
-        return this.carried(await hub.dispatch({ type: 'task.complete', input: prepared ? { ...input, outputs: prepared } : input, actor: session.actor }), session, socket);
-      },
-      'data.register': async ({ workflowId, workOrderId, attemptToken, ...spec }, session) => {
-        registered(session);
+      'task.complete': ({ outputs, ...input }, session, socket) =>
+        this.staleIfArchived(input, session, async () => {
+          registered(session);
+          const prepared = outputs?.length ? await readingReport(hub, input, session.actor, () => prepareSpecs(hub, this.files, input.workflowId, outputs)) : undefined;
+          return this.carried(await hub.dispatch({ type: 'task.complete', input: prepared ? { ...input, outputs: prepared } : input, actor: session.actor }), session, socket);
+        }),
+      'data.register': ({ workflowId, workOrderId, attemptToken, ...spec }, session) => {
         const attempt = { workflowId, workOrderId, attemptToken };
-        const [prepared] = await readingReport(hub, attempt, session.actor, () => prepareSpecs(hub, this.files, workflowId, [spec]));
-        return hub.dispatch({ type: 'task.registerData', input: { ...attempt, ...prepared! }, actor: session.actor });
+        return this.staleIfArchived(attempt, session, async () => {
+          registered(session);
+          const [prepared] = await readingReport(hub, attempt, session.actor, () => prepareSpecs(hub, this.files, workflowId, [spec]));
+          return hub.dispatch({ type: 'task.registerData', input: { ...attempt, ...prepared! }, actor: session.actor });
+        });
       },
-      'task.fail': async (input, session, socket) => this.carried(await asAgent('task.fail')(input, session), session, socket),
+      'task.fail': (input, session, socket) => this.staleIfArchived(input, session, async () => this.carried(await fail(input, session), session, socket)),
     };
   }
 
@@ -94,6 +101,22 @@ export class AgentTransport {
     // the agent now and closes this connection in turn; closing it too would leave the agent none.
     if (previous && previous !== socket && previous !== this.sockets.get(input.agentId)) previous.disconnect(true);
     return reply;
+  }
+
+  /**
+   * A report on a workflow archived since is STALE_ATTEMPT, as one on an attempt ended in memory
+   * is, with how this agent's attempts ended, read from the archive: an agent whose first report's
+   * answer was lost, away past keepFinishedMs, tells by it that the report landed.
+   */
+  private async staleIfArchived<T>(input: Parameters<typeof checkAttempt>[1], session: Session, report: () => Promise<T>): Promise<T> {
+    try {
+      return await report();
+    } catch (error) {
+      if (!(error instanceof HubError) || error.code !== 'INVALID_TRANSITION' || !session.actor.agentId || !this.reads.archive.has(input.workflowId)) throw error;
+      // Throws STALE_ATTEMPT (an archived workflow's orders have all ended), or NOT_FOUND for an order it never had.
+      await this.reads.read(input.workflowId, (state) => checkAttempt(state, input, session.actor));
+      throw error;
+    }
   }
 
   /** Called when an agent socket closes: the agent waits out its grace period. */
