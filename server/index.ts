@@ -307,7 +307,12 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         ? // The application owns its server: only the hub's connections end, and socket.io lets go of it.
           (io.disconnectSockets(true), io.engine.close(), detach(parts.server, attached))
         : // Closing the transport (not each socket) lets clients reconnect to the next hub.
-          new Promise<void>((done) => io.close(() => done())),
+          new Promise<void>((done) => {
+            void io.close(() => done());
+            // The server's close waits for every HTTP connection to end: a client that never finishes
+            // its request (or reads slowly) would hold the stop, and the final snapshot, for minutes.
+            http.closeAllConnections();
+          }),
     );
     const reads = new WorkflowReads(writer, store.archive, options.agingMs);
     const renderer = new ReportRenderer();
