@@ -1,9 +1,11 @@
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { connectControl } from '../client-sdk/index.ts';
 import { control, startHub, tempDir } from './helpers/hub.ts';
+import { startHubProcess } from './helpers/process.ts';
 
 describe('stopping a hub', () => {
   it('stops with its final snapshot although an HTTP client never finishes its request, and cuts that client off', async () => {
@@ -21,5 +23,30 @@ describe('stopping a hub', () => {
     await hub.close();
     await cut;
     expect(readFileSync(join(dataDir, 'snapshot.json'), 'utf8')).toContain('"kept"');
+  });
+
+  it('stops at once on a second SIGTERM while the shutdown is stuck', async () => {
+    const dir = tempDir();
+    // A close that never finishes, as on a hung disk: the server's close never calls back, and something still keeps the process alive.
+    const preload = join(dir, 'stuck-close.mjs');
+    writeFileSync(preload, `import http from 'node:http'; const close = http.Server.prototype.close; http.Server.prototype.close = function () { setInterval(() => undefined, 60_000); return close.call(this); };`);
+    const dataDir = join(dir, 'data');
+    const hub = await startHubProcess(['--port', '0', '--data-dir', dataDir], { NODE_OPTIONS: `--import=${preload}` });
+    const admin = (JSON.parse(readFileSync(join(dataDir, 'tokens.json'), 'utf8')) as Array<{ role: string; token: string }>).find((t) => t.role === 'admin')!.token;
+    const client = await connectControl({ url: hub.url, token: admin });
+    await client.createWorkflow({ id: 'kept', userQuery: 'acknowledged before the stop' });
+    client.close();
+    hub.child.kill('SIGTERM');
+    await hub.waitForOutput(/SIGTERM: shutting down/);
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toBe(1);
+    expect(hub.output()).toContain('SIGTERM: stopping at once, the shutdown had not finished');
+    // What was acknowledged is in the journal: the next start has it.
+    const again = await startHubProcess(['--port', '0', '--data-dir', dataDir]);
+    const reader = await connectControl({ url: again.url, token: admin });
+    onTestFinished(() => reader.close());
+    expect(await reader.workflow('kept').get()).toMatchObject({ id: 'kept' });
+    again.child.kill('SIGTERM');
+    expect(await again.exited).toBe(0);
   });
 });

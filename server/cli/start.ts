@@ -189,10 +189,14 @@ export async function start(args: string[]): Promise<void> {
 
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    // A second stop while the close is stuck (a hung disk or peer) ends the process: what was acknowledged is in the journal.
+    if (stopping) {
+      process.stderr.write(`${signal}: stopping at once, the shutdown had not finished\n`);
+      process.exit(1);
+    }
     stopping = true;
     if (urlFile) rmSync(urlFile, { force: true });
-    process.stdout.write(`${signal}: shutting down, flushing state…\n`);
+    process.stdout.write(`${signal}: shutting down, flushing state… (send it again to stop at once)\n`);
     hub.close().then(
       () => process.exit(0),
       (error: Error) => {
