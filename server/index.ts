@@ -401,6 +401,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     }
     const live = metrics = new Metrics({
       hub: writer,
+      archive: store.archive,
       namespaces: { control: io.of('/control'), agent: io.of('/agent'), monitor: monitorNamespace },
       stalledSubscribers: () => patches.stalledCount,
       queuedPackets: () => patches.queuedPackets(),

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { AgentStatus } from '../shared/schemas/agent.ts';
 import { WorkflowStatus } from '../shared/schemas/workflow.ts';
-import { control, startHub, TOKENS } from './helpers/hub.ts';
+import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { untilTrue } from './helpers/wait.ts';
 import { errorRecorder, rawGet, rawRequest } from './helpers/http.ts';
 
 describe('HTTP API', () => {
@@ -178,5 +179,26 @@ describe('metrics', () => {
     const samples = (name: string) => text.split('\n').filter((line) => line.startsWith(`${name}{`));
     expect(samples('switchboard_workflows')).toEqual(WorkflowStatus.options.map((status) => `switchboard_workflows{status="${status}"} ${status === 'cancelled' ? 1 : 0}`));
     expect(samples('switchboard_agents')).toEqual(AgentStatus.options.map((status) => `switchboard_agents{status="${status}"} 0`));
+  });
+
+  it('counts a workflow and its orders the same once it is archived, and after a restart', async () => {
+    const dataDir = tempDir();
+    const counts = async (url: string) => {
+      const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })).text();
+      return text.split('\n').filter((line) => /^switchboard_(workflows|work_orders)\{/.test(line) && !line.endsWith(' 0'));
+    };
+    const hub = await startHub({ dataDir, keepFinishedMs: 0, sweepIntervalMs: 20 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'metrics of the archive' });
+    await wf.start();
+    await wf.createWorkOrders([{ taskType: 'nobody-serves-this' }, { taskType: 'nobody-serves-this' }]);
+    await wf.cancel('done with it');
+    const expected = ['switchboard_work_orders{state="cancelled"} 2', 'switchboard_workflows{status="cancelled"} 1'];
+    await untilTrue(() => !hub.state.workflows.has(wf.id), 'the workflow left memory');
+    expect(await counts(hub.url)).toEqual(expected);
+    await hub.close();
+    const again = await startHub({ dataDir });
+    // The archive's index is read once the hub serves: a list waits for it.
+    await (await control(again)).listWorkflows();
+    expect(await counts(again.url)).toEqual(expected);
   });
 });

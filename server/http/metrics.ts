@@ -3,8 +3,9 @@ import type { Namespace } from 'socket.io';
 import { HubError } from '../../shared/errors.ts';
 import { AgentStatus } from '../../shared/schemas/agent.ts';
 import { WorkOrderState } from '../../shared/schemas/work-order.ts';
-import { WorkflowStatus } from '../../shared/schemas/workflow.ts';
+import { WorkflowStatus, type Workflow } from '../../shared/schemas/workflow.ts';
 import type { StateWriter } from '../state-writer.ts';
+import type { WorkflowArchive } from '../store/archive.ts';
 import type { Route } from './router.ts';
 
 /** A Prometheus histogram with fixed buckets (in seconds). */
@@ -43,6 +44,8 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** Where the gauges are read from when /metrics is asked for. */
 export interface MetricSources {
   hub: StateWriter;
+  /** Where ended workflows go when they leave memory; they are counted too. */
+  archive: WorkflowArchive;
   namespaces: Record<string, Namespace>;
   stalledSubscribers: () => number;
   /** Packets waiting unread in monitor connections' buffers. */
@@ -77,12 +80,16 @@ export class Metrics {
     // Every state and status, at 0 when none is in it: a series that vanished would read as unknown, not 0.
     const orders = zeros(WorkOrderState.options);
     const workflows = zeros(WorkflowStatus.options);
-    for (const workflow of hub.state.workflows.values()) {
+    const count = (workflow: Pick<Workflow, 'status' | 'workOrderCounts'>) => {
       workflows[workflow.status]!++;
-      for (const [state, count] of Object.entries(workflow.workOrderCounts)) orders[state]! += count;
-    }
-    gauge('switchboard_work_orders', 'Work orders by state, over all workflows.', Object.entries(orders).map(([s, n]) => [`{state="${s}"}`, n]));
-    gauge('switchboard_workflows', 'Workflows by status.', Object.entries(workflows).map(([s, n]) => [`{status="${s}"}`, n]));
+      for (const [state, n] of Object.entries(workflow.workOrderCounts)) orders[state]! += n;
+    };
+    for (const workflow of hub.state.workflows.values()) count(workflow);
+    // Archived ones too, as lists and `switchboard status` show them: else the counts drop when a workflow leaves memory.
+    // One still in memory (a crash between its archive write and leaving) is counted once.
+    for (const header of this.sources.archive.headers()) if (!hub.state.workflows.has(header.id)) count(header);
+    gauge('switchboard_work_orders', 'Work orders by state, over all workflows (archived ones included).', Object.entries(orders).map(([s, n]) => [`{state="${s}"}`, n]));
+    gauge('switchboard_workflows', 'Workflows by status (archived ones included).', Object.entries(workflows).map(([s, n]) => [`{status="${s}"}`, n]));
     const agents = zeros(AgentStatus.options);
     for (const agent of Object.values(hub.state.agents ?? {})) agents[agent.status]!++;
     gauge('switchboard_agents', 'Registered agents by status.', Object.entries(agents).map(([s, n]) => [`{status="${s}"}`, n]));
