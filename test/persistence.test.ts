@@ -73,6 +73,21 @@ describe('persistence', () => {
     expect((await again.listWorkflows()).items.map((w) => w.id)).toEqual(listOrder.map((w) => w.id));
   });
 
+  it('starts after a crash of an idle hub followed by an idle run stopped cleanly (no journal segment named that is gone)', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir });
+    const wf = await (await control(first)).createWorkflow({ userQuery: 'kept across it all' });
+    await first.close();
+    // Idle, then killed: its newest segment is empty.
+    const idle = await startHub({ dataDir });
+    const crashed = crashCopy(dataDir);
+    await idle.close();
+    // The next run writes nothing and stops cleanly.
+    await (await startHub({ dataDir: crashed })).close();
+    const last = await startHub({ dataDir: crashed });
+    expect(await (await control(last)).workflow(wf.id).get()).toMatchObject({ userQuery: 'kept across it all' });
+  });
+
   it('recovers a bulk creation from the journal alone, as a crash leaves it (its ops folded into the orders created)', async () => {
     const dataDir = tempDir();
     const first = await startHub({ dataDir });

@@ -215,10 +215,12 @@ export class EmbeddedStore implements Store {
       const segment = this.journal.currentSegment;
       if (this.journal.close()) {
         // A clean stop leaves the snapshot alone: the manifest stops naming the empty segment before it
-        // goes, and names the one before it when the last snapshot failed and left that one's records.
+        // goes, and names the newest one left with records (the last snapshot failed). Not simply the
+        // one before: an empty one a crash left was deleted at start, and a start would miss it.
         const dir = this.options.dataDir;
         const onDisk = await snapshotOnDisk(dir);
-        await writeManifest(dir, { format: 1, snapshots: [onDisk], segment: Math.max(onDisk?.segment ?? 0, segment - 1) });
+        const kept = listSegments(dir).filter((n) => n < segment);
+        await writeManifest(dir, { format: 1, snapshots: [onDisk], segment: Math.max(onDisk?.segment ?? 0, ...kept) });
         unlinkSync(join(dir, segmentName(segment)));
       }
     } finally {
