@@ -49,4 +49,19 @@ describe('stopping a hub', () => {
     again.child.kill('SIGTERM');
     expect(await again.exited).toBe(0);
   });
+
+  it('says at the next start that the last run did not stop cleanly after kill -9, and not after a clean stop', async () => {
+    const dataDir = tempDir();
+    const crashed = await startHubProcess(['--port', '0', '--data-dir', dataDir]);
+    crashed.child.kill('SIGKILL');
+    await crashed.exited;
+    const after = await startHubProcess(['--port', '0', '--data-dir', dataDir]);
+    expect(after.output()).toMatch(new RegExp(`"level":40.*locked by pid ${crashed.child.pid}, which no longer runs: its last hub did not stop cleanly`));
+    after.child.kill('SIGTERM');
+    expect(await after.exited).toBe(0);
+    const clean = await startHubProcess(['--port', '0', '--data-dir', dataDir]);
+    expect(clean.output()).not.toContain('did not stop cleanly');
+    clean.child.kill('SIGTERM');
+    expect(await clean.exited).toBe(0);
+  });
 });

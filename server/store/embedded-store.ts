@@ -56,7 +56,7 @@ export class EmbeddedStore implements Store {
 
   async open(): Promise<Recovered> {
     mkdirSync(this.options.dataDir, { recursive: true });
-    this.release = acquireLock(this.options.dataDir);
+    this.release = acquireLock(this.options.dataDir, this.options.onWarning);
     try {
       const dir = this.options.dataDir;
       const recovered = await recover(dir, { truncateDamaged: this.options.truncateDamagedJournal ?? false });

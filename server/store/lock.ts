@@ -100,9 +100,9 @@ function removeLeftovers(dir: string): void {
  * Takes the data directory for this hub, or throws when another live hub holds it. A lock left
  * by a dead process, by a live one that is not its writer (the pid was reused: another start
  * time), or by this process without a hub holding it now (a failed start, or a restarted
- * container where the pid came round again), is taken over.
+ * container where the pid came round again), is taken over; `onStale` is told when another process's was.
  */
-export function acquireLock(dir: string): () => void {
+export function acquireLock(dir: string, onStale: (message: string) => void = () => undefined): () => void {
   // By its real path: the same directory named through a symbolic link must not pass for another one.
   const key = realpathSync(dir);
   if (heldHere.has(key)) throw new Error(`data directory ${dir} is in use by another hub in this process`);
@@ -131,6 +131,8 @@ export function acquireLock(dir: string): () => void {
     if (owner && owner.pid !== process.pid && holderAlive(owner)) {
       throw new Error(`data directory ${dir} is in use by another hub (pid ${owner.pid}); stop it, or remove ${file} if that process is not a hub`);
     }
+    // The one trace a crash leaves (kill -9, OOM, power loss): the operator learns the last run did not stop cleanly.
+    if (holder.trim() !== ownLock()) onStale(`data directory ${dir} was locked by pid ${owner?.pid ?? '(unreadable lock)'}, which no longer runs: its last hub did not stop cleanly (a crash, kill -9, power loss); the lock is taken over and the journal replayed`);
     breakStaleLock(file, holder);
   }
   throw new Error(`could not lock data directory ${dir}`);
