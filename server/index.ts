@@ -409,7 +409,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     stops.push(() => live.close());
     const clusterInfo = (): ClusterInfo =>
       cluster?.info() ?? single(options.nodeId ?? 'single', urlOf(), writer.lastSeq);
-    const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt), clusterRoute(clusterInfo), metricsRoute(live), ...dashboardRoutes()], tokens, logger, addressOf);
+    const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt, () => (store as Store).writeFailure?.()), clusterRoute(clusterInfo), metricsRoute(live), ...dashboardRoutes()], tokens, logger, addressOf);
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).
     serve = router;

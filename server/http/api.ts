@@ -103,13 +103,16 @@ export function dataFilterFromQuery(workflowId: string, query: URLSearchParams):
 }
 
 /** The REST routes: health, and read-only views of workflows for plain HTTP clients; `startedAt` is the hub's start on performance.now(). */
-export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: ReportRenderer, startedAt: number): Route[] {
+export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: ReportRenderer, startedAt: number, writeFailure: () => string | undefined = () => undefined): Route[] {
   return [
     {
       method: 'GET',
       pattern: /^\/healthz$/,
       roles: [],
       handle: async () => {
+        // A hub that refuses every change until it restarts is not healthy: a probe should restart it.
+        const failure = writeFailure();
+        if (failure) throw new HubError('UNAVAILABLE', `the hub refuses every change until it restarts: ${failure}`);
         await reads.archive.ready();
         return { body: { ok: true, uptimeMs: Math.round(performance.now() - startedAt), workflows: hub.state.workflows.size, archivedWorkflows: reads.archive.size } };
       },

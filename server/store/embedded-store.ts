@@ -111,6 +111,11 @@ export class EmbeddedStore implements Store {
     void this.compact(true, current);
   }
 
+  /** Why every write is refused until a restart: a refused batch could not be cut back off the journal. */
+  writeFailure(): string | undefined {
+    return this.journal?.failure?.message;
+  }
+
   /** Whether the snapshot on disk holds document `key` at version `v` (so a pinned snapshot may copy it). */
   holdsDoc(key: string, v: number): boolean {
     return this.index?.get(key)?.v === v;

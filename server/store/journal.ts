@@ -109,6 +109,11 @@ export class Journal {
     return new Journal(dir, afterSegment + 1, fsync, carried);
   }
 
+  /** Why nothing more is written until a restart (a refused batch could not be cut back), or undefined. */
+  get failure(): Error | undefined {
+    return this.stuck;
+  }
+
   /** The segment being written. */
   get currentSegment(): number {
     return this.segment;

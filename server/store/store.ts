@@ -79,6 +79,8 @@ export interface Store {
   startPinnedSnapshot?: ((pinned: PinnedDocs) => void) | undefined;
   /** Folds the journal into a new snapshot now, waiting for it. */
   snapshot(): Promise<void>;
+  /** Why the store refuses every write until the hub restarts, or undefined while it writes (for /healthz). */
+  writeFailure?: (() => string | undefined) | undefined;
   /**
    * Finishes background work, writes a final snapshot (from `current` when given: every document
    * as the journal holds it) and releases the directory.
