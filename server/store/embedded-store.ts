@@ -45,6 +45,8 @@ export class EmbeddedStore implements Store {
   private index: SnapshotIndex | undefined;
   /** The size of the snapshot on disk, in bytes. */
   private snapshotBytes = 0;
+  /** After a rotation failed, the journal size the next try waits for: not at every write, each with its warning. */
+  private retryAtBytes = 0;
 
   constructor(private readonly options: EmbeddedStoreOptions) {}
 
@@ -101,7 +103,7 @@ export class EmbeddedStore implements Store {
 
   /** Whether the journal reached its threshold (snapshotThreshold), with no snapshot or write in progress. */
   snapshotDue(): boolean {
-    return this.journal !== undefined && this.journal.size >= snapshotThreshold(this.options, this.snapshotBytes) && !this.compaction && !this.writing;
+    return this.journal !== undefined && this.journal.size >= Math.max(snapshotThreshold(this.options, this.snapshotBytes), this.retryAtBytes) && !this.compaction && !this.writing;
   }
 
   /** Starts a background snapshot (from `current`, or paced replay); does nothing while a snapshot or write is in progress. */
@@ -257,9 +259,13 @@ export class EmbeddedStore implements Store {
   /** Starts the next journal segment for a snapshot and returns the closed one; undefined, with a warning, when it cannot be created (writes go on in the current one). */
   private rotate(journal: Journal): number | undefined {
     try {
-      return journal.rotate();
+      const closed = journal.rotate();
+      this.retryAtBytes = 0;
+      return closed;
     } catch (error) {
       this.options.onWarning(`snapshot failed, the journal is kept: ${(error as Error).message}`);
+      // As after a snapshot that failed once rotated: the next waits for as much journal again.
+      this.retryAtBytes = journal.size + this.options.snapshotAfterBytes;
       return undefined;
     }
   }
