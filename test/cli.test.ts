@@ -84,6 +84,21 @@ describe('switchboard CLI', () => {
     expect(cli('reload', '--pid', '0').stderr).toContain('--pid must be a process id above 0');
   }, 60_000);
 
+  it('logs a SIGHUP whose token file cannot be read at error, in the JSON log, and keeps the tokens in force', async () => {
+    const dataDir = tempDir();
+    const file = join(dataDir, 'given-tokens.json');
+    writeFileSync(file, JSON.stringify(GRANTS), { mode: 0o600 });
+    const hub = await startHubProcess(['--port', '0', '--data-dir', join(dataDir, 'data'), '--tokens', file]);
+    writeFileSync(file, '[{"token":');
+    hub.child.kill('SIGHUP');
+    const logged = await hub.waitForOutput(/^\{.*"msg":"tokens not reloaded/m);
+    const line = JSON.parse(logged.split('\n').find((l) => l.includes('"msg":"tokens not reloaded'))!) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: 50, reason: expect.stringContaining(`cannot read token file ${file}`) });
+    expect((await fetch(`${hub.url}/api/workflows`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } })).status).toBe(200);
+    hub.child.kill('SIGTERM');
+    expect(await hub.exited).toBe(0);
+  });
+
   it('refuses to SIGHUP the holder of a data directory that embeds createHub, which the signal would end', async () => {
     const dataDir = tempDir();
     await startHub({ dataDir });

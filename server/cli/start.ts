@@ -208,7 +208,11 @@ export async function start(args: string[]): Promise<void> {
   const reload = () => {
     hub.reloadTokens().then(
       (count) => process.stdout.write(`SIGHUP: ${count} tokens in force\n`),
-      (error: Error) => process.stderr.write(`SIGHUP: tokens not reloaded: ${error.message}\n`),
+      (error: Error) => {
+        process.stderr.write(`SIGHUP: tokens not reloaded: ${error.message}\n`);
+        // In the log too, where a successful reload is: a shipper that reads only the JSON lines would not see it failed.
+        hub.log.error({ reason: error.message }, 'tokens not reloaded: the tokens in force are kept');
+      },
     );
   };
   process.on('SIGINT', () => stop('SIGINT'));
