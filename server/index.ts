@@ -238,7 +238,12 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       throw error;
     }
     // Made for the owner alone: the journal and reports hold the workflows' data, tokens.json the tokens.
-    mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    try {
+      mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    } catch (error) {
+      // Named as the setting it is: Node's message gives only a path and a code.
+      throw new HubError('VALIDATION', `dataDir ${dataDir} cannot be created: ${(error as Error).message}`);
+    }
     hubDirectory = await HubDirectory.open(dataDir);
     files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], hubDirectory);
     writer = await StateWriter.open({

@@ -217,6 +217,13 @@ describe('persistence', () => {
     expect((await (await control(second)).workflow(wf.id).get()).stages.loading!.progress).toBe(40);
   });
 
+  it('refuses a data directory that cannot be created, naming the dataDir setting', async () => {
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, '');
+    const failed = createHub({ port: 0, dataDir: join(file, 'data'), tokens: GRANTS, logLevel: 'silent' });
+    await expect(failed).rejects.toThrow(new RegExp(`^dataDir ${join(file, 'data')} cannot be created: ENOTDIR`));
+  });
+
   it('refuses a second hub on the same data directory with a clear message', async () => {
     const dataDir = tempDir();
     await startHub({ dataDir });
