@@ -1,7 +1,8 @@
 import { HubError, isErrorCode } from '../shared/errors.ts';
 
 /** Where tokens come from, for anyone whose token was refused. */
-const WHERE_TOKENS_COME_FROM =
+/** Where a refused token's user finds the right one (the CLI's HTTP commands say it too). */
+export const WHERE_TOKENS_COME_FROM =
   'Tokens come from the hub: it prints them when it starts, `npx switchboard tokens list` lists them, ' +
   'and they are stored in <dataDir>/tokens.json (./.switchboard/tokens.json by default).';
 

@@ -9,9 +9,10 @@ import { optionsFrom } from '../server/cli/start.ts';
 import { prune } from '../server/cli/prune.ts';
 import { reload } from '../server/cli/reload.ts';
 import { status } from '../server/cli/status.ts';
+import { report } from '../server/cli/report.ts';
 import { tokens } from '../server/cli/tokens.ts';
 import { HubOptions } from '../server/options.ts';
-import { GRANTS, tempDir } from './helpers/hub.ts';
+import { GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 
 describe('switchboard start options', () => {
   it('takes the config file, then the environment, then the flags, each winning over the one before; SWITCHBOARD_FSYNC=0 turns fsync off', () => {
@@ -136,6 +137,17 @@ describe('client commands: where the hub and its tokens are', () => {
     await expect(hubAddress({ token: 'some-admin-token' })).rejects.toThrow('SWITCHBOARD_PORT must be a port number (1-65535), got 99999');
     // A socket.io client's ws:// names the same server, which the CLI reads over HTTP.
     expect((await hubAddress({ url: 'ws://127.0.0.1:4701', token: 'some-admin-token' })).url).toBe('http://127.0.0.1:4701');
+  });
+
+  it('says, as the SDK does, where tokens come from when status or report is refused the token, and to start the hub when none listens', async () => {
+    const hub = await startHub();
+    const wrong = (command: typeof status) => command(['--url', hub.url, '--token', 'not-a-token-of-it']).then(() => 'done', (error: Error) => error.message);
+    for (const command of [status, (args: string[]) => report(['some-workflow', ...args])]) {
+      expect(await wrong(command)).toBe(`the hub at ${hub.url} refused the token: unknown token. Tokens come from the hub: it prints them when it starts, \`npx switchboard tokens list\` lists them, and they are stored in <dataDir>/tokens.json (./.switchboard/tokens.json by default).`);
+    }
+    const url = hub.url;
+    await hub.close();
+    expect(await status(['--url', url, '--token', TOKENS.admin]).then(() => 'done', (error: Error) => error.message)).toMatch(/^cannot reach the hub at .*ECONNREFUSED.*\. Is the hub running\? Start it with `npx switchboard start`\.$/);
   });
 
   it('checks --url as the SDK does: a missing scheme gets its hint, a path is refused, and a server that is not a hub is named so', async () => {

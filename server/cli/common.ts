@@ -5,6 +5,7 @@ import { parseSecretJson } from '../secret-json.ts';
 import { parseTokenList, readTokens } from '../transport/auth.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
 import { hubUrl } from '../../client-sdk/hub-url.ts';
+import { WHERE_TOKENS_COME_FROM } from '../../client-sdk/connect-error.ts';
 import { boundedPool } from '../store/postgres/pg-pool.ts';
 import { readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION } from '../store/postgres/schema.ts';
@@ -154,10 +155,16 @@ export async function getFromHub(address: { url: string; token: string }, path: 
   try {
     response = await fetch(new URL(path, address.url), { headers: { authorization: `Bearer ${address.token}` } });
   } catch (error) {
-    throw new CliError(`cannot reach the hub at ${address.url}: ${(error as Error).cause ?? (error as Error).message}`);
+    const cause = (error as Error).cause as NodeJS.ErrnoException | undefined;
+    // As the SDK's clients (status --watch, prune) say it.
+    const hint = cause?.code === 'ECONNREFUSED' ? ' Is the hub running? Start it with `npx switchboard start`.' : '';
+    throw new CliError(`cannot reach the hub at ${address.url}: ${cause ?? (error as Error).message}.${hint}`);
   }
   if (!response.ok) {
     const body = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
+    if (body?.error?.code === 'UNAUTHENTICATED' || body?.error?.code === 'FORBIDDEN') {
+      throw new CliError(`the hub at ${address.url} refused the token: ${body.error.message}. ${WHERE_TOKENS_COME_FROM}`);
+    }
     if (body?.error) throw new CliError(`${path}: ${body.error.code}: ${body.error.message}`);
     // A hub answers every path it does not know with its own error body: a bare 404 is another server.
     if (response.status === 404) throw new CliError(`${address.url} is not a Switchboard hub (${path} answered HTTP 404 without the hub's error); check the URL`);
