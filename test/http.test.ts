@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AgentStatus } from '../shared/schemas/agent.ts';
 import { WorkflowStatus } from '../shared/schemas/workflow.ts';
-import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { agent, control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { untilTrue } from './helpers/wait.ts';
 import { errorRecorder, rawGet, rawRequest } from './helpers/http.ts';
 
@@ -178,7 +178,24 @@ describe('metrics', () => {
     const text = await (await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })).text();
     const samples = (name: string) => text.split('\n').filter((line) => line.startsWith(`${name}{`));
     expect(samples('switchboard_workflows')).toEqual(WorkflowStatus.options.map((status) => `switchboard_workflows{status="${status}"} ${status === 'cancelled' ? 1 : 0}`));
-    expect(samples('switchboard_agents')).toEqual(AgentStatus.options.map((status) => `switchboard_agents{status="${status}"} 0`));
+    expect(samples('switchboard_agents')).toEqual([...AgentStatus.options, 'disconnected'].map((status) => `switchboard_agents{status="${status}"} 0`));
+  });
+
+  it('counts an agent that left, or has not come back since a restart, as disconnected until its grace period ends, not as idle', async () => {
+    const dataDir = tempDir();
+    const agentsBy = async (url: string) => {
+      const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })).text();
+      return text.split('\n').filter((line) => line.startsWith('switchboard_agents{') && !line.endsWith(' 0'));
+    };
+    const hub = await startHub({ dataDir, graceMs: 600_000 });
+    const worker = await agent(hub, { agentId: 'leaves', agentType: 'worker' });
+    expect(await agentsBy(hub.url)).toEqual(['switchboard_agents{status="idle"} 1']);
+    await worker.close();
+    await untilTrue(() => typeof hub.state.agents?.['leaves']?.disconnectedSince === 'number', 'the disconnect is recorded');
+    expect(await agentsBy(hub.url)).toEqual(['switchboard_agents{status="disconnected"} 1']);
+    await hub.close();
+    const again = await startHub({ dataDir, graceMs: 600_000 });
+    expect(await agentsBy(again.url)).toEqual(['switchboard_agents{status="disconnected"} 1']);
   });
 
   it('counts a workflow and its orders the same once it is archived, and after a restart', async () => {

@@ -90,9 +90,10 @@ export class Metrics {
     for (const header of this.sources.archive.headers()) if (!hub.state.workflows.has(header.id)) count(header);
     gauge('switchboard_work_orders', 'Work orders by state, over all workflows (archived ones included).', Object.entries(orders).map(([s, n]) => [`{state="${s}"}`, n]));
     gauge('switchboard_workflows', 'Workflows by status (archived ones included).', Object.entries(workflows).map(([s, n]) => [`{status="${s}"}`, n]));
-    const agents = zeros(AgentStatus.options);
-    for (const agent of Object.values(hub.state.agents ?? {})) agents[agent.status]!++;
-    gauge('switchboard_agents', 'Registered agents by status.', Object.entries(agents).map(([s, n]) => [`{status="${s}"}`, n]));
+    // As the dashboard shows them: one waiting out its grace period (gone, or not back since a restart) keeps its work but is not connected.
+    const agents = zeros([...AgentStatus.options, 'disconnected']);
+    for (const agent of Object.values(hub.state.agents ?? {})) agents[agent.status !== 'offline' && typeof agent.disconnectedSince === 'number' ? 'disconnected' : agent.status]!++;
+    gauge('switchboard_agents', 'Registered agents by status (disconnected: within graceMs of leaving, its work kept).', Object.entries(agents).map(([s, n]) => [`{status="${s}"}`, n]));
     out.push('# HELP switchboard_assignment_latency_seconds Time from a work order becoming ready (queued, or its retry backoff over) to its offer being pushed.');
     out.push('# TYPE switchboard_assignment_latency_seconds histogram', ...this.assignmentLatency.lines('switchboard_assignment_latency_seconds'));
     out.push('# HELP switchboard_journal_write_seconds Duration of one journal write (a batch of records).');
