@@ -84,10 +84,13 @@ export class Metrics {
       workflows[workflow.status]!++;
       for (const [state, n] of Object.entries(workflow.workOrderCounts)) orders[state]! += n;
     };
-    for (const workflow of hub.state.workflows.values()) count(workflow);
     // Archived ones too, as lists and `switchboard status` show them: else the counts drop when a workflow leaves memory.
-    // One still in memory (a crash between its archive write and leaving) is counted once.
-    for (const header of this.sources.archive.headers()) if (!hub.state.workflows.has(header.id)) count(header);
+    // One also still in memory (a crash between its archive write and leaving) is counted once, as archived.
+    const archive = this.sources.archive;
+    for (const workflow of hub.state.workflows.values()) if (archive.header(workflow.id) === undefined) count(workflow);
+    // Known names only: a damaged index line's would be no label Prometheus could read.
+    for (const [status, n] of archive.tally.workflows) if (Object.hasOwn(workflows, status)) workflows[status]! += n;
+    for (const [state, n] of archive.tally.orders) if (Object.hasOwn(orders, state)) orders[state]! += n;
     gauge('switchboard_work_orders', 'Work orders by state, over all workflows (archived ones included).', Object.entries(orders).map(([s, n]) => [`{state="${s}"}`, n]));
     gauge('switchboard_workflows', 'Workflows by status (archived ones included).', Object.entries(workflows).map(([s, n]) => [`{status="${s}"}`, n]));
     // As the dashboard shows them: one waiting out its grace period (gone, or not back since a restart) keeps its work but is not connected.

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
+import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchiveTally, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
 import { DamagedPart } from './archive-lines.ts';
 import { SharedLoad } from './shared-load.ts';
 import { readArchivedDocument, readLines, writeArchivedFile } from './archived-file.ts';
@@ -124,6 +124,9 @@ export class FileArchive implements WorkflowArchive {
 
   get size(): number {
     return this.index.size;
+  }
+  get tally(): ArchiveTally {
+    return this.index.tally;
   }
   /** Whether the workflow is archived; before the index is read, whether its file is there. */
   has(id: string): boolean {

@@ -43,6 +43,8 @@ export interface WorkflowArchive {
   headers(): readonly ArchivedHeader[];
   /** How many workflows are archived. */
   readonly size: number;
+  /** Archived workflows by status and their orders by state (complete once `ready`). */
+  readonly tally: ArchiveTally;
   /**
    * Writes a finished workflow durably with its summary (serialised before this returns), reading
    * its lines as they come; resolves once it is on disk and listed. The summary is kept apart so
@@ -80,4 +82,42 @@ export function damaged(id: string, where: string, why: string): HubError {
 }
 
 /** Archived headers in the order of workflow.list, with a lookup by id. Shared by every archive implementation. */
-export class HeaderIndex extends CreationOrder<ArchivedHeader> {}
+export class HeaderIndex extends CreationOrder<ArchivedHeader> {
+  /** Workflows by status and their orders by state over every header, kept as headers come and go: /metrics reads them without a pass over the archive. */
+  readonly tally: ArchiveTally = { workflows: new Map(), orders: new Map() };
+
+  override put(header: ArchivedHeader): void {
+    super.put(header);
+    this.count(header, 1);
+  }
+
+  override remove(id: string): void {
+    const header = this.get(id);
+    super.remove(id);
+    if (header) this.count(header, -1);
+  }
+
+  override delete(ids: readonly string[]): void {
+    for (const id of new Set(ids)) {
+      const header = this.get(id);
+      if (header) this.count(header, -1);
+    }
+    super.delete(ids);
+  }
+
+  private count(header: ArchivedHeader, sign: 1 | -1): void {
+    add(this.tally.workflows, header.status, sign);
+    // A damaged index line may hold anything there: only whole counts are added.
+    for (const [state, n] of Object.entries(header.workOrderCounts)) if (Number.isSafeInteger(n)) add(this.tally.orders, state, sign * n);
+  }
+}
+
+/** Archived workflows by status, and their work orders by state. */
+export interface ArchiveTally {
+  workflows: Map<string, number>;
+  orders: Map<string, number>;
+}
+
+function add(counts: Map<string, number>, key: string, n: number): void {
+  counts.set(key, (counts.get(key) ?? 0) + n);
+}

@@ -20,6 +20,9 @@ class MemoryArchive implements WorkflowArchive {
   get size() {
     return this.index.size;
   }
+  get tally() {
+    return this.index.tally;
+  }
   has(id: string) {
     return this.index.has(id);
   }

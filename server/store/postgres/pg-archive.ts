@@ -5,7 +5,7 @@ import { HubError } from '../../../shared/errors.ts';
 import type { WorkflowSummary } from '../../../shared/schemas/summary.ts';
 import { workflowHeader } from '../../../shared/schemas/workflow.ts';
 import { TimeSlice } from '../../time-slice.ts';
-import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from '../archive.ts';
+import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchiveTally, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from '../archive.ts';
 import { DamagedPart, readDocument } from '../archive-lines.ts';
 import { SharedLoad } from '../shared-load.ts';
 import { JOURNAL_CHANNEL, type Fence } from './pg-journal.ts';
@@ -112,6 +112,9 @@ export class PgArchive implements WorkflowArchive {
 
   get size(): number {
     return this.index.size;
+  }
+  get tally(): ArchiveTally {
+    return this.index.tally;
   }
   /** Whether the workflow is archived, as this node knows it (a follower: as of its last refresh). */
   has(id: string): boolean {
