@@ -16,6 +16,7 @@ import { apiRoutes } from './http/api.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
 import { Metrics, metricsRoute } from './http/metrics.ts';
 import { createRouter, refuseAll } from './http/router.ts';
+import { OpenConnections } from './http/open-connections.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
 import { logJournalWrite, logNotices, logSnapshot } from './operator-log.ts';
@@ -181,8 +182,12 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const http = parts.server ?? createServer();
   // Until the hub's routes are ready, every request is told to come back (the router replaces this).
   let serve: RequestListener = refuseAll(new HubError('UNAVAILABLE', 'the hub is starting'));
+  const connections = parts.server ? undefined : new OpenConnections(http);
   if (!parts.server) {
-    http.on('request', (req, res) => serve(req, res));
+    http.on('request', (req, res) => {
+      connections!.answer(req, res);
+      serve(req, res);
+    });
     // The port first: a start that cannot have it leaves the data directory as it found it (no
     // tokens.json, journal or lock written). The error keeps Node's code (EADDRINUSE, EACCES).
     http.listen(options.port, options.host);
@@ -314,9 +319,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         : // Closing the transport (not each socket) lets clients reconnect to the next hub.
           new Promise<void>((done) => {
             void io.close(() => done());
-            // The server's close waits for every HTTP connection to end: a client that never finishes
-            // its request (or reads slowly) would hold the stop, and the final snapshot, for minutes.
-            http.closeAllConnections();
+            connections!.close();
           }),
     );
     const reads = new WorkflowReads(writer, store.archive, options.agingMs);
