@@ -5,6 +5,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectAgent, connectControl, connectMonitor } from '../client-sdk/index.ts';
 import { codeOf, hubErrorOf } from './helpers/errors.ts';
 import { rawGet } from './helpers/http.ts';
+import { LEVEL, logRecorder } from './helpers/log-recorder.ts';
 import { agent, control, GRANTS, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 
 /** Connects to /control with `token` and these headers: "connected", or the refusal's "CODE: message". */
@@ -26,7 +27,8 @@ describe('authentication', () => {
   });
 
   it('throttles an address that presents unknown tokens, except for the tokens that logged in from it', async () => {
-    const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 } });
+    const log = logRecorder();
+    const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 } }, { logger: log.logger });
     await agent(hub, { agentId: 'beside', agentType: 'worker' });
     expect(await codeOf(connectControl({ url: hub.url, token: 'guess-one-token' }))).toBe('UNAUTHENTICATED');
     expect((await rawGet(hub.url, '/api/workflows', 'guess-two-token')).status).toBe(401);
@@ -39,6 +41,10 @@ describe('authentication', () => {
     const http = await rawGet(hub.url, '/api/workflows', TOKENS.monitor);
     expect(http.status).toBe(429);
     expect(JSON.parse(http.body).error.code).toBe('RATE_LIMITED');
+    // Each guess is a warning; the refusals of the throttled address after them, at every try, are not.
+    const refusals = [...log.find('connection refused'), ...log.find('http request refused')];
+    expect(refusals.filter((entry) => entry.level === LEVEL.warn).map((entry) => entry.code)).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED']);
+    expect(refusals.filter((entry) => entry.level === LEVEL.debug).map((entry) => entry.code)).toEqual(['RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED']);
 
     // The agent token logged in from here before: another agent with it is let in and registers.
     const second = connectAgent({ url: hub.url, token: TOKENS.agent, agentId: 'second', agentType: 'worker' });

@@ -6,6 +6,7 @@ import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Logger } from '../logger.ts';
 import { requireRole, type TokenRegistry } from '../transport/auth.ts';
 import type { AddressOf } from '../transport/client-address.ts';
+import { refusalLevel } from '../transport/login-throttle.ts';
 
 /** What a route returns: a status, a body and its content type (JSON by default). */
 export interface HttpReply {
@@ -141,7 +142,7 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
       (reply) => send(res, reply),
       (error: unknown) => {
         if (!(error instanceof HubError)) log.error({ err: error, path: url.pathname }, 'http route failed');
-        else if (!admitted) log.warn({ path: url.pathname, code: error.code, reason: error.message, role: grant?.role, tokenName: grant?.name, address }, 'http request refused');
+        else if (!admitted) log[refusalLevel(error.code)]({ path: url.pathname, code: error.code, reason: error.message, role: grant?.role, tokenName: grant?.name, address }, 'http request refused');
         refuse(res, error instanceof HubError ? error : new HubError('INTERNAL', 'internal error'));
       },
     );

@@ -6,6 +6,14 @@ export interface LoginLimits {
   perMinute: number;
 }
 
+/**
+ * The level a refused login is logged at: an address throttled for guessing is refused at every
+ * try, which would flood the log; the unknown tokens it presented first were each logged at warn.
+ */
+export function refusalLevel(code: string): 'warn' | 'debug' {
+  return code === 'RATE_LIMITED' ? 'debug' : 'warn';
+}
+
 /** Addresses followed at most: a guesser with many addresses must not grow the hub's memory. */
 export const MAX_ADDRESSES = 10_000;
 

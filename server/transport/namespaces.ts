@@ -9,6 +9,7 @@ import { actorOf, requireRole, type TokenRegistry } from './auth.ts';
 import type { AddressOf } from './client-address.ts';
 import { dropConnection, pauseReading, trackBacklog, unreadBytes } from './backlog.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { refusalLevel } from './login-throttle.ts';
 import { validationError } from './validation.ts';
 
 /** Who is on the other end of a socket. */
@@ -142,7 +143,7 @@ export function bindNamespace<N extends NamespaceName>(
       next();
     } catch (error) {
       const hubError = error instanceof HubError ? error : new HubError('INTERNAL', 'connection refused');
-      options.log.warn(
+      options.log[refusalLevel(hubError.code)](
         { namespace: nsp.name, code: hubError.code, reason: hubError.message, role: grant?.role, tokenName: grant?.name, address },
         'connection refused',
       );
