@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Mutex } from 'async-mutex';
 import { HubError } from '../shared/errors.ts';
+import { appendAll } from '../shared/append-all.ts';
 import { applyCommand, type Command, type CommandReply, type CommandType } from './domain/machinery/commands.ts';
 import type { DomainSettings } from './domain/machinery/context.ts';
 import type { Effect } from './domain/machinery/effects.ts';
@@ -385,7 +386,7 @@ export class StateWriter {
         batch.resolve();
         if (this.unstored === batch) this.unstored = undefined;
         const effects: Effect[] = [];
-        for (const tx of batch.transactions) effects.push(...tx.effects);
+        for (const tx of batch.transactions) appendAll(effects, tx.effects);
         // Its offers leave now, pushed or in replies: their accept windows start now.
         const sentAt = this.monotonicClock();
         for (const effect of effects) if (effect.type === 'offer') this.state.work.offerSent(effect.assignment.attemptToken, effect.assignment.acceptMs, sentAt);

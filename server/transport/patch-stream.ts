@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Namespace, Socket } from 'socket.io';
+import { appendAll } from '../../shared/append-all.ts';
 import { compactOps, type PatchOp } from '../../shared/patch.ts';
 import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
 import { INLINE_REPLY_BYTES } from '../../shared/schemas/transfer.ts';
@@ -239,7 +240,7 @@ export class PatchStream {
     let from = stream.sent;
     let ops: PatchOp[] = [];
     for (const entry of stream.pending) {
-      ops.push(...entry.ops);
+      appendAll(ops, entry.ops);
       if (stream.cuts.has(entry.v) || entry === stream.pending[stream.pending.length - 1]) {
         this.emit({ doc, from, to: entry.v, ops: compactOps(ops) });
         stream.cuts.delete(entry.v);
@@ -328,7 +329,7 @@ export class PatchStream {
       const ops: PatchOp[] = [];
       for (let i = stream.dropped; i < stream.recent.length; i++) {
         const entry = stream.recent[i]!;
-        if (entry.v > version) ops.push(...entry.ops);
+        if (entry.v > version) appendAll(ops, entry.ops);
       }
       const missed = compactOps(ops);
       // More than a big reply's worth: the snapshot instead, which comes as a transfer when it is big too, not one unbounded message.
