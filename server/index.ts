@@ -421,10 +421,14 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).
     serve = router;
-    const sweep = () =>
-      writer.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).catch((error: Error) => {
-        if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) logger.error({ err: error }, 'sweep failed');
-      });
+    // A sweep that ran its most timers goes on in the next turn, after the I/O waiting then.
+    const sweep = (): Promise<void> =>
+      writer.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'sweeper' } }).then(
+        (swept) => void (swept.more && setImmediate(sweep)),
+        (error: Error) => {
+          if (!(error instanceof HubError && error.code === 'UNAVAILABLE')) logger.error({ err: error }, 'sweep failed');
+        },
+      );
     // After the I/O waiting at that moment: a hub that was paused (a VM, SIGSTOP, a long stall)
     // first reads the heartbeats and answers that arrived meanwhile, then judges leases and offers.
     const sweeper = setInterval(() => setImmediate(sweep), options.sweepIntervalMs);

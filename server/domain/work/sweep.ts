@@ -11,6 +11,12 @@ import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 
 /**
+ * How many timers one sweep runs. It is one command, so one turn of the event loop: 50,000
+ * overall timeouts due at once held it 1.2 s. The rest stay due, and the hub sweeps again at once.
+ */
+export const TIMERS_PER_SWEEP = 1_000;
+
+/**
  * The hub's periodic check, with the clock it is given: offers past their accept deadline go to
  * someone else, running attempts whose lease lapsed are retried, agents gone longer than the grace
  * period are marked offline and lose their work, agents offline longer than forgetAgentsAfterMs
@@ -18,9 +24,10 @@ import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
  * fail. Cost is proportional to the work in flight and due. Every timer but forgetting runs on the
  * monotonic clock, so a step of the wall clock neither ends them all at once nor holds them for its
  * length; backoffs and overall timeouts, kept in documents across restarts as wall-clock times, are
- * put on it for what is left of them by the wall clock when set, and at start-up.
+ * put on it for what is left of them by the wall clock when set, and at start-up. It runs at most
+ * TIMERS_PER_SWEEP timers; `more` then says that others may be due still.
  */
-export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; forgotten: number; timedOut: number } {
+export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; forgotten: number; timedOut: number; more: boolean } {
   const work = t.state.work;
   const now = t.ctx.now;
   const monotonicNow = t.ctx.monotonicNow;
@@ -32,9 +39,14 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
   // A timer whose change failed lately waits its turn (FaultBackoff).
   const putOff = (key: string) => !work.sweepFaults.mayRun(key, monotonicNow);
   const failed = { count: 0 };
-  const runTimer = <T>(key: string, change: () => T) => runAlone(t, key, change, failed);
+  let left = TIMERS_PER_SWEEP;
+  const runTimer = <T>(key: string, change: () => T) => {
+    left--;
+    return runAlone(t, key, change, failed);
+  };
 
   for (const [agentId, since] of work.disconnected) {
+    if (left <= 0) break;
     const agent = t.state.agents?.[agentId];
     if (!agent || agent.status === 'offline' || since + t.ctx.settings.graceMs > monotonicNow || putOff(`offline:${agentId}`)) continue;
     count(runTimer(`offline:${agentId}`, () => markOffline(t, agent, since)));
@@ -42,7 +54,8 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
 
   const forgetAfter = t.ctx.settings.forgetAgentsAfterMs;
   const waiting: OfflineAgent[] = [];
-  for (let due = work.offline.nextDue(now - forgetAfter); due; due = work.offline.nextDue(now - forgetAfter)) {
+  const nextToForget = () => (left > 0 ? work.offline.nextDue(now - forgetAfter) : undefined);
+  for (let due = nextToForget(); due; due = nextToForget()) {
     const agentId = due.agentId;
     const agent = t.state.agents && Object.hasOwn(t.state.agents, agentId) ? t.state.agents[agentId] : undefined;
     // Back since: nothing to forget. Back and offline again since: its wait starts from then.
@@ -66,6 +79,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
   for (const due of waiting) work.offline.watch(due.agentId, due.at);
 
   for (const [token, active] of [...work.active]) {
+    if (left <= 0) break;
     const order = orderOf(active.workflowId, active.workOrderId);
     if (!order || order.attempt?.token !== token) continue;
     // An offer still waiting for its batch to be stored has not reached its agent: no answer is due yet.
@@ -84,7 +98,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     }
   }
 
-  for (const due of dueEntries(work.delayed, monotonicNow)) {
+  for (const due of dueEntries(work.delayed, monotonicNow, left)) {
     const order = orderOf(due.workflowId, due.workOrderId);
     // Not a timer of an earlier backoff (the order ran and backed off again since).
     if (order?.state !== 'queued' || order.notBefore !== due.notBefore) continue;
@@ -100,7 +114,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     });
   }
 
-  for (const due of dueEntries(work.deadlines, monotonicNow)) {
+  for (const due of dueEntries(work.deadlines, monotonicNow, left)) {
     const order = orderOf(due.workflowId, due.workOrderId);
     // Not a timer of another order of that id (its workflow was deleted, and the id taken again).
     if (!order || FINAL_STATES.has(order.state) || order.firstQueuedAt !== due.firstQueuedAt || order.timeouts.overallMs === null) continue;
@@ -125,7 +139,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     work.rebuild(t.state.workflows.values(), t.state.agents, now, monotonicNow);
     t.state.inventory.rebuild(t.state.workflows.values());
   }
-  return result;
+  return { ...result, more: left <= 0 };
 }
 
 /** An agent gone longer than its grace period goes offline: its offers are withdrawn and its attempts fail. */
@@ -161,10 +175,10 @@ function lapseLease(t: CommandContext, order: WorkOrder): void {
   failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });
 }
 
-/** Takes the entries of a timer queue due at `monotonicNow`, earliest first. */
-function dueEntries<T extends { at: number }>(queue: PriorityQueue<T>, monotonicNow: number): T[] {
+/** Takes at most `most` entries of a timer queue due at `monotonicNow`, earliest first. */
+function dueEntries<T extends { at: number }>(queue: PriorityQueue<T>, monotonicNow: number, most: number): T[] {
   const due: T[] = [];
-  while (queue.size > 0 && queue.peek()!.at <= monotonicNow) due.push(queue.pop()!);
+  while (due.length < most && queue.size > 0 && queue.peek()!.at <= monotonicNow) due.push(queue.pop()!);
   return due;
 }
 
