@@ -160,6 +160,9 @@ function single(nodeId: string, url: string, version: number): ClusterInfo {
   return { nodeId, role: 'leader', leader: { nodeId, url }, epoch: 0, version, nodes: [{ nodeId, url, role: 'leader', version, seenMsAgo: 0 }] };
 }
 
+/** How long a closing hub's HTTP connections that are neither answered nor gone may stay (a half-sent request: Node would wait a minute). */
+const STRAGGLERS_CUT_AFTER_MS = 1000;
+
 /**
  * Starts a hub: loads the state from `dataDir`, then serves socket.io namespaces and HTTP.
  * @example const hub = await createHub({ port: 0, dataDir: './data', tokens }); console.log(hub.url);
@@ -319,7 +322,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         : // Closing the transport (not each socket) lets clients reconnect to the next hub.
           new Promise<void>((done) => {
             void io.close(() => done());
-            connections!.close();
+            connections!.close(STRAGGLERS_CUT_AFTER_MS);
           }),
     );
     const reads = new WorkflowReads(writer, store.archive, options.agingMs);

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
  * The connections of the hub's own HTTP server, and which are being answered. A server's close
  * waits for every connection to end, and one whose request never came whole (Node waits a minute
  * for its headers) or sits idle held the hub's stop, and its final snapshot, that long. At close,
- * those are cut; one being answered gets its reply (a 503 as the hub goes) and ends after it.
+ * those are cut after a moment; one being answered gets its reply (a 503 as the hub goes) and ends after it.
  */
 export class OpenConnections {
   private readonly open = new Set<Duplex>();
@@ -18,8 +18,9 @@ export class OpenConnections {
       this.open.add(socket);
       socket.once('close', () => this.open.delete(socket));
     });
-    // socket.io takes an upgraded connection over and closes it itself.
-    server.on('upgrade', (_request: IncomingMessage, socket: Duplex) => this.open.delete(socket));
+    // No 'upgrade' listener: with one of ours beside socket.io's, its Python clients were slow to
+    // reconnect to the next hub (2 of 12 runs of the reconnect tests failed). socket.io closes the
+    // WebSockets itself at close, before the stragglers' cut.
   }
 
   /** Notes a request the hub answers on its connection, until its reply is done or aborted. */
@@ -35,9 +36,17 @@ export class OpenConnections {
     });
   }
 
-  /** Cuts every connection not being answered; each answered one ends once its reply is out. */
-  close(): void {
+  /**
+   * Cuts, `afterMs` from now, every connection still open that is not being answered; each one
+   * being answered ends once its reply is out. Not at once: socket.io's clients are first told
+   * the hub is going (in a long poll's answer, say), and reconnect soon after to the next hub.
+   */
+  close(afterMs: number): void {
     this.closing = true;
-    for (const socket of this.open) if (!this.answering.has(socket)) socket.destroy();
+    const cut = setTimeout(() => {
+      for (const socket of this.open) if (!this.answering.has(socket)) socket.destroy();
+    }, afterMs);
+    // A hub closed before then leaves nothing to cut, and no reason to keep the process.
+    cut.unref();
   }
 }
