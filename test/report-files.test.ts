@@ -1,21 +1,15 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { DataFiles } from '../server/data-files.ts';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { gateFileReads, outputRoot } from './helpers/gated-reads.ts';
 import { control, startHub } from './helpers/hub.ts';
 import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
-import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
+import { untilOrder, untilTrue } from './helpers/wait.ts';
 
 /**
  * A hub whose data roots hold one output file, with its reading of files held until `gate` is
  * resolved (a big file being hashed); `writer` takes task type t, `prober` task type p.
  */
 async function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'sb-outputs-'));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'out.csv');
-  writeFileSync(file, 'a,b\n1,2\n');
+  const { dir, file } = outputRoot();
   const hub = await startHub({ sweepIntervalMs: 20, dataRoots: [dir] });
   const wf = await (await control(hub)).createWorkflow({ userQuery: 'a big output' });
   await wf.start();
@@ -25,14 +19,7 @@ async function setup() {
     writer.close();
     prober.close();
   });
-  const gate = deferred();
-  const observe = DataFiles.prototype.observe;
-  const spy = vi.spyOn(DataFiles.prototype, 'observe').mockImplementation(async function (this: DataFiles, ...args: Parameters<DataFiles['observe']>) {
-    await gate.promise;
-    return observe.apply(this, args);
-  });
-  onTestFinished(() => spy.mockRestore());
-  return { hub, wf, writer, prober, file, gate, reading: () => untilTrue(() => spy.mock.calls.length > 0, 'the hub reading the output') };
+  return { hub, wf, writer, prober, file, ...gateFileReads() };
 }
 
 // PROTOCOL.md: a report on an offered attempt accepts it, and one that arrives within the lease is taken.

@@ -1,13 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { DataFiles } from '../server/data-files.ts';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { EmbeddedStore, type RunningHub } from '../server/index.ts';
 import { HeldWrites } from './helpers/held-writes.ts';
 import { control, startHub, tempDir } from './helpers/hub.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
-import { deferred, untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
+import { gateFileReads, outputRoot } from './helpers/gated-reads.ts';
+import { untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
 
 // Races between the work-order lifecycle and the hub's timers, made exact by a clock the test
 // moves and journal writes it holds.
@@ -87,30 +84,21 @@ describe('a late sweep that finds both the grace and a lease over', () => {
 
 describe('a completion whose output files the hub is still reading when the overall timeout comes', () => {
   it('is taken, as it arrived within overallMs; the order does not fail under it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sb-outputs-'));
-    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    const file = join(dir, 'out.csv');
-    writeFileSync(file, 'a,b\n1,2\n');
+    const { dir, file } = outputRoot();
     const clock = { now: Date.now() };
     const hub = await startHub({ sweepIntervalMs: 60_000, dataRoots: [dir] }, { clock: () => clock.now });
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'a big output near the deadline' });
     await wf.start();
     const worker = await rawAgent(hub.url, 'raw-1', ['t']);
     // Reading the output waits for the gate (a big file being hashed).
-    const gate = deferred();
-    const observe = DataFiles.prototype.observe;
-    const spy = vi.spyOn(DataFiles.prototype, 'observe').mockImplementation(async function (this: DataFiles, ...args: Parameters<DataFiles['observe']>) {
-      await gate.promise;
-      return observe.apply(this, args);
-    });
-    onTestFinished(() => spy.mockRestore());
+    const { gate, reading } = gateFileReads();
     await wf.createWorkOrder({ id: 'job', taskType: 't', timeouts: { acceptMs: 10_000, leaseMs: 30_000, overallMs: 5000 } });
     const offer = await worker.nextOffer();
     offer.ack({ accept: true });
     await untilOrder(hub, wf.id, 'job', 'running');
     clock.now += 4000;
     const completion = worker.request('task.complete', { ...refOf(offer.assignment), result: 'rows: 1', outputs: [{ id: 'out', path: file }] });
-    await untilTrue(() => spy.mock.calls.length > 0, 'the hub reading the output');
+    await reading();
     clock.now += 2000;
     expect(await sweep(hub)).toMatchObject({ timedOut: 0 });
     gate.resolve();
@@ -120,8 +108,7 @@ describe('a completion whose output files the hub is still reading when the over
 
   it('fails the order once the read is over and the report was refused', async () => {
     const clock = { now: Date.now() };
-    const dir = mkdtempSync(join(tmpdir(), 'sb-outputs-'));
-    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const { dir } = outputRoot();
     const hub = await startHub({ sweepIntervalMs: 60_000, dataRoots: [dir] }, { clock: () => clock.now });
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'a refused output near the deadline' });
     await wf.start();
@@ -143,26 +130,17 @@ describe('a completion whose output files the hub is still reading when the over
 
 describe('an agent that reconnects while the hub reads the files of its report on an offer', () => {
   it('keeps the offer for that report, which accepts it: the completion that came before the reconnect is taken', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sb-outputs-'));
-    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    const file = join(dir, 'out.csv');
-    writeFileSync(file, 'a,b\n1,2\n');
+    const { dir, file } = outputRoot();
     const hub = await startHub({ sweepIntervalMs: 60_000, dataRoots: [dir] });
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'reconnect during a read' });
     await wf.start();
     const worker = await rawAgent(hub.url, 'raw-1', ['t']);
-    const gate = deferred();
-    const observe = DataFiles.prototype.observe;
-    const spy = vi.spyOn(DataFiles.prototype, 'observe').mockImplementation(async function (this: DataFiles, ...args: Parameters<DataFiles['observe']>) {
-      await gate.promise;
-      return observe.apply(this, args);
-    });
-    onTestFinished(() => spy.mockRestore());
+    const { gate, reading } = gateFileReads();
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
     // The agent works first and would answer the offer later (as python-socketio acks once its handler returns).
     const { assignment } = await worker.nextOffer();
     worker.socket.emit('task.complete', { ...refOf(assignment), result: 'rows: 1', outputs: [{ id: 'out', path: file }] }, () => undefined);
-    await untilTrue(() => spy.mock.calls.length > 0, 'the hub reading the output');
+    await reading();
     // Its connection drops and the same agent registers again over a new one, the read still going on.
     const again = await rawAgent(hub.url, 'raw-1', ['t']);
     onTestFinished(() => void again.close());
