@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Workflow } from '../shared/schemas/workflow.ts';
+import { TimeSlice } from '../server/time-slice.ts';
 import { control, monitor, startHub } from './helpers/hub.ts';
+import { deferred, untilTrue } from './helpers/wait.ts';
 
 /** More than the 64 transfers one connection may hold open at once. */
 const WORKFLOWS = 66;
@@ -27,4 +29,34 @@ describe('subscribeAll to many big workflows', () => {
     const mirrors = await watcher.subscribeAll();
     for (const id of ids) expect(Object.keys((mirrors.get(id)?.state as Workflow | undefined)?.workOrders ?? {})).toHaveLength(5);
   });
+
+  it('answers others while its answer is built, and a change made meanwhile reaches the mirrors', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const workflows = await Promise.all([0, 1, 2].map((w) => client.createWorkflow({ userQuery: `small ${w}` })));
+    const watcher = await monitor(hub);
+    // Every slice spent at once, and the hub's next turn held until the test lets it go: between two documents' answers.
+    const gate = deferred();
+    vi.spyOn(TimeSlice.prototype, 'spent', 'get').mockReturnValue(true);
+    const next = TimeSlice.prototype.next;
+    const held = vi.spyOn(TimeSlice.prototype, 'next').mockImplementation(async function (this: TimeSlice) {
+      await gate.promise;
+      return next.call(this);
+    });
+    onTestFinished(() => void vi.restoreAllMocks());
+    let answered = false;
+    const following = watcher.subscribeAll().then((mirrors) => ((answered = true), mirrors));
+    await untilTrue(() => held.mock.calls.length > 0, 'the hub between two answers');
+    // Every workflow changes, those answered already and those not.
+    for (const wf of workflows) await wf.createWorkOrders([{ id: 'late', taskType: 'nobody-serves-this' }]);
+    expect(answered).toBe(false);
+    gate.resolve();
+    const mirrors = await following;
+    for (const wf of workflows) {
+      const mirror = mirrors.get(wf.id)!;
+      await mirror.until((state) => (state as Workflow).workOrders.late !== undefined, { what: `${wf.id}'s late order` });
+      expect(mirror.state).toEqual(await wf.get());
+    }
+  });
 });
+

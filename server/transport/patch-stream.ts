@@ -8,6 +8,7 @@ import { isViewName } from '../../shared/schemas/views.ts';
 import { AGENTS_DOC, docKeys, docRoot, jsonSmallerThan, versionOf, workflowSmallerThan, type DocKey } from '../domain/machinery/state.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { pinnedJsonParts } from '../pinned-json.ts';
+import { TimeSlice } from '../time-slice.ts';
 import type { CommittedBatch, RolledBack, StateWriter } from '../state-writer.ts';
 import { EncodedJson } from './encoded-json.ts';
 import { viewBody } from './replies.ts';
@@ -291,8 +292,13 @@ export class PatchStream {
     return subscription;
   }
 
-  /** Subscribes a socket to every document (and to documents created later). */
-  subscribeAll(
+  /**
+   * Subscribes a socket to every document (and to documents created later). The answer is built a
+   * slice at a time: a thousand workflows' snapshots would hold the hub for a second. The socket
+   * joins first, so a document changed before its turn comes has its patches sent (the client holds
+   * them until the answer, as for a transfer).
+   */
+  async subscribeAll(
     socket: Socket,
     versions: Record<string, number>,
     epoch: string | undefined,
@@ -304,13 +310,24 @@ export class PatchStream {
     socket.data.followsAll = true;
     socket.data.scope = scope;
     // The pool before its first agent too, as {} (see snapshotOf).
-    const docs = (this.hub.state.agents ? docKeys(this.hub.state) : [...docKeys(this.hub.state), AGENTS_DOC]).filter(visible);
-    const held = (doc: DocKey) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined);
-    const subscriptions = docs.map((doc) => this.catchUp(socket, doc, held(doc)));
+    const docs = this.hub.state.agents ? docKeys(this.hub.state) : [...docKeys(this.hub.state), AGENTS_DOC];
     if (scope) void socket.join([...scope, '@agents'].map(room));
     else void socket.join(ALL);
     // Everything again: what it unsubscribed from before is followed too.
     for (const name of [...socket.rooms]) if (name.startsWith(LEFT_OUT)) void socket.leave(name);
+    const subscriptions: Array<Subscription | Promise<Subscription>> = [];
+    const slice = new TimeSlice();
+    for (const doc of docs) {
+      if (slice.spent) {
+        await slice.next();
+        if (socket.disconnected) break;
+      }
+      // Archived meanwhile, or out of the token's sight since a reload: left out, as if asked for now.
+      if ((doc !== AGENTS_DOC && docRoot(this.hub.state, doc) === undefined) || !visible(doc)) continue;
+      // Held in the epoch asked about: a rollback or prune meanwhile makes the rest snapshots.
+      const held = epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined;
+      subscriptions.push(this.catchUp(socket, doc, held));
+    }
     return Promise.all(subscriptions);
   }
 
