@@ -1,6 +1,5 @@
 import { once } from 'node:events';
 import { batchWebSocketWrites } from './transport/cork.ts';
-import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -43,6 +42,7 @@ import { ReportRenderer } from './reports/report-renderer.ts';
 import { ViewStreams } from './transport/view-streams.ts';
 import { bindNamespace, sessionOf } from './transport/namespaces.ts';
 import { WorkflowReads } from './workflow-reads.ts';
+import { makeDirectory } from './make-directory.ts';
 
 export { HubOptions, type HubOptionsInput } from './options.ts';
 export type { Store } from './store/store.ts';
@@ -247,7 +247,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     }
     // Made for the owner alone: the journal and reports hold the workflows' data, tokens.json the tokens.
     try {
-      mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+      makeDirectory(dataDir, PRIVATE_DIR_MODE);
     } catch (error) {
       // Named as the setting it is: Node's message gives only a path and a code.
       throw new HubError('VALIDATION', `dataDir ${dataDir} cannot be created: ${(error as Error).message}`);

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createHub, EmbeddedStore, type RunningHub } from '../server/index.ts';
@@ -222,6 +222,11 @@ describe('persistence', () => {
     writeFileSync(file, '');
     const failed = createHub({ port: 0, dataDir: join(file, 'data'), tokens: GRANTS, logLevel: 'silent' });
     await expect(failed).rejects.toThrow(new RegExp(`^dataDir ${join(file, 'data')} cannot be created: ENOTDIR`));
+  });
+
+  it.runIf(existsSync('/proc/self'))('refuses a data directory under /proc, where Node\'s own recursive mkdir never returns', async () => {
+    const failed = createHub({ port: 0, dataDir: '/proc/switchboard-test/data', tokens: GRANTS, logLevel: 'silent' });
+    await expect(failed).rejects.toThrow(/^dataDir \/proc\/switchboard-test\/data cannot be created: ENOENT/);
   });
 
   it('refuses a second hub on the same data directory with a clear message', async () => {

@@ -1,4 +1,4 @@
-import { mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowArchive } from './archive.ts';
 import { FileArchive } from './archive-files.ts';
@@ -11,6 +11,7 @@ import { recover, type Recovered } from './recovery.ts';
 import { replaceSnapshot, SNAPSHOT_FILE, snapshotOnDisk, snapshotText, type SnapshotIndex } from './snapshot.ts';
 import { removeUnfinishedSnapshot, writeSnapshot } from './snapshot-writer.ts';
 import { snapshotThreshold, type CurrentDocs, type PinnedDocs, type SnapshotEvent, type SnapshotTrigger, type Store } from './store.ts';
+import { makeDirectory } from '../make-directory.ts';
 
 export interface EmbeddedStoreOptions extends SnapshotTrigger {
   dataDir: string;
@@ -57,7 +58,7 @@ export class EmbeddedStore implements Store {
   }
 
   async open(): Promise<Recovered> {
-    mkdirSync(this.options.dataDir, { recursive: true });
+    makeDirectory(this.options.dataDir);
     this.release = acquireLock(this.options.dataDir, this.options.onWarning);
     try {
       const dir = this.options.dataDir;

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
@@ -8,6 +8,7 @@ import { TokenList, type Role, type TokenGrant } from '../../shared/schemas/toke
 import type { Actor } from '../domain/machinery/actor.ts';
 import { parseSecretJson } from '../secret-json.ts';
 import type { LoginThrottle } from './login-throttle.ts';
+import { makeDirectory } from '../make-directory.ts';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('base64');
 
@@ -154,7 +155,7 @@ export function readDataDirTokens(dataDir: string): TokenGrant[] {
 
 /** Writes generated tokens to `<dataDir>/tokens.json` (readable by the owner alone). */
 export function saveTokens(dataDir: string, grants: TokenGrant[]): void {
-  mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  makeDirectory(dataDir, PRIVATE_DIR_MODE);
   // Written aside and renamed into place: a crash in the middle leaves no half file for the next start to refuse.
   const temporary = temporaryPath(dataDir, TOKENS_FILE);
   rmSync(temporary, { force: true });
