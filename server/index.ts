@@ -268,6 +268,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         backoffMaxMs: options.backoffMaxMs,
       },
       onError: (error, context) => logger.error({ err: error }, context),
+      onWritesRecovered: (failed) => logger.warn({ failed }, 'journal writes succeed again'),
       onJournalWrite: (ms, records) => {
         metrics?.recordJournalWrite(ms, records);
         logJournalWrite(logger, ms, records);

@@ -80,6 +80,8 @@ export interface StateWriterOptions {
   /** The wall clock; tests may pass their own, which then times the in-memory timers too. */
   now?: () => number;
   onError?: (error: Error, context: string) => void;
+  /** Told that journal writes succeed again after `failed` failed in a row. */
+  onWritesRecovered?: (failed: number) => void;
   /** Told how long each journal write took (ms) and how many records it held. */
   onJournalWrite?: (ms: number, records: number) => void;
   /**
@@ -108,6 +110,10 @@ export class StateWriter {
   /** What the sweep's timers run on (Environment.monotonicNow). */
   private readonly monotonicClock: () => number;
   private readonly onError: (error: Error, context: string) => void;
+  private readonly onWritesRecovered: (failed: number) => void;
+  /** Journal writes failed in a row, and when the last of them was reported (performance.now()). */
+  private failedWrites = 0;
+  private failureReportedAt = 0;
   private readonly onJournalWrite: (ms: number, records: number) => void;
   private readonly listeners: Array<(batch: CommittedBatch) => void> = [];
   private readonly rollbackListeners: Array<(rolledBack: RolledBack) => void> = [];
@@ -136,6 +142,7 @@ export class StateWriter {
     // A test's clock stands for time passing; the system's may step, and performance.now() does not.
     this.monotonicClock = options.now ?? (() => performance.now());
     this.onError = options.onError ?? (() => undefined);
+    this.onWritesRecovered = options.onWritesRecovered ?? (() => undefined);
     this.onJournalWrite = options.onJournalWrite ?? (() => undefined);
     this.state = emptyState(options.settings.agingMs);
   }
@@ -385,6 +392,10 @@ export class StateWriter {
         if (batch.records.length > 0) this.notify(() => this.onJournalWrite(performance.now() - started, batch.records.length), 'journal write observer');
         batch.resolve();
         if (this.unstored === batch) this.unstored = undefined;
+        if (this.failedWrites > 0) {
+          this.notify(() => this.onWritesRecovered(this.failedWrites), 'journal write observer');
+          this.failedWrites = 0;
+        }
         const effects: Effect[] = [];
         for (const tx of batch.transactions) appendAll(effects, tx.effects);
         // Its offers leave now, pushed or in replies: their accept windows start now.
@@ -482,9 +493,24 @@ export class StateWriter {
     for (const listener of this.rollbackListeners) listener(rolledBack);
     failed.reject(error);
     later?.reject(error);
-    this.onError(error, 'journal write');
+    this.reportFailedWrite(error);
+  }
+
+  /**
+   * Reports the first of a run of failed journal writes, then one a minute: on a full disk every
+   * change fails, and a line each would bury the log (the run's end is reported too).
+   */
+  private reportFailedWrite(error: Error): void {
+    this.failedWrites++;
+    const now = performance.now();
+    if (this.failedWrites > 1 && now - this.failureReportedAt < FAILURE_REPORT_MS) return;
+    this.failureReportedAt = now;
+    this.onError(error, this.failedWrites === 1 ? 'journal write' : `journal write (${this.failedWrites} failed in a row so far)`);
   }
 }
+
+/** How often a run of failed journal writes is reported again (ms). */
+const FAILURE_REPORT_MS = 60_000;
 
 /** The refusal of a change, or of an answer resting on one, whose write failed and was rolled back. */
 function notStored(error: unknown): HubError {

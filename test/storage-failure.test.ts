@@ -56,6 +56,19 @@ describe('a failed journal write', () => {
     expect(Object.keys(state.objectives)).toEqual([]);
   });
 
+  it('logs the first of a run of failed writes and the run\'s end, not a line per failed change', async () => {
+    const log = logRecorder('warn');
+    const { hub, store } = await failingHub(tempDir(), log.logger);
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'disk full for a while' });
+    store.failing = true;
+    // One after the other: each is a write of its own, and each fails.
+    for (const percentage of [10, 20, 30, 40]) expect(await codeOf(wf.updateProgress('loading', percentage))).toBe('UNAVAILABLE');
+    store.failing = false;
+    await wf.updateProgress('loading', 50);
+    expect(log.find('journal write')).toHaveLength(1);
+    expect((await log.until('journal writes succeed again')).failed).toBe(4);
+  });
+
   it('answers a refusal that rested on the refused change with UNAVAILABLE, not with what it read', async () => {
     const { hub, store } = await hubWithHeldWrites();
     const first = await control(hub);
