@@ -34,6 +34,24 @@ describe('the size of a free JSON value', () => {
   });
 });
 
+// PROTOCOL.md: free JSON values "may nest at most 16 levels of arrays and objects".
+describe('the nesting bound of a free JSON value', () => {
+  /** `levels` arrays and objects, alternating, each holding the next; the innermost holds `inner`, or nothing. */
+  function nested(levels: number, inner?: unknown): unknown {
+    let value: unknown = inner === undefined ? [] : [inner];
+    for (let level = 1; level < levels; level++) value = level % 2 ? { next: value } : [value];
+    return value;
+  }
+
+  it('takes 16 levels of arrays and objects and refuses 17, whether the innermost is empty or not', () => {
+    const schema = boundedJson(65_536);
+    expect([nested(16), nested(16, 'leaf'), nested(16, 0)].map((value) => schema.safeParse(value).success)).toEqual([true, true, true]);
+    for (const value of [nested(17), nested(17, 'leaf'), nested(16, {}), nested(16, [])]) {
+      expect(schema.safeParse(value).error?.issues[0]?.message).toBe('nesting deeper than 16 levels of arrays and objects');
+    }
+  });
+});
+
 // PROTOCOL.md: work order `input` is "any JSON up to 256 KiB", a step's `result` and progress `details` "any JSON up to 64 KiB".
 describe('the documented size bounds of free JSON values', () => {
   async function setup() {

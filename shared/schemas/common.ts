@@ -126,7 +126,8 @@ export function jsonStringBytes(text: string): number {
  * from `budget`, stopping once that is spent, and checks its nesting depth; or says why it is not JSON.
  */
 function measureJson(value: unknown, depth: number, budget: { bytes: number }): string | null {
-  if (depth > MAX_DEPTH) return `nesting deeper than ${MAX_DEPTH} levels`;
+  // `depth` is how many arrays and objects hold this value: one more array or object is a level past the bound.
+  const tooDeep = depth >= MAX_DEPTH ? `nesting deeper than ${MAX_DEPTH} levels of arrays and objects` : null;
   if (value === null || value === true) {
     budget.bytes -= 4;
   } else if (value === false) {
@@ -137,6 +138,7 @@ function measureJson(value: unknown, depth: number, budget: { bytes: number }): 
   } else if (typeof value === 'string') {
     budget.bytes -= jsonStringBytes(value);
   } else if (Array.isArray(value)) {
+    if (tooDeep) return tooDeep;
     // Brackets, and a comma between items.
     budget.bytes -= value.length === 0 ? 2 : value.length + 1;
     for (const item of value) {
@@ -147,6 +149,7 @@ function measureJson(value: unknown, depth: number, budget: { bytes: number }): 
   } else if (typeof value === 'object') {
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) return 'only plain JSON objects are allowed';
+    if (tooDeep) return tooDeep;
     const entries = Object.entries(value);
     budget.bytes -= entries.length === 0 ? 2 : entries.length + 1;
     for (const [key, item] of entries) {
