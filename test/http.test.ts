@@ -141,10 +141,13 @@ describe('HTTP API', () => {
     expect([first.items.map((w: { id: string }) => w.id), first.nextCursor]).toEqual([['wf-c', 'wf-b'], 'wf-b']);
     const second = JSON.parse((await rawGet(hub.url, `/api/workflows?order=desc&limit=2&cursor=${first.nextCursor}`, TOKENS.monitor)).body);
     expect([second.items.map((w: { id: string }) => w.id), second.nextCursor]).toEqual([['wf-a'], null]);
-    for (const target of ['/api/workflows?sort=id', '/api/workflows?limit=2&limit=3', '/api/agents?status=active']) {
+    // PROTOCOL.md (HTTP): "a parameter a route does not know or one given twice" is VALIDATION, on the routes that take none too.
+    const refused = ['/api/workflows?sort=id', '/api/workflows?limit=2&limit=3', '/api/agents?status=active', '/api/workflows/wf-a/summary?version=1', '/api/workflows/wf-a/report.json?version=1'];
+    for (const target of refused) {
       const reply = await rawGet(hub.url, target, TOKENS.monitor);
       expect([target, reply.status, JSON.parse(reply.body).error.code]).toEqual([target, 400, 'VALIDATION']);
     }
+    expect((await rawGet(hub.url, `/api/workflows/wf-a/summary?token=${TOKENS.monitor}`)).status).toBe(200);
   });
 });
 

@@ -47,6 +47,9 @@ function requireKnownParameters(query: URLSearchParams, what: string, known: Rea
   }
 }
 
+/** What the routes that take no parameters know: the token, which the router reads. */
+const TOKEN_ONLY: ReadonlySet<string> = new Set(['token']);
+
 /** A whole number written in decimal digits; anything else (hex, exponents, blanks) is left as text, for the schema to refuse by what it expected. */
 function queryInteger(text: string): number | string {
   return /^[0-9]{1,16}$/.test(text) ? Number(text) : text;
@@ -133,6 +136,7 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: Repo
       pattern: /^\/api\/workflows\/([^/]+)\/report\.(json|md|html)$/,
       roles: READERS,
       handle: async (request) => {
+        requireKnownParameters(request.query, 'report', TOKEN_ONLY, TOKEN_ONLY);
         const format = ({ json: 'json', md: 'markdown', html: 'html' } as const)[request.params[1] as 'json' | 'md' | 'html'];
         const workflowId = visibleWorkflow(request);
         const report = (await reads.read(workflowId, (state) => renderer.render(state, workflowId, [format])))[0]!;
@@ -155,6 +159,7 @@ export function apiRoutes(hub: StateWriter, reads: WorkflowReads, renderer: Repo
       pattern: /^\/api\/workflows\/([^/]+)\/summary$/,
       roles: READERS,
       handle: async (request) => {
+        requireKnownParameters(request.query, 'workflow summary', TOKEN_ONLY, TOKEN_ONLY);
         const workflowId = visibleWorkflow(request);
         return { body: await reads.summary(workflowId, hub.now()) };
       },
