@@ -87,6 +87,18 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL archive', () => {
     expect(JSON.stringify(read!.workflow)).toBe(expected);
   });
 
+  it('archives a workflow whose query holds what jsonb cannot (NUL, a lone surrogate), and lists it with that query, as written and as read again', async () => {
+    const pool = await database();
+    const archive = await opened(pool);
+    // Text the hub accepts and journals; PostgreSQL's jsonb refuses \u0000 and an unpaired surrogate.
+    const queries = { 'wf-nul': 'a\u0000b', 'wf-lone': 'x\ud800 y\udc00 😀', 'wf-plain': 'plain \\u0000 text' };
+    for (const [id, userQuery] of Object.entries(queries)) await put(archive, { ...workflow(id, 1000), userQuery }, 1);
+    const reopened = await opened(pool);
+    for (const [id, userQuery] of Object.entries(queries)) {
+      expect([id, archive.header(id)?.userQuery, reopened.header(id)?.userQuery, (await reopened.read(id))?.workflow.userQuery]).toEqual([id, userQuery, userQuery, userQuery]);
+    }
+  });
+
   it('a follower sees what the leader archived once it refreshes those workflows, and what it deleted once it refreshes them all', async () => {
     const pool = await database();
     const leader = await opened(pool);

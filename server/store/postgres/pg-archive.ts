@@ -21,10 +21,33 @@ const DELETED = 'archive-deleted';
 /** Headers put in the index between two looks at the clock while the archive loads. */
 const HEADERS_PER_LOOK = 64;
 
+/** What jsonb cannot hold in a string (PostgreSQL refuses the row): NUL, and a surrogate without its pair. */
+const NOT_JSONB = /\u0000|\p{Cs}/u;
+
+/**
+ * The header's JSON for its jsonb column. A query jsonb cannot hold (the hub takes any text) goes
+ * as its JSON text, marked `userQueryJson`, rather than leave the workflow unarchivable.
+ */
+function rowHeader(header: ArchivedHeader): string {
+  if (!NOT_JSONB.test(header.userQuery)) return JSON.stringify(header);
+  return JSON.stringify({ ...header, userQuery: JSON.stringify(header.userQuery), userQueryJson: true });
+}
+
 /** The header as a row holds it (jsonb: its keys reordered), in the order headerOf gives; undefined when the row's is not one. */
 function headerFromRow(stored: unknown): ArchivedHeader | undefined {
   const header = archivedHeader(stored);
-  return header && { ...workflowHeader(header), v: header.v, archivedAt: header.archivedAt };
+  if (!header) return undefined;
+  const { userQueryJson } = header as ArchivedHeader & { userQueryJson?: unknown };
+  let { userQuery } = header;
+  if (userQueryJson === true) {
+    try {
+      userQuery = JSON.parse(userQuery) as string;
+    } catch {
+      return undefined;
+    }
+    if (typeof userQuery !== 'string') return undefined;
+  }
+  return { ...workflowHeader({ ...header, userQuery }), v: header.v, archivedAt: header.archivedAt };
 }
 
 /**
@@ -140,7 +163,7 @@ export class PgArchive implements WorkflowArchive {
       }
       const fence = this.writable();
       const { rows } = await this.pool.query<{ held: boolean }>(
-        bodyQuery(PUT, [this.partition, fence.owner, fence.epoch, entry.header.id, JSON.stringify(entry.header), summaryText, Buffer.concat(parts), hash.digest('hex')]),
+        bodyQuery(PUT, [this.partition, fence.owner, fence.epoch, entry.header.id, rowHeader(entry.header), summaryText, Buffer.concat(parts), hash.digest('hex')]),
       );
       if (!rows[0]?.held) throw notLeading();
       this.damagedIds.delete(entry.header.id);
