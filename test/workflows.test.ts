@@ -225,4 +225,22 @@ describe('workflows over the network', () => {
     expect(await codeOf(conn.request('workflow.create', { userQuery: 'x', extra: 1 } as never))).toBe('VALIDATION');
     expect((await client.listWorkflows()).items).toHaveLength(0);
   });
+
+  it('answers a payload of many wrong values with its first 100 issues and the count of the others, not an answer many times the request', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'many wrong values' });
+    // 1,000 orders of 100 dependencies that are not ids: 100,000 issues from 0.3 MB.
+    const orders = Array.from({ length: 1000 }, () => ({ taskType: 't', dependencies: Array(100).fill(1) }));
+    const error = await client.connection.request('workOrder.createMany', { workflowId: wf.id, orders } as never).catch((e: HubError) => e);
+    expect(error).toMatchObject({ code: 'VALIDATION', message: expect.stringMatching(/; and 99997 more$/) });
+    expect((error as HubError).issues).toHaveLength(100);
+    expect((error as HubError).issues![99]).toEqual({ path: ['orders', 0, 'dependencies', 99], message: 'Invalid input: expected string, received number' });
+    // zod names every unknown key in one message: it is cut.
+    const unknown = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`key${i}`, 0]));
+    const refused = await client.connection.request('workflow.create', { userQuery: 'x', ...unknown } as never).catch((e: HubError) => e);
+    expect((refused as HubError).issues).toEqual([{ path: [], message: expect.stringMatching(/^Unrecognized keys: "key0", .{900,}…$/) }]);
+    expect((refused as HubError).message.length).toBeLessThan(1100);
+    expect((await wf.listWorkOrders()).items).toEqual([]);
+  });
 });
