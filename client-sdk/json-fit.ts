@@ -16,6 +16,13 @@ export function whyNotJson(value: unknown): string | undefined {
   return `${where || 'the payload'} ${found.why}`;
 }
 
+/**
+ * Levels of arrays and objects a payload may nest. The hub takes 16 in a value (an input, a result),
+ * so a deeper payload is refused anyway; past a few thousand, walking or sending it overflowed the
+ * stack (a bare RangeError) instead.
+ */
+const MAX_DEPTH = 64;
+
 /** What is wrong, and the keys leading to it from the innermost out. */
 interface Found {
   why: string;
@@ -35,6 +42,7 @@ function check(value: unknown, ancestors: object[]): Found | undefined {
   }
   if (value === null || typeof (value as { toJSON?: unknown }).toJSON === 'function' || ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return undefined;
   if (ancestors.includes(value)) return { why: 'refers back to a value that holds it: JSON cannot hold a cycle', path: [] };
+  if (ancestors.length === MAX_DEPTH) return { why: `is nested deeper than ${MAX_DEPTH} levels of arrays and objects (the hub takes 16 in a value)`, path: [] };
   ancestors.push(value);
   let found: Found | undefined;
   if (Array.isArray(value)) {

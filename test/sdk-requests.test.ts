@@ -50,10 +50,14 @@ describe('SDK requests', () => {
     client.connection.socket.onAnyOutgoing((event: string) => sent.push(event));
     const cyclic: Record<string, unknown> = { name: 'loop' };
     cyclic.self = { back: cyclic };
+    // Deep enough to overflow the stack of a recursive walk (a bare RangeError).
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
     const refused = [
       [{ id: 'a', taskType: 't', input: { weights: [0.5, Number.POSITIVE_INFINITY] } }, 'workOrder.create cannot be sent: input.weights[1] is Infinity, which JSON cannot hold (it would arrive as null)'],
       [{ id: 'b', taskType: 't', input: { rows: 3n } }, 'workOrder.create cannot be sent: input.rows is a BigInt, which JSON cannot hold'],
       [{ id: 'c', taskType: 't', input: cyclic }, 'workOrder.create cannot be sent: input.self.back refers back to a value that holds it: JSON cannot hold a cycle'],
+      [{ id: 'd', taskType: 't', input: deep }, `workOrder.create cannot be sent: input${'[0]'.repeat(63)} is nested deeper than 64 levels of arrays and objects (the hub takes 16 in a value)`],
     ] as const;
     for (const [spec, message] of refused) {
       const error = await failure(wf.createWorkOrder(spec as never));
