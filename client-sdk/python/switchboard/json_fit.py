@@ -8,6 +8,9 @@ from typing import Any
 
 #: The largest whole number the hub (JavaScript numbers) holds exactly.
 MAX_EXACT_INT = 2**53 - 1
+#: Levels of lists and dicts a payload may nest. The hub takes 16 in a value (an input, a result), so a deeper payload is
+#: refused anyway; past Python's recursion limit, checking or writing it raised a bare RecursionError instead.
+MAX_DEPTH = 64
 
 
 def check_json_fit(event: str, value: Any) -> None:
@@ -51,6 +54,8 @@ def _check(value: Any, ancestors: set[int]) -> tuple[type[Exception], str, list[
         return None
     if id(value) in ancestors:
         return ValueError, "refers back to a value that holds it: JSON cannot hold a cycle", []
+    if len(ancestors) == MAX_DEPTH:
+        return ValueError, f"is nested deeper than {MAX_DEPTH} levels of lists and dicts (the hub takes 16 in a value)", []
     ancestors.add(id(value))
     try:
         if isinstance(value, dict):

@@ -90,6 +90,12 @@ async def test_a_payload_the_hub_would_not_get_as_sent_is_refused_naming_where(h
         # json writes the int key as "1": of the two, the hub would keep one without a word.
         with pytest.raises(TypeError, match=r"workOrder.create cannot be sent: input has the key 1 \(int\)"):
             await wf.create_work_order("colliding keys", id="o2", input={1: "the int key", "1": "the str key"})
+        # Nested past Python's recursion limit: checking or writing it raised a bare RecursionError.
+        deep: object = 1
+        for _ in range(100_000):
+            deep = [deep]
+        with pytest.raises(ValueError, match=r"workOrder.create cannot be sent: input(\[0\]){63} is nested deeper than 64 levels"):
+            await wf.create_work_order("deep", id="o4", input=deep)
         assert [order async for order in wf.work_orders()] == []
         # The largest exact whole number goes as it is.
         order = await wf.create_work_order("exact", id="o3", input={"customer_id": 2**53 - 1, "flag": True})
