@@ -8,6 +8,7 @@ import { assignmentInputs } from '../data/inventory.ts';
 import { setOrderState } from './work-orders.ts';
 import { settleWaiting } from './unservable.ts';
 import { orderKey, type Bucket, type ReadyEntry } from './work-index.ts';
+import { before } from './bucket-heads.ts';
 
 /**
  * How far down a bucket an agent looks past orders it declined before, by popping them, before it
@@ -85,6 +86,7 @@ function headFor(t: CommandContext, bucket: Bucket, agent: Agent): ReadyEntry | 
     passed.push(bucket.queue.pop()!);
   }
   for (const entry of passed) bucket.queue.push(entry);
+  work.queueChanged(bucket);
   // Behind more declined orders than that: the rest is looked at whole, or an order this agent
   // could take would wait for a change that may never come (nothing else offers it to this agent).
   // Not when it declined every one (an agent declining all it is offered would walk it at each decline).
@@ -109,16 +111,32 @@ function fillAgent(t: CommandContext, agentId: string): void {
   const agent = t.state.agents?.[agentId];
   if (!agent) return;
   while (agent.load < agent.maxConcurrentTasks && agent.status !== 'draining' && agent.status !== 'offline' && t.state.work.connected.has(agentId)) {
-    let best: ReadyEntry | undefined;
-    for (const bucket of t.state.work.buckets.values()) {
-      if (!canServe(agent, bucket)) continue;
-      const head = headFor(t, bucket, agent);
-      if (bucket.queue.size === 0) t.state.work.dropBucket(bucket);
-      if (head && (!best || head.key > best.key || (head.key === best.key && head.seq < best.seq))) best = head;
-    }
+    const best = bestFor(t, agent);
     if (!best) return;
     offer(t, orderOf(t, best)!, agent);
   }
+}
+
+/**
+ * The best entry an agent may take now, across the buckets of its task types, looked at best first
+ * by their first entry: no entry of a bucket beats its first, so the walk ends at the first bucket
+ * that cannot beat the best found (BucketHeads), not at the last bucket of the hub.
+ */
+function bestFor(t: CommandContext, agent: Agent): ReadyEntry | undefined {
+  const work = t.state.work;
+  let best: ReadyEntry | undefined;
+  // headFor may refile a bucket further on (stale entries popped): it is not looked at twice.
+  const seen = new Set<Bucket>();
+  for (let at, next; (next = work.heads.next(agent.taskTypes, at)); at = next.head) {
+    const { bucket, head: filed } = next;
+    if (best && !before(filed, best)) break;
+    if (seen.has(bucket) || !canServe(agent, bucket)) continue;
+    seen.add(bucket);
+    const head = headFor(t, bucket, agent);
+    if (bucket.queue.size === 0) work.dropBucket(bucket);
+    if (head && (!best || before(head, best))) best = head;
+  }
+  return best;
 }
 
 /** Offers a newly ready order to the best connected agent that may take it, if any (placement.ts). */

@@ -4,6 +4,7 @@ import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { AgentIds } from './agent-ids.ts';
 import { queueKey } from './assignment.ts';
 import { AvailableAgents, type UndoLog } from './free-agents.ts';
+import { BucketHeads, type Head } from './bucket-heads.ts';
 import { CapableAgents, filingFrom, requirementsKey, sameWaiting, takesWork, type Need } from './capable-agents.ts';
 import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
@@ -47,6 +48,8 @@ export interface Bucket {
   declines: Map<string, number>;
   /** The orders of every workflow that need the same kind of agent: whether one can take them. */
   need: Need<Bucket>;
+  /** Where `heads` files it (BucketHeads). */
+  filed?: Head | undefined;
 }
 
 /** An attempt offered to or running on an agent. */
@@ -135,6 +138,8 @@ export class WorkIndex {
   readonly leases = new Map<string, number>();
 
   readonly buckets = new Map<string, Bucket>();
+  /** The buckets by task type and first entry, for a free agent's choice (scheduler.ts). */
+  readonly heads = new BucketHeads<Bucket>();
   /** The valid queue entry of each queued order; older entries for it are skipped. */
   readonly queued = new Map<string, ReadyEntry>();
   /** When each queued order last became ready to offer (for the assignment latency metric). */
@@ -200,6 +205,7 @@ export class WorkIndex {
     const place = this.placeOf(keyOfOrder, order, now, monotonicNow);
     const entry = { key: queueKey(order.priority, place.queuedAt, this.agingMs), seq: place.seq, workflowId: order.workflowId, workOrderId: order.id, orderKey: keyOfOrder, bucket, declinedBy };
     bucket.queue.push(entry);
+    this.heads.refile(bucket);
     bucket.current++;
     for (const agentId of declinedBy) bucket.declines.set(agentId, (bucket.declines.get(agentId) ?? 0) + 1);
     this.queued.set(keyOfOrder, entry);
@@ -263,7 +269,13 @@ export class WorkIndex {
   /** Drops a bucket (its last queued order left, or its queue ran out): from the map, and from its need. */
   dropBucket(bucket: Bucket): void {
     if (this.buckets.get(bucket.key) === bucket) this.buckets.delete(bucket.key);
+    this.heads.remove(bucket);
     this.capable.leave(bucket.need, bucket);
+  }
+
+  /** Files a bucket anew after the scheduler took entries out of its queue (and put some back); not one dropped meanwhile. */
+  queueChanged(bucket: Bucket): void {
+    if (this.buckets.get(bucket.key) === bucket) this.heads.refile(bucket);
   }
 
   /** Starts the overall-timeout clock of an order: what is left of it by the wall clock, run on the monotonic one. */
@@ -362,6 +374,7 @@ export class WorkIndex {
     const deadlines = new Map<string, number>();
     for (let due; (due = this.deadlines.pop()); ) deadlines.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.firstQueuedAt}`, due.at);
     this.buckets.clear();
+    this.heads.clear();
     this.queued.clear();
     this.readySince.clear();
     this.active.clear();
