@@ -116,6 +116,7 @@ export class StateWriter {
   private failureReportedAt = 0;
   private readonly onJournalWrite: (ms: number, records: number) => void;
   private readonly listeners: Array<(batch: CommittedBatch) => void> = [];
+  private readonly applyListeners: Array<(record: JournalRecord) => void> = [];
   private readonly rollbackListeners: Array<(rolledBack: RolledBack) => void> = [];
   private current: Batch | undefined;
   /** The newest batch applied to memory and not written yet, if any: what every answer so far may rest on. */
@@ -258,6 +259,15 @@ export class StateWriter {
     };
   }
 
+  /**
+   * Calls `listener` with each record as its command is applied, before it is stored: for readers
+   * of the state as it is now (views), which may show changes still on their way to disk. A
+   * follower's records come through `onCommit` only.
+   */
+  onApply(listener: (record: JournalRecord) => void): void {
+    this.applyListeners.push(listener);
+  }
+
   /** Calls `listener` after uncommitted changes were rolled back (a journal write failed), or a follower loaded its replica again. */
   onRollback(listener: (rolledBack: RolledBack) => void): void {
     this.rollbackListeners.push(listener);
@@ -346,7 +356,9 @@ export class StateWriter {
     if (!tx.empty) {
       for (const doc of tx.changes.keys()) this.changedDocs.add(doc);
       const changes = [...tx.changes].map(([doc, ops]) => ({ doc, v: tx.version(doc), ops }));
-      batch.records.push({ seq: ++this.seq, at: now, changes });
+      const record = { seq: ++this.seq, at: now, changes };
+      batch.records.push(record);
+      for (const listener of this.applyListeners) this.notify(() => listener(record), 'apply listener');
     }
     batch.transactions.push(tx);
     // Written at the end of this turn of the event loop, or at once when the batch is already big

@@ -3,6 +3,10 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { applyPatch } from '../shared/patch.ts';
 import type { PatchMessage } from '../shared/schemas/monitor.ts';
 import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
+import { AddObjectiveInput, UpdateObjectiveInput } from '../shared/schemas/objectives.ts';
+import { AddKpiInput } from '../shared/schemas/kpis.ts';
+import { AddStepInput } from '../shared/schemas/steps.ts';
+import { seeded } from './helpers/random-work.ts';
 import { CreateWorkOrdersInput } from '../shared/schemas/work-order.ts';
 import { ViewSpec } from '../shared/schemas/views.ts';
 import { StateWriter } from '../server/state-writer.ts';
@@ -223,5 +227,80 @@ describe('view streams (no network)', () => {
     Object.assign(gone, { disconnected: true });
     expect(await codeOf(Promise.resolve(answer))).toBe('UNAVAILABLE');
     expect(patches.followed('wf/summary')).toBe(false);
+  });
+});
+
+describe('summary views of a workflow with many stages, objectives and KPIs', () => {
+  /** Runs a control command on the writer as the admin. */
+  const runner = (hub: StateWriter) => (type: string, input: unknown) => hub.dispatch({ type, input, actor: ADMIN } as never);
+
+  it('copies and compares at each flush only the items that changed, not every objective', async () => {
+    const { hub, patches, views, socket } = await setup();
+    const run = runner(hub);
+    await run('workflow.start', { workflowId: 'wf' });
+    for (let i = 0; i < 1000; i++) await run('objective.add', AddObjectiveInput.parse({ workflowId: 'wf', id: `ob${i}`, name: `objective ${i}` }));
+    await views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' }));
+    const workflow = hub.state.workflows.get('wf') as unknown as Workflow;
+    const objectives = workflow.objectives;
+    let listings = 0;
+    workflow.objectives = new Proxy(objectives, {
+      ownKeys(target) {
+        listings++;
+        return Reflect.ownKeys(target);
+      },
+    });
+    for (let i = 0; i < 10; i++) {
+      await run('step.add', AddStepInput.parse({ workflowId: 'wf', name: `step ${i}` }));
+      await run('objective.update', UpdateObjectiveInput.parse({ workflowId: 'wf', objectiveId: 'ob3', progress: i + 1 }));
+      patches.flush();
+    }
+    expect(listings).toBe(0);
+    workflow.objectives = objectives;
+    expect(views.valueOf('wf/summary')).toEqual(viewNow(hub, { kind: 'summary' }));
+  });
+
+  it('sends patches that keep a follower’s copy equal to the view, flushed while changes are stored or still on their way', async () => {
+    const store = new HeldWrites(new MemoryStore());
+    const { hub, patches, views, sent, socket } = await setup(1e9, store);
+    const run = runner(hub);
+    await run('workflow.start', { workflowId: 'wf' });
+    const answer = snapshotOf(await views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' })));
+    const random = seeded(5);
+    const pick = (n: number) => Math.floor(random() * n);
+    let mirror = answer.value;
+    let version = answer.version;
+    for (let step = 0; step < 300; step++) {
+      const held = random() < 0.3;
+      if (held) store.hold();
+      const choice = random();
+      const applied =
+        choice < 0.2 ? run('objective.add', AddObjectiveInput.parse({ workflowId: 'wf', id: `ob${step}`, name: `o${step}` }))
+        : choice < 0.4 ? run('objective.update', UpdateObjectiveInput.parse({ workflowId: 'wf', objectiveId: `ob${pick(step)}`, progress: pick(100) })).catch(() => undefined)
+        : choice < 0.55 ? run('kpi.add', AddKpiInput.parse({ workflowId: 'wf', id: `k${step}`, name: 'k', target: 50 }))
+        : choice < 0.7 ? run('kpi.record', { workflowId: 'wf', kpiId: `k${pick(step)}`, value: pick(100) }).catch(() => undefined)
+        : choice < 0.85 ? run('workflow.progress', { workflowId: 'wf', stage: `s${pick(20)}`, percentage: pick(101) })
+        : run('step.add', AddStepInput.parse({ workflowId: 'wf', name: `st${step}` }));
+      if (held) {
+        // A refusal writes nothing to hold.
+        await Promise.race([store.holding.promise, applied]);
+        patches.flush();
+        store.release();
+      }
+      await applied;
+      if (random() < 0.5) {
+        patches.flush();
+        expect(views.valueOf('wf/summary')).toEqual(viewNow(hub, { kind: 'summary' }));
+      }
+      for (const { payload } of sent.splice(0).filter((s) => s.event === 'patch')) {
+        const message = payload as PatchMessage;
+        expect(message.from).toBe(version);
+        mirror = applyPatch(mirror, message.ops);
+        version = message.to;
+      }
+      expect(mirror).toEqual(views.valueOf('wf/summary'));
+    }
+    patches.flush();
+    for (const { payload } of sent.splice(0).filter((s) => s.event === 'patch')) mirror = applyPatch(mirror, (payload as PatchMessage).ops);
+    expect(mirror).toEqual(viewNow(hub, { kind: 'summary' }));
   });
 });

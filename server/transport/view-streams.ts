@@ -8,6 +8,9 @@ import { copyJson } from '../domain/machinery/transaction.ts';
 import { workflowView } from '../domain/workflows/views.ts';
 import { catalogBuild } from '../catalog-build.ts';
 import type { CommittedBatch, StateWriter } from '../state-writer.ts';
+import type { JournalRecord } from '../store/records.ts';
+import type { SummaryView } from '../../shared/schemas/views.ts';
+import { nextSummary, noteTouched, type Touched } from './summary-diff.ts';
 import { room, type DerivedStreams, type PatchStream } from './patch-stream.ts';
 
 /** One view somebody subscribed to. */
@@ -21,6 +24,8 @@ interface View {
   computedAt: number;
   /** Since when (performance.now(), which a step of the wall clock does not move) nobody has followed it; undefined while somebody does. */
   idleSince: number | undefined;
+  /** A summary view's: the stages, objectives and KPIs its workflow's changes touched since it was computed (summary-diff.ts). */
+  touched: Touched;
 }
 
 /** A subscription to a view waiting for its workflow's catalog, and whether its socket unsubscribed from the view meanwhile. */
@@ -100,6 +105,8 @@ export class ViewStreams implements DerivedStreams {
   ) {
     patches.attach(this);
     hub.onCommit((batch) => this.onCommit(batch));
+    // Noted as applied, not as stored: a view is computed from the state, which may hold changes not stored yet.
+    hub.onApply((record) => this.noteTouched(record));
     this.sweeper = setInterval(() => this.dropIdle(performance.now()), Math.max(options.idleMs / 2, 10)).unref();
   }
 
@@ -160,7 +167,7 @@ export class ViewStreams implements DerivedStreams {
   private start(name: string, workflowId: string, spec: ViewSpec): View {
     const computedAt = versionOf(this.hub.state, workflowId);
     const value = copyJson(workflowView(this.hub.state, workflowId, spec));
-    const view: View = { name, workflowId, spec, value, computedAt, idleSince: undefined };
+    const view: View = { name, workflowId, spec, value, computedAt, idleSince: undefined, touched: new Map() };
     this.views.set(name, view);
     let views = this.byWorkflow.get(workflowId);
     if (!views) this.byWorkflow.set(workflowId, (views = new Set()));
@@ -174,8 +181,12 @@ export class ViewStreams implements DerivedStreams {
     const version = versionOf(this.hub.state, view.workflowId);
     if (version === view.computedAt || !this.hub.state.workflows.has(view.workflowId)) return false;
     view.computedAt = version;
-    const value = copyJson(workflowView(this.hub.state, view.workflowId, view.spec));
-    const ops = diffJson(view.value, value);
+    const fresh = workflowView(this.hub.state, view.workflowId, view.spec);
+    let value: unknown;
+    let ops;
+    if (view.spec.kind === 'summary') ({ value, ops } = nextSummary(view.value as SummaryView, fresh as SummaryView, view.touched));
+    else ops = diffJson(view.value, (value = copyJson(fresh)));
+    view.touched = new Map();
     if (ops.length === 0) return false;
     view.value = value;
     this.patches.change(view.name, version, ops);
@@ -207,7 +218,18 @@ export class ViewStreams implements DerivedStreams {
     return this.views.get(name)?.value;
   }
 
+  /** Notes what a record changes of the stages, objectives and KPIs of workflows with a summary view. */
+  private noteTouched(record: JournalRecord): void {
+    for (const change of record.changes) {
+      const views = this.byWorkflow.get(change.doc);
+      if (!views) continue;
+      for (const view of views) if (view.spec.kind === 'summary') for (const op of change.ops) noteTouched(view.touched, op.path);
+    }
+  }
+
   private onCommit(batch: CommittedBatch): void {
+    // A follower's records were applied just now; a leader's were noted as applied already, which noting again does not change.
+    if (this.hub.currentRole === 'follower') for (const record of batch.records) this.noteTouched(record);
     for (const record of batch.records) {
       for (const change of record.changes) {
         // Version 0: the workflow left memory for the archive; its views end with it. Changed since
