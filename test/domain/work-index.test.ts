@@ -103,4 +103,24 @@ describe('forgetting a workflow (domain)', () => {
     expect(work.orderLists.of(d.state.workflows.get(kept.workflowId)!)).toBe(kept.list);
     expect(work.orderLists.of(d.state.workflows.get(gone.workflowId)!)).not.toBe(gone.list);
   });
+
+  it('looks at none of the buckets of other workflows', () => {
+    const d = domain();
+    const others = Array.from({ length: 200 }, () => {
+      const workflowId = startWorkflow(d);
+      d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, taskType: 'nobody-does-this' }));
+      return workflowId;
+    });
+    const gone = startWorkflow(d);
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId: gone, taskType: 'nobody-does-this' }));
+    let looks = 0;
+    for (const bucket of d.state.work.buckets.values()) {
+      if (bucket.workflowId === gone) continue;
+      const workflowId = bucket.workflowId;
+      Object.defineProperty(bucket, 'workflowId', { get: () => (looks++, workflowId) });
+    }
+    d.state.work.forgetWorkflow(gone);
+    expect(looks).toBe(0);
+    expect([...d.state.work.buckets.values()].map((bucket) => bucket.key.split('\u0000')[0]).sort()).toEqual([...others].sort());
+  });
 });

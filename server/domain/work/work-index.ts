@@ -140,6 +140,8 @@ export class WorkIndex {
   readonly buckets = new Map<string, Bucket>();
   /** The buckets by task type and first entry, for a free agent's choice (scheduler.ts). */
   readonly heads = new BucketHeads<Bucket>();
+  /** The buckets of each workflow: one leaving memory drops its own without a walk of every workflow's. */
+  private readonly bucketsOf = new Map<string, Set<Bucket>>();
   /** The valid queue entry of each queued order; older entries for it are skipped. */
   readonly queued = new Map<string, ReadyEntry>();
   /** When each queued order last became ready to offer (for the assignment latency metric). */
@@ -200,6 +202,9 @@ export class WorkIndex {
       bucket = { key, workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey), current: 0, declines: new Map(), need };
       need.buckets.add(bucket);
       this.buckets.set(key, bucket);
+      let ofWorkflow = this.bucketsOf.get(order.workflowId);
+      if (!ofWorkflow) this.bucketsOf.set(order.workflowId, (ofWorkflow = new Set()));
+      ofWorkflow.add(bucket);
     }
     const declinedBy = order.declinedBy.length === 0 ? NOBODY : [...order.declinedBy];
     const place = this.placeOf(keyOfOrder, order, now, monotonicNow);
@@ -269,6 +274,8 @@ export class WorkIndex {
   /** Drops a bucket (its last queued order left, or its queue ran out): from the map, and from its need. */
   dropBucket(bucket: Bucket): void {
     if (this.buckets.get(bucket.key) === bucket) this.buckets.delete(bucket.key);
+    const ofWorkflow = this.bucketsOf.get(bucket.workflowId);
+    if (ofWorkflow?.delete(bucket) && ofWorkflow.size === 0) this.bucketsOf.delete(bucket.workflowId);
     this.heads.remove(bucket);
     this.capable.leave(bucket.need, bucket);
   }
@@ -342,8 +349,7 @@ export class WorkIndex {
    * them now would cost a walk of every timer.
    */
   forgetWorkflow(workflowId: string): void {
-    for (const bucket of this.buckets.values()) {
-      if (bucket.workflowId !== workflowId) continue;
+    for (const bucket of [...(this.bucketsOf.get(workflowId) ?? [])]) {
       this.dropBucket(bucket);
       for (const entry of bucket.queue.values()) {
         if (this.queued.get(entry.orderKey) !== entry) continue;
@@ -375,6 +381,7 @@ export class WorkIndex {
     for (let due; (due = this.deadlines.pop()); ) deadlines.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.firstQueuedAt}`, due.at);
     this.buckets.clear();
     this.heads.clear();
+    this.bucketsOf.clear();
     this.queued.clear();
     this.readySince.clear();
     this.active.clear();
