@@ -184,3 +184,37 @@ describe('declining an offer (domain)', () => {
     expect(order().state).toBe('completed');
   });
 });
+
+describe('listing a workflow’s assignments (workflow.autoAssign, domain)', () => {
+  it('lists those of the workflow from its agents’ attempts, looking at none of other workflows’', () => {
+    const d = domain();
+    const start = () => {
+      const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ userQuery: 'q' })).reply.workflow.id;
+      d.run('workflow.start', { workflowId });
+      return workflowId;
+    };
+    d.register('busy', { maxConcurrentTasks: 300 });
+    for (let i = 0; i < 300; i++) d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId: start(), taskType: 't' }));
+    d.register('mine', { taskTypes: ['mine'], maxConcurrentTasks: 2 });
+    const workflowId = start();
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'a', taskType: 'mine' }));
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'b', taskType: 'mine' }));
+    const token = d.state.workflows.get(workflowId)!.workOrders.a!.attempt!.token;
+    d.run('offer.answer', { workflowId, workOrderId: 'a', attemptToken: token, accept: true }, asAgent('mine'));
+    let looked = 0;
+    const active = d.state.work.active;
+    const values = active.values.bind(active);
+    active.values = function* () {
+      for (const attempt of values()) {
+        looked++;
+        yield attempt;
+      }
+    } as unknown as typeof active.values;
+    const { reply } = d.run('workflow.autoAssign', { workflowId });
+    expect(reply.assigned.sort((x, y) => (x.workOrderId < y.workOrderId ? -1 : 1))).toEqual([
+      { workOrderId: 'a', agentId: 'mine', state: 'running' },
+      { workOrderId: 'b', agentId: 'mine', state: 'offered' },
+    ]);
+    expect(looked).toBe(0);
+  });
+});

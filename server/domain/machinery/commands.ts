@@ -22,11 +22,14 @@ import { changeStatus, createWorkflow, type LifecycleChange } from '../workflows
 type In<E extends EventName<'control'>> = ParsedRequestOf<'control', E>;
 type AgentIn<E extends EventName<'agent'>> = ParsedRequestOf<'agent', E>;
 
-/** The workflow's orders that are offered to or running on an agent now. */
+/** The workflow's orders that are offered to or running on an agent now: the attempts of the agents at work in it, not every attempt of the hub. */
 function currentAssignments(state: HubState, workflowId: string) {
   const assigned = [];
-  for (const active of state.work.active.values()) {
-    if (active.workflowId === workflowId) assigned.push({ workOrderId: active.workOrderId, agentId: active.agentId, state: active.phase });
+  for (const agentId of state.work.workflowAgents.get(workflowId)?.keys() ?? []) {
+    for (const token of state.work.byAgent.get(agentId) ?? []) {
+      const active = state.work.active.get(token)!;
+      if (active.workflowId === workflowId) assigned.push({ workOrderId: active.workOrderId, agentId: active.agentId, state: active.phase });
+    }
   }
   return assigned;
 }
