@@ -31,6 +31,8 @@ export function before(head: { key: number; seq: number }, than: { key: number; 
  */
 export class BucketHeads<B extends HeadedBucket> {
   private readonly byType = new Map<string, InstanceType<typeof BTree<Head, B>>>();
+  /** Every bucket, for agents of any task type (`*`): one walk, not one per task type at each step. */
+  private readonly all = new BTree<Head, B>(undefined, byHead);
   private filings = 0;
 
   /** Files a bucket anew after its queue changed: under its first entry, or nowhere once it is empty. */
@@ -43,6 +45,7 @@ export class BucketHeads<B extends HeadedBucket> {
     if (!tree) this.byType.set(bucket.taskType, (tree = new BTree<Head, B>(undefined, byHead)));
     bucket.filed = { key: first.key, seq: first.seq, n: ++this.filings };
     tree.set(bucket.filed, bucket);
+    this.all.set(bucket.filed, bucket);
   }
 
   /** Takes a bucket out (dropped). */
@@ -51,6 +54,7 @@ export class BucketHeads<B extends HeadedBucket> {
     const tree = this.byType.get(bucket.taskType);
     tree?.delete(bucket.filed);
     if (tree?.size === 0) this.byType.delete(bucket.taskType);
+    this.all.delete(bucket.filed);
     bucket.filed = undefined;
   }
 
@@ -64,7 +68,7 @@ export class BucketHeads<B extends HeadedBucket> {
       const pair = tree?.nextHigherPair(after);
       if (pair && (!found || byHead(pair[0], found[0]) < 0)) found = pair;
     };
-    if (taskTypes.includes('*')) for (const tree of this.byType.values()) look(tree);
+    if (taskTypes.includes('*')) look(this.all);
     else for (const type of taskTypes) look(this.byType.get(type));
     return found && { bucket: found[1], head: found[0] };
   }
@@ -72,5 +76,6 @@ export class BucketHeads<B extends HeadedBucket> {
   /** Empties it (the index is rebuilt). */
   clear(): void {
     this.byType.clear();
+    this.all.clear();
   }
 }
