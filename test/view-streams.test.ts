@@ -303,4 +303,30 @@ describe('summary views of a workflow with many stages, objectives and KPIs', ()
     for (const { payload } of sent.splice(0).filter((s) => s.event === 'patch')) mirror = applyPatch(mirror, (payload as PatchMessage).ops);
     expect(mirror).toEqual(viewNow(hub, { kind: 'summary' }));
   });
+
+  it('follows the leader’s changes on a follower, whose records come committed', async () => {
+    const leader = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
+    const follower = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS, follower: true });
+    const { nsp, sent, socket } = fakeNamespace();
+    const patches = new PatchStream(nsp, follower, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
+    const views = new ViewStreams(nsp, follower, patches, { idleMs: 1e9 });
+    onTestFinished(async () => {
+      views.close();
+      patches.close();
+      await follower.close();
+      await leader.close();
+    });
+    leader.onCommit((batch) => follower.applyCommitted(batch.records));
+    const run = runner(leader);
+    await run('workflow.create', CreateWorkflowInput.parse({ id: 'wf', userQuery: 'q' }));
+    await run('workflow.start', { workflowId: 'wf' });
+    await run('objective.add', AddObjectiveInput.parse({ workflowId: 'wf', id: 'ob', name: 'o' }));
+    const answer = snapshotOf(await views.subscribe(socket('s1'), 'wf', ViewSpec.parse({ kind: 'summary' })));
+    await run('objective.update', UpdateObjectiveInput.parse({ workflowId: 'wf', objectiveId: 'ob', progress: 40 }));
+    await run('workflow.progress', { workflowId: 'wf', stage: 'load', percentage: 30 });
+    patches.flush();
+    const [message] = sent.filter((s) => s.event === 'patch').map((s) => s.payload as PatchMessage);
+    expect(applyPatch(answer.value, message!.ops)).toEqual(viewNow(follower, { kind: 'summary' }));
+    expect(views.valueOf('wf/summary')).toMatchObject({ objectives: { ob: { progress: 40 } }, stages: { load: { progress: 30 } } });
+  });
 });
