@@ -104,10 +104,10 @@ describe.skipIf(missing !== undefined)('live dashboard in a real browser', () =>
     const client = await control(hub);
     const wf = await client.createWorkflow({ id: 'wf-1', userQuery: 'filters' });
     await wf.start();
-    // One order queued (no agent takes its type), one cancelled.
-    await wf.createWorkOrder({ id: 'waits', taskType: 'nobody' });
+    // One order cancelled, one queued (no agent takes its type): newest first, as also by id when both come in one millisecond.
     await wf.createWorkOrder({ id: 'dropped', taskType: 'nobody' });
     await wf.cancelWorkOrder('dropped');
+    await wf.createWorkOrder({ id: 'waits', taskType: 'nobody' });
 
     const page = await newPage();
     // The monitor connection goes through here. The hub's messages are held from the request for
@@ -139,7 +139,7 @@ describe.skipIf(missing !== undefined)('live dashboard in a real browser', () =>
       });
     });
     await page.goto(`${hub.url}/#token=${TOKENS.monitor}`);
-    await expect.poll(() => orderRows(page), { timeout: 10_000 }).toEqual(['dropped:cancelled', 'waits:queued']);
+    await expect.poll(() => orderRows(page), { timeout: 10_000 }).toEqual(['waits:queued', 'dropped:cancelled']);
 
     await page.selectOption('#order-state', 'queued');
     await expect.poll(() => hold, { timeout: 5000 }).toBe(true);
