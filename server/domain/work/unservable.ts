@@ -111,5 +111,15 @@ export function settleWaiting(t: CommandContext, orders: Iterable<{ workflowId: 
 
 /** Clears the marker of an order leaving the queue (offered, cancelled, failed). */
 export function clearWaiting(t: CommandContext, order: WorkOrder, workflow: Workflow): void {
-  count(t, workflow, writeWaiting(t, order, null));
+  count(t, workflow, unmarkWaiting(t, order));
+}
+
+/** Clears an order's marker, leaving its workflow's count to the caller: returns how it moves (0 or -1). */
+export function unmarkWaiting(t: CommandContext, order: WorkOrder): number {
+  return writeWaiting(t, order, null);
+}
+
+/** Moves a workflow's count of unservable orders by `delta` (a bulk change's sum of unmarkWaiting). */
+export function moveUnservable(t: CommandContext, workflow: Workflow, delta: number): void {
+  count(t, workflow, delta);
 }
