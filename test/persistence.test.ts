@@ -5,7 +5,7 @@ import { createHub, EmbeddedStore, type RunningHub } from '../server/index.ts';
 import type { WorkflowHandle } from '../client-sdk/index.ts';
 import { readSnapshot } from '../server/store/snapshot.ts';
 import { compareCreation } from '../shared/schemas/workflow.ts';
-import { control, crashCopy, GRANTS, startHub, tempDir } from './helpers/hub.ts';
+import { control, crashCopy, GRANTS, monitor, startHub, tempDir } from './helpers/hub.ts';
 
 type Client = Awaited<ReturnType<typeof control>>;
 
@@ -106,6 +106,35 @@ describe('persistence', () => {
     const copy = crashCopy(dataDir);
     expect(readdirSync(copy).filter((f) => f === 'snapshot.json')).toEqual([]);
     client.close();
+
+    const second = await startHub({ dataDir: copy });
+    const again = await control(second);
+    expect(await again.workflow(wf.id).get()).toEqual(before);
+  });
+
+  it('recovers a workflow cancelled with many orders from the journal alone, as its monitor saw it', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir });
+    const client = await control(first);
+    const wf = await client.createWorkflow({ userQuery: 'cancel many' });
+    await wf.start();
+    // Orders nobody can take (marked unservable), and chains waiting on them.
+    await wf.createWorkOrders(Array.from({ length: 60 }, (_, i) => ({ id: `o${i}`, taskType: 'idle', description: `order ${i}`, dependencies: i >= 40 ? [`o${i - 40}`] : [] })));
+    expect((await wf.get()).unservable).toBe(40);
+    const watcher = await monitor(first);
+    const mirror = await watcher.subscribe(wf.id);
+    await wf.cancel('enough');
+    await first.settle();
+    const before = await wf.get();
+    expect(before.workOrderCounts).toMatchObject({ cancelled: 60, queued: 0, blocked: 0 });
+    expect(before.unservable).toBe(0);
+    // The patches the monitor got (the counts written once) lead to the same document.
+    await mirror.until((_, at) => at >= first.state.versions.get(wf.id)!, { what: 'the cancel' });
+    expect(JSON.stringify(mirror.state)).toBe(JSON.stringify(first.state.workflows.get(wf.id)));
+    const copy = crashCopy(dataDir);
+    expect(readdirSync(copy).filter((f) => f === 'snapshot.json')).toEqual([]);
+    client.close();
+    watcher.close();
 
     const second = await startHub({ dataDir: copy });
     const again = await control(second);
