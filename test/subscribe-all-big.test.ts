@@ -1,6 +1,8 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { TimeSlice } from '../server/time-slice.ts';
+import { codeOf } from './helpers/errors.ts';
+import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { control, monitor, startHub } from './helpers/hub.ts';
 import { deferred, untilTrue } from './helpers/wait.ts';
 
@@ -58,5 +60,43 @@ describe('subscribeAll to many big workflows', () => {
       expect(mirror.state).toEqual(await wf.get());
     }
   });
-});
 
+  it('builds again, in the new epoch, the answers built before a rollback that came while the rest were built', async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const client = await control(hub);
+    const first = await client.createWorkflow({ id: 'first', userQuery: 'answered before the rollback' });
+    await client.createWorkflow({ id: 'second', userQuery: 'answered after it' });
+    // Applied, not on disk yet: the first answer shows it.
+    store.hold();
+    const refused = codeOf(first.updateProgress('ghost', 20));
+    await store.holding.promise;
+    // Every slice spent at once; each turn of the hub between two answers waits for a permit from the test.
+    const permits: Array<() => void> = [];
+    vi.spyOn(TimeSlice.prototype, 'spent', 'get').mockReturnValue(true);
+    const next = TimeSlice.prototype.next;
+    vi.spyOn(TimeSlice.prototype, 'next').mockImplementation(async function (this: TimeSlice) {
+      await new Promise<void>((resolve) => permits.push(resolve));
+      return next.call(this);
+    });
+    onTestFinished(() => void vi.restoreAllMocks());
+    const watcher = await monitor(hub);
+    const following = watcher.subscribeAll();
+    await untilTrue(() => permits.length === 1, 'the hub before the first answer');
+    permits.shift()!();
+    await untilTrue(() => permits.length === 1, 'the hub between the first and second answers');
+    // The write fails: the ghost is rolled back, and its resync notice goes out before the answer.
+    const notice = new Promise<void>((resolve) => watcher.connection.socket.once('resync', () => resolve()));
+    store.fail();
+    expect(await refused).toBe('UNAVAILABLE');
+    await notice;
+    // The SDK acts on the notice at once, subscribing to the workflow alone: answered before the rest of subscribeAll's answer.
+    await untilTrue(() => watcher.docs.get(first.id)?.state !== undefined, 'the workflow subscribed to alone');
+    vi.restoreAllMocks();
+    permits.splice(0).forEach((permit) => permit());
+    const mirrors = await following;
+    // A change after the answer takes the rolled-back version's number: the mirror must show it on the hub's state.
+    await first.updateProgress('real', 33);
+    const state = await mirrors.get(first.id)!.until((w) => (w as Workflow).stages.real !== undefined, { what: 'the change after the rollback', timeoutMs: 5000 });
+    expect(state).toEqual(await first.get());
+  });
+});

@@ -315,6 +315,19 @@ export class PatchStream {
     else void socket.join(ALL);
     // Everything again: what it unsubscribed from before is followed too.
     for (const name of [...socket.rooms]) if (name.startsWith(LEFT_OUT)) void socket.leave(name);
+    // Held in the epoch asked about: a rollback or prune meanwhile makes the rest snapshots.
+    let answer = await this.answerEach(socket, docs, visible, (doc) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined));
+    // A rollback while it was built (a new epoch) may have undone what the answers built before it show, and its resync
+    // notices went out before this answer, which would put the undone state back: those answers are built again.
+    for (let stale = answer.filter((s) => s.epoch !== this.epoch); stale.length > 0 && !socket.disconnected; stale = answer.filter((s) => s.epoch !== this.epoch)) {
+      const again = await this.answerEach(socket, stale.map((s) => s.doc), visible, () => undefined);
+      answer = [...answer.filter((s) => s.epoch === this.epoch), ...again];
+    }
+    return answer;
+  }
+
+  /** The answers for `docs`, each built in a slice of its own; those archived meanwhile or not visible are left out. */
+  private async answerEach(socket: Socket, docs: readonly DocKey[], visible: (doc: DocKey) => boolean, held: (doc: DocKey) => number | undefined): Promise<Subscription[]> {
     const subscriptions: Array<Subscription | Promise<Subscription>> = [];
     const slice = new TimeSlice();
     for (const doc of docs) {
@@ -324,9 +337,7 @@ export class PatchStream {
       }
       // Archived meanwhile, or out of the token's sight since a reload: left out, as if asked for now.
       if ((doc !== AGENTS_DOC && docRoot(this.hub.state, doc) === undefined) || !visible(doc)) continue;
-      // Held in the epoch asked about: a rollback or prune meanwhile makes the rest snapshots.
-      const held = epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined;
-      subscriptions.push(this.catchUp(socket, doc, held));
+      subscriptions.push(this.catchUp(socket, doc, held(doc)));
     }
     return Promise.all(subscriptions);
   }
