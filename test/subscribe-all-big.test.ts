@@ -99,4 +99,45 @@ describe('subscribeAll to many big workflows', () => {
     const state = await mirrors.get(first.id)!.until((w) => (w as Workflow).stages.real !== undefined, { what: 'the change after the rollback', timeoutMs: 5000 });
     expect(state).toEqual(await first.get());
   });
+
+  it('answers UNAVAILABLE, and the hub goes on, when a rollback ends a big snapshot while later answers are still being built', async () => {
+    const { hub, store } = await hubWithHeldWrites();
+    const client = await control(hub);
+    const big = await client.createWorkflow({ id: 'big', userQuery: 'over 1 MB: a transfer' });
+    for (const ids of [[0, 1, 2], [3, 4]]) await big.createWorkOrders(ids.map((i) => ({ id: `o${i}`, taskType: 'nobody-serves-this', input: 'x'.repeat(250_000) })));
+    const small = await client.createWorkflow({ id: 'small', userQuery: 'answered after it' });
+    store.hold();
+    const refused = codeOf(small.updateProgress('ghost', 20));
+    await store.holding.promise;
+    // Every slice spent at once; each turn the hub's snapshot reads and subscribeAll wait for goes on when the test says.
+    const permits: Array<{ pin: boolean; go: () => void }> = [];
+    vi.spyOn(TimeSlice.prototype, 'spent', 'get').mockReturnValue(true);
+    const next = TimeSlice.prototype.next;
+    vi.spyOn(TimeSlice.prototype, 'next').mockImplementation(async function (this: TimeSlice) {
+      const pin = new Error().stack!.includes('pinned-json');
+      await new Promise<void>((go) => permits.push({ pin, go }));
+      return next.call(this);
+    });
+    onTestFinished(() => void vi.restoreAllMocks());
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    onTestFinished(() => void process.off('unhandledRejection', onUnhandled));
+    const watcher = await monitor(hub);
+    const answer = codeOf(watcher.connection.request('subscribeAll', { versions: {} }));
+    await untilTrue(() => permits.length === 1, 'the hub before the first answer');
+    permits.shift()!.go();
+    // The big workflow's snapshot is under way, and subscribeAll waits before the next document.
+    await untilTrue(() => permits.some((permit) => permit.pin) && permits.some((permit) => !permit.pin), 'the snapshot and the answer both waiting');
+    store.fail();
+    expect(await refused).toBe('UNAVAILABLE');
+    // The snapshot goes on, finds its pin ended by the rollback, and fails while subscribeAll still waits.
+    const pin = permits.splice(permits.findIndex((permit) => permit.pin), 1)[0]!;
+    pin.go();
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setTimeout(resolve, 0));
+    vi.restoreAllMocks();
+    permits.splice(0).forEach((permit) => permit.go());
+    expect(await answer).toBe('UNAVAILABLE');
+    expect(unhandled).toEqual([]);
+  });
 });

@@ -337,7 +337,11 @@ export class PatchStream {
       }
       // Archived meanwhile, or out of the token's sight since a reload: left out, as if asked for now.
       if ((doc !== AGENTS_DOC && docRoot(this.hub.state, doc) === undefined) || !visible(doc)) continue;
-      subscriptions.push(this.catchUp(socket, doc, held(doc)));
+      const subscription = this.catchUp(socket, doc, held(doc));
+      // A transfer may fail (a rollback ends its snapshot) while later documents are answered: handled now, or
+      // Node would end the hub for an unhandled rejection; Promise.all still answers with the failure.
+      if (subscription instanceof Promise) subscription.catch(() => undefined);
+      subscriptions.push(subscription);
     }
     return Promise.all(subscriptions);
   }
