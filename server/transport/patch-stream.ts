@@ -14,6 +14,12 @@ import { EncodedJson } from './encoded-json.ts';
 import { viewBody } from './replies.ts';
 import type { Transfers } from './transfers.ts';
 
+/** A subscription answer, with how many rollbacks came before it was built. */
+interface Answer {
+  subscription: Subscription;
+  rollbacks: number;
+}
+
 /** The `@agents` snapshot before any agent registered. */
 const EMPTY_POOL = new EncodedJson('{}');
 
@@ -129,6 +135,8 @@ export class PatchStream {
   epoch = newEpoch();
   /** The views, once attached. */
   private derived: DerivedStreams | undefined;
+  /** Rollbacks (and replicas loaded again) so far: an answer built before one may show what it undid. */
+  private rollbacks = 0;
 
   constructor(
     private readonly nsp: Namespace,
@@ -316,19 +324,20 @@ export class PatchStream {
     // Everything again: what it unsubscribed from before is followed too.
     for (const name of [...socket.rooms]) if (name.startsWith(LEFT_OUT)) void socket.leave(name);
     // Held in the epoch asked about: a rollback or prune meanwhile makes the rest snapshots.
-    let answer = await this.answerEach(socket, docs, visible, (doc) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined));
-    // A rollback while it was built (a new epoch) may have undone what the answers built before it show, and its resync
-    // notices went out before this answer, which would put the undone state back: those answers are built again.
-    for (let stale = answer.filter((s) => s.epoch !== this.epoch); stale.length > 0 && !socket.disconnected; stale = answer.filter((s) => s.epoch !== this.epoch)) {
-      const again = await this.answerEach(socket, stale.map((s) => s.doc), visible, () => undefined);
-      answer = [...answer.filter((s) => s.epoch === this.epoch), ...again];
+    let answers = await this.answerEach(socket, docs, visible, (doc) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined));
+    // A rollback while it was built may have undone what the answers built before it show, and its resync notices
+    // went out before this answer, which would put the undone state back: those answers are built again.
+    const stale = (answer: Answer) => answer.rollbacks !== this.rollbacks;
+    while (answers.some(stale) && !socket.disconnected) {
+      const again = await this.answerEach(socket, answers.filter(stale).map((answer) => answer.subscription.doc), visible, () => undefined);
+      answers = [...answers.filter((answer) => !stale(answer)), ...again];
     }
-    return answer;
+    return answers.map((answer) => answer.subscription);
   }
 
-  /** The answers for `docs`, each built in a slice of its own; those archived meanwhile or not visible are left out. */
-  private async answerEach(socket: Socket, docs: readonly DocKey[], visible: (doc: DocKey) => boolean, held: (doc: DocKey) => number | undefined): Promise<Subscription[]> {
-    const subscriptions: Array<Subscription | Promise<Subscription>> = [];
+  /** The answers for `docs`, each built in a slice of its own, with the rollbacks before it; those archived meanwhile or not visible are left out. */
+  private async answerEach(socket: Socket, docs: readonly DocKey[], visible: (doc: DocKey) => boolean, held: (doc: DocKey) => number | undefined): Promise<Answer[]> {
+    const answers: Array<Promise<Answer>> = [];
     const slice = new TimeSlice();
     for (const doc of docs) {
       if (slice.spent) {
@@ -337,13 +346,14 @@ export class PatchStream {
       }
       // Archived meanwhile, or out of the token's sight since a reload: left out, as if asked for now.
       if ((doc !== AGENTS_DOC && docRoot(this.hub.state, doc) === undefined) || !visible(doc)) continue;
-      const subscription = this.catchUp(socket, doc, held(doc));
+      const rollbacks = this.rollbacks;
+      const answer = Promise.resolve(this.catchUp(socket, doc, held(doc))).then((subscription) => ({ subscription, rollbacks }));
       // A transfer may fail (a rollback ends its snapshot) while later documents are answered: handled now, or
       // Node would end the hub for an unhandled rejection; Promise.all still answers with the failure.
-      if (subscription instanceof Promise) subscription.catch(() => undefined);
-      subscriptions.push(subscription);
+      answer.catch(() => undefined);
+      answers.push(answer);
     }
-    return Promise.all(subscriptions);
+    return Promise.all(answers);
   }
 
   /** Stops following a document, also when the socket follows everything (its patches no longer come). */
@@ -452,6 +462,7 @@ export class PatchStream {
    */
   private onRollback({ left, reloaded }: RolledBack): void {
     this.epoch = newEpoch();
+    this.rollbacks++;
     // Versions rolled back are given again to other changes: a kept snapshot may no longer match its version.
     this.snapshots.clear();
     this.bigSnapshots.clear();
