@@ -127,7 +127,8 @@ export function applyPatchAtomic<T>(document: T, ops: readonly PatchOp[]): T {
   }
 }
 
-const NUMERIC_SEGMENT = /\/(0|[1-9][0-9]*|-)(\/|$)/;
+/** A pointer with an array index (or `-`) among its segments. */
+export const NUMERIC_SEGMENT = /\/(0|[1-9][0-9]*|-)(\/|$)/;
 
 /** `value` itself when folding made it (it is in `copies`) or it is no container, else a shallow copy that is. */
 function ownedCopy(value: unknown, copies: WeakSet<object>): unknown {
@@ -142,7 +143,7 @@ function ownedCopy(value: unknown, copies: WeakSet<object>): unknown {
  * on the way that is not in `copies` (path copying): values shared with the ops given, which
  * subscribers get, are never changed. Returns the new root.
  */
-function applyCopying(root: unknown, op: PatchOp, copies: WeakSet<object>): unknown {
+export function applyCopying(root: unknown, op: PatchOp, copies: WeakSet<object>): unknown {
   const top = ownedCopy(root, copies);
   let parent = top;
   const segments = fromPointer(op.path);

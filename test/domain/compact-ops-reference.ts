@@ -1,48 +1,12 @@
 // compactOps as it was before its rewrite for big commands (now a tree of the paths seen, walked
 // once per op): the differential test in compact-ops.test.ts holds the new one to exactly its output.
-import { applyPatch, fromPointer, type CompactOptions, type PatchOp } from '../../shared/patch.ts';
-
-type Container = Record<string, unknown> | unknown[];
-
-function isContainer(value: unknown): value is Container {
-  return typeof value === 'object' && value !== null;
-}
+import { applyCopying, NUMERIC_SEGMENT, type CompactOptions, type PatchOp } from '../../shared/patch.ts';
 
 /** The proper prefixes of a pointer: `/a/b/c` → `/a`, `/a/b`. */
 function ancestors(pointer: string): string[] {
   const out: string[] = [];
   for (let i = pointer.indexOf('/', 1); i !== -1; i = pointer.indexOf('/', i + 1)) out.push(pointer.slice(0, i));
   return out;
-}
-
-const NUMERIC_SEGMENT = /\/(0|[1-9][0-9]*|-)(\/|$)/;
-
-/** `value` itself when folding made it (it is in `copies`) or it is no container, else a shallow copy that is. */
-function ownedCopy(value: unknown, copies: WeakSet<object>): unknown {
-  if (!isContainer(value) || copies.has(value)) return value;
-  const copy = Array.isArray(value) ? value.slice() : { ...value };
-  copies.add(copy);
-  return copy;
-}
-
-/**
- * Applies `op` (its path relative to `root`, not empty) to `root`, first copying every container
- * on the way that is not in `copies` (path copying): values shared with the ops given, which
- * subscribers get, are never changed. Returns the new root.
- */
-function applyCopying(root: unknown, op: PatchOp, copies: WeakSet<object>): unknown {
-  const top = ownedCopy(root, copies);
-  let parent = top;
-  const segments = fromPointer(op.path);
-  for (let i = 0; i < segments.length - 1; i++) {
-    const key = segments[i]!;
-    // A path that leads nowhere is left for applyPatch to refuse.
-    if (!isContainer(parent) || !Object.hasOwn(parent, key)) break;
-    const child = ownedCopy((parent as Record<string, unknown>)[key], copies);
-    (parent as Record<string, unknown>)[key] = child;
-    parent = child;
-  }
-  return applyPatch(top, [op]);
 }
 
 /**
