@@ -241,6 +241,11 @@ describe('workflows over the network', () => {
     const refused = await client.connection.request('workflow.create', { userQuery: 'x', ...unknown } as never).catch((e: HubError) => e);
     expect((refused as HubError).issues).toEqual([{ path: [], message: expect.stringMatching(/^Unrecognized keys: "key0", .{900,}…$/) }]);
     expect((refused as HubError).message.length).toBeLessThan(1100);
+    // Cut where a pair of surrogates would be split (the message's prefix is 19 characters): the pair goes whole.
+    const emoji = await client.connection.request('workflow.create', { userQuery: 'x', ['😀'.repeat(600)]: 0 } as never).catch((e: HubError) => e);
+    const cut = (emoji as HubError).issues![0]!.message;
+    expect(cut).toMatch(/^Unrecognized key: "😀+…$/u);
+    expect(/\p{Cs}/u.test(cut) || /\p{Cs}/u.test((emoji as HubError).message)).toBe(false);
     expect((await wf.listWorkOrders()).items).toEqual([]);
   });
 });

@@ -9,9 +9,11 @@ export const MAX_ISSUES = 100;
 /** Characters of an issue's message kept: zod names every unknown key of an object in one. */
 const MAX_MESSAGE = 1000;
 
-/** `message` cut to MAX_MESSAGE characters. */
+/** `message` cut to MAX_MESSAGE characters, or one fewer where the cut would split a surrogate pair (an emoji). */
 function bounded(message: string): string {
-  return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message;
+  if (message.length <= MAX_MESSAGE) return message;
+  const end = /[\uD800-\uDBFF]/.test(message[MAX_MESSAGE - 1]!) ? MAX_MESSAGE - 1 : MAX_MESSAGE;
+  return `${message.slice(0, end)}…`;
 }
 
 /** A VALIDATION error for `what` (a payload, a query): its first MAX_ISSUES issues in `issues`, the first ones in words in the message with the count of the rest. */
