@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import inspect
 import threading
@@ -17,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from . import agent, control, monitor
+from .mirror import Mirror
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -78,6 +80,8 @@ def _wrap(value: Any) -> Any:
         return [_wrap(item) for item in value]
     if inspect.isfunction(value) or inspect.ismethod(value) or isinstance(value, functools.partial):
         return _on_loop(value)
+    if isinstance(value, Mirror):
+        return BlockingMirror(value)
     if _is_sdk_object(value):
         return Blocking(value)
     return value
@@ -118,6 +122,28 @@ class Blocking:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BlockingMirror(Blocking):
+    """A mirror whose `state`, and what `until` returns, are copies: the loop's thread patches the live state in place meanwhile."""
+
+    @property
+    def state(self) -> Any:
+        """A deep copy of the state, taken on the loop's thread (the live one may change while a script reads it)."""
+        return _on_loop(self._target.snapshot)()
+
+    def until(self, predicate: Callable[[Any, int], bool], timeout: float = 30.0) -> Any:
+        """Blocks until `predicate(state, version)` holds; returns a copy of the state it held for."""
+        held: list[Any] = []
+
+        def holds(state: Any, version: int) -> bool:
+            # Copied at the check, on the loop's thread: the live state may have moved on by the time the caller wakes.
+            if not bool(predicate(state, version)):
+                return False
+            held[:] = [copy.deepcopy(state)]
+            return True
+        run(self._target.until(holds, timeout))
+        return held[0]
 
 
 class BlockingMapping(Mapping[Any, Any]):

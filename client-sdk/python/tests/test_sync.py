@@ -64,3 +64,16 @@ def test_a_scripts_mirrors_from_subscribe_all_and_docs_block_like_those_from_sub
             pass
         # The mapping is live, as the async one: it gains the workflows created later, and they block too.
         assert mirrors[later.id].until(lambda s, _: s["id"] == later.id, timeout=SCENARIO_TIMEOUT_S)["id"] == later.id
+
+
+def test_a_scripts_mirror_state_does_not_change_under_it_while_the_loop_applies_patches(hub: Hub) -> None:
+    with connect_control(hub.url, TOKENS["admin"]) as control, connect_monitor(hub.url, TOKENS["monitor"]) as monitor:
+        wf = control.create_workflow("read at leisure")
+        mirror = monitor.subscribe(wf.id)
+        before = mirror.state
+        held = mirror.until(lambda state, _: state["status"] == "pending", timeout=SCENARIO_TIMEOUT_S)
+        wf.start()
+        mirror.until(lambda state, _: state["status"] == "in_progress", timeout=SCENARIO_TIMEOUT_S)
+        # The loop's thread patches the live state in place: a script iterating it would see it change (or fail mid-loop).
+        assert before["status"] == "pending" and held["status"] == "pending"
+        assert mirror.state["status"] == "in_progress"
