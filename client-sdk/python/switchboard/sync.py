@@ -87,6 +87,13 @@ def _wrap(value: Any) -> Any:
     return value
 
 
+def _wrap_result(result: Any, args: tuple[Any, ...]) -> Any:
+    # A decorator (`@agent.task(...)`) hands back the caller's own function: it stays theirs, not one run on the loop's thread.
+    if any(result is arg for arg in args):
+        return result
+    return _wrap(result)
+
+
 def _on_loop(function: Callable[..., Any]) -> Callable[..., Any]:
     """`function` called on the loop's thread; a coroutine it returns is awaited there."""
     @functools.wraps(function)
@@ -96,12 +103,12 @@ def _on_loop(function: Callable[..., Any]) -> Callable[..., Any]:
             result = function(*args, **kwargs)
             if inspect.isawaitable(result):
                 _refuse_on_loop_thread(result)
-            return _wrap(result)
+            return _wrap_result(result, args)
 
         async def invoke() -> Any:
             result = function(*args, **kwargs)
             return await result if inspect.isawaitable(result) else result
-        return _wrap(asyncio.run_coroutine_threadsafe(invoke(), event_loop()).result())
+        return _wrap_result(asyncio.run_coroutine_threadsafe(invoke(), event_loop()).result(), args)
     return call
 
 

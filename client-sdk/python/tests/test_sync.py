@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import threading
+from typing import Any
 
 import pytest
 
 from conftest import SCENARIO_TIMEOUT_S
 from hub import TOKENS, Hub
 from switchboard import HubError, MirrorChange
-from switchboard.sync import connect_control, connect_monitor
+from switchboard.sync import connect_agent, connect_control, connect_monitor
 
 
 def test_a_script_drives_a_workflow_without_asyncio(hub: Hub) -> None:
@@ -77,3 +79,22 @@ def test_a_scripts_mirror_state_does_not_change_under_it_while_the_loop_applies_
         # The loop's thread patches the live state in place: a script iterating it would see it change (or fail mid-loop).
         assert before["status"] == "pending" and held["status"] == "pending"
         assert mirror.state["status"] == "in_progress"
+
+
+def test_a_handler_decorated_in_a_script_stays_a_plain_function_of_the_script(hub: Hub) -> None:
+    with connect_control(hub.url, TOKENS["admin"]) as control, \
+            connect_agent(hub.url, TOKENS["agent"], agent_id="sync-decorated") as agent:
+        def clean(task: Any, ctx: Any) -> dict[str, Any]:
+            control.list_agents()  # a blocking call: fine in the handler's thread, refused on the clients' loop thread
+            return {"thread": threading.current_thread().name}
+
+        decorated = agent.task("sync_decorated")(clean)
+        agent.ready()
+        # Called directly (a unit test of the handler), it runs here, not on the clients' loop thread.
+        assert decorated is clean and decorated(None, None) == {"thread": threading.current_thread().name}
+        wf = control.create_workflow("a decorated handler")
+        wf.start()
+        order = wf.create_work_order("sync_decorated")
+        with connect_monitor(hub.url, TOKENS["monitor"]) as monitor:
+            monitor.subscribe(wf.id).until(lambda s, _: s["workOrders"][order["id"]]["state"] == "completed", timeout=SCENARIO_TIMEOUT_S)
+        assert wf.get_work_order(order["id"])["result"]["thread"] != threading.current_thread().name  # the agent ran it too
