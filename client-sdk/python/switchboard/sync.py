@@ -65,7 +65,9 @@ def _iterate(iterator: AsyncIterator[Any]) -> Iterator[Any]:
 
 
 def _is_sdk_object(value: Any) -> bool:
-    return type(value).__module__.startswith("switchboard.") and not isinstance(value, type) and hasattr(value, "__dict__")
+    # Not an error (`connection.last_error`): a script raises it and catches it as the HubError it is.
+    return (type(value).__module__.startswith("switchboard.") and not isinstance(value, (type, BaseException))
+            and hasattr(value, "__dict__"))
 
 
 def _wrap(value: Any) -> Any:

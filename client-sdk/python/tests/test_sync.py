@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from conftest import SCENARIO_TIMEOUT_S
 from hub import TOKENS, Hub
 from switchboard import HubError, MirrorChange
-from switchboard.sync import connect_agent, connect_control, connect_monitor
+from switchboard.sync import Blocking, connect_agent, connect_control, connect_monitor
 
 
 def test_a_script_drives_a_workflow_without_asyncio(hub: Hub) -> None:
@@ -98,3 +99,12 @@ def test_a_handler_decorated_in_a_script_stays_a_plain_function_of_the_script(hu
         with connect_monitor(hub.url, TOKENS["monitor"]) as monitor:
             monitor.subscribe(wf.id).until(lambda s, _: s["workOrders"][order["id"]]["state"] == "completed", timeout=SCENARIO_TIMEOUT_S)
         assert wf.get_work_order(order["id"])["result"]["thread"] != threading.current_thread().name  # the agent ran it too
+
+
+def test_an_error_a_script_reads_from_a_client_is_the_hub_error_itself() -> None:
+    # What connection.last_error holds after a refused reconnection: raised and caught as a HubError, not a wrapper.
+    refusal = HubError("RATE_LIMITED", "too many failed logins")
+    read = Blocking(SimpleNamespace(last_error=refusal)).last_error
+    assert read is refusal
+    with pytest.raises(HubError):
+        raise read
