@@ -207,6 +207,10 @@ class Workflow:
         """What was made from a reference, nearest first."""
         return await self._send("lineage.downstream", fields({"data_id": data_id, "max_depth": max_depth, "limit": limit}))  # type: ignore[no-any-return]
 
+    async def open_lineage_event(self, work_order_id: str) -> JSON:
+        """A finished work order as an OpenLineage RunEvent, ready to POST to Marquez's /api/v1/lineage."""
+        return await self._connection.request("lineage.openLineage", {"workflowId": self.id, "workOrderId": work_order_id})  # type: ignore[no-any-return]
+
     async def lineage_graph(self) -> JSON:
         """The workflow's whole lineage graph, gathered from its pages."""
         graph: JSON = await self._send("lineage.graph", {})

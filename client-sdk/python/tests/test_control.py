@@ -246,3 +246,16 @@ async def test_work_orders_created_with_ids_are_sent_again_after_a_lost_answer_a
         assert [(item["id"], item["dependencies"]) for item in items] == [("a", []), ("b", ["a"])]
         assert [order["id"] async for order in wf.work_orders()] == ["a", "b"]
         assert wf.version == (await wf.get_versioned())[0]
+
+
+async def test_a_finished_work_order_exports_as_an_open_lineage_event(hub: Hub) -> None:
+    async with await connect_control(hub.url, TOKENS["admin"]) as control:
+        wf = await control.create_workflow("open lineage export")
+        await wf.start()
+        order = await wf.create_work_order("py_openlineage", id="py-ol-order")
+        await wf.cancel_work_order(order["id"], "not needed")
+        event = await wf.open_lineage_event(order["id"])
+        assert event["eventType"] == "ABORT" and event["job"]["name"].startswith(wf.id)
+        with pytest.raises(HubError) as missing:
+            await wf.open_lineage_event("py-ol-nowhere")
+        assert missing.value.code == "NOT_FOUND"
