@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .connection import checked_timeout
 from .listeners import Listeners
 from .patch import apply_patch
 
@@ -61,6 +62,8 @@ class Mirror:
 
     async def until(self, predicate: Callable[[Any, int], bool], timeout: float = 30.0) -> Any:
         """Returns the state once `predicate(state, version)` holds, checked now and after every change (no polling); a missing key counts as not yet, another error is raised."""
+        # Checked first: asyncio took a NaN timeout as none (waiting for ever) and a negative one as "timed out" at once.
+        wait = None if timeout is None else checked_timeout("timeout", timeout, 30.0)
         if self._holds(predicate):
             return self.state
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -78,7 +81,7 @@ class Mirror:
 
         off = self.on_change(check)
         try:
-            return await asyncio.wait_for(done, timeout)
+            return await asyncio.wait_for(done, wait)
         except asyncio.TimeoutError:
             raise TimeoutError(f"the condition did not hold within {timeout} s (mirror of {self.doc} at version {self.version})") from None
         finally:

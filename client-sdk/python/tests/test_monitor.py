@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
 import random
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from hub import TOKENS, Hub
 from scenario import agent, clients, drop, unique, until
-from switchboard import Mirror, Task, TaskContext, connect_monitor
+from switchboard import HubError, Mirror, Task, TaskContext, connect_monitor
 
 
 async def test_a_mirror_equals_workflow_get_at_the_same_version(hub: Hub) -> None:
@@ -69,6 +70,19 @@ async def test_until_raises_what_its_predicate_raises_after_a_change() -> None:
     mirror.apply({"doc": "wf", "from": 1, "to": 2, "ops": [{"op": "replace", "path": "/done", "value": 2}]})
     with pytest.raises(ZeroDivisionError):
         await waiting
+
+
+async def test_until_refuses_a_nan_or_negative_timeout_instead_of_waiting_for_ever() -> None:
+    mirror = Mirror("wf")
+    mirror.load({"doc": "wf", "mode": "snapshot", "version": 1, "state": {"done": 0}, "epoch": "e"})
+    for timeout in (math.nan, -1.0):
+        with pytest.raises(HubError) as refused:
+            await mirror.until(lambda state, _: state["done"] == 1, timeout=timeout)
+        assert refused.value.code == "VALIDATION" and "timeout" in refused.value.message
+    waiting = asyncio.ensure_future(mirror.until(lambda state, _: state["done"] == 1, timeout=math.inf))  # no limit
+    await asyncio.sleep(0)  # one turn of the loop: until() has checked once and waits for a change
+    mirror.apply({"doc": "wf", "from": 1, "to": 2, "ops": [{"op": "replace", "path": "/done", "value": 1}]})
+    assert (await waiting) == {"done": 1}
 
 
 def test_a_patch_that_does_not_apply_leaves_the_mirror_as_it_was() -> None:
