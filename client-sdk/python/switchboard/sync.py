@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from . import agent, control, monitor
 from .mirror import Mirror
+from .monitor import MonitorClient
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -84,6 +85,8 @@ def _wrap(value: Any) -> Any:
         return _on_loop(value)
     if isinstance(value, Mirror):
         return BlockingMirror(value)
+    if isinstance(value, MonitorClient):
+        return BlockingMonitor(value)
     if _is_sdk_object(value):
         return Blocking(value)
     return value
@@ -155,6 +158,18 @@ class BlockingMirror(Blocking):
         return held[0]
 
 
+class BlockingMonitor(Blocking):
+    """A monitor whose `doc` listeners get mirrors that block, as those `subscribe` returns."""
+
+    def on(self, event: str, listener: Callable[[Any], None]) -> Callable[[], None]:
+        """`change` (a MirrorChange of any mirror) or `doc` (a new mirror appeared); returns a function that stops it."""
+        def deliver(value: Any) -> None:
+            # A script keeps the mirror to wait on later: its until() must block, not hand back a coroutine.
+            listener(BlockingMirror(value) if isinstance(value, Mirror) else value)
+        off: Callable[[], None] = _on_loop(self._target.on)(event, deliver)
+        return off
+
+
 class BlockingMapping(Mapping[Any, Any]):
     """A read-only live mapping of SDK objects (subscribe_all's mirrors) whose values block as `Blocking` does."""
 
@@ -187,4 +202,4 @@ def connect_agent(url: str | Sequence[str], token: str, **options: Any) -> Any:
 
 def connect_monitor(url: str | Sequence[str], token: str, **options: Any) -> Any:
     """Connects a monitor whose methods block; mirror callbacks run on the clients' loop thread."""
-    return Blocking(run(monitor.connect_monitor(url, token, **options)))
+    return BlockingMonitor(run(monitor.connect_monitor(url, token, **options)))

@@ -60,11 +60,13 @@ def test_a_scripts_mirrors_from_subscribe_all_and_docs_block_like_those_from_sub
             if asyncio.iscoroutine(state):
                 state.close()
             assert isinstance(state, dict) and state["id"] == wf.id
-        appeared: queue.Queue[str] = queue.Queue()
-        monitor.on("doc", lambda mirror: appeared.put(mirror.doc))
+        appeared: queue.Queue[Any] = queue.Queue()
+        monitor.on("doc", appeared.put)
         later = control.create_workflow("created after subscribe_all")
-        while appeared.get(timeout=SCENARIO_TIMEOUT_S) != later.id:
+        while (new := appeared.get(timeout=SCENARIO_TIMEOUT_S)).doc != later.id:
             pass
+        # The mirror a `doc` listener got blocks too: a script keeps it and waits on it.
+        assert new.until(lambda s, _: s["id"] == later.id, timeout=SCENARIO_TIMEOUT_S)["id"] == later.id
         # The mapping is live, as the async one: it gains the workflows created later, and they block too.
         assert mirrors[later.id].until(lambda s, _: s["id"] == later.id, timeout=SCENARIO_TIMEOUT_S)["id"] == later.id
 
