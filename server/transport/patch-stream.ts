@@ -16,7 +16,9 @@ import type { Transfers } from './transfers.ts';
 
 /** A subscription answer, with how many rollbacks came before it was built. */
 interface Answer {
-  subscription: Subscription;
+  doc: DocKey;
+  /** None when a rollback ended its big snapshot while it was read: it is built again. */
+  subscription: Subscription | undefined;
   rollbacks: number;
 }
 
@@ -329,10 +331,11 @@ export class PatchStream {
     // went out before this answer, which would put the undone state back: those answers are built again.
     const stale = (answer: Answer) => answer.rollbacks !== this.rollbacks;
     while (answers.some(stale) && !socket.disconnected) {
-      const again = await this.answerEach(socket, answers.filter(stale).map((answer) => answer.subscription.doc), visible, () => undefined);
+      const again = await this.answerEach(socket, answers.filter(stale).map((answer) => answer.doc), visible, () => undefined);
       answers = [...answers.filter((answer) => !stale(answer)), ...again];
     }
-    return answers.map((answer) => answer.subscription);
+    // Left stale only when the socket went: nobody reads this answer.
+    return answers.flatMap((answer) => (answer.subscription ? [answer.subscription] : []));
   }
 
   /** The answers for `docs`, each built in a slice of its own, with the rollbacks before it; those archived meanwhile or not visible are left out. */
@@ -347,9 +350,16 @@ export class PatchStream {
       // Archived meanwhile, or out of the token's sight since a reload: left out, as if asked for now.
       if ((doc !== AGENTS_DOC && docRoot(this.hub.state, doc) === undefined) || !visible(doc)) continue;
       const rollbacks = this.rollbacks;
-      const answer = Promise.resolve(this.catchUp(socket, doc, held(doc))).then((subscription) => ({ subscription, rollbacks }));
-      // A transfer may fail (a rollback ends its snapshot) while later documents are answered: handled now, or
-      // Node would end the hub for an unhandled rejection; Promise.all still answers with the failure.
+      const answer = Promise.resolve(this.catchUp(socket, doc, held(doc))).then(
+        (subscription): Answer => ({ doc, subscription, rollbacks }),
+        // A big snapshot a rollback ended (its pin aborted, before this runs) is built again with the other stale answers.
+        (error: unknown): Answer => {
+          if (this.rollbacks === rollbacks) throw error;
+          return { doc, subscription: undefined, rollbacks };
+        },
+      );
+      // Another failure may come while later documents are answered: handled now, or Node would end the hub
+      // for an unhandled rejection; Promise.all still answers with it.
       answer.catch(() => undefined);
       answers.push(answer);
     }
