@@ -43,6 +43,7 @@ import { ViewStreams } from './transport/view-streams.ts';
 import { bindNamespace, sessionOf } from './transport/namespaces.ts';
 import { WorkflowReads } from './workflow-reads.ts';
 import { makeDirectory } from './make-directory.ts';
+import { embeddedCommand } from './embedded-dispatch.ts';
 
 export { HubOptions, type HubOptionsInput } from './options.ts';
 export type { Store } from './store/store.ts';
@@ -490,7 +491,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       get state() {
         return writer.state;
       },
-      dispatch: (command) => writer.dispatch(command),
+      // Checked first: an embedding program's command has not been through the transport's parsing.
+      dispatch: async (command) => writer.dispatch(embeddedCommand(command)),
       settle: () => writer.settle(),
       log: logger,
       reloadTokens: async () => {

@@ -222,3 +222,34 @@ describe('a data directory another hub holds', () => {
     expect(second.tokens).toEqual(tokens);
   });
 });
+
+describe('hub.dispatch', () => {
+  it('parses a control command as the transport does: defaults applied, so later commands and a restart work', async () => {
+    const dataDir = tempDir();
+    const hub = await createHub({ port: 0, dataDir, tokens: GRANTS, logLevel: 'silent' });
+    // What an embedding program writes from the README: the request, not its parsed form.
+    const input = { id: 'plain', userQuery: 'from the app' } as never;
+    const { workflow } = await hub.dispatch({ type: 'workflow.create', input, actor: ADMIN });
+    expect(workflow.config.enableDataValidation).toBe(true);
+    await hub.dispatch({ type: 'workOrder.create', input: { workflowId: 'plain', id: 'o1', taskType: 't' } as never, actor: ADMIN });
+    await hub.close();
+
+    const again = await startHub({ dataDir });
+    expect(again.state.workflows.get('plain')?.workOrders['o1']).toMatchObject({ taskType: 't', maxAttempts: 3 });
+  });
+
+  it('refuses a bad command with VALIDATION naming what is wrong, and changes nothing', async () => {
+    const hub = await startHub();
+    const versions = new Map(hub.state.versions);
+    const bad: Array<[unknown, RegExp]> = [
+      [{ type: 'workflow.create', input: { userQuery: 5 }, actor: ADMIN }, /workflow\.create.*userQuery/s],
+      [{ type: 'workflow.nope', input: {}, actor: ADMIN }, /unknown command type "workflow\.nope"/],
+      [{ type: 'workflow.create', input: { userQuery: 'no actor' } }, /actor/],
+    ];
+    for (const [command, message] of bad) {
+      await expect(hub.dispatch(command as never)).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringMatching(message) });
+    }
+    expect(hub.state.workflows.size).toBe(0);
+    expect(new Map(hub.state.versions)).toEqual(versions);
+  });
+});

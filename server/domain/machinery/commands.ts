@@ -152,6 +152,11 @@ export type CommandReply<K extends CommandType> = ReturnType<TransitionOf<K>>;
 type TransitionTable = { [K in CommandType]: (t: CommandContext, input: CommandInput<K>, actor: Actor) => CommandReply<K> };
 const table: TransitionTable = transitions;
 
+/** Whether `type` names a command (for commands that come from outside the type checker). */
+export function isCommandType(type: unknown): type is CommandType {
+  return typeof type === 'string' && Object.hasOwn(transitions, type);
+}
+
 /** A request to change state. */
 export interface Command<K extends CommandType = CommandType> {
   type: K;
