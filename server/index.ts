@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { statSync } from 'node:fs';
 import { batchWebSocketWrites } from './transport/cork.ts';
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -253,6 +254,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       // Named as the setting it is: Node's message gives only a path and a code.
       throw new HubError('VALIDATION', `dataDir ${dataDir} cannot be created: ${(error as Error).message}`);
     }
+    // An existing file in its place was refused only at the lock, by Node's ENOTDIR on a lock file's name.
+    if (!statSync(dataDir).isDirectory()) throw new HubError('VALIDATION', `dataDir ${dataDir} is not a directory`);
     hubDirectory = await HubDirectory.open(dataDir);
     files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], hubDirectory);
     writer = await StateWriter.open({

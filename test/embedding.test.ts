@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
 import { CreateWorkOrdersInput } from '../shared/schemas/work-order.ts';
 import { GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { rawGet } from './helpers/http.ts';
+import { freePort } from './helpers/ports.ts';
 import { deferred } from './helpers/wait.ts';
 
 // The hub as an application embeds it: createHub's options, its lifecycle and a shared server.
@@ -251,5 +252,21 @@ describe('hub.dispatch', () => {
     }
     expect(hub.state.workflows.size).toBe(0);
     expect(new Map(hub.state.versions)).toEqual(versions);
+  });
+});
+
+describe('a dataDir that is a file', () => {
+  it('is refused as the setting it is, and the file and the port are left alone', async () => {
+    const dataDir = join(tempDir(), 'data');
+    writeFileSync(dataDir, 'not a directory');
+    const port = await freePort();
+    await expect(createHub({ port, dataDir, tokens: GRANTS, logLevel: 'silent' })).rejects.toMatchObject({
+      code: 'VALIDATION',
+      message: `dataDir ${dataDir} is not a directory`,
+    });
+    expect(readFileSync(dataDir, 'utf8')).toBe('not a directory');
+    // The port it took first is free again: a retry with a right dataDir starts there.
+    const hub = await startHub({ port });
+    expect(hub.port).toBe(port);
   });
 });
