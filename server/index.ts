@@ -494,8 +494,14 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       get state() {
         return writer.state;
       },
-      // Checked first: an embedding program's command has not been through the transport's parsing.
-      dispatch: async (command) => writer.dispatch(embeddedCommand(command)),
+      // Checked first: an embedding program's command has not been through the transport's checks.
+      dispatch: async (command) => {
+        const checked = embeddedCommand(command);
+        // As for a client: a workflow whose reports would go among the hub's files could never write one.
+        const { outputFolder } = checked.input as { outputFolder?: unknown };
+        if (checked.type === 'workflow.create' && typeof outputFolder === 'string') await hubDirectory.requireOutputFolder(outputFolder);
+        return writer.dispatch(checked);
+      },
       settle: () => writer.settle(),
       log: logger,
       reloadTokens: async () => {

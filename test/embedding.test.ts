@@ -239,7 +239,7 @@ describe('hub.dispatch', () => {
     expect(again.state.workflows.get('plain')?.workOrders['o1']).toMatchObject({ taskType: 't', maxAttempts: 3 });
   });
 
-  it('refuses a bad command with VALIDATION naming what is wrong, and changes nothing', async () => {
+  it('refuses a bad command with an error saying what is wrong, and changes nothing', async () => {
     const hub = await startHub();
     const versions = new Map(hub.state.versions);
     const bad: Array<[unknown, RegExp]> = [
@@ -250,6 +250,9 @@ describe('hub.dispatch', () => {
     for (const [command, message] of bad) {
       await expect(hub.dispatch(command as never)).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringMatching(message) });
     }
+    // As a client's, refused up front: its reports could never be written there.
+    const inDataDir = { type: 'workflow.create', input: { userQuery: 'reports in the data directory', outputFolder: hub.options.dataDir }, actor: ADMIN };
+    await expect(hub.dispatch(inDataDir as never)).rejects.toMatchObject({ code: 'FORBIDDEN' });
     expect(hub.state.workflows.size).toBe(0);
     expect(new Map(hub.state.versions)).toEqual(versions);
   });
