@@ -4,7 +4,7 @@ import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { AgentIds } from './agent-ids.ts';
 import { queueKey } from './assignment.ts';
 import { AvailableAgents, type UndoLog } from './free-agents.ts';
-import { BucketHeads, type Head } from './bucket-heads.ts';
+import { before, BucketHeads, type Head } from './bucket-heads.ts';
 import { CapableAgents, filingFrom, requirementsKey, sameWaiting, takesWork, type Need } from './capable-agents.ts';
 import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
@@ -100,7 +100,6 @@ interface Deadline extends Timed {
 
 const byTime = (a: Timed, b: Timed) => a.at < b.at;
 const NOBODY: readonly string[] = Object.freeze([]);
-const byKey = (a: ReadyEntry, b: ReadyEntry) => (a.key !== b.key ? a.key > b.key : a.seq < b.seq);
 
 /** The key of a work order across workflows. */
 export const orderKey = (workflowId: string, workOrderId: string) => `${workflowId}\u0000${workOrderId}`;
@@ -199,7 +198,7 @@ export class WorkIndex {
     let bucket = this.buckets.get(key);
     if (!bucket) {
       const need = this.capable.needOf(order.taskType, order.requirements);
-      bucket = { key, workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue(byKey), current: 0, declines: new Map(), need };
+      bucket = { key, workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue<ReadyEntry>(before), current: 0, declines: new Map(), need };
       need.buckets.add(bucket);
       this.buckets.set(key, bucket);
       let ofWorkflow = this.bucketsOf.get(order.workflowId);
