@@ -235,7 +235,12 @@ class Connection:
         connect_timeout = checked_timeout("connect_timeout", connect_timeout, 10.0)
         request_timeout = checked_timeout("request_timeout", request_timeout, 10.0)
         connection = cls(namespace, url, token, request_timeout)
-        await connection._connect(connect_timeout)
+        try:
+            await connection._connect(connect_timeout)
+        except asyncio.CancelledError:
+            # Cancelled half way (a script's Ctrl-C): no socket is left to connect and register behind the caller's back.
+            await connection._shut()
+            raise
         return connection
 
     async def _connect(self, timeout: float) -> None:

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from . import agent, control, monitor
+from .closing import ClosesOnExit
 from .mirror import Mirror
 from .monitor import MonitorClient
 
@@ -48,13 +49,56 @@ def _refuse_on_loop_thread(awaitable: Awaitable[Any]) -> None:
                            "callback), where it would wait for ever: make it from another thread")
 
 
+def _wait_on_loop(awaitable: Awaitable[T]) -> T:
+    """Runs `awaitable` on the clients' loop and blocks until it is done.
+
+    Interrupted (Ctrl-C in the script), it is cancelled on the loop, and a client it connected all the same is closed:
+    else a connect would go on in the background and leave an agent registered that nobody holds.
+    """
+    loop = event_loop()
+    lock = threading.Lock()
+    running: list[asyncio.Task[Any]] = []
+    made: list[T] = []
+    abandoned = False
+
+    async def guarded() -> T:
+        with lock:
+            task = asyncio.current_task()
+            if abandoned or task is None:
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+                raise asyncio.CancelledError
+            running.append(task)
+        result = await awaitable
+        with lock:
+            made.append(result)
+            orphan = abandoned
+        if orphan:
+            await _close_orphan(result)
+        return result
+    try:
+        # The interrupt may come before the future is in hand (the loop's thread can be quicker): the task is cancelled, not the future.
+        return asyncio.run_coroutine_threadsafe(guarded(), loop).result()
+    except BaseException:
+        with lock:
+            abandoned = True
+            finished = bool(made)
+        if finished:  # it ended as the wait was interrupted: what it made is nobody's
+            asyncio.run_coroutine_threadsafe(_close_orphan(made[0]), loop)
+        elif running:
+            loop.call_soon_threadsafe(running[0].cancel)
+        raise
+
+
+async def _close_orphan(result: object) -> None:
+    if isinstance(result, ClosesOnExit):
+        await result.close()
+
+
 def run(awaitable: Awaitable[T]) -> T:
     """Runs a coroutine on the clients' loop and returns its result."""
     _refuse_on_loop_thread(awaitable)
-
-    async def wrapped() -> T:
-        return await awaitable
-    return asyncio.run_coroutine_threadsafe(wrapped(), event_loop()).result()
+    return _wait_on_loop(awaitable)
 
 
 def _iterate(iterator: AsyncIterator[Any]) -> Iterator[Any]:
@@ -113,7 +157,7 @@ def _on_loop(function: Callable[..., Any]) -> Callable[..., Any]:
         async def invoke() -> Any:
             result = function(*args, **kwargs)
             return await result if inspect.isawaitable(result) else result
-        return _wrap_result(asyncio.run_coroutine_threadsafe(invoke(), event_loop()).result(), args)
+        return _wrap_result(_wait_on_loop(invoke()), args)
     return call
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
+import signal
+import socket
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -110,3 +113,24 @@ def test_an_error_a_script_reads_from_a_client_is_the_hub_error_itself() -> None
     assert read is refusal
     with pytest.raises(HubError):
         raise read
+
+
+def test_ctrl_c_during_a_blocking_connect_cancels_it_on_the_clients_loop() -> None:
+    # A node that takes the TCP connection and never answers: the connect waits there until its deadline.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        accepted: queue.Queue[socket.socket] = queue.Queue()
+
+        def interrupt() -> None:
+            connection, _ = silent.accept()
+            accepted.put(connection)
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does to a script blocked in the call
+        threading.Thread(target=interrupt, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            connect_agent(url, TOKENS["agent"], agent_id="interrupted", connect_timeout=120)
+        # Cancelled, the connect hangs up at once; left running, it would hold the socket until its deadline, then
+        # (on a cluster's next node) register an agent nobody holds.
+        with accepted.get(timeout=SCENARIO_TIMEOUT_S) as connection:
+            connection.settimeout(SCENARIO_TIMEOUT_S)
+            while connection.recv(65536):
+                pass
