@@ -25,7 +25,8 @@ export const TIMERS_PER_SWEEP = 1_000;
  * monotonic clock, so a step of the wall clock neither ends them all at once nor holds them for its
  * length; backoffs and overall timeouts, kept in documents across restarts as wall-clock times, are
  * put on it for what is left of them by the wall clock when set, and at start-up. It runs at most
- * TIMERS_PER_SWEEP timers; `more` then says that others may be due still.
+ * TIMERS_PER_SWEEP timers, and takes at most that many entries of each timer queue (those of orders
+ * ended since run nothing); `more` then says that others may be due still.
  */
 export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; forgotten: number; timedOut: number; more: boolean } {
   const work = t.state.work;
@@ -98,13 +99,19 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     }
   }
 
-  for (const due of dueEntries(work.delayed, monotonicNow, left)) {
+  // Entries of timers that no longer stand (their order ended) are taken too, but run nothing:
+  // a queue that gave all it may holds more due entries behind them, so the next sweep follows at once.
+  let queueFull = false;
+  const backoffs = dueEntries(work.delayed, monotonicNow, left);
+  let putBack = 0;
+  for (const due of backoffs.taken) {
     const order = orderOf(due.workflowId, due.workOrderId);
     // Not a timer of an earlier backoff (the order ran and backed off again since).
     if (order?.state !== 'queued' || order.notBefore !== due.notBefore) continue;
     const key = `backoff:${orderKey(order.workflowId, order.id)}`;
     if (putOff(key)) {
       work.delayed.push(due);
+      putBack++;
       continue;
     }
     runTimer(key, () => {
@@ -114,7 +121,11 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     });
   }
 
-  for (const due of dueEntries(work.deadlines, monotonicNow, left)) {
+  // Only entries put off (all of them due again at once) would make a sweep that follows at once do nothing.
+  queueFull ||= backoffs.full && putBack < backoffs.taken.length;
+  const deadlines = dueEntries(work.deadlines, monotonicNow, left);
+  putBack = 0;
+  for (const due of deadlines.taken) {
     const order = orderOf(due.workflowId, due.workOrderId);
     // Not a timer of another order of that id (its workflow was deleted, and the id taken again).
     if (!order || FINAL_STATES.has(order.state) || order.firstQueuedAt !== due.firstQueuedAt || order.timeouts.overallMs === null) continue;
@@ -127,6 +138,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     const key = `timeout:${orderKey(order.workflowId, order.id)}`;
     if (putOff(key)) {
       work.deadlines.push(due);
+      putBack++;
       continue;
     }
     count(runTimer(key, () => {
@@ -139,7 +151,8 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     work.rebuild(t.state.workflows.values(), t.state.agents, now, monotonicNow);
     t.state.inventory.rebuild(t.state.workflows.values());
   }
-  return { ...result, more: left <= 0 };
+  queueFull ||= deadlines.full && putBack < deadlines.taken.length;
+  return { ...result, more: left <= 0 || queueFull };
 }
 
 /** An agent gone longer than its grace period goes offline: its offers are withdrawn and its attempts fail. */
@@ -175,11 +188,11 @@ function lapseLease(t: CommandContext, order: WorkOrder): void {
   failAttempt(t, order, 'lease_expired', { error: `lease of ${order.timeouts.leaseMs} ms expired without a heartbeat`, retryable: true });
 }
 
-/** Takes at most `most` entries of a timer queue due at `monotonicNow`, earliest first. */
-function dueEntries<T extends { at: number }>(queue: PriorityQueue<T>, monotonicNow: number, most: number): T[] {
-  const due: T[] = [];
-  while (due.length < most && queue.size > 0 && queue.peek()!.at <= monotonicNow) due.push(queue.pop()!);
-  return due;
+/** Takes at most `most` entries of a timer queue due at `monotonicNow`, earliest first; `full`: it took `most`, and more may be due. */
+function dueEntries<T extends { at: number }>(queue: PriorityQueue<T>, monotonicNow: number, most: number): { taken: T[]; full: boolean } {
+  const taken: T[] = [];
+  while (taken.length < most && queue.size > 0 && queue.peek()!.at <= monotonicNow) taken.push(queue.pop()!);
+  return { taken, full: most > 0 && taken.length === most };
 }
 
 /**
