@@ -119,6 +119,8 @@ export class AgentClient {
     for (let delay = 100; !this.closed && this.connection.socket.connected; delay = Math.min(delay * 2, 5000)) {
       try {
         await this.register();
+        // Renewed now, not at the next beat: the leases ran on while we were away, and the next beat may come after them.
+        void this.beat();
         return;
       } catch (error) {
         if (error instanceof HubError && !RETRYABLE_TRANSPORT.has(error.code)) {

@@ -4,9 +4,10 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { z } from 'zod';
 import { connectAgent, NonRetryableError, type HubError, type InputSchema, type TaskReport } from '../client-sdk/index.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
+import type { HubState } from '../server/domain/machinery/state.ts';
 import { agent, control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { startTcpProxy } from './helpers/tcp-proxy.ts';
-import { deferred, untilOrder, untilWorkflow } from './helpers/wait.ts';
+import { deferred, untilOrder, untilTrue, untilWorkflow } from './helpers/wait.ts';
 
 const Clean = z.object({ rows: z.array(z.number()), dropEmpty: z.boolean().default(true) });
 
@@ -519,5 +520,42 @@ describe('a typed task whose schema has an async refinement', () => {
     await wf.createWorkOrder({ id: 'job', taskType: 'load', input: { file: 'a.csv' }, maxAttempts: 2 });
     const done = await untilWorkflow(hub, wf.id, (w) => ['completed', 'failed'].includes(w.workOrders.job!.state), 'job ended');
     expect({ state: done.workOrders.job!.state, error: done.workOrders.job!.error, logged }).toEqual({ state: 'completed', error: null, logged: [] });
+  });
+});
+
+describe('a running task across a reconnect', () => {
+  it('has its lease renewed as soon as the agent is registered again, not at its next beat, which may come after the lease ran out', async () => {
+    // The hub's clock stands still but for the test's moves; the background sweep is left to its longest interval.
+    const clock = { now: 1_767_261_600_000 };
+    const hub = await startHub({ sweepIntervalMs: 60_000, graceMs: 600_000 }, { clock: () => clock.now });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a network blip during a long lease' });
+    await wf.start();
+    const worker = await agent(hub, { agentId: 'blip', agentType: 'w' });
+    const started = deferred();
+    const release = deferred();
+    await worker.onTask('long', async () => {
+      started.resolve();
+      await release.promise;
+      return { result: 'ok' };
+    });
+    // A lease of 10 minutes: the SDK beats every 200 s, so no beat comes within the test by itself.
+    await wf.createWorkOrder({ id: 'job', taskType: 'long', timeouts: { leaseMs: 600_000 } });
+    await started.promise;
+    const token = hub.state.workflows.get(wf.id)!.workOrders.job!.attempt!.token;
+    const leases = (hub.state as unknown as HubState).work.leases;
+    await untilTrue(() => leases.has(token), 'the attempt runs');
+    const leaseEnd = leases.get(token)!;
+    // Away for most of the lease, then back.
+    clock.now += 500_000;
+    const reconnected = deferred();
+    worker.connection.socket.once('connect', () => reconnected.resolve());
+    worker.connection.socket.io.engine.close();
+    await reconnected.promise;
+    await untilTrue(() => leases.get(token) === clock.now + 600_000, 'the lease renewed on return');
+    // The lease it had before it left is over: the attempt goes on.
+    clock.now = leaseEnd;
+    expect(await hub.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'test' } })).toMatchObject({ lapsedLeases: 0 });
+    release.resolve();
+    expect((await untilOrder(hub, wf.id, 'job', 'completed')).attempts).toBe(1);
   });
 });
