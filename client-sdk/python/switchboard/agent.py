@@ -144,6 +144,8 @@ class AgentClient(ClosesOnExit):
                 self._dirty = True
                 continue
             if not self._dirty:
+                # Renewed now, not at the next beat: after a reconnect, the leases ran on while the agent was away.
+                self._accept_quietly()
                 return
 
     async def register(self) -> dict[str, Any]:
