@@ -1,4 +1,6 @@
-import type { Socket as ClientSocket } from 'socket.io-client';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { io, type Socket as ClientSocket } from 'socket.io-client';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
 import { CreateWorkOrdersInput } from '../shared/schemas/work-order.ts';
@@ -11,7 +13,8 @@ import type { Namespace } from 'socket.io';
 import { WorkflowReads } from '../server/workflow-reads.ts';
 import { EmbeddedStore, type RunningHub } from '../server/index.ts';
 import type { HubState } from '../server/domain/machinery/state.ts';
-import { monitor, startHub, tempDir } from './helpers/hub.ts';
+import { LoginThrottle } from '../server/transport/login-throttle.ts';
+import { GRANTS, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { HeldWrites } from './helpers/held-writes.ts';
 import { logRecorder } from './helpers/log-recorder.ts';
 import { connectRaw } from './helpers/raw-socket.ts';
@@ -223,5 +226,38 @@ describe('what the hub holds per monitor', () => {
     // Two streams more, whatever the number of monitors: @agents (followed once, kept like every document's) and the
     // summary view's, until it has been idle for VIEW_IDLE_MS.
     expect({ sockets: nsp.sockets.size, rooms: nsp.adapter.rooms.size, docs: docs.size }).toEqual({ ...baseline, docs: baseline.docs + 2 });
+  });
+});
+
+describe('what the hub holds per token', () => {
+  it('forgets the tokens that logged in once a reload revoked them', async () => {
+    const throttles = instancesOf(LoginThrottle.prototype, 'passed');
+    const file = join(tempDir(), 'tokens.json');
+    writeFileSync(file, JSON.stringify(GRANTS), { mode: 0o600 });
+    const hub = await startHub({ tokensFile: file, tokens: undefined });
+    const login = async (token: string) => {
+      const socket = io(`${hub.url}/agent`, { auth: { token }, transports: ['websocket'], forceNew: true, reconnection: false });
+      await new Promise<void>((resolve, reject) => socket.once('connect', () => resolve()).once('connect_error', reject));
+      socket.disconnect();
+    };
+    await login(GRANTS[1]!.token);
+    const [throttle] = [...throttles];
+    // The hashes of the tokens that logged in, over every address.
+    const known = () => [...field<Map<string, { known: Set<string> }>>(throttle!, 'clients').values()].reduce((sum, client) => sum + client.known.size, 0);
+    const baseline = known();
+    // Short-lived tokens, as a deployment that gives each job its own: created, used, revoked.
+    for (let i = 0; i < 10; i++) {
+      const token = `job-token-${i}`;
+      writeFileSync(file, JSON.stringify([...GRANTS, { token, role: 'agent', name: `job-${i}` }]));
+      await hub.reloadTokens();
+      await login(token);
+      expect(known()).toBe(baseline + 1);
+      writeFileSync(file, JSON.stringify(GRANTS));
+      await hub.reloadTokens();
+    }
+    expect(known()).toBe(baseline);
+    // A token still in force is still known: a guesser at its address does not lock it out.
+    await login(GRANTS[1]!.token);
+    expect(known()).toBe(baseline);
   });
 });

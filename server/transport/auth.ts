@@ -28,6 +28,7 @@ export class TokenRegistry {
   replace(grants: readonly TokenGrant[]): void {
     this.grants.clear();
     for (const grant of grants) this.grants.set(hash(grant.token), grant);
+    this.throttle?.forgetRevoked((key) => this.grants.has(key));
   }
 
   /** Whether `token` is in force, with whatever grant. */

@@ -79,6 +79,18 @@ export class LoginThrottle {
     this.client(address).known.add(key);
   }
 
+  /**
+   * Forgets the tokens that logged in that `inForce` no longer holds (a reload revoked them), and
+   * the addresses left with none whose allowance is whole (a fresh record would be the same):
+   * kept, every token ever created and used would stay in memory for the life of the hub.
+   */
+  forgetRevoked(inForce: (key: string) => boolean): void {
+    for (const [address, client] of this.clients) {
+      for (const key of client.known) if (!inForce(key)) client.known.delete(key);
+      if (client.known.size === 0 && this.refill(client) >= this.limits.burst) this.clients.delete(address);
+    }
+  }
+
   /** How many addresses are followed (for tests of the bound). */
   get size(): number {
     return this.clients.size;
