@@ -229,6 +229,38 @@ describe('what the hub holds per monitor', () => {
   });
 });
 
+describe('what the hub holds for a monitor that follows everything', () => {
+  it('keeps no room for what it unsubscribed from once that left memory, and follows a workflow made again with its id', async () => {
+    const streams = instancesOf(PatchStream.prototype, 'subscribe');
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const follower = await connectRaw(hub.url, 'monitor');
+    expect((await follower.emitWithAck('subscribeAll', { versions: {} })).ok).toBe(true);
+    const archived = async (id: string) => {
+      await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id, userQuery: 'q' }), actor: ADMIN });
+      // A view and the workflow, followed and let go while it is live, as a dashboard does.
+      expect((await follower.emitWithAck('subscribe', { doc: id, view: { kind: 'summary' } })).ok).toBe(true);
+      expect((await follower.emitWithAck('unsubscribe', { doc: `${id}/summary` })).ok).toBe(true);
+      expect((await follower.emitWithAck('unsubscribe', { doc: id })).ok).toBe(true);
+      await hub.dispatch({ type: 'workflow.cancel', input: { workflowId: id }, actor: ADMIN });
+      await untilTrue(() => !hub.state.workflows.has(id), `${id} archived`);
+    };
+    await archived('first');
+    const [stream] = [...streams];
+    const rooms = field<Namespace>(stream!, 'nsp').adapter.rooms;
+    const baseline = rooms.size;
+    for (let i = 0; i < 5; i++) await archived(`w${i}`);
+    // Unsubscribed from once archived: nothing to leave out either.
+    expect((await follower.emitWithAck('unsubscribe', { doc: 'w0' })).ok).toBe(true);
+    expect(rooms.size).toBe(baseline);
+    // Deleted from the archive and made again: a new workflow, which a follower of everything follows.
+    const control = await connectRaw(hub.url, 'control');
+    expect((await control.emitWithAck('archive.prune', { olderThanMs: 0 })).ok).toBe(true);
+    const created = new Promise<unknown>((resolve) => follower.on('patch', (message: { doc: string }) => message.doc === 'w1' && resolve(message)));
+    await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w1', userQuery: 'again' }), actor: ADMIN });
+    expect(await created).toMatchObject({ doc: 'w1', from: 0 });
+  });
+});
+
 describe('what the hub holds per token', () => {
   it('forgets the tokens that logged in once a reload revoked them', async () => {
     const throttles = instancesOf(LoginThrottle.prototype, 'passed');

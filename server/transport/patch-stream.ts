@@ -275,6 +275,8 @@ export class PatchStream {
     this.dirty.delete(doc);
     this.snapshots.delete(doc);
     this.bigSnapshots.delete(doc);
+    // Nothing more is sent for it; a workflow made later with its id (once deleted from the archive) is followed, as any new one.
+    if (this.nsp.adapter.rooms.has(leftOutRoom(doc))) this.nsp.in(leftOutRoom(doc)).socketsLeave(leftOutRoom(doc));
   }
 
   /** Whether any socket is in a room that gets `doc`'s patches. */
@@ -366,10 +368,14 @@ export class PatchStream {
     return Promise.all(answers);
   }
 
-  /** Stops following a document, also when the socket follows everything (its patches no longer come). */
+  /**
+   * Stops following a document, also when the socket follows everything (its patches no longer
+   * come). Only a document in memory is left out: a view never goes to followers of everything,
+   * and an archived workflow sends no patches (left out, the room would stay for good).
+   */
   unsubscribe(socket: Socket, doc: DocKey): void {
     void socket.leave(room(doc));
-    if (socket.rooms.has(ALL)) void socket.join(leftOutRoom(doc));
+    if (socket.rooms.has(ALL) && (doc === AGENTS_DOC || this.hub.state.workflows.has(doc))) void socket.join(leftOutRoom(doc));
   }
 
   private catchUp(socket: Socket, doc: DocKey, version: number | undefined): Subscription | Promise<Subscription> {
