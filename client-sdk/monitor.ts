@@ -347,14 +347,17 @@ export class MonitorClient {
       const epoch = this.latestEpoch;
       const versions: Record<string, number> = {};
       for (const [name, mirror] of docs) if (mirror.epoch !== undefined && mirror.epoch === epoch) versions[name] = mirror.version;
+      // Left out before the request: one left out meanwhile may be a workflow created since the answer was built.
+      const leftBefore = [...this.leftOut];
       const answer = await this.connection.request('subscribeAll', epoch === undefined ? { versions } : { versions, epoch });
       this.followAllEpoch = answer.docs[0]?.epoch ?? this.followAllEpoch;
+      const answered = new Set(answer.docs.map((subscription) => subscription.doc));
       // subscribeAll follows everything again on the hub: what was unsubscribed from is said again, or its patches would come.
+      // One the answer lacks left memory (archived, deleted) and sends none: forgotten, as the hub forgets it.
+      for (const doc of leftBefore) if (!answered.has(doc)) this.leftOut.delete(doc);
       await Promise.all([...this.leftOut].map((doc) => this.connection.request('unsubscribe', { doc }).catch(() => undefined)));
-      const answered = new Set<string>();
       const alone: string[] = [];
       for (const subscription of answer.docs) {
-        answered.add(subscription.doc);
         if (this.leftOut.has(subscription.doc)) continue;
         try {
           await this.catchUp(subscription, this.mirrors.get(subscription.doc));

@@ -104,6 +104,38 @@ describe('live monitoring', () => {
     expect({ mirrored: watcher.docs.has('dropped'), patched: patched.includes('dropped') }).toEqual({ mirrored: false, patched: false });
   });
 
+  it('says no unsubscribe again at a resume for documents unsubscribed from under subscribeAll that left memory since', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const client = await control(hub);
+    const watcher = await monitor(hub);
+    await watcher.subscribeAll();
+    const live = await client.createWorkflow({ id: 'live', userQuery: 'unsubscribed from, still in memory' });
+    await watcher.unsubscribe(live.id);
+    // A long-lived dashboard lets go of each workflow it is done with; each then ends and is archived.
+    for (let i = 0; i < 5; i++) {
+      const wf = await client.createWorkflow({ id: `done-${i}`, userQuery: 'finished' });
+      await watcher.unsubscribe(wf.id);
+      await wf.cancel();
+    }
+    await untilTrue(() => [...hub.state.workflows.keys()].join() === 'live', 'the finished workflows archived');
+    const requested: string[] = [];
+    const request = watcher.connection.request.bind(watcher.connection);
+    watcher.connection.request = ((...args: Parameters<typeof request>) => {
+      requested.push(`${args[0]} ${JSON.stringify(args[1])}`);
+      return request(...args);
+    }) as typeof request;
+    const resumed = new Promise<void>((resolve) => watcher.connection.socket.once('connect', () => resolve()));
+    watcher.connection.socket.io.engine.close();
+    await resumed;
+    await untilTrue(() => requested.some((line) => line.startsWith('unsubscribe {"doc":"live"}')), 'the resume over');
+    // One more round trip: whatever the resume sends is sent by then.
+    await watcher.summary(live.id);
+    expect(requested.filter((line) => line.startsWith('unsubscribe'))).toEqual(['unsubscribe {"doc":"live"}']);
+    await live.start();
+    await watcher.summary(live.id);
+    expect(watcher.docs.has(live.id)).toBe(false);
+  });
+
   it('mirrors no document unsubscribed from while subscribeAll reads its big snapshot', async () => {
     const hub = await startHub();
     const client = await control(hub);
