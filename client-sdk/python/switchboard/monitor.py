@@ -227,9 +227,13 @@ class MonitorClient(ClosesOnExit):
                     epoch = self._latest_epoch
                     resumes = {name: _resume_of(mirror) for name, mirror in held.items() if name not in self._views}
                     docs = {name: r["version"] for name, r in resumes.items() if r and r["epoch"] == epoch}
+                    # Left out before the request: one left out meanwhile may be a workflow created since the answer was built.
+                    left_before = set(self._left_out)
                     reply = await self.connection.request("subscribeAll", {"versions": docs} if epoch is None else {"versions": docs, "epoch": epoch})
                     if reply["docs"]:
                         self._follow_all_epoch = reply["docs"][0]["epoch"]
+                    # One the answer lacks left memory (archived, deleted) and sends none: forgotten, as the hub forgets it.
+                    self._left_out -= left_before - {subscription["doc"] for subscription in reply["docs"]}
                     # subscribeAll follows everything again on the hub: what was unsubscribed from is said again, or its patches would come.
                     await asyncio.gather(*(self.connection.request("unsubscribe", {"doc": doc}) for doc in self._left_out), return_exceptions=True)
                     alone = []

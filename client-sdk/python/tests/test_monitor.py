@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hub import TOKENS, Hub
-from scenario import agent, clients, drop, unique, until
+from scenario import agent, clients, drop, requests_made, unique, until
 from switchboard import HubError, Mirror, Task, TaskContext, connect_monitor
 
 
@@ -407,3 +407,24 @@ async def test_the_pool_before_its_first_agent_is_empty_to_subscribe_and_subscri
     await pool.until(lambda state, _: "first" in state)
     await mirrors["@agents"].until(lambda state, _: "first" in state)
     await worker.close()
+
+
+async def test_a_resume_says_no_unsubscribe_again_for_documents_let_go_under_subscribe_all_that_left_memory(archiving_hub: Hub) -> None:
+    control, monitor = await clients(archiving_hub)
+    live = await control.create_workflow("let go of, still in memory")
+    await monitor.subscribe_all()
+    await monitor.unsubscribe(live.id)
+    # A long-lived dashboard lets go of each workflow it is done with; each then ends and is archived, and pruned.
+    for i in range(3):
+        done = await control.create_workflow(f"finished {i}")
+        await monitor.unsubscribe(done.id)
+        await done.cancel()
+        await pruned(control, done.id)
+    made = requests_made(monitor.connection)
+    await drop(monitor.connection)
+    await until(lambda: "unsubscribe" in made, "the resume over")  # live's, said again after the resume's subscribeAll
+    await monitor.summary(live.id)  # one more round trip: whatever the resume sends is sent by then
+    assert made.count("unsubscribe") == 1
+    await live.start()
+    await monitor.summary(live.id)
+    assert live.id not in monitor.docs
