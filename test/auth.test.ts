@@ -52,6 +52,29 @@ describe('authentication', () => {
     await (await second).close();
   });
 
+  it('counts the unknown tokens of pages of other sites apart: a web page that guesses cannot lock out the clients on its machine', async () => {
+    const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 } });
+    await agent(hub, { agentId: 'beside', agentType: 'worker' });
+    // What a browser sends for a page of another site: an Origin on a WebSocket, Sec-Fetch-Site on a fetch or <img>.
+    const page = { origin: 'http://evil.example' };
+    // A token admits a page of any origin over WebSocket; the HTTP answers are not for its eyes (no CORS).
+    expect(await login(hub.url, TOKENS.admin, page)).toBe('connected');
+    const read = await fetch(`${hub.url}/api/workflows`, { headers: { ...page, authorization: `Bearer ${TOKENS.monitor}` } });
+    expect([read.status, read.headers.get('access-control-allow-origin')]).toEqual([200, null]);
+    // Far enough past the burst that, counted with the address's other logins, even the agent token would be refused.
+    for (let i = 0; i < 25; i++) expect(await login(hub.url, `guess-${i}-token`, page)).toMatch(/^(UNAUTHENTICATED|RATE_LIMITED): /);
+    expect((await rawGet(hub.url, '/api/workflows', 'guess-http-token', { 'sec-fetch-site': 'cross-site' })).status).toBe(429);
+    expect(await login(hub.url, TOKENS.admin, page)).toMatch(/^RATE_LIMITED: too many failed logins from .*127\.0\.0\.1 by pages of other sites;/);
+    expect(await login(hub.url, TOKENS.admin, { origin: 'null' })).toMatch(/^RATE_LIMITED: /);
+
+    // Clients that are no page of another site are let in: a script, the hub's own dashboard, a fetch of its own.
+    expect(await login(hub.url, TOKENS.admin, {})).toBe('connected');
+    expect(await login(hub.url, TOKENS.admin, { origin: hub.url })).toBe('connected');
+    expect((await rawGet(hub.url, '/api/workflows', TOKENS.monitor)).status).toBe(200);
+    expect((await rawGet(hub.url, '/api/workflows', TOKENS.monitor, { 'sec-fetch-site': 'same-origin' })).status).toBe(200);
+    expect(await codeOf(connectAgent({ url: hub.url, token: TOKENS.agent, agentId: 'second', agentType: 'worker' }).then((client) => client.close()))).toBe('resolved');
+  });
+
   it('throttles each client behind a trusted proxy by the address the proxy names, never by what the client wrote', async () => {
     const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 }, trustedProxies: ['127.0.0.1'] });
     // The guesser is 10.0.0.1 to the proxy, which appends that to what the guesser wrote.

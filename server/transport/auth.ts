@@ -42,19 +42,20 @@ export class TokenRegistry {
   }
 
   /**
-   * The grant of `token`, presented by a client at `address`: UNAUTHENTICATED when there is none,
-   * RATE_LIMITED while that address has presented too many unknown tokens.
+   * The grant of `token`, presented by a client at `address` (by a page of another site, as its
+   * browser says: counted apart): UNAUTHENTICATED when there is none, RATE_LIMITED while that
+   * address has presented too many unknown tokens.
    */
-  authenticate(token: unknown, address: string): TokenGrant {
+  authenticate(token: unknown, address: string, otherSite = false): TokenGrant {
     const key = typeof token === 'string' ? hash(token) : undefined;
-    this.throttle?.check(address, key);
+    this.throttle?.check(address, key, otherSite);
     const grant = key === undefined ? undefined : this.grants.get(key);
     if (!grant) {
       // A missing token guesses nothing: only a wrong one counts against the address.
-      if (token) this.throttle?.failed(address);
+      if (token) this.throttle?.failed(address, otherSite);
       throw new HubError('UNAUTHENTICATED', token ? 'unknown token' : 'a token is required');
     }
-    this.throttle?.passed(address, key!);
+    this.throttle?.passed(address, key!, otherSite);
     return grant;
   }
 }

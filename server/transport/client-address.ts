@@ -61,3 +61,21 @@ export function clientAddresses(trustedProxies: readonly string[]): AddressOf {
     return address;
   };
 }
+
+/**
+ * Whether a browser says the request comes from a page of another site: by `Sec-Fetch-Site`, or by
+ * an `Origin` (which every WebSocket handshake of a browser carries) whose host is not the one
+ * the request was sent to. Other clients send neither. Used only to count failed logins apart.
+ */
+export function fromOtherSite(headers: IncomingHttpHeaders): boolean {
+  const site = headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') return true;
+  const origin = headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== headers.host?.toLowerCase();
+  } catch {
+    // `null` (a sandboxed frame, a file: page) or no URL at all: no page of this hub.
+    return true;
+  }
+}

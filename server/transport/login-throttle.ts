@@ -58,25 +58,25 @@ export class LoginThrottle {
    * Refuses (RATE_LIMITED) a login from `address` with the token of hash `key` while the address
    * is throttled, unless that token logged in from it before and the address is not far below empty.
    */
-  check(address: string, key: string | undefined): void {
-    const client = this.clients.get(addressKey(address));
+  check(address: string, key: string | undefined, otherSite = false): void {
+    const client = this.clients.get(bucketKey(address, otherSite));
     if (!client || this.refill(client) >= 1) return;
     const known = key !== undefined && client.known.has(key);
     if (known && client.allowance > this.floor + 1) return;
     // A known token refused is no guess; counted, an agent reconnecting would keep its address throttled.
     if (!known) this.charge(client);
     const waitMs = ((known ? this.floor + 1 : 1) - client.allowance) / this.perMs;
-    throw new HubError('RATE_LIMITED', `too many failed logins from ${address}; try again in ${Math.max(1, Math.ceil(waitMs / 1000))} s`);
+    throw new HubError('RATE_LIMITED', `too many failed logins from ${address}${otherSite ? ' by pages of other sites' : ''}; try again in ${Math.max(1, Math.ceil(waitMs / 1000))} s`);
   }
 
   /** Counts an unknown token presented from `address`. */
-  failed(address: string): void {
-    this.charge(this.client(address));
+  failed(address: string, otherSite = false): void {
+    this.charge(this.client(bucketKey(address, otherSite)));
   }
 
   /** Remembers that the token of hash `key` logged in from `address`. */
-  passed(address: string, key: string): void {
-    this.client(address).known.add(key);
+  passed(address: string, key: string, otherSite = false): void {
+    this.client(bucketKey(address, otherSite)).known.add(key);
   }
 
   /**
@@ -97,8 +97,7 @@ export class LoginThrottle {
   }
 
   /** The address's record, made if new, and moved last: the most recently seen go last when room is made. */
-  private client(address: string): Client {
-    const key = addressKey(address);
+  private client(key: string): Client {
     let client = this.clients.get(key);
     if (client) this.clients.delete(key);
     else {
@@ -138,6 +137,15 @@ export class LoginThrottle {
       this.clients.delete(key);
     }
   }
+}
+
+/**
+ * What a login is counted under: its address, and apart the logins a browser says come from pages
+ * of other sites (`otherSite`), so that a web page which guesses tokens from the machine of the
+ * agents cannot throttle them (it still throttles itself, and a client that forges the headers).
+ */
+function bucketKey(address: string, otherSite: boolean): string {
+  return otherSite ? `${addressKey(address)} other-site` : addressKey(address);
 }
 
 /**
