@@ -75,6 +75,19 @@ describe('authentication', () => {
     expect(await codeOf(connectAgent({ url: hub.url, token: TOKENS.agent, agentId: 'second', agentType: 'worker' }).then((client) => client.close()))).toBe('resolved');
   });
 
+  it('counts the unknown tokens of a page that passes for the hub\'s own (DNS rebinding) with browser pages only, never with agents and scripts', async () => {
+    const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 } });
+    await agent(hub, { agentId: 'beside', agentType: 'worker' });
+    // evil.example resolves to the hub's address: its page is same-origin with what it asks.
+    const { port } = new URL(hub.url);
+    const rebound = { host: `evil.example:${port}`, origin: `http://evil.example:${port}` };
+    for (let i = 0; i < 25; i++) expect(await login(hub.url, `guess-${i}-token`, rebound)).toMatch(/^(UNAUTHENTICATED|RATE_LIMITED): /);
+    expect(await login(hub.url, TOKENS.admin, { origin: hub.url })).toMatch(/^RATE_LIMITED: too many failed logins from .*127\.0\.0\.1 by browser pages;/);
+    expect(await login(hub.url, TOKENS.admin, {})).toBe('connected');
+    expect((await rawGet(hub.url, '/api/workflows', TOKENS.monitor)).status).toBe(200);
+    expect(await codeOf(connectAgent({ url: hub.url, token: TOKENS.agent, agentId: 'second', agentType: 'worker' }).then((client) => client.close()))).toBe('resolved');
+  });
+
   it('throttles each client behind a trusted proxy by the address the proxy names, never by what the client wrote', async () => {
     const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 }, trustedProxies: ['127.0.0.1'] });
     // The guesser is 10.0.0.1 to the proxy, which appends that to what the guesser wrote.

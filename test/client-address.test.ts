@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HubOptions } from '../server/options.ts';
-import { clientAddresses, fromOtherSite } from '../server/transport/client-address.ts';
+import { clientAddresses, sendingPage } from '../server/transport/client-address.ts';
 
 describe('clientAddresses (where a request comes from)', () => {
   const behind = clientAddresses(['127.0.0.1', '10.0.0.9']);
@@ -49,17 +49,17 @@ describe('clientAddresses (where a request comes from)', () => {
   });
 });
 
-describe('fromOtherSite (whether a browser says a page of another site sent the request)', () => {
-  it('reads Origin against the Host it was sent to, and Sec-Fetch-Site; a client that sends neither is not one', () => {
+describe('sendingPage (which page a browser says sent the request)', () => {
+  it('reads Origin against the Host it was sent to, and Sec-Fetch-Site; a client that sends neither is no page', () => {
     const host = '127.0.0.1:4700';
-    expect(fromOtherSite({ host })).toBe(false);
-    expect(fromOtherSite({ host, origin: 'http://127.0.0.1:4700' })).toBe(false);
+    expect(sendingPage({ host })).toBeUndefined();
+    expect(sendingPage({ host, origin: 'http://127.0.0.1:4700' })).toBe('this-site');
     // Behind a TLS proxy that keeps the Host, the page's scheme is not the hub's: the host is what names it.
-    expect(fromOtherSite({ host: 'Hub.Example', origin: 'https://hub.example' })).toBe(false);
-    expect(fromOtherSite({ host, origin: 'http://127.0.0.1:3000' })).toBe(true);
-    expect(fromOtherSite({ host, origin: 'http://evil.example' })).toBe(true);
-    expect(fromOtherSite({ host, origin: 'null' })).toBe(true);
-    for (const site of ['cross-site', 'same-site']) expect(fromOtherSite({ host, 'sec-fetch-site': site })).toBe(true);
-    for (const site of ['same-origin', 'none']) expect(fromOtherSite({ host, 'sec-fetch-site': site })).toBe(false);
+    expect(sendingPage({ host: 'Hub.Example', origin: 'https://hub.example' })).toBe('this-site');
+    expect(sendingPage({ host, origin: 'http://127.0.0.1:3000' })).toBe('other-site');
+    expect(sendingPage({ host, origin: 'http://evil.example' })).toBe('other-site');
+    expect(sendingPage({ host, origin: 'null' })).toBe('other-site');
+    for (const site of ['cross-site', 'same-site']) expect(sendingPage({ host, 'sec-fetch-site': site, origin: 'http://127.0.0.1:4700' })).toBe('other-site');
+    for (const site of ['same-origin', 'none']) expect(sendingPage({ host, 'sec-fetch-site': site })).toBe('this-site');
   });
 });

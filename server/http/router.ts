@@ -5,7 +5,7 @@ import { HubError, type ErrorCode } from '../../shared/errors.ts';
 import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Logger } from '../logger.ts';
 import { requireRole, type TokenRegistry } from '../transport/auth.ts';
-import { fromOtherSite, type AddressOf } from '../transport/client-address.ts';
+import { sendingPage, type AddressOf } from '../transport/client-address.ts';
 import { refusalLevel } from '../transport/login-throttle.ts';
 
 /** What a route returns: a status, a body and its content type (JSON by default). */
@@ -131,7 +131,7 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
       const bearer = header === undefined ? null : /^bearer +(.*)$/i.exec(header);
       const token = bearer ? bearer[1]!.trim() : (url.searchParams.get('token') ?? undefined);
       if (route.roles.length) {
-        grant = tokens.authenticate(token, address, fromOtherSite(req.headers));
+        grant = tokens.authenticate(token, address, sendingPage(req.headers));
         requireRole(grant, route.roles);
       }
       admitted = true;

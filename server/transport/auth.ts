@@ -7,6 +7,7 @@ import { temporaryPath } from '../store/synced-write.ts';
 import { TokenList, type Role, type TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 import { parseSecretJson } from '../secret-json.ts';
+import type { SendingPage } from './client-address.ts';
 import type { LoginThrottle } from './login-throttle.ts';
 import { makeDirectory } from '../make-directory.ts';
 
@@ -42,20 +43,20 @@ export class TokenRegistry {
   }
 
   /**
-   * The grant of `token`, presented by a client at `address` (by a page of another site, as its
-   * browser says: counted apart): UNAUTHENTICATED when there is none, RATE_LIMITED while that
-   * address has presented too many unknown tokens.
+   * The grant of `token`, presented by a client at `address` (by a browser's `page`: counted
+   * apart): UNAUTHENTICATED when there is none, RATE_LIMITED while that address has presented
+   * too many unknown tokens.
    */
-  authenticate(token: unknown, address: string, otherSite = false): TokenGrant {
+  authenticate(token: unknown, address: string, page?: SendingPage): TokenGrant {
     const key = typeof token === 'string' ? hash(token) : undefined;
-    this.throttle?.check(address, key, otherSite);
+    this.throttle?.check(address, key, page);
     const grant = key === undefined ? undefined : this.grants.get(key);
     if (!grant) {
       // A missing token guesses nothing: only a wrong one counts against the address.
-      if (token) this.throttle?.failed(address, otherSite);
+      if (token) this.throttle?.failed(address, page);
       throw new HubError('UNAUTHENTICATED', token ? 'unknown token' : 'a token is required');
     }
-    this.throttle?.passed(address, key!, otherSite);
+    this.throttle?.passed(address, key!, page);
     return grant;
   }
 }

@@ -62,20 +62,24 @@ export function clientAddresses(trustedProxies: readonly string[]): AddressOf {
   };
 }
 
+/** Which page a browser says sent a request: one of the host it was sent to, or one of another site. */
+export type SendingPage = 'this-site' | 'other-site';
+
 /**
- * Whether a browser says the request comes from a page of another site: by `Sec-Fetch-Site`, or by
- * an `Origin` (which every WebSocket handshake of a browser carries) whose host is not the one
- * the request was sent to. Other clients send neither. Used only to count failed logins apart.
+ * The page a browser says sent the request, or undefined for a client that is no browser (it sends
+ * neither `Origin` nor `Sec-Fetch-Site`). Another site's: by `Sec-Fetch-Site`, or by an `Origin`
+ * (every WebSocket a page opens carries one) whose host is not the one the request was sent to.
+ * Used only to count failed logins apart: the headers are the client's to write.
  */
-export function fromOtherSite(headers: IncomingHttpHeaders): boolean {
+export function sendingPage(headers: IncomingHttpHeaders): SendingPage | undefined {
   const site = headers['sec-fetch-site'];
-  if (site === 'cross-site' || site === 'same-site') return true;
   const origin = headers.origin;
-  if (origin === undefined) return false;
+  if (site === 'cross-site' || site === 'same-site') return 'other-site';
+  if (origin === undefined) return site === undefined ? undefined : 'this-site';
   try {
-    return new URL(origin).host !== headers.host?.toLowerCase();
+    return new URL(origin).host === headers.host?.toLowerCase() ? 'this-site' : 'other-site';
   } catch {
     // `null` (a sandboxed frame, a file: page) or no URL at all: no page of this hub.
-    return true;
+    return 'other-site';
   }
 }

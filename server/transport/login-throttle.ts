@@ -1,4 +1,5 @@
 import { HubError } from '../../shared/errors.ts';
+import type { SendingPage } from './client-address.ts';
 
 /** How many unknown tokens a client address may present: `burst` at once, then `perMinute`. */
 export interface LoginLimits {
@@ -58,25 +59,25 @@ export class LoginThrottle {
    * Refuses (RATE_LIMITED) a login from `address` with the token of hash `key` while the address
    * is throttled, unless that token logged in from it before and the address is not far below empty.
    */
-  check(address: string, key: string | undefined, otherSite = false): void {
-    const client = this.clients.get(bucketKey(address, otherSite));
+  check(address: string, key: string | undefined, page?: SendingPage): void {
+    const client = this.clients.get(bucketKey(address, page));
     if (!client || this.refill(client) >= 1) return;
     const known = key !== undefined && client.known.has(key);
     if (known && client.allowance > this.floor + 1) return;
     // A known token refused is no guess; counted, an agent reconnecting would keep its address throttled.
     if (!known) this.charge(client);
     const waitMs = ((known ? this.floor + 1 : 1) - client.allowance) / this.perMs;
-    throw new HubError('RATE_LIMITED', `too many failed logins from ${address}${otherSite ? ' by pages of other sites' : ''}; try again in ${Math.max(1, Math.ceil(waitMs / 1000))} s`);
+    throw new HubError('RATE_LIMITED', `too many failed logins from ${address}${page ? ` by ${page === 'other-site' ? 'pages of other sites' : 'browser pages'}` : ''}; try again in ${Math.max(1, Math.ceil(waitMs / 1000))} s`);
   }
 
   /** Counts an unknown token presented from `address`. */
-  failed(address: string, otherSite = false): void {
-    this.charge(this.client(bucketKey(address, otherSite)));
+  failed(address: string, page?: SendingPage): void {
+    this.charge(this.client(bucketKey(address, page)));
   }
 
   /** Remembers that the token of hash `key` logged in from `address`. */
-  passed(address: string, key: string, otherSite = false): void {
-    this.client(bucketKey(address, otherSite)).known.add(key);
+  passed(address: string, key: string, page?: SendingPage): void {
+    this.client(bucketKey(address, page)).known.add(key);
   }
 
   /**
@@ -140,12 +141,14 @@ export class LoginThrottle {
 }
 
 /**
- * What a login is counted under: its address, and apart the logins a browser says come from pages
- * of other sites (`otherSite`), so that a web page which guesses tokens from the machine of the
- * agents cannot throttle them (it still throttles itself, and a client that forges the headers).
+ * What a login is counted under: its address, and apart the logins a browser says a page sent,
+ * those of pages of other sites apart again. A web page that guesses tokens from the machine of
+ * the agents then throttles no agent or script there; one of another site, not the hub's own
+ * dashboard either (a page whose name an attacker points at the hub's address, DNS rebinding,
+ * passes for the hub's own). A client that forges the headers gains two more buckets, no more.
  */
-function bucketKey(address: string, otherSite: boolean): string {
-  return otherSite ? `${addressKey(address)} other-site` : addressKey(address);
+function bucketKey(address: string, page: SendingPage | undefined): string {
+  return page ? `${addressKey(address)} ${page}` : addressKey(address);
 }
 
 /**

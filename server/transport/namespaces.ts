@@ -6,7 +6,7 @@ import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 import type { Logger } from '../logger.ts';
 import { actorOf, requireRole, type TokenRegistry } from './auth.ts';
-import { fromOtherSite, type AddressOf } from './client-address.ts';
+import { sendingPage, type AddressOf } from './client-address.ts';
 import { dropConnection, pauseReading, trackBacklog, unreadBytes } from './backlog.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { refusalLevel } from './login-throttle.ts';
@@ -126,7 +126,7 @@ export function bindNamespace<N extends NamespaceName>(
     const address = options.addressOf(socket.handshake.address, socket.handshake.headers);
     socket.data.address = address;
     try {
-      grant = options.tokens.authenticate(socket.handshake.auth?.token, address, fromOtherSite(socket.handshake.headers));
+      grant = options.tokens.authenticate(socket.handshake.auth?.token, address, sendingPage(socket.handshake.headers));
       requireRole(grant, options.roles);
       const session: Session = {
         grant,
