@@ -98,6 +98,14 @@ describe('HTTP API', () => {
     }
   });
 
+  it('serves no file but the dashboard\'s page and script: a path climbing out, plain or percent-encoded, finds no route', async () => {
+    const hub = await startHub();
+    const targets = ['/../package.json', '/%2e%2e/package.json', '/..%2fpackage.json', '/dashboard.js/../../package.json', '/page.html', '/app.ts', '/dashboard/app.ts', '/%2e%2e%2f%2e%2e%2ftokens.json'];
+    for (const target of targets) expect([target, (await rawGet(hub.url, target, TOKENS.admin)).status]).toEqual([target, 404]);
+    // Percent-encoded in a workflow id, it is no id.
+    expect((await rawGet(hub.url, '/api/workflows/..%2f..%2ftokens.json/summary', TOKENS.admin)).status).toBe(400);
+  });
+
   it('answers HEAD as GET without a body: a HEAD health check of /healthz or the dashboard is not told 404', async () => {
     const hub = await startHub();
     const client = await control(hub);

@@ -37,6 +37,21 @@ describe('security', () => {
     }
   });
 
+  it('takes a socket.io token from the handshake\'s auth only: one in the query string or an Authorization header is no token', async () => {
+    const hub = await startHub();
+    const refusal = (options: object) => {
+      const socket = io(`${hub.url}/control`, { transports: ['websocket'], forceNew: true, reconnection: false, ...options });
+      onTestFinished(() => void socket.disconnect());
+      return new Promise((resolve) => {
+        socket.once('connect', () => resolve('connected'));
+        socket.once('connect_error', (error: Error & { data?: { code?: string } }) => resolve(error.data?.code));
+      });
+    };
+    expect(await refusal({ query: { token: TOKENS.admin } })).toBe('UNAUTHENTICATED');
+    expect(await refusal({ extraHeaders: { authorization: `Bearer ${TOKENS.admin}` } })).toBe('UNAUTHENTICATED');
+    expect(await refusal({ auth: { token: TOKENS.admin } })).toBe('connected');
+  });
+
   it('refuses the main namespace, which serves nothing, instead of letting a token-less client in to wait for answers', async () => {
     const hub = await startHub();
     for (const token of [undefined, TOKENS.admin]) expect((await rawConnect(hub.url, '/', token)).refused).toBe('VALIDATION');
