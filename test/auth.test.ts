@@ -119,6 +119,21 @@ describe('authentication', () => {
     expect(await codeOf(connectControl({ url: hub.url, token: TOKENS.admin }))).toBe('resolved');
   });
 
+  it('tells a client why what it sent can be no token (white space read from a file, not a string), and counts none of it as a guess', async () => {
+    const hub = await startHub({ failedLogins: { burst: 1, perMinute: 1 } });
+    const refusal = async (token: unknown) => hubErrorOf(connectControl({ url: hub.url, token: token as string }));
+    for (let i = 0; i < 3; i++) {
+      expect((await refusal(`${TOKENS.admin}\n`)).message).toContain('unknown token: it has white space at its start or end, which no token has');
+      expect((await refusal(12345678)).message).toContain('unknown token: a token is a string, not a number');
+      expect((await refusal('short')).message).toContain('unknown token: a token is 8 to 200 printable ASCII characters without spaces');
+      const http = await rawGet(hub.url, `/api/workflows?token=${encodeURIComponent(` ${TOKENS.monitor}`)}`);
+      expect([http.status, JSON.parse(http.body).error.message]).toEqual([401, expect.stringContaining('white space')]);
+    }
+    // Nothing counted: an admin token never used from here is let in, and a real guess is still told apart.
+    expect(await codeOf(connectControl({ url: hub.url, token: TOKENS.admin }))).toBe('resolved');
+    expect((await refusal('guess-one-token')).message).toContain('refused the token: unknown token. ');
+  });
+
   it('tells a token of the wrong role which role it has and which the client needs', async () => {
     const hub = await startHub();
     const error = await hubErrorOf(connectControl({ url: hub.url, token: TOKENS.agent }));

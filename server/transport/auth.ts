@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
 import { temporaryPath } from '../store/synced-write.ts';
-import { TokenList, type Role, type TokenGrant } from '../../shared/schemas/tokens.ts';
+import { TokenList, TokenValue, type Role, type TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 import { parseSecretJson } from '../secret-json.ts';
 import type { SendingPage } from './client-address.ts';
@@ -52,13 +52,23 @@ export class TokenRegistry {
     this.throttle?.check(address, key, page);
     const grant = key === undefined ? undefined : this.grants.get(key);
     if (!grant) {
-      // A missing token guesses nothing: only a wrong one counts against the address.
-      if (token) this.throttle?.failed(address, page);
-      throw new HubError('UNAUTHENTICATED', token ? 'unknown token' : 'a token is required');
+      if (!token) throw new HubError('UNAUTHENTICATED', 'a token is required');
+      // Something no token can be guesses nothing either: it is told why, and not counted against the address.
+      const unlike = unlikeAnyToken(token);
+      if (unlike) throw new HubError('UNAUTHENTICATED', `unknown token: ${unlike}`);
+      this.throttle?.failed(address, page);
+      throw new HubError('UNAUTHENTICATED', 'unknown token');
     }
     this.throttle?.passed(address, key!, page);
     return grant;
   }
+}
+
+/** Why `token` cannot be any hub's token (never quoting it), or undefined when it could be one. */
+function unlikeAnyToken(token: unknown): string | undefined {
+  if (typeof token !== 'string') return `a token is a string, not ${token === null ? 'null' : Array.isArray(token) ? 'an array' : `a ${typeof token}`}`;
+  if (token.trim() !== token) return 'it has white space at its start or end, which no token has (a line break read with it from a file?)';
+  return TokenValue.safeParse(token).success ? undefined : 'a token is 8 to 200 printable ASCII characters without spaces';
 }
 
 /** The grant if it has one of `roles`, else FORBIDDEN. */

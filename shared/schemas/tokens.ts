@@ -5,16 +5,20 @@ import { Id } from './common.ts';
 export const Role = z.enum(['admin', 'agent', 'monitor']);
 export type Role = z.infer<typeof Role>;
 
+/**
+ * What a token may be. Visible ASCII: a token also travels in an HTTP Authorization header, which
+ * cannot carry other characters as they are (and trims the spaces at its ends).
+ */
+export const TokenValue = z
+  .string()
+  .min(8)
+  .max(200)
+  .regex(/^[!-~]+$/, 'a token must be printable ASCII without spaces, as it travels in an HTTP Authorization header');
+
 /** One access token and what it allows. */
 export const TokenGrant = z
   .strictObject({
-    // Visible ASCII: a token also travels in an HTTP Authorization header, which cannot carry other
-    // characters as they are (and trims the spaces at its ends).
-    token: z
-      .string()
-      .min(8)
-      .max(200)
-      .regex(/^[!-~]+$/, 'a token must be printable ASCII without spaces, as it travels in an HTTP Authorization header'),
+    token: TokenValue,
     role: Role,
     /** A readable name for logs and provenance; defaults to the role. */
     name: z.string().max(100).optional(),
