@@ -1,6 +1,7 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { TimeSlice } from '../server/time-slice.ts';
+import { ANSWER_INLINE_BYTES } from '../server/transport/patch-stream.ts';
 import { readTransfer } from '../client-sdk/transfers.ts';
 import { codeOf } from './helpers/errors.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
@@ -31,6 +32,29 @@ describe('subscribeAll to many big workflows', () => {
     const watcher = await monitor(hub);
     const mirrors = await watcher.subscribeAll();
     for (const id of ids) expect(Object.keys((mirrors.get(id)?.state as Workflow | undefined)?.workOrders ?? {})).toHaveLength(5);
+  });
+
+  it('holds its answer to a bounded message: snapshots past ANSWER_INLINE_BYTES come as transfers, and every workflow is mirrored', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    // Each workflow about 800 KB, inline alone; together past the bound a single answer may hold.
+    const input = 'x'.repeat(200_000);
+    const ids: string[] = [];
+    while (ids.length * 800_000 < ANSWER_INLINE_BYTES + 3_000_000) {
+      const wf = await client.createWorkflow({ userQuery: `mid ${ids.length}` });
+      await wf.createWorkOrders([0, 1, 2, 3].map((i) => ({ id: `o${i}`, taskType: 'nobody-serves-this', input })));
+      ids.push(wf.id);
+    }
+    const raw = await monitor(hub);
+    const answer = await raw.connection.request('subscribeAll', { versions: {} });
+    expect(JSON.stringify(answer).length).toBeLessThanOrEqual(ANSWER_INLINE_BYTES + 100_000);
+    expect(answer.docs.filter((s) => s.mode === 'snapshot' && s.transfer).length).toBeGreaterThan(0);
+    expect(answer.docs.filter((s) => s.doc !== '@agents')).toHaveLength(ids.length);
+    await raw.close();
+
+    const watcher = await monitor(hub);
+    const mirrors = await watcher.subscribeAll();
+    for (const id of ids) expect(Object.keys((mirrors.get(id)?.state as Workflow | undefined)?.workOrders ?? {})).toHaveLength(4);
   });
 
   it('answers others while its answer is built, and a change made meanwhile reaches the mirrors', async () => {

@@ -5,14 +5,14 @@ import { compactOps, type PatchOp } from '../../shared/patch.ts';
 import type { PatchMessage, Subscription } from '../../shared/schemas/monitor.ts';
 import { INLINE_REPLY_BYTES } from '../../shared/schemas/transfer.ts';
 import { isViewName } from '../../shared/schemas/views.ts';
-import { AGENTS_DOC, docKeys, docRoot, jsonSmallerThan, versionOf, workflowSmallerThan, type DocKey } from '../domain/machinery/state.ts';
+import { AGENTS_DOC, docKeys, docRoot, jsonBytesWithin, jsonSmallerThan, versionOf, workflowSmallerThan, type DocKey } from '../domain/machinery/state.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { pinnedJsonParts } from '../pinned-json.ts';
 import { TimeSlice } from '../time-slice.ts';
 import type { CommittedBatch, RolledBack, StateWriter } from '../state-writer.ts';
 import { EncodedJson } from './encoded-json.ts';
 import { viewBody } from './replies.ts';
-import type { Transfers } from './transfers.ts';
+import { partsOf, type Transfers } from './transfers.ts';
 
 /** A subscription answer, with how many rollbacks came before it was built. */
 interface Answer {
@@ -98,6 +98,19 @@ const ALL = 'all';
 const LEFT_OUT = 'left-out:';
 const leftOutRoom = (doc: DocKey) => `${LEFT_OUT}${doc}`;
 
+/**
+ * Bytes of snapshots and patches one subscribeAll answer holds inline; past them, snapshots come as
+ * transfers. Unbounded, the answer for a few hundred mid-size workflows was one message of hundreds
+ * of MB: a string that big per monitor on the hub, and over the 100 MiB a Node client's WebSocket
+ * takes, which closed the connection at every reconnect's subscribeAll, for ever.
+ */
+export const ANSWER_INLINE_BYTES = 16 * INLINE_REPLY_BYTES;
+
+/** Inline bytes an answer being built has left (see ANSWER_INLINE_BYTES). */
+interface InlineBudget {
+  left: number;
+}
+
 /** How long a document's serialised snapshot is kept for further subscribers at the same version. */
 const SNAPSHOT_REUSE_MS = 1000;
 
@@ -123,6 +136,8 @@ export class PatchStream {
    * ~9 ms for a 500-order workflow, and the hundred stalled the hub's loop for ~1 s).
    */
   private readonly snapshots = new Map<DocKey, { version: number; state: EncodedJson }>();
+  /** A kept snapshot's bytes, for those who get it as a transfer: shared, so held once however many read it. */
+  private readonly snapshotParts = new WeakMap<EncodedJson, Buffer[]>();
   /**
    * Documents over INLINE_REPLY_BYTES being serialised (a slice per turn) or serialised in the last
    * SNAPSHOT_REUSE_MS, for transfers. A subscriber that comes while one is under way shares it,
@@ -327,13 +342,14 @@ export class PatchStream {
     else void socket.join(ALL);
     // Everything again: what it unsubscribed from before is followed too.
     for (const name of [...socket.rooms]) if (name.startsWith(LEFT_OUT)) void socket.leave(name);
+    const budget: InlineBudget = { left: ANSWER_INLINE_BYTES };
     // Held in the epoch asked about: a rollback or prune meanwhile makes the rest snapshots.
-    let answers = await this.answerEach(socket, docs, visible, (doc) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined));
+    let answers = await this.answerEach(socket, docs, visible, budget, (doc) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined));
     // A rollback while it was built may have undone what the answers built before it show, and its resync notices
     // went out before this answer, which would put the undone state back: those answers are built again.
     const stale = (answer: Answer) => answer.rollbacks !== this.rollbacks;
     while (answers.some(stale) && !socket.disconnected) {
-      const again = await this.answerEach(socket, answers.filter(stale).map((answer) => answer.doc), visible, () => undefined);
+      const again = await this.answerEach(socket, answers.filter(stale).map((answer) => answer.doc), visible, budget, () => undefined);
       answers = [...answers.filter((answer) => !stale(answer)), ...again];
     }
     // Left stale only when the socket went: nobody reads this answer.
@@ -341,7 +357,13 @@ export class PatchStream {
   }
 
   /** The answers for `docs`, each built in a slice of its own, with the rollbacks before it; those archived meanwhile or not visible are left out. */
-  private async answerEach(socket: Socket, docs: readonly DocKey[], visible: (doc: DocKey) => boolean, held: (doc: DocKey) => number | undefined): Promise<Answer[]> {
+  private async answerEach(
+    socket: Socket,
+    docs: readonly DocKey[],
+    visible: (doc: DocKey) => boolean,
+    budget: InlineBudget,
+    held: (doc: DocKey) => number | undefined,
+  ): Promise<Answer[]> {
     const answers: Array<Promise<Answer>> = [];
     const slice = new TimeSlice();
     for (const doc of docs) {
@@ -352,7 +374,7 @@ export class PatchStream {
       // Archived meanwhile, or out of the token's sight since a reload: left out, as if asked for now.
       if ((doc !== AGENTS_DOC && docRoot(this.hub.state, doc) === undefined) || !visible(doc)) continue;
       const rollbacks = this.rollbacks;
-      const answer = Promise.resolve(this.catchUp(socket, doc, held(doc))).then(
+      const answer = Promise.resolve(this.catchUp(socket, doc, held(doc), budget)).then(
         (subscription): Answer => ({ doc, subscription, rollbacks }),
         // A big snapshot a rollback ended (its pin aborted, before this runs) is built again with the other stale answers.
         (error: unknown): Answer => {
@@ -378,7 +400,8 @@ export class PatchStream {
     if (socket.rooms.has(ALL) && (doc === AGENTS_DOC || this.hub.state.workflows.has(doc))) void socket.join(leftOutRoom(doc));
   }
 
-  private catchUp(socket: Socket, doc: DocKey, version: number | undefined): Subscription | Promise<Subscription> {
+  /** The answer for `doc` from `version`; within `budget` (a subscribeAll's) when given, which it spends. */
+  private catchUp(socket: Socket, doc: DocKey, version: number | undefined, budget?: InlineBudget): Subscription | Promise<Subscription> {
     // No stream yet: the document was created after start-up and its creation is not committed yet.
     const stream = this.stream(doc, 0);
     stream.followed = true;
@@ -390,8 +413,10 @@ export class PatchStream {
         if (entry.v > version) appendAll(ops, entry.ops);
       }
       const missed = compactOps(ops);
-      // More than a big reply's worth: the snapshot instead, which comes as a transfer when it is big too, not one unbounded message.
-      if (jsonSmallerThan(missed, INLINE_REPLY_BYTES)) {
+      // More than a big reply's worth (or than the answer has left): the snapshot instead, which comes as a transfer when it is big too, not one unbounded message.
+      const bytes = jsonBytesWithin(missed, Math.min(INLINE_REPLY_BYTES, budget?.left ?? INLINE_REPLY_BYTES));
+      if (bytes !== undefined) {
+        if (budget) budget.left -= bytes;
         if (stream.sent < stream.committed) stream.cuts.add(stream.committed);
         return { doc, epoch: this.epoch, mode: 'patches', from: version, to: stream.committed, ops: missed };
       }
@@ -407,7 +432,13 @@ export class PatchStream {
     const root = docRoot(this.hub.state, doc);
     const small = root === undefined || (doc === AGENTS_DOC ? jsonSmallerThan(root, INLINE_REPLY_BYTES) : workflowSmallerThan(root as unknown as Workflow, INLINE_REPLY_BYTES));
     if (!small) return this.transferOf(socket, doc, current);
-    return { doc, epoch: this.epoch, mode: 'snapshot', version: current, state: this.snapshotOf(doc, current) };
+    const state = this.snapshotOf(doc, current);
+    if (budget && state) {
+      // Its length in UTF-16 units: about its bytes.
+      if (state.json.length > budget.left) return { doc, epoch: this.epoch, mode: 'snapshot', version: current, transfer: this.transfers.offer(socket, this.partsOfSnapshot(state)) };
+      budget.left -= state.json.length;
+    }
+    return { doc, epoch: this.epoch, mode: 'snapshot', version: current, state };
   }
 
   /** A snapshot of a big document as a transfer: serialised a slice per turn, shared by whoever subscribes meanwhile. */
@@ -427,6 +458,16 @@ export class PatchStream {
     }
     const parts = await big.parts;
     return { doc, epoch: this.epoch, mode: 'snapshot', version: big.version, transfer: this.transfers.offer(socket, parts) };
+  }
+
+  /** A kept snapshot's bytes in transfer parts, made once for all who read it so. */
+  private partsOfSnapshot(state: EncodedJson): Buffer[] {
+    let parts = this.snapshotParts.get(state);
+    if (!parts) {
+      parts = partsOf(Buffer.from(state.json));
+      this.snapshotParts.set(state, parts);
+    }
+    return parts;
   }
 
   /** The document's state at `version` (its current one), serialised once for all who subscribe at it. */

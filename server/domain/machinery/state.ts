@@ -122,6 +122,12 @@ export function jsonSmallerThan(value: unknown, bytes: number): boolean {
   return jsonBytesLeft(value, bytes) >= 0;
 }
 
+/** About how many bytes `value`'s JSON holds (as jsonSmallerThan counts them), or undefined when over `bytes`. */
+export function jsonBytesWithin(value: unknown, bytes: number): number | undefined {
+  const left = jsonBytesLeft(value, bytes);
+  return left >= 0 ? bytes - left : undefined;
+}
+
 /** Bytes an order's JSON holds at the least: its 32 field names alone take 330. */
 const ORDER_BYTES_AT_LEAST = 300;
 
