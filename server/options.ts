@@ -91,7 +91,7 @@ export const HubOptions = z.strictObject({
   patchIntervalMs: z.number().int().min(0).max(10_000).default(25),
   /** Versions of history kept per document so a reconnecting monitor gets only what it missed. */
   resumeVersions: z.number().int().min(0).max(1_000_000).default(1000),
-  /** A monitor with more packets than this waiting unread is dropped to a snapshot resync. */
+  /** A monitor with more packets than this waiting unread (looked at before each broadcast) is dropped from the stream and told to resync. */
   maxQueuedPackets: z.number().int().min(1).default(256),
   /**
    * Run as a node of a cluster that keeps its journal, snapshots and archive in this PostgreSQL
