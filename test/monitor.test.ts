@@ -11,6 +11,12 @@ function hubDoc(hub: RunningHub, doc: string): { version: number; json: string }
   return { version: hub.state.versions.get(doc) ?? 0, json: JSON.stringify(state) };
 }
 
+/** Packets waiting unread in the hub's monitor connections, from its /metrics. */
+async function queued(hub: RunningHub): Promise<number> {
+  const text = await (await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })).text();
+  return Number(text.split('\n').find((line) => line.startsWith('switchboard_monitor_queued_packets '))!.split(' ')[1]);
+}
+
 /** Waits until everything is on disk and the mirror has caught up, then compares it with the hub. */
 async function expectInSync(hub: RunningHub, mirror: Mirror): Promise<void> {
   await hub.settle();
@@ -397,6 +403,36 @@ describe('live monitoring', () => {
     await expectInSync(hub, healthyMirror);
     tcp.resume();
     await expectInSync(hub, stalledMirror);
+  });
+
+  it('keeps a stalled subscriber out of the stream when it subscribes again before catching up', async () => {
+    const hub = await startHub({ patchIntervalMs: 2, maxQueuedPackets: 8 });
+    const client = await control(hub);
+    const busy = await client.createWorkflow({ userQuery: 'stall' });
+    const other = await client.createWorkflow({ userQuery: 'subscribed to while stalled' });
+    const stalled = await monitor(hub);
+    const busyMirror = await stalled.subscribe(busy.id);
+    const tcp = (stalled.connection.socket.io.engine.transport as unknown as { ws: { _socket: { pause(): void; resume(): void } } }).ws._socket;
+    tcp.pause();
+    const bulky = 'x'.repeat(8000);
+    for (let round = 0; round < 400 && hub.stats().stalledSubscribers === 0; round++) {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => busy.addStep({ name: `bulk ${round}.${i}`, description: bulky })));
+    }
+    expect(hub.stats().stalledSubscribers).toBe(1);
+    // It still sends (it only stopped reading): the hub puts it in the room of what it asks for.
+    const atStall = await queued(hub);
+    const otherMirror = stalled.subscribe(other.id);
+    otherMirror.catch(() => undefined);
+    let most = 0;
+    for (let i = 0; i < 60; i++) {
+      await other.addStep({ name: `step ${i}`, description: bulky });
+      most = Math.max(most, await queued(hub));
+    }
+    // What waits for it stays bounded (its answer on top): it is taken out of the new room too, not left to pile up until it reads.
+    expect(most).toBeLessThanOrEqual(atStall + 2);
+    tcp.resume();
+    await expectInSync(hub, busyMirror);
+    await expectInSync(hub, await otherMirror);
   });
 
   it('brings a scoped monitor that fell behind the workflows of its scope created after it caught up', async () => {

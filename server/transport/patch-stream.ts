@@ -493,19 +493,30 @@ export class PatchStream {
     return total;
   }
 
-  /** Takes subscribers that stopped reading out of every room; they resync once their buffer drains. */
+  /**
+   * Takes subscribers that stopped reading out of every room; they resync once their buffer drains.
+   * One still behind is taken out again of the rooms it joined since (it may still send: a
+   * subscription it asked for meanwhile would otherwise pile up its patches until it reads).
+   */
   private dropStalled(): void {
     for (const socket of this.nsp.sockets.values()) {
-      if (queuedPackets(socket) <= this.options.maxQueuedPackets || socket.data.stalled) continue;
-      socket.data.stalled = true;
-      this.stalledCount++;
+      if (queuedPackets(socket) <= this.options.maxQueuedPackets) continue;
       const rooms = [...socket.rooms].filter((r) => r.startsWith('doc:'));
+      const left = socket.data.stalled as { rooms: Set<string>; followsAll: boolean } | undefined;
+      if (left) {
+        for (const name of rooms) left.rooms.add(name);
+        left.followsAll ||= socket.data.followsAll === true;
+        for (const name of [...rooms, ALL]) void socket.leave(name);
+        continue;
+      }
+      this.stalledCount++;
+      const stalled = { rooms: new Set(rooms), followsAll: socket.data.followsAll === true };
+      socket.data.stalled = stalled;
       for (const name of [...rooms, ALL]) void socket.leave(name);
-      const followsAll = socket.data.followsAll === true;
       socket.conn.once('drain', () => {
-        socket.data.stalled = false;
-        if (followsAll) socket.emit('resync', { doc: '*', reason: 'fell behind' });
-        for (const name of rooms) socket.emit('resync', { doc: name.slice(4), reason: 'fell behind' });
+        socket.data.stalled = undefined;
+        if (stalled.followsAll) socket.emit('resync', { doc: '*', reason: 'fell behind' });
+        for (const name of stalled.rooms) socket.emit('resync', { doc: name.slice(4), reason: 'fell behind' });
       });
     }
   }
