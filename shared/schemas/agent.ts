@@ -51,6 +51,12 @@ export const Agent = z.object({
    * draining (draining belongs to its id). Absent otherwise.
    */
   drainingOnReturn: z.boolean().optional(),
+  /**
+   * Draining for as long as its current connection lasts (it is closing once its running work
+   * ends, `agent.status` with `untilDisconnect`): active again when that connection goes, or another
+   * registers its id. Absent otherwise.
+   */
+  drainingUntilDisconnect: z.boolean().optional(),
   stats: z.object({
     assigned: z.number().int(),
     completed: z.number().int(),
@@ -80,18 +86,25 @@ export const HeldAttempt = z.object({
 
 export const RegisterAgentReply = z.object({ agent: Agent, attempts: z.array(HeldAttempt) });
 
-/** An agent's own status change: draining stops new work; active resumes it. */
-export const AgentStatusInput = z.strictObject({
+const StatusChange = {
   status: z.enum(['draining', 'active']).optional(),
   note: Text.nullable().optional(),
-});
+};
+
+/**
+ * An agent's own status change: draining stops new work; active resumes it. `untilDisconnect`
+ * drains for the life of this connection only (a process finishing its work before it exits).
+ */
+export const AgentStatusInput = z
+  .strictObject({ ...StatusChange, untilDisconnect: z.boolean().optional() })
+  .refine((input) => !input.untilDisconnect || input.status === 'draining', { message: 'untilDisconnect goes with status "draining"', path: ['untilDisconnect'] });
 
 /** Pushed to a connected agent whose draining a control client changed: the hub's word on it. */
 export const DrainNotice = z.object({ draining: z.boolean() });
 export type DrainNotice = z.infer<typeof DrainNotice>;
 
 /** update_agent_status from a control client. */
-export const UpdateAgentInput = AgentStatusInput.extend({ agentId: Id });
+export const UpdateAgentInput = z.strictObject({ ...StatusChange, agentId: Id });
 
 export const AgentRef = z.strictObject({ agentId: Id });
 

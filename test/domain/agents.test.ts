@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RegisterAgentInput } from '../../shared/schemas/agent.ts';
+import { RegisterAgentInput, type Agent } from '../../shared/schemas/agent.ts';
 import { applyCommand } from '../../server/domain/machinery/commands.ts';
 import type { Effect } from '../../server/domain/machinery/effects.ts';
 import { AGENTS_DOC, stateFromDocs, storedDocs } from '../../server/domain/machinery/state.ts';
@@ -240,5 +240,45 @@ describe('offers that lapse while their agent drains (domain, manual clock)', ()
     // Active again, it is offered the order once more.
     d.run('agent.update', { agentId: 'w', status: 'active' });
     expect(d.state.workflows.get(workflowId)!.workOrders.job).toMatchObject({ state: 'offered', attempt: { agentId: 'w' } });
+  });
+});
+
+describe("a drain for the agent's connection only (domain, manual clock)", () => {
+  const asAgent = (agentId: string) => ({ role: 'agent', name: agentId, agentId }) as const;
+  const drainForConnection = (d: ReturnType<typeof domain>, agentId: string) =>
+    d.run('agent.status', { status: 'draining', untilDisconnect: true }, asAgent(agentId)).reply;
+
+  it('ends when the connection goes, when another registers the id, and at a restart; never leaves the id draining for its return', () => {
+    const d = domain();
+    for (const id of ['closes', 'replaced', 'restarted']) {
+      d.register(id);
+      expect(drainForConnection(d, id)).toMatchObject({ status: 'draining', drainingUntilDisconnect: true });
+    }
+    d.run('agent.disconnect', { agentId: 'closes' });
+    d.register('replaced');
+    const reloaded = domain(stateFromDocs(new Map(copyJson(storedDocs(d.state))), 0));
+    reloaded.run('hub.recover', {});
+    const drain = ({ status, drainingUntilDisconnect, drainingOnReturn }: Agent) => ({ status, drainingUntilDisconnect, drainingOnReturn });
+    expect([d.state.agents!.closes!, d.state.agents!.replaced!, reloaded.state.agents!.restarted!].map(drain)).toEqual(
+      Array(3).fill({ status: 'idle', drainingUntilDisconnect: undefined, drainingOnReturn: undefined }),
+    );
+    // Gone past its grace period: it comes back taking work, not draining.
+    d.advance(SETTINGS.graceMs);
+    d.run('hub.sweep', {});
+    expect(drain(d.state.agents!.closes!)).toEqual({ status: 'offline', drainingUntilDisconnect: undefined, drainingOnReturn: undefined });
+    d.register('closes');
+    expect(d.state.agents!.closes!.status).toBe('idle');
+  });
+
+  it('gives way to a plain drain, before it or after it: that one is for good', () => {
+    const d = domain();
+    d.register('drained-before');
+    d.run('agent.update', { agentId: 'drained-before', status: 'draining' });
+    expect(drainForConnection(d, 'drained-before').drainingUntilDisconnect).toBeUndefined();
+    d.register('drained-after');
+    drainForConnection(d, 'drained-after');
+    d.run('agent.update', { agentId: 'drained-after', status: 'draining' });
+    for (const id of ['drained-before', 'drained-after']) d.run('agent.disconnect', { agentId: id });
+    expect([d.state.agents!['drained-before']!.status, d.state.agents!['drained-after']!.status]).toEqual(['draining', 'draining']);
   });
 });

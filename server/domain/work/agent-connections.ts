@@ -2,7 +2,7 @@ import type { ParsedRequestOf, ReplyOf } from '../../../shared/contract.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { CommandContext } from '../machinery/context.ts';
 import { AGENTS_DOC, type HubState } from '../machinery/state.ts';
-import { requireAgent, setDrainingOnReturn } from './agents.ts';
+import { endConnectionDrain, requireAgent, setDrainingOnReturn } from './agents.ts';
 import { withdrawOffer } from './attempts.ts';
 import { reviewAgent } from './unservable.ts';
 
@@ -32,7 +32,11 @@ export function registerAgent(
   if (!t.state.agents) t.tx.putDoc(AGENTS_DOC, {});
   const { agentId, newConnection, ...fields } = input;
   const existing = t.state.agents![agentId];
-  if (existing && newConnection) withdrawOffers(t, agentId, 'the agent reconnected before answering');
+  if (existing && newConnection) {
+    withdrawOffers(t, agentId, 'the agent reconnected before answering');
+    // A drain for the connection before this one ended with it (a process that finished its work, or one back from a blip).
+    endConnectionDrain(t, existing);
+  }
   if (existing) {
     const returning = existing.status === 'offline' ? (existing.drainingOnReturn ? 'draining' : existing.load > 0 ? 'busy' : 'idle') : undefined;
     const status = returning ?? existing.status;
@@ -105,6 +109,7 @@ export function markDisconnected(t: CommandContext, agentId: string): void {
   // `since` is on the monotonic clock; the document keeps the wall-clock time it stands for.
   t.tx.set(AGENTS_DOC, [agentId, 'disconnectedSince'], Math.round(t.ctx.now - (t.ctx.monotonicNow - since)));
   withdrawOffers(t, agentId, 'agent disconnected');
+  endConnectionDrain(t, agent);
 }
 
 /** Puts the orders offered to an agent back in the queue without holding it against the agent; `carriedOnly`: only offers carried in report replies. */
@@ -142,6 +147,7 @@ export function recoverAfterRestart(t: CommandContext): { withdrawn: number } {
     if (agent.status !== 'offline' && !work.connected.has(agent.id)) {
       work.disconnected.set(agent.id, t.ctx.monotonicNow);
       t.tx.set(AGENTS_DOC, [agent.id, 'disconnectedSince'], t.ctx.now);
+      endConnectionDrain(t, agent);
     }
     if (agent.status === 'offline' && typeof agent.offlineSince !== 'number') {
       t.tx.set(AGENTS_DOC, [agent.id, 'offlineSince'], t.ctx.now);

@@ -97,14 +97,36 @@ export function setAgentStatus(t: CommandContext, agentId: string, input: Parsed
   const agent = requireAgent(t.state, agentId);
   // Offline, it keeps its status until it registers again; the word is kept for then.
   if (agent.status === 'offline' && input.status !== undefined) setDrainingOnReturn(t, agent, input.status === 'draining');
-  if (input.status === 'draining' && agent.status !== 'offline') t.tx.set(AGENTS_DOC, [agentId, 'status'], 'draining');
-  if (input.status === 'active' && agent.status === 'draining') {
-    t.tx.set(AGENTS_DOC, [agentId, 'status'], agent.load > 0 ? 'busy' : 'idle');
-    t.state.work.freed.add(agentId);
+  if (input.status === 'draining' && agent.status !== 'offline') {
+    // For this connection only, unless it was draining for good already: a plain word (anyone's) is for good.
+    const untilDisconnect = input.untilDisconnect === true && (agent.status !== 'draining' || agent.drainingUntilDisconnect === true);
+    setDrainingUntilDisconnect(t, agent, untilDisconnect);
+    t.tx.set(AGENTS_DOC, [agentId, 'status'], 'draining');
   }
+  if (input.status === 'active' && agent.status === 'draining') activate(t, agent);
   if (input.note !== undefined) t.tx.set(AGENTS_DOC, [agentId, 'note'], input.note);
   reviewAgent(t, agentId);
   return agent;
+}
+
+/** A draining agent takes work again (idle or busy by its load). */
+function activate(t: CommandContext, agent: Agent): void {
+  setDrainingUntilDisconnect(t, agent, false);
+  t.tx.set(AGENTS_DOC, [agent.id, 'status'], agent.load > 0 ? 'busy' : 'idle');
+  t.state.work.freed.add(agent.id);
+}
+
+function setDrainingUntilDisconnect(t: CommandContext, agent: Agent, until: boolean): void {
+  if (until && !agent.drainingUntilDisconnect) t.tx.set(AGENTS_DOC, [agent.id, 'drainingUntilDisconnect'], true);
+  if (!until && agent.drainingUntilDisconnect !== undefined) t.tx.remove(AGENTS_DOC, [agent.id, 'drainingUntilDisconnect']);
+}
+
+/** Ends a drain that was for the connection that is gone now (closed, or another registered the id); true if there was one. */
+export function endConnectionDrain(t: CommandContext, agent: Agent): boolean {
+  if (agent.status !== 'draining' || !agent.drainingUntilDisconnect) return false;
+  activate(t, agent);
+  reviewAgent(t, agent.id);
+  return true;
 }
 
 /** Whether an offline agent registers again as draining; the field is there only while it does. */
