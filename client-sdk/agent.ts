@@ -55,6 +55,10 @@ export class AgentClient {
    */
   private drainingWord = 0;
   private closed = false;
+  /** Set by close({ finish: true }): no new work, for as long as this process keeps its connections. */
+  private finishing = false;
+  /** Called each time the last running task ends. */
+  private readonly whenIdle = new Set<() => void>();
   /** A listener's error goes to the agent's logger, as a handler's does. */
   private readonly listeners = new Listeners<AgentEvents>((event, error) => this.host.logger?.error(`[switchboard] agent ${this.options.agentId}: a "${event}" listener threw:`, error));
   /** What each attempt needs from this agent. */
@@ -198,7 +202,9 @@ export class AgentClient {
       labels: this.options.labels ?? {},
     });
     this.isRegistered = true;
-    if (word === this.drainingWord) this.adoptStatus(reply.agent.status === 'draining');
+    // Finishing: a drain for a connection before this one ended with it (the hub cannot tell a new process from us), so it is asked again.
+    if (this.finishing && reply.agent.status !== 'draining') void this.askStatus('draining', undefined, true).catch(() => undefined);
+    else if (word === this.drainingWord) this.adoptStatus(reply.agent.status === 'draining');
     for (const resume of this.waitingForRegistration.splice(0)) resume();
     const held = new Set(reply.attempts.map((a) => a.attemptToken));
     for (const token of before) if (!held.has(token)) this.abort(token, 'the hub reassigned this work while we were away');
@@ -225,13 +231,13 @@ export class AgentClient {
    * Acts on `status` at once, then takes the hub's reply, unless a later word came first: a push
    * (of a change made after this one in the same commit, sent before this reply) or another call.
    */
-  private async askStatus(status: 'draining' | 'active', options: RequestOptions | undefined): Promise<void> {
+  private async askStatus(status: 'draining' | 'active', options: RequestOptions | undefined, untilDisconnect = false): Promise<void> {
     const word = ++this.drainingWord;
     const was = this.isDraining;
     this.isDraining = status === 'draining';
     let reply;
     try {
-      reply = await this.connection.request('agent.status', { status }, options);
+      reply = await this.connection.request('agent.status', untilDisconnect ? { status, untilDisconnect } : { status }, options);
     } catch (error) {
       // Refused without taking effect (RATE_LIMITED, say): the hub's state is as it was, so this process's is too;
       // draining here alone would decline every offer as draining, and the hub would hold each against the agent.
@@ -258,12 +264,30 @@ export class AgentClient {
     await this.connection.request('agent.status', { note }, options);
   }
 
-  /** Disconnects; resolves once the connection is closed. Running tasks are aborted; the hub reassigns them after the grace period. */
-  close(): Promise<void> {
+  /**
+   * Disconnects; resolves once the connection is closed. Running tasks are aborted; the hub
+   * reassigns them after the grace period. With `finish`, the agent first takes no new work and
+   * waits until its running tasks have ended and their reports were answered (a plain close()
+   * meanwhile aborts them): a process on its way out (SIGTERM) loses no work it started.
+   */
+  async close(options: { finish?: boolean } = {}): Promise<void> {
+    if (options.finish && !this.closed) await this.finishRunning();
     this.closed = true;
     this.heartbeat.stop();
     for (const token of [...this.running.keys()]) this.abort(token, 'the agent is closing');
     return this.connection.close();
+  }
+
+  /**
+   * Drains for this connection only (the hub makes the agentId active again when it goes, so the
+   * next process under it takes work), then waits for the running tasks to end.
+   */
+  private async finishRunning(): Promise<void> {
+    this.finishing = true;
+    // Not connected now: asked again at the registration after the reconnect.
+    if (this.isRegistered && this.connection.socket.connected) await this.askStatus('draining', undefined, true).catch(() => undefined);
+    else this.isDraining = true;
+    while (this.running.size > 0 && !this.closed) await new Promise<void>((resolve) => this.whenIdle.add(resolve));
   }
 
   /** `await using agent = await connectAgent(...)` closes it at the end of the block. */
@@ -276,7 +300,7 @@ export class AgentClient {
     if (!registration) return ack({ accept: false, reason: `no handler for ${assignment.taskType}` });
     // Closing: no answer, the connection's offers are withdrawn with it and held against nobody.
     if (this.closed) return;
-    if (this.isDraining) return ack({ accept: false, reason: 'draining' });
+    if (this.isDraining || this.finishing) return ack({ accept: false, reason: 'draining' });
     ack({ accept: true });
     void this.run(assignment, registration, false);
   }
@@ -292,7 +316,7 @@ export class AgentClient {
     const registration = this.handlers.get(assignment.taskType) ?? this.handlers.get('*');
     // Not to be run here after all. Draining meanwhile: the hub withdrew it when the drain reached it.
     // Closing: it is withdrawn with the connection, or lapses, and the hub offers it to another agent.
-    if (!registration || this.isDraining || this.closed) return;
+    if (!registration || this.isDraining || this.finishing || this.closed) return;
     void this.run(assignment, registration, true);
   }
 
@@ -307,7 +331,7 @@ export class AgentClient {
     try {
       const outcome = await attempt.run(registration);
       // The report asks for this agent's next offer in its reply, unless no more work is wanted here.
-      if (outcome && !this.isDraining && !this.closed) outcome.payload.next = true;
+      if (outcome && !this.isDraining && !this.finishing && !this.closed) outcome.payload.next = true;
       if (outcome?.event === 'task.fail') await this.report('task.fail', outcome.payload, assignment.attempt);
       if (outcome?.event !== 'task.complete') return;
       const refused = await this.report('task.complete', outcome.payload, assignment.attempt);
@@ -326,7 +350,7 @@ export class AgentClient {
     } finally {
       clearTimeout(fallback);
       this.running.delete(assignment.attemptToken);
-      if (this.running.size === 0) this.heartbeat.stop();
+      if (this.running.size === 0) this.idled();
     }
   }
 
@@ -375,7 +399,14 @@ export class AgentClient {
 
   private abort(attemptToken: string, reason: string): void {
     this.running.get(attemptToken)?.abort(reason);
-    this.running.delete(attemptToken);
+    if (this.running.delete(attemptToken) && this.running.size === 0) this.idled();
+  }
+
+  /** The last running task ended: no heartbeat is due, and a finishing close() goes on. */
+  private idled(): void {
+    this.heartbeat.stop();
+    for (const resolve of this.whenIdle) resolve();
+    this.whenIdle.clear();
   }
 
   /**

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -61,6 +62,11 @@ class AgentClient(ClosesOnExit):
         self._refused: HubError | None = None
         self._dirty = False
         self._draining = False
+        #: Set by close(finish=True): no new work, for as long as this process keeps its connections.
+        self._finishing = False
+        #: Set while no task runs (a finishing close() waits for it).
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._closed = asyncio.Event()
         #: The close() the agent started itself when the hub would have it no more; wait_closed() waits for it.
         self._stopping: asyncio.Task[None] | None = None
@@ -161,7 +167,10 @@ class AgentClient(ClosesOnExit):
         self._registered.set()
         self._refused = None
         self._landed = handlers
-        if word == self._draining_word:
+        if self._finishing and reply["agent"]["status"] != "draining":
+            # A drain for a connection before this one ended with it (the hub cannot tell a new process from us): asked again.
+            self.connection.spawn(self._ask_status_quietly("draining", until_disconnect=True))
+        elif word == self._draining_word:
             self._adopt_status(reply["agent"]["status"] == "draining")
         held = {attempt["attemptToken"] for attempt in reply["attempts"]}
         for token in before - held:
@@ -181,7 +190,7 @@ class AgentClient(ClosesOnExit):
         """Takes new work again after drain(), or after a registration found this agent id draining."""
         await self._ask_status("active")
 
-    async def _ask_status(self, status: str) -> None:
+    async def _ask_status(self, status: str, *, until_disconnect: bool = False) -> None:
         """Acts on `status` at once, then takes the hub's reply, unless a later word came first: a push
         (of a change made after this one in the same commit, sent before this reply) or another call."""
         self._draining_word += 1
@@ -189,7 +198,7 @@ class AgentClient(ClosesOnExit):
         was = self._draining
         self._draining = status == "draining"
         try:
-            reply = await self.connection.request("agent.status", {"status": status})
+            reply = await self.connection.request("agent.status", {"status": status, "untilDisconnect": True} if until_disconnect else {"status": status})
         except HubError as error:
             # Refused without taking effect (RATE_LIMITED, say): the hub's state is as it was, so this process's is too;
             # draining here alone would decline every offer as draining, and the hub would hold each against the agent.
@@ -215,8 +224,20 @@ class AgentClient(ClosesOnExit):
         """Sets (or with None clears) a free-text status note."""
         await self.connection.request("agent.status", {"note": note})
 
-    async def close(self) -> None:
-        """Disconnects; running tasks are cancelled and the hub reassigns them after its grace period."""
+    async def _ask_status_quietly(self, status: str, *, until_disconnect: bool = False) -> None:
+        with contextlib.suppress(HubError):
+            await self._ask_status(status, until_disconnect=until_disconnect)
+
+    async def close(self, *, finish: bool = False) -> None:
+        """Disconnects; running tasks are cancelled and the hub reassigns them after its grace period. With `finish`, the agent
+        first takes no new work and waits until its running tasks have ended and their reports were answered (a plain close()
+        meanwhile cancels them): a process on its way out loses no work it started. That drain is this connection's alone."""
+        if finish and not self._closed.is_set():
+            self._finishing = True
+            if self._registered.is_set():
+                await self._ask_status_quietly("draining", until_disconnect=True)
+            while self._running and not self._closed.is_set():
+                await self._idle.wait()
         self._closed.set()
         self._heartbeat.stop()
         for token in list(self._running):
@@ -240,7 +261,7 @@ class AgentClient(ClosesOnExit):
             # (a decline would join declinedBy). python-socketio acks whatever the handler returns, so it returns once nothing can be sent.
             await self.connection.until_down()
             return None
-        if self._draining:
+        if self._draining or self._finishing:
             return {"accept": False, "reason": "draining"}
         self._start(assignment, handler, carried=False)
         return {"accept": True}
@@ -249,13 +270,14 @@ class AgentClient(ClosesOnExit):
         """An offer that came in a report's reply: no ack to send; its first report (or a heartbeat after half of acceptMs) accepts it."""
         handler = self._handlers.get(assignment["taskType"]) or self._handlers.get("*")
         # Not to be run here after all (closing, draining meanwhile): it lapses and the hub offers it to another agent.
-        if handler is None or self._draining or self._closed.is_set():
+        if handler is None or self._draining or self._finishing or self._closed.is_set():
             return
         self._start(assignment, handler, carried=True)
 
     def _start(self, assignment: dict[str, Any], handler: Handler, *, carried: bool) -> None:
         attempt = Attempt(assignment, self._send, self._heartbeat_one, self.agent_id)
         self._running[attempt.task.attempt_token] = attempt
+        self._idle.clear()
         self._heartbeat.cover(attempt.task.lease_ms)
         self.connection.spawn(self._run(attempt, handler, carried))
 
@@ -299,7 +321,7 @@ class AgentClient(ClosesOnExit):
                 return
             event, payload = outcome
             # The report asks for this agent's next offer in its reply, unless no more work is wanted here.
-            if not self._draining and not self._closed.is_set():
+            if not self._draining and not self._finishing and not self._closed.is_set():
                 payload["next"] = True
             refused = await self._report(event, payload, attempt.task.attempt)
             # A completion that could not be sent at all (a result JSON cannot hold: a set, an object) fails for good too.
@@ -317,7 +339,7 @@ class AgentClient(ClosesOnExit):
                 accept.cancel()
             self._running.pop(token, None)
             if not self._running:
-                self._heartbeat.stop()
+                self._idled()
 
     async def _send(self, event: str, payload: dict[str, Any]) -> Any:
         """A request about an attempt, once this connection is registered (so none reaches the hub before the registration)."""
@@ -403,6 +425,13 @@ class AgentClient(ClosesOnExit):
         attempt = self._running.pop(token, None)
         if attempt is not None:
             attempt.abort(reason)
+            if not self._running:
+                self._idled()
+
+    def _idled(self) -> None:
+        """The last running task ended: no heartbeat is due, and a finishing close() goes on."""
+        self._heartbeat.stop()
+        self._idle.set()
 
 
 async def connect_agent(url: str | Sequence[str], token: str, *, agent_id: str, agent_type: str = "generic", capabilities: list[str] | None = None,

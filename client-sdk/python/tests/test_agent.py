@@ -643,3 +643,42 @@ async def test_an_agent_whose_id_another_process_took_says_in_its_log_that_it_ta
         f"switchboard: agent {old.agent_id} takes no more work: the hub closed this connection "
         "(another connection registered this agent id, or the token was revoked)"
     ]
+
+
+async def test_close_with_finish_runs_the_task_to_its_end_and_leaves_the_agent_id_taking_work(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("finish")
+    old = await agent(hub, kind, max_concurrent_tasks=2)
+    release = asyncio.Event()
+
+    @old.task(kind)
+    async def run(task: Task, ctx: TaskContext) -> str:
+        await release.wait()
+        return "finished by the leaving process"
+
+    await old.ready()
+    wf, mirror = await started(control, monitor, "a deploy while a task runs")
+    await wf.create_work_order(kind, id="running")
+    await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "running")
+    closing = asyncio.ensure_future(old.close(finish=True))
+    pool = await monitor.subscribe("@agents")
+    await pool.until(lambda s, _: s[old.agent_id]["status"] == "draining")
+    # A free slot, but no new work while it finishes.
+    await wf.create_work_order(kind, id="later")
+    assert (await wf.get_work_order("later"))["state"] == "queued"
+    release.set()
+    await closing
+    state = await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "completed")
+    assert (state["workOrders"]["running"]["result"], state["workOrders"]["running"]["attempts"]) == ("finished by the leaving process", 1)
+    # The drain was the connection's: the next process under the id takes work at once.
+    await pool.until(lambda s, _: s[old.agent_id]["status"] != "draining")
+    fresh = await agent(hub, kind, agent_id=old.agent_id)
+    assert not fresh.draining
+
+    @fresh.task(kind)
+    async def again(task: Task, ctx: TaskContext) -> str:
+        return "the next process"
+
+    await fresh.ready()
+    state = await mirror.until(lambda s, _: s["workOrders"]["later"]["state"] == "completed")
+    assert (state["workOrders"]["later"]["result"], state["workOrders"]["later"]["declinedBy"]) == ("the next process", [])

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { rawAgent } from './helpers/raw-agent.ts';
+import { agent, control, startHub } from './helpers/hub.ts';
+import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
+import type { RunningHub } from '../server/index.ts';
+
+/** The pool's record of `agentId` on the hub. */
+const pooled = (hub: RunningHub, agentId: string) => hub.state.agents?.[agentId];
+
+describe('an agent closing once its running work is done (close({ finish: true }))', () => {
+  it('runs its task to the end, takes no new work meanwhile, and leaves its agentId taking work for the next process', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a deploy while a task runs' });
+    await wf.start();
+    const leaving = await agent(hub, { agentId: 'worker-1', agentType: 'w', maxConcurrentTasks: 2 });
+    const started = deferred();
+    const release = deferred();
+    await leaving.onTask('job', async () => {
+      started.resolve();
+      await release.promise;
+      return { result: 'finished by the leaving process' };
+    });
+    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
+    await started.promise;
+
+    const closed = leaving.close({ finish: true });
+    await untilTrue(() => pooled(hub, 'worker-1')?.status === 'draining', 'the drain on the hub');
+    expect(pooled(hub, 'worker-1')?.drainingUntilDisconnect).toBe(true);
+    // A free slot, but no new work: the order waits for another agent.
+    await wf.createWorkOrder({ id: 'later', taskType: 'job' });
+    expect((await wf.getWorkOrder('later')).state).toBe('queued');
+    release.resolve();
+    await closed;
+    expect(await untilOrder(hub, wf.id, 'running', 'completed')).toMatchObject({ attempts: 1, result: 'finished by the leaving process' });
+
+    // The drain was this connection's: gone with it, so the agentId is not left draining.
+    await untilTrue(() => typeof pooled(hub, 'worker-1')?.disconnectedSince === 'number', 'the disconnect on the hub');
+    expect(pooled(hub, 'worker-1')).toMatchObject({ status: 'idle', load: 0 });
+    expect(pooled(hub, 'worker-1')?.drainingUntilDisconnect).toBeUndefined();
+    const next = await agent(hub, { agentId: 'worker-1', agentType: 'w' });
+    expect(next.draining).toBe(false);
+    await next.onTask('job', () => ({ result: 'the next process' }));
+    const later = await untilOrder(hub, wf.id, 'later', 'completed');
+    expect({ result: later.result, attempts: later.attempts, declinedBy: later.declinedBy }).toEqual({ result: 'the next process', attempts: 1, declinedBy: [] });
+  });
+
+  it('leaves a drain an operator set before it in place: the agentId stays draining for the next process', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'drained by an operator, then closed' });
+    await wf.start();
+    const leaving = await agent(hub, { agentId: 'worker-2', agentType: 'w' });
+    const started = deferred();
+    const release = deferred();
+    await leaving.onTask('job', async () => {
+      started.resolve();
+      await release.promise;
+      return { result: 'done' };
+    });
+    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
+    await started.promise;
+    await client.updateAgentStatus('worker-2', { status: 'draining' });
+    const closed = leaving.close({ finish: true });
+    release.resolve();
+    await closed;
+    await untilOrder(hub, wf.id, 'running', 'completed');
+    await untilTrue(() => typeof pooled(hub, 'worker-2')?.disconnectedSince === 'number', 'the disconnect on the hub');
+    expect(pooled(hub, 'worker-2')?.status).toBe('draining');
+    const next = await agent(hub, { agentId: 'worker-2', agentType: 'w' });
+    expect(next.draining).toBe(true);
+  });
+
+  it('a plain close() while it waits aborts the task, as close() does', async () => {
+    const hub = await startHub({ graceMs: 60_000 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'told to stop at once after all' });
+    await wf.start();
+    const leaving = await agent(hub, { agentId: 'worker-3', agentType: 'w' });
+    const aborted = deferred<string>();
+    await leaving.onTask('job', (_task, ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => {
+      aborted.resolve(String(ctx.signal.reason));
+      reject(new Error('aborted'));
+    })));
+    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
+    await untilOrder(hub, wf.id, 'running', 'running');
+    const finishing = leaving.close({ finish: true });
+    await untilTrue(() => pooled(hub, 'worker-3')?.status === 'draining', 'the drain on the hub');
+    await leaving.close();
+    await finishing;
+    expect(await aborted.promise).toContain('closing');
+  });
+});
+
+describe('agent.status with untilDisconnect, on the wire', () => {
+  it('drains for the connection only; it goes with status "draining" alone', async () => {
+    const hub = await startHub();
+    const raw = await rawAgent(hub.url, 'raw-1', ['job']);
+    const refused = await raw.socket.emitWithAck('agent.status', { status: 'active', untilDisconnect: true });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
+    expect(pooled(hub, 'raw-1')?.status).toBe('idle');
+    const drained = await raw.socket.emitWithAck('agent.status', { status: 'draining', untilDisconnect: true });
+    expect(drained).toMatchObject({ ok: true, data: { status: 'draining', drainingUntilDisconnect: true } });
+    raw.socket.disconnect();
+    await untilTrue(() => typeof pooled(hub, 'raw-1')?.disconnectedSince === 'number', 'the disconnect on the hub');
+    expect(pooled(hub, 'raw-1')?.status).toBe('idle');
+  });
+});
