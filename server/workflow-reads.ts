@@ -71,6 +71,8 @@ export class WorkflowReads {
     if (!cached) {
       const archived = await this.archive.readSummary(workflowId);
       if (archived) return archived;
+      // Archived without a summary (by the first archiving hubs): computed from the workflow.
+      if (this.archive.has(workflowId)) return workflowSummary(await this.stateFor(workflowId), workflowId, now);
     }
     return workflowSummary(cached ?? this.hub.state, workflowId, now);
   }

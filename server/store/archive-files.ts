@@ -20,19 +20,21 @@ const LOAD_SLICE = 500;
 /**
  * A header as files hold it: with the SHA-256 of the document's and the summary's text, checked
  * when they are read back, and the file's format: 2 for a document in lines (archive-lines.ts),
- * absent for the first format, the document's JSON on one line.
+ * absent for the first format, the document's JSON on one line. Files of the first archiving
+ * hubs (format 0) hold no summary: the header, then the document's JSON; their headers have no
+ * `summarySha256`.
  */
 interface FiledHeader extends ArchivedHeader {
   format?: 2;
   sha256: string;
-  summarySha256: string;
+  summarySha256?: string;
 }
 
-/** The checksums of one archived workflow's two parts, and the format of its file. */
+/** The checksums of one archived workflow's parts (no summary in format 0), and the format of its file. */
 interface Sums {
   document: string;
-  summary: string;
-  format: 1 | 2;
+  summary: string | undefined;
+  format: 0 | 1 | 2;
 }
 
 /** One line of the index: a workflow archived, or workflows deleted. */
@@ -43,7 +45,8 @@ const fileOf = (id: string) => `${id}.json`;
 /** The header a line of the index or of a file holds (an archived header with its checksums), or undefined when it is not one. */
 function filedHeader(value: unknown): FiledHeader | undefined {
   const header = archivedHeader(value) as Partial<FiledHeader> | undefined;
-  return typeof header?.sha256 === 'string' && typeof header.summarySha256 === 'string' ? (header as FiledHeader) : undefined;
+  const summary = header?.summarySha256;
+  return typeof header?.sha256 === 'string' && (typeof summary === 'string' || summary === undefined) ? (header as FiledHeader) : undefined;
 }
 
 /** The index line `value` is, or undefined when it is not one. */
@@ -57,13 +60,15 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 /**
  * Reads the document of a file in the first format (header, summary, then the document's JSON on
- * one line), as it was written before format 2. Its one hash and one parse hold the event loop for
- * as long as the document is big (about half a second for 60 MB): acceptable for the files left
- * from then, which are read once each and cached, while every file written now is read in slices.
+ * one line), as it was written before format 2, or in format 0 (no summary line). Its one hash and
+ * one parse hold the event loop for as long as the document is big (about half a second for 60 MB):
+ * acceptable for the files left from then, which are read once each and cached, while every file
+ * written now is read in slices.
  */
-async function readFirstFormat(path: string): Promise<{ workflow: Workflow; sha256: string }> {
+async function readFirstFormat(path: string, format: 0 | 1): Promise<{ workflow: Workflow; sha256: string }> {
   const text = await readFile(path, 'utf8');
-  const start = text.indexOf('\n', text.indexOf('\n') + 1) + 1;
+  const afterHeader = text.indexOf('\n') + 1;
+  const start = format === 0 || afterHeader === 0 ? afterHeader : text.indexOf('\n', afterHeader) + 1;
   const document = start === 0 ? '' : text.slice(start);
   const sum = sha256(document);
   try {
@@ -160,14 +165,15 @@ export class FileArchive implements WorkflowArchive {
     const sums = this.sums.get(id);
     if (!header || !sums) return undefined;
     const path = join(this.dir, fileOf(id));
-    const { workflow, sha256: sum } = await this.readPart(id, path, () => (sums.format === 2 ? readArchivedDocument(path) : readFirstFormat(path)));
+    const { workflow, sha256: sum } = await this.readPart(id, path, () => (sums.format === 2 ? readArchivedDocument(path) : readFirstFormat(path, sums.format)));
     if (sum !== sums.document) throw damaged(id, path, 'its checksum does not match the archive index');
     return { v: header.v, archivedAt: header.archivedAt, workflow };
   }
 
   async readSummary(id: string): Promise<WorkflowSummary | undefined> {
     await this.ready();
-    if (!this.index.has(id)) return undefined;
+    // Format 0 kept no summary: the caller computes it from the document.
+    if (!this.index.has(id) || this.sums.get(id)?.format === 0) return undefined;
     const path = join(this.dir, fileOf(id));
     const lines = await this.readPart(id, path, () => readLines(path, 2));
     const summary = lines?.[1] ?? '';
@@ -224,7 +230,7 @@ export class FileArchive implements WorkflowArchive {
   private remember(header: FiledHeader): void {
     const { sha256: document, summarySha256: summary, format, ...kept } = header;
     this.index.put(kept);
-    this.sums.set(header.id, { document, summary, format: format === 2 ? 2 : 1 });
+    this.sums.set(header.id, { document, summary, format: format === 2 ? 2 : summary === undefined ? 0 : 1 });
   }
 
   /**
@@ -361,7 +367,7 @@ export class FileArchive implements WorkflowArchive {
   private async rewriteIndex(): Promise<void> {
     const lines = this.index.all().map((header) => {
       const sums = this.sums.get(header.id)!;
-      const put: FiledHeader = { ...header, ...(sums.format === 2 ? { format: 2 } : {}), sha256: sums.document, summarySha256: sums.summary };
+      const put: FiledHeader = { ...header, ...(sums.format === 2 ? { format: 2 } : {}), sha256: sums.document, ...(sums.summary === undefined ? {} : { summarySha256: sums.summary }) };
       return JSON.stringify({ put }) + '\n';
     });
     const leftovers = [...this.removed].filter((id) => existsSync(join(this.dir, fileOf(id))));

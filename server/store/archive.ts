@@ -53,7 +53,7 @@ export interface WorkflowArchive {
   put(entry: WorkflowToArchive, summary: WorkflowSummary): Promise<void>;
   /** Reads an archived workflow back, checking it is what was written; undefined when it is not archived. */
   read(workflowId: string): Promise<ArchivedWorkflow | undefined>;
-  /** Reads an archived workflow's summary alone; undefined when it is not archived. */
+  /** Reads an archived workflow's summary alone; undefined when it is not archived, or was archived without one (the first archiving hubs). */
   readSummary(workflowId: string): Promise<WorkflowSummary | undefined>;
   /** Deletes archived workflows; resolves once the archive no longer lists them. */
   remove(workflowIds: readonly string[]): Promise<void>;

@@ -1,0 +1,42 @@
+import { cpSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { rawGet } from './helpers/http.ts';
+
+/** A data directory a hub of version d804574 (the first to archive) wrote and stopped cleanly: two archived workflows, one running. */
+const ARCHIVE_FORMAT_0 = fileURLToPath(new URL('./fixtures/archive-format-0', import.meta.url));
+
+/** A copy of a fixture data directory, removed when the test ends. */
+function copyOf(fixture: string): string {
+  const dir = tempDir();
+  cpSync(fixture, dir, { recursive: true });
+  return dir;
+}
+
+describe('upgrading a data directory', () => {
+  it('keeps the workflows the first archiving version archived (a header and the document, no summary): listed, read, summarised and reported', async () => {
+    const dataDir = copyOf(ARCHIVE_FORMAT_0);
+    const hub = await startHub({ dataDir, keepFinishedMs: 60_000 });
+    const client = await control(hub);
+    const listed = (await client.listWorkflows()).items.map((h) => [h.userQuery, h.status]);
+    expect(listed).toEqual([
+      ['archived done', 'completed'],
+      ['archived cancelled', 'cancelled'],
+      ['still running', 'in_progress'],
+    ]);
+    const done = client.workflow('wf_bPInj3ikfQId');
+    const workflow = await done.get();
+    expect(workflow.workOrders['load-1']).toMatchObject({ state: 'completed', result: { rows: 12 } });
+    expect(Object.keys(workflow.data)).toEqual(['raw']);
+    const summary = await done.summary();
+    expect(summary).toMatchObject({ status: 'completed', progress: 100, kpis: { total: 1, met: 1 } });
+    const report = await rawGet(hub.url, '/api/workflows/wf_bPInj3ikfQId/report.md', TOKENS.admin);
+    expect(report.status).toBe(200);
+    expect(report.body).toContain('archived done');
+    expect(await client.workflow('wf_AtnQFeKgx88q').summary()).toMatchObject({ status: 'cancelled' });
+    // Nothing was set aside as damaged.
+    expect(readdirSync(join(dataDir, 'archive')).filter((name) => name.endsWith('.damaged'))).toEqual([]);
+  });
+});
