@@ -1,4 +1,4 @@
-import { cpSync, readdirSync } from 'node:fs';
+import { cpSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -37,6 +37,16 @@ describe('upgrading a data directory', () => {
     expect(report.body).toContain('archived done');
     expect(await client.workflow('wf_AtnQFeKgx88q').summary()).toMatchObject({ status: 'cancelled' });
     // Nothing was set aside as damaged.
+    expect(readdirSync(join(dataDir, 'archive')).filter((name) => name.endsWith('.damaged'))).toEqual([]);
+  });
+
+  it('takes those workflows back in from their files when the archive index is lost', async () => {
+    const dataDir = copyOf(ARCHIVE_FORMAT_0);
+    unlinkSync(join(dataDir, 'archive', 'index.jsonl'));
+    const hub = await startHub({ dataDir, keepFinishedMs: 60_000 });
+    const client = await control(hub);
+    expect((await client.listWorkflows({ status: 'cancelled' })).items.map((h) => h.id)).toEqual(['wf_AtnQFeKgx88q']);
+    expect(await client.workflow('wf_bPInj3ikfQId').summary()).toMatchObject({ status: 'completed', kpis: { met: 1 } });
     expect(readdirSync(join(dataDir, 'archive')).filter((name) => name.endsWith('.damaged'))).toEqual([]);
   });
 });
