@@ -56,6 +56,21 @@ describe('data directory lock', () => {
     release();
   });
 
+  it.runIf(HAS_PROC)('takes over a lock whose process exited and was never reaped (a zombie, as under an init that does not reap)', async () => {
+    // The shell starts a child that exits at once, then becomes a sleep that never waits for it.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 600'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    onTestFinished(() => void parent.kill('SIGKILL'));
+    const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+    const pid = Number(line.toString().trim());
+    const state = () => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0];
+    while (state() !== 'Z') await new Promise((resolve) => setImmediate(resolve));
+    const dir = tempDir();
+    writeFileSync(join(dir, LOCK_FILE), `${pid} ${startTime(pid)}`);
+    const release = acquireLock(dir);
+    expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(`${process.pid} ${startTime(process.pid)}`);
+    release();
+  });
+
   it.runIf(HAS_PROC)('refuses a lock naming a live process with its own start time, and leaves that lock alone', async () => {
     const pid = await stranger();
     const dir = tempDir();

@@ -13,11 +13,16 @@ const heldHere = new Set<string>();
  * for the machine's uptime: a pid reused by another process comes with another start time.
  */
 function startTimeOf(pid: number): string | undefined {
+  const start = statFields(pid)?.[19];
+  return start && /^\d+$/.test(start) ? start : undefined;
+}
+
+/** The fields of /proc/PID/stat from the third (the state) on, or undefined where /proc does not show the pid. */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Field 2 (the command name, in parentheses) may hold spaces and parentheses: count from the last ')'.
-    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    return start && /^\d+$/.test(start) ? start : undefined;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
@@ -63,14 +68,16 @@ export function lockHolder(dir: string): number | undefined {
   return owner && holderAlive(owner) ? owner.pid : undefined;
 }
 
-/** Whether a process with this pid exists (EPERM: it does, under another user). */
+/** Whether a process with this pid runs (EPERM: it does, under another user); one that exited and was not reaped yet (a zombie) does not. */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  // A hub killed with kill -9 stays a zombie until its parent reaps it, for good under a container's init that never does.
+  const state = statFields(pid)?.[0];
+  return state !== 'Z' && state !== 'X';
 }
 
 const codeOf = (error: unknown) => (error as NodeJS.ErrnoException).code;
