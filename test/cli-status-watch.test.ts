@@ -130,4 +130,36 @@ describe('switchboard status --watch', () => {
     expect(lastFrame).toMatch(/on-screen\s+in_progress\s+\[##########\.{10}\]\s+50%\s+0\.0\/s/);
     expect(lastFrame).toContain('orders: 2 queued (2 no capable agent), 0 running, 0 completed, 0 failed');
   }, 60_000);
+
+  it.skipIf(!hasScript)('following every live workflow, shows the live ones first and keeps only the ten latest to end', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const ids = Array.from({ length: 12 }, (_, i) => `wf-${String(i).padStart(2, '0')}`);
+    const flows = await Promise.all(ids.map((id) => client.createWorkflow({ id, userQuery: `workflow ${id}` })));
+    const command = [process.execPath, ...CLI, 'status', '--watch', '--interval', '100', '--url', hub.url, '--token', TOKENS.monitor].map(quoted).join(' ');
+    // A screen tall enough for every row: what is left out is the watch's choice, not the terminal's.
+    const script = spawn('script', ['-qec', `stty rows 80 cols 200; ${command}`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let screen = '';
+    const frames = () => screen.split('\x1b[H').map((frame) => frame.replaceAll('\x1b[K', '').replaceAll('\r', ''));
+    const seen = (predicate: (frame: string) => boolean) =>
+      new Promise<string>((resolve) => {
+        const check = () => {
+          const frame = frames().slice(0, -1).find(predicate);
+          if (frame !== undefined) {
+            script.stdout.off('data', check);
+            resolve(frame);
+          }
+        };
+        script.stdout.on('data', (chunk: Buffer) => (screen += chunk.toString()));
+        script.stdout.on('data', check);
+      });
+    const rows = (frame: string) => frame.split('\n').filter((line) => /^(wf-\d\d|fresh) /.test(line)).map((line) => line.split(/\s+/).slice(0, 2).join(' '));
+    await seen((frame) => rows(frame).length === 12);
+    for (const wf of flows) await wf.cancel('done with it');
+    await client.createWorkflow({ id: 'fresh', userQuery: 'created after the others ended' });
+    const last = await seen((frame) => rows(frame)[0] === 'fresh pending' && rows(frame).filter((row) => row.endsWith(' cancelled')).length === 10);
+    script.kill('SIGINT');
+    await once(script, 'exit');
+    expect(rows(last)).toEqual(['fresh pending', ...ids.slice(2).reverse().map((id) => `${id} cancelled`)]);
+  }, 60_000);
 });

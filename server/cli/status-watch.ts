@@ -68,12 +68,16 @@ function plainOutput(): Output {
         printed.set(`node ${node.nodeId}`, text);
         lines.push(`${time(screen.at)} ${text}`);
       }
+      const shown = new Set<string>();
       for (const workflow of screen.workflows) {
+        shown.add(workflow.id);
         const text = plainState(workflow);
         if (printed.get(workflow.id) === text) continue;
         printed.set(workflow.id, text);
         lines.push(plainLine(workflow));
       }
+      // One no longer followed (ended long ago) prints nothing more: its last line is forgotten with it.
+      for (const id of printed.keys()) if (!id.startsWith('node ') && id !== '' && !shown.has(id)) printed.delete(id);
       // Said once, so that a watch with nothing to follow yet does not look stuck.
       if (screen.workflows.length === 0 && !printed.has('')) {
         printed.set('', '');
@@ -88,16 +92,25 @@ function plainOutput(): Output {
 /** A workflow in these states changes no more. */
 const ENDED = new Set(['completed', 'failed', 'cancelled']);
 
+/** Ended workflows a watch of every live one still shows (the latest to end, under the live ones). */
+const RECENTLY_ENDED = 10;
+
 /**
  * The workflows a monitor follows, each by its summary view (small, and patched live by the hub),
  * in the order they were found. One that ended is let go once sampled, its last summary kept: the
  * hub bounds the views a connection follows, and a long watch sees many workflows come and go.
+ * Following every live workflow (`named` false), the ended ones go under the live ones, and only
+ * the RECENTLY_ENDED latest are kept: else, on a busy hub, the screen filled with ended workflows
+ * and the watch's memory grew for as long as it ran.
  */
 class FollowedWorkflows {
-  private readonly followed = new Map<string, { mirror: Mirror<SummaryView> | undefined; last: SummaryView | undefined }>();
+  private readonly followed = new Map<string, { mirror: Mirror<SummaryView> | undefined; last: SummaryView | undefined; endedAt?: number }>();
   private readonly samples = new Map<string, WorkflowSample>();
 
-  constructor(private readonly monitor: MonitorClient) {}
+  constructor(
+    private readonly monitor: MonitorClient,
+    private readonly named: boolean,
+  ) {}
 
   /** Follows the workflows not followed yet; one gone meanwhile (`NOT_FOUND`) is skipped unless `required`. */
   async follow(ids: string[], required: boolean): Promise<void> {
@@ -127,10 +140,22 @@ class FollowedWorkflows {
         const { doc } = followed.mirror;
         followed.last = structuredClone(state);
         followed.mirror = undefined;
+        followed.endedAt = at;
         void this.monitor.unsubscribe(doc).catch(() => undefined);
       }
     }
-    return taken;
+    if (this.named) return taken;
+    const live = taken.filter((s) => this.followed.get(s.id)!.endedAt === undefined);
+    // The latest to end first (among those seen ending at once, the last found first).
+    const ended = taken.filter((s) => this.followed.get(s.id)!.endedAt !== undefined).reverse();
+    ended.sort((a, b) => this.followed.get(b.id)!.endedAt! - this.followed.get(a.id)!.endedAt!);
+    // Each is shown at least once as it ended (the plain output's last line of it): those ended now come first.
+    const endedNow = ended.filter((s) => this.followed.get(s.id)!.endedAt === at).length;
+    for (const { id } of ended.splice(Math.max(RECENTLY_ENDED, endedNow))) {
+      this.followed.delete(id);
+      this.samples.delete(id);
+    }
+    return [...live, ...ended];
   }
 }
 
@@ -154,7 +179,7 @@ export async function watchStatus(options: WatchOptions): Promise<void> {
     // The SDK's message names the URL and what to check.
     throw new CliError(error instanceof Error ? error.message : String(error));
   }
-  const followed = new FollowedWorkflows(monitor);
+  const followed = new FollowedWorkflows(monitor, options.workflowIds.length > 0);
   let output: Output | undefined;
   const stop = new AbortController();
   const onSignal = () => stop.abort();
