@@ -57,6 +57,11 @@ export class AgentClient {
   private closed = false;
   /** Set by close({ finish: true }): no new work, for as long as this process keeps its connections. */
   private finishing = false;
+  /**
+   * While finishing: the request for this connection's drain. A decline waits for it: one the hub
+   * read before it would be held against the agentId (declinedBy), and the next process could not take the order.
+   */
+  private finishDrain: Promise<void> | undefined;
   /** Called each time the last running task ends. */
   private readonly whenIdle = new Set<() => void>();
   /** A listener's error goes to the agent's logger, as a handler's does. */
@@ -86,6 +91,8 @@ export class AgentClient {
     socket.on('assignment', (assignment: Assignment, ack: (reply: unknown) => void) => this.onAssignment(assignment, ack));
     socket.on('cancel', (notice: CancelNotice) => this.abort(notice.attemptToken, `cancelled by the hub: ${notice.reason}`));
     socket.on('drain', (notice: DrainNotice) => {
+      // Finishing, and a control client made the agent active: this process still takes nothing, so it drains again (its connection's drain).
+      if (this.finishing && notice.draining !== true) return this.askFinishDrain();
       this.drainingWord++;
       this.adoptStatus(notice.draining === true);
     });
@@ -203,7 +210,7 @@ export class AgentClient {
     });
     this.isRegistered = true;
     // Finishing: a drain for a connection before this one ended with it (the hub cannot tell a new process from us), so it is asked again.
-    if (this.finishing && reply.agent.status !== 'draining') void this.askStatus('draining', undefined, true).catch(() => undefined);
+    if (this.finishing && reply.agent.status !== 'draining') this.askFinishDrain();
     else if (word === this.drainingWord) this.adoptStatus(reply.agent.status === 'draining');
     for (const resume of this.waitingForRegistration.splice(0)) resume();
     const held = new Set(reply.attempts.map((a) => a.attemptToken));
@@ -285,9 +292,15 @@ export class AgentClient {
   private async finishRunning(): Promise<void> {
     this.finishing = true;
     // Not connected now: asked again at the registration after the reconnect.
-    if (this.isRegistered && this.connection.socket.connected) await this.askStatus('draining', undefined, true).catch(() => undefined);
+    if (this.isRegistered && this.connection.socket.connected) await this.askFinishDrain();
     else this.isDraining = true;
     while (this.running.size > 0 && !this.closed) await new Promise<void>((resolve) => this.whenIdle.add(resolve));
+  }
+
+  /** Asks the hub to drain this agent for the current connection only; refused, offers are declined all the same. */
+  private askFinishDrain(): Promise<void> {
+    this.finishDrain = this.askStatus('draining', undefined, true).catch(() => undefined);
+    return this.finishDrain;
   }
 
   /** `await using agent = await connectAgent(...)` closes it at the end of the block. */
@@ -300,7 +313,9 @@ export class AgentClient {
     if (!registration) return ack({ accept: false, reason: `no handler for ${assignment.taskType}` });
     // Closing: no answer, the connection's offers are withdrawn with it and held against nobody.
     if (this.closed) return;
-    if (this.isDraining || this.finishing) return ack({ accept: false, reason: 'draining' });
+    // Pushed before the hub drained this connection (with its registration, say): declined once it has, so it is not held against the agentId.
+    if (this.finishing) return void this.registered().then(() => this.finishDrain).then(() => ack({ accept: false, reason: 'draining' }));
+    if (this.isDraining) return ack({ accept: false, reason: 'draining' });
     ack({ accept: true });
     void this.run(assignment, registration, false);
   }

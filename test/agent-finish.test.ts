@@ -104,3 +104,70 @@ describe('agent.status with untilDisconnect, on the wire', () => {
     expect(pooled(hub, 'raw-1')?.status).toBe('idle');
   });
 });
+
+describe('an agent finishing across a reconnect', () => {
+  it('does not hold an offer pushed at its registration against its agentId: the next process under it takes the order', async () => {
+    const hub = await startHub({ graceMs: 60_000 });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a blip while a process finishes' });
+    await wf.start();
+    const leaving = await agent(hub, { agentId: 'worker-4', agentType: 'w', maxConcurrentTasks: 2 });
+    const started = deferred();
+    const release = deferred();
+    await leaving.onTask('job', async () => {
+      started.resolve();
+      await release.promise;
+      return { result: 'done' };
+    });
+    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
+    await started.promise;
+    const closed = leaving.close({ finish: true });
+    await untilTrue(() => pooled(hub, 'worker-4')?.status === 'draining', 'the drain on the hub');
+    await wf.createWorkOrder({ id: 'later', taskType: 'job' });
+    // The blip: the hub ends the connection's drain and offers 'later' in the registration's commit.
+    const offered = deferred();
+    leaving.connection.socket.on('assignment', (assignment: { workOrderId: string }) => assignment.workOrderId === 'later' && offered.resolve());
+    leaving.connection.socket.io.engine.close();
+    await offered.promise;
+    await untilTrue(() => hub.state.workflows.get(wf.id)!.workOrders.later!.attempt === null, 'the offer declined');
+    expect((await wf.getWorkOrder('later')).declinedBy).toEqual([]);
+    expect(pooled(hub, 'worker-4')).toMatchObject({ status: 'draining', drainingUntilDisconnect: true });
+    release.resolve();
+    await closed;
+    expect(await untilOrder(hub, wf.id, 'running', 'completed')).toMatchObject({ attempts: 1 });
+    expect(pooled(hub, 'worker-4')?.stats.declined).toBe(0);
+    const next = await agent(hub, { agentId: 'worker-4', agentType: 'w' });
+    await next.onTask('job', () => ({ result: 'the next process' }));
+    expect((await untilOrder(hub, wf.id, 'later', 'completed')).result).toBe('the next process');
+  });
+});
+
+describe('an agent finishing while a control client makes it active', () => {
+  it('drains its connection again, so the offers it declines are not held against its agentId', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'resumed by an operator while it finishes' });
+    await wf.start();
+    const leaving = await agent(hub, { agentId: 'worker-5', agentType: 'w', maxConcurrentTasks: 2 });
+    const started = deferred();
+    const release = deferred();
+    await leaving.onTask('job', async () => {
+      started.resolve();
+      await release.promise;
+      return { result: 'done' };
+    });
+    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
+    await started.promise;
+    const closed = leaving.close({ finish: true });
+    await untilTrue(() => pooled(hub, 'worker-5')?.status === 'draining', 'the drain on the hub');
+    await wf.createWorkOrder({ id: 'later', taskType: 'job' });
+    // Active: 'later' is offered to it in the same commit, and it declines it.
+    await client.updateAgentStatus('worker-5', { status: 'active' });
+    expect(hub.state.workflows.get(wf.id)!.workOrders.later!.attempt?.agentId).toBe('worker-5');
+    await untilTrue(() => pooled(hub, 'worker-5')?.drainingUntilDisconnect === true, 'the drain asked again');
+    await untilTrue(() => hub.state.workflows.get(wf.id)!.workOrders.later!.attempt === null, 'the offer declined');
+    release.resolve();
+    await closed;
+    expect((await wf.getWorkOrder('later')).declinedBy).toEqual([]);
+    expect(pooled(hub, 'worker-5')?.stats.declined).toBe(0);
+  });
+});

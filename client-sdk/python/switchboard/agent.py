@@ -64,6 +64,9 @@ class AgentClient(ClosesOnExit):
         self._draining = False
         #: Set by close(finish=True): no new work, for as long as this process keeps its connections.
         self._finishing = False
+        #: While finishing: the request for this connection's drain. A decline waits for it: one the hub read before it would be
+        #: held against the agent id (declinedBy), and the next process could not take the order.
+        self._finish_drain: asyncio.Task[None] | None = None
         #: Set while no task runs (a finishing close() waits for it).
         self._idle = asyncio.Event()
         self._idle.set()
@@ -169,7 +172,7 @@ class AgentClient(ClosesOnExit):
         self._landed = handlers
         if self._finishing and reply["agent"]["status"] != "draining":
             # A drain for a connection before this one ended with it (the hub cannot tell a new process from us): asked again.
-            self.connection.spawn(self._ask_status_quietly("draining", until_disconnect=True))
+            self._ask_finish_drain()
         elif word == self._draining_word:
             self._adopt_status(reply["agent"]["status"] == "draining")
         held = {attempt["attemptToken"] for attempt in reply["attempts"]}
@@ -228,6 +231,11 @@ class AgentClient(ClosesOnExit):
         with contextlib.suppress(HubError):
             await self._ask_status(status, until_disconnect=until_disconnect)
 
+    def _ask_finish_drain(self) -> asyncio.Task[None]:
+        """Asks the hub to drain this agent for the current connection only; refused, offers are declined all the same."""
+        self._finish_drain = self.connection.spawn(self._ask_status_quietly("draining", until_disconnect=True))
+        return self._finish_drain
+
     async def close(self, *, finish: bool = False) -> None:
         """Disconnects; running tasks are cancelled and the hub reassigns them after its grace period. With `finish`, the agent
         first takes no new work and waits until its running tasks have ended and their reports were answered (a plain close()
@@ -235,7 +243,7 @@ class AgentClient(ClosesOnExit):
         if finish and not self._closed.is_set():
             self._finishing = True
             if self._registered.is_set():
-                await self._ask_status_quietly("draining", until_disconnect=True)
+                await asyncio.wait((self._ask_finish_drain(),))
             while self._running and not self._closed.is_set():
                 await self._idle.wait()
         self._closed.set()
@@ -252,7 +260,7 @@ class AgentClient(ClosesOnExit):
             await asyncio.shield(self._stopping)
 
     async def _on_assignment(self, assignment: dict[str, Any]) -> dict[str, Any] | None:
-        # No await before the answer: python-socketio sends the return value as the ack.
+        # No await before an accept: python-socketio sends the return value as the ack.
         handler = self._handlers.get(assignment["taskType"]) or self._handlers.get("*")
         if handler is None:
             return {"accept": False, "reason": f"no handler for {assignment['taskType']}"}
@@ -261,7 +269,14 @@ class AgentClient(ClosesOnExit):
             # (a decline would join declinedBy). python-socketio acks whatever the handler returns, so it returns once nothing can be sent.
             await self.connection.until_down()
             return None
-        if self._draining or self._finishing:
+        if self._finishing:
+            # Pushed before the hub drained this connection (with its registration, say): declined once it has, so it is not
+            # held against the agent id. Waited for, not awaited: a close() that cancels the request does not cancel this.
+            await self._registered.wait()
+            if self._finish_drain is not None:
+                await asyncio.wait((self._finish_drain,))
+            return {"accept": False, "reason": "draining"}
+        if self._draining:
             return {"accept": False, "reason": "draining"}
         self._start(assignment, handler, carried=False)
         return {"accept": True}
@@ -282,6 +297,10 @@ class AgentClient(ClosesOnExit):
         self.connection.spawn(self._run(attempt, handler, carried))
 
     async def _on_drain(self, notice: dict[str, Any]) -> None:
+        if self._finishing and notice.get("draining") is not True:
+            # Finishing, and a control client made the agent active: this process still takes nothing, so it drains again.
+            self._ask_finish_drain()
+            return
         self._draining_word += 1
         self._adopt_status(notice.get("draining") is True)
 

@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable
 
 from hub import CONFIG, Hub
 import pytest
-from scenario import agent, clients, close_all, requests_made, started, unique, until
+from scenario import agent, clients, close_all, drop, requests_made, started, unique, until
 from switchboard import AgentClient, HubError, NonRetryableError, Task, TaskContext, TaskReport, TaskResult
 
 
@@ -682,3 +682,65 @@ async def test_close_with_finish_runs_the_task_to_its_end_and_leaves_the_agent_i
     await fresh.ready()
     state = await mirror.until(lambda s, _: s["workOrders"]["later"]["state"] == "completed")
     assert (state["workOrders"]["later"]["result"], state["workOrders"]["later"]["declinedBy"]) == ("the next process", [])
+
+
+async def test_close_with_finish_across_a_reconnect_holds_no_offer_against_the_agent_id(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("finish")
+    old = await agent(hub, kind, max_concurrent_tasks=2)
+    release = asyncio.Event()
+
+    @old.task(kind)
+    async def run(task: Task, ctx: TaskContext) -> str:
+        await release.wait()
+        return "done"
+
+    await old.ready()
+    wf, mirror = await started(control, monitor, "a blip while a process finishes")
+    await wf.create_work_order(kind, id="running")
+    await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "running")
+    closing = asyncio.ensure_future(old.close(finish=True))
+    pool = await monitor.subscribe("@agents")
+    await pool.until(lambda s, _: s[old.agent_id]["status"] == "draining")
+    await wf.create_work_order(kind, id="later")
+    # The blip: the hub ends the connection's drain and offers "later" with the registration.
+    await drop(old.connection)
+    await until(lambda: not old._registered.is_set(), "the agent to see its connection drop")
+    # Offered with the registration, before its reply: declined (or not yet) by now.
+    await until(lambda: old._registered.is_set(), "the agent registered again")
+    while (later := await wf.get_work_order("later"))["attempt"] is not None:
+        await asyncio.sleep(0.01)
+    assert later["declinedBy"] == []
+    release.set()
+    await closing
+    await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "completed")
+
+
+async def test_close_with_finish_drains_again_when_a_control_client_makes_the_agent_active(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("finish")
+    old = await agent(hub, kind, max_concurrent_tasks=2)
+    release = asyncio.Event()
+
+    @old.task(kind)
+    async def run(task: Task, ctx: TaskContext) -> str:
+        await release.wait()
+        return "done"
+
+    await old.ready()
+    wf, mirror = await started(control, monitor, "resumed by an operator while it finishes")
+    await wf.create_work_order(kind, id="running")
+    await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "running")
+    closing = asyncio.ensure_future(old.close(finish=True))
+    pool = await monitor.subscribe("@agents")
+    await pool.until(lambda s, _: s[old.agent_id]["status"] == "draining")
+    await wf.create_work_order(kind, id="later")
+    # Active: "later" is offered to it in the same commit, and it declines it.
+    await control.update_agent_status(old.agent_id, status="active")
+    assert (await wf.get_work_order("later"))["attempt"]["agentId"] == old.agent_id
+    while (later := await wf.get_work_order("later"))["attempt"] is not None:
+        await asyncio.sleep(0.01)
+    assert later["declinedBy"] == []
+    await pool.until(lambda s, _: s[old.agent_id].get("drainingUntilDisconnect") is True)
+    release.set()
+    await closing
