@@ -270,6 +270,20 @@ describe("a drain for the agent's connection only (domain, manual clock)", () =>
     expect(d.state.agents!.closes!.status).toBe('idle');
   });
 
+  it('does not leave the id draining when the disconnect was not stored and the agent went offline before it was', () => {
+    const d = domain();
+    d.register('unstored');
+    drainForConnection(d, 'unstored');
+    // The journal write of the disconnect failed: undone in the documents, but the socket is gone.
+    d.run('agent.disconnect', { agentId: 'unstored' }).tx.rollback();
+    d.advance(SETTINGS.graceMs);
+    d.run('hub.sweep', {});
+    expect(d.state.agents!.unstored).toMatchObject({ status: 'offline' });
+    expect(d.state.agents!.unstored!.drainingOnReturn).toBeUndefined();
+    d.register('unstored');
+    expect(d.state.agents!.unstored!.status).toBe('idle');
+  });
+
   it('gives way to a plain drain, before it or after it: that one is for good', () => {
     const d = domain();
     d.register('drained-before');

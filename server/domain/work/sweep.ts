@@ -1,5 +1,5 @@
 import { AGENTS_DOC } from '../machinery/state.ts';
-import { setDrainingOnReturn } from './agents.ts';
+import { endConnectionDrain, setDrainingOnReturn } from './agents.ts';
 import { failAttempt, withdrawOffer } from './attempts.ts';
 import type { CommandContext } from '../machinery/context.ts';
 import { FINAL_STATES, finishOrder } from './work-orders.ts';
@@ -161,6 +161,8 @@ function markOffline(t: CommandContext, agent: Agent, since: number): 'offline' 
   const agentId = agent.id;
   // The wall-clock time it left, for the log (`since` is on the monotonic clock).
   const disconnectedAt = agent.disconnectedSince ?? t.ctx.now;
+  // A drain for its connection ended with it (here when the disconnect's record was lost to a failed write).
+  endConnectionDrain(t, agent);
   // Draining belongs to its id: it registers again as draining.
   if (agent.status === 'draining') setDrainingOnReturn(t, agent, true);
   // The time is in the document, so that a restart does not start the wait to forget it over.
