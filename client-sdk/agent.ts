@@ -92,7 +92,7 @@ export class AgentClient {
     socket.on('cancel', (notice: CancelNotice) => this.abort(notice.attemptToken, `cancelled by the hub: ${notice.reason}`));
     socket.on('drain', (notice: DrainNotice) => {
       // Finishing, and a control client made the agent active: this process still takes nothing, so it drains again (its connection's drain).
-      if (this.finishing && notice.draining !== true) return this.askFinishDrain();
+      if (this.finishing && notice.draining !== true) return void this.askFinishDrain();
       this.drainingWord++;
       this.adoptStatus(notice.draining === true);
     });
