@@ -297,9 +297,22 @@ export class AgentClient {
     while (this.running.size > 0 && !this.closed) await new Promise<void>((resolve) => this.whenIdle.add(resolve));
   }
 
-  /** Asks the hub to drain this agent for the current connection only; refused, offers are declined all the same. */
+  /**
+   * Asks the hub to drain this agent for the current connection only, again while it is busy or
+   * rate-limits (declines meanwhile would be held against the agentId); refused for good, or the
+   * connection gone (the registration asks again), offers are declined all the same.
+   */
   private askFinishDrain(): Promise<void> {
-    this.finishDrain = this.askStatus('draining', undefined, true).catch(() => undefined);
+    this.finishDrain = (async () => {
+      for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
+        try {
+          return await this.askStatus('draining', undefined, true);
+        } catch (error) {
+          if (!(error instanceof HubError) || !RETRYABLE_TRANSPORT.has(error.code) || !this.connection.socket.connected) return;
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+      }
+    })();
     return this.finishDrain;
   }
 

@@ -3,6 +3,21 @@ import { rawAgent } from './helpers/raw-agent.ts';
 import { agent, control, startHub } from './helpers/hub.ts';
 import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
 import type { RunningHub } from '../server/index.ts';
+import { EmbeddedStore } from '../server/store/embedded-store.ts';
+import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
+import { tempDir } from './helpers/hub.ts';
+
+/** The embedded store, with a switch that makes the next writes fail as a full disk would. */
+class FailingStore extends WrappedStore {
+  failing = false;
+  /** Resolved at the first write refused. */
+  readonly refused = deferred();
+  override append(records: string | Uint8Array, firstSeq: number) {
+    if (!this.failing) return this.inner.append(records, firstSeq);
+    this.refused.resolve();
+    return Promise.reject(diskFull());
+  }
+}
 
 /** The pool's record of `agentId` on the hub. */
 const pooled = (hub: RunningHub, agentId: string) => hub.state.agents?.[agentId];
@@ -169,5 +184,34 @@ describe('an agent finishing while a control client makes it active', () => {
     await closed;
     expect((await wf.getWorkOrder('later')).declinedBy).toEqual([]);
     expect(pooled(hub, 'worker-5')?.stats.declined).toBe(0);
+  });
+
+  it('asks for its drain again while the hub cannot store it, so that what it declines meanwhile is not held against it', async () => {
+    const dataDir = tempDir();
+    const store = new FailingStore(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
+    const hub = await startHub({ dataDir }, { store });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a drain refused while the disk is full' });
+    await wf.start();
+    const leaving = await agent(hub, { agentId: 'worker-4', agentType: 'w', logger: null });
+    const started = deferred();
+    const release = deferred();
+    await leaving.onTask('job', async () => {
+      started.resolve();
+      await release.promise;
+      return { result: 'done' };
+    });
+    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
+    await started.promise;
+    store.failing = true;
+    const closed = leaving.close({ finish: true });
+    // The drain's write refused (UNAVAILABLE), then stored once writes work again.
+    await store.refused.promise;
+    // Rolled back (the hub gives up on the write and answers UNAVAILABLE) before writes work again.
+    await untilTrue(() => hub.state.agents?.['worker-4']?.status === 'busy', 'the refused drain rolled back');
+    store.failing = false;
+    await untilTrue(() => hub.state.agents?.['worker-4']?.drainingUntilDisconnect === true, 'the drain asked again and stored');
+    release.resolve();
+    await closed;
+    expect((await untilOrder(hub, wf.id, 'running', 'completed')).attempts).toBe(1);
   });
 });

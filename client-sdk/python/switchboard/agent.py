@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -227,14 +226,24 @@ class AgentClient(ClosesOnExit):
         """Sets (or with None clears) a free-text status note."""
         await self.connection.request("agent.status", {"note": note})
 
-    async def _ask_status_quietly(self, status: str, *, until_disconnect: bool = False) -> None:
-        with contextlib.suppress(HubError):
-            await self._ask_status(status, until_disconnect=until_disconnect)
-
     def _ask_finish_drain(self) -> asyncio.Task[None]:
-        """Asks the hub to drain this agent for the current connection only; refused, offers are declined all the same."""
-        self._finish_drain = self.connection.spawn(self._ask_status_quietly("draining", until_disconnect=True))
+        """Asks the hub to drain this agent for the current connection only, again while it is busy or rate-limits (declines
+        meanwhile would be held against the agent id); refused for good, or the connection gone (the registration asks again),
+        offers are declined all the same."""
+        self._finish_drain = self.connection.spawn(self._finish_drain_until_done())
         return self._finish_drain
+
+    async def _finish_drain_until_done(self) -> None:
+        delay = 0.1
+        while not self._closed.is_set():
+            try:
+                await self._ask_status("draining", until_disconnect=True)
+                return
+            except HubError as error:
+                if error.code not in RETRYABLE_TRANSPORT or not self.connection.connected:
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def close(self, *, finish: bool = False) -> None:
         """Disconnects; running tasks are cancelled and the hub reassigns them after its grace period. With `finish`, the agent
