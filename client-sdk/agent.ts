@@ -71,6 +71,8 @@ export class AgentClient {
   /** Whether this connection is registered; task reports wait for it so none reaches the hub first. */
   private isRegistered = true;
   private readonly waitingForRegistration: Array<() => void> = [];
+  /** The latest agent.status request (drain or resume); a decline as draining waits for it, so that the hub has our word first. */
+  private statusRequest: Promise<unknown> | undefined;
 
   constructor(
     readonly connection: Connection<'agent'>,
@@ -243,8 +245,10 @@ export class AgentClient {
     const was = this.isDraining;
     this.isDraining = status === 'draining';
     let reply;
+    const request = this.connection.request('agent.status', untilDisconnect ? { status, untilDisconnect } : { status }, options);
+    this.statusRequest = request;
     try {
-      reply = await this.connection.request('agent.status', untilDisconnect ? { status, untilDisconnect } : { status }, options);
+      reply = await request;
     } catch (error) {
       // Refused without taking effect (RATE_LIMITED, say): the hub's state is as it was, so this process's is too;
       // draining here alone would decline every offer as draining, and the hub would hold each against the agent.
@@ -252,6 +256,14 @@ export class AgentClient {
       throw error;
     }
     if (word === this.drainingWord) this.isDraining = reply.status === 'draining';
+  }
+
+  /** Resolves once the hub has answered the registration and the status request of this process in flight (if any). */
+  private async drainTold(): Promise<void> {
+    await this.registered();
+    await this.statusRequest?.catch(() => undefined);
+    // Finishing: the connection's drain, asked again while the hub is busy (a refused try is not the hub's word).
+    if (this.finishing) await this.finishDrain;
   }
 
   /** Takes the hub's draining state (a registration's reply, or a control client's change pushed as `drain`); a change is announced and logged, or the process would sit idle with no sign why. */
@@ -326,9 +338,8 @@ export class AgentClient {
     if (!registration) return ack({ accept: false, reason: `no handler for ${assignment.taskType}` });
     // Closing: no answer, the connection's offers are withdrawn with it and held against nobody.
     if (this.closed) return;
-    // Pushed before the hub drained this connection (with its registration, say): declined once it has, so it is not held against the agentId.
-    if (this.finishing) return void this.registered().then(() => this.finishDrain).then(() => ack({ accept: false, reason: 'draining' }));
-    if (this.isDraining) return ack({ accept: false, reason: 'draining' });
+    // Answered once the hub has our drain: before it, the hub holds a decline against the agentId (the next process under it too).
+    if (this.isDraining || this.finishing) return void this.drainTold().then(() => ack({ accept: false, reason: 'draining' }));
     ack({ accept: true });
     void this.run(assignment, registration, false);
   }

@@ -85,6 +85,36 @@ describe('an agent closing once its running work is done (close({ finish: true }
     expect(next.draining).toBe(true);
   });
 
+  it('asked while away, declines nothing at its return that the hub holds against its agentId', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a deploy during a network blip' });
+    await wf.start();
+    const leaving = await agent(hub, { agentId: 'worker-4', agentType: 'w', maxConcurrentTasks: 2, logger: null });
+    const release = deferred();
+    await leaving.onTask('job', async (task) => {
+      if (task.workOrderId === 'running') await release.promise;
+      return { result: 'done' };
+    });
+    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
+    await untilOrder(hub, wf.id, 'running', 'running');
+    leaving.connection.socket.disconnect();
+    await untilTrue(() => typeof pooled(hub, 'worker-4')?.disconnectedSince === 'number', 'the disconnect on the hub');
+    const closed = leaving.close({ finish: true });
+    // Queued while it is away: offered to it the moment it registers again, with a free slot.
+    await wf.createWorkOrder({ id: 'later', taskType: 'job' });
+    leaving.connection.socket.connect();
+    await untilTrue(() => pooled(hub, 'worker-4')?.status === 'draining', 'the drain on the hub');
+    release.resolve();
+    await closed;
+    await untilOrder(hub, wf.id, 'running', 'completed');
+    // Turned down as draining: not held against the agentId, which the next process takes it under.
+    expect((await wf.getWorkOrder('later')).declinedBy).toEqual([]);
+    const next = await agent(hub, { agentId: 'worker-4', agentType: 'w' });
+    await next.onTask('job', () => ({ result: 'the next process' }));
+    const later = await untilOrder(hub, wf.id, 'later', 'completed');
+    expect({ result: later.result, declinedBy: later.declinedBy }).toEqual({ result: 'the next process', declinedBy: [] });
+  });
+
   it('a plain close() while it waits aborts the task, as close() does', async () => {
     const hub = await startHub({ graceMs: 60_000 });
     const wf = await (await control(hub)).createWorkflow({ userQuery: 'told to stop at once after all' });
