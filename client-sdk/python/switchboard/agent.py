@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -56,6 +57,8 @@ class AgentClient(ClosesOnExit):
         self._running: dict[str, Attempt] = {}
         self._heartbeat = Heartbeat(self._beat)
         self._registered = asyncio.Event()
+        #: The latest agent.status request (drain or resume): a decline as draining waits for it, so that the hub has our word first.
+        self._status_request: asyncio.Future[Any] | None = None
         self._registration: asyncio.Task[None] | None = None
         #: The hub's refusal of the latest background registration, raised by ready().
         self._refused: HubError | None = None
@@ -199,8 +202,10 @@ class AgentClient(ClosesOnExit):
         word = self._draining_word
         was = self._draining
         self._draining = status == "draining"
+        request = asyncio.ensure_future(self.connection.request("agent.status", {"status": status, "untilDisconnect": True} if until_disconnect else {"status": status}))
+        self._status_request = request
         try:
-            reply = await self.connection.request("agent.status", {"status": status, "untilDisconnect": True} if until_disconnect else {"status": status})
+            reply = await request
         except HubError as error:
             # Refused without taking effect (RATE_LIMITED, say): the hub's state is as it was, so this process's is too;
             # draining here alone would decline every offer as draining, and the hub would hold each against the agent.
@@ -269,7 +274,7 @@ class AgentClient(ClosesOnExit):
             await asyncio.shield(self._stopping)
 
     async def _on_assignment(self, assignment: dict[str, Any]) -> dict[str, Any] | None:
-        # No await before an accept: python-socketio sends the return value as the ack.
+        # python-socketio sends the return value as the ack (an await before it delays the answer).
         handler = self._handlers.get(assignment["taskType"]) or self._handlers.get("*")
         if handler is None:
             return {"accept": False, "reason": f"no handler for {assignment['taskType']}"}
@@ -278,17 +283,22 @@ class AgentClient(ClosesOnExit):
             # (a decline would join declinedBy). python-socketio acks whatever the handler returns, so it returns once nothing can be sent.
             await self.connection.until_down()
             return None
-        if self._finishing:
-            # Pushed before the hub drained this connection (with its registration, say): declined once it has, so it is not
-            # held against the agent id. Waited for, not awaited: a close() that cancels the request does not cancel this.
-            await self._registered.wait()
-            if self._finish_drain is not None:
-                await asyncio.wait((self._finish_drain,))
-            return {"accept": False, "reason": "draining"}
-        if self._draining:
+        if self._draining or self._finishing:
+            # Answered once the hub has our drain: before it, the hub holds a decline against the agent id (the next process under it too).
+            await self._drain_told()
             return {"accept": False, "reason": "draining"}
         self._start(assignment, handler, carried=False)
         return {"accept": True}
+
+    async def _drain_told(self) -> None:
+        """Returns once the hub answered this connection's registration and the status request in flight (if any)."""
+        with contextlib.suppress(HubError):
+            await self._until_registered("offer answer")
+        if self._status_request is not None:
+            await asyncio.wait({self._status_request})
+        if self._finishing and self._finish_drain is not None:
+            # The connection's drain, asked again while the hub is busy (a refused try is not the hub's word).
+            await asyncio.wait({self._finish_drain})
 
     def _on_carried_offer(self, assignment: dict[str, Any]) -> None:
         """An offer that came in a report's reply: no ack to send; its first report (or a heartbeat after half of acceptMs) accepts it."""

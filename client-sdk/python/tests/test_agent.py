@@ -744,3 +744,32 @@ async def test_close_with_finish_drains_again_when_a_control_client_makes_the_ag
     await pool.until(lambda s, _: s[old.agent_id].get("drainingUntilDisconnect") is True)
     release.set()
     await closing
+
+
+async def test_close_with_finish_while_away_declines_nothing_held_against_the_agent_id(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("finish-away")
+    old = await agent(hub, kind, max_concurrent_tasks=2)
+    release = asyncio.Event()
+
+    @old.task(kind)
+    async def run(task: Task, ctx: TaskContext) -> str:
+        if task.work_order_id == "running":
+            await release.wait()
+        return "done"
+
+    await old.ready()
+    wf, mirror = await started(control, monitor, "a deploy during a network blip")
+    await wf.create_work_order(kind, id="running")
+    await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "running")
+    pool = await monitor.subscribe("@agents")
+    await drop(old.connection)
+    closing = asyncio.ensure_future(old.close(finish=True))
+    # Queued while it is away: offered to it the moment it registers again, with a free slot.
+    await wf.create_work_order(kind, id="later")
+    await pool.until(lambda s, _: s[old.agent_id]["status"] == "draining")
+    release.set()
+    await closing
+    await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "completed")
+    # Turned down as draining: not held against the agent id, which the next process takes it under.
+    assert (await wf.get_work_order("later"))["declinedBy"] == []
