@@ -338,8 +338,16 @@ export class AgentClient {
     if (!registration) return ack({ accept: false, reason: `no handler for ${assignment.taskType}` });
     // Closing: no answer, the connection's offers are withdrawn with it and held against nobody.
     if (this.closed) return;
-    // Answered once the hub has our drain: before it, the hub holds a decline against the agentId (the next process under it too).
-    if (this.isDraining || this.finishing) return void this.drainTold().then(() => ack({ accept: false, reason: 'draining' }));
+    // Answered once the hub has our word: a decline it reads while it counts us active is held against the agentId (the next
+    // process under it too), and the registration's reply may say we are active after all (reactivated while we were away).
+    if (this.isDraining || this.finishing) return void this.drainTold().then(() => this.answerOffer(assignment, registration, ack));
+    this.answerOffer(assignment, registration, ack);
+  }
+
+  /** Accepts and runs an offer, or declines it as draining. */
+  private answerOffer(assignment: Assignment, registration: Registration, ack: (reply: unknown) => void): void {
+    if (this.closed) return;
+    if (this.isDraining || this.finishing) return ack({ accept: false, reason: 'draining' });
     ack({ accept: true });
     void this.run(assignment, registration, false);
   }

@@ -127,6 +127,23 @@ describe('agents and work orders over the network', () => {
     expect(order.declinedBy).toEqual([]);
   });
 
+  it('takes the work queued while it was away and reactivated by a control client, declining none of it', async () => {
+    const hub = await startHub();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'reactivated while away, work waiting' });
+    await wf.start();
+    const a = await agent(hub, { agentId: 'w5', agentType: 'w', logger: null });
+    await a.onTask('t', () => ({ result: 'back' }));
+    await a.drain();
+    a.connection.socket.disconnect();
+    await client.updateAgentStatus('w5', { status: 'active' });
+    // Offered at its registration, maybe before the reply that tells it it is active again.
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    a.connection.socket.connect();
+    const order = await untilOrder(hub, wf.id, 'job', 'completed');
+    expect({ result: order.result, declinedBy: order.declinedBy }).toEqual({ result: 'back', declinedBy: [] });
+  });
+
   it("drains and reactivates a connected agent at a control client's word, told at once", async () => {
     const hub = await startHub();
     const client = await control(hub);

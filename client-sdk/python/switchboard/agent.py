@@ -284,9 +284,14 @@ class AgentClient(ClosesOnExit):
             await self.connection.until_down()
             return None
         if self._draining or self._finishing:
-            # Answered once the hub has our drain: before it, the hub holds a decline against the agent id (the next process under it too).
+            # Answered once the hub has our word: a decline it reads while it counts us active is held against the agent id (the next
+            # process under it too), and the registration's reply may say we are active after all (reactivated while we were away).
             await self._drain_told()
-            return {"accept": False, "reason": "draining"}
+            if self._closed.is_set():
+                await self.connection.until_down()
+                return None
+            if self._draining or self._finishing:
+                return {"accept": False, "reason": "draining"}
         self._start(assignment, handler, carried=False)
         return {"accept": True}
 

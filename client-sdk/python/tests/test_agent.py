@@ -773,3 +773,25 @@ async def test_close_with_finish_while_away_declines_nothing_held_against_the_ag
     await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "completed")
     # Turned down as draining: not held against the agent id, which the next process takes it under.
     assert (await wf.get_work_order("later"))["declinedBy"] == []
+
+
+async def test_an_agent_reactivated_while_away_takes_the_work_queued_meanwhile_declining_none(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("reactivated-away")
+    worker = await agent(hub, kind)
+
+    @worker.task(kind)
+    async def run(task: Task, ctx: TaskContext) -> str:
+        return "back"
+
+    await worker.ready()
+    await worker.drain()
+    wf, mirror = await started(control, monitor, "reactivated while away, work waiting")
+    pool = await monitor.subscribe("@agents")
+    await drop(worker.connection)
+    await pool.until(lambda s, _: s[worker.agent_id].get("disconnectedSince") is not None)
+    await control.update_agent_status(worker.agent_id, status="active")
+    # Offered at its registration, maybe before the reply that tells it it is active again.
+    await wf.create_work_order(kind, id="job")
+    state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
+    assert (state["workOrders"]["job"]["result"], state["workOrders"]["job"]["declinedBy"]) == ("back", [])
