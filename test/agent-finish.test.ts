@@ -22,21 +22,31 @@ class FailingStore extends WrappedStore {
 /** The pool's record of `agentId` on the hub. */
 const pooled = (hub: RunningHub, agentId: string) => hub.state.agents?.[agentId];
 
+/**
+ * A started workflow whose order `running` (task type `job`) runs on agent `agentId` until
+ * `release` is resolved, then completes with `result`; `leaving` is that agent.
+ */
+async function runningJob(hub: RunningHub, agentId: string, options: { userQuery: string; maxConcurrentTasks?: number; result?: string }) {
+  const client = await control(hub);
+  const wf = await client.createWorkflow({ userQuery: options.userQuery });
+  await wf.start();
+  const leaving = await agent(hub, { agentId, agentType: 'w', maxConcurrentTasks: options.maxConcurrentTasks ?? 1, logger: null });
+  const started = deferred();
+  const release = deferred();
+  await leaving.onTask('job', async () => {
+    started.resolve();
+    await release.promise;
+    return { result: options.result ?? 'done' };
+  });
+  await wf.createWorkOrder({ id: 'running', taskType: 'job' });
+  await started.promise;
+  return { client, wf, leaving, release };
+}
+
 describe('an agent closing once its running work is done (close({ finish: true }))', () => {
   it('runs its task to the end, takes no new work meanwhile, and leaves its agentId taking work for the next process', async () => {
     const hub = await startHub();
-    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a deploy while a task runs' });
-    await wf.start();
-    const leaving = await agent(hub, { agentId: 'worker-1', agentType: 'w', maxConcurrentTasks: 2 });
-    const started = deferred();
-    const release = deferred();
-    await leaving.onTask('job', async () => {
-      started.resolve();
-      await release.promise;
-      return { result: 'finished by the leaving process' };
-    });
-    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
-    await started.promise;
+    const { wf, leaving, release } = await runningJob(hub, 'worker-1', { userQuery: 'a deploy while a task runs', maxConcurrentTasks: 2, result: 'finished by the leaving process' });
 
     const closed = leaving.close({ finish: true });
     await untilTrue(() => pooled(hub, 'worker-1')?.status === 'draining', 'the drain on the hub');
@@ -61,19 +71,7 @@ describe('an agent closing once its running work is done (close({ finish: true }
 
   it('leaves a drain an operator set before it in place: the agentId stays draining for the next process', async () => {
     const hub = await startHub();
-    const client = await control(hub);
-    const wf = await client.createWorkflow({ userQuery: 'drained by an operator, then closed' });
-    await wf.start();
-    const leaving = await agent(hub, { agentId: 'worker-2', agentType: 'w' });
-    const started = deferred();
-    const release = deferred();
-    await leaving.onTask('job', async () => {
-      started.resolve();
-      await release.promise;
-      return { result: 'done' };
-    });
-    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
-    await started.promise;
+    const { client, wf, leaving, release } = await runningJob(hub, 'worker-2', { userQuery: 'drained by an operator, then closed' });
     await client.updateAgentStatus('worker-2', { status: 'draining' });
     const closed = leaving.close({ finish: true });
     release.resolve();
@@ -153,18 +151,7 @@ describe('agent.status with untilDisconnect, on the wire', () => {
 describe('an agent finishing across a reconnect', () => {
   it('does not hold an offer pushed at its registration against its agentId: the next process under it takes the order', async () => {
     const hub = await startHub({ graceMs: 60_000 });
-    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a blip while a process finishes' });
-    await wf.start();
-    const leaving = await agent(hub, { agentId: 'worker-4', agentType: 'w', maxConcurrentTasks: 2 });
-    const started = deferred();
-    const release = deferred();
-    await leaving.onTask('job', async () => {
-      started.resolve();
-      await release.promise;
-      return { result: 'done' };
-    });
-    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
-    await started.promise;
+    const { wf, leaving, release } = await runningJob(hub, 'worker-4', { userQuery: 'a blip while a process finishes', maxConcurrentTasks: 2 });
     const closed = leaving.close({ finish: true });
     await untilTrue(() => pooled(hub, 'worker-4')?.status === 'draining', 'the drain on the hub');
     await wf.createWorkOrder({ id: 'later', taskType: 'job' });
@@ -189,19 +176,7 @@ describe('an agent finishing across a reconnect', () => {
 describe('an agent finishing while a control client makes it active', () => {
   it('drains its connection again, so the offers it declines are not held against its agentId', async () => {
     const hub = await startHub();
-    const client = await control(hub);
-    const wf = await client.createWorkflow({ userQuery: 'resumed by an operator while it finishes' });
-    await wf.start();
-    const leaving = await agent(hub, { agentId: 'worker-5', agentType: 'w', maxConcurrentTasks: 2 });
-    const started = deferred();
-    const release = deferred();
-    await leaving.onTask('job', async () => {
-      started.resolve();
-      await release.promise;
-      return { result: 'done' };
-    });
-    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
-    await started.promise;
+    const { client, wf, leaving, release } = await runningJob(hub, 'worker-5', { userQuery: 'resumed by an operator while it finishes', maxConcurrentTasks: 2 });
     const closed = leaving.close({ finish: true });
     await untilTrue(() => pooled(hub, 'worker-5')?.status === 'draining', 'the drain on the hub');
     await wf.createWorkOrder({ id: 'later', taskType: 'job' });
@@ -220,18 +195,7 @@ describe('an agent finishing while a control client makes it active', () => {
     const dataDir = tempDir();
     const store = new FailingStore(new EmbeddedStore({ dataDir, fsync: false, snapshotAfterBytes: 1 << 30, onWarning: () => undefined }));
     const hub = await startHub({ dataDir }, { store });
-    const wf = await (await control(hub)).createWorkflow({ userQuery: 'a drain refused while the disk is full' });
-    await wf.start();
-    const leaving = await agent(hub, { agentId: 'worker-4', agentType: 'w', logger: null });
-    const started = deferred();
-    const release = deferred();
-    await leaving.onTask('job', async () => {
-      started.resolve();
-      await release.promise;
-      return { result: 'done' };
-    });
-    await wf.createWorkOrder({ id: 'running', taskType: 'job' });
-    await started.promise;
+    const { wf, leaving, release } = await runningJob(hub, 'worker-4', { userQuery: 'a drain refused while the disk is full' });
     store.failing = true;
     const closed = leaving.close({ finish: true });
     // The drain's write refused (UNAVAILABLE), then stored once writes work again.

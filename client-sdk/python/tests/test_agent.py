@@ -645,7 +645,9 @@ async def test_an_agent_whose_id_another_process_took_says_in_its_log_that_it_ta
     ]
 
 
-async def test_close_with_finish_runs_the_task_to_its_end_and_leaves_the_agent_id_taking_work(hub: Hub) -> None:
+async def running_job(hub: Hub, title: str, result: str = "done") -> tuple[Any, ...]:
+    """(control, monitor, kind, agent, release, wf, mirror): a started workflow whose order "running" runs on a fresh agent of
+    two slots until `release` is set, then gives `result`."""
     control, monitor = await clients(hub)
     kind = unique("finish")
     old = await agent(hub, kind, max_concurrent_tasks=2)
@@ -653,13 +655,19 @@ async def test_close_with_finish_runs_the_task_to_its_end_and_leaves_the_agent_i
 
     @old.task(kind)
     async def run(task: Task, ctx: TaskContext) -> str:
-        await release.wait()
-        return "finished by the leaving process"
+        if task.work_order_id == "running":
+            await release.wait()
+        return result
 
     await old.ready()
-    wf, mirror = await started(control, monitor, "a deploy while a task runs")
+    wf, mirror = await started(control, monitor, title)
     await wf.create_work_order(kind, id="running")
     await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "running")
+    return control, monitor, kind, old, release, wf, mirror
+
+
+async def test_close_with_finish_runs_the_task_to_its_end_and_leaves_the_agent_id_taking_work(hub: Hub) -> None:
+    control, monitor, kind, old, release, wf, mirror = await running_job(hub, "a deploy while a task runs", "finished by the leaving process")
     closing = asyncio.ensure_future(old.close(finish=True))
     pool = await monitor.subscribe("@agents")
     await pool.until(lambda s, _: s[old.agent_id]["status"] == "draining")
@@ -685,20 +693,7 @@ async def test_close_with_finish_runs_the_task_to_its_end_and_leaves_the_agent_i
 
 
 async def test_close_with_finish_across_a_reconnect_holds_no_offer_against_the_agent_id(hub: Hub) -> None:
-    control, monitor = await clients(hub)
-    kind = unique("finish")
-    old = await agent(hub, kind, max_concurrent_tasks=2)
-    release = asyncio.Event()
-
-    @old.task(kind)
-    async def run(task: Task, ctx: TaskContext) -> str:
-        await release.wait()
-        return "done"
-
-    await old.ready()
-    wf, mirror = await started(control, monitor, "a blip while a process finishes")
-    await wf.create_work_order(kind, id="running")
-    await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "running")
+    control, monitor, kind, old, release, wf, mirror = await running_job(hub, "a blip while a process finishes")
     closing = asyncio.ensure_future(old.close(finish=True))
     pool = await monitor.subscribe("@agents")
     await pool.until(lambda s, _: s[old.agent_id]["status"] == "draining")
@@ -717,20 +712,7 @@ async def test_close_with_finish_across_a_reconnect_holds_no_offer_against_the_a
 
 
 async def test_close_with_finish_drains_again_when_a_control_client_makes_the_agent_active(hub: Hub) -> None:
-    control, monitor = await clients(hub)
-    kind = unique("finish")
-    old = await agent(hub, kind, max_concurrent_tasks=2)
-    release = asyncio.Event()
-
-    @old.task(kind)
-    async def run(task: Task, ctx: TaskContext) -> str:
-        await release.wait()
-        return "done"
-
-    await old.ready()
-    wf, mirror = await started(control, monitor, "resumed by an operator while it finishes")
-    await wf.create_work_order(kind, id="running")
-    await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "running")
+    control, monitor, kind, old, release, wf, mirror = await running_job(hub, "resumed by an operator while it finishes")
     closing = asyncio.ensure_future(old.close(finish=True))
     pool = await monitor.subscribe("@agents")
     await pool.until(lambda s, _: s[old.agent_id]["status"] == "draining")
@@ -747,21 +729,7 @@ async def test_close_with_finish_drains_again_when_a_control_client_makes_the_ag
 
 
 async def test_close_with_finish_while_away_declines_nothing_held_against_the_agent_id(hub: Hub) -> None:
-    control, monitor = await clients(hub)
-    kind = unique("finish-away")
-    old = await agent(hub, kind, max_concurrent_tasks=2)
-    release = asyncio.Event()
-
-    @old.task(kind)
-    async def run(task: Task, ctx: TaskContext) -> str:
-        if task.work_order_id == "running":
-            await release.wait()
-        return "done"
-
-    await old.ready()
-    wf, mirror = await started(control, monitor, "a deploy during a network blip")
-    await wf.create_work_order(kind, id="running")
-    await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "running")
+    control, monitor, kind, old, release, wf, mirror = await running_job(hub, "a deploy during a network blip")
     pool = await monitor.subscribe("@agents")
     await drop(old.connection)
     closing = asyncio.ensure_future(old.close(finish=True))
