@@ -62,7 +62,14 @@ export class DataFiles {
    */
   async observe(path: string, { requireExists = false }: { requireExists?: boolean } = {}): Promise<Observation> {
     const absolute = this.localPath(path);
-    const real = await realLocation(absolute);
+    let real: string;
+    try {
+      real = await realLocation(absolute);
+    } catch (error) {
+      // Unresolvable outside the roots (a directory it may not enter, a symlink loop): refused as any path there, saying nothing of what is on disk.
+      if (error instanceof HubError && !this.allowed(absolute)) throw new HubError('FORBIDDEN', `${path} is outside the hub's data roots; nothing was read`);
+      throw error;
+    }
     if (!this.allowed(real)) {
       throw new HubError('FORBIDDEN', `${path} is outside the hub's data roots; nothing was read`);
     }

@@ -111,8 +111,11 @@ describe('data inventory over the network', () => {
     symlinkSync(join(outside, 'secret.txt'), join(root, 'innocent.csv'));
     symlinkSync(outside, join(root, 'linked-dir'));
     mkdirSync(join(root, 'sub'));
+    // Unresolvable: a path through it must not tell what lies outside the roots (as a directory the hub may not enter would).
+    symlinkSync(join(outside, 'loop'), join(outside, 'loop'));
     const attempts = [
       '/etc/passwd',
+      join(outside, 'loop', 'secret.txt'),
       // Unnormalised on purpose: the hub resolves the `..` itself.
       `${root}/sub/../../${basename(outside)}/secret.txt`,
       join(root, 'innocent.csv'),
