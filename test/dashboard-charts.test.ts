@@ -212,7 +212,11 @@ describe.skipIf(missing !== undefined)('dashboard charts in a real browser', () 
     expect(await page.locator('#agents tr[data-agent="old-1"]').count()).toBe(0);
     expect(await page.textContent('#offline-toggle')).toBe('show 1 offline');
 
+    // Finishing its work before it exits: closing; then told to stop at once, it leaves its work behind.
+    const finishing = holder.close({ finish: true });
+    await page.waitForSelector('#agents tr[data-agent="holder-1"][data-status="closing"]', { timeout: 5000 });
     await holder.close();
+    await finishing;
     await page.waitForSelector('#agents tr[data-agent="holder-1"][data-status="disconnected"]', { timeout: 5000 });
     // The hub still counts it busy, holding its order, until its grace period ends.
     const pool = await (await control(hub)).listAgents();

@@ -42,7 +42,9 @@ export function renderWorkflows(body: HTMLElement, workflows: WorkflowRow[], sel
  * period (it still holds its work, yet nothing reaches it).
  */
 export function shownStatus(agent: Agent): string {
-  return agent.status !== 'offline' && typeof agent.disconnectedSince === 'number' ? 'disconnected' : agent.status;
+  if (agent.status !== 'offline' && typeof agent.disconnectedSince === 'number') return 'disconnected';
+  // Draining for its connection only: its process finishes its running work, then exits (close({ finish: true })).
+  return agent.status === 'draining' && agent.drainingUntilDisconnect === true ? 'closing' : agent.status;
 }
 
 /** Whether an agent has been offline long enough to fold away. */
