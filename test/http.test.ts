@@ -189,7 +189,7 @@ describe('metrics', () => {
     const text = await (await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })).text();
     const samples = (name: string) => text.split('\n').filter((line) => line.startsWith(`${name}{`));
     expect(samples('switchboard_workflows')).toEqual(WorkflowStatus.options.map((status) => `switchboard_workflows{status="${status}"} ${status === 'cancelled' ? 1 : 0}`));
-    expect(samples('switchboard_agents')).toEqual([...AgentStatus.options, 'disconnected'].map((status) => `switchboard_agents{status="${status}"} 0`));
+    expect(samples('switchboard_agents')).toEqual([...AgentStatus.options, 'disconnected', 'closing'].map((status) => `switchboard_agents{status="${status}"} 0`));
   });
 
   it('counts an agent that left, or has not come back since a restart, as disconnected until its grace period ends, not as idle', async () => {

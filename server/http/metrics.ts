@@ -4,6 +4,7 @@ import { HubError } from '../../shared/errors.ts';
 import { AgentStatus } from '../../shared/schemas/agent.ts';
 import { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import { WorkflowStatus, type Workflow } from '../../shared/schemas/workflow.ts';
+import { SHOWN_ONLY_STATUSES, shownAgentStatus } from '../../shared/shown-agent-status.ts';
 import type { StateWriter } from '../state-writer.ts';
 import type { WorkflowArchive } from '../store/archive.ts';
 import type { Route } from './router.ts';
@@ -94,9 +95,9 @@ export class Metrics {
     gauge('switchboard_work_orders', 'Work orders by state, over all workflows (archived ones included).', Object.entries(orders).map(([s, n]) => [`{state="${s}"}`, n]));
     gauge('switchboard_workflows', 'Workflows by status (archived ones included).', Object.entries(workflows).map(([s, n]) => [`{status="${s}"}`, n]));
     // As the dashboard shows them: one waiting out its grace period (gone, or not back since a restart) keeps its work but is not connected.
-    const agents = zeros([...AgentStatus.options, 'disconnected']);
-    for (const agent of Object.values(hub.state.agents ?? {})) agents[agent.status !== 'offline' && typeof agent.disconnectedSince === 'number' ? 'disconnected' : agent.status]!++;
-    gauge('switchboard_agents', 'Registered agents by status (disconnected: within graceMs of leaving, its work kept).', Object.entries(agents).map(([s, n]) => [`{status="${s}"}`, n]));
+    const agents = zeros([...AgentStatus.options, ...SHOWN_ONLY_STATUSES]);
+    for (const agent of Object.values(hub.state.agents ?? {})) agents[shownAgentStatus(agent)]!++;
+    gauge('switchboard_agents', 'Registered agents by status (disconnected: within graceMs of leaving, its work kept; closing: finishing its work to exit).', Object.entries(agents).map(([s, n]) => [`{status="${s}"}`, n]));
     out.push('# HELP switchboard_assignment_latency_seconds Time from a work order becoming ready (queued, or its retry backoff over) to its offer being pushed.');
     out.push('# TYPE switchboard_assignment_latency_seconds histogram', ...this.assignmentLatency.lines('switchboard_assignment_latency_seconds'));
     out.push('# HELP switchboard_journal_write_seconds Duration of one journal write (a batch of records).');

@@ -1,5 +1,6 @@
 import type { MirrorChange } from '../../../client-sdk/monitor.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
+import { shownAgentStatus } from '../../../shared/shown-agent-status.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { OrdersView } from '../../../shared/schemas/views.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
@@ -37,15 +38,6 @@ export function renderWorkflows(body: HTMLElement, workflows: WorkflowRow[], sel
   for (const row of body.querySelectorAll<HTMLElement>('tr[data-workflow]')) row.onclick = () => select(row.dataset.workflow!);
 }
 
-/**
- * What the page says an agent is: its status, but `disconnected` while it waits out its grace
- * period (it still holds its work, yet nothing reaches it).
- */
-export function shownStatus(agent: Agent): string {
-  if (agent.status !== 'offline' && typeof agent.disconnectedSince === 'number') return 'disconnected';
-  // Draining for its connection only: its process finishes its running work, then exits (close({ finish: true })).
-  return agent.status === 'draining' && agent.drainingUntilDisconnect === true ? 'closing' : agent.status;
-}
 
 /** Whether an agent has been offline long enough to fold away. */
 export function folded(agent: Agent, now: number): boolean {
@@ -63,7 +55,7 @@ export function renderAgents(body: HTMLElement, agents: Agent[], loads: LoadTime
   const shown = (showFolded ? agents : agents.filter((a) => !folded(a, now))).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   body.innerHTML = shown
     .map((a) => {
-      const status = shownStatus(a);
+      const status = shownAgentStatus(a);
       const since = status === 'disconnected' ? a.disconnectedSince! : status === 'offline' ? a.offlineSince : null;
       const title = status === 'disconnected' ? `connection lost ${ago(since!, now)} ago; it keeps its work until its grace period ends` : '';
       return `<tr data-agent="${esc(a.id)}" data-status="${esc(status)}" data-load="${a.load}"><td title="${esc(a.id)}">${esc(a.id)}</td><td>${esc(a.agentType)}</td>
