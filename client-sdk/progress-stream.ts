@@ -3,10 +3,11 @@ import { HubError } from '../shared/errors.ts';
 
 /**
  * Failures after which the update is sent again rather than given to the handler: the hub was
- * unreachable for a while (a restart, a cluster's failover), and progress says where the task is now.
+ * unreachable for a while (a restart, a cluster's failover) or asked us to slow down (RATE_LIMITED),
+ * and progress says where the task is now: a refusal of that kind must not fail the task.
  */
-const SEND_AGAIN = new Set(['DISCONNECTED', 'TIMEOUT', 'UNAVAILABLE']);
-/** The pause before sending again after such a failure, so that a hub answering UNAVAILABLE is not asked in a tight loop. */
+const SEND_AGAIN = new Set(['DISCONNECTED', 'TIMEOUT', 'UNAVAILABLE', 'RATE_LIMITED']);
+/** The pause before sending again after such a failure, so that a hub answering UNAVAILABLE or RATE_LIMITED is not asked in a tight loop. */
 const SEND_AGAIN_AFTER_MS = 200;
 
 type Update = RequestOf<'agent', 'task.progress'>;

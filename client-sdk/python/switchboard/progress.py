@@ -8,9 +8,10 @@ from typing import Any
 
 from .errors import HubError
 
-#: Failures after which the update is sent again (with whatever newer one came meanwhile).
-SEND_AGAIN = frozenset({"DISCONNECTED", "TIMEOUT", "UNAVAILABLE"})
-#: The pause before sending again, so a hub answering UNAVAILABLE is not asked in a tight loop.
+#: Failures after which the update is sent again (with whatever newer one came meanwhile): a hub that was
+#: unreachable for a while or asked us to slow down (RATE_LIMITED) must not fail the task.
+SEND_AGAIN = frozenset({"DISCONNECTED", "TIMEOUT", "UNAVAILABLE", "RATE_LIMITED"})
+#: The pause before sending again, so a hub answering UNAVAILABLE or RATE_LIMITED is not asked in a tight loop.
 SEND_AGAIN_AFTER_S = 0.2
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from switchboard.progress import ProgressStream
+from switchboard.errors import HubError
+from switchboard.progress import SEND_AGAIN_AFTER_S, ProgressStream
 
 
 def held_sends() -> tuple[ProgressStream, list[dict[str, Any]], list[asyncio.Future[None]]]:
@@ -59,3 +60,20 @@ async def test_send_pending_sends_the_update_coalesced_behind_one_in_flight_befo
     assert sent == [{"progress": 10}, {"progress": 20, "details": {"offset": 2}}]
     await stream.send_pending()  # nothing waits: returns at once
     assert len(sent) == 2
+
+
+async def test_an_update_the_hub_refused_as_rate_limited_is_sent_again_after_a_pause_and_resolves() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(update: dict[str, Any]) -> None:
+        sent.append(update)
+        if len(sent) == 1:
+            raise HubError("RATE_LIMITED", "too many requests")
+
+    stream = ProgressStream(send)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await stream.push({"progress": 10})
+    # Sent again, not handed to the task as a failure, and after the pause rather than in a tight loop.
+    assert sent == [{"progress": 10}, {"progress": 10}]
+    assert loop.time() - started >= SEND_AGAIN_AFTER_S
