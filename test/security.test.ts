@@ -213,7 +213,11 @@ describe('security', () => {
     const { socket } = await rawConnect(hub.url, '/control', TOKENS.admin);
     const codes = await Promise.all(Array.from({ length: 30 }, (_, i) => socket!.emitWithAck(`no.such.event.${i}`, {}).then((reply) => reply.error.code)));
     expect(codes).toEqual([...Array(20).fill('VALIDATION'), ...Array(10).fill('RATE_LIMITED')]);
-    expect((await socket!.emitWithAck('workflow.create', { userQuery: 'too late' })).error.code).toBe('RATE_LIMITED');
+    // The refusal names the limit, so the client knows what to pace its requests to.
+    expect((await socket!.emitWithAck('workflow.create', { userQuery: 'too late' })).error).toEqual({
+      code: 'RATE_LIMITED',
+      message: 'too many requests on this connection (rateLimit: 0.001 a second, bursts of 20); slow down and retry',
+    });
     expect((await socket!.emitWithAck('workflow.create', 'not an object')).error.code).toBe('RATE_LIMITED');
     expect((await (await control(hub)).listWorkflows()).items).toEqual([]);
     // Another connection has its own budget, spent the same way by malformed payloads.

@@ -62,7 +62,11 @@ interface BatchOrder {
   release(): void;
 }
 
-const RATE_LIMITED: Ack<never> = { ok: false, error: { code: 'RATE_LIMITED', message: 'too many requests; slow down' } };
+/** The refusal of a request past the connection's rate limit, naming the limit so a client knows what to pace to. */
+function rateLimited(limit: { perSecond: number; burst: number }): Ack<never> {
+  const message = `too many requests on this connection (rateLimit: ${limit.perSecond} a second, bursts of ${limit.burst}); slow down and retry`;
+  return { ok: false, error: { code: 'RATE_LIMITED', message } };
+}
 
 /**
  * Answers a connection may hold unread, as a multiple of `maxUnreadBytes`: requests read in one
@@ -120,6 +124,7 @@ export function bindNamespace<N extends NamespaceName>(
 ): void {
   const specs = events as Record<string, RequestSpec>;
   const table = handlers as Record<string, (input: unknown, session: Session, socket: Socket) => unknown>;
+  const RATE_LIMITED = rateLimited(options.rateLimit);
   nsp.use((socket, next) => {
     // Known once the token is: a refusal names the token (never the secret) when it can.
     let grant: TokenGrant | undefined;
