@@ -4,6 +4,7 @@ import type { Workflow } from '../shared/schemas/workflow.ts';
 import { ANSWER_INLINE_BYTES } from '../server/transport/patch-stream.ts';
 import { FAST_LEASE } from './helpers/cluster.ts';
 import { control, monitor, startHub, TOKENS } from './helpers/hub.ts';
+import { workflowsPastAnswerBound } from './helpers/answer-bound.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
 import { untilTrue } from './helpers/wait.ts';
@@ -18,14 +19,7 @@ describe.skipIf(!!skip)('subscribeAll past its inline bound on a cluster', () =>
     await untilTrue(() => leader.cluster().role === 'leader', 'the first node leads');
     const follower = await startHub({ postgres: url, nodeId: 'n2', ...FAST_LEASE });
     const client = await control(leader);
-    // Each workflow about 800 KB, inline alone; together past the bound a single answer may hold.
-    const input = 'x'.repeat(200_000);
-    const ids: string[] = [];
-    while (ids.length * 800_000 < ANSWER_INLINE_BYTES + 3_000_000) {
-      const wf = await client.createWorkflow({ userQuery: `mid ${ids.length}` });
-      await wf.createWorkOrders([0, 1, 2, 3].map((i) => ({ id: `o${i}`, taskType: 'nobody-serves-this', input })));
-      ids.push(wf.id);
-    }
+    const ids = await workflowsPastAnswerBound(client);
     const last = ids.at(-1)!;
     await untilTrue(() => Object.keys(follower.state.workflows.get(last)?.workOrders ?? {}).length === 4, 'the follower caught up');
 

@@ -3,6 +3,7 @@ import type { Workflow } from '../shared/schemas/workflow.ts';
 import { TimeSlice } from '../server/time-slice.ts';
 import { ANSWER_INLINE_BYTES } from '../server/transport/patch-stream.ts';
 import { readTransfer } from '../client-sdk/transfers.ts';
+import { workflowsPastAnswerBound } from './helpers/answer-bound.ts';
 import { codeOf } from './helpers/errors.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { control, monitor, startHub } from './helpers/hub.ts';
@@ -37,14 +38,7 @@ describe('subscribeAll to many big workflows', () => {
   it('holds its answer to a bounded message: snapshots past ANSWER_INLINE_BYTES come as transfers, and every workflow is mirrored', async () => {
     const hub = await startHub();
     const client = await control(hub);
-    // Each workflow about 800 KB, inline alone; together past the bound a single answer may hold.
-    const input = 'x'.repeat(200_000);
-    const ids: string[] = [];
-    while (ids.length * 800_000 < ANSWER_INLINE_BYTES + 3_000_000) {
-      const wf = await client.createWorkflow({ userQuery: `mid ${ids.length}` });
-      await wf.createWorkOrders([0, 1, 2, 3].map((i) => ({ id: `o${i}`, taskType: 'nobody-serves-this', input })));
-      ids.push(wf.id);
-    }
+    const ids = await workflowsPastAnswerBound(client);
     const raw = await monitor(hub);
     const answer = await raw.connection.request('subscribeAll', { versions: {} });
     expect(JSON.stringify(answer).length).toBeLessThanOrEqual(ANSWER_INLINE_BYTES + 100_000);
