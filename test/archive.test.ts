@@ -162,6 +162,30 @@ describe('archiving ended workflows', () => {
     expect(after.summary).toEqual(before.summary);
   });
 
+  it('answers INTERNAL for an archived file edited on disk, and logs it for the operator, over sockets and HTTP', async () => {
+    const dataDir = tempDir();
+    const first = await hubWithClock(dataDir);
+    const wf = await (await control(first.hub)).createWorkflow({ userQuery: 'edit me later' });
+    await wf.start();
+    await wf.complete();
+    await archived(first.hub, first.clock, wf.id);
+    await first.hub.close();
+    const file = join(dataDir, 'archive', `${wf.id}.json`);
+    writeFileSync(file, readFileSync(file, 'utf8').replaceAll('edit me later', 'edited on disk'));
+    const log = logRecorder('warn');
+    const { hub } = await hubWithClock(dataDir, {}, { logger: log.logger });
+    const client = await control(hub);
+
+    const refused = await client.connection.request('workflow.get', { workflowId: wf.id }).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file} is damaged`) });
+    const logged = await log.until('request failed: the hub could not serve it', { event: 'workflow.get' });
+    expect(logged).toMatchObject({ level: LEVEL.error, reason: expect.stringContaining(`${file} is damaged`) });
+
+    expect((await rawGet(hub.url, `/api/workflows/${wf.id}/report.md`, TOKENS.admin)).status).toBe(500);
+    const route = await log.until('http route failed: the hub could not serve it');
+    expect(route).toMatchObject({ level: LEVEL.error, path: `/api/workflows/${wf.id}/report.md`, reason: expect.stringContaining('is damaged') });
+  });
+
   it('lists archived and live workflows together in creation order, by status and a page at a time', async () => {
     const { hub, clock } = await hubWithClock(tempDir());
     const client = await control(hub);

@@ -142,6 +142,7 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
       (reply) => send(res, reply),
       (error: unknown) => {
         if (!(error instanceof HubError)) log.error({ err: error, path: url.pathname }, 'http route failed');
+        else if (error.code === 'INTERNAL') log.error({ path: url.pathname, reason: error.message }, 'http route failed: the hub could not serve it');
         else if (!admitted) log[refusalLevel(error.code)]({ path: url.pathname, code: error.code, reason: error.message, role: grant?.role, tokenName: grant?.name, address }, 'http request refused');
         refuse(res, error instanceof HubError ? error : new HubError('INTERNAL', 'internal error'));
       },

@@ -49,7 +49,11 @@ export interface NamespaceOptions {
 
 /** Turns anything thrown by a handler into the failed ack envelope; unexpected errors are logged. */
 export function failure(error: unknown, log: Logger, event: string): Ack<never> {
-  if (error instanceof HubError) return { ok: false, error: error.toJSON() };
+  if (error instanceof HubError) {
+    // A fault of the hub's own (a damaged archived file): the operator learns of it from the log, not only the client.
+    if (error.code === 'INTERNAL') log.error({ event, reason: error.message }, 'request failed: the hub could not serve it');
+    return { ok: false, error: error.toJSON() };
+  }
   log.error({ err: error, event }, 'handler failed');
   return { ok: false, error: { code: 'INTERNAL', message: 'internal error; nothing was changed' } };
 }
