@@ -2,9 +2,10 @@ import type { Namespace } from 'socket.io';
 import { describe, expect, it } from 'vitest';
 import type { PatchMessage } from '../shared/schemas/monitor.ts';
 import { CreateWorkflowInput } from '../shared/schemas/workflow.ts';
+import { AddObjectiveInput, UpdateObjectiveInput } from '../shared/schemas/objectives.ts';
 import { StateWriter } from '../server/state-writer.ts';
 import { EncodedJson } from '../server/transport/encoded-json.ts';
-import { PatchStream } from '../server/transport/patch-stream.ts';
+import { HISTORY_BYTES, PatchStream } from '../server/transport/patch-stream.ts';
 import { ADMIN, SETTINGS } from './helpers/domain.ts';
 import { MemoryStore } from './helpers/memory-store.ts';
 import { Transfers } from '../server/transport/transfers.ts';
@@ -79,6 +80,33 @@ describe('patch stream (no network)', () => {
     await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'x', userQuery: 'q' }), actor: ADMIN });
     await progress('x', 1);
     expect(await stream.subscribe(socket, 'x', 0, stream.epoch)).toMatchObject({ mode: 'patches', from: 0, to: 2 });
+    stream.close();
+    await hub.close();
+  });
+
+  it('keeps at most HISTORY_BYTES of a document’s changes for resuming, however few versions that is', async () => {
+    const hub = await StateWriter.open({ store: new MemoryStore(), settings: SETTINGS });
+    const { nsp } = fakeNamespace();
+    const stream = new PatchStream(nsp, hub, { intervalMs: 1e9, resumeVersions: 1000, maxQueuedPackets: 10 }, new Transfers());
+    const socket = { join: () => undefined, leave: () => undefined } as unknown as Parameters<PatchStream['subscribe']>[0];
+    await hub.dispatch({ type: 'workflow.create', input: CreateWorkflowInput.parse({ id: 'w', userQuery: 'q' }), actor: ADMIN });
+    await hub.dispatch({ type: 'objective.add', input: AddObjectiveInput.parse({ workflowId: 'w', id: 'goal', name: 'g' }), actor: ADMIN });
+    expect(await stream.subscribe(socket, 'w')).toMatchObject({ mode: 'snapshot', version: 2 });
+    // 400 changes of 10 KB each (a description rewritten): 4 MB of changes, well within 1,000 versions.
+    const text = (i: number) => `${i} `.padEnd(10_000, 'x');
+    for (let i = 1; i <= 400; i++) {
+      await hub.dispatch({ type: 'objective.update', input: UpdateObjectiveInput.parse({ workflowId: 'w', objectiveId: 'goal', description: text(i) }), actor: ADMIN });
+    }
+    // What the history holds is the cost in question: look at it.
+    const history = (stream as unknown as { docs: Map<string, { recent: Array<{ ops: unknown }>; dropped: number }> }).docs.get('w')!;
+    const bytes = (entries: Array<{ ops: unknown }>) => entries.reduce((sum, entry) => sum + JSON.stringify(entry.ops).length, 0);
+    expect(bytes(history.recent.slice(history.dropped))).toBeLessThanOrEqual(HISTORY_BYTES);
+    expect(bytes(history.recent)).toBeLessThanOrEqual(2 * HISTORY_BYTES + 20_000);
+    // Recent versions still resume by patches (compacted to the last description); older ones get the snapshot.
+    const recent = await stream.subscribe(socket, 'w', 402 - 100, stream.epoch);
+    expect(recent).toMatchObject({ mode: 'patches', from: 302, to: 402 });
+    expect(recent.mode === 'patches' && recent.ops.filter((op) => op.path === '/objectives/goal/description')).toEqual([{ op: 'replace', path: '/objectives/goal/description', value: text(400) }]);
+    expect(await stream.subscribe(socket, 'w', 402 - 300, stream.epoch)).toMatchObject({ mode: 'snapshot', version: 402 });
     stream.close();
     await hub.close();
   });

@@ -30,7 +30,17 @@ interface VersionedOps {
   from: number;
   v: number;
   ops: PatchOp[];
+  /** About how many bytes its ops' JSON holds, once it is kept in a history. */
+  bytes?: number;
 }
+
+/**
+ * Bytes of changes a document's history keeps at most, besides `resumeVersions`. A resume is
+ * answered with patches only when what it missed is under 1 MB once compacted, so older history
+ * seldom serves; unbounded, an agent checkpointing 64 KB `details` with each progress update kept
+ * some 64 MB per followed workflow.
+ */
+export const HISTORY_BYTES = 2 * INLINE_REPLY_BYTES;
 
 /** The stream of one document: what subscribers have been sent, what waits, and recent history. */
 interface DocStream {
@@ -49,6 +59,9 @@ interface DocStream {
    */
   recent: VersionedOps[];
   dropped: number;
+  /** About how many bytes of JSON the kept entries (from `dropped` on) hold, and those before it that wait to be cut off. */
+  keptBytes: number;
+  droppedBytes: number;
   /**
    * Whether anyone subscribed to the document in this run of the hub. Until then nobody holds a
    * version of it to resume from (versions of another run are never resumed), so no history is
@@ -169,11 +182,21 @@ export class PatchStream {
 
   /** Keeps a committed change in the document's recent history, for subscribers that resume. */
   private remember(stream: DocStream, entry: VersionedOps): void {
-    stream.recent.push(entry);
-    stream.dropped = Math.max(0, stream.recent.length - this.options.resumeVersions);
-    if (stream.dropped >= Math.max(64, this.options.resumeVersions)) {
-      stream.recent.splice(0, stream.dropped);
+    const { recent } = stream;
+    // The walk stops past the bound: an entry bigger than that is not kept at all.
+    entry.bytes = jsonBytesWithin(entry.ops, HISTORY_BYTES) ?? HISTORY_BYTES + 1;
+    recent.push(entry);
+    stream.keptBytes += entry.bytes;
+    const byVersions = recent.length - this.options.resumeVersions;
+    while (stream.dropped < recent.length && (stream.dropped < byVersions || stream.keptBytes > HISTORY_BYTES)) {
+      const bytes = recent[stream.dropped++]!.bytes!;
+      stream.keptBytes -= bytes;
+      stream.droppedBytes += bytes;
+    }
+    if (stream.dropped >= Math.max(64, this.options.resumeVersions) || stream.droppedBytes > HISTORY_BYTES) {
+      recent.splice(0, stream.dropped);
       stream.dropped = 0;
+      stream.droppedBytes = 0;
     }
   }
 
@@ -181,7 +204,7 @@ export class PatchStream {
   private stream(doc: DocKey, committed: number): DocStream {
     let stream = this.docs.get(doc);
     if (!stream) {
-      stream = { committed, sent: committed, pending: [], cuts: new Set(), recent: [], dropped: 0, followed: this.followedAll };
+      stream = { committed, sent: committed, pending: [], cuts: new Set(), recent: [], dropped: 0, keptBytes: 0, droppedBytes: 0, followed: this.followedAll };
       this.docs.set(doc, stream);
     }
     return stream;
@@ -551,7 +574,7 @@ export class PatchStream {
       for (const cut of stream.cuts) if (cut > current) stream.cuts.delete(cut);
       if (current !== stream.committed) {
         // A jump (a replica loaded again): no history leads to it, so nobody resumes by patches.
-        Object.assign(stream, { committed: current, sent: current, pending: [], recent: [], dropped: 0 });
+        Object.assign(stream, { committed: current, sent: current, pending: [], recent: [], dropped: 0, keptBytes: 0, droppedBytes: 0 });
         stream.cuts.clear();
       }
       this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason });
