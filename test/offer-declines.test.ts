@@ -49,3 +49,59 @@ describe('the place of a declined order', () => {
     expect((await wf.getWorkOrder('o3')).state).toBe('queued');
   });
 });
+
+describe('an order every agent that can take it declined', () => {
+  it('is marked all_declined and counted, until an agent that has not declined it registers and runs it', async () => {
+    const { hub, wf, worker } = await rawAgentOnStartedWorkflow('a', 'declined by all');
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    (await worker.nextOffer()).ack({ accept: false, reason: 'not mine' });
+    const declined = await untilOrder(hub, wf.id, 'job', 'queued');
+    expect(declined).toMatchObject({ declinedBy: ['a'], waiting: { reason: 'all_declined' } });
+    expect((await wf.summary()).unservable).toBe(1);
+
+    const other = await rawAgent(hub.url, 'b', ['t']);
+    const offer = await other.nextOffer();
+    expect(offer.assignment.workOrderId).toBe('job');
+    expect((await wf.getWorkOrder('job')).waiting).toBeNull();
+    expect((await wf.summary()).unservable).toBe(0);
+    offer.ack({ accept: true });
+    expect((await other.request('task.complete', refOf(offer.assignment))).ok).toBe(true);
+    expect(await untilOrder(hub, wf.id, 'job', 'completed')).toMatchObject({ waiting: null, history: [{ agentId: 'b', outcome: 'completed' }] });
+    expect((await wf.summary()).unservable).toBe(0);
+  });
+
+  it('is marked once the last agent that had not declined it starts draining, and cleared when it takes work again', async () => {
+    const { hub, wf, worker: busy } = await rawAgentOnStartedWorkflow('a', 'declined by the rest');
+    await wf.createWorkOrder({ id: 'hold', taskType: 't' });
+    const held = await busy.nextOffer();
+    held.ack({ accept: true });
+    await untilOrder(hub, wf.id, 'hold', 'running');
+    const picky = await rawAgent(hub.url, 'b', ['t']);
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    (await picky.nextOffer()).ack({ accept: false, reason: 'not mine' });
+    // `a` can take it once its slot is free: no marker.
+    expect(await untilOrder(hub, wf.id, 'job', 'queued')).toMatchObject({ declinedBy: ['b'], waiting: null });
+
+    expect((await busy.request('agent.status', { status: 'draining' })).ok).toBe(true);
+    expect((await wf.getWorkOrder('job')).waiting).toEqual({ reason: 'all_declined' });
+    expect((await wf.summary()).unservable).toBe(1);
+
+    expect((await busy.request('agent.status', { status: 'active' })).ok).toBe(true);
+    expect((await wf.getWorkOrder('job')).waiting).toBeNull();
+    expect((await wf.summary()).unservable).toBe(0);
+    expect((await busy.request('task.complete', refOf(held.assignment))).ok).toBe(true);
+    expect((await busy.nextOffer()).assignment.workOrderId).toBe('job');
+  });
+
+  it('gives way to no_capable_agent when no agent of the task type is left, and comes back when the agent that declined returns', async () => {
+    const { hub, wf, worker } = await rawAgentOnStartedWorkflow('a', 'declined, then nobody');
+    await wf.createWorkOrder({ id: 'job', taskType: 't' });
+    (await worker.nextOffer()).ack({ accept: false, reason: 'not mine' });
+    expect(await untilOrder(hub, wf.id, 'job', 'queued')).toMatchObject({ waiting: { reason: 'all_declined' } });
+    expect((await worker.request('agent.status', { status: 'draining' })).ok).toBe(true);
+    expect((await wf.getWorkOrder('job')).waiting).toEqual({ reason: 'no_capable_agent', taskType: 't' });
+    expect((await worker.request('agent.status', { status: 'active' })).ok).toBe(true);
+    expect((await wf.getWorkOrder('job')).waiting).toEqual({ reason: 'all_declined' });
+    expect((await wf.summary()).unservable).toBe(1);
+  });
+});

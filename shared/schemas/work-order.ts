@@ -40,13 +40,14 @@ export const CurrentAttempt = z.object({
 });
 
 /**
- * Why a queued order is offered to nobody: no agent that takes work can do it. An agent takes work
- * while it is in the pool and neither draining nor offline; one within its grace period after a
- * disconnect still counts, as it is expected back with its work. Exactly one of `taskType` and
- * `missing` is set.
+ * Why a queued order is offered to nobody: no agent that takes work can do it (`no_capable_agent`,
+ * with exactly one of `taskType` and `missing`), or every one that can declined it
+ * (`all_declined`, with neither: they are in its `declinedBy`). An agent takes work while it is in
+ * the pool and neither draining nor offline; one within its grace period after a disconnect still
+ * counts, as it is expected back with its work.
  */
 export const Waiting = z.object({
-  reason: z.literal('no_capable_agent'),
+  reason: z.enum(['no_capable_agent', 'all_declined']),
   /** Set when no such agent declares the order's task type (nor `*`): that task type. */
   taskType: z.string().optional(),
   /**
@@ -89,9 +90,9 @@ export const WorkOrder = z.object({
   /** Retry backoff: not offered before this time. */
   notBefore: Timestamp.nullable(),
   /**
-   * Set while the order is queued, ready, and no agent that takes work can do it (see `Waiting`);
-   * cleared when such an agent registers, returns or stops draining, and when the order leaves the
-   * queue. An order backing off before a retry is marked once its backoff ends. Absent in orders
+   * Set while the order is queued, ready, and no agent that takes work can do it or every one that
+   * can declined it (see `Waiting`); cleared when such an agent (one that has not declined it)
+   * registers, returns or stops draining, and when the order leaves the queue. An order backing off before a retry is marked once its backoff ends. Absent in orders
    * written before it was kept.
    */
   waiting: Waiting.nullable().optional(),

@@ -188,4 +188,28 @@ describe('work that no agent can take is marked (domain)', () => {
     }
     expect(d.state.work.capable.size).toBe(0);
   });
+
+  it('marks an order every agent that takes work and can do it declined, counting an agent of `*` and its task type once, and keeps the mark over a restart', () => {
+    const d = domain();
+    d.register('no-cuda', { taskTypes: ['gpu-render'], maxConcurrentTasks: 1 });
+    d.register('cuda', { taskTypes: ['gpu-render'], capabilities: ['cuda'] });
+    d.register('any', { taskTypes: ['*', 'gpu-render'], capabilities: ['cuda'] });
+    const workflowId = startWorkflow(d);
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'frame', taskType: 'gpu-render', requirements: ['cuda'] }));
+    for (let declines = 0; declines < 2; declines++) {
+      expect(order(d, workflowId, 'frame').waiting).toBeNull();
+      const attempt = order(d, workflowId, 'frame').attempt!;
+      d.run('offer.answer', { workflowId, workOrderId: 'frame', attemptToken: attempt.token, accept: false }, asAgent(attempt.agentId));
+    }
+    // `no-cuda` takes work, but not this work.
+    expect(order(d, workflowId, 'frame')).toMatchObject({ state: 'queued', waiting: { reason: 'all_declined' } });
+    expect(counts(d, workflowId)).toEqual([1, 1, 1]);
+
+    const docs = new Map(storedDocs(d.state).map(([key, stored]) => [key, copyJson(stored)]));
+    const restarted = domain(stateFromDocs(docs, 5_000));
+    expect(restarted.state.work.capable.unsettled).toHaveLength(0);
+    restarted.register('fresh', { taskTypes: ['gpu-render'], capabilities: ['cuda'] });
+    expect(order(restarted, workflowId, 'frame')).toMatchObject({ state: 'offered', waiting: null, attempt: { agentId: 'fresh' } });
+    expect(counts(restarted, workflowId)).toEqual([0, 0, 0]);
+  });
 });

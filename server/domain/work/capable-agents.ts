@@ -1,5 +1,6 @@
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { Waiting } from '../../../shared/schemas/work-order.ts';
+import type { UndoLog } from './free-agents.ts';
 
 /** What an agent that takes work is filed with: the task types it declares and the capabilities it holds. */
 export interface Filing {
@@ -29,7 +30,15 @@ export interface Need<B> {
   buckets: Set<B>;
   /** What its orders are marked with: null while an agent that takes work can do them. */
   waiting: Waiting | null;
+  /**
+   * How many agents that take work can do its orders: counted when a decline first asks (see
+   * `markerFor`), then moved as agents come and go (reviewAgent); undefined until then.
+   */
+  serving?: number | undefined;
 }
+
+/** The marker of a queued order that every agent taking work and able to do it declined. */
+const ALL_DECLINED: Waiting = Object.freeze({ reason: 'all_declined' });
 
 /** The requirements of an order as one string: most have none or one, so no sorted copy for them. */
 export function requirementsKey(requirements: readonly string[]): string {
@@ -118,6 +127,44 @@ export class CapableAgents<B> {
       for (const agentId of this.byType.get(type) ?? []) if (serves(this.filings.get(agentId)!, need)) return null;
     }
     return { reason: 'no_capable_agent', missing: need.requirements };
+  }
+
+  /** How many agents that take work can do a need's work: counted once (O(agents of its task type)), then kept. */
+  serving(need: Need<B>, undo?: UndoLog): number {
+    if (need.serving !== undefined) return need.serving;
+    let serving = 0;
+    for (const agentId of this.byType.get(need.taskType) ?? []) if (serves(this.filings.get(agentId)!, need)) serving++;
+    // An agent declaring both the task type and `*` was counted above.
+    if (need.taskType !== '*') for (const agentId of this.byType.get('*') ?? []) if (!this.filings.get(agentId)!.taskTypes.includes(need.taskType) && serves(this.filings.get(agentId)!, need)) serving++;
+    this.setServing(need, serving, undo);
+    return serving;
+  }
+
+  /** Moves a need's count of agents that can do its work, if it is kept (an agent came or went). */
+  moveServing(need: Need<B>, delta: number, undo: UndoLog): void {
+    if (need.serving !== undefined && delta !== 0) this.setServing(need, need.serving + delta, undo);
+  }
+
+  private setServing(need: Need<B>, serving: number, undo: UndoLog | undefined): void {
+    const before = need.serving;
+    need.serving = serving;
+    undo?.onUndo(() => (need.serving = before));
+  }
+
+  /**
+   * The marker of a queued order of this need that these agents declined: the need's, or else
+   * `all_declined` when every agent that takes work and can do it is among them. O(its declines).
+   */
+  markerFor(need: Need<B>, declinedBy: readonly string[], undo?: UndoLog): Waiting | null {
+    if (need.waiting !== null || declinedBy.length === 0) return need.waiting;
+    const serving = this.serving(need, undo);
+    if (declinedBy.length < serving) return null;
+    let declined = 0;
+    for (const agentId of new Set(declinedBy)) {
+      const filing = this.filings.get(agentId);
+      if (filing && serves(filing, need)) declined++;
+    }
+    return declined >= serving ? ALL_DECLINED : null;
   }
 
   /** The need of orders of this task type and requirements, made (with its verdict) if there is none; a bucket then joins it. */

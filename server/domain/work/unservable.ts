@@ -7,7 +7,9 @@ import { orderKey, type Bucket } from './work-index.ts';
 // The `waiting` marker of queued orders that no agent that takes work can do, and the count of
 // them each workflow keeps (`unservable`). Orders of one kind (task type and requirements) share
 // their need's verdict; it changes only when an agent comes, goes or changes what it declares, and
-// then only for the needs of its task types. See CapableAgents.
+// then only for the needs of its task types. An order every agent able to do it declined is
+// marked `all_declined` (CapableAgents.markerFor): when one of those agents comes or goes, only
+// the buckets whose declines name as many agents as can do the work are walked.
 
 /** Writes an order's marker if it changes; returns how the workflow's count moves (-1, 0 or 1). */
 function writeWaiting(t: CommandContext, order: WorkOrder, waiting: Waiting | null): number {
@@ -22,16 +24,19 @@ function count(t: CommandContext, workflow: Workflow, delta: number): void {
   if (delta !== 0) t.tx.set(workflow.id, ['unservable'], (workflow.unservable ?? 0) + delta);
 }
 
-/** Gives every queued order of a bucket (one workflow) its need's marker. */
-function markBucket(t: CommandContext, bucket: Bucket, waiting: Waiting | null): void {
+/**
+ * Gives the queued orders of a bucket (one workflow) their marker: their need's, or `all_declined`.
+ * Orders declined by fewer than `declines` agents keep theirs (the caller knows it stays).
+ */
+function markBucket(t: CommandContext, bucket: Bucket, declines = 0): void {
   const work = t.state.work;
   const workflow = t.state.workflows.get(bucket.workflowId);
   if (!workflow) return;
   let delta = 0;
   for (const entry of bucket.queue.values()) {
-    if (!work.isCurrent(entry)) continue;
+    if (entry.declinedBy.length < declines || !work.isCurrent(entry)) continue;
     const order = workflow.workOrders[entry.workOrderId];
-    if (order?.state === 'queued') delta += writeWaiting(t, order, waiting);
+    if (order?.state === 'queued') delta += writeWaiting(t, order, work.capable.markerFor(bucket.need, entry.declinedBy, t.tx));
   }
   count(t, workflow, delta);
 }
@@ -41,7 +46,18 @@ function changeNeed(t: CommandContext, need: Need<Bucket>, waiting: Waiting | nu
   const before = need.waiting;
   need.waiting = waiting;
   t.tx.onUndo(() => (need.waiting = before));
-  for (const bucket of need.buckets) markBucket(t, bucket, waiting);
+  for (const bucket of need.buckets) markBucket(t, bucket);
+}
+
+/**
+ * An agent able to do a need's work came (`joined`) or went, the need's verdict unchanged: orders
+ * that every such agent declined, before or after, are marked anew. Such an order names all of the
+ * fewer agents in its declines, so only buckets whose declines name that many are walked.
+ */
+function reviewDeclines(t: CommandContext, need: Need<Bucket>, joined: boolean): void {
+  const serving = t.state.work.capable.serving(need, t.tx);
+  const fewer = joined ? serving - 1 : serving;
+  for (const bucket of need.buckets) if (bucket.declines.size >= fewer) markBucket(t, bucket, fewer);
 }
 
 /**
@@ -80,8 +96,12 @@ export function reviewAgent(t: CommandContext, agentId: string): void {
     if (before) capable.file(agentId, before);
   });
   for (const need of capable.needsFor([...(before?.taskTypes ?? []), ...(after?.taskTypes ?? [])])) {
+    const servedBefore = before !== undefined && serves(before, need);
+    const servedAfter = after !== undefined && serves(after, need);
+    capable.moveServing(need, Number(servedAfter) - Number(servedBefore), t.tx);
     const waiting = verdictAfter(t, need, before, after);
-    if (waiting !== undefined) changeNeed(t, need, waiting);
+    if (waiting !== undefined && !sameWaiting(waiting, need.waiting)) changeNeed(t, need, waiting);
+    else if (need.waiting === null && servedBefore !== servedAfter) reviewDeclines(t, need, servedAfter);
   }
 }
 
@@ -102,7 +122,8 @@ export function settleWaiting(t: CommandContext, orders: Iterable<{ workflowId: 
     const workflow = t.state.workflows.get(workflowId);
     const order = workflow?.workOrders[workOrderId];
     if (!workflow || order?.state !== 'queued') continue;
-    const waiting = work.queued.get(orderKey(workflowId, workOrderId))?.bucket.need.waiting ?? null;
+    const entry = work.queued.get(orderKey(workflowId, workOrderId));
+    const waiting = entry ? work.capable.markerFor(entry.bucket.need, entry.declinedBy, t.tx) : null;
     const delta = writeWaiting(t, order, waiting);
     if (delta !== 0) deltas.set(workflow, (deltas.get(workflow) ?? 0) + delta);
   }

@@ -229,8 +229,8 @@ export class WorkIndex {
   /** Files a queued order at a rebuild; one whose marker is not its need's is left for the scheduler to settle. */
   private enqueueKnown(order: WorkOrder, now: number, monotonicNow: number, backoffAt: number | undefined): void {
     this.enqueue(order, now, monotonicNow, { fresh: false, backoffAt });
-    const need = this.queued.get(orderKey(order.workflowId, order.id))?.bucket.need;
-    if (!sameWaiting(order.waiting ?? null, need?.waiting ?? null)) this.capable.unsettled.push({ workflowId: order.workflowId, workOrderId: order.id });
+    const entry = this.queued.get(orderKey(order.workflowId, order.id));
+    if (!sameWaiting(order.waiting ?? null, entry ? this.capable.markerFor(entry.bucket.need, entry.declinedBy) : null)) this.capable.unsettled.push({ workflowId: order.workflowId, workOrderId: order.id });
   }
 
   /** Whether a queue entry still stands for its order. */
