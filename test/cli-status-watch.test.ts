@@ -128,7 +128,7 @@ describe('switchboard status --watch', () => {
     expect(screen.trimEnd().endsWith('\x1b[?25h')).toBe(true);
     const lastFrame = screen.slice(screen.lastIndexOf('\x1b[H')).replaceAll('\x1b[K', '').replaceAll('\r', '');
     expect(lastFrame).toMatch(/on-screen\s+in_progress\s+\[##########\.{10}\]\s+50%\s+0\.0\/s/);
-    expect(lastFrame).toContain('orders: 2 queued (2 no capable agent), 0 running, 0 completed, 0 failed');
+    expect(lastFrame).toContain('orders: 2 queued (2 no agent can take), 0 running, 0 completed, 0 failed');
   }, 60_000);
 
   it.skipIf(!hasScript)('following every live workflow, shows the live ones first and keeps only the ten latest to end', async () => {

@@ -157,7 +157,7 @@ describe.skipIf(missing !== undefined)('dashboard charts in a real browser', () 
     const later = '#orders tr[data-work-order="later-1"] .s-no_capable_agent';
     await page.waitForSelector(later, { timeout: 10_000 });
     expect(await page.getAttribute(later, 'title')).toBe('no connected agent takes task type nobody-serves-this');
-    await page.waitForSelector(`tr[data-workflow="${wf.id}"]:has-text("2 queued (2 no capable agent)")`, { timeout: 10_000 });
+    await page.waitForSelector(`tr[data-workflow="${wf.id}"]:has-text("2 queued (2 no agent can take)")`, { timeout: 10_000 });
     const intervals = Number(await page.getAttribute(chart, 'data-intervals'));
     expect(await points(page, `${chart} polyline.queue`)).toHaveLength(intervals);
 

@@ -66,7 +66,7 @@ describe('work that no connected agent can take', () => {
     ]);
     // Not spawnSync: the hub answering it runs in this process.
     const status = (...args: string[]) => promisify(execFile)(process.execPath, [...CLI, 'status', '--url', hub.url, '--token', TOKENS.monitor, ...args], { encoding: 'utf8' });
-    expect((await status()).stdout).toMatch(/renders\s+in_progress\s+0%\s+2 queued \(2 no capable agent\)/);
+    expect((await status()).stdout).toMatch(/renders\s+in_progress\s+0%\s+2 queued \(2 no agent can take\)/);
     expect(JSON.parse((await status('--json')).stdout).workflows[0]).toMatchObject({ id: 'renders', unservable: 2 });
   });
 });

@@ -76,7 +76,7 @@ export async function status(args: string[]): Promise<void> {
   const counts = (w: WorkflowHeader) =>
     Object.entries(w.workOrderCounts)
       .filter(([, n]) => n > 0)
-      .map(([state, n]) => (state === 'queued' && w.unservable ? `${n} ${state} (${w.unservable} no capable agent)` : `${n} ${state}`))
+      .map(([state, n]) => (state === 'queued' && w.unservable ? `${n} ${state} (${w.unservable} no agent can take)` : `${n} ${state}`))
       .join(', ');
   const out = [
     `Hub ${address.url}: up ${Math.round(health.uptimeMs / 1000)} s, ${workflows.length} workflows, ${agents.length} agents`,

@@ -54,7 +54,7 @@ function countPairs(s: WorkflowSample): string {
 /** The orders of a sample in words: `3 queued, 2 running, 10 completed, 1 failed`, then the other states not at zero. */
 function countWords(s: WorkflowSample): string {
   return [...SHOWN, ...OTHERS.filter((state) => s.counts[state] > 0)]
-    .map((state) => (state === 'queued' && s.unservable > 0 ? `${s.counts[state]} queued (${s.unservable} no capable agent)` : `${s.counts[state]} ${state}`))
+    .map((state) => (state === 'queued' && s.unservable > 0 ? `${s.counts[state]} queued (${s.unservable} no agent can take)` : `${s.counts[state]} ${state}`))
     .join(', ');
 }
 

@@ -29,7 +29,7 @@ export function renderWorkflows(body: HTMLElement, workflows: WorkflowRow[], sel
     .map((w) => {
       const counts = Object.entries(w.workOrderCounts ?? {})
         .filter(([, n]) => n > 0)
-        .map(([state, n]) => (state === 'queued' && w.unservable ? `${n} queued (${w.unservable} no capable agent)` : `${n} ${state}`))
+        .map(([state, n]) => (state === 'queued' && w.unservable ? `${n} queued (${w.unservable} no agent can take)` : `${n} ${state}`))
         .join(', ');
       return `<tr class="selectable${w.id === selected ? ' selected' : ''}" data-workflow="${esc(w.id)}" data-status="${esc(w.status)}" data-progress="${w.progress}">
         <td title="${esc(w.id)}">${esc(w.id)}</td><td title="${esc(w.userQuery)}">${esc(w.userQuery)}</td><td>${pill(w.status)}</td><td>${bar(w.progress)}</td><td>${esc(counts)}</td><td>${time(w.updatedAt)}</td></tr>`;
@@ -84,6 +84,7 @@ export function lastError(o: WorkOrder): string {
 
 /** What a queued order no agent can take waits for, in words. */
 function waitingFor(waiting: NonNullable<WorkOrder['waiting']>): string {
+  if (waiting.reason === 'all_declined') return 'every agent that can take it declined it';
   return waiting.taskType ? `no connected agent takes task type ${waiting.taskType}` : `no connected agent holds all of ${(waiting.missing ?? []).join(', ')}`;
 }
 
@@ -93,7 +94,7 @@ function orderRow(o: WorkOrder): string {
   const attempt = o.attempt?.number ?? o.attempts;
   const error = lastError(o);
   return `<tr data-work-order="${esc(o.id)}" data-state="${esc(o.state)}" data-progress="${o.progress}" data-attempt="${attempt}"><td title="${esc(o.id)}">${esc(o.id)}</td><td>${esc(o.taskType)}</td>
-    <td>${pill(o.state)}${o.waiting ? ` ${pill('no_capable_agent', waitingFor(o.waiting))}` : ''}</td><td>${attempt ? `${attempt} / ${o.maxAttempts}` : '–'}</td><td>${esc(o.attempt?.agentId ?? o.history[o.history.length - 1]?.agentId ?? '')}</td><td>${bar(o.progress)}</td>
+    <td>${pill(o.state)}${o.waiting ? ` ${pill(o.waiting.reason, waitingFor(o.waiting))}` : ''}</td><td>${attempt ? `${attempt} / ${o.maxAttempts}` : '–'}</td><td>${esc(o.attempt?.agentId ?? o.history[o.history.length - 1]?.agentId ?? '')}</td><td>${bar(o.progress)}</td>
     <td title="${esc(o.message ?? '')}">${esc(o.message ?? '')}</td><td class="error${o.state === 'completed' ? ' past' : ''}" title="${esc(error)}">${esc(error)}</td></tr>`;
 }
 

@@ -61,7 +61,7 @@ function throughput(w: SummaryView, intervals: readonly Interval<Throughput>[]):
   return `<div class="block" id="throughput"><h3>Orders per ${INTERVAL_MS / 1000} s <span class="muted">since the page opened</span></h3>
     ${throughputChart(intervals)}
     <p class="legend"><span class="key completed"></span>completed <span class="key failed"></span>failed <span class="key queue"></span>queued
-      <span class="muted">· now ${c.queued} queued${w.unservable ? ` (<span id="unservable" data-unservable="${w.unservable}">${w.unservable} no capable agent</span>)` : ''}, ${c.offered + c.running} in flight, ${c.completed} completed, ${c.failed} failed</span></p></div>`;
+      <span class="muted">· now ${c.queued} queued${w.unservable ? ` (<span id="unservable" data-unservable="${w.unservable}">${w.unservable} no agent can take</span>)` : ''}, ${c.offered + c.running} in flight, ${c.completed} completed, ${c.failed} failed</span></p></div>`;
 }
 
 /** The selected workflow's panel, or a word that there is none. */
