@@ -763,3 +763,72 @@ async def test_an_agent_reactivated_while_away_takes_the_work_queued_meanwhile_d
     await wf.create_work_order(kind, id="job")
     state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
     assert (state["workOrders"]["job"]["result"], state["workOrders"]["job"]["declinedBy"]) == ("back", [])
+
+
+async def test_a_running_task_has_its_lease_renewed_as_soon_as_the_agent_is_registered_again(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("blip-lease")
+    worker = await agent(hub, kind)
+    release = asyncio.Event()
+
+    @worker.task(kind)
+    async def run(task: Task, ctx: TaskContext) -> str:
+        await release.wait()
+        return "ok"
+
+    await worker.ready()
+    wf, mirror = await started(control, monitor, "a network blip during a long lease")
+    # A lease of 10 minutes: the timer beats every 200 s, so no beat falls within the test by itself. Without a beat on
+    # return, the lease would run on from the last beat before the blip and could lapse before the next one.
+    await wf.create_work_order(kind, id="job", timeouts={"lease_ms": 600_000})
+    await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "running")
+    made = requests_made(worker.connection)
+    await drop(worker.connection)
+    await until(lambda: "agent.register" in made, "the agent to register again")
+    await worker.ready()
+    release.set()
+    state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
+    assert state["workOrders"]["job"]["attempts"] == 1
+    # The running attempt's lease renewed right after the registration, before the task's own report.
+    assert made == ["agent.register", "agent.heartbeat", "task.complete"]
+
+
+async def test_close_with_finish_asks_for_its_drain_again_after_the_hub_rate_limits_it(tmp_path: Path) -> None:
+    limited = Hub(tmp_path)
+    # Room for the set-up of each connection; refilled fast enough that a drain asked again lands within the test.
+    limited.config_file.write_text(json.dumps({**CONFIG, "rateLimit": {"perSecond": 5, "burst": 10}}))
+    limited.start()
+    try:
+        control, monitor, kind, old, release, wf, mirror = await running_job(limited, "a drain refused while the hub is busy")
+        pool = await monitor.subscribe("@agents")
+        request = old.connection.request
+        answers: list[str] = []
+        notes: list[asyncio.Future[Any]] = []
+
+        async def after_a_burst(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+            # The first drain goes in one message after more notes than the bucket holds: refused RATE_LIMITED, whatever it held.
+            if event == "agent.status" and payload.get("untilDisconnect") and not answers:
+                notes.extend(asyncio.ensure_future(request("agent.status", {"note": "busy"})) for _ in range(11))
+            if event != "agent.status":
+                return await request(event, payload, timeout)
+            try:
+                reply = await asyncio.ensure_future(request(event, payload, timeout))
+            except HubError as error:
+                answers.append(error.code)
+                raise
+            answers.append("ok")
+            return reply
+
+        old.connection.request = after_a_burst  # type: ignore[method-assign]
+        closing = asyncio.ensure_future(old.close(finish=True))
+        # Asked again, with no call of ours, once the bucket refilled.
+        await pool.until(lambda s, _: s[old.agent_id].get("drainingUntilDisconnect") is True, timeout=10)
+        assert answers[0] == "RATE_LIMITED" and answers[-1] == "ok"
+        release.set()
+        await closing
+        state = await mirror.until(lambda s, _: s["workOrders"]["running"]["state"] == "completed")
+        assert state["workOrders"]["running"]["attempts"] == 1
+        await asyncio.gather(*notes, return_exceptions=True)
+    finally:
+        await close_all()
+        limited.stop()
