@@ -51,7 +51,11 @@ class ControlClient(ClosesOnExit):
 
     def agents(self, *, limit: int = 1000) -> AsyncIterator[JSON]:
         """Every agent of the pool in id order, a page at a time (`async for`)."""
-        return pages(lambda cursor: self.connection.request("agent.list", fields({"limit": limit, "cursor": cursor})))
+        return pages(lambda cursor: self.list_agents_page(limit=limit, cursor=cursor))
+
+    async def list_agents_page(self, *, limit: int | None = None, cursor: str | None = None) -> JSON:
+        """One page of the agent pool in id order (`limit` 1-1000, the hub's default 100); `nextCursor` asks for the next."""
+        return await self.connection.request("agent.list", fields({"limit": limit, "cursor": cursor}))  # type: ignore[no-any-return]
 
     async def get_agent(self, agent_id: str) -> JSON:
         """One agent."""

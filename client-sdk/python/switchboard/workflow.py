@@ -212,11 +212,16 @@ class Workflow:
         return await self._connection.request("lineage.openLineage", {"workflowId": self.id, "workOrderId": work_order_id})  # type: ignore[no-any-return]
 
     async def lineage_graph(self) -> JSON:
-        """The workflow's whole lineage graph, gathered from its pages."""
-        graph: JSON = await self._send("lineage.graph", {})
+        """The workflow's whole lineage graph, gathered from its pages (a change made meanwhile may show in the later ones only)."""
+        graph = await self.lineage_graph_page()
         while graph.get("nextCursor") is not None:
-            page = await self._send("lineage.graph", {"cursor": graph["nextCursor"]})
+            page = await self.lineage_graph_page(cursor=graph["nextCursor"])
             for key in ("nodes", "edges", "transformations"):
                 graph[key].extend(page[key])
             graph["version"], graph["nextCursor"] = page["version"], page["nextCursor"]
         return graph
+
+    async def lineage_graph_page(self, *, limit: int | None = None, cursor: str | None = None) -> JSON:
+        """One page of the lineage graph, at most `limit` entries (1-2000, default 1000): the references first, then the
+        transformations, each with its edges; `nextCursor` asks for the next."""
+        return await self._send("lineage.graph", fields({"limit": limit, "cursor": cursor}))  # type: ignore[no-any-return]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import http.server
+import itertools
 import math
 import socket
 import threading
@@ -14,7 +15,10 @@ import pytest
 
 from hub import TOKENS, Hub
 from scenario import lose_answer, requests_made
-from switchboard import HubError, connect_control
+from switchboard import HubError, connect_agent, connect_control
+
+#: Ids of agents no other run of the pool-paging test on the shared hub uses.
+PAGE_NAMES = itertools.count(1)
 
 
 async def test_a_workflow_runs_its_lifecycle_and_reports_it(hub: Hub) -> None:
@@ -259,3 +263,47 @@ async def test_a_finished_work_order_exports_as_an_open_lineage_event(hub: Hub) 
         with pytest.raises(HubError) as missing:
             await wf.open_lineage_event("py-ol-nowhere")
         assert missing.value.code == "NOT_FOUND"
+
+
+async def test_the_agent_pool_reads_a_page_at_a_time_from_a_cursor(hub: Hub) -> None:
+    prefix = f"py-pool-page-{next(PAGE_NAMES)}"
+    agents = [await connect_agent(hub.url, TOKENS["agent"], agent_id=f"{prefix}-{letter}") for letter in "abc"]
+    try:
+        async with await connect_control(hub.url, TOKENS["admin"]) as control:
+            # The cursor is a place in id order: the prefix sorts just before the ids it starts.
+            first = await control.list_agents_page(limit=2, cursor=prefix)
+            assert [agent["id"] for agent in first["items"]] == [f"{prefix}-a", f"{prefix}-b"]
+            assert first["nextCursor"] == f"{prefix}-b" and isinstance(first["version"], int)
+            second = await control.list_agents_page(limit=1, cursor=first["nextCursor"])
+            assert [agent["id"] for agent in second["items"]] == [f"{prefix}-c"]
+            # Without a limit, the hub's page of 100 from the start: the pool's first agents in id order.
+            whole = await control.list_agents()
+            assert [agent["id"] for agent in (await control.list_agents_page())["items"]] == [agent["id"] for agent in whole][:100]
+            for bad in ({"limit": 0}, {"limit": 1001}, {"cursor": "x" * 201}):
+                with pytest.raises(HubError) as refused:
+                    await control.list_agents_page(**bad)
+                assert refused.value.code == "VALIDATION"
+    finally:
+        await asyncio.gather(*(agent.close() for agent in agents))
+
+
+async def test_a_lineage_graph_reads_a_page_at_a_time_and_its_pages_make_the_whole_graph(hub: Hub) -> None:
+    async with await connect_control(hub.url, TOKENS["admin"]) as control:
+        wf = await control.create_workflow("lineage graph by pages")
+        raw = await wf.add_data_reference("s3://lake/raw.csv")
+        clean = await wf.add_data_reference("s3://lake/clean.csv")
+        await wf.link_lineage("clean", [raw["id"]], [clean["id"]])
+        whole = await wf.lineage_graph()
+        # Two nodes, one transformation and its one edge: four entries, in pages of at most three.
+        first = await wf.lineage_graph_page(limit=3)
+        assert first["nextCursor"] is not None
+        rest = await wf.lineage_graph_page(limit=3, cursor=first["nextCursor"])
+        assert rest["nextCursor"] is None
+        for key in ("nodes", "edges", "transformations"):
+            assert first[key] + rest[key] == whole[key]
+        assert sum(len(first[key]) for key in ("nodes", "edges", "transformations")) == 3
+        assert (await wf.lineage_graph_page())["nextCursor"] is None
+        for bad in ({"limit": 0}, {"limit": 2001}, {"cursor": "not-a-cursor"}):
+            with pytest.raises(HubError) as refused:
+                await wf.lineage_graph_page(**bad)
+            assert refused.value.code == "VALIDATION"
