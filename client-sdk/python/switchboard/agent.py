@@ -187,22 +187,22 @@ class AgentClient(ClosesOnExit):
                 self.connection.spawn(self._report("task.fail", {**ref, "error": "the agent restarted and lost this attempt", "retryable": True}))
         return reply
 
-    async def drain(self) -> None:
+    async def drain(self, *, timeout: float | None = None) -> None:
         """Takes no new work; running tasks finish."""
-        await self._ask_status("draining")
+        await self._ask_status("draining", timeout=timeout)
 
-    async def resume(self) -> None:
+    async def resume(self, *, timeout: float | None = None) -> None:
         """Takes new work again after drain(), or after a registration found this agent id draining."""
-        await self._ask_status("active")
+        await self._ask_status("active", timeout=timeout)
 
-    async def _ask_status(self, status: str, *, until_disconnect: bool = False) -> None:
+    async def _ask_status(self, status: str, *, until_disconnect: bool = False, timeout: float | None = None) -> None:
         """Acts on `status` at once, then takes the hub's reply, unless a later word came first: a push
         (of a change made after this one in the same commit, sent before this reply) or another call."""
         self._draining_word += 1
         word = self._draining_word
         was = self._draining
         self._draining = status == "draining"
-        request = asyncio.ensure_future(self.connection.request("agent.status", {"status": status, "untilDisconnect": True} if until_disconnect else {"status": status}))
+        request = asyncio.ensure_future(self.connection.request("agent.status", {"status": status, "untilDisconnect": True} if until_disconnect else {"status": status}, timeout))
         self._status_request = request
         try:
             reply = await request
@@ -227,9 +227,9 @@ class AgentClient(ClosesOnExit):
             log.warning("switchboard: agent %s is active on the hub again (set by a control client): it takes new work", self.agent_id)
         self._listeners.emit("draining", draining)
 
-    async def set_note(self, note: str | None) -> None:
+    async def set_note(self, note: str | None, *, timeout: float | None = None) -> None:
         """Sets (or with None clears) a free-text status note."""
-        await self.connection.request("agent.status", {"note": note})
+        await self.connection.request("agent.status", {"note": note}, timeout)
 
     def _ask_finish_drain(self) -> asyncio.Task[None]:
         """Asks the hub to drain this agent for the current connection only, again while it is busy or rate-limits (declines

@@ -61,7 +61,7 @@ class MonitorClient(ClosesOnExit):
         """`change` (a MirrorChange of any mirror) or `doc` (a new Mirror appeared); returns a function that stops it."""
         return self._listeners.on(event, listener)
 
-    async def subscribe(self, doc: str, *, view: dict[str, Any] | None = None) -> Mirror:
+    async def subscribe(self, doc: str, *, view: dict[str, Any] | None = None, timeout: float | None = None) -> Mirror:
         """Follows one workflow (or `@agents`), or with `view` ({"kind": "summary"} or {"kind": "orders", …}) a view of it."""
         if view is not None:
             view = dict(view)  # the caller may reuse its dict (for the next page): the mirror keeps the spec it followed
@@ -76,7 +76,7 @@ class MonitorClient(ClosesOnExit):
         self._unanswered.append(unsubscribed)
         try:
             payload: dict[str, Any] = {"doc": doc} if view is None else {"doc": doc, "view": view}
-            subscription = await self._complete(await self.connection.request("subscribe", payload))
+            subscription = await self._complete(await self.connection.request("subscribe", payload, timeout), timeout)
             self._latest_epoch = subscription["epoch"]
             if subscription["doc"] in unsubscribed:
                 # Unsubscribed from meanwhile: its value now, in a mirror that is not kept (nor followed again at a reconnect).
@@ -102,7 +102,7 @@ class MonitorClient(ClosesOnExit):
         await self._resync(None)
         return MappingProxyType(self._mirrors)
 
-    async def unsubscribe(self, doc: str) -> None:
+    async def unsubscribe(self, doc: str, *, timeout: float | None = None) -> None:
         """Stops following a document, or a view by its name (its mirror's `doc`)."""
         # Following everything, patches already on their way (or all of them, from an older hub) must not bring its mirror back.
         if self._follow_all and not is_view_name(doc):
@@ -111,15 +111,15 @@ class MonitorClient(ClosesOnExit):
         self._views.pop(doc, None)
         for unsubscribed in self._unanswered:
             unsubscribed.add(doc)
-        await self.connection.request("unsubscribe", {"doc": doc})
+        await self.connection.request("unsubscribe", {"doc": doc}, timeout)
 
-    async def summary(self, workflow_id: str) -> dict[str, Any]:
+    async def summary(self, workflow_id: str, *, timeout: float | None = None) -> dict[str, Any]:
         """A workflow summary (get_workflow_summary)."""
-        return await self.connection.request("summary", {"workflowId": workflow_id})  # type: ignore[no-any-return]
+        return await self.connection.request("summary", {"workflowId": workflow_id}, timeout)  # type: ignore[no-any-return]
 
-    async def report(self, workflow_id: str, fmt: str = "markdown") -> dict[str, Any]:
+    async def report(self, workflow_id: str, fmt: str = "markdown", *, timeout: float | None = None) -> dict[str, Any]:
         """A report of a workflow (json, markdown or html) with its version and content hash."""
-        return await with_body(self.connection, await self.connection.request("report", {"workflowId": workflow_id, "format": fmt}))
+        return await with_body(self.connection, await self.connection.request("report", {"workflowId": workflow_id, "format": fmt}, timeout), timeout)
 
     async def close(self) -> None:
         """Disconnects."""
@@ -320,11 +320,11 @@ class MonitorClient(ClosesOnExit):
         if not mirror.load(subscription):
             mirror.load(await self._complete(await self._subscribe_to(subscription["doc"], {})))
 
-    async def _complete(self, subscription: dict[str, Any]) -> dict[str, Any]:
+    async def _complete(self, subscription: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """A subscription with its snapshot in place, read from its transfer when it came as one."""
         if subscription.get("mode") == "snapshot" and subscription.get("transfer") is not None:
             transfer = subscription.pop("transfer")
-            subscription["state"] = await inline_or_transfer(self.connection, None, transfer)
+            subscription["state"] = await inline_or_transfer(self.connection, None, transfer, timeout)
         return subscription
 
 

@@ -9,27 +9,27 @@ from typing import Any
 from .connection import Connection
 
 
-async def read_transfer(connection: Connection, transfer: dict[str, Any]) -> str:
-    """Reads every part of a transfer and returns its text (UTF-8)."""
+async def read_transfer(connection: Connection, transfer: dict[str, Any], timeout: float | None = None) -> str:
+    """Reads every part of a transfer and returns its text (UTF-8); `timeout` is each part's."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     text = []
     parts = int(transfer["parts"])
     for part in range(parts):
-        reply = await connection.request("transfer.read", {"id": transfer["id"], "part": part})
+        reply = await connection.request("transfer.read", {"id": transfer["id"], "part": part}, timeout)
         data = reply["data"]
         text.append(decoder.decode(data if isinstance(data, bytes) else bytes(data), final=part == parts - 1))
     return "".join(text)
 
 
-async def with_body(connection: Connection, reply: dict[str, Any]) -> dict[str, Any]:
+async def with_body(connection: Connection, reply: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
     """A report reply with its `body` in place, read from its transfer when it came as one."""
     transfer = reply.pop("transfer", None)
     if transfer is not None:
-        reply["body"] = await read_transfer(connection, transfer)
+        reply["body"] = await read_transfer(connection, transfer, timeout)
     reply.setdefault("body", "")
     return reply
 
 
-async def inline_or_transfer(connection: Connection, value: Any, transfer: dict[str, Any] | None) -> Any:
+async def inline_or_transfer(connection: Connection, value: Any, transfer: dict[str, Any] | None, timeout: float | None = None) -> Any:
     """A value sent inline or, when big, as a transfer of its JSON."""
-    return json.loads(await read_transfer(connection, transfer)) if transfer is not None else value
+    return json.loads(await read_transfer(connection, transfer, timeout)) if transfer is not None else value

@@ -7,6 +7,8 @@ import hashlib
 import http.server
 import itertools
 import math
+import os
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -307,3 +309,31 @@ async def test_a_lineage_graph_reads_a_page_at_a_time_and_its_pages_make_the_who
             with pytest.raises(HubError) as refused:
                 await wf.lineage_graph_page(**bad)
             assert refused.value.code == "VALIDATION"
+
+
+async def test_a_call_given_its_own_timeout_waits_that_long_for_its_answer_whatever_the_clients(own_hub: Hub) -> None:
+    control = await connect_control(own_hub.url, TOKENS["admin"], request_timeout=0.5)
+    try:
+        wf = await control.create_workflow("per-call timeouts")
+        with pytest.raises(HubError) as refused:
+            await wf.summary(timeout=-1)
+        assert refused.value.code == "VALIDATION" and refused.value.message.startswith("timeout must be a number of seconds")
+        process = own_hub._process
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)  # the hub reads nothing until SIGCONT: every request goes unanswered
+        try:
+            patient = asyncio.ensure_future(wf.summary(timeout=math.inf))
+            with pytest.raises(HubError) as short:
+                await control.get_agent("nobody", timeout=0.2)
+            assert (short.value.code, short.value.message) == ("TIMEOUT", f"agent.get got no answer from the hub at {own_hub.url} within 0.2 s")
+            # Past the client's request_timeout too: the call given no limit still waits.
+            with pytest.raises(HubError) as default:
+                await control.list_workflows()
+            assert default.value.code == "TIMEOUT" and not patient.done()
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        assert (await patient)["id"] == wf.id
+        # A call that gave up early leaves the connection as it was.
+        assert (await control.list_agents_page(limit=1, timeout=5))["items"] == []
+    finally:
+        await control.close()
