@@ -9,17 +9,19 @@ const commands: Record<string, () => Promise<(args: string[]) => Promise<void>>>
   tokens: async () => (await import('./cli/tokens.ts')).tokens,
   prune: async () => (await import('./cli/prune.ts')).prune,
   reload: async () => (await import('./cli/reload.ts')).reload,
+  backup: async () => (await import('./cli/backup.ts')).backup,
 };
 
 /** The overview and every command's options. */
 async function help(): Promise<string> {
-  const [{ START_HELP }, { STATUS_HELP }, { REPORT_HELP }, { TOKENS_HELP }, { PRUNE_HELP }, { RELOAD_HELP }] = await Promise.all([
+  const [{ START_HELP }, { STATUS_HELP }, { REPORT_HELP }, { TOKENS_HELP }, { PRUNE_HELP }, { RELOAD_HELP }, { BACKUP_HELP }] = await Promise.all([
     import('./cli/start.ts'),
     import('./cli/status.ts'),
     import('./cli/report.ts'),
     import('./cli/tokens.ts'),
     import('./cli/prune.ts'),
     import('./cli/reload.ts'),
+    import('./cli/backup.ts'),
   ]);
   return `switchboard — a real-time coordination hub for multi-agent workflows
 
@@ -33,13 +35,15 @@ Commands:
   tokens    list, create or revoke access tokens
   prune     delete archived workflows older than an age
   reload    make a running hub read its tokens again (SIGHUP to its pid)
+  backup    copy a hub's data directory, also while it runs
 
 ${START_HELP}
 ${STATUS_HELP}
 ${REPORT_HELP}
 ${TOKENS_HELP}
 ${PRUNE_HELP}
-${RELOAD_HELP}`;
+${RELOAD_HELP}
+${BACKUP_HELP}`;
 }
 
 /**
