@@ -8,8 +8,8 @@ import { control, startHub, tempDir } from './helpers/hub.ts';
 import { spawnCli } from './helpers/process.ts';
 import { untilTrue } from './helpers/wait.ts';
 
-/** Snapshots every 2 KB of journal and archives each workflow as it ends: both happen while a backup copies. */
-const BUSY = { snapshotAfterBytes: 2048, snapshotJournalRatio: 0, keepFinishedMs: 0, sweepIntervalMs: 10 };
+/** Snapshots every 32 KB of journal (a few times a second under the load) and archives each workflow as it ends: both happen while backups copy. */
+const BUSY = { snapshotAfterBytes: 32_768, snapshotJournalRatio: 0, keepFinishedMs: 0, sweepIntervalMs: 10 };
 
 /**
  * Changes acknowledged without pause by two clients: workflows created, changed, completed (and
