@@ -6,6 +6,8 @@ import { connectAgent, connectControl, connectMonitor } from '../client-sdk/inde
 import { codeOf, hubErrorOf } from './helpers/errors.ts';
 import { rawGet } from './helpers/http.ts';
 import { LEVEL, logRecorder } from './helpers/log-recorder.ts';
+import { startTcpProxy } from './helpers/tcp-proxy.ts';
+import { untilTrue } from './helpers/wait.ts';
 import { agent, control, GRANTS, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 
 /** Connects to /control with `token` and these headers: "connected", or the refusal's "CODE: message". */
@@ -50,6 +52,27 @@ describe('authentication', () => {
     const second = connectAgent({ url: hub.url, token: TOKENS.agent, agentId: 'second', agentType: 'worker' });
     expect(await codeOf(second)).toBe('resolved');
     await (await second).close();
+  });
+
+  it('lets the clients back in after a restart once their throttled address has allowance again: their own refusals do not count', async () => {
+    const dataDir = tempDir();
+    const failedLogins = { burst: 1, perMinute: 120 };
+    const first = await startHub({ dataDir, failedLogins });
+    const port = Number(new URL(first.url).port);
+    // The agents reach the hub through a proxy, so that they come back only after a guess throttled their address.
+    const proxy = await startTcpProxy(port);
+    onTestFinished(() => proxy.close());
+    const agents = await Promise.all(Array.from({ length: 8 }, (_, i) => agent({ url: proxy.through(first.url) }, { agentId: `a${i}`, agentType: 'worker' })));
+    proxy.refuse();
+    await first.close();
+    // The new hub has not seen these tokens log in from here: a guess throttles them all, as any other token.
+    const second = await startHub({ dataDir, failedLogins, port });
+    expect(await codeOf(connectControl({ url: second.url, token: 'guess-one-token' }))).toBe('UNAUTHENTICATED');
+    proxy.refuse(false);
+    // Each reconnecting agent is refused RATE_LIMITED until the allowance is back (half a second); counted, their
+    // retries (up to one per 2 s each) would keep the address below it for good.
+    await untilTrue(() => agents.every((client) => client.connection.socket.connected), 'every agent to connect again', 5000);
+    await untilTrue(() => Object.values(second.state.agents ?? {}).every((a) => a.disconnectedSince === null), 'every agent to register again', 5000);
   });
 
   it('counts the unknown tokens of pages of other sites apart: a web page that guesses cannot lock out the clients on its machine', async () => {

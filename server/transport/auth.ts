@@ -49,8 +49,9 @@ export class TokenRegistry {
    */
   authenticate(token: unknown, address: string, page?: SendingPage): TokenGrant {
     const key = typeof token === 'string' ? hash(token) : undefined;
-    this.throttle?.check(address, key, page);
     const grant = key === undefined ? undefined : this.grants.get(key);
+    // Refused alike whatever the token while the address is throttled: looked up only so that a token in force is not counted.
+    this.throttle?.check(address, key, page, grant !== undefined);
     if (!grant) {
       if (!token) throw new HubError('UNAUTHENTICATED', 'a token is required');
       // Something no token can be guesses nothing either: it is told why, and not counted against the address.

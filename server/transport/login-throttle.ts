@@ -37,10 +37,11 @@ interface Client {
 /**
  * Throttles token guessing. Each client address (an IPv6 one by its /64 network) may present
  * `burst` unknown tokens at once, then `perMinute`; past that every login from it is refused
- * with RATE_LIMITED before its token is looked up. A token that has already logged in from the
+ * with RATE_LIMITED, whatever its token. A token that has already logged in from the
  * address is still let in, so that a guesser does not lock out the agents beside it; but every
- * other login refused meanwhile counts as a failure, and ten bursts below empty the known tokens
- * are refused too: telling them apart from the rest gives a guesser that many tries, then `perMinute`.
+ * other login refused meanwhile with a token not in force counts as a failure, and ten bursts below
+ * empty the known tokens are refused too: telling them apart from the rest gives a guesser that many
+ * tries, then `perMinute`.
  */
 export class LoginThrottle {
   private readonly clients = new Map<string, Client>();
@@ -58,14 +59,16 @@ export class LoginThrottle {
   /**
    * Refuses (RATE_LIMITED) a login from `address` with the token of hash `key` while the address
    * is throttled, unless that token logged in from it before and the address is not far below empty.
+   * `inForce`: whether the token is one of the hub's (its refusal is then not counted).
    */
-  check(address: string, key: string | undefined, page?: SendingPage): void {
+  check(address: string, key: string | undefined, page?: SendingPage, inForce = false): void {
     const client = this.clients.get(bucketKey(address, page));
     if (!client || this.refill(client) >= 1) return;
     const known = key !== undefined && client.known.has(key);
     if (known && client.allowance > this.floor + 1) return;
-    // A known token refused is no guess; counted, an agent reconnecting would keep its address throttled.
-    if (!known) this.charge(client);
+    // A token in force refused is no guess. Counted, the clients coming back after a restart (which forgets
+    // the known tokens) would keep their address throttled for good, each retry a failure.
+    if (!known && !inForce) this.charge(client);
     const waitMs = ((known ? this.floor + 1 : 1) - client.allowance) / this.perMs;
     throw new HubError('RATE_LIMITED', `too many failed logins from ${address}${page ? ` by ${page === 'other-site' ? 'pages of other sites' : 'browser pages'}` : ''}; try again in ${Math.max(1, Math.ceil(waitMs / 1000))} s`);
   }

@@ -6,6 +6,8 @@ export interface TcpProxy {
   port: number;
   /** From now on (until `blackhole(false)`) nothing passes either way, and no connection is closed or refused: reads and connects hang. */
   blackhole(on?: boolean): void;
+  /** From now on (until `refuse(false)`) new connections are closed at once, as a port nobody listens on would refuse them. */
+  refuse(on?: boolean): void;
   /**
    * Nothing passes any more on the connections open now, none is closed (as a NAT or a firewall
    * forgets a flow: no reset), while new ones pass; returns how many were open.
@@ -20,6 +22,7 @@ export interface TcpProxy {
 /** Starts a proxy on 127.0.0.1 to `targetPort` there. */
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let dropping = false;
+  let refusing = false;
   const sockets = new Set<Socket>();
   const dropped = new WeakSet<Socket>();
   const track = (socket: Socket) => {
@@ -29,6 +32,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   };
   const forward = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => void (dropping || dropped.has(from) || to.write(chunk)));
   const server = createServer((client) => {
+    if (refusing) return void client.destroy();
     track(client);
     if (dropping) return;
     const upstream = connect(targetPort, '127.0.0.1');
@@ -45,6 +49,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     port,
     blackhole: (on = true) => {
       dropping = on;
+    },
+    refuse: (on = true) => {
+      refusing = on;
     },
     dropEstablished: () => {
       for (const socket of sockets) dropped.add(socket);
