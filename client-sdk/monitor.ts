@@ -350,6 +350,7 @@ export class MonitorClient {
       // Left out before the request: one left out meanwhile may be a workflow created since the answer was built.
       const leftBefore = [...this.leftOut];
       const answer = await this.connection.request('subscribeAll', epoch === undefined ? { versions } : { versions, epoch });
+      const answeredOn = this.connection.socket.id;
       this.followAllEpoch = answer.docs[0]?.epoch ?? this.followAllEpoch;
       const answered = new Set(answer.docs.map((subscription) => subscription.doc));
       // subscribeAll follows everything again on the hub: what was unsubscribed from is said again, or its patches would come.
@@ -359,6 +360,9 @@ export class MonitorClient {
       const alone: string[] = [];
       for (const subscription of answer.docs) {
         if (this.leftOut.has(subscription.doc)) continue;
+        // A transfer is read on the connection it was offered to alone: after a drop each read would wait for the next
+        // connection, be NOT_FOUND there and its document asked for alone, one by one. Everything is asked for again at once.
+        if (subscription.mode === 'snapshot' && subscription.transfer && this.connection.socket.id !== answeredOn) return this.catchUpNow(undefined);
         try {
           await this.catchUp(subscription, this.mirrors.get(subscription.doc));
         } catch (error) {

@@ -57,6 +57,31 @@ describe('subscribeAll to many big workflows', () => {
     for (const id of ids) expect(Object.keys((mirrors.get(id)?.state as Workflow | undefined)?.workOrders ?? {})).toHaveLength(4);
   });
 
+  it('asks for everything again at once when the connection drops while it reads the snapshots, never for each workflow alone', async () => {
+    const hub = await startHub();
+    const ids = await workflowsPastAnswerBound(await control(hub));
+    const watcher = await monitor(hub);
+    const sent: string[] = [];
+    const request = watcher.connection.request.bind(watcher.connection);
+    let reads = 0;
+    watcher.connection.request = (async (...args: Parameters<typeof request>) => {
+      sent.push(args[0]);
+      try {
+        return await request(...args);
+      } catch (error) {
+        sent.push(`${args[0]} ${(error as { code?: string }).code}`);
+        throw error;
+      } finally {
+        // The first snapshot read, the connection drops: the answer's other transfers were that connection's.
+        if (args[0] === 'transfer.read' && reads++ === 0) watcher.connection.socket.io.engine.close();
+      }
+    }) as typeof request;
+    const mirrors = await watcher.subscribeAll();
+    for (const id of ids) expect(Object.keys((mirrors.get(id)?.state as Workflow | undefined)?.workOrders ?? {})).toHaveLength(4);
+    expect(sent.filter((event) => event.endsWith('NOT_FOUND') || event === 'subscribe')).toEqual([]);
+    expect(sent.filter((event) => event === 'subscribeAll')).toHaveLength(2);
+  });
+
   it('answers others while its answer is built, and a change made meanwhile reaches the mirrors', async () => {
     const hub = await startHub();
     const client = await control(hub);
