@@ -67,7 +67,8 @@ export class LoginThrottle {
     const known = key !== undefined && client.known.has(key);
     if (known && client.allowance > this.floor + 1) return;
     // A token in force refused is no guess. Counted, the clients coming back after a restart (which forgets
-    // the known tokens) would keep their address throttled for good, each retry a failure.
+    // the known tokens) would keep their address throttled for good, each retry a failure. The price: above
+    // the floor, a wait that does not grow tells a guesser its token is in force (README says so).
     if (!known && !inForce) this.charge(client);
     const waitMs = ((known ? this.floor + 1 : 1) - client.allowance) / this.perMs;
     throw new HubError('RATE_LIMITED', `too many failed logins from ${address}${page ? ` by ${page === 'other-site' ? 'pages of other sites' : 'browser pages'}` : ''}; try again in ${Math.max(1, Math.ceil(waitMs / 1000))} s`);
