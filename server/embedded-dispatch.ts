@@ -27,6 +27,7 @@ const CONTROL_COMMANDS = new Set<CommandType & EventName<'control'>>([
   'workOrder.create',
   'workOrder.createMany',
   'workOrder.cancel',
+  'workOrder.retry',
   'agent.update',
   'lineage.link',
 ]);

@@ -131,6 +131,11 @@ export const controlEvents = {
     'Work orders of a workflow in creation order, optionally by state.',
   ),
   'workOrder.cancel': request(CancelWorkOrderInput, Versioned(WorkOrder), 'Cancel a work order; an agent running it is told to stop.'),
+  'workOrder.retry': request(
+    WorkOrderRef,
+    Versioned(WorkOrder),
+    'Put a failed work order back in the queue with a fresh budget of attempts, or offer a queued one again to the agents that declined it.',
+  ),
   'workflow.report': request(ReportInput, ReportReply, 'A report of the workflow as it is now: json, markdown or html (a big one as a transfer).'),
   'workflow.generateReports': request(
     WorkflowRef,

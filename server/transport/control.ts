@@ -64,6 +64,7 @@ export function controlHandlers(parts: ControlParts): Handlers<'control'> {
     'workOrder.get': async (input) => getWorkOrder(await reads.stateFor(input.workflowId), input.workflowId, input.workOrderId),
     'workOrder.list': async (input) => listWorkOrders(await reads.stateFor(input.workflowId), input),
     'workOrder.cancel': commandHandler(hub, 'workOrder.cancel'),
+    'workOrder.retry': commandHandler(hub, 'workOrder.retry'),
     'workflow.autoAssign': commandHandler(hub, 'workflow.autoAssign'),
     'workflow.report': (input, _session, socket) =>
       reads.read(input.workflowId, async (state) => reportReply((await renderer.render(state, input.workflowId, [input.format]))[0]!, socket, transfers)),

@@ -98,8 +98,13 @@ export const WorkOrder = z.object({
   waiting: Waiting.nullable().optional(),
   startedAt: Timestamp.nullable(),
   endedAt: Timestamp.nullable(),
-  /** Attempts that started (were accepted); maxAttempts bounds this. */
+  /** Attempts that started (were accepted); maxAttempts bounds those since its last retry (`retried`). */
   attempts: z.number().int(),
+  /**
+   * Set when a control client last put it back in the queue after it failed (workOrder.retry):
+   * when, and how many attempts had started by then. Absent while it never was.
+   */
+  retried: z.object({ at: Timestamp, attempts: z.number().int() }).optional(),
   attempt: CurrentAttempt.nullable(),
   history: z.array(AttemptRecord),
   /** Agents that declined or let an offer lapse; not offered this order again. */

@@ -29,6 +29,7 @@ const COMMANDS: Array<[CommandType, () => object]> = [
   ['workOrder.create', () => parse('workOrder.create', { taskType: 't' })],
   ['workOrder.createMany', () => parse('workOrder.createMany', { orders: [{ taskType: 't' }] })],
   ['workOrder.cancel', () => ({ workflowId: ID, workOrderId: 'job' })],
+  ['workOrder.retry', () => ({ workflowId: ID, workOrderId: 'job' })],
   ['data.register', () => ({ workflowId: ID, items: [spec('late-data')] })],
   ['data.update', () => ({ ...parse('data.update', { dataId: 'raw', description: 'v2' }), observed: null })],
   ['data.validate', () => ({ workflowId: ID, dataId: 'raw', version: 1, observed: { exists: true, size: 1, checksum: null } })],
@@ -78,6 +79,7 @@ describe('a finished workflow (domain)', () => {
         [
           'workflow.start', 'workflow.complete', 'workflow.fail', 'workflow.cancel', 'workflow.progress',
           'step.add', 'objective.add', 'kpi.add', 'workOrder.create', 'workOrder.createMany', 'workOrder.cancel',
+          'workOrder.retry',
         ].sort(),
       );
       expect(documentedRefusals()).toEqual(refused.sort());

@@ -14,6 +14,7 @@ import { updateProgress } from '../workflows/progress.ts';
 import { carryOffers, schedule } from '../work/scheduler.ts';
 import { versionOf, type HubState } from './state.ts';
 import { addStep, completeStep, failStep, startStep } from '../workflows/steps.ts';
+import { retryOrder } from '../work/retry.ts';
 import { sweep } from '../work/sweep.ts';
 import { evictWorkflow } from '../workflows/archiving.ts';
 import { cancelOrder, cancelWorkflowOrders, createOrders, releaseWorkflowOrders } from '../work/work-orders.ts';
@@ -91,6 +92,7 @@ export const transitions = {
     version: versionOf(t.state, input.workflowId),
   }),
   'workOrder.cancel': (t: CommandContext, input: In<'workOrder.cancel'>) => cancelOrder(t, input),
+  'workOrder.retry': (t: CommandContext, input: In<'workOrder.retry'>) => retryOrder(t, input),
   /** data.register and data.registerMany, once the transport has looked at the files. */
   'data.register': (t: CommandContext, input: { workflowId: string; items: PreparedSpec[] }, actor: Actor) => ({
     items: registerReferences(t, input.workflowId, input.items, actor),

@@ -144,6 +144,11 @@ export function completeTask(t: CommandContext, input: CompleteInput, actor: Act
   return { version: versionOf(t.state, order.workflowId), state: order.state };
 }
 
+/** Attempts started since a control client last retried the order (all of them if it never did): what maxAttempts and the backoff count. */
+function attemptsSinceRetry(order: WorkOrder): number {
+  return order.attempts - (order.retried?.attempts ?? 0);
+}
+
 /** Exponential backoff before attempt n+1. */
 function backoff(t: CommandContext, attempts: number): number {
   return Math.min(t.ctx.settings.backoffMaxMs, t.ctx.settings.backoffBaseMs * 2 ** Math.max(0, attempts - 1));
@@ -163,15 +168,16 @@ export function failAttempt(t: CommandContext, order: WorkOrder, outcome: 'faile
   const reportedByAgent = outcome === 'failed';
   const attempt = order.attempt!;
   t.tx.effect({ type: 'attempt.failed', workflowId: order.workflowId, workOrderId: order.id, taskType: order.taskType, agentId: attempt.agentId, attempt: attempt.number, outcome, error });
-  if (!retryable || order.attempts >= order.maxAttempts) {
-    const why = retryable ? `failed after ${order.attempts} attempt(s): ${error}` : `failed (not retryable): ${error}`;
+  const spent = attemptsSinceRetry(order);
+  if (!retryable || spent >= order.maxAttempts) {
+    const why = retryable ? `failed after ${spent} attempt(s)${order.retried ? ' since its retry' : ''}: ${error}` : `failed (not retryable): ${error}`;
     endAttempt(t, order, outcome, { error, notifyAgent: !reportedByAgent });
     finishOrder(t, order, 'failed', { error: why });
     return;
   }
   endAttempt(t, order, outcome, { error, notifyAgent: !reportedByAgent });
   t.tx.set(order.workflowId, ['workOrders', order.id, 'error'], error);
-  const at = t.ctx.now + backoff(t, order.attempts);
+  const at = t.ctx.now + backoff(t, spent);
   queueOrder(t, order, at);
   t.tx.effect({ type: 'order.retrying', workflowId: order.workflowId, workOrderId: order.id, attempt: order.attempts + 1, at });
 }

@@ -56,7 +56,8 @@ export class OrderTally {
  * workflow's counts and progress are left to it.
  */
 export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrderState, tally?: OrderTally): void {
-  if (order.state === next) return;
+  const from = order.state;
+  if (from === next) return;
   const workflow = requireWorkflow(t.state, order.workflowId);
   const counts = workflow.workOrderCounts;
   const uncatalog = t.state.work.catalogs.moved(order, order.state, next);
@@ -68,7 +69,8 @@ export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrd
     t.tx.set(workflow.id, ['workOrderCounts', next], counts[next] + 1);
   }
   t.tx.assign(workflow.id, ['workOrders', order.id], { state: next, updatedAt: t.ctx.now });
-  if (!tally && FINAL_STATES.has(next)) followOrders(t, workflow);
+  // Leaving a final state too (a retried order): the share of finished orders moves either way.
+  if (!tally && (FINAL_STATES.has(next) || FINAL_STATES.has(from))) followOrders(t, workflow);
 }
 
 /** Puts an order in the queue now, or after `notBefore` when it is backing off. */
@@ -82,7 +84,7 @@ export function queueOrder(t: CommandContext, order: WorkOrder, notBefore: numbe
 }
 
 /** What an order's dependencies say: wait, go, or fail because of the named dependency. */
-function dependencyVerdict(workflow: Workflow, order: WorkOrder): { verdict: 'wait' } | { verdict: 'go' } | { verdict: 'fail'; because: WorkOrder } {
+export function dependencyVerdict(workflow: Workflow, order: WorkOrder): { verdict: 'wait' } | { verdict: 'go' } | { verdict: 'fail'; because: WorkOrder } {
   let waiting = false;
   for (const id of order.dependencies) {
     const dependency = workflow.workOrders[id]!;
@@ -96,8 +98,8 @@ function dependencyVerdict(workflow: Workflow, order: WorkOrder): { verdict: 'wa
   return waiting ? { verdict: 'wait' } : { verdict: 'go' };
 }
 
-/** Decides where a pending or blocked order goes now that its workflow runs or a dependency ended. */
-function release(t: CommandContext, workflow: Workflow, order: WorkOrder): void {
+/** Decides where a pending, blocked or retried order goes now that its workflow runs, a dependency ended or a control client retried it. */
+export function release(t: CommandContext, workflow: Workflow, order: WorkOrder): void {
   const decision = dependencyVerdict(workflow, order);
   if (decision.verdict === 'fail') return finishOrder(t, order, 'failed', { error: `dependency ${decision.because.id} ${decision.because.state}` });
   if (decision.verdict === 'wait') return setOrderState(t, order, 'blocked');
