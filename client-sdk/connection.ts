@@ -53,7 +53,7 @@ const UNSURE_KEPT = 10_000;
 const QUICK_CONTROL: ReadonlySet<string> = new Set([
   'workflow.create', 'workflow.start', 'workflow.complete', 'workflow.fail', 'workflow.cancel', 'workflow.progress',
   'step.add', 'step.start', 'step.complete', 'step.fail', 'objective.add', 'objective.update', 'kpi.add', 'kpi.record',
-  'workOrder.create', 'workOrder.createMany', 'workOrder.cancel', 'agent.update',
+  'workOrder.create', 'workOrder.createMany', 'workOrder.cancel', 'workOrder.retry', 'agent.update',
   'lineage.link',
 ]);
 

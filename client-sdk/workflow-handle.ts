@@ -186,6 +186,15 @@ export class WorkflowHandle {
   }
 
   /**
+   * Puts a failed work order back in the queue with a fresh budget of attempts (its history kept),
+   * or offers a queued one again to the agents that declined it; dependents are retried one by one.
+   * @example await wf.retryWorkOrder('render-7'); // failed for good, or declined by the one GPU agent
+   */
+  async retryWorkOrder(workOrderId: string, options?: RequestOptions): Promise<WorkOrder> {
+    return (await this.send('workOrder.retry', { workOrderId }, options)).item;
+  }
+
+  /**
    * auto_assign_work_orders(), for parity: runs an assignment pass and returns the current
    * assignments. Assignment is automatic, so nobody has to call this.
    */
