@@ -51,7 +51,7 @@ MAX_BATCH = 100
 QUICK_CONTROL = frozenset({
     "workflow.create", "workflow.start", "workflow.complete", "workflow.fail", "workflow.cancel", "workflow.progress",
     "step.add", "step.start", "step.complete", "step.fail", "objective.add", "objective.update", "kpi.add", "kpi.record",
-    "workOrder.create", "workOrder.createMany", "workOrder.cancel", "agent.update",
+    "workOrder.create", "workOrder.createMany", "workOrder.cancel", "workOrder.retry", "agent.update",
     "lineage.link",
 })
 #: Which requests of each namespace go with the others of their turn in one message.

@@ -163,6 +163,10 @@ class Workflow:
         """Cancels a work order; an agent running it is told to stop (its ctx.cancelled is set)."""
         return (await self._send("workOrder.cancel", fields({"work_order_id": work_order_id, "reason": reason}), timeout))["item"]  # type: ignore[no-any-return]
 
+    async def retry_work_order(self, work_order_id: str, *, timeout: float | None = None) -> JSON:
+        """Puts a failed work order back in the queue with a fresh budget of attempts, or offers a queued one again to the agents that declined it."""
+        return (await self._send("workOrder.retry", {"workOrderId": work_order_id}, timeout))["item"]  # type: ignore[no-any-return]
+
     async def auto_assign(self, *, timeout: float | None = None) -> list[JSON]:
         """auto_assign_work_orders(), for parity: runs an assignment pass and lists the current assignments."""
         return (await self._send("workflow.autoAssign", {}, timeout))["assigned"]  # type: ignore[no-any-return]

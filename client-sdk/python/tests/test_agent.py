@@ -109,6 +109,37 @@ async def test_a_non_retryable_error_fails_the_order_for_good(hub: Hub) -> None:
     assert order["error"] == "failed (not retryable): bad input"
 
 
+async def test_retry_work_order_runs_an_order_that_failed_for_good_again_once_and_refuses_a_completed_one(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("retried")
+    worker = await agent(hub, kind)
+    runs: list[int] = []
+
+    @worker.task(kind)
+    async def flaky(task: Task, ctx: TaskContext) -> str:
+        runs.append(task.attempt)
+        if len(runs) == 1:
+            raise NonRetryableError("upstream down")
+        return "done"
+
+    await worker.ready()
+    wf, mirror = await started(control, monitor, kind)
+    await wf.create_work_order(kind, id="job", max_attempts=1)
+    await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "failed")
+    retried = await wf.retry_work_order("job")
+    assert (retried["attempts"], retried["retried"]["attempts"], retried["endedAt"]) == (1, 1, None)
+    state = await mirror.until(lambda s, _: s["workOrders"]["job"]["state"] == "completed")
+    order = state["workOrders"]["job"]
+    assert (order["result"], [run["outcome"] for run in order["history"]], runs) == ("done", ["failed", "completed"], [1, 2])
+    assert (state["workOrderCounts"]["completed"], state["workOrderCounts"]["failed"]) == (1, 0)
+    with pytest.raises(HubError) as refused:
+        await wf.retry_work_order("job")
+    assert refused.value.code == "INVALID_TRANSITION"
+    with pytest.raises(HubError) as missing:
+        await wf.retry_work_order("nowhere")
+    assert missing.value.code == "NOT_FOUND"
+
+
 async def test_a_result_that_cannot_be_sent_fails_the_order_for_good(hub: Hub) -> None:
     async def count(task: Task, ctx: TaskContext) -> set[int]:
         return {1, 2}
