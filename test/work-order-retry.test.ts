@@ -37,6 +37,8 @@ describe('workOrder.retry', () => {
     expect(state.workOrderCounts).toMatchObject({ completed: 1, failed: 0, queued: 0, offered: 0, running: 0 });
     expect(state.agents['w']).toMatchObject({ assigned: 2, completed: 1, failed: 1 });
     expect((await client.getAgent('w')).stats).toMatchObject({ completed: 1, failed: 1 });
+    // Attempt 2 of the 2 it may start since the retry, not "2/1".
+    expect((await wf.report('markdown')).body).toContain('| job | t | completed | normal | 2/2 |');
     expect((await hubErrorOf(wf.retryWorkOrder('job'))).code).toBe('INVALID_TRANSITION');
     expect(runs).toBe(2);
   });

@@ -2,6 +2,7 @@ import type { WorkOrder } from '../../shared/schemas/work-order.ts';
 import { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import { NONE, byteSize, decimal, duration, isoTime, markdownText as md, percent } from './formatting.ts';
 import { HASH_DEFINITION } from './hashing.ts';
+import { lastAttempt } from '../../shared/attempt-budget.ts';
 import type { ReportModel } from './model.ts';
 
 /** One top-level part of the Markdown report; the HTML page renders them one by one. */
@@ -102,7 +103,7 @@ function workOrdersSection({ workOrders, workOrderStats: stats }: ReportModel): 
   }
   const rows = workOrders.items.map((o) => {
     const agent = agentOf(o);
-    return [md(o.id), md(o.taskType), o.state, o.priority, `${o.attempts}/${o.maxAttempts}`, agent === null ? NONE : md(agent), percent(o.progress)];
+    return [md(o.id), md(o.taskType), o.state, o.priority, `${o.attempts}/${lastAttempt(o)}`, agent === null ? NONE : md(agent), percent(o.progress)];
   });
   parts.push(table(['Work order', 'Task type', 'State', 'Priority', 'Attempts', 'Agent', 'Progress'], rows));
   return section('work-orders', 'Work orders', ...parts);

@@ -6,6 +6,7 @@ import type { OrdersView } from '../../../shared/schemas/views.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
 import { loadSparkline } from './charts.ts';
 import { percentText } from '../../../shared/percent-text.ts';
+import { lastAttempt } from '../../../shared/attempt-budget.ts';
 import { esc } from './escape.ts';
 import type { LoadTimelines } from './timeline.ts';
 
@@ -94,7 +95,7 @@ function orderRow(o: WorkOrder): string {
   const attempt = o.attempt?.number ?? o.attempts;
   const error = lastError(o);
   return `<tr data-work-order="${esc(o.id)}" data-state="${esc(o.state)}" data-progress="${o.progress}" data-attempt="${attempt}"><td title="${esc(o.id)}">${esc(o.id)}</td><td>${esc(o.taskType)}</td>
-    <td>${pill(o.state)}${o.waiting ? ` ${pill(o.waiting.reason, waitingFor(o.waiting))}` : ''}</td><td>${attempt ? `${attempt} / ${o.maxAttempts}` : '–'}</td><td>${esc(o.attempt?.agentId ?? o.history[o.history.length - 1]?.agentId ?? '')}</td><td>${bar(o.progress)}</td>
+    <td>${pill(o.state)}${o.waiting ? ` ${pill(o.waiting.reason, waitingFor(o.waiting))}` : ''}</td><td>${attempt ? `${attempt} / ${lastAttempt(o)}` : '–'}</td><td>${esc(o.attempt?.agentId ?? o.history[o.history.length - 1]?.agentId ?? '')}</td><td>${bar(o.progress)}</td>
     <td title="${esc(o.message ?? '')}">${esc(o.message ?? '')}</td><td class="error${o.state === 'completed' ? ' past' : ''}" title="${esc(error)}">${esc(error)}</td></tr>`;
 }
 
