@@ -36,6 +36,11 @@ export function logNotices(log: Logger, effects: readonly Effect[]): void {
       case 'order.retrying':
         log.info({ workflowId: effect.workflowId, workOrderId: effect.workOrderId, attempt: effect.attempt, retryAt: iso(effect.at) }, 'work order will be retried');
         break;
+      case 'order.requeued': {
+        const { workflowId, workOrderId, was, attempts, by } = effect;
+        log.info({ workflowId, workOrderId, was, attempts, by }, 'work order retried by a control client');
+        break;
+      }
       case 'order.deadLettered': {
         const { workflowId, workOrderId, taskType, attempts, error } = effect;
         log.warn({ workflowId, workOrderId, taskType, attempts, error }, 'work order failed for good (dead-lettered)');

@@ -4,6 +4,7 @@ import { contractJsonSchema } from '../shared/json-schema.ts';
 import type { Actor } from '../server/domain/machinery/actor.ts';
 import { agent, control, crashCopy, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { hubErrorOf } from './helpers/errors.ts';
+import { LEVEL, logRecorder } from './helpers/log-recorder.ts';
 import { rawAgent, rawAgentOnStartedWorkflow, refOf } from './helpers/raw-agent.ts';
 import { connectRaw } from './helpers/raw-socket.ts';
 import { untilOrder, untilWorkflow } from './helpers/wait.ts';
@@ -60,6 +61,22 @@ describe('workOrder.retry', () => {
     const summary = await wf.summary();
     expect(summary.unservable).toBe(0);
     expect(summary.workOrderCounts).toMatchObject({ completed: 1, queued: 0 });
+  });
+
+  it('tells the operator log who retried which order, once per retry that changed something', async () => {
+    const log = logRecorder();
+    const hub = await startHub({}, { logger: log.logger });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'logged retries' });
+    await wf.start();
+    await wf.createWorkOrder({ id: 'job', taskType: 'nobody' });
+    await wf.retryWorkOrder('job'); // queued, nothing holding it back: nothing to log
+    const worker = await rawAgent(hub.url, 'a', ['nobody']);
+    (await worker.nextOffer()).ack({ accept: false, reason: 'not mine' });
+    await untilWorkflow(hub, wf.id, (w) => w.workOrders['job']?.declinedBy.length === 1, 'the decline');
+    await wf.retryWorkOrder('job');
+    const logged = log.find('work order retried by a control client');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ level: LEVEL.info, workflowId: wf.id, workOrderId: 'job', was: 'queued', attempts: 0, by: 'test-admin' });
   });
 
   it('refuses with a clear code and changes nothing: a running order, a completed one, an unknown one, a dependent of a failed order', async () => {

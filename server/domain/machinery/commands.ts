@@ -92,7 +92,7 @@ export const transitions = {
     version: versionOf(t.state, input.workflowId),
   }),
   'workOrder.cancel': (t: CommandContext, input: In<'workOrder.cancel'>) => cancelOrder(t, input),
-  'workOrder.retry': (t: CommandContext, input: In<'workOrder.retry'>) => retryOrder(t, input),
+  'workOrder.retry': (t: CommandContext, input: In<'workOrder.retry'>, actor: Actor) => retryOrder(t, input, actor),
   /** data.register and data.registerMany, once the transport has looked at the files. */
   'data.register': (t: CommandContext, input: { workflowId: string; items: PreparedSpec[] }, actor: Actor) => ({
     items: registerReferences(t, input.workflowId, input.items, actor),

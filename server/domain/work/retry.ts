@@ -2,6 +2,7 @@ import { HubError } from '../../../shared/errors.ts';
 import type { ParsedRequestOf } from '../../../shared/contract.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import type { Actor } from '../machinery/actor.ts';
 import { requireOpen, requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { versionOf } from '../machinery/state.ts';
 import { touch } from '../workflows/workflows.ts';
@@ -40,28 +41,30 @@ function requeueFailed(t: CommandContext, workflow: Workflow, order: WorkOrder):
   // firstQueuedAt null: the overall timeout runs again from when it is queued, as for a new order.
   t.tx.assign(workflow.id, ['workOrders', order.id], { endedAt: null, firstQueuedAt: null, declinedBy: [], retried: { at: t.ctx.now, attempts: order.attempts } });
   release(t, workflow, order);
-  touch(t, workflow.id);
 }
 
 /**
  * A queued order is offered again to the agents that declined it or let its offer lapse, and now:
  * a retry's backoff it waits out ends. One held back by neither is left as it is.
  */
-function offerAgain(t: CommandContext, order: WorkOrder): void {
-  if (order.declinedBy.length === 0 && order.notBefore === null) return;
+function offerAgain(t: CommandContext, order: WorkOrder): boolean {
+  if (order.declinedBy.length === 0 && order.notBefore === null) return false;
   t.tx.set(order.workflowId, ['workOrders', order.id, 'declinedBy'], []);
   // Filed anew: its queue entry holds the declines it was queued with.
   queueOrder(t, order);
-  touch(t, order.workflowId);
+  return true;
 }
 
 /** workOrder.retry: a failed order back in the queue, or a queued one offered again; anything else is INVALID_TRANSITION. */
-export function retryOrder(t: CommandContext, input: ParsedRequestOf<'control', 'workOrder.retry'>) {
+export function retryOrder(t: CommandContext, input: ParsedRequestOf<'control', 'workOrder.retry'>, actor: Actor) {
   const workflow = requireWorkflow(t.state, input.workflowId);
   requireOpen(workflow, 'retry work orders');
   const order = requireOrder(workflow, input.workOrderId);
-  if (order.state === 'failed') requeueFailed(t, workflow, order);
-  else if (order.state === 'queued') offerAgain(t, order);
-  else throw new HubError('INVALID_TRANSITION', `work order ${order.id} is ${order.state}: only a failed or a queued order can be retried`);
+  const was = order.state;
+  if (was === 'failed') requeueFailed(t, workflow, order);
+  else if (was !== 'queued') throw new HubError('INVALID_TRANSITION', `work order ${order.id} is ${was}: only a failed or a queued order can be retried`);
+  else if (!offerAgain(t, order)) return { version: versionOf(t.state, workflow.id), item: order };
+  touch(t, workflow.id);
+  t.tx.effect({ type: 'order.requeued', workflowId: workflow.id, workOrderId: order.id, was, attempts: order.attempts, by: actor.name });
   return { version: versionOf(t.state, workflow.id), item: order };
 }
