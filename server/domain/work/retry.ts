@@ -17,7 +17,7 @@ import { dependencyVerdict, queueOrder, release, requireOrder } from './work-ord
  * (unless it continues on dependency failure), or, once its dependencies are done, an input that
  * does not exist. Otherwise release() would fail it again at once.
  */
-export function retryRefusal(workflow: Workflow, order: WorkOrder): HubError | undefined {
+function retryRefusal(workflow: Workflow, order: WorkOrder): HubError | undefined {
   const decision = dependencyVerdict(workflow, order);
   if (decision.verdict === 'fail') {
     const { id, state } = decision.because;
