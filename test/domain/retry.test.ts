@@ -60,6 +60,8 @@ describe('workOrder.retry (domain)', () => {
     const { reply } = d.run('workOrder.retry', { workflowId, workOrderId: 'job' });
     expect(reply.item).toMatchObject({ state: 'offered', attempts: 2, endedAt: null, retried: { at: d.state.workflows.get(workflowId)!.updatedAt, attempts: 2 }, attempt: { number: 3, agentId: 'w' } });
     expect(reply.item.history.map((run) => run.number)).toEqual([1, 2]);
+    // It waits from the retry, as a new order does: aged from its first queueing, it would jump every priority.
+    expect(reply.item.queuedAt).toBe(reply.item.retried!.at);
     expect(d.state.workflows.get(workflowId)!.orderProgress).not.toBe(progressBefore);
     expect(counts(d, workflowId).kept).toEqual(counts(d, workflowId).recounted);
     // Its overall timeout runs again from the retry: the old one ran out long ago.

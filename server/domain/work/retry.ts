@@ -32,14 +32,15 @@ function retryRefusal(workflow: Workflow, order: WorkOrder): HubError | undefine
 
 /**
  * A failed order goes back (queued, or blocked while a dependency is unfinished) with a fresh
- * budget of maxAttempts attempts and a fresh overall timeout; its history, attempt numbers,
- * checkpoint and place in the queue are kept, its declines forgotten.
+ * budget of maxAttempts attempts and a fresh overall timeout, waiting from now as a new order does;
+ * its history, attempt numbers and checkpoint are kept, its declines forgotten.
  */
 function requeueFailed(t: CommandContext, workflow: Workflow, order: WorkOrder): void {
   const refusal = retryRefusal(workflow, order);
   if (refusal) throw refusal;
-  // firstQueuedAt null: the overall timeout runs again from when it is queued, as for a new order.
-  t.tx.assign(workflow.id, ['workOrders', order.id], { endedAt: null, firstQueuedAt: null, declinedBy: [], retried: { at: t.ctx.now, attempts: order.attempts } });
+  // Null: the overall timeout runs again from when it is queued, and it waits from then, as a new
+  // order does (kept, a day-old order would be aged past every priority and jump the queue).
+  t.tx.assign(workflow.id, ['workOrders', order.id], { endedAt: null, firstQueuedAt: null, queuedAt: null, declinedBy: [], retried: { at: t.ctx.now, attempts: order.attempts } });
   release(t, workflow, order);
 }
 
