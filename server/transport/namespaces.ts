@@ -10,7 +10,7 @@ import { sendingPage, type AddressOf } from './client-address.ts';
 import { dropConnection, pauseReading, trackBacklog, unreadBytes } from './backlog.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { refusalLevel } from './login-throttle.ts';
-import { validationError } from './validation.ts';
+import { checkPayload } from './validation.ts';
 
 /** Who is on the other end of a socket. */
 export interface Session {
@@ -210,8 +210,8 @@ export function bindNamespace<N extends NamespaceName>(
     if (!session.limiter.take()) return done(RATE_LIMITED);
     const spec = Object.hasOwn(specs, event) ? specs[event] : undefined;
     if (!spec) return done({ ok: false, error: { code: 'VALIDATION', message: `unknown event ${String(event).slice(0, 100)} on ${nsp.name}` } });
-    const parsed = spec.request.safeParse(payload);
-    if (!parsed.success) return done({ ok: false, error: validationError(`${event} payload`, parsed.error).toJSON() });
+    const parsed = checkPayload(`${event} payload`, spec.request, payload);
+    if (!parsed.ok) return done({ ok: false, error: parsed.error.toJSON() });
     let result: unknown;
     try {
       result = table[event]!(parsed.data, session, socket);
@@ -227,11 +227,11 @@ export function bindNamespace<N extends NamespaceName>(
 
   /** The requests of a batch, each served as if sent alone and in order; `done` gets their envelopes together once all are answered. */
   function serveBatch(payload: unknown, session: Session, socket: Socket, done: Answer, order: BatchOrder): void {
-    const parsed = BatchRequest.safeParse(payload);
-    if (!parsed.success) {
+    const parsed = checkPayload(`${BATCH_EVENT} payload`, BatchRequest, payload);
+    if (!parsed.ok) {
       // A malformed batch runs none of its requests, but costs a token as any malformed request does.
       session.limiter.take();
-      return done({ ok: false, error: validationError(`${BATCH_EVENT} payload`, parsed.error).toJSON() });
+      return done({ ok: false, error: parsed.error.toJSON() });
     }
     const entries = parsed.data;
     const replies: Ack<unknown>[] = new Array(entries.length);
