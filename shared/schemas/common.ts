@@ -38,45 +38,66 @@ export const Id = unreserved(
 ).meta({ pattern: `^(?!(?:${RESERVED_ALTERNATIVES})$)[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$` });
 export type Id = z.infer<typeof Id>;
 
-/**
- * Refuses an own `__proto__` key (JSON.parse makes one) before zod's record parsing, which
- * skips that key without a word; every other reserved key meets the record's key schema.
- */
-function refuseProtoKey<T>(value: T, ctx: z.RefinementCtx): T {
-  if (value !== null && typeof value === 'object' && Object.hasOwn(value, '__proto__')) {
-    ctx.addIssue({ code: 'custom', message: RESERVED, path: ['__proto__'], input: value });
-  }
-  return value;
-}
+/** Issues a keyed record's check lists at most: the hub's answers list no more (MAX_ISSUES). */
+const MAX_RECORD_ISSUES = 100;
 
 /**
  * A record keyed by client-chosen names: `key` should be keyName or Id, and `__proto__` is refused
- * too. Give it a default with `.prefault({})`: the JSON Schema drops a `.default` behind a preprocess.
+ * too. With `bound`, its size as JSON is bounded too (see boundedJson). Give it a default with
+ * `.prefault({})`: the JSON Schema drops a `.default` behind a preprocess.
  */
-export function keyedRecord<K extends z.ZodType<string>, V extends z.ZodType>(key: K, value: V) {
+export function keyedRecord<K extends z.ZodType<string>, V extends z.ZodType>(key: K, value: V, bound?: { maxBytes: number; label: string }) {
   const record = z.record(key, value);
+  // zod's compiled fast path: a few times cheaper per entry than its parser, which it falls back to
+  // for a value it refuses (the record's own parse, not this check, decides what is accepted).
+  const fast = { key: z.compile(key), value: z.compile(value) };
   return z
-    .preprocess((input: z.input<typeof record>, ctx) => refuseSameKeys(key, refuseProtoKey(input, ctx), ctx), record)
+    .preprocess((input: z.input<typeof record>, ctx) => checkEntries(fast.key, fast.value, bound, input, ctx), record)
     .meta({ description: 'Keys are names as the hub keeps them: two keys that are the same once trimmed are refused, as is __proto__.' });
 }
 
 /**
- * Refuses two keys that the key schema makes one (keyName trims: `"a"` and `" a"`), where the
- * record's parse would keep the last value and drop the other without a word.
+ * Checks a keyed record's entries before zod's record parse, which goes through every entry
+ * whatever it finds: a record of 100,000 wrong keys or values under maxHttpBufferSize held the
+ * hub's loop for a second. Stops at the first MAX_RECORD_ISSUES issues (an issue here ends the
+ * parse). Refuses an own `__proto__` key (JSON.parse makes one), which the record parse skips
+ * without a word, and two keys that the key schema makes one (keyName trims: `"a"` and `" a"`),
+ * where the record parse would keep the last value and drop the other.
  */
-function refuseSameKeys<T>(key: z.ZodType<string>, value: T, ctx: z.RefinementCtx): T {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+function checkEntries<T>(key: z.ZodType<string>, value: z.ZodType, bound: { maxBytes: number; label: string } | undefined, input: T, ctx: z.RefinementCtx): T {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return input;
+  if (Object.hasOwn(input, '__proto__')) {
+    ctx.addIssue({ code: 'custom', message: RESERVED, path: ['__proto__'], input });
+    return input;
+  }
+  // Its size first: a 1 MB record over a 16 KB bound is refused before its keys are parsed. Its keys
+  // are measured trimmed, as the record keeps them.
+  if (bound && !jsonWithin(bound.maxBytes, bound.label, true)(input, ctx)) return input;
+  let issues = 0;
   const seen = new Map<string, string>();
-  for (const name of Object.keys(value)) {
+  for (const name of Object.keys(input)) {
+    const item = (input as Record<string, unknown>)[name];
     const parsed = key.safeParse(name);
-    if (!parsed.success) continue;
+    if (!parsed.success) {
+      ctx.addIssue({ code: 'custom', message: 'Invalid key in record', path: [name], input });
+      if (++issues >= MAX_RECORD_ISSUES) break;
+      continue;
+    }
     const earlier = seen.get(parsed.data);
     if (earlier !== undefined) {
-      ctx.addIssue({ code: 'custom', message: `keys ${JSON.stringify(earlier)} and ${JSON.stringify(name)} are the same key once trimmed`, path: [name], input: value });
+      ctx.addIssue({ code: 'custom', message: `keys ${JSON.stringify(earlier)} and ${JSON.stringify(name)} are the same key once trimmed`, path: [name], input });
+      if (++issues >= MAX_RECORD_ISSUES) break;
     }
     seen.set(parsed.data, name);
+    const checked = value.safeParse(item);
+    if (checked.success) continue;
+    for (const issue of checked.error.issues) {
+      ctx.addIssue({ code: 'custom', message: issue.message, path: [name, ...issue.path], input });
+      if (++issues >= MAX_RECORD_ISSUES) break;
+    }
+    if (issues >= MAX_RECORD_ISSUES) break;
   }
-  return value;
+  return input;
 }
 
 /** Milliseconds since the Unix epoch, as the hub's clock saw it. */
@@ -124,8 +145,9 @@ export function jsonStringBytes(text: string): number {
 /**
  * Measures a JSON value: takes its serialised size in UTF-8 bytes (as JSON.stringify writes it)
  * from `budget`, stopping once that is spent, and checks its nesting depth; or says why it is not JSON.
+ * With `trimKeys`, the keys of the value itself count trimmed (not those of the values it holds).
  */
-function measureJson(value: unknown, depth: number, budget: { bytes: number }): string | null {
+function measureJson(value: unknown, depth: number, budget: { bytes: number }, trimKeys = false): string | null {
   // `depth` is how many arrays and objects hold this value: one more array or object is a level past the bound.
   const tooDeep = depth >= MAX_DEPTH ? `nesting deeper than ${MAX_DEPTH} levels of arrays and objects` : null;
   if (value === null || value === true) {
@@ -150,30 +172,36 @@ function measureJson(value: unknown, depth: number, budget: { bytes: number }): 
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) return 'only plain JSON objects are allowed';
     if (tooDeep) return tooDeep;
-    const entries = Object.entries(value);
-    budget.bytes -= entries.length === 0 ? 2 : entries.length + 1;
-    for (const [key, item] of entries) {
+    // The braces, then a comma before each entry but the first; for-in, not Object.entries: that
+    // would copy every entry of a wide object before the budget is spent.
+    budget.bytes -= 1;
+    let first = true;
+    for (const key in value) {
       if (key === '__proto__') return 'the key __proto__ is not allowed';
-      // The key and its colon.
-      budget.bytes -= jsonStringBytes(key) + 1;
-      const problem = measureJson(item, depth + 1, budget);
+      // The key and its colon, and a comma before it or the closing brace after the first.
+      budget.bytes -= jsonStringBytes(trimKeys ? key.trim() : key) + 2;
+      first = false;
+      const problem = measureJson((value as Record<string, unknown>)[key], depth + 1, budget);
       if (problem) return problem;
       if (budget.bytes < 0) return null;
     }
+    if (first) budget.bytes -= 1;
   } else {
     return `${typeof value} is not a JSON value`;
   }
   return null;
 }
 
-/** A zod refinement that bounds a JSON value's size and depth and rejects what is not JSON. */
-function jsonWithin(maxBytes: number, label: string) {
-  return (value: unknown, ctx: z.RefinementCtx) => {
-    if (value === undefined) return;
+/** A zod refinement that bounds a JSON value's size and depth and rejects what is not JSON; true when the value passed. */
+function jsonWithin(maxBytes: number, label: string, trimKeys = false) {
+  return (value: unknown, ctx: z.RefinementCtx): boolean => {
+    if (value === undefined) return true;
     const budget = { bytes: maxBytes };
-    const problem = measureJson(value, 0, budget);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    else if (budget.bytes < 0) ctx.addIssue({ code: 'custom', message: `${label} larger than ${maxBytes} bytes` });
+    const problem = measureJson(value, 0, budget, trimKeys) ?? (budget.bytes < 0 ? `${label} larger than ${maxBytes} bytes` : null);
+    if (problem === null) return true;
+    // continue: false, so that an array of such values stops at the first (see checkPayload).
+    ctx.addIssue({ code: 'custom', message: problem, input: value, continue: false });
+    return false;
   };
 }
 
@@ -181,12 +209,12 @@ function jsonWithin(maxBytes: number, label: string) {
 export function boundedJson(maxBytes: number, label = 'value') {
   return z
     .unknown()
-    .superRefine(jsonWithin(maxBytes, label))
+    .superRefine((value, ctx) => void jsonWithin(maxBytes, label)(value, ctx))
     .meta({ description: `Any JSON value up to ${maxBytes} bytes as JSON (UTF-8), nested at most ${MAX_DEPTH} levels of arrays and objects.` });
 }
 
 /** Free metadata: a JSON object up to 16 KiB. */
-export const Metadata = keyedRecord(keyName(200), z.unknown()).superRefine(jsonWithin(16_384, 'metadata'));
+export const Metadata = keyedRecord(keyName(200), z.unknown(), { maxBytes: 16_384, label: 'metadata' });
 export type Metadata = z.infer<typeof Metadata>;
 
 /** The attempt an agent's message is about; the token proves it still holds the work. */
