@@ -50,9 +50,15 @@ export function keyedRecord<K extends z.ZodType<string>, V extends z.ZodType>(ke
   const record = z.record(key, value);
   // zod's compiled fast path: a few times cheaper per entry than its parser, which it falls back to
   // for a value it refuses (the record's own parse, not this check, decides what is accepted).
-  const fast = { key: z.compile(key), value: z.compile(value) };
+  // Compiled at first use, not at import: the SDK, in a browser too, imports the schemas but parses
+  // nothing, and a strict CSP reports every `new Function`.
+  let fast: { key: z.ZodType<string>; value: z.ZodType } | undefined;
+  const compiled = () => (z.config().jitless ? { key, value } : { key: z.compile(key), value: z.compile(value) });
   return z
-    .preprocess((input: z.input<typeof record>, ctx) => checkEntries(fast.key, fast.value, bound, input, ctx), record)
+    .preprocess((input: z.input<typeof record>, ctx) => {
+      fast ??= compiled();
+      return checkEntries(fast.key, fast.value, bound, input, ctx);
+    }, record)
     .meta({ description: 'Keys are names as the hub keeps them: two keys that are the same once trimmed are refused, as is __proto__.' });
 }
 
