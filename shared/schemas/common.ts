@@ -85,7 +85,8 @@ function checkEntries<T>(key: z.ZodType<string>, value: z.ZodType, bound: { maxB
     const item = (input as Record<string, unknown>)[name];
     const parsed = key.safeParse(name);
     if (!parsed.success) {
-      ctx.addIssue({ code: 'custom', message: 'Invalid key in record', path: [name], input });
+      // zod's own words for it, with why (which zod kept nested, out of the answer).
+      ctx.addIssue({ code: 'custom', message: `Invalid key in record: ${parsed.error.issues[0]?.message ?? 'refused'}`, path: [name], input });
       if (++issues >= MAX_RECORD_ISSUES) break;
       continue;
     }
