@@ -165,6 +165,8 @@ class Connection:
         self._disconnect_listeners: list[Callable[[], None]] = []
         self._gone_listeners: list[Callable[[], None]] = []
         self._ever_connected = False
+        #: How many times the connection dropped: equal before and after, one connection served both (a transfer is its own).
+        self.drops = 0
         self.closed = False
         #: True once the hub closed this connection on purpose: it will not reconnect.
         self.gone = False
@@ -378,6 +380,7 @@ class Connection:
             self._failover.unreachable()
 
     async def _on_disconnect(self) -> None:
+        self.drops += 1
         self._up.clear()
         self._down.set()
         error = HubError("DISCONNECTED", f"the connection to the hub at {self.url} dropped before the answer; the request may or may not have taken effect")

@@ -218,53 +218,65 @@ class MonitorClient(ClosesOnExit):
         self._hold(key)
         try:
             if doc is None:
-                # Each mirror resumes from its own version and epoch: a catch-up that failed half way left some in a newer epoch.
-                held: dict[str, Mirror | None] = dict(self._mirrors)
-                names = [name for name in held if name in self._views] if self._follow_all else list(held)
-                # One that fails does not keep the others from catching up; the first failure is raised (and all tried again) after.
-                failed: HubError | None = None
-                if self._follow_all:
-                    epoch = self._latest_epoch
-                    resumes = {name: _resume_of(mirror) for name, mirror in held.items() if name not in self._views}
-                    docs = {name: r["version"] for name, r in resumes.items() if r and r["epoch"] == epoch}
-                    # Left out before the request: one left out meanwhile may be a workflow created since the answer was built.
-                    left_before = set(self._left_out)
-                    reply = await self.connection.request("subscribeAll", {"versions": docs} if epoch is None else {"versions": docs, "epoch": epoch})
-                    if reply["docs"]:
-                        self._follow_all_epoch = reply["docs"][0]["epoch"]
-                    # One the answer lacks left memory (archived, deleted) and sends none: forgotten, as the hub forgets it.
-                    self._left_out -= left_before - {subscription["doc"] for subscription in reply["docs"]}
-                    # subscribeAll follows everything again on the hub: what was unsubscribed from is said again, or its patches would come.
-                    await asyncio.gather(*(self.connection.request("unsubscribe", {"doc": doc}) for doc in self._left_out), return_exceptions=True)
-                    alone = []
-                    for subscription in reply["docs"]:
-                        if subscription["doc"] in self._left_out:
-                            continue
-                        try:
-                            await self._catch_up(subscription, self._mirrors.get(subscription["doc"]))
-                        except HubError as error:
-                            # Its snapshot's transfer went before we read it (a connection holds 64, the hub 1 GB, each a
-                            # minute): asking for everything again would lose the same ones, so each is asked for alone.
-                            if error.code == "NOT_FOUND":
-                                alone.append(subscription["doc"])
-                            else:
-                                failed = failed or error
-                    for name in alone:
-                        held[name] = self._mirrors.get(name)
-                    # Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
-                    answered = {subscription["doc"] for subscription in reply["docs"]}
-                    names = alone + names + [name for name in held if name not in self._views and name not in answered]
-                for name in names:
-                    try:
-                        await self._catch_up_or_forget(name, held[name])
-                    except HubError as error:
-                        failed = failed or error
-                if failed is not None:
-                    raise failed
+                await self._catch_up_all()
             else:
                 await self._catch_up_or_forget(doc, self._mirrors.get(doc))
         finally:
             self._replay(key)
+
+    async def _catch_up_all(self) -> None:
+        """Catches up every mirror held and, following everything, every document the hub has (one subscribeAll)."""
+        # Each mirror resumes from its own version and epoch: a catch-up that failed half way left some in a newer epoch.
+        held: dict[str, Mirror | None] = dict(self._mirrors)
+        names = [name for name in held if name in self._views] if self._follow_all else list(held)
+        # One that fails does not keep the others from catching up; the first failure is raised (and all tried again) after.
+        failed: HubError | None = None
+        if self._follow_all:
+            epoch = self._latest_epoch
+            resumes = {name: _resume_of(mirror) for name, mirror in held.items() if name not in self._views}
+            docs = {name: r["version"] for name, r in resumes.items() if r and r["epoch"] == epoch}
+            # Left out before the request: one left out meanwhile may be a workflow created since the answer was built.
+            left_before = set(self._left_out)
+            reply = await self.connection.request("subscribeAll", {"versions": docs} if epoch is None else {"versions": docs, "epoch": epoch})
+            answered_on = self.connection.drops
+            if reply["docs"]:
+                self._follow_all_epoch = reply["docs"][0]["epoch"]
+            # One the answer lacks left memory (archived, deleted) and sends none: forgotten, as the hub forgets it.
+            self._left_out -= left_before - {subscription["doc"] for subscription in reply["docs"]}
+            # subscribeAll follows everything again on the hub: what was unsubscribed from is said again, or its patches would come.
+            await asyncio.gather(*(self.connection.request("unsubscribe", {"doc": doc}) for doc in self._left_out), return_exceptions=True)
+            alone = []
+            for subscription in reply["docs"]:
+                if subscription["doc"] in self._left_out:
+                    continue
+                # A transfer is read on the connection it was offered to alone: after a drop each read would wait for the next
+                # connection, be NOT_FOUND there and its document asked for alone, one by one. Everything is asked for again at once.
+                transfer = subscription.get("mode") == "snapshot" and subscription.get("transfer") is not None
+                if transfer and self.connection.drops != answered_on:
+                    return await self._catch_up_all()
+                try:
+                    await self._catch_up(subscription, self._mirrors.get(subscription["doc"]))
+                except HubError as error:
+                    if transfer and self.connection.drops != answered_on:
+                        return await self._catch_up_all()  # the read itself met the drop (DISCONNECTED)
+                    # Its snapshot's transfer went before we read it (a connection holds 64, the hub 1 GB, each a
+                    # minute): asking for everything again would lose the same ones, so each is asked for alone.
+                    if error.code == "NOT_FOUND":
+                        alone.append(subscription["doc"])
+                    else:
+                        failed = failed or error
+            for name in alone:
+                held[name] = self._mirrors.get(name)
+            # Held but not in the answer (archived meanwhile, or gone): each is asked for alone.
+            answered = {subscription["doc"] for subscription in reply["docs"]}
+            names = alone + names + [name for name in held if name not in self._views and name not in answered]
+        for name in names:
+            try:
+                await self._catch_up_or_forget(name, held[name])
+            except HubError as error:
+                failed = failed or error
+        if failed is not None:
+            raise failed
 
     async def _once_more(self, running: asyncio.Future[None], key: str, doc: str | None) -> None:
         await running

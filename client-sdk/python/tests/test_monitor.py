@@ -428,3 +428,36 @@ async def test_a_resume_says_no_unsubscribe_again_for_documents_let_go_under_sub
     await live.start()
     await monitor.summary(live.id)
     assert live.id not in monitor.docs
+
+
+async def test_subscribe_all_asks_for_everything_again_at_once_when_the_connection_drops_while_it_reads_the_snapshots(own_hub: Hub) -> None:
+    control, monitor = await clients(own_hub)
+    blob = "x" * 250_000
+    ids = []
+    for w in range(3):
+        wf = await control.create_workflow(f"over 1 MB {w}: its snapshot comes as a transfer")
+        await wf.create_work_orders([{"id": f"o{i}", "task_type": "nobody-serves-this", "input": blob} for i in range(3)])
+        await wf.create_work_orders([{"id": f"o{i}", "task_type": "nobody-serves-this", "input": blob} for i in range(3, 5)])
+        ids.append(wf.id)
+    request = monitor.connection.request
+    sent: list[str] = []
+    reads: list[dict[str, Any]] = []
+
+    async def dropping_after_the_first_read(event: str, payload: dict[str, Any], timeout: float | None = None) -> Any:
+        sent.append(event)
+        try:
+            return await request(event, payload, timeout)
+        except HubError as error:
+            sent.append(f"{event} {error.code}")
+            raise
+        finally:
+            # The first snapshot read, the connection drops: the answer's other transfers were that connection's.
+            if event == "transfer.read" and not reads:
+                reads.append(payload)
+                await drop(monitor.connection)
+
+    monitor.connection.request = dropping_after_the_first_read  # type: ignore[method-assign]
+    mirrors = await monitor.subscribe_all()
+    assert all(len(mirrors[id_].state["workOrders"]) == 5 for id_ in ids)
+    assert [event for event in sent if event.endswith("NOT_FOUND") or event == "subscribe"] == []
+    assert sent.count("subscribeAll") >= 2
