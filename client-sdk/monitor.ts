@@ -362,10 +362,13 @@ export class MonitorClient {
         if (this.leftOut.has(subscription.doc)) continue;
         // A transfer is read on the connection it was offered to alone: after a drop each read would wait for the next
         // connection, be NOT_FOUND there and its document asked for alone, one by one. Everything is asked for again at once.
-        if (subscription.mode === 'snapshot' && subscription.transfer && this.connection.socket.id !== answeredOn) return this.catchUpNow(undefined);
+        const transfer = subscription.mode === 'snapshot' && subscription.transfer !== undefined;
+        if (transfer && this.connection.socket.id !== answeredOn) return this.catchUpNow(undefined);
         try {
           await this.catchUp(subscription, this.mirrors.get(subscription.doc));
         } catch (error) {
+          // The read itself met the drop (DISCONNECTED): thrown after the last snapshot, it failed subscribeAll().
+          if (transfer && this.connection.socket.id !== answeredOn) return this.catchUpNow(undefined);
           // Its snapshot's transfer went before we read it (a connection holds 64, the hub 1 GB, each a minute): asking
           // for everything again would lose the same ones, so each is asked for alone.
           if (error instanceof HubError && error.code === 'NOT_FOUND') alone.push(subscription.doc);

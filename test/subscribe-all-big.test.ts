@@ -82,6 +82,31 @@ describe('subscribeAll to many big workflows', () => {
     expect(sent.filter((event) => event === 'subscribeAll')).toHaveLength(2);
   });
 
+  it('asks for everything again when the connection drops during the read of its last snapshot, and does not fail', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'over 1 MB: its snapshot comes as a transfer' });
+    const input = 'x'.repeat(250_000);
+    await wf.createWorkOrders([0, 1, 2].map((i) => ({ id: `o${i}`, taskType: 'nobody-serves-this', input })));
+    await wf.createWorkOrders([3, 4].map((i) => ({ id: `o${i}`, taskType: 'nobody-serves-this', input })));
+    const watcher = await monitor(hub);
+    const sent: string[] = [];
+    const request = watcher.connection.request.bind(watcher.connection);
+    watcher.connection.request = ((...args: Parameters<typeof request>) => {
+      sent.push(args[0]);
+      return request(...args);
+    }) as typeof request;
+    // The read goes out, and the connection drops before its answer: the read fails DISCONNECTED, and no snapshot is left to read.
+    let armed = true;
+    watcher.connection.socket.onAnyOutgoing((event) => {
+      if (event !== 'transfer.read' || !armed) return;
+      armed = false;
+      queueMicrotask(() => watcher.connection.socket.io.engine.close());
+    });
+    const mirrors = await watcher.subscribeAll();
+    expect(Object.keys((mirrors.get(wf.id)?.state as Workflow | undefined)?.workOrders ?? {})).toHaveLength(5);
+    expect(sent.filter((event) => event === 'subscribeAll')).toHaveLength(2);
+  });
+
   it('answers others while its answer is built, and a change made meanwhile reaches the mirrors', async () => {
     const hub = await startHub();
     const client = await control(hub);
