@@ -1,7 +1,7 @@
 import { HubError } from '../shared/errors.ts';
 import { applyPatchAtomic } from '../shared/patch.ts';
 import type { Agent } from '../shared/schemas/agent.ts';
-import type { PatchMessage, Subscription } from '../shared/schemas/monitor.ts';
+import type { PatchMessage, ResyncNotice, Subscription } from '../shared/schemas/monitor.ts';
 import type { Report, ReportFormat } from '../shared/schemas/report.ts';
 import type { WorkflowSummary } from '../shared/schemas/summary.ts';
 import { viewName, type OrdersView, type SummaryView, type ViewSpecInput } from '../shared/schemas/views.ts';
@@ -151,7 +151,12 @@ export class MonitorClient {
   constructor(readonly connection: Connection<'monitor'>) {
     const socket = connection.socket;
     socket.on('patch', (message: PatchMessage) => this.onPatch(message));
-    socket.on('resync', (notice: { doc: string }) => void this.resync(notice.doc === '*' ? undefined : notice.doc).catch(() => this.resyncUntilDone()));
+    socket.on('resync', (notice: ResyncNotice) => {
+      // Following everything, every deleted workflow is told: one neither held nor being subscribed to would cost a subscribe
+      // answered NOT_FOUND, per workflow a prune deleted. (A workflow made anew with its id comes as any new one, by patch.)
+      if (notice.deleted && !this.mirrors.has(notice.doc) && !this.running.has(notice.doc) && !this.running.has('*')) return;
+      void this.resync(notice.doc === '*' ? undefined : notice.doc).catch(() => this.resyncUntilDone());
+    });
     // Connected now: every later 'connect' is a reconnect, after which subscriptions resume.
     socket.on('connect', () => void this.resyncUntilDone());
   }

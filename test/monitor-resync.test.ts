@@ -202,6 +202,32 @@ describe('the monitor SDK catching up', () => {
     expect(mirrored()).toEqual(hubCopy);
   });
 
+  it('with subscribeAll, asks nothing for pruned workflows it never held, drops the one it held, and mirrors one made anew with a pruned id', async () => {
+    const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const client = await control(hub);
+    const old = ['old-0', 'old-1', 'old-2', 'old-3', 'old-4'];
+    for (const id of old) await (await client.createWorkflow({ id, userQuery: 'archived before the monitor came' })).cancel('done');
+    await untilTrue(() => old.every((id) => !hub.state.workflows.has(id)), 'the old workflows archived');
+    const watcher = await monitor(hub);
+    const mirrors = await watcher.subscribeAll();
+    const held = await client.createWorkflow({ id: 'held', userQuery: 'mirrored, then archived' });
+    await untilTrue(() => mirrors.has(held.id), 'the new workflow mirrored');
+    await held.cancel('done');
+    await untilTrue(() => !hub.state.workflows.has(held.id), 'the held workflow archived');
+    const sent: string[] = [];
+    const request = watcher.connection.request.bind(watcher.connection);
+    watcher.connection.request = ((...args: Parameters<typeof request>) => {
+      sent.push(args[0]);
+      return request(...args);
+    }) as typeof request;
+    expect((await client.pruneArchive(0)).map((pruned) => pruned.workflowId).sort()).toEqual([...old, held.id].sort());
+    // Its notice and the others' left the hub together: once the held one is dropped, every notice was handled.
+    await untilTrue(() => !watcher.docs.has(held.id), 'the pruned workflow no longer mirrored');
+    expect(sent).toEqual(['subscribe']);
+    await client.createWorkflow({ id: 'old-0', userQuery: 'made anew' });
+    await untilTrue(() => (watcher.docs.get('old-0')?.state as Workflow | undefined)?.userQuery === 'made anew', 'the new workflow mirrored');
+  });
+
   it('with subscribeAll on a token scoped to it, still mirrors a workflow created anew with the id of one pruned from the archive', async () => {
     const hub = await startHub({
       keepFinishedMs: 0,

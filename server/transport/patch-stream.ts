@@ -592,7 +592,8 @@ export class PatchStream {
     const reason = 'the workflow was deleted from the archive';
     this.derived?.deleted(new Set(workflowIds), reason);
     for (const doc of workflowIds) {
-      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason });
+      // Said so: every follower of everything gets it, and one that never held the workflow need not ask for it.
+      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason, deleted: true });
       for (const id of [...(this.nsp.adapter.rooms.get(room(doc)) ?? [])]) {
         const socket = this.nsp.sockets.get(id);
         // A scoped follower of everything keeps its scope's rooms: a workflow created later with that id is its to see, as `ALL` sees it.

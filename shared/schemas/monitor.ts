@@ -59,4 +59,10 @@ export const SubscribeAllInput = z.strictObject({
 });
 
 /** Sent when a subscriber must fetch a fresh snapshot (it fell behind, or the hub rolled back). */
-export const ResyncNotice = z.object({ doc: FollowedName, reason: z.string() });
+export const ResyncNotice = z.object({
+  doc: FollowedName,
+  reason: z.string(),
+  /** Set when the workflow was deleted from the archive: a follower of everything that holds no mirror of it has nothing to catch up. */
+  deleted: z.literal(true).optional(),
+});
+export type ResyncNotice = z.infer<typeof ResyncNotice>;
