@@ -181,6 +181,10 @@ class MonitorClient(ClosesOnExit):
 
     async def _on_resync(self, notice: dict[str, Any]) -> None:
         doc = notice.get("doc", "*")
+        # Following everything, every deleted workflow is told: one neither held nor being subscribed to would cost a subscribe
+        # answered NOT_FOUND, per workflow a prune deleted. (A workflow made anew with its id comes as any new one, by patch.)
+        if notice.get("deleted") is True and doc not in self._mirrors and doc not in self._running and "*" not in self._running:
+            return
         self.connection.spawn(self._resync_or_retry(None if doc == "*" else doc))
 
     async def _resync_or_retry(self, doc: str | None) -> None:

@@ -302,6 +302,32 @@ async def test_a_mirror_of_a_workflow_deleted_meanwhile_is_dropped_at_the_catch_
     assert gone.id not in monitor.docs
 
 
+async def test_subscribe_all_asks_nothing_for_pruned_workflows_it_never_held_and_drops_the_one_it_held(archiving_hub: Hub) -> None:
+    control, monitor = await clients(archiving_hub)
+    old = [f"old-{i}" for i in range(5)]
+    for id_ in old:
+        await (await control.create_workflow("archived before the monitor came", id=id_)).cancel()
+    _, probe = await clients(archiving_hub)
+    # Archived once a subscribeAll answer (in-memory documents only) lacks them: the monitor then never holds them.
+    while any(answer["doc"] in old for answer in (await probe.connection.request("subscribeAll", {"versions": {}}))["docs"]):
+        await asyncio.sleep(0.01)
+    mirrors = await monitor.subscribe_all()
+    held = await control.create_workflow("mirrored, then archived", id="held")
+    await until(lambda: held.id in mirrors, "the new workflow mirrored")
+    await held.cancel()
+    await mirrors[held.id].until(lambda state, _: state["status"] == "cancelled")
+    made = requests_made(monitor.connection)
+    removed: list[str] = []
+    while len(removed) < len(old) + 1:  # the held one is archived by the hub's next pass
+        removed += [item["workflowId"] for item in await control.prune_archive(1)]
+        await asyncio.sleep(0.01)
+    # Its notice and the others' left the hub together: once the held one is dropped, every notice was handled.
+    await until(lambda: held.id not in monitor.docs, "the pruned workflow no longer mirrored")
+    assert made == ["subscribe"]
+    await control.create_workflow("made anew", id="old-0")
+    await until(lambda: "old-0" in monitor.docs and monitor.docs["old-0"].state["userQuery"] == "made anew", "the new workflow mirrored")
+
+
 async def test_a_view_of_a_workflow_is_dropped_once_its_archived_workflow_is_pruned(archiving_hub: Hub) -> None:
     control, monitor = await clients(archiving_hub)
     wf = await control.create_workflow("viewed, archived, pruned")
