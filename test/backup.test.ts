@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl, type ControlClient } from '../client-sdk/index.ts';
 import { createHub } from '../server/index.ts';
@@ -115,6 +116,20 @@ describe('backup', () => {
       await handle.get();
       expect(handle.version, id).toBeGreaterThanOrEqual(v);
     }
+  });
+
+  it('copies an archive of the first format whose index names a file it lost: the rest is copied, the lost one named, and the copy serves as the source does', async () => {
+    const source = tempDir();
+    cpSync(fileURLToPath(new URL('./fixtures/archive-format-0', import.meta.url)), source, { recursive: true });
+    unlinkSync(join(source, 'archive', 'wf_AtnQFeKgx88q.json'));
+    const dest = join(tempDir(), 'backup');
+    const result = await backupDataDir(source, dest);
+    expect(result).toMatchObject({ archived: 1, lostArchived: ['wf_AtnQFeKgx88q'] });
+
+    const hub = await startHub({ dataDir: dest, keepFinishedMs: 60_000 });
+    const client = await control(hub);
+    expect(await client.workflow('wf_bPInj3ikfQId').summary()).toMatchObject({ status: 'completed' });
+    await expect(client.workflow('wf_AtnQFeKgx88q').get()).rejects.toMatchObject({ code: 'INTERNAL' });
   });
 
   it('refuses a destination that is not empty, or is a file, and writes nothing there', async () => {

@@ -36,4 +36,9 @@ export async function backup(args: string[]): Promise<void> {
   process.stdout.write(
     `backed up ${source} to ${values.to}: journal up to record ${result.seq} (${result.segments} segment(s) after the snapshot), ${result.archived} archived workflow(s); start a hub on it to restore\n`,
   );
+  if (result.lostArchived.length > 0) {
+    const shown = result.lostArchived.slice(0, 10).join(', ');
+    const more = result.lostArchived.length > 10 ? ` and ${result.lostArchived.length - 10} more` : '';
+    process.stderr.write(`warning: ${result.lostArchived.length} archived workflow(s) named by ${source}/archive/index.jsonl have no file there (${shown}${more}): they could not be copied, and reading them fails on the source as on the copy\n`);
+  }
 }

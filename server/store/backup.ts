@@ -17,6 +17,8 @@ export interface BackupResult {
   segments: number;
   /** Archived workflows copied. */
   archived: number;
+  /** Archived workflows the source's index names but whose files it has lost: the copy names them too, and reading them fails there as on the source. */
+  lostArchived: string[];
   /** How many times the state was copied: a snapshot replacing the journal meanwhile makes it start again. */
   attempts: number;
 }
@@ -54,11 +56,11 @@ export async function backupDataDir(source: string, dest: string): Promise<Backu
     } catch (error) {
       throw new Error(`the copy would not start (${(error as Error).message}); start a hub on ${source} to see whether the data directory itself is damaged`);
     }
-    const archived = await copyArchive(join(source, ARCHIVE_DIR), join(dest, ARCHIVE_DIR));
+    const { archived, lost: lostArchived } = await copyArchive(join(source, ARCHIVE_DIR), join(dest, ARCHIVE_DIR));
     await copyIfPresent(join(source, TOKENS_FILE), join(dest, TOKENS_FILE));
     await copyTree(join(source, REPORTS_DIR), join(dest, REPORTS_DIR));
     await syncDirectory(dest);
-    return { seq, segments: last === undefined ? 0 : listSegments(dest).length, archived, attempts };
+    return { seq, segments: last === undefined ? 0 : listSegments(dest).length, archived, lostArchived, attempts };
   } catch (error) {
     // Nothing half-made is left to pass for a backup: the directory was empty before.
     await clear(dest, created);
@@ -148,31 +150,40 @@ async function copyWholeLines(from: string, to: string): Promise<boolean> {
 /**
  * Copies the archived files the index names, then the index's whole lines: a file is put in place
  * before its index line is written, so each one named is there, unless it was deleted since
- * (pruned); then the index is read again, with its deletion. An index that does not parse is
- * copied as it is, with every file: the hub rebuilds it from them, as it would on the source.
+ * (pruned); then the index is read again, with its deletion. One that a later reading still names
+ * and is still missing was lost, not deleted (a deletion is written to the index before its file
+ * goes): the copy names it too, as the source does. An index that does not parse is copied as it
+ * is, with every file: the hub rebuilds it from them, as it would on the source.
  */
-async function copyArchive(from: string, to: string): Promise<number> {
+async function copyArchive(from: string, to: string): Promise<{ archived: number; lost: string[] }> {
+  let missingBefore = new Set<string>();
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     let text: string;
     try {
       text = await readFile(join(from, INDEX_FILE), 'utf8');
     } catch (error) {
-      if (isMissing(error)) return 0;
+      if (isMissing(error)) return { archived: 0, lost: [] };
       throw error;
     }
     const index = text.slice(0, text.lastIndexOf('\n') + 1);
     const named = namedFiles(index) ?? (await readdir(from)).filter((name) => name.endsWith('.json')).map((name) => name.slice(0, -'.json'.length));
     await mkdir(to, { recursive: true, mode: 0o700 });
-    let complete = true;
+    const missing = new Set<string>();
     for (const id of named) {
       if (existsSync(join(to, `${id}.json`))) continue;
-      if (!(await copyIfPresent(join(from, `${id}.json`), join(to, `${id}.json`)))) complete = false;
+      if (!(await copyIfPresent(join(from, `${id}.json`), join(to, `${id}.json`)))) missing.add(id);
     }
-    if (!complete) continue;
+    // Each found missing once already, by a reading of the index older than this one: lost for good.
+    // Without this a single lost file made every backup fail, saying to try again.
+    const lost = [...missing].filter((id) => missingBefore.has(id));
+    if (lost.length < missing.size) {
+      missingBefore = missing;
+      continue;
+    }
     await writeFile(join(to, INDEX_FILE), index, { mode: 0o600 });
     await flush(join(to, INDEX_FILE));
     await syncDirectory(to);
-    return named.length;
+    return { archived: named.length - lost.length, lost };
   }
   throw new Error(`archived workflows in ${from} were deleted faster than they could be copied ${ATTEMPTS} times; try again`);
 }
