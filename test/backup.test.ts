@@ -146,6 +146,9 @@ describe('backup', () => {
     await expect(backupDataDir(hub.options.dataDir, file)).rejects.toThrow(`${file} exists and is not a directory`);
     expect(readFileSync(file, 'utf8')).toBe('mine');
     await expect(backupDataDir(hub.options.dataDir, hub.options.dataDir)).rejects.toThrow('the backup must go to another directory');
+    const inside = join(hub.options.dataDir, 'workflows', 'copy');
+    await expect(backupDataDir(hub.options.dataDir, inside)).rejects.toThrow(`the backup must go outside ${hub.options.dataDir}`);
+    expect(existsSync(inside)).toBe(false);
   });
 
   it('refuses a directory that holds no hub data, leaving no destination behind', async () => {

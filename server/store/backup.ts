@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ARCHIVE_DIR } from './archive-files.ts';
 import { listSegments, segmentName } from './journal.ts';
 import { MANIFEST_FILE, sameSnapshot, writeManifest, type SnapshotRef } from './manifest.ts';
@@ -71,6 +71,9 @@ export async function backupDataDir(source: string, dest: string): Promise<Backu
 /** Refuses a destination that is the source or holds anything; makes it when missing. Returns whether it was made. */
 async function checkDestination(source: string, dest: string): Promise<boolean> {
   if (resolve(source) === resolve(dest)) throw new Error(`the backup must go to another directory than ${source}`);
+  // Inside it, the copy of the reports' folder would find the copy being made in it, and copy that again without end.
+  const within = relative(resolve(source), resolve(dest));
+  if (!within.startsWith('..') && !isAbsolute(within)) throw new Error(`the backup must go outside ${source}, not into ${dest} inside it`);
   if (!existsSync(source)) throw new Error(`data directory ${source} does not exist`);
   if (!existsSync(dest)) {
     makeDirectory(dest, 0o700);
