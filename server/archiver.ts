@@ -49,6 +49,8 @@ export class Archiver {
   /** Workflows whose archiving failed, put off so that the others behind them are archived meanwhile. */
   private readonly faults = new FaultBackoff();
   private readonly deletedListeners: Array<(workflowIds: readonly string[]) => void> = [];
+  /** Deletions under way (archive.prune's and retention's), which close waits for. */
+  private readonly pruning = new Set<Promise<Pruned[]>>();
 
   constructor(
     private readonly hub: StateWriter,
@@ -75,8 +77,17 @@ export class Archiver {
     this.deletedListeners.push(listener);
   }
 
-  /** Deletes archived workflows that ended more than `olderThanMs` ago, and says which. */
-  async prune(olderThanMs: number): Promise<Pruned[]> {
+  /** Deletes archived workflows that ended more than `olderThanMs` ago, and says which (UNAVAILABLE once closing). */
+  prune(olderThanMs: number): Promise<Pruned[]> {
+    if (this.closed) return Promise.reject(new HubError('UNAVAILABLE', 'the hub is shutting down'));
+    const pruning = this.pruneNow(olderThanMs);
+    this.pruning.add(pruning);
+    const done = () => this.pruning.delete(pruning);
+    pruning.then(done, done);
+    return pruning;
+  }
+
+  private async pruneNow(olderThanMs: number): Promise<Pruned[]> {
     await this.archive.ready();
     const cutoff = this.hub.now() - olderThanMs;
     const gone = this.archive
@@ -92,11 +103,15 @@ export class Archiver {
     return gone;
   }
 
-  /** Stops the timer and waits for a pass in progress. */
+  /**
+   * Stops the timer and waits for a pass and deletions in progress: the patch stream's epoch a
+   * clean stop keeps must be the one after every deletion (a deleted id may be taken again).
+   */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
     await this.running;
+    await Promise.allSettled([...this.pruning]);
   }
 
   private async run(): Promise<void> {
