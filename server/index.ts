@@ -294,7 +294,9 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     await stopAll();
     throw error;
   }
-  stops.push(() => writer.close());
+  // The patch stream's epoch, once it exists: a clean stop keeps it for the next start (see Store.close).
+  let epochAtClose: (() => string | undefined) | undefined;
+  stops.push(() => writer.close(epochAtClose));
   writer.onCommit((batch) => logNotices(logger, batch.effects));
   warnIfLoose();
   const { grants, created } = loaded;
@@ -374,6 +376,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       maxQueuedPackets: options.maxQueuedPackets,
     }, transfers);
     stops.push(() => patches.close());
+    epochAtClose = () => patches.epoch;
     archiver.onDeleted((workflowIds) => patches.deleted(workflowIds));
     const views = new ViewStreams(monitorNamespace, writer, patches);
     stops.push(() => views.close());

@@ -127,6 +127,11 @@ export class StateWriter {
   private scheduled = false;
   private seq = 0;
   private closed = false;
+  /**
+   * The epoch of the run that stopped cleanly into the state loaded (see Recovered.epoch), for the
+   * patch stream to go on with; cleared by a rollback, after which versions of it may not be resumed.
+   */
+  resumedEpoch: string | undefined;
   private role: WriterRole = 'leader';
   /** newId bound once: a closure made per command costs, under tsx, a defineProperty for its name too. */
   private readonly idSource = (prefix: string) => this.newId(prefix);
@@ -157,6 +162,7 @@ export class StateWriter {
     // Pinned snapshots serialise only the items written since the one before, which the state notes.
     if (options.store.startPinnedSnapshot) writer.state.changed.track();
     writer.seq = recovered.seq;
+    writer.resumedEpoch = recovered.epoch;
     for (const key of recovered.changedSinceSnapshot ?? []) writer.changedDocs.add(key);
     if (options.follower) writer.role = 'follower';
     else await writer.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });
@@ -320,14 +326,17 @@ export class StateWriter {
     while (this.flushing || this.scheduled) await (this.flushing ?? new Promise((resolve) => setImmediate(resolve)));
   }
 
-  /** Stops accepting commands, writes what is pending and closes the store. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting commands, writes what is pending and closes the store. `epoch`: the patch
+   * stream's, asked for once every write is settled (a rollback meanwhile changes it), for the store to keep.
+   */
+  async close(epoch?: () => string | undefined): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.mutex.runExclusive(() => undefined);
     await this.settle();
     // Nobody is served any more: serialising every document at once beats replaying the journal, however big.
-    await this.store.close({ seq: this.seq, docs: storedDocs(this.state) });
+    await this.store.close({ seq: this.seq, docs: storedDocs(this.state) }, epoch?.());
   }
 
   private apply<K extends CommandType>(command: Command<K>): { reply: CommandReply<K>; batch: Batch | undefined } {
@@ -496,6 +505,7 @@ export class StateWriter {
     }
     const first = failed.records[0];
     if (first) this.seq = first.seq - 1;
+    this.resumedEpoch = undefined;
     // Memory holds only stored changes again: no offer waits to be sent.
     this.state.work.unsent.clear();
     this.rebuildIndex();

@@ -321,7 +321,7 @@ describe('live monitoring', () => {
     }
   });
 
-  it('takes a fresh snapshot after the hub restarts, never patches onto versions of the old run', async () => {
+  it('resumes by patches after a clean restart: the epoch is kept, and the unchanged workflow is not sent again', async () => {
     const dataDir = tempDir();
     const first = await startHub({ dataDir });
     const client = await control(first);
@@ -338,7 +338,7 @@ describe('live monitoring', () => {
     const again = await control(second);
     await again.workflow(wf.id).updateProgress('loading', 30);
     await expectInSync(second, mirror);
-    expect(kinds[0]).toBe('snapshot');
+    expect(kinds).toEqual(['patches']);
   });
 
   it('keeps the mirror equal to the hub under randomised changes and forced disconnects', async () => {

@@ -212,7 +212,7 @@ export class EmbeddedStore implements Store {
     return this.compaction;
   }
 
-  async close(current?: CurrentDocs): Promise<void> {
+  async close(current?: CurrentDocs, epoch?: string): Promise<void> {
     if (!this.journal) return;
     try {
       this.compactor.hurry();
@@ -221,6 +221,7 @@ export class EmbeddedStore implements Store {
       if (this.journal.size > 0) await this.compact(false, current);
       await this.compactor.close();
       const segment = this.journal.currentSegment;
+      const stuck = this.journal.failure !== undefined;
       if (this.journal.close()) {
         // A clean stop leaves the snapshot alone: the manifest stops naming the empty segment before it
         // goes, and names the newest one left with records (the last snapshot failed). Not simply the
@@ -228,7 +229,10 @@ export class EmbeddedStore implements Store {
         const dir = this.options.dataDir;
         const onDisk = await snapshotOnDisk(dir);
         const kept = listSegments(dir).filter((n) => n < segment);
-        await writeManifest(dir, { format: 1, snapshots: [onDisk], segment: Math.max(onDisk?.segment ?? 0, ...kept) });
+        // The epoch is kept only when the snapshot, written and flushed, holds everything: no journal
+        // is left, whose tail an OS crash could take without fsync, and no failed write left doubt.
+        const keep = epoch !== undefined && kept.length === 0 && !stuck ? { epoch } : {};
+        await writeManifest(dir, { format: 1, snapshots: [onDisk], segment: Math.max(onDisk?.segment ?? 0, ...kept), ...keep });
         unlinkSync(join(dir, segmentName(segment)));
       }
     } finally {

@@ -20,6 +20,12 @@ export interface Manifest {
   format: 1;
   snapshots: Array<SnapshotRef | null>;
   segment: number;
+  /**
+   * The patch stream's epoch, written by a clean stop only, once the snapshot named first holds
+   * every version monitors were sent: the next start resumes them. A start writes the manifest
+   * again without it, so a crash after that start cannot reuse it.
+   */
+  epoch?: string;
 }
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -42,7 +48,7 @@ export function readManifest(dir: string): Manifest | undefined {
     throw new HubError('INTERNAL', `${file} is unreadable (${(error as Error).message}); refusing to start`);
   }
   const manifest = parsed as Manifest;
-  if (manifest?.format !== 1 || !Array.isArray(manifest.snapshots) || !manifest.snapshots.every((s) => s === null || isRef(s)) || !Number.isSafeInteger(manifest.segment)) {
+  if (manifest?.format !== 1 || !Array.isArray(manifest.snapshots) || !manifest.snapshots.every((s) => s === null || isRef(s)) || !Number.isSafeInteger(manifest.segment) || !(manifest.epoch === undefined || typeof manifest.epoch === 'string')) {
     throw new HubError('INTERNAL', `${file} is not a manifest this hub can read; refusing to start`);
   }
   return manifest;

@@ -17,6 +17,11 @@ export interface Recovered {
   /** The highest segment number seen (new appends go to the next one). */
   lastSegment: number;
   warnings: string[];
+  /**
+   * The epoch of the run that stopped cleanly into exactly this state (the snapshot alone, no
+   * journal record after it): versions monitors hold of it may be resumed. Undefined otherwise.
+   */
+  epoch?: string;
 }
 
 /** What recovery found in the data directory besides the documents. */
@@ -124,7 +129,9 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     warnings.push(`--truncate-damaged-journal: ${file} was damaged at byte ${damage.offset} (${damage.reason}); deleted ${dropped}; the state is as of record ${seq}`);
     break;
   }
-  return { docs, seq, lastSegment, snapshot: ref, oldSnapshot: snapshot?.format === 1, snapshotIndex: snapshot?.index, changedSinceSnapshot: changed, warnings };
+  // Kept only when the start is from exactly what the clean stop left: its snapshot, and no record after it.
+  const epoch = full && manifest?.epoch && seq === (snapshot?.seq ?? 0) && warnings.length === 0 && sameSnapshot(manifest.snapshots[0] ?? null, ref) ? manifest.epoch : undefined;
+  return { docs, seq, lastSegment, snapshot: ref, oldSnapshot: snapshot?.format === 1, snapshotIndex: snapshot?.index, changedSinceSnapshot: changed, warnings, ...(epoch ? { epoch } : {}) };
 }
 
 /**

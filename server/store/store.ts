@@ -83,9 +83,11 @@ export interface Store {
   writeFailure?: (() => string | undefined) | undefined;
   /**
    * Finishes background work, writes a final snapshot (from `current` when given: every document
-   * as the journal holds it) and releases the directory.
+   * as the journal holds it) and releases the directory. `epoch`: the patch stream's, which a store
+   * may hand back from the next `open` (`Recovered.epoch`) only if that start's state is exactly
+   * this one, every version monitors were sent included; a store that cannot vouch for it ignores it.
    */
-  close(current?: CurrentDocs): Promise<void>;
+  close(current?: CurrentDocs, epoch?: string): Promise<void>;
 }
 
 /** When a store takes snapshots: after `afterBytes` of journal, or `journalRatio` times the last snapshot's size when that is more. */

@@ -160,9 +160,10 @@ export class PatchStream {
   private snapshotsExpiry: ReturnType<typeof setTimeout> | undefined;
   /**
    * This run of the hub, until a rollback: versions handed out before it may show changes that
-   * never reached disk and whose numbers later changes take, so nobody resumes from them.
+   * never reached disk and whose numbers later changes take, so nobody resumes from them. The
+   * run before's when it stopped cleanly into the state loaded (StateWriter.resumedEpoch).
    */
-  epoch = newEpoch();
+  epoch: string;
   /** The views, once attached. */
   private derived: DerivedStreams | undefined;
   /** Rollbacks (and replicas loaded again) so far: an answer built before one may show what it undid. */
@@ -174,6 +175,7 @@ export class PatchStream {
     private readonly options: PatchStreamOptions,
     private readonly transfers: Transfers,
   ) {
+    this.epoch = hub.resumedEpoch ?? newEpoch();
     // Documents loaded from disk are committed up to their version.
     for (const doc of docKeys(hub.state)) this.stream(doc, versionOf(hub.state, doc));
     hub.onCommit((batch) => this.onCommit(batch));
