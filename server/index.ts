@@ -270,6 +270,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         forgetAgentsAfterMs: options.forgetAgentsAfterMs,
         backoffBaseMs: options.backoffBaseMs,
         backoffMaxMs: options.backoffMaxMs,
+        declinedRetryMs: options.declinedRetryMs,
       },
       onError: (error, context) => logger.error({ err: error }, context),
       onWritesRecovered: (failed) => logger.warn({ failed }, 'journal writes succeed again'),

@@ -81,6 +81,11 @@ export const HubOptions = z.strictObject({
   /** Retry backoff: backoffBaseMs × 2^(attempt − 1), at most backoffMaxMs. */
   backoffBaseMs: z.number().int().min(0).default(1000),
   backoffMaxMs: z.number().int().min(0).default(60_000),
+  /**
+   * How long an order every capable agent declined (or let its offer lapse) waits before its
+   * declines are forgotten and it is offered again; 0 or null: until an operator retries it.
+   */
+  declinedRetryMs: z.number().int().min(0).nullable().default(60_000),
   /** How often offer deadlines, leases, grace periods, retries and timeouts are checked. */
   sweepIntervalMs: z.number().int().min(10).max(60_000).default(250),
   /** How long an ended workflow stays in memory before it is written to the archive and leaves memory. */

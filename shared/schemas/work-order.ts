@@ -42,7 +42,7 @@ export const CurrentAttempt = z.object({
 /**
  * Why a queued order is offered to nobody: no agent that takes work can do it (`no_capable_agent`,
  * with exactly one of `taskType` and `missing`), or every one that can declined it
- * (`all_declined`, with neither: they are in its `declinedBy`). An agent takes work while it is in
+ * (`all_declined`, with neither: they are in its `declinedBy`, until `retryAt`). An agent takes work while it is in
  * the pool and neither draining nor offline; one within its grace period after a disconnect still
  * counts, as it is expected back with its work.
  */
@@ -55,6 +55,11 @@ export const Waiting = z.object({
    * requirements (sorted). Which of them each agent lacks is in the agents' `capabilities`.
    */
   missing: z.array(Capability).optional(),
+  /**
+   * Set on `all_declined` while the hub forgets declines (its `declinedRetryMs`): when (wall clock,
+   * ms) its `declinedBy` is emptied and it is offered again, to the agents that declined it too.
+   */
+  retryAt: Timestamp.optional(),
 });
 export type Waiting = z.infer<typeof Waiting>;
 

@@ -23,6 +23,7 @@ export async function openCoreHub(ctx: BenchContext, name: string): Promise<{ hu
       forgetAgentsAfterMs: defaults.forgetAgentsAfterMs,
       backoffBaseMs: defaults.backoffBaseMs,
       backoffMaxMs: defaults.backoffMaxMs,
+      declinedRetryMs: defaults.declinedRetryMs,
     },
   });
   return { hub, store, dir };

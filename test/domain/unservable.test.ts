@@ -207,7 +207,13 @@ describe('work that no agent can take is marked (domain)', () => {
 
     const docs = new Map(storedDocs(d.state).map(([key, stored]) => [key, copyJson(stored)]));
     const restarted = domain(stateFromDocs(docs, 5_000));
+    // Looked at again after the first command (its retryAt follows declinedRetryMs, which the index does not know), and kept.
+    const marked = order(d, workflowId, 'frame').waiting;
+    const version = restarted.state.versions.get(workflowId);
+    restarted.run('hub.sweep', {});
     expect(restarted.state.work.capable.unsettled).toHaveLength(0);
+    expect(order(restarted, workflowId, 'frame').waiting).toEqual(marked);
+    expect(restarted.state.versions.get(workflowId)).toBe(version);
     restarted.register('fresh', { taskTypes: ['gpu-render'], capabilities: ['cuda'] });
     expect(order(restarted, workflowId, 'frame')).toMatchObject({ state: 'offered', waiting: null, attempt: { agentId: 'fresh' } });
     expect(counts(restarted, workflowId)).toEqual([0, 0, 0]);

@@ -10,10 +10,10 @@ import type { Effect } from '../../server/domain/machinery/effects.ts';
 /** The actor of commands in domain tests. */
 export const ADMIN: Actor = { role: 'admin', name: 'unit-test' };
 /** Domain settings for tests: small history limits, short backoff. */
-export const SETTINGS: DomainSettings = { outputRoot: '/tmp/out', kpiHistoryLimit: 3, dataHistoryLimit: 3, agingMs: 60_000, graceMs: 5_000, forgetAgentsAfterMs: 60_000, backoffBaseMs: 1_000, backoffMaxMs: 30_000 };
+export const SETTINGS: DomainSettings = { outputRoot: '/tmp/out', kpiHistoryLimit: 3, dataHistoryLimit: 3, agingMs: 60_000, graceMs: 5_000, forgetAgentsAfterMs: 60_000, backoffBaseMs: 1_000, backoffMaxMs: 30_000, declinedRetryMs: 60_000 };
 
 /** A domain under test: a state, a manual clock and sequential ids; no hub, socket or disk. */
-export function domain(state: HubState = emptyState()) {
+export function domain(state: HubState = emptyState(), settings: DomainSettings = SETTINGS) {
   let clock = 1_000;
   let counter = 0;
   return {
@@ -32,7 +32,7 @@ export function domain(state: HubState = emptyState()) {
       const tx = new Transaction<Effect>(state);
       try {
         const reply = applyCommand(
-          { state, tx, ctx: { now: clock, monotonicNow: clock, newId: (prefix) => `${prefix}_${++counter}`, settings: SETTINGS } },
+          { state, tx, ctx: { now: clock, monotonicNow: clock, newId: (prefix) => `${prefix}_${++counter}`, settings } },
           { type, input, actor },
         );
         return { reply, tx };

@@ -21,6 +21,8 @@ export interface DomainSettings {
   /** Retry backoff: base × 2^(attempt − 1), at most max. */
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** How long an order every capable agent declined waits before its declines are forgotten; 0 or null: never. */
+  declinedRetryMs: number | null;
 }
 
 /** What a command gets from the hub besides the state: the time, an id source and settings. No I/O. */

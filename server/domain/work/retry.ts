@@ -46,9 +46,9 @@ function requeueFailed(t: CommandContext, workflow: Workflow, order: WorkOrder):
 
 /**
  * A queued order is offered again to the agents that declined it or let its offer lapse, and now:
- * a retry's backoff it waits out ends. One held back by neither is left as it is.
+ * a retry's backoff it waits out ends. One held back by neither is left as it is (returns false).
  */
-function offerAgain(t: CommandContext, order: WorkOrder): boolean {
+export function offerAgain(t: CommandContext, order: WorkOrder): boolean {
   if (order.declinedBy.length === 0 && order.notBefore === null) return false;
   t.tx.set(order.workflowId, ['workOrders', order.id, 'declinedBy'], []);
   // Filed anew: its queue entry holds the declines it was queued with.

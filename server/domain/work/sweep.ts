@@ -4,6 +4,7 @@ import { failAttempt, withdrawOffer } from './attempts.ts';
 import type { CommandContext } from '../machinery/context.ts';
 import { FINAL_STATES, finishOrder } from './work-orders.ts';
 import { reviewAgent } from './unservable.ts';
+import { offerAgain } from './retry.ts';
 import { orderKey } from './work-index.ts';
 import type { OfflineAgent } from './offline-agents.ts';
 import type { PriorityQueue } from './priority-queue.ts';
@@ -20,7 +21,8 @@ export const TIMERS_PER_SWEEP = 1_000;
  * The hub's periodic check, with the clock it is given: offers past their accept deadline go to
  * someone else, running attempts whose lease lapsed are retried, agents gone longer than the grace
  * period are marked offline and lose their work, agents offline longer than forgetAgentsAfterMs
- * leave the pool, retries whose backoff is over are queued, and orders past their overall timeout
+ * leave the pool, retries whose backoff is over are queued, orders every capable agent declined
+ * are offered to them again once declinedRetryMs has passed, and orders past their overall timeout
  * fail. Cost is proportional to the work in flight and due. Every timer but forgetting runs on the
  * monotonic clock, so a step of the wall clock neither ends them all at once nor holds them for its
  * length; backoffs and overall timeouts, kept in documents across restarts as wall-clock times, are
@@ -28,11 +30,11 @@ export const TIMERS_PER_SWEEP = 1_000;
  * TIMERS_PER_SWEEP timers, and takes at most that many entries of each timer queue (those of orders
  * ended since run nothing); `more` then says that others may be due still.
  */
-export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; forgotten: number; timedOut: number; more: boolean } {
+export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; forgotten: number; timedOut: number; declinesForgotten: number; more: boolean } {
   const work = t.state.work;
   const now = t.ctx.now;
   const monotonicNow = t.ctx.monotonicNow;
-  const result = { expiredOffers: 0, lapsedLeases: 0, offline: 0, forgotten: 0, timedOut: 0 };
+  const result = { expiredOffers: 0, lapsedLeases: 0, offline: 0, forgotten: 0, timedOut: 0, declinesForgotten: 0 };
   const orderOf = (workflowId: string, workOrderId: string) => t.state.workflows.get(workflowId)?.workOrders[workOrderId];
   const count = (what: keyof typeof result | undefined) => {
     if (what) result[what]++;
@@ -123,6 +125,21 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
 
   // Only entries put off (all of them due again at once) would make a sweep that follows at once do nothing.
   queueFull ||= backoffs.full && putBack < backoffs.taken.length;
+  const expiries = dueEntries(work.declineExpiries, monotonicNow, left);
+  putBack = 0;
+  for (const due of expiries.taken) {
+    const order = orderOf(due.workflowId, due.workOrderId);
+    // Not a timer of an earlier marker (the order was offered, or marked otherwise, since).
+    if (order?.state !== 'queued' || order.waiting?.reason !== 'all_declined' || order.waiting.retryAt !== due.retryAt) continue;
+    const key = `declines:${orderKey(order.workflowId, order.id)}`;
+    if (putOff(key)) {
+      work.declineExpiries.push(due);
+      putBack++;
+      continue;
+    }
+    count(runTimer(key, () => (offerAgain(t, order) ? ('declinesForgotten' as const) : undefined)));
+  }
+  queueFull ||= expiries.full && putBack < expiries.taken.length;
   const deadlines = dueEntries(work.deadlines, monotonicNow, left);
   putBack = 0;
   for (const due of deadlines.taken) {

@@ -11,12 +11,28 @@ import { orderKey, type Bucket } from './work-index.ts';
 // marked `all_declined` (CapableAgents.markerFor): when one of those agents comes or goes, only
 // the buckets whose declines name as many agents as can do the work are walked.
 
-/** Writes an order's marker if it changes; returns how the workflow's count moves (-1, 0 or 1). */
+/**
+ * Writes an order's marker if it changes; returns how the workflow's count moves (-1, 0 or 1). An
+ * `all_declined` one gets its `retryAt` (kept while it stays so) and a timer for it (sweep.ts).
+ */
 function writeWaiting(t: CommandContext, order: WorkOrder, waiting: Waiting | null): number {
   const was = order.waiting ?? null;
-  if (sameWaiting(was, waiting)) return 0;
-  t.tx.set(order.workflowId, ['workOrders', order.id, 'waiting'], waiting);
-  return (waiting ? 1 : 0) - (was ? 1 : 0);
+  const next = waiting?.reason === 'all_declined' ? allDeclined(t, was) : waiting;
+  if (sameWaiting(was, next) && was?.retryAt === next?.retryAt) return 0;
+  t.tx.set(order.workflowId, ['workOrders', order.id, 'waiting'], next);
+  if (next?.retryAt !== undefined && next.retryAt !== was?.retryAt) t.state.work.watchDeclines(order, next.retryAt, t.ctx.now, t.ctx.monotonicNow);
+  return (next ? 1 : 0) - (was ? 1 : 0);
+}
+
+/**
+ * The `all_declined` marker of an order marked `was`: with the time its declines are forgotten,
+ * declinedRetryMs from when it was first marked so, or without one when the hub never forgets them.
+ */
+function allDeclined(t: CommandContext, was: Waiting | null): Waiting {
+  const after = t.ctx.settings.declinedRetryMs;
+  if (!after) return { reason: 'all_declined' };
+  if (was?.reason === 'all_declined' && was.retryAt !== undefined) return was;
+  return { reason: 'all_declined', retryAt: t.ctx.now + after };
 }
 
 /** Moves a workflow's count of unservable orders by `delta`, in one write. */

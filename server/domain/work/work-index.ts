@@ -98,6 +98,11 @@ interface Deadline extends Timed {
   firstQueuedAt: number;
 }
 
+/** A timer that forgets the declines of an order marked all_declined, with the marker's `retryAt` (wall clock) it was set for. */
+interface DeclinesExpiry extends Timed {
+  retryAt: number;
+}
+
 const byTime = (a: Timed, b: Timed) => a.at < b.at;
 const NOBODY: readonly string[] = Object.freeze([]);
 
@@ -147,6 +152,8 @@ export class WorkIndex {
   readonly readySince = new Map<string, number>();
   readonly delayed = new PriorityQueue<Backoff>(byTime);
   readonly deadlines = new PriorityQueue<Deadline>(byTime);
+  /** Orders marked all_declined whose declines are forgotten when due (declinedRetryMs). */
+  readonly declineExpiries = new PriorityQueue<DeclinesExpiry>(byTime);
   /** Offline agents by when they went offline, for forgetting them (rebuilt from the pool). */
   readonly offline = new OfflineAgents();
   readonly active = new Map<string, ActiveAttempt>();
@@ -226,11 +233,16 @@ export class WorkIndex {
     return place;
   }
 
-  /** Files a queued order at a rebuild; one whose marker is not its need's is left for the scheduler to settle. */
+  /**
+   * Files a queued order at a rebuild; one whose marker is not its need's is left for the scheduler
+   * to settle, and so is every all_declined one: its `retryAt` follows declinedRetryMs, which the
+   * index does not know (set, or dropped, when the setting changed across a restart).
+   */
   private enqueueKnown(order: WorkOrder, now: number, monotonicNow: number, backoffAt: number | undefined): void {
     this.enqueue(order, now, monotonicNow, { fresh: false, backoffAt });
     const entry = this.queued.get(orderKey(order.workflowId, order.id));
-    if (!sameWaiting(order.waiting ?? null, entry ? this.capable.markerFor(entry.bucket.need, entry.declinedBy) : null)) this.capable.unsettled.push({ workflowId: order.workflowId, workOrderId: order.id });
+    const waiting = order.waiting ?? null;
+    if (waiting?.reason === 'all_declined' || !sameWaiting(waiting, entry ? this.capable.markerFor(entry.bucket.need, entry.declinedBy) : null)) this.capable.unsettled.push({ workflowId: order.workflowId, workOrderId: order.id });
   }
 
   /** Whether a queue entry still stands for its order. */
@@ -291,6 +303,11 @@ export class WorkIndex {
     }
   }
 
+  /** Starts the timer that forgets an all_declined order's declines at `retryAt` (wall clock), run on the monotonic clock. */
+  watchDeclines(order: Pick<WorkOrder, 'workflowId' | 'id'>, retryAt: number, now: number, monotonicNow: number, at?: number): void {
+    this.declineExpiries.push({ at: at ?? monotonicNow + (retryAt - now), retryAt, workflowId: order.workflowId, workOrderId: order.id });
+  }
+
   /** Drops every runtime entry of an agent the pool forgot (offline, so it holds no work). */
   forgetAgent(agent: Pick<Agent, 'id' | 'taskTypes'>): void {
     for (const type of agent.taskTypes) this.available.unfile(type, agent.id);
@@ -343,8 +360,8 @@ export class WorkIndex {
   /**
    * Drops every entry of a workflow: its buckets and queued orders, its attempts (and their
    * leases), its agent counts, its order list and its catalog. For a workflow leaving memory once it has
-   * ended, so it holds no attempt; the agents' loads are the documents', not the index's. Retry
-   * and timeout timers are left to lapse: each is skipped when due, its order gone, and finding
+   * ended, so it holds no attempt; the agents' loads are the documents', not the index's. Retry,
+   * timeout and forgotten-decline timers are left to lapse: each is skipped when due, its order gone, and finding
    * them now would cost a walk of every timer.
    */
   forgetWorkflow(workflowId: string): void {
@@ -378,6 +395,8 @@ export class WorkIndex {
     for (let due; (due = this.delayed.pop()); ) backoffs.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.notBefore}`, due.at);
     const deadlines = new Map<string, number>();
     for (let due; (due = this.deadlines.pop()); ) deadlines.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.firstQueuedAt}`, due.at);
+    const expiries = new Map<string, number>();
+    for (let due; (due = this.declineExpiries.pop()); ) expiries.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.retryAt}`, due.at);
     this.buckets.clear();
     this.heads.clear();
     this.bucketsOf.clear();
@@ -412,6 +431,8 @@ export class WorkIndex {
         const place = places.get(key);
         if (place && (order.state === 'queued' || order.state === 'offered' || order.state === 'running')) this.places.set(key, place);
         if (order.state === 'queued') this.enqueueKnown(order, now, monotonicNow, backoffs.get(`${key}@${order.notBefore}`));
+        const retryAt = order.state === 'queued' ? order.waiting?.retryAt : undefined;
+        if (retryAt !== undefined) this.watchDeclines(order, retryAt, now, monotonicNow, expiries.get(`${key}@${retryAt}`));
         if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow, deadlines.get(`${key}@${order.firstQueuedAt}`));
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;
