@@ -85,7 +85,7 @@ export function lastError(o: WorkOrder): string {
 
 /** What a queued order no agent can take waits for, in words. */
 function waitingFor(waiting: NonNullable<WorkOrder['waiting']>): string {
-  if (waiting.reason === 'all_declined') return 'every agent that can take it declined it';
+  if (waiting.reason === 'all_declined') return `every agent that can take it declined it${waiting.retryAt === undefined ? '' : `; offered to them again at ${new Date(waiting.retryAt).toISOString()}`}`;
   return waiting.taskType ? `no connected agent takes task type ${waiting.taskType}` : `no connected agent holds all of ${(waiting.missing ?? []).join(', ')}`;
 }
 
