@@ -69,12 +69,16 @@ class Hub:
                 raise RuntimeError("the hub did not reload its tokens:\n" + "".join(self.log))
             time.sleep(0.01)
 
-    def stop(self) -> None:
-        """Stops the hub process this object started (SIGTERM, then waits for it to exit)."""
+    def stop(self, *, crash: bool = False) -> None:
+        """Stops the hub process this object started (SIGTERM, then waits for it to exit); `crash`: SIGKILL,
+        so that the next start is a new run with a new epoch (a clean stop keeps the monitors' epoch)."""
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
+        if crash:
+            process.kill()
+        else:
+            process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -89,9 +89,9 @@ async def test_each_mirror_resumes_with_the_epoch_its_version_came_in_after_a_ca
     held = mirror.version, mirror.epoch
     assert held[1] is not None
 
-    await asyncio.get_running_loop().run_in_executor(None, hub.stop)
+    await asyncio.get_running_loop().run_in_executor(None, lambda: hub.stop(crash=True))
     await until(lambda: not monitor.connection.connected, "the monitor to see the hub go")
-    # Once back (a new run: a new epoch), the first mirror is caught up, then the hub is busy for the second.
+    # Once back (after a crash, a new run: a new epoch), the first mirror is caught up, then the hub is busy for the second.
     resumes: list[dict[str, Any]] = []
     request = monitor.connection.request
 
