@@ -1,4 +1,5 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -11,6 +12,15 @@ import { untilTrue } from './helpers/wait.ts';
 
 /** Snapshots every 32 KB of journal (a few times a second under the load) and archives each workflow as it ends: both happen while backups copy. */
 const BUSY = { snapshotAfterBytes: 32_768, snapshotJournalRatio: 0, keepFinishedMs: 0, sweepIntervalMs: 10 };
+
+/** A snapshot after every 1 KB of journal: under the load, the next one is written as soon as the last is in place. */
+const CHURNING = { snapshotAfterBytes: 1024, snapshotJournalRatio: 0, sweepIntervalMs: 10 };
+
+/** The inode of the data directory's snapshot, which each new snapshot replaces (0: none yet). */
+const snapshotInode = (dataDir: string) => (existsSync(join(dataDir, 'snapshot.json')) ? statSync(join(dataDir, 'snapshot.json')).ino : 0);
+
+/** The backups' staging folders in a data directory. */
+const stagingFolders = (dataDir: string) => readdirSync(dataDir).filter((name) => name.startsWith('.backup.'));
 
 /**
  * Changes acknowledged without pause by two clients: workflows created, changed, completed (and
@@ -81,13 +91,62 @@ describe('backup', () => {
     for (let i = 0; i < 4; i++) {
       const expected = new Map(load.acked);
       const dest = join(tempDir(), 'backup');
-      const result = await backupDataDir(dataDir, dest);
+      // Half of them as where the data directory refuses hard links: copying the live files.
+      const result = await backupDataDir(dataDir, dest, { links: i % 2 === 0 });
       expect(existsSync(join(dest, 'hub.lock'))).toBe(false);
       backups.push({ dest, expected, result });
     }
     await load.stop();
     for (const { dest, expected } of backups) await holdsEverything(dest, expected);
     expect(backups.reduce((sum, b) => sum + b.result.archived, 0)).toBeGreaterThan(0);
+  });
+
+  it('copies the state at its first try while snapshots replace the journal without pause, holding every change acknowledged before it began', async () => {
+    const dataDir = tempDir();
+    const hub = await startHub({ dataDir, ...CHURNING });
+    const client = await control(hub);
+    // A state of some size (2.5 MB), so that each copy of its snapshot lasts while the next ones are written.
+    await Promise.all(Array.from({ length: 250 }, (_, i) => client.createWorkflow({ userQuery: `bulk ${i} ${'x'.repeat(9_000)}` })));
+    const load = writeLoad(client);
+    const first = snapshotInode(dataDir);
+    await untilTrue(() => snapshotInode(dataDir) !== first, 'a snapshot written under the load');
+    const backups = [];
+    for (let i = 0; i < 3; i++) {
+      const expected = new Map(load.acked);
+      const dest = join(tempDir(), 'backup');
+      // Copying the live files, a snapshot put in place meanwhile made it start again (and after 20 times, give up).
+      backups.push({ dest, expected, result: await backupDataDir(dataDir, dest) });
+    }
+    await load.stop();
+    expect(backups.map((b) => b.result.attempts)).toEqual([1, 1, 1]);
+    expect(stagingFolders(dataDir)).toEqual([]);
+    for (const { dest, expected } of backups) await holdsEverything(dest, expected);
+  });
+
+  it("removes a dead backup's staging folder, keeps a running one's, and a hub never reads them", async () => {
+    const dataDir = tempDir();
+    const hub = await startHub({ dataDir });
+    const client = await control(hub);
+    const kept = await client.createWorkflow({ userQuery: 'kept' });
+    await hub.close();
+    // A backup killed after staging: its pid is that of a process that has ended; garbage where the hub's files would be.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    const live = `.backup.${process.pid}.000000000000`;
+    for (const name of [`.backup.${dead}.0123456789ab`, live]) {
+      mkdirSync(join(dataDir, name));
+      writeFileSync(join(dataDir, name, 'snapshot.json'), 'not a snapshot');
+      writeFileSync(join(dataDir, name, '00000001.journal'), 'not a record\n');
+      writeFileSync(join(dataDir, name, '99999999.journal'), 'not a record\n');
+    }
+    const restarted = await startHub({ dataDir });
+    expect((await (await control(restarted)).workflow(kept.id).get()).userQuery).toBe('kept');
+    await restarted.close();
+
+    const dest = join(tempDir(), 'backup');
+    await backupDataDir(dataDir, dest);
+    expect(stagingFolders(dataDir)).toEqual([live]);
+    expect(readdirSync(dest).some((name) => name.startsWith('.backup.'))).toBe(false);
+    await holdsEverything(dest, new Map([[kept.id, kept.version]]));
   });
 
   it('`switchboard backup` copies a running hub from another process; the copy starts with the same generated tokens', async () => {

@@ -7,6 +7,7 @@ import { MANIFEST_FILE, sameSnapshot, writeManifest, type SnapshotRef } from './
 import { recover } from './recovery.ts';
 import { SNAPSHOT_FILE, snapshotOnDisk } from './snapshot.ts';
 import { syncDirectory } from './synced-write.ts';
+import { dropStaged, stageState, type StagedState } from './backup-staging.ts';
 import { makeDirectory } from '../make-directory.ts';
 
 /** What a backup holds. */
@@ -19,8 +20,14 @@ export interface BackupResult {
   archived: number;
   /** Archived workflows the source's index names but whose files it has lost: the copy names them too, and reading them fails there as on the source. */
   lostArchived: string[];
-  /** How many times the state was copied: a snapshot replacing the journal meanwhile makes it start again. */
+  /** How many times the state was copied: 1 from hard links; copying the live files, a snapshot replacing the journal meanwhile makes it start again. */
   attempts: number;
+}
+
+/** How a backup copies. */
+export interface BackupOptions {
+  /** false: copy the live files (with retries) without trying hard links first, as where the data directory refuses them. */
+  links?: boolean;
 }
 
 /** How often the state is copied again before giving up: each retry means a whole snapshot was written meanwhile. */
@@ -35,19 +42,21 @@ const isMissing = (error: unknown) => (error as NodeJS.ErrnoException).code === 
  * Copies the embedded store's data directory `source`, which a hub may be running on, to `dest`
  * (a directory that does not exist or is empty) so that a hub started on `dest` holds every change
  * acknowledged before the backup began. The state first (snapshot, then the journal segments after
- * it, copied again when a snapshot replaced them meanwhile), then the archive as its index names
- * it: a workflow the copied journal evicted was archived before its eviction was written. The lock
+ * it, from hard links taken at one moment, else copied again when a snapshot replaced them
+ * meanwhile), then the archive as its index names it: a workflow the copied journal evicted was
+ * archived before its eviction was written. The lock
  * and the URL of the running hub are not copied; the tokens and report files are. The copy is
  * checked by replaying it, as a start does.
  */
-export async function backupDataDir(source: string, dest: string): Promise<BackupResult> {
+export async function backupDataDir(source: string, dest: string, options: BackupOptions = {}): Promise<BackupResult> {
   const created = await checkDestination(source, dest);
   if (!existsSync(join(source, MANIFEST_FILE)) && !existsSync(join(source, SNAPSHOT_FILE)) && listSegments(source).length === 0) {
     if (created) await rmdir(dest);
     throw new Error(`${source} holds no hub data (no ${MANIFEST_FILE}, snapshot or journal); a cluster node's state is in PostgreSQL: back that up with pg_dump`);
   }
   try {
-    const { ref, last, attempts } = await copyState(source, dest);
+    const staged = options.links === false ? undefined : await stageState(source);
+    const { ref, last, attempts } = staged ? await copyStaged(staged, dest) : await copyState(source, dest);
     // Named from what was copied: the live manifest may already name a segment the copy stops before.
     await writeManifest(dest, { format: 1, snapshots: [ref], segment: last ?? ref?.segment ?? 0 });
     let seq: number;
@@ -84,8 +93,24 @@ async function checkDestination(source: string, dest: string): Promise<boolean> 
   return false;
 }
 
+/** Copies the staged snapshot and segments (see stageState), then removes the staging folder. */
+async function copyStaged(staged: StagedState, dest: string): Promise<{ ref: SnapshotRef | null; last: number | undefined; attempts: number }> {
+  try {
+    const copy = async (name: string, growing = false) => {
+      const copied = growing ? await copyWholeLines(join(staged.dir, name), join(dest, name)) : await copyIfPresent(join(staged.dir, name), join(dest, name));
+      if (!copied) throw new Error(`${join(staged.dir, name)} was removed while it was copied; try again`);
+    };
+    if (staged.ref) await copy(SNAPSHOT_FILE);
+    // The hub may still append to the newest segment, through the link too: its last record may be cut short.
+    for (const [i, n] of staged.segments.entries()) await copy(segmentName(n), i === staged.segments.length - 1);
+    return { ref: staged.ref, last: staged.segments.at(-1), attempts: 1 };
+  } finally {
+    await dropStaged(staged.dir);
+  }
+}
+
 /**
- * Copies the snapshot and every journal segment after it. A snapshot put in place meanwhile
+ * Copies the live snapshot and every journal segment after it. A snapshot put in place meanwhile
  * deletes segments the copied one needs: then it starts again from the new snapshot.
  */
 async function copyState(source: string, dest: string): Promise<{ ref: SnapshotRef | null; last: number | undefined; attempts: number }> {
