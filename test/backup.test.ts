@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -208,6 +208,14 @@ describe('backup', () => {
     const inside = join(hub.options.dataDir, 'workflows', 'copy');
     await expect(backupDataDir(hub.options.dataDir, inside)).rejects.toThrow(`the backup must go outside ${hub.options.dataDir}`);
     expect(existsSync(inside)).toBe(false);
+    // Reached through a symbolic link, it is inside all the same (else the reports' copy copied itself until ENAMETOOLONG).
+    const links = tempDir();
+    mkdirSync(join(hub.options.dataDir, 'workflows'), { recursive: true });
+    symlinkSync(join(hub.options.dataDir, 'workflows'), join(links, 'reports'));
+    symlinkSync(hub.options.dataDir, join(links, 'data'));
+    await expect(backupDataDir(hub.options.dataDir, join(links, 'reports', 'copy'))).rejects.toThrow(`the backup must go outside ${hub.options.dataDir}`);
+    expect(existsSync(inside)).toBe(false);
+    await expect(backupDataDir(hub.options.dataDir, join(links, 'data'))).rejects.toThrow('the backup must go to another directory');
   });
 
   it('refuses a directory that holds no hub data, leaving no destination behind', async () => {

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { copyFile, mkdir, open, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, realpath, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ARCHIVE_DIR } from './archive-files.ts';
 import { listSegments, segmentName } from './journal.ts';
@@ -9,6 +9,7 @@ import { SNAPSHOT_FILE, snapshotOnDisk } from './snapshot.ts';
 import { syncDirectory } from './synced-write.ts';
 import { dropStaged, stageState, type StagedState } from './backup-staging.ts';
 import { makeDirectory } from '../make-directory.ts';
+import { realLocation } from '../real-location.ts';
 
 /** What a backup holds. */
 export interface BackupResult {
@@ -79,11 +80,13 @@ export async function backupDataDir(source: string, dest: string, options: Backu
 
 /** Refuses a destination that is the source or holds anything; makes it when missing. Returns whether it was made. */
 async function checkDestination(source: string, dest: string): Promise<boolean> {
-  if (resolve(source) === resolve(dest)) throw new Error(`the backup must go to another directory than ${source}`);
-  // Inside it, the copy of the reports' folder would find the copy being made in it, and copy that again without end.
-  const within = relative(resolve(source), resolve(dest));
-  if (!within.startsWith('..') && !isAbsolute(within)) throw new Error(`the backup must go outside ${source}, not into ${dest} inside it`);
   if (!existsSync(source)) throw new Error(`data directory ${source} does not exist`);
+  // Where they lead: a destination reached through a symbolic link into the source is inside it too.
+  const [from, to] = [await realpath(source), await realLocation(resolve(dest))];
+  if (from === to) throw new Error(`the backup must go to another directory than ${source}`);
+  // Inside it, the copy of the reports' folder would find the copy being made in it, and copy that again without end.
+  const within = relative(from, to);
+  if (!within.startsWith('..') && !isAbsolute(within)) throw new Error(`the backup must go outside ${source}, not into ${dest} inside it`);
   if (!existsSync(dest)) {
     makeDirectory(dest, 0o700);
     return true;
