@@ -34,6 +34,7 @@ import { loadOrCreateTokens, looseTokenFileMode, looseTokenFileWarning, PRIVATE_
 import { AgentTransport } from './transport/agent.ts';
 import { LoginThrottle } from './transport/login-throttle.ts';
 import { clientAddresses } from './transport/client-address.ts';
+import { hostGuard } from './transport/allowed-hosts.ts';
 import { controlHandlers } from './transport/control.ts';
 import { hubParser } from './transport/encoded-json.ts';
 import { monitorHandlers } from './transport/monitor.ts';
@@ -304,6 +305,9 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   let grantsInForce = grants;
   const tokens = new TokenRegistry(grants, new LoginThrottle(options.failedLogins));
   const addressOf = clientAddresses(options.trustedProxies);
+  // The names the hub is reached by without configuration (a shared server's `host` is the application's to choose).
+  const ownNames = [...(parts.server ? [] : [options.host]), ...(options.advertiseUrl ? [new URL(options.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])];
+  const hostRefusal = hostGuard(options.allowedHosts, ownNames, logger, addressOf);
 
   // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
   let bound: AddressInfo | null = null;
@@ -319,7 +323,16 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     const startedAt = performance.now();
     // The listeners socket.io puts on the server, so that a shared one is given back as it was.
     const listenersBefore = new Map(ATTACH_EVENTS.map((event) => [event, http.rawListeners(event)]));
-    const io = new Server(http, { maxHttpBufferSize: options.maxHttpBufferSize, serveClient: false, parser: hubParser });
+    const io = new Server(http, {
+      maxHttpBufferSize: options.maxHttpBufferSize,
+      serveClient: false,
+      parser: hubParser,
+      // Every session starts with a handshake: refusing those refuses a foreign Host all of socket.io.
+      allowRequest: (req, answer) => {
+        const refused = hostRefusal(req);
+        answer(refused?.message, refused === undefined);
+      },
+    });
     // Taken now: listeners the application adds later are its own, and stay at close.
     const attached = attachment(http, listenersBefore);
     batchWebSocketWrites(io);
@@ -429,7 +442,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     stops.push(() => live.close());
     const clusterInfo = (): ClusterInfo =>
       cluster?.info() ?? single(options.nodeId ?? 'single', urlOf(), writer.lastSeq);
-    const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt, () => (store as Store).writeFailure?.()), clusterRoute(clusterInfo), metricsRoute(live), ...dashboardRoutes()], tokens, logger, addressOf);
+    const router = createRouter([...apiRoutes(writer, reads, renderer, startedAt, () => (store as Store).writeFailure?.()), clusterRoute(clusterInfo), metricsRoute(live), ...dashboardRoutes()], tokens, logger, addressOf, hostRefusal);
     // socket.io answers its own path first; the router serves everything else (a shared server's
     // own handler calls it for what it does not serve).
     serve = router;

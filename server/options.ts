@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { TokenList } from '../shared/schemas/tokens.ts';
+import { hostEntry } from './transport/allowed-hosts.ts';
 import { proxyEntry } from './transport/client-address.ts';
 
 /** Every option of createHub() with its default; the README's configuration table is this schema. */
@@ -61,6 +62,18 @@ export const HubOptions = z.strictObject({
    * `failedLogins` and the logs. Without it, clients behind a proxy share the proxy's address.
    */
   trustedProxies: z.array(z.string().refine((entry) => proxyEntry(entry) !== undefined, { message: 'must be an IP address or a subnet (address/prefix length)' })).default([]),
+  /**
+   * Host names (in the Host header) the hub answers to besides IP addresses, `localhost`, `*.localhost`,
+   * the `host` it listens on, this machine's name and `advertiseUrl`'s host: others are refused, so
+   * that a page whose name points at the hub (DNS rebinding) is no page of the hub. `.example.com`
+   * is it and its subdomains; `'*'` answers to any name.
+   */
+  allowedHosts: z
+    .union([
+      z.literal('*'),
+      z.array(z.string().refine(hostEntry, { message: "must be a host name without scheme or port (hub.example.com, or .example.com for it and its subdomains), an IP address, or '*'" })),
+    ], { error: "must be a list of host names, or '*'" })
+    .default([]),
   /** How many recent values each KPI keeps. */
   kpiHistoryLimit: z.number().int().min(1).max(100_000).default(1000),
   /** How many previous versions each data reference keeps. */

@@ -98,10 +98,19 @@ describe('authentication', () => {
     expect(await codeOf(connectAgent({ url: hub.url, token: TOKENS.agent, agentId: 'second', agentType: 'worker' }).then((client) => client.close()))).toBe('resolved');
   });
 
-  it('counts the unknown tokens of a page that passes for the hub\'s own (DNS rebinding) with browser pages only, never with agents and scripts', async () => {
+  it('refuses a page that passes for the hub\'s own (DNS rebinding) before its tokens are counted', async () => {
     const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 } });
-    await agent(hub, { agentId: 'beside', agentType: 'worker' });
     // evil.example resolves to the hub's address: its page is same-origin with what it asks.
+    const { port } = new URL(hub.url);
+    const rebound = { host: `evil.example:${port}`, origin: `http://evil.example:${port}` };
+    for (let i = 0; i < 5; i++) expect(await login(hub.url, `guess-${i}-token`, rebound)).toBe('no code: websocket error');
+    // The hub's own dashboard logs in: nothing was counted.
+    expect(await login(hub.url, TOKENS.admin, { origin: hub.url })).toBe('connected');
+  });
+
+  it('with allowedHosts off, counts the unknown tokens of such a page with browser pages only, never with agents and scripts', async () => {
+    const hub = await startHub({ failedLogins: { burst: 2, perMinute: 1 }, allowedHosts: '*' });
+    await agent(hub, { agentId: 'beside', agentType: 'worker' });
     const { port } = new URL(hub.url);
     const rebound = { host: `evil.example:${port}`, origin: `http://evil.example:${port}` };
     for (let i = 0; i < 25; i++) expect(await login(hub.url, `guess-${i}-token`, rebound)).toMatch(/^(UNAUTHENTICATED|RATE_LIMITED): /);

@@ -10,7 +10,7 @@ import { CliError, HUB_URL_FILE, integer, onOff, refuseEmptyFlags } from './comm
 export const START_HELP = `switchboard start — run a hub until SIGINT or SIGTERM
 
 Usage: switchboard start [--config FILE] [--tokens FILE] [--port N] [--host H] [--data-dir DIR] [--fsync] [--log-level L]
-                         [--truncate-damaged-journal] [--postgres URL --node-id ID [--advertise-url URL]]
+                         [--allowed-hosts LIST] [--truncate-damaged-journal] [--postgres URL --node-id ID [--advertise-url URL]]
 
 Options (environment variable in brackets):
   --config FILE     JSON file with any createHub option (see README); the        [SWITCHBOARD_CONFIG]
@@ -24,6 +24,11 @@ Options (environment variable in brackets):
   --data-dir DIR    journal, snapshot and tokens      [SWITCHBOARD_DATA_DIR]  default ./.switchboard
   --fsync           flush the journal to disk on every batch               [SWITCHBOARD_FSYNC=1|0]
   --log-level L     debug | info | warn | error | silent  [SWITCHBOARD_LOG_LEVEL] default info
+  --allowed-hosts LIST
+                    host names the hub answers to, comma-separated (.example.com: it and its
+                    subdomains; * any), besides IP addresses, localhost, --host, this machine's
+                    name and --advertise-url's host: a request naming another Host is refused
+                    (DNS rebinding)                                        [SWITCHBOARD_ALLOWED_HOSTS]
   --truncate-damaged-journal
                     start although an acknowledged journal record is damaged: rebuild the
                     state from the records before it and delete it and everything after it
@@ -70,6 +75,7 @@ export function optionsFrom(args: string[], env: NodeJS.ProcessEnv = process.env
       fsync: { type: 'boolean' },
       'truncate-damaged-journal': { type: 'boolean' },
       'log-level': { type: 'string' },
+      'allowed-hosts': { type: 'string' },
       postgres: { type: 'string' },
       'node-id': { type: 'string' },
       'advertise-url': { type: 'string' },
@@ -111,6 +117,9 @@ export function optionsFrom(args: string[], env: NodeJS.ProcessEnv = process.env
   if (values['truncate-damaged-journal']) options.truncateDamagedJournal = true;
   const logLevel = values['log-level'] ?? env.SWITCHBOARD_LOG_LEVEL;
   if (logLevel) options.logLevel = logLevel as NonNullable<HubOptionsInput['logLevel']>;
+  const allowedHosts = values['allowed-hosts'] ?? env.SWITCHBOARD_ALLOWED_HOSTS;
+  // Left as written for createHub to check: a bad name is refused there, naming the option.
+  if (allowedHosts) options.allowedHosts = allowedHosts.trim() === '*' ? '*' : allowedHosts.split(',').map((name) => name.trim());
   const postgres = values.postgres ?? env.SWITCHBOARD_POSTGRES;
   if (postgres) options.postgres = postgres;
   const nodeId = values['node-id'] ?? env.SWITCHBOARD_NODE_ID;

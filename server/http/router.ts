@@ -105,12 +105,14 @@ function decodeSegment(segment: string): string {
   }
 }
 
-/** Builds the HTTP request listener: bearer-token auth, routing, and errors as the ack's error object. */
-export function createRouter(routes: readonly Route[], tokens: TokenRegistry, log: Logger, addressOf: AddressOf) {
+/** Builds the HTTP request listener: the Host check, bearer-token auth, routing, and errors as the ack's error object. */
+export function createRouter(routes: readonly Route[], tokens: TokenRegistry, log: Logger, addressOf: AddressOf, hostRefusal: (req: IncomingMessage) => HubError | undefined) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     // socket.io answers its own path on the same server. It compares the raw target, so this
     // must too: `/../socket.io/` normalises to that path, yet socket.io leaves it to us.
     if (req.url?.startsWith('/socket.io/')) return;
+    const refused = hostRefusal(req);
+    if (refused) return refuse(res, refused);
     let url: URL;
     try {
       url = requestUrl(req);
