@@ -8,6 +8,7 @@ import { HubError } from '../server/index.ts';
 import { optionsFrom } from '../server/cli/start.ts';
 import { hostAllowed } from '../server/transport/allowed-hosts.ts';
 import { connectControl } from '../client-sdk/index.ts';
+import { connectError } from '../client-sdk/connect-error.ts';
 import { rawGet, type RawReply } from './helpers/http.ts';
 import { startHub, TOKENS } from './helpers/hub.ts';
 import { logRecorder, LEVEL } from './helpers/log-recorder.ts';
@@ -65,6 +66,8 @@ describe('allowedHosts (DNS rebinding)', () => {
     onTestFinished(() => void socket.disconnect());
     const failure = await new Promise<Error>((resolve) => socket.once('connect_error', resolve));
     expect(failure.message).toBe('websocket error');
+    // The SDK's words for that failure say what to do.
+    expect(connectError(failure, 'http://evil.example:4700', 'control').message).toContain('--allowed-hosts evil.example');
     expect(log.find('connection refused')).toEqual([]);
   });
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+import urllib.parse
 from typing import Any
 
 import aiohttp
@@ -60,6 +61,13 @@ def _describe(url: str, cause: BaseException | None, said: str) -> tuple[str, st
         # A gateway's own answer: the proxy is there, the hub behind it is not (down, restarting).
         return (f"the websocket handshake was answered with HTTP {cause.status}",
                 f"A proxy at {url} answered for the hub, which it could not reach: is the hub behind it running?")
+    if isinstance(cause, aiohttp.WSServerHandshakeError) and cause.status == 400:
+        # What a hub answers a handshake whose Host it does not serve (the name in the URL).
+        host = urllib.parse.urlsplit(url).hostname or url
+        return ("the websocket handshake was answered with HTTP 400",
+                "A Switchboard hub refuses the handshake of a host name not among its allowedHosts (its log then says "
+                f"\"request refused: its Host is not among allowedHosts\"): connect by IP address or localhost, or start the hub "
+                f"with --allowed-hosts {host}. Otherwise the server at {url} is not a Switchboard hub: check the URL and port.")
     if isinstance(cause, aiohttp.WSServerHandshakeError):
         # A web server answered the websocket handshake with an HTTP status: no socket.io there.
         return (f"the websocket handshake was answered with HTTP {cause.status}",
