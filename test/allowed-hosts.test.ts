@@ -6,6 +6,7 @@ import { io } from 'socket.io-client';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { HubError } from '../server/index.ts';
 import { optionsFrom } from '../server/cli/start.ts';
+import { CliError, getFromHub } from '../server/cli/common.ts';
 import { hostAllowed } from '../server/transport/allowed-hosts.ts';
 import { connectControl } from '../client-sdk/index.ts';
 import { connectError } from '../client-sdk/connect-error.ts';
@@ -119,6 +120,23 @@ describe('allowedHosts (DNS rebinding)', () => {
     expect((await rawGet(url, '/healthz', undefined, headers)).status).toBe(403);
     expect((await rawGet(url, '/socket.io/?EIO=4&transport=polling', undefined, headers)).status).toBe(403);
     expect((await rawGet(url, '/healthz', undefined, { host: 'localhost' })).status).toBe(200);
+  });
+
+  it("has the CLI say a refused Host is no refused token", async () => {
+    // The application's server rewrites the Host, as a proxy passing on the name a client used would.
+    const app = createServer((req, res) => {
+      req.headers.host = 'hub.example';
+      hub.handle(req, res);
+    });
+    const hub = await startHub({}, { server: app });
+    app.listen(0, '127.0.0.1');
+    await once(app, 'listening');
+    onTestFinished(() => void app.close());
+    const url = `http://127.0.0.1:${(app.address() as { port: number }).port}`;
+    const refusal = await getFromHub({ url, token: TOKENS.admin }, '/healthz').catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(CliError);
+    expect((refusal as CliError).message).toMatch(/^the hub at http:\/\/127\.0\.0\.1:\d+ refused the request: this hub does not answer to the host name "hub\.example"/);
+    expect((refusal as CliError).message).not.toContain('token');
   });
 
   it('refuses an entry with a port or scheme, or a name not in a list, naming the option', async () => {

@@ -3,6 +3,7 @@ import { lockHolder } from '../store/lock.ts';
 import { join } from 'node:path';
 import { parseSecretJson } from '../secret-json.ts';
 import { parseTokenList, readTokens } from '../transport/auth.ts';
+import { HOST_REFUSED } from '../transport/allowed-hosts.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
 import { hubUrl } from '../../client-sdk/hub-url.ts';
 import { WHERE_TOKENS_COME_FROM } from '../../client-sdk/connect-error.ts';
@@ -162,6 +163,8 @@ export async function getFromHub(address: { url: string; token: string }, path: 
   }
   if (!response.ok) {
     const body = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
+    // The name in the URL, not the token: no token would help.
+    if (body?.error && String(body.error.message).startsWith(HOST_REFUSED)) throw new CliError(`the hub at ${address.url} refused the request: ${body.error.message}`);
     if (body?.error?.code === 'UNAUTHENTICATED' || body?.error?.code === 'FORBIDDEN') {
       throw new CliError(`the hub at ${address.url} refused the token: ${body.error.message}. ${WHERE_TOKENS_COME_FROM}`);
     }

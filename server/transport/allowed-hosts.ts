@@ -37,6 +37,9 @@ export function hostAllowed(allowed: '*' | readonly string[], own: readonly stri
   };
 }
 
+/** How the refusal of a Host starts, for clients that tell it from a refused token. */
+export const HOST_REFUSED = 'this hub does not answer to the host name';
+
 /** Distinct refused hosts logged at `warn`; past that, at `debug` (a page that retries must not flood the log). */
 const HOSTS_LOGGED = 1000;
 
@@ -57,7 +60,7 @@ export function hostGuard(allowed: '*' | readonly string[], own: readonly string
     log[first ? 'warn' : 'debug']({ host, address: addressOf(req.socket.remoteAddress, req.headers), path: req.url?.slice(0, 200) }, 'request refused: its Host is not among allowedHosts');
     return new HubError(
       'FORBIDDEN',
-      `this hub does not answer to the host name ${JSON.stringify(name.slice(0, 253))}: a page whose name points at the hub's address (DNS rebinding) would pass for one of its own. ` +
+      `${HOST_REFUSED} ${JSON.stringify(name.slice(0, 253))}: a page whose name points at the hub's address (DNS rebinding) would pass for one of its own. ` +
         'Reach it by its IP address or localhost, or add the name to the hub\'s allowedHosts (switchboard start --allowed-hosts NAME)',
     );
   };
