@@ -53,19 +53,29 @@ function advice(url: string, code: string | undefined, message: string): string 
   // A gateway's own answer: the proxy is there, the hub behind it is not (down, restarting).
   if (/Unexpected server response: 50[234]\b/i.test(message)) return `A proxy at ${url} answered for the hub, which it could not reach: is the hub behind it running?`;
   // What a hub answers a WebSocket handshake whose Host it does not serve (engine.io says 400, not 403).
-  if (/Unexpected server response: 400\b/i.test(message)) return hostAdvice(url);
+  if (/Unexpected server response: 400\b/i.test(message) && !alwaysAnswered(url)) return hostAdvice(url);
   if (/Unexpected server response/i.test(message)) return `The server at ${url} is not a Switchboard hub (or not this version of one): check the URL and port.`;
   return 'Is the hub running? Start it with `npx switchboard start`.';
 }
 
+/** The host name of a URL, or the URL itself when it is none (it was checked before connecting). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return url;
+  }
+}
+
+/** Whether a hub answers to the URL's host whatever its allowedHosts: an IP address (IPv6 bracketed), localhost. */
+function alwaysAnswered(url: string): boolean {
+  const host = hostOf(url);
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.startsWith('[') || host === 'localhost' || host.endsWith('.localhost');
+}
+
 /** What to do about a WebSocket handshake refused with 400: most likely a host name the hub does not answer to. */
 function hostAdvice(url: string): string {
-  let host = url;
-  try {
-    host = new URL(url).hostname;
-  } catch {
-    // The URL was checked before connecting; its whole text names it well enough.
-  }
+  const host = hostOf(url);
   return `A Switchboard hub refuses the handshake of a host name not among its allowedHosts (its log then says "request refused: its Host is not among allowedHosts"): connect by IP address or localhost, or start the hub with --allowed-hosts ${host}. Otherwise the server at ${url} is not a Switchboard hub: check the URL and port.`;
 }
 

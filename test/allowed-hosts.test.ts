@@ -69,6 +69,8 @@ describe('allowedHosts (DNS rebinding)', () => {
     expect(failure.message).toBe('websocket error');
     // The SDK's words for that failure say what to do.
     expect(connectError(failure, 'http://evil.example:4700', 'control').message).toContain('--allowed-hosts evil.example');
+    // A hub answers to an IP address whatever its allowedHosts: there, a 400 is another server's.
+    expect(connectError(failure, 'http://127.0.0.1:4700', 'control').message).toContain('is not a Switchboard hub');
     expect(log.find('connection refused')).toEqual([]);
   });
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import ssl
 import urllib.parse
@@ -61,9 +62,9 @@ def _describe(url: str, cause: BaseException | None, said: str) -> tuple[str, st
         # A gateway's own answer: the proxy is there, the hub behind it is not (down, restarting).
         return (f"the websocket handshake was answered with HTTP {cause.status}",
                 f"A proxy at {url} answered for the hub, which it could not reach: is the hub behind it running?")
-    if isinstance(cause, aiohttp.WSServerHandshakeError) and cause.status == 400:
+    host = urllib.parse.urlsplit(url).hostname or url
+    if isinstance(cause, aiohttp.WSServerHandshakeError) and cause.status == 400 and not _always_answered(host):
         # What a hub answers a handshake whose Host it does not serve (the name in the URL).
-        host = urllib.parse.urlsplit(url).hostname or url
         return ("the websocket handshake was answered with HTTP 400",
                 "A Switchboard hub refuses the handshake of a host name not among its allowedHosts (its log then says "
                 f"\"request refused: its Host is not among allowedHosts\"): connect by IP address or localhost, or start the hub "
@@ -88,6 +89,15 @@ def _describe(url: str, cause: BaseException | None, said: str) -> tuple[str, st
     if said.startswith(_NOT_ENGINE_IO):
         return said, f"The server at {url} is not a Switchboard hub (or not this version of one): check the URL and port."
     return (f"{said}: {cause}" if cause is not None else said), _START_IT
+
+
+def _always_answered(host: str) -> bool:
+    """Whether a hub answers to this host name whatever its allowedHosts: an IP address, localhost."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host == "localhost" or host.endswith(".localhost")
 
 
 def _os_error(error: BaseException) -> str:

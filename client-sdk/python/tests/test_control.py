@@ -13,11 +13,13 @@ import socket
 import threading
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from hub import TOKENS, Hub
 from scenario import lose_answer, requests_made
 from switchboard import HubError, connect_agent, connect_control
+from switchboard.connect_error import unreachable
 
 #: Ids of agents no other run of the pool-paging test on the shared hub uses.
 PAGE_NAMES = itertools.count(1)
@@ -176,6 +178,17 @@ async def test_a_hub_that_cannot_be_reached_fails_the_connection_saying_why_and_
     # A proxy whose hub behind it is down answers 502: the URL is right, the hub is not up.
     gateway = await failure_at_web_server(_BadGateway)
     assert "HTTP 502" in gateway and "is the hub behind it running?" in gateway and "is not a Switchboard hub" not in gateway
+
+
+def test_a_handshake_refused_with_400_at_a_host_name_points_at_allowed_hosts() -> None:
+    # What a hub answers a WebSocket handshake naming a host outside its allowedHosts.
+    refused = aiohttp.WSServerHandshakeError(None, (), status=400)  # type: ignore[arg-type]
+    by_name = unreachable("http://hub.example:4700", refused, "Connection error").message
+    assert "HTTP 400" in by_name and "--allowed-hosts hub.example" in by_name
+    # A hub answers to an IP address or localhost whatever its allowedHosts: there, 400 is another server.
+    for url in ("http://127.0.0.1:4700", "http://[::1]:4700", "http://localhost:4700"):
+        other = unreachable(url, refused, "Connection error").message
+        assert "is not a Switchboard hub" in other and "allowedHosts" not in other
 
 
 class _BadGateway(http.server.BaseHTTPRequestHandler):
