@@ -34,7 +34,7 @@ import { loadOrCreateTokens, looseTokenFileMode, looseTokenFileWarning, PRIVATE_
 import { AgentTransport } from './transport/agent.ts';
 import { LoginThrottle } from './transport/login-throttle.ts';
 import { clientAddresses } from './transport/client-address.ts';
-import { hostGuard } from './transport/allowed-hosts.ts';
+import { hostGuard, isLoopbackHost } from './transport/allowed-hosts.ts';
 import { controlHandlers } from './transport/control.ts';
 import { hubParser } from './transport/encoded-json.ts';
 import { monitorHandlers } from './transport/monitor.ts';
@@ -307,7 +307,9 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   const addressOf = clientAddresses(options.trustedProxies);
   // The names the hub is reached by without configuration (a shared server's `host` is the application's to choose).
   const ownNames = [...(parts.server ? [] : [options.host]), ...(options.advertiseUrl ? [new URL(options.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])];
-  const hostRefusal = hostGuard(options.allowedHosts, ownNames, logger, addressOf);
+  // Unset: guarded where rebinding is the only way in, a hub on a loopback address; over the network it answers to any name.
+  const allowedHosts = options.allowedHosts ?? (!parts.server && isLoopbackHost(options.host) ? [] : '*');
+  const hostRefusal = hostGuard(allowedHosts, ownNames, logger, addressOf);
 
   // Kept once known, so the address still reads right after close (e.g. to restart on the same port).
   let bound: AddressInfo | null = null;

@@ -66,14 +66,15 @@ export const HubOptions = z.strictObject({
    * Host names (in the Host header) the hub answers to besides IP addresses, `localhost`, `*.localhost`,
    * the `host` it listens on, this machine's name and `advertiseUrl`'s host: others are refused, so
    * that a page whose name points at the hub (DNS rebinding) is no page of the hub. `.example.com`
-   * is it and its subdomains; `'*'` answers to any name.
+   * is it and its subdomains; `'*'` answers to any name. Not given: checked when the hub listens on
+   * a loopback address (the default), any name otherwise (reached over the network by names it cannot know).
    */
   allowedHosts: z
     .union([
       z.literal('*'),
       z.array(z.string().refine(hostEntry, { message: "must be a host name without scheme or port (hub.example.com, or .example.com for it and its subdomains), an IP address, or '*'" })),
     ], { error: "must be a list of host names, or '*'" })
-    .default([]),
+    .optional(),
   /** How many recent values each KPI keeps. */
   kpiHistoryLimit: z.number().int().min(1).max(100_000).default(1000),
   /** How many previous versions each data reference keeps. */

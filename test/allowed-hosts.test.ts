@@ -7,7 +7,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { HubError } from '../server/index.ts';
 import { optionsFrom } from '../server/cli/start.ts';
 import { CliError, getFromHub } from '../server/cli/common.ts';
-import { hostAllowed } from '../server/transport/allowed-hosts.ts';
+import { hostAllowed, isLoopbackHost } from '../server/transport/allowed-hosts.ts';
 import { connectControl } from '../client-sdk/index.ts';
 import { connectError } from '../client-sdk/connect-error.ts';
 import { rawGet, type RawReply } from './helpers/http.ts';
@@ -98,6 +98,18 @@ describe('allowedHosts (DNS rebinding)', () => {
     expect([got.route.status, got.dashboard, got.polling.status, got.websocket]).toEqual([200, 200, 200, 101]);
   });
 
+  it('checks by default only a hub on a loopback address: one on a shared server (or another address) answers to any name', async () => {
+    expect(['127.0.0.1', '127.8.0.1', '::1', '[::1]', 'localhost', 'hub.localhost'].every(isLoopbackHost)).toBe(true);
+    expect(['0.0.0.0', '::', '192.168.1.20', 'hub.example'].some(isLoopbackHost)).toBe(false);
+    const app = createServer((req, res) => hub.handle(req, res));
+    const hub = await startHub({}, { server: app });
+    app.listen(0, '127.0.0.1');
+    await once(app, 'listening');
+    onTestFinished(() => void app.close());
+    const url = `http://127.0.0.1:${(app.address() as { port: number }).port}`;
+    expect((await rawGet(url, '/healthz', undefined, { host: 'hub.corp.example' })).status).toBe(200);
+  });
+
   it('answers a request without a Host header (HTTP/1.0): no browser sends one', async () => {
     const hub = await startHub();
     const socket = connect(hub.port, '127.0.0.1');
@@ -112,7 +124,8 @@ describe('allowedHosts (DNS rebinding)', () => {
 
   it("guards an embedded hub's routes on a shared server, not the application's own", async () => {
     const app = createServer((req, res) => (req.url === '/app' ? res.end('app') : hub.handle(req, res)));
-    const hub = await startHub({}, { server: app });
+    // Asked for: on a shared server the hub cannot know whether it is reached over loopback alone.
+    const hub = await startHub({ allowedHosts: [] }, { server: app });
     app.listen(0, '127.0.0.1');
     await once(app, 'listening');
     onTestFinished(() => void app.close());
@@ -130,7 +143,7 @@ describe('allowedHosts (DNS rebinding)', () => {
       req.headers.host = 'hub.example';
       hub.handle(req, res);
     });
-    const hub = await startHub({}, { server: app });
+    const hub = await startHub({ allowedHosts: [] }, { server: app });
     app.listen(0, '127.0.0.1');
     await once(app, 'listening');
     onTestFinished(() => void app.close());

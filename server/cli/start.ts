@@ -28,7 +28,8 @@ Options (environment variable in brackets):
                     host names the hub answers to, comma-separated (.example.com: it and its
                     subdomains; * any), besides IP addresses, localhost, --host, this machine's
                     name and --advertise-url's host: a request naming another Host is refused
-                    (DNS rebinding)                                        [SWITCHBOARD_ALLOWED_HOSTS]
+                    (DNS rebinding). Unset: checked when --host is a loopback address, any
+                    name otherwise                                         [SWITCHBOARD_ALLOWED_HOSTS]
   --truncate-damaged-journal
                     start although an acknowledged journal record is damaged: rebuild the
                     state from the records before it and delete it and everything after it

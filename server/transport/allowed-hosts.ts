@@ -37,6 +37,12 @@ export function hostAllowed(allowed: '*' | readonly string[], own: readonly stri
   };
 }
 
+/** Whether the hub's `host` option is a loopback address or name (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return name === 'localhost' || name.endsWith('.localhost') || name === '::1' || (isIP(name) === 4 && name.startsWith('127.'));
+}
+
 /** How the refusal of a Host starts, for clients that tell it from a refused token. */
 export const HOST_REFUSED = 'this hub does not answer to the host name';
 
