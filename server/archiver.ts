@@ -97,10 +97,18 @@ export class Archiver {
     if (gone.length === 0) return [];
     const ids = gone.map((item) => item.workflowId);
     await this.archive.remove(ids);
-    this.reads.forget(ids);
-    this.renderer?.forget(ids);
-    for (const listener of this.deletedListeners) listener(ids);
+    this.forgetDeleted(ids);
     return gone;
+  }
+
+  /**
+   * Archived workflows were deleted (here, or by a cluster's leader, which a follower learns from
+   * the archive): their cached reads and reports go, and the listeners are told (their ids may be taken again).
+   */
+  forgetDeleted(workflowIds: readonly string[]): void {
+    this.reads.forget(workflowIds);
+    this.renderer?.forget(workflowIds);
+    for (const listener of this.deletedListeners) listener(workflowIds);
   }
 
   /**

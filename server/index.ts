@@ -473,6 +473,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
         // Closing the connection (not the socket) lets the SDK reconnect, be refused NOT_LEADER and find the leader.
         () => writers.forEach((nsp) => nsp.sockets.forEach((socket) => socket.conn.close())),
         logger,
+        // The leader's deletions reach this node's monitors as its own do: a deleted id may be taken again.
+        (workflowIds) => archiver.forgetDeleted(workflowIds),
       );
       postgres.onFencedOff = () => node.fencedOff();
       stops.push(() => node.close());

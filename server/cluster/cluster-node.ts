@@ -73,6 +73,8 @@ export class ClusterNode {
     /** Called when the node stops leading: close the clients that write, so that they find the leader. */
     private readonly onFollow: () => void,
     private readonly log: Logger,
+    /** Told of archived workflows the leader deleted (retention, prune), which no record tells: their ids may be taken again. */
+    private readonly onArchiveDeleted: (workflowIds: readonly string[]) => void = () => undefined,
   ) {
     this.lease = new LeaseTable(store.pool, store.partition);
     this.members = new MemberTable(store.pool, store.partition);
@@ -185,7 +187,7 @@ export class ClusterNode {
     if (this.damaged) return 'damaged';
     // Retention and prune delete archived workflows without a record: what the last leader deleted
     // since this node's last look at the whole archive would stay listed here for good otherwise.
-    await this.store.archive.refresh();
+    this.tellDeleted(await this.store.archive.refresh());
     this.epoch = epoch;
     await this.store.lead({ owner: this.settings.nodeId, epoch });
     this.role = 'leader';
@@ -289,8 +291,14 @@ export class ClusterNode {
   private async reload(reason: string): Promise<void> {
     this.log.warn({ nodeId: this.settings.nodeId }, `cluster: the replica is loaded again from PostgreSQL (${reason})`);
     const { docs, seq } = await this.store.load();
-    await this.store.archive.refresh();
+    const deleted = await this.store.archive.refresh();
     this.writer.replaceState(docs, seq);
+    this.tellDeleted(deleted);
+  }
+
+  /** Passes on the archived workflows a refresh found deleted, if any. */
+  private tellDeleted(workflowIds: readonly string[]): void {
+    if (workflowIds.length > 0) this.onArchiveDeleted(workflowIds);
   }
 
   /**
@@ -316,7 +324,7 @@ export class ClusterNode {
     // archive when the leader says it deleted some, and now and then (a notice may be lost).
     if (performance.now() - this.archiveCheckedAt > ARCHIVE_CHECK_MS) {
       this.archiveCheckedAt = performance.now();
-      await this.store.archive.refresh();
+      this.tellDeleted(await this.store.archive.refresh());
     }
   }
 
@@ -341,13 +349,15 @@ export class ClusterNode {
         continue;
       }
       const evicted = records.flatMap((record) => record.changes.filter((change) => change.ops.length === 1 && change.ops[0]!.op === 'remove' && change.ops[0]!.path === '').map((change) => change.doc));
-      if (evicted.length > 0) await this.store.archive.refresh(evicted);
+      // Evicted workflows the leader has deleted from the archive since: told once they have left memory here.
+      const deleted = evicted.length > 0 ? await this.store.archive.refresh(evicted) : [];
       try {
         this.writer.applyCommitted(records);
       } catch (error) {
         // Records trimmed away while this node was behind, or a replica that no longer fits: load it again.
         await this.reload((error as Error).message);
       }
+      this.tellDeleted(deleted);
     }
   }
 

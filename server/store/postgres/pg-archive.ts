@@ -223,16 +223,19 @@ export class PgArchive implements WorkflowArchive {
 
   /**
    * Reads headers from the table again: of `ids` alone (a follower replaying the leader's eviction
-   * of those workflows), or of every workflow (what the leader deleted is forgotten too).
+   * of those workflows), or of every workflow (what the leader deleted is forgotten too). Resolves
+   * with the workflows found deleted (retention and prune leave no record to tell followers by).
    * @example await archive.refresh(['wf-1']); archive.has('wf-1') // true once the leader archived it
    */
-  refresh(ids?: readonly string[]): Promise<void> {
-    if (ids === undefined && !this.loading.started) return this.ready();
+  refresh(ids?: readonly string[]): Promise<string[]> {
+    if (ids === undefined && !this.loading.started) return this.ready().then(() => []);
     void this.ready();
     return this.serial(async () => {
       if (ids === undefined) {
+        // Known here before (listed, or set apart as damaged) and gone now.
+        const before = [...this.index.all().map((header) => header.id), ...this.damagedIds];
         this.index = await this.readHeaders();
-        return;
+        return before.filter((id) => !this.has(id));
       }
       const { rows } = await this.pool.query<{ workflow_id: string; header: unknown }>('SELECT workflow_id, header FROM sb_archive WHERE partition = $1 AND workflow_id = ANY($2)', [this.partition, ids]);
       const found = new Set<string>();
@@ -244,6 +247,7 @@ export class PgArchive implements WorkflowArchive {
       const gone = ids.filter((id) => !found.has(id));
       this.index.delete(gone);
       for (const id of gone) this.damagedIds.delete(id);
+      return gone;
     });
   }
 
@@ -278,7 +282,7 @@ export class PgArchive implements WorkflowArchive {
     return undefined;
   }
 
-  private serial(job: () => Promise<void>): Promise<void> {
+  private serial<T>(job: () => Promise<T>): Promise<T> {
     const next = this.queue.then(job, job);
     this.queue = next.catch(() => undefined);
     return next;
