@@ -28,8 +28,8 @@ export class WrappedStore implements Store {
   snapshot() {
     return this.inner.snapshot();
   }
-  close(current?: CurrentDocs) {
-    return this.inner.close(current);
+  close(current?: CurrentDocs, epoch?: string) {
+    return this.inner.close(current, epoch);
   }
 }
 
