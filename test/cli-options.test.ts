@@ -6,6 +6,7 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { duration, hubAddress } from '../server/cli/common.ts';
 import { hubUrl } from '../client-sdk/hub-url.ts';
 import { optionsFrom } from '../server/cli/start.ts';
+import { backup } from '../server/cli/backup.ts';
 import { prune } from '../server/cli/prune.ts';
 import { reload } from '../server/cli/reload.ts';
 import { status } from '../server/cli/status.ts';
@@ -40,6 +41,15 @@ describe('empty values', () => {
     expect(await refusal(tokens(['list', '--file', '', '--data-dir', dir]))).toBe('--file given an empty value; leave it out for the default');
     expect(await refusal(status(['--url', '', '--token', 'some-admin-token']))).toBe('--url given an empty value; leave it out for the default');
     expect(await refusal(reload(['--data-dir', '']))).toBe('--data-dir given an empty value; leave it out for the default');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('says a flag without a default needs a value, not that it has a default to fall back to (--to "$UNSET")', async () => {
+    const refusal = (run: Promise<void>) => run.then(() => 'done', (error: Error) => error.message);
+    const dir = tempDir();
+    expect(await refusal(backup(['--to', '', '--data-dir', dir]))).toBe('--to given an empty value; it has no default: give it a value');
+    expect(await refusal(prune(['--older-than=', '--url', '']))).toBe('--older-than, --url given an empty value; --older-than has no default: give it a value');
+    expect(await refusal(tokens(['create', '--role', '', '--data-dir', dir]))).toBe('--role given an empty value; it has no default: give it a value');
     expect(readdirSync(dir)).toEqual([]);
   });
 

@@ -24,7 +24,7 @@ export async function backup(args: string[]): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(BACKUP_HELP);
-  refuseEmptyFlags(values);
+  refuseEmptyFlags(values, [], ['to']);
   if (values.to === undefined) throw new CliError('say where the copy goes: switchboard backup --to DEST');
   const source = dataDirOf(values['data-dir']);
   let result;

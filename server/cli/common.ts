@@ -25,11 +25,18 @@ export function integer(name: string, text: string | undefined): number | undefi
 /**
  * Refuses a flag given an empty value (`--postgres "$UNSET"`), which would otherwise read as not
  * given and quietly fall back to a default (a standalone hub, the generated tokens, ./.switchboard).
- * Whole-number flags are left to `integer`, which says the same.
+ * Whole-number flags are left to `integer`, which says the same; `required` ones have no default.
  */
-export function refuseEmptyFlags(values: Record<string, unknown>, numeric: readonly string[] = []): void {
+export function refuseEmptyFlags(values: Record<string, unknown>, numeric: readonly string[] = [], required: readonly string[] = []): void {
   const empty = Object.keys(values).filter((name) => values[name] === '' && !numeric.includes(name));
-  if (empty.length) throw new CliError(`${empty.map((name) => `--${name}`).join(', ')} given an empty value; leave ${empty.length > 1 ? 'them' : 'it'} out for the default`);
+  if (!empty.length) return;
+  // A flag without a default: "leave it out" would only lead to the refusal of its absence.
+  const needed = empty.filter((name) => required.includes(name));
+  const flags = (names: string[]) => names.map((name) => `--${name}`).join(', ');
+  const them = (names: string[]) => (names.length > 1 ? 'them' : 'it');
+  const named = empty.length === 1 ? 'it' : flags(needed);
+  const advice = needed.length === 0 ? `leave ${them(empty)} out for the default` : `${named} ${needed.length > 1 ? 'have' : 'has'} no default: give ${them(needed)} a value`;
+  throw new CliError(`${flags(empty)} given an empty value; ${advice}`);
 }
 
 /** An on/off setting from the environment (1, true, yes / 0, false, no, or unset), or says which was wrong. */

@@ -24,7 +24,7 @@ export async function prune(args: string[]): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(PRUNE_HELP);
-  refuseEmptyFlags(values);
+  refuseEmptyFlags(values, [], ['older-than']);
   if (values['older-than'] === undefined) throw new CliError('say how old: switchboard prune --older-than 30d');
   const olderThanMs = duration('--older-than', values['older-than']);
   const address = await hubAddress(values);

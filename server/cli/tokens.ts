@@ -120,7 +120,7 @@ export async function tokens(args: string[]): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(TOKENS_HELP);
-  refuseEmptyFlags(values);
+  refuseEmptyFlags(values, [], ['role']);
   if (values.postgres && (values.file || values['data-dir'])) throw new CliError('--postgres and --file or --data-dir name different tokens; give one');
   if (values.file !== undefined && values['data-dir'] !== undefined) throw new CliError('give --data-dir or --file, not both');
   const postgres = values.postgres ?? (values.file || values['data-dir'] ? undefined : process.env.SWITCHBOARD_POSTGRES);
