@@ -21,8 +21,9 @@ export const PatchMessage = z.object({ doc: FollowedName, from: z.number().int()
 export type PatchMessage = z.infer<typeof PatchMessage>;
 
 /**
- * Which run of the hub versions belong to. A hub that restarts starts a new epoch: versions a
- * subscriber saw may never have reached disk, so it resumes from a snapshot, not from patches.
+ * Which run of the hub versions belong to. A hub that restarts after a crash starts a new epoch:
+ * versions a subscriber saw may never have reached disk, so it resumes from a snapshot, not from
+ * patches. One stopped cleanly keeps its epoch (every version sent was on disk).
  */
 export const Epoch = z.string().min(1).max(64);
 
