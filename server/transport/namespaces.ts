@@ -152,8 +152,10 @@ export function bindNamespace<N extends NamespaceName>(
       next();
     } catch (error) {
       const hubError = error instanceof HubError ? error : new HubError('INTERNAL', 'connection refused');
-      options.log[refusalLevel(hubError.code)](
-        { namespace: nsp.name, code: hubError.code, reason: hubError.message, role: grant?.role, tokenName: grant?.name, address },
+      // A fault of the hub's own is logged at error with what was thrown, as every INTERNAL answer is.
+      const fault = hubError.code === 'INTERNAL';
+      options.log[fault ? 'error' : refusalLevel(hubError.code)](
+        { namespace: nsp.name, code: hubError.code, reason: hubError.message, role: grant?.role, tokenName: grant?.name, address, ...(fault ? { err: error } : {}) },
         'connection refused',
       );
       next(Object.assign(new Error(hubError.message), { data: hubError.toJSON() }));
