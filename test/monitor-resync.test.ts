@@ -9,6 +9,7 @@ import { codeOf } from './helpers/errors.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { control, GRANTS, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { untilTrue } from './helpers/wait.ts';
+import { recordRequests } from './helpers/requests.ts';
 
 /** Drops a monitor's connection under it (as a network cut does) and resolves once it is connected again. */
 async function cut(watcher: Awaited<ReturnType<typeof monitor>>): Promise<void> {
@@ -214,12 +215,7 @@ describe('the monitor SDK catching up', () => {
     await untilTrue(() => mirrors.has(held.id), 'the new workflow mirrored');
     await held.cancel('done');
     await untilTrue(() => !hub.state.workflows.has(held.id), 'the held workflow archived');
-    const sent: string[] = [];
-    const request = watcher.connection.request.bind(watcher.connection);
-    watcher.connection.request = ((...args: Parameters<typeof request>) => {
-      sent.push(args[0]);
-      return request(...args);
-    }) as typeof request;
+    const sent = recordRequests(watcher.connection);
     expect((await client.pruneArchive(0)).map((pruned) => pruned.workflowId).sort()).toEqual([...old, held.id].sort());
     // Its notice and the others' left the hub together: once the held one is dropped, every notice was handled.
     await untilTrue(() => !watcher.docs.has(held.id), 'the pruned workflow no longer mirrored');

@@ -8,6 +8,7 @@ import { codeOf } from './helpers/errors.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { control, monitor, startHub } from './helpers/hub.ts';
 import { deferred, untilTrue } from './helpers/wait.ts';
+import { recordRequests } from './helpers/requests.ts';
 
 /** More than the 64 transfers one connection may hold open at once. */
 const WORKFLOWS = 66;
@@ -89,12 +90,7 @@ describe('subscribeAll to many big workflows', () => {
     await wf.createWorkOrders([0, 1, 2].map((i) => ({ id: `o${i}`, taskType: 'nobody-serves-this', input })));
     await wf.createWorkOrders([3, 4].map((i) => ({ id: `o${i}`, taskType: 'nobody-serves-this', input })));
     const watcher = await monitor(hub);
-    const sent: string[] = [];
-    const request = watcher.connection.request.bind(watcher.connection);
-    watcher.connection.request = ((...args: Parameters<typeof request>) => {
-      sent.push(args[0]);
-      return request(...args);
-    }) as typeof request;
+    const sent = recordRequests(watcher.connection);
     // The read goes out, and the connection drops before its answer: the read fails DISCONNECTED, and no snapshot is left to read.
     let armed = true;
     watcher.connection.socket.onAnyOutgoing((event) => {
