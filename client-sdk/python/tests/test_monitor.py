@@ -12,7 +12,7 @@ import pytest
 
 from hub import TOKENS, Hub
 from scenario import agent, clients, drop, requests_made, unique, until
-from switchboard import HubError, Mirror, Task, TaskContext, connect_monitor
+from switchboard import ControlClient, HubError, Mirror, Task, TaskContext, connect_monitor
 
 
 async def test_a_mirror_equals_workflow_get_at_the_same_version(hub: Hub) -> None:
@@ -345,16 +345,20 @@ async def test_a_view_of_a_workflow_is_dropped_once_its_archived_workflow_is_pru
     await asyncio.wait_for(dropped(), 10)
 
 
+async def big_workflow(control: ControlClient, user_query: str) -> str:
+    """A workflow of five 250 KB orders nobody serves: over 1 MB, so its snapshot comes as a transfer. Returns its id."""
+    wf = await control.create_workflow(user_query)
+    blob = "x" * 250_000
+    # Two requests: one of all five would pass the hub's 1 MiB message bound.
+    await wf.create_work_orders([{"id": f"o{i}", "task_type": "nobody-serves-this", "input": blob} for i in range(3)])
+    await wf.create_work_orders([{"id": f"o{i}", "task_type": "nobody-serves-this", "input": blob} for i in range(3, 5)])
+    return wf.id
+
+
 async def test_subscribe_all_mirrors_more_big_workflows_than_a_connection_holds_transfers(own_hub: Hub) -> None:
     # 66 workflows over 1 MB each: one subscribeAll answer offers more transfers than the 64 a connection may hold.
     control, monitor = await clients(own_hub)
-    blob = "x" * 250_000
-    ids = []
-    for w in range(66):
-        wf = await control.create_workflow(f"big {w}")
-        await wf.create_work_orders([{"id": f"o{i}", "task_type": "nobody-serves-this", "input": blob} for i in range(3)])
-        await wf.create_work_orders([{"id": f"o{i}", "task_type": "nobody-serves-this", "input": blob} for i in range(3, 5)])
-        ids.append(wf.id)
+    ids = [await big_workflow(control, f"big {w}") for w in range(66)]
     mirrors = await monitor.subscribe_all()
     assert all(len(mirrors[id_].state["workOrders"]) == 5 for id_ in ids)
 
@@ -458,13 +462,7 @@ async def test_a_resume_says_no_unsubscribe_again_for_documents_let_go_under_sub
 
 async def test_subscribe_all_asks_for_everything_again_at_once_when_the_connection_drops_while_it_reads_the_snapshots(own_hub: Hub) -> None:
     control, monitor = await clients(own_hub)
-    blob = "x" * 250_000
-    ids = []
-    for w in range(3):
-        wf = await control.create_workflow(f"over 1 MB {w}: its snapshot comes as a transfer")
-        await wf.create_work_orders([{"id": f"o{i}", "task_type": "nobody-serves-this", "input": blob} for i in range(3)])
-        await wf.create_work_orders([{"id": f"o{i}", "task_type": "nobody-serves-this", "input": blob} for i in range(3, 5)])
-        ids.append(wf.id)
+    ids = [await big_workflow(control, f"over 1 MB {w}: its snapshot comes as a transfer") for w in range(3)]
     request = monitor.connection.request
     sent: list[str] = []
     reads: list[dict[str, Any]] = []
