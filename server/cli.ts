@@ -8,18 +8,20 @@ const commands: Record<string, () => Promise<(args: string[]) => Promise<void>>>
   report: async () => (await import('./cli/report.ts')).report,
   tokens: async () => (await import('./cli/tokens.ts')).tokens,
   prune: async () => (await import('./cli/prune.ts')).prune,
+  retry: async () => (await import('./cli/retry.ts')).retry,
   reload: async () => (await import('./cli/reload.ts')).reload,
   backup: async () => (await import('./cli/backup.ts')).backup,
 };
 
 /** The overview and every command's options. */
 async function help(): Promise<string> {
-  const [{ START_HELP }, { STATUS_HELP }, { REPORT_HELP }, { TOKENS_HELP }, { PRUNE_HELP }, { RELOAD_HELP }, { BACKUP_HELP }] = await Promise.all([
+  const [{ START_HELP }, { STATUS_HELP }, { REPORT_HELP }, { TOKENS_HELP }, { PRUNE_HELP }, { RETRY_HELP }, { RELOAD_HELP }, { BACKUP_HELP }] = await Promise.all([
     import('./cli/start.ts'),
     import('./cli/status.ts'),
     import('./cli/report.ts'),
     import('./cli/tokens.ts'),
     import('./cli/prune.ts'),
+    import('./cli/retry.ts'),
     import('./cli/reload.ts'),
     import('./cli/backup.ts'),
   ]);
@@ -34,6 +36,7 @@ Commands:
   report    a report (md, html or json) of one workflow
   tokens    list, create or revoke access tokens
   prune     delete archived workflows older than an age
+  retry     put a failed work order back in the queue, or offer a declined one again
   reload    make a running hub read its tokens again (SIGHUP to its pid)
   backup    copy a hub's data directory, also while it runs
 
@@ -42,6 +45,7 @@ ${STATUS_HELP}
 ${REPORT_HELP}
 ${TOKENS_HELP}
 ${PRUNE_HELP}
+${RETRY_HELP}
 ${RELOAD_HELP}
 ${BACKUP_HELP}`;
 }
