@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -8,6 +8,7 @@ import { createHub } from '../server/index.ts';
 import { backupDataDir } from '../server/store/backup.ts';
 import { control, startHub, tempDir } from './helpers/hub.ts';
 import { spawnCli } from './helpers/process.ts';
+import { logRecorder } from './helpers/log-recorder.ts';
 import { untilTrue } from './helpers/wait.ts';
 
 /** Snapshots every 32 KB of journal (a few times a second under the load) and archives each workflow as it ends: both happen while backups copy. */
@@ -123,7 +124,7 @@ describe('backup', () => {
     for (const { dest, expected } of backups) await holdsEverything(dest, expected);
   });
 
-  it("removes a dead backup's staging folder, keeps a running one's, and a hub never reads them", async () => {
+  it("removes a dead backup's staging folder at the hub's start and at the next backup, keeps a running one's, and a hub never reads them", async () => {
     const dataDir = tempDir();
     const hub = await startHub({ dataDir });
     const client = await control(hub);
@@ -132,16 +133,26 @@ describe('backup', () => {
     // A backup killed after staging: its pid is that of a process that has ended; garbage where the hub's files would be.
     const dead = spawnSync(process.execPath, ['-e', '']).pid;
     const live = `.backup.${process.pid}.000000000000`;
-    for (const name of [`.backup.${dead}.0123456789ab`, live]) {
+    const stageGarbage = (name: string) => {
       mkdirSync(join(dataDir, name));
       writeFileSync(join(dataDir, name, 'snapshot.json'), 'not a snapshot');
       writeFileSync(join(dataDir, name, '00000001.journal'), 'not a record\n');
       writeFileSync(join(dataDir, name, '99999999.journal'), 'not a record\n');
-    }
-    const restarted = await startHub({ dataDir });
+    };
+    for (const name of [`.backup.${dead}.0123456789ab`, live]) stageGarbage(name);
+    // Its link to the hub's snapshot is what keeps the space of a snapshot the hub has since replaced.
+    linkSync(join(dataDir, 'snapshot.json'), join(dataDir, `.backup.${dead}.0123456789ab`, 'held.json'));
+    expect(statSync(join(dataDir, 'snapshot.json')).nlink).toBe(2);
+    const log = logRecorder();
+    const restarted = await startHub({ dataDir }, { logger: log.logger });
+    expect(stagingFolders(dataDir)).toEqual([live]);
+    expect(statSync(join(dataDir, 'snapshot.json')).nlink).toBe(1);
+    expect(log.find(`removed .backup.${dead}.0123456789ab: the staging folder of a backup that did not finish`)).toHaveLength(1);
     expect((await (await control(restarted)).workflow(kept.id).get()).userQuery).toBe('kept');
     await restarted.close();
 
+    // One killed while the hub ran: the next backup removes it.
+    stageGarbage(`.backup.${dead}.ba9876543210`);
     const dest = join(tempDir(), 'backup');
     await backupDataDir(dataDir, dest);
     expect(stagingFolders(dataDir)).toEqual([live]);

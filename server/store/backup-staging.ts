@@ -32,7 +32,7 @@ export interface StagedState {
  * snapshot linked after them does not hold was still there to be linked.
  */
 export async function stageState(source: string): Promise<StagedState | undefined> {
-  await removeLeftovers(source);
+  await removeDeadBackups(source);
   const dir = join(source, `.backup.${process.pid}.${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(dir, { mode: 0o700 });
@@ -68,11 +68,22 @@ async function linkIfPresent(from: string, to: string): Promise<boolean> {
   }
 }
 
-/** Removes the staging folders of backups that died before removing their own; those of running ones are kept. */
-async function removeLeftovers(source: string): Promise<void> {
+/**
+ * Removes the staging folders of backups that died before removing their own (a killed backup's
+ * links keep the disk space of the files they name); those of running ones are kept. Returns the
+ * names removed. Run by each backup and by the hub's start.
+ */
+export async function removeDeadBackups(source: string): Promise<string[]> {
+  const removed: string[] = [];
   for (const name of await readdir(source)) {
     const pid = Number(STAGING.exec(name)?.[1]);
-    // Failing to remove one (another backup removed it, or no right to) does not stop this backup.
-    if (pid && !processAlive(pid)) await dropStaged(join(source, name)).catch(() => undefined);
+    if (!pid || processAlive(pid)) continue;
+    try {
+      await dropStaged(join(source, name));
+      removed.push(name);
+    } catch {
+      // Another backup removed it, or no right to: neither stops a backup or a start.
+    }
   }
+  return removed;
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { WorkflowArchive } from './archive.ts';
 import { FileArchive } from './archive-files.ts';
 import type { ItemSpans } from './item-spans.ts';
+import { removeDeadBackups } from './backup-staging.ts';
 import { CompactionWorker } from './compaction.ts';
 import { Journal, listSegments, segmentName } from './journal.ts';
 import { acquireLock } from './lock.ts';
@@ -62,6 +63,8 @@ export class EmbeddedStore implements Store {
     this.release = acquireLock(this.options.dataDir, this.options.onWarning);
     try {
       const dir = this.options.dataDir;
+      // A killed backup's hard links would keep the space of files compaction has replaced until the next backup.
+      for (const name of await removeDeadBackups(dir)) this.options.onWarning(`removed ${name}: the staging folder of a backup that did not finish`);
       const recovered = await recover(dir, { truncateDamaged: this.options.truncateDamagedJournal ?? false });
       await removeUnfinishedSnapshot(dir);
       for (const warning of recovered.warnings) this.options.onWarning(warning);
