@@ -62,6 +62,10 @@ export async function retry(args: string[]): Promise<void> {
       const changed = before.state !== order.state || forgottenDeclines.length > 0 || before.notBefore !== order.notBefore;
       outcome = { was: before.state, changed, forgottenDeclines, order };
     } catch (error) {
+      // Without an answer the retry may have been applied; sending it again does no harm (PROTOCOL.md).
+      if (error instanceof HubError && error.code === 'DISCONNECTED') {
+        throw new CliError(`no answer to the retry of ${workOrderId} of ${workflowId}, which may have been applied: ${error.message}; run it again to see`);
+      }
       if (error instanceof HubError) throw new CliError(`the hub refused to retry ${workOrderId} of ${workflowId}: ${error.code}: ${error.message}`);
       throw error;
     }
