@@ -133,13 +133,15 @@ describe('backup', () => {
     // A backup killed after staging: its pid is that of a process that has ended; garbage where the hub's files would be.
     const dead = spawnSync(process.execPath, ['-e', '']).pid;
     const live = `.backup.${process.pid}.000000000000`;
+    // A pid alive again, taken by another process after the backup died: its start time tells them apart.
+    const reused = `.backup.${process.pid}-1.0123456789ab`;
     const stageGarbage = (name: string) => {
       mkdirSync(join(dataDir, name));
       writeFileSync(join(dataDir, name, 'snapshot.json'), 'not a snapshot');
       writeFileSync(join(dataDir, name, '00000001.journal'), 'not a record\n');
       writeFileSync(join(dataDir, name, '99999999.journal'), 'not a record\n');
     };
-    for (const name of [`.backup.${dead}.0123456789ab`, live]) stageGarbage(name);
+    for (const name of [`.backup.${dead}.0123456789ab`, reused, live]) stageGarbage(name);
     // Its link to the hub's snapshot is what keeps the space of a snapshot the hub has since replaced.
     linkSync(join(dataDir, 'snapshot.json'), join(dataDir, `.backup.${dead}.0123456789ab`, 'held.json'));
     expect(statSync(join(dataDir, 'snapshot.json')).nlink).toBe(2);
@@ -148,6 +150,7 @@ describe('backup', () => {
     expect(stagingFolders(dataDir)).toEqual([live]);
     expect(statSync(join(dataDir, 'snapshot.json')).nlink).toBe(1);
     expect(log.find(`removed .backup.${dead}.0123456789ab: the staging folder of a backup that did not finish`)).toHaveLength(1);
+    expect(log.find(`removed ${reused}: the staging folder of a backup that did not finish`)).toHaveLength(1);
     expect((await (await control(restarted)).workflow(kept.id).get()).userQuery).toBe('kept');
     await restarted.close();
 

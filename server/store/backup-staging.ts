@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSegments, segmentName } from './journal.ts';
-import { processAlive } from './lock.ts';
+import { holderAlive, ownProcess } from './lock.ts';
 import type { SnapshotRef } from './manifest.ts';
 import { SNAPSHOT_FILE, snapshotOnDisk } from './snapshot.ts';
 
-/** A backup's staging folder in the data directory: hidden, named by the backup's pid; no file the hub reads is named so. */
-const STAGING = /^\.backup\.(\d+)\.[0-9a-f]{12}$/;
+/** A backup's staging folder in the data directory: hidden, named by the backup's pid and start time (as the lock); no file the hub reads is named so. */
+const STAGING = /^\.backup\.(\d+)(?:-(\d+))?\.[0-9a-f]{12}$/;
 
 /** Where the data directory or its file system refuses the folder or the links: the backup then copies the live files. */
 const REFUSED = new Set(['EXDEV', 'EPERM', 'EACCES', 'EROFS', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'ENOSPC', 'EDQUOT']);
@@ -33,7 +33,7 @@ export interface StagedState {
  */
 export async function stageState(source: string): Promise<StagedState | undefined> {
   await removeDeadBackups(source);
-  const dir = join(source, `.backup.${process.pid}.${randomBytes(6).toString('hex')}`);
+  const dir = join(source, `.backup.${ownProcess('-')}.${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(dir, { mode: 0o700 });
   } catch (error) {
@@ -76,8 +76,10 @@ async function linkIfPresent(from: string, to: string): Promise<boolean> {
 export async function removeDeadBackups(source: string): Promise<string[]> {
   const removed: string[] = [];
   for (const name of await readdir(source)) {
-    const pid = Number(STAGING.exec(name)?.[1]);
-    if (!pid || processAlive(pid)) continue;
+    const match = STAGING.exec(name);
+    const pid = Number(match?.[1]);
+    // A pid alive with another start time was reused by a stranger after the backup died.
+    if (!pid || holderAlive({ pid, start: match?.[2] })) continue;
     try {
       await dropStaged(join(source, name));
       removed.push(name);

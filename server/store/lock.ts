@@ -30,8 +30,13 @@ function statFields(pid: number): string[] | undefined {
 
 /** What this process writes in its lock: its pid, and its start time where known. */
 function ownLock(): string {
+  return ownProcess(' ');
+}
+
+/** This process as `pid`, or `pid<sep>start` where /proc gives its start time: one process, not a pid a stranger may reuse. */
+export function ownProcess(separator: string): string {
   const start = startTimeOf(process.pid);
-  return start === undefined ? String(process.pid) : `${process.pid} ${start}`;
+  return start === undefined ? String(process.pid) : `${process.pid}${separator}${start}`;
 }
 
 /** The pid and start time a lock names (older hubs wrote the pid alone); undefined if it names none. */
@@ -45,7 +50,7 @@ function parseLock(holder: string): { pid: number; start: string | undefined } |
  * Whether the process a lock names still runs: its pid is alive and, when the lock recorded a start
  * time and /proc shows the pid's, they match (else the pid was reused by a stranger).
  */
-function holderAlive(holder: { pid: number; start: string | undefined }): boolean {
+export function holderAlive(holder: { pid: number; start: string | undefined }): boolean {
   if (!processAlive(holder.pid)) return false;
   if (holder.start === undefined) return true;
   const now = startTimeOf(holder.pid);
