@@ -5,6 +5,7 @@ import { parseSecretJson } from '../secret-json.ts';
 import { parseTokenList, readTokens } from '../transport/auth.ts';
 import { HOST_REFUSED } from '../transport/allowed-hosts.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
+import type { ControlClient } from '../../client-sdk/control.ts';
 import { hubUrl } from '../../client-sdk/hub-url.ts';
 import { WHERE_TOKENS_COME_FROM } from '../../client-sdk/connect-error.ts';
 import { boundedPool } from '../store/postgres/pg-pool.ts';
@@ -229,4 +230,15 @@ export function table(header: string[], cells: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** A control client of the hub at `address` (see hubAddress); the SDK is loaded only by the commands that talk to a hub. */
+export async function controlClientOf(address: { url: string; token: string }): Promise<ControlClient> {
+  const { connectControl } = await import('../../client-sdk/index.ts');
+  try {
+    return await connectControl({ url: address.url, token: address.token });
+  } catch (error) {
+    // The SDK's message names the URL and says what went wrong (unreachable, or a refused token): said once, as is.
+    throw new CliError(error instanceof Error ? error.message : String(error));
+  }
 }

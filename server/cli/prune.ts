@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { CliError, duration, hubAddress, refuseEmptyFlags, table } from './common.ts';
+import { CliError, controlClientOf, duration, hubAddress, refuseEmptyFlags, table } from './common.ts';
 
 export const PRUNE_HELP = `switchboard prune — delete archived workflows from a running hub
 
@@ -28,14 +28,7 @@ export async function prune(args: string[]): Promise<void> {
   if (values['older-than'] === undefined) throw new CliError('say how old: switchboard prune --older-than 30d');
   const olderThanMs = duration('--older-than', values['older-than']);
   const address = await hubAddress(values);
-  const { connectControl } = await import('../../client-sdk/index.ts');
-  let control;
-  try {
-    control = await connectControl({ url: address.url, token: address.token });
-  } catch (error) {
-    // The SDK's message names the URL and says what went wrong (unreachable, or a refused token): said once, as is.
-    throw new CliError(error instanceof Error ? error.message : String(error));
-  }
+  const control = await controlClientOf(address);
   try {
     const removed = await control.pruneArchive(olderThanMs);
     if (values.json) return void process.stdout.write(JSON.stringify({ removed }, null, 2) + '\n');

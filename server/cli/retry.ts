@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { HubError } from '../../shared/errors.ts';
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
-import { CliError, hubAddress, refuseEmptyFlags } from './common.ts';
+import { CliError, controlClientOf, hubAddress, refuseEmptyFlags } from './common.ts';
 
 export const RETRY_HELP = `switchboard retry — put a failed work order back in the queue, or offer a declined one again
 
@@ -43,14 +43,7 @@ export async function retry(args: string[]): Promise<void> {
   if (!workflowId || !workOrderId) throw new CliError('say which order: switchboard retry WORKFLOW ORDER');
   if (extra.length) throw new CliError(`one order at a time: switchboard retry WORKFLOW ORDER (also given: ${extra.join(' ')})`);
   const address = await hubAddress(values);
-  const { connectControl } = await import('../../client-sdk/index.ts');
-  let control;
-  try {
-    control = await connectControl({ url: address.url, token: address.token });
-  } catch (error) {
-    // The SDK's message names the URL and says what went wrong (unreachable, or a refused token): said once, as is.
-    throw new CliError(error instanceof Error ? error.message : String(error));
-  }
+  const control = await controlClientOf(address);
   try {
     const wf = control.workflow(workflowId);
     let outcome: RetryOutcome;
