@@ -29,7 +29,7 @@ type Reply<E extends Event> = ReplyOf<'control', E>;
  * method takes `{ signal, timeoutMs }` last. `version` is the workflow version of the last reply.
  */
 export class WorkflowHandle {
-  /** The workflow version after the last change made through this handle. */
+  /** The newest workflow version a reply through this handle carried: of a change made through it, or of a read. */
   version = 0;
 
   constructor(

@@ -20,7 +20,7 @@ class Workflow:
     def __init__(self, connection: Connection, workflow_id: str) -> None:
         self._connection = connection
         self.id = workflow_id
-        #: The workflow version after the last change made through this handle.
+        #: The newest workflow version a reply through this handle carried: of a change made through it, or of a read.
         self.version = 0
 
     def __repr__(self) -> str:
