@@ -242,3 +242,11 @@ export async function controlClientOf(address: { url: string; token: string }): 
     throw new CliError(error instanceof Error ? error.message : String(error));
   }
 }
+
+/** The flags of every command that talks to a running hub (status, report, prune, retry): where it is, how to get in, help. */
+export const HUB_FLAGS = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+  'data-dir': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { CliError, controlClientOf, duration, hubAddress, refuseEmptyFlags, table } from './common.ts';
+import { CliError, controlClientOf, duration, HUB_FLAGS, hubAddress, refuseEmptyFlags, table } from './common.ts';
 
 export const PRUNE_HELP = `switchboard prune — delete archived workflows from a running hub
 
@@ -16,11 +16,8 @@ export async function prune(args: string[]): Promise<void> {
     args,
     options: {
       'older-than': { type: 'string' },
-      url: { type: 'string' },
-      token: { type: 'string' },
-      'data-dir': { type: 'string' },
+      ...HUB_FLAGS,
       json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return void process.stdout.write(PRUNE_HELP);

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CliError, getFromHub, hubAddress, progress, progressDone, refuseEmptyFlags } from './common.ts';
+import { CliError, getFromHub, HUB_FLAGS, hubAddress, progress, progressDone, refuseEmptyFlags } from './common.ts';
 
 export const REPORT_HELP = `switchboard report — a report of one workflow from a running hub
 
@@ -21,10 +21,7 @@ export async function report(args: string[]): Promise<void> {
     options: {
       format: { type: 'string', default: 'md' },
       out: { type: 'string' },
-      url: { type: 'string' },
-      token: { type: 'string' },
-      'data-dir': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+      ...HUB_FLAGS,
     },
   });
   if (values.help) return void process.stdout.write(REPORT_HELP);

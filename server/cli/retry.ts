@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { HubError } from '../../shared/errors.ts';
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
-import { CliError, controlClientOf, hubAddress, refuseEmptyFlags } from './common.ts';
+import { CliError, controlClientOf, HUB_FLAGS, hubAddress, refuseEmptyFlags } from './common.ts';
 
 export const RETRY_HELP = `switchboard retry — put a failed work order back in the queue, or offer a declined one again
 
@@ -30,11 +30,8 @@ export async function retry(args: string[]): Promise<void> {
     args,
     allowPositionals: true,
     options: {
-      url: { type: 'string' },
-      token: { type: 'string' },
-      'data-dir': { type: 'string' },
+      ...HUB_FLAGS,
       json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return void process.stdout.write(RETRY_HELP);

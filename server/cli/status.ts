@@ -4,7 +4,7 @@ import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
 import { percentText } from '../../shared/percent-text.ts';
 import { shownAgentStatus } from '../../shared/shown-agent-status.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
-import { allPages, CliError, getFromHub, hubAddress, integer, progress, progressDone, refuseEmptyFlags, table } from './common.ts';
+import { allPages, CliError, getFromHub, HUB_FLAGS, hubAddress, integer, progress, progressDone, refuseEmptyFlags, table } from './common.ts';
 
 export const STATUS_HELP = `switchboard status — the nodes, workflows and agents of a running hub
 
@@ -41,14 +41,11 @@ export async function status(args: string[]): Promise<void> {
     args,
     allowPositionals: true,
     options: {
-      url: { type: 'string' },
-      token: { type: 'string' },
-      'data-dir': { type: 'string' },
+      ...HUB_FLAGS,
       json: { type: 'boolean' },
       watch: { type: 'boolean' },
       interval: { type: 'string' },
       count: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return void process.stdout.write(STATUS_HELP);
