@@ -602,9 +602,8 @@ async def test_an_agent_whose_drain_the_hub_refused_keeps_taking_work(tmp_path: 
         limited.stop()
 
 
-async def test_a_control_client_drains_and_reactivates_a_connected_agent_which_is_told_at_once(hub: Hub) -> None:
-    control, monitor = await clients(hub)
-    kind = unique("operator")
+async def drained_worker(hub: Hub, kind: str) -> AgentClient:
+    """A registered agent of task type `kind` (its handler answers "back") that has drained itself."""
     worker = await agent(hub, kind)
 
     @worker.task(kind)
@@ -613,6 +612,13 @@ async def test_a_control_client_drains_and_reactivates_a_connected_agent_which_i
 
     await worker.ready()
     await worker.drain()
+    return worker
+
+
+async def test_a_control_client_drains_and_reactivates_a_connected_agent_which_is_told_at_once(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("operator")
+    worker = await drained_worker(hub, kind)
     told: asyncio.Queue[bool] = asyncio.Queue()
     worker.on("draining", told.put_nowait)
     # The hub pushes the operator's word to the connected agent, which wins over its own drain().
@@ -777,14 +783,7 @@ async def test_close_with_finish_while_away_declines_nothing_held_against_the_ag
 async def test_an_agent_reactivated_while_away_takes_the_work_queued_meanwhile_declining_none(hub: Hub) -> None:
     control, monitor = await clients(hub)
     kind = unique("reactivated-away")
-    worker = await agent(hub, kind)
-
-    @worker.task(kind)
-    async def run(task: Task, ctx: TaskContext) -> str:
-        return "back"
-
-    await worker.ready()
-    await worker.drain()
+    worker = await drained_worker(hub, kind)
     wf, mirror = await started(control, monitor, "reactivated while away, work waiting")
     pool = await monitor.subscribe("@agents")
     await drop(worker.connection)
