@@ -41,6 +41,11 @@ export function logNotices(log: Logger, effects: readonly Effect[]): void {
         log.info({ workflowId, workOrderId, was, attempts, by }, 'work order retried by a control client');
         break;
       }
+      case 'declines.forgotten': {
+        const { orders, named, afterMs } = effect;
+        log.info({ orders, named, afterMs }, 'declines forgotten: work orders every capable agent had declined are offered again');
+        break;
+      }
       case 'order.deadLettered': {
         const { workflowId, workOrderId, taskType, attempts, error } = effect;
         log.warn({ workflowId, workOrderId, taskType, attempts, error }, 'work order failed for good (dead-lettered)');

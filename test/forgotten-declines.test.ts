@@ -3,6 +3,7 @@ import type { RunningHub } from '../server/index.ts';
 import { HubOptions } from '../server/options.ts';
 import type { WorkOrder } from '../shared/schemas/work-order.ts';
 import { control, monitor, startHub, tempDir } from './helpers/hub.ts';
+import { LEVEL, logRecorder } from './helpers/log-recorder.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
 import { untilOrder } from './helpers/wait.ts';
 
@@ -24,18 +25,19 @@ const orderIn = (hub: RunningHub, id: string): WorkOrder => hub.state.workflows.
 
 /** A hub on `clock`, a started workflow `wf`, and the one raw agent `gpu` for task type `t`. */
 async function oneAgent(clock: ReturnType<typeof manualClock>, options: Parameters<typeof startHub>[0] = {}) {
-  const hub = await startHub({ sweepIntervalMs: 60_000, ...options }, { clock: clock.read });
+  const log = logRecorder('info');
+  const hub = await startHub({ sweepIntervalMs: 60_000, ...options }, { clock: clock.read, logger: log.logger });
   const client = await control(hub);
   const wf = await client.createWorkflow({ id: 'wf', userQuery: 'one GPU worker' });
   await wf.start();
   const worker = await rawAgent(hub.url, 'gpu', ['t']);
-  return { hub, client, wf, worker };
+  return { hub, client, wf, worker, log };
 }
 
 describe('declines forgotten after declinedRetryMs', () => {
   it('offers an order whose offer lapsed to the same agent again after the period, which completes it; a monitor sees each step', async () => {
     const clock = manualClock();
-    const { hub, wf, worker } = await oneAgent(clock);
+    const { hub, wf, worker, log } = await oneAgent(clock);
     const live = await (await monitor(hub)).subscribe('wf');
     await wf.createWorkOrder({ id: 'frame', taskType: 't', timeouts: { acceptMs: 5_000 } });
     await worker.nextOffer(); // never answered: the agent stalled
@@ -49,8 +51,12 @@ describe('declines forgotten after declinedRetryMs', () => {
     clock.now = retryAt - 1;
     expect((await sweep(hub)).declinesForgotten).toBe(0);
     expect(orderIn(hub, 'frame').state).toBe('queued');
+    const healing = 'declines forgotten: work orders every capable agent had declined are offered again';
+    expect(log.find(healing)).toHaveLength(0);
     clock.now = retryAt;
     expect((await sweep(hub)).declinesForgotten).toBe(1);
+    // The operator is told, once for the sweep, naming the order.
+    expect(log.find(healing)).toEqual([expect.objectContaining({ level: LEVEL.info, orders: 1, named: ['wf/frame'], afterMs: PERIOD })]);
     const offer = await worker.nextOffer();
     expect(offer.assignment).toMatchObject({ workOrderId: 'frame', attempt: 1 });
     offer.ack({ accept: true });

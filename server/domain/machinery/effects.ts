@@ -28,6 +28,8 @@ export type Notice =
   | { type: 'order.retrying'; workflowId: string; workOrderId: string; /** The number the next attempt will have. */ attempt: number; at: number }
   /** workOrder.retry changed an order: one that had failed is back with a fresh budget, or a queued one forgot its declines. */
   | { type: 'order.requeued'; workflowId: string; workOrderId: string; was: 'failed' | 'queued'; attempts: number; by: string }
+  /** A sweep forgot the declines of `orders` orders every capable agent had declined (declinedRetryMs): they are offered again. */
+  | { type: 'declines.forgotten'; orders: number; /** The first few, as `workflowId/workOrderId`. */ named: string[]; afterMs: number }
   | { type: 'order.deadLettered'; workflowId: string; workOrderId: string; taskType: string; attempts: number; error: string }
   /** A timer of the sweep (`offline:<agent>`, `lease:<token>`, `timeout:<order>`...) whose change threw: undone alone and put off. */
   | { type: 'timer.failed'; timer: string; error: Error; failures: number; retryInMs: number };

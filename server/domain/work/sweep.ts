@@ -16,6 +16,8 @@ import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
  * overall timeouts due at once held it 1.2 s. The rest stay due, and the hub sweeps again at once.
  */
 export const TIMERS_PER_SWEEP = 1_000;
+/** How many of the orders whose declines a sweep forgot its log line names. */
+const HEALED_NAMED = 5;
 
 /**
  * The hub's periodic check, with the clock it is given: offers past their accept deadline go to
@@ -126,6 +128,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
   // Only entries put off (all of them due again at once) would make a sweep that follows at once do nothing.
   queueFull ||= backoffs.full && putBack < backoffs.taken.length;
   const expiries = dueEntries(work.declineExpiries, monotonicNow, left);
+  const healed: string[] = [];
   putBack = 0;
   for (const due of expiries.taken) {
     const order = orderOf(due.workflowId, due.workOrderId);
@@ -137,8 +140,13 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
       putBack++;
       continue;
     }
-    count(runTimer(key, () => (offerAgain(t, order) ? ('declinesForgotten' as const) : undefined)));
+    if (runTimer(key, () => offerAgain(t, order))) {
+      result.declinesForgotten++;
+      if (healed.length < HEALED_NAMED) healed.push(`${order.workflowId}/${order.id}`);
+    }
   }
+  // One line for the operator per sweep, not per order: orders marked together heal together.
+  if (result.declinesForgotten > 0) t.tx.effect({ type: 'declines.forgotten', orders: result.declinesForgotten, named: healed, afterMs: t.ctx.settings.declinedRetryMs! });
   queueFull ||= expiries.full && putBack < expiries.taken.length;
   const deadlines = dueEntries(work.deadlines, monotonicNow, left);
   putBack = 0;
