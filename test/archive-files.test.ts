@@ -132,9 +132,9 @@ describe('the file archive', () => {
     const lines = readFileSync(file('wf-b'), 'utf8').split('\n');
     writeFileSync(file('wf-b'), lines.map((line, at) => (at === 1 ? line.replace('query wf-b', 'query wf-X') : line)).join('\n'));
     const archive = await opened(dir);
-    await expect(archive.read('wf-a')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file('wf-a')} is damaged`) });
+    await expect(archive.read('wf-a')).rejects.toMatchObject({ code: 'INTERNAL', detail: expect.stringContaining(`${file('wf-a')} is damaged`) });
     expect((await archive.readSummary('wf-a'))?.userQuery).toBe('query wf-a');
-    await expect(archive.readSummary('wf-b')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file('wf-b')} is damaged`) });
+    await expect(archive.readSummary('wf-b')).rejects.toMatchObject({ code: 'INTERNAL', detail: expect.stringContaining(`${file('wf-b')} is damaged`) });
     await archive.close();
   });
   it('reads back a big workflow equal to what was archived, its keys in the same order', async () => {
@@ -193,7 +193,7 @@ describe('the file archive', () => {
     damage('wf-b', (line) => line.replace('"n":20', '"n":21'));
     writeFileSync(file('wf-c'), readFileSync(file('wf-c'), 'utf8').slice(0, -3));
     for (const id of ['wf-a', 'wf-b', 'wf-c']) {
-      await expect(archive.read(id)).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining(`${file(id)} is damaged`) });
+      await expect(archive.read(id)).rejects.toMatchObject({ code: 'INTERNAL', detail: expect.stringContaining(`${file(id)} is damaged`) });
       // The summary, a part of its own, is still read.
       expect((await archive.readSummary(id))?.userQuery).toBe(`query ${id}`);
     }

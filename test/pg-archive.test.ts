@@ -142,7 +142,7 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL archive', () => {
     await alter('wf-c', "convert_to(replace(convert_from(body, 'UTF8'), '\"n\":20', '\"n\":,'), 'UTF8')");
     const why = { 'wf-a': 'its checksum does not match its row', 'wf-b': 'it ends within a line', 'wf-c': 'of its document does not parse' };
     for (const [id, reason] of Object.entries(why)) {
-      await expect(archive.read(id)).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(`^archived workflow ${id} in sb_archive \\(partition p1\\) is damaged \\(.*${reason}`) });
+      await expect(archive.read(id)).rejects.toMatchObject({ code: 'INTERNAL', detail: expect.stringMatching(`^archived workflow ${id} in sb_archive \\(partition p1\\) is damaged \\(.*${reason}`) });
       expect((await archive.readSummary(id))?.userQuery).toBe(`query ${id}`);
     }
   });
@@ -177,7 +177,7 @@ describe.skipIf(!!postgresSkipReason())('the PostgreSQL archive', () => {
     expect(again.headers().map((h) => h.id)).toEqual(['wf-c']);
     expect(warnings).toEqual(['wf-a', 'wf-b'].map((id) => `archived workflow ${id} in sb_archive (partition p1) has a damaged header: it is not listed, and reading it answers INTERNAL`));
     expect([again.has('wf-a'), again.has('wf-b'), again.has('wf-z')]).toEqual([true, true, false]);
-    await expect(again.read('wf-a')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('archived workflow wf-a in sb_archive (partition p1) is damaged') });
+    await expect(again.read('wf-a')).rejects.toMatchObject({ code: 'INTERNAL', detail: expect.stringContaining('archived workflow wf-a in sb_archive (partition p1) is damaged') });
     // The others are read and written as ever.
     expect((await again.read('wf-c'))?.workflow).toEqual(workflow('wf-c', 998));
     await put(again, workflow('wf-d', 900), 4);

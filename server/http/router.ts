@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HubError, type ErrorCode } from '../../shared/errors.ts';
+import { faultReason } from '../hub-fault.ts';
 import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Logger } from '../logger.ts';
 import { requireRole, type TokenRegistry } from '../transport/auth.ts';
@@ -144,7 +145,7 @@ export function createRouter(routes: readonly Route[], tokens: TokenRegistry, lo
       (reply) => send(res, reply),
       (error: unknown) => {
         if (!(error instanceof HubError)) log.error({ err: error, path: url.pathname }, 'http route failed');
-        else if (error.code === 'INTERNAL') log.error({ path: url.pathname, reason: error.message }, 'http route failed: the hub could not serve it');
+        else if (error.code === 'INTERNAL') log.error({ path: url.pathname, reason: faultReason(error) }, 'http route failed: the hub could not serve it');
         else if (!admitted) log[refusalLevel(error.code)]({ path: url.pathname, code: error.code, reason: error.message, role: grant?.role, tokenName: grant?.name, address }, 'http request refused');
         refuse(res, error instanceof HubError ? error : new HubError('INTERNAL', 'internal error'));
       },

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import type { Workflow } from '../../shared/schemas/workflow.ts';
-import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchiveTally, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
+import { archivedHeader, damaged, HeaderIndex, unreadable, type ArchivedHeader, type ArchiveTally, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from './archive.ts';
 import { DamagedPart } from './archive-lines.ts';
 import { SharedLoad } from './shared-load.ts';
 import { readArchivedDocument, readLines, writeArchivedFile } from './archived-file.ts';
@@ -187,7 +187,7 @@ export class FileArchive implements WorkflowArchive {
       return await read();
     } catch (error) {
       if (error instanceof DamagedPart) throw damaged(id, path, error.message);
-      throw new HubError('INTERNAL', `archived workflow ${id} cannot be read from ${path}: ${(error as Error).message}`);
+      throw unreadable(id, path, error as Error);
     }
   }
 

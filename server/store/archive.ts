@@ -1,4 +1,5 @@
 import { HubError } from '../../shared/errors.ts';
+import { HubFault } from '../hub-fault.ts';
 import type { WorkflowSummary } from '../../shared/schemas/summary.ts';
 import { CreationOrder } from '../../shared/creation-order.ts';
 import { workflowHeader, type Workflow, type WorkflowHeader } from '../../shared/schemas/workflow.ts';
@@ -78,7 +79,12 @@ export function archivedHeader(value: unknown): ArchivedHeader | undefined {
 
 /** What went wrong with an archived workflow where it is kept (`where`: a file, a table), as the error a read answers with. */
 export function damaged(id: string, where: string, why: string): HubError {
-  return new HubError('INTERNAL', `archived workflow ${id} in ${where} is damaged (${why})`);
+  return new HubFault(`archived workflow ${id} is damaged (${why}); the hub's log names where it is kept`, `archived workflow ${id} in ${where} is damaged (${why})`);
+}
+
+/** An archived workflow that could not be read from where it is kept, as the error a read answers with. */
+export function unreadable(id: string, where: string, error: Error): HubError {
+  return new HubFault(`archived workflow ${id} cannot be read; the hub's log says why`, `archived workflow ${id} cannot be read from ${where}: ${error.message}`);
 }
 
 /** Archived headers in the order of workflow.list, with a lookup by id. Shared by every archive implementation. */

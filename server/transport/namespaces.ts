@@ -2,6 +2,7 @@ import type { Namespace, Socket } from 'socket.io';
 import type { Contract, EventName, NamespaceName, ParsedRequestOf, ReplyOf, RequestSpec } from '../../shared/contract.ts';
 import { BATCH_EVENT, BatchRequest, type Ack } from '../../shared/envelope.ts';
 import { HubError } from '../../shared/errors.ts';
+import { faultReason } from '../hub-fault.ts';
 import type { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { Actor } from '../domain/machinery/actor.ts';
 import type { Logger } from '../logger.ts';
@@ -51,7 +52,7 @@ export interface NamespaceOptions {
 export function failure(error: unknown, log: Logger, event: string): Ack<never> {
   if (error instanceof HubError) {
     // A fault of the hub's own (a damaged archived file): the operator learns of it from the log, not only the client.
-    if (error.code === 'INTERNAL') log.error({ event, reason: error.message }, 'request failed: the hub could not serve it');
+    if (error.code === 'INTERNAL') log.error({ event, reason: faultReason(error) }, 'request failed: the hub could not serve it');
     return { ok: false, error: error.toJSON() };
   }
   log.error({ err: error, event }, 'handler failed');

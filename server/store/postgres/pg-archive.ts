@@ -5,7 +5,7 @@ import { HubError } from '../../../shared/errors.ts';
 import type { WorkflowSummary } from '../../../shared/schemas/summary.ts';
 import { workflowHeader } from '../../../shared/schemas/workflow.ts';
 import { TimeSlice } from '../../time-slice.ts';
-import { archivedHeader, damaged, HeaderIndex, type ArchivedHeader, type ArchiveTally, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from '../archive.ts';
+import { archivedHeader, damaged, HeaderIndex, unreadable, type ArchivedHeader, type ArchiveTally, type ArchivedWorkflow, type WorkflowArchive, type WorkflowToArchive } from '../archive.ts';
 import { DamagedPart, readDocument } from '../archive-lines.ts';
 import { SharedLoad } from '../shared-load.ts';
 import { JOURNAL_CHANNEL, type Fence } from './pg-journal.ts';
@@ -322,7 +322,7 @@ export class PgArchive implements WorkflowArchive {
       return await read();
     } catch (error) {
       if (error instanceof DamagedPart) throw damaged(id, this.where, error.message);
-      throw new HubError('INTERNAL', `archived workflow ${id} cannot be read from ${this.where}: ${(error as Error).message}`);
+      throw unreadable(id, this.where, error as Error);
     }
   }
 }
