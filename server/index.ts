@@ -29,7 +29,7 @@ import { DEFAULT_PARTITION } from './store/postgres/schema.ts';
 import { TokenSync } from './cluster/token-sync.ts';
 import { ClusterNode, type ClusterInfo } from './cluster/cluster-node.ts';
 import { clusterRoute } from './http/cluster.ts';
-import type { SnapshotEvent, Store } from './store/store.ts';
+import type { ResumePoint, SnapshotEvent, Store } from './store/store.ts';
 import { loadOrCreateTokens, looseTokenFileMode, looseTokenFileWarning, PRIVATE_DIR_MODE, readDataDirTokens, readTokens, saveTokens, TOKENS_FILE, TokenRegistry } from './transport/auth.ts';
 import { AgentTransport } from './transport/agent.ts';
 import { LoginThrottle } from './transport/login-throttle.ts';
@@ -296,9 +296,9 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     await stopAll();
     throw error;
   }
-  // The patch stream's epoch, once it exists: a clean stop keeps it for the next start (see Store.close).
-  let epochAtClose: (() => string | undefined) | undefined;
-  stops.push(() => writer.close(epochAtClose));
+  // The patch stream's resume point, once it exists: a clean stop keeps it for the next start (see Store.close).
+  let resumeAtClose: (() => ResumePoint | undefined) | undefined;
+  stops.push(() => writer.close(resumeAtClose));
   writer.onCommit((batch) => logNotices(logger, batch.effects));
   warnIfLoose();
   const { grants, created } = loaded;
@@ -392,7 +392,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       maxQueuedPackets: options.maxQueuedPackets,
     }, transfers);
     stops.push(() => patches.close());
-    epochAtClose = () => patches.epoch;
+    resumeAtClose = () => patches.resumePoint();
     archiver.onDeleted((workflowIds) => patches.deleted(workflowIds));
     const views = new ViewStreams(monitorNamespace, writer, patches);
     stops.push(() => views.close());

@@ -8,7 +8,7 @@ import type { Effect } from './domain/machinery/effects.ts';
 import { AGENTS_DOC, docKeys, emptyState, smallerThan, stateFromDocs, storedDocs, versionOf, type DocKey, type HubState, type StoredDoc } from './domain/machinery/state.ts';
 import { copyJson, Transaction } from './domain/machinery/transaction.ts';
 import { encodeRecords, type JournalRecord } from './store/records.ts';
-import type { CurrentDocs, PinnedDocs, Store } from './store/store.ts';
+import type { CurrentDocs, PinnedDocs, ResumePoint, Store } from './store/store.ts';
 import { pinnedSnapshotJson } from './pinned-json.ts';
 import { replayChanges } from './domain/machinery/replay.ts';
 
@@ -128,10 +128,10 @@ export class StateWriter {
   private seq = 0;
   private closed = false;
   /**
-   * The epoch of the run that stopped cleanly into the state loaded (see Recovered.epoch), for the
-   * patch stream to go on with; cleared by a rollback, after which versions of it may not be resumed.
+   * Where the run that stopped cleanly into the state loaded left its monitors (see Recovered.resume),
+   * for the patch stream to go on from; cleared by a rollback, after which versions of it may not be resumed.
    */
-  resumedEpoch: string | undefined;
+  resumed: ResumePoint | undefined;
   private role: WriterRole = 'leader';
   /** newId bound once: a closure made per command costs, under tsx, a defineProperty for its name too. */
   private readonly idSource = (prefix: string) => this.newId(prefix);
@@ -162,7 +162,7 @@ export class StateWriter {
     // Pinned snapshots serialise only the items written since the one before, which the state notes.
     if (options.store.startPinnedSnapshot) writer.state.changed.track();
     writer.seq = recovered.seq;
-    writer.resumedEpoch = recovered.epoch;
+    writer.resumed = recovered.resume;
     for (const key of recovered.changedSinceSnapshot ?? []) writer.changedDocs.add(key);
     if (options.follower) writer.role = 'follower';
     else await writer.dispatch({ type: 'hub.recover', input: {}, actor: { role: 'system', name: 'recovery' } });
@@ -327,16 +327,16 @@ export class StateWriter {
   }
 
   /**
-   * Stops accepting commands, writes what is pending and closes the store. `epoch`: the patch
+   * Stops accepting commands, writes what is pending and closes the store. `resume`: the patch
    * stream's, asked for once every write is settled (a rollback meanwhile changes it), for the store to keep.
    */
-  async close(epoch?: () => string | undefined): Promise<void> {
+  async close(resume?: () => ResumePoint | undefined): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.mutex.runExclusive(() => undefined);
     await this.settle();
     // Nobody is served any more: serialising every document at once beats replaying the journal, however big.
-    await this.store.close({ seq: this.seq, docs: storedDocs(this.state) }, epoch?.());
+    await this.store.close({ seq: this.seq, docs: storedDocs(this.state) }, resume?.());
   }
 
   private apply<K extends CommandType>(command: Command<K>): { reply: CommandReply<K>; batch: Batch | undefined } {
@@ -505,7 +505,7 @@ export class StateWriter {
     }
     const first = failed.records[0];
     if (first) this.seq = first.seq - 1;
-    this.resumedEpoch = undefined;
+    this.resumed = undefined;
     // Memory holds only stored changes again: no offer waits to be sent.
     this.state.work.unsent.clear();
     this.rebuildIndex();

@@ -4,10 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { connectControl, connectMonitor, type Mirror, type MonitorClient } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import type { Subscription } from '../shared/schemas/monitor.ts';
+import type { Workflow } from '../shared/schemas/workflow.ts';
 import type { TokenGrant } from '../shared/schemas/tokens.ts';
 import { agent, control, crashCopy, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { startHubProcess } from './helpers/process.ts';
-import { deferred, untilOrder } from './helpers/wait.ts';
+import { deferred, untilOrder, untilTrue } from './helpers/wait.ts';
 
 /** How each answer and patch reached each mirror, by document. */
 function recordKinds(mirrors: Iterable<Mirror>): Map<string, string[]> {
@@ -108,6 +109,42 @@ describe('the epoch across restarts', () => {
     const fresh = await (await monitor(second)).subscribe(idle.id, { view: { kind: 'summary' } });
     expect(summary.version).toBe(fresh.version);
     expect(summary.state).toEqual(fresh.state);
+  });
+
+  it('keeps the epoch through a prune and a clean restart: the other documents resume by patches, a workflow made anew under a pruned id comes whole', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir, keepFinishedMs: 0, sweepIntervalMs: 10 });
+    const client = await control(first);
+    const kept = await client.createWorkflow({ id: 'kept', userQuery: 'live throughout' });
+    await kept.start();
+    const old = await client.createWorkflow({ id: 'nightly', userQuery: 'yesterday' });
+    await old.start();
+    await old.updateProgress('load', 50);
+    const watcher = await monitor(first);
+    const mirrors = [await watcher.subscribe('kept'), await watcher.subscribe<Workflow>('nightly')];
+    await old.cancel('done');
+    await untilTrue(() => !first.state.workflows.has('nightly'), 'the old one archived');
+    await mirrors[1]!.until((w) => w.status === 'cancelled', { what: 'the old one ended in the mirror' });
+    const epoch = (await watcher.connection.request('subscribe', { doc: 'kept' })).epoch;
+
+    const away = holdBack(watcher);
+    watcher.connection.socket.disconnect();
+    await away;
+    expect((await client.pruneArchive(0)).map((pruned) => pruned.workflowId)).toEqual(['nightly']);
+    // Made anew under the pruned id, and changed up to the very version the watcher holds of the old one.
+    const fresh = await client.createWorkflow({ id: 'nightly', userQuery: 'today' });
+    for (let percentage = 1; fresh.version < mirrors[1]!.version; percentage++) await fresh.updateProgress('load', percentage);
+    expect(fresh.version).toBe(mirrors[1]!.version);
+    await first.close();
+    const second = await startHub({ dataDir, port: first.port, keepFinishedMs: 0 });
+
+    const answers = await letBack(watcher, ['kept', 'nightly']);
+    const modes = new Map(answers.map((answer) => [answer.doc, answer.mode]));
+    expect(answers[0]!.epoch).toBe(epoch);
+    expect(modes.get('kept')).toBe('patches');
+    expect(modes.get('nightly')).toBe('snapshot');
+    await mirrors[1]!.until((w) => w.userQuery === 'today', { what: 'the new one mirrored' });
+    for (const mirror of mirrors) expect(JSON.stringify(mirror.state), mirror.doc).toBe(hubDoc(second, mirror.doc).json);
   });
 
   it('starts a new epoch when the start after a clean stop crashes: the next start cannot reuse it', async () => {

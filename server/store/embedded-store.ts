@@ -11,7 +11,7 @@ import { writeManifest } from './manifest.ts';
 import { recover, type Recovered } from './recovery.ts';
 import { replaceSnapshot, SNAPSHOT_FILE, snapshotOnDisk, snapshotText, type SnapshotIndex } from './snapshot.ts';
 import { removeUnfinishedSnapshot, writeSnapshot } from './snapshot-writer.ts';
-import { snapshotThreshold, type CurrentDocs, type PinnedDocs, type SnapshotEvent, type SnapshotTrigger, type Store } from './store.ts';
+import { snapshotThreshold, type CurrentDocs, type PinnedDocs, type SnapshotEvent, type SnapshotTrigger, type ResumePoint, type Store } from './store.ts';
 import { makeDirectory } from '../make-directory.ts';
 
 export interface EmbeddedStoreOptions extends SnapshotTrigger {
@@ -215,7 +215,7 @@ export class EmbeddedStore implements Store {
     return this.compaction;
   }
 
-  async close(current?: CurrentDocs, epoch?: string): Promise<void> {
+  async close(current?: CurrentDocs, resume?: ResumePoint): Promise<void> {
     if (!this.journal) return;
     try {
       this.compactor.hurry();
@@ -234,7 +234,7 @@ export class EmbeddedStore implements Store {
         const kept = listSegments(dir).filter((n) => n < segment);
         // The epoch is kept only when the snapshot, written and flushed, holds everything: no journal
         // is left, whose tail an OS crash could take without fsync, and no failed write left doubt.
-        const keep = epoch !== undefined && kept.length === 0 && !stuck ? { epoch } : {};
+        const keep = resume !== undefined && kept.length === 0 && !stuck ? { epoch: resume.epoch, deleted: [...resume.deleted] } : {};
         await writeManifest(dir, { format: 1, snapshots: [onDisk], segment: Math.max(onDisk?.segment ?? 0, ...kept), ...keep });
         unlinkSync(join(dir, segmentName(segment)));
       }

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
+import type { ResumePoint } from './store.ts';
 import { syncedWrite } from './synced-write.ts';
 
 /** Which snapshot a data directory holds: the journal segment and record it covers, and its checksum. */
@@ -26,6 +27,8 @@ export interface Manifest {
    * again without it, so a crash after that start cannot reuse it.
    */
   epoch?: string;
+  /** With `epoch`: the workflows deleted from the archive in it (see ResumePoint). */
+  deleted?: string[];
 }
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -57,6 +60,13 @@ export function readManifest(dir: string): Manifest | undefined {
 /** Replaces the manifest atomically and durably (written before the files it names change). */
 export function writeManifest(dir: string, manifest: Manifest): Promise<void> {
   return syncedWrite(dir, MANIFEST_FILE, JSON.stringify(manifest));
+}
+
+/** The resume point a clean stop wrote, or undefined when it wrote none (or one this hub cannot read: monitors then start over). */
+export function resumePointOf(manifest: Manifest): ResumePoint | undefined {
+  const { epoch, deleted = [] } = manifest;
+  if (typeof epoch !== 'string' || !Array.isArray(deleted) || !deleted.every((id) => typeof id === 'string')) return undefined;
+  return { epoch, deleted };
 }
 
 /** Whether two references name the same snapshot (null: no snapshot). */

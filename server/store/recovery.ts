@@ -4,7 +4,8 @@ import { HubError } from '../../shared/errors.ts';
 import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import { linesFrom, listSegments, readSegment, segmentName, type Damage } from './journal.ts';
 import { ARCHIVE_DIR } from './archive-files.ts';
-import { MANIFEST_FILE, readManifest, sameSnapshot, type Manifest, type SnapshotRef } from './manifest.ts';
+import { MANIFEST_FILE, readManifest, resumePointOf, sameSnapshot, type Manifest, type SnapshotRef } from './manifest.ts';
+import type { ResumePoint } from './store.ts';
 import { replayRecord } from './records.ts';
 import { readSnapshot, replaceSnapshot, snapshotText, SNAPSHOT_FILE, type Snapshot, type SnapshotIndex } from './snapshot.ts';
 
@@ -18,10 +19,10 @@ export interface Recovered {
   lastSegment: number;
   warnings: string[];
   /**
-   * The epoch of the run that stopped cleanly into exactly this state (the snapshot alone, no
-   * journal record after it): versions monitors hold of it may be resumed. Undefined otherwise.
+   * Where the run that stopped cleanly into exactly this state (the snapshot alone, no journal
+   * record after it) left its monitors: versions they hold of it may be resumed. Undefined otherwise.
    */
-  epoch?: string;
+  resume?: ResumePoint;
 }
 
 /** What recovery found in the data directory besides the documents. */
@@ -130,8 +131,8 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     break;
   }
   // Kept only when the start is from exactly what the clean stop left: its snapshot, and no record after it.
-  const epoch = full && manifest?.epoch && seq === (snapshot?.seq ?? 0) && warnings.length === 0 && sameSnapshot(manifest.snapshots[0] ?? null, ref) ? manifest.epoch : undefined;
-  return { docs, seq, lastSegment, snapshot: ref, oldSnapshot: snapshot?.format === 1, snapshotIndex: snapshot?.index, changedSinceSnapshot: changed, warnings, ...(epoch ? { epoch } : {}) };
+  const resume = full && manifest && seq === (snapshot?.seq ?? 0) && warnings.length === 0 && sameSnapshot(manifest.snapshots[0] ?? null, ref) ? resumePointOf(manifest) : undefined;
+  return { docs, seq, lastSegment, snapshot: ref, oldSnapshot: snapshot?.format === 1, snapshotIndex: snapshot?.index, changedSinceSnapshot: changed, warnings, ...(resume ? { resume } : {}) };
 }
 
 /**

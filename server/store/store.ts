@@ -43,6 +43,16 @@ export type SnapshotEvent =
  * Where the hub keeps its state. The embedded store (journal plus lowdb snapshot) implements it;
  * a PostgreSQL store for multi-node hubs can replace it without touching the domain.
  */
+/**
+ * What lets monitors resume by patches across a clean restart: the patch stream's epoch, and the
+ * workflows deleted from the archive in it (a version held of one of those resumes nothing: its id
+ * may have been taken again, with versions from 1).
+ */
+export interface ResumePoint {
+  epoch: string;
+  deleted: readonly string[];
+}
+
 export interface Store {
   /** Takes the data directory and rebuilds the documents from disk. Called once. */
   open(): Promise<Recovered>;
@@ -83,11 +93,11 @@ export interface Store {
   writeFailure?: (() => string | undefined) | undefined;
   /**
    * Finishes background work, writes a final snapshot (from `current` when given: every document
-   * as the journal holds it) and releases the directory. `epoch`: the patch stream's, which a store
-   * may hand back from the next `open` (`Recovered.epoch`) only if that start's state is exactly
+   * as the journal holds it) and releases the directory. `resume`: the patch stream's, which a store
+   * may hand back from the next `open` (`Recovered.resume`) only if that start's state is exactly
    * this one, every version monitors were sent included; a store that cannot vouch for it ignores it.
    */
-  close(current?: CurrentDocs, epoch?: string): Promise<void>;
+  close(current?: CurrentDocs, resume?: ResumePoint): Promise<void>;
 }
 
 /** When a store takes snapshots: after `afterBytes` of journal, or `journalRatio` times the last snapshot's size when that is more. */

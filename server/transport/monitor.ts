@@ -45,16 +45,17 @@ async function archivedState(reads: WorkflowReads, workflowId: string): Promise<
 }
 
 /** The answer to a subscriber that already holds `version` in this epoch: no patches (an archived workflow never changes). */
-function heldAlready(doc: string, held: Held, epoch: string, version: number): Subscription | undefined {
-  return held.epoch === epoch && held.version === version ? { doc, epoch, mode: 'patches', from: version, to: version, ops: [] } : undefined;
+function heldAlready(doc: string, held: Held, stream: PatchStream, version: number): Subscription | undefined {
+  return stream.resumable(doc, held.epoch) && held.version === version ? { doc, epoch: stream.epoch, mode: 'patches', from: version, to: version, ops: [] } : undefined;
 }
 
 /** The final value of a view of an archived workflow (it never changes again), and no stream. */
-async function archivedView(reads: WorkflowReads, workflowId: string, view: ViewSpec, held: Held, epoch: string, socket: Socket, transfers: Transfers): Promise<Subscription> {
+async function archivedView(reads: WorkflowReads, workflowId: string, view: ViewSpec, held: Held, stream: PatchStream, socket: Socket, transfers: Transfers): Promise<Subscription> {
   const state = await archivedState(reads, workflowId);
   const doc = viewName(workflowId, view);
   const version = versionOf(state, workflowId);
-  const unchanged = heldAlready(doc, held, epoch, version);
+  const unchanged = heldAlready(doc, held, stream, version);
+  const { epoch } = stream;
   if (unchanged) return unchanged;
   // A state read from the archive starts with no catalog: a big one is built a slice per turn.
   for (let build = catalogBuild(state, workflowId); build; build = catalogBuild(state, workflowId)) await build;
@@ -79,10 +80,11 @@ async function inRoomOf(socket: Socket, name: string, read: () => Promise<Subscr
 }
 
 /** The final state of an archived workflow (a snapshot, or no patches when that version is held in this epoch). */
-async function archivedDocument(reads: WorkflowReads, doc: string, held: Held, epoch: string, socket: Socket, transfers: Transfers): Promise<Subscription> {
+async function archivedDocument(reads: WorkflowReads, doc: string, held: Held, stream: PatchStream, socket: Socket, transfers: Transfers): Promise<Subscription> {
   const state = await archivedState(reads, doc);
   const version = versionOf(state, doc);
-  const unchanged = heldAlready(doc, held, epoch, version);
+  const unchanged = heldAlready(doc, held, stream, version);
+  const { epoch } = stream;
   if (unchanged) return unchanged;
   // A big one as a transfer, serialised in slices like a live one.
   const reply = await workflowReply(state, doc, socket, transfers);
@@ -99,7 +101,7 @@ export function monitorHandlers({ hub, reads, stream, views, renderer, transfers
         const archived = () => {
           const name = viewName(input.doc, input.view!);
           checkViewBound(socket, input.doc, name);
-          return inRoomOf(socket, name, () => archivedView(reads, input.doc, input.view!, input, stream.epoch, socket, transfers));
+          return inRoomOf(socket, name, () => archivedView(reads, input.doc, input.view!, input, stream, socket, transfers));
         };
         if (!hub.state.workflows.has(input.doc)) return archived();
         try {
@@ -112,7 +114,7 @@ export function monitorHandlers({ hub, reads, stream, views, renderer, transfers
       }
       if (input.doc !== AGENTS_DOC && !hub.state.workflows.has(input.doc)) {
         // An archived workflow never changes again: its final state, and no patches.
-        return inRoomOf(socket, input.doc, () => archivedDocument(reads, input.doc, input, stream.epoch, socket, transfers));
+        return inRoomOf(socket, input.doc, () => archivedDocument(reads, input.doc, input, stream, socket, transfers));
       }
       return holdsEncoded(await stream.subscribe(socket, input.doc, input.version, input.epoch));
     },

@@ -10,6 +10,7 @@ import type { Workflow } from '../../shared/schemas/workflow.ts';
 import { pinnedJsonParts } from '../pinned-json.ts';
 import { TimeSlice } from '../time-slice.ts';
 import type { CommittedBatch, RolledBack, StateWriter } from '../state-writer.ts';
+import type { ResumePoint } from '../store/store.ts';
 import { EncodedJson } from './encoded-json.ts';
 import { viewBody } from './replies.ts';
 import { partsOf, type Transfers } from './transfers.ts';
@@ -161,9 +162,14 @@ export class PatchStream {
   /**
    * This run of the hub, until a rollback: versions handed out before it may show changes that
    * never reached disk and whose numbers later changes take, so nobody resumes from them. The
-   * run before's when it stopped cleanly into the state loaded (StateWriter.resumedEpoch).
+   * run before's when it stopped cleanly into the state loaded (StateWriter.resumed).
    */
   epoch: string;
+  /**
+   * The workflows deleted from the archive in this epoch: a new workflow may take one's id, with
+   * versions from 1 again, so a version held of it resumes nothing (see resumable).
+   */
+  private readonly deletedInEpoch: Set<string>;
   /** The views, once attached. */
   private derived: DerivedStreams | undefined;
   /** Rollbacks (and replicas loaded again) so far: an answer built before one may show what it undid. */
@@ -175,7 +181,8 @@ export class PatchStream {
     private readonly options: PatchStreamOptions,
     private readonly transfers: Transfers,
   ) {
-    this.epoch = hub.resumedEpoch ?? newEpoch();
+    this.epoch = hub.resumed?.epoch ?? newEpoch();
+    this.deletedInEpoch = new Set(hub.resumed?.deleted);
     // Documents loaded from disk are committed up to their version.
     for (const doc of docKeys(hub.state)) this.stream(doc, versionOf(hub.state, doc));
     hub.onCommit((batch) => this.onCommit(batch));
@@ -338,7 +345,7 @@ export class PatchStream {
    * recent history, it gets the missed patches; otherwise the document as it is now.
    */
   subscribe(socket: Socket, doc: DocKey, version?: number, epoch?: string): Subscription | Promise<Subscription> {
-    const subscription = this.catchUp(socket, doc, epoch === this.epoch ? version : undefined);
+    const subscription = this.catchUp(socket, doc, this.resumable(doc, epoch) ? version : undefined);
     void socket.join(room(doc));
     void socket.leave(leftOutRoom(doc));
     return subscription;
@@ -368,8 +375,8 @@ export class PatchStream {
     // Everything again: what it unsubscribed from before is followed too.
     for (const name of [...socket.rooms]) if (name.startsWith(LEFT_OUT)) void socket.leave(name);
     const budget: InlineBudget = { left: ANSWER_INLINE_BYTES };
-    // Held in the epoch asked about: a rollback or prune meanwhile makes the rest snapshots.
-    let answers = await this.answerEach(socket, docs, visible, budget, (doc) => (epoch === this.epoch && Object.hasOwn(versions, doc) ? versions[doc] : undefined));
+    // Held in the epoch asked about: a rollback meanwhile makes the rest snapshots.
+    let answers = await this.answerEach(socket, docs, visible, budget, (doc) => (this.resumable(doc, epoch) && Object.hasOwn(versions, doc) ? versions[doc] : undefined));
     // A rollback while it was built may have undone what the answers built before it show, and its resync notices
     // went out before this answer, which would put the undone state back: those answers are built again.
     const stale = (answer: Answer) => answer.rollbacks !== this.rollbacks;
@@ -554,7 +561,7 @@ export class PatchStream {
    * the records a truncation deleted) starts a stream again, and its subscribers resync too.
    */
   private onRollback({ left, reloaded }: RolledBack): void {
-    this.epoch = newEpoch();
+    this.newEpoch();
     this.rollbacks++;
     // Versions rolled back are given again to other changes: a kept snapshot may no longer match its version.
     this.snapshots.clear();
@@ -585,12 +592,35 @@ export class PatchStream {
   }
 
   /**
-   * Archived workflows were deleted: a new workflow may take one's id, with versions from 0 again,
-   * so no version held of a deleted one may resume anything (a new epoch), and whoever follows it
-   * is told to resync (answered NOT_FOUND, or the new workflow's snapshot) and leaves its room.
+   * Whether a version of `doc` (a document or a view) held in `epoch` may be resumed: one of this
+   * epoch, and not of a workflow deleted from the archive since (its id may have been taken again).
+   */
+  resumable(doc: DocKey, epoch: string | undefined): boolean {
+    if (epoch !== this.epoch) return false;
+    const slash = doc.indexOf('/');
+    return !this.deletedInEpoch.has(slash < 0 ? doc : doc.slice(0, slash));
+  }
+
+  /** Where monitors are, for a clean stop to keep (Store.close). */
+  resumePoint(): ResumePoint {
+    return { epoch: this.epoch, deleted: [...this.deletedInEpoch] };
+  }
+
+  /** A fresh epoch: nothing held before it resumes. */
+  private newEpoch(): void {
+    this.epoch = newEpoch();
+    this.deletedInEpoch.clear();
+  }
+
+  /**
+   * Archived workflows were deleted: a new workflow may take one's id, with versions from 1 again,
+   * so no version held of a deleted one resumes anything (resumable), and whoever follows it is told
+   * to resync (answered NOT_FOUND, or the new workflow's snapshot) and leaves its room. Past
+   * DELETED_PER_EPOCH such ids, a new epoch instead: the list a clean stop keeps stays small.
    */
   deleted(workflowIds: readonly string[]): void {
-    this.epoch = newEpoch();
+    for (const id of workflowIds) this.deletedInEpoch.add(id);
+    if (this.deletedInEpoch.size > DELETED_PER_EPOCH) this.newEpoch();
     const reason = 'the workflow was deleted from the archive';
     this.derived?.deleted(new Set(workflowIds), reason);
     for (const doc of workflowIds) {
@@ -614,6 +644,9 @@ export class PatchStream {
     this.bigSnapshots.clear();
   }
 }
+
+/** How many workflows deleted from the archive an epoch remembers (about 0.3–1 MB in the manifest) before a new one starts. */
+const DELETED_PER_EPOCH = 10_000;
 
 /** A fresh epoch: what a subscriber must hold, with its version, to resume by patches. */
 function newEpoch(): string {

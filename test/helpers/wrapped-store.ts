@@ -1,5 +1,5 @@
 import type { Store } from '../../server/index.ts';
-import type { CurrentDocs } from '../../server/store/store.ts';
+import type { CurrentDocs, ResumePoint } from '../../server/store/store.ts';
 
 /** A store that does what `inner` does; tests extend it to change one part (a write that fails, or waits). */
 export class WrappedStore implements Store {
@@ -28,8 +28,8 @@ export class WrappedStore implements Store {
   snapshot() {
     return this.inner.snapshot();
   }
-  close(current?: CurrentDocs, epoch?: string) {
-    return this.inner.close(current, epoch);
+  close(current?: CurrentDocs, resume?: ResumePoint) {
+    return this.inner.close(current, resume);
   }
 }
 
