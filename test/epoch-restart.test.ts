@@ -57,6 +57,20 @@ function hubDoc(hub: RunningHub, doc: string): { version: number; json: string }
   return { version: hub.state.versions.get(doc) ?? 0, json: JSON.stringify(state) };
 }
 
+type Held = { version: number; epoch: string };
+
+/** A fresh monitor's first answer for `doc`: a snapshot, with its version and epoch. */
+async function snapshotOf(hub: RunningHub, doc: string): Promise<Held & { state?: unknown }> {
+  const answer = await (await monitor(hub)).connection.request('subscribe', { doc });
+  if (answer.mode !== 'snapshot') throw new Error(`a first subscription was answered ${answer.mode}`);
+  return answer;
+}
+
+/** What a fresh monitor that holds `held` of `doc` is answered. */
+async function resumeOn(hub: RunningHub, doc: string, held: Held): Promise<Subscription> {
+  return (await monitor(hub)).connection.request('subscribe', { doc, version: held.version, epoch: held.epoch });
+}
+
 describe('the epoch across restarts', () => {
   it('resumes unchanged documents without a snapshot across a clean restart, and sends one for a document changed meanwhile', async () => {
     const dataDir = tempDir();
@@ -125,7 +139,6 @@ describe('the epoch across restarts', () => {
     await old.cancel('done');
     await untilTrue(() => !first.state.workflows.has('nightly'), 'the old one archived');
     await mirrors[1]!.until((w) => w.status === 'cancelled', { what: 'the old one ended in the mirror' });
-    const epoch = (await watcher.connection.request('subscribe', { doc: 'kept' })).epoch;
 
     const away = holdBack(watcher);
     watcher.connection.socket.disconnect();
@@ -140,25 +153,50 @@ describe('the epoch across restarts', () => {
 
     const answers = await letBack(watcher, ['kept', 'nightly']);
     const modes = new Map(answers.map((answer) => [answer.doc, answer.mode]));
-    expect(answers[0]!.epoch).toBe(epoch);
     expect(modes.get('kept')).toBe('patches');
     expect(modes.get('nightly')).toBe('snapshot');
     await mirrors[1]!.until((w) => w.userQuery === 'today', { what: 'the new one mirrored' });
     for (const mirror of mirrors) expect(JSON.stringify(mirror.state), mirror.doc).toBe(hubDoc(second, mirror.doc).json);
   });
 
-  it('starts a new epoch when the start after a clean stop crashes: the next start cannot reuse it', async () => {
+  it('resumes versions of a clean stop in the next run only, never in a start after that run crashed', async () => {
     const dataDir = tempDir();
     const first = await startHub({ dataDir });
     await (await control(first)).createWorkflow({ id: 'wf', userQuery: 'kept' });
-    const epochOf = async (hub: RunningHub) => (await (await monitor(hub)).connection.request('subscribe', { doc: 'wf' })).epoch;
-    const kept = await epochOf(first);
+    const resume = async (hub: RunningHub, held: Held) => (await resumeOn(hub, 'wf', held)).mode;
+    const held = await snapshotOf(first, 'wf');
     await first.close();
     const second = await startHub({ dataDir });
-    expect(await epochOf(second)).toBe(kept);
-    // A start from what a crash of the second would leave: the epoch left with its start.
+    expect(await resume(second, held)).toBe('patches');
+    // A start from what a crash of the second would leave: the resume point left with its start.
     expect(JSON.parse(readFileSync(join(dataDir, 'manifest.json'), 'utf8')).epoch).toBeUndefined();
-    expect(await epochOf(await startHub({ dataDir: crashCopy(dataDir) }))).not.toBe(kept);
+    expect(await resume(await startHub({ dataDir: crashCopy(dataDir) }), held)).toBe('snapshot');
+  });
+
+  it('resumes on a copy of a stopped hub restored after the hub ran on only the versions of the stop it was copied at', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir });
+    const wf = await (await control(first)).createWorkflow({ id: 'wf', userQuery: 'copied when stopped' });
+    const atStop = await snapshotOf(first, 'wf');
+    await first.close();
+    const copy = crashCopy(dataDir);
+    // The hub runs on: a monitor there is answered versions the copy never had, under that run's epoch.
+    const second = await startHub({ dataDir });
+    const later = (await control(second)).workflow(wf.id);
+    await later.updateProgress('load', 10);
+    const seen = await snapshotOf(second, 'wf');
+    expect(seen.epoch).not.toBe(atStop.epoch);
+    await second.close();
+
+    // The copy restored: a version of the stop it was copied at still resumes by patches.
+    const restored = await startHub({ dataDir: copy });
+    expect(await resumeOn(restored, 'wf', atStop)).toMatchObject({ mode: 'patches', from: atStop.version, ops: [] });
+    // Made to reach the version the later run reached, with other content.
+    for (let percentage = 50; restored.state.versions.get('wf')! < seen.version; percentage++) await (await control(restored)).workflow('wf').updateProgress('other', percentage);
+    expect(restored.state.versions.get('wf')).toBe(seen.version);
+    const again = await resumeOn(restored, 'wf', seen);
+    expect(again).toMatchObject({ mode: 'snapshot', version: seen.version });
+    expect((again as { state: Workflow }).state.stages['load']).toBeUndefined();
   });
 
   it('sends snapshots again after a hub is killed (kill -9), and the mirror equals the hub', async () => {

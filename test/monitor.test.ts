@@ -321,7 +321,7 @@ describe('live monitoring', () => {
     }
   });
 
-  it('resumes by patches after a clean restart: the epoch is kept, and the unchanged workflow is not sent again', async () => {
+  it('resumes by patches after a clean restart: versions of the stopped run resume, and the unchanged workflow is not sent again', async () => {
     const dataDir = tempDir();
     const first = await startHub({ dataDir });
     const client = await control(first);

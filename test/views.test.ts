@@ -359,7 +359,7 @@ describe('views of a workflow', () => {
     expect(kinds).toContain('snapshot');
   });
 
-  it('resumes a view by patches after a clean restart (the epoch is kept)', async () => {
+  it('resumes a view by patches after a clean restart (versions of the stopped run resume)', async () => {
     const dataDir = tempDir();
     const first = await startHub({ dataDir });
     const { wf } = await runningWorkflow(first);

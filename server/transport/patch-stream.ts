@@ -161,15 +161,21 @@ export class PatchStream {
   private snapshotsExpiry: ReturnType<typeof setTimeout> | undefined;
   /**
    * This run of the hub, until a rollback: versions handed out before it may show changes that
-   * never reached disk and whose numbers later changes take, so nobody resumes from them. The
-   * run before's when it stopped cleanly into the state loaded (StateWriter.resumed).
+   * never reached disk and whose numbers later changes take, so nobody resumes from them.
    */
   epoch: string;
+  /**
+   * The epoch of the run that stopped cleanly into the state loaded (StateWriter.resumed), with
+   * the workflows deleted from the archive in it: its versions are this run's first ones. Each run
+   * takes an epoch of its own all the same, so that a copy of the directory restored after the hub
+   * ran on resumes only versions of the stop it was copied at, never the later run's.
+   */
+  private previous: { epoch: string; deleted: ReadonlySet<string> } | undefined;
   /**
    * The workflows deleted from the archive in this epoch: a new workflow may take one's id, with
    * versions from 1 again, so a version held of it resumes nothing (see resumable).
    */
-  private readonly deletedInEpoch: Set<string>;
+  private readonly deletedInEpoch = new Set<string>();
   /** The views, once attached. */
   private derived: DerivedStreams | undefined;
   /** Rollbacks (and replicas loaded again) so far: an answer built before one may show what it undid. */
@@ -181,8 +187,8 @@ export class PatchStream {
     private readonly options: PatchStreamOptions,
     private readonly transfers: Transfers,
   ) {
-    this.epoch = hub.resumed?.epoch ?? newEpoch();
-    this.deletedInEpoch = new Set(hub.resumed?.deleted);
+    this.epoch = newEpoch();
+    if (hub.resumed) this.previous = { epoch: hub.resumed.epoch, deleted: new Set(hub.resumed.deleted) };
     // Documents loaded from disk are committed up to their version.
     for (const doc of docKeys(hub.state)) this.stream(doc, versionOf(hub.state, doc));
     hub.onCommit((batch) => this.onCommit(batch));
@@ -593,12 +599,15 @@ export class PatchStream {
 
   /**
    * Whether a version of `doc` (a document or a view) held in `epoch` may be resumed: one of this
-   * epoch, and not of a workflow deleted from the archive since (its id may have been taken again).
+   * epoch or of the clean stop this run started from, and not of a workflow deleted from the
+   * archive since (its id may have been taken again).
    */
   resumable(doc: DocKey, epoch: string | undefined): boolean {
-    if (epoch !== this.epoch) return false;
+    if (epoch === undefined) return false;
     const slash = doc.indexOf('/');
-    return !this.deletedInEpoch.has(slash < 0 ? doc : doc.slice(0, slash));
+    const workflowId = slash < 0 ? doc : doc.slice(0, slash);
+    if (this.deletedInEpoch.has(workflowId)) return false;
+    return epoch === this.epoch || (epoch === this.previous?.epoch && !this.previous.deleted.has(workflowId));
   }
 
   /** Where monitors are, for a clean stop to keep (Store.close). */
@@ -609,6 +618,7 @@ export class PatchStream {
   /** A fresh epoch: nothing held before it resumes. */
   private newEpoch(): void {
     this.epoch = newEpoch();
+    this.previous = undefined;
     this.deletedInEpoch.clear();
   }
 

@@ -71,7 +71,7 @@ class Hub:
 
     def stop(self, *, crash: bool = False) -> None:
         """Stops the hub process this object started (SIGTERM, then waits for it to exit); `crash`: SIGKILL,
-        so that the next start is a new run with a new epoch (a clean stop keeps the monitors' epoch)."""
+        so that the next start resumes none of the monitors' versions (after a clean stop it resumes them)."""
         process, self._process = self._process, None
         if process is None:
             return
