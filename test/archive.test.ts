@@ -453,6 +453,8 @@ describe('archiving ended workflows', () => {
 
   it('answers UNAVAILABLE, saying why, while the archive index cannot be read, and serves once it can', async () => {
     const dataDir = tempDir();
+    // A directory a hub has used: one with an archive but no manifest would be refused as deleted state.
+    await (await startHub({ dataDir })).close();
     // A damaged index is rebuilt from the files and written anew: a folder where that write goes makes it fail.
     const blocker = join(dataDir, 'archive', '.index.jsonl.tmp');
     mkdirSync(blocker, { recursive: true });

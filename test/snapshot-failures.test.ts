@@ -78,7 +78,7 @@ describe('a snapshot that fails', () => {
     await hub.close();
     unlinkSync(join(dataDir, newest(dataDir)));
     const refusal = await startHub({ dataDir }).then(() => 'started', (error: Error) => error.message);
-    expect(refusal).toMatch(/^journal .* is missing \(the manifest names it as the newest segment\); refusing to start without its records$/);
+    expect(refusal).toMatch(/^journal .* is missing \(the manifest names it as the newest segment\); refusing to start without its records\. Restore it from a backup, or, to start from the records before it, run `switchboard start --truncate-damaged-journal` once\.$/);
   });
 
   it('copies nothing from a snapshot on disk damaged since it was written: the next one is written from memory', async () => {

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HubError } from '../../shared/errors.ts';
 import type { ResumePoint } from './store.ts';
 import { syncedWrite } from './synced-write.ts';
 
@@ -40,21 +39,24 @@ const isRef = (value: unknown): value is SnapshotRef =>
   Number.isSafeInteger((value as SnapshotRef).seq) &&
   /^[0-9a-f]{64}$/.test((value as SnapshotRef).sha256);
 
-/** Reads the manifest, or undefined when the directory has none (a new one, or one written before manifests). */
-export function readManifest(dir: string): Manifest | undefined {
+/** What a data directory's manifest file gives: the manifest, or why there is none ("is missing", "is unreadable (…)"). */
+export type ManifestRead = { manifest: Manifest; problem?: undefined } | { manifest?: undefined; problem: string };
+
+/** Reads the manifest; a directory without one is new, of a hub from before manifests, or damaged (recovery tells which). */
+export function readManifest(dir: string): ManifestRead {
   const file = join(dir, MANIFEST_FILE);
-  if (!existsSync(file)) return undefined;
+  if (!existsSync(file)) return { problem: 'is missing' };
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new HubError('INTERNAL', `${file} is unreadable (${(error as Error).message}); refusing to start`);
+    return { problem: `is unreadable (${(error as Error).message})` };
   }
   const manifest = parsed as Manifest;
   if (manifest?.format !== 1 || !Array.isArray(manifest.snapshots) || !manifest.snapshots.every((s) => s === null || isRef(s)) || !Number.isSafeInteger(manifest.segment) || !(manifest.epoch === undefined || typeof manifest.epoch === 'string')) {
-    throw new HubError('INTERNAL', `${file} is not a manifest this hub can read; refusing to start`);
+    return { problem: 'is not a manifest this hub can read' };
   }
-  return manifest;
+  return { manifest };
 }
 
 /** Replaces the manifest atomically and durably (written before the files it names change). */

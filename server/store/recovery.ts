@@ -45,19 +45,59 @@ export interface RecoverOptions {
   truncateDamaged?: boolean;
 }
 
-/** The snapshot's reference, once it is known to be the one the manifest says the journal continues from. */
-function checkSnapshot(dir: string, manifest: Manifest | undefined, snapshot: Snapshot | undefined): SnapshotRef | null {
-  const file = join(dir, SNAPSHOT_FILE);
-  if (!manifest) {
-    // A directory of a hub from before manifests: only its snapshots are of the first format.
-    if (snapshot && snapshot.format !== 1) throw new HubError('INTERNAL', `${join(dir, MANIFEST_FILE)} is missing while ${file} exists; refusing to start from a snapshot nothing vouches for`);
-    // A hub writes its manifest at its first start, long before it archives anything: this one's state was deleted.
-    const archive = join(dir, ARCHIVE_DIR);
-    if (!snapshot && existsSync(archive) && readdirSync(archive).some((name) => name.endsWith('.json'))) {
-      throw new HubError('INTERNAL', `${join(dir, MANIFEST_FILE)} and ${file} are missing, yet ${archive} holds archived workflows: the state of this data directory was deleted; restore them, or move the data directory aside to start empty`);
-    }
-    return snapshot?.ref ?? null;
+const OVERRULE = '`switchboard start --truncate-damaged-journal`';
+
+/** The journal's first record (its seq, undefined when its line does not decode) and its file; undefined when no segment holds one. */
+function journalStart(dir: string, segments: number[]): { file: string; seq: number | undefined } | undefined {
+  for (const n of segments) {
+    const file = join(dir, segmentName(n));
+    let seq: number | undefined;
+    const { damage } = readSegment(file, (record) => {
+      seq = record.seq;
+      return 'read no further';
+    });
+    if (damage) return { file, seq };
   }
+  return undefined;
+}
+
+/**
+ * The snapshot to start from when no manifest says which the journal continues from. Only a
+ * directory of a hub from before manifests may lack one: it has no archive (a hub writes its
+ * manifest at its first start, before it makes `archive/`) and no snapshot with a checksum. Any
+ * other is refused, or, with `overrule`, started from what is there with a warning, unless the
+ * snapshot the journal continues from is gone: then nothing can be started from.
+ */
+function withoutManifest(dir: string, problem: string, snapshot: Snapshot | undefined, segments: number[], overrule: boolean, warnings: string[]): SnapshotRef | null {
+  const manifestFile = join(dir, MANIFEST_FILE);
+  const file = join(dir, SNAPSHOT_FILE);
+  const archive = join(dir, ARCHIVE_DIR);
+  const used = existsSync(archive);
+  if (!snapshot) {
+    const first = journalStart(dir, segments);
+    const both = problem === 'is missing' ? `${manifestFile} and ${file} are missing` : `${manifestFile} ${problem} and ${file} is missing`;
+    // Its records patch documents only the snapshot held: replayed on nothing they would build a partial state.
+    if (first?.seq !== undefined && first.seq > 1) {
+      throw new HubError('INTERNAL', `${both}, while the journal starts at record ${first.seq} (${first.file}): it continues from a snapshot that is gone; restore them from a backup, or move the data directory aside to start empty`);
+    }
+    if (used && !first) {
+      const where = readdirSync(archive).some((name) => name.endsWith('.json')) ? 'holds archived workflows' : 'exists (a hub makes it at its first start, after its manifest)';
+      throw new HubError('INTERNAL', `${both}, yet ${archive} ${where}: the state of this data directory was deleted; restore them, or move the data directory aside to start empty`);
+    }
+  }
+  if (problem === 'is missing' && !used && (!snapshot || snapshot.format === 1)) return snapshot?.ref ?? null;
+  const from = snapshot ? `${file} (record ${snapshot.seq}) and the journal after it` : 'the journal';
+  if (!overrule) {
+    const what = snapshot ? `${manifestFile} ${problem} while ${file} exists; refusing to start from a snapshot nothing vouches for` : `${manifestFile} ${problem}; refusing to start from a journal nothing vouches for`;
+    throw new HubError('INTERNAL', `${what} (a newer snapshot or journal segment may be gone). Restore it from a backup, or, to start from ${from} as they are, run ${OVERRULE} once.`);
+  }
+  warnings.push(`--truncate-damaged-journal: ${manifestFile} ${problem}; started from ${from} as they are, without knowing whether a newer snapshot or segment is gone`);
+  return snapshot?.ref ?? null;
+}
+
+/** The snapshot's reference, once it is known to be the one the manifest says the journal continues from. */
+function checkSnapshot(dir: string, manifest: Manifest, snapshot: Snapshot | undefined): SnapshotRef | null {
+  const file = join(dir, SNAPSHOT_FILE);
   const ref = snapshot?.ref ?? null;
   if (manifest.snapshots.some((listed) => sameSnapshot(listed, ref))) return ref;
   const expected = manifest.snapshots[0];
@@ -84,18 +124,24 @@ function whatIsDropped(dir: string, segment: number, damage: Damage, later: numb
 export async function recover(dir: string, options: RecoverOptions = {}): Promise<RecoveredFromDisk> {
   const full = options.uptoSegment === undefined;
   const upto = options.uptoSegment ?? Infinity;
-  const manifest = readManifest(dir);
+  const overrule = full && options.truncateDamaged === true;
+  const { manifest, problem } = readManifest(dir);
   const snapshot = await readSnapshot(dir, full);
-  const ref = checkSnapshot(dir, manifest, snapshot);
-  const docs = new Map<DocKey, StoredDoc>(snapshot?.docs);
   const warnings: string[] = [];
+  const segments = listSegments(dir);
+  const ref = manifest ? checkSnapshot(dir, manifest, snapshot) : withoutManifest(dir, problem, snapshot, segments, overrule, warnings);
+  const docs = new Map<DocKey, StoredDoc>(snapshot?.docs);
   const changed = new Set<DocKey>();
   let seq = snapshot?.seq ?? 0;
   const covered = snapshot?.segment ?? 0;
-  const segments = listSegments(dir);
   const lastSegment = Math.max(covered, ...segments);
-  if (full && manifest && manifest.segment > covered && !segments.includes(manifest.segment)) {
-    throw new HubError('INTERNAL', `journal ${join(dir, segmentName(manifest.segment))} is missing (the manifest names it as the newest segment); refusing to start without its records`);
+  // Then the last segment there is not the newest: damage at its end was acknowledged, not torn.
+  const newestGone = full && manifest !== undefined && manifest.segment > covered && !segments.includes(manifest.segment);
+  if (newestGone) {
+    const missing = join(dir, segmentName(manifest.segment));
+    if (!overrule) {
+      throw new HubError('INTERNAL', `journal ${missing} is missing (the manifest names it as the newest segment); refusing to start without its records. Restore it from a backup, or, to start from the records before it, run ${OVERRULE} once.`);
+    }
   }
   const live = segments.filter((n) => n > covered && n <= upto);
   if (full) for (const n of segments) if (n <= covered) unlinkSync(join(dir, segmentName(n)));
@@ -103,7 +149,7 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     const file = join(dir, segmentName(n));
     const { damage } = readSegment(file, (record) => {
       if (record.seq <= seq) return undefined;
-      if (record.seq !== seq + 1) return `records ${seq + 1} to ${record.seq - 1} are missing before it`;
+      if (record.seq !== seq + 1) return record.seq === seq + 2 ? `record ${seq + 1} is missing before it` : `records ${seq + 1} to ${record.seq - 1} are missing before it`;
       replayRecord(docs, record);
       for (const change of record.changes) changed.add(change.doc);
       seq = record.seq;
@@ -112,17 +158,17 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     });
     if (!damage) continue;
     const later = live.slice(index + 1);
-    if (full && damage.torn && later.length === 0) {
+    if (full && damage.torn && later.length === 0 && !newestGone) {
       warnings.push(`journal ${file}: dropped a torn or corrupt last record at byte ${damage.offset} (the write it belonged to was never acknowledged)`);
       truncateSync(file, damage.offset);
       break;
     }
     const dropped = whatIsDropped(dir, n, damage, later);
-    if (!full || !options.truncateDamaged) {
+    if (!overrule) {
       throw new HubError(
         'INTERNAL',
         `journal ${file} is damaged at byte ${damage.offset} (line ${damage.line}): ${damage.reason}. The records after record ${seq} were acknowledged; ` +
-          `refusing to start without them. To start from record ${seq}, deleting ${dropped}, run \`switchboard start --truncate-damaged-journal\` once.`,
+          `refusing to start without them. To start from record ${seq}, deleting ${dropped}, run ${OVERRULE} once.`,
       );
     }
     truncateSync(file, damage.offset);
@@ -130,6 +176,7 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     warnings.push(`--truncate-damaged-journal: ${file} was damaged at byte ${damage.offset} (${damage.reason}); deleted ${dropped}; the state is as of record ${seq}`);
     break;
   }
+  if (newestGone) warnings.push(`--truncate-damaged-journal: journal ${join(dir, segmentName(manifest.segment))} was missing (the manifest named it as the newest segment); the state is as of record ${seq}`);
   // Kept only when the start is from exactly what the clean stop left: its snapshot, and no record after it.
   const resume = full && manifest && seq === (snapshot?.seq ?? 0) && warnings.length === 0 && sameSnapshot(manifest.snapshots[0] ?? null, ref) ? resumePointOf(manifest) : undefined;
   return { docs, seq, lastSegment, snapshot: ref, oldSnapshot: snapshot?.format === 1, snapshotIndex: snapshot?.index, changedSinceSnapshot: changed, warnings, ...(resume ? { resume } : {}) };
