@@ -33,7 +33,9 @@ Options (environment variable in brackets):
   --truncate-damaged-journal
                     start although an acknowledged journal record is damaged: rebuild the
                     state from the records before it and delete it and everything after it
-                    (the hub says exactly what). Use once, after a refused start says so.
+                    (the hub says exactly what); without the manifest or the newest journal
+                    segment, start from the snapshot and journal that are there. Use once,
+                    after a refused start says so.
                     On a cluster node: the damaged row of the PostgreSQL journal and every row
                     after it, on one node, while no node holds the lease.
 

@@ -29,7 +29,13 @@ export interface Damage {
   offset: number;
   /** Its line number, from 1. */
   line: number;
-  /** A record that does not decode on the file's last line: what a crash in the middle of a write leaves. */
+  /**
+   * A record that does not decode on the file's last line: what a crash in the middle of a write
+   * leaves. Also a whole line that fails its checksum: a killed process leaves only a prefix (no
+   * newline), but after a power loss the unacknowledged last write (fdatasync not returned) may
+   * be on disk at full length with some of its blocks not, and nothing tells that from a byte
+   * flipped in an acknowledged last record; refusing it would stop the start after every such loss.
+   */
   torn: boolean;
   reason: string;
 }
