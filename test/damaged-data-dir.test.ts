@@ -46,7 +46,7 @@ describe('a damaged or incomplete data directory', () => {
     await hub.close();
     const kept = ['manifest.json', 'snapshot.json'].map((name) => [name, readFileSync(join(dataDir, name))] as const);
     for (const [name] of kept) unlinkSync(join(dataDir, name));
-    const expected = `${join(dataDir, 'manifest.json')} and ${join(dataDir, 'snapshot.json')} are missing, yet ${join(dataDir, 'archive')} exists (a hub makes it at its first start, after its manifest): the state of this data directory was deleted; restore them, or move the data directory aside to start empty`;
+    const expected = `${join(dataDir, 'manifest.json')} and ${join(dataDir, 'snapshot.json')} are missing, yet ${join(dataDir, 'archive', 'index.jsonl')} exists (a hub makes it at its first start, after its manifest): the state of this data directory was deleted; restore them, or move the data directory aside to start empty`;
     expect(await refusal({ dataDir })).toBe(expected);
     // The flag drops damaged journal records; it does not make deleted state an empty hub.
     expect(await refusal({ dataDir, truncateDamagedJournal: true })).toBe(expected);

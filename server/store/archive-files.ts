@@ -13,7 +13,8 @@ import { syncedWrite } from './synced-write.ts';
 
 /** The folder of the data directory that holds the archive. */
 export const ARCHIVE_DIR = 'archive';
-const INDEX_FILE = 'index.jsonl';
+/** The archive's index of headers, made at a hub's first start (after its manifest). */
+export const ARCHIVE_INDEX_FILE = 'index.jsonl';
 /** Index lines read between two turns of the event loop while the archive loads (about a millisecond's worth). */
 const LOAD_SLICE = 500;
 
@@ -108,7 +109,7 @@ export class FileArchive implements WorkflowArchive {
   static async open(dataDir: string, onWarning: (message: string) => void): Promise<FileArchive> {
     const archive = new FileArchive(join(dataDir, ARCHIVE_DIR));
     mkdirSync(archive.dir, { recursive: true });
-    archive.handle = await open(join(archive.dir, INDEX_FILE), 'a');
+    archive.handle = await open(join(archive.dir, ARCHIVE_INDEX_FILE), 'a');
     archive.onWarning = onWarning;
     return archive;
   }
@@ -238,7 +239,7 @@ export class FileArchive implements WorkflowArchive {
    * it is damaged, and takes in each file it does not name (its lines lost, or it is missing).
    */
   private async load(): Promise<void> {
-    const path = join(this.dir, INDEX_FILE);
+    const path = join(this.dir, ARCHIVE_INDEX_FILE);
     if (!(await this.readIndex(path))) {
       this.onWarning(`archive index ${path} is damaged; rebuilt it from the archived files`);
       await this.rebuildFromFiles();
@@ -270,14 +271,14 @@ export class FileArchive implements WorkflowArchive {
       if (!header) continue;
       await this.appendIndex({ put: header });
       this.remember(header);
-      this.onWarning(`archived file ${join(this.dir, name)} is not in the archive index ${join(this.dir, INDEX_FILE)}; added it back`);
+      this.onWarning(`archived file ${join(this.dir, name)} is not in the archive index ${join(this.dir, ARCHIVE_INDEX_FILE)}; added it back`);
     }
   }
 
   /** Writes the index anew once most of its lines are deletions: housekeeping, whose failure is only a warning. */
   private async shortenIndex(): Promise<void> {
     if (this.indexLines <= 2 * this.index.size + 1000) return;
-    await this.rewriteIndex().catch((error: Error) => this.onWarning(`archive index ${join(this.dir, INDEX_FILE)} could not be written anew (${error.message}); it keeps its lines`));
+    await this.rewriteIndex().catch((error: Error) => this.onWarning(`archive index ${join(this.dir, ARCHIVE_INDEX_FILE)} could not be written anew (${error.message}); it keeps its lines`));
   }
 
   /** Reads the index; false when a line other than a torn last one does not parse. */
@@ -375,10 +376,10 @@ export class FileArchive implements WorkflowArchive {
     const handle = this.handle;
     await handle?.close();
     try {
-      await syncedWrite(this.dir, INDEX_FILE, lines.join(''));
+      await syncedWrite(this.dir, ARCHIVE_INDEX_FILE, lines.join(''));
     } finally {
       // Reopened even when the new index could not be written: the old one is still there to append to.
-      if (handle) this.handle = await open(join(this.dir, INDEX_FILE), 'a');
+      if (handle) this.handle = await open(join(this.dir, ARCHIVE_INDEX_FILE), 'a');
     }
     this.indexLines = lines.length;
     this.removed.clear();

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, realpath, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { ARCHIVE_DIR } from './archive-files.ts';
+import { ARCHIVE_DIR, ARCHIVE_INDEX_FILE } from './archive-files.ts';
 import { listSegments, segmentName } from './journal.ts';
 import { MANIFEST_FILE, sameSnapshot, writeManifest, type SnapshotRef } from './manifest.ts';
 import { recover } from './recovery.ts';
@@ -35,7 +35,6 @@ export interface BackupOptions {
 const ATTEMPTS = 20;
 const TOKENS_FILE = 'tokens.json';
 const REPORTS_DIR = 'workflows';
-const INDEX_FILE = 'index.jsonl';
 
 const isMissing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
 
@@ -191,7 +190,7 @@ async function copyArchive(from: string, to: string): Promise<{ archived: number
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     let text: string;
     try {
-      text = await readFile(join(from, INDEX_FILE), 'utf8');
+      text = await readFile(join(from, ARCHIVE_INDEX_FILE), 'utf8');
     } catch (error) {
       if (isMissing(error)) return { archived: 0, lost: [] };
       throw error;
@@ -211,8 +210,8 @@ async function copyArchive(from: string, to: string): Promise<{ archived: number
       missingBefore = missing;
       continue;
     }
-    await writeFile(join(to, INDEX_FILE), index, { mode: 0o600 });
-    await flush(join(to, INDEX_FILE));
+    await writeFile(join(to, ARCHIVE_INDEX_FILE), index, { mode: 0o600 });
+    await flush(join(to, ARCHIVE_INDEX_FILE));
     await syncDirectory(to);
     return { archived: named.length - lost.length, lost };
   }

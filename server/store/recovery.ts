@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
 import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import { linesFrom, listSegments, readSegment, segmentName, type Damage } from './journal.ts';
-import { ARCHIVE_DIR } from './archive-files.ts';
+import { ARCHIVE_DIR, ARCHIVE_INDEX_FILE } from './archive-files.ts';
 import { MANIFEST_FILE, readManifest, resumePointOf, sameSnapshot, type Manifest, type SnapshotRef } from './manifest.ts';
 import type { ResumePoint } from './store.ts';
 import { replayRecord } from './records.ts';
@@ -63,16 +63,18 @@ function journalStart(dir: string, segments: number[]): { file: string; seq: num
 
 /**
  * The snapshot to start from when no manifest says which the journal continues from. Only a
- * directory of a hub from before manifests may lack one: it has no archive (a hub writes its
- * manifest at its first start, before it makes `archive/`) and no snapshot with a checksum. Any
- * other is refused, or, with `overrule`, started from what is there with a warning, unless the
- * snapshot the journal continues from is gone: then nothing can be started from.
+ * directory of a hub from before manifests may lack one: it has no archive index (a hub writes
+ * its manifest at its first start, then makes `archive/index.jsonl`) and no snapshot with a
+ * checksum. Any other is refused, or, with `overrule`, started from what is there with a warning,
+ * unless the snapshot the journal continues from is gone: then nothing can be started from.
  */
 function withoutManifest(dir: string, problem: string, snapshot: Snapshot | undefined, segments: number[], overrule: boolean, warnings: string[]): SnapshotRef | null {
   const manifestFile = join(dir, MANIFEST_FILE);
   const file = join(dir, SNAPSHOT_FILE);
   const archive = join(dir, ARCHIVE_DIR);
-  const used = existsSync(archive);
+  const index = join(archive, ARCHIVE_INDEX_FILE);
+  const archived = existsSync(archive) && readdirSync(archive).some((name) => name.endsWith('.json'));
+  const used = archived || existsSync(index);
   if (!snapshot) {
     const first = journalStart(dir, segments);
     const both = problem === 'is missing' ? `${manifestFile} and ${file} are missing` : `${manifestFile} ${problem} and ${file} is missing`;
@@ -81,8 +83,8 @@ function withoutManifest(dir: string, problem: string, snapshot: Snapshot | unde
       throw new HubError('INTERNAL', `${both}, while the journal starts at record ${first.seq} (${first.file}): it continues from a snapshot that is gone; restore them from a backup, or move the data directory aside to start empty`);
     }
     if (used && !first) {
-      const where = readdirSync(archive).some((name) => name.endsWith('.json')) ? 'holds archived workflows' : 'exists (a hub makes it at its first start, after its manifest)';
-      throw new HubError('INTERNAL', `${both}, yet ${archive} ${where}: the state of this data directory was deleted; restore them, or move the data directory aside to start empty`);
+      const where = archived ? `${archive} holds archived workflows` : `${index} exists (a hub makes it at its first start, after its manifest)`;
+      throw new HubError('INTERNAL', `${both}, yet ${where}: the state of this data directory was deleted; restore them, or move the data directory aside to start empty`);
     }
   }
   if (problem === 'is missing' && !used && (!snapshot || snapshot.format === 1)) return snapshot?.ref ?? null;
