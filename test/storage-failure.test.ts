@@ -11,6 +11,8 @@ import type { Logger } from '../server/logger.ts';
 import { diskFull, WrappedStore } from './helpers/wrapped-store.ts';
 import { hubWithHeldWrites } from './helpers/held-writes.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
+import { recordRequests } from './helpers/requests.ts';
+import type { Workflow } from '../shared/schemas/workflow.ts';
 
 /** The embedded store, with a switch that makes the next writes fail as a full disk would. */
 class FailingStore extends WrappedStore {
@@ -54,6 +56,26 @@ describe('a failed journal write', () => {
     const state = await (await control(again)).workflow(wf.id).get();
     expect(state.stages.loading!.progress).toBe(60);
     expect(Object.keys(state.objectives)).toEqual([]);
+  });
+
+  it('tells a monitor following everything of a rollback once, and it catches every mirror up with one request', async () => {
+    const { hub, store } = await failingHub(tempDir());
+    const client = await control(hub);
+    const workflows = await Promise.all(Array.from({ length: 20 }, (_, i) => client.createWorkflow({ id: `wf${i}`, userQuery: `w${i}` })));
+    const watcher = await monitor(hub);
+    await watcher.subscribeAll();
+    const notices: Array<{ doc: string }> = [];
+    watcher.connection.socket.on('resync', (notice: { doc: string }) => notices.push(notice));
+    const sent = recordRequests(watcher.connection);
+
+    store.failing = true;
+    expect(await codeOf(workflows[3]!.updateProgress('s', 50))).toBe('UNAVAILABLE');
+    store.failing = false;
+    await workflows[3]!.updateProgress('s', 60);
+    await watcher.docs.get('wf3')!.until((w) => (w as Workflow).stages['s']?.progress === 60, { what: 'the stored change mirrored' });
+    expect(notices.map((notice) => notice.doc)).toEqual(['*']);
+    expect(sent).toEqual(['subscribeAll']);
+    for (const [doc, mirror] of watcher.docs) expect(JSON.stringify(mirror.state), doc).toBe(JSON.stringify(doc === '@agents' ? (hub.state.agents ?? {}) : hub.state.workflows.get(doc)));
   });
 
   it('logs the first of a run of failed writes and the run\'s end, not a line per failed change', async () => {

@@ -33,7 +33,11 @@ function fakeNamespace() {
   const nsp = {
     sockets: new Map(),
     adapter: { rooms },
-    to: () => ({ emit: (event: string, payload: { doc: string }) => sent.push({ event, payload }) }),
+    to: () => {
+      // Records what is sent to rooms, whoever is left out (`except`).
+      const target = { emit: (event: string, payload: { doc: string }) => sent.push({ event, payload }), except: () => target };
+      return target;
+    },
     in: (name: string) => ({
       socketsLeave: (left: string) => {
         for (const id of rooms.get(name) ?? []) joined.get(id)?.delete(left);

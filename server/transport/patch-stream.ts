@@ -573,12 +573,14 @@ export class PatchStream {
     this.snapshots.clear();
     this.bigSnapshots.clear();
     const reason = reloaded ? 'this node loaded its replica again' : 'the hub rolled back changes that could not be stored';
+    // Whoever follows everything is told once to ask for everything again (one subscribeAll), not once per document.
+    const resync = (doc: DocKey) => this.nsp.to(room(doc)).except(ALL).emit('resync', { doc, reason });
     for (const doc of left) {
       const stream = this.docs.get(doc);
       // Changes of the replica it no longer holds: nobody is to get them.
       if (stream) stream.pending = [];
       this.forget(doc);
-      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason });
+      resync(doc);
     }
     for (const doc of docKeys(this.hub.state)) {
       if (!this.docs.has(doc)) this.stream(doc, versionOf(this.hub.state, doc));
@@ -592,8 +594,9 @@ export class PatchStream {
         Object.assign(stream, { committed: current, sent: current, pending: [], recent: [], dropped: 0, keptBytes: 0, droppedBytes: 0 });
         stream.cuts.clear();
       }
-      this.nsp.to([room(doc), ALL]).emit('resync', { doc, reason });
+      resync(doc);
     }
+    this.nsp.to(ALL).emit('resync', { doc: '*', reason });
     this.derived?.onRollback(new Set(left), reason);
   }
 
