@@ -180,6 +180,8 @@ describe('authentication', () => {
     const client = await connectControl({ url: hub.url, token: admin });
     onTestFinished(() => client.close());
     const before = hub.tokens;
+    // The list handed out cannot be changed behind the hub's back.
+    expect(() => (before as Array<(typeof before)[number]>).push({ ...before[0]!, token: 'x'.repeat(32) })).toThrow(TypeError);
     rmSync(file);
     await expect(hub.reloadTokens()).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining(`${file} is missing; the tokens in force are kept`) });
     expect(hub.tokens).toBe(before);
