@@ -19,7 +19,11 @@ function fakeNamespace() {
     sockets: new Map(),
     // No socket left a document out of following everything (the rooms `unsubscribe` joins).
     adapter: { rooms: { get: () => (state.listening ? listener : undefined), has: () => false } },
-    to: () => ({ emit: (_event: string, message: PatchMessage) => sent.push(message) }),
+    to: () => {
+      // Records what is sent to rooms, whoever is left out (`except`).
+      const target = { emit: (_event: string, message: PatchMessage) => sent.push(message), except: () => target };
+      return target;
+    },
   };
   return { nsp: nsp as unknown as Namespace, sent, state };
 }

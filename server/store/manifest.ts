@@ -1,7 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ResumePoint } from './store.ts';
 import { syncedWrite } from './synced-write.ts';
+
+/**
+ * What lets monitors resume by patches across a clean restart: the patch stream's epoch, and the
+ * workflows deleted from the archive in it (a version held of one of those resumes nothing: its id
+ * may have been taken again, with versions from 1).
+ */
+export interface ResumePoint {
+  epoch: string;
+  deleted: readonly string[];
+}
 
 /** Which snapshot a data directory holds: the journal segment and record it covers, and its checksum. */
 export interface SnapshotRef {

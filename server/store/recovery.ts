@@ -4,8 +4,7 @@ import { HubError } from '../../shared/errors.ts';
 import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import { linesFrom, listSegments, readSegment, segmentName, type Damage } from './journal.ts';
 import { ARCHIVE_DIR, ARCHIVE_INDEX_FILE } from './archive-files.ts';
-import { MANIFEST_FILE, readManifest, resumePointOf, sameSnapshot, type Manifest, type SnapshotRef } from './manifest.ts';
-import type { ResumePoint } from './store.ts';
+import { MANIFEST_FILE, readManifest, resumePointOf, sameSnapshot, type Manifest, type ResumePoint, type SnapshotRef } from './manifest.ts';
 import { replayRecord } from './records.ts';
 import { readSnapshot, replaceSnapshot, snapshotText, SNAPSHOT_FILE, type Snapshot, type SnapshotIndex } from './snapshot.ts';
 

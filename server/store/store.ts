@@ -2,6 +2,7 @@ import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
 import type { WorkflowArchive } from './archive.ts';
 import type { Recovered } from './recovery.ts';
 import type { ItemSpans } from './item-spans.ts';
+import type { ResumePoint } from './manifest.ts';
 import type { SnapshotPart } from './snapshot-writer.ts';
 
 /** Every document as the journal holds it, and the sequence number of the last record written. */
@@ -43,15 +44,7 @@ export type SnapshotEvent =
  * Where the hub keeps its state. The embedded store (journal plus lowdb snapshot) implements it;
  * a PostgreSQL store for multi-node hubs can replace it without touching the domain.
  */
-/**
- * What lets monitors resume by patches across a clean restart: the patch stream's epoch, and the
- * workflows deleted from the archive in it (a version held of one of those resumes nothing: its id
- * may have been taken again, with versions from 1).
- */
-export interface ResumePoint {
-  epoch: string;
-  deleted: readonly string[];
-}
+export type { ResumePoint } from './manifest.ts';
 
 export interface Store {
   /** Takes the data directory and rebuilds the documents from disk. Called once. */
