@@ -96,8 +96,9 @@ export class Archiver {
       .map((header) => ({ workflowId: header.id, status: header.status, endedAt: header.endedAt }));
     if (gone.length === 0) return [];
     const ids = gone.map((item) => item.workflowId);
-    await this.archive.remove(ids);
-    this.forgetDeleted(ids);
+    // Told as the ids leave the archive's list, not once its clean-up (unlinking files) is done: a workflow
+    // made anew under one meanwhile would otherwise resume, and patch, monitors' versions of the old one.
+    await this.archive.remove(ids, () => this.forgetDeleted(ids));
     return gone;
   }
 

@@ -192,18 +192,19 @@ export class FileArchive implements WorkflowArchive {
     }
   }
 
-  remove(ids: readonly string[]): Promise<void> {
+  remove(ids: readonly string[], unlisted?: () => void): Promise<void> {
     void this.ready();
     return this.serial(async () => {
       this.requireLoaded();
       const present = ids.filter((id) => this.index.has(id));
-      if (present.length === 0) return;
+      if (present.length === 0) return unlisted?.();
       await this.appendIndex({ remove: present });
       this.index.delete(present);
       for (const id of present) {
         this.sums.delete(id);
         this.removed.add(id);
       }
+      unlisted?.();
       await Promise.all(present.map((id) => unlink(join(this.dir, fileOf(id))).catch(() => undefined)));
       // The deletion is recorded already: a failure to shorten the index is not one to delete.
       await this.shortenIndex();

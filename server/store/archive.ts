@@ -56,8 +56,12 @@ export interface WorkflowArchive {
   read(workflowId: string): Promise<ArchivedWorkflow | undefined>;
   /** Reads an archived workflow's summary alone; undefined when it is not archived, or was archived without one (the first archiving hubs). */
   readSummary(workflowId: string): Promise<WorkflowSummary | undefined>;
-  /** Deletes archived workflows; resolves once the archive no longer lists them. */
-  remove(workflowIds: readonly string[]): Promise<void>;
+  /**
+   * Deletes archived workflows; resolves once the archive no longer lists them and has cleaned up.
+   * `unlisted` is called in the turn they leave the list (their ids may be taken again from then
+   * on), before any clean-up: whoever must know (monitors holding their versions) hears of it first.
+   */
+  remove(workflowIds: readonly string[], unlisted?: () => void): Promise<void>;
 }
 
 /** What the archive keeps in memory of a workflow archived at version `v`. */

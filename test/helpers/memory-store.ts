@@ -52,12 +52,13 @@ class MemoryArchive implements WorkflowArchive {
     const text = this.summaries.get(id);
     return text === undefined ? undefined : (JSON.parse(text) as WorkflowSummary);
   }
-  async remove(ids: readonly string[]) {
+  async remove(ids: readonly string[], unlisted?: () => void) {
     this.index.delete(ids);
     for (const id of ids) {
       this.texts.delete(id);
       this.summaries.delete(id);
     }
+    unlisted?.();
   }
 }
 

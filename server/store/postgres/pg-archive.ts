@@ -209,15 +209,16 @@ export class PgArchive implements WorkflowArchive {
   }
 
   /** Deletes the rows (retention), then forgets them. */
-  remove(ids: readonly string[]): Promise<void> {
+  remove(ids: readonly string[], unlisted?: () => void): Promise<void> {
     void this.ready();
     return this.serial(async () => {
       const fence = this.writable();
-      if (ids.length === 0) return;
+      if (ids.length === 0) return unlisted?.();
       const { rows } = await this.pool.query<{ held: boolean }>(REMOVE, [this.partition, fence.owner, fence.epoch, ids]);
       if (!rows[0]?.held) throw notLeading();
       this.index.delete(ids);
       for (const id of ids) this.damagedIds.delete(id);
+      unlisted?.();
     });
   }
 
