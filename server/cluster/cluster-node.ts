@@ -349,6 +349,10 @@ export class ClusterNode {
         continue;
       }
       const evicted = records.flatMap((record) => record.changes.filter((change) => change.ops.length === 1 && change.ops[0]!.op === 'remove' && change.ops[0]!.path === '').map((change) => change.doc));
+      // An archived workflow never changes: one changed here was deleted from the archive and made anew under its id, though
+      // the leader's notice of the deletion may have been lost. Told before the new one is applied, so that no version held of the old one resumes it.
+      const remade = records.flatMap((record) => record.changes.filter((change) => !this.writer.state.workflows.has(change.doc) && this.store.archive.has(change.doc)).map((change) => change.doc));
+      if (remade.length > 0) this.tellDeleted(await this.store.archive.refresh([...new Set(remade)]));
       // Evicted workflows the leader has deleted from the archive since: told once they have left memory here.
       const deleted = evicted.length > 0 ? await this.store.archive.refresh(evicted) : [];
       try {
