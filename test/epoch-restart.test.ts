@@ -159,6 +159,28 @@ describe('the epoch across restarts', () => {
     for (const mirror of mirrors) expect(JSON.stringify(mirror.state), mirror.doc).toBe(hubDoc(second, mirror.doc).json);
   });
 
+  it('answers versions of a workflow pruned two clean stops ago whole, though the last stop kept only its own run’s deletions', async () => {
+    const dataDir = tempDir();
+    const settings = { dataDir, keepFinishedMs: 0, sweepIntervalMs: 10 };
+    const first = await startHub(settings);
+    const client = await control(first);
+    await (await client.createWorkflow({ id: 'nightly', userQuery: 'yesterday' })).cancel('done');
+    await untilTrue(() => !first.state.workflows.has('nightly'), 'the old one archived');
+    const old = await snapshotOf(first, 'nightly');
+    expect((await client.pruneArchive(0)).map((pruned) => pruned.workflowId)).toEqual(['nightly']);
+    // Made anew in the same run, up to the version held of the old one.
+    const fresh = await client.createWorkflow({ id: 'nightly', userQuery: 'today' });
+    while (fresh.version < old.version) await fresh.updateProgress('load', fresh.version);
+    await first.close();
+    const second = await startHub({ ...settings, port: first.port });
+    expect(await resumeOn(second, 'nightly', old)).toMatchObject({ mode: 'snapshot', state: { userQuery: 'today' } });
+    await second.close();
+    // The second stop's resume point names none of the first run's deletions: the first run's versions resume nothing.
+    expect(JSON.parse(readFileSync(join(dataDir, 'manifest.json'), 'utf8')).deleted).toEqual([]);
+    const third = await startHub({ ...settings, port: first.port });
+    expect(await resumeOn(third, 'nightly', old)).toMatchObject({ mode: 'snapshot', state: { userQuery: 'today' } });
+  });
+
   it('resumes versions of a clean stop in the next run only, never in a start after that run crashed', async () => {
     const dataDir = tempDir();
     const first = await startHub({ dataDir });
