@@ -13,7 +13,7 @@ import { status } from '../server/cli/status.ts';
 import { report } from '../server/cli/report.ts';
 import { tokens } from '../server/cli/tokens.ts';
 import { HubOptions } from '../server/options.ts';
-import { GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 
 describe('switchboard start options', () => {
   it('takes the config file, then the environment, then the flags, each winning over the one before; SWITCHBOARD_FSYNC=0 turns fsync off', () => {
@@ -201,5 +201,26 @@ describe('client commands: where the hub and its tokens are', () => {
     expect(roles(elsewhere)).toEqual(['admin', 'agent']);
     const both = await tokens(['list', '--data-dir', here, '--file', join(elsewhere, 'tokens.json')]).then(() => 'done', (error: Error) => error.message);
     expect(both).toBe('give --data-dir or --file, not both');
+  });
+});
+
+describe('switchboard status', () => {
+  it('says "1 workflow" for one, and shows when each changed in local time, as --watch does', async () => {
+    // A zone away from UTC, so that a UTC time would not pass for a local one.
+    vi.stubEnv('TZ', 'Asia/Kolkata');
+    let printed = '';
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((printed += String(chunk)), true));
+    onTestFinished(() => {
+      vi.unstubAllEnvs();
+      vi.restoreAllMocks();
+    });
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ id: 'only-one', userQuery: 'one of one' });
+    await status(['--url', hub.url, '--token', TOKENS.admin]);
+    expect(printed).toMatch(/: up \d+ s, 1 workflow, 0 agents\n/);
+    const { updatedAt } = await wf.get();
+    const local = new Date(updatedAt).toTimeString().slice(0, 8);
+    expect(local).not.toBe(new Date(updatedAt).toISOString().slice(11, 19));
+    expect(printed).toMatch(new RegExp(`^only-one\\s+pending\\s+0%\\s+${local}\\s+one of one$`, 'm'));
   });
 });

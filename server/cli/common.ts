@@ -224,6 +224,12 @@ export function printable(text: string): string {
   return text.replace(/[\t\n\r]/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '?');
 }
 
+/** The local time of day of `ms` (hh:mm:ss), as every command shows a time: `status` and `status --watch` alike. */
+export const clock = (ms: number): string => new Date(ms).toTimeString().slice(0, 8);
+
+/** `n thing` or `n things`. */
+export const counted = (n: number, thing: string): string => `${n} ${thing}${n === 1 ? '' : 's'}`;
+
 /** Lays rows out in aligned columns, every cell printable. */
 export function table(header: string[], cells: string[][]): string {
   const rows = cells.map((row) => row.map(printable));

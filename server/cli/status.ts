@@ -4,7 +4,7 @@ import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
 import { percentText } from '../../shared/percent-text.ts';
 import { shownAgentStatus } from '../../shared/shown-agent-status.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
-import { allPages, CliError, getFromHub, HUB_FLAGS, hubAddress, integer, progress, progressDone, refuseEmptyFlags, table } from './common.ts';
+import { allPages, CliError, clock, counted, getFromHub, HUB_FLAGS, hubAddress, integer, progress, progressDone, refuseEmptyFlags, table } from './common.ts';
 
 export const STATUS_HELP = `switchboard status — the nodes, workflows and agents of a running hub
 
@@ -33,7 +33,8 @@ Usage: switchboard status [--url URL] [--token TOKEN] [--data-dir DIR] [--json]
   --count N       stop --watch after N refreshes (default: at SIGINT or SIGTERM)
 `;
 
-const time = (ms: number | null) => (ms ? new Date(ms).toISOString().slice(11, 19) : '');
+// Local time, as --watch shows it: UTC here beside local there would read as two different moments.
+const time = (ms: number | null) => (ms ? clock(ms) : '');
 
 /** `switchboard status`: prints the hub's workflows (all pages) and agents. */
 export async function status(args: string[]): Promise<void> {
@@ -76,7 +77,7 @@ export async function status(args: string[]): Promise<void> {
       .map(([state, n]) => (state === 'queued' && w.unservable ? `${n} ${state} (${w.unservable} no agent can take)` : `${n} ${state}`))
       .join(', ');
   const out = [
-    `Hub ${address.url}: up ${Math.round(health.uptimeMs / 1000)} s, ${workflows.length} workflows, ${agents.length} agents`,
+    `Hub ${address.url}: up ${Math.round(health.uptimeMs / 1000)} s, ${counted(workflows.length, 'workflow')}, ${counted(agents.length, 'agent')}`,
     '',
     ...(cluster.epoch > 0
       ? [

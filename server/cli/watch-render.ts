@@ -2,7 +2,7 @@ import type { SummaryView } from '../../shared/schemas/views.ts';
 import type { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
 import { percentText } from '../../shared/percent-text.ts';
-import { printable, table } from './common.ts';
+import { clock, printable, table } from './common.ts';
 
 /** One workflow as `status --watch` shows it at one refresh. */
 export interface WorkflowSample {
@@ -41,7 +41,6 @@ export function sample(view: SummaryView, at: number, previous: WorkflowSample |
 const SHOWN: WorkOrderState[] = ['queued', 'running', 'completed', 'failed'];
 const OTHERS: WorkOrderState[] = ['pending', 'blocked', 'offered', 'cancelled'];
 
-const clock = (ms: number) => new Date(ms).toTimeString().slice(0, 8);
 const rate = (throughput: number | null) => (throughput === null ? '-/s' : `${throughput.toFixed(1)}/s`);
 const percent = (progress: number) => percentText(progress);
 
