@@ -107,7 +107,14 @@ export function connectError(error: ConnectFailure, url: string, namespace: stri
   if (error.message === 'Invalid namespace') {
     return new HubError('DISCONNECTED', `the server at ${url} speaks socket.io but has no /${namespace} namespace: it is not a Switchboard hub; check the URL and port`);
   }
-  const cause = systemError(error);
-  const what = cause ? `${cause.code ? `${cause.code}: ` : ''}${cause.message}` : error.message;
-  return new HubError('DISCONNECTED', `cannot reach the hub at ${url} (${what}). ${advice(url, cause?.code, what)}`);
+  return new HubError('DISCONNECTED', unreachable(url, systemError(error) ?? { message: error.message }));
+}
+
+/**
+ * Why the hub at `url` could not be reached and what to do, from the system error (`code`, such as
+ * ECONNREFUSED, and its message): the SDK's words, which the CLI's HTTP commands use too.
+ */
+export function unreachable(url: string, cause: { code?: string; message: string }): string {
+  const what = `${cause.code ? `${cause.code}: ` : ''}${cause.message.trim()}`;
+  return `cannot reach the hub at ${url} (${what}). ${advice(url, cause.code, what)}`;
 }

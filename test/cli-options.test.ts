@@ -149,12 +149,22 @@ describe('client commands: where the hub and its tokens are', () => {
     expect((await hubAddress({ url: 'ws://127.0.0.1:4701', token: 'some-admin-token' })).url).toBe('http://127.0.0.1:4701');
   });
 
-  it('says, as the SDK does, where tokens come from when status or report is refused the token, and to start the hub when none listens', async () => {
+  it('says, as the SDK does, where tokens come from when status or report is refused the token, to use http:// for a hub that speaks it, and to start the hub when none listens', async () => {
     const hub = await startHub();
     const wrong = (command: typeof status) => command(['--url', hub.url, '--token', 'not-a-token-of-it']).then(() => 'done', (error: Error) => error.message);
     for (const command of [status, (args: string[]) => report(['some-workflow', ...args])]) {
       expect(await wrong(command)).toBe(`the hub at ${hub.url} refused the token: unknown token. Tokens come from the hub: it prints them when it starts, \`npx switchboard tokens list\` lists them, and they are stored in <dataDir>/tokens.json (./.switchboard/tokens.json by default).`);
     }
+    // https:// to a hub that speaks http: the TLS error and what to do, in the SDK's words (prune's).
+    const overTls = hub.url.replace('http:', 'https:');
+    const tls = /^cannot reach the hub at https:\/\/127\.0\.0\.1:\d+ \(.*SSL.*\)\. The TLS handshake failed: a hub started with `npx switchboard start` speaks plain http, so use http:\/\/ unless a TLS proxy stands in front of it\.$/;
+    for (const command of [status, (args: string[]) => report(['some-workflow', ...args]), (args: string[]) => prune(['--older-than', '1d', ...args])]) {
+      expect(await command(['--url', overTls, '--token', TOKENS.admin]).then(() => 'done', (error: Error) => error.message)).toMatch(tls);
+    }
+    // A port Node's fetch refuses (the Fetch standard blocks it) is named so, not as a hub that is down.
+    expect(await status(['--url', 'http://127.0.0.1:6000', '--token', TOKENS.admin]).then(() => 'done', (error: Error) => error.message)).toBe(
+      "cannot reach the hub at http://127.0.0.1:6000: Node's fetch, which this command uses, refuses its port (the Fetch standard blocks it); run the hub on another port",
+    );
     const url = hub.url;
     await hub.close();
     expect(await status(['--url', url, '--token', TOKENS.admin]).then(() => 'done', (error: Error) => error.message)).toMatch(/^cannot reach the hub at .*ECONNREFUSED.*\. Is the hub running\? Start it with `npx switchboard start`\.$/);

@@ -7,7 +7,7 @@ import { HOST_REFUSED } from '../transport/allowed-hosts.ts';
 import type { TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { ControlClient } from '../../client-sdk/control.ts';
 import { hubUrl } from '../../client-sdk/hub-url.ts';
-import { WHERE_TOKENS_COME_FROM } from '../../client-sdk/connect-error.ts';
+import { unreachable, WHERE_TOKENS_COME_FROM } from '../../client-sdk/connect-error.ts';
 import { boundedPool } from '../store/postgres/pg-pool.ts';
 import { readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION } from '../store/postgres/schema.ts';
@@ -165,9 +165,10 @@ export async function getFromHub(address: { url: string; token: string }, path: 
     response = await fetch(new URL(path, address.url), { headers: { authorization: `Bearer ${address.token}` } });
   } catch (error) {
     const cause = (error as Error).cause as NodeJS.ErrnoException | undefined;
-    // As the SDK's clients (status --watch, prune) say it.
-    const hint = cause?.code === 'ECONNREFUSED' ? ' Is the hub running? Start it with `npx switchboard start`.' : '';
-    throw new CliError(`cannot reach the hub at ${address.url}: ${cause ?? (error as Error).message}.${hint}`);
+    // fetch refuses the ports the Fetch standard blocks (6000, 6667, 10080, ...), which a hub may listen on.
+    if (cause?.message === 'bad port') throw new CliError(`cannot reach the hub at ${address.url}: Node's fetch, which this command uses, refuses its port (the Fetch standard blocks it); run the hub on another port`);
+    // In the words of the SDK's clients (status --watch, prune, retry): the cause and what to do about it.
+    throw new CliError(unreachable(address.url, { ...(typeof cause?.code === 'string' ? { code: cause.code } : {}), message: cause?.message ?? (error as Error).message }));
   }
   if (!response.ok) {
     const body = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
