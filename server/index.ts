@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { batchWebSocketWrites } from './transport/cork.ts';
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -257,6 +257,12 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     }
     // An existing file in its place was refused only at the lock, by Node's ENOTDIR on a lock file's name.
     if (!statSync(dataDir).isDirectory()) throw new HubError('VALIDATION', `dataDir ${dataDir} is not a directory`);
+    // Another user's (or a read-only) directory was refused only at the lock, by a bare EACCES on a temporary file's name.
+    try {
+      accessSync(dataDir, constants.R_OK | constants.W_OK | constants.X_OK);
+    } catch (error) {
+      throw new HubError('VALIDATION', `dataDir ${dataDir} cannot be written by this user (${(error as Error).message}); run the hub as the directory's owner, or give it a directory this user can write`);
+    }
     hubDirectory = await HubDirectory.open(dataDir);
     files = await DataFiles.open(options.dataRoots ?? [process.cwd(), dataDir], hubDirectory);
     writer = await StateWriter.open({

@@ -1,5 +1,5 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
@@ -155,6 +155,24 @@ describe('switchboard CLI', () => {
     const unknown = spawnSync(process.execPath, [...CLI, 'launch'], { encoding: 'utf8' });
     expect(unknown.status).not.toBe(0);
     expect(unknown.stderr).toContain('unknown command "launch"');
+  });
+
+  it('refuses a data directory this user cannot write, saying so (not as a port it may not listen on)', () => {
+    const dataDir = tempDir();
+    // As root every directory is writable: the hub runs as nobody then, who cannot write the root's 0700 one.
+    const asRoot = process.getuid?.() === 0;
+    const node = [process.execPath, ...CLI, 'start', '--port', '0', '--data-dir', dataDir];
+    if (asRoot) chmodSync(dirname(node[1]!), 0o755);
+    else {
+      chmodSync(dataDir, 0o500);
+      onTestFinished(() => chmodSync(dataDir, 0o700));
+    }
+    const run = asRoot ? spawnSync('runuser', ['-u', 'nobody', '--', ...node], { encoding: 'utf8' }) : spawnSync(node[0]!, node.slice(1), { encoding: 'utf8' });
+    expect(run.stderr).toBe(
+      `switchboard: dataDir ${dataDir} cannot be written by this user (EACCES: permission denied, access '${dataDir}'); run the hub as the directory's owner, or give it a directory this user can write\n`,
+    );
+    expect(run.status).toBe(2);
+    expect(readdirSync(dataDir)).toEqual([]);
   });
 
   it('prints the package version with --version', () => {

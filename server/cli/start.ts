@@ -134,7 +134,9 @@ export function optionsFrom(args: string[], env: NodeJS.ProcessEnv = process.env
 
 /** A one-line CliError for a port that cannot be had (taken, or privileged), saying what to try. */
 function listenRefusal(error: unknown): CliError | undefined {
-  const { code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  const { code, syscall, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  // An EACCES of the data directory's files is no port's: Node's own message names the file.
+  if (syscall !== 'listen') return undefined;
   const where = `port ${port} on ${address}`;
   if (code === 'EADDRINUSE') return new CliError(`${where} is already in use (another hub?); try --port with another port, or --port 0 for any free one`);
   if (code === 'EACCES') return new CliError(`no permission to listen on ${where}; try --port with a port above 1023`);
