@@ -1,30 +1,28 @@
 import { readFileSync } from 'node:fs';
 import { CliError } from './cli/common.ts';
+import { unknownOption } from './cli/unknown-option.ts';
+
+/** A command: what runs it, and its --help text. */
+interface Command {
+  run: (args: string[]) => Promise<void>;
+  help: string;
+}
 
 /** The commands, each loaded when run: `status` needs none of the hub, `start` none of the others. */
-const commands: Record<string, () => Promise<(args: string[]) => Promise<void>>> = {
-  start: async () => (await import('./cli/start.ts')).start,
-  status: async () => (await import('./cli/status.ts')).status,
-  report: async () => (await import('./cli/report.ts')).report,
-  tokens: async () => (await import('./cli/tokens.ts')).tokens,
-  prune: async () => (await import('./cli/prune.ts')).prune,
-  retry: async () => (await import('./cli/retry.ts')).retry,
-  reload: async () => (await import('./cli/reload.ts')).reload,
-  backup: async () => (await import('./cli/backup.ts')).backup,
+const commands: Record<string, () => Promise<Command>> = {
+  start: async () => import('./cli/start.ts').then((m) => ({ run: m.start, help: m.START_HELP })),
+  status: async () => import('./cli/status.ts').then((m) => ({ run: m.status, help: m.STATUS_HELP })),
+  report: async () => import('./cli/report.ts').then((m) => ({ run: m.report, help: m.REPORT_HELP })),
+  tokens: async () => import('./cli/tokens.ts').then((m) => ({ run: m.tokens, help: m.TOKENS_HELP })),
+  prune: async () => import('./cli/prune.ts').then((m) => ({ run: m.prune, help: m.PRUNE_HELP })),
+  retry: async () => import('./cli/retry.ts').then((m) => ({ run: m.retry, help: m.RETRY_HELP })),
+  reload: async () => import('./cli/reload.ts').then((m) => ({ run: m.reload, help: m.RELOAD_HELP })),
+  backup: async () => import('./cli/backup.ts').then((m) => ({ run: m.backup, help: m.BACKUP_HELP })),
 };
 
 /** The overview and every command's options. */
 async function help(): Promise<string> {
-  const [{ START_HELP }, { STATUS_HELP }, { REPORT_HELP }, { TOKENS_HELP }, { PRUNE_HELP }, { RETRY_HELP }, { RELOAD_HELP }, { BACKUP_HELP }] = await Promise.all([
-    import('./cli/start.ts'),
-    import('./cli/status.ts'),
-    import('./cli/report.ts'),
-    import('./cli/tokens.ts'),
-    import('./cli/prune.ts'),
-    import('./cli/retry.ts'),
-    import('./cli/reload.ts'),
-    import('./cli/backup.ts'),
-  ]);
+  const helps = await Promise.all(Object.values(commands).map(async (load) => (await load()).help));
   return `switchboard — a real-time coordination hub for multi-agent workflows
 
 Usage: switchboard <command> [options]     (switchboard <command> --help for its options)
@@ -40,14 +38,7 @@ Commands:
   reload    make a running hub read its tokens again (SIGHUP to its pid)
   backup    copy a hub's data directory, also while it runs
 
-${START_HELP}
-${STATUS_HELP}
-${REPORT_HELP}
-${TOKENS_HELP}
-${PRUNE_HELP}
-${RETRY_HELP}
-${RELOAD_HELP}
-${BACKUP_HELP}`;
+${helps.join('\n')}`;
 }
 
 /**
@@ -97,6 +88,6 @@ if (!command || command === '--help' || command === '-h' || command === 'help') 
   fail(new CliError(`unknown command "${command}"; run switchboard --help`));
 } else {
   commands[command]!()
-    .then((run) => run(rest))
+    .then(({ run, help }) => run(rest).catch((error: unknown) => Promise.reject(unknownOption(command, help, error) ?? error)))
     .catch(fail);
 }

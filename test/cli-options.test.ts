@@ -7,6 +7,7 @@ import { duration, hubAddress } from '../server/cli/common.ts';
 import { hubUrl } from '../client-sdk/hub-url.ts';
 import { optionsFrom } from '../server/cli/start.ts';
 import { backup } from '../server/cli/backup.ts';
+import { unknownOption } from '../server/cli/unknown-option.ts';
 import { prune } from '../server/cli/prune.ts';
 import { reload } from '../server/cli/reload.ts';
 import { status } from '../server/cli/status.ts';
@@ -232,5 +233,27 @@ describe('switchboard status', () => {
     const local = new Date(updatedAt).toTimeString().slice(0, 8);
     expect(local).not.toBe(new Date(updatedAt).toISOString().slice(11, 19));
     expect(printed).toMatch(new RegExp(`^only-one\\s+pending\\s+0%\\s+${local}\\s+one of one$`, 'm'));
+  });
+});
+
+describe('an unknown option', () => {
+  it('is named with its command, the nearest option that command has (a typo, other separators) and where its options are listed', async () => {
+    const refusal = (command: typeof status, args: string[], name: string, help: string) =>
+      command(args).then(
+        () => 'done',
+        (error: unknown) => (unknownOption(name, help, error) ?? (error as Error)).message,
+      );
+    const { START_HELP } = await import('../server/cli/start.ts');
+    const { PRUNE_HELP } = await import('../server/cli/prune.ts');
+    const { STATUS_HELP } = await import('../server/cli/status.ts');
+    const start = (args: string[]) => Promise.resolve().then(() => void optionsFrom(args, {}));
+    expect(await refusal(start, ['--datadir', 'x'], 'start', START_HELP)).toBe('unknown option --datadir for switchboard start (did you mean --data-dir?); switchboard start --help lists its options');
+    expect(await refusal(prune, ['--older_than', '1d'], 'prune', PRUNE_HELP)).toBe('unknown option --older_than for switchboard prune (did you mean --older-than?); switchboard prune --help lists its options');
+    expect(await refusal(status, ['--jsno'], 'status', STATUS_HELP)).toBe('unknown option --jsno for switchboard status (did you mean --json?); switchboard status --help lists its options');
+    // Nothing near: no guess.
+    expect(await refusal(status, ['-x'], 'status', STATUS_HELP)).toBe('unknown option -x for switchboard status; switchboard status --help lists its options');
+    expect(await refusal(status, ['--verbose'], 'status', STATUS_HELP)).toBe('unknown option --verbose for switchboard status; switchboard status --help lists its options');
+    // Other refusals are left as they are.
+    expect(unknownOption('status', STATUS_HELP, new Error('anything else'))).toBeUndefined();
   });
 });

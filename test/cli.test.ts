@@ -155,6 +155,10 @@ describe('switchboard CLI', () => {
     const unknown = spawnSync(process.execPath, [...CLI, 'launch'], { encoding: 'utf8' });
     expect(unknown.status).not.toBe(0);
     expect(unknown.stderr).toContain('unknown command "launch"');
+    // A mistyped option: named with the nearest one the command has, not parseArgs' advice about positionals.
+    const typo = spawnSync(process.execPath, [...CLI, 'status', '--data-dri', 'x'], { encoding: 'utf8' });
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toBe('switchboard: unknown option --data-dri for switchboard status (did you mean --data-dir?); switchboard status --help lists its options\n');
   });
 
   it('refuses a data directory this user cannot write, saying so (not as a port it may not listen on)', () => {
