@@ -5,7 +5,6 @@ import { createServer, type IncomingMessage, type RequestListener, type Server a
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Server } from 'socket.io';
-import * as z from 'zod';
 import { contract, CONTROL_READS } from '../shared/contract.ts';
 import { HubError } from '../shared/errors.ts';
 import type { TokenGrant } from '../shared/schemas/tokens.ts';
@@ -19,6 +18,7 @@ import { createRouter, refuseAll } from './http/router.ts';
 import { OpenConnections } from './http/open-connections.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
+import { issuesText } from './zod-issues.ts';
 import { logJournalWrite, logNotices, logSnapshot } from './operator-log.ts';
 import { Archiver } from './archiver.ts';
 import { AutoDocumentation } from './reports/auto-documentation.ts';
@@ -172,7 +172,7 @@ const STRAGGLERS_CUT_AFTER_MS = 1000;
  */
 export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {}): Promise<RunningHub> {
   const parsed = HubOptions.safeParse(input);
-  if (!parsed.success) throw new HubError('VALIDATION', `invalid hub options: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success) throw new HubError('VALIDATION', `invalid hub options: ${issuesText(parsed.error)}`);
   const options = parsed.data;
   // A shared server listens after createHub returns: a node could not tell clients where it is.
   if (options.postgres && parts.server && (!options.nodeId || !options.advertiseUrl)) {

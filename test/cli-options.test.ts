@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { duration, hubAddress } from '../server/cli/common.ts';
 import { hubUrl } from '../client-sdk/hub-url.ts';
@@ -14,6 +14,7 @@ import { status } from '../server/cli/status.ts';
 import { report } from '../server/cli/report.ts';
 import { tokens } from '../server/cli/tokens.ts';
 import { HubOptions } from '../server/options.ts';
+import { createHub } from '../server/index.ts';
 import { control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 
 describe('switchboard start options', () => {
@@ -25,6 +26,17 @@ describe('switchboard start options', () => {
     expect(optionsFrom(['--config', config, '--fsync', '--port', '5000'], { SWITCHBOARD_FSYNC: '0', SWITCHBOARD_PORT: '4900' })).toMatchObject({ fsync: true, port: 5000 });
     expect(optionsFrom([], { SWITCHBOARD_FSYNC: 'true' })).toEqual({ fsync: true });
     expect(optionsFrom([], {})).toEqual({});
+  });
+});
+
+describe('bad options', () => {
+  it('are refused in one line that names each bad option, as the CLI prints it, and nothing is written', async () => {
+    const dataDir = join(tempDir(), 'hub');
+    const refusal = await createHub({ port: 70_000, logLevel: 'loud' as 'info', dataDir }).then(() => 'started', (error: Error) => error.message);
+    expect(refusal).toBe('invalid hub options: port: Too big: expected number to be <=65535; logLevel: Invalid option: expected one of "debug"|"info"|"warn"|"error"|"silent"');
+    const tokens = await createHub({ port: 0, dataDir, tokens: [{ token: 'short', role: 'admin' }] }).then(() => 'started', (error: Error) => error.message);
+    expect(tokens).toBe('invalid hub options: tokens[0].token: Too small: expected string to have >=8 characters');
+    expect(readdirSync(dirname(dataDir))).toEqual([]);
   });
 });
 

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { Role, TokenGrant } from '../../shared/schemas/tokens.ts';
 import { looseTokenFileMode, looseTokenFileWarning, newToken, parseTokenList, readTokens, TOKEN_FILE_MODE, TOKENS_FILE } from '../transport/auth.ts';
 import { realLocation } from '../real-location.ts';
+import { issuesText } from '../zod-issues.ts';
 import { replaceDurably } from '../store/synced-write.ts';
 import { boundedPool } from '../store/postgres/pg-pool.ts';
 import { changeClusterTokens, readClusterTokens } from '../store/postgres/pg-tokens.ts';
@@ -189,7 +190,7 @@ async function run(place: TokenPlace, positionals: string[], values: { role?: st
     ...(scope ? { workflows: scope } : {}),
   };
   const grant = TokenGrant.safeParse(candidate);
-  if (!grant.success) throw new CliError(`invalid token: ${grant.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!grant.success) throw new CliError(`invalid token: ${issuesText(grant.error)}`);
   await place.change((grants) => [...grants, grant.data]);
   process.stdout.write(`${grant.data.token}\n`);
   process.stderr.write(`added ${/^[aeiou]/.test(role.data) ? 'an' : 'a'} ${role.data} token to ${place.name}; ${place.takesEffect}\n`);

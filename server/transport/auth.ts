@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as z from 'zod';
 import { HubError } from '../../shared/errors.ts';
 import { temporaryPath } from '../store/synced-write.ts';
 import { TokenList, TokenValue, type Role, type TokenGrant } from '../../shared/schemas/tokens.ts';
@@ -10,6 +9,7 @@ import { parseSecretJson } from '../secret-json.ts';
 import type { SendingPage } from './client-address.ts';
 import type { LoginThrottle } from './login-throttle.ts';
 import { makeDirectory } from '../make-directory.ts';
+import { issuesText } from '../zod-issues.ts';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('base64');
 
@@ -108,7 +108,7 @@ export function newToken(role: Role): string {
 /** `json` as a token list, or VALIDATION naming `where` it came from and what is wrong. */
 export function parseTokenList(json: unknown, where: string): TokenGrant[] {
   const parsed = TokenList.safeParse(json);
-  if (!parsed.success) throw new HubError('VALIDATION', `${where} is not a valid token list: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success) throw new HubError('VALIDATION', `${where} is not a valid token list: ${issuesText(parsed.error)}`);
   return parsed.data;
 }
 
