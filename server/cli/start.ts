@@ -15,7 +15,7 @@ Usage: switchboard start [--config FILE] [--tokens FILE] [--port N] [--host H] [
 Options (environment variable in brackets):
   --config FILE     JSON file with any createHub option (see README); the        [SWITCHBOARD_CONFIG]
                     environment wins over it, and flags over both
-  --tokens FILE     JSON token list [{ token, role, agentId?, workflows? }]     [SWITCHBOARD_TOKENS_FILE]
+  --tokens FILE     JSON token list [{ token, role, name?, agentId?, workflows? }] [SWITCHBOARD_TOKENS_FILE]
                     (or the list itself as JSON in SWITCHBOARD_TOKENS); default: generated once
                     into the data directory's tokens.json, and shown at start on a terminal
                     only. SIGHUP to the pid the banner prints (switchboard reload) reloads them.

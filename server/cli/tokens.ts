@@ -16,15 +16,24 @@ export const TOKENS_HELP = `switchboard tokens — list, create or revoke access
 
 Usage:
   switchboard tokens [list] [--data-dir DIR | --file FILE | --postgres URL]
-  switchboard tokens create --role admin|agent|monitor [--name NAME] [--agent-id ID] [--workflows a,b] [--data-dir DIR | --file FILE | --postgres URL]
+  switchboard tokens create --role admin|agent|monitor [--name NAME] [--agent-id ID] [--workflows a,b]
+                            [--data-dir DIR | --file FILE | --postgres URL]
   switchboard tokens revoke TOKEN [--data-dir DIR | --file FILE | --postgres URL]
 
-The tokens live in the data directory's tokens.json (or --file, which must exist
-[SWITCHBOARD_TOKENS_FILE, unless --data-dir names a directory that has its own]). A running hub started with 'switchboard
-start' reloads them on SIGHUP; tokens removed from the file stop working then. The nodes of a
-cluster share theirs in its PostgreSQL (--postgres URL [SWITCHBOARD_POSTGRES]); a change there
-reaches every node at once, and connections made with a revoked token are closed. The last admin
-token cannot be revoked.
+  --role R          admin (/control, and monitoring), agent (/agent) or monitor (/monitor, read only)
+  --name NAME       a name for the token, shown in lists and the hub's log (never the token)
+  --agent-id ID     an agent token that may register as this agent only (without it: any agent)
+  --workflows a,b   a monitor token that sees only these workflows
+  --data-dir DIR    the hub's data directory, whose tokens.json is changed (default ./.switchboard)
+                                                                     [SWITCHBOARD_DATA_DIR]
+  --file FILE       a token file of the hub's own (start --tokens FILE); it must exist
+                    [SWITCHBOARD_TOKENS_FILE, unless --data-dir names a directory that has its own]
+  --postgres URL    a cluster's tokens, in its PostgreSQL               [SWITCHBOARD_POSTGRES]
+
+A running hub started with 'switchboard start' applies a change at 'switchboard reload' (SIGHUP)
+or a restart; tokens removed from the file stop working then. The nodes of a cluster apply a
+change in its PostgreSQL at once, and close the connections made with a revoked token. The last
+admin token cannot be revoked.
 `;
 
 /** Where the tokens are kept, and how to change them. */
@@ -47,7 +56,7 @@ function filePlace(file: string, filledAtFirstStart: boolean): TokenPlace {
   const read = async () => (existsSync(file) ? readTokens(file) : []);
   return {
     name: file,
-    takesEffect: 'send SIGHUP to a running hub (or restart it) to apply the change',
+    takesEffect: 'a running hub applies it at `switchboard reload` (SIGHUP) or a restart',
     filledAtFirstStart,
     read,
     // Only a list that exists is changed (run() refuses the rest), so its folder is there.
