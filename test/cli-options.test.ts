@@ -269,3 +269,18 @@ describe('an unknown option', () => {
     expect(unknownOption('status', STATUS_HELP, new Error('anything else'))).toBeUndefined();
   });
 });
+
+describe('a client command without a token', () => {
+  it('says where it looked: the data directory it was given, or the token file without an admin or monitor token', async () => {
+    for (const name of ['SWITCHBOARD_TOKEN', 'SWITCHBOARD_TOKENS', 'SWITCHBOARD_TOKENS_FILE', 'SWITCHBOARD_POSTGRES', 'SWITCHBOARD_URL']) vi.stubEnv(name, '');
+    onTestFinished(() => void vi.unstubAllEnvs());
+    const refusal = (args: string[]) => status(['--url', 'http://127.0.0.1:1', ...args]).then(() => 'done', (error: Error) => error.message);
+    const advice = "pass --token, set SWITCHBOARD_TOKEN, or give --data-dir the hub's data directory (or SWITCHBOARD_TOKENS_FILE its token file, SWITCHBOARD_POSTGRES a cluster's database)";
+    const empty = tempDir();
+    expect(await refusal(['--data-dir', empty])).toBe(`no token (no ${join(empty, 'tokens.json')}): ${advice}`);
+    const agentsOnly = join(tempDir(), 'agents.json');
+    writeFileSync(agentsOnly, JSON.stringify([{ token: TOKENS.agent, role: 'agent' }]));
+    vi.stubEnv('SWITCHBOARD_TOKENS_FILE', agentsOnly);
+    expect(await refusal([])).toBe(`no token (${agentsOnly} holds no admin or monitor token): ${advice}`);
+  });
+});

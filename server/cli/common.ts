@@ -88,7 +88,12 @@ export async function hubAddress(values: { url?: string | undefined; token?: str
   const token =
     values.token ?? (process.env.SWITCHBOARD_TOKEN || undefined) ?? localToken(values['data-dir']) ?? (await clusterToken(process.env.SWITCHBOARD_POSTGRES || undefined));
   if (!token) {
-    throw new CliError('no token: pass --token, set SWITCHBOARD_TOKEN (or SWITCHBOARD_TOKENS_FILE, or SWITCHBOARD_POSTGRES for a cluster), or run where the hub’s data directory (tokens.json) is');
+    // Where it looked, so that a command run from the wrong folder says so.
+    const file = tokensFileOf(values['data-dir']);
+    const looked = file === undefined ? 'SWITCHBOARD_TOKENS holds no admin or monitor token' : existsSync(file) ? `${file} holds no admin or monitor token` : `no ${file}`;
+    throw new CliError(
+      `no token (${looked}): pass --token, set SWITCHBOARD_TOKEN, or give --data-dir the hub's data directory (or SWITCHBOARD_TOKENS_FILE its token file, SWITCHBOARD_POSTGRES a cluster's database)`,
+    );
   }
   // The CLI speaks HTTP to the hub; a socket.io client's ws:// names the same server.
   return { url: url.replace(/^ws(s?):/, 'http$1:'), token };
