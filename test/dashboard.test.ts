@@ -70,6 +70,23 @@ describe.skipIf(missing !== undefined)('live dashboard in a real browser', () =>
     expect(errors).toEqual([]);
   });
 
+  it('says it has no token before one is given, and opens with the token of a link pasted into the tab (only its fragment changes)', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'opened from a pasted link' });
+    const page = await newPage();
+    await page.goto(`${hub.url}/`);
+    await page.waitForSelector('#login');
+    expect(await page.textContent('#status')).toBe('no token');
+    // A wrong link first, then the right one, each pasted into the same tab.
+    await page.goto(`${hub.url}/#token=not-a-token-of-it`);
+    await page.waitForSelector('#status.down', { timeout: 5000 });
+    expect(await page.textContent('#status')).toContain('refused the token: unknown token');
+    await page.goto(`${hub.url}/#token=${TOKENS.monitor}`);
+    await page.waitForSelector(`#workflows tr[data-workflow="${wf.id}"]`, { timeout: 5000 });
+    expect(await page.textContent('#status')).toBe('live');
+    expect(new URL(page.url()).hash).toBe('');
+  });
+
   it('opens a workflow of 100,000 work orders from its views: its counts and newest orders, under 1 MB transferred', async () => {
     const hub = await startHub();
     const client = await control(hub);

@@ -100,9 +100,16 @@ async function openReport(href: string, secret: string, status: HTMLElement): Pr
 }
 
 async function main(): Promise<void> {
+  // A link with another token pasted into this tab changes only the fragment, which loads nothing: start again with it.
+  window.addEventListener('hashchange', () => {
+    if (new URLSearchParams(location.hash.slice(1)).has('token')) location.reload();
+  });
   const secret = token();
   const status = document.getElementById('status')!;
-  if (!secret) return askForToken();
+  if (!secret) {
+    status.textContent = 'no token';
+    return askForToken();
+  }
   let monitor: MonitorClient;
   try {
     monitor = await connectMonitor({ url: location.origin, token: secret });
