@@ -91,6 +91,10 @@ export function optionsFrom(args: string[], env: NodeJS.ProcessEnv = process.env
   const options: HubOptionsInput = configFile ? readConfig(configFile) : {};
   // Where the tokens come from is one choice: a source given here replaces the config file's (the
   // flag the environment's too), as any other option does; both given in the environment are refused.
+  // Said in the variables' names: createHub would name its options, which the user did not set.
+  if (env.SWITCHBOARD_TOKENS && env.SWITCHBOARD_TOKENS_FILE && !values.tokens) {
+    throw new CliError('SWITCHBOARD_TOKENS and SWITCHBOARD_TOKENS_FILE are both set: unset one (or give --tokens FILE, which wins over both)');
+  }
   if (env.SWITCHBOARD_TOKENS || env.SWITCHBOARD_TOKENS_FILE) {
     delete options.tokens;
     delete options.tokensFile;
