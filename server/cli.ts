@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { CliError } from './cli/common.ts';
-import { unknownOption } from './cli/unknown-option.ts';
+import { nearest, unknownOption } from './cli/unknown-option.ts';
 
 /** A command: what runs it, and its --help text. */
 interface Command {
@@ -85,7 +85,8 @@ if (!command || command === '--help' || command === '-h' || command === 'help') 
     fail(error);
   }
 } else if (!commands[command]) {
-  fail(new CliError(`unknown command "${command}"; run switchboard --help`));
+  const near = nearest(command, Object.keys(commands));
+  fail(new CliError(`unknown command "${command}"${near ? ` (did you mean ${near}?)` : ''}; run switchboard --help`));
 } else {
   commands[command]!()
     .then(({ run, help }) => run(rest).catch((error: unknown) => Promise.reject(unknownOption(command, help, error) ?? error)))

@@ -7,7 +7,7 @@ import { duration, hubAddress } from '../server/cli/common.ts';
 import { hubUrl } from '../client-sdk/hub-url.ts';
 import { optionsFrom } from '../server/cli/start.ts';
 import { backup } from '../server/cli/backup.ts';
-import { unknownOption } from '../server/cli/unknown-option.ts';
+import { nearest, unknownOption } from '../server/cli/unknown-option.ts';
 import { prune } from '../server/cli/prune.ts';
 import { reload } from '../server/cli/reload.ts';
 import { status } from '../server/cli/status.ts';
@@ -267,6 +267,9 @@ describe('an unknown option', () => {
     // Nothing near: no guess.
     expect(await refusal(status, ['-x'], 'status', STATUS_HELP)).toBe('unknown option -x for switchboard status; switchboard status --help lists its options');
     expect(await refusal(status, ['--verbose'], 'status', STATUS_HELP)).toBe('unknown option --verbose for switchboard status; switchboard status --help lists its options');
+    // Two neighbours swapped are one slip: 'stauts' is status, not start (two changes away too).
+    expect(nearest('stauts', ['start', 'status'])).toBe('status');
+    expect(nearest('launch', ['start', 'status'])).toBeUndefined();
     // Other refusals are left as they are.
     expect(unknownOption('status', STATUS_HELP, new Error('anything else'))).toBeUndefined();
   });

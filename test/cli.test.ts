@@ -154,7 +154,9 @@ describe('switchboard CLI', () => {
     expect(badPort.stderr).toContain('--port must be a whole number');
     const unknown = spawnSync(process.execPath, [...CLI, 'launch'], { encoding: 'utf8' });
     expect(unknown.status).not.toBe(0);
-    expect(unknown.stderr).toContain('unknown command "launch"');
+    expect(unknown.stderr).toBe('switchboard: unknown command "launch"; run switchboard --help\n');
+    const misspelt = spawnSync(process.execPath, [...CLI, 'stauts'], { encoding: 'utf8' });
+    expect(misspelt.stderr).toBe('switchboard: unknown command "stauts" (did you mean status?); run switchboard --help\n');
     // A mistyped option: named with the nearest one the command has, not parseArgs' advice about positionals.
     const typo = spawnSync(process.execPath, [...CLI, 'status', '--data-dri', 'x'], { encoding: 'utf8' });
     expect(typo.status).toBe(2);
