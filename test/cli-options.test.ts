@@ -275,6 +275,18 @@ describe('an unknown option', () => {
   });
 });
 
+describe('switchboard report --out', () => {
+  it('says it could not write the report, and where, when the folder is missing or a directory is named', async () => {
+    const hub = await startHub();
+    await (await control(hub)).createWorkflow({ id: 'reported', userQuery: 'a report to write' });
+    const refusal = (out: string) => report(['reported', '--out', out, '--url', hub.url, '--token', TOKENS.admin]).then(() => 'done', (error: Error) => error.message);
+    const missing = join(tempDir(), 'no-such-folder', 'report.md');
+    expect(await refusal(missing)).toBe(`cannot write the report to ${missing}: ENOENT: no such file or directory, open '${missing}'`);
+    const folder = tempDir();
+    expect(await refusal(folder)).toBe(`cannot write the report to ${folder}: EISDIR: illegal operation on a directory, open '${folder}'`);
+  });
+});
+
 describe('a client command without a token', () => {
   it('says where it looked: the data directory it was given, or the token file without an admin or monitor token', async () => {
     for (const name of ['SWITCHBOARD_TOKEN', 'SWITCHBOARD_TOKENS', 'SWITCHBOARD_TOKENS_FILE', 'SWITCHBOARD_POSTGRES', 'SWITCHBOARD_URL']) vi.stubEnv(name, '');

@@ -36,6 +36,11 @@ export async function report(args: string[]): Promise<void> {
   const body = await response.text();
   progressDone();
   if (!values.out) return void process.stdout.write(body.endsWith('\n') ? body : body + '\n');
-  writeFileSync(values.out, body);
+  try {
+    writeFileSync(values.out, body);
+  } catch (error) {
+    // Node's message alone ("ENOENT: no such file or directory, open ...") does not say what was being done.
+    throw new CliError(`cannot write the report to ${values.out}: ${(error as Error).message}`);
+  }
   process.stderr.write(`wrote ${values.out} (${Buffer.byteLength(body)} bytes, version ${response.headers.get('x-switchboard-version')})\n`);
 }
