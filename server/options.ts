@@ -122,7 +122,8 @@ export const HubOptions = z.strictObject({
   nodeId: z.string().min(1).max(200).regex(/^[\w.:@-]+$/, 'letters, digits and . : @ _ - only').optional(),
   /** The URL clients reach this node at, given to them by followers (default: the URL it listens on). */
   advertiseUrl: z
-    .url({ protocol: /^(https?|wss?)$/, error: 'a URL with an http:// or https:// scheme, e.g. http://hub-a.internal:4701' })
+    // Aborting: 'hub-a:4701' reads as the scheme hub-a: with the path 4701, which the path check would name too.
+    .url({ protocol: /^(https?|wss?)$/, error: 'a URL with an http:// or https:// scheme, e.g. http://hub-a.internal:4701', abort: true })
     // The SDK refuses a hub URL with a path (socket.io would read it as a namespace): followers' clients could not follow it.
     .refine((url) => ['', '/'].includes(new URL(url).pathname), 'no path: clients reach the hub at the root of its URL, e.g. http://hub-a.internal:4701')
     .optional(),
