@@ -76,7 +76,10 @@ function endQuietlyWhenTheReaderLeaves(): void {
 
 const [command, ...rest] = process.argv.slice(2);
 if (command !== 'start') endQuietlyWhenTheReaderLeaves();
-if (!command || command === '--help' || command === '-h' || command === 'help') {
+if (command === 'help' && rest[0] !== undefined && commands[rest[0]]) {
+  // `switchboard help start`, as git and npm read it: that command's options.
+  commands[rest[0]]!().then(({ help }) => process.stdout.write(help), fail);
+} else if (!command || command === '--help' || command === '-h' || command === 'help') {
   help().then((text) => process.stdout.write(text), fail);
 } else if (command === '--version' || command === '-v' || command === 'version') {
   try {

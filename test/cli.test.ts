@@ -181,6 +181,13 @@ describe('switchboard CLI', () => {
     expect(readdirSync(dataDir)).toEqual([]);
   });
 
+  it('prints one command\'s options for switchboard help COMMAND, as for COMMAND --help', () => {
+    const help = spawnSync(process.execPath, [...CLI, 'help', 'retry'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toBe(spawnSync(process.execPath, [...CLI, 'retry', '--help'], { encoding: 'utf8' }).stdout);
+    expect(help.stdout).toMatch(/^switchboard retry — /);
+  });
+
   it('prints the package version with --version', () => {
     const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string };
     for (const flag of ['--version', '-v']) {
