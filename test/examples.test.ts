@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
+import { control, GRANTS, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -55,14 +56,15 @@ describe('examples', () => {
   it('use a hub given by SWITCHBOARD_URL and its tokens instead of starting one', async () => {
     const dataRoot = tempDir('switchboard-shared-data-');
     const hub = await startHub({ dataRoots: [dataRoot] });
-    const env = environment({
-      SWITCHBOARD_URL: hub.url,
-      SWITCHBOARD_ADMIN_TOKEN: TOKENS.admin,
-      SWITCHBOARD_AGENT_TOKEN: TOKENS.agent,
-      SWITCHBOARD_MONITOR_TOKEN: TOKENS.monitor,
-      SWITCHBOARD_DATA_ROOT: dataRoot,
-    });
-    for (const file of ['basic-workflow.ts', 'data-pipeline.ts']) {
+    const given = { SWITCHBOARD_URL: hub.url, SWITCHBOARD_DATA_ROOT: dataRoot };
+    // The tokens from the environment, or from the hub's data directory as the CLI finds them there.
+    const tokensDir = tempDir();
+    writeFileSync(join(tokensDir, 'tokens.json'), JSON.stringify(GRANTS));
+    const envs: Record<string, NodeJS.ProcessEnv> = {
+      'basic-workflow.ts': environment({ ...given, SWITCHBOARD_DATA_DIR: tokensDir }),
+      'data-pipeline.ts': environment({ ...given, SWITCHBOARD_ADMIN_TOKEN: TOKENS.admin, SWITCHBOARD_AGENT_TOKEN: TOKENS.agent, SWITCHBOARD_MONITOR_TOKEN: TOKENS.monitor }),
+    };
+    for (const [file, env] of Object.entries(envs)) {
       const { code, output } = await run(file, env);
       expect(code, output).toBe(0);
       for (const line of EXAMPLES[file]!) expect(output).toMatch(line);

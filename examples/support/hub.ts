@@ -18,13 +18,16 @@ export interface ExampleHub {
 
 type Role = keyof ExampleHub['tokens'];
 
-/** Tokens of a given hub: SWITCHBOARD_<ROLE>_TOKEN, else the `tokens.json` named by SWITCHBOARD_TOKENS_FILE (as for the hub). */
+/**
+ * Tokens of a given hub: SWITCHBOARD_<ROLE>_TOKEN, else the `tokens.json` named by SWITCHBOARD_TOKENS_FILE,
+ * else the data directory's (SWITCHBOARD_DATA_DIR, default ./.switchboard), as the hub and the CLI find them.
+ */
 function givenTokens(): ExampleHub['tokens'] {
-  const file = process.env.SWITCHBOARD_TOKENS_FILE;
-  const grants: Array<{ role: string; token: string }> = file ? JSON.parse(readFileSync(file, 'utf8')) : [];
+  const file = process.env.SWITCHBOARD_TOKENS_FILE || join(process.env.SWITCHBOARD_DATA_DIR || '.switchboard', 'tokens.json');
+  const grants: Array<{ role: string; token: string }> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : [];
   const token = (role: Role) => {
     const value = process.env[`SWITCHBOARD_${role.toUpperCase()}_TOKEN`] ?? grants.find((g) => g.role === role)?.token;
-    if (!value) throw new Error(`SWITCHBOARD_URL is set: give SWITCHBOARD_${role.toUpperCase()}_TOKEN or SWITCHBOARD_TOKENS_FILE (a tokens.json)`);
+    if (!value) throw new Error(`SWITCHBOARD_URL is set: give SWITCHBOARD_${role.toUpperCase()}_TOKEN, SWITCHBOARD_TOKENS_FILE (a tokens.json) or SWITCHBOARD_DATA_DIR (the hub's data directory): ${existsSync(file) ? `${file} has no ${role} token` : `there is no ${file}`}`);
     return value;
   };
   return { admin: token('admin'), agent: token('agent'), monitor: token('monitor') };

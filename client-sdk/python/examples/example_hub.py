@@ -29,16 +29,20 @@ class ExampleHub:
 
 
 def given_tokens() -> dict[str, str]:
-    """Tokens of a given hub: SWITCHBOARD_<ROLE>_TOKEN, else the tokens.json named by SWITCHBOARD_TOKENS_FILE (as for the
-    hub), as the TypeScript examples take them (examples/support/hub.ts)."""
-    file = os.environ.get("SWITCHBOARD_TOKENS_FILE")
-    grants = json.loads(Path(file).read_text()) if file else []
+    """Tokens of a given hub: SWITCHBOARD_<ROLE>_TOKEN, else the tokens.json named by SWITCHBOARD_TOKENS_FILE, else the
+    data directory's (SWITCHBOARD_DATA_DIR, default ./.switchboard), as the TypeScript examples take them
+    (examples/support/hub.ts) and the hub and its CLI find them."""
+    file = Path(os.environ.get("SWITCHBOARD_TOKENS_FILE") or Path(os.environ.get("SWITCHBOARD_DATA_DIR") or ".switchboard") / "tokens.json")
+    grants = json.loads(file.read_text()) if file.exists() else []
     tokens: dict[str, str] = {}
     for role in ("admin", "agent", "monitor"):
         name = f"SWITCHBOARD_{role.upper()}_TOKEN"
         token = os.environ.get(name) or next((grant["token"] for grant in grants if grant.get("role") == role), None)
         if not token:
-            raise SystemExit(f"SWITCHBOARD_URL is set: give {name} or SWITCHBOARD_TOKENS_FILE (a tokens.json)")
+            where = f"{file} has no {role} token" if file.exists() else f"there is no {file}"
+            raise SystemExit(
+                f"SWITCHBOARD_URL is set: give {name}, SWITCHBOARD_TOKENS_FILE (a tokens.json) or SWITCHBOARD_DATA_DIR (the hub's data directory): {where}"
+            )
         tokens[role] = token
     return tokens
 

@@ -25,7 +25,12 @@ def test_an_example_takes_a_given_hubs_tokens_from_the_tokens_file_named_by_swit
     assert "created workflow" in ran.stdout
 
 
-def test_an_example_given_a_hub_without_its_tokens_says_which_variables_to_set(hub: Hub) -> None:
-    ran = run_example("basic_workflow.py", {"SWITCHBOARD_URL": hub.url})
+def test_an_example_given_a_hub_without_its_tokens_says_which_variables_to_set_and_where_it_looked(hub: Hub) -> None:
+    # The hub's data directory holds no tokens.json: it was given --tokens.
+    ran = run_example("basic_workflow.py", {"SWITCHBOARD_URL": hub.url, "SWITCHBOARD_DATA_DIR": str(hub.data_dir)})
     assert ran.returncode != 0
-    assert "give SWITCHBOARD_ADMIN_TOKEN or SWITCHBOARD_TOKENS_FILE (a tokens.json)" in ran.stderr, ran.stderr
+    expected = (
+        "give SWITCHBOARD_ADMIN_TOKEN, SWITCHBOARD_TOKENS_FILE (a tokens.json) or SWITCHBOARD_DATA_DIR (the hub's data directory): "
+        f"there is no {hub.data_dir / 'tokens.json'}"
+    )
+    assert expected in ran.stderr, ran.stderr
