@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { CliError } from './cli/common.ts';
-import { nearest, unknownOption } from './cli/unknown-option.ts';
+import { nearest, unknownOption } from './cli/typos.ts';
 
 /** A command: what runs it, and its --help text. */
 interface Command {

@@ -7,7 +7,7 @@ import { duration, hubAddress } from '../server/cli/common.ts';
 import { hubUrl } from '../client-sdk/hub-url.ts';
 import { optionsFrom } from '../server/cli/start.ts';
 import { backup } from '../server/cli/backup.ts';
-import { nearest, unknownOption } from '../server/cli/unknown-option.ts';
+import { nearest, unknownOption } from '../server/cli/typos.ts';
 import { prune } from '../server/cli/prune.ts';
 import { reload } from '../server/cli/reload.ts';
 import { status } from '../server/cli/status.ts';
