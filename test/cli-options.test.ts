@@ -36,6 +36,9 @@ describe('bad options', () => {
     expect(refusal).toBe('invalid hub options: port: Too big: expected number to be <=65535; logLevel: Invalid option: expected one of "debug"|"info"|"warn"|"error"|"silent"');
     const tokens = await createHub({ port: 0, dataDir, tokens: [{ token: 'short', role: 'admin' }] }).then(() => 'started', (error: Error) => error.message);
     expect(tokens).toBe('invalid hub options: tokens[0].token: Too small: expected string to have >=8 characters');
+    // A relative token file is read from the working directory (a config file's folder is not where it is looked for): named so.
+    const relative = await createHub({ port: 0, dataDir, tokensFile: 'no-such-tokens.json' }).then(() => 'started', (error: Error) => error.message);
+    expect(relative).toBe(`cannot read token file no-such-tokens.json (${join(process.cwd(), 'no-such-tokens.json')}): ENOENT: no such file or directory, open 'no-such-tokens.json'`);
     // A URL without its scheme is refused for that alone (it would read as the scheme hub-a: with a path).
     const advertised = await createHub({ port: 0, dataDir, advertiseUrl: 'hub-a:4701' }).then(() => 'started', (error: Error) => error.message);
     expect(advertised).toBe('invalid hub options: advertiseUrl: a URL with an http:// or https:// scheme, e.g. http://hub-a.internal:4701');

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
 import { temporaryPath } from '../store/synced-write.ts';
 import { TokenList, TokenValue, type Role, type TokenGrant } from '../../shared/schemas/tokens.ts';
@@ -118,7 +118,9 @@ export function readTokens(file: string): TokenGrant[] {
   try {
     json = parseSecretJson(readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new HubError('VALIDATION', `cannot read token file ${file}: ${(error as Error).message}`);
+    // A relative path is read from the working directory, not from a config file's folder that named it: say which.
+    const named = isAbsolute(file) ? file : `${file} (${resolve(file)})`;
+    throw new HubError('VALIDATION', `cannot read token file ${named}: ${(error as Error).message}`);
   }
   return parseTokenList(json, file);
 }
