@@ -271,6 +271,10 @@ describe('switchboard prune', () => {
     const refused = await new Promise<string>((resolve) => execFile(process.execPath, [...CLI, 'prune', '--older-than', '1d', '--url', hub.url, '--token', 'not-a-token'], (_, __, stderr) => resolve(stderr)));
     // The hub was reached: it refused the token, and says so once.
     expect(refused).toMatch(new RegExp(`^switchboard: the hub at ${hub.url} refused the token: unknown token\\.`));
+    // A token of another role: the role the command needs, in the CLI's words rather than the SDK's function names.
+    const wrongRole = await new Promise<string>((resolve) => execFile(process.execPath, [...CLI, 'prune', '--older-than', '1d', '--url', hub.url, '--token', TOKENS.monitor], (_, __, stderr) => resolve(stderr)));
+    expect(wrongRole).toContain('(this command takes an admin token)');
+    expect(wrongRole).not.toContain('connectControl');
     const bad = await run('--older-than', 'forever');
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain('--older-than must be a duration such as 30d');

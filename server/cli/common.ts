@@ -250,9 +250,17 @@ export async function controlClientOf(address: { url: string; token: string }): 
   try {
     return await connectControl({ url: address.url, token: address.token });
   } catch (error) {
-    // The SDK's message names the URL and says what went wrong (unreachable, or a refused token): said once, as is.
-    throw new CliError(error instanceof Error ? error.message : String(error));
+    throw connectionRefusal(error);
   }
+}
+
+/**
+ * An SDK connection's failure as the CLI says it: the SDK's message names the URL and what went
+ * wrong (unreachable, or a refused token), but a token of the wrong role in the SDK's function names.
+ */
+export function connectionRefusal(error: unknown): CliError {
+  const message = error instanceof Error ? error.message : String(error);
+  return new CliError(message.replace(/\(connect(Control|Monitor) takes (an? [a-z ]+ token)\)/, '(this command takes $2)'));
 }
 
 /** The flags of every command that talks to a running hub (status, report, prune, retry): where it is, how to get in, help. */

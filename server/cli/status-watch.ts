@@ -4,7 +4,7 @@ import { HubError } from '../../shared/errors.ts';
 import type { SummaryView } from '../../shared/schemas/views.ts';
 import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
-import { allPages, CliError, getFromHub } from './common.ts';
+import { allPages, CliError, connectionRefusal, getFromHub } from './common.ts';
 import { plainLine, plainNode, plainState, sample, screenLines, type Screen, type WorkflowSample } from './watch-render.ts';
 
 /** What `status --watch` follows, how often it refreshes, and for how long. */
@@ -176,8 +176,7 @@ export async function watchStatus(options: WatchOptions): Promise<void> {
   try {
     monitor = await connectMonitor({ url: address.url, token: address.token });
   } catch (error) {
-    // The SDK's message names the URL and what to check.
-    throw new CliError(error instanceof Error ? error.message : String(error));
+    throw connectionRefusal(error);
   }
   const followed = new FollowedWorkflows(monitor, options.workflowIds.length > 0);
   let output: Output | undefined;
