@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SummaryView } from '../shared/schemas/views.ts';
 import type { ClusterInfo } from '../server/index.ts';
-import { table } from '../server/cli/common.ts';
+import { dayAndClock, table } from '../server/cli/common.ts';
 import { bar, plainLine, plainNode, sample, screenLines, type Screen } from '../server/cli/watch-render.ts';
 
 const ZERO = { pending: 0, blocked: 0, queued: 0, offered: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
@@ -66,5 +66,14 @@ describe('status --watch rendering', () => {
     expect(lines.every((line) => line.length <= 60)).toBe(true);
     expect(lines[1]).toBe('! cannot reach the hub');
     expect(lines.at(-1)).toMatch(/^… \d+ more lines/);
+  });
+});
+
+describe('times in the CLI', () => {
+  it("shows a time of today as its time of day, and one of another day with its local date", () => {
+    const now = new Date(2026, 11, 7, 15, 30, 0).getTime();
+    expect(dayAndClock(new Date(2026, 11, 7, 9, 5, 7).getTime(), now)).toBe('09:05:07');
+    expect(dayAndClock(new Date(2026, 11, 6, 23, 59, 59).getTime(), now)).toBe('2026-12-06 23:59:59');
+    expect(dayAndClock(new Date(2025, 0, 2, 3, 4, 5).getTime(), now)).toBe('2025-01-02 03:04:05');
   });
 });

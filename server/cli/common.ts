@@ -233,6 +233,14 @@ export function printable(text: string): string {
 /** The local time of day of `ms` (hh:mm:ss), as every command shows a time: `status` and `status --watch` alike. */
 export const clock = (ms: number): string => new Date(ms).toTimeString().slice(0, 8);
 
+/** `clock(ms)`, after its local date (yyyy-mm-dd) when that is not the day of `now`: a time of another day alone reads as today's. */
+export function dayAndClock(ms: number, now = Date.now()): string {
+  const at = new Date(ms);
+  if (at.toDateString() === new Date(now).toDateString()) return clock(ms);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())} ${clock(ms)}`;
+}
+
 /** `n thing` or `n things`. */
 export const counted = (n: number, thing: string): string => `${n} ${thing}${n === 1 ? '' : 's'}`;
 

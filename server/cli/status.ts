@@ -4,7 +4,7 @@ import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
 import { percentText } from '../../shared/percent-text.ts';
 import { shownAgentStatus } from '../../shared/shown-agent-status.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
-import { allPages, CliError, clock, counted, getFromHub, HUB_FLAGS, hubAddress, integer, progress, progressDone, refuseEmptyFlags, table } from './common.ts';
+import { allPages, CliError, counted, dayAndClock, getFromHub, HUB_FLAGS, hubAddress, integer, progress, progressDone, refuseEmptyFlags, table } from './common.ts';
 
 export const STATUS_HELP = `switchboard status — the nodes, workflows and agents of a running hub
 
@@ -34,7 +34,7 @@ Usage: switchboard status [--url URL] [--token TOKEN] [--data-dir DIR] [--json]
 `;
 
 // Local time, as --watch shows it: UTC here beside local there would read as two different moments.
-const time = (ms: number | null) => (ms ? clock(ms) : '');
+const time = (ms: number | null) => (ms ? dayAndClock(ms) : '');
 
 /** `switchboard status`: prints the hub's workflows (all pages) and agents. */
 export async function status(args: string[]): Promise<void> {
