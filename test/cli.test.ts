@@ -361,7 +361,7 @@ describe('switchboard start: signals, output and settings', () => {
     }
     const fsync = spawnSync(process.execPath, [...CLI, 'start', '--port', '0', '--data-dir', tempDir()], { encoding: 'utf8', env: { ...process.env, SWITCHBOARD_FSYNC: 'always' } });
     expect(fsync.status).toBe(2);
-    expect(fsync.stderr).toContain('SWITCHBOARD_FSYNC must be 1 or 0 (true or false), got "always"');
+    expect(fsync.stderr).toContain('SWITCHBOARD_FSYNC must be 1 or 0 (true/false, yes/no, on/off), got "always"');
     await expect(createHub({ host: '', port: 0, tokens: GRANTS, logLevel: 'silent', dataDir: tempDir() })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('host') });
     await expect(createHub({ backoffBaseMs: 90_000, backoffMaxMs: 60_000, port: 0, tokens: GRANTS, logLevel: 'silent', dataDir: tempDir() })).rejects.toMatchObject({
       code: 'VALIDATION',

@@ -46,7 +46,7 @@ export function onOff(name: string, text: string | undefined): boolean | undefin
   const value = text.trim().toLowerCase();
   if (['1', 'true', 'yes', 'on'].includes(value)) return true;
   if (['0', 'false', 'no', 'off'].includes(value)) return false;
-  throw new CliError(`${name} must be 1 or 0 (true or false), got "${text}"`);
+  throw new CliError(`${name} must be 1 or 0 (true/false, yes/no, on/off), got "${text}"`);
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
