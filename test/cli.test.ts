@@ -93,7 +93,7 @@ describe('switchboard CLI', () => {
     hub.child.kill('SIGHUP');
     const logged = await hub.waitForOutput(/^\{.*"msg":"tokens not reloaded/m);
     const line = JSON.parse(logged.split('\n').find((l) => l.includes('"msg":"tokens not reloaded'))!) as Record<string, unknown>;
-    expect(line).toMatchObject({ level: 50, reason: expect.stringContaining(`cannot read token file ${file}`) });
+    expect(line).toMatchObject({ level: 50, reason: expect.stringContaining(`token file ${file} is not valid JSON`) });
     expect((await fetch(`${hub.url}/api/workflows`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } })).status).toBe(200);
     hub.child.kill('SIGTERM');
     expect(await hub.exited).toBe(0);

@@ -270,7 +270,7 @@ describe('security', () => {
     // Typographic quotes (a token pasted from a document): V8 would quote the token's first characters.
     const file = join(dir, 'tokens.json');
     writeFileSync(file, `[{ "token": \u201c${secret}\u201d, "role": "admin" }]`);
-    expect(await messageOf(() => createHub({ port: 0, logLevel: 'silent', dataDir: dir, tokensFile: file }))).toContain(`cannot read token file ${file}: Unexpected token '\u201c'`);
+    expect(await messageOf(() => createHub({ port: 0, logLevel: 'silent', dataDir: dir, tokensFile: file }))).toContain(`token file ${file} is not valid JSON: Unexpected token '\u201c'`);
   });
 
   it('warns of a token file other users can read, at start, at each reload and after a tokens command, and not once it is 0600', async () => {

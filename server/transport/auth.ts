@@ -120,7 +120,8 @@ export function readTokens(file: string): TokenGrant[] {
   } catch (error) {
     // A relative path is read from the working directory, not from a config file's folder that named it: say which.
     const named = isAbsolute(file) ? file : `${file} (${resolve(file)})`;
-    throw new HubError('VALIDATION', `cannot read token file ${named}: ${(error as Error).message}`);
+    const why = error instanceof SyntaxError ? `token file ${named} is not valid JSON` : `cannot read token file ${named}`;
+    throw new HubError('VALIDATION', `${why}: ${(error as Error).message}`);
   }
   return parseTokenList(json, file);
 }
