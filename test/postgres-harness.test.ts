@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresSkipReason, startPostgres, type PostgresServer } from './helpers/postgres.ts';
+import { isAlive, postmasterOf, postgresSkipReason, startPostgres, type PostgresServer } from './helpers/postgres.ts';
 
 const missing = postgresSkipReason();
 if (missing) console.warn(`PostgreSQL harness tests skipped: ${missing}`);
@@ -21,17 +21,7 @@ async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>)
 
 /** The postmaster's pid, from the first line of its pid file. */
 function postmasterPid(server: PostgresServer): number {
-  return Number(readFileSync(join(server.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-}
-
-/** Whether `pid` is a live process; a zombie (exited, not yet reaped by init) is not. */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
+  return postmasterOf(join(server.dir, 'data'))!;
 }
 
 describe.skipIf(missing !== undefined)('PostgreSQL test harness', () => {
@@ -74,7 +64,7 @@ describe.skipIf(missing !== undefined)('PostgreSQL test harness', () => {
     // A connection open at the crash is cut, as a pool's would be.
     const [error] = await lost;
     expect(String(error)).toMatch(/Connection terminated unexpectedly/);
-    expect(isRunning(pid)).toBe(false);
+    expect(isAlive(pid)).toBe(false);
     await expect(withClient(url, (client) => client.query('SELECT 1'))).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     expect(existsSync(join(server.dir, 'data', 'PG_VERSION'))).toBe(true);
 
@@ -90,10 +80,10 @@ describe.skipIf(missing !== undefined)('PostgreSQL test harness', () => {
     expect(other.dir).not.toBe(server.dir);
     await withClient(other.url, (client) => client.query('SELECT 1'));
     const pid = postmasterPid(other);
-    expect(isRunning(pid)).toBe(true);
+    expect(isAlive(pid)).toBe(true);
 
     await other.destroy();
-    expect(isRunning(pid)).toBe(false);
+    expect(isAlive(pid)).toBe(false);
     expect(existsSync(other.dir)).toBe(false);
     await expect(withClient(other.url, (client) => client.query('SELECT 1'))).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     // The first server is untouched.

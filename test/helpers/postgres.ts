@@ -18,6 +18,8 @@ const SERVER_SETTINGS = ['fsync=off', 'full_page_writes=off', 'listen_addresses=
 /** How long a start may take before the harness gives up, in seconds (pg_ctl -t) and then for the first connection. */
 const START_TIMEOUT_S = 30;
 const CONNECT_TIMEOUT_MS = 10_000;
+/** How long a stopped postmaster may take to exit after pg_ctl returned. */
+const STOP_TIMEOUT_MS = 10_000;
 
 const run = promisify(execFile);
 /** initdb refuses root, so as root every PostgreSQL program runs as the `postgres` user. */
@@ -164,6 +166,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   let running = false;
   const stop = async () => {
     if (!running) return;
+    const pid = postmasterOf(dataDir);
     const [file, args] = asPostgres(binary('pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-s', 'stop']);
     try {
       await run(file, args, { cwd: dir });
@@ -171,6 +174,11 @@ export async function startPostgres(): Promise<PostgresServer> {
       // A server that died on its own leaves a stale pid file that pg_ctl cannot signal; `status` exits 3 when none runs.
       const status = await runAsPostgres(binary('pg_ctl'), ['-D', dataDir, 'status'], dir).then(() => 0, (e: { code?: unknown }) => e.code);
       if (status !== 3) throw error;
+    }
+    // pg_ctl returns once the pid file is gone, which the postmaster removes before it has exited: on a busy machine
+    // it still ran then. A stop is over once it has (a start on the same port, or a test looking at the process, follows).
+    for (const deadline = Date.now() + STOP_TIMEOUT_MS; pid !== undefined && isAlive(pid); await new Promise((resolve) => setTimeout(resolve, 5))) {
+      if (Date.now() > deadline) throw new Error(`postmaster ${pid} still runs ${STOP_TIMEOUT_MS} ms after pg_ctl stopped it`);
     }
     running = false;
   };
@@ -230,6 +238,25 @@ export async function startPostgres(): Promise<PostgresServer> {
       removeDirectory(dir);
     },
   };
+}
+
+/** The pid of the postmaster running on `dataDir`, from its pid file; undefined when it has none. */
+export function postmasterOf(dataDir: string): number | undefined {
+  try {
+    return Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `pid` is a live process; a zombie (exited, not yet reaped by init) is not. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 function removeDirectory(dir: string): void {
