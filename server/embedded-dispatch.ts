@@ -14,6 +14,8 @@ const CONTROL_COMMANDS = new Set<CommandType & EventName<'control'>>([
   'workflow.complete',
   'workflow.fail',
   'workflow.cancel',
+  'workflow.pause',
+  'workflow.resume',
   'workflow.progress',
   'workflow.autoAssign',
   'step.add',

@@ -41,6 +41,16 @@ export function logNotices(log: Logger, effects: readonly Effect[]): void {
         log.info({ workflowId, workOrderId, was, attempts, by }, 'work order retried by a control client');
         break;
       }
+      case 'workflow.paused': {
+        const { workflowId, by, reason, queued } = effect;
+        log.info({ workflowId, by, reason, queued }, 'workflow paused: its work orders are not offered until it is resumed');
+        break;
+      }
+      case 'workflow.resumed': {
+        const { workflowId, by, pausedMs, queued } = effect;
+        log.info({ workflowId, by, pausedMs, queued }, 'workflow resumed: its queued work orders are offered again');
+        break;
+      }
       case 'declines.forgotten': {
         const { orders, named, afterMs } = effect;
         log.info({ orders, named, afterMs }, 'declines forgotten: work orders every capable agent had declined are offered again');

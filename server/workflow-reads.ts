@@ -70,7 +70,8 @@ export class WorkflowReads {
     const cached = this.archive.has(workflowId) ? this.cached(workflowId)?.state : undefined;
     if (!cached) {
       const archived = await this.archive.readSummary(workflowId);
-      if (archived) return archived;
+      // Archived before `paused` was kept: not paused (an ended workflow is not).
+      if (archived) return archived.paused === undefined ? { ...archived, paused: null } : archived;
       // Archived without a summary (by the first archiving hubs): computed from the workflow.
       if (this.archive.has(workflowId)) return workflowSummary(await this.stateFor(workflowId), workflowId, now);
     }

@@ -48,6 +48,8 @@ import { ReadTransferInput, TransferPart } from './schemas/transfer.ts';
 import { WorkflowSummary } from './schemas/summary.ts';
 import {
   CancelWorkflowInput,
+  PauseReply,
+  PauseWorkflowInput,
   StageProgress,
   CreateWorkflowInput,
   FailWorkflowInput,
@@ -109,6 +111,12 @@ export const controlEvents = {
   'workflow.complete': request(WorkflowRef, StatusReply, 'in_progress → completed.'),
   'workflow.fail': request(FailWorkflowInput, StatusReply, 'pending | in_progress → failed, with a reason.'),
   'workflow.cancel': request(CancelWorkflowInput, StatusReply, 'pending | in_progress → cancelled.'),
+  'workflow.pause': request(
+    PauseWorkflowInput,
+    PauseReply,
+    'Stop offering the workflow’s work orders (attempts already out go on) until it is resumed; pausing a paused one changes nothing.',
+  ),
+  'workflow.resume': request(WorkflowRef, PauseReply, 'Offer a paused workflow’s queued work orders again; resuming one not paused changes nothing.'),
   'workflow.progress': request(UpdateProgressInput, Versioned(StageProgress), 'Set the progress of one stage (0..100).'),
   'step.add': request(AddStepInput, Versioned(Step), 'Add an execution step, pending or started.'),
   'step.start': request(StepRef, Versioned(Step), 'pending → running.'),

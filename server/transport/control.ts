@@ -50,6 +50,8 @@ export function controlHandlers(parts: ControlParts): Handlers<'control'> {
     'workflow.complete': commandHandler(hub, 'workflow.complete'),
     'workflow.fail': commandHandler(hub, 'workflow.fail'),
     'workflow.cancel': commandHandler(hub, 'workflow.cancel'),
+    'workflow.pause': commandHandler(hub, 'workflow.pause'),
+    'workflow.resume': commandHandler(hub, 'workflow.resume'),
     'workflow.progress': commandHandler(hub, 'workflow.progress'),
     'step.add': commandHandler(hub, 'step.add'),
     'step.start': commandHandler(hub, 'step.start'),

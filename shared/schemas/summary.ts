@@ -3,7 +3,7 @@ import { Id, Percentage, Text, Timestamp } from './common.ts';
 import { KpiDirection } from './kpis.ts';
 import { ObjectiveStatus } from './objectives.ts';
 import { WorkOrderState } from './work-order.ts';
-import { WorkflowStatus } from './workflow.ts';
+import { WorkflowPause, WorkflowStatus } from './workflow.ts';
 
 /** Where a workflow's `progress` comes from: its stages once it has one, else its work orders when it has some. */
 export const ProgressSource = z.enum(['stages', 'orders']);
@@ -38,6 +38,8 @@ export const WorkflowSummary = z.object({
   orderProgress: Percentage.nullable(),
   /** How many of its queued work orders no agent that takes work can do (marked `waiting`). */
   unservable: z.number().int(),
+  /** Set while it is paused (workflow.pause): none of its orders is offered. */
+  paused: WorkflowPause.nullable(),
   /** Its work orders in each state (all eight); absent in summaries archived before it was kept. */
   workOrderCounts: z.record(WorkOrderState, z.number().int()).optional(),
   stages: z.array(z.object({ name: z.string(), progress: Percentage, completed: z.boolean() })),

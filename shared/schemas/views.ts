@@ -87,6 +87,8 @@ export const SummaryView = Workflow.pick({
   orderProgress: WorkflowSummary.shape.orderProgress,
   /** How many of its queued orders no agent that takes work can do (marked `waiting`). */
   unservable: Count,
+  /** Set while it is paused (workflow.pause), as in `WorkflowSummary`. */
+  paused: WorkflowSummary.shape.paused,
   /** Steps by status, and the summed duration of finished ones (as in `WorkflowSummary`). */
   steps: WorkflowSummary.shape.steps,
   workOrderCounts: OrderCounts,

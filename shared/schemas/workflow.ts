@@ -54,6 +54,14 @@ export const WorkflowAgent = z.object({
 });
 export type WorkflowAgent = z.infer<typeof WorkflowAgent>;
 
+/** Why a workflow's work is not offered (workflow.pause): when, which client (its token's name) and its reason. */
+export const WorkflowPause = z.object({
+  at: Timestamp,
+  by: z.string(),
+  reason: Text.nullable(),
+});
+export type WorkflowPause = z.infer<typeof WorkflowPause>;
+
 /** The authoritative state of one workflow: the document monitors mirror and patches describe. */
 export const Workflow = z.object({
   id: Id,
@@ -89,6 +97,11 @@ export const Workflow = z.object({
    * kept as they change. Absent in workflows written before it was kept.
    */
   unservable: z.number().int().optional(),
+  /**
+   * Set while it is paused (workflow.pause): none of its work orders is offered; null otherwise.
+   * Absent (not paused) in workflows written before it was kept.
+   */
+  paused: WorkflowPause.nullable().optional(),
   /** The agents that worked on this workflow and how they did here. */
   agents: z.record(z.string(), WorkflowAgent),
   /** The data inventory: references by id, with provenance and version history. */
@@ -110,6 +123,7 @@ export const CreateWorkflowInput = z.strictObject({
 export const WorkflowRef = z.strictObject({ workflowId: Id });
 export const FailWorkflowInput = z.strictObject({ workflowId: Id, reason: Text.min(1) });
 export const CancelWorkflowInput = z.strictObject({ workflowId: Id, reason: Text.optional() });
+export const PauseWorkflowInput = z.strictObject({ workflowId: Id, reason: Text.min(1).optional() });
 
 export const UpdateProgressInput = z.strictObject({
   workflowId: Id,
@@ -136,13 +150,14 @@ export const WorkflowHeader = Workflow.pick({
   endedAt: true,
   workOrderCounts: true,
   unservable: true,
+  paused: true,
 });
 export type WorkflowHeader = z.infer<typeof WorkflowHeader>;
 
 /** The header of a workflow (or of a larger header): its fields only, its counts copied. */
 export function workflowHeader(workflow: WorkflowHeader): WorkflowHeader {
-  const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts, unservable } = workflow;
-  return { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts: { ...workOrderCounts }, unservable: unservable ?? 0 };
+  const { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts, unservable, paused } = workflow;
+  return { id, userQuery, status, progress, createdAt, updatedAt, startedAt, endedAt, workOrderCounts: { ...workOrderCounts }, unservable: unservable ?? 0, paused: paused ?? null };
 }
 
 /**
@@ -163,3 +178,6 @@ export const WorkflowReply = z.object({ version: z.number().int(), workflow: Wor
 
 /** The reply to a lifecycle change: the new status and the version it produced. */
 export const StatusReply = z.object({ version: z.number().int(), status: WorkflowStatus });
+
+/** The reply to workflow.pause and workflow.resume: the workflow's status and pause as they now are, and the version. */
+export const PauseReply = StatusReply.extend({ paused: WorkflowPause.nullable() });

@@ -16,6 +16,8 @@ const COMMANDS: Array<[CommandType, () => object]> = [
   ['workflow.complete', () => ({ workflowId: ID })],
   ['workflow.fail', () => ({ workflowId: ID, reason: 'late' })],
   ['workflow.cancel', () => ({ workflowId: ID })],
+  ['workflow.pause', () => ({ workflowId: ID, reason: 'late' })],
+  ['workflow.resume', () => ({ workflowId: ID })],
   ['workflow.progress', () => parse('workflow.progress', { stage: 'load', percentage: 50 })],
   ['workflow.autoAssign', () => ({ workflowId: ID })],
   ['step.add', () => parse('step.add', { name: 'late step' })],
@@ -79,7 +81,7 @@ describe('a finished workflow (domain)', () => {
         [
           'workflow.start', 'workflow.complete', 'workflow.fail', 'workflow.cancel', 'workflow.progress',
           'step.add', 'objective.add', 'kpi.add', 'workOrder.create', 'workOrder.createMany', 'workOrder.cancel',
-          'workOrder.retry',
+          'workOrder.retry', 'workflow.pause', 'workflow.resume',
         ].sort(),
       );
       expect(documentedRefusals()).toEqual(refused.sort());

@@ -15,6 +15,7 @@ import { carryOffers, schedule } from '../work/scheduler.ts';
 import { versionOf, type HubState } from './state.ts';
 import { addStep, completeStep, failStep, startStep } from '../workflows/steps.ts';
 import { retryOrder } from '../work/retry.ts';
+import { endPause, pauseWorkflow, resumeWorkflow } from '../work/pause.ts';
 import { sweep } from '../work/sweep.ts';
 import { evictWorkflow } from '../workflows/archiving.ts';
 import { cancelOrder, cancelWorkflowOrders, createOrders, releaseWorkflowOrders } from '../work/work-orders.ts';
@@ -54,7 +55,10 @@ function lifecycle(t: CommandContext, workflowId: string, change: LifecycleChang
   const reply = changeStatus(t, workflowId, change, reason);
   const workflow = requireWorkflow(t.state, workflowId);
   if (change === 'start') releaseWorkflowOrders(t, workflow);
-  else cancelWorkflowOrders(t, workflow, `workflow ${change === 'complete' ? 'completed' : change === 'fail' ? 'failed' : 'cancelled'}`);
+  else {
+    cancelWorkflowOrders(t, workflow, `workflow ${change === 'complete' ? 'completed' : change === 'fail' ? 'failed' : 'cancelled'}`);
+    endPause(t, workflow);
+  }
   return { ...reply, version: versionOf(t.state, workflowId) };
 }
 
@@ -68,6 +72,8 @@ export const transitions = {
   'workflow.complete': (t: CommandContext, input: In<'workflow.complete'>) => lifecycle(t, input.workflowId, 'complete'),
   'workflow.fail': (t: CommandContext, input: In<'workflow.fail'>) => lifecycle(t, input.workflowId, 'fail', input.reason),
   'workflow.cancel': (t: CommandContext, input: In<'workflow.cancel'>) => lifecycle(t, input.workflowId, 'cancel', input.reason),
+  'workflow.pause': (t: CommandContext, input: In<'workflow.pause'>, actor: Actor) => pauseWorkflow(t, input, actor),
+  'workflow.resume': (t: CommandContext, input: In<'workflow.resume'>, actor: Actor) => resumeWorkflow(t, input, actor),
   'workflow.progress': (t: CommandContext, input: In<'workflow.progress'>) => updateProgress(t, input),
   'workflow.autoAssign': (t: CommandContext, input: In<'workflow.autoAssign'>) => {
     requireWorkflow(t.state, input.workflowId);

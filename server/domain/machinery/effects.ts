@@ -28,6 +28,10 @@ export type Notice =
   | { type: 'order.retrying'; workflowId: string; workOrderId: string; /** The number the next attempt will have. */ attempt: number; at: number }
   /** workOrder.retry changed an order: one that had failed is back with a fresh budget, or a queued one forgot its declines. */
   | { type: 'order.requeued'; workflowId: string; workOrderId: string; was: 'failed' | 'queued'; attempts: number; by: string }
+  /** A control client paused a workflow: none of its `queued` orders (nor those queued later) is offered until it is resumed. */
+  | { type: 'workflow.paused'; workflowId: string; by: string; reason: string | null; queued: number }
+  /** A control client resumed a workflow paused for `pausedMs`: its `queued` orders are offered again. */
+  | { type: 'workflow.resumed'; workflowId: string; by: string; pausedMs: number; queued: number }
   /** A sweep forgot the declines of `orders` orders every capable agent had declined (declinedRetryMs): they are offered again. */
   | { type: 'declines.forgotten'; orders: number; /** The first few, as `workflowId/workOrderId`. */ named: string[]; afterMs: number }
   | { type: 'order.deadLettered'; workflowId: string; workOrderId: string; taskType: string; attempts: number; error: string }

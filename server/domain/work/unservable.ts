@@ -47,7 +47,8 @@ function count(t: CommandContext, workflow: Workflow, delta: number): void {
 function markBucket(t: CommandContext, bucket: Bucket, declines = 0): void {
   const work = t.state.work;
   const workflow = t.state.workflows.get(bucket.workflowId);
-  if (!workflow) return;
+  // A paused workflow's orders wait for its resume, not for an agent: they carry no marker meanwhile.
+  if (!workflow || work.isPaused(bucket.workflowId)) return;
   let delta = 0;
   for (const entry of bucket.queue.values()) {
     if (entry.declinedBy.length < declines || !work.isCurrent(entry)) continue;
@@ -137,7 +138,7 @@ export function settleWaiting(t: CommandContext, orders: Iterable<{ workflowId: 
   for (const { workflowId, workOrderId } of orders) {
     const workflow = t.state.workflows.get(workflowId);
     const order = workflow?.workOrders[workOrderId];
-    if (!workflow || order?.state !== 'queued') continue;
+    if (!workflow || order?.state !== 'queued' || work.isPaused(workflowId)) continue;
     const entry = work.queued.get(orderKey(workflowId, workOrderId));
     const waiting = entry ? work.capable.markerFor(entry.bucket.need, entry.declinedBy, t.tx) : null;
     const delta = writeWaiting(t, order, waiting);
@@ -159,4 +160,25 @@ export function unmarkWaiting(t: CommandContext, order: WorkOrder): number {
 /** Moves a workflow's count of unservable orders by `delta` (a bulk change's sum of unmarkWaiting). */
 export function moveUnservable(t: CommandContext, workflow: Workflow, delta: number): void {
   count(t, workflow, delta);
+}
+
+/** Clears the markers of a workflow's queued orders as it pauses (they wait for its resume): O(its queued orders), none when none is marked. */
+export function unmarkPaused(t: CommandContext, workflow: Workflow, buckets: Iterable<Bucket>): void {
+  if (!workflow.unservable) return;
+  let delta = 0;
+  for (const bucket of buckets) {
+    for (const entry of bucket.queue.values()) {
+      const order = workflow.workOrders[entry.workOrderId];
+      if (order?.state === 'queued' && order.waiting && t.state.work.isCurrent(entry)) delta += unmarkWaiting(t, order);
+    }
+  }
+  count(t, workflow, delta);
+}
+
+/**
+ * Marks a resumed workflow's queued orders as their needs and declines say. A bucket whose need
+ * has an agent and whose orders nobody declined holds no marker: it is not walked.
+ */
+export function markResumed(t: CommandContext, buckets: Iterable<Bucket>): void {
+  for (const bucket of buckets) if (bucket.need.waiting !== null || bucket.declines.size > 0) markBucket(t, bucket);
 }

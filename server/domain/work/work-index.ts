@@ -146,6 +146,11 @@ export class WorkIndex {
   readonly heads = new BucketHeads<Bucket>();
   /** The buckets of each workflow: one leaving memory drops its own without a walk of every workflow's. */
   private readonly bucketsOf = new Map<string, Set<Bucket>>();
+  /**
+   * Paused workflows (workflow.pause): their buckets stay out of `heads`, so no free agent walks
+   * them, and an order they queue is not placed (nor counted fresh): pausing costs nothing to others.
+   */
+  private readonly paused = new Set<string>();
   /** The valid queue entry of each queued order; older entries for it are skipped. */
   readonly queued = new Map<string, ReadyEntry>();
   /** When each queued order last became ready to offer (for the assignment latency metric). */
@@ -216,12 +221,33 @@ export class WorkIndex {
     const place = this.placeOf(keyOfOrder, order, now, monotonicNow);
     const entry = { key: queueKey(order.priority, place.queuedAt, this.agingMs), seq: place.seq, workflowId: order.workflowId, workOrderId: order.id, orderKey: keyOfOrder, bucket, declinedBy };
     bucket.queue.push(entry);
-    this.heads.refile(bucket);
+    if (!this.paused.has(order.workflowId)) this.heads.refile(bucket);
     bucket.current++;
     for (const agentId of declinedBy) bucket.declines.set(agentId, (bucket.declines.get(agentId) ?? 0) + 1);
     this.queued.set(keyOfOrder, entry);
     this.readySince.set(keyOfOrder, now);
-    if (fresh) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
+    if (fresh && !this.paused.has(order.workflowId)) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
+  }
+
+  /** Whether a workflow is paused: its queued orders are not offered. */
+  isPaused(workflowId: string): boolean {
+    return this.paused.has(workflowId);
+  }
+
+  /** Stops offering a workflow's orders: its buckets leave `heads`, and are returned. O(its buckets). */
+  pause(workflowId: string): readonly Bucket[] {
+    this.paused.add(workflowId);
+    const buckets = [...(this.bucketsOf.get(workflowId) ?? [])];
+    for (const bucket of buckets) this.heads.remove(bucket);
+    return buckets;
+  }
+
+  /** Offers a paused workflow's orders again: its buckets are filed in `heads` anew, and returned. */
+  resume(workflowId: string): readonly Bucket[] {
+    this.paused.delete(workflowId);
+    const buckets = [...(this.bucketsOf.get(workflowId) ?? [])];
+    for (const bucket of buckets) this.heads.refile(bucket);
+    return buckets;
   }
 
   /** An order's place in the queue, taken now if it has none. */
@@ -240,6 +266,8 @@ export class WorkIndex {
    */
   private enqueueKnown(order: WorkOrder, now: number, monotonicNow: number, backoffAt: number | undefined): void {
     this.enqueue(order, now, monotonicNow, { fresh: false, backoffAt });
+    // A paused workflow's orders carry no marker until it is resumed (pause.ts).
+    if (this.paused.has(order.workflowId)) return;
     const entry = this.queued.get(orderKey(order.workflowId, order.id));
     const waiting = order.waiting ?? null;
     if (waiting?.reason === 'all_declined' || !sameWaiting(waiting, entry ? this.capable.markerFor(entry.bucket.need, entry.declinedBy) : null)) this.capable.unsettled.push({ workflowId: order.workflowId, workOrderId: order.id });
@@ -293,7 +321,7 @@ export class WorkIndex {
 
   /** Files a bucket anew after the scheduler took entries out of its queue (and put some back); not one dropped meanwhile. */
   queueChanged(bucket: Bucket): void {
-    if (this.buckets.get(bucket.key) === bucket) this.heads.refile(bucket);
+    if (this.buckets.get(bucket.key) === bucket && !this.paused.has(bucket.workflowId)) this.heads.refile(bucket);
   }
 
   /** Starts the overall-timeout clock of an order: what is left of it by the wall clock, run on the monotonic one. */
@@ -381,6 +409,7 @@ export class WorkIndex {
     this.fresh.length = kept;
     this.orderLists.forget(workflowId);
     this.catalogs.forget(workflowId);
+    this.paused.delete(workflowId);
   }
 
   /** Rebuilds everything derived from the documents; presence, leases and the timers of what is still there are kept. The clocks are Environment's (one, when given one). */
@@ -400,6 +429,7 @@ export class WorkIndex {
     this.buckets.clear();
     this.heads.clear();
     this.bucketsOf.clear();
+    this.paused.clear();
     this.queued.clear();
     this.readySince.clear();
     this.active.clear();
@@ -425,6 +455,8 @@ export class WorkIndex {
     for (const workflow of workflows) {
       // Listed now, at start-up: a big read or a page of orders never enumerates them later.
       this.orderLists.of(workflow);
+      // Before its orders are filed: a paused workflow's stay out of `heads`. A pending one starts paused.
+      if (workflow.paused) this.paused.add(workflow.id);
       if (workflow.status !== 'in_progress') continue;
       for (const order of Object.values(workflow.workOrders)) {
         const key = orderKey(workflow.id, order.id);

@@ -30,6 +30,7 @@ export function summarize(workflow: Workflow, version: number, now: number): Wor
     progressFrom: progressSource(workflow),
     orderProgress: orderProgressOf(workflow),
     unservable: workflow.unservable ?? 0,
+    paused: workflow.paused ?? null,
     workOrderCounts: { ...workflow.workOrderCounts },
     stages: Object.values(workflow.stages).map((s) => ({ name: s.name, progress: s.progress, completed: s.completedAt !== null })),
     steps,

@@ -49,6 +49,7 @@ export function summaryView(workflow: Workflow, catalog: WorkflowCatalog): Summa
     progressFrom: progressSource(workflow),
     orderProgress: orderProgressOf(workflow),
     unservable: workflow.unservable ?? 0,
+    paused: workflow.paused ?? null,
     stages: workflow.stages,
     objectives: workflow.objectives,
     kpis: workflow.kpis,

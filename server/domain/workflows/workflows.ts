@@ -70,6 +70,7 @@ export function createWorkflow(t: CommandContext, input: Input<'workflow.create'
     workOrders: {},
     workOrderCounts: Object.fromEntries(WorkOrderState.options.map((state) => [state, 0])) as Workflow['workOrderCounts'],
     unservable: 0,
+    paused: null,
     agents: {},
     data: {},
     lineage: {},
