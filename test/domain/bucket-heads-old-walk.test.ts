@@ -33,12 +33,12 @@ function oldHead(state: HubState, bucket: Bucket, agentId: string): ReadyEntry |
   return undefined;
 }
 
-/** The old walk over every bucket of the hub. */
+/** The old walk over every bucket of the hub, but those of paused workflows. */
 function oldChoice(state: HubState, agentId: string): string | undefined {
   const agent = state.agents![agentId]!;
   let best: ReadyEntry | undefined;
   for (const bucket of state.work.buckets.values()) {
-    if (!canServe(agent, bucket)) continue;
+    if (!canServe(agent, bucket) || state.workflows.get(bucket.workflowId)!.paused) continue;
     const head = oldHead(state, bucket, agentId);
     if (head && (!best || inOrder(head, best) < 0)) best = head;
   }
@@ -46,7 +46,7 @@ function oldChoice(state: HubState, agentId: string): string | undefined {
 }
 
 describe('BucketHeads against the old walk over every bucket', () => {
-  it('chooses what the old walk chose, with declines past the scan limit, maxConcurrentAgents, draining and rebuilds', () => {
+  it('chooses what the old walk chose, with declines past the scan limit, maxConcurrentAgents, draining, paused workflows and rebuilds', () => {
     for (const seed of [1, 3]) {
       const random = seeded(seed);
       const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
@@ -89,6 +89,12 @@ describe('BucketHeads against the old walk over every bucket', () => {
         }
         if (choice < 0.28) {
           d.run('agent.status', { status: random() < 0.5 ? 'draining' : 'active' }, asAgent(pick(agents)));
+          continue;
+        }
+        if (choice < 0.295) {
+          // A workflow paused or resumed: its buckets leave the heads or come back.
+          const workflowId = pick(workflows);
+          d.run(d.state.workflows.get(workflowId)!.paused ? 'workflow.resume' : 'workflow.pause', { workflowId });
           continue;
         }
         if (choice < 0.3) {

@@ -124,6 +124,34 @@ describe('workflow.pause and workflow.resume (domain)', () => {
     expect(offersOf(restarted.run('workflow.resume', { workflowId }).tx.effects)).toEqual(['w:job']);
   });
 
+  it('costs the other workflows nothing: a freed agent walks no bucket of 500 paused workflows, and an order one queues looks at none of 500 free agents', () => {
+    const d = domain();
+    for (let i = 0; i < 500; i++) d.register(`free-${i}`, { taskTypes: ['t'] });
+    const paused = Array.from({ length: 500 }, (_, i) => createWorkflow(d, `wf-${i}`));
+    for (const workflowId of paused) d.run('workflow.pause', { workflowId });
+    // One order each, ready at once: the free agents are not looked at for any of them.
+    const work = d.state.work;
+    let looked = 0;
+    const of = work.available.of.bind(work.available);
+    work.available.of = (taskType) => (looked++, of(taskType));
+    for (const workflowId of paused) expect(offersOf(create(d, workflowId, 'job').tx.effects)).toEqual([]);
+    expect(looked).toBe(0);
+
+    // A freed agent looks at none of their buckets (the other workflow has no queued order left).
+    const other = createWorkflow(d, 'wf-other');
+    create(d, other, 'a');
+    let walkedBuckets = 0;
+    const next = work.heads.next.bind(work.heads);
+    work.heads.next = (taskTypes, after) => {
+      const found = next(taskTypes, after);
+      if (found) walkedBuckets++;
+      return found;
+    };
+    const done = complete(d, other, 'a');
+    expect(offersOf(done.tx.effects)).toEqual([]);
+    expect(walkedBuckets).toBe(0);
+  });
+
   it('answers a second pause or a resume of a running workflow with its state, changing nothing; an ended workflow is INVALID_TRANSITION, and ending one clears its pause', () => {
     const d = domain();
     const workflowId = createWorkflow(d, 'wf');
