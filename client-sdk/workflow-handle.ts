@@ -76,6 +76,19 @@ export class WorkflowHandle {
     return this.send('workflow.cancel', reason === undefined ? {} : { reason }, options);
   }
 
+  /**
+   * Stops offering this workflow's work orders until resume(): attempts out go on, orders still queue; pausing again changes nothing.
+   * @example await wf.pause('enrichment API over budget');
+   */
+  pause(reason?: string, options?: RequestOptions): Promise<Reply<'workflow.pause'>> {
+    return this.send('workflow.pause', reason === undefined ? {} : { reason }, options);
+  }
+
+  /** Offers a paused workflow's queued work orders again, at once; resuming one not paused changes nothing. */
+  resume(options?: RequestOptions): Promise<Reply<'workflow.resume'>> {
+    return this.send('workflow.resume', {}, options);
+  }
+
   /** Sets a stage's progress, 0..100 (update_progress). */
   async updateProgress(stage: string, percentage: number, options?: RequestOptions): Promise<Reply<'workflow.progress'>['item']> {
     return (await this.send('workflow.progress', { stage, percentage }, options)).item;

@@ -40,6 +40,21 @@ describe('upgrading a data directory', () => {
     expect(readdirSync(join(dataDir, 'archive')).filter((name) => name.endsWith('.damaged'))).toEqual([]);
   });
 
+  it('reads workflows written before `paused` was kept as not paused, and pauses and resumes them', async () => {
+    const hub = await startHub({ dataDir: copyOf(ARCHIVE_FORMAT_0), keepFinishedMs: 60_000 });
+    const client = await control(hub);
+    const running = (await client.listWorkflows({ status: 'in_progress' })).items[0]!;
+    expect(hub.state.workflows.get(running.id)).not.toHaveProperty('paused');
+    expect(running.paused).toBeNull();
+    const wf = client.workflow(running.id);
+    expect((await wf.summary()).paused).toBeNull();
+    expect((await client.workflow('wf_bPInj3ikfQId').summary()).paused).toBeNull();
+    expect((await client.listWorkflows({ status: 'completed' })).items[0]!.paused).toBeNull();
+    expect((await wf.resume()).paused).toBeNull();
+    expect((await wf.pause('upgraded')).paused).toMatchObject({ reason: 'upgraded' });
+    expect((await wf.resume()).paused).toBeNull();
+  });
+
   it('takes those workflows back in from their files when the archive index is lost', async () => {
     const dataDir = copyOf(ARCHIVE_FORMAT_0);
     unlinkSync(join(dataDir, 'archive', 'index.jsonl'));
