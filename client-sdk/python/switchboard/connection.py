@@ -49,8 +49,9 @@ MAX_BATCH = 100
 #: files (data.register, registerMany, update and validate hash the files they name first) go alone, so that they hold
 #: back no other answer.
 QUICK_CONTROL = frozenset({
-    "workflow.create", "workflow.start", "workflow.complete", "workflow.fail", "workflow.cancel", "workflow.progress",
-    "step.add", "step.start", "step.complete", "step.fail", "objective.add", "objective.update", "kpi.add", "kpi.record",
+    "workflow.create", "workflow.start", "workflow.complete", "workflow.fail", "workflow.cancel", "workflow.pause",
+    "workflow.resume", "workflow.progress", "step.add", "step.start", "step.complete", "step.fail", "objective.add",
+    "objective.update", "kpi.add", "kpi.record",
     "workOrder.create", "workOrder.createMany", "workOrder.cancel", "workOrder.retry", "agent.update",
     "lineage.link",
 })

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypedDict
 
 from .connection import Connection
 from .paging import pages
@@ -12,6 +12,22 @@ from .payloads import fields
 from .transfers import inline_or_transfer, with_body
 
 JSON = dict[str, Any]
+
+
+class Pause(TypedDict):
+    """Why a paused workflow's work is not offered: since when (ms since the epoch), which client (its token's name), and why."""
+
+    at: int
+    by: str
+    reason: str | None
+
+
+class PauseState(TypedDict):
+    """The reply to pause() and resume(): the workflow's status and pause as they now are (None: not paused), and the version."""
+
+    version: int
+    status: str
+    paused: Pause | None
 
 
 class Workflow:
@@ -61,6 +77,14 @@ class Workflow:
     async def cancel(self, reason: str | None = None, *, timeout: float | None = None) -> JSON:
         """pending | in_progress → cancelled."""
         return await self._send("workflow.cancel", fields({"reason": reason}), timeout)  # type: ignore[no-any-return]
+
+    async def pause(self, reason: str | None = None, *, timeout: float | None = None) -> PauseState:
+        """Stops offering this workflow's work orders until resume(): attempts out go on, orders still queue; pausing again changes nothing."""
+        return await self._send("workflow.pause", fields({"reason": reason}), timeout)  # type: ignore[no-any-return]
+
+    async def resume(self, *, timeout: float | None = None) -> PauseState:
+        """Offers a paused workflow's queued work orders again, at once; resuming one not paused changes nothing."""
+        return await self._send("workflow.resume", {}, timeout)  # type: ignore[no-any-return]
 
     async def update_progress(self, stage: str, percentage: float, *, timeout: float | None = None) -> JSON:
         """Sets a stage's progress, 0..100 (update_progress)."""

@@ -140,6 +140,38 @@ async def test_retry_work_order_runs_an_order_that_failed_for_good_again_once_an
     assert missing.value.code == "NOT_FOUND"
 
 
+async def test_a_paused_workflow_is_offered_nothing_while_another_runs_and_its_order_runs_once_when_resumed(hub: Hub) -> None:
+    control, monitor = await clients(hub)
+    kind = unique("paused")
+    worker = await agent(hub, kind)
+    ran: list[str] = []
+
+    @worker.task(kind)
+    async def work(task: Task, ctx: TaskContext) -> str:
+        ran.append(task.work_order_id)
+        return "done"
+
+    await worker.ready()
+    wf, mirror = await started(control, monitor, "paused work")
+    paused = await wf.pause("API budget")
+    assert paused["paused"] is not None and (paused["paused"]["by"], paused["paused"]["reason"]) == ("py-admin", "API budget")
+    assert await wf.pause() == paused
+    await wf.create_work_order(kind, id="held")
+    other, other_mirror = await started(control, monitor, "other work")
+    await other.create_work_order(kind, id="theirs")
+    # The one free slot took the younger order of the other workflow: the held one was not offered.
+    await other_mirror.until(lambda s, _: s["workOrders"]["theirs"]["state"] == "completed")
+    assert ran == ["theirs"]
+    assert (await mirror.until(lambda s, _: s["paused"] is not None))["workOrders"]["held"]["state"] == "queued"
+    assert (await wf.resume())["paused"] is None
+    done = await mirror.until(lambda s, _: s["workOrders"]["held"]["state"] == "completed")
+    assert (ran, done["paused"], done["workOrders"]["held"]["attempts"]) == (["theirs", "held"], None, 1)
+    await wf.cancel()
+    with pytest.raises(HubError) as ended:
+        await wf.pause()
+    assert ended.value.code == "INVALID_TRANSITION"
+
+
 async def test_a_result_that_cannot_be_sent_fails_the_order_for_good(hub: Hub) -> None:
     async def count(task: Task, ctx: TaskContext) -> set[int]:
         return {1, 2}
