@@ -16,6 +16,8 @@ const commands: Record<string, () => Promise<Command>> = {
   tokens: async () => import('./cli/tokens.ts').then((m) => ({ run: m.tokens, help: m.TOKENS_HELP })),
   prune: async () => import('./cli/prune.ts').then((m) => ({ run: m.prune, help: m.PRUNE_HELP })),
   retry: async () => import('./cli/retry.ts').then((m) => ({ run: m.retry, help: m.RETRY_HELP })),
+  pause: async () => import('./cli/pause.ts').then((m) => ({ run: m.pause, help: m.PAUSE_HELP })),
+  resume: async () => import('./cli/pause.ts').then((m) => ({ run: m.resume, help: m.RESUME_HELP })),
   reload: async () => import('./cli/reload.ts').then((m) => ({ run: m.reload, help: m.RELOAD_HELP })),
   backup: async () => import('./cli/backup.ts').then((m) => ({ run: m.backup, help: m.BACKUP_HELP })),
 };
@@ -35,6 +37,8 @@ Commands:
   tokens    list, create or revoke access tokens
   prune     delete archived workflows older than an age
   retry     put a failed work order back in the queue, or offer a declined one again
+  pause     stop offering a workflow's work orders (resume: offer them again)
+  resume    offer a paused workflow's work orders again
   reload    make a running hub read its tokens again (SIGHUP to its pid)
   backup    copy a hub's data directory, also while it runs
 

@@ -3,6 +3,7 @@ import type { Agent } from '../../shared/schemas/agent.ts';
 import type { WorkflowHeader } from '../../shared/schemas/workflow.ts';
 import { percentText } from '../../shared/percent-text.ts';
 import { shownAgentStatus } from '../../shared/shown-agent-status.ts';
+import { shownWorkflowStatus } from '../../shared/shown-workflow-status.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
 import { allPages, CliError, counted, dayAndClock, getFromHub, HUB_FLAGS, hubAddress, integer, progress, progressDone, refuseEmptyFlags, table } from './common.ts';
 
@@ -88,7 +89,7 @@ export async function status(args: string[]): Promise<void> {
           '',
         ]
       : []),
-    table(['WORKFLOW', 'STATUS', 'PROGRESS', 'WORK ORDERS', 'UPDATED', 'QUERY'], workflows.map((w) => [w.id, w.status, percentText(w.progress), counts(w), time(w.updatedAt), w.userQuery.slice(0, 60)])),
+    table(['WORKFLOW', 'STATUS', 'PROGRESS', 'WORK ORDERS', 'UPDATED', 'QUERY'], workflows.map((w) => [w.id, shownWorkflowStatus(w.status, Boolean(w.paused)), percentText(w.progress), counts(w), time(w.updatedAt), w.userQuery.slice(0, 60)])),
     '',
     table(['AGENT', 'STATUS', 'LOAD', 'DONE/FAILED', 'TYPE', 'NOTE'], agents.map((a) => [a.id, shownAgentStatus(a), `${a.load}/${a.maxConcurrentTasks}`, `${a.stats.completed}/${a.stats.failed}`, a.agentType, a.note ?? ''])),
   ];

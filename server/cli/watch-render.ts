@@ -2,6 +2,7 @@ import type { SummaryView } from '../../shared/schemas/views.ts';
 import type { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
 import { percentText } from '../../shared/percent-text.ts';
+import { shownWorkflowStatus } from '../../shared/shown-workflow-status.ts';
 import { clock, printable, table } from './common.ts';
 
 /** One workflow as `status --watch` shows it at one refresh. */
@@ -13,6 +14,8 @@ export interface WorkflowSample {
   counts: Record<WorkOrderState, number>;
   /** Queued orders no connected agent can take. */
   unservable: number;
+  /** Paused (workflow.pause): its orders are not offered. */
+  paused: boolean;
   failureReason: string | null;
   /** When it was taken, ms since the epoch. */
   at: number;
@@ -31,6 +34,7 @@ export function sample(view: SummaryView, at: number, previous: WorkflowSample |
     progress: view.progress,
     counts: { ...view.workOrderCounts },
     unservable: view.unservable ?? 0,
+    paused: (view.paused ?? null) !== null,
     failureReason: view.failureReason === undefined || view.failureReason === null ? null : printable(view.failureReason),
     at,
     throughput: previous && seconds > 0 ? Math.max(0, completed - previous.counts.completed) / seconds : null,
@@ -47,7 +51,9 @@ const percent = (progress: number) => percentText(progress);
 /** The orders of a sample as `state=n` pairs: the main states always, the others when not zero. */
 function countPairs(s: WorkflowSample): string {
   const pairs = [...SHOWN, ...OTHERS.filter((state) => s.counts[state] > 0)].map((state) => `${state}=${s.counts[state]}`);
-  return (s.unservable > 0 ? [...pairs, `unservable=${s.unservable}`] : pairs).join(' ');
+  if (s.unservable > 0) pairs.push(`unservable=${s.unservable}`);
+  if (s.paused) pairs.push('paused');
+  return pairs.join(' ');
 }
 
 /** The orders of a sample in words: `3 queued, 2 running, 10 completed, 1 failed`, then the other states not at zero. */
@@ -108,7 +114,7 @@ export function screenLines(screen: Screen, columns: number, rows: number): stri
   if (screen.workflows.length === 0) lines.push('no pending or in-progress workflows yet');
   else {
     // A row per workflow, its orders on the line under it: the columns of eight states would not fit 80 wide.
-    const rowsOf = screen.workflows.map((s) => [s.id, s.status, `${bar(s.progress)} ${percent(s.progress).padStart(4)}`, rate(s.throughput), s.userQuery]);
+    const rowsOf = screen.workflows.map((s) => [s.id, shownWorkflowStatus(s.status, s.paused), `${bar(s.progress)} ${percent(s.progress).padStart(4)}`, rate(s.throughput), s.userQuery]);
     const [header, ...rows] = table(['WORKFLOW', 'STATUS', 'PROGRESS', 'COMPLETED/S', 'QUERY'], rowsOf).split('\n');
     lines.push(header!);
     screen.workflows.forEach((s, i) => {
