@@ -1,12 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import type { Kpi } from '../shared/schemas/kpis.ts';
 import { kpiSparkline } from '../server/http/dashboard/charts.ts';
-import { bar, pill } from '../server/http/dashboard/view.ts';
+import { bar, pausedPill, pill } from '../server/http/dashboard/view.ts';
 
 describe("the dashboard's state pills", () => {
   it('write every underscore of a state as a space, and escape the state and its title', () => {
     expect(pill('no_capable_agent', 'needs <gpu>')).toBe('<span class="pill s-no_capable_agent" title="needs &#60;gpu&#62;">no capable agent</span>');
     expect(pill('in_progress')).toBe('<span class="pill s-in_progress">in progress</span>');
+  });
+
+  it('show a paused workflow with a `paused` pill saying who paused it and why, escaped, and nothing for one not paused', () => {
+    const shown = pausedPill({ at: 0, by: 'ops', reason: 'API <budget>' });
+    expect(shown).toMatch(/^ <span class="pill s-paused" title="paused by ops at [^"]+: API &#60;budget&#62;">paused<\/span>$/);
+    expect(pausedPill({ at: 0, by: 'ops', reason: null })).not.toContain(': ');
+    expect([pausedPill(null), pausedPill(undefined)]).toEqual(['', '']);
   });
 });
 

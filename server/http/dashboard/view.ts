@@ -3,7 +3,7 @@ import type { Agent } from '../../../shared/schemas/agent.ts';
 import { shownAgentStatus } from '../../../shared/shown-agent-status.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { OrdersView } from '../../../shared/schemas/views.ts';
-import type { Workflow } from '../../../shared/schemas/workflow.ts';
+import type { Workflow, WorkflowPause } from '../../../shared/schemas/workflow.ts';
 import { loadSparkline } from './charts.ts';
 import { percentText } from '../../../shared/percent-text.ts';
 import { lastAttempt } from '../../../shared/attempt-budget.ts';
@@ -16,13 +16,17 @@ export { esc };
 export const FOLD_OFFLINE_AFTER_MS = 5 * 60_000;
 
 /** What a row of the workflows table shows: a summary view holds it, and so does a workflow. */
-type WorkflowRow = Pick<Workflow, 'id' | 'userQuery' | 'status' | 'progress' | 'workOrderCounts' | 'updatedAt'> & { unservable?: number };
+type WorkflowRow = Pick<Workflow, 'id' | 'userQuery' | 'status' | 'progress' | 'workOrderCounts' | 'updatedAt'> & { unservable?: number; paused?: WorkflowPause | null };
 
 /** A progress bar with its percentage. */
 export const bar = (percentage: number) => `<span class="bar"><span style="width:${Math.max(0, Math.min(100, percentage))}%"></span></span>${percentText(percentage)}`;
 /** A state or status, coloured by its name. */
 export const pill = (state: string, title = '') => `<span class="pill s-${esc(state)}"${title ? ` title="${esc(title)}"` : ''}>${esc(state.replaceAll('_', ' '))}</span>`;
 const time = (ms: number | null) => (ms ? new Date(ms).toLocaleTimeString() : '');
+
+/** A `paused` pill beside a paused workflow's status (who paused it, when and why in its title), or nothing. */
+export const pausedPill = (paused: WorkflowPause | null | undefined) =>
+  paused ? ` ${pill('paused', `paused by ${paused.by} at ${new Date(paused.at).toLocaleString()}${paused.reason === null ? '' : `: ${paused.reason}`}`)}` : '';
 
 /** The workflows table; clicking a row selects it. */
 export function renderWorkflows(body: HTMLElement, workflows: WorkflowRow[], selected: string | undefined, select: (id: string) => void): void {
@@ -33,7 +37,7 @@ export function renderWorkflows(body: HTMLElement, workflows: WorkflowRow[], sel
         .map(([state, n]) => (state === 'queued' && w.unservable ? `${n} queued (${w.unservable} no agent can take)` : `${n} ${state}`))
         .join(', ');
       return `<tr class="selectable${w.id === selected ? ' selected' : ''}" data-workflow="${esc(w.id)}" data-status="${esc(w.status)}" data-progress="${w.progress}">
-        <td title="${esc(w.id)}">${esc(w.id)}</td><td title="${esc(w.userQuery)}">${esc(w.userQuery)}</td><td>${pill(w.status)}</td><td>${bar(w.progress)}</td><td>${esc(counts)}</td><td>${time(w.updatedAt)}</td></tr>`;
+        <td title="${esc(w.id)}">${esc(w.id)}</td><td title="${esc(w.userQuery)}">${esc(w.userQuery)}</td><td>${pill(w.status)}${pausedPill(w.paused)}</td><td>${bar(w.progress)}</td><td>${esc(counts)}</td><td>${time(w.updatedAt)}</td></tr>`;
     })
     .join('');
   for (const row of body.querySelectorAll<HTMLElement>('tr[data-workflow]')) row.onclick = () => select(row.dataset.workflow!);

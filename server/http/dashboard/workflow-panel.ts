@@ -2,7 +2,7 @@ import type { SummaryView } from '../../../shared/schemas/views.ts';
 import { formatValue, kpiSparkline, throughputChart } from './charts.ts';
 import { esc } from './escape.ts';
 import { INTERVAL_MS, type Interval, type Throughput } from './timeline.ts';
-import { bar, pill } from './view.ts';
+import { bar, pausedPill, pill } from './view.ts';
 
 // The panel of the selected workflow, all from its summary view: KPIs with their history,
 // objectives, stages, and its orders over the last minutes.
@@ -15,7 +15,7 @@ export function reportPath(workflowId: string): string {
 /** The title of the panel: the workflow, its status and progress, its steps, and the link to its report. */
 function title(w: SummaryView): string {
   const steps = w.steps.total ? ` · ${w.steps.completed}/${w.steps.total} steps` : '';
-  return `<h2 class="workflow-title"><span>Workflow · <span class="id">${esc(w.id)}</span></span> ${pill(w.status)} <span class="progress">${bar(w.progress)}</span>
+  return `<h2 class="workflow-title"><span>Workflow · <span class="id">${esc(w.id)}</span></span> ${pill(w.status)}${pausedPill(w.paused)} <span class="progress">${bar(w.progress)}</span>
     <span class="query muted" title="${esc(w.userQuery)}">${esc(w.userQuery)}${steps}</span>
     <a id="report-link" href="${esc(reportPath(w.id))}" target="_blank" rel="noopener">HTML report ↗</a></h2>`;
 }
