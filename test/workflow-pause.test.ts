@@ -26,10 +26,13 @@ describe('workflow.pause and workflow.resume', () => {
     const paused = await client.createWorkflow({ id: 'wf-paused', userQuery: 'burns an API budget' });
     await paused.start();
     await paused.createWorkOrder({ id: 'p1', taskType: 't' });
-    const live = await (await monitor(hub)).subscribe(paused.id);
+    const watcher = await monitor(hub);
+    const live = await watcher.subscribe(paused.id);
+    const view = await watcher.subscribe(paused.id, { view: { kind: 'summary' } });
     const reply = await paused.pause('API budget');
     expect(reply).toMatchObject({ status: 'in_progress', paused: { by: 'test-admin', reason: 'API budget' } });
     expect((await live.until((w) => w.paused?.reason === 'API budget', { what: 'the pause mirrored' })).paused).toEqual(reply.paused);
+    expect((await view.until((v) => v.paused !== null, { what: 'the pause in the summary view' })).paused).toEqual(reply.paused);
 
     const worker = await rawAgent(hub.url, 'a', ['t']);
     const other = await client.createWorkflow({ id: 'wf-other', userQuery: 'goes on' });
@@ -56,6 +59,7 @@ describe('workflow.pause and workflow.resume', () => {
     await run(worker, last);
     const done = await live.until((w) => w.workOrderCounts.completed === 2, { what: 'both orders completed' });
     expect(done.paused).toBeNull();
+    expect((await view.until((v) => v.workOrderCounts.completed === 2, { what: 'both orders completed in the view' })).paused).toBeNull();
     expect(['p1', 'p2'].map((id) => done.workOrders[id]!.history.length)).toEqual([1, 1]);
     expect(worker.offers).toHaveLength(0);
     expect(done.agents['a']).toMatchObject({ assigned: 2, completed: 2 });
@@ -109,6 +113,7 @@ describe('workflow.pause and workflow.resume', () => {
     await wf.start();
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
     expect((await wf.summary()).paused).toEqual(first.paused);
+    expect((await wf.report('markdown')).body).toContain(`**Paused:** since ${new Date(first.paused!.at).toISOString()} by test-admin (its work orders are not offered)`);
     expect((await client.listWorkflows()).items[0]).toMatchObject({ id: wf.id, paused: first.paused });
 
     await wf.cancel('superseded');

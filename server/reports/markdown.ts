@@ -40,6 +40,8 @@ function summarySection(model: ReportModel, hash: string): MarkdownSection {
     `**Overall progress:** ${percent(workflow.progress)}`,
   ];
   if (workflow.failureReason !== null) facts.push(`**Failure reason:** ${md(workflow.failureReason)}`);
+  const paused = workflow.paused;
+  if (paused) facts.push(`**Paused:** since ${isoTime(paused.at)} by ${md(paused.by)}${paused.reason === null ? '' : `: ${md(paused.reason)}`} (its work orders are not offered)`);
   facts.push(
     `**Output folder:** ${md(workflow.outputFolder)}`,
     `**Steps:** ${steps.total} (${steps.completed} completed, ${steps.running} running, ${steps.failed} failed, ${steps.pending} pending; ${duration(steps.totalDurationMs)} in finished steps)`,
