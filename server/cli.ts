@@ -37,7 +37,7 @@ Commands:
   tokens    list, create or revoke access tokens
   prune     delete archived workflows older than an age
   retry     put a failed work order back in the queue, or offer a declined one again
-  pause     stop offering a workflow's work orders (resume: offer them again)
+  pause     stop offering a workflow's work orders until it is resumed
   resume    offer a paused workflow's work orders again
   reload    make a running hub read its tokens again (SIGHUP to its pid)
   backup    copy a hub's data directory, also while it runs
