@@ -89,6 +89,24 @@ describe('workflow.pause and workflow.resume (domain)', () => {
     expect(offersOf(d.run('workflow.resume', { workflowId }).tx.effects)).toEqual(['w:running']);
   });
 
+  it('keeps the timers running while paused: an offer out lapses back to the queue, not offered again, and a queued order’s overallMs ends it', () => {
+    const d = domain();
+    const workflowId = createWorkflow(d, 'wf');
+    d.register('w', { taskTypes: ['t'] });
+    create(d, workflowId, 'offered', { timeouts: { acceptMs: 1_000 } });
+    create(d, workflowId, 'waiting', { timeouts: { overallMs: 5_000 } });
+    d.run('workflow.pause', { workflowId });
+    d.advance(2_000);
+    const lapsed = d.run('hub.sweep', {});
+    expect(lapsed.reply.expiredOffers).toBe(1);
+    expect(offersOf(lapsed.tx.effects)).toEqual([]);
+    expect(order(d, workflowId, 'offered')).toMatchObject({ state: 'queued', attempt: null });
+    d.advance(4_000);
+    expect(d.run('hub.sweep', {}).reply.timedOut).toBe(1);
+    expect(order(d, workflowId, 'waiting').state).toBe('failed');
+    expect(d.state.workflows.get(workflowId)!.paused).not.toBeNull();
+  });
+
   it('neither marks nor counts a paused workflow’s orders as unservable, and marks them again at resume', () => {
     const d = domain();
     const workflowId = createWorkflow(d, 'wf');
