@@ -154,6 +154,8 @@ describe('workflow.pause and workflow.resume (domain)', () => {
     work.available.of = (taskType) => (looked++, of(taskType));
     for (const workflowId of paused) expect(offersOf(create(d, workflowId, 'job').tx.effects)).toEqual([]);
     expect(looked).toBe(0);
+    // Their buckets are kept apart from the live ones, whose map a live bucket emptied and filled again churns.
+    expect(work.buckets.size).toBe(0);
 
     // A freed agent looks at none of their buckets (the other workflow has no queued order left).
     const other = createWorkflow(d, 'wf-other');

@@ -147,10 +147,13 @@ export class WorkIndex {
   /** The buckets of each workflow: one leaving memory drops its own without a walk of every workflow's. */
   private readonly bucketsOf = new Map<string, Set<Bucket>>();
   /**
-   * Paused workflows (workflow.pause): their buckets stay out of `heads`, so no free agent walks
-   * them, and an order they queue is not placed (nor counted fresh): pausing costs nothing to others.
+   * The buckets of each paused workflow (workflow.pause), by key. They stay out of `heads`, so no
+   * free agent walks them, and out of `buckets` and `bucketsOf`: a live workflow's bucket that
+   * empties and fills again leaves a hole in its Map each time, and V8 walks those holes until the
+   * Map is rehashed, so a lookup in a Map of thousands of paused workflows' buckets cost ~15 µs.
+   * An order a paused workflow queues is not placed (nor counted fresh): pausing costs others nothing.
    */
-  private readonly paused = new Set<string>();
+  private readonly pausedBuckets = new Map<string, Map<string, Bucket>>();
   /** The valid queue entry of each queued order; older entries for it are skipped. */
   readonly queued = new Map<string, ReadyEntry>();
   /** When each queued order last became ready to offer (for the assignment latency metric). */
@@ -207,46 +210,64 @@ export class WorkIndex {
     const keyOfOrder = orderKey(order.workflowId, order.id);
     this.leaveBucket(keyOfOrder);
     const key = bucketKey(order);
-    let bucket = this.buckets.get(key);
+    const held = this.pausedBuckets.get(order.workflowId);
+    let bucket = (held ?? this.buckets).get(key);
     if (!bucket) {
       const need = this.capable.needOf(order.taskType, order.requirements);
       bucket = { key, workflowId: order.workflowId, taskType: order.taskType, requirements: order.requirements, queue: new PriorityQueue<ReadyEntry>(before), current: 0, declines: new Map(), need };
       need.buckets.add(bucket);
-      this.buckets.set(key, bucket);
-      let ofWorkflow = this.bucketsOf.get(order.workflowId);
-      if (!ofWorkflow) this.bucketsOf.set(order.workflowId, (ofWorkflow = new Set()));
-      ofWorkflow.add(bucket);
+      if (held) held.set(key, bucket);
+      else {
+        this.buckets.set(key, bucket);
+        let ofWorkflow = this.bucketsOf.get(order.workflowId);
+        if (!ofWorkflow) this.bucketsOf.set(order.workflowId, (ofWorkflow = new Set()));
+        ofWorkflow.add(bucket);
+      }
     }
     const declinedBy = order.declinedBy.length === 0 ? NOBODY : [...order.declinedBy];
     const place = this.placeOf(keyOfOrder, order, now, monotonicNow);
     const entry = { key: queueKey(order.priority, place.queuedAt, this.agingMs), seq: place.seq, workflowId: order.workflowId, workOrderId: order.id, orderKey: keyOfOrder, bucket, declinedBy };
     bucket.queue.push(entry);
-    if (!this.paused.has(order.workflowId)) this.heads.refile(bucket);
+    if (!held) this.heads.refile(bucket);
     bucket.current++;
     for (const agentId of declinedBy) bucket.declines.set(agentId, (bucket.declines.get(agentId) ?? 0) + 1);
     this.queued.set(keyOfOrder, entry);
     this.readySince.set(keyOfOrder, now);
-    if (fresh && !this.paused.has(order.workflowId)) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
+    if (fresh && !held) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
   }
 
   /** Whether a workflow is paused: its queued orders are not offered. */
   isPaused(workflowId: string): boolean {
-    return this.paused.has(workflowId);
+    return this.pausedBuckets.has(workflowId);
   }
 
-  /** Stops offering a workflow's orders: its buckets leave `heads`, and are returned. O(its buckets). */
+  /** Stops offering a workflow's orders: its buckets leave `heads` (and the live buckets' maps), and are returned. O(its buckets). */
   pause(workflowId: string): readonly Bucket[] {
-    this.paused.add(workflowId);
+    const already = this.pausedBuckets.get(workflowId);
+    if (already) return [...already.values()];
     const buckets = [...(this.bucketsOf.get(workflowId) ?? [])];
-    for (const bucket of buckets) this.heads.remove(bucket);
+    this.bucketsOf.delete(workflowId);
+    const held = new Map<string, Bucket>();
+    for (const bucket of buckets) {
+      this.buckets.delete(bucket.key);
+      this.heads.remove(bucket);
+      held.set(bucket.key, bucket);
+    }
+    this.pausedBuckets.set(workflowId, held);
     return buckets;
   }
 
   /** Offers a paused workflow's orders again: its buckets are filed in `heads` anew, and returned. */
   resume(workflowId: string): readonly Bucket[] {
-    this.paused.delete(workflowId);
-    const buckets = [...(this.bucketsOf.get(workflowId) ?? [])];
-    for (const bucket of buckets) this.heads.refile(bucket);
+    const held = this.pausedBuckets.get(workflowId);
+    if (!held) return [];
+    this.pausedBuckets.delete(workflowId);
+    const buckets = [...held.values()];
+    if (buckets.length > 0) this.bucketsOf.set(workflowId, new Set(buckets));
+    for (const bucket of buckets) {
+      this.buckets.set(bucket.key, bucket);
+      this.heads.refile(bucket);
+    }
     return buckets;
   }
 
@@ -267,7 +288,7 @@ export class WorkIndex {
   private enqueueKnown(order: WorkOrder, now: number, monotonicNow: number, backoffAt: number | undefined): void {
     this.enqueue(order, now, monotonicNow, { fresh: false, backoffAt });
     // A paused workflow's orders carry no marker until it is resumed (pause.ts).
-    if (this.paused.has(order.workflowId)) return;
+    if (this.pausedBuckets.has(order.workflowId)) return;
     const entry = this.queued.get(orderKey(order.workflowId, order.id));
     const waiting = order.waiting ?? null;
     if (waiting?.reason === 'all_declined' || !sameWaiting(waiting, entry ? this.capable.markerFor(entry.bucket.need, entry.declinedBy) : null)) this.capable.unsettled.push({ workflowId: order.workflowId, workOrderId: order.id });
@@ -312,16 +333,21 @@ export class WorkIndex {
 
   /** Drops a bucket (its last queued order left, or its queue ran out): from the map, and from its need. */
   dropBucket(bucket: Bucket): void {
-    if (this.buckets.get(bucket.key) === bucket) this.buckets.delete(bucket.key);
-    const ofWorkflow = this.bucketsOf.get(bucket.workflowId);
-    if (ofWorkflow?.delete(bucket) && ofWorkflow.size === 0) this.bucketsOf.delete(bucket.workflowId);
+    const held = this.pausedBuckets.get(bucket.workflowId);
+    if (held) {
+      if (held.get(bucket.key) === bucket) held.delete(bucket.key);
+    } else {
+      if (this.buckets.get(bucket.key) === bucket) this.buckets.delete(bucket.key);
+      const ofWorkflow = this.bucketsOf.get(bucket.workflowId);
+      if (ofWorkflow?.delete(bucket) && ofWorkflow.size === 0) this.bucketsOf.delete(bucket.workflowId);
+    }
     this.heads.remove(bucket);
     this.capable.leave(bucket.need, bucket);
   }
 
-  /** Files a bucket anew after the scheduler took entries out of its queue (and put some back); not one dropped meanwhile. */
+  /** Files a bucket anew after the scheduler took entries out of its queue (and put some back); not one dropped (or paused) meanwhile. */
   queueChanged(bucket: Bucket): void {
-    if (this.buckets.get(bucket.key) === bucket && !this.paused.has(bucket.workflowId)) this.heads.refile(bucket);
+    if (this.buckets.get(bucket.key) === bucket) this.heads.refile(bucket);
   }
 
   /** Starts the overall-timeout clock of an order: what is left of it by the wall clock, run on the monotonic one. */
@@ -393,7 +419,7 @@ export class WorkIndex {
    * them now would cost a walk of every timer.
    */
   forgetWorkflow(workflowId: string): void {
-    for (const bucket of [...(this.bucketsOf.get(workflowId) ?? [])]) {
+    for (const bucket of [...(this.bucketsOf.get(workflowId) ?? []), ...(this.pausedBuckets.get(workflowId)?.values() ?? [])]) {
       this.dropBucket(bucket);
       for (const entry of bucket.queue.values()) {
         if (this.queued.get(entry.orderKey) !== entry) continue;
@@ -409,7 +435,7 @@ export class WorkIndex {
     this.fresh.length = kept;
     this.orderLists.forget(workflowId);
     this.catalogs.forget(workflowId);
-    this.paused.delete(workflowId);
+    this.pausedBuckets.delete(workflowId);
   }
 
   /** Rebuilds everything derived from the documents; presence, leases and the timers of what is still there are kept. The clocks are Environment's (one, when given one). */
@@ -429,7 +455,7 @@ export class WorkIndex {
     this.buckets.clear();
     this.heads.clear();
     this.bucketsOf.clear();
-    this.paused.clear();
+    this.pausedBuckets.clear();
     this.queued.clear();
     this.readySince.clear();
     this.active.clear();
@@ -456,7 +482,7 @@ export class WorkIndex {
       // Listed now, at start-up: a big read or a page of orders never enumerates them later.
       this.orderLists.of(workflow);
       // Before its orders are filed: a paused workflow's stay out of `heads`. A pending one starts paused.
-      if (workflow.paused) this.paused.add(workflow.id);
+      if (workflow.paused) this.pausedBuckets.set(workflow.id, new Map());
       if (workflow.status !== 'in_progress') continue;
       for (const order of Object.values(workflow.workOrders)) {
         const key = orderKey(workflow.id, order.id);
