@@ -1,3 +1,4 @@
+import { StableMap } from '../machinery/stable-map.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import { BTree } from '../machinery/sorted-tree.ts';
 import { score, SCORE_WEIGHTS, type Score } from './assignment.ts';
@@ -47,7 +48,7 @@ const bySpeed = (a: Filed, b: Filed) => compare(a.avgMs, b.avgMs) || compare(a.a
 
 /** The free agents of one task type, in the orders placement walks them. */
 export class AgentsOfType {
-  readonly filed = new Map<string, Filed>();
+  readonly filed = new StableMap<string, Filed>();
   readonly untried = new BTree<Filed, undefined>(undefined, byScore);
   readonly tried = new BTree<Filed, undefined>(undefined, byOwnScore);
   readonly bySpeed = new BTree<Filed, undefined>(undefined, bySpeed);

@@ -1,3 +1,4 @@
+import type { StableMap } from '../machinery/stable-map.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { CommandContext } from '../machinery/context.ts';
@@ -63,7 +64,7 @@ export function choosePlacement(t: CommandContext, order: WorkOrder): Agent | un
 interface Placing {
   t: CommandContext;
   order: WorkOrder;
-  holders: Map<string, number> | undefined;
+  holders: StableMap<string, number> | undefined;
   situation: Situation;
   /** Agents found without a free slot, or no longer of the type they are filed under: they leave it after the search. */
   stale: Array<[string, string]>;

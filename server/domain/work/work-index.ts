@@ -1,3 +1,4 @@
+import { StableMap } from '../machinery/stable-map.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 import type { Workflow } from '../../../shared/schemas/workflow.ts';
@@ -141,11 +142,11 @@ export class WorkIndex {
   /** Lease expiry of running attempts (monotonic clock), by token. */
   readonly leases = new Map<string, number>();
 
-  readonly buckets = new Map<string, Bucket>();
+  readonly buckets = new StableMap<string, Bucket>();
   /** The buckets by task type and first entry, for a free agent's choice (scheduler.ts). */
   readonly heads = new BucketHeads<Bucket>();
   /** The buckets of each workflow: one leaving memory drops its own without a walk of every workflow's. */
-  private readonly bucketsOf = new Map<string, Set<Bucket>>();
+  private readonly bucketsOf = new StableMap<string, Set<Bucket>>();
   /**
    * The buckets of each paused workflow (workflow.pause), by key. They stay out of `heads`, so no
    * free agent walks them, and out of `buckets` and `bucketsOf`: a live workflow's bucket that
@@ -165,9 +166,9 @@ export class WorkIndex {
   /** Offline agents by when they went offline, for forgetting them (rebuilt from the pool). */
   readonly offline = new OfflineAgents();
   readonly active = new Map<string, ActiveAttempt>();
-  readonly byAgent = new Map<string, Set<string>>();
+  readonly byAgent = new StableMap<string, Set<string>>();
   /** Per workflow, how many attempts each agent holds there. */
-  readonly workflowAgents = new Map<string, Map<string, number>>();
+  readonly workflowAgents = new StableMap<string, StableMap<string, number>>();
 
   /** Agents that got a free slot during the current command, and orders that became ready. */
   readonly freed = new Set<string>();
@@ -378,7 +379,7 @@ export class WorkIndex {
     if (!tokens) this.byAgent.set(attempt.agentId, (tokens = new Set()));
     tokens.add(attempt.token);
     let agents = this.workflowAgents.get(attempt.workflowId);
-    if (!agents) this.workflowAgents.set(attempt.workflowId, (agents = new Map()));
+    if (!agents) this.workflowAgents.set(attempt.workflowId, (agents = new StableMap()));
     agents.set(attempt.agentId, (agents.get(attempt.agentId) ?? 0) + 1);
   }
 
