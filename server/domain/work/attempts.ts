@@ -51,8 +51,7 @@ export function acceptOffer(t: CommandContext, input: AttemptInput, actor: Actor
   // Never after now: a wall clock stepped back since the offer.
   const at = implied ? Math.min(order.attempt!.offeredAt, t.ctx.now) : t.ctx.now;
   const path = ['workOrders', order.id];
-  setOrderState(t, order, 'running');
-  t.tx.assign(order.workflowId, path, { attempts: order.attempts + 1, startedAt: order.startedAt ?? at, progress: 0, message: null });
+  setOrderState(t, order, 'running', undefined, { attempts: order.attempts + 1, startedAt: order.startedAt ?? at, progress: 0, message: null });
   t.tx.set(order.workflowId, [...path, 'attempt', 'acceptedAt'], at);
   const active = t.state.work.active.get(input.attemptToken)!;
   active.phase = 'running';

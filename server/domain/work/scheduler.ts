@@ -38,8 +38,7 @@ function offer(t: CommandContext, order: WorkOrder, agent: Agent): void {
   const token = t.ctx.newId('att');
   const readyAt = t.state.work.readySince.get(orderKey(order.workflowId, order.id)) ?? now;
   const attempt = { number: order.attempts + 1, token, agentId: agent.id, offeredAt: now, acceptedAt: null };
-  setOrderState(t, order, 'offered');
-  t.tx.assign(order.workflowId, ['workOrders', order.id], { attempt, notBefore: null });
+  setOrderState(t, order, 'offered', undefined, { attempt, notBefore: null });
   t.state.work.dequeue(order.workflowId, order.id);
   t.state.work.hold({ token, workflowId: order.workflowId, workOrderId: order.id, agentId: agent.id, phase: 'offered', offerDeadline: t.ctx.monotonicNow + order.timeouts.acceptMs });
   recordOffer(t, order, agent.id);

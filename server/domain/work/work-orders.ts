@@ -20,9 +20,9 @@ export function requireOrder(workflow: Workflow, workOrderId: string): WorkOrder
 }
 
 /**
- * The workflow-level writes of a bulk change (every order of a workflow cancelled), made once at
- * its end instead of once per order: 100,000 orders wrote their workflow's counts, unservable
- * count and updatedAt 400,000 times, each a journal op to compact away again.
+ * The workflow-level writes of a bulk change (orders created, a workflow's orders released or
+ * cancelled), made once at its end instead of once per order: 100,000 orders wrote their
+ * workflow's counts, unservable count and updatedAt 400,000 times, each a journal op to compact away again.
  */
 export class OrderTally {
   private readonly counts = new Map<WorkOrderState, number>();
@@ -31,12 +31,17 @@ export class OrderTally {
 
   constructor(private readonly workflow: Workflow) {}
 
+  /** Notes an order created in state `to`. */
+  created(to: WorkOrderState): void {
+    this.counts.set(to, (this.counts.get(to) ?? 0) + 1);
+    this.moves++;
+  }
+
   /** Notes an order's move from `from` to `to` and how its workflow's unservable count moves. */
   moved(from: WorkOrderState, to: WorkOrderState, unservable: number): void {
     this.counts.set(from, (this.counts.get(from) ?? 0) - 1);
-    this.counts.set(to, (this.counts.get(to) ?? 0) + 1);
+    this.created(to);
     this.unservable += unservable;
-    this.moves++;
   }
 
   /** Writes what was noted: each count moved, the unservable count, the workflow touched, its progress followed. */
@@ -45,7 +50,8 @@ export class OrderTally {
     const counts = this.workflow.workOrderCounts;
     for (const [state, delta] of this.counts) if (delta !== 0) t.tx.set(this.workflow.id, ['workOrderCounts', state], counts[state] + delta);
     moveUnservable(t, this.workflow, this.unservable);
-    touch(t, this.workflow.id);
+    // Not again when the command touched it already (a workflow started or cancelled): a write of the same value would be an op more.
+    if (this.workflow.updatedAt !== t.ctx.now) touch(t, this.workflow.id);
     followOrders(t, this.workflow);
   }
 }
@@ -53,11 +59,15 @@ export class OrderTally {
 /**
  * Moves an order to `next`, keeping the workflow's per-state counts, its catalog, its count of
  * unservable orders and (while it follows its orders) its progress in step; with `tally`, the
- * workflow's counts and progress are left to it.
+ * workflow's counts and progress are left to it. `fields` of the order that change with its state
+ * are written in the same write as it (one path resolved, one pointer built, per order).
  */
-export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrderState, tally?: OrderTally): void {
+export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrderState, tally?: OrderTally, fields?: Partial<WorkOrder>): void {
   const from = order.state;
-  if (from === next) return;
+  if (from === next) {
+    if (fields) t.tx.assign(order.workflowId, ['workOrders', order.id], fields);
+    return;
+  }
   const workflow = requireWorkflow(t.state, order.workflowId);
   const counts = workflow.workOrderCounts;
   const uncatalog = t.state.work.catalogs.moved(order, order.state, next);
@@ -68,17 +78,16 @@ export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrd
     t.tx.set(workflow.id, ['workOrderCounts', order.state], counts[order.state] - 1);
     t.tx.set(workflow.id, ['workOrderCounts', next], counts[next] + 1);
   }
-  t.tx.assign(workflow.id, ['workOrders', order.id], { state: next, updatedAt: t.ctx.now });
+  t.tx.assign(workflow.id, ['workOrders', order.id], fields ? { state: next, updatedAt: t.ctx.now, ...fields } : { state: next, updatedAt: t.ctx.now });
   // Leaving a final state too (a retried order): the share of finished orders moves either way.
   if (!tally && (FINAL_STATES.has(next) || FINAL_STATES.has(from))) followOrders(t, workflow);
 }
 
 /** Puts an order in the queue now, or after `notBefore` when it is backing off. */
-export function queueOrder(t: CommandContext, order: WorkOrder, notBefore: number | null = null): void {
-  setOrderState(t, order, 'queued');
+export function queueOrder(t: CommandContext, order: WorkOrder, notBefore: number | null = null, tally?: OrderTally): void {
   const now = t.ctx.now;
   const first = order.firstQueuedAt === null;
-  t.tx.assign(order.workflowId, ['workOrders', order.id], { queuedAt: order.queuedAt ?? now, notBefore, firstQueuedAt: order.firstQueuedAt ?? now });
+  setOrderState(t, order, 'queued', tally, { queuedAt: order.queuedAt ?? now, notBefore, firstQueuedAt: order.firstQueuedAt ?? now });
   t.state.work.enqueue(order, now, t.ctx.monotonicNow);
   if (first) t.state.work.watchDeadline(order, now, t.ctx.monotonicNow);
 }
@@ -98,15 +107,18 @@ export function dependencyVerdict(workflow: Workflow, order: WorkOrder): { verdi
   return waiting ? { verdict: 'wait' } : { verdict: 'go' };
 }
 
-/** Decides where a pending, blocked or retried order goes now that its workflow runs, a dependency ended or a control client retried it. */
-export function release(t: CommandContext, workflow: Workflow, order: WorkOrder): void {
+/**
+ * Decides where a pending, blocked or retried order goes now that its workflow runs, a dependency
+ * ended or a control client retried it; with `tally`, the workflow's counts are left to it.
+ */
+export function release(t: CommandContext, workflow: Workflow, order: WorkOrder, tally?: OrderTally): void {
   const decision = dependencyVerdict(workflow, order);
-  if (decision.verdict === 'fail') return finishOrder(t, order, 'failed', { error: `dependency ${decision.because.id} ${decision.because.state}` });
-  if (decision.verdict === 'wait') return setOrderState(t, order, 'blocked');
+  if (decision.verdict === 'fail') return finishOrder(t, order, 'failed', { error: `dependency ${decision.because.id} ${decision.because.state}` }, tally);
+  if (decision.verdict === 'wait') return setOrderState(t, order, 'blocked', tally);
   // Inputs an upstream order was to produce must exist by now; running without them would be wrong.
-  const absent = order.inputs.find((id) => !Object.hasOwn(workflow.data, id));
-  if (absent !== undefined) finishOrder(t, order, 'failed', { error: `input data reference ${absent} does not exist` });
-  else queueOrder(t, order);
+  const absent = order.inputs.length === 0 ? undefined : order.inputs.find((id) => !Object.hasOwn(workflow.data, id));
+  if (absent !== undefined) finishOrder(t, order, 'failed', { error: `input data reference ${absent} does not exist` }, tally);
+  else queueOrder(t, order, null, tally);
 }
 
 /** Refuses a dependency graph with a cycle among the new orders (old ones cannot point to new ones). */
@@ -152,6 +164,7 @@ export function createOrders(t: CommandContext, workflowId: string, specs: Spec[
   }
   assertAcyclic(withIds);
   const now = t.ctx.now;
+  const tally = new OrderTally(workflow);
   for (const spec of withIds) {
     const order: WorkOrder = {
       id: spec.id,
@@ -193,15 +206,15 @@ export function createOrders(t: CommandContext, workflowId: string, specs: Spec[
     if (unlist) t.tx.onUndo(unlist);
     const uncatalog = t.state.work.catalogs.added(workflow.workOrders[order.id]!);
     if (uncatalog) t.tx.onUndo(uncatalog);
-    t.tx.set(workflowId, ['workOrderCounts', 'pending'], workflow.workOrderCounts.pending + 1);
+    tally.created('pending');
   }
   // Linked once all exist: a batch may depend on orders that come later in it.
   for (const spec of withIds) {
+    if (spec.dependencies.length === 0) continue;
     for (const dependency of new Set(spec.dependencies)) t.tx.append(workflowId, ['workOrders', dependency, 'dependents'], spec.id);
   }
-  if (workflow.status === 'in_progress') for (const spec of withIds) release(t, workflow, workflow.workOrders[spec.id]!);
-  followOrders(t, workflow);
-  touch(t, workflowId);
+  if (workflow.status === 'in_progress') for (const spec of withIds) release(t, workflow, workflow.workOrders[spec.id]!, tally);
+  tally.write(t);
   return withIds.map((spec) => workflow.workOrders[spec.id]!);
 }
 
@@ -222,12 +235,11 @@ export function finishOrder(
   const outcome = order.attempt?.acceptedAt === null ? 'withdrawn' : state;
   if (order.attempt) endAttempt(t, order, outcome, { error: fields.error ?? null, notifyAgent: fields.notifyAgent ?? true });
   t.state.work.dequeue(order.workflowId, order.id, true);
-  setOrderState(t, order, state, tally);
   const changes: Partial<WorkOrder> = { endedAt: t.ctx.now, notBefore: null };
   if (fields.error !== undefined) changes.error = fields.error;
   if (fields.result !== undefined) changes.result = fields.result;
   if (state === 'completed') changes.progress = 100;
-  t.tx.assign(workflow.id, ['workOrders', order.id], changes);
+  setOrderState(t, order, state, tally, changes);
   if (state !== 'cancelled') recordRun(t, order, state, fields.error);
   if (state === 'failed') {
     t.tx.effect({ type: 'order.deadLettered', workflowId: workflow.id, workOrderId: order.id, taskType: order.taskType, attempts: order.attempts, error: fields.error ?? 'failed' });
@@ -261,7 +273,9 @@ function releaseDependents(t: CommandContext, workflow: Workflow, order: WorkOrd
 
 /** Queues (or blocks) the pending orders of a workflow that has just started. */
 export function releaseWorkflowOrders(t: CommandContext, workflow: Workflow): void {
-  for (const order of Object.values(workflow.workOrders)) if (order.state === 'pending') release(t, workflow, order);
+  const tally = new OrderTally(workflow);
+  for (const order of Object.values(workflow.workOrders)) if (order.state === 'pending') release(t, workflow, order, tally);
+  tally.write(t);
 }
 
 /** Cancels every unfinished order of a workflow that has ended. */
