@@ -7,7 +7,7 @@ import type { DomainSettings } from './domain/machinery/context.ts';
 import type { Effect } from './domain/machinery/effects.ts';
 import { AGENTS_DOC, docKeys, emptyState, smallerThan, stateFromDocs, storedDocs, versionOf, type DocKey, type HubState, type StoredDoc } from './domain/machinery/state.ts';
 import { copyJson, Transaction } from './domain/machinery/transaction.ts';
-import { encodeRecords, type JournalRecord } from './store/records.ts';
+import { encodeRecords, type DocChange, type JournalRecord } from './store/records.ts';
 import type { CurrentDocs, PinnedDocs, ResumePoint, Store } from './store/store.ts';
 import { pinnedSnapshotJson } from './pinned-json.ts';
 import { replayChanges } from './domain/machinery/replay.ts';
@@ -364,7 +364,7 @@ export class StateWriter {
     const batch = this.current;
     if (!tx.empty) {
       for (const doc of tx.changes.keys()) this.changedDocs.add(doc);
-      const changes = [...tx.changes].map(([doc, ops]) => ({ doc, v: tx.version(doc), ops }));
+      const changes = [...tx.changes].map(([doc, ops]): DocChange => (tx.mayCompact(doc) ? { doc, v: tx.version(doc), ops } : { doc, v: tx.version(doc), ops, plain: true }));
       const record = { seq: ++this.seq, at: now, changes };
       batch.records.push(record);
       for (const listener of this.applyListeners) this.notify(() => listener(record), 'apply listener');

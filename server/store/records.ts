@@ -8,6 +8,8 @@ export interface DocChange {
   /** The document's version after the change. */
   v: number;
   ops: PatchOp[];
+  /** Known to hold nothing compactOps could shorten (Transaction.mayCompact): written as they are. */
+  plain?: true;
 }
 
 /** One committed command: what the journal holds, one line each. */
@@ -40,7 +42,7 @@ function toLine(record: JournalRecord): Line {
   const line: Line = [record.seq, record.at];
   for (const change of record.changes) {
     const ops: unknown[] = [];
-    for (const op of change.ops.length >= COMPACT_FROM_OPS ? compactOps(change.ops, { fold: true }) : change.ops) {
+    for (const op of change.ops.length >= COMPACT_FROM_OPS && change.plain !== true ? compactOps(change.ops, { fold: true }) : change.ops) {
       if (op.op === 'remove') ops.push('-', op.path);
       else ops.push(CODE[op.op], op.path, op.value);
     }
