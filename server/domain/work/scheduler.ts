@@ -178,15 +178,20 @@ export function schedule(t: CommandContext): void {
   }
   work.freed.clear();
   // By the queue's own keys, aged on the monotonic clock (WorkIndex.enqueue); one no longer queued last.
-  const fresh = work.fresh
-    .splice(0)
-    .map((entry) => orderOf(t, entry))
-    .filter((order): order is WorkOrder => order !== undefined)
-    .map((order) => ({ order, key: work.queued.get(orderKey(order.workflowId, order.id))?.key ?? -Infinity }))
-    .sort((a, b) => (a.key === b.key ? 0 : b.key > a.key ? 1 : -1))
-    .map(({ order }) => order);
-  for (const order of fresh) if (order.state === 'queued' && work.queued.has(orderKey(order.workflowId, order.id))) placeOrder(t, order);
+  // Entries as they were filed (their orderKey made once), in one array: a start files 100,000.
+  const fresh: Array<{ ready: ReadyEntry; order: WorkOrder; key: number }> = [];
+  for (const ready of work.fresh) {
+    const order = orderOf(t, ready);
+    if (order) fresh.push({ ready, order, key: work.queued.get(ready.orderKey)?.key ?? -Infinity });
+  }
+  work.fresh.length = 0;
+  fresh.sort((a, b) => (a.key === b.key ? 0 : b.key > a.key ? 1 : -1));
+  for (const { ready, order } of fresh) if (order.state === 'queued' && work.queued.has(ready.orderKey)) placeOrder(t, order);
   // Those still queued: marked when no agent that takes work can do them.
-  const unplaced = fresh.filter((order) => order.state === 'queued').map((order) => ({ workflowId: order.workflowId, workOrderId: order.id }));
-  settleWaiting(t, [...unplaced, ...unsettled.splice(0)]);
+  settleWaiting(t, unplaced(fresh), unsettled.splice(0));
+}
+
+/** The entries of `fresh` whose orders are still queued. */
+function* unplaced(fresh: ReadonlyArray<{ ready: ReadyEntry; order: WorkOrder }>): Iterable<ReadyEntry> {
+  for (const { ready, order } of fresh) if (order.state === 'queued') yield ready;
 }

@@ -132,17 +132,19 @@ function sameFiling(a: Filing | undefined, b: Filing | undefined): boolean {
  * Gives orders just queued (or found unsettled by a rebuild) their need's marker: a ready order
  * nobody can take is marked, one backing off is not (yet). One write of each workflow's count.
  */
-export function settleWaiting(t: CommandContext, orders: Iterable<{ workflowId: string; workOrderId: string }>): void {
+export function settleWaiting(t: CommandContext, ...lists: Array<Iterable<{ workflowId: string; workOrderId: string; orderKey?: string }>>): void {
   const work = t.state.work;
   const deltas = new Map<Workflow, number>();
-  for (const { workflowId, workOrderId } of orders) {
-    const workflow = t.state.workflows.get(workflowId);
-    const order = workflow?.workOrders[workOrderId];
-    if (!workflow || order?.state !== 'queued' || work.isPaused(workflowId)) continue;
-    const entry = work.queued.get(orderKey(workflowId, workOrderId));
-    const waiting = entry ? work.capable.markerFor(entry.bucket.need, entry.declinedBy, t.tx) : null;
-    const delta = writeWaiting(t, order, waiting);
-    if (delta !== 0) deltas.set(workflow, (deltas.get(workflow) ?? 0) + delta);
+  for (const orders of lists) {
+    for (const item of orders) {
+      const workflow = t.state.workflows.get(item.workflowId);
+      const order = workflow?.workOrders[item.workOrderId];
+      if (!workflow || order?.state !== 'queued' || work.isPaused(item.workflowId)) continue;
+      const entry = work.queued.get(item.orderKey ?? orderKey(item.workflowId, item.workOrderId));
+      const waiting = entry ? work.capable.markerFor(entry.bucket.need, entry.declinedBy, t.tx) : null;
+      const delta = writeWaiting(t, order, waiting);
+      if (delta !== 0) deltas.set(workflow, (deltas.get(workflow) ?? 0) + delta);
+    }
   }
   for (const [workflow, delta] of deltas) count(t, workflow, delta);
 }

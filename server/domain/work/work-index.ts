@@ -172,7 +172,7 @@ export class WorkIndex {
 
   /** Agents that got a free slot during the current command, and orders that became ready. */
   readonly freed = new Set<string>();
-  readonly fresh: Array<{ workflowId: string; workOrderId: string }> = [];
+  readonly fresh: ReadyEntry[] = [];
   /** Each listed workflow's order ids in listing order, for paging. */
   readonly orderLists = new OrderLists();
   /** Workflows' orders sorted per task type and state, for views (built at a workflow's first view, a slice at a time when big). */
@@ -234,7 +234,7 @@ export class WorkIndex {
     for (const agentId of declinedBy) bucket.declines.set(agentId, (bucket.declines.get(agentId) ?? 0) + 1);
     this.queued.set(keyOfOrder, entry);
     this.readySince.set(keyOfOrder, now);
-    if (fresh && !held) this.fresh.push({ workflowId: order.workflowId, workOrderId: order.id });
+    if (fresh && !held) this.fresh.push(entry);
   }
 
   /** Whether a workflow is paused: its queued orders are not offered. */
