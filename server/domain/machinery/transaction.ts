@@ -132,12 +132,12 @@ export class Transaction<E = unknown> {
   private readonly undos: unknown[] = [];
   /** The open savepoints of isolate(), innermost last. */
   private readonly savepoints: Savepoint[] = [];
-  /** Keys this transaction wrote of each object (one, or several), to tell a repeated write (see mayCompact). */
-  private readonly keysWritten = new Map<object, KeysWritten>();
+  /** Keys this transaction wrote of each object (one, or several), to tell a repeated write (see mayCompact); made at the first write, as the next two. */
+  private keysWritten: Map<object, KeysWritten> | undefined;
   /** Containers this transaction wrote whole: an op below one folds into that write. */
-  private readonly wholes = new Set<object>();
+  private wholes: Set<object> | undefined;
   /** Documents with an op that compactOps could drop or fold into another. */
-  private readonly compactable = new Set<DocKey>();
+  private compactable: Set<DocKey> | undefined;
 
   constructor(private readonly state: HubState) {}
 
@@ -158,7 +158,7 @@ export class Transaction<E = unknown> {
    * do cost more than the ops themselves.
    */
   mayCompact(doc: DocKey): boolean {
-    return this.compactable.has(doc);
+    return this.compactable?.has(doc) === true;
   }
 
   /**
@@ -167,23 +167,24 @@ export class Transaction<E = unknown> {
    */
   private noteKeys(doc: DocKey, path: Path, depth: number, parent: object, keys: WrittenKeys): void {
     if (this.underWhole(doc, path, depth)) return;
-    const before = this.keysWritten.get(parent);
-    if (before === undefined) this.keysWritten.set(parent, keys);
-    else if (typeof keys === 'string' ? wrote(before, keys) : someWritten(before, keys)) this.compactable.add(doc);
+    const written = (this.keysWritten ??= new Map());
+    const before = written.get(parent);
+    if (before === undefined) written.set(parent, keys);
+    else if (typeof keys === 'string' ? wrote(before, keys) : someWritten(before, keys)) (this.compactable ??= new Set()).add(doc);
     else if (before instanceof Set) addKeys(before, keys);
-    else if (!Array.isArray(before)) this.keysWritten.set(parent, [before, keys]);
+    else if (!Array.isArray(before)) written.set(parent, [before, keys]);
     else if (before.length < LISTED_WRITES) before.push(keys);
     else {
       const set = new Set<string>();
       for (const listed of before) addKeys(set, listed);
       addKeys(set, keys);
-      this.keysWritten.set(parent, set);
+      written.set(parent, set);
     }
   }
 
   /** Notes a container written whole (not the shared empty array, which nothing writes into). */
   private noteWhole(value: unknown): void {
-    if (typeof value === 'object' && value !== null && value !== EMPTY_ARRAY) this.wholes.add(value);
+    if (typeof value === 'object' && value !== null && value !== EMPTY_ARRAY) (this.wholes ??= new Set()).add(value);
   }
 
   /**
@@ -191,13 +192,14 @@ export class Transaction<E = unknown> {
    * first `depth` + 1 on `path` in `doc` (its root, then each segment's).
    */
   private underWhole(doc: DocKey, path: Path, depth: number): boolean {
-    if (this.compactable.has(doc)) return true;
-    if (this.wholes.size === 0) return false;
+    if (this.compactable?.has(doc)) return true;
+    const wholes = this.wholes;
+    if (wholes === undefined) return false;
     let node: unknown = docRoot(this.state, doc);
     for (let i = 0; ; i++) {
       if (typeof node !== 'object' || node === null) return false;
-      if (this.wholes.has(node)) {
-        this.compactable.add(doc);
+      if (wholes.has(node)) {
+        (this.compactable ??= new Set()).add(doc);
         return true;
       }
       if (i === depth) return false;

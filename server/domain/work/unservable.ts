@@ -149,17 +149,7 @@ export function settleWaiting(t: CommandContext, ...lists: Array<Iterable<{ work
   for (const [workflow, delta] of deltas) count(t, workflow, delta);
 }
 
-/** Clears the marker of an order leaving the queue (offered, cancelled, failed). */
-export function clearWaiting(t: CommandContext, order: WorkOrder, workflow: Workflow): void {
-  count(t, workflow, unmarkWaiting(t, order));
-}
-
-/** Clears an order's marker, leaving its workflow's count to the caller: returns how it moves (0 or -1). */
-export function unmarkWaiting(t: CommandContext, order: WorkOrder): number {
-  return writeWaiting(t, order, null);
-}
-
-/** Moves a workflow's count of unservable orders by `delta` (a bulk change's sum of unmarkWaiting). */
+/** Moves a workflow's count of unservable orders by `delta` (an order leaving the queue with its marker: -1; a bulk change's sum of them). */
 export function moveUnservable(t: CommandContext, workflow: Workflow, delta: number): void {
   count(t, workflow, delta);
 }

@@ -8,7 +8,7 @@ import { recordRun } from '../data/lineage.ts';
 import { versionOf } from '../machinery/state.ts';
 import { touch } from '../workflows/workflows.ts';
 import { followOrders } from '../workflows/progress.ts';
-import { clearWaiting, moveUnservable, unmarkWaiting } from './unservable.ts';
+import { moveUnservable } from './unservable.ts';
 
 type Spec = ParsedRequestOf<'control', 'workOrder.createMany'>['orders'][number];
 
@@ -72,13 +72,16 @@ export function setOrderState(t: CommandContext, order: WorkOrder, next: WorkOrd
   const counts = workflow.workOrderCounts;
   const uncatalog = t.state.work.catalogs.moved(order, order.state, next);
   if (uncatalog) t.tx.onUndo(uncatalog);
-  if (tally) tally.moved(order.state, next, order.waiting ? unmarkWaiting(t, order) : 0);
+  // An order leaving the queue loses its `waiting` marker, in the same write.
+  const unmarked = order.waiting ? -1 : 0;
+  if (tally) tally.moved(order.state, next, unmarked);
   else {
-    if (order.waiting) clearWaiting(t, order, workflow);
+    moveUnservable(t, workflow, unmarked);
     t.tx.set(workflow.id, ['workOrderCounts', order.state], counts[order.state] - 1);
     t.tx.set(workflow.id, ['workOrderCounts', next], counts[next] + 1);
   }
-  t.tx.assign(workflow.id, ['workOrders', order.id], fields ? { state: next, updatedAt: t.ctx.now, ...fields } : { state: next, updatedAt: t.ctx.now });
+  const changes: Partial<WorkOrder> = unmarked ? { waiting: null, state: next, updatedAt: t.ctx.now } : { state: next, updatedAt: t.ctx.now };
+  t.tx.assign(workflow.id, ['workOrders', order.id], fields ? { ...changes, ...fields } : changes);
   // Leaving a final state too (a retried order): the share of finished orders moves either way.
   if (!tally && (FINAL_STATES.has(next) || FINAL_STATES.has(from))) followOrders(t, workflow);
 }
