@@ -124,6 +124,11 @@ export function release(t: CommandContext, workflow: Workflow, order: WorkOrder,
   else queueOrder(t, order, null, tally);
 }
 
+/** `ids` without repeats (itself when it has fewer than two: no set made per order for them). */
+function distinct(ids: string[]): string[] {
+  return ids.length < 2 ? ids : [...new Set(ids)];
+}
+
 /** Refuses a dependency graph with a cycle among the new orders (old ones cannot point to new ones). */
 function assertAcyclic(specs: Array<{ id: string; dependencies: string[] }>): void {
   const batch = new Map(specs.map((s) => [s.id, s.dependencies]));
@@ -178,8 +183,8 @@ export function createOrders(t: CommandContext, workflowId: string, specs: Spec[
       preferences: spec.preferences,
       priority: spec.priority,
       input: spec.input ?? null,
-      dependencies: [...new Set(spec.dependencies)],
-      inputs: [...new Set(spec.inputs)],
+      dependencies: distinct(spec.dependencies),
+      inputs: distinct(spec.inputs),
       outputs: [],
       dependents: [],
       continueOnDependencyFailure: spec.continueOnDependencyFailure,
