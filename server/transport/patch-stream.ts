@@ -31,6 +31,8 @@ interface VersionedOps {
   from: number;
   v: number;
   ops: PatchOp[];
+  /** Its ops hold nothing compactOps could shorten (DocChange.plain). */
+  plain?: true | undefined;
   /** About how many bytes its ops' JSON holds, once it is kept in a history. */
   bytes?: number;
 }
@@ -234,14 +236,14 @@ export class PatchStream {
           continue;
         }
         // First seen in a commit: its stream starts just before this change (from 0 for a new workflow).
-        this.take(change.doc, this.stream(change.doc, change.v - 1), change.v, change.ops);
+        this.take(change.doc, this.stream(change.doc, change.v - 1), change.v, change.ops, change.plain);
       }
     }
     if (this.dirty.size > 0) this.schedule();
   }
 
   /** Takes a change of a stream at version `v`: pending for the next flush, and kept for resuming. */
-  private take(doc: DocKey, stream: DocStream, v: number, ops: PatchOp[]): void {
+  private take(doc: DocKey, stream: DocStream, v: number, ops: PatchOp[], plain?: true): void {
     if (v <= stream.committed) return;
     const from = stream.committed;
     stream.committed = v;
@@ -254,7 +256,7 @@ export class PatchStream {
       if (stream.followed) this.remember(stream, { from, v, ops });
       return;
     }
-    const entry = { from, v, ops };
+    const entry = { from, v, ops, plain };
     stream.pending.push(entry);
     this.dirty.add(doc);
     if (stream.followed) this.remember(stream, entry);
@@ -306,7 +308,8 @@ export class PatchStream {
     for (const entry of stream.pending) {
       appendAll(ops, entry.ops);
       if (stream.cuts.has(entry.v) || entry === stream.pending[stream.pending.length - 1]) {
-        this.emit({ doc, from, to: entry.v, ops: compactOps(ops) });
+        // A message of one change the transaction found nothing to compact in (a bulk command's) goes as it is.
+        this.emit({ doc, from, to: entry.v, ops: entry.plain === true && entry.from === from ? ops : compactOps(ops) });
         stream.cuts.delete(entry.v);
         from = entry.v;
         ops = [];
