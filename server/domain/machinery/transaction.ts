@@ -1,4 +1,5 @@
 import { escapeSegment, toPointer, type PatchOp } from '../../../shared/patch.ts';
+import { CompactableDocs } from './compactable-docs.ts';
 import { EMPTY_ARRAY } from './empty-array.ts';
 import { docRoot, dropDoc, putDoc, versionOf, type DocKey, type HubState } from './state.ts';
 
@@ -38,34 +39,6 @@ function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-/** Keys a transaction wrote of an object: one, or an assign's fields object (its own keys). */
-type WrittenKeys = string | Record<string, unknown>;
-/** All the keys written of one object: a few as they came, many (a workflow's new orders) in a set. */
-type KeysWritten = WrittenKeys | WrittenKeys[] | Set<string>;
-/** Writes of one object listed before they go into a set: looking one up walks the list. */
-const LISTED_WRITES = 8;
-
-/** Whether `written` holds `key`. */
-function wrote(written: KeysWritten, key: string): boolean {
-  if (typeof written === 'string') return written === key;
-  if (written instanceof Set) return written.has(key);
-  if (!Array.isArray(written)) return Object.hasOwn(written, key);
-  for (const keys of written) if (wrote(keys, key)) return true;
-  return false;
-}
-
-/** Whether `written` holds one of the own keys of `fields`. */
-function someWritten(written: KeysWritten, fields: Record<string, unknown>): boolean {
-  for (const key in fields) if (Object.hasOwn(fields, key) && wrote(written, key)) return true;
-  return false;
-}
-
-/** Adds `keys` to a set of keys written. */
-function addKeys(set: Set<string>, keys: WrittenKeys): void {
-  if (typeof keys === 'string') set.add(keys);
-  else for (const key in keys) if (Object.hasOwn(keys, key)) set.add(key);
 }
 
 /** What an undo-log entry reverts, by its three operands. */
@@ -132,14 +105,12 @@ export class Transaction<E = unknown> {
   private readonly undos: unknown[] = [];
   /** The open savepoints of isolate(), innermost last. */
   private readonly savepoints: Savepoint[] = [];
-  /** Keys this transaction wrote of each object (one, or several), to tell a repeated write (see mayCompact); made at the first write, as the next two. */
-  private keysWritten: Map<object, KeysWritten> | undefined;
-  /** Containers this transaction wrote whole: an op below one folds into that write. */
-  private wholes: Set<object> | undefined;
-  /** Documents with an op that compactOps could drop or fold into another. */
-  private compactable: Set<DocKey> | undefined;
+  /** Which documents' ops compactOps could shorten, as the writes go. */
+  private readonly compactable: CompactableDocs;
 
-  constructor(private readonly state: HubState) {}
+  constructor(private readonly state: HubState) {
+    this.compactable = new CompactableDocs((doc) => docRoot(state, doc));
+  }
 
   /** True when nothing was changed. */
   get empty(): boolean {
@@ -153,58 +124,10 @@ export class Transaction<E = unknown> {
 
   /**
    * Whether compactOps (folding too) could shorten `doc`'s ops; false when no op wrote at a path an
-   * op wrote before it, nor below a container an op wrote whole. Known as the writes go, by object
-   * (no paths compared): for a bulk command's half a million ops, compaction that finds nothing to
-   * do cost more than the ops themselves.
+   * op wrote before it, nor below a container an op wrote whole (CompactableDocs).
    */
   mayCompact(doc: DocKey): boolean {
-    return this.compactable?.has(doc) === true;
-  }
-
-  /**
-   * Notes writes of `keys` (one key, or the fields object of an assign: its own keys, some perhaps
-   * skipped, which only makes a repeat likelier) of `parent`, the object at `depth` on `path`.
-   */
-  private noteKeys(doc: DocKey, path: Path, depth: number, parent: object, keys: WrittenKeys): void {
-    if (this.underWhole(doc, path, depth)) return;
-    const written = (this.keysWritten ??= new Map());
-    const before = written.get(parent);
-    if (before === undefined) written.set(parent, keys);
-    else if (typeof keys === 'string' ? wrote(before, keys) : someWritten(before, keys)) (this.compactable ??= new Set()).add(doc);
-    else if (before instanceof Set) addKeys(before, keys);
-    else if (!Array.isArray(before)) written.set(parent, [before, keys]);
-    else if (before.length < LISTED_WRITES) before.push(keys);
-    else {
-      const set = new Set<string>();
-      for (const listed of before) addKeys(set, listed);
-      addKeys(set, keys);
-      written.set(parent, set);
-    }
-  }
-
-  /** Notes a container written whole (not the shared empty array, which nothing writes into). */
-  private noteWhole(value: unknown): void {
-    if (typeof value === 'object' && value !== null && value !== EMPTY_ARRAY) (this.wholes ??= new Set()).add(value);
-  }
-
-  /**
-   * True (and `doc` marked compactable) when this transaction wrote whole a container among the
-   * first `depth` + 1 on `path` in `doc` (its root, then each segment's).
-   */
-  private underWhole(doc: DocKey, path: Path, depth: number): boolean {
-    if (this.compactable?.has(doc)) return true;
-    const wholes = this.wholes;
-    if (wholes === undefined) return false;
-    let node: unknown = docRoot(this.state, doc);
-    for (let i = 0; ; i++) {
-      if (typeof node !== 'object' || node === null) return false;
-      if (wholes.has(node)) {
-        (this.compactable ??= new Set()).add(doc);
-        return true;
-      }
-      if (i === depth) return false;
-      node = (node as Record<string, unknown>)[path[i] as string];
-    }
+    return this.compactable.has(doc);
   }
 
   /** Queues an effect to run after commit. */
@@ -219,7 +142,7 @@ export class Transaction<E = unknown> {
     this.beforeWrite(doc, [], undefined, true);
     const copy = copyJson(value);
     putDoc(this.state, doc, copy);
-    this.noteWhole(copy);
+    this.compactable.wroteWhole(copy);
     this.onUndo(() => (previous === undefined ? dropDoc(this.state, doc) : putDoc(this.state, doc, previous)));
     this.record(doc, { op: previous === undefined ? 'add' : 'replace', path: '', value });
   }
@@ -253,7 +176,7 @@ export class Transaction<E = unknown> {
       const copy = copyJson(value);
       parent[index] = copy;
       // An element's path holds an index, which compactOps leaves alone, unless a container above the array was written whole.
-      this.underWhole(doc, path, path.length - 1);
+      this.compactable.wroteBelow(doc, path, path.length - 1);
       this.undos.push(Undo.Element, parent, index, old);
       this.record(doc, { op: 'replace', path: toPointer(path), value });
       return;
@@ -263,8 +186,8 @@ export class Transaction<E = unknown> {
     const old = parent[key];
     const copy = copyJson(value);
     parent[key] = copy;
-    this.noteKeys(doc, path, path.length - 1, parent, key);
-    this.noteWhole(copy);
+    this.compactable.wroteKeys(doc, path, path.length - 1, parent, key);
+    this.compactable.wroteWhole(copy);
     this.undos.push(had ? Undo.Field : Undo.NewField, parent, key, old);
     this.record(doc, { op: had ? 'replace' : 'add', path: toPointer(path), value });
   }
@@ -287,11 +210,11 @@ export class Transaction<E = unknown> {
       const old = target[key];
       const copy = copyJson(value);
       target[key] = copy;
-      this.noteWhole(copy);
+      this.compactable.wroteWhole(copy);
       this.undos.push(had ? Undo.Field : Undo.NewField, target, key, old);
       this.record(doc, { op: had ? 'replace' : 'add', path: `${base}/${escapeSegment(key)}`, value });
     }
-    if (base !== undefined) this.noteKeys(doc, path, path.length, target, fields);
+    if (base !== undefined) this.compactable.wroteKeys(doc, path, path.length, target, fields);
   }
 
   /** Registers how to revert a runtime change (one outside the documents) made by this command. */
@@ -306,14 +229,14 @@ export class Transaction<E = unknown> {
       this.beforeWrite(doc, path, undefined, true);
       const index = Number(key);
       const [old] = parent.splice(index, 1);
-      this.underWhole(doc, path, path.length - 1);
+      this.compactable.wroteBelow(doc, path, path.length - 1);
       this.undos.push(Undo.Removed, parent, index, old);
     } else {
       if (!Object.hasOwn(parent, key)) return;
       this.beforeWrite(doc, path, undefined, true);
       const old = parent[key];
       delete parent[key];
-      this.noteKeys(doc, path, path.length - 1, parent, key);
+      this.compactable.wroteKeys(doc, path, path.length - 1, parent, key);
       this.undos.push(Undo.Field, parent, key, old);
     }
     this.record(doc, { op: 'remove', path: toPointer(path) });
@@ -336,7 +259,7 @@ export class Transaction<E = unknown> {
       this.undos.push(Undo.Appended, array, undefined, undefined);
     }
     // The element's path holds an index, which compactOps leaves alone, unless a container down to the array was written whole.
-    this.underWhole(doc, path, path.length);
+    this.compactable.wroteBelow(doc, path, path.length);
     this.record(doc, { op: 'add', path: toPointer([...path, index]), value });
   }
 
