@@ -161,7 +161,7 @@ export function unmarkPaused(t: CommandContext, workflow: Workflow, buckets: Ite
   for (const bucket of buckets) {
     for (const entry of bucket.queue.values()) {
       const order = workflow.workOrders[entry.workOrderId];
-      if (order?.state === 'queued' && order.waiting && t.state.work.isCurrent(entry)) delta += unmarkWaiting(t, order);
+      if (order?.state === 'queued' && order.waiting && t.state.work.isCurrent(entry)) delta += writeWaiting(t, order, null);
     }
   }
   count(t, workflow, delta);
