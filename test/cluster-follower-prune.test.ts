@@ -1,5 +1,6 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectMonitor, type MonitorClient } from '../client-sdk/index.ts';
+import type { RunningHub } from '../server/index.ts';
 import type { ResyncNotice } from '../shared/schemas/monitor.ts';
 import { FAST_LEASE } from './helpers/cluster.ts';
 import { control, startHub, TOKENS } from './helpers/hub.ts';
@@ -31,6 +32,23 @@ async function away(watcher: MonitorClient): Promise<{ back: () => void }> {
   };
 }
 
+/**
+ * The leader makes `nightly`, changes it, and completes it; `watcher`, on the follower, mirrors it
+ * until the follower has archived it too. Resolves with the watcher's mirror.
+ */
+async function archivedUnderWatch(leader: RunningHub, follower: RunningHub, watcher: MonitorClient) {
+  const old = await (await control(leader)).createWorkflow({ id: 'nightly', userQuery: 'last night' });
+  await old.start();
+  await old.updateProgress('load', 50);
+  await untilTrue(() => follower.state.workflows.get('nightly')?.stages['load'] !== undefined, 'the old one on the follower');
+  const mirror = await watcher.subscribe('nightly');
+  await old.complete();
+  // A follower reads the archived copy before it applies the eviction.
+  await untilTrue(() => !follower.state.workflows.has('nightly'), 'archived, seen from the follower');
+  await mirror.until((w) => w.status === 'completed', { what: 'the old one completed in the mirror' });
+  return mirror;
+}
+
 describe.skipIf(!!skip)('a workflow the leader pruned, seen from a follower', () => {
   it('tells the follower’s monitors, and one resuming a version of the pruned workflow gets the new one whole', async () => {
     const url = await postgres().newDatabase();
@@ -46,15 +64,7 @@ describe.skipIf(!!skip)('a workflow the leader pruned, seen from a follower', ()
     await dashboard.subscribeAll();
     const watcher = await connectMonitor({ url: follower.url, token: TOKENS.admin });
 
-    const old = await client.createWorkflow({ id: 'nightly', userQuery: 'last night' });
-    await old.start();
-    await old.updateProgress('load', 50);
-    await untilTrue(() => follower.state.workflows.get('nightly')?.stages['load'] !== undefined, 'the old one on the follower');
-    const mirror = await watcher.subscribe('nightly');
-    await old.complete();
-    // A follower reads the archived copy before it applies the eviction.
-    await untilTrue(() => !follower.state.workflows.has('nightly'), 'archived, seen from the follower');
-    await mirror.until((w) => w.status === 'completed', { what: 'the old one completed in the mirror' });
+    const mirror = await archivedUnderWatch(leader, follower, watcher);
 
     const watcherAway = await away(watcher);
     expect((await client.pruneArchive(0)).map((pruned) => pruned.workflowId)).toEqual(['nightly']);
@@ -88,14 +98,7 @@ describe.skipIf(!!skip)('a workflow the leader pruned, seen from a follower', ()
     onTestFinished(() => proxy.close());
     const client = await control(leader);
     const watcher = await connectMonitor({ url: follower.url, token: TOKENS.admin });
-    const old = await client.createWorkflow({ id: 'nightly', userQuery: 'last night' });
-    await old.start();
-    await old.updateProgress('load', 50);
-    await untilTrue(() => follower.state.workflows.get('nightly')?.stages['load'] !== undefined, 'the old one on the follower');
-    const mirror = await watcher.subscribe('nightly');
-    await old.complete();
-    await untilTrue(() => !follower.state.workflows.has('nightly'), 'archived, seen from the follower');
-    await mirror.until((w) => w.status === 'completed', { what: 'the old one completed in the mirror' });
+    const mirror = await archivedUnderWatch(leader, follower, watcher);
 
     const watcherAway = await away(watcher);
     // The follower's listening connection dies without a word: the leader's notice of the prune never reaches it.
