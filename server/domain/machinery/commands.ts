@@ -172,8 +172,12 @@ export interface Command<K extends CommandType = CommandType> {
   actor: Actor;
 }
 
+/** Commands that may write thousands of ops: their transaction notes which may compact (Transaction.trackCompaction). */
+const BULK_COMMANDS: ReadonlySet<CommandType> = new Set<CommandType>(['workflow.start', 'workflow.complete', 'workflow.fail', 'workflow.cancel', 'workOrder.createMany', 'hub.sweep', 'hub.recover']);
+
 /** Runs one command against the state through its transaction, then lets the scheduler act. */
 export function applyCommand<K extends CommandType>(t: CommandContext, command: Command<K>): CommandReply<K> {
+  if (BULK_COMMANDS.has(command.type)) t.tx.trackCompaction();
   const reply = table[command.type](t, command.input, command.actor);
   schedule(t);
   if (asksForNext(command)) (reply as { next?: Assignment[] }).next = carryOffers(t, agentIdOf(command.actor));

@@ -105,11 +105,22 @@ export class Transaction<E = unknown> {
   private readonly undos: unknown[] = [];
   /** The open savepoints of isolate(), innermost last. */
   private readonly savepoints: Savepoint[] = [];
-  /** Which documents' ops compactOps could shorten, as the writes go. */
-  private readonly compactable: CompactableDocs;
+  /**
+   * Which documents' ops compactOps could shorten, as the writes go; only for a transaction told to
+   * (trackCompaction): the notes cost every write of a lifecycle's commands about as much as the
+   * compaction of their few ops they would spare.
+   */
+  private compactable: CompactableDocs | undefined;
 
-  constructor(private readonly state: HubState) {
-    this.compactable = new CompactableDocs((doc) => docRoot(state, doc));
+  constructor(private readonly state: HubState) {}
+
+  /**
+   * Notes from now on which documents' ops may compact (mayCompact), for a command that writes
+   * thousands of ops (a start, a cancel, a createMany). Only before the first write: the notes must
+   * see every write.
+   */
+  trackCompaction(): void {
+    if (this.changes.size === 0) this.compactable ??= new CompactableDocs((doc) => docRoot(this.state, doc));
   }
 
   /** True when nothing was changed. */
@@ -123,11 +134,12 @@ export class Transaction<E = unknown> {
   }
 
   /**
-   * Whether compactOps (folding too) could shorten `doc`'s ops; false when no op wrote at a path an
-   * op wrote before it, nor below a container an op wrote whole (CompactableDocs).
+   * Whether compactOps (folding too) could shorten `doc`'s ops; false when the writes were noted
+   * (trackCompaction) and none wrote at a path an op wrote before it, nor below a container an op
+   * wrote whole (CompactableDocs).
    */
   mayCompact(doc: DocKey): boolean {
-    return this.compactable.has(doc);
+    return this.compactable?.has(doc) ?? true;
   }
 
   /** Queues an effect to run after commit. */
@@ -142,7 +154,7 @@ export class Transaction<E = unknown> {
     this.beforeWrite(doc, [], undefined, true);
     const copy = copyJson(value);
     putDoc(this.state, doc, copy);
-    this.compactable.wroteWhole(copy);
+    this.compactable?.wroteWhole(copy);
     this.onUndo(() => (previous === undefined ? dropDoc(this.state, doc) : putDoc(this.state, doc, previous)));
     this.record(doc, { op: previous === undefined ? 'add' : 'replace', path: '', value });
   }
@@ -176,7 +188,7 @@ export class Transaction<E = unknown> {
       const copy = copyJson(value);
       parent[index] = copy;
       // An element's path holds an index, which compactOps leaves alone, unless a container above the array was written whole.
-      this.compactable.wroteBelow(doc, path, path.length - 1);
+      this.compactable?.wroteBelow(doc, path, path.length - 1);
       this.undos.push(Undo.Element, parent, index, old);
       this.record(doc, { op: 'replace', path: toPointer(path), value });
       return;
@@ -186,8 +198,8 @@ export class Transaction<E = unknown> {
     const old = parent[key];
     const copy = copyJson(value);
     parent[key] = copy;
-    this.compactable.wroteKeys(doc, path, path.length - 1, parent, key);
-    this.compactable.wroteWhole(copy);
+    this.compactable?.wroteKeys(doc, path, path.length - 1, parent, key);
+    this.compactable?.wroteWhole(copy);
     this.undos.push(had ? Undo.Field : Undo.NewField, parent, key, old);
     this.record(doc, { op: had ? 'replace' : 'add', path: toPointer(path), value });
   }
@@ -210,11 +222,11 @@ export class Transaction<E = unknown> {
       const old = target[key];
       const copy = copyJson(value);
       target[key] = copy;
-      this.compactable.wroteWhole(copy);
+      this.compactable?.wroteWhole(copy);
       this.undos.push(had ? Undo.Field : Undo.NewField, target, key, old);
       this.record(doc, { op: had ? 'replace' : 'add', path: `${base}/${escapeSegment(key)}`, value });
     }
-    if (base !== undefined) this.compactable.wroteKeys(doc, path, path.length, target, fields);
+    if (base !== undefined) this.compactable?.wroteKeys(doc, path, path.length, target, fields);
   }
 
   /** Registers how to revert a runtime change (one outside the documents) made by this command. */
@@ -229,14 +241,14 @@ export class Transaction<E = unknown> {
       this.beforeWrite(doc, path, undefined, true);
       const index = Number(key);
       const [old] = parent.splice(index, 1);
-      this.compactable.wroteBelow(doc, path, path.length - 1);
+      this.compactable?.wroteBelow(doc, path, path.length - 1);
       this.undos.push(Undo.Removed, parent, index, old);
     } else {
       if (!Object.hasOwn(parent, key)) return;
       this.beforeWrite(doc, path, undefined, true);
       const old = parent[key];
       delete parent[key];
-      this.compactable.wroteKeys(doc, path, path.length - 1, parent, key);
+      this.compactable?.wroteKeys(doc, path, path.length - 1, parent, key);
       this.undos.push(Undo.Field, parent, key, old);
     }
     this.record(doc, { op: 'remove', path: toPointer(path) });
@@ -259,7 +271,7 @@ export class Transaction<E = unknown> {
       this.undos.push(Undo.Appended, array, undefined, undefined);
     }
     // The element's path holds an index, which compactOps leaves alone, unless a container down to the array was written whole.
-    this.compactable.wroteBelow(doc, path, path.length);
+    this.compactable?.wroteBelow(doc, path, path.length);
     this.record(doc, { op: 'add', path: toPointer([...path, index]), value });
   }
 
