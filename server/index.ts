@@ -15,6 +15,7 @@ import { apiRoutes } from './http/api.ts';
 import { dashboardRoutes } from './http/dashboard.ts';
 import { Metrics, metricsRoute } from './http/metrics.ts';
 import { createRouter, refuseAll } from './http/router.ts';
+import { browsersRefuse } from './http/blocked-ports.ts';
 import { OpenConnections } from './http/open-connections.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { HubOptions, type HubOptionsInput, type ResolvedHubOptions } from './options.ts';
@@ -489,6 +490,8 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       cluster = node;
     }
     logger.info({ url: urlOf(), dataDir, workflows: writer.state.workflows.size }, parts.server ? 'hub attached' : 'hub listening');
+    const port = address()?.port;
+    if (port !== undefined && browsersRefuse(port)) logger.warn({ port }, 'browsers and fetch() refuse this port: the SDKs connect, but no browser opens the dashboard; choose another port for it');
 
     let closing: Promise<void> | undefined;
     const close = async () => {
