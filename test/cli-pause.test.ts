@@ -1,25 +1,12 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pause, resume } from '../server/cli/pause.ts';
 import { status } from '../server/cli/status.ts';
-import { control, startHub, TOKENS } from './helpers/hub.ts';
+import { runCli } from './helpers/cli-in-process.ts';
+import { control, startHub } from './helpers/hub.ts';
 import { rawAgent } from './helpers/raw-agent.ts';
 import { untilOrder } from './helpers/wait.ts';
 
 // `switchboard pause` and `resume` in process (their hub runs here too): what they print, or the refusal they throw.
-
-/** Runs a CLI command with ARGS against `url`: its stdout, or the message of the error the CLI would print. */
-async function run(command: (args: string[]) => Promise<void>, url: string, ...args: string[]): Promise<{ stdout: string; error?: string }> {
-  let stdout = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true));
-  try {
-    await command([...args, '--url', url, '--token', TOKENS.admin]);
-    return { stdout };
-  } catch (error) {
-    return { stdout, error: (error as Error).message };
-  } finally {
-    spy.mockRestore();
-  }
-}
 
 describe('switchboard pause and resume', () => {
   it('pause holds a workflow’s orders back, status shows it paused, and resume offers them; each run again says it left the workflow as it was', async () => {
@@ -28,30 +15,30 @@ describe('switchboard pause and resume', () => {
     await wf.start();
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
 
-    expect((await run(pause, hub.url, 'wf', '--reason', 'API over budget')).stdout).toMatch(
+    expect((await runCli(pause, hub.url, 'wf', '--reason', 'API over budget')).stdout).toMatch(
       /^workflow wf paused by test-admin at \S+Z \(API over budget\): its 1 queued work order and those queued later are not offered until switchboard resume wf\n$/,
     );
     expect(hub.state.workflows.get('wf')!.paused).toMatchObject({ by: 'test-admin', reason: 'API over budget' });
-    expect((await run(pause, hub.url, 'wf')).stdout).toMatch(/^workflow wf was already paused by test-admin at \S+Z \(API over budget\): left as it was\n$/);
-    expect((await run(status, hub.url)).stdout).toMatch(/\nwf +in_progress \(paused\) +0% +1 queued /);
+    expect((await runCli(pause, hub.url, 'wf')).stdout).toMatch(/^workflow wf was already paused by test-admin at \S+Z \(API over budget\): left as it was\n$/);
+    expect((await runCli(status, hub.url)).stdout).toMatch(/\nwf +in_progress \(paused\) +0% +1 queued /);
 
     const worker = await rawAgent(hub.url, 'a', ['t']);
-    const json = JSON.parse((await run(resume, hub.url, 'wf', '--json')).stdout);
+    const json = JSON.parse((await runCli(resume, hub.url, 'wf', '--json')).stdout);
     expect(json).toEqual({ changed: true, workflowId: 'wf', status: 'in_progress', paused: null, queued: 1 });
     expect((await worker.nextOffer()).assignment).toMatchObject({ workflowId: 'wf', workOrderId: 'job' });
     await untilOrder(hub, 'wf', 'job', 'offered');
-    expect((await run(resume, hub.url, 'wf')).stdout).toBe('workflow wf is not paused: left as it was\n');
-    expect((await run(status, hub.url)).stdout).toMatch(/\nwf +in_progress +0% /);
+    expect((await runCli(resume, hub.url, 'wf')).stdout).toBe('workflow wf is not paused: left as it was\n');
+    expect((await runCli(status, hub.url)).stdout).toMatch(/\nwf +in_progress +0% /);
   });
 
   it('names the refusal of an ended or unknown workflow, and refuses a missing id or a resume with a reason before connecting', async () => {
     const hub = await startHub();
     const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'ended' });
     await wf.cancel();
-    expect((await run(pause, hub.url, 'wf')).error).toMatch(/^the hub refused to pause wf: INVALID_TRANSITION: cannot pause it: workflow wf is cancelled/);
-    expect((await run(resume, hub.url, 'nope')).error).toMatch(/^the hub refused to resume nope: NOT_FOUND: /);
-    expect((await run(pause, hub.url)).error).toBe('say which workflow: switchboard pause WORKFLOW');
-    expect((await run(pause, hub.url, 'a', 'b')).error).toBe('one workflow at a time: switchboard pause WORKFLOW (also given: b)');
-    expect((await run(resume, hub.url, 'wf', '--reason', 'why')).error).toBe('--reason goes with switchboard pause');
+    expect((await runCli(pause, hub.url, 'wf')).error).toMatch(/^the hub refused to pause wf: INVALID_TRANSITION: cannot pause it: workflow wf is cancelled/);
+    expect((await runCli(resume, hub.url, 'nope')).error).toMatch(/^the hub refused to resume nope: NOT_FOUND: /);
+    expect((await runCli(pause, hub.url)).error).toBe('say which workflow: switchboard pause WORKFLOW');
+    expect((await runCli(pause, hub.url, 'a', 'b')).error).toBe('one workflow at a time: switchboard pause WORKFLOW (also given: b)');
+    expect((await runCli(resume, hub.url, 'wf', '--reason', 'why')).error).toBe('--reason goes with switchboard pause');
   });
 });

@@ -1,24 +1,14 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { retry } from '../server/cli/retry.ts';
-import { control, startHub, TOKENS } from './helpers/hub.ts';
+import { runCli } from './helpers/cli-in-process.ts';
+import { control, startHub } from './helpers/hub.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
 import { untilOrder, untilWorkflow } from './helpers/wait.ts';
 
 // `switchboard retry` in process (its hub runs here too): what it prints, or the hub's refusal it throws.
 
-/** Runs `switchboard retry ARGS` against `url`: its stdout, or the message of the error the CLI would print. */
-async function run(url: string, ...args: string[]): Promise<{ stdout: string; error?: string }> {
-  let stdout = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true));
-  try {
-    await retry([...args, '--url', url, '--token', TOKENS.admin]);
-    return { stdout };
-  } catch (error) {
-    return { stdout, error: (error as Error).message };
-  } finally {
-    spy.mockRestore();
-  }
-}
+/** `switchboard retry ARGS` against `url`. */
+const run = (url: string, ...args: string[]) => runCli(retry, url, ...args);
 
 describe('switchboard retry', () => {
   it('queues a failed order again and offers a declined one again, saying what happened; refusals name their code and change nothing', async () => {
