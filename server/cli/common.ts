@@ -8,6 +8,7 @@ import type { TokenGrant } from '../../shared/schemas/tokens.ts';
 import type { ControlClient } from '../../client-sdk/control.ts';
 import { hubUrl } from '../../client-sdk/hub-url.ts';
 import { unreachable, WHERE_TOKENS_COME_FROM } from '../../client-sdk/connect-error.ts';
+import { HubError } from '../../shared/errors.ts';
 import { boundedPool } from '../store/postgres/pg-pool.ts';
 import { readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION } from '../store/postgres/schema.ts';
@@ -259,6 +260,41 @@ export async function controlClientOf(address: { url: string; token: string }): 
     return await connectControl({ url: address.url, token: address.token });
   } catch (error) {
     throw connectionRefusal(error);
+  }
+}
+
+/** One change a CLI command makes on a running hub, with what its lines call it. */
+export interface HubChange<T> {
+  /** The change as a noun and as a verb's object: "the pause of wf-1", "pause wf-1". */
+  noun: string;
+  verb: string;
+  /** Reads what it needs, sends the change and says what happened. */
+  make: (control: ControlClient) => Promise<T>;
+  /** The outcome in a line or a few. */
+  describe: (outcome: T) => string;
+}
+
+/**
+ * Makes one change on a running hub as a control client, and prints what happened (as JSON with
+ * `json`); a refusal, or an answer lost, is a one-line CliError saying so.
+ */
+export async function changeOnHub<T>(address: { url: string; token: string }, json: boolean | undefined, change: HubChange<T>): Promise<void> {
+  const control = await controlClientOf(address);
+  try {
+    let outcome: T;
+    try {
+      outcome = await change.make(control);
+    } catch (error) {
+      // Without an answer it may have been applied; sending it again does no harm (PROTOCOL.md).
+      if (error instanceof HubError && error.code === 'DISCONNECTED') {
+        throw new CliError(`no answer to ${change.noun}, which may have been applied: ${error.message}; run it again to see`);
+      }
+      if (error instanceof HubError) throw new CliError(`the hub refused to ${change.verb}: ${error.code}: ${error.message}`);
+      throw error;
+    }
+    process.stdout.write((json ? JSON.stringify(outcome, null, 2) : change.describe(outcome)) + '\n');
+  } finally {
+    await control.close();
   }
 }
 

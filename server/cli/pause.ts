@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
-import { HubError } from '../../shared/errors.ts';
 import type { WorkflowPause, WorkflowStatus } from '../../shared/schemas/workflow.ts';
-import { CliError, controlClientOf, HUB_FLAGS, hubAddress, refuseEmptyFlags } from './common.ts';
+import { changeOnHub, CliError, HUB_FLAGS, hubAddress, refuseEmptyFlags } from './common.ts';
 
 export const PAUSE_HELP = `switchboard pause — stop offering a workflow's work orders until it is resumed
 
@@ -58,30 +57,19 @@ async function pauseOrResume(command: 'pause' | 'resume', args: string[]): Promi
   const [workflowId, ...extra] = positionals;
   if (!workflowId) throw new CliError(`say which workflow: switchboard ${command} WORKFLOW`);
   if (extra.length) throw new CliError(`one workflow at a time: switchboard ${command} WORKFLOW (also given: ${extra.join(' ')})`);
-  const address = await hubAddress(values);
-  const control = await controlClientOf(address);
-  try {
-    const wf = control.workflow(workflowId);
-    let outcome: PauseOutcome;
-    try {
+  await changeOnHub<PauseOutcome>(await hubAddress(values), values.json, {
+    noun: `the ${command} of ${workflowId}`,
+    verb: `${command} ${workflowId}`,
+    async make(control) {
+      const wf = control.workflow(workflowId);
       // Read first: the reply alone cannot tell a pause made now from one found in place.
       const before = await wf.summary();
       const reply = command === 'pause' ? await wf.pause(values.reason) : await wf.resume();
       const changed = (before.paused === null) !== (reply.paused === null);
-      outcome = { changed, workflowId, status: reply.status, paused: reply.paused, queued: before.workOrderCounts?.queued ?? 0 };
-    } catch (error) {
-      // Without an answer it may have been applied; sending it again does no harm (PROTOCOL.md).
-      if (error instanceof HubError && error.code === 'DISCONNECTED') {
-        throw new CliError(`no answer to the ${command} of ${workflowId}, which may have been applied: ${error.message}; run it again to see`);
-      }
-      if (error instanceof HubError) throw new CliError(`the hub refused to ${command} ${workflowId}: ${error.code}: ${error.message}`);
-      throw error;
-    }
-    if (values.json) return void process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
-    process.stdout.write(describe(outcome) + '\n');
-  } finally {
-    await control.close();
-  }
+      return { changed, workflowId, status: reply.status, paused: reply.paused, queued: before.workOrderCounts?.queued ?? 0 };
+    },
+    describe,
+  });
 }
 
 /** The outcome in a line. */

@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
-import { HubError } from '../../shared/errors.ts';
 import type { WorkOrder } from '../../shared/schemas/work-order.ts';
-import { CliError, controlClientOf, HUB_FLAGS, hubAddress, refuseEmptyFlags } from './common.ts';
+import { changeOnHub, CliError, HUB_FLAGS, hubAddress, refuseEmptyFlags } from './common.ts';
 
 export const RETRY_HELP = `switchboard retry — put a failed work order back in the queue, or offer a declined one again
 
@@ -39,31 +38,20 @@ export async function retry(args: string[]): Promise<void> {
   const [workflowId, workOrderId, ...extra] = positionals;
   if (!workflowId || !workOrderId) throw new CliError('say which order: switchboard retry WORKFLOW ORDER');
   if (extra.length) throw new CliError(`one order at a time: switchboard retry WORKFLOW ORDER (also given: ${extra.join(' ')})`);
-  const address = await hubAddress(values);
-  const control = await controlClientOf(address);
-  try {
-    const wf = control.workflow(workflowId);
-    let outcome: RetryOutcome;
-    try {
+  await changeOnHub<RetryOutcome>(await hubAddress(values), values.json, {
+    noun: `the retry of ${workOrderId} of ${workflowId}`,
+    verb: `retry ${workOrderId} of ${workflowId}`,
+    async make(control) {
+      const wf = control.workflow(workflowId);
       // Read first: the reply alone cannot tell which declines were forgotten, nor a queued order left as it was.
       const before = await wf.getWorkOrder(workOrderId);
       const order = await wf.retryWorkOrder(workOrderId);
       const forgottenDeclines = before.declinedBy.filter((agentId) => !order.declinedBy.includes(agentId));
       const changed = before.state !== order.state || forgottenDeclines.length > 0 || before.notBefore !== order.notBefore;
-      outcome = { was: before.state, changed, forgottenDeclines, order };
-    } catch (error) {
-      // Without an answer the retry may have been applied; sending it again does no harm (PROTOCOL.md).
-      if (error instanceof HubError && error.code === 'DISCONNECTED') {
-        throw new CliError(`no answer to the retry of ${workOrderId} of ${workflowId}, which may have been applied: ${error.message}; run it again to see`);
-      }
-      if (error instanceof HubError) throw new CliError(`the hub refused to retry ${workOrderId} of ${workflowId}: ${error.code}: ${error.message}`);
-      throw error;
-    }
-    if (values.json) return void process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
-    process.stdout.write(describe(workflowId, outcome) + '\n');
-  } finally {
-    await control.close();
-  }
+      return { was: before.state, changed, forgottenDeclines, order };
+    },
+    describe: (outcome) => describe(workflowId, outcome),
+  });
 }
 
 /** The outcome in a line or two: the state before and after, the attempts, the declines forgotten. */
