@@ -28,10 +28,12 @@ export class StableMap<K, V> implements Iterable<[K, V]> {
   }
 
   set(key: K, value: V): this {
-    if (!this.has(key)) {
+    const was = this.map.get(key);
+    const known = was !== undefined || this.map.has(key);
+    if (!known || was === GONE) {
       // Rebuilt once the dead outnumber the living (keys that never come back cost O(1) each, amortised);
       // at a new key, as a Map grows, not at a delete, which a walk of the entries may be making.
-      if (!this.map.has(key) && this.map.size > 2 * this.live + 64) this.map = new Map(this.entries());
+      if (!known && this.map.size > 2 * this.live + 64) this.map = new Map(this.entries());
       this.live++;
     }
     this.map.set(key, value);
