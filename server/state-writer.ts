@@ -401,7 +401,7 @@ export class StateWriter {
         const pinned = this.pinForSnapshot();
         const started = performance.now();
         try {
-          if (batch.records.length > 0) await this.store.append(encodeRecords(batch.records), batch.records[0]!.seq);
+          if (batch.records.length > 0) await this.store.append(encodeRecords(batch.records, this.store.marksBatches === true), batch.records[0]!.seq);
         } catch (error) {
           if (pinned) {
             for (const part of pinned.docs) part.json?.release();

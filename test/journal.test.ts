@@ -23,9 +23,13 @@ describe('journal records', () => {
     expect(decodeRecord(line.slice(0, -1))).toEqual(record(1, 7));
   });
 
-  it('are written in batches byte for byte as one by one, whatever the characters', () => {
+  it('are written in batches byte for byte as one by one, whatever the characters, each with its place in the batch', () => {
     const records = [record(1, 7), { ...record(2, 8), changes: [{ doc: 'wf1', v: 2, ops: [{ op: 'replace' as const, path: '/n', value: 'ünïcødé ✓ 🚀 \u0000' }] }] }, record(3, 9)];
-    expect(encodeRecords(records).toString('utf8')).toBe(records.map(encodeRecord).join(''));
+    const lines = encodeRecords(records, true).toString('utf8');
+    expect(lines).toBe(records.map((r, position) => encodeRecord(r, position)).join(''));
+    // The first (or only) record of a batch is written as it was before batches were marked.
+    expect(lines.split('\n')[0]).toBe(encodeRecord(record(1, 7)).slice(0, -1));
+    expect(lines.split('\n').slice(0, 3).map((line) => decodeRecord(line))).toEqual([records[0], { ...records[1], position: 1 }, { ...records[2], position: 2 }]);
     expect(encodeRecords([]).length).toBe(0);
   });
 
@@ -71,7 +75,7 @@ describe('journal records', () => {
   });
 
   it('are refused when the checksum holds but the shape is not a record', () => {
-    for (const json of ['[1]', '[1,2,"wf1",3]', '[1,2,"wf1",3,["?","/a",1]]', '[1,2,"wf1",3,["=",7,1]]', '{"seq":1}', '42']) {
+    for (const json of ['[1]', '[1,2,"wf1",3]', '[1,2,"wf1",3,["?","/a",1]]', '[1,2,"wf1",3,["=",7,1]]', '[1,2,0]', '[1,2,"wf1",3,[],1.5]', '[1,2,"x"]', '{"seq":1}', '42']) {
       expect(decodeRecord(`${crc32(json).toString(16).padStart(8, '0')} ${json}`), json).toBeNull();
     }
   });
@@ -128,6 +132,43 @@ describe('journal recovery', () => {
     const before = readFileSync(join(dir, segmentName(1)));
     await expect(recover(dir)).rejects.toThrow(/00000001\.journal is damaged at byte \d+ \(line 2\): the record is cut short\. The records after record 1 were acknowledged/);
     expect(readFileSync(join(dir, segmentName(1)))).toEqual(before);
+  });
+
+  it('drops damage inside the last batch written, whole lines after it and all, as a power loss leaves a batch whose fsync never returned', async () => {
+    const dir = tempDir();
+    const file = join(dir, segmentName(1));
+    const acknowledged = encodeRecords([record(1, 1), record(2, 2)], true);
+    const last = encodeRecords([record(3, 3), record(4, 4), record(5, 5), record(6, 6)], true).toString('latin1');
+    // A block of the last batch never reached the disk: zeros over record 4 and the start of record 5.
+    const from = last.indexOf('\n') + 1;
+    const to = last.indexOf('\n', from) + 10;
+    writeFileSync(file, Buffer.concat([acknowledged, Buffer.from(last.slice(0, from) + '\0'.repeat(to - from) + last.slice(to), 'latin1')]));
+    const recovered = await recover(dir);
+    expect(recovered.docs.get('wf1')).toEqual({ v: 3, doc: { n: 3 } });
+    expect(recovered.seq).toBe(3);
+    expect(recovered.warnings).toEqual([expect.stringMatching(/00000001\.journal: dropped 2 lines of the last batch written \(records 3 on\), damaged inside, at byte \d+ \(the write it belonged to was never acknowledged\)$/)]);
+    expect(readFileSync(file)).toEqual(Buffer.concat([acknowledged, Buffer.from(last.slice(0, from), 'latin1')]));
+  });
+
+  it('refuses damage with whole lines after it that are not all of one batch begun before the damage', async () => {
+    const batch = (...seqs: number[]) => encodeRecords(seqs.map((seq) => record(seq, seq)), true).toString('utf8');
+    const damaged = (text: string) => text.replace(',2]', ',9]');
+    const cases = {
+      // Record 2 rotted in an acknowledged batch: a later batch was written after it.
+      'a later batch follows': batch(1) + damaged(batch(2, 3)) + batch(4, 5),
+      // The damaged line was the last of its batch: the whole lines after it are a batch of their own.
+      'the next batch begins after it': batch(1) + damaged(batch(2)) + batch(3, 4),
+      // Lines written one per batch carry no place: nothing ties them to the damage.
+      'single records': batch(1) + damaged(batch(2)) + batch(3),
+      // A line that held no record, then the next record (of the same batch): not what a lost block leaves.
+      'a line with no record in it': batch(1, 2).split('\n')[0] + '\ngarbage\n' + batch(1, 2).split('\n')[1] + '\n',
+    };
+    for (const [what, text] of Object.entries(cases)) {
+      const dir = tempDir();
+      writeFileSync(join(dir, segmentName(1)), text);
+      await expect(recover(dir), what).rejects.toThrow(/00000001\.journal is damaged at byte \d+ \(line 2\).*were acknowledged/);
+      expect(readFileSync(join(dir, segmentName(1)), 'utf8'), what).toBe(text);
+    }
   });
 
   it('with truncateDamaged, starts from the records before the damage and deletes it and all after it, saying what', async () => {

@@ -36,6 +36,7 @@ function sizeOf(file: string): number | undefined {
 
 /** The embedded store: an append-only journal of patches plus a lowdb snapshot, compacted in a worker. */
 export class EmbeddedStore implements Store {
+  readonly marksBatches = true;
   private journal: Journal | undefined;
   private files: FileArchive | undefined;
   private release: (() => void) | undefined;

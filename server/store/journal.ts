@@ -35,9 +35,16 @@ export interface Damage {
    * newline), but after a power loss the unacknowledged last write (fdatasync not returned) may
    * be on disk at full length with some of its blocks not, and nothing tells that from a byte
    * flipped in an acknowledged last record; refusing it would stop the start after every such loss.
+   * (Damage with whole lines of the same last batch after it is told by `batchAfter`.)
    */
   torn: boolean;
   reason: string;
+  /**
+   * When every whole line after a damaged one belongs to one batch (its records carry their
+   * place in it): that batch's first record, and the first whole record after the damage.
+   * Recovery drops the damage as torn when the batch began at or before the damaged line.
+   */
+  batchAfter?: { from: number; firstWhole: number };
 }
 
 /** What reading a segment found: `damage` when it stopped before the end of the file. */
@@ -62,13 +69,36 @@ export function readSegment(file: string, visit: (record: JournalRecord) => stri
     const record = end === -1 ? null : decodeLine(buffer, start, end);
     if (!record) {
       const torn = end === -1 || end + 1 >= buffer.length;
-      return { validBytes: start, damage: { offset: start, line, torn, reason: end === -1 ? 'the record is cut short' : 'the record fails its checksum' } };
+      const damage: Damage = { offset: start, line, torn, reason: end === -1 ? 'the record is cut short' : 'the record fails its checksum' };
+      const batchAfter = torn ? undefined : oneBatchFrom(buffer, end + 1);
+      return { validBytes: start, damage: batchAfter ? { ...damage, batchAfter } : damage };
     }
     const stop = visit(record);
     if (stop !== undefined) return { validBytes: start, damage: { offset: start, line, torn: false, reason: stop } };
     start = end + 1;
   }
   return { validBytes: start };
+}
+
+/**
+ * The batch every whole line from byte `at` on belongs to (lines that do not decode are passed
+ * over), with the first whole record's seq; undefined when there is none, or more than one batch.
+ */
+function oneBatchFrom(buffer: Buffer, at: number): { from: number; firstWhole: number } | undefined {
+  let found: { from: number; firstWhole: number } | undefined;
+  let last = 0;
+  while (at < buffer.length) {
+    const end = buffer.indexOf(10, at);
+    const record = end === -1 ? null : decodeLine(buffer, at, end);
+    if (record) {
+      const from = record.seq - (record.position ?? 0);
+      if (found ? from !== found.from || record.seq <= last : false) return undefined;
+      found ??= { from, firstWhole: record.seq };
+      last = record.seq;
+    }
+    at = end === -1 ? buffer.length : end + 1;
+  }
+  return found;
 }
 
 /** How many lines (whole or cut short) a segment holds from byte `offset` on. */

@@ -19,12 +19,19 @@ export interface JournalRecord {
   changes: DocChange[];
 }
 
+/** A record read back from its line, with its place in the batch it was written in (absent: the first, or alone). */
+export interface ReadRecord extends JournalRecord {
+  position?: number;
+}
+
 /**
  * How a record is laid out on its journal line: one flat JSON array,
- * `[seq, at, doc, v, ops, doc, v, ops, …]`, with each document's ops flat as well:
+ * `[seq, at, doc, v, ops, doc, v, ops, …, position]`, with each document's ops flat as well:
  * `"=", path, value` (replace), `"+", path, value` (add), `"-", path` (remove). The keys an
  * object per record and per op would repeat were a third of a progress update's line, and every
- * byte is written once, read back by every snapshot and by every restart.
+ * byte is written once, read back by every snapshot and by every restart. `position`, the
+ * record's place in its batch (one write, one fsync), is left out when 0: recovery tells by it
+ * the unacknowledged last batch a power loss damaged from damage to acknowledged records.
  */
 type Line = Array<string | number | unknown[]>;
 
@@ -38,7 +45,7 @@ const CODE = { add: '+', replace: '=', remove: '-' } as const;
  */
 const COMPACT_FROM_OPS = 32;
 
-function toLine(record: JournalRecord): Line {
+function toLine(record: JournalRecord, position: number): Line {
   const line: Line = [record.seq, record.at];
   for (const change of record.changes) {
     const ops: unknown[] = [];
@@ -48,14 +55,18 @@ function toLine(record: JournalRecord): Line {
     }
     line.push(change.doc, change.v, ops);
   }
+  if (position > 0) line.push(position);
   return line;
 }
 
 /** The record a line holds, or null when its shape is not one. */
-function fromLine(line: unknown): JournalRecord | null {
-  if (!Array.isArray(line) || line.length < 2 || (line.length - 2) % 3 !== 0) return null;
+function fromLine(line: unknown): ReadRecord | null {
+  if (!Array.isArray(line) || line.length < 2) return null;
+  const rest = (line.length - 2) % 3;
+  const position: unknown = rest === 1 ? line[line.length - 1] : 0;
+  if (rest === 2 || !Number.isSafeInteger(position) || (rest === 1 && (position as number) < 1)) return null;
   const changes: DocChange[] = [];
-  for (let i = 2; i < line.length; i += 3) {
+  for (let i = 2; i < line.length - rest; i += 3) {
     const flat = line[i + 2] as unknown[];
     if (!Array.isArray(flat)) return null;
     const ops: PatchOp[] = [];
@@ -71,12 +82,14 @@ function fromLine(line: unknown): JournalRecord | null {
     }
     changes.push({ doc: line[i] as DocKey, v: line[i + 1] as number, ops });
   }
-  return { seq: line[0] as number, at: line[1] as number, changes };
+  const record: ReadRecord = { seq: line[0] as number, at: line[1] as number, changes };
+  if (rest === 1) record.position = position as number;
+  return record;
 }
 
-/** A journal line: the CRC-32 of the JSON (8 hex digits), a space, the JSON, a newline. */
-export function encodeRecord(record: JournalRecord): string {
-  const json = JSON.stringify(toLine(record));
+/** A journal line: the CRC-32 of the JSON (8 hex digits), a space, the JSON, a newline; `position` in its batch, 0 when written alone. */
+export function encodeRecord(record: JournalRecord, position = 0): string {
+  const json = JSON.stringify(toLine(record, position));
   return crc32(json).toString(16).padStart(8, '0') + ' ' + json + '\n';
 }
 
@@ -87,10 +100,10 @@ const NEWLINE = 0x0a;
 /**
  * The journal lines of `records` (as encodeRecord writes them), straight into one buffer: each
  * JSON is encoded to UTF-8 once and checksummed as bytes, with no intermediate strings. This is
- * the batch the hub writes once per tick.
+ * the batch the hub writes once per tick; `marksBatch` false leaves out each record's place in it.
  */
-export function encodeRecords(records: readonly JournalRecord[]): Buffer {
-  const jsons = records.map((record) => JSON.stringify(toLine(record)));
+export function encodeRecords(records: readonly JournalRecord[], marksBatch = false): Buffer {
+  const jsons = records.map((record, position) => JSON.stringify(toLine(record, marksBatch ? position : 0)));
   let size = 0;
   for (const json of jsons) size += Buffer.byteLength(json, 'utf8') + 10;
   const buffer = Buffer.allocUnsafe(size);
@@ -108,7 +121,7 @@ export function encodeRecords(records: readonly JournalRecord[]): Buffer {
 }
 
 /** Parses one journal line (without its newline), or returns null when it is torn or corrupt. */
-export function decodeRecord(line: string): JournalRecord | null {
+export function decodeRecord(line: string): ReadRecord | null {
   return decodeLine(Buffer.from(line, 'utf8'), 0, Buffer.byteLength(line, 'utf8'));
 }
 
@@ -118,7 +131,7 @@ export function decodeRecord(line: string): JournalRecord | null {
  * line of the journal through here). Lines of the first format (one object per record, written
  * by hubs before the flat layout) are read as they are.
  */
-export function decodeLine(buffer: Buffer, start: number, end: number): JournalRecord | null {
+export function decodeLine(buffer: Buffer, start: number, end: number): ReadRecord | null {
   if (end - start < 10 || buffer[start + 8] !== SPACE) return null;
   if (crc32(buffer.subarray(start + 9, end)).toString(16).padStart(8, '0') !== buffer.toString('latin1', start, start + 8)) return null;
   let parsed: unknown;

@@ -107,6 +107,17 @@ function checkSnapshot(dir: string, manifest: Manifest, snapshot: Snapshot | und
   throw new HubError('INTERNAL', `${file} (record ${snapshot.seq}, sha256 ${snapshot.ref.sha256}) is not the snapshot the journal continues from (${wanted}); refusing to start with an altered state`);
 }
 
+/**
+ * Whether `damage`, after record `seq`, lies inside the last batch written: every whole line
+ * after it belongs to one batch that began at or before the damaged line, and the damage holds
+ * at least one of its records. With fsync a batch is written only once the one before is on disk,
+ * so a power loss can damage only the last; its fdatasync never returned, so it was never acknowledged.
+ */
+function lastBatchDamaged(damage: Damage, seq: number): boolean {
+  const batch = damage.batchAfter;
+  return batch !== undefined && batch.from <= seq + 1 && batch.firstWhole > seq + 1;
+}
+
 /** What starting from the good records before `damage` would delete, in words. */
 function whatIsDropped(dir: string, segment: number, damage: Damage, later: number[]): string {
   const file = segmentName(segment);
@@ -159,8 +170,9 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     });
     if (!damage) continue;
     const later = live.slice(index + 1);
-    if (full && damage.torn && later.length === 0 && !newestGone) {
-      warnings.push(`journal ${file}: dropped a torn or corrupt last record at byte ${damage.offset} (the write it belonged to was never acknowledged)`);
+    if (full && later.length === 0 && !newestGone && (damage.torn || lastBatchDamaged(damage, seq))) {
+      const what = damage.torn ? 'a torn or corrupt last record' : `${linesFrom(file, damage.offset)} lines of the last batch written (records ${damage.batchAfter!.from} on), damaged inside,`;
+      warnings.push(`journal ${file}: dropped ${what} at byte ${damage.offset} (the write it belonged to was never acknowledged)`);
       truncateSync(file, damage.offset);
       break;
     }

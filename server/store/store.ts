@@ -56,6 +56,11 @@ export interface Store {
    * rejects (leaving nothing stored) on failure.
    */
   append(records: string | Uint8Array, firstSeq: number): Promise<void>;
+  /**
+   * Whether `append` wants each record's place in its batch on its line (encodeRecords; absent:
+   * no): a file journal tells by it a batch a power loss cut into from damage to acknowledged records.
+   */
+  readonly marksBatches?: boolean;
   /** Whether the journal has grown enough for a snapshot (see snapshotThreshold) and none is being taken. */
   snapshotDue(): boolean;
   /**

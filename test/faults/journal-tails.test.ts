@@ -73,3 +73,63 @@ describe('journal tails and the data directory lock', () => {
     expect(await hub.stop()).toBe(0);
   }, 120_000);
 });
+
+/** A journal line's JSON (its layout in server/store/records.ts). */
+const lineJson = (line: string) => JSON.parse(line.slice(9)) as unknown[];
+/** A line's place in its batch: the trailing element a flat line carries past its triples, 0 when it has none. */
+const positionOf = (line: string) => {
+  const json = lineJson(line);
+  return (json.length - 2) % 3 === 1 ? (json[json.length - 1] as number) : 0;
+};
+
+describe('with fsync, a power loss in the middle of a batch', () => {
+  it('starts without the damaged last batch, which was never acknowledged, and refuses damage to a batch before it', async () => {
+    const dataDir = tempDir();
+    const hub = await HubUnderTest.create(dataDir, { fsync: true });
+    await hub.start();
+    const client = await connectControl({ url: hub.url, token: TOKENS.admin });
+    const wf = await client.createWorkflow({ id: 'batches', userQuery: 'a power loss mid-batch' });
+    await wf.start();
+    // Changes sent together are written together, while the fsync before them runs: rounds until the last batch holds four or more.
+    let lines: string[] = [];
+    for (let round = 0; round < 50 && !(lines.length > 0 && positionOf(lines[lines.length - 1]!) >= 3); round++) {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => wf.updateProgress('loading', round * 100 + i)));
+      lines = readFileSync(lastSegment(dataDir), 'utf8').split('\n').slice(0, -1);
+    }
+    const last = positionOf(lines[lines.length - 1]!);
+    expect(last).toBeGreaterThanOrEqual(3);
+    const first = lines.length - 1 - last;
+    client.close();
+    await hub.crash();
+
+    const segment = lastSegment(dataDir);
+    const original = readFileSync(segment);
+    const offsetOf = (line: number) => lines.slice(0, line).reduce((bytes, text) => bytes + Buffer.byteLength(text) + 1, 0);
+    /** The segment with zeros from line `line` to 10 bytes into the next: a block that never reached the disk. */
+    const zeroed = (line: number) => {
+      const copy = Buffer.from(original);
+      copy.fill(0, offsetOf(line), offsetOf(line + 1) + 10);
+      return copy;
+    };
+
+    // The line before the last batch belongs to a batch whose fsync returned: refused, the file untouched.
+    writeFileSync(segment, zeroed(first - 1));
+    const refused = hub.refusedStart();
+    expect(refused.status).not.toBe(0);
+    expect(refused.output).toMatch(/is damaged at byte \d+ \(line \d+\): the record fails its checksum\. The records after record \d+ were acknowledged/);
+    expect(readFileSync(segment)).toEqual(zeroed(first - 1));
+
+    // Inside the last batch, with whole lines of it after the damage: dropped from the damage on, with a warning.
+    writeFileSync(segment, zeroed(first + 1));
+    const restarted = await hub.start();
+    // Its zeros joined two lines into one: the lines after the record kept are one fewer than the records.
+    expect(restarted.output()).toMatch(new RegExp(`dropped ${last - 1} lines of the last batch written \\(records \\d+ on\\), damaged inside`));
+    expect(readFileSync(segment)).toEqual(original.subarray(0, offsetOf(first + 1)));
+    const check = await connectControl({ url: hub.url, token: TOKENS.admin });
+    const after = await check.workflow('batches').get();
+    // The state is as of the batch's first record, the last one kept.
+    expect(JSON.stringify(lineJson(lines[first]!))).toContain(`${after.stages.loading!.progress}`);
+    check.close();
+    expect(await hub.stop()).toBe(0);
+  }, 120_000);
+});

@@ -13,6 +13,9 @@ export class WrappedStore implements Store {
   get archive() {
     return this.inner.archive;
   }
+  get marksBatches() {
+    return this.inner.marksBatches === true;
+  }
   open() {
     return this.inner.open();
   }
