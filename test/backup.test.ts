@@ -6,6 +6,8 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl, type ControlClient } from '../client-sdk/index.ts';
 import { createHub } from '../server/index.ts';
 import { backupDataDir } from '../server/store/backup.ts';
+import { segmentName } from '../server/store/journal.ts';
+import { encodeRecords } from '../server/store/records.ts';
 import { control, startHub, tempDir } from './helpers/hub.ts';
 import { spawnCli } from './helpers/process.ts';
 import { logRecorder } from './helpers/log-recorder.ts';
@@ -238,5 +240,35 @@ describe('backup', () => {
     const dest = join(tempDir(), 'backup');
     await expect(backupDataDir(empty, dest)).rejects.toThrow(`${empty} holds no hub data`);
     expect(existsSync(dest)).toBe(false);
+  });
+
+  it('copies a data directory a power loss left with a damaged last batch as a start takes it: that batch dropped from the damage on, with a warning; damage before it refused', async () => {
+    const batch = (...seqs: number[]) =>
+      encodeRecords(seqs.map((seq) => ({ seq, at: seq, changes: [{ doc: 'wf1', v: seq, ops: seq === 1 ? [{ op: 'add' as const, path: '', value: { n: seq } }] : [{ op: 'replace' as const, path: '/n', value: seq }] }] })), true);
+    const acknowledged = batch(1, 2, 3);
+    const last = batch(4, 5, 6, 7);
+    /** The segment with zeros over 10 bytes of record `seq`'s line (a block that never reached the disk). */
+    const zeroed = (seq: number) => {
+      const text = Buffer.concat([acknowledged, last]);
+      let at = 0;
+      for (let n = 1; n < seq; n++) at = text.indexOf(10, at) + 1;
+      return { text: Buffer.from(text).fill(0, at + 12, at + 22), at };
+    };
+    const source = tempDir();
+    const inLast = zeroed(5);
+    writeFileSync(join(source, segmentName(1)), inLast.text);
+    const dest = join(tempDir(), 'backup');
+    const result = await backupDataDir(source, dest);
+    expect(result.seq).toBe(4);
+    expect(result.warnings).toEqual([expect.stringMatching(/00000001\.journal: dropped 3 lines of the last batch written \(records 4 on\), damaged inside, at byte \d+ \(the write it belonged to was never acknowledged\)$/)]);
+    expect(readFileSync(join(dest, segmentName(1)))).toEqual(inLast.text.subarray(0, inLast.at));
+    expect(readFileSync(join(source, segmentName(1)))).toEqual(inLast.text);
+
+    // Record 3's batch was followed by another: its fsync had returned.
+    const other = tempDir();
+    writeFileSync(join(other, segmentName(1)), zeroed(3).text);
+    const refused = join(tempDir(), 'backup');
+    await expect(backupDataDir(other, refused)).rejects.toThrow(/the copy would not start \(journal .*00000001\.journal is damaged at byte \d+ \(line 3\).*records after record 2 were acknowledged/);
+    expect(existsSync(refused)).toBe(false);
   });
 });

@@ -36,6 +36,7 @@ export async function backup(args: string[]): Promise<void> {
   process.stdout.write(
     `backed up ${source} to ${values.to}: journal up to record ${result.seq} (${result.segments} segment(s) after the snapshot), ${result.archived} archived workflow(s); start a hub on it to restore\n`,
   );
+  for (const warning of result.warnings) process.stderr.write(`warning: the copy: ${warning}\n`);
   if (result.lostArchived.length > 0) {
     const shown = result.lostArchived.slice(0, 10).join(', ');
     const more = result.lostArchived.length > 10 ? ` and ${result.lostArchived.length - 10} more` : '';

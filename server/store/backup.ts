@@ -23,6 +23,8 @@ export interface BackupResult {
   lostArchived: string[];
   /** How many times the state was copied: 1 from hard links; copying the live files, a snapshot replacing the journal meanwhile makes it start again. */
   attempts: number;
+  /** What replaying the copy dropped from it, as a start on the source would (a power loss's damaged last batch, a torn last record). */
+  warnings: string[];
 }
 
 /** How a backup copies. */
@@ -60,8 +62,10 @@ export async function backupDataDir(source: string, dest: string, options: Backu
     // Named from what was copied: the live manifest may already name a segment the copy stops before.
     await writeManifest(dest, { format: 1, snapshots: [ref], segment: last ?? ref?.segment ?? 0 });
     let seq: number;
+    let warnings: string[];
     try {
-      ({ seq } = await recover(dest, { uptoSegment: Number.MAX_SAFE_INTEGER }));
+      // As a start does: the unacknowledged damage a start on the source would drop is cut from the copy, not refused.
+      ({ seq, warnings } = await recover(dest));
     } catch (error) {
       throw new Error(`the copy would not start (${(error as Error).message}); start a hub on ${source} to see whether the data directory itself is damaged`);
     }
@@ -69,7 +73,7 @@ export async function backupDataDir(source: string, dest: string, options: Backu
     await copyIfPresent(join(source, TOKENS_FILE), join(dest, TOKENS_FILE));
     await copyTree(join(source, REPORTS_DIR), join(dest, REPORTS_DIR));
     await syncDirectory(dest);
-    return { seq, segments: last === undefined ? 0 : listSegments(dest).length, archived, lostArchived, attempts };
+    return { seq, segments: last === undefined ? 0 : listSegments(dest).length, archived, lostArchived, attempts, warnings };
   } catch (error) {
     // Nothing half-made is left to pass for a backup: the directory was empty before.
     await clear(dest, created);
