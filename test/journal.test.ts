@@ -162,6 +162,8 @@ describe('journal recovery', () => {
       'single records': batch(1) + damaged(batch(2)) + batch(3),
       // A line that held no record, then the next record (of the same batch): not what a lost block leaves.
       'a line with no record in it': batch(1, 2).split('\n')[0] + '\ngarbage\n' + batch(1, 2).split('\n')[1] + '\n',
+      // Nothing readable after the damaged line (the batch after it lost whole): which batch it was in is not known.
+      'only unreadable bytes after it': batch(1) + damaged(batch(2, 3)).split('\n')[0] + '\n' + '\0'.repeat(40),
     };
     for (const [what, text] of Object.entries(cases)) {
       const dir = tempDir();
