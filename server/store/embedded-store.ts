@@ -36,7 +36,6 @@ function sizeOf(file: string): number | undefined {
 
 /** The embedded store: an append-only journal of patches plus a lowdb snapshot, compacted in a worker. */
 export class EmbeddedStore implements Store {
-  readonly marksBatches = true;
   private journal: Journal | undefined;
   private files: FileArchive | undefined;
   private release: (() => void) | undefined;
@@ -52,6 +51,14 @@ export class EmbeddedStore implements Store {
   private retryAtBytes = 0;
 
   constructor(private readonly options: EmbeddedStoreOptions) {}
+
+  /**
+   * Only with fsync: then a batch is written once the one before is on disk, and a power loss can
+   * damage only the last, unacknowledged one. Without, it may damage acknowledged batches: refused.
+   */
+  get marksBatches(): boolean {
+    return this.options.fsync;
+  }
 
   /** The archive in `<dataDir>/archive/`. */
   get archive(): WorkflowArchive {
