@@ -171,7 +171,7 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     if (!damage) continue;
     const later = live.slice(index + 1);
     if (full && later.length === 0 && !newestGone && (damage.torn || lastBatchDamaged(damage, seq))) {
-      const what = damage.torn ? 'a torn or corrupt last record' : `${linesFrom(file, damage.offset)} lines of the last batch written (records ${damage.batchAfter!.from} on), damaged inside,`;
+      const what = damage.torn ? 'a torn or corrupt last record' : `records ${seq + 1} on (${linesFrom(file, damage.offset)} lines of the last batch written, which began at record ${damage.batchAfter!.from}), damaged inside,`;
       warnings.push(`journal ${file}: dropped ${what} at byte ${damage.offset} (the write it belonged to was never acknowledged)`);
       truncateSync(file, damage.offset);
       break;

@@ -123,7 +123,7 @@ describe('with fsync, a power loss in the middle of a batch', () => {
     writeFileSync(segment, zeroed(first + 1));
     const restarted = await hub.start();
     // Its zeros joined two lines into one: the lines after the record kept are one fewer than the records.
-    expect(restarted.output()).toMatch(new RegExp(`dropped ${last - 1} lines of the last batch written \\(records \\d+ on\\), damaged inside`));
+    expect(restarted.output()).toMatch(new RegExp(`dropped records ${lineJson(lines[first + 1]!)[0]} on \\(${last - 1} lines of the last batch written, which began at record ${lineJson(lines[first]!)[0]}\\), damaged inside`));
     expect(readFileSync(segment)).toEqual(original.subarray(0, offsetOf(first + 1)));
     const check = await connectControl({ url: hub.url, token: TOKENS.admin });
     const after = await check.workflow('batches').get();
