@@ -164,7 +164,6 @@ describe('journal recovery', () => {
       writeFileSync(file, Buffer.from(written.slice(0, from) + '\0'.repeat(10) + written.slice(from + 10), 'latin1'));
       if (fsync) expect((await recover(copy)).seq, 'with fsync').toBe(1);
       else await expect(recover(copy), 'without fsync').rejects.toThrow(/00000001\.journal is damaged at byte \d+ \(line 2\).*records after record 1 were acknowledged/);
-      await store.close();
     }
   });
 
