@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, truncateSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { HubError } from '../../shared/errors.ts';
 import type { DocKey, StoredDoc } from '../domain/machinery/state.ts';
@@ -118,6 +118,20 @@ function lastBatchDamaged(damage: Damage, seq: number): boolean {
   return batch !== undefined && batch.from <= seq + 1 && batch.firstWhole > seq + 1;
 }
 
+/**
+ * Cuts a segment at `offset` and flushes the cut: were it lost in a power loss while the
+ * acknowledged records of the next segment were not, the next start would find them after damage.
+ */
+function cutDurably(file: string, offset: number): void {
+  const fd = openSync(file, 'r+');
+  try {
+    ftruncateSync(fd, offset);
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** What starting from the good records before `damage` would delete, in words. */
 function whatIsDropped(dir: string, segment: number, damage: Damage, later: number[]): string {
   const file = segmentName(segment);
@@ -173,7 +187,7 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     if (full && later.length === 0 && !newestGone && (damage.torn || lastBatchDamaged(damage, seq))) {
       const what = damage.torn ? 'a torn or corrupt last record' : `records ${seq + 1} on (${linesFrom(file, damage.offset)} lines of the last batch written, which began at record ${damage.batchAfter!.from}), damaged inside,`;
       warnings.push(`journal ${file}: dropped ${what} at byte ${damage.offset} (the write it belonged to was never acknowledged)`);
-      truncateSync(file, damage.offset);
+      cutDurably(file, damage.offset);
       break;
     }
     const dropped = whatIsDropped(dir, n, damage, later);
@@ -184,7 +198,7 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
           `refusing to start without them. To start from record ${seq}, deleting ${dropped}, run ${OVERRULE} once.`,
       );
     }
-    truncateSync(file, damage.offset);
+    cutDurably(file, damage.offset);
     for (const m of later) unlinkSync(join(dir, segmentName(m)));
     warnings.push(`--truncate-damaged-journal: ${file} was damaged at byte ${damage.offset} (${damage.reason}); deleted ${dropped}; the state is as of record ${seq}`);
     break;
