@@ -37,18 +37,36 @@ export class PriorityQueue<T> {
     const last = items.pop();
     if (items.length > 0 && last !== undefined) {
       items[0] = last;
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        const right = left + 1;
-        let best = i;
-        if (left < items.length && this.before(items[left]!, items[best]!)) best = left;
-        if (right < items.length && this.before(items[right]!, items[best]!)) best = right;
-        if (best === i) break;
-        [items[i], items[best]] = [items[best]!, items[i]!];
-        i = best;
-      }
+      this.siftDown(0);
     }
     return top;
+  }
+
+  /** Keeps only the items `keep` accepts and returns the others; O(size), the heap made anew in place. */
+  retain(keep: (item: T) => boolean): T[] {
+    const items = this.items;
+    const removed: T[] = [];
+    let kept = 0;
+    for (const item of items) {
+      if (keep(item)) items[kept++] = item;
+      else removed.push(item);
+    }
+    items.length = kept;
+    for (let i = (kept >> 1) - 1; i >= 0; i--) this.siftDown(i);
+    return removed;
+  }
+
+  private siftDown(i: number): void {
+    const items = this.items;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let best = i;
+      if (left < items.length && this.before(items[left]!, items[best]!)) best = left;
+      if (right < items.length && this.before(items[right]!, items[best]!)) best = right;
+      if (best === i) break;
+      [items[i], items[best]] = [items[best]!, items[i]!];
+      i = best;
+    }
   }
 }
