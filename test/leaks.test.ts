@@ -14,7 +14,7 @@ import { WorkflowReads } from '../server/workflow-reads.ts';
 import { EmbeddedStore, type RunningHub } from '../server/index.ts';
 import type { HubState } from '../server/domain/machinery/state.ts';
 import { LoginThrottle } from '../server/transport/login-throttle.ts';
-import { GRANTS, monitor, startHub, tempDir } from './helpers/hub.ts';
+import { agent, control, GRANTS, monitor, startHub, tempDir } from './helpers/hub.ts';
 import { HeldWrites } from './helpers/held-writes.ts';
 import { logRecorder } from './helpers/log-recorder.ts';
 import { connectRaw } from './helpers/raw-socket.ts';
@@ -195,6 +195,44 @@ describe('what the hub holds per finished workflow', () => {
     const pruned = await client.emitWithAck('archive.prune', { olderThanMs: 0 });
     expect(pruned.data.removed.map((item: { workflowId: string }) => item.workflowId)).toEqual(['reported']);
     expect(kept.size).toBe(0);
+  });
+});
+
+describe('what the hub holds per finished work order', () => {
+  it('holds the overall timeouts of the orders still unfinished, not of those that ended first, and still ends the unfinished ones when theirs is due', async () => {
+    const T0 = 1_767_261_600_000;
+    const clock = { now: T0 };
+    // The background sweep is left to its longest interval: the test sweeps when it moves the clock.
+    const hub = await startHub({ sweepIntervalMs: 60_000 }, { clock: () => clock.now });
+    const sweep = () => hub.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'leak-test' } });
+    const work = (hub.state as unknown as HubState).work;
+    const client = await control(hub);
+    const HOUR = { overallMs: 3_600_000 };
+    const waiting = await client.createWorkflow({ id: 'waiting', userQuery: 'orders nobody takes' });
+    await waiting.createWorkOrders(Array.from({ length: 5 }, (_, i) => ({ id: `w${i}`, taskType: 'nobody-serves-this', timeouts: HOUR })));
+    await waiting.start();
+    // 200 orders an agent completes, and a workflow of 300 cancelled: all long before their hour.
+    const worker = await agent(hub, { agentId: 'worker', agentType: 'w', maxConcurrentTasks: 10, logger: null });
+    await worker.onTask('echo', () => ({ result: 'done' }));
+    const done = await client.createWorkflow({ id: 'done', userQuery: 'orders completed' });
+    await done.start();
+    await done.createWorkOrders(Array.from({ length: 200 }, (_, i) => ({ id: `d${i}`, taskType: 'echo', timeouts: HOUR })));
+    const cancelled = await client.createWorkflow({ id: 'cancelled', userQuery: 'orders cancelled with their workflow' });
+    await cancelled.createWorkOrders(Array.from({ length: 300 }, (_, i) => ({ id: `c${i}`, taskType: 'nobody-serves-this', timeouts: HOUR })));
+    await cancelled.start();
+    await cancelled.cancel();
+    await untilTrue(() => hub.state.workflows.get('done')!.workOrderCounts.completed === 200, 'every order completed');
+
+    expect(work.deadlines.size).toBeLessThan(100);
+    expect(work.deadlines.live).toBe(5);
+    const versions = { done: hub.state.versions.get('done'), cancelled: hub.state.versions.get('cancelled') };
+    clock.now = T0 + 3_600_000;
+    expect(await sweep()).toMatchObject({ timedOut: 5, more: false });
+    const orders = Object.values(hub.state.workflows.get('waiting')!.workOrders);
+    expect(orders.map((order) => [order.state, order.error])).toEqual(orders.map(() => ['failed', 'overall timeout of 3600000 ms exceeded']));
+    // The ended orders' timers changed nothing.
+    expect({ done: hub.state.versions.get('done'), cancelled: hub.state.versions.get('cancelled') }).toEqual(versions);
+    expect(work.deadlines.size).toBe(0);
   });
 });
 

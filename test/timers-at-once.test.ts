@@ -31,6 +31,12 @@ describe('timers of orders that ended before them', () => {
     const hub = await startHub({ sweepIntervalMs: 60_000 }, { clock: () => clock.now });
     const sweep = () => hub.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'test' } });
     const client = await control(hub);
+    // More orders with a timeout still running than end below: the queue keeps the ended ones' entries meanwhile (TimerQueue).
+    const live = await client.createWorkflow({ id: 'live', userQuery: 'orders still running, and one that times out' });
+    for (const first of [0, 1000]) {
+      await live.createWorkOrders(Array.from({ length: first === 0 ? 1000 : 100 }, (_, i) => ({ id: `long${first + i}`, taskType: 'nobody-serves-this', timeouts: { overallMs: 60_000 } })));
+    }
+    await live.start();
     const ended = await client.createWorkflow({ id: 'ended', userQuery: 'a big workflow cancelled before its timeouts' });
     for (const first of [0, 1000]) {
       await ended.createWorkOrders(Array.from({ length: first === 0 ? 1000 : 1 }, (_, i) => ({ id: `o${first + i}`, taskType: 'nobody-serves-this', timeouts: { overallMs: 1000 } })));
@@ -38,9 +44,7 @@ describe('timers of orders that ended before them', () => {
     await ended.start();
     await ended.cancel();
     clock.now = T0 + 1;
-    const live = await client.createWorkflow({ id: 'live', userQuery: 'one order that times out' });
     await live.createWorkOrder({ id: 'late', taskType: 'nobody-serves-this', timeouts: { overallMs: 1000 } });
-    await live.start();
 
     clock.now = T0 + 5_000;
     const first = await sweep();

@@ -59,6 +59,61 @@ describe('the scheduler index holds only what is in flight (domain)', () => {
     }
     expect({ queued: work.queued.size, readySince: work.readySince.size, places: work.places.size }).toEqual({ queued: 0, readySince: 0, places: 0 });
   });
+
+  it('holds the timers of the orders still unfinished, not of the thousands that ended before theirs were due, and those still end their orders', () => {
+    const d = domain();
+    const work = d.state.work;
+    d.register('worker', { taskTypes: ['t'] });
+    const workflowId = startWorkflow(d);
+    const HOUR = { overallMs: 3_600_000 };
+    const waiting = Array.from({ length: 10 }, (_, i) => ({ id: `waiting-${i}`, taskType: 'nobody-does-this', timeouts: HOUR }));
+    d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders: waiting }));
+    for (let i = 0; i < 1_500; i++) {
+      const workOrderId = `o${i}`;
+      d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: workOrderId, taskType: 't', timeouts: HOUR }));
+      const ref = { workflowId, workOrderId, attemptToken: d.state.workflows.get(workflowId)!.workOrders[workOrderId]!.attempt!.token };
+      if (i % 3 === 0) runToCompletion(d, workflowId, workOrderId);
+      else {
+        // A retry's backoff, or declines to forget (the only agent declined it), then cancelled before either is due.
+        if (i % 3 === 1) {
+          d.run('offer.answer', { ...ref, accept: true }, asAgent('worker'));
+          d.run('task.fail', { ...ref, error: 'boom', retryable: true }, asAgent('worker'));
+        } else d.run('offer.answer', { ...ref, accept: false }, asAgent('worker'));
+        d.run('workOrder.cancel', { workflowId, workOrderId });
+      }
+    }
+    const counts = d.state.workflows.get(workflowId)!.workOrderCounts;
+    expect({ completed: counts.completed, cancelled: counts.cancelled, queued: counts.queued }).toEqual({ completed: 500, cancelled: 1_000, queued: 10 });
+    // 1,500 timeouts, 500 backoffs and 500 declines ended: what is held follows the 10 orders still unfinished.
+    expect(Math.max(work.delayed.size, work.deadlines.size, work.declineExpiries.size)).toBeLessThan(100);
+    expect({ backoffs: work.delayed.live, timeouts: work.deadlines.live, declines: work.declineExpiries.live }).toEqual({ backoffs: 0, timeouts: 10, declines: 0 });
+
+    d.advance(3_600_000);
+    expect(d.run('hub.sweep', {}).reply).toMatchObject({ timedOut: 10, more: false });
+    const orders = d.state.workflows.get(workflowId)!.workOrders;
+    expect(waiting.map(({ id }) => orders[id]!.state)).toEqual(waiting.map(() => 'failed'));
+    expect(d.state.workflows.get(workflowId)!.workOrderCounts).toMatchObject({ completed: 500, cancelled: 1_000, failed: 10 });
+    expect({ timers: work.delayed.size + work.deadlines.size + work.declineExpiries.size }).toEqual({ timers: 0 });
+  });
+
+  it('keeps the timers of orders whose end was undone as they ran: the rebuild after a rollback finds those dropped meanwhile, though the wall clock stepped', () => {
+    const d = domain();
+    const work = d.state.work;
+    const workflowId = startWorkflow(d);
+    const orders = Array.from({ length: 200 }, (_, i) => ({ id: `o${i}`, taskType: 'nobody-does-this', timeouts: { overallMs: 60_000 } }));
+    d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders }));
+    const queuedAt = d.state.workflows.get(workflowId)!.workOrders.o0!.firstQueuedAt!;
+    const { tx } = d.run('workflow.cancel', { workflowId });
+    expect(work.deadlines.size).toBeLessThan(100);
+    // Its write failed: undone, and the index rebuilt, with the wall clock 30 s ahead of the monotonic one since.
+    tx.rollback();
+    work.rebuild(d.state.workflows.values(), d.state.agents, queuedAt + 30_000, queuedAt);
+    expect(work.deadlines.live).toBe(200);
+    d.advance(30_000);
+    expect(d.run('hub.sweep', {}).reply).toMatchObject({ timedOut: 0 });
+    d.advance(30_000);
+    expect(d.run('hub.sweep', {}).reply).toMatchObject({ timedOut: 200 });
+  });
 });
 
 describe('forgetting a workflow (domain)', () => {

@@ -7,7 +7,7 @@ import { reviewAgent } from './unservable.ts';
 import { offerAgain } from './retry.ts';
 import { orderKey } from './work-index.ts';
 import type { OfflineAgent } from './offline-agents.ts';
-import type { PriorityQueue } from './priority-queue.ts';
+import type { TimerQueue, Timed } from './timer-queue.ts';
 import type { Agent } from '../../../shared/schemas/agent.ts';
 import type { WorkOrder } from '../../../shared/schemas/work-order.ts';
 
@@ -114,14 +114,14 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     if (order?.state !== 'queued' || order.notBefore !== due.notBefore) continue;
     const key = `backoff:${orderKey(order.workflowId, order.id)}`;
     if (putOff(key)) {
-      work.delayed.push(due);
+      work.delayed.push(due, t.tx);
       putBack++;
       continue;
     }
     runTimer(key, () => {
       t.tx.set(order.workflowId, ['workOrders', order.id, 'notBefore'], null);
       // Already in the queue when its backoff ended while the hub was down (WorkIndex.enqueue).
-      if (!work.queued.has(orderKey(order.workflowId, order.id))) work.enqueue(order, now, monotonicNow);
+      if (!work.queued.has(orderKey(order.workflowId, order.id))) work.enqueue(order, now, monotonicNow, { undo: t.tx });
     });
   }
 
@@ -136,7 +136,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     if (order?.state !== 'queued' || order.waiting?.reason !== 'all_declined' || order.waiting.retryAt !== due.retryAt) continue;
     const key = `declines:${orderKey(order.workflowId, order.id)}`;
     if (putOff(key)) {
-      work.declineExpiries.push(due);
+      work.declineExpiries.push(due, t.tx);
       putBack++;
       continue;
     }
@@ -157,12 +157,12 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     // A report on its attempt, in before this check, is being read (its files hashed): the timeout waits for it.
     const heldUntil = order.attempt ? work.active.get(order.attempt.token)?.heldUntil : undefined;
     if (heldUntil !== undefined && heldUntil > monotonicNow) {
-      work.deadlines.push({ ...due, at: heldUntil });
+      work.deadlines.push({ ...due, at: heldUntil }, t.tx);
       continue;
     }
     const key = `timeout:${orderKey(order.workflowId, order.id)}`;
     if (putOff(key)) {
-      work.deadlines.push(due);
+      work.deadlines.push(due, t.tx);
       putBack++;
       continue;
     }
@@ -216,7 +216,7 @@ function lapseLease(t: CommandContext, order: WorkOrder): void {
 }
 
 /** Takes at most `most` entries of a timer queue due at `monotonicNow`, earliest first; `full`: it took `most`, and more may be due. */
-function dueEntries<T extends { at: number }>(queue: PriorityQueue<T>, monotonicNow: number, most: number): { taken: T[]; full: boolean } {
+function dueEntries<T extends Timed>(queue: TimerQueue<T>, monotonicNow: number, most: number): { taken: T[]; full: boolean } {
   const taken: T[] = [];
   while (taken.length < most && queue.size > 0 && queue.peek()!.at <= monotonicNow) taken.push(queue.pop()!);
   return { taken, full: most > 0 && taken.length === most };

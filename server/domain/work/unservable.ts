@@ -20,7 +20,7 @@ function writeWaiting(t: CommandContext, order: WorkOrder, waiting: Waiting | nu
   const next = waiting?.reason === 'all_declined' ? allDeclined(t, was) : waiting;
   if (sameWaiting(was, next) && was?.retryAt === next?.retryAt) return 0;
   t.tx.set(order.workflowId, ['workOrders', order.id, 'waiting'], next);
-  if (next?.retryAt !== undefined && next.retryAt !== was?.retryAt) t.state.work.watchDeclines(order, next.retryAt, t.ctx.now, t.ctx.monotonicNow);
+  if (next?.retryAt !== undefined && next.retryAt !== was?.retryAt) t.state.work.watchDeclines(order, next.retryAt, t.ctx.now, t.ctx.monotonicNow, { undo: t.tx });
   return (next ? 1 : 0) - (was ? 1 : 0);
 }
 

@@ -11,6 +11,7 @@ import { OfflineAgents } from './offline-agents.ts';
 import { OrderLists } from './order-lists.ts';
 import { FaultBackoff } from '../machinery/fault-backoff.ts';
 import { PriorityQueue } from './priority-queue.ts';
+import { TimerQueue, type Timed } from './timer-queue.ts';
 import { WorkflowCatalogs } from './workflow-catalogs.ts';
 
 /** A queued work order waiting in its bucket. */
@@ -82,13 +83,6 @@ interface Place {
   seq: number;
 }
 
-/** A timer of an order, due `at` on the monotonic clock (Environment.monotonicNow). */
-interface Timed {
-  at: number;
-  workflowId: string;
-  workOrderId: string;
-}
-
 /** A retry timer, with the order's `notBefore` (wall clock) it was set for. */
 interface Backoff extends Timed {
   notBefore: number;
@@ -104,7 +98,6 @@ interface DeclinesExpiry extends Timed {
   retryAt: number;
 }
 
-const byTime = (a: Timed, b: Timed) => a.at < b.at;
 const NOBODY: readonly string[] = Object.freeze([]);
 
 /** The key of a work order across workflows. */
@@ -159,10 +152,10 @@ export class WorkIndex {
   readonly queued = new Map<string, ReadyEntry>();
   /** When each queued order last became ready to offer (for the assignment latency metric). */
   readonly readySince = new Map<string, number>();
-  readonly delayed = new PriorityQueue<Backoff>(byTime);
-  readonly deadlines = new PriorityQueue<Deadline>(byTime);
-  /** Orders marked all_declined whose declines are forgotten when due (declinedRetryMs). */
-  readonly declineExpiries = new PriorityQueue<DeclinesExpiry>(byTime);
+  /** Retry backoffs, overall timeouts, and the forgetting of all_declined orders' declines (declinedRetryMs): those of ended orders are dropped in time (TimerQueue). */
+  readonly delayed = new TimerQueue<Backoff>();
+  readonly deadlines = new TimerQueue<Deadline>();
+  readonly declineExpiries = new TimerQueue<DeclinesExpiry>();
   /** Offline agents by when they went offline, for forgetting them (rebuilt from the pool). */
   readonly offline = new OfflineAgents();
   readonly active = new Map<string, ActiveAttempt>();
@@ -199,16 +192,16 @@ export class WorkIndex {
    * newly ready for the scheduler unless `fresh` is false (a rebuild, which looks at none). The
    * clocks are Environment's: the timer runs what is left of the backoff on the monotonic one.
    */
-  enqueue(order: WorkOrder, now: number, monotonicNow: number, { fresh = true, backoffAt }: { fresh?: boolean; backoffAt?: number | undefined } = {}): void {
+  enqueue(order: WorkOrder, now: number, monotonicNow: number, { fresh = true, backoffAt, undo }: { fresh?: boolean; backoffAt?: number | undefined; undo?: UndoLog } = {}): void {
+    const keyOfOrder = orderKey(order.workflowId, order.id);
     if (order.notBefore !== null) {
       // Backing off: the sweep queues it, and clears its notBefore, once that time comes. One whose
       // time came while the hub was down is queued now; the first sweep clears its notBefore.
       // `backoffAt`: the timer this backoff already ran on (a rebuild), which a wall-clock step does not move.
       const at = backoffAt ?? monotonicNow + (order.notBefore - now);
-      this.delayed.push({ at, notBefore: order.notBefore, workflowId: order.workflowId, workOrderId: order.id });
+      this.delayed.push({ at, notBefore: order.notBefore, workflowId: order.workflowId, workOrderId: order.id, key: keyOfOrder }, undo);
       if (at > monotonicNow) return;
     }
-    const keyOfOrder = orderKey(order.workflowId, order.id);
     this.leaveBucket(keyOfOrder);
     const key = bucketKey(order);
     const held = this.pausedBuckets.get(order.workflowId);
@@ -310,12 +303,21 @@ export class WorkIndex {
     return this.available.agentIds();
   }
 
-  /** Forgets that an order is queued (it was offered, or `ended`: then its place too). */
-  dequeue(workflowId: string, workOrderId: string, ended = false): void {
+  /** Forgets that an order is queued (it was offered); returns its orderKey. */
+  dequeue(workflowId: string, workOrderId: string): string {
     const keyOfOrder = orderKey(workflowId, workOrderId);
     this.leaveBucket(keyOfOrder);
     this.readySince.delete(keyOfOrder);
-    if (ended) this.places.delete(keyOfOrder);
+    return keyOfOrder;
+  }
+
+  /** Forgets an order that ended: its queue entry, its place and its timers. `undo`: the command's (TimerQueue.end). */
+  ended(workflowId: string, workOrderId: string, undo: UndoLog): void {
+    const keyOfOrder = this.dequeue(workflowId, workOrderId);
+    this.places.delete(keyOfOrder);
+    this.delayed.end(keyOfOrder, undo);
+    this.deadlines.end(keyOfOrder, undo);
+    this.declineExpiries.end(keyOfOrder, undo);
   }
 
   /** Makes a queued order's entry stale, dropping its bucket when no current entry is left in it. */
@@ -351,16 +353,17 @@ export class WorkIndex {
     if (this.buckets.get(bucket.key) === bucket) this.heads.refile(bucket);
   }
 
-  /** Starts the overall-timeout clock of an order: what is left of it by the wall clock, run on the monotonic one. */
-  watchDeadline(order: WorkOrder, now: number, monotonicNow: number, at?: number): void {
+  /** Starts the overall-timeout clock of an order: what is left of it by the wall clock, run on the monotonic one (or `at`, a rebuild's). */
+  watchDeadline(order: WorkOrder, now: number, monotonicNow: number, { at, undo }: { at?: number | undefined; undo?: UndoLog } = {}): void {
     if (order.timeouts.overallMs !== null && order.firstQueuedAt !== null) {
-      this.deadlines.push({ at: at ?? monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id, firstQueuedAt: order.firstQueuedAt });
+      const timer = { at: at ?? monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id, key: orderKey(order.workflowId, order.id), firstQueuedAt: order.firstQueuedAt };
+      this.deadlines.push(timer, undo);
     }
   }
 
-  /** Starts the timer that forgets an all_declined order's declines at `retryAt` (wall clock), run on the monotonic clock. */
-  watchDeclines(order: Pick<WorkOrder, 'workflowId' | 'id'>, retryAt: number, now: number, monotonicNow: number, at?: number): void {
-    this.declineExpiries.push({ at: at ?? monotonicNow + (retryAt - now), retryAt, workflowId: order.workflowId, workOrderId: order.id });
+  /** Starts the timer that forgets an all_declined order's declines at `retryAt` (wall clock), run on the monotonic clock (or `at`, a rebuild's). */
+  watchDeclines(order: Pick<WorkOrder, 'workflowId' | 'id'>, retryAt: number, now: number, monotonicNow: number, { at, undo }: { at?: number | undefined; undo?: UndoLog } = {}): void {
+    this.declineExpiries.push({ at: at ?? monotonicNow + (retryAt - now), retryAt, workflowId: order.workflowId, workOrderId: order.id, key: orderKey(order.workflowId, order.id) }, undo);
   }
 
   /** Drops every runtime entry of an agent the pool forgot (offline, so it holds no work). */
@@ -415,9 +418,8 @@ export class WorkIndex {
   /**
    * Drops every entry of a workflow: its buckets and queued orders, its attempts (and their
    * leases), its agent counts, its order list and its catalog. For a workflow leaving memory once it has
-   * ended, so it holds no attempt; the agents' loads are the documents', not the index's. Retry,
-   * timeout and forgotten-decline timers are left to lapse: each is skipped when due, its order gone, and finding
-   * them now would cost a walk of every timer.
+   * ended, so it holds no attempt; the agents' loads are the documents', not the index's. Its orders
+   * ended before, and left their timers then (ended()).
    */
   forgetWorkflow(workflowId: string): void {
     for (const bucket of [...(this.bucketsOf.get(workflowId) ?? []), ...(this.pausedBuckets.get(workflowId)?.values() ?? [])]) {
@@ -448,11 +450,11 @@ export class WorkIndex {
     const carried = new Set([...this.active].filter(([, active]) => active.carried).map(([token]) => token));
     const heldUntil = new Map([...this.active].filter(([, active]) => active.heldUntil !== undefined).map(([token, active]) => [token, active.heldUntil!]));
     const backoffs = new Map<string, number>();
-    for (let due; (due = this.delayed.pop()); ) backoffs.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.notBefore}`, due.at);
+    for (let due; (due = this.delayed.pop()); ) backoffs.set(`${due.key}@${due.notBefore}`, due.at);
     const deadlines = new Map<string, number>();
-    for (let due; (due = this.deadlines.pop()); ) deadlines.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.firstQueuedAt}`, due.at);
+    for (let due; (due = this.deadlines.pop()); ) deadlines.set(`${due.key}@${due.firstQueuedAt}`, due.at);
     const expiries = new Map<string, number>();
-    for (let due; (due = this.declineExpiries.pop()); ) expiries.set(`${orderKey(due.workflowId, due.workOrderId)}@${due.retryAt}`, due.at);
+    for (let due; (due = this.declineExpiries.pop()); ) expiries.set(`${due.key}@${due.retryAt}`, due.at);
     this.buckets.clear();
     this.heads.clear();
     this.bucketsOf.clear();
@@ -491,8 +493,8 @@ export class WorkIndex {
         if (place && (order.state === 'queued' || order.state === 'offered' || order.state === 'running')) this.places.set(key, place);
         if (order.state === 'queued') this.enqueueKnown(order, now, monotonicNow, backoffs.get(`${key}@${order.notBefore}`));
         const retryAt = order.state === 'queued' ? order.waiting?.retryAt : undefined;
-        if (retryAt !== undefined) this.watchDeclines(order, retryAt, now, monotonicNow, expiries.get(`${key}@${retryAt}`));
-        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow, deadlines.get(`${key}@${order.firstQueuedAt}`));
+        if (retryAt !== undefined) this.watchDeclines(order, retryAt, now, monotonicNow, { at: expiries.get(`${key}@${retryAt}`) });
+        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow, { at: deadlines.get(`${key}@${order.firstQueuedAt}`) });
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;
         // Its place for when it is queued again (in the order orders are listed, unless it had one).

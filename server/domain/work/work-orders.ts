@@ -92,8 +92,8 @@ export function queueOrder(t: CommandContext, order: WorkOrder, notBefore: numbe
   const now = t.ctx.now;
   const first = order.firstQueuedAt === null;
   setOrderState(t, order, 'queued', tally, { queuedAt: order.queuedAt ?? now, notBefore, firstQueuedAt: order.firstQueuedAt ?? now });
-  t.state.work.enqueue(order, now, t.ctx.monotonicNow);
-  if (first) t.state.work.watchDeadline(order, now, t.ctx.monotonicNow);
+  t.state.work.enqueue(order, now, t.ctx.monotonicNow, { undo: t.tx });
+  if (first) t.state.work.watchDeadline(order, now, t.ctx.monotonicNow, { undo: t.tx });
 }
 
 /** What an order's dependencies say: wait, go, or fail because of the named dependency. */
@@ -243,7 +243,7 @@ export function finishOrder(
   // An offer not yet accepted (the order ran out of time meanwhile) is taken back: its agent never started, so no failure is held against it.
   const outcome = order.attempt?.acceptedAt === null ? 'withdrawn' : state;
   if (order.attempt) endAttempt(t, order, outcome, { error: fields.error ?? null, notifyAgent: fields.notifyAgent ?? true });
-  t.state.work.dequeue(order.workflowId, order.id, true);
+  t.state.work.ended(order.workflowId, order.id, t.tx);
   const changes: Partial<WorkOrder> = { endedAt: t.ctx.now, notBefore: null };
   if (fields.error !== undefined) changes.error = fields.error;
   if (fields.result !== undefined) changes.result = fields.result;
