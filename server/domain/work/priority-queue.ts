@@ -2,7 +2,11 @@
 export class PriorityQueue<T> {
   private readonly items: T[] = [];
 
-  constructor(private readonly before: (a: T, b: T) => boolean) {}
+  /** `placed(item, index)`, when given, is told where each item is put, for remove() (TimerQueue). */
+  constructor(
+    private readonly before: (a: T, b: T) => boolean,
+    private readonly placed?: (item: T, index: number) => void,
+  ) {}
 
   get size(): number {
     return this.items.length;
@@ -21,13 +25,8 @@ export class PriorityQueue<T> {
   push(item: T): void {
     const items = this.items;
     items.push(item);
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.before(items[i]!, items[parent]!)) break;
-      [items[i], items[parent]] = [items[parent]!, items[i]!];
-      i = parent;
-    }
+    this.placed?.(item, items.length - 1);
+    this.siftUp(items.length - 1);
   }
 
   /** Removes and returns the first item. */
@@ -37,23 +36,34 @@ export class PriorityQueue<T> {
     const last = items.pop();
     if (items.length > 0 && last !== undefined) {
       items[0] = last;
+      this.placed?.(last, 0);
       this.siftDown(0);
     }
     return top;
   }
 
-  /** Keeps only the items `keep` accepts and returns the others; O(size), the heap made anew in place. */
-  retain(keep: (item: T) => boolean): T[] {
+  /** Removes `item` if it is at `index` (where `placed` last put it); O(log size). */
+  remove(item: T, index: number): boolean {
     const items = this.items;
-    const removed: T[] = [];
-    let kept = 0;
-    for (const item of items) {
-      if (keep(item)) items[kept++] = item;
-      else removed.push(item);
+    if (items[index] !== item) return false;
+    const last = items.pop()!;
+    if (index < items.length) {
+      items[index] = last;
+      this.placed?.(last, index);
+      this.siftDown(index);
+      this.siftUp(index);
     }
-    items.length = kept;
-    for (let i = (kept >> 1) - 1; i >= 0; i--) this.siftDown(i);
-    return removed;
+    return true;
+  }
+
+  private siftUp(i: number): void {
+    const items = this.items;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(items[i]!, items[parent]!)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
   }
 
   private siftDown(i: number): void {
@@ -65,8 +75,20 @@ export class PriorityQueue<T> {
       if (left < items.length && this.before(items[left]!, items[best]!)) best = left;
       if (right < items.length && this.before(items[right]!, items[best]!)) best = right;
       if (best === i) break;
-      [items[i], items[best]] = [items[best]!, items[i]!];
+      this.swap(i, best);
       i = best;
+    }
+  }
+
+  private swap(i: number, j: number): void {
+    const items = this.items;
+    const a = items[i]!;
+    const b = items[j]!;
+    items[i] = b;
+    items[j] = a;
+    if (this.placed) {
+      this.placed(b, i);
+      this.placed(a, j);
     }
   }
 }

@@ -29,8 +29,9 @@ const HEALED_NAMED = 5;
  * monotonic clock, so a step of the wall clock neither ends them all at once nor holds them for its
  * length; backoffs and overall timeouts, kept in documents across restarts as wall-clock times, are
  * put on it for what is left of them by the wall clock when set, and at start-up. It runs at most
- * TIMERS_PER_SWEEP timers, and takes at most that many entries of each timer queue (those of orders
- * ended since run nothing); `more` then says that others may be due still.
+ * TIMERS_PER_SWEEP timers, and takes at most that many entries of each timer queue (an ended order's
+ * left with it; one whose order moved on since, a retry's backoff cut short, runs nothing); `more`
+ * then says that others may be due still.
  */
 export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases: number; offline: number; forgotten: number; timedOut: number; declinesForgotten: number; more: boolean } {
   const work = t.state.work;
@@ -103,7 +104,7 @@ export function sweep(t: CommandContext): { expiredOffers: number; lapsedLeases:
     }
   }
 
-  // Entries of timers that no longer stand (their order ended) are taken too, but run nothing:
+  // Entries of timers that no longer stand (their order moved on since) are taken too, but run nothing:
   // a queue that gave all it may holds more due entries behind them, so the next sweep follows at once.
   let queueFull = false;
   const backoffs = dueEntries(work.delayed, monotonicNow, left);

@@ -152,7 +152,7 @@ export class WorkIndex {
   readonly queued = new Map<string, ReadyEntry>();
   /** When each queued order last became ready to offer (for the assignment latency metric). */
   readonly readySince = new Map<string, number>();
-  /** Retry backoffs, overall timeouts, and the forgetting of all_declined orders' declines (declinedRetryMs): those of ended orders are dropped in time (TimerQueue). */
+  /** Retry backoffs, overall timeouts, and the forgetting of all_declined orders' declines (declinedRetryMs): an order that ends takes its own out (TimerQueue). */
   readonly delayed = new TimerQueue<Backoff>();
   readonly deadlines = new TimerQueue<Deadline>();
   readonly declineExpiries = new TimerQueue<DeclinesExpiry>();
