@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { batchWebSocketWrites } from './transport/cork.ts';
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -308,6 +308,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
   stops.push(() => writer.close(resumeAtClose));
   writer.onCommit((batch) => logNotices(logger, batch.effects));
   warnIfLoose();
+  warnIfUnread(logger, dataDir, tokensFile, options.tokens ? 'its tokens option (SWITCHBOARD_TOKENS or the config file)' : clusterTokens ? "the cluster's PostgreSQL" : `the file ${tokensFile}`);
   const { grants, created } = loaded;
   // Frozen: changing the list an embedding program is handed would change nothing the hub checks.
   let grantsInForce: readonly TokenGrant[] = Object.freeze([...grants]);
@@ -552,3 +553,13 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     throw error;
   }
 }
+/**
+ * A tokens.json an earlier start left in the data directory, while this hub's tokens come from
+ * elsewhere: the CLI given the directory reads it first, and its tokens may be refused.
+ */
+function warnIfUnread(logger: Logger, dataDir: string, tokensFile: string | undefined, source: string): void {
+  const file = join(dataDir, TOKENS_FILE);
+  if (tokensFile === file || !existsSync(file)) return;
+  logger.warn({ file }, `${file} is not this hub's token list (its tokens come from ${source}), but the CLI given --data-dir ${dataDir} reads it first: delete it or move it aside, unless you mean to start a hub on this directory with it again`);
+}
+

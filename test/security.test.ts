@@ -295,6 +295,24 @@ describe('security', () => {
     expect(stderr.mock.calls.map(([text]) => String(text))).toEqual([`warning: ${looseTokenFileWarning(file, '640')}\n`]);
   });
 
+  it('warns at start of a tokens.json an earlier start left in the data directory when its tokens come from elsewhere, which the CLI would read first', async () => {
+    const dataDir = tempDir();
+    // A first start without a token list generates the directory's tokens.json.
+    await (await startHub({ dataDir, tokens: undefined })).close();
+    const stale = join(dataDir, 'tokens.json');
+    const warned = async (options: Parameters<typeof startHub>[0]) => {
+      const log = logRecorder('warn');
+      await (await startHub({ dataDir, ...options }, { logger: log.logger })).close();
+      return log.entries.filter((entry) => entry.file === stale).map((entry) => entry.msg);
+    };
+    expect(await warned({})).toEqual([expect.stringMatching(new RegExp(`^${stale} is not this hub's token list \\(its tokens come from its tokens option \\(SWITCHBOARD_TOKENS or the config file\\)\\), but the CLI given --data-dir ${dataDir} reads it first`))]);
+    const file = join(tempDir(), 'tokens.json');
+    writeFileSync(file, JSON.stringify(GRANTS), { mode: 0o600 });
+    expect(await warned({ tokens: undefined, tokensFile: file })).toEqual([expect.stringContaining(`(its tokens come from the file ${file})`)]);
+    // Read from the directory itself, it is the hub's list: nothing to say.
+    expect(await warned({ tokens: undefined })).toEqual([]);
+  });
+
   it('makes the data directory its owner\'s alone (the journal holds the workflows\' data)', async () => {
     const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8);
     const root = join(tempDir(), 'new');
