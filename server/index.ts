@@ -553,6 +553,7 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
     throw error;
   }
 }
+
 /**
  * A tokens.json an earlier start left in the data directory, while this hub's tokens come from
  * elsewhere: the CLI given the directory reads it first, and its tokens may be refused.
@@ -562,4 +563,3 @@ function warnIfUnread(logger: Logger, dataDir: string, tokensFile: string | unde
   if (tokensFile === file || !existsSync(file)) return;
   logger.warn({ file }, `${file} is not this hub's token list (its tokens come from ${source}), but the CLI given --data-dir ${dataDir} reads it first: delete it or move it aside, unless you mean to start a hub on this directory with it again`);
 }
-
