@@ -38,6 +38,7 @@ import { clientAddresses } from './transport/client-address.ts';
 import { hostGuard, isLoopbackHost } from './transport/allowed-hosts.ts';
 import { controlHandlers } from './transport/control.ts';
 import { hubParser } from './transport/encoded-json.ts';
+import { jsonpRefusal, secureEngineAnswers } from './http/engine-answers.ts';
 import { monitorHandlers } from './transport/monitor.ts';
 import { PatchStream } from './transport/patch-stream.ts';
 import { Transfers } from './transport/transfers.ts';
@@ -340,10 +341,11 @@ export async function createHub(input: HubOptionsInput = {}, parts: HubParts = {
       parser: hubParser,
       // Every session starts with a handshake: refusing those refuses a foreign Host all of socket.io.
       allowRequest: (req, answer) => {
-        const refused = hostRefusal(req);
+        const refused = hostRefusal(req) ?? jsonpRefusal(req);
         answer(refused?.message, refused === undefined);
       },
     });
+    secureEngineAnswers(io);
     // Taken now: listeners the application adds later are its own, and stay at close.
     const attached = attachment(http, listenersBefore);
     batchWebSocketWrites(io);

@@ -220,3 +220,24 @@ describe('client text reaching HTML', () => {
     expect(refused.headers.get('x-content-type-options')).toBe('nosniff');
   });
 });
+
+describe('socket.io’s own HTTP answers', () => {
+  it('carry nosniff, and no page may include a session as script: a JSONP handshake (`j=`), which answers script, is refused', async () => {
+    const hub = await startHub();
+    const polling = `${hub.url}/socket.io/?EIO=4&transport=polling`;
+    const handshake = await fetch(polling);
+    expect(handshake.status).toBe(200);
+    expect(handshake.headers.get('x-content-type-options')).toBe('nosniff');
+    const { sid } = JSON.parse((await handshake.text()).slice(1)) as { sid: string };
+    // A monitor's CONNECT, then the poll that answers it: a long-polling answer carries client text.
+    const sent = await fetch(`${polling}&sid=${sid}`, { method: 'POST', body: `40/monitor,${JSON.stringify({ token: TOKENS.monitor })}` });
+    expect(sent.headers.get('x-content-type-options')).toBe('nosniff');
+    const poll = await fetch(`${polling}&sid=${sid}`);
+    expect(await poll.text()).toMatch(/^40\/monitor,/);
+    expect(poll.headers.get('x-content-type-options')).toBe('nosniff');
+
+    const jsonp = await fetch(`${polling}&j=0`);
+    expect(jsonp.status).toBe(403);
+    expect(await jsonp.text()).not.toContain('___eio');
+  });
+});

@@ -56,7 +56,7 @@ const STATUS: Record<ErrorCode, number> = {
  * report's JSON or Markdown as HTML), and no page of the hub sends its address, which may hold
  * `?token=`, as a Referer.
  */
-const BASE_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' } as const;
+export const BASE_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' } as const;
 
 function send(res: ServerResponse, reply: HttpReply): void {
   if (Array.isArray(reply.body) && reply.body.every((part) => Buffer.isBuffer(part))) return sendParts(res, reply, reply.body as Buffer[]);
