@@ -8,7 +8,9 @@ import { BASE_HEADERS } from './router.ts';
  * page may include, and no client of this hub (socket.io 4 speaks EIO 4, without JSONP) asks for it.
  */
 export function jsonpRefusal(req: IncomingMessage): HubError | undefined {
-  const query = new URL(req.url ?? '/', 'http://hub').searchParams;
+  // URLSearchParams never throws, whatever the target holds.
+  const target = req.url ?? '';
+  const query = new URLSearchParams(target.includes('?') ? target.slice(target.indexOf('?') + 1) : '');
   return query.has('j') ? new HubError('FORBIDDEN', 'JSONP long-polling is not served: use the polling or websocket transport') : undefined;
 }
 
