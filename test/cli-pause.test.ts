@@ -31,6 +31,14 @@ describe('switchboard pause and resume', () => {
     expect((await runCli(status, hub.url)).stdout).toMatch(/\nwf +in_progress +0% /);
   });
 
+  it('prints a pause’s reason as text: the control characters a client put in it reach no terminal', async () => {
+    const hub = await startHub();
+    const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'paused with an escape in its reason' });
+    await wf.pause('budget\x1b]0;retitled\x07\nsecond line');
+    const { stdout } = await runCli(pause, hub.url, 'wf');
+    expect(stdout).toMatch(/^workflow wf was already paused by test-admin at \S+Z \(budget\?\]0;retitled\? second line\): left as it was\n$/);
+  });
+
   it('names the refusal of an ended or unknown workflow, and refuses a missing id or a resume with a reason before connecting', async () => {
     const hub = await startHub();
     const wf = await (await control(hub)).createWorkflow({ id: 'wf', userQuery: 'ended' });

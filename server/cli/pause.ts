@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { WorkflowPause, WorkflowStatus } from '../../shared/schemas/workflow.ts';
-import { changeOnHub, CliError, HUB_FLAGS, hubAddress, refuseEmptyFlags } from './common.ts';
+import { changeOnHub, CliError, HUB_FLAGS, hubAddress, printable, refuseEmptyFlags } from './common.ts';
 
 export const PAUSE_HELP = `switchboard pause — stop offering a workflow's work orders until it is resumed
 
@@ -76,7 +76,8 @@ async function pauseOrResume(command: 'pause' | 'resume', args: string[]): Promi
 function describe({ changed, workflowId, paused, queued }: PauseOutcome): string {
   const orders = `${queued} queued work order${queued === 1 ? '' : 's'}`;
   if (paused) {
-    const why = `by ${paused.by} at ${new Date(paused.at).toISOString()}${paused.reason === null ? '' : ` (${paused.reason})`}`;
+    // The reason is a client's text: printed as is, its escape sequences would reach the terminal.
+    const why = `by ${printable(paused.by)} at ${new Date(paused.at).toISOString()}${paused.reason === null ? '' : ` (${printable(paused.reason)})`}`;
     if (!changed) return `workflow ${workflowId} was already paused ${why}: left as it was`;
     return `workflow ${workflowId} paused ${why}: its ${orders} and those queued later are not offered until switchboard resume ${workflowId}`;
   }
