@@ -1,13 +1,14 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger as PinoLogger } from 'pino';
+import { printable } from '../shared/printable.ts';
 
 export type Logger = Pick<PinoLogger, 'debug' | 'info' | 'warn' | 'error' | 'child'>;
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
 const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
 
-/** Turns pino's JSON lines into `12:01:02 INFO  message key=value` for a person at a terminal. */
-function readableLines(out: NodeJS.WriteStream): Writable {
+/** Turns pino's JSON lines into `12:01:02 INFO  message key=value` for a person at a terminal (`out`: stdout, or a test's sink). */
+export function readableLines(out: { write(text: string): unknown }): Writable {
   return new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString().split('\n')) {
@@ -15,7 +16,8 @@ function readableLines(out: NodeJS.WriteStream): Writable {
         const record = JSON.parse(line) as Record<string, unknown>;
         const { level, time, msg, err } = record;
         const fields = Object.entries(record).filter(([key]) => !['level', 'time', 'msg', 'err', 'service', 'pid', 'hostname'].includes(key));
-        const extra = fields.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+        // A client's text (a pause's reason, an agent's error) is printed as text: its escape sequences would reach the terminal.
+        const extra = fields.map(([k, v]) => `${k}=${typeof v === 'string' ? printable(v) : JSON.stringify(v)}`);
         const error = err ? `\n  ${(err as { stack?: string }).stack ?? JSON.stringify(err)}` : '';
         out.write(`${new Date(time as number).toISOString().slice(11, 19)} ${LEVELS[level as number] ?? level} ${msg ?? ''}${extra.length ? '  ' + extra.join(' ') : ''}${error}\n`);
       }

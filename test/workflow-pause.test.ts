@@ -8,7 +8,8 @@ import { hubErrorOf } from './helpers/errors.ts';
 import { LEVEL, logRecorder } from './helpers/log-recorder.ts';
 import { rawAgent, refOf, type Offer } from './helpers/raw-agent.ts';
 import { connectRaw } from './helpers/raw-socket.ts';
-import { untilOrder } from './helpers/wait.ts';
+import { untilOrder, untilTrue } from './helpers/wait.ts';
+import { createLogger, readableLines } from '../server/logger.ts';
 
 const ADMIN: Actor = { role: 'admin', name: 'embedding-app' };
 const sweep = (hub: RunningHub) => hub.dispatch({ type: 'hub.sweep', input: {}, actor: { role: 'system', name: 'test' } });
@@ -138,6 +139,17 @@ describe('workflow.pause and workflow.resume', () => {
     expect(paused).toEqual([expect.objectContaining({ level: LEVEL.info, workflowId: wf.id, by: 'test-admin', reason: 'budget', queued: 1 })]);
     const resumed = log.find('workflow resumed: its queued work orders are offered again');
     expect(resumed).toEqual([expect.objectContaining({ level: LEVEL.info, workflowId: wf.id, by: 'test-admin', queued: 1 })]);
+  });
+
+  it('shows a pause’s reason in the readable log a terminal gets as text: the escape sequences a client wrote in it reach no terminal', async () => {
+    const shown: string[] = [];
+    const hub = await startHub({}, { logger: createLogger('info', readableLines({ write: (text: string) => shown.push(text) })) });
+    const wf = await (await control(hub)).createWorkflow({ userQuery: 'paused with an escape in its reason' });
+    await wf.pause('budget\x1b]0;retitled\x07\nsecond line');
+    await untilTrue(() => shown.some((line) => line.includes('workflow paused')), 'the pause logged');
+    const line = shown.find((text) => text.includes('workflow paused'))!;
+    expect(line).toContain('reason=budget?]0;retitled? second line');
+    expect(line.slice(0, -1)).not.toMatch(/[\u0000-\u001f]/);
   });
 
   it('over the raw protocol: acks { version, status, paused } as the published JSON Schema says, and refuses a payload without workflowId with VALIDATION, as hub.dispatch does', async () => {

@@ -9,6 +9,7 @@ import type { ControlClient } from '../../client-sdk/control.ts';
 import { hubUrl } from '../../client-sdk/hub-url.ts';
 import { unreachable, WHERE_TOKENS_COME_FROM } from '../../client-sdk/connect-error.ts';
 import { HubError } from '../../shared/errors.ts';
+import { printable } from '../../shared/printable.ts';
 import { boundedPool } from '../store/postgres/pg-pool.ts';
 import { readClusterTokens } from '../store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION } from '../store/postgres/schema.ts';
@@ -219,16 +220,6 @@ export function progress(text: string): void {
 /** Ends a progress line. */
 export function progressDone(): void {
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-}
-
-/**
- * Text from the hub made safe to print: control characters (an escape sequence could retitle the
- * terminal, write the clipboard or redraw the screen) and bidirectional overrides become `?`, and
- * a line break or tab a space. What clients write (a workflow's query, an agent's note) reaches
- * the terminal through here.
- */
-export function printable(text: string): string {
-  return text.replace(/[\t\n\r]/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '?');
 }
 
 /** The local time of day of `ms` (hh:mm:ss), as every command shows a time: `status` and `status --watch` alike. */

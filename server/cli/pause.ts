@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { WorkflowPause, WorkflowStatus } from '../../shared/schemas/workflow.ts';
-import { changeOnHub, CliError, HUB_FLAGS, hubAddress, printable, refuseEmptyFlags } from './common.ts';
+import { printable } from '../../shared/printable.ts';
+import { changeOnHub, CliError, HUB_FLAGS, hubAddress, refuseEmptyFlags } from './common.ts';
 
 export const PAUSE_HELP = `switchboard pause — stop offering a workflow's work orders until it is resumed
 

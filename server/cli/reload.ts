@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOCK_FILE, lockHolder, processAlive } from '../store/lock.ts';
-import { CliError, dataDirOf, HUB_URL_FILE, integer, printable, refuseEmptyFlags } from './common.ts';
+import { printable } from '../../shared/printable.ts';
+import { CliError, dataDirOf, HUB_URL_FILE, integer, refuseEmptyFlags } from './common.ts';
 
 export const RELOAD_HELP = `switchboard reload — make a running hub read its tokens again (sends it SIGHUP)
 

@@ -3,7 +3,8 @@ import type { WorkOrderState } from '../../shared/schemas/work-order.ts';
 import type { ClusterInfo } from '../cluster/cluster-node.ts';
 import { percentText } from '../../shared/percent-text.ts';
 import { shownWorkflowStatus } from '../../shared/shown-workflow-status.ts';
-import { clock, printable, table } from './common.ts';
+import { printable } from '../../shared/printable.ts';
+import { clock, table } from './common.ts';
 
 /** One workflow as `status --watch` shows it at one refresh. */
 export interface WorkflowSample {
