@@ -19,7 +19,7 @@ export function readableLines(out: { write(text: string): unknown }): Writable {
         // A client's text (a pause's reason, an agent's error) is printed as text: its escape sequences would reach the terminal.
         const extra = fields.map(([k, v]) => `${k}=${typeof v === 'string' ? printable(v) : JSON.stringify(v)}`);
         const error = err ? `\n  ${(err as { stack?: string }).stack ?? JSON.stringify(err)}` : '';
-        out.write(`${new Date(time as number).toISOString().slice(11, 19)} ${LEVELS[level as number] ?? level} ${msg ?? ''}${extra.length ? '  ' + extra.join(' ') : ''}${error}\n`);
+        out.write(`${new Date(time as number).toISOString().slice(11, 19)} ${LEVELS[level as number] ?? level} ${printable(String(msg ?? ''))}${extra.length ? '  ' + extra.join(' ') : ''}${error}\n`);
       }
       done();
     },
