@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { contractJsonSchema } from '../shared/json-schema.ts';
 import type { Actor } from '../server/domain/machinery/actor.ts';
 import type { RunningHub } from '../server/index.ts';
-import { control, crashCopy, monitor, startHub, tempDir } from './helpers/hub.ts';
+import { control, crashCopy, monitor, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { hubErrorOf } from './helpers/errors.ts';
 import { LEVEL, logRecorder } from './helpers/log-recorder.ts';
 import { rawAgent, refOf, type Offer } from './helpers/raw-agent.ts';
@@ -123,6 +123,26 @@ describe('workflow.pause and workflow.resume', () => {
     for (const call of [() => wf.pause(), () => wf.resume()]) expect((await hubErrorOf(call())).code).toBe('INVALID_TRANSITION');
     expect(hub.state.versions.get(wf.id)).toBe(version);
     expect((await hubErrorOf(client.workflow('wf-none').pause())).code).toBe('NOT_FOUND');
+  });
+
+  it('counts an order’s wait for an agent in the assignment latency metric from its resume, not through the pause', async () => {
+    let now = Date.now();
+    const hub = await startHub({}, { clock: () => now });
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ userQuery: 'paused for an hour' });
+    await wf.start();
+    await wf.createWorkOrder({ id: 'held', taskType: 't' });
+    await wf.pause('overnight');
+    now += 3_600_000;
+    await wf.resume();
+    now += 2_000;
+    const worker = await rawAgent(hub.url, 'a', ['t']);
+    expect((await worker.nextOffer()).assignment.workOrderId).toBe('held');
+    const metrics = await (await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${TOKENS.monitor}` } })).text();
+    const value = (name: string) => Number(metrics.split('\n').find((line) => line.startsWith(`${name} `))?.split(' ')[1]);
+    expect(value('switchboard_assignment_latency_seconds_count')).toBe(1);
+    // The two seconds since the resume, not the hour before it.
+    expect(value('switchboard_assignment_latency_seconds_sum')).toBe(2);
   });
 
   it('tells the operator log who paused and resumed which workflow, once each', async () => {

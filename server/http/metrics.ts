@@ -98,7 +98,7 @@ export class Metrics {
     const agents = zeros([...AgentStatus.options, ...SHOWN_ONLY_STATUSES]);
     for (const agent of Object.values(hub.state.agents ?? {})) agents[shownAgentStatus(agent)]!++;
     gauge('switchboard_agents', 'Registered agents by status (disconnected: within graceMs of leaving, its work kept; closing: finishing its work to exit).', Object.entries(agents).map(([s, n]) => [`{status="${s}"}`, n]));
-    out.push('# HELP switchboard_assignment_latency_seconds Time from a work order becoming ready (queued, or its retry backoff over) to its offer being pushed.');
+    out.push('# HELP switchboard_assignment_latency_seconds Time from a work order becoming ready (queued, its retry backoff over, or its paused workflow resumed) to its offer being pushed.');
     out.push('# TYPE switchboard_assignment_latency_seconds histogram', ...this.assignmentLatency.lines('switchboard_assignment_latency_seconds'));
     out.push('# HELP switchboard_journal_write_seconds Duration of one journal write (a batch of records).');
     out.push('# TYPE switchboard_journal_write_seconds histogram', ...this.journalWrite.lines('switchboard_journal_write_seconds'));

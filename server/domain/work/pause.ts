@@ -38,7 +38,7 @@ export function resumeWorkflow(t: CommandContext, input: ParsedRequestOf<'contro
   const paused = workflow.paused;
   if (!paused) return pauseReply(t, workflow);
   const work = t.state.work;
-  const buckets = work.resume(workflow.id);
+  const buckets = work.resume(workflow.id, t.ctx.now);
   t.tx.onUndo(() => work.pause(workflow.id));
   t.tx.set(workflow.id, ['paused'], null);
   markResumed(t, buckets);

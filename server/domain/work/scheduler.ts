@@ -7,7 +7,7 @@ import { requireWorkflow, type CommandContext } from '../machinery/context.ts';
 import { assignmentInputs } from '../data/inventory.ts';
 import { setOrderState } from './work-orders.ts';
 import { settleWaiting } from './unservable.ts';
-import { orderKey, type Bucket, type ReadyEntry } from './work-index.ts';
+import type { Bucket, ReadyEntry } from './work-index.ts';
 import { before } from './bucket-heads.ts';
 
 /**
@@ -36,7 +36,7 @@ function orderOf(t: CommandContext, entry: { workflowId: string; workOrderId: st
 function offer(t: CommandContext, order: WorkOrder, agent: Agent): void {
   const now = t.ctx.now;
   const token = t.ctx.newId('att');
-  const readyAt = t.state.work.readySince.get(orderKey(order.workflowId, order.id)) ?? now;
+  const readyAt = t.state.work.readyAt(order.workflowId, order.id, now);
   const attempt = { number: order.attempts + 1, token, agentId: agent.id, offeredAt: now, acceptedAt: null };
   setOrderState(t, order, 'offered', undefined, { attempt, notBefore: null });
   t.state.work.dequeue(order.workflowId, order.id);

@@ -152,6 +152,8 @@ export class WorkIndex {
   readonly queued = new Map<string, ReadyEntry>();
   /** When each queued order last became ready to offer (for the assignment latency metric). */
   readonly readySince = new Map<string, number>();
+  /** When each workflow that was paused last resumed: its orders were not ready to offer before. */
+  private readonly resumedAt = new Map<string, number>();
   /** Retry backoffs, overall timeouts, and the forgetting of all_declined orders' declines (declinedRetryMs): an order that ends takes its own out (TimerQueue). */
   readonly delayed = new TimerQueue<Backoff>();
   readonly deadlines = new TimerQueue<Deadline>();
@@ -251,11 +253,15 @@ export class WorkIndex {
     return buckets;
   }
 
-  /** Offers a paused workflow's orders again: its buckets are filed in `heads` anew, and returned. */
-  resume(workflowId: string): readonly Bucket[] {
+  /**
+   * Offers a paused workflow's orders again: its buckets are filed in `heads` anew, and returned.
+   * `now` (wall clock): when it resumed; absent for a pause undone, which held nothing back.
+   */
+  resume(workflowId: string, now?: number): readonly Bucket[] {
     const held = this.pausedBuckets.get(workflowId);
     if (!held) return [];
     this.pausedBuckets.delete(workflowId);
+    if (now !== undefined) this.resumedAt.set(workflowId, now);
     const buckets = [...held.values()];
     if (buckets.length > 0) this.bucketsOf.set(workflowId, new Set(buckets));
     for (const bucket of buckets) {
@@ -263,6 +269,13 @@ export class WorkIndex {
       this.heads.refile(bucket);
     }
     return buckets;
+  }
+
+  /** Since when a queued order has been ready to offer: queued, or its workflow resumed, whichever came last. */
+  readyAt(workflowId: string, workOrderId: string, now: number): number {
+    const since = this.readySince.get(orderKey(workflowId, workOrderId)) ?? now;
+    const resumed = this.resumedAt.get(workflowId);
+    return resumed !== undefined && resumed > since ? resumed : since;
   }
 
   /** An order's place in the queue, taken now if it has none. */
@@ -422,6 +435,7 @@ export class WorkIndex {
    * ended before, and left their timers then (ended()).
    */
   forgetWorkflow(workflowId: string): void {
+    this.resumedAt.delete(workflowId);
     for (const bucket of [...(this.bucketsOf.get(workflowId) ?? []), ...(this.pausedBuckets.get(workflowId)?.values() ?? [])]) {
       this.dropBucket(bucket);
       for (const entry of bucket.queue.values()) {
@@ -461,6 +475,7 @@ export class WorkIndex {
     this.pausedBuckets.clear();
     this.queued.clear();
     this.readySince.clear();
+    this.resumedAt.clear();
     this.active.clear();
     this.byAgent.clear();
     this.workflowAgents.clear();
