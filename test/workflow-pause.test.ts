@@ -115,6 +115,7 @@ describe('workflow.pause and workflow.resume', () => {
     await wf.createWorkOrder({ id: 'job', taskType: 't' });
     expect((await wf.summary()).paused).toEqual(first.paused);
     expect((await wf.report('markdown')).body).toContain(`**Paused:** since ${new Date(first.paused!.at).toISOString()} by test-admin (its work orders are not offered)`);
+    expect((await wf.report('html')).body).toContain('<div class="figure">in_progress (paused)</div><div class="caption">status</div>');
     expect((await client.listWorkflows()).items[0]).toMatchObject({ id: wf.id, paused: first.paused });
 
     await wf.cancel('superseded');

@@ -4,6 +4,7 @@ import { markdownSections, type MarkdownSection } from './markdown.ts';
 import type { ReportModel } from './model.ts';
 import { CONTENT_SECURITY_POLICY, PAGE_STYLE, SEARCH_SCRIPT } from './page-assets.ts';
 import { kpiChart, progressChart, timelineChart } from './svg-charts.ts';
+import { shownWorkflowStatus } from '../../shared/shown-workflow-status.ts';
 
 /**
  * Markdown to HTML for the report. User text is already escaped before it reaches Markdown;
@@ -46,7 +47,7 @@ function cards(model: ReportModel): string {
   const { summary, workOrderStats: orders } = model;
   return [
     '<div class="cards">',
-    card(model.workflow.status, 'status'),
+    card(shownWorkflowStatus(model.workflow.status, !!model.workflow.paused), 'status'),
     card(percent(model.workflow.progress), 'overall progress'),
     card(`${summary.objectives.completed}/${summary.objectives.total}`, 'objectives completed'),
     card(`${summary.kpis.met}/${summary.kpis.total}`, 'KPIs met'),
