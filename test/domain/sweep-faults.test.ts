@@ -119,6 +119,33 @@ describe('a timer of the sweep whose change throws', () => {
     expect(order().state).toBe('queued');
   });
 
+  it("undone after its order's other timers left with it, keeps them as they ran: a backoff ends when due on the monotonic clock, though the wall clock stepped", () => {
+    const d = domain();
+    d.register('w', { taskTypes: ['t'] });
+    const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'wf', userQuery: 'q' })).reply.workflow.id;
+    d.run('workflow.start', { workflowId });
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'job', taskType: 't', timeouts: { overallMs: 1_000 }, maxAttempts: 3 }));
+    const order = () => d.state.workflows.get(workflowId)!.workOrders.job!;
+    const ref = { workflowId, workOrderId: 'job', attemptToken: order().attempt!.token };
+    d.run('offer.answer', { ...ref, accept: true }, asAgent('w'));
+    d.advance(500);
+    // Backing off for 1 s, beyond its overall timeout, which cannot end it.
+    d.run('task.fail', { ...ref, error: 'boom', retryable: true }, asAgent('w'));
+    const notBefore = order().notBefore!;
+    breakErrorField(order());
+    d.advance(500);
+    d.stepWallClock(400);
+
+    expect(failures(d.run('hub.sweep', {}).tx.effects)).toMatchObject([{ timer: `timeout:${workflowId}\u0000job`, failures: 1 }]);
+    // By the wall clock its backoff ends in 100 ms; by the monotonic one it runs on, in 500 ms.
+    d.advance(100);
+    d.run('hub.sweep', {});
+    expect(order()).toMatchObject({ state: 'queued', notBefore });
+    d.advance(400);
+    d.run('hub.sweep', {});
+    expect(order()).toMatchObject({ state: 'offered', notBefore: null });
+  });
+
   it('many failing in one sweep derive the index anew once, not once each', () => {
     const d = domain();
     const workflowId = d.run('workflow.create', CreateWorkflowInput.parse({ id: 'wf', userQuery: 'q' })).reply.workflow.id;

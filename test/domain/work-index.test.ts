@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CreateWorkOrderInput, CreateWorkOrdersInput } from '../../shared/schemas/work-order.ts';
 import { CreateWorkflowInput } from '../../shared/schemas/workflow.ts';
 import { listWorkOrders } from '../../server/domain/machinery/queries.ts';
+import { orderKey } from '../../server/domain/work/work-index.ts';
 import { domain } from '../helpers/domain.ts';
 
 type Domain = ReturnType<typeof domain>;
@@ -112,6 +113,39 @@ describe('the scheduler index holds only what is in flight (domain)', () => {
     expect(d.run('hub.sweep', {}).reply).toMatchObject({ timedOut: 0 });
     d.advance(30_000);
     expect(d.run('hub.sweep', {}).reply).toMatchObject({ timedOut: 200 });
+  });
+
+  it('keeps the backoff and the forgetting of declines of orders whose end was undone as they ran, though the wall clock stepped', () => {
+    const d = domain();
+    const work = d.state.work;
+    d.register('worker', { taskTypes: ['t', 'u'] });
+    const workflowId = startWorkflow(d);
+    const order = (id: string) => d.state.workflows.get(workflowId)!.workOrders[id]!;
+    const refOf = (id: string) => ({ workflowId, workOrderId: id, attemptToken: order(id).attempt!.token });
+    // `declined`: its only able agent declined it, forgotten in 60 s (declinedRetryMs); `backing`: backing off for 1 s after a failure.
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'declined', taskType: 'u' }));
+    d.run('offer.answer', { ...refOf('declined'), accept: false }, asAgent('worker'));
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'backing', taskType: 't', maxAttempts: 3 }));
+    d.run('offer.answer', { ...refOf('backing'), accept: true }, asAgent('worker'));
+    d.run('task.fail', { ...refOf('backing'), error: 'boom', retryable: true }, asAgent('worker'));
+    expect({ declined: order('declined').waiting?.reason, backing: order('backing').notBefore }).toEqual({ declined: 'all_declined', backing: d.clocks().now + 1_000 });
+    const { tx } = d.run('workflow.cancel', { workflowId });
+    expect({ backoffs: work.delayed.size, declines: work.declineExpiries.size }).toEqual({ backoffs: 0, declines: 0 });
+    // Its write failed: undone, and the index rebuilt, with the wall clock 30 s ahead of the monotonic one since.
+    tx.rollback();
+    d.stepWallClock(30_000);
+    const { now, monotonicNow } = d.clocks();
+    work.rebuild(d.state.workflows.values(), d.state.agents, now, monotonicNow);
+    // By the wall clock its backoff is over; by the monotonic one it runs on, 1 s is left.
+    expect(work.queued.has(orderKey(workflowId, 'backing'))).toBe(false);
+    d.advance(1_000);
+    d.run('hub.sweep', {});
+    // Offered again at once: its agent is free.
+    expect({ state: order('backing').state, notBefore: order('backing').notBefore }).toEqual({ state: 'offered', notBefore: null });
+    d.advance(30_000);
+    expect(d.run('hub.sweep', {}).reply).toMatchObject({ declinesForgotten: 0 });
+    d.advance(29_000);
+    expect(d.run('hub.sweep', {}).reply).toMatchObject({ declinesForgotten: 1 });
   });
 });
 

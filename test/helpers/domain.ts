@@ -15,12 +15,22 @@ export const SETTINGS: DomainSettings = { outputRoot: '/tmp/out', kpiHistoryLimi
 /** A domain under test: a state, a manual clock and sequential ids; no hub, socket or disk. */
 export function domain(state: HubState = emptyState(), settings: DomainSettings = SETTINGS) {
   let clock = 1_000;
+  // How far the wall clock (ctx.now) is ahead of the monotonic one (ctx.monotonicNow).
+  let wallAhead = 0;
   let counter = 0;
   return {
     state,
     /** Moves the clock forward. */
     advance(ms: number) {
       clock += ms;
+    },
+    /** The clocks a command run now is given (Environment's now and monotonicNow). */
+    clocks() {
+      return { now: clock + wallAhead, monotonicNow: clock };
+    },
+    /** Steps the wall clock alone, as an NTP correction does; the monotonic clock goes on as it was. */
+    stepWallClock(ms: number) {
+      wallAhead += ms;
     },
     /** Registers (and connects) an agent, as the agent itself would. */
     register(agentId: string, fields: Partial<z.input<typeof RegisterAgentInput>> = {}) {
@@ -32,7 +42,7 @@ export function domain(state: HubState = emptyState(), settings: DomainSettings 
       const tx = new Transaction<Effect>(state);
       try {
         const reply = applyCommand(
-          { state, tx, ctx: { now: clock, monotonicNow: clock, newId: (prefix) => `${prefix}_${++counter}`, settings } },
+          { state, tx, ctx: { now: clock + wallAhead, monotonicNow: clock, newId: (prefix) => `${prefix}_${++counter}`, settings } },
           { type, input, actor },
         );
         return { reply, tx };
