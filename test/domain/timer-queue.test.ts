@@ -4,7 +4,7 @@ import { emptyState } from '../../server/domain/machinery/state.ts';
 import { Transaction } from '../../server/domain/machinery/transaction.ts';
 import { random } from '../helpers/random.ts';
 
-const timer = (order: number, at: number): Timed => ({ at, workflowId: 'wf', workOrderId: `o${order}`, key: `wf\u0000o${order}` });
+const timer = (order: number, at: number): Timed => ({ at, workflowId: 'wf', workOrderId: `o${order}`, key: `wf\u0000o${order}`, slot: -1 });
 
 describe('a queue of order timers (domain)', () => {
   it('hands over the timers still standing in the order they are due, as a heap that kept every entry would, and holds no other', () => {

@@ -201,7 +201,7 @@ export class WorkIndex {
       // time came while the hub was down is queued now; the first sweep clears its notBefore.
       // `backoffAt`: the timer this backoff already ran on (a rebuild), which a wall-clock step does not move.
       const at = backoffAt ?? monotonicNow + (order.notBefore - now);
-      this.delayed.push({ at, notBefore: order.notBefore, workflowId: order.workflowId, workOrderId: order.id, key: keyOfOrder }, undo);
+      this.delayed.push({ at, notBefore: order.notBefore, workflowId: order.workflowId, workOrderId: order.id, key: keyOfOrder, slot: -1 }, undo);
       if (at > monotonicNow) return;
     }
     this.leaveBucket(keyOfOrder);
@@ -369,14 +369,14 @@ export class WorkIndex {
   /** Starts the overall-timeout clock of an order: what is left of it by the wall clock, run on the monotonic one (or `at`, a rebuild's). */
   watchDeadline(order: WorkOrder, now: number, monotonicNow: number, { at, undo }: { at?: number | undefined; undo?: UndoLog } = {}): void {
     if (order.timeouts.overallMs !== null && order.firstQueuedAt !== null) {
-      const timer = { at: at ?? monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id, key: orderKey(order.workflowId, order.id), firstQueuedAt: order.firstQueuedAt };
+      const timer = { at: at ?? monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id, key: orderKey(order.workflowId, order.id), firstQueuedAt: order.firstQueuedAt, slot: -1 };
       this.deadlines.push(timer, undo);
     }
   }
 
   /** Starts the timer that forgets an all_declined order's declines at `retryAt` (wall clock), run on the monotonic clock (or `at`, a rebuild's). */
   watchDeclines(order: Pick<WorkOrder, 'workflowId' | 'id'>, retryAt: number, now: number, monotonicNow: number, { at, undo }: { at?: number | undefined; undo?: UndoLog } = {}): void {
-    this.declineExpiries.push({ at: at ?? monotonicNow + (retryAt - now), retryAt, workflowId: order.workflowId, workOrderId: order.id, key: orderKey(order.workflowId, order.id) }, undo);
+    this.declineExpiries.push({ at: at ?? monotonicNow + (retryAt - now), retryAt, workflowId: order.workflowId, workOrderId: order.id, key: orderKey(order.workflowId, order.id), slot: -1 }, undo);
   }
 
   /** Drops every runtime entry of an agent the pool forgot (offline, so it holds no work). */
