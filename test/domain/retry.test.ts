@@ -183,6 +183,29 @@ describe('workOrder.retry (domain)', () => {
     expect(counts(d, workflowId).kept).toEqual(counts(d, workflowId).recounted);
   });
 
+  it('leaves the timers of 1,001 backoffs cut short to lapse without holding back one due behind them: the sweep that met them says more are due, and the next ends it', () => {
+    const d = domain();
+    for (const agentId of ['v', 'w']) d.register(agentId, { taskTypes: ['t'], maxConcurrentTasks: 1_000 });
+    const workflowId = startWorkflow(d);
+    const ids = Array.from({ length: 1_001 }, (_, i) => `o${i}`);
+    for (const batch of [ids.slice(0, 1_000), ids.slice(1_000)]) {
+      d.run('workOrder.createMany', CreateWorkOrdersInput.parse({ workflowId, orders: batch.map((id) => ({ id, taskType: 't', timeouts: { acceptMs: 600_000 } })) }));
+    }
+    for (const id of ids) failOnce(d, workflowId, id);
+    // Offered again at once: their backoffs' timers stay in the queue until due (their orders go on), then find nothing to do.
+    for (const id of ids) d.run('workOrder.retry', { workflowId, workOrderId: id });
+    d.advance(1);
+    d.run('workOrder.create', CreateWorkOrderInput.parse({ workflowId, id: 'late', taskType: 't' }));
+    failOnce(d, workflowId, 'late');
+    d.advance(SETTINGS.backoffBaseMs);
+
+    expect(d.run('hub.sweep', {}).reply).toMatchObject({ more: true });
+    expect(orderOf(d, workflowId, 'late')).toMatchObject({ state: 'queued', notBefore: expect.any(Number) });
+    expect(d.run('hub.sweep', {}).reply).toMatchObject({ more: false });
+    expect(orderOf(d, workflowId, 'late')).toMatchObject({ state: 'offered', notBefore: null });
+    expect(d.state.work.delayed.size).toBe(0);
+  });
+
   it('leaves dependents to be retried one by one, after their failed dependency: refused before, blocked until it completes after', () => {
     const d = domain();
     const workflowId = startWorkflow(d);
