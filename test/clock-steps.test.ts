@@ -96,6 +96,31 @@ describe('a step of the wall clock', () => {
     expect(orderIn(hub, 'backing-off').notBefore).not.toBeNull();
   });
 
+  it('forwards by ten minutes, then a cancel whose write failed, ends no backoff or overall timeout early: the timers its orders left with go back for the rebuilt index', async () => {
+    const clock = steppedWallClock();
+    const { hub, store } = await hubWithHeldWrites();
+    const client = await control(hub);
+    const wf = await client.createWorkflow({ id: 'wf', userQuery: 'clock stepped forward, then a cancel failed' });
+    await wf.start();
+    const flaky = await rawAgent(hub.url, 'flaky', ['retry']);
+    await wf.createWorkOrder({ id: 'waiting', taskType: 'nobody', timeouts: { overallMs: 60_000 } });
+    await wf.createWorkOrder({ id: 'backing-off', taskType: 'retry' });
+    const failing = await flaky.nextOffer();
+    await flaky.request('task.fail', { ...refOf(failing.assignment), error: 'flaky', retryable: true });
+
+    clock.step(TEN_MINUTES);
+    store.hold();
+    const cancelled = wf.cancel().catch((error: unknown) => error);
+    await store.holding.promise;
+    store.fail();
+    expect(await cancelled).toMatchObject({ code: 'UNAVAILABLE' });
+    const swept = await sweep(hub);
+
+    expect(swept).toMatchObject({ timedOut: 0 });
+    expect(['waiting', 'backing-off'].map((id) => orderIn(hub, id).state)).toEqual(['queued', 'queued']);
+    expect(orderIn(hub, 'backing-off').notBefore).not.toBeNull();
+  });
+
   it('backwards by ten minutes holds no grace period for its length: a disconnected agent goes offline graceMs after it left, and its work is retried', async () => {
     const clock = steppedWallClock();
     const hub = await startHub({ sweepIntervalMs: 10, graceMs: 100 });
