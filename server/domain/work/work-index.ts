@@ -193,16 +193,17 @@ export class WorkIndex {
    * Puts a queued order in its bucket (or on the retry timer when it has a backoff). It counts as
    * newly ready for the scheduler unless `fresh` is false (a rebuild, which looks at none). The
    * clocks are Environment's: the timer runs what is left of the backoff on the monotonic one.
+   * Returns its orderKey (`key`, when the caller has it), for its other timers to share: each copy of the string cost 64 bytes.
    */
-  enqueue(order: WorkOrder, now: number, monotonicNow: number, { fresh = true, backoffAt, undo }: { fresh?: boolean; backoffAt?: number | undefined; undo?: UndoLog } = {}): void {
-    const keyOfOrder = orderKey(order.workflowId, order.id);
+  enqueue(order: WorkOrder, now: number, monotonicNow: number, { fresh = true, backoffAt, undo, key: known }: { fresh?: boolean; backoffAt?: number | undefined; undo?: UndoLog; key?: string } = {}): string {
+    const keyOfOrder = known ?? orderKey(order.workflowId, order.id);
     if (order.notBefore !== null) {
       // Backing off: the sweep queues it, and clears its notBefore, once that time comes. One whose
       // time came while the hub was down is queued now; the first sweep clears its notBefore.
       // `backoffAt`: the timer this backoff already ran on (a rebuild), which a wall-clock step does not move.
       const at = backoffAt ?? monotonicNow + (order.notBefore - now);
       this.delayed.push({ at, notBefore: order.notBefore, workflowId: order.workflowId, workOrderId: order.id, key: keyOfOrder, slot: -1 }, undo);
-      if (at > monotonicNow) return;
+      if (at > monotonicNow) return keyOfOrder;
     }
     this.leaveBucket(keyOfOrder);
     const key = bucketKey(order);
@@ -230,6 +231,7 @@ export class WorkIndex {
     this.queued.set(keyOfOrder, entry);
     this.readySince.set(keyOfOrder, now);
     if (fresh && !held) this.fresh.push(entry);
+    return keyOfOrder;
   }
 
   /** Whether a workflow is paused: its queued orders are not offered. */
@@ -292,8 +294,8 @@ export class WorkIndex {
    * to settle, and so is every all_declined one: its `retryAt` follows declinedRetryMs, which the
    * index does not know (set, or dropped, when the setting changed across a restart).
    */
-  private enqueueKnown(order: WorkOrder, now: number, monotonicNow: number, backoffAt: number | undefined): void {
-    this.enqueue(order, now, monotonicNow, { fresh: false, backoffAt });
+  private enqueueKnown(order: WorkOrder, key: string, now: number, monotonicNow: number, backoffAt: number | undefined): void {
+    this.enqueue(order, now, monotonicNow, { fresh: false, backoffAt, key });
     // A paused workflow's orders carry no marker until it is resumed (pause.ts).
     if (this.pausedBuckets.has(order.workflowId)) return;
     const entry = this.queued.get(orderKey(order.workflowId, order.id));
@@ -367,16 +369,16 @@ export class WorkIndex {
   }
 
   /** Starts the overall-timeout clock of an order: what is left of it by the wall clock, run on the monotonic one (or `at`, a rebuild's). */
-  watchDeadline(order: WorkOrder, now: number, monotonicNow: number, { at, undo }: { at?: number | undefined; undo?: UndoLog } = {}): void {
+  watchDeadline(order: WorkOrder, now: number, monotonicNow: number, { at, undo, key }: { at?: number | undefined; undo?: UndoLog; key?: string } = {}): void {
     if (order.timeouts.overallMs !== null && order.firstQueuedAt !== null) {
-      const timer = { at: at ?? monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id, key: orderKey(order.workflowId, order.id), firstQueuedAt: order.firstQueuedAt, slot: -1 };
+      const timer = { at: at ?? monotonicNow + (order.firstQueuedAt + order.timeouts.overallMs - now), workflowId: order.workflowId, workOrderId: order.id, key: key ?? orderKey(order.workflowId, order.id), firstQueuedAt: order.firstQueuedAt, slot: -1 };
       this.deadlines.push(timer, undo);
     }
   }
 
   /** Starts the timer that forgets an all_declined order's declines at `retryAt` (wall clock), run on the monotonic clock (or `at`, a rebuild's). */
-  watchDeclines(order: Pick<WorkOrder, 'workflowId' | 'id'>, retryAt: number, now: number, monotonicNow: number, { at, undo }: { at?: number | undefined; undo?: UndoLog } = {}): void {
-    this.declineExpiries.push({ at: at ?? monotonicNow + (retryAt - now), retryAt, workflowId: order.workflowId, workOrderId: order.id, key: orderKey(order.workflowId, order.id), slot: -1 }, undo);
+  watchDeclines(order: Pick<WorkOrder, 'workflowId' | 'id'>, retryAt: number, now: number, monotonicNow: number, { at, undo, key }: { at?: number | undefined; undo?: UndoLog; key?: string } = {}): void {
+    this.declineExpiries.push({ at: at ?? monotonicNow + (retryAt - now), retryAt, workflowId: order.workflowId, workOrderId: order.id, key: key ?? orderKey(order.workflowId, order.id), slot: -1 }, undo);
   }
 
   /** Drops every runtime entry of an agent the pool forgot (offline, so it holds no work). */
@@ -506,10 +508,10 @@ export class WorkIndex {
         const key = orderKey(workflow.id, order.id);
         const place = places.get(key);
         if (place && (order.state === 'queued' || order.state === 'offered' || order.state === 'running')) this.places.set(key, place);
-        if (order.state === 'queued') this.enqueueKnown(order, now, monotonicNow, backoffs.get(`${key}@${order.notBefore}`));
+        if (order.state === 'queued') this.enqueueKnown(order, key, now, monotonicNow, backoffs.get(`${key}@${order.notBefore}`));
         const retryAt = order.state === 'queued' ? order.waiting?.retryAt : undefined;
-        if (retryAt !== undefined) this.watchDeclines(order, retryAt, now, monotonicNow, { at: expiries.get(`${key}@${retryAt}`) });
-        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow, { at: deadlines.get(`${key}@${order.firstQueuedAt}`) });
+        if (retryAt !== undefined) this.watchDeclines(order, retryAt, now, monotonicNow, { at: expiries.get(`${key}@${retryAt}`), key });
+        if (order.state === 'queued' || order.state === 'offered' || order.state === 'running' || order.state === 'blocked') this.watchDeadline(order, now, monotonicNow, { at: deadlines.get(`${key}@${order.firstQueuedAt}`), key });
         const attempt = order.attempt;
         if (!attempt || (order.state !== 'offered' && order.state !== 'running')) continue;
         // Its place for when it is queued again (in the order orders are listed, unless it had one).

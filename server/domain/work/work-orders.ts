@@ -92,8 +92,8 @@ export function queueOrder(t: CommandContext, order: WorkOrder, notBefore: numbe
   const now = t.ctx.now;
   const first = order.firstQueuedAt === null;
   setOrderState(t, order, 'queued', tally, { queuedAt: order.queuedAt ?? now, notBefore, firstQueuedAt: order.firstQueuedAt ?? now });
-  t.state.work.enqueue(order, now, t.ctx.monotonicNow, { undo: t.tx });
-  if (first) t.state.work.watchDeadline(order, now, t.ctx.monotonicNow, { undo: t.tx });
+  const key = t.state.work.enqueue(order, now, t.ctx.monotonicNow, { undo: t.tx });
+  if (first) t.state.work.watchDeadline(order, now, t.ctx.monotonicNow, { undo: t.tx, key });
 }
 
 /** What an order's dependencies say: wait, go, or fail because of the named dependency. */
