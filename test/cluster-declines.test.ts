@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { connectControl } from '../client-sdk/index.ts';
-import { FAST_LEASE } from './helpers/cluster.ts';
-import { startHub, TOKENS } from './helpers/hub.ts';
+import { FAST_LEASE, leaderAndFollower } from './helpers/cluster.ts';
+import { TOKENS } from './helpers/hub.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
 import { rawAgent } from './helpers/raw-agent.ts';
@@ -17,9 +17,7 @@ describe.skipIf(!!skip)('forgotten declines across a leader failover', () => {
   it('a new leader offers an order marked all_declined under the old one again once its period is over', async () => {
     const url = await postgres().newDatabase();
     const settings = { postgres: url, ...FAST_LEASE, graceMs: 60_000, declinedRetryMs: 2_500 };
-    const first = await startHub({ ...settings, nodeId: 'n1' });
-    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
-    const second = await startHub({ ...settings, nodeId: 'n2' });
+    const { leader: first, follower: second } = await leaderAndFollower(settings);
     const client = await connectControl({ url: [first.url, second.url], token: TOKENS.admin });
     const wf = await client.createWorkflow({ id: 'wf', userQuery: 'one GPU worker, a failover' });
     await wf.start();

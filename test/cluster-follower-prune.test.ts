@@ -2,7 +2,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectMonitor, type MonitorClient } from '../client-sdk/index.ts';
 import type { RunningHub } from '../server/index.ts';
 import type { ResyncNotice } from '../shared/schemas/monitor.ts';
-import { FAST_LEASE } from './helpers/cluster.ts';
+import { FAST_LEASE, leaderAndFollower } from './helpers/cluster.ts';
 import { control, startHub, TOKENS } from './helpers/hub.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
@@ -53,9 +53,7 @@ describe.skipIf(!!skip)('a workflow the leader pruned, seen from a follower', ()
   it('tells the follower’s monitors, and one resuming a version of the pruned workflow gets the new one whole', async () => {
     const url = await postgres().newDatabase();
     const settings = { postgres: url, ...FAST_LEASE, keepFinishedMs: 0, sweepIntervalMs: 20 };
-    const leader = await startHub({ ...settings, nodeId: 'n1' });
-    await untilTrue(() => leader.cluster().role === 'leader', 'the first node leads');
-    const follower = await startHub({ ...settings, nodeId: 'n2' });
+    const { leader, follower } = await leaderAndFollower(settings);
     const client = await control(leader);
     // A dashboard of the follower follows everything; the watcher follows one workflow, and is away at the prune.
     const dashboard = await connectMonitor({ url: follower.url, token: TOKENS.admin });

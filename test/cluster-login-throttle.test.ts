@@ -5,8 +5,8 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { LoginThrottle } from '../server/transport/login-throttle.ts';
 import { readClusterTokens, saveClusterTokens } from '../server/store/postgres/pg-tokens.ts';
 import { DEFAULT_PARTITION, ensureSchema } from '../server/store/postgres/schema.ts';
-import { FAST_LEASE } from './helpers/cluster.ts';
-import { GRANTS, startHub, TOKENS } from './helpers/hub.ts';
+import { FAST_LEASE, leaderAndFollower } from './helpers/cluster.ts';
+import { GRANTS, TOKENS } from './helpers/hub.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
 import { untilTrue } from './helpers/wait.ts';
@@ -40,9 +40,7 @@ describe.skipIf(!!skip)('the login throttle on the nodes of a cluster', () => {
     await ensureSchema(pool);
     await saveClusterTokens(pool, DEFAULT_PARTITION, GRANTS);
     const options = { postgres: url, tokens: undefined, failedLogins: { burst: 3, perMinute: 1 }, ...FAST_LEASE };
-    const leader = await startHub({ ...options, nodeId: 'n1' });
-    await untilTrue(() => leader.cluster().role === 'leader', 'the first node leads');
-    const follower = await startHub({ ...options, nodeId: 'n2' });
+    const { leader, follower } = await leaderAndFollower(options);
 
     // A page of another site guessing on the follower: throttled, and the scripts there are not.
     for (let i = 0; i < 3; i++) expect(await login(follower.url, `guess-${i}-xxxx`, 'http://evil.example')).toMatch(/unknown token/);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { connectControl } from '../client-sdk/index.ts';
-import { FAST_LEASE } from './helpers/cluster.ts';
-import { startHub, TOKENS } from './helpers/hub.ts';
+import { FAST_LEASE, leaderAndFollower } from './helpers/cluster.ts';
+import { TOKENS } from './helpers/hub.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
 import { rawAgent, refOf } from './helpers/raw-agent.ts';
@@ -18,9 +18,7 @@ describe.skipIf(!!skip)('pause, resume and retry across a leader failover', () =
   it('a workflow paused under the old leader stays paused under the new one, which resumes it and retries an order that failed under the old one', async () => {
     const url = await postgres().newDatabase();
     const settings = { postgres: url, ...FAST_LEASE, graceMs: 60_000 };
-    const first = await startHub({ ...settings, nodeId: 'n1' });
-    await untilTrue(() => first.cluster().role === 'leader', 'the first node leads');
-    const second = await startHub({ ...settings, nodeId: 'n2' });
+    const { leader: first, follower: second } = await leaderAndFollower(settings);
     const client = await connectControl({ url: [first.url, second.url], token: TOKENS.admin });
     const paused = await client.createWorkflow({ id: 'paused', userQuery: 'held over a failover' });
     await paused.start();

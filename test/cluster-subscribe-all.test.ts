@@ -2,8 +2,8 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { connectControl, connectMonitor } from '../client-sdk/index.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import { ANSWER_INLINE_BYTES } from '../server/transport/patch-stream.ts';
-import { FAST_LEASE } from './helpers/cluster.ts';
-import { control, monitor, startHub, TOKENS } from './helpers/hub.ts';
+import { FAST_LEASE, leaderAndFollower } from './helpers/cluster.ts';
+import { control, monitor, TOKENS } from './helpers/hub.ts';
 import { workflowsPastAnswerBound } from './helpers/answer-bound.ts';
 import { postgresForFile } from './helpers/postgres-file.ts';
 import { postgresSkipReason } from './helpers/postgres.ts';
@@ -15,9 +15,7 @@ const postgres = postgresForFile();
 describe.skipIf(!!skip)('subscribeAll past its inline bound on a cluster', () => {
   it('a follower answers within the bound, the rest as transfers it serves, and its mirrors follow the leader', async () => {
     const url = await postgres().newDatabase();
-    const leader = await startHub({ postgres: url, nodeId: 'n1', ...FAST_LEASE });
-    await untilTrue(() => leader.cluster().role === 'leader', 'the first node leads');
-    const follower = await startHub({ postgres: url, nodeId: 'n2', ...FAST_LEASE });
+    const { leader, follower } = await leaderAndFollower({ postgres: url, ...FAST_LEASE });
     const client = await control(leader);
     const ids = await workflowsPastAnswerBound(client);
     const last = ids.at(-1)!;

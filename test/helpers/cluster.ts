@@ -1,10 +1,19 @@
-import type { ClusterInfo, HubOptionsInput } from '../../server/index.ts';
+import type { ClusterInfo, HubOptionsInput, RunningHub } from '../../server/index.ts';
 import { HubUnderTest } from '../faults/cluster.ts';
 import { clusterInfo as askCluster, untilOneLeader } from './cluster-info.ts';
-import { tempDir, TOKENS } from './hub.ts';
+import { startHub, tempDir, TOKENS } from './hub.ts';
+import { untilTrue } from './wait.ts';
 
 /** Lease settings short enough for tests to fail over in a second or two. */
 export const FAST_LEASE = { leaseMs: 1500, leaseRenewMs: 300, leaseCheckMs: 150 } as const;
+
+/** Two in-process nodes with `options` (a `postgres` among them): `leader` (n1), leading before `follower` (n2) starts. */
+export async function leaderAndFollower(options: HubOptionsInput): Promise<{ leader: RunningHub; follower: RunningHub }> {
+  const leader = await startHub({ ...options, nodeId: 'n1' });
+  await untilTrue(() => leader.cluster().role === 'leader', 'the first node leads');
+  const follower = await startHub({ ...options, nodeId: 'n2' });
+  return { leader, follower };
+}
 
 /** What a node answers at GET /cluster to the test admin token, or undefined when it does not answer (down, or frozen). */
 export function clusterInfo(url: string, timeoutMs = 1000): Promise<ClusterInfo | undefined> {
