@@ -256,10 +256,16 @@ class AgentClient(ClosesOnExit):
         meanwhile cancels them): a process on its way out loses no work it started. That drain is this connection's alone."""
         if finish and not self._closed.is_set():
             self._finishing = True
-            if self._registered.is_set():
-                await asyncio.wait((self._ask_finish_drain(),))
-            while self._running and not self._closed.is_set():
-                await self._idle.wait()
+            try:
+                if self._registered.is_set():
+                    await asyncio.wait((self._ask_finish_drain(),))
+                while self._running and not self._closed.is_set():
+                    await self._idle.wait()
+            except asyncio.CancelledError:
+                # Interrupted while finishing (a second Ctrl-C, a wait_for run out): closed now, as a plain close(), not left
+                # connected taking no work with its handlers running.
+                await self.close()
+                raise
         self._closed.set()
         self._heartbeat.stop()
         for token in list(self._running):
