@@ -36,6 +36,10 @@ class HubError(Exception):
         #: A follower's NOT_LEADER: the leader it names ({"nodeId", "url"}), or None when it knows none.
         self.leader = leader
 
+    def __reduce__(self) -> tuple[type[HubError], tuple[Any, ...]]:
+        """Pickled and copied with its own arguments: Exception's default calls HubError(str(self)), a TypeError."""
+        return type(self), (self.code, self.message, self.issues, self.leader, self.attempts)
+
     @classmethod
     def from_wire(cls, error: Any) -> HubError:
         """The HubError of an ack's `error` (or a connect_error's `data`)."""
