@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from .attempt import Attempt
 from .closing import ClosesOnExit
@@ -75,7 +75,7 @@ class AgentClient(ClosesOnExit):
         self._closed = asyncio.Event()
         #: The close() the agent started itself when the hub would have it no more; wait_closed() waits for it.
         self._stopping: asyncio.Task[None] | None = None
-        self._listeners = Listeners()
+        self._listeners = Listeners("report", "error", "draining")
         # Bumped by each drain(), resume() and `drain` push: a reply whose request went out before a
         # later word (the hub pushes every change of a connected agent's draining, in order) is stale.
         self._draining_word = 0
@@ -97,6 +97,13 @@ class AgentClient(ClosesOnExit):
     def active_tasks(self) -> int:
         """The number of tasks running now."""
         return len(self._running)
+
+    @overload
+    def on(self, event: Literal["report"], listener: Callable[[TaskReport], None]) -> Callable[[], None]: ...
+    @overload
+    def on(self, event: Literal["error"], listener: Callable[[HubError], None]) -> Callable[[], None]: ...
+    @overload
+    def on(self, event: Literal["draining"], listener: Callable[[bool], None]) -> Callable[[], None]: ...
 
     def on(self, event: str, listener: Callable[[Any], None]) -> Callable[[], None]:
         """`report` (a TaskReport after each completion or failure the hub answered), `error` (a HubError the agent cannot go on after)

@@ -34,7 +34,7 @@ class Mirror:
         #: The run of the hub `version` was answered in: it resumes with that, never another mirror's, since a
         #: version may have shown a change that a later epoch rolled back and gave to another.
         self.epoch: str | None = None
-        self._listeners = Listeners()
+        self._listeners = Listeners("change")
         #: Patches that arrived ahead of `version`, by their `from`.
         self._ahead: dict[int, dict[str, Any]] = {}
 

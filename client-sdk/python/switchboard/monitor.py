@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, overload
 
 from .closing import ClosesOnExit
 from .connection import Connection
 from .errors import HubError
 from .listeners import Listeners
 from .logger import log
-from .mirror import Mirror
+from .mirror import Mirror, MirrorChange
 from .transfers import inline_or_transfer, with_body
 from .views import is_view_name, view_name
 
@@ -47,7 +47,7 @@ class MonitorClient(ClosesOnExit):
         self._again: dict[str, asyncio.Task[None]] = {}
         #: Per subscription not answered yet, the names unsubscribed from meanwhile: such an answer is not kept.
         self._unanswered: list[set[str]] = []
-        self._listeners = Listeners()
+        self._listeners = Listeners("change", "doc")
         connection.on("patch", self._on_patch)
         connection.on("resync", self._on_resync)
         connection.on_reconnect(self._on_reconnect)
@@ -56,6 +56,11 @@ class MonitorClient(ClosesOnExit):
     def docs(self) -> dict[str, Mirror]:
         """Every mirror this monitor holds, by document name: a copy taken when read (subscribe_all() returns a live view)."""
         return dict(self._mirrors)
+
+    @overload
+    def on(self, event: Literal["change"], listener: Callable[[MirrorChange], None]) -> Callable[[], None]: ...
+    @overload
+    def on(self, event: Literal["doc"], listener: Callable[[Mirror], None]) -> Callable[[], None]: ...
 
     def on(self, event: str, listener: Callable[[Any], None]) -> Callable[[], None]:
         """`change` (a MirrorChange of any mirror) or `doc` (a new Mirror appeared); returns a function that stops it."""
