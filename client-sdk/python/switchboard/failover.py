@@ -19,6 +19,10 @@ NODE_CONNECT_TIMEOUT = 5.0
 CLUSTER_RETRY_MAX = 0.5
 
 
+#: The schemes a hub URL may have, and the one it is reached by: ws:// is read as http://, as the CLI and the TypeScript SDK read it.
+HTTP_OF = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
+
 def hub_url(url: str) -> str:
     """The hub's base URL, checked: a scheme and a host, no path (the hub serves its clients at the root)."""
     if not isinstance(url, str):
@@ -27,7 +31,7 @@ def hub_url(url: str) -> str:
     # "localhost:4700" splits as the scheme "localhost" with the path "4700".
     if "://" not in url:
         raise HubError("VALIDATION", f"the hub URL {url!r} has no http:// or https:// scheme; did you mean http://{url or '127.0.0.1:4700'}?")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in HTTP_OF or not parts.hostname:
         raise HubError("VALIDATION", f"the hub URL {url!r} needs the scheme http or https and a host, e.g. http://127.0.0.1:4700")
     try:
         parts.port
@@ -35,7 +39,7 @@ def hub_url(url: str) -> str:
         raise HubError("VALIDATION", f"the hub URL {url!r} is not valid: check its port (1-65535)") from None
     if parts.path not in ("", "/"):
         raise HubError("VALIDATION", f"the hub URL {url!r} has a path ({parts.path}); the hub serves its clients at the root")
-    return f"{parts.scheme}://{parts.netloc}"
+    return f"{HTTP_OF[parts.scheme]}://{parts.netloc}"
 
 
 def hub_urls(url: str | Sequence[str]) -> list[str]:

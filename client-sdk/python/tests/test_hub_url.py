@@ -1,9 +1,12 @@
-"""The hub URL a client is given is checked before any connection, with a hint at what was meant (no hub needed)."""
+"""The hub URL a client is given is checked before any connection, with a hint at what was meant."""
 
 from __future__ import annotations
 
 import pytest
+from hub import TOKENS, Hub
+from scenario import unique
 
+from switchboard import connect_control
 from switchboard.errors import HubError
 from switchboard.failover import hub_url, hub_urls
 
@@ -31,3 +34,14 @@ def test_a_good_hub_url_comes_back_without_its_trailing_slash_and_a_list_without
     assert hub_url("http://127.0.0.1:4700/") == "http://127.0.0.1:4700"
     assert hub_url("https://hub.example") == "https://hub.example"
     assert hub_urls(["http://a:4700", "http://a:4700/", "http://b:4700"]) == ["http://a:4700", "http://b:4700"]
+
+
+async def test_a_ws_url_as_the_typescript_sdk_and_the_cli_take_it_reaches_the_hub_over_http(hub: Hub) -> None:
+    # SWITCHBOARD_URL=ws://… (PROTOCOL.md names the endpoint so) is read as http://…, as the CLI and the TypeScript SDK read it.
+    assert hub_urls(["wss://hub.example/", "https://hub.example"]) == ["https://hub.example"]
+    control = await connect_control(hub.url.replace("http://", "ws://"), TOKENS["admin"])
+    try:
+        assert control.connection.url == hub.url
+        assert (await control.create_workflow(unique("reached over ws://"))).version == 1
+    finally:
+        await control.close()
