@@ -13,7 +13,7 @@ from .errors import HubError
 from .listeners import Listeners
 from .logger import log
 from .mirror import Mirror, MirrorChange
-from .transfers import inline_or_transfer, with_body
+from .transfers import inline_or_transfer, read_whole, with_body
 from .views import is_view_name, view_name
 
 
@@ -124,7 +124,8 @@ class MonitorClient(ClosesOnExit):
 
     async def report(self, workflow_id: str, fmt: str = "markdown", *, timeout: float | None = None) -> dict[str, Any]:
         """A report of a workflow (json, markdown or html) with its version and content hash."""
-        return await with_body(self.connection, await self.connection.request("report", {"workflowId": workflow_id, "format": fmt}, timeout), timeout)
+        return await read_whole(lambda: self.connection.request("report", {"workflowId": workflow_id, "format": fmt}, timeout),
+                                lambda reply: with_body(self.connection, reply, timeout))
 
     async def close(self) -> None:
         """Disconnects."""

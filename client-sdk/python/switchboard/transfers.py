@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import codecs
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from .connection import Connection
+from .errors import HubError
+
+T = TypeVar("T")
+#: How many times a request is made whose reply's transfer went before it was read.
+TRANSFER_TRIES = 3
 
 
 async def read_transfer(connection: Connection, transfer: dict[str, Any], timeout: float | None = None) -> str:
@@ -33,3 +39,18 @@ async def with_body(connection: Connection, reply: dict[str, Any], timeout: floa
 async def inline_or_transfer(connection: Connection, value: Any, transfer: dict[str, Any] | None, timeout: float | None = None) -> Any:
     """A value sent inline or, when big, as a transfer of its JSON."""
     return json.loads(await read_transfer(connection, transfer, timeout)) if transfer is not None else value
+
+
+async def read_whole(ask: Callable[[], Awaitable[dict[str, Any]]], read: Callable[[dict[str, Any]], Awaitable[T]]) -> T:
+    """`read` of the reply `ask` gets, asked again when its transfer went before it was read: a transfer is its connection's, and
+    a drop (or a minute, or 64 newer ones) takes it; its NOT_FOUND says nothing of the workflow asked for."""
+    tries = 1
+    while True:
+        reply = await ask()
+        transferred = reply.get("transfer") is not None
+        try:
+            return await read(reply)
+        except HubError as error:
+            if error.code != "NOT_FOUND" or not transferred or tries == TRANSFER_TRIES:
+                raise
+        tries += 1

@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 from .connection import Connection
 from .paging import pages
 from .payloads import fields
-from .transfers import inline_or_transfer, with_body
+from .transfers import inline_or_transfer, read_whole, with_body
 
 JSON = dict[str, Any]
 
@@ -50,13 +50,14 @@ class Workflow:
 
     async def get(self, *, timeout: float | None = None) -> JSON:
         """The whole state of the workflow (the document monitors mirror)."""
-        reply = await self._send("workflow.get", {}, timeout)
-        return await inline_or_transfer(self._connection, reply.get("workflow"), reply.get("transfer"), timeout)  # type: ignore[no-any-return]
+        return (await self.get_versioned(timeout=timeout))[1]
 
     async def get_versioned(self, *, timeout: float | None = None) -> tuple[int, JSON]:
         """The whole state of the workflow with the version it shows."""
-        reply = await self._send("workflow.get", {}, timeout)
-        return reply["version"], await inline_or_transfer(self._connection, reply.get("workflow"), reply.get("transfer"), timeout)
+        async def read(reply: JSON) -> tuple[int, JSON]:
+            return reply["version"], await inline_or_transfer(self._connection, reply.get("workflow"), reply.get("transfer"), timeout)
+
+        return await read_whole(lambda: self._send("workflow.get", {}, timeout), read)
 
     async def summary(self, *, timeout: float | None = None) -> JSON:
         """Status, durations, counts, progress, objectives and KPIs (get_workflow_summary)."""
@@ -130,8 +131,8 @@ class Workflow:
 
     async def report(self, fmt: str = "markdown", *, timeout: float | None = None) -> JSON:
         """A report of the workflow as it is now (json, markdown or html), with its version and content hash."""
-        reply = await self._connection.request("workflow.report", {"workflowId": self.id, "format": fmt}, timeout)
-        return await with_body(self._connection, reply, timeout)
+        return await read_whole(lambda: self._connection.request("workflow.report", {"workflowId": self.id, "format": fmt}, timeout),
+                                lambda reply: with_body(self._connection, reply, timeout))
 
     async def generate_reports(self, *, timeout: float | None = None) -> JSON:
         """Writes report.json, report.md and report.html to the workflow's output folder (generate_all_reports)."""
