@@ -10,7 +10,7 @@ import { Connection, type ConnectOptions, type RequestOptions } from './connecti
 import './dispose.ts';
 import { Listeners } from './listeners.ts';
 import { checkedTimeout, timerMs } from './timeouts.ts';
-import { inlineOrTransfer, withBody } from './transfers.ts';
+import { inlineOrTransfer, readWhole, withBody } from './transfers.ts';
 
 /** What a monitor's `on` reports: a mirror changed, or a new document appeared. */
 type MonitorEvents = {
@@ -252,7 +252,10 @@ export class MonitorClient {
    * @example const { body } = await monitor.report(workflowId, 'html');
    */
   async report(workflowId: string, format: ReportFormat = 'markdown', options?: RequestOptions): Promise<Report> {
-    return withBody(this.connection, await this.connection.request('report', { workflowId, format }, options), options);
+    return readWhole(
+      () => this.connection.request('report', { workflowId, format }, options),
+      (reply) => withBody(this.connection, reply, options),
+    );
   }
 
   /** Disconnects; resolves once the connection is closed. */

@@ -5,7 +5,7 @@ import type { WorkflowSummary } from '../shared/schemas/summary.ts';
 import type { WorkOrder } from '../shared/schemas/work-order.ts';
 import type { Workflow } from '../shared/schemas/workflow.ts';
 import type { Connection, RequestOptions } from './connection.ts';
-import { inlineOrTransfer, withBody } from './transfers.ts';
+import { inlineOrTransfer, readWhole, withBody } from './transfers.ts';
 import { pages } from './paging.ts';
 
 /** How far a lineage walk goes: `maxDepth` levels (any depth without), at most `limit` nodes and edges. */
@@ -46,9 +46,11 @@ export class WorkflowHandle {
   }
 
   /** The whole state of the workflow. */
-  async get(options?: RequestOptions): Promise<Workflow> {
-    const reply = await this.send('workflow.get', {}, options);
-    return inlineOrTransfer(this.connection, reply.workflow, reply.transfer, options);
+  get(options?: RequestOptions): Promise<Workflow> {
+    return readWhole(
+      () => this.send('workflow.get', {}, options),
+      (reply) => inlineOrTransfer(this.connection, reply.workflow, reply.transfer, options),
+    );
   }
 
   /** Status, durations, counts, progress, objectives and KPIs (get_workflow_summary). */
@@ -140,7 +142,10 @@ export class WorkflowHandle {
 
   /** A report of the workflow as it is now (json, markdown or html), with its version and content hash. */
   async report(format: Request<'workflow.report'>['format'] = 'markdown', options?: RequestOptions): Promise<Report> {
-    return withBody(this.connection, await this.connection.request('workflow.report', { workflowId: this.id, format }, options), options);
+    return readWhole(
+      () => this.connection.request('workflow.report', { workflowId: this.id, format }, options),
+      (reply) => withBody(this.connection, reply, options),
+    );
   }
 
   /** Writes report.json, report.md and report.html to the workflow's outputFolder (generate_all_reports). */

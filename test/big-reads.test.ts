@@ -107,6 +107,34 @@ describe('reads of a big workflow never hold the hub', () => {
     expect(await wf.get()).toEqual(copyOf(hub, wf.id));
   });
 
+  it('asks again for a big workflow or report whose transfer went with a dropped connection, instead of answering NOT_FOUND', async () => {
+    const { hub, client, wf } = await bigWorkflow();
+    const watcher = await monitor(hub);
+    for (const [connection, read] of [
+      [client.connection, () => wf.get()],
+      [client.connection, () => wf.report('json')],
+      [watcher.connection, () => watcher.report(wf.id, 'json')],
+    ] as const) {
+      const request = connection.request.bind(connection);
+      const sent: string[] = [];
+      connection.request = (async (event: string, ...rest: unknown[]) => {
+        if (event === 'transfer.read' && !sent.includes('transfer.read')) {
+          // The transfer was that connection's: read on the next one, it is NOT_FOUND.
+          const before = connection.socket.id;
+          connection.socket.io.engine.close();
+          await untilTrue(() => connection.socket.connected && connection.socket.id !== before, 'the client back on a new connection');
+        }
+        sent.push(event);
+        return (request as (...args: unknown[]) => Promise<unknown>)(event, ...rest);
+      }) as typeof connection.request;
+      const whole = await read();
+      connection.request = request;
+      expect(sent.filter((event) => event !== 'transfer.read')).toHaveLength(2);
+      if ('workOrders' in whole) expect(whole).toEqual(copyOf(hub, wf.id));
+      else expect(JSON.parse(whole.body).workflow.id).toBe(wf.id);
+    }
+  });
+
   it('answers a subscription to a big archived workflow with its final state as a transfer', async () => {
     const hub = await startHub({ keepFinishedMs: 0, sweepIntervalMs: 20 });
     const client = await control(hub);
