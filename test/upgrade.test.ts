@@ -1,9 +1,11 @@
-import { cpSync, readdirSync, unlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { control, startHub, tempDir, TOKENS } from './helpers/hub.ts';
 import { rawGet } from './helpers/http.ts';
+import { untilTrue } from './helpers/wait.ts';
 
 /** A data directory a hub of version d804574 (the first to archive) wrote and stopped cleanly: two archived workflows, one running. */
 const ARCHIVE_FORMAT_0 = fileURLToPath(new URL('./fixtures/archive-format-0', import.meta.url));
@@ -53,6 +55,29 @@ describe('upgrading a data directory', () => {
     expect((await wf.resume()).paused).toBeNull();
     expect((await wf.pause('upgraded')).paused).toMatchObject({ reason: 'upgraded' });
     expect((await wf.resume()).paused).toBeNull();
+  });
+
+  it('answers a summary archived before `paused` was kept as not paused', async () => {
+    const dataDir = tempDir();
+    const first = await startHub({ dataDir, keepFinishedMs: 0, sweepIntervalMs: 20 });
+    const wf = await (await control(first)).createWorkflow({ userQuery: 'archived before pause' });
+    await wf.cancel('done with it');
+    await untilTrue(() => !first.state.workflows.has(wf.id), 'the workflow archived');
+    await first.close();
+    // Its summary line as a hub before pause wrote it: no `paused`, its checksum in its header and the index to match.
+    const file = join(dataDir, 'archive', `${wf.id}.json`);
+    const index = join(dataDir, 'archive', 'index.jsonl');
+    const lines = readFileSync(file, 'utf8').split('\n');
+    const { paused, ...older } = JSON.parse(lines[1]!) as Record<string, unknown>;
+    expect(paused).toBeNull();
+    const hashOf = (text: string) => createHash('sha256').update(text).digest('hex');
+    const [was, now] = [hashOf(lines[1]!), hashOf((lines[1] = JSON.stringify(older)))];
+    writeFileSync(file, lines.join('\n').replace(was, now));
+    writeFileSync(index, readFileSync(index, 'utf8').replaceAll(was, now));
+
+    const hub = await startHub({ dataDir });
+    const summary = await (await control(hub)).workflow(wf.id).summary();
+    expect(summary).toMatchObject({ id: wf.id, status: 'cancelled', paused: null });
   });
 
   it('takes those workflows back in from their files when the archive index is lost', async () => {
